@@ -1,0 +1,688 @@
+//! Validation and compilation of a policy file into indexes.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::BufReader;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use smallvec::SmallVec;
+use tollgate_number::DialingPlan;
+
+use crate::SCHEMA_VERSION;
+use crate::decision::{Action, Direction, RedirectTarget, Termination};
+use crate::direction::{DirectionClassifier, InternalRange};
+use crate::error::{Diagnostics, PolicyError};
+use crate::lists::{NumberList, load_list};
+use crate::pattern::NumberPattern;
+use crate::source::{PolicySource, RawInternal, RawPolicy, RawRule};
+use crate::time_window::TimeWindow;
+use crate::trie::DigitTrie;
+
+/// What compilation needs besides the policy itself.
+#[derive(Debug, Clone, Copy)]
+pub struct CompileOptions<'a> {
+    /// Dialing plan used to normalise numbers written in the policy and its lists.
+    pub plan: &'a DialingPlan,
+    /// Intercept names the engine knows; `None` skips that check (e.g. `policy check` without
+    /// an engine configuration).
+    pub intercepts: Option<&'a [String]>,
+}
+
+/// Facts about a compiled policy, for display and records.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PolicyMeta {
+    /// The policy's `name`, or the file name.
+    pub name: String,
+    /// The policy's `description`.
+    pub description: String,
+    /// The schema version it was written in.
+    pub schema: i64,
+    /// SHA-256 of the policy text, hex.
+    pub sha256: String,
+    /// Rules in the file (enabled or not).
+    pub rules: usize,
+    /// Enabled rules.
+    pub enabled_rules: usize,
+    /// Each list's name and number count.
+    pub lists: BTreeMap<String, usize>,
+}
+
+/// One rule as shown to operators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleSummary {
+    /// Position in the file (0-based).
+    pub index: usize,
+    /// Rule name.
+    pub name: String,
+    /// Line in the file.
+    pub line: usize,
+    /// False for `enabled = false` rules, which never match.
+    pub enabled: bool,
+    /// The action, in words.
+    pub action: String,
+}
+
+/// A pattern after list names are resolved to list indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CompiledPattern {
+    Any,
+    Exact(u64),
+    Prefix(String),
+    List(usize),
+}
+
+/// A validated rule.
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledRule {
+    pub(crate) name: Arc<str>,
+    pub(crate) line: usize,
+    pub(crate) enabled: bool,
+    pub(crate) source: Vec<CompiledPattern>,
+    pub(crate) destination: Vec<CompiledPattern>,
+    /// Bit set of [`Direction::bit`]; all four bits for "any".
+    pub(crate) directions: u8,
+    /// Empty: always. Otherwise the rule applies when any window contains the call time.
+    pub(crate) windows: Vec<TimeWindow>,
+    pub(crate) action: Action,
+}
+
+impl CompiledRule {
+    pub(crate) fn source_any(&self) -> bool {
+        self.source.contains(&CompiledPattern::Any)
+    }
+
+    pub(crate) fn destination_any(&self) -> bool {
+        self.destination.contains(&CompiledPattern::Any)
+    }
+}
+
+/// Rule ids indexed by the numbers one side (source or destination) of a rule names.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SideIndex {
+    pub(crate) exact: FxHashMap<u64, SmallVec<[u32; 2]>>,
+    pub(crate) prefixes: DigitTrie<SmallVec<[u32; 2]>>,
+    /// (list index, rules naming that list), one entry per referenced list.
+    pub(crate) lists: Vec<(usize, Vec<u32>)>,
+}
+
+impl SideIndex {
+    fn add(&mut self, rule: u32, pattern: &CompiledPattern) {
+        match pattern {
+            CompiledPattern::Any => {}
+            CompiledPattern::Exact(n) => self.exact.entry(*n).or_default().push(rule),
+            CompiledPattern::Prefix(p) => self.prefixes.entry(p.as_bytes(), SmallVec::new).push(rule),
+            CompiledPattern::List(l) => match self.lists.iter_mut().find(|(id, _)| id == l) {
+                Some((_, rules)) => rules.push(rule),
+                None => self.lists.push((*l, vec![rule])),
+            },
+        }
+    }
+}
+
+/// A policy ready to evaluate. Immutable: installing a new policy builds a new value.
+#[derive(Debug, Clone)]
+pub struct CompiledPolicy {
+    pub(crate) meta: PolicyMeta,
+    pub(crate) rules: Vec<CompiledRule>,
+    pub(crate) source_index: SideIndex,
+    pub(crate) destination_index: SideIndex,
+    /// Enabled rules whose source and destination are both "any", ascending.
+    pub(crate) any_any: Vec<u32>,
+    pub(crate) classifier: DirectionClassifier,
+    pub(crate) lists: Vec<NumberList>,
+    /// Where each list was read from (the store copies them when installing).
+    pub(crate) list_files: BTreeMap<String, std::path::PathBuf>,
+}
+
+impl CompiledPolicy {
+    /// The empty policy: no rules, every call allowed. In force when nothing is installed.
+    pub fn allow_all() -> Self {
+        CompiledPolicy {
+            meta: PolicyMeta { name: "(none: default allow)".into(), schema: SCHEMA_VERSION, ..Default::default() },
+            rules: Vec::new(),
+            source_index: SideIndex::default(),
+            destination_index: SideIndex::default(),
+            any_any: Vec::new(),
+            classifier: DirectionClassifier::default(),
+            lists: Vec::new(),
+            list_files: BTreeMap::new(),
+        }
+    }
+
+    /// Facts about the policy.
+    pub fn meta(&self) -> &PolicyMeta {
+        &self.meta
+    }
+
+    /// The rules, in file order.
+    pub fn rules(&self) -> Vec<RuleSummary> {
+        self.rules
+            .iter()
+            .enumerate()
+            .map(|(index, r)| RuleSummary {
+                index,
+                name: r.name.to_string(),
+                line: r.line,
+                enabled: r.enabled,
+                action: r.action.to_string(),
+            })
+            .collect()
+    }
+
+    /// The terminate intercept names the policy uses (so an engine can check it knows them).
+    pub fn intercepts_used(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .rules
+            .iter()
+            .filter_map(|r| match &r.action {
+                Action::Terminate(Termination::Intercept(n)) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// Validates and compiles a policy. Every problem found is reported, each with file, line and
+/// field; nothing is installed by this function.
+pub fn compile(source: &PolicySource, opts: CompileOptions<'_>) -> Result<CompiledPolicy, PolicyError> {
+    let mut diags = Diagnostics::new(&source.file, &source.text);
+    let raw: RawPolicy = match toml::from_str(&source.text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            diags.push(e.span().map(|s| s.start), "", format!("TOML syntax: {}", e.message().trim()));
+            return diags.into_result(CompiledPolicy::allow_all());
+        }
+    };
+
+    match &raw.schema {
+        None => diags.push(Some(0), "schema", format!("missing `schema = {SCHEMA_VERSION}` at the top of the file")),
+        Some(s) if *s.get_ref() != SCHEMA_VERSION => diags.push(
+            Some(s.span().start),
+            "schema",
+            format!("schema {} is not supported by this tollgate (it reads schema {SCHEMA_VERSION})", s.get_ref()),
+        ),
+        Some(_) => {}
+    }
+
+    let default_zone = match &raw.timezone {
+        Some(tz) => {
+            if tz.get_ref().parse::<chrono_tz::Tz>().is_err() {
+                diags.push(Some(tz.span().start), "timezone", format!("unknown time zone {:?}", tz.get_ref()));
+            }
+            tz.get_ref().clone()
+        }
+        None => "UTC".to_string(),
+    };
+
+    let ranges = compile_internal(&raw.internal, opts.plan, &mut diags);
+
+    let mut lists = Vec::new();
+    let mut list_ids: BTreeMap<String, usize> = BTreeMap::new();
+    let mut list_files = BTreeMap::new();
+    for (name, path) in &raw.lists {
+        let field = format!("lists.{}", name.get_ref());
+        let at = Some(path.span().start);
+        let file = match source.lists.resolve(name.get_ref(), path.get_ref()) {
+            Ok(p) => p,
+            Err(msg) => {
+                diags.push(at, field, msg);
+                continue;
+            }
+        };
+        let label = file.display().to_string();
+        match File::open(&file) {
+            Err(e) => diags.push(at, field, format!("cannot open list file {label}: {e}")),
+            Ok(f) => match load_list(name.get_ref(), BufReader::with_capacity(1 << 16, f), &label, opts.plan) {
+                Ok(list) => {
+                    list_ids.insert(name.get_ref().clone(), lists.len());
+                    list_files.insert(name.get_ref().clone(), file.clone());
+                    lists.push(list);
+                }
+                Err(problems) => diags.extend(problems),
+            },
+        }
+        // A list that failed to load still counts as declared, so rules naming it do not also
+        // report "unknown list".
+        list_ids.entry(name.get_ref().clone()).or_insert(usize::MAX);
+    }
+
+    let mut rules = Vec::with_capacity(raw.rules.len());
+    let mut names = HashSet::new();
+    for (i, raw_rule) in raw.rules.iter().enumerate() {
+        let ctx = RuleContext { index: i, opts, list_ids: &list_ids, default_zone: &default_zone };
+        if let Some(name) = &raw_rule.get_ref().name
+            && !names.insert(name.get_ref().trim().to_string())
+        {
+            diags.push(
+                Some(name.span().start),
+                format!("rule[{i}].name"),
+                format!("duplicate rule name {:?}; rule names must be unique", name.get_ref().trim()),
+            );
+        }
+        if let Some(rule) = compile_rule(raw_rule, &ctx, &mut diags) {
+            rules.push(rule);
+        }
+    }
+
+    if !diags.list.is_empty() {
+        return diags.into_result(CompiledPolicy::allow_all());
+    }
+
+    let mut source_index = SideIndex::default();
+    let mut destination_index = SideIndex::default();
+    let mut any_any = Vec::new();
+    for (id, rule) in rules.iter().enumerate().filter(|(_, r)| r.enabled) {
+        let id = id as u32;
+        let (s_any, d_any) = (rule.source_any(), rule.destination_any());
+        if s_any && d_any {
+            any_any.push(id);
+            continue;
+        }
+        if !s_any {
+            rule.source.iter().for_each(|p| source_index.add(id, p));
+        }
+        if !d_any {
+            rule.destination.iter().for_each(|p| destination_index.add(id, p));
+        }
+    }
+
+    let meta = PolicyMeta {
+        name: raw.name.clone().unwrap_or_else(|| source.file.clone()),
+        description: raw.description.clone().unwrap_or_default(),
+        schema: SCHEMA_VERSION,
+        sha256: hex::encode(Sha256::digest(source.text.as_bytes())),
+        rules: rules.len(),
+        enabled_rules: rules.iter().filter(|r| r.enabled).count(),
+        lists: lists.iter().map(|l| (l.name().to_string(), l.len())).collect(),
+    };
+    Ok(CompiledPolicy {
+        meta,
+        rules,
+        source_index,
+        destination_index,
+        any_any,
+        classifier: DirectionClassifier::new(&ranges),
+        lists,
+        list_files,
+    })
+}
+
+fn compile_internal(
+    raw: &[toml::Spanned<RawInternal>],
+    plan: &DialingPlan,
+    diags: &mut Diagnostics<'_>,
+) -> Vec<InternalRange> {
+    let mut ranges: Vec<(InternalRange, usize, String)> = Vec::new();
+    for (i, spanned) in raw.iter().enumerate() {
+        let r = spanned.get_ref();
+        let label = r.name.clone().unwrap_or_else(|| format!("internal[{i}]"));
+        let field = format!("internal[{i}]");
+        let at = spanned.span().start;
+        let range = match (&r.prefix, &r.from, &r.to) {
+            (Some(prefix), None, None) => {
+                match NumberPattern::parse(&format!("{}*", prefix.get_ref().trim_end_matches('*')), plan) {
+                    Ok(NumberPattern::Prefix(p)) => Some(InternalRange::Prefix(p)),
+                    Ok(_) | Err(_) => {
+                        diags.push(
+                            Some(prefix.span().start),
+                            format!("{field}.prefix"),
+                            format!("{:?} is not a prefix in international form, e.g. \"+1212555\"", prefix.get_ref()),
+                        );
+                        None
+                    }
+                }
+            }
+            (None, Some(from), Some(to)) => {
+                let parse = |s: &toml::Spanned<String>, name: &str, diags: &mut Diagnostics<'_>| match plan
+                    .normalize(s.get_ref())
+                {
+                    Ok(n) => Some(n),
+                    Err(e) => {
+                        diags.push(Some(s.span().start), format!("{field}.{name}"), e.to_string());
+                        None
+                    }
+                };
+                match (parse(from, "from", diags), parse(to, "to", diags)) {
+                    (Some(a), Some(b)) if a.len() != b.len() => {
+                        diags.push(
+                            Some(at),
+                            field.clone(),
+                            format!("from {a} and to {b} must have the same number of digits"),
+                        );
+                        None
+                    }
+                    (Some(a), Some(b)) if a > b => {
+                        diags.push(Some(at), field.clone(), format!("from {a} is after to {b}"));
+                        None
+                    }
+                    (Some(a), Some(b)) => Some(InternalRange::Span { from: a, to: b }),
+                    _ => None,
+                }
+            }
+            _ => {
+                diags.push(Some(at), field.clone(), "give either `prefix`, or both `from` and `to`");
+                None
+            }
+        };
+        if let Some(range) = range {
+            if let Some((_, _, other)) = ranges.iter().find(|(r, _, _)| r.overlaps(&range)) {
+                diags.push(
+                    Some(at),
+                    field,
+                    format!("range {label:?} overlaps range {other:?}; internal ranges must not overlap"),
+                );
+            }
+            ranges.push((range, at, label));
+        }
+    }
+    ranges.into_iter().map(|(r, _, _)| r).collect()
+}
+
+struct RuleContext<'a> {
+    index: usize,
+    opts: CompileOptions<'a>,
+    list_ids: &'a BTreeMap<String, usize>,
+    default_zone: &'a str,
+}
+
+fn compile_rule(
+    spanned: &toml::Spanned<RawRule>,
+    ctx: &RuleContext<'_>,
+    diags: &mut Diagnostics<'_>,
+) -> Option<CompiledRule> {
+    let raw = spanned.get_ref();
+    let at = spanned.span().start;
+    let i = ctx.index;
+    let before = diags.list.len();
+    let name: Arc<str> = match &raw.name {
+        Some(n) if !n.get_ref().trim().is_empty() => Arc::from(n.get_ref().trim()),
+        _ => {
+            diags.push(Some(at), format!("rule[{i}].name"), "every rule needs a non-empty `name`");
+            Arc::from(format!("rule[{i}]"))
+        }
+    };
+    let source = compile_side(raw.source.as_ref(), "source", ctx, diags);
+    let destination = compile_side(raw.destination.as_ref(), "destination", ctx, diags);
+    let directions = compile_directions(raw.direction.as_ref(), i, diags);
+    let windows = compile_windows(raw.time.as_ref(), i, ctx.default_zone, diags);
+    let action = compile_action(raw, at, ctx, diags);
+    if diags.list.len() > before {
+        return None;
+    }
+    Some(CompiledRule {
+        name,
+        line: diags.line_of(at),
+        enabled: raw.enabled.unwrap_or(true),
+        source,
+        destination,
+        directions,
+        windows,
+        action: action?,
+    })
+}
+
+fn values_of(value: &toml::Value) -> Result<Vec<&str>, String> {
+    match value {
+        toml::Value::String(s) => Ok(vec![s.as_str()]),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().ok_or_else(|| format!("expected a string, found {}", v.type_str())))
+            .collect(),
+        other => Err(format!("expected a string or an array of strings, found {}", other.type_str())),
+    }
+}
+
+fn compile_side(
+    value: Option<&toml::Spanned<toml::Value>>,
+    side: &str,
+    ctx: &RuleContext<'_>,
+    diags: &mut Diagnostics<'_>,
+) -> Vec<CompiledPattern> {
+    let field = format!("rule[{}].{side}", ctx.index);
+    let Some(value) = value else { return vec![CompiledPattern::Any] };
+    let at = Some(value.span().start);
+    let texts = match values_of(value.get_ref()) {
+        Ok(t) if t.is_empty() => {
+            diags.push(at, field, "empty list; use \"any\" to match every number");
+            return Vec::new();
+        }
+        Ok(t) => t,
+        Err(msg) => {
+            diags.push(at, field, msg);
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::with_capacity(texts.len());
+    for text in texts {
+        match NumberPattern::parse(text, ctx.opts.plan) {
+            Ok(NumberPattern::Any) => out.push(CompiledPattern::Any),
+            Ok(NumberPattern::Exact(n)) => out.push(CompiledPattern::Exact(n.as_u64())),
+            Ok(NumberPattern::Prefix(p)) => out.push(CompiledPattern::Prefix(p)),
+            Ok(NumberPattern::List(name)) => match ctx.list_ids.get(&name) {
+                Some(&id) => out.push(CompiledPattern::List(id)),
+                None => diags.push(
+                    at,
+                    field.clone(),
+                    format!(
+                        "unknown list {name:?}; declare it under [lists] (declared: {})",
+                        if ctx.list_ids.is_empty() {
+                            "none".to_string()
+                        } else {
+                            ctx.list_ids.keys().cloned().collect::<Vec<_>>().join(", ")
+                        }
+                    ),
+                ),
+            },
+            Err(msg) => diags.push(at, field.clone(), format!("bad number {text:?}: {msg}")),
+        }
+    }
+    out
+}
+
+fn compile_directions(value: Option<&toml::Spanned<toml::Value>>, i: usize, diags: &mut Diagnostics<'_>) -> u8 {
+    const ALL: u8 = 0b1111;
+    let Some(value) = value else { return ALL };
+    let field = format!("rule[{i}].direction");
+    let at = Some(value.span().start);
+    let texts = match values_of(value.get_ref()) {
+        Ok(t) => t,
+        Err(msg) => {
+            diags.push(at, field, msg);
+            return ALL;
+        }
+    };
+    let mut bits = 0u8;
+    for t in texts {
+        let t = t.trim().to_ascii_lowercase();
+        if t == "any" {
+            bits |= ALL;
+        } else if let Some(d) = Direction::parse(&t) {
+            bits |= d.bit();
+        } else {
+            diags.push(
+                at,
+                field.clone(),
+                format!("unknown direction {t:?} (use inbound, outbound, internal, transit or any)"),
+            );
+        }
+    }
+    bits
+}
+
+fn compile_windows(
+    value: Option<&toml::Spanned<toml::Value>>,
+    i: usize,
+    default_zone: &str,
+    diags: &mut Diagnostics<'_>,
+) -> Vec<TimeWindow> {
+    let Some(value) = value else { return Vec::new() };
+    let field = format!("rule[{i}].time");
+    let at = Some(value.span().start);
+    let tables: Vec<&toml::Table> = match value.get_ref() {
+        toml::Value::Table(t) => vec![t],
+        toml::Value::Array(items) => match items.iter().map(|v| v.as_table()).collect::<Option<Vec<_>>>() {
+            Some(t) => t,
+            None => {
+                diags.push(at, field, "expected a table { days, hours, zone } or an array of them");
+                return Vec::new();
+            }
+        },
+        other => {
+            diags.push(at, field, format!("expected a table {{ days, hours, zone }}, found {}", other.type_str()));
+            return Vec::new();
+        }
+    };
+    let mut windows = Vec::new();
+    for table in tables {
+        if let Some(unknown) = table.keys().find(|k| !matches!(k.as_str(), "days" | "hours" | "zone")) {
+            diags.push(at, format!("{field}.{unknown}"), "unknown field (expected days, hours, zone)");
+            continue;
+        }
+        let days = match table.get("days").map(values_of) {
+            None => Ok(Vec::new()),
+            Some(Ok(d)) => Ok(d.into_iter().map(String::from).collect()),
+            Some(Err(e)) => Err(e),
+        };
+        let hours = match table.get("hours") {
+            None => Ok(None),
+            Some(toml::Value::String(h)) => Ok(Some(h.as_str())),
+            Some(other) => Err(format!("hours must be a string like \"09:00-17:00\", found {}", other.type_str())),
+        };
+        let zone = match table.get("zone") {
+            None => Ok(default_zone),
+            Some(toml::Value::String(z)) => Ok(z.as_str()),
+            Some(other) => Err(format!("zone must be a string, found {}", other.type_str())),
+        };
+        match (days, hours, zone) {
+            (Ok(days), Ok(hours), Ok(zone)) => match TimeWindow::parse(&days, hours, zone) {
+                Ok(w) => windows.push(w),
+                Err(msg) => diags.push(at, field.clone(), msg),
+            },
+            (Err(msg), _, _) | (_, Err(msg), _) | (_, _, Err(msg)) => diags.push(at, field.clone(), msg),
+        }
+    }
+    windows
+}
+
+fn compile_action(raw: &RawRule, rule_at: usize, ctx: &RuleContext<'_>, diags: &mut Diagnostics<'_>) -> Option<Action> {
+    let i = ctx.index;
+    let Some(action) = &raw.action else {
+        diags.push(
+            Some(rule_at),
+            format!("rule[{i}].action"),
+            "every rule needs an `action` (allow, terminate or redirect)",
+        );
+        return None;
+    };
+    let at = Some(action.span().start);
+    let misplaced = |name: &str, present: bool, diags: &mut Diagnostics<'_>| {
+        if present {
+            diags.push(
+                at,
+                format!("rule[{i}].{name}"),
+                format!("`{name}` does not apply to action {:?}", action.get_ref()),
+            );
+        }
+    };
+    match action.get_ref().trim().to_ascii_lowercase().as_str() {
+        "allow" => {
+            misplaced("intercept", raw.intercept.is_some(), diags);
+            misplaced("cause", raw.cause.is_some(), diags);
+            misplaced("target", raw.target.is_some(), diags);
+            Some(Action::Allow)
+        }
+        "terminate" => {
+            misplaced("target", raw.target.is_some(), diags);
+            match (&raw.intercept, &raw.cause) {
+                (Some(_), Some(c)) => {
+                    diags.push(
+                        Some(c.span().start),
+                        format!("rule[{i}].cause"),
+                        "give either `intercept` or `cause`, not both",
+                    );
+                    None
+                }
+                (None, Some(c)) => {
+                    let code = *c.get_ref();
+                    if (400..=699).contains(&code) {
+                        Some(Action::Terminate(Termination::Reject(code as u16)))
+                    } else {
+                        diags.push(
+                            Some(c.span().start),
+                            format!("rule[{i}].cause"),
+                            format!("cause {code} is not a SIP reject status (400 to 699)"),
+                        );
+                        None
+                    }
+                }
+                (intercept, None) => {
+                    let name =
+                        intercept.as_ref().map(|s| s.get_ref().trim().to_string()).unwrap_or_else(|| "default".into());
+                    let at = intercept.as_ref().map(|s| s.span().start).or(at);
+                    if let Some(known) = ctx.opts.intercepts
+                        && !known.contains(&name)
+                    {
+                        diags.push(
+                            at,
+                            format!("rule[{i}].intercept"),
+                            format!(
+                                "unknown intercept {name:?}; the engine configuration defines: {}",
+                                known.join(", ")
+                            ),
+                        );
+                        return None;
+                    }
+                    Some(Action::Terminate(Termination::Intercept(Arc::from(name))))
+                }
+            }
+        }
+        "redirect" => {
+            misplaced("intercept", raw.intercept.is_some(), diags);
+            misplaced("cause", raw.cause.is_some(), diags);
+            let Some(target) = &raw.target else {
+                diags.push(at, format!("rule[{i}].target"), "redirect needs a `target` (a number or a sip: URI)");
+                return None;
+            };
+            let t = target.get_ref().trim();
+            let lower = t.to_ascii_lowercase();
+            if lower.starts_with("sip:") || lower.starts_with("sips:") {
+                if t.len() < 6 || t.contains(char::is_whitespace) || t.contains('!') {
+                    diags.push(
+                        Some(target.span().start),
+                        format!("rule[{i}].target"),
+                        format!("{t:?} is not a usable SIP URI"),
+                    );
+                    return None;
+                }
+                Some(Action::Redirect(RedirectTarget::Uri(Arc::from(t))))
+            } else {
+                let number = lower.strip_prefix("tel:").map(|_| &t[4..]).unwrap_or(t);
+                match ctx.opts.plan.normalize(number) {
+                    Ok(n) => Some(Action::Redirect(RedirectTarget::Number(n))),
+                    Err(e) => {
+                        diags.push(
+                            Some(target.span().start),
+                            format!("rule[{i}].target"),
+                            format!("bad number {t:?}: {e}"),
+                        );
+                        None
+                    }
+                }
+            }
+        }
+        other => {
+            diags.push(
+                at,
+                format!("rule[{i}].action"),
+                format!("unknown action {other:?} (use allow, terminate or redirect)"),
+            );
+            None
+        }
+    }
+}

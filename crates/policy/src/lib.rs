@@ -1,0 +1,36 @@
+//! Call policy for tollgate: the rules an operator writes, checked, compiled and evaluated.
+//!
+//! What this crate owns:
+//! * the policy file format (TOML, `schema = 1`): [`source`] parses it keeping line numbers;
+//! * validation with diagnostics naming file, line and field ([`PolicyError`]);
+//! * compilation into a [`CompiledPolicy`] whose evaluation cost does not grow with the number of
+//!   rules (hash indexes for exact numbers and number lists, digit tries for prefixes);
+//! * evaluation of one call ([`CallQuery`]) into a [`Decision`]: first matching rule wins, the
+//!   default is allow;
+//! * the lock-free installed-policy handle ([`InstalledPolicy`]) and the on-disk versioned store
+//!   with history ([`store::PolicyStore`]).
+//!
+//! What it must not do: speak DNS or HTTP, or know how a decision is rendered for an SBC.
+
+mod compile;
+mod decision;
+mod direction;
+mod error;
+mod eval;
+mod installed;
+pub mod lists;
+mod pattern;
+pub mod source;
+pub mod store;
+mod time_window;
+mod trie;
+
+pub use compile::{CompileOptions, CompiledPolicy, PolicyMeta, RuleSummary, compile};
+pub use decision::{Action, CallQuery, Decision, Direction, MatchedRule, RedirectTarget, Termination};
+pub use error::{Diagnostic, PolicyError};
+pub use eval::RuleVerdict;
+pub use installed::InstalledPolicy;
+pub use source::{ListFiles, PolicySource};
+
+/// The newest policy file schema this version of tollgate reads.
+pub const SCHEMA_VERSION: i64 = 1;
