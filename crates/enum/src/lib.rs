@@ -1,0 +1,25 @@
+//! The tollgate ENUM server: SBCs ask, per call, over DNS NAPTR (RFC 6116), and get the policy's
+//! decision rendered as an answer they already know how to follow.
+//!
+//! What this crate owns:
+//! * [`config`]: suffixes, how the calling number is found (EDNS0 Source-URI option or a
+//!   query-name label), per-action answer templates, intercepts, devices;
+//! * [`respond`]: one query's bytes in, one answer's bytes and one record out, with no I/O, so
+//!   it is tested and fuzzed directly; malformed input gets FORMERR, names outside the suffixes
+//!   REFUSED or NXDOMAIN, and any internal failure an allow answer (fail-open);
+//! * [`server`]: UDP and TCP listeners (tokio) that write each record to the spool before the
+//!   answer is sent;
+//! * [`metrics`]: Prometheus counters and latency histograms.
+//!
+//! DNS wire encoding is hickory-proto's; nothing here hand-rolls DNS encoding. Policy evaluation
+//! is the policy crate's; this crate only asks it.
+
+pub mod config;
+pub mod metrics;
+pub mod respond;
+pub mod server;
+mod template;
+
+pub use config::{AnswerTemplate, ConfigError, EnumConfig};
+pub use respond::{Answered, QueryContext, Responder};
+pub use template::Template;

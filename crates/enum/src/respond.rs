@@ -1,0 +1,481 @@
+//! One DNS query in, one answer and one record out. No I/O.
+//!
+//! Answer rules:
+//! * fewer than 12 bytes, or a message with QR=1: no answer (nothing to reply to, or a reply);
+//! * undecodable message: FORMERR; opcode other than QUERY: NOTIMP; not exactly one question:
+//!   FORMERR; EDNS version above 0: BADVERS; class other than IN: REFUSED;
+//! * the health-check name: A 127.0.0.1 / TXT "tollgate ok" (NODATA for other types);
+//! * a name outside every suffix: REFUSED (tollgate is not a resolver);
+//! * a name under a suffix that is not a valid number: NXDOMAIN;
+//! * a valid number, type other than NAPTR/ANY: NOERROR with no answer (NODATA);
+//! * a valid number, NAPTR: the policy's decision rendered by the action's template. If
+//!   evaluation or rendering fails in any way, the allow answer is sent (fail-open) and the
+//!   record says so.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use hickory_proto::rr::rdata::{A, NAPTR, SOA, TXT};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use tollgate_number::enum_name::{Suffix, number_from_reversed_labels, strip_suffix};
+use tollgate_number::uri::number_from_uri;
+use tollgate_number::{DialingPlan, E164};
+use tollgate_policy::{Action, CallQuery, Decision, InstalledPolicy, RedirectTarget, Termination};
+use tollgate_records::{EnumQueryRecord, Record as SpoolRecord, Transport};
+
+use crate::config::{AnswerTemplate, EnumConfig, NoRecord};
+use crate::template::Values;
+
+/// The EDNS payload size tollgate advertises (the DNS flag day 2020 value).
+pub const EDNS_PAYLOAD: u16 = 1232;
+
+/// Where and how a query arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryContext {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// UDP or TCP (UDP answers are size-limited and may be truncated).
+    pub transport: Transport,
+    /// When the packet was received (for the latency in the record).
+    pub received: Instant,
+    /// Wall-clock time of receipt (for time windows and the record).
+    pub now: DateTime<Utc>,
+}
+
+/// The class of an answer, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// A policy decision was answered.
+    Decision,
+    /// Decision answered with the allow answer after an internal failure.
+    FailOpen,
+    /// The health-check name.
+    Health,
+    /// A number under a suffix, asked for a type other than NAPTR.
+    NoData,
+    /// Under a suffix but not a number.
+    NxDomain,
+    /// Outside every suffix, or not class IN.
+    Refused,
+    /// Undecodable or malformed.
+    FormErr,
+    /// Opcode not supported.
+    NotImp,
+    /// EDNS version not supported.
+    BadVers,
+}
+
+impl Outcome {
+    /// Lowercase label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Decision => "decision",
+            Outcome::FailOpen => "fail_open",
+            Outcome::Health => "health",
+            Outcome::NoData => "nodata",
+            Outcome::NxDomain => "nxdomain",
+            Outcome::Refused => "refused",
+            Outcome::FormErr => "formerr",
+            Outcome::NotImp => "notimp",
+            Outcome::BadVers => "badvers",
+        }
+    }
+}
+
+/// A finished answer.
+#[derive(Debug)]
+pub struct Answered {
+    /// Wire bytes to send (without the TCP length prefix).
+    pub bytes: Vec<u8>,
+    /// The record of the decision, for queries that reached the policy.
+    pub record: Option<SpoolRecord>,
+    /// The class of answer.
+    pub outcome: Outcome,
+    /// The decision, when the policy was asked (for `lookup` and tests).
+    pub decision: Option<Decision>,
+}
+
+/// Turns queries into answers using the installed policy.
+pub struct Responder {
+    config: EnumConfig,
+    suffixes: Vec<Suffix>,
+    health_name: String,
+    plan: DialingPlan,
+    policy: Arc<InstalledPolicy>,
+    node: String,
+    soa: Record,
+}
+
+/// The header fields read before decoding, so even undecodable queries get an answer.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    id: u16,
+    op_code: OpCode,
+    rd: bool,
+}
+
+/// Why a query name did not yield a call.
+enum NameError {
+    Outside,
+    NotANumber,
+}
+
+impl Responder {
+    /// A responder for a validated configuration. `node` names this engine in records.
+    pub fn new(config: EnumConfig, plan: DialingPlan, policy: Arc<InstalledPolicy>, node: impl Into<String>) -> Self {
+        let suffixes = config.parsed_suffixes();
+        let mut health_name = config.health_check_name.to_ascii_lowercase();
+        if !health_name.ends_with('.') {
+            health_name.push('.');
+        }
+        let apex = suffixes.first().map(|s| s.as_str().to_string()).unwrap_or_else(|| "e164.arpa.".into());
+        let name = |s: &str| Name::from_ascii(s).unwrap_or_else(|_| Name::root());
+        let soa = Record::from_rdata(
+            name(&apex),
+            config.soa.negative_ttl,
+            RData::SOA(SOA::new(
+                name(&config.soa.mname),
+                name(&config.soa.rname),
+                1,
+                3600,
+                600,
+                86400,
+                config.soa.negative_ttl,
+            )),
+        );
+        Responder { config, suffixes, health_name, plan, policy, node: node.into(), soa }
+    }
+
+    /// The installed policy this responder asks.
+    pub fn policy(&self) -> &Arc<InstalledPolicy> {
+        &self.policy
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EnumConfig {
+        &self.config
+    }
+
+    /// Answers one query. Returns `None` when nothing should be sent back.
+    pub fn respond(&self, packet: &[u8], ctx: &QueryContext) -> Option<Answered> {
+        if packet.len() < 12 || packet[2] & 0x80 != 0 {
+            return None;
+        }
+        let head = Head {
+            id: u16::from_be_bytes([packet[0], packet[1]]),
+            op_code: OpCode::from_u8((packet[2] >> 3) & 0x0f),
+            rd: packet[2] & 0x01 != 0,
+        };
+        let Ok(req) = Message::from_vec(packet) else {
+            return Some(self.error(head, None, None, ResponseCode::FormErr, ctx));
+        };
+        let edns = req.edns.as_ref();
+        if req.metadata.op_code != OpCode::Query {
+            return Some(self.error(head, req.queries.first(), edns, ResponseCode::NotImp, ctx));
+        }
+        if req.queries.len() != 1 {
+            return Some(self.error(head, None, edns, ResponseCode::FormErr, ctx));
+        }
+        let query = &req.queries[0];
+        if edns.is_some_and(|e| e.version() > 0) {
+            return Some(self.error(head, Some(query), edns, ResponseCode::BADVERS, ctx));
+        }
+        if query.query_class() != DNSClass::IN {
+            return Some(self.error(head, Some(query), edns, ResponseCode::Refused, ctx));
+        }
+        let name = query.name().to_ascii().to_ascii_lowercase();
+        if name == self.health_name {
+            return Some(self.health(&req, query, ctx));
+        }
+        let (destination, label_source) = match self.parse_name(&name) {
+            Ok(parsed) => parsed,
+            Err(NameError::Outside) => {
+                return Some(self.error(head, Some(query), edns, ResponseCode::Refused, ctx));
+            }
+            Err(NameError::NotANumber) => {
+                let mut resp = self.response(&req, ResponseCode::NXDomain);
+                resp.add_authority(self.soa.clone());
+                return Some(self.finish(resp, edns, ctx, None, Outcome::NxDomain, None));
+            }
+        };
+        if !matches!(query.query_type(), RecordType::NAPTR | RecordType::ANY) {
+            let mut resp = self.response(&req, ResponseCode::NoError);
+            resp.add_authority(self.soa.clone());
+            return Some(self.finish(resp, edns, ctx, None, Outcome::NoData, None));
+        }
+        let source = self.edns_source(edns).or(label_source);
+        Some(self.decide(&req, query, destination, source, ctx))
+    }
+
+    fn decide(
+        &self,
+        req: &Message,
+        query: &Query,
+        destination: E164,
+        source: Option<E164>,
+        ctx: &QueryContext,
+    ) -> Answered {
+        let call = CallQuery { source, destination, at: ctx.now };
+        let active = self.policy.guard();
+        let version = active.version;
+        let attempt = catch_unwind(AssertUnwindSafe(|| {
+            let decision = active.policy.evaluate(&call);
+            let answer = self.render(&decision, query, &call);
+            (decision, answer)
+        }));
+        let (decision, answer, fail_open) = match attempt {
+            Ok((decision, Some(answer))) => (decision, answer, false),
+            Ok((decision, None)) => {
+                let allow = Decision::default_allow(decision.direction);
+                let answer = self.render(&allow, query, &call).unwrap_or(Rendered::NoRecord);
+                (allow, answer, true)
+            }
+            Err(_) => {
+                let allow = Decision::default_allow(tollgate_policy::Direction::Transit);
+                let answer = self.render(&allow, query, &call).unwrap_or(Rendered::NoRecord);
+                (allow, answer, true)
+            }
+        };
+        let resp = match answer {
+            Rendered::Naptr(record) => {
+                let mut resp = self.response(req, ResponseCode::NoError);
+                resp.add_answer(*record);
+                resp
+            }
+            Rendered::NoRecord => {
+                let rcode = match self.config.no_record {
+                    NoRecord::Nxdomain => ResponseCode::NXDomain,
+                    NoRecord::Nodata => ResponseCode::NoError,
+                };
+                let mut resp = self.response(req, rcode);
+                resp.add_authority(self.soa.clone());
+                resp
+            }
+        };
+        let outcome = if fail_open { Outcome::FailOpen } else { Outcome::Decision };
+        let record = EnumQueryRecord {
+            id: ulid::Ulid::new(),
+            time: ctx.now,
+            device: self.node.clone(),
+            client: self
+                .config
+                .device_name(ctx.peer.ip())
+                .map(str::to_string)
+                .unwrap_or_else(|| ctx.peer.ip().to_string()),
+            client_addr: ctx.peer,
+            transport: ctx.transport,
+            source,
+            destination,
+            direction: decision.direction.as_str().to_string(),
+            rule: decision.rule.as_ref().map(|r| r.name.to_string()),
+            action: decision.action.name().to_string(),
+            detail: action_detail(&decision.action),
+            rcode: String::new(),
+            fail_open,
+            latency_us: 0,
+            policy_version: version,
+        };
+        self.finish(resp, req.edns.as_ref(), ctx, Some(record), outcome, Some(decision))
+    }
+
+    /// Renders a decision; `None` if the action's template cannot be filled (a fail-open case).
+    fn render(&self, decision: &Decision, query: &Query, call: &CallQuery) -> Option<Rendered> {
+        let answers = &self.config.answers;
+        let dest = call.destination.to_string();
+        let source = call.source.map(|s| s.to_string()).unwrap_or_default();
+        let rule = decision.rule.as_ref().map(|r| r.name.as_ref()).unwrap_or("");
+        let mut values = Values { dest: &dest, source: &source, rule, ..Default::default() };
+        let target_text;
+        let template = match &decision.action {
+            Action::Allow => &answers.allow,
+            Action::Terminate(Termination::Intercept(name)) => {
+                values.intercept = self.config.intercepts.get(name.as_ref())?.as_str();
+                &answers.terminate
+            }
+            Action::Terminate(Termination::Reject(code)) => {
+                values.cause = Some(*code);
+                &answers.reject
+            }
+            Action::Redirect(target) => {
+                target_text = target.to_string();
+                values.target = &target_text;
+                match target {
+                    RedirectTarget::Number(_) => &answers.redirect,
+                    RedirectTarget::Uri(_) => &answers.redirect_uri,
+                }
+            }
+        };
+        match template {
+            AnswerTemplate::NoRecord => Some(Rendered::NoRecord),
+            AnswerTemplate::Naptr { uri } => {
+                let mut text = String::with_capacity(64);
+                uri.render_into(&values, &mut text);
+                if text.is_empty() || text.contains('!') || text.contains('\\') || text.len() > 240 {
+                    return None;
+                }
+                let naptr = &self.config.naptr;
+                let rdata = NAPTR::new(
+                    naptr.order,
+                    naptr.preference,
+                    naptr.flags.as_bytes().into(),
+                    naptr.service.as_bytes().into(),
+                    format!("!^.*$!{text}!").into_bytes().into_boxed_slice(),
+                    Name::root(),
+                );
+                Some(Rendered::Naptr(Box::new(Record::from_rdata(
+                    query.name().clone(),
+                    self.config.ttl,
+                    RData::NAPTR(rdata),
+                ))))
+            }
+        }
+    }
+
+    /// The called number and the calling number of the query-name scheme.
+    fn parse_name(&self, name: &str) -> Result<(E164, Option<E164>), NameError> {
+        let (labels, _) = strip_suffix(name, &self.suffixes).ok_or(NameError::Outside)?;
+        if labels.is_empty() {
+            return Err(NameError::NotANumber);
+        }
+        let prefix = self.config.source_label_prefix.as_str();
+        let (digits, source) = match labels.rsplit_once('.') {
+            Some((rest, last)) if !prefix.is_empty() && last.starts_with(prefix) => {
+                let caller = &last[prefix.len()..];
+                (rest, self.plan.normalize(caller).ok())
+            }
+            None if !prefix.is_empty() && labels.starts_with(prefix) => return Err(NameError::NotANumber),
+            _ => (labels, None),
+        };
+        let dest = number_from_reversed_labels(digits, name).map_err(|_| NameError::NotANumber)?;
+        Ok((dest, source))
+    }
+
+    /// The calling number from the EDNS0 Source-URI option, if present and usable.
+    fn edns_source(&self, edns: Option<&Edns>) -> Option<E164> {
+        let code = self.config.source_edns_option?;
+        match edns?.options().get(EdnsCode::from(code))? {
+            EdnsOption::Unknown(_, data) => {
+                let uri = std::str::from_utf8(data).ok()?;
+                number_from_uri(uri, &self.plan).ok()
+            }
+            _ => None,
+        }
+    }
+
+    fn health(&self, req: &Message, query: &Query, ctx: &QueryContext) -> Answered {
+        let mut resp = self.response(req, ResponseCode::NoError);
+        let owner = query.name().clone();
+        match query.query_type() {
+            RecordType::A => {
+                resp.add_answer(Record::from_rdata(owner, 0, RData::A(A(Ipv4Addr::LOCALHOST))));
+            }
+            RecordType::TXT | RecordType::ANY => {
+                resp.add_answer(Record::from_rdata(owner, 0, RData::TXT(TXT::new(vec!["tollgate ok".into()]))));
+            }
+            _ => {}
+        }
+        self.finish(resp, req.edns.as_ref(), ctx, None, Outcome::Health, None)
+    }
+
+    fn response(&self, req: &Message, rcode: ResponseCode) -> Message {
+        let mut resp = Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
+        resp.metadata = Metadata::response_from_request(&req.metadata);
+        resp.metadata.authoritative = rcode != ResponseCode::Refused;
+        resp.metadata.response_code = rcode;
+        resp.add_queries(req.queries.iter().cloned());
+        resp
+    }
+
+    fn error(
+        &self,
+        head: Head,
+        query: Option<&Query>,
+        edns: Option<&Edns>,
+        rcode: ResponseCode,
+        ctx: &QueryContext,
+    ) -> Answered {
+        let mut resp = Message::new(head.id, MessageType::Response, head.op_code);
+        resp.metadata.recursion_desired = head.rd;
+        resp.metadata.response_code = rcode;
+        if let Some(q) = query {
+            resp.add_query(q.clone());
+        }
+        let outcome = match rcode {
+            ResponseCode::FormErr => Outcome::FormErr,
+            ResponseCode::NotImp => Outcome::NotImp,
+            ResponseCode::BADVERS => Outcome::BadVers,
+            _ => Outcome::Refused,
+        };
+        self.finish(resp, edns, ctx, None, outcome, None)
+    }
+
+    /// Adds EDNS, encodes, truncates for UDP, completes the record.
+    fn finish(
+        &self,
+        mut resp: Message,
+        req_edns: Option<&Edns>,
+        ctx: &QueryContext,
+        record: Option<EnumQueryRecord>,
+        outcome: Outcome,
+        decision: Option<Decision>,
+    ) -> Answered {
+        let limit = match (ctx.transport, req_edns) {
+            (Transport::Tcp, _) => u16::MAX as usize,
+            (Transport::Udp, Some(e)) => usize::from(e.max_payload().clamp(512, EDNS_PAYLOAD)),
+            (Transport::Udp, None) => 512,
+        };
+        if req_edns.is_some() {
+            let mut edns = Edns::new();
+            edns.set_max_payload(EDNS_PAYLOAD);
+            resp.set_edns(edns);
+        }
+        let mut bytes = resp.to_vec().unwrap_or_default();
+        if bytes.len() > limit || bytes.is_empty() {
+            resp.answers.clear();
+            resp.authorities.clear();
+            resp.metadata.truncation = true;
+            bytes = resp.to_vec().unwrap_or_default();
+        }
+        let rcode = resp.metadata.response_code;
+        let record = record.map(|mut r| {
+            r.rcode = rcode_mnemonic(rcode).to_string();
+            r.latency_us = u32::try_from(ctx.received.elapsed().as_micros()).unwrap_or(u32::MAX);
+            SpoolRecord::enum_query(r)
+        });
+        Answered { bytes, record, outcome, decision }
+    }
+}
+
+enum Rendered {
+    Naptr(Box<Record>),
+    NoRecord,
+}
+
+/// The conventional mnemonic of a response code (as dig prints it).
+pub fn rcode_mnemonic(rcode: ResponseCode) -> &'static str {
+    match u16::from(rcode) {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        16 => "BADVERS",
+        _ => "OTHER",
+    }
+}
+
+/// The details of an action for records: `intercept NAME`, `reject CODE` or the target.
+fn action_detail(action: &Action) -> Option<String> {
+    match action {
+        Action::Allow => None,
+        Action::Terminate(Termination::Intercept(name)) => Some(format!("intercept {name}")),
+        Action::Terminate(Termination::Reject(code)) => Some(format!("reject {code}")),
+        Action::Redirect(target) => Some(target.to_string()),
+    }
+}

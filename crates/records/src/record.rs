@@ -1,0 +1,122 @@
+//! Record types. Every record carries a unique id (a ULID) so delivery can be made idempotent,
+//! and the record format version it was written in.
+
+use std::net::SocketAddr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tollgate_number::E164;
+use ulid::Ulid;
+
+/// The record format version written by this build.
+pub const RECORD_VERSION: u16 = 1;
+
+/// Transport a query arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// DNS over UDP.
+    Udp,
+    /// DNS over TCP.
+    Tcp,
+}
+
+/// One ENUM query an engine answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnumQueryRecord {
+    /// Unique id of this record.
+    pub id: Ulid,
+    /// When the query arrived.
+    pub time: DateTime<Utc>,
+    /// The engine that answered (its configured node name): the analytics "Device".
+    pub device: String,
+    /// The SBC that asked: its configured name, or its IP address when unnamed.
+    pub client: String,
+    /// The SBC's address.
+    pub client_addr: SocketAddr,
+    /// UDP or TCP.
+    pub transport: Transport,
+    /// Calling number, when the SBC sent one.
+    pub source: Option<E164>,
+    /// Called number.
+    pub destination: E164,
+    /// `inbound`, `outbound`, `internal` or `transit`.
+    pub direction: String,
+    /// Name of the rule that decided, `None` for the default.
+    pub rule: Option<String>,
+    /// `allow`, `terminate` or `redirect`.
+    pub action: String,
+    /// The action's details, e.g. `reject 603`, `intercept default`, `+12125550199`.
+    pub detail: Option<String>,
+    /// DNS response code sent (`NOERROR`, `NXDOMAIN`, ...).
+    pub rcode: String,
+    /// True when the engine failed internally and answered allow (fail-open).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail_open: bool,
+    /// Microseconds from receiving the query to having the answer ready.
+    pub latency_us: u32,
+    /// Installed policy version that decided (`None`: no policy installed).
+    pub policy_version: Option<u64>,
+}
+
+/// Any record, tagged with its kind and format version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    /// An ENUM query answered by an engine.
+    EnumQuery {
+        /// Record format version.
+        v: u16,
+        /// The record.
+        #[serde(flatten)]
+        record: EnumQueryRecord,
+    },
+}
+
+impl Record {
+    /// Wraps an ENUM query record at the current format version.
+    pub fn enum_query(record: EnumQueryRecord) -> Self {
+        Record::EnumQuery { v: RECORD_VERSION, record }
+    }
+
+    /// The record's unique id.
+    pub fn id(&self) -> Ulid {
+        match self {
+            Record::EnumQuery { record, .. } => record.id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shape_is_tagged_and_versioned() {
+        let r = Record::enum_query(EnumQueryRecord {
+            id: Ulid::from_parts(1, 2),
+            time: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            device: "engine-1".into(),
+            client: "sbc-1".into(),
+            client_addr: "127.0.0.1:5060".parse().unwrap(),
+            transport: Transport::Udp,
+            source: Some("+13125550666".parse().unwrap()),
+            destination: "+12125550111".parse().unwrap(),
+            direction: "inbound".into(),
+            rule: Some("block".into()),
+            action: "terminate".into(),
+            detail: Some("reject 603".into()),
+            rcode: "NOERROR".into(),
+            fail_open: false,
+            latency_us: 42,
+            policy_version: Some(3),
+        });
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["kind"], "enum_query");
+        assert_eq!(json["v"], 1);
+        assert_eq!(json["destination"], "+12125550111");
+        assert!(json.get("fail_open").is_none());
+        let back: Record = serde_json::from_value(json).unwrap();
+        assert_eq!(back, r);
+    }
+}
