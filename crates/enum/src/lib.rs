@@ -15,6 +15,7 @@
 //! is the policy crate's; this crate only asks it.
 
 pub mod config;
+pub mod lookup;
 pub mod metrics;
 pub mod respond;
 pub mod server;

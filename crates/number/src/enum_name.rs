@@ -28,6 +28,11 @@ impl Suffix {
         Ok(Suffix(s))
     }
 
+    /// The standard public ENUM suffix, `e164.arpa.`.
+    pub fn e164_arpa() -> Self {
+        Suffix("e164.arpa.".to_string())
+    }
+
     /// The suffix text, ending in `.`.
     pub fn as_str(&self) -> &str {
         &self.0

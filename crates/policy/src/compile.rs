@@ -6,7 +6,7 @@ use std::io::BufReader;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use smallvec::SmallVec;
 use tollgate_number::DialingPlan;
@@ -32,7 +32,7 @@ pub struct CompileOptions<'a> {
 }
 
 /// Facts about a compiled policy, for display and records.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyMeta {
     /// The policy's `name`, or the file name.
     pub name: String,
@@ -51,7 +51,7 @@ pub struct PolicyMeta {
 }
 
 /// One rule as shown to operators.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleSummary {
     /// Position in the file (0-based).
     pub index: usize,

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tollgate_number::E164;
 
 /// The call a policy decides on.
@@ -19,7 +19,7 @@ pub struct CallQuery {
 }
 
 /// Direction of a call relative to the operator's internal number ranges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// External caller to an internal number.
@@ -63,7 +63,7 @@ impl fmt::Display for Direction {
 }
 
 /// How a terminated call ends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "kind", content = "value")]
 pub enum Termination {
     /// Routed to the named intercept destination (an announcement or operator extension);
@@ -74,7 +74,7 @@ pub enum Termination {
 }
 
 /// Where a redirected call goes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "kind", content = "value")]
 pub enum RedirectTarget {
     /// Another telephone number.
@@ -93,7 +93,7 @@ impl fmt::Display for RedirectTarget {
 }
 
 /// What to do with a call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "action", content = "detail")]
 pub enum Action {
     /// Let the call proceed normally.
@@ -127,7 +127,7 @@ impl fmt::Display for Action {
 }
 
 /// The rule that decided a call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatchedRule {
     /// Position of the rule in the policy file (0-based).
     pub index: usize,
@@ -138,7 +138,7 @@ pub struct MatchedRule {
 }
 
 /// The policy's answer for one call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     /// The matching rule, or `None` when the default (allow) applied.
     pub rule: Option<MatchedRule>,

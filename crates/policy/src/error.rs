@@ -5,7 +5,7 @@ use std::fmt;
 use thiserror::Error;
 
 /// One problem found in a policy or a number list.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Diagnostic {
     /// File the problem is in (as the operator named it).
     pub file: String,

@@ -33,14 +33,14 @@ impl SideIndex {
 }
 
 /// Why a rule did not match, for `explain`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RuleVerdict {
     /// Rule name.
     pub rule: String,
     /// Line in the policy file.
     pub line: usize,
     /// `None` if the rule matched; otherwise the first condition that failed.
-    pub failed: Option<&'static str>,
+    pub failed: Option<String>,
 }
 
 impl CompiledRule {
@@ -138,7 +138,11 @@ impl CompiledPolicy {
         let mut verdicts = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
             let failed = rule.check(self, q, direction);
-            verdicts.push(RuleVerdict { rule: rule.name.to_string(), line: rule.line, failed });
+            verdicts.push(RuleVerdict {
+                rule: rule.name.to_string(),
+                line: rule.line,
+                failed: failed.map(String::from),
+            });
             if failed.is_none() {
                 return (self.decision_for(i, direction), verdicts);
             }

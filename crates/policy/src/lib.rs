@@ -20,6 +20,7 @@ mod eval;
 mod installed;
 pub mod lists;
 mod pattern;
+pub mod service;
 pub mod source;
 pub mod store;
 mod time_window;

@@ -1,0 +1,146 @@
+//! Installing and uninstalling policies on a running engine: compile, store, swap.
+//!
+//! A policy is compiled (and so fully validated) before anything is written; only a valid
+//! policy is stored and then swapped in. An invalid one leaves the store and the policy in
+//! force untouched.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tollgate_number::DialingPlan;
+
+use crate::compile::{CompileOptions, CompiledPolicy, PolicyMeta, RuleSummary, compile};
+use crate::error::PolicyError;
+use crate::installed::InstalledPolicy;
+use crate::source::PolicySource;
+use crate::store::{HistoryEntry, PolicyStore, StoreError, VersionInfo};
+
+/// Why an install did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The policy is invalid; nothing was changed.
+    #[error("{0}")]
+    Invalid(PolicyError),
+    /// The store could not be written; the policy in force is unchanged.
+    #[error("policy store: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The policy in force, as shown to operators.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CurrentPolicy {
+    /// Stored version, `None` when nothing is installed.
+    pub version: Option<u64>,
+    /// Stored facts about that version.
+    pub info: Option<VersionInfo>,
+    /// Facts about the compiled policy.
+    pub meta: PolicyMeta,
+    /// Its rules.
+    pub rules: Vec<RuleSummary>,
+    /// Its text (empty when nothing is installed).
+    pub text: String,
+}
+
+/// Policy management of one engine.
+pub struct PolicyService {
+    store: PolicyStore,
+    installed: Arc<InstalledPolicy>,
+    plan: DialingPlan,
+    intercepts: Vec<String>,
+    changes: Mutex<()>,
+    load_error: Option<String>,
+}
+
+impl PolicyService {
+    /// Opens the store and puts its current version in force. If the stored version no longer
+    /// compiles (say, an intercept was removed from the configuration), the engine starts with
+    /// the default (allow) and [`PolicyService::load_error`] says why.
+    pub fn open(store: PolicyStore, plan: DialingPlan, intercepts: Vec<String>) -> io::Result<Self> {
+        let mut service = PolicyService {
+            store,
+            installed: Arc::new(InstalledPolicy::default()),
+            plan,
+            intercepts,
+            changes: Mutex::new(()),
+            load_error: None,
+        };
+        match service.store.load_current(service.options()) {
+            Ok(Some((version, policy))) => {
+                service.installed.replace(Some(version), policy);
+            }
+            Ok(None) => {}
+            Err(StoreError::Io(e)) => return Err(e),
+            Err(e @ StoreError::Invalid { .. }) => service.load_error = Some(e.to_string()),
+        }
+        Ok(service)
+    }
+
+    fn options(&self) -> CompileOptions<'_> {
+        CompileOptions { plan: &self.plan, intercepts: Some(&self.intercepts) }
+    }
+
+    /// Why the stored policy could not be put in force at start, if it could not.
+    pub fn load_error(&self) -> Option<&str> {
+        self.load_error.as_deref()
+    }
+
+    /// The handle query handlers evaluate against.
+    pub fn installed(&self) -> &Arc<InstalledPolicy> {
+        &self.installed
+    }
+
+    /// The store.
+    pub fn store(&self) -> &PolicyStore {
+        &self.store
+    }
+
+    /// The dialing plan numbers are normalised with.
+    pub fn plan(&self) -> &DialingPlan {
+        &self.plan
+    }
+
+    /// Validates a policy against this engine (including its intercept names) without
+    /// installing it.
+    pub fn check(&self, source: &PolicySource) -> Result<CompiledPolicy, PolicyError> {
+        compile(source, self.options())
+    }
+
+    /// Validates, stores and puts `source` in force.
+    pub fn install(&self, source: &PolicySource, actor: &str) -> Result<VersionInfo, InstallError> {
+        let compiled = self.check(source).map_err(InstallError::Invalid)?;
+        let _guard = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        let info = self.store.install(source, &compiled, actor)?;
+        self.installed.replace(Some(info.version), compiled);
+        Ok(info)
+    }
+
+    /// Removes the policy in force; calls are allowed by default afterwards.
+    pub fn uninstall(&self, actor: &str) -> io::Result<Option<u64>> {
+        let _guard = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        let previous = self.store.uninstall(actor)?;
+        self.installed.clear();
+        Ok(previous)
+    }
+
+    /// The policy in force.
+    pub fn current(&self) -> io::Result<CurrentPolicy> {
+        let active = self.installed.snapshot();
+        let (info, text) = match active.version {
+            Some(v) => (Some(self.store.version_info(v)?), self.store.version_source(v)?.text),
+            None => (None, String::new()),
+        };
+        Ok(CurrentPolicy {
+            version: active.version,
+            info,
+            meta: active.policy.meta().clone(),
+            rules: active.policy.rules(),
+            text,
+        })
+    }
+
+    /// The install/uninstall history, oldest first.
+    pub fn history(&self) -> io::Result<Vec<HistoryEntry>> {
+        self.store.history()
+    }
+}

@@ -1,0 +1,188 @@
+//! The tollgate configuration file: sections, defaults, loading with errors naming file, line
+//! and field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use tollgate_enum::EnumConfig;
+use tollgate_number::DialingPlan;
+
+/// The embedded default configuration (also the reference documentation of every option).
+pub const DEFAULT_CONFIG: &str = include_str!("../assets/default-config.toml");
+
+/// `[node]`: this server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// This server's name (the analytics "Device").
+    pub name: String,
+    /// Policies, history and spool live here.
+    pub state_dir: PathBuf,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig { name: "tollgate-1".into(), state_dir: PathBuf::from("tollgate-data") }
+    }
+}
+
+/// `[api]`: the HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Bearer token required for changes.
+    pub token: Option<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), token: None }
+    }
+}
+
+/// `[spool]`: the local record spool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolConfig {
+    /// Spool directory (default `<state_dir>/spool`).
+    pub dir: Option<PathBuf>,
+    /// Segment size before rotation, MiB.
+    pub segment_mb: u64,
+    /// fsync interval, milliseconds.
+    pub fsync_ms: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig { dir: None, segment_mb: 64, fsync_ms: 200 }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[node]`.
+    pub node: NodeConfig,
+    /// `[dialing_plan]`.
+    pub dialing_plan: DialingPlan,
+    /// `[enum]`.
+    #[serde(rename = "enum")]
+    pub enum_: EnumConfig,
+    /// `[api]`.
+    pub api: ApiConfig,
+    /// `[spool]`.
+    pub spool: SpoolConfig,
+}
+
+impl Config {
+    /// Loads a configuration file, or the embedded default when `path` is `None`. Relative
+    /// paths in a file are made relative to the file's directory.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let (label, text, base) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+                let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
+                (p.display().to_string(), text, base)
+            }
+            None => ("(embedded default configuration)".to_string(), DEFAULT_CONFIG.to_string(), PathBuf::new()),
+        };
+        let mut config = Config::parse(&label, &text)?;
+        config.resolve_paths(&base);
+        Ok(config)
+    }
+
+    /// Parses and validates configuration text; errors name `label`, the line and the field.
+    pub fn parse(label: &str, text: &str) -> anyhow::Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start].bytes().filter(|b| *b == b'\n').count() + 1);
+            match line {
+                Some(line) => anyhow::anyhow!("{label}:{line}: {}", e.message().trim()),
+                None => anyhow::anyhow!("{label}: {}", e.message().trim()),
+            }
+        })?;
+        config.dialing_plan.validate().map_err(|e| anyhow::anyhow!("{label}: dialing_plan: {e}"))?;
+        config.enum_.validate().map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
+        if config.node.name.trim().is_empty() {
+            bail!("{label}: node.name must not be empty");
+        }
+        if config.spool.segment_mb == 0 || config.spool.fsync_ms == 0 {
+            bail!("{label}: spool.segment_mb and spool.fsync_ms must be above 0");
+        }
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        if self.node.state_dir.is_relative() && !base.as_os_str().is_empty() {
+            self.node.state_dir = base.join(&self.node.state_dir);
+        }
+        if let Some(dir) = &self.spool.dir
+            && dir.is_relative()
+            && !base.as_os_str().is_empty()
+        {
+            self.spool.dir = Some(base.join(dir));
+        }
+    }
+
+    /// The spool directory.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.spool.dir.clone().unwrap_or_else(|| self.node.state_dir.join("spool"))
+    }
+
+    /// The policy store directory.
+    pub fn policy_dir(&self) -> PathBuf {
+        self.node.state_dir.join("policy")
+    }
+
+    /// The API base URL for clients.
+    pub fn api_url(&self) -> String {
+        let addr = self.api.listen;
+        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+        match addr {
+            SocketAddr::V6(_) if !addr.ip().is_unspecified() => format!("http://[{host}]:{}", addr.port()),
+            _ => format!("http://{host}:{}", addr.port()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_equals_built_in_defaults() {
+        let parsed = Config::parse("default", DEFAULT_CONFIG).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let e = Config::parse("t.toml", "[node]\nname = \"a\"\n[enum]\nttl = \"zero\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("t.toml:4: "), "{e}");
+        let e = Config::parse("t.toml", "[enum]\nsuffixes = []\n").unwrap_err().to_string();
+        assert_eq!(e, "t.toml: enum.suffixes: at least one ENUM suffix is needed");
+        let e = Config::parse(
+            "t.toml",
+            "[dialing_plan]\ncountry_code = \"0\"\ninternational_prefix = \"00\"\nnational_number_lengths = [9]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("dialing_plan: invalid dialing plan: country_code"), "{e}");
+        let e = Config::parse("t.toml", "[nod]\n").unwrap_err().to_string();
+        assert!(e.contains("t.toml:1: unknown field `nod`"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tollgate.toml");
+        std::fs::write(&path, "[node]\nstate_dir = \"data\"\n").unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.node.state_dir, dir.path().join("data"));
+        assert_eq!(c.spool_dir(), dir.path().join("data/spool"));
+    }
+}

@@ -1,0 +1,115 @@
+//! `tollgate lookup --from A --to B`: which rule decides a call, and the NAPTR answer.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use chrono::{DateTime, Utc};
+use tollgate_enum::Responder;
+use tollgate_enum::lookup::Lookup;
+use tollgate_policy::service::PolicyService;
+use tollgate_policy::store::PolicyStore;
+use tollgate_policy::{CompileOptions, InstalledPolicy, PolicySource, compile};
+
+use crate::api_client::{ApiClient, ApiError};
+use crate::cli::LookupArgs;
+use crate::config::Config;
+
+fn local_responder(config: &Config, args: &LookupArgs) -> anyhow::Result<Responder> {
+    let installed = match &args.policy {
+        Some(file) => {
+            let intercepts = config.enum_.intercept_names();
+            let compiled = compile(
+                &PolicySource::from_path(file)?,
+                CompileOptions { plan: &config.dialing_plan, intercepts: Some(&intercepts) },
+            )
+            .map_err(|e| anyhow!("{e}"))?;
+            Arc::new(InstalledPolicy::new(None, compiled))
+        }
+        None => {
+            let dir = args.state_dir.clone().unwrap_or_else(|| config.node.state_dir.clone());
+            let store = PolicyStore::open(dir.join("policy"))?;
+            let service = PolicyService::open(store, config.dialing_plan.clone(), config.enum_.intercept_names())?;
+            if let Some(e) = service.load_error() {
+                eprintln!("warning: {e}");
+            }
+            service.installed().clone()
+        }
+    };
+    Ok(Responder::new(config.enum_.clone(), config.dialing_plan.clone(), installed, config.node.name.clone()))
+}
+
+fn print(l: &Lookup) {
+    let d = &l.decision;
+    println!("direction {}", d.direction);
+    match &d.rule {
+        Some(r) => println!("rule      {} (line {})", r.name, r.line),
+        None => println!("rule      none matched: default allow"),
+    }
+    println!("action    {}", d.action);
+    println!(
+        "policy    {}",
+        l.policy_version
+            .map_or("none installed (or a file given with --policy)".to_string(), |v| format!("version {v}"))
+    );
+    println!("query     {} NAPTR (calling number sent as: {})", l.query_name, l.source_sent_as);
+    println!("answer    {}", l.rcode);
+    for a in &l.answers {
+        println!("          {a}");
+    }
+    if !l.verdicts.is_empty() {
+        println!("rules checked in order:");
+        for v in &l.verdicts {
+            let verdict = match &v.failed {
+                None => "MATCH".to_string(),
+                Some(why) => format!("no ({why})"),
+            };
+            println!("  line {:>4}  {:<36} {verdict}", v.line, v.rule);
+        }
+    }
+}
+
+/// Runs `lookup`.
+pub fn run(config: &Config, args: &LookupArgs) -> anyhow::Result<ExitCode> {
+    let at: DateTime<Utc> = match &args.at {
+        Some(t) => DateTime::parse_from_rfc3339(t).with_context(|| format!("--at {t:?} is not RFC 3339"))?.into(),
+        None => Utc::now(),
+    };
+    let lookup = match &args.api {
+        Some(base) => {
+            let client = ApiClient::new(base, None, "cli")?;
+            let mut path = format!("/api/v1/lookup?to={}", urlencode(&args.to));
+            if let Some(from) = &args.from {
+                path.push_str(&format!("&from={}", urlencode(from)));
+            }
+            match client.get::<Lookup>(&path) {
+                Ok(l) => l,
+                Err(ApiError::Invalid(_)) => return Err(anyhow!("lookup refused")),
+                Err(ApiError::Other(e)) => return Err(e),
+            }
+        }
+        None => {
+            let plan = &config.dialing_plan;
+            let to = plan.normalize(&args.to).map_err(|e| anyhow!("--to: {e}"))?;
+            let from =
+                args.from.as_deref().map(|f| plan.normalize(f)).transpose().map_err(|e| anyhow!("--from: {e}"))?;
+            local_responder(config, args)?.lookup(from, to, at)
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&lookup)?);
+    } else {
+        print(&lookup);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Percent-encodes a query value (numbers may hold '+', spaces and parentheses).
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,69 @@
+//! The `tollgate` binary: command line, configuration loading and the wiring of roles.
+
+mod api_client;
+mod cli;
+mod config;
+mod demo;
+mod lookup_cmd;
+mod metrics;
+mod policy_cmd;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, ConfigCommand, SpoolCommand};
+use crate::config::{Config, DEFAULT_CONFIG};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = || Config::load(cli.config.as_deref());
+    match &cli.command {
+        Command::Serve(args) => serve::run(config()?, args.clone(), true),
+        Command::Engine(args) => serve::run(config()?, args.clone(), false),
+        Command::Policy { command } => policy_cmd::run(&config()?, command),
+        Command::Lookup(args) => lookup_cmd::run(&config()?, args),
+        Command::Config { command } => {
+            match command {
+                ConfigCommand::Show => print!("{}", toml::to_string_pretty(&config()?)?),
+                ConfigCommand::Check => {
+                    config()?;
+                    println!("configuration is valid");
+                }
+                ConfigCommand::Default => print!("{DEFAULT_CONFIG}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Spool { command: SpoolCommand::Dump { dir } } => {
+            let dir = match dir {
+                Some(d) => d.clone(),
+                None => config()?.spool_dir(),
+            };
+            let mut damaged = false;
+            for seg in tollgate_records::spool::segments(&dir)? {
+                let contents = tollgate_records::spool::read_segment(&seg)?;
+                for r in &contents.records {
+                    println!("{}", serde_json::to_string(r)?);
+                }
+                if let Some(d) = contents.damage {
+                    eprintln!("{}: {d}", seg.display());
+                    damaged = true;
+                }
+            }
+            Ok(if damaged { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+    }
+}

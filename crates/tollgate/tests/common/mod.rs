@@ -1,0 +1,238 @@
+//! Test harness: real tollgate processes and real peers (dig, kdig, Kamailio, SIPp).
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The tollgate binary under test.
+pub fn tollgate_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tollgate"))
+}
+
+/// Runs a peer program; panics with an install hint if it is missing.
+pub fn run_peer(program: &str, args: &[&str], package: &str) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} ({e}); install the Debian package {package} (see .ci/run)"))
+}
+
+/// `dig` output as text.
+pub fn dig(args: &[&str]) -> String {
+    let out = run_peer("dig", args, "dnsutils");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `kdig` output as text.
+pub fn kdig(args: &[&str]) -> String {
+    let out = run_peer("kdig", args, "knot-dnsutils");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// How to start an engine.
+#[derive(Clone)]
+pub struct EngineOptions {
+    /// Node name (the record "device").
+    pub node: String,
+    /// ENUM listen addresses (UDP and TCP); port 0 picks free ports.
+    pub enum_listen: Vec<SocketAddr>,
+    /// API listen address; port 0 picks a free port.
+    pub api_listen: SocketAddr,
+    /// `serve` (demo policy on first start) instead of `engine`.
+    pub serve: bool,
+    /// Extra configuration appended to the generated file (TOML).
+    pub extra_config: String,
+}
+
+/// A port free for both UDP and TCP on `ip` right now.
+pub fn free_port(ip: &str) -> u16 {
+    for _ in 0..100 {
+        let tcp = std::net::TcpListener::bind((ip, 0)).unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on {ip}");
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            node: "engine-test".into(),
+            enum_listen: vec![format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap()],
+            api_listen: "127.0.0.1:0".parse().unwrap(),
+            serve: true,
+            extra_config: String::new(),
+        }
+    }
+}
+
+/// A running tollgate process.
+pub struct Engine {
+    child: Option<Child>,
+    /// Options it was started with.
+    pub options: EngineOptions,
+    /// State directory (kept across restarts).
+    pub state: PathBuf,
+    _state_guard: Option<tempfile::TempDir>,
+    /// Configuration file.
+    pub config: PathBuf,
+    /// First UDP address.
+    pub udp: SocketAddr,
+    /// First TCP address.
+    pub tcp: SocketAddr,
+    /// API base URL.
+    pub api: String,
+}
+
+fn write_config(path: &Path, state: &Path, o: &EngineOptions) {
+    let listen = o.enum_listen.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
+    let text = format!(
+        "[node]\nname = \"{}\"\nstate_dir = \"{}\"\n\n[api]\nlisten = \"{}\"\n\n[spool]\nfsync_ms = 50\n\n[enum]\nlisten_udp = [{listen}]\nlisten_tcp = [{listen}]\nudp_workers = 2\n{}\n",
+        o.node,
+        state.display(),
+        o.api_listen,
+        o.extra_config
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+impl Engine {
+    /// Starts an engine in a fresh state directory and waits until it is ready.
+    pub fn start(options: EngineOptions) -> Engine {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let config = dir.path().join("tollgate.toml");
+        write_config(&config, &state, &options);
+        let mut e = Engine {
+            child: None,
+            options,
+            state,
+            _state_guard: Some(dir),
+            config,
+            udp: "0.0.0.0:0".parse().unwrap(),
+            tcp: "0.0.0.0:0".parse().unwrap(),
+            api: String::new(),
+        };
+        e.launch();
+        e
+    }
+
+    fn launch(&mut self) {
+        let role = if self.options.serve { "serve" } else { "engine" };
+        let mut child = Command::new(tollgate_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--log")
+            .arg("warn")
+            .arg(role)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tollgate");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("tollgate ready:") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("tollgate ({}) did not become ready within 60 s", self.options.node)
+        });
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+                .to_string()
+        };
+        self.udp = field("enum_udp").split(',').next().unwrap().parse().unwrap();
+        self.tcp = field("enum_tcp").split(',').next().unwrap().parse().unwrap();
+        self.api = field("api");
+        self.child = Some(child);
+    }
+
+    /// Kills the process (SIGKILL) without any cleanup.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops the process gracefully (SIGTERM) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the process again on the same state directory and addresses.
+    pub fn restart(&mut self) {
+        self.stop();
+        assert!(self.options.enum_listen.iter().all(|a| a.port() != 0), "restart needs fixed ENUM ports");
+        if self.options.api_listen.port() == 0 {
+            self.options.api_listen = self.api.trim_start_matches("http://").parse().unwrap();
+        }
+        write_config(&self.config, &self.state, &self.options);
+        self.launch();
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Runs the tollgate CLI with this engine's configuration.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(tollgate_bin()).arg("--config").arg(&self.config).args(args).output().expect("run tollgate CLI")
+    }
+
+    /// `dig` against this engine's UDP address with extra arguments.
+    pub fn dig(&self, args: &[&str]) -> String {
+        let server = format!("@{}", self.udp.ip());
+        let port = self.udp.port().to_string();
+        let mut all = vec![server.as_str(), "-p", port.as_str()];
+        all.extend_from_slice(args);
+        dig(&all)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Writes a file into a fresh temporary directory and returns both.
+pub fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+/// Text of a process's stdout and stderr.
+pub fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
