@@ -81,9 +81,11 @@ impl ApiClient {
         Ok(resp.json().context("decoding the API answer")?)
     }
 
-    /// Uploads a policy file and the lists it names to `path` (install or check).
+    /// Uploads a policy file and the lists it names to `path` (install or check). The token is
+    /// checked first, so a refusal comes before a large upload, not in the middle of it.
     pub fn upload<T: DeserializeOwned>(&self, path: &str, policy: &Path) -> Result<T, ApiError> {
         let form = policy_form(policy)?;
+        self.send(self.http.get(format!("{}/api/v1/auth", self.base)))?;
         let resp = self.send(self.http.post(format!("{}{path}", self.base)).multipart(form))?;
         Ok(resp.json().context("decoding the API answer")?)
     }

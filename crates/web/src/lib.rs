@@ -13,6 +13,7 @@
 //! | GET | `/api/v1/policy/history` | installs and uninstalls |
 //! | GET | `/api/v1/policy/versions` | stored versions |
 //! | GET | `/api/v1/lookup?from=A&to=B` | the decision and NAPTR answer for one call |
+//! | GET | `/api/v1/auth` | 200 if the request carries the right token (clients check before uploading) |
 //!
 //! When a token is configured, changes (POST, DELETE) need `Authorization: Bearer TOKEN`.
 //! Invalid policies get `422` with every diagnostic (file, line, field, message).

@@ -21,6 +21,7 @@ pub(crate) fn router(state: ApiState) -> Router {
     let changes = Router::new()
         .route("/api/v1/policy", axum::routing::post(install).delete(uninstall))
         .route("/api/v1/policy/check", axum::routing::post(check))
+        .route("/api/v1/auth", get(|| async { Json(json!({ "authorized": true })) }))
         .layer(DefaultBodyLimit::max(MAX_UPLOAD))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()

@@ -44,8 +44,10 @@ pub struct EngineOptions {
     pub api_listen: SocketAddr,
     /// `serve` (demo policy on first start) instead of `engine`.
     pub serve: bool,
-    /// Extra configuration appended to the generated file (TOML).
+    /// Extra configuration appended to the `[enum]` section of the generated file (TOML).
     pub extra_config: String,
+    /// API bearer token.
+    pub token: Option<String>,
 }
 
 /// A port free for both UDP and TCP on `ip` right now.
@@ -68,6 +70,7 @@ impl Default for EngineOptions {
             api_listen: "127.0.0.1:0".parse().unwrap(),
             serve: true,
             extra_config: String::new(),
+            token: None,
         }
     }
 }
@@ -92,8 +95,9 @@ pub struct Engine {
 
 fn write_config(path: &Path, state: &Path, o: &EngineOptions) {
     let listen = o.enum_listen.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
+    let token = o.token.as_ref().map(|t| format!("token = \"{t}\"\n")).unwrap_or_default();
     let text = format!(
-        "[node]\nname = \"{}\"\nstate_dir = \"{}\"\n\n[api]\nlisten = \"{}\"\n\n[spool]\nfsync_ms = 50\n\n[enum]\nlisten_udp = [{listen}]\nlisten_tcp = [{listen}]\nudp_workers = 2\n{}\n",
+        "[node]\nname = \"{}\"\nstate_dir = \"{}\"\n\n[api]\nlisten = \"{}\"\n{token}\n[spool]\nfsync_ms = 50\n\n[enum]\nlisten_udp = [{listen}]\nlisten_tcp = [{listen}]\nudp_workers = 2\n{}\n",
         o.node,
         state.display(),
         o.api_listen,

@@ -1,0 +1,204 @@
+//! The policy lifecycle through the CLI and the HTTP API of a running engine, checked with dig.
+
+mod common;
+
+use common::{Engine, EngineOptions, free_port, temp_file, text};
+
+const POLICY: &str = r#"
+schema = 1
+name = "lifecycle"
+
+[[internal]]
+name = "office"
+prefix = "+1212555"
+
+[lists]
+robocallers = "lists/robo.txt"
+
+[[rule]]
+name = "block-robocallers"
+source = "list:robocallers"
+action = "terminate"
+cause = 603
+
+[[rule]]
+name = "intercept"
+destination = "+12125550111"
+action = "terminate"
+
+[[rule]]
+name = "redirect"
+destination = "+12125550122"
+action = "redirect"
+target = "+12125550199"
+"#;
+
+fn short(e: &Engine, name: &str) -> String {
+    e.dig(&["+short", "NAPTR", name]).trim().to_string()
+}
+
+fn status(e: &Engine, name: &str) -> String {
+    let out = e.dig(&["NAPTR", name]);
+    out.split("status: ").nth(1).and_then(|s| s.split(',').next()).unwrap_or("").to_string()
+}
+
+const INTERCEPT: &str = "1.1.1.0.5.5.5.2.1.2.1.e164.arpa.";
+const REDIRECT: &str = "2.2.1.0.5.5.5.2.1.2.1.e164.arpa.";
+const FROM_ROBO: &str = "0.0.1.0.5.5.5.2.1.2.1.src-13125550666.e164.arpa.";
+
+fn assert_policy_in_force(e: &Engine) {
+    assert_eq!(short(e, INTERCEPT), r#"100 10 "u" "E2U+sip" "!^.*$!sip:intercept@127.0.0.1:5090!" ."#);
+    assert_eq!(short(e, REDIRECT), r#"100 10 "u" "E2U+sip" "!^.*$!sip:+12125550199@127.0.0.1:5080!" ."#);
+    assert_eq!(short(e, FROM_ROBO), r#"100 10 "u" "E2U+sip" "!^.*$!sip:603@reject.tollgate.invalid!" ."#);
+}
+
+fn assert_everything_allowed(e: &Engine) {
+    for name in [INTERCEPT, REDIRECT, FROM_ROBO] {
+        assert_eq!(status(e, name), "NXDOMAIN", "{name} should be allowed");
+    }
+}
+
+fn policy_dir(policy: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let (dir, path) = temp_file("policy.toml", policy);
+    std::fs::create_dir_all(dir.path().join("lists")).unwrap();
+    std::fs::write(dir.path().join("lists/robo.txt"), "+13125550666\n3125550667\n").unwrap();
+    (dir, path)
+}
+
+#[test]
+fn install_reject_bad_policies_uninstall_and_survive_restart() {
+    let mut e = Engine::start(EngineOptions { node: "lifecycle".into(), serve: false, ..Default::default() });
+    assert_everything_allowed(&e);
+
+    let (_dir, path) = policy_dir(POLICY);
+    let path_s = path.to_str().unwrap();
+    let out = e.cli(&["policy", "install", path_s, "--api", &e.api, "--actor", "alice"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("installed version 1 (lifecycle, 3 rules)"), "{stdout}");
+    assert_policy_in_force(&e);
+
+    // Bad policies are refused with file, line and field, and change nothing.
+    let bad = [
+        ("syntax.toml", "schema = 1\n[[rule]]\nname = \"x\"\naction = allow\n", "syntax.toml:4: TOML syntax"),
+        (
+            "list.toml",
+            "schema = 1\n[[rule]]\nname = \"x\"\nsource = \"list:nope\"\naction = \"allow\"\n",
+            "list.toml:4: rule[0].source: unknown list \"nope\"",
+        ),
+        (
+            "ranges.toml",
+            "schema = 1\n[[internal]]\nprefix = \"+1212\"\n[[internal]]\nprefix = \"+121255\"\n",
+            "ranges.toml:4: internal[1]: range \"internal[1]\" overlaps range \"internal[0]\"",
+        ),
+        (
+            "number.toml",
+            "schema = 1\n[[rule]]\nname = \"x\"\ndestination = \"+1212555012x\"\naction = \"allow\"\n",
+            "number.toml:4: rule[0].destination: bad number \"+1212555012x\"",
+        ),
+        (
+            "intercept.toml",
+            "schema = 1\n[[rule]]\nname = \"x\"\naction = \"terminate\"\nintercept = \"nowhere\"\n",
+            "intercept.toml:5: rule[0].intercept: unknown intercept \"nowhere\"",
+        ),
+    ];
+    for (name, body, expected) in bad {
+        let (_d, p) = temp_file(name, body);
+        let out = e.cli(&["policy", "install", p.to_str().unwrap(), "--api", &e.api]);
+        let (stdout, stderr) = text(&out);
+        assert!(!out.status.success(), "{name} must be refused: {stdout}");
+        assert!(stderr.contains("nothing was changed"), "{stderr}");
+        assert!(stderr.contains(expected), "{name}: expected {expected:?} in:\n{stderr}");
+        // The local check reports the same.
+        let out = e.cli(&["policy", "check", p.to_str().unwrap()]);
+        assert!(!out.status.success());
+        assert!(text(&out).1.contains(expected), "{}", text(&out).1);
+    }
+    assert_policy_in_force(&e);
+
+    let out = e.cli(&["policy", "show", "--api", &e.api]);
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("version   1 (installed"), "{stdout}");
+    assert!(stdout.contains("by alice"), "{stdout}");
+    assert!(stdout.contains("list      robocallers: 2 numbers"), "{stdout}");
+    assert!(stdout.contains("block-robocallers"), "{stdout}");
+
+    // Uninstall: the same calls are allowed.
+    let out = e.cli(&["policy", "uninstall", "--api", &e.api, "--actor", "bob"]);
+    assert!(text(&out).0.contains("uninstalled version 1"), "{:?}", text(&out));
+    assert_everything_allowed(&e);
+
+    let out = e.cli(&["policy", "history", "--api", &e.api]);
+    let (stdout, _) = text(&out);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].contains("install    v1") && lines[0].ends_with("by alice"), "{stdout}");
+    assert!(
+        lines[1].contains("uninstall") && lines[1].contains("(was v1)") && lines[1].ends_with("by bob"),
+        "{stdout}"
+    );
+
+    // The state survives a restart: uninstalled stays uninstalled; a reinstall is in force after.
+    e.restart();
+    assert_everything_allowed(&e);
+    let out = e.cli(&["policy", "install", path_s, "--api", &e.api]);
+    assert!(text(&out).0.contains("installed version 2"), "{:?}", text(&out));
+    e.restart();
+    assert_policy_in_force(&e);
+
+    // Metrics tell which version is in force.
+    let metrics = reqwest_get(&format!("{}/metrics", e.api));
+    assert!(metrics.contains("tollgate_policy_version 2"), "{metrics}");
+    assert!(metrics.contains("tollgate_enum_decisions_total{action=\"terminate\",direction=\"inbound\"}"), "{metrics}");
+}
+
+#[test]
+fn offline_install_is_in_force_at_next_start() {
+    let port = free_port("127.0.0.1");
+    let mut e = Engine::start(EngineOptions {
+        node: "offline".into(),
+        serve: false,
+        enum_listen: vec![format!("127.0.0.1:{port}").parse().unwrap()],
+        ..Default::default()
+    });
+    e.stop();
+    let (_dir, path) = policy_dir(POLICY);
+    let state = e.state.to_str().unwrap().to_string();
+    let out = e.cli(&["policy", "install", path.to_str().unwrap(), "--state-dir", &state]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    e.restart();
+    assert_policy_in_force(&e);
+    // lookup reads the same state directory and explains the decision.
+    let out = e.cli(&["lookup", "--from", "312-555-0666", "--to", "2125550100", "--state-dir", &state]);
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("rule      block-robocallers (line 12)"), "{stdout}");
+    assert!(stdout.contains("\"!^.*$!sip:603@reject.tollgate.invalid!\""), "{stdout}");
+}
+
+#[test]
+fn api_token_guards_changes() {
+    let e = Engine::start(EngineOptions {
+        node: "token".into(),
+        serve: false,
+        token: Some("s3cret".into()),
+        ..Default::default()
+    });
+    let (_dir, path) = policy_dir(POLICY);
+    let p = path.to_str().unwrap();
+    let out = e.cli(&["policy", "install", p, "--api", &e.api]);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("401 Unauthorized"), "{:?}", text(&out));
+    let out = e.cli(&["policy", "install", p, "--api", &e.api, "--token", "wrong"]);
+    assert!(!out.status.success());
+    assert_everything_allowed(&e);
+    let out = e.cli(&["policy", "install", p, "--api", &e.api, "--token", "s3cret"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_policy_in_force(&e);
+    // Reading needs no token.
+    let out = e.cli(&["policy", "show", "--api", &e.api]);
+    assert!(text(&out).0.contains("version   1"), "{:?}", text(&out));
+}
+
+fn reqwest_get(url: &str) -> String {
+    reqwest::blocking::get(url).and_then(|r| r.text()).unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
