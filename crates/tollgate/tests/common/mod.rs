@@ -1,6 +1,8 @@
 //! Test harness: real tollgate processes and real peers (dig, kdig, Kamailio, SIPp).
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod sip;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,214 @@
+//! SIP peers: Kamailio as the SBC, SIPp as callers and callees.
+//!
+//! Kamailio's resolver (the enum module uses it) reads `/etc/resolv.conf` and always queries
+//! port 53, so each Kamailio runs in its own mount namespace (`unshare --mount`) with a
+//! resolv.conf bind-mounted over the system one that lists the test's tollgate engines. The
+//! host's resolver configuration is never touched. This needs root (CI runs as root).
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Directory of the e2e scenario and configuration files.
+pub fn e2e_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e")
+}
+
+/// Fails clearly when the test cannot run here.
+pub fn require_root_and_peers() {
+    let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    assert_eq!(
+        uid.as_deref().unwrap_or(""),
+        "0",
+        "the SBC tests bind port 53 and mount a private resolv.conf for Kamailio: run them as root (CI does)"
+    );
+    for (program, package) in [("kamailio", "kamailio"), ("sipp", "sip-tester"), ("unshare", "util-linux")] {
+        let found =
+            Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().map(|o| o.status.success());
+        assert!(found.unwrap_or(false), "{program} is missing: install the Debian package {package} (see .ci/run)");
+    }
+}
+
+/// The Kamailio module directory of this machine.
+fn kamailio_modules() -> String {
+    for dir in [
+        "/usr/lib/x86_64-linux-gnu/kamailio/modules",
+        "/usr/lib/aarch64-linux-gnu/kamailio/modules",
+        "/usr/lib/kamailio/modules",
+    ] {
+        if Path::new(dir).join("enum.so").exists() {
+            return format!("{dir}/");
+        }
+    }
+    panic!("Kamailio's enum module (enum.so) was not found; install the Debian package kamailio");
+}
+
+/// A Kamailio SBC.
+pub struct Kamailio {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    /// Its SIP address (UDP, port 5060).
+    pub ip: String,
+}
+
+impl Kamailio {
+    /// Starts Kamailio on `ip:5060`, sending calls with no ENUM record to `normal_ip:5080`,
+    /// resolving ENUM through `nameservers` (round-robin when `rotate`).
+    pub fn start(ip: &str, normal_ip: &str, nameservers: &[&str], rotate: bool) -> Kamailio {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = std::fs::read_to_string(e2e_dir().join("kamailio-sbc.cfg"))
+            .unwrap()
+            .replace("@SBC_IP@", ip)
+            .replace("@NORMAL_IP@", normal_ip)
+            .replace("@MODULES@", &kamailio_modules());
+        std::fs::write(dir.path().join("kamailio.cfg"), cfg).unwrap();
+        let mut resolv: String = nameservers.iter().map(|n| format!("nameserver {n}\n")).collect();
+        resolv.push_str(if rotate {
+            "options rotate timeout:1 attempts:1\n"
+        } else {
+            "options timeout:1 attempts:1\n"
+        });
+        std::fs::write(dir.path().join("resolv.conf"), resolv).unwrap();
+        let script = format!(
+            "mount --bind {d}/resolv.conf /etc/resolv.conf && exec kamailio -f {d}/kamailio.cfg -DD -E -m 64 -M 8 -w {d}",
+            d = dir.path().display()
+        );
+        let log = std::fs::File::create(dir.path().join("kamailio.log")).unwrap();
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start kamailio");
+        let mut k = Kamailio { child: Some(child), dir, ip: ip.to_string() };
+        k.wait_ready();
+        k
+    }
+
+    fn wait_ready(&mut self) {
+        let sock = UdpSocket::bind((self.ip.as_str(), 0)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut buf = [0u8; 2048];
+        while Instant::now() < deadline {
+            let local = sock.local_addr().unwrap();
+            let options = format!(
+                "OPTIONS sip:ping@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-ready-{n}\r\nFrom: <sip:probe@{local}>;tag=probe\r\nTo: <sip:ping@{ip}>\r\nCall-ID: ready-{n}@test\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+                ip = self.ip,
+                n = Instant::now().elapsed().as_nanos()
+            );
+            let _ = sock.send_to(options.as_bytes(), (self.ip.as_str(), 5060));
+            if sock.recv_from(&mut buf).is_ok() {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("kamailio exited ({status}):\n{}", self.log());
+            }
+        }
+        panic!("kamailio did not answer on {}:5060 within 20 s:\n{}", self.ip, self.log());
+    }
+
+    /// Kamailio's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("kamailio.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM lets the main process stop its children.
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// True if some process has a UDP socket bound to `ip:port` (read from `ss`).
+pub fn udp_bound(ip: &str, port: u16) -> bool {
+    let out = Command::new("ss").args(["-Hlun", "src", &format!("{ip}:{port}")]).output();
+    out.map(|o| !String::from_utf8_lossy(&o.stdout).trim().is_empty()).unwrap_or(false)
+}
+
+/// A SIPp callee that answers every call and logs what it received.
+pub struct Callee {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    /// Its address.
+    pub ip: String,
+}
+
+impl Callee {
+    /// Starts a callee on `ip:5080`.
+    pub fn start(ip: &str) -> Callee {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("messages.log");
+        let child = Command::new("sipp")
+            .arg("-sf")
+            .arg(e2e_dir().join("uas.xml"))
+            .args(["-i", ip, "-p", "5080", "-nostdin", "-trace_msg", "-message_file"])
+            .arg(&log)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sipp callee");
+        // Wait until SIPp has bound its port.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !udp_bound(ip, 5080) {
+            assert!(Instant::now() < deadline, "sipp callee did not bind {ip}:5080");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Callee { child: Some(child), dir, ip: ip.to_string() }
+    }
+
+    /// The request URIs of every INVITE received so far, in order.
+    pub fn invites(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.dir.path().join("messages.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| l.strip_prefix("INVITE "))
+            .map(|l| l.trim_end_matches(" SIP/2.0").to_string())
+            .collect()
+    }
+}
+
+impl Drop for Callee {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Places one call with SIPp from `caller_ip` through the SBC; true if SIPp saw the scenario
+/// through (answered and hung up, or, for `expect_reject`, rejected with 603 as required).
+pub fn call(caller_ip: &str, sbc_ip: &str, from: &str, to: &str, expect_reject: bool) -> bool {
+    let scenario = if expect_reject { "uac-rejected.xml" } else { "uac.xml" };
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("sipp")
+        .arg("-sf")
+        .arg(e2e_dir().join(scenario))
+        .args(["-s", to, "-key", "from", from, "-m", "1", "-i", caller_ip, "-p", "5070"])
+        .arg(format!("{sbc_ip}:5060"))
+        .args(["-timeout", "15", "-timeout_error", "-nostdin", "-trace_err", "-error_file"])
+        .arg(dir.path().join("errors.log"))
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run sipp caller");
+    if !status.success() {
+        eprintln!(
+            "sipp call {from} -> {to} failed ({status}):\n{}",
+            std::fs::read_to_string(dir.path().join("errors.log")).unwrap_or_default()
+        );
+    }
+    status.success()
+}
