@@ -1,0 +1,69 @@
+//! Fuzzes ENUM query handling: any bytes from the network must yield either no answer or a
+//! well-formed DNS response with the query's id, never a panic.
+#![no_main]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use hickory_proto::op::{Message, MessageType};
+use libfuzzer_sys::fuzz_target;
+use tollgate_enum::{EnumConfig, QueryContext, Responder};
+use tollgate_number::DialingPlan;
+use tollgate_policy::{CompileOptions, InstalledPolicy, PolicySource, compile};
+use tollgate_records::Transport;
+
+const POLICY: &str = r#"
+schema = 1
+[[internal]]
+prefix = "+1212555"
+[[rule]]
+name = "intercept"
+destination = "+12125550111"
+action = "terminate"
+[[rule]]
+name = "reject"
+source = "+1312*"
+action = "terminate"
+cause = 603
+[[rule]]
+name = "redirect"
+destination = "+1212555012*"
+time = { days = ["mon-fri"], hours = "09:00-17:00", zone = "America/New_York" }
+action = "redirect"
+target = "+12125550199"
+"#;
+
+fn responder() -> &'static Responder {
+    static R: OnceLock<Responder> = OnceLock::new();
+    R.get_or_init(|| {
+        let plan = DialingPlan::nanp();
+        let policy = compile(
+            &PolicySource::from_text("fuzz.toml", POLICY, BTreeMap::new()),
+            CompileOptions { plan: &plan, intercepts: None },
+        )
+        .expect("fuzz policy compiles");
+        Responder::new(EnumConfig::default(), plan, Arc::new(InstalledPolicy::new(Some(1), policy)), "fuzz")
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let (transport, packet) = match data.split_first() {
+        Some((t, rest)) => (if t & 1 == 0 { Transport::Udp } else { Transport::Tcp }, rest),
+        None => return,
+    };
+    let ctx = QueryContext {
+        peer: "127.0.0.1:5000".parse().unwrap(),
+        transport,
+        received: Instant::now(),
+        now: chrono::Utc::now(),
+    };
+    if let Some(answer) = responder().respond(packet, &ctx) {
+        let resp = Message::from_vec(&answer.bytes).expect("every answer decodes");
+        assert_eq!(resp.metadata.message_type, MessageType::Response);
+        assert_eq!(resp.metadata.id, u16::from_be_bytes([packet[0], packet[1]]));
+        if transport == Transport::Udp {
+            assert!(answer.bytes.len() <= 1232, "UDP answers respect the size limit");
+        }
+    }
+});

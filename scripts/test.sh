@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: installs the real peers the tests need (if missing), then runs every test
+# of the workspace, unit to end-to-end (dig/kdig, Kamailio + SIPp). The end-to-end tests bind
+# port 53 on 127.0.53.x and give Kamailio a private resolv.conf, so they need root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-test-deps.sh
+cargo test --workspace --locked "$@"
