@@ -14,6 +14,8 @@
 //! DNS wire encoding is hickory-proto's; nothing here hand-rolls DNS encoding. Policy evaluation
 //! is the policy crate's; this crate only asks it.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod lookup;
 pub mod metrics;

@@ -13,6 +13,8 @@
 //!
 //! The crate does no I/O.
 
+#![warn(missing_docs)]
+
 mod e164;
 pub mod enum_name;
 mod error;

@@ -12,6 +12,8 @@
 //!
 //! What it must not do: speak DNS or HTTP, or know how a decision is rendered for an SBC.
 
+#![warn(missing_docs)]
+
 mod compile;
 mod decision;
 mod direction;

@@ -9,6 +9,8 @@
 //! What it must not do: decide policy, speak DNS/SIP, or talk to the collector (shipping is a
 //! separate concern built on [`spool::SpoolReader`]).
 
+#![warn(missing_docs)]
+
 mod record;
 pub mod spool;
 

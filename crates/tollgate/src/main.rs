@@ -1,5 +1,7 @@
 //! The `tollgate` binary: command line, configuration loading and the wiring of roles.
 
+#![warn(missing_docs)]
+
 mod api_client;
 mod cli;
 mod config;

@@ -20,6 +20,8 @@
 //!
 //! This crate owns HTTP only: it must not decide policy or speak DNS itself.
 
+#![warn(missing_docs)]
+
 mod multipart;
 mod routes;
 
