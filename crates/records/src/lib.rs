@@ -14,4 +14,4 @@
 mod record;
 pub mod spool;
 
-pub use record::{EnumQueryRecord, RECORD_VERSION, Record, Transport};
+pub use record::{Disposition, EnumQueryRecord, RECORD_VERSION, Record, SipCallRecord, Transport};

@@ -59,6 +59,66 @@ pub struct EnumQueryRecord {
     pub policy_version: Option<u64>,
 }
 
+/// How a SIP call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    /// Answered (2xx to the INVITE).
+    Answered,
+    /// The callee was busy (486, 600).
+    Busy,
+    /// Not answered before the caller or a timer gave up (408, 480, or no final answer).
+    NoAnswer,
+    /// The caller cancelled before an answer (CANCEL / 487).
+    Cancelled,
+    /// Any other failure (4xx-6xx not listed above).
+    Failed,
+}
+
+impl Disposition {
+    /// The snake_case name used in records and analytics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Answered => "answered",
+            Disposition::Busy => "busy",
+            Disposition::NoAnswer => "no_answer",
+            Disposition::Cancelled => "cancelled",
+            Disposition::Failed => "failed",
+        }
+    }
+}
+
+/// One SIP call a probe saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SipCallRecord {
+    /// Unique id of this record.
+    pub id: Ulid,
+    /// When the INVITE was seen.
+    pub time: DateTime<Utc>,
+    /// The probe that saw it: the analytics "Device".
+    pub device: String,
+    /// SIP Call-ID.
+    pub call_id: String,
+    /// Calling number, normalised, when one could be read.
+    pub source: Option<E164>,
+    /// Called number, normalised, when one could be read.
+    pub destination: Option<E164>,
+    /// `inbound`, `outbound`, `internal` or `transit`.
+    pub direction: String,
+    /// How the call ended.
+    pub disposition: Disposition,
+    /// Final response code to the INVITE, if one was seen.
+    pub final_code: Option<u16>,
+    /// Milliseconds from INVITE to the first 18x (post-dial delay).
+    pub pdd_ms: Option<u32>,
+    /// Milliseconds from answer to end.
+    pub duration_ms: Option<u64>,
+    /// When the call was answered.
+    pub answered_at: Option<DateTime<Utc>>,
+    /// When the call ended (BYE, final failure, or timeout).
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
 /// Any record, tagged with its kind and format version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -71,6 +131,14 @@ pub enum Record {
         #[serde(flatten)]
         record: EnumQueryRecord,
     },
+    /// A SIP call seen by a probe.
+    SipCall {
+        /// Record format version.
+        v: u16,
+        /// The record.
+        #[serde(flatten)]
+        record: SipCallRecord,
+    },
 }
 
 impl Record {
@@ -79,10 +147,31 @@ impl Record {
         Record::EnumQuery { v: RECORD_VERSION, record }
     }
 
+    /// Wraps a SIP call record at the current format version.
+    pub fn sip_call(record: SipCallRecord) -> Self {
+        Record::SipCall { v: RECORD_VERSION, record }
+    }
+
     /// The record's unique id.
     pub fn id(&self) -> Ulid {
         match self {
             Record::EnumQuery { record, .. } => record.id,
+            Record::SipCall { record, .. } => record.id,
+        }
+    }
+
+    /// The record's time.
+    pub fn time(&self) -> DateTime<Utc> {
+        match self {
+            Record::EnumQuery { record, .. } => record.time,
+            Record::SipCall { record, .. } => record.time,
+        }
+    }
+
+    /// The format version the record was written in.
+    pub fn version(&self) -> u16 {
+        match self {
+            Record::EnumQuery { v, .. } | Record::SipCall { v, .. } => *v,
         }
     }
 }

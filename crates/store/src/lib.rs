@@ -1,0 +1,150 @@
+//! The tollgate record store: where the collector keeps records and the analytics read them.
+//!
+//! What this crate owns:
+//! * two backends behind one [`Store`] trait: SQLite ([`sqlite`], embedded, the default, no
+//!   setup) and PostgreSQL ([`postgres`], scale-out), chosen by URL ([`open`]);
+//! * the schema and its migrations ([`schema`]), applied on open and versioned;
+//! * idempotent ingest: a record's ULID is its primary key, so a batch sent twice after a crash
+//!   or retry is stored once, and rollups count only records stored for the first time;
+//! * per-minute, per-hour and per-day rollups maintained on ingest ([`rollup`]);
+//! * the Analytics views of seed 002 and more ([`analytics`]), CSV export ([`export`]) and
+//!   retention.
+//!
+//! What it must not do: speak HTTP, know about spools or shipping, or render anything.
+
+#![warn(missing_docs)]
+
+pub mod analytics;
+pub mod export;
+pub mod model;
+pub mod postgres;
+pub mod rollup;
+pub mod schema;
+mod sql;
+pub mod sqlite;
+
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tollgate_records::Record;
+
+pub use model::{AnalyticsQuery, AnalyticsResult, Dataset, Grouping, Point, Row, View};
+pub use sql::Value;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed.
+    #[error("postgres: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// The store URL is not understood.
+    #[error("store URL {0:?}: use sqlite:PATH or postgres://user:password@host/db")]
+    BadUrl(String),
+    /// The database holds a newer schema than this tollgate knows.
+    #[error("the database schema is version {found}; this tollgate knows up to {known}: upgrade tollgate")]
+    SchemaTooNew {
+        /// Version in the database.
+        found: i64,
+        /// Newest version known here.
+        known: i64,
+    },
+    /// A query asked for something impossible.
+    #[error("{0}")]
+    BadQuery(String),
+    /// Writing an export failed.
+    #[error("export: {0}")]
+    Export(#[from] csv::Error),
+    /// I/O failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The result of ingesting a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestOutcome {
+    /// Records stored for the first time.
+    pub inserted: u64,
+    /// Records already stored (a resend), ignored.
+    pub duplicates: u64,
+}
+
+/// How long data is kept, in days (0: forever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Raw records.
+    pub raw_days: u32,
+    /// Per-minute rollups.
+    pub minute_days: u32,
+    /// Per-hour rollups.
+    pub hour_days: u32,
+    /// Per-day rollups.
+    pub day_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { raw_days: 30, minute_days: 7, hour_days: 180, day_days: 0 }
+    }
+}
+
+/// Rows removed by retention.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RetentionOutcome {
+    /// Raw records removed.
+    pub raw: u64,
+    /// Rollup rows removed.
+    pub rollups: u64,
+}
+
+/// A record store.
+pub trait Store: Send + Sync {
+    /// Stores records not stored before (by id) and updates the rollups for them, atomically:
+    /// either the whole batch is committed or nothing is.
+    fn ingest(&self, records: &[Record]) -> Result<IngestOutcome, StoreError>;
+
+    /// Answers an Analytics request.
+    fn analytics(&self, query: &AnalyticsQuery) -> Result<AnalyticsResult, StoreError>;
+
+    /// Devices that sent records of `dataset`.
+    fn devices(&self, dataset: Dataset) -> Result<Vec<String>, StoreError>;
+
+    /// Raw records of `dataset` in `[from, to)` counted from the raw table (tests, checks).
+    fn count(&self, dataset: Dataset, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Writes raw records of `dataset` in `[from, to)` (one device or all) as CSV; returns rows.
+    fn export_raw(
+        &self,
+        dataset: Dataset,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        device: Option<&str>,
+        out: &mut dyn Write,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes what `retention` says is too old at `now`.
+    fn apply_retention(&self, now: DateTime<Utc>, retention: &Retention) -> Result<RetentionOutcome, StoreError>;
+
+    /// The schema version of the database.
+    fn schema_version(&self) -> Result<i64, StoreError>;
+
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+}
+
+/// Opens a store by URL: `sqlite:PATH` (or a bare path) or `postgres://...`.
+pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Box::new(postgres::PgStore::open(url)?))
+    } else if let Some(path) = url.strip_prefix("sqlite:") {
+        Ok(Box::new(sqlite::SqliteStore::open(std::path::Path::new(path.trim_start_matches("//")))?))
+    } else if !url.contains("://") && !url.is_empty() {
+        Ok(Box::new(sqlite::SqliteStore::open(std::path::Path::new(url))?))
+    } else {
+        Err(StoreError::BadUrl(url.to_string()))
+    }
+}

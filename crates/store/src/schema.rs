@@ -1,0 +1,99 @@
+//! Schema and migrations. Each migration runs once, in a transaction, and is recorded in
+//! `schema_migrations`; the same DDL serves SQLite and PostgreSQL.
+
+/// One schema change.
+pub struct Migration {
+    /// Version reached after it.
+    pub version: i64,
+    /// What it does.
+    pub description: &'static str,
+    /// Statements, separated by `;`.
+    pub sql: &'static str,
+}
+
+/// Every migration, in order. Never edit one that has shipped: add a new one.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "raw ENUM queries and SIP calls; minute/hour/day rollups of counts, numbers and outcomes",
+    sql: "
+CREATE TABLE enum_queries (
+    id TEXT PRIMARY KEY,
+    ts BIGINT NOT NULL,
+    device TEXT NOT NULL,
+    client TEXT NOT NULL,
+    client_addr TEXT NOT NULL,
+    transport TEXT NOT NULL,
+    source TEXT,
+    destination TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    rule TEXT,
+    action TEXT NOT NULL,
+    detail TEXT,
+    rcode TEXT NOT NULL,
+    fail_open BIGINT NOT NULL,
+    latency_us BIGINT NOT NULL,
+    policy_version BIGINT,
+    v BIGINT NOT NULL
+);
+CREATE INDEX enum_queries_ts ON enum_queries (ts);
+CREATE TABLE sip_calls (
+    id TEXT PRIMARY KEY,
+    ts BIGINT NOT NULL,
+    device TEXT NOT NULL,
+    call_id TEXT NOT NULL,
+    source TEXT,
+    destination TEXT,
+    direction TEXT NOT NULL,
+    disposition TEXT NOT NULL,
+    final_code BIGINT,
+    pdd_ms BIGINT,
+    duration_ms BIGINT,
+    answered_at BIGINT,
+    ended_at BIGINT,
+    v BIGINT NOT NULL
+);
+CREATE INDEX sip_calls_ts ON sip_calls (ts);
+CREATE TABLE rollup_counts (
+    dataset TEXT NOT NULL,
+    grain TEXT NOT NULL,
+    device TEXT NOT NULL,
+    bucket BIGINT NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (dataset, grain, device, bucket)
+);
+CREATE TABLE rollup_numbers (
+    dataset TEXT NOT NULL,
+    grain TEXT NOT NULL,
+    side TEXT NOT NULL,
+    device TEXT NOT NULL,
+    bucket BIGINT NOT NULL,
+    number TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (dataset, grain, side, device, bucket, number, direction)
+);
+CREATE INDEX rollup_numbers_top ON rollup_numbers (dataset, grain, side, device, bucket, n DESC);
+CREATE TABLE rollup_outcomes (
+    dataset TEXT NOT NULL,
+    grain TEXT NOT NULL,
+    device TEXT NOT NULL,
+    bucket BIGINT NOT NULL,
+    okey TEXT NOT NULL,
+    odetail TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (dataset, grain, device, bucket, okey, odetail)
+)",
+}];
+
+/// The newest schema version this build knows.
+pub fn latest() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// The table that records applied migrations.
+pub const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL, description TEXT NOT NULL)";
+
+/// Statements of a migration.
+pub fn statements(m: &Migration) -> impl Iterator<Item = &'static str> {
+    m.sql.split(';').map(str::trim).filter(|s| !s.is_empty())
+}

@@ -1,0 +1,351 @@
+//! The same suite against SQLite and a real PostgreSQL (its URL from TOLLGATE_TEST_POSTGRES, by
+//! default postgres://tollgate:tollgate@127.0.0.1:5432/postgres, which `.ci/run` sets up). Each
+//! PostgreSQL test gets a fresh database, dropped afterwards.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use tollgate_records::{Disposition, EnumQueryRecord, Record, SipCallRecord, Transport};
+use tollgate_store::{AnalyticsQuery, Dataset, Grouping, Retention, Store, StoreError, View};
+
+fn pg_admin_url() -> String {
+    std::env::var("TOLLGATE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://tollgate:tollgate@127.0.0.1:5432/postgres".into())
+}
+
+/// A throwaway PostgreSQL database.
+struct PgDb {
+    admin: String,
+    name: String,
+}
+
+impl PgDb {
+    fn create() -> (PgDb, String) {
+        let admin = pg_admin_url();
+        let name = format!("tollgate_test_{}", ulid::Ulid::new().to_string().to_lowercase());
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin} ({e}); .ci/run installs and starts it, or set TOLLGATE_TEST_POSTGRES"));
+        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let url = match admin.rfind('/') {
+            Some(i) => format!("{}/{name}", &admin[..i]),
+            None => panic!("bad URL {admin}"),
+        };
+        (PgDb { admin, name }, url)
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+/// Runs `test` against each backend.
+macro_rules! both {
+    ($name:ident, $test:expr) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                let store =
+                    tollgate_store::open(&format!("sqlite:{}", dir.path().join("records.db").display())).unwrap();
+                assert_eq!(store.backend(), "sqlite");
+                ($test)(store.as_ref());
+            }
+            #[test]
+            fn postgres() {
+                let (_db, url) = PgDb::create();
+                let store = tollgate_store::open(&url).unwrap();
+                assert_eq!(store.backend(), "postgres");
+                ($test)(store.as_ref());
+            }
+        }
+    };
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap()
+}
+
+fn enum_rec(device: &str, at: DateTime<Utc>, src: Option<&str>, dst: &str, rule: Option<&str>, action: &str) -> Record {
+    Record::enum_query(EnumQueryRecord {
+        id: ulid::Ulid::new(),
+        time: at,
+        device: device.into(),
+        client: "sbc-1".into(),
+        client_addr: "127.0.0.1:5060".parse().unwrap(),
+        transport: Transport::Udp,
+        source: src.map(|s| s.parse().unwrap()),
+        destination: dst.parse().unwrap(),
+        direction: if src.is_some_and(|s| s.starts_with("+1212")) { "outbound".into() } else { "inbound".into() },
+        rule: rule.map(String::from),
+        action: action.into(),
+        detail: None,
+        rcode: "NOERROR".into(),
+        fail_open: false,
+        latency_us: 120,
+        policy_version: Some(3),
+    })
+}
+
+fn sip_rec(device: &str, at: DateTime<Utc>, src: &str, dst: &str, disposition: Disposition) -> Record {
+    Record::sip_call(SipCallRecord {
+        id: ulid::Ulid::new(),
+        time: at,
+        device: device.into(),
+        call_id: format!("{}@probe", ulid::Ulid::new()),
+        source: Some(src.parse().unwrap()),
+        destination: Some(dst.parse().unwrap()),
+        direction: "inbound".into(),
+        disposition,
+        final_code: Some(200),
+        pdd_ms: Some(800),
+        duration_ms: Some(30_000),
+        answered_at: Some(at + Duration::seconds(2)),
+        ended_at: Some(at + Duration::seconds(32)),
+    })
+}
+
+/// A deterministic traffic mix over three hours on two engines, and the counts it implies,
+/// computed independently of the store.
+struct Traffic {
+    records: Vec<Record>,
+    per_device_hour: BTreeMap<(String, i64), u64>,
+    sources: BTreeMap<String, u64>,
+    destinations: BTreeMap<String, u64>,
+    first_hour_sources: BTreeMap<String, u64>,
+}
+
+fn traffic() -> Traffic {
+    let mut t = Traffic {
+        records: Vec::new(),
+        per_device_hour: BTreeMap::new(),
+        sources: BTreeMap::new(),
+        destinations: BTreeMap::new(),
+        first_hour_sources: BTreeMap::new(),
+    };
+    let mut i: u64 = 0;
+    for hour in 0..3i64 {
+        for (device, calls) in [("enum-1", 120 + hour * 30), ("enum-2", 60)] {
+            for c in 0..calls {
+                i += 1;
+                // Source k occurs with weight ~ 1/k: a few heavy callers, a long tail.
+                let k = (i * 7919) % 97;
+                let src = format!("+1415555{:04}", 1 + (k * k) % 89);
+                let dst = format!("+1212555{:04}", 100 + (c % 13) * (c % 5));
+                let at = t0() + Duration::hours(hour) + Duration::seconds(c * 3_600 / calls);
+                let (rule, action) = if c % 10 == 0 { (Some("block"), "terminate") } else { (None, "allow") };
+                t.records.push(enum_rec(device, at, Some(&src), &dst, rule, action));
+                *t.per_device_hour.entry((device.to_string(), hour)).or_default() += 1;
+                if hour == 0 {
+                    *t.first_hour_sources.entry(src.clone()).or_default() += 1;
+                }
+                *t.sources.entry(src).or_default() += 1;
+                *t.destinations.entry(dst).or_default() += 1;
+            }
+        }
+    }
+    t
+}
+
+fn top10(counts: &BTreeMap<String, u64>) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = counts.iter().map(|(k, n)| (k.clone(), *n)).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v.truncate(10);
+    v
+}
+
+fn query(dataset: Dataset, view: View, grouping: Grouping, device: Option<&str>) -> AnalyticsQuery {
+    AnalyticsQuery {
+        dataset,
+        view,
+        grouping,
+        device: device.map(String::from),
+        from: t0(),
+        to: t0() + Duration::hours(3),
+    }
+}
+
+both!(ingest_is_idempotent, |store: &dyn Store| {
+    let t = traffic();
+    let n = t.records.len() as u64;
+    let first = store.ingest(&t.records).unwrap();
+    assert_eq!((first.inserted, first.duplicates), (n, 0));
+    // A resend after a crash: nothing new, rollups not double-counted.
+    let again = store.ingest(&t.records).unwrap();
+    assert_eq!((again.inserted, again.duplicates), (0, n));
+    // Half old, half new.
+    let mut mixed = t.records[..10].to_vec();
+    mixed.push(enum_rec("enum-1", t0(), None, "+12125550100", None, "allow"));
+    let m = store.ingest(&mixed).unwrap();
+    assert_eq!((m.inserted, m.duplicates), (1, 10));
+    assert_eq!(store.count(Dataset::Enum, t0(), t0() + Duration::hours(3)).unwrap(), n + 1);
+    let r = store.analytics(&query(Dataset::Enum, View::AverageCps, Grouping::Hour, None)).unwrap();
+    assert_eq!(r.total, n + 1);
+});
+
+both!(fst_b1_views_match_what_was_sent, |store: &dyn Store| {
+    let t = traffic();
+    for chunk in t.records.chunks(97) {
+        store.ingest(chunk).unwrap();
+    }
+    assert_eq!(store.devices(Dataset::Enum).unwrap(), vec!["enum-1", "enum-2"]);
+
+    // ENUM / Average CPS / Hour / each device.
+    for device in ["enum-1", "enum-2"] {
+        let r = store.analytics(&query(Dataset::Enum, View::AverageCps, Grouping::Hour, Some(device))).unwrap();
+        assert_eq!(r.series.len(), 3);
+        for (hour, p) in r.series.iter().enumerate() {
+            let expected = t.per_device_hour[&(device.to_string(), hour as i64)];
+            assert_eq!(p.count, expected, "{device} hour {hour}");
+            assert!((p.value - expected as f64 / 3600.0).abs() < 1e-9);
+        }
+    }
+
+    // ENUM / Top 10 Source / Hour / All, and Top 10 Destination.
+    let r = store.analytics(&query(Dataset::Enum, View::TopSource, Grouping::Hour, None)).unwrap();
+    let got: Vec<(String, u64)> = r.summary.iter().map(|row| (row.key.clone(), row.count)).collect();
+    // The same number may appear with two directions; this traffic gives each number one.
+    assert_eq!(got, top10(&t.sources));
+    assert!(r.summary.iter().all(|row| row.detail == "inbound"));
+    let first_hour: Vec<(String, u64)> =
+        r.per_bucket.iter().filter(|row| row.bucket == Some(t0())).map(|row| (row.key.clone(), row.count)).collect();
+    assert_eq!(first_hour, top10(&t.first_hour_sources));
+    assert!(t.sources.len() > 20, "enough distinct callers for a top 10 to mean something");
+    let r = store.analytics(&query(Dataset::Enum, View::TopDestination, Grouping::Hour, None)).unwrap();
+    let got: Vec<(String, u64)> = r.summary.iter().map(|row| (row.key.clone(), row.count)).collect();
+    assert_eq!(got, top10(&t.destinations));
+
+    // The same lists by Day, and by Minute (computed from raw records), agree.
+    let by_day = store.analytics(&query(Dataset::Enum, View::TopSource, Grouping::Day, None)).unwrap();
+    let by_minute = store.analytics(&query(Dataset::Enum, View::TopSource, Grouping::Minute, None)).unwrap();
+    let keys = |rows: &[tollgate_store::Row]| rows.iter().map(|r| (r.key.clone(), r.count)).collect::<Vec<_>>();
+    assert_eq!(keys(&by_day.summary), top10(&t.sources));
+    assert_eq!(keys(&by_minute.summary), top10(&t.sources));
+
+    // Actions by rule.
+    let r = store.analytics(&query(Dataset::Enum, View::ActionsByRule, Grouping::Hour, None)).unwrap();
+    let blocked =
+        t.records.iter().filter(|r| matches!(r, Record::EnumQuery { record, .. } if record.rule.is_some())).count()
+            as u64;
+    let rows: Vec<(String, String, u64)> =
+        r.summary.iter().map(|x| (x.key.clone(), x.detail.clone(), x.count)).collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("(default)".into(), "allow".into(), t.records.len() as u64 - blocked),
+            ("block".into(), "terminate".into(), blocked)
+        ]
+    );
+
+    // Minute grouping of counts adds up to the hour.
+    let r = store.analytics(&query(Dataset::Enum, View::AverageCps, Grouping::Minute, Some("enum-2"))).unwrap();
+    assert_eq!(r.series.len(), 180);
+    assert_eq!(r.series.iter().map(|p| p.count).sum::<u64>(), 180);
+});
+
+both!(sip_dataset_and_dispositions, |store: &dyn Store| {
+    let mut recs = Vec::new();
+    for (i, d) in [
+        Disposition::Answered,
+        Disposition::Answered,
+        Disposition::Busy,
+        Disposition::Cancelled,
+        Disposition::NoAnswer,
+        Disposition::Failed,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        recs.push(sip_rec("probe-1", t0() + Duration::minutes(i as i64), "+14155550001", "+12125550100", d));
+    }
+    store.ingest(&recs).unwrap();
+    let r = store.analytics(&query(Dataset::Sip, View::CallsByDisposition, Grouping::Hour, None)).unwrap();
+    let rows: Vec<(String, u64)> = r.summary.iter().map(|x| (x.key.clone(), x.count)).collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("answered".into(), 2),
+            ("busy".into(), 1),
+            ("cancelled".into(), 1),
+            ("failed".into(), 1),
+            ("no_answer".into(), 1)
+        ]
+    );
+    let r = store.analytics(&query(Dataset::Sip, View::TopDestination, Grouping::Hour, Some("probe-1"))).unwrap();
+    assert_eq!(r.summary[0].key, "+12125550100");
+    assert_eq!(r.summary[0].count, 6);
+    assert!(matches!(
+        store.analytics(&query(Dataset::Sip, View::ActionsByRule, Grouping::Hour, None)),
+        Err(StoreError::BadQuery(_))
+    ));
+    assert_eq!(store.devices(Dataset::Sip).unwrap(), vec!["probe-1"]);
+});
+
+both!(csv_exports, |store: &dyn Store| {
+    let t = traffic();
+    store.ingest(&t.records).unwrap();
+    let mut out = Vec::new();
+    let n = store.export_raw(Dataset::Enum, t0(), t0() + Duration::hours(1), Some("enum-2"), &mut out).unwrap();
+    assert_eq!(n, 60);
+    let text = String::from_utf8(out).unwrap();
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().starts_with("id,ts,device,client,"));
+    let first = lines.next().unwrap();
+    assert!(first.contains(",2026-11-25T10:00:00.000000Z,enum-2,sbc-1,"), "{first}");
+    assert_eq!(text.lines().count(), 61);
+
+    let r = store.analytics(&query(Dataset::Enum, View::TopSource, Grouping::Hour, None)).unwrap();
+    let mut csv = Vec::new();
+    tollgate_store::export::analytics(&r, &mut csv).unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(csv.starts_with("bucket,number,direction,count\nall,"), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + r.summary.len() + r.per_bucket.len());
+});
+
+both!(retention_removes_old_data, |store: &dyn Store| {
+    let old = enum_rec("enum-1", t0() - Duration::days(40), None, "+12125550100", None, "allow");
+    let new = enum_rec("enum-1", t0(), None, "+12125550100", None, "allow");
+    store.ingest(&[old, new]).unwrap();
+    let out = store.apply_retention(t0(), &Retention::default()).unwrap();
+    assert_eq!(out.raw, 1);
+    assert!(out.rollups > 0, "old minute rollups go too");
+    assert_eq!(store.count(Dataset::Enum, t0() - Duration::days(100), t0() + Duration::days(1)).unwrap(), 1);
+});
+
+both!(schema_is_versioned, |store: &dyn Store| {
+    assert_eq!(store.schema_version().unwrap(), tollgate_store::schema::latest());
+});
+
+both!(bad_queries_are_explained, |store: &dyn Store| {
+    let mut q = query(Dataset::Enum, View::AverageCps, Grouping::Hour, None);
+    q.to = q.from;
+    assert!(matches!(store.analytics(&q), Err(StoreError::BadQuery(m)) if m.contains("empty")));
+    let mut q = query(Dataset::Enum, View::AverageCps, Grouping::Minute, None);
+    q.to = q.from + Duration::days(30);
+    assert!(matches!(store.analytics(&q), Err(StoreError::BadQuery(m)) if m.contains("too many")));
+    let mut q = query(Dataset::Enum, View::TopSource, Grouping::Minute, None);
+    q.to = q.from + Duration::days(3);
+    assert!(matches!(store.analytics(&q), Err(StoreError::BadQuery(m)) if m.contains("Hour or Day")));
+});
+
+#[test]
+fn sqlite_refuses_a_newer_schema_and_reopens_without_migrating_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    drop(tollgate_store::sqlite::SqliteStore::open(&path).unwrap());
+    let reopened = tollgate_store::sqlite::SqliteStore::open(&path).unwrap();
+    assert_eq!(reopened.schema_version().unwrap(), 1);
+    drop(reopened);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("INSERT INTO schema_migrations (version, applied_at, description) VALUES (99, 0, 'future')", [])
+        .unwrap();
+    drop(conn);
+    assert!(matches!(
+        tollgate_store::sqlite::SqliteStore::open(&path),
+        Err(StoreError::SchemaTooNew { found: 99, .. })
+    ));
+}
