@@ -1,1 +1,143 @@
-fn main() {}
+//! Store benchmark: records/s ingested, and Analytics latency over a large store, for SQLite and
+//! (when TOLLGATE_BENCH_POSTGRES is set to a URL) PostgreSQL, printed as a Markdown table.
+//!
+//! `cargo bench -p tollgate-store --bench store -- [RECORDS]` (default 10,000,000)
+//!
+//! The data: RECORDS ENUM queries spread over 24 hours from 4 engines; calling numbers drawn
+//! log-uniformly from 100,000 (a few heavy callers, a long tail), called numbers from 50,000.
+
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use tollgate_records::{EnumQueryRecord, Record, Transport};
+use tollgate_store::{AnalyticsQuery, Dataset, Grouping, Store, View};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Log-uniform index in 0..n: index i has weight ~ 1/(i+1).
+    fn log_uniform(&mut self, n: u64) -> u64 {
+        ((n as f64).powf(self.unit()) as u64).saturating_sub(1).min(n - 1)
+    }
+}
+
+fn batch(rng: &mut Rng, start: u64, len: usize, total: u64) -> Vec<Record> {
+    let day = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
+    (0..len as u64)
+        .map(|i| {
+            let k = start + i;
+            let at = day + chrono::Duration::microseconds((k as i64) * (86_400_000_000 / total as i64));
+            let src = 1_415_000_0000u64 + rng.log_uniform(100_000);
+            let dst = 1_212_000_0000u64 + rng.log_uniform(50_000);
+            Record::enum_query(EnumQueryRecord {
+                id: ulid::Ulid::from_parts(at.timestamp_millis() as u64, u128::from(k)),
+                time: at,
+                device: format!("enum-{}", k % 4 + 1),
+                client: "sbc-1".into(),
+                client_addr: "10.0.0.1:5060".parse().unwrap(),
+                transport: Transport::Udp,
+                source: tollgate_number::E164::from_u64(src),
+                destination: tollgate_number::E164::from_u64(dst).unwrap(),
+                direction: "inbound".into(),
+                rule: (k % 20 == 0).then(|| "block".to_string()),
+                action: if k % 20 == 0 { "terminate".into() } else { "allow".into() },
+                detail: None,
+                rcode: "NXDOMAIN".into(),
+                fail_open: false,
+                latency_us: 150,
+                policy_version: Some(1),
+            })
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn run(label: &str, store: &dyn Store, total: u64) {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let batch_len = 1000usize;
+    let started = Instant::now();
+    let mut first_rate = None;
+    let mut done = 0u64;
+    while done < total {
+        let n = batch_len.min((total - done) as usize);
+        let records = batch(&mut rng, done, n, total);
+        store.ingest(&records).expect("ingest");
+        done += n as u64;
+        if first_rate.is_none() && done >= 200_000.min(total) {
+            first_rate = Some(done as f64 / started.elapsed().as_secs_f64());
+        }
+        if done % 1_000_000 == 0 {
+            eprintln!("{label}: {done} records in {:.0} s", started.elapsed().as_secs_f64());
+        }
+    }
+    let overall = total as f64 / started.elapsed().as_secs_f64();
+    // What the collector's periodic maintenance does (autovacuum would, on PostgreSQL).
+    store.refresh_statistics().expect("statistics");
+    let day = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
+    let q = |view, grouping| AnalyticsQuery {
+        dataset: Dataset::Enum,
+        view,
+        grouping,
+        device: None,
+        from: day,
+        to: day + chrono::Duration::days(1),
+    };
+    let time = |query: &AnalyticsQuery| {
+        let r = store.analytics(query).expect("analytics");
+        assert_eq!(r.total, total);
+        median(
+            (0..11)
+                .map(|_| {
+                    let t = Instant::now();
+                    store.analytics(query).expect("analytics");
+                    t.elapsed()
+                })
+                .collect(),
+        )
+    };
+    let top_hour = time(&q(View::TopSource, Grouping::Hour));
+    let top_day = time(&q(View::TopSource, Grouping::Day));
+    let top_dst_day = time(&q(View::TopDestination, Grouping::Day));
+    let cps = time(&q(View::AverageCps, Grouping::Minute));
+    println!(
+        "| {label} | {total} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} |",
+        first_rate.unwrap_or(overall),
+        overall,
+        top_hour.as_secs_f64() * 1e3,
+        top_day.as_secs_f64() * 1e3,
+        top_dst_day.as_secs_f64() * 1e3,
+        cps.as_secs_f64() * 1e3
+    );
+}
+
+fn main() {
+    let total: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10_000_000);
+    println!(
+        "{total} ENUM records over 24 h, 4 engines, 100,000 callers (log-uniform), 50,000 called numbers; median of 11 queries"
+    );
+    println!();
+    println!(
+        "| store | records | ingest rec/s (first 200k) | ingest rec/s (all) | Top 10 Source / Hour / All (ms) | Top 10 Source / Day / All (ms) | Top 10 Destination / Day / All (ms) | Average CPS / Minute (ms) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = tollgate_store::open(&format!("sqlite:{}", dir.path().join("bench.db").display())).unwrap();
+    run("SQLite", sqlite.as_ref(), total);
+    drop(sqlite);
+    if let Ok(url) = std::env::var("TOLLGATE_BENCH_POSTGRES") {
+        let pg = tollgate_store::open(&url).unwrap();
+        run("PostgreSQL", pg.as_ref(), total);
+    }
+}

@@ -107,7 +107,7 @@ pub(crate) fn run(db: &dyn Sql, q: &AnalyticsQuery, now: DateTime<Utc>) -> Resul
             if q.grouping == Grouping::Minute {
                 top_from_raw(db, q, side, &device, from, to)?
             } else {
-                top_from_rollups(db, dataset, q.grouping, side, &device, from, to, &counts)?
+                top_from_rollups(db, dataset, q.grouping, side, &device, &counts, (from, to))?
             }
         }
         View::ActionsByRule | View::CallsByDisposition => outcomes(db, dataset, q.grouping, &device, from, to)?,
@@ -129,34 +129,172 @@ fn top(mut rows: Vec<Row>, n: usize) -> Vec<Row> {
     rows
 }
 
-#[allow(clippy::too_many_arguments)]
 fn top_from_rollups(
     db: &dyn Sql,
     dataset: &str,
     grain: Grouping,
     side: &str,
     device: &str,
-    from: i64,
-    to: i64,
     counts: &BTreeMap<i64, u64>,
+    (from, to): (i64, i64),
 ) -> Result<(Vec<Row>, Vec<Row>), StoreError> {
-    // Per bucket: the index (dataset, grain, side, device, bucket, n DESC) yields the top rows
-    // of one bucket directly.
+    // Per bucket: the ranking of one bucket (an index scan for all devices).
     let mut per_bucket = Vec::new();
-    for &bucket in counts.keys() {
-        let rows = db.query(
-            "SELECT number, direction, n FROM rollup_numbers WHERE dataset = $1 AND grain = $2 AND side = $3 AND device = $4 AND bucket = $5 ORDER BY n DESC, number, direction LIMIT 10",
-            &[dataset.into(), grain.as_str().into(), side.into(), device.into(), bucket.into()],
-        )?;
-        per_bucket.extend(rows.into_iter().map(|r| row(Some(bucket), r[0].text(), r[1].text(), r[2].i64())));
+    let buckets: Vec<i64> = counts.keys().copied().collect();
+    for (bucket, rows) in buckets_top(db, (dataset, grain.as_str(), side, device), &buckets, TOP)? {
+        per_bucket.extend(rows.into_iter().map(|(number, direction, n)| row(Some(bucket), number, direction, n)));
     }
-    // Whole range: sum per number over the buckets of the grouping.
-    let summed = db.query(
-        "SELECT number, direction, CAST(SUM(n) AS BIGINT) AS total FROM rollup_numbers WHERE dataset = $1 AND grain = $2 AND side = $3 AND device = $4 AND bucket >= $5 AND bucket < $6 GROUP BY number, direction ORDER BY total DESC, number, direction LIMIT 10",
-        &[dataset.into(), grain.as_str().into(), side.into(), device.into(), from.into(), to.into()],
-    )?;
-    let summary = summed.into_iter().map(|r| row(None, r[0].text(), r[1].text(), r[2].i64())).collect();
+    // Whole range: the exact top 10 over the buckets, without summing every number. Whole days
+    // are read from the day rollups (one bucket per day, not 24).
+    let day = Grouping::Day.seconds();
+    let summary = if grain != Grouping::Day && from % day == 0 && to % day == 0 {
+        let days: Vec<i64> = (from..to).step_by(day as usize).collect();
+        top_over_buckets(db, dataset, Grouping::Day, side, device, &days)?
+    } else {
+        top_over_buckets(db, dataset, grain, side, device, &buckets)?
+    };
     Ok((summary, per_bucket))
+}
+
+/// Buckets per statement when several buckets are read at once (SQLite allows 500 terms in a
+/// compound SELECT).
+const BUCKETS_PER_STATEMENT: usize = 200;
+
+/// The filter on `rollup_numbers` for one key, with its parameters ($1.. in order).
+fn number_filter(dataset: &str, grain: &str, side: &str, device: &str) -> (&'static str, Vec<Value>) {
+    if device == ALL_DEVICES {
+        ("dataset = $1 AND grain = $2 AND side = $3 AND device = '*'", vec![dataset.into(), grain.into(), side.into()])
+    } else {
+        (
+            "dataset = $1 AND grain = $2 AND side = $3 AND device = $4",
+            vec![dataset.into(), grain.into(), side.into(), device.into()],
+        )
+    }
+}
+
+/// Each bucket's ranking, best first, `depth` rows each, read in one statement per
+/// [`BUCKETS_PER_STATEMENT`] buckets. For all devices the partial index `rollup_numbers_top`
+/// (device `*`) delivers each bucket's rows in order; a single device's rows come from its part
+/// of the primary key.
+fn buckets_top(
+    db: &dyn Sql,
+    key: (&str, &str, &str, &str),
+    buckets: &[i64],
+    depth: usize,
+) -> Result<BTreeMap<i64, Vec<(String, String, i64)>>, StoreError> {
+    let (dataset, grain, side, device) = key;
+    let mut out: BTreeMap<i64, Vec<(String, String, i64)>> = BTreeMap::new();
+    for chunk in buckets.chunks(BUCKETS_PER_STATEMENT) {
+        // Placeholders must first appear in increasing order (see `sql`): the filter's, then the
+        // first bucket's, then the depth (reused by every part), then the other buckets'.
+        let (filter, mut params) = number_filter(dataset, grain, side, device);
+        params.push(chunk[0].into());
+        let first_bucket = params.len();
+        params.push((depth as i64).into());
+        let limit = params.len();
+        let mut parts = vec![format!(
+            "SELECT * FROM (SELECT bucket, number, direction, n FROM rollup_numbers WHERE {filter} AND bucket = ${first_bucket} ORDER BY n DESC, number, direction LIMIT ${limit}) t0"
+        )];
+        for (i, b) in chunk.iter().enumerate().skip(1) {
+            params.push((*b).into());
+            parts.push(format!(
+                "SELECT * FROM (SELECT bucket, number, direction, n FROM rollup_numbers WHERE {filter} AND bucket = ${} ORDER BY n DESC, number, direction LIMIT ${limit}) t{i}",
+                params.len()
+            ));
+        }
+        for r in db.query(&parts.join(" UNION ALL "), &params)? {
+            out.entry(r[0].i64()).or_default().push((r[1].text(), r[2].text(), r[3].i64()));
+        }
+    }
+    for list in out.values_mut() {
+        list.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)).then_with(|| a.1.cmp(&b.1)));
+    }
+    Ok(out)
+}
+
+/// Each candidate number's counts in each bucket, summed: per bucket a primary-key seek per
+/// number, all buckets of a chunk in one statement (the numbers' parameters are shared).
+fn candidate_totals(
+    db: &dyn Sql,
+    key: (&str, &str, &str, &str),
+    buckets: &[i64],
+    candidates: &mut BTreeMap<(String, String), i64>,
+) -> Result<(), StoreError> {
+    let (dataset, grain, side, device) = key;
+    let mut numbers: Vec<String> = candidates.keys().map(|(n, _)| n.clone()).collect();
+    numbers.dedup();
+    for numbers in numbers.chunks(2000) {
+        for chunk in buckets.chunks(BUCKETS_PER_STATEMENT) {
+            let (filter, mut params) = number_filter(dataset, grain, side, device);
+            let first_bucket = params.len() + 1;
+            params.push(chunk[0].into());
+            let first_number = params.len() + 1;
+            params.extend(numbers.iter().map(|n| Value::from(n.as_str())));
+            let list: Vec<String> = (0..numbers.len()).map(|i| format!("${}", first_number + i)).collect();
+            let list = list.join(", ");
+            let mut parts = vec![format!(
+                "SELECT number, direction, n FROM rollup_numbers WHERE {filter} AND bucket = ${first_bucket} AND number IN ({list})"
+            )];
+            for b in &chunk[1..] {
+                params.push((*b).into());
+                parts.push(format!(
+                    "SELECT number, direction, n FROM rollup_numbers WHERE {filter} AND bucket = ${} AND number IN ({list})",
+                    params.len()
+                ));
+            }
+            for r in db.query(&parts.join(" UNION ALL "), &params)? {
+                if let Some(total) = candidates.get_mut(&(r[0].text(), r[1].text())) {
+                    *total += r[2].i64();
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The exact top 10 numbers summed over several buckets, by Fagin's threshold algorithm: read
+/// each bucket's ranking (an index scan) to depth D; a number not seen in a bucket's first D
+/// rows has at most the D-th count there, so no unseen number can total more than the sum of
+/// the D-th counts. Once the tenth best candidate beats that bound, the answer is exact;
+/// otherwise D grows. Skewed traffic (a few heavy callers) stops after a few dozen rows per
+/// bucket instead of summing every number.
+fn top_over_buckets(
+    db: &dyn Sql,
+    dataset: &str,
+    grain: Grouping,
+    side: &str,
+    device: &str,
+    buckets: &[i64],
+) -> Result<Vec<Row>, StoreError> {
+    let key = (dataset, grain.as_str(), side, device);
+    if let [bucket] = buckets {
+        // One bucket: its ranking is the answer.
+        let list = buckets_top(db, key, &[*bucket], TOP)?.remove(bucket).unwrap_or_default();
+        return Ok(list.into_iter().map(|(k, d, n)| row(None, k, d, n)).collect());
+    }
+    let mut depth = 4 * TOP;
+    loop {
+        let lists = buckets_top(db, key, buckets, depth)?;
+        let mut threshold = 0i64;
+        let mut exhausted = true;
+        let mut candidates: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for list in lists.values() {
+            if list.len() == depth {
+                exhausted = false;
+                threshold += list.last().map_or(0, |x| x.2);
+            }
+            for (number, direction, _) in list {
+                candidates.entry((number.clone(), direction.clone())).or_insert(0);
+            }
+        }
+        candidate_totals(db, key, buckets, &mut candidates)?;
+        let best = top(candidates.into_iter().map(|((k, d), n)| row(None, k, d, n)).collect(), TOP);
+        let tenth = best.get(TOP - 1).map(|r| r.count as i64);
+        if exhausted || tenth.is_some_and(|t| t > threshold) {
+            return Ok(best);
+        }
+        depth *= 4;
+    }
 }
 
 fn top_from_raw(

@@ -129,6 +129,10 @@ pub trait Store: Send + Sync {
     /// Deletes what `retention` says is too old at `now`.
     fn apply_retention(&self, now: DateTime<Utc>, retention: &Retention) -> Result<RetentionOutcome, StoreError>;
 
+    /// Refreshes the query planner's statistics (the collector runs it periodically, with
+    /// retention).
+    fn refresh_statistics(&self) -> Result<(), StoreError>;
+
     /// The schema version of the database.
     fn schema_version(&self) -> Result<i64, StoreError>;
 

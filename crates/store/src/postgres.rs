@@ -14,7 +14,7 @@ use tollgate_records::{Record, Transport};
 
 use crate::model::{AnalyticsQuery, AnalyticsResult, Dataset};
 use crate::rollup::{Deltas, flatten};
-use crate::schema::{MIGRATIONS, MIGRATIONS_TABLE, latest, statements};
+use crate::schema::{Dialect, MIGRATIONS, MIGRATIONS_TABLE, latest, statements};
 use crate::sql::{Sql, Value};
 use crate::sqlite::retention_plan;
 use crate::{IngestOutcome, Retention, RetentionOutcome, Store, StoreError, analytics, export};
@@ -96,8 +96,8 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
         return Err(StoreError::SchemaTooNew { found: current, known: latest() });
     }
     for m in MIGRATIONS.iter().filter(|m| m.version > current) {
-        for stmt in statements(m) {
-            tx.batch_execute(stmt)?;
+        for stmt in statements(m, Dialect::Postgres) {
+            tx.batch_execute(&stmt)?;
         }
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at, description) VALUES ($1, $2, $3)",
@@ -353,6 +353,12 @@ impl Store for PgStore {
         }
         tx.commit()?;
         Ok(outcome)
+    }
+
+    fn refresh_statistics(&self) -> Result<(), StoreError> {
+        let mut client = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        client.batch_execute("ANALYZE enum_queries, sip_calls, rollup_counts, rollup_numbers, rollup_outcomes")?;
+        Ok(())
     }
 
     fn schema_version(&self) -> Result<i64, StoreError> {

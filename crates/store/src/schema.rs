@@ -60,7 +60,7 @@ CREATE TABLE rollup_counts (
     bucket BIGINT NOT NULL,
     n BIGINT NOT NULL,
     PRIMARY KEY (dataset, grain, device, bucket)
-);
+) /*WITHOUT ROWID*/;
 CREATE TABLE rollup_numbers (
     dataset TEXT NOT NULL,
     grain TEXT NOT NULL,
@@ -71,8 +71,8 @@ CREATE TABLE rollup_numbers (
     direction TEXT NOT NULL,
     n BIGINT NOT NULL,
     PRIMARY KEY (dataset, grain, side, device, bucket, number, direction)
-);
-CREATE INDEX rollup_numbers_top ON rollup_numbers (dataset, grain, side, device, bucket, n DESC);
+) /*WITHOUT ROWID*/;
+CREATE INDEX rollup_numbers_top ON rollup_numbers (dataset, grain, side, bucket, n DESC, number, direction) WHERE device = '*';
 CREATE TABLE rollup_outcomes (
     dataset TEXT NOT NULL,
     grain TEXT NOT NULL,
@@ -82,7 +82,7 @@ CREATE TABLE rollup_outcomes (
     odetail TEXT NOT NULL,
     n BIGINT NOT NULL,
     PRIMARY KEY (dataset, grain, device, bucket, okey, odetail)
-)",
+) /*WITHOUT ROWID*/",
 }];
 
 /// The newest schema version this build knows.
@@ -93,7 +93,20 @@ pub fn latest() -> i64 {
 /// The table that records applied migrations.
 pub const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL, description TEXT NOT NULL)";
 
-/// Statements of a migration.
-pub fn statements(m: &Migration) -> impl Iterator<Item = &'static str> {
-    m.sql.split(';').map(str::trim).filter(|s| !s.is_empty())
+/// SQL dialects the migrations are written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite: `/*WITHOUT ROWID*/` markers become `WITHOUT ROWID` (the primary key is the table,
+    /// so a rollup upsert updates one B-tree, not two).
+    Sqlite,
+    /// PostgreSQL: the markers stay comments.
+    Postgres,
+}
+
+/// Statements of a migration, in the given dialect.
+pub fn statements(m: &Migration, dialect: Dialect) -> impl Iterator<Item = String> {
+    m.sql.split(';').map(str::trim).filter(|s| !s.is_empty()).map(move |s| match dialect {
+        Dialect::Sqlite => s.replace("/*WITHOUT ROWID*/", "WITHOUT ROWID"),
+        Dialect::Postgres => s.to_string(),
+    })
 }

@@ -13,7 +13,7 @@ use tollgate_records::Record;
 
 use crate::model::{AnalyticsQuery, AnalyticsResult, Dataset};
 use crate::rollup::{Deltas, flatten};
-use crate::schema::{MIGRATIONS, MIGRATIONS_TABLE, latest, statements};
+use crate::schema::{Dialect, MIGRATIONS, MIGRATIONS_TABLE, latest, statements};
 use crate::sql::{Sql, Value};
 use crate::{IngestOutcome, Retention, RetentionOutcome, Store, StoreError, analytics, export};
 
@@ -69,6 +69,8 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // 128 MiB of page cache: rollup upserts touch pages all over the number tables.
+    conn.pragma_update(None, "cache_size", -131_072)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
@@ -81,8 +83,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     for m in MIGRATIONS.iter().filter(|m| m.version > current) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
-        for stmt in statements(m) {
-            tx.execute_batch(stmt)?;
+        for stmt in statements(m, Dialect::Sqlite) {
+            tx.execute_batch(&stmt)?;
         }
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at, description) VALUES (?1, ?2, ?3)",
@@ -106,6 +108,7 @@ impl SqliteStore {
         let reader =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         reader.busy_timeout(std::time::Duration::from_secs(10))?;
+        reader.pragma_update(None, "cache_size", -65_536)?;
         reader.set_prepared_statement_cache_capacity(64);
         Ok(SqliteStore { path: path.to_path_buf(), writer: Mutex::new(writer), reader: Mutex::new(reader) })
     }
@@ -297,6 +300,12 @@ impl Store for SqliteStore {
         }
         tx.commit()?;
         Ok(outcome)
+    }
+
+    fn refresh_statistics(&self) -> Result<(), StoreError> {
+        let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        conn.execute_batch("PRAGMA analysis_limit = 1000; ANALYZE;")?;
+        Ok(())
     }
 
     fn schema_version(&self) -> Result<i64, StoreError> {
