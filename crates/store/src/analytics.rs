@@ -156,6 +156,9 @@ fn top_from_rollups(
     Ok((summary, per_bucket))
 }
 
+/// One row of a bucket's ranking: number, direction, count.
+type Ranked = (String, String, i64);
+
 /// Buckets per statement when several buckets are read at once (SQLite allows 500 terms in a
 /// compound SELECT).
 const BUCKETS_PER_STATEMENT: usize = 200;
@@ -181,9 +184,9 @@ fn buckets_top(
     key: (&str, &str, &str, &str),
     buckets: &[i64],
     depth: usize,
-) -> Result<BTreeMap<i64, Vec<(String, String, i64)>>, StoreError> {
+) -> Result<BTreeMap<i64, Vec<Ranked>>, StoreError> {
     let (dataset, grain, side, device) = key;
-    let mut out: BTreeMap<i64, Vec<(String, String, i64)>> = BTreeMap::new();
+    let mut out: BTreeMap<i64, Vec<Ranked>> = BTreeMap::new();
     for chunk in buckets.chunks(BUCKETS_PER_STATEMENT) {
         // Placeholders must first appear in increasing order (see `sql`): the filter's, then the
         // first bucket's, then the depth (reused by every part), then the other buckets'.
