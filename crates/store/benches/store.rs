@@ -35,8 +35,8 @@ fn batch(rng: &mut Rng, start: u64, len: usize, total: u64) -> Vec<Record> {
         .map(|i| {
             let k = start + i;
             let at = day + chrono::Duration::microseconds((k as i64) * (86_400_000_000 / total as i64));
-            let src = 1_415_000_0000u64 + rng.log_uniform(100_000);
-            let dst = 1_212_000_0000u64 + rng.log_uniform(50_000);
+            let src = 14_150_000_000_u64 + rng.log_uniform(100_000);
+            let dst = 12_120_000_000_u64 + rng.log_uniform(50_000);
             Record::enum_query(EnumQueryRecord {
                 id: ulid::Ulid::from_parts(at.timestamp_millis() as u64, u128::from(k)),
                 time: at,

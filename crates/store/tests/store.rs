@@ -350,8 +350,8 @@ fn sqlite_refuses_a_newer_schema_and_reopens_without_migrating_again() {
     ));
 }
 
-/// Traffic where each hour has different heavy callers, so the threshold algorithm must read
-/// deeper than the first rows of each hour; checked against a plain count of what was sent.
+// Traffic where each hour has different heavy callers, so the threshold algorithm must read
+// deeper than the first rows of each hour; checked against a plain count of what was sent.
 both!(top_lists_stay_exact_when_each_hour_differs, |store: &dyn Store| {
     let mut recs = Vec::new();
     let mut sent: BTreeMap<String, u64> = BTreeMap::new();
