@@ -47,8 +47,8 @@ fn batch(rng: &mut Rng, start: u64, len: usize, total: u64) -> Vec<Record> {
                 source: tollgate_number::E164::from_u64(src),
                 destination: tollgate_number::E164::from_u64(dst).unwrap(),
                 direction: "inbound".into(),
-                rule: (k % 20 == 0).then(|| "block".to_string()),
-                action: if k % 20 == 0 { "terminate".into() } else { "allow".into() },
+                rule: k.is_multiple_of(20).then(|| "block".to_string()),
+                action: if k.is_multiple_of(20) { "terminate".into() } else { "allow".into() },
                 detail: None,
                 rcode: "NXDOMAIN".into(),
                 fail_open: false,
@@ -78,7 +78,7 @@ fn run(label: &str, store: &dyn Store, total: u64) {
         if first_rate.is_none() && done >= 200_000.min(total) {
             first_rate = Some(done as f64 / started.elapsed().as_secs_f64());
         }
-        if done % 1_000_000 == 0 {
+        if done.is_multiple_of(1_000_000) {
             eprintln!("{label}: {done} records in {:.0} s", started.elapsed().as_secs_f64());
         }
     }
