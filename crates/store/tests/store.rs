@@ -362,7 +362,7 @@ both!(top_lists_stay_exact_when_each_hour_differs, |store: &dyn Store| {
             x ^= x >> 7;
             x ^= x << 17;
             // Hour h favours callers 10h..10h+9 a little; everyone else is a flat tail.
-            let pick = if x % 3 == 0 { 10 * hour as u64 + x % 10 } else { x % 120 };
+            let pick = if x.is_multiple_of(3) { 10 * hour as u64 + x % 10 } else { x % 120 };
             let src = format!("+1415555{:04}", pick);
             recs.push(enum_rec(
                 "enum-1",
