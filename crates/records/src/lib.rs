@@ -6,12 +6,16 @@
 //! * the spool ([`spool`]): append-only segment files, one CRC-32 checksummed frame per record,
 //!   written before a record counts as accepted and fsync'd in batches.
 //!
-//! What it must not do: decide policy, speak DNS/SIP, or talk to the collector (shipping is a
-//! separate concern built on [`spool::SpoolReader`]).
+//! * shipping ([`ship`]): batches of spooled records sent through an [`ship::Uplink`] (the
+//!   binary provides HTTP), deleted only once the collector acknowledged them.
+//!
+//! What it must not do: decide policy, speak DNS/SIP, or know how the uplink reaches the
+//! collector.
 
 #![warn(missing_docs)]
 
 mod record;
+pub mod ship;
 pub mod spool;
 
 pub use record::{Disposition, EnumQueryRecord, RECORD_VERSION, Record, SipCallRecord, Transport};

@@ -11,8 +11,9 @@
 //! A reader stops at the first frame that is cut short or fails its checksum (a torn tail from
 //! a crash) and reports where.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -25,6 +26,8 @@ use crate::Record;
 pub const MAGIC: &[u8; 8] = b"TGSPOOL1";
 /// Largest accepted frame payload.
 pub const MAX_FRAME: usize = 1 << 20;
+/// A spool with less than this left below its limit counts as full.
+const FULL_MARGIN: u64 = 64 << 10;
 
 /// Spool settings.
 #[derive(Debug, Clone)]
@@ -33,12 +36,35 @@ pub struct SpoolOptions {
     pub segment_bytes: u64,
     /// How often dirty segments are fsync'd.
     pub fsync_interval: Duration,
+    /// Most bytes the spool may hold on disk (0: no limit). At the limit new records are
+    /// refused (and counted); records already accepted are never dropped.
+    pub max_disk_bytes: u64,
+    /// Usage (percent of the limit) above which the spool reports itself near full.
+    pub near_full_percent: u8,
 }
 
 impl Default for SpoolOptions {
     fn default() -> Self {
-        SpoolOptions { segment_bytes: 64 << 20, fsync_interval: Duration::from_millis(200) }
+        SpoolOptions {
+            segment_bytes: 64 << 20,
+            fsync_interval: Duration::from_millis(200),
+            max_disk_bytes: 0,
+            near_full_percent: 80,
+        }
     }
+}
+
+/// How full the spool is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolUsage {
+    /// Bytes of segments on disk.
+    pub bytes: u64,
+    /// The limit (0: none).
+    pub max_bytes: u64,
+    /// Above the near-full threshold.
+    pub near_full: bool,
+    /// At (or within 64 KiB of) the limit: new records are being refused.
+    pub full: bool,
 }
 
 /// Counters of spool activity, for metrics.
@@ -52,9 +78,12 @@ pub struct SpoolStats {
     pub fsyncs: AtomicU64,
     /// Appends that failed (disk full, I/O error).
     pub errors: AtomicU64,
+    /// Records refused because the spool reached its disk limit.
+    pub refused: AtomicU64,
 }
 
 struct SegmentFile {
+    path: PathBuf,
     file: File,
     dirty: AtomicBool,
 }
@@ -65,6 +94,7 @@ struct Shared {
     open: Mutex<Vec<Weak<SegmentFile>>>,
     stats: SpoolStats,
     stop: AtomicBool,
+    disk_bytes: AtomicU64,
 }
 
 /// A spool directory shared by any number of lanes.
@@ -114,12 +144,17 @@ impl Spool {
         let dir = dir.into();
         fs::create_dir_all(&dir)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot create spool {}: {e}", dir.display())))?;
+        let mut on_disk = 0;
+        for seg in segments(&dir)? {
+            on_disk += fs::metadata(&seg).map(|m| m.len()).unwrap_or(0);
+        }
         let shared = Arc::new(Shared {
             dir,
             options,
             open: Mutex::new(Vec::new()),
             stats: SpoolStats::default(),
             stop: AtomicBool::new(false),
+            disk_bytes: AtomicU64::new(on_disk),
         });
         let for_thread = shared.clone();
         let handle = std::thread::Builder::new().name("spool-fsync".into()).spawn(move || {
@@ -173,6 +208,34 @@ impl Spool {
     pub fn sync(&self) {
         sync_all(&self.shared);
     }
+
+    /// The segments lanes are still writing to. A segment on disk that is not in this set will
+    /// never be written again (list the directory first, then call this).
+    pub fn open_segments(&self) -> HashSet<PathBuf> {
+        let open = self.shared.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.iter().filter_map(Weak::upgrade).map(|s| s.path.clone()).collect()
+    }
+
+    /// How full the spool is.
+    pub fn usage(&self) -> SpoolUsage {
+        let bytes = self.shared.disk_bytes.load(Ordering::Relaxed);
+        let o = &self.shared.options;
+        let max = o.max_disk_bytes;
+        SpoolUsage {
+            bytes,
+            max_bytes: max,
+            near_full: max > 0 && bytes.saturating_mul(100) >= max.saturating_mul(u64::from(o.near_full_percent)),
+            full: max > 0 && bytes + FULL_MARGIN >= max,
+        }
+    }
+
+    /// Tells the spool that `bytes` of segments were removed (by the shipper).
+    pub fn released(&self, bytes: u64) {
+        let _ = self
+            .shared
+            .disk_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(bytes)));
+    }
 }
 
 /// One writer's sequence of segments.
@@ -188,10 +251,17 @@ pub struct SpoolLane {
 impl SpoolLane {
     fn start_segment(&mut self) -> io::Result<()> {
         let path = self.spool.shared.dir.join(format!("{}-{:010}.seg", self.name, self.seq));
-        let mut file = OpenOptions::new().create_new(true).append(true).open(&path)?;
-        file.write_all(MAGIC)?;
-        let seg = Arc::new(SegmentFile { file, dirty: AtomicBool::new(true) });
-        self.spool.shared.open.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(&seg));
+        // Created and registered under the lock, so a shipper never sees it on disk without
+        // also seeing it open.
+        let seg = {
+            let mut open = self.spool.shared.open.lock().unwrap_or_else(|e| e.into_inner());
+            let mut file = OpenOptions::new().create_new(true).append(true).open(&path)?;
+            file.write_all(MAGIC)?;
+            let seg = Arc::new(SegmentFile { path, file, dirty: AtomicBool::new(true) });
+            open.push(Arc::downgrade(&seg));
+            seg
+        };
+        self.spool.shared.disk_bytes.fetch_add(MAGIC.len() as u64, Ordering::Relaxed);
         if let Some(old) = self.current.replace(seg) {
             old.file.sync_data()?;
         }
@@ -227,12 +297,19 @@ impl SpoolLane {
         if payload_len > MAX_FRAME {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "record larger than the spool frame limit"));
         }
+        let shared = &self.spool.shared;
+        let max = shared.options.max_disk_bytes;
+        if max > 0 && shared.disk_bytes.load(Ordering::Relaxed) + self.buf.len() as u64 > max {
+            shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "spool is at its disk limit; record refused"));
+        }
         let crc = crc32fast::hash(&self.buf[8..]);
         self.buf[..4].copy_from_slice(&(payload_len as u32).to_le_bytes());
         self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
         let seg = self.current.as_ref().ok_or_else(|| io::Error::other("spool lane has no segment"))?;
         (&seg.file).write_all(&self.buf)?;
         seg.dirty.store(true, Ordering::Release);
+        shared.disk_bytes.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
         self.written += self.buf.len() as u64;
         Ok(self.buf.len())
     }
@@ -280,6 +357,47 @@ pub fn read_segment(path: &Path) -> io::Result<SegmentContents> {
     Ok(decode_segment(&bytes))
 }
 
+/// Whole, checksummed frames found in a stretch of a segment.
+#[derive(Debug)]
+pub struct FrameScan<'a> {
+    /// Each frame's payload and the segment offset just past the frame, in order.
+    pub frames: Vec<(&'a [u8], u64)>,
+    /// Offset just past the last whole frame (the starting offset if none).
+    pub valid_end: u64,
+    /// Why the scan stopped before the end of the bytes, if it did: a frame still being
+    /// written, or a torn or corrupt one.
+    pub damage: Option<String>,
+}
+
+/// Scans frames in `bytes`, which start at segment offset `start` (just after the header, or
+/// after an earlier frame).
+pub fn scan_frames(bytes: &[u8], start: u64) -> FrameScan<'_> {
+    let mut scan = FrameScan { frames: Vec::new(), valid_end: start, damage: None };
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let offset = start + at as u64;
+        if bytes.len() - at < 8 {
+            scan.damage = Some(format!("frame header cut short at byte {offset}"));
+            break;
+        }
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or_default()) as usize;
+        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap_or_default());
+        if len > MAX_FRAME || bytes.len() - at - 8 < len {
+            scan.damage = Some(format!("frame at byte {offset} cut short or oversized ({len} bytes)"));
+            break;
+        }
+        let payload = &bytes[at + 8..at + 8 + len];
+        if crc32fast::hash(payload) != crc {
+            scan.damage = Some(format!("checksum mismatch in frame at byte {offset}"));
+            break;
+        }
+        at += 8 + len;
+        scan.valid_end = start + at as u64;
+        scan.frames.push((payload, scan.valid_end));
+    }
+    scan
+}
+
 /// Decodes segment bytes (see the module docs for the format).
 pub fn decode_segment(bytes: &[u8]) -> SegmentContents {
     let mut out = SegmentContents { records: Vec::new(), valid_bytes: 0, damage: None };
@@ -287,35 +405,31 @@ pub fn decode_segment(bytes: &[u8]) -> SegmentContents {
         out.damage = Some("missing segment header".into());
         return out;
     }
-    let mut at = MAGIC.len();
-    out.valid_bytes = at as u64;
-    while at < bytes.len() {
-        if bytes.len() - at < 8 {
-            out.damage = Some(format!("frame header cut short at byte {at}"));
-            break;
-        }
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or_default()) as usize;
-        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap_or_default());
-        if len > MAX_FRAME || bytes.len() - at - 8 < len {
-            out.damage = Some(format!("frame at byte {at} cut short or oversized ({len} bytes)"));
-            break;
-        }
-        let payload = &bytes[at + 8..at + 8 + len];
-        if crc32fast::hash(payload) != crc {
-            out.damage = Some(format!("checksum mismatch in frame at byte {at}"));
-            break;
-        }
+    let scan = scan_frames(&bytes[MAGIC.len()..], MAGIC.len() as u64);
+    out.valid_bytes = MAGIC.len() as u64;
+    out.damage = scan.damage;
+    for (payload, end) in scan.frames {
         match serde_json::from_slice(payload) {
-            Ok(r) => out.records.push(r),
+            Ok(r) => {
+                out.records.push(r);
+                out.valid_bytes = end;
+            }
             Err(e) => {
-                out.damage = Some(format!("frame at byte {at} is not a record: {e}"));
+                out.damage = Some(format!("frame ending at byte {end} is not a record: {e}"));
                 break;
             }
         }
-        at += 8 + len;
-        out.valid_bytes = at as u64;
     }
     out
+}
+
+/// Reads a segment from `offset` to its end.
+pub fn read_from(path: &Path, offset: u64) -> io::Result<Vec<u8>> {
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Reads every record of every segment in `dir`, in lane and sequence order.

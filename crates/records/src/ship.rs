@@ -1,0 +1,434 @@
+//! Shipping: sends spooled records to the collector and deletes only what it acknowledged.
+//!
+//! For each segment the shipper keeps an acknowledged offset in `SEGMENT.ack`. It reads the
+//! frames after that offset, sends them in batches through an [`Uplink`], and moves the offset
+//! past a batch only when the uplink reports the batch stored. A segment no lane writes to any
+//! more is deleted once everything in it is acknowledged. If the process dies between the
+//! collector storing a batch and the offset being written, the batch is sent again and the
+//! collector ignores the records it already has (record ids are primary keys): each record is
+//! stored exactly once.
+//!
+//! While the collector is unreachable nothing is deleted and the spool grows (up to its disk
+//! limit); when it comes back the backlog is sent oldest segment first.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::spool::{MAGIC, Spool, read_from, scan_frames, segments};
+
+/// Where batches go.
+pub trait Uplink: Send + Sync + 'static {
+    /// Delivers `records` records as NDJSON (one record's JSON per line). `Ok` means the
+    /// collector has stored them durably; anything else is retried later.
+    fn deliver(&self, ndjson: Vec<u8>, records: usize) -> Result<(), String>;
+}
+
+/// Shipper settings.
+#[derive(Debug, Clone)]
+pub struct ShipperOptions {
+    /// Most records per batch.
+    pub batch_records: usize,
+    /// Most bytes per batch (a batch holds at least one record).
+    pub batch_bytes: usize,
+    /// Pause between passes when there is nothing to send.
+    pub idle: Duration,
+    /// Longest pause between retries while the collector is unreachable.
+    pub max_backoff: Duration,
+}
+
+impl Default for ShipperOptions {
+    fn default() -> Self {
+        ShipperOptions {
+            batch_records: 2000,
+            batch_bytes: 1 << 20,
+            idle: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Shipper counters and state, for metrics and alarms.
+#[derive(Debug, Default)]
+pub struct ShipperStats {
+    /// Records acknowledged by the collector.
+    pub shipped: AtomicU64,
+    /// Batches acknowledged.
+    pub batches: AtomicU64,
+    /// Deliveries that failed (and will be retried).
+    pub failures: AtomicU64,
+    /// Segments deleted after full acknowledgement.
+    pub segments_deleted: AtomicU64,
+    /// Bytes set aside in `.damaged` files (corrupt frames that could not be read).
+    pub damaged_bytes: AtomicU64,
+    /// Bytes of spool not yet acknowledged, as of the last pass.
+    pub backlog_bytes: AtomicU64,
+    /// False after a failed delivery, true after a successful one.
+    pub connected: AtomicBool,
+    /// The last delivery error.
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// A running shipper thread.
+pub struct Shipper {
+    stop: Arc<AtomicBool>,
+    stats: Arc<ShipperStats>,
+    handle: Option<JoinHandle<()>>,
+}
+
+fn ack_path(seg: &Path) -> PathBuf {
+    seg.with_extension("ack")
+}
+
+fn read_ack(seg: &Path) -> u64 {
+    fs::read_to_string(ack_path(seg)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(MAGIC.len() as u64)
+}
+
+/// Records the acknowledged offset. Not fsync'd on purpose: losing it only causes a resend,
+/// which the collector deduplicates.
+fn write_ack(seg: &Path, offset: u64) -> io::Result<()> {
+    let path = ack_path(seg);
+    let tmp = path.with_extension("ack.tmp");
+    fs::write(&tmp, offset.to_string())?;
+    fs::rename(tmp, path)
+}
+
+/// Why a pass stopped.
+#[derive(Debug)]
+pub enum PassError {
+    /// The uplink refused or failed; retry later.
+    Delivery(String),
+    /// The spool could not be read or updated.
+    Io(io::Error),
+}
+
+impl From<io::Error> for PassError {
+    fn from(e: io::Error) -> Self {
+        PassError::Io(e)
+    }
+}
+
+/// One pass over the spool: sends everything not yet acknowledged, deletes finished segments.
+/// Returns the number of records acknowledged.
+pub fn ship_pass(
+    spool: &Spool,
+    uplink: &dyn Uplink,
+    opts: &ShipperOptions,
+    stats: &ShipperStats,
+) -> Result<u64, PassError> {
+    // List first, then ask which are open: a segment listed but not open is finished for good.
+    let listed = segments(spool.dir())?;
+    let open = spool.open_segments();
+    let mut shipped = 0u64;
+    let mut backlog = 0u64;
+    for seg in listed {
+        let acked = read_ack(&seg);
+        let bytes = match read_from(&seg, acked) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let file_len = acked + bytes.len() as u64;
+        let scan = scan_frames(&bytes, acked);
+        let mut frames = scan.frames.as_slice();
+        let mut at = acked;
+        while !frames.is_empty() {
+            let mut body = Vec::with_capacity(opts.batch_bytes.min(bytes.len()) + 64);
+            let mut n = 0;
+            for (payload, end) in frames {
+                if n > 0 && (n >= opts.batch_records || body.len() + payload.len() + 1 > opts.batch_bytes) {
+                    break;
+                }
+                body.extend_from_slice(payload);
+                body.push(b'\n');
+                n += 1;
+                at = *end;
+            }
+            if let Err(e) = uplink.deliver(body, n) {
+                stats.failures.fetch_add(1, Ordering::Relaxed);
+                stats.connected.store(false, Ordering::Relaxed);
+                *stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+                stats.backlog_bytes.store(backlog + file_len - read_ack(&seg), Ordering::Relaxed);
+                return Err(PassError::Delivery(e));
+            }
+            write_ack(&seg, at)?;
+            stats.connected.store(true, Ordering::Relaxed);
+            stats.batches.fetch_add(1, Ordering::Relaxed);
+            stats.shipped.fetch_add(n as u64, Ordering::Relaxed);
+            shipped += n as u64;
+            frames = &frames[n..];
+        }
+        if open.contains(&seg) {
+            backlog += file_len - at;
+            continue;
+        }
+        // Finished segment.
+        if at == file_len {
+            fs::remove_file(&seg)?;
+            let _ = fs::remove_file(ack_path(&seg));
+            spool.released(file_len);
+            stats.segments_deleted.fetch_add(1, Ordering::Relaxed);
+        } else if let Some(why) = &scan.damage {
+            // Unreadable bytes in a finished segment: keep them aside for inspection, never
+            // delete them silently.
+            let damaged = seg.with_extension("damaged");
+            tracing::error!(segment = %seg.display(), %why, bytes = file_len - at, "spool segment damaged; moved aside");
+            fs::rename(&seg, &damaged)?;
+            let _ = fs::remove_file(ack_path(&seg));
+            spool.released(file_len);
+            stats.damaged_bytes.fetch_add(file_len - at, Ordering::Relaxed);
+        }
+    }
+    stats.backlog_bytes.store(backlog, Ordering::Relaxed);
+    Ok(shipped)
+}
+
+impl Shipper {
+    /// Starts shipping `spool` through `uplink` on a thread of its own.
+    pub fn start(spool: Spool, uplink: Arc<dyn Uplink>, opts: ShipperOptions) -> io::Result<Shipper> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(ShipperStats::default());
+        let (t_stop, t_stats) = (stop.clone(), stats.clone());
+        let handle = std::thread::Builder::new().name("spool-shipper".into()).spawn(move || {
+            let mut backoff = opts.idle;
+            while !t_stop.load(Ordering::Acquire) {
+                let pause = match ship_pass(&spool, uplink.as_ref(), &opts, &t_stats) {
+                    Ok(0) => {
+                        backoff = opts.idle;
+                        opts.idle
+                    }
+                    Ok(_) => {
+                        backoff = opts.idle;
+                        Duration::ZERO
+                    }
+                    Err(PassError::Delivery(e)) => {
+                        tracing::warn!(error = %e, retry_in = ?backoff, "collector unreachable; records stay in the spool");
+                        let pause = backoff;
+                        backoff = (backoff * 2).min(opts.max_backoff);
+                        pause
+                    }
+                    Err(PassError::Io(e)) => {
+                        tracing::error!(error = %e, "spool shipping failed");
+                        opts.max_backoff
+                    }
+                };
+                let until = Instant::now() + pause;
+                while !t_stop.load(Ordering::Acquire) && Instant::now() < until {
+                    std::thread::park_timeout(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)));
+                }
+            }
+        })?;
+        Ok(Shipper { stop, stats, handle: Some(handle) })
+    }
+
+    /// Counters and state.
+    pub fn stats(&self) -> &Arc<ShipperStats> {
+        &self.stats
+    }
+
+    /// Stops after the batch in flight.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.handle.take() {
+            h.thread().unpark();
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Shipper {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::SpoolOptions;
+    use crate::{EnumQueryRecord, Record, Transport};
+    use std::collections::HashSet;
+
+    fn record(i: u64) -> Record {
+        Record::enum_query(EnumQueryRecord {
+            id: ulid::Ulid::new(),
+            time: chrono::Utc::now(),
+            device: "e1".into(),
+            client: "sbc".into(),
+            client_addr: "127.0.0.1:1".parse().unwrap(),
+            transport: Transport::Udp,
+            source: None,
+            destination: format!("+1212555{i:04}").parse().unwrap(),
+            direction: "inbound".into(),
+            rule: None,
+            action: "allow".into(),
+            detail: None,
+            rcode: "NXDOMAIN".into(),
+            fail_open: false,
+            latency_us: 1,
+            policy_version: None,
+        })
+    }
+
+    /// A collector stand-in that stores ids, can be switched off, and can "crash" after storing
+    /// (so the acknowledgement is lost).
+    #[derive(Default)]
+    struct Collector {
+        stored: Mutex<Vec<String>>,
+        down: AtomicBool,
+        lose_next_ack: AtomicBool,
+    }
+
+    impl Uplink for Collector {
+        fn deliver(&self, ndjson: Vec<u8>, records: usize) -> Result<(), String> {
+            if self.down.load(Ordering::Relaxed) {
+                return Err("connection refused".into());
+            }
+            let lines: Vec<&[u8]> = ndjson.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+            assert_eq!(lines.len(), records);
+            let mut stored = self.stored.lock().unwrap();
+            for l in lines {
+                let r: Record = serde_json::from_slice(l).unwrap();
+                stored.push(r.id().to_string());
+            }
+            if self.lose_next_ack.swap(false, Ordering::Relaxed) {
+                return Err("stored, but the answer was lost".into());
+            }
+            Ok(())
+        }
+    }
+
+    fn opts() -> ShipperOptions {
+        ShipperOptions { batch_records: 7, ..Default::default() }
+    }
+
+    #[test]
+    fn ships_everything_and_deletes_finished_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), SpoolOptions { segment_bytes: 4096, ..Default::default() }).unwrap();
+        let c = Collector::default();
+        let stats = ShipperStats::default();
+        let mut lane = spool.lane("w0").unwrap();
+        let written: Vec<Record> = (0..50).map(record).collect();
+        for r in &written {
+            lane.append(r).unwrap();
+        }
+        assert_eq!(ship_pass(&spool, &c, &opts(), &stats).unwrap(), 50);
+        let ids: Vec<String> = written.iter().map(|r| r.id().to_string()).collect();
+        assert_eq!(*c.stored.lock().unwrap(), ids);
+        // Finished segments are gone, the open one stays.
+        assert_eq!(segments(dir.path()).unwrap().len(), 1);
+        assert!(stats.segments_deleted.load(Ordering::Relaxed) > 0);
+        // Nothing new: nothing sent.
+        assert_eq!(ship_pass(&spool, &c, &opts(), &stats).unwrap(), 0);
+        drop(lane);
+        ship_pass(&spool, &c, &opts(), &stats).unwrap();
+        assert!(segments(dir.path()).unwrap().is_empty(), "a closed, acknowledged segment is deleted");
+        assert_eq!(spool.usage().bytes, 0);
+    }
+
+    #[test]
+    fn collector_outage_keeps_records_and_sends_the_backlog_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), SpoolOptions { segment_bytes: 4096, ..Default::default() }).unwrap();
+        let c = Collector::default();
+        let stats = ShipperStats::default();
+        let mut lane = spool.lane("w0").unwrap();
+        c.down.store(true, Ordering::Relaxed);
+        for i in 0..40 {
+            lane.append(&record(i)).unwrap();
+        }
+        assert!(matches!(ship_pass(&spool, &c, &opts(), &stats), Err(PassError::Delivery(_))));
+        assert!(!stats.connected.load(Ordering::Relaxed));
+        assert!(stats.backlog_bytes.load(Ordering::Relaxed) > 0);
+        assert!(segments(dir.path()).unwrap().len() > 1, "nothing deleted while the collector is down");
+        c.down.store(false, Ordering::Relaxed);
+        while ship_pass(&spool, &c, &opts(), &stats).unwrap() > 0 {}
+        assert_eq!(c.stored.lock().unwrap().len(), 40);
+        assert!(stats.connected.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_lost_acknowledgement_means_a_resend_not_a_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), SpoolOptions::default()).unwrap();
+        let c = Collector::default();
+        let stats = ShipperStats::default();
+        let mut lane = spool.lane("w0").unwrap();
+        let written: Vec<Record> = (0..10).map(record).collect();
+        for r in &written {
+            lane.append(r).unwrap();
+        }
+        c.lose_next_ack.store(true, Ordering::Relaxed);
+        assert!(ship_pass(&spool, &c, &opts(), &stats).is_err());
+        ship_pass(&spool, &c, &opts(), &stats).unwrap();
+        let stored = c.stored.lock().unwrap();
+        let unique: HashSet<&String> = stored.iter().collect();
+        assert_eq!(unique.len(), 10, "every record delivered");
+        assert_eq!(stored.len(), 17, "the unacknowledged batch of 7 was sent twice (the collector deduplicates)");
+    }
+
+    #[test]
+    fn disk_limit_refuses_new_records_and_keeps_accepted_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(
+            dir.path(),
+            SpoolOptions { max_disk_bytes: 100_000, segment_bytes: 10_000, ..Default::default() },
+        )
+        .unwrap();
+        let mut lane = spool.lane("w0").unwrap();
+        let mut accepted = 0;
+        let mut refused = 0;
+        let mut near_full_seen = false;
+        for i in 0..1000 {
+            match lane.append(&record(i)) {
+                Ok(()) => accepted += 1,
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+                    refused += 1;
+                }
+            }
+            near_full_seen |= spool.usage().near_full;
+        }
+        assert!(near_full_seen && refused > 0 && accepted > 100, "{accepted} accepted, {refused} refused");
+        assert!(spool.usage().bytes <= 100_000);
+        assert!(spool.usage().full);
+        assert_eq!(spool.stats().refused.load(Ordering::Relaxed), refused);
+        // Everything accepted is still there and ships once a collector answers.
+        let c = Collector::default();
+        let stats = ShipperStats::default();
+        while ship_pass(&spool, &c, &ShipperOptions::default(), &stats).unwrap() > 0 {}
+        assert_eq!(c.stored.lock().unwrap().len(), accepted);
+        assert!(!spool.usage().near_full, "space is released after shipping");
+    }
+
+    #[test]
+    fn corrupt_finished_segment_is_moved_aside_not_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), SpoolOptions::default()).unwrap();
+        {
+            let mut lane = spool.lane("w0").unwrap();
+            for i in 0..5 {
+                lane.append(&record(i)).unwrap();
+            }
+        }
+        let seg = segments(dir.path()).unwrap().remove(0);
+        let mut bytes = fs::read(&seg).unwrap();
+        let n = bytes.len();
+        bytes[n - 3] ^= 0xff;
+        fs::write(&seg, bytes).unwrap();
+        let c = Collector::default();
+        let stats = ShipperStats::default();
+        assert_eq!(ship_pass(&spool, &c, &opts(), &stats).unwrap(), 4);
+        assert!(seg.with_extension("damaged").exists());
+        assert!(stats.damaged_bytes.load(Ordering::Relaxed) > 0);
+    }
+}
