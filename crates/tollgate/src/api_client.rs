@@ -18,7 +18,7 @@ const PROGRESS_BYTES: u64 = 4 << 20;
 pub struct ApiClient {
     base: String,
     token: Option<String>,
-    actor: String,
+    actor: Option<String>,
     http: Client,
 }
 
@@ -39,13 +39,16 @@ impl From<anyhow::Error> for ApiError {
 
 impl ApiClient {
     /// A client of `base` (e.g. `http://127.0.0.1:8080`).
-    pub fn new(base: &str, token: Option<String>, actor: &str) -> anyhow::Result<Self> {
+    pub fn new(base: &str, token: Option<String>, actor: Option<&str>) -> anyhow::Result<Self> {
         let http = Client::builder().timeout(Duration::from_secs(600)).build()?;
-        Ok(ApiClient { base: base.trim_end_matches('/').to_string(), token, actor: actor.to_string(), http })
+        Ok(ApiClient { base: base.trim_end_matches('/').to_string(), token, actor: actor.map(String::from), http })
     }
 
     fn send(&self, req: RequestBuilder) -> Result<Response, ApiError> {
-        let mut req = req.header("x-actor", &self.actor);
+        let mut req = req;
+        if let Some(actor) = &self.actor {
+            req = req.header("x-actor", actor);
+        }
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
@@ -73,6 +76,12 @@ impl ApiClient {
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
         let resp = self.send(self.http.get(format!("{}{path}", self.base)))?;
         Ok(resp.json().context("decoding the API answer")?)
+    }
+
+    /// GETs `path` as text.
+    pub fn get_text(&self, path: &str) -> Result<String, ApiError> {
+        let resp = self.send(self.http.get(format!("{}{path}", self.base)))?;
+        Ok(resp.text().context("reading the API answer")?)
     }
 
     /// DELETEs `path` and decodes JSON.

@@ -23,11 +23,28 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run every role in one process: ENUM engine and HTTP API. Installs the demo policy on
-    /// first start (unless --no-demo).
+    /// Run every role in one process: ENUM engine, collector, web UI and API. Installs the demo
+    /// policy on first start (unless --no-demo).
     Serve(ServeArgs),
-    /// Run the engine role (ENUM server and its API) without the demo policy.
+    /// Run the engine role (ENUM server and its API); records are shipped to `[shipper]
+    /// collector`.
     Engine(ServeArgs),
+    /// Run the collector role (record store, analytics) with the web UI and API.
+    Collector(ServeArgs),
+    /// Show an Analytics view (from a running collector).
+    Analytics(AnalyticsArgs),
+    /// Manage web UI users (in the state directory; a running server sees changes at once).
+    User {
+        /// User command.
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage API tokens (in the state directory).
+    Token {
+        /// Token command.
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Check, install, uninstall and inspect policies.
     Policy {
         /// Policy command.
@@ -82,9 +99,9 @@ pub struct Target {
     /// Bearer token for API changes.
     #[arg(long, env = "TOLLGATE_TOKEN")]
     pub token: Option<String>,
-    /// Name recorded in the history as who made the change.
-    #[arg(long, default_value = "cli")]
-    pub actor: String,
+    /// The person making the change, recorded in the history next to the token's name.
+    #[arg(long)]
+    pub actor: Option<String>,
 }
 
 /// Policy commands.
@@ -162,6 +179,104 @@ pub struct LookupArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Options of `analytics`.
+#[derive(Debug, Args)]
+pub struct AnalyticsArgs {
+    /// ENUM or SIP.
+    #[arg(long, default_value = "ENUM")]
+    pub dataset: String,
+    /// Average CPS, Top 10 Source, Top 10 Destination, Actions by Rule, Calls by Disposition.
+    #[arg(long, default_value = "Average CPS")]
+    pub view: String,
+    /// Minute, Hour or Day.
+    #[arg(long, default_value = "Hour")]
+    pub grouping: String,
+    /// One device, or All.
+    #[arg(long, default_value = "All")]
+    pub device: String,
+    /// Start (RFC 3339 or YYYY-MM-DDTHH:MM, UTC); default: 24 hours before --to.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End; default: the end of the current hour.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// API of the collector (default: from the configuration).
+    #[arg(long)]
+    pub api: Option<String>,
+    /// Bearer token (default: the local CLI token).
+    #[arg(long, env = "TOLLGATE_TOKEN")]
+    pub token: Option<String>,
+    /// Print JSON.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+/// User commands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// List users.
+    List {
+        /// State directory (default: node.state_dir).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Add a user or change its role and password.
+    Set {
+        /// Login name.
+        name: String,
+        /// viewer, operator or admin.
+        #[arg(long)]
+        role: String,
+        /// The password (default: read one line from standard input).
+        #[arg(long)]
+        password: Option<String>,
+        /// State directory (default: node.state_dir).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Remove a user.
+    Remove {
+        /// Login name.
+        name: String,
+        /// State directory (default: node.state_dir).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+}
+
+/// Token commands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// List tokens (names and roles; secrets are never stored).
+    List {
+        /// State directory (default: node.state_dir).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Create a token and print its secret once.
+    Create {
+        /// Token name.
+        name: String,
+        /// ingest, viewer, operator or admin.
+        #[arg(long)]
+        role: String,
+        /// State directory (default: node.state_dir).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Revoke a token.
+    Revoke {
+        /// Token name.
+        name: String,
+        /// State directory (default: node.state_dir).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
 }
 
 /// Config commands.

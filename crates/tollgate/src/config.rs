@@ -54,11 +54,56 @@ pub struct SpoolConfig {
     pub segment_mb: u64,
     /// fsync interval, milliseconds.
     pub fsync_ms: u64,
+    /// Most disk the spool may use, MiB (0: no limit).
+    pub max_disk_mb: u64,
+    /// Usage above which SPOOL_NEAR_FULL is raised, percent of `max_disk_mb`.
+    pub near_full_percent: u8,
 }
 
 impl Default for SpoolConfig {
     fn default() -> Self {
-        SpoolConfig { dir: None, segment_mb: 64, fsync_ms: 200 }
+        SpoolConfig { dir: None, segment_mb: 64, fsync_ms: 200, max_disk_mb: 1024, near_full_percent: 80 }
+    }
+}
+
+/// `[shipper]`: where records go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShipperConfig {
+    /// The collector's API URL. Empty: this process's own API when it runs the collector
+    /// (`serve`), otherwise records stay in the spool.
+    pub collector: String,
+    /// Ingest token; empty: read `<state_dir>/ingest-token`.
+    pub token: String,
+    /// Most records per batch.
+    pub batch_records: usize,
+}
+
+impl Default for ShipperConfig {
+    fn default() -> Self {
+        ShipperConfig { collector: String::new(), token: String::new(), batch_records: 2000 }
+    }
+}
+
+/// `[collector]`: the record store and its upkeep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorConfig {
+    /// `sqlite:PATH` or `postgres://user:password@host/db`; empty: `<state_dir>/records.db`.
+    pub store: String,
+    /// How long data is kept.
+    pub retention: tollgate_store::Retention,
+    /// Minutes between retention runs (and statistics refreshes).
+    pub maintenance_minutes: u64,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        CollectorConfig {
+            store: String::new(),
+            retention: tollgate_store::Retention::default(),
+            maintenance_minutes: 60,
+        }
     }
 }
 
@@ -77,6 +122,10 @@ pub struct Config {
     pub api: ApiConfig,
     /// `[spool]`.
     pub spool: SpoolConfig,
+    /// `[shipper]`.
+    pub shipper: ShipperConfig,
+    /// `[collector]`.
+    pub collector: CollectorConfig,
 }
 
 impl Config {
@@ -126,6 +175,12 @@ impl Config {
         {
             self.spool.dir = Some(base.join(dir));
         }
+        if let Some(path) = self.collector.store.strip_prefix("sqlite:")
+            && std::path::Path::new(path).is_relative()
+            && !base.as_os_str().is_empty()
+        {
+            self.collector.store = format!("sqlite:{}", base.join(path).display());
+        }
     }
 
     /// The spool directory.
@@ -136,6 +191,20 @@ impl Config {
     /// The policy store directory.
     pub fn policy_dir(&self) -> PathBuf {
         self.node.state_dir.join("policy")
+    }
+
+    /// The record store URL.
+    pub fn store_url(&self) -> String {
+        if self.collector.store.is_empty() {
+            format!("sqlite:{}", self.node.state_dir.join("records.db").display())
+        } else {
+            self.collector.store.clone()
+        }
+    }
+
+    /// The admin token the local CLI uses (written on first start), if present.
+    pub fn cli_token(&self) -> Option<String> {
+        std::fs::read_to_string(self.node.state_dir.join("cli-token")).ok().map(|t| t.trim().to_string())
     }
 
     /// The API base URL for clients.

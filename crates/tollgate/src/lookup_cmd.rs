@@ -77,7 +77,7 @@ pub fn run(config: &Config, args: &LookupArgs) -> anyhow::Result<ExitCode> {
     };
     let lookup = match &args.api {
         Some(base) => {
-            let client = ApiClient::new(base, None, "cli")?;
+            let client = ApiClient::new(base, config.cli_token(), None)?;
             let mut path = format!("/api/v1/lookup?to={}", urlencode(&args.to));
             if let Some(from) = &args.from {
                 path.push_str(&format!("&from={}", urlencode(from)));
@@ -105,7 +105,7 @@ pub fn run(config: &Config, args: &LookupArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Percent-encodes a query value (numbers may hold '+', spaces and parentheses).
-fn urlencode(s: &str) -> String {
+pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'-' | b'.' | b'_' => (b as char).to_string(),

@@ -2,6 +2,8 @@
 
 #![warn(missing_docs)]
 
+mod admin_cmd;
+mod analytics_cmd;
 mod api_client;
 mod cli;
 mod config;
@@ -10,6 +12,7 @@ mod lookup_cmd;
 mod metrics;
 mod policy_cmd;
 mod serve;
+mod uplink;
 
 use std::process::ExitCode;
 
@@ -34,8 +37,12 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = || Config::load(cli.config.as_deref());
     match &cli.command {
-        Command::Serve(args) => serve::run(config()?, args.clone(), true),
-        Command::Engine(args) => serve::run(config()?, args.clone(), false),
+        Command::Serve(args) => serve::run(config()?, args.clone(), serve::Roles::Serve),
+        Command::Engine(args) => serve::run(config()?, args.clone(), serve::Roles::Engine),
+        Command::Collector(args) => serve::run(config()?, args.clone(), serve::Roles::Collector),
+        Command::Analytics(args) => analytics_cmd::run(&config()?, args),
+        Command::User { command } => admin_cmd::user(&config()?, command),
+        Command::Token { command } => admin_cmd::token(&config()?, command),
         Command::Policy { command } => policy_cmd::run(&config()?, command),
         Command::Lookup(args) => lookup_cmd::run(&config()?, args),
         Command::Config { command } => {

@@ -1,4 +1,4 @@
-//! Metrics read at scrape time: spool counters and the installed policy.
+//! Metrics read at scrape time: the spool, the shipper and the installed policy.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,9 +10,20 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use tollgate_policy::service::PolicyService;
+use tollgate_records::ship::ShipperStats;
 use tollgate_records::spool::Spool;
 
-/// Spool activity.
+fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
+    let c = ConstCounter::new(value);
+    c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
+    let g = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+    g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+/// Spool activity and usage.
 struct SpoolCollector(Spool);
 
 impl fmt::Debug for SpoolCollector {
@@ -21,32 +32,44 @@ impl fmt::Debug for SpoolCollector {
     }
 }
 
-fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
-    let c = ConstCounter::new(value);
-    c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)
-}
-
-fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> fmt::Result {
-    let g = ConstGauge::new(value);
-    g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)
-}
-
 impl Collector for SpoolCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
         let s = self.0.stats();
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        counter(&mut e, "tollgate_spool_records", "Records appended to the spool", load(&s.records))?;
+        counter(&mut e, "tollgate_spool_bytes", "Bytes appended to the spool", load(&s.bytes))?;
+        counter(&mut e, "tollgate_spool_fsyncs", "Spool fsync calls", load(&s.fsyncs))?;
+        counter(&mut e, "tollgate_spool_errors", "Failed spool appends or fsyncs", load(&s.errors))?;
+        counter(&mut e, "tollgate_spool_refused", "Records refused at the spool's disk limit", load(&s.refused))?;
+        let usage = self.0.usage();
+        gauge(&mut e, "tollgate_spool_disk_bytes", "Bytes of spool segments on disk", usage.bytes)?;
+        gauge(&mut e, "tollgate_spool_disk_limit_bytes", "Spool disk limit (0: none)", usage.max_bytes)
+    }
+}
+
+/// Shipping to the collector.
+#[derive(Debug)]
+struct ShipperCollector(Arc<ShipperStats>);
+
+impl Collector for ShipperCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        let s = &self.0;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        counter(&mut e, "tollgate_shipper_records", "Records acknowledged by the collector", load(&s.shipped))?;
+        counter(&mut e, "tollgate_shipper_batches", "Batches acknowledged by the collector", load(&s.batches))?;
+        counter(&mut e, "tollgate_shipper_failures", "Failed deliveries (retried)", load(&s.failures))?;
         counter(
-            &mut encoder,
-            "tollgate_spool_records",
-            "Records appended to the spool",
-            s.records.load(Ordering::Relaxed),
+            &mut e,
+            "tollgate_shipper_damaged_bytes",
+            "Spool bytes set aside as unreadable",
+            load(&s.damaged_bytes),
         )?;
-        counter(&mut encoder, "tollgate_spool_bytes", "Bytes appended to the spool", s.bytes.load(Ordering::Relaxed))?;
-        counter(&mut encoder, "tollgate_spool_fsyncs", "Spool fsync calls", s.fsyncs.load(Ordering::Relaxed))?;
-        counter(
-            &mut encoder,
-            "tollgate_spool_errors",
-            "Failed spool appends or fsyncs",
-            s.errors.load(Ordering::Relaxed),
+        gauge(&mut e, "tollgate_shipper_backlog_bytes", "Spool bytes not yet acknowledged", load(&s.backlog_bytes))?;
+        gauge(
+            &mut e,
+            "tollgate_shipper_connected",
+            "1 if the last delivery succeeded",
+            u64::from(s.connected.load(Ordering::Relaxed)),
         )
     }
 }
@@ -61,27 +84,36 @@ impl fmt::Debug for PolicyCollector {
 }
 
 impl Collector for PolicyCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
         let active = self.0.installed().snapshot();
-        let version = active.version.map_or(0, |v| i64::try_from(v).unwrap_or(i64::MAX));
-        gauge(&mut encoder, "tollgate_policy_version", "Installed policy version (0: none, default allow)", version)?;
         gauge(
-            &mut encoder,
-            "tollgate_policy_rules",
-            "Enabled rules in the installed policy",
-            active.policy.meta().enabled_rules as i64,
+            &mut e,
+            "tollgate_policy_version",
+            "Installed policy version (0: none, default allow)",
+            active.version.unwrap_or(0),
         )?;
         gauge(
-            &mut encoder,
+            &mut e,
+            "tollgate_policy_rules",
+            "Enabled rules in the installed policy",
+            active.policy.meta().enabled_rules as u64,
+        )?;
+        gauge(
+            &mut e,
             "tollgate_policy_load_failed",
             "1 if the stored policy could not be put in force at start",
-            i64::from(self.0.load_error().is_some()),
+            u64::from(self.0.load_error().is_some()),
         )
     }
 }
 
-/// Registers the scrape-time collectors.
+/// Registers the engine's scrape-time collectors.
 pub fn register(registry: &mut Registry, spool: Spool, policy: Arc<PolicyService>) {
     registry.register_collector(Box::new(SpoolCollector(spool)));
     registry.register_collector(Box::new(PolicyCollector(policy)));
+}
+
+/// Registers the shipper's metrics.
+pub fn register_shipper(registry: &mut Registry, stats: Arc<ShipperStats>) {
+    registry.register_collector(Box::new(ShipperCollector(stats)));
 }

@@ -28,7 +28,8 @@ fn place(config: &Config, target: &Target) -> anyhow::Result<Place> {
         }
         None => {
             let base = target.api.clone().unwrap_or_else(|| config.api_url());
-            Ok(Place::Api(ApiClient::new(&base, target.token.clone(), &target.actor)?))
+            let token = target.token.clone().or_else(|| config.cli_token());
+            Ok(Place::Api(ApiClient::new(&base, token, target.actor.as_deref())?))
         }
     }
 }
@@ -126,8 +127,11 @@ pub fn run(config: &Config, command: &PolicyCommand) -> anyhow::Result<ExitCode>
     match command {
         PolicyCommand::Check { file, target, local } => {
             if target.api.is_some() && !local {
-                let client =
-                    ApiClient::new(target.api.as_deref().unwrap_or_default(), target.token.clone(), &target.actor)?;
+                let client = ApiClient::new(
+                    target.api.as_deref().unwrap_or_default(),
+                    target.token.clone().or_else(|| config.cli_token()),
+                    target.actor.as_deref(),
+                )?;
                 let bar = spinner("checking policy on the server");
                 let result = api_result(client.upload::<serde_json::Value>("/api/v1/policy/check", file))?;
                 bar.finish_and_clear();
@@ -162,7 +166,7 @@ pub fn run(config: &Config, command: &PolicyCommand) -> anyhow::Result<ExitCode>
                 Place::Api(client) => api_result(client.upload::<VersionInfo>("/api/v1/policy", file))?,
                 Place::Offline(service) => {
                     let source = PolicySource::from_path(file)?;
-                    match service.install(&source, &target.actor) {
+                    match service.install(&source, target.actor.as_deref().unwrap_or("cli")) {
                         Ok(info) => Ok(info),
                         Err(InstallError::Invalid(e)) => Err(print_diagnostics(&e.diagnostics)),
                         Err(InstallError::Io(e)) => return Err(e).context("policy store"),
@@ -185,7 +189,7 @@ pub fn run(config: &Config, command: &PolicyCommand) -> anyhow::Result<ExitCode>
                         .map_err(|_| anyhow::anyhow!("uninstall refused"))?;
                     v["uninstalled"].as_u64()
                 }
-                Place::Offline(service) => service.uninstall(&target.actor)?,
+                Place::Offline(service) => service.uninstall(target.actor.as_deref().unwrap_or("cli"))?,
             };
             match previous {
                 Some(v) => println!("uninstalled version {v}: every call is now allowed"),

@@ -1,7 +1,8 @@
-//! `tollgate serve` and `tollgate engine`: the engine role with its HTTP API.
+//! Running roles: `serve` (engine + collector + UI), `engine`, `collector`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -9,14 +10,40 @@ use prometheus_client::registry::Registry;
 use tollgate_enum::Responder;
 use tollgate_enum::metrics::EnumMetrics;
 use tollgate_enum::server::{EnumServer, RecordSink};
+use tollgate_manager::alarms::{self, Alarms};
 use tollgate_policy::service::PolicyService;
 use tollgate_policy::store::PolicyStore;
+use tollgate_records::ship::{Shipper, ShipperOptions, ShipperStats};
 use tollgate_records::spool::{Spool, SpoolOptions};
-use tollgate_web::ApiState;
+use tollgate_store::Store;
+use tollgate_web::auth::Auth;
+use tollgate_web::{AppState, IngestMetrics, StatusFn};
 
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::demo;
+use crate::uplink::HttpUplink;
+
+/// Which roles a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Roles {
+    /// Engine, collector and UI, with the demo policy on first start.
+    Serve,
+    /// The ENUM engine with its API; ships records to a collector.
+    Engine,
+    /// The collector (record store, analytics) with the UI.
+    Collector,
+}
+
+impl Roles {
+    fn engine(self) -> bool {
+        matches!(self, Roles::Serve | Roles::Engine)
+    }
+
+    fn collector(self) -> bool {
+        matches!(self, Roles::Serve | Roles::Collector)
+    }
+}
 
 /// Applies command-line overrides to the configuration.
 fn apply(mut config: Config, args: &ServeArgs) -> Config {
@@ -37,37 +64,48 @@ fn apply(mut config: Config, args: &ServeArgs) -> Config {
 }
 
 /// Runs until SIGINT or SIGTERM.
-pub fn run(config: Config, args: ServeArgs, install_demo: bool) -> anyhow::Result<ExitCode> {
+pub fn run(config: Config, args: ServeArgs, roles: Roles) -> anyhow::Result<ExitCode> {
     let config = apply(config, &args);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tollgate").build()?;
-    runtime.block_on(serve(config, install_demo && !args.no_demo))?;
+    runtime.block_on(serve(config, roles, roles == Roles::Serve && !args.no_demo))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(config: Config, install_demo: bool) -> anyhow::Result<()> {
-    let state = &config.node.state_dir;
-    std::fs::create_dir_all(state).with_context(|| format!("cannot create state directory {}", state.display()))?;
+/// The engine role's running parts.
+struct Engine {
+    service: Arc<PolicyService>,
+    responder: Arc<Responder>,
+    server: EnumServer,
+    spool: Spool,
+}
+
+async fn start_engine(
+    config: &Config,
+    registry: &mut Registry,
+    alarms: &Alarms,
+    install_demo: bool,
+) -> anyhow::Result<Engine> {
     let store = PolicyStore::open(config.policy_dir())?;
     let service = Arc::new(PolicyService::open(store, config.dialing_plan.clone(), config.enum_.intercept_names())?);
     if let Some(e) = service.load_error() {
         tracing::error!("{e}; serving with no policy (every call allowed) until a valid policy is installed");
+        alarms.raise(alarms::POLICY_LOAD_FAILED, &config.node.name, e.to_string());
     }
     if install_demo && service.history()?.is_empty() {
         let version = demo::install(&service)?;
         tracing::info!(version, "installed the demo policy (first start)");
     }
-
     let spool = Spool::open(
         config.spool_dir(),
         SpoolOptions {
             segment_bytes: config.spool.segment_mb << 20,
             fsync_interval: Duration::from_millis(config.spool.fsync_ms),
+            max_disk_bytes: config.spool.max_disk_mb << 20,
+            near_full_percent: config.spool.near_full_percent,
         },
     )?;
-    let mut registry = Registry::default();
-    let enum_metrics = EnumMetrics::register(&mut registry);
-    crate::metrics::register(&mut registry, spool.clone(), service.clone());
-
+    let enum_metrics = EnumMetrics::register(registry);
+    crate::metrics::register(registry, spool.clone(), service.clone());
     let responder = Arc::new(Responder::new(
         config.enum_.clone(),
         config.dialing_plan.clone(),
@@ -82,29 +120,188 @@ async fn serve(config: Config, install_demo: bool) -> anyhow::Result<()> {
         &config.enum_.listen_tcp,
     )
     .await?;
+    Ok(Engine { service, responder, server, spool })
+}
 
-    let api = tollgate_web::router(ApiState {
-        policy: service.clone(),
-        responder,
-        registry: Arc::new(registry),
-        token: config.api.token.clone(),
+fn ingest_token(config: &Config) -> Option<String> {
+    if !config.shipper.token.is_empty() {
+        return Some(config.shipper.token.clone());
+    }
+    std::fs::read_to_string(config.node.state_dir.join("ingest-token")).ok().map(|t| t.trim().to_string())
+}
+
+/// Raises and clears the spool and shipping alarms as conditions change.
+fn watch_alarms(alarms: Arc<Alarms>, node: String, spool: Spool, shipper: Option<Arc<ShipperStats>>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let u = spool.usage();
+            let mib = |b: u64| format!("{:.1} MiB", b as f64 / 1048576.0);
+            alarms.set(alarms::SPOOL_NEAR_FULL, &node, u.near_full && !u.full, || {
+                format!("{} of {}", mib(u.bytes), mib(u.max_bytes))
+            });
+            alarms.set(alarms::SPOOL_FULL, &node, u.full, || format!("{} of {}", mib(u.bytes), mib(u.max_bytes)));
+            if let Some(s) = &shipper {
+                let down = !s.connected.load(Ordering::Relaxed) && s.failures.load(Ordering::Relaxed) > 0;
+                alarms.set(alarms::COLLECTOR_UNREACHABLE, &node, down, || {
+                    s.last_error.lock().map(|e| e.clone().unwrap_or_default()).unwrap_or_default()
+                });
+                let damaged = s.damaged_bytes.load(Ordering::Relaxed);
+                alarms.set(alarms::SPOOL_DAMAGED, &node, damaged > 0, || format!("{damaged} bytes moved aside"));
+            }
+        }
     });
+}
+
+/// Applies retention and refreshes statistics periodically.
+fn maintain_store(store: Arc<dyn Store>, config: &Config) {
+    let retention = config.collector.retention;
+    let every = Duration::from_secs(config.collector.maintenance_minutes.max(1) * 60);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || {
+                let r = s.apply_retention(chrono::Utc::now(), &retention)?;
+                s.refresh_statistics()?;
+                Ok::<_, tollgate_store::StoreError>(r)
+            })
+            .await
+            {
+                Ok(Ok(r)) => tracing::info!(raw = r.raw, rollups = r.rollups, "store maintenance done"),
+                Ok(Err(e)) => tracing::error!(error = %e, "store maintenance failed"),
+                Err(e) => tracing::error!(error = %e, "store maintenance panicked"),
+            }
+        }
+    });
+}
+
+fn status_fn(spool: Option<Spool>, shipper: Option<Arc<ShipperStats>>) -> Option<StatusFn> {
+    let spool = spool?;
+    Some(Arc::new(move || {
+        let u = spool.usage();
+        let mut v = vec![(
+            "Spool".to_string(),
+            if u.max_bytes > 0 {
+                format!("{:.1} of {:.0} MiB", u.bytes as f64 / 1048576.0, u.max_bytes as f64 / 1048576.0)
+            } else {
+                format!("{:.1} MiB", u.bytes as f64 / 1048576.0)
+            },
+        )];
+        if let Some(s) = &shipper {
+            v.push((
+                "Shipping".to_string(),
+                if s.connected.load(Ordering::Relaxed) || s.failures.load(Ordering::Relaxed) == 0 {
+                    format!("{} records sent", s.shipped.load(Ordering::Relaxed))
+                } else {
+                    "collector unreachable".to_string()
+                },
+            ));
+        }
+        v
+    }))
+}
+
+async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Result<()> {
+    let state_dir = &config.node.state_dir;
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+    let alarms = Arc::new(Alarms::default());
+    let (auth, bootstrap) = Auth::open(state_dir, config.api.token.clone())?;
+    if let Some(b) = &bootstrap {
+        println!(
+            "tollgate first start: user `admin`, password {} (shown only now; change it on the Users page)",
+            b.admin_password
+        );
+        println!("tollgate first start: an admin token for the CLI is in {}", b.cli_token_file.display());
+    }
+    let mut registry = Registry::default();
+
+    let engine =
+        if roles.engine() { Some(start_engine(&config, &mut registry, &alarms, install_demo).await?) } else { None };
+
+    let store: Option<Arc<dyn Store>> = if roles.collector() {
+        let url = config.store_url();
+        let opened = tokio::task::spawn_blocking(move || tollgate_store::open(&url)).await?;
+        let store: Arc<dyn Store> =
+            Arc::from(opened.with_context(|| format!("cannot open the record store {}", redact(&config.store_url())))?);
+        maintain_store(store.clone(), &config);
+        Some(store)
+    } else {
+        None
+    };
+    let ingest = IngestMetrics::register(&mut registry);
+
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("cannot bind the API listener {}", config.api.listen))?;
     let api_addr = listener.local_addr()?;
 
-    let active = service.installed().snapshot();
+    let mut shipper = None;
+    if let Some(e) = &engine {
+        let collector = if !config.shipper.collector.is_empty() {
+            Some(config.shipper.collector.clone())
+        } else if roles.collector() {
+            Some(format!("http://{api_addr}"))
+        } else {
+            tracing::warn!("no [shipper] collector configured: records stay in the spool");
+            None
+        };
+        if let Some(url) = collector {
+            let token = ingest_token(&config)
+                .context("no ingest token: set [shipper] token or keep <state_dir>/ingest-token")?;
+            // reqwest's blocking client must be built (and dropped) off the async threads.
+            let uplink = tokio::task::spawn_blocking(move || HttpUplink::new(&url, token)).await??;
+            let s = Shipper::start(
+                e.spool.clone(),
+                Arc::new(uplink),
+                ShipperOptions { batch_records: config.shipper.batch_records.max(1), ..Default::default() },
+            )?;
+            crate::metrics::register_shipper(&mut registry, s.stats().clone());
+            shipper = Some(s);
+        }
+        watch_alarms(
+            alarms.clone(),
+            config.node.name.clone(),
+            e.spool.clone(),
+            shipper.as_ref().map(|s| s.stats().clone()),
+        );
+    }
+
+    let state = Arc::new(AppState {
+        node: config.node.name.clone(),
+        policy: engine.as_ref().map(|e| e.service.clone()),
+        responder: engine.as_ref().map(|e| e.responder.clone()),
+        store,
+        registry: Arc::new(registry),
+        auth: Arc::new(auth),
+        alarms,
+        quarantine: state_dir.join("quarantine"),
+        ingest,
+        status: status_fn(engine.as_ref().map(|e| e.spool.clone()), shipper.as_ref().map(|s| s.stats().clone())),
+    });
+    let app = tollgate_web::router(state);
+
     let list = |v: &[std::net::SocketAddr]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",");
-    println!(
-        "tollgate ready: node={} enum_udp={} enum_tcp={} api=http://{} policy={}",
-        config.node.name,
-        list(&server.udp_addrs),
-        list(&server.tcp_addrs),
-        api_addr,
-        active.version.map_or("none".to_string(), |v| format!("v{v} ({})", active.policy.meta().name)),
-    );
-    if let Some(udp) = server.udp_addrs.first() {
+    let mut ready = format!("tollgate ready: node={}", config.node.name);
+    if let Some(e) = &engine {
+        let active = e.service.installed().snapshot();
+        ready.push_str(&format!(" enum_udp={} enum_tcp={}", list(&e.server.udp_addrs), list(&e.server.tcp_addrs)));
+        ready.push_str(&format!(
+            " policy={}",
+            active
+                .version
+                .map_or("none".to_string(), |v| format!("v{v}({})", active.policy.meta().name.replace(' ', "_")))
+        ));
+    }
+    ready.push_str(&format!(" api=http://{api_addr}"));
+    if roles.collector() {
+        ready.push_str(&format!(" ui=http://{api_addr}/"));
+    }
+    println!("{ready}");
+    if let Some(udp) = engine.as_ref().and_then(|e| e.server.udp_addrs.first()) {
         println!(
             "try: dig @{} -p {} +short NAPTR 1.1.1.0.5.5.5.2.1.2.1.e164.arpa.   |   tollgate lookup --to +12125550111",
             udp.ip(),
@@ -112,11 +309,30 @@ async fn serve(config: Config, install_demo: bool) -> anyhow::Result<()> {
         );
     }
 
-    axum::serve(listener, api).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("shutting down");
-    server.shutdown().await;
-    spool.sync();
+    if let Some(e) = engine {
+        e.server.shutdown().await;
+        e.spool.sync();
+    }
+    if let Some(s) = shipper {
+        tokio::task::spawn_blocking(move || s.stop()).await?;
+    }
     Ok(())
+}
+
+/// A store URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 async fn shutdown_signal() {
@@ -138,5 +354,16 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn store_passwords_are_not_printed() {
+        assert_eq!(redact("postgres://tollgate:s3cret@db:5432/records"), "postgres://tollgate:***@db:5432/records");
+        assert_eq!(redact("sqlite:/var/lib/tollgate/records.db"), "sqlite:/var/lib/tollgate/records.db");
     }
 }

@@ -132,9 +132,9 @@ fn install_reject_bad_policies_uninstall_and_survive_restart() {
     let (stdout, _) = text(&out);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
-    assert!(lines[0].contains("install    v1") && lines[0].ends_with("by alice"), "{stdout}");
+    assert!(lines[0].contains("install    v1") && lines[0].ends_with("by alice via cli"), "{stdout}");
     assert!(
-        lines[1].contains("uninstall") && lines[1].contains("(was v1)") && lines[1].ends_with("by bob"),
+        lines[1].contains("uninstall") && lines[1].contains("(was v1)") && lines[1].ends_with("by bob via cli"),
         "{stdout}"
     );
 
@@ -176,7 +176,7 @@ fn offline_install_is_in_force_at_next_start() {
 }
 
 #[test]
-fn api_token_guards_changes() {
+fn api_requires_authentication_and_the_right_role() {
     let e = Engine::start(EngineOptions {
         node: "token".into(),
         serve: false,
@@ -185,18 +185,46 @@ fn api_token_guards_changes() {
     });
     let (_dir, path) = policy_dir(POLICY);
     let p = path.to_str().unwrap();
-    let out = e.cli(&["policy", "install", p, "--api", &e.api]);
-    assert!(!out.status.success());
-    assert!(text(&out).1.contains("401 Unauthorized"), "{:?}", text(&out));
+    let state = e.state.to_str().unwrap().to_string();
+
+    // Without a token: 401, before anything is uploaded.
+    let anonymous = reqwest::blocking::get(format!("{}/api/v1/policy", e.api)).unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
     let out = e.cli(&["policy", "install", p, "--api", &e.api, "--token", "wrong"]);
     assert!(!out.status.success());
+    assert!(text(&out).1.contains("401 Unauthorized"), "{:?}", text(&out));
     assert_everything_allowed(&e);
-    let out = e.cli(&["policy", "install", p, "--api", &e.api, "--token", "s3cret"]);
+
+    // A viewer may look but not install.
+    let out = e.cli(&["token", "create", "watcher", "--role", "viewer", "--state-dir", &state]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let viewer = text(&out).0.trim().to_string();
+    let out = e.cli(&["policy", "install", p, "--api", &e.api, "--token", &viewer]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).1.contains("403 Forbidden") && text(&out).1.contains("needs the operator role"),
+        "{:?}",
+        text(&out)
+    );
+    let out = e.cli(&["policy", "show", "--api", &e.api, "--token", &viewer]);
+    assert!(text(&out).0.contains("no policy installed"), "{:?}", text(&out));
+
+    // An operator token installs; so does the token from the configuration (admin).
+    let out = e.cli(&["token", "create", "deployer", "--role", "operator", "--state-dir", &state]);
+    let operator = text(&out).0.trim().to_string();
+    let out = e.cli(&["policy", "install", p, "--api", &e.api, "--token", &operator]);
     assert!(out.status.success(), "{:?}", text(&out));
     assert_policy_in_force(&e);
-    // Reading needs no token.
-    let out = e.cli(&["policy", "show", "--api", &e.api]);
-    assert!(text(&out).0.contains("version   1"), "{:?}", text(&out));
+    let out = e.cli(&["policy", "uninstall", "--api", &e.api, "--token", "s3cret"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = e.cli(&["policy", "history", "--api", &e.api, "--token", &viewer]);
+    let history = text(&out).0;
+    assert!(history.contains("by deployer") && history.contains("by config-token"), "{history}");
+
+    // A revoked token stops working at once (the running server rereads the user database).
+    e.cli(&["token", "revoke", "deployer", "--state-dir", &state]);
+    let out = e.cli(&["policy", "show", "--api", &e.api, "--token", &operator]);
+    assert!(text(&out).1.contains("401"), "{:?}", text(&out));
 }
 
 fn reqwest_get(url: &str) -> String {

@@ -1,51 +1,102 @@
-//! The tollgate HTTP API (axum).
+//! The tollgate HTTP API and web UI (axum, server-rendered HTML).
 //!
-//! Routes:
+//! What this crate owns: HTTP. Login, roles and API tokens ([`auth`]); the JSON API
+//! ([`api`]): policies, lookup, record ingest, analytics, CSV export, alarms, users; the web
+//! UI ([`ui`]): Dashboard, Analytics, Policies, Alarms, Users, with charts drawn on the server
+//! as SVG (no script, no external resource).
 //!
-//! | method | path | does |
-//! |---|---|---|
-//! | GET | `/healthz` | `ok` while the process serves |
-//! | GET | `/metrics` | Prometheus (OpenMetrics text) |
-//! | GET | `/api/v1/policy` | the policy in force: version, facts, rules, text |
-//! | POST | `/api/v1/policy` | install (multipart: `policy` file, `list:NAME` files) |
-//! | POST | `/api/v1/policy/check` | validate only (same body) |
-//! | DELETE | `/api/v1/policy` | uninstall (default allow) |
-//! | GET | `/api/v1/policy/history` | installs and uninstalls |
-//! | GET | `/api/v1/policy/versions` | stored versions |
-//! | GET | `/api/v1/lookup?from=A&to=B` | the decision and NAPTR answer for one call |
-//! | GET | `/api/v1/auth` | 200 if the request carries the right token (clients check before uploading) |
-//!
-//! When a token is configured, changes (POST, DELETE) need `Authorization: Bearer TOKEN`.
-//! Invalid policies get `422` with every diagnostic (file, line, field, message).
-//!
-//! This crate owns HTTP only: it must not decide policy or speak DNS itself.
+//! What it must not do: decide policy, speak DNS, or know SQL; it calls the policy service,
+//! the responder and the store.
 
 #![warn(missing_docs)]
+// Handlers use axum's `Response` as the error of `Result`, as axum does; it is large, but
+// boxing it would only add an allocation on the error path.
+#![allow(clippy::result_large_err)]
 
+pub mod api;
+pub mod auth;
 mod multipart;
-mod routes;
+pub mod session;
+pub mod ui;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use tollgate_enum::Responder;
+use tollgate_manager::alarms::Alarms;
 use tollgate_policy::service::PolicyService;
+use tollgate_store::Store;
 
-/// Everything the API serves from.
-#[derive(Clone)]
-pub struct ApiState {
-    /// Policy management of this engine.
-    pub policy: Arc<PolicyService>,
-    /// The ENUM responder (for `lookup`).
-    pub responder: Arc<Responder>,
-    /// Metrics registry, rendered at `/metrics`.
-    pub registry: Arc<Registry>,
-    /// Bearer token required for changes, if any.
-    pub token: Option<String>,
+use crate::auth::Auth;
+
+/// Counters of record ingest (the collector role).
+#[derive(Debug, Default)]
+pub struct IngestMetrics {
+    /// Batches received.
+    pub batches: Counter,
+    /// Records stored for the first time.
+    pub inserted: Counter,
+    /// Records received again and ignored.
+    pub duplicates: Counter,
+    /// Lines that were not records, kept in the quarantine directory.
+    pub quarantined: Counter,
 }
 
-/// Builds the router.
-pub fn router(state: ApiState) -> Router {
-    routes::router(state)
+impl IngestMetrics {
+    /// Creates the counters and registers them.
+    pub fn register(registry: &mut Registry) -> Arc<Self> {
+        let m = IngestMetrics::default();
+        registry.register("tollgate_collector_batches", "Record batches received", m.batches.clone());
+        registry.register(
+            "tollgate_collector_records_inserted",
+            "Records stored for the first time",
+            m.inserted.clone(),
+        );
+        registry.register(
+            "tollgate_collector_records_duplicate",
+            "Records received again and ignored",
+            m.duplicates.clone(),
+        );
+        registry.register(
+            "tollgate_collector_lines_quarantined",
+            "Received lines that were not records",
+            m.quarantined.clone(),
+        );
+        Arc::new(m)
+    }
+}
+
+/// A status line for the dashboard (e.g. the spool's backlog).
+pub type StatusFn = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
+
+/// Everything the API and UI serve from. Roles this process does not run are `None`.
+pub struct AppState {
+    /// This server's node name.
+    pub node: String,
+    /// Policy management (engine role).
+    pub policy: Option<Arc<PolicyService>>,
+    /// The ENUM responder (engine role), for `lookup`.
+    pub responder: Option<Arc<Responder>>,
+    /// The record store (collector role).
+    pub store: Option<Arc<dyn Store>>,
+    /// Metrics registry, rendered at `/metrics`.
+    pub registry: Arc<Registry>,
+    /// Users, sessions, tokens.
+    pub auth: Arc<Auth>,
+    /// Alarms of this process.
+    pub alarms: Arc<Alarms>,
+    /// Where received lines that are not records are kept.
+    pub quarantine: PathBuf,
+    /// Ingest counters.
+    pub ingest: Arc<IngestMetrics>,
+    /// Extra status lines for the dashboard.
+    pub status: Option<StatusFn>,
+}
+
+/// Builds the router: API under `/api/v1`, UI pages at the root, `/metrics`, `/healthz`.
+pub fn router(state: Arc<AppState>) -> Router {
+    api::routes().merge(ui::routes()).with_state(state)
 }

@@ -1,0 +1,216 @@
+//! Alarms: definitions, the active set, and the raise/clear history.
+//!
+//! IDs and names follow seed 000 where it defines them (70500 SYSTEM_MIXED_VERSION ...);
+//! tollgate's own conditions use the 72000 range.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Alarm severity, most severe first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Severity {
+    /// Service is lost or about to be.
+    Critical,
+    /// Service is degraded.
+    Major,
+    /// A fault without service impact yet.
+    Minor,
+    /// For information.
+    Info,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Critical => "Critical",
+            Severity::Major => "Major",
+            Severity::Minor => "Minor",
+            Severity::Info => "Info",
+        })
+    }
+}
+
+/// An alarm type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AlarmDef {
+    /// Numeric ID.
+    pub id: u32,
+    /// NAME_IN_CAPITALS.
+    pub name: &'static str,
+    /// Severity.
+    pub severity: Severity,
+    /// What it means.
+    pub text: &'static str,
+}
+
+/// The record spool is above its near-full threshold.
+pub const SPOOL_NEAR_FULL: AlarmDef = AlarmDef {
+    id: 72001,
+    name: "SPOOL_NEAR_FULL",
+    severity: Severity::Major,
+    text: "The local record spool is above its near-full threshold; records are not reaching the collector fast enough.",
+};
+/// The record spool is at its limit.
+pub const SPOOL_FULL: AlarmDef = AlarmDef {
+    id: 72002,
+    name: "SPOOL_FULL",
+    severity: Severity::Critical,
+    text: "The local record spool reached its disk limit; new records are refused (calls are still answered).",
+};
+/// The collector does not acknowledge records.
+pub const COLLECTOR_UNREACHABLE: AlarmDef = AlarmDef {
+    id: 72003,
+    name: "COLLECTOR_UNREACHABLE",
+    severity: Severity::Major,
+    text: "Records cannot be delivered to the collector; they are kept in the local spool and sent when it answers.",
+};
+/// The stored policy could not be put in force.
+pub const POLICY_LOAD_FAILED: AlarmDef = AlarmDef {
+    id: 72004,
+    name: "POLICY_LOAD_FAILED",
+    severity: Severity::Major,
+    text: "The stored policy could not be put in force at start; every call is allowed until a valid policy is installed.",
+};
+/// Unreadable spool data was set aside.
+pub const SPOOL_DAMAGED: AlarmDef = AlarmDef {
+    id: 72005,
+    name: "SPOOL_DAMAGED",
+    severity: Severity::Minor,
+    text: "A spool segment held unreadable data; it was moved aside as a .damaged file for inspection.",
+};
+
+/// An alarm that is raised now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActiveAlarm {
+    /// Its type.
+    pub def: AlarmDef,
+    /// What it is about (a server, a spool, a peer).
+    pub scope: String,
+    /// When it was raised.
+    pub raised_at: DateTime<Utc>,
+    /// Details at raise time.
+    pub detail: String,
+}
+
+/// A raise or a clear.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlarmEvent {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Raised (true) or cleared (false).
+    pub raised: bool,
+    /// Alarm ID.
+    pub id: u32,
+    /// Alarm name.
+    pub name: &'static str,
+    /// Scope.
+    pub scope: String,
+    /// Details.
+    pub detail: String,
+}
+
+/// Most history events kept.
+const HISTORY: usize = 1000;
+
+/// The alarms of this process.
+#[derive(Debug, Default)]
+pub struct Alarms {
+    active: Mutex<BTreeMap<(u32, String), ActiveAlarm>>,
+    history: Mutex<VecDeque<AlarmEvent>>,
+}
+
+impl Alarms {
+    /// Raises `def` for `scope` unless it is already raised. Returns true if it was newly raised.
+    pub fn raise(&self, def: AlarmDef, scope: &str, detail: impl Into<String>) -> bool {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (def.id, scope.to_string());
+        if active.contains_key(&key) {
+            return false;
+        }
+        let detail = detail.into();
+        let now = Utc::now();
+        active.insert(key, ActiveAlarm { def, scope: scope.to_string(), raised_at: now, detail: detail.clone() });
+        self.record(AlarmEvent { at: now, raised: true, id: def.id, name: def.name, scope: scope.to_string(), detail });
+        true
+    }
+
+    /// Clears `def` for `scope` if raised. Returns true if it was raised.
+    pub fn clear(&self, def: AlarmDef, scope: &str) -> bool {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        if active.remove(&(def.id, scope.to_string())).is_none() {
+            return false;
+        }
+        self.record(AlarmEvent {
+            at: Utc::now(),
+            raised: false,
+            id: def.id,
+            name: def.name,
+            scope: scope.to_string(),
+            detail: String::new(),
+        });
+        true
+    }
+
+    /// Raises or clears as `condition` says.
+    pub fn set(&self, def: AlarmDef, scope: &str, condition: bool, detail: impl FnOnce() -> String) {
+        if condition {
+            self.raise(def, scope, detail());
+        } else {
+            self.clear(def, scope);
+        }
+    }
+
+    fn record(&self, event: AlarmEvent) {
+        let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        if h.len() == HISTORY {
+            h.pop_front();
+        }
+        h.push_back(event);
+    }
+
+    /// Active alarms, most severe first.
+    pub fn active(&self) -> Vec<ActiveAlarm> {
+        let mut v: Vec<ActiveAlarm> = self.active.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        v.sort_by(|a, b| a.def.severity.cmp(&b.def.severity).then(a.raised_at.cmp(&b.raised_at)));
+        v
+    }
+
+    /// Raise and clear events, oldest first.
+    pub fn history(&self) -> Vec<AlarmEvent> {
+        self.history.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raise_once_clear_once_and_keep_history() {
+        let a = Alarms::default();
+        assert!(a.raise(COLLECTOR_UNREACHABLE, "engine-1", "connection refused"));
+        assert!(!a.raise(COLLECTOR_UNREACHABLE, "engine-1", "again"), "raised only once while the condition holds");
+        assert!(a.raise(SPOOL_FULL, "engine-1", "100 MiB"));
+        let active = a.active();
+        assert_eq!(active.len(), 2);
+        assert_eq!(active[0].def.name, "SPOOL_FULL", "most severe first");
+        assert!(a.clear(COLLECTOR_UNREACHABLE, "engine-1"));
+        assert!(!a.clear(COLLECTOR_UNREACHABLE, "engine-1"));
+        a.set(SPOOL_FULL, "engine-1", false, String::new);
+        assert!(a.active().is_empty());
+        let h: Vec<(bool, &str)> = a.history().iter().map(|e| (e.raised, e.name)).collect();
+        assert_eq!(
+            h,
+            vec![
+                (true, "COLLECTOR_UNREACHABLE"),
+                (true, "SPOOL_FULL"),
+                (false, "COLLECTOR_UNREACHABLE"),
+                (false, "SPOOL_FULL")
+            ]
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! `tollgate analytics`: an Analytics view from a running collector, as a table, JSON or CSV.
+
+use std::process::ExitCode;
+
+use anyhow::anyhow;
+use tollgate_store::{AnalyticsResult, View};
+
+use crate::api_client::{ApiClient, ApiError};
+use crate::cli::AnalyticsArgs;
+use crate::config::Config;
+use crate::lookup_cmd::urlencode;
+
+/// Runs `analytics`.
+pub fn run(config: &Config, args: &AnalyticsArgs) -> anyhow::Result<ExitCode> {
+    let base = args.api.clone().unwrap_or_else(|| config.api_url());
+    let client = ApiClient::new(&base, args.token.clone().or_else(|| config.cli_token()), None)?;
+    let mut path = format!(
+        "/api/v1/analytics?dataset={}&view={}&grouping={}&device={}",
+        urlencode(&args.dataset),
+        urlencode(&args.view),
+        urlencode(&args.grouping),
+        urlencode(&args.device)
+    );
+    for (k, v) in [("from", &args.from), ("to", &args.to)] {
+        if let Some(v) = v {
+            path.push_str(&format!("&{k}={}", urlencode(v)));
+        }
+    }
+    if args.csv {
+        let text = client.get_text(&format!("{path}&format=csv")).map_err(api_error)?;
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r: AnalyticsResult = client.get(&path).map_err(api_error)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let q = &r.query;
+    println!(
+        "{} / {} / {} / {}  {} to {} UTC  ({} records)",
+        q.dataset,
+        q.view,
+        q.grouping.as_str(),
+        q.device.as_deref().unwrap_or("All"),
+        q.from.format("%Y-%m-%d %H:%M"),
+        q.to.format("%Y-%m-%d %H:%M"),
+        r.total
+    );
+    match q.view {
+        View::AverageCps => {
+            for p in r.series.iter().filter(|p| p.count > 0) {
+                println!("{}  {:>10}  {:>10.4}/s", p.bucket.format("%Y-%m-%d %H:%M"), p.count, p.value);
+            }
+        }
+        _ => {
+            for (i, row) in r.summary.iter().enumerate() {
+                println!("{:>3}  {:<24} {:<12} {:>10}", i + 1, row.key, row.detail, row.count);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn api_error(e: ApiError) -> anyhow::Error {
+    match e {
+        ApiError::Invalid(d) => anyhow!("refused: {d:?}"),
+        ApiError::Other(e) => e,
+    }
+}

@@ -1,0 +1,233 @@
+//! Analytics and export routes, and the parameters the API and the UI share.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tollgate_store::{AnalyticsQuery, Dataset, Grouping, StoreError, View};
+
+use super::{blocking, error};
+use crate::AppState;
+use crate::auth::Role;
+use crate::session::{ApiUser, require};
+
+/// The Analytics selectors as query parameters. Missing ones take defaults: ENUM, Average CPS,
+/// Hour, All devices, the last 24 hours.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AnalyticsParams {
+    /// `ENUM` or `SIP`.
+    pub dataset: Option<String>,
+    /// A view name, e.g. `Top 10 Source`.
+    pub view: Option<String>,
+    /// `Minute`, `Hour` or `Day`.
+    pub grouping: Option<String>,
+    /// A device name, or `All`.
+    pub device: Option<String>,
+    /// Start: RFC 3339 or `YYYY-MM-DDTHH:MM` (UTC).
+    pub from: Option<String>,
+    /// End: RFC 3339 or `YYYY-MM-DDTHH:MM` (UTC).
+    pub to: Option<String>,
+    /// A preset range ending now: `1h`, `24h`, `7d`, `30d` (used when `from` is absent).
+    pub range: Option<String>,
+    /// `csv` for CSV.
+    pub format: Option<String>,
+}
+
+fn parse_time(s: &str, what: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Ok(t.and_utc());
+        }
+    }
+    Err(format!("{what} {s:?} is not a time (use RFC 3339 or YYYY-MM-DDTHH:MM, UTC)"))
+}
+
+impl AnalyticsParams {
+    /// The store query these parameters mean at `now`.
+    pub fn to_query(&self, now: DateTime<Utc>) -> Result<AnalyticsQuery, String> {
+        let dataset: Dataset = self.dataset.as_deref().filter(|s| !s.is_empty()).unwrap_or("ENUM").parse()?;
+        let view: View = self.view.as_deref().filter(|s| !s.is_empty()).unwrap_or("Average CPS").parse()?;
+        let grouping: Grouping = self.grouping.as_deref().filter(|s| !s.is_empty()).unwrap_or("Hour").parse()?;
+        let device = self.device.clone().filter(|d| !d.is_empty() && !d.eq_ignore_ascii_case("all"));
+        let end_default =
+            Utc.timestamp_opt(Grouping::Hour.bucket_of(now.timestamp()) + 3600, 0).single().unwrap_or(now);
+        let to = match self.to.as_deref().filter(|s| !s.is_empty()) {
+            Some(t) => parse_time(t, "to")?,
+            None => end_default,
+        };
+        let from = match self.from.as_deref().filter(|s| !s.is_empty()) {
+            Some(f) => parse_time(f, "from")?,
+            None => {
+                let span = match self.range.as_deref().unwrap_or("24h") {
+                    "1h" => Duration::hours(1),
+                    "24h" | "" => Duration::hours(24),
+                    "7d" => Duration::days(7),
+                    "30d" => Duration::days(30),
+                    other => return Err(format!("unknown range {other:?} (1h, 24h, 7d or 30d)")),
+                };
+                to - span
+            }
+        };
+        Ok(AnalyticsQuery { dataset, view, grouping, device, from, to })
+    }
+}
+
+use chrono::TimeZone;
+
+fn store_error(e: StoreError) -> Response {
+    match e {
+        StoreError::BadQuery(m) => error(StatusCode::BAD_REQUEST, m),
+        other => error(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    }
+}
+
+pub(super) async fn analytics(
+    State(state): State<Arc<AppState>>,
+    ApiUser(who): ApiUser,
+    Query(p): Query<AnalyticsParams>,
+) -> Response {
+    if let Err(r) = require(&who, Role::Viewer) {
+        return r;
+    }
+    let Some(store) = state.store.clone() else {
+        return error(StatusCode::NOT_FOUND, "this server runs no collector");
+    };
+    let query = match p.to_query(Utc::now()) {
+        Ok(q) => q,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let csv = p.format.as_deref() == Some("csv");
+    match blocking(move || store.analytics(&query)).await {
+        Ok(Ok(result)) if csv => {
+            let mut out = Vec::new();
+            match tollgate_store::export::analytics(&result, &mut out) {
+                Ok(()) => csv_response(out, "analytics.csv"),
+                Err(e) => store_error(e),
+            }
+        }
+        Ok(Ok(result)) => Json(result).into_response(),
+        Ok(Err(e)) => store_error(e),
+        Err(r) => r,
+    }
+}
+
+/// A CSV download.
+pub(crate) fn csv_response(body: impl Into<Body>, name: &str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        body.into(),
+    )
+        .into_response()
+}
+
+/// Sends what is written to it as chunks of a streamed body.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 64 << 10 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let chunk = Bytes::from(std::mem::take(&mut self.buf));
+            self.tx.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::other("client went away"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Query of `/api/v1/export`.
+#[derive(Debug, Deserialize)]
+pub struct ExportParams {
+    /// `ENUM` or `SIP`.
+    pub dataset: Option<String>,
+    /// Start (RFC 3339 or `YYYY-MM-DDTHH:MM`, UTC).
+    pub from: String,
+    /// End.
+    pub to: String,
+    /// One device (default all).
+    pub device: Option<String>,
+}
+
+/// Streams raw records as CSV; shared by the API and the UI.
+pub(crate) async fn export_response(state: &AppState, p: ExportParams) -> Response {
+    let Some(store) = state.store.clone() else {
+        return error(StatusCode::NOT_FOUND, "this server runs no collector");
+    };
+    let parsed = (|| -> Result<(Dataset, DateTime<Utc>, DateTime<Utc>), String> {
+        Ok((p.dataset.as_deref().unwrap_or("ENUM").parse()?, parse_time(&p.from, "from")?, parse_time(&p.to, "to")?))
+    })();
+    let (dataset, from, to) = match parsed {
+        Ok(x) => x,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let device = p.device.filter(|d| !d.is_empty() && !d.eq_ignore_ascii_case("all"));
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChunkWriter { tx: tx.clone(), buf: Vec::new() };
+        let result = store.export_raw(dataset, from, to, device.as_deref(), &mut w).and_then(|_| Ok(w.flush()?));
+        if let Err(e) = result {
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    csv_response(Body::from_stream(stream), &format!("{}-records.csv", dataset.as_str().to_lowercase()))
+}
+
+pub(super) async fn export(
+    State(state): State<Arc<AppState>>,
+    ApiUser(who): ApiUser,
+    Query(p): Query<ExportParams>,
+) -> Response {
+    if let Err(r) = require(&who, Role::Viewer) {
+        return r;
+    }
+    export_response(&state, p).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct DevicesParams {
+    dataset: Option<String>,
+}
+
+pub(super) async fn devices(
+    State(state): State<Arc<AppState>>,
+    ApiUser(who): ApiUser,
+    Query(p): Query<DevicesParams>,
+) -> Response {
+    if let Err(r) = require(&who, Role::Viewer) {
+        return r;
+    }
+    let Some(store) = state.store.clone() else {
+        return error(StatusCode::NOT_FOUND, "this server runs no collector");
+    };
+    let dataset: Dataset = match p.dataset.as_deref().unwrap_or("ENUM").parse() {
+        Ok(d) => d,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    match blocking(move || store.devices(dataset)).await {
+        Ok(Ok(d)) => Json(d).into_response(),
+        Ok(Err(e)) => store_error(e),
+        Err(r) => r,
+    }
+}
