@@ -17,7 +17,7 @@ fn dnsperf_field(out: &str, name: &str) -> u64 {
 
 #[test]
 fn policy_installs_under_dnsperf_load_drop_nothing() {
-    let e = Engine::start(EngineOptions { node: "load".into(), serve: false, ..Default::default() });
+    let e = Engine::start(EngineOptions { node: "load".into(), role: "engine", ..Default::default() });
 
     // Two policies to alternate between; one with a 200,000-number list so compiling it takes
     // real time while queries keep flowing.

@@ -67,7 +67,7 @@ fn policy_dir(policy: &str) -> (tempfile::TempDir, std::path::PathBuf) {
 
 #[test]
 fn install_reject_bad_policies_uninstall_and_survive_restart() {
-    let mut e = Engine::start(EngineOptions { node: "lifecycle".into(), serve: false, ..Default::default() });
+    let mut e = Engine::start(EngineOptions { node: "lifecycle".into(), role: "engine", ..Default::default() });
     assert_everything_allowed(&e);
 
     let (_dir, path) = policy_dir(POLICY);
@@ -157,7 +157,7 @@ fn offline_install_is_in_force_at_next_start() {
     let port = free_port("127.0.0.1");
     let mut e = Engine::start(EngineOptions {
         node: "offline".into(),
-        serve: false,
+        role: "engine",
         enum_listen: vec![format!("127.0.0.1:{port}").parse().unwrap()],
         ..Default::default()
     });
@@ -179,7 +179,7 @@ fn offline_install_is_in_force_at_next_start() {
 fn api_requires_authentication_and_the_right_role() {
     let e = Engine::start(EngineOptions {
         node: "token".into(),
-        serve: false,
+        role: "engine",
         token: Some("s3cret".into()),
         ..Default::default()
     });

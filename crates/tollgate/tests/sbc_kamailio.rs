@@ -64,7 +64,7 @@ impl Callees {
 fn engine(node: &str, enum_ip: &str, net: &str) -> Engine {
     Engine::start(EngineOptions {
         node: node.into(),
-        serve: false,
+        role: "engine",
         enum_listen: vec![format!("{enum_ip}:53").parse().unwrap()],
         api_listen: format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap(),
         extra_config: format!(

@@ -44,8 +44,9 @@ pub struct EngineOptions {
     pub enum_listen: Vec<SocketAddr>,
     /// API listen address; port 0 picks a free port.
     pub api_listen: SocketAddr,
-    /// `serve` (demo policy on first start) instead of `engine`.
-    pub serve: bool,
+    /// The role: `serve` (engine, collector and UI; demo policy on first start), `engine` or
+    /// `collector`.
+    pub role: &'static str,
     /// Extra configuration appended to the `[enum]` section of the generated file (TOML).
     pub extra_config: String,
     /// API bearer token.
@@ -70,7 +71,7 @@ impl Default for EngineOptions {
             node: "engine-test".into(),
             enum_listen: vec![format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap()],
             api_listen: "127.0.0.1:0".parse().unwrap(),
-            serve: true,
+            role: "serve",
             extra_config: String::new(),
             token: None,
         }
@@ -87,10 +88,12 @@ pub struct Engine {
     _state_guard: Option<tempfile::TempDir>,
     /// Configuration file.
     pub config: PathBuf,
-    /// First UDP address.
+    /// First UDP address (the unspecified address for a collector).
     pub udp: SocketAddr,
-    /// First TCP address.
+    /// First TCP address (the unspecified address for a collector).
     pub tcp: SocketAddr,
+    /// The admin password printed on first start.
+    pub admin_password: Option<String>,
     /// API base URL.
     pub api: String,
 }
@@ -124,13 +127,14 @@ impl Engine {
             udp: "0.0.0.0:0".parse().unwrap(),
             tcp: "0.0.0.0:0".parse().unwrap(),
             api: String::new(),
+            admin_password: None,
         };
         e.launch();
         e
     }
 
     fn launch(&mut self) {
-        let role = if self.options.serve { "serve" } else { "engine" };
+        let role = self.options.role;
         let mut child = Command::new(tollgate_bin())
             .arg("--config")
             .arg(&self.config)
@@ -145,23 +149,31 @@ impl Engine {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("tollgate ready:") {
+                if line.starts_with("tollgate ready:") || line.starts_with("tollgate first start: user") {
                     let _ = tx.send(line);
                 }
             }
         });
-        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("tollgate ({}) did not become ready within 60 s", self.options.node)
-        });
+        let mut line = String::new();
+        while !line.starts_with("tollgate ready:") {
+            line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("tollgate ({}) did not become ready within 60 s", self.options.node)
+            });
+            if let Some(rest) = line.strip_prefix("tollgate first start: user `admin`, password ") {
+                self.admin_password = rest.split_whitespace().next().map(String::from);
+            }
+        }
         let field = |name: &str| {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(&format!("{name}=")))
                 .unwrap_or_else(|| panic!("no {name} in {line:?}"))
                 .to_string()
         };
-        self.udp = field("enum_udp").split(',').next().unwrap().parse().unwrap();
-        self.tcp = field("enum_tcp").split(',').next().unwrap().parse().unwrap();
+        if self.options.role != "collector" {
+            self.udp = field("enum_udp").split(',').next().unwrap().parse().unwrap();
+            self.tcp = field("enum_tcp").split(',').next().unwrap().parse().unwrap();
+        }
         self.api = field("api");
         self.child = Some(child);
     }
@@ -193,7 +205,10 @@ impl Engine {
     /// Starts the process again on the same state directory and addresses.
     pub fn restart(&mut self) {
         self.stop();
-        assert!(self.options.enum_listen.iter().all(|a| a.port() != 0), "restart needs fixed ENUM ports");
+        assert!(
+            self.options.role == "collector" || self.options.enum_listen.iter().all(|a| a.port() != 0),
+            "restart needs fixed ENUM ports"
+        );
         if self.options.api_listen.port() == 0 {
             self.options.api_listen = self.api.trim_start_matches("http://").parse().unwrap();
         }
@@ -204,6 +219,35 @@ impl Engine {
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Starts the process again after [`Engine::kill`] or [`Engine::stop`], unchanged.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.restart();
+    }
+
+    /// The admin token the CLI of this state directory uses.
+    pub fn cli_token(&self) -> String {
+        std::fs::read_to_string(self.state.join("cli-token")).expect("cli-token").trim().to_string()
+    }
+
+    /// GETs an API path with the admin token and decodes JSON.
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let resp = reqwest::blocking::Client::new()
+            .get(format!("{}{path}", self.api))
+            .bearer_auth(self.cli_token())
+            .send()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        resp.json().unwrap()
+    }
+
+    /// Creates an ingest token (through the CLI) for engines shipping here.
+    pub fn ingest_token(&self, name: &str) -> String {
+        let out = self.cli(&["token", "create", name, "--role", "ingest"]);
+        assert!(out.status.success(), "{:?}", text(&out));
+        text(&out).0.trim().to_string()
     }
 
     /// Runs the tollgate CLI with this engine's configuration.
@@ -241,4 +285,105 @@ pub fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
 /// Text of a process's stdout and stderr.
 pub fn text(o: &Output) -> (String, String) {
     (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// A throwaway PostgreSQL database for a test (admin URL from TOLLGATE_TEST_POSTGRES, default
+/// postgres://tollgate:tollgate@127.0.0.1:5432/postgres, which `.ci/run` sets up); dropped at
+/// the end.
+pub struct PgDb {
+    admin: String,
+    name: String,
+    /// URL of the new database.
+    pub url: String,
+}
+
+impl PgDb {
+    /// Creates the database.
+    pub fn create() -> PgDb {
+        let admin = std::env::var("TOLLGATE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://tollgate:tollgate@127.0.0.1:5432/postgres".into());
+        let name = format!("tollgate_e2e_{}", std::process::id()) + &format!("_{}", rand_suffix());
+        let out = Command::new("psql")
+            .arg(&admin)
+            .args(["-v", "ON_ERROR_STOP=1", "-c", &format!("CREATE DATABASE {name}")])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => panic!(
+                "cannot create database at {admin}: {} (.ci/run installs and starts PostgreSQL)",
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => panic!("psql not found ({e}); install the Debian package postgresql-client"),
+        }
+        let url = format!("{}/{name}", &admin[..admin.rfind('/').unwrap()]);
+        PgDb { admin, name, url }
+    }
+}
+
+fn rand_suffix() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{:x}", nanos & 0xffff_ffff)
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(&self.admin)
+            .args(["-c", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)])
+            .output();
+    }
+}
+
+/// A DNS client that remembers which queries were answered: each query asks for a distinct
+/// called number, so answered queries can be found in the store afterwards.
+pub struct TrackedClient {
+    socket: std::net::UdpSocket,
+    server: SocketAddr,
+    /// Called numbers whose query was answered.
+    pub answered: Vec<String>,
+    /// Queries sent.
+    pub sent: u64,
+}
+
+impl TrackedClient {
+    /// A client of `server`.
+    pub fn new(server: SocketAddr) -> TrackedClient {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        TrackedClient { socket, server, answered: Vec::new(), sent: 0 }
+    }
+
+    /// Asks for the called number `+1646<n>` (n < 10^7); true if answered.
+    pub fn ask(&mut self, n: u64) -> bool {
+        use hickory_proto::op::{Message, MessageType, OpCode, Query};
+        use hickory_proto::rr::{Name, RecordType};
+        let number = format!("1646{n:07}");
+        let name: String = number.chars().rev().flat_map(|c| [c, '.']).collect::<String>() + "e164.arpa.";
+        let id = (n & 0xffff) as u16;
+        let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+        m.add_query(Query::query(Name::from_ascii(&name).unwrap(), RecordType::NAPTR));
+        self.sent += 1;
+        if self.socket.send_to(&m.to_vec().unwrap(), self.server).is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 1500];
+        while let Ok((len, _)) = self.socket.recv_from(&mut buf) {
+            if let Ok(resp) = Message::from_vec(&buf[..len])
+                && resp.metadata.id == id
+            {
+                self.answered.push(format!("+{number}"));
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Polls `check` every 200 ms until it returns true, failing with `what` after `secs`.
+pub fn wait_until(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -1,0 +1,326 @@
+//! Records from engines to the collector, with real traffic (dnsperf), on SQLite and on
+//! PostgreSQL: the Analytics views of seed 002's FST B1 match what was sent; an engine killed
+//! with SIGKILL under load and a collector stopped under load lose nothing and duplicate
+//! nothing.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Engine, EngineOptions, PgDb, TrackedClient, free_port, temp_file, text, wait_until};
+
+const POLICY: &str = r#"
+schema = 1
+name = "fst-b1"
+[[internal]]
+name = "office"
+prefix = "+1212555"
+[[rule]]
+name = "intercept"
+destination = "+12125550111"
+action = "terminate"
+"#;
+
+fn collector(node: &str, store: Option<&str>) -> Engine {
+    let extra = store.map(|s| format!("[collector]\nstore = \"{s}\"\n")).unwrap_or_default();
+    Engine::start(EngineOptions {
+        node: node.into(),
+        role: "collector",
+        api_listen: format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap(),
+        extra_config: extra,
+        ..Default::default()
+    })
+}
+
+fn engine(node: &str, collector: &Engine, token: &str) -> Engine {
+    let e = Engine::start(EngineOptions {
+        node: node.into(),
+        role: "engine",
+        extra_config: format!(
+            "[shipper]\ncollector = \"{}\"\ntoken = \"{token}\"\nbatch_records = 500\n",
+            collector.api
+        ),
+        ..Default::default()
+    });
+    let (_d, p) = temp_file("fst-b1.toml", POLICY);
+    let out = e.cli(&["policy", "install", p.to_str().unwrap(), "--api", &e.api]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    e
+}
+
+/// What one engine is sent, and its expected analytics.
+struct Sent {
+    file: tempfile::NamedTempFile,
+    count: u64,
+}
+
+/// A dnsperf query file: calling numbers skewed over 30 callers (some internal), called numbers
+/// over 12 internal numbers; every 9th query without a calling number.
+fn traffic(
+    seed: u64,
+    n: u64,
+    sources: &mut BTreeMap<(String, String), u64>,
+    dests: &mut BTreeMap<(String, String), u64>,
+) -> Sent {
+    use std::io::Write;
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    let mut x = seed;
+    for i in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let k = (x % 1000) as f64 / 1000.0;
+        let caller = (30.0 * k * k * k) as u64; // skewed towards small indexes
+        let src = if caller < 3 { format!("1212555{:04}", 9000 + caller) } else { format!("1415555{:04}", caller) };
+        let dst = format!("1212555{:04}", 100 + (x >> 20) % 12);
+        let rev: String = dst.chars().rev().flat_map(|c| [c, '.']).collect();
+        let (name, source, direction) = if i % 9 == 0 {
+            (format!("{rev}e164.arpa."), "(unknown)".to_string(), "inbound")
+        } else {
+            let dir = if src.starts_with("1212555") { "internal" } else { "inbound" };
+            (format!("{rev}src-{src}.e164.arpa."), format!("+{src}"), dir)
+        };
+        writeln!(file, "{name} NAPTR").unwrap();
+        *sources.entry((source, direction.to_string())).or_default() += 1;
+        *dests.entry((format!("+{dst}"), direction.to_string())).or_default() += 1;
+    }
+    file.flush().unwrap();
+    Sent { file, count: n }
+}
+
+fn dnsperf(e: &Engine, sent: &Sent) {
+    let out = Command::new("dnsperf")
+        .args(["-s", &e.udp.ip().to_string(), "-p", &e.udp.port().to_string(), "-d"])
+        .arg(sent.file.path())
+        .args(["-n", "1", "-Q", "400", "-c", "2"])
+        .output()
+        .expect("run dnsperf (Debian package dnsperf)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains(&format!("Queries sent:         {}", sent.count)), "{report}");
+    assert!(report.contains(&format!("Queries completed:    {}", sent.count)), "{report}");
+    assert!(report.contains("Queries lost:         0"), "{report}");
+}
+
+/// The top 10 as the store orders it: count descending, then number, then direction.
+fn top10(counts: &BTreeMap<(String, String), u64>) -> Vec<(String, String, u64)> {
+    let mut v: Vec<(String, String, u64)> = counts.iter().map(|((n, d), c)| (n.clone(), d.clone(), *c)).collect();
+    v.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)).then_with(|| a.1.cmp(&b.1)));
+    v.truncate(10);
+    v
+}
+
+fn rows(v: &serde_json::Value) -> Vec<(String, String, u64)> {
+    v["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_string(),
+                r["detail"].as_str().unwrap().to_string(),
+                r["count"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn analytics(c: &Engine, view: &str, device: &str) -> serde_json::Value {
+    let path = format!(
+        "/api/v1/analytics?dataset=ENUM&view={}&grouping=Hour&device={device}&range=24h",
+        view.replace(' ', "%20")
+    );
+    c.get_json(&path)
+}
+
+fn fst_b1(store: Option<&str>) {
+    let c = collector("collector", store);
+    let token = c.ingest_token("engines");
+    let e1 = engine("enum-1", &c, &token);
+    let e2 = engine("enum-2", &c, &token);
+    let (mut sources, mut dests) = (BTreeMap::new(), BTreeMap::new());
+    let s1 = traffic(0x9e3779b97f4a7c15, 700, &mut sources, &mut dests);
+    let s2 = traffic(0x2545f4914f6cdd1d, 350, &mut sources, &mut dests);
+    std::thread::scope(|s| {
+        s.spawn(|| dnsperf(&e1, &s1));
+        s.spawn(|| dnsperf(&e2, &s2));
+    });
+    let total = s1.count + s2.count;
+    wait_until(60, "every record at the collector", || {
+        analytics(&c, "Average CPS", "All")["total"].as_u64() == Some(total)
+    });
+
+    // ENUM / Average CPS / Hour / each device.
+    for (device, sent) in [("enum-1", &s1), ("enum-2", &s2)] {
+        let r = analytics(&c, "Average CPS", device);
+        assert_eq!(r["total"].as_u64(), Some(sent.count), "{device}");
+        let now = chrono::Utc::now().timestamp();
+        let mut counted = 0;
+        for p in r["series"].as_array().unwrap() {
+            let (count, value) = (p["count"].as_u64().unwrap(), p["value"].as_f64().unwrap());
+            let start = chrono::DateTime::parse_from_rfc3339(p["bucket"].as_str().unwrap()).unwrap().timestamp();
+            let seconds = (now - start).clamp(1, 3600) as f64;
+            counted += count;
+            if start + 3600 <= now {
+                assert!((value - count as f64 / 3600.0).abs() < 1e-9, "{device}: {p}");
+            } else if count > 0 {
+                assert!(
+                    value >= count as f64 / 3600.0 && value <= count as f64 / (seconds - 5.0).max(1.0),
+                    "{device}: {p}"
+                );
+            }
+        }
+        assert_eq!(counted, sent.count);
+    }
+    // ENUM / Top 10 Source / Hour / All, and ENUM / Top 10 Destination / Hour / All: numbers
+    // normalised, direction shown, counts as sent.
+    assert_eq!(rows(&analytics(&c, "Top 10 Source", "All")), top10(&sources));
+    assert_eq!(rows(&analytics(&c, "Top 10 Destination", "All")), top10(&dests));
+    // The intercept rule decided every query for +12125550111.
+    let actions = rows(&analytics(&c, "Actions by Rule", "All"));
+    let intercepted: u64 = dests.iter().filter(|((n, _), _)| n == "+12125550111").map(|(_, c)| c).sum();
+    assert!(actions.contains(&("intercept".into(), "terminate".into(), intercepted)), "{actions:?}");
+    // Raw export has every record.
+    let csv = export(&c);
+    assert_eq!(csv.lines().count() as u64, total + 1);
+}
+
+fn export(c: &Engine) -> String {
+    let from = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
+    let to = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let url = format!("{}/api/v1/export?dataset=ENUM&from={}&to={}", c.api, urlencode(&from), urlencode(&to));
+    let resp = reqwest::blocking::Client::new().get(url).bearer_auth(c.cli_token()).send().unwrap();
+    assert!(resp.status().is_success());
+    resp.text().unwrap()
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace(':', "%3A").replace('+', "%2B")
+}
+
+#[test]
+fn fst_b1_analytics_match_dnsperf_traffic_on_sqlite() {
+    fst_b1(None);
+}
+
+#[test]
+fn fst_b1_analytics_match_dnsperf_traffic_on_postgres() {
+    let db = PgDb::create();
+    fst_b1(Some(&db.url));
+}
+
+/// Called numbers in the store, with how many records each has.
+fn stored_destinations(c: &Engine) -> HashMap<String, u64> {
+    let csv = export(c);
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "destination").unwrap();
+    let mut counts = HashMap::new();
+    for l in lines {
+        *counts.entry(l.split(',').nth(col).unwrap().to_string()).or_default() += 1;
+    }
+    counts
+}
+
+/// Sends distinct queries from `threads` clients until `stop`; returns the answered numbers.
+fn load(e: &Engine, threads: u64, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<String>> {
+    let server = e.udp;
+    std::thread::spawn(move || {
+        let answered = Arc::new(Mutex::new(Vec::new()));
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let (stop, answered) = (stop.clone(), answered.clone());
+                s.spawn(move || {
+                    let mut client = TrackedClient::new(server);
+                    let mut n = t * 1_000_000;
+                    while !stop.load(Ordering::Relaxed) {
+                        client.ask(n);
+                        n += 1;
+                    }
+                    answered.lock().unwrap().extend(client.answered);
+                });
+            }
+        });
+        Arc::try_unwrap(answered).unwrap().into_inner().unwrap()
+    })
+}
+
+#[test]
+fn engine_killed_under_load_loses_and_duplicates_nothing() {
+    let c = collector("collector", None);
+    let token = c.ingest_token("engines");
+    let mut e = engine("enum-kill", &c, &token);
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = load(&e, 3, stop.clone());
+    std::thread::sleep(Duration::from_millis(2500));
+    e.kill(); // SIGKILL in the middle of the load
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let answered = client.join().unwrap();
+    assert!(answered.len() > 1000, "the load answered only {} queries", answered.len());
+    e.start_again();
+    wait_until(60, "every answered query at the collector", || {
+        let stored = stored_destinations(&c);
+        answered.iter().all(|n| stored.contains_key(n))
+    });
+    let stored = stored_destinations(&c);
+    for n in &answered {
+        assert_eq!(stored[n], 1, "{n} is stored {} times", stored[n]);
+    }
+    assert!(stored.values().all(|&k| k == 1), "no record is stored twice");
+}
+
+#[test]
+fn collector_stopped_under_load_gets_the_backlog_exactly_once() {
+    let mut c = collector("collector", None);
+    let token = c.ingest_token("engines");
+    let e = engine("enum-outage", &c, &token);
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = load(&e, 2, stop.clone());
+    std::thread::sleep(Duration::from_millis(1500));
+    c.kill();
+    // While the collector is down the engine keeps answering, keeps its records and says so.
+    wait_until(20, "COLLECTOR_UNREACHABLE raised on the engine", || {
+        e.get_json("/api/v1/alarms")["active"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["def"]["name"] == "COLLECTOR_UNREACHABLE")
+    });
+    let backlog = Instant::now();
+    std::thread::sleep(Duration::from_millis(2500));
+    c.start_again();
+    std::thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::Relaxed);
+    let answered = client.join().unwrap();
+    assert!(answered.len() > 1000, "only {} answered", answered.len());
+    wait_until(60, "the backlog at the collector", || {
+        let stored = stored_destinations(&c);
+        answered.iter().all(|n| stored.contains_key(n))
+    });
+    let stored = stored_destinations(&c);
+    assert!(stored.values().all(|&k| k == 1), "no record is stored twice");
+    assert_eq!(stored.len(), answered.len(), "every answered query is stored, and nothing else");
+    wait_until(20, "COLLECTOR_UNREACHABLE cleared", || {
+        e.get_json("/api/v1/alarms")["active"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["def"]["name"] != "COLLECTOR_UNREACHABLE")
+    });
+    let history = e.get_json("/api/v1/alarms")["history"].clone();
+    let events: Vec<(bool, String)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["name"] == "COLLECTOR_UNREACHABLE")
+        .map(|h| (h["raised"].as_bool().unwrap(), h["name"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(events.first().map(|e| e.0), Some(true));
+    assert_eq!(events.last().map(|e| e.0), Some(false));
+    assert!(backlog.elapsed() > Duration::from_secs(2));
+}
