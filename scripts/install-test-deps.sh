@@ -1,29 +1,50 @@
 #!/usr/bin/env bash
-# Installs the real peers tollgate's tests talk to, from Debian packages:
+# Installs the real peers tollgate's tests talk to, from Debian packages, and starts the ones
+# that are servers:
 #   kamailio (the SBC), sip-tester (SIPp callers and callees), dnsutils (dig),
-#   knot-dnsutils (kdig), dnsperf, iproute2 (ss), util-linux (unshare).
-# Does nothing for packages already installed. Needs root (or sudo).
+#   knot-dnsutils (kdig), dnsperf, postgresql (the scale-out store), chromium and
+#   chromium-driver (the web UI test), iproute2 (ss), util-linux (unshare).
+# Makes sure PostgreSQL runs and has the role the tests use:
+#   postgres://tollgate:tollgate@127.0.0.1:5432/postgres (override with TOLLGATE_TEST_POSTGRES).
+# Does nothing for what is already there. Needs root (or sudo).
 set -euo pipefail
 
-packages=(kamailio sip-tester dnsutils knot-dnsutils dnsperf iproute2 util-linux procps)
+packages=(kamailio sip-tester dnsutils knot-dnsutils dnsperf postgresql postgresql-client chromium chromium-driver iproute2 util-linux procps)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "test peers: all installed"
-  exit 0
-fi
-echo "test peers: installing ${missing[*]}"
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  command -v sudo >/dev/null || { echo "need root or sudo for the test peers" >&2; exit 1; }
   sudo="sudo"
 fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The Debian kamailio package starts a system service on :5060; the tests run their own.
-$sudo systemctl disable --now kamailio >/dev/null 2>&1 || true
-$sudo pkill -x kamailio >/dev/null 2>&1 || true
-echo "test peers: installed"
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test peers: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The Debian kamailio package may start a system service on :5060; the tests run their own.
+  $sudo systemctl disable --now kamailio >/dev/null 2>&1 || true
+  $sudo pkill -x kamailio >/dev/null 2>&1 || true
+else
+  echo "test peers: all installed"
+fi
+
+# PostgreSQL: start the cluster if it is down (no systemd needed), and create the test role.
+if [ -z "${TOLLGATE_TEST_POSTGRES:-}" ]; then
+  cluster=$(pg_lsclusters --no-header 2>/dev/null | awk 'NR==1 {print $1" "$2}')
+  if [ -z "$cluster" ]; then
+    ver=$(ls /usr/lib/postgresql | sort -n | tail -n 1)
+    $sudo pg_createcluster "$ver" main >/dev/null
+    cluster="$ver main"
+  fi
+  # shellcheck disable=SC2086
+  if ! pg_lsclusters --no-header | grep -q online; then
+    $sudo pg_ctlcluster $cluster start
+  fi
+  as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
+  as_postgres psql -qtAc "SELECT 1 FROM pg_roles WHERE rolname = 'tollgate'" | grep -q 1 \
+    || as_postgres psql -qc "CREATE ROLE tollgate LOGIN PASSWORD 'tollgate' CREATEDB"
+  echo "test peers: PostgreSQL $cluster is online"
+fi

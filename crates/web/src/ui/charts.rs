@@ -11,7 +11,7 @@ const W: f64 = 860.0;
 const H: f64 = 280.0;
 const LEFT: f64 = 64.0;
 const RIGHT: f64 = 16.0;
-const TOP: f64 = 16.0;
+const TOP: f64 = 30.0;
 const BOTTOM: f64 = 36.0;
 
 /// A "nice" axis step for a range: 1, 2 or 5 times a power of ten.
@@ -89,7 +89,7 @@ pub fn line_chart(points: &[(DateTime<Utc>, f64)], label: &str) -> Markup {
             @for (lx, text) in &labels {
                 text x=(lx) y=(H - 12.0) text-anchor="middle" class="tick" { (text) }
             }
-            text x="12" y=(TOP + 4.0) class="axis" { (label) }
+            text x="12" y="16" class="axis" { (label) }
             @if points.is_empty() {
                 text x=(W / 2.0) y=(H / 2.0) text-anchor="middle" class="empty" { "no data in this range" }
             } @else {
@@ -113,7 +113,7 @@ pub fn bar_chart(bars: &[(String, f64)], label: &str) -> Markup {
     let total: f64 = bars.iter().map(|b| b.1).sum();
     html! {
         svg class="chart" viewBox=(format!("0 0 {W} {height}")) role="img" aria-label=(label) data-points=(bars.len()) data-total=(fmt_value(total)) {
-            text x="12" y=(TOP - 2.0) class="axis" { (label) }
+            text x="12" y="16" class="axis" { (label) }
             @for t in &ticks {
                 line x1=(x(*t)) x2=(x(*t)) y1=(TOP) y2=(height - BOTTOM) class="grid" {}
                 text x=(x(*t)) y=(height - 14.0) text-anchor="middle" class="tick" { (fmt_value(*t)) }
@@ -143,7 +143,7 @@ main{padding:20px 24px;max-width:1200px}h1{font-size:20px;margin:0 0 14px}h2{fon
 .card{background:#fff;border:1px solid #dde3ea;border-radius:6px;padding:14px 16px;margin-bottom:14px}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:12px}.stat .v{font-size:24px;font-weight:600}.stat .k{color:#5c6b7a;font-size:12px;text-transform:uppercase}
 table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e5e9ee}th{background:#f0f3f7;font-weight:600}
-td.n{text-align:right;font-variant-numeric:tabular-nums}form.selectors{display:flex;flex-wrap:wrap;gap:10px;align-items:end}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}form.selectors{display:flex;flex-wrap:wrap;gap:10px;align-items:end}
 label{display:flex;flex-direction:column;font-size:12px;color:#4a5866;gap:2px}select,input{font:inherit;padding:4px 6px;border:1px solid #bfc9d4;border-radius:4px}
 button.primary{background:#1f6fbf;color:#fff;border:0;border-radius:4px;padding:6px 14px;cursor:pointer}button.danger{background:#b3261e;color:#fff;border:0;border-radius:4px;padding:6px 14px;cursor:pointer}
 .chart{width:100%;height:auto;background:#fff}.chart .grid{stroke:#e6eaef}.chart .tick{fill:#5c6b7a;font-size:11px}.chart .axis{fill:#33404d;font-size:12px;font-weight:600}

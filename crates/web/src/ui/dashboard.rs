@@ -46,7 +46,11 @@ fn traffic(state: &AppState) -> Vec<Traffic> {
         let mut q = last_hour(dataset, outcome_view, None);
         q.grouping = Grouping::Minute;
         let actions = store.analytics(&q).ok();
-        out.push(Traffic { dataset, all, devices, actions });
+        let devices: Vec<_> = devices;
+        // A dataset nobody sends (say SIP without probes) is left off the dashboard.
+        if all.total > 0 || !devices.is_empty() || dataset == Dataset::Enum {
+            out.push(Traffic { dataset, all, devices, actions });
+        }
     }
     out
 }
@@ -59,7 +63,9 @@ fn last_minute_rate(r: &AnalyticsResult) -> f64 {
 
 fn traffic_card(t: &Traffic) -> Markup {
     let unit = if t.dataset == Dataset::Enum { "queries/s" } else { "calls/s" };
-    let points: Vec<_> = t.all.series.iter().map(|p| (p.bucket, p.value)).collect();
+    // Complete minutes only: the minute in progress would show a rate over a few seconds.
+    let now = Utc::now().timestamp();
+    let points: Vec<_> = t.all.series.iter().filter(|p| p.bucket.timestamp() + 60 <= now).map(|p| (p.bucket, p.value)).collect();
     html! {
         div.card {
             h2 { (t.dataset.as_str()) ": " (unit) ", last hour, all devices" }

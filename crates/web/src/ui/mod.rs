@@ -97,7 +97,7 @@ fn login_form(next: &str, error: Option<&str>) -> Markup {
             body {
                 div.login.card {
                     h1 { "tollgate" }
-                    @if let Some(e) = error { p.err { (e) } }
+                    @if let Some(e) = error { p.err id="login-error" { (e) } }
                     form method="post" action="/login" {
                         input type="hidden" name="next" value=(next);
                         label { "User" input name="name" autocomplete="username" autofocus required; }

@@ -1,0 +1,59 @@
+//! Spool append rate: records written before an answer is sent, with fsync batched by the
+//! background thread (the default, every 200 ms) against an fsync after every record.
+//!
+//! `cargo bench -p tollgate-records --bench spool`
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use chrono::Utc;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tollgate_records::spool::{Spool, SpoolOptions};
+use tollgate_records::{EnumQueryRecord, Record, Transport};
+
+fn record() -> Record {
+    Record::enum_query(EnumQueryRecord {
+        id: ulid::Ulid::new(),
+        time: Utc::now(),
+        device: "engine-1".into(),
+        client: "sbc-nyc-1".into(),
+        client_addr: "10.10.0.5:5060".parse().unwrap(),
+        transport: Transport::Udp,
+        source: "+13125550666".parse().ok(),
+        destination: "+12125550100".parse().unwrap(),
+        direction: "inbound".into(),
+        rule: Some("reject-known-robocallers".into()),
+        action: "terminate".into(),
+        detail: Some("reject 603".into()),
+        rcode: "NOERROR".into(),
+        fail_open: false,
+        latency_us: 85,
+        policy_version: Some(7),
+    })
+}
+
+fn spool(c: &mut Criterion) {
+    let mut group = c.benchmark_group("spool-append");
+    group.throughput(Throughput::Elements(1));
+    let r = record();
+
+    let dir = tempfile::tempdir().unwrap();
+    let batched = Spool::open(dir.path(), SpoolOptions { fsync_interval: Duration::from_millis(200), ..Default::default() }).unwrap();
+    let mut lane = batched.lane("bench").unwrap();
+    group.bench_function("fsync batched every 200 ms", |b| b.iter(|| lane.append(black_box(&r)).unwrap()));
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let each = Spool::open(dir2.path(), SpoolOptions { fsync_interval: Duration::from_secs(3600), ..Default::default() }).unwrap();
+    let mut lane2 = each.lane("bench").unwrap();
+    group.sample_size(20);
+    group.bench_function("fsync after every record", |b| {
+        b.iter(|| {
+            lane2.append(black_box(&r)).unwrap();
+            each.sync();
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, spool);
+criterion_main!(benches);
