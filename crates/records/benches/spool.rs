@@ -38,12 +38,16 @@ fn spool(c: &mut Criterion) {
     let r = record();
 
     let dir = tempfile::tempdir().unwrap();
-    let batched = Spool::open(dir.path(), SpoolOptions { fsync_interval: Duration::from_millis(200), ..Default::default() }).unwrap();
+    let batched =
+        Spool::open(dir.path(), SpoolOptions { fsync_interval: Duration::from_millis(200), ..Default::default() })
+            .unwrap();
     let mut lane = batched.lane("bench").unwrap();
     group.bench_function("fsync batched every 200 ms", |b| b.iter(|| lane.append(black_box(&r)).unwrap()));
 
     let dir2 = tempfile::tempdir().unwrap();
-    let each = Spool::open(dir2.path(), SpoolOptions { fsync_interval: Duration::from_secs(3600), ..Default::default() }).unwrap();
+    let each =
+        Spool::open(dir2.path(), SpoolOptions { fsync_interval: Duration::from_secs(3600), ..Default::default() })
+            .unwrap();
     let mut lane2 = each.lane("bench").unwrap();
     group.sample_size(20);
     group.bench_function("fsync after every record", |b| {

@@ -71,6 +71,8 @@ pub enum Disposition {
     NoAnswer,
     /// The caller cancelled before an answer (CANCEL / 487).
     Cancelled,
+    /// The call was redirected (3xx).
+    Redirected,
     /// Any other failure (4xx-6xx not listed above).
     Failed,
 }
@@ -83,13 +85,14 @@ impl Disposition {
             Disposition::Busy => "busy",
             Disposition::NoAnswer => "no_answer",
             Disposition::Cancelled => "cancelled",
+            Disposition::Redirected => "redirected",
             Disposition::Failed => "failed",
         }
     }
 }
 
 /// One SIP call a probe saw.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SipCallRecord {
     /// Unique id of this record.
     pub id: Ulid,
@@ -117,10 +120,19 @@ pub struct SipCallRecord {
     pub answered_at: Option<DateTime<Utc>>,
     /// When the call ended (BYE, final failure, or timeout).
     pub ended_at: Option<DateTime<Utc>>,
+    /// RTP packets seen for the call's negotiated media.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtp_packets: Option<u64>,
+    /// RTP packets lost (from sequence numbers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtp_lost: Option<u64>,
+    /// Highest RTP interarrival jitter of the call's streams, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtp_jitter_ms: Option<f64>,
 }
 
 /// Any record, tagged with its kind and format version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Record {
     /// An ENUM query answered by an engine.

@@ -46,6 +46,9 @@ pub fn raw_columns(d: Dataset) -> &'static [&'static str] {
             "answered_at",
             "ended_at",
             "v",
+            "rtp_packets",
+            "rtp_lost",
+            "rtp_jitter_us",
         ],
     }
 }

@@ -190,11 +190,15 @@ impl PgStore {
                 sips.iter().map(|(_, r)| r.answered_at.map(|t| t.timestamp_micros())).collect();
             let ended: Vec<Option<i64>> = sips.iter().map(|(_, r)| r.ended_at.map(|t| t.timestamp_micros())).collect();
             let v: Vec<i64> = sips.iter().map(|(v, _)| i64::from(**v)).collect();
+            let rtp_packets: Vec<Option<i64>> = sips.iter().map(|(_, r)| r.rtp_packets.map(|n| n as i64)).collect();
+            let rtp_lost: Vec<Option<i64>> = sips.iter().map(|(_, r)| r.rtp_lost.map(|n| n as i64)).collect();
+            let rtp_jitter: Vec<Option<i64>> =
+                sips.iter().map(|(_, r)| r.rtp_jitter_ms.map(crate::sqlite::jitter_us)).collect();
             for row in tx.query(
-                "INSERT INTO sip_calls (id, ts, device, call_id, source, destination, direction, disposition, final_code, pdd_ms, duration_ms, answered_at, ended_at, v) \
-                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[]) \
+                "INSERT INTO sip_calls (id, ts, device, call_id, source, destination, direction, disposition, final_code, pdd_ms, duration_ms, answered_at, ended_at, v, rtp_packets, rtp_lost, rtp_jitter_us) \
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[]) \
                  ON CONFLICT (id) DO NOTHING RETURNING id",
-                &[&ids, &ts, &device, &call_id, &source, &destination, &direction, &disposition, &final_code, &pdd, &duration, &answered, &ended, &v],
+                &[&ids, &ts, &device, &call_id, &source, &destination, &direction, &disposition, &final_code, &pdd, &duration, &answered, &ended, &v, &rtp_packets, &rtp_lost, &rtp_jitter],
             )? {
                 inserted.insert(row.get(0));
             }

@@ -12,7 +12,8 @@ pub struct Migration {
 }
 
 /// Every migration, in order. Never edit one that has shipped: add a new one.
-pub const MIGRATIONS: &[Migration] = &[Migration {
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
     version: 1,
     description: "raw ENUM queries and SIP calls; minute/hour/day rollups of counts, numbers and outcomes",
     sql: "
@@ -83,7 +84,16 @@ CREATE TABLE rollup_outcomes (
     n BIGINT NOT NULL,
     PRIMARY KEY (dataset, grain, device, bucket, okey, odetail)
 ) /*WITHOUT ROWID*/",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "RTP quality of SIP calls (packets, lost, jitter) from the probe",
+        sql: "
+ALTER TABLE sip_calls ADD COLUMN rtp_packets BIGINT;
+ALTER TABLE sip_calls ADD COLUMN rtp_lost BIGINT;
+ALTER TABLE sip_calls ADD COLUMN rtp_jitter_us BIGINT",
+    },
+];
 
 /// The newest schema version this build knows.
 pub fn latest() -> i64 {

@@ -106,6 +106,9 @@ fn sip_rec(device: &str, at: DateTime<Utc>, src: &str, dst: &str, disposition: D
         duration_ms: Some(30_000),
         answered_at: Some(at + Duration::seconds(2)),
         ended_at: Some(at + Duration::seconds(32)),
+        rtp_packets: Some(1500),
+        rtp_lost: Some(3),
+        rtp_jitter_ms: Some(1.25),
     })
 }
 
@@ -304,6 +307,15 @@ both!(csv_exports, |store: &dyn Store| {
     let csv = String::from_utf8(csv).unwrap();
     assert!(csv.starts_with("bucket,number,direction,count\nall,"), "{csv}");
     assert_eq!(csv.lines().count(), 1 + r.summary.len() + r.per_bucket.len());
+
+    store.ingest(&[sip_rec("probe-1", t0(), "+14155550001", "+12125550100", Disposition::Answered)]).unwrap();
+    let mut out = Vec::new();
+    let n = store.export_raw(Dataset::Sip, t0(), t0() + Duration::hours(3), None, &mut out).unwrap();
+    assert_eq!(n, 1);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.lines().next().unwrap().ends_with(",v,rtp_packets,rtp_lost,rtp_jitter_us"), "{text}");
+    let row = text.lines().nth(1).unwrap();
+    assert!(row.ends_with(",1500,3,1250"), "RTP quality is stored with the call: {row}");
 });
 
 both!(retention_removes_old_data, |store: &dyn Store| {
@@ -338,7 +350,7 @@ fn sqlite_refuses_a_newer_schema_and_reopens_without_migrating_again() {
     let path = dir.path().join("r.db");
     drop(tollgate_store::sqlite::SqliteStore::open(&path).unwrap());
     let reopened = tollgate_store::sqlite::SqliteStore::open(&path).unwrap();
-    assert_eq!(reopened.schema_version().unwrap(), 1);
+    assert_eq!(reopened.schema_version().unwrap(), tollgate_store::schema::latest());
     drop(reopened);
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute("INSERT INTO schema_migrations (version, applied_at, description) VALUES (99, 0, 'future')", [])
@@ -348,6 +360,33 @@ fn sqlite_refuses_a_newer_schema_and_reopens_without_migrating_again() {
         tollgate_store::sqlite::SqliteStore::open(&path),
         Err(StoreError::SchemaTooNew { found: 99, .. })
     ));
+}
+
+#[test]
+fn a_version_1_database_upgrades_and_keeps_its_calls() {
+    use tollgate_store::schema::{Dialect, MIGRATIONS, MIGRATIONS_TABLE, statements};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(MIGRATIONS_TABLE, []).unwrap();
+    for s in statements(&MIGRATIONS[0], Dialect::Sqlite) {
+        conn.execute(&s, []).unwrap();
+    }
+    conn.execute("INSERT INTO schema_migrations (version, applied_at, description) VALUES (1, 0, 'v1')", []).unwrap();
+    conn.execute(
+        "INSERT INTO sip_calls (id, ts, device, call_id, direction, disposition, v) VALUES ('01JOLD', ?1, 'probe-0', 'old@x', 'inbound', 'answered', 1)",
+        [t0().timestamp_micros()],
+    )
+    .unwrap();
+    drop(conn);
+    let store = tollgate_store::sqlite::SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), tollgate_store::schema::latest());
+    store.ingest(&[sip_rec("probe-1", t0(), "+14155550001", "+12125550100", Disposition::Answered)]).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(store.export_raw(Dataset::Sip, t0(), t0() + Duration::hours(1), None, &mut out).unwrap(), 2);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("01JOLD,") && text.contains(",old@x,"), "the v1 call is still there: {text}");
+    assert!(text.lines().any(|l| l.ends_with(",1500,3,1250")), "{text}");
 }
 
 // Traffic where each hour has different heavy callers, so the threshold algorithm must read
