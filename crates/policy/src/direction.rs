@@ -132,6 +132,62 @@ impl DirectionClassifier {
     }
 }
 
+/// Internal number ranges given as text (`+1212555*` prefixes or `+12125550000-+12125550999`
+/// spans), for components that classify calls without a policy (the probe).
+#[derive(Debug, Clone, Default)]
+pub struct InternalNumbers {
+    classifier: DirectionClassifier,
+}
+
+impl InternalNumbers {
+    /// Parses the ranges; the error names the bad one.
+    pub fn parse(ranges: &[String], plan: &tollgate_number::DialingPlan) -> Result<Self, String> {
+        let mut parsed: Vec<InternalRange> = Vec::new();
+        for text in ranges {
+            let t = text.trim();
+            let range = if let Some((a, b)) = t.split_once('-').filter(|(a, _)| a.starts_with('+') && !a.ends_with('*'))
+            {
+                let from = plan.normalize(a).map_err(|e| format!("range {t:?}: {e}"))?;
+                let to = plan.normalize(b).map_err(|e| format!("range {t:?}: {e}"))?;
+                if from.len() != to.len() || from > to {
+                    return Err(format!("range {t:?}: both ends need the same number of digits, lowest first"));
+                }
+                InternalRange::Span { from, to }
+            } else {
+                let digits = t.trim_end_matches('*').trim_start_matches('+');
+                if !t.starts_with('+') || digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(format!(
+                        "range {t:?}: use a prefix like \"+1212555*\" or a span like \"+12125550000-+12125550999\""
+                    ));
+                }
+                InternalRange::Prefix(digits.to_string())
+            };
+            if let Some(other) = parsed.iter().find(|r| r.overlaps(&range)) {
+                return Err(format!("range {t:?} overlaps {other:?}"));
+            }
+            parsed.push(range);
+        }
+        Ok(InternalNumbers { classifier: DirectionClassifier::new(&parsed) })
+    }
+
+    /// True if `number` is internal.
+    pub fn contains(&self, number: E164) -> bool {
+        self.classifier.is_internal(number)
+    }
+
+    /// The direction of a call.
+    pub fn classify(&self, source: Option<E164>, destination: Option<E164>) -> Direction {
+        let from_inside = source.is_some_and(|s| self.contains(s));
+        let to_inside = destination.is_some_and(|d| self.contains(d));
+        match (from_inside, to_inside) {
+            (true, true) => Direction::Internal,
+            (true, false) => Direction::Outbound,
+            (false, true) => Direction::Inbound,
+            (false, false) => Direction::Transit,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +240,16 @@ mod tests {
         // Spans apply only to numbers of their own length.
         assert!(!c.is_internal(n("+131255500001")));
         assert!(c.is_internal(n("+121255500001")));
+    }
+
+    #[test]
+    fn internal_numbers_from_text() {
+        let plan = tollgate_number::DialingPlan::nanp();
+        let n = InternalNumbers::parse(&["+1212555*".into(), "+13125550000-+13125550499".into()], &plan).unwrap();
+        assert_eq!(n.classify(Some(self::n("+12125551234")), Some(self::n("+13125550100"))), Direction::Internal);
+        assert_eq!(n.classify(None, Some(self::n("+14155550000"))), Direction::Transit);
+        assert!(InternalNumbers::parse(&["1212*".into()], &plan).unwrap_err().contains("prefix like"));
+        assert!(InternalNumbers::parse(&["+1212*".into(), "+121255*".into()], &plan).unwrap_err().contains("overlaps"));
     }
 
     #[test]

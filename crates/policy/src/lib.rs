@@ -30,6 +30,7 @@ mod trie;
 
 pub use compile::{CompileOptions, CompiledPolicy, PolicyMeta, RuleSummary, compile};
 pub use decision::{Action, CallQuery, Decision, Direction, MatchedRule, RedirectTarget, Termination};
+pub use direction::InternalNumbers;
 pub use error::{Diagnostic, PolicyError};
 pub use eval::RuleVerdict;
 pub use installed::InstalledPolicy;

@@ -1,0 +1,252 @@
+//! Live sources: a UDP port receiving mirrored SIP datagrams, HEP v2/v3 over UDP and over TCP,
+//! and (feature `live-capture`) a network interface through libpcap. All feed one [`Probe`];
+//! a timer closes calls whose timeouts pass.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinSet;
+
+use crate::decode::{Datagram, Transport};
+use crate::hep;
+use crate::pipeline::{CallReport, Probe};
+
+/// Where finished calls go.
+pub type CallSink = Arc<dyn Fn(CallReport) + Send + Sync>;
+
+/// Counters of the live sources.
+#[derive(Debug, Default)]
+pub struct LiveStats {
+    /// Datagrams received on mirror ports.
+    pub mirrored: AtomicU64,
+    /// HEP packets received.
+    pub hep: AtomicU64,
+    /// HEP packets that did not decode.
+    pub hep_errors: AtomicU64,
+    /// HEP packets of other protocols than SIP (ignored).
+    pub hep_not_sip: AtomicU64,
+    /// Packets the kernel dropped before libpcap read them.
+    pub kernel_drops: AtomicU64,
+}
+
+/// The probe shared by the sources.
+#[derive(Clone)]
+pub struct Shared {
+    /// The probe.
+    pub probe: Arc<Mutex<Probe>>,
+    /// Where calls go.
+    pub sink: CallSink,
+    /// Counters.
+    pub stats: Arc<LiveStats>,
+}
+
+impl Shared {
+    fn feed(&self, d: &Datagram<'_>) {
+        let reports = self.probe.lock().unwrap_or_else(|e| e.into_inner()).on_datagram(d);
+        for r in reports {
+            (self.sink)(r);
+        }
+    }
+}
+
+fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Running live sources; dropping it stops them.
+pub struct LiveProbe {
+    /// Bound mirror addresses.
+    pub mirror_addrs: Vec<SocketAddr>,
+    /// Bound HEP/UDP addresses.
+    pub hep_udp_addrs: Vec<SocketAddr>,
+    /// Bound HEP/TCP addresses.
+    pub hep_tcp_addrs: Vec<SocketAddr>,
+    tasks: JoinSet<()>,
+}
+
+impl LiveProbe {
+    /// Binds every address, then starts the sources and the expiry timer.
+    pub async fn start(
+        shared: Shared,
+        mirror: &[SocketAddr],
+        hep_udp: &[SocketAddr],
+        hep_tcp: &[SocketAddr],
+    ) -> io::Result<Self> {
+        let bind_err =
+            |what: &str, a: &SocketAddr, e: io::Error| io::Error::new(e.kind(), format!("cannot bind {what} {a}: {e}"));
+        let mut mirror_sockets = Vec::new();
+        for a in mirror {
+            mirror_sockets.push(UdpSocket::bind(a).await.map_err(|e| bind_err("SIP mirror port", a, e))?);
+        }
+        let mut hep_sockets = Vec::new();
+        for a in hep_udp {
+            hep_sockets.push(UdpSocket::bind(a).await.map_err(|e| bind_err("HEP/UDP port", a, e))?);
+        }
+        let mut hep_listeners = Vec::new();
+        for a in hep_tcp {
+            hep_listeners.push(TcpListener::bind(a).await.map_err(|e| bind_err("HEP/TCP port", a, e))?);
+        }
+        let mut live = LiveProbe {
+            mirror_addrs: mirror_sockets.iter().map(|s| s.local_addr()).collect::<io::Result<_>>()?,
+            hep_udp_addrs: hep_sockets.iter().map(|s| s.local_addr()).collect::<io::Result<_>>()?,
+            hep_tcp_addrs: hep_listeners.iter().map(|l| l.local_addr()).collect::<io::Result<_>>()?,
+            tasks: JoinSet::new(),
+        };
+        for s in mirror_sockets {
+            live.tasks.spawn(mirror_loop(s, shared.clone()));
+        }
+        for s in hep_sockets {
+            live.tasks.spawn(hep_udp_loop(s, shared.clone()));
+        }
+        for l in hep_listeners {
+            live.tasks.spawn(hep_tcp_accept(l, shared.clone()));
+        }
+        live.tasks.spawn(expiry(shared));
+        Ok(live)
+    }
+
+    /// Stops every source.
+    pub async fn shutdown(mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn expiry(shared: Shared) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let reports = shared.probe.lock().unwrap_or_else(|e| e.into_inner()).expire(now_us());
+        for r in reports {
+            (shared.sink)(r);
+        }
+    }
+}
+
+async fn mirror_loop(socket: UdpSocket, shared: Shared) {
+    let local = socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let Ok((n, peer)) = socket.recv_from(&mut buf).await else { continue };
+        shared.stats.mirrored.fetch_add(1, Ordering::Relaxed);
+        shared.feed(&Datagram {
+            ts_us: now_us(),
+            src: peer,
+            dst: local,
+            transport: Transport::Udp,
+            payload: &buf[..n],
+        });
+    }
+}
+
+fn feed_hep(shared: &Shared, bytes: &[u8]) {
+    shared.stats.hep.fetch_add(1, Ordering::Relaxed);
+    match hep::decode(bytes) {
+        Ok(p) if p.protocol_type == 1 => {
+            let transport = if p.ip_protocol == 6 { Transport::Tcp } else { Transport::Udp };
+            let ts_us = if p.ts_us > 0 { p.ts_us } else { now_us() };
+            shared.feed(&Datagram { ts_us, src: p.src, dst: p.dst, transport, payload: p.payload });
+        }
+        Ok(_) => {
+            shared.stats.hep_not_sip.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(_) => {
+            shared.stats.hep_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn hep_udp_loop(socket: UdpSocket, shared: Shared) {
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let Ok((n, _)) = socket.recv_from(&mut buf).await else { continue };
+        feed_hep(&shared, &buf[..n]);
+    }
+}
+
+async fn hep_tcp_accept(listener: TcpListener, shared: Shared) {
+    let mut conns = JoinSet::new();
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let shared = shared.clone();
+        conns.spawn(async move {
+            let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+            let mut chunk = vec![0u8; 1 << 16];
+            loop {
+                let n = match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                buf.extend_from_slice(&chunk[..n]);
+                // Frame by the HEP3 length; anything else on a TCP stream is a protocol error.
+                loop {
+                    match hep::hep3_frame_len(&buf) {
+                        Some(len) if len < 6 => return,
+                        Some(len) if buf.len() >= len => {
+                            feed_hep(&shared, &buf[..len]);
+                            buf.drain(..len);
+                        }
+                        Some(_) => break,
+                        None if buf.len() >= 6 => {
+                            shared.stats.hep_errors.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                        None => break,
+                    }
+                }
+                if buf.len() > 1 << 20 {
+                    return;
+                }
+            }
+        });
+        while conns.try_join_next().is_some() {}
+    }
+}
+
+/// Captures from a network interface through libpcap on a thread of its own, until the
+/// returned flag is set. `filter` is a BPF expression (e.g. `udp or tcp`).
+#[cfg(feature = "live-capture")]
+pub fn capture_interface(
+    shared: Shared,
+    interface: &str,
+    filter: &str,
+) -> Result<(Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>), String> {
+    use crate::decode::Decoder;
+    let mut cap = pcap::Capture::from_device(interface)
+        .map_err(|e| format!("interface {interface}: {e}"))?
+        .promisc(true)
+        .snaplen(65_535)
+        .timeout(200)
+        .immediate_mode(true)
+        .open()
+        .map_err(|e| format!("cannot capture on {interface}: {e} (capturing needs root or CAP_NET_RAW)"))?;
+    cap.filter(filter, true).map_err(|e| format!("filter {filter:?}: {e}"))?;
+    let linktype = cap.get_datalink().0;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let handle = std::thread::Builder::new()
+        .name(format!("capture-{interface}"))
+        .spawn(move || {
+            let mut decoder = Decoder::default();
+            while !flag.load(Ordering::Relaxed) {
+                match cap.next_packet() {
+                    Ok(p) => {
+                        let ts = p.header.ts.tv_sec as i64 * 1_000_000 + p.header.ts.tv_usec as i64;
+                        decoder.decode(ts, linktype, p.data, |d| shared.feed(&d));
+                    }
+                    Err(pcap::Error::TimeoutExpired) => {}
+                    Err(_) => break,
+                }
+                if let Ok(s) = cap.stats() {
+                    shared.stats.kernel_drops.store(u64::from(s.dropped) + u64::from(s.if_dropped), Ordering::Relaxed);
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok((stop, handle))
+}

@@ -1,0 +1,100 @@
+//! The probe's Prometheus metrics, read at scrape time: messages, calls by disposition, ASR,
+//! NER, RTP, and every drop counter (parse errors, evictions, decode errors, kernel drops).
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use crate::live::LiveStats;
+use crate::pipeline::Probe;
+
+/// Registers with [`prometheus_client::registry::Registry::register_collector`].
+pub struct ProbeCollector {
+    /// The probe.
+    pub probe: Arc<Mutex<Probe>>,
+    /// Live source counters.
+    pub live: Arc<LiveStats>,
+}
+
+impl fmt::Debug for ProbeCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProbeCollector")
+    }
+}
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> fmt::Result {
+    let c = ConstCounter::new(v);
+    c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+fn gauge_f(e: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> fmt::Result {
+    let g = ConstGauge::new(v);
+    g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+impl Collector for ProbeCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        let (counters, tracker, open) = {
+            let p = self.probe.lock().unwrap_or_else(|x| x.into_inner());
+            (p.counters().clone(), p.tracker().stats(), p.tracker().open_calls())
+        };
+        counter(&mut e, "tollgate_probe_sip_messages", "SIP messages parsed", counters.messages)?;
+        counter(
+            &mut e,
+            "tollgate_probe_sip_malformed",
+            "Payloads that looked like SIP but did not parse",
+            counters.malformed,
+        )?;
+        counter(&mut e, "tollgate_probe_rtp_packets", "RTP packets tied to calls", counters.rtp_packets)?;
+        for (disposition, n) in &counters.calls {
+            counter(
+                &mut e,
+                &format!("tollgate_probe_calls_{disposition}"),
+                &format!("Calls that ended {disposition}"),
+                *n,
+            )?;
+        }
+        counter(&mut e, "tollgate_probe_calls", "Calls finished", counters.total_calls())?;
+        gauge_f(&mut e, "tollgate_probe_asr", "Answer-seizure ratio of the calls seen", counters.asr())?;
+        gauge_f(&mut e, "tollgate_probe_ner", "Network effectiveness ratio of the calls seen", counters.ner())?;
+        gauge_f(&mut e, "tollgate_probe_open_calls", "Calls open now", open as f64)?;
+        counter(
+            &mut e,
+            "tollgate_probe_calls_evicted",
+            "Calls closed early to stay under the open-call cap",
+            tracker.evicted,
+        )?;
+        counter(&mut e, "tollgate_probe_calls_timed_out", "Calls closed by a timeout", tracker.timed_out)?;
+        counter(
+            &mut e,
+            "tollgate_probe_unknown_call_messages",
+            "Messages of calls whose INVITE was not seen",
+            tracker.unknown_call,
+        )?;
+        let l = &self.live;
+        counter(
+            &mut e,
+            "tollgate_probe_mirrored_datagrams",
+            "Datagrams received on mirror ports",
+            l.mirrored.load(Ordering::Relaxed),
+        )?;
+        counter(&mut e, "tollgate_probe_hep_packets", "HEP packets received", l.hep.load(Ordering::Relaxed))?;
+        counter(
+            &mut e,
+            "tollgate_probe_hep_errors",
+            "HEP packets that did not decode",
+            l.hep_errors.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut e,
+            "tollgate_probe_kernel_drops",
+            "Packets dropped by the kernel before capture",
+            l.kernel_drops.load(Ordering::Relaxed),
+        )
+    }
+}

@@ -1,0 +1,307 @@
+//! Datagrams in, call records out: SIP parsing, the dialog tracker, number normalisation and
+//! call direction.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use chrono::{DateTime, TimeZone, Utc};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use tollgate_number::{DialingPlan, E164};
+use tollgate_policy::InternalNumbers;
+use tollgate_records::{Disposition, SipCallRecord};
+use tollgate_sip::dialog::{Call, Outcome, PacketInfo, Tracker, TrackerConfig};
+use tollgate_sip::{StartLine, parse_datagram};
+
+use crate::decode::Datagram;
+
+/// Which header names the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceHeader {
+    /// P-Asserted-Identity when present, else From.
+    #[default]
+    PaiThenFrom,
+    /// From only.
+    From,
+}
+
+/// Which part names the called number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DestinationPart {
+    /// The Request-URI of the first INVITE.
+    #[default]
+    RequestUri,
+    /// The To header.
+    To,
+}
+
+/// What the probe needs to know.
+#[derive(Debug, Clone)]
+pub struct ProbeSettings {
+    /// This probe's name (the analytics "Device").
+    pub device: String,
+    /// Dialing plan for numbers.
+    pub plan: DialingPlan,
+    /// Internal number ranges (direction).
+    pub internal: InternalNumbers,
+    /// Carrier trunk addresses: INVITEs from them are inbound, to them outbound.
+    pub trunks: Vec<IpNet>,
+    /// Where the caller's number comes from.
+    pub source: SourceHeader,
+    /// Where the called number comes from.
+    pub destination: DestinationPart,
+    /// Tracker limits.
+    pub tracker: TrackerConfig,
+}
+
+/// Message and call counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProbeCounters {
+    /// SIP messages parsed.
+    pub messages: u64,
+    /// Requests by method.
+    pub requests: BTreeMap<String, u64>,
+    /// Responses by status code.
+    pub responses: BTreeMap<u16, u64>,
+    /// Payloads that looked like SIP but did not parse.
+    pub malformed: u64,
+    /// RTP packets tied to calls.
+    pub rtp_packets: u64,
+    /// Calls finished, by disposition.
+    pub calls: BTreeMap<String, u64>,
+}
+
+impl ProbeCounters {
+    /// Calls finished.
+    pub fn total_calls(&self) -> u64 {
+        self.calls.values().sum()
+    }
+
+    /// Answer-seizure ratio: answered / attempts.
+    pub fn asr(&self) -> f64 {
+        let total = self.total_calls();
+        if total == 0 { 0.0 } else { *self.calls.get("answered").unwrap_or(&0) as f64 / total as f64 }
+    }
+
+    /// Network effectiveness ratio: calls the network delivered to the callee (answered, busy,
+    /// not answered, or rejected by the user) / attempts.
+    pub fn ner(&self) -> f64 {
+        let total = self.total_calls();
+        let ok: u64 = ["answered", "busy", "no_answer", "cancelled", "redirected"]
+            .iter()
+            .map(|k| self.calls.get(*k).copied().unwrap_or(0))
+            .sum();
+        if total == 0 { 0.0 } else { ok as f64 / total as f64 }
+    }
+}
+
+/// A finished call: the record to store, and what the tracker saw.
+#[derive(Debug, Clone)]
+pub struct CallReport {
+    /// The record.
+    pub record: SipCallRecord,
+    /// The tracker's view (addresses, raw user parts, close reason).
+    pub call: Call,
+}
+
+/// The probe's processing state.
+pub struct Probe {
+    settings: ProbeSettings,
+    tracker: Tracker,
+    counters: ProbeCounters,
+    last_expire_us: i64,
+}
+
+fn time(us: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(us).single().unwrap_or_default()
+}
+
+/// True if a payload could be a SIP message (a request method or `SIP/`): cheap, so RTP and
+/// other traffic skips the parser.
+fn looks_like_sip(p: &[u8]) -> bool {
+    let p = match p.iter().position(|b| !matches!(b, b'\r' | b'\n')) {
+        Some(i) => &p[i..],
+        None => return false,
+    };
+    p.len() >= 8 && p[0].is_ascii_uppercase() && (p.starts_with(b"SIP/2.0 ") || p[..8].contains(&b' '))
+}
+
+impl Probe {
+    /// A probe with these settings.
+    pub fn new(settings: ProbeSettings) -> Self {
+        let tracker = Tracker::new(settings.tracker);
+        Probe { settings, tracker, counters: ProbeCounters::default(), last_expire_us: 0 }
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> &ProbeCounters {
+        &self.counters
+    }
+
+    /// The tracker (open calls, its counters).
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// Processes one datagram (UDP or TCP payload); returns the calls it finished.
+    pub fn on_datagram(&mut self, d: &Datagram<'_>) -> Vec<CallReport> {
+        let pkt = PacketInfo { ts_us: d.ts_us, src: d.src, dst: d.dst };
+        let mut out = Vec::new();
+        if looks_like_sip(d.payload) {
+            for msg in parse_datagram(d.payload) {
+                match msg {
+                    Ok(m) => {
+                        self.counters.messages += 1;
+                        match m.start {
+                            StartLine::Request { method, .. } => {
+                                *self.counters.requests.entry(method.as_str().to_string()).or_default() += 1;
+                            }
+                            StartLine::Response { code, .. } => *self.counters.responses.entry(code).or_default() += 1,
+                        }
+                        for call in self.tracker.on_message(&m, &pkt) {
+                            out.push(self.report(call));
+                        }
+                    }
+                    Err(_) => {
+                        self.counters.malformed += 1;
+                        break;
+                    }
+                }
+            }
+        } else if self.tracker.on_udp(d.payload, &pkt) {
+            self.counters.rtp_packets += 1;
+        }
+        if d.ts_us - self.last_expire_us >= 1_000_000 {
+            self.last_expire_us = d.ts_us;
+            out.extend(self.expire(d.ts_us));
+        }
+        out
+    }
+
+    /// Closes calls whose timeouts passed at `now_us`.
+    pub fn expire(&mut self, now_us: i64) -> Vec<CallReport> {
+        self.tracker.expire(now_us).into_iter().map(|c| self.report(c)).collect()
+    }
+
+    /// Closes every open call (end of input).
+    pub fn finish(&mut self) -> Vec<CallReport> {
+        self.tracker.finish().into_iter().map(|c| self.report(c)).collect()
+    }
+
+    fn number(&self, user: &Option<String>) -> Option<E164> {
+        user.as_deref().and_then(|u| self.settings.plan.normalize(u).ok())
+    }
+
+    fn direction(&self, call: &Call, source: Option<E164>, destination: Option<E164>) -> &'static str {
+        let on_trunk = |a: &SocketAddr| self.settings.trunks.iter().any(|n| n.contains(&a.ip()));
+        if on_trunk(&call.from_addr) {
+            return "inbound";
+        }
+        if on_trunk(&call.to_addr) {
+            return "outbound";
+        }
+        self.settings.internal.classify(source, destination).as_str()
+    }
+
+    fn report(&mut self, call: Call) -> CallReport {
+        let source = match self.settings.source {
+            SourceHeader::PaiThenFrom => self.number(&call.pai_user).or_else(|| self.number(&call.from_user)),
+            SourceHeader::From => self.number(&call.from_user),
+        };
+        let destination = match self.settings.destination {
+            DestinationPart::RequestUri => self.number(&call.ruri_user).or_else(|| self.number(&call.to_user)),
+            DestinationPart::To => self.number(&call.to_user),
+        };
+        let disposition = match call.outcome {
+            Outcome::Answered => Disposition::Answered,
+            Outcome::Busy => Disposition::Busy,
+            Outcome::NoAnswer => Disposition::NoAnswer,
+            Outcome::Cancelled => Disposition::Cancelled,
+            Outcome::Redirected => Disposition::Redirected,
+            Outcome::Failed => Disposition::Failed,
+        };
+        *self.counters.calls.entry(disposition.as_str().to_string()).or_default() += 1;
+        let record = SipCallRecord {
+            id: ulid::Ulid::new(),
+            time: time(call.invite_us),
+            device: self.settings.device.clone(),
+            call_id: call.call_id.clone(),
+            source,
+            destination,
+            direction: self.direction(&call, source, destination).to_string(),
+            disposition,
+            final_code: call.final_code,
+            pdd_ms: call.ringing_us.map(|r| ((r - call.invite_us).max(0) / 1000) as u32),
+            duration_ms: match (call.answered_us, call.ended_us) {
+                (Some(a), Some(e)) => Some(((e - a).max(0) / 1000) as u64),
+                _ => None,
+            },
+            answered_at: call.answered_us.map(time),
+            ended_at: call.ended_us.map(time),
+            rtp_packets: call.rtp.map(|r| r.packets),
+            rtp_lost: call.rtp.map(|r| r.lost),
+            rtp_jitter_ms: call.rtp.map(|r| (r.max_jitter_ms * 100.0).round() / 100.0),
+        };
+        CallReport { record, call }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Transport;
+
+    fn settings() -> ProbeSettings {
+        ProbeSettings {
+            device: "probe-1".into(),
+            plan: DialingPlan::nanp(),
+            internal: InternalNumbers::parse(&["+1212555*".into()], &DialingPlan::nanp()).unwrap(),
+            trunks: vec!["192.0.2.0/24".parse().unwrap()],
+            source: SourceHeader::PaiThenFrom,
+            destination: DestinationPart::RequestUri,
+            tracker: TrackerConfig::default(),
+        }
+    }
+
+    fn d<'a>(ms: i64, src: &str, payload: &'a str) -> Datagram<'a> {
+        Datagram {
+            ts_us: ms * 1000,
+            src: src.parse().unwrap(),
+            dst: "10.0.0.2:5060".parse().unwrap(),
+            transport: Transport::Udp,
+            payload: payload.as_bytes(),
+        }
+    }
+
+    #[test]
+    fn a_busy_call_from_a_trunk_becomes_a_record() {
+        let mut p = Probe::new(settings());
+        let invite = "INVITE sip:2125550100@10.0.0.2 SIP/2.0\r\nFrom: <sip:3125550666@192.0.2.9>;tag=1\r\nTo: <sip:2125550100@10.0.0.2>\r\nCall-ID: b1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        assert!(p.on_datagram(&d(0, "192.0.2.9:5060", invite)).is_empty());
+        let busy = "SIP/2.0 486 Busy Here\r\nCall-ID: b1\r\nCSeq: 1 INVITE\r\nTo: <sip:x@y>;tag=2\r\nContent-Length: 0\r\n\r\n";
+        let done = p.on_datagram(&d(1500, "10.0.0.2:5060", busy));
+        assert_eq!(done.len(), 1);
+        let r = &done[0].record;
+        assert_eq!(r.disposition, Disposition::Busy);
+        assert_eq!(r.final_code, Some(486));
+        assert_eq!(r.source.unwrap().to_string(), "+13125550666");
+        assert_eq!(r.destination.unwrap().to_string(), "+12125550100");
+        assert_eq!(r.direction, "inbound");
+        assert_eq!(r.device, "probe-1");
+        assert_eq!(p.counters().requests.get("INVITE"), Some(&1));
+        assert_eq!(p.counters().responses.get(&486), Some(&1));
+        assert_eq!(p.counters().calls.get("busy"), Some(&1));
+        assert_eq!((p.counters().asr(), p.counters().ner()), (0.0, 1.0));
+    }
+
+    #[test]
+    fn non_sip_and_garbage_are_counted_not_fatal() {
+        let mut p = Probe::new(settings());
+        p.on_datagram(&d(0, "10.0.0.1:4000", "\u{80}\u{0}binary"));
+        p.on_datagram(&d(0, "10.0.0.1:5060", "INVITE sip:x SIP/2.0\r\nno end"));
+        assert_eq!(p.counters().malformed, 1);
+        assert_eq!(p.counters().messages, 0);
+    }
+}

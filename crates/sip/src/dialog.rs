@@ -1,0 +1,577 @@
+//! The call tracker: SIP messages in, finished calls out.
+//!
+//! A call starts with an INVITE without a To-tag and is keyed by its Call-ID. Provisional
+//! responses mark ringing (the first 18x), a 2xx answers it, a BYE ends an answered call, and a
+//! 3xx-6xx final response ends an unanswered one (401/407 wait for the re-sent INVITE). Calls
+//! that never end are closed by timeouts; when more calls are open than the cap allows, the
+//! least recently active one is closed and counted as evicted. Media endpoints from SDP
+//! offers and answers tie RTP packets to their call.
+//!
+//! The tracker is a pure state machine: time comes from the packets, so a capture file replays
+//! the same way every time.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
+
+use crate::message::{HeaderName, Method, SipMessage, StartLine};
+use crate::rtp::{RtpHeader, StreamStats};
+use crate::sdp::media_endpoints;
+use crate::uri::{name_addr, user_part};
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// 2xx.
+    Answered,
+    /// 486 Busy Here or 600 Busy Everywhere.
+    Busy,
+    /// 408, 480, or no final response before the setup timeout.
+    NoAnswer,
+    /// CANCEL / 487.
+    Cancelled,
+    /// 3xx.
+    Redirected,
+    /// Any other final response.
+    Failed,
+}
+
+impl Outcome {
+    /// From a final response code (and whether the caller had sent CANCEL).
+    pub fn from_code(code: u16, cancelled: bool) -> Outcome {
+        match code {
+            200..=299 => Outcome::Answered,
+            300..=399 => Outcome::Redirected,
+            486 | 600 => Outcome::Busy,
+            487 => Outcome::Cancelled,
+            _ if cancelled => Outcome::Cancelled,
+            408 | 480 => Outcome::NoAnswer,
+            _ => Outcome::Failed,
+        }
+    }
+}
+
+/// Why a call record was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// By its signalling (final response, BYE).
+    Signalled,
+    /// By a timeout.
+    Timeout,
+    /// To make room (the open-call cap).
+    Evicted,
+    /// At the end of the input.
+    EndOfInput,
+}
+
+/// RTP seen for a call.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RtpSummary {
+    /// Streams (SSRCs).
+    pub streams: u32,
+    /// Packets received.
+    pub packets: u64,
+    /// Packets lost (from sequence numbers).
+    pub lost: u64,
+    /// Highest interarrival jitter of the streams, ms.
+    pub max_jitter_ms: f64,
+}
+
+/// A finished call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    /// Call-ID.
+    pub call_id: String,
+    /// Who sent the first INVITE, and to whom.
+    pub from_addr: SocketAddr,
+    /// Destination of the first INVITE.
+    pub to_addr: SocketAddr,
+    /// User part of the From URI.
+    pub from_user: Option<String>,
+    /// User part of the P-Asserted-Identity URI.
+    pub pai_user: Option<String>,
+    /// User part of the Request-URI of the first INVITE.
+    pub ruri_user: Option<String>,
+    /// User part of the To URI.
+    pub to_user: Option<String>,
+    /// First INVITE, microseconds since the epoch.
+    pub invite_us: i64,
+    /// First 18x.
+    pub ringing_us: Option<i64>,
+    /// First 2xx.
+    pub answered_us: Option<i64>,
+    /// BYE, or the failure response.
+    pub ended_us: Option<i64>,
+    /// Final response code to the INVITE.
+    pub final_code: Option<u16>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why the record was closed.
+    pub closed: Closed,
+    /// RTP, if any was seen for its media endpoints.
+    pub rtp: Option<RtpSummary>,
+}
+
+/// Tracker limits.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackerConfig {
+    /// Most calls open at once; beyond it the least recently active is closed.
+    pub max_open: usize,
+    /// A call without a final response is closed as no answer after this long (µs).
+    pub setup_timeout_us: i64,
+    /// An answered call without BYE is closed after this long without any message (µs).
+    pub idle_timeout_us: i64,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig { max_open: 200_000, setup_timeout_us: 180_000_000, idle_timeout_us: 4 * 3600 * 1_000_000 }
+    }
+}
+
+/// Where a packet came from and went, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketInfo {
+    /// Capture time, µs since the epoch.
+    pub ts_us: i64,
+    /// Source.
+    pub src: SocketAddr,
+    /// Destination.
+    pub dst: SocketAddr,
+}
+
+/// Counters of what the tracker saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrackerStats {
+    /// Messages without Call-ID or CSeq.
+    pub unusable: u64,
+    /// Messages of calls that began before the capture (no INVITE seen).
+    pub unknown_call: u64,
+    /// Calls closed to make room.
+    pub evicted: u64,
+    /// Calls closed by a timeout.
+    pub timed_out: u64,
+    /// RTP packets tied to a call.
+    pub rtp_packets: u64,
+}
+
+#[derive(Debug)]
+struct Open {
+    key: u64,
+    call: Call,
+    invite_cseq: u32,
+    cancelled: bool,
+    challenged: bool,
+    last_us: i64,
+    media: SmallVec<[SocketAddr; 4]>,
+    streams: SmallVec<[StreamStats; 2]>,
+}
+
+/// The tracker.
+#[derive(Debug)]
+pub struct Tracker {
+    config: TrackerConfig,
+    open: FxHashMap<Box<str>, Open>,
+    /// (last activity, key) -> Call-ID: the least recently active call first.
+    by_activity: BTreeMap<(i64, u64), Box<str>>,
+    media: FxHashMap<SocketAddr, Box<str>>,
+    next_key: u64,
+    stats: TrackerStats,
+}
+
+fn user(value: Option<&str>) -> Option<String> {
+    value.map(name_addr).and_then(|na| user_part(na.uri)).map(str::to_string)
+}
+
+impl Tracker {
+    /// A tracker with these limits.
+    pub fn new(config: TrackerConfig) -> Self {
+        Tracker {
+            config,
+            open: FxHashMap::default(),
+            by_activity: BTreeMap::new(),
+            media: FxHashMap::default(),
+            next_key: 0,
+            stats: TrackerStats::default(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> TrackerStats {
+        self.stats
+    }
+
+    /// Calls open now.
+    pub fn open_calls(&self) -> usize {
+        self.open.len()
+    }
+
+    fn touch(&mut self, call_id: &str, ts: i64) {
+        if let Some(o) = self.open.get_mut(call_id)
+            && ts > o.last_us
+        {
+            if let Some(k) = self.by_activity.remove(&(o.last_us, o.key)) {
+                o.last_us = ts;
+                self.by_activity.insert((ts, o.key), k);
+            }
+        }
+    }
+
+    fn close(&mut self, call_id: &str, closed: Closed) -> Option<Call> {
+        let o = self.open.remove(call_id)?;
+        self.by_activity.remove(&(o.last_us, o.key));
+        for m in &o.media {
+            if self.media.get(m).is_some_and(|c| &**c == call_id) {
+                self.media.remove(m);
+            }
+        }
+        let mut call = o.call;
+        call.closed = closed;
+        if call.final_code.is_none() && call.answered_us.is_none() {
+            call.outcome = if o.cancelled { Outcome::Cancelled } else { Outcome::NoAnswer };
+        }
+        if !o.streams.is_empty() {
+            call.rtp = Some(RtpSummary {
+                streams: o.streams.len() as u32,
+                packets: o.streams.iter().map(|s| s.received).sum(),
+                lost: o.streams.iter().map(|s| s.lost()).sum(),
+                max_jitter_ms: o.streams.iter().map(|s| s.jitter_ms()).fold(0.0, f64::max),
+            });
+        }
+        match closed {
+            Closed::Timeout => self.stats.timed_out += 1,
+            Closed::Evicted => self.stats.evicted += 1,
+            _ => {}
+        }
+        Some(call)
+    }
+
+    fn add_media(&mut self, call_id: &str, body: &[u8]) {
+        let endpoints = media_endpoints(body);
+        if endpoints.is_empty() {
+            return;
+        }
+        let Some(o) = self.open.get_mut(call_id) else { return };
+        for e in endpoints {
+            if !o.media.contains(&e.addr) {
+                o.media.push(e.addr);
+            }
+            self.media.insert(e.addr, call_id.into());
+        }
+    }
+
+    /// Feeds one SIP message; returns the calls it finished (usually none, at most two: one
+    /// evicted to make room and one ended).
+    pub fn on_message(&mut self, msg: &SipMessage<'_>, pkt: &PacketInfo) -> SmallVec<[Call; 1]> {
+        let mut done = SmallVec::new();
+        let (Some(call_id), Some((cseq, cseq_method))) = (msg.call_id(), msg.cseq()) else {
+            self.stats.unusable += 1;
+            return done;
+        };
+        match msg.start {
+            StartLine::Request { method: Method::Invite, uri } => {
+                let to_tag = msg.header(HeaderName::To).map(name_addr).and_then(|na| na.tag);
+                match self.open.get_mut(call_id) {
+                    None if to_tag.is_none() => {
+                        if self.open.len() >= self.config.max_open
+                            && let Some((_, oldest)) = self.by_activity.iter().next().map(|(k, v)| (*k, v.clone()))
+                            && let Some(c) = self.close(&oldest, Closed::Evicted)
+                        {
+                            done.push(c);
+                        }
+                        let key = self.next_key;
+                        self.next_key += 1;
+                        let call = Call {
+                            call_id: call_id.to_string(),
+                            from_addr: pkt.src,
+                            to_addr: pkt.dst,
+                            from_user: user(msg.header(HeaderName::From)),
+                            pai_user: user(msg.header(HeaderName::PAssertedIdentity)),
+                            ruri_user: user_part(uri).map(str::to_string),
+                            to_user: user(msg.header(HeaderName::To)),
+                            invite_us: pkt.ts_us,
+                            ringing_us: None,
+                            answered_us: None,
+                            ended_us: None,
+                            final_code: None,
+                            outcome: Outcome::NoAnswer,
+                            closed: Closed::Signalled,
+                            rtp: None,
+                        };
+                        self.open.insert(
+                            call_id.into(),
+                            Open {
+                                key,
+                                call,
+                                invite_cseq: cseq,
+                                cancelled: false,
+                                challenged: false,
+                                last_us: pkt.ts_us,
+                                media: SmallVec::new(),
+                                streams: SmallVec::new(),
+                            },
+                        );
+                        self.by_activity.insert((pkt.ts_us, key), call_id.into());
+                    }
+                    None => self.stats.unknown_call += 1,
+                    Some(o) => {
+                        // A new INVITE after a challenge (401/407) continues the same call.
+                        if to_tag.is_none() && cseq > o.invite_cseq {
+                            o.invite_cseq = cseq;
+                            o.challenged = false;
+                            o.call.final_code = None;
+                        }
+                    }
+                }
+                self.add_media(call_id, msg.body);
+            }
+            StartLine::Request { method: Method::Cancel, .. } => {
+                if let Some(o) = self.open.get_mut(call_id) {
+                    o.cancelled = true;
+                } else {
+                    self.stats.unknown_call += 1;
+                }
+            }
+            StartLine::Request { method: Method::Bye, .. } => {
+                if let Some(o) = self.open.get_mut(call_id) {
+                    o.call.ended_us = Some(pkt.ts_us);
+                    if let Some(c) = self.close(call_id, Closed::Signalled) {
+                        done.push(c);
+                    }
+                    return done;
+                }
+                self.stats.unknown_call += 1;
+            }
+            StartLine::Request { .. } => {}
+            StartLine::Response { code, .. } if cseq_method == Method::Invite => {
+                let Some(o) = self.open.get_mut(call_id) else {
+                    self.stats.unknown_call += 1;
+                    return done;
+                };
+                if cseq != o.invite_cseq {
+                    // A response to a re-INVITE (or a stale one): no change to the call.
+                } else if (180..=199).contains(&code) {
+                    o.call.ringing_us.get_or_insert(pkt.ts_us);
+                } else if (200..=299).contains(&code) {
+                    if o.call.answered_us.is_none() {
+                        o.call.answered_us = Some(pkt.ts_us);
+                        o.call.final_code = Some(code);
+                        o.call.outcome = Outcome::Answered;
+                    }
+                } else if code >= 300 && o.call.answered_us.is_none() && o.call.final_code.is_none() {
+                    o.call.final_code = Some(code);
+                    if code == 401 || code == 407 {
+                        o.challenged = true;
+                    } else {
+                        o.call.outcome = Outcome::from_code(code, o.cancelled);
+                        o.call.ended_us = Some(pkt.ts_us);
+                        if let Some(c) = self.close(call_id, Closed::Signalled) {
+                            done.push(c);
+                        }
+                        return done;
+                    }
+                }
+                if (180..=299).contains(&code) {
+                    self.add_media(call_id, msg.body);
+                }
+            }
+            StartLine::Response { .. } => {}
+        }
+        self.touch(call_id, pkt.ts_us);
+        done
+    }
+
+    /// Feeds a UDP payload that was not SIP: if it is RTP to a known media endpoint, counts it
+    /// for that call. Returns true if it was.
+    pub fn on_udp(&mut self, payload: &[u8], pkt: &PacketInfo) -> bool {
+        if self.media.is_empty() {
+            return false;
+        }
+        let Some(call_id) = self.media.get(&pkt.dst).or_else(|| self.media.get(&pkt.src)).cloned() else {
+            return false;
+        };
+        let Some(h) = crate::rtp::parse(payload) else { return false };
+        let Some(o) = self.open.get_mut(&call_id) else { return false };
+        update_streams(&mut o.streams, &h, pkt.ts_us);
+        self.stats.rtp_packets += 1;
+        true
+    }
+
+    /// Closes calls whose timeouts have passed at `now_us`.
+    pub fn expire(&mut self, now_us: i64) -> Vec<Call> {
+        let mut out = Vec::new();
+        let oldest_allowed = now_us - self.config.setup_timeout_us.min(self.config.idle_timeout_us);
+        let stale: Vec<Box<str>> =
+            self.by_activity.range(..(oldest_allowed, u64::MAX)).map(|(_, v)| v.clone()).collect();
+        for call_id in stale {
+            let Some(o) = self.open.get(&*call_id) else { continue };
+            let idle = now_us - o.last_us;
+            let answered = o.call.answered_us.is_some();
+            let limit = if answered { self.config.idle_timeout_us } else { self.config.setup_timeout_us };
+            if idle >= limit {
+                let final_code = o.call.final_code;
+                if let Some(mut c) = self.close(&call_id, Closed::Timeout) {
+                    if !answered && final_code.is_some() {
+                        // A challenged call whose INVITE never came back.
+                        c.outcome = Outcome::Failed;
+                    }
+                    out.push(c);
+                }
+            }
+        }
+        out
+    }
+
+    /// Closes every open call (end of a capture file).
+    pub fn finish(&mut self) -> Vec<Call> {
+        let ids: Vec<Box<str>> = self.by_activity.values().cloned().collect();
+        ids.iter().filter_map(|id| self.close(id, Closed::EndOfInput)).collect()
+    }
+}
+
+fn update_streams(streams: &mut SmallVec<[StreamStats; 2]>, h: &RtpHeader, ts: i64) {
+    if let Some(s) = streams.iter_mut().find(|s| s.ssrc == h.ssrc) {
+        s.update(h, ts);
+    } else if streams.len() < 8 {
+        streams.push(StreamStats::new(h, ts));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::parse_one;
+
+    fn pkt(ts_ms: i64) -> PacketInfo {
+        PacketInfo { ts_us: ts_ms * 1000, src: "10.0.0.1:5060".parse().unwrap(), dst: "10.0.0.2:5060".parse().unwrap() }
+    }
+
+    fn invite(call: &str, cseq: u32, to_tag: Option<&str>) -> String {
+        let tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+        let sdp = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 6000 RTP/AVP 0\r\n";
+        format!(
+            "INVITE sip:+12125550100@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1\r\nFrom: <sip:+13125550666@10.0.0.1>;tag=a\r\nTo: <sip:+12125550100@10.0.0.2>{tag}\r\nP-Asserted-Identity: <sip:+13125550000@10.0.0.1>\r\nCall-ID: {call}\r\nCSeq: {cseq} INVITE\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        )
+    }
+
+    fn response(call: &str, code: u16, method: &str, cseq: u32) -> String {
+        format!(
+            "SIP/2.0 {code} X\r\nCall-ID: {call}\r\nCSeq: {cseq} {method}\r\nTo: <sip:b@c>;tag=z\r\nContent-Length: 0\r\n\r\n"
+        )
+    }
+
+    fn request(call: &str, method: &str, cseq: u32) -> String {
+        format!(
+            "{method} sip:x@y SIP/2.0\r\nCall-ID: {call}\r\nCSeq: {cseq} {method}\r\nTo: <sip:b@c>;tag=z\r\nContent-Length: 0\r\n\r\n"
+        )
+    }
+
+    fn feed(t: &mut Tracker, text: &str, ms: i64) -> Vec<Call> {
+        let (m, _) = parse_one(text.as_bytes()).unwrap();
+        t.on_message(&m, &pkt(ms)).into_vec()
+    }
+
+    #[test]
+    fn answered_call_with_times_and_numbers() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        assert!(feed(&mut t, &invite("c1", 1, None), 0).is_empty());
+        feed(&mut t, &invite("c1", 1, None), 500); // retransmission
+        feed(&mut t, &response("c1", 100, "INVITE", 1), 10);
+        feed(&mut t, &response("c1", 180, "INVITE", 1), 800);
+        feed(&mut t, &response("c1", 183, "INVITE", 1), 900);
+        feed(&mut t, &response("c1", 200, "INVITE", 1), 3000);
+        feed(&mut t, &request("c1", "ACK", 1), 3010);
+        let done = feed(&mut t, &request("c1", "BYE", 2), 33_000);
+        assert_eq!(done.len(), 1);
+        let c = &done[0];
+        assert_eq!((c.outcome, c.final_code, c.closed), (Outcome::Answered, Some(200), Closed::Signalled));
+        assert_eq!(
+            (c.invite_us, c.ringing_us, c.answered_us, c.ended_us),
+            (0, Some(800_000), Some(3_000_000), Some(33_000_000))
+        );
+        assert_eq!(c.from_user.as_deref(), Some("+13125550666"));
+        assert_eq!(c.pai_user.as_deref(), Some("+13125550000"));
+        assert_eq!(c.ruri_user.as_deref(), Some("+12125550100"));
+        assert_eq!(t.open_calls(), 0);
+    }
+
+    #[test]
+    fn failures_busy_cancel_redirect_and_challenge() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        for (id, code) in [("busy", 486), ("na", 480), ("redir", 302), ("fail", 503)] {
+            feed(&mut t, &invite(id, 1, None), 0);
+            let done = feed(&mut t, &response(id, code, "INVITE", 1), 100);
+            assert_eq!(done.len(), 1, "{id}");
+        }
+        feed(&mut t, &invite("can", 1, None), 0);
+        feed(&mut t, &request("can", "CANCEL", 1), 50);
+        feed(&mut t, &response("can", 200, "CANCEL", 1), 51);
+        let done = feed(&mut t, &response("can", 487, "INVITE", 1), 60);
+        assert_eq!(done[0].outcome, Outcome::Cancelled);
+        // 407 then a new INVITE with CSeq 2: still one call, answered.
+        feed(&mut t, &invite("auth", 1, None), 0);
+        assert!(feed(&mut t, &response("auth", 407, "INVITE", 1), 10).is_empty());
+        feed(&mut t, &invite("auth", 2, None), 20);
+        feed(&mut t, &response("auth", 200, "INVITE", 2), 30);
+        let done = feed(&mut t, &request("auth", "BYE", 3), 40);
+        assert_eq!(done[0].outcome, Outcome::Answered);
+        assert_eq!(Outcome::from_code(486, false), Outcome::Busy);
+        assert_eq!(Outcome::from_code(480, false), Outcome::NoAnswer);
+        assert_eq!(Outcome::from_code(302, false), Outcome::Redirected);
+        assert_eq!(Outcome::from_code(503, false), Outcome::Failed);
+        assert_eq!(Outcome::from_code(500, true), Outcome::Cancelled);
+    }
+
+    #[test]
+    fn timeouts_and_eviction_bound_memory() {
+        let mut t =
+            Tracker::new(TrackerConfig { max_open: 3, setup_timeout_us: 10_000_000, idle_timeout_us: 60_000_000 });
+        feed(&mut t, &invite("a", 1, None), 0);
+        feed(&mut t, &invite("b", 1, None), 1);
+        feed(&mut t, &invite("c", 1, None), 2);
+        let done = feed(&mut t, &invite("d", 1, None), 3);
+        assert_eq!(done.len(), 1);
+        assert_eq!((done[0].call_id.as_str(), done[0].closed), ("a", Closed::Evicted));
+        assert_eq!(t.open_calls(), 3);
+        feed(&mut t, &response("b", 200, "INVITE", 1), 5);
+        let expired = t.expire(20_000_000);
+        let ids: Vec<&str> = expired.iter().map(|c| c.call_id.as_str()).collect();
+        assert_eq!(ids, vec!["c", "d"], "unanswered calls time out; the answered one is idle-limited");
+        assert!(expired.iter().all(|c| c.outcome == Outcome::NoAnswer && c.closed == Closed::Timeout));
+        let rest = t.finish();
+        assert_eq!((rest.len(), rest[0].outcome, rest[0].closed), (1, Outcome::Answered, Closed::EndOfInput));
+        assert_eq!(t.stats().evicted, 1);
+        assert_eq!(t.stats().timed_out, 2);
+    }
+
+    #[test]
+    fn mid_dialog_messages_of_unknown_calls_are_counted() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        feed(&mut t, &request("x", "BYE", 2), 0);
+        feed(&mut t, &invite("y", 2, Some("remote")), 0);
+        assert_eq!(t.stats().unknown_call, 2);
+        let (m, _) = parse_one(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 0\r\n\r\n").unwrap();
+        t.on_message(&m, &pkt(0));
+        assert_eq!(t.stats().unusable, 1);
+    }
+
+    #[test]
+    fn rtp_to_negotiated_endpoints_is_counted() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        feed(&mut t, &invite("m", 1, None), 0);
+        feed(&mut t, &response("m", 200, "INVITE", 1), 100);
+        let to_caller =
+            PacketInfo { ts_us: 200_000, src: "10.0.0.2:7000".parse().unwrap(), dst: "10.0.0.1:6000".parse().unwrap() };
+        let mut rtp = vec![0x80u8, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9];
+        rtp.extend_from_slice(&[0; 160]);
+        assert!(t.on_udp(&rtp, &to_caller));
+        let elsewhere = PacketInfo { dst: "10.0.0.9:6000".parse().unwrap(), ..to_caller };
+        assert!(!t.on_udp(&rtp, &elsewhere));
+        let done = feed(&mut t, &request("m", "BYE", 2), 1000);
+        let rtp = done[0].rtp.unwrap();
+        assert_eq!((rtp.streams, rtp.packets, rtp.lost), (1, 1, 0));
+    }
+}

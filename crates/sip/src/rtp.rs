@@ -1,0 +1,173 @@
+//! RTP headers (RFC 3550 section 5.1) and per-stream statistics: packets, loss from sequence
+//! numbers, and interarrival jitter (section 6.4.1 and appendix A.8).
+
+/// The fields of an RTP header the probe uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpHeader {
+    /// Payload type.
+    pub payload_type: u8,
+    /// Sequence number.
+    pub seq: u16,
+    /// Media timestamp.
+    pub timestamp: u32,
+    /// Synchronisation source.
+    pub ssrc: u32,
+}
+
+/// Reads an RTP header; `None` unless it is version 2 and at least 12 bytes. RTCP (payload
+/// types 72 to 76 with the marker bit) is not RTP.
+pub fn parse(packet: &[u8]) -> Option<RtpHeader> {
+    if packet.len() < 12 || packet[0] >> 6 != 2 {
+        return None;
+    }
+    let pt = packet[1] & 0x7f;
+    if (72..=76).contains(&pt) {
+        return None;
+    }
+    Some(RtpHeader {
+        payload_type: pt,
+        seq: u16::from_be_bytes([packet[2], packet[3]]),
+        timestamp: u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]),
+        ssrc: u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]),
+    })
+}
+
+/// The RTP clock rate of a static payload type (RFC 3551); 8000 for dynamic types.
+pub fn clock_rate(payload_type: u8) -> u32 {
+    match payload_type {
+        10 | 11 => 44_100,
+        6 => 16_000,
+        16 => 11_025,
+        17 => 22_050,
+        14 | 25 | 26 | 28 | 31..=34 => 90_000,
+        _ => 8_000,
+    }
+}
+
+const MAX_DROPOUT: u16 = 3000;
+const MAX_MISORDER: u16 = 100;
+
+/// Statistics of one RTP stream (one SSRC).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamStats {
+    /// SSRC.
+    pub ssrc: u32,
+    base_seq: u16,
+    max_seq: u16,
+    cycles: u64,
+    /// Packets received (duplicates included, as RFC 3550 counts them).
+    pub received: u64,
+    clock_rate: u32,
+    transit: Option<i64>,
+    jitter: f64,
+}
+
+impl StreamStats {
+    /// A stream starting with `first`, received at `arrival_us` (microseconds).
+    pub fn new(first: &RtpHeader, arrival_us: i64) -> Self {
+        let clock_rate = clock_rate(first.payload_type);
+        StreamStats {
+            ssrc: first.ssrc,
+            base_seq: first.seq,
+            max_seq: first.seq,
+            cycles: 0,
+            received: 1,
+            clock_rate,
+            transit: Some(arrival_us * i64::from(clock_rate) / 1_000_000 - i64::from(first.timestamp)),
+            jitter: 0.0,
+        }
+    }
+
+    /// Adds a packet.
+    pub fn update(&mut self, h: &RtpHeader, arrival_us: i64) {
+        let delta = h.seq.wrapping_sub(self.max_seq);
+        if delta < MAX_DROPOUT {
+            if h.seq < self.max_seq {
+                self.cycles += 1 << 16;
+            }
+            self.max_seq = h.seq;
+        } else if delta <= u16::MAX - MAX_MISORDER {
+            // A large jump: the sender restarted; count from here.
+            self.base_seq = h.seq;
+            self.max_seq = h.seq;
+            self.cycles = 0;
+            self.received = 0;
+        }
+        self.received += 1;
+        let arrival = arrival_us * i64::from(self.clock_rate) / 1_000_000;
+        let transit = arrival - i64::from(h.timestamp);
+        if let Some(prev) = self.transit {
+            let d = (transit - prev).abs() as f64;
+            self.jitter += (d - self.jitter) / 16.0;
+        }
+        self.transit = Some(transit);
+    }
+
+    /// Packets expected from the sequence numbers seen.
+    pub fn expected(&self) -> u64 {
+        (self.cycles + u64::from(self.max_seq)).saturating_sub(u64::from(self.base_seq)) + 1
+    }
+
+    /// Packets lost (never negative).
+    pub fn lost(&self) -> u64 {
+        self.expected().saturating_sub(self.received)
+    }
+
+    /// Interarrival jitter in milliseconds.
+    pub fn jitter_ms(&self) -> f64 {
+        self.jitter * 1000.0 / f64::from(self.clock_rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt(seq: u16, ts: u32) -> Vec<u8> {
+        let mut p = vec![0x80, 0x00];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        p.extend_from_slice(&[0u8; 160]);
+        p
+    }
+
+    #[test]
+    fn counts_loss_across_wraparound_and_steady_jitter_is_zero() {
+        let first = parse(&pkt(65530, 0)).unwrap();
+        let mut s = StreamStats::new(&first, 0);
+        let mut t = 0;
+        for i in 1..20u32 {
+            let seq = 65530u16.wrapping_add(i as u16);
+            t += 20_000;
+            if seq == 2 || seq == 3 {
+                continue; // two lost packets
+            }
+            s.update(&parse(&pkt(seq, i * 160)).unwrap(), t);
+        }
+        assert_eq!(s.expected(), 20);
+        assert_eq!(s.lost(), 2);
+        assert!(s.jitter_ms() < 0.01, "{}", s.jitter_ms());
+    }
+
+    #[test]
+    fn jitter_grows_with_irregular_arrival() {
+        let mut s = StreamStats::new(&parse(&pkt(1, 0)).unwrap(), 0);
+        for i in 1..50u32 {
+            let wobble = if i % 2 == 0 { 5_000 } else { 0 };
+            s.update(&parse(&pkt(1 + i as u16, i * 160)).unwrap(), i64::from(i) * 20_000 + wobble);
+        }
+        assert!(s.jitter_ms() > 2.0 && s.jitter_ms() < 6.0, "{}", s.jitter_ms());
+    }
+
+    #[test]
+    fn rejects_non_rtp() {
+        assert!(parse(&[0x80; 5]).is_none());
+        assert!(parse(&[0x40; 12]).is_none());
+        let mut rtcp = pkt(1, 1);
+        rtcp[1] = 0xc8; // RTCP sender report
+        assert!(parse(&rtcp).is_none());
+        assert_eq!(clock_rate(0), 8000);
+        assert_eq!(clock_rate(34), 90_000);
+    }
+}
