@@ -31,6 +31,9 @@ pub enum Command {
     Engine(ServeArgs),
     /// Run the collector role (record store, analytics) with the web UI and API.
     Collector(ServeArgs),
+    /// Run the SIP probe: with --pcap, report the calls in a capture file; otherwise run the
+    /// probe role on the live sources of `[probe]` and ship call records to the collector.
+    Probe(ProbeArgs),
     /// Show an Analytics view (from a running collector).
     Analytics(AnalyticsArgs),
     /// Manage web UI users (in the state directory; a running server sees changes at once).
@@ -85,6 +88,29 @@ pub struct ServeArgs {
     /// Do not install the demo policy on first start.
     #[arg(long)]
     pub no_demo: bool,
+}
+
+/// Options of `probe`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ProbeArgs {
+    /// Read this pcap or pcapng file instead of live sources, print its calls and exit.
+    #[arg(long)]
+    pub pcap: Option<PathBuf>,
+    /// With --pcap: print CSV (one row per call).
+    #[arg(long, requires = "pcap", conflicts_with = "json")]
+    pub csv: bool,
+    /// With --pcap: print JSON (calls and totals).
+    #[arg(long, requires = "pcap")]
+    pub json: bool,
+    /// With --pcap: also store the calls as records and ship them to the collector.
+    #[arg(long, requires = "pcap")]
+    pub ship: bool,
+    /// Device name the calls are counted under (overrides probe.device).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Role options for live running.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 /// Where policy commands act.

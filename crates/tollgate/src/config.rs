@@ -107,6 +107,58 @@ impl Default for CollectorConfig {
     }
 }
 
+/// `[probe]`: the SIP meta-data probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeConfig {
+    /// The probe's name in records (the analytics "Device"); empty: `node.name`.
+    pub device: String,
+    /// Internal number ranges: `+1212555*` prefixes or `+12125550000-+12125550999` spans.
+    pub internal: Vec<String>,
+    /// Carrier trunk networks: INVITEs from them are inbound, to them outbound.
+    pub trunks: Vec<ipnet::IpNet>,
+    /// Caller number from `pai-then-from` (P-Asserted-Identity, else From) or `from`.
+    pub source: tollgate_probe::pipeline::SourceHeader,
+    /// Called number from `request-uri` or `to`.
+    pub destination: tollgate_probe::pipeline::DestinationPart,
+    /// UDP ports receiving mirrored SIP datagrams.
+    pub mirror: Vec<SocketAddr>,
+    /// HEP over UDP (Kamailio siptrace, OpenSIPS, heplify).
+    pub hep_udp: Vec<SocketAddr>,
+    /// HEP over TCP.
+    pub hep_tcp: Vec<SocketAddr>,
+    /// A network interface to capture from (needs the `live-capture` build feature and root).
+    pub interface: String,
+    /// BPF filter for the interface.
+    pub filter: String,
+    /// Most calls tracked at once.
+    pub max_open_calls: usize,
+    /// Seconds before an unanswered call is closed as no answer.
+    pub setup_timeout_secs: u64,
+    /// Seconds without a message before an answered call is closed.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            device: String::new(),
+            internal: vec!["+1212555*".into()],
+            trunks: Vec::new(),
+            source: Default::default(),
+            destination: Default::default(),
+            mirror: Vec::new(),
+            hep_udp: vec![SocketAddr::from(([127, 0, 0, 1], 9060))],
+            hep_tcp: vec![SocketAddr::from(([127, 0, 0, 1], 9060))],
+            interface: String::new(),
+            filter: "udp or tcp".into(),
+            max_open_calls: 200_000,
+            setup_timeout_secs: 180,
+            idle_timeout_secs: 4 * 3600,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -126,6 +178,8 @@ pub struct Config {
     pub shipper: ShipperConfig,
     /// `[collector]`.
     pub collector: CollectorConfig,
+    /// `[probe]`.
+    pub probe: ProbeConfig,
 }
 
 impl Config {
@@ -161,6 +215,11 @@ impl Config {
         }
         if config.spool.segment_mb == 0 || config.spool.fsync_ms == 0 {
             bail!("{label}: spool.segment_mb and spool.fsync_ms must be above 0");
+        }
+        tollgate_policy::InternalNumbers::parse(&config.probe.internal, &config.dialing_plan)
+            .map_err(|e| anyhow::anyhow!("{label}: probe.internal: {e}"))?;
+        if config.probe.max_open_calls == 0 {
+            bail!("{label}: probe.max_open_calls must be above 0");
         }
         Ok(config)
     }

@@ -11,6 +11,8 @@ mod demo;
 mod lookup_cmd;
 mod metrics;
 mod policy_cmd;
+mod probe_cmd;
+mod probe_role;
 mod serve;
 mod uplink;
 
@@ -40,6 +42,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(config()?, args.clone(), serve::Roles::Serve),
         Command::Engine(args) => serve::run(config()?, args.clone(), serve::Roles::Engine),
         Command::Collector(args) => serve::run(config()?, args.clone(), serve::Roles::Collector),
+        Command::Probe(args) => match &args.pcap {
+            Some(_) => {
+                let mut config = config()?;
+                if let Some(dir) = &args.serve.state_dir {
+                    config.node.state_dir = dir.clone();
+                }
+                probe_cmd::run_pcap(&config, args)
+            }
+            None => {
+                let mut config = config()?;
+                if let Some(d) = &args.device {
+                    config.probe.device = d.clone();
+                }
+                serve::run(config, args.serve.clone(), serve::Roles::Probe)
+            }
+        },
         Command::Analytics(args) => analytics_cmd::run(&config()?, args),
         Command::User { command } => admin_cmd::user(&config()?, command),
         Command::Token { command } => admin_cmd::token(&config()?, command),

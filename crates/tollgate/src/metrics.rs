@@ -107,9 +107,13 @@ impl Collector for PolicyCollector {
     }
 }
 
-/// Registers the engine's scrape-time collectors.
-pub fn register(registry: &mut Registry, spool: Spool, policy: Arc<PolicyService>) {
+/// Registers the spool's scrape-time metrics.
+pub fn register_spool(registry: &mut Registry, spool: Spool) {
     registry.register_collector(Box::new(SpoolCollector(spool)));
+}
+
+/// Registers the installed policy's scrape-time metrics.
+pub fn register_policy(registry: &mut Registry, policy: Arc<PolicyService>) {
     registry.register_collector(Box::new(PolicyCollector(policy)));
 }
 

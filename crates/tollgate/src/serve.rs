@@ -1,4 +1,4 @@
-//! Running roles: `serve` (engine + collector + UI), `engine`, `collector`.
+//! Running roles: `serve` (engine + probe + collector + UI), `engine`, `collector`, `probe`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,22 +22,29 @@ use tollgate_web::{AppState, IngestMetrics, StatusFn};
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::demo;
+use crate::probe_role::ProbeRole;
 use crate::uplink::HttpUplink;
 
 /// Which roles a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Roles {
-    /// Engine, collector and UI, with the demo policy on first start.
+    /// Engine, probe, collector and UI, with the demo policy on first start.
     Serve,
     /// The ENUM engine with its API; ships records to a collector.
     Engine,
     /// The collector (record store, analytics) with the UI.
     Collector,
+    /// The SIP probe on live sources; ships call records to a collector.
+    Probe,
 }
 
 impl Roles {
     fn engine(self) -> bool {
         matches!(self, Roles::Serve | Roles::Engine)
+    }
+
+    fn probe(self) -> bool {
+        matches!(self, Roles::Serve | Roles::Probe)
     }
 
     fn collector(self) -> bool {
@@ -76,13 +83,26 @@ struct Engine {
     service: Arc<PolicyService>,
     responder: Arc<Responder>,
     server: EnumServer,
-    spool: Spool,
+}
+
+/// Opens the record spool shared by the engine and the probe.
+fn open_spool(config: &Config) -> anyhow::Result<Spool> {
+    Ok(Spool::open(
+        config.spool_dir(),
+        SpoolOptions {
+            segment_bytes: config.spool.segment_mb << 20,
+            fsync_interval: Duration::from_millis(config.spool.fsync_ms),
+            max_disk_bytes: config.spool.max_disk_mb << 20,
+            near_full_percent: config.spool.near_full_percent,
+        },
+    )?)
 }
 
 async fn start_engine(
     config: &Config,
     registry: &mut Registry,
     alarms: &Alarms,
+    spool: &Spool,
     install_demo: bool,
 ) -> anyhow::Result<Engine> {
     let store = PolicyStore::open(config.policy_dir())?;
@@ -95,17 +115,8 @@ async fn start_engine(
         let version = demo::install(&service)?;
         tracing::info!(version, "installed the demo policy (first start)");
     }
-    let spool = Spool::open(
-        config.spool_dir(),
-        SpoolOptions {
-            segment_bytes: config.spool.segment_mb << 20,
-            fsync_interval: Duration::from_millis(config.spool.fsync_ms),
-            max_disk_bytes: config.spool.max_disk_mb << 20,
-            near_full_percent: config.spool.near_full_percent,
-        },
-    )?;
     let enum_metrics = EnumMetrics::register(registry);
-    crate::metrics::register(registry, spool.clone(), service.clone());
+    crate::metrics::register_policy(registry, service.clone());
     let responder = Arc::new(Responder::new(
         config.enum_.clone(),
         config.dialing_plan.clone(),
@@ -120,7 +131,7 @@ async fn start_engine(
         &config.enum_.listen_tcp,
     )
     .await?;
-    Ok(Engine { service, responder, server, spool })
+    Ok(Engine { service, responder, server })
 }
 
 fn ingest_token(config: &Config) -> Option<String> {
@@ -219,8 +230,20 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     }
     let mut registry = Registry::default();
 
-    let engine =
-        if roles.engine() { Some(start_engine(&config, &mut registry, &alarms, install_demo).await?) } else { None };
+    let spool = if roles.engine() || roles.probe() { Some(open_spool(&config)?) } else { None };
+    if let Some(spool) = &spool {
+        crate::metrics::register_spool(&mut registry, spool.clone());
+    }
+    let engine = match &spool {
+        Some(spool) if roles.engine() => {
+            Some(start_engine(&config, &mut registry, &alarms, spool, install_demo).await?)
+        }
+        _ => None,
+    };
+    let probe = match &spool {
+        Some(spool) if roles.probe() => Some(ProbeRole::start(&config, spool, &mut registry).await?),
+        _ => None,
+    };
 
     let store: Option<Arc<dyn Store>> = if roles.collector() {
         let url = config.store_url();
@@ -240,7 +263,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     let api_addr = listener.local_addr()?;
 
     let mut shipper = None;
-    if let Some(e) = &engine {
+    if let Some(spool) = &spool {
         let collector = if !config.shipper.collector.is_empty() {
             Some(config.shipper.collector.clone())
         } else if roles.collector() {
@@ -255,7 +278,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
             // reqwest's blocking client must be built (and dropped) off the async threads.
             let uplink = tokio::task::spawn_blocking(move || HttpUplink::new(&url, token)).await??;
             let s = Shipper::start(
-                e.spool.clone(),
+                spool.clone(),
                 Arc::new(uplink),
                 ShipperOptions { batch_records: config.shipper.batch_records.max(1), ..Default::default() },
             )?;
@@ -265,7 +288,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         watch_alarms(
             alarms.clone(),
             config.node.name.clone(),
-            e.spool.clone(),
+            spool.clone(),
             shipper.as_ref().map(|s| s.stats().clone()),
         );
     }
@@ -280,7 +303,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         alarms,
         quarantine: state_dir.join("quarantine"),
         ingest,
-        status: status_fn(engine.as_ref().map(|e| e.spool.clone()), shipper.as_ref().map(|s| s.stats().clone())),
+        status: status_fn(spool.clone(), shipper.as_ref().map(|s| s.stats().clone())),
     });
     let app = tollgate_web::router(state);
 
@@ -294,6 +317,15 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
             active
                 .version
                 .map_or("none".to_string(), |v| format!("v{v}({})", active.policy.meta().name.replace(' ', "_")))
+        ));
+    }
+    if let Some(p) = &probe {
+        let l = &p.live;
+        ready.push_str(&format!(
+            " hep_udp={} hep_tcp={} mirror={}",
+            list(&l.hep_udp_addrs),
+            list(&l.hep_tcp_addrs),
+            list(&l.mirror_addrs)
         ));
     }
     ready.push_str(&format!(" api=http://{api_addr}"));
@@ -313,7 +345,12 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     tracing::info!("shutting down");
     if let Some(e) = engine {
         e.server.shutdown().await;
-        e.spool.sync();
+    }
+    if let Some(p) = probe {
+        p.shutdown().await;
+    }
+    if let Some(spool) = &spool {
+        spool.sync();
     }
     if let Some(s) = shipper {
         tokio::task::spawn_blocking(move || s.stop()).await?;

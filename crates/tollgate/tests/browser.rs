@@ -129,18 +129,31 @@ async fn log_in_install_a_policy_and_see_the_analytics_chart_change() {
 
     // Install a policy through the Policies page: first a broken one, refused inline.
     c.goto(&format!("{}/policies", e.api)).await.unwrap();
-    let (_bad_dir, bad) = temp_file("broken.toml", "schema = 1\n[[rule]]\nname = \"x\"\nsource = \"list:missing\"\naction = \"allow\"\n");
+    let (_bad_dir, bad) =
+        temp_file("broken.toml", "schema = 1\n[[rule]]\nname = \"x\"\nsource = \"list:missing\"\naction = \"allow\"\n");
     c.find(Locator::Id("policy-file")).await.unwrap().send_keys(bad.to_str().unwrap()).await.unwrap();
     c.find(Locator::Id("install")).await.unwrap().click().await.unwrap();
     let outcome = wait_for_text(&c, "outcome", "invalid").await;
-    assert!(outcome.contains("unknown list \"missing\"") && outcome.contains("broken.toml 4 rule[0].source"), "{outcome}");
-    assert_eq!(c.find(Locator::Id("version")).await.unwrap().text().await.unwrap(), "1", "the demo policy stays in force");
+    assert!(
+        outcome.contains("unknown list \"missing\"") && outcome.contains("broken.toml 4 rule[0].source"),
+        "{outcome}"
+    );
+    assert_eq!(
+        c.find(Locator::Id("version")).await.unwrap().text().await.unwrap(),
+        "1",
+        "the demo policy stays in force"
+    );
     let (_dir, good) = temp_file("browser-test.toml", POLICY);
     c.find(Locator::Id("policy-file")).await.unwrap().send_keys(good.to_str().unwrap()).await.unwrap();
     c.find(Locator::Id("install")).await.unwrap().click().await.unwrap();
     wait_for_text(&c, "outcome", "Installed version 2 (browser-test)").await;
     assert_eq!(c.find(Locator::Id("version")).await.unwrap().text().await.unwrap(), "2");
     std::fs::write(out.join("policies.png"), c.screenshot().await.unwrap()).unwrap();
+    // The history links each install to a diff against the version before.
+    c.find(Locator::LinkText("diff")).await.unwrap().click().await.unwrap();
+    let diff = wait_for_text(&c, "diff", "browser-test").await;
+    assert!(diff.contains("+name = \"browser-test\"") && diff.contains("-name = \"demo\""), "{diff}");
+    c.goto(&format!("{}/policies", e.api)).await.unwrap();
 
     // Calls to the number the new rule blocks.
     for _ in 0..12 {

@@ -70,7 +70,7 @@ fn engine(node: &str, enum_ip: &str, net: &str) -> Engine {
         extra_config: format!(
             "[enum.answers]\nallow = {{ kind = \"no-record\" }}\nterminate = {{ kind = \"naptr\", uri = \"{{intercept}}\" }}\nreject = {{ kind = \"naptr\", uri = \"sip:{{cause}}@reject.tollgate.invalid\" }}\nredirect = {{ kind = \"naptr\", uri = \"sip:{{target}}@{net}.22:5080\" }}\nredirect_uri = {{ kind = \"naptr\", uri = \"{{target}}\" }}\n[enum.intercepts]\ndefault = \"sip:intercept@{net}.21:5080\"\n[[enum.devices]]\nname = \"kamailio-sbc\"\naddresses = [\"127.0.0.0/8\"]\n"
         ),
-        token: None,
+        ..Default::default()
     })
 }
 

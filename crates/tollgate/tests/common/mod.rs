@@ -51,6 +51,9 @@ pub struct EngineOptions {
     pub extra_config: String,
     /// API bearer token.
     pub token: Option<String>,
+    /// Body of the `[probe]` section. The default binds no probe sources, so tests can run
+    /// side by side.
+    pub probe: String,
 }
 
 /// A port free for both UDP and TCP on `ip` right now.
@@ -74,6 +77,7 @@ impl Default for EngineOptions {
             role: "serve",
             extra_config: String::new(),
             token: None,
+            probe: "hep_udp = []\nhep_tcp = []\n".into(),
         }
     }
 }
@@ -102,11 +106,12 @@ fn write_config(path: &Path, state: &Path, o: &EngineOptions) {
     let listen = o.enum_listen.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
     let token = o.token.as_ref().map(|t| format!("token = \"{t}\"\n")).unwrap_or_default();
     let text = format!(
-        "[node]\nname = \"{}\"\nstate_dir = \"{}\"\n\n[api]\nlisten = \"{}\"\n{token}\n[spool]\nfsync_ms = 50\n\n[enum]\nlisten_udp = [{listen}]\nlisten_tcp = [{listen}]\nudp_workers = 2\n{}\n",
+        "[node]\nname = \"{}\"\nstate_dir = \"{}\"\n\n[api]\nlisten = \"{}\"\n{token}\n[spool]\nfsync_ms = 50\n\n[enum]\nlisten_udp = [{listen}]\nlisten_tcp = [{listen}]\nudp_workers = 2\n{}\n\n[probe]\n{}\n",
         o.node,
         state.display(),
         o.api_listen,
-        o.extra_config
+        o.extra_config,
+        o.probe
     );
     std::fs::write(path, text).unwrap();
 }
@@ -170,7 +175,7 @@ impl Engine {
                 .unwrap_or_else(|| panic!("no {name} in {line:?}"))
                 .to_string()
         };
-        if self.options.role != "collector" {
+        if !matches!(self.options.role, "collector" | "probe") {
             self.udp = field("enum_udp").split(',').next().unwrap().parse().unwrap();
             self.tcp = field("enum_tcp").split(',').next().unwrap().parse().unwrap();
         }

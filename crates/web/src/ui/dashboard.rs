@@ -65,7 +65,8 @@ fn traffic_card(t: &Traffic) -> Markup {
     let unit = if t.dataset == Dataset::Enum { "queries/s" } else { "calls/s" };
     // Complete minutes only: the minute in progress would show a rate over a few seconds.
     let now = Utc::now().timestamp();
-    let points: Vec<_> = t.all.series.iter().filter(|p| p.bucket.timestamp() + 60 <= now).map(|p| (p.bucket, p.value)).collect();
+    let points: Vec<_> =
+        t.all.series.iter().filter(|p| p.bucket.timestamp() + 60 <= now).map(|p| (p.bucket, p.value)).collect();
     html! {
         div.card {
             h2 { (t.dataset.as_str()) ": " (unit) ", last hour, all devices" }

@@ -176,7 +176,7 @@ pub(super) async fn diff(
     let body = match policy_diff(&svc, p.from, p.to) {
         Ok(text) => html! {
             p { a href="/policies" { "← Policies" } }
-            pre.diff { @for line in text.lines() {
+            pre.diff id="diff" { @for line in text.lines() {
                 @if line.starts_with('+') && !line.starts_with("+++") { span.add { (line) } "\n" }
                 @else if line.starts_with('-') && !line.starts_with("---") { span.del { (line) } "\n" }
                 @else { (line) "\n" }

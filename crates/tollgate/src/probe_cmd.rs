@@ -1,0 +1,206 @@
+//! `tollgate probe --pcap FILE`: the calls in a capture file, as a table, CSV or JSON, with
+//! totals; optionally stored as records and shipped to the collector.
+
+use std::fs::File;
+use std::io::{BufReader, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use tollgate_probe::analyze::analyze;
+use tollgate_probe::{CallReport, Probe};
+use tollgate_records::Record;
+use tollgate_records::ship::{ShipperOptions, ShipperStats, ship_pass};
+use tollgate_records::spool::{Spool, SpoolOptions};
+
+use crate::cli::ProbeArgs;
+use crate::config::Config;
+use crate::uplink::HttpUplink;
+
+fn cell<T: ToString>(v: Option<T>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn csv_row(r: &CallReport) -> Vec<String> {
+    let c = &r.record;
+    vec![
+        c.call_id.clone(),
+        c.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        cell(c.source),
+        cell(c.destination),
+        c.direction.clone(),
+        c.disposition.as_str().to_string(),
+        cell(c.final_code),
+        cell(c.pdd_ms),
+        cell(c.duration_ms),
+        cell(c.rtp_packets),
+        cell(c.rtp_lost),
+        cell(c.rtp_jitter_ms),
+        format!("{:?}", r.call.closed).to_lowercase(),
+    ]
+}
+
+const COLUMNS: [&str; 13] = [
+    "call_id",
+    "start",
+    "source",
+    "destination",
+    "direction",
+    "disposition",
+    "final_code",
+    "pdd_ms",
+    "duration_ms",
+    "rtp_packets",
+    "rtp_lost",
+    "rtp_jitter_ms",
+    "closed",
+];
+
+/// Runs `probe --pcap`.
+pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
+    let path = args.pcap.as_ref().context("--pcap FILE is needed")?;
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut settings = crate::probe_role::settings(config)?;
+    if let Some(d) = &args.device {
+        settings.device = d.clone();
+    }
+    let mut probe = Probe::new(settings);
+    let bar = ProgressBar::new(size).with_message(format!("reading {}", path.display()));
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let spool = if args.ship {
+        Some(Spool::open(
+            config.spool_dir(),
+            SpoolOptions { fsync_interval: Duration::from_millis(config.spool.fsync_ms), ..Default::default() },
+        )?)
+    } else {
+        None
+    };
+    let mut lane = spool.as_ref().map(|s| s.lane("pcap")).transpose()?;
+    let mut calls: Vec<CallReport> = Vec::new();
+    let analysis = analyze(
+        BufReader::with_capacity(1 << 20, file),
+        &mut probe,
+        |report| {
+            if let Some(lane) = lane.as_mut()
+                && let Err(e) = lane.append(&Record::sip_call(report.record.clone()))
+            {
+                tracing::error!(error = %e, "cannot spool a call record");
+            }
+            calls.push(report);
+        },
+        |bytes| bar.set_position(bytes),
+    )
+    .with_context(|| format!("{}", path.display()))?;
+    bar.finish_and_clear();
+    drop(lane);
+    calls.sort_by_key(|c| c.call.invite_us);
+    let counters = probe.counters().clone();
+    let decode = analysis.decode;
+
+    if args.json {
+        let records: Vec<_> = calls.iter().map(|c| &c.record).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "calls": records,
+                "totals": {
+                    "frames": analysis.frames,
+                    "calls": counters.calls,
+                    "asr": counters.asr(),
+                    "ner": counters.ner(),
+                    "messages": counters.messages,
+                    "requests": counters.requests,
+                    "responses": counters.responses,
+                    "malformed": counters.malformed,
+                    "rtp_packets": counters.rtp_packets,
+                    "fragments_reassembled": decode.reassembled,
+                    "evicted": probe.tracker().stats().evicted,
+                }
+            }))?
+        );
+    } else if args.csv {
+        let mut w = csv::Writer::from_writer(std::io::stdout());
+        w.write_record(COLUMNS)?;
+        for c in &calls {
+            w.write_record(csv_row(c))?;
+        }
+        w.flush()?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "{:<36} {:<24} {:<13} {:<13} {:<8} {:<11} {:>4} {:>6} {:>8} {:>6} {:>4} {:>6}",
+            "call-id",
+            "start (UTC)",
+            "source",
+            "destination",
+            "dir",
+            "disposition",
+            "code",
+            "pdd ms",
+            "dur ms",
+            "rtp",
+            "lost",
+            "jitter"
+        )?;
+        for c in &calls {
+            let r = csv_row(c);
+            let id: String = r[0].chars().take(36).collect();
+            writeln!(
+                out,
+                "{id:<36} {:<24} {:<13} {:<13} {:<8} {:<11} {:>4} {:>6} {:>8} {:>6} {:>4} {:>6}",
+                r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11]
+            )?;
+        }
+        writeln!(out)?;
+        let by = counters.calls.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+        writeln!(out, "calls     {} ({by})", counters.total_calls())?;
+        writeln!(out, "ASR       {:.1}%   NER {:.1}%", counters.asr() * 100.0, counters.ner() * 100.0)?;
+        let reqs = counters.requests.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+        let resps = counters.responses.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+        writeln!(out, "messages  {} (requests: {reqs}; responses: {resps})", counters.messages)?;
+        writeln!(
+            out,
+            "frames    {} (not IP {}, malformed {}, fragments {} reassembled into {}); SIP malformed {}; RTP {}",
+            analysis.frames,
+            decode.not_ip,
+            decode.malformed,
+            decode.fragments,
+            decode.reassembled,
+            counters.malformed,
+            counters.rtp_packets
+        )?;
+    }
+
+    if let Some(spool) = spool {
+        let url = if config.shipper.collector.is_empty() { config.api_url() } else { config.shipper.collector.clone() };
+        let token = if config.shipper.token.is_empty() {
+            std::fs::read_to_string(config.node.state_dir.join("ingest-token"))
+                .map(|t| t.trim().to_string())
+                .unwrap_or_default()
+        } else {
+            config.shipper.token.clone()
+        };
+        let uplink = HttpUplink::new(&url, token)?;
+        let stats = ShipperStats::default();
+        let mut shipped = 0;
+        loop {
+            match ship_pass(&spool, &uplink, &ShipperOptions::default(), &stats) {
+                Ok(0) => break,
+                Ok(n) => shipped += n,
+                Err(e) => anyhow::bail!(
+                    "shipping to {url}: {e:?}; the records stay in {} and ship later",
+                    spool.dir().display()
+                ),
+            }
+        }
+        eprintln!("shipped {shipped} call records to {url}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
