@@ -46,8 +46,10 @@ impl Outcome {
             300..=399 => Outcome::Redirected,
             486 | 600 => Outcome::Busy,
             487 => Outcome::Cancelled,
-            _ if cancelled => Outcome::Cancelled,
+            // A proxy's no-answer timer answers 408 upstream and cancels downstream: seen from
+            // both legs (HEP from the proxy) that is still no answer.
             408 | 480 => Outcome::NoAnswer,
+            _ if cancelled => Outcome::Cancelled,
             _ => Outcome::Failed,
         }
     }
@@ -523,6 +525,7 @@ mod tests {
         assert_eq!(Outcome::from_code(302, false), Outcome::Redirected);
         assert_eq!(Outcome::from_code(503, false), Outcome::Failed);
         assert_eq!(Outcome::from_code(500, true), Outcome::Cancelled);
+        assert_eq!(Outcome::from_code(408, true), Outcome::NoAnswer);
     }
 
     #[test]

@@ -58,7 +58,11 @@ pub struct StreamStats {
     /// Packets received (duplicates included, as RFC 3550 counts them).
     pub received: u64,
     clock_rate: u32,
-    transit: Option<i64>,
+    /// Arrival of the first packet, µs: later arrivals are converted to clock units relative
+    /// to it, so the product never overflows.
+    first_arrival_us: i64,
+    /// The previous packet: arrival in clock units since the first, and its RTP timestamp.
+    previous: (i64, u32),
     jitter: f64,
 }
 
@@ -73,7 +77,8 @@ impl StreamStats {
             cycles: 0,
             received: 1,
             clock_rate,
-            transit: Some(arrival_us * i64::from(clock_rate) / 1_000_000 - i64::from(first.timestamp)),
+            first_arrival_us: arrival_us,
+            previous: (0, first.timestamp),
             jitter: 0.0,
         }
     }
@@ -94,13 +99,15 @@ impl StreamStats {
             self.received = 0;
         }
         self.received += 1;
-        let arrival = arrival_us * i64::from(self.clock_rate) / 1_000_000;
-        let transit = arrival - i64::from(h.timestamp);
-        if let Some(prev) = self.transit {
-            let d = (transit - prev).abs() as f64;
-            self.jitter += (d - self.jitter) / 16.0;
-        }
-        self.transit = Some(transit);
+        // RFC 3550 A.8: D = (Rj - Ri) - (Sj - Si), with the timestamp difference taken modulo
+        // 2^32 so a wrapping RTP clock does not look like a jump.
+        let since_first = i128::from(arrival_us.saturating_sub(self.first_arrival_us));
+        let arrival = (since_first * i128::from(self.clock_rate) / 1_000_000) as i64;
+        let (prev_arrival, prev_ts) = self.previous;
+        let sent = i64::from(h.timestamp.wrapping_sub(prev_ts) as i32);
+        let d = (arrival - prev_arrival).saturating_sub(sent).unsigned_abs() as f64;
+        self.jitter += (d - self.jitter) / 16.0;
+        self.previous = (arrival, h.timestamp);
     }
 
     /// Packets expected from the sequence numbers seen.
@@ -158,6 +165,23 @@ mod tests {
             s.update(&parse(&pkt(1 + i as u16, i * 160)).unwrap(), i64::from(i) * 20_000 + wobble);
         }
         assert!(s.jitter_ms() > 2.0 && s.jitter_ms() < 6.0, "{}", s.jitter_ms());
+    }
+
+    #[test]
+    fn wall_clock_arrivals_and_a_wrapping_rtp_clock_keep_jitter_at_zero() {
+        // Capture times are µs since 1970 (a product with a 90 kHz clock overflows i64) and
+        // the RTP timestamp wraps through 2^32 mid-stream.
+        let mut p = pkt(100, u32::MAX - 3 * 3000);
+        p[1] = 26; // JPEG video, 90 kHz
+        let t0 = 1_790_000_000_000_000i64;
+        let mut s = StreamStats::new(&parse(&p).unwrap(), t0);
+        for i in 1..10u32 {
+            let mut p = pkt(100 + i as u16, (u32::MAX - 3 * 3000).wrapping_add(i * 3000));
+            p[1] = 26;
+            s.update(&parse(&p).unwrap(), t0 + i64::from(i) * 33_333);
+        }
+        assert_eq!(s.lost(), 0);
+        assert!(s.jitter_ms() < 0.05, "{}", s.jitter_ms());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::analytics::{check_average_cps, export, rows, top10, view};
 use common::{Engine, EngineOptions, PgDb, TrackedClient, free_port, temp_file, text, wait_until};
 
 const POLICY: &str = r#"
@@ -106,37 +107,6 @@ fn dnsperf(e: &Engine, sent: &Sent) {
     assert!(report.contains("Queries lost:         0"), "{report}");
 }
 
-/// The top 10 as the store orders it: count descending, then number, then direction.
-fn top10(counts: &BTreeMap<(String, String), u64>) -> Vec<(String, String, u64)> {
-    let mut v: Vec<(String, String, u64)> = counts.iter().map(|((n, d), c)| (n.clone(), d.clone(), *c)).collect();
-    v.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)).then_with(|| a.1.cmp(&b.1)));
-    v.truncate(10);
-    v
-}
-
-fn rows(v: &serde_json::Value) -> Vec<(String, String, u64)> {
-    v["summary"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["key"].as_str().unwrap().to_string(),
-                r["detail"].as_str().unwrap().to_string(),
-                r["count"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn analytics(c: &Engine, view: &str, device: &str) -> serde_json::Value {
-    let path = format!(
-        "/api/v1/analytics?dataset=ENUM&view={}&grouping=Hour&device={device}&range=24h",
-        view.replace(' ', "%20")
-    );
-    c.get_json(&path)
-}
-
 fn fst_b1(store: Option<&str>) {
     let c = collector("collector", store);
     let token = c.ingest_token("engines");
@@ -151,55 +121,24 @@ fn fst_b1(store: Option<&str>) {
     });
     let total = s1.count + s2.count;
     wait_until(60, "every record at the collector", || {
-        analytics(&c, "Average CPS", "All")["total"].as_u64() == Some(total)
+        view(&c, "ENUM", "Average CPS", "All")["total"].as_u64() == Some(total)
     });
 
     // ENUM / Average CPS / Hour / each device.
     for (device, sent) in [("enum-1", &s1), ("enum-2", &s2)] {
-        let r = analytics(&c, "Average CPS", device);
-        assert_eq!(r["total"].as_u64(), Some(sent.count), "{device}");
-        let now = chrono::Utc::now().timestamp();
-        let mut counted = 0;
-        for p in r["series"].as_array().unwrap() {
-            let (count, value) = (p["count"].as_u64().unwrap(), p["value"].as_f64().unwrap());
-            let start = chrono::DateTime::parse_from_rfc3339(p["bucket"].as_str().unwrap()).unwrap().timestamp();
-            let seconds = (now - start).clamp(1, 3600) as f64;
-            counted += count;
-            if start + 3600 <= now {
-                assert!((value - count as f64 / 3600.0).abs() < 1e-9, "{device}: {p}");
-            } else if count > 0 {
-                assert!(
-                    value >= count as f64 / 3600.0 && value <= count as f64 / (seconds - 5.0).max(1.0),
-                    "{device}: {p}"
-                );
-            }
-        }
-        assert_eq!(counted, sent.count);
+        check_average_cps(&c, "ENUM", device, sent.count);
     }
     // ENUM / Top 10 Source / Hour / All, and ENUM / Top 10 Destination / Hour / All: numbers
     // normalised, direction shown, counts as sent.
-    assert_eq!(rows(&analytics(&c, "Top 10 Source", "All")), top10(&sources));
-    assert_eq!(rows(&analytics(&c, "Top 10 Destination", "All")), top10(&dests));
+    assert_eq!(rows(&view(&c, "ENUM", "Top 10 Source", "All")), top10(&sources));
+    assert_eq!(rows(&view(&c, "ENUM", "Top 10 Destination", "All")), top10(&dests));
     // The intercept rule decided every query for +12125550111.
-    let actions = rows(&analytics(&c, "Actions by Rule", "All"));
+    let actions = rows(&view(&c, "ENUM", "Actions by Rule", "All"));
     let intercepted: u64 = dests.iter().filter(|((n, _), _)| n == "+12125550111").map(|(_, c)| c).sum();
     assert!(actions.contains(&("intercept".into(), "terminate".into(), intercepted)), "{actions:?}");
     // Raw export has every record.
-    let csv = export(&c);
+    let csv = export(&c, "ENUM");
     assert_eq!(csv.lines().count() as u64, total + 1);
-}
-
-fn export(c: &Engine) -> String {
-    let from = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
-    let to = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
-    let url = format!("{}/api/v1/export?dataset=ENUM&from={}&to={}", c.api, urlencode(&from), urlencode(&to));
-    let resp = reqwest::blocking::Client::new().get(url).bearer_auth(c.cli_token()).send().unwrap();
-    assert!(resp.status().is_success());
-    resp.text().unwrap()
-}
-
-fn urlencode(s: &str) -> String {
-    s.replace(':', "%3A").replace('+', "%2B")
 }
 
 #[test]
@@ -215,7 +154,7 @@ fn fst_b1_analytics_match_dnsperf_traffic_on_postgres() {
 
 /// Called numbers in the store, with how many records each has.
 fn stored_destinations(c: &Engine) -> HashMap<String, u64> {
-    let csv = export(c);
+    let csv = export(c, "ENUM");
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let col = header.iter().position(|h| *h == "destination").unwrap();

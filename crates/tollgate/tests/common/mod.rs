@@ -1,6 +1,7 @@
 //! Test harness: real tollgate processes and real peers (dig, kdig, Kamailio, SIPp).
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod analytics;
 pub mod sip;
 
 use std::io::{BufRead, BufReader};
@@ -100,6 +101,8 @@ pub struct Engine {
     pub admin_password: Option<String>,
     /// API base URL.
     pub api: String,
+    /// The ready line it printed.
+    pub ready: String,
 }
 
 fn write_config(path: &Path, state: &Path, o: &EngineOptions) {
@@ -133,6 +136,7 @@ impl Engine {
             tcp: "0.0.0.0:0".parse().unwrap(),
             api: String::new(),
             admin_password: None,
+            ready: String::new(),
         };
         e.launch();
         e
@@ -180,7 +184,13 @@ impl Engine {
             self.tcp = field("enum_tcp").split(',').next().unwrap().parse().unwrap();
         }
         self.api = field("api");
+        self.ready = line.clone();
         self.child = Some(child);
+    }
+
+    /// A `name=value` field of the ready line (e.g. `hep_udp`).
+    pub fn ready_field(&self, name: &str) -> Option<String> {
+        self.ready.split_whitespace().find_map(|w| w.strip_prefix(&format!("{name}="))).map(String::from)
     }
 
     /// Kills the process (SIGKILL) without any cleanup.

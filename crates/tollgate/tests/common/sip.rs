@@ -74,13 +74,33 @@ impl Kamailio {
             "mount --bind {d}/resolv.conf /etc/resolv.conf && exec kamailio -f {d}/kamailio.cfg -DD -E -m 64 -M 8 -w {d}",
             d = dir.path().display()
         );
+        let mut command = Command::new("unshare");
+        command.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+        Kamailio::launch(dir, ip, command)
+    }
+
+    /// Starts Kamailio on `ip:5060` with a configuration from the e2e directory, after
+    /// replacing `@MODULES@` and each `(marker, value)` pair.
+    pub fn start_config(ip: &str, config: &str, replace: &[(&str, &str)]) -> Kamailio {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg =
+            std::fs::read_to_string(e2e_dir().join(config)).unwrap().replace("@MODULES@", &kamailio_modules());
+        for (marker, value) in replace {
+            cfg = cfg.replace(marker, value);
+        }
+        std::fs::write(dir.path().join("kamailio.cfg"), cfg).unwrap();
+        let mut command = Command::new("kamailio");
+        command
+            .arg("-f")
+            .arg(dir.path().join("kamailio.cfg"))
+            .args(["-DD", "-E", "-m", "64", "-M", "8", "-w"])
+            .arg(dir.path());
+        Kamailio::launch(dir, ip, command)
+    }
+
+    fn launch(dir: tempfile::TempDir, ip: &str, mut command: Command) -> Kamailio {
         let log = std::fs::File::create(dir.path().join("kamailio.log")).unwrap();
-        let child = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start kamailio");
+        let child = command.stdout(log.try_clone().unwrap()).stderr(log).spawn().expect("start kamailio");
         let mut k = Kamailio { child: Some(child), dir, ip: ip.to_string() };
         k.wait_ready();
         k
@@ -145,14 +165,20 @@ pub struct Callee {
 }
 
 impl Callee {
-    /// Starts a callee on `ip:5080`.
+    /// Starts a callee on `ip:5080` that answers every call.
     pub fn start(ip: &str) -> Callee {
+        Callee::start_scenario(ip, 5080, &e2e_dir().join("uas.xml"), 6000)
+    }
+
+    /// Starts a SIPp callee with `scenario` on `ip:port`, its media on `media_port`.
+    pub fn start_scenario(ip: &str, port: u16, scenario: &Path, media_port: u16) -> Callee {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("messages.log");
         let child = Command::new("sipp")
             .arg("-sf")
-            .arg(e2e_dir().join("uas.xml"))
-            .args(["-i", ip, "-p", "5080", "-nostdin", "-trace_msg", "-message_file"])
+            .arg(scenario)
+            .args(["-i", ip, "-p", &port.to_string(), "-mp", &media_port.to_string(), "-nostdin", "-trace_msg"])
+            .arg("-message_file")
             .arg(&log)
             .current_dir(dir.path())
             .stdout(Stdio::null())
@@ -161,8 +187,8 @@ impl Callee {
             .expect("start sipp callee");
         // Wait until SIPp has bound its port.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !udp_bound(ip, 5080) {
-            assert!(Instant::now() < deadline, "sipp callee did not bind {ip}:5080");
+        while !udp_bound(ip, port) {
+            assert!(Instant::now() < deadline, "sipp callee did not bind {ip}:{port}");
             std::thread::sleep(Duration::from_millis(20));
         }
         Callee { child: Some(child), dir, ip: ip.to_string() }
@@ -211,4 +237,86 @@ pub fn call(caller_ip: &str, sbc_ip: &str, from: &str, to: &str, expect_reject: 
         );
     }
     status.success()
+}
+
+/// What one SIPp caller run reported.
+#[derive(Debug)]
+pub struct CallerRun {
+    /// SIPp's exit status was success (every call went as the scenario says).
+    pub success: bool,
+    /// SIPp's own count of successful calls (its statistics file).
+    pub successful_calls: u64,
+    /// SIPp's count of failed calls.
+    pub failed_calls: u64,
+    /// Call-IDs of the calls placed, in order.
+    pub call_ids: Vec<String>,
+}
+
+/// Places `calls` calls with SIPp `scenario` from `ip:port` (media on `media_port`) to
+/// `proxy:5060`, at most `concurrent` at once, numbers from the injection file `numbers`
+/// (`field0;field1;` per call).
+#[allow(clippy::too_many_arguments)]
+pub fn place_calls(
+    scenario: &Path,
+    numbers: &Path,
+    calls: u64,
+    concurrent: u64,
+    ip: &str,
+    port: u16,
+    media_port: u16,
+    proxy: &str,
+) -> CallerRun {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("sipp")
+        .arg("-sf")
+        .arg(scenario)
+        .arg("-inf")
+        .arg(numbers)
+        .args(["-m", &calls.to_string(), "-r", "5", "-l", &concurrent.to_string(), "-i", ip, "-p", &port.to_string()])
+        .args(["-mp", &media_port.to_string(), "-timeout", "30", "-timeout_error", "-nostdin"])
+        .args(["-trace_msg", "-message_file"])
+        .arg(dir.path().join("messages.log"))
+        .args(["-trace_stat", "-stf"])
+        .arg(dir.path().join("stats.csv"))
+        .args(["-trace_err", "-error_file"])
+        .arg(dir.path().join("errors.log"))
+        .arg(format!("{proxy}:5060"))
+        .current_dir(dir.path())
+        .output()
+        .expect("run sipp caller (Debian package sip-tester)");
+    let stats = std::fs::read_to_string(dir.path().join("stats.csv")).unwrap_or_default();
+    let mut lines = stats.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(';').collect();
+    let last: Vec<&str> = lines.last().unwrap_or("").split(';').collect();
+    let column = |name: &str| {
+        header.iter().position(|h| *h == name).and_then(|i| last.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    let messages = std::fs::read_to_string(dir.path().join("messages.log")).unwrap_or_default();
+    let mut call_ids: Vec<String> = Vec::new();
+    let mut in_invite = false;
+    for line in messages.lines() {
+        if line.starts_with("INVITE ") {
+            in_invite = true;
+        } else if in_invite && let Some(id) = line.strip_prefix("Call-ID: ") {
+            if !call_ids.iter().any(|c| c == id.trim()) {
+                call_ids.push(id.trim().to_string());
+            }
+            in_invite = false;
+        }
+    }
+    let run = CallerRun {
+        success: out.status.success(),
+        successful_calls: column("SuccessfulCall(C)"),
+        failed_calls: column("FailedCall(C)"),
+        call_ids,
+    };
+    if !run.success {
+        eprintln!(
+            "sipp {} failed ({}):\n{}",
+            scenario.display(),
+            out.status,
+            std::fs::read_to_string(dir.path().join("errors.log")).unwrap_or_default()
+        );
+    }
+    run
 }

@@ -1,0 +1,392 @@
+//! The SIP probe end to end (issue 4): SIPp places a mix of calls (answered with RTP, busy,
+//! cancelled, no answer, redirected) through Kamailio while tcpdump captures the caller's side.
+//!
+//! - `tollgate probe --pcap` on that file reports every call SIPp placed, with the outcome SIPp
+//!   saw, and per-method / per-code message counts equal to `tshark -z sip,stat`;
+//! - the same calls reach a running tollgate live, as HEP3 from Kamailio's siptrace module, with
+//!   the same outcomes and numbers (HEP carries both legs of the proxy);
+//! - seed 002's FST C2: SIP / Average CPS / Hour / each device, SIP / Top 10 Source / Hour / All
+//!   and SIP / Top 10 Destination / Hour / All match what was sent.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::analytics::{check_average_cps, export, rows, top10, view};
+use common::sip::{Callee, CallerRun, Kamailio, e2e_dir, place_calls, require_root_and_peers};
+use common::{Engine, EngineOptions, free_port, text, wait_until};
+
+const PROXY: &str = "127.0.54.1";
+const CALLEES: &str = "127.0.54.2";
+const CALLERS: &str = "127.0.54.3";
+
+/// One group of calls with the same expected outcome.
+struct Group {
+    disposition: &'static str,
+    final_code: u16,
+    scenario: &'static str,
+    code: Option<u16>,
+    /// (caller, callee) as dialled: national numbers.
+    calls: &'static [(&'static str, &'static str)],
+}
+
+const GROUPS: &[Group] = &[
+    Group {
+        disposition: "answered",
+        final_code: 200,
+        scenario: "uac-answered.xml",
+        code: None,
+        calls: &[
+            ("2125550001", "4155550101"),
+            ("2125550001", "4155550101"),
+            ("2125550001", "4155550102"),
+            ("2125550002", "4155550101"),
+            ("2125550002", "4155550102"),
+            ("2125550003", "4155550103"),
+        ],
+    },
+    Group {
+        disposition: "busy",
+        final_code: 486,
+        scenario: "uac-final.xml",
+        code: Some(486),
+        calls: &[("2125550001", "4155550201"), ("2125550004", "4155550202"), ("2125550004", "4155550201")],
+    },
+    Group {
+        disposition: "cancelled",
+        final_code: 487,
+        scenario: "uac-cancel.xml",
+        code: None,
+        calls: &[("2125550002", "4155550301"), ("2125550005", "4155550301")],
+    },
+    Group {
+        disposition: "no_answer",
+        final_code: 408,
+        scenario: "uac-final.xml",
+        code: Some(408),
+        calls: &[("2125550001", "4155550401"), ("2125550003", "4155550402")],
+    },
+    Group {
+        disposition: "redirected",
+        final_code: 302,
+        scenario: "uac-final.xml",
+        code: Some(302),
+        calls: &[("2125550005", "4155550501"), ("2125550006", "4155550501")],
+    },
+];
+
+/// tcpdump writing the caller side of the loopback traffic to a file.
+struct Capture {
+    child: Child,
+}
+
+impl Capture {
+    fn start(file: &Path) -> Capture {
+        let mut child = Command::new("tcpdump")
+            .args(["-i", "lo", "-n", "-U", "--immediate-mode", "-s", "0", "-w"])
+            .arg(file)
+            .arg(format!("host {CALLERS}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run tcpdump (Debian package tcpdump)");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("tcpdump started");
+            if line.contains("listening on") {
+                break;
+            }
+        }
+        Capture { child }
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill").arg("-INT").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// SIPp scenarios with their `@...@` markers filled, in `dir`.
+fn scenario(dir: &Path, name: &str, code: Option<u16>) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(e2e_dir().join("probe").join(name)).unwrap();
+    let text = match code {
+        Some(c) => text.replace("@CODE@", &c.to_string()),
+        None => text,
+    };
+    let path = dir.join(format!("{}-{name}", code.unwrap_or(0)));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn callee(dir: &Path, port: u16, code: u16, reason: &str, extra: &str, media: u16) -> Callee {
+    let text = std::fs::read_to_string(e2e_dir().join("probe/uas-final.xml"))
+        .unwrap()
+        .replace("@CODE@", &code.to_string())
+        .replace("@REASON@", reason)
+        .replace("@EXTRA@", extra);
+    let path = dir.join(format!("uas-{code}.xml"));
+    std::fs::write(&path, text).unwrap();
+    Callee::start_scenario(CALLEES, port, &path, media)
+}
+
+/// A call as the probe reported it: (call-id) -> (disposition, final code, source, destination,
+/// direction).
+type Calls = BTreeMap<String, (String, u64, String, String, String)>;
+
+fn calls_from_json(records: &[serde_json::Value]) -> Calls {
+    records
+        .iter()
+        .map(|c| {
+            (
+                c["call_id"].as_str().unwrap().to_string(),
+                (
+                    c["disposition"].as_str().unwrap().to_string(),
+                    c["final_code"].as_u64().unwrap_or(0),
+                    c["source"].as_str().unwrap_or("-").to_string(),
+                    c["destination"].as_str().unwrap_or("-").to_string(),
+                    c["direction"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn calls_from_csv(csv: &str, device: &str) -> Calls {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (dev, id, disp, code, src, dst, dir) = (
+        col("device"),
+        col("call_id"),
+        col("disposition"),
+        col("final_code"),
+        col("source"),
+        col("destination"),
+        col("direction"),
+    );
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f[dev] == device)
+        .map(|f| {
+            (
+                f[id].to_string(),
+                (f[disp].to_string(), f[code].parse().unwrap_or(0), f[src].into(), f[dst].into(), f[dir].into()),
+            )
+        })
+        .collect()
+}
+
+/// `tshark -z sip,stat`: messages per request method and per response code.
+fn tshark_sip_stat(pcap: &Path) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args(["-q", "-z", "sip,stat"])
+        .output()
+        .expect("run tshark (Debian package tshark)");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "tshark: {report} {}", String::from_utf8_lossy(&out.stderr));
+    let (mut requests, mut responses) = (BTreeMap::new(), BTreeMap::new());
+    let mut in_requests = false;
+    for line in report.lines() {
+        if line.contains("List of SIP Request methods") {
+            in_requests = true;
+        }
+        let Some((name, count)) = line.split_once(':') else { continue };
+        let Some(n) = count.trim().strip_suffix(" Packets").and_then(|n| n.trim().parse::<u64>().ok()) else {
+            continue;
+        };
+        let name = name.trim();
+        if in_requests {
+            requests.insert(name.to_string(), n);
+        } else if let Some(code) = name.strip_prefix("SIP ").and_then(|r| r.split_whitespace().next()) {
+            responses.insert(code.to_string(), n);
+        }
+    }
+    assert!(!requests.is_empty(), "no SIP in tshark's report:\n{report}");
+    (requests, responses)
+}
+
+fn counts(v: &serde_json::Value) -> BTreeMap<String, u64> {
+    v.as_object().unwrap().iter().map(|(k, n)| (k.clone(), n.as_u64().unwrap())).collect()
+}
+
+#[test]
+fn sipp_calls_through_kamailio_match_in_pcap_live_hep_and_analytics() {
+    require_root_and_peers();
+    for (program, package) in [("tcpdump", "tcpdump"), ("tshark", "tshark")] {
+        let found = Command::new("sh").arg("-c").arg(format!("command -v {program}")).output();
+        assert!(found.map(|o| o.status.success()).unwrap_or(false), "{program} is missing: apt install {package}");
+    }
+    let work = tempfile::tempdir().unwrap();
+
+    // tollgate (engine, probe, collector) listening for HEP from Kamailio.
+    let e = Engine::start(EngineOptions {
+        node: "hep-probe".into(),
+        api_listen: format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap(),
+        probe: "hep_udp = [\"127.0.0.1:0\"]\nhep_tcp = []\ninternal = [\"+1212555*\"]\n".into(),
+        ..Default::default()
+    });
+    let hep = e.ready_field("hep_udp").expect("the ready line names the HEP port");
+    let _proxy = Kamailio::start_config(
+        PROXY,
+        "probe/proxy.cfg",
+        &[("@PROXY_IP@", PROXY), ("@UAS_IP@", CALLEES), ("@HEP_ADDR@", &hep)],
+    );
+    let _answer = Callee::start_scenario(CALLEES, 5081, &e2e_dir().join("uas.xml"), 6100);
+    let _busy = callee(work.path(), 5082, 486, "Busy Here", "", 6200);
+    let _ring = Callee::start_scenario(CALLEES, 5083, &e2e_dir().join("probe/uas-ring.xml"), 6300);
+    let _redirect = callee(work.path(), 5084, 302, "Moved Temporarily", "Contact: <sip:4155559999@198.51.100.9>", 6400);
+
+    // The calls, all groups at once, captured on the callers' side.
+    let pcap = work.path().join("calls.pcap");
+    let capture = Capture::start(&pcap);
+    let runs: Vec<CallerRun> = std::thread::scope(|s| {
+        let handles: Vec<_> = GROUPS
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let numbers = work.path().join(format!("numbers-{i}.csv"));
+                let mut csv = String::from("SEQUENTIAL\n");
+                for (from, to) in g.calls {
+                    csv.push_str(&format!("{from};{to};\n"));
+                }
+                std::fs::write(&numbers, csv).unwrap();
+                let sc = scenario(work.path(), g.scenario, g.code);
+                let port = 5071 + i as u16;
+                let media = 7000 + 100 * i as u16;
+                // Answered calls one at a time: SIPp's callee uses one media port for all calls,
+                // so concurrent calls' RTP could not be told apart (a real phone's could).
+                let concurrent = if g.disposition == "answered" { 1 } else { 10 };
+                s.spawn(move || {
+                    place_calls(&sc, &numbers, g.calls.len() as u64, concurrent, CALLERS, port, media, PROXY)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    capture.stop();
+
+    // What SIPp says happened.
+    let mut expected = Calls::new();
+    for (g, run) in GROUPS.iter().zip(&runs) {
+        assert!(run.success, "SIPp {} calls: {run:?}", g.disposition);
+        assert_eq!(run.successful_calls, g.calls.len() as u64, "SIPp's count of {} calls", g.disposition);
+        assert_eq!(run.failed_calls, 0);
+        assert_eq!(run.call_ids.len(), g.calls.len(), "{run:?}");
+        for (id, (from, to)) in run.call_ids.iter().zip(g.calls) {
+            expected.insert(
+                id.clone(),
+                (g.disposition.into(), g.final_code.into(), format!("+1{from}"), format!("+1{to}"), "outbound".into()),
+            );
+        }
+    }
+    let total = expected.len() as u64;
+
+    // The capture file through `tollgate probe --pcap --json`.
+    let out = e.cli(&["probe", "--pcap", pcap.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let report: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+    let records = report["calls"].as_array().unwrap();
+    assert_eq!(calls_from_json(records), expected, "pcap: every call SIPp placed, as SIPp saw it");
+    let totals = &report["totals"];
+    let by_disposition = counts(&totals["calls"]);
+    for g in GROUPS {
+        assert_eq!(by_disposition.get(g.disposition), Some(&(g.calls.len() as u64)), "{totals}");
+    }
+    assert!((totals["asr"].as_f64().unwrap() - 6.0 / 15.0).abs() < 1e-9, "{totals}");
+    // Answered calls carried RTP (SIPp's G.711 sample, 50 packets/s, for one second), nothing
+    // lost; unanswered calls had none.
+    for r in records {
+        if r["disposition"] == "answered" {
+            assert!(r["rtp_packets"].as_u64().unwrap_or(0) >= 25, "RTP of {r}");
+            assert_eq!(r["rtp_lost"].as_u64(), Some(0), "{r}");
+            assert!(r["pdd_ms"].as_u64().is_some() && r["duration_ms"].as_u64().unwrap_or(0) >= 900, "{r}");
+        } else {
+            assert!(r["rtp_packets"].is_null() && r["duration_ms"].is_null(), "{r}");
+        }
+    }
+    // Every packet tshark sees towards the callee's media port is counted in some call.
+    let rtp_sum: u64 = records.iter().filter_map(|r| r["rtp_packets"].as_u64()).sum();
+    let out = Command::new("tshark").arg("-r").arg(&pcap).args(["-Y", "udp.dstport == 6100"]).output().unwrap();
+    assert_eq!(rtp_sum, String::from_utf8_lossy(&out.stdout).lines().count() as u64, "RTP packets, tollgate vs tshark");
+    // The same file through tshark: the same messages per method and per code.
+    let (requests, responses) = tshark_sip_stat(&pcap);
+    assert_eq!(counts(&totals["requests"]), requests, "requests, tollgate vs tshark");
+    assert_eq!(counts(&totals["responses"]), responses, "responses, tollgate vs tshark");
+    assert_eq!(requests.get("INVITE"), Some(&total), "one INVITE per call on the caller's side");
+
+    // The table and CSV outputs show the same calls.
+    let table = text(&e.cli(&["probe", "--pcap", pcap.to_str().unwrap()])).0;
+    assert!(table.contains(&format!("calls     {total} (")), "{table}");
+    assert!(table.contains("ASR       40.0%"), "{table}");
+    let csv = text(&e.cli(&["probe", "--pcap", pcap.to_str().unwrap(), "--csv"])).0;
+    assert_eq!(csv.lines().count() as u64, total + 1, "{csv}");
+
+    // Live: the same calls reached the running probe as HEP3 from Kamailio's siptrace.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while view(&e, "SIP", "Average CPS", "hep-probe")["total"].as_u64() != Some(total) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let live = calls_from_csv(&export(&e, "SIP"), "hep-probe");
+    assert_eq!(live, expected, "live HEP: the same calls with the same outcomes");
+    let metrics = reqwest::blocking::Client::new()
+        .get(format!("{}/metrics", e.api))
+        .bearer_auth(e.cli_token())
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let hep_packets: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tollgate_probe_hep_packets_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let caller_side: u64 = requests.values().sum::<u64>() + responses.values().sum::<u64>();
+    assert!(hep_packets > caller_side, "HEP carries both legs: {hep_packets} packets\n{metrics}");
+
+    // The capture file shipped as a second device, `tap-1`.
+    let token = e.ingest_token("tap");
+    let tap_config = work.path().join("tap.toml");
+    std::fs::write(
+        &tap_config,
+        format!(
+            "[node]\nname = \"tap-1\"\nstate_dir = \"{}\"\n[shipper]\ncollector = \"{}\"\ntoken = \"{token}\"\n",
+            work.path().join("tap-state").display(),
+            e.api
+        ),
+    )
+    .unwrap();
+    let out = Command::new(common::tollgate_bin())
+        .arg("--config")
+        .arg(&tap_config)
+        .args(["probe", "--pcap", pcap.to_str().unwrap(), "--ship", "--device", "tap-1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(text(&out).1.contains(&format!("shipped {total} call records")), "{:?}", text(&out));
+
+    // FST C2. SIP / Average CPS / Hour / each device.
+    check_average_cps(&e, "SIP", "hep-probe", total);
+    check_average_cps(&e, "SIP", "tap-1", total);
+    // SIP / Top 10 Source / Hour / All and Top 10 Destination: each call counted once per device.
+    let (mut sources, mut destinations) = (BTreeMap::new(), BTreeMap::new());
+    for (_, (_, _, src, dst, dir)) in &expected {
+        *sources.entry((src.clone(), dir.clone())).or_default() += 2;
+        *destinations.entry((dst.clone(), dir.clone())).or_default() += 2;
+    }
+    assert_eq!(rows(&view(&e, "SIP", "Top 10 Source", "All")), top10(&sources));
+    assert_eq!(rows(&view(&e, "SIP", "Top 10 Destination", "All")), top10(&destinations));
+}
