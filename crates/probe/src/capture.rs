@@ -30,6 +30,9 @@ pub enum CaptureError {
     Io(#[from] std::io::Error),
 }
 
+/// The largest capture record read (a block of pcapng, a packet of pcap).
+const MAX_RECORD: usize = 64 << 20;
+
 #[derive(Debug, Clone, Copy)]
 struct Interface {
     linktype: i32,
@@ -45,7 +48,8 @@ pub fn read_capture(
     mut frame: impl FnMut(Frame<'_>),
     mut progress: impl FnMut(u64),
 ) -> Result<u64, CaptureError> {
-    let mut reader = match create_reader(1 << 20, input) {
+    let mut buffer = 1usize << 20;
+    let mut reader = match create_reader(buffer, input) {
         Ok(r) => r,
         Err(PcapError::Eof) => return Ok(0),
         Err(e) => return Err(CaptureError::Format(format!("{e:?}"))),
@@ -55,15 +59,17 @@ pub fn read_capture(
     let mut frames = 0u64;
     let mut consumed = 0u64;
     let mut last_ts = 0i64;
+    let mut stalls = 0;
     loop {
         match reader.next() {
             Ok((offset, block)) => {
+                stalls = 0;
                 match block {
                     PcapBlockOwned::LegacyHeader(h) => legacy = Some((h.network.0, h.is_nanosecond_precision())),
                     PcapBlockOwned::Legacy(b) => {
                         let (linktype, nanos) = legacy.unwrap_or((1, false));
                         let frac = if nanos { i64::from(b.ts_usec) / 1000 } else { i64::from(b.ts_usec) };
-                        last_ts = i64::from(b.ts_sec) * 1_000_000 + frac;
+                        last_ts = i64::from(b.ts_sec).saturating_mul(1_000_000).saturating_add(frac);
                         let len = (b.caplen as usize).min(b.data.len());
                         frame(Frame { ts_us: last_ts, linktype, data: &b.data[..len] });
                         frames += 1;
@@ -82,7 +88,9 @@ pub fn read_capture(
                         });
                         let raw = (u128::from(epb.ts_high) << 32) | u128::from(epb.ts_low);
                         let us = raw * 1_000_000 / u128::from(iface.resolution.max(1));
-                        last_ts = i64::try_from(us).unwrap_or(i64::MAX) + iface.offset_s * 1_000_000;
+                        last_ts = i64::try_from(us)
+                            .unwrap_or(i64::MAX)
+                            .saturating_add(iface.offset_s.saturating_mul(1_000_000));
                         let len = (epb.caplen as usize).min(epb.data.len());
                         frame(Frame { ts_us: last_ts, linktype: iface.linktype, data: &epb.data[..len] });
                         frames += 1;
@@ -105,6 +113,19 @@ pub fn read_capture(
             Err(PcapError::Incomplete(_)) => {
                 if reader.reader_exhausted() {
                     break; // a truncated last record
+                }
+                stalls += 1;
+                if stalls > 2 {
+                    // The buffer is full and the record still incomplete: a record larger than
+                    // the buffer. Grow up to 64 MiB (pcapng allows big blocks), then give up.
+                    if buffer >= MAX_RECORD || !reader.grow(buffer * 2) {
+                        return Err(CaptureError::Format(format!(
+                            "a record larger than {} MiB after {frames} frames",
+                            buffer >> 20
+                        )));
+                    }
+                    buffer *= 2;
+                    stalls = 0;
                 }
                 if let Err(e) = reader.refill() {
                     return Err(CaptureError::Format(format!("{e:?}")));

@@ -32,6 +32,32 @@ pub struct LiveStats {
     pub hep_not_sip: AtomicU64,
     /// Packets the kernel dropped before libpcap read them.
     pub kernel_drops: AtomicU64,
+    /// Datagrams the kernel dropped because a mirror or HEP socket's receive buffer was full.
+    pub socket_drops: AtomicU64,
+}
+
+/// Receive-buffer drops of the UDP sockets bound to `ports`, as the kernel counts them
+/// (`drops`, the last column of `/proc/net/udp` and `/proc/net/udp6`). 0 where there is no
+/// procfs.
+pub fn udp_socket_drops(ports: &[u16]) -> u64 {
+    let mut total = 0;
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        total += drops_in_table(&text, ports);
+    }
+    total
+}
+
+fn drops_in_table(text: &str, ports: &[u16]) -> u64 {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port = fields.get(1)?.rsplit_once(':').and_then(|(_, p)| u16::from_str_radix(p, 16).ok())?;
+            let drops = fields.last()?.parse::<u64>().ok()?;
+            ports.contains(&port).then_some(drops)
+        })
+        .sum()
 }
 
 /// The probe shared by the sources.
@@ -106,8 +132,14 @@ impl LiveProbe {
         for l in hep_listeners {
             live.tasks.spawn(hep_tcp_accept(l, shared.clone()));
         }
-        live.tasks.spawn(expiry(shared));
+        let udp_ports: Vec<u16> = live.mirror_addrs.iter().chain(&live.hep_udp_addrs).map(|a| a.port()).collect();
+        live.tasks.spawn(expiry(shared, udp_ports));
         Ok(live)
+    }
+
+    /// Runs `task` alongside the sources; it stops with them.
+    pub fn spawn(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(task);
     }
 
     /// Stops every source.
@@ -117,10 +149,13 @@ impl LiveProbe {
     }
 }
 
-async fn expiry(shared: Shared) {
+async fn expiry(shared: Shared, udp_ports: Vec<u16>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
+        if !udp_ports.is_empty() {
+            shared.stats.socket_drops.store(udp_socket_drops(&udp_ports), Ordering::Relaxed);
+        }
         let reports = shared.probe.lock().unwrap_or_else(|e| e.into_inner()).expire(now_us());
         for r in reports {
             (shared.sink)(r);
@@ -233,6 +268,7 @@ pub fn capture_interface(
         .name(format!("capture-{interface}"))
         .spawn(move || {
             let mut decoder = Decoder::default();
+            let mut stats_at = std::time::Instant::now();
             while !flag.load(Ordering::Relaxed) {
                 match cap.next_packet() {
                     Ok(p) => {
@@ -242,11 +278,39 @@ pub fn capture_interface(
                     Err(pcap::Error::TimeoutExpired) => {}
                     Err(_) => break,
                 }
-                if let Ok(s) = cap.stats() {
-                    shared.stats.kernel_drops.store(u64::from(s.dropped) + u64::from(s.if_dropped), Ordering::Relaxed);
+                if stats_at.elapsed() >= Duration::from_secs(1) {
+                    stats_at = std::time::Instant::now();
+                    if let Ok(s) = cap.stats() {
+                        let dropped = u64::from(s.dropped) + u64::from(s.if_dropped);
+                        shared.stats.kernel_drops.store(dropped, Ordering::Relaxed);
+                    }
                 }
             }
         })
         .map_err(|e| e.to_string())?;
     Ok((stop, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_drops_are_read_from_the_kernel_table() {
+        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+             1: 0100007F:2384 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 123 2 0000000000000000 17\n\
+             2: 00000000:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 124 2 0000000000000000 5\n";
+        assert_eq!(drops_in_table(table, &[9092]), 17);
+        assert_eq!(drops_in_table(table, &[9092, 53]), 22);
+        assert_eq!(drops_in_table(table, &[5060]), 0);
+    }
+
+    #[tokio::test]
+    async fn a_bound_socket_is_found_in_proc_net_udp() {
+        let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = s.local_addr().unwrap().port();
+        let text = std::fs::read_to_string("/proc/net/udp").unwrap();
+        assert!(text.contains(&format!(":{port:04X} ")), "port {port} in /proc/net/udp");
+        assert_eq!(udp_socket_drops(&[port]), 0);
+    }
 }

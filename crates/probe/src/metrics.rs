@@ -72,6 +72,12 @@ impl Collector for ProbeCollector {
         counter(&mut e, "tollgate_probe_calls_timed_out", "Calls closed by a timeout", tracker.timed_out)?;
         counter(
             &mut e,
+            "tollgate_probe_after_end_messages",
+            "Messages of calls that had already ended (retransmissions, late copies)",
+            tracker.after_end,
+        )?;
+        counter(
+            &mut e,
             "tollgate_probe_unknown_call_messages",
             "Messages of calls whose INVITE was not seen",
             tracker.unknown_call,
@@ -95,6 +101,12 @@ impl Collector for ProbeCollector {
             "tollgate_probe_kernel_drops",
             "Packets dropped by the kernel before capture",
             l.kernel_drops.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut e,
+            "tollgate_probe_socket_drops",
+            "Datagrams dropped by the kernel at a full mirror or HEP socket buffer",
+            l.socket_drops.load(Ordering::Relaxed),
         )
     }
 }

@@ -233,7 +233,14 @@ impl Probe {
             direction: self.direction(&call, source, destination).to_string(),
             disposition,
             final_code: call.final_code,
-            pdd_ms: call.ringing_us.map(|r| ((r - call.invite_us).max(0) / 1000) as u32),
+            // Post-dial delay: to the first ringing, else to the answer or the final response
+            // (a callee may answer or refuse without ringing, and a proxy may drop a 180 that
+            // lost the race with the 200).
+            pdd_ms: call
+                .ringing_us
+                .or(call.answered_us)
+                .or(call.final_code.and(call.ended_us))
+                .map(|r| ((r - call.invite_us).max(0) / 1000) as u32),
             duration_ms: match (call.answered_us, call.ended_us) {
                 (Some(a), Some(e)) => Some(((e - a).max(0) / 1000) as u64),
                 _ => None,

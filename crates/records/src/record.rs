@@ -112,7 +112,7 @@ pub struct SipCallRecord {
     pub disposition: Disposition,
     /// Final response code to the INVITE, if one was seen.
     pub final_code: Option<u16>,
-    /// Milliseconds from INVITE to the first 18x (post-dial delay).
+    /// Post-dial delay, ms: from the INVITE to the first 18x, else to the answer or final response.
     pub pdd_ms: Option<u32>,
     /// Milliseconds from answer to end.
     pub duration_ms: Option<u64>,

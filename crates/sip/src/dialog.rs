@@ -151,6 +151,9 @@ pub struct TrackerStats {
     pub unusable: u64,
     /// Messages of calls that began before the capture (no INVITE seen).
     pub unknown_call: u64,
+    /// Messages of calls that had already ended: retransmissions, the ACK of a final
+    /// response, a proxy's second-leg copies arriving late.
+    pub after_end: u64,
     /// Calls closed to make room.
     pub evicted: u64,
     /// Calls closed by a timeout.
@@ -179,9 +182,18 @@ pub struct Tracker {
     /// (last activity, key) -> Call-ID: the least recently active call first.
     by_activity: BTreeMap<(i64, u64), Box<str>>,
     media: FxHashMap<SocketAddr, Box<str>>,
+    /// Calls ended in the last [`LINGER_US`]: Call-ID -> INVITE CSeq, with the order they
+    /// ended in. A copy of their INVITE (a retransmission, or the other leg of a proxy seen
+    /// late through HEP) must not start a new call.
+    recent: FxHashMap<Box<str>, u32>,
+    recent_order: std::collections::VecDeque<(i64, Box<str>)>,
     next_key: u64,
     stats: TrackerStats,
 }
+
+/// How long an ended call's Call-ID is remembered: 32 s, RFC 3261's Timer B / Timer H (64*T1),
+/// past which no retransmission of its transaction can arrive.
+pub const LINGER_US: i64 = 32_000_000;
 
 fn user(value: Option<&str>) -> Option<String> {
     value.map(name_addr).and_then(|na| user_part(na.uri)).map(str::to_string)
@@ -195,6 +207,8 @@ impl Tracker {
             open: FxHashMap::default(),
             by_activity: BTreeMap::new(),
             media: FxHashMap::default(),
+            recent: FxHashMap::default(),
+            recent_order: std::collections::VecDeque::new(),
             next_key: 0,
             stats: TrackerStats::default(),
         }
@@ -221,9 +235,34 @@ impl Tracker {
         }
     }
 
+    /// Forgets ended calls older than [`LINGER_US`] at `now_us`, and the oldest beyond the
+    /// open-call cap (memory stays bounded).
+    fn forget_ended(&mut self, now_us: i64) {
+        while let Some((at, _)) = self.recent_order.front() {
+            if now_us - *at < LINGER_US && self.recent_order.len() <= self.config.max_open {
+                break;
+            }
+            if let Some((_, id)) = self.recent_order.pop_front() {
+                self.recent.remove(&id);
+            }
+        }
+    }
+
+    /// Counts a message for a call that is not open: one that ended, or one never seen.
+    fn not_open(&mut self, call_id: &str) {
+        if self.recent.contains_key(call_id) {
+            self.stats.after_end += 1;
+        } else {
+            self.stats.unknown_call += 1;
+        }
+    }
+
     fn close(&mut self, call_id: &str, closed: Closed) -> Option<Call> {
         let o = self.open.remove(call_id)?;
         self.by_activity.remove(&(o.last_us, o.key));
+        if self.recent.insert(call_id.into(), o.invite_cseq).is_none() {
+            self.recent_order.push_back((o.last_us, call_id.into()));
+        }
         for m in &o.media {
             if self.media.get(m).is_some_and(|c| &**c == call_id) {
                 self.media.remove(m);
@@ -276,7 +315,9 @@ impl Tracker {
             StartLine::Request { method: Method::Invite, uri } => {
                 let to_tag = msg.header(HeaderName::To).map(name_addr).and_then(|na| na.tag);
                 match self.open.get_mut(call_id) {
+                    None if self.recent.get(call_id).is_some_and(|c| cseq <= *c) => self.stats.after_end += 1,
                     None if to_tag.is_none() => {
+                        self.forget_ended(pkt.ts_us);
                         if self.open.len() >= self.config.max_open
                             && let Some((_, oldest)) = self.by_activity.iter().next().map(|(k, v)| (*k, v.clone()))
                             && let Some(c) = self.close(&oldest, Closed::Evicted)
@@ -333,7 +374,7 @@ impl Tracker {
                 if let Some(o) = self.open.get_mut(call_id) {
                     o.cancelled = true;
                 } else {
-                    self.stats.unknown_call += 1;
+                    self.not_open(call_id);
                 }
             }
             StartLine::Request { method: Method::Bye, .. } => {
@@ -344,12 +385,12 @@ impl Tracker {
                     }
                     return done;
                 }
-                self.stats.unknown_call += 1;
+                self.not_open(call_id);
             }
             StartLine::Request { .. } => {}
             StartLine::Response { code, .. } if cseq_method == Method::Invite => {
                 let Some(o) = self.open.get_mut(call_id) else {
-                    self.stats.unknown_call += 1;
+                    self.not_open(call_id);
                     return done;
                 };
                 if cseq != o.invite_cseq {
@@ -403,6 +444,7 @@ impl Tracker {
 
     /// Closes calls whose timeouts have passed at `now_us`.
     pub fn expire(&mut self, now_us: i64) -> Vec<Call> {
+        self.forget_ended(now_us);
         let mut out = Vec::new();
         let oldest_allowed = now_us - self.config.setup_timeout_us.min(self.config.idle_timeout_us);
         let stale: Vec<Box<str>> =
@@ -548,6 +590,25 @@ mod tests {
         assert_eq!((rest.len(), rest[0].outcome, rest[0].closed), (1, Outcome::Answered, Closed::EndOfInput));
         assert_eq!(t.stats().evicted, 1);
         assert_eq!(t.stats().timed_out, 2);
+    }
+
+    #[test]
+    fn a_late_copy_of_an_ended_calls_invite_does_not_start_a_new_call() {
+        // HEP from a proxy: the caller's INVITE, the callee's 486 and the 486 to the caller
+        // arrive before the proxy's copy of the INVITE to the callee.
+        let mut t = Tracker::new(TrackerConfig::default());
+        feed(&mut t, &invite("late", 1, None), 0);
+        let done = feed(&mut t, &response("late", 486, "INVITE", 1), 5);
+        assert_eq!(done.len(), 1);
+        assert!(feed(&mut t, &response("late", 486, "INVITE", 1), 6).is_empty());
+        assert!(feed(&mut t, &invite("late", 1, None), 7).is_empty());
+        assert_eq!(t.open_calls(), 0);
+        assert_eq!((t.stats().after_end, t.stats().unknown_call), (2, 0));
+        // After Timer H the Call-ID is forgotten: memory stays bounded.
+        t.expire(LINGER_US + 10_000);
+        assert!(t.recent.is_empty());
+        feed(&mut t, &request("late", "BYE", 2), LINGER_US / 1000 + 20);
+        assert_eq!(t.stats().unknown_call, 1);
     }
 
     #[test]

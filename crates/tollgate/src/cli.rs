@@ -108,6 +108,16 @@ pub struct ProbeArgs {
     /// Device name the calls are counted under (overrides probe.device).
     #[arg(long)]
     pub device: Option<String>,
+    /// Live: receive mirrored SIP datagrams on this UDP address; repeat for several. Any
+    /// --listen or --hep replaces the sources of `[probe]`.
+    #[arg(long, conflicts_with = "pcap")]
+    pub listen: Vec<SocketAddr>,
+    /// Live: receive HEP v2/v3 on this address, UDP and TCP; repeat for several.
+    #[arg(long, conflicts_with = "pcap")]
+    pub hep: Vec<SocketAddr>,
+    /// Live: seconds between rolling summary lines on stdout (0: none).
+    #[arg(long, default_value_t = 10, conflicts_with = "pcap")]
+    pub summary_secs: u64,
     /// Role options for live running.
     #[command(flatten)]
     pub serve: ServeArgs,

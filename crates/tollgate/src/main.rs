@@ -55,7 +55,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if let Some(d) = &args.device {
                     config.probe.device = d.clone();
                 }
-                serve::run(config, args.serve.clone(), serve::Roles::Probe)
+                if !args.listen.is_empty() || !args.hep.is_empty() {
+                    config.probe.mirror = args.listen.clone();
+                    config.probe.hep_udp = args.hep.clone();
+                    config.probe.hep_tcp = args.hep.clone();
+                }
+                let summary = (args.summary_secs > 0).then(|| std::time::Duration::from_secs(args.summary_secs));
+                serve::run(config, args.serve.clone(), serve::Roles::Probe { summary })
             }
         },
         Command::Analytics(args) => analytics_cmd::run(&config()?, args),

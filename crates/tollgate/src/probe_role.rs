@@ -1,6 +1,8 @@
 //! The probe role: live sources feeding the probe, call records to the spool.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use prometheus_client::registry::Registry;
@@ -43,7 +45,12 @@ pub struct ProbeRole {
 
 impl ProbeRole {
     /// Starts the configured sources; calls go to `spool` as records.
-    pub async fn start(config: &Config, spool: &Spool, registry: &mut Registry) -> anyhow::Result<ProbeRole> {
+    pub async fn start(
+        config: &Config,
+        spool: &Spool,
+        registry: &mut Registry,
+        summary: Option<Duration>,
+    ) -> anyhow::Result<ProbeRole> {
         let probe = Arc::new(Mutex::new(Probe::new(settings(config)?)));
         let lane = Mutex::new(spool.lane("probe")?);
         let stats = Arc::new(LiveStats::default());
@@ -57,9 +64,12 @@ impl ProbeRole {
             }),
             stats: stats.clone(),
         };
-        registry.register_collector(Box::new(ProbeCollector { probe, live: stats }));
+        registry.register_collector(Box::new(ProbeCollector { probe: probe.clone(), live: stats.clone() }));
         let p = &config.probe;
-        let live = LiveProbe::start(shared.clone(), &p.mirror, &p.hep_udp, &p.hep_tcp).await?;
+        let mut live = LiveProbe::start(shared.clone(), &p.mirror, &p.hep_udp, &p.hep_tcp).await?;
+        if let Some(every) = summary {
+            live.spawn(print_summary(probe, stats, every));
+        }
         #[cfg(feature = "live-capture")]
         let capture = if p.interface.is_empty() {
             None
@@ -85,5 +95,33 @@ impl ProbeRole {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
         self.live.shutdown().await;
+    }
+}
+
+/// Prints a rolling summary line every `every`: message rate, calls by disposition, ASR, NER,
+/// open calls and drops.
+async fn print_summary(probe: Arc<Mutex<Probe>>, stats: Arc<LiveStats>, every: Duration) {
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    let mut last_messages = 0;
+    loop {
+        tick.tick().await;
+        let (counters, open, evicted) = {
+            let p = probe.lock().unwrap_or_else(|e| e.into_inner());
+            (p.counters().clone(), p.tracker().open_calls(), p.tracker().stats().evicted)
+        };
+        let rate = (counters.messages - last_messages) as f64 / every.as_secs_f64();
+        last_messages = counters.messages;
+        let by = counters.calls.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+        let drops = stats.socket_drops.load(Ordering::Relaxed) + stats.kernel_drops.load(Ordering::Relaxed);
+        println!(
+            "probe {:>6}s  {rate:>8.1} msg/s  calls {} ({by})  ASR {:.1}%  NER {:.1}%  open {open}  evicted {evicted}  malformed {}  drops {drops}",
+            started.elapsed().as_secs(),
+            counters.total_calls(),
+            counters.asr() * 100.0,
+            counters.ner() * 100.0,
+            counters.malformed,
+        );
     }
 }

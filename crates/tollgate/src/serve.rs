@@ -34,8 +34,12 @@ pub enum Roles {
     Engine,
     /// The collector (record store, analytics) with the UI.
     Collector,
-    /// The SIP probe on live sources; ships call records to a collector.
-    Probe,
+    /// The SIP probe on live sources; ships call records to a collector. With `summary`, a
+    /// rolling summary line is printed that often.
+    Probe {
+        /// How often to print a summary line.
+        summary: Option<Duration>,
+    },
 }
 
 impl Roles {
@@ -44,7 +48,7 @@ impl Roles {
     }
 
     fn probe(self) -> bool {
-        matches!(self, Roles::Serve | Roles::Probe)
+        matches!(self, Roles::Serve | Roles::Probe { .. })
     }
 
     fn collector(self) -> bool {
@@ -241,7 +245,13 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         _ => None,
     };
     let probe = match &spool {
-        Some(spool) if roles.probe() => Some(ProbeRole::start(&config, spool, &mut registry).await?),
+        Some(spool) if roles.probe() => {
+            let summary = match roles {
+                Roles::Probe { summary } => summary,
+                _ => None,
+            };
+            Some(ProbeRole::start(&config, spool, &mut registry, summary).await?)
+        }
         _ => None,
     };
 

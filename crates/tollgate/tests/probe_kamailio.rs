@@ -7,6 +7,8 @@
 //!   the same outcomes and numbers (HEP carries both legs of the proxy);
 //! - seed 002's FST C2: SIP / Average CPS / Hour / each device, SIP / Top 10 Source / Hour / All
 //!   and SIP / Top 10 Destination / Hour / All match what was sent.
+//!
+//! The capture is kept as target/test-artifacts/probe-calls.pcap.
 
 mod common;
 
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::analytics::{check_average_cps, export, rows, top10, view};
 use common::sip::{Callee, CallerRun, Kamailio, e2e_dir, place_calls, require_root_and_peers};
-use common::{Engine, EngineOptions, free_port, text, wait_until};
+use common::{Engine, EngineOptions, free_port, text};
 
 const PROXY: &str = "127.0.54.1";
 const CALLEES: &str = "127.0.54.2";
@@ -175,16 +177,12 @@ fn calls_from_csv(csv: &str, device: &str) -> Calls {
         col("destination"),
         col("direction"),
     );
-    lines
-        .map(|l| l.split(',').collect::<Vec<_>>())
-        .filter(|f| f[dev] == device)
-        .map(|f| {
-            (
-                f[id].to_string(),
-                (f[disp].to_string(), f[code].parse().unwrap_or(0), f[src].into(), f[dst].into(), f[dir].into()),
-            )
-        })
-        .collect()
+    let mut calls = Calls::new();
+    for f in lines.map(|l| l.split(',').collect::<Vec<_>>()).filter(|f| f[dev] == device) {
+        let call = (f[disp].to_string(), f[code].parse().unwrap_or(0), f[src].into(), f[dst].into(), f[dir].into());
+        assert!(calls.insert(f[id].to_string(), call).is_none(), "two records of call {}:\n{csv}", f[id]);
+    }
+    calls
 }
 
 /// `tshark -z sip,stat`: messages per request method and per response code.
@@ -278,6 +276,9 @@ fn sipp_calls_through_kamailio_match_in_pcap_live_hep_and_analytics() {
     });
     std::thread::sleep(Duration::from_millis(500));
     capture.stop();
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    std::fs::copy(&pcap, artifacts.join("probe-calls.pcap")).unwrap();
 
     // What SIPp says happened.
     let mut expected = Calls::new();

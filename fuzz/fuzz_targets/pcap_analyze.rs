@@ -1,0 +1,29 @@
+//! Fuzzes the whole offline path: capture file parsing (pcap, pcapng), link/IP/UDP decoding
+//! with fragment reassembly, SIP, RTP and the call tracker. Any bytes give calls or an error,
+//! never a panic, and never more calls than INVITEs.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tollgate_number::DialingPlan;
+use tollgate_policy::InternalNumbers;
+use tollgate_probe::analyze::analyze;
+use tollgate_probe::{Probe, ProbeSettings};
+
+fuzz_target!(|data: &[u8]| {
+    let plan = DialingPlan::nanp();
+    let settings = ProbeSettings {
+        device: "fuzz".into(),
+        internal: InternalNumbers::parse(&["+1212555*".into()], &plan).unwrap(),
+        plan,
+        trunks: vec!["192.0.2.0/24".parse().unwrap()],
+        source: Default::default(),
+        destination: Default::default(),
+        tracker: Default::default(),
+    };
+    let mut probe = Probe::new(settings);
+    let mut calls = 0u64;
+    if analyze(data, &mut probe, |_| calls += 1, |_| {}).is_ok() {
+        let invites = probe.counters().requests.get("INVITE").copied().unwrap_or(0);
+        assert!(calls <= invites, "{calls} calls from {invites} INVITEs");
+    }
+});
