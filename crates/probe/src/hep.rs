@@ -140,6 +140,9 @@ fn decode_v3(buf: &[u8]) -> Result<HepPacket<'_>, HepError> {
     }
 }
 
+/// Size of HEPv2's time header (10 bytes of fields, padded to 12 by the C struct).
+const V2_TIME_HEADER: usize = 12;
+
 fn decode_v12(buf: &[u8]) -> Result<HepPacket<'_>, HepError> {
     if buf.len() < 8 {
         return Err(HepError::Short);
@@ -166,13 +169,20 @@ fn decode_v12(buf: &[u8]) -> Result<HepPacket<'_>, HepError> {
     if header_len < ip_end || header_len > buf.len() {
         return Err(HepError::BadLength);
     }
-    let (ts_us, capture_id) = if version == 2 && header_len >= ip_end + 10 {
-        let t = &buf[ip_end..];
+    // HEPv2 appends a time header after the `hp_l` bytes: struct hep_timehdr { u32 tv_sec;
+    // u32 tv_usec; u16 captid; } in the sender's byte order (little-endian on every platform
+    // that runs Kamailio, OpenSIPS or captagent) padded to 12 bytes.
+    let (ts_us, capture_id, payload_at) = if version == 2 {
+        if buf.len() < header_len + V2_TIME_HEADER {
+            return Err(HepError::Short);
+        }
+        let t = &buf[header_len..];
         let secs = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
         let micros = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
-        (i64::from(secs) * 1_000_000 + i64::from(micros), u32::from(u16::from_le_bytes([t[8], t[9]])))
+        let id = u32::from(u16::from_le_bytes([t[8], t[9]]));
+        (i64::from(secs) * 1_000_000 + i64::from(micros), id, header_len + V2_TIME_HEADER)
     } else {
-        (0, 0)
+        (0, 0, header_len)
     };
     Ok(HepPacket {
         version,
@@ -182,7 +192,7 @@ fn decode_v12(buf: &[u8]) -> Result<HepPacket<'_>, HepError> {
         ts_us,
         protocol_type: 1,
         capture_id,
-        payload: &buf[header_len..],
+        payload: &buf[payload_at..],
     })
 }
 
@@ -256,13 +266,15 @@ mod tests {
 
     #[test]
     fn hep2_as_kamailio_writes_it() {
-        let mut b = vec![2u8, 26, 2, 17];
+        // hp_l covers the 8-byte header and the addresses; the time header follows it.
+        let mut b = vec![2u8, 16, 2, 17];
         b.extend_from_slice(&5060u16.to_be_bytes());
         b.extend_from_slice(&5080u16.to_be_bytes());
         b.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
         b.extend_from_slice(&1_800_000_000u32.to_le_bytes());
         b.extend_from_slice(&250u32.to_le_bytes());
         b.extend_from_slice(&7u16.to_le_bytes());
+        b.extend_from_slice(&[0, 0]); // struct padding
         b.extend_from_slice(b"BYE sip:x SIP/2.0\r\n\r\n");
         let p = decode(&b).unwrap();
         assert_eq!((p.version, p.ts_us, p.capture_id), (2, 1_800_000_000_000_250, 7));

@@ -8,7 +8,8 @@
 //! - seed 002's FST C2: SIP / Average CPS / Hour / each device, SIP / Top 10 Source / Hour / All
 //!   and SIP / Top 10 Destination / Hour / All match what was sent.
 //!
-//! The capture is kept as target/test-artifacts/probe-calls.pcap.
+//! The whole run is made twice, with siptrace sending HEP3 and HEP2. The captures are kept as
+//! target/test-artifacts/probe-calls-hep{3,2}.pcap.
 
 mod common;
 
@@ -22,9 +23,16 @@ use common::analytics::{check_average_cps, export, rows, top10, view};
 use common::sip::{Callee, CallerRun, Kamailio, e2e_dir, place_calls, require_root_and_peers};
 use common::{Engine, EngineOptions, free_port, text};
 
-const PROXY: &str = "127.0.54.1";
-const CALLEES: &str = "127.0.54.2";
-const CALLERS: &str = "127.0.54.3";
+/// The addresses of one run: proxy `.1`, callees `.2`, callers `.3` of a 127.0.x network.
+#[derive(Clone, Copy)]
+struct Net {
+    proxy: &'static str,
+    callees: &'static str,
+    callers: &'static str,
+}
+
+const HEP3_NET: Net = Net { proxy: "127.0.54.1", callees: "127.0.54.2", callers: "127.0.54.3" };
+const HEP2_NET: Net = Net { proxy: "127.0.55.1", callees: "127.0.55.2", callers: "127.0.55.3" };
 
 /// One group of calls with the same expected outcome.
 struct Group {
@@ -87,11 +95,11 @@ struct Capture {
 }
 
 impl Capture {
-    fn start(file: &Path) -> Capture {
+    fn start(file: &Path, callers: &str) -> Capture {
         let mut child = Command::new("tcpdump")
             .args(["-i", "lo", "-n", "-U", "--immediate-mode", "-s", "0", "-w"])
             .arg(file)
-            .arg(format!("host {CALLERS}"))
+            .arg(format!("host {callers}"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -131,7 +139,7 @@ fn scenario(dir: &Path, name: &str, code: Option<u16>) -> std::path::PathBuf {
     path
 }
 
-fn callee(dir: &Path, port: u16, code: u16, reason: &str, extra: &str, media: u16) -> Callee {
+fn callee(net: Net, dir: &Path, port: u16, code: u16, reason: &str, extra: &str, media: u16) -> Callee {
     let text = std::fs::read_to_string(e2e_dir().join("probe/uas-final.xml"))
         .unwrap()
         .replace("@CODE@", &code.to_string())
@@ -139,7 +147,7 @@ fn callee(dir: &Path, port: u16, code: u16, reason: &str, extra: &str, media: u1
         .replace("@EXTRA@", extra);
     let path = dir.join(format!("uas-{code}.xml"));
     std::fs::write(&path, text).unwrap();
-    Callee::start_scenario(CALLEES, port, &path, media)
+    Callee::start_scenario(net.callees, port, &path, media)
 }
 
 /// A call as the probe reported it: (call-id) -> (disposition, final code, source, destination,
@@ -221,7 +229,16 @@ fn counts(v: &serde_json::Value) -> BTreeMap<String, u64> {
 }
 
 #[test]
-fn sipp_calls_through_kamailio_match_in_pcap_live_hep_and_analytics() {
+fn sipp_calls_through_kamailio_match_in_pcap_live_hep3_and_analytics() {
+    run(HEP3_NET, 3);
+}
+
+#[test]
+fn the_same_calls_match_over_hep2() {
+    run(HEP2_NET, 2);
+}
+
+fn run(net: Net, hep_version: u8) {
     require_root_and_peers();
     for (program, package) in [("tcpdump", "tcpdump"), ("tshark", "tshark")] {
         let found = Command::new("sh").arg("-c").arg(format!("command -v {program}")).output();
@@ -237,19 +254,21 @@ fn sipp_calls_through_kamailio_match_in_pcap_live_hep_and_analytics() {
         ..Default::default()
     });
     let hep = e.ready_field("hep_udp").expect("the ready line names the HEP port");
+    let version = hep_version.to_string();
     let _proxy = Kamailio::start_config(
-        PROXY,
+        net.proxy,
         "probe/proxy.cfg",
-        &[("@PROXY_IP@", PROXY), ("@UAS_IP@", CALLEES), ("@HEP_ADDR@", &hep)],
+        &[("@PROXY_IP@", net.proxy), ("@UAS_IP@", net.callees), ("@HEP_ADDR@", &hep), ("@HEP_VERSION@", &version)],
     );
-    let _answer = Callee::start_scenario(CALLEES, 5081, &e2e_dir().join("uas.xml"), 6100);
-    let _busy = callee(work.path(), 5082, 486, "Busy Here", "", 6200);
-    let _ring = Callee::start_scenario(CALLEES, 5083, &e2e_dir().join("probe/uas-ring.xml"), 6300);
-    let _redirect = callee(work.path(), 5084, 302, "Moved Temporarily", "Contact: <sip:4155559999@198.51.100.9>", 6400);
+    let _answer = Callee::start_scenario(net.callees, 5081, &e2e_dir().join("uas.xml"), 6100);
+    let _busy = callee(net, work.path(), 5082, 486, "Busy Here", "", 6200);
+    let _ring = Callee::start_scenario(net.callees, 5083, &e2e_dir().join("probe/uas-ring.xml"), 6300);
+    let _redirect =
+        callee(net, work.path(), 5084, 302, "Moved Temporarily", "Contact: <sip:4155559999@198.51.100.9>", 6400);
 
     // The calls, all groups at once, captured on the callers' side.
     let pcap = work.path().join("calls.pcap");
-    let capture = Capture::start(&pcap);
+    let capture = Capture::start(&pcap, net.callers);
     let runs: Vec<CallerRun> = std::thread::scope(|s| {
         let handles: Vec<_> = GROUPS
             .iter()
@@ -268,7 +287,7 @@ fn sipp_calls_through_kamailio_match_in_pcap_live_hep_and_analytics() {
                 // so concurrent calls' RTP could not be told apart (a real phone's could).
                 let concurrent = if g.disposition == "answered" { 1 } else { 10 };
                 s.spawn(move || {
-                    place_calls(&sc, &numbers, g.calls.len() as u64, concurrent, CALLERS, port, media, PROXY)
+                    place_calls(&sc, &numbers, g.calls.len() as u64, concurrent, net.callers, port, media, net.proxy)
                 })
             })
             .collect();
@@ -278,7 +297,7 @@ fn sipp_calls_through_kamailio_match_in_pcap_live_hep_and_analytics() {
     capture.stop();
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
-    std::fs::copy(&pcap, artifacts.join("probe-calls.pcap")).unwrap();
+    std::fs::copy(&pcap, artifacts.join(format!("probe-calls-hep{hep_version}.pcap"))).unwrap();
 
     // What SIPp says happened.
     let mut expected = Calls::new();
