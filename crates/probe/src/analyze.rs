@@ -12,6 +12,8 @@ use crate::pipeline::{CallReport, Probe};
 pub struct Analysis {
     /// Frames read.
     pub frames: u64,
+    /// The file ended inside a record; everything before it was read.
+    pub truncated: bool,
     /// Decoder counters.
     pub decode: DecodeStats,
 }
@@ -25,7 +27,7 @@ pub fn analyze(
     progress: impl FnMut(u64),
 ) -> Result<Analysis, CaptureError> {
     let mut decoder = Decoder::default();
-    let frames = read_capture(
+    let summary = read_capture(
         input,
         |frame| {
             decoder.decode(frame.ts_us, frame.linktype, frame.data, |d| {
@@ -39,5 +41,5 @@ pub fn analyze(
     for report in probe.finish() {
         call(report);
     }
-    Ok(Analysis { frames, decode: decoder.stats() })
+    Ok(Analysis { frames: summary.frames, truncated: summary.truncated, decode: decoder.stats() })
 }

@@ -41,17 +41,28 @@ struct Interface {
     offset_s: i64,
 }
 
+/// What reading a capture found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureSummary {
+    /// Frames read.
+    pub frames: u64,
+    /// The file ended inside a record (a capture cut short, e.g. by a full disk or a copy
+    /// taken while it was written); the frames before it were read.
+    pub truncated: bool,
+}
+
 /// Reads every frame of a capture and calls `frame` for each; `progress` receives the bytes
-/// consumed so far. A truncated last record ends the file without error.
+/// consumed so far. A truncated last record ends the file without error (see
+/// [`CaptureSummary::truncated`]).
 pub fn read_capture(
     input: impl Read + Send,
     mut frame: impl FnMut(Frame<'_>),
     mut progress: impl FnMut(u64),
-) -> Result<u64, CaptureError> {
+) -> Result<CaptureSummary, CaptureError> {
     let mut buffer = 1usize << 20;
     let mut reader = match create_reader(buffer, input) {
         Ok(r) => r,
-        Err(PcapError::Eof) => return Ok(0),
+        Err(PcapError::Eof) => return Ok(CaptureSummary::default()),
         Err(e) => return Err(CaptureError::Format(format!("{e:?}"))),
     };
     let mut legacy: Option<(i32, bool)> = None;
@@ -60,6 +71,7 @@ pub fn read_capture(
     let mut consumed = 0u64;
     let mut last_ts = 0i64;
     let mut stalls = 0;
+    let mut truncated = false;
     loop {
         match reader.next() {
             Ok((offset, block)) => {
@@ -110,9 +122,14 @@ pub fn read_capture(
                 }
             }
             Err(PcapError::Eof) => break,
+            Err(PcapError::UnexpectedEof) => {
+                truncated = true;
+                break;
+            }
             Err(PcapError::Incomplete(_)) => {
                 if reader.reader_exhausted() {
-                    break; // a truncated last record
+                    truncated = !reader.data().is_empty();
+                    break;
                 }
                 stalls += 1;
                 if stalls > 2 {
@@ -135,5 +152,5 @@ pub fn read_capture(
         }
     }
     progress(consumed);
-    Ok(frames)
+    Ok(CaptureSummary { frames, truncated })
 }

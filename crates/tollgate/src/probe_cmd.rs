@@ -98,6 +98,13 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
     )
     .with_context(|| format!("{}", path.display()))?;
     bar.finish_and_clear();
+    if analysis.truncated {
+        eprintln!(
+            "warning: {} ends inside a record (a capture cut short); the {} frames before it were read",
+            path.display(),
+            analysis.frames
+        );
+    }
     drop(lane);
     calls.sort_by_key(|c| c.call.invite_us);
     let counters = probe.counters().clone();
@@ -111,6 +118,7 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
                 "calls": records,
                 "totals": {
                     "frames": analysis.frames,
+                    "truncated": analysis.truncated,
                     "calls": counters.calls,
                     "asr": counters.asr(),
                     "ner": counters.ner(),
