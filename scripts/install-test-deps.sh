@@ -3,13 +3,14 @@
 # that are servers:
 #   kamailio (the SBC), sip-tester (SIPp callers and callees), dnsutils (dig),
 #   knot-dnsutils (kdig), dnsperf, postgresql (the scale-out store), chromium and
-#   chromium-driver (the web UI test), iproute2 (ss), util-linux (unshare).
+#   chromium-driver (the web UI test), iproute2 (ss), util-linux (unshare), tcpdump and
+#   tshark (the probe test and benchmark), libpcap-dev (the probe's live-capture feature).
 # Makes sure PostgreSQL runs and has the role the tests use:
 #   postgres://tollgate:tollgate@127.0.0.1:5432/postgres (override with TOLLGATE_TEST_POSTGRES).
 # Does nothing for what is already there. Needs root (or sudo).
 set -euo pipefail
 
-packages=(kamailio sip-tester dnsutils knot-dnsutils dnsperf postgresql postgresql-client chromium chromium-driver iproute2 util-linux procps)
+packages=(kamailio sip-tester dnsutils knot-dnsutils dnsperf postgresql postgresql-client chromium chromium-driver iproute2 util-linux procps tcpdump tshark wireshark-common libpcap-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

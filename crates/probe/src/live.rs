@@ -272,6 +272,8 @@ pub fn capture_interface(
             while !flag.load(Ordering::Relaxed) {
                 match cap.next_packet() {
                     Ok(p) => {
+                        // time_t and suseconds_t are i64 here but i32 on 32-bit targets.
+                        #[allow(clippy::unnecessary_cast)]
                         let ts = p.header.ts.tv_sec as i64 * 1_000_000 + p.header.ts.tv_usec as i64;
                         decoder.decode(ts, linktype, p.data, |d| shared.feed(&d));
                     }

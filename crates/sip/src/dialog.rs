@@ -227,11 +227,10 @@ impl Tracker {
     fn touch(&mut self, call_id: &str, ts: i64) {
         if let Some(o) = self.open.get_mut(call_id)
             && ts > o.last_us
+            && let Some(k) = self.by_activity.remove(&(o.last_us, o.key))
         {
-            if let Some(k) = self.by_activity.remove(&(o.last_us, o.key)) {
-                o.last_us = ts;
-                self.by_activity.insert((ts, o.key), k);
-            }
+            o.last_us = ts;
+            self.by_activity.insert((ts, o.key), k);
         }
     }
 

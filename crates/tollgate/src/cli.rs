@@ -96,12 +96,15 @@ pub struct ProbeArgs {
     /// Read this pcap or pcapng file instead of live sources, print its calls and exit.
     #[arg(long)]
     pub pcap: Option<PathBuf>,
-    /// With --pcap: print CSV (one row per call).
+    /// With --pcap: print CSV (one row per call, in the order calls end).
     #[arg(long, requires = "pcap", conflicts_with = "json")]
     pub csv: bool,
-    /// With --pcap: print JSON (calls and totals).
+    /// With --pcap: print JSON (calls in the order they end, and totals).
     #[arg(long, requires = "pcap")]
     pub json: bool,
+    /// With --pcap: print only the totals, no row per call (with --json: the totals as JSON).
+    #[arg(long, requires = "pcap", conflicts_with = "csv")]
+    pub totals: bool,
     /// With --pcap: also store the calls as records and ship them to the collector.
     #[arg(long, requires = "pcap")]
     pub ship: bool,

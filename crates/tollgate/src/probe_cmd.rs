@@ -1,5 +1,5 @@
-//! `tollgate probe --pcap FILE`: the calls in a capture file, as a table, CSV or JSON, with
-//! totals; optionally stored as records and shipped to the collector.
+//! `tollgate probe --pcap FILE`: the calls in a capture file, streamed as they end (a table, CSV
+//! or JSON), with totals; optionally stored as records and shipped to the collector.
 
 use std::fs::File;
 use std::io::{BufReader, Write};
@@ -58,6 +58,75 @@ const COLUMNS: [&str; 13] = [
     "closed",
 ];
 
+/// Where call rows go as calls end: streamed, so memory stays flat however large the file.
+enum Rows {
+    Table(std::io::StdoutLock<'static>),
+    Csv(Box<csv::Writer<std::io::StdoutLock<'static>>>),
+    Json { out: std::io::StdoutLock<'static>, first: bool },
+    None,
+}
+
+const TABLE_HEADER: [&str; 12] = [
+    "call-id",
+    "start (UTC)",
+    "source",
+    "destination",
+    "dir",
+    "disposition",
+    "code",
+    "pdd ms",
+    "dur ms",
+    "rtp",
+    "lost",
+    "jitter",
+];
+
+fn table_line(out: &mut impl Write, r: &[String]) -> std::io::Result<()> {
+    let id: String = r[0].chars().take(36).collect();
+    writeln!(
+        out,
+        "{id:<36} {:<24} {:<13} {:<13} {:<8} {:<11} {:>4} {:>6} {:>8} {:>6} {:>4} {:>6}",
+        r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11]
+    )
+}
+
+impl Rows {
+    fn open(args: &ProbeArgs) -> anyhow::Result<Rows> {
+        let stdout = std::io::stdout().lock();
+        Ok(if args.totals {
+            Rows::None
+        } else if args.json {
+            let mut out = stdout;
+            out.write_all(b"{\"calls\":[")?;
+            Rows::Json { out, first: true }
+        } else if args.csv {
+            let mut w = csv::Writer::from_writer(stdout);
+            w.write_record(COLUMNS)?;
+            Rows::Csv(Box::new(w))
+        } else {
+            let mut out = stdout;
+            table_line(&mut out, &TABLE_HEADER.map(String::from))?;
+            Rows::Table(out)
+        })
+    }
+
+    fn push(&mut self, c: &CallReport) -> anyhow::Result<()> {
+        match self {
+            Rows::Table(out) => table_line(out, &csv_row(c))?,
+            Rows::Csv(w) => w.write_record(csv_row(c))?,
+            Rows::Json { out, first } => {
+                if !*first {
+                    out.write_all(b",")?;
+                }
+                *first = false;
+                serde_json::to_writer(&mut *out, &c.record)?;
+            }
+            Rows::None => {}
+        }
+        Ok(())
+    }
+}
+
 /// Runs `probe --pcap`.
 pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
     let path = args.pcap.as_ref().context("--pcap FILE is needed")?;
@@ -82,7 +151,8 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let mut lane = spool.as_ref().map(|s| s.lane("pcap")).transpose()?;
-    let mut calls: Vec<CallReport> = Vec::new();
+    let mut rows = Rows::open(args)?;
+    let mut failure: Option<anyhow::Error> = None;
     let analysis = analyze(
         BufReader::with_capacity(1 << 20, file),
         &mut probe,
@@ -92,12 +162,19 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
             {
                 tracing::error!(error = %e, "cannot spool a call record");
             }
-            calls.push(report);
+            if failure.is_none()
+                && let Err(e) = rows.push(&report)
+            {
+                failure = Some(e);
+            }
         },
         |bytes| bar.set_position(bytes),
     )
     .with_context(|| format!("{}", path.display()))?;
     bar.finish_and_clear();
+    if let Some(e) = failure {
+        return Err(e.context("writing the calls"));
+    }
     if analysis.truncated {
         eprintln!(
             "warning: {} ends inside a record (a capture cut short); the {} frames before it were read",
@@ -106,84 +183,51 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
         );
     }
     drop(lane);
-    calls.sort_by_key(|c| c.call.invite_us);
     let counters = probe.counters().clone();
     let decode = analysis.decode;
-
-    if args.json {
-        let records: Vec<_> = calls.iter().map(|c| &c.record).collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "calls": records,
-                "totals": {
-                    "frames": analysis.frames,
-                    "truncated": analysis.truncated,
-                    "calls": counters.calls,
-                    "asr": counters.asr(),
-                    "ner": counters.ner(),
-                    "messages": counters.messages,
-                    "requests": counters.requests,
-                    "responses": counters.responses,
-                    "malformed": counters.malformed,
-                    "rtp_packets": counters.rtp_packets,
-                    "fragments_reassembled": decode.reassembled,
-                    "evicted": probe.tracker().stats().evicted,
-                }
-            }))?
-        );
-    } else if args.csv {
-        let mut w = csv::Writer::from_writer(std::io::stdout());
-        w.write_record(COLUMNS)?;
-        for c in &calls {
-            w.write_record(csv_row(c))?;
+    let totals = json!({
+        "frames": analysis.frames,
+        "truncated": analysis.truncated,
+        "calls": counters.calls,
+        "asr": counters.asr(),
+        "ner": counters.ner(),
+        "messages": counters.messages,
+        "requests": counters.requests,
+        "responses": counters.responses,
+        "malformed": counters.malformed,
+        "rtp_packets": counters.rtp_packets,
+        "fragments_reassembled": decode.reassembled,
+        "evicted": probe.tracker().stats().evicted,
+    });
+    match rows {
+        Rows::Json { mut out, .. } => {
+            out.write_all(b"],\"totals\":")?;
+            serde_json::to_writer(&mut out, &totals)?;
+            out.write_all(b"}\n")?;
         }
-        w.flush()?;
-    } else {
-        let mut out = std::io::stdout().lock();
-        writeln!(
-            out,
-            "{:<36} {:<24} {:<13} {:<13} {:<8} {:<11} {:>4} {:>6} {:>8} {:>6} {:>4} {:>6}",
-            "call-id",
-            "start (UTC)",
-            "source",
-            "destination",
-            "dir",
-            "disposition",
-            "code",
-            "pdd ms",
-            "dur ms",
-            "rtp",
-            "lost",
-            "jitter"
-        )?;
-        for c in &calls {
-            let r = csv_row(c);
-            let id: String = r[0].chars().take(36).collect();
+        Rows::Csv(mut w) => w.flush()?,
+        Rows::Table(_) | Rows::None if args.totals && args.json => println!("{totals}"),
+        Rows::Table(_) | Rows::None => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out)?;
+            let by = counters.calls.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+            writeln!(out, "calls     {} ({by})", counters.total_calls())?;
+            writeln!(out, "ASR       {:.1}%   NER {:.1}%", counters.asr() * 100.0, counters.ner() * 100.0)?;
+            let reqs = counters.requests.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+            let resps = counters.responses.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+            writeln!(out, "messages  {} (requests: {reqs}; responses: {resps})", counters.messages)?;
             writeln!(
                 out,
-                "{id:<36} {:<24} {:<13} {:<13} {:<8} {:<11} {:>4} {:>6} {:>8} {:>6} {:>4} {:>6}",
-                r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11]
+                "frames    {} (not IP {}, malformed {}, fragments {} reassembled into {}); SIP malformed {}; RTP {}",
+                analysis.frames,
+                decode.not_ip,
+                decode.malformed,
+                decode.fragments,
+                decode.reassembled,
+                counters.malformed,
+                counters.rtp_packets
             )?;
         }
-        writeln!(out)?;
-        let by = counters.calls.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
-        writeln!(out, "calls     {} ({by})", counters.total_calls())?;
-        writeln!(out, "ASR       {:.1}%   NER {:.1}%", counters.asr() * 100.0, counters.ner() * 100.0)?;
-        let reqs = counters.requests.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
-        let resps = counters.responses.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
-        writeln!(out, "messages  {} (requests: {reqs}; responses: {resps})", counters.messages)?;
-        writeln!(
-            out,
-            "frames    {} (not IP {}, malformed {}, fragments {} reassembled into {}); SIP malformed {}; RTP {}",
-            analysis.frames,
-            decode.not_ip,
-            decode.malformed,
-            decode.fragments,
-            decode.reassembled,
-            counters.malformed,
-            counters.rtp_packets
-        )?;
     }
 
     if let Some(spool) = spool {
