@@ -61,14 +61,14 @@ impl Responder {
             message.add_query(Query::query(qname, RecordType::NAPTR));
         }
         let active = self.policy().snapshot();
-        let (_, verdicts) = active.policy.explain(&CallQuery { source, destination, at });
+        let (_, verdicts) = active.policy.explain_with(&CallQuery { source, destination, at }, &**self.velocity());
         let ctx = QueryContext {
             peer: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             transport: Transport::Tcp,
             received: Instant::now(),
             now: at,
         };
-        let answered = message.to_vec().ok().and_then(|bytes| self.respond(&bytes, &ctx));
+        let answered = message.to_vec().ok().and_then(|bytes| self.respond_without_counting(&bytes, &ctx));
         let (rcode, answers, decision) = match answered {
             Some(a) => {
                 let decoded = Message::from_vec(&a.bytes).ok();

@@ -25,7 +25,10 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use tollgate_number::enum_name::{Suffix, number_from_reversed_labels, strip_suffix};
 use tollgate_number::uri::number_from_uri;
 use tollgate_number::{DialingPlan, E164};
-use tollgate_policy::{Action, CallQuery, Decision, InstalledPolicy, RedirectTarget, Termination};
+use tollgate_policy::velocity::PeekOnly;
+use tollgate_policy::{
+    Action, CallQuery, Decision, InstalledPolicy, RedirectTarget, Termination, VelocityCounters, VelocityTable,
+};
 use tollgate_records::{EnumQueryRecord, Record as SpoolRecord, Transport};
 
 use crate::config::{AnswerTemplate, EnumConfig, NoRecord};
@@ -109,6 +112,7 @@ pub struct Responder {
     policy: Arc<InstalledPolicy>,
     node: String,
     soa: Record,
+    velocity: Arc<VelocityTable>,
 }
 
 /// The header fields read before decoding, so even undecodable queries get an answer.
@@ -148,7 +152,28 @@ impl Responder {
                 config.soa.negative_ttl,
             )),
         );
-        Responder { config, suffixes, health_name, plan, policy, node: node.into(), soa }
+        Responder {
+            config,
+            suffixes,
+            health_name,
+            plan,
+            policy,
+            node: node.into(),
+            soa,
+            velocity: Arc::new(VelocityTable::default()),
+        }
+    }
+
+    /// Uses `table` for the velocity counters (shared with SRP checkpointing) instead of a
+    /// private one.
+    pub fn with_velocity(mut self, table: Arc<VelocityTable>) -> Self {
+        self.velocity = table;
+        self
+    }
+
+    /// The velocity counters.
+    pub fn velocity(&self) -> &Arc<VelocityTable> {
+        &self.velocity
     }
 
     /// The installed policy this responder asks.
@@ -163,6 +188,16 @@ impl Responder {
 
     /// Answers one query. Returns `None` when nothing should be sent back.
     pub fn respond(&self, packet: &[u8], ctx: &QueryContext) -> Option<Answered> {
+        self.respond_counting(packet, ctx, &*self.velocity)
+    }
+
+    /// Answers one query as [`Responder::respond`] would, without counting it in the velocity
+    /// counters (for `lookup`: asking must not change the answer of the next real call).
+    pub fn respond_without_counting(&self, packet: &[u8], ctx: &QueryContext) -> Option<Answered> {
+        self.respond_counting(packet, ctx, &PeekOnly(&*self.velocity))
+    }
+
+    fn respond_counting(&self, packet: &[u8], ctx: &QueryContext, counters: &dyn VelocityCounters) -> Option<Answered> {
         if packet.len() < 12 || packet[2] & 0x80 != 0 {
             return None;
         }
@@ -209,7 +244,7 @@ impl Responder {
             return Some(self.finish(resp, edns, ctx, None, Outcome::NoData, None));
         }
         let source = self.edns_source(edns).or(label_source);
-        Some(self.decide(&req, query, destination, source, ctx))
+        Some(self.decide(&req, query, destination, source, ctx, counters))
     }
 
     fn decide(
@@ -219,12 +254,13 @@ impl Responder {
         destination: E164,
         source: Option<E164>,
         ctx: &QueryContext,
+        counters: &dyn VelocityCounters,
     ) -> Answered {
         let call = CallQuery { source, destination, at: ctx.now };
         let active = self.policy.guard();
         let version = active.version;
         let attempt = catch_unwind(AssertUnwindSafe(|| {
-            let decision = active.policy.evaluate(&call);
+            let decision = active.policy.evaluate_with(&call, counters);
             let answer = self.render(&decision, query, &call);
             (decision, answer)
         }));

@@ -295,3 +295,38 @@ fn installing_policies_under_load_never_drops_or_mixes_answers() {
     assert!(swapper.join().unwrap() > 0);
     assert_eq!(seen[0] + seen[1], 20_000);
 }
+
+const VELOCITY_POLICY: &str = r#"
+schema = 2
+[[rule]]
+name = "robocall-velocity"
+source = "+1312*"
+velocity = { calls = 2, window = "10m" }
+action = "terminate"
+cause = 603
+"#;
+
+#[test]
+fn velocity_terminates_the_third_call_and_lookup_does_not_count() {
+    let r = responder_with(EnumConfig::default(), VELOCITY_POLICY);
+    let name = "0.0.1.0.5.5.5.2.1.2.1.src-13125550777.e164.arpa.";
+    let from: tollgate_number::E164 = "+13125550777".parse().unwrap();
+    let to: tollgate_number::E164 = "+12125550100".parse().unwrap();
+    // Asking how a call would be decided, however often, counts nothing.
+    for _ in 0..5 {
+        let l = r.lookup(Some(from), to, Utc::now());
+        assert_eq!(l.decision.rule, None);
+    }
+    for _ in 0..2 {
+        let (resp, _, _) = ask(&r, &query(name, RecordType::NAPTR));
+        assert_eq!(resp.metadata.response_code, ResponseCode::NXDomain, "within the limit: allowed");
+    }
+    let (resp, record, _) = ask(&r, &query(name, RecordType::NAPTR));
+    assert_eq!(naptr_regexp(&resp), "!^.*$!sip:603@reject.tollgate.invalid!");
+    let Some(Record::EnumQuery { record, .. }) = record else { panic!("no record") };
+    assert_eq!(record.rule.as_deref(), Some("robocall-velocity"));
+    // lookup now explains the block, still without counting.
+    let l = r.lookup(Some(from), to, Utc::now());
+    assert_eq!(l.decision.rule.map(|m| m.name.to_string()).as_deref(), Some("robocall-velocity"));
+    assert_eq!(r.velocity().snapshot()[0].times.len(), 3);
+}

@@ -11,7 +11,6 @@ use sha2::{Digest, Sha256};
 use smallvec::SmallVec;
 use tollgate_number::DialingPlan;
 
-use crate::SCHEMA_VERSION;
 use crate::decision::{Action, Direction, RedirectTarget, Termination};
 use crate::direction::{DirectionClassifier, InternalRange};
 use crate::error::{Diagnostics, PolicyError};
@@ -20,6 +19,8 @@ use crate::pattern::NumberPattern;
 use crate::source::{PolicySource, RawInternal, RawPolicy, RawRule};
 use crate::time_window::TimeWindow;
 use crate::trie::DigitTrie;
+use crate::velocity::{MAX_VELOCITY_CALLS, Velocity};
+use crate::{OLDEST_SCHEMA_VERSION, SCHEMA_VERSION};
 
 /// What compilation needs besides the policy itself.
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +87,8 @@ pub(crate) struct CompiledRule {
     pub(crate) directions: u8,
     /// Empty: always. Otherwise the rule applies when any window contains the call time.
     pub(crate) windows: Vec<TimeWindow>,
+    /// Schema 2: the rule matches only above this many calls from the caller in the window.
+    pub(crate) velocity: Option<Velocity>,
     pub(crate) action: Action,
 }
 
@@ -200,15 +203,24 @@ pub fn compile(source: &PolicySource, opts: CompileOptions<'_>) -> Result<Compil
         }
     };
 
-    match &raw.schema {
-        None => diags.push(Some(0), "schema", format!("missing `schema = {SCHEMA_VERSION}` at the top of the file")),
-        Some(s) if *s.get_ref() != SCHEMA_VERSION => diags.push(
-            Some(s.span().start),
-            "schema",
-            format!("schema {} is not supported by this tollgate (it reads schema {SCHEMA_VERSION})", s.get_ref()),
-        ),
-        Some(_) => {}
-    }
+    let schema = match &raw.schema {
+        None => {
+            diags.push(Some(0), "schema", format!("missing `schema = {SCHEMA_VERSION}` at the top of the file"));
+            SCHEMA_VERSION
+        }
+        Some(s) if !(OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(s.get_ref()) => {
+            diags.push(
+                Some(s.span().start),
+                "schema",
+                format!(
+                    "schema {} is not supported by this tollgate (it reads schemas {OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION})",
+                    s.get_ref()
+                ),
+            );
+            SCHEMA_VERSION
+        }
+        Some(s) => *s.get_ref(),
+    };
 
     let default_zone = match &raw.timezone {
         Some(tz) => {
@@ -255,7 +267,7 @@ pub fn compile(source: &PolicySource, opts: CompileOptions<'_>) -> Result<Compil
     let mut rules = Vec::with_capacity(raw.rules.len());
     let mut names = HashSet::new();
     for (i, raw_rule) in raw.rules.iter().enumerate() {
-        let ctx = RuleContext { index: i, opts, list_ids: &list_ids, default_zone: &default_zone };
+        let ctx = RuleContext { index: i, opts, list_ids: &list_ids, default_zone: &default_zone, schema };
         if let Some(name) = &raw_rule.get_ref().name
             && !names.insert(name.get_ref().trim().to_string())
         {
@@ -295,7 +307,7 @@ pub fn compile(source: &PolicySource, opts: CompileOptions<'_>) -> Result<Compil
     let meta = PolicyMeta {
         name: raw.name.clone().unwrap_or_else(|| source.file.clone()),
         description: raw.description.clone().unwrap_or_default(),
-        schema: SCHEMA_VERSION,
+        schema,
         sha256: hex::encode(Sha256::digest(source.text.as_bytes())),
         rules: rules.len(),
         enabled_rules: rules.iter().filter(|r| r.enabled).count(),
@@ -389,6 +401,7 @@ struct RuleContext<'a> {
     opts: CompileOptions<'a>,
     list_ids: &'a BTreeMap<String, usize>,
     default_zone: &'a str,
+    schema: i64,
 }
 
 fn compile_rule(
@@ -411,6 +424,7 @@ fn compile_rule(
     let destination = compile_side(raw.destination.as_ref(), "destination", ctx, diags);
     let directions = compile_directions(raw.direction.as_ref(), i, diags);
     let windows = compile_windows(raw.time.as_ref(), i, ctx.default_zone, diags);
+    let velocity = compile_velocity(raw.velocity.as_ref(), ctx, diags);
     let action = compile_action(raw, at, ctx, diags);
     if diags.list.len() > before {
         return None;
@@ -423,8 +437,82 @@ fn compile_rule(
         destination,
         directions,
         windows,
+        velocity,
         action: action?,
     })
+}
+
+/// Parses a window length: whole seconds as an integer, or a string `90s`, `5m`, `1h`.
+fn window_secs(value: &toml::Value) -> Result<u32, String> {
+    let secs = match value {
+        toml::Value::Integer(n) => *n,
+        toml::Value::String(s) => {
+            let s = s.trim();
+            let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+            let n: i64 =
+                digits.parse().map_err(|_| format!("{s:?} is not a duration like \"60s\", \"5m\" or \"1h\""))?;
+            match unit {
+                "" | "s" => n,
+                "m" => n * 60,
+                "h" => n * 3600,
+                _ => return Err(format!("{s:?}: the unit must be s, m or h")),
+            }
+        }
+        other => return Err(format!("expected seconds or a string like \"60s\", found {}", other.type_str())),
+    };
+    if !(1..=86_400).contains(&secs) {
+        return Err(format!("the window must be 1 s to 24 h, not {secs} s"));
+    }
+    Ok(secs as u32)
+}
+
+fn compile_velocity(
+    value: Option<&toml::Spanned<toml::Value>>,
+    ctx: &RuleContext<'_>,
+    diags: &mut Diagnostics<'_>,
+) -> Option<Velocity> {
+    let value = value?;
+    let field = format!("rule[{}].velocity", ctx.index);
+    let at = Some(value.span().start);
+    if ctx.schema < 2 {
+        diags.push(at, field, "velocity needs `schema = 2` (run `tollgate policy migrate FILE`)");
+        return None;
+    }
+    let Some(table) = value.get_ref().as_table() else {
+        diags.push(at, field, "expected a table like { calls = 5, window = \"60s\" }");
+        return None;
+    };
+    if let Some(unknown) = table.keys().find(|k| !matches!(k.as_str(), "calls" | "window")) {
+        diags.push(at, format!("{field}.{unknown}"), "unknown field; velocity takes `calls` and `window`");
+        return None;
+    }
+    let calls = match table.get("calls").map(|v| v.as_integer()) {
+        Some(Some(n)) if (1..=i64::from(MAX_VELOCITY_CALLS)).contains(&n) => n as u32,
+        Some(Some(n)) => {
+            diags.push(at, format!("{field}.calls"), format!("{n} is out of range 1..={MAX_VELOCITY_CALLS}"));
+            return None;
+        }
+        Some(None) => {
+            diags.push(at, format!("{field}.calls"), "expected a whole number of calls");
+            return None;
+        }
+        None => {
+            diags.push(at, format!("{field}.calls"), "missing; the rule matches above this many calls in the window");
+            return None;
+        }
+    };
+    let window = match table.get("window").map(window_secs) {
+        Some(Ok(w)) => w,
+        Some(Err(msg)) => {
+            diags.push(at, format!("{field}.window"), msg);
+            return None;
+        }
+        None => {
+            diags.push(at, format!("{field}.window"), "missing; e.g. window = \"60s\"");
+            return None;
+        }
+    };
+    Some(Velocity { calls, window_secs: window })
 }
 
 fn values_of(value: &toml::Value) -> Result<Vec<&str>, String> {

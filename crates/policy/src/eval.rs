@@ -11,6 +11,7 @@ use tollgate_number::E164;
 
 use crate::compile::{CompiledPattern, CompiledPolicy, CompiledRule, SideIndex};
 use crate::decision::{CallQuery, Decision, Direction, MatchedRule};
+use crate::velocity::{NoCounters, VelocityCounters};
 
 type Candidates = SmallVec<[u32; 16]>;
 
@@ -52,9 +53,25 @@ impl CompiledRule {
         self.directions & d.bit() != 0
     }
 
+    /// The velocity condition: counts the call (it reached this rule) and says whether the
+    /// caller is above the limit. Rules without one pass.
+    fn velocity_ok(&self, q: &CallQuery, counters: &dyn VelocityCounters) -> bool {
+        match (self.velocity, q.source) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(v), Some(s)) => counters.count(&self.name, s, q.at.timestamp_micros(), v) > v.calls,
+        }
+    }
+
     /// Checks a rule against a call from first principles (no index), naming the failed
-    /// condition.
-    fn check(&self, policy: &CompiledPolicy, q: &CallQuery, direction: Direction) -> Option<&'static str> {
+    /// condition. Velocity is looked at without counting.
+    fn check(
+        &self,
+        policy: &CompiledPolicy,
+        q: &CallQuery,
+        direction: Direction,
+        counters: &dyn VelocityCounters,
+    ) -> Option<&'static str> {
         if !self.enabled {
             return Some("disabled");
         }
@@ -79,6 +96,15 @@ impl CompiledRule {
         if !self.window_ok(q) {
             return Some("time");
         }
+        if let Some(v) = self.velocity {
+            match q.source {
+                None => return Some("velocity (no calling number)"),
+                Some(s) if counters.peek(&self.name, s, q.at.timestamp_micros(), v) <= v.calls => {
+                    return Some("velocity");
+                }
+                Some(_) => {}
+            }
+        }
         None
     }
 }
@@ -89,8 +115,14 @@ impl CompiledPolicy {
         self.classifier.classify(q.source, q.destination)
     }
 
-    /// Decides a call. Never fails: with no matching rule the answer is allow.
+    /// Decides a call. Never fails: with no matching rule the answer is allow. Velocity rules
+    /// never match (no memory of past calls); see [`CompiledPolicy::evaluate_with`].
     pub fn evaluate(&self, q: &CallQuery) -> Decision {
+        self.evaluate_with(q, &NoCounters)
+    }
+
+    /// Decides a call, counting it in `counters` for each velocity rule it reaches.
+    pub fn evaluate_with(&self, q: &CallQuery, counters: &dyn VelocityCounters) -> Decision {
         let direction = self.direction(q);
         let mut dst = Candidates::new();
         self.destination_index.candidates(q.destination, self, &mut dst);
@@ -117,16 +149,33 @@ impl CompiledPolicy {
         cand.sort_unstable();
         cand.dedup();
 
+        // Walk those and the "any/any" rules together in file order: the first that passes
+        // decides (so a velocity rule counts only the calls that reach it).
         let passes = |r: u32| {
             let rule = &self.rules[r as usize];
-            rule.direction_ok(direction) && rule.window_ok(q)
+            rule.direction_ok(direction) && rule.window_ok(q) && rule.velocity_ok(q, counters)
         };
-        let indexed = cand.iter().copied().find(|&r| passes(r));
-        let limit = indexed.unwrap_or(u32::MAX);
-        let wildcard = self.any_any.iter().copied().take_while(|&r| r < limit).find(|&r| passes(r));
-        match wildcard.or(indexed) {
-            Some(r) => self.decision_for(r as usize, direction),
-            None => Decision::default_allow(direction),
+        let (mut i, mut j) = (0, 0);
+        loop {
+            let next = match (cand.get(i), self.any_any.get(j)) {
+                (Some(&a), Some(&b)) if a <= b => {
+                    i += 1;
+                    j += usize::from(a == b);
+                    a
+                }
+                (_, Some(&b)) => {
+                    j += 1;
+                    b
+                }
+                (Some(&a), None) => {
+                    i += 1;
+                    a
+                }
+                (None, None) => return Decision::default_allow(direction),
+            };
+            if passes(next) {
+                return self.decision_for(next as usize, direction);
+            }
         }
     }
 
@@ -134,10 +183,15 @@ impl CompiledPolicy {
     /// and including the one that matched. Slower than [`CompiledPolicy::evaluate`]; for
     /// operators (`tollgate lookup`) and tests.
     pub fn explain(&self, q: &CallQuery) -> (Decision, Vec<RuleVerdict>) {
+        self.explain_with(q, &NoCounters)
+    }
+
+    /// [`CompiledPolicy::explain`] against live velocity counters, without counting the call.
+    pub fn explain_with(&self, q: &CallQuery, counters: &dyn VelocityCounters) -> (Decision, Vec<RuleVerdict>) {
         let direction = self.direction(q);
         let mut verdicts = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
-            let failed = rule.check(self, q, direction);
+            let failed = rule.check(self, q, direction, counters);
             verdicts.push(RuleVerdict {
                 rule: rule.name.to_string(),
                 line: rule.line,

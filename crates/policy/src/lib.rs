@@ -1,7 +1,8 @@
 //! Call policy for tollgate: the rules an operator writes, checked, compiled and evaluated.
 //!
 //! What this crate owns:
-//! * the policy file format (TOML, `schema = 1`): [`source`] parses it keeping line numbers;
+//! * the policy file format (TOML, `schema = 2`, and schema 1 without the velocity condition):
+//!   [`source`] parses it keeping line numbers;
 //! * validation with diagnostics naming file, line and field ([`PolicyError`]);
 //! * compilation into a [`CompiledPolicy`] whose evaluation cost does not grow with the number of
 //!   rules (hash indexes for exact numbers and number lists, digit tries for prefixes);
@@ -27,6 +28,7 @@ pub mod source;
 pub mod store;
 mod time_window;
 mod trie;
+pub mod velocity;
 
 pub use compile::{CompileOptions, CompiledPolicy, PolicyMeta, RuleSummary, compile};
 pub use decision::{Action, CallQuery, Decision, Direction, MatchedRule, RedirectTarget, Termination};
@@ -35,6 +37,10 @@ pub use error::{Diagnostic, PolicyError};
 pub use eval::RuleVerdict;
 pub use installed::InstalledPolicy;
 pub use source::{ListFiles, PolicySource};
+pub use velocity::{NoCounters, Velocity, VelocityCounters, VelocityTable};
 
-/// The newest policy file schema this version of tollgate reads.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The newest policy file schema this version of tollgate reads (and writes, when migrating).
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// The oldest policy file schema this version of tollgate still reads.
+pub const OLDEST_SCHEMA_VERSION: i64 = 1;

@@ -1,9 +1,9 @@
 //! Policy file text, where its lists live, and its raw (unvalidated) TOML shape.
 //!
-//! The file format, `schema = 1`:
+//! The file format, `schema = 2` (schema 1 is the same without `velocity`):
 //!
 //! ```toml
-//! schema = 1
+//! schema = 2
 //! name = "demo"
 //! timezone = "UTC"                  # default zone of time windows
 //!
@@ -20,6 +20,7 @@
 //! destination = "any"
 //! direction = "inbound"             # inbound | outbound | internal | transit | any | an array
 //! time = { days = ["mon-fri"], hours = "09:00-17:00", zone = "America/New_York" }
+//! velocity = { calls = 5, window = "60s" }   # schema 2: more than 5 calls from this caller in 60 s
 //! action = "terminate"              # allow | terminate | redirect
 //! cause = 603                       # terminate: a SIP reject cause, or intercept = "NAME"
 //! # target = "+12125550199"         # redirect: a number or a sip: URI
@@ -136,6 +137,9 @@ pub(crate) struct RawRule {
     pub(crate) direction: Option<Spanned<toml::Value>>,
     #[serde(default)]
     pub(crate) time: Option<Spanned<toml::Value>>,
+    /// Schema 2: `{ calls = N, window = "60s" }`.
+    #[serde(default)]
+    pub(crate) velocity: Option<Spanned<toml::Value>>,
     pub(crate) action: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) intercept: Option<Spanned<String>>,

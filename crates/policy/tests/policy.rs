@@ -296,7 +296,7 @@ cause = 486
 #[test]
 fn schema_and_unknown_fields() {
     let errs = errors_of("name = \"x\"\n");
-    assert!(errs[0].contains("schema: missing `schema = 1`"), "{errs:?}");
+    assert!(errs[0].contains("schema: missing `schema = 2`"), "{errs:?}");
     let errs = errors_of("schema = 9\n");
     assert!(errs[0].starts_with("test.toml:1: schema: schema 9 is not supported"), "{errs:?}");
     let errs = errors_of("schema = 1\n[[rule]]\nname = \"x\"\nacton = \"allow\"\n");
@@ -424,4 +424,70 @@ fn store_keeps_versions_and_history() {
         ]
     );
     assert_eq!(reopened.versions().unwrap().len(), 2);
+}
+
+const VELOCITY: &str = r#"
+schema = 2
+[[rule]]
+name = "vip"
+source = "+13125550001"
+action = "allow"
+[[rule]]
+name = "robocall-velocity"
+source = "+1312*"
+velocity = { calls = 3, window = "1m" }
+action = "terminate"
+cause = 603
+"#;
+
+#[test]
+fn velocity_blocks_a_caller_above_n_calls_in_the_window() {
+    use tollgate_policy::VelocityTable;
+    let p = compile_text(VELOCITY).unwrap();
+    assert_eq!(p.meta().schema, 2);
+    let table = VelocityTable::default();
+    let at = |secs: i64| wednesday_noon() + chrono::Duration::seconds(secs);
+    let call = |from: &str, secs: i64| {
+        let q = CallQuery { source: Some(n(from)), destination: n("+12125550100"), at: at(secs) };
+        let (explained, verdicts) = p.explain_with(&q, &table);
+        let d = p.evaluate_with(&q, &table);
+        assert_eq!(d, explained, "explain (without counting) agrees with evaluation (counting)");
+        (d.rule.map(|r| r.name.to_string()), verdicts.last().and_then(|v| v.failed.clone()))
+    };
+    let robo = "+13125550666";
+    assert_eq!(call(robo, 0), (None, Some("velocity".into())));
+    assert_eq!(call(robo, 10), (None, Some("velocity".into())));
+    assert_eq!(call(robo, 20), (None, Some("velocity".into())));
+    assert_eq!(call(robo, 30).0.as_deref(), Some("robocall-velocity"), "the fourth call in a minute");
+    assert_eq!(call(robo, 40).0.as_deref(), Some("robocall-velocity"));
+    // A minute after the burst began the oldest calls have left the window.
+    assert_eq!(call(robo, 95).0, None);
+    // An earlier rule that matches stops evaluation: the VIP's calls are never counted.
+    for s in 0..10 {
+        assert_eq!(call("+13125550001", s).0.as_deref(), Some("vip"));
+    }
+    // Another caller has its own count; without memory velocity never matches.
+    assert_eq!(call("+13125550777", 41).0, None);
+    let q = CallQuery { source: Some(n(robo)), destination: n("+12125550100"), at: at(41) };
+    assert_eq!(p.evaluate(&q).rule, None);
+}
+
+#[test]
+fn velocity_is_schema_2_and_checked() {
+    let old = VELOCITY.replace("schema = 2", "schema = 1");
+    let errs = errors_of(&old);
+    assert!(errs.iter().any(|e| e.contains("rule[1].velocity") && e.contains("schema = 2")), "{errs:?}");
+    for (bad, field) in [
+        ("velocity = { calls = 0, window = \"1m\" }", "velocity.calls"),
+        ("velocity = { calls = 3, window = \"2d\" }", "velocity.window"),
+        ("velocity = { calls = 3 }", "velocity.window"),
+        ("velocity = { calls = 3, window = 100000 }", "velocity.window"),
+        ("velocity = { calls = 3, window = 60, burst = 2 }", "velocity.burst"),
+        ("velocity = 5", "velocity"),
+    ] {
+        let errs = errors_of(&VELOCITY.replace("velocity = { calls = 3, window = \"1m\" }", bad));
+        assert!(errs.iter().any(|e| e.contains(&format!("rule[1].{field}"))), "{bad}: {errs:?}");
+    }
+    let errs = errors_of("schema = 3\n");
+    assert!(errs.iter().any(|e| e.contains("schemas 1 to 2")), "{errs:?}");
 }
