@@ -83,6 +83,50 @@ pub const SPOOL_DAMAGED: AlarmDef = AlarmDef {
     text: "A spool segment held unreadable data; it was moved aside as a .damaged file for inspection.",
 };
 
+/// The SRP mate is not heard (no Hello for the dead interval). Seed 000: 31233 HA Path Down.
+pub const HA_PATH_DOWN: AlarmDef = AlarmDef {
+    id: 31233,
+    name: "HA_PATH_DOWN",
+    severity: Severity::Major,
+    text: "The SRP mate sent no Hello for the dead interval; this server no longer has a standby (or an active) mate.",
+};
+/// A switchover request got no answer. Seed 000: 31282 HA Management Fault.
+pub const HA_MANAGEMENT_FAULT: AlarmDef = AlarmDef {
+    id: 31282,
+    name: "HA_MANAGEMENT_FAULT",
+    severity: Severity::Minor,
+    text: "A switchover did not complete (the mate did not answer); this server went back to Active.",
+};
+/// The standby's copy of the sessions is not synchronised. Seed 000: 31101 DB replication to
+/// slave failure.
+pub const DB_REPLICATION_TO_SLAVE_FAILURE: AlarmDef = AlarmDef {
+    id: 31101,
+    name: "DB_REPLICATION_TO_SLAVE_FAILURE",
+    severity: Severity::Minor,
+    text: "The standby's copy of the session state is not synchronised (a checkpoint failed or is missing); a full checkpoint is requested.",
+};
+/// Every target of an SRP monitor group is down.
+pub const SRP_MONITOR_FAILURE: AlarmDef = AlarmDef {
+    id: 72010,
+    name: "SRP_MONITOR_FAILURE",
+    severity: Severity::Major,
+    text: "Every target of an SRP monitor group is down; the Active chassis switches over (non-revertible).",
+};
+/// The service address could not be claimed or served.
+pub const SRP_SERVICE_ADDRESS_FAILED: AlarmDef = AlarmDef {
+    id: 72011,
+    name: "SRP_SERVICE_ADDRESS_FAILED",
+    severity: Severity::Critical,
+    text: "The Active chassis cannot serve the ENUM service address (bind or address claim failed).",
+};
+/// The mate uses this chassis' node id.
+pub const SRP_DUPLICATE_NODE_ID: AlarmDef = AlarmDef {
+    id: 72012,
+    name: "SRP_DUPLICATE_NODE_ID",
+    severity: Severity::Major,
+    text: "The SRP mate uses this server's node id; its Hellos are ignored until the configuration is fixed.",
+};
+
 /// An alarm that is raised now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ActiveAlarm {

@@ -136,7 +136,8 @@ pub struct CheckpointConfig {
     /// divisible by 15 (default 45).
     pub periodic_interval_mins: u32,
     /// `checkpoint` delay: only sessions at least this many seconds old are checkpointed
-    /// (default 60; 0 checkpoints every session at once).
+    /// (optional; default 0: every session is checkpointed at once, which velocity counters
+    /// need: a caller blocked a second before a switchover must stay blocked after it).
     pub delay_secs: u32,
     /// `compression`: zlib (default) or lz4; LZ4 is used only when both chassis ask for it.
     pub compression: Compression,
@@ -148,7 +149,7 @@ impl Default for CheckpointConfig {
     fn default() -> Self {
         CheckpointConfig {
             periodic_interval_mins: 45,
-            delay_secs: 60,
+            delay_secs: 0,
             compression: Compression::Zlib,
             nack: NackConfig::default(),
         }
@@ -500,7 +501,7 @@ mod tests {
         assert_eq!(c.checkpoint.periodic_interval_mins, 45);
         assert_eq!(c.checkpoint.nack.max_response, 3);
         assert_eq!(c.checkpoint.compression, Compression::Zlib);
-        assert_eq!(c.checkpoint.delay_secs, 60);
+        assert_eq!(c.checkpoint.delay_secs, 0);
         assert_eq!(c.audit.periodicity_mins, 60);
         assert_eq!(c.validate(), Ok(()));
     }

@@ -84,6 +84,16 @@ impl ApiClient {
         Ok(resp.text().context("reading the API answer")?)
     }
 
+    /// POSTs `body` (JSON, or nothing) to `path` and decodes JSON.
+    pub fn post_json<T: DeserializeOwned>(&self, path: &str, body: Option<serde_json::Value>) -> Result<T, ApiError> {
+        let mut req = self.http.post(format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = self.send(req)?;
+        Ok(resp.json().context("decoding the API answer")?)
+    }
+
     /// DELETEs `path` and decodes JSON.
     pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
         let resp = self.send(self.http.delete(format!("{}{path}", self.base)))?;

@@ -62,6 +62,12 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// SRP (seed 003): show the pair's state, switch over, audit, NACK control.
+    Srp {
+        /// SRP command.
+        #[command(subcommand)]
+        command: SrpCommand,
+    },
     /// Inspect the local record spool.
     Spool {
         /// Spool command.
@@ -124,6 +130,69 @@ pub struct ProbeArgs {
     /// Role options for live running.
     #[command(flatten)]
     pub serve: ServeArgs,
+}
+
+/// `tollgate srp ...`: seed 003's commands, against a running engine's API.
+#[derive(Debug, Subcommand)]
+pub enum SrpCommand {
+    /// show srp info | statistics | checkpoint statistics | checkpoint info | monitor | call-loss
+    /// statistics | audit-statistics | velocity
+    Show {
+        /// What to show (words, as in the seed: `checkpoint statistics`).
+        #[arg(required = true)]
+        what: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Which engine.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// srp validate-switchover: is the standby ready for a planned switchover?
+    ValidateSwitchover {
+        /// Which engine.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// srp initiate-switchover: the Active hands over to the Standby.
+    InitiateSwitchover {
+        /// Even when the standby is not synchronised.
+        #[arg(long)]
+        force: bool,
+        /// Which engine.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// srp initiate-audit: compare the standby's copy of the sessions with the active's.
+    InitiateAudit {
+        /// Which engine.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// srp disable nack micro-chkpt-cmd N
+    Disable {
+        /// `nack micro-chkpt-cmd N`.
+        #[arg(num_args = 3, value_names = ["nack", "micro-chkpt-cmd", "N"])]
+        words: Vec<String>,
+        /// Which engine.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// srp enable nack micro-chkpt-cmd N
+    Enable {
+        /// `nack micro-chkpt-cmd N`.
+        #[arg(num_args = 3, value_names = ["nack", "micro-chkpt-cmd", "N"])]
+        words: Vec<String>,
+        /// Which engine.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// srp validate-configuration: this chassis' [srp] and its agreement with the mate's.
+    ValidateConfiguration {
+        /// Which engine.
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 /// Where policy commands act.

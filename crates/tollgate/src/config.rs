@@ -178,6 +178,10 @@ pub struct Config {
     pub shipper: ShipperConfig,
     /// `[collector]`.
     pub collector: CollectorConfig,
+    /// `[srp]`: this engine is one chassis of an SRP pair (absent: a standalone engine).
+    pub srp: Option<tollgate_srp::SrpConfig>,
+    /// `[service_address]`: how an SRP pair moves the ENUM service address.
+    pub service_address: crate::service_address::ServiceAddressConfig,
     /// `[probe]`.
     pub probe: ProbeConfig,
 }
@@ -220,6 +224,17 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("{label}: probe.internal: {e}"))?;
         if config.probe.max_open_calls == 0 {
             bail!("{label}: probe.max_open_calls must be above 0");
+        }
+        if let Some(srp) = &config.srp {
+            srp.validate().map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
+            if config.enum_.listen_udp.iter().chain(&config.enum_.listen_tcp).any(|a| a.port() == 0) {
+                bail!("{label}: with [srp], enum.listen_* are the service addresses and need fixed ports");
+            }
+        }
+        if config.service_address.mode == crate::service_address::ServiceAddressMode::Ip
+            && config.service_address.interface.is_empty()
+        {
+            bail!("{label}: service_address.interface is needed with mode = \"ip\"");
         }
         Ok(config)
     }

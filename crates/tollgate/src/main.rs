@@ -14,6 +14,9 @@ mod policy_cmd;
 mod probe_cmd;
 mod probe_role;
 mod serve;
+mod service_address;
+mod srp_cmd;
+mod srp_role;
 mod uplink;
 
 use std::process::ExitCode;
@@ -69,6 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token { command } => admin_cmd::token(&config()?, command),
         Command::Policy { command } => policy_cmd::run(&config()?, command),
         Command::Lookup(args) => lookup_cmd::run(&config()?, args),
+        Command::Srp { command } => srp_cmd::run(&config()?, command),
         Command::Config { command } => {
             match command {
                 ConfigCommand::Show => print!("{}", toml::to_string_pretty(&config()?)?),

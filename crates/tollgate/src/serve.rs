@@ -11,18 +11,22 @@ use tollgate_enum::Responder;
 use tollgate_enum::metrics::EnumMetrics;
 use tollgate_enum::server::{EnumServer, RecordSink};
 use tollgate_manager::alarms::{self, Alarms};
+use tollgate_policy::VelocityTable;
 use tollgate_policy::service::PolicyService;
 use tollgate_policy::store::PolicyStore;
 use tollgate_records::ship::{Shipper, ShipperOptions, ShipperStats};
 use tollgate_records::spool::{Spool, SpoolOptions};
 use tollgate_store::Store;
 use tollgate_web::auth::Auth;
+use tollgate_web::srp::SrpService;
 use tollgate_web::{AppState, IngestMetrics, StatusFn};
 
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::demo;
 use crate::probe_role::ProbeRole;
+use crate::service_address::ServiceAddress;
+use crate::srp_role::{self, SrpHandle};
 use crate::uplink::HttpUplink;
 
 /// Which roles a process runs.
@@ -86,7 +90,10 @@ pub fn run(config: Config, args: ServeArgs, roles: Roles) -> anyhow::Result<Exit
 struct Engine {
     service: Arc<PolicyService>,
     responder: Arc<Responder>,
-    server: EnumServer,
+    /// The ENUM listeners (a standalone engine; with SRP the SRP task runs them while Active).
+    server: Option<EnumServer>,
+    /// The SRP chassis, with `[srp]`.
+    srp: Option<(SrpHandle, tokio::sync::watch::Receiver<tollgate_srp::State>)>,
 }
 
 /// Opens the record spool shared by the engine and the probe.
@@ -105,7 +112,7 @@ fn open_spool(config: &Config) -> anyhow::Result<Spool> {
 async fn start_engine(
     config: &Config,
     registry: &mut Registry,
-    alarms: &Alarms,
+    alarms: &Arc<Alarms>,
     spool: &Spool,
     install_demo: bool,
 ) -> anyhow::Result<Engine> {
@@ -121,12 +128,31 @@ async fn start_engine(
     }
     let enum_metrics = EnumMetrics::register(registry);
     crate::metrics::register_policy(registry, service.clone());
-    let responder = Arc::new(Responder::new(
-        config.enum_.clone(),
-        config.dialing_plan.clone(),
-        service.installed().clone(),
-        config.node.name.clone(),
-    ));
+    // Velocity counters: tracked for checkpointing when this engine is one of an SRP pair.
+    let velocity = Arc::new(VelocityTable::new(1_000_000, config.srp.is_some()));
+    purge_velocity(velocity.clone());
+    let responder = Arc::new(
+        Responder::new(
+            config.enum_.clone(),
+            config.dialing_plan.clone(),
+            service.installed().clone(),
+            config.node.name.clone(),
+        )
+        .with_velocity(velocity),
+    );
+    if let Some(srp) = &config.srp {
+        let ips = config.enum_.listen_udp.iter().chain(&config.enum_.listen_tcp).map(|a| a.ip());
+        let enum_service = srp_role::EnumService {
+            responder: responder.clone(),
+            spool: spool.clone(),
+            metrics: enum_metrics,
+            udp: config.enum_.listen_udp.clone(),
+            tcp: config.enum_.listen_tcp.clone(),
+            address: ServiceAddress::new(config.service_address.clone(), ips),
+        };
+        let started = srp_role::start(srp.clone(), enum_service, alarms.clone(), config.node.name.clone()).await?;
+        return Ok(Engine { service, responder, server: None, srp: Some(started) });
+    }
     let server = EnumServer::start(
         responder.clone(),
         RecordSink::Spool(spool.clone()),
@@ -135,7 +161,19 @@ async fn start_engine(
         &config.enum_.listen_tcp,
     )
     .await?;
-    Ok(Engine { service, responder, server })
+    Ok(Engine { service, responder, server: Some(server), srp: None })
+}
+
+/// Drops velocity counters whose calls left their window, every 30 s (an SRP Active does it
+/// itself, so the removals are checkpointed).
+fn purge_velocity(table: Arc<VelocityTable>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            table.purge(chrono::Utc::now().timestamp_micros());
+        }
+    });
 }
 
 fn ingest_token(config: &Config) -> Option<String> {
@@ -314,6 +352,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         quarantine: state_dir.join("quarantine"),
         ingest,
         status: status_fn(spool.clone(), shipper.as_ref().map(|s| s.stats().clone())),
+        srp: engine.as_ref().and_then(|e| e.srp.as_ref()).map(|(h, _)| Arc::new(h.clone()) as Arc<dyn SrpService>),
     });
     let app = tollgate_web::router(state);
 
@@ -321,7 +360,18 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     let mut ready = format!("tollgate ready: node={}", config.node.name);
     if let Some(e) = &engine {
         let active = e.service.installed().snapshot();
-        ready.push_str(&format!(" enum_udp={} enum_tcp={}", list(&e.server.udp_addrs), list(&e.server.tcp_addrs)));
+        match (&e.server, &e.srp) {
+            (Some(server), _) => {
+                ready.push_str(&format!(" enum_udp={} enum_tcp={}", list(&server.udp_addrs), list(&server.tcp_addrs)))
+            }
+            (None, Some((_, state))) => ready.push_str(&format!(
+                " enum_udp={} enum_tcp={} srp={}",
+                list(&config.enum_.listen_udp),
+                list(&config.enum_.listen_tcp),
+                state.borrow().to_string().replace(' ', "_")
+            )),
+            (None, None) => {}
+        }
         ready.push_str(&format!(
             " policy={}",
             active
@@ -343,7 +393,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         ready.push_str(&format!(" ui=http://{api_addr}/"));
     }
     println!("{ready}");
-    if let Some(udp) = engine.as_ref().and_then(|e| e.server.udp_addrs.first()) {
+    if let Some(udp) = engine.as_ref().and_then(|e| e.server.as_ref()).and_then(|s| s.udp_addrs.first()) {
         println!(
             "try: dig @{} -p {} +short NAPTR 1.1.1.0.5.5.5.2.1.2.1.e164.arpa.   |   tollgate lookup --to +12125550111",
             udp.ip(),
@@ -353,8 +403,10 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
 
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("shutting down");
-    if let Some(e) = engine {
-        e.server.shutdown().await;
+    if let Some(e) = engine
+        && let Some(server) = e.server
+    {
+        server.shutdown().await;
     }
     if let Some(p) = probe {
         p.shutdown().await;

@@ -91,7 +91,16 @@ const GROUPS: &[Group] = &[
 
 /// tcpdump writing the caller side of the loopback traffic to a file.
 struct Capture {
-    child: Child,
+    child: Option<Child>,
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 impl Capture {
@@ -118,12 +127,14 @@ impl Capture {
                 break;
             }
         }
-        Capture { child }
+        Capture { child: Some(child) }
     }
 
     fn stop(mut self) {
-        let _ = Command::new("kill").arg("-INT").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-INT").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -403,7 +414,7 @@ fn run(net: Net, hep_version: u8) {
     check_average_cps(&e, "SIP", "tap-1", total);
     // SIP / Top 10 Source / Hour / All and Top 10 Destination: each call counted once per device.
     let (mut sources, mut destinations) = (BTreeMap::new(), BTreeMap::new());
-    for (_, (_, _, src, dst, dir)) in &expected {
+    for (_, _, src, dst, dir) in expected.values() {
         *sources.entry((src.clone(), dir.clone())).or_default() += 2;
         *destinations.entry((dst.clone(), dir.clone())).or_default() += 2;
     }

@@ -12,6 +12,16 @@ use std::time::{Duration, Instant};
 use common::{free_port, tollgate_bin};
 use tollgate_probe::hep::{HepPacket, encode_v3};
 
+/// Kills the probe if the test fails half-way.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn message(start: &str, call: &str, cseq: &str, extra: &str) -> String {
     format!(
         "{start}\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{call}{cseq}\r\nFrom: <sip:2125550001@10.0.0.1>;tag=a\r\nTo: <sip:4155550100@10.0.0.2>{extra}\r\nCall-ID: {call}\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n"
@@ -22,17 +32,19 @@ fn message(start: &str, call: &str, cseq: &str, extra: &str) -> String {
 fn live_probe_on_a_mirror_port_and_hep_tcp_prints_a_rolling_summary() {
     let dir = tempfile::tempdir().unwrap();
     let (mirror, hep, api) = (free_port("127.0.0.1"), free_port("127.0.0.1"), free_port("127.0.0.1"));
-    let mut child = Command::new(tollgate_bin())
-        .args(["--log", "warn", "probe", "--device", "span-1", "--summary-secs", "1"])
-        .args(["--listen", &format!("127.0.0.1:{mirror}"), "--hep", &format!("127.0.0.1:{hep}")])
-        .args(["--api-listen", &format!("127.0.0.1:{api}"), "--state-dir"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = ChildGuard(
+        Command::new(tollgate_bin())
+            .args(["--log", "warn", "probe", "--device", "span-1", "--summary-secs", "1"])
+            .args(["--listen", &format!("127.0.0.1:{mirror}"), "--hep", &format!("127.0.0.1:{hep}")])
+            .args(["--api-listen", &format!("127.0.0.1:{api}"), "--state-dir"])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
+    let stdout = child.0.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = tx.send(line);
@@ -102,8 +114,8 @@ fn live_probe_on_a_mirror_port_and_hep_tcp_prints_a_rolling_summary() {
         assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
     }
 
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    assert!(child.wait().unwrap().success());
+    let _ = Command::new("kill").arg("-TERM").arg(child.0.id().to_string()).status();
+    assert!(child.0.wait().unwrap().success());
     // The calls are in the spool as SIP call records of device span-1, for the collector.
     let out =
         Command::new(tollgate_bin()).args(["spool", "dump", "--dir"]).arg(dir.path().join("spool")).output().unwrap();

@@ -17,6 +17,7 @@ pub mod api;
 pub mod auth;
 mod multipart;
 pub mod session;
+pub mod srp;
 pub mod ui;
 
 use std::path::PathBuf;
@@ -94,6 +95,8 @@ pub struct AppState {
     pub ingest: Arc<IngestMetrics>,
     /// Extra status lines for the dashboard.
     pub status: Option<StatusFn>,
+    /// The SRP chassis (engine role with `[srp]`).
+    pub srp: Option<Arc<dyn srp::SrpService>>,
 }
 
 /// Builds the router: API under `/api/v1`, UI pages at the root, `/metrics`, `/healthz`.

@@ -55,6 +55,10 @@ pub struct EngineOptions {
     /// Body of the `[probe]` section. The default binds no probe sources, so tests can run
     /// side by side.
     pub probe: String,
+    /// Extra environment variables of the process (fault injection).
+    pub env: Vec<(String, String)>,
+    /// Run the process inside this network namespace (`ip netns exec`).
+    pub netns: Option<String>,
 }
 
 /// A port free for both UDP and TCP on `ip` right now.
@@ -79,6 +83,8 @@ impl Default for EngineOptions {
             extra_config: String::new(),
             token: None,
             probe: "hep_udp = []\nhep_tcp = []\n".into(),
+            env: Vec::new(),
+            netns: None,
         }
     }
 }
@@ -144,7 +150,16 @@ impl Engine {
 
     fn launch(&mut self) {
         let role = self.options.role;
-        let mut child = Command::new(tollgate_bin())
+        let mut command = match &self.options.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(tollgate_bin());
+                c
+            }
+            None => Command::new(tollgate_bin()),
+        };
+        let mut child = command
+            .envs(self.options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .arg("--config")
             .arg(&self.config)
             .arg("--log")
@@ -265,9 +280,17 @@ impl Engine {
         text(&out).0.trim().to_string()
     }
 
-    /// Runs the tollgate CLI with this engine's configuration.
+    /// Runs the tollgate CLI with this engine's configuration (in its network namespace).
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(tollgate_bin()).arg("--config").arg(&self.config).args(args).output().expect("run tollgate CLI")
+        let mut command = match &self.options.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(tollgate_bin());
+                c
+            }
+            None => Command::new(tollgate_bin()),
+        };
+        command.arg("--config").arg(&self.config).args(args).output().expect("run tollgate CLI")
     }
 
     /// `dig` against this engine's UDP address with extra arguments.

@@ -18,11 +18,14 @@
 //! | GET | `/api/v1/devices?dataset=` | viewer | devices with records |
 //! | GET | `/api/v1/alarms` | viewer | active alarms and history |
 //! | GET, POST | `/api/v1/users`, `/api/v1/tokens` | admin | users and API tokens |
+//! | GET | `/api/v1/srp/show/{what}` | viewer | `show srp info`, `statistics`, `checkpoint-statistics`, ... |
+//! | POST | `/api/v1/srp/{command}` | operator | `initiate-switchover[?force=true]`, `initiate-audit`, `nack`; viewer: `validate-switchover`, `validate-configuration` |
 
 mod admin;
 mod analytics;
 mod ingest;
 mod policy;
+mod srp;
 
 use std::sync::Arc;
 
@@ -69,6 +72,8 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/alarms", get(admin::alarms))
         .route("/api/v1/users", get(admin::users).post(admin::set_user))
         .route("/api/v1/tokens", get(admin::tokens).post(admin::create_token))
+        .route("/api/v1/srp/show/{what}", get(srp::show))
+        .route("/api/v1/srp/{command}", post(srp::command))
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {

@@ -1,0 +1,120 @@
+//! Claiming and releasing the service address an SRP pair serves on.
+//!
+//! Two modes:
+//! * `bind` (default): the service address is already routed to this server (both chassis on
+//!   one host, a loopback address, or a network where the SBC lists both chassis and the
+//!   Standby simply does not answer). Claiming is binding the ENUM listener.
+//! * `ip`: the address moves between the chassis. Claiming adds it to `interface` (`ip addr
+//!   add`) and announces it with gratuitous ARP (`arping -U`, iputils), so neighbours update
+//!   their caches at once; releasing removes it. Needs CAP_NET_ADMIN.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use tokio::process::Command;
+
+/// `[service_address]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceAddressConfig {
+    /// `bind` or `ip`.
+    pub mode: ServiceAddressMode,
+    /// The interface the address moves on (mode `ip`).
+    pub interface: String,
+    /// Prefix length of the address on the interface (mode `ip`; default 32 / 128).
+    pub prefix_len: Option<u8>,
+}
+
+/// How the service address is claimed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceAddressMode {
+    /// The listener binds an address that is always present.
+    #[default]
+    Bind,
+    /// The address is added to and removed from an interface, announced by gratuitous ARP.
+    Ip,
+}
+
+/// The service address of this chassis.
+#[derive(Debug, Clone)]
+pub struct ServiceAddress {
+    config: ServiceAddressConfig,
+    ips: Vec<IpAddr>,
+}
+
+async fn run(program: &str, args: &[String]) -> anyhow::Result<()> {
+    let out =
+        Command::new(program).args(args).output().await.map_err(|e| anyhow::anyhow!("cannot run {program}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        anyhow::bail!("{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())
+    }
+}
+
+impl ServiceAddress {
+    /// The service address for these listener addresses.
+    pub fn new(config: ServiceAddressConfig, ips: impl IntoIterator<Item = IpAddr>) -> Self {
+        let mut ips: Vec<IpAddr> = ips.into_iter().filter(|ip| !ip.is_unspecified()).collect();
+        ips.sort();
+        ips.dedup();
+        ServiceAddress { config, ips }
+    }
+
+    fn with_prefix(&self, ip: &IpAddr) -> String {
+        let len = self.config.prefix_len.unwrap_or(if ip.is_ipv4() { 32 } else { 128 });
+        format!("{ip}/{len}")
+    }
+
+    /// Makes the addresses this chassis'.
+    pub async fn claim(&self) -> anyhow::Result<()> {
+        if self.config.mode == ServiceAddressMode::Bind {
+            return Ok(());
+        }
+        let dev = &self.config.interface;
+        for ip in &self.ips {
+            // "File exists" when it is already there (a restart while Active): fine.
+            if let Err(e) =
+                run("ip", &["addr".into(), "add".into(), self.with_prefix(ip), "dev".into(), dev.clone()]).await
+                && !e.to_string().contains("File exists")
+            {
+                return Err(e);
+            }
+            if ip.is_ipv4() {
+                run(
+                    "arping",
+                    &[
+                        "-U".into(),
+                        "-c".into(),
+                        "2".into(),
+                        "-w".into(),
+                        "1".into(),
+                        "-I".into(),
+                        dev.clone(),
+                        ip.to_string(),
+                    ],
+                )
+                .await
+                .unwrap_or_else(|e| tracing::warn!(error = %e, "gratuitous ARP not sent"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives the addresses up.
+    pub async fn release(&self) -> anyhow::Result<()> {
+        if self.config.mode == ServiceAddressMode::Bind {
+            return Ok(());
+        }
+        for ip in &self.ips {
+            let args = ["addr".into(), "del".into(), self.with_prefix(ip), "dev".into(), self.config.interface.clone()];
+            if let Err(e) = run("ip", &args).await
+                && !e.to_string().contains("Cannot assign")
+            {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}

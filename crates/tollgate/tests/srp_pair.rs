@@ -1,0 +1,334 @@
+//! An SRP pair of engines (issue 5, seed 003), as processes on loopback: only the Active
+//! serves the ENUM service address; kill -9 of the Active under dnsperf load and the Standby
+//! serves, with the velocity counters where they were (a caller blocked before the kill stays
+//! blocked after) and `show srp call-loss statistics` telling what was recovered; a manual
+//! switchover validated, refused when the standby is not synchronised unless forced; the NACK
+//! path through a corrupted checkpoint; a wrong key refused and counted.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Engine, EngineOptions, free_port, temp_file, text, wait_until};
+
+const KEY: &str = "tollgate-srp-test-key-0123456789";
+
+const VELOCITY_POLICY: &str = r#"
+schema = 2
+name = "srp-velocity"
+[[rule]]
+name = "robocall-velocity"
+source = "+1312*"
+velocity = { calls = 3, window = "10m" }
+action = "terminate"
+cause = 603
+"#;
+
+/// Addresses of one pair: SRP links on `.1` and `.2`, the service address on `.10`.
+struct PairNet {
+    a: SocketAddr,
+    b: SocketAddr,
+    service: SocketAddr,
+}
+
+impl PairNet {
+    fn new(net: &str) -> PairNet {
+        let ip = |host: u8| format!("{net}.{host}");
+        PairNet {
+            a: format!("{}:{}", ip(1), free_port(&ip(1))).parse().unwrap(),
+            b: format!("{}:{}", ip(2), free_port(&ip(2))).parse().unwrap(),
+            service: format!("{}:{}", ip(10), free_port(&ip(10))).parse().unwrap(),
+        }
+    }
+}
+
+struct Chassis<'a> {
+    node: &'a str,
+    mode: &'a str,
+    priority: u8,
+    bind: SocketAddr,
+    peer: SocketAddr,
+    key: &'a str,
+    env: Vec<(String, String)>,
+}
+
+fn chassis(net: &PairNet, c: Chassis<'_>) -> Engine {
+    let srp = format!(
+        "[srp]\nnode_id = \"{}\"\nbind_address = \"{}\"\npeer_address = \"{}\"\nshared_key = \"{}\"\nchassis_mode = \"{}\"\npriority = {}\nhello_interval_ms = 100\ndead_interval_ms = 300\n",
+        c.node, c.bind, c.peer, c.key, c.mode, c.priority
+    );
+    let e = Engine::start(EngineOptions {
+        node: c.node.into(),
+        role: "engine",
+        enum_listen: vec![net.service],
+        api_listen: format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap(),
+        extra_config: srp,
+        env: c.env,
+        ..Default::default()
+    });
+    let (_d, p) = temp_file("velocity.toml", VELOCITY_POLICY);
+    let out = e.cli(&["policy", "install", p.to_str().unwrap(), "--api", &e.api]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    e
+}
+
+fn pair(net: &PairNet, env_a: Vec<(String, String)>) -> (Engine, Engine) {
+    let a = chassis(
+        net,
+        Chassis { node: "engine-a", mode: "primary", priority: 1, bind: net.a, peer: net.b, key: KEY, env: env_a },
+    );
+    let b = chassis(
+        net,
+        Chassis { node: "engine-b", mode: "backup", priority: 2, bind: net.b, peer: net.a, key: KEY, env: Vec::new() },
+    );
+    (a, b)
+}
+
+fn show(e: &Engine, what: &str) -> serde_json::Value {
+    e.get_json(&format!("/api/v1/srp/show/{what}"))["data"].clone()
+}
+
+fn state(e: &Engine) -> String {
+    show(e, "info")["chassis_state"].as_str().unwrap_or("?").to_string()
+}
+
+fn wait_for_pair(a: &Engine, b: &Engine) {
+    wait_until(20, "engine-a Active and engine-b a synchronised Standby", || {
+        state(a) == "Active" && state(b) == "Standby" && show(b, "info")["ready"] == true
+    });
+}
+
+/// A DNS NAPTR query for `to`, with the caller in the query name (tollgate's `src-` label).
+fn query_bytes(id: u16, from: &str, to: &str) -> Vec<u8> {
+    let mut q = vec![(id >> 8) as u8, id as u8, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    let mut labels: Vec<String> = to.trim_start_matches('+').chars().rev().map(String::from).collect();
+    labels.push(format!("src-{}", from.trim_start_matches('+')));
+    labels.push("e164".into());
+    labels.push("arpa".into());
+    for l in labels {
+        q.push(l.len() as u8);
+        q.extend_from_slice(l.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 35, 0, 1]);
+    q
+}
+
+/// Asks the service address once; `Some(true)` if the answer is a NAPTR (terminated),
+/// `Some(false)` for any other answer, `None` for no answer within `wait`.
+fn ask(service: SocketAddr, from: &str, to: &str, wait: Duration) -> Option<bool> {
+    let sock = UdpSocket::bind((service.ip(), 0)).ok()?;
+    sock.set_read_timeout(Some(wait)).ok()?;
+    let id = (Instant::now().elapsed().subsec_nanos() & 0xffff) as u16;
+    sock.send_to(&query_bytes(id, from, to), service).ok()?;
+    let mut buf = [0u8; 1500];
+    let (n, _) = sock.recv_from(&mut buf).ok()?;
+    (n >= 12).then(|| u16::from_be_bytes([buf[6], buf[7]]) > 0)
+}
+
+fn dnsperf(service: SocketAddr, secs: u32, qps: u32) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        use std::io::Write;
+        for i in 0..2000 {
+            writeln!(file, "{}.0.1.0.5.5.5.2.1.2.1.e164.arpa. NAPTR", i % 10).unwrap();
+        }
+        file.flush().unwrap();
+        let out = Command::new("dnsperf")
+            .args(["-s", &service.ip().to_string(), "-p", &service.port().to_string(), "-d"])
+            .arg(file.path())
+            .args(["-l", &secs.to_string(), "-Q", &qps.to_string(), "-c", "2", "-t", "0.5"])
+            .output()
+            .expect("run dnsperf (Debian package dnsperf)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    })
+}
+
+fn field(report: &str, name: &str) -> u64 {
+    report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {name:?} in dnsperf's report:\n{report}"))
+}
+
+#[test]
+fn kill_9_of_the_active_under_load_the_standby_serves_and_keeps_the_velocity_counters() {
+    let net = PairNet::new("127.0.61");
+    let (mut a, b) = pair(&net, Vec::new());
+    wait_for_pair(&a, &b);
+
+    // A robocaller: three calls allowed, the fourth terminated by the velocity rule.
+    let robo = "+13125550666";
+    for i in 0..3 {
+        assert_eq!(ask(net.service, robo, "+12125550100", Duration::from_secs(2)), Some(false), "call {i}");
+    }
+    assert_eq!(ask(net.service, robo, "+12125550100", Duration::from_secs(2)), Some(true), "the fourth call");
+    // The standby holds the counter too (micro-checkpoints every 10 ms).
+    wait_until(5, "the counter checkpointed to engine-b", || {
+        let s = e_velocity(&b);
+        s.iter().any(|e| e["source"] == robo && e["times"].as_array().map_or(0, |t| t.len()) == 4)
+    });
+
+    // dnsperf load, a prober every 2 ms, and kill -9 of the Active in the middle.
+    let load = dnsperf(net.service, 5, 5000);
+    let stop = Arc::new(AtomicBool::new(false));
+    let prober = {
+        let stop = stop.clone();
+        let service = net.service;
+        std::thread::spawn(move || {
+            let mut answered = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                if ask(service, "+14155550100", "+12125550100", Duration::from_millis(20)).is_some() {
+                    answered.push(Instant::now());
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            answered
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let killed = Instant::now();
+    a.kill();
+    wait_until(10, "engine-b Active", || state(&b) == "Active");
+    let report = load.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let answered = prober.join().unwrap();
+    let back = answered.iter().find(|t| **t > killed).expect("answers after the kill");
+    let gap = back.duration_since(killed);
+    eprintln!("service answered again {gap:?} after kill -9 (dead interval 300 ms)");
+    assert!(gap < Duration::from_secs(3), "the standby took over: {gap:?}");
+    let sent = field(&report, "Queries sent:");
+    let lost = field(&report, "Queries lost:");
+    eprintln!("dnsperf: {sent} sent, {lost} lost during the switchover");
+    assert!(sent > 10_000, "{report}");
+
+    // The caller blocked before the kill is still blocked; a new caller is not.
+    assert_eq!(ask(net.service, robo, "+12125550100", Duration::from_secs(2)), Some(true));
+    assert_eq!(ask(net.service, "+13125550667", "+12125550100", Duration::from_secs(2)), Some(false));
+
+    // call-loss statistics: the takeover, its reason, and the sessions recovered.
+    let history = show(&b, "call-loss-statistics");
+    let last = history.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["reason"], "the mate's dead interval expired", "{history}");
+    assert!(last["sessions_recovered"].as_u64().unwrap() >= 1, "{history}");
+    assert_eq!(last["sessions_lost"], 0, "{history}");
+    assert_eq!(last["synchronised"], true, "{history}");
+    let text = text(&b.cli(&["srp", "show", "call-loss", "statistics", "--api", &b.api])).0;
+    assert!(text.contains("the mate's dead interval expired"), "{text}");
+    // The alarm of the lost mate.
+    let alarms = b.get_json("/api/v1/alarms");
+    assert!(alarms.to_string().contains("HA_PATH_DOWN"), "{alarms}");
+}
+
+fn e_velocity(e: &Engine) -> Vec<serde_json::Value> {
+    show(e, "velocity").as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn manual_switchover_is_validated_refused_when_unsynchronised_and_forced() {
+    let net = PairNet::new("127.0.62");
+    // Both chassis corrupt every second micro-checkpoint they send (fault injection).
+    let fault = vec![("TOLLGATE_SRP_FAULT_CORRUPT_EVERY".to_string(), "2".to_string())];
+    let a = chassis(
+        &net,
+        Chassis {
+            node: "engine-a",
+            mode: "primary",
+            priority: 1,
+            bind: net.a,
+            peer: net.b,
+            key: KEY,
+            env: fault.clone(),
+        },
+    );
+    let b = chassis(
+        &net,
+        Chassis { node: "engine-b", mode: "backup", priority: 2, bind: net.b, peer: net.a, key: KEY, env: fault },
+    );
+    wait_for_pair(&a, &b);
+    let srp = |e: &Engine, args: &[&str]| {
+        let mut all: Vec<&str> = vec!["srp"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--api", &e.api]);
+        let out = e.cli(&all);
+        (out.status.success(), text(&out))
+    };
+    // Calls 30 ms apart, so each change goes out in its own micro-checkpoint.
+    let calls = |prefix: &str| {
+        for i in 0..6 {
+            ask(net.service, &format!("{prefix}{i}"), "+12125550100", Duration::from_secs(2));
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    };
+
+    // The NACK path: a corrupted micro-checkpoint is NACKed, a full checkpoint resynchronises.
+    calls("+1312555070");
+    wait_until(10, "a NACK answered by a full checkpoint", || {
+        show(&b, "checkpoint-statistics")["nacks_sent"].as_u64().unwrap_or(0) >= 1 && show(&b, "info")["ready"] == true
+    });
+    let stats = text(&b.cli(&["srp", "show", "checkpoint", "statistics", "--api", &b.api])).0;
+    assert!(stats.contains("Peer conn") && stats.contains("Ready"), "{stats}");
+
+    // Validated, then done: engine-b serves, engine-a is its synchronised Standby.
+    let (ok, out) = srp(&a, &["validate-switchover"]);
+    assert!(ok, "{out:?}");
+    let (ok, out) = srp(&a, &["initiate-switchover"]);
+    assert!(ok, "{out:?}");
+    wait_until(10, "engine-b Active, engine-a Standby", || state(&b) == "Active" && state(&a) == "Standby");
+    assert!(ask(net.service, "+14155550100", "+12125550100", Duration::from_secs(2)).is_some());
+    wait_until(10, "engine-a synchronised", || show(&a, "info")["ready"] == true);
+
+    // With NACKs off on engine-a, a corrupted checkpoint leaves it unsynchronised: a
+    // switchover is refused unless forced.
+    let (ok, out) = srp(&a, &["disable", "nack", "micro-chkpt-cmd", "1"]);
+    assert!(ok, "{out:?}");
+    calls("+1312555080");
+    wait_until(10, "engine-a unsynchronised", || show(&a, "info")["ready"] == false);
+    let (ok, out) = srp(&b, &["validate-switchover"]);
+    assert!(!ok && out.1.contains("not synchronised"), "{out:?}");
+    let (ok, out) = srp(&b, &["initiate-switchover"]);
+    assert!(!ok && out.1.contains("not synchronised"), "{out:?}");
+    assert_eq!(state(&b), "Active", "a refused switchover changes nothing");
+    let (ok, out) = srp(&b, &["initiate-switchover", "--force"]);
+    assert!(ok, "{out:?}");
+    wait_until(10, "forced switchover done", || state(&a) == "Active" && state(&b) == "Standby");
+    let (ok, out) = srp(&a, &["enable", "nack", "micro-chkpt-cmd", "1"]);
+    assert!(ok, "{out:?}");
+}
+
+#[test]
+fn a_wrong_key_is_refused_and_counted() {
+    let net = PairNet::new("127.0.63");
+    let a = chassis(
+        &net,
+        Chassis { node: "engine-a", mode: "primary", priority: 1, bind: net.a, peer: net.b, key: KEY, env: Vec::new() },
+    );
+    let b = chassis(
+        &net,
+        Chassis {
+            node: "engine-b",
+            mode: "backup",
+            priority: 2,
+            bind: net.b,
+            peer: net.a,
+            key: "a-different-key-of-enough-length",
+            env: Vec::new(),
+        },
+    );
+    wait_until(10, "the wrong key counted", || {
+        let (sa, sb) = (show(&a, "statistics"), show(&b, "statistics"));
+        let failures = |s: &serde_json::Value| {
+            s["link"]["auth_failures"].as_u64().unwrap_or(0) + s["link"]["handshake_failures"].as_u64().unwrap_or(0)
+        };
+        failures(&sa) + failures(&sb) > 0
+    });
+    assert_eq!(show(&a, "info")["connection"], serde_json::Value::Null, "never connected");
+    assert_eq!(show(&b, "info")["connection"], serde_json::Value::Null, "never connected");
+    let text = text(&a.cli(&["srp", "show", "statistics", "--api", &a.api])).0;
+    assert!(text.contains("Handshake failures") || text.contains("Authentication failures"), "{text}");
+}
