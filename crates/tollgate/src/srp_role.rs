@@ -322,6 +322,42 @@ impl Task {
         }
     }
 
+    /// Makes the session store hold exactly the velocity table (Active, before a full
+    /// checkpoint: the table is the truth, whatever the store was left with).
+    fn store_from_table(&mut self) {
+        let now = Instant::now();
+        self.velocity.drain_changes();
+        let snapshot = self.velocity.snapshot();
+        let keep: std::collections::HashSet<String> = snapshot.iter().map(session_key).collect();
+        let stale: Vec<String> = self
+            .store
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .filter(|k| k.starts_with("velocity/") && !keep.contains(k))
+            .collect();
+        for k in stale {
+            self.store.remove(&k);
+        }
+        for e in &snapshot {
+            let key = session_key(e);
+            let same = self
+                .store
+                .get(&key)
+                .and_then(|s| serde_json::from_slice::<VelocityEntry>(&s.value).ok())
+                .is_some_and(|old| old == *e);
+            if !same && let Err(err) = self.store.upsert_json(CMD_VELOCITY, &key, e, now) {
+                tracing::error!(error = %err, "cannot checkpoint a velocity counter");
+            }
+        }
+    }
+
+    /// A full checkpoint of the velocity table to the mate.
+    async fn send_full_checkpoint(&mut self, now: Instant) {
+        self.store_from_table();
+        let batch = self.checkpointer.full_checkpoint(&mut self.store, now);
+        self.send_checkpoints(batch).await;
+    }
+
     /// The velocity counters held in the session store (the mate's copy on a Standby).
     fn velocity_from_store(&self) -> Vec<VelocityEntry> {
         self.store
@@ -395,9 +431,7 @@ impl Task {
                 self.checkpointer.on_connected(now);
                 self.feed(Event::LinkUp).await;
                 if self.machine.holds_service_address() {
-                    self.move_velocity_changes();
-                    let batch = self.checkpointer.full_checkpoint(&mut self.store, now);
-                    self.send_checkpoints(batch).await;
+                    self.send_full_checkpoint(now).await;
                 }
             }
             LinkEvent::Disconnected { reason } => {
@@ -405,6 +439,11 @@ impl Task {
                 self.feed(Event::LinkDown).await;
             }
             LinkEvent::Hello(status) => self.feed(Event::PeerHello(status)).await,
+            LinkEvent::Checkpoint(_) if self.machine.holds_service_address() => {
+                // Both sides were Active (a partition just healed): only a Standby applies
+                // checkpoints; the election decides who that is and it asks for a full one.
+                tracing::info!(node = %self.node, "checkpoint from the mate ignored while Active");
+            }
             LinkEvent::Checkpoint(c) => {
                 let receipt = self.checkpointer.receive(&mut self.store, c, now);
                 if let ReceiveOutcome::Failed(why) = &receipt.outcome {
@@ -417,15 +456,14 @@ impl Task {
             }
             LinkEvent::Nack(nack) => {
                 if self.machine.holds_service_address() {
+                    self.store_from_table();
                     let batch = self.checkpointer.handle_nack(&nack, &mut self.store, now);
                     self.send_checkpoints(batch).await;
                 }
             }
             LinkEvent::FullCheckpointRequest => {
                 if self.machine.holds_service_address() {
-                    self.move_velocity_changes();
-                    let batch = self.checkpointer.full_checkpoint(&mut self.store, now);
-                    self.send_checkpoints(batch).await;
+                    self.send_full_checkpoint(now).await;
                 }
             }
             LinkEvent::SwitchoverRequest { force, reason } => {

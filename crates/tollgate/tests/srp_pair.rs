@@ -3,7 +3,8 @@
 //! serves, with the velocity counters where they were (a caller blocked before the kill stays
 //! blocked after) and `show srp call-loss statistics` telling what was recovered; a manual
 //! switchover validated, refused when the standby is not synchronised unless forced; the NACK
-//! path through a corrupted checkpoint; a wrong key refused and counted.
+//! path through a corrupted checkpoint; a wrong key refused and counted; a partition between
+//! two network namespaces (both Active) healed into exactly one Active, resynchronised.
 
 mod common;
 
@@ -331,4 +332,133 @@ fn a_wrong_key_is_refused_and_counted() {
     assert_eq!(show(&b, "info")["connection"], serde_json::Value::Null, "never connected");
     let text = text(&a.cli(&["srp", "show", "statistics", "--api", &a.api])).0;
     assert!(text.contains("Handshake failures") || text.contains("Authentication failures"), "{text}");
+}
+
+/// Two network namespaces joined by a veth pair (10.213.x.1 and .2), removed on drop.
+struct Namespaces {
+    a: String,
+    b: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip (iproute2)");
+    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+impl Namespaces {
+    fn new(subnet: u8) -> Namespaces {
+        let id = std::process::id() % 100_000;
+        let (a, b) = (format!("tg-srp-a-{id}"), format!("tg-srp-b-{id}"));
+        let (va, vb) = (format!("tga{id}"), format!("tgb{id}"));
+        let ns = Namespaces { a: a.clone(), b: b.clone() };
+        ip(&["netns", "add", &a]);
+        ip(&["netns", "add", &b]);
+        ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb]);
+        ip(&["link", "set", &va, "netns", &a]);
+        ip(&["link", "set", &vb, "netns", &b]);
+        for (n, v, host) in [(&a, &va, 1), (&b, &vb, 2)] {
+            ip(&["-n", n, "link", "set", "lo", "up"]);
+            ip(&["-n", n, "addr", "add", &format!("10.213.{subnet}.{host}/24"), "dev", v]);
+            ip(&["-n", n, "link", "set", v, "up"]);
+        }
+        ns
+    }
+
+    fn link(&self, up: bool) {
+        let v = format!("tga{}", std::process::id() % 100_000);
+        ip(&["-n", &self.a, "link", "set", &v, if up { "up" } else { "down" }]);
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for n in [&self.a, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", n]).output();
+        }
+    }
+}
+
+fn cli_json(e: &Engine, args: &[&str]) -> serde_json::Value {
+    let mut all: Vec<&str> = vec!["srp", "show"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--json", "--api", &e.api]);
+    let out = e.cli(&all);
+    assert!(out.status.success(), "{:?}", text(&out));
+    serde_json::from_str(&text(&out).0).unwrap()
+}
+
+fn ns_state(e: &Engine) -> String {
+    cli_json(e, &["info"])["chassis_state"].as_str().unwrap_or("?").to_string()
+}
+
+/// A call placed inside a namespace with dig; true if terminated (NAPTR answer).
+fn ns_call(e: &Engine, from: &str) -> bool {
+    let name = format!("0.0.1.0.5.5.5.2.1.2.1.src-{}.e164.arpa.", from.trim_start_matches('+'));
+    let ns = e.options.netns.clone().unwrap();
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns, "dig", "@127.0.0.1", "-p", &e.udp.port().to_string(), "+short", "+tries=1"])
+        .args(["+time=2", "NAPTR", &name])
+        .output()
+        .expect("dig");
+    String::from_utf8_lossy(&out.stdout).contains("603@reject")
+}
+
+#[test]
+fn a_partition_makes_two_actives_and_healing_leaves_exactly_one_resynchronised() {
+    let ns = Namespaces::new(1);
+    let enum_port = 5400 + (std::process::id() % 500) as u16;
+    let start = |node: &'static str, mode: &str, priority: u8, me: u8, peer: u8, netns: &str| {
+        let srp = format!(
+            "[srp]\nnode_id = \"{node}\"\nbind_address = \"10.213.1.{me}:7501\"\npeer_address = \"10.213.1.{peer}:7501\"\nshared_key = \"{KEY}\"\nchassis_mode = \"{mode}\"\npriority = {priority}\nhello_interval_ms = 100\ndead_interval_ms = 300\n"
+        );
+        let e = Engine::start(EngineOptions {
+            node: node.into(),
+            role: "engine",
+            enum_listen: vec![format!("127.0.0.1:{enum_port}").parse().unwrap()],
+            api_listen: "127.0.0.1:8081".parse().unwrap(),
+            extra_config: srp,
+            netns: Some(netns.to_string()),
+            ..Default::default()
+        });
+        let (_d, p) = temp_file("velocity.toml", VELOCITY_POLICY);
+        let out = e.cli(&["policy", "install", p.to_str().unwrap(), "--api", &e.api]);
+        assert!(out.status.success(), "{:?}", text(&out));
+        e
+    };
+    let a = start("engine-a", "primary", 1, 1, 2, &ns.a);
+    let b = start("engine-b", "backup", 2, 2, 1, &ns.b);
+    wait_until(20, "a synchronised pair", || {
+        ns_state(&a) == "Active" && ns_state(&b) == "Standby" && cli_json(&b, &["info"])["ready"] == true
+    });
+
+    // Partition: each side stops hearing the other; both serve.
+    ns.link(false);
+    wait_until(10, "both Active", || ns_state(&a) == "Active" && ns_state(&b) == "Active");
+    // The sides diverge: engine-a blocks a robocaller (4 calls), engine-b sees one call.
+    let robo = "+13125550666";
+    let blocked: Vec<bool> = (0..4).map(|_| ns_call(&a, robo)).collect();
+    assert_eq!(blocked, vec![false, false, false, true]);
+    assert!(!ns_call(&b, "+13125550999"));
+
+    // Heal: exactly one Active, the other resynchronised from it.
+    ns.link(true);
+    wait_until(20, "exactly one Active and a synchronised Standby", || {
+        let (sa, sb) = (ns_state(&a), ns_state(&b));
+        let (standby, ok) = match (sa.as_str(), sb.as_str()) {
+            ("Active", "Standby") => (&b, true),
+            ("Standby", "Active") => (&a, true),
+            _ => (&a, false),
+        };
+        ok && cli_json(standby, &["info"])["ready"] == true
+    });
+    let (active, standby) = if ns_state(&a) == "Active" { (&a, &b) } else { (&b, &a) };
+    wait_until(10, "the standby's copy equals the active's counters", || {
+        cli_json(standby, &["velocity"]) == cli_json(active, &["velocity"])
+    });
+    let stats = cli_json(active, &["statistics"]);
+    assert!(
+        stats["switchovers"]["split_brains_resolved"].as_u64().unwrap_or(0) >= 1
+            || cli_json(standby, &["statistics"])["switchovers"]["split_brains_resolved"].as_u64().unwrap_or(0) >= 1,
+        "{stats}"
+    );
 }
