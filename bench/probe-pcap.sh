@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 calls=${1:-170000}
-for tool in sipp tcpdump tshark editcap taskset; do
+for tool in sipp tcpdump tshark editcap capinfos taskset; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install sip-tester tcpdump tshark" >&2; exit 1; }
 done
 cargo build --release -q -p tollgate
@@ -40,7 +40,7 @@ if [ ! -s "$pcap" ]; then
   rm -rf "$work"
 fi
 tenth=target/bench/sip-$calls-calls-tenth.pcap
-frames=$(tshark -r "$pcap" -q -z io,stat,0 2>/dev/null | awk -F'|' '/<>/ {gsub(/ /, "", $3); print $3}')
+frames=$(capinfos -M -c "$pcap" | awk -F': *' '/Number of packets/ {print $2}')
 [ -s "$tenth" ] || editcap -r "$pcap" "$tenth" "1-$((frames / 10))" >/dev/null
 
 measure() { # prints "seconds max_rss_kib" of a command run on CPU 0, output to $2
