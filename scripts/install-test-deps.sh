@@ -4,13 +4,14 @@
 #   kamailio (the SBC), sip-tester (SIPp callers and callees), dnsutils (dig),
 #   knot-dnsutils (kdig), dnsperf, postgresql (the scale-out store), chromium and
 #   chromium-driver (the web UI test), iproute2 (ss), util-linux (unshare), tcpdump and
-#   tshark (the probe test and benchmark), libpcap-dev (the probe's live-capture feature).
+#   tshark (the probe test and benchmark), libpcap-dev (the probe's live-capture feature),
+#   freeradius (the AAA server the SRP monitor probes).
 # Makes sure PostgreSQL runs and has the role the tests use:
 #   postgres://tollgate:tollgate@127.0.0.1:5432/postgres (override with TOLLGATE_TEST_POSTGRES).
 # Does nothing for what is already there. Needs root (or sudo).
 set -euo pipefail
 
-packages=(kamailio sip-tester dnsutils knot-dnsutils dnsperf postgresql postgresql-client chromium chromium-driver iproute2 util-linux procps tcpdump tshark wireshark-common libpcap-dev)
+packages=(kamailio sip-tester dnsutils knot-dnsutils dnsperf postgresql postgresql-client chromium chromium-driver iproute2 util-linux procps tcpdump tshark wireshark-common libpcap-dev freeradius)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,6 +29,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   # The Debian kamailio package may start a system service on :5060; the tests run their own.
   $sudo systemctl disable --now kamailio >/dev/null 2>&1 || true
   $sudo pkill -x kamailio >/dev/null 2>&1 || true
+  # Likewise freeradius on :1812: the SRP test starts and kills its own.
+  $sudo systemctl disable --now freeradius >/dev/null 2>&1 || true
+  $sudo pkill -x freeradius >/dev/null 2>&1 || true
 else
   echo "test peers: all installed"
 fi

@@ -253,8 +253,58 @@ pub struct MonitorGroupConfig {
     /// Group number within the kind (`group N`; default 0).
     #[serde(default)]
     pub group: u32,
-    /// Targets (addresses or names), at least one, no duplicates.
+    /// Targets as `host:port` (AAA: a RADIUS server, default port 1812; BGP: a TCP peer,
+    /// default 179; Diameter: a Diameter peer, default 3868), at least one, no duplicates.
     pub targets: Vec<String>,
+    /// Milliseconds between probes of each target (default 1000).
+    #[serde(default = "default_probe_interval_ms")]
+    pub interval_ms: u32,
+    /// Milliseconds to wait for an answer (default 1000).
+    #[serde(default = "default_probe_timeout_ms")]
+    pub timeout_ms: u32,
+    /// Failed probes in a row before a target is down (the AAA server's `max-retries`;
+    /// default 3).
+    #[serde(default = "default_probe_retries")]
+    pub max_retries: u32,
+    /// AAA: the RADIUS shared secret.
+    #[serde(default)]
+    pub secret: String,
+    /// AAA: the user name of the authentication probe (a reject is an answer too).
+    #[serde(default = "default_probe_user")]
+    pub probe_user: String,
+    /// Diameter: this chassis' Origin-Host (default `tollgate.srp`).
+    #[serde(default)]
+    pub origin_host: String,
+}
+
+fn default_probe_interval_ms() -> u32 {
+    1_000
+}
+fn default_probe_timeout_ms() -> u32 {
+    1_000
+}
+fn default_probe_retries() -> u32 {
+    3
+}
+fn default_probe_user() -> String {
+    "tollgate-srp-probe".into()
+}
+
+impl MonitorGroupConfig {
+    /// A group of `kind` with the default probe settings.
+    pub fn new(kind: MonitorKind, group: u32, targets: Vec<String>) -> Self {
+        MonitorGroupConfig {
+            kind,
+            group,
+            targets,
+            interval_ms: default_probe_interval_ms(),
+            timeout_ms: default_probe_timeout_ms(),
+            max_retries: default_probe_retries(),
+            secret: String::new(),
+            probe_user: default_probe_user(),
+            origin_host: String::new(),
+        }
+    }
 }
 
 /// One configuration rule broken.
@@ -393,6 +443,15 @@ impl SrpConfig {
             let field = format!("monitor[{i}]");
             if !groups.insert((m.kind, m.group)) {
                 errors.push(err(&field, format!("{} group {} is configured twice", m.kind, m.group)));
+            }
+            if m.kind == MonitorKind::Aaa && m.secret.is_empty() {
+                errors.push(err(&format!("{field}.secret"), "an AAA monitor needs the RADIUS shared secret"));
+            }
+            if m.interval_ms < 10 || m.timeout_ms < 10 || m.max_retries == 0 {
+                errors.push(err(
+                    field.as_str(),
+                    "interval_ms and timeout_ms must be at least 10, max_retries at least 1",
+                ));
             }
             if m.targets.is_empty() {
                 errors.push(err(&format!("{field}.targets"), "must name at least one target"));
@@ -594,8 +653,8 @@ mod tests {
     fn monitor_rules() {
         let mut c = base();
         c.monitors = vec![
-            MonitorGroupConfig { kind: MonitorKind::Aaa, group: 0, targets: vec!["a".into(), "a".into()] },
-            MonitorGroupConfig { kind: MonitorKind::Aaa, group: 0, targets: vec![] },
+            MonitorGroupConfig::new(MonitorKind::Aaa, 0, vec!["a".into(), "a".into()]),
+            MonitorGroupConfig::new(MonitorKind::Aaa, 0, vec![]),
         ];
         assert_eq!(fields(&c), vec!["monitor[0].targets", "monitor[1]", "monitor[1].targets"]);
     }

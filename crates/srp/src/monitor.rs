@@ -124,9 +124,9 @@ mod tests {
 
     fn set() -> MonitorSet {
         MonitorSet::new(&[
-            MonitorGroupConfig { kind: MonitorKind::Bgp, group: 1, targets: vec!["a".into(), "b".into()] },
-            MonitorGroupConfig { kind: MonitorKind::Bgp, group: 2, targets: vec!["c".into()] },
-            MonitorGroupConfig { kind: MonitorKind::Aaa, group: 0, targets: vec!["a".into()] },
+            MonitorGroupConfig::new(MonitorKind::Bgp, 1, vec!["a".into(), "b".into()]),
+            MonitorGroupConfig::new(MonitorKind::Bgp, 2, vec!["c".into()]),
+            MonitorGroupConfig::new(MonitorKind::Aaa, 0, vec!["a".into()]),
         ])
     }
 

@@ -16,6 +16,7 @@ mod probe_role;
 mod serve;
 mod service_address;
 mod srp_cmd;
+mod srp_monitor;
 mod srp_role;
 mod uplink;
 

@@ -34,6 +34,7 @@ use tollgate_srp::{SrpConfig, step};
 use tollgate_web::srp::{SrpReply, SrpRequest, SrpService};
 
 use crate::service_address::ServiceAddress;
+use crate::srp_monitor;
 
 /// The micro-checkpoint command id of velocity counters.
 pub const CMD_VELOCITY: u8 = 1;
@@ -119,6 +120,9 @@ pub async fn start(
     checkpointer.register_cmd(CMD_VELOCITY, "velocity");
     let (tx, rx) = mpsc::channel(16);
     let (state_tx, state_rx) = tokio::sync::watch::channel(machine.state());
+    let (serving_tx, serving_rx) = tokio::sync::watch::channel(false);
+    let (monitor_tx, monitor_rx) = mpsc::channel(64);
+    srp_monitor::spawn(&config.monitors, serving_rx, monitor_tx);
     let velocity = service.responder.velocity().clone();
     let mut task = Task {
         monitors: MonitorSet::new(&config.monitors),
@@ -142,6 +146,7 @@ pub async fn start(
         pending_switchover: Vec::new(),
         last_sync: false,
         took_over_reason: "initial election".into(),
+        serving: serving_tx,
         corrupt_every: std::env::var("TOLLGATE_SRP_FAULT_CORRUPT_EVERY")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -149,7 +154,7 @@ pub async fn start(
         micro_sent: 0,
     };
     task.carry_out(actions).await;
-    tokio::spawn(task.run(link_events, fired, rx));
+    tokio::spawn(task.run(link_events, fired, rx, monitor_rx));
     Ok((SrpHandle { tx }, state_rx))
 }
 
@@ -176,6 +181,8 @@ struct Task {
     pending_switchover: Vec<oneshot::Sender<Result<SrpReply, String>>>,
     last_sync: bool,
     took_over_reason: String,
+    /// True while serving: monitors probe only then.
+    serving: tokio::sync::watch::Sender<bool>,
     /// Fault injection: corrupt every Nth micro-checkpoint sent.
     corrupt_every: Option<u64>,
     micro_sent: u64,
@@ -191,12 +198,21 @@ impl Task {
         mut link_events: mpsc::Receiver<LinkEvent>,
         mut fired: mpsc::UnboundedReceiver<tollgate_srp::timer::Fired>,
         mut requests: mpsc::Receiver<Request>,
+        mut monitor_changes: mpsc::Receiver<srp_monitor::TargetChange>,
     ) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut purge = tokio::time::interval(Duration::from_secs(30));
+        let mut next_audit = self.next_audit();
         loop {
             tokio::select! {
+                _ = tokio::time::sleep_until(next_audit) => {
+                    next_audit = self.next_audit();
+                    if self.machine.holds_service_address() && self.link.is_connected() {
+                        tracing::info!(node = %self.node, "scheduled SRP audit");
+                        self.start_audit().await;
+                    }
+                }
                 Some(event) = link_events.recv() => self.on_link(event).await,
                 Some(f) = fired.recv() => {
                     if let Some(event) = self.timers.expired(f) {
@@ -207,6 +223,11 @@ impl Task {
                     }
                 }
                 Some((req, reply)) = requests.recv() => self.on_request(req, reply).await,
+                Some(change) = monitor_changes.recv() => {
+                    for event in self.monitors.report(change.kind, &change.target, change.up) {
+                        self.feed(event).await;
+                    }
+                }
                 _ = tick.tick() => self.on_tick().await,
                 _ = purge.tick() => {
                     if self.machine.holds_service_address() {
@@ -251,9 +272,6 @@ impl Task {
                     let _ = self.link.send(Message::SwitchoverRequest { force, reason }).await;
                 }
                 Action::SendSwitchoverResponse { accepted, refusal } => {
-                    if accepted {
-                        self.took_over_reason = "switchover requested by the mate".into();
-                    }
                     let _ = self.link.send(Message::SwitchoverResponse { accepted, refusal }).await;
                 }
                 Action::SetRouteModifier(_) => {}
@@ -291,6 +309,24 @@ impl Task {
                 let _ = r.send(Ok(reply("switchover done: this chassis is Standby", json!({"state": "Standby"}))));
             }
         }
+    }
+
+    /// When the next scheduled audit is due (`[srp.audit]` daily start time and periodicity,
+    /// UTC).
+    fn next_audit(&self) -> tokio::time::Instant {
+        let now = Utc::now();
+        let minute = (now.timestamp().rem_euclid(86_400) / 60) as u32;
+        let minutes = self.config.audit.minutes_until_next(minute).unwrap_or(60).max(1);
+        let secs_into_minute = now.timestamp().rem_euclid(60) as u64;
+        tokio::time::Instant::now() + Duration::from_secs(u64::from(minutes) * 60 - secs_into_minute.min(59))
+    }
+
+    /// An audit: the Active sends its digest; the Standby answers with its own; the Active
+    /// compares (`show srp audit-statistics`).
+    async fn start_audit(&mut self) {
+        self.store_from_table();
+        let mine = StoreDigest::of(&self.store, Instant::now());
+        let _ = self.link.send(Message::AuditDigest(mine)).await;
     }
 
     /// Sends checkpoints to the mate, corrupting every Nth micro-checkpoint when the fault
@@ -379,6 +415,7 @@ impl Task {
             synchronised: self.checkpointer.is_synchronised(),
         };
         tracing::warn!(node = %self.node, recovered = record.sessions_recovered, lost, "serving the ENUM service address");
+        let _ = self.serving.send(true);
         self.view.lock().unwrap_or_else(|e| e.into_inner()).call_loss.push(record);
         if let Err(e) = self.service.address.claim().await {
             tracing::error!(error = %e, "cannot claim the service address");
@@ -414,6 +451,7 @@ impl Task {
     }
 
     async fn release_service(&mut self) {
+        let _ = self.serving.send(false);
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
@@ -467,6 +505,12 @@ impl Task {
                 }
             }
             LinkEvent::SwitchoverRequest { force, reason } => {
+                self.took_over_reason = match &reason {
+                    tollgate_srp::election::SwitchoverReason::Manual => "switchover requested by the mate".into(),
+                    tollgate_srp::election::SwitchoverReason::Monitor { group } => {
+                        format!("the mate's monitor {group} is down")
+                    }
+                };
                 self.feed(Event::PeerSwitchoverRequest { force, reason }).await;
             }
             LinkEvent::SwitchoverResponse { accepted, refusal } => {
@@ -539,8 +583,7 @@ impl Task {
             }
             SrpRequest::InitiateAudit => {
                 if self.machine.holds_service_address() && self.link.is_connected() {
-                    let mine = StoreDigest::of(&self.store, Instant::now());
-                    let _ = self.link.send(Message::AuditDigest(mine)).await;
+                    self.start_audit().await;
                     Ok(reply("audit started: the standby compares its copy and reports", json!({"started": true})))
                 } else {
                     Err("an audit starts on the Active chassis with the mate connected".into())

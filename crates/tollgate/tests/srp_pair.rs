@@ -175,6 +175,14 @@ fn kill_9_of_the_active_under_load_the_standby_serves_and_keeps_the_velocity_cou
         s.iter().any(|e| e["source"] == robo && e["times"].as_array().map_or(0, |t| t.len()) == 4)
     });
 
+    // An audit finds the copies equal.
+    let out = a.cli(&["srp", "initiate-audit", "--api", &a.api]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    wait_until(5, "a clean audit", || {
+        let s = show(&a, "audit-statistics");
+        s["audits"] == 1 && s["clean_audits"] == 1
+    });
+
     // dnsperf load, a prober every 2 ms, and kill -9 of the Active in the middle.
     let load = dnsperf(net.service, 5, 5000);
     let stop = Arc::new(AtomicBool::new(false));
@@ -182,10 +190,12 @@ fn kill_9_of_the_active_under_load_the_standby_serves_and_keeps_the_velocity_cou
         let stop = stop.clone();
         let service = net.service;
         std::thread::spawn(move || {
+            // (sent, answered) of each answered query.
             let mut answered = Vec::new();
             while !stop.load(Ordering::Relaxed) {
+                let sent = Instant::now();
                 if ask(service, "+14155550100", "+12125550100", Duration::from_millis(20)).is_some() {
-                    answered.push(Instant::now());
+                    answered.push((sent, Instant::now()));
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }
@@ -199,8 +209,8 @@ fn kill_9_of_the_active_under_load_the_standby_serves_and_keeps_the_velocity_cou
     let report = load.join().unwrap();
     stop.store(true, Ordering::Relaxed);
     let answered = prober.join().unwrap();
-    let back = answered.iter().find(|t| **t > killed).expect("answers after the kill");
-    let gap = back.duration_since(killed);
+    let back = answered.iter().find(|(sent, _)| *sent > killed).expect("answers after the kill");
+    let gap = back.1.duration_since(killed);
     eprintln!("service answered again {gap:?} after kill -9 (dead interval 300 ms)");
     assert!(gap < Duration::from_secs(3), "the standby took over: {gap:?}");
     let sent = field(&report, "Queries sent:");
@@ -290,6 +300,11 @@ fn manual_switchover_is_validated_refused_when_unsynchronised_and_forced() {
     assert!(ok, "{out:?}");
     calls("+1312555080");
     wait_until(10, "engine-a unsynchronised", || show(&a, "info")["ready"] == false);
+    let (ok, out) = srp(&b, &["initiate-audit"]);
+    assert!(ok, "{out:?}");
+    wait_until(5, "the audit finds the missing update", || {
+        show(&b, "audit-statistics")["last_discrepancies"].as_u64().unwrap_or(0) >= 1
+    });
     let (ok, out) = srp(&b, &["validate-switchover"]);
     assert!(!ok && out.1.contains("not synchronised"), "{out:?}");
     let (ok, out) = srp(&b, &["initiate-switchover"]);
@@ -461,4 +476,71 @@ fn a_partition_makes_two_actives_and_healing_leaves_exactly_one_resynchronised()
             || cli_json(standby, &["statistics"])["switchovers"]["split_brains_resolved"].as_u64().unwrap_or(0) >= 1,
         "{stats}"
     );
+}
+
+/// FreeRADIUS in the foreground with the Debian default configuration (client localhost,
+/// secret `testing123`), killed on drop.
+struct FreeRadius(std::process::Child);
+
+impl FreeRadius {
+    fn start() -> FreeRadius {
+        let child = Command::new("freeradius")
+            .args(["-f", "-l", "stdout"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run freeradius (Debian package freeradius)");
+        wait_until(20, "freeradius listening on 1812", || {
+            common::sip::udp_bound("127.0.0.1", 1812)
+                || common::sip::udp_bound("0.0.0.0", 1812)
+                || common::sip::udp_bound("*", 1812)
+        });
+        FreeRadius(child)
+    }
+}
+
+impl Drop for FreeRadius {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn every_aaa_server_down_switches_over_for_good() {
+    let radius = FreeRadius::start();
+    let net = PairNet::new("127.0.64");
+    let monitor = "[[srp.monitor]]\nkind = \"aaa\"\ntargets = [\"127.0.0.1:1812\"]\nsecret = \"testing123\"\ninterval_ms = 100\ntimeout_ms = 300\nmax_retries = 3\n";
+    let start = |node: &str, mode: &str, priority: u8, bind: SocketAddr, peer: SocketAddr| {
+        let srp = format!(
+            "[srp]\nnode_id = \"{node}\"\nbind_address = \"{bind}\"\npeer_address = \"{peer}\"\nshared_key = \"{KEY}\"\nchassis_mode = \"{mode}\"\npriority = {priority}\nhello_interval_ms = 100\ndead_interval_ms = 300\nguard_period_secs = 0\n{monitor}"
+        );
+        Engine::start(EngineOptions {
+            node: node.into(),
+            role: "engine",
+            enum_listen: vec![net.service],
+            api_listen: format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap(),
+            extra_config: srp,
+            ..Default::default()
+        })
+    };
+    let a = start("engine-a", "primary", 1, net.a, net.b);
+    let b = start("engine-b", "backup", 2, net.b, net.a);
+    wait_for_pair(&a, &b);
+    // The Active probes the RADIUS server: up.
+    wait_until(10, "the AAA target probed up", || {
+        show(&a, "monitor").as_array().is_some_and(|t| t.iter().any(|t| t["up"] == true))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(state(&a), "Active", "a server that answers keeps the Active");
+
+    // Every AAA server down: the Active switches over, and does not come back.
+    drop(radius);
+    wait_until(10, "engine-b Active after the AAA group went down", || state(&b) == "Active" && state(&a) == "Standby");
+    let history = show(&b, "call-loss-statistics");
+    assert!(history.to_string().contains("monitor aaa group 0 is down"), "{history}");
+    assert!(a.get_json("/api/v1/alarms").to_string().contains("SRP_MONITOR_FAILURE"));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(state(&b), "Active", "non-revertible: no switch back though the AAA server is still down");
+    assert!(show(&a, "info")["monitor_failure_flag"] == true || show(&b, "info")["monitor_failure_flag"] == true);
 }
