@@ -22,6 +22,7 @@ mod error;
 mod eval;
 mod installed;
 pub mod lists;
+pub mod migrate;
 mod pattern;
 pub mod service;
 pub mod source;

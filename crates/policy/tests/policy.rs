@@ -491,3 +491,18 @@ fn velocity_is_schema_2_and_checked() {
     let errs = errors_of("schema = 3\n");
     assert!(errs.iter().any(|e| e.contains("schemas 1 to 2")), "{errs:?}");
 }
+
+#[test]
+fn a_migrated_schema_1_policy_decides_every_call_the_same() {
+    let old = compile_text(BASIC).unwrap();
+    let migrated = tollgate_policy::migrate::migrate("basic.toml", BASIC).unwrap();
+    assert_eq!(migrated.changes.len(), 1);
+    let new = compile_text(&migrated.text).unwrap();
+    assert_eq!(new.meta().schema, 2);
+    assert_eq!(old.rules(), new.rules());
+    for from in [None, Some("+13125550666"), Some("+12125550100"), Some("+14155550000")] {
+        for to in ["+12125550100", "+12125550111", "+12125550122", "+19995550000"] {
+            assert_eq!(decide(&old, from, to), decide(&new, from, to), "{from:?} -> {to}");
+        }
+    }
+}

@@ -252,6 +252,15 @@ pub enum PolicyCommand {
         #[arg(long)]
         text: bool,
     },
+    /// Port a policy file to the newest schema (keeping comments and layout) and report every
+    /// change; prints the new file unless --write.
+    Migrate {
+        /// Policy file.
+        file: PathBuf,
+        /// Rewrite the file in place (the original is kept as FILE.schemaN.bak).
+        #[arg(long)]
+        write: bool,
+    },
     /// Show installs and uninstalls, oldest first.
     History {
         /// Where.

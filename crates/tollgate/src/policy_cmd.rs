@@ -125,6 +125,33 @@ fn print_history(history: &[HistoryEntry]) {
 /// Runs a policy command.
 pub fn run(config: &Config, command: &PolicyCommand) -> anyhow::Result<ExitCode> {
     match command {
+        PolicyCommand::Migrate { file, write } => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let m = tollgate_policy::migrate::migrate(&file.display().to_string(), &text)?;
+            for c in &m.changes {
+                eprintln!("{}:{}: {}: {}", file.display(), c.line, c.field, c.description);
+            }
+            if m.changes.is_empty() {
+                eprintln!("{}: already schema {}; nothing to change", file.display(), m.to_schema);
+            }
+            if *write {
+                if !m.changes.is_empty() {
+                    let backup = file.with_extension(format!("schema{}.bak", m.from_schema));
+                    std::fs::copy(file, &backup).with_context(|| format!("cannot keep {}", backup.display()))?;
+                    std::fs::write(file, &m.text).with_context(|| format!("cannot write {}", file.display()))?;
+                    eprintln!(
+                        "{} rewritten (schema {} -> {}); the original is {}",
+                        file.display(),
+                        m.from_schema,
+                        m.to_schema,
+                        backup.display()
+                    );
+                }
+            } else {
+                print!("{}", m.text);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         PolicyCommand::Check { file, target, local } => {
             if target.api.is_some() && !local {
                 let client = ApiClient::new(

@@ -230,3 +230,30 @@ fn api_requires_authentication_and_the_right_role() {
 fn reqwest_get(url: &str) -> String {
     reqwest::blocking::get(url).and_then(|r| r.text()).unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
+
+#[test]
+fn migrate_ports_a_schema_1_file_and_reports_the_change() {
+    let (dir, path) =
+        common::temp_file("old.toml", "# office\nschema = 1\n[[rule]]\nname = \"a\"\naction = \"allow\"\n");
+    let out = std::process::Command::new(common::tollgate_bin())
+        .args(["policy", "migrate", path.to_str().unwrap(), "--write"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = common::text(&out);
+    assert!(out.status.success(), "{stdout} {stderr}");
+    assert!(stderr.contains("old.toml:2: schema: schema 1 -> 2"), "{stderr}");
+    let new = std::fs::read_to_string(&path).unwrap();
+    assert!(new.starts_with("# office\nschema = 2\n"), "{new}");
+    assert!(std::fs::read_to_string(dir.path().join("old.schema1.bak")).unwrap().contains("schema = 1"));
+    // The migrated file is a valid policy; a second migration changes nothing.
+    let check = std::process::Command::new(common::tollgate_bin())
+        .args(["policy", "check", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{:?}", common::text(&check));
+    let again = std::process::Command::new(common::tollgate_bin())
+        .args(["policy", "migrate", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(common::text(&again).1.contains("nothing to change"));
+}
