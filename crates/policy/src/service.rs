@@ -50,6 +50,10 @@ pub struct PolicyService {
     intercepts: Vec<String>,
     changes: Mutex<()>,
     load_error: Option<String>,
+    /// The newest policy schema this engine's release reads (lower than
+    /// [`crate::SCHEMA_VERSION`] when it emulates an older release, as in a mixed-version
+    /// cluster during an upgrade).
+    max_schema: i64,
 }
 
 impl PolicyService {
@@ -64,6 +68,7 @@ impl PolicyService {
             intercepts,
             changes: Mutex::new(()),
             load_error: None,
+            max_schema: crate::SCHEMA_VERSION,
         };
         match service.store.load_current(service.options()) {
             Ok(Some((version, policy))) => {
@@ -100,10 +105,34 @@ impl PolicyService {
         &self.plan
     }
 
-    /// Validates a policy against this engine (including its intercept names) without
-    /// installing it.
+    /// Limits the policy schema this engine accepts (a release older than this build).
+    pub fn with_max_schema(mut self, max: i64) -> Self {
+        self.max_schema = max.clamp(crate::OLDEST_SCHEMA_VERSION, crate::SCHEMA_VERSION);
+        self
+    }
+
+    /// The newest policy schema this engine accepts.
+    pub fn max_schema(&self) -> i64 {
+        self.max_schema
+    }
+
+    /// Validates a policy against this engine (including its intercept names and the schema
+    /// its release reads) without installing it.
     pub fn check(&self, source: &PolicySource) -> Result<CompiledPolicy, PolicyError> {
-        compile(source, self.options())
+        let compiled = compile(source, self.options())?;
+        let schema = compiled.meta().schema;
+        if schema > self.max_schema {
+            return Err(PolicyError::single(
+                &source.file,
+                source.text.lines().position(|l| l.trim_start().starts_with("schema")).map(|i| i + 1),
+                "schema",
+                format!(
+                    "schema {schema} needs a newer release: this engine reads schemas up to {} (finish the upgrade first)",
+                    self.max_schema
+                ),
+            ));
+        }
+        Ok(compiled)
     }
 
     /// Validates, stores and puts `source` in force.

@@ -653,10 +653,15 @@ mod tests {
     fn monitor_rules() {
         let mut c = base();
         c.monitors = vec![
-            MonitorGroupConfig::new(MonitorKind::Aaa, 0, vec!["a".into(), "a".into()]),
-            MonitorGroupConfig::new(MonitorKind::Aaa, 0, vec![]),
+            MonitorGroupConfig::new(MonitorKind::Bgp, 0, vec!["a".into(), "a".into()]),
+            MonitorGroupConfig::new(MonitorKind::Bgp, 0, vec![]),
         ];
         assert_eq!(fields(&c), vec!["monitor[0].targets", "monitor[1]", "monitor[1].targets"]);
+        c.monitors = vec![MonitorGroupConfig::new(MonitorKind::Aaa, 0, vec!["10.0.0.5:1812".into()])];
+        assert_eq!(fields(&c), vec!["monitor[0].secret"]);
+        c.monitors[0].secret = "s".into();
+        c.monitors[0].max_retries = 0;
+        assert_eq!(fields(&c), vec!["monitor[0]"]);
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod metrics;
 mod policy_cmd;
 mod probe_cmd;
 mod probe_role;
+mod release;
 mod serve;
 mod service_address;
 mod srp_cmd;

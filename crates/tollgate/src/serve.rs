@@ -19,7 +19,7 @@ use tollgate_records::spool::{Spool, SpoolOptions};
 use tollgate_store::Store;
 use tollgate_web::auth::Auth;
 use tollgate_web::srp::SrpService;
-use tollgate_web::{AppState, IngestMetrics, StatusFn};
+use tollgate_web::{AppState, IngestMetrics, ReleaseInfo, StatusFn};
 
 use crate::cli::ServeArgs;
 use crate::config::Config;
@@ -117,7 +117,10 @@ async fn start_engine(
     install_demo: bool,
 ) -> anyhow::Result<Engine> {
     let store = PolicyStore::open(config.policy_dir())?;
-    let service = Arc::new(PolicyService::open(store, config.dialing_plan.clone(), config.enum_.intercept_names())?);
+    let service = Arc::new(
+        PolicyService::open(store, config.dialing_plan.clone(), config.enum_.intercept_names())?
+            .with_max_schema(crate::release::current().max_policy_schema),
+    );
     if let Some(e) = service.load_error() {
         tracing::error!("{e}; serving with no policy (every call allowed) until a valid policy is installed");
         alarms.raise(alarms::POLICY_LOAD_FAILED, &config.node.name, e.to_string());
@@ -353,11 +356,30 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         ingest,
         status: status_fn(spool.clone(), shipper.as_ref().map(|s| s.stats().clone())),
         srp: engine.as_ref().and_then(|e| e.srp.as_ref()).map(|(h, _)| Arc::new(h.clone()) as Arc<dyn SrpService>),
+        release: {
+            let r = crate::release::current();
+            let mut role_names = Vec::new();
+            if roles.engine() {
+                role_names.push("engine".to_string());
+            }
+            if roles.probe() {
+                role_names.push("probe".to_string());
+            }
+            if roles.collector() {
+                role_names.push("collector".to_string());
+            }
+            ReleaseInfo {
+                release: r.version,
+                build: r.build.to_string(),
+                max_policy_schema: r.max_policy_schema,
+                roles: role_names,
+            }
+        },
     });
     let app = tollgate_web::router(state);
 
     let list = |v: &[std::net::SocketAddr]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",");
-    let mut ready = format!("tollgate ready: node={}", config.node.name);
+    let mut ready = format!("tollgate ready: node={} release={}", config.node.name, crate::release::current().version);
     if let Some(e) = &engine {
         let active = e.service.installed().snapshot();
         match (&e.server, &e.srp) {

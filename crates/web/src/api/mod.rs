@@ -5,6 +5,7 @@
 //! | GET | `/healthz` | none | `ok` |
 //! | GET | `/metrics` | none | Prometheus (OpenMetrics text) |
 //! | GET | `/api/v1/auth` | any | who the caller is (clients check before uploading) |
+//! | GET | `/api/v1/version` | none | the release this server runs, the newest policy schema it reads |
 //! | GET | `/api/v1/policy` | viewer | the policy in force |
 //! | POST | `/api/v1/policy` | operator | install (multipart: `policy`, `list:NAME` parts) |
 //! | POST | `/api/v1/policy/check` | viewer | validate only; `422` with every diagnostic |
@@ -58,6 +59,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/api/v1/auth", get(admin::whoami))
+        .route("/api/v1/version", get(|State(state): State<Arc<AppState>>| async move { Json(state.release.clone()) }))
         .route("/api/v1/policy", get(policy::show).post(policy::install).delete(policy::uninstall))
         .route("/api/v1/policy/check", post(policy::check))
         .route("/api/v1/policy/history", get(policy::history))
