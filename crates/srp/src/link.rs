@@ -23,7 +23,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, timeout};
@@ -722,7 +722,17 @@ fn handshake_failed(shared: &Shared, e: String) -> String {
 /// Connects to the peer and runs the dialer's half of the handshake.
 async fn dial(config: Arc<LinkConfig>, shared: Arc<Shared>) -> Result<Conn, String> {
     let t = config.dead_interval;
-    let stream = match timeout(t, TcpStream::connect(config.peer_address)).await {
+    // From this chassis' own SRP address (its IP, any port), so firewalls and the mate see
+    // the address the configuration names; a bind address on another interface than the
+    // route to the peer would make the connect fail and say so.
+    let connect = async {
+        let socket = if config.peer_address.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }?;
+        if !config.bind_address.ip().is_unspecified() && config.bind_address.is_ipv4() == config.peer_address.is_ipv4() {
+            socket.bind(std::net::SocketAddr::new(config.bind_address.ip(), 0))?;
+        }
+        socket.connect(config.peer_address).await
+    };
+    let stream = match timeout(t, connect).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(format!("connect to {}: {e}", config.peer_address)),
         Err(_) => return Err(format!("connect to {}: timed out", config.peer_address)),
