@@ -89,6 +89,8 @@ pub(crate) struct CompiledRule {
     pub(crate) windows: Vec<TimeWindow>,
     /// Schema 2: the rule matches only above this many calls from the caller in the window.
     pub(crate) velocity: Option<Velocity>,
+    /// Schema 2: the rule matches only when the caller has more calls than this in progress.
+    pub(crate) concurrent: Option<u32>,
     pub(crate) action: Action,
 }
 
@@ -425,6 +427,7 @@ fn compile_rule(
     let directions = compile_directions(raw.direction.as_ref(), i, diags);
     let windows = compile_windows(raw.time.as_ref(), i, ctx.default_zone, diags);
     let velocity = compile_velocity(raw.velocity.as_ref(), ctx, diags);
+    let concurrent = compile_concurrent(raw.concurrent.as_ref(), ctx, diags);
     let action = compile_action(raw, at, ctx, diags);
     if diags.list.len() > before {
         return None;
@@ -438,8 +441,33 @@ fn compile_rule(
         directions,
         windows,
         velocity,
+        concurrent,
         action: action?,
     })
+}
+
+/// Maximum of `concurrent`.
+const MAX_CONCURRENT: i64 = 100_000;
+
+fn compile_concurrent(
+    value: Option<&toml::Spanned<i64>>,
+    ctx: &RuleContext<'_>,
+    diags: &mut Diagnostics<'_>,
+) -> Option<u32> {
+    let value = value?;
+    let field = format!("rule[{}].concurrent", ctx.index);
+    let at = Some(value.span().start);
+    if ctx.schema < 2 {
+        diags.push(at, field, "concurrent needs `schema = 2` (run `tollgate policy migrate FILE`)");
+        return None;
+    }
+    match *value.get_ref() {
+        n @ 0..=MAX_CONCURRENT => Some(n as u32),
+        n => {
+            diags.push(at, field, format!("{n} is out of range 0..={MAX_CONCURRENT} (calls in progress)"));
+            None
+        }
+    }
 }
 
 /// Parses a window length: whole seconds as an integer, or a string `90s`, `5m`, `1h`.

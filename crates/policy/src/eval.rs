@@ -63,6 +63,15 @@ impl CompiledRule {
         }
     }
 
+    /// The concurrent-calls condition (rules without one pass).
+    fn concurrent_ok(&self, q: &CallQuery, counters: &dyn VelocityCounters) -> bool {
+        match (self.concurrent, q.source) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(n), Some(s)) => counters.concurrent(s) > n,
+        }
+    }
+
     /// Checks a rule against a call from first principles (no index), naming the failed
     /// condition. Velocity is looked at without counting.
     fn check(
@@ -95,6 +104,9 @@ impl CompiledRule {
         }
         if !self.window_ok(q) {
             return Some("time");
+        }
+        if self.concurrent.is_some() && !self.concurrent_ok(q, counters) {
+            return Some("concurrent");
         }
         if let Some(v) = self.velocity {
             match q.source {
@@ -153,7 +165,10 @@ impl CompiledPolicy {
         // decides (so a velocity rule counts only the calls that reach it).
         let passes = |r: u32| {
             let rule = &self.rules[r as usize];
-            rule.direction_ok(direction) && rule.window_ok(q) && rule.velocity_ok(q, counters)
+            rule.direction_ok(direction)
+                && rule.window_ok(q)
+                && rule.concurrent_ok(q, counters)
+                && rule.velocity_ok(q, counters)
         };
         let (mut i, mut j) = (0, 0);
         loop {

@@ -1,6 +1,6 @@
 //! Policy file text, where its lists live, and its raw (unvalidated) TOML shape.
 //!
-//! The file format, `schema = 2` (schema 1 is the same without `velocity`):
+//! The file format, `schema = 2` (schema 1 is the same without `velocity` and `concurrent`):
 //!
 //! ```toml
 //! schema = 2
@@ -21,6 +21,7 @@
 //! direction = "inbound"             # inbound | outbound | internal | transit | any | an array
 //! time = { days = ["mon-fri"], hours = "09:00-17:00", zone = "America/New_York" }
 //! velocity = { calls = 5, window = "60s" }   # schema 2: more than 5 calls from this caller in 60 s
+//! concurrent = 10                   # schema 2: more than 10 calls from this caller in progress
 //! action = "terminate"              # allow | terminate | redirect
 //! cause = 603                       # terminate: a SIP reject cause, or intercept = "NAME"
 //! # target = "+12125550199"         # redirect: a number or a sip: URI
@@ -140,6 +141,9 @@ pub(crate) struct RawRule {
     /// Schema 2: `{ calls = N, window = "60s" }`.
     #[serde(default)]
     pub(crate) velocity: Option<Spanned<toml::Value>>,
+    /// Schema 2: more than this many calls from the caller in progress.
+    #[serde(default)]
+    pub(crate) concurrent: Option<Spanned<i64>>,
     pub(crate) action: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) intercept: Option<Spanned<String>>,

@@ -43,6 +43,11 @@ pub trait VelocityCounters: Send + Sync {
 
     /// What [`VelocityCounters::count`] would return, without counting (for `explain`).
     fn peek(&self, rule: &str, source: E164, at_us: i64, velocity: Velocity) -> u32;
+
+    /// Calls from `source` in progress now (from a probe's open dialogs); 0 when unknown.
+    fn concurrent(&self, _source: E164) -> u32 {
+        0
+    }
 }
 
 /// No memory: every call is the caller's first, so velocity rules never match. For checking
@@ -79,6 +84,10 @@ impl VelocityCounters for PeekOnly<'_> {
     fn peek(&self, rule: &str, source: E164, at_us: i64, velocity: Velocity) -> u32 {
         self.0.peek(rule, source, at_us, velocity)
     }
+
+    fn concurrent(&self, source: E164) -> u32 {
+        self.0.concurrent(source)
+    }
 }
 
 /// One counter as replicated between servers.
@@ -111,9 +120,18 @@ struct Shard {
 
 const SHARDS: usize = 32;
 
-/// The engine's velocity counters: bounded, sharded, replicable.
+/// Calls in progress per calling number, with the numbers changed since the last drain.
+#[derive(Debug, Default)]
+struct Concurrent {
+    calls: FxHashMap<u64, u32>,
+    dirty: FxHashSet<u64>,
+}
+
+/// The engine's velocity counters and calls in progress per caller: bounded, sharded,
+/// replicable.
 #[derive(Debug)]
 pub struct VelocityTable {
+    concurrent: Mutex<Concurrent>,
     shards: Vec<Mutex<Shard>>,
     /// Most entries kept; beyond it the oldest entries of a shard are dropped.
     max_entries_per_shard: usize,
@@ -138,6 +156,7 @@ impl VelocityTable {
     /// entries for [`VelocityTable::drain_changes`] (on when a standby is kept in step).
     pub fn new(max_entries: usize, track_changes: bool) -> Self {
         VelocityTable {
+            concurrent: Mutex::new(Concurrent::default()),
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             max_entries_per_shard: (max_entries / SHARDS).max(16),
             track_changes,
@@ -150,6 +169,68 @@ impl VelocityTable {
         source.hash(&mut h);
         let i = (h.finish() as usize) % SHARDS;
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn concurrent_lock(&self) -> std::sync::MutexGuard<'_, Concurrent> {
+        self.concurrent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A call from `source` started (a probe saw its INVITE).
+    pub fn call_started(&self, source: E164) {
+        let mut c = self.concurrent_lock();
+        *c.calls.entry(source.as_u64()).or_default() += 1;
+        if self.track_changes {
+            c.dirty.insert(source.as_u64());
+        }
+    }
+
+    /// A call from `source` ended.
+    pub fn call_ended(&self, source: E164) {
+        let mut c = self.concurrent_lock();
+        let key = source.as_u64();
+        if let Some(n) = c.calls.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                c.calls.remove(&key);
+            }
+        }
+        if self.track_changes {
+            c.dirty.insert(key);
+        }
+    }
+
+    /// Calls in progress per caller, for a full checkpoint.
+    pub fn concurrent_snapshot(&self) -> Vec<(E164, u32)> {
+        let c = self.concurrent_lock();
+        let mut v: Vec<(E164, u32)> = c.calls.iter().filter_map(|(k, n)| E164::from_u64(*k).map(|e| (e, *n))).collect();
+        v.sort();
+        v
+    }
+
+    /// Callers whose calls in progress changed since the last drain (0: none left).
+    pub fn drain_concurrent_changes(&self) -> Vec<(E164, u32)> {
+        let mut c = self.concurrent_lock();
+        let dirty = std::mem::take(&mut c.dirty);
+        dirty
+            .into_iter()
+            .filter_map(|k| E164::from_u64(k).map(|e| (e, c.calls.get(&k).copied().unwrap_or(0))))
+            .collect()
+    }
+
+    /// Sets callers' calls in progress from replicated values (0 removes).
+    pub fn apply_concurrent(&self, entries: &[(E164, u32)], replace_all: bool) {
+        let mut c = self.concurrent_lock();
+        if replace_all {
+            c.calls.clear();
+            c.dirty.clear();
+        }
+        for (source, n) in entries {
+            if *n == 0 {
+                c.calls.remove(&source.as_u64());
+            } else {
+                c.calls.insert(source.as_u64(), *n);
+            }
+        }
     }
 
     /// Counters held now.
@@ -279,6 +360,10 @@ impl VelocityCounters for VelocityTable {
         n
     }
 
+    fn concurrent(&self, source: E164) -> u32 {
+        self.concurrent_lock().calls.get(&source.as_u64()).copied().unwrap_or(0)
+    }
+
     fn peek(&self, rule: &str, source: E164, at_us: i64, v: Velocity) -> u32 {
         let s = self.shard(rule, source.as_u64());
         let key: Key = (Arc::from(rule), source.as_u64());
@@ -335,6 +420,29 @@ mod tests {
         assert!(standby.is_empty());
         standby.replace_all(&changes);
         assert_eq!(standby.len(), 1);
+    }
+
+    #[test]
+    fn calls_in_progress_are_counted_and_replicated() {
+        let active = VelocityTable::new(1000, true);
+        let s = n("+13125550666");
+        active.call_started(s);
+        active.call_started(s);
+        active.call_ended(s);
+        active.call_started(s);
+        assert_eq!(active.concurrent(s), 2);
+        let standby = VelocityTable::new(1000, false);
+        standby.apply_concurrent(&active.drain_concurrent_changes(), false);
+        assert_eq!(standby.concurrent(s), 2);
+        active.call_ended(s);
+        active.call_ended(s);
+        active.call_ended(s); // an end without a start is not negative
+        assert_eq!(active.concurrent(s), 0);
+        let changes = active.drain_concurrent_changes();
+        assert_eq!(changes, vec![(s, 0)]);
+        standby.apply_concurrent(&changes, false);
+        assert_eq!(standby.concurrent(s), 0);
+        assert!(standby.concurrent_snapshot().is_empty());
     }
 
     #[test]

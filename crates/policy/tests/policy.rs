@@ -506,3 +506,28 @@ fn a_migrated_schema_1_policy_decides_every_call_the_same() {
         }
     }
 }
+
+#[test]
+fn concurrent_calls_above_the_limit_are_terminated() {
+    use tollgate_policy::VelocityTable;
+    let p = compile_text(
+        "schema = 2\n[[rule]]\nname = \"too-many-at-once\"\nsource = \"+1312*\"\nconcurrent = 2\naction = \"terminate\"\ncause = 486\n",
+    )
+    .unwrap();
+    let table = VelocityTable::default();
+    let robo = n("+13125550666");
+    let q = CallQuery { source: Some(robo), destination: n("+12125550100"), at: wednesday_noon() };
+    let rule = |t: &VelocityTable| p.evaluate_with(&q, t).rule.map(|r| r.name.to_string());
+    table.call_started(robo);
+    table.call_started(robo);
+    assert_eq!(rule(&table), None, "two in progress: not more than 2");
+    assert_eq!(p.explain_with(&q, &table).1.last().unwrap().failed.as_deref(), Some("concurrent"));
+    table.call_started(robo);
+    assert_eq!(rule(&table).as_deref(), Some("too-many-at-once"));
+    table.call_ended(robo);
+    assert_eq!(rule(&table), None);
+    let errs = errors_of("schema = 1\n[[rule]]\nname = \"x\"\nconcurrent = 2\naction = \"allow\"\n");
+    assert!(errs.iter().any(|e| e.contains("rule[0].concurrent") && e.contains("schema = 2")), "{errs:?}");
+    let errs = errors_of("schema = 2\n[[rule]]\nname = \"x\"\nconcurrent = -1\naction = \"allow\"\n");
+    assert!(errs.iter().any(|e| e.contains("rule[0].concurrent") && e.contains("out of range")), "{errs:?}");
+}

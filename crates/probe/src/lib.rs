@@ -24,4 +24,4 @@ pub mod live;
 pub mod metrics;
 pub mod pipeline;
 
-pub use pipeline::{CallReport, Probe, ProbeCounters, ProbeSettings};
+pub use pipeline::{CallReport, CallsInProgress, Probe, ProbeCounters, ProbeSettings};

@@ -106,12 +106,24 @@ pub struct CallReport {
     pub call: Call,
 }
 
+/// Told when a call from a caller starts and ends (calls in progress per caller, for the
+/// engine's `concurrent` policy condition).
+pub trait CallsInProgress: Send + Sync {
+    /// A call from `source` started.
+    fn started(&self, source: E164);
+    /// A call from `source` ended.
+    fn ended(&self, source: E164);
+}
+
 /// The probe's processing state.
 pub struct Probe {
     settings: ProbeSettings,
     tracker: Tracker,
     counters: ProbeCounters,
     last_expire_us: i64,
+    in_progress: Option<std::sync::Arc<dyn CallsInProgress>>,
+    /// Call-ID -> caller of each open call that was reported as started.
+    open_sources: std::collections::HashMap<String, E164>,
 }
 
 fn time(us: i64) -> DateTime<Utc> {
@@ -132,7 +144,35 @@ impl Probe {
     /// A probe with these settings.
     pub fn new(settings: ProbeSettings) -> Self {
         let tracker = Tracker::new(settings.tracker);
-        Probe { settings, tracker, counters: ProbeCounters::default(), last_expire_us: 0 }
+        Probe {
+            settings,
+            tracker,
+            counters: ProbeCounters::default(),
+            last_expire_us: 0,
+            in_progress: None,
+            open_sources: Default::default(),
+        }
+    }
+
+    /// Reports calls starting and ending, per caller, to `hook`.
+    pub fn with_calls_in_progress(mut self, hook: std::sync::Arc<dyn CallsInProgress>) -> Self {
+        self.in_progress = Some(hook);
+        self
+    }
+
+    /// Tells the hook about calls the tracker just opened.
+    fn note_opened(&mut self) {
+        let Some(hook) = self.in_progress.clone() else { return };
+        for o in self.tracker.drain_opened() {
+            let source = match self.settings.source {
+                SourceHeader::PaiThenFrom => self.number(&o.pai_user).or_else(|| self.number(&o.from_user)),
+                SourceHeader::From => self.number(&o.from_user),
+            };
+            if let Some(s) = source {
+                hook.started(s);
+                self.open_sources.insert(o.call_id, s);
+            }
+        }
     }
 
     /// Counters.
@@ -160,7 +200,9 @@ impl Probe {
                             }
                             StartLine::Response { code, .. } => *self.counters.responses.entry(code).or_default() += 1,
                         }
-                        for call in self.tracker.on_message(&m, &pkt) {
+                        let closed = self.tracker.on_message(&m, &pkt);
+                        self.note_opened();
+                        for call in closed {
                             out.push(self.report(call));
                         }
                     }
@@ -206,6 +248,11 @@ impl Probe {
     }
 
     fn report(&mut self, call: Call) -> CallReport {
+        if let Some(hook) = &self.in_progress
+            && let Some(s) = self.open_sources.remove(&call.call_id)
+        {
+            hook.ended(s);
+        }
         let source = match self.settings.source {
             SourceHeader::PaiThenFrom => self.number(&call.pai_user).or_else(|| self.number(&call.from_user)),
             SourceHeader::From => self.number(&call.from_user),
@@ -301,6 +348,34 @@ mod tests {
         assert_eq!(p.counters().responses.get(&486), Some(&1));
         assert_eq!(p.counters().calls.get("busy"), Some(&1));
         assert_eq!((p.counters().asr(), p.counters().ner()), (0.0, 1.0));
+    }
+
+    #[test]
+    fn calls_in_progress_are_reported_per_caller() {
+        #[derive(Default)]
+        struct Hook(std::sync::Mutex<Vec<(String, bool)>>);
+        impl CallsInProgress for Hook {
+            fn started(&self, s: E164) {
+                self.0.lock().unwrap().push((s.to_string(), true));
+            }
+            fn ended(&self, s: E164) {
+                self.0.lock().unwrap().push((s.to_string(), false));
+            }
+        }
+        let hook = std::sync::Arc::new(Hook::default());
+        let mut p = Probe::new(settings()).with_calls_in_progress(hook.clone());
+        let invite = "INVITE sip:2125550100@10.0.0.2 SIP/2.0\r\nFrom: <sip:3125550666@192.0.2.9>;tag=1\r\nTo: <sip:2125550100@10.0.0.2>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        p.on_datagram(&d(0, "192.0.2.9:5060", invite));
+        p.on_datagram(&d(1, "192.0.2.9:5060", invite)); // a retransmission: no second start
+        assert_eq!(*hook.0.lock().unwrap(), vec![("+13125550666".to_string(), true)]);
+        let busy = "SIP/2.0 486 Busy Here\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nTo: <sip:x@y>;tag=2\r\nContent-Length: 0\r\n\r\n";
+        p.on_datagram(&d(5, "10.0.0.2:5060", busy));
+        assert_eq!(hook.0.lock().unwrap().last(), Some(&("+13125550666".to_string(), false)));
+        // Every start has its end, also for calls still open at the end of the input.
+        p.on_datagram(&d(6, "192.0.2.9:5060", &invite.replace("c1", "c2")));
+        p.finish();
+        let events = hook.0.lock().unwrap().clone();
+        assert_eq!(events.iter().filter(|e| e.1).count(), events.iter().filter(|e| !e.1).count());
     }
 
     #[test]

@@ -189,6 +189,19 @@ pub struct Tracker {
     recent_order: std::collections::VecDeque<(i64, Box<str>)>,
     next_key: u64,
     stats: TrackerStats,
+    /// Calls opened since the last [`Tracker::drain_opened`].
+    opened: Vec<OpenedCall>,
+}
+
+/// A call that just started (its first INVITE), for counting calls in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedCall {
+    /// Call-ID.
+    pub call_id: String,
+    /// User part of the From URI.
+    pub from_user: Option<String>,
+    /// User part of the P-Asserted-Identity URI.
+    pub pai_user: Option<String>,
 }
 
 /// How long an ended call's Call-ID is remembered: 32 s, RFC 3261's Timer B / Timer H (64*T1),
@@ -211,12 +224,19 @@ impl Tracker {
             recent_order: std::collections::VecDeque::new(),
             next_key: 0,
             stats: TrackerStats::default(),
+            opened: Vec::new(),
         }
     }
 
     /// Counters.
     pub fn stats(&self) -> TrackerStats {
         self.stats
+    }
+
+    /// Calls opened since the last call (each exactly once; every one of them is later
+    /// returned closed by `on_message`, `expire` or `finish`).
+    pub fn drain_opened(&mut self) -> Vec<OpenedCall> {
+        std::mem::take(&mut self.opened)
     }
 
     /// Calls open now.
@@ -356,6 +376,13 @@ impl Tracker {
                             },
                         );
                         self.by_activity.insert((pkt.ts_us, key), call_id.into());
+                        if let Some(o) = self.open.get(call_id) {
+                            self.opened.push(OpenedCall {
+                                call_id: call_id.to_string(),
+                                from_user: o.call.from_user.clone(),
+                                pai_user: o.call.pai_user.clone(),
+                            });
+                        }
                     }
                     None => self.stats.unknown_call += 1,
                     Some(o) => {

@@ -727,7 +727,8 @@ async fn dial(config: Arc<LinkConfig>, shared: Arc<Shared>) -> Result<Conn, Stri
     // route to the peer would make the connect fail and say so.
     let connect = async {
         let socket = if config.peer_address.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }?;
-        if !config.bind_address.ip().is_unspecified() && config.bind_address.is_ipv4() == config.peer_address.is_ipv4() {
+        if !config.bind_address.ip().is_unspecified() && config.bind_address.is_ipv4() == config.peer_address.is_ipv4()
+        {
             socket.bind(std::net::SocketAddr::new(config.bind_address.ip(), 0))?;
         }
         socket.connect(config.peer_address).await

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use prometheus_client::registry::Registry;
 use tollgate_policy::InternalNumbers;
+use tollgate_policy::VelocityTable;
 use tollgate_probe::live::{LiveProbe, LiveStats, Shared};
 use tollgate_probe::metrics::ProbeCollector;
-use tollgate_probe::{Probe, ProbeSettings};
+use tollgate_probe::{CallsInProgress, Probe, ProbeSettings};
 use tollgate_records::Record;
 use tollgate_records::spool::Spool;
 use tollgate_sip::dialog::TrackerConfig;
@@ -35,6 +36,20 @@ pub fn settings(config: &Config) -> anyhow::Result<ProbeSettings> {
     })
 }
 
+/// Calls in progress go to the engine's session table (same process: `serve`), for the
+/// `concurrent` policy condition.
+struct TableHook(Arc<VelocityTable>);
+
+impl CallsInProgress for TableHook {
+    fn started(&self, source: tollgate_number::E164) {
+        self.0.call_started(source);
+    }
+
+    fn ended(&self, source: tollgate_number::E164) {
+        self.0.call_ended(source);
+    }
+}
+
 /// The running probe.
 pub struct ProbeRole {
     /// Live sources.
@@ -50,8 +65,13 @@ impl ProbeRole {
         spool: &Spool,
         registry: &mut Registry,
         summary: Option<Duration>,
+        in_progress: Option<Arc<VelocityTable>>,
     ) -> anyhow::Result<ProbeRole> {
-        let probe = Arc::new(Mutex::new(Probe::new(settings(config)?)));
+        let mut probe = Probe::new(settings(config)?);
+        if let Some(table) = in_progress {
+            probe = probe.with_calls_in_progress(Arc::new(TableHook(table)));
+        }
+        let probe = Arc::new(Mutex::new(probe));
         let lane = Mutex::new(spool.lane("probe")?);
         let stats = Arc::new(LiveStats::default());
         let shared = Shared {

@@ -291,7 +291,8 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
                 Roles::Probe { summary } => summary,
                 _ => None,
             };
-            Some(ProbeRole::start(&config, spool, &mut registry, summary).await?)
+            let table = engine.as_ref().map(|e| e.responder.velocity().clone());
+            Some(ProbeRole::start(&config, spool, &mut registry, summary, table).await?)
         }
         _ => None,
     };

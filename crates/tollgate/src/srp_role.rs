@@ -38,6 +38,8 @@ use crate::srp_monitor;
 
 /// The micro-checkpoint command id of velocity counters.
 pub const CMD_VELOCITY: u8 = 1;
+/// The micro-checkpoint command id of calls in progress per caller.
+pub const CMD_CONCURRENT: u8 = 2;
 
 /// How often checkpoints are polled and velocity changes moved into the session store.
 const TICK: Duration = Duration::from_millis(10);
@@ -118,6 +120,7 @@ pub async fn start(
     let (timers, fired) = Timers::new();
     let mut checkpointer = Checkpointer::new(&config);
     checkpointer.register_cmd(CMD_VELOCITY, "velocity");
+    checkpointer.register_cmd(CMD_CONCURRENT, "concurrent");
     let (tx, rx) = mpsc::channel(16);
     let (state_tx, state_rx) = tokio::sync::watch::channel(machine.state());
     let (serving_tx, serving_rx) = tokio::sync::watch::channel(false);
@@ -345,9 +348,18 @@ impl Task {
         }
     }
 
-    /// Moves changed velocity counters into the session store (Active only).
+    /// Moves changed velocity counters and calls in progress into the session store (Active
+    /// only).
     fn move_velocity_changes(&mut self) {
         let now = Instant::now();
+        for (source, n) in self.velocity.drain_concurrent_changes() {
+            let key = format!("concurrent/{source}");
+            if n == 0 {
+                self.store.remove(&key);
+            } else if let Err(err) = self.store.upsert_json(CMD_CONCURRENT, &key, &n, now) {
+                tracing::error!(error = %err, "cannot checkpoint calls in progress");
+            }
+        }
         for e in self.velocity.drain_changes() {
             let key = session_key(&e);
             if e.times.is_empty() {
@@ -363,13 +375,16 @@ impl Task {
     fn store_from_table(&mut self) {
         let now = Instant::now();
         self.velocity.drain_changes();
+        self.velocity.drain_concurrent_changes();
         let snapshot = self.velocity.snapshot();
-        let keep: std::collections::HashSet<String> = snapshot.iter().map(session_key).collect();
+        let concurrent = self.velocity.concurrent_snapshot();
+        let mut keep: std::collections::HashSet<String> = snapshot.iter().map(session_key).collect();
+        keep.extend(concurrent.iter().map(|(s, _)| format!("concurrent/{s}")));
         let stale: Vec<String> = self
             .store
             .iter()
             .map(|(k, _)| k.to_string())
-            .filter(|k| k.starts_with("velocity/") && !keep.contains(k))
+            .filter(|k| (k.starts_with("velocity/") || k.starts_with("concurrent/")) && !keep.contains(k))
             .collect();
         for k in stale {
             self.store.remove(&k);
@@ -385,6 +400,25 @@ impl Task {
                 tracing::error!(error = %err, "cannot checkpoint a velocity counter");
             }
         }
+        for (source, n) in concurrent {
+            let key = format!("concurrent/{source}");
+            if self.store.get_json::<u32>(&key).ok().flatten() != Some(n)
+                && let Err(err) = self.store.upsert_json(CMD_CONCURRENT, &key, &n, now)
+            {
+                tracing::error!(error = %err, "cannot checkpoint calls in progress");
+            }
+        }
+    }
+
+    /// Calls in progress per caller held in the session store.
+    fn concurrent_from_store(&self) -> Vec<(tollgate_number::E164, u32)> {
+        self.store
+            .iter()
+            .filter_map(|(k, e)| {
+                let source = k.strip_prefix("concurrent/")?.parse().ok()?;
+                Some((source, serde_json::from_slice::<u32>(&e.value).ok()?))
+            })
+            .collect()
     }
 
     /// A full checkpoint of the velocity table to the mate.
@@ -407,6 +441,7 @@ impl Task {
         let recovered = self.velocity_from_store();
         let lost = self.peer_sessions.map_or(0, |p| p.saturating_sub(recovered.len()));
         self.velocity.replace_all(&recovered);
+        self.velocity.apply_concurrent(&self.concurrent_from_store(), true);
         let record = CallLossRecord {
             at: Utc::now(),
             reason: std::mem::replace(&mut self.took_over_reason, "initial election".into()),
@@ -703,8 +738,20 @@ impl Task {
                     snapshot.iter().map(|e| format!("{} {} {} calls\n", e.rule, e.source, e.times.len())).collect();
                 Ok(SrpReply { text, data: serde_json::to_value(&snapshot).unwrap_or_default() })
             }
+            "concurrent" => {
+                // Not a seed command: calls in progress per caller (on a Standby, its copy).
+                let mut list = if self.machine.holds_service_address() {
+                    self.velocity.concurrent_snapshot()
+                } else {
+                    self.concurrent_from_store()
+                };
+                list.sort();
+                let text = list.iter().map(|(s, n)| format!("{s} {n} calls in progress\n")).collect();
+                let data = list.iter().map(|(s, n)| json!({"source": s, "calls": n})).collect::<Vec<_>>();
+                Ok(SrpReply { text, data: serde_json::Value::Array(data) })
+            }
             other => Err(format!(
-                "unknown: show srp {other} (info, statistics, checkpoint-statistics, checkpoint-info, monitor, call-loss-statistics, audit-statistics, velocity)"
+                "unknown: show srp {other} (info, statistics, checkpoint-statistics, checkpoint-info, monitor, call-loss-statistics, audit-statistics, velocity, concurrent)"
             )),
         }
     }

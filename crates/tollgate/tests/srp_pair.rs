@@ -544,3 +544,84 @@ fn every_aaa_server_down_switches_over_for_good() {
     assert_eq!(state(&b), "Active", "non-revertible: no switch back though the AAA server is still down");
     assert!(show(&a, "info")["monitor_failure_flag"] == true || show(&b, "info")["monitor_failure_flag"] == true);
 }
+
+/// A HEP3 packet carrying `sip` from the caller to the SBC.
+fn hep(sip: &str, from_caller: bool) -> Vec<u8> {
+    let (a, b): (SocketAddr, SocketAddr) = ("10.0.0.1:5060".parse().unwrap(), "10.0.0.2:5060".parse().unwrap());
+    let (src, dst) = if from_caller { (a, b) } else { (b, a) };
+    tollgate_probe::hep::encode_v3(&tollgate_probe::hep::HepPacket {
+        version: 3,
+        src,
+        dst,
+        ip_protocol: 17,
+        ts_us: chrono::Utc::now().timestamp_micros(),
+        protocol_type: 1,
+        capture_id: 1,
+        payload: sip.as_bytes(),
+    })
+}
+
+fn sip(start: &str, call: &str, from: &str, cseq: &str, to_tag: &str) -> String {
+    format!(
+        "{start}\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{call}{}\r\nFrom: <sip:{from}@10.0.0.1>;tag=a\r\nTo: <sip:2125550100@10.0.0.2>{to_tag}\r\nCall-ID: {call}\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n",
+        cseq.replace(' ', "")
+    )
+}
+
+#[test]
+fn calls_in_progress_seen_by_the_probe_decide_and_survive_a_switchover() {
+    let net = PairNet::new("127.0.65");
+    let policy = "schema = 2\n[[rule]]\nname = \"too-many-at-once\"\nsource = \"+1312*\"\nconcurrent = 1\naction = \"terminate\"\ncause = 486\n";
+    let start = |node: &str, mode: &str, priority: u8, bind: SocketAddr, peer: SocketAddr| {
+        let srp = format!(
+            "[srp]\nnode_id = \"{node}\"\nbind_address = \"{bind}\"\npeer_address = \"{peer}\"\nshared_key = \"{KEY}\"\nchassis_mode = \"{mode}\"\npriority = {priority}\nhello_interval_ms = 100\ndead_interval_ms = 300\n"
+        );
+        // serve: engine, probe (HEP) and collector in one process, so the probe's dialogs are
+        // the engine's calls in progress.
+        let e = Engine::start(EngineOptions {
+            node: node.into(),
+            role: "serve",
+            enum_listen: vec![net.service],
+            api_listen: format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap(),
+            extra_config: srp,
+            probe: "hep_udp = [\"127.0.0.1:0\"]\nhep_tcp = []\n".into(),
+            ..Default::default()
+        });
+        let (_d, p) = temp_file("concurrent.toml", policy);
+        let out = e.cli(&["policy", "install", p.to_str().unwrap(), "--api", &e.api]);
+        assert!(out.status.success(), "{:?}", text(&out));
+        e
+    };
+    let mut a = start("engine-a", "primary", 1, net.a, net.b);
+    let b = start("engine-b", "backup", 2, net.b, net.a);
+    wait_for_pair(&a, &b);
+    let hep_a: SocketAddr = a.ready_field("hep_udp").unwrap().parse().unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let robo = "+13125550666";
+    // Two calls from the robocaller in progress (INVITE, ringing, no answer yet).
+    for call in ["c1", "c2"] {
+        udp.send_to(
+            &hep(&sip("INVITE sip:2125550100@10.0.0.2 SIP/2.0", call, "3125550666", "1 INVITE", ""), true),
+            hep_a,
+        )
+        .unwrap();
+    }
+    wait_until(5, "two calls in progress on engine-a", || show(&a, "concurrent").to_string().contains("\"calls\":2"));
+    assert_eq!(ask(net.service, robo, "+12125550100", Duration::from_secs(2)), Some(true), "more than 1 in progress");
+    // One ends: allowed again.
+    udp.send_to(&hep(&sip("SIP/2.0 486 Busy Here", "c1", "3125550666", "1 INVITE", ";tag=b"), false), hep_a).unwrap();
+    wait_until(5, "one call in progress", || show(&a, "concurrent").to_string().contains("\"calls\":1"));
+    assert_eq!(ask(net.service, robo, "+12125550100", Duration::from_secs(2)), Some(false));
+    // A third call starts; the standby's copy follows; after a kill -9 the Standby decides
+    // with it.
+    udp.send_to(&hep(&sip("INVITE sip:2125550100@10.0.0.2 SIP/2.0", "c3", "3125550666", "1 INVITE", ""), true), hep_a)
+        .unwrap();
+    wait_until(5, "two in progress on engine-b's copy", || show(&b, "concurrent").to_string().contains("\"calls\":2"));
+    a.kill();
+    wait_until(10, "engine-b Active", || state(&b) == "Active");
+    assert_eq!(
+        ask(net.service, robo, "+12125550100", Duration::from_secs(2)),
+        Some(true),
+        "the standby kept the count"
+    );
+}
