@@ -113,6 +113,11 @@ pub async fn start(
     node: String,
 ) -> anyhow::Result<(SrpHandle, tokio::sync::watch::Receiver<State>)> {
     config.validate().map_err(|e| anyhow::anyhow!("[srp]: {e}"))?;
+    // A restart after a crash may find the service address still on the interface: this
+    // chassis is not serving until the election says so.
+    if let Err(e) = service.address.release().await {
+        tracing::warn!(error = %e, "cannot release a stale service address");
+    }
     let (link, link_events) = Link::start(LinkConfig::from_config(&config))
         .await
         .map_err(|e| anyhow::anyhow!("SRP link on {}: {e}", config.bind_address))?;

@@ -363,7 +363,7 @@ fn ip(args: &[&str]) {
 impl Namespaces {
     fn new(subnet: u8) -> Namespaces {
         let id = std::process::id() % 100_000;
-        let (a, b) = (format!("tg-srp-a-{id}"), format!("tg-srp-b-{id}"));
+        let (a, b) = (format!("tg-srp-a{subnet}-{id}"), format!("tg-srp-b{subnet}-{id}"));
         let (va, vb) = (format!("tga{id}"), format!("tgb{id}"));
         let ns = Namespaces { a: a.clone(), b: b.clone() };
         ip(&["netns", "add", &a]);
@@ -380,8 +380,21 @@ impl Namespaces {
     }
 
     fn link(&self, up: bool) {
-        let v = format!("tga{}", std::process::id() % 100_000);
-        ip(&["-n", &self.a, "link", "set", &v, if up { "up" } else { "down" }]);
+        ip(&["-n", &self.a, "link", "set", &self.veth_a(), if up { "up" } else { "down" }]);
+    }
+
+    fn veth_a(&self) -> String {
+        format!("tga{}", std::process::id() % 100_000)
+    }
+
+    fn veth_b(&self) -> String {
+        format!("tgb{}", std::process::id() % 100_000)
+    }
+
+    /// The addresses on a namespace's veth.
+    fn addresses(&self, ns: &str, dev: &str) -> String {
+        let out = Command::new("ip").args(["-n", ns, "-4", "addr", "show", "dev", dev]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
 
@@ -510,7 +523,7 @@ impl Drop for FreeRadius {
 fn every_aaa_server_down_switches_over_for_good() {
     let radius = FreeRadius::start();
     let net = PairNet::new("127.0.64");
-    let monitor = "[[srp.monitor]]\nkind = \"aaa\"\ntargets = [\"127.0.0.1:1812\"]\nsecret = \"testing123\"\ninterval_ms = 100\ntimeout_ms = 300\nmax_retries = 3\n";
+    let monitor = "[[srp.monitor]]\nkind = \"aaa\"\ntargets = [\"127.0.0.1:1812\"]\nsecret = \"testing123\"\ninterval_ms = 200\ntimeout_ms = 1000\nmax_retries = 3\n";
     let start = |node: &str, mode: &str, priority: u8, bind: SocketAddr, peer: SocketAddr| {
         let srp = format!(
             "[srp]\nnode_id = \"{node}\"\nbind_address = \"{bind}\"\npeer_address = \"{peer}\"\nshared_key = \"{KEY}\"\nchassis_mode = \"{mode}\"\npriority = {priority}\nhello_interval_ms = 100\ndead_interval_ms = 300\nguard_period_secs = 0\n{monitor}"
@@ -624,4 +637,47 @@ fn calls_in_progress_seen_by_the_probe_decide_and_survive_a_switchover() {
         Some(true),
         "the standby kept the count"
     );
+}
+
+#[test]
+fn in_ip_mode_the_service_address_moves_to_the_new_active() {
+    // Each engine in its own namespace; the service address 10.213.2.100 is added to the
+    // Active's veth (ip addr add + gratuitous ARP) and answered there; the other namespace
+    // reaches it over the veth. After kill -9 the Standby adds it to its own veth.
+    let ns = Namespaces::new(2);
+    let service = "10.213.2.100:5300";
+    let start = |node: &'static str, mode: &str, priority: u8, me: u8, peer: u8, netns: &str, dev: String| {
+        let cfg = format!(
+            "[srp]\nnode_id = \"{node}\"\nbind_address = \"10.213.2.{me}:7501\"\npeer_address = \"10.213.2.{peer}:7501\"\nshared_key = \"{KEY}\"\nchassis_mode = \"{mode}\"\npriority = {priority}\nhello_interval_ms = 100\ndead_interval_ms = 300\n[service_address]\nmode = \"ip\"\ninterface = \"{dev}\"\n"
+        );
+        Engine::start(EngineOptions {
+            node: node.into(),
+            role: "engine",
+            enum_listen: vec![service.parse().unwrap()],
+            api_listen: "127.0.0.1:8081".parse().unwrap(),
+            extra_config: cfg,
+            netns: Some(netns.to_string()),
+            ..Default::default()
+        })
+    };
+    let mut a = start("engine-a", "primary", 1, 1, 2, &ns.a, ns.veth_a());
+    let b = start("engine-b", "backup", 2, 2, 1, &ns.b, ns.veth_b());
+    wait_until(20, "a synchronised pair", || {
+        ns_state(&a) == "Active" && ns_state(&b) == "Standby" && cli_json(&b, &["info"])["ready"] == true
+    });
+    assert!(ns.addresses(&ns.a, &ns.veth_a()).contains("10.213.2.100/32"), "the Active holds the address");
+    assert!(!ns.addresses(&ns.b, &ns.veth_b()).contains("10.213.2.100"), "the Standby does not");
+    let dig_from_b = || {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns.b, "dig", "@10.213.2.100", "-p", "5300", "+tries=1", "+time=1"])
+            .args(["NAPTR", "0.0.1.0.5.5.5.2.1.2.1.e164.arpa."])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("status: NXDOMAIN")
+    };
+    assert!(dig_from_b(), "served by engine-a across the veth");
+    a.kill();
+    wait_until(10, "engine-b Active", || ns_state(&b) == "Active");
+    wait_until(5, "the address on engine-b's veth", || ns.addresses(&ns.b, &ns.veth_b()).contains("10.213.2.100/32"));
+    wait_until(5, "served by engine-b", dig_from_b);
 }
