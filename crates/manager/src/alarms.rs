@@ -127,6 +127,81 @@ pub const SRP_DUPLICATE_NODE_ID: AlarmDef = AlarmDef {
     text: "The SRP mate uses this server's node id; its Hellos are ignored until the configuration is fixed.",
 };
 
+/// Servers of the system run different releases. Seed 000 Table 5: 70500 SYSTEM_MIXED_VERSION.
+pub const SYSTEM_MIXED_VERSION: AlarmDef = AlarmDef {
+    id: 70500,
+    name: "SYSTEM_MIXED_VERSION",
+    severity: Severity::Minor,
+    text: "The servers in the topology are running different versions of software. Upgrade of the system is not complete.",
+};
+/// Servers of one cluster run different releases. Seed 000 Table 5: 70501 CLUSTER_MIXED_VERSION.
+pub const CLUSTER_MIXED_VERSION: AlarmDef = AlarmDef {
+    id: 70501,
+    name: "CLUSTER_MIXED_VERSION",
+    severity: Severity::Minor,
+    text: "The servers in the specified cluster are running different versions of software. The upgrade of the cluster is not complete.",
+};
+/// A server does not receive its cluster's session state. Seed 000 Table 5: 70502
+/// REPLICATION_INHIBITED (Table 3 calls it "Cluster Replication Inhibited").
+pub const REPLICATION_INHIBITED: AlarmDef = AlarmDef {
+    id: 70502,
+    name: "REPLICATION_INHIBITED",
+    severity: Severity::Minor,
+    text: "Replication is inhibited to the specified server. It is not receiving session information.",
+};
+/// The Upgrade Director holds a server in forced standby. Seed 000 Table 5: 70503
+/// SERVER_FORCED_STANDBY.
+pub const SERVER_FORCED_STANDBY: AlarmDef = AlarmDef {
+    id: 70503,
+    name: "SERVER_FORCED_STANDBY",
+    severity: Severity::Minor,
+    text: "The specified server has been placed in forced standby and cannot provide service.",
+};
+/// An upgrade action failed; it can be attempted again. Seed 000 Table 5: 70506
+/// UPGRADE_OPERATION_FAILED.
+pub const UPGRADE_OPERATION_FAILED: AlarmDef = AlarmDef {
+    id: 70506,
+    name: "UPGRADE_OPERATION_FAILED",
+    severity: Severity::Minor,
+    text: "An upgrade operation failed on the specified server.",
+};
+/// An upgrade or backout runs on a server. Seed 000 Table 5: 70507 UPGRADE_IN_PROGRESS.
+pub const UPGRADE_IN_PROGRESS: AlarmDef = AlarmDef {
+    id: 70507,
+    name: "UPGRADE_IN_PROGRESS",
+    severity: Severity::Minor,
+    text: "An upgrade/backout is currently in progress on the server. It may leave the cluster, become unreachable or even reboot.",
+};
+/// A server's state cannot be determined; no action is taken on it until support repairs it.
+/// Seed 000 Table 5: 70508 ZOMBIE_SERVER.
+pub const ZOMBIE_SERVER: AlarmDef = AlarmDef {
+    id: 70508,
+    name: "ZOMBIE_SERVER",
+    severity: Severity::Critical,
+    text: "The server is in an indeterminate state and must be repaired by support.",
+};
+/// The manager cannot reach a server. Seed 000 Table 3: 31283 Lost Communication with server
+/// (elsewhere "High availability server is offline").
+pub const LOST_COMMUNICATION_WITH_SERVER: AlarmDef = AlarmDef {
+    id: 31283,
+    name: "LOST_COMMUNICATION_WITH_SERVER",
+    severity: Severity::Critical,
+    text: "Lost communication with the server: it is offline or unreachable (expected while it is upgraded or backed out).",
+};
+
+/// The alarms the Upgrade Director raises and clears (seed 000 Tables 3 and 5). Seed 000 names
+/// no alarm 70504 or 70505, so there are none here.
+pub const UPGRADE_DIRECTOR_ALARMS: [AlarmDef; 8] = [
+    SYSTEM_MIXED_VERSION,
+    CLUSTER_MIXED_VERSION,
+    REPLICATION_INHIBITED,
+    SERVER_FORCED_STANDBY,
+    UPGRADE_OPERATION_FAILED,
+    UPGRADE_IN_PROGRESS,
+    ZOMBIE_SERVER,
+    LOST_COMMUNICATION_WITH_SERVER,
+];
+
 /// An alarm that is raised now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ActiveAlarm {
