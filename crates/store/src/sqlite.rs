@@ -118,6 +118,14 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Writes a consistent copy of a store database at `db` (which may be in use by a running
+    /// collector) to `out` (`VACUUM INTO`; WAL readers see a snapshot).
+    pub fn snapshot(db: &Path, out: &Path) -> Result<(), StoreError> {
+        let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.execute("VACUUM INTO ?1", [out.to_string_lossy().as_ref()])?;
+        Ok(())
+    }
+
     fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.reader.lock().unwrap_or_else(|e| e.into_inner())
     }
