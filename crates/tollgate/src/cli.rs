@@ -62,6 +62,15 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Run the agent of this server (`[agent]`): keeps the role process running from the
+    /// release in force and carries out the manager's upgrade actions.
+    Agent,
+    /// Release bundles: signing keys, building, verifying.
+    Release {
+        /// Release command.
+        #[command(subcommand)]
+        command: ReleaseCommand,
+    },
     /// SRP (seed 003): show the pair's state, switch over, audit, NACK control.
     Srp {
         /// SRP command.
@@ -192,6 +201,46 @@ pub enum SrpCommand {
         /// Which engine.
         #[command(flatten)]
         target: Target,
+    },
+}
+
+/// `tollgate release ...`.
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Make an ed25519 signing key; prints the public key for `[agent] trusted_keys`.
+    Keygen {
+        /// Where to write the private key (hex seed, mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Build a signed bundle holding this tollgate binary.
+    Build {
+        /// The signing key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// manager, engine, probe or collector.
+        #[arg(long)]
+        application: String,
+        /// The release it installs.
+        #[arg(long)]
+        version: String,
+        /// Releases it upgrades from (`0.1.x`, `*`); repeat for several.
+        #[arg(long = "upgrades-from", default_value = "*")]
+        upgrades_from: Vec<String>,
+        /// The newest policy schema the release reads (an older release's capability).
+        #[arg(long)]
+        max_policy_schema: Option<i64>,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a bundle's signature and digests.
+    Verify {
+        /// The bundle.
+        file: PathBuf,
+        /// A trusted public key (hex); repeat for several.
+        #[arg(long = "trusted-key", required = true)]
+        trusted_keys: Vec<String>,
     },
 }
 

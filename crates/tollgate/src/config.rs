@@ -182,6 +182,8 @@ pub struct Config {
     pub srp: Option<tollgate_srp::SrpConfig>,
     /// `[service_address]`: how an SRP pair moves the ENUM service address.
     pub service_address: crate::service_address::ServiceAddressConfig,
+    /// `[agent]`: `tollgate agent` on this server.
+    pub agent: Option<crate::agent::AgentConfig>,
     /// `[probe]`.
     pub probe: ProbeConfig,
 }

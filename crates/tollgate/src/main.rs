@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 mod admin_cmd;
+mod agent;
 mod analytics_cmd;
 mod api_client;
 mod cli;
@@ -14,6 +15,7 @@ mod policy_cmd;
 mod probe_cmd;
 mod probe_role;
 mod release;
+mod release_cmd;
 mod serve;
 mod service_address;
 mod srp_cmd;
@@ -75,6 +77,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy { command } => policy_cmd::run(&config()?, command),
         Command::Lookup(args) => lookup_cmd::run(&config()?, args),
         Command::Srp { command } => srp_cmd::run(&config()?, command),
+        Command::Agent => agent::run(&config()?),
+        Command::Release { command } => release_cmd::run(command),
         Command::Config { command } => {
             match command {
                 ConfigCommand::Show => print!("{}", toml::to_string_pretty(&config()?)?),

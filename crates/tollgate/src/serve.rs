@@ -457,7 +457,8 @@ fn redact(url: &str) -> String {
     }
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

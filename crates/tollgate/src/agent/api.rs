@@ -1,0 +1,366 @@
+//! The agent's HTTP API, for the manager (bearer token `[agent] token`):
+//!
+//! | method | path | does |
+//! |---|---|---|
+//! | GET | `/agent/v1/status` | server, application type, release in force and previous, staged bundles, the role process |
+//! | POST | `/agent/v1/stage?name=FILE` | stage a bundle (body: the archive); verified before it is kept |
+//! | POST | `/agent/v1/preflight` `{"version"}` | the seed's preflight: exactly one good bundle staged |
+//! | POST | `/agent/v1/install` `{"version"}` | backup, stop the role, switch release, start, wait until it answers |
+//! | POST | `/agent/v1/backout` | backup, stop, back to the previous release, start, wait |
+//! | POST | `/agent/v1/restart` | restart the role process |
+//! | POST | `/agent/v1/backup`, GET `/agent/v1/backups`, POST `/agent/v1/restore` `{"name"}` | backups |
+//! | GET | `/agent/v1/health` | syscheck classes |
+//! | GET | `/agent/v1/role/{path}` | a GET on the role's API (e.g. `api/v1/srp/show/info`) |
+//! | POST | `/agent/v1/role/{path}` | a POST on the role's API (e.g. `api/v1/srp/initiate-switchover`) |
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::Mutex;
+use tollgate_manager::bundle::TrustedKeys;
+use tollgate_manager::release::Release;
+use tollgate_manager::topology::AppType;
+
+use super::releases::{Installed, Releases};
+use super::supervisor::{Launch, Supervisor};
+use super::{AgentConfig, backup, health};
+use crate::config::Config;
+
+/// The agent's state.
+pub struct Agent {
+    /// Its configuration.
+    pub config: AgentConfig,
+    /// The role's configuration (for its API address and state directory).
+    pub role: Config,
+    /// Releases on this server.
+    pub releases: Releases,
+    /// Trusted bundle signers.
+    pub trusted: TrustedKeys,
+    /// The application type.
+    pub app: AppType,
+    /// The role process.
+    pub supervisor: Supervisor,
+    /// One operation (install, backout, restore) at a time.
+    pub busy: Mutex<()>,
+}
+
+fn err(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+impl Agent {
+    fn authorised(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| t == self.config.token)
+    }
+
+    /// The role's API base URL.
+    pub fn role_api(&self) -> String {
+        self.role.api_url()
+    }
+
+    /// The role's admin token (its CLI token).
+    pub fn role_token(&self) -> Option<String> {
+        self.role.cli_token()
+    }
+
+    fn backups_dir(&self) -> PathBuf {
+        self.config.dir.join("backups")
+    }
+
+    /// How to run `release`.
+    pub fn launch(&self, release: &Installed) -> Launch {
+        let mut env = vec![("TOLLGATE_RELEASE".to_string(), release.version.clone())];
+        if let Some(s) = release.max_policy_schema {
+            env.push(("TOLLGATE_MAX_POLICY_SCHEMA".to_string(), s.to_string()));
+        }
+        Launch {
+            binary: release.dir.join("tollgate"),
+            args: vec![
+                "--log".into(),
+                "warn".into(),
+                "--config".into(),
+                self.config.role_config.display().to_string(),
+                self.config.role.clone(),
+            ],
+            env,
+            log: self.config.dir.join("role.log"),
+        }
+    }
+
+    /// Starts the release in force and waits until the role's API answers.
+    pub async fn start_current(&self) -> anyhow::Result<()> {
+        let Some(cur) = self.releases.current() else { return Ok(()) };
+        self.supervisor.start(self.launch(&cur)).await?;
+        self.wait_role_up(Duration::from_secs(60)).await
+    }
+
+    async fn wait_role_up(&self, within: Duration) -> anyhow::Result<()> {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+        let url = format!("{}/healthz", self.role_api());
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            if !self.supervisor.status().running && self.supervisor.status().restarts > 3 {
+                anyhow::bail!("the role process keeps exiting (see {})", self.config.dir.join("role.log").display());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("the role did not answer at {url} within {within:?}")
+    }
+
+    fn status(&self) -> serde_json::Value {
+        json!({
+            "server": self.config.server,
+            "application": self.app.as_str(),
+            "role": self.config.role,
+            "release": self.releases.current().map(|r| r.version),
+            "previous_release": self.releases.previous().map(|r| r.version),
+            "max_policy_schema": self.releases.current().and_then(|r| r.max_policy_schema),
+            "staged": self.releases.staged(),
+            "process": self.supervisor.status(),
+            "role_api": self.role_api(),
+        })
+    }
+}
+
+/// The agent's routes.
+pub fn router(agent: Arc<Agent>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/agent/v1/status", get(status))
+        .route("/agent/v1/stage", post(stage))
+        .route("/agent/v1/preflight", post(preflight))
+        .route("/agent/v1/install", post(install))
+        .route("/agent/v1/backout", post(backout))
+        .route("/agent/v1/restart", post(restart))
+        .route("/agent/v1/backup", post(take_backup))
+        .route("/agent/v1/backups", get(backups))
+        .route("/agent/v1/restore", post(restore))
+        .route("/agent/v1/health", get(health_check))
+        .route("/agent/v1/role/{*path}", get(role_get).post(role_post))
+        .layer(axum::extract::DefaultBodyLimit::max(512 << 20))
+        .with_state(agent)
+}
+
+macro_rules! authorise {
+    ($agent:expr, $headers:expr) => {
+        if !$agent.authorised(&$headers) {
+            return err(StatusCode::UNAUTHORIZED, "the agent's token is needed (Authorization: Bearer ...)");
+        }
+    };
+}
+
+async fn status(State(a): State<Arc<Agent>>, headers: HeaderMap) -> Response {
+    authorise!(a, headers);
+    Json(a.status()).into_response()
+}
+
+#[derive(Deserialize)]
+struct StageParams {
+    name: String,
+}
+
+async fn stage(State(a): State<Arc<Agent>>, headers: HeaderMap, Query(p): Query<StageParams>, body: Bytes) -> Response {
+    authorise!(a, headers);
+    let releases = a.releases.clone();
+    let (trusted, app) = (a.trusted.clone(), a.app);
+    let result = tokio::task::spawn_blocking(move || releases.stage(&p.name, &body, &trusted, app)).await;
+    match result {
+        Ok(Ok(m)) => {
+            Json(json!({ "staged": m.version.as_str(), "application": m.application.as_str() })).into_response()
+        }
+        Ok(Err(e)) => err(StatusCode::UNPROCESSABLE_ENTITY, format!("bundle refused, nothing staged: {e}")),
+        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct VersionBody {
+    version: String,
+}
+
+async fn preflight(State(a): State<Arc<Agent>>, headers: HeaderMap, Json(b): Json<VersionBody>) -> Response {
+    authorise!(a, headers);
+    let Ok(target) = Release::new(&b.version) else { return err(StatusCode::BAD_REQUEST, "bad release name") };
+    match a.releases.preflight(a.app, &target, &a.trusted) {
+        Ok(bundle) => Json(json!({ "preflight": "ok", "version": bundle.manifest.version.as_str() })).into_response(),
+        Err(e) => err(StatusCode::UNPROCESSABLE_ENTITY, format!("preflight failed: {e}")),
+    }
+}
+
+async fn install(State(a): State<Arc<Agent>>, headers: HeaderMap, Json(b): Json<VersionBody>) -> Response {
+    authorise!(a, headers);
+    let _one = a.busy.lock().await;
+    let Ok(target) = Release::new(&b.version) else { return err(StatusCode::BAD_REQUEST, "bad release name") };
+    if a.releases.current().is_some_and(|c| c.version == target.as_str()) {
+        return Json(a.status()).into_response();
+    }
+    let bundle = match a.releases.preflight(a.app, &target, &a.trusted) {
+        Ok(b) => b,
+        Err(e) => return err(StatusCode::UNPROCESSABLE_ENTITY, format!("preflight failed, nothing changed: {e}")),
+    };
+    if a.releases.current().is_some()
+        && let Err(e) = backup::take(
+            &a.backups_dir(),
+            &a.config.role_config,
+            &a.role.node.state_dir,
+            &format!("pre-upgrade-{}", target.as_str()),
+        )
+    {
+        return err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("backup before the upgrade failed, nothing changed: {e}"),
+        );
+    }
+    a.supervisor.stop().await;
+    if let Err(e) = a.releases.install(&bundle) {
+        let _ = a.start_current().await;
+        return err(StatusCode::INTERNAL_SERVER_ERROR, format!("install failed; the previous release runs again: {e}"));
+    }
+    match a.start_current().await {
+        Ok(()) => Json(a.status()).into_response(),
+        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, format!("installed, but the role did not come up: {e}")),
+    }
+}
+
+async fn backout(State(a): State<Arc<Agent>>, headers: HeaderMap) -> Response {
+    authorise!(a, headers);
+    let _one = a.busy.lock().await;
+    if a.releases.previous().is_none() {
+        return err(StatusCode::CONFLICT, "no previous release to back out to");
+    }
+    if let Err(e) = backup::take(&a.backups_dir(), &a.config.role_config, &a.role.node.state_dir, "pre-backout") {
+        return err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("backup before the backout failed, nothing changed: {e}"),
+        );
+    }
+    a.supervisor.stop().await;
+    if let Err(e) = a.releases.backout() {
+        let _ = a.start_current().await;
+        return err(StatusCode::INTERNAL_SERVER_ERROR, e);
+    }
+    match a.start_current().await {
+        Ok(()) => Json(a.status()).into_response(),
+        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, format!("backed out, but the role did not come up: {e}")),
+    }
+}
+
+async fn restart(State(a): State<Arc<Agent>>, headers: HeaderMap) -> Response {
+    authorise!(a, headers);
+    let _one = a.busy.lock().await;
+    match a.start_current().await {
+        Ok(()) => Json(a.status()).into_response(),
+        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn take_backup(State(a): State<Arc<Agent>>, headers: HeaderMap) -> Response {
+    authorise!(a, headers);
+    match backup::take(&a.backups_dir(), &a.config.role_config, &a.role.node.state_dir, "manual") {
+        Ok(b) => Json(b).into_response(),
+        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn backups(State(a): State<Arc<Agent>>, headers: HeaderMap) -> Response {
+    authorise!(a, headers);
+    Json(backup::list(&a.backups_dir())).into_response()
+}
+
+#[derive(Deserialize)]
+struct RestoreBody {
+    name: String,
+}
+
+async fn restore(State(a): State<Arc<Agent>>, headers: HeaderMap, Json(b): Json<RestoreBody>) -> Response {
+    authorise!(a, headers);
+    let _one = a.busy.lock().await;
+    a.supervisor.stop().await;
+    let restored = backup::restore(&a.backups_dir(), &b.name, &a.config.role_config, &a.role.node.state_dir);
+    let started = a.start_current().await;
+    match (restored, started) {
+        (Ok(()), Ok(())) => Json(json!({ "restored": b.name })).into_response(),
+        (Err(e), _) => err(StatusCode::UNPROCESSABLE_ENTITY, format!("restore failed: {e}")),
+        (Ok(()), Err(e)) => {
+            err(StatusCode::INTERNAL_SERVER_ERROR, format!("restored, but the role did not come up: {e}"))
+        }
+    }
+}
+
+async fn health_check(State(a): State<Arc<Agent>>, headers: HeaderMap) -> Response {
+    authorise!(a, headers);
+    let api = a.role_api();
+    let token = a.role_token();
+    let release = a.releases.current().map(|r| r.version).unwrap_or_else(|| "(none)".into());
+    let h = health::check(health::Inputs {
+        server: &a.config.server,
+        dir: &a.config.dir,
+        process_running: a.supervisor.status().running,
+        role_api: Some(&api),
+        role_token: token.as_deref(),
+        release: (&release, None),
+    })
+    .await;
+    Json(json!({ "ok": h.ok(), "text": h.text(), "health": h })).into_response()
+}
+
+async fn role_call(a: &Agent, method: reqwest::Method, path: &str, query: Option<String>, body: Bytes) -> Response {
+    let client = match reqwest::Client::builder().timeout(Duration::from_secs(30)).build() {
+        Ok(c) => c,
+        Err(e) => return err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    let mut req = client.request(method, format!("{}/{path}{query}", a.role_api()));
+    if let Some(t) = a.role_token() {
+        req = req.bearer_auth(t);
+    }
+    if !body.is_empty() {
+        req = req.header("content-type", "application/json").body(body.to_vec());
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let text = resp.text().await.unwrap_or_default();
+            (status, [("content-type", "application/json")], text).into_response()
+        }
+        Err(e) => err(StatusCode::BAD_GATEWAY, format!("the role's API does not answer: {e}")),
+    }
+}
+
+async fn role_get(
+    State(a): State<Arc<Agent>>,
+    headers: HeaderMap,
+    Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    authorise!(a, headers);
+    role_call(&a, reqwest::Method::GET, &path, query, Bytes::new()).await
+}
+
+async fn role_post(
+    State(a): State<Arc<Agent>>,
+    headers: HeaderMap,
+    Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    authorise!(a, headers);
+    role_call(&a, reqwest::Method::POST, &path, query, body).await
+}

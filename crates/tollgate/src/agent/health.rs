@@ -1,0 +1,197 @@
+//! `tollgate health`: the seed's syscheck, class by class ("Running modules in class disk...
+//! OK"), for one server. Classes: disk, proc, net, system (time sync, /tmp permissions),
+//! replication (an SRP engine's copy), alarms, upgrade (the release in force).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::process::Command;
+
+/// The outcome of one class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    /// Nothing wrong.
+    #[serde(rename = "OK")]
+    Ok,
+    /// Worth a look, not a failure (e.g. no time-sync information).
+    #[serde(rename = "INFO")]
+    Info,
+    /// A failure.
+    #[serde(rename = "FAILURE")]
+    Failure,
+}
+
+/// One class's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassResult {
+    /// Class name (disk, proc, net, system, replication, alarms, upgrade).
+    pub class: &'static str,
+    /// Outcome.
+    pub verdict: Verdict,
+    /// What was checked, what was found.
+    pub detail: String,
+}
+
+/// A server's health.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    /// The server.
+    pub server: String,
+    /// Each class.
+    pub classes: Vec<ClassResult>,
+}
+
+impl Health {
+    /// True when no class failed.
+    pub fn ok(&self) -> bool {
+        self.classes.iter().all(|c| c.verdict != Verdict::Failure)
+    }
+
+    /// syscheck-style text.
+    pub fn text(&self) -> String {
+        let mut out = format!("{}:\n", self.server);
+        for c in &self.classes {
+            let v = match c.verdict {
+                Verdict::Ok => "OK",
+                Verdict::Info => "INFO",
+                Verdict::Failure => "FAILURE",
+            };
+            out.push_str(&format!("Running modules in class {}... {v}  ({})\n", c.class, c.detail));
+        }
+        out
+    }
+}
+
+/// What the checks look at.
+pub struct Inputs<'a> {
+    /// The server's name.
+    pub server: &'a str,
+    /// Directory whose disk is checked.
+    pub dir: &'a Path,
+    /// Whether the role process runs.
+    pub process_running: bool,
+    /// The role's API base URL (`http://...`), for net, replication and alarms.
+    pub role_api: Option<&'a str>,
+    /// A token for the role's API.
+    pub role_token: Option<&'a str>,
+    /// The release in force and the expected one (`None`: no expectation).
+    pub release: (&'a str, Option<&'a str>),
+}
+
+fn result(class: &'static str, verdict: Verdict, detail: impl Into<String>) -> ClassResult {
+    ClassResult { class, verdict, detail: detail.into() }
+}
+
+async fn disk(dir: &Path) -> ClassResult {
+    let out = Command::new("df").args(["-P", "-B1"]).arg(dir).output().await;
+    let Ok(out) = out else { return result("disk", Verdict::Info, "df not available") };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some(fields) = text.lines().nth(1).map(|l| l.split_whitespace().collect::<Vec<_>>()) else {
+        return result("disk", Verdict::Info, "df printed nothing");
+    };
+    let (size, avail) =
+        (fields.get(1).and_then(|v| v.parse::<u64>().ok()), fields.get(3).and_then(|v| v.parse::<u64>().ok()));
+    match (size, avail) {
+        (Some(size), Some(avail)) if size > 0 => {
+            let pct = avail as f64 * 100.0 / size as f64;
+            let detail = format!("{} MiB free ({pct:.0}%) under {}", avail >> 20, dir.display());
+            if avail < 100 << 20 || pct < 5.0 {
+                result("disk", Verdict::Failure, detail)
+            } else {
+                result("disk", Verdict::Ok, detail)
+            }
+        }
+        _ => result("disk", Verdict::Info, "cannot read df's output"),
+    }
+}
+
+async fn system() -> ClassResult {
+    let tmp_ok = std::fs::metadata("/tmp").map(|m| m.permissions().mode() & 0o7777 == 0o1777).unwrap_or(false);
+    let sync = Command::new("timedatectl").args(["show", "-p", "NTPSynchronized", "--value"]).output().await;
+    let sync = match sync {
+        Ok(o) if o.status.success() => Some(String::from_utf8_lossy(&o.stdout).trim() == "yes"),
+        _ => None,
+    };
+    match (tmp_ok, sync) {
+        (false, _) => result("system", Verdict::Failure, "/tmp is not drwxrwxrwt (1777)"),
+        (true, Some(false)) => result("system", Verdict::Failure, "the clock is not synchronised (NTP)"),
+        (true, Some(true)) => result("system", Verdict::Ok, "/tmp 1777; clock synchronised"),
+        (true, None) => result("system", Verdict::Info, "/tmp 1777; no time-sync information (timedatectl)"),
+    }
+}
+
+async fn get_json(url: &str, token: Option<&str>) -> anyhow::Result<serde_json::Value> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build()?;
+    let mut req = client.get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await?;
+    if !resp.status().is_success() {
+        anyhow::bail!("{url}: {}", resp.status());
+    }
+    Ok(resp.json().await?)
+}
+
+/// Runs every class.
+pub async fn check(i: Inputs<'_>) -> Health {
+    let mut classes = vec![disk(i.dir).await];
+    classes.push(if i.process_running {
+        result("proc", Verdict::Ok, "the role process runs")
+    } else {
+        result("proc", Verdict::Failure, "the role process is not running")
+    });
+    match i.role_api {
+        Some(api) => {
+            let healthy = reqwest::Client::builder()
+                .timeout(Duration::from_secs(3))
+                .build()
+                .ok()
+                .map(|c| c.get(format!("{api}/healthz")).send());
+            let net = match healthy {
+                Some(f) => matches!(f.await, Ok(r) if r.status().is_success()),
+                None => false,
+            };
+            classes.push(if net {
+                result("net", Verdict::Ok, format!("{api} answers"))
+            } else {
+                result("net", Verdict::Failure, format!("{api} does not answer"))
+            });
+            classes.push(match get_json(&format!("{api}/api/v1/srp/show/info"), i.role_token).await {
+                Ok(v) => {
+                    let state = v["data"]["chassis_state"].as_str().unwrap_or("?").to_string();
+                    let ready = v["data"]["ready"].as_bool().unwrap_or(false);
+                    if state == "Active" || ready {
+                        result("replication", Verdict::Ok, format!("SRP {state}, copy synchronised: {ready}"))
+                    } else {
+                        result("replication", Verdict::Failure, format!("SRP {state}, copy not synchronised"))
+                    }
+                }
+                Err(_) => result("replication", Verdict::Ok, "no SRP pair on this server"),
+            });
+            classes.push(match get_json(&format!("{api}/api/v1/alarms"), i.role_token).await {
+                Ok(v) => {
+                    let active = v["active"].as_array().map_or(0, Vec::len);
+                    if active == 0 {
+                        result("alarms", Verdict::Ok, "no active alarms")
+                    } else {
+                        result("alarms", Verdict::Info, format!("{active} active alarm(s)"))
+                    }
+                }
+                Err(e) => result("alarms", Verdict::Info, format!("cannot read alarms: {e}")),
+            });
+        }
+        None => classes.push(result("net", Verdict::Info, "no role API to check")),
+    }
+    classes.push(system().await);
+    let (running, expected) = i.release;
+    classes.push(match expected {
+        Some(want) if want != running => {
+            result("upgrade", Verdict::Failure, format!("runs {running}, expected {want}"))
+        }
+        _ => result("upgrade", Verdict::Ok, format!("runs {running}")),
+    });
+    Health { server: i.server.to_string(), classes }
+}

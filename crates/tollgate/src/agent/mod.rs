@@ -1,0 +1,106 @@
+//! `tollgate agent`: runs on every server. It keeps the server's role process (engine, probe,
+//! collector or manager) running from the release in force, and carries out what the manager's
+//! Upgrade Director decides: stage a release bundle (verified before anything runs), preflight,
+//! install (stop, switch release, start, wait until healthy), back out to the previous release,
+//! back up and restore, and switch an SRP pair over. It reports version, role, health and
+//! alarms.
+
+pub mod api;
+pub mod backup;
+pub mod health;
+pub mod releases;
+pub mod supervisor;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// `[agent]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The agent's API (the manager calls it).
+    pub listen: SocketAddr,
+    /// This server's name in the topology.
+    pub server: String,
+    /// The application type of the bundles it accepts: manager, engine, probe, collector.
+    pub app_type: String,
+    /// The role process it runs: `engine`, `probe`, `collector`, `manager` or `serve`.
+    pub role: String,
+    /// The role's configuration file.
+    pub role_config: PathBuf,
+    /// Where bundles, releases and backups live.
+    pub dir: PathBuf,
+    /// Hex ed25519 public keys whose bundle signatures are trusted.
+    pub trusted_keys: Vec<String>,
+    /// Bearer token the manager presents.
+    pub token: String,
+}
+
+impl AgentConfig {
+    /// Checks the fields; errors name the field.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !matches!(self.role.as_str(), "engine" | "probe" | "collector" | "manager" | "serve") {
+            anyhow::bail!("agent.role: {:?} is not engine, probe, collector, manager or serve", self.role);
+        }
+        if !matches!(self.app_type.as_str(), "engine" | "probe" | "collector" | "manager") {
+            anyhow::bail!("agent.app_type: {:?} is not engine, probe, collector or manager", self.app_type);
+        }
+        if self.token.len() < 16 {
+            anyhow::bail!("agent.token: at least 16 characters");
+        }
+        if self.trusted_keys.is_empty() {
+            anyhow::bail!("agent.trusted_keys: at least one release signing key");
+        }
+        if self.server.trim().is_empty() {
+            anyhow::bail!("agent.server: must not be empty");
+        }
+        Ok(())
+    }
+}
+
+/// Runs the agent until SIGINT or SIGTERM: starts the release in force, serves the API.
+pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitCode> {
+    use anyhow::Context;
+    let cfg = config.agent.clone().context("`tollgate agent` needs an [agent] section in the configuration")?;
+    cfg.validate()?;
+    let role = crate::config::Config::load(Some(&cfg.role_config))
+        .with_context(|| format!("the role configuration {}", cfg.role_config.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tollgate-agent").build()?;
+    runtime.block_on(async move {
+        let releases = releases::Releases::open(&cfg.dir)?;
+        let trusted = tollgate_manager::bundle::TrustedKeys::from_hex(&cfg.trusted_keys)
+            .map_err(|e| anyhow::anyhow!("agent.trusted_keys: {e}"))?;
+        let app: tollgate_manager::topology::AppType =
+            cfg.app_type.parse().map_err(|e| anyhow::anyhow!("agent.app_type: {e}"))?;
+        let agent = std::sync::Arc::new(api::Agent {
+            role,
+            releases,
+            trusted,
+            app,
+            supervisor: supervisor::Supervisor::new(),
+            busy: tokio::sync::Mutex::new(()),
+            config: cfg.clone(),
+        });
+        if let Err(e) = agent.start_current().await {
+            tracing::error!(error = %e, "the release in force did not start");
+        }
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("cannot bind the agent API {}", cfg.listen))?;
+        println!(
+            "tollgate agent ready: server={} application={} release={} api=http://{}",
+            cfg.server,
+            cfg.app_type,
+            agent.releases.current().map_or("none".to_string(), |r| r.version),
+            listener.local_addr()?
+        );
+        axum::serve(listener, api::router(agent.clone()))
+            .with_graceful_shutdown(crate::serve::shutdown_signal())
+            .await?;
+        agent.supervisor.stop().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -1,0 +1,175 @@
+//! The agent keeps its server's role process running: it starts the release in force, restarts
+//! it when it dies (with a growing delay), and stops it gracefully for an upgrade.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::process::{Child, Command};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The release's binary.
+    pub binary: PathBuf,
+    /// Arguments (`--config FILE engine`).
+    pub args: Vec<String>,
+    /// Environment (release version, capabilities).
+    pub env: Vec<(String, String)>,
+    /// Where its output goes.
+    pub log: PathBuf,
+}
+
+/// The role process, as `status` shows it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProcessStatus {
+    /// Running now.
+    pub running: bool,
+    /// Its pid.
+    pub pid: Option<u32>,
+    /// When it was started.
+    pub since: Option<DateTime<Utc>>,
+    /// Restarts after it died.
+    pub restarts: u64,
+    /// How it last exited.
+    pub last_exit: Option<String>,
+}
+
+struct State {
+    launch: Option<Launch>,
+    child: Option<Child>,
+    status: ProcessStatus,
+    /// Stopped on purpose: do not restart.
+    held: bool,
+}
+
+/// Supervises one role process.
+#[derive(Clone)]
+pub struct Supervisor {
+    state: Arc<Mutex<State>>,
+}
+
+impl Default for Supervisor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Supervisor {
+    /// A supervisor with nothing to run yet; its watch task runs until the runtime stops.
+    pub fn new() -> Self {
+        let s = Supervisor {
+            state: Arc::new(Mutex::new(State {
+                launch: None,
+                child: None,
+                status: ProcessStatus::default(),
+                held: true,
+            })),
+        };
+        tokio::spawn(s.clone().watch());
+        s
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The process now.
+    pub fn status(&self) -> ProcessStatus {
+        self.lock().status.clone()
+    }
+
+    fn spawn(launch: &Launch) -> std::io::Result<Child> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&launch.log)?;
+        Command::new(&launch.binary)
+            .args(&launch.args)
+            .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+    }
+
+    /// Starts `launch` (stopping what runs first).
+    pub async fn start(&self, launch: Launch) -> anyhow::Result<()> {
+        self.stop().await;
+        let child =
+            Self::spawn(&launch).map_err(|e| anyhow::anyhow!("cannot start {}: {e}", launch.binary.display()))?;
+        let mut st = self.lock();
+        st.status.pid = child.id();
+        st.status.running = true;
+        st.status.since = Some(Utc::now());
+        st.child = Some(child);
+        st.launch = Some(launch);
+        st.held = false;
+        Ok(())
+    }
+
+    /// Stops the process: SIGTERM, then SIGKILL after 10 s. It stays stopped until `start`.
+    pub async fn stop(&self) {
+        let child = {
+            let mut st = self.lock();
+            st.held = true;
+            st.status.running = false;
+            st.child.take()
+        };
+        if let Some(mut child) = child {
+            if let Some(pid) = child.id() {
+                let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+            }
+            if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+                let _ = child.kill().await;
+            }
+        }
+        self.lock().status.pid = None;
+    }
+
+    /// Restarts the process whenever it dies while not held, with a delay growing to 10 s.
+    async fn watch(self) {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let exited = {
+                let mut st = self.lock();
+                match st.child.as_mut().map(|c| c.try_wait()) {
+                    Some(Ok(Some(status))) => {
+                        st.child = None;
+                        st.status.running = false;
+                        st.status.pid = None;
+                        st.status.last_exit = Some(status.to_string());
+                        !st.held
+                    }
+                    _ => false,
+                }
+            };
+            if exited {
+                tracing::warn!("role process exited; restarting in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+                let launch = {
+                    let st = self.lock();
+                    if st.held { None } else { st.launch.clone() }
+                };
+                if let Some(launch) = launch {
+                    match Self::spawn(&launch) {
+                        Ok(child) => {
+                            let mut st = self.lock();
+                            st.status.pid = child.id();
+                            st.status.running = true;
+                            st.status.since = Some(Utc::now());
+                            st.status.restarts += 1;
+                            st.child = Some(child);
+                        }
+                        Err(e) => tracing::error!(error = %e, "cannot restart the role process"),
+                    }
+                }
+            } else if self.lock().child.is_some() {
+                delay = Duration::from_millis(200);
+            }
+        }
+    }
+}

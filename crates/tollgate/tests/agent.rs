@@ -1,0 +1,236 @@
+//! The agent on one server (issue 6): signed release bundles built from this binary are
+//! staged, preflighted and installed; the role process runs the release in force and reports
+//! it; an older release's policy schema limit is enforced; backups are taken before an
+//! upgrade; a backout restores the previous release. A tampered bundle (payload or manifest),
+//! a bundle signed by an unknown key and a bundle of the wrong type are refused with a clear
+//! reason and nothing changes on the server.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{free_port, text, tollgate_bin, wait_until};
+use serde_json::Value;
+
+struct AgentProcess {
+    child: Child,
+    api: String,
+    token: String,
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+    }
+}
+
+impl AgentProcess {
+    fn client(&self) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap()
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let r = self.client().get(format!("{}{path}", self.api)).bearer_auth(&self.token).send().unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().unwrap()
+    }
+
+    fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self.client().post(format!("{}{path}", self.api)).bearer_auth(&self.token).json(&body).send().unwrap();
+        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+    }
+
+    fn stage(&self, file: &Path) -> (u16, Value) {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let r = self
+            .client()
+            .post(format!("{}/agent/v1/stage?name={name}", self.api))
+            .bearer_auth(&self.token)
+            .body(std::fs::read(file).unwrap())
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+    }
+}
+
+fn release(args: &[&str]) {
+    let out = Command::new(tollgate_bin()).arg("release").args(args).output().unwrap();
+    assert!(out.status.success(), "release {args:?}: {:?}", text(&out));
+}
+
+fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let key = dir.join(name);
+    let out = Command::new(tollgate_bin()).args(["release", "keygen", "--out"]).arg(&key).output().unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    (key, text(&out).0.trim().to_string())
+}
+
+fn bundle(dir: &Path, key: &Path, app: &str, version: &str, schema: Option<i64>) -> PathBuf {
+    let out = dir.join(format!("tollgate-{app}-{version}.tgb"));
+    let mut args = vec!["build", "--key", key.to_str().unwrap(), "--application", app, "--version", version];
+    let s = schema.map(|s| s.to_string());
+    if let Some(s) = &s {
+        args.extend_from_slice(&["--max-policy-schema", s]);
+    }
+    args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+    release(&args);
+    out
+}
+
+/// A copy of the bundle with one byte of `member` changed (a well-formed archive, so only the
+/// digests and the signature can catch it).
+fn tampered(file: &Path, member: &str) -> PathBuf {
+    let gz = flate2::read::GzDecoder::new(std::fs::File::open(file).unwrap());
+    let mut archive = tar::Archive::new(gz);
+    let mut out = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        if path == member {
+            let i = data.len() / 2;
+            data[i] ^= 0x01;
+        }
+        let mut header = entry.header().clone();
+        out.append_data(&mut header, &path, data.as_slice()).unwrap();
+    }
+    let bytes = out.into_inner().unwrap().finish().unwrap();
+    let name = format!("tampered-{}-{}", member.replace('/', "_"), file.file_name().unwrap().to_string_lossy());
+    let path = file.with_file_name(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn bundles_are_verified_staged_installed_and_backed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (key, public) = keygen(d, "release.key");
+    let (rogue_key, _) = keygen(d, "rogue.key");
+    let v1 = bundle(d, &key, "engine", "1.0.0", Some(1));
+    let v2 = bundle(d, &key, "engine", "2.0.0", None);
+    let wrong_type = bundle(d, &key, "probe", "2.0.0", None);
+    let rogue = bundle(d, &rogue_key, "engine", "2.0.9", None); // another file name than v2
+
+    // The engine this agent runs.
+    let (api_port, enum_port) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
+    let role_config = d.join("engine.toml");
+    std::fs::write(
+        &role_config,
+        format!(
+            "[node]\nname = \"engine-x\"\nstate_dir = \"{}\"\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n[enum]\nlisten_udp = [\"127.0.0.1:{enum_port}\"]\nlisten_tcp = [\"127.0.0.1:{enum_port}\"]\n[probe]\nhep_udp = []\nhep_tcp = []\n",
+            d.join("engine-state").display()
+        ),
+    )
+    .unwrap();
+    let token = "agent-token-0123456789";
+    let agent_config = d.join("agent.toml");
+    std::fs::write(
+        &agent_config,
+        format!(
+            "[agent]\nlisten = \"127.0.0.1:0\"\nserver = \"engine-x\"\napp_type = \"engine\"\nrole = \"engine\"\nrole_config = \"{}\"\ndir = \"{}\"\ntrusted_keys = [\"{public}\"]\ntoken = \"{token}\"\n",
+            role_config.display(),
+            d.join("agent").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(tollgate_bin())
+        .args(["--log", "warn", "--config"])
+        .arg(&agent_config)
+        .arg("agent")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let line = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("tollgate agent ready:"))
+        .unwrap();
+    let api = line.split_whitespace().find_map(|w| w.strip_prefix("api=")).unwrap().to_string();
+    let agent = AgentProcess { child, api, token: token.into() };
+    assert_eq!(agent.get("/agent/v1/status")["release"], Value::Null);
+
+    // Refused, each with its reason, and nothing staged.
+    for (file, reason) in [
+        (tampered(&v2, "payload/tollgate"), "sha256"),
+        (tampered(&v2, "manifest.toml"), "signature"),
+        (rogue.clone(), "unknown key"),
+        (wrong_type.clone(), "probe bundle cannot be staged on a engine server"),
+    ] {
+        let (status, body) = agent.stage(&file);
+        assert_eq!(status, 422, "{body}");
+        let msg = body["error"].as_str().unwrap().to_lowercase();
+        assert!(msg.contains(reason), "{file:?}: {msg}");
+        assert_eq!(agent.get("/agent/v1/status")["staged"], serde_json::json!([]), "nothing staged after {file:?}");
+    }
+
+    // v1: staged, preflighted, installed; the engine reports it and its schema limit.
+    assert_eq!(agent.stage(&v1).0, 200);
+    assert_eq!(agent.post("/agent/v1/preflight", serde_json::json!({"version": "1.0.0"})).0, 200);
+    let (status, body) = agent.post("/agent/v1/install", serde_json::json!({"version": "1.0.0"}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["release"], "1.0.0");
+    let version: Value =
+        reqwest::blocking::get(format!("http://127.0.0.1:{api_port}/api/v1/version")).unwrap().json().unwrap();
+    assert_eq!((version["release"].as_str(), version["max_policy_schema"].as_i64()), (Some("1.0.0"), Some(1)));
+    // Release 1.0.0 reads schema 1 only: a schema-2 policy is refused by the engine itself.
+    let policy = d.join("v2.toml");
+    std::fs::write(&policy, "schema = 2\n[[rule]]\nname = \"v\"\nsource = \"+1312*\"\nvelocity = { calls = 3, window = \"1m\" }\naction = \"terminate\"\n").unwrap();
+    let out = Command::new(tollgate_bin())
+        .args(["--config"])
+        .arg(&role_config)
+        .args(["policy", "install", policy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && text(&out).1.contains("needs a newer release"), "{:?}", text(&out));
+
+    // Two bundles staged: preflight refuses (exactly one), then v2 alone installs.
+    assert_eq!(agent.stage(&v2).0, 200);
+    assert_eq!(agent.stage(&bundle(d, &key, "engine", "2.0.1", None)).0, 200);
+    let (status, body) = agent.post("/agent/v1/preflight", serde_json::json!({"version": "2.0.0"}));
+    assert!(status == 422 && body["error"].as_str().unwrap().contains("2.0.1"), "{body}");
+    std::fs::remove_file(d.join("agent/staging/tollgate-engine-2.0.1.tgb")).unwrap();
+    let (status, body) = agent.post("/agent/v1/install", serde_json::json!({"version": "2.0.0"}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["release"].as_str(), body["previous_release"].as_str()), (Some("2.0.0"), Some("1.0.0")));
+    let out = Command::new(tollgate_bin())
+        .args(["--config"])
+        .arg(&role_config)
+        .args(["policy", "install", policy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "release 2.0.0 reads schema 2: {:?}", text(&out));
+    let backups = agent.get("/agent/v1/backups");
+    assert!(
+        backups.as_array().unwrap().iter().any(|b| b["name"].as_str().unwrap().contains("pre-upgrade-2.0.0")),
+        "{backups}"
+    );
+
+    // Health, then a backout to 1.0.0.
+    let health = agent.get("/agent/v1/health");
+    let classes: Vec<&str> =
+        health["health"]["classes"].as_array().unwrap().iter().map(|c| c["class"].as_str().unwrap()).collect();
+    assert_eq!(classes, vec!["disk", "proc", "net", "replication", "alarms", "system", "upgrade"]);
+    assert!(health["text"].as_str().unwrap().contains("Running modules in class disk..."));
+    let (status, body) = agent.post("/agent/v1/backout", Value::Null);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["release"], "1.0.0");
+    wait_until(10, "the engine on 1.0.0 again", || {
+        reqwest::blocking::get(format!("http://127.0.0.1:{api_port}/api/v1/version"))
+            .ok()
+            .and_then(|r| r.json::<Value>().ok())
+            .is_some_and(|v| v["release"] == "1.0.0")
+    });
+}
