@@ -111,7 +111,7 @@ impl ApiClient {
 }
 
 /// The multipart form of a policy file and its lists (resolved next to the file).
-fn policy_form(policy: &Path) -> anyhow::Result<Form> {
+pub(crate) fn policy_form(policy: &Path) -> anyhow::Result<Form> {
     let text = std::fs::read_to_string(policy).with_context(|| format!("cannot read {}", policy.display()))?;
     let file_name = policy.file_name().and_then(|n| n.to_str()).unwrap_or("policy.toml").to_string();
     let mut form = Form::new().part("policy", Part::text(text.clone()).file_name(file_name));

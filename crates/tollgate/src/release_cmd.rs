@@ -37,11 +37,15 @@ pub fn build(
     version: &str,
     upgrades_from: &[String],
     max_policy_schema: Option<i64>,
+    binary: Option<&Path>,
     out: &Path,
 ) -> anyhow::Result<()> {
     let key = parse_signing_key(std::fs::read_to_string(key_file)?.trim())
         .map_err(|e| anyhow!("{}: {e}", key_file.display()))?;
-    let binary = std::env::current_exe().context("cannot find this tollgate binary")?;
+    let binary = match binary {
+        Some(b) => b.to_path_buf(),
+        None => std::env::current_exe().context("cannot find this tollgate binary")?,
+    };
     let data = std::fs::read(&binary).with_context(|| format!("cannot read {}", binary.display()))?;
     let spec = BundleSpec {
         application: application.parse().map_err(|e| anyhow!("--application: {e}"))?,
@@ -68,8 +72,8 @@ pub fn run(command: &ReleaseCommand) -> anyhow::Result<ExitCode> {
                 out.display()
             );
         }
-        ReleaseCommand::Build { key, application, version, upgrades_from, max_policy_schema, out } => {
-            build(key, application, version, upgrades_from, *max_policy_schema, out)?;
+        ReleaseCommand::Build { key, application, version, upgrades_from, max_policy_schema, binary, out } => {
+            build(key, application, version, upgrades_from, *max_policy_schema, binary.as_deref(), out)?;
             println!("{}", out.display());
         }
         ReleaseCommand::Verify { file, trusted_keys } => {

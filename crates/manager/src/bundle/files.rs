@@ -111,3 +111,19 @@ impl VerifiedBundle {
         Ok(())
     }
 }
+
+/// The manifest of the bundle at `path`, read without verifying anything: for listing what is
+/// staged. Only [`verify_file`] (and so the preflight) decides whether a bundle may run.
+pub fn peek_manifest(path: &Path) -> Result<super::Manifest, BundleError> {
+    let file = fs::File::open(path).map_err(io_err(path))?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    for entry in archive.entries().map_err(io_err(path))? {
+        let mut entry = entry.map_err(io_err(path))?;
+        if entry.path().map_err(io_err(path))?.as_os_str() == "manifest.toml" {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).map_err(io_err(path))?;
+            return super::Manifest::parse(&data).map_err(BundleError::InvalidManifest);
+        }
+    }
+    Err(BundleError::MissingManifest)
+}

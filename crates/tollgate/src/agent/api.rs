@@ -77,6 +77,11 @@ impl Agent {
         self.role.cli_token()
     }
 
+    /// Whether the manager holds this server in forced standby.
+    pub fn forced_standby(&self) -> bool {
+        self.config.dir.join("forced-standby").exists()
+    }
+
     fn backups_dir(&self) -> PathBuf {
         self.config.dir.join("backups")
     }
@@ -135,6 +140,8 @@ impl Agent {
             "staged": self.releases.staged(),
             "process": self.supervisor.status(),
             "role_api": self.role_api(),
+            "forced_standby": self.forced_standby(),
+            "ha_role": std::fs::read_to_string(self.config.dir.join("ha-role")).ok().map(|r| r.trim().to_string()),
         })
     }
 }
@@ -153,6 +160,8 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/agent/v1/backups", get(backups))
         .route("/agent/v1/restore", post(restore))
         .route("/agent/v1/health", get(health_check))
+        .route("/agent/v1/forced-standby", post(set_forced_standby))
+        .route("/agent/v1/ha-role", post(set_ha_role))
         .route("/agent/v1/role/{*path}", get(role_get).post(role_post))
         .layer(axum::extract::DefaultBodyLimit::max(512 << 20))
         .with_state(agent)
@@ -304,6 +313,47 @@ async fn restore(State(a): State<Arc<Agent>>, headers: HeaderMap, Json(b): Json<
     }
 }
 
+#[derive(Deserialize)]
+struct ForcedStandbyBody {
+    on: bool,
+}
+
+/// The manager places this server in forced standby (or releases it): kept in the agent's
+/// directory, reported in `status`, passed to the role process as TOLLGATE_FORCED_STANDBY.
+async fn set_forced_standby(
+    State(a): State<Arc<Agent>>,
+    headers: HeaderMap,
+    Json(b): Json<ForcedStandbyBody>,
+) -> Response {
+    authorise!(a, headers);
+    let path = a.config.dir.join("forced-standby");
+    let result = if b.on { std::fs::write(&path, "1\n") } else { std::fs::remove_file(&path).or_else(ignore_missing) };
+    match result {
+        Ok(()) => Json(a.status()).into_response(),
+        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, format!("{}: {e}", path.display())),
+    }
+}
+
+#[derive(Deserialize)]
+struct HaRoleBody {
+    role: tollgate_manager::topology::HaRole,
+}
+
+/// For a role that runs no SRP pair (a probe pair, a spare): the manager records which server
+/// is Active after a failover; the agent keeps it and reports it.
+async fn set_ha_role(State(a): State<Arc<Agent>>, headers: HeaderMap, Json(b): Json<HaRoleBody>) -> Response {
+    authorise!(a, headers);
+    let path = a.config.dir.join("ha-role");
+    match std::fs::write(&path, format!("{}\n", b.role)) {
+        Ok(()) => Json(a.status()).into_response(),
+        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, format!("{}: {e}", path.display())),
+    }
+}
+
+fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
+    if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }
+}
+
 async fn health_check(State(a): State<Arc<Agent>>, headers: HeaderMap) -> Response {
     authorise!(a, headers);
     let api = a.role_api();
@@ -321,7 +371,14 @@ async fn health_check(State(a): State<Arc<Agent>>, headers: HeaderMap) -> Respon
     Json(json!({ "ok": h.ok(), "text": h.text(), "health": h })).into_response()
 }
 
-async fn role_call(a: &Agent, method: reqwest::Method, path: &str, query: Option<String>, body: Bytes) -> Response {
+async fn role_call(
+    a: &Agent,
+    method: reqwest::Method,
+    path: &str,
+    query: Option<String>,
+    content_type: Option<String>,
+    body: Bytes,
+) -> Response {
     let client = match reqwest::Client::builder().timeout(Duration::from_secs(30)).build() {
         Ok(c) => c,
         Err(e) => return err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -332,7 +389,8 @@ async fn role_call(a: &Agent, method: reqwest::Method, path: &str, query: Option
         req = req.bearer_auth(t);
     }
     if !body.is_empty() {
-        req = req.header("content-type", "application/json").body(body.to_vec());
+        let content_type = content_type.unwrap_or_else(|| "application/json".to_string());
+        req = req.header("content-type", content_type).body(body.to_vec());
     }
     match req.send().await {
         Ok(resp) => {
@@ -351,7 +409,7 @@ async fn role_get(
     RawQuery(query): RawQuery,
 ) -> Response {
     authorise!(a, headers);
-    role_call(&a, reqwest::Method::GET, &path, query, Bytes::new()).await
+    role_call(&a, reqwest::Method::GET, &path, query, None, Bytes::new()).await
 }
 
 async fn role_post(
@@ -362,5 +420,6 @@ async fn role_post(
     body: Bytes,
 ) -> Response {
     authorise!(a, headers);
-    role_call(&a, reqwest::Method::POST, &path, query, body).await
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+    role_call(&a, reqwest::Method::POST, &path, query, content_type, body).await
 }

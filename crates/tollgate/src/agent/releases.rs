@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tollgate_manager::bundle::{self, Manifest, TrustedKeys, VerifiedBundle};
 use tollgate_manager::release::Release;
-use tollgate_manager::topology::AppType;
+use tollgate_manager::topology::{AppType, StagedBundle};
 
 /// An installed release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -100,19 +100,24 @@ impl Releases {
         let safe: String =
             file_name.chars().map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' }).collect();
         let path = self.staging().join(if safe.ends_with(".tgb") { safe } else { format!("{safe}.tgb") });
-        let tmp = path.with_extension("partial");
+        let tmp = self.staging().join(format!(".{}.partial", path.file_name().unwrap_or_default().to_string_lossy()));
         std::fs::write(&tmp, bytes)
             .and_then(|_| std::fs::rename(&tmp, &path))
             .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(verified.manifest)
     }
 
-    /// Staged bundle files.
-    pub fn staged(&self) -> Vec<String> {
+    /// Staged bundles, with the application and release their manifests name (not verified
+    /// here: the preflight does that).
+    pub fn staged(&self) -> Vec<StagedBundle> {
         bundle::staged_files(&self.staging())
             .unwrap_or_default()
             .iter()
-            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .filter_map(|p| {
+                let file_name = p.file_name()?.to_string_lossy().into_owned();
+                let m = bundle::peek_manifest(p).ok()?;
+                Some(StagedBundle { file_name, application: m.application, release: m.version })
+            })
             .collect()
     }
 
@@ -134,14 +139,14 @@ impl Releases {
             }
             None => {
                 // First install: any staged bundle of the right type and release.
-                let files = self.staged();
+                let files = bundle::staged_files(&self.staging()).map_err(|e| e.to_string())?;
                 if files.len() != 1 {
                     return Err(format!("exactly one bundle must be staged, found {}", files.len()));
                 }
-                let path = self.staging().join(&files[0]);
-                let b = bundle::verify_file(&path, trusted, &Default::default()).map_err(|e| e.to_string())?;
+                let path = &files[0];
+                let b = bundle::verify_file(path, trusted, &Default::default()).map_err(|e| e.to_string())?;
                 if b.manifest.application != app || &b.manifest.version != target {
-                    return Err(format!("{}: not a {} bundle of {}", files[0], app.as_str(), target.as_str()));
+                    return Err(format!("{}: not a {} bundle of {}", path.display(), app.as_str(), target.as_str()));
                 }
                 Ok(b)
             }
