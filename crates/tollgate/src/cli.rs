@@ -65,6 +65,24 @@ pub enum Command {
     /// Run the agent of this server (`[agent]`): keeps the role process running from the
     /// release in force and carries out the manager's upgrade actions.
     Agent,
+    /// Run the manager (`[manager]`): topology, Upgrade Director, alarms, the Upgrade Manager
+    /// page and API.
+    Manager,
+    /// The Upgrade Manager from the command line: status, start, continue, rollback, log.
+    Upgrade {
+        /// Upgrade command.
+        #[command(subcommand)]
+        command: UpgradeCommand,
+    },
+    /// The seed's syscheck: every server through the manager, or this server through its agent.
+    Health(HealthArgs),
+    /// A whole topology on 127.0.0.x for demos and tests: a manager pair, two engine clusters
+    /// of 2+1, a probe pair and a collector, with two signed releases.
+    Lab {
+        /// Lab command.
+        #[command(subcommand)]
+        command: LabCommand,
+    },
     /// Release bundles: signing keys, building, verifying.
     Release {
         /// Release command.
@@ -204,6 +222,101 @@ pub enum SrpCommand {
     },
 }
 
+/// `tollgate upgrade ...`.
+#[derive(Debug, Subcommand)]
+pub enum UpgradeCommand {
+    /// The seed's grid: clusters and servers, releases, roles, the operation in progress.
+    Status {
+        /// Print the manager's JSON.
+        #[arg(long)]
+        json: bool,
+        /// Which manager.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Select the release to roll out (the seed's "Current ISO"); it is staged on the servers.
+    Select {
+        /// The release (a bundle of it must be in the manager's bundle directory).
+        release: String,
+        /// Which manager.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Start upgrading: the next preferred action of a cluster, or of every cluster that may
+    /// move now.
+    Start(StepArgs),
+    /// Continue upgrading (the same as start: the next preferred action).
+    Continue(StepArgs),
+    /// Back out: the next preferred backout action.
+    Rollback(StepArgs),
+    /// The upgrade log.
+    Log {
+        /// Only this cluster.
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Which manager.
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// Options of `upgrade start | continue | rollback`.
+#[derive(Debug, Args, Clone)]
+pub struct StepArgs {
+    /// The cluster (default: every cluster that may move now, in the system's order).
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// Keep taking the next preferred action until done (the cluster, or the whole system).
+    #[arg(long)]
+    pub all: bool,
+    /// Return once started, without waiting for the action to finish.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Which manager.
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// Options of `health`.
+#[derive(Debug, Args, Clone)]
+pub struct HealthArgs {
+    /// Ask this server's agent (`[agent]` of the configuration) instead of the manager.
+    #[arg(long)]
+    pub local: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Which manager.
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// `tollgate lab ...`.
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Build the two releases and start the topology; prints the manager's URL and token.
+    Up {
+        /// Lab directory (configurations, releases, state, logs).
+        #[arg(long, default_value = "/tmp/tollgate-lab")]
+        dir: PathBuf,
+        /// Servers listen on 127.0.<net>.x.
+        #[arg(long, default_value_t = 77)]
+        net: u8,
+        /// The engines' ENUM port (53 needs root; an SBC's resolver asks port 53).
+        #[arg(long, default_value_t = 53)]
+        enum_port: u16,
+    },
+    /// Stop every process of the lab.
+    Down {
+        /// Lab directory.
+        #[arg(long, default_value = "/tmp/tollgate-lab")]
+        dir: PathBuf,
+    },
+}
+
 /// `tollgate release ...`.
 #[derive(Debug, Subcommand)]
 pub enum ReleaseCommand {
@@ -230,6 +343,9 @@ pub enum ReleaseCommand {
         /// The newest policy schema the release reads (an older release's capability).
         #[arg(long)]
         max_policy_schema: Option<i64>,
+        /// The binary to ship (default: this tollgate binary).
+        #[arg(long)]
+        binary: Option<PathBuf>,
         /// Output file.
         #[arg(long)]
         out: PathBuf,

@@ -184,6 +184,8 @@ pub struct Config {
     pub service_address: crate::service_address::ServiceAddressConfig,
     /// `[agent]`: `tollgate agent` on this server.
     pub agent: Option<crate::agent::AgentConfig>,
+    /// `[manager]`: `tollgate manager` on this server.
+    pub manager: Option<crate::manager::ManagerConfig>,
     /// `[probe]`.
     pub probe: ProbeConfig,
 }
@@ -256,6 +258,18 @@ impl Config {
             && !base.as_os_str().is_empty()
         {
             self.collector.store = format!("sqlite:{}", base.join(path).display());
+        }
+        if let Some(m) = &mut self.manager
+            && !base.as_os_str().is_empty()
+        {
+            if m.bundles.is_relative() {
+                m.bundles = base.join(&m.bundles);
+            }
+            if let Some(p) = &m.policy
+                && p.is_relative()
+            {
+                m.policy = Some(base.join(p));
+            }
         }
     }
 

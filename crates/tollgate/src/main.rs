@@ -9,7 +9,9 @@ mod api_client;
 mod cli;
 mod config;
 mod demo;
+mod lab;
 mod lookup_cmd;
+mod manager;
 mod metrics;
 mod policy_cmd;
 mod probe_cmd;
@@ -21,6 +23,7 @@ mod service_address;
 mod srp_cmd;
 mod srp_monitor;
 mod srp_role;
+mod upgrade_cmd;
 mod uplink;
 
 use std::process::ExitCode;
@@ -78,6 +81,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lookup(args) => lookup_cmd::run(&config()?, args),
         Command::Srp { command } => srp_cmd::run(&config()?, command),
         Command::Agent => agent::run(&config()?),
+        Command::Manager => manager::run(&config()?),
+        Command::Upgrade { command } => upgrade_cmd::run(&config()?, command),
+        Command::Health(args) => upgrade_cmd::health(&config()?, args),
+        Command::Lab { command } => lab::run(command),
         Command::Release { command } => release_cmd::run(command),
         Command::Config { command } => {
             match command {

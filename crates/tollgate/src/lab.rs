@@ -1,0 +1,478 @@
+//! `tollgate lab up | down`: a whole topology on 127.0.<net>.x for demos and tests.
+//!
+//! * a manager pair (cluster `mgr`, Primary): mgr-a .1 and mgr-b .2;
+//! * two engine clusters of 2+1: `engine-east` (SRP pair .11/.12 serving ENUM on .10, spare
+//!   .13 at site2) and `engine-west` (.21/.22 serving on .20, spare .23);
+//! * a probe pair (`probe`, .31/.32) and a collector (`collector`, .41).
+//!
+//! Every server runs `tollgate agent` (port 7000) which runs its role from an installed release;
+//! role APIs listen on port 8080. Two signed releases are built from this binary: 1.0.0 (reads
+//! policy schema 1 only) and 2.0.0; every server starts on 1.0.0. The engines redirect every
+//! call to 127.0.<net>.60:5080 (the lab policy), so an SBC sees whether ENUM answered.
+//! Everything the lab made is in its directory; `lab.json` there says where things are.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+use crate::cli::LabCommand;
+
+/// One lab server.
+struct LabServer {
+    hostname: &'static str,
+    cluster: &'static str,
+    app: &'static str,
+    /// Last address octet.
+    host: u8,
+    site: &'static str,
+    role: &'static str,
+    /// SRP: (peer octet, chassis mode, priority, service octet).
+    srp: Option<(u8, &'static str, u8, u8)>,
+}
+
+const SERVERS: [LabServer; 11] = [
+    LabServer { hostname: "mgr-a", cluster: "mgr", app: "manager", host: 1, site: "site1", role: "Active", srp: None },
+    LabServer { hostname: "mgr-b", cluster: "mgr", app: "manager", host: 2, site: "site1", role: "Standby", srp: None },
+    LabServer {
+        hostname: "east-a",
+        cluster: "engine-east",
+        app: "engine",
+        host: 11,
+        site: "site1",
+        role: "Active",
+        srp: Some((12, "primary", 1, 10)),
+    },
+    LabServer {
+        hostname: "east-b",
+        cluster: "engine-east",
+        app: "engine",
+        host: 12,
+        site: "site1",
+        role: "Standby",
+        srp: Some((11, "backup", 2, 10)),
+    },
+    LabServer {
+        hostname: "east-c",
+        cluster: "engine-east",
+        app: "engine",
+        host: 13,
+        site: "site2",
+        role: "Spare",
+        srp: None,
+    },
+    LabServer {
+        hostname: "west-a",
+        cluster: "engine-west",
+        app: "engine",
+        host: 21,
+        site: "site1",
+        role: "Active",
+        srp: Some((22, "primary", 1, 20)),
+    },
+    LabServer {
+        hostname: "west-b",
+        cluster: "engine-west",
+        app: "engine",
+        host: 22,
+        site: "site1",
+        role: "Standby",
+        srp: Some((21, "backup", 2, 20)),
+    },
+    LabServer {
+        hostname: "west-c",
+        cluster: "engine-west",
+        app: "engine",
+        host: 23,
+        site: "site2",
+        role: "Spare",
+        srp: None,
+    },
+    LabServer {
+        hostname: "probe-a",
+        cluster: "probe",
+        app: "probe",
+        host: 31,
+        site: "site1",
+        role: "Active",
+        srp: None,
+    },
+    LabServer {
+        hostname: "probe-b",
+        cluster: "probe",
+        app: "probe",
+        host: 32,
+        site: "site1",
+        role: "Standby",
+        srp: None,
+    },
+    LabServer {
+        hostname: "collector-a",
+        cluster: "collector",
+        app: "collector",
+        host: 41,
+        site: "site1",
+        role: "Active",
+        srp: None,
+    },
+];
+
+/// The releases the lab builds: (version, newest policy schema it reads).
+const RELEASES: [(&str, Option<i64>); 2] = [("1.0.0", Some(1)), ("2.0.0", None)];
+
+/// The lab policy (schema 1): every call is redirected to the lab's "policy" callee.
+const LAB_POLICY: &str = r#"schema = 1
+name = "lab"
+
+[[rule]]
+name = "robocaller"
+source = "+13125550666"
+action = "terminate"
+cause = 603
+
+[[rule]]
+name = "redirect-all"
+destination = "+1*"
+action = "redirect"
+target = "+12125550199"
+"#;
+
+/// Runs a lab command.
+pub fn run(command: &LabCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        LabCommand::Up { dir, net, enum_port } => match up(dir, *net, *enum_port) {
+            Ok(code) => Ok(code),
+            Err(e) => {
+                eprintln!("the lab did not come up; stopping what started (logs stay in {})", dir.display());
+                let _ = down(dir);
+                Err(e)
+            }
+        },
+        LabCommand::Down { dir } => down(dir),
+    }
+}
+
+fn ip(net: u8, host: u8) -> String {
+    format!("127.0.{net}.{host}")
+}
+
+fn secret() -> String {
+    tollgate_web::auth::random_secret()
+}
+
+fn spinner(msg: &str) -> ProgressBar {
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb.set_message(msg.to_string());
+    pb
+}
+
+fn bar(len: u64, msg: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:<28} [{bar:30}] {pos}/{len} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(msg.to_string());
+    pb
+}
+
+fn up(dir: &Path, net: u8, enum_port: u16) -> anyhow::Result<ExitCode> {
+    if dir.join("pids").exists() {
+        bail!("a lab is already up in {} (run `tollgate lab down --dir {}` first)", dir.display(), dir.display());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    let me = std::env::current_exe().context("cannot find this tollgate binary")?;
+    let token = secret();
+    let agent_token = secret();
+
+    // Releases: this binary (stripped when `strip` is there: a fifth of the size), signed.
+    let pb = spinner("building releases 1.0.0 and 2.0.0");
+    let key = dir.join("release.key");
+    let public = crate::release_cmd::keygen(&key)?;
+    let payload = dir.join("tollgate.payload");
+    let stripped = Command::new("strip").arg("-o").arg(&payload).arg(&me).status().is_ok_and(|s| s.success());
+    if !stripped {
+        std::fs::copy(&me, &payload).context("cannot copy this binary")?;
+    }
+    let bundles = dir.join("bundles");
+    std::fs::create_dir_all(&bundles)?;
+    for (version, schema) in RELEASES {
+        for app in ["manager", "engine", "probe", "collector"] {
+            let out = bundles.join(format!("tollgate-{app}-{version}.tgb"));
+            crate::release_cmd::build(&key, app, version, &["*".to_string()], schema, Some(&payload), &out)?;
+        }
+    }
+    std::fs::write(dir.join("policy.toml"), LAB_POLICY)?;
+    pb.finish_with_message("releases 1.0.0 and 2.0.0 built and signed");
+
+    // Configurations.
+    for s in &SERVERS {
+        let sdir = dir.join("servers").join(s.hostname);
+        std::fs::create_dir_all(&sdir)?;
+        std::fs::write(sdir.join("role.toml"), role_config(&dir, s, net, enum_port, &token, &agent_token))?;
+        std::fs::write(
+            sdir.join("agent.toml"),
+            format!(
+                "[node]\nname = \"{h}\"\nstate_dir = \"{d}/agent-state\"\n\n[agent]\nlisten = \"{ip}:7000\"\nserver = \"{h}\"\napp_type = \"{app}\"\nrole = \"{app}\"\nrole_config = \"{d}/role.toml\"\ndir = \"{d}/agent\"\ntrusted_keys = [\"{public}\"]\ntoken = \"{agent_token}\"\n",
+                h = s.hostname,
+                d = sdir.display(),
+                ip = ip(net, s.host),
+                app = s.app,
+            ),
+        )?;
+    }
+
+    // Agents, each in its own process group (`lab down` stops the group).
+    let mut pids = String::new();
+    for s in &SERVERS {
+        let sdir = dir.join("servers").join(s.hostname);
+        let log = std::fs::File::create(sdir.join("agent.log"))?;
+        let child = {
+            use std::os::unix::process::CommandExt;
+            Command::new(&me)
+                .args(["--log", "info", "--config"])
+                .arg(sdir.join("agent.toml"))
+                .arg("agent")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .process_group(0)
+                .spawn()
+                .with_context(|| format!("cannot start the agent of {}", s.hostname))?
+        };
+        pids.push_str(&format!("{} {}\n", child.id(), s.hostname));
+    }
+    std::fs::write(dir.join("pids"), &pids)?;
+
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?;
+    let agent = |s: &LabServer| format!("http://{}:7000", ip(net, s.host));
+    let pb = bar(SERVERS.len() as u64, "agents up");
+    for s in &SERVERS {
+        wait(Duration::from_secs(30), &format!("the agent of {}", s.hostname), || {
+            http.get(format!("{}/healthz", agent(s))).send().is_ok_and(|r| r.status().is_success())
+        })?;
+        pb.inc(1);
+    }
+    pb.finish();
+
+    // Every server on 1.0.0: collector first (the engines ship to it), managers last.
+    let pb = bar(SERVERS.len() as u64, "installing 1.0.0");
+    let order = ["collector", "engine", "probe", "manager"];
+    for app in order {
+        for s in SERVERS.iter().filter(|s| s.app == app) {
+            pb.set_message(format!("installing 1.0.0 on {}", s.hostname));
+            let file = bundles.join(format!("tollgate-{}-1.0.0.tgb", s.app));
+            let r = http
+                .post(format!("{}/agent/v1/stage?name=tollgate-{}-1.0.0.tgb", agent(s), s.app))
+                .bearer_auth(&agent_token)
+                .body(std::fs::read(&file)?)
+                .send()?;
+            if !r.status().is_success() {
+                bail!("{}: staging 1.0.0 failed: {}", s.hostname, r.text().unwrap_or_default());
+            }
+            let r = http
+                .post(format!("{}/agent/v1/install", agent(s)))
+                .bearer_auth(&agent_token)
+                .json(&json!({ "version": "1.0.0" }))
+                .send()?;
+            if !r.status().is_success() {
+                bail!("{}: installing 1.0.0 failed: {}", s.hostname, r.text().unwrap_or_default());
+            }
+            pb.inc(1);
+        }
+    }
+    pb.finish_with_message("every server runs 1.0.0");
+
+    // The manager pair, then the lab policy on both engine clusters.
+    let managers: Vec<String> =
+        SERVERS.iter().filter(|s| s.app == "manager").map(|s| format!("http://{}:8080", ip(net, s.host))).collect();
+    let pb = spinner("waiting for the active manager");
+    let mut active = String::new();
+    wait(Duration::from_secs(60), "an active manager that has heard from every server", || {
+        for m in &managers {
+            let ha: Option<Value> = http.get(format!("{m}/api/v1/manager/ha")).send().ok().and_then(|r| r.json().ok());
+            if ha.is_some_and(|h| h["ha"] == "Active") {
+                let status: Option<Value> = http
+                    .get(format!("{m}/api/v1/upgrade/status"))
+                    .bearer_auth(&token)
+                    .send()
+                    .ok()
+                    .and_then(|r| r.json().ok());
+                let all = status.is_some_and(|s| {
+                    s["clusters"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|c| c["servers"].as_array().into_iter().flatten())
+                        .all(|sv| sv["reachable"] == true && sv["running_release"] == "1.0.0")
+                });
+                if all {
+                    active = m.clone();
+                    return true;
+                }
+            }
+        }
+        false
+    })?;
+    let r =
+        http.post(format!("{active}/api/v1/policy/push?name=lab.toml")).bearer_auth(&token).body(LAB_POLICY).send()?;
+    if !r.status().is_success() {
+        bail!("installing the lab policy failed: {}", r.text().unwrap_or_default());
+    }
+    pb.finish_with_message(format!("active manager {active}; lab policy installed on both engine clusters"));
+
+    let lab = json!({
+        "dir": dir,
+        "net": net,
+        "token": token,
+        "agent_token": agent_token,
+        "managers": managers,
+        "enum": [format!("{}:{enum_port}", ip(net, 10)), format!("{}:{enum_port}", ip(net, 20))],
+        "policy_callee": format!("{}:5080", ip(net, 60)),
+        "normal_callee": format!("{}:5080", ip(net, 61)),
+        "servers": SERVERS.iter().map(|s| json!({
+            "hostname": s.hostname, "cluster": s.cluster, "application": s.app,
+            "agent": agent(s), "api": format!("http://{}:8080", ip(net, s.host)),
+        })).collect::<Vec<_>>(),
+    });
+    std::fs::write(dir.join("lab.json"), serde_json::to_vec_pretty(&lab)?)?;
+    println!("tollgate lab up: {}", dir.display());
+    println!("  Upgrade Manager: {active}/upgrade?token={token}");
+    println!("  CLI:             tollgate upgrade status --api {active} --token {token}");
+    println!("  ENUM service:    {} and {} (port {enum_port})", ip(net, 10), ip(net, 20));
+    println!("  stop it:         tollgate lab down --dir {}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn wait(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Err(anyhow!("timed out after {} s waiting for {what}", limit.as_secs()))
+}
+
+/// The role configuration of a lab server.
+fn role_config(dir: &Path, s: &LabServer, net: u8, enum_port: u16, token: &str, agent_token: &str) -> String {
+    let sdir = dir.join("servers").join(s.hostname);
+    let me = ip(net, s.host);
+    let mut c = format!(
+        "[node]\nname = \"{}\"\nstate_dir = \"{}/state\"\n\n[api]\nlisten = \"{me}:8080\"\ntoken = \"{token}\"\n\n",
+        s.hostname,
+        sdir.display()
+    );
+    let collector = format!("http://{}:8080", ip(net, 41));
+    match s.app {
+        "engine" => {
+            let service = match s.srp {
+                Some((_, _, _, service)) => ip(net, service),
+                None => me.clone(),
+            };
+            c.push_str(&format!(
+                "[enum]\nlisten_udp = [\"{service}:{enum_port}\"]\nlisten_tcp = [\"{service}:{enum_port}\"]\n\n[enum.answers]\nallow = {{ kind = \"no-record\" }}\nterminate = {{ kind = \"naptr\", uri = \"{{intercept}}\" }}\nreject = {{ kind = \"naptr\", uri = \"sip:{{cause}}@reject.tollgate.invalid\" }}\nredirect = {{ kind = \"naptr\", uri = \"sip:{{target}}@{policy}:5080\" }}\nredirect_uri = {{ kind = \"naptr\", uri = \"{{target}}\" }}\n\n[enum.intercepts]\ndefault = \"sip:intercept@{policy}:5080\"\n\n[[enum.devices]]\nname = \"lab-sbc\"\naddresses = [\"127.0.0.0/8\"]\n\n[shipper]\ncollector = \"{collector}\"\ntoken = \"{token}\"\n\n[probe]\nhep_udp = []\nhep_tcp = []\n\n",
+                policy = ip(net, 60),
+            ));
+            if let Some((peer, mode, priority, _)) = s.srp {
+                c.push_str(&format!(
+                    "[srp]\nnode_id = \"{}\"\nbind_address = \"{me}:7501\"\npeer_address = \"{}:7501\"\nshared_key = \"{agent_token}\"\nchassis_mode = \"{mode}\"\npriority = {priority}\nhello_interval_ms = 100\ndead_interval_ms = 300\n\n",
+                    s.hostname,
+                    ip(net, peer)
+                ));
+            }
+        }
+        "probe" => c.push_str(&format!(
+            "[probe]\nhep_udp = [\"{me}:9060\"]\nhep_tcp = []\n\n[shipper]\ncollector = \"{collector}\"\ntoken = \"{token}\"\n\n"
+        )),
+        // The collector role runs no ENUM server; the section only has to be valid.
+        "collector" => {
+            c.push_str(&format!("[enum]\nlisten_udp = [\"{me}:5353\"]\n\n[probe]\nhep_udp = []\nhep_tcp = []\n\n"))
+        }
+        _ => c.push_str(&manager_section(dir, s, net, agent_token)),
+    }
+    c
+}
+
+fn manager_section(dir: &Path, s: &LabServer, net: u8, agent_token: &str) -> String {
+    let mate = SERVERS.iter().find(|m| m.app == "manager" && m.hostname != s.hostname).map(|m| ip(net, m.host));
+    let public = std::fs::read_to_string(dir.join("release.key"))
+        .ok()
+        .and_then(|k| tollgate_manager::bundle::parse_signing_key(k.trim()).ok())
+        .map(|k| tollgate_manager::bundle::public_key_hex(&k.verifying_key()))
+        .unwrap_or_default();
+    let mut c = format!(
+        "[manager]\nhostname = \"{}\"\nmate = \"http://{}:8080\"\nstarts_active = {}\nagent_token = \"{agent_token}\"\nbundles = \"{}\"\ntrusted_keys = [\"{public}\"]\npolicy = \"{}\"\npoll_ms = 500\ntakeover_ms = 3000\n\n[[manager.sites]]\nname = \"site1\"\nprimary = true\n\n[[manager.sites]]\nname = \"site2\"\n\n[[manager.segments]]\nname = \"segment1\"\n\n",
+        s.hostname,
+        mate.unwrap_or_default(),
+        s.role == "Active",
+        dir.join("bundles").display(),
+        dir.join("policy.toml").display(),
+    );
+    for cluster in ["mgr", "engine-east", "engine-west", "probe", "collector"] {
+        let members: Vec<&LabServer> = SERVERS.iter().filter(|m| m.cluster == cluster).collect();
+        let app = members[0].app;
+        c.push_str(&format!(
+            "[[manager.clusters]]\nname = \"{cluster}\"\napplication = \"{app}\"\nsite = \"site1\"\n{}\n",
+            if app == "manager" {
+                "designation = \"Primary\"".to_string()
+            } else {
+                "segment = \"segment1\"".to_string()
+            }
+        ));
+        for m in members {
+            c.push_str(&format!(
+                "[[manager.clusters.servers]]\nhostname = \"{}\"\nsite = \"{}\"\nrole = \"{}\"\nagent = \"http://{}:7000\"\n\n",
+                m.hostname,
+                m.site,
+                m.role,
+                ip(net, m.host)
+            ));
+        }
+    }
+    c
+}
+
+fn down(dir: &Path) -> anyhow::Result<ExitCode> {
+    let pids = match std::fs::read_to_string(dir.join("pids")) {
+        Ok(p) => p,
+        Err(_) => {
+            println!("no lab is up in {}", dir.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let groups: Vec<(i32, String)> = pids
+        .lines()
+        .filter_map(|l| {
+            let (pid, host) = l.split_once(' ')?;
+            Some((pid.parse().ok()?, host.to_string()))
+        })
+        .collect();
+    let pb = bar(groups.len() as u64, "stopping the lab");
+    for (pid, _) in &groups {
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).stderr(Stdio::null()).status();
+    }
+    for (pid, host) in &groups {
+        let gone = wait(Duration::from_secs(15), host, || !PathBuf::from(format!("/proc/{pid}")).exists()).is_ok();
+        // Whatever is left of the group (a role process whose agent was killed hard).
+        let _ = Command::new("kill")
+            .args([if gone { "-TERM" } else { "-KILL" }, "--", &format!("-{pid}")])
+            .stderr(Stdio::null())
+            .status();
+        pb.inc(1);
+    }
+    std::fs::remove_file(dir.join("pids"))?;
+    pb.finish_with_message("lab stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,224 @@
+//! Carries out the Director's actions through the agents, step by step, and reports progress,
+//! success or failure back to the Director.
+//!
+//! * Initiate upgrade: Preflight Check (the agent verifies the one staged bundle), Upgrading
+//!   server (install: backup, stop, switch release, start), Wait for replication to
+//!   synchronize (the SRP standby is "Ready", or the manager standby copied the active's state).
+//! * Initiate backout: Backing out server upgrade (the previous release), then the same wait.
+//! * Failover: an SRP switchover of the pair (engines); the manager pair hands over to its mate;
+//!   a role without SRP records the new Active on the agents.
+//! * Reapply configuration: the manager's policy installed on every server of the cluster.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::json;
+use tollgate_manager::director::{Action, ActionId, ActionKind, Event, Step};
+use tollgate_manager::topology::{AppType, HaRole};
+
+use super::Manager;
+use super::config::ServerConfig;
+
+/// Why an action failed.
+struct Failure {
+    reason: String,
+    /// The server's state cannot be determined (it becomes a Zombie).
+    indeterminate: bool,
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Self {
+        Failure { reason, indeterminate: false }
+    }
+}
+
+/// What the step functions return.
+enum Done {
+    /// The action completed; report it.
+    Succeeded,
+    /// The manager handed over to its mate, which reports the outcome.
+    HandedOver,
+}
+
+/// Runs `action` and reports its outcome.
+pub async fn run(m: Arc<Manager>, id: ActionId, action: Action) {
+    tracing::info!(id = id.0, action = %action, "action started");
+    let result = match action.kind {
+        ActionKind::InitiateUpgrade => upgrade(&m, id, &action).await,
+        ActionKind::InitiateBackout => backout(&m, id, &action).await,
+        ActionKind::FailoverToNewVersion | ActionKind::FailoverToOldVersion => failover(&m, id, &action).await,
+        ActionKind::ReapplyConfiguration => reapply(&m, &action).await,
+    };
+    let at = Utc::now();
+    match result {
+        Ok(Done::Succeeded) => {
+            tracing::info!(id = id.0, action = %action, "action succeeded");
+            m.feed(Event::ActionSucceeded { id, at });
+        }
+        Ok(Done::HandedOver) => tracing::info!(id = id.0, action = %action, "handed over to the mate"),
+        Err(f) => {
+            tracing::warn!(id = id.0, action = %action, reason = f.reason, "action failed");
+            m.feed(Event::ActionFailed { id, at, reason: f.reason, indeterminate: f.indeterminate });
+        }
+    }
+}
+
+fn progress(m: &Arc<Manager>, id: ActionId, step: Step) {
+    m.feed(Event::ActionProgress { id, step, at: Utc::now() });
+}
+
+fn server_of<'a>(m: &'a Manager, action: &Action) -> Result<(AppType, &'a ServerConfig), Failure> {
+    let hostname = action.server.as_deref().unwrap_or_default();
+    m.cfg
+        .server(hostname)
+        .map(|(c, s)| (c.application, s))
+        .ok_or_else(|| Failure::from(format!("{hostname} is not in the configured topology")))
+}
+
+fn target(m: &Manager) -> Result<String, Failure> {
+    m.core()
+        .shared
+        .director
+        .target()
+        .map(|t| t.as_str().to_string())
+        .ok_or_else(|| Failure::from("no upgrade procedure is selected".to_string()))
+}
+
+/// After a failed install or backout: does the agent still tell which release runs?
+async fn settled(m: &Manager, server: &ServerConfig, reason: String) -> Failure {
+    match m.agents.get(&server.agent, "/agent/v1/status").await {
+        Ok(s) if s["release"].is_string() => Failure { reason, indeterminate: false },
+        Ok(_) => Failure { reason: format!("{reason}; the server runs no release"), indeterminate: true },
+        Err(e) => Failure { reason: format!("{reason}; the agent does not answer ({e})"), indeterminate: true },
+    }
+}
+
+async fn upgrade(m: &Arc<Manager>, id: ActionId, action: &Action) -> Result<Done, Failure> {
+    let (app, server) = server_of(m, action)?;
+    let version = target(m)?;
+    m.agents.post(&server.agent, "/agent/v1/preflight", json!({ "version": version })).await?;
+    progress(m, id, Step::UpgradingServer);
+    if let Err(e) = m.agents.post(&server.agent, "/agent/v1/install", json!({ "version": version })).await {
+        return Err(settled(m, server, e).await);
+    }
+    progress(m, id, Step::WaitForReplication);
+    wait_for_replication(m, app, server).await?;
+    Ok(Done::Succeeded)
+}
+
+async fn backout(m: &Arc<Manager>, id: ActionId, action: &Action) -> Result<Done, Failure> {
+    let (app, server) = server_of(m, action)?;
+    if let Err(e) = m.agents.post(&server.agent, "/agent/v1/backout", json!(null)).await {
+        return Err(settled(m, server, e).await);
+    }
+    progress(m, id, Step::WaitForReplication);
+    wait_for_replication(m, app, server).await?;
+    Ok(Done::Succeeded)
+}
+
+/// Waits until the restarted server serves again and its copy of the sessions is synchronised
+/// with its mate (SRP "Ready"; a manager standby has copied the active's state).
+async fn wait_for_replication(m: &Manager, app: AppType, server: &ServerConfig) -> Result<(), Failure> {
+    let deadline = Instant::now() + Duration::from_secs(m.cfg.replication_timeout_s);
+    let mut last = String::from("no answer yet");
+    while Instant::now() < deadline {
+        match m.agents.ha(app, &server.agent).await {
+            Ok(view) if view.synchronised => return Ok(()),
+            Ok(view) => last = format!("{} reports {:?}, not synchronised", server.hostname, view.role),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(Failure::from(format!("replication did not synchronise within {} s: {last}", m.cfg.replication_timeout_s)))
+}
+
+async fn failover(m: &Arc<Manager>, id: ActionId, action: &Action) -> Result<Done, Failure> {
+    let (app, to) = server_of(m, action)?;
+    let cluster = m.cfg.server(&to.hostname).map(|(c, _)| c).ok_or_else(|| Failure::from("no cluster".to_string()))?;
+    let active = {
+        let core = m.core();
+        core.shared
+            .director
+            .topology()
+            .cluster(&action.cluster)
+            .and_then(|c| c.active())
+            .map(|s| s.hostname.clone())
+            .ok_or_else(|| Failure::from(format!("{} has no Active server", action.cluster)))?
+    };
+    let from = m.cfg.server(&active).map(|(_, s)| s).ok_or_else(|| Failure::from(format!("{active} unknown")))?;
+    if app == AppType::Manager {
+        return hand_over(m, id, &to.hostname).await;
+    }
+    // An SRP pair switches over; a role without SRP has its new Active recorded.
+    let srp = m.agents.get(&from.agent, "/agent/v1/role/api/v1/srp/show/info").await;
+    match srp {
+        Ok(_) => {
+            m.agents
+                .post_empty(&from.agent, "/agent/v1/role/api/v1/srp/initiate-switchover?force=false")
+                .await
+                .map_err(|e| Failure::from(format!("switchover refused by {active}: {e}")))?;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if m.agents.ha(app, &to.agent).await.is_ok_and(|v| v.role == Some(HaRole::Active)) {
+                    return Ok(Done::Succeeded);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(Failure::from(format!("{} did not become Active within 30 s", to.hostname)))
+        }
+        Err(_) => {
+            for s in &cluster.servers {
+                if s.hostname == to.hostname || s.hostname == active {
+                    let role = if s.hostname == to.hostname { HaRole::Active } else { HaRole::Standby };
+                    m.agents.set_ha_role(&s.agent, role).await?;
+                }
+            }
+            Ok(Done::Succeeded)
+        }
+    }
+}
+
+/// The manager cluster's failover: the active manager (this one) hands its state to the mate,
+/// which becomes active and reports this action's success; this one becomes the standby.
+async fn hand_over(m: &Arc<Manager>, id: ActionId, to: &str) -> Result<Done, Failure> {
+    if to == m.cfg.hostname {
+        return Err(Failure::from(format!("{to} is already the active manager")));
+    }
+    let mate = m.cfg.mate.clone().ok_or_else(|| Failure::from("this manager has no mate".to_string()))?;
+    let snapshot = {
+        let mut core = m.core();
+        core.handing_over = true;
+        core.shared.clone()
+    };
+    let answer =
+        m.agents.post(&mate, "/api/v1/manager/take-over", json!({ "snapshot": snapshot, "action": id.0 })).await;
+    if answer.is_ok() {
+        m.become_standby();
+    }
+    m.core().handing_over = false;
+    match answer {
+        Ok(_) => Ok(Done::HandedOver),
+        // The mate did not take over: this one stays in charge and reports the failure.
+        Err(e) => Err(Failure::from(format!("the mate manager did not take over: {e}"))),
+    }
+}
+
+async fn reapply(m: &Arc<Manager>, action: &Action) -> Result<Done, Failure> {
+    let Some(cluster) = m.cfg.clusters.iter().find(|c| c.name == action.cluster) else {
+        return Err(Failure::from(format!("{} is not configured", action.cluster)));
+    };
+    let Some(policy) = &m.cfg.policy else { return Ok(Done::Succeeded) };
+    if cluster.application != AppType::Engine {
+        return Ok(Done::Succeeded);
+    }
+    let text = std::fs::read_to_string(policy).map_err(|e| Failure::from(format!("{}: {e}", policy.display())))?;
+    let name = policy.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "policy.toml".into());
+    for s in &cluster.servers {
+        m.agents
+            .install_policy(&s.agent, &name, &text)
+            .await
+            .map_err(|e| Failure::from(format!("{}: policy not installed: {e}", s.hostname)))?;
+    }
+    Ok(Done::Succeeded)
+}

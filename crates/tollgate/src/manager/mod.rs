@@ -1,0 +1,329 @@
+//! `tollgate manager`: holds the topology, polls every server's agent, and runs the Upgrade
+//! Director (crate `tollgate_manager::director`): it carries out the Director's actions through
+//! the agents, keeps the upgrade log, the audit log and the alarms, pushes policy (refusing
+//! features an engine of the cluster cannot read), and serves the Upgrade Manager page and API.
+//!
+//! Two managers form a pair: the active one acts; the standby copies the active's state every
+//! poll and takes over (a "manager failover": the Director waits to hear from every server
+//! before acting on it) when the active stops answering, or when the active hands over as the
+//! "Failover to new version" step of the manager cluster's own upgrade.
+
+pub mod agents;
+pub mod api;
+pub mod config;
+pub mod executor;
+pub mod pair;
+pub mod view;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tollgate_manager::alarms::{Alarms, UPGRADE_DIRECTOR_ALARMS};
+use tollgate_manager::director::{AuditEntry, Director, DirectorConfig, Effect, Event, UpgradeLogEntry};
+use tollgate_manager::topology::{HaRole, Topology};
+
+pub use config::ManagerConfig;
+
+/// What the two managers of a pair share: the Director and both logs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The Upgrade Director.
+    pub director: Director,
+    /// The upgrade log, by entry ID.
+    pub log: BTreeMap<u64, UpgradeLogEntry>,
+    /// The audit log of operator actions, oldest first.
+    pub audit: Vec<AuditEntry>,
+    /// Bumped at every change.
+    pub generation: u64,
+}
+
+/// The state one manager process keeps.
+pub struct Core {
+    /// Shared with the mate.
+    pub shared: Snapshot,
+    /// Active (acts) or Standby (follows the mate).
+    pub ha: HaRole,
+    /// When this manager last became Active.
+    pub active_since: Option<DateTime<Utc>>,
+    /// When the standby last copied the active's state.
+    pub last_sync: Option<DateTime<Utc>>,
+    /// The active is handing over to its mate: the pair logic waits.
+    pub handing_over: bool,
+}
+
+/// A running manager.
+pub struct Manager {
+    /// `[manager]`.
+    pub cfg: ManagerConfig,
+    /// State.
+    core: Mutex<Core>,
+    /// Alarms the Director raised (only the active manager keeps them).
+    pub alarms: Alarms,
+    /// Client of the agents.
+    pub agents: agents::AgentClient,
+    /// This manager's release.
+    pub release: String,
+    /// Where the shared state is kept across restarts.
+    state_file: PathBuf,
+    /// Per server: the alarms its role reports (ID, name, severity), from the last poll.
+    pub server_alarms: Mutex<BTreeMap<String, Vec<view::RemoteAlarm>>>,
+}
+
+impl Manager {
+    /// A manager in Standby with a Director built from the configured topology (or the state
+    /// kept in `state_dir`, when it is for the same topology).
+    pub fn new(
+        cfg: ManagerConfig,
+        topology: Topology,
+        state_dir: &std::path::Path,
+        release: String,
+    ) -> anyhow::Result<Arc<Manager>> {
+        cfg.validate()?;
+        std::fs::create_dir_all(state_dir).with_context(|| format!("cannot create {}", state_dir.display()))?;
+        let state_file = state_dir.join("manager-state.json");
+        let fresh = || -> anyhow::Result<Snapshot> {
+            let director = Director::new(
+                topology.clone(),
+                None,
+                DirectorConfig {
+                    max_parallel_clusters: cfg
+                        .max_parallel_clusters
+                        .unwrap_or(tollgate_manager::director::DEFAULT_MAX_PARALLEL_CLUSTERS),
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("manager topology: {e:?}"))?;
+            Ok(Snapshot { director, log: BTreeMap::new(), audit: Vec::new(), generation: 0 })
+        };
+        let shared = match std::fs::read(&state_file) {
+            Ok(bytes) => match serde_json::from_slice::<Snapshot>(&bytes) {
+                Ok(s) if same_servers(&s.director, &cfg) => s,
+                Ok(_) => {
+                    tracing::warn!(file = %state_file.display(), "the kept state is for another topology; starting afresh");
+                    fresh()?
+                }
+                Err(e) => {
+                    tracing::warn!(file = %state_file.display(), error = %e, "the kept state is unreadable; starting afresh");
+                    fresh()?
+                }
+            },
+            Err(_) => fresh()?,
+        };
+        Ok(Arc::new(Manager {
+            agents: agents::AgentClient::new(&cfg.agent_token)?,
+            cfg,
+            core: Mutex::new(Core {
+                shared,
+                ha: HaRole::Standby,
+                active_since: None,
+                last_sync: None,
+                handing_over: false,
+            }),
+            alarms: Alarms::default(),
+            release,
+            state_file,
+            server_alarms: Mutex::new(BTreeMap::new()),
+        }))
+    }
+
+    /// The state, locked.
+    pub fn core(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether this manager is the active one.
+    pub fn is_active(&self) -> bool {
+        self.core().ha == HaRole::Active
+    }
+
+    /// Applies `event` to the Director (active manager only) and carries out its effects: log,
+    /// audit and alarms at once, actions and forced-standby changes in the background. Returns
+    /// the effects, so a caller can report a refusal.
+    pub fn feed(self: &Arc<Self>, event: Event) -> Vec<Effect> {
+        let effects = {
+            let mut core = self.core();
+            if core.ha != HaRole::Active {
+                return vec![Effect::Ignored { reason: "this manager is the standby of its pair".into() }];
+            }
+            let effects = core.shared.director.apply(event);
+            self.take_effects(&mut core, &effects);
+            effects
+        };
+        self.launch(&effects);
+        effects
+    }
+
+    /// Records log, audit and alarm effects; persists the state when something changed.
+    fn take_effects(&self, core: &mut Core, effects: &[Effect]) {
+        let mut changed = false;
+        for e in effects {
+            match e {
+                Effect::UpgradeLog(entry) => {
+                    core.shared.log.insert(entry.id, entry.clone());
+                    changed = true;
+                }
+                Effect::Audit(a) => {
+                    core.shared.audit.push(a.clone());
+                    changed = true;
+                }
+                Effect::RaiseAlarm { def, scope, detail } => {
+                    if self.alarms.raise(*def, scope, detail.clone()) {
+                        tracing::warn!(alarm = def.id, name = def.name, scope, detail, "alarm raised");
+                    }
+                }
+                Effect::ClearAlarm { def, scope } => {
+                    if self.alarms.clear(*def, scope) {
+                        tracing::info!(alarm = def.id, name = def.name, scope, "alarm cleared");
+                    }
+                }
+                Effect::Execute { .. } | Effect::SetForcedStandby { .. } => changed = true,
+                Effect::Refused { .. } | Effect::Ignored { .. } => {}
+            }
+        }
+        // Reports change the topology without effects: count every applied event.
+        core.shared.generation += 1;
+        if changed {
+            self.persist(&core.shared);
+        }
+    }
+
+    /// Starts the effects that take time.
+    fn launch(self: &Arc<Self>, effects: &[Effect]) {
+        for e in effects {
+            match e {
+                Effect::Execute { id, action } => {
+                    tokio::spawn(executor::run(self.clone(), *id, action.clone()));
+                }
+                Effect::SetForcedStandby { hostname, on } => {
+                    let Some((_, server)) = self.cfg.server(hostname) else { continue };
+                    let (agents, agent, on, hostname) =
+                        (self.agents.clone(), server.agent.clone(), *on, hostname.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = agents.set_forced_standby(&agent, on).await {
+                            tracing::warn!(server = hostname, error = e, on, "forced standby not set");
+                        }
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Writes the shared state (atomically).
+    fn persist(&self, shared: &Snapshot) {
+        let tmp = self.state_file.with_extension("json.tmp");
+        let result = serde_json::to_vec(shared)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, &self.state_file));
+        if let Err(e) = result {
+            tracing::error!(file = %self.state_file.display(), error = %e, "manager state not saved");
+        }
+    }
+
+    /// Becomes the active manager: with `failover`, after the active one was lost (the
+    /// Director then waits to hear from every server before acting on it).
+    pub fn become_active(self: &Arc<Self>, failover: bool) {
+        let effects = {
+            let mut core = self.core();
+            if core.ha == HaRole::Active {
+                return;
+            }
+            core.ha = HaRole::Active;
+            core.active_since = Some(Utc::now());
+            let now = Utc::now();
+            let mut effects = Vec::new();
+            if failover {
+                effects.extend(core.shared.director.apply(Event::ManagerFailover { at: now }));
+            }
+            effects.extend(core.shared.director.resync(now));
+            // The registry starts from what the Director holds raised.
+            for (id, scope) in core.shared.director.raised_alarms().clone() {
+                if let Some(def) = UPGRADE_DIRECTOR_ALARMS.iter().find(|d| d.id == id) {
+                    self.alarms.raise(*def, &scope, "");
+                }
+            }
+            self.take_effects(&mut core, &effects);
+            self.persist(&core.shared);
+            effects
+        };
+        tracing::warn!(hostname = self.cfg.hostname, failover, "this manager is now the active one");
+        self.launch(&effects);
+    }
+
+    /// Becomes the standby: stops acting; the mate's state will be copied.
+    pub fn become_standby(&self) {
+        let mut core = self.core();
+        if core.ha != HaRole::Standby {
+            tracing::warn!(hostname = self.cfg.hostname, "this manager is now the standby");
+        }
+        core.ha = HaRole::Standby;
+        core.active_since = None;
+    }
+}
+
+/// Whether the kept Director has exactly the configured servers.
+fn same_servers(director: &Director, cfg: &ManagerConfig) -> bool {
+    let kept: Vec<(&str, &str)> = director
+        .topology()
+        .clusters
+        .iter()
+        .flat_map(|c| c.servers.iter().map(move |s| (c.name.as_str(), s.hostname.as_str())))
+        .collect();
+    let configured: Vec<(&str, &str)> = cfg.servers().map(|(c, s)| (c.name.as_str(), s.hostname.as_str())).collect();
+    kept == configured
+}
+
+/// The configured topology with what every agent reports now (its release, previous release,
+/// HA role), so that a new Director starts from the servers' real releases.
+async fn first_look(cfg: &ManagerConfig) -> anyhow::Result<Topology> {
+    let agents = agents::AgentClient::new(&cfg.agent_token)?;
+    let mut topology = cfg.topology();
+    for (cluster, server) in cfg.servers() {
+        let report = agents.report(cluster, server).await;
+        let Some(s) = topology.server_mut(&server.hostname) else { continue };
+        if let (true, Some(running)) = (report.reachable, report.running_release) {
+            s.reachable = true;
+            s.running_release = running;
+            s.previous_release = report.previous_release;
+            if let Some(role) = report.ha_role {
+                s.ha_role = role;
+            }
+        }
+    }
+    Ok(topology)
+}
+
+/// Runs the manager role until SIGINT or SIGTERM.
+pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitCode> {
+    let cfg = config.manager.clone().context("`tollgate manager` needs a [manager] section in the configuration")?;
+    let release = crate::release::current().version;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tollgate-manager").build()?;
+    let topology = runtime.block_on(first_look(&cfg))?;
+    let manager = Manager::new(cfg, topology, &config.node.state_dir, release)?;
+    let (auth, bootstrap) = tollgate_web::auth::Auth::open(&config.node.state_dir, config.api.token.clone())
+        .with_context(|| format!("the user database in {}", config.node.state_dir.display()))?;
+    if let Some(b) = bootstrap {
+        eprintln!("manager API token written to {}", b.cli_token_file.display());
+    }
+    let listen = config.api.listen;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot bind the manager API {listen}"))?;
+        let local = listener.local_addr()?;
+        let state = Arc::new(api::ApiState { manager: manager.clone(), auth });
+        tokio::spawn(pair::run(manager.clone()));
+        tokio::spawn(pair::poll_agents(manager.clone()));
+        println!(
+            "tollgate manager ready: hostname={} release={} api=http://{local} ui=http://{local}/upgrade",
+            manager.cfg.hostname, manager.release
+        );
+        axum::serve(listener, api::router(state)).with_graceful_shutdown(crate::serve::shutdown_signal()).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -1,0 +1,126 @@
+//! The manager pair and the agent poll: who is active, the standby's copy of the active's
+//! state, the takeover when the active is lost, and (on the active) every agent's report fed to
+//! the Director.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use tollgate_manager::director::Event;
+use tollgate_manager::topology::HaRole;
+
+use super::{Manager, Snapshot};
+
+/// What `GET /api/v1/manager/ha` answers.
+pub fn ha_view(m: &Manager) -> Value {
+    let core = m.core();
+    let synchronised = match core.ha {
+        HaRole::Active => true,
+        _ => core.last_sync.is_some_and(|t| (Utc::now() - t).num_milliseconds() < m.cfg.takeover_ms as i64),
+    };
+    json!({
+        "hostname": m.cfg.hostname,
+        "mate": m.cfg.mate,
+        "ha": core.ha.to_string(),
+        "active_since": core.active_since,
+        "synchronised": synchronised,
+        "generation": core.shared.generation,
+        "release": m.release,
+    })
+}
+
+/// The mate's answer to `/api/v1/manager/ha`, or None when it does not answer.
+async fn mate_ha(m: &Manager, mate: &str) -> Option<Value> {
+    m.agents.get(mate, "/api/v1/manager/ha").await.ok()
+}
+
+/// Decides and keeps this manager's HA role for as long as the process runs.
+pub async fn run(m: Arc<Manager>) {
+    let Some(mate) = m.cfg.mate.clone() else {
+        m.become_active(false);
+        return;
+    };
+    let poll = Duration::from_millis(m.cfg.poll_ms);
+    let takeover = Duration::from_millis(m.cfg.takeover_ms);
+    let mut last_heard = Instant::now();
+    let mut ever_synced = false;
+    loop {
+        if m.core().handing_over {
+            tokio::time::sleep(poll).await;
+            continue;
+        }
+        let answer = mate_ha(&m, &mate).await;
+        if answer.is_some() {
+            last_heard = Instant::now();
+        }
+        let mate_active = answer.as_ref().is_some_and(|a| a["ha"] == "Active");
+        if m.is_active() {
+            // Both active (a partition healed): the one active for longer keeps the role.
+            if mate_active {
+                let mine = m.core().active_since;
+                let theirs = answer
+                    .as_ref()
+                    .and_then(|a| a["active_since"].as_str())
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc));
+                if theirs.is_some_and(|t| mine.is_none_or(|me| t < me)) {
+                    m.become_standby();
+                }
+            }
+        } else if mate_active {
+            match m.agents.get(&mate, "/api/v1/manager/state").await.map(serde_json::from_value::<Snapshot>) {
+                Ok(Ok(snapshot)) => {
+                    let mut core = m.core();
+                    if core.ha == HaRole::Standby {
+                        core.shared = snapshot;
+                        core.last_sync = Some(Utc::now());
+                        ever_synced = true;
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "the active manager's state is unreadable"),
+                Err(e) => tracing::debug!(error = e, "the active manager's state is not available"),
+            }
+        } else if answer.is_some() {
+            // Both standby (both starting): the designated one goes first.
+            if m.cfg.starts_active {
+                m.become_active(false);
+            }
+        } else if last_heard.elapsed() >= takeover {
+            // The active manager is lost (or never came up): take over.
+            m.become_active(ever_synced || m.core().shared.generation > 0);
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// On the active manager: polls every agent and feeds the reports to the Director.
+pub async fn poll_agents(m: Arc<Manager>) {
+    let poll = Duration::from_millis(m.cfg.poll_ms);
+    loop {
+        if m.is_active() {
+            let mut polls = tokio::task::JoinSet::new();
+            for (cluster, server) in m.cfg.servers() {
+                let (m, cluster, server) = (m.clone(), cluster.clone(), server.clone());
+                polls.spawn(async move {
+                    let report = m.agents.report(&cluster, &server).await;
+                    let alarms = if report.reachable {
+                        m.agents.get(&server.agent, "/agent/v1/role/api/v1/alarms").await.ok()
+                    } else {
+                        None
+                    };
+                    (server.hostname.clone(), report, alarms)
+                });
+            }
+            let results = polls.join_all().await;
+            for (hostname, report, alarms) in results {
+                if let Some(a) = alarms {
+                    let list = super::view::remote_alarms(&a);
+                    m.server_alarms.lock().unwrap_or_else(|e| e.into_inner()).insert(hostname.clone(), list);
+                }
+                m.feed(Event::ServerReported { hostname, report, at: Utc::now() });
+            }
+        }
+        tokio::time::sleep(poll).await;
+    }
+}

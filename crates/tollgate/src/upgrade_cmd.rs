@@ -1,0 +1,326 @@
+//! `tollgate upgrade status | select | start | continue | rollback | log` and `tollgate health`:
+//! the Upgrade Manager from the command line, against the active manager's API, with a progress
+//! bar per running action.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+use crate::api_client::{ApiClient, ApiError};
+use crate::cli::{HealthArgs, StepArgs, Target, UpgradeCommand};
+use crate::config::Config;
+
+/// How long `--all` keeps asking while the next action waits (a server restarting, a bundle
+/// being staged, a promoted manager waiting to hear from a server).
+const WAITING_LIMIT: Duration = Duration::from_secs(180);
+
+fn client(config: &Config, target: &Target) -> anyhow::Result<ApiClient> {
+    if target.state_dir.is_some() {
+        bail!("upgrade commands talk to a running manager: use --api, not --state-dir");
+    }
+    let base = target.api.clone().unwrap_or_else(|| config.api_url());
+    ApiClient::new(&base, target.token.clone().or_else(|| config.cli_token()), target.actor.as_deref())
+}
+
+/// The active manager of the pair `client` belongs to: the same one, or its mate when it is the
+/// standby (after a failover of the manager cluster the CLI follows the active one).
+fn active(config: &Config, target: &Target) -> anyhow::Result<ApiClient> {
+    let api = client(config, target)?;
+    let Ok(ha) = api.get::<Value>("/api/v1/manager/ha") else { return Ok(api) };
+    match (ha["ha"].as_str(), ha["mate"].as_str()) {
+        (Some("Standby"), Some(mate)) => {
+            let mate_target = Target { api: Some(mate.to_string()), ..target.clone() };
+            let other = client(config, &mate_target)?;
+            match other.get::<Value>("/api/v1/manager/ha") {
+                Ok(h) if h["ha"] == "Active" => Ok(other),
+                _ => Ok(api),
+            }
+        }
+        _ => Ok(api),
+    }
+}
+
+fn flatten(e: ApiError) -> anyhow::Error {
+    match e {
+        ApiError::Other(e) => e,
+        ApiError::Invalid(d) => anyhow!("{d:?}"),
+    }
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The seed's grid as text.
+pub fn grid(status: &Value) -> String {
+    let mut out = String::new();
+    let manager = &status["manager"];
+    out.push_str(&format!(
+        "manager {} ({}, release {}); current bundle: {}\n",
+        s(&manager["hostname"]),
+        s(&manager["ha"]),
+        s(&manager["release"]),
+        status["procedure"]["label"].as_str().unwrap_or("(none)")
+    ));
+    out.push_str(&format!(
+        "{:<24} {:<9} {:<5} {:<15} {:<12} {:<12} {}\n",
+        "Name", "Alarm", "UpToD", "Server Role", "Prev Rel", "Running Rel", "Upgrade Operation"
+    ));
+    for c in status["clusters"].as_array().into_iter().flatten() {
+        let next = c["upgrade"]["preferred"]["label"].as_str();
+        out.push_str(&format!(
+            "{:<24} {:<9} {:<5} {:<15} {:<12} {:<12} {}\n",
+            format!("{} ({})", s(&c["name"]), s(&c["application"])),
+            s(&c["alarm_severity"]),
+            s(&c["up_to_date"]),
+            s(&c["status"]),
+            "",
+            "",
+            c["running"]["label"].as_str().map(str::to_string).unwrap_or_else(|| match next {
+                Some(n) => format!("next: {n}"),
+                None => String::new(),
+            })
+        ));
+        for sv in c["servers"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "  {:<22} {:<9} {:<5} {:<15} {:<12} {:<12} {}\n",
+                s(&sv["hostname"]),
+                s(&sv["alarm_severity"]),
+                s(&sv["up_to_date"]),
+                s(&sv["role"]),
+                s(&sv["prev_release"]),
+                s(&sv["running_release"]),
+                s(&sv["operation"]["text"])
+            ));
+        }
+    }
+    out
+}
+
+/// Runs an upgrade command.
+pub fn run(config: &Config, command: &UpgradeCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        UpgradeCommand::Status { json, target } => {
+            let status: Value = client(config, target)?.get("/api/v1/upgrade/status").map_err(flatten)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", grid(&status));
+            }
+        }
+        UpgradeCommand::Select { release, target } => {
+            let api = client(config, target)?;
+            let r: Value =
+                api.post_json("/api/v1/upgrade/procedure", Some(json!({ "release": release }))).map_err(flatten)?;
+            println!("current bundle: {} (staging it on the servers)", s(&r["procedure"]["label"]));
+        }
+        UpgradeCommand::Start(args) | UpgradeCommand::Continue(args) => step(config, args, "upgrade")?,
+        UpgradeCommand::Rollback(args) => step(config, args, "backout")?,
+        UpgradeCommand::Log { cluster, json, target } => {
+            let path = match cluster {
+                Some(c) => format!("/api/v1/upgrade/log?cluster={c}"),
+                None => "/api/v1/upgrade/log".to_string(),
+            };
+            let log: Value = client(config, target)?.get(&path).map_err(flatten)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&log)?);
+            } else {
+                print!("{}", log_table(&log));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The upgrade log as the seed's table.
+pub fn log_table(log: &Value) -> String {
+    let mut out = format!(
+        "{:>4} {:>6} {:<44} {:<20} {:<20} {:>8} {:<8} {:<14} {:<12} {:<10} {}\n",
+        "ID", "Parent", "Action Name", "Start", "End", "Duration", "Scope", "Hostname", "Result", "Mode", "Description"
+    );
+    let time = |v: &Value| v.as_str().map(|t| t.chars().take(19).collect::<String>()).unwrap_or_default();
+    for e in log.as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{:>4} {:>6} {:<44} {:<20} {:<20} {:>8} {:<8} {:<14} {:<12} {:<10} {}\n",
+            s(&e["id"]),
+            s(&e["parent_id"]),
+            s(&e["action_name"]),
+            time(&e["start"]),
+            time(&e["end"]),
+            s(&e["duration"]),
+            s(&e["scope"]),
+            s(&e["hostname"]),
+            s(&e["result"]),
+            s(&e["mode"]),
+            s(&e["description"])
+        ));
+    }
+    out
+}
+
+/// Starts the next action(s) and follows them; with `--all`, until done.
+fn step(config: &Config, args: &StepArgs, direction: &str) -> anyhow::Result<()> {
+    let bars = MultiProgress::new();
+    let mut waiting_since: Option<Instant> = None;
+    loop {
+        let api = active(config, &args.target)?;
+        let (started, done, waiting): (Vec<String>, bool, Option<String>) = match &args.cluster {
+            Some(cluster) => {
+                match api.post_json::<Value>(
+                    "/api/v1/upgrade/action",
+                    Some(json!({ "cluster": cluster, "direction": direction })),
+                ) {
+                    Ok(r) => (vec![s(&r["action"])], false, None),
+                    Err(ApiError::Other(e)) if e.to_string().contains("is done in that direction") => {
+                        (vec![], true, None)
+                    }
+                    Err(ApiError::Other(e)) => (vec![], false, Some(e.to_string())),
+                    Err(e) => return Err(flatten(e)),
+                }
+            }
+            None => {
+                let r: Value =
+                    api.post_json("/api/v1/upgrade/next", Some(json!({ "direction": direction }))).map_err(flatten)?;
+                let started = r["started"].as_array().into_iter().flatten().map(|a| s(&a["action"])).collect();
+                let refused: Vec<String> = r["refused"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| format!("{}: {}", s(&a["action"]), s(&a["reason"])))
+                    .collect();
+                let waiting = (!refused.is_empty()).then(|| refused.join("; "));
+                (started, r["done"].as_bool().unwrap_or(false), waiting)
+            }
+        };
+        if done {
+            say(
+                &bars,
+                &format!("done: every cluster is {}", if direction == "upgrade" { "upgraded" } else { "backed out" }),
+            );
+            return Ok(());
+        }
+        for a in &started {
+            say(&bars, &format!("started: {a}"));
+        }
+        if started.is_empty() {
+            let since = *waiting_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > WAITING_LIMIT || !args.all {
+                bail!("no action could start: {}", waiting.unwrap_or_else(|| "nothing to do".into()));
+            }
+        } else {
+            waiting_since = None;
+        }
+        if args.no_wait {
+            return Ok(());
+        }
+        follow(config, &args.target, &bars)?;
+        // A failed action stops here: the operator looks, then retries (the seed's
+        // UPGRADE_OPERATION_FAILED is raised meanwhile).
+        let status: Value = active(config, &args.target)?.get("/api/v1/upgrade/status").map_err(flatten)?;
+        if let Some(failures) = status["failures"].as_object().filter(|f| !f.is_empty()) {
+            let list: Vec<String> = failures.iter().map(|(scope, why)| format!("{scope}: {}", s(why))).collect();
+            bail!("failed: {}", list.join("; "));
+        }
+        if !args.all {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A line above the bars, or on stdout when the bars are hidden (not a terminal).
+fn say(bars: &MultiProgress, line: &str) {
+    if bars.is_hidden() || bars.println(line).is_err() {
+        println!("{line}");
+    }
+}
+
+/// Shows a progress bar per running action until none runs; fails on a failed action.
+fn follow(config: &Config, target: &Target, bars: &MultiProgress) -> anyhow::Result<()> {
+    let style = ProgressStyle::with_template("{prefix:<20} [{bar:30}] {pos:>3}% {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let mut shown: std::collections::BTreeMap<String, ProgressBar> = Default::default();
+    loop {
+        // The manager cluster's own failover moves the active manager mid-way.
+        let status: Value = match active(config, target)?.get("/api/v1/upgrade/status") {
+            Ok(s) => s,
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(500));
+                active(config, target)?.get("/api/v1/upgrade/status").map_err(flatten)?
+            }
+        };
+        let mut running = std::collections::BTreeSet::new();
+        for c in status["clusters"].as_array().into_iter().flatten() {
+            let name = s(&c["name"]);
+            if let Some(r) = c["running"].as_object() {
+                running.insert(name.clone());
+                let bar = shown.entry(name.clone()).or_insert_with(|| {
+                    let b = bars.add(ProgressBar::new(100));
+                    b.set_style(style.clone());
+                    b.set_prefix(name.clone());
+                    b
+                });
+                bar.set_position(r["percent"].as_u64().unwrap_or(0));
+                bar.set_message(format!(
+                    "{} — {} ({}/{}) {}s",
+                    s(&r["label"]),
+                    s(&r["step"]),
+                    s(&r["step_index"]),
+                    s(&r["steps"]),
+                    s(&r["elapsed_secs"])
+                ));
+            }
+            for sv in c["servers"].as_array().into_iter().flatten() {
+                if sv["operation"]["failed"] == true && shown.contains_key(&name) && !running.contains(&name) {
+                    for b in shown.values() {
+                        b.abandon();
+                    }
+                    bail!("{}: {}", s(&sv["hostname"]), s(&sv["operation"]["text"]));
+                }
+            }
+        }
+        let finished: Vec<String> = shown.keys().filter(|k| !running.contains(*k)).cloned().collect();
+        for k in finished {
+            if let Some(b) = shown.remove(&k) {
+                b.set_position(100);
+                b.finish_with_message("done");
+            }
+        }
+        if running.is_empty() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// `tollgate health`: every server's syscheck through the manager, or this server's through
+/// its agent (`--local`). Exit status 1 when a class failed.
+pub fn health(config: &Config, args: &HealthArgs) -> anyhow::Result<ExitCode> {
+    let answer: Value = if args.local {
+        let agent = config.agent.as_ref().ok_or_else(|| anyhow!("--local needs an [agent] section"))?;
+        let base = format!("http://{}", agent.listen);
+        ApiClient::new(&base, Some(agent.token.clone()), None)?.get("/agent/v1/health").map_err(flatten)?
+    } else {
+        client(config, &args.target)?.get("/api/v1/health").map_err(flatten)?
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else if args.local {
+        print!("{}", s(&answer["text"]));
+    } else {
+        for server in answer["servers"].as_array().into_iter().flatten() {
+            println!("== {} ({})", s(&server["hostname"]), s(&server["cluster"]));
+            print!("{}", s(&server["text"]));
+        }
+        println!("system: {}", if answer["ok"] == true { "OK" } else { "FAILED" });
+    }
+    Ok(if answer["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
