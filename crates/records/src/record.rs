@@ -8,8 +8,13 @@ use serde::{Deserialize, Serialize};
 use tollgate_number::E164;
 use ulid::Ulid;
 
-/// The record format version written by this build.
-pub const RECORD_VERSION: u16 = 1;
+/// The record format version written by this build. A collector reads every version up to
+/// its own, so engines and probes of the previous release keep shipping to an upgraded one.
+///
+/// * 1: ENUM query and SIP call records.
+/// * 2: SIP call records may carry RTP statistics (`rtp_packets`, `rtp_lost`, `rtp_jitter_ms`);
+///   a version-1 record has none and reads as "not measured".
+pub const RECORD_VERSION: u16 = 2;
 
 /// Transport a query arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -193,6 +198,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn version_1_sip_call_records_still_read() {
+        let v1 = r#"{"kind":"sip_call","v":1,"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV","time":"2026-01-01T00:00:00Z","device":"probe-1","call_id":"a@b","source":"+13125550100","destination":"+12125550100","direction":"inbound","disposition":"answered","final_code":200,"pdd_ms":120,"duration_ms":5000,"answered_at":null,"ended_at":null}"#;
+        let r: Record = serde_json::from_str(v1).expect("a release-1 record");
+        assert_eq!(r.version(), 1);
+        let Record::SipCall { record, .. } = &r else { panic!("a SIP call record") };
+        assert_eq!((record.rtp_packets, record.rtp_lost, record.rtp_jitter_ms), (None, None, None));
+        let now = Record::sip_call(record.clone());
+        assert_eq!(now.version(), RECORD_VERSION);
+    }
+
+    #[test]
     fn json_shape_is_tagged_and_versioned() {
         let r = Record::enum_query(EnumQueryRecord {
             id: Ulid::from_parts(1, 2),
@@ -214,7 +230,7 @@ mod tests {
         });
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["kind"], "enum_query");
-        assert_eq!(json["v"], 1);
+        assert_eq!(json["v"], RECORD_VERSION);
         assert_eq!(json["destination"], "+12125550111");
         assert!(json.get("fail_open").is_none());
         let back: Record = serde_json::from_value(json).unwrap();

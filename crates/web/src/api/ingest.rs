@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tollgate_records::Record;
+use tollgate_records::{RECORD_VERSION, Record};
 
 use super::{blocking, error};
 use crate::AppState;
@@ -55,6 +55,17 @@ pub(super) async fn ingest(State(state): State<Arc<AppState>>, ApiUser(who): Api
             return error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot quarantine {} bad lines: {e}", bad.len()));
         }
         tracing::warn!(lines = bad.len(), from = %who.name, "ingest: lines that are not records were quarantined");
+    }
+    // Records of a newer release than this collector's are refused as a batch: they stay in
+    // the sender's spool and arrive once the collector is upgraded (nothing is lost).
+    if let Some(newest) = records.iter().map(Record::version).filter(|v| *v > RECORD_VERSION).max() {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "records of format version {newest} come from a newer release; this collector reads versions 1 to \
+                 {RECORD_VERSION}: they stay in the sender's spool until the collector is upgraded"
+            ),
+        );
     }
     let count = records.len();
     match blocking(move || store.ingest(&records)).await {
