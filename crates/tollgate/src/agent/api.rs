@@ -141,6 +141,8 @@ impl Agent {
             "process": self.supervisor.status(),
             "role_api": self.role_api(),
             "forced_standby": self.forced_standby(),
+            // An install, backout, restart or restore is under way.
+            "busy": self.busy.try_lock().is_err(),
             "ha_role": std::fs::read_to_string(self.config.dir.join("ha-role")).ok().map(|r| r.trim().to_string()),
         })
     }
@@ -153,18 +155,34 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/agent/v1/status", get(status))
         .route("/agent/v1/stage", post(stage))
         .route("/agent/v1/preflight", post(preflight))
-        .route("/agent/v1/install", post(install))
-        .route("/agent/v1/backout", post(backout))
-        .route("/agent/v1/restart", post(restart))
+        .route(
+            "/agent/v1/install",
+            post(|s: State<Arc<Agent>>, h: HeaderMap, b: Json<VersionBody>| detached(install(s, h, b))),
+        )
+        .route("/agent/v1/backout", post(|s: State<Arc<Agent>>, h: HeaderMap| detached(backout(s, h))))
+        .route("/agent/v1/restart", post(|s: State<Arc<Agent>>, h: HeaderMap| detached(restart(s, h))))
         .route("/agent/v1/backup", post(take_backup))
         .route("/agent/v1/backups", get(backups))
-        .route("/agent/v1/restore", post(restore))
+        .route(
+            "/agent/v1/restore",
+            post(|s: State<Arc<Agent>>, h: HeaderMap, b: Json<RestoreBody>| detached(restore(s, h, b))),
+        )
         .route("/agent/v1/health", get(health_check))
         .route("/agent/v1/forced-standby", post(set_forced_standby))
         .route("/agent/v1/ha-role", post(set_ha_role))
         .route("/agent/v1/role/{*path}", get(role_get).post(role_post))
         .layer(axum::extract::DefaultBodyLimit::max(512 << 20))
         .with_state(agent)
+}
+
+/// Runs `work` in a task of its own: an install, backout, restart or restore finishes even if
+/// the manager that asked disconnects (a dropped request would otherwise cancel it half-way,
+/// e.g. with the role stopped and the new release not started).
+async fn detached(work: impl std::future::Future<Output = Response> + Send + 'static) -> Response {
+    match tokio::spawn(work).await {
+        Ok(r) => r,
+        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 macro_rules! authorise {
@@ -280,9 +298,14 @@ async fn restart(State(a): State<Arc<Agent>>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn take_backup(State(a): State<Arc<Agent>>, headers: HeaderMap) -> Response {
+async fn take_backup(State(a): State<Arc<Agent>>, headers: HeaderMap, body: Bytes) -> Response {
     authorise!(a, headers);
-    match backup::take(&a.backups_dir(), &a.config.role_config, &a.role.node.state_dir, "manual") {
+    // Optional body {"why": "pre-upgrade-system-2.0.0"}: goes into the backup's name.
+    let why = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["why"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "manual".to_string());
+    match backup::take(&a.backups_dir(), &a.config.role_config, &a.role.node.state_dir, &why) {
         Ok(b) => Json(b).into_response(),
         Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
