@@ -76,6 +76,12 @@ pub enum Command {
     },
     /// The seed's syscheck: every server through the manager, or this server through its agent.
     Health(HealthArgs),
+    /// Server and system backups through the manager: take, list, restore.
+    Backup {
+        /// Backup command.
+        #[command(subcommand)]
+        command: BackupCommand,
+    },
     /// A whole topology on 127.0.0.x for demos and tests: a manager pair, two engine clusters
     /// of 2+1, a probe pair and a collector, with two signed releases.
     Lab {
@@ -278,6 +284,38 @@ pub struct StepArgs {
     /// Which manager.
     #[command(flatten)]
     pub target: Target,
+}
+
+/// `tollgate backup ...`.
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Back up every server (configuration, policies, users, the record store's snapshot) and
+    /// the manager's state.
+    System {
+        /// Goes into the backups' names.
+        #[arg(long, default_value = "manual")]
+        why: String,
+        /// Which manager.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Every server's backups.
+    List {
+        /// Which manager.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Restore one server's backup (its role restarts).
+    Restore {
+        /// The server.
+        #[arg(long)]
+        server: String,
+        /// The backup's file name (from `backup list`).
+        name: String,
+        /// Which manager.
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 /// Options of `health`.

@@ -84,6 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Manager => manager::run(&config()?),
         Command::Upgrade { command } => upgrade_cmd::run(&config()?, command),
         Command::Health(args) => upgrade_cmd::health(&config()?, args),
+        Command::Backup { command } => upgrade_cmd::backup(&config()?, command),
         Command::Lab { command } => lab::run(command),
         Command::Release { command } => release_cmd::run(command),
         Command::Config { command } => {

@@ -10,7 +10,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use crate::api_client::{ApiClient, ApiError};
-use crate::cli::{HealthArgs, StepArgs, Target, UpgradeCommand};
+use crate::cli::{BackupCommand, HealthArgs, StepArgs, Target, UpgradeCommand};
 use crate::config::Config;
 
 /// How long `--all` keeps asking while the next action waits (a server restarting, a bundle
@@ -323,4 +323,46 @@ pub fn health(config: &Config, args: &HealthArgs) -> anyhow::Result<ExitCode> {
         println!("system: {}", if answer["ok"] == true { "OK" } else { "FAILED" });
     }
     Ok(if answer["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `tollgate backup system | list | restore`.
+pub fn backup(config: &Config, command: &BackupCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        BackupCommand::System { why, target } => {
+            let pb = ProgressBar::new_spinner();
+            pb.set_message("backing up every server");
+            pb.enable_steady_tick(Duration::from_millis(120));
+            let r: Result<Value, _> = active(config, target)?.post_json("/api/v1/backup", Some(json!({ "why": why })));
+            pb.finish_and_clear();
+            let r = r.map_err(flatten)?;
+            for server in r["servers"].as_array().into_iter().flatten() {
+                match server.get("error") {
+                    Some(e) => println!("{:<14} FAILED {}", s(&server["hostname"]), s(e)),
+                    None => println!(
+                        "{:<14} {} ({} bytes)",
+                        s(&server["hostname"]),
+                        s(&server["backup"]["name"]),
+                        s(&server["backup"]["bytes"])
+                    ),
+                }
+            }
+            println!("manager state: {}", s(&r["manager_state"]));
+            return Ok(if r["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+        BackupCommand::List { target } => {
+            let list: Value = active(config, target)?.get("/api/v1/backups").map_err(flatten)?;
+            for server in list.as_array().into_iter().flatten() {
+                for b in server["backups"].as_array().into_iter().flatten() {
+                    println!("{:<14} {:<60} {:>12}", s(&server["hostname"]), s(&b["name"]), s(&b["bytes"]));
+                }
+            }
+        }
+        BackupCommand::Restore { server, name, target } => {
+            let r: Value = active(config, target)?
+                .post_json("/api/v1/restore", Some(json!({ "hostname": server, "name": name })))
+                .map_err(flatten)?;
+            println!("{server}: restored {}", s(&r["restored"]));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -147,7 +147,7 @@ impl AgentClient {
             ha_role,
             forced_standby: status["forced_standby"].as_bool(),
             staged,
-            busy: false,
+            busy: status["busy"].as_bool().unwrap_or(false),
         }
     }
 

@@ -4,7 +4,7 @@
 //! its state directory, or `tollgate token create`); the mate manager and the agents use the
 //! agents' token.
 
-use std::path::{Path as FsPath, PathBuf};
+use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use axum::Json;
@@ -82,6 +82,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/manager/ha", get(ha))
         .route("/api/v1/manager/state", get(state_for_mate))
         .route("/api/v1/manager/take-over", post(take_over))
+        .route("/api/v1/manager/sync", post(sync_from_mate))
         .route("/api/v1/upgrade/status", get(status))
         .route("/api/v1/upgrade/bundles", get(bundles))
         .route("/api/v1/upgrade/procedure", post(select_procedure))
@@ -94,6 +95,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/health", get(health))
         .route("/api/v1/backup", post(system_backup))
         .route("/api/v1/backups", get(system_backups))
+        .route("/api/v1/restore", post(restore))
         .route("/api/v1/policy/push", post(push_policy))
         .layer(axum::extract::DefaultBodyLimit::max(16 << 20))
         .with_state(state)
@@ -113,6 +115,16 @@ async fn state_for_mate(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> R
         return err(StatusCode::CONFLICT, "this manager is the standby");
     }
     Json(s.manager.core().shared.clone()).into_response()
+}
+
+/// The active mate pushes its state after a change.
+async fn sync_from_mate(
+    State(s): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Json(snapshot): Json<Snapshot>,
+) -> Response {
+    check!(peer(&s, &headers));
+    Json(json!({ "accepted": pair::accept_sync(&s.manager, snapshot) })).into_response()
 }
 
 #[derive(Deserialize)]
@@ -205,8 +217,16 @@ async fn select_procedure(
             let keys = m.cfg.trusted_keys.clone();
             let verified = tokio::task::spawn_blocking(move || verify_release(&dir, &keys, &release)).await;
             match verified {
-                Ok(Ok((procedure, files))) => {
-                    tokio::spawn(distribute(m.clone(), procedure.release.clone(), files));
+                // The poll stages it on the servers (staging::ensure); a system backup is
+                // taken first thing.
+                Ok(Ok(procedure)) => {
+                    let (m, why) = (m.clone(), format!("pre-upgrade-system-{}", procedure.release));
+                    tokio::spawn(async move {
+                        let r = take_system_backup(&m, &why).await;
+                        if r["ok"] != true {
+                            tracing::warn!(result = %r, "the system backup before the upgrade is incomplete");
+                        }
+                    });
                     Some(procedure)
                 }
                 Ok(Err(e)) => return err(StatusCode::UNPROCESSABLE_ENTITY, e),
@@ -221,12 +241,8 @@ async fn select_procedure(
     }
 }
 
-/// Verifies every bundle of `release` in `dir`; the procedure and the files by application.
-fn verify_release(
-    dir: &FsPath,
-    keys: &[String],
-    release: &Release,
-) -> Result<(Procedure, Vec<(AppType, PathBuf)>), String> {
+/// Verifies every bundle of `release` in `dir`; the procedure.
+fn verify_release(dir: &FsPath, keys: &[String], release: &Release) -> Result<Procedure, String> {
     let trusted = TrustedKeys::from_hex(keys).map_err(|e| format!("manager.trusted_keys: {e}"))?;
     let mut files = Vec::new();
     let mut upgrades_from = Vec::new();
@@ -238,41 +254,12 @@ fn verify_release(
         let v = bundle::verify_file(&path, &trusted, &Default::default())
             .map_err(|e| format!("{}: refused: {e}", path.display()))?;
         upgrades_from = v.manifest.upgrades_from.clone();
-        files.push((v.manifest.application, path));
+        files.push(v.manifest.application);
     }
     if files.is_empty() {
         return Err(format!("no bundle of release {release} in {}", dir.display()));
     }
-    Ok((Procedure { release: release.clone(), upgrades_from, label: format!("tollgate-{release}") }, files))
-}
-
-/// Stages the bundle of each server's application on every server not running `release`
-/// (the seed's ISO distribution), unless it is staged already.
-async fn distribute(m: Arc<Manager>, release: Release, files: Vec<(AppType, PathBuf)>) {
-    let servers: Vec<_> = m.cfg.servers().map(|(c, s)| (c.application, s.clone())).collect();
-    for (app, server) in servers {
-        let Some((_, path)) = files.iter().find(|(a, _)| *a == app) else { continue };
-        let status = m.agents.get(&server.agent, "/agent/v1/status").await.unwrap_or_default();
-        let runs = status["release"].as_str() == Some(release.as_str());
-        let staged = status["staged"]
-            .as_array()
-            .is_some_and(|l| l.iter().any(|b| b["release"].as_str() == Some(release.as_str())));
-        if runs || staged {
-            continue;
-        }
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let bytes = match tokio::fs::read(path).await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(file = %path.display(), error = %e, "bundle not readable");
-                continue;
-            }
-        };
-        match m.agents.stage(&server.agent, &name, bytes).await {
-            Ok(_) => tracing::info!(server = server.hostname, bundle = name, "bundle staged"),
-            Err(e) => tracing::warn!(server = server.hostname, bundle = name, error = e, "bundle not staged"),
-        }
-    }
+    Ok(Procedure { release: release.clone(), upgrades_from, label: format!("tollgate-{release}") })
 }
 
 fn refusal(effects: &[Effect]) -> Option<String> {
@@ -458,21 +445,56 @@ async fn health(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response 
     Json(json!({ "ok": ok, "servers": servers })).into_response()
 }
 
-/// System backup: every server's backup, and the manager's own state.
-async fn system_backup(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+#[derive(Deserialize, Default)]
+struct BackupBody {
+    why: Option<String>,
+}
+
+/// System backup: every server's backup (configuration, policies, users, the record store's
+/// snapshot), and a copy of the manager's own state.
+async fn system_backup(State(s): State<Arc<ApiState>>, headers: HeaderMap, body: Bytes) -> Response {
     check!(operator(&s, &headers, Role::Operator));
-    let m = &s.manager;
+    let why = serde_json::from_slice::<BackupBody>(&body).unwrap_or_default().why;
+    let result = take_system_backup(&s.manager, why.as_deref().unwrap_or("manual")).await;
+    let status = if result["ok"] == true { StatusCode::OK } else { StatusCode::BAD_GATEWAY };
+    (status, Json(result)).into_response()
+}
+
+/// Takes a system backup named after `why`.
+pub async fn take_system_backup(m: &Manager, why: &str) -> Value {
     let mut results = Vec::new();
     for (_, server) in m.cfg.servers() {
-        let r = m.agents.post(&server.agent, "/agent/v1/backup", json!(null)).await;
+        let r = m.agents.post(&server.agent, "/agent/v1/backup", json!({ "why": why })).await;
         results.push(match r {
             Ok(b) => json!({ "hostname": server.hostname, "backup": b }),
             Err(e) => json!({ "hostname": server.hostname, "error": e }),
         });
     }
+    let own = m.backup_state(why);
+    if let Err(e) = &own {
+        results.push(json!({ "hostname": m.cfg.hostname, "error": format!("manager state: {e}") }));
+    }
     let ok = results.iter().all(|r| r.get("error").is_none());
-    let status = if ok { StatusCode::OK } else { StatusCode::BAD_GATEWAY };
-    (status, Json(json!({ "ok": ok, "servers": results }))).into_response()
+    json!({ "ok": ok, "why": why, "manager_state": own.ok(), "servers": results })
+}
+
+#[derive(Deserialize)]
+struct RestoreBody {
+    hostname: String,
+    name: String,
+}
+
+/// Restores one server's backup (its role stops, the backup's configuration and state come
+/// back, the role starts).
+async fn restore(State(s): State<Arc<ApiState>>, headers: HeaderMap, Json(b): Json<RestoreBody>) -> Response {
+    check!(operator(&s, &headers, Role::Admin));
+    let Some((_, server)) = s.manager.cfg.server(&b.hostname) else {
+        return err(StatusCode::NOT_FOUND, format!("{} is not in the topology", b.hostname));
+    };
+    match s.manager.agents.post(&server.agent, "/agent/v1/restore", json!({ "name": b.name })).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => err(StatusCode::BAD_GATEWAY, format!("{}: {e}", b.hostname)),
+    }
 }
 
 async fn system_backups(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response {

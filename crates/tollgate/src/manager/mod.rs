@@ -13,6 +13,7 @@ pub mod api;
 pub mod config;
 pub mod executor;
 pub mod pair;
+pub mod staging;
 pub mod view;
 
 use std::collections::BTreeMap;
@@ -71,6 +72,11 @@ pub struct Manager {
     state_file: PathBuf,
     /// Per server: the alarms its role reports (ID, name, severity), from the last poll.
     pub server_alarms: Mutex<BTreeMap<String, Vec<view::RemoteAlarm>>>,
+    /// Woken when the log, the audit or an action changed: the active pushes its state to the
+    /// standby at once rather than at its next poll.
+    pub changed: tokio::sync::Notify,
+    /// Servers a bundle is being staged on now.
+    pub staging: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Manager {
@@ -126,6 +132,8 @@ impl Manager {
             release,
             state_file,
             server_alarms: Mutex::new(BTreeMap::new()),
+            changed: tokio::sync::Notify::new(),
+            staging: Mutex::new(Default::default()),
         }))
     }
 
@@ -187,6 +195,7 @@ impl Manager {
         core.shared.generation += 1;
         if changed {
             self.persist(&core.shared);
+            self.changed.notify_one();
         }
     }
 
@@ -210,6 +219,18 @@ impl Manager {
                 _ => {}
             }
         }
+    }
+
+    /// Copies the shared state into `<state_dir>/backups/`; the file name.
+    pub fn backup_state(&self, why: &str) -> std::io::Result<String> {
+        let dir = self.state_file.with_file_name("backups");
+        std::fs::create_dir_all(&dir)?;
+        let tag: String =
+            why.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+        let name = format!("{}-{tag}-manager-state.json", Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
+        let bytes = serde_json::to_vec(&self.core().shared).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join(&name), bytes)?;
+        Ok(name)
     }
 
     /// Writes the shared state (atomically).
@@ -262,6 +283,11 @@ impl Manager {
         }
         core.ha = HaRole::Standby;
         core.active_since = None;
+        // The active one keeps the alarms and polls the servers now.
+        for a in self.alarms.active() {
+            self.alarms.clear(a.def, &a.scope);
+        }
+        self.server_alarms.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 
@@ -318,6 +344,7 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
         let state = Arc::new(api::ApiState { manager: manager.clone(), auth });
         tokio::spawn(pair::run(manager.clone()));
         tokio::spawn(pair::poll_agents(manager.clone()));
+        tokio::spawn(pair::push_to_mate(manager.clone()));
         println!(
             "tollgate manager ready: hostname={} release={} api=http://{local} ui=http://{local}/upgrade",
             manager.cfg.hostname, manager.release

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde_json::{Value, json};
 use tollgate_manager::director::Event;
-use tollgate_manager::topology::HaRole;
+use tollgate_manager::topology::{AppType, HaRole};
 
 use super::{Manager, Snapshot};
 
@@ -104,7 +104,8 @@ pub async fn poll_agents(m: Arc<Manager>) {
                 let (m, cluster, server) = (m.clone(), cluster.clone(), server.clone());
                 polls.spawn(async move {
                     let report = m.agents.report(&cluster, &server).await;
-                    let alarms = if report.reachable {
+                    // A manager's alarms are the Director's, held here already.
+                    let alarms = if report.reachable && cluster.application != AppType::Manager {
                         m.agents.get(&server.agent, "/agent/v1/role/api/v1/alarms").await.ok()
                     } else {
                         None
@@ -120,7 +121,35 @@ pub async fn poll_agents(m: Arc<Manager>) {
                 }
                 m.feed(Event::ServerReported { hostname, report, at: Utc::now() });
             }
+            super::staging::ensure(&m);
         }
         tokio::time::sleep(poll).await;
     }
+}
+
+/// On the active manager: sends the state to the standby as soon as the log, the audit or an
+/// action changed, so that a failover loses nothing the operator saw.
+pub async fn push_to_mate(m: Arc<Manager>) {
+    let Some(mate) = m.cfg.mate.clone() else { return };
+    loop {
+        m.changed.notified().await;
+        if !m.is_active() {
+            continue;
+        }
+        let snapshot = m.core().shared.clone();
+        if let Err(e) = m.agents.post(&mate, "/api/v1/manager/sync", json!(snapshot)).await {
+            tracing::debug!(error = e, "the standby manager did not take the state");
+        }
+    }
+}
+
+/// On the standby: takes the active's state if it is newer than the copy held.
+pub fn accept_sync(m: &Manager, snapshot: Snapshot) -> bool {
+    let mut core = m.core();
+    if core.ha != HaRole::Standby || snapshot.generation < core.shared.generation {
+        return false;
+    }
+    core.shared = snapshot;
+    core.last_sync = Some(Utc::now());
+    true
 }

@@ -1,0 +1,72 @@
+//! The seed's ISO distribution: the active manager keeps the Current bundle staged on every
+//! reachable server that does not run its release, so that the Director's preflight can pass.
+//! It runs after every poll, so a manager failover or restart in the middle of the
+//! distribution only delays it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tollgate_manager::bundle;
+use tollgate_manager::release::Release;
+use tollgate_manager::topology::AppType;
+
+use super::Manager;
+
+/// Starts staging wherever the Current bundle is missing (one transfer per server at a time).
+pub fn ensure(m: &Arc<Manager>) {
+    let wanted: Vec<(AppType, String, Release)> = {
+        let core = m.core();
+        let director = &core.shared.director;
+        let Some(target) = director.target() else { return };
+        director
+            .topology()
+            .clusters
+            .iter()
+            .flat_map(|c| {
+                let acting_on = director.running_action(&c.name).and_then(|r| r.action.server.clone());
+                c.servers
+                    .iter()
+                    .filter(move |s| {
+                        s.reachable
+                            && !s.busy
+                            && !s.zombie
+                            && s.running_release != *target
+                            && !s.staged.iter().any(|b| b.release == *target)
+                            && acting_on.as_deref() != Some(s.hostname.as_str())
+                    })
+                    .map(move |s| (c.application, s.hostname.clone(), target.clone()))
+            })
+            .collect()
+    };
+    for (app, hostname, release) in wanted {
+        if !m.staging.lock().unwrap_or_else(|e| e.into_inner()).insert(hostname.clone()) {
+            continue;
+        }
+        let m = m.clone();
+        tokio::spawn(async move {
+            if let Err(e) = stage(&m, app, &hostname, &release).await {
+                tracing::warn!(server = hostname, release = %release, error = e, "bundle not staged");
+            }
+            m.staging.lock().unwrap_or_else(|e| e.into_inner()).remove(&hostname);
+        });
+    }
+}
+
+/// The bundle file of `app` and `release` in the manager's repository.
+fn bundle_file(dir: &std::path::Path, app: AppType, release: &Release) -> Option<PathBuf> {
+    bundle::staged_files(dir)
+        .ok()?
+        .into_iter()
+        .find(|p| bundle::peek_manifest(p).is_ok_and(|m| m.application == app && m.version == *release))
+}
+
+async fn stage(m: &Manager, app: AppType, hostname: &str, release: &Release) -> Result<(), String> {
+    let (_, server) = m.cfg.server(hostname).ok_or("not configured")?;
+    let path = bundle_file(&m.cfg.bundles, app, release)
+        .ok_or_else(|| format!("no {app} bundle of {release} in {}", m.cfg.bundles.display()))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let bytes = tokio::fs::read(&path).await.map_err(|e| format!("{}: {e}", path.display()))?;
+    m.agents.stage(&server.agent, &name, bytes).await?;
+    tracing::info!(server = hostname, bundle = name, "bundle staged");
+    Ok(())
+}
