@@ -1,0 +1,464 @@
+//! The rolling upgrade of issue 6, end to end: `tollgate lab up` starts a manager pair, two
+//! engine clusters of 2+1 (SRP pairs serving ENUM on port 53), a probe pair and a collector,
+//! all on release 1.0.0. Kamailio (the SBC) sends SIPp calls through the engine clusters at a
+//! steady rate while the manager upgrades every cluster to 2.0.0 by repeatedly taking the next
+//! preferred action, then backs everything out to 1.0.0.
+//!
+//! Shown: zero failed calls, and every call decided by an engine (the lab policy redirects
+//! every call; a call Kamailio routes normally means ENUM did not answer); a schema-2 policy
+//! refused while an engine of the cluster runs 1.0.0 and accepted once all run 2.0.0; the
+//! active manager killed in the middle of the upgrade and the upgrade completed by the other;
+//! the upgrade log complete and ordered; the Director's alarms raised on the way and every
+//! alarm cleared at the end. Needs root (port 53, Kamailio's private resolv.conf).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::sip::{Callee, Kamailio, e2e_dir, require_root_and_peers};
+use common::{text, tollgate_bin, wait_until};
+use serde_json::{Value, json};
+
+const NET: u8 = 78;
+
+fn ip(host: u8) -> String {
+    format!("127.0.{NET}.{host}")
+}
+
+/// A running lab; `lab down` when dropped.
+struct Lab {
+    dir: tempfile::TempDir,
+    token: String,
+    managers: Vec<String>,
+    http: reqwest::blocking::Client,
+}
+
+impl Lab {
+    fn up() -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(tollgate_bin())
+            .args(["lab", "up", "--net", &NET.to_string(), "--enum-port", "53", "--dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let mut lab = Lab {
+            token: String::new(),
+            managers: Vec::new(),
+            http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            dir,
+        };
+        assert!(out.status.success(), "lab up: {:?}", text(&out));
+        let info: Value = serde_json::from_slice(&std::fs::read(lab.dir.path().join("lab.json")).unwrap()).unwrap();
+        lab.token = info["token"].as_str().unwrap().to_string();
+        lab.managers = info["managers"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_string()).collect();
+        lab
+    }
+
+    /// The active manager's URL (waits through a failover).
+    fn active(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            for m in &self.managers {
+                let ha: Option<Value> =
+                    self.http.get(format!("{m}/api/v1/manager/ha")).send().ok().and_then(|r| r.json().ok());
+                if ha.is_some_and(|h| h["ha"] == "Active") {
+                    return m.clone();
+                }
+            }
+            assert!(Instant::now() < deadline, "no active manager for 30 s");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn get(&self, path: &str) -> Value {
+        for _ in 0..20 {
+            let m = self.active();
+            if let Ok(r) = self.http.get(format!("{m}{path}")).bearer_auth(&self.token).send()
+                && r.status().is_success()
+            {
+                return r.json().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        panic!("GET {path} failed on every manager");
+    }
+
+    fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let m = self.active();
+        let r = self.http.post(format!("{m}{path}")).bearer_auth(&self.token).json(&body).send().unwrap();
+        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+    }
+
+    fn push_policy(&self, policy: &str) -> (u16, Value) {
+        let m = self.active();
+        let r = self
+            .http
+            .post(format!("{m}/api/v1/policy/push?name=lab.toml"))
+            .bearer_auth(&self.token)
+            .body(policy.to_string())
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+    }
+
+    fn agent_command(&self, hostname: &str) -> Command {
+        use std::os::unix::process::CommandExt;
+        let sdir = self.dir.path().join("servers").join(hostname);
+        let log = std::fs::OpenOptions::new().append(true).open(sdir.join("agent.log")).unwrap();
+        let mut c = Command::new(tollgate_bin());
+        c.args(["--log", "info", "--config"])
+            .arg(sdir.join("agent.toml"))
+            .arg("agent")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0);
+        c
+    }
+
+    /// Kills a server hard: its agent and its role process (the agent's process group).
+    fn kill_server(&self, hostname: &str) {
+        let pgid = self.pgid(hostname);
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status();
+    }
+
+    /// Starts a killed server's agent again (it starts the release in force). It runs detached
+    /// in its own process group, like the lab's other agents; `lab down` stops it.
+    #[allow(clippy::zombie_processes)]
+    fn restart_server(&self, hostname: &str) {
+        let child = self.agent_command(hostname).spawn().unwrap();
+        let pids = self.pids_file();
+        let text = std::fs::read_to_string(&pids).unwrap();
+        let kept: String =
+            text.lines().filter(|l| !l.ends_with(&format!(" {hostname}"))).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&pids, format!("{kept}{} {hostname}\n", child.id())).unwrap();
+    }
+
+    fn pids_file(&self) -> PathBuf {
+        self.dir.path().join("pids")
+    }
+
+    fn pgid(&self, hostname: &str) -> String {
+        let text = std::fs::read_to_string(self.pids_file()).unwrap();
+        text.lines().find(|l| l.ends_with(&format!(" {hostname}"))).unwrap().split(' ').next().unwrap().to_string()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(tollgate_bin()).args(["lab", "down", "--dir"]).arg(self.dir.path()).output();
+    }
+}
+
+/// SIPp placing calls through Kamailio at a steady rate until stopped.
+struct Traffic {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Traffic {
+    fn start(sbc: &str) -> Traffic {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("sipp")
+            .arg("-sf")
+            .arg(e2e_dir().join("uac.xml"))
+            .args(["-s", "+12125550100", "-key", "from", "+13125551234"])
+            .args(["-r", "4", "-m", "100000", "-l", "40", "-i", &ip(70), "-p", "5070", "-mp", "6100"])
+            .args(["-nostdin", "-trace_stat", "-fd", "1", "-stf"])
+            .arg(dir.path().join("stats.csv"))
+            .args(["-trace_err", "-error_file"])
+            .arg(dir.path().join("errors.log"))
+            .arg(format!("{sbc}:5060"))
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp");
+        Traffic { child, dir }
+    }
+
+    /// Stops placing calls, lets the calls in progress end; (successful, failed) calls.
+    fn stop(mut self) -> (u64, u64, String) {
+        let _ = Command::new("kill").args(["-USR1", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while self.child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let stats = std::fs::read_to_string(self.dir.path().join("stats.csv")).unwrap_or_default();
+        let mut lines = stats.lines();
+        let header: Vec<&str> = lines.next().unwrap_or("").split(';').collect();
+        let last: Vec<&str> = lines.last().unwrap_or("").split(';').collect();
+        let column = |name: &str| -> u64 {
+            header.iter().position(|h| *h == name).and_then(|i| last.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0)
+        };
+        let errors = std::fs::read_to_string(self.dir.path().join("errors.log")).unwrap_or_default();
+        (column("SuccessfulCall(C)"), column("FailedCall(C)"), errors)
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+const SCHEMA_2_POLICY: &str = r#"schema = 2
+name = "lab-v2"
+
+[[rule]]
+name = "robocaller"
+source = "+13125550666"
+action = "terminate"
+cause = 603
+
+[[rule]]
+name = "too-fast"
+source = "+13125550777"
+velocity = { calls = 3, window = "1m" }
+action = "terminate"
+
+[[rule]]
+name = "redirect-all"
+destination = "+1*"
+action = "redirect"
+target = "+12125550199"
+"#;
+
+/// What the test saw while driving.
+#[derive(Default)]
+struct Seen {
+    alarms: std::collections::BTreeSet<u32>,
+    server_alarms: std::collections::BTreeSet<u32>,
+    mixed_refusal: Option<String>,
+    failover_done: bool,
+    /// Servers whose action the manager failover interrupted.
+    interrupted: std::collections::BTreeSet<String>,
+}
+
+/// Takes the next preferred actions until every cluster is done in `direction`; `hook` runs
+/// on every status seen.
+fn drive(lab: &Lab, direction: &str, seen: &mut Seen, mut hook: impl FnMut(&Lab, &Value, &mut Seen)) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let status = lab.get("/api/v1/upgrade/status");
+        if Instant::now() > deadline {
+            let (_, next) = lab.post("/api/v1/upgrade/next", json!({ "direction": direction }));
+            let log = lab.get("/api/v1/upgrade/log");
+            let tail: Vec<&Value> = log.as_array().unwrap().iter().rev().take(12).collect();
+            panic!(
+                "the {direction} did not finish in 5 minutes\nnext: {next:#}\nstatus: {status:#}\nlog tail: {tail:#?}"
+            );
+        }
+        // The only failures allowed: actions the lost manager had started, which the promoted
+        // one declares failed ("it can be attempted again"); the next preferred action retries.
+        let failures = status["failures"].as_object().cloned().unwrap_or_default();
+        for (scope, why) in &failures {
+            let why = why.as_str().unwrap_or_default();
+            assert!(why.contains("before the manager failover"), "an action failed on {scope}: {why}");
+            seen.interrupted.insert(scope.clone());
+        }
+        for a in status["alarms"].as_array().into_iter().flatten() {
+            seen.alarms.insert(a["def"]["id"].as_u64().unwrap() as u32);
+        }
+        for a in status["server_alarms"].as_array().into_iter().flatten() {
+            seen.server_alarms.insert(a["alarm"]["id"].as_u64().unwrap() as u32);
+        }
+        hook(lab, &status, seen);
+        let (code, next) = lab.post("/api/v1/upgrade/next", json!({ "direction": direction }));
+        if code == 200 && next["done"] == true {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn server<'a>(status: &'a Value, hostname: &str) -> &'a Value {
+    status["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["servers"].as_array().unwrap())
+        .find(|s| s["hostname"] == hostname)
+        .unwrap()
+}
+
+fn all_on(status: &Value, release: &str) -> bool {
+    status["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["servers"].as_array().unwrap())
+        .all(|s| s["running_release"] == release)
+}
+
+fn log_path(dir: &Path) -> String {
+    dir.display().to_string()
+}
+
+#[test]
+fn rolling_upgrade_and_backout_under_calls_with_a_manager_failover() {
+    require_root_and_peers();
+    let lab = Lab::up();
+    let _policy_callee = Callee::start(&ip(60));
+    let normal_callee = Callee::start(&ip(61));
+    let policy_callee_invites = || _policy_callee.invites().len();
+    let kamailio = Kamailio::start(&ip(50), &ip(61), &[&ip(10), &ip(20)], true);
+    let traffic = Traffic::start(&kamailio.ip);
+    let traffic_started = Instant::now();
+    wait_until(20, "calls flowing through the engines", || policy_callee_invites() >= 8);
+
+    // Upgrade: select 2.0.0 (staged on every server), then the next preferred actions.
+    let (code, body) = lab.post("/api/v1/upgrade/procedure", json!({ "release": "2.0.0" }));
+    assert_eq!(code, 200, "{body}");
+    let mut seen = Seen::default();
+    let mut killed: Option<String> = None;
+    drive(&lab, "upgrade", &mut seen, |lab, status, seen| {
+        // Mixed versions in an engine cluster: a schema-2 policy is refused, nothing installed.
+        let east_b = server(status, "east-b");
+        let east_a = server(status, "east-a");
+        if seen.mixed_refusal.is_none() && east_b["running_release"] == "2.0.0" && east_a["running_release"] == "1.0.0"
+        {
+            let (code, body) = lab.push_policy(SCHEMA_2_POLICY);
+            assert_eq!(code, 409, "a schema-2 policy while east-a runs 1.0.0: {body}");
+            seen.mixed_refusal = Some(body["error"].as_str().unwrap().to_string());
+        }
+        // The manager cluster is done and an engine server is being upgraded: kill the active
+        // manager; the other takes over and the upgrade goes on.
+        let running_engine = status["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["application"] == "engine" && c["running"]["action"]["kind"] == "InitiateUpgrade");
+        let mgr_done = ["mgr-a", "mgr-b"].iter().all(|h| server(status, h)["running_release"] == "2.0.0");
+        if killed.is_none() && mgr_done && running_engine {
+            let active = status["manager"]["hostname"].as_str().unwrap().to_string();
+            lab.kill_server(&active);
+            killed = Some(active);
+        }
+        // Once the other manager took over and sees the lost one Offline, bring it back.
+        if let Some(k) = &killed
+            && !seen.failover_done
+            && status["manager"]["hostname"] != k.as_str()
+            && server(status, k)["reachable"] == false
+        {
+            lab.restart_server(k);
+            seen.failover_done = true;
+        }
+    });
+    let status = lab.get("/api/v1/upgrade/status");
+    assert!(all_on(&status, "2.0.0"), "every server on 2.0.0:\n{status:#}");
+    assert!(seen.failover_done, "the manager failover happened during the upgrade");
+    let refusal = seen.mixed_refusal.clone().expect("the mixed-version refusal was observed");
+    assert!(refusal.contains("east-a") && refusal.contains("1.0.0") && refusal.contains("schema 2"), "{refusal}");
+    // Every engine on 2.0.0: the schema-2 policy installs; then the schema-1 policy goes back
+    // before the backout (1.0.0 cannot read schema 2).
+    let (code, body) = lab.push_policy(SCHEMA_2_POLICY);
+    assert_eq!(code, 200, "schema 2 once every engine runs 2.0.0: {body}");
+    let lab_policy = std::fs::read_to_string(lab.dir.path().join("policy.toml")).unwrap();
+    let (code, body) = lab.push_policy(&lab_policy);
+    assert_eq!(code, 200, "{body}");
+
+    // Before the upgrade, a system backup was taken: every server has one, and its own
+    // backup before its upgrade.
+    let backups = lab.get("/api/v1/backups");
+    for b in backups.as_array().unwrap() {
+        let names: Vec<&str> = b["backups"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+        assert!(names.iter().any(|n| n.contains("pre-upgrade-system-2.0.0")), "{}: {names:?}", b["hostname"]);
+        assert!(names.iter().any(|n| n.ends_with("pre-upgrade-2.0.0.tar.gz")), "{}: {names:?}", b["hostname"]);
+    }
+    // `tollgate health`, system-wide: every server runs the seed's syscheck classes.
+    let out = Command::new(tollgate_bin())
+        .args(["health", "--json", "--api", &lab.active(), "--token", &lab.token])
+        .output()
+        .unwrap();
+    let health: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{:?}", text(&out)));
+    let servers = health["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 11, "{health:#}");
+    for sv in servers {
+        let classes: Vec<&str> = sv["health"]["classes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{sv}"))
+            .iter()
+            .map(|c| c["class"].as_str().unwrap())
+            .collect();
+        assert_eq!(classes, ["disk", "proc", "net", "replication", "alarms", "system", "upgrade"], "{sv}");
+    }
+
+    // Backout, in reverse, to 1.0.0.
+    drive(&lab, "backout", &mut seen, |_, _, _| {});
+    let status = lab.get("/api/v1/upgrade/status");
+    assert!(all_on(&status, "1.0.0"), "every server back on 1.0.0:\n{status:#}");
+
+    // Calls: none failed, every one decided by an engine.
+    std::thread::sleep(Duration::from_secs(2));
+    let (ok, failed, errors) = traffic.stop();
+    assert_eq!(failed, 0, "failed calls during the upgrade and backout:\n{errors}");
+    // SIPp places 4 calls a second for as long as the upgrade and the backout take.
+    let expected = traffic_started.elapsed().as_secs() * 4;
+    assert!(ok * 10 >= expected * 8, "only {ok} calls were placed in {} s", traffic_started.elapsed().as_secs());
+    assert_eq!(normal_callee.invites().len(), 0, "calls routed without an ENUM answer");
+    assert!(policy_callee_invites() as u64 >= ok, "{} redirected INVITEs for {ok} calls", policy_callee_invites());
+
+    // The upgrade log: complete, ordered, every entry closed with success.
+    let log = lab.get("/api/v1/upgrade/log");
+    let entries = log.as_array().unwrap();
+    let ids: Vec<u64> = entries.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "log IDs in order: {ids:?}");
+    for e in entries {
+        let interrupted = e["result"] == "Failure"
+            && e["description"].as_str().unwrap().contains("before the manager failover")
+            && seen.interrupted.contains(e["hostname"].as_str().unwrap());
+        assert!(e["result"] == "Success" || interrupted, "{e}");
+        assert!(e["end"].is_string(), "closed: {e}");
+        let parent = e["parent_id"].as_u64().unwrap();
+        assert!(parent == 0 || ids.contains(&parent), "parent of {e} is in the log");
+    }
+    let has = |action: &str, host: &str| {
+        entries.iter().any(|e| e["action_name"] == action && e["hostname"] == host && e["result"] == "Success")
+    };
+    for host in [
+        "mgr-a",
+        "mgr-b",
+        "east-a",
+        "east-b",
+        "east-c",
+        "west-a",
+        "west-b",
+        "west-c",
+        "probe-a",
+        "probe-b",
+        "collector-a",
+    ] {
+        assert!(has("Upgrading server", host), "{host} upgraded in the log");
+        assert!(has("Backing out server upgrade", host), "{host} backed out in the log");
+    }
+    for cluster in ["mgr", "engine-east", "engine-west"] {
+        assert!(has("Failover to new version", cluster), "{cluster} failed over to the new version");
+        assert!(has("Failover to old version", cluster), "{cluster} failed over to the old version");
+    }
+
+    // Alarms: the Director's raised on the way (mixed versions, forced standby, upgrade in
+    // progress, the lost manager server), and every alarm cleared at the end.
+    for id in [70500, 70501, 70503, 70507, 31283] {
+        assert!(seen.alarms.contains(&id), "alarm {id} raised during the upgrade (seen {:?})", seen.alarms);
+    }
+    wait_until(30, "every alarm cleared", || {
+        let a = lab.get("/api/v1/alarms");
+        a["active"].as_array().unwrap().is_empty()
+            && a["servers"].as_object().unwrap().values().all(|l| l.as_array().unwrap().is_empty())
+    });
+    eprintln!(
+        "calls: {ok} ok, {failed} failed in {} s; log entries: {}; manager alarms seen {:?}; server alarms seen {:?}; lab {}",
+        traffic_started.elapsed().as_secs(),
+        entries.len(),
+        seen.alarms,
+        seen.server_alarms,
+        log_path(lab.dir.path())
+    );
+}
