@@ -143,6 +143,9 @@ async fn take_over(State(s): State<Arc<ApiState>>, headers: HeaderMap, Json(t): 
         core.shared = t.snapshot;
         core.last_sync = Some(Utc::now());
     }
+    // The hand-over's own action is reported here; any other running action has no executor
+    // in this process and is learnt from the servers' reports (become_active orphans it).
+    m.launched.lock().unwrap_or_else(|e| e.into_inner()).insert(t.action);
     m.become_active(false);
     m.feed(Event::ActionSucceeded { id: ActionId(t.action), at: Utc::now() });
     Json(pair::ha_view(m)).into_response()

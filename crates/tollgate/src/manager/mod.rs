@@ -75,8 +75,13 @@ pub struct Manager {
     /// Woken when the log, the audit or an action changed: the active pushes its state to the
     /// standby at once rather than at its next poll.
     pub changed: tokio::sync::Notify,
-    /// Servers a bundle is being staged on now.
+    /// Servers a bundle is being staged on now, and when staging last failed per server.
     pub staging: Mutex<std::collections::BTreeSet<String>>,
+    /// When staging last failed, per server (retried after a pause, not at every poll).
+    pub staging_failed: Mutex<BTreeMap<String, std::time::Instant>>,
+    /// Actions this process carries out (others, inherited from a state file or the mate, have
+    /// no executor here).
+    pub launched: Mutex<std::collections::BTreeSet<u64>>,
 }
 
 impl Manager {
@@ -112,11 +117,15 @@ impl Manager {
                     fresh()?
                 }
                 Err(e) => {
-                    tracing::warn!(file = %state_file.display(), error = %e, "the kept state is unreadable; starting afresh");
+                    // Kept aside, not overwritten: it holds the upgrade log.
+                    let aside = state_file.with_extension(format!("unreadable-{}", Utc::now().format("%Y%m%dT%H%M%S")));
+                    std::fs::rename(&state_file, &aside)?;
+                    tracing::error!(file = %aside.display(), error = %e, "the kept state is unreadable; kept aside, starting afresh");
                     fresh()?
                 }
             },
-            Err(_) => fresh()?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => fresh()?,
+            Err(e) => anyhow::bail!("cannot read the manager state {}: {e}", state_file.display()),
         };
         Ok(Arc::new(Manager {
             agents: agents::AgentClient::new(&cfg.agent_token)?,
@@ -134,6 +143,8 @@ impl Manager {
             server_alarms: Mutex::new(BTreeMap::new()),
             changed: tokio::sync::Notify::new(),
             staging: Mutex::new(Default::default()),
+            staging_failed: Mutex::new(BTreeMap::new()),
+            launched: Mutex::new(Default::default()),
         }))
     }
 
@@ -204,6 +215,7 @@ impl Manager {
         for e in effects {
             match e {
                 Effect::Execute { id, action } => {
+                    self.launched.lock().unwrap_or_else(|e| e.into_inner()).insert(id.0);
                     tokio::spawn(executor::run(self.clone(), *id, action.clone()));
                 }
                 Effect::SetForcedStandby { hostname, on } => {
@@ -238,7 +250,12 @@ impl Manager {
         let tmp = self.state_file.with_extension("json.tmp");
         let result = serde_json::to_vec(shared)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|bytes| {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(&bytes)?;
+                f.sync_all()
+            })
             .and_then(|()| std::fs::rename(&tmp, &self.state_file));
         if let Err(e) = result {
             tracing::error!(file = %self.state_file.display(), error = %e, "manager state not saved");
@@ -257,17 +274,22 @@ impl Manager {
             core.active_since = Some(Utc::now());
             let now = Utc::now();
             let mut effects = Vec::new();
-            if failover {
+            // Actions that run without an executor in this process (inherited from the state
+            // file or from the mate) are learnt from the servers' reports, as after a failover.
+            let launched = self.launched.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let orphans = core.shared.director.running_actions().any(|r| !launched.contains(&r.id.0));
+            if failover || orphans {
                 effects.extend(core.shared.director.apply(Event::ManagerFailover { at: now }));
             }
             effects.extend(core.shared.director.resync(now));
-            // The registry starts from what the Director holds raised.
+            self.take_effects(&mut core, &effects);
+            // The registry also holds what the Director had raised before (resync raised the
+            // ones it still wants, with their details).
             for (id, scope) in core.shared.director.raised_alarms().clone() {
                 if let Some(def) = UPGRADE_DIRECTOR_ALARMS.iter().find(|d| d.id == id) {
-                    self.alarms.raise(*def, &scope, "");
+                    self.alarms.raise(*def, &scope, "raised before this manager became active");
                 }
             }
-            self.take_effects(&mut core, &effects);
             self.persist(&core.shared);
             effects
         };

@@ -23,6 +23,8 @@ pub fn ha_view(m: &Manager) -> Value {
         "hostname": m.cfg.hostname,
         "mate": m.cfg.mate,
         "ha": core.ha.to_string(),
+        "handing_over": core.handing_over,
+        "starts_active": m.cfg.starts_active,
         "active_since": core.active_since,
         "synchronised": synchronised,
         "generation": core.shared.generation,
@@ -54,7 +56,8 @@ pub async fn run(m: Arc<Manager>) {
         if answer.is_some() {
             last_heard = Instant::now();
         }
-        let mate_active = answer.as_ref().is_some_and(|a| a["ha"] == "Active");
+        // A mate handing over to this one is no longer the active one.
+        let mate_active = answer.as_ref().is_some_and(|a| a["ha"] == "Active" && a["handing_over"] != true);
         if m.is_active() {
             // Both active (a partition healed): the one active for longer keeps the role.
             if mate_active {
@@ -70,20 +73,18 @@ pub async fn run(m: Arc<Manager>) {
             }
         } else if mate_active {
             match m.agents.get(&mate, "/api/v1/manager/state").await.map(serde_json::from_value::<Snapshot>) {
-                Ok(Ok(snapshot)) => {
-                    let mut core = m.core();
-                    if core.ha == HaRole::Standby {
-                        core.shared = snapshot;
-                        core.last_sync = Some(Utc::now());
-                        ever_synced = true;
-                    }
-                }
+                Ok(Ok(snapshot)) => ever_synced |= accept_sync(&m, snapshot),
                 Ok(Err(e)) => tracing::warn!(error = %e, "the active manager's state is unreadable"),
                 Err(e) => tracing::debug!(error = e, "the active manager's state is not available"),
             }
-        } else if answer.is_some() {
-            // Both standby (both starting): the designated one goes first.
-            if m.cfg.starts_active {
+        } else if let Some(a) = &answer {
+            // Both standby (both starting): the one holding the newer state goes first, then
+            // the designated one, then the lower hostname.
+            let mine = (m.core().shared.generation, m.cfg.starts_active);
+            let theirs = (a["generation"].as_u64().unwrap_or(0), a["starts_active"] == true);
+            let wins = mine > theirs
+                || (mine == theirs && a["hostname"].as_str().is_some_and(|h| m.cfg.hostname.as_str() < h));
+            if wins {
                 m.become_active(false);
             }
         } else if last_heard.elapsed() >= takeover {
@@ -151,5 +152,7 @@ pub fn accept_sync(m: &Manager, snapshot: Snapshot) -> bool {
     }
     core.shared = snapshot;
     core.last_sync = Some(Utc::now());
+    // Kept on disk too: this copy may be the newest when both managers restart.
+    m.persist(&core.shared);
     true
 }
