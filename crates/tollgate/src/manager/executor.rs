@@ -54,18 +54,35 @@ pub async fn run(m: Arc<Manager>, id: ActionId, action: Action) {
     match result {
         Ok(Done::Succeeded) => {
             tracing::info!(id = id.0, action = %action, "action succeeded");
-            m.feed(Event::ActionSucceeded { id, at });
+            let effects = m.feed(Event::ActionSucceeded { id, at });
+            if effects.iter().any(|e| matches!(e, tollgate_manager::director::Effect::Ignored { .. })) {
+                tracing::error!(id = id.0, action = %action, "the outcome was not recorded (this manager is the standby)");
+            }
         }
         Ok(Done::HandedOver) => tracing::info!(id = id.0, action = %action, "handed over to the mate"),
         Err(f) => {
             tracing::warn!(id = id.0, action = %action, reason = f.reason, "action failed");
-            m.feed(Event::ActionFailed { id, at, reason: f.reason, indeterminate: f.indeterminate });
+            let effects = m.feed(Event::ActionFailed { id, at, reason: f.reason, indeterminate: f.indeterminate });
+            if effects.iter().any(|e| matches!(e, tollgate_manager::director::Effect::Ignored { .. })) {
+                tracing::error!(id = id.0, action = %action, "the outcome was not recorded (this manager is the standby)");
+            }
         }
     }
 }
 
-fn progress(m: &Arc<Manager>, id: ActionId, step: Step) {
+/// Moves the action to `step`, unless this manager is no longer the active one: then the
+/// action stops here (the active one learns its outcome from the servers' reports).
+fn progress(m: &Arc<Manager>, id: ActionId, step: Step) -> Result<(), Failure> {
+    still_active(m)?;
     m.feed(Event::ActionProgress { id, step, at: Utc::now() });
+    Ok(())
+}
+
+fn still_active(m: &Manager) -> Result<(), Failure> {
+    match m.is_active() {
+        true => Ok(()),
+        false => Err(Failure::from("this manager stopped being the active one".to_string())),
+    }
 }
 
 fn server_of<'a>(m: &'a Manager, action: &Action) -> Result<(AppType, &'a ServerConfig), Failure> {
@@ -85,34 +102,56 @@ fn target(m: &Manager) -> Result<String, Failure> {
         .ok_or_else(|| Failure::from("no upgrade procedure is selected".to_string()))
 }
 
-/// After a failed install or backout: does the agent still tell which release runs?
-async fn settled(m: &Manager, server: &ServerConfig, reason: String) -> Failure {
-    match m.agents.get(&server.agent, "/agent/v1/status").await {
-        Ok(s) if s["release"].is_string() => Failure { reason, indeterminate: false },
-        Ok(_) => Failure { reason: format!("{reason}; the server runs no release"), indeterminate: true },
-        Err(e) => Failure { reason: format!("{reason}; the agent does not answer ({e})"), indeterminate: true },
+/// After an install or backout request failed (or its answer was lost): waits while the agent
+/// is still busy with it, then tells whether the server reached `wanted` after all (Ok), stayed
+/// where it was (a retryable failure) or cannot say (indeterminate: a Zombie).
+async fn settled(m: &Manager, server: &ServerConfig, wanted: &str, reason: String) -> Result<(), Failure> {
+    let deadline = Instant::now() + Duration::from_secs(m.cfg.replication_timeout_s);
+    loop {
+        match m.agents.get(&server.agent, "/agent/v1/status").await {
+            Ok(s) if s["busy"] == true && Instant::now() < deadline => {}
+            Ok(s) if s["release"].as_str() == Some(wanted) && s["process"]["running"] == true => return Ok(()),
+            Ok(s) if s["release"].is_string() => return Err(Failure { reason, indeterminate: false }),
+            Ok(_) => {
+                return Err(Failure { reason: format!("{reason}; the server runs no release"), indeterminate: true });
+            }
+            Err(e) => {
+                return Err(Failure {
+                    reason: format!("{reason}; the agent does not answer ({e})"),
+                    indeterminate: true,
+                });
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
 async fn upgrade(m: &Arc<Manager>, id: ActionId, action: &Action) -> Result<Done, Failure> {
     let (app, server) = server_of(m, action)?;
     let version = target(m)?;
+    still_active(m)?;
     m.agents.post(&server.agent, "/agent/v1/preflight", json!({ "version": version })).await?;
-    progress(m, id, Step::UpgradingServer);
+    progress(m, id, Step::UpgradingServer)?;
     if let Err(e) = m.agents.post(&server.agent, "/agent/v1/install", json!({ "version": version })).await {
-        return Err(settled(m, server, e).await);
+        settled(m, server, &version, e).await?;
     }
-    progress(m, id, Step::WaitForReplication);
+    progress(m, id, Step::WaitForReplication)?;
     wait_for_replication(m, app, server).await?;
     Ok(Done::Succeeded)
 }
 
 async fn backout(m: &Arc<Manager>, id: ActionId, action: &Action) -> Result<Done, Failure> {
     let (app, server) = server_of(m, action)?;
+    still_active(m)?;
+    let previous = {
+        let core = m.core();
+        let s = core.shared.director.topology().find_server(&server.hostname).map(|(_, s)| s.clone());
+        s.and_then(|s| s.previous_release).map(|r| r.as_str().to_string()).unwrap_or_default()
+    };
     if let Err(e) = m.agents.post(&server.agent, "/agent/v1/backout", json!(null)).await {
-        return Err(settled(m, server, e).await);
+        settled(m, server, &previous, e).await?;
     }
-    progress(m, id, Step::WaitForReplication);
+    progress(m, id, Step::WaitForReplication)?;
     wait_for_replication(m, app, server).await?;
     Ok(Done::Succeeded)
 }
@@ -151,9 +190,14 @@ async fn failover(m: &Arc<Manager>, id: ActionId, action: &Action) -> Result<Don
         return hand_over(m, id, &to.hostname).await;
     }
     // An SRP pair switches over; a role without SRP has its new Active recorded.
-    let srp = m.agents.get(&from.agent, "/agent/v1/role/api/v1/srp/show/info").await;
+    still_active(m)?;
+    let srp = match m.agents.get(&from.agent, "/agent/v1/role/api/v1/srp/show/info").await {
+        Ok(_) => true,
+        Err(e) if e.contains("SRP is not configured") => false,
+        Err(e) => return Err(Failure::from(format!("cannot tell whether {active} runs SRP: {e}"))),
+    };
     match srp {
-        Ok(_) => {
+        true => {
             m.agents
                 .post_empty(&from.agent, "/agent/v1/role/api/v1/srp/initiate-switchover?force=false")
                 .await
@@ -167,7 +211,7 @@ async fn failover(m: &Arc<Manager>, id: ActionId, action: &Action) -> Result<Don
             }
             Err(Failure::from(format!("{} did not become Active within 30 s", to.hostname)))
         }
-        Err(_) => {
+        false => {
             for s in &cluster.servers {
                 if s.hostname == to.hostname || s.hostname == active {
                     let role = if s.hostname == to.hostname { HaRole::Active } else { HaRole::Standby };
