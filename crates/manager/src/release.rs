@@ -33,6 +33,9 @@ fn check(text: &str) -> Result<(), ReleaseError> {
         "longer than 64 characters"
     } else if !text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+')) {
         "only letters, digits and . _ - + are allowed"
+    } else if !text.chars().any(|c| c.is_ascii_alphanumeric()) {
+        // "." and ".." would name directories other than a release's own.
+        "at least one letter or digit is needed"
     } else {
         return Ok(());
     };
@@ -160,6 +163,7 @@ mod tests {
         assert!(Release::new("").is_err());
         assert!(Release::new("0.1 beta").is_err());
         assert!(Release::new("../etc").is_err());
+        assert!(Release::new("..").is_err() && Release::new(".").is_err(), "directory names");
         assert!(Release::new(&"1".repeat(65)).is_err());
         let err = serde_json::from_str::<Release>("\"a/b\"").unwrap_err();
         assert!(err.to_string().contains("only letters"), "{err}");

@@ -117,11 +117,13 @@ impl Agent {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
         let url = format!("{}/healthz", self.role_api());
         let deadline = Instant::now() + within;
+        let restarts_before = self.supervisor.status().restarts;
         while Instant::now() < deadline {
             if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
                 return Ok(());
             }
-            if !self.supervisor.status().running && self.supervisor.status().restarts > 3 {
+            let st = self.supervisor.status();
+            if !st.running && st.restarts > restarts_before + 3 {
                 anyhow::bail!("the role process keeps exiting (see {})", self.config.dir.join("role.log").display());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -168,6 +170,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
             post(|s: State<Arc<Agent>>, h: HeaderMap, b: Json<RestoreBody>| detached(restore(s, h, b))),
         )
         .route("/agent/v1/health", get(health_check))
+        .route("/agent/v1/unstage", post(unstage))
         .route("/agent/v1/forced-standby", post(set_forced_standby))
         .route("/agent/v1/ha-role", post(set_ha_role))
         .route("/agent/v1/role/{*path}", get(role_get).post(role_post))
@@ -333,6 +336,21 @@ async fn restore(State(a): State<Arc<Agent>>, headers: HeaderMap, Json(b): Json<
         (Ok(()), Err(e)) => {
             err(StatusCode::INTERNAL_SERVER_ERROR, format!("restored, but the role did not come up: {e}"))
         }
+    }
+}
+
+#[derive(Deserialize)]
+struct UnstageBody {
+    name: String,
+}
+
+/// Removes one staged bundle (the manager clears bundles of an abandoned procedure, so that
+/// exactly one is staged again).
+async fn unstage(State(a): State<Arc<Agent>>, headers: HeaderMap, Json(b): Json<UnstageBody>) -> Response {
+    authorise!(a, headers);
+    match a.releases.unstage(&b.name) {
+        Ok(()) => Json(a.status()).into_response(),
+        Err(e) => err(StatusCode::UNPROCESSABLE_ENTITY, e),
     }
 }
 

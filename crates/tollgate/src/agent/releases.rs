@@ -121,6 +121,15 @@ impl Releases {
             .collect()
     }
 
+    /// Removes the staged bundle `name` (a plain file name in the staging directory).
+    pub fn unstage(&self, name: &str) -> Result<(), String> {
+        if name.is_empty() || name.starts_with('.') || name.contains('/') || name.contains('\\') {
+            return Err(format!("{name:?} is not a staged bundle's name"));
+        }
+        let path = self.staging().join(name);
+        std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
     /// Removes every staged bundle.
     pub fn unstage_all(&self) -> std::io::Result<()> {
         for f in bundle::staged_files(&self.staging())? {

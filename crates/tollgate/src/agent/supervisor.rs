@@ -150,14 +150,12 @@ impl Supervisor {
                 tracing::warn!("role process exited; restarting in {delay:?}");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(10));
-                let launch = {
-                    let st = self.lock();
-                    if st.held { None } else { st.launch.clone() }
-                };
-                if let Some(launch) = launch {
+                // Decided and spawned under the lock: a `start` or `stop` meanwhile (an
+                // install, a restore) wins, and no second process is started beside its own.
+                let mut st = self.lock();
+                if let (false, None, Some(launch)) = (st.held, st.child.as_ref(), st.launch.clone()) {
                     match Self::spawn(&launch) {
                         Ok(child) => {
-                            let mut st = self.lock();
                             st.status.pid = child.id();
                             st.status.running = true;
                             st.status.since = Some(Utc::now());

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tollgate_manager::bundle;
 use tollgate_manager::release::Release;
@@ -12,13 +13,26 @@ use tollgate_manager::topology::AppType;
 
 use super::Manager;
 
+/// The pause after a failed transfer before the bundle is sent again.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+
 /// Starts staging wherever the Current bundle is missing (one transfer per server at a time).
 pub fn ensure(m: &Arc<Manager>) {
-    let wanted: Vec<(AppType, String, Release)> = {
+    let (wanted, stale) = {
         let core = m.core();
         let director = &core.shared.director;
         let Some(target) = director.target() else { return };
-        director
+        // Bundles of another release (an abandoned procedure) would fail the preflight's
+        // "exactly one" rule: they are removed.
+        let stale: Vec<(String, String)> = director
+            .topology()
+            .servers()
+            .filter(|s| s.reachable && !s.busy)
+            .flat_map(|s| {
+                s.staged.iter().filter(|b| b.release != *target).map(|b| (s.hostname.clone(), b.file_name.clone()))
+            })
+            .collect();
+        let wanted = director
             .topology()
             .clusters
             .iter()
@@ -36,16 +50,35 @@ pub fn ensure(m: &Arc<Manager>) {
                     })
                     .map(move |s| (c.application, s.hostname.clone(), target.clone()))
             })
-            .collect()
+            .collect::<Vec<(AppType, String, Release)>>();
+        (wanted, stale)
     };
+    for (hostname, file) in stale {
+        let Some((_, server)) = m.cfg.server(&hostname) else { continue };
+        let (m, agent) = (m.clone(), server.agent.clone());
+        tokio::spawn(async move {
+            match m.agents.post(&agent, "/agent/v1/unstage", serde_json::json!({ "name": file })).await {
+                Ok(_) => tracing::info!(server = hostname, bundle = file, "bundle of another release unstaged"),
+                Err(e) => tracing::warn!(server = hostname, bundle = file, error = e, "bundle not unstaged"),
+            }
+        });
+    }
     for (app, hostname, release) in wanted {
-        if !m.staging.lock().unwrap_or_else(|e| e.into_inner()).insert(hostname.clone()) {
+        // After a failed transfer, wait before sending the whole bundle again.
+        let failed_recently = m
+            .staging_failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hostname)
+            .is_some_and(|t| t.elapsed() < RETRY_AFTER);
+        if failed_recently || !m.staging.lock().unwrap_or_else(|e| e.into_inner()).insert(hostname.clone()) {
             continue;
         }
         let m = m.clone();
         tokio::spawn(async move {
             if let Err(e) = stage(&m, app, &hostname, &release).await {
                 tracing::warn!(server = hostname, release = %release, error = e, "bundle not staged");
+                m.staging_failed.lock().unwrap_or_else(|e| e.into_inner()).insert(hostname.clone(), Instant::now());
             }
             m.staging.lock().unwrap_or_else(|e| e.into_inner()).remove(&hostname);
         });
