@@ -255,6 +255,15 @@ pub enum UpgradeCommand {
     Continue(StepArgs),
     /// Back out: the next preferred backout action.
     Rollback(StepArgs),
+    /// The audit log of operator actions (who started, selected, repaired what).
+    Audit {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Which manager.
+        #[command(flatten)]
+        target: Target,
+    },
     /// The upgrade log.
     Log {
         /// Only this cluster.

@@ -123,6 +123,23 @@ pub fn run(config: &Config, command: &UpgradeCommand) -> anyhow::Result<ExitCode
         }
         UpgradeCommand::Start(args) | UpgradeCommand::Continue(args) => step(config, args, "upgrade")?,
         UpgradeCommand::Rollback(args) => step(config, args, "backout")?,
+        UpgradeCommand::Audit { json, target } => {
+            let audit: Value = active(config, target)?.get("/api/v1/upgrade/audit").map_err(flatten)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&audit)?);
+            } else {
+                for a in audit.as_array().into_iter().flatten() {
+                    println!(
+                        "{:<20} {:<16} {:<10} {} {}",
+                        s(&a["at"]).chars().take(19).collect::<String>(),
+                        s(&a["user"]),
+                        s(&a["outcome"]),
+                        s(&a["operation"]),
+                        s(&a["detail"])
+                    );
+                }
+            }
+        }
         UpgradeCommand::Log { cluster, json, target } => {
             let path = match cluster {
                 Some(c) => format!("/api/v1/upgrade/log?cluster={c}"),

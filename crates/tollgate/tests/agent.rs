@@ -187,7 +187,7 @@ fn bundles_are_verified_staged_installed_and_backed_out() {
     assert_eq!((version["release"].as_str(), version["max_policy_schema"].as_i64()), (Some("1.0.0"), Some(1)));
     // Release 1.0.0 reads schema 1 only: a schema-2 policy is refused by the engine itself.
     let policy = d.join("v2.toml");
-    std::fs::write(&policy, "schema = 2\n[[rule]]\nname = \"v\"\nsource = \"+1312*\"\nvelocity = { calls = 3, window = \"1m\" }\naction = \"terminate\"\n").unwrap();
+    std::fs::write(&policy, "schema = 2\nname = \"velocity-v2\"\n[[rule]]\nname = \"v\"\nsource = \"+1312*\"\nvelocity = { calls = 3, window = \"1m\" }\naction = \"terminate\"\n").unwrap();
     let out = Command::new(tollgate_bin())
         .args(["--config"])
         .arg(&role_config)
@@ -233,4 +233,34 @@ fn bundles_are_verified_staged_installed_and_backed_out() {
             .and_then(|r| r.json::<Value>().ok())
             .is_some_and(|v| v["release"] == "1.0.0")
     });
+
+    // Restoring the backup taken before the upgrade to 2.0.0 brings the state of that moment
+    // back: the schema-2 policy installed since is gone from the history.
+    let history = || -> String {
+        let token = std::fs::read_to_string(d.join("engine-state/cli-token")).unwrap();
+        reqwest::blocking::Client::new()
+            .get(format!("http://127.0.0.1:{api_port}/api/v1/policy/history"))
+            .bearer_auth(token.trim())
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default()
+    };
+    // The schema-2 policy was the only install: before the upgrade the history was empty.
+    assert!(history().contains("\"event\":\"install\""), "{}", history());
+    let name = agent
+        .get("/agent/v1/backups")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap().to_string())
+        .find(|n| n.ends_with("pre-upgrade-2.0.0.tar.gz"))
+        .unwrap();
+    let (status, body) = agent.post("/agent/v1/restore", serde_json::json!({ "name": name }));
+    assert_eq!(status, 200, "{body}");
+    wait_until(10, "the restored engine answering", || {
+        reqwest::blocking::get(format!("http://127.0.0.1:{api_port}/api/v1/version"))
+            .is_ok_and(|r| r.status().is_success())
+    });
+    let after = history();
+    assert!(after.starts_with('[') && !after.contains("\"event\":\"install\""), "history after the restore: {after}");
 }

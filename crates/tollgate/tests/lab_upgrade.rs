@@ -443,6 +443,18 @@ fn rolling_upgrade_and_backout_under_calls_with_a_manager_failover() {
         assert!(has("Failover to old version", cluster), "{cluster} failed over to the old version");
     }
 
+    // The audit log of operator actions is a separate log: who started what.
+    let out = Command::new(tollgate_bin())
+        .args(["upgrade", "audit", "--json", "--api", &lab.active(), "--token", &lab.token])
+        .output()
+        .unwrap();
+    let audit: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{:?}", text(&out)));
+    let operations: Vec<&str> = audit.as_array().unwrap().iter().map(|a| a["operation"].as_str().unwrap()).collect();
+    for op in ["Initiate upgrade east-b", "Failover to new version engine-east", "Initiate backout east-b"] {
+        assert!(operations.contains(&op), "{op} in the audit log: {operations:?}");
+    }
+    assert!(operations.iter().all(|o| !o.contains("Modify the role")), "automatic steps are not operator actions");
+
     // Alarms: the Director's raised on the way (mixed versions, forced standby, upgrade in
     // progress, the lost manager server), and every alarm cleared at the end.
     for id in [70500, 70501, 70503, 70507, 31283] {
