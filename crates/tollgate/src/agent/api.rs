@@ -327,8 +327,14 @@ struct RestoreBody {
 async fn restore(State(a): State<Arc<Agent>>, headers: HeaderMap, Json(b): Json<RestoreBody>) -> Response {
     authorise!(a, headers);
     let _one = a.busy.lock().await;
+    // Unpacked and checked while the role still runs: a bad name or a damaged backup changes
+    // nothing.
+    let unpacked = match backup::unpack(&a.backups_dir(), &b.name) {
+        Ok(u) => u,
+        Err(e) => return err(StatusCode::UNPROCESSABLE_ENTITY, format!("restore refused, nothing changed: {e}")),
+    };
     a.supervisor.stop().await;
-    let restored = backup::restore(&a.backups_dir(), &b.name, &a.config.role_config, &a.role.node.state_dir);
+    let restored = backup::put_in_place(&unpacked, &a.config.role_config, &a.role.node.state_dir);
     let started = a.start_current().await;
     match (restored, started) {
         (Ok(()), Ok(())) => Json(json!({ "restored": b.name })).into_response(),

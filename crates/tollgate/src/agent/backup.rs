@@ -89,23 +89,46 @@ pub fn list(dir: &Path) -> Vec<Backup> {
     v
 }
 
-/// Restores a backup: the configuration file and the state directory are replaced by the
-/// backup's (the role process must be stopped). The replaced state is kept aside as
-/// `<state_dir>.before-restore`.
-pub fn restore(dir: &Path, name: &str, role_config: &Path, state_dir: &Path) -> anyhow::Result<()> {
-    if name.contains('/') || name.contains("..") {
+/// Unpacks the backup `name` of `dir` into a temporary directory and checks it holds a role
+/// configuration: nothing on the server changes.
+pub fn unpack(dir: &Path, name: &str) -> anyhow::Result<tempfile::TempDir> {
+    if name.is_empty() || name.contains('/') || name.contains("..") {
         anyhow::bail!("{name:?} is not a backup name");
     }
     let file = File::open(dir.join(name)).map_err(|e| anyhow::anyhow!("backup {name}: {e}"))?;
     let unpacked = tempfile::tempdir()?;
-    tar::Archive::new(flate2::read::GzDecoder::new(file)).unpack(unpacked.path())?;
+    tar::Archive::new(flate2::read::GzDecoder::new(file))
+        .unpack(unpacked.path())
+        .map_err(|e| anyhow::anyhow!("backup {name} is damaged: {e}"))?;
+    if !unpacked.path().join("config/role.toml").is_file() {
+        anyhow::bail!("backup {name} holds no role configuration");
+    }
+    Ok(unpacked)
+}
+
+/// Puts an unpacked backup in place: the state directory is copied next to the live one first,
+/// then swapped in by renames, so a failure (a full disk) leaves the live state as it was. The
+/// replaced state is kept as `<state_dir>.before-restore`.
+pub fn put_in_place(unpacked: &tempfile::TempDir, role_config: &Path, state_dir: &Path) -> anyhow::Result<()> {
+    let incoming = state_dir.with_extension("restoring");
+    let _ = std::fs::remove_dir_all(&incoming);
+    copy_dir(&unpacked.path().join("state"), &incoming)
+        .map_err(|e| anyhow::anyhow!("copying the backup's state next to {}: {e}", state_dir.display()))?;
+    let config_tmp = role_config.with_extension("restoring");
+    std::fs::copy(unpacked.path().join("config/role.toml"), &config_tmp)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config_tmp.display()))?;
     let aside = state_dir.with_extension("before-restore");
     let _ = std::fs::remove_dir_all(&aside);
     if state_dir.exists() {
         std::fs::rename(state_dir, &aside)?;
     }
-    copy_dir(&unpacked.path().join("state"), state_dir)?;
-    std::fs::copy(unpacked.path().join("config/role.toml"), role_config)?;
+    if let Err(e) = std::fs::rename(&incoming, state_dir) {
+        let _ = std::fs::rename(&aside, state_dir);
+        anyhow::bail!("swapping in the restored state: {e}; the previous state is back");
+    }
+    std::fs::rename(&config_tmp, role_config).map_err(|e| {
+        anyhow::anyhow!("{}: {e} (the state is restored, the configuration is not)", role_config.display())
+    })?;
     Ok(())
 }
 

@@ -177,7 +177,10 @@ impl Releases {
             relink(&self.root.join("previous"), &cur.dir).map_err(|e| e.to_string())?;
         }
         relink(&self.root.join("current"), &dir).map_err(|e| e.to_string())?;
-        self.unstage_all().map_err(|e| e.to_string())?;
+        // The release is switched: a staged file that cannot be removed is not a failed install.
+        if let Err(e) = self.unstage_all() {
+            tracing::warn!(error = %e, "the installed bundle could not be removed from staging");
+        }
         self.current().ok_or_else(|| "the installed release cannot be read back".into())
     }
 
