@@ -251,8 +251,9 @@ fn up(dir: &Path, net: u8, enum_port: u16) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot start the agent of {}", s.hostname))?
         };
         pids.push_str(&format!("{} {}\n", child.id(), s.hostname));
+        // Written at once: if a later agent fails to start, `lab down` still finds this one.
+        std::fs::write(dir.join("pids"), &pids)?;
     }
-    std::fs::write(dir.join("pids"), &pids)?;
 
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?;
     let agent = |s: &LabServer| format!("http://{}:7000", ip(net, s.host));

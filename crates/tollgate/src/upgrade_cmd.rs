@@ -186,6 +186,9 @@ pub fn log_table(log: &Value) -> String {
 fn step(config: &Config, args: &StepArgs, direction: &str) -> anyhow::Result<()> {
     let bars = MultiProgress::new();
     let mut waiting_since: Option<Instant> = None;
+    // Failures from before this command (being retried now) do not stop it; new ones do.
+    let failures_before =
+        active(config, &args.target)?.get::<Value>("/api/v1/upgrade/status").map_err(flatten)?["failures"].clone();
     loop {
         let api = active(config, &args.target)?;
         let (started, done, waiting): (Vec<String>, bool, Option<String>) = match &args.cluster {
@@ -241,9 +244,15 @@ fn step(config: &Config, args: &StepArgs, direction: &str) -> anyhow::Result<()>
         // A failed action stops here: the operator looks, then retries (the seed's
         // UPGRADE_OPERATION_FAILED is raised meanwhile).
         let status: Value = active(config, &args.target)?.get("/api/v1/upgrade/status").map_err(flatten)?;
-        if let Some(failures) = status["failures"].as_object().filter(|f| !f.is_empty()) {
-            let list: Vec<String> = failures.iter().map(|(scope, why)| format!("{scope}: {}", s(why))).collect();
-            bail!("failed: {}", list.join("; "));
+        let new_failures: Vec<String> = status["failures"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(scope, why)| failures_before[scope.as_str()] != **why)
+            .map(|(scope, why)| format!("{scope}: {}", s(why)))
+            .collect();
+        if !new_failures.is_empty() {
+            bail!("failed: {}", new_failures.join("; "));
         }
         if !args.all {
             return Ok(());

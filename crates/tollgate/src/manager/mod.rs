@@ -127,6 +127,13 @@ impl Manager {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => fresh()?,
             Err(e) => anyhow::bail!("cannot read the manager state {}: {e}", state_file.display()),
         };
+        let mut shared = shared;
+        // The configured limit holds, also for a kept state.
+        shared.director.set_config(DirectorConfig {
+            max_parallel_clusters: cfg
+                .max_parallel_clusters
+                .unwrap_or(tollgate_manager::director::DEFAULT_MAX_PARALLEL_CLUSTERS),
+        });
         Ok(Arc::new(Manager {
             agents: agents::AgentClient::new(&cfg.agent_token)?,
             cfg,
