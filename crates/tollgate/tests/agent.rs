@@ -187,13 +187,17 @@ fn bundles_are_verified_staged_installed_and_backed_out() {
     assert_eq!((version["release"].as_str(), version["max_policy_schema"].as_i64()), (Some("1.0.0"), Some(1)));
     // Release 1.0.0 reads schema 1 only: a schema-2 policy is refused by the engine itself.
     let policy = d.join("v2.toml");
+    let install_policy = || {
+        Command::new(tollgate_bin())
+            .arg("--config")
+            .arg(&role_config)
+            .args(["policy", "install"])
+            .arg(&policy)
+            .output()
+            .unwrap()
+    };
     std::fs::write(&policy, "schema = 2\nname = \"velocity-v2\"\n[[rule]]\nname = \"v\"\nsource = \"+1312*\"\nvelocity = { calls = 3, window = \"1m\" }\naction = \"terminate\"\n").unwrap();
-    let out = Command::new(tollgate_bin())
-        .args(["--config"])
-        .arg(&role_config)
-        .args(["policy", "install", policy.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = install_policy();
     assert!(!out.status.success() && text(&out).1.contains("needs a newer release"), "{:?}", text(&out));
 
     // Two bundles staged: preflight refuses (exactly one), then v2 alone installs.
@@ -205,12 +209,7 @@ fn bundles_are_verified_staged_installed_and_backed_out() {
     let (status, body) = agent.post("/agent/v1/install", serde_json::json!({"version": "2.0.0"}));
     assert_eq!(status, 200, "{body}");
     assert_eq!((body["release"].as_str(), body["previous_release"].as_str()), (Some("2.0.0"), Some("1.0.0")));
-    let out = Command::new(tollgate_bin())
-        .args(["--config"])
-        .arg(&role_config)
-        .args(["policy", "install", policy.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = install_policy();
     assert!(out.status.success(), "release 2.0.0 reads schema 2: {:?}", text(&out));
     let backups = agent.get("/agent/v1/backups");
     assert!(

@@ -5,11 +5,11 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Engine, EngineOptions, free_port, temp_file, wait_until};
-use fantoccini::{Client, ClientBuilder, Locator};
+use common::chromium::{Driver, browser};
+use common::{Engine, EngineOptions, temp_file, wait_until};
+use fantoccini::{Client, Locator};
 
 const POLICY: &str = r#"
 schema = 1
@@ -23,58 +23,10 @@ action = "terminate"
 cause = 603
 "#;
 
-/// chromedriver, stopped when dropped.
-struct Driver(Child, u16);
-
-impl Driver {
-    fn start() -> Driver {
-        let port = free_port("127.0.0.1");
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run chromedriver (Debian package chromium-driver; see .ci/run)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Driver(child, port)
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn artifacts() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts");
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1280,1500", format!("--user-data-dir={}", profile.display()),
-            ]
-        }),
-    );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{}", driver.1))
-        .await
-        .expect("start a Chromium session")
 }
 
 /// Waits (up to 15 s) until the element `id` holds `needle`, as a form submission completes;
@@ -106,7 +58,7 @@ async fn log_in_install_a_policy_and_see_the_analytics_chart_change() {
     let password = e.admin_password.clone().expect("the admin password is printed on first start");
     let driver = Driver::start();
     let profile = tempfile::tempdir().unwrap();
-    let c = browser(&driver, profile.path()).await;
+    let c = browser(&driver, std::path::Path::new("/usr/bin/chromium"), profile.path(), (1280, 1500)).await;
     let out = artifacts();
 
     // Pages need a login.

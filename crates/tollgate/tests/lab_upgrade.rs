@@ -13,11 +13,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::sip::{Callee, Kamailio, e2e_dir, require_root_and_peers};
+use common::sip::{Callee, Kamailio, e2e_dir, require_root_and_peers, sipp_call_counts};
 use common::{text, tollgate_bin, wait_until};
 use serde_json::{Value, json};
 
@@ -101,6 +101,16 @@ impl Lab {
             .send()
             .unwrap();
         (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+    }
+
+    /// `tollgate <args> --json --api <active manager> --token <token>`, its JSON answer.
+    fn cli_json(&self, args: &[&str]) -> Value {
+        let out = Command::new(tollgate_bin())
+            .args(args)
+            .args(["--json", "--api", &self.active(), "--token", &self.token])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{args:?}: {:?}", text(&out)))
     }
 
     fn agent_command(&self, hostname: &str) -> Command {
@@ -190,15 +200,9 @@ impl Traffic {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let stats = std::fs::read_to_string(self.dir.path().join("stats.csv")).unwrap_or_default();
-        let mut lines = stats.lines();
-        let header: Vec<&str> = lines.next().unwrap_or("").split(';').collect();
-        let last: Vec<&str> = lines.last().unwrap_or("").split(';').collect();
-        let column = |name: &str| -> u64 {
-            header.iter().position(|h| *h == name).and_then(|i| last.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0)
-        };
+        let (ok, failed) = sipp_call_counts(&self.dir.path().join("stats.csv"));
         let errors = std::fs::read_to_string(self.dir.path().join("errors.log")).unwrap_or_default();
-        (column("SuccessfulCall(C)"), column("FailedCall(C)"), errors)
+        (ok, failed, errors)
     }
 }
 
@@ -278,27 +282,17 @@ fn drive(lab: &Lab, direction: &str, seen: &mut Seen, mut hook: impl FnMut(&Lab,
     }
 }
 
+/// Every server of the status's grid.
+fn servers(status: &Value) -> impl Iterator<Item = &Value> {
+    status["clusters"].as_array().unwrap().iter().flat_map(|c| c["servers"].as_array().unwrap())
+}
+
 fn server<'a>(status: &'a Value, hostname: &str) -> &'a Value {
-    status["clusters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|c| c["servers"].as_array().unwrap())
-        .find(|s| s["hostname"] == hostname)
-        .unwrap()
+    servers(status).find(|s| s["hostname"] == hostname).unwrap()
 }
 
 fn all_on(status: &Value, release: &str) -> bool {
-    status["clusters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|c| c["servers"].as_array().unwrap())
-        .all(|s| s["running_release"] == release)
-}
-
-fn log_path(dir: &Path) -> String {
-    dir.display().to_string()
+    servers(status).all(|s| s["running_release"] == release)
 }
 
 #[test]
@@ -373,11 +367,7 @@ fn rolling_upgrade_and_backout_under_calls_with_a_manager_failover() {
         assert!(names.iter().any(|n| n.ends_with("pre-upgrade-2.0.0.tar.gz")), "{}: {names:?}", b["hostname"]);
     }
     // `tollgate health`, system-wide: every server runs the seed's syscheck classes.
-    let out = Command::new(tollgate_bin())
-        .args(["health", "--json", "--api", &lab.active(), "--token", &lab.token])
-        .output()
-        .unwrap();
-    let health: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{:?}", text(&out)));
+    let health = lab.cli_json(&["health"]);
     let servers = health["servers"].as_array().unwrap();
     assert_eq!(servers.len(), 11, "{health:#}");
     for sv in servers {
@@ -444,11 +434,7 @@ fn rolling_upgrade_and_backout_under_calls_with_a_manager_failover() {
     }
 
     // The audit log of operator actions is a separate log: who started what.
-    let out = Command::new(tollgate_bin())
-        .args(["upgrade", "audit", "--json", "--api", &lab.active(), "--token", &lab.token])
-        .output()
-        .unwrap();
-    let audit: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{:?}", text(&out)));
+    let audit = lab.cli_json(&["upgrade", "audit"]);
     let operations: Vec<&str> = audit.as_array().unwrap().iter().map(|a| a["operation"].as_str().unwrap()).collect();
     for op in ["Initiate upgrade east-b", "Failover to new version engine-east", "Initiate backout east-b"] {
         assert!(operations.contains(&op), "{op} in the audit log: {operations:?}");
@@ -471,6 +457,6 @@ fn rolling_upgrade_and_backout_under_calls_with_a_manager_failover() {
         entries.len(),
         seen.alarms,
         seen.server_alarms,
-        log_path(lab.dir.path())
+        lab.dir.path().display()
     );
 }

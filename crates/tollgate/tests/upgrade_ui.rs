@@ -12,11 +12,12 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, text, tollgate_bin};
-use fantoccini::{Client, ClientBuilder, Locator};
+use common::chromium::{Driver, browser};
+use common::{text, tollgate_bin};
+use fantoccini::{Client, Locator};
 use serde::Deserialize;
 
 /// The lab's network (127.0.79.x) and ENUM port: other labs may use 77 and 78, and port 53.
@@ -71,54 +72,6 @@ fn chromium() -> Option<PathBuf> {
 
 fn have_chromedriver() -> bool {
     Command::new("chromedriver").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-/// chromedriver, stopped when dropped.
-struct Driver(Child, u16);
-
-impl Driver {
-    fn start() -> Driver {
-        let port = free_port("127.0.0.1");
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run chromedriver (Debian package chromium-driver; see .ci/run)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Driver(child, port)
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn browser(driver: &Driver, binary: &Path, profile: &Path) -> Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": binary,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1400,1300", format!("--user-data-dir={}", profile.display()),
-            ]
-        }),
-    );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{}", driver.1))
-        .await
-        .expect("start a Chromium session")
 }
 
 fn repo_path(rel: &str) -> PathBuf {
@@ -384,7 +337,7 @@ async fn upgrade_a_manager_and_an_engine_cluster_from_the_upgrade_manager_page()
         info["managers"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_string()).collect();
     let driver = Driver::start();
     let profile = tempfile::tempdir().unwrap();
-    let c = browser(&driver, &binary, profile.path()).await;
+    let c = browser(&driver, &binary, profile.path(), (1400, 1300)).await;
     // The test runs in a task of its own so that the browser is closed even when it panics.
     let outcome = tokio::spawn(drive(c.clone(), token, managers)).await;
     let _ = c.close().await;

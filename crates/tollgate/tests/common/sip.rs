@@ -284,13 +284,7 @@ pub fn place_calls(
         .current_dir(dir.path())
         .output()
         .expect("run sipp caller (Debian package sip-tester)");
-    let stats = std::fs::read_to_string(dir.path().join("stats.csv")).unwrap_or_default();
-    let mut lines = stats.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").split(';').collect();
-    let last: Vec<&str> = lines.last().unwrap_or("").split(';').collect();
-    let column = |name: &str| {
-        header.iter().position(|h| *h == name).and_then(|i| last.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0)
-    };
+    let (successful_calls, failed_calls) = sipp_call_counts(&dir.path().join("stats.csv"));
     let messages = std::fs::read_to_string(dir.path().join("messages.log")).unwrap_or_default();
     let mut call_ids: Vec<String> = Vec::new();
     let mut in_invite = false;
@@ -304,12 +298,7 @@ pub fn place_calls(
             in_invite = false;
         }
     }
-    let run = CallerRun {
-        success: out.status.success(),
-        successful_calls: column("SuccessfulCall(C)"),
-        failed_calls: column("FailedCall(C)"),
-        call_ids,
-    };
+    let run = CallerRun { success: out.status.success(), successful_calls, failed_calls, call_ids };
     if !run.success {
         eprintln!(
             "sipp {} failed ({}):\n{}",
@@ -319,4 +308,17 @@ pub fn place_calls(
         );
     }
     run
+}
+
+/// SIPp's cumulative (successful, failed) call counts from the last line of its `-stf`
+/// statistics file (0 when absent).
+pub fn sipp_call_counts(stats_file: &Path) -> (u64, u64) {
+    let stats = std::fs::read_to_string(stats_file).unwrap_or_default();
+    let mut lines = stats.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(';').collect();
+    let last: Vec<&str> = lines.last().unwrap_or("").split(';').collect();
+    let column = |name: &str| -> u64 {
+        header.iter().position(|h| *h == name).and_then(|i| last.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    (column("SuccessfulCall(C)"), column("FailedCall(C)"))
 }
