@@ -13,6 +13,7 @@ mod lab;
 mod lookup_cmd;
 mod manager;
 mod metrics;
+mod names;
 mod policy_cmd;
 mod probe_cmd;
 mod probe_role;

@@ -127,3 +127,9 @@ pub fn peek_manifest(path: &Path) -> Result<super::Manifest, BundleError> {
     }
     Err(BundleError::MissingManifest)
 }
+
+/// The bundles in `dir` ([`staged_files`]) whose manifest can be read, with it (unverified,
+/// see [`peek_manifest`]); a file that is not a bundle is left out.
+pub fn bundles_in(dir: &Path) -> std::io::Result<Vec<(PathBuf, super::Manifest)>> {
+    Ok(staged_files(dir)?.into_iter().filter_map(|p| peek_manifest(&p).ok().map(|m| (p, m))).collect())
+}

@@ -27,7 +27,7 @@ use std::fmt;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-pub use files::{build_file, peek_manifest, preflight_dir, staged_files, verify_file};
+pub use files::{build_file, bundles_in, peek_manifest, preflight_dir, staged_files, verify_file};
 pub use manifest::{Manifest, PayloadFile};
 pub use preflight::{PreflightError, preflight};
 

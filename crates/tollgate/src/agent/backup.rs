@@ -24,8 +24,7 @@ pub struct Backup {
 /// Takes a backup into `dir`; `why` goes into the name (e.g. `pre-upgrade-v2`).
 pub fn take(dir: &Path, role_config: &Path, state_dir: &Path, why: &str) -> anyhow::Result<Backup> {
     std::fs::create_dir_all(dir)?;
-    let tag: String =
-        why.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+    let tag: String = crate::names::file_word(why);
     let name = format!("{}-{tag}.tar.gz", Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
     let path = dir.join(&name);
     let tmp = path.with_extension("partial");

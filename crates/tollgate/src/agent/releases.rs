@@ -97,8 +97,7 @@ impl Releases {
                 app.as_str()
             ));
         }
-        let safe: String =
-            file_name.chars().map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' }).collect();
+        let safe: String = crate::names::file_word(file_name);
         let path = self.staging().join(if safe.ends_with(".tgb") { safe } else { format!("{safe}.tgb") });
         let tmp = self.staging().join(format!(".{}.partial", path.file_name().unwrap_or_default().to_string_lossy()));
         std::fs::write(&tmp, bytes)
@@ -110,12 +109,11 @@ impl Releases {
     /// Staged bundles, with the application and release their manifests name (not verified
     /// here: the preflight does that).
     pub fn staged(&self) -> Vec<StagedBundle> {
-        bundle::staged_files(&self.staging())
+        bundle::bundles_in(&self.staging())
             .unwrap_or_default()
-            .iter()
-            .filter_map(|p| {
+            .into_iter()
+            .filter_map(|(p, m)| {
                 let file_name = p.file_name()?.to_string_lossy().into_owned();
-                let m = bundle::peek_manifest(p).ok()?;
                 Some(StagedBundle { file_name, application: m.application, release: m.version })
             })
             .collect()

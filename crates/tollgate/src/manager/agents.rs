@@ -37,7 +37,9 @@ impl AgentClient {
         })
     }
 
-    async fn answer(resp: reqwest::Response) -> Result<Value, String> {
+    /// Sends `req` (to `agent`) with the agents' token; the JSON answer, or the agent's error.
+    async fn send(&self, agent: &str, req: reqwest::RequestBuilder) -> Result<Value, String> {
+        let resp = req.bearer_auth(&self.token).send().await.map_err(|e| format!("{agent}: {e}"))?;
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if status.is_success() {
@@ -49,32 +51,23 @@ impl AgentClient {
 
     /// GET `path` on the agent at `agent`.
     pub async fn get(&self, agent: &str, path: &str) -> Result<Value, String> {
-        let resp = self.http.get(format!("{agent}{path}")).bearer_auth(&self.token).send().await;
-        Self::answer(resp.map_err(|e| format!("{agent}: {e}"))?).await
+        self.send(agent, self.http.get(format!("{agent}{path}"))).await
     }
 
     /// POST a JSON body; waits as long as an install may take.
     pub async fn post(&self, agent: &str, path: &str, body: Value) -> Result<Value, String> {
-        let resp = self.slow.post(format!("{agent}{path}")).bearer_auth(&self.token).json(&body).send().await;
-        Self::answer(resp.map_err(|e| format!("{agent}: {e}"))?).await
+        self.send(agent, self.slow.post(format!("{agent}{path}")).json(&body)).await
     }
 
     /// POST without a body (commands whose options are in the query string).
     pub async fn post_empty(&self, agent: &str, path: &str) -> Result<Value, String> {
-        let resp = self.slow.post(format!("{agent}{path}")).bearer_auth(&self.token).send().await;
-        Self::answer(resp.map_err(|e| format!("{agent}: {e}"))?).await
+        self.send(agent, self.slow.post(format!("{agent}{path}"))).await
     }
 
     /// Uploads a bundle into the agent's staging directory.
     pub async fn stage(&self, agent: &str, file_name: &str, bytes: Vec<u8>) -> Result<Value, String> {
-        let resp = self
-            .slow
-            .post(format!("{agent}/agent/v1/stage?name={}", url_word(file_name)))
-            .bearer_auth(&self.token)
-            .body(bytes)
-            .send()
-            .await;
-        Self::answer(resp.map_err(|e| format!("{agent}: {e}"))?).await
+        let url = format!("{agent}/agent/v1/stage?name={}", crate::names::file_word(file_name));
+        self.send(agent, self.slow.post(url).body(bytes)).await
     }
 
     /// Installs a policy on the server's role through the agent (multipart, as `tollgate
@@ -82,15 +75,12 @@ impl AgentClient {
     pub async fn install_policy(&self, agent: &str, file_name: &str, text: &str) -> Result<Value, String> {
         let part = reqwest::multipart::Part::text(text.to_string()).file_name(file_name.to_string());
         let form = reqwest::multipart::Form::new().part("policy", part);
-        let resp = self
+        let req = self
             .slow
             .post(format!("{agent}/agent/v1/role/api/v1/policy"))
-            .bearer_auth(&self.token)
             .header("x-tollgate-actor", "manager")
-            .multipart(form)
-            .send()
-            .await;
-        Self::answer(resp.map_err(|e| format!("{agent}: {e}"))?).await
+            .multipart(form);
+        self.send(agent, req).await
     }
 
     /// The HA view of the server's role: the manager pair's own endpoint for manager servers,
@@ -169,9 +159,4 @@ fn parse_ha_role(text: &str) -> Option<HaRole> {
         "Spare" => Some(HaRole::Spare),
         _ => None,
     }
-}
-
-/// `text` safe in a query string (bundle file names: letters, digits, `.-_`).
-fn url_word(text: &str) -> String {
-    text.chars().map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' }).collect()
 }
