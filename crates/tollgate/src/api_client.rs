@@ -31,6 +31,17 @@ pub enum ApiError {
     Other(anyhow::Error),
 }
 
+impl ApiError {
+    /// The error as one `anyhow` error (diagnostics in debug form), for commands that only
+    /// report it.
+    pub fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            ApiError::Other(e) => e,
+            ApiError::Invalid(d) => anyhow!("{d:?}"),
+        }
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
         ApiError::Other(e)
@@ -38,6 +49,22 @@ impl From<anyhow::Error> for ApiError {
 }
 
 impl ApiClient {
+    /// A client of the running server `target` names (its `--api`, else this configuration's
+    /// API) with its `--token` (else this server's CLI token). `who` says what must be running,
+    /// for the error when `--state-dir` is given instead ("SRP commands talk to a running
+    /// engine").
+    pub fn for_running(
+        config: &crate::config::Config,
+        target: &crate::cli::Target,
+        who: &str,
+    ) -> anyhow::Result<ApiClient> {
+        if target.state_dir.is_some() {
+            bail!("{who}: use --api, not --state-dir");
+        }
+        let base = target.api.clone().unwrap_or_else(|| config.api_url());
+        ApiClient::new(&base, target.token.clone().or_else(|| config.cli_token()), target.actor.as_deref())
+    }
+
     /// A client of `base` (e.g. `http://127.0.0.1:8080`).
     pub fn new(base: &str, token: Option<String>, actor: Option<&str>) -> anyhow::Result<Self> {
         let http = Client::builder().timeout(Duration::from_secs(600)).build()?;

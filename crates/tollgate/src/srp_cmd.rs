@@ -10,18 +10,7 @@ use crate::cli::{SrpCommand, Target};
 use crate::config::Config;
 
 fn client(config: &Config, target: &Target) -> anyhow::Result<ApiClient> {
-    if target.state_dir.is_some() {
-        bail!("SRP commands talk to a running engine: use --api, not --state-dir");
-    }
-    let base = target.api.clone().unwrap_or_else(|| config.api_url());
-    ApiClient::new(&base, target.token.clone().or_else(|| config.cli_token()), target.actor.as_deref())
-}
-
-fn flatten(e: ApiError) -> anyhow::Error {
-    match e {
-        ApiError::Other(e) => e,
-        ApiError::Invalid(d) => anyhow!("{d:?}"),
-    }
+    ApiClient::for_running(config, target, "SRP commands talk to a running engine")
 }
 
 /// `nack micro-chkpt-cmd N` -> N.
@@ -57,9 +46,9 @@ pub fn run(config: &Config, command: &SrpCommand) -> anyhow::Result<ExitCode> {
     };
     let api = client(config, target)?;
     let answer: Value = if path.starts_with("/api/v1/srp/show/") {
-        api.get(&path).map_err(flatten)?
+        api.get(&path).map_err(ApiError::into_anyhow)?
     } else {
-        api.post_json(&path, body).map_err(flatten)?
+        api.post_json(&path, body).map_err(ApiError::into_anyhow)?
     };
     if json_out {
         println!("{}", serde_json::to_string_pretty(&answer["data"])?);

@@ -18,11 +18,7 @@ use crate::config::Config;
 const WAITING_LIMIT: Duration = Duration::from_secs(180);
 
 fn client(config: &Config, target: &Target) -> anyhow::Result<ApiClient> {
-    if target.state_dir.is_some() {
-        bail!("upgrade commands talk to a running manager: use --api, not --state-dir");
-    }
-    let base = target.api.clone().unwrap_or_else(|| config.api_url());
-    ApiClient::new(&base, target.token.clone().or_else(|| config.cli_token()), target.actor.as_deref())
+    ApiClient::for_running(config, target, "upgrade commands talk to a running manager")
 }
 
 /// The active manager of the pair `client` belongs to: the same one, or its mate when it is the
@@ -40,13 +36,6 @@ fn active(config: &Config, target: &Target) -> anyhow::Result<ApiClient> {
             }
         }
         _ => Ok(api),
-    }
-}
-
-fn flatten(e: ApiError) -> anyhow::Error {
-    match e {
-        ApiError::Other(e) => e,
-        ApiError::Invalid(d) => anyhow!("{d:?}"),
     }
 }
 
@@ -108,7 +97,7 @@ pub fn grid(status: &Value) -> String {
 pub fn run(config: &Config, command: &UpgradeCommand) -> anyhow::Result<ExitCode> {
     match command {
         UpgradeCommand::Status { json, target } => {
-            let status: Value = client(config, target)?.get("/api/v1/upgrade/status").map_err(flatten)?;
+            let status: Value = client(config, target)?.get("/api/v1/upgrade/status").map_err(ApiError::into_anyhow)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
@@ -117,14 +106,15 @@ pub fn run(config: &Config, command: &UpgradeCommand) -> anyhow::Result<ExitCode
         }
         UpgradeCommand::Select { release, target } => {
             let api = client(config, target)?;
-            let r: Value =
-                api.post_json("/api/v1/upgrade/procedure", Some(json!({ "release": release }))).map_err(flatten)?;
+            let r: Value = api
+                .post_json("/api/v1/upgrade/procedure", Some(json!({ "release": release })))
+                .map_err(ApiError::into_anyhow)?;
             println!("current bundle: {} (staging it on the servers)", s(&r["procedure"]["label"]));
         }
         UpgradeCommand::Start(args) | UpgradeCommand::Continue(args) => step(config, args, "upgrade")?,
         UpgradeCommand::Rollback(args) => step(config, args, "backout")?,
         UpgradeCommand::Audit { json, target } => {
-            let audit: Value = active(config, target)?.get("/api/v1/upgrade/audit").map_err(flatten)?;
+            let audit: Value = active(config, target)?.get("/api/v1/upgrade/audit").map_err(ApiError::into_anyhow)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&audit)?);
             } else {
@@ -145,7 +135,7 @@ pub fn run(config: &Config, command: &UpgradeCommand) -> anyhow::Result<ExitCode
                 Some(c) => format!("/api/v1/upgrade/log?cluster={c}"),
                 None => "/api/v1/upgrade/log".to_string(),
             };
-            let log: Value = client(config, target)?.get(&path).map_err(flatten)?;
+            let log: Value = client(config, target)?.get(&path).map_err(ApiError::into_anyhow)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&log)?);
             } else {
@@ -187,8 +177,10 @@ fn step(config: &Config, args: &StepArgs, direction: &str) -> anyhow::Result<()>
     let bars = MultiProgress::new();
     let mut waiting_since: Option<Instant> = None;
     // Failures from before this command (being retried now) do not stop it; new ones do.
-    let failures_before =
-        active(config, &args.target)?.get::<Value>("/api/v1/upgrade/status").map_err(flatten)?["failures"].clone();
+    let failures_before = active(config, &args.target)?
+        .get::<Value>("/api/v1/upgrade/status")
+        .map_err(ApiError::into_anyhow)?["failures"]
+        .clone();
     loop {
         let api = active(config, &args.target)?;
         let (started, done, waiting): (Vec<String>, bool, Option<String>) = match &args.cluster {
@@ -202,12 +194,13 @@ fn step(config: &Config, args: &StepArgs, direction: &str) -> anyhow::Result<()>
                         (vec![], true, None)
                     }
                     Err(ApiError::Other(e)) => (vec![], false, Some(e.to_string())),
-                    Err(e) => return Err(flatten(e)),
+                    Err(e) => return Err(e.into_anyhow()),
                 }
             }
             None => {
-                let r: Value =
-                    api.post_json("/api/v1/upgrade/next", Some(json!({ "direction": direction }))).map_err(flatten)?;
+                let r: Value = api
+                    .post_json("/api/v1/upgrade/next", Some(json!({ "direction": direction })))
+                    .map_err(ApiError::into_anyhow)?;
                 let started = r["started"].as_array().into_iter().flatten().map(|a| s(&a["action"])).collect();
                 let refused: Vec<String> = r["refused"]
                     .as_array()
@@ -243,7 +236,8 @@ fn step(config: &Config, args: &StepArgs, direction: &str) -> anyhow::Result<()>
         follow(config, &args.target, &bars)?;
         // A failed action stops here: the operator looks, then retries (the seed's
         // UPGRADE_OPERATION_FAILED is raised meanwhile).
-        let status: Value = active(config, &args.target)?.get("/api/v1/upgrade/status").map_err(flatten)?;
+        let status: Value =
+            active(config, &args.target)?.get("/api/v1/upgrade/status").map_err(ApiError::into_anyhow)?;
         let new_failures: Vec<String> = status["failures"]
             .as_object()
             .into_iter()
@@ -280,7 +274,7 @@ fn follow(config: &Config, target: &Target, bars: &MultiProgress) -> anyhow::Res
             Ok(s) => s,
             Err(_) => {
                 std::thread::sleep(Duration::from_millis(500));
-                active(config, target)?.get("/api/v1/upgrade/status").map_err(flatten)?
+                active(config, target)?.get("/api/v1/upgrade/status").map_err(ApiError::into_anyhow)?
             }
         };
         let mut running = std::collections::BTreeSet::new();
@@ -333,9 +327,11 @@ pub fn health(config: &Config, args: &HealthArgs) -> anyhow::Result<ExitCode> {
     let answer: Value = if args.local {
         let agent = config.agent.as_ref().ok_or_else(|| anyhow!("--local needs an [agent] section"))?;
         let base = format!("http://{}", agent.listen);
-        ApiClient::new(&base, Some(agent.token.clone()), None)?.get("/agent/v1/health").map_err(flatten)?
+        ApiClient::new(&base, Some(agent.token.clone()), None)?
+            .get("/agent/v1/health")
+            .map_err(ApiError::into_anyhow)?
     } else {
-        client(config, &args.target)?.get("/api/v1/health").map_err(flatten)?
+        client(config, &args.target)?.get("/api/v1/health").map_err(ApiError::into_anyhow)?
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
@@ -360,7 +356,7 @@ pub fn backup(config: &Config, command: &BackupCommand) -> anyhow::Result<ExitCo
             pb.enable_steady_tick(Duration::from_millis(120));
             let r: Result<Value, _> = active(config, target)?.post_json("/api/v1/backup", Some(json!({ "why": why })));
             pb.finish_and_clear();
-            let r = r.map_err(flatten)?;
+            let r = r.map_err(ApiError::into_anyhow)?;
             for server in r["servers"].as_array().into_iter().flatten() {
                 match server.get("error") {
                     Some(e) => println!("{:<14} FAILED {}", s(&server["hostname"]), s(e)),
@@ -376,7 +372,7 @@ pub fn backup(config: &Config, command: &BackupCommand) -> anyhow::Result<ExitCo
             return Ok(if r["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
         BackupCommand::List { target } => {
-            let list: Value = active(config, target)?.get("/api/v1/backups").map_err(flatten)?;
+            let list: Value = active(config, target)?.get("/api/v1/backups").map_err(ApiError::into_anyhow)?;
             for server in list.as_array().into_iter().flatten() {
                 for b in server["backups"].as_array().into_iter().flatten() {
                     println!("{:<14} {:<60} {:>12}", s(&server["hostname"]), s(&b["name"]), s(&b["bytes"]));
@@ -386,7 +382,7 @@ pub fn backup(config: &Config, command: &BackupCommand) -> anyhow::Result<ExitCo
         BackupCommand::Restore { server, name, target } => {
             let r: Value = active(config, target)?
                 .post_json("/api/v1/restore", Some(json!({ "hostname": server, "name": name })))
-                .map_err(flatten)?;
+                .map_err(ApiError::into_anyhow)?;
             println!("{server}: restored {}", s(&r["restored"]));
         }
     }

@@ -169,11 +169,10 @@ struct BundleInfo {
 }
 
 fn list_bundles(dir: &FsPath) -> Vec<BundleInfo> {
-    let mut out: Vec<BundleInfo> = bundle::staged_files(dir)
+    let mut out: Vec<BundleInfo> = bundle::bundles_in(dir)
         .unwrap_or_default()
-        .iter()
-        .filter_map(|p| {
-            let m = bundle::peek_manifest(p).ok()?;
+        .into_iter()
+        .filter_map(|(p, m)| {
             Some(BundleInfo {
                 file: p.file_name()?.to_string_lossy().into_owned(),
                 application: m.application,
@@ -247,21 +246,16 @@ async fn select_procedure(
 /// Verifies every bundle of `release` in `dir`; the procedure.
 fn verify_release(dir: &FsPath, keys: &[String], release: &Release) -> Result<Procedure, String> {
     let trusted = TrustedKeys::from_hex(keys).map_err(|e| format!("manager.trusted_keys: {e}"))?;
-    let mut files = Vec::new();
-    let mut upgrades_from = Vec::new();
-    for path in bundle::staged_files(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
-        let Ok(m) = bundle::peek_manifest(&path) else { continue };
-        if m.version != *release {
-            continue;
-        }
+    let mut upgrades_from = None;
+    let bundles = bundle::bundles_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (path, _) in bundles.into_iter().filter(|(_, m)| m.version == *release) {
         let v = bundle::verify_file(&path, &trusted, &Default::default())
             .map_err(|e| format!("{}: refused: {e}", path.display()))?;
-        upgrades_from = v.manifest.upgrades_from.clone();
-        files.push(v.manifest.application);
+        upgrades_from = Some(v.manifest.upgrades_from);
     }
-    if files.is_empty() {
+    let Some(upgrades_from) = upgrades_from else {
         return Err(format!("no bundle of release {release} in {}", dir.display()));
-    }
+    };
     Ok(Procedure { release: release.clone(), upgrades_from, label: format!("tollgate-{release}") })
 }
 

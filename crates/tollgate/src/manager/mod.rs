@@ -96,17 +96,14 @@ impl Manager {
         cfg.validate()?;
         std::fs::create_dir_all(state_dir).with_context(|| format!("cannot create {}", state_dir.display()))?;
         let state_file = state_dir.join("manager-state.json");
+        let director_config = DirectorConfig {
+            max_parallel_clusters: cfg
+                .max_parallel_clusters
+                .unwrap_or(tollgate_manager::director::DEFAULT_MAX_PARALLEL_CLUSTERS),
+        };
         let fresh = || -> anyhow::Result<Snapshot> {
-            let director = Director::new(
-                topology.clone(),
-                None,
-                DirectorConfig {
-                    max_parallel_clusters: cfg
-                        .max_parallel_clusters
-                        .unwrap_or(tollgate_manager::director::DEFAULT_MAX_PARALLEL_CLUSTERS),
-                },
-            )
-            .map_err(|e| anyhow::anyhow!("manager topology: {e:?}"))?;
+            let director = Director::new(topology.clone(), None, director_config)
+                .map_err(|e| anyhow::anyhow!("manager topology: {e:?}"))?;
             Ok(Snapshot { director, log: BTreeMap::new(), audit: Vec::new(), generation: 0 })
         };
         let shared = match std::fs::read(&state_file) {
@@ -129,11 +126,7 @@ impl Manager {
         };
         let mut shared = shared;
         // The configured limit holds, also for a kept state.
-        shared.director.set_config(DirectorConfig {
-            max_parallel_clusters: cfg
-                .max_parallel_clusters
-                .unwrap_or(tollgate_manager::director::DEFAULT_MAX_PARALLEL_CLUSTERS),
-        });
+        shared.director.set_config(director_config);
         Ok(Arc::new(Manager {
             agents: agents::AgentClient::new(&cfg.agent_token)?,
             cfg,
@@ -244,8 +237,7 @@ impl Manager {
     pub fn backup_state(&self, why: &str) -> std::io::Result<String> {
         let dir = self.state_file.with_file_name("backups");
         std::fs::create_dir_all(&dir)?;
-        let tag: String =
-            why.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+        let tag: String = crate::names::file_word(why);
         let name = format!("{}-{tag}-manager-state.json", Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
         let bytes = serde_json::to_vec(&self.core().shared).map_err(std::io::Error::other)?;
         std::fs::write(dir.join(&name), bytes)?;

@@ -87,10 +87,8 @@ pub fn ensure(m: &Arc<Manager>) {
 
 /// The bundle file of `app` and `release` in the manager's repository.
 fn bundle_file(dir: &std::path::Path, app: AppType, release: &Release) -> Option<PathBuf> {
-    bundle::staged_files(dir)
-        .ok()?
-        .into_iter()
-        .find(|p| bundle::peek_manifest(p).is_ok_and(|m| m.application == app && m.version == *release))
+    let bundles = bundle::bundles_in(dir).ok()?;
+    bundles.into_iter().find(|(_, m)| m.application == app && m.version == *release).map(|(p, _)| p)
 }
 
 async fn stage(m: &Manager, app: AppType, hostname: &str, release: &Release) -> Result<(), String> {

@@ -45,15 +45,6 @@ pub fn remote_alarms(answer: &Value) -> Vec<RemoteAlarm> {
         .unwrap_or_default()
 }
 
-fn rank(severity: &str) -> u8 {
-    match severity {
-        "Critical" => 0,
-        "Major" => 1,
-        "Minor" => 2,
-        _ => 3,
-    }
-}
-
 fn severity_of(text: &str) -> Severity {
     match text {
         "Critical" => Severity::Critical,
@@ -112,10 +103,9 @@ pub fn status(m: &Manager) -> Value {
     let local: Vec<_> = m.alarms.active();
     let remote = m.server_alarms.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let server_severity = |hostname: &str| -> Option<String> {
-        let mut all: Vec<String> =
-            local.iter().filter(|a| a.scope == hostname).map(|a| a.def.severity.to_string()).collect();
-        all.extend(remote.get(hostname).into_iter().flatten().map(|a| a.severity.clone()));
-        all.into_iter().min_by_key(|s| rank(s))
+        let own = local.iter().filter(|a| a.scope == hostname).map(|a| a.def.severity);
+        let reported = remote.get(hostname).into_iter().flatten().map(|a| severity_of(&a.severity));
+        own.chain(reported).min().map(|s| s.to_string())
     };
     let clusters: Vec<Value> = director
         .topology()
