@@ -32,6 +32,15 @@
 //!   switchover caused by a monitor failure is non-revertible: the new Active chassis ignores its
 //!   own monitor failures until a manual switchover, another non-monitor failover, or
 //!   `srp reset-auth-probe-fail` / `srp reset-diameter-fail` ([`Event::ResetMonitorFailure`]).
+//! * Forced standby (seed 000: "every server that is NOT running the same version as the active
+//!   server must be in forced standby", so that "a simple failover does not cause a change in the
+//!   version of code that is providing service"): a chassis in forced standby ([`Event::ForcedStandby`])
+//!   that is not serving never takes service: not when the mate is lost (it stays Standby and
+//!   raises [`Alarm::PeerUnreachable`]), not in an election, not on a switchover request (refused
+//!   with [`Refusal::ForcedStandby`]; the Active chassis refuses to start one towards it with
+//!   [`Refusal::PeerForcedStandby`]). It loses every contest (initial election, split brain) to a
+//!   mate that is not forced. It never drops service it holds: set on the Active chassis, it takes
+//!   effect once the chassis hands over. Lifted, the chassis takes over at once if nobody serves.
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
@@ -109,6 +118,9 @@ pub struct PeerStatus {
     /// Sender holds a synchronised copy of the session state (meaningful on a Standby; the seed's
     /// "Ready" in "peer conn").
     pub ready: bool,
+    /// Sender is held in forced standby: it will not take service (absent from older hellos).
+    #[serde(default)]
+    pub forced_standby: bool,
 }
 
 /// The timers the machine starts and cancels; the owner delivers [`Event::TimerExpired`].
@@ -174,6 +186,12 @@ pub enum Refusal {
     /// The mate refused the switchover request.
     #[error("the peer chassis refused the switchover")]
     PeerRefused,
+    /// This chassis is held in forced standby and does not take service.
+    #[error("this chassis is in forced standby")]
+    ForcedStandby,
+    /// The mate is held in forced standby and does not take service.
+    #[error("the peer chassis is in forced standby")]
+    PeerForcedStandby,
 }
 
 /// The operator commands the machine answers.
@@ -246,6 +264,9 @@ pub enum Event {
     TerminatePostProcess,
     /// `srp reset-auth-probe-fail` / `srp reset-diameter-fail`: clears the non-revertible flag.
     ResetMonitorFailure,
+    /// `srp forced-standby on|off` (the Upgrade Director's forced standby): hold this chassis out
+    /// of service, or release it.
+    ForcedStandby(bool),
 }
 
 /// Outputs of the machine, to be carried out in order.
@@ -374,6 +395,7 @@ pub struct Machine {
     ready: bool,
     monitors_down: BTreeSet<MonitorGroupId>,
     non_revertible: bool,
+    forced_standby: bool,
     timers: BTreeSet<Timer>,
     alarms: BTreeSet<Alarm>,
 }
@@ -419,6 +441,7 @@ impl Machine {
             ready: false,
             monitors_down: BTreeSet::new(),
             non_revertible: false,
+            forced_standby: false,
             timers: BTreeSet::new(),
             alarms: BTreeSet::new(),
         };
@@ -462,6 +485,10 @@ impl Machine {
     pub fn non_revertible(&self) -> bool {
         self.non_revertible
     }
+    /// Whether this chassis is held in forced standby.
+    pub fn forced_standby(&self) -> bool {
+        self.forced_standby
+    }
     /// Monitor groups currently down.
     pub fn monitors_down(&self) -> &BTreeSet<MonitorGroupId> {
         &self.monitors_down
@@ -488,6 +515,7 @@ impl Machine {
             route_modifier: self.route_modifier,
             state: self.state,
             ready: self.ready,
+            forced_standby: self.forced_standby,
         }
     }
 
@@ -569,8 +597,12 @@ impl Machine {
         out.push(Action::RequestFullCheckpoint);
     }
 
-    /// Whether this chassis wins split-brain resolution against `p`.
+    /// Whether this chassis wins split-brain resolution against `p`: a chassis in forced standby
+    /// loses to one that is not.
     fn wins_split_brain(&self, p: &PeerStatus) -> bool {
+        if self.forced_standby != p.forced_standby {
+            return p.forced_standby;
+        }
         split_brain_key(self.route_modifier, self.params.priority, &self.params.node_id).cmp(&split_brain_key(
             p.route_modifier,
             p.priority,
@@ -578,8 +610,12 @@ impl Machine {
         )) == Ordering::Greater
     }
 
-    /// Whether this chassis wins the initial election against `p`.
+    /// Whether this chassis wins the initial election against `p`: a chassis in forced standby
+    /// loses to one that is not.
     fn wins_election(&self, p: &PeerStatus) -> bool {
+        if self.forced_standby != p.forced_standby {
+            return p.forced_standby;
+        }
         election_key(self.params.mode, self.params.priority, &self.params.node_id)
             .cmp(&election_key(p.mode, p.priority, &p.node_id))
             == Ordering::Greater
@@ -595,6 +631,9 @@ impl Machine {
         let Some(p) = self.peer_connected() else { return Some(Refusal::PeerNotConnected) };
         if p.state != State::Standby {
             return Some(Refusal::PeerNotStandby);
+        }
+        if p.forced_standby {
+            return Some(Refusal::PeerForcedStandby);
         }
         if !p.ready && !force {
             return Some(Refusal::NotSynchronised);
@@ -700,6 +739,8 @@ impl Machine {
             Event::PeerSwitchoverRequest { force, reason } => {
                 let refusal = if self.state != State::Standby {
                     Some(Refusal::PeerNotStandby)
+                } else if self.forced_standby {
+                    Some(Refusal::ForcedStandby)
                 } else if !self.ready && !force {
                     Some(Refusal::NotSynchronised)
                 } else {
@@ -739,6 +780,25 @@ impl Machine {
                 self.non_revertible = false;
                 self.evaluate_monitors(false, out);
             }
+            Event::ForcedStandby(on) => {
+                let lifted = self.forced_standby && !on;
+                self.forced_standby = on;
+                if lifted && matches!(self.state, State::Init | State::Standby) {
+                    self.reconsider_after_lift(out);
+                }
+            }
+        }
+    }
+
+    /// Forced standby was lifted on a chassis that does not serve: take over now if nobody does
+    /// (the mate was lost while this chassis was held), or decide again against the mate's last
+    /// hello.
+    fn reconsider_after_lift(&mut self, out: &mut Vec<Action>) {
+        if let Some(p) = self.peer_connected().cloned() {
+            self.on_peer_state(&p, out);
+        } else if !self.peer_alive && self.alarms.contains(&Alarm::PeerUnreachable) {
+            self.non_revertible = false;
+            self.enter(State::Active, out);
         }
     }
 
@@ -757,6 +817,9 @@ impl Machine {
                 self.peer_alive = false;
                 self.raise(Alarm::PeerUnreachable, out);
                 match self.state {
+                    // Held out of service: stay (or become) Standby; lifting forced standby
+                    // takes over.
+                    State::Init | State::Standby if self.forced_standby => self.enter(State::Standby, out),
                     State::Init | State::Standby | State::PendingStandby => {
                         // Unilateral takeover: keep the (higher) route modifier so that a mate that
                         // is in fact alive stays preferred by routing and wins on reconnection.
@@ -797,11 +860,18 @@ impl Machine {
         self.peer = Some(p.clone());
         // Hellos arrive only over the link; a hello proves it is up.
         self.link_up = true;
+        self.on_peer_state(&p, out);
+    }
+
+    /// What this chassis does given the mate's status, by the pair of states.
+    fn on_peer_state(&mut self, p: &PeerStatus, out: &mut Vec<Action>) {
+        // A chassis held in forced standby takes service from nobody.
+        let may_take = !self.forced_standby;
         match (self.state, p.state) {
             // ---- Init ----
             (State::Init, State::Active | State::PendingActive) => self.become_standby(p.route_modifier, out),
             (State::Init, State::Init) => {
-                if self.wins_election(&p) {
+                if may_take && self.wins_election(p) {
                     self.enter(State::Active, out);
                     self.set_route_modifier(ROUTE_MODIFIER_BASE, out);
                 } else {
@@ -810,9 +880,9 @@ impl Machine {
                 }
             }
             (State::Init, State::Standby) => {
-                // A synchronised Standby takes over from a restarting mate; otherwise this chassis
-                // (which the Standby waits for) does.
-                if !p.ready {
+                // A synchronised Standby takes over from a restarting mate; otherwise (or when the
+                // Standby is held in forced standby) this chassis does.
+                if may_take && (!p.ready || p.forced_standby) {
                     self.enter(State::Active, out);
                     self.set_route_modifier(ROUTE_MODIFIER_BASE, out);
                 }
@@ -823,24 +893,26 @@ impl Machine {
                 self.set_route_modifier(p.route_modifier.saturating_add(1), out);
             }
             (State::Standby, State::Standby) => {
-                // Nobody serves: the synchronised one takes over, else the election decides.
+                // Nobody serves: the one not held in forced standby, then the synchronised one
+                // takes over, else the election decides.
                 let wins = match (self.ready, p.ready) {
+                    _ if p.forced_standby && !self.forced_standby => true,
                     (true, false) => true,
                     (false, true) => false,
-                    _ => self.wins_election(&p),
+                    _ => self.wins_election(p),
                 };
-                if wins {
+                if may_take && wins {
                     self.enter(State::Active, out);
                 }
             }
             (State::Standby, State::Init) => {
-                if self.ready {
+                if may_take && (self.ready || p.forced_standby) {
                     self.enter(State::Active, out);
                 }
             }
             (State::Standby, State::PendingStandby) => {}
             // ---- Active ----
-            (State::Active, State::Active | State::PendingActive) => self.resolve_split_brain(&p, out),
+            (State::Active, State::Active | State::PendingActive) => self.resolve_split_brain(p, out),
             (State::Active, State::Standby) => {
                 if self.route_modifier >= ROUTE_MODIFIER_RESET_THRESHOLD {
                     self.set_route_modifier(ROUTE_MODIFIER_BASE, out);
@@ -854,7 +926,7 @@ impl Machine {
             }
             (State::PendingStandby, State::Init) => self.enter(State::Active, out),
             (State::PendingStandby, State::PendingStandby) => {
-                if self.wins_split_brain(&p) {
+                if self.wins_split_brain(p) {
                     self.enter(State::Active, out);
                 } else {
                     self.become_standby(p.route_modifier, out);
@@ -862,7 +934,7 @@ impl Machine {
             }
             (State::PendingStandby, State::Standby) => {}
             // ---- Pending-Active ----
-            (State::PendingActive, State::Active | State::PendingActive) => self.resolve_split_brain(&p, out),
+            (State::PendingActive, State::Active | State::PendingActive) => self.resolve_split_brain(p, out),
             (State::PendingActive, State::Init | State::Standby | State::PendingStandby) => {}
         }
     }

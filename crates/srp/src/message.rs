@@ -222,6 +222,7 @@ mod tests {
                 route_modifier: 2,
                 state: State::PendingActive,
                 ready: true,
+                forced_standby: true,
             }),
             Message::Checkpoint(Checkpoint::new(
                 CheckpointKind::Micro { cmd: 2 },
@@ -239,6 +240,16 @@ mod tests {
                 let e = m.encode(c);
                 assert_eq!(&Message::decode(e.frame_type, &e.payload, c).unwrap(), m);
             }
+        }
+    }
+
+    #[test]
+    fn a_hello_from_a_release_without_forced_standby_reads_as_not_forced() {
+        let old =
+            br#"{"node_id":"n-a","mode":"primary","priority":1,"route_modifier":2,"state":"Standby","ready":true}"#;
+        match Message::decode(FrameType::Hello, old, Compression::Zlib).unwrap() {
+            Message::Hello(p) => assert!(p.ready && !p.forced_standby),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -26,6 +26,8 @@ pub struct SrpInfo {
     pub service_address_held: bool,
     /// Whether this chassis' session copy is synchronised.
     pub ready: bool,
+    /// Whether this chassis is held in forced standby.
+    pub forced_standby: bool,
     /// Connection state: "Connected" or "Disconnected".
     pub connection_state: String,
     /// The connection, when up.
@@ -38,6 +40,8 @@ pub struct SrpInfo {
     pub peer_alive: bool,
     /// Whether the mate is synchronised ("Ready").
     pub peer_ready: bool,
+    /// Whether the mate is held in forced standby.
+    pub peer_forced_standby: bool,
     /// The mate's route modifier.
     pub peer_route_modifier: Option<u32>,
     /// Set after a monitor-caused switchover: monitor failures do not switch back.
@@ -58,12 +62,14 @@ impl SrpInfo {
             route_modifier: machine.route_modifier(),
             service_address_held: machine.holds_service_address(),
             ready: machine.ready(),
+            forced_standby: machine.forced_standby(),
             connection_state: if connection.is_some() { "Connected" } else { "Disconnected" }.to_string(),
             connection,
             peer_node_id: peer.map(|(p, _)| p.node_id.clone()),
             peer_state: peer.map(|(p, _)| p.state),
             peer_alive: peer.is_some_and(|(_, alive)| alive),
             peer_ready: peer.is_some_and(|(p, _)| p.ready),
+            peer_forced_standby: peer.is_some_and(|(p, _)| p.forced_standby),
             peer_route_modifier: peer.map(|(p, _)| p.route_modifier),
             monitor_failure_flag: machine.non_revertible(),
             alarms: machine.alarms().iter().copied().collect(),
@@ -81,6 +87,7 @@ impl fmt::Display for SrpInfo {
         writeln!(f, "{:<28}{}", "Route modifier", self.route_modifier)?;
         writeln!(f, "{:<28}{}", "Service address", if self.service_address_held { "held" } else { "released" })?;
         writeln!(f, "{:<28}{}", "Session copy", if self.ready { "Ready" } else { "Not ready" })?;
+        writeln!(f, "{:<28}{}", "Forced standby", yes_no(self.forced_standby))?;
         writeln!(f, "{:<28}{}", "Connection state", self.connection_state)?;
         if let Some(c) = &self.connection {
             writeln!(f, "{:<28}{}", "Peer address", c.peer_address)?;
@@ -96,10 +103,15 @@ impl fmt::Display for SrpInfo {
         writeln!(f, "{:<28}{}", "Peer state", opt(self.peer_state.map(|s| s.to_string())))?;
         writeln!(f, "{:<28}{}", "Peer alive", self.peer_alive)?;
         writeln!(f, "{:<28}{}", "Peer session copy", if self.peer_ready { "Ready" } else { "Not ready" })?;
+        writeln!(f, "{:<28}{}", "Peer forced standby", yes_no(self.peer_forced_standby))?;
         writeln!(f, "{:<28}{}", "Peer route modifier", opt(self.peer_route_modifier.map(|v| v.to_string())))?;
         writeln!(f, "{:<28}{}", "Monitor failure flag", self.monitor_failure_flag)?;
         Ok(())
     }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "Yes" } else { "No" }
 }
 
 /// Switchover counters of `show srp statistics`, counted from the actions the machine returned.
@@ -216,6 +228,9 @@ mod tests {
         let text = info.to_string();
         assert!(text.contains("Chassis state               Active"), "{text}");
         assert!(text.contains("Disconnected"));
+        assert!(text.contains("Forced standby              No"), "{text}");
+        let (held, _) = step(&m, Event::ForcedStandby(true));
+        assert!(SrpInfo::new(&held, None).to_string().contains("Forced standby              Yes"));
         let s = SrpStatistics { link: LinkStatistics::default(), switchovers: stats }.to_string();
         assert!(s.contains("Hello messages sent") && s.contains("Became Active                   1"), "{s}");
         assert_eq!(

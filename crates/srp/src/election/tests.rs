@@ -22,7 +22,7 @@ fn params(id: &str, mode: ChassisMode, priority: u8) -> Params {
 }
 
 fn status(id: &str, mode: ChassisMode, priority: u8, rm: u32, state: State, ready: bool) -> PeerStatus {
-    PeerStatus { node_id: id.into(), mode, priority, route_modifier: rm, state, ready }
+    PeerStatus { node_id: id.into(), mode, priority, route_modifier: rm, state, ready, forced_standby: false }
 }
 
 fn new(id: &str, mode: ChassisMode, priority: u8) -> Machine {
@@ -177,6 +177,8 @@ fn peers() -> Vec<Option<(PeerStatus, bool)>> {
                 for alive in [false, true] {
                     v.push(Some((status(id, mode, prio, rm, st, ready), alive)));
                 }
+                // The same mate held in forced standby (heard: only a live mate's flag matters).
+                v.push(Some((PeerStatus { forced_standby: true, ..status(id, mode, prio, rm, st, ready) }, true)));
             }
         }
     }
@@ -200,6 +202,8 @@ fn events() -> Vec<Event> {
         Event::PostSwitchoverComplete,
         Event::TerminatePostProcess,
         Event::ResetMonitorFailure,
+        Event::ForcedStandby(true),
+        Event::ForcedStandby(false),
     ];
     for force in [false, true] {
         v.push(Event::PeerSwitchoverRequest { force, reason: SwitchoverReason::Manual });
@@ -226,7 +230,7 @@ fn machines() -> Vec<Machine> {
                                     // The reset threshold matters only to a serving chassis.
                                     let rms: &[u32] = if state == State::Active { &[5, 40] } else { &[5] };
                                     for &rm in rms {
-                                        v.push(configured(
+                                        let m = configured(
                                             state,
                                             link_up,
                                             peer.clone(),
@@ -237,7 +241,17 @@ fn machines() -> Vec<Machine> {
                                             damping,
                                             delay,
                                             rm,
-                                        ));
+                                        );
+                                        let forced = Machine { forced_standby: true, ..m.clone() };
+                                        if !forced.peer_alive && !delay {
+                                            // Held while the dead interval expired: the mate is lost.
+                                            let mut lost = forced.clone();
+                                            lost.timers.remove(&Timer::DeadInterval);
+                                            lost.alarms.insert(Alarm::PeerUnreachable);
+                                            v.push(lost);
+                                        }
+                                        v.push(forced);
+                                        v.push(m);
                                     }
                                 }
                             }
@@ -269,19 +283,67 @@ fn every_state_event_pair_keeps_the_invariants() {
 
             // A manual switchover is refused while the Standby is not synchronised, unless forced.
             if let Event::ManualSwitchover { force } = e {
-                let peer_unready_standby =
-                    m.link_up && m.peer_alive && m.peer.as_ref().is_some_and(|p| p.state == State::Standby && !p.ready);
-                if m.state == State::Active && peer_unready_standby && !force {
+                let peer_standby = |forced: bool, ready: bool| {
+                    m.link_up
+                        && m.peer_alive
+                        && m.peer.as_ref().is_some_and(|p| {
+                            p.state == State::Standby && p.forced_standby == forced && (forced || p.ready == ready)
+                        })
+                };
+                if m.state == State::Active && peer_standby(false, false) && !force {
                     assert_eq!(n.state, State::Active);
                     assert!(actions.contains(&Action::CommandRefused {
                         command: Command::InitiateSwitchover,
                         reason: Refusal::NotSynchronised
                     }));
                 }
+                // Not even forced towards a mate held in forced standby.
+                if m.state == State::Active && peer_standby(true, false) {
+                    assert_eq!(n.state, State::Active);
+                    assert!(actions.contains(&Action::CommandRefused {
+                        command: Command::InitiateSwitchover,
+                        reason: Refusal::PeerForcedStandby
+                    }));
+                }
                 if m.state != State::Active {
                     assert_eq!(n.state, m.state, "switchover from {}", m.state);
                     assert!(matches!(actions.as_slice(), [Action::CommandRefused { .. }]), "{actions:?}");
                 }
+            }
+            // Forced standby: a held chassis that does not serve never takes service, whatever
+            // happens, until it is released; it refuses every switchover request.
+            if m.forced_standby && matches!(m.state, State::Init | State::Standby) && *e != Event::ForcedStandby(false)
+            {
+                assert!(matches!(n.state, State::Init | State::Standby), "forced standby took service: {m:?} {e:?}");
+                if let Event::PeerSwitchoverRequest { .. } = e
+                    && m.state == State::Standby
+                {
+                    assert!(actions.contains(&Action::SendSwitchoverResponse {
+                        accepted: false,
+                        refusal: Some(Refusal::ForcedStandby)
+                    }));
+                }
+            }
+            // Nor does anyone start a switchover towards a chassis held in forced standby.
+            if n.peer.as_ref().is_some_and(|p| p.forced_standby) {
+                assert!(
+                    !actions.iter().any(|a| matches!(a, Action::SendSwitchoverRequest { .. })),
+                    "switchover towards a forced standby mate: {m:?} {e:?}"
+                );
+            }
+            // Forced standby never drops service this chassis holds.
+            if *e == Event::ForcedStandby(true) {
+                assert_eq!(n.state, m.state);
+                assert!(n.forced_standby);
+            }
+            // A released chassis whose mate is lost takes over at once.
+            if *e == Event::ForcedStandby(false)
+                && m.forced_standby
+                && matches!(m.state, State::Init | State::Standby)
+                && !m.peer_alive
+                && m.alarms.contains(&Alarm::PeerUnreachable)
+            {
+                assert_eq!(n.state, State::Active, "{m:?}");
             }
             // A monitor never switches over a chassis that took over because of a monitor failure.
             if m.non_revertible
@@ -523,6 +585,38 @@ fn every_pair_of_states_resolves_to_one_active_on_reconnection() {
 }
 
 #[test]
+fn every_pair_of_states_with_one_chassis_in_forced_standby_resolves_to_the_other() {
+    let mut cases = 0;
+    for sa in State::ALL {
+        for sb in State::ALL {
+            for (ra, rb) in [(false, false), (true, false), (false, true), (true, true)] {
+                for (rma, rmb) in [(3, 4), (4, 3), (7, 7), (40, 2)] {
+                    // n-a is the one every plain comparison prefers (primary, higher priority).
+                    let a = pair_machine("n-a", ChassisMode::Primary, 1, sa, ra, rma);
+                    let a = Machine { forced_standby: true, ..a };
+                    let b = pair_machine("n-b", ChassisMode::Backup, 10, sb, rb, rmb);
+                    let mut p = Pair::new(a, b);
+                    p.link_up();
+                    p.settle();
+                    p.assert_resolved();
+                    // The held chassis serves only if it already did (it never drops service;
+                    // a Pending-Standby whose mate did not take over goes back to Active).
+                    if p.m[0].state == State::Active {
+                        assert!(
+                            matches!(sa, State::Active | State::PendingActive | State::PendingStandby),
+                            "forced standby took service from {sa}:\n{}",
+                            p.log.join("\n")
+                        );
+                    }
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 5 * 5 * 4 * 4);
+}
+
+#[test]
 fn both_start_together_primary_wins_then_priority_then_node_id() {
     for (a, b, winner) in [
         (("n-a", ChassisMode::Primary, 50), ("n-b", ChassisMode::Backup, 1), 0),
@@ -626,6 +720,69 @@ fn a_synchronised_standby_takes_over_from_a_mate_that_restarts_within_the_dead_i
     p.settle();
     p.assert_resolved();
     assert_eq!(p.states(), (State::Standby, State::Active), "the sessions are on the standby");
+}
+
+#[test]
+fn a_standby_in_forced_standby_does_not_take_over_from_a_dead_active_until_released() {
+    let mut p = running_pair();
+    p.deliver(1, Event::ForcedStandby(true));
+    p.drain();
+    assert!(p.m[0].peer.as_ref().is_some_and(|m| m.forced_standby), "the Active learns it from the hello");
+    p.link_down();
+    p.fire(1, Timer::DeadInterval);
+    assert_eq!(p.m[1].state, State::Standby, "a simple failover must not change the version in service");
+    assert!(!p.m[1].holds_service_address);
+    assert!(p.m[1].alarms.contains(&Alarm::PeerUnreachable));
+    // Released (the Director lifts it, or the operator): nobody serves, so it takes over now.
+    let (n, a) = run(&p.m[1], [Event::ForcedStandby(false)]);
+    assert_eq!(n.state, State::Active);
+    assert!(a.contains(&Action::TakeServiceAddress));
+}
+
+#[test]
+fn a_restarting_chassis_in_forced_standby_joins_as_standby_and_never_wins_alone() {
+    // Both start; the one every comparison prefers is held: the other serves.
+    let held = Machine { forced_standby: true, ..new("n-a", ChassisMode::Primary, 1) };
+    let mut p = Pair::new(held, new("n-b", ChassisMode::Backup, 10));
+    p.link_up();
+    p.settle();
+    p.assert_resolved();
+    assert_eq!(p.states(), (State::Standby, State::Active));
+    // Alone, a held chassis waits as Standby after the dead interval.
+    let lone = Machine { forced_standby: true, ..new("n-c", ChassisMode::Primary, 1) };
+    let (lone, _) = run(&lone, [Event::TimerExpired(Timer::DeadInterval)]);
+    assert_eq!(lone.state, State::Standby);
+    assert!(!lone.holds_service_address);
+}
+
+#[test]
+fn switchover_towards_a_forced_standby_is_refused_until_released_then_the_old_version_is_held() {
+    let mut p = running_pair();
+    p.deliver(1, Event::ForcedStandby(true));
+    p.drain();
+    p.deliver(0, Event::ValidateSwitchover);
+    assert!(p.log.last().unwrap().contains("SwitchoverValidated(Err(PeerForcedStandby))"), "{:?}", p.log.last());
+    p.deliver(0, Event::ManualSwitchover { force: true });
+    assert!(p.log.last().unwrap().contains("PeerForcedStandby"), "not even forced");
+    assert_eq!(p.states(), (State::Active, State::Standby));
+    // A request that crossed the hello is refused by the held chassis itself.
+    let (_, a) = run(&p.m[1], [Event::PeerSwitchoverRequest { force: true, reason: SwitchoverReason::Manual }]);
+    assert_eq!(a, vec![Action::SendSwitchoverResponse { accepted: false, refusal: Some(Refusal::ForcedStandby) }]);
+    // The Upgrade Director's failover: release the new version, switch over, hold the old one.
+    p.deliver(1, Event::ForcedStandby(false));
+    p.drain();
+    assert_eq!(p.states(), (State::Active, State::Standby), "released, it waits for the switchover");
+    p.deliver(0, Event::ManualSwitchover { force: false });
+    p.drain();
+    p.settle();
+    p.assert_resolved();
+    assert_eq!(p.states(), (State::Standby, State::Active));
+    p.deliver(0, Event::ForcedStandby(true));
+    p.drain();
+    // The new version fails: the old one does not come back into service by itself.
+    p.link_down();
+    p.fire(0, Timer::DeadInterval);
+    assert_eq!(p.m[0].state, State::Standby);
 }
 
 #[test]
