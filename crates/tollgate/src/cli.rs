@@ -202,6 +202,16 @@ pub enum SrpCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// srp forced-standby on|off: hold this chassis out of service (it takes over from nobody,
+    /// and refuses switchovers), or release it. The Upgrade Director sets it during upgrades.
+    ForcedStandby {
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        setting: String,
+        /// Which engine.
+        #[command(flatten)]
+        target: Target,
+    },
     /// srp disable nack micro-chkpt-cmd N
     Disable {
         /// `nack micro-chkpt-cmd N`.

@@ -9,6 +9,7 @@ mod api_client;
 mod cli;
 mod config;
 mod demo;
+mod forced_standby;
 mod lab;
 mod lookup_cmd;
 mod manager;

@@ -40,6 +40,9 @@ pub fn run(config: &Config, command: &SrpCommand) -> anyhow::Result<ExitCode> {
         SrpCommand::Enable { words, target } => {
             (target, "/api/v1/srp/nack".into(), Some(json!({"cmd": nack_cmd(words)?, "enable": true})), false)
         }
+        SrpCommand::ForcedStandby { setting, target } => {
+            (target, "/api/v1/srp/forced-standby".into(), Some(json!({"on": setting == "on"})), false)
+        }
         SrpCommand::ValidateConfiguration { target } => {
             (target, "/api/v1/srp/validate-configuration".into(), None, false)
         }

@@ -33,6 +33,7 @@ use tollgate_srp::timer::Timers;
 use tollgate_srp::{SrpConfig, step};
 use tollgate_web::srp::{SrpReply, SrpRequest, SrpService};
 
+use crate::forced_standby::ForcedStandbyWatch;
 use crate::service_address::ServiceAddress;
 use crate::srp_monitor;
 
@@ -121,7 +122,15 @@ pub async fn start(
     let (link, link_events) = Link::start(LinkConfig::from_config(&config))
         .await
         .map_err(|e| anyhow::anyhow!("SRP link on {}: {e}", config.bind_address))?;
-    let (machine, actions) = Machine::new(Params::from_config(&config));
+    let (machine, mut actions) = Machine::new(Params::from_config(&config));
+    // Held in forced standby by the manager before this start (an upgraded standby restarting):
+    // in force before the first election.
+    let mut forced_file = ForcedStandbyWatch::from_env();
+    let (machine, more) = match forced_file.changed() {
+        Some(on) => step(&machine, Event::ForcedStandby(on)),
+        None => (machine, Vec::new()),
+    };
+    actions.extend(more);
     let (timers, fired) = Timers::new();
     let mut checkpointer = Checkpointer::new(&config);
     checkpointer.register_cmd(CMD_VELOCITY, "velocity");
@@ -160,6 +169,7 @@ pub async fn start(
             .and_then(|v| v.parse().ok())
             .filter(|n| *n > 0),
         micro_sent: 0,
+        forced_file,
     };
     task.carry_out(actions).await;
     tokio::spawn(task.run(link_events, fired, rx, monitor_rx));
@@ -194,6 +204,8 @@ struct Task {
     /// Fault injection: corrupt every Nth micro-checkpoint sent.
     corrupt_every: Option<u64>,
     micro_sent: u64,
+    /// The agent's forced-standby flag.
+    forced_file: ForcedStandbyWatch,
 }
 
 fn session_key(e: &VelocityEntry) -> String {
@@ -591,6 +603,10 @@ impl Task {
     }
 
     async fn on_tick(&mut self) {
+        if let Some(on) = self.forced_file.changed() {
+            tracing::info!(node = %self.node, on, "forced standby set by the manager");
+            self.feed(Event::ForcedStandby(on)).await;
+        }
         let now = Instant::now();
         if self.machine.holds_service_address() {
             self.move_velocity_changes();
@@ -638,6 +654,16 @@ impl Task {
                     )
                 })
                 .map_err(|e| e.to_string())
+            }
+            SrpRequest::ForcedStandby { on } => {
+                tracing::info!(node = %self.node, on, "srp forced-standby");
+                self.feed(Event::ForcedStandby(on)).await;
+                let text = match (on, self.machine.holds_service_address()) {
+                    (true, true) => "forced standby on: this chassis serves until it hands over, then takes no service",
+                    (true, false) => "forced standby on: this chassis takes no service",
+                    (false, _) => "forced standby off",
+                };
+                Ok(reply(text, json!({"forced_standby": on, "state": self.machine.state()})))
             }
             SrpRequest::ValidateConfiguration => match self.config.validate() {
                 Ok(()) => {

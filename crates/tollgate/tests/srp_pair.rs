@@ -4,7 +4,8 @@
 //! blocked after) and `show srp call-loss statistics` telling what was recovered; a manual
 //! switchover validated, refused when the standby is not synchronised unless forced; the NACK
 //! path through a corrupted checkpoint; a wrong key refused and counted; a partition between
-//! two network namespaces (both Active) healed into exactly one Active, resynchronised.
+//! two network namespaces (both Active) healed into exactly one Active, resynchronised; a
+//! Standby held in forced standby that does not take over from a killed Active until released.
 
 mod common;
 
@@ -315,6 +316,60 @@ fn manual_switchover_is_validated_refused_when_unsynchronised_and_forced() {
     wait_until(10, "forced switchover done", || state(&a) == "Active" && state(&b) == "Standby");
     let (ok, out) = srp(&a, &["enable", "nack", "micro-chkpt-cmd", "1"]);
     assert!(ok, "{out:?}");
+}
+
+#[test]
+fn a_standby_in_forced_standby_does_not_take_over_from_a_killed_active_until_released() {
+    let net = PairNet::new("127.0.66");
+    // engine-b's agent holds it in forced standby (another version than the Active) before it
+    // starts: the flag file, as `tollgate agent` passes it.
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("forced-standby");
+    std::fs::write(&flag, "1\n").unwrap();
+    let held = vec![("TOLLGATE_FORCED_STANDBY_FILE".to_string(), flag.display().to_string())];
+    let mut a = chassis(
+        &net,
+        Chassis { node: "engine-a", mode: "primary", priority: 1, bind: net.a, peer: net.b, key: KEY, env: Vec::new() },
+    );
+    let b = chassis(
+        &net,
+        Chassis { node: "engine-b", mode: "backup", priority: 2, bind: net.b, peer: net.a, key: KEY, env: held },
+    );
+    wait_for_pair(&a, &b);
+    assert_eq!(show(&b, "info")["forced_standby"], true);
+    wait_until(5, "engine-a sees its mate held", || show(&a, "info")["peer_forced_standby"] == true);
+    let info = text(&b.cli(&["srp", "show", "info", "--api", &b.api])).0;
+    assert!(info.contains("Forced standby              Yes"), "{info}");
+
+    // No switchover towards it, not even forced.
+    for args in [&["srp", "validate-switchover"][..], &["srp", "initiate-switchover", "--force"][..]] {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--api", &a.api]);
+        let (out, err) = text(&a.cli(&all));
+        assert!(err.contains("the peer chassis is in forced standby"), "{args:?}: {out} {err}");
+    }
+    assert_eq!(state(&a), "Active");
+
+    // The flag is watched both ways.
+    std::fs::remove_file(&flag).unwrap();
+    wait_until(5, "engine-b released by its flag", || show(&b, "info")["forced_standby"] == false);
+    std::fs::write(&flag, "1\n").unwrap();
+    wait_until(5, "engine-b held again by its flag", || show(&b, "info")["forced_standby"] == true);
+
+    // kill -9 of the Active: the held Standby does not take over (the dead interval is 300 ms).
+    assert!(ask(net.service, "+14155550100", "+12125550100", Duration::from_secs(2)).is_some());
+    a.kill();
+    wait_until(5, "engine-b notices its mate is gone", || show(&b, "info")["peer_alive"] == false);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(state(&b), "Standby", "a simple failover must not change the version in service");
+    assert_eq!(show(&b, "info")["service_address_held"], false);
+    assert_eq!(ask(net.service, "+14155550100", "+12125550100", Duration::from_millis(500)), None, "nobody serves");
+
+    // Released by the operator: nobody serves, so it takes over at once, counters and all.
+    let (out, err) = text(&b.cli(&["srp", "forced-standby", "off", "--api", &b.api]));
+    assert!(out.contains("forced standby off"), "{out} {err}");
+    wait_until(5, "engine-b Active once released", || state(&b) == "Active");
+    assert!(ask(net.service, "+14155550100", "+12125550100", Duration::from_secs(2)).is_some());
 }
 
 #[test]

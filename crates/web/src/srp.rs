@@ -30,6 +30,12 @@ pub enum SrpRequest {
     },
     /// `srp validate-configuration`.
     ValidateConfiguration,
+    /// `srp forced-standby on|off`: hold this chassis out of service (the Upgrade Director's
+    /// forced standby), or release it.
+    ForcedStandby {
+        /// Hold (true) or release.
+        on: bool,
+    },
 }
 
 /// The answer: text as the CLI prints it, and the same as data.

@@ -10,6 +10,9 @@
 //! | POST | `/agent/v1/restart` | restart the role process |
 //! | POST | `/agent/v1/backup`, GET `/agent/v1/backups`, POST `/agent/v1/restore` `{"name"}` | backups |
 //! | GET | `/agent/v1/health` | syscheck classes |
+//! | POST | `/agent/v1/unstage` `{"name"}` | remove one staged bundle |
+//! | POST | `/agent/v1/forced-standby` `{"on"}` | hold the server in forced standby (the role watches the flag) or release it |
+//! | POST | `/agent/v1/ha-role` `{"role"}` | record the Active of a role without SRP (a probe pair) |
 //! | GET | `/agent/v1/role/{path}` | a GET on the role's API (e.g. `api/v1/srp/show/info`) |
 //! | POST | `/agent/v1/role/{path}` | a POST on the role's API (e.g. `api/v1/srp/initiate-switchover`) |
 
@@ -77,9 +80,15 @@ impl Agent {
         self.role.cli_token()
     }
 
+    /// The file whose existence holds this server in forced standby; the role process watches
+    /// it (see [`crate::forced_standby`]).
+    pub fn forced_standby_file(&self) -> PathBuf {
+        self.config.dir.join("forced-standby")
+    }
+
     /// Whether the manager holds this server in forced standby.
     pub fn forced_standby(&self) -> bool {
-        self.config.dir.join("forced-standby").exists()
+        self.forced_standby_file().exists()
     }
 
     fn backups_dir(&self) -> PathBuf {
@@ -88,7 +97,10 @@ impl Agent {
 
     /// How to run `release`.
     pub fn launch(&self, release: &Installed) -> Launch {
-        let mut env = vec![("TOLLGATE_RELEASE".to_string(), release.version.clone())];
+        let mut env = vec![
+            ("TOLLGATE_RELEASE".to_string(), release.version.clone()),
+            (crate::forced_standby::ENV.to_string(), self.forced_standby_file().display().to_string()),
+        ];
         if let Some(s) = release.max_policy_schema {
             env.push(("TOLLGATE_MAX_POLICY_SCHEMA".to_string(), s.to_string()));
         }
@@ -366,14 +378,15 @@ struct ForcedStandbyBody {
 }
 
 /// The manager places this server in forced standby (or releases it): kept in the agent's
-/// directory, reported in `status`, passed to the role process as TOLLGATE_FORCED_STANDBY.
+/// directory, reported in `status`; the role process watches the file (an SRP chassis then takes
+/// no service, a manager does not take over from its mate).
 async fn set_forced_standby(
     State(a): State<Arc<Agent>>,
     headers: HeaderMap,
     Json(b): Json<ForcedStandbyBody>,
 ) -> Response {
     authorise!(a, headers);
-    let path = a.config.dir.join("forced-standby");
+    let path = a.forced_standby_file();
     let result = if b.on { std::fs::write(&path, "1\n") } else { std::fs::remove_file(&path).or_else(ignore_missing) };
     match result {
         Ok(()) => Json(a.status()).into_response(),

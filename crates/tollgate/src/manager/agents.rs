@@ -25,6 +25,8 @@ pub struct HaView {
     pub role: Option<HaRole>,
     /// The standby's copy of the sessions is synchronised (SRP "Ready"), or there is no pair.
     pub synchronised: bool,
+    /// The role holds itself in forced standby (None: the role has no pair to hold it in).
+    pub forced_standby: Option<bool>,
 }
 
 impl AgentClient {
@@ -93,7 +95,11 @@ impl AgentClient {
                 Some("Standby") => HaRole::Standby,
                 other => return Err(format!("the manager reports HA {other:?}")),
             };
-            return Ok(HaView { role: Some(role), synchronised: v["synchronised"].as_bool().unwrap_or(false) });
+            return Ok(HaView {
+                role: Some(role),
+                synchronised: v["synchronised"].as_bool().unwrap_or(false),
+                forced_standby: v["forced_standby"].as_bool(),
+            });
         }
         match self.get(agent, "/agent/v1/role/api/v1/srp/show/info").await {
             Ok(v) => {
@@ -105,11 +111,11 @@ impl AgentClient {
                 };
                 let synchronised =
                     data["ready"].as_bool().unwrap_or(false) && data["connection_state"].as_str() == Some("Connected");
-                Ok(HaView { role, synchronised })
+                Ok(HaView { role, synchronised, forced_standby: data["forced_standby"].as_bool() })
             }
             // No SRP on this role: the configured role holds, nothing to synchronise.
             Err(e) if e.contains("SRP is not configured") || e.contains("404") => {
-                Ok(HaView { role: None, synchronised: true })
+                Ok(HaView { role: None, synchronised: true, forced_standby: None })
             }
             Err(e) => Err(e),
         }

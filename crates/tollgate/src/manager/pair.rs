@@ -29,6 +29,7 @@ pub fn ha_view(m: &Manager) -> Value {
         "synchronised": synchronised,
         "generation": core.shared.generation,
         "release": m.release,
+        "forced_standby": crate::forced_standby::held(),
     })
 }
 
@@ -78,15 +79,21 @@ pub async fn run(m: Arc<Manager>) {
                 Err(e) => tracing::debug!(error = e, "the active manager's state is not available"),
             }
         } else if let Some(a) = &answer {
-            // Both standby (both starting): the one holding the newer state goes first, then
-            // the designated one, then the lower hostname.
-            let mine = (m.core().shared.generation, m.cfg.starts_active);
-            let theirs = (a["generation"].as_u64().unwrap_or(0), a["starts_active"] == true);
+            // Both standby (both starting): the one not held in forced standby goes first, then
+            // the one holding the newer state, then the designated one, then the lower hostname.
+            let mine = (!crate::forced_standby::held(), m.core().shared.generation, m.cfg.starts_active);
+            let theirs =
+                (a["forced_standby"] != true, a["generation"].as_u64().unwrap_or(0), a["starts_active"] == true);
             let wins = mine > theirs
                 || (mine == theirs && a["hostname"].as_str().is_some_and(|h| m.cfg.hostname.as_str() < h));
-            if wins {
+            if wins && !crate::forced_standby::held() {
                 m.become_active(false);
             }
+        } else if last_heard.elapsed() >= takeover && crate::forced_standby::held() {
+            // Held in forced standby (another version than the lost active): a failover must
+            // not change the version in service; the operator or the Director releases it.
+            tracing::warn!("the active manager is lost, and this one is held in forced standby: not taking over");
+            last_heard = Instant::now();
         } else if last_heard.elapsed() >= takeover {
             // The active manager is lost (or never came up): take over.
             m.become_active(ever_synced || m.core().shared.generation > 0);

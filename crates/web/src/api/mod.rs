@@ -20,7 +20,7 @@
 //! | GET | `/api/v1/alarms` | viewer | active alarms and history |
 //! | GET, POST | `/api/v1/users`, `/api/v1/tokens` | admin | users and API tokens |
 //! | GET | `/api/v1/srp/show/{what}` | viewer | `show srp info`, `statistics`, `checkpoint-statistics`, ... |
-//! | POST | `/api/v1/srp/{command}` | operator | `initiate-switchover[?force=true]`, `initiate-audit`, `nack`; viewer: `validate-switchover`, `validate-configuration` |
+//! | POST | `/api/v1/srp/{command}` | operator | `initiate-switchover[?force=true]`, `initiate-audit`, `nack`, `forced-standby` `{"on"}`; viewer: `validate-switchover`, `validate-configuration` |
 
 mod admin;
 mod analytics;

@@ -45,9 +45,26 @@ pub(super) struct SwitchoverParams {
 
 /// Body of `nack`.
 #[derive(Debug, Deserialize)]
-pub(super) struct NackBody {
+struct NackBody {
     cmd: u16,
     enable: bool,
+}
+
+/// Body of `forced-standby`.
+#[derive(Debug, Deserialize)]
+struct ForcedStandbyBody {
+    on: bool,
+}
+
+/// Reads the JSON body a command needs, or says what it should look like.
+fn body_of<T: serde::de::DeserializeOwned>(
+    command: &str,
+    body: Option<Json<serde_json::Value>>,
+    shape: &str,
+) -> Result<T, Response> {
+    let bad = |detail: String| error(StatusCode::BAD_REQUEST, format!("{command} needs a JSON body {shape}{detail}"));
+    let Some(Json(v)) = body else { return Err(bad(String::new())) };
+    serde_json::from_value(v).map_err(|e| bad(format!(": {e}")))
 }
 
 /// `POST /api/v1/srp/{command}`.
@@ -56,7 +73,7 @@ pub(super) async fn command(
     ApiUser(who): ApiUser,
     Path(command): Path<String>,
     Query(params): Query<SwitchoverParams>,
-    body: Option<Json<NackBody>>,
+    body: Option<Json<serde_json::Value>>,
 ) -> Response {
     let needed = if command == "validate-configuration" || command == "validate-switchover" {
         Role::Viewer
@@ -71,15 +88,19 @@ pub(super) async fn command(
         "initiate-switchover" => SrpRequest::InitiateSwitchover { force: params.force },
         "initiate-audit" => SrpRequest::InitiateAudit,
         "validate-configuration" => SrpRequest::ValidateConfiguration,
-        "nack" => match body {
-            Some(Json(b)) => SrpRequest::Nack { cmd: b.cmd, enable: b.enable },
-            None => return error(StatusCode::BAD_REQUEST, "nack needs a JSON body {\"cmd\": N, \"enable\": bool}"),
+        "nack" => match body_of::<NackBody>("nack", body, r#"{"cmd": N, "enable": bool}"#) {
+            Ok(b) => SrpRequest::Nack { cmd: b.cmd, enable: b.enable },
+            Err(r) => return r,
+        },
+        "forced-standby" => match body_of::<ForcedStandbyBody>("forced-standby", body, r#"{"on": bool}"#) {
+            Ok(b) => SrpRequest::ForcedStandby { on: b.on },
+            Err(r) => return r,
         },
         other => {
             return error(
                 StatusCode::NOT_FOUND,
                 format!(
-                    "unknown SRP command {other:?} (validate-switchover, initiate-switchover, initiate-audit, nack, validate-configuration)"
+                    "unknown SRP command {other:?} (validate-switchover, initiate-switchover, initiate-audit, nack, forced-standby, validate-configuration)"
                 ),
             );
         }
