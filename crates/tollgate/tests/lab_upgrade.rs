@@ -32,6 +32,8 @@ struct Lab {
     dir: tempfile::TempDir,
     token: String,
     managers: Vec<String>,
+    /// Each server's role API, by hostname.
+    apis: std::collections::BTreeMap<String, String>,
     http: reqwest::blocking::Client,
 }
 
@@ -46,6 +48,7 @@ impl Lab {
         let mut lab = Lab {
             token: String::new(),
             managers: Vec::new(),
+            apis: Default::default(),
             http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
             dir,
         };
@@ -53,7 +56,16 @@ impl Lab {
         let info: Value = serde_json::from_slice(&std::fs::read(lab.dir.path().join("lab.json")).unwrap()).unwrap();
         lab.token = info["token"].as_str().unwrap().to_string();
         lab.managers = info["managers"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_string()).collect();
+        for s in info["servers"].as_array().unwrap() {
+            lab.apis.insert(s["hostname"].as_str().unwrap().into(), s["api"].as_str().unwrap().into());
+        }
         lab
+    }
+
+    /// `show srp info` of a server's role (None while it does not answer).
+    fn srp_info(&self, hostname: &str) -> Option<Value> {
+        let r = self.http.get(format!("{}/api/v1/srp/show/info", self.apis[hostname])).bearer_auth(&self.token).send();
+        r.ok().filter(|r| r.status().is_success()).and_then(|r| r.json::<Value>().ok()).map(|v| v["data"].clone())
     }
 
     /// The active manager's URL (waits through a failover).
@@ -240,6 +252,9 @@ struct Seen {
     alarms: std::collections::BTreeSet<u32>,
     server_alarms: std::collections::BTreeSet<u32>,
     mixed_refusal: Option<String>,
+    /// Servers seen held in forced standby by their own SRP chassis while their Active mate
+    /// runs another release.
+    srp_held: std::collections::BTreeSet<String>,
     failover_done: bool,
     /// Servers whose action the manager failover interrupted.
     interrupted: std::collections::BTreeSet<String>,
@@ -322,6 +337,19 @@ fn rolling_upgrade_and_backout_under_calls_with_a_manager_failover() {
             assert_eq!(code, 409, "a schema-2 policy while east-a runs 1.0.0: {body}");
             seen.mixed_refusal = Some(body["error"].as_str().unwrap().to_string());
         }
+        // After the failover to 2.0.0, the server left on 1.0.0 is held by its SRP chassis: it
+        // would not take over if the new version failed.
+        for (old, new) in [("east-a", "east-b"), ("west-a", "west-b")] {
+            let (o, n) = (server(status, old), server(status, new));
+            if o["running_release"] == "1.0.0" && n["running_release"] == "2.0.0" && n["ha_role"] == "Active" {
+                let (oi, ni) = (lab.srp_info(old), lab.srp_info(new));
+                if oi.is_some_and(|i| i["forced_standby"] == true && i["chassis_state"] == "Standby")
+                    && ni.is_some_and(|i| i["peer_forced_standby"] == true)
+                {
+                    seen.srp_held.insert(old.to_string());
+                }
+            }
+        }
         // The manager cluster is done and an engine server is being upgraded: kill the active
         // manager; the other takes over and the upgrade goes on.
         let running_engine = status["clusters"]
@@ -348,6 +376,7 @@ fn rolling_upgrade_and_backout_under_calls_with_a_manager_failover() {
     let status = lab.get("/api/v1/upgrade/status");
     assert!(all_on(&status, "2.0.0"), "every server on 2.0.0:\n{status:#}");
     assert!(seen.failover_done, "the manager failover happened during the upgrade");
+    assert!(seen.srp_held.contains("east-a"), "east-a held in forced standby by SRP: {:?}", seen.srp_held);
     let refusal = seen.mixed_refusal.clone().expect("the mixed-version refusal was observed");
     assert!(refusal.contains("east-a") && refusal.contains("1.0.0") && refusal.contains("schema 2"), "{refusal}");
     // Every engine on 2.0.0: the schema-2 policy installs; then the schema-1 policy goes back

@@ -22,7 +22,8 @@
 //!   it runs, every other action on the cluster is refused.
 //! * "Every server that is NOT running the same version as the active server must be in forced
 //!   standby": the Director keeps forced standby itself ([`Effect::SetForcedStandby`]); a server
-//!   taken out of service by an action is in forced standby too.
+//!   taken out of service by an action is in forced standby too; the target of a running failover
+//!   is released from it so that it can take over.
 //! * Service continues: a server action never targets the Active server of a cluster of two or
 //!   more (fail over first), and needs the Active in service; one action at a time keeps a second
 //!   server from leaving.

@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
+use super::action::ActionKind;
 use super::event::Effect;
 use super::log::{LogMode, LogResult, LogScope, UpgradeLogEntry};
 use super::{Director, RunningAction};
@@ -40,9 +41,9 @@ fn replication_inhibited<'a>(c: &'a Cluster, s: &Server, t: Option<&Release>) ->
 
 /// Whether `s` must be in forced standby: every server but the Active that does not run the
 /// Active's release, is out of service for an action, or is a Zombie. Without an Active, the flag
-/// is left as it is.
-pub(super) fn forced_standby_required(c: &Cluster, s: &Server) -> bool {
-    if s.ha_role == HaRole::Active {
+/// is left as it is. The target of a running failover is released: it is to take over.
+pub(super) fn forced_standby_required(c: &Cluster, s: &Server, failover_target: Option<&str>) -> bool {
+    if s.ha_role == HaRole::Active || failover_target == Some(s.hostname.as_str()) {
         return false;
     }
     match c.active() {
@@ -125,8 +126,15 @@ impl Director {
         let mut effects = Vec::new();
         let mut changes = Vec::new();
         for c in &self.topology.clusters {
+            let failover_target = self
+                .running
+                .get(&c.name)
+                .filter(|r| {
+                    matches!(r.action.kind, ActionKind::FailoverToNewVersion | ActionKind::FailoverToOldVersion)
+                })
+                .and_then(|r| r.action.server.as_deref());
             for s in &c.servers {
-                let want = forced_standby_required(c, s);
+                let want = forced_standby_required(c, s, failover_target);
                 if want != s.forced_standby {
                     changes.push((c.name.clone(), s.hostname.clone(), want));
                 }

@@ -198,10 +198,8 @@ async fn failover(m: &Arc<Manager>, id: ActionId, action: &Action) -> Result<Don
     };
     match srp {
         true => {
-            m.agents
-                .post_empty(&from.agent, "/agent/v1/role/api/v1/srp/initiate-switchover?force=false")
-                .await
-                .map_err(|e| Failure::from(format!("switchover refused by {active}: {e}")))?;
+            release_forced_standby(m, app, to).await?;
+            switch_over(m, from, &active, &to.hostname).await?;
             let deadline = Instant::now() + Duration::from_secs(30);
             while Instant::now() < deadline {
                 if m.agents.ha(app, &to.agent).await.is_ok_and(|v| v.role == Some(HaRole::Active)) {
@@ -219,6 +217,42 @@ async fn failover(m: &Arc<Manager>, id: ActionId, action: &Action) -> Result<Don
                 }
             }
             Ok(Done::Succeeded)
+        }
+    }
+}
+
+/// Lifts the failover target's forced standby (the Director holds the other server once the
+/// switchover succeeded) and waits until its SRP chassis has dropped it.
+async fn release_forced_standby(m: &Manager, app: AppType, to: &ServerConfig) -> Result<(), Failure> {
+    m.agents
+        .set_forced_standby(&to.agent, false)
+        .await
+        .map_err(|e| Failure::from(format!("cannot release {} from forced standby: {e}", to.hostname)))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match m.agents.ha(app, &to.agent).await {
+            Ok(v) if v.forced_standby != Some(true) => return Ok(()),
+            Ok(_) if Instant::now() >= deadline => {
+                return Err(Failure::from(format!("{} is still in forced standby after 10 s", to.hostname)));
+            }
+            Err(e) if Instant::now() >= deadline => return Err(Failure::from(e)),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// `srp initiate-switchover` on the Active chassis. Its mate's hello announcing the release from
+/// forced standby may still be on its way: that refusal is retried for a few seconds.
+async fn switch_over(m: &Manager, from: &ServerConfig, active: &str, to: &str) -> Result<(), Failure> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match m.agents.post_empty(&from.agent, "/agent/v1/role/api/v1/srp/initiate-switchover?force=false").await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.contains("forced standby") && Instant::now() < deadline => {
+                tracing::debug!(active, to, "switchover waits for the mate's hello: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(Failure::from(format!("switchover refused by {active}: {e}"))),
         }
     }
 }

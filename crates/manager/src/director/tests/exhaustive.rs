@@ -12,7 +12,8 @@
 //!   direction, and none while an action runs;
 //! * invariants: one Active server; at most one server out of service, never the Active of a
 //!   cluster of two or more, and without faults the Active serves; forced standby exactly on the
-//!   servers that are not on the Active's release (or are out of service, or Zombies); the alarms
+//!   servers that are not on the Active's release (or are out of service, or Zombies), except the
+//!   target of a running failover, which is released to take over; the alarms
 //!   raised are exactly those whose condition holds;
 //! * without faults and with no action running, both directions have a preferred action unless
 //!   done, and taking the preferred action repeatedly reaches "every server on V2" (upgrade) and
@@ -172,8 +173,15 @@ fn check_invariants(d: &Director, path: &str) {
             assert!(active.in_service(), "{path}: no fault, yet the Active does not serve");
         }
     }
+    let failover_target = d
+        .running
+        .values()
+        .find(|r| matches!(r.action.kind, ActionKind::FailoverToNewVersion | ActionKind::FailoverToOldVersion))
+        .and_then(|r| r.action.server.as_deref());
     for s in c.servers.iter().filter(|s| s.ha_role != HaRole::Active) {
-        let want = s.zombie || s.out_of_service || s.running_release != active.running_release;
+        // The target of a running failover is released: it is to take over.
+        let want = failover_target != Some(s.hostname.as_str())
+            && (s.zombie || s.out_of_service || s.running_release != active.running_release);
         assert_eq!(s.forced_standby, want, "{path}: forced standby of {}", s.hostname);
     }
     let desired = d.desired_alarms();

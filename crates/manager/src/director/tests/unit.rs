@@ -61,6 +61,39 @@ fn preferred_sequences_follow_the_seed() {
 }
 
 #[test]
+fn a_failover_releases_its_target_from_forced_standby_and_then_holds_the_old_version() {
+    let mut h = Harness::new(single(Shape::Engine2));
+    let first = h.d.advise("mpe1", Direction::Upgrade).unwrap().preferred.unwrap().action;
+    h.run(&first).unwrap();
+    assert_eq!(h.forced.get("mpe1-b"), Some(&true), "the upgraded standby runs another version than the Active");
+    let failover = h.d.advise("mpe1", Direction::Upgrade).unwrap().preferred.unwrap().action;
+    assert_eq!(failover.kind, ActionKind::FailoverToNewVersion);
+    let id = h.start(&failover).unwrap();
+    assert_eq!(h.forced.get("mpe1-b"), Some(&false), "released so that its SRP chassis accepts the switchover");
+    assert!(
+        h.log.values().any(|e| e.description.contains("mpe1-b released from forced standby")),
+        "the release is in the upgrade log"
+    );
+    // A report from the agent while the switchover runs does not put it back.
+    let at = h.tick(1);
+    let report = ServerReport {
+        reachable: true,
+        running_release: Some(v(V2)),
+        previous_release: Some(v(V1)),
+        ha_role: Some(HaRole::Standby),
+        forced_standby: Some(false),
+        staged: None,
+        busy: false,
+    };
+    h.feed(Event::ServerReported { hostname: "mpe1-b".into(), report, at });
+    assert_eq!(h.forced.get("mpe1-b"), Some(&false));
+    let at = h.tick(1);
+    h.feed(Event::ActionSucceeded { id, at });
+    assert_eq!(h.forced.get("mpe1-a"), Some(&true), "the old version is held once the new one serves");
+    assert_eq!(h.forced.get("mpe1-b"), Some(&false));
+}
+
+#[test]
 fn labels_carry_next_and_back() {
     let h = Harness::new(single(Shape::Manager2));
     let up = h.d.advise("cmp1", Direction::Upgrade).unwrap();
@@ -124,8 +157,8 @@ fn the_upgrade_log_has_the_seeds_shape() {
             (11, 8, modify, C, "cmp1", S, A),
         ]
     );
-    assert!(h.log[&6].description.contains("cmp1-a placed in forced standby"));
-    assert!(h.log[&7].description.contains("cmp1-b released from forced standby"));
+    assert!(h.log[&6].description.contains("cmp1-b released from forced standby"), "when the failover starts");
+    assert!(h.log[&7].description.contains("cmp1-a placed in forced standby"), "once it succeeded");
     let first = &h.log[&1];
     assert!(first.description.starts_with("User initiated action: Initiate upgrade cmp1-b (by admin)"));
     assert_eq!(h.log[&2].duration_text(), "0:05:00");
@@ -396,6 +429,7 @@ fn the_state_round_trips_through_json_and_resyncs_alarms() {
         .iter()
         .filter_map(|e| if let Effect::RaiseAlarm { def, .. } = e { Some(def.name) } else { None })
         .collect();
-    assert_eq!(raised, ["SYSTEM_MIXED_VERSION", "CLUSTER_MIXED_VERSION", "SERVER_FORCED_STANDBY"]);
+    // The failover's target (mpe1-b) is released from forced standby while it runs.
+    assert_eq!(raised, ["SYSTEM_MIXED_VERSION", "CLUSTER_MIXED_VERSION"]);
     assert!(effects.iter().all(|e| matches!(e, Effect::RaiseAlarm { .. })), "forced standby was already right");
 }
