@@ -221,7 +221,7 @@ fn bundles_are_verified_staged_installed_and_backed_out() {
     let health = agent.get("/agent/v1/health");
     let classes: Vec<&str> =
         health["health"]["classes"].as_array().unwrap().iter().map(|c| c["class"].as_str().unwrap()).collect();
-    assert_eq!(classes, vec!["disk", "proc", "net", "replication", "alarms", "system", "upgrade"]);
+    assert_eq!(classes, vec!["disk", "hardware", "proc", "net", "replication", "alarms", "system", "upgrade"]);
     assert!(health["text"].as_str().unwrap().contains("Running modules in class disk..."));
     let (status, body) = agent.post("/agent/v1/backout", Value::Null);
     assert_eq!(status, 200, "{body}");

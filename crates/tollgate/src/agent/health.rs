@@ -1,6 +1,7 @@
 //! `tollgate health`: the seed's syscheck, class by class ("Running modules in class disk...
-//! OK"), for one server. Classes: disk, proc, net, system (time sync, /tmp permissions),
-//! replication (an SRP engine's copy), alarms, upgrade (the release in force).
+//! OK"), for one server. Classes: disk, hardware (memory and load), proc, net, replication (an
+//! SRP engine's copy), alarms, system (time sync, /tmp permissions), upgrade (the release in
+//! force).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -26,7 +27,7 @@ pub enum Verdict {
 /// One class's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClassResult {
-    /// Class name (disk, proc, net, system, replication, alarms, upgrade).
+    /// Class name (disk, hardware, proc, net, replication, alarms, system, upgrade).
     pub class: &'static str,
     /// Outcome.
     pub verdict: Verdict,
@@ -107,6 +108,35 @@ async fn disk(dir: &Path) -> ClassResult {
     }
 }
 
+/// The hardware class from `/proc/meminfo` and `/proc/loadavg`: a failure when less than 5 %
+/// (or 64 MiB) of the memory is available, worth a look when the load is above twice the CPUs.
+fn hardware(meminfo: &str, loadavg: &str, cpus: usize) -> ClassResult {
+    let kib = |key: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.trim_start_matches(':').split_whitespace().next()?.parse::<u64>().ok())
+    };
+    let load = loadavg.split_whitespace().next().and_then(|v| v.parse::<f64>().ok());
+    let (Some(total), Some(avail), Some(load)) = (kib("MemTotal"), kib("MemAvailable"), load) else {
+        return result("hardware", Verdict::Info, "cannot read /proc/meminfo or /proc/loadavg");
+    };
+    let pct = if total == 0 { 0.0 } else { avail as f64 * 100.0 / total as f64 };
+    let detail = format!("{} MiB memory available ({pct:.0}%); load {load:.2} on {cpus} CPU(s)", avail >> 10);
+    if avail < 64 << 10 || pct < 5.0 {
+        result("hardware", Verdict::Failure, detail)
+    } else if load > 2.0 * cpus.max(1) as f64 {
+        result("hardware", Verdict::Info, detail)
+    } else {
+        result("hardware", Verdict::Ok, detail)
+    }
+}
+
+fn hardware_now() -> ClassResult {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    hardware(&read("/proc/meminfo"), &read("/proc/loadavg"), cpus)
+}
+
 async fn system() -> ClassResult {
     let tmp_ok = std::fs::metadata("/tmp").map(|m| m.permissions().mode() & 0o7777 == 0o1777).unwrap_or(false);
     let sync = Command::new("timedatectl").args(["show", "-p", "NTPSynchronized", "--value"]).output().await;
@@ -137,7 +167,7 @@ async fn get_json(url: &str, token: Option<&str>) -> anyhow::Result<serde_json::
 
 /// Runs every class.
 pub async fn check(i: Inputs<'_>) -> Health {
-    let mut classes = vec![disk(i.dir).await];
+    let mut classes = vec![disk(i.dir).await, hardware_now()];
     classes.push(if i.process_running {
         result("proc", Verdict::Ok, "the role process runs")
     } else {
@@ -194,4 +224,23 @@ pub async fn check(i: Inputs<'_>) -> Health {
         _ => result("upgrade", Verdict::Ok, format!("runs {running}")),
     });
     Health { server: i.server.to_string(), classes }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MEMINFO: &str = "MemTotal:       24576000 kB\nMemFree:         1000000 kB\nMemAvailable:   12288000 kB\n";
+
+    #[test]
+    fn hardware_fails_on_low_memory_and_flags_high_load() {
+        let ok = hardware(MEMINFO, "0.50 0.40 0.30 1/200 999", 2);
+        assert_eq!(ok.verdict, Verdict::Ok, "{}", ok.detail);
+        assert!(ok.detail.contains("12000 MiB memory available (50%)"), "{}", ok.detail);
+        assert_eq!(hardware(MEMINFO, "4.10 3.0 2.0 1/200 999", 2).verdict, Verdict::Info);
+        let low = MEMINFO.replace("12288000", "512000");
+        let bad = hardware(&low, "0.1 0.1 0.1 1/1 1", 2);
+        assert_eq!(bad.verdict, Verdict::Failure, "{}", bad.detail);
+        assert_eq!(hardware("", "", 2).verdict, Verdict::Info);
+    }
 }
