@@ -78,6 +78,12 @@ impl Collector for ProbeCollector {
         )?;
         counter(
             &mut e,
+            "tollgate_probe_rtp_after_end_packets",
+            "RTP packets to the media endpoints of a call that had just ended (in flight at the BYE)",
+            tracker.rtp_after_end,
+        )?;
+        counter(
+            &mut e,
             "tollgate_probe_unknown_call_messages",
             "Messages of calls whose INVITE was not seen",
             tracker.unknown_call,

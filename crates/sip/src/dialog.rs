@@ -160,6 +160,10 @@ pub struct TrackerStats {
     pub timed_out: u64,
     /// RTP packets tied to a call.
     pub rtp_packets: u64,
+    /// RTP packets to the media endpoints of a call that had already ended (in flight when
+    /// the BYE passed): not in any call's record, counted here so that every packet is
+    /// accounted for.
+    pub rtp_after_end: u64,
 }
 
 #[derive(Debug)]
@@ -187,6 +191,9 @@ pub struct Tracker {
     /// late through HEP) must not start a new call.
     recent: FxHashMap<Box<str>, u32>,
     recent_order: std::collections::VecDeque<(i64, Box<str>)>,
+    /// Media endpoints of the calls in `recent`, still mapped in `media` (unless a newer call
+    /// took them) so that late RTP is recognised.
+    recent_media: FxHashMap<Box<str>, SmallVec<[SocketAddr; 4]>>,
     next_key: u64,
     stats: TrackerStats,
     /// Calls opened since the last [`Tracker::drain_opened`].
@@ -222,6 +229,7 @@ impl Tracker {
             media: FxHashMap::default(),
             recent: FxHashMap::default(),
             recent_order: std::collections::VecDeque::new(),
+            recent_media: FxHashMap::default(),
             next_key: 0,
             stats: TrackerStats::default(),
             opened: Vec::new(),
@@ -263,6 +271,11 @@ impl Tracker {
             }
             if let Some((_, id)) = self.recent_order.pop_front() {
                 self.recent.remove(&id);
+                for m in self.recent_media.remove(&id).unwrap_or_default() {
+                    if self.media.get(&m).is_some_and(|c| *c == id) {
+                        self.media.remove(&m);
+                    }
+                }
             }
         }
     }
@@ -282,10 +295,10 @@ impl Tracker {
         if self.recent.insert(call_id.into(), o.invite_cseq).is_none() {
             self.recent_order.push_back((o.last_us, call_id.into()));
         }
-        for m in &o.media {
-            if self.media.get(m).is_some_and(|c| &**c == call_id) {
-                self.media.remove(m);
-            }
+        // The endpoints stay mapped while the Call-ID is remembered: RTP in flight at the BYE is
+        // recognised as late, not as unknown traffic.
+        if !o.media.is_empty() {
+            self.recent_media.insert(call_id.into(), o.media.clone());
         }
         let mut call = o.call;
         call.closed = closed;
@@ -462,7 +475,12 @@ impl Tracker {
             return false;
         };
         let Some(h) = crate::rtp::parse(payload) else { return false };
-        let Some(o) = self.open.get_mut(&call_id) else { return false };
+        let Some(o) = self.open.get_mut(&call_id) else {
+            if self.recent.contains_key(&call_id) {
+                self.stats.rtp_after_end += 1;
+            }
+            return false;
+        };
         update_streams(&mut o.streams, &h, pkt.ts_us);
         self.stats.rtp_packets += 1;
         true
@@ -663,5 +681,34 @@ mod tests {
         let done = feed(&mut t, &request("m", "BYE", 2), 1000);
         let rtp = done[0].rtp.unwrap();
         assert_eq!((rtp.streams, rtp.packets, rtp.lost), (1, 1, 0));
+        // A packet in flight when the BYE passed: not in the record, counted as late.
+        let late = PacketInfo { ts_us: 1_001_000, ..to_caller };
+        assert!(!t.on_udp(&rtp_packet(2), &late));
+        assert_eq!((t.stats().rtp_packets, t.stats().rtp_after_end), (1, 1));
+        // Once the Call-ID is forgotten, its endpoints are too (memory stays bounded).
+        t.expire(1_001_000 + LINGER_US + 1);
+        assert!(t.media.is_empty() && t.recent_media.is_empty());
+        assert!(!t.on_udp(&rtp_packet(3), &late));
+        assert_eq!(t.stats().rtp_after_end, 1);
+    }
+
+    fn rtp_packet(seq: u8) -> Vec<u8> {
+        let mut rtp = vec![0x80u8, 0, 0, seq, 0, 0, 0, 0, 0, 0, 0, 9];
+        rtp.extend_from_slice(&[0; 160]);
+        rtp
+    }
+
+    #[test]
+    fn a_newer_call_on_the_same_media_endpoint_keeps_it_when_the_old_one_is_forgotten() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        feed(&mut t, &invite("old", 1, None), 0);
+        feed(&mut t, &response("old", 200, "INVITE", 1), 100);
+        feed(&mut t, &request("old", "BYE", 2), 200);
+        feed(&mut t, &invite("new", 1, None), 300);
+        feed(&mut t, &response("new", 200, "INVITE", 1), 400);
+        t.expire(200_000 + LINGER_US + 1);
+        let to_caller =
+            PacketInfo { ts_us: 500_000, src: "10.0.0.2:7000".parse().unwrap(), dst: "10.0.0.1:6000".parse().unwrap() };
+        assert!(t.on_udp(&rtp_packet(1), &to_caller), "the endpoint belongs to the open call");
     }
 }

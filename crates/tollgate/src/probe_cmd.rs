@@ -196,6 +196,7 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
         "responses": counters.responses,
         "malformed": counters.malformed,
         "rtp_packets": counters.rtp_packets,
+        "rtp_after_end": probe.tracker().stats().rtp_after_end,
         "fragments_reassembled": decode.reassembled,
         "evicted": probe.tracker().stats().evicted,
     });
@@ -218,14 +219,16 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "messages  {} (requests: {reqs}; responses: {resps})", counters.messages)?;
             writeln!(
                 out,
-                "frames    {} (not IP {}, malformed {}, fragments {} reassembled into {}); SIP malformed {}; RTP {}",
+                "frames    {} (not IP {}, malformed {}, fragments {} reassembled into {}); SIP malformed {}; RTP {} \
+                 (+{} after their call ended)",
                 analysis.frames,
                 decode.not_ip,
                 decode.malformed,
                 decode.fragments,
                 decode.reassembled,
                 counters.malformed,
-                counters.rtp_packets
+                counters.rtp_packets,
+                probe.tracker().stats().rtp_after_end
             )?;
         }
     }
