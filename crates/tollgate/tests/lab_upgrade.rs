@@ -13,165 +13,18 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::lab::Lab;
 use common::sip::{Callee, Kamailio, e2e_dir, require_root_and_peers, sipp_call_counts};
-use common::{text, tollgate_bin, wait_until};
+use common::wait_until;
 use serde_json::{Value, json};
 
 const NET: u8 = 78;
 
 fn ip(host: u8) -> String {
     format!("127.0.{NET}.{host}")
-}
-
-/// A running lab; `lab down` when dropped.
-struct Lab {
-    dir: tempfile::TempDir,
-    token: String,
-    managers: Vec<String>,
-    /// Each server's role API, by hostname.
-    apis: std::collections::BTreeMap<String, String>,
-    http: reqwest::blocking::Client,
-}
-
-impl Lab {
-    fn up() -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new(tollgate_bin())
-            .args(["lab", "up", "--net", &NET.to_string(), "--enum-port", "53", "--dir"])
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        let mut lab = Lab {
-            token: String::new(),
-            managers: Vec::new(),
-            apis: Default::default(),
-            http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
-            dir,
-        };
-        assert!(out.status.success(), "lab up: {:?}", text(&out));
-        let info: Value = serde_json::from_slice(&std::fs::read(lab.dir.path().join("lab.json")).unwrap()).unwrap();
-        lab.token = info["token"].as_str().unwrap().to_string();
-        lab.managers = info["managers"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_string()).collect();
-        for s in info["servers"].as_array().unwrap() {
-            lab.apis.insert(s["hostname"].as_str().unwrap().into(), s["api"].as_str().unwrap().into());
-        }
-        lab
-    }
-
-    /// `show srp info` of a server's role (None while it does not answer).
-    fn srp_info(&self, hostname: &str) -> Option<Value> {
-        let r = self.http.get(format!("{}/api/v1/srp/show/info", self.apis[hostname])).bearer_auth(&self.token).send();
-        r.ok().filter(|r| r.status().is_success()).and_then(|r| r.json::<Value>().ok()).map(|v| v["data"].clone())
-    }
-
-    /// The active manager's URL (waits through a failover).
-    fn active(&self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            for m in &self.managers {
-                let ha: Option<Value> =
-                    self.http.get(format!("{m}/api/v1/manager/ha")).send().ok().and_then(|r| r.json().ok());
-                if ha.is_some_and(|h| h["ha"] == "Active") {
-                    return m.clone();
-                }
-            }
-            assert!(Instant::now() < deadline, "no active manager for 30 s");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn get(&self, path: &str) -> Value {
-        for _ in 0..20 {
-            let m = self.active();
-            if let Ok(r) = self.http.get(format!("{m}{path}")).bearer_auth(&self.token).send()
-                && r.status().is_success()
-            {
-                return r.json().unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        panic!("GET {path} failed on every manager");
-    }
-
-    fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let m = self.active();
-        let r = self.http.post(format!("{m}{path}")).bearer_auth(&self.token).json(&body).send().unwrap();
-        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
-    }
-
-    fn push_policy(&self, policy: &str) -> (u16, Value) {
-        let m = self.active();
-        let r = self
-            .http
-            .post(format!("{m}/api/v1/policy/push?name=lab.toml"))
-            .bearer_auth(&self.token)
-            .body(policy.to_string())
-            .send()
-            .unwrap();
-        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
-    }
-
-    /// `tollgate <args> --json --api <active manager> --token <token>`, its JSON answer.
-    fn cli_json(&self, args: &[&str]) -> Value {
-        let out = Command::new(tollgate_bin())
-            .args(args)
-            .args(["--json", "--api", &self.active(), "--token", &self.token])
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{args:?}: {:?}", text(&out)))
-    }
-
-    fn agent_command(&self, hostname: &str) -> Command {
-        use std::os::unix::process::CommandExt;
-        let sdir = self.dir.path().join("servers").join(hostname);
-        let log = std::fs::OpenOptions::new().append(true).open(sdir.join("agent.log")).unwrap();
-        let mut c = Command::new(tollgate_bin());
-        c.args(["--log", "info", "--config"])
-            .arg(sdir.join("agent.toml"))
-            .arg("agent")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0);
-        c
-    }
-
-    /// Kills a server hard: its agent and its role process (the agent's process group).
-    fn kill_server(&self, hostname: &str) {
-        let pgid = self.pgid(hostname);
-        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status();
-    }
-
-    /// Starts a killed server's agent again (it starts the release in force). It runs detached
-    /// in its own process group, like the lab's other agents; `lab down` stops it.
-    #[allow(clippy::zombie_processes)]
-    fn restart_server(&self, hostname: &str) {
-        let child = self.agent_command(hostname).spawn().unwrap();
-        let pids = self.pids_file();
-        let text = std::fs::read_to_string(&pids).unwrap();
-        let kept: String =
-            text.lines().filter(|l| !l.ends_with(&format!(" {hostname}"))).map(|l| format!("{l}\n")).collect();
-        std::fs::write(&pids, format!("{kept}{} {hostname}\n", child.id())).unwrap();
-    }
-
-    fn pids_file(&self) -> PathBuf {
-        self.dir.path().join("pids")
-    }
-
-    fn pgid(&self, hostname: &str) -> String {
-        let text = std::fs::read_to_string(self.pids_file()).unwrap();
-        text.lines().find(|l| l.ends_with(&format!(" {hostname}"))).unwrap().split(' ').next().unwrap().to_string()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new(tollgate_bin()).args(["lab", "down", "--dir"]).arg(self.dir.path()).output();
-    }
 }
 
 /// SIPp placing calls through Kamailio at a steady rate until stopped.
@@ -313,7 +166,7 @@ fn all_on(status: &Value, release: &str) -> bool {
 #[test]
 fn rolling_upgrade_and_backout_under_calls_with_a_manager_failover() {
     require_root_and_peers();
-    let lab = Lab::up();
+    let lab = Lab::up(NET, 53);
     let _policy_callee = Callee::start(&ip(60));
     let normal_callee = Callee::start(&ip(61));
     let policy_callee_invites = || _policy_callee.invites().len();
@@ -360,7 +213,7 @@ fn rolling_upgrade_and_backout_under_calls_with_a_manager_failover() {
         let mgr_done = ["mgr-a", "mgr-b"].iter().all(|h| server(status, h)["running_release"] == "2.0.0");
         if killed.is_none() && mgr_done && running_engine {
             let active = status["manager"]["hostname"].as_str().unwrap().to_string();
-            lab.kill_server(&active);
+            lab.signal(&active, "KILL");
             killed = Some(active);
         }
         // Once the other manager took over and sees the lost one Offline, bring it back.
@@ -383,7 +236,7 @@ fn rolling_upgrade_and_backout_under_calls_with_a_manager_failover() {
     // before the backout (1.0.0 cannot read schema 2).
     let (code, body) = lab.push_policy(SCHEMA_2_POLICY);
     assert_eq!(code, 200, "schema 2 once every engine runs 2.0.0: {body}");
-    let lab_policy = std::fs::read_to_string(lab.dir.path().join("policy.toml")).unwrap();
+    let lab_policy = std::fs::read_to_string(lab.path().join("policy.toml")).unwrap();
     let (code, body) = lab.push_policy(&lab_policy);
     assert_eq!(code, 200, "{body}");
 
@@ -486,6 +339,6 @@ fn rolling_upgrade_and_backout_under_calls_with_a_manager_failover() {
         entries.len(),
         seen.alarms,
         seen.server_alarms,
-        lab.dir.path().display()
+        lab.path().display()
     );
 }

@@ -12,58 +12,20 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::chromium::{Driver, browser};
-use common::{text, tollgate_bin};
+use common::lab::Lab;
 use fantoccini::{Client, Locator};
 use serde::Deserialize;
 
 /// The lab's network (127.0.79.x) and ENUM port: other labs may use 77 and 78, and port 53.
-const NET: &str = "79";
-const ENUM_PORT: &str = "5390";
+const NET: u8 = 79;
+const ENUM_PORT: u16 = 5390;
 
 /// How long one action may take on the page.
 const ACTION_LIMIT: Duration = Duration::from_secs(180);
-
-/// A lab topology, stopped (`tollgate lab down`) when dropped, even when the test panics.
-struct Lab {
-    dir: tempfile::TempDir,
-}
-
-impl Lab {
-    fn up() -> (Lab, serde_json::Value) {
-        let lab = Lab { dir: tempfile::tempdir().unwrap() };
-        let started = Instant::now();
-        let out = Command::new(tollgate_bin())
-            .args(["lab", "up", "--net", NET, "--enum-port", ENUM_PORT, "--dir"])
-            .arg(lab.path())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tollgate lab up");
-        let (stdout, stderr) = text(&out);
-        assert!(out.status.success(), "tollgate lab up failed:\n{stdout}\n{stderr}");
-        eprintln!("lab up in {:.1} s", started.elapsed().as_secs_f64());
-        let json = std::fs::read(lab.path().join("lab.json")).expect("lab.json");
-        (lab, serde_json::from_slice(&json).unwrap())
-    }
-
-    fn path(&self) -> PathBuf {
-        self.dir.path().join("lab")
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let out = Command::new(tollgate_bin()).args(["lab", "down", "--dir"]).arg(self.path()).output();
-        match out {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => eprintln!("tollgate lab down failed: {:?}", text(&o)),
-            Err(e) => eprintln!("cannot run tollgate lab down: {e}"),
-        }
-    }
-}
 
 /// The Chromium binary, if installed.
 fn chromium() -> Option<PathBuf> {
@@ -331,7 +293,8 @@ async fn upgrade_a_manager_and_an_engine_cluster_from_the_upgrade_manager_page()
         return;
     };
     let started = Instant::now();
-    let (lab, info) = tokio::task::block_in_place(Lab::up);
+    let lab = tokio::task::block_in_place(|| Lab::up(NET, ENUM_PORT));
+    let info = lab.info.clone();
     let token = info["token"].as_str().unwrap().to_string();
     let managers: Vec<String> =
         info["managers"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_string()).collect();

@@ -3,6 +3,7 @@
 
 pub mod analytics;
 pub mod chromium;
+pub mod lab;
 pub mod sip;
 
 use std::io::{BufRead, BufReader};
