@@ -5,14 +5,17 @@
 //!
 //! Two managers form a pair: the active one acts; the standby copies the active's state every
 //! poll and takes over (a "manager failover": the Director waits to hear from every server
-//! before acting on it) when the active stops answering, or when the active hands over as the
-//! "Failover to new version" step of the manager cluster's own upgrade.
+//! before acting on it) when the active stops answering and the standby still reaches other
+//! servers, or when the active hands over as the "Failover to new version" step of the manager
+//! cluster's own upgrade. An active that reaches neither its mate nor any other server steps
+//! down; when both are active, the one that took over last keeps the role ([`pair_rules`]).
 
 pub mod agents;
 pub mod api;
 pub mod config;
 pub mod executor;
 pub mod pair;
+pub mod pair_rules;
 pub mod staging;
 pub mod view;
 
@@ -82,6 +85,8 @@ pub struct Manager {
     /// Actions this process carries out (others, inherited from a state file or the mate, have
     /// no executor here).
     pub launched: Mutex<std::collections::BTreeSet<u64>>,
+    /// When an agent of another server last answered this (active) manager's poll.
+    server_contact: Mutex<Option<std::time::Instant>>,
 }
 
 impl Manager {
@@ -145,12 +150,24 @@ impl Manager {
             staging: Mutex::new(Default::default()),
             staging_failed: Mutex::new(BTreeMap::new()),
             launched: Mutex::new(Default::default()),
+            server_contact: Mutex::new(None),
         }))
     }
 
     /// The state, locked.
     pub fn core(&self) -> MutexGuard<'_, Core> {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// When an agent of another server last answered this manager's poll (None: not since it
+    /// became active).
+    pub fn last_server_contact(&self) -> Option<std::time::Instant> {
+        *self.server_contact.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An agent of another server answered.
+    pub fn touch_server_contact(&self) {
+        *self.server_contact.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
     }
 
     /// Whether this manager is the active one.
@@ -271,6 +288,8 @@ impl Manager {
             }
             core.ha = HaRole::Active;
             core.active_since = Some(Utc::now());
+            // Counted from now: an isolated manager steps down after the takeover time.
+            self.touch_server_contact();
             let now = Utc::now();
             let mut effects = Vec::new();
             // Actions that run without an executor in this process (inherited from the state

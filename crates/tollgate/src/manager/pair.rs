@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tollgate_manager::director::Event;
 use tollgate_manager::topology::{AppType, HaRole};
 
-use super::{Manager, Snapshot};
+use super::{Manager, Snapshot, pair_rules};
 
 /// What `GET /api/v1/manager/ha` answers.
 pub fn ha_view(m: &Manager) -> Value {
@@ -38,7 +38,40 @@ async fn mate_ha(m: &Manager, mate: &str) -> Option<Value> {
     m.agents.get(mate, "/api/v1/manager/ha").await.ok()
 }
 
-/// Decides and keeps this manager's HA role for as long as the process runs.
+/// The mate's answer, as the pair rules read it.
+fn mate_view(a: &Value) -> pair_rules::Mate {
+    let since = a["active_since"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    pair_rules::Mate {
+        hostname: a["hostname"].as_str().unwrap_or_default().to_string(),
+        // A mate handing over to this one is no longer the active one.
+        active: a["ha"] == "Active" && a["handing_over"] != true,
+        active_since: since,
+        generation: a["generation"].as_u64().unwrap_or(0),
+        starts_active: a["starts_active"] == true,
+        held: a["forced_standby"] == true,
+    }
+}
+
+/// Whether any agent of another server than this manager's own answers now.
+async fn reaches_other_agents(m: &Manager) -> bool {
+    let mut asks = tokio::task::JoinSet::new();
+    for (_, server) in m.cfg.servers().filter(|(_, s)| s.hostname != m.cfg.hostname) {
+        let (agents, agent) = (m.agents.clone(), server.agent.clone());
+        asks.spawn(async move { agents.get(&agent, "/agent/v1/status").await.is_ok() });
+    }
+    while let Some(answer) = asks.join_next().await {
+        if answer.unwrap_or(false) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Decides and keeps this manager's HA role for as long as the process runs (the rules are in
+/// [`pair_rules`]).
 pub async fn run(m: Arc<Manager>) {
     let Some(mate) = m.cfg.mate.clone() else {
         m.become_active(false);
@@ -48,6 +81,7 @@ pub async fn run(m: Arc<Manager>) {
     let takeover = Duration::from_millis(m.cfg.takeover_ms);
     let mut last_heard = Instant::now();
     let mut ever_synced = false;
+    let mut last_hold_back: Option<Instant> = None;
     loop {
         if m.core().handing_over {
             tokio::time::sleep(poll).await;
@@ -57,46 +91,55 @@ pub async fn run(m: Arc<Manager>) {
         if answer.is_some() {
             last_heard = Instant::now();
         }
-        // A mate handing over to this one is no longer the active one.
-        let mate_active = answer.as_ref().is_some_and(|a| a["ha"] == "Active" && a["handing_over"] != true);
-        if m.is_active() {
-            // Both active (a partition healed): the one active for longer keeps the role.
-            if mate_active {
-                let mine = m.core().active_since;
-                let theirs = answer
-                    .as_ref()
-                    .and_then(|a| a["active_since"].as_str())
-                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                    .map(|t| t.with_timezone(&Utc));
-                if theirs.is_some_and(|t| mine.is_none_or(|me| t < me)) {
-                    m.become_standby();
+        let mut view = {
+            let core = m.core();
+            pair_rules::View {
+                me: pair_rules::Me {
+                    hostname: m.cfg.hostname.clone(),
+                    active: core.ha == HaRole::Active,
+                    active_since: core.active_since,
+                    generation: core.shared.generation,
+                    starts_active: m.cfg.starts_active,
+                    held: crate::forced_standby::held(),
+                },
+                mate: answer.as_ref().map(mate_view),
+                mate_lost: last_heard.elapsed() >= takeover,
+                reaches_servers: None,
+            }
+        };
+        if view.needs_agents() {
+            view.reaches_servers = Some(if view.me.active {
+                m.last_server_contact().is_some_and(|t| t.elapsed() < takeover)
+            } else {
+                reaches_other_agents(&m).await
+            });
+        }
+        match pair_rules::decide(&view) {
+            pair_rules::Decision::Stay => {}
+            pair_rules::Decision::FollowMate => {
+                match m.agents.get(&mate, "/api/v1/manager/state").await.map(serde_json::from_value::<Snapshot>) {
+                    Ok(Ok(snapshot)) => ever_synced |= accept_sync(&m, snapshot),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "the active manager's state is unreadable"),
+                    Err(e) => tracing::debug!(error = e, "the active manager's state is not available"),
                 }
             }
-        } else if mate_active {
-            match m.agents.get(&mate, "/api/v1/manager/state").await.map(serde_json::from_value::<Snapshot>) {
-                Ok(Ok(snapshot)) => ever_synced |= accept_sync(&m, snapshot),
-                Ok(Err(e)) => tracing::warn!(error = %e, "the active manager's state is unreadable"),
-                Err(e) => tracing::debug!(error = e, "the active manager's state is not available"),
+            pair_rules::Decision::BecomeActive { failover } => {
+                m.become_active(failover && (ever_synced || m.core().shared.generation > 0));
             }
-        } else if let Some(a) = &answer {
-            // Both standby (both starting): the one not held in forced standby goes first, then
-            // the one holding the newer state, then the designated one, then the lower hostname.
-            let mine = (!crate::forced_standby::held(), m.core().shared.generation, m.cfg.starts_active);
-            let theirs =
-                (a["forced_standby"] != true, a["generation"].as_u64().unwrap_or(0), a["starts_active"] == true);
-            let wins = mine > theirs
-                || (mine == theirs && a["hostname"].as_str().is_some_and(|h| m.cfg.hostname.as_str() < h));
-            if wins && !crate::forced_standby::held() {
-                m.become_active(false);
+            pair_rules::Decision::BecomeStandby => {
+                if view.mate.is_none() {
+                    tracing::error!(
+                        "neither the mate manager nor any other server answers: this manager is isolated and steps down"
+                    );
+                }
+                m.become_standby();
             }
-        } else if last_heard.elapsed() >= takeover && crate::forced_standby::held() {
-            // Held in forced standby (another version than the lost active): a failover must
-            // not change the version in service; the operator or the Director releases it.
-            tracing::warn!("the active manager is lost, and this one is held in forced standby: not taking over");
-            last_heard = Instant::now();
-        } else if last_heard.elapsed() >= takeover {
-            // The active manager is lost (or never came up): take over.
-            m.become_active(ever_synced || m.core().shared.generation > 0);
+            pair_rules::Decision::HoldBack(why) => {
+                if last_hold_back.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                    tracing::warn!(why, "the active manager is lost; not taking over");
+                    last_hold_back = Some(Instant::now());
+                }
+            }
         }
         tokio::time::sleep(poll).await;
     }
@@ -122,6 +165,9 @@ pub async fn poll_agents(m: Arc<Manager>) {
                 });
             }
             let results = polls.join_all().await;
+            if results.iter().any(|(h, r, _)| r.reachable && *h != m.cfg.hostname) {
+                m.touch_server_contact();
+            }
             for (hostname, report, alarms) in results {
                 if let Some(a) = alarms {
                     let list = super::view::remote_alarms(&a);
