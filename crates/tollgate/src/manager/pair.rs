@@ -39,12 +39,12 @@ async fn mate_ha(m: &Manager, mate: &str) -> Option<Value> {
 }
 
 /// The mate's answer, as the pair rules read it.
-fn mate_view(a: &Value) -> pair_rules::Mate {
+fn mate_view(a: &Value) -> pair_rules::Side {
     let since = a["active_since"]
         .as_str()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc));
-    pair_rules::Mate {
+    pair_rules::Side {
         hostname: a["hostname"].as_str().unwrap_or_default().to_string(),
         // A mate handing over to this one is no longer the active one.
         active: a["ha"] == "Active" && a["handing_over"] != true,
@@ -94,7 +94,7 @@ pub async fn run(m: Arc<Manager>) {
         let mut view = {
             let core = m.core();
             pair_rules::View {
-                me: pair_rules::Me {
+                me: pair_rules::Side {
                     hostname: m.cfg.hostname.clone(),
                     active: core.ha == HaRole::Active,
                     active_since: core.active_since,

@@ -21,12 +21,13 @@
 
 use chrono::{DateTime, Utc};
 
-/// What the deciding manager knows of itself.
+/// One manager of the pair, as the decision sees it: this one, or the mate from its last answer
+/// to `/api/v1/manager/ha`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Me {
+pub struct Side {
     /// Its hostname.
     pub hostname: String,
-    /// Active now.
+    /// Active now (for the mate: and not handing over to this one).
     pub active: bool,
     /// Since when (when active).
     pub active_since: Option<DateTime<Utc>>,
@@ -38,30 +39,13 @@ pub struct Me {
     pub held: bool,
 }
 
-/// The mate's last answer to `/api/v1/manager/ha`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mate {
-    /// Its hostname.
-    pub hostname: String,
-    /// Active and not handing over to this one.
-    pub active: bool,
-    /// Since when (when active).
-    pub active_since: Option<DateTime<Utc>>,
-    /// Generation of the state it holds.
-    pub generation: u64,
-    /// Configured as the one to start active.
-    pub starts_active: bool,
-    /// Held in forced standby.
-    pub held: bool,
-}
-
 /// Everything one decision looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct View {
     /// This manager.
-    pub me: Me,
+    pub me: Side,
     /// The mate's answer to this poll (None: it did not answer).
-    pub mate: Option<Mate>,
+    pub mate: Option<Side>,
     /// The mate has not answered for the takeover time.
     pub mate_lost: bool,
     /// Some agent of another server answered within the takeover time (None: not known yet;
@@ -144,8 +128,8 @@ mod tests {
         DateTime::from_timestamp(1_800_000_000 + s, 0)
     }
 
-    fn me(active: bool) -> Me {
-        Me {
+    fn me(active: bool) -> Side {
+        Side {
             hostname: "mgr-a".into(),
             active,
             active_since: active.then(|| at(10)).flatten(),
@@ -155,8 +139,8 @@ mod tests {
         }
     }
 
-    fn mate(active: bool) -> Mate {
-        Mate {
+    fn mate(active: bool) -> Side {
+        Side {
             hostname: "mgr-b".into(),
             active,
             active_since: active.then(|| at(20)).flatten(),
@@ -166,7 +150,7 @@ mod tests {
         }
     }
 
-    fn view(me: Me, mate: Option<Mate>, mate_lost: bool, reaches: Option<bool>) -> View {
+    fn view(me: Side, mate: Option<Side>, mate_lost: bool, reaches: Option<bool>) -> View {
         View { me, mate, mate_lost, reaches_servers: reaches }
     }
 
@@ -188,12 +172,12 @@ mod tests {
 
     #[test]
     fn a_held_standby_never_takes_over_from_a_lost_mate() {
-        let held = Me { held: true, ..me(false) };
+        let held = Side { held: true, ..me(false) };
         let v = view(held.clone(), None, true, Some(true));
         assert!(!v.needs_agents());
         assert!(matches!(decide(&v), Decision::HoldBack(why) if why.contains("forced standby")));
         // Nor in a start-up tie it would otherwise win.
-        let tie = view(Me { generation: 99, ..held }, Some(mate(false)), false, None);
+        let tie = view(Side { generation: 99, ..held }, Some(mate(false)), false, None);
         assert_eq!(decide(&tie), Decision::Stay);
     }
 
@@ -209,23 +193,27 @@ mod tests {
     fn both_active_the_one_active_more_recently_keeps_the_role() {
         // me active since 10, the mate since 20: it took over from this one (which was frozen).
         assert_eq!(decide(&view(me(true), Some(mate(true)), false, Some(true))), Decision::BecomeStandby);
-        let later = Me { active_since: at(30), ..me(true) };
+        let later = Side { active_since: at(30), ..me(true) };
         assert_eq!(decide(&view(later, Some(mate(true)), false, Some(true))), Decision::Stay);
-        let same = Me { active_since: at(20), ..me(true) };
+        let same = Side { active_since: at(20), ..me(true) };
         assert_eq!(decide(&view(same, Some(mate(true)), false, None)), Decision::Stay, "tie: the lower hostname");
     }
 
     #[test]
     fn both_standby_not_held_then_newer_state_then_designated_then_lower_hostname() {
-        let both = |m: Me, o: Mate| decide(&view(m, Some(o), false, None));
+        let both = |m: Side, o: Side| decide(&view(m, Some(o), false, None));
         let go = Decision::BecomeActive { failover: false };
         assert_eq!(both(me(false), mate(false)), go, "designated");
-        assert_eq!(both(Me { starts_active: false, ..me(false) }, mate(false)), go, "lower hostname");
+        assert_eq!(both(Side { starts_active: false, ..me(false) }, mate(false)), go, "lower hostname");
         assert_eq!(
-            both(Me { starts_active: false, ..me(false) }, Mate { starts_active: true, ..mate(false) }),
+            both(Side { starts_active: false, ..me(false) }, Side { starts_active: true, ..mate(false) }),
             Decision::Stay
         );
-        assert_eq!(both(me(false), Mate { generation: 6, ..mate(false) }), Decision::Stay, "the mate's state is newer");
-        assert_eq!(both(Me { generation: 1, ..me(false) }, Mate { held: true, ..mate(false) }), go, "the mate is held");
+        assert_eq!(both(me(false), Side { generation: 6, ..mate(false) }), Decision::Stay, "the mate's state is newer");
+        assert_eq!(
+            both(Side { generation: 1, ..me(false) }, Side { held: true, ..mate(false) }),
+            go,
+            "the mate is held"
+        );
     }
 }
