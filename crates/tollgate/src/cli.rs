@@ -63,8 +63,13 @@ pub enum Command {
         command: ConfigCommand,
     },
     /// Run the agent of this server (`[agent]`): keeps the role process running from the
-    /// release in force and carries out the manager's upgrade actions.
-    Agent,
+    /// release in force and carries out the manager's upgrade actions. With a command, asks
+    /// the running agent of this server instead.
+    Agent {
+        /// What to ask the running agent (none: run the agent).
+        #[command(subcommand)]
+        command: Option<AgentCommand>,
+    },
     /// Run the manager (`[manager]`): topology, Upgrade Director, alarms, the Upgrade Manager
     /// page and API.
     Manager,
@@ -163,6 +168,21 @@ pub struct ProbeArgs {
     /// Role options for live running.
     #[command(flatten)]
     pub serve: ServeArgs,
+}
+
+/// `tollgate agent ...`: the running agent of this server (its `[agent]` listen and token),
+/// for when no manager is there to ask.
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Release, version, role process, staged bundles, forced standby.
+    Status,
+    /// forced-standby on|off: hold this server out of service (its role takes over from
+    /// nobody), or release it; the Upgrade Director normally does this.
+    ForcedStandby {
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        setting: String,
+    },
 }
 
 /// `tollgate srp ...`: seed 003's commands, against a running engine's API.

@@ -136,10 +136,11 @@ fn bundles_are_verified_staged_installed_and_backed_out() {
     .unwrap();
     let token = "agent-token-0123456789";
     let agent_config = d.join("agent.toml");
+    let agent_port = free_port("127.0.0.1");
     std::fs::write(
         &agent_config,
         format!(
-            "[agent]\nlisten = \"127.0.0.1:0\"\nserver = \"engine-x\"\napp_type = \"engine\"\nrole = \"engine\"\nrole_config = \"{}\"\ndir = \"{}\"\ntrusted_keys = [\"{public}\"]\ntoken = \"{token}\"\n",
+            "[agent]\nlisten = \"127.0.0.1:{agent_port}\"\nserver = \"engine-x\"\napp_type = \"engine\"\nrole = \"engine\"\nrole_config = \"{}\"\ndir = \"{}\"\ntrusted_keys = [\"{public}\"]\ntoken = \"{token}\"\n",
             role_config.display(),
             d.join("agent").display()
         ),
@@ -223,6 +224,21 @@ fn bundles_are_verified_staged_installed_and_backed_out() {
         health["health"]["classes"].as_array().unwrap().iter().map(|c| c["class"].as_str().unwrap()).collect();
     assert_eq!(classes, vec!["disk", "hardware", "proc", "net", "replication", "alarms", "system", "upgrade"]);
     assert!(health["text"].as_str().unwrap().contains("Running modules in class disk..."));
+
+    // `tollgate agent ...` asks this server's running agent directly (no manager needed).
+    let cli = |args: &[&str]| {
+        let out =
+            Command::new(tollgate_bin()).arg("--config").arg(&agent_config).arg("agent").args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {:?}", text(&out));
+        text(&out).0
+    };
+    assert!(cli(&["forced-standby", "on"]).contains("engine-x: forced standby on"));
+    assert_eq!(agent.get("/agent/v1/status")["forced_standby"], true);
+    assert!(d.join("agent").join("forced-standby").exists(), "kept where the role process watches it");
+    assert!(cli(&["forced-standby", "off"]).contains("engine-x: forced standby off"));
+    assert_eq!(agent.get("/agent/v1/status")["forced_standby"], false);
+    let status: Value = serde_json::from_str(&cli(&["status"])).unwrap();
+    assert_eq!(status["release"], "2.0.0", "{status}");
     let (status, body) = agent.post("/agent/v1/backout", Value::Null);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["release"], "1.0.0");

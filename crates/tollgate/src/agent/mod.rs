@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod backup;
+pub mod command;
 pub mod health;
 pub mod releases;
 pub mod supervisor;
