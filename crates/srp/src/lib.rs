@@ -49,6 +49,8 @@ pub mod compress;
 pub mod config;
 pub mod election;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod link;
 pub mod message;
 pub mod monitor;

@@ -207,34 +207,10 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::{CheckpointKind, NackKind, NackReason};
-    use crate::config::ChassisMode;
-    use crate::election::State;
-    use crate::session::Change;
 
     #[test]
     fn every_message_round_trips() {
-        let msgs = vec![
-            Message::Hello(PeerStatus {
-                node_id: "n-a".into(),
-                mode: ChassisMode::Primary,
-                priority: 1,
-                route_modifier: 2,
-                state: State::PendingActive,
-                ready: true,
-                forced_standby: true,
-            }),
-            Message::Checkpoint(Checkpoint::new(
-                CheckpointKind::Micro { cmd: 2 },
-                9,
-                vec![Change::Remove { cmd: 2, key: "k".into(), version: 3 }],
-            )),
-            Message::Nack(Nack { kind: NackKind::Macro, cmd: None, seq: None, reason: NackReason::IncompleteFull }),
-            Message::FullCheckpointRequest,
-            Message::SwitchoverRequest { force: true, reason: SwitchoverReason::Manual },
-            Message::SwitchoverResponse { accepted: false, refusal: Some(Refusal::NotSynchronised) },
-            Message::AuditDigest(StoreDigest::default()),
-        ];
+        let msgs = crate::fuzzing::sample_messages();
         for c in [Compression::Zlib, Compression::Lz4] {
             for m in &msgs {
                 let e = m.encode(c);
