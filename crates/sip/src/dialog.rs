@@ -178,6 +178,16 @@ struct Open {
     streams: SmallVec<[StreamStats; 2]>,
 }
 
+/// What is remembered of an ended call.
+#[derive(Debug)]
+struct Ended {
+    /// Its INVITE's CSeq.
+    invite_cseq: u32,
+    /// Its media endpoints, still mapped in `media` (unless a newer call took them) so that
+    /// RTP in flight at the BYE is recognised as late, not as unknown traffic.
+    media: SmallVec<[SocketAddr; 4]>,
+}
+
 /// The tracker.
 #[derive(Debug)]
 pub struct Tracker {
@@ -186,14 +196,11 @@ pub struct Tracker {
     /// (last activity, key) -> Call-ID: the least recently active call first.
     by_activity: BTreeMap<(i64, u64), Box<str>>,
     media: FxHashMap<SocketAddr, Box<str>>,
-    /// Calls ended in the last [`LINGER_US`]: Call-ID -> INVITE CSeq, with the order they
-    /// ended in. A copy of their INVITE (a retransmission, or the other leg of a proxy seen
-    /// late through HEP) must not start a new call.
-    recent: FxHashMap<Box<str>, u32>,
+    /// Calls ended in the last [`LINGER_US`], by Call-ID, with the order they ended in. A copy
+    /// of their INVITE (a retransmission, or the other leg of a proxy seen late through HEP)
+    /// must not start a new call.
+    recent: FxHashMap<Box<str>, Ended>,
     recent_order: std::collections::VecDeque<(i64, Box<str>)>,
-    /// Media endpoints of the calls in `recent`, still mapped in `media` (unless a newer call
-    /// took them) so that late RTP is recognised.
-    recent_media: FxHashMap<Box<str>, SmallVec<[SocketAddr; 4]>>,
     next_key: u64,
     stats: TrackerStats,
     /// Calls opened since the last [`Tracker::drain_opened`].
@@ -229,7 +236,6 @@ impl Tracker {
             media: FxHashMap::default(),
             recent: FxHashMap::default(),
             recent_order: std::collections::VecDeque::new(),
-            recent_media: FxHashMap::default(),
             next_key: 0,
             stats: TrackerStats::default(),
             opened: Vec::new(),
@@ -269,9 +275,10 @@ impl Tracker {
             if now_us - *at < LINGER_US && self.recent_order.len() <= self.config.max_open {
                 break;
             }
-            if let Some((_, id)) = self.recent_order.pop_front() {
-                self.recent.remove(&id);
-                for m in self.recent_media.remove(&id).unwrap_or_default() {
+            if let Some((_, id)) = self.recent_order.pop_front()
+                && let Some(ended) = self.recent.remove(&id)
+            {
+                for m in ended.media {
                     if self.media.get(&m).is_some_and(|c| *c == id) {
                         self.media.remove(&m);
                     }
@@ -292,13 +299,20 @@ impl Tracker {
     fn close(&mut self, call_id: &str, closed: Closed) -> Option<Call> {
         let o = self.open.remove(call_id)?;
         self.by_activity.remove(&(o.last_us, o.key));
-        if self.recent.insert(call_id.into(), o.invite_cseq).is_none() {
-            self.recent_order.push_back((o.last_us, call_id.into()));
-        }
-        // The endpoints stay mapped while the Call-ID is remembered: RTP in flight at the BYE is
-        // recognised as late, not as unknown traffic.
-        if !o.media.is_empty() {
-            self.recent_media.insert(call_id.into(), o.media.clone());
+        // The endpoints stay mapped while the Call-ID is remembered.
+        match self.recent.get_mut(call_id) {
+            Some(ended) => {
+                ended.invite_cseq = o.invite_cseq;
+                for m in &o.media {
+                    if !ended.media.contains(m) {
+                        ended.media.push(*m);
+                    }
+                }
+            }
+            None => {
+                self.recent.insert(call_id.into(), Ended { invite_cseq: o.invite_cseq, media: o.media });
+                self.recent_order.push_back((o.last_us, call_id.into()));
+            }
         }
         let mut call = o.call;
         call.closed = closed;
@@ -347,7 +361,9 @@ impl Tracker {
             StartLine::Request { method: Method::Invite, uri } => {
                 let to_tag = msg.header(HeaderName::To).map(name_addr).and_then(|na| na.tag);
                 match self.open.get_mut(call_id) {
-                    None if self.recent.get(call_id).is_some_and(|c| cseq <= *c) => self.stats.after_end += 1,
+                    None if self.recent.get(call_id).is_some_and(|e| cseq <= e.invite_cseq) => {
+                        self.stats.after_end += 1
+                    }
                     None if to_tag.is_none() => {
                         self.forget_ended(pkt.ts_us);
                         if self.open.len() >= self.config.max_open
@@ -687,7 +703,7 @@ mod tests {
         assert_eq!((t.stats().rtp_packets, t.stats().rtp_after_end), (1, 1));
         // Once the Call-ID is forgotten, its endpoints are too (memory stays bounded).
         t.expire(1_001_000 + LINGER_US + 1);
-        assert!(t.media.is_empty() && t.recent_media.is_empty());
+        assert!(t.media.is_empty() && t.recent.is_empty());
         assert!(!t.on_udp(&rtp_packet(3), &late));
         assert_eq!(t.stats().rtp_after_end, 1);
     }
