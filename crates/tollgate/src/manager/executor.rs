@@ -198,7 +198,7 @@ async fn failover(m: &Arc<Manager>, id: ActionId, action: &Action) -> Result<Don
     };
     match srp {
         true => {
-            release_forced_standby(m, app, to).await?;
+            released_from_forced_standby(m, app, to).await?;
             switch_over(m, from, &active, &to.hostname).await?;
             let deadline = Instant::now() + Duration::from_secs(30);
             while Instant::now() < deadline {
@@ -221,13 +221,9 @@ async fn failover(m: &Arc<Manager>, id: ActionId, action: &Action) -> Result<Don
     }
 }
 
-/// Lifts the failover target's forced standby (the Director holds the other server once the
-/// switchover succeeded) and waits until its SRP chassis has dropped it.
-async fn release_forced_standby(m: &Manager, app: AppType, to: &ServerConfig) -> Result<(), Failure> {
-    m.agents
-        .set_forced_standby(&to.agent, false)
-        .await
-        .map_err(|e| Failure::from(format!("cannot release {} from forced standby: {e}", to.hostname)))?;
+/// Waits until the failover target's SRP chassis has dropped its forced standby: the Director
+/// released it when the failover started (and holds the other server once it succeeded).
+async fn released_from_forced_standby(m: &Manager, app: AppType, to: &ServerConfig) -> Result<(), Failure> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match m.agents.ha(app, &to.agent).await {
