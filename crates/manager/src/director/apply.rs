@@ -194,6 +194,7 @@ impl Director {
     /// topology, records or clears the failure. Does not reconcile.
     fn finish(&mut self, cluster: &str, at: DateTime<Utc>, outcome: Outcome) -> Option<(Vec<Effect>, RunningAction)> {
         let mut ra = self.running.remove(cluster)?;
+        self.settled_at.insert(cluster.to_string(), at);
         let scope = ra.action.scope_name().to_string();
         let (result, reason) = match &outcome {
             Outcome::Succeeded => (LogResult::Success, None),
@@ -293,6 +294,11 @@ impl Director {
         let Some(cluster) = self.topology.find_server(hostname).map(|(c, _)| c.name.clone()) else {
             return vec![Effect::Ignored { reason: format!("no server {hostname:?}") }];
         };
+        if self.settled_at.get(&cluster).is_some_and(|t| at < *t) {
+            return vec![Effect::Ignored {
+                reason: format!("a report of {hostname} observed before the last action on {cluster} ended"),
+            }];
+        }
         let mut indeterminate = false;
         if let Some(s) = self.topology.server_mut(hostname) {
             if !report.reachable {

@@ -92,7 +92,8 @@ pub enum Event {
         hostname: String,
         /// What it reported.
         report: ServerReport,
-        /// When.
+        /// When it was observed (when the agent was asked). A report observed before the last
+        /// action of its cluster ended is ignored as stale.
         at: DateTime<Utc>,
     },
     /// This Director was promoted by a failover of the manager cluster: it does not have the

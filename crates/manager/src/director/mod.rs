@@ -199,6 +199,10 @@ pub struct Director {
     /// The direction of each cluster's last successful action (for the buttons' labels).
     #[serde(default)]
     last_direction: BTreeMap<String, Direction>,
+    /// When the last action of each cluster ended: a report observed before then is stale
+    /// (it may show the roles or releases from before a failover or an install).
+    #[serde(default)]
+    settled_at: BTreeMap<String, DateTime<Utc>>,
     next_action_id: u64,
     next_log_id: u64,
 }
@@ -224,6 +228,7 @@ impl Director {
             failures: BTreeMap::new(),
             raised: BTreeSet::new(),
             last_direction: BTreeMap::new(),
+            settled_at: BTreeMap::new(),
             next_action_id: 1,
             next_log_id: 1,
         })

@@ -154,6 +154,9 @@ pub async fn poll_agents(m: Arc<Manager>) {
             for (cluster, server) in m.cfg.servers() {
                 let (m, cluster, server) = (m.clone(), cluster.clone(), server.clone());
                 polls.spawn(async move {
+                    // Observed when asked: the Director ignores what was seen before an action
+                    // on the cluster ended.
+                    let asked = Utc::now();
                     let report = m.agents.report(&cluster, &server).await;
                     // A manager's alarms are the Director's, held here already.
                     let alarms = if report.reachable && cluster.application != AppType::Manager {
@@ -161,19 +164,19 @@ pub async fn poll_agents(m: Arc<Manager>) {
                     } else {
                         None
                     };
-                    (server.hostname.clone(), report, alarms)
+                    (server.hostname.clone(), report, alarms, asked)
                 });
             }
             let results = polls.join_all().await;
-            if results.iter().any(|(h, r, _)| r.reachable && *h != m.cfg.hostname) {
+            if results.iter().any(|(h, r, _, _)| r.reachable && *h != m.cfg.hostname) {
                 m.touch_server_contact();
             }
-            for (hostname, report, alarms) in results {
+            for (hostname, report, alarms, asked) in results {
                 if let Some(a) = alarms {
                     let list = super::view::remote_alarms(&a);
                     m.server_alarms.lock().unwrap_or_else(|e| e.into_inner()).insert(hostname.clone(), list);
                 }
-                m.feed(Event::ServerReported { hostname, report, at: Utc::now() });
+                m.feed(Event::ServerReported { hostname, report, at: asked });
             }
             super::staging::ensure(&m);
         }

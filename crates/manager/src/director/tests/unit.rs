@@ -94,6 +94,38 @@ fn a_failover_releases_its_target_from_forced_standby_and_then_holds_the_old_ver
 }
 
 #[test]
+fn a_report_observed_before_the_last_action_ended_is_ignored() {
+    let mut h = Harness::new(single(Shape::Engine2));
+    h.run(&Action::initiate_upgrade("mpe1", "mpe1-b")).unwrap();
+    let asked_before = h.tick(1);
+    h.run(&Action::failover_to_new_version("mpe1", "mpe1-b")).unwrap();
+    assert_eq!(h.d.topology().clusters[0].active().unwrap().hostname, "mpe1-b");
+    // The poll asked mpe1-a before the switchover and delivers its answer after the success.
+    let report = |role| ServerReport {
+        reachable: true,
+        running_release: Some(v(V1)),
+        previous_release: Some(v(V0)),
+        ha_role: Some(role),
+        forced_standby: Some(false),
+        staged: None,
+        busy: false,
+    };
+    let effects =
+        h.feed(Event::ServerReported { hostname: "mpe1-a".into(), report: report(HaRole::Active), at: asked_before });
+    assert!(
+        matches!(effects.as_slice(), [Effect::Ignored { reason }] if reason.contains("observed before")),
+        "{effects:?}"
+    );
+    assert_eq!(h.d.topology().clusters[0].active().unwrap().hostname, "mpe1-b", "the stale role is not taken");
+    let next = h.d.advise("mpe1", Direction::Upgrade).unwrap().preferred.unwrap().action;
+    assert_ne!(next.kind, ActionKind::FailoverToNewVersion, "no second failover from a stale report");
+    // A report observed afterwards is taken.
+    let at = h.tick(1);
+    h.feed(Event::ServerReported { hostname: "mpe1-a".into(), report: report(HaRole::Standby), at });
+    assert_eq!(h.d.topology().find_server("mpe1-a").unwrap().1.running_release, v(V1));
+}
+
+#[test]
 fn labels_carry_next_and_back() {
     let h = Harness::new(single(Shape::Manager2));
     let up = h.d.advise("cmp1", Direction::Upgrade).unwrap();
