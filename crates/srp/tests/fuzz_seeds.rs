@@ -1,7 +1,7 @@
 //! Replays the `srp_frame` fuzz seeds (and any crash inputs saved next to them) through the
-//! fuzz target's checks, so the corpus guards every `cargo test` run. The seeds are written by
-//! `cargo test -p tollgate-srp --test fuzz_seeds -- --ignored` (one of each message, framed and
-//! bare).
+//! fuzz target's checks, so the corpus guards every `cargo test` run. The seeds (one of each
+//! message, framed and bare) are compared with the current encodings; `TOLLGATE_WRITE_SEEDS=1
+//! cargo test -p tollgate-srp --test fuzz_seeds` rewrites them after a message format change.
 
 use std::path::PathBuf;
 
@@ -24,17 +24,14 @@ fn every_seed_passes_the_fuzz_checks() {
 
 #[test]
 fn the_seeds_on_disk_are_the_current_encodings() {
+    let write = std::env::var_os("TOLLGATE_WRITE_SEEDS").is_some();
     for (name, bytes) in seeds() {
-        let on_disk = std::fs::read(seed_dir().join(&name)).unwrap_or_default();
-        assert_eq!(on_disk, bytes, "{name}: run the ignored write_seeds test to refresh the seeds");
-    }
-}
-
-#[test]
-#[ignore = "writes fuzz/seeds/srp_frame"]
-fn write_seeds() {
-    std::fs::create_dir_all(seed_dir()).unwrap();
-    for (name, bytes) in seeds() {
-        std::fs::write(seed_dir().join(name), bytes).unwrap();
+        let path = seed_dir().join(&name);
+        if write {
+            std::fs::create_dir_all(seed_dir()).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let on_disk = std::fs::read(&path).unwrap_or_default();
+        assert_eq!(on_disk, bytes, "{name}: TOLLGATE_WRITE_SEEDS=1 rewrites the seeds");
     }
 }
