@@ -83,6 +83,35 @@ pub const SPOOL_DAMAGED: AlarmDef = AlarmDef {
     text: "A spool segment held unreadable data; it was moved aside as a .damaged file for inspection.",
 };
 
+/// Answers were sent (or calls seen) whose record could not be written to the spool.
+pub const RECORDS_NOT_WRITTEN: AlarmDef = AlarmDef {
+    id: 72006,
+    name: "RECORDS_NOT_WRITTEN",
+    severity: Severity::Critical,
+    text: "Records could not be written to the local spool (I/O error, no file descriptors); the calls were answered but are missing from analytics (counted in tollgate_records_not_written_total).",
+};
+/// The collector's quarantine reached its limit.
+pub const QUARANTINE_FULL: AlarmDef = AlarmDef {
+    id: 72007,
+    name: "QUARANTINE_FULL",
+    severity: Severity::Major,
+    text: "The collector's quarantine of unreadable or invalid lines reached its size limit; batches holding such lines are refused and stay in the senders' spools.",
+};
+/// A listener refuses connections because it reached its limit.
+pub const CONNECTION_LIMIT: AlarmDef = AlarmDef {
+    id: 72008,
+    name: "CONNECTION_LIMIT",
+    severity: Severity::Minor,
+    text: "A listener reached its connection limit (or ran out of file descriptors); new connections are refused until others close.",
+};
+/// Queries were answered later than the stale bound.
+pub const STALE_ANSWERS: AlarmDef = AlarmDef {
+    id: 72009,
+    name: "STALE_ANSWERS",
+    severity: Severity::Minor,
+    text: "Queries were answered later than enum.stale_after_ms after the kernel received them (the engine was stalled); the SBC had most likely given up on them.",
+};
+
 /// The SRP mate is not heard (no Hello for the dead interval). Seed 000: 31233 HA Path Down.
 pub const HA_PATH_DOWN: AlarmDef = AlarmDef {
     id: 31233,
