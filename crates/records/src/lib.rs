@@ -17,5 +17,7 @@
 mod record;
 pub mod ship;
 pub mod spool;
+mod validate;
 
 pub use record::{Disposition, EnumQueryRecord, RECORD_VERSION, Record, SipCallRecord, Transport};
+pub use validate::{InvalidRecord, MAX_DEVICE_NAME, RESERVED_DEVICE_NAMES, check_device_name};
