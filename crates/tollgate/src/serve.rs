@@ -353,7 +353,10 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         registry: Arc::new(registry),
         auth: Arc::new(auth),
         alarms,
-        quarantine: state_dir.join("quarantine"),
+        quarantine: Arc::new(tollgate_web::quarantine::Quarantine::new(
+            state_dir.join("quarantine"),
+            config.collector.quarantine_max_mb << 20,
+        )),
         ingest,
         status: status_fn(spool.clone(), shipper.as_ref().map(|s| s.stats().clone())),
         srp: engine.as_ref().and_then(|e| e.srp.as_ref()).map(|(h, _)| Arc::new(h.clone()) as Arc<dyn SrpService>),

@@ -16,11 +16,11 @@
 pub mod api;
 pub mod auth;
 mod multipart;
+pub mod quarantine;
 pub mod session;
 pub mod srp;
 pub mod ui;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -42,8 +42,10 @@ pub struct IngestMetrics {
     pub inserted: Counter,
     /// Records received again and ignored.
     pub duplicates: Counter,
-    /// Lines that were not records, kept in the quarantine directory.
+    /// Lines that were not valid records, kept in the quarantine directory.
     pub quarantined: Counter,
+    /// Batches refused because the quarantine had no room for their bad lines.
+    pub refused_quarantine_full: Counter,
 }
 
 impl IngestMetrics {
@@ -65,6 +67,11 @@ impl IngestMetrics {
             "tollgate_collector_lines_quarantined",
             "Received lines that were not records",
             m.quarantined.clone(),
+        );
+        registry.register(
+            "tollgate_collector_batches_refused_quarantine_full",
+            "Batches refused (left in the sender's spool) because the quarantine had no room for their bad lines",
+            m.refused_quarantine_full.clone(),
         );
         Arc::new(m)
     }
@@ -89,8 +96,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Alarms of this process.
     pub alarms: Arc<Alarms>,
-    /// Where received lines that are not records are kept.
-    pub quarantine: PathBuf,
+    /// Where received lines that are not valid records are kept.
+    pub quarantine: Arc<quarantine::Quarantine>,
     /// Ingest counters.
     pub ingest: Arc<IngestMetrics>,
     /// Extra status lines for the dashboard.

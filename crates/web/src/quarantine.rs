@@ -125,7 +125,9 @@ pub struct Quarantine {
 
 fn dir_size(dir: &Path) -> u64 {
     fs::read_dir(dir)
-        .map(|rd| rd.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+        .map(|rd| {
+            rd.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
+        })
         .unwrap_or(0)
 }
 
@@ -181,7 +183,12 @@ impl Quarantine {
     }
 
     /// Writes reserved entries to today's file (`at`'s date) and syncs it.
-    pub fn keep(&self, mut reservation: Reservation<'_>, entries: &Entries, at: DateTime<Utc>) -> Result<(), QuarantineError> {
+    pub fn keep(
+        &self,
+        mut reservation: Reservation<'_>,
+        entries: &Entries,
+        at: DateTime<Utc>,
+    ) -> Result<(), QuarantineError> {
         if entries.is_empty() {
             return Ok(());
         }

@@ -1,11 +1,22 @@
 //! `POST /api/v1/ingest`: NDJSON records from a shipper, stored idempotently.
 //!
-//! A 200 answer means every record of the batch is durably stored (or was already). A line
-//! that is not a record (say, a kind this collector does not know) is never dropped: it is
-//! appended to `<quarantine>/YYYY-MM-DD.ndjson` with the reason, counted, and the batch is
-//! still acknowledged so one bad line cannot block a shipper forever.
+//! A 200 answer means every record of the batch is durably stored (or was already). A line that
+//! is not a record, or a record with a field out of range ([`Record::validate`]), is never
+//! dropped and never stored: it is kept in the quarantine with the reason, counted, and the
+//! batch is still acknowledged so one bad line cannot block a shipper forever.
+//!
+//! The batch's fate is decided before anything is kept or stored, so a batch that is refused
+//! and sent again is not quarantined twice:
+//! 1. a record (or an unreadable line) of a newer format version than this collector reads:
+//!    `409`, nothing stored, nothing quarantined; it waits in the sender's spool;
+//! 2. no room in the quarantine for the batch's bad lines: `507` (alarm 72007
+//!    QUARANTINE_FULL), nothing stored; it waits in the sender's spool;
+//! 3. the records are stored, then the bad lines kept; a failure of either is `503` and the
+//!    shipper sends the batch again (stored records are recognised as duplicates).
+//!
+//! Decoding, validation, the store and the quarantine's file I/O all run on the blocking pool,
+//! never on the async workers that also answer ENUM and `/healthz`.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use axum::Json;
@@ -13,22 +24,100 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::json;
+use tollgate_logthrottle::LogThrottle;
+use tollgate_manager::alarms;
 use tollgate_records::{RECORD_VERSION, Record};
+use tollgate_store::Store;
 
 use super::{blocking, error};
 use crate::AppState;
 use crate::auth::Role;
+use crate::quarantine::{BadLine, Entries, QuarantineError};
 use crate::session::{ApiUser, require};
 
-fn quarantine(state: &AppState, lines: &[(usize, String, String)]) -> std::io::Result<()> {
-    std::fs::create_dir_all(&state.quarantine)?;
-    let path = state.quarantine.join(format!("{}.ndjson", chrono::Utc::now().format("%Y-%m-%d")));
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    for (line, text, reason) in lines {
-        writeln!(f, "{}", json!({ "at": chrono::Utc::now(), "line": line, "reason": reason, "text": text }))?;
+static QUARANTINED_LOG: LogThrottle = LogThrottle::new(10_000);
+static REFUSED_LOG: LogThrottle = LogThrottle::new(10_000);
+
+/// A batch read line by line.
+#[derive(Debug, Default)]
+struct Batch {
+    records: Vec<Record>,
+    bad: Vec<BadLine>,
+    /// The newest record format version seen, also in lines that could not be read.
+    newest: u16,
+}
+
+/// Just the format version of a line that is not a record this collector knows.
+#[derive(Deserialize)]
+struct VersionOnly {
+    v: Option<u16>,
+}
+
+fn read_batch(body: &[u8], now: DateTime<Utc>) -> Batch {
+    let mut batch = Batch::default();
+    for (i, line) in body.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let reason = match serde_json::from_slice::<Record>(line) {
+            Ok(r) => {
+                batch.newest = batch.newest.max(r.version());
+                match r.validate(now) {
+                    Ok(()) => {
+                        batch.records.push(r);
+                        continue;
+                    }
+                    Err(e) => format!("invalid record: {e}"),
+                }
+            }
+            Err(e) => {
+                if let Ok(VersionOnly { v: Some(v) }) = serde_json::from_slice(line) {
+                    batch.newest = batch.newest.max(v);
+                }
+                format!("not a record: {e}")
+            }
+        };
+        batch.bad.push(BadLine { line: i + 1, text: String::from_utf8_lossy(line).into_owned(), reason });
     }
-    f.sync_all()
+    batch
+}
+
+/// What became of a batch.
+enum Outcome {
+    Stored { received: usize, inserted: u64, duplicates: u64, quarantined: usize },
+    Newer(u16),
+    QuarantineFull(QuarantineError),
+    Failed(String),
+}
+
+/// Decides the batch's fate, then stores and quarantines (blocking).
+fn take_batch(state: &AppState, store: &dyn Store, from: &str, body: &[u8]) -> Outcome {
+    let now = Utc::now();
+    let batch = read_batch(body, now);
+    if batch.newest > RECORD_VERSION {
+        return Outcome::Newer(batch.newest);
+    }
+    let entries = Entries::encode(&batch.bad, from, now);
+    let reservation = match state.quarantine.reserve(&entries) {
+        Ok(r) => r,
+        Err(e) => return Outcome::QuarantineFull(e),
+    };
+    let stored = match store.ingest(&batch.records) {
+        Ok(o) => o,
+        Err(e) => return Outcome::Failed(format!("cannot store the batch: {e}")),
+    };
+    if let Err(e) = state.quarantine.keep(reservation, &entries, now) {
+        return Outcome::Failed(e.to_string());
+    }
+    Outcome::Stored {
+        received: batch.records.len() + batch.bad.len(),
+        inserted: stored.inserted,
+        duplicates: stored.duplicates,
+        quarantined: entries.lines(),
+    }
 }
 
 pub(super) async fn ingest(State(state): State<Arc<AppState>>, ApiUser(who): ApiUser, body: Bytes) -> Response {
@@ -38,49 +127,82 @@ pub(super) async fn ingest(State(state): State<Arc<AppState>>, ApiUser(who): Api
     let Some(store) = state.store.clone() else {
         return error(StatusCode::NOT_FOUND, "this server runs no collector");
     };
-    let mut records = Vec::new();
-    let mut bad = Vec::new();
-    for (i, line) in body.split(|b| *b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+    let for_task = state.clone();
+    let from = who.name.clone();
+    let outcome = match blocking(move || take_batch(&for_task, store.as_ref(), &from, &body)).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    match outcome {
+        Outcome::Stored { received, inserted, duplicates, quarantined } => {
+            state.ingest.batches.inc();
+            state.ingest.inserted.inc_by(inserted);
+            state.ingest.duplicates.inc_by(duplicates);
+            state.ingest.quarantined.inc_by(quarantined as u64);
+            if quarantined > 0 {
+                state.alarms.clear(alarms::QUARANTINE_FULL, &state.node);
+                if let Some(left_out) = QUARANTINED_LOG.allow() {
+                    tracing::warn!(lines = quarantined, from = %who.name, dir = %state.quarantine.dir().display(), left_out, "ingest: lines that are not valid records were quarantined");
+                }
+            }
+            Json(json!({ "received": received, "inserted": inserted, "duplicates": duplicates, "quarantined": quarantined }))
+                .into_response()
         }
-        match serde_json::from_slice::<Record>(line) {
-            Ok(r) => records.push(r),
-            Err(e) => bad.push((i + 1, String::from_utf8_lossy(line).into_owned(), e.to_string())),
-        }
-    }
-    if !bad.is_empty() {
-        if let Err(e) = quarantine(&state, &bad) {
-            // Without a place to keep them, refusing the batch keeps the lines in the spool.
-            return error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot quarantine {} bad lines: {e}", bad.len()));
-        }
-        tracing::warn!(lines = bad.len(), from = %who.name, "ingest: lines that are not records were quarantined");
-    }
-    // Records of a newer release than this collector's are refused as a batch: they stay in
-    // the sender's spool and arrive once the collector is upgraded (nothing is lost).
-    if let Some(newest) = records.iter().map(Record::version).filter(|v| *v > RECORD_VERSION).max() {
-        return error(
+        // Records of a newer release than this collector's are refused as a batch: they stay in
+        // the sender's spool and arrive once the collector is upgraded (nothing is lost).
+        Outcome::Newer(newest) => error(
             StatusCode::CONFLICT,
             format!(
                 "records of format version {newest} come from a newer release; this collector reads versions 1 to \
                  {RECORD_VERSION}: they stay in the sender's spool until the collector is upgraded"
             ),
-        );
+        ),
+        Outcome::QuarantineFull(e) => {
+            state.ingest.refused_quarantine_full.inc();
+            state.alarms.raise(alarms::QUARANTINE_FULL, &state.node, e.to_string());
+            if let Some(left_out) = REFUSED_LOG.allow() {
+                tracing::error!(error = %e, from = %who.name, left_out, "ingest: batch refused, it stays in the sender's spool");
+            }
+            error(StatusCode::INSUFFICIENT_STORAGE, format!("{e}; the batch stays in the sender's spool"))
+        }
+        Outcome::Failed(e) => {
+            if let Some(left_out) = REFUSED_LOG.allow() {
+                tracing::error!(error = %e, left_out, "ingest failed; the shipper will retry");
+            }
+            error(StatusCode::SERVICE_UNAVAILABLE, e)
+        }
     }
-    let count = records.len();
-    match blocking(move || store.ingest(&records)).await {
-        Ok(Ok(outcome)) => {
-            state.ingest.batches.inc();
-            state.ingest.inserted.inc_by(outcome.inserted);
-            state.ingest.duplicates.inc_by(outcome.duplicates);
-            state.ingest.quarantined.inc_by(bad.len() as u64);
-            Json(json!({ "received": count, "inserted": outcome.inserted, "duplicates": outcome.duplicates, "quarantined": bad.len() }))
-                .into_response()
-        }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "ingest failed; the shipper will retry");
-            error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-        }
-        Err(r) => r,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(v: u16, device: &str) -> String {
+        json!({
+            "kind": "enum_query", "v": v, "id": ulid::Ulid::new(), "time": Utc::now(),
+            "device": device, "client": "sbc-1", "client_addr": "127.0.0.1:5060", "transport": "udp",
+            "source": null, "destination": "+12125550100", "direction": "inbound", "rule": null,
+            "action": "allow", "detail": null, "rcode": "NXDOMAIN", "latency_us": 40, "policy_version": 1
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn a_batch_is_split_into_records_and_kept_lines_with_reasons() {
+        let body = format!("{}\n\n{{\"kind\":\n{}\n", line(2, "engine-1"), line(2, "*"));
+        let b = read_batch(body.as_bytes(), Utc::now());
+        assert_eq!(b.records.len(), 1);
+        assert_eq!(b.bad.iter().map(|l| l.line).collect::<Vec<_>>(), vec![3, 4]);
+        assert!(b.bad[0].reason.starts_with("not a record"), "{}", b.bad[0].reason);
+        assert!(b.bad[1].reason.starts_with("invalid record: device:"), "{}", b.bad[1].reason);
+        assert_eq!(b.newest, 2);
+    }
+
+    #[test]
+    fn the_version_of_an_unreadable_line_still_counts() {
+        let newer_kind = r#"{"kind":"sip_redirect","v":3,"id":"x"}"#;
+        let b = read_batch(newer_kind.as_bytes(), Utc::now());
+        assert_eq!((b.records.len(), b.bad.len(), b.newest), (0, 1, 3));
     }
 }
