@@ -95,6 +95,8 @@ pub struct CollectorConfig {
     pub retention: tollgate_store::Retention,
     /// Minutes between retention runs (and statistics refreshes).
     pub maintenance_minutes: u64,
+    /// Most disk the quarantine of invalid received lines may use, MiB (0: no limit).
+    pub quarantine_max_mb: u64,
 }
 
 impl Default for CollectorConfig {
@@ -103,6 +105,7 @@ impl Default for CollectorConfig {
             store: String::new(),
             retention: tollgate_store::Retention::default(),
             maintenance_minutes: 60,
+            quarantine_max_mb: 1024,
         }
     }
 }
@@ -218,8 +221,11 @@ impl Config {
         })?;
         config.dialing_plan.validate().map_err(|e| anyhow::anyhow!("{label}: dialing_plan: {e}"))?;
         config.enum_.validate().map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
-        if config.node.name.trim().is_empty() {
-            bail!("{label}: node.name must not be empty");
+        tollgate_records::check_device_name(&config.node.name)
+            .map_err(|e| anyhow::anyhow!("{label}: node.name: {:?} {e}", config.node.name))?;
+        if !config.probe.device.is_empty() {
+            tollgate_records::check_device_name(&config.probe.device)
+                .map_err(|e| anyhow::anyhow!("{label}: probe.device: {:?} {e}", config.probe.device))?;
         }
         if config.spool.segment_mb == 0 || config.spool.fsync_ms == 0 {
             bail!("{label}: spool.segment_mb and spool.fsync_ms must be above 0");
@@ -333,6 +339,19 @@ mod tests {
         assert!(e.contains("dialing_plan: invalid dialing plan: country_code"), "{e}");
         let e = Config::parse("t.toml", "[nod]\n").unwrap_err().to_string();
         assert!(e.contains("t.toml:1: unknown field `nod`"), "{e}");
+    }
+
+    #[test]
+    fn reserved_device_names_are_refused() {
+        for (text, field) in [
+            ("[node]\nname = \"*\"\n", "node.name"),
+            ("[node]\nname = \"All\"\n", "node.name"),
+            ("[node]\nname = \"\"\n", "node.name"),
+            ("[probe]\ndevice = \"*\"\n", "probe.device"),
+        ] {
+            let e = Config::parse("t.toml", text).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("t.toml: {field}: ")), "{e}");
+        }
     }
 
     #[test]
