@@ -280,6 +280,18 @@ impl Engine {
         resp.json().unwrap()
     }
 
+    /// The sum of every sample of a metric at `/metrics` (all label sets), e.g.
+    /// `tollgate_spool_records_total`; 0 when absent.
+    pub fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::blocking::get(format!("{}/metrics", self.api))
+            .and_then(|r| r.text())
+            .unwrap_or_else(|e| panic!("GET /metrics: {e}"));
+        text.lines()
+            .filter(|l| l.split(['{', ' ']).next() == Some(name))
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+            .sum()
+    }
+
     /// Creates an ingest token (through the CLI) for engines shipping here.
     pub fn ingest_token(&self, name: &str) -> String {
         let out = self.cli(&["token", "create", name, "--role", "ingest"]);
