@@ -22,6 +22,9 @@ use crate::trie::DigitTrie;
 use crate::velocity::{MAX_VELOCITY_CALLS, Velocity};
 use crate::{OLDEST_SCHEMA_VERSION, SCHEMA_VERSION};
 
+/// Longest rule name, characters: a rule's name is stored in every record it decides.
+pub const MAX_RULE_NAME: usize = 128;
+
 /// What compilation needs besides the policy itself.
 #[derive(Debug, Clone, Copy)]
 pub struct CompileOptions<'a> {
@@ -416,6 +419,14 @@ fn compile_rule(
     let i = ctx.index;
     let before = diags.list.len();
     let name: Arc<str> = match &raw.name {
+        Some(n) if n.get_ref().trim().chars().count() > MAX_RULE_NAME || n.get_ref().chars().any(char::is_control) => {
+            diags.push(
+                Some(n.span().start),
+                format!("rule[{i}].name"),
+                format!("a rule name has at most {MAX_RULE_NAME} characters and no control characters"),
+            );
+            Arc::from(format!("rule[{i}]"))
+        }
         Some(n) if !n.get_ref().trim().is_empty() => Arc::from(n.get_ref().trim()),
         _ => {
             diags.push(Some(at), format!("rule[{i}].name"), "every rule needs a non-empty `name`");

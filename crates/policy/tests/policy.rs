@@ -255,6 +255,19 @@ fn bad_numbers_are_named() {
 }
 
 #[test]
+fn rule_names_that_every_record_would_carry_are_bounded() {
+    let long = "n".repeat(129);
+    let errs = errors_of(&format!("schema = 1\n[[rule]]\nname = \"{long}\"\naction = \"allow\"\n"));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("test.toml:3: rule[0].name: a rule name has at most 128 characters"), "{errs:?}");
+    let errs = errors_of("schema = 1\n[[rule]]\nname = \"a\\u0007b\"\naction = \"allow\"\n");
+    assert!(errs[0].contains("rule[0].name: "), "{errs:?}");
+    assert!(
+        compile_text(&format!("schema = 1\n[[rule]]\nname = \"{}\"\naction = \"allow\"\n", "n".repeat(128))).is_ok()
+    );
+}
+
+#[test]
 fn every_problem_is_reported_at_once() {
     let errs = errors_of(
         r#"schema = 1
