@@ -53,7 +53,8 @@ const EVENT_QUEUE: usize = 1024;
 /// Bytes a frame read grows its buffer by at first (then by doubling, up to the frame's length):
 /// what a peer declares is allocated only as it arrives.
 const READ_CHUNK: usize = 64 * 1024;
-/// Rejected handshakes (failed, timed out) on the acceptor: one log line per 10 s.
+/// Rejected handshakes (failed, timed out) on the acceptor: one log line per 10 s, its
+/// `left_out` field saying how many were not logged since the last.
 static HANDSHAKE_REJECTED: LogThrottle = LogThrottle::new(10_000);
 /// Handshakes refused because too many are in progress: one log line per 10 s.
 static HANDSHAKE_REFUSED: LogThrottle = LogThrottle::new(10_000);
@@ -189,7 +190,10 @@ pub struct LinkStatistics {
     pub reconnects: u64,
     /// Connections lost.
     pub disconnects: u64,
-    /// Handshakes that failed.
+    /// Handshakes that failed: on the dialer, an answer missing, wrong or not for this
+    /// connection; on the acceptor, a handshake rejected (bad MAC, version, node id), not
+    /// confirmed with the session key within the dead interval (a replay), or refused because
+    /// too many were in progress.
     pub handshake_failures: u64,
     /// Frames rejected because their HMAC did not match.
     pub auth_failures: u64,
@@ -796,7 +800,8 @@ async fn accept_loop(listener: TcpListener, config: Arc<LinkConfig>, shared: Arc
             Err(refused) => {
                 inc(&shared.counters.handshake_failures, 1);
                 if let Some(left_out) = HANDSHAKE_REFUSED.allow() {
-                    tracing::warn!(peer = %addr, reason = %refused, left_out, "SRP connection closed before its handshake ({left_out} similar lines left out since the last)");
+                    let reason = refused.to_string();
+                    tracing::warn!(peer = %addr, %reason, left_out, "SRP connection closed before its handshake");
                 }
                 drop(stream);
                 continue;
@@ -812,7 +817,7 @@ async fn accept_loop(listener: TcpListener, config: Arc<LinkConfig>, shared: Arc
                 }
                 Err(e) => {
                     if let Some(left_out) = HANDSHAKE_REJECTED.allow() {
-                        tracing::warn!(peer = %addr, error = %e, left_out, "SRP handshake rejected ({left_out} similar lines left out since the last)");
+                        tracing::warn!(peer = %addr, error = %e, left_out, "SRP handshake rejected");
                     }
                 }
             }
