@@ -11,9 +11,10 @@
 //! end-32  HMAC-SHA256 over header and payload
 //! ```
 //!
-//! Handshake frames are authenticated with the shared key; every later frame with a key derived
-//! from the shared key and both sides' handshake nonces ([`FrameKey::session`]), so a frame
-//! recorded on one connection is rejected on any other. [`Frame::decode`] never panics: every
+//! The handshake and its answer are authenticated with the shared key; the dialer's handshake
+//! confirmation and every later frame with a key derived from the shared key and both sides'
+//! handshake nonces ([`FrameKey::session`]), so a frame recorded on one connection is rejected on
+//! any other. [`Frame::decode`] never panics: every
 //! malformed input is a [`FrameError`].
 
 use std::fmt;
@@ -56,11 +57,13 @@ pub enum FrameType {
     SwitchoverResponse = 8,
     /// A session store digest for an audit.
     AuditDigest = 9,
+    /// Dialer's proof of the session key, after the acceptor's answer.
+    HandshakeConfirm = 10,
 }
 
 impl FrameType {
     /// Every frame type.
-    pub const ALL: [FrameType; 9] = [
+    pub const ALL: [FrameType; 10] = [
         FrameType::Handshake,
         FrameType::HandshakeAck,
         FrameType::Hello,
@@ -70,6 +73,7 @@ impl FrameType {
         FrameType::SwitchoverRequest,
         FrameType::SwitchoverResponse,
         FrameType::AuditDigest,
+        FrameType::HandshakeConfirm,
     ];
 
     fn from_u8(b: u8) -> Option<FrameType> {

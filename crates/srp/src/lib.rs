@@ -6,8 +6,10 @@
 //! * [`election`]: the pure Active/Standby state machine (Init, Active, Standby, Pending-Active,
 //!   Pending-Standby), split-brain resolution, switchover, guard and damping rules;
 //! * [`monitor`]: monitor groups (AAA, BGP, Diameter targets) turned into group up/down events;
-//! * [`frame`], [`message`], [`link`]: the one authenticated TCP connection between the two
-//!   chassis (versioned frames, HMAC-SHA256, compression agreed per connection, hellos, retry);
+//! * [`frame`], [`message`], [`handshake`], [`admission`], [`link`]: the one authenticated TCP
+//!   connection between the two chassis (versioned frames, HMAC-SHA256, a challenge-response
+//!   handshake that a replay cannot complete, bounded unauthenticated work, compression agreed per
+//!   connection, hellos, retry);
 //! * [`session`], [`checkpoint`]: the session store roles write to, and its replication to the
 //!   Standby by micro and full (macro) checkpoints with sequence numbers, checksums and NACKs;
 //! * [`audit`]: comparing two copies of the session state;
@@ -43,6 +45,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod audit;
 pub mod checkpoint;
 pub mod compress;
@@ -51,6 +54,7 @@ pub mod election;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod handshake;
 pub mod link;
 pub mod message;
 pub mod monitor;

@@ -3,12 +3,19 @@
 //!
 //! One side dials and the other accepts ([`LinkRole::for_addresses`]: the lower bind address
 //! dials); the dialer retries every hello interval, the acceptor replaces its connection when the
-//! mate reconnects (a restarted mate leaves a half-open one behind). Each connection starts with a
-//! handshake authenticated with the shared key, which exchanges node ids, random nonces (for the
-//! per-connection frame key), configuration digests (`srp validate-configuration`) and configured
-//! compression: LZ4 only when both sides ask for it, zlib otherwise, fixed until the connection
-//! resets. Then the link sends the owner's status as a Hello every hello interval (and at once when
-//! it changes), sends what the owner queues, and delivers everything received as [`LinkEvent`]s on
+//! mate reconnects (a restarted mate leaves a half-open one behind), but only with a connection
+//! whose dialer has proven the session key ([`crate::handshake`]): a replayed handshake never
+//! replaces the live connection. Each connection starts with a handshake authenticated with the
+//! shared key, which exchanges node ids, random nonces (for the per-connection frame key; the
+//! acceptor's is its challenge), configuration digests (`srp validate-configuration`) and
+//! configured compression: LZ4 only when both sides ask for it, zlib otherwise, fixed until the
+//! connection resets. Unauthenticated work on the acceptor is bounded: handshakes in progress per
+//! source address and in all ([`crate::admission`]), each finished within the dead interval or
+//! dropped; every rejected or refused handshake is counted (`handshake_failures`) and logged at
+//! most once per 10 s, with the number of similar lines left out.
+//!
+//! Then the link sends the owner's status as a Hello every hello interval (and at once when it
+//! changes), sends what the owner queues, and delivers everything received as [`LinkEvent`]s on
 //! a channel. A frame that fails authentication is counted and closes the connection (its stream
 //! can no longer be trusted); a connection silent for the dead interval is closed.
 //!
@@ -27,21 +34,30 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, timeout};
+use tollgate_logthrottle::LogThrottle;
 
+use crate::admission::{Admission, Limits};
 use crate::audit::StoreDigest;
 use crate::checkpoint::{Checkpoint, CheckpointDecodeError, Nack};
 use crate::compress::Compression;
 use crate::config::SrpConfig;
 use crate::election::{PeerStatus, Refusal, SwitchoverReason};
 use crate::frame::{Frame, FrameError, FrameKey, FrameType, HEADER_LEN, MAX_PAYLOAD_LEN};
-use crate::message::{Handshake, HandshakeAck, Message, MessageError, PROTOCOL_VERSION};
+use crate::handshake::{self, HandshakeError, Stage};
+use crate::message::{Message, MessageError};
 
 /// Messages the owner may queue before `send` waits.
 const OUTBOUND_QUEUE: usize = 1024;
 /// Events the link may queue before it stops reading.
 const EVENT_QUEUE: usize = 1024;
-/// Largest handshake frame payload: bounds what an unauthenticated peer makes this side allocate.
-const MAX_HANDSHAKE_LEN: usize = 16 * 1024;
+/// Bytes a frame read grows its buffer by at first (then by doubling, up to the frame's length):
+/// what a peer declares is allocated only as it arrives.
+const READ_CHUNK: usize = 64 * 1024;
+/// Rejected handshakes (failed, timed out) on the acceptor: one log line per 10 s, its
+/// `left_out` field saying how many were not logged since the last.
+static HANDSHAKE_REJECTED: LogThrottle = LogThrottle::new(10_000);
+/// Handshakes refused because too many are in progress: one log line per 10 s.
+static HANDSHAKE_REFUSED: LogThrottle = LogThrottle::new(10_000);
 
 /// Which side opens the TCP connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -174,7 +190,10 @@ pub struct LinkStatistics {
     pub reconnects: u64,
     /// Connections lost.
     pub disconnects: u64,
-    /// Handshakes that failed.
+    /// Handshakes that failed: on the dialer, an answer missing, wrong or not for this
+    /// connection; on the acceptor, a handshake rejected (bad MAC, version, node id), not
+    /// confirmed with the session key within the dead interval (a replay), or refused because
+    /// too many were in progress.
     pub handshake_failures: u64,
     /// Frames rejected because their HMAC did not match.
     pub auth_failures: u64,
@@ -250,7 +269,8 @@ impl Counters {
     }
 }
 
-struct Shared {
+/// What the link task and its helpers share: counters and the current connection.
+pub(crate) struct Shared {
     counters: Counters,
     connection: Mutex<Option<ConnectionInfo>>,
 }
@@ -385,6 +405,8 @@ struct Conn {
     writer: OwnedWriteHalf,
     key: FrameKey,
     info: ConnectionInfo,
+    /// The first frame, already read and authenticated (a dialer without key confirmation).
+    first: Option<Frame>,
 }
 
 enum SessionEnd {
@@ -510,10 +532,11 @@ impl Runner {
     }
 
     async fn session(&mut self, conn: Conn, est_rx: &mut mpsc::Receiver<Conn>) -> SessionEnd {
-        let Conn { reader, mut writer, key, info } = conn;
+        let Conn { reader, mut writer, key, info, first } = conn;
         let (err_tx, mut err_rx) = mpsc::channel::<String>(1);
         let _reader = AbortOnDrop(tokio::spawn(read_loop(
             reader,
+            first,
             key.clone(),
             info.compression,
             self.config.dead_interval,
@@ -600,10 +623,14 @@ impl FrameWriter<'_> {
     }
 }
 
+/// Why a frame could not be read.
 #[derive(Debug)]
-enum ReadError {
+pub(crate) enum ReadError {
+    /// The peer closed the connection.
     Closed,
+    /// Reading failed.
     Io(std::io::Error),
+    /// Not a valid frame, or not authentic.
     Frame(FrameError),
 }
 
@@ -617,29 +644,32 @@ impl std::fmt::Display for ReadError {
     }
 }
 
-/// Reads one frame of at most `max_len` payload bytes; counts authentication failures.
-async fn read_frame<R: AsyncRead + Unpin>(
+/// Reads one frame of at most `max_len` payload bytes; counts authentication failures. The buffer
+/// grows as bytes arrive, so a peer declaring a long frame and sending little costs little.
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     key: &FrameKey,
     max_len: usize,
     shared: &Shared,
 ) -> Result<Frame, ReadError> {
+    let eof = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof { ReadError::Closed } else { ReadError::Io(e) }
+    };
     let mut header = [0u8; HEADER_LEN];
-    match r.read_exact(&mut header).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(ReadError::Closed),
-        Err(e) => return Err(ReadError::Io(e)),
-    }
+    r.read_exact(&mut header).await.map_err(eof)?;
     let h = Frame::parse_header(&header).map_err(ReadError::Frame)?;
     if h.len > max_len {
         return Err(ReadError::Frame(FrameError::TooLong { len: h.len, max: max_len }));
     }
-    let mut buf = vec![0u8; h.frame_len()];
-    buf[..HEADER_LEN].copy_from_slice(&header);
-    match r.read_exact(&mut buf[HEADER_LEN..]).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(ReadError::Closed),
-        Err(e) => return Err(ReadError::Io(e)),
+    let total = h.frame_len();
+    let mut buf = Vec::with_capacity(total.min(READ_CHUNK));
+    buf.extend_from_slice(&header);
+    while buf.len() < total {
+        let start = buf.len();
+        let want = (total - start).min(start.max(READ_CHUNK));
+        buf.reserve_exact(want);
+        buf.resize(start + want, 0);
+        r.read_exact(&mut buf[start..]).await.map_err(eof)?;
     }
     inc(&shared.counters.bytes_received, buf.len() as u64);
     match Frame::decode(&buf, key) {
@@ -656,13 +686,16 @@ async fn read_frame<R: AsyncRead + Unpin>(
     }
 }
 
-async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, key: &FrameKey, frame: Frame) -> Result<(), String> {
-    let bytes = frame.encode(key).map_err(|e| e.to_string())?;
-    w.write_all(&bytes).await.map_err(|e| format!("write failed: {e}"))
+/// Writes one frame (handshake frames: not counted in the statistics).
+pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, key: &FrameKey, frame: Frame) -> std::io::Result<()> {
+    let bytes = frame.encode(key).map_err(std::io::Error::other)?;
+    w.write_all(&bytes).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn read_loop(
     mut reader: OwnedReadHalf,
+    mut first: Option<Frame>,
     key: FrameKey,
     compression: Compression,
     dead_interval: Duration,
@@ -672,10 +705,13 @@ async fn read_loop(
 ) {
     let mut expected_seq = 1u64;
     let reason = loop {
-        let frame = match timeout(dead_interval, read_frame(&mut reader, &key, MAX_PAYLOAD_LEN, &shared)).await {
-            Err(_) => break "nothing received for the dead interval".to_string(),
-            Ok(Err(e)) => break e.to_string(),
-            Ok(Ok(f)) => f,
+        let frame = match first.take() {
+            Some(f) => f,
+            None => match timeout(dead_interval, read_frame(&mut reader, &key, MAX_PAYLOAD_LEN, &shared)).await {
+                Err(_) => break "nothing received for the dead interval".to_string(),
+                Ok(Err(e)) => break e.to_string(),
+                Ok(Ok(f)) => f,
+            },
         };
         if frame.seq != expected_seq {
             break format!("frame sequence {} where {expected_seq} was expected", frame.seq);
@@ -709,12 +745,7 @@ async fn read_loop(
     let _ = err_tx.send(reason).await;
 }
 
-fn nonce() -> String {
-    let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn handshake_failed(shared: &Shared, e: String) -> String {
+fn handshake_failed(shared: &Shared, e: HandshakeError) -> HandshakeError {
     inc(&shared.counters.handshake_failures, 1);
     e
 }
@@ -741,63 +772,20 @@ async fn dial(config: Arc<LinkConfig>, shared: Arc<Shared>) -> Result<Conn, Stri
     let peer_address = stream.peer_addr().unwrap_or(config.peer_address);
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
-    let shared_key = FrameKey::new(&config.shared_key);
-    let my_nonce = nonce();
-    let hs = Handshake {
-        protocol: PROTOCOL_VERSION,
-        node_id: config.node_id.clone(),
-        compression: config.compression,
-        config_digest: config.config_digest.clone(),
-        nonce: my_nonce.clone(),
-    };
-    let payload = serde_json::to_vec(&hs).unwrap_or_default();
-    let exchange = async {
-        write_frame(&mut writer, &shared_key, Frame { frame_type: FrameType::Handshake, seq: 0, payload }).await?;
-        read_frame(&mut reader, &shared_key, MAX_HANDSHAKE_LEN, &shared).await.map_err(|e| e.to_string())
-    };
-    let frame = match timeout(t, exchange).await {
-        Ok(Ok(f)) => f,
-        Ok(Err(e)) => return Err(handshake_failed(&shared, format!("handshake with {peer_address}: {e}"))),
-        Err(_) => return Err(handshake_failed(&shared, format!("handshake with {peer_address}: timed out"))),
-    };
-    let ack: HandshakeAck = match (frame.frame_type, frame.seq) {
-        (FrameType::HandshakeAck, 0) => serde_json::from_slice(&frame.payload)
-            .map_err(|e| handshake_failed(&shared, format!("malformed handshake answer: {e}")))?,
-        (t, s) => return Err(handshake_failed(&shared, format!("expected a handshake answer, got {t:?} seq {s}"))),
-    };
-    let problem = if ack.protocol != PROTOCOL_VERSION {
-        Some(format!("peer speaks SRP protocol {}, this chassis {PROTOCOL_VERSION}", ack.protocol))
-    } else if ack.dialer_nonce != my_nonce {
-        Some("handshake answer does not echo this connection's nonce (replayed?)".into())
-    } else if ack.node_id == config.node_id {
-        Some(format!("peer uses this chassis' node id {}", ack.node_id))
-    } else if ack.agreed != Compression::negotiate(config.compression, ack.compression) {
-        Some(format!(
-            "peer chose {} compression, {} expected",
-            ack.agreed,
-            Compression::negotiate(config.compression, ack.compression)
-        ))
-    } else {
-        None
-    };
-    if let Some(p) = problem {
-        return Err(handshake_failed(&shared, p));
+    let mut stage = Stage::Handshake;
+    let exchange = handshake::dial(&mut reader, &mut writer, &config, peer_address, &shared, &mut stage);
+    let established = match timeout(t, exchange).await {
+        Ok(r) => r,
+        Err(_) => Err(HandshakeError::TimedOut { stage }),
     }
-    Ok(Conn {
-        reader,
-        writer,
-        key: FrameKey::session(&config.shared_key, my_nonce.as_bytes(), ack.nonce.as_bytes()),
-        info: ConnectionInfo {
-            peer_node_id: ack.node_id,
-            peer_address,
-            compression: ack.agreed,
-            config_matches: ack.config_digest == config.config_digest,
-        },
-    })
+    .map_err(|e| handshake_failed(&shared, e).to_string())
+    .map_err(|e| format!("handshake with {peer_address}: {e}"))?;
+    Ok(Conn { reader, writer, key: established.key, info: established.info, first: established.first })
 }
 
-/// Accepts connections and hands authenticated ones to the runner.
+/// Accepts connections and hands those whose dialer proved the session key to the runner.
 async fn accept_loop(listener: TcpListener, config: Arc<LinkConfig>, shared: Arc<Shared>, est: mpsc::Sender<Conn>) {
+    let admission = Admission::new(Limits::DEFAULT, config.peer_address.ip());
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(s) => s,
@@ -807,78 +795,53 @@ async fn accept_loop(listener: TcpListener, config: Arc<LinkConfig>, shared: Arc
                 continue;
             }
         };
+        let permit = match admission.admit(addr.ip()) {
+            Ok(p) => p,
+            Err(refused) => {
+                inc(&shared.counters.handshake_failures, 1);
+                if let Some(left_out) = HANDSHAKE_REFUSED.allow() {
+                    let reason = refused.to_string();
+                    tracing::warn!(peer = %addr, %reason, left_out, "SRP connection closed before its handshake");
+                }
+                drop(stream);
+                continue;
+            }
+        };
         let (config, shared, est) = (config.clone(), shared.clone(), est.clone());
         tokio::spawn(async move {
-            match accept_handshake(stream, addr, &config, &shared).await {
+            let result = accept_handshake(stream, addr, &config, &shared).await;
+            drop(permit);
+            match result {
                 Ok(conn) => {
                     let _ = est.send(conn).await;
                 }
-                Err(e) => tracing::warn!(peer = %addr, error = %e, "SRP handshake rejected"),
+                Err(e) => {
+                    if let Some(left_out) = HANDSHAKE_REJECTED.allow() {
+                        tracing::warn!(peer = %addr, error = %e, left_out, "SRP handshake rejected");
+                    }
+                }
             }
         });
     }
 }
 
-/// The acceptor's half of the handshake.
+/// The acceptor's half of the handshake, within the dead interval; counts a failure.
 async fn accept_handshake(
     stream: TcpStream,
     addr: SocketAddr,
     config: &LinkConfig,
     shared: &Shared,
-) -> Result<Conn, String> {
+) -> Result<Conn, HandshakeError> {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
-    let shared_key = FrameKey::new(&config.shared_key);
-    let frame =
-        match timeout(config.dead_interval, read_frame(&mut reader, &shared_key, MAX_HANDSHAKE_LEN, shared)).await {
-            Ok(Ok(f)) => f,
-            Ok(Err(e)) => return Err(handshake_failed(shared, format!("handshake from {addr}: {e}"))),
-            Err(_) => return Err(handshake_failed(shared, format!("handshake from {addr}: timed out"))),
-        };
-    let hs: Handshake = match (frame.frame_type, frame.seq) {
-        (FrameType::Handshake, 0) => serde_json::from_slice(&frame.payload)
-            .map_err(|e| handshake_failed(shared, format!("malformed handshake: {e}")))?,
-        (t, s) => return Err(handshake_failed(shared, format!("expected a handshake, got {t:?} seq {s}"))),
-    };
-    if hs.protocol != PROTOCOL_VERSION {
-        return Err(handshake_failed(shared, format!("peer speaks SRP protocol {}", hs.protocol)));
+    let mut stage = Stage::Handshake;
+    let exchange = handshake::accept(&mut reader, &mut writer, config, addr, shared, &mut stage);
+    let established = match timeout(config.dead_interval, exchange).await {
+        Ok(r) => r,
+        Err(_) => Err(HandshakeError::TimedOut { stage }),
     }
-    if hs.node_id == config.node_id {
-        return Err(handshake_failed(shared, format!("peer uses this chassis' node id {}", hs.node_id)));
-    }
-    let my_nonce = nonce();
-    let agreed = Compression::negotiate(config.compression, hs.compression);
-    let ack = HandshakeAck {
-        protocol: PROTOCOL_VERSION,
-        node_id: config.node_id.clone(),
-        compression: config.compression,
-        agreed,
-        config_digest: config.config_digest.clone(),
-        nonce: my_nonce.clone(),
-        dialer_nonce: hs.nonce.clone(),
-    };
-    let payload = serde_json::to_vec(&ack).unwrap_or_default();
-    match timeout(
-        config.dead_interval,
-        write_frame(&mut writer, &shared_key, Frame { frame_type: FrameType::HandshakeAck, seq: 0, payload }),
-    )
-    .await
-    {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(handshake_failed(shared, e)),
-        Err(_) => return Err(handshake_failed(shared, "handshake answer: timed out".into())),
-    }
-    Ok(Conn {
-        reader,
-        writer,
-        key: FrameKey::session(&config.shared_key, hs.nonce.as_bytes(), my_nonce.as_bytes()),
-        info: ConnectionInfo {
-            peer_node_id: hs.node_id,
-            peer_address: addr,
-            compression: agreed,
-            config_matches: hs.config_digest == config.config_digest,
-        },
-    })
+    .map_err(|e| handshake_failed(shared, e))?;
+    Ok(Conn { reader, writer, key: established.key, info: established.info, first: established.first })
 }
 
 #[cfg(test)]

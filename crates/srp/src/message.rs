@@ -14,9 +14,14 @@ use crate::election::{PeerStatus, Refusal, SwitchoverReason};
 use crate::frame::FrameType;
 
 /// SRP protocol version spoken in the handshake.
+///
+/// Still 1 since key confirmation was added: both sides reject another version, so the change is
+/// carried by the [`Handshake::key_confirmation`] and [`HandshakeAck::key_confirmation`] flags,
+/// which releases before it neither send nor read (serde ignores unknown fields and defaults
+/// missing ones to `false`). A pair in the middle of a rolling upgrade keeps linking either way.
 pub const PROTOCOL_VERSION: u8 = 1;
 
-/// The dialer's first frame.
+/// The dialer's first frame (authenticated with the shared key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Handshake {
     /// Protocol version.
@@ -29,9 +34,15 @@ pub struct Handshake {
     pub config_digest: String,
     /// Dialer's random nonce, hex.
     pub nonce: String,
+    /// The dialer proves the session key with a [`HandshakeConfirm`] frame when the ack asks for
+    /// it. `false` from releases before key confirmation: the acceptor then takes the dialer's
+    /// first frame authenticated with the session key (sequence 1) as the proof.
+    #[serde(default)]
+    pub key_confirmation: bool,
 }
 
-/// The acceptor's answer.
+/// The acceptor's answer (authenticated with the shared key). Its fresh nonce is the challenge:
+/// the session key depends on it, so only a dialer holding the shared key now can answer it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandshakeAck {
     /// Protocol version.
@@ -48,6 +59,26 @@ pub struct HandshakeAck {
     pub nonce: String,
     /// The dialer's nonce, echoed (proves the answer is fresh).
     pub dialer_nonce: String,
+    /// The acceptor expects a [`HandshakeConfirm`] before it takes the connection. `false` from
+    /// releases before key confirmation: the dialer then sends none (such an acceptor would close
+    /// the connection on a frame type it does not know).
+    #[serde(default)]
+    pub key_confirmation: bool,
+}
+
+/// The dialer's proof that it holds this connection's session key: its third frame, sequence 0,
+/// authenticated with [`FrameKey::session`](crate::frame::FrameKey::session) of both nonces, and
+/// naming both nonces and both node ids. The acceptor replaces a live connection only after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandshakeConfirm {
+    /// Dialer's node id.
+    pub dialer_node_id: String,
+    /// Acceptor's node id.
+    pub acceptor_node_id: String,
+    /// Dialer's nonce.
+    pub dialer_nonce: String,
+    /// Acceptor's nonce (the challenge).
+    pub acceptor_nonce: String,
 }
 
 /// What the two chassis say to each other after the handshake.
@@ -199,7 +230,9 @@ impl Message {
                 let json = compression.decompress(body, len, MAX_BODY_LEN).map_err(|e| malformed(e.to_string()))?;
                 Message::AuditDigest(parse(frame_type, &json)?)
             }
-            FrameType::Handshake | FrameType::HandshakeAck => return Err(MessageError::Unexpected(frame_type)),
+            FrameType::Handshake | FrameType::HandshakeAck | FrameType::HandshakeConfirm => {
+                return Err(MessageError::Unexpected(frame_type));
+            }
         })
     }
 }
@@ -227,6 +260,16 @@ mod tests {
             Message::Hello(p) => assert!(p.ready && !p.forced_standby),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn handshakes_of_a_release_without_key_confirmation_read_as_not_confirming() {
+        let hs = br#"{"protocol":1,"node_id":"n-a","compression":"zlib","config_digest":"d","nonce":"00"}"#;
+        let hs: Handshake = serde_json::from_slice(hs).unwrap();
+        assert!(!hs.key_confirmation);
+        let ack = br#"{"protocol":1,"node_id":"n-b","compression":"lz4","agreed":"zlib","config_digest":"d","nonce":"01","dialer_nonce":"00"}"#;
+        let ack: HandshakeAck = serde_json::from_slice(ack).unwrap();
+        assert!(!ack.key_confirmation);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tollgate_srp::audit;
@@ -12,6 +14,7 @@ use tollgate_srp::checkpoint::{Checkpointer, NackKind, ReceiveOutcome};
 use tollgate_srp::compress::Compression;
 use tollgate_srp::config::{ChassisMode, SrpConfig};
 use tollgate_srp::election::{self, Action, Event, Machine, Params, State};
+use tollgate_srp::frame::{Frame, HEADER_LEN};
 use tollgate_srp::link::{Link, LinkConfig, LinkEvent, LinkRole};
 use tollgate_srp::message::Message;
 use tollgate_srp::session::SessionStore;
@@ -405,4 +408,258 @@ async fn an_election_over_tcp_elects_one_active_and_switches_over() {
     settle(&mut a, &mut d, |a, d| a.machine.state() == State::Active && d.machine.state() == State::Standby).await;
     a.link.shutdown().await;
     d.link.shutdown().await;
+}
+
+/// Both sides send hellos, so the link outlives the dead interval.
+fn keep_alive(a: &Link, d: &Link) {
+    a.set_hello(Machine::new(Params::from_config(&srp_config("n-acceptor"))).0.status());
+    d.set_hello(Machine::new(Params::from_config(&srp_config("n-dialer"))).0.status());
+}
+
+/// Reads one whole frame (header, payload and tag) off a raw socket, as it crossed the wire.
+async fn read_raw_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut header = [0u8; HEADER_LEN];
+    s.read_exact(&mut header).await?;
+    let h = Frame::parse_header(&header).map_err(std::io::Error::other)?;
+    let mut rest = vec![0; h.frame_len() - HEADER_LEN];
+    s.read_exact(&mut rest).await?;
+    Ok([header.to_vec(), rest].concat())
+}
+
+/// A dialer's handshake as it crosses the wire: a real dialer with the shared key, pointed at a
+/// recorder instead of its mate.
+async fn record_handshake(node: &str) -> Vec<u8> {
+    let recorder = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = recorder.local_addr().unwrap();
+    let (d, _de) = Link::start(link_config(node, LinkRole::Dial, addr, KEY, Compression::Zlib)).await.unwrap();
+    let (mut s, _) = timeout(WAIT, recorder.accept()).await.expect("the dialer connects").unwrap();
+    let bytes = timeout(WAIT, read_raw_frame(&mut s)).await.expect("a handshake frame").unwrap();
+    d.shutdown().await;
+    bytes
+}
+
+/// Replays `handshake` against `addr` until `until`, from `at_once` connections at a time (from
+/// 127.0.0.1), each worker at most one connection per 5 ms: each sends the recorded bytes, reads
+/// what the acceptor answers, then closes (even workers) or holds the connection until the
+/// acceptor closes it (odd ones). Returns how many connections were made.
+async fn replay(addr: SocketAddr, handshake: Vec<u8>, at_once: usize, until: Instant) -> u64 {
+    let handshake = std::sync::Arc::new(handshake);
+    let made = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for worker in 0..at_once {
+        let (handshake, made) = (handshake.clone(), made.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                let Ok(mut s) = TcpStream::connect(addr).await else { continue };
+                made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if s.write_all(&handshake).await.is_err() {
+                    continue;
+                }
+                let mut buf = vec![0u8; 4096];
+                if worker % 2 == 0 {
+                    let _ = timeout(Duration::from_millis(500), s.read(&mut buf)).await;
+                } else {
+                    // Held open: only the acceptor's handshake deadline ends it.
+                    let _ = timeout(WAIT, async { while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {} }).await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    made.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn a_replayed_handshake_never_replaces_the_live_link() {
+    let recorded = record_handshake("n-dialer").await;
+    let (a, mut ae, d, mut de) = pair(Compression::Zlib, Compression::Zlib).await;
+    keep_alive(&a, &d);
+    connected(&mut ae).await;
+    connected(&mut de).await;
+    let addr = a.local_addr().unwrap();
+    let before = a.statistics();
+
+    let replays = replay(addr, recorded, 12, Instant::now() + Duration::from_secs(3)).await;
+    assert!(replays >= 12, "{replays}");
+
+    // The live link was never replaced: no connect, no disconnect on either side.
+    let (sa, sd) = (a.statistics(), d.statistics());
+    assert_eq!((sa.connects, sa.reconnects, sa.disconnects), (1, 0, 0), "acceptor: {sa:?}");
+    assert_eq!((sd.connects, sd.reconnects, sd.disconnects), (1, 0, 0), "dialer: {sd:?}");
+    // Every replay is counted as a failed handshake.
+    let deadline = Instant::now() + WAIT;
+    while a.statistics().handshake_failures < before.handshake_failures + replays {
+        assert!(Instant::now() < deadline, "every replay is a failed handshake ({replays}): {:?}", a.statistics());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(a.connection().map(|c| c.peer_node_id), Some("n-dialer".to_string()));
+    while let Ok(e) = ae.try_recv() {
+        assert!(!matches!(e, LinkEvent::Connected(_) | LinkEvent::Disconnected { .. }), "acceptor: {e:?}");
+    }
+    while let Ok(e) = de.try_recv() {
+        assert!(!matches!(e, LinkEvent::Connected(_) | LinkEvent::Disconnected { .. }), "dialer: {e:?}");
+    }
+    // And it still carries messages.
+    d.send(Message::FullCheckpointRequest).await.unwrap();
+    next_matching(&mut ae, "a request on the live link", |e| *e == LinkEvent::FullCheckpointRequest).await;
+    a.shutdown().await;
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restarted_mate_links_while_replays_flood_the_acceptor() {
+    let recorded = record_handshake("n-dialer").await;
+    // The mate dials from 127.0.0.2 (its configured address); the flood comes from 127.0.0.1.
+    let mut acceptor =
+        link_config("n-acceptor", LinkRole::Accept, "127.0.0.2:9".parse().unwrap(), KEY, Compression::Zlib);
+    acceptor.bind_address = "127.0.0.1:0".parse().unwrap();
+    let (a, mut ae) = Link::start(acceptor).await.unwrap();
+    a.set_hello(previous_release::status("n-acceptor"));
+    let addr = a.local_addr().unwrap();
+    let flood = tokio::spawn(replay(addr, recorded, 20, Instant::now() + Duration::from_secs(4)));
+    let mate = || {
+        let mut c = link_config("n-dialer", LinkRole::Dial, addr, KEY, Compression::Zlib);
+        c.bind_address = "127.0.0.2:0".parse().unwrap();
+        c
+    };
+    let (d, mut de) = Link::start(mate()).await.unwrap();
+    d.set_hello(previous_release::status("n-dialer"));
+    connected(&mut de).await;
+    assert_eq!(connected(&mut ae).await.peer_node_id, "n-dialer");
+    // The mate restarts in the middle of the flood, and links again.
+    d.shutdown().await;
+    next_matching(&mut ae, "Disconnected", |e| matches!(e, LinkEvent::Disconnected { .. })).await;
+    let (d2, mut de2) = Link::start(mate()).await.unwrap();
+    d2.set_hello(previous_release::status("n-dialer"));
+    connected(&mut de2).await;
+    assert_eq!(connected(&mut ae).await.peer_node_id, "n-dialer");
+    let replays = flood.await.unwrap();
+    let s = a.statistics();
+    assert_eq!((s.connects, s.reconnects), (2, 1), "only the mate's connections: {s:?}");
+    assert!(replays >= 100 && s.handshake_failures >= 100, "{replays} replays: {s:?}");
+    d2.shutdown().await;
+    a.shutdown().await;
+}
+
+/// A raw acceptor or dialer of the release before key confirmation: its messages as JSON,
+/// without the `key_confirmation` field it did not know.
+mod previous_release {
+    use super::*;
+    use tollgate_srp::frame::{FrameKey, FrameType};
+
+    pub const DIALER_NONCE: &str = "00112233445566778899aabbccddeeff";
+    pub const ACCEPTOR_NONCE: &str = "ffeeddccbbaa99887766554433221100";
+
+    pub fn handshake(node: &str) -> Vec<u8> {
+        let hs = serde_json::json!({
+            "protocol": 1, "node_id": node, "compression": "zlib", "config_digest": "same", "nonce": DIALER_NONCE,
+        });
+        frame(FrameType::Handshake, 0, &FrameKey::new(KEY), serde_json::to_vec(&hs).unwrap())
+    }
+
+    pub fn ack(node: &str, dialer_nonce: &str) -> Vec<u8> {
+        let ack = serde_json::json!({
+            "protocol": 1, "node_id": node, "compression": "zlib", "agreed": "zlib", "config_digest": "same",
+            "nonce": ACCEPTOR_NONCE, "dialer_nonce": dialer_nonce,
+        });
+        frame(FrameType::HandshakeAck, 0, &FrameKey::new(KEY), serde_json::to_vec(&ack).unwrap())
+    }
+
+    pub fn hello(node: &str, seq: u64, key: &FrameKey) -> Vec<u8> {
+        let e = Message::Hello(status(node)).encode(Compression::Zlib);
+        frame(e.frame_type, seq, key, e.payload)
+    }
+
+    pub fn status(node: &str) -> tollgate_srp::election::PeerStatus {
+        Machine::new(Params::from_config(&srp_config(node))).0.status()
+    }
+
+    fn frame(frame_type: FrameType, seq: u64, key: &FrameKey, payload: Vec<u8>) -> Vec<u8> {
+        Frame { frame_type, seq, payload }.encode(key).unwrap()
+    }
+
+    /// Reads and authenticates one frame.
+    pub async fn read(s: &mut TcpStream, key: &FrameKey) -> Frame {
+        let bytes = timeout(WAIT, read_raw_frame(s)).await.expect("a frame").unwrap();
+        Frame::decode(&bytes, key).expect("an authentic frame").0
+    }
+}
+
+#[tokio::test]
+async fn a_dialer_of_the_previous_release_links_after_its_first_frame_and_its_replay_does_not() {
+    use tollgate_srp::frame::{FrameKey, FrameType};
+    let unused: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let (a, mut ae) =
+        Link::start(link_config("n-acceptor", LinkRole::Accept, unused, KEY, Compression::Zlib)).await.unwrap();
+    a.set_hello(previous_release::status("n-acceptor"));
+    let addr = a.local_addr().unwrap();
+    let mut old = TcpStream::connect(addr).await.unwrap();
+    old.write_all(&previous_release::handshake("n-old")).await.unwrap();
+    let ack = previous_release::read(&mut old, &FrameKey::new(KEY)).await;
+    assert_eq!((ack.frame_type, ack.seq), (FrameType::HandshakeAck, 0));
+    let ack: serde_json::Value = serde_json::from_slice(&ack.payload).unwrap();
+    assert_eq!(ack["dialer_nonce"], previous_release::DIALER_NONCE);
+    let acceptor_nonce = ack["nonce"].as_str().unwrap().to_string();
+    let key = FrameKey::session(KEY, previous_release::DIALER_NONCE.as_bytes(), acceptor_nonce.as_bytes());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!a.is_connected(), "not the link's before the dialer proves the session key");
+
+    // Its first frame (its Hello, sequence 1, on the session key) is the proof, and is delivered.
+    old.write_all(&previous_release::hello("n-old", 1, &key)).await.unwrap();
+    assert_eq!(connected(&mut ae).await.peer_node_id, "n-old");
+    let h = next_matching(&mut ae, "the old dialer's hello", |e| matches!(e, LinkEvent::Hello(_))).await;
+    assert_eq!(h, LinkEvent::Hello(previous_release::status("n-old")));
+    let f = previous_release::read(&mut old, &key).await;
+    assert_eq!((f.frame_type, f.seq), (FrameType::Hello, 1), "the acceptor speaks on the session key");
+    old.write_all(&previous_release::hello("n-old", 2, &key)).await.unwrap();
+    next_matching(&mut ae, "the next hello", |e| matches!(e, LinkEvent::Hello(_))).await;
+
+    // Its recorded handshake and hello, replayed: another nonce, so the hello fails authentication.
+    let before = a.statistics();
+    let mut replay = TcpStream::connect(addr).await.unwrap();
+    replay.write_all(&previous_release::handshake("n-old")).await.unwrap();
+    previous_release::read(&mut replay, &FrameKey::new(KEY)).await;
+    replay.write_all(&previous_release::hello("n-old", 1, &key)).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while a.statistics().handshake_failures == before.handshake_failures {
+        assert!(Instant::now() < deadline, "the replay is rejected: {:?}", a.statistics());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let s = a.statistics();
+    assert_eq!((s.connects, s.disconnects), (1, 0), "{s:?}");
+    assert_eq!(s.auth_failures, before.auth_failures + 1, "{s:?}");
+    assert_eq!(a.connection().map(|c| c.peer_address), Some(old.local_addr().unwrap()));
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn this_dialer_links_with_an_acceptor_of_the_previous_release() {
+    use tollgate_srp::frame::{FrameKey, FrameType};
+    let old = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (d, mut de) =
+        Link::start(link_config("n-dialer", LinkRole::Dial, old.local_addr().unwrap(), KEY, Compression::Zlib))
+            .await
+            .unwrap();
+    d.set_hello(previous_release::status("n-dialer"));
+    let (mut s, _) = timeout(WAIT, old.accept()).await.unwrap().unwrap();
+    let hs = previous_release::read(&mut s, &FrameKey::new(KEY)).await;
+    assert_eq!((hs.frame_type, hs.seq), (FrameType::Handshake, 0));
+    let hs: serde_json::Value = serde_json::from_slice(&hs.payload).unwrap();
+    let dialer_nonce = hs["nonce"].as_str().unwrap().to_string();
+    s.write_all(&previous_release::ack("n-old", &dialer_nonce)).await.unwrap();
+    let key = FrameKey::session(KEY, dialer_nonce.as_bytes(), previous_release::ACCEPTOR_NONCE.as_bytes());
+    assert_eq!(connected(&mut de).await.peer_node_id, "n-old");
+    // No confirmation (that release closes the connection on a frame type it does not know): the
+    // next frame is the first of the session.
+    let f = previous_release::read(&mut s, &key).await;
+    assert_eq!(f.seq, 1, "{f:?}");
+    assert_ne!(f.frame_type, FrameType::HandshakeConfirm);
+    s.write_all(&previous_release::hello("n-old", 1, &key)).await.unwrap();
+    let h = next_matching(&mut de, "the old acceptor's hello", |e| matches!(e, LinkEvent::Hello(_))).await;
+    assert_eq!(h, LinkEvent::Hello(previous_release::status("n-old")));
+    assert_eq!(d.statistics().handshake_failures, 0);
+    d.shutdown().await;
 }
