@@ -836,12 +836,19 @@ async fn accept_handshake(
     let (mut reader, mut writer) = stream.into_split();
     let mut stage = Stage::Handshake;
     let exchange = handshake::accept(&mut reader, &mut writer, config, addr, shared, &mut stage);
-    let established = match timeout(config.dead_interval, exchange).await {
+    let established = match timeout(handshake_deadline(config.dead_interval), exchange).await {
         Ok(r) => r,
         Err(_) => Err(HandshakeError::TimedOut { stage }),
     }
     .map_err(|e| handshake_failed(shared, e))?;
     Ok(Conn { reader, writer, key: established.key, info: established.info, first: established.first })
+}
+
+/// How long the acceptor's half of a handshake may take: the dead interval, but at least a
+/// second, so a loaded host does not fail its mate's handshakes for want of a few milliseconds
+/// (the cost of a pending handshake is bounded by [`Limits`], not by this).
+fn handshake_deadline(dead_interval: Duration) -> Duration {
+    dead_interval.max(Duration::from_secs(1))
 }
 
 #[cfg(test)]
