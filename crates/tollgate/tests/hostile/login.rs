@@ -136,7 +136,7 @@ fn pid_of(e: &Engine) -> u32 {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.iter().any(|a| *a == config.as_bytes()) && args.iter().any(|a| *a == b"serve") {
+        if args.contains(&config.as_bytes()) && args.contains(&b"serve".as_slice()) {
             return pid;
         }
     }
