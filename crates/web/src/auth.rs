@@ -35,6 +35,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use self::gate::PasswordGate;
 use self::sessions::{Sessions, fingerprint};
@@ -478,11 +479,12 @@ impl Auth {
         let dummy = dummy_hash();
         let user = self.with_db(|db| db.users.iter().find(|u| u.name == name).cloned());
         self.metrics.password_checks.inc();
-        match user {
-            Some(u) if argon::verify(&u.password, password.as_bytes()) => Some(u),
-            Some(_) => None,
+        match user.as_ref().and_then(|u| argon::check(&u.password, password.as_bytes())) {
+            Some(true) => user,
+            Some(false) => None,
+            // No such user, or a stored hash that cannot be checked: the same Argon2 work.
             None => {
-                argon::verify(dummy, password.as_bytes());
+                argon::check(dummy, password.as_bytes());
                 None
             }
         }
@@ -576,7 +578,7 @@ impl Auth {
 
     /// The principal of an API token (`None` when unknown, revoked or expired).
     pub fn token(&self, token: &str) -> Option<Principal> {
-        if self.extra_admin_token.as_deref() == Some(token) {
+        if self.extra_admin_token.as_deref().is_some_and(|t| bool::from(t.as_bytes().ct_eq(token.as_bytes()))) {
             return Some(Principal { name: "config-token".into(), role: Role::Admin });
         }
         let digest = sha256_hex(token);

@@ -56,23 +56,29 @@ pub fn hash(password: &[u8]) -> Result<String, String> {
     Ok(phc.to_string())
 }
 
+/// Whether `password` matches the PHC string `stored`; `None` when `stored` is not an Argon2
+/// hash this module can check (then no Argon2 work was done).
+pub fn check(stored: &str, password: &[u8]) -> Option<bool> {
+    let phc = PasswordHash::new(stored).ok()?;
+    let algorithm = Algorithm::try_from(phc.algorithm.as_str()).ok()?;
+    let version = phc.version.map(Version::try_from).transpose().ok()?;
+    let params = Params::try_from(&phc).ok()?;
+    let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else { return None };
+    if params.m_cost() > MAX_MEMORY_KIB {
+        tracing::error!(m_cost = params.m_cost(), "a stored password hash asks for more Argon2 memory than allowed");
+        return None;
+    }
+    let mut buffer = [0u8; Output::MAX_LENGTH];
+    let out = buffer.get_mut(..expected.len())?;
+    let argon = Argon2::new(algorithm, version.unwrap_or_default(), params.clone());
+    let computed = with_memory(params.block_count(), |m| argon.hash_password_into_with_memory(password, salt, out, m));
+    Some(computed.is_ok() && bool::from(out.ct_eq(expected.as_bytes())))
+}
+
 /// True if `password` matches the PHC string `stored` (false for anything that is not an
 /// Argon2 hash this module can check).
 pub fn verify(stored: &str, password: &[u8]) -> bool {
-    let Ok(phc) = PasswordHash::new(stored) else { return false };
-    let Ok(algorithm) = Algorithm::try_from(phc.algorithm.as_str()) else { return false };
-    let Ok(version) = phc.version.map(Version::try_from).transpose() else { return false };
-    let Ok(params) = Params::try_from(&phc) else { return false };
-    let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else { return false };
-    if params.m_cost() > MAX_MEMORY_KIB {
-        tracing::error!(m_cost = params.m_cost(), "a stored password hash asks for more Argon2 memory than allowed");
-        return false;
-    }
-    let mut buffer = [0u8; Output::MAX_LENGTH];
-    let Some(out) = buffer.get_mut(..expected.len()) else { return false };
-    let argon = Argon2::new(algorithm, version.unwrap_or_default(), params.clone());
-    let computed = with_memory(params.block_count(), |m| argon.hash_password_into_with_memory(password, salt, out, m));
-    computed.is_ok() && bool::from(out.ct_eq(expected.as_bytes()))
+    check(stored, password) == Some(true)
 }
 
 #[cfg(test)]
