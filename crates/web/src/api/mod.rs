@@ -5,10 +5,6 @@
 //! | GET | `/healthz` | none | `ok` |
 //! | GET | `/metrics` | none | Prometheus (OpenMetrics text) |
 //! | GET | `/api/v1/auth` | any | who the caller is (clients check before uploading) |
-//!
-//! A change (POST, DELETE) made with a login session instead of a bearer token needs the
-//! session's CSRF token in `X-CSRF-Token`; cross-site changes are refused (see
-//! [`crate::security`]).
 //! | GET | `/api/v1/version` | none | the release this server runs, the newest policy schema it reads |
 //! | GET | `/api/v1/policy` | viewer | the policy in force |
 //! | POST | `/api/v1/policy` | operator | install (multipart: `policy`, `list:NAME` parts) |
@@ -27,6 +23,10 @@
 //! | POST | `/api/v1/auth/password` | none (the current password) | `{"name","current","new"}`: change one's own password; throttled like a login |
 //! | GET | `/api/v1/srp/show/{what}` | viewer | `show srp info`, `statistics`, `checkpoint-statistics`, ... |
 //! | POST | `/api/v1/srp/{command}` | operator | `initiate-switchover[?force=true]`, `initiate-audit`, `nack`, `forced-standby` `{"on"}`; viewer: `validate-switchover`, `validate-configuration` |
+//!
+//! A change (POST, DELETE) made with a login session instead of a bearer token needs the
+//! session's CSRF token in `X-CSRF-Token`; cross-site changes are refused (see
+//! [`crate::security`]).
 
 mod admin;
 mod analytics;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Multipart, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use tollgate_policy::Diagnostic;
@@ -13,7 +14,7 @@ use tollgate_policy::store::HistoryEvent;
 use crate::AppState;
 use crate::api::policy_diff;
 use crate::auth::Role;
-use crate::multipart::read_upload;
+use crate::multipart::{UploadError, read_upload};
 use crate::session::{UiForm, UiUser};
 
 /// What the last action did, shown above the page.
@@ -126,11 +127,11 @@ pub(super) async fn page(State(state): State<Arc<AppState>>, user: UiUser) -> Re
 pub(super) async fn submit(State(state): State<Arc<AppState>>, user: UiUser, multipart: Multipart) -> Response {
     let Some(svc) = state.policy.clone() else { return no_engine(&user) };
     let upload = read_upload(multipart, user.expected_csrf()).await;
-    if let Err(e) = &upload
-        && e.status() == axum::http::StatusCode::FORBIDDEN
-    {
-        return crate::security::csrf_refused();
-    }
+    let status = match &upload {
+        Err(UploadError::Csrf) => return crate::security::csrf_refused(),
+        Err(e) => e.status(),
+        Ok(_) => StatusCode::OK,
+    };
     tokio::task::spawn_blocking(move || {
         let who = &user.who;
         let outcome = match upload {
@@ -150,7 +151,7 @@ pub(super) async fn submit(State(state): State<Arc<AppState>>, user: UiUser, mul
                 },
             },
         };
-        render(&svc, &user, Some(outcome)).into_response()
+        (status, render(&svc, &user, Some(outcome))).into_response()
     })
     .await
     .unwrap_or_else(|e| e.to_string().into_response())
