@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
-use tollgate_web::auth::{Auth, Role};
+use tollgate_web::auth::{Auth, Role, parse_expiry};
 
 use crate::cli::{TokenCommand, UserCommand};
 use crate::config::Config;
@@ -35,7 +35,11 @@ pub fn user(config: &Config, command: &UserCommand) -> anyhow::Result<ExitCode> 
                 println!("{:<20} {:<9} created {}", u.name, u.role.as_str(), u.created_at.format("%Y-%m-%d %H:%M UTC"));
             }
         }
-        UserCommand::Set { name, role: r, password, state_dir } => {
+        UserCommand::Set { name, role: r, keep_password: true, state_dir, .. } => {
+            open(config, state_dir)?.set_role(name, role(r)?)?;
+            println!("user {name} is now {r} (password kept; open sessions have the new role at once)");
+        }
+        UserCommand::Set { name, role: r, password, state_dir, .. } => {
             let r = role(r)?;
             if r == Role::Ingest {
                 bail!("users are viewers, operators or admins; ingest is for tokens");
@@ -49,12 +53,12 @@ pub fn user(config: &Config, command: &UserCommand) -> anyhow::Result<ExitCode> 
                     line.trim_end_matches(['\r', '\n']).to_string()
                 }
             };
-            open(config, state_dir)?.set_user(name, r, &password).map_err(|e| anyhow!(e))?;
-            println!("user {name} saved ({})", r.as_str());
+            open(config, state_dir)?.set_user(name, r, &password)?;
+            println!("user {name} saved ({}); their open sessions have ended", r.as_str());
         }
         UserCommand::Remove { name, state_dir } => {
-            open(config, state_dir)?.remove_user(name).map_err(|e| anyhow!(e))?;
-            println!("user {name} removed");
+            open(config, state_dir)?.remove_user(name)?;
+            println!("user {name} removed; their open sessions have ended");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -64,17 +68,35 @@ pub fn user(config: &Config, command: &UserCommand) -> anyhow::Result<ExitCode> 
 pub fn token(config: &Config, command: &TokenCommand) -> anyhow::Result<ExitCode> {
     match command {
         TokenCommand::List { state_dir } => {
+            let now = chrono::Utc::now();
             for t in open(config, state_dir)?.tokens() {
-                println!("{:<20} {:<9} created {}", t.name, t.role.as_str(), t.created_at.format("%Y-%m-%d %H:%M UTC"));
+                let expires = match t.expires_at {
+                    None => String::new(),
+                    Some(at) if t.expired(now) => format!(" expired {}", at.format("%Y-%m-%d %H:%M UTC")),
+                    Some(at) => format!(" expires {}", at.format("%Y-%m-%d %H:%M UTC")),
+                };
+                println!(
+                    "{:<20} {:<9} created {}{expires}",
+                    t.name,
+                    t.role.as_str(),
+                    t.created_at.format("%Y-%m-%d %H:%M UTC")
+                );
             }
         }
-        TokenCommand::Create { name, role: r, state_dir } => {
-            let secret = open(config, state_dir)?.create_token(name, role(r)?).map_err(|e| anyhow!(e))?;
+        TokenCommand::Create { name, role: r, expires, state_dir } => {
+            let expires_at = expires.as_deref().map(|e| parse_expiry(e, chrono::Utc::now())).transpose()?;
+            let secret = open(config, state_dir)?.create_token(name, role(r)?, expires_at)?;
             println!("{secret}");
-            eprintln!("token {name} created; this is the only time its secret is shown");
+            match expires_at {
+                Some(at) => eprintln!(
+                    "token {name} created, valid until {}; this is the only time its secret is shown",
+                    at.format("%Y-%m-%d %H:%M UTC")
+                ),
+                None => eprintln!("token {name} created; this is the only time its secret is shown"),
+            }
         }
         TokenCommand::Revoke { name, state_dir } => {
-            open(config, state_dir)?.revoke_token(name).map_err(|e| anyhow!(e))?;
+            open(config, state_dir)?.revoke_token(name)?;
             println!("token {name} revoked");
         }
     }

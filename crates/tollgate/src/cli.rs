@@ -36,7 +36,8 @@ pub enum Command {
     Probe(ProbeArgs),
     /// Show an Analytics view (from a running collector).
     Analytics(AnalyticsArgs),
-    /// Manage web UI users (in the state directory; a running server sees changes at once).
+    /// Manage web UI users (in the state directory; a running server applies changes on its
+    /// next request: a removed user's sessions are dead, a new role applies at once).
     User {
         /// User command.
         #[command(subcommand)]
@@ -584,7 +585,8 @@ pub enum UserCommand {
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },
-    /// Add a user or change its role and password.
+    /// Add a user or change its role and password (setting a password ends the user's open
+    /// sessions).
     Set {
         /// Login name.
         name: String,
@@ -592,8 +594,12 @@ pub enum UserCommand {
         #[arg(long)]
         role: String,
         /// The password (default: read one line from standard input).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "keep_password")]
         password: Option<String>,
+        /// Change only the role of an existing user; the password and open sessions stay (they
+        /// have the new role from their next request).
+        #[arg(long)]
+        keep_password: bool,
         /// State directory (default: node.state_dir).
         #[arg(long)]
         state_dir: Option<PathBuf>,
@@ -624,6 +630,10 @@ pub enum TokenCommand {
         /// ingest, viewer, operator or admin.
         #[arg(long)]
         role: String,
+        /// When the token stops working: a lifetime (90d, 12h, 30m, 2w), a date (YYYY-MM-DD,
+        /// midnight UTC) or an RFC 3339 time. Default: never.
+        #[arg(long)]
+        expires: Option<String>,
         /// State directory (default: node.state_dir).
         #[arg(long)]
         state_dir: Option<PathBuf>,

@@ -274,6 +274,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         println!("tollgate first start: an admin token for the CLI is in {}", b.cli_token_file.display());
     }
     let mut registry = Registry::default();
+    auth.register_metrics(&mut registry);
 
     let spool = if roles.engine() || roles.probe() { Some(open_spool(&config)?) } else { None };
     if let Some(spool) = &spool {
@@ -427,7 +428,10 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         );
     }
 
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    // The peer address feeds the failed-login limits per client (tollgate_web::session::ClientIp).
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("shutting down");
     if let Some(e) = engine
         && let Some(server) = e.server

@@ -1,5 +1,7 @@
 //! The web UI in headless Chromium (Debian chromium + chromium-driver, driven over WebDriver
-//! by fantoccini): log in, install a policy through the Policies page, send calls, and see the
+//! by fantoccini): log in, log out, log in from a hostile `next` link and stay on the server,
+//! install a policy through the Policies page (forms carry CSRF tokens, the page's
+//! Content-Security-Policy allows no inline style or script), send calls, and see the
 //! Analytics chart change. Screenshots are saved in target/test-artifacts/.
 
 mod common;
@@ -73,6 +75,20 @@ async fn log_in_install_a_policy_and_see_the_analytics_chart_change() {
     c.find(Locator::Id("login")).await.unwrap().click().await.unwrap();
     wait_for_text(&c, "show", "Show").await;
     assert_eq!(c.current_url().await.unwrap().path(), "/analytics");
+
+    // Log out (the form carries the session's CSRF token), then log in from a link whose
+    // `next` a browser reads as another site (`/\evil.example` is `//evil.example` to
+    // Chromium): the login ends on this server.
+    c.find(Locator::Id("logout")).await.unwrap().click().await.unwrap();
+    wait_for_text(&c, "login", "Log in").await;
+    c.goto(&format!("{}/login?next=%2F%5Cevil.example", e.api)).await.unwrap();
+    c.find(Locator::Css("input[name=name]")).await.unwrap().send_keys("admin").await.unwrap();
+    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(&password).await.unwrap();
+    c.find(Locator::Id("login")).await.unwrap().click().await.unwrap();
+    wait_for_text(&c, "account", "admin").await;
+    let here = c.current_url().await.unwrap();
+    let authority = format!("{}:{}", here.host_str().unwrap_or_default(), here.port().unwrap_or(80));
+    assert_eq!((authority.as_str(), here.path()), (e.api.trim_start_matches("http://"), "/"), "{here}");
 
     let view = format!("{}/analytics?dataset=ENUM&view=Actions+by+Rule&grouping=Minute&range=1h", e.api);
     c.goto(&view).await.unwrap();

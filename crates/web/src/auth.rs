@@ -2,25 +2,44 @@
 //!
 //! Users and tokens live in `<state_dir>/users.json` (mode 0600): passwords as Argon2id PHC
 //! strings, tokens as SHA-256 digests (they are 256-bit random values, so a fast hash is
-//! enough). The file is reread when it changes, so `tollgate user ...` commands take effect in a
-//! running server. Sessions are kept in memory (a restart means logging in again).
+//! enough). The file is reread when it changes (its modification time, size or inode), so
+//! `tollgate user ...` and `tollgate token ...` commands take effect in a running server on its
+//! next request. Sessions are kept in memory (a restart means logging in again) and hold only
+//! the user name: every request looks the user up, so a removed user's session is dead, a
+//! changed role applies at once and a changed password ends the user's other sessions.
+//!
+//! Password checks are the expensive, unauthenticated part: each Argon2 check (login, own
+//! password change, setting a password) goes through a [`gate::PasswordGate`] (at most two at
+//! once), failed checks are limited per user name and per client network with a growing
+//! backoff ([`throttle`]), and an unknown user is checked against a dummy hash with the same
+//! parameters, so a login costs the same whether or not the user exists.
 //!
 //! On first start an `admin` user is created with a random password, returned once to be
 //! printed, together with two tokens written next to the file: `cli-token` (admin, for the
 //! local CLI) and `ingest-token` (ingest only, for the local shipper).
 
-use std::collections::HashMap;
+pub mod argon;
+pub mod gate;
+pub mod sessions;
+pub mod throttle;
+
 use std::io;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use chrono::{DateTime, Utc};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use self::gate::PasswordGate;
+use self::sessions::{Sessions, fingerprint};
+use self::throttle::Throttle;
 
 /// What a user or token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -65,6 +84,11 @@ impl Role {
         }
     }
 
+    /// Parses a role name, or says which names there are.
+    pub fn from_name(s: &str) -> Result<Role, AuthError> {
+        Role::parse(s).ok_or_else(|| AuthError::BadRole(s.chars().take(32).collect()))
+    }
+
     /// The lowercase name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -104,6 +128,16 @@ pub struct TokenInfo {
     sha256: String,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When it stops working (never when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl TokenInfo {
+    /// True once the token has expired at `now`.
+    pub fn expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -132,19 +166,117 @@ pub struct Bootstrap {
     pub cli_token_file: PathBuf,
 }
 
-struct Session {
-    principal: Principal,
-    expires: Instant,
+/// Why a user, token or password operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// A user or token name that cannot be stored.
+    #[error("bad name {0:?}: use 1 to 64 characters without spaces or control characters")]
+    BadName(String),
+    /// A new password shorter than [`MIN_PASSWORD`].
+    #[error("passwords need at least {MIN_PASSWORD} characters")]
+    ShortPassword,
+    /// A password longer than [`MAX_PASSWORD`].
+    #[error("passwords may have at most {MAX_PASSWORD} characters")]
+    LongPassword,
+    /// A role name that is not one.
+    #[error("unknown role {0:?}: ingest, viewer, operator or admin")]
+    BadRole(String),
+    /// Users are viewers, operators or admins.
+    #[error("users are viewers, operators or admins; ingest is for tokens")]
+    IngestUser,
+    /// No such user.
+    #[error("no user {0:?}")]
+    NoSuchUser(String),
+    /// The last admin cannot be removed or demoted.
+    #[error("the last admin cannot be removed or lose the admin role")]
+    LastAdmin,
+    /// A token of that name exists.
+    #[error("a token named {0:?} exists; revoke it first")]
+    TokenExists(String),
+    /// No such token.
+    #[error("no token {0:?}")]
+    NoSuchToken(String),
+    /// Wrong user name or password (which of the two is not said).
+    #[error("wrong user or password")]
+    WrongPassword,
+    /// Too many failed password checks for this user or from this client.
+    #[error("too many failed password checks; try again in {} s", retry_after_secs(*.retry_after))]
+    Throttled {
+        /// When the next attempt may be made.
+        retry_after: Duration,
+    },
+    /// Too many password checks at once.
+    #[error("too many password checks at once; try again in a few seconds")]
+    Busy,
+    /// A token expiry that is not a lifetime or a future time.
+    #[error("bad expiry {0:?}: give a lifetime such as 90d, 12h, 30m or 2w, or an RFC 3339 time in the future")]
+    BadExpiry(String),
+    /// The user database could not be read or written.
+    #[error("{0}")]
+    Storage(String),
 }
 
-/// How long a session lasts without use.
-const SESSION_IDLE: Duration = Duration::from_secs(8 * 3600);
+/// Whole seconds to wait, at least 1 (for `Retry-After`).
+pub fn retry_after_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// Shortest password.
+pub const MIN_PASSWORD: usize = 10;
+/// Longest password (Argon2 reads all of it; there is no reason for more).
+pub const MAX_PASSWORD: usize = 1024;
+/// Longest user or token name.
+pub const MAX_NAME: usize = 64;
+
+/// A live session: who holds it, with their current role, and its CSRF token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSession {
+    /// The user, with the role the user database gives them now.
+    pub principal: Principal,
+    /// The token every form of this session's pages carries.
+    pub csrf: String,
+}
+
+/// Counters of password checks and logins.
+#[derive(Debug, Default)]
+struct AuthMetrics {
+    /// Argon2 verifications run (known and unknown users alike).
+    password_checks: Counter,
+    /// Login attempts by outcome: ok, wrong, throttled, busy.
+    logins: Family<Vec<(String, String)>, Counter>,
+}
+
+impl AuthMetrics {
+    fn login(&self, outcome: &str) {
+        self.logins.get_or_create(&vec![("outcome".to_string(), outcome.to_string())]).inc();
+    }
+}
+
+/// What identifies one version of the user database file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    let m = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(FileStamp { modified: m.modified().ok(), len: m.len(), inode })
+}
 
 /// The user database and sessions of one server.
 pub struct Auth {
     path: PathBuf,
-    db: Mutex<(UserDb, Option<SystemTime>)>,
-    sessions: Mutex<HashMap<String, Session>>,
+    db: Mutex<(UserDb, Option<FileStamp>)>,
+    sessions: Sessions,
+    throttle: Throttle,
+    gate: PasswordGate,
+    metrics: AuthMetrics,
     extra_admin_token: Option<String>,
 }
 
@@ -162,11 +294,56 @@ fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
-fn hash_password(password: &str) -> io::Result<String> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| io::Error::other(format!("password hashing failed: {e}")))
+fn hash_password(password: &str) -> Result<String, AuthError> {
+    argon::hash(password.as_bytes()).map_err(AuthError::Storage)
+}
+
+/// A hash of a random password with the parameters of every new hash: unknown users are
+/// checked against it, so their logins cost the same Argon2 work as real ones.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| hash_password(&random_secret()).expect("Argon2 hashes a random password"))
+}
+
+fn valid_name(name: &str) -> Result<(), AuthError> {
+    let ok = !name.is_empty()
+        && name.chars().count() <= MAX_NAME
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok { Ok(()) } else { Err(AuthError::BadName(name.chars().take(MAX_NAME + 1).collect())) }
+}
+
+fn valid_password(password: &str) -> Result<(), AuthError> {
+    match password.chars().count() {
+        n if n < MIN_PASSWORD => Err(AuthError::ShortPassword),
+        n if n > MAX_PASSWORD => Err(AuthError::LongPassword),
+        _ => Ok(()),
+    }
+}
+
+/// When a token given `expires` at `now` stops working: a lifetime (`90d`, `12h`, `30m`,
+/// `2w`), an RFC 3339 time or a `YYYY-MM-DD` date (midnight UTC), in the future.
+pub fn parse_expiry(expires: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, AuthError> {
+    let s = expires.trim();
+    let bad = || AuthError::BadExpiry(expires.chars().take(64).collect());
+    let at = if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        t.with_timezone(&Utc)
+    } else if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        d.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc()
+    } else {
+        let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (count, unit) = s.split_at(split);
+        let count: i64 = count.parse().map_err(|_| bad())?;
+        let unit_secs: i64 = match unit.trim() {
+            "m" | "min" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 7 * 86_400,
+            _ => return Err(bad()),
+        };
+        let secs = count.checked_mul(unit_secs).filter(|s| (1..=100 * 365 * 86_400).contains(s)).ok_or_else(bad)?;
+        now + chrono::Duration::seconds(secs)
+    };
+    if at <= now { Err(bad()) } else { Ok(at) }
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -187,10 +364,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     std::fs::rename(tmp, path)
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
 impl Auth {
     /// Opens `<state_dir>/users.json`, creating it (with `admin`, a CLI token and an ingest
     /// token) on first start. `extra_admin_token` is a token from the configuration that acts
@@ -208,7 +381,7 @@ impl Auth {
                 users: vec![User {
                     name: "admin".into(),
                     role: Role::Admin,
-                    password: hash_password(&admin_password)?,
+                    password: hash_password(&admin_password).map_err(io::Error::other)?,
                     created_at: now,
                 }],
                 tokens: vec![
@@ -217,12 +390,14 @@ impl Auth {
                         role: Role::Admin,
                         sha256: sha256_hex(&cli_token),
                         created_at: now,
+                        expires_at: None,
                     },
                     TokenInfo {
                         name: "local-shipper".into(),
                         role: Role::Ingest,
                         sha256: sha256_hex(&ingest_token),
                         created_at: now,
+                        expires_at: None,
                     },
                 ],
             };
@@ -235,23 +410,46 @@ impl Auth {
         let auth = Auth {
             path,
             db: Mutex::new((UserDb::default(), None)),
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Sessions::default(),
+            throttle: Throttle::default(),
+            gate: PasswordGate::default(),
+            metrics: AuthMetrics::default(),
             extra_admin_token: extra_admin_token.filter(|t| !t.is_empty()),
         };
         auth.reload()?;
         Ok((auth, bootstrap))
     }
 
+    /// Registers the login counters: `tollgate_login_attempts_total{outcome}` (ok, wrong,
+    /// throttled, busy) and `tollgate_password_checks_total` (Argon2 verifications run).
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        registry.register(
+            "tollgate_login_attempts",
+            "Login attempts by outcome (ok, wrong, throttled, busy)",
+            self.metrics.logins.clone(),
+        );
+        registry.register(
+            "tollgate_password_checks",
+            "Argon2 password verifications run (logins of unknown users included)",
+            self.metrics.password_checks.clone(),
+        );
+    }
+
+    /// Argon2 password verifications run so far (unknown users included).
+    pub fn password_checks(&self) -> u64 {
+        self.metrics.password_checks.get()
+    }
+
     fn reload(&self) -> io::Result<()> {
         let mut guard = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        let mtime = modified(&self.path);
-        if guard.1.is_some() && guard.1 == mtime {
+        let now = stamp(&self.path);
+        if guard.1.is_some() && guard.1 == now {
             return Ok(());
         }
         let bytes = std::fs::read(&self.path)?;
         let db: UserDb = serde_json::from_slice(&bytes)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", self.path.display())))?;
-        *guard = (db, mtime);
+        *guard = (db, now);
         Ok(())
     }
 
@@ -263,67 +461,147 @@ impl Auth {
         f(&guard.0)
     }
 
-    fn update(&self, f: impl FnOnce(&mut UserDb) -> Result<(), String>) -> Result<(), String> {
-        let _ = self.reload();
+    fn update(&self, f: impl FnOnce(&mut UserDb) -> Result<(), AuthError>) -> Result<(), AuthError> {
+        // A database that cannot be read is not overwritten with an older copy.
+        self.reload().map_err(|e| AuthError::Storage(format!("cannot read the user database: {e}")))?;
         let mut guard = self.db.lock().unwrap_or_else(|e| e.into_inner());
         let mut db = guard.0.clone();
         f(&mut db)?;
-        let bytes = serde_json::to_vec_pretty(&db).map_err(|e| e.to_string())?;
-        write_private(&self.path, &bytes).map_err(|e| format!("{}: {e}", self.path.display()))?;
-        *guard = (db, modified(&self.path));
+        let bytes = serde_json::to_vec_pretty(&db).map_err(|e| AuthError::Storage(e.to_string()))?;
+        write_private(&self.path, &bytes).map_err(|e| AuthError::Storage(format!("{}: {e}", self.path.display())))?;
+        *guard = (db, stamp(&self.path));
         Ok(())
     }
 
-    /// Checks a password; on success opens a session and returns its id.
-    pub fn login(&self, name: &str, password: &str) -> Option<String> {
-        let user = self.with_db(|db| db.users.iter().find(|u| u.name == name).cloned())?;
-        let parsed = PasswordHash::new(&user.password).ok()?;
-        Argon2::default().verify_password(password.as_bytes(), &parsed).ok()?;
-        let id = random_secret();
-        let principal = Principal { name: user.name, role: user.role };
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.clone(), Session { principal, expires: Instant::now() + SESSION_IDLE });
-        Some(id)
+    /// Runs Argon2 for `name`'s password (against a dummy hash when there is no such user);
+    /// the user when it matches. Blocking: call through [`Auth::check_password`].
+    fn verify(&self, name: &str, password: &str) -> Option<User> {
+        let dummy = dummy_hash();
+        let user = self.with_db(|db| db.users.iter().find(|u| u.name == name).cloned());
+        self.metrics.password_checks.inc();
+        match user.as_ref().and_then(|u| argon::check(&u.password, password.as_bytes())) {
+            Some(true) => user,
+            Some(false) => None,
+            // No such user, or a stored hash that cannot be checked: the same Argon2 work.
+            None => {
+                argon::check(dummy, password.as_bytes());
+                None
+            }
+        }
     }
 
-    /// The principal of a live session (extending it).
-    pub fn session(&self, id: &str) -> Option<Principal> {
-        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        sessions.retain(|_, s| s.expires > now);
-        let s = sessions.get_mut(id)?;
-        s.expires = now + SESSION_IDLE;
-        Some(s.principal.clone())
+    /// Runs `f` on the blocking pool with a permit of the password gate (for anything that
+    /// hashes a password).
+    pub async fn hashing<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Auth) -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let permit = self.gate.enter().await.map_err(|_| AuthError::Busy)?;
+        let auth = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f(&auth)
+        })
+        .await
+        .map_err(|e| AuthError::Storage(format!("password check failed: {e}")))
+    }
+
+    /// Checks `name`'s password as sent from `client`: throttled, gated, same cost for
+    /// unknown users.
+    async fn check_password(
+        self: &Arc<Self>,
+        name: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<User, AuthError> {
+        if password.chars().count() > MAX_PASSWORD {
+            return Err(AuthError::WrongPassword);
+        }
+        if let Err(retry_after) = self.throttle.begin(name, client, Instant::now()) {
+            self.metrics.login("throttled");
+            return Err(AuthError::Throttled { retry_after });
+        }
+        let (n, p) = (name.to_string(), password.to_string());
+        match self.hashing(move |auth| auth.verify(&n, &p)).await {
+            Ok(Some(user)) => {
+                self.throttle.succeeded(name, client, Instant::now());
+                self.metrics.login("ok");
+                Ok(user)
+            }
+            Ok(None) => {
+                self.metrics.login("wrong");
+                Err(AuthError::WrongPassword)
+            }
+            Err(e) => {
+                // Not checked: the attempt does not count against the user or the client.
+                self.throttle.cancel(name, client, Instant::now());
+                self.metrics.login("busy");
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks a password sent from `client`; on success opens a session and returns its id.
+    pub async fn login(
+        self: &Arc<Self>,
+        name: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<String, AuthError> {
+        let user = self.check_password(name, password, client).await?;
+        Ok(self.sessions.open(&user.name, fingerprint(&user.password), Instant::now()))
+    }
+
+    /// The holder of a live session with their current role (extending it), or `None` when the
+    /// session is unknown, idle too long, or its user was removed or given a new password.
+    pub fn session(&self, id: &str) -> Option<LiveSession> {
+        let holder = self.sessions.touch(id, Instant::now())?;
+        let role = self.with_db(|db| {
+            db.users
+                .iter()
+                .find(|u| u.name == holder.user && fingerprint(&u.password) == holder.fingerprint)
+                .map(|u| u.role)
+        });
+        match role {
+            Some(role) => Some(LiveSession { principal: Principal { name: holder.user, role }, csrf: holder.csrf }),
+            None => {
+                self.sessions.end(id);
+                None
+            }
+        }
     }
 
     /// Ends a session.
     pub fn logout(&self, id: &str) {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.sessions.end(id);
     }
 
-    /// The principal of an API token.
+    /// The principal of an API token (`None` when unknown, revoked or expired).
     pub fn token(&self, token: &str) -> Option<Principal> {
-        if self.extra_admin_token.as_deref() == Some(token) {
+        if self.extra_admin_token.as_deref().is_some_and(|t| bool::from(t.as_bytes().ct_eq(token.as_bytes()))) {
             return Some(Principal { name: "config-token".into(), role: Role::Admin });
         }
         let digest = sha256_hex(token);
+        let now = Utc::now();
         self.with_db(|db| {
-            db.tokens.iter().find(|t| t.sha256 == digest).map(|t| Principal { name: t.name.clone(), role: t.role })
+            db.tokens
+                .iter()
+                .find(|t| t.sha256 == digest && !t.expired(now))
+                .map(|t| Principal { name: t.name.clone(), role: t.role })
         })
     }
 
-    /// Adds a user, or changes the password and role of an existing one.
-    pub fn set_user(&self, name: &str, role: Role, password: &str) -> Result<(), String> {
-        if name.trim().is_empty() || name.contains(char::is_whitespace) {
-            return Err(format!("bad user name {name:?}"));
+    /// Adds a user, or changes the password and role of an existing one (which ends that
+    /// user's sessions). Blocking (Argon2).
+    pub fn set_user(&self, name: &str, role: Role, password: &str) -> Result<(), AuthError> {
+        valid_name(name)?;
+        if role == Role::Ingest {
+            return Err(AuthError::IngestUser);
         }
-        if password.chars().count() < 10 {
-            return Err("passwords need at least 10 characters".into());
-        }
-        let hash = hash_password(password).map_err(|e| e.to_string())?;
+        valid_password(password)?;
+        let hash = hash_password(password)?;
         self.update(|db| {
+            demotes_last_admin(db, name, role)?;
             match db.users.iter_mut().find(|u| u.name == name) {
                 Some(u) => {
                     u.role = role;
@@ -333,50 +611,105 @@ impl Auth {
             }
             Ok(())
         })?;
-        // A changed password or role ends that user's sessions.
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, s| s.principal.name != name);
+        self.sessions.end_user(name, None);
         Ok(())
     }
 
-    /// Removes a user (not the last admin).
-    pub fn remove_user(&self, name: &str) -> Result<(), String> {
+    /// Changes an existing user's role, keeping the password (and the user's sessions, which
+    /// have the new role from their next request).
+    pub fn set_role(&self, name: &str, role: Role) -> Result<(), AuthError> {
+        if role == Role::Ingest {
+            return Err(AuthError::IngestUser);
+        }
+        self.update(|db| {
+            demotes_last_admin(db, name, role)?;
+            let u = db.users.iter_mut().find(|u| u.name == name).ok_or_else(|| AuthError::NoSuchUser(name.into()))?;
+            u.role = role;
+            Ok(())
+        })
+    }
+
+    /// Changes `name`'s own password, given the current one, as sent from `client` (throttled
+    /// like a login). Ends the user's other sessions; `keep` (the session the change was made
+    /// from, if it is the user's) stays.
+    pub async fn change_password(
+        self: &Arc<Self>,
+        name: &str,
+        current: &str,
+        new: &str,
+        client: Option<IpAddr>,
+        keep: Option<&str>,
+    ) -> Result<(), AuthError> {
+        valid_password(new)?;
+        let user = self.check_password(name, current, client).await?;
+        let new = new.to_string();
+        let hash = self.hashing(move |_| hash_password(&new)).await??;
+        let (auth, name_owned, fp) = (self.clone(), name.to_string(), fingerprint(&hash));
+        tokio::task::spawn_blocking(move || {
+            auth.update(|db| {
+                let u = db
+                    .users
+                    .iter_mut()
+                    .find(|u| u.name == name_owned && u.password == user.password)
+                    .ok_or(AuthError::WrongPassword)?;
+                u.password = hash;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(|e| AuthError::Storage(e.to_string()))??;
+        self.sessions.end_user(name, keep);
+        if let Some(id) = keep {
+            self.sessions.set_fingerprint(id, name, fp);
+        }
+        Ok(())
+    }
+
+    /// Removes a user (not the last admin); their sessions end.
+    pub fn remove_user(&self, name: &str) -> Result<(), AuthError> {
         self.update(|db| {
             let admins = db.users.iter().filter(|u| u.role == Role::Admin).count();
             match db.users.iter().position(|u| u.name == name) {
-                None => Err(format!("no user {name:?}")),
-                Some(i) if db.users[i].role == Role::Admin && admins == 1 => {
-                    Err("the last admin cannot be removed".into())
-                }
+                None => Err(AuthError::NoSuchUser(name.into())),
+                Some(i) if db.users[i].role == Role::Admin && admins == 1 => Err(AuthError::LastAdmin),
                 Some(i) => {
                     db.users.remove(i);
                     Ok(())
                 }
             }
         })?;
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, s| s.principal.name != name);
+        self.sessions.end_user(name, None);
         Ok(())
     }
 
-    /// Creates an API token and returns its secret (shown once).
-    pub fn create_token(&self, name: &str, role: Role) -> Result<String, String> {
+    /// Creates an API token, valid until `expires_at` (always when `None`), and returns its
+    /// secret (shown once).
+    pub fn create_token(&self, name: &str, role: Role, expires_at: Option<DateTime<Utc>>) -> Result<String, AuthError> {
+        valid_name(name)?;
         let secret = random_secret();
         let digest = sha256_hex(&secret);
         self.update(|db| {
             if db.tokens.iter().any(|t| t.name == name) {
-                return Err(format!("a token named {name:?} exists; revoke it first"));
+                return Err(AuthError::TokenExists(name.into()));
             }
-            db.tokens.push(TokenInfo { name: name.to_string(), role, sha256: digest, created_at: Utc::now() });
+            db.tokens.push(TokenInfo {
+                name: name.to_string(),
+                role,
+                sha256: digest,
+                created_at: Utc::now(),
+                expires_at,
+            });
             Ok(())
         })?;
         Ok(secret)
     }
 
     /// Revokes a token by name.
-    pub fn revoke_token(&self, name: &str) -> Result<(), String> {
+    pub fn revoke_token(&self, name: &str) -> Result<(), AuthError> {
         self.update(|db| {
             let before = db.tokens.len();
             db.tokens.retain(|t| t.name != name);
-            if db.tokens.len() == before { Err(format!("no token {name:?}")) } else { Ok(()) }
+            if db.tokens.len() == before { Err(AuthError::NoSuchToken(name.into())) } else { Ok(()) }
         })
     }
 
@@ -393,18 +726,29 @@ impl Auth {
     }
 }
 
+/// Refuses a change that would leave no admin.
+fn demotes_last_admin(db: &UserDb, name: &str, role: Role) -> Result<(), AuthError> {
+    let admins: Vec<&str> = db.users.iter().filter(|u| u.role == Role::Admin).map(|u| u.name.as_str()).collect();
+    if role != Role::Admin && admins == [name] { Err(AuthError::LastAdmin) } else { Ok(()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn first_start_bootstraps_admin_and_tokens() {
+    fn open(dir: &Path) -> (Arc<Auth>, Option<Bootstrap>) {
+        let (auth, boot) = Auth::open(dir, None).unwrap();
+        (Arc::new(auth), boot)
+    }
+
+    #[tokio::test]
+    async fn first_start_bootstraps_admin_and_tokens() {
         let dir = tempfile::tempdir().unwrap();
-        let (auth, boot) = Auth::open(dir.path(), None).unwrap();
+        let (auth, boot) = open(dir.path());
         let boot = boot.expect("first start");
-        assert!(auth.login("admin", "wrong").is_none());
-        let sid = auth.login("admin", &boot.admin_password).expect("generated password works");
-        assert_eq!(auth.session(&sid).unwrap().role, Role::Admin);
+        assert_eq!(auth.login("admin", "wrong", None).await, Err(AuthError::WrongPassword));
+        let sid = auth.login("admin", &boot.admin_password, None).await.expect("generated password works");
+        assert_eq!(auth.session(&sid).unwrap().principal.role, Role::Admin);
         auth.logout(&sid);
         assert!(auth.session(&sid).is_none());
         let cli = std::fs::read_to_string(&boot.cli_token_file).unwrap();
@@ -417,36 +761,147 @@ mod tests {
         assert!(again.is_none());
     }
 
-    #[test]
-    fn roles_users_and_tokens() {
+    #[tokio::test]
+    async fn roles_users_and_tokens() {
         let dir = tempfile::tempdir().unwrap();
         let (auth, _) = Auth::open(dir.path(), Some("from-config".into())).unwrap();
+        let auth = Arc::new(auth);
         assert_eq!(auth.token("from-config").unwrap().role, Role::Admin);
-        assert!(auth.set_user("vera", Role::Viewer, "short").is_err());
+        assert_eq!(auth.set_user("vera", Role::Viewer, "short"), Err(AuthError::ShortPassword));
+        assert!(matches!(auth.set_user("ve ra", Role::Viewer, "a long enough password"), Err(AuthError::BadName(_))));
+        assert!(matches!(
+            auth.set_user(&"v".repeat(65), Role::Viewer, "a long enough password"),
+            Err(AuthError::BadName(_))
+        ));
         auth.set_user("vera", Role::Viewer, "a long enough password").unwrap();
-        let sid = auth.login("vera", "a long enough password").unwrap();
-        let vera = auth.session(&sid).unwrap();
+        let sid = auth.login("vera", "a long enough password", None).await.unwrap();
+        let vera = auth.session(&sid).unwrap().principal;
         assert!(vera.role.allows(Role::Viewer) && !vera.role.allows(Role::Operator) && !vera.role.allows(Role::Ingest));
         assert!(Role::Operator.allows(Role::Ingest) && !Role::Ingest.allows(Role::Viewer));
-        // Changing the user ends her sessions.
+        // Setting her password again ends her sessions.
         auth.set_user("vera", Role::Operator, "another long password").unwrap();
         assert!(auth.session(&sid).is_none());
-        let t = auth.create_token("ci", Role::Operator).unwrap();
+        let t = auth.create_token("ci", Role::Operator, None).unwrap();
         assert_eq!(auth.token(&t).unwrap(), Principal { name: "ci".into(), role: Role::Operator });
-        assert!(auth.create_token("ci", Role::Viewer).is_err());
+        assert_eq!(auth.create_token("ci", Role::Viewer, None), Err(AuthError::TokenExists("ci".into())));
         auth.revoke_token("ci").unwrap();
         assert!(auth.token(&t).is_none());
-        assert!(auth.remove_user("admin").is_err(), "the last admin stays");
+        assert_eq!(auth.remove_user("admin"), Err(AuthError::LastAdmin), "the last admin stays");
+        assert_eq!(auth.set_role("admin", Role::Viewer), Err(AuthError::LastAdmin), "and keeps the role");
         auth.remove_user("vera").unwrap();
+        assert_eq!(auth.remove_user("vera"), Err(AuthError::NoSuchUser("vera".into())));
+    }
+
+    #[tokio::test]
+    async fn changes_made_by_another_process_are_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server, _) = open(dir.path());
+        let (cli, _) = open(dir.path());
+        cli.set_user("otto", Role::Operator, "operator password 1").unwrap();
+        let sid = server.login("otto", "operator password 1", None).await.unwrap();
+        assert_eq!(server.session(&sid).unwrap().principal.role, Role::Operator);
+        // A role change keeps the session; the role is the new one at once.
+        cli.set_role("otto", Role::Viewer).unwrap();
+        assert_eq!(server.session(&sid).unwrap().principal.role, Role::Viewer);
+        // Removal (by the other process) ends the session.
+        cli.remove_user("otto").unwrap();
+        assert!(server.session(&sid).is_none());
+        // A user of the same name created again does not inherit the old sessions.
+        cli.set_user("otto", Role::Operator, "operator password 1").unwrap();
+        assert!(server.session(&sid).is_none());
+        // A new password set by the other process ends the sessions too.
+        let sid = server.login("otto", "operator password 1", None).await.unwrap();
+        cli.set_user("otto", Role::Operator, "operator password 2").unwrap();
+        assert!(server.session(&sid).is_none());
+        // Tokens revoked or created by the other process count at once.
+        let t = cli.create_token("ci", Role::Viewer, None).unwrap();
+        assert!(server.token(&t).is_some());
+        cli.revoke_token("ci").unwrap();
+        assert!(server.token(&t).is_none());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_costs_the_same_argon2_check_as_a_known_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (auth, _) = open(dir.path());
+        auth.set_user("erin", Role::Operator, "erin's password").unwrap();
+        let before = auth.password_checks();
+        assert_eq!(auth.login("erin", "wrong password", None).await, Err(AuthError::WrongPassword));
+        assert_eq!(auth.password_checks(), before + 1);
+        assert_eq!(auth.login("nobody", "wrong password", None).await, Err(AuthError::WrongPassword));
+        assert_eq!(auth.password_checks(), before + 2, "an unknown user runs Argon2 too");
+        // ... with the parameters of real hashes (the PHC string up to the salt).
+        let params = |phc: &str| phc.split('$').take(4).collect::<Vec<_>>().join("$");
+        let real = auth.with_db(|db| db.users.iter().find(|u| u.name == "erin").unwrap().password.clone());
+        assert_eq!(params(dummy_hash()), params(&real));
+        assert!(params(&real).starts_with("$argon2id$v=19$m="), "{real}");
+        // The dummy hash accepts no password: a user named like nothing cannot log in.
+        assert!(auth.verify("nobody", "").is_none());
+    }
+
+    #[tokio::test]
+    async fn failed_logins_are_throttled_per_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let (auth, _) = open(dir.path());
+        auth.set_user("erin", Role::Operator, "erin's password").unwrap();
+        let client = Some("192.0.2.9".parse().unwrap());
+        for _ in 0..=throttle::PER_USER.free {
+            assert_eq!(auth.login("erin", "guess", client).await, Err(AuthError::WrongPassword));
+        }
+        let checks = auth.password_checks();
+        match auth.login("erin", "erin's password", client).await {
+            Err(AuthError::Throttled { retry_after }) => assert!(retry_after <= throttle::PER_USER.base),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(auth.password_checks(), checks, "a throttled login runs no Argon2");
+    }
+
+    #[tokio::test]
+    async fn own_password_change_needs_the_current_one_and_ends_other_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let (auth, _) = open(dir.path());
+        auth.set_user("erin", Role::Operator, "erin's password").unwrap();
+        let here = auth.login("erin", "erin's password", None).await.unwrap();
+        let elsewhere = auth.login("erin", "erin's password", None).await.unwrap();
+        assert_eq!(
+            auth.change_password("erin", "not it", "erin's new password", None, Some(&here)).await,
+            Err(AuthError::WrongPassword)
+        );
+        assert_eq!(
+            auth.change_password("erin", "erin's password", "short", None, Some(&here)).await,
+            Err(AuthError::ShortPassword)
+        );
+        auth.change_password("erin", "erin's password", "erin's new password", None, Some(&here)).await.unwrap();
+        assert!(auth.session(&here).is_some(), "the session the change was made from stays");
+        assert!(auth.session(&elsewhere).is_none(), "other sessions end");
+        assert!(auth.login("erin", "erin's password", None).await.is_err());
+        assert!(auth.login("erin", "erin's new password", None).await.is_ok());
     }
 
     #[test]
-    fn changes_made_by_another_process_are_seen() {
+    fn expired_tokens_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let (server, _) = Auth::open(dir.path(), None).unwrap();
-        let (cli, _) = Auth::open(dir.path(), None).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-        cli.set_user("otto", Role::Operator, "operator password 1").unwrap();
-        assert!(server.login("otto", "operator password 1").is_some());
+        let (auth, _) = open(dir.path());
+        let soon = Utc::now() + chrono::Duration::milliseconds(300);
+        let t = auth.create_token("short-lived", Role::Viewer, Some(soon)).unwrap();
+        assert!(auth.token(&t).is_some());
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(auth.token(&t).is_none());
+        assert!(auth.tokens().iter().any(|t| t.name == "short-lived" && t.expired(Utc::now())));
+    }
+
+    #[test]
+    fn expiry_is_a_lifetime_or_a_future_time() {
+        let now = DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let at = |s: &str| parse_expiry(s, now).map(|t| t.to_rfc3339());
+        assert_eq!(at("90d").unwrap(), "2025-04-01T00:00:00+00:00");
+        assert_eq!(at("12h").unwrap(), "2025-01-01T12:00:00+00:00");
+        assert_eq!(at(" 30m ").unwrap(), "2025-01-01T00:30:00+00:00");
+        assert_eq!(at("2w").unwrap(), "2025-01-15T00:00:00+00:00");
+        assert_eq!(at("2025-06-30").unwrap(), "2025-06-30T00:00:00+00:00");
+        assert_eq!(at("2025-02-01T10:00:00+01:00").unwrap(), "2025-02-01T09:00:00+00:00");
+        for bad in ["", "d", "0d", "-5d", "90", "90y", "2024-12-31", "99999999999999999999d", "1000000w"] {
+            assert!(matches!(parse_expiry(bad, now), Err(AuthError::BadExpiry(_))), "{bad:?} accepted");
+        }
     }
 }

@@ -17,6 +17,7 @@ pub mod api;
 pub mod auth;
 mod multipart;
 pub mod quarantine;
+pub mod security;
 pub mod session;
 pub mod srp;
 pub mod ui;
@@ -121,7 +122,9 @@ pub struct ReleaseInfo {
     pub roles: Vec<String>,
 }
 
-/// Builds the router: API under `/api/v1`, UI pages at the root, `/metrics`, `/healthz`.
+/// Builds the router: API under `/api/v1`, UI pages at the root, `/metrics`, `/healthz`;
+/// every route refuses cross-site changes and answers with the security headers
+/// ([`security::guard`]).
 pub fn router(state: Arc<AppState>) -> Router {
-    api::routes().merge(ui::routes()).with_state(state)
+    api::routes().merge(ui::routes()).with_state(state).layer(axum::middleware::from_fn(security::guard))
 }

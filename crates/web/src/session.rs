@@ -1,25 +1,42 @@
-//! Who is asking: extractors for API callers (bearer token or session cookie; 401 otherwise)
-//! and UI visitors (session cookie; sent to the login page otherwise).
+//! Who is asking: extractors for API callers (bearer token or session cookie; 401 otherwise),
+//! UI visitors (session cookie; sent to the login page otherwise) and UI form submissions
+//! (which must also carry the session's CSRF token).
+//!
+//! Every request resolves its credential anew: a session gives the user's current role (see
+//! [`crate::auth::Auth::session`]), a token is refused once revoked or expired.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::FromRequestParts;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::AppState;
 use crate::auth::{Principal, Role};
+use crate::security;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "tollgate_session";
+/// Name of the CSRF form field of UI forms.
+pub const CSRF_FIELD: &str = "csrf";
+/// Header carrying the session's CSRF token on API changes made with a session cookie.
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The session id in a request's cookies.
 pub fn session_id(parts: &Parts) -> Option<String> {
-    parts
-        .headers
+    session_id_in(&parts.headers)
+}
+
+/// The session id in these headers' cookies.
+pub fn session_id_in(headers: &HeaderMap) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -29,44 +46,164 @@ pub fn session_id(parts: &Parts) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn principal(parts: &Parts, state: &AppState) -> Option<Principal> {
+/// How a caller proved who they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A bearer token (not sent by browsers on their own, so no CSRF token is needed).
+    Token,
+    /// A session cookie, with the session's CSRF token.
+    Session {
+        /// The session id.
+        id: String,
+        /// The session's CSRF token.
+        csrf: String,
+    },
+}
+
+fn caller(parts: &Parts, state: &AppState) -> Option<(Principal, Credential)> {
     let bearer =
         parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     if let Some(token) = bearer {
-        return state.auth.token(token.trim());
+        return state.auth.token(token.trim()).map(|p| (p, Credential::Token));
     }
-    session_id(parts).and_then(|id| state.auth.session(&id))
+    let id = session_id(parts)?;
+    let live = state.auth.session(&id)?;
+    Some((live.principal, Credential::Session { id, csrf: live.csrf }))
 }
 
-/// An authenticated API caller.
+/// The client's address (the TCP peer), when the server records it
+/// (`into_make_service_with_connect_info::<SocketAddr>()`).
+pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+}
+
+/// The client's address as an extractor (never fails; `None` when not recorded).
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(parts)))
+    }
+}
+
+/// An authenticated API caller. Changes (any method but GET, HEAD, OPTIONS) made with a
+/// session cookie need the session's CSRF token in `X-CSRF-Token`.
 pub struct ApiUser(pub Principal);
 
 impl FromRequestParts<Arc<AppState>> for ApiUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        principal(parts, state).map(ApiUser).ok_or_else(|| {
-            (
+        let Some((principal, credential)) = caller(parts, state) else {
+            return Err((
                 StatusCode::UNAUTHORIZED,
                 Json(json!({ "error": "authentication required: `Authorization: Bearer <token>` or a login session" })),
             )
-                .into_response()
-        })
+                .into_response());
+        };
+        if let Credential::Session { csrf, .. } = &credential
+            && !parts.method.is_safe()
+        {
+            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if !security::tokens_match(sent, csrf) {
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    Json(json!({ "error": "a change made with a login session needs the session's CSRF token in the X-CSRF-Token header; scripts and tools should use `Authorization: Bearer <token>`" })),
+                )
+                    .into_response());
+            }
+        }
+        Ok(ApiUser(principal))
     }
 }
 
 /// A logged-in UI visitor.
-pub struct UiUser(pub Principal);
+#[derive(Debug, Clone)]
+pub struct UiUser {
+    /// Who it is, with their current role.
+    pub who: Principal,
+    /// How they proved it.
+    pub credential: Credential,
+}
+
+impl UiUser {
+    /// The CSRF token to put in this visitor's forms (empty for a bearer token).
+    pub fn csrf(&self) -> &str {
+        match &self.credential {
+            Credential::Session { csrf, .. } => csrf,
+            Credential::Token => "",
+        }
+    }
+
+    /// The CSRF token a form of this visitor must carry (`None`: a bearer token, none needed).
+    pub fn expected_csrf(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::Session { csrf, .. } => Some(csrf),
+            Credential::Token => None,
+        }
+    }
+
+    /// The session id, when logged in with a cookie.
+    pub fn session_id(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::Session { id, .. } => Some(id),
+            Credential::Token => None,
+        }
+    }
+
+    /// True if a form sent `submitted` as its CSRF token may act for this visitor.
+    pub fn accepts(&self, submitted: &str) -> bool {
+        self.expected_csrf().is_none_or(|expected| security::tokens_match(submitted, expected))
+    }
+}
 
 impl FromRequestParts<Arc<AppState>> for UiUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        principal(parts, state).map(UiUser).ok_or_else(|| {
-            let back = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        caller(parts, state).map(|(who, credential)| UiUser { who, credential }).ok_or_else(|| {
+            let back = if parts.method.is_safe() {
+                parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+            } else {
+                // After login, a form post cannot be replayed: go back to the page it was on.
+                parts.uri.path()
+            };
             Redirect::to(&format!("/login?next={}", crate::ui::urlencode(back))).into_response()
         })
     }
+}
+
+/// A UI form submission (`application/x-www-form-urlencoded`) by a logged-in visitor whose
+/// `csrf` field matches their session; refused with 403 otherwise, before the handler runs.
+pub struct UiForm<T>(pub UiUser, pub T);
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for UiForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let user = UiUser::from_request_parts(&mut parts, state).await?;
+        let bytes =
+            Bytes::from_request(Request::from_parts(parts, body), state).await.map_err(IntoResponse::into_response)?;
+        let sent: CsrfOnly = serde_urlencoded::from_bytes(&bytes).map_err(|e| bad_form(&e.to_string()))?;
+        if !user.accepts(&sent.csrf) {
+            return Err(security::csrf_refused());
+        }
+        let form: T = serde_urlencoded::from_bytes(&bytes).map_err(|e| bad_form(&e.to_string()))?;
+        Ok(UiForm(user, form))
+    }
+}
+
+fn bad_form(why: &str) -> Response {
+    (StatusCode::BAD_REQUEST, format!("bad form: {why}\n")).into_response()
 }
 
 /// Refuses with 403 unless `who` may act as `needed`.

@@ -18,9 +18,15 @@
 //! | GET | `/api/v1/export?dataset&from&to[&device]` | viewer | raw records as CSV |
 //! | GET | `/api/v1/devices?dataset=` | viewer | devices with records |
 //! | GET | `/api/v1/alarms` | viewer | active alarms and history |
-//! | GET, POST | `/api/v1/users`, `/api/v1/tokens` | admin | users and API tokens |
+//! | GET, POST | `/api/v1/users`, `/api/v1/tokens` | admin | users (a role change keeps the password when none is given) and API tokens (optional `expires`) |
+//! | DELETE | `/api/v1/users/{name}`, `/api/v1/tokens/{name}` | admin | remove a user (their sessions end), revoke a token |
+//! | POST | `/api/v1/auth/password` | none (the current password) | `{"name","current","new"}`: change one's own password; throttled like a login |
 //! | GET | `/api/v1/srp/show/{what}` | viewer | `show srp info`, `statistics`, `checkpoint-statistics`, ... |
 //! | POST | `/api/v1/srp/{command}` | operator | `initiate-switchover[?force=true]`, `initiate-audit`, `nack`, `forced-standby` `{"on"}`; viewer: `validate-switchover`, `validate-configuration` |
+//!
+//! A change (POST, DELETE) made with a login session instead of a bearer token needs the
+//! session's CSRF token in `X-CSRF-Token`; cross-site changes are refused (see
+//! [`crate::security`]).
 
 mod admin;
 mod analytics;
@@ -35,7 +41,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::json;
 
 use crate::AppState;
@@ -44,8 +50,7 @@ pub use analytics::{AnalyticsParams, ExportParams};
 pub(crate) use analytics::{csv_response as csv_download, export_response as export_csv};
 pub(crate) use policy::version_diff as policy_diff;
 
-/// Largest policy upload (a policy with its lists).
-const MAX_UPLOAD: usize = 2 << 30;
+use crate::multipart::MAX_UPLOAD;
 /// Largest ingest batch.
 const MAX_BATCH: usize = 64 << 20;
 
@@ -73,7 +78,10 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/devices", get(analytics::devices))
         .route("/api/v1/alarms", get(admin::alarms))
         .route("/api/v1/users", get(admin::users).post(admin::set_user))
+        .route("/api/v1/users/{name}", delete(admin::remove_user))
         .route("/api/v1/tokens", get(admin::tokens).post(admin::create_token))
+        .route("/api/v1/tokens/{name}", delete(admin::revoke_token))
+        .route("/api/v1/auth/password", post(admin::change_password).layer(DefaultBodyLimit::max(64 << 10)))
         .route("/api/v1/srp/show/{what}", get(srp::show))
         .route("/api/v1/srp/{command}", post(srp::command))
 }

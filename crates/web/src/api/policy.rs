@@ -134,9 +134,9 @@ pub(super) async fn install(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let upload = match read_upload(multipart).await {
+    let upload = match read_upload(multipart, None).await {
         Ok(u) => u,
-        Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
+        Err(e) => return error(e.status(), e.to_string()),
     };
     let actor = actor(&who, &headers);
     match blocking(move || svc.install(&upload.source, &actor)).await {
@@ -158,9 +158,9 @@ pub(super) async fn check(State(state): State<Arc<AppState>>, ApiUser(who): ApiU
         Ok(s) => s,
         Err(r) => return r,
     };
-    let upload = match read_upload(multipart).await {
+    let upload = match read_upload(multipart, None).await {
         Ok(u) => u,
-        Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
+        Err(e) => return error(e.status(), e.to_string()),
     };
     match blocking(move || svc.check(&upload.source).map(|p| p.meta().clone())).await {
         Ok(Ok(meta)) => Json(json!({ "valid": true, "meta": meta })).into_response(),

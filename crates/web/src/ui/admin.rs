@@ -2,17 +2,16 @@
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maud::html;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::auth::Role;
-use crate::session::UiUser;
+use crate::auth::{AuthError, Role, parse_expiry};
+use crate::session::{UiForm, UiUser};
 
-pub(super) async fn alarms(State(state): State<Arc<AppState>>, UiUser(who): UiUser) -> Response {
+pub(super) async fn alarms(State(state): State<Arc<AppState>>, user: UiUser) -> Response {
     let active = state.alarms.active();
     let history = state.alarms.history();
     let body = html! {
@@ -39,15 +38,15 @@ pub(super) async fn alarms(State(state): State<Arc<AppState>>, UiUser(who): UiUs
             }
         }
     };
-    super::page("Alarms", "Alarms", &who, Some(10), body).into_response()
+    super::page("Alarms", "Alarms", &user, Some(10), body).into_response()
 }
 
-fn users_page(state: &AppState, who: &crate::auth::Principal, message: Option<(bool, String)>) -> Response {
-    if !who.role.allows(Role::Admin) {
+fn users_page(state: &AppState, user: &UiUser, message: Option<(bool, String)>) -> Response {
+    if !user.who.role.allows(Role::Admin) {
         return super::page(
             "Users",
             "Users",
-            who,
+            user,
             None,
             html! { div.card { p.err { "Managing users needs the admin role." } } },
         )
@@ -55,76 +54,117 @@ fn users_page(state: &AppState, who: &crate::auth::Principal, message: Option<(b
     }
     let users = state.auth.users();
     let tokens = state.auth.tokens();
+    let now = chrono::Utc::now();
     let body = html! {
         @if let Some((ok, m)) = &message { div.card { p class=(if *ok { "ok" } else { "err" }) id="message" { (m) } } }
         div.card {
             h2 { "Users" }
-            table { thead { tr { th { "Name" } th { "Role" } th { "Created (UTC)" } } }
-                tbody { @for u in &users { tr { td { (u.name) } td { (u.role.as_str()) } td { (u.created_at.format("%Y-%m-%d %H:%M")) } } } } }
-            h2 { "Add a user or change a password" }
+            table id="users" { thead { tr { th { "Name" } th { "Role" } th { "Created (UTC)" } th {} } }
+                tbody { @for u in &users { tr {
+                    td { (u.name) } td { (u.role.as_str()) } td { (u.created_at.format("%Y-%m-%d %H:%M")) }
+                    td { form method="post" action="/users" {
+                        (super::csrf_field(user))
+                        input type="hidden" name="kind" value="remove-user";
+                        input type="hidden" name="name" value=(u.name);
+                        button.danger type="submit" id=(format!("remove-user-{}", u.name)) { "Remove" }
+                    } }
+                } } } }
+            h2 { "Add a user, change a role or set a password" }
             form.selectors method="post" action="/users" {
+                (super::csrf_field(user))
                 input type="hidden" name="kind" value="user";
                 label { "Name" input name="name" required; }
                 label { "Role" select name="role" { option { "viewer" } option { "operator" } option { "admin" } } }
-                label { "Password (10+ characters)" input name="password" type="password" required; }
+                label { "Password (10+ characters; empty keeps an existing user's)" input name="password" type="password" autocomplete="new-password"; }
                 button.primary type="submit" { "Save user" }
             }
         }
         div.card {
             h2 { "API tokens" }
-            table { thead { tr { th { "Name" } th { "Role" } th { "Created (UTC)" } } }
-                tbody { @for t in &tokens { tr { td { (t.name) } td { (t.role.as_str()) } td { (t.created_at.format("%Y-%m-%d %H:%M")) } } } } }
+            table id="tokens" { thead { tr { th { "Name" } th { "Role" } th { "Created (UTC)" } th { "Expires (UTC)" } th {} } }
+                tbody { @for t in &tokens { tr {
+                    td { (t.name) } td { (t.role.as_str()) } td { (t.created_at.format("%Y-%m-%d %H:%M")) }
+                    td { @match t.expires_at {
+                        Some(at) if t.expired(now) => span.err { (at.format("%Y-%m-%d %H:%M")) " (expired)" },
+                        Some(at) => (at.format("%Y-%m-%d %H:%M")),
+                        None => span.muted { "never" },
+                    } }
+                    td { form method="post" action="/users" {
+                        (super::csrf_field(user))
+                        input type="hidden" name="kind" value="revoke-token";
+                        input type="hidden" name="name" value=(t.name);
+                        button.danger type="submit" id=(format!("revoke-token-{}", t.name)) { "Revoke" }
+                    } }
+                } } } }
             h2 { "Create a token" }
             form.selectors method="post" action="/users" {
+                (super::csrf_field(user))
                 input type="hidden" name="kind" value="token";
                 label { "Name" input name="name" required; }
                 label { "Role" select name="role" { option { "ingest" } option { "viewer" } option { "operator" } option { "admin" } } }
+                label { "Expires (e.g. 90d, 12h, 2026-12-31; empty: never)" input name="expires"; }
                 button.primary type="submit" { "Create token" }
             }
         }
     };
-    super::page("Users", "Users", who, None, body).into_response()
+    super::page("Users", "Users", user, None, body).into_response()
 }
 
-pub(super) async fn users(State(state): State<Arc<AppState>>, UiUser(who): UiUser) -> Response {
-    users_page(&state, &who, None)
+pub(super) async fn users(State(state): State<Arc<AppState>>, user: UiUser) -> Response {
+    users_page(&state, &user, None)
 }
 
 #[derive(Deserialize)]
 pub(super) struct UserForm {
     kind: String,
     name: String,
-    role: String,
+    role: Option<String>,
     password: Option<String>,
+    expires: Option<String>,
 }
 
-pub(super) async fn submit(
-    State(state): State<Arc<AppState>>,
-    UiUser(who): UiUser,
-    Form(f): Form<UserForm>,
-) -> Response {
-    if !who.role.allows(Role::Admin) {
-        return users_page(&state, &who, None);
+/// What one Users form asks for.
+fn act(auth: &crate::auth::Auth, f: &UserForm) -> Result<String, AuthError> {
+    let role = || Role::from_name(f.role.as_deref().unwrap_or_default());
+    match f.kind.as_str() {
+        "remove-user" => {
+            auth.remove_user(&f.name).map(|()| format!("User {} removed; their sessions have ended.", f.name))
+        }
+        "revoke-token" => auth.revoke_token(&f.name).map(|()| format!("Token {} revoked.", f.name)),
+        "token" => {
+            let role = role()?;
+            let expires = match f.expires.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+                Some(e) => Some(parse_expiry(e, chrono::Utc::now())?),
+                None => None,
+            };
+            let secret = auth.create_token(&f.name, role, expires)?;
+            Ok(format!("Token {} ({}) created. Copy it now, it is not shown again: {secret}", f.name, role.as_str()))
+        }
+        _ => {
+            let role = role()?;
+            match f.password.as_deref().filter(|p| !p.is_empty()) {
+                Some(p) => {
+                    auth.set_user(&f.name, role, p).map(|()| format!("User {} saved ({}).", f.name, role.as_str()))
+                }
+                None => auth
+                    .set_role(&f.name, role)
+                    .map(|()| format!("User {} is now {} (password kept).", f.name, role.as_str())),
+            }
+        }
     }
-    let Some(role) = Role::parse(&f.role) else {
-        return users_page(&state, &who, Some((false, format!("unknown role {:?}", f.role))));
+}
+
+pub(super) async fn submit(State(state): State<Arc<AppState>>, UiForm(user, f): UiForm<UserForm>) -> Response {
+    if !user.who.role.allows(Role::Admin) {
+        return users_page(&state, &user, None);
+    }
+    let actor = user.who.name.clone();
+    let message = match state.auth.hashing(move |auth| (act(auth, &f), f)).await {
+        Ok((Ok(m), f)) => {
+            tracing::info!(kind = %f.kind, name = %f.name, by = %actor, "users changed");
+            (true, m)
+        }
+        Ok((Err(e), _)) | Err(e) => (false, e.to_string()),
     };
-    let auth = state.auth.clone();
-    let message = tokio::task::spawn_blocking(move || match f.kind.as_str() {
-        "token" => match auth.create_token(&f.name, role) {
-            Ok(secret) => (
-                true,
-                format!("Token {} ({}) created. Copy it now, it is not shown again: {secret}", f.name, role.as_str()),
-            ),
-            Err(m) => (false, m),
-        },
-        _ if role == Role::Ingest => (false, "users are viewers, operators or admins; ingest is for tokens".into()),
-        _ => match auth.set_user(&f.name, role, f.password.as_deref().unwrap_or("")) {
-            Ok(()) => (true, format!("User {} saved ({}).", f.name, role.as_str())),
-            Err(m) => (false, m),
-        },
-    })
-    .await
-    .unwrap_or_else(|e| (false, e.to_string()));
-    users_page(&state, &who, Some(message))
+    users_page(&state, &user, Some(message))
 }

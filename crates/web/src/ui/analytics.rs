@@ -122,14 +122,14 @@ fn query_string(p: &AnalyticsParams, q: &tollgate_store::AnalyticsQuery) -> Stri
 
 pub(super) async fn page(
     State(state): State<Arc<AppState>>,
-    UiUser(who): UiUser,
+    user: UiUser,
     Query(p): Query<AnalyticsParams>,
 ) -> Response {
     let Some(store) = state.store.clone() else {
         return super::page(
             "Analytics",
             "Analytics",
-            &who,
+            &user,
             None,
             html! { div.card.muted { "This server runs no collector." } },
         )
@@ -155,12 +155,12 @@ pub(super) async fn page(
             Err(e) => { div.card { p.err { (e) } } }
         }
     };
-    super::page("Analytics", "Analytics", &who, None, body).into_response()
+    super::page("Analytics", "Analytics", &user, None, body).into_response()
 }
 
 pub(super) async fn csv(
     State(state): State<Arc<AppState>>,
-    UiUser(_): UiUser,
+    _user: UiUser,
     Query(mut p): Query<AnalyticsParams>,
 ) -> Response {
     let Some(store) = state.store.clone() else { return (StatusCode::NOT_FOUND, "no collector").into_response() };
@@ -184,7 +184,7 @@ pub(super) async fn csv(
 
 pub(super) async fn export(
     State(state): State<Arc<AppState>>,
-    UiUser(_): UiUser,
+    _user: UiUser,
     Query(p): Query<crate::api::ExportParams>,
 ) -> Response {
     crate::api::export_csv(&state, p).await

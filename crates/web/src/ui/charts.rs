@@ -131,13 +131,14 @@ pub fn bar_chart(bars: &[(String, f64)], label: &str) -> Markup {
     }
 }
 
-/// The stylesheet of every page (inline: no external resource is ever loaded).
+/// The stylesheet of every page, served at [`super::STYLESHEET`] (from this server: no
+/// external resource is ever loaded, and the Content-Security-Policy needs no inline style).
 pub const CSS: PreEscaped<&str> = PreEscaped(
     r#"
 *{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d2733;background:#f3f5f8}
 header{background:#14324f;color:#fff;display:flex;align-items:center;gap:24px;padding:0 24px;height:52px}
 header .brand{font-weight:700;font-size:17px;letter-spacing:.5px}header nav a{color:#cfe0f2;text-decoration:none;margin-right:16px}
-header nav a.on{color:#fff;border-bottom:2px solid #5fb0ff;padding-bottom:14px}header .who{margin-left:auto;font-size:13px;color:#cfe0f2}
+header nav a.on{color:#fff;border-bottom:2px solid #5fb0ff;padding-bottom:14px}header .who{margin-left:auto;font-size:13px;color:#cfe0f2}header .who a{color:#fff}
 header form{display:inline}header button{background:none;border:1px solid #6f8fae;color:#cfe0f2;border-radius:4px;padding:2px 8px;cursor:pointer}
 main{padding:20px 24px;max-width:1200px}h1{font-size:20px;margin:0 0 14px}h2{font-size:16px;margin:22px 0 8px}
 .card{background:#fff;border:1px solid #dde3ea;border-radius:6px;padding:14px 16px;margin-bottom:14px}

@@ -90,7 +90,7 @@ fn traffic_card(t: &Traffic) -> Markup {
     }
 }
 
-pub(super) async fn page(State(state): State<Arc<AppState>>, UiUser(who): UiUser) -> Response {
+pub(super) async fn page(State(state): State<Arc<AppState>>, user: UiUser) -> Response {
     let st = state.clone();
     let traffic = tokio::task::spawn_blocking(move || traffic(&st)).await.unwrap_or_default();
     let alarms = state.alarms.active();
@@ -122,5 +122,5 @@ pub(super) async fn page(State(state): State<Arc<AppState>>, UiUser(who): UiUser
         @if state.store.is_none() { div.card.muted { "This server runs no collector: traffic is shown by the collector's UI." } }
         @for t in &traffic { (traffic_card(t)) }
     };
-    super::page("Dashboard", "Dashboard", &who, Some(5), body).into_response()
+    super::page("Dashboard", "Dashboard", &user, Some(5), body).into_response()
 }

@@ -1,42 +1,70 @@
 //! The web UI: server-rendered pages (maud), inline SVG charts, no script and no external
-//! resource. Pages: Dashboard, Analytics, Policies, Alarms, Users (admin); login and logout.
-//! Session cookies are `HttpOnly` and `SameSite=Strict`, so no other site can submit a form
-//! with them.
+//! resource. Pages: Dashboard, Analytics, Policies, Alarms, Users (admin), Account (own
+//! password); login and logout.
+//!
+//! Session cookies are `HttpOnly` and `SameSite=Strict`; beyond that, every form that changes
+//! something carries the session's CSRF token ([`crate::session::UiForm`]) and cross-site
+//! changes are refused by their `Origin` ([`crate::security`]). Styles come from one served
+//! stylesheet ([`STYLESHEET`]), so the Content-Security-Policy allows no inline style or script.
 
+mod account;
 mod admin;
 mod analytics;
 pub mod charts;
 mod dashboard;
+pub mod next;
 mod policies;
 
 use std::sync::Arc;
 
 use axum::Form;
 use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
+use tollgate_logthrottle::LogThrottle;
 
 use crate::AppState;
-use crate::auth::{Principal, Role};
-use crate::session::{SESSION_COOKIE, session_id};
+use crate::auth::{AuthError, Role, retry_after_secs};
+use crate::session::{CSRF_FIELD, ClientIp, SESSION_COOKIE, UiForm, UiUser};
+
+/// Where the stylesheet of every page is served.
+pub const STYLESHEET: &str = "/static/tollgate.css";
+/// Largest body of a UI form other than a policy upload (login, users, password).
+const MAX_FORM: usize = 64 << 10;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(dashboard::page))
+        .route(STYLESHEET, get(stylesheet))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
+        .route("/account", get(account::page).post(account::submit))
         .route("/analytics", get(analytics::page))
         .route("/analytics.csv", get(analytics::csv))
         .route("/export.csv", get(analytics::export))
-        .route("/policies", get(policies::page).post(policies::submit))
         .route("/policies/uninstall", post(policies::uninstall))
         .route("/policies/diff", get(policies::diff))
         .route("/alarms", get(admin::alarms))
         .route("/users", get(admin::users).post(admin::submit))
+        .layer(DefaultBodyLimit::max(MAX_FORM))
+        // Policy uploads get the API's limits: the policy part is bounded on its own, lists
+        // are streamed to disk.
+        .route(
+            "/policies",
+            get(policies::page).post(policies::submit).layer(DefaultBodyLimit::max(crate::multipart::MAX_UPLOAD)),
+        )
+}
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        charts::CSS.0,
+    )
+        .into_response()
 }
 
 /// Percent-encodes a query component.
@@ -49,8 +77,15 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// The hidden field carrying `user`'s CSRF token; the first field of every form that changes
+/// something.
+pub(crate) fn csrf_field(user: &UiUser) -> Markup {
+    html! { input type="hidden" name=(CSRF_FIELD) value=(user.csrf()); }
+}
+
 /// The page frame: header with navigation and the signed-in user, then `body`.
-pub(crate) fn page(title: &str, active: &str, who: &Principal, refresh: Option<u32>, body: Markup) -> Markup {
+pub(crate) fn page(title: &str, active: &str, user: &UiUser, refresh: Option<u32>, body: Markup) -> Markup {
+    let who = &user.who;
     let nav = [("Dashboard", "/"), ("Analytics", "/analytics"), ("Policies", "/policies"), ("Alarms", "/alarms")];
     html! {
         (DOCTYPE)
@@ -60,7 +95,7 @@ pub(crate) fn page(title: &str, active: &str, who: &Principal, refresh: Option<u
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 @if let Some(s) = refresh { meta http-equiv="refresh" content=(s); }
                 title { (title) " · tollgate" }
-                style { (charts::CSS) }
+                link rel="stylesheet" href=(STYLESHEET);
             }
             body {
                 header {
@@ -74,8 +109,8 @@ pub(crate) fn page(title: &str, active: &str, who: &Principal, refresh: Option<u
                         }
                     }
                     span.who {
-                        (who.name) " (" (who.role.as_str()) ") "
-                        form method="post" action="/logout" { button type="submit" { "Log out" } }
+                        a href="/account" id="account" title="Account: change your password" { (who.name) } " (" (who.role.as_str()) ") "
+                        form method="post" action="/logout" { (csrf_field(user)) button type="submit" id="logout" { "Log out" } }
                     }
                 }
                 main { h1 { (title) } (body) }
@@ -93,7 +128,7 @@ fn login_form(next: &str, error: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head { meta charset="utf-8"; title { "Log in · tollgate" } style { (charts::CSS) } }
+            head { meta charset="utf-8"; title { "Log in · tollgate" } link rel="stylesheet" href=(STYLESHEET); }
             body {
                 div.login.card {
                     h1 { "tollgate" }
@@ -111,7 +146,7 @@ fn login_form(next: &str, error: Option<&str>) -> Markup {
 }
 
 async fn login_page(Query(p): Query<NextParam>) -> Markup {
-    login_form(p.next.as_deref().unwrap_or("/"), None)
+    login_form(next::safe_next(p.next.as_deref()), None)
 }
 
 #[derive(Deserialize)]
@@ -121,41 +156,55 @@ pub(crate) struct LoginForm {
     next: Option<String>,
 }
 
-/// Only local paths may be redirected to after login.
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") => n.to_string(),
-        _ => "/".into(),
+/// One warning line per 10 s about failed logins, however many there are.
+static FAILED_LOGINS: LogThrottle = LogThrottle::new(10_000);
+
+/// The answer to a password check that did not succeed: 401 (wrong), 429 (throttled) or 503
+/// (busy), with `Retry-After` when waiting helps.
+pub(crate) fn password_refusal(e: &AuthError, page: Markup) -> Response {
+    let (status, retry) = match e {
+        AuthError::Throttled { retry_after } => (StatusCode::TOO_MANY_REQUESTS, Some(retry_after_secs(*retry_after))),
+        AuthError::Busy => (StatusCode::SERVICE_UNAVAILABLE, Some(5)),
+        AuthError::WrongPassword => (StatusCode::UNAUTHORIZED, None),
+        _ => (StatusCode::BAD_REQUEST, None),
+    };
+    let mut resp = (status, page).into_response();
+    if let Some(secs) = retry {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
+    resp
 }
 
-async fn login(State(state): State<Arc<AppState>>, Form(f): Form<LoginForm>) -> Response {
-    let next = safe_next(f.next.as_deref());
-    let auth = state.auth.clone();
-    let (name, password) = (f.name.clone(), f.password.clone());
-    let session = tokio::task::spawn_blocking(move || auth.login(&name, &password)).await.ok().flatten();
-    match session {
-        Some(id) => {
+async fn login(State(state): State<Arc<AppState>>, ClientIp(client): ClientIp, Form(f): Form<LoginForm>) -> Response {
+    let next = next::safe_next(f.next.as_deref());
+    match state.auth.login(&f.name, &f.password, client).await {
+        Ok(id) => {
             tracing::info!(user = %f.name, "logged in");
             let cookie = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict");
-            let mut resp = Redirect::to(&next).into_response();
+            let mut resp = Redirect::to(next).into_response();
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 resp.headers_mut().insert(header::SET_COOKIE, v);
             }
             resp
         }
-        None => {
-            tracing::warn!(user = %f.name, "failed login");
-            (axum::http::StatusCode::UNAUTHORIZED, login_form(&next, Some("Wrong user or password."))).into_response()
+        Err(e) => {
+            if let Some(left_out) = FAILED_LOGINS.allow() {
+                let user: String = f.name.chars().take(64).collect();
+                let client = client.map(|c| c.to_string()).unwrap_or_else(|| "unknown".into());
+                tracing::warn!(%user, %client, reason = %e, "failed login ({left_out} similar lines left out since the last)");
+            }
+            let message = match &e {
+                AuthError::Throttled { .. } | AuthError::Busy => e.to_string(),
+                _ => "Wrong user or password.".to_string(),
+            };
+            password_refusal(&e, login_form(next, Some(&message)))
         }
     }
 }
 
-async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let (mut parts, _) = axum::http::Request::new(()).into_parts();
-    parts.headers = headers;
-    if let Some(id) = session_id(&parts) {
-        state.auth.logout(&id);
+async fn logout(State(state): State<Arc<AppState>>, UiForm(user, _): UiForm<serde::de::IgnoredAny>) -> Response {
+    if let Some(id) = user.session_id() {
+        state.auth.logout(id);
     }
     let mut resp = Redirect::to("/login").into_response();
     resp.headers_mut().insert(

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Multipart, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use tollgate_policy::Diagnostic;
@@ -12,9 +13,9 @@ use tollgate_policy::store::HistoryEvent;
 
 use crate::AppState;
 use crate::api::policy_diff;
-use crate::auth::{Principal, Role};
-use crate::multipart::read_upload;
-use crate::session::UiUser;
+use crate::auth::Role;
+use crate::multipart::{UploadError, read_upload};
+use crate::session::{UiForm, UiUser};
 
 /// What the last action did, shown above the page.
 enum Outcome {
@@ -46,7 +47,8 @@ fn outcome_box(o: &Outcome) -> Markup {
     }
 }
 
-fn render(svc: &PolicyService, who: &Principal, outcome: Option<Outcome>) -> Markup {
+fn render(svc: &PolicyService, user: &UiUser, outcome: Option<Outcome>) -> Markup {
+    let who = &user.who;
     let current = svc.current();
     let history = svc.history().unwrap_or_default();
     let operator = who.role.allows(Role::Operator);
@@ -66,7 +68,7 @@ fn render(svc: &PolicyService, who: &Principal, outcome: Option<Outcome>) -> Mar
                         } } }
                     }
                     @if operator {
-                        form method="post" action="/policies/uninstall" { p { button.danger type="submit" id="uninstall" { "Uninstall (allow every call)" } } }
+                        form method="post" action="/policies/uninstall" { (super::csrf_field(user)) p { button.danger type="submit" id="uninstall" { "Uninstall (allow every call)" } } }
                     }
                 }
                 Ok(_) => { p id="version" { "No policy installed: every call is allowed." } }
@@ -76,6 +78,7 @@ fn render(svc: &PolicyService, who: &Principal, outcome: Option<Outcome>) -> Mar
         div.card {
             h2 { "Upload a policy" }
             form method="post" action="/policies" enctype="multipart/form-data" {
+                (super::csrf_field(user))
                 label { "Policy file (TOML)" input type="file" name="policy" id="policy-file" accept=".toml,text/plain" required; }
                 label { "Number lists (files named LIST.txt, as the policy's [lists] names them)" input type="file" name="lists" id="list-files" multiple; }
                 p {
@@ -100,33 +103,39 @@ fn render(svc: &PolicyService, who: &Principal, outcome: Option<Outcome>) -> Mar
             }
         }
     };
-    super::page("Policies", "Policies", who, None, body)
+    super::page("Policies", "Policies", user, None, body)
 }
 
-fn no_engine(who: &Principal) -> Response {
+fn no_engine(user: &UiUser) -> Response {
     super::page(
         "Policies",
         "Policies",
-        who,
+        user,
         None,
         html! { div.card.muted { "This server runs no engine, so it has no policy." } },
     )
     .into_response()
 }
 
-pub(super) async fn page(State(state): State<Arc<AppState>>, UiUser(who): UiUser) -> Response {
-    let Some(svc) = state.policy.clone() else { return no_engine(&who) };
-    tokio::task::spawn_blocking(move || render(&svc, &who, None).into_response())
+pub(super) async fn page(State(state): State<Arc<AppState>>, user: UiUser) -> Response {
+    let Some(svc) = state.policy.clone() else { return no_engine(&user) };
+    tokio::task::spawn_blocking(move || render(&svc, &user, None).into_response())
         .await
         .unwrap_or_else(|e| e.to_string().into_response())
 }
 
-pub(super) async fn submit(State(state): State<Arc<AppState>>, UiUser(who): UiUser, multipart: Multipart) -> Response {
-    let Some(svc) = state.policy.clone() else { return no_engine(&who) };
-    let upload = read_upload(multipart).await;
+pub(super) async fn submit(State(state): State<Arc<AppState>>, user: UiUser, multipart: Multipart) -> Response {
+    let Some(svc) = state.policy.clone() else { return no_engine(&user) };
+    let upload = read_upload(multipart, user.expected_csrf()).await;
+    let status = match &upload {
+        Err(UploadError::Csrf) => return crate::security::csrf_refused(),
+        Err(e) => e.status(),
+        Ok(_) => StatusCode::OK,
+    };
     tokio::task::spawn_blocking(move || {
+        let who = &user.who;
         let outcome = match upload {
-            Err(m) => Outcome::Failed(m),
+            Err(e) => Outcome::Failed(e.to_string()),
             Ok(u) => match u.fields.get("action").map(String::as_str) {
                 Some("install") if !who.role.allows(Role::Operator) => {
                     Outcome::Failed("Installing needs the operator role.".into())
@@ -142,14 +151,18 @@ pub(super) async fn submit(State(state): State<Arc<AppState>>, UiUser(who): UiUs
                 },
             },
         };
-        render(&svc, &who, Some(outcome)).into_response()
+        (status, render(&svc, &user, Some(outcome))).into_response()
     })
     .await
     .unwrap_or_else(|e| e.to_string().into_response())
 }
 
-pub(super) async fn uninstall(State(state): State<Arc<AppState>>, UiUser(who): UiUser) -> Response {
-    let Some(svc) = state.policy.clone() else { return no_engine(&who) };
+pub(super) async fn uninstall(
+    State(state): State<Arc<AppState>>,
+    UiForm(user, _): UiForm<serde::de::IgnoredAny>,
+) -> Response {
+    let Some(svc) = state.policy.clone() else { return no_engine(&user) };
+    let who = &user.who;
     let outcome = if who.role.allows(Role::Operator) {
         match svc.uninstall(&who.name) {
             Ok(v) => Outcome::Uninstalled(v),
@@ -158,7 +171,7 @@ pub(super) async fn uninstall(State(state): State<Arc<AppState>>, UiUser(who): U
     } else {
         Outcome::Failed("Uninstalling needs the operator role.".into())
     };
-    render(&svc, &who, Some(outcome)).into_response()
+    render(&svc, &user, Some(outcome)).into_response()
 }
 
 #[derive(serde::Deserialize)]
@@ -167,12 +180,8 @@ pub(super) struct DiffParams {
     to: u64,
 }
 
-pub(super) async fn diff(
-    State(state): State<Arc<AppState>>,
-    UiUser(who): UiUser,
-    Query(p): Query<DiffParams>,
-) -> Response {
-    let Some(svc) = state.policy.clone() else { return no_engine(&who) };
+pub(super) async fn diff(State(state): State<Arc<AppState>>, user: UiUser, Query(p): Query<DiffParams>) -> Response {
+    let Some(svc) = state.policy.clone() else { return no_engine(&user) };
     let body = match policy_diff(&svc, p.from, p.to) {
         Ok(text) => html! {
             p { a href="/policies" { "← Policies" } }
@@ -184,5 +193,5 @@ pub(super) async fn diff(
         },
         Err(e) => html! { p.err { (e) } },
     };
-    super::page(&format!("Policy diff: version {} → {}", p.from, p.to), "Policies", &who, None, body).into_response()
+    super::page(&format!("Policy diff: version {} → {}", p.from, p.to), "Policies", &user, None, body).into_response()
 }
