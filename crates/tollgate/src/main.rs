@@ -113,7 +113,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => config()?.spool_dir(),
             };
             let mut damaged = false;
-            for seg in tollgate_records::spool::segments(&dir)? {
+            let mut segments = tollgate_records::spool::segments(&dir)?;
+            for side in tollgate_records::spool::side::side_dirs(&dir)? {
+                segments.extend(tollgate_records::spool::segments(&side)?);
+            }
+            for seg in segments {
                 let contents = tollgate_records::spool::read_segment(&seg)?;
                 for r in &contents.records {
                     println!("{}", serde_json::to_string(r)?);

@@ -129,6 +129,23 @@ impl Spool {
     }
 }
 
+/// The side spool directories of the spool directory `main` (written now, or abandoned and
+/// not taken over yet), sorted.
+pub fn side_dirs(main: &Path) -> io::Result<Vec<std::path::PathBuf>> {
+    let mut out: Vec<_> = match fs::read_dir(main.join(SIDE_DIR)) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter(|e| !e.file_name().to_string_lossy().starts_with(STAGING_PREFIX))
+            .map(|e| e.path())
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    out.sort();
+    Ok(out)
+}
+
 /// Renames the segments of side spool `id` (in `from`) into `to` as lanes `LANE.ID`, each
 /// `.ack` file before its segment (a crash in between only means a resend), and damaged
 /// files likewise.
