@@ -146,7 +146,7 @@ impl ShipSpool {
             Ok(spool) => Ok(ShipSpool { spool, held_by_other: None }),
             Err(OpenError::InUse(held)) => {
                 let spool = Spool::open_side(&main, options)?;
-                tracing::info!(side = %spool.dir().display(), "{held}: this run spools beside it");
+                tracing::info!(side = %spool.dir().display(), "spool directory {held}: this run spools beside it");
                 Ok(ShipSpool { spool, held_by_other: Some((main, held.to_string())) })
             }
             Err(e) => Err(e.into()),

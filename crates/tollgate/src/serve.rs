@@ -309,6 +309,9 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
     let _state_lock = lock_state_dir(&config, roles)?;
+    // Before anything is written (a first start's admin password is shown only once): a spool
+    // that cannot work here, or that another process writes, stops the start.
+    let spool = if roles.engine() || roles.probe() { Some(open_spool(&config, roles)?) } else { None };
     let alarms = Arc::new(Alarms::default());
     let (auth, bootstrap) = Auth::open(state_dir, config.api.token.clone())?;
     if let Some(b) = &bootstrap {
@@ -320,7 +323,6 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     }
     let mut registry = Registry::default();
 
-    let spool = if roles.engine() || roles.probe() { Some(open_spool(&config, roles)?) } else { None };
     if let Some(spool) = &spool {
         crate::metrics::register_spool(&mut registry, spool.clone());
     }
