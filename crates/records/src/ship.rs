@@ -559,6 +559,7 @@ mod tests {
         assert_eq!(stored, want, "the dead writer's records, and nothing of the live one");
         let sides: Vec<_> = main.path().join("side").read_dir().unwrap().map(|e| e.unwrap().path()).collect();
         assert_eq!(sides, vec![live.dir().to_path_buf()], "only the live side spool is left");
+        assert_eq!(crate::spool::side::side_dirs(main.path()).unwrap(), sides);
         assert_eq!(crate::spool::read_all(live.dir()).unwrap().len(), 1);
         drop(live_lane);
     }

@@ -4,7 +4,7 @@
 //! own segment files `LANE-SEQUENCE.seg`. [`SpoolLane::append`] hands the frame to the kernel
 //! with one `write` before returning, so a record survives the process being killed the moment
 //! after; a background thread fsyncs dirty segments every `fsync_interval`, so it survives a
-//! power loss within that interval. The on-disk format is described in [`format`].
+//! power loss within that interval. The on-disk format is described in [`mod@format`].
 //!
 //! **Accounting.** The spool knows, exactly, how many bytes its segments take on disk and how
 //! many of those the collector has not acknowledged yet (what a collector outage could lose).
