@@ -328,3 +328,43 @@ fn a_second_writer_of_the_same_spool_directory_is_refused_naming_the_first() {
     assert!(client.ask(43));
     every_answered_query_stored_once(&e, &client.answered);
 }
+
+#[test]
+fn config_check_refuses_spool_settings_that_cannot_work_naming_the_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("t.toml");
+    for (spool, want) in [
+        // More backlog than any disk holds: the limit could never protect anything.
+        (
+            "max_disk_mb = 900000000\nsegment_mb = 64",
+            "spool.max_disk_mb (900000000 MiB) plus one spool.segment_mb (64 MiB) segment for each of the 4 lanes",
+        ),
+        // The shipper reads a segment's unsent part into memory.
+        ("segment_mb = 1000000", "spool.segment_mb must be between 1 and 1024 (is 1000000)"),
+        // MiB to bytes would overflow, and the limit would silently wrap.
+        ("max_disk_mb = 17592186044416", "spool.max_disk_mb is too large (17592186044416 MiB)"),
+        ("near_full_percent = 0", "spool.near_full_percent must be between 1 and 100 (is 0)"),
+    ] {
+        std::fs::write(
+            &config,
+            format!("[node]\nstate_dir = \"{}\"\n[enum]\nudp_workers = 2\n[spool]\n{spool}\n", dir.path().display()),
+        )
+        .unwrap();
+        let out = Command::new(tollgate_bin()).arg("--config").arg(&config).args(["config", "check"]).output().unwrap();
+        let (stdout, stderr) = text(&out);
+        assert!(!out.status.success(), "accepted [spool] {spool}:\n{stdout}");
+        assert!(stderr.contains(want), "[spool] {spool}: {stderr}");
+    }
+    // A configuration that fits says what it asks of this machine.
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nstate_dir = \"{}\"\n[enum]\nudp_workers = 2\n[spool]\nmax_disk_mb = 16\nsegment_mb = 4\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(tollgate_bin()).arg("--config").arg(&config).args(["config", "check"]).output().unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(text(&out).0.contains("4 lanes") && text(&out).0.contains("disk use at most 32 MiB"), "{:?}", text(&out));
+}
