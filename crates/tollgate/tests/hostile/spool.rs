@@ -74,14 +74,15 @@ fn pid_of(config: &Path, role: &str) -> u32 {
     panic!("no tollgate {role} running with {config}");
 }
 
-/// The files a process holds open that were deleted from under it.
-fn deleted_open_files(pid: u32) -> Vec<String> {
+/// The files under `dir` a process holds open that were deleted from under it.
+fn deleted_open_files(pid: u32, dir: &Path) -> Vec<String> {
+    let dir = dir.to_string_lossy().into_owned();
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .flatten()
         .filter_map(|fd| std::fs::read_link(fd.path()).ok())
         .map(|target| target.to_string_lossy().into_owned())
-        .filter(|target| target.ends_with("(deleted)"))
+        .filter(|target| target.starts_with(&dir) && target.ends_with("(deleted)"))
         .collect()
 }
 
@@ -181,13 +182,14 @@ fn shipped_records_never_fill_the_spool_while_the_collector_keeps_up() {
     let max_bytes = 4u64 << 20;
     assert_eq!(metric(&e, "tollgate_spool_disk_limit_bytes"), max_bytes);
 
-    // About 15 MiB of records, several times the limit, at a rate the collector keeps up with.
+    // About 15 MiB of records, several times the limit, at a rate the collector keeps up with
+    // (a backlog of 4 MiB is several seconds of it).
     let queries: u64 = 40_000;
     let file = distinct_queries(queries);
     let out = Command::new("dnsperf")
         .args(["-s", &e.udp.ip().to_string(), "-p", &e.udp.port().to_string(), "-d"])
         .arg(file.path())
-        .args(["-n", "1", "-Q", "2000", "-c", "2", "-t", "30"])
+        .args(["-n", "1", "-Q", "1500", "-c", "2", "-t", "30"])
         .output()
         .expect("run dnsperf (Debian package dnsperf)");
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -205,16 +207,18 @@ fn shipped_records_never_fill_the_spool_while_the_collector_keeps_up() {
         written >= 3 * max_bytes,
         "only {written} bytes of records were written; the test needs several times the limit"
     );
-    assert_eq!(metric(&e, "tollgate_spool_records"), completed, "every answered query was spooled");
+    // Every answered query was spooled (one answered after dnsperf gave up on it counts too).
+    let spooled = metric(&e, "tollgate_spool_records");
+    assert!(spooled >= completed && spooled <= queries, "{spooled} records spooled, {completed} queries answered");
 
-    // Every answered query reaches the collector, once.
+    // Every spooled record reaches the collector, once.
     wait_until(120, "every record at the collector", || {
-        view(&e, "ENUM", "Average CPS", "All")["total"].as_u64() >= Some(completed)
+        view(&e, "ENUM", "Average CPS", "All")["total"].as_u64() >= Some(spooled)
     });
     let stored = stored_destinations(&e);
-    assert_eq!(stored.len() as u64, completed, "distinct called numbers stored");
+    assert_eq!(stored.len() as u64, spooled, "distinct called numbers stored");
     assert!(stored.values().all(|c| *c == 1), "a record was stored twice");
-    assert_eq!(view(&e, "ENUM", "Average CPS", "All")["total"].as_u64(), Some(completed));
+    assert_eq!(view(&e, "ENUM", "Average CPS", "All")["total"].as_u64(), Some(spooled));
 
     // Nothing is left to ship, and the disk holds at most one segment per lane (2 UDP
     // workers, 1 TCP listener, the probe) beyond the backlog.
@@ -251,7 +255,7 @@ fn a_pcap_shipped_beside_a_running_server_leaves_the_servers_spool_alone() {
     let answered = client.join().unwrap();
     assert!(answered.len() > 100, "only {} queries answered", answered.len());
 
-    let deleted = deleted_open_files(server);
+    let deleted = deleted_open_files(server, &e.state.join("spool"));
     assert!(deleted.is_empty(), "the server writes into deleted files: {deleted:?}");
     every_answered_query_stored_once(&e, &answered);
     // The probe shipped its own calls, and only those.
