@@ -4,16 +4,19 @@
 //! * the versioned record types ([`Record`], [`EnumQueryRecord`]) shared by engines, probes and
 //!   the collector;
 //! * the spool ([`spool`]): append-only segment files, one CRC-32 checksummed frame per record,
-//!   written before a record counts as accepted and fsync'd in batches.
-//!
+//!   written before a record counts as accepted and fsync'd in batches; its accounting of what
+//!   the collector has not acknowledged yet, and its one-writer lock;
 //! * shipping ([`ship`]): batches of spooled records sent through an [`ship::Uplink`] (the
-//!   binary provides HTTP), deleted only once the collector acknowledged them.
+//!   binary provides HTTP), deleted only once the collector acknowledged them;
+//! * directory locks ([`dirlock`]): one writing process per directory, naming the holder to
+//!   anyone else (the spool uses it, and the binary uses it for its state directory).
 //!
 //! What it must not do: decide policy, speak DNS/SIP, or know how the uplink reaches the
 //! collector.
 
 #![warn(missing_docs)]
 
+pub mod dirlock;
 mod record;
 pub mod ship;
 pub mod spool;

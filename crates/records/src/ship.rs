@@ -1,25 +1,29 @@
 //! Shipping: sends spooled records to the collector and deletes only what it acknowledged.
 //!
-//! For each segment the shipper keeps an acknowledged offset in `SEGMENT.ack`. It reads the
-//! frames after that offset, sends them in batches through an [`Uplink`], and moves the offset
-//! past a batch only when the uplink reports the batch stored. A segment no lane writes to any
-//! more is deleted once everything in it is acknowledged. If the process dies between the
-//! collector storing a batch and the offset being written, the batch is sent again and the
-//! collector ignores the records it already has (record ids are primary keys): each record is
-//! stored exactly once.
+//! For each segment the spool keeps an acknowledged offset (in `SEGMENT.ack`). The shipper
+//! reads the frames after that offset, sends them in batches through an [`Uplink`], and moves
+//! the offset past a batch ([`Spool::acknowledge`]) only when the uplink reports the batch
+//! stored. A segment no lane writes to any more is removed ([`Spool::remove_acknowledged`])
+//! once everything in it is acknowledged; the spool refuses to remove one a lane still has
+//! open, and no other process writes the directory (the spool holds its lock). If the process
+//! dies between the collector storing a batch and the offset being written, the batch is sent
+//! again and the collector ignores the records it already has (record ids are primary keys):
+//! each record is stored exactly once.
 //!
-//! While the collector is unreachable nothing is deleted and the spool grows (up to its disk
-//! limit); when it comes back the backlog is sent oldest segment first.
+//! While the collector is unreachable nothing is removed and the unacknowledged backlog grows
+//! (up to the spool's limit); when it comes back the backlog is sent, segment by segment.
+//! Segments handed over by side spools (see [`crate::spool::side`]) are shipped like the others.
 
-use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::spool::{MAGIC, Spool, read_from, scan_frames, segments};
+
+/// The segment header's length: the acknowledged offset of a segment nothing of which was sent.
+const HEADER_LEN: u64 = MAGIC.len() as u64;
 
 /// Where batches go.
 pub trait Uplink: Send + Sync + 'static {
@@ -65,7 +69,7 @@ pub struct ShipperStats {
     pub segments_deleted: AtomicU64,
     /// Bytes set aside in `.damaged` files (corrupt frames that could not be read).
     pub damaged_bytes: AtomicU64,
-    /// Bytes of spool not yet acknowledged, as of the last pass.
+    /// Bytes of spool not yet acknowledged, as of the end of the last pass.
     pub backlog_bytes: AtomicU64,
     /// False after a failed delivery, true after a successful one.
     pub connected: AtomicBool,
@@ -78,23 +82,6 @@ pub struct Shipper {
     stop: Arc<AtomicBool>,
     stats: Arc<ShipperStats>,
     handle: Option<JoinHandle<()>>,
-}
-
-fn ack_path(seg: &Path) -> PathBuf {
-    seg.with_extension("ack")
-}
-
-fn read_ack(seg: &Path) -> u64 {
-    fs::read_to_string(ack_path(seg)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(MAGIC.len() as u64)
-}
-
-/// Records the acknowledged offset. Not fsync'd on purpose: losing it only causes a resend,
-/// which the collector deduplicates.
-fn write_ack(seg: &Path, offset: u64) -> io::Result<()> {
-    let path = ack_path(seg);
-    let tmp = path.with_extension("ack.tmp");
-    fs::write(&tmp, offset.to_string())?;
-    fs::rename(tmp, path)
 }
 
 /// Why a pass stopped.
@@ -120,70 +107,94 @@ pub fn ship_pass(
     opts: &ShipperOptions,
     stats: &ShipperStats,
 ) -> Result<u64, PassError> {
-    // List first, then ask which are open: a segment listed but not open is finished for good.
-    let listed = segments(spool.dir())?;
-    let open = spool.open_segments();
+    let result = ship_segments(spool, uplink, opts, stats);
+    stats.backlog_bytes.store(spool.usage().unacked_bytes, Ordering::Relaxed);
+    result
+}
+
+fn ship_segments(
+    spool: &Spool,
+    uplink: &dyn Uplink,
+    opts: &ShipperOptions,
+    stats: &ShipperStats,
+) -> Result<u64, PassError> {
+    // Segments left by side spools whose writer is gone join this spool first. A failure
+    // there must not hold up shipping what is already here.
+    if let Err(e) = spool.adopt_side_spools() {
+        tracing::warn!(error = %e, "cannot take over an abandoned side spool; will retry");
+    }
     let mut shipped = 0u64;
-    let mut backlog = 0u64;
-    for seg in listed {
-        let acked = read_ack(&seg);
-        let bytes = match read_from(&seg, acked) {
+    for seg in segments(spool.dir())? {
+        // Asked per segment, after listing: a segment seen closed here is closed for good.
+        let Some(state) = spool.segment_state(&seg)? else { continue };
+        let acked = state.acked;
+        // Read from the start while nothing is acknowledged, to check the header.
+        let read_start = if acked <= HEADER_LEN { 0 } else { acked };
+        let bytes = match read_from(&seg, read_start) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                spool.forget(&seg);
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
-        let file_len = acked + bytes.len() as u64;
-        let scan = scan_frames(&bytes, acked);
-        let mut frames = scan.frames.as_slice();
+        let file_len = read_start + bytes.len() as u64;
+        let (body, body_start, header_ok) = if read_start == 0 {
+            match bytes.split_at_checked(MAGIC.len()) {
+                Some((header, rest)) => (rest, HEADER_LEN, header == MAGIC),
+                None => (&[][..], HEADER_LEN, false),
+            }
+        } else {
+            (&bytes[..], read_start, true)
+        };
+        let scan = scan_frames(body, body_start);
+        let mut frames = if header_ok { scan.frames.as_slice() } else { &[] };
         let mut at = acked;
         while !frames.is_empty() {
-            let mut body = Vec::with_capacity(opts.batch_bytes.min(bytes.len()) + 64);
+            let mut batch = Vec::with_capacity(opts.batch_bytes.min(body.len()) + 64);
             let mut n = 0;
             for (payload, end) in frames {
-                if n > 0 && (n >= opts.batch_records || body.len() + payload.len() + 1 > opts.batch_bytes) {
+                if n > 0 && (n >= opts.batch_records || batch.len() + payload.len() + 1 > opts.batch_bytes) {
                     break;
                 }
-                body.extend_from_slice(payload);
-                body.push(b'\n');
+                batch.extend_from_slice(payload);
+                batch.push(b'\n');
                 n += 1;
                 at = *end;
             }
-            if let Err(e) = uplink.deliver(body, n) {
+            if let Err(e) = uplink.deliver(batch, n) {
                 stats.failures.fetch_add(1, Ordering::Relaxed);
                 stats.connected.store(false, Ordering::Relaxed);
                 *stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
-                stats.backlog_bytes.store(backlog + file_len - read_ack(&seg), Ordering::Relaxed);
                 return Err(PassError::Delivery(e));
             }
-            write_ack(&seg, at)?;
+            spool.acknowledge(&seg, at)?;
             stats.connected.store(true, Ordering::Relaxed);
             stats.batches.fetch_add(1, Ordering::Relaxed);
             stats.shipped.fetch_add(n as u64, Ordering::Relaxed);
             shipped += n as u64;
             frames = &frames[n..];
         }
-        if open.contains(&seg) {
-            backlog += file_len - at;
+        if state.open {
             continue;
         }
         // Finished segment.
-        if at == file_len {
-            fs::remove_file(&seg)?;
-            let _ = fs::remove_file(ack_path(&seg));
-            spool.released(file_len);
+        if at >= file_len {
+            spool.remove_acknowledged(&seg)?;
             stats.segments_deleted.fetch_add(1, Ordering::Relaxed);
-        } else if let Some(why) = &scan.damage {
+        } else {
             // Unreadable bytes in a finished segment: keep them aside for inspection, never
             // delete them silently.
-            let damaged = seg.with_extension("damaged");
-            tracing::error!(segment = %seg.display(), %why, bytes = file_len - at, "spool segment damaged; moved aside");
-            fs::rename(&seg, &damaged)?;
-            let _ = fs::remove_file(ack_path(&seg));
-            spool.released(file_len);
-            stats.damaged_bytes.fetch_add(file_len - at, Ordering::Relaxed);
+            let why = if header_ok {
+                scan.damage.clone().unwrap_or_else(|| "unreadable frames".into())
+            } else {
+                "not a spool segment (bad header)".to_string()
+            };
+            let (damaged, lost) = spool.set_aside(&seg)?;
+            tracing::error!(segment = %seg.display(), moved_to = %damaged.display(), %why, bytes = lost, "spool segment damaged; moved aside");
+            stats.damaged_bytes.fetch_add(lost, Ordering::Relaxed);
         }
     }
-    stats.backlog_bytes.store(backlog, Ordering::Relaxed);
     Ok(shipped)
 }
 
@@ -256,6 +267,7 @@ mod tests {
     use crate::spool::SpoolOptions;
     use crate::{EnumQueryRecord, Record, Transport};
     use std::collections::HashSet;
+    use std::fs;
 
     fn record(i: u64) -> Record {
         Record::enum_query(EnumQueryRecord {
@@ -280,16 +292,32 @@ mod tests {
 
     /// A collector stand-in that stores ids, can be switched off, and can "crash" after storing
     /// (so the acknowledgement is lost).
-    #[derive(Default)]
     struct Collector {
         stored: Mutex<Vec<String>>,
         down: AtomicBool,
         lose_next_ack: AtomicBool,
+        /// Batches still accepted before it goes down (negative: no end).
+        batches_left: std::sync::atomic::AtomicI64,
+    }
+
+    impl Default for Collector {
+        fn default() -> Self {
+            Collector {
+                stored: Mutex::default(),
+                down: AtomicBool::new(false),
+                lose_next_ack: AtomicBool::new(false),
+                batches_left: std::sync::atomic::AtomicI64::new(-1),
+            }
+        }
     }
 
     impl Uplink for Collector {
         fn deliver(&self, ndjson: Vec<u8>, records: usize) -> Result<(), String> {
             if self.down.load(Ordering::Relaxed) {
+                return Err("connection refused".into());
+            }
+            if self.batches_left.fetch_sub(1, Ordering::Relaxed) == 0 {
+                self.batches_left.store(0, Ordering::Relaxed);
                 return Err("connection refused".into());
             }
             let lines: Vec<&[u8]> = ndjson.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
@@ -332,7 +360,7 @@ mod tests {
         drop(lane);
         ship_pass(&spool, &c, &opts(), &stats).unwrap();
         assert!(segments(dir.path()).unwrap().is_empty(), "a closed, acknowledged segment is deleted");
-        assert_eq!(spool.usage().bytes, 0);
+        assert_eq!((spool.usage().disk_bytes, spool.usage().unacked_bytes), (0, 0));
     }
 
     #[test]
@@ -381,7 +409,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(
             dir.path(),
-            SpoolOptions { max_disk_bytes: 100_000, segment_bytes: 10_000, ..Default::default() },
+            SpoolOptions { max_unacked_bytes: 100_000, segment_bytes: 10_000, ..Default::default() },
         )
         .unwrap();
         let mut lane = spool.lane("w0").unwrap();
@@ -399,7 +427,7 @@ mod tests {
             near_full_seen |= spool.usage().near_full;
         }
         assert!(near_full_seen && refused > 0 && accepted > 100, "{accepted} accepted, {refused} refused");
-        assert!(spool.usage().bytes <= 100_000);
+        assert!(spool.usage().unacked_bytes <= 100_000);
         assert!(spool.usage().full);
         assert_eq!(spool.stats().refused.load(Ordering::Relaxed), refused);
         // Everything accepted is still there and ships once a collector answers.
@@ -430,5 +458,109 @@ mod tests {
         assert_eq!(ship_pass(&spool, &c, &opts(), &stats).unwrap(), 4);
         assert!(seg.with_extension("damaged").exists());
         assert!(stats.damaged_bytes.load(Ordering::Relaxed) > 0);
+    }
+
+    #[test]
+    fn a_healthy_collector_keeps_many_lanes_from_filling_the_spool() {
+        // 20 lanes whose open segments together could hold twice the limit (the reported
+        // lock-up: 20 lanes of 1 MiB segments under a 16 MiB limit, scaled down).
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(
+            dir.path(),
+            SpoolOptions { max_unacked_bytes: 100_000, segment_bytes: 10_000, ..Default::default() },
+        )
+        .unwrap();
+        let mut lanes: Vec<_> = (0..20).map(|i| spool.lane(&format!("udp0_{i}")).unwrap()).collect();
+        let c = Collector::default();
+        let stats = ShipperStats::default();
+        let mut written = 0;
+        for i in 0..5000u64 {
+            lanes[(i % 20) as usize].append(&record(i)).expect("a record is refused with a healthy collector");
+            written += 1;
+            if i % 100 == 99 {
+                ship_pass(&spool, &c, &ShipperOptions::default(), &stats).unwrap();
+            }
+        }
+        ship_pass(&spool, &c, &ShipperOptions::default(), &stats).unwrap();
+        assert_eq!(spool.stats().refused.load(Ordering::Relaxed), 0);
+        assert_eq!(c.stored.lock().unwrap().len(), written);
+        let u = spool.usage();
+        assert_eq!(u.unacked_bytes, 0);
+        assert_eq!(stats.backlog_bytes.load(Ordering::Relaxed), 0);
+        // On disk: at most one segment per lane (under 10 kB plus one record each).
+        assert!(u.disk_bytes < 20 * 11_000, "{u:?}");
+        let on_disk: u64 = segments(dir.path()).unwrap().iter().map(|s| fs::metadata(s).unwrap().len()).sum();
+        assert_eq!(u.disk_bytes, on_disk);
+    }
+
+    #[test]
+    fn a_side_spool_hands_over_what_it_could_not_ship() {
+        let main = tempfile::tempdir().unwrap();
+        let server = Spool::open(main.path(), SpoolOptions::default()).unwrap();
+        let mut server_lane = server.lane("udp0_0").unwrap();
+        server_lane.append(&record(1)).unwrap();
+        // A second writer finds the spool locked and writes a side spool of its own.
+        assert!(matches!(Spool::open(main.path(), SpoolOptions::default()), Err(crate::spool::OpenError::InUse(_))));
+        let side = Spool::open_side(main.path(), SpoolOptions::default()).unwrap();
+        let mut lane = side.lane("pcap").unwrap();
+        let calls: Vec<Record> = (100..130).map(record).collect();
+        for r in &calls {
+            lane.append(r).unwrap();
+        }
+        assert!(side.hand_over(main.path()).is_err(), "not while its lane is open");
+        drop(lane);
+        // It ships one batch, then the collector goes away.
+        let c = Collector::default();
+        let stats = ShipperStats::default();
+        c.batches_left.store(1, Ordering::Relaxed);
+        assert!(ship_pass(&side, &c, &opts(), &stats).is_err());
+        assert_eq!(c.stored.lock().unwrap().len(), 7);
+        c.batches_left.store(-1, Ordering::Relaxed);
+        let moved = side.hand_over(main.path()).unwrap();
+        assert_eq!(moved.segments, 1);
+        assert!(!main.path().join("side").read_dir().unwrap().any(|_| true), "the side directory is gone");
+        // The server's shipper counts the handed-over segment and sends what was not acknowledged.
+        let before = server.usage().unacked_bytes;
+        while ship_pass(&server, &c, &opts(), &stats).unwrap() > 0 {}
+        let stored = c.stored.lock().unwrap().clone();
+        let server_record = crate::spool::read_segment(&main.path().join("udp0_0-0000000001.seg")).unwrap();
+        let want: HashSet<String> = std::iter::once(server_record.records[0].id().to_string())
+            .chain(calls.iter().map(|r| r.id().to_string()))
+            .collect();
+        let got: HashSet<String> = stored.iter().cloned().collect();
+        assert_eq!(got, want, "the server's record and every call");
+        assert_eq!(stored.len(), 31, "each sent once: the 7 acknowledged by the side spool were not sent again");
+        assert!(before > 0);
+        assert_eq!(server.usage().unacked_bytes, 0);
+        drop(server_lane);
+    }
+
+    #[test]
+    fn the_side_spool_of_a_writer_that_died_is_taken_over() {
+        let main = tempfile::tempdir().unwrap();
+        let server = Spool::open(main.path(), SpoolOptions::default()).unwrap();
+        let live = Spool::open_side(main.path(), SpoolOptions::default()).unwrap();
+        let mut live_lane = live.lane("pcap").unwrap();
+        live_lane.append(&record(7)).unwrap();
+        let calls: Vec<Record> = (0..5).map(record).collect();
+        {
+            // A writer that dies without handing over: its lock goes with it.
+            let dead = Spool::open_side(main.path(), SpoolOptions::default()).unwrap();
+            let mut lane = dead.lane("pcap").unwrap();
+            for r in &calls {
+                lane.append(r).unwrap();
+            }
+        }
+        let c = Collector::default();
+        let stats = ShipperStats::default();
+        while ship_pass(&server, &c, &opts(), &stats).unwrap() > 0 {}
+        let stored: HashSet<String> = c.stored.lock().unwrap().iter().cloned().collect();
+        let want: HashSet<String> = calls.iter().map(|r| r.id().to_string()).collect();
+        assert_eq!(stored, want, "the dead writer's records, and nothing of the live one");
+        let sides: Vec<_> = main.path().join("side").read_dir().unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(sides, vec![live.dir().to_path_buf()], "only the live side spool is left");
+        assert_eq!(crate::spool::side::side_dirs(main.path()).unwrap(), sides);
+        assert_eq!(crate::spool::read_all(live.dir()).unwrap().len(), 1);
+        drop(live_lane);
     }
 }

@@ -662,7 +662,7 @@ pub enum ConfigCommand {
 /// Spool commands.
 #[derive(Debug, Subcommand)]
 pub enum SpoolCommand {
-    /// Print every record in the spool as JSON lines.
+    /// Print every record in the spool (side spools included) as JSON lines.
     Dump {
         /// Spool directory (default: from the configuration).
         #[arg(long)]

@@ -50,14 +50,37 @@ impl Default for ApiConfig {
 pub struct SpoolConfig {
     /// Spool directory (default `<state_dir>/spool`).
     pub dir: Option<PathBuf>,
-    /// Segment size before rotation, MiB.
+    /// Segment size before rotation, MiB (1 to 1024).
     pub segment_mb: u64,
     /// fsync interval, milliseconds.
     pub fsync_ms: u64,
-    /// Most disk the spool may use, MiB (0: no limit).
+    /// Most records not yet acknowledged by the collector the spool may hold, MiB (0: no
+    /// limit). Disk use stays below this plus one segment per lane.
     pub max_disk_mb: u64,
-    /// Usage above which SPOOL_NEAR_FULL is raised, percent of `max_disk_mb`.
+    /// Unacknowledged records above which SPOOL_NEAR_FULL is raised, percent of `max_disk_mb`.
     pub near_full_percent: u8,
+}
+
+impl SpoolConfig {
+    /// Largest `segment_mb`: the shipper reads the unsent part of a segment into memory.
+    pub const MAX_SEGMENT_MB: u64 = 1024;
+
+    /// Checks each field on its own; errors name the field and the value.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=Self::MAX_SEGMENT_MB).contains(&self.segment_mb) {
+            bail!("spool.segment_mb must be between 1 and {} (is {})", Self::MAX_SEGMENT_MB, self.segment_mb);
+        }
+        if self.fsync_ms == 0 {
+            bail!("spool.fsync_ms must be above 0");
+        }
+        if self.max_disk_mb.checked_mul(1 << 20).is_none() {
+            bail!("spool.max_disk_mb is too large ({} MiB)", self.max_disk_mb);
+        }
+        if !(1..=100).contains(&self.near_full_percent) {
+            bail!("spool.near_full_percent must be between 1 and 100 (is {})", self.near_full_percent);
+        }
+        Ok(())
+    }
 }
 
 impl Default for SpoolConfig {
@@ -227,9 +250,7 @@ impl Config {
             tollgate_records::check_device_name(&config.probe.device)
                 .map_err(|e| anyhow::anyhow!("{label}: probe.device: {:?} {e}", config.probe.device))?;
         }
-        if config.spool.segment_mb == 0 || config.spool.fsync_ms == 0 {
-            bail!("{label}: spool.segment_mb and spool.fsync_ms must be above 0");
-        }
+        config.spool.validate().map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
         tollgate_policy::InternalNumbers::parse(&config.probe.internal, &config.dialing_plan)
             .map_err(|e| anyhow::anyhow!("{label}: probe.internal: {e}"))?;
         if config.probe.max_open_calls == 0 {
@@ -351,6 +372,21 @@ mod tests {
         ] {
             let e = Config::parse("t.toml", text).unwrap_err().to_string();
             assert!(e.starts_with(&format!("t.toml: {field}: ")), "{e}");
+        }
+    }
+
+    #[test]
+    fn spool_settings_out_of_range_are_refused_naming_the_field() {
+        for (line, want) in [
+            ("segment_mb = 0", "t.toml: spool.segment_mb must be between 1 and 1024 (is 0)"),
+            ("segment_mb = 4096", "t.toml: spool.segment_mb must be between 1 and 1024 (is 4096)"),
+            ("fsync_ms = 0", "t.toml: spool.fsync_ms must be above 0"),
+            ("max_disk_mb = 17592186044416", "t.toml: spool.max_disk_mb is too large (17592186044416 MiB)"),
+            ("near_full_percent = 0", "t.toml: spool.near_full_percent must be between 1 and 100 (is 0)"),
+            ("near_full_percent = 101", "t.toml: spool.near_full_percent must be between 1 and 100 (is 101)"),
+        ] {
+            let e = Config::parse("t.toml", &format!("[spool]\n{line}\n")).unwrap_err().to_string();
+            assert_eq!(e, want);
         }
     }
 

@@ -22,6 +22,7 @@ mod release;
 mod release_cmd;
 mod serve;
 mod service_address;
+mod spool_plan;
 mod srp_cmd;
 mod srp_monitor;
 mod srp_role;
@@ -94,8 +95,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match command {
                 ConfigCommand::Show => print!("{}", toml::to_string_pretty(&config()?)?),
                 ConfigCommand::Check => {
-                    config()?;
+                    let config = config()?;
+                    let plan = spool_plan::plan(&config, spool_plan::Lanes::of(&config, true, true))?;
                     println!("configuration is valid");
+                    println!("{}", plan.summary());
+                    if let Some(w) = plan.warning(spool_plan::spool_bytes_now(&plan.dir)) {
+                        println!("warning: {w}");
+                    }
                 }
                 ConfigCommand::Default => print!("{DEFAULT_CONFIG}"),
             }
@@ -107,7 +113,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => config()?.spool_dir(),
             };
             let mut damaged = false;
-            for seg in tollgate_records::spool::segments(&dir)? {
+            let mut segments = tollgate_records::spool::segments(&dir)?;
+            for side in tollgate_records::spool::side::side_dirs(&dir)? {
+                segments.extend(tollgate_records::spool::segments(&side)?);
+            }
+            for seg in segments {
                 let contents = tollgate_records::spool::read_segment(&seg)?;
                 for r in &contents.records {
                     println!("{}", serde_json::to_string(r)?);

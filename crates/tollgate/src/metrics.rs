@@ -40,10 +40,38 @@ impl Collector for SpoolCollector {
         counter(&mut e, "tollgate_spool_bytes", "Bytes appended to the spool", load(&s.bytes))?;
         counter(&mut e, "tollgate_spool_fsyncs", "Spool fsync calls", load(&s.fsyncs))?;
         counter(&mut e, "tollgate_spool_errors", "Failed spool appends or fsyncs", load(&s.errors))?;
-        counter(&mut e, "tollgate_spool_refused", "Records refused at the spool's disk limit", load(&s.refused))?;
+        counter(
+            &mut e,
+            "tollgate_spool_refused",
+            "Records refused because the spool held its limit of unacknowledged records",
+            load(&s.refused),
+        )?;
+        counter(
+            &mut e,
+            "tollgate_spool_segments_unlinked",
+            "Open spool segments found deleted by another process (their records since are lost)",
+            load(&s.unlinked),
+        )?;
         let usage = self.0.usage();
-        gauge(&mut e, "tollgate_spool_disk_bytes", "Bytes of spool segments on disk", usage.bytes)?;
-        gauge(&mut e, "tollgate_spool_disk_limit_bytes", "Spool disk limit (0: none)", usage.max_bytes)
+        gauge(
+            &mut e,
+            "tollgate_spool_unacked_bytes",
+            "Bytes of spooled records not yet acknowledged by the collector (what the limit applies to)",
+            usage.unacked_bytes,
+        )?;
+        gauge(
+            &mut e,
+            "tollgate_spool_disk_bytes",
+            "Bytes of spool segments on disk (acknowledged records in open segments included)",
+            usage.disk_bytes,
+        )?;
+        gauge(&mut e, "tollgate_spool_segments", "Spool segment files on disk", usage.segments)?;
+        gauge(
+            &mut e,
+            "tollgate_spool_disk_limit_bytes",
+            "Limit on unacknowledged spool bytes, spool.max_disk_mb (0: none)",
+            usage.max_bytes,
+        )
     }
 }
 

@@ -3,8 +3,10 @@
 
 use std::fs::File;
 use std::io::{BufReader, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -12,8 +14,8 @@ use serde_json::json;
 use tollgate_probe::analyze::analyze;
 use tollgate_probe::{CallReport, Probe};
 use tollgate_records::Record;
-use tollgate_records::ship::{ShipperOptions, ShipperStats, ship_pass};
-use tollgate_records::spool::{Spool, SpoolOptions};
+use tollgate_records::ship::{Shipper, ShipperOptions, ShipperStats, ship_pass};
+use tollgate_records::spool::{OpenError, Spool};
 
 use crate::cli::ProbeArgs;
 use crate::config::Config;
@@ -127,6 +129,75 @@ impl Rows {
     }
 }
 
+/// Where `probe --pcap --ship` keeps its records.
+struct ShipSpool {
+    spool: Spool,
+    /// When another process (a running server) holds the configured spool: its directory and
+    /// who holds it. This run then writes a side spool of its own and hands over, at the end,
+    /// whatever it could not ship.
+    held_by_other: Option<(PathBuf, String)>,
+}
+
+impl ShipSpool {
+    fn open(config: &Config) -> anyhow::Result<ShipSpool> {
+        let main = config.spool_dir();
+        let options = crate::serve::spool_options(config, "tollgate probe --pcap --ship");
+        match Spool::open(&main, options.clone()) {
+            Ok(spool) => Ok(ShipSpool { spool, held_by_other: None }),
+            Err(OpenError::InUse(held)) => {
+                let spool = Spool::open_side(&main, options)?;
+                tracing::info!(side = %spool.dir().display(), "spool directory {held}: this run spools beside it");
+                Ok(ShipSpool { spool, held_by_other: Some((main, held.to_string())) })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Ships what is left (every lane closed). What cannot be shipped stays in the spool, or,
+    /// for a side spool, is handed over to the configured one, whose holder ships it later.
+    fn finish(self, uplink: &HttpUplink, url: &str) -> anyhow::Result<u64> {
+        let stats = ShipperStats::default();
+        let mut shipped = 0;
+        let failure = loop {
+            match ship_pass(&self.spool, uplink, &ShipperOptions::default(), &stats) {
+                Ok(0) => break None,
+                Ok(n) => shipped += n,
+                Err(e) => break Some(e),
+            }
+        };
+        let handed_over = match &self.held_by_other {
+            Some((main, _)) => Some(self.spool.hand_over(main)?),
+            None => None,
+        };
+        let Some(e) = failure else { return Ok(shipped) };
+        match (handed_over, &self.held_by_other) {
+            (Some(moved), Some((main, holder))) => anyhow::bail!(
+                "shipping to {url}: {e:?}; {shipped} call records were shipped, the rest ({} bytes) were handed over to \
+                 {} ({holder}), which ships them when the collector answers",
+                moved.bytes,
+                main.display()
+            ),
+            _ => anyhow::bail!(
+                "shipping to {url}: {e:?}; {shipped} call records were shipped, the rest stay in {} and ship later",
+                self.spool.dir().display()
+            ),
+        }
+    }
+}
+
+/// The collector `probe --pcap --ship` sends to, and its ingest token.
+fn collector(config: &Config) -> (String, String) {
+    let url = if config.shipper.collector.is_empty() { config.api_url() } else { config.shipper.collector.clone() };
+    let token = if config.shipper.token.is_empty() {
+        std::fs::read_to_string(config.node.state_dir.join("ingest-token"))
+            .map(|t| t.trim().to_string())
+            .unwrap_or_default()
+    } else {
+        config.shipper.token.clone()
+    };
+    (url, token)
+}
+
 /// Runs `probe --pcap`.
 pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
     let path = args.pcap.as_ref().context("--pcap FILE is needed")?;
@@ -142,15 +213,20 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
         ProgressStyle::with_template("{msg} {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let spool = if args.ship {
-        Some(Spool::open(
-            config.spool_dir(),
-            SpoolOptions { fsync_interval: Duration::from_millis(config.spool.fsync_ms), ..Default::default() },
-        )?)
-    } else {
-        None
+    let spool = if args.ship { Some(ShipSpool::open(config)?) } else { None };
+    // Shipping runs while the file is read, so the spool holds only what the collector has not
+    // stored yet, not the whole file.
+    let (url, token) = collector(config);
+    let uplink = match &spool {
+        Some(_) => Some(Arc::new(HttpUplink::new(&url, token)?)),
+        None => None,
     };
-    let mut lane = spool.as_ref().map(|s| s.lane("pcap")).transpose()?;
+    let shipper = match (&spool, &uplink) {
+        (Some(s), Some(u)) => Some(Shipper::start(s.spool.clone(), u.clone(), ShipperOptions::default())?),
+        _ => None,
+    };
+    let mut lane = spool.as_ref().map(|s| s.spool.lane("pcap")).transpose()?;
+    let mut not_spooled = 0u64;
     let mut rows = Rows::open(args)?;
     let mut failure: Option<anyhow::Error> = None;
     let analysis = analyze(
@@ -160,7 +236,10 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
             if let Some(lane) = lane.as_mut()
                 && let Err(e) = lane.append(&Record::sip_call(report.record.clone()))
             {
-                tracing::error!(error = %e, "cannot spool a call record");
+                if not_spooled == 0 {
+                    tracing::error!(error = %e, "cannot spool a call record (counted; the total is reported at the end)");
+                }
+                not_spooled += 1;
             }
             if failure.is_none()
                 && let Err(e) = rows.push(&report)
@@ -233,29 +312,18 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    if let Some(spool) = spool {
-        let url = if config.shipper.collector.is_empty() { config.api_url() } else { config.shipper.collector.clone() };
-        let token = if config.shipper.token.is_empty() {
-            std::fs::read_to_string(config.node.state_dir.join("ingest-token"))
-                .map(|t| t.trim().to_string())
-                .unwrap_or_default()
-        } else {
-            config.shipper.token.clone()
-        };
-        let uplink = HttpUplink::new(&url, token)?;
-        let stats = ShipperStats::default();
+    if let (Some(spool), Some(uplink)) = (spool, uplink) {
         let mut shipped = 0;
-        loop {
-            match ship_pass(&spool, &uplink, &ShipperOptions::default(), &stats) {
-                Ok(0) => break,
-                Ok(n) => shipped += n,
-                Err(e) => anyhow::bail!(
-                    "shipping to {url}: {e:?}; the records stay in {} and ship later",
-                    spool.dir().display()
-                ),
-            }
+        if let Some(s) = shipper {
+            let stats = s.stats().clone();
+            s.stop();
+            shipped += stats.shipped.load(Ordering::Relaxed);
         }
+        shipped += spool.finish(&uplink, &url)?;
         eprintln!("shipped {shipped} call records to {url}");
+    }
+    if not_spooled > 0 {
+        anyhow::bail!("{not_spooled} call records could not be written to the spool (see the first error above)");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -14,6 +14,7 @@ use tollgate_manager::alarms::{self, Alarms};
 use tollgate_policy::VelocityTable;
 use tollgate_policy::service::PolicyService;
 use tollgate_policy::store::PolicyStore;
+use tollgate_records::dirlock::DirLock;
 use tollgate_records::ship::{Shipper, ShipperOptions, ShipperStats};
 use tollgate_records::spool::{Spool, SpoolOptions};
 use tollgate_store::Store;
@@ -58,6 +59,27 @@ impl Roles {
     fn collector(self) -> bool {
         matches!(self, Roles::Serve | Roles::Collector)
     }
+
+    /// The command, as lock files name their holder.
+    fn command(self) -> &'static str {
+        match self {
+            Roles::Serve => "tollgate serve",
+            Roles::Engine => "tollgate engine",
+            Roles::Collector => "tollgate collector",
+            Roles::Probe { .. } => "tollgate probe",
+        }
+    }
+}
+
+/// The lock file of a state directory: one daemon (serve, engine, collector, probe) per state
+/// directory. CLI commands that change a running server's files on purpose do not take it.
+pub const STATE_LOCK_FILE: &str = "tollgate.lock";
+
+/// Locks the state directory for this process's life; a second daemon on it gets an error
+/// naming the first one's pid.
+fn lock_state_dir(config: &Config, roles: Roles) -> anyhow::Result<DirLock> {
+    let dir = &config.node.state_dir;
+    DirLock::acquire(dir, STATE_LOCK_FILE, roles.command()).map_err(|e| anyhow::anyhow!("state directory {e}"))
 }
 
 /// Applies command-line overrides to the configuration.
@@ -96,17 +118,27 @@ struct Engine {
     srp: Option<(SrpHandle, tokio::sync::watch::Receiver<tollgate_srp::State>)>,
 }
 
-/// Opens the record spool shared by the engine and the probe.
-fn open_spool(config: &Config) -> anyhow::Result<Spool> {
-    Ok(Spool::open(
-        config.spool_dir(),
-        SpoolOptions {
-            segment_bytes: config.spool.segment_mb << 20,
-            fsync_interval: Duration::from_millis(config.spool.fsync_ms),
-            max_disk_bytes: config.spool.max_disk_mb << 20,
-            near_full_percent: config.spool.near_full_percent,
-        },
-    )?)
+/// The spool settings of a configuration, for a process that is `holder`.
+pub fn spool_options(config: &Config, holder: &str) -> SpoolOptions {
+    SpoolOptions {
+        segment_bytes: config.spool.segment_mb << 20,
+        fsync_interval: Duration::from_millis(config.spool.fsync_ms),
+        max_unacked_bytes: config.spool.max_disk_mb << 20,
+        near_full_percent: config.spool.near_full_percent,
+        holder: holder.to_string(),
+        ..Default::default()
+    }
+}
+
+/// Opens (and locks) the record spool shared by the engine and the probe, once its limits are
+/// known to fit this machine.
+fn open_spool(config: &Config, roles: Roles) -> anyhow::Result<Spool> {
+    let lanes = crate::spool_plan::Lanes::of(config, roles.engine(), roles.probe());
+    let plan = crate::spool_plan::plan(config, lanes)?;
+    if let Some(w) = plan.warning(crate::spool_plan::spool_bytes_now(&plan.dir)) {
+        tracing::warn!("{w}");
+    }
+    Ok(Spool::open(config.spool_dir(), spool_options(config, roles.command()))?)
 }
 
 async fn start_engine(
@@ -194,10 +226,16 @@ fn watch_alarms(alarms: Arc<Alarms>, node: String, spool: Spool, shipper: Option
             tick.tick().await;
             let u = spool.usage();
             let mib = |b: u64| format!("{:.1} MiB", b as f64 / 1048576.0);
-            alarms.set(alarms::SPOOL_NEAR_FULL, &node, u.near_full && !u.full, || {
-                format!("{} of {}", mib(u.bytes), mib(u.max_bytes))
-            });
-            alarms.set(alarms::SPOOL_FULL, &node, u.full, || format!("{} of {}", mib(u.bytes), mib(u.max_bytes)));
+            let detail = || {
+                format!(
+                    "{} not yet acknowledged by the collector, of {} ({} on disk)",
+                    mib(u.unacked_bytes),
+                    mib(u.max_bytes),
+                    mib(u.disk_bytes)
+                )
+            };
+            alarms.set(alarms::SPOOL_NEAR_FULL, &node, u.near_full && !u.full, detail);
+            alarms.set(alarms::SPOOL_FULL, &node, u.full, detail);
             if let Some(s) = &shipper {
                 let down = !s.connected.load(Ordering::Relaxed) && s.failures.load(Ordering::Relaxed) > 0;
                 alarms.set(alarms::COLLECTOR_UNREACHABLE, &node, down, || {
@@ -238,12 +276,18 @@ fn status_fn(spool: Option<Spool>, shipper: Option<Arc<ShipperStats>>) -> Option
     let spool = spool?;
     Some(Arc::new(move || {
         let u = spool.usage();
+        let mib = |b: u64| b as f64 / 1048576.0;
         let mut v = vec![(
             "Spool".to_string(),
             if u.max_bytes > 0 {
-                format!("{:.1} of {:.0} MiB", u.bytes as f64 / 1048576.0, u.max_bytes as f64 / 1048576.0)
+                format!(
+                    "{:.1} of {:.0} MiB not yet shipped ({:.1} MiB on disk)",
+                    mib(u.unacked_bytes),
+                    mib(u.max_bytes),
+                    mib(u.disk_bytes)
+                )
             } else {
-                format!("{:.1} MiB", u.bytes as f64 / 1048576.0)
+                format!("{:.1} MiB not yet shipped ({:.1} MiB on disk)", mib(u.unacked_bytes), mib(u.disk_bytes))
             },
         )];
         if let Some(s) = &shipper {
@@ -264,6 +308,10 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     let state_dir = &config.node.state_dir;
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+    let _state_lock = lock_state_dir(&config, roles)?;
+    // Before anything is written (a first start's admin password is shown only once): a spool
+    // that cannot work here, or that another process writes, stops the start.
+    let spool = if roles.engine() || roles.probe() { Some(open_spool(&config, roles)?) } else { None };
     let alarms = Arc::new(Alarms::default());
     let (auth, bootstrap) = Auth::open(state_dir, config.api.token.clone())?;
     if let Some(b) = &bootstrap {
@@ -276,7 +324,6 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     let mut registry = Registry::default();
     auth.register_metrics(&mut registry);
 
-    let spool = if roles.engine() || roles.probe() { Some(open_spool(&config)?) } else { None };
     if let Some(spool) = &spool {
         crate::metrics::register_spool(&mut registry, spool.clone());
     }

@@ -61,6 +61,8 @@ pub struct EngineOptions {
     pub env: Vec<(String, String)>,
     /// Run the process inside this network namespace (`ip netns exec`).
     pub netns: Option<String>,
+    /// Body of the `[spool]` section.
+    pub spool: String,
 }
 
 /// A port free for both UDP and TCP on `ip` right now.
@@ -87,6 +89,7 @@ impl Default for EngineOptions {
             probe: "hep_udp = []\nhep_tcp = []\n".into(),
             env: Vec::new(),
             netns: None,
+            spool: "fsync_ms = 50\n".into(),
         }
     }
 }
@@ -117,10 +120,11 @@ fn write_config(path: &Path, state: &Path, o: &EngineOptions) {
     let listen = o.enum_listen.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
     let token = o.token.as_ref().map(|t| format!("token = \"{t}\"\n")).unwrap_or_default();
     let text = format!(
-        "[node]\nname = \"{}\"\nstate_dir = \"{}\"\n\n[api]\nlisten = \"{}\"\n{token}\n[spool]\nfsync_ms = 50\n\n[enum]\nlisten_udp = [{listen}]\nlisten_tcp = [{listen}]\nudp_workers = 2\n{}\n\n[probe]\n{}\n",
+        "[node]\nname = \"{}\"\nstate_dir = \"{}\"\n\n[api]\nlisten = \"{}\"\n{token}\n[spool]\n{}\n\n[enum]\nlisten_udp = [{listen}]\nlisten_tcp = [{listen}]\nudp_workers = 2\n{}\n\n[probe]\n{}\n",
         o.node,
         state.display(),
         o.api_listen,
+        o.spool,
         o.extra_config,
         o.probe
     );
