@@ -209,6 +209,7 @@ mod tests {
             rcode: "NXDOMAIN".into(),
             fail_open: false,
             latency_us: 10,
+            stale: false,
             policy_version: None,
         })
     }

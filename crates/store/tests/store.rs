@@ -87,6 +87,7 @@ fn enum_rec(device: &str, at: DateTime<Utc>, src: Option<&str>, dst: &str, rule:
         rcode: "NOERROR".into(),
         fail_open: false,
         latency_us: 120,
+        stale: false,
         policy_version: Some(3),
     })
 }
