@@ -23,6 +23,6 @@ pub mod respond;
 pub mod server;
 mod template;
 
-pub use config::{AnswerTemplate, ConfigError, EnumConfig};
+pub use config::{AnswerTemplate, ConfigError, EnumConfig, SourceLabelNumbers};
 pub use respond::{Answered, QueryContext, Responder};
 pub use template::Template;
