@@ -318,7 +318,10 @@ impl EnumConfig {
         if self.tcp_max_connections_per_source == 0 || self.tcp_max_connections_per_source > self.tcp_max_connections {
             return Err(err(
                 "tcp_max_connections_per_source",
-                format!("must be 1 to tcp_max_connections ({}), not {}", self.tcp_max_connections, self.tcp_max_connections_per_source),
+                format!(
+                    "must be 1 to tcp_max_connections ({}), not {}",
+                    self.tcp_max_connections, self.tcp_max_connections_per_source
+                ),
             ));
         }
         if self.tcp_max_connection_secs == 0 {
@@ -398,7 +401,8 @@ redirect_uri = { kind = "naptr", uri = "{target}" }
         assert_eq!(field(EnumConfig { stale_after_ms: 0, ..base() }), "stale_after_ms");
         assert_eq!(field(EnumConfig { tcp_max_connections: 0, ..base() }), "tcp_max_connections");
         assert_eq!(field(EnumConfig { tcp_max_connections_per_source: 0, ..base() }), "tcp_max_connections_per_source");
-        let e = EnumConfig { tcp_max_connections: 8, tcp_max_connections_per_source: 9, ..base() }.validate().unwrap_err();
+        let e =
+            EnumConfig { tcp_max_connections: 8, tcp_max_connections_per_source: 9, ..base() }.validate().unwrap_err();
         assert_eq!(e.to_string(), "enum.tcp_max_connections_per_source: must be 1 to tcp_max_connections (8), not 9");
         assert_eq!(field(EnumConfig { tcp_max_connection_secs: 0, ..base() }), "tcp_max_connection_secs");
     }

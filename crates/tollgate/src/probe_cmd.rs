@@ -160,7 +160,11 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
             if let Some(lane) = lane.as_mut()
                 && let Err(e) = lane.append(&Record::sip_call(report.record.clone()))
             {
-                tracing::error!(error = %e, "cannot spool a call record");
+                static NOT_SPOOLED_LOG: tollgate_logthrottle::LogThrottle =
+                    tollgate_logthrottle::LogThrottle::new(10_000);
+                if let Some(left_out) = NOT_SPOOLED_LOG.allow() {
+                    tracing::error!(error = %e, left_out, "cannot spool a call record");
+                }
             }
             if failure.is_none()
                 && let Err(e) = rows.push(&report)
