@@ -73,7 +73,10 @@ impl RecordsNotWritten {
 
     /// Counts one record of `dataset` that `error` kept out of the spool; returns the reason.
     pub fn count(&self, dataset: &'static str, error: &std::io::Error) -> &'static str {
-        let reason = if error.kind() == std::io::ErrorKind::StorageFull { "spool_full" } else { "io_error" };
+        // The spool's own refusal at its limit carries no OS error; ENOSPC from a full disk
+        // (also StorageFull) is an I/O error.
+        let refused = error.kind() == std::io::ErrorKind::StorageFull && error.raw_os_error().is_none();
+        let reason = if refused { "spool_full" } else { "io_error" };
         self.0.get_or_create(&NotWrittenLabels { dataset, reason }).inc();
         reason
     }
