@@ -377,21 +377,16 @@ fn answers_whose_record_could_not_be_written_are_counted_and_raise_an_alarm() {
 fn an_enum_tcp_listener_out_of_descriptors_pauses_and_recovers() {
     let _g = crate::exclusive();
     let port = free_port("127.0.0.1");
-    // 64 descriptors: a few dozen connections exhaust them (the limits are set above that).
+    // 64 descriptors: a few dozen connections exhaust them, below the connection limits (from
+    // several source addresses, under the per-source limit).
     let p = Proc::start(
         "engine",
-        |dir| {
-            config_head(
-                dir,
-                port,
-                "tcp_max_connections = 1000\ntcp_max_connections_per_source = 1000\ntcp_idle_timeout_secs = 60\n",
-            )
-        },
+        |dir| config_head(dir, port, "tcp_idle_timeout_secs = 60\n"),
         Some(|_| "exec prlimit --nofile=64:64 \"$@\"".to_string()),
     );
     let mut held = Vec::new();
-    for _ in 0..100 {
-        if let Ok(s) = TcpStream::connect_timeout(&p.tcp, Duration::from_secs(2)) {
+    for i in 0..96 {
+        if let Some(s) = connect_from(p.tcp, Some(&format!("127.0.0.{}", 10 + i / 12))) {
             held.push(s);
         }
     }
@@ -464,34 +459,41 @@ fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
 #[test]
 fn one_source_cannot_hold_every_enum_tcp_slot() {
     let _g = crate::exclusive();
+    // The default limits: 16 connections per source address.
+    let e = Engine::start(EngineOptions { node: "enum-tcp-limits".into(), role: "engine", ..Default::default() });
+    // One client takes its sixteen slots, one query on each.
+    let mut mine: Vec<TcpStream> = (0..16).map(|_| connect_from(e.tcp, Some("127.0.0.2")).unwrap()).collect();
+    for (i, s) in mine.iter_mut().enumerate() {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(tcp_query(s, i as u16 + 1), Some(i as u16 + 1), "connection {i} is served");
+    }
+    // One more from the same address is closed at once; the sixteen stay open.
+    let mut extra = connect_from(e.tcp, Some("127.0.0.2")).unwrap();
+    assert!(closed_by_server(&mut extra, Duration::from_secs(10)), "the 17th connection from one source is refused");
+    assert!(!closed_by_server(&mut mine[0], Duration::from_millis(300)), "the first sixteen stay open");
+    // Another client is still served, and so is the first one on its open connections.
+    assert_eq!(tcp_ask(e.tcp, Some("127.0.0.3"), 77), Some(77), "another source is served");
+    assert_eq!(tcp_query(&mut mine[15], 99), Some(99));
+    assert_eq!(metric(&e.api, r#"tollgate_enum_tcp_refused_total{reason="per_source"}"#), 1.0);
+}
+
+#[test]
+fn the_enum_tcp_listener_keeps_a_total_cap_across_sources() {
     let e = Engine::start(EngineOptions {
-        node: "enum-tcp-limits".into(),
+        node: "enum-tcp-cap".into(),
         role: "engine",
         extra_config: "tcp_max_connections = 8\ntcp_max_connections_per_source = 4\ntcp_idle_timeout_secs = 60\n"
             .into(),
         ..Default::default()
     });
-    // One client takes its four slots; each is served.
-    let mut mine: Vec<TcpStream> = (0..4).map(|_| connect_from(e.tcp, Some("127.0.0.2")).unwrap()).collect();
-    for (i, s) in mine.iter_mut().enumerate() {
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        assert_eq!(tcp_query(s, i as u16 + 1), Some(i as u16 + 1), "connection {i} is served");
-    }
-    // A fifth from the same address is closed at once; the four stay open.
-    let mut fifth = connect_from(e.tcp, Some("127.0.0.2")).unwrap();
-    assert!(closed_by_server(&mut fifth, Duration::from_secs(10)), "the fifth connection from one source is refused");
-    assert!(!closed_by_server(&mut mine[0], Duration::from_millis(300)), "the first four stay open");
-    // Another client is still served, and so is the first one on its open connections.
-    assert_eq!(tcp_ask(e.tcp, Some("127.0.0.3"), 77), Some(77), "another source is served");
-    assert_eq!(tcp_query(&mut mine[3], 99), Some(99));
-    // The listener's total cap still holds: four more from a third address fill it.
-    let others: Vec<TcpStream> = (0..4).map(|_| connect_from(e.tcp, Some("127.0.0.4")).unwrap()).collect();
+    let held: Vec<TcpStream> =
+        (0..8).map(|i| connect_from(e.tcp, Some(&format!("127.0.0.{}", 2 + i / 4))).unwrap()).collect();
     wait_until(10, "eight connections open", || metric(&e.api, "tollgate_enum_tcp_connections") >= 8.0);
     let mut ninth = connect_from(e.tcp, Some("127.0.0.5")).unwrap();
     assert!(closed_by_server(&mut ninth, Duration::from_secs(10)), "the listener holds at most 8");
-    assert!(metric(&e.api, r#"tollgate_enum_tcp_refused_total{reason="per_source"}"#) >= 1.0);
-    assert!(metric(&e.api, r#"tollgate_enum_tcp_refused_total{reason="limit"}"#) >= 1.0);
-    drop(others);
+    assert_eq!(metric(&e.api, r#"tollgate_enum_tcp_refused_total{reason="limit"}"#), 1.0);
+    drop(held);
+    wait_until(10, "a query answered once the slots are free", || tcp_ask(e.tcp, Some("127.0.0.5"), 5) == Some(5));
 }
 
 #[test]
