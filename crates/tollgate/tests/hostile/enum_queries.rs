@@ -198,6 +198,11 @@ fn config_head(dir: &Path, enum_port: u16, enum_extra: &str) -> String {
     )
 }
 
+/// The first lines of a log, for failure messages.
+fn head(log: &str) -> String {
+    log.lines().take(10).collect::<Vec<_>>().join("\n")
+}
+
 /// `text` without terminal colour codes (the log writes them).
 fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -216,11 +221,12 @@ fn strip_ansi(text: &str) -> String {
     out
 }
 
-/// Lines of `log` that contain `needle`, with the `left_out=N` count each carries.
+/// Lines of `log` that contain `needle` (any case), with the `left_out=N` count each carries.
 fn throttled_lines(log: &str, needle: &str) -> Vec<u64> {
+    let needle = needle.to_lowercase();
     strip_ansi(log)
         .lines()
-        .filter(|l| l.contains(needle))
+        .filter(|l| l.to_lowercase().contains(&needle))
         .map(|l| {
             l.split_whitespace()
                 .find_map(|w| w.strip_prefix("left_out="))
@@ -327,10 +333,10 @@ fn a_full_spool_logs_a_handful_of_lines_that_count_every_refused_record() {
 
     let log = p.stderr();
     let lines = throttled_lines(&log, "cannot write ENUM record");
-    assert!(!lines.is_empty() && lines.len() <= 8, "{} lines about refused records:\n{log}", lines.len());
+    assert!(!lines.is_empty() && lines.len() <= 8, "{} lines about refused records:\n{}", lines.len(), head(&log));
     let counted: u64 = lines.iter().map(|left_out| 1 + left_out).sum();
     let refused = p.metric("tollgate_spool_refused_total") as u64;
-    assert_eq!(counted, refused, "the lines account for every refused record:\n{log}");
+    assert_eq!(counted, refused, "the lines account for every refused record:\n{}", head(&log));
     assert_eq!(p.metric(r#"tollgate_records_not_written_total{dataset="ENUM",reason="spool_full"}"#) as u64, refused);
 }
 
@@ -370,7 +376,7 @@ fn answers_whose_record_could_not_be_written_are_counted_and_raise_an_alarm() {
     wait_until(10, "alarm 72006 RECORDS_NOT_WRITTEN", || p.active_alarms().iter().any(|a| a == "RECORDS_NOT_WRITTEN"));
     let log = p.stderr();
     let lines = throttled_lines(&log, "cannot write ENUM record");
-    assert!(!lines.is_empty() && lines.len() <= 5, "{} lines:\n{log}", lines.len());
+    assert!(!lines.is_empty() && lines.len() <= 5, "{} lines:\n{}", lines.len(), head(&log));
 }
 
 #[test]
@@ -402,8 +408,8 @@ fn an_enum_tcp_listener_out_of_descriptors_pauses_and_recovers() {
     let ticks = cpu() - before;
     assert!(ticks < 250, "the listener spun: {ticks} ticks of CPU in 5 s");
     let log = p.stderr();
-    let lines = throttled_lines(&log, "ENUM TCP accept failed");
-    assert!(!lines.is_empty() && lines.len() <= 3, "{} lines about failed accepts:\n{log}", lines.len());
+    let lines = throttled_lines(&log, "TCP accept");
+    assert!(!lines.is_empty() && lines.len() <= 3, "{} lines about failed accepts:\n{}", lines.len(), head(&log));
     // Descriptors come back: the listener serves again (and so does the API, to read metrics).
     drop(held);
     wait_until(30, "a TCP query answered after the descriptors came back", || tcp_ask(p.tcp, None, 7).is_some());
@@ -459,8 +465,13 @@ fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
 #[test]
 fn one_source_cannot_hold_every_enum_tcp_slot() {
     let _g = crate::exclusive();
-    // The default limits: 16 connections per source address.
-    let e = Engine::start(EngineOptions { node: "enum-tcp-limits".into(), role: "engine", ..Default::default() });
+    // The default limits: 16 connections per source address (idle ones kept for a minute).
+    let e = Engine::start(EngineOptions {
+        node: "enum-tcp-limits".into(),
+        role: "engine",
+        extra_config: "tcp_idle_timeout_secs = 60\n".into(),
+        ..Default::default()
+    });
     // One client takes its sixteen slots, one query on each.
     let mut mine: Vec<TcpStream> = (0..16).map(|_| connect_from(e.tcp, Some("127.0.0.2")).unwrap()).collect();
     for (i, s) in mine.iter_mut().enumerate() {
@@ -469,7 +480,7 @@ fn one_source_cannot_hold_every_enum_tcp_slot() {
     }
     // One more from the same address is closed at once; the sixteen stay open.
     let mut extra = connect_from(e.tcp, Some("127.0.0.2")).unwrap();
-    assert!(closed_by_server(&mut extra, Duration::from_secs(10)), "the 17th connection from one source is refused");
+    assert!(closed_by_server(&mut extra, Duration::from_secs(5)), "the 17th connection from one source is refused");
     assert!(!closed_by_server(&mut mine[0], Duration::from_millis(300)), "the first sixteen stay open");
     // Another client is still served, and so is the first one on its open connections.
     assert_eq!(tcp_ask(e.tcp, Some("127.0.0.3"), 77), Some(77), "another source is served");
