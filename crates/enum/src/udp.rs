@@ -45,7 +45,7 @@ struct Datagram {
 }
 
 /// Reads one datagram into `buf` without blocking (the caller waits for readiness).
-fn receive_now(socket: &UdpSocket, buf: &mut [u8], control: &mut Vec<u8>) -> io::Result<Datagram> {
+fn receive_now(socket: &UdpSocket, buf: &mut [u8], control: &mut [u8]) -> io::Result<Datagram> {
     let mut iov = [IoSliceMut::new(buf)];
     let msg = recvmsg::<SockaddrStorage>(socket.as_raw_fd(), &mut iov, Some(control), MsgFlags::MSG_DONTWAIT)
         .map_err(io::Error::from)?;

@@ -77,7 +77,7 @@ fn pid_of(config: &Path) -> i32 {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        if args.first().is_some_and(|a| a.ends_with("tollgate")) && args.iter().any(|a| *a == wanted) {
+        if args.first().is_some_and(|a| a.ends_with("tollgate")) && args.contains(&wanted) {
             return pid;
         }
     }
