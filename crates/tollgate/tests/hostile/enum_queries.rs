@@ -88,6 +88,16 @@ fn signal(pid: i32, sig: &str) {
     assert!(Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status().unwrap().success());
 }
 
+/// Waits until every thread of `pid` is stopped (a signal is delivered asynchronously).
+fn wait_stopped(pid: i32) {
+    wait_until(30, "every thread of the engine stopped", || {
+        std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten().all(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('T'))
+        })
+    });
+}
+
 /// A tollgate process started from a complete configuration, with its stderr in a file (the
 /// harness's `Engine` writes most of the configuration itself and shares stderr).
 struct Proc {
@@ -253,6 +263,7 @@ fn a_frozen_engines_late_answers_are_recorded_as_stale_with_their_real_latency()
 
     // Frozen: the kernel queues the queries; nobody reads them.
     signal(pid, "STOP");
+    wait_stopped(pid);
     const FROZEN: u64 = 20;
     for i in 0..FROZEN {
         socket.send_to(&naptr_query(&numbered_name(i), i as u16), e.udp).unwrap();
