@@ -9,7 +9,12 @@
 //! health_check_name = "health.tollgate."
 //! source_edns_option = 4          # EDNS0 ENUM Source-URI (draft-kaplan-enum-source-uri)
 //! source_label_prefix = "src-"    # query-name scheme for SBCs without EDNS0 options
+//! source_label_numbers = "e164"   # the src- label holds E.164 digits; or "dialing-plan"
 //! no_record = "nxdomain"          # or "nodata": how a "no-record" answer is sent
+//! stale_after_ms = 1000           # answers older than this are recorded as stale
+//! tcp_max_connections = 256       # ENUM TCP connections served at once, all sources
+//! tcp_max_connections_per_source = 16
+//! tcp_max_connection_secs = 300   # a TCP connection is closed after this, busy or not
 //!
 //! [enum.naptr]
 //! order = 100
@@ -133,6 +138,19 @@ pub enum NoRecord {
     Nodata,
 }
 
+/// How the calling digits of the query-name label (`src-<digits>`) are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceLabelNumbers {
+    /// E.164 digits, country code first, no `+` and no dialing plan applied:
+    /// `src-442079460000` is +44 20 7946 0000 (what `tollgate lookup` writes).
+    #[default]
+    E164,
+    /// The digits as the configured dialing plan reads them (national numbers, trunk and
+    /// international prefixes), for SBCs that can only send the caller as dialled.
+    DialingPlan,
+}
+
 /// A named SBC (or other client) by address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -181,6 +199,9 @@ pub struct EnumConfig {
     /// Label prefix of the query-name scheme: `<reversed called digits>.<prefix><calling
     /// digits>.<suffix>`; empty disables.
     pub source_label_prefix: String,
+    /// How the calling digits of that label are read: E.164 digits (default) or through the
+    /// dialing plan.
+    pub source_label_numbers: SourceLabelNumbers,
     /// How "no record" answers are sent.
     pub no_record: NoRecord,
     /// Fixed NAPTR fields.
@@ -197,6 +218,17 @@ pub struct EnumConfig {
     pub udp_workers: usize,
     /// Seconds an idle TCP connection is kept.
     pub tcp_idle_timeout_secs: u64,
+    /// An answer sent more than this many milliseconds after the kernel received its query is
+    /// stale: an SBC gives up after its timeout (100 to 300 ms is typical), so it did not use
+    /// it. Stale answers are still sent, and recorded with `stale: true`.
+    pub stale_after_ms: u64,
+    /// TCP connections served at once per listener, from all sources; more are refused.
+    pub tcp_max_connections: usize,
+    /// TCP connections served at once per listener from one source address; more are refused.
+    pub tcp_max_connections_per_source: usize,
+    /// Seconds after which a TCP connection is closed (after the answer in progress), however
+    /// busy it is, so no client holds a slot forever.
+    pub tcp_max_connection_secs: u64,
 }
 
 impl Default for EnumConfig {
@@ -209,6 +241,7 @@ impl Default for EnumConfig {
             health_check_name: "health.tollgate.".into(),
             source_edns_option: Some(4),
             source_label_prefix: "src-".into(),
+            source_label_numbers: SourceLabelNumbers::E164,
             no_record: NoRecord::Nxdomain,
             naptr: NaptrFields::default(),
             answers: Answers::default(),
@@ -217,6 +250,10 @@ impl Default for EnumConfig {
             soa: SoaConfig::default(),
             udp_workers: 0,
             tcp_idle_timeout_secs: 10,
+            stale_after_ms: 1000,
+            tcp_max_connections: 256,
+            tcp_max_connections_per_source: 16,
+            tcp_max_connection_secs: 300,
         }
     }
 }
@@ -271,6 +308,24 @@ impl EnumConfig {
             && self.intercepts.is_empty()
         {
             return Err(err("intercepts", "the terminate template uses {intercept} but no intercept is defined"));
+        }
+        if self.stale_after_ms == 0 {
+            return Err(err("stale_after_ms", "must be at least 1 (milliseconds); 1000 is a safe bound"));
+        }
+        if self.tcp_max_connections == 0 {
+            return Err(err("tcp_max_connections", "must be at least 1"));
+        }
+        if self.tcp_max_connections_per_source == 0 || self.tcp_max_connections_per_source > self.tcp_max_connections {
+            return Err(err(
+                "tcp_max_connections_per_source",
+                format!(
+                    "must be 1 to tcp_max_connections ({}), not {}",
+                    self.tcp_max_connections, self.tcp_max_connections_per_source
+                ),
+            ));
+        }
+        if self.tcp_max_connection_secs == 0 {
+            return Err(err("tcp_max_connection_secs", "must be at least 1 (seconds)"));
         }
         let name_ok = |s: &str| hickory_proto::rr::Name::from_ascii(s).is_ok();
         if !name_ok(&self.soa.mname) || !name_ok(&self.soa.rname) {
@@ -337,6 +392,28 @@ redirect_uri = { kind = "naptr", uri = "{target}" }
         assert_eq!(cfg.validate().unwrap_err().field, "intercepts");
         let cfg = EnumConfig { suffixes: vec!["".into()], ..Default::default() };
         assert_eq!(cfg.validate().unwrap_err().field, "suffixes[0]");
+    }
+
+    #[test]
+    fn connection_limits_and_stale_bound_are_checked_naming_the_field() {
+        let field = |cfg: EnumConfig| cfg.validate().unwrap_err().field;
+        let base = EnumConfig::default;
+        assert_eq!(field(EnumConfig { stale_after_ms: 0, ..base() }), "stale_after_ms");
+        assert_eq!(field(EnumConfig { tcp_max_connections: 0, ..base() }), "tcp_max_connections");
+        assert_eq!(field(EnumConfig { tcp_max_connections_per_source: 0, ..base() }), "tcp_max_connections_per_source");
+        let e =
+            EnumConfig { tcp_max_connections: 8, tcp_max_connections_per_source: 9, ..base() }.validate().unwrap_err();
+        assert_eq!(e.to_string(), "enum.tcp_max_connections_per_source: must be 1 to tcp_max_connections (8), not 9");
+        assert_eq!(field(EnumConfig { tcp_max_connection_secs: 0, ..base() }), "tcp_max_connection_secs");
+    }
+
+    #[test]
+    fn source_label_numbers_parse_by_name() {
+        let cfg: EnumConfig = toml::from_str("source_label_numbers = \"dialing-plan\"").unwrap();
+        assert_eq!(cfg.source_label_numbers, SourceLabelNumbers::DialingPlan);
+        let cfg: EnumConfig = toml::from_str("source_label_numbers = \"e164\"").unwrap();
+        assert_eq!(cfg.source_label_numbers, SourceLabelNumbers::E164);
+        assert!(toml::from_str::<EnumConfig>("source_label_numbers = \"national\"").is_err());
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   it is tested and fuzzed directly; malformed input gets FORMERR, names outside the suffixes
 //!   REFUSED or NXDOMAIN, and any internal failure an allow answer (fail-open);
 //! * [`server`]: UDP and TCP listeners (tokio) that write each record to the spool before the
-//!   answer is sent;
+//!   answer is sent; UDP latency counts from the kernel's receive timestamp, TCP connections
+//!   are limited per source and in time;
 //! * [`metrics`]: Prometheus counters and latency histograms.
 //!
 //! DNS wire encoding is hickory-proto's; nothing here hand-rolls DNS encoding. Policy evaluation
@@ -21,8 +22,10 @@ pub mod lookup;
 pub mod metrics;
 pub mod respond;
 pub mod server;
+mod tcp;
 mod template;
+mod udp;
 
-pub use config::{AnswerTemplate, ConfigError, EnumConfig};
+pub use config::{AnswerTemplate, ConfigError, EnumConfig, SourceLabelNumbers};
 pub use respond::{Answered, QueryContext, Responder};
 pub use template::Template;

@@ -11,6 +11,16 @@
 //! * a valid number, NAPTR: the policy's decision rendered by the action's template. If
 //!   evaluation or rendering fails in any way, the allow answer is sent (fail-open) and the
 //!   record says so.
+//!
+//! The calling number comes from the EDNS0 Source-URI option, else from the query-name label
+//! `src-<digits>`, whose digits are an E.164 number, country code first, with no dialing plan
+//! applied (`src-442079460000` is +44 20 7946 0000), unless `source_label_numbers =
+//! "dialing-plan"`. A caller that cannot be read is not guessed: the call is decided without
+//! one and [`Answered::unreadable_source`] says what was sent.
+//!
+//! Latency is measured from [`QueryContext::received`], which the listeners set to the moment
+//! the kernel received the packet; an answer ready later than `stale_after_ms` after it is
+//! [`Answered::stale`], and so is its record.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -31,7 +41,7 @@ use tollgate_policy::{
 };
 use tollgate_records::{EnumQueryRecord, Record as SpoolRecord, Transport};
 
-use crate::config::{AnswerTemplate, EnumConfig, NoRecord};
+use crate::config::{AnswerTemplate, EnumConfig, NoRecord, SourceLabelNumbers};
 use crate::template::Values;
 
 /// The EDNS payload size tollgate advertises (the DNS flag day 2020 value).
@@ -44,7 +54,8 @@ pub struct QueryContext {
     pub peer: SocketAddr,
     /// UDP or TCP (UDP answers are size-limited and may be truncated).
     pub transport: Transport,
-    /// When the packet was received (for the latency in the record).
+    /// When the packet was received, as early as known (the kernel's receive time for UDP),
+    /// for the latency in the record and the stale bound.
     pub received: Instant,
     /// Wall-clock time of receipt (for time windows and the record).
     pub now: DateTime<Utc>,
@@ -101,6 +112,12 @@ pub struct Answered {
     pub outcome: Outcome,
     /// The decision, when the policy was asked (for `lookup` and tests).
     pub decision: Option<Decision>,
+    /// The answer was ready later than `stale_after_ms` after the query was received: the
+    /// SBC most likely gave up on it.
+    pub stale: bool,
+    /// A calling number the query carried that is not a number (the `src-` label's text or
+    /// the Source-URI): the call was decided without a caller.
+    pub unreadable_source: Option<String>,
 }
 
 /// Turns queries into answers using the installed policy.
@@ -127,6 +144,26 @@ struct Head {
 enum NameError {
     Outside,
     NotANumber,
+}
+
+/// The calling number a query carried, in the query name or an EDNS option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Caller {
+    /// None was sent.
+    Absent,
+    /// A number.
+    Number(E164),
+    /// Something that is not a number (the text sent).
+    Unreadable(String),
+}
+
+impl Caller {
+    fn number(&self) -> Option<E164> {
+        match self {
+            Caller::Number(n) => Some(*n),
+            _ => None,
+        }
+    }
 }
 
 impl Responder {
@@ -243,8 +280,17 @@ impl Responder {
             resp.add_authority(self.soa.clone());
             return Some(self.finish(resp, edns, ctx, None, Outcome::NoData, None));
         }
-        let source = self.edns_source(edns).or(label_source);
-        Some(self.decide(&req, query, destination, source, ctx, counters))
+        // The option wins over the label; an unreadable one does not hide a readable one.
+        let caller = match (self.edns_source(edns), label_source) {
+            (Caller::Number(n), _) | (_, Caller::Number(n)) => Caller::Number(n),
+            (Caller::Absent, label) => label,
+            (unreadable, _) => unreadable,
+        };
+        let mut answer = self.decide(&req, query, destination, caller.number(), ctx, counters);
+        if let Caller::Unreadable(text) = caller {
+            answer.unreadable_source = Some(text);
+        }
+        Some(answer)
     }
 
     fn decide(
@@ -314,6 +360,7 @@ impl Responder {
             rcode: String::new(),
             fail_open,
             latency_us: 0,
+            stale: false,
             policy_version: version,
         };
         self.finish(resp, req.edns.as_ref(), ctx, Some(record), outcome, Some(decision))
@@ -373,7 +420,7 @@ impl Responder {
     }
 
     /// The called number and the calling number of the query-name scheme.
-    fn parse_name(&self, name: &str) -> Result<(E164, Option<E164>), NameError> {
+    fn parse_name(&self, name: &str) -> Result<(E164, Caller), NameError> {
         let (labels, _) = strip_suffix(name, &self.suffixes).ok_or(NameError::Outside)?;
         if labels.is_empty() {
             return Err(NameError::NotANumber);
@@ -381,25 +428,37 @@ impl Responder {
         let prefix = self.config.source_label_prefix.as_str();
         let (digits, source) = match labels.rsplit_once('.') {
             Some((rest, last)) if !prefix.is_empty() && last.starts_with(prefix) => {
-                let caller = &last[prefix.len()..];
-                (rest, self.plan.normalize(caller).ok())
+                (rest, self.label_caller(&last[prefix.len()..]))
             }
             None if !prefix.is_empty() && labels.starts_with(prefix) => return Err(NameError::NotANumber),
-            _ => (labels, None),
+            _ => (labels, Caller::Absent),
         };
         let dest = number_from_reversed_labels(digits, name).map_err(|_| NameError::NotANumber)?;
         Ok((dest, source))
     }
 
-    /// The calling number from the EDNS0 Source-URI option, if present and usable.
-    fn edns_source(&self, edns: Option<&Edns>) -> Option<E164> {
-        let code = self.config.source_edns_option?;
-        match edns?.options().get(EdnsCode::from(code))? {
-            EdnsOption::Unknown(_, data) => {
-                let uri = std::str::from_utf8(data).ok()?;
-                number_from_uri(uri, &self.plan).ok()
-            }
-            _ => None,
+    /// The calling number of a `src-` label's digits: E.164 digits (country code first), or
+    /// through the dialing plan when so configured.
+    fn label_caller(&self, digits: &str) -> Caller {
+        let number = match self.config.source_label_numbers {
+            SourceLabelNumbers::E164 => E164::from_digits(digits),
+            SourceLabelNumbers::DialingPlan => self.plan.normalize(digits),
+        };
+        match number {
+            Ok(n) => Caller::Number(n),
+            Err(_) => Caller::Unreadable(format!("{}{digits}", self.config.source_label_prefix)),
+        }
+    }
+
+    /// The calling number from the EDNS0 Source-URI option.
+    fn edns_source(&self, edns: Option<&Edns>) -> Caller {
+        let Some(code) = self.config.source_edns_option else { return Caller::Absent };
+        let Some(option) = edns.and_then(|e| e.options().get(EdnsCode::from(code))) else { return Caller::Absent };
+        let EdnsOption::Unknown(_, data) = option else { return Caller::Absent };
+        let uri = String::from_utf8_lossy(data);
+        match number_from_uri(&uri, &self.plan) {
+            Ok(n) => Caller::Number(n),
+            Err(_) => Caller::Unreadable(uri.chars().take(64).collect()),
         }
     }
 
@@ -478,12 +537,15 @@ impl Responder {
             bytes = resp.to_vec().unwrap_or_default();
         }
         let rcode = resp.metadata.response_code;
+        let latency = ctx.received.elapsed();
+        let stale = latency.as_millis() >= u128::from(self.config.stale_after_ms);
         let record = record.map(|mut r| {
             r.rcode = rcode_mnemonic(rcode).to_string();
-            r.latency_us = u32::try_from(ctx.received.elapsed().as_micros()).unwrap_or(u32::MAX);
+            r.latency_us = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
+            r.stale = stale;
             SpoolRecord::enum_query(r)
         });
-        Answered { bytes, record, outcome, decision }
+        Answered { bytes, record, outcome, decision, stale, unreadable_source: None }
     }
 }
 

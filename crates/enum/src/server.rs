@@ -1,24 +1,30 @@
-//! UDP and TCP listeners. Each answer's record is appended to the spool before the answer is
-//! sent, so every answered query is on record even if the process is killed right after.
+//! The ENUM listeners: UDP ([`crate::udp`]) and TCP ([`crate::tcp`]). Each answer's record is
+//! appended to the spool before the answer is sent, so every answered query is on record even
+//! if the process is killed right after.
+//!
+//! When a record cannot be written (the spool is at its disk limit, or refuses for lack of file
+//! descriptors or a disk error), the answer is still sent: answering beats recording, since an
+//! SBC without an answer fails open anyway. It is never silent: every such record is counted in
+//! `tollgate_records_not_written_total{dataset="ENUM", reason}` (the engine raises alarm 72006
+//! RECORDS_NOT_WRITTEN for I/O errors, 72002 SPOOL_FULL covers the disk limit), and logged at
+//! most once per 10 s with the number of lines left out.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
-use tollgate_records::Transport;
+use tollgate_logthrottle::LogThrottle;
 use tollgate_records::spool::{Spool, SpoolLane};
 
 use crate::metrics::EnumMetrics;
-use crate::respond::{Answered, QueryContext, Responder};
+use crate::respond::{Answered, Responder};
+use crate::tcp::{self, TcpLimits};
+use crate::udp;
 
-/// Most TCP connections served at once; more wait in the accept queue.
-const MAX_TCP_CONNECTIONS: usize = 1024;
+/// One line per 10 s about records the spool did not take; the others are counted in the line.
+static NOT_WRITTEN_LOG: LogThrottle = LogThrottle::new(10_000);
 
 /// Where records go.
 #[derive(Clone)]
@@ -63,6 +69,9 @@ impl EnumServer {
         let mut udp_sockets = Vec::new();
         for addr in udp {
             let s = UdpSocket::bind(addr).await.map_err(|e| bind_err("UDP", addr, e))?;
+            if !udp::enable_receive_timestamps(&s) {
+                tracing::warn!(%addr, "no kernel receive timestamps on this socket: latency is measured from when a query is read");
+            }
             udp_sockets.push(Arc::new(s));
         }
         let mut tcp_listeners = Vec::new();
@@ -81,13 +90,13 @@ impl EnumServer {
         for (i, socket) in udp_sockets.into_iter().enumerate() {
             for w in 0..workers {
                 let lane = sink.lane(&format!("udp{i}_{w}"))?;
-                server.tasks.spawn(udp_worker(socket.clone(), responder.clone(), lane, metrics.clone()));
+                server.tasks.spawn(udp::worker(socket.clone(), responder.clone(), lane, metrics.clone()));
             }
         }
-        let idle = Duration::from_secs(responder.config().tcp_idle_timeout_secs.max(1));
+        let limits = TcpLimits::of(responder.config());
         for (i, listener) in tcp_listeners.into_iter().enumerate() {
             let lane = Arc::new(Mutex::new(sink.lane(&format!("tcp{i}"))?));
-            server.tasks.spawn(tcp_acceptor(listener, responder.clone(), lane, metrics.clone(), idle));
+            server.tasks.spawn(tcp::acceptor(listener, responder.clone(), lane, metrics.clone(), limits));
         }
         Ok(server)
     }
@@ -99,108 +108,21 @@ impl EnumServer {
     }
 }
 
-fn record(lane: &mut Option<SpoolLane>, answer: &Answered, metrics: &EnumMetrics) {
+/// Appends the answer's record (if it has one) to `lane`; a record the spool does not take is
+/// counted and logged (throttled), and the answer is still sent by the caller.
+pub(crate) fn record(lane: &mut Option<SpoolLane>, answer: &Answered, metrics: &EnumMetrics) {
     if let (Some(lane), Some(rec)) = (lane.as_mut(), answer.record.as_ref())
         && let Err(e) = lane.append(rec)
     {
         metrics.spool_errors.inc();
-        tracing::error!(error = %e, "cannot write ENUM record to the spool");
-    }
-}
-
-async fn udp_worker(
-    socket: Arc<UdpSocket>,
-    responder: Arc<Responder>,
-    mut lane: Option<SpoolLane>,
-    metrics: Arc<EnumMetrics>,
-) {
-    let mut buf = vec![0u8; 65_535];
-    loop {
-        let (n, peer) = match socket.recv_from(&mut buf).await {
-            Ok(x) => x,
-            Err(e) => {
-                // ICMP errors from earlier sends surface here on Linux; keep serving.
-                tracing::debug!(error = %e, "UDP receive error");
-                continue;
-            }
-        };
-        let ctx = QueryContext { peer, transport: Transport::Udp, received: Instant::now(), now: Utc::now() };
-        match responder.respond(&buf[..n], &ctx) {
-            Some(answer) => {
-                record(&mut lane, &answer, &metrics);
-                if let Err(e) = socket.send_to(&answer.bytes, peer).await {
-                    tracing::debug!(error = %e, %peer, "UDP send error");
-                    metrics.unanswered("send_error");
-                }
-                metrics.answered("udp", &answer, ctx.received.elapsed().as_secs_f64());
-            }
-            None => metrics.unanswered("not_a_query"),
+        let reason = metrics.records_not_written.count("ENUM", &e);
+        if let Some(left_out) = NOT_WRITTEN_LOG.allow() {
+            tracing::error!(
+                error = %e,
+                reason,
+                left_out,
+                "cannot write ENUM record to the spool; the query was answered without a record (counted in tollgate_records_not_written_total)"
+            );
         }
-    }
-}
-
-async fn tcp_acceptor(
-    listener: TcpListener,
-    responder: Arc<Responder>,
-    lane: Arc<Mutex<Option<SpoolLane>>>,
-    metrics: Arc<EnumMetrics>,
-    idle: Duration,
-) {
-    let limit = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
-    let mut connections = JoinSet::new();
-    loop {
-        let Ok(permit) = limit.clone().acquire_owned().await else { return };
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "TCP accept error");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let (responder, lane, metrics) = (responder.clone(), lane.clone(), metrics.clone());
-        connections.spawn(async move {
-            metrics.tcp_connections.inc();
-            let _ = tcp_connection(stream, peer, &responder, &lane, &metrics, idle).await;
-            metrics.tcp_connections.dec();
-            drop(permit);
-        });
-        while connections.try_join_next().is_some() {}
-    }
-}
-
-async fn tcp_connection(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    responder: &Responder,
-    lane: &Mutex<Option<SpoolLane>>,
-    metrics: &EnumMetrics,
-    idle: Duration,
-) -> io::Result<()> {
-    stream.set_nodelay(true)?;
-    let mut buf = vec![0u8; 65_535];
-    loop {
-        let len = match tokio::time::timeout(idle, stream.read_u16()).await {
-            Ok(Ok(len)) => usize::from(len),
-            Ok(Err(_)) | Err(_) => return Ok(()),
-        };
-        match tokio::time::timeout(idle, stream.read_exact(&mut buf[..len])).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) | Err(_) => return Ok(()),
-        }
-        let ctx = QueryContext { peer, transport: Transport::Tcp, received: Instant::now(), now: Utc::now() };
-        let Some(answer) = responder.respond(&buf[..len], &ctx) else {
-            metrics.unanswered("not_a_query");
-            return Ok(());
-        };
-        {
-            let mut guard = lane.lock().unwrap_or_else(|e| e.into_inner());
-            record(&mut guard, &answer, metrics);
-        }
-        let mut out = Vec::with_capacity(answer.bytes.len() + 2);
-        out.extend_from_slice(&(answer.bytes.len() as u16).to_be_bytes());
-        out.extend_from_slice(&answer.bytes);
-        stream.write_all(&out).await?;
-        metrics.answered("tcp", &answer, ctx.received.elapsed().as_secs_f64());
     }
 }

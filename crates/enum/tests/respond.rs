@@ -152,9 +152,71 @@ fn calling_number_from_query_name_label() {
     assert_eq!(resp.answers[0].name.to_ascii(), "0.0.1.0.5.5.5.2.1.2.1.src-13125550666.e164.arpa.");
     let Some(Record::EnumQuery { record, .. }) = record else { panic!() };
     assert_eq!(record.source.unwrap().to_string(), "+13125550666");
-    // National form and '+' are accepted in the label too.
-    let (resp, _, _) = ask(&r, &query("0.0.1.0.5.5.5.2.1.2.1.src-3125550666.e164.arpa.", RecordType::NAPTR));
-    assert_eq!(naptr_regexp(&resp), "!^.*$!sip:603@reject.tollgate.invalid!");
+}
+
+const INTERNATIONAL_POLICY: &str = r#"
+schema = 1
+[[rule]]
+name = "reject-listed"
+source = ["+442079460000", "+4512345678", "+493012345678", "+13125550666"]
+action = "terminate"
+cause = 603
+"#;
+
+/// The source a `src-<digits>` label yields, and whether the listed caller was rejected.
+fn label_source(r: &Responder, digits: &str) -> (Option<String>, bool, Option<String>) {
+    let m = query(&format!("0.0.1.0.5.5.5.2.1.2.1.src-{digits}.e164.arpa."), RecordType::NAPTR);
+    let a = r.respond(&m.to_vec().unwrap(), &ctx(Transport::Udp)).expect("an answer");
+    let Some(Record::EnumQuery { record, .. }) = a.record else { panic!("no record") };
+    (record.source.map(|s| s.to_string()), record.rule.as_deref() == Some("reject-listed"), a.unreadable_source)
+}
+
+#[test]
+fn the_source_label_holds_e164_digits_of_any_country() {
+    let r = responder_with(EnumConfig::default(), INTERNATIONAL_POLICY);
+    for (digits, e164) in [
+        ("442079460000", "+442079460000"), // UK, was dropped by the NANP plan (12 digits)
+        ("4512345678", "+4512345678"),     // Denmark, was read as +1 451 234 5678
+        ("493012345678", "+493012345678"), // Germany
+        ("13125550666", "+13125550666"),   // US
+    ] {
+        assert_eq!(label_source(&r, digits), (Some(e164.to_string()), true, None), "src-{digits}");
+    }
+    // Dialled forms are not E.164 digits: the caller is unknown (and said so), never guessed.
+    assert_eq!(label_source(&r, "011442079460000"), (None, false, Some("src-011442079460000".into())));
+    assert_eq!(label_source(&r, "02079460000"), (None, false, Some("src-02079460000".into())));
+    assert_eq!(label_source(&r, "12x4"), (None, false, Some("src-12x4".into())));
+}
+
+#[test]
+fn the_dialing_plan_reads_the_source_label_only_when_configured() {
+    let cfg = EnumConfig { source_label_numbers: tollgate_enum::SourceLabelNumbers::DialingPlan, ..Default::default() };
+    let r = responder_with(cfg, INTERNATIONAL_POLICY);
+    assert_eq!(label_source(&r, "3125550666"), (Some("+13125550666".into()), true, None));
+    assert_eq!(label_source(&r, "011442079460000"), (Some("+442079460000".into()), true, None));
+    assert_eq!(label_source(&r, "4512345678"), (Some("+14512345678".into()), false, None));
+}
+
+#[test]
+fn an_answer_ready_after_the_stale_bound_is_marked_stale() {
+    let r = responder_with(EnumConfig { stale_after_ms: 500, ..Default::default() }, POLICY);
+    let q = query("0.0.1.0.5.5.5.2.1.2.1.e164.arpa.", RecordType::NAPTR).to_vec().unwrap();
+    let fresh = r.respond(&q, &ctx(Transport::Udp)).unwrap();
+    let Some(Record::EnumQuery { record, .. }) = &fresh.record else { panic!("no record") };
+    assert!(!fresh.stale && !record.stale);
+    // Received (by the kernel) two seconds ago: the engine was stalled.
+    let old = QueryContext {
+        received: Instant::now() - std::time::Duration::from_secs(2),
+        now: Utc::now() - chrono::Duration::seconds(2),
+        ..ctx(Transport::Udp)
+    };
+    let late = r.respond(&q, &old).unwrap();
+    let Some(Record::EnumQuery { record, .. }) = &late.record else { panic!("no record") };
+    assert!(late.stale && record.stale);
+    assert!(record.latency_us >= 2_000_000, "latency from receipt: {}", record.latency_us);
+    // Answers without a record are stale too (the metric counts them).
+    let health = query("health.tollgate.", RecordType::A).to_vec().unwrap();
+    assert!(r.respond(&health, &old).unwrap().stale);
 }
 
 #[test]

@@ -28,6 +28,7 @@ fn record() -> Record {
         rcode: "NOERROR".into(),
         fail_open: false,
         latency_us: 85,
+        stale: false,
         policy_version: Some(7),
     })
 }

@@ -13,7 +13,10 @@ use ulid::Ulid;
 ///
 /// * 1: ENUM query and SIP call records.
 /// * 2: SIP call records may carry RTP statistics (`rtp_packets`, `rtp_lost`, `rtp_jitter_ms`);
-///   a version-1 record has none and reads as "not measured".
+///   a version-1 record has none and reads as "not measured". ENUM query records may carry
+///   `stale: true`; a record without it is not stale. (An optional field that older readers
+///   may ignore does not need a new version: bumping it would make every collector of the
+///   previous release refuse every record of an upgraded engine.)
 pub const RECORD_VERSION: u16 = 2;
 
 /// Transport a query arrived on.
@@ -58,8 +61,15 @@ pub struct EnumQueryRecord {
     /// True when the engine failed internally and answered allow (fail-open).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fail_open: bool,
-    /// Microseconds from receiving the query to having the answer ready.
+    /// Microseconds from the kernel receiving the query to having the answer ready.
     pub latency_us: u32,
+    /// True when the answer was ready later than the engine's `enum.stale_after_ms` after the
+    /// kernel received the query (the engine was stalled): the SBC had most likely given up, so
+    /// the decision was not used. Absent (false) in every other record, so records that are
+    /// not stale are written exactly as before and collectors of the previous release, which
+    /// ignore the field, still read every record.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
     /// Installed policy version that decided (`None`: no policy installed).
     pub policy_version: Option<u64>,
 }
@@ -226,6 +236,7 @@ mod tests {
             rcode: "NOERROR".into(),
             fail_open: false,
             latency_us: 42,
+            stale: false,
             policy_version: Some(3),
         });
         let json = serde_json::to_value(&r).unwrap();
@@ -233,7 +244,20 @@ mod tests {
         assert_eq!(json["v"], RECORD_VERSION);
         assert_eq!(json["destination"], "+12125550111");
         assert!(json.get("fail_open").is_none());
+        assert!(json.get("stale").is_none());
         let back: Record = serde_json::from_value(json).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn stale_is_written_only_when_true_and_read_as_false_when_absent() {
+        let line = r#"{"kind":"enum_query","v":2,"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV","time":"2026-01-01T00:00:00Z","device":"engine-1","client":"sbc-1","client_addr":"127.0.0.1:5060","transport":"udp","source":null,"destination":"+12125550111","direction":"inbound","rule":null,"action":"allow","detail":null,"rcode":"NXDOMAIN","latency_us":42,"policy_version":null}"#;
+        let r: Record = serde_json::from_str(line).expect("a record without the field");
+        let Record::EnumQuery { mut record, .. } = r.clone() else { panic!("an ENUM record") };
+        assert!(!record.stale);
+        assert_eq!(serde_json::to_string(&r).unwrap(), line, "a record that is not stale is written as before");
+        record.stale = true;
+        let json = serde_json::to_value(Record::enum_query(record)).unwrap();
+        assert_eq!(json["stale"], true);
     }
 }

@@ -286,6 +286,7 @@ mod tests {
             rcode: "NXDOMAIN".into(),
             fail_open: false,
             latency_us: 1,
+            stale: false,
             policy_version: None,
         })
     }

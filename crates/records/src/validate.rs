@@ -189,6 +189,7 @@ mod tests {
             rcode: "NOERROR".into(),
             fail_open: false,
             latency_us: 42,
+            stale: false,
             policy_version: Some(3),
         }
     }

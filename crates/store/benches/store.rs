@@ -53,6 +53,7 @@ fn batch(rng: &mut Rng, start: u64, len: usize, total: u64) -> Vec<Record> {
                 rcode: "NXDOMAIN".into(),
                 fail_open: false,
                 latency_us: 150,
+                stale: false,
                 policy_version: Some(1),
             })
         })

@@ -98,6 +98,7 @@ pub(crate) fn run(db: &dyn Sql, q: &AnalyticsQuery, now: DateTime<Utc>) -> Resul
                     detail: String::new(),
                     count: p.count,
                     cps: Some(p.value),
+                    stale: None,
                 })
                 .collect();
             (rows, Vec::new())
@@ -119,7 +120,7 @@ pub(crate) fn run(db: &dyn Sql, q: &AnalyticsQuery, now: DateTime<Utc>) -> Resul
 }
 
 fn row(bucket: Option<i64>, key: String, detail: String, count: i64) -> Row {
-    Row { bucket: bucket.map(ts), key, detail, count: count.max(0) as u64, cps: None }
+    Row { bucket: bucket.map(ts), key, detail, count: count.max(0) as u64, cps: None, stale: None }
 }
 
 /// Sorts rows by count (descending), then key and detail, and keeps the first `n`.
@@ -337,6 +338,7 @@ fn top_from_raw(
     Ok((summary, per_bucket))
 }
 
+/// Outcome rows: ENUM rows say how many were stale answers, SIP rows have no such count.
 fn outcomes(
     db: &dyn Sql,
     dataset: &str,
@@ -346,17 +348,25 @@ fn outcomes(
     to: i64,
 ) -> Result<(Vec<Row>, Vec<Row>), StoreError> {
     let rows = db.query(
-        "SELECT bucket, okey, odetail, n FROM rollup_outcomes WHERE dataset = $1 AND grain = $2 AND device = $3 AND bucket >= $4 AND bucket < $5 ORDER BY bucket, n DESC, okey, odetail",
+        "SELECT bucket, okey, odetail, n, stale FROM rollup_outcomes WHERE dataset = $1 AND grain = $2 AND device = $3 AND bucket >= $4 AND bucket < $5 ORDER BY bucket, n DESC, okey, odetail",
         &[dataset.into(), grain.as_str().into(), device.into(), from.into(), to.into()],
     )?;
-    let mut total: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let with_stale = dataset == Dataset::Enum.as_str();
+    let outcome_row = |bucket: Option<i64>, key: String, detail: String, n: i64, stale: i64| Row {
+        stale: with_stale.then_some(stale.max(0) as u64),
+        ..row(bucket, key, detail, n)
+    };
+    let mut total: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
     let per_bucket: Vec<Row> = rows
         .into_iter()
         .map(|r| {
-            *total.entry((r[1].text(), r[2].text())).or_default() += r[3].i64();
-            row(Some(r[0].i64()), r[1].text(), r[2].text(), r[3].i64())
+            let sum = total.entry((r[1].text(), r[2].text())).or_default();
+            sum.0 += r[3].i64();
+            sum.1 += r[4].i64();
+            outcome_row(Some(r[0].i64()), r[1].text(), r[2].text(), r[3].i64(), r[4].i64())
         })
         .collect();
-    let summary = top(total.into_iter().map(|((k, d), n)| row(None, k, d, n)).collect(), usize::MAX);
+    let summary =
+        top(total.into_iter().map(|((k, d), (n, stale))| outcome_row(None, k, d, n, stale)).collect(), usize::MAX);
     Ok((summary, per_bucket))
 }

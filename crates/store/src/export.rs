@@ -30,6 +30,7 @@ pub fn raw_columns(d: Dataset) -> &'static [&'static str] {
             "latency_us",
             "policy_version",
             "v",
+            "stale",
         ],
         Dataset::Sip => &[
             "id",
@@ -123,9 +124,18 @@ pub fn analytics(result: &AnalyticsResult, out: impl Write) -> Result<(), StoreE
                 View::ActionsByRule => ("rule", "action"),
                 _ => ("disposition", "detail"),
             };
-            w.write_record(["bucket", k, d, "count"])?;
-            for r in result.summary.iter().chain(&result.per_bucket) {
-                w.write_record([bucket(&r.bucket), r.key.clone(), r.detail.clone(), r.count.to_string()])?;
+            if view == View::ActionsByRule {
+                // Stale answers (sent after the engine's stale bound) are counted apart.
+                w.write_record(["bucket", k, d, "count", "stale"])?;
+                for r in result.summary.iter().chain(&result.per_bucket) {
+                    let stale = r.stale.unwrap_or(0).to_string();
+                    w.write_record([bucket(&r.bucket), r.key.clone(), r.detail.clone(), r.count.to_string(), stale])?;
+                }
+            } else {
+                w.write_record(["bucket", k, d, "count"])?;
+                for r in result.summary.iter().chain(&result.per_bucket) {
+                    w.write_record([bucket(&r.bucket), r.key.clone(), r.detail.clone(), r.count.to_string()])?;
+                }
             }
         }
     }

@@ -181,6 +181,10 @@ pub struct Row {
     pub count: u64,
     /// Average per second (Average CPS rows only).
     pub cps: Option<f64>,
+    /// Of `count`, the stale answers (Actions by Rule only): sent after the engine's stale
+    /// bound, so the SBC most likely did not use them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<u64>,
 }
 
 /// The answer to an [`AnalyticsQuery`].

@@ -159,11 +159,12 @@ impl PgStore {
             let latency: Vec<i64> = enums.iter().map(|(_, r)| i64::from(r.latency_us)).collect();
             let policy: Vec<Option<i64>> = enums.iter().map(|(_, r)| r.policy_version.map(|v| v as i64)).collect();
             let v: Vec<i64> = enums.iter().map(|(v, _)| i64::from(**v)).collect();
+            let stale: Vec<i64> = enums.iter().map(|(_, r)| i64::from(r.stale)).collect();
             for row in tx.query(
-                "INSERT INTO enum_queries (id, ts, device, client, client_addr, transport, source, destination, direction, rule, action, detail, rcode, fail_open, latency_us, policy_version, v) \
-                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[]) \
+                "INSERT INTO enum_queries (id, ts, device, client, client_addr, transport, source, destination, direction, rule, action, detail, rcode, fail_open, latency_us, policy_version, v, stale) \
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[]) \
                  ON CONFLICT (id) DO NOTHING RETURNING id",
-                &[&ids, &ts, &device, &client_name, &client_addr, &transport, &source, &destination, &direction, &rule, &action, &detail, &rcode, &fail_open, &latency, &policy, &v],
+                &[&ids, &ts, &device, &client_name, &client_addr, &transport, &source, &destination, &direction, &rule, &action, &detail, &rcode, &fail_open, &latency, &policy, &v, &stale],
             )? {
                 inserted.insert(row.get(0));
             }
@@ -272,12 +273,13 @@ fn upsert_deltas(tx: &mut postgres::Transaction<'_>, deltas: &Deltas) -> Result<
         let bucket: Vec<i64> = outcomes.iter().map(|(k, _)| k.bucket).collect();
         let okey: Vec<&str> = outcomes.iter().map(|(k, _)| k.okey.as_str()).collect();
         let odetail: Vec<&str> = outcomes.iter().map(|(k, _)| k.odetail.as_str()).collect();
-        let n: Vec<i64> = outcomes.iter().map(|(_, n)| **n).collect();
+        let n: Vec<i64> = outcomes.iter().map(|(_, d)| d.n).collect();
+        let stale: Vec<i64> = outcomes.iter().map(|(_, d)| d.stale).collect();
         tx.execute(
-            "INSERT INTO rollup_outcomes (dataset, grain, device, bucket, okey, odetail, n) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[]) \
-             ON CONFLICT (dataset, grain, device, bucket, okey, odetail) DO UPDATE SET n = rollup_outcomes.n + EXCLUDED.n",
-            &[&ds, &grain, &device, &bucket, &okey, &odetail, &n],
+            "INSERT INTO rollup_outcomes (dataset, grain, device, bucket, okey, odetail, n, stale) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::bigint[]) \
+             ON CONFLICT (dataset, grain, device, bucket, okey, odetail) DO UPDATE SET n = rollup_outcomes.n + EXCLUDED.n, stale = rollup_outcomes.stale + EXCLUDED.stale",
+            &[&ds, &grain, &device, &bucket, &okey, &odetail, &n, &stale],
         )?;
     }
     Ok(())

@@ -5,7 +5,7 @@
 //! * counts per number per bucket (hour, day), for the calling and the called side with the
 //!   call direction: Top 10 Source / Destination;
 //! * counts per outcome per bucket (minute, hour, day): the deciding rule and action (ENUM) or
-//!   the disposition (SIP).
+//!   the disposition (SIP), with how many of them were stale answers (ENUM).
 //!
 //! A batch's increments are summed in memory first, so a batch costs one upsert per distinct
 //! key, not one per record and key.
@@ -48,6 +48,8 @@ pub struct Flat {
     pub okey: String,
     /// Outcome detail: action (ENUM) or empty (SIP).
     pub odetail: String,
+    /// A stale answer (ENUM): sent after the engine's stale bound, not used by the SBC.
+    pub stale: bool,
 }
 
 /// Reads the shared columns of a record.
@@ -63,6 +65,7 @@ pub fn flatten(record: &Record) -> Flat {
             direction: r.direction.clone(),
             okey: r.rule.clone().unwrap_or_else(|| DEFAULT_RULE.to_string()),
             odetail: r.action.clone(),
+            stale: r.stale,
         },
         Record::SipCall { record: r, .. } => Flat {
             dataset: Dataset::Sip,
@@ -74,6 +77,7 @@ pub fn flatten(record: &Record) -> Flat {
             direction: r.direction.clone(),
             okey: r.disposition.as_str().to_string(),
             odetail: String::new(),
+            stale: false,
         },
     }
 }
@@ -127,6 +131,15 @@ pub struct OutcomeKey {
     pub odetail: String,
 }
 
+/// What a batch adds to one outcome rollup row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutcomeDelta {
+    /// Records.
+    pub n: i64,
+    /// Of which stale answers.
+    pub stale: i64,
+}
+
 /// Summed rollup increments of a batch.
 #[derive(Debug, Default)]
 pub struct Deltas {
@@ -135,7 +148,7 @@ pub struct Deltas {
     /// Number rollups.
     pub numbers: FxHashMap<NumberKey, i64>,
     /// Outcome rollups.
-    pub outcomes: FxHashMap<OutcomeKey, i64>,
+    pub outcomes: FxHashMap<OutcomeKey, OutcomeDelta>,
 }
 
 impl Deltas {
@@ -150,7 +163,7 @@ impl Deltas {
                     .counts
                     .entry(CountKey { dataset, grain: grain.as_str(), device: device.to_string(), bucket })
                     .or_default() += 1;
-                *self
+                let outcome = self
                     .outcomes
                     .entry(OutcomeKey {
                         dataset,
@@ -160,7 +173,9 @@ impl Deltas {
                         okey: f.okey.clone(),
                         odetail: f.odetail.clone(),
                     })
-                    .or_default() += 1;
+                    .or_default();
+                outcome.n += 1;
+                outcome.stale += i64::from(f.stale);
             }
             for grain in NUMBER_GRAINS {
                 let bucket = grain.bucket_of(secs);
@@ -209,6 +224,7 @@ mod tests {
             rcode: "NXDOMAIN".into(),
             fail_open: false,
             latency_us: 10,
+            stale: false,
             policy_version: None,
         })
     }
@@ -240,6 +256,6 @@ mod tests {
         assert_eq!((src("+13125550666"), src(UNKNOWN_NUMBER)), (3, 1));
         let default_rule =
             d.outcomes.iter().filter(|(k, _)| k.okey == DEFAULT_RULE && k.device == ALL_DEVICES && k.grain == "day");
-        assert_eq!(default_rule.map(|(_, v)| *v).sum::<i64>(), 4);
+        assert_eq!(default_rule.map(|(_, v)| v.n).sum::<i64>(), 4);
     }
 }

@@ -93,6 +93,13 @@ ALTER TABLE sip_calls ADD COLUMN rtp_packets BIGINT;
 ALTER TABLE sip_calls ADD COLUMN rtp_lost BIGINT;
 ALTER TABLE sip_calls ADD COLUMN rtp_jitter_us BIGINT",
     },
+    Migration {
+        version: 3,
+        description: "stale ENUM answers (sent after the engine's stale bound): flagged in raw records, counted in outcome rollups",
+        sql: "
+ALTER TABLE enum_queries ADD COLUMN stale BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE rollup_outcomes ADD COLUMN stale BIGINT NOT NULL DEFAULT 0",
+    },
 ];
 
 /// The newest schema version this build knows.

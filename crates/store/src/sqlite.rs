@@ -131,12 +131,12 @@ impl SqliteStore {
     }
 }
 
-const INSERT_ENUM: &str = "INSERT INTO enum_queries (id, ts, device, client, client_addr, transport, source, destination, direction, rule, action, detail, rcode, fail_open, latency_us, policy_version, v) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) ON CONFLICT (id) DO NOTHING";
+const INSERT_ENUM: &str = "INSERT INTO enum_queries (id, ts, device, client, client_addr, transport, source, destination, direction, rule, action, detail, rcode, fail_open, latency_us, policy_version, v, stale) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) ON CONFLICT (id) DO NOTHING";
 const INSERT_SIP: &str = "INSERT INTO sip_calls (id, ts, device, call_id, source, destination, direction, disposition, final_code, pdd_ms, duration_ms, answered_at, ended_at, v, rtp_packets, rtp_lost, rtp_jitter_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) ON CONFLICT (id) DO NOTHING";
 /// Upserts shared with PostgreSQL through per-row execution.
 pub(crate) const UPSERT_COUNT: &str = "INSERT INTO rollup_counts (dataset, grain, device, bucket, n) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (dataset, grain, device, bucket) DO UPDATE SET n = rollup_counts.n + excluded.n";
 pub(crate) const UPSERT_NUMBER: &str = "INSERT INTO rollup_numbers (dataset, grain, side, device, bucket, number, direction, n) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dataset, grain, side, device, bucket, number, direction) DO UPDATE SET n = rollup_numbers.n + excluded.n";
-pub(crate) const UPSERT_OUTCOME: &str = "INSERT INTO rollup_outcomes (dataset, grain, device, bucket, okey, odetail, n) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dataset, grain, device, bucket, okey, odetail) DO UPDATE SET n = rollup_outcomes.n + excluded.n";
+pub(crate) const UPSERT_OUTCOME: &str = "INSERT INTO rollup_outcomes (dataset, grain, device, bucket, okey, odetail, n, stale) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dataset, grain, device, bucket, okey, odetail) DO UPDATE SET n = rollup_outcomes.n + excluded.n, stale = rollup_outcomes.stale + excluded.stale";
 
 /// Jitter in whole microseconds, as stored.
 pub(crate) fn jitter_us(ms: f64) -> i64 {
@@ -166,6 +166,7 @@ fn insert_raw(tx: &rusqlite::Transaction<'_>, record: &Record) -> Result<bool, S
             i64::from(r.latency_us),
             r.policy_version.map(|v| v as i64),
             i64::from(*v),
+            i64::from(r.stale),
         ])?,
         Record::SipCall { v, record: r } => tx.prepare_cached(INSERT_SIP)?.execute(params![
             r.id.to_string(),
@@ -223,7 +224,8 @@ pub(crate) fn apply_deltas(db: &dyn Sql, deltas: &Deltas) -> Result<(), StoreErr
                 k.bucket.into(),
                 k.okey.as_str().into(),
                 k.odetail.as_str().into(),
-                (*n).into(),
+                n.n.into(),
+                n.stale.into(),
             ],
         )?;
     }

@@ -87,6 +87,7 @@ fn enum_rec(device: &str, at: DateTime<Utc>, src: Option<&str>, dst: &str, rule:
         rcode: "NOERROR".into(),
         fail_open: false,
         latency_us: 120,
+        stale: false,
         policy_version: Some(3),
     })
 }
@@ -426,4 +427,55 @@ both!(top_lists_stay_exact_when_each_hour_differs, |store: &dyn Store| {
     let r = store.analytics(&whole_day).unwrap();
     assert_eq!(r.summary.iter().map(|row| (row.key.clone(), row.count)).collect::<Vec<_>>(), top10(&sent));
     assert_eq!(r.series.len(), 24);
+});
+
+// Stale answers (sent after the engine's stale bound, not used by the SBC) keep their flag in
+// the raw table and are counted apart in Actions by Rule, its CSV, and the raw export; a
+// record resent after a crash counts once.
+both!(stale_answers_are_counted_apart, |store: &dyn Store| {
+    let mut recs = Vec::new();
+    let mut stale_sent = BTreeMap::<(String, String), u64>::new();
+    for i in 0..40i64 {
+        let rule = if i % 4 == 0 { Some("block") } else { None };
+        let mut r = enum_rec("enum-1", t0() + Duration::seconds(i * 50), None, "+12125550100", rule, "allow");
+        if let Record::EnumQuery { record, .. } = &mut r
+            && i % 3 == 0
+        {
+            record.stale = true;
+            let key = (rule.unwrap_or("(default)").to_string(), "allow".to_string());
+            *stale_sent.entry(key).or_default() += 1;
+        }
+        recs.push(r);
+    }
+    store.ingest(&recs).unwrap();
+    store.ingest(&recs[..10]).unwrap(); // a resend: stored and counted once
+    let r = store.analytics(&query(Dataset::Enum, View::ActionsByRule, Grouping::Minute, None)).unwrap();
+    let whole: BTreeMap<(String, String), (u64, Option<u64>)> =
+        r.summary.iter().map(|x| ((x.key.clone(), x.detail.clone()), (x.count, x.stale))).collect();
+    assert_eq!(whole[&("block".into(), "allow".into())], (10, Some(stale_sent[&("block".into(), "allow".into())])));
+    assert_eq!(
+        whole[&("(default)".into(), "allow".into())],
+        (30, Some(stale_sent[&("(default)".into(), "allow".into())]))
+    );
+    let per_bucket: u64 = r.per_bucket.iter().map(|x| x.stale.unwrap()).sum();
+    assert_eq!(per_bucket, 14, "every stale record in exactly one minute bucket");
+    let by_hour = store.analytics(&query(Dataset::Enum, View::ActionsByRule, Grouping::Hour, None)).unwrap();
+    assert_eq!(by_hour.summary.iter().map(|x| x.stale.unwrap()).sum::<u64>(), 14);
+
+    let mut csv = Vec::new();
+    tollgate_store::export::analytics(&r, &mut csv).unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(csv.starts_with("bucket,rule,action,count,stale\n"), "{csv}");
+    assert!(csv.lines().any(|l| l == format!("all,block,allow,10,{}", stale_sent[&("block".into(), "allow".into())])));
+
+    let mut out = Vec::new();
+    store.export_raw(Dataset::Enum, t0(), t0() + Duration::hours(1), None, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.lines().next().unwrap().ends_with(",v,stale"), "{text}");
+    assert_eq!(text.lines().skip(1).filter(|l| l.ends_with(",1")).count(), 14, "{text}");
+
+    // SIP rows have no stale count.
+    store.ingest(&[sip_rec("probe-1", t0(), "+14155550001", "+12125550100", Disposition::Answered)]).unwrap();
+    let r = store.analytics(&query(Dataset::Sip, View::CallsByDisposition, Grouping::Hour, None)).unwrap();
+    assert_eq!(r.summary[0].stale, None);
 });

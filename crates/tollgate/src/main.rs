@@ -18,6 +18,7 @@ mod names;
 mod policy_cmd;
 mod probe_cmd;
 mod probe_role;
+mod record_alarms;
 mod release;
 mod release_cmd;
 mod serve;

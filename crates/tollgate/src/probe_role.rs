@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use prometheus_client::registry::Registry;
+use tollgate_enum::metrics::RecordsNotWritten;
+use tollgate_logthrottle::LogThrottle;
 use tollgate_policy::InternalNumbers;
 use tollgate_policy::VelocityTable;
 use tollgate_probe::live::{LiveProbe, LiveStats, Shared};
@@ -50,6 +52,9 @@ impl CallsInProgress for TableHook {
     }
 }
 
+/// One line per 10 s about call records the spool did not take; the others are counted.
+static NOT_SPOOLED_LOG: LogThrottle = LogThrottle::new(10_000);
+
 /// The running probe.
 pub struct ProbeRole {
     /// Live sources.
@@ -59,13 +64,15 @@ pub struct ProbeRole {
 }
 
 impl ProbeRole {
-    /// Starts the configured sources; calls go to `spool` as records.
+    /// Starts the configured sources; calls go to `spool` as records (those it does not take
+    /// are counted in `not_written`).
     pub async fn start(
         config: &Config,
         spool: &Spool,
         registry: &mut Registry,
         summary: Option<Duration>,
         in_progress: Option<Arc<VelocityTable>>,
+        not_written: RecordsNotWritten,
     ) -> anyhow::Result<ProbeRole> {
         let mut probe = Probe::new(settings(config)?);
         if let Some(table) = in_progress {
@@ -79,7 +86,10 @@ impl ProbeRole {
             sink: Arc::new(move |report| {
                 let mut lane = lane.lock().unwrap_or_else(|e| e.into_inner());
                 if let Err(e) = lane.append(&Record::sip_call(report.record)) {
-                    tracing::error!(error = %e, "cannot spool a call record");
+                    let reason = not_written.count("SIP", &e);
+                    if let Some(left_out) = NOT_SPOOLED_LOG.allow() {
+                        tracing::error!(error = %e, reason, left_out, "cannot spool a call record (counted in tollgate_records_not_written_total)");
+                    }
                 }
             }),
             stats: stats.clone(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use tollgate_enum::Responder;
-use tollgate_enum::metrics::EnumMetrics;
+use tollgate_enum::metrics::{EnumMetrics, RecordsNotWritten};
 use tollgate_enum::server::{EnumServer, RecordSink};
 use tollgate_manager::alarms::{self, Alarms};
 use tollgate_policy::VelocityTable;
@@ -116,6 +116,8 @@ struct Engine {
     server: Option<EnumServer>,
     /// The SRP chassis, with `[srp]`.
     srp: Option<(SrpHandle, tokio::sync::watch::Receiver<tollgate_srp::State>)>,
+    /// The ENUM metrics (standalone or SRP), for the alarms they raise.
+    metrics: Arc<EnumMetrics>,
 }
 
 /// The spool settings of a configuration, for a process that is `holder`.
@@ -147,6 +149,7 @@ async fn start_engine(
     alarms: &Arc<Alarms>,
     spool: &Spool,
     install_demo: bool,
+    not_written: &RecordsNotWritten,
 ) -> anyhow::Result<Engine> {
     let store = PolicyStore::open(config.policy_dir())?;
     let service = Arc::new(
@@ -161,7 +164,7 @@ async fn start_engine(
         let version = demo::install(&service)?;
         tracing::info!(version, "installed the demo policy (first start)");
     }
-    let enum_metrics = EnumMetrics::register(registry);
+    let enum_metrics = EnumMetrics::register(registry, not_written.clone());
     crate::metrics::register_policy(registry, service.clone());
     // Velocity counters: tracked for checkpointing when this engine is one of an SRP pair.
     let velocity = Arc::new(VelocityTable::new(1_000_000, config.srp.is_some()));
@@ -180,23 +183,23 @@ async fn start_engine(
         let enum_service = srp_role::EnumService {
             responder: responder.clone(),
             spool: spool.clone(),
-            metrics: enum_metrics,
+            metrics: enum_metrics.clone(),
             udp: config.enum_.listen_udp.clone(),
             tcp: config.enum_.listen_tcp.clone(),
             address: ServiceAddress::new(config.service_address.clone(), ips),
         };
         let started = srp_role::start(srp.clone(), enum_service, alarms.clone(), config.node.name.clone()).await?;
-        return Ok(Engine { service, responder, server: None, srp: Some(started) });
+        return Ok(Engine { service, responder, server: None, srp: Some(started), metrics: enum_metrics });
     }
     let server = EnumServer::start(
         responder.clone(),
         RecordSink::Spool(spool.clone()),
-        enum_metrics,
+        enum_metrics.clone(),
         &config.enum_.listen_udp,
         &config.enum_.listen_tcp,
     )
     .await?;
-    Ok(Engine { service, responder, server: Some(server), srp: None })
+    Ok(Engine { service, responder, server: Some(server), srp: None, metrics: enum_metrics })
 }
 
 /// Drops velocity counters whose calls left their window, every 30 s (an SRP Active does it
@@ -327,9 +330,10 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     if let Some(spool) = &spool {
         crate::metrics::register_spool(&mut registry, spool.clone());
     }
+    let not_written = RecordsNotWritten::register(&mut registry);
     let engine = match &spool {
         Some(spool) if roles.engine() => {
-            Some(start_engine(&config, &mut registry, &alarms, spool, install_demo).await?)
+            Some(start_engine(&config, &mut registry, &alarms, spool, install_demo, &not_written).await?)
         }
         _ => None,
     };
@@ -340,7 +344,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
                 _ => None,
             };
             let table = engine.as_ref().map(|e| e.responder.velocity().clone());
-            Some(ProbeRole::start(&config, spool, &mut registry, summary, table).await?)
+            Some(ProbeRole::start(&config, spool, &mut registry, summary, table, not_written.clone()).await?)
         }
         _ => None,
     };
@@ -385,6 +389,12 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
             crate::metrics::register_shipper(&mut registry, s.stats().clone());
             shipper = Some(s);
         }
+        crate::record_alarms::watch(
+            alarms.clone(),
+            config.node.name.clone(),
+            not_written.clone(),
+            engine.as_ref().map(|e| e.metrics.clone()),
+        );
         watch_alarms(
             alarms.clone(),
             config.node.name.clone(),

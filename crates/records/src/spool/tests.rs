@@ -22,6 +22,7 @@ fn record(i: u64) -> Record {
         rcode: "NXDOMAIN".into(),
         fail_open: false,
         latency_us: 1,
+        stale: false,
         policy_version: None,
     })
 }

@@ -51,6 +51,8 @@ fn key_header(view: View) -> (&'static str, &'static str) {
 
 fn rows_table(view: View, rows: &[Row], with_bucket: bool) -> Markup {
     let (k, d) = key_header(view);
+    // Stale answers are counted apart: they were decided but not used.
+    let stale = view == View::ActionsByRule;
     // Rank restarts in each bucket.
     let mut ranked = Vec::with_capacity(rows.len());
     let mut rank = 0usize;
@@ -65,12 +67,16 @@ fn rows_table(view: View, rows: &[Row], with_bucket: bool) -> Markup {
     }
     html! {
         table.results {
-            thead { tr { @if with_bucket { th { "Bucket (UTC)" } } th { "#" } th { (k) } @if !d.is_empty() { th { (d) } } th.n { "Count" } } }
+            thead { tr {
+                @if with_bucket { th { "Bucket (UTC)" } } th { "#" } th { (k) } @if !d.is_empty() { th { (d) } } th.n { "Count" }
+                @if stale { th.n title="Answered after the engine's stale bound (enum.stale_after_ms): the SBC most likely did not use them" { "Stale" } }
+            } }
             tbody {
                 @for (rank, r) in &ranked {
                     tr {
                         @if with_bucket { td { (r.bucket.map(|b| b.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()) } }
                         td.n { (rank) } td { (r.key) } @if !d.is_empty() { td { (r.detail) } } td.n { (thousands(r.count)) }
+                        @if stale { td.n { (thousands(r.stale.unwrap_or(0))) } }
                     }
                 }
                 @if rows.is_empty() { tr { td colspan="5" .muted { "no records in this range" } } }
