@@ -358,21 +358,22 @@ fn a_full_spool_logs_a_handful_of_lines_that_count_every_refused_record() {
 fn answers_whose_record_could_not_be_written_are_counted_and_raise_an_alarm() {
     let _g = crate::exclusive();
     let port = free_port("127.0.0.1");
-    // The spool on a 2 MiB file system of its own (a private mount namespace): once it is
-    // full every write fails with ENOSPC, far below the spool's own limit.
+    // The spool on a 64 MiB file system of its own (a private mount namespace), which other
+    // data has all but filled: every write soon fails with ENOSPC, far below the spool's own
+    // limit (which fits the file system, so the configuration is accepted).
     let p = Proc::start(
         "engine",
         |dir| {
             std::fs::create_dir_all(dir.join("small")).unwrap();
             config_head(dir, port, "")
                 + &format!(
-                    "[spool]\ndir = \"{}\"\nsegment_mb = 1\nmax_disk_mb = 512\nfsync_ms = 50\n",
+                    "[spool]\ndir = \"{}\"\nsegment_mb = 1\nmax_disk_mb = 16\nfsync_ms = 50\n",
                     dir.join("small").display()
                 )
         },
         Some(|dir| {
             format!(
-                "exec unshare -m sh -c 'mount -t tmpfs -o size=2m tmpfs {} && exec \"$@\"' sh \"$@\"",
+                "exec unshare -m sh -c 'mount -t tmpfs -o size=64m tmpfs {0} && head -c 62m /dev/zero > {0}/other-data && exec \"$@\"' sh \"$@\"",
                 dir.join("small").display()
             )
         }),
