@@ -264,6 +264,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     let state_dir = &config.node.state_dir;
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+    crate::private_files::tighten_role_state(&config)?;
     let alarms = Arc::new(Alarms::default());
     let (auth, bootstrap) = Auth::open(state_dir, config.api.token.clone())?;
     if let Some(b) = &bootstrap {

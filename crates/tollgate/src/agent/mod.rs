@@ -69,6 +69,11 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
     let role = crate::config::Config::load(Some(&cfg.role_config))
         .with_context(|| format!("the role configuration {}", cfg.role_config.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tollgate-agent").build()?;
+    // Releases, backups (the role's tokens and records) and the role's log: owner only, also
+    // when an older release left them open.
+    crate::private_files::create_private_dir(&cfg.dir)
+        .with_context(|| format!("agent.dir: cannot create {}", cfg.dir.display()))?;
+    crate::private_files::tighten_state(&cfg.dir, "agent directory")?;
     runtime.block_on(async move {
         let releases = releases::Releases::open(&cfg.dir)?;
         let trusted = tollgate_manager::bundle::TrustedKeys::from_hex(&cfg.trusted_keys)
