@@ -189,7 +189,8 @@ fn up(dir: &Path, net: u8, enum_port: u16) -> anyhow::Result<ExitCode> {
     if dir.join("pids").exists() {
         bail!("a lab is already up in {} (run `tollgate lab down --dir {}` first)", dir.display(), dir.display());
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // The lab's directory holds its tokens, signing key and every server's state: owner only.
+    crate::private_files::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = dir.canonicalize()?;
     let me = std::env::current_exe().context("cannot find this tollgate binary")?;
     let token = secret();
@@ -217,19 +218,7 @@ fn up(dir: &Path, net: u8, enum_port: u16) -> anyhow::Result<ExitCode> {
 
     // Configurations.
     for s in &SERVERS {
-        let sdir = dir.join("servers").join(s.hostname);
-        std::fs::create_dir_all(&sdir)?;
-        std::fs::write(sdir.join("role.toml"), role_config(&dir, s, net, enum_port, &token, &agent_token))?;
-        std::fs::write(
-            sdir.join("agent.toml"),
-            format!(
-                "[node]\nname = \"{h}\"\nstate_dir = \"{d}/agent-state\"\n\n[agent]\nlisten = \"{ip}:7000\"\nserver = \"{h}\"\napp_type = \"{app}\"\nrole = \"{app}\"\nrole_config = \"{d}/role.toml\"\ndir = \"{d}/agent\"\ntrusted_keys = [\"{public}\"]\ntoken = \"{agent_token}\"\n",
-                h = s.hostname,
-                d = sdir.display(),
-                ip = ip(net, s.host),
-                app = s.app,
-            ),
-        )?;
+        write_server_configs(&dir, s, net, enum_port, (&token, &agent_token), &public)?;
     }
 
     // Agents, each in its own process group (`lab down` stops the group).
@@ -346,13 +335,43 @@ fn up(dir: &Path, net: u8, enum_port: u16) -> anyhow::Result<ExitCode> {
             "agent": agent(s), "api": format!("http://{}:8080", ip(net, s.host)),
         })).collect::<Vec<_>>(),
     });
-    std::fs::write(dir.join("lab.json"), serde_json::to_vec_pretty(&lab)?)?;
+    crate::private_files::write_private(&dir.join("lab.json"), &serde_json::to_vec_pretty(&lab)?)?;
     println!("tollgate lab up: {}", dir.display());
     println!("  Upgrade Manager: {active}/upgrade?token={token}");
     println!("  CLI:             tollgate upgrade status --api {active} --token {token}");
     println!("  ENUM service:    {} and {} (port {enum_port})", ip(net, 10), ip(net, 20));
     println!("  stop it:         tollgate lab down --dir {}", dir.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a lab server's role and agent configurations into its directory. Both hold the lab's
+/// tokens: the directory is 0700 and the files 0600 from the start, whatever the umask.
+fn write_server_configs(
+    dir: &Path,
+    s: &LabServer,
+    net: u8,
+    enum_port: u16,
+    (token, agent_token): (&str, &str),
+    public: &str,
+) -> anyhow::Result<()> {
+    let sdir = dir.join("servers").join(s.hostname);
+    crate::private_files::create_private_dir(&sdir)?;
+    let private = |name: &str, text: String| {
+        let path = sdir.join(name);
+        crate::private_files::write_private(&path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))
+    };
+    private("role.toml", role_config(dir, s, net, enum_port, token, agent_token))?;
+    private(
+        "agent.toml",
+        format!(
+            "[node]\nname = \"{h}\"\nstate_dir = \"{d}/agent-state\"\n\n[agent]\nlisten = \"{ip}:7000\"\nserver = \"{h}\"\napp_type = \"{app}\"\nrole = \"{app}\"\nrole_config = \"{d}/role.toml\"\ndir = \"{d}/agent\"\ntrusted_keys = [\"{public}\"]\ntoken = \"{agent_token}\"\n",
+            h = s.hostname,
+            d = sdir.display(),
+            ip = ip(net, s.host),
+            app = s.app,
+        ),
+    )
 }
 
 fn wait(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) -> anyhow::Result<()> {
@@ -476,4 +495,32 @@ fn down(dir: &Path) -> anyhow::Result<ExitCode> {
     std::fs::remove_file(dir.join("pids"))?;
     pb.finish_with_message("lab stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn lab_configurations_holding_tokens_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let public = crate::release_cmd::keygen(&dir.path().join("release.key")).unwrap();
+        assert_eq!(mode(&dir.path().join("release.key")), 0o600);
+        for s in &SERVERS {
+            write_server_configs(dir.path(), s, 77, 53, ("operators-token", "agents-token"), &public).unwrap();
+            let sdir = dir.path().join("servers").join(s.hostname);
+            assert_eq!(mode(&sdir), 0o700, "{}", sdir.display());
+            for (name, secret) in [("role.toml", "operators-token"), ("agent.toml", "agents-token")] {
+                let file = sdir.join(name);
+                assert!(std::fs::read_to_string(&file).unwrap().contains(secret), "{}", file.display());
+                assert_eq!(mode(&file), 0o600, "{}", file.display());
+            }
+        }
+    }
 }

@@ -16,6 +16,7 @@ mod manager;
 mod metrics;
 mod names;
 mod policy_cmd;
+mod private_files;
 mod probe_cmd;
 mod probe_role;
 mod record_alarms;
@@ -38,6 +39,9 @@ use crate::cli::{Cli, Command, ConfigCommand, SpoolCommand};
 use crate::config::{Config, DEFAULT_CONFIG};
 
 fn main() -> ExitCode {
+    // Everything tollgate creates (state, records, tokens, backups, lab files) is for its owner
+    // only, unless a mode is given explicitly (release bundles).
+    private_files::owner_only_umask();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();

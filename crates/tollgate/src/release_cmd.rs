@@ -12,17 +12,15 @@ use tollgate_manager::release::{Release, ReleasePattern};
 
 use crate::cli::ReleaseCommand;
 
-/// Writes a new signing key (hex seed, mode 0600) to `path`; returns the public key.
+/// Writes a new signing key (hex seed) to `path`, a new file of mode 0600 from the start (never
+/// readable by others, not even for a moment, and never written into a file someone else
+/// holds open); returns the public key.
 pub fn keygen(path: &Path) -> anyhow::Result<String> {
     let seed: [u8; 32] = rand::random();
     let key = signing_key_from_seed(seed);
     let text = format!("{}\n", hex_encode(&seed));
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
+    crate::private_files::write_private(path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(public_key_hex(&key.verifying_key()))
 }
 

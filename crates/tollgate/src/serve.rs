@@ -312,6 +312,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
     let _state_lock = lock_state_dir(&config, roles)?;
+    crate::private_files::tighten_role_state(&config)?;
     // Before anything is written (a first start's admin password is shown only once): a spool
     // that cannot work here, or that another process writes, stops the start.
     let spool = if roles.engine() || roles.probe() { Some(open_spool(&config, roles)?) } else { None };

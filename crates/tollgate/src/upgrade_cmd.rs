@@ -21,21 +21,104 @@ fn client(config: &Config, target: &Target) -> anyhow::Result<ApiClient> {
     ApiClient::for_running(config, target, "upgrade commands talk to a running manager")
 }
 
-/// The active manager of the pair `client` belongs to: the same one, or its mate when it is the
+/// The active manager of the pair `target` names: the same one, or its mate when it is the
 /// standby (after a failover of the manager cluster the CLI follows the active one).
 fn active(config: &Config, target: &Target) -> anyhow::Result<ApiClient> {
-    let api = client(config, target)?;
-    let Ok(ha) = api.get::<Value>("/api/v1/manager/ha") else { return Ok(api) };
-    match (ha["ha"].as_str(), ha["mate"].as_str()) {
-        (Some("Standby"), Some(mate)) => {
-            let mate_target = Target { api: Some(mate.to_string()), ..target.clone() };
-            let other = client(config, &mate_target)?;
-            match other.get::<Value>("/api/v1/manager/ha") {
-                Ok(h) if h["ha"] == "Active" => Ok(other),
-                _ => Ok(api),
+    Managers::new(config, target).active()
+}
+
+/// The manager pair a command drives: the manager `--api` names and its mate, learnt from its
+/// answer. The manager cluster's own upgrade or backout restarts each manager in turn, the one
+/// named too: the CLI then asks the other one, and while neither answers as the active one (a
+/// failover under way) it waits, up to [`WAITING_LIMIT`].
+struct Managers<'a> {
+    config: &'a Config,
+    target: &'a Target,
+    /// Managers known, the one named first.
+    known: std::cell::RefCell<Vec<String>>,
+}
+
+impl<'a> Managers<'a> {
+    fn new(config: &'a Config, target: &'a Target) -> Self {
+        let named = target.api.clone().unwrap_or_else(|| config.api_url());
+        Managers { config, target, known: std::cell::RefCell::new(vec![named.trim_end_matches('/').to_string()]) }
+    }
+
+    fn client_of(&self, url: &str) -> anyhow::Result<ApiClient> {
+        client(self.config, &Target { api: Some(url.to_string()), ..self.target.clone() })
+    }
+
+    /// Asks `url` for its HA role (true: Active), learning its mate; None when it does not
+    /// answer.
+    fn ha(&self, url: &str) -> anyhow::Result<Option<(ApiClient, bool)>> {
+        let api = self.client_of(url)?;
+        let Ok(ha) = api.get::<Value>("/api/v1/manager/ha") else { return Ok(None) };
+        let mate = ha["mate"].as_str().map(|m| m.trim_end_matches('/')).unwrap_or_default();
+        let new = !mate.is_empty() && !self.known.borrow().iter().any(|k| k == mate);
+        if new {
+            self.known.borrow_mut().push(mate.to_string());
+        }
+        Ok(Some((api, ha["ha"] == "Active")))
+    }
+
+    /// The active manager.
+    fn active(&self) -> anyhow::Result<ApiClient> {
+        self.active_at().map(|(_, api)| api)
+    }
+
+    /// The active manager and its URL.
+    fn active_at(&self) -> anyhow::Result<(String, ApiClient)> {
+        let deadline = Instant::now() + WAITING_LIMIT;
+        loop {
+            let mut standby = None;
+            // A mate learnt on the way is asked in the same round.
+            let mut i = 0;
+            loop {
+                // (The list is not borrowed while `ha` may add to it.)
+                let next = self.known.borrow().get(i).cloned();
+                let Some(url) = next else { break };
+                match self.ha(&url)? {
+                    Some((api, true)) => return Ok((url, api)),
+                    Some((api, false)) => {
+                        standby.get_or_insert((url, api));
+                    }
+                    None => {}
+                }
+                i += 1;
+            }
+            let known = self.known.borrow().clone();
+            // A manager without a mate answers alone; one that does not answer before its mate
+            // is known is asked anyway (the request then says it cannot be reached).
+            if known.len() == 1 {
+                return match standby {
+                    Some(s) => Ok(s),
+                    None => Ok((known[0].clone(), self.client_of(&known[0])?)),
+                };
+            }
+            if Instant::now() > deadline {
+                return standby.ok_or_else(|| {
+                    anyhow!("no manager of the pair ({}) answered for {} s", known.join(", "), WAITING_LIMIT.as_secs())
+                });
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// GETs `path` from the active manager; when that one stops answering meanwhile (it is
+    /// being restarted), asks again, up to [`WAITING_LIMIT`].
+    fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + WAITING_LIMIT;
+        loop {
+            let (url, api) = self.active_at()?;
+            match api.get::<Value>(path) {
+                Ok(v) => return Ok(v),
+                Err(e) if Instant::now() < deadline && self.ha(&url)?.is_none() => {
+                    tracing::debug!(error = %e.into_anyhow(), "the active manager stopped answering; asking again");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => return Err(e.into_anyhow()),
             }
         }
-        _ => Ok(api),
     }
 }
 
@@ -177,12 +260,10 @@ fn step(config: &Config, args: &StepArgs, direction: &str) -> anyhow::Result<()>
     let bars = MultiProgress::new();
     let mut waiting_since: Option<Instant> = None;
     // Failures from before this command (being retried now) do not stop it; new ones do.
-    let failures_before = active(config, &args.target)?
-        .get::<Value>("/api/v1/upgrade/status")
-        .map_err(ApiError::into_anyhow)?["failures"]
-        .clone();
+    let managers = Managers::new(config, &args.target);
+    let failures_before = managers.get("/api/v1/upgrade/status")?["failures"].clone();
     loop {
-        let api = active(config, &args.target)?;
+        let api = managers.active()?;
         let (started, done, waiting): (Vec<String>, bool, Option<String>) = match &args.cluster {
             Some(cluster) => {
                 match api.post_json::<Value>(
@@ -233,11 +314,10 @@ fn step(config: &Config, args: &StepArgs, direction: &str) -> anyhow::Result<()>
         if args.no_wait {
             return Ok(());
         }
-        follow(config, &args.target, &bars)?;
+        follow(&managers, &bars)?;
         // A failed action stops here: the operator looks, then retries (the seed's
         // UPGRADE_OPERATION_FAILED is raised meanwhile).
-        let status: Value =
-            active(config, &args.target)?.get("/api/v1/upgrade/status").map_err(ApiError::into_anyhow)?;
+        let status = managers.get("/api/v1/upgrade/status")?;
         let new_failures: Vec<String> = status["failures"]
             .as_object()
             .into_iter()
@@ -263,20 +343,14 @@ fn say(bars: &MultiProgress, line: &str) {
 }
 
 /// Shows a progress bar per running action until none runs; fails on a failed action.
-fn follow(config: &Config, target: &Target, bars: &MultiProgress) -> anyhow::Result<()> {
+fn follow(managers: &Managers<'_>, bars: &MultiProgress) -> anyhow::Result<()> {
     let style = ProgressStyle::with_template("{prefix:<20} [{bar:30}] {pos:>3}% {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
     let mut shown: std::collections::BTreeMap<String, ProgressBar> = Default::default();
     loop {
         // The manager cluster's own failover moves the active manager mid-way.
-        let status: Value = match active(config, target)?.get("/api/v1/upgrade/status") {
-            Ok(s) => s,
-            Err(_) => {
-                std::thread::sleep(Duration::from_millis(500));
-                active(config, target)?.get("/api/v1/upgrade/status").map_err(ApiError::into_anyhow)?
-            }
-        };
+        let status = managers.get("/api/v1/upgrade/status")?;
         let mut running = std::collections::BTreeSet::new();
         for c in status["clusters"].as_array().into_iter().flatten() {
             let name = s(&c["name"]);
@@ -387,4 +461,99 @@ pub fn backup(config: &Config, command: &BackupCommand) -> anyhow::Result<ExitCo
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::routing::get;
+
+    use super::*;
+
+    /// A stand-in for one manager of a pair: answers `/api/v1/manager/ha` with `ha` (and its
+    /// mate), and `/api/v1/upgrade/status` with its own name, until it is stopped.
+    struct Stub {
+        url: String,
+        ha: Arc<Mutex<&'static str>>,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Stub {
+        fn start(listener: std::net::TcpListener, name: &'static str, mate: String, ha: &'static str) -> Stub {
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let role = Arc::new(Mutex::new(ha));
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let shared = role.clone();
+            let thread = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async move {
+                    listener.set_nonblocking(true).unwrap();
+                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                    let app = axum::Router::new()
+                        .route(
+                            "/api/v1/manager/ha",
+                            get(move || {
+                                let ha = *shared.lock().unwrap();
+                                let mate = mate.clone();
+                                async move { axum::Json(json!({ "ha": ha, "mate": mate })) }
+                            }),
+                        )
+                        .route(
+                            "/api/v1/upgrade/status",
+                            get(move || async move { axum::Json(json!({ "from": name })) }),
+                        );
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = stopped.await;
+                        })
+                        .await;
+                });
+            });
+            Stub { url, ha: role, stop: Some(stop), thread: Some(thread) }
+        }
+
+        fn stop(&mut self) {
+            if let Some(s) = self.stop.take() {
+                let _ = s.send(());
+            }
+            if let Some(t) = self.thread.take() {
+                t.join().unwrap();
+            }
+        }
+    }
+
+    impl Drop for Stub {
+        fn drop(&mut self) {
+            self.stop();
+        }
+    }
+
+    #[test]
+    fn the_cli_follows_the_active_manager_while_the_one_it_was_given_restarts() {
+        let (la, lb) =
+            (std::net::TcpListener::bind("127.0.0.1:0").unwrap(), std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+        let (ua, ub) = (format!("http://{}", la.local_addr().unwrap()), format!("http://{}", lb.local_addr().unwrap()));
+        let mut a = Stub::start(la, "mgr-a", ub.clone(), "Standby");
+        let b = Stub::start(lb, "mgr-b", ua.clone(), "Active");
+        let config = Config::default();
+        let target = Target { api: Some(a.url.clone()), token: Some("t".into()), ..Default::default() };
+        let managers = Managers::new(&config, &target);
+        // Given the standby, the CLI asks its mate, the active one.
+        assert_eq!(managers.get("/api/v1/upgrade/status").unwrap()["from"], "mgr-b");
+        // The one named is stopped (backed out): the CLI goes on with the pair it knows.
+        a.stop();
+        assert_eq!(managers.get("/api/v1/upgrade/status").unwrap()["from"], "mgr-b");
+        // The active one goes away too, and the other comes back as active a moment later: the
+        // CLI waits for it instead of failing.
+        *b.ha.lock().unwrap() = "Standby";
+        let relisten = std::net::TcpListener::bind(a.url.trim_start_matches("http://")).unwrap();
+        let back = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(2));
+            Stub::start(relisten, "mgr-a", ub, "Active")
+        });
+        assert_eq!(managers.get("/api/v1/upgrade/status").unwrap()["from"], "mgr-a");
+        drop(back.join().unwrap());
+    }
 }

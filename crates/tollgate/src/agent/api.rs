@@ -1,4 +1,6 @@
-//! The agent's HTTP API, for the manager (bearer token `[agent] token`):
+//! The agent's HTTP API, for the manager (bearer token `[agent] token`, checked from the
+//! headers before any body is read, see [`super::auth`]; bodies have a limit per route, see
+//! [`super::upload`]):
 //!
 //! | method | path | does |
 //! |---|---|---|
@@ -22,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -34,9 +36,10 @@ use tollgate_manager::bundle::TrustedKeys;
 use tollgate_manager::release::Release;
 use tollgate_manager::topology::AppType;
 
+use super::auth::AgentToken;
 use super::releases::{Installed, Releases};
 use super::supervisor::{Launch, Supervisor};
-use super::{AgentConfig, backup, health};
+use super::{AgentConfig, backup, health, upload};
 use crate::config::Config;
 
 /// The agent's state.
@@ -55,6 +58,8 @@ pub struct Agent {
     pub supervisor: Supervisor,
     /// One operation (install, backout, restore) at a time.
     pub busy: Mutex<()>,
+    /// The token the manager presents.
+    pub token: AgentToken,
 }
 
 fn err(status: StatusCode, message: impl Into<String>) -> Response {
@@ -62,14 +67,6 @@ fn err(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 impl Agent {
-    fn authorised(&self, headers: &HeaderMap) -> bool {
-        headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| t == self.config.token)
-    }
-
     /// The role's API base URL.
     pub fn role_api(&self) -> String {
         self.role.api_url()
@@ -162,32 +159,28 @@ impl Agent {
     }
 }
 
-/// The agent's routes.
+/// The agent's routes. Every `/agent/v1` route is behind the token check; JSON bodies are
+/// limited to [`upload::MAX_JSON_BYTES`], a bundle to `[agent] max_bundle_mb` (streamed to
+/// disk), a request for the role to `[agent] max_role_request_mb`.
 pub fn router(agent: Arc<Agent>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+    let api = Router::new()
         .route("/agent/v1/status", get(status))
         .route("/agent/v1/stage", post(stage))
         .route("/agent/v1/preflight", post(preflight))
-        .route(
-            "/agent/v1/install",
-            post(|s: State<Arc<Agent>>, h: HeaderMap, b: Json<VersionBody>| detached(install(s, h, b))),
-        )
-        .route("/agent/v1/backout", post(|s: State<Arc<Agent>>, h: HeaderMap| detached(backout(s, h))))
-        .route("/agent/v1/restart", post(|s: State<Arc<Agent>>, h: HeaderMap| detached(restart(s, h))))
+        .route("/agent/v1/install", post(|s: State<Arc<Agent>>, b: Json<VersionBody>| detached(install(s, b))))
+        .route("/agent/v1/backout", post(|s: State<Arc<Agent>>| detached(backout(s))))
+        .route("/agent/v1/restart", post(|s: State<Arc<Agent>>| detached(restart(s))))
         .route("/agent/v1/backup", post(take_backup))
         .route("/agent/v1/backups", get(backups))
-        .route(
-            "/agent/v1/restore",
-            post(|s: State<Arc<Agent>>, h: HeaderMap, b: Json<RestoreBody>| detached(restore(s, h, b))),
-        )
+        .route("/agent/v1/restore", post(|s: State<Arc<Agent>>, b: Json<RestoreBody>| detached(restore(s, b))))
         .route("/agent/v1/health", get(health_check))
         .route("/agent/v1/unstage", post(unstage))
         .route("/agent/v1/forced-standby", post(set_forced_standby))
         .route("/agent/v1/ha-role", post(set_ha_role))
         .route("/agent/v1/role/{*path}", get(role_get).post(role_post))
-        .layer(axum::extract::DefaultBodyLimit::max(512 << 20))
-        .with_state(agent)
+        .layer(DefaultBodyLimit::max(upload::MAX_JSON_BYTES))
+        .route_layer(axum::middleware::from_fn_with_state(agent.clone(), super::auth::require_token));
+    Router::new().route("/healthz", get(|| async { "ok\n" })).merge(api).with_state(agent)
 }
 
 /// Runs `work` in a task of its own: an install, backout, restart or restore finishes even if
@@ -200,16 +193,7 @@ async fn detached(work: impl std::future::Future<Output = Response> + Send + 'st
     }
 }
 
-macro_rules! authorise {
-    ($agent:expr, $headers:expr) => {
-        if !$agent.authorised(&$headers) {
-            return err(StatusCode::UNAUTHORIZED, "the agent's token is needed (Authorization: Bearer ...)");
-        }
-    };
-}
-
-async fn status(State(a): State<Arc<Agent>>, headers: HeaderMap) -> Response {
-    authorise!(a, headers);
+async fn status(State(a): State<Arc<Agent>>) -> Response {
     Json(a.status()).into_response()
 }
 
@@ -218,11 +202,18 @@ struct StageParams {
     name: String,
 }
 
-async fn stage(State(a): State<Arc<Agent>>, headers: HeaderMap, Query(p): Query<StageParams>, body: Bytes) -> Response {
-    authorise!(a, headers);
+async fn stage(State(a): State<Arc<Agent>>, Query(p): Query<StageParams>, headers: HeaderMap, body: Body) -> Response {
+    let limit = a.config.max_bundle_mb << 20;
+    let staging = a.releases.staging();
+    let incoming =
+        match upload::stream_to_file(&headers, body, &staging, limit, "the bundle", "agent.max_bundle_mb").await {
+            Ok(path) => path,
+            Err(refused) => return refused,
+        };
     let releases = a.releases.clone();
     let (trusted, app) = (a.trusted.clone(), a.app);
-    let result = tokio::task::spawn_blocking(move || releases.stage(&p.name, &body, &trusted, app)).await;
+    let result =
+        tokio::task::spawn_blocking(move || releases.stage_file(&p.name, incoming, &trusted, app, limit)).await;
     match result {
         Ok(Ok(m)) => {
             Json(json!({ "staged": m.version.as_str(), "application": m.application.as_str() })).into_response()
@@ -237,8 +228,7 @@ struct VersionBody {
     version: String,
 }
 
-async fn preflight(State(a): State<Arc<Agent>>, headers: HeaderMap, Json(b): Json<VersionBody>) -> Response {
-    authorise!(a, headers);
+async fn preflight(State(a): State<Arc<Agent>>, Json(b): Json<VersionBody>) -> Response {
     let Ok(target) = Release::new(&b.version) else { return err(StatusCode::BAD_REQUEST, "bad release name") };
     match a.releases.preflight(a.app, &target, &a.trusted) {
         Ok(bundle) => Json(json!({ "preflight": "ok", "version": bundle.manifest.version.as_str() })).into_response(),
@@ -246,8 +236,7 @@ async fn preflight(State(a): State<Arc<Agent>>, headers: HeaderMap, Json(b): Jso
     }
 }
 
-async fn install(State(a): State<Arc<Agent>>, headers: HeaderMap, Json(b): Json<VersionBody>) -> Response {
-    authorise!(a, headers);
+async fn install(State(a): State<Arc<Agent>>, Json(b): Json<VersionBody>) -> Response {
     let _one = a.busy.lock().await;
     let Ok(target) = Release::new(&b.version) else { return err(StatusCode::BAD_REQUEST, "bad release name") };
     if a.releases.current().is_some_and(|c| c.version == target.as_str()) {
@@ -281,8 +270,7 @@ async fn install(State(a): State<Arc<Agent>>, headers: HeaderMap, Json(b): Json<
     }
 }
 
-async fn backout(State(a): State<Arc<Agent>>, headers: HeaderMap) -> Response {
-    authorise!(a, headers);
+async fn backout(State(a): State<Arc<Agent>>) -> Response {
     let _one = a.busy.lock().await;
     if a.releases.previous().is_none() {
         return err(StatusCode::CONFLICT, "no previous release to back out to");
@@ -304,8 +292,7 @@ async fn backout(State(a): State<Arc<Agent>>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn restart(State(a): State<Arc<Agent>>, headers: HeaderMap) -> Response {
-    authorise!(a, headers);
+async fn restart(State(a): State<Arc<Agent>>) -> Response {
     let _one = a.busy.lock().await;
     match a.start_current().await {
         Ok(()) => Json(a.status()).into_response(),
@@ -313,8 +300,7 @@ async fn restart(State(a): State<Arc<Agent>>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn take_backup(State(a): State<Arc<Agent>>, headers: HeaderMap, body: Bytes) -> Response {
-    authorise!(a, headers);
+async fn take_backup(State(a): State<Arc<Agent>>, body: Bytes) -> Response {
     // Optional body {"why": "pre-upgrade-system-2.0.0"}: goes into the backup's name.
     let why = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
@@ -326,8 +312,7 @@ async fn take_backup(State(a): State<Arc<Agent>>, headers: HeaderMap, body: Byte
     }
 }
 
-async fn backups(State(a): State<Arc<Agent>>, headers: HeaderMap) -> Response {
-    authorise!(a, headers);
+async fn backups(State(a): State<Arc<Agent>>) -> Response {
     Json(backup::list(&a.backups_dir())).into_response()
 }
 
@@ -336,8 +321,7 @@ struct RestoreBody {
     name: String,
 }
 
-async fn restore(State(a): State<Arc<Agent>>, headers: HeaderMap, Json(b): Json<RestoreBody>) -> Response {
-    authorise!(a, headers);
+async fn restore(State(a): State<Arc<Agent>>, Json(b): Json<RestoreBody>) -> Response {
     let _one = a.busy.lock().await;
     // Unpacked and checked while the role still runs: a bad name or a damaged backup changes
     // nothing.
@@ -364,8 +348,7 @@ struct UnstageBody {
 
 /// Removes one staged bundle (the manager clears bundles of an abandoned procedure, so that
 /// exactly one is staged again).
-async fn unstage(State(a): State<Arc<Agent>>, headers: HeaderMap, Json(b): Json<UnstageBody>) -> Response {
-    authorise!(a, headers);
+async fn unstage(State(a): State<Arc<Agent>>, Json(b): Json<UnstageBody>) -> Response {
     match a.releases.unstage(&b.name) {
         Ok(()) => Json(a.status()).into_response(),
         Err(e) => err(StatusCode::UNPROCESSABLE_ENTITY, e),
@@ -380,12 +363,7 @@ struct ForcedStandbyBody {
 /// The manager places this server in forced standby (or releases it): kept in the agent's
 /// directory, reported in `status`; the role process watches the file (an SRP chassis then takes
 /// no service, a manager does not take over from its mate).
-async fn set_forced_standby(
-    State(a): State<Arc<Agent>>,
-    headers: HeaderMap,
-    Json(b): Json<ForcedStandbyBody>,
-) -> Response {
-    authorise!(a, headers);
+async fn set_forced_standby(State(a): State<Arc<Agent>>, Json(b): Json<ForcedStandbyBody>) -> Response {
     let path = a.forced_standby_file();
     let result = if b.on { std::fs::write(&path, "1\n") } else { std::fs::remove_file(&path).or_else(ignore_missing) };
     match result {
@@ -401,8 +379,7 @@ struct HaRoleBody {
 
 /// For a role that runs no SRP pair (a probe pair, a spare): the manager records which server
 /// is Active after a failover; the agent keeps it and reports it.
-async fn set_ha_role(State(a): State<Arc<Agent>>, headers: HeaderMap, Json(b): Json<HaRoleBody>) -> Response {
-    authorise!(a, headers);
+async fn set_ha_role(State(a): State<Arc<Agent>>, Json(b): Json<HaRoleBody>) -> Response {
     let path = a.config.dir.join("ha-role");
     match std::fs::write(&path, format!("{}\n", b.role)) {
         Ok(()) => Json(a.status()).into_response(),
@@ -414,8 +391,7 @@ fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
     if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }
 }
 
-async fn health_check(State(a): State<Arc<Agent>>, headers: HeaderMap) -> Response {
-    authorise!(a, headers);
+async fn health_check(State(a): State<Arc<Agent>>) -> Response {
     let api = a.role_api();
     let token = a.role_token();
     let release = a.releases.current().map(|r| r.version).unwrap_or_else(|| "(none)".into());
@@ -462,13 +438,7 @@ async fn role_call(
     }
 }
 
-async fn role_get(
-    State(a): State<Arc<Agent>>,
-    headers: HeaderMap,
-    Path(path): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    authorise!(a, headers);
+async fn role_get(State(a): State<Arc<Agent>>, Path(path): Path<String>, RawQuery(query): RawQuery) -> Response {
     role_call(&a, reqwest::Method::GET, &path, query, None, Bytes::new()).await
 }
 
@@ -477,9 +447,21 @@ async fn role_post(
     headers: HeaderMap,
     Path(path): Path<String>,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    authorise!(a, headers);
+    let limit = a.config.max_role_request_mb << 20;
+    let body = match upload::read_limited(
+        &headers,
+        body,
+        limit,
+        "the request for the role",
+        Some("agent.max_role_request_mb"),
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
     role_call(&a, reqwest::Method::POST, &path, query, content_type, body).await
 }

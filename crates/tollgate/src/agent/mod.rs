@@ -6,11 +6,13 @@
 //! alarms.
 
 pub mod api;
+pub mod auth;
 pub mod backup;
 pub mod command;
 pub mod health;
 pub mod releases;
 pub mod supervisor;
+pub mod upload;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,7 +39,28 @@ pub struct AgentConfig {
     pub trusted_keys: Vec<String>,
     /// Bearer token the manager presents.
     pub token: String,
+    /// The largest release bundle it accepts, in MiB (streamed to disk while received).
+    #[serde(default = "default_max_bundle_mb")]
+    pub max_bundle_mb: u64,
+    /// The largest request it passes on to the role's API (e.g. a policy the manager pushes),
+    /// in MiB.
+    #[serde(default = "default_max_role_request_mb")]
+    pub max_role_request_mb: u64,
 }
+
+/// A release bundle holds one tollgate binary (a release build is tens of MiB, an unstripped
+/// debug build a few hundred).
+fn default_max_bundle_mb() -> u64 {
+    512
+}
+
+/// A policy file pushed by the manager (its lists travel separately).
+fn default_max_role_request_mb() -> u64 {
+    16
+}
+
+/// The largest value either body limit takes.
+const MAX_LIMIT_MB: u64 = 4096;
 
 impl AgentConfig {
     /// Checks the fields; errors name the field.
@@ -57,6 +80,15 @@ impl AgentConfig {
         if self.server.trim().is_empty() {
             anyhow::bail!("agent.server: must not be empty");
         }
+        if !(1..=MAX_LIMIT_MB).contains(&self.max_bundle_mb) {
+            anyhow::bail!("agent.max_bundle_mb: {} is not between 1 and {MAX_LIMIT_MB}", self.max_bundle_mb);
+        }
+        if !(1..=MAX_LIMIT_MB).contains(&self.max_role_request_mb) {
+            anyhow::bail!(
+                "agent.max_role_request_mb: {} is not between 1 and {MAX_LIMIT_MB}",
+                self.max_role_request_mb
+            );
+        }
         Ok(())
     }
 }
@@ -69,6 +101,11 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
     let role = crate::config::Config::load(Some(&cfg.role_config))
         .with_context(|| format!("the role configuration {}", cfg.role_config.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tollgate-agent").build()?;
+    // Releases, backups (the role's tokens and records) and the role's log: owner only, also
+    // when an older release left them open.
+    crate::private_files::create_private_dir(&cfg.dir)
+        .with_context(|| format!("agent.dir: cannot create {}", cfg.dir.display()))?;
+    crate::private_files::tighten_state(&cfg.dir, "agent directory")?;
     runtime.block_on(async move {
         let releases = releases::Releases::open(&cfg.dir)?;
         let trusted = tollgate_manager::bundle::TrustedKeys::from_hex(&cfg.trusted_keys)
@@ -82,6 +119,7 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
             app,
             supervisor: supervisor::Supervisor::new(),
             busy: tokio::sync::Mutex::new(()),
+            token: auth::AgentToken::new(&cfg.token),
             config: cfg.clone(),
         });
         if let Err(e) = agent.start_current().await {
@@ -104,4 +142,34 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> anyhow::Result<AgentConfig> {
+        let text = format!(
+            "listen = \"127.0.0.1:7000\"\nserver = \"east-a\"\napp_type = \"engine\"\nrole = \"engine\"\nrole_config = \"r.toml\"\ndir = \"agent\"\ntrusted_keys = [\"k\"]\ntoken = \"agent-token-0123456789\"\n{extra}"
+        );
+        let c: AgentConfig = toml::from_str(&text)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn body_limits_default_and_are_checked() {
+        let c = config("").unwrap();
+        assert_eq!((c.max_bundle_mb, c.max_role_request_mb), (512, 16));
+        let c = config("max_bundle_mb = 2048\nmax_role_request_mb = 1\n").unwrap();
+        assert_eq!((c.max_bundle_mb, c.max_role_request_mb), (2048, 1));
+        for (extra, field) in [
+            ("max_bundle_mb = 0\n", "agent.max_bundle_mb"),
+            ("max_bundle_mb = 5000\n", "agent.max_bundle_mb"),
+            ("max_role_request_mb = 0\n", "agent.max_role_request_mb"),
+        ] {
+            let e = config(extra).unwrap_err().to_string();
+            assert!(e.starts_with(field), "{extra}: {e}");
+        }
+    }
 }

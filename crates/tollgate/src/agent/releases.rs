@@ -80,16 +80,19 @@ impl Releases {
         self.read("previous")
     }
 
-    /// Stages a bundle after checking its signature, digests, application type and that it
-    /// upgrades (or backs out to) what runs. Nothing else changes; a refused bundle is not kept.
-    pub fn stage(
+    /// Stages the bundle received into `incoming` (a hidden file in the staging directory) as
+    /// `file_name`, after checking its signature, digests and application type (a file larger
+    /// than `max_bytes` is refused). Nothing else changes; a refused bundle is not kept.
+    pub fn stage_file(
         &self,
         file_name: &str,
-        bytes: &[u8],
+        incoming: tempfile::TempPath,
         trusted: &TrustedKeys,
         app: AppType,
+        max_bytes: u64,
     ) -> Result<Manifest, String> {
-        let verified = bundle::verify(bytes, trusted).map_err(|e| e.to_string())?;
+        let limits = bundle::VerifyLimits { max_archive_bytes: max_bytes, ..Default::default() };
+        let verified = bundle::verify_file(&incoming, trusted, &limits).map_err(|e| e.to_string())?;
         if verified.manifest.application != app {
             return Err(format!(
                 "{file_name}: a {} bundle cannot be staged on a {} server",
@@ -99,10 +102,7 @@ impl Releases {
         }
         let safe: String = crate::names::file_word(file_name);
         let path = self.staging().join(if safe.ends_with(".tgb") { safe } else { format!("{safe}.tgb") });
-        let tmp = self.staging().join(format!(".{}.partial", path.file_name().unwrap_or_default().to_string_lossy()));
-        std::fs::write(&tmp, bytes)
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        incoming.persist(&path).map_err(|e| format!("{}: {}", path.display(), e.error))?;
         Ok(verified.manifest)
     }
 

@@ -366,6 +366,7 @@ async fn first_look(cfg: &ManagerConfig) -> anyhow::Result<Topology> {
 /// Runs the manager role until SIGINT or SIGTERM.
 pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitCode> {
     let cfg = config.manager.clone().context("`tollgate manager` needs a [manager] section in the configuration")?;
+    crate::private_files::tighten_state(&config.node.state_dir, "state directory")?;
     let release = crate::release::current().version;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tollgate-manager").build()?;
     let topology = runtime.block_on(first_look(&cfg))?;
