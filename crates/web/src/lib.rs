@@ -16,6 +16,7 @@
 pub mod api;
 pub mod auth;
 mod multipart;
+pub mod server;
 pub mod session;
 pub mod srp;
 pub mod ui;
