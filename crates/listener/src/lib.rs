@@ -225,7 +225,8 @@ impl LimitedListener {
                         tracing::error!(
                             listener = %self.name,
                             error = %e,
-                            "cannot accept connections ({left_out} similar errors since the last line); retrying in {} ms",
+                            "cannot accept connections{}; pausing {} ms between attempts",
+                            since_last_line(left_out, "similar errors"),
                             backoff.as_millis()
                         );
                     }
@@ -248,8 +249,9 @@ impl LimitedListener {
             tracing::warn!(
                 listener = %self.name,
                 %peer,
-                "at its limit of {} connections{setting}: refusing new connections ({left_out} more refused since the last line)",
-                self.max_connections
+                "at its limit of {} connections{setting}: refusing new connections{}",
+                self.max_connections,
+                since_last_line(left_out, "more refused")
             );
         }
     }
@@ -280,6 +282,11 @@ impl Drained {
     pub async fn wait(self) {
         let _ = self.permits.acquire_many(self.max_connections as u32).await;
     }
+}
+
+/// The tail of a throttled log line: how many occurrences the previous lines left out.
+fn since_last_line(left_out: u64, what: &str) -> String {
+    if left_out == 0 { String::new() } else { format!(" ({left_out} {what} since the last line)") }
 }
 
 /// Errors `accept` reports about one connection that failed before it was accepted: skip it and
