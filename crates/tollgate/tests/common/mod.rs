@@ -61,6 +61,10 @@ pub struct EngineOptions {
     pub env: Vec<(String, String)>,
     /// Run the process inside this network namespace (`ip netns exec`).
     pub netns: Option<String>,
+    /// Extra configuration appended to the `[api]` section (TOML).
+    pub api_config: String,
+    /// Start the process with this open-file limit (soft, hard), through `prlimit`.
+    pub nofile: Option<(u64, u64)>,
 }
 
 /// A port free for both UDP and TCP on `ip` right now.
@@ -87,6 +91,8 @@ impl Default for EngineOptions {
             probe: "hep_udp = []\nhep_tcp = []\n".into(),
             env: Vec::new(),
             netns: None,
+            api_config: String::new(),
+            nofile: None,
         }
     }
 }
@@ -117,10 +123,11 @@ fn write_config(path: &Path, state: &Path, o: &EngineOptions) {
     let listen = o.enum_listen.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
     let token = o.token.as_ref().map(|t| format!("token = \"{t}\"\n")).unwrap_or_default();
     let text = format!(
-        "[node]\nname = \"{}\"\nstate_dir = \"{}\"\n\n[api]\nlisten = \"{}\"\n{token}\n[spool]\nfsync_ms = 50\n\n[enum]\nlisten_udp = [{listen}]\nlisten_tcp = [{listen}]\nudp_workers = 2\n{}\n\n[probe]\n{}\n",
+        "[node]\nname = \"{}\"\nstate_dir = \"{}\"\n\n[api]\nlisten = \"{}\"\n{token}{}\n[spool]\nfsync_ms = 50\n\n[enum]\nlisten_udp = [{listen}]\nlisten_tcp = [{listen}]\nudp_workers = 2\n{}\n\n[probe]\n{}\n",
         o.node,
         state.display(),
         o.api_listen,
+        o.api_config,
         o.extra_config,
         o.probe
     );
@@ -160,6 +167,13 @@ impl Engine {
             }
             None => Command::new(tollgate_bin()),
         };
+        if let Some((soft, hard)) = self.options.nofile {
+            // prlimit sets the limit, then executes the rest of the command line in its place.
+            let program = command.get_program().to_owned();
+            let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+            command = Command::new("prlimit");
+            command.arg(format!("--nofile={soft}:{hard}")).arg("--").arg(program).args(args);
+        }
         let mut child = command
             .envs(self.options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .arg("--config")
@@ -246,6 +260,11 @@ impl Engine {
         }
         write_config(&self.config, &self.state, &self.options);
         self.launch();
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     /// True while the process runs.
