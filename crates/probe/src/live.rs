@@ -1,6 +1,7 @@
 //! Live sources: a UDP port receiving mirrored SIP datagrams, HEP v2/v3 over UDP and over TCP,
 //! and (feature `live-capture`) a network interface through libpcap. All feed one [`Probe`];
-//! a timer closes calls whose timeouts pass.
+//! a timer closes calls whose timeouts pass. HEP/TCP listeners hold a bounded number of senders
+//! and disconnect idle ones ([`HepTcpLimits`]).
 
 use std::io;
 use std::net::SocketAddr;
