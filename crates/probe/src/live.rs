@@ -1,6 +1,7 @@
 //! Live sources: a UDP port receiving mirrored SIP datagrams, HEP v2/v3 over UDP and over TCP,
 //! and (feature `live-capture`) a network interface through libpcap. All feed one [`Probe`];
-//! a timer closes calls whose timeouts pass.
+//! a timer closes calls whose timeouts pass. HEP/TCP listeners hold a bounded number of senders
+//! and disconnect idle ones ([`HepTcpLimits`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinSet;
+use tollgate_listener::{LimitedListener, ListenerStats};
 
 use crate::decode::{Datagram, Transport};
 use crate::hep;
@@ -84,6 +86,24 @@ fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+/// Limits of the HEP/TCP listeners.
+#[derive(Debug, Clone)]
+pub struct HepTcpLimits {
+    /// Most senders connected at once, per listener; more are closed at once and counted.
+    pub max_connections: usize,
+    /// A sender that sends nothing for this long is disconnected (it reconnects when it has
+    /// something to send).
+    pub idle_timeout: Duration,
+    /// Connection counters (listener `hep_tcp`).
+    pub stats: ListenerStats,
+}
+
+impl Default for HepTcpLimits {
+    fn default() -> Self {
+        HepTcpLimits { max_connections: 64, idle_timeout: Duration::from_secs(300), stats: ListenerStats::default() }
+    }
+}
+
 /// Running live sources; dropping it stops them.
 pub struct LiveProbe {
     /// Bound mirror addresses.
@@ -96,12 +116,14 @@ pub struct LiveProbe {
 }
 
 impl LiveProbe {
-    /// Binds every address, then starts the sources and the expiry timer.
+    /// Binds every address, then starts the sources and the expiry timer. Each HEP/TCP
+    /// listener holds at most `hep_tcp_limits.max_connections` senders at once.
     pub async fn start(
         shared: Shared,
         mirror: &[SocketAddr],
         hep_udp: &[SocketAddr],
         hep_tcp: &[SocketAddr],
+        hep_tcp_limits: HepTcpLimits,
     ) -> io::Result<Self> {
         let bind_err =
             |what: &str, a: &SocketAddr, e: io::Error| io::Error::new(e.kind(), format!("cannot bind {what} {a}: {e}"));
@@ -130,7 +152,9 @@ impl LiveProbe {
             live.tasks.spawn(hep_udp_loop(s, shared.clone()));
         }
         for l in hep_listeners {
-            live.tasks.spawn(hep_tcp_accept(l, shared.clone()));
+            let l = LimitedListener::new(l, "hep_tcp", hep_tcp_limits.max_connections, hep_tcp_limits.stats.clone())
+                .limit_setting("probe.hep_tcp_max_connections");
+            live.tasks.spawn(hep_tcp_accept(l, hep_tcp_limits.idle_timeout, shared.clone()));
         }
         let udp_ports: Vec<u16> = live.mirror_addrs.iter().chain(&live.hep_udp_addrs).map(|a| a.port()).collect();
         live.tasks.spawn(expiry(shared, udp_ports));
@@ -204,42 +228,61 @@ async fn hep_udp_loop(socket: UdpSocket, shared: Shared) {
     }
 }
 
-async fn hep_tcp_accept(listener: TcpListener, shared: Shared) {
+async fn hep_tcp_accept(mut listener: LimitedListener, idle: Duration, shared: Shared) {
     let mut conns = JoinSet::new();
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let (stream, _, slot) = listener.accept().await;
         let shared = shared.clone();
+        let stats = listener.stats().clone();
         conns.spawn(async move {
-            let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
-            let mut chunk = vec![0u8; 1 << 16];
-            loop {
-                let n = match stream.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => n,
-                };
-                buf.extend_from_slice(&chunk[..n]);
-                // Frame by the HEP3 length; anything else on a TCP stream is a protocol error.
-                loop {
-                    match hep::hep3_frame_len(&buf) {
-                        Some(len) if len < 6 => return,
-                        Some(len) if buf.len() >= len => {
-                            feed_hep(&shared, &buf[..len]);
-                            buf.drain(..len);
-                        }
-                        Some(_) => break,
-                        None if buf.len() >= 6 => {
-                            shared.stats.hep_errors.fetch_add(1, Ordering::Relaxed);
-                            return;
-                        }
-                        None => break,
-                    }
-                }
-                if buf.len() > 1 << 20 {
-                    return;
-                }
+            if let HepStreamEnd::Idle = hep_tcp_stream(stream, idle, &shared).await {
+                stats.idle_closed.inc();
             }
+            drop(slot);
         });
         while conns.try_join_next().is_some() {}
+    }
+}
+
+/// Why a HEP/TCP connection was closed.
+enum HepStreamEnd {
+    /// The sender closed it, it failed, or it sent something that is not HEP3.
+    Ended,
+    /// Nothing arrived for the idle timeout.
+    Idle,
+}
+
+/// Reads HEP3 packets from one sender until it closes, errs, sends something else, or sends
+/// nothing for `idle`.
+async fn hep_tcp_stream(mut stream: TcpStream, idle: Duration, shared: &Shared) -> HepStreamEnd {
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        let n = match tokio::time::timeout(idle, stream.read(&mut chunk)).await {
+            Err(_) => return HepStreamEnd::Idle,
+            Ok(Ok(0) | Err(_)) => return HepStreamEnd::Ended,
+            Ok(Ok(n)) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        // Frame by the HEP3 length; anything else on a TCP stream is a protocol error.
+        loop {
+            match hep::hep3_frame_len(&buf) {
+                Some(len) if len < 6 => return HepStreamEnd::Ended,
+                Some(len) if buf.len() >= len => {
+                    feed_hep(shared, &buf[..len]);
+                    buf.drain(..len);
+                }
+                Some(_) => break,
+                None if buf.len() >= 6 => {
+                    shared.stats.hep_errors.fetch_add(1, Ordering::Relaxed);
+                    return HepStreamEnd::Ended;
+                }
+                None => break,
+            }
+        }
+        if buf.len() > 1 << 20 {
+            return HepStreamEnd::Ended;
+        }
     }
 }
 

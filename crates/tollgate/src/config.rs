@@ -36,11 +36,32 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// Bearer token required for changes.
     pub token: Option<String>,
+    /// Most HTTP connections open at once on each HTTP listener of the process (API and UI,
+    /// manager, agent); more are refused with 503.
+    pub max_connections: usize,
+    /// Seconds after which an HTTP connection that makes no progress is closed (keep-alive
+    /// idle, unfinished request headers, a stalled body).
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), token: None }
+        ApiConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token: None,
+            max_connections: 256,
+            idle_timeout_secs: 60,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The limits of the HTTP listeners.
+    pub fn http_limits(&self) -> tollgate_web::server::HttpLimits {
+        tollgate_web::server::HttpLimits {
+            max_connections: self.max_connections,
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
+        }
     }
 }
 
@@ -153,6 +174,10 @@ pub struct ProbeConfig {
     pub hep_udp: Vec<SocketAddr>,
     /// HEP over TCP.
     pub hep_tcp: Vec<SocketAddr>,
+    /// Most HEP/TCP senders connected at once, per listener.
+    pub hep_tcp_max_connections: usize,
+    /// Seconds after which a HEP/TCP sender that sends nothing is disconnected.
+    pub hep_tcp_idle_timeout_secs: u64,
     /// A network interface to capture from (needs the `live-capture` build feature and root).
     pub interface: String,
     /// BPF filter for the interface.
@@ -176,6 +201,8 @@ impl Default for ProbeConfig {
             mirror: Vec::new(),
             hep_udp: vec![SocketAddr::from(([127, 0, 0, 1], 9060))],
             hep_tcp: vec![SocketAddr::from(([127, 0, 0, 1], 9060))],
+            hep_tcp_max_connections: 64,
+            hep_tcp_idle_timeout_secs: 300,
             interface: String::new(),
             filter: "udp or tcp".into(),
             max_open_calls: 200_000,
@@ -183,6 +210,19 @@ impl Default for ProbeConfig {
             idle_timeout_secs: 4 * 3600,
         }
     }
+}
+
+/// Largest accepted connection limit of a listener.
+const MAX_CONNECTIONS: u64 = 1_000_000;
+/// Longest accepted idle timeout of a connection, seconds (a day).
+const MAX_IDLE_SECS: u64 = 86_400;
+
+/// Fails naming `field` unless `min <= value <= max`.
+fn check_range(label: &str, field: &str, value: u64, min: u64, max: u64) -> anyhow::Result<()> {
+    if value < min || value > max {
+        bail!("{label}: {field} is {value}; it must be between {min} and {max}");
+    }
+    Ok(())
 }
 
 /// The whole configuration.
@@ -256,6 +296,22 @@ impl Config {
         if config.probe.max_open_calls == 0 {
             bail!("{label}: probe.max_open_calls must be above 0");
         }
+        check_range(label, "api.max_connections", config.api.max_connections as u64, 1, MAX_CONNECTIONS)?;
+        check_range(label, "api.idle_timeout_secs", config.api.idle_timeout_secs, 1, MAX_IDLE_SECS)?;
+        check_range(
+            label,
+            "probe.hep_tcp_max_connections",
+            config.probe.hep_tcp_max_connections as u64,
+            1,
+            MAX_CONNECTIONS,
+        )?;
+        check_range(
+            label,
+            "probe.hep_tcp_idle_timeout_secs",
+            config.probe.hep_tcp_idle_timeout_secs,
+            1,
+            MAX_IDLE_SECS,
+        )?;
         if let Some(srp) = &config.srp {
             srp.validate().map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
             if config.enum_.listen_udp.iter().chain(&config.enum_.listen_tcp).any(|a| a.port() == 0) {
@@ -387,6 +443,19 @@ mod tests {
         ] {
             let e = Config::parse("t.toml", &format!("[spool]\n{line}\n")).unwrap_err().to_string();
             assert_eq!(e, want);
+        }
+    }
+
+    #[test]
+    fn connection_limits_out_of_range_are_refused_naming_the_field() {
+        for (text, field) in [
+            ("[api]\nmax_connections = 0\n", "api.max_connections is 0"),
+            ("[api]\nidle_timeout_secs = 0\n", "api.idle_timeout_secs is 0"),
+            ("[probe]\nhep_tcp_max_connections = 0\n", "probe.hep_tcp_max_connections is 0"),
+            ("[probe]\nhep_tcp_idle_timeout_secs = 100000\n", "probe.hep_tcp_idle_timeout_secs is 100000"),
+        ] {
+            let e = Config::parse("t.toml", text).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("t.toml: {field}; it must be between ")), "{e}");
         }
     }
 

@@ -8,7 +8,9 @@ mod analytics_cmd;
 mod api_client;
 mod cli;
 mod config;
+mod connection_alarm;
 mod demo;
+mod fd_limit;
 mod forced_standby;
 mod lab;
 mod lookup_cmd;
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    fd_limit::raise_for(&cli.command);
     let config = || Config::load(cli.config.as_deref());
     match &cli.command {
         Command::Serve(args) => serve::run(config()?, args.clone(), serve::Roles::Serve),

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use prometheus_client::registry::Registry;
 use tollgate_enum::metrics::RecordsNotWritten;
+use tollgate_listener::ConnectionMetrics;
 use tollgate_logthrottle::LogThrottle;
 use tollgate_policy::InternalNumbers;
 use tollgate_policy::VelocityTable;
-use tollgate_probe::live::{LiveProbe, LiveStats, Shared};
+use tollgate_probe::live::{HepTcpLimits, LiveProbe, LiveStats, Shared};
 use tollgate_probe::metrics::ProbeCollector;
 use tollgate_probe::{CallsInProgress, Probe, ProbeSettings};
 use tollgate_records::Record;
@@ -65,11 +66,13 @@ pub struct ProbeRole {
 
 impl ProbeRole {
     /// Starts the configured sources; calls go to `spool` as records (those it does not take
-    /// are counted in `not_written`).
+    /// are counted in `not_written`). HEP/TCP connections are counted in `connections`
+    /// (listener `hep_tcp`).
     pub async fn start(
         config: &Config,
         spool: &Spool,
         registry: &mut Registry,
+        connections: &ConnectionMetrics,
         summary: Option<Duration>,
         in_progress: Option<Arc<VelocityTable>>,
         not_written: RecordsNotWritten,
@@ -96,7 +99,12 @@ impl ProbeRole {
         };
         registry.register_collector(Box::new(ProbeCollector { probe: probe.clone(), live: stats.clone() }));
         let p = &config.probe;
-        let mut live = LiveProbe::start(shared.clone(), &p.mirror, &p.hep_udp, &p.hep_tcp).await?;
+        let hep_tcp_limits = HepTcpLimits {
+            max_connections: p.hep_tcp_max_connections,
+            idle_timeout: Duration::from_secs(p.hep_tcp_idle_timeout_secs),
+            stats: connections.listener("hep_tcp"),
+        };
+        let mut live = LiveProbe::start(shared.clone(), &p.mirror, &p.hep_udp, &p.hep_tcp, hep_tcp_limits).await?;
         if let Some(every) = summary {
             live.spawn(print_summary(probe, stats, every));
         }

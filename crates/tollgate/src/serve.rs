@@ -10,6 +10,7 @@ use prometheus_client::registry::Registry;
 use tollgate_enum::Responder;
 use tollgate_enum::metrics::{EnumMetrics, RecordsNotWritten};
 use tollgate_enum::server::{EnumServer, RecordSink};
+use tollgate_listener::ConnectionMetrics;
 use tollgate_manager::alarms::{self, Alarms};
 use tollgate_policy::VelocityTable;
 use tollgate_policy::service::PolicyService;
@@ -19,6 +20,7 @@ use tollgate_records::ship::{Shipper, ShipperOptions, ShipperStats};
 use tollgate_records::spool::{Spool, SpoolOptions};
 use tollgate_store::Store;
 use tollgate_web::auth::Auth;
+use tollgate_web::server::HttpServer;
 use tollgate_web::srp::SrpService;
 use tollgate_web::{AppState, IngestMetrics, ReleaseInfo, StatusFn};
 
@@ -327,6 +329,8 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     }
     let mut registry = Registry::default();
     auth.register_metrics(&mut registry);
+    let connections = ConnectionMetrics::register(&mut registry);
+    check_descriptor_budget(&config, roles);
 
     if let Some(spool) = &spool {
         crate::metrics::register_spool(&mut registry, spool.clone());
@@ -345,7 +349,10 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
                 _ => None,
             };
             let table = engine.as_ref().map(|e| e.responder.velocity().clone());
-            Some(ProbeRole::start(&config, spool, &mut registry, summary, table, not_written.clone()).await?)
+            Some(
+                ProbeRole::start(&config, spool, &mut registry, &connections, summary, table, not_written.clone())
+                    .await?,
+            )
         }
         _ => None,
     };
@@ -365,7 +372,15 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("cannot bind the API listener {}", config.api.listen))?;
-    let api_addr = listener.local_addr()?;
+    let api_stats = connections.listener("api");
+    let server = HttpServer::new(listener, "api", config.api.http_limits(), api_stats.clone())
+        .limit_setting("api.max_connections");
+    let api_addr = server.local_addr()?;
+    let mut watched = vec![("api".to_string(), api_stats)];
+    if probe.as_ref().is_some_and(|p| !p.live.hep_tcp_addrs.is_empty()) {
+        watched.push(("hep_tcp".to_string(), connections.listener("hep_tcp")));
+    }
+    crate::connection_alarm::watch(alarms.clone(), config.node.name.clone(), watched);
 
     let mut shipper = None;
     if let Some(spool) = &spool {
@@ -486,10 +501,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         );
     }
 
-    // The peer address feeds the failed-login limits per client (tollgate_web::session::ClientIp).
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    server.serve(app, shutdown_signal()).await;
     tracing::info!("shutting down");
     if let Some(e) = engine
         && let Some(server) = e.server
@@ -506,6 +518,19 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         tokio::task::spawn_blocking(move || s.stop()).await?;
     }
     Ok(())
+}
+
+/// Warns when the connection limits of the listeners `roles` run do not fit in the open-file
+/// limit.
+fn check_descriptor_budget(config: &Config, roles: Roles) {
+    let mut caps = vec![("api.max_connections", config.api.max_connections as u64)];
+    if roles.probe() && !config.probe.hep_tcp.is_empty() {
+        caps.push((
+            "probe.hep_tcp_max_connections",
+            config.probe.hep_tcp_max_connections as u64 * config.probe.hep_tcp.len() as u64,
+        ));
+    }
+    crate::fd_limit::check(&caps);
 }
 
 /// A store URL without its password, for messages.

@@ -17,6 +17,9 @@ impl HttpUplink {
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(3))
+            // Below the collector's default idle timeout (api.idle_timeout_secs = 60 s),
+            // so a kept connection is never reused just as the collector closes it.
+            .pool_idle_timeout(Duration::from_secs(30))
             .build()?;
         Ok(HttpUplink { url: format!("{}/api/v1/ingest", base.trim_end_matches('/')), token, http })
     }

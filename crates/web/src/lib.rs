@@ -18,6 +18,7 @@ pub mod auth;
 mod multipart;
 pub mod quarantine;
 pub mod security;
+pub mod server;
 pub mod session;
 pub mod srp;
 pub mod ui;

@@ -71,8 +71,8 @@ fn caller(parts: &Parts, state: &AppState) -> Option<(Principal, Credential)> {
     Some((live.principal, Credential::Session { id, csrf: live.csrf }))
 }
 
-/// The client's address (the TCP peer), when the server records it
-/// (`into_make_service_with_connect_info::<SocketAddr>()`).
+/// The client's address (the TCP peer), when the server records it ([`crate::server`] puts
+/// `ConnectInfo<SocketAddr>` into every request's extensions).
 pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
     parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
 }

@@ -128,16 +128,23 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("cannot bind the agent API {}", cfg.listen))?;
+        // The agent's API has the HTTP limits of [api], like every HTTP listener.
+        crate::fd_limit::check(&[("api.max_connections", config.api.max_connections as u64)]);
+        let server = tollgate_web::server::HttpServer::new(
+            listener,
+            "agent",
+            config.api.http_limits(),
+            tollgate_listener::ListenerStats::default(),
+        )
+        .limit_setting("api.max_connections");
         println!(
             "tollgate agent ready: server={} application={} release={} api=http://{}",
             cfg.server,
             cfg.app_type,
             agent.releases.current().map_or("none".to_string(), |r| r.version),
-            listener.local_addr()?
+            server.local_addr()?
         );
-        axum::serve(listener, api::router(agent.clone()))
-            .with_graceful_shutdown(crate::serve::shutdown_signal())
-            .await?;
+        server.serve(api::router(agent.clone()), crate::serve::shutdown_signal()).await;
         agent.supervisor.stop().await;
         Ok::<_, anyhow::Error>(())
     })?;

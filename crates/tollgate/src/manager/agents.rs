@@ -33,8 +33,15 @@ impl AgentClient {
     /// A client presenting `token`.
     pub fn new(token: &str) -> anyhow::Result<Self> {
         Ok(AgentClient {
-            http: reqwest::Client::builder().timeout(Duration::from_millis(1500)).build()?,
-            slow: reqwest::Client::builder().timeout(Duration::from_secs(600)).build()?,
+            // Idle kept connections are dropped before an agent's idle timeout closes them.
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_millis(1500))
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build()?,
+            slow: reqwest::Client::builder()
+                .timeout(Duration::from_secs(600))
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build()?,
             token: token.to_string(),
         })
     }

@@ -363,6 +363,15 @@ async fn first_look(cfg: &ManagerConfig) -> anyhow::Result<Topology> {
     Ok(topology)
 }
 
+/// The manager's alarms, for watchers that outlive a borrow of the manager.
+struct ManagerAlarms(Arc<Manager>);
+
+impl AsRef<Alarms> for ManagerAlarms {
+    fn as_ref(&self) -> &Alarms {
+        &self.0.alarms
+    }
+}
+
 /// Runs the manager role until SIGINT or SIGTERM.
 pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitCode> {
     let cfg = config.manager.clone().context("`tollgate manager` needs a [manager] section in the configuration")?;
@@ -377,11 +386,21 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
         eprintln!("manager API token written to {}", b.cli_token_file.display());
     }
     let listen = config.api.listen;
+    let api_limits = config.api.http_limits();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot bind the manager API {listen}"))?;
-        let local = listener.local_addr()?;
+        crate::fd_limit::check(&[("api.max_connections", api_limits.max_connections as u64)]);
+        let stats = tollgate_listener::ListenerStats::default();
+        let server = tollgate_web::server::HttpServer::new(listener, "manager", api_limits, stats.clone())
+            .limit_setting("api.max_connections");
+        let local = server.local_addr()?;
+        crate::connection_alarm::watch(
+            ManagerAlarms(manager.clone()),
+            manager.cfg.hostname.clone(),
+            vec![("manager".to_string(), stats)],
+        );
         let state = Arc::new(api::ApiState { manager: manager.clone(), auth });
         tokio::spawn(pair::run(manager.clone()));
         tokio::spawn(pair::poll_agents(manager.clone()));
@@ -390,7 +409,7 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
             "tollgate manager ready: hostname={} release={} api=http://{local} ui=http://{local}/upgrade",
             manager.cfg.hostname, manager.release
         );
-        axum::serve(listener, api::router(state)).with_graceful_shutdown(crate::serve::shutdown_signal()).await?;
+        server.serve(api::router(state), crate::serve::shutdown_signal()).await;
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(std::process::ExitCode::SUCCESS)

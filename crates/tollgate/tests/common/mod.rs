@@ -63,6 +63,10 @@ pub struct EngineOptions {
     pub netns: Option<String>,
     /// Body of the `[spool]` section.
     pub spool: String,
+    /// Extra configuration appended to the `[api]` section (TOML).
+    pub api_config: String,
+    /// Start the process with this open-file limit (soft, hard), through `prlimit`.
+    pub nofile: Option<(u64, u64)>,
 }
 
 /// A port free for both UDP and TCP on `ip` right now.
@@ -90,6 +94,8 @@ impl Default for EngineOptions {
             env: Vec::new(),
             netns: None,
             spool: "fsync_ms = 50\n".into(),
+            api_config: String::new(),
+            nofile: None,
         }
     }
 }
@@ -120,10 +126,11 @@ fn write_config(path: &Path, state: &Path, o: &EngineOptions) {
     let listen = o.enum_listen.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
     let token = o.token.as_ref().map(|t| format!("token = \"{t}\"\n")).unwrap_or_default();
     let text = format!(
-        "[node]\nname = \"{}\"\nstate_dir = \"{}\"\n\n[api]\nlisten = \"{}\"\n{token}\n[spool]\n{}\n\n[enum]\nlisten_udp = [{listen}]\nlisten_tcp = [{listen}]\nudp_workers = 2\n{}\n\n[probe]\n{}\n",
+        "[node]\nname = \"{}\"\nstate_dir = \"{}\"\n\n[api]\nlisten = \"{}\"\n{token}{}\n[spool]\n{}\n\n[enum]\nlisten_udp = [{listen}]\nlisten_tcp = [{listen}]\nudp_workers = 2\n{}\n\n[probe]\n{}\n",
         o.node,
         state.display(),
         o.api_listen,
+        o.api_config,
         o.spool,
         o.extra_config,
         o.probe
@@ -164,6 +171,13 @@ impl Engine {
             }
             None => Command::new(tollgate_bin()),
         };
+        if let Some((soft, hard)) = self.options.nofile {
+            // prlimit sets the limit, then executes the rest of the command line in its place.
+            let program = command.get_program().to_owned();
+            let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+            command = Command::new("prlimit");
+            command.arg(format!("--nofile={soft}:{hard}")).arg("--").arg(program).args(args);
+        }
         let mut child = command
             .envs(self.options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .arg("--config")

@@ -1,0 +1,375 @@
+//! TCP listeners within limits.
+//!
+//! What this crate owns: accepting TCP connections so that a flood of connections, or a process
+//! out of file descriptors, cannot take a listener (or the rest of the process) down.
+//!
+//! - A cap on the connections one listener holds at once. Beyond it a connection is accepted and
+//!   closed at once (after a short refusal message when the protocol has one, e.g. an HTTP 503),
+//!   so refusing costs one `accept`, one `write` and one `close`, holds no descriptor and leaves
+//!   nothing waiting in the kernel's queue. Every refusal is counted.
+//! - Accept errors that are not about one connection (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`)
+//!   make the listener back off, 10 ms doubling to 1 s, instead of retrying in a hot loop;
+//!   each is counted and logged through [`LogThrottle`] (one line per 10 s saying how many were
+//!   left out).
+//! - Per-listener metrics ([`ConnectionMetrics`]): connections open, accepted, refused, closed
+//!   for idleness (counted by the protocol server, which owns its idle timeout), accept errors.
+//!
+//! What it must not do: speak any protocol or decide when a connection is idle; the HTTP server
+//! (`tollgate-web`) and the HEP receiver (`tollgate-probe`) do, on the streams accepted here.
+
+#![warn(missing_docs)]
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tollgate_logthrottle::LogThrottle;
+
+/// First pause after an accept error; it doubles on every further error.
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
+/// Longest pause between accept attempts while they keep failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// One log line per this many milliseconds for each repeated condition of a listener.
+const LOG_INTERVAL_MS: u64 = 10_000;
+
+/// The `listener` label of the connection metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabel {
+    listener: String,
+}
+
+/// The connection metric families of a process, one series per listener name.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionMetrics {
+    open: Family<ListenerLabel, Gauge>,
+    accepted: Family<ListenerLabel, Counter>,
+    refused: Family<ListenerLabel, Counter>,
+    idle_closed: Family<ListenerLabel, Counter>,
+    accept_errors: Family<ListenerLabel, Counter>,
+}
+
+impl ConnectionMetrics {
+    /// Creates the families and registers them (`tollgate_connections_*`, label `listener`).
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = ConnectionMetrics::default();
+        registry.register("tollgate_connections_open", "TCP connections open, per listener", m.open.clone());
+        registry.register(
+            "tollgate_connections_accepted",
+            "TCP connections accepted, per listener",
+            m.accepted.clone(),
+        );
+        registry.register(
+            "tollgate_connections_refused",
+            "TCP connections closed at once because the listener was at its connection limit",
+            m.refused.clone(),
+        );
+        registry.register(
+            "tollgate_connections_idle_closed",
+            "TCP connections closed by the server after its idle timeout",
+            m.idle_closed.clone(),
+        );
+        registry.register(
+            "tollgate_connections_accept_errors",
+            "Failed accepts (e.g. no file descriptors left); the listener backs off after each",
+            m.accept_errors.clone(),
+        );
+        m
+    }
+
+    /// The counters of the listener named `name` (listeners sharing a name share counters).
+    pub fn listener(&self, name: &str) -> ListenerStats {
+        let label = ListenerLabel { listener: name.to_string() };
+        ListenerStats {
+            open: self.open.get_or_create(&label).clone(),
+            accepted: self.accepted.get_or_create(&label).clone(),
+            refused: self.refused.get_or_create(&label).clone(),
+            idle_closed: self.idle_closed.get_or_create(&label).clone(),
+            accept_errors: self.accept_errors.get_or_create(&label).clone(),
+        }
+    }
+}
+
+/// The counters of one listener. Clones share the values.
+#[derive(Debug, Clone, Default)]
+pub struct ListenerStats {
+    /// Connections open now.
+    pub open: Gauge,
+    /// Connections accepted and served.
+    pub accepted: Counter,
+    /// Connections refused at the connection limit.
+    pub refused: Counter,
+    /// Connections the protocol server closed after its idle timeout.
+    pub idle_closed: Counter,
+    /// Failed accepts (no descriptors, no buffers): each one made the listener pause.
+    pub accept_errors: Counter,
+}
+
+impl ListenerStats {
+    /// Connections refused plus failed accepts so far: while it grows, the listener turns
+    /// clients away (what the CONNECTION_LIMIT alarm watches).
+    pub fn turned_away(&self) -> u64 {
+        self.refused.get() + self.accept_errors.get()
+    }
+}
+
+/// A listener's hold on one connection slot; dropping it frees the slot.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    _permit: OwnedSemaphorePermit,
+    open: Gauge,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
+}
+
+/// A TCP listener that holds at most `max_connections` connections at once and backs off on
+/// accept errors. See the crate documentation.
+#[derive(Debug)]
+pub struct LimitedListener {
+    inner: TcpListener,
+    name: String,
+    setting: String,
+    max_connections: usize,
+    permits: Arc<Semaphore>,
+    stats: ListenerStats,
+    refusal: Option<&'static [u8]>,
+    refused_log: LogThrottle,
+    error_log: LogThrottle,
+}
+
+impl LimitedListener {
+    /// Wraps `listener`, named `name` in metrics and log lines, holding at most
+    /// `max_connections` connections at once (at least 1).
+    pub fn new(listener: TcpListener, name: &str, max_connections: usize, stats: ListenerStats) -> Self {
+        let max_connections = max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        LimitedListener {
+            inner: listener,
+            name: name.to_string(),
+            setting: String::new(),
+            max_connections,
+            permits: Arc::new(Semaphore::new(max_connections)),
+            stats,
+            refusal: None,
+            refused_log: LogThrottle::new(LOG_INTERVAL_MS),
+            error_log: LogThrottle::new(LOG_INTERVAL_MS),
+        }
+    }
+
+    /// Names the configuration field of the limit in log lines (e.g. `api.max_connections`).
+    pub fn limit_setting(mut self, setting: &str) -> Self {
+        self.setting = setting.to_string();
+        self
+    }
+
+    /// Bytes written (without waiting) to a connection refused at the limit before it is closed,
+    /// e.g. an HTTP 503 response.
+    pub fn refuse_with(mut self, message: &'static [u8]) -> Self {
+        self.refusal = Some(message);
+        self
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// The listener's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The listener's counters.
+    pub fn stats(&self) -> &ListenerStats {
+        &self.stats
+    }
+
+    /// The most connections held at once.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// The next connection within the limit, with its slot (hold it as long as the connection
+    /// is open). Connections beyond the limit are refused and accept errors waited out inside;
+    /// this never returns an error. Cancel-safe: no connection is lost when the future is
+    /// dropped.
+    pub async fn accept(&mut self) -> (TcpStream, SocketAddr, ConnectionSlot) {
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, peer)) => {
+                    backoff = MIN_BACKOFF;
+                    match self.permits.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            self.stats.accepted.inc();
+                            self.stats.open.inc();
+                            return (stream, peer, ConnectionSlot { _permit: permit, open: self.stats.open.clone() });
+                        }
+                        Err(_) => self.refuse(stream, peer),
+                    }
+                }
+                Err(e) if is_about_one_connection(&e) => {}
+                Err(e) => {
+                    self.stats.accept_errors.inc();
+                    if let Some(left_out) = self.error_log.allow() {
+                        tracing::error!(
+                            listener = %self.name,
+                            error = %e,
+                            "cannot accept connections{}; pausing {} ms between attempts",
+                            since_last_line(left_out, "similar errors"),
+                            backoff.as_millis()
+                        );
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    fn refuse(&self, stream: TcpStream, peer: SocketAddr) {
+        self.stats.refused.inc();
+        if let Some(message) = self.refusal {
+            // Never waits: a client that does not read gets the close alone.
+            let _ = stream.try_write(message);
+        }
+        drop(stream);
+        if let Some(left_out) = self.refused_log.allow() {
+            let setting = if self.setting.is_empty() { String::new() } else { format!(" ({})", self.setting) };
+            tracing::warn!(
+                listener = %self.name,
+                %peer,
+                "at its limit of {} connections{setting}: refusing new connections{}",
+                self.max_connections,
+                since_last_line(left_out, "more refused")
+            );
+        }
+    }
+
+    /// Stops listening (the socket is closed at once) and returns a handle that waits until
+    /// every connection accepted so far has ended.
+    pub fn close(self) -> Drained {
+        let LimitedListener { inner, permits, max_connections, .. } = self;
+        drop(inner);
+        Drained { permits, max_connections }
+    }
+}
+
+/// A closed listener whose connections may still be open; see [`LimitedListener::close`].
+#[derive(Debug)]
+pub struct Drained {
+    permits: Arc<Semaphore>,
+    max_connections: usize,
+}
+
+impl Drained {
+    /// Connections still open.
+    pub fn open(&self) -> usize {
+        self.max_connections - self.permits.available_permits()
+    }
+
+    /// Waits until every connection has released its slot.
+    pub async fn wait(self) {
+        let _ = self.permits.acquire_many(self.max_connections as u32).await;
+    }
+}
+
+/// The tail of a throttled log line: how many occurrences the previous lines left out.
+fn since_last_line(left_out: u64, what: &str) -> String {
+    if left_out == 0 { String::new() } else { format!(" ({left_out} {what} since the last line)") }
+}
+
+/// Errors `accept` reports about one connection that failed before it was accepted: skip it and
+/// accept the next one at once (accept(2): Linux passes pending network errors this way).
+fn is_about_one_connection(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted
+            | ConnectionReset
+            | ConnectionRefused
+            | Interrupted
+            | WouldBlock
+            | NetworkDown
+            | NetworkUnreachable
+            | HostUnreachable
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    async fn bound(max: usize) -> LimitedListener {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        LimitedListener::new(tcp, "test", max, ListenerStats::default())
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_limit_are_refused_with_the_message_and_counted() {
+        let mut listener = bound(2).await.refuse_with(b"busy\n");
+        let addr = listener.local_addr().unwrap();
+        let stats = listener.stats().clone();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let first = listener.accept().await;
+            let _second = listener.accept().await;
+            // The third connection is refused inside this accept, which returns nothing.
+            tokio::select! {
+                _ = listener.accept() => panic!("accepted beyond the limit"),
+                _ = released => {}
+            }
+            drop(first);
+            let again = listener.accept().await;
+            assert_eq!(listener.stats().open.get(), 2, "the freed slot was taken again");
+            again
+        });
+        let _a = TcpStream::connect(addr).await.unwrap();
+        let _b = TcpStream::connect(addr).await.unwrap();
+        let mut refused = TcpStream::connect(addr).await.unwrap();
+        let mut text = String::new();
+        refused.read_to_string(&mut text).await.unwrap();
+        assert_eq!(text, "busy\n", "the refused client reads the message, then the close");
+        assert_eq!(stats.refused.get(), 1);
+        release.send(()).unwrap();
+        let _fourth = TcpStream::connect(addr).await.unwrap();
+        let _again = server.await.unwrap();
+        assert_eq!(stats.accepted.get(), 3);
+        assert_eq!(stats.turned_away(), 1);
+    }
+
+    #[tokio::test]
+    async fn closing_waits_for_open_connections_only() {
+        let mut listener = bound(4).await;
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (_stream, _peer, slot) = listener.accept().await;
+        let drained = listener.close();
+        assert!(TcpStream::connect(addr).await.is_err(), "a closed listener accepts nothing");
+        assert_eq!(drained.open(), 1);
+        let waiting = tokio::spawn(drained.wait());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "a connection is still open");
+        drop(slot);
+        waiting.await.unwrap();
+    }
+
+    #[test]
+    fn per_connection_errors_do_not_pause_the_listener_but_descriptor_exhaustion_does() {
+        assert!(is_about_one_connection(&io::Error::from(io::ErrorKind::ConnectionAborted)));
+        // EMFILE and ENFILE (Linux numbers): the process or system is out of descriptors.
+        assert!(!is_about_one_connection(&io::Error::from_raw_os_error(24)));
+        assert!(!is_about_one_connection(&io::Error::from_raw_os_error(23)));
+    }
+}
