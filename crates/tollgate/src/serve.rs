@@ -321,11 +321,11 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     let alarms = Arc::new(Alarms::default());
     let (auth, bootstrap) = Auth::open(state_dir, config.api.token.clone())?;
     if let Some(b) = &bootstrap {
-        println!(
+        say!(
             "tollgate first start: user `admin`, password {} (shown only now; change it on the Users page)",
             b.admin_password
         );
-        println!("tollgate first start: an admin token for the CLI is in {}", b.cli_token_file.display());
+        say!("tollgate first start: an admin token for the CLI is in {}", b.cli_token_file.display());
     }
     let mut registry = Registry::default();
     auth.register_metrics(&mut registry);
@@ -492,9 +492,9 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     if roles.collector() {
         ready.push_str(&format!(" ui=http://{api_addr}/"));
     }
-    println!("{ready}");
+    say!("{ready}");
     if let Some(udp) = engine.as_ref().and_then(|e| e.server.as_ref()).and_then(|s| s.udp_addrs.first()) {
-        println!(
+        say!(
             "try: dig @{} -p {} +short NAPTR 1.1.1.0.5.5.5.2.1.2.1.e164.arpa.   |   tollgate lookup --to +12125550111",
             udp.ip(),
             udp.port()
@@ -524,6 +524,12 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
 /// limit.
 fn check_descriptor_budget(config: &Config, roles: Roles) {
     let mut caps = vec![("api.max_connections", config.api.max_connections as u64)];
+    if roles.engine() && !config.enum_.listen_tcp.is_empty() {
+        caps.push((
+            "enum.tcp_max_connections",
+            config.enum_.tcp_max_connections as u64 * config.enum_.listen_tcp.len() as u64,
+        ));
+    }
     if roles.probe() && !config.probe.hep_tcp.is_empty() {
         caps.push((
             "probe.hep_tcp_max_connections",
