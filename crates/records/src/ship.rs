@@ -22,6 +22,12 @@ use std::time::{Duration, Instant};
 
 use crate::spool::{MAGIC, Spool, read_from, scan_frames, segments};
 
+/// A collector outage retries every few seconds for as long as it lasts: one line a minute,
+/// saying how many retries were not logged (the metrics count every failure).
+static UNREACHABLE_LOG: tollgate_logthrottle::LogThrottle = tollgate_logthrottle::LogThrottle::new(60_000);
+/// Spool read or update failures (out of descriptors, disk errors): one line every 10 s.
+static IO_ERROR_LOG: tollgate_logthrottle::LogThrottle = tollgate_logthrottle::LogThrottle::new(10_000);
+
 /// The segment header's length: the acknowledged offset of a segment nothing of which was sent.
 const HEADER_LEN: u64 = MAGIC.len() as u64;
 
@@ -217,13 +223,17 @@ impl Shipper {
                         Duration::ZERO
                     }
                     Err(PassError::Delivery(e)) => {
-                        tracing::warn!(error = %e, retry_in = ?backoff, "collector unreachable; records stay in the spool");
+                        if let Some(left_out) = UNREACHABLE_LOG.allow() {
+                            tracing::warn!(error = %e, retry_in = ?backoff, left_out, "collector unreachable; records stay in the spool");
+                        }
                         let pause = backoff;
                         backoff = (backoff * 2).min(opts.max_backoff);
                         pause
                     }
                     Err(PassError::Io(e)) => {
-                        tracing::error!(error = %e, "spool shipping failed");
+                        if let Some(left_out) = IO_ERROR_LOG.allow() {
+                            tracing::error!(error = %e, left_out, "spool shipping failed");
+                        }
                         opts.max_backoff
                     }
                 };

@@ -56,6 +56,8 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Rejected handshakes (failed, timed out) on the acceptor: one log line per 10 s, its
 /// `left_out` field saying how many were not logged since the last.
 static HANDSHAKE_REJECTED: LogThrottle = LogThrottle::new(10_000);
+/// Failed accepts (out of descriptors): one log line per 10 s.
+static ACCEPT_FAILED: LogThrottle = LogThrottle::new(10_000);
 /// Handshakes refused because too many are in progress: one log line per 10 s.
 static HANDSHAKE_REFUSED: LogThrottle = LogThrottle::new(10_000);
 
@@ -790,7 +792,9 @@ async fn accept_loop(listener: TcpListener, config: Arc<LinkConfig>, shared: Arc
         let (stream, addr) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(error = %e, "SRP accept failed");
+                if let Some(left_out) = ACCEPT_FAILED.allow() {
+                    tracing::warn!(error = %e, left_out, "SRP accept failed");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
