@@ -309,6 +309,15 @@ impl EnumConfig {
         {
             return Err(err("intercepts", "the terminate template uses {intercept} but no intercept is defined"));
         }
+        for (i, d) in self.devices.iter().enumerate() {
+            // The name is every record's `client`: bounded like the collector's text fields.
+            if d.name.trim().is_empty() || d.name.len() > 64 || d.name.chars().any(char::is_control) {
+                return Err(err(
+                    &format!("devices[{i}].name"),
+                    format!("{:?} must be 1 to 64 characters without control characters", d.name),
+                ));
+            }
+        }
         if self.stale_after_ms == 0 {
             return Err(err("stale_after_ms", "must be at least 1 (milliseconds); 1000 is a safe bound"));
         }
@@ -414,6 +423,15 @@ redirect_uri = { kind = "naptr", uri = "{target}" }
         let cfg: EnumConfig = toml::from_str("source_label_numbers = \"e164\"").unwrap();
         assert_eq!(cfg.source_label_numbers, SourceLabelNumbers::E164);
         assert!(toml::from_str::<EnumConfig>("source_label_numbers = \"national\"").is_err());
+    }
+
+    #[test]
+    fn device_names_are_bounded() {
+        let mut cfg = EnumConfig::default();
+        cfg.devices.push(DeviceConfig { name: "x".repeat(65), addresses: vec!["10.1.0.0/16".parse().unwrap()] });
+        assert_eq!(cfg.validate().unwrap_err().field, "devices[0].name");
+        cfg.devices[0].name = "sbc-1".into();
+        assert!(cfg.validate().is_ok());
     }
 
     #[test]

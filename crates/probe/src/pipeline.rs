@@ -274,7 +274,8 @@ impl Probe {
             id: ulid::Ulid::new(),
             time: time(call.invite_us),
             device: self.settings.device.clone(),
-            call_id: call.call_id.clone(),
+            // The Call-ID comes off the wire: bounded so the record passes the collector's checks.
+            call_id: tollgate_records::record_text(&call.call_id),
             source,
             destination,
             direction: self.direction(&call, source, destination).to_string(),

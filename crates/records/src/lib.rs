@@ -23,4 +23,4 @@ pub mod spool;
 mod validate;
 
 pub use record::{Disposition, EnumQueryRecord, RECORD_VERSION, Record, SipCallRecord, Transport};
-pub use validate::{InvalidRecord, MAX_DEVICE_NAME, RESERVED_DEVICE_NAMES, check_device_name};
+pub use validate::{InvalidRecord, MAX_DEVICE_NAME, MAX_TEXT, RESERVED_DEVICE_NAMES, check_device_name, record_text};

@@ -59,6 +59,21 @@ pub fn check_device_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `text` made fit for a free-text field of a record: control characters replaced by U+FFFD
+/// and cut (at a character boundary) to [`MAX_TEXT`] bytes. For text taken from the network,
+/// such as a SIP Call-ID, so the record passes [`Record::validate`].
+pub fn record_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_TEXT));
+    for c in text.chars() {
+        let c = if c.is_control() { char::REPLACEMENT_CHARACTER } else { c };
+        if out.len() + c.len_utf8() > MAX_TEXT {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn check_text(field: &'static str, value: &str) -> Result<(), InvalidRecord> {
     if value.len() > MAX_TEXT {
         return Err(invalid(field, format!("is {} bytes long; at most {MAX_TEXT} are allowed", value.len())));
@@ -271,6 +286,18 @@ mod tests {
             change(&mut c);
             assert_eq!(field_of(Record::sip_call(c)), field);
         }
+    }
+
+    #[test]
+    fn network_text_is_made_fit_for_a_record() {
+        assert_eq!(record_text("a84b4c76e66710@pc33.atlanta.com"), "a84b4c76e66710@pc33.atlanta.com");
+        assert_eq!(record_text("a\u{1}b"), "a\u{fffd}b");
+        let long = "é".repeat(MAX_TEXT);
+        let cut = record_text(&long);
+        assert!(cut.len() <= MAX_TEXT && cut.len() > MAX_TEXT - 2);
+        let mut c = call();
+        c.call_id = record_text(&format!("{long}\u{7}"));
+        assert_eq!(Record::sip_call(c).validate(now()), Ok(()));
     }
 
     #[test]
