@@ -2,6 +2,16 @@
 
 #![warn(missing_docs)]
 
+/// Prints a line to standard output from a long-running role, ignoring a closed or broken
+/// stdout: a server whose starter stopped reading (a closed pipe) must keep serving, where
+/// `println!` would panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod admin_cmd;
 mod agent;
 mod analytics_cmd;

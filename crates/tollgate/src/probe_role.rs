@@ -153,7 +153,7 @@ async fn print_summary(probe: Arc<Mutex<Probe>>, stats: Arc<LiveStats>, every: D
         last_messages = counters.messages;
         let by = counters.calls.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
         let drops = stats.socket_drops.load(Ordering::Relaxed) + stats.kernel_drops.load(Ordering::Relaxed);
-        println!(
+        say!(
             "probe {:>6}s  {rate:>8.1} msg/s  calls {} ({by})  ASR {:.1}%  NER {:.1}%  open {open}  evicted {evicted}  malformed {}  drops {drops}",
             started.elapsed().as_secs(),
             counters.total_calls(),

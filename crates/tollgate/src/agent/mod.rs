@@ -106,6 +106,10 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
     crate::private_files::create_private_dir(&cfg.dir)
         .with_context(|| format!("agent.dir: cannot create {}", cfg.dir.display()))?;
     crate::private_files::tighten_state(&cfg.dir, "agent directory")?;
+    // One agent per directory: two would stage, install and back out over each other. (Its own
+    // lock file: the agent's directory may also be its role's state directory.)
+    let _lock = tollgate_records::dirlock::DirLock::acquire(&cfg.dir, "agent.lock", "tollgate agent")
+        .map_err(|e| anyhow::anyhow!("agent directory {e}"))?;
     runtime.block_on(async move {
         let releases = releases::Releases::open(&cfg.dir)?;
         let trusted = tollgate_manager::bundle::TrustedKeys::from_hex(&cfg.trusted_keys)
@@ -137,7 +141,7 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
             tollgate_listener::ListenerStats::default(),
         )
         .limit_setting("api.max_connections");
-        println!(
+        say!(
             "tollgate agent ready: server={} application={} release={} api=http://{}",
             cfg.server,
             cfg.app_type,

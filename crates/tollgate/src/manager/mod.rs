@@ -375,6 +375,15 @@ impl AsRef<Alarms> for ManagerAlarms {
 /// Runs the manager role until SIGINT or SIGTERM.
 pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitCode> {
     let cfg = config.manager.clone().context("`tollgate manager` needs a [manager] section in the configuration")?;
+    std::fs::create_dir_all(&config.node.state_dir)
+        .with_context(|| format!("cannot create state directory {}", config.node.state_dir.display()))?;
+    // One manager per state directory (a second would write the same manager-state.json).
+    let _lock = tollgate_records::dirlock::DirLock::acquire(
+        &config.node.state_dir,
+        crate::serve::STATE_LOCK_FILE,
+        "tollgate manager",
+    )
+    .map_err(|e| anyhow::anyhow!("state directory {e}"))?;
     crate::private_files::tighten_state(&config.node.state_dir, "state directory")?;
     let release = crate::release::current().version;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tollgate-manager").build()?;
@@ -405,9 +414,10 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
         tokio::spawn(pair::run(manager.clone()));
         tokio::spawn(pair::poll_agents(manager.clone()));
         tokio::spawn(pair::push_to_mate(manager.clone()));
-        println!(
+        say!(
             "tollgate manager ready: hostname={} release={} api=http://{local} ui=http://{local}/upgrade",
-            manager.cfg.hostname, manager.release
+            manager.cfg.hostname,
+            manager.release
         );
         server.serve(api::router(state), crate::serve::shutdown_signal()).await;
         Ok::<_, anyhow::Error>(())

@@ -460,3 +460,24 @@ fn release_keygen_with_umask_000_writes_the_key_into_a_new_private_file() {
     watcher.read_to_string(&mut seen).unwrap();
     assert!(seen.is_empty(), "the signing key went into a file another process held open");
 }
+
+/// Two agents on one directory used to run side by side, staging, installing and backing out
+/// over each other. A second one is now refused at start, naming the first one's pid.
+#[test]
+fn a_second_agent_on_the_same_directory_is_refused_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Agent::start(dir.path(), &role_config(dir.path()), "", false);
+    let out = Command::new(tollgate_bin())
+        .args(["--log", "warn", "--config"])
+        .arg(dir.path().join("agent.toml"))
+        .arg("agent")
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert!(!out.status.success(), "the second agent must not run");
+    assert!(
+        err.contains("agent directory") && err.contains(&format!("in use by pid {}", first.child.id())),
+        "the error names the holder: {err}"
+    );
+    assert!(first.healthy(), "the first agent keeps serving");
+}
