@@ -462,6 +462,10 @@ impl Auth {
     }
 
     fn update(&self, f: impl FnOnce(&mut UserDb) -> Result<(), AuthError>) -> Result<(), AuthError> {
+        // The server and `tollgate user ...` in another process change the file read, modify,
+        // write: one at a time (an exclusive lock on a file beside it), so neither loses the
+        // other's change and they never share the temporary file.
+        let _lock = self.lock_file().map_err(|e| AuthError::Storage(format!("cannot lock the user database: {e}")))?;
         // A database that cannot be read is not overwritten with an older copy.
         self.reload().map_err(|e| AuthError::Storage(format!("cannot read the user database: {e}")))?;
         let mut guard = self.db.lock().unwrap_or_else(|e| e.into_inner());
@@ -471,6 +475,21 @@ impl Auth {
         write_private(&self.path, &bytes).map_err(|e| AuthError::Storage(format!("{}: {e}", self.path.display())))?;
         *guard = (db, stamp(&self.path));
         Ok(())
+    }
+
+    /// Takes the exclusive lock of the user database (`users.json.lock`), waiting for another
+    /// process's change to finish; released when the file is dropped.
+    fn lock_file(&self) -> io::Result<std::fs::File> {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let file = opts.open(self.path.with_extension("json.lock"))?;
+        file.lock()?;
+        Ok(file)
     }
 
     /// Runs Argon2 for `name`'s password (against a dummy hash when there is no such user);
@@ -790,6 +809,28 @@ mod tests {
         assert_eq!(auth.set_role("admin", Role::Viewer), Err(AuthError::LastAdmin), "and keeps the role");
         auth.remove_user("vera").unwrap();
         assert_eq!(auth.remove_user("vera"), Err(AuthError::NoSuchUser("vera".into())));
+    }
+
+    #[test]
+    fn two_processes_changing_the_database_at_once_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server, _) = Auth::open(dir.path(), None).unwrap();
+        let (cli, _) = Auth::open(dir.path(), None).unwrap();
+        std::thread::scope(|s| {
+            for (who, auth) in [("server", &server), ("cli", &cli)] {
+                s.spawn(move || {
+                    for i in 0..40 {
+                        auth.create_token(&format!("{who}-{i}"), Role::Viewer, None).unwrap();
+                    }
+                });
+            }
+        });
+        let names: std::collections::HashSet<String> = server.tokens().into_iter().map(|t| t.name).collect();
+        for who in ["server", "cli"] {
+            for i in 0..40 {
+                assert!(names.contains(&format!("{who}-{i}")), "{who}-{i} was lost");
+            }
+        }
     }
 
     #[tokio::test]
