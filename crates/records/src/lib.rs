@@ -17,6 +17,8 @@
 #![warn(missing_docs)]
 
 pub mod dirlock;
+#[cfg(test)]
+mod fixtures;
 mod record;
 pub mod ship;
 pub mod spool;

@@ -274,32 +274,12 @@ impl Drop for Shipper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Record;
     use crate::spool::SpoolOptions;
-    use crate::{EnumQueryRecord, Record, Transport};
     use std::collections::HashSet;
     use std::fs;
 
-    fn record(i: u64) -> Record {
-        Record::enum_query(EnumQueryRecord {
-            id: ulid::Ulid::new(),
-            time: chrono::Utc::now(),
-            device: "e1".into(),
-            client: "sbc".into(),
-            client_addr: "127.0.0.1:1".parse().unwrap(),
-            transport: Transport::Udp,
-            source: None,
-            destination: format!("+1212555{i:04}").parse().unwrap(),
-            direction: "inbound".into(),
-            rule: None,
-            action: "allow".into(),
-            detail: None,
-            rcode: "NXDOMAIN".into(),
-            fail_open: false,
-            latency_us: 1,
-            stale: false,
-            policy_version: None,
-        })
-    }
+    use crate::fixtures::enum_record as record;
 
     /// A collector stand-in that stores ids, can be switched off, and can "crash" after storing
     /// (so the acknowledgement is lost).

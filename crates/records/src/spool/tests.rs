@@ -1,31 +1,8 @@
 //! Unit tests of the spool: lanes, format, accounting, reclaiming and the lock.
 
 use super::*;
-use crate::{EnumQueryRecord, Transport};
-use chrono::Utc;
-use ulid::Ulid;
 
-fn record(i: u64) -> Record {
-    Record::enum_query(EnumQueryRecord {
-        id: Ulid::new(),
-        time: Utc::now(),
-        device: "e1".into(),
-        client: "sbc".into(),
-        client_addr: "127.0.0.1:1".parse().unwrap(),
-        transport: Transport::Udp,
-        source: None,
-        destination: format!("+1212555{i:04}").parse().unwrap(),
-        direction: "inbound".into(),
-        rule: None,
-        action: "allow".into(),
-        detail: None,
-        rcode: "NXDOMAIN".into(),
-        fail_open: false,
-        latency_us: 1,
-        stale: false,
-        policy_version: None,
-    })
-}
+use crate::fixtures::enum_record as record;
 
 #[test]
 fn appends_rotate_and_read_back_in_order() {

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::{blocking, error};
 use crate::AppState;
-use crate::auth::{AuthError, Role, parse_expiry, retry_after_secs};
+use crate::auth::{Auth, AuthError, Principal, Role, parse_expiry, retry_after_secs};
 use crate::session::{ApiUser, ClientIp, require, session_id_in};
 
 pub(super) async fn whoami(ApiUser(who): ApiUser) -> Response {
@@ -97,15 +97,26 @@ pub(super) async fn remove_user(
     ApiUser(who): ApiUser,
     Path(name): Path<String>,
 ) -> Response {
-    if let Err(r) = require(&who, Role::Admin) {
+    admin_removes(&state, &who, name, "removed", Auth::remove_user).await
+}
+
+/// An admin's removal of the user or token `name` by `remove`; answers `{"<done>": name}`.
+async fn admin_removes(
+    state: &AppState,
+    who: &Principal,
+    name: String,
+    done: &'static str,
+    remove: fn(&Auth, &str) -> Result<(), AuthError>,
+) -> Response {
+    if let Err(r) = require(who, Role::Admin) {
         return r;
     }
     let auth = state.auth.clone();
     let n = name.clone();
-    match blocking(move || auth.remove_user(&n)).await {
+    match blocking(move || remove(&auth, &n)).await {
         Ok(Ok(())) => {
-            tracing::info!(user = %name, by = %who.name, "user removed");
-            Json(json!({ "removed": name })).into_response()
+            tracing::info!(name = %name, by = %who.name, "{done}");
+            Json(serde_json::Map::from_iter([(done.to_string(), serde_json::Value::from(name))])).into_response()
         }
         Ok(Err(e)) => refused(e),
         Err(r) => r,
@@ -167,19 +178,7 @@ pub(super) async fn revoke_token(
     ApiUser(who): ApiUser,
     Path(name): Path<String>,
 ) -> Response {
-    if let Err(r) = require(&who, Role::Admin) {
-        return r;
-    }
-    let auth = state.auth.clone();
-    let n = name.clone();
-    match blocking(move || auth.revoke_token(&n)).await {
-        Ok(Ok(())) => {
-            tracing::info!(token = %name, by = %who.name, "token revoked");
-            Json(json!({ "revoked": name })).into_response()
-        }
-        Ok(Err(e)) => refused(e),
-        Err(r) => r,
-    }
+    admin_removes(&state, &who, name, "revoked", Auth::revoke_token).await
 }
 
 #[derive(Deserialize)]
