@@ -22,11 +22,7 @@ const GROUP_OTHER: u32 = 0o077;
 /// Sets the process's umask to 0077: files it creates from now on are 0600, directories 0700
 /// (unless created with an explicit mode, like release bundles).
 pub fn owner_only_umask() {
-    // SAFETY: umask(2) only replaces the process's file mode creation mask; it cannot fail and
-    // touches no memory.
-    unsafe {
-        libc::umask(GROUP_OTHER as libc::mode_t);
-    }
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(GROUP_OTHER));
 }
 
 /// Creates (or truncates) `path` for writing with mode 0600. An existing file is made 0600 too
