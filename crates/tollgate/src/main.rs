@@ -19,6 +19,7 @@ mod api_client;
 mod cli;
 mod config;
 mod connection_alarm;
+mod counter_alarm;
 mod demo;
 mod fd_limit;
 mod forced_standby;
