@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout_at};
+use tollgate_listener::AcceptBackoff;
 use tollgate_logthrottle::LogThrottle;
 use tollgate_records::Transport;
 use tollgate_records::spool::SpoolLane;
@@ -108,24 +109,6 @@ impl Drop for Slot {
     }
 }
 
-/// Pauses after failed accepts: 10 ms, doubling to 1 s while they last.
-struct Backoff(Duration);
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(10);
-    const MAX: Duration = Duration::from_secs(1);
-
-    fn next(&mut self) -> Duration {
-        let pause = self.0;
-        self.0 = (self.0 * 2).min(Self::MAX);
-        pause
-    }
-
-    fn reset(&mut self) {
-        self.0 = Self::FIRST;
-    }
-}
-
 /// Accepts connections on `listener` and serves each in its own task, within `limits`.
 pub(crate) async fn acceptor(
     listener: TcpListener,
@@ -135,7 +118,7 @@ pub(crate) async fn acceptor(
     limits: TcpLimits,
 ) {
     let slots = Slots::new(limits);
-    let mut backoff = Backoff(Backoff::FIRST);
+    let mut backoff = AcceptBackoff::default();
     let mut connections = JoinSet::new();
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -145,7 +128,7 @@ pub(crate) async fn acceptor(
             }
             Err(e) => {
                 metrics.tcp_accept_errors.inc();
-                let pause = backoff.next();
+                let pause = backoff.pause();
                 if let Some(left_out) = ACCEPT_ERROR_LOG.allow() {
                     tracing::warn!(error = %e, left_out, pause_ms = pause.as_millis() as u64, "ENUM TCP accept failed; pausing the listener");
                 }
@@ -268,14 +251,5 @@ mod tests {
         drop((a2, a3, b1));
         let table = slots.table.lock().unwrap();
         assert_eq!((table.0, table.1.len()), (0, 0), "nothing kept for sources without connections");
-    }
-
-    #[test]
-    fn failed_accepts_pause_longer_up_to_a_second_and_reset() {
-        let mut b = Backoff(Backoff::FIRST);
-        let pauses: Vec<u128> = (0..9).map(|_| b.next().as_millis()).collect();
-        assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
-        b.reset();
-        assert_eq!(b.next(), Duration::from_millis(10));
     }
 }

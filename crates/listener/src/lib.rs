@@ -33,10 +33,36 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tollgate_logthrottle::LogThrottle;
 
-/// First pause after an accept error; it doubles on every further error.
-const MIN_BACKOFF: Duration = Duration::from_millis(10);
-/// Longest pause between accept attempts while they keep failing.
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// The pause between accept attempts while they fail: 10 ms after the first error, doubling
+/// with each further one up to 1 s, back to 10 ms after an accept succeeds. Shared by every
+/// tollgate listener (also the ENUM TCP acceptor, which keeps its own per-source limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptBackoff(Duration);
+
+impl AcceptBackoff {
+    /// First pause after an accept error; it doubles on every further error.
+    pub const FIRST: Duration = Duration::from_millis(10);
+    /// Longest pause between accept attempts while they keep failing.
+    pub const MAX: Duration = Duration::from_secs(1);
+
+    /// The pause to take after a failed accept.
+    pub fn pause(&mut self) -> Duration {
+        let pause = self.0;
+        self.0 = (self.0 * 2).min(Self::MAX);
+        pause
+    }
+
+    /// After a successful accept: the next error pauses [`AcceptBackoff::FIRST`] again.
+    pub fn reset(&mut self) {
+        self.0 = Self::FIRST;
+    }
+}
+
+impl Default for AcceptBackoff {
+    fn default() -> Self {
+        AcceptBackoff(Self::FIRST)
+    }
+}
 /// One log line per this many milliseconds for each repeated condition of a listener.
 const LOG_INTERVAL_MS: u64 = 10_000;
 
@@ -204,11 +230,11 @@ impl LimitedListener {
     /// this never returns an error. Cancel-safe: no connection is lost when the future is
     /// dropped.
     pub async fn accept(&mut self) -> (TcpStream, SocketAddr, ConnectionSlot) {
-        let mut backoff = MIN_BACKOFF;
+        let mut backoff = AcceptBackoff::default();
         loop {
             match self.inner.accept().await {
                 Ok((stream, peer)) => {
-                    backoff = MIN_BACKOFF;
+                    backoff.reset();
                     match self.permits.clone().try_acquire_owned() {
                         Ok(permit) => {
                             self.stats.accepted.inc();
@@ -221,17 +247,17 @@ impl LimitedListener {
                 Err(e) if is_about_one_connection(&e) => {}
                 Err(e) => {
                     self.stats.accept_errors.inc();
+                    let pause = backoff.pause();
                     if let Some(left_out) = self.error_log.allow() {
                         tracing::error!(
                             listener = %self.name,
                             error = %e,
                             "cannot accept connections{}; pausing {} ms between attempts",
                             since_last_line(left_out, "similar errors"),
-                            backoff.as_millis()
+                            pause.as_millis()
                         );
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    tokio::time::sleep(pause).await;
                 }
             }
         }
@@ -314,6 +340,15 @@ mod tests {
     async fn bound(max: usize) -> LimitedListener {
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         LimitedListener::new(tcp, "test", max, ListenerStats::default())
+    }
+
+    #[test]
+    fn failed_accepts_pause_longer_up_to_a_second_and_reset() {
+        let mut b = AcceptBackoff::default();
+        let pauses: Vec<u128> = (0..9).map(|_| b.pause().as_millis()).collect();
+        assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        b.reset();
+        assert_eq!(b.pause(), Duration::from_millis(10));
     }
 
     #[tokio::test]
