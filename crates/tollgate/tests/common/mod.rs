@@ -454,6 +454,35 @@ impl TrackedClient {
     }
 }
 
+/// The Prometheus text of the server at `api` (`GET /metrics`).
+pub fn scrape(api: &str) -> String {
+    reqwest::blocking::get(format!("{api}/metrics"))
+        .and_then(|r| r.text())
+        .unwrap_or_else(|e| panic!("GET {api}/metrics: {e}"))
+}
+
+/// The value of one sample in Prometheus text: `series` is the metric name with its labels as
+/// printed, e.g. `x_total{reason="a"}`; `None` when absent.
+pub fn metric_sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// One sample of the `/metrics` of the server at `api` (see [`metric_sample`]); 0 when absent.
+pub fn metric_at(api: &str, series: &str) -> f64 {
+    metric_sample(&scrape(api), series).unwrap_or(0.0)
+}
+
+/// The peak resident memory of a process (VmHWM of /proc/PID/status), KiB.
+pub fn peak_memory_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
 /// Polls `check` every 200 ms until it returns true, failing with `what` after `secs`.
 pub fn wait_until(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);

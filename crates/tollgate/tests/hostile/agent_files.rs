@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{Engine, EngineOptions, TrackedClient, text, tollgate_bin, wait_until};
+use crate::common::{Engine, EngineOptions, TrackedClient, peak_memory_kib, text, tollgate_bin, wait_until};
 
 const MIB: u64 = 1 << 20;
 const TOKEN: &str = "agent-token-0123456789";
@@ -72,13 +72,6 @@ fn files(root: &Path) -> Vec<String> {
     }
     out.sort();
     out
-}
-
-/// The peak resident memory of a process (VmHWM), in bytes.
-fn peak_memory(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
 }
 
 /// Waits for the line of `child`'s output that starts with `prefix`; the rest of its output is
@@ -268,9 +261,9 @@ fn refused_before_the_body(authorization: Option<&str>) {
     let _g = crate::exclusive();
     let dir = tempfile::tempdir().unwrap();
     let agent = Agent::start(dir.path(), &role_config(dir.path()), "", false);
-    let before = peak_memory(agent.child.id());
+    let before = peak_memory_kib(agent.child.id()) * 1024;
     let up = stream_body(&agent.addr, "/agent/v1/stage?name=evil.tgb", authorization, 500 * MIB, false);
-    let peak = peak_memory(agent.child.id());
+    let peak = peak_memory_kib(agent.child.id()) * 1024;
     eprintln!(
         "unauthenticated 500 MiB upload ({authorization:?}): {up:?}; agent peak memory {} MiB (before: {} MiB)",
         peak / MIB,

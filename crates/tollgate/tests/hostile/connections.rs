@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use crate::common::analytics::export;
-use crate::common::{Engine, EngineOptions, free_port, wait_until};
+use crate::common::{Engine, EngineOptions, free_port, metric_sample, wait_until};
 
 /// Idle connections opened against each flooded listener: more than the process has
 /// descriptors.
@@ -80,11 +80,6 @@ fn cpu_share(pid: u32, window: Duration) -> f64 {
     let (cpu, wall) = (cpu_seconds(pid), Instant::now());
     std::thread::sleep(window);
     (cpu_seconds(pid) - cpu) / wall.elapsed().as_secs_f64()
-}
-
-/// A value of the metric line starting with `prefix` (e.g. `name{label="x"}`), 0 when absent.
-fn metric(metrics: &str, prefix: &str) -> f64 {
-    metrics.lines().find_map(|l| l.strip_prefix(prefix).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
 }
 
 fn get(e: &Engine, path: &str, token: Option<&str>) -> Option<(u16, String)> {
@@ -210,8 +205,12 @@ fn idle_connection_floods_leave_the_api_hep_enum_and_records_working() {
 
     let metrics = get_ok(&e, "/metrics", None);
     for listener in ["api", "hep_tcp"] {
-        let refused = metric(&metrics, &format!("tollgate_connections_refused_total{{listener=\"{listener}\"}}"));
-        let idle = metric(&metrics, &format!("tollgate_connections_idle_closed_total{{listener=\"{listener}\"}}"));
+        let refused =
+            metric_sample(&metrics, &format!("tollgate_connections_refused_total{{listener=\"{listener}\"}}"))
+                .unwrap_or(0.0);
+        let idle =
+            metric_sample(&metrics, &format!("tollgate_connections_idle_closed_total{{listener=\"{listener}\"}}"))
+                .unwrap_or(0.0);
         assert!(refused > 0.0, "refusals of {listener} counted:\n{metrics}");
         assert!(idle > 0.0, "idle closes of {listener} counted:\n{metrics}");
     }
@@ -222,7 +221,8 @@ fn idle_connection_floods_leave_the_api_hep_enum_and_records_working() {
     // HEP over TCP takes a sender again.
     send_hep(hep);
     wait_until(60, "the HEP packet counted", || {
-        get(&e, "/metrics", None).is_some_and(|(_, m)| metric(&m, "tollgate_probe_hep_packets_total") >= 1.0)
+        get(&e, "/metrics", None)
+            .is_some_and(|(_, m)| metric_sample(&m, "tollgate_probe_hep_packets_total").unwrap_or(0.0) >= 1.0)
     });
 
     // Every answered query is stored in the collector.
@@ -255,7 +255,8 @@ fn out_of_descriptors_the_listeners_pause_instead_of_spinning_and_recover() {
     assert_eq!(open, 0, "{open} flood connections were still open 120 s later");
     assert_eq!(get_ok(&e, "/healthz", None), "ok\n");
     let metrics = get_ok(&e, "/metrics", None);
-    let errors = metric(&metrics, "tollgate_connections_accept_errors_total{listener=\"hep_tcp\"}");
+    let errors =
+        metric_sample(&metrics, "tollgate_connections_accept_errors_total{listener=\"hep_tcp\"}").unwrap_or(0.0);
     assert!(errors > 0.0, "the HEP listener met EMFILE and counted it:\n{metrics}");
     let alarms = get_ok(&e, "/api/v1/alarms", Some(&e.cli_token()));
     assert!(alarms.contains("\"CONNECTION_LIMIT\"") && alarms.contains("conns/hep_tcp"), "{alarms}");
@@ -299,7 +300,7 @@ fn idle_and_slowloris_http_connections_are_closed_after_the_idle_timeout() {
     }
     assert!(slowloris.join().unwrap(), "the slowloris connection is closed although bytes keep coming");
     let metrics = get_ok(&e, "/metrics", None);
-    let idle = metric(&metrics, "tollgate_connections_idle_closed_total{listener=\"api\"}");
+    let idle = metric_sample(&metrics, "tollgate_connections_idle_closed_total{listener=\"api\"}").unwrap_or(0.0);
     assert!(idle >= 4.0, "every idle close is counted:\n{metrics}");
 }
 

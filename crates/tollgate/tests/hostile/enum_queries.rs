@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::common::{self, Engine, EngineOptions, free_port, temp_file, text, wait_until};
+use crate::common::{self, Engine, EngineOptions, free_port, metric_at, temp_file, text, wait_until};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -58,30 +58,6 @@ fn flood(server: SocketAddr, first: u64, count: u64) -> u64 {
         n += window;
     }
     answered
-}
-
-/// The value of one sample of the Prometheus text at `api`/metrics (0 when absent): `series`
-/// is the metric name with its labels as printed, e.g. `x_total{reason="a"}`.
-fn metric(api: &str, series: &str) -> f64 {
-    let text = reqwest::blocking::get(format!("{api}/metrics")).unwrap().text().unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).map(|v| v.trim().parse().unwrap()))
-        .unwrap_or(0.0)
-}
-
-/// The pid of the tollgate process started with `config`.
-fn pid_of(config: &Path) -> i32 {
-    let wanted = config.to_string_lossy().into_owned();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        if args.first().is_some_and(|a| a.ends_with("tollgate")) && args.contains(&wanted) {
-            return pid;
-        }
-    }
-    panic!("no tollgate process with {wanted}");
 }
 
 fn signal(pid: i32, sig: &str) {
@@ -171,7 +147,7 @@ impl Proc {
     }
 
     fn metric(&self, series: &str) -> f64 {
-        metric(&self.api, series)
+        metric_at(&self.api, series)
     }
 
     /// Active alarms (names) through the API, with the CLI token of the state directory.
@@ -257,7 +233,7 @@ fn a_frozen_engines_late_answers_are_recorded_as_stale_with_their_real_latency()
         extra_config: "stale_after_ms = 500\n".into(),
         ..Default::default()
     });
-    let pid = pid_of(&e.config);
+    let pid = e.pid().expect("the engine runs") as i32;
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
 
@@ -305,7 +281,7 @@ fn a_frozen_engines_late_answers_are_recorded_as_stale_with_their_real_latency()
     let stale_records = rows.iter().filter(|r| r.2).count() as u64;
 
     // The metric and the Actions by Rule view count exactly the stale records.
-    assert_eq!(metric(&e.api, "tollgate_enum_stale_answers_total") as u64, stale_records);
+    assert_eq!(metric_at(&e.api, "tollgate_enum_stale_answers_total") as u64, stale_records);
     let view = common::analytics::view(&e, "ENUM", "Actions by Rule", "All");
     let stale_in_view: u64 = view["summary"].as_array().unwrap().iter().map(|r| r["stale"].as_u64().unwrap()).sum();
     assert_eq!(stale_in_view, stale_records, "{view}");
@@ -497,7 +473,7 @@ fn one_source_cannot_hold_every_enum_tcp_slot() {
     // Another client is still served, and so is the first one on its open connections.
     assert_eq!(tcp_ask(e.tcp, Some("127.0.0.3"), 77), Some(77), "another source is served");
     assert_eq!(tcp_query(&mut mine[15], 99), Some(99));
-    assert_eq!(metric(&e.api, r#"tollgate_enum_tcp_refused_total{reason="per_source"}"#), 1.0);
+    assert_eq!(metric_at(&e.api, r#"tollgate_enum_tcp_refused_total{reason="per_source"}"#), 1.0);
 }
 
 #[test]
@@ -511,10 +487,10 @@ fn the_enum_tcp_listener_keeps_a_total_cap_across_sources() {
     });
     let held: Vec<TcpStream> =
         (0..8).map(|i| connect_from(e.tcp, Some(&format!("127.0.0.{}", 2 + i / 4))).unwrap()).collect();
-    wait_until(10, "eight connections open", || metric(&e.api, "tollgate_enum_tcp_connections") >= 8.0);
+    wait_until(10, "eight connections open", || metric_at(&e.api, "tollgate_enum_tcp_connections") >= 8.0);
     let mut ninth = connect_from(e.tcp, Some("127.0.0.5")).unwrap();
     assert!(closed_by_server(&mut ninth, Duration::from_secs(10)), "the listener holds at most 8");
-    assert_eq!(metric(&e.api, r#"tollgate_enum_tcp_refused_total{reason="limit"}"#), 1.0);
+    assert_eq!(metric_at(&e.api, r#"tollgate_enum_tcp_refused_total{reason="limit"}"#), 1.0);
     drop(held);
     wait_until(10, "a query answered once the slots are free", || tcp_ask(e.tcp, Some("127.0.0.5"), 5) == Some(5));
 }
@@ -543,7 +519,7 @@ fn a_busy_enum_tcp_connection_is_closed_after_its_maximum_lifetime() {
     assert!(lived < Duration::from_secs(40), "the connection was never closed ({answered} queries answered)");
     assert!(lived >= Duration::from_secs(3), "closed before its lifetime: {lived:?}");
     assert!(answered >= 2, "answered {answered}");
-    assert_eq!(metric(&e.api, "tollgate_enum_tcp_lifetime_closed_total"), 1.0);
+    assert_eq!(metric_at(&e.api, "tollgate_enum_tcp_lifetime_closed_total"), 1.0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::blocking::{Client, multipart};
 use reqwest::redirect::Policy;
 
-use crate::common::{Engine, EngineOptions, TrackedClient, text, wait_until};
+use crate::common::{Engine, EngineOptions, TrackedClient, metric_at, peak_memory_kib, text, wait_until};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers: a raw HTTP/1.1 client (for floods and streamed bodies), a cookie-carrying client,
@@ -129,40 +129,6 @@ fn policy_version(e: &Engine) -> Option<u64> {
     e.get_json("/api/v1/policy")["version"].as_u64()
 }
 
-/// The process id of the tollgate serving `e` (found by its configuration file).
-fn pid_of(e: &Engine) -> u32 {
-    let config = e.config.to_str().unwrap().to_string();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.contains(&config.as_bytes()) && args.contains(&b"serve".as_slice()) {
-            return pid;
-        }
-    }
-    panic!("no tollgate process serving {config}");
-}
-
-/// Peak resident memory of a process (VmHWM), KiB.
-fn vm_hwm_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmHWM in /proc/PID/status")
-}
-
-/// A counter of the server's /metrics (0 when absent).
-fn metric(e: &Engine, name: &str) -> u64 {
-    let text = client().get(format!("{}/metrics", e.api)).send().unwrap().text().unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
-}
-
 const MIB: u64 = 1024;
 
 // ---------------------------------------------------------------------------------------------
@@ -177,9 +143,9 @@ const LOGIN_FLOOD_HWM_MIB: u64 = 200;
 fn a_login_flood_is_bounded_in_memory_enum_keeps_answering_and_the_flooder_gets_429() {
     let _g = crate::exclusive();
     let e = Engine::start(EngineOptions { node: "login-flood".into(), ..Default::default() });
-    let pid = pid_of(&e);
+    let pid = e.pid().expect("the server runs");
     let addr = api_addr(&e);
-    let checks_before = metric(&e, "tollgate_password_checks_total");
+    let checks_before = metric_at(&e.api, "tollgate_password_checks_total") as u64;
 
     // ENUM queries while the flood runs.
     let flooding = Arc::new(AtomicBool::new(true));
@@ -218,7 +184,7 @@ fn a_login_flood_is_bounded_in_memory_enum_keeps_answering_and_the_flooder_gets_
     flooding.store(false, Ordering::Relaxed);
     dns.join().unwrap();
 
-    let hwm = vm_hwm_kib(pid);
+    let hwm = peak_memory_kib(pid);
     let count = |s: u16| statuses.iter().filter(|x| **x == s).count();
     eprintln!(
         "login flood: VmHWM {} MiB; 401: {}, 429: {}, 503: {}; ENUM answered {}/{}",
@@ -233,7 +199,7 @@ fn a_login_flood_is_bounded_in_memory_enum_keeps_answering_and_the_flooder_gets_
     assert_eq!(count(401) + count(429) + count(503), LOGINS, "every login was answered: {statuses:?}");
     // The client's free failures, plus one more each time its growing block (1 s, 2 s, 4 s ...)
     // ran out while the flood was still queued.
-    let checks = metric(&e, "tollgate_password_checks_total") - checks_before;
+    let checks = (metric_at(&e.api, "tollgate_password_checks_total") as u64) - checks_before;
     let allowance = u64::from(tollgate_web::auth::throttle::PER_CLIENT.free) + 5;
     assert!(checks <= allowance, "{checks} password checks for one client (allowance {allowance})");
     assert!(count(429) >= LOGINS - allowance as usize - count(503), "the spray was throttled");
@@ -254,7 +220,7 @@ fn a_login_flood_is_bounded_in_memory_enum_keeps_answering_and_the_flooder_gets_
 fn an_unknown_user_costs_the_same_password_check_as_a_known_one() {
     let e = Engine::start(EngineOptions { node: "login-cost".into(), ..Default::default() });
     let addr = api_addr(&e);
-    let checks = || metric(&e, "tollgate_password_checks_total");
+    let checks = || metric_at(&e.api, "tollgate_password_checks_total") as u64;
     let before = checks();
     let known = raw_post_form(addr, "/login", &form(&[("name", "admin"), ("password", "wrong password")])).unwrap();
     assert_eq!(known.status, 401);
@@ -672,11 +638,11 @@ fn stream_policy_part(e: &Engine, path: &str, size: u64) -> (RawResponse, u64) {
 fn an_oversized_policy_part_is_refused_early_with_bounded_memory() {
     let _g = crate::exclusive();
     let e = Engine::start(EngineOptions { node: "upload-huge".into(), ..Default::default() });
-    let pid = pid_of(&e);
+    let pid = e.pid().expect("the server runs");
     let size = 400u64 << 20;
     let started = Instant::now();
     let (resp, sent) = stream_policy_part(&e, "/api/v1/policy/check", size);
-    let hwm = vm_hwm_kib(pid);
+    let hwm = peak_memory_kib(pid);
     eprintln!(
         "huge policy part: {} after {} MiB of {} MiB in {:?}; VmHWM {} MiB",
         resp.status,

@@ -11,23 +11,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::analytics::{export, view};
-use crate::common::{Engine, EngineOptions, TrackedClient, free_port, text, tollgate_bin, wait_until};
+use crate::common::{
+    Engine, EngineOptions, TrackedClient, free_port, metric_sample, scrape, text, tollgate_bin, wait_until,
+};
 
-/// A metric's value from the engine's /metrics (counters carry `_total`).
+/// A metric's value from the engine's /metrics (counters carry `_total`); present or a panic.
 fn metric(e: &Engine, name: &str) -> u64 {
-    let body = reqwest::blocking::Client::new()
-        .get(format!("{}/metrics", e.api))
-        .bearer_auth(e.cli_token())
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    body.lines()
-        .find_map(|l| {
-            let (n, v) = l.split_once(' ')?;
-            (n == name || n == format!("{name}_total")).then(|| v.trim().parse::<f64>().ok())?
-        })
-        .unwrap_or_else(|| panic!("no metric {name} in\n{body}")) as u64
+    let text = scrape(&e.api);
+    [name.to_string(), format!("{name}_total")]
+        .iter()
+        .find_map(|n| metric_sample(&text, n))
+        .unwrap_or_else(|| panic!("no metric {name} in\n{text}")) as u64
 }
 
 /// How many records of each called number the collector stored (ENUM dataset).
@@ -58,20 +52,6 @@ fn stored_calls(e: &Engine) -> HashMap<String, u64> {
         *counts.entry(l.split(',').nth(col).unwrap().to_string()).or_default() += 1;
     }
     counts
-}
-
-/// The pid of the tollgate process started with this configuration file and role.
-fn pid_of(config: &Path, role: &str) -> u32 {
-    let config = config.to_str().unwrap();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        if args.iter().any(|a| a == config) && args.iter().any(|a| a == role) {
-            return pid;
-        }
-    }
-    panic!("no tollgate {role} running with {config}");
 }
 
 /// The files under `dir` a process holds open that were deleted from under it.
@@ -237,7 +217,7 @@ fn a_pcap_shipped_beside_a_running_server_leaves_the_servers_spool_alone() {
         api_listen: format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap(),
         ..Default::default()
     });
-    let server = pid_of(&e.config, "serve");
+    let server = e.pid().expect("the server runs");
     let pcap = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/pcap_analyze/kamailio-sip.pcap");
     let listed = e.cli(&["probe", "--pcap", pcap.to_str().unwrap(), "--csv"]);
     let call_ids: Vec<String> =
@@ -294,7 +274,7 @@ fn second_config(first: &Engine, extra: &str) -> (tempfile::TempDir, PathBuf) {
 #[test]
 fn a_second_daemon_on_the_same_state_directory_is_refused_naming_the_first() {
     let e = Engine::start(EngineOptions { node: "first".into(), ..Default::default() });
-    let first = pid_of(&e.config, "serve");
+    let first = e.pid().expect("the server runs");
     let (_d, second) = second_config(&e, "");
     for role in ["serve", "engine"] {
         let (out, exited) = run_for(Command::new(tollgate_bin()).arg("--config").arg(&second).arg(role), 60);
@@ -313,7 +293,7 @@ fn a_second_daemon_on_the_same_state_directory_is_refused_naming_the_first() {
 #[test]
 fn a_second_writer_of_the_same_spool_directory_is_refused_naming_the_first() {
     let e = Engine::start(EngineOptions { node: "first".into(), ..Default::default() });
-    let first = pid_of(&e.config, "serve");
+    let first = e.pid().expect("the server runs");
     // Its own state directory, but the first one's spool.
     let other = tempfile::tempdir().unwrap();
     let spool = e.state.join("spool");
