@@ -259,6 +259,15 @@ impl Default for EnumConfig {
 }
 
 impl EnumConfig {
+    /// UDP receive tasks (each with its own spool lane) per socket: `udp_workers`, or one per
+    /// CPU of this machine when it is 0.
+    pub fn udp_worker_count(&self) -> usize {
+        match self.udp_workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
+    }
+
     /// Checks everything that parsing alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.listen_udp.is_empty() && self.listen_tcp.is_empty() {

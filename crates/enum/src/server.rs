@@ -78,10 +78,7 @@ impl EnumServer {
         for addr in tcp {
             tcp_listeners.push(TcpListener::bind(addr).await.map_err(|e| bind_err("TCP", addr, e))?);
         }
-        let workers = match responder.config().udp_workers {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-            n => n,
-        };
+        let workers = responder.config().udp_worker_count();
         let mut server = EnumServer {
             udp_addrs: udp_sockets.iter().map(|s| s.local_addr()).collect::<io::Result<_>>()?,
             tcp_addrs: tcp_listeners.iter().map(|l| l.local_addr()).collect::<io::Result<_>>()?,

@@ -33,11 +33,7 @@ impl Lanes {
     /// The lanes of `config` on this machine, for a process running the engine and/or the
     /// probe (`tollgate serve` runs both).
     pub fn of(config: &Config, engine: bool, probe: bool) -> Lanes {
-        let workers = match config.enum_.udp_workers {
-            // As the ENUM server counts them.
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-            n => n,
-        };
+        let workers = config.enum_.udp_worker_count();
         let engine = u64::from(engine);
         Lanes {
             udp_sockets: engine * config.enum_.listen_udp.len() as u64,
