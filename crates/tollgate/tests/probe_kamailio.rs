@@ -14,13 +14,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::analytics::{check_average_cps, export, rows, top10, view};
 use common::sip::{Callee, CallerRun, Kamailio, e2e_dir, place_calls, require_root_and_peers};
+use common::tcpdump::Tcpdump;
 use common::{Engine, EngineOptions, free_port, text};
 
 /// The addresses of one run: proxy `.1`, callees `.2`, callers `.3` of a 127.0.x network.
@@ -88,55 +89,6 @@ const GROUPS: &[Group] = &[
         calls: &[("2125550005", "4155550501"), ("2125550006", "4155550501")],
     },
 ];
-
-/// tcpdump writing the caller side of the loopback traffic to a file.
-struct Capture {
-    child: Option<Child>,
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Capture {
-    fn start(file: &Path, callers: &str) -> Capture {
-        let mut child = Command::new("tcpdump")
-            .args(["-i", "lo", "-n", "-U", "--immediate-mode", "-s", "0", "-w"])
-            .arg(file)
-            .arg(format!("host {callers}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run tcpdump (Debian package tcpdump)");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("tcpdump started");
-            if line.contains("listening on") {
-                break;
-            }
-        }
-        Capture { child: Some(child) }
-    }
-
-    fn stop(mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-INT").arg(c.id().to_string()).status();
-            let _ = c.wait();
-        }
-    }
-}
 
 /// SIPp scenarios with their `@...@` markers filled, in `dir`.
 fn scenario(dir: &Path, name: &str, code: Option<u16>) -> std::path::PathBuf {
@@ -279,7 +231,7 @@ fn run(net: Net, hep_version: u8) {
 
     // The calls, all groups at once, captured on the callers' side.
     let pcap = work.path().join("calls.pcap");
-    let capture = Capture::start(&pcap, net.callers);
+    let mut capture = Tcpdump::start(&pcap, &format!("host {}", net.callers));
     let runs: Vec<CallerRun> = std::thread::scope(|s| {
         let handles: Vec<_> = GROUPS
             .iter()

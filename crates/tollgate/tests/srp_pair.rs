@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::srp::PairNet;
 use common::{Engine, EngineOptions, free_port, temp_file, text, wait_until};
 
 const KEY: &str = "tollgate-srp-test-key-0123456789";
@@ -29,24 +30,6 @@ velocity = { calls = 3, window = "10m" }
 action = "terminate"
 cause = 603
 "#;
-
-/// Addresses of one pair: SRP links on `.1` and `.2`, the service address on `.10`.
-struct PairNet {
-    a: SocketAddr,
-    b: SocketAddr,
-    service: SocketAddr,
-}
-
-impl PairNet {
-    fn new(net: &str) -> PairNet {
-        let ip = |host: u8| format!("{net}.{host}");
-        PairNet {
-            a: format!("{}:{}", ip(1), free_port(&ip(1))).parse().unwrap(),
-            b: format!("{}:{}", ip(2), free_port(&ip(2))).parse().unwrap(),
-            service: format!("{}:{}", ip(10), free_port(&ip(10))).parse().unwrap(),
-        }
-    }
-}
 
 struct Chassis<'a> {
     node: &'a str,

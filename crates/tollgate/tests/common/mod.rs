@@ -5,6 +5,8 @@ pub mod analytics;
 pub mod chromium;
 pub mod lab;
 pub mod sip;
+pub mod srp;
+pub mod tcpdump;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

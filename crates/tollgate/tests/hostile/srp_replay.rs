@@ -5,36 +5,19 @@
 //! second) and drove the Standby to Active; now the live link is never replaced, exactly one
 //! chassis is Active throughout, and each replay is counted as a failed handshake.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::common::srp::PairNet;
+use crate::common::tcpdump::Tcpdump;
 use crate::common::{Engine, EngineOptions, free_port, text, wait_until};
 
 const KEY: &str = "tollgate-srp-replay-key-0123456789";
-
-/// SRP addresses of one pair (`.1` dials, `.2` accepts: the lower address dials) and the
-/// service address on `.10`.
-struct PairNet {
-    a: SocketAddr,
-    b: SocketAddr,
-    service: SocketAddr,
-}
-
-impl PairNet {
-    fn new(net: &str) -> PairNet {
-        let ip = |host: u8| format!("{net}.{host}");
-        PairNet {
-            a: format!("{}:{}", ip(1), free_port(&ip(1))).parse().unwrap(),
-            b: format!("{}:{}", ip(2), free_port(&ip(2))).parse().unwrap(),
-            service: format!("{}:{}", ip(10), free_port(&ip(10))).parse().unwrap(),
-        }
-    }
-}
 
 fn chassis(net: &PairNet, node: &str, mode: &str, priority: u8, bind: SocketAddr, peer: SocketAddr) -> Engine {
     let srp = format!(
@@ -81,10 +64,9 @@ fn settled_pair(a: &Engine, b: &Engine) -> bool {
     show(standby, "info")["ready"] == true
 }
 
-/// tcpdump writing the loopback traffic of one TCP port to a file; stopped (SIGINT) by
-/// [`Capture::finish`] or on drop.
+/// The loopback traffic of one TCP port, captured into a file of its own.
 struct Capture {
-    child: Option<Child>,
+    tcpdump: Tcpdump,
     file: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -93,54 +75,8 @@ impl Capture {
     fn start(host: std::net::IpAddr, port: u16) -> Capture {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("srp.pcap");
-        let mut child = Command::new("tcpdump")
-            .args(["-i", "lo", "--immediate-mode", "-U", "-n", "-s", "0", "-w"])
-            .arg(&file)
-            .arg(format!("tcp and host {host} and port {port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run tcpdump (Debian package tcpdump)");
-        // tcpdump says "listening on lo" once it captures.
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if line.contains("listening on") => break,
-                Ok(_) => {}
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("tcpdump did not start capturing within 30 s");
-                }
-            }
-        }
-        Capture { child: Some(child), file, _dir: dir }
-    }
-
-    /// Stops the capture.
-    fn finish(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-INT").arg(c.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        self.finish();
+        let tcpdump = Tcpdump::start(&file, &format!("tcp and host {host} and port {port}"));
+        Capture { tcpdump, file, _dir: dir }
     }
 }
 
@@ -227,7 +163,7 @@ fn a_captured_handshake_replayed_never_replaces_the_live_link_nor_makes_two_acti
         handshake = dialer_handshake(&capture.file, net.b.port());
         handshake.is_some()
     });
-    capture.finish();
+    capture.tcpdump.stop();
     let handshake = handshake.unwrap();
 
     // The acceptor whose answer the capture holds is gone: engine-b restarts (its nonces and
