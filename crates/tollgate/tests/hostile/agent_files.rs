@@ -36,12 +36,18 @@ fn mode(path: &Path) -> u32 {
 }
 
 /// Every file and directory under `root` (itself included) that the group or others can use,
-/// with its mode; directories that are not exactly 0700.
+/// with its mode; directories that are not exactly 0700. A running server deletes files
+/// (shipped spool segments, SQLite journals) while the walk goes on: a file gone between
+/// listing and looking is skipped, not an error.
 fn not_private(root: &Path) -> Vec<String> {
     let mut bad = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(p) = stack.pop() {
-        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let meta = match std::fs::symlink_metadata(&p) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => panic!("{}: {e}", p.display()),
+        };
         if meta.file_type().is_symlink() {
             continue;
         }
@@ -50,20 +56,26 @@ fn not_private(root: &Path) -> Vec<String> {
             bad.push(format!("{} {m:o}", p.display()));
         }
         if meta.is_dir() {
-            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            match std::fs::read_dir(&p) {
+                Ok(entries) => stack.extend(entries.filter_map(|e| e.ok()).map(|e| e.path())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => panic!("{}: {e}", p.display()),
+            }
         }
     }
     bad
 }
 
-/// Every file under `root`, relative.
+/// Every file under `root`, relative (files and directories that vanish during the walk of a
+/// running server are skipped).
 fn files(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(p) = stack.pop() {
-        for e in std::fs::read_dir(&p).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
+        let Ok(entries) = std::fs::read_dir(&p) else { continue };
+        for e in entries.filter_map(|e| e.ok()) {
+            let Ok(kind) = e.file_type() else { continue };
+            if kind.is_dir() {
                 stack.push(e.path());
             } else {
                 out.push(e.path().strip_prefix(root).unwrap().display().to_string());
