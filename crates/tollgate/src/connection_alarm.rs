@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use tollgate_alarms::{self as alarms, Alarms};
 use tollgate_listener::ListenerStats;
-use tollgate_manager::alarms::{self, Alarms};
 
 use crate::counter_alarm::CounterAlarm;
 

@@ -429,8 +429,8 @@ fn manager_section(dir: &Path, s: &LabServer, net: u8, agent_token: &str) -> Str
     let mate = SERVERS.iter().find(|m| m.app == "manager" && m.hostname != s.hostname).map(|m| ip(net, m.host));
     let public = std::fs::read_to_string(dir.join("release.key"))
         .ok()
-        .and_then(|k| tollgate_manager::bundle::parse_signing_key(k.trim()).ok())
-        .map(|k| tollgate_manager::bundle::public_key_hex(&k.verifying_key()))
+        .and_then(|k| tollgate_upgrade::bundle::parse_signing_key(k.trim()).ok())
+        .map(|k| tollgate_upgrade::bundle::public_key_hex(&k.verifying_key()))
         .unwrap_or_default();
     let mut c = format!(
         "[manager]\nhostname = \"{}\"\nmate = \"http://{}:8080\"\nstarts_active = {}\nagent_token = \"{agent_token}\"\nbundles = \"{}\"\ntrusted_keys = [\"{public}\"]\npolicy = \"{}\"\npoll_ms = 500\ntakeover_ms = 3000\n\n[[manager.sites]]\nname = \"site1\"\nprimary = true\n\n[[manager.sites]]\nname = \"site2\"\n\n[[manager.segments]]\nname = \"segment1\"\n\n",

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tollgate_alarms::{self as alarms, Alarms};
 use tollgate_enum::metrics::{EnumMetrics, RecordsNotWritten};
-use tollgate_manager::alarms::{self, Alarms};
 
 use crate::counter_alarm::CounterAlarm;
 

@@ -5,10 +5,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
-use tollgate_manager::bundle::{
+use tollgate_upgrade::bundle::{
     self, BundleFile, BundleSpec, TrustedKeys, parse_signing_key, public_key_hex, signing_key_from_seed,
 };
-use tollgate_manager::release::{Release, ReleasePattern};
+use tollgate_upgrade::release::{Release, ReleasePattern};
 
 use crate::cli::ReleaseCommand;
 

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use prometheus_client::registry::Registry;
+use tollgate_alarms::{self as alarms, Alarms};
 use tollgate_enum::Responder;
 use tollgate_enum::metrics::{EnumMetrics, RecordsNotWritten};
 use tollgate_enum::server::{EnumServer, RecordSink};
 use tollgate_listener::ConnectionMetrics;
-use tollgate_manager::alarms::{self, Alarms};
 use tollgate_policy::VelocityTable;
 use tollgate_policy::service::PolicyService;
 use tollgate_policy::store::PolicyStore;

@@ -28,8 +28,8 @@ use std::sync::Arc;
 use axum::Router;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
+use tollgate_alarms::Alarms;
 use tollgate_enum::Responder;
-use tollgate_manager::alarms::Alarms;
 use tollgate_policy::service::PolicyService;
 use tollgate_store::Store;
 

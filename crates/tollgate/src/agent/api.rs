@@ -32,9 +32,9 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::Mutex;
-use tollgate_manager::bundle::TrustedKeys;
-use tollgate_manager::release::Release;
-use tollgate_manager::topology::AppType;
+use tollgate_upgrade::bundle::TrustedKeys;
+use tollgate_upgrade::release::Release;
+use tollgate_upgrade::topology::AppType;
 
 use super::auth::AgentToken;
 use super::releases::{Installed, Releases};
@@ -374,7 +374,7 @@ async fn set_forced_standby(State(a): State<Arc<Agent>>, Json(b): Json<ForcedSta
 
 #[derive(Deserialize)]
 struct HaRoleBody {
-    role: tollgate_manager::topology::HaRole,
+    role: tollgate_upgrade::topology::HaRole,
 }
 
 /// For a role that runs no SRP pair (a probe pair, a spare): the manager records which server

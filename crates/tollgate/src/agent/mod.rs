@@ -112,9 +112,9 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
         .map_err(|e| anyhow::anyhow!("agent directory {e}"))?;
     runtime.block_on(async move {
         let releases = releases::Releases::open(&cfg.dir)?;
-        let trusted = tollgate_manager::bundle::TrustedKeys::from_hex(&cfg.trusted_keys)
+        let trusted = tollgate_upgrade::bundle::TrustedKeys::from_hex(&cfg.trusted_keys)
             .map_err(|e| anyhow::anyhow!("agent.trusted_keys: {e}"))?;
-        let app: tollgate_manager::topology::AppType =
+        let app: tollgate_upgrade::topology::AppType =
             cfg.app_type.parse().map_err(|e| anyhow::anyhow!("agent.app_type: {e}"))?;
         let agent = std::sync::Arc::new(api::Agent {
             role,

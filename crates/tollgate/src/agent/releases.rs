@@ -13,9 +13,9 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use tollgate_manager::bundle::{self, Manifest, TrustedKeys, VerifiedBundle};
-use tollgate_manager::release::Release;
-use tollgate_manager::topology::{AppType, StagedBundle};
+use tollgate_upgrade::bundle::{self, Manifest, TrustedKeys, VerifiedBundle};
+use tollgate_upgrade::release::Release;
+use tollgate_upgrade::topology::{AppType, StagedBundle};
 
 /// An installed release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tollgate_manager::director::ServerReport;
-use tollgate_manager::release::Release;
-use tollgate_manager::topology::{AppType, HaRole, StagedBundle};
+use tollgate_upgrade::director::ServerReport;
+use tollgate_upgrade::release::Release;
+use tollgate_upgrade::topology::{AppType, HaRole, StagedBundle};
 
 use super::config::{ClusterConfig, ServerConfig};
 

@@ -17,10 +17,10 @@ use axum::routing::{get, post};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tollgate_manager::bundle::{self, TrustedKeys};
-use tollgate_manager::director::{Action, ActionId, Direction, Effect, Event, Mode, Procedure};
-use tollgate_manager::release::Release;
-use tollgate_manager::topology::AppType;
+use tollgate_upgrade::bundle::{self, TrustedKeys};
+use tollgate_upgrade::director::{Action, ActionId, Direction, Effect, Event, Mode, Procedure};
+use tollgate_upgrade::release::Release;
+use tollgate_upgrade::topology::AppType;
 use tollgate_web::auth::{Auth, Principal, Role};
 
 use super::{Manager, Snapshot, pair, view};

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tollgate_manager::release::Release;
-use tollgate_manager::topology::{AppType, Cluster, HaRole, ManagerDesignation, Segment, Server, Site, Topology};
+use tollgate_upgrade::release::Release;
+use tollgate_upgrade::topology::{AppType, Cluster, HaRole, ManagerDesignation, Segment, Server, Site, Topology};
 
 fn default_poll_ms() -> u64 {
     500

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::json;
-use tollgate_manager::director::{Action, ActionId, ActionKind, Event, Step};
-use tollgate_manager::topology::{AppType, HaRole};
+use tollgate_upgrade::director::{Action, ActionId, ActionKind, Event, Step};
+use tollgate_upgrade::topology::{AppType, HaRole};
 
 use super::Manager;
 use super::config::ServerConfig;
@@ -55,7 +55,7 @@ pub async fn run(m: Arc<Manager>, id: ActionId, action: Action) {
         Ok(Done::Succeeded) => {
             tracing::info!(id = id.0, action = %action, "action succeeded");
             let effects = m.feed(Event::ActionSucceeded { id, at });
-            if effects.iter().any(|e| matches!(e, tollgate_manager::director::Effect::Ignored { .. })) {
+            if effects.iter().any(|e| matches!(e, tollgate_upgrade::director::Effect::Ignored { .. })) {
                 tracing::error!(id = id.0, action = %action, "the outcome was not recorded (this manager is the standby)");
             }
         }
@@ -63,7 +63,7 @@ pub async fn run(m: Arc<Manager>, id: ActionId, action: Action) {
         Err(f) => {
             tracing::warn!(id = id.0, action = %action, reason = f.reason, "action failed");
             let effects = m.feed(Event::ActionFailed { id, at, reason: f.reason, indeterminate: f.indeterminate });
-            if effects.iter().any(|e| matches!(e, tollgate_manager::director::Effect::Ignored { .. })) {
+            if effects.iter().any(|e| matches!(e, tollgate_upgrade::director::Effect::Ignored { .. })) {
                 tracing::error!(id = id.0, action = %action, "the outcome was not recorded (this manager is the standby)");
             }
         }

@@ -1,5 +1,5 @@
 //! `tollgate manager`: holds the topology, polls every server's agent, and runs the Upgrade
-//! Director (crate `tollgate_manager::director`): it carries out the Director's actions through
+//! Director (crate `tollgate_upgrade::director`): it carries out the Director's actions through
 //! the agents, keeps the upgrade log, the audit log and the alarms, pushes policy (refusing
 //! features an engine of the cluster cannot read), and serves the Upgrade Manager page and API.
 //!
@@ -26,9 +26,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tollgate_manager::alarms::{Alarms, UPGRADE_DIRECTOR_ALARMS};
-use tollgate_manager::director::{AuditEntry, Director, DirectorConfig, Effect, Event, UpgradeLogEntry};
-use tollgate_manager::topology::{HaRole, Topology};
+use tollgate_alarms::{Alarms, UPGRADE_DIRECTOR_ALARMS};
+use tollgate_upgrade::director::{AuditEntry, Director, DirectorConfig, Effect, Event, UpgradeLogEntry};
+use tollgate_upgrade::topology::{HaRole, Topology};
 
 pub use config::ManagerConfig;
 
@@ -104,7 +104,7 @@ impl Manager {
         let director_config = DirectorConfig {
             max_parallel_clusters: cfg
                 .max_parallel_clusters
-                .unwrap_or(tollgate_manager::director::DEFAULT_MAX_PARALLEL_CLUSTERS),
+                .unwrap_or(tollgate_upgrade::director::DEFAULT_MAX_PARALLEL_CLUSTERS),
         };
         let fresh = || -> anyhow::Result<Snapshot> {
             let director = Director::new(topology.clone(), None, director_config)

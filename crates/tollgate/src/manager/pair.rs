@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use tollgate_manager::director::Event;
-use tollgate_manager::topology::{AppType, HaRole};
+use tollgate_upgrade::director::Event;
+use tollgate_upgrade::topology::{AppType, HaRole};
 
 use super::{Manager, Snapshot, pair_rules};
 

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tollgate_manager::bundle;
-use tollgate_manager::release::Release;
-use tollgate_manager::topology::AppType;
+use tollgate_upgrade::bundle;
+use tollgate_upgrade::release::Release;
+use tollgate_upgrade::topology::AppType;
 
 use super::Manager;
 

@@ -6,9 +6,9 @@
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tollgate_manager::alarms::Severity;
-use tollgate_manager::director::{Direction, Director, RunningAction};
-use tollgate_manager::topology::{Cluster, Server};
+use tollgate_alarms::Severity;
+use tollgate_upgrade::director::{Direction, Director, RunningAction};
+use tollgate_upgrade::topology::{Cluster, Server};
 
 use super::Manager;
 
@@ -58,7 +58,7 @@ fn severity_of(text: &str) -> Severity {
 fn operation(director: &Director, cluster: &Cluster, server: &Server) -> Value {
     let running = director.running_action(&cluster.name).filter(|r| {
         r.action.server.as_deref() == Some(server.hostname.as_str())
-            || (!r.action.kind.is_server_action() && server.ha_role == tollgate_manager::topology::HaRole::Active)
+            || (!r.action.kind.is_server_action() && server.ha_role == tollgate_upgrade::topology::HaRole::Active)
     });
     match running {
         Some(r) => running_json(r),
@@ -112,7 +112,7 @@ pub fn status(m: &Manager) -> Value {
         .clusters
         .iter()
         .map(|c| {
-            let mut severities: Vec<Severity> = tollgate_manager::topology::alarm_severities(c, &local).collect();
+            let mut severities: Vec<Severity> = tollgate_upgrade::topology::alarm_severities(c, &local).collect();
             for s in &c.servers {
                 severities.extend(remote.get(&s.hostname).into_iter().flatten().map(|a| severity_of(&a.severity)));
             }

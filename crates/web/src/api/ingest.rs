@@ -27,8 +27,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
+use tollgate_alarms as alarms;
 use tollgate_logthrottle::LogThrottle;
-use tollgate_manager::alarms;
 use tollgate_records::{RECORD_VERSION, Record};
 use tollgate_store::Store;
 

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
-use crate::alarms::Alarms;
 use crate::topology::{AppType, Cluster, ManagerDesignation, Segment, Server, Site, StagedBundle};
+use tollgate_alarms::Alarms;
 
 pub(super) const V0: &str = "0.0.9";
 pub(super) const V1: &str = "0.1.0";

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::alarms;
+use tollgate_alarms as alarms;
 
 /// Two manager clusters and six others over two sites and two segments, listed out of order.
 fn system(limit: usize) -> Director {

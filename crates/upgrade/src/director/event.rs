@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use super::action::{Action, ActionId, Mode, Step};
 use super::log::{AuditEntry, UpgradeLogEntry};
 use super::{Procedure, Refusal};
-use crate::alarms::AlarmDef;
 use crate::release::Release;
 use crate::topology::{HaRole, StagedBundle};
+use tollgate_alarms::AlarmDef;
 
 /// What a server's agent reports (or, with `reachable: false`, that the manager could not reach
 /// it). Fields left `None` are unknown and keep their last value.
@@ -154,7 +154,7 @@ pub enum Effect {
         /// In (true) or out (false) of forced standby.
         on: bool,
     },
-    /// Raise an alarm (idempotent: [`crate::alarms::Alarms::raise`]).
+    /// Raise an alarm (idempotent: [`tollgate_alarms::Alarms::raise`]).
     RaiseAlarm {
         /// Which.
         def: AlarmDef,

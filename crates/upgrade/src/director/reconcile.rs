@@ -24,9 +24,9 @@ use super::action::ActionKind;
 use super::event::Effect;
 use super::log::{LogMode, LogResult, LogScope, UpgradeLogEntry};
 use super::{Director, RunningAction};
-use crate::alarms::{self, AlarmDef};
 use crate::release::Release;
 use crate::topology::{Cluster, HaRole, SYSTEM_SCOPE, Server};
+use tollgate_alarms::{self as alarms, AlarmDef};
 
 fn def(id: u32) -> Option<AlarmDef> {
     alarms::UPGRADE_DIRECTOR_ALARMS.iter().copied().find(|d| d.id == id)

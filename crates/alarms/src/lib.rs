@@ -1,7 +1,14 @@
 //! Alarms: definitions, the active set, and the raise/clear history.
 //!
+//! What this crate owns: the catalogue ([`AlarmDef`] constants: IDs, names, severities) and
+//! [`Alarms`], the registry every role raises into and the web UI, the manager and the
+//! metrics read. What it must not do: I/O of any kind; it is a small leaf crate so the engine
+//! and the web layer depend on it without pulling in the Upgrade Director, ed25519 or tar.
+//!
 //! IDs and names follow seed 000 where it defines them (70500 SYSTEM_MIXED_VERSION ...);
 //! tollgate's own conditions use the 72000 range.
+
+#![warn(missing_docs)]
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;

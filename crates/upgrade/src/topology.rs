@@ -22,8 +22,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::alarms::{ActiveAlarm, Severity};
 use crate::release::Release;
+use tollgate_alarms::{ActiveAlarm, Severity};
 
 /// Alarm scope of system-wide conditions (70500 SYSTEM_MIXED_VERSION).
 pub const SYSTEM_SCOPE: &str = "system";
@@ -600,7 +600,7 @@ impl Topology {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alarms::{self, ActiveAlarm};
+    use tollgate_alarms::{self as alarms, ActiveAlarm};
 
     fn r(s: &str) -> Release {
         Release::new(s).unwrap()

@@ -23,7 +23,7 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 
 use super::*;
-use crate::alarms;
+use tollgate_alarms as alarms;
 
 /// What identifies a state for the exploration (not log IDs, times or alarm details), hashed.
 fn key(d: &Director) -> u64 {
