@@ -408,3 +408,13 @@ mod tests {
         assert!(!is_about_one_connection(&io::Error::from_raw_os_error(23)));
     }
 }
+
+/// Limits of one HTTP listener (set from `[api]`; used by `tollgate_web::server::HttpServer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Most connections open at once; more are refused with 503.
+    pub max_connections: usize,
+    /// A connection making no progress for this long (keep-alive idle, unfinished headers, a
+    /// stalled body) is closed.
+    pub idle_timeout: std::time::Duration,
+}

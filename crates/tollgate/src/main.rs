@@ -17,7 +17,7 @@ mod agent;
 mod analytics_cmd;
 mod api_client;
 mod cli;
-mod config;
+use tollgate_config as config;
 mod connection_alarm;
 mod counter_alarm;
 mod demo;

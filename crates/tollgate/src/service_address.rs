@@ -10,31 +10,9 @@
 
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
 use tokio::process::Command;
 
-/// `[service_address]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServiceAddressConfig {
-    /// `bind` or `ip`.
-    pub mode: ServiceAddressMode,
-    /// The interface the address moves on (mode `ip`).
-    pub interface: String,
-    /// Prefix length of the address on the interface (mode `ip`; default 32 / 128).
-    pub prefix_len: Option<u8>,
-}
-
-/// How the service address is claimed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ServiceAddressMode {
-    /// The listener binds an address that is always present.
-    #[default]
-    Bind,
-    /// The address is added to and removed from an interface, announced by gratuitous ARP.
-    Ip,
-}
+pub use tollgate_config::service_address::{ServiceAddressConfig, ServiceAddressMode};
 
 /// The service address of this chassis.
 #[derive(Debug, Clone)]

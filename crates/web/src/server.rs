@@ -52,14 +52,7 @@ Connection: close\r\n\
 \r\n\
 too many connections to this server; retry shortly\n";
 
-/// Limits of one HTTP listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HttpLimits {
-    /// Most connections open at once; more are refused with 503.
-    pub max_connections: usize,
-    /// A connection making no progress for this long is closed (see the module doc).
-    pub idle_timeout: Duration,
-}
+pub use tollgate_listener::HttpLimits;
 
 /// An HTTP listener with its limits; [`HttpServer::serve`] runs it.
 #[derive(Debug)]

@@ -8,7 +8,7 @@ use tollgate_upgrade::director::ServerReport;
 use tollgate_upgrade::release::Release;
 use tollgate_upgrade::topology::{AppType, HaRole, StagedBundle};
 
-use super::config::{ClusterConfig, ServerConfig};
+use tollgate_config::manager::{ClusterConfig, ServerConfig};
 
 /// Talks to agents with the agents' token.
 #[derive(Clone)]

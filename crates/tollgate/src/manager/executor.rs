@@ -18,7 +18,7 @@ use tollgate_upgrade::director::{Action, ActionId, ActionKind, Event, Step};
 use tollgate_upgrade::topology::{AppType, HaRole};
 
 use super::Manager;
-use super::config::ServerConfig;
+use tollgate_config::manager::ServerConfig;
 
 /// Why an action failed.
 struct Failure {

@@ -12,7 +12,6 @@
 
 pub mod agents;
 pub mod api;
-pub mod config;
 pub mod executor;
 pub mod pair;
 pub mod pair_rules;
@@ -30,7 +29,7 @@ use tollgate_alarms::{Alarms, UPGRADE_DIRECTOR_ALARMS};
 use tollgate_upgrade::director::{AuditEntry, Director, DirectorConfig, Effect, Event, UpgradeLogEntry};
 use tollgate_upgrade::topology::{HaRole, Topology};
 
-pub use config::ManagerConfig;
+pub use tollgate_config::manager::ManagerConfig;
 
 /// What the two managers of a pair share: the Director and both logs.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,6 +1,12 @@
 //! The tollgate configuration file: sections, defaults, loading with errors naming file, line
 //! and field.
 
+#![warn(missing_docs)]
+
+pub mod agent;
+pub mod manager;
+pub mod service_address;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -10,7 +16,7 @@ use tollgate_enum::EnumConfig;
 use tollgate_number::DialingPlan;
 
 /// The embedded default configuration (also the reference documentation of every option).
-pub const DEFAULT_CONFIG: &str = include_str!("../assets/default-config.toml");
+pub const DEFAULT_CONFIG: &str = include_str!("../default-config.toml");
 
 /// `[node]`: this server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,8 +63,8 @@ impl Default for ApiConfig {
 
 impl ApiConfig {
     /// The limits of the HTTP listeners.
-    pub fn http_limits(&self) -> tollgate_web::server::HttpLimits {
-        tollgate_web::server::HttpLimits {
+    pub fn http_limits(&self) -> tollgate_listener::HttpLimits {
+        tollgate_listener::HttpLimits {
             max_connections: self.max_connections,
             idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
         }
@@ -247,11 +253,11 @@ pub struct Config {
     /// `[srp]`: this engine is one chassis of an SRP pair (absent: a standalone engine).
     pub srp: Option<tollgate_srp::SrpConfig>,
     /// `[service_address]`: how an SRP pair moves the ENUM service address.
-    pub service_address: crate::service_address::ServiceAddressConfig,
+    pub service_address: service_address::ServiceAddressConfig,
     /// `[agent]`: `tollgate agent` on this server.
-    pub agent: Option<crate::agent::AgentConfig>,
+    pub agent: Option<agent::AgentConfig>,
     /// `[manager]`: `tollgate manager` on this server.
-    pub manager: Option<crate::manager::ManagerConfig>,
+    pub manager: Option<manager::ManagerConfig>,
     /// `[probe]`.
     pub probe: ProbeConfig,
 }
