@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod http;
 mod multipart;
 pub mod quarantine;
 pub mod security;

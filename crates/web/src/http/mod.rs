@@ -1,0 +1,27 @@
+//! The one HTTP layer every tollgate server uses: the error type handlers return
+//! ([`ApiError`], so they use `?`), the bearer-token check ([`SecretToken`], constant time),
+//! and the layer that stamps every answer with the API version ([`api_version`]).
+//!
+//! Routers (web UI and API, agent, manager) build on these; none writes its own error
+//! helper, token comparison or version header.
+
+mod bearer;
+mod error;
+
+pub use bearer::{SecretToken, bearer};
+pub use error::{ApiError, ApiResult};
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tollgate_api::{API_VERSION, VERSION_HEADER};
+
+/// Middleware (`axum::middleware::from_fn(api_version)`) that adds the
+/// [`VERSION_HEADER`] with this build's [`API_VERSION`] to every answer, so a client knows
+/// which contract the server speaks before it reads the body.
+pub async fn api_version(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(VERSION_HEADER, HeaderValue::from(API_VERSION));
+    response
+}
