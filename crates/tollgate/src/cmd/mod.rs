@@ -1,0 +1,1 @@
+//! One module per subcommand: parses nothing (clap did), calls the crates, prints.
