@@ -137,4 +137,6 @@ fn older_answers_decode() {
     assert_eq!(b.why, None);
     assert_eq!(role_path("api/v1/srp/show/info"), "/agent/v1/role/api/v1/srp/show/info");
     assert_eq!(role_path("/api/v1/manager/ha"), "/agent/v1/role/api/v1/manager/ha");
+    assert_eq!(stage_path("tollgate-engine-1.0.0.tgb"), "/agent/v1/stage?name=tollgate-engine-1.0.0.tgb");
+    assert_eq!(stage_path("a b&c=d"), "/agent/v1/stage?name=a%20b%26c%3Dd");
 }

@@ -13,7 +13,6 @@ macro_rules! say {
 }
 
 mod admin_cmd;
-mod agent;
 mod analytics_cmd;
 mod api_client;
 mod cli;
@@ -23,12 +22,12 @@ mod connection_alarm;
 mod counter_alarm;
 mod demo;
 mod fd_limit;
-mod forced_standby;
+use tollgate_files::forced_standby;
 mod lab;
 mod lookup_cmd;
 mod manager;
 mod metrics;
-mod names;
+use tollgate_files::names;
 mod policy_cmd;
 mod private_files;
 mod probe_cmd;
@@ -104,8 +103,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy { command } => policy_cmd::run(&config()?, command),
         Command::Lookup(args) => lookup_cmd::run(&config()?, args),
         Command::Srp { command } => srp_cmd::run(&config()?, command),
-        Command::Agent { command: None } => agent::run(&config()?),
-        Command::Agent { command: Some(command) } => agent::command::run(&config()?, command),
+        Command::Agent { command: None } => roles::agent::run(&config()?),
+        Command::Agent { command: Some(command) } => cmd::agent::run(&config()?, command),
         Command::Manager => manager::run(&config()?),
         Command::Upgrade { command } => upgrade_cmd::run(&config()?, command),
         Command::Health(args) => upgrade_cmd::health(&config()?, args),

@@ -6,8 +6,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::Utc;
 use tokio::process::{Child, Command};
 
 /// What to run.
@@ -23,20 +22,7 @@ pub struct Launch {
     pub log: PathBuf,
 }
 
-/// The role process, as `status` shows it.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ProcessStatus {
-    /// Running now.
-    pub running: bool,
-    /// Its pid.
-    pub pid: Option<u32>,
-    /// When it was started.
-    pub since: Option<DateTime<Utc>>,
-    /// Restarts after it died.
-    pub restarts: u64,
-    /// How it last exited.
-    pub last_exit: Option<String>,
-}
+pub use tollgate_api::agent::ProcessStatus;
 
 struct State {
     launch: Option<Launch>,

@@ -5,8 +5,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use serde_json::{Value, json};
+use anyhow::Context;
+use tollgate_api::agent::{self, AgentStatus, ForcedStandbyRequest};
+use tollgate_api::{BlockingClient, ClientError};
 
 use crate::cli::AgentCommand;
 use crate::config::Config;
@@ -24,30 +25,26 @@ fn base_url(listen: std::net::SocketAddr) -> String {
 pub fn run(config: &Config, command: &AgentCommand) -> anyhow::Result<ExitCode> {
     let agent = config.agent.as_ref().context("`tollgate agent ...` needs the agent's [agent] section (--config)")?;
     let base = base_url(agent.listen);
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build()?;
-    let request = match command {
-        AgentCommand::Status => client.get(format!("{base}/agent/v1/status")),
-        AgentCommand::ForcedStandby { setting } => {
-            client.post(format!("{base}/agent/v1/forced-standby")).json(&json!({ "on": setting == "on" }))
+    let client = BlockingClient::new(&base, Some(agent.token.clone()), Duration::from_secs(10))?;
+    let explain = |e: ClientError| match e {
+        ClientError::Unreachable { reason, .. } => {
+            anyhow::anyhow!("the agent at {base} does not answer (is `tollgate agent` running?): {reason}")
         }
+        ClientError::Api { body, .. } => anyhow::anyhow!("the agent at {base} refused: {}", body.message),
+        e => anyhow::anyhow!(e),
     };
-    let response = request
-        .bearer_auth(&agent.token)
-        .send()
-        .with_context(|| format!("the agent at {base} does not answer (is `tollgate agent` running?)"))?;
-    let status = response.status();
-    let body: Value = response.json().unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!("the agent at {base} refused: {}", body["error"].as_str().unwrap_or(status.as_str()));
-    }
     match command {
-        AgentCommand::Status => println!("{}", serde_json::to_string_pretty(&body)?),
-        AgentCommand::ForcedStandby { .. } => {
-            let held = body["forced_standby"] == true;
+        AgentCommand::Status => {
+            let status: AgentStatus = client.get(agent::STATUS).map_err(explain)?;
+            println!("{}", serde_json::to_string_pretty(&status)?);
+        }
+        AgentCommand::ForcedStandby { setting } => {
+            let request = ForcedStandbyRequest { on: setting == "on" };
+            let status: AgentStatus = client.post(agent::FORCED_STANDBY, &request).map_err(explain)?;
+            let server = if status.server.is_empty() { "this server" } else { status.server.as_str() };
             println!(
-                "{}: forced standby {}",
-                body["server"].as_str().unwrap_or("this server"),
-                if held { "on: its role takes over from nobody" } else { "off" }
+                "{server}: forced standby {}",
+                if status.forced_standby { "on: its role takes over from nobody" } else { "off" }
             );
         }
     }

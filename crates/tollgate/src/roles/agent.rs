@@ -1,20 +1,10 @@
-//! `tollgate agent`: runs on every server. It keeps the server's role process (engine, probe,
-//! collector or manager) running from the release in force, and carries out what the manager's
-//! Upgrade Director decides: stage a release bundle (verified before anything runs), preflight,
-//! install (stop, switch release, start, wait until healthy), back out to the previous release,
-//! back up and restore, and switch an SRP pair over. It reports version, role, health and
-//! alarms.
+//! `tollgate agent`: wiring only. Builds the agent's runtime ([`tollgate_agent::Agent`]) from
+//! the `[agent]` section and the role's configuration, starts the release in force, serves the
+//! agent's router ([`tollgate_web::agent_api`]) until SIGINT or SIGTERM, then stops the role.
 
-pub mod api;
-pub mod auth;
-pub mod backup;
-pub mod command;
-pub mod health;
-pub mod releases;
-pub mod supervisor;
-pub mod upload;
+use std::sync::Arc;
 
-pub use tollgate_config::agent::AgentConfig;
+use tollgate_agent::Agent;
 
 /// Runs the agent until SIGINT or SIGTERM: starts the release in force, serves the API.
 pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitCode> {
@@ -34,21 +24,7 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
     let _lock = tollgate_records::dirlock::DirLock::acquire(&cfg.dir, "agent.lock", "tollgate agent")
         .map_err(|e| anyhow::anyhow!("agent directory {e}"))?;
     runtime.block_on(async move {
-        let releases = releases::Releases::open(&cfg.dir)?;
-        let trusted = tollgate_upgrade::bundle::TrustedKeys::from_hex(&cfg.trusted_keys)
-            .map_err(|e| anyhow::anyhow!("agent.trusted_keys: {e}"))?;
-        let app: tollgate_upgrade::topology::AppType =
-            cfg.app_type.parse().map_err(|e| anyhow::anyhow!("agent.app_type: {e}"))?;
-        let agent = std::sync::Arc::new(api::Agent {
-            role,
-            releases,
-            trusted,
-            app,
-            supervisor: supervisor::Supervisor::new(),
-            busy: tokio::sync::Mutex::new(()),
-            token: auth::AgentToken::new(&cfg.token),
-            config: cfg.clone(),
-        });
+        let agent = Arc::new(Agent::new(cfg.clone(), role)?);
         if let Err(e) = agent.start_current().await {
             tracing::error!(error = %e, "the release in force did not start");
         }
@@ -71,8 +47,9 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
             agent.releases.current().map_or("none".to_string(), |r| r.version),
             server.local_addr()?
         );
-        server.serve(api::router(agent.clone()), crate::serve::shutdown_signal()).await;
-        agent.supervisor.stop().await;
+        let token = tollgate_web::http::SecretToken::new(&cfg.token);
+        server.serve(tollgate_web::agent_api::router(agent.clone(), token), crate::serve::shutdown_signal()).await;
+        agent.stop().await;
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(std::process::ExitCode::SUCCESS)
@@ -80,7 +57,7 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use tollgate_agent::AgentConfig;
 
     fn config(extra: &str) -> anyhow::Result<AgentConfig> {
         let text = format!(

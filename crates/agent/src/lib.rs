@@ -1,0 +1,478 @@
+//! The agent's runtime: runs on every server, keeps the server's role process (engine, probe,
+//! collector or manager) running from the release in force, and carries out what the
+//! manager's Upgrade Director decides: stage a release bundle (verified before anything runs),
+//! preflight, install (backup, stop, switch release, start, wait until healthy), back out to the
+//! previous release, back up and restore, hold the server in forced standby. It reports status
+//! and health.
+//!
+//! What this crate owns: those decisions, as typed methods of [`Agent`] that take and return
+//! the wire types of [`tollgate_api::agent`] and fail with an [`AgentError`] carrying the
+//! stable [`ErrorCode`] of the answer.
+//!
+//! What it must not do: HTTP serving. The agent's router (token check, body limits, streaming a
+//! bundle to disk) lives in `tollgate-web` (`agent_api`); the binary wires both together
+//! (`src/roles/agent.rs`).
+
+#![warn(missing_docs)]
+
+pub mod backup;
+pub mod health;
+pub mod releases;
+pub mod supervisor;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+use tollgate_api::ErrorCode;
+use tollgate_api::agent::{
+    AgentStatus, Backup, HaRole, HealthAnswer, PreflightAnswer, RestoreAnswer, StageAnswer, StagedBundle,
+};
+use tollgate_config::Config;
+use tollgate_upgrade::bundle::TrustedKeys;
+use tollgate_upgrade::release::Release;
+use tollgate_upgrade::topology::AppType;
+
+pub use tollgate_config::agent::AgentConfig;
+
+use releases::{Installed, Releases};
+use supervisor::{Launch, Supervisor};
+
+/// Why an operation of the agent failed, with the stable code its answer carries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct AgentError {
+    /// The code (`invalid`: refused, nothing changed; `conflict`; `internal`...).
+    pub code: ErrorCode,
+    /// What happened, for the operator.
+    pub message: String,
+}
+
+impl AgentError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> AgentError {
+        AgentError { code, message: message.into() }
+    }
+
+    fn refused(message: impl Into<String>) -> AgentError {
+        AgentError::new(ErrorCode::Invalid, message)
+    }
+
+    fn internal(message: impl Into<String>) -> AgentError {
+        AgentError::new(ErrorCode::Internal, message)
+    }
+}
+
+/// The result of an agent operation.
+pub type AgentResult<T> = Result<T, AgentError>;
+
+/// A call on the role's API, passed through by the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleMethod {
+    /// GET.
+    Get,
+    /// POST.
+    Post,
+}
+
+/// The role's answer to a passed-through call, status and body as the role sent them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleAnswer {
+    /// The role's HTTP status.
+    pub status: u16,
+    /// The role's body (JSON).
+    pub body: Vec<u8>,
+}
+
+/// The agent's state.
+pub struct Agent {
+    /// Its configuration.
+    pub config: AgentConfig,
+    /// The role's configuration (for its API address and state directory).
+    pub role: Config,
+    /// Releases on this server.
+    pub releases: Releases,
+    /// Trusted bundle signers.
+    pub trusted: TrustedKeys,
+    /// The application type.
+    pub app: AppType,
+    /// The role process.
+    pub supervisor: Supervisor,
+    /// One operation (install, backout, restore) at a time.
+    busy: Mutex<()>,
+}
+
+impl Agent {
+    /// The agent of `config` for the role configured by `role` (releases under `[agent] dir`).
+    pub fn new(config: AgentConfig, role: Config) -> anyhow::Result<Agent> {
+        let releases = Releases::open(&config.dir)?;
+        let trusted =
+            TrustedKeys::from_hex(&config.trusted_keys).map_err(|e| anyhow::anyhow!("agent.trusted_keys: {e}"))?;
+        let app: AppType = config.app_type.parse().map_err(|e| anyhow::anyhow!("agent.app_type: {e}"))?;
+        Ok(Agent { config, role, releases, trusted, app, supervisor: Supervisor::new(), busy: Mutex::new(()) })
+    }
+
+    /// The role's API base URL.
+    pub fn role_api(&self) -> String {
+        self.role.api_url()
+    }
+
+    /// The role's admin token (its CLI token).
+    pub fn role_token(&self) -> Option<String> {
+        self.role.cli_token()
+    }
+
+    /// A client of the role's API with its admin token.
+    fn role_client(&self, timeout: Duration) -> AgentResult<tollgate_api::Client> {
+        tollgate_api::Client::new(&self.role_api(), self.role_token(), timeout)
+            .map_err(|e| AgentError::internal(e.to_string()))
+    }
+
+    /// The file whose existence holds this server in forced standby; the role process watches
+    /// it (see [`tollgate_files::forced_standby`]).
+    pub fn forced_standby_file(&self) -> PathBuf {
+        self.config.dir.join("forced-standby")
+    }
+
+    /// Whether the manager holds this server in forced standby.
+    pub fn forced_standby(&self) -> bool {
+        self.forced_standby_file().exists()
+    }
+
+    fn ha_role_file(&self) -> PathBuf {
+        self.config.dir.join("ha-role")
+    }
+
+    fn backups_dir(&self) -> PathBuf {
+        self.config.dir.join("backups")
+    }
+
+    /// The largest bundle accepted (`[agent] max_bundle_mb`), in bytes.
+    pub fn max_bundle_bytes(&self) -> u64 {
+        self.config.max_bundle_mb << 20
+    }
+
+    /// The largest request passed to the role (`[agent] max_role_request_mb`), in bytes.
+    pub fn max_role_request_bytes(&self) -> u64 {
+        self.config.max_role_request_mb << 20
+    }
+
+    /// Where a bundle being received is written (hidden files there are transfers in progress).
+    pub fn staging_dir(&self) -> PathBuf {
+        self.releases.staging()
+    }
+
+    /// How to run `release`.
+    pub fn launch(&self, release: &Installed) -> Launch {
+        let mut env = vec![
+            ("TOLLGATE_RELEASE".to_string(), release.version.clone()),
+            (tollgate_files::forced_standby::ENV.to_string(), self.forced_standby_file().display().to_string()),
+        ];
+        if let Some(s) = release.max_policy_schema {
+            env.push(("TOLLGATE_MAX_POLICY_SCHEMA".to_string(), s.to_string()));
+        }
+        Launch {
+            binary: release.dir.join("tollgate"),
+            args: vec![
+                "--log".into(),
+                "warn".into(),
+                "--config".into(),
+                self.config.role_config.display().to_string(),
+                self.config.role.clone(),
+            ],
+            env,
+            log: self.config.dir.join("role.log"),
+        }
+    }
+
+    /// Starts the release in force and waits until the role's API answers.
+    pub async fn start_current(&self) -> anyhow::Result<()> {
+        let Some(cur) = self.releases.current() else { return Ok(()) };
+        self.supervisor.start(self.launch(&cur)).await?;
+        self.wait_role_up(Duration::from_secs(60)).await
+    }
+
+    async fn wait_role_up(&self, within: Duration) -> anyhow::Result<()> {
+        let client = tollgate_api::Client::new(&self.role_api(), None, Duration::from_secs(2))?;
+        let deadline = Instant::now() + within;
+        let restarts_before = self.supervisor.status().restarts;
+        while Instant::now() < deadline {
+            if client.get_text("/healthz").await.is_ok() {
+                return Ok(());
+            }
+            let st = self.supervisor.status();
+            if !st.running && st.restarts > restarts_before + 3 {
+                anyhow::bail!("the role process keeps exiting (see {})", self.config.dir.join("role.log").display());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("the role did not answer at {} within {within:?}", client.url("/healthz"))
+    }
+
+    /// Stops the role process (the agent is shutting down).
+    pub async fn stop(&self) {
+        self.supervisor.stop().await;
+    }
+
+    /// What the agent reports: the answer of `status` and of every call that changes the
+    /// server.
+    pub fn status(&self) -> AgentStatus {
+        let current = self.releases.current();
+        AgentStatus {
+            server: self.config.server.clone(),
+            application: self.app.as_str().to_string(),
+            role: self.config.role.clone(),
+            release: current.as_ref().map(|r| r.version.clone()),
+            previous_release: self.releases.previous().map(|r| r.version),
+            max_policy_schema: current.and_then(|r| r.max_policy_schema),
+            staged: self
+                .releases
+                .staged()
+                .into_iter()
+                .map(|b| StagedBundle {
+                    file_name: b.file_name,
+                    application: b.application.as_str().to_string(),
+                    release: b.release.as_str().to_string(),
+                })
+                .collect(),
+            process: self.supervisor.status(),
+            role_api: self.role_api(),
+            forced_standby: self.forced_standby(),
+            // An install, backout, restart or restore is under way.
+            busy: self.busy.try_lock().is_err(),
+            // A file this release cannot read reports as a role it does not know.
+            ha_role: std::fs::read_to_string(self.ha_role_file())
+                .ok()
+                .map(|r| HaRole::parse(&r).unwrap_or(HaRole::Unknown)),
+        }
+    }
+
+    /// Stages the bundle received into `incoming` (a hidden file in [`Agent::staging_dir`]) as
+    /// `name`, after verifying it; a refused bundle is not kept.
+    pub async fn stage(&self, name: &str, incoming: tempfile::TempPath) -> AgentResult<StageAnswer> {
+        let releases = self.releases.clone();
+        let (trusted, app, limit, name) = (self.trusted.clone(), self.app, self.max_bundle_bytes(), name.to_string());
+        let staged = tokio::task::spawn_blocking(move || releases.stage_file(&name, incoming, &trusted, app, limit))
+            .await
+            .map_err(|e| AgentError::internal(e.to_string()))?;
+        match staged {
+            Ok(m) => Ok(StageAnswer {
+                staged: m.version.as_str().to_string(),
+                application: m.application.as_str().to_string(),
+            }),
+            Err(e) => Err(AgentError::refused(format!("bundle refused, nothing staged: {e}"))),
+        }
+    }
+
+    /// The seed's preflight for `version`: exactly one good bundle staged.
+    pub fn preflight(&self, version: &str) -> AgentResult<PreflightAnswer> {
+        let target = parse_release(version)?;
+        match self.releases.preflight(self.app, &target, &self.trusted) {
+            Ok(bundle) => {
+                Ok(PreflightAnswer { preflight: "ok".into(), version: bundle.manifest.version.as_str().to_string() })
+            }
+            Err(e) => Err(AgentError::refused(format!("preflight failed: {e}"))),
+        }
+    }
+
+    /// Installs `version`: backup, stop the role, switch release, start, wait until it answers.
+    /// Runs to its end even when the caller goes away.
+    pub async fn install(self: &Arc<Self>, version: &str) -> AgentResult<AgentStatus> {
+        let (a, version) = (self.clone(), version.to_string());
+        detached(async move { a.install_now(&version).await }).await
+    }
+
+    async fn install_now(&self, version: &str) -> AgentResult<AgentStatus> {
+        let _one = self.busy.lock().await;
+        let target = parse_release(version)?;
+        if self.releases.current().is_some_and(|c| c.version == target.as_str()) {
+            return Ok(self.status());
+        }
+        let bundle = self
+            .releases
+            .preflight(self.app, &target, &self.trusted)
+            .map_err(|e| AgentError::refused(format!("preflight failed, nothing changed: {e}")))?;
+        if self.releases.current().is_some() {
+            self.backup_now(&format!("pre-upgrade-{}", target.as_str())).map_err(|e| {
+                AgentError::internal(format!("backup before the upgrade failed, nothing changed: {}", e.message))
+            })?;
+        }
+        self.supervisor.stop().await;
+        if let Err(e) = self.releases.install(&bundle) {
+            let _ = self.start_current().await;
+            return Err(AgentError::internal(format!("install failed; the previous release runs again: {e}")));
+        }
+        self.start_current()
+            .await
+            .map_err(|e| AgentError::internal(format!("installed, but the role did not come up: {e}")))?;
+        Ok(self.status())
+    }
+
+    /// Backs out to the previous release: backup, stop, switch back, start, wait. Runs to its
+    /// end even when the caller goes away.
+    pub async fn backout(self: &Arc<Self>) -> AgentResult<AgentStatus> {
+        let a = self.clone();
+        detached(async move { a.backout_now().await }).await
+    }
+
+    async fn backout_now(&self) -> AgentResult<AgentStatus> {
+        let _one = self.busy.lock().await;
+        if self.releases.previous().is_none() {
+            return Err(AgentError::new(ErrorCode::Conflict, "no previous release to back out to"));
+        }
+        self.backup_now("pre-backout").map_err(|e| {
+            AgentError::internal(format!("backup before the backout failed, nothing changed: {}", e.message))
+        })?;
+        self.supervisor.stop().await;
+        if let Err(e) = self.releases.backout() {
+            let _ = self.start_current().await;
+            return Err(AgentError::internal(e));
+        }
+        self.start_current()
+            .await
+            .map_err(|e| AgentError::internal(format!("backed out, but the role did not come up: {e}")))?;
+        Ok(self.status())
+    }
+
+    /// Restarts the role process. Runs to its end even when the caller goes away.
+    pub async fn restart(self: &Arc<Self>) -> AgentResult<AgentStatus> {
+        let a = self.clone();
+        detached(async move {
+            let _one = a.busy.lock().await;
+            a.start_current().await.map_err(|e| AgentError::internal(e.to_string()))?;
+            Ok(a.status())
+        })
+        .await
+    }
+
+    /// Takes a backup of the role's configuration and state; `why` goes into its name
+    /// (`manual` when `None`).
+    pub fn backup(&self, why: Option<&str>) -> AgentResult<Backup> {
+        self.backup_now(why.unwrap_or("manual"))
+    }
+
+    fn backup_now(&self, why: &str) -> AgentResult<Backup> {
+        backup::take(&self.backups_dir(), &self.config.role_config, &self.role.node.state_dir, why)
+            .map_err(|e| AgentError::internal(e.to_string()))
+    }
+
+    /// The backups kept.
+    pub fn backups(&self) -> Vec<Backup> {
+        backup::list(&self.backups_dir())
+    }
+
+    /// Restores the backup `name`: unpacked and checked while the role still runs (a bad name
+    /// or a damaged backup changes nothing), then the role is stopped, the files put in place,
+    /// the role started. Runs to its end even when the caller goes away.
+    pub async fn restore(self: &Arc<Self>, name: &str) -> AgentResult<RestoreAnswer> {
+        let (a, name) = (self.clone(), name.to_string());
+        detached(async move { a.restore_now(name).await }).await
+    }
+
+    async fn restore_now(&self, name: String) -> AgentResult<RestoreAnswer> {
+        let _one = self.busy.lock().await;
+        let unpacked = backup::unpack(&self.backups_dir(), &name)
+            .map_err(|e| AgentError::refused(format!("restore refused, nothing changed: {e}")))?;
+        self.supervisor.stop().await;
+        let restored = backup::put_in_place(&unpacked, &self.config.role_config, &self.role.node.state_dir);
+        let started = self.start_current().await;
+        match (restored, started) {
+            (Ok(()), Ok(())) => Ok(RestoreAnswer { restored: name }),
+            (Err(e), _) => Err(AgentError::refused(format!("restore failed: {e}"))),
+            (Ok(()), Err(e)) => Err(AgentError::internal(format!("restored, but the role did not come up: {e}"))),
+        }
+    }
+
+    /// Removes one staged bundle (the manager clears bundles of an abandoned procedure, so
+    /// that exactly one is staged again).
+    pub fn unstage(&self, name: &str) -> AgentResult<AgentStatus> {
+        self.releases.unstage(name).map_err(AgentError::refused)?;
+        Ok(self.status())
+    }
+
+    /// The manager places this server in forced standby (`on`) or releases it: kept in the
+    /// agent's directory, reported in `status`; the role process watches the file (an SRP
+    /// chassis then takes no service, a manager does not take over from its mate).
+    pub fn set_forced_standby(&self, on: bool) -> AgentResult<AgentStatus> {
+        let path = self.forced_standby_file();
+        let result =
+            if on { std::fs::write(&path, "1\n") } else { std::fs::remove_file(&path).or_else(ignore_missing) };
+        result.map_err(|e| AgentError::internal(format!("{}: {e}", path.display())))?;
+        Ok(self.status())
+    }
+
+    /// For a role that runs no SRP pair (a probe pair, a spare): the manager records which
+    /// server is Active after a failover; the agent keeps it and reports it.
+    pub fn set_ha_role(&self, role: HaRole) -> AgentResult<AgentStatus> {
+        if role == HaRole::Unknown {
+            return Err(AgentError::new(ErrorCode::BadRequest, "the HA role is Active, Standby or Spare"));
+        }
+        let path = self.ha_role_file();
+        std::fs::write(&path, format!("{role}\n"))
+            .map_err(|e| AgentError::internal(format!("{}: {e}", path.display())))?;
+        Ok(self.status())
+    }
+
+    /// The server's syscheck, class by class.
+    pub async fn health(&self) -> HealthAnswer {
+        let api = self.role_api();
+        let token = self.role_token();
+        let release = self.releases.current().map(|r| r.version).unwrap_or_else(|| "(none)".into());
+        let h = health::check(health::Inputs {
+            server: &self.config.server,
+            dir: &self.config.dir,
+            process_running: self.supervisor.status().running,
+            role_api: Some(&api),
+            role_token: token.as_deref(),
+            release: (&release, None),
+        })
+        .await;
+        HealthAnswer { ok: h.ok(), text: h.text(), health: h }
+    }
+
+    /// Passes a call to the role's own API (`path` like `api/v1/srp/show/info`, `query`
+    /// without its `?`) with the role's admin token; the role's answer comes back as it is.
+    /// `body` (POST) goes with `content_type` (JSON when `None`).
+    pub async fn role_call(
+        &self,
+        method: RoleMethod,
+        path: &str,
+        query: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> AgentResult<RoleAnswer> {
+        let client = self.role_client(Duration::from_secs(30))?;
+        let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+        let method = match method {
+            RoleMethod::Get => reqwest::Method::GET,
+            RoleMethod::Post => reqwest::Method::POST,
+        };
+        let mut req = client.request(method, &format!("/{}{query}", path.trim_start_matches('/')));
+        if !body.is_empty() {
+            req = req.header("content-type", content_type.unwrap_or("application/json")).body(body);
+        }
+        let unreachable =
+            |e: reqwest::Error| AgentError::new(ErrorCode::Unavailable, format!("the role's API does not answer: {e}"));
+        let resp = req.send().await.map_err(unreachable)?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(unreachable)?.to_vec();
+        Ok(RoleAnswer { status, body })
+    }
+}
+
+fn parse_release(version: &str) -> AgentResult<Release> {
+    Release::new(version).map_err(|_| AgentError::new(ErrorCode::BadRequest, "bad release name"))
+}
+
+fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
+    if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }
+}
+
+/// Runs `work` in a task of its own: an install, backout, restart or restore finishes even if
+/// the caller that asked goes away (a dropped request would otherwise cancel it half-way, e.g.
+/// with the role stopped and the new release not started).
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = AgentResult<T>> + Send + 'static,
+) -> AgentResult<T> {
+    tokio::spawn(work).await.map_err(|e| AgentError::internal(e.to_string()))?
+}
