@@ -476,3 +476,153 @@ async fn detached<T: Send + 'static>(
 ) -> AgentResult<T> {
     tokio::spawn(work).await.map_err(|e| AgentError::internal(e.to_string()))?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_upgrade::bundle::{BundleFile, BundleSpec, build, public_key_hex, signing_key_from_seed};
+    use tollgate_upgrade::release::ReleasePattern;
+
+    /// An engine agent in `dir` trusting key 1, whose role's API nothing answers.
+    fn agent(dir: &std::path::Path) -> Arc<Agent> {
+        let state = dir.join("role-state");
+        std::fs::create_dir_all(&state).unwrap();
+        let role_config = dir.join("role.toml");
+        let role_text = format!(
+            "[node]\nname = \"east-a\"\nstate_dir = \"{}\"\n[api]\nlisten = \"127.0.0.1:1\"\n",
+            state.display()
+        );
+        std::fs::write(&role_config, &role_text).unwrap();
+        let role = Config::parse("role.toml", &role_text).unwrap();
+        let text = format!(
+            "listen = \"127.0.0.1:7000\"\nserver = \"east-a\"\napp_type = \"engine\"\nrole = \"engine\"\nrole_config = \"{}\"\ndir = \"{}\"\ntrusted_keys = [\"{}\"]\ntoken = \"agent-token-0123456789\"\n",
+            role_config.display(),
+            dir.join("agent").display(),
+            public_key_hex(&signing_key_from_seed([1; 32]).verifying_key())
+        );
+        let config: AgentConfig = toml::from_str(&text).unwrap();
+        config.validate().unwrap();
+        Arc::new(Agent::new(config, role).unwrap())
+    }
+
+    fn bundle(app: AppType, version: &str, signer: u8) -> Vec<u8> {
+        let spec = BundleSpec {
+            application: app,
+            version: Release::new(version).unwrap(),
+            upgrades_from: vec![ReleasePattern::new("*").unwrap()],
+            description: format!("tollgate {version}"),
+            max_policy_schema: Some(2),
+        };
+        let payload =
+            vec![BundleFile { path: "tollgate".into(), data: b"#!/bin/sh\nexit 0\n".to_vec(), executable: true }];
+        build(&spec, &payload, &signing_key_from_seed([signer; 32])).unwrap()
+    }
+
+    /// The bundle as the router would have received it: a hidden file in the staging directory.
+    fn incoming(a: &Agent, bytes: &[u8]) -> tempfile::TempPath {
+        let file = tempfile::Builder::new().prefix(".incoming-").tempfile_in(a.staging_dir()).unwrap();
+        std::fs::write(file.path(), bytes).unwrap();
+        file.into_temp_path()
+    }
+
+    #[tokio::test]
+    async fn a_new_agent_reports_nothing_installed() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = agent(dir.path());
+        let s = a.status();
+        assert_eq!((s.server.as_str(), s.application.as_str(), s.role.as_str()), ("east-a", "engine", "engine"));
+        assert_eq!((s.release, s.previous_release, s.ha_role), (None, None, None));
+        assert!(s.staged.is_empty() && !s.forced_standby && !s.busy && !s.process.running);
+        assert_eq!(s.role_api, "http://127.0.0.1:1");
+    }
+
+    #[tokio::test]
+    async fn only_a_good_bundle_of_this_servers_type_is_staged() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = agent(dir.path());
+        for (bytes, reason) in [
+            (bundle(AppType::Probe, "2.0.0", 1), "a probe bundle cannot be staged on a engine server"),
+            (bundle(AppType::Engine, "2.0.0", 9), "unknown key"),
+            (b"not a bundle".to_vec(), "bundle refused"),
+        ] {
+            let e = a.stage("b.tgb", incoming(&a, &bytes)).await.unwrap_err();
+            assert_eq!(e.code, ErrorCode::Invalid, "{e}");
+            assert!(e.message.to_lowercase().contains(reason), "{e}");
+            assert!(a.status().staged.is_empty(), "nothing kept after: {e}");
+            let left: Vec<_> = std::fs::read_dir(a.staging_dir()).unwrap().collect();
+            assert!(left.is_empty(), "no partial file left: {left:?}");
+        }
+        let answer =
+            a.stage("tollgate engine 2.tgb", incoming(&a, &bundle(AppType::Engine, "2.0.0", 1))).await.unwrap();
+        assert_eq!((answer.staged.as_str(), answer.application.as_str()), ("2.0.0", "engine"));
+        let staged = a.status().staged;
+        assert_eq!(staged.len(), 1);
+        // The name the manager sent is made safe for a file name.
+        assert_eq!((staged[0].file_name.as_str(), staged[0].release.as_str()), ("tollgate_engine_2.tgb", "2.0.0"));
+    }
+
+    #[tokio::test]
+    async fn preflight_wants_exactly_one_good_bundle_and_install_changes_nothing_without_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = agent(dir.path());
+        assert_eq!(a.preflight("not a release!").unwrap_err().code, ErrorCode::BadRequest);
+        assert_eq!(a.preflight("2.0.0").unwrap_err().code, ErrorCode::Invalid, "nothing staged");
+        a.stage("a.tgb", incoming(&a, &bundle(AppType::Engine, "2.0.0", 1))).await.unwrap();
+        assert_eq!(a.preflight("2.0.0").unwrap().version, "2.0.0");
+        a.stage("b.tgb", incoming(&a, &bundle(AppType::Engine, "2.0.1", 1))).await.unwrap();
+        let e = a.preflight("2.0.0").unwrap_err();
+        assert!(e.code == ErrorCode::Invalid && e.message.contains("exactly one"), "{e}");
+        let e = a.install("2.0.0").await.unwrap_err();
+        assert!(e.code == ErrorCode::Invalid && e.message.contains("nothing changed"), "{e}");
+        assert_eq!(a.status().release, None);
+        assert!(!a.status().busy, "the operation's lock is released");
+        // Unstaging the extra bundle makes the preflight pass again.
+        let s = a.unstage("b.tgb").unwrap();
+        assert_eq!(s.staged.len(), 1);
+        assert_eq!(a.unstage("../role.toml").unwrap_err().code, ErrorCode::Invalid);
+        assert_eq!(a.preflight("2.0.0").unwrap().preflight, "ok");
+    }
+
+    #[tokio::test]
+    async fn backout_needs_a_previous_release_and_restore_a_good_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = agent(dir.path());
+        let e = a.backout().await.unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (ErrorCode::Conflict, "no previous release to back out to"));
+        let e = a.restore("nothing.tar.gz").await.unwrap_err();
+        assert!(e.code == ErrorCode::Invalid && e.message.contains("nothing changed"), "{e}");
+        let b = a.backup(Some("before a test")).unwrap();
+        assert!(b.name.contains("before_a_test") && b.bytes > 0, "{b:?}");
+        assert_eq!(a.backup(None).unwrap().name.contains("manual"), true);
+        assert_eq!(a.backups().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn forced_standby_and_the_recorded_ha_role_are_kept_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = agent(dir.path());
+        assert!(a.set_forced_standby(true).unwrap().forced_standby);
+        assert!(a.forced_standby_file().exists(), "the file the role process watches");
+        assert!(!a.set_forced_standby(false).unwrap().forced_standby);
+        assert!(!a.set_forced_standby(false).unwrap().forced_standby, "releasing twice is fine");
+        assert_eq!(a.set_ha_role(HaRole::Standby).unwrap().ha_role, Some(HaRole::Standby));
+        assert_eq!(a.set_ha_role(HaRole::Active).unwrap().ha_role, Some(HaRole::Active));
+        assert_eq!(a.set_ha_role(HaRole::Unknown).unwrap_err().code, ErrorCode::BadRequest);
+        std::fs::write(a.ha_role_file(), "Zombie\n").unwrap();
+        assert_eq!(a.status().ha_role, Some(HaRole::Unknown), "a file this release cannot read");
+    }
+
+    #[tokio::test]
+    async fn a_role_that_does_not_answer_is_unavailable_and_its_health_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = agent(dir.path());
+        let e = a.role_call(RoleMethod::Get, "api/v1/srp/show/info", None, None, Vec::new()).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unavailable, "{e}");
+        let h = a.health().await;
+        assert!(!h.ok, "{}", h.text);
+        let class = |name: &str| h.health.classes.iter().find(|c| c.class == name).unwrap().verdict;
+        assert_eq!(class("proc"), tollgate_api::agent::Verdict::Failure);
+        assert_eq!(class("net"), tollgate_api::agent::Verdict::Failure);
+        assert_eq!(class("upgrade"), tollgate_api::agent::Verdict::Ok);
+    }
+}

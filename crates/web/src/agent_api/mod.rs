@@ -23,6 +23,8 @@
 //! | GET | `/agent/v1/role/{path}` | a GET on the role's API (e.g. `api/v1/srp/show/info`) |
 //! | POST | `/agent/v1/role/{path}` | a POST on the role's API (e.g. `api/v1/srp/initiate-switchover`) |
 
+#[cfg(test)]
+mod tests;
 pub mod upload;
 
 use std::sync::Arc;
