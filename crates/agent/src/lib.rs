@@ -593,7 +593,7 @@ mod tests {
         assert!(e.code == ErrorCode::Invalid && e.message.contains("nothing changed"), "{e}");
         let b = a.backup(Some("before a test")).unwrap();
         assert!(b.name.contains("before_a_test") && b.bytes > 0, "{b:?}");
-        assert_eq!(a.backup(None).unwrap().name.contains("manual"), true);
+        assert!(a.backup(None).unwrap().name.contains("manual"));
         assert_eq!(a.backups().len(), 2);
     }
 
@@ -624,5 +624,30 @@ mod tests {
         assert_eq!(class("proc"), tollgate_api::agent::Verdict::Failure);
         assert_eq!(class("net"), tollgate_api::agent::Verdict::Failure);
         assert_eq!(class("upgrade"), tollgate_api::agent::Verdict::Ok);
+    }
+
+    fn agent_config(extra: &str) -> anyhow::Result<AgentConfig> {
+        let text = format!(
+            "listen = \"127.0.0.1:7000\"\nserver = \"east-a\"\napp_type = \"engine\"\nrole = \"engine\"\nrole_config = \"r.toml\"\ndir = \"agent\"\ntrusted_keys = [\"k\"]\ntoken = \"agent-token-0123456789\"\n{extra}"
+        );
+        let c: AgentConfig = toml::from_str(&text)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn body_limits_default_and_are_checked() {
+        let c = agent_config("").unwrap();
+        assert_eq!((c.max_bundle_mb, c.max_role_request_mb), (512, 16));
+        let c = agent_config("max_bundle_mb = 2048\nmax_role_request_mb = 1\n").unwrap();
+        assert_eq!((c.max_bundle_mb, c.max_role_request_mb), (2048, 1));
+        for (extra, field) in [
+            ("max_bundle_mb = 0\n", "agent.max_bundle_mb"),
+            ("max_bundle_mb = 5000\n", "agent.max_bundle_mb"),
+            ("max_role_request_mb = 0\n", "agent.max_role_request_mb"),
+        ] {
+            let e = agent_config(extra).unwrap_err().to_string();
+            assert!(e.starts_with(field), "{extra}: {e}");
+        }
     }
 }

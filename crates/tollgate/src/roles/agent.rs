@@ -54,33 +54,3 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
     })?;
     Ok(std::process::ExitCode::SUCCESS)
 }
-
-#[cfg(test)]
-mod tests {
-    use tollgate_agent::AgentConfig;
-
-    fn config(extra: &str) -> anyhow::Result<AgentConfig> {
-        let text = format!(
-            "listen = \"127.0.0.1:7000\"\nserver = \"east-a\"\napp_type = \"engine\"\nrole = \"engine\"\nrole_config = \"r.toml\"\ndir = \"agent\"\ntrusted_keys = [\"k\"]\ntoken = \"agent-token-0123456789\"\n{extra}"
-        );
-        let c: AgentConfig = toml::from_str(&text)?;
-        c.validate()?;
-        Ok(c)
-    }
-
-    #[test]
-    fn body_limits_default_and_are_checked() {
-        let c = config("").unwrap();
-        assert_eq!((c.max_bundle_mb, c.max_role_request_mb), (512, 16));
-        let c = config("max_bundle_mb = 2048\nmax_role_request_mb = 1\n").unwrap();
-        assert_eq!((c.max_bundle_mb, c.max_role_request_mb), (2048, 1));
-        for (extra, field) in [
-            ("max_bundle_mb = 0\n", "agent.max_bundle_mb"),
-            ("max_bundle_mb = 5000\n", "agent.max_bundle_mb"),
-            ("max_role_request_mb = 0\n", "agent.max_role_request_mb"),
-        ] {
-            let e = config(extra).unwrap_err().to_string();
-            assert!(e.starts_with(field), "{extra}: {e}");
-        }
-    }
-}
