@@ -485,13 +485,15 @@ mod tests {
 
     /// An engine agent in `dir` trusting key 1, whose role's API nothing answers.
     fn agent(dir: &std::path::Path) -> Arc<Agent> {
+        agent_with_role_api(dir, "127.0.0.1:1")
+    }
+
+    fn agent_with_role_api(dir: &std::path::Path, role_api: &str) -> Arc<Agent> {
         let state = dir.join("role-state");
         std::fs::create_dir_all(&state).unwrap();
         let role_config = dir.join("role.toml");
-        let role_text = format!(
-            "[node]\nname = \"east-a\"\nstate_dir = \"{}\"\n[api]\nlisten = \"127.0.0.1:1\"\n",
-            state.display()
-        );
+        let role_text =
+            format!("[node]\nname = \"east-a\"\nstate_dir = \"{}\"\n[api]\nlisten = \"{role_api}\"\n", state.display());
         std::fs::write(&role_config, &role_text).unwrap();
         let role = Config::parse("role.toml", &role_text).unwrap();
         let text = format!(
@@ -506,6 +508,11 @@ mod tests {
     }
 
     fn bundle(app: AppType, version: &str, signer: u8) -> Vec<u8> {
+        bundle_running(app, version, signer, "exit 0")
+    }
+
+    /// A bundle whose `tollgate` is the shell script `script`.
+    fn bundle_running(app: AppType, version: &str, signer: u8, script: &str) -> Vec<u8> {
         let spec = BundleSpec {
             application: app,
             version: Release::new(version).unwrap(),
@@ -513,8 +520,8 @@ mod tests {
             description: format!("tollgate {version}"),
             max_policy_schema: Some(2),
         };
-        let payload =
-            vec![BundleFile { path: "tollgate".into(), data: b"#!/bin/sh\nexit 0\n".to_vec(), executable: true }];
+        let data = format!("#!/bin/sh\n{script}\n").into_bytes();
+        let payload = vec![BundleFile { path: "tollgate".into(), data, executable: true }];
         build(&spec, &payload, &signing_key_from_seed([signer; 32])).unwrap()
     }
 
@@ -649,5 +656,102 @@ mod tests {
             let e = agent_config(extra).unwrap_err().to_string();
             assert!(e.starts_with(field), "{extra}: {e}");
         }
+    }
+
+    /// The role's API, in-process: answers `/healthz` (and anything else) with `200 ok`.
+    async fn role_api() -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = c.read(&mut buf).await;
+                    let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n").await;
+                });
+            }
+        });
+        addr
+    }
+
+    /// Install, upgrade, the same install again, backout: the release in force, the one kept
+    /// for a backout, the backups taken before each change, and what the role is started with.
+    #[tokio::test]
+    async fn install_upgrade_and_backout_switch_releases_with_a_backup_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = role_api().await;
+        let a = agent_with_role_api(dir.path(), &addr.to_string());
+        let seen = dir.path().join("role-started");
+        let script = format!(
+            "echo \"$TOLLGATE_RELEASE $TOLLGATE_MAX_POLICY_SCHEMA $TOLLGATE_FORCED_STANDBY_FILE $*\" >> {}\nexec sleep 600",
+            seen.display()
+        );
+        let stage = |version: &str| {
+            let bytes = bundle_running(AppType::Engine, version, 1, &script);
+            let a = a.clone();
+            let name = format!("tollgate-engine-{version}.tgb");
+            async move { a.stage(&name, incoming(&a, &bytes)).await.unwrap() }
+        };
+
+        stage("1.0.0").await;
+        let s = a.install("1.0.0").await.unwrap();
+        assert_eq!((s.release.as_deref(), s.previous_release.as_deref()), (Some("1.0.0"), None));
+        assert!(s.process.running && s.staged.is_empty(), "{s:?}");
+        assert!(!a.status().busy, "the operation is over");
+        assert_eq!(s.max_policy_schema, Some(2));
+        assert!(a.backups().is_empty(), "nothing ran before: nothing to back up");
+
+        stage("2.0.0").await;
+        let s = a.install("2.0.0").await.unwrap();
+        assert_eq!((s.release.as_deref(), s.previous_release.as_deref()), (Some("2.0.0"), Some("1.0.0")));
+        let backups: Vec<String> = a.backups().into_iter().map(|b| b.name).collect();
+        assert!(backups.len() == 1 && backups[0].contains("pre-upgrade-2.0.0"), "{backups:?}");
+        // The release in force again: nothing to do, no backup.
+        assert_eq!(a.install("2.0.0").await.unwrap().release.as_deref(), Some("2.0.0"));
+        assert_eq!(a.backups().len(), 1);
+
+        let s = a.backout().await.unwrap();
+        assert_eq!((s.release.as_deref(), s.previous_release.as_deref()), (Some("1.0.0"), Some("2.0.0")));
+        assert!(s.process.running);
+        assert!(a.backups().iter().any(|b| b.name.contains("pre-backout")));
+
+        // Each start ran the release in force with its version, schema limit, the flag file it
+        // watches, and the role's configuration.
+        let started = std::fs::read_to_string(&seen).unwrap();
+        let lines: Vec<&str> = started.lines().collect();
+        assert_eq!(lines.len(), 3, "{started}");
+        let flag = a.forced_standby_file();
+        let role_config = dir.path().join("role.toml");
+        for (line, version) in lines.iter().zip(["1.0.0", "2.0.0", "1.0.0"]) {
+            assert_eq!(
+                *line,
+                format!("{version} 2 {} --log warn --config {} engine", flag.display(), role_config.display())
+            );
+        }
+        a.stop().await;
+        assert!(!a.status().process.running);
+    }
+
+    /// A caller that goes away (the manager's request dropped) does not cancel an install
+    /// half-way: it runs to its end.
+    #[tokio::test]
+    async fn an_install_whose_caller_goes_away_finishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = role_api().await;
+        let a = agent_with_role_api(dir.path(), &addr.to_string());
+        let bytes = bundle_running(AppType::Engine, "1.0.0", 1, "exec sleep 600");
+        a.stage("e.tgb", incoming(&a, &bytes)).await.unwrap();
+        let dropped = tokio::time::timeout(Duration::from_millis(1), a.install("1.0.0")).await;
+        assert!(dropped.is_err(), "the caller gave up before the install was done");
+        for _ in 0..500 {
+            let s = a.status();
+            if s.release.as_deref() == Some("1.0.0") && s.process.running && !s.busy {
+                a.stop().await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the install did not finish: {:?}", a.status());
     }
 }

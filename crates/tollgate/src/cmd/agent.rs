@@ -21,11 +21,17 @@ fn base_url(listen: std::net::SocketAddr) -> String {
     format!("http://{addr}")
 }
 
-/// Runs one command against the running agent.
-pub fn run(config: &Config, command: &AgentCommand) -> anyhow::Result<ExitCode> {
+/// A client of this server's running agent (its `[agent]` listen address and token), and the
+/// agent's base URL (for messages).
+pub fn local_client(config: &Config) -> anyhow::Result<(BlockingClient, String)> {
     let agent = config.agent.as_ref().context("`tollgate agent ...` needs the agent's [agent] section (--config)")?;
     let base = base_url(agent.listen);
-    let client = BlockingClient::new(&base, Some(agent.token.clone()), Duration::from_secs(10))?;
+    Ok((BlockingClient::new(&base, Some(agent.token.clone()), Duration::from_secs(10))?, base))
+}
+
+/// Runs one command against the running agent.
+pub fn run(config: &Config, command: &AgentCommand) -> anyhow::Result<ExitCode> {
+    let (client, base) = local_client(config)?;
     let explain = |e: ClientError| match e {
         ClientError::Unreachable { reason, .. } => {
             anyhow::anyhow!("the agent at {base} does not answer (is `tollgate agent` running?): {reason}")
