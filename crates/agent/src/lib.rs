@@ -108,7 +108,7 @@ impl Agent {
         let releases = Releases::open(&config.dir)?;
         let trusted =
             TrustedKeys::from_hex(&config.trusted_keys).map_err(|e| anyhow::anyhow!("agent.trusted_keys: {e}"))?;
-        let app: AppType = config.app_type.parse().map_err(|e| anyhow::anyhow!("agent.app_type: {e}"))?;
+        let app: AppType = config.app_type.to_string().parse().map_err(|e| anyhow::anyhow!("agent.app_type: {e}"))?;
         Ok(Agent { config, role, releases, trusted, app, supervisor: Supervisor::new(), busy: Mutex::new(()) })
     }
 
@@ -178,7 +178,7 @@ impl Agent {
                 "warn".into(),
                 "--config".into(),
                 self.config.role_config.display().to_string(),
-                self.config.role.clone(),
+                self.config.role.to_string(),
             ],
             env,
             log: self.config.dir.join("role.log"),
@@ -221,7 +221,7 @@ impl Agent {
         AgentStatus {
             server: self.config.server.clone(),
             application: self.app.as_str().to_string(),
-            role: self.config.role.clone(),
+            role: self.config.role.to_string(),
             release: current.as_ref().map(|r| r.version.clone()),
             previous_release: self.releases.previous().map(|r| r.version),
             max_policy_schema: current.and_then(|r| r.max_policy_schema),
