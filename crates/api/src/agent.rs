@@ -112,17 +112,6 @@ impl HaRole {
             _ => None,
         }
     }
-
-    /// The role an SRP chassis state (`chassis_state` of `show srp info`) amounts to: a
-    /// chassis becoming Active counts as Active, one becoming Standby or still starting (`Init`)
-    /// as Standby; `None` for any other state.
-    pub fn from_chassis_state(state: &str) -> Option<HaRole> {
-        match state {
-            "Active" | "Pending-Active" => Some(HaRole::Active),
-            "Standby" | "Pending-Standby" | "Init" => Some(HaRole::Standby),
-            _ => None,
-        }
-    }
 }
 
 impl fmt::Display for HaRole {
