@@ -27,6 +27,7 @@
 #[cfg(feature = "client")]
 pub mod client;
 pub mod error;
+pub mod srp;
 pub mod version;
 
 #[cfg(feature = "client")]
