@@ -274,6 +274,13 @@ pub struct SwitchoverQuery {
     pub force: bool,
 }
 
+impl SwitchoverQuery {
+    /// The path and query of `initiate-switchover` with these options.
+    pub fn path(self) -> String {
+        format!("{}?force={}", SrpCommand::InitiateSwitchover.path(), self.force)
+    }
+}
+
 /// Every SRP answer: the text as the CLI prints it, and the same as data (`D` depends on the
 /// view or command).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

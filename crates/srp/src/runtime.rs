@@ -172,6 +172,28 @@ pub enum SrpData {
 }
 
 impl SrpData {
+    /// Decodes a whole answer to `show srp <view>` (`{"text", "data"}`).
+    pub fn decode_reply(view: SrpView, json: &str) -> Result<SrpReply<SrpData>, serde_json::Error> {
+        fn typed<T: serde::de::DeserializeOwned>(
+            json: &str,
+            wrap: fn(T) -> SrpData,
+        ) -> Result<SrpReply<SrpData>, serde_json::Error> {
+            let r: SrpReply<T> = serde_json::from_str(json)?;
+            Ok(SrpReply { text: r.text, data: wrap(r.data) })
+        }
+        match view {
+            SrpView::Info => typed(json, SrpData::Info),
+            SrpView::Statistics => typed(json, SrpData::Statistics),
+            SrpView::CheckpointStatistics => typed(json, SrpData::CheckpointStatistics),
+            SrpView::CheckpointInfo => typed(json, SrpData::CheckpointInfo),
+            SrpView::Monitor => typed(json, SrpData::Monitor),
+            SrpView::CallLossStatistics => typed(json, SrpData::CallLoss),
+            SrpView::AuditStatistics => typed(json, SrpData::Audit),
+            SrpView::Velocity => typed(json, SrpData::Velocity),
+            SrpView::Concurrent => typed(json, SrpData::Concurrent),
+        }
+    }
+
     /// Decodes the JSON data of an answer to `show srp <view>`.
     pub fn decode(view: SrpView, json: &str) -> Result<SrpData, serde_json::Error> {
         Ok(match view {
