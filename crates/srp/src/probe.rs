@@ -271,13 +271,20 @@ pub fn diameter_result(answer: &[u8], code: u32) -> Option<u32> {
     None
 }
 
-async fn read_diameter(stream: &mut TcpStream) -> ProbeResult<Vec<u8>> {
-    let mut head = [0u8; 4];
-    stream.read_exact(&mut head).await?;
+/// The length of a Diameter message from its first four bytes (version, length), if it is
+/// one this probe reads (20 bytes to 1 MiB).
+pub fn diameter_length(head: [u8; 4]) -> ProbeResult<usize> {
     let len = u32::from_be_bytes([0, head[1], head[2], head[3]]) as usize;
     if !(20..=1 << 20).contains(&len) {
         fail!("Diameter message length {len}");
     }
+    Ok(len)
+}
+
+async fn read_diameter(stream: &mut TcpStream) -> ProbeResult<Vec<u8>> {
+    let mut head = [0u8; 4];
+    stream.read_exact(&mut head).await?;
+    let len = diameter_length(head)?;
     let mut msg = head.to_vec();
     msg.resize(len, 0);
     stream.read_exact(&mut msg[4..]).await?;
@@ -314,6 +321,87 @@ async fn diameter_probe(peer: SocketAddr, origin_host: &str) -> ProbeResult<()> 
     }
 }
 
+/// The checks of the `srp_monitor` fuzz target, shared with the seed replay in `cargo test`:
+/// what a RADIUS server or a Diameter peer answers is parsed by the probe and must never make
+/// it panic.
+#[doc(hidden)]
+pub mod fuzzing {
+    use md5::{Digest, Md5};
+
+    use super::{avp, diameter_length, diameter_request, diameter_result, radius_answer_ok};
+
+    /// The Request Authenticator fuzz inputs are checked against.
+    pub const AUTHENTICATOR: [u8; 16] = [7; 16];
+    /// The shared secret fuzz inputs are checked against.
+    pub const SECRET: &str = "testing123";
+
+    /// Feeds `data` to the RADIUS answer check (the request id taken from its second byte) and
+    /// to the Diameter answer reader; nothing panics, and what is accepted is what the probe
+    /// accepts.
+    pub fn check(data: &[u8]) {
+        let id = data.get(1).copied().unwrap_or(0);
+        if let Ok(code) = radius_answer_ok(data, id, &AUTHENTICATOR, SECRET) {
+            assert!(matches!(code, 2 | 3 | 11), "accepted RADIUS code {code}");
+            assert_eq!(data[0], code);
+        }
+        if let Some(head) = data.first_chunk::<4>()
+            && let Ok(len) = diameter_length(*head)
+        {
+            assert!((20..=1 << 20).contains(&len));
+        }
+        for code in [257, 280] {
+            if diameter_result(data, code).is_some() {
+                assert!(data.len() >= 20 && data[4] & 0x80 == 0, "only answers carry a result");
+            }
+        }
+    }
+
+    /// A RADIUS answer as a server with [`SECRET`] sends it to a request with [`AUTHENTICATOR`].
+    pub fn radius_answer(code: u8, id: u8, attrs: &[u8]) -> Vec<u8> {
+        let len = (20 + attrs.len()) as u16;
+        let mut answer = vec![code, id];
+        answer.extend_from_slice(&len.to_be_bytes());
+        let mut h = Md5::new();
+        h.update(&answer[..4]);
+        h.update(AUTHENTICATOR);
+        h.update(attrs);
+        h.update(SECRET.as_bytes());
+        answer.extend_from_slice(&h.finalize());
+        answer.extend_from_slice(attrs);
+        answer
+    }
+
+    /// A Diameter answer (R bit clear) to `code` with this Result-Code.
+    pub fn diameter_answer(code: u32, result: u32) -> Vec<u8> {
+        let mut avps = Vec::new();
+        avp(&mut avps, 264, b"peer.example.net");
+        avp(&mut avps, 268, &result.to_be_bytes());
+        let mut answer = diameter_request(code, 1, &avps);
+        answer[4] = 0;
+        answer
+    }
+
+    /// The seeds of the `srp_monitor` target: answers of each kind, good and bad.
+    pub fn seeds() -> Vec<(String, Vec<u8>)> {
+        let mut bad_auth = radius_answer(3, 9, &[]);
+        bad_auth[10] ^= 1;
+        let mut vendor_avp = diameter_answer(280, 2001);
+        vendor_avp[24] |= 0x80; // V bit on the first AVP: a 12-byte header
+        vec![
+            ("radius-accept".into(), radius_answer(2, 9, &[18, 6, b'o', b'k', b'!', b'!'])),
+            ("radius-reject".into(), radius_answer(3, 9, &[])),
+            ("radius-challenge".into(), radius_answer(11, 9, &[])),
+            ("radius-bad-authenticator".into(), bad_auth),
+            ("radius-truncated".into(), radius_answer(2, 9, &[])[..12].to_vec()),
+            ("diameter-cea-success".into(), diameter_answer(257, 2001)),
+            ("diameter-dwa-success".into(), diameter_answer(280, 2001)),
+            ("diameter-dwa-busy".into(), diameter_answer(280, 3004)),
+            ("diameter-vendor-avp".into(), vendor_avp),
+            ("diameter-truncated".into(), diameter_answer(257, 2001)[..30].to_vec()),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,6 +421,22 @@ mod tests {
         assert!(radius_answer_ok(&answer, 7, &auth, "wrong").is_err());
         assert!(radius_answer_ok(&answer, 8, &auth, "s3cret").is_err());
         assert!(radius_answer_ok(&answer[..10], 7, &auth, "s3cret").is_err());
+    }
+
+    #[test]
+    fn the_fuzz_seeds_are_what_the_probe_accepts_and_refuses() {
+        use fuzzing::*;
+        let seeds: std::collections::BTreeMap<String, Vec<u8>> = fuzzing::seeds().into_iter().collect();
+        for (name, code) in [("radius-accept", 2), ("radius-reject", 3), ("radius-challenge", 11)] {
+            assert_eq!(radius_answer_ok(&seeds[name], 9, &AUTHENTICATOR, SECRET).unwrap(), code, "{name}");
+        }
+        assert!(radius_answer_ok(&seeds["radius-bad-authenticator"], 9, &AUTHENTICATOR, SECRET).is_err());
+        assert!(radius_answer_ok(&seeds["radius-truncated"], 9, &AUTHENTICATOR, SECRET).is_err());
+        assert_eq!(diameter_result(&seeds["diameter-cea-success"], 257), Some(2001));
+        assert_eq!(diameter_result(&seeds["diameter-dwa-busy"], 280), Some(3004));
+        assert_eq!(diameter_result(&seeds["diameter-truncated"], 257), None);
+        assert_eq!(diameter_length([1, 0, 0, 19]).ok(), None);
+        assert_eq!(diameter_length([1, 0, 0, 20]).ok(), Some(20));
     }
 
     #[test]
