@@ -184,6 +184,12 @@ async fn a_lone_chassis_takes_the_service_once_its_mate_is_not_heard() {
     let record = lone.call_loss().await;
     assert_eq!(record.len(), 1, "{record:?}");
     assert_eq!((record[0].sessions_recovered, record[0].sessions_lost), (0, 0));
+    // Every view answers, and its answer decodes back by the view's type (what the CLI does).
+    for view in SrpView::all() {
+        let reply = lone.handle.request(SrpRequest::Show(*view)).await.unwrap();
+        let json = serde_json::to_string(&reply).unwrap();
+        assert_eq!(SrpData::decode_reply(*view, &json).unwrap(), reply, "{view}: {json}");
+    }
     // An audit needs the mate.
     let refused = lone.handle.request(SrpRequest::InitiateAudit).await.unwrap_err();
     assert!(refused.to_string().contains("mate connected"), "{refused}");
