@@ -96,3 +96,81 @@ pub(super) async fn command(
     };
     answer.await.into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tollgate_api::{ErrorBody, ErrorCode};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::{IngestMetrics, ReleaseInfo};
+
+    const TOKEN: &str = "srp-route-test-admin-token";
+
+    /// The router of an engine without `[srp]`.
+    fn router(dir: &std::path::Path) -> axum::Router {
+        let (auth, _) = crate::auth::Auth::open(dir, Some(TOKEN.into())).unwrap();
+        let state = AppState {
+            node: "test".into(),
+            policy: None,
+            responder: None,
+            store: None,
+            registry: Arc::new(prometheus_client::registry::Registry::default()),
+            auth: Arc::new(auth),
+            alarms: Arc::new(tollgate_alarms::Alarms::default()),
+            quarantine: Arc::new(crate::quarantine::Quarantine::new(dir.join("quarantine"), 1 << 20)),
+            ingest: Arc::new(IngestMetrics::default()),
+            status: None,
+            srp: None,
+            release: ReleaseInfo { release: "0".into(), build: "0".into(), max_policy_schema: 1, roles: Vec::new() },
+        };
+        crate::router(Arc::new(state))
+    }
+
+    async fn call(router: &axum::Router, method: &str, path: &str) -> (StatusCode, ErrorBody) {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "application/json")
+            .body(Body::from(if method == "POST" { r#"{"on": true}"# } else { "" }))
+            .unwrap();
+        let resp = router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn srp_routes_on_an_engine_without_srp_answer_not_configured() {
+        let dir = std::env::temp_dir().join(format!("tollgate-web-srp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let router = router(&dir);
+        for view in SrpView::all() {
+            let (status, body) = call(&router, "GET", &view.path()).await;
+            assert_eq!((status, body.code), (StatusCode::NOT_FOUND, ErrorCode::NotConfigured), "{view}");
+            assert!(body.message.contains("no [srp] section"), "{}", body.message);
+        }
+        for command in SrpCommand::all() {
+            let path = command.path();
+            let (status, body) = call(&router, "POST", &path).await;
+            // `nack` reads its body first: `{"on"}` is not one.
+            let expected = if *command == SrpCommand::Nack {
+                (StatusCode::BAD_REQUEST, ErrorCode::BadRequest)
+            } else {
+                (StatusCode::NOT_FOUND, ErrorCode::NotConfigured)
+            };
+            assert_eq!((status, body.code), expected, "{command}: {}", body.message);
+        }
+        // Names this release does not know: not found, with the list.
+        let (status, body) = call(&router, "GET", "/api/v1/srp/show/nonsense").await;
+        assert_eq!((status, body.code), (StatusCode::NOT_FOUND, ErrorCode::NotFound));
+        assert!(body.message.contains("concurrent"), "{}", body.message);
+        let (status, body) = call(&router, "POST", "/api/v1/srp/nonsense").await;
+        assert_eq!((status, body.code), (StatusCode::NOT_FOUND, ErrorCode::NotFound));
+        assert!(body.message.contains("forced-standby"), "{}", body.message);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
