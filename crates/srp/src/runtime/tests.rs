@@ -11,9 +11,12 @@ use crate::config::ChassisMode;
 const KEY: &str = "tollgate-srp-runtime-test-key-0123";
 const CMD: CmdId = 1;
 
+/// Counter values, and the keys changed since the last snapshot.
+type Values = (BTreeMap<String, u32>, Vec<String>);
+
 /// Named counters, the changes since the last snapshot tracked.
 #[derive(Clone, Default)]
-struct Counters(Arc<Mutex<(BTreeMap<String, u32>, Vec<String>)>>);
+struct Counters(Arc<Mutex<Values>>);
 
 impl Counters {
     fn set(&self, key: &str, n: u32) {
