@@ -299,3 +299,34 @@ async fn nack_settings_are_checked_and_answered_typed() {
     assert_eq!(valid.data, SrpData::Configuration(ConfigurationValid { valid: true, peer_config_matches: None }));
     c.handle.stop().await;
 }
+
+#[tokio::test]
+async fn a_monitor_group_with_every_target_down_hands_the_service_to_the_standby() {
+    // engine-a watches one BGP peer (a TCP listener of this test); engine-b watches nothing.
+    let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = peer.local_addr().unwrap().to_string();
+    let (pa, pb) = (free_port(), free_port());
+    let mut with_monitor = config("engine-a", ChassisMode::Primary, 1, pa, pb);
+    let mut group = crate::config::MonitorGroupConfig::new(crate::config::MonitorKind::Bgp, 0, vec![target]);
+    (group.interval_ms, group.timeout_ms, group.max_retries) = (50, 200, 2);
+    with_monitor.monitors = vec![group];
+    let a = run(with_monitor, false).await;
+    let b = run(config("engine-b", ChassisMode::Backup, 2, pb, pa), false).await;
+    until(20, "engine-a Active, engine-b a synchronised Standby", || async {
+        a.serving() && b.info().await.chassis_state == State::Standby && b.info().await.ready
+    })
+    .await;
+    let targets = match a.handle.request(SrpRequest::Show(SrpView::Monitor)).await.unwrap().data {
+        SrpData::Monitor(t) => t,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(targets.len(), 1);
+
+    // The BGP peer goes away: engine-a's only group is down, engine-b takes over.
+    drop(peer);
+    until(10, "engine-b serves, engine-a does not", || async { b.serving() && !a.serving() }).await;
+    let record = b.call_loss().await;
+    assert!(record.last().unwrap().reason.contains("monitor"), "{record:?}");
+    a.handle.stop().await;
+    b.handle.stop().await;
+}
