@@ -29,6 +29,9 @@
 //!
 //! # Wiring (what the owner's loop does)
 //!
+//! [`runtime`] is this loop; an owner (the engine) only supplies its state, its service and
+//! its forced-standby flag. The steps, for reading it:
+//!
 //! 1. Validate the [`SrpConfig`]; build a [`Machine`] ([`election::Params::from_config`]), a
 //!    [`Link`] ([`LinkConfig::from_config`]), a [`Checkpointer`], a [`SessionStore`], a
 //!    [`timer::Timers`] and a [`monitor::MonitorSet`]; carry out the machine's start actions.
