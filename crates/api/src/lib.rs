@@ -28,6 +28,7 @@ pub mod agent;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod error;
+pub mod srp;
 pub mod version;
 
 #[cfg(feature = "client")]

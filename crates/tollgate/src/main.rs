@@ -39,9 +39,6 @@ mod roles;
 mod serve;
 mod service_address;
 mod spool_plan;
-mod srp_cmd;
-mod srp_monitor;
-mod srp_role;
 mod upgrade_cmd;
 mod uplink;
 
@@ -102,7 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token { command } => admin_cmd::token(&config()?, command),
         Command::Policy { command } => policy_cmd::run(&config()?, command),
         Command::Lookup(args) => lookup_cmd::run(&config()?, args),
-        Command::Srp { command } => srp_cmd::run(&config()?, command),
+        Command::Srp { command } => cmd::srp::run(&config()?, command),
         Command::Agent { command: None } => roles::agent::run(&config()?),
         Command::Agent { command: Some(command) } => cmd::agent::run(&config()?, command),
         Command::Manager => manager::run(&config()?),

@@ -1,3 +1,4 @@
 //! One module per subcommand: parses nothing (clap did), calls the crates, prints.
 
 pub mod agent;
+pub mod srp;

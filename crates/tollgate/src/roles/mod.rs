@@ -2,3 +2,4 @@
 //! and runs it until a signal. No decisions here.
 
 pub mod agent;
+pub mod srp;
