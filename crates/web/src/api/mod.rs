@@ -27,6 +27,14 @@
 //! A change (POST, DELETE) made with a login session instead of a bearer token needs the
 //! session's CSRF token in `X-CSRF-Token`; cross-site changes are refused (see
 //! [`crate::security`]).
+//!
+//! The role column is enforced by each handler's extractor ([`crate::session::Viewer`],
+//! [`crate::session::Operator`], [`crate::session::Admin`], [`crate::session::Ingester`]):
+//! `401 unauthenticated` without a valid credential, `403 forbidden` below the role, before the
+//! handler runs. Every error is the one error body ([`crate::http::ApiError`]:
+//! `{code, message, details}`); a rejected policy lists its problems in `details`. Each route's
+//! body limit is in [`crate::limits::BODY_LIMITS`]. `tests/routes.rs` checks all of it, route by
+//! route.
 
 mod admin;
 mod analytics;
@@ -54,9 +62,10 @@ pub(crate) use policy::version_diff as policy_diff;
 
 /// A JSON error response in the body of releases before [`crate::http::ApiError`].
 ///
-/// Only for `api/srp.rs` until its typed SRP commands land (that change owns the file); every
-/// other handler returns [`ApiError`]. Remove this with the last caller.
-pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+/// Only for `api/srp.rs` until its typed SRP routes land (that change owns the file and no
+/// longer calls this); every other handler returns [`ApiError`]. Remove this then. (Public
+/// only so that it is not reported as unused between the two changes.)
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
