@@ -198,3 +198,38 @@ pub(super) async fn change_password(
     tracing::info!(user = %p.name, "password changed by its user");
     Ok(Json(PasswordChanged { name: p.name, changed: true }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    use tollgate_api::ErrorCode;
+
+    use super::*;
+
+    #[test]
+    fn auth_errors_answer_with_their_codes_and_say_when_to_retry() {
+        let throttled = ApiError::from(AuthError::Throttled { retry_after: Duration::from_secs(42) });
+        assert_eq!(throttled.code(), ErrorCode::TooManyRequests);
+        let response = throttled.into_response();
+        assert_eq!(
+            (response.status().as_u16(), &response.headers()[header::RETRY_AFTER]),
+            (429, &"42".parse().unwrap())
+        );
+        let busy = ApiError::from(AuthError::Busy).into_response();
+        assert_eq!((busy.status().as_u16(), &busy.headers()[header::RETRY_AFTER]), (503, &"5".parse().unwrap()));
+        for (e, code) in [
+            (AuthError::WrongPassword, ErrorCode::Unauthenticated),
+            (AuthError::NoSuchUser("x".into()), ErrorCode::NotFound),
+            (AuthError::NoSuchToken("x".into()), ErrorCode::NotFound),
+            (AuthError::TokenExists("x".into()), ErrorCode::Conflict),
+            (AuthError::LastAdmin, ErrorCode::Conflict),
+            (AuthError::ShortPassword, ErrorCode::BadRequest),
+            (AuthError::BadRole("root".into()), ErrorCode::BadRequest),
+        ] {
+            assert_eq!(ApiError::from(e).code(), code);
+        }
+    }
+}
