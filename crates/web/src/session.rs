@@ -129,7 +129,7 @@ pub fn authorize(who: &Principal, needed: Role) -> ApiResult<()> {
     }
 }
 
-/// An API caller whose role allows `NEEDED` (see [`Role::allows`]): `401` without a
+/// The API caller, if their role allows `needed` (see [`Role::allows`]): `401` without a
 /// credential, `403` with a role below it, before the handler runs.
 async fn caller_with(parts: &mut Parts, state: &Arc<AppState>, needed: Role) -> ApiResult<Principal> {
     let ApiUser(who) = ApiUser::from_request_parts(parts, state).await?;
