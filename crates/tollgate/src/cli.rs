@@ -80,7 +80,8 @@ pub enum Command {
         #[command(subcommand)]
         command: UpgradeCommand,
     },
-    /// The seed's syscheck: every server through the manager, or this server through its agent.
+    /// Health checks (disk, hardware, processes, network, replication, alarms, upgrade): every
+    /// server through the manager, or this server through its agent.
     Health(HealthArgs),
     /// Server and system backups through the manager: take, list, restore.
     Backup {
@@ -101,7 +102,7 @@ pub enum Command {
         #[command(subcommand)]
         command: ReleaseCommand,
     },
-    /// SRP (seed 003): show the pair's state, switch over, audit, NACK control.
+    /// SRP active/standby pairs: show the pair's state, switch over, audit, NACK control.
     Srp {
         /// SRP command.
         #[command(subcommand)]
@@ -186,13 +187,13 @@ pub enum AgentCommand {
     },
 }
 
-/// `tollgate srp ...`: seed 003's commands, against a running engine's API.
+/// `tollgate srp ...`: commands of an SRP pair, against a running engine's API.
 #[derive(Debug, Subcommand)]
 pub enum SrpCommand {
     /// show srp info | statistics | checkpoint statistics | checkpoint info | monitor | call-loss
     /// statistics | audit-statistics | velocity
     Show {
-        /// What to show (words, as in the seed: `checkpoint statistics`).
+        /// What to show, in words (`checkpoint statistics`).
         #[arg(required = true)]
         what: Vec<String>,
         /// Print JSON.
@@ -262,7 +263,7 @@ pub enum SrpCommand {
 /// `tollgate upgrade ...`.
 #[derive(Debug, Subcommand)]
 pub enum UpgradeCommand {
-    /// The seed's grid: clusters and servers, releases, roles, the operation in progress.
+    /// Every cluster and server: releases, roles, the operation in progress.
     Status {
         /// Print the manager's JSON.
         #[arg(long)]
@@ -271,7 +272,7 @@ pub enum UpgradeCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// Select the release to roll out (the seed's "Current ISO"); it is staged on the servers.
+    /// Select the release to roll out (the Current bundle); it is staged on the servers.
     Select {
         /// The release (a bundle of it must be in the manager's bundle directory).
         release: String,
