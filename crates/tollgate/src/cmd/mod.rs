@@ -1,1 +1,8 @@
 //! One module per subcommand: parses nothing (clap did), calls the crates, prints.
+
+pub mod analytics;
+pub mod lookup;
+pub mod policy;
+pub mod spool;
+pub mod token;
+pub mod user;
