@@ -71,6 +71,7 @@ fn main() -> ExitCode {
     // Everything tollgate creates (state, records, tokens, backups, lab files) is for its owner
     // only, unless a mode is given explicitly (release bundles).
     private_files::owner_only_umask();
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
@@ -83,6 +84,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The safety net under [`out!`]: a command still printing with `println!` into a pipe whose
+/// reader went away (`tollgate probe --pcap F | head`) panics in the standard library; that
+/// panic ends the process quietly with success, as `head`'s user expects, not with a panic
+/// message and exit code 101. Any other panic is reported as usual.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 /// Whether an error is a write to a closed pipe (standard output read by `head`).

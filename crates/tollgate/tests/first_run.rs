@@ -87,6 +87,16 @@ fn spool_dump_into_a_closed_pipe_exits_quietly() {
 }
 
 #[test]
+fn any_command_printing_into_a_closed_pipe_exits_quietly() {
+    // Commands that still print with println! are caught by the safety net.
+    for args in [&["config", "default"][..], &["--help"][..], &["policy", "--help"][..]] {
+        let (status, stderr) = into_closed_pipe(args);
+        assert_eq!(status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
 fn read_commands_on_a_mistyped_state_directory_create_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let typo = dir.path().join("tollgate-dta");
