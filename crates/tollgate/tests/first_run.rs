@@ -229,3 +229,38 @@ fn user_set_reads_the_password_from_a_pipe_without_printing_it() {
     let out = run(&["user", "list", "--state-dir", state_s]);
     assert!(text(&out).0.lines().any(|l| l.starts_with("alice") && l.contains("viewer")), "{:?}", text(&out));
 }
+
+#[test]
+fn user_set_on_a_terminal_does_not_echo_the_password() {
+    // A terminal through util-linux `script` (a pseudo-terminal): whatever the terminal echoes
+    // is in script's output. The password is typed only once the prompt is there.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let command = format!(
+        "{} user set carol --role viewer --state-dir {}",
+        env!("CARGO_BIN_EXE_tollgate"),
+        state.to_str().unwrap()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env("TOLLGATE_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux script (Debian package util-linux)");
+    let mut stdin = child.stdin.take().unwrap();
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(1500));
+        stdin.write_all(b"hidden-password-42\n").unwrap();
+        stdin.flush().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("password for carol"), "no prompt: {stdout}");
+    assert!(stdout.contains("user carol saved"), "{stdout}");
+    assert!(!stdout.contains("hidden-password-42"), "the terminal echoed the password:\n{stdout}");
+}
