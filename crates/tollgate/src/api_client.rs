@@ -68,6 +68,12 @@ impl ApiError {
         }
     }
 
+    /// Whether nothing answered (connection refused, timed out, unknown host).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ApiError::Other(e)
+            if matches!(e.downcast_ref::<ClientError>(), Some(ClientError::Unreachable { .. })))
+    }
+
     /// The server's error code, when it answered with one.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {

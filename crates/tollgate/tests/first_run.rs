@@ -207,6 +207,9 @@ fn a_server_that_is_not_there_is_connection_refused() {
         assert!(stderr.contains("connection refused"), "{args:?}: {stderr}");
         assert!(!stderr.contains("error sending request"), "{args:?}: {stderr}");
     }
+    // Policy commands also work offline, and say so.
+    let out = run(&["policy", "show", "--api", &api]);
+    assert!(text(&out).1.contains("--state-dir"), "{:?}", text(&out));
 }
 
 #[test]

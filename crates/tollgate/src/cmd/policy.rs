@@ -76,6 +76,9 @@ fn api_result<T>(r: Result<T, ApiError>) -> anyhow::Result<Result<T, ExitCode>> 
     match r {
         Ok(v) => Ok(Ok(v)),
         Err(ApiError::Invalid(diags)) => Ok(Err(print_diagnostics(&diags))),
+        Err(e) if e.is_unreachable() => {
+            Err(anyhow::anyhow!("{:#}; or act on a state directory with --state-dir DIR", e.into_anyhow()))
+        }
         Err(e) => Err(e.into_anyhow()),
     }
 }
