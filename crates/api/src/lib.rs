@@ -27,6 +27,7 @@
 #[cfg(feature = "client")]
 pub mod client;
 pub mod error;
+pub mod manager;
 pub mod version;
 
 #[cfg(feature = "client")]
