@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod error;
