@@ -20,7 +20,7 @@
 //! | GET | `/api/v1/health` | | [`SystemHealth`] |
 //! | POST | `/api/v1/backup` | [`BackupRequest`] | [`SystemBackup`] |
 //! | GET | `/api/v1/backups` | | `Vec<`[`ServerBackups`]`>` |
-//! | POST | `/api/v1/restore` | [`RestoreRequest`] | [`RestoreAnswer`] |
+//! | POST | `/api/v1/restore` | [`SystemRestoreRequest`] | [`RestoreAnswer`] |
 //! | POST | `/api/v1/policy/push[?cluster=&name=]` | policy TOML | [`PushAnswer`] |
 //!
 //! The domain types of the Upgrade Director (`tollgate_upgrade`) are the contract where they
@@ -32,6 +32,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tollgate_alarms::Severity;
+
+pub use crate::agent::{Backup, BackupRequest, Health, RestoreAnswer};
+
 use tollgate_upgrade::director::{Action, AuditEntry, Direction, Director, Procedure, Refusal, UpgradeLogEntry};
 use tollgate_upgrade::topology::{
     AppType, ClusterStatus, HaRole, ManagerDesignation, ServerState, StagedBundle, UpToDate,
@@ -651,7 +654,7 @@ pub struct SystemStatus {
 }
 
 /// One server's health in `GET /api/v1/health`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerHealth {
     /// Its cluster.
     pub cluster: String,
@@ -662,38 +665,19 @@ pub struct ServerHealth {
     /// The syscheck as text.
     #[serde(default)]
     pub text: String,
-    /// The agent's report per class, passed through as the agent sent it (none when the agent
-    /// did not answer).
+    /// The agent's report per class (none when the agent did not answer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<serde_json::Value>,
+    pub health: Option<Health>,
 }
 
 /// `GET /api/v1/health`: every server's syscheck.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SystemHealth {
     /// Every server is healthy.
     pub ok: bool,
     /// Per server, by hostname.
     #[serde(default)]
     pub servers: Vec<ServerHealth>,
-}
-
-/// `POST /api/v1/backup`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackupRequest {
-    /// Goes into the backups' names (default `manual`).
-    #[serde(default)]
-    pub why: Option<String>,
-}
-
-/// A backup file on a server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackupFile {
-    /// File name.
-    pub name: String,
-    /// Size in bytes.
-    #[serde(default)]
-    pub bytes: u64,
 }
 
 /// One server's part of a system backup: its backup or why there is none.
@@ -703,7 +687,7 @@ pub struct ServerBackup {
     pub hostname: String,
     /// The backup taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backup: Option<BackupFile>,
+    pub backup: Option<Backup>,
     /// Why none was taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -732,27 +716,20 @@ pub struct ServerBackups {
     pub hostname: String,
     /// Its backups (none when the agent did not answer).
     #[serde(default, deserialize_with = "null_as_empty")]
-    pub backups: Vec<BackupFile>,
+    pub backups: Vec<Backup>,
 }
 
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<BackupFile>, D::Error> {
-    Ok(Option::<Vec<BackupFile>>::deserialize(d)?.unwrap_or_default())
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Backup>, D::Error> {
+    Ok(Option::<Vec<Backup>>::deserialize(d)?.unwrap_or_default())
 }
 
-/// `POST /api/v1/restore`.
+/// `POST /api/v1/restore` (answered with the agent's [`RestoreAnswer`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RestoreRequest {
+pub struct SystemRestoreRequest {
     /// The server.
     pub hostname: String,
     /// The backup's file name.
     pub name: String,
-}
-
-/// `POST /api/v1/restore`'s answer (the agent's).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RestoreAnswer {
-    /// The backup restored.
-    pub restored: String,
 }
 
 /// `POST /api/v1/policy/push`'s query.

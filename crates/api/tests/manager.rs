@@ -191,7 +191,7 @@ fn the_previous_releases_log_health_and_backups_decode() {
     round_trip(&log);
 
     let health: SystemHealth = serde_json::from_value(json!({ "ok": false, "servers": [
-        { "cluster": "engines", "hostname": "eng-a", "ok": true, "text": "disk ok\n", "health": { "server": "eng-a", "classes": [] } },
+        { "cluster": "engines", "hostname": "eng-a", "ok": true, "text": "disk ok\n", "health": { "server": "eng-a", "classes": [{ "class": "disk", "verdict": "OK", "detail": "fine" }] } },
         { "cluster": "engines", "hostname": "eng-b", "ok": false, "text": "eng-b: the agent does not answer: refused\n" }
     ]}))
     .unwrap();
