@@ -35,7 +35,10 @@ use tollgate_alarms::Severity;
 
 pub use crate::agent::{Backup, BackupRequest, Health, RestoreAnswer};
 
-use tollgate_upgrade::director::{Action, AuditEntry, Direction, Director, Procedure, Refusal, UpgradeLogEntry};
+use tollgate_upgrade::director::{Action, Direction, Director, Procedure, Refusal, UpgradeLogEntry};
+
+/// An entry of the audit log (`GET /api/v1/upgrade/audit`), the Director's own type.
+pub use tollgate_upgrade::director::AuditEntry;
 use tollgate_upgrade::topology::{
     AppType, ClusterStatus, HaRole, ManagerDesignation, ServerState, StagedBundle, UpToDate,
 };

@@ -26,7 +26,6 @@ mod fd_limit;
 mod forced_standby;
 mod lab;
 mod lookup_cmd;
-mod manager;
 mod metrics;
 mod names;
 mod policy_cmd;
@@ -106,7 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Srp { command } => srp_cmd::run(&config()?, command),
         Command::Agent { command: None } => agent::run(&config()?),
         Command::Agent { command: Some(command) } => agent::command::run(&config()?, command),
-        Command::Manager => manager::run(&config()?),
+        Command::Manager => roles::manager::run(&config()?),
         Command::Upgrade { command } => upgrade_cmd::run(&config()?, command),
         Command::Health(args) => upgrade_cmd::health(&config()?, args),
         Command::Backup { command } => upgrade_cmd::backup(&config()?, command),
