@@ -42,7 +42,6 @@ mod spool_plan;
 mod srp_cmd;
 mod srp_monitor;
 mod srp_role;
-mod upgrade_cmd;
 mod uplink;
 
 use std::process::ExitCode;
@@ -106,9 +105,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent { command: None } => agent::run(&config()?),
         Command::Agent { command: Some(command) } => agent::command::run(&config()?, command),
         Command::Manager => roles::manager::run(&config()?),
-        Command::Upgrade { command } => upgrade_cmd::run(&config()?, command),
-        Command::Health(args) => upgrade_cmd::health(&config()?, args),
-        Command::Backup { command } => upgrade_cmd::backup(&config()?, command),
+        Command::Upgrade { command } => cmd::upgrade::run(&config()?, command),
+        Command::Health(args) => cmd::health::run(&config()?, args),
+        Command::Backup { command } => cmd::backup::run(&config()?, command),
         Command::Lab { command } => lab::run(command),
         Command::Release { command } => release_cmd::run(command),
         Command::Config { command } => {

@@ -1,1 +1,4 @@
 //! One module per subcommand: parses nothing (clap did), calls the crates, prints.
+pub mod backup;
+pub mod health;
+pub mod upgrade;
