@@ -25,6 +25,7 @@ pub mod ops;
 pub mod pair;
 pub mod pair_rules;
 pub mod staging;
+pub mod testing;
 pub mod view;
 
 use std::collections::BTreeMap;
