@@ -435,6 +435,12 @@ impl From<&tollgate_upgrade::director::Proposal> for ProposalView {
 /// What to do next on a cluster in one direction.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdviceView {
+    /// The cluster (absent when the Director could not advise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The direction (absent when the Director could not advise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Direction>,
     /// The next preferred action (the Upgrade / Backout button).
     #[serde(default)]
     pub preferred: Option<ProposalView>,
@@ -455,6 +461,8 @@ pub struct AdviceView {
 impl From<&tollgate_upgrade::director::Advice> for AdviceView {
     fn from(a: &tollgate_upgrade::director::Advice) -> Self {
         AdviceView {
+            cluster: Some(a.cluster.clone()),
+            direction: Some(a.direction),
             preferred: a.preferred.as_ref().map(Into::into),
             waiting: a.waiting.clone(),
             others: a.others.iter().map(Into::into).collect(),

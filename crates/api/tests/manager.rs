@@ -105,6 +105,8 @@ fn the_previous_releases_status_decodes() {
     let preferred = c.upgrade.preferred.as_ref().unwrap();
     assert_eq!(preferred.action, Action::initiate_upgrade("engines", "eng-b"));
     assert_eq!(c.upgrade.button, "Continue Upgrade");
+    assert_eq!(c.upgrade.direction, Some(tollgate_upgrade::director::Direction::Upgrade));
+    assert_eq!(c.backout.cluster, None);
     assert_eq!(c.backout.waiting.as_ref().unwrap().reason, "no procedure");
     assert_eq!(c.running.as_ref().unwrap().percent, 33);
     let [a, b, spare] = &c.servers[..] else { panic!("three servers") };

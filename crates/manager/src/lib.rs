@@ -369,5 +369,54 @@ pub async fn first_look(cfg: &ManagerConfig) -> anyhow::Result<Topology> {
             }
         }
     }
+    settle_roles(&mut topology, cfg);
     Ok(topology)
+}
+
+/// A cluster whose reported HA roles do not form a valid cluster (a manager pair that has not
+/// chosen its active one yet: both answer Standby) starts from its configured roles; the
+/// servers' reports correct them at the first poll.
+fn settle_roles(topology: &mut Topology, cfg: &ManagerConfig) {
+    let invalid: Vec<String> = topology
+        .clusters
+        .iter()
+        .filter(|c| {
+            let actives = c.servers.iter().filter(|s| s.ha_role == HaRole::Active).count();
+            let standbys = c.servers.iter().filter(|s| s.ha_role == HaRole::Standby).count();
+            actives != 1 || standbys > 1
+        })
+        .map(|c| c.name.clone())
+        .collect();
+    for name in invalid {
+        let Some(configured) = cfg.clusters.iter().find(|c| c.name == name) else { continue };
+        for server in &configured.servers {
+            if let Some(s) = topology.server_mut(&server.hostname) {
+                s.ha_role = server.role;
+            }
+        }
+        tracing::info!(cluster = name, "the reported HA roles are not settled yet; starting from the configured ones");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manager_pair_that_has_not_chosen_its_active_one_starts_from_the_configured_roles() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = testing::config(dir.path(), None, |_| "http://127.0.0.1:9".into());
+        let mut topology = cfg.topology();
+        for h in ["mgr-a", "mgr-b"] {
+            topology.server_mut(h).unwrap().ha_role = HaRole::Standby;
+        }
+        // A valid cluster keeps what it reported (a switchover happened).
+        topology.server_mut("eng-a").unwrap().ha_role = HaRole::Standby;
+        topology.server_mut("eng-b").unwrap().ha_role = HaRole::Active;
+        settle_roles(&mut topology, &cfg);
+        assert_eq!(topology.server_mut("mgr-a").unwrap().ha_role, HaRole::Active);
+        assert_eq!(topology.server_mut("mgr-b").unwrap().ha_role, HaRole::Standby);
+        assert_eq!(topology.server_mut("eng-b").unwrap().ha_role, HaRole::Active);
+        assert!(topology.validate().is_ok());
+    }
 }

@@ -47,3 +47,33 @@ pub fn run(config: &Config, args: &HealthArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(if answer.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+    use crate::cli::Target;
+
+    #[test]
+    fn a_server_that_is_not_a_manager_is_named_as_such() {
+        // An engine's API: no /api/v1/health.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            conn.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
+        });
+        let args = HealthArgs {
+            local: false,
+            json: false,
+            target: Target { api: Some(url.clone()), token: Some("t".into()), ..Default::default() },
+        };
+        let e = run(&Config::default(), &args).unwrap_err().to_string();
+        assert!(e.contains(&format!("{url} is not a tollgate manager")), "{e}");
+        assert!(!e.contains("404"), "{e}");
+        server.join().unwrap();
+    }
+}
