@@ -61,6 +61,19 @@ pub fn role_path(path: &str) -> String {
     format!("{ROLE}/{}", path.trim_start_matches('/'))
 }
 
+/// The path of POST [`STAGE`] for a bundle named `file_name` (percent-encoded).
+pub fn stage_path(file_name: &str) -> String {
+    let mut name = String::new();
+    for b in file_name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            name.push(b as char);
+        } else {
+            name.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("{STAGE}?name={name}")
+}
+
 /// The HA role a server holds, as the agent reports it (`ha_role` of [`AgentStatus`]) and the
 /// manager records it ([`HaRoleRequest`]). On the wire the names of the seeds: `"Active"`,
 /// `"Standby"`, `"Spare"`; anything else an agent sends (a newer role, a damaged file) reads as
@@ -96,17 +109,6 @@ impl HaRole {
             "Active" => Some(HaRole::Active),
             "Standby" => Some(HaRole::Standby),
             "Spare" => Some(HaRole::Spare),
-            _ => None,
-        }
-    }
-
-    /// The role an SRP chassis state (`chassis_state` of `show srp info`) amounts to: a
-    /// chassis becoming Active counts as Active, one becoming Standby or still starting (`Init`)
-    /// as Standby; `None` for any other state.
-    pub fn from_chassis_state(state: &str) -> Option<HaRole> {
-        match state {
-            "Active" | "Pending-Active" => Some(HaRole::Active),
-            "Standby" | "Pending-Standby" | "Init" => Some(HaRole::Standby),
             _ => None,
         }
     }
@@ -350,4 +352,26 @@ pub struct HealthAnswer {
     /// Class by class.
     #[serde(default)]
     pub health: Health,
+}
+
+/// Stages `bundle` as `file_name` on the agent `client` talks to (POST [`STAGE`], the archive
+/// as the body).
+#[cfg(feature = "client")]
+pub async fn stage(
+    client: &crate::Client,
+    file_name: &str,
+    bundle: Vec<u8>,
+) -> Result<StageAnswer, crate::ClientError> {
+    let request = client.request(reqwest::Method::POST, &stage_path(file_name)).body(bundle);
+    crate::Client::json(client.send(request).await?).await
+}
+
+/// [`stage`] for synchronous callers.
+#[cfg(feature = "client")]
+pub fn stage_blocking(
+    client: &crate::BlockingClient,
+    file_name: &str,
+    bundle: Vec<u8>,
+) -> Result<StageAnswer, crate::ClientError> {
+    client.block_on(stage(client.inner(), file_name, bundle))
 }

@@ -13,7 +13,6 @@ macro_rules! say {
 }
 
 mod admin_cmd;
-mod agent;
 mod analytics_cmd;
 mod api_client;
 mod cli;
@@ -27,7 +26,6 @@ mod forced_standby;
 mod lab;
 mod lookup_cmd;
 mod metrics;
-mod names;
 mod policy_cmd;
 mod private_files;
 mod probe_cmd;
@@ -102,8 +100,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy { command } => policy_cmd::run(&config()?, command),
         Command::Lookup(args) => lookup_cmd::run(&config()?, args),
         Command::Srp { command } => srp_cmd::run(&config()?, command),
-        Command::Agent { command: None } => agent::run(&config()?),
-        Command::Agent { command: Some(command) } => agent::command::run(&config()?, command),
+        Command::Agent { command: None } => roles::agent::run(&config()?),
+        Command::Agent { command: Some(command) } => cmd::agent::run(&config()?, command),
         Command::Manager => roles::manager::run(&config()?),
         Command::Upgrade { command } => cmd::upgrade::run(&config()?, command),
         Command::Health(args) => cmd::health::run(&config()?, args),

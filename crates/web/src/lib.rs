@@ -13,6 +13,7 @@
 // boxing it would only add an allocation on the error path.
 #![allow(clippy::result_large_err)]
 
+pub mod agent_api;
 pub mod api;
 pub mod auth;
 pub mod http;
