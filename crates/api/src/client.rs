@@ -131,6 +131,12 @@ impl Client {
         Ok(Client { base: base.trim_end_matches('/').to_string(), token, actor: None, http })
     }
 
+    /// A client of `base` over an HTTP client built by the caller (its own timeouts and pool
+    /// settings: the manager keeps idle connections to agents shorter than their idle timeout).
+    pub fn with_http(base: &str, token: Option<String>, http: reqwest::Client) -> Client {
+        Client { base: base.trim_end_matches('/').to_string(), token, actor: None, http }
+    }
+
     /// This client, naming `actor` (the person behind a CLI call) in `x-actor` for the audit log.
     pub fn with_actor(mut self, actor: Option<&str>) -> Client {
         self.actor = actor.map(String::from);

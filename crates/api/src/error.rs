@@ -34,6 +34,9 @@ pub enum ErrorCode {
     InsufficientStorage,
     /// This server is not in the role that answers this (e.g. a standby manager) (HTTP 503).
     Unavailable,
+    /// A server this one asked on the caller's behalf (an agent, the mate) failed or did not
+    /// answer (HTTP 502).
+    Upstream,
     /// A fault of the server (HTTP 500).
     Internal,
     /// A code this build does not know (sent by a newer release).
@@ -55,6 +58,7 @@ impl ErrorCode {
             ErrorCode::TooManyRequests => 429,
             ErrorCode::InsufficientStorage => 507,
             ErrorCode::Unavailable => 503,
+            ErrorCode::Upstream => 502,
             ErrorCode::Internal | ErrorCode::Other => 500,
         }
     }
@@ -71,6 +75,7 @@ impl ErrorCode {
             413 => ErrorCode::TooLarge,
             422 => ErrorCode::Invalid,
             429 => ErrorCode::TooManyRequests,
+            502 => ErrorCode::Upstream,
             503 => ErrorCode::Unavailable,
             507 => ErrorCode::InsufficientStorage,
             _ => ErrorCode::Internal,
@@ -231,6 +236,7 @@ mod tests {
             IncompatibleVersion,
             InsufficientStorage,
             Unavailable,
+            Upstream,
             Internal,
             Other,
         ] {

@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::blocking::multipart::{Form, Part};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tollgate_api::{
     API_VERSION, BlockingClient, ClientError, Detail, ErrorBody, ErrorCode, VERSION_HEADER, compatible,
@@ -96,18 +95,6 @@ impl From<ClientError> for ApiError {
 }
 
 impl ApiClient {
-    /// A client of the running server `target` names (its `--api`, else this configuration's
-    /// API) with its `--token` (else this server's CLI token). `_who` says what must be
-    /// running (kept for the commands that name it).
-    pub fn for_running(
-        config: &crate::config::Config,
-        target: &crate::cli::Target,
-        _who: &str,
-    ) -> anyhow::Result<ApiClient> {
-        let base = target.api.clone().unwrap_or_else(|| config.api_url());
-        ApiClient::new(&base, target.token.clone().or_else(|| config.cli_token()), None)
-    }
-
     /// A client of `base` (e.g. `http://127.0.0.1:8080`), naming `actor` in `x-actor`.
     pub fn new(base: &str, token: Option<String>, actor: Option<&str>) -> anyhow::Result<Self> {
         let client = BlockingClient::new(base, token.clone(), TIMEOUT)?.with_actor(actor);
@@ -122,14 +109,6 @@ impl ApiClient {
     /// GETs `path` as text.
     pub fn get_text(&self, path: &str) -> Result<String, ApiError> {
         Ok(self.client.get_text(path)?)
-    }
-
-    /// POSTs `body` (JSON, or nothing) to `path` and decodes JSON.
-    pub fn post_json<T: DeserializeOwned>(&self, path: &str, body: Option<impl Serialize>) -> Result<T, ApiError> {
-        Ok(match body {
-            Some(b) => self.client.post(path, &b)?,
-            None => self.client.post_empty(path)?,
-        })
     }
 
     /// DELETEs `path` and decodes JSON.

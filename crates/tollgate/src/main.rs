@@ -40,9 +40,7 @@ mod demo;
 mod fd_limit;
 mod forced_standby;
 mod lab;
-mod manager;
 mod metrics;
-mod names;
 mod private_files;
 mod probe_cmd;
 mod probe_role;
@@ -53,7 +51,6 @@ mod roles;
 mod serve;
 mod service_address;
 mod spool_plan;
-mod upgrade_cmd;
 mod uplink;
 
 use std::process::ExitCode;
@@ -152,10 +149,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Srp { command } => cmd::srp::run(&config()?, command),
         Command::Agent { command: None } => roles::agent::run(&config()?),
         Command::Agent { command: Some(command) } => cmd::agent::run(&config()?, command),
-        Command::Manager => manager::run(&config()?),
-        Command::Upgrade { command } => upgrade_cmd::run(&config()?, command),
-        Command::Health(args) => upgrade_cmd::health(&config()?, args),
-        Command::Backup { command } => upgrade_cmd::backup(&config()?, command),
+        Command::Manager => roles::manager::run(&config()?),
+        Command::Upgrade { command } => cmd::upgrade::run(&config()?, command),
+        Command::Health(args) => cmd::health::run(&config()?, args),
+        Command::Backup { command } => cmd::backup::run(&config()?, command),
         Command::Lab { command } => lab::run(command),
         Command::Release { command } => release_cmd::run(command),
         Command::Config { command } => {

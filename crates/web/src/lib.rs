@@ -18,6 +18,7 @@ pub mod api;
 pub mod auth;
 pub mod http;
 pub mod limits;
+pub mod manager_api;
 mod multipart;
 pub mod quarantine;
 pub mod security;

@@ -2,9 +2,12 @@
 
 pub mod agent;
 pub mod analytics;
+pub mod backup;
+pub mod health;
 pub mod lookup;
 pub mod policy;
 pub mod spool;
 pub mod srp;
 pub mod token;
+pub mod upgrade;
 pub mod user;

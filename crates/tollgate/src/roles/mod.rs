@@ -2,4 +2,5 @@
 //! and runs it until a signal. No decisions here.
 
 pub mod agent;
+pub mod manager;
 pub mod srp;

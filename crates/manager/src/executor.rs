@@ -13,11 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use serde_json::json;
+use serde::de::IgnoredAny;
+use tollgate_api::agent::{self, PreflightAnswer, VersionRequest};
+use tollgate_api::manager::{HaStatus, TakeOver};
 use tollgate_upgrade::director::{Action, ActionId, ActionKind, Event, Step};
 use tollgate_upgrade::topology::{AppType, HaRole};
 
 use super::Manager;
+use crate::agents::{AgentError, runs_no_srp};
 use tollgate_config::manager::ServerConfig;
 
 /// Why an action failed.
@@ -30,6 +33,12 @@ struct Failure {
 impl From<String> for Failure {
     fn from(reason: String) -> Self {
         Failure { reason, indeterminate: false }
+    }
+}
+
+impl From<AgentError> for Failure {
+    fn from(e: AgentError) -> Self {
+        Failure::from(e.message)
     }
 }
 
@@ -108,10 +117,10 @@ fn target(m: &Manager) -> Result<String, Failure> {
 async fn settled(m: &Manager, server: &ServerConfig, wanted: &str, reason: String) -> Result<(), Failure> {
     let deadline = Instant::now() + Duration::from_secs(m.cfg.replication_timeout_s);
     loop {
-        match m.agents.get(&server.agent, "/agent/v1/status").await {
-            Ok(s) if s["busy"] == true && Instant::now() < deadline => {}
-            Ok(s) if s["release"].as_str() == Some(wanted) && s["process"]["running"] == true => return Ok(()),
-            Ok(s) if s["release"].is_string() => return Err(Failure { reason, indeterminate: false }),
+        match m.agents.status(&server.agent).await {
+            Ok(s) if s.busy && Instant::now() < deadline => {}
+            Ok(s) if s.release.as_deref() == Some(wanted) && s.process.running => return Ok(()),
+            Ok(s) if s.release.is_some() => return Err(Failure { reason, indeterminate: false }),
             Ok(_) => {
                 return Err(Failure { reason: format!("{reason}; the server runs no release"), indeterminate: true });
             }
@@ -130,10 +139,11 @@ async fn upgrade(m: &Arc<Manager>, id: ActionId, action: &Action) -> Result<Done
     let (app, server) = server_of(m, action)?;
     let version = target(m)?;
     still_active(m)?;
-    m.agents.post(&server.agent, "/agent/v1/preflight", json!({ "version": version })).await?;
+    let request = VersionRequest { version: version.clone() };
+    m.agents.post::<_, PreflightAnswer>(&server.agent, agent::PREFLIGHT, &request).await?;
     progress(m, id, Step::UpgradingServer)?;
-    if let Err(e) = m.agents.post(&server.agent, "/agent/v1/install", json!({ "version": version })).await {
-        settled(m, server, &version, e).await?;
+    if let Err(e) = m.agents.post::<_, IgnoredAny>(&server.agent, agent::INSTALL, &request).await {
+        settled(m, server, &version, e.message).await?;
     }
     progress(m, id, Step::WaitForReplication)?;
     wait_for_replication(m, app, server).await?;
@@ -148,8 +158,8 @@ async fn backout(m: &Arc<Manager>, id: ActionId, action: &Action) -> Result<Done
         let s = core.shared.director.topology().find_server(&server.hostname).map(|(_, s)| s.clone());
         s.and_then(|s| s.previous_release).map(|r| r.as_str().to_string()).unwrap_or_default()
     };
-    if let Err(e) = m.agents.post(&server.agent, "/agent/v1/backout", json!(null)).await {
-        settled(m, server, &previous, e).await?;
+    if let Err(e) = m.agents.post_empty::<IgnoredAny>(&server.agent, agent::BACKOUT).await {
+        settled(m, server, &previous, e.message).await?;
     }
     progress(m, id, Step::WaitForReplication)?;
     wait_for_replication(m, app, server).await?;
@@ -165,7 +175,7 @@ async fn wait_for_replication(m: &Manager, app: AppType, server: &ServerConfig) 
         match m.agents.ha(app, &server.agent).await {
             Ok(view) if view.synchronised => return Ok(()),
             Ok(view) => last = format!("{} reports {:?}, not synchronised", server.hostname, view.role),
-            Err(e) => last = e,
+            Err(e) => last = e.message,
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -191,9 +201,9 @@ async fn failover(m: &Arc<Manager>, id: ActionId, action: &Action) -> Result<Don
     }
     // An SRP pair switches over; a role without SRP has its new Active recorded.
     still_active(m)?;
-    let srp = match m.agents.get(&from.agent, "/agent/v1/role/api/v1/srp/show/info").await {
+    let srp = match m.agents.get::<IgnoredAny>(&from.agent, &agent::role_path("api/v1/srp/show/info")).await {
         Ok(_) => true,
-        Err(e) if e.contains("SRP is not configured") => false,
+        Err(e) if runs_no_srp(&e) => false,
         Err(e) => return Err(Failure::from(format!("cannot tell whether {active} runs SRP: {e}"))),
     };
     match srp {
@@ -242,9 +252,15 @@ async fn released_from_forced_standby(m: &Manager, app: AppType, to: &ServerConf
 async fn switch_over(m: &Manager, from: &ServerConfig, active: &str, to: &str) -> Result<(), Failure> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match m.agents.post_empty(&from.agent, "/agent/v1/role/api/v1/srp/initiate-switchover?force=false").await {
+        let path = agent::role_path("api/v1/srp/initiate-switchover?force=false");
+        match m.agents.post_empty::<IgnoredAny>(&from.agent, &path).await {
             Ok(_) => return Ok(()),
-            Err(e) if e.contains("forced standby") && Instant::now() < deadline => {
+            // The chassis refuses (conflict) while it believes its mate is held.
+            Err(e)
+                if e.code() == Some(tollgate_api::ErrorCode::Conflict)
+                    && e.message.contains("forced standby")
+                    && Instant::now() < deadline =>
+            {
                 tracing::debug!(active, to, "switchover waits for the mate's hello: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -266,7 +282,7 @@ async fn hand_over(m: &Arc<Manager>, id: ActionId, to: &str) -> Result<Done, Fai
         core.shared.clone()
     };
     let answer =
-        m.agents.post(&mate, "/api/v1/manager/take-over", json!({ "snapshot": snapshot, "action": id.0 })).await;
+        m.agents.post::<_, HaStatus>(&mate, "/api/v1/manager/take-over", &TakeOver { snapshot, action: id.0 }).await;
     if answer.is_ok() {
         m.become_standby();
     }

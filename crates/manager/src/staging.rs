@@ -57,9 +57,10 @@ pub fn ensure(m: &Arc<Manager>) {
         let Some((_, server)) = m.cfg.server(&hostname) else { continue };
         let (m, agent) = (m.clone(), server.agent.clone());
         tokio::spawn(async move {
-            match m.agents.post(&agent, "/agent/v1/unstage", serde_json::json!({ "name": file })).await {
+            let request = tollgate_api::agent::UnstageRequest { name: file.clone() };
+            match m.agents.post::<_, serde::de::IgnoredAny>(&agent, tollgate_api::agent::UNSTAGE, &request).await {
                 Ok(_) => tracing::info!(server = hostname, bundle = file, "bundle of another release unstaged"),
-                Err(e) => tracing::warn!(server = hostname, bundle = file, error = e, "bundle not unstaged"),
+                Err(e) => tracing::warn!(server = hostname, bundle = file, error = %e, "bundle not unstaged"),
             }
         });
     }
@@ -97,7 +98,7 @@ async fn stage(m: &Manager, app: AppType, hostname: &str, release: &Release) -> 
         .ok_or_else(|| format!("no {app} bundle of {release} in {}", m.cfg.bundles.display()))?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let bytes = tokio::fs::read(&path).await.map_err(|e| format!("{}: {e}", path.display()))?;
-    m.agents.stage(&server.agent, &name, bytes).await?;
+    m.agents.stage(&server.agent, &name, bytes).await.map_err(|e| e.message)?;
     tracing::info!(server = hostname, bundle = name, "bundle staged");
     Ok(())
 }

@@ -3,6 +3,13 @@
 //! the agents, keeps the upgrade log, the audit log and the alarms, pushes policy (refusing
 //! features an engine of the cluster cannot read), and serves the Upgrade Manager page and API.
 //!
+//! What this crate owns: the manager role's runtime, HTTP-free: the [`Manager`] state, the
+//! agents' client ([`agents`]), the executor of the Director's actions ([`executor`]), the pair
+//! logic ([`pair`], [`pair_rules`]), the bundles' distribution ([`staging`]), what the views
+//! show ([`view`]) and the operations the API offers ([`ops`]). The router and the Upgrade
+//! Manager page are in `tollgate-web` (`manager_api`), the wiring in the binary
+//! (`roles::manager`). It must not serve HTTP nor parse the command line.
+//!
 //! Two managers form a pair: the active one acts; the standby copies the active's state every
 //! poll and takes over (a "manager failover": the Director waits to hear from every server
 //! before acting on it) when the active stops answering and the standby still reaches other
@@ -10,12 +17,15 @@
 //! cluster's own upgrade. An active that reaches neither its mate nor any other server steps
 //! down; when both are active, the one that took over last keeps the role ([`pair_rules`]).
 
+#![warn(missing_docs)]
+
 pub mod agents;
-pub mod api;
 pub mod executor;
+pub mod ops;
 pub mod pair;
 pub mod pair_rules;
 pub mod staging;
+pub mod testing;
 pub mod view;
 
 use std::collections::BTreeMap;
@@ -24,25 +34,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use tollgate_alarms::{Alarms, UPGRADE_DIRECTOR_ALARMS};
-use tollgate_upgrade::director::{AuditEntry, Director, DirectorConfig, Effect, Event, UpgradeLogEntry};
+use tollgate_api::manager::RemoteAlarm;
+use tollgate_upgrade::director::{Director, DirectorConfig, Effect, Event};
 use tollgate_upgrade::topology::{HaRole, Topology};
 
+pub use tollgate_api::manager::Snapshot;
 pub use tollgate_config::manager::ManagerConfig;
 
-/// What the two managers of a pair share: the Director and both logs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Snapshot {
-    /// The Upgrade Director.
-    pub director: Director,
-    /// The upgrade log, by entry ID.
-    pub log: BTreeMap<u64, UpgradeLogEntry>,
-    /// The audit log of operator actions, oldest first.
-    pub audit: Vec<AuditEntry>,
-    /// Bumped at every change.
-    pub generation: u64,
-}
+/// Tells whether this server is held in forced standby now (the agent's flag file).
+pub type HeldFn = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// The state one manager process keeps.
 pub struct Core {
@@ -73,7 +74,7 @@ pub struct Manager {
     /// Where the shared state is kept across restarts.
     state_file: PathBuf,
     /// Per server: the alarms its role reports (ID, name, severity), from the last poll.
-    pub server_alarms: Mutex<BTreeMap<String, Vec<view::RemoteAlarm>>>,
+    pub server_alarms: Mutex<BTreeMap<String, Vec<RemoteAlarm>>>,
     /// Woken when the log, the audit or an action changed: the active pushes its state to the
     /// standby at once rather than at its next poll.
     pub changed: tokio::sync::Notify,
@@ -86,6 +87,8 @@ pub struct Manager {
     pub launched: Mutex<std::collections::BTreeSet<u64>>,
     /// When an agent of another server last answered this (active) manager's poll.
     server_contact: Mutex<Option<std::time::Instant>>,
+    /// Whether the agent holds this server in forced standby.
+    held: HeldFn,
 }
 
 impl Manager {
@@ -96,6 +99,7 @@ impl Manager {
         topology: Topology,
         state_dir: &std::path::Path,
         release: String,
+        held: HeldFn,
     ) -> anyhow::Result<Arc<Manager>> {
         cfg.validate()?;
         std::fs::create_dir_all(state_dir).with_context(|| format!("cannot create {}", state_dir.display()))?;
@@ -150,7 +154,13 @@ impl Manager {
             staging_failed: Mutex::new(BTreeMap::new()),
             launched: Mutex::new(Default::default()),
             server_contact: Mutex::new(None),
+            held,
         }))
+    }
+
+    /// Whether the agent holds this server in forced standby now.
+    pub fn held(&self) -> bool {
+        (self.held)()
     }
 
     /// The state, locked.
@@ -240,7 +250,7 @@ impl Manager {
                         (self.agents.clone(), server.agent.clone(), *on, hostname.clone());
                     tokio::spawn(async move {
                         if let Err(e) = agents.set_forced_standby(&agent, on).await {
-                            tracing::warn!(server = hostname, error = e, on, "forced standby not set");
+                            tracing::warn!(server = hostname, error = %e, on, "forced standby not set");
                         }
                     });
                 }
@@ -253,7 +263,7 @@ impl Manager {
     pub fn backup_state(&self, why: &str) -> std::io::Result<String> {
         let dir = self.state_file.with_file_name("backups");
         std::fs::create_dir_all(&dir)?;
-        let tag: String = crate::names::file_word(why);
+        let tag: String = tollgate_upgrade::names::file_word(why);
         let name = format!("{}-{tag}-manager-state.json", Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
         let bytes = serde_json::to_vec(&self.core().shared).map_err(std::io::Error::other)?;
         std::fs::write(dir.join(&name), bytes)?;
@@ -344,7 +354,7 @@ fn same_servers(director: &Director, cfg: &ManagerConfig) -> bool {
 
 /// The configured topology with what every agent reports now (its release, previous release,
 /// HA role), so that a new Director starts from the servers' real releases.
-async fn first_look(cfg: &ManagerConfig) -> anyhow::Result<Topology> {
+pub async fn first_look(cfg: &ManagerConfig) -> anyhow::Result<Topology> {
     let agents = agents::AgentClient::new(&cfg.agent_token)?;
     let mut topology = cfg.topology();
     for (cluster, server) in cfg.servers() {
@@ -359,67 +369,54 @@ async fn first_look(cfg: &ManagerConfig) -> anyhow::Result<Topology> {
             }
         }
     }
+    settle_roles(&mut topology, cfg);
     Ok(topology)
 }
 
-/// The manager's alarms, for watchers that outlive a borrow of the manager.
-struct ManagerAlarms(Arc<Manager>);
-
-impl AsRef<Alarms> for ManagerAlarms {
-    fn as_ref(&self) -> &Alarms {
-        &self.0.alarms
+/// A cluster whose reported HA roles do not form a valid cluster (a manager pair that has not
+/// chosen its active one yet: both answer Standby) starts from its configured roles; the
+/// servers' reports correct them at the first poll.
+fn settle_roles(topology: &mut Topology, cfg: &ManagerConfig) {
+    let invalid: Vec<String> = topology
+        .clusters
+        .iter()
+        .filter(|c| {
+            let actives = c.servers.iter().filter(|s| s.ha_role == HaRole::Active).count();
+            let standbys = c.servers.iter().filter(|s| s.ha_role == HaRole::Standby).count();
+            actives != 1 || standbys > 1
+        })
+        .map(|c| c.name.clone())
+        .collect();
+    for name in invalid {
+        let Some(configured) = cfg.clusters.iter().find(|c| c.name == name) else { continue };
+        for server in &configured.servers {
+            if let Some(s) = topology.server_mut(&server.hostname) {
+                s.ha_role = server.role;
+            }
+        }
+        tracing::info!(cluster = name, "the reported HA roles are not settled yet; starting from the configured ones");
     }
 }
 
-/// Runs the manager role until SIGINT or SIGTERM.
-pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitCode> {
-    let cfg = config.manager.clone().context("`tollgate manager` needs a [manager] section in the configuration")?;
-    std::fs::create_dir_all(&config.node.state_dir)
-        .with_context(|| format!("cannot create state directory {}", config.node.state_dir.display()))?;
-    // One manager per state directory (a second would write the same manager-state.json).
-    let _lock = tollgate_records::dirlock::DirLock::acquire(
-        &config.node.state_dir,
-        crate::serve::STATE_LOCK_FILE,
-        "tollgate manager",
-    )
-    .map_err(|e| anyhow::anyhow!("state directory {e}"))?;
-    crate::private_files::tighten_state(&config.node.state_dir, "state directory")?;
-    let release = crate::release::current().version;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tollgate-manager").build()?;
-    let topology = runtime.block_on(first_look(&cfg))?;
-    let manager = Manager::new(cfg, topology, &config.node.state_dir, release)?;
-    let (auth, bootstrap) = tollgate_web::auth::Auth::open(&config.node.state_dir, config.api.token.clone())
-        .with_context(|| format!("the user database in {}", config.node.state_dir.display()))?;
-    if let Some(b) = bootstrap {
-        eprintln!("manager API token written to {}", b.cli_token_file.display());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manager_pair_that_has_not_chosen_its_active_one_starts_from_the_configured_roles() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = testing::config(dir.path(), None, |_| "http://127.0.0.1:9".into());
+        let mut topology = cfg.topology();
+        for h in ["mgr-a", "mgr-b"] {
+            topology.server_mut(h).unwrap().ha_role = HaRole::Standby;
+        }
+        // A valid cluster keeps what it reported (a switchover happened).
+        topology.server_mut("eng-a").unwrap().ha_role = HaRole::Standby;
+        topology.server_mut("eng-b").unwrap().ha_role = HaRole::Active;
+        settle_roles(&mut topology, &cfg);
+        assert_eq!(topology.server_mut("mgr-a").unwrap().ha_role, HaRole::Active);
+        assert_eq!(topology.server_mut("mgr-b").unwrap().ha_role, HaRole::Standby);
+        assert_eq!(topology.server_mut("eng-b").unwrap().ha_role, HaRole::Active);
+        assert!(topology.validate().is_ok());
     }
-    let listen = config.api.listen;
-    let api_limits = config.api.http_limits();
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot bind the manager API {listen}"))?;
-        crate::fd_limit::check(&[("api.max_connections", api_limits.max_connections as u64)]);
-        let stats = tollgate_listener::ListenerStats::default();
-        let server = tollgate_web::server::HttpServer::new(listener, "manager", api_limits, stats.clone())
-            .limit_setting("api.max_connections");
-        let local = server.local_addr()?;
-        crate::connection_alarm::watch(
-            ManagerAlarms(manager.clone()),
-            manager.cfg.hostname.clone(),
-            vec![("manager".to_string(), stats)],
-        );
-        let state = Arc::new(api::ApiState { manager: manager.clone(), auth });
-        tokio::spawn(pair::run(manager.clone()));
-        tokio::spawn(pair::poll_agents(manager.clone()));
-        tokio::spawn(pair::push_to_mate(manager.clone()));
-        say!(
-            "tollgate manager ready: hostname={} release={} api=http://{local} ui=http://{local}/upgrade",
-            manager.cfg.hostname,
-            manager.release
-        );
-        server.serve(api::router(state), crate::serve::shutdown_signal()).await;
-        Ok::<_, anyhow::Error>(())
-    })?;
-    Ok(std::process::ExitCode::SUCCESS)
 }

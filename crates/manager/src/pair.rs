@@ -6,52 +6,48 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use serde_json::{Value, json};
+use tollgate_api::manager::{HaStatus, RemoteAlarm, RoleAlarms, SyncAnswer};
 use tollgate_upgrade::director::Event;
 use tollgate_upgrade::topology::{AppType, HaRole};
 
 use super::{Manager, Snapshot, pair_rules};
 
 /// What `GET /api/v1/manager/ha` answers.
-pub fn ha_view(m: &Manager) -> Value {
+pub fn ha_view(m: &Manager) -> HaStatus {
     let core = m.core();
     let synchronised = match core.ha {
         HaRole::Active => true,
         _ => core.last_sync.is_some_and(|t| (Utc::now() - t).num_milliseconds() < m.cfg.takeover_ms as i64),
     };
-    json!({
-        "hostname": m.cfg.hostname,
-        "mate": m.cfg.mate,
-        "ha": core.ha.to_string(),
-        "handing_over": core.handing_over,
-        "starts_active": m.cfg.starts_active,
-        "active_since": core.active_since,
-        "synchronised": synchronised,
-        "generation": core.shared.generation,
-        "release": m.release,
-        "forced_standby": crate::forced_standby::held(),
-    })
+    HaStatus {
+        hostname: m.cfg.hostname.clone(),
+        mate: m.cfg.mate.clone(),
+        ha: core.ha,
+        handing_over: core.handing_over,
+        starts_active: m.cfg.starts_active,
+        active_since: core.active_since,
+        synchronised,
+        generation: core.shared.generation,
+        release: m.release.clone(),
+        forced_standby: m.held(),
+    }
 }
 
 /// The mate's answer to `/api/v1/manager/ha`, or None when it does not answer.
-async fn mate_ha(m: &Manager, mate: &str) -> Option<Value> {
+async fn mate_ha(m: &Manager, mate: &str) -> Option<HaStatus> {
     m.agents.get(mate, "/api/v1/manager/ha").await.ok()
 }
 
 /// The mate's answer, as the pair rules read it.
-fn mate_view(a: &Value) -> pair_rules::Side {
-    let since = a["active_since"]
-        .as_str()
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc));
+pub fn mate_view(a: &HaStatus) -> pair_rules::Side {
     pair_rules::Side {
-        hostname: a["hostname"].as_str().unwrap_or_default().to_string(),
+        hostname: a.hostname.clone(),
         // A mate handing over to this one is no longer the active one.
-        active: a["ha"] == "Active" && a["handing_over"] != true,
-        active_since: since,
-        generation: a["generation"].as_u64().unwrap_or(0),
-        starts_active: a["starts_active"] == true,
-        held: a["forced_standby"] == true,
+        active: a.ha == HaRole::Active && !a.handing_over,
+        active_since: a.active_since,
+        generation: a.generation,
+        starts_active: a.starts_active,
+        held: a.forced_standby,
     }
 }
 
@@ -60,7 +56,7 @@ async fn reaches_other_agents(m: &Manager) -> bool {
     let mut asks = tokio::task::JoinSet::new();
     for (_, server) in m.cfg.servers().filter(|(_, s)| s.hostname != m.cfg.hostname) {
         let (agents, agent) = (m.agents.clone(), server.agent.clone());
-        asks.spawn(async move { agents.get(&agent, "/agent/v1/status").await.is_ok() });
+        asks.spawn(async move { agents.status(&agent).await.is_ok() });
     }
     while let Some(answer) = asks.join_next().await {
         if answer.unwrap_or(false) {
@@ -100,7 +96,7 @@ pub async fn run(m: Arc<Manager>) {
                     active_since: core.active_since,
                     generation: core.shared.generation,
                     starts_active: m.cfg.starts_active,
-                    held: crate::forced_standby::held(),
+                    held: m.held(),
                 },
                 mate: answer.as_ref().map(mate_view),
                 mate_lost: last_heard.elapsed() >= takeover,
@@ -116,13 +112,10 @@ pub async fn run(m: Arc<Manager>) {
         }
         match pair_rules::decide(&view) {
             pair_rules::Decision::Stay => {}
-            pair_rules::Decision::FollowMate => {
-                match m.agents.get(&mate, "/api/v1/manager/state").await.map(serde_json::from_value::<Snapshot>) {
-                    Ok(Ok(snapshot)) => ever_synced |= accept_sync(&m, snapshot),
-                    Ok(Err(e)) => tracing::warn!(error = %e, "the active manager's state is unreadable"),
-                    Err(e) => tracing::debug!(error = e, "the active manager's state is not available"),
-                }
-            }
+            pair_rules::Decision::FollowMate => match m.agents.get::<Snapshot>(&mate, "/api/v1/manager/state").await {
+                Ok(snapshot) => ever_synced |= accept_sync(&m, snapshot),
+                Err(e) => tracing::debug!(error = %e, "the active manager's state is not available"),
+            },
             pair_rules::Decision::BecomeActive { failover } => {
                 m.become_active(failover && (ever_synced || m.core().shared.generation > 0));
             }
@@ -160,7 +153,10 @@ pub async fn poll_agents(m: Arc<Manager>) {
                     let report = m.agents.report(&cluster, &server).await;
                     // A manager's alarms are the Director's, held here already.
                     let alarms = if report.reachable && cluster.application != AppType::Manager {
-                        m.agents.get(&server.agent, "/agent/v1/role/api/v1/alarms").await.ok()
+                        m.agents
+                            .get::<RoleAlarms>(&server.agent, &tollgate_api::agent::role_path("api/v1/alarms"))
+                            .await
+                            .ok()
                     } else {
                         None
                     };
@@ -173,7 +169,7 @@ pub async fn poll_agents(m: Arc<Manager>) {
             }
             for (hostname, report, alarms, asked) in results {
                 if let Some(a) = alarms {
-                    let list = super::view::remote_alarms(&a);
+                    let list: Vec<RemoteAlarm> = a.active.iter().map(Into::into).collect();
                     m.server_alarms.lock().unwrap_or_else(|e| e.into_inner()).insert(hostname.clone(), list);
                 }
                 m.feed(Event::ServerReported { hostname, report, at: asked });
@@ -194,8 +190,8 @@ pub async fn push_to_mate(m: Arc<Manager>) {
             continue;
         }
         let snapshot = m.core().shared.clone();
-        if let Err(e) = m.agents.post(&mate, "/api/v1/manager/sync", json!(snapshot)).await {
-            tracing::debug!(error = e, "the standby manager did not take the state");
+        if let Err(e) = m.agents.post::<_, SyncAnswer>(&mate, "/api/v1/manager/sync", &snapshot).await {
+            tracing::debug!(error = %e, "the standby manager did not take the state");
         }
     }
 }

@@ -1,37 +1,43 @@
-//! `tollgate upgrade status | select | start | continue | rollback | log` and `tollgate health`:
-//! the Upgrade Manager from the command line, against the active manager's API, with a progress
-//! bar per running action.
+//! `tollgate upgrade status | select | start | continue | rollback | audit | log`: the Upgrade
+//! Manager from the command line, against the active manager's API (typed with
+//! `tollgate_api::manager`), with a progress bar per running action.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+use tollgate_api::manager::{
+    ActionRequest, AuditEntry, DirectionWord, HaStatus, LogEntry, NextAnswer, NextRequest, ProcedureAnswer,
+    ProcedureRequest, StartedAction, SystemStatus,
+};
+use tollgate_api::{BlockingClient, ErrorCode};
 
-use crate::api_client::{ApiClient, ApiError};
-use crate::cli::{BackupCommand, HealthArgs, StepArgs, Target, UpgradeCommand};
+use crate::cli::{StepArgs, Target, UpgradeCommand};
 use crate::config::Config;
 
 /// How long `--all` keeps asking while the next action waits (a server restarting, a bundle
 /// being staged, a promoted manager waiting to hear from a server).
 const WAITING_LIMIT: Duration = Duration::from_secs(180);
 
-fn client(config: &Config, target: &Target) -> anyhow::Result<ApiClient> {
-    ApiClient::for_running(config, target, "upgrade commands talk to a running manager")
-}
+/// How long the CLI waits for one answer.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The active manager of the pair `target` names: the same one, or its mate when it is the
-/// standby (after a failover of the manager cluster the CLI follows the active one).
-fn active(config: &Config, target: &Target) -> anyhow::Result<ApiClient> {
-    Managers::new(config, target).active()
+/// A client of the running server `target` names (its `--api`, else this configuration's API)
+/// with its `--token` (else this server's CLI token).
+pub fn client(config: &Config, target: &Target) -> anyhow::Result<BlockingClient> {
+    let base = target.api.clone().unwrap_or_else(|| config.api_url());
+    let token = target.token.clone().or_else(|| config.cli_token());
+    Ok(BlockingClient::new(&base, token, CLI_TIMEOUT)?)
 }
 
 /// The manager pair a command drives: the manager `--api` names and its mate, learnt from its
 /// answer. The manager cluster's own upgrade or backout restarts each manager in turn, the one
 /// named too: the CLI then asks the other one, and while neither answers as the active one (a
 /// failover under way) it waits, up to [`WAITING_LIMIT`].
-struct Managers<'a> {
+pub struct Managers<'a> {
     config: &'a Config,
     target: &'a Target,
     /// Managers known, the one named first.
@@ -39,35 +45,36 @@ struct Managers<'a> {
 }
 
 impl<'a> Managers<'a> {
-    fn new(config: &'a Config, target: &'a Target) -> Self {
+    /// The pair of the manager `target` names.
+    pub fn new(config: &'a Config, target: &'a Target) -> Self {
         let named = target.api.clone().unwrap_or_else(|| config.api_url());
         Managers { config, target, known: std::cell::RefCell::new(vec![named.trim_end_matches('/').to_string()]) }
     }
 
-    fn client_of(&self, url: &str) -> anyhow::Result<ApiClient> {
+    fn client_of(&self, url: &str) -> anyhow::Result<BlockingClient> {
         client(self.config, &Target { api: Some(url.to_string()), ..self.target.clone() })
     }
 
     /// Asks `url` for its HA role (true: Active), learning its mate; None when it does not
     /// answer.
-    fn ha(&self, url: &str) -> anyhow::Result<Option<(ApiClient, bool)>> {
+    fn ha(&self, url: &str) -> anyhow::Result<Option<(BlockingClient, bool)>> {
         let api = self.client_of(url)?;
-        let Ok(ha) = api.get::<Value>("/api/v1/manager/ha") else { return Ok(None) };
-        let mate = ha["mate"].as_str().map(|m| m.trim_end_matches('/')).unwrap_or_default();
+        let Ok(ha) = api.get::<HaStatus>("/api/v1/manager/ha") else { return Ok(None) };
+        let mate = ha.mate.as_deref().map(|m| m.trim_end_matches('/')).unwrap_or_default();
         let new = !mate.is_empty() && !self.known.borrow().iter().any(|k| k == mate);
         if new {
             self.known.borrow_mut().push(mate.to_string());
         }
-        Ok(Some((api, ha["ha"] == "Active")))
+        Ok(Some((api, ha.is_active())))
     }
 
     /// The active manager.
-    fn active(&self) -> anyhow::Result<ApiClient> {
+    pub fn active(&self) -> anyhow::Result<BlockingClient> {
         self.active_at().map(|(_, api)| api)
     }
 
     /// The active manager and its URL.
-    fn active_at(&self) -> anyhow::Result<(String, ApiClient)> {
+    fn active_at(&self) -> anyhow::Result<(String, BlockingClient)> {
         let deadline = Instant::now() + WAITING_LIMIT;
         loop {
             let mut standby = None;
@@ -106,109 +113,114 @@ impl<'a> Managers<'a> {
 
     /// GETs `path` from the active manager; when that one stops answering meanwhile (it is
     /// being restarted), asks again, up to [`WAITING_LIMIT`].
-    fn get(&self, path: &str) -> anyhow::Result<Value> {
+    fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let deadline = Instant::now() + WAITING_LIMIT;
         loop {
             let (url, api) = self.active_at()?;
-            match api.get::<Value>(path) {
+            match api.get::<T>(path) {
                 Ok(v) => return Ok(v),
                 Err(e) if Instant::now() < deadline && self.ha(&url)?.is_none() => {
-                    tracing::debug!(error = %e.into_anyhow(), "the active manager stopped answering; asking again");
+                    tracing::debug!(error = %e, "the active manager stopped answering; asking again");
                     std::thread::sleep(Duration::from_millis(500));
                 }
-                Err(e) => return Err(e.into_anyhow()),
+                Err(e) => return Err(e.into()),
             }
         }
     }
-}
 
-fn s(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+    /// The whole status from the active manager.
+    fn status(&self) -> anyhow::Result<SystemStatus> {
+        self.get("/api/v1/upgrade/status")
     }
 }
 
 /// The seed's grid as text.
-pub fn grid(status: &Value) -> String {
+pub fn grid(status: &SystemStatus) -> String {
     let mut out = String::new();
-    let manager = &status["manager"];
+    let manager = &status.manager;
     out.push_str(&format!(
         "manager {} ({}, release {}); current bundle: {}\n",
-        s(&manager["hostname"]),
-        s(&manager["ha"]),
-        s(&manager["release"]),
-        status["procedure"]["label"].as_str().unwrap_or("(none)")
+        manager.hostname,
+        manager.ha,
+        manager.release,
+        status.procedure.as_ref().map(|p| p.label.as_str()).unwrap_or("(none)")
     ));
     out.push_str(&format!(
         "{:<24} {:<9} {:<5} {:<15} {:<12} {:<12} {}\n",
         "Name", "Alarm", "UpToD", "Server Role", "Prev Rel", "Running Rel", "Upgrade Operation"
     ));
-    for c in status["clusters"].as_array().into_iter().flatten() {
-        let next = c["upgrade"]["preferred"]["label"].as_str();
+    let severity = |s: &Option<tollgate_alarms::Severity>| s.map(|s| s.to_string()).unwrap_or_default();
+    for c in &status.clusters {
+        let next = c.upgrade.preferred.as_ref().map(|p| p.label.as_str());
         out.push_str(&format!(
             "{:<24} {:<9} {:<5} {:<15} {:<12} {:<12} {}\n",
-            format!("{} ({})", s(&c["name"]), s(&c["application"])),
-            s(&c["alarm_severity"]),
-            s(&c["up_to_date"]),
-            s(&c["status"]),
+            format!("{} ({})", c.name, c.application),
+            severity(&c.alarm_severity),
+            c.up_to_date.to_string(),
+            c.status.to_string(),
             "",
             "",
-            c["running"]["label"].as_str().map(str::to_string).unwrap_or_else(|| match next {
-                Some(n) => format!("next: {n}"),
-                None => String::new(),
-            })
+            match (&c.running, next) {
+                (Some(r), _) => r.label.clone(),
+                (None, Some(n)) => format!("next: {n}"),
+                (None, None) => String::new(),
+            }
         ));
-        for sv in c["servers"].as_array().into_iter().flatten() {
+        for sv in &c.servers {
             out.push_str(&format!(
                 "  {:<22} {:<9} {:<5} {:<15} {:<12} {:<12} {}\n",
-                s(&sv["hostname"]),
-                s(&sv["alarm_severity"]),
-                s(&sv["up_to_date"]),
-                s(&sv["role"]),
-                s(&sv["prev_release"]),
-                s(&sv["running_release"]),
-                s(&sv["operation"]["text"])
+                sv.hostname,
+                severity(&sv.alarm_severity),
+                sv.up_to_date.to_string(),
+                sv.role.to_string(),
+                sv.prev_release.as_deref().unwrap_or_default(),
+                sv.running_release,
+                sv.operation.text()
             ));
         }
     }
     out
 }
 
+/// Prints `value` as pretty JSON.
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
 /// Runs an upgrade command.
 pub fn run(config: &Config, command: &UpgradeCommand) -> anyhow::Result<ExitCode> {
     match command {
         UpgradeCommand::Status { json, target } => {
-            let status: Value = client(config, target)?.get("/api/v1/upgrade/status").map_err(ApiError::into_anyhow)?;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
-            } else {
-                print!("{}", grid(&status));
+            let status: SystemStatus = client(config, target)?.get("/api/v1/upgrade/status")?;
+            match json {
+                true => print_json(&status)?,
+                false => print!("{}", grid(&status)),
             }
         }
         UpgradeCommand::Select { release, target } => {
             let api = client(config, target)?;
-            let r: Value = api
-                .post_json("/api/v1/upgrade/procedure", Some(json!({ "release": release })))
-                .map_err(ApiError::into_anyhow)?;
-            println!("current bundle: {} (staging it on the servers)", s(&r["procedure"]["label"]));
+            let request = ProcedureRequest { release: Some(release.clone()) };
+            let r: ProcedureAnswer = api.post("/api/v1/upgrade/procedure", &request)?;
+            let label = r.procedure.map(|p| p.label).unwrap_or_default();
+            println!("current bundle: {label} (staging it on the servers)");
         }
-        UpgradeCommand::Start(args) | UpgradeCommand::Continue(args) => step(config, args, "upgrade")?,
-        UpgradeCommand::Rollback(args) => step(config, args, "backout")?,
+        UpgradeCommand::Start(args) | UpgradeCommand::Continue(args) => step(config, args, DirectionWord::Upgrade)?,
+        UpgradeCommand::Rollback(args) => step(config, args, DirectionWord::Backout)?,
         UpgradeCommand::Audit { json, target } => {
-            let audit: Value = active(config, target)?.get("/api/v1/upgrade/audit").map_err(ApiError::into_anyhow)?;
+            let audit: Vec<AuditEntry> = Managers::new(config, target).active()?.get("/api/v1/upgrade/audit")?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&audit)?);
+                print_json(&audit)?;
             } else {
-                for a in audit.as_array().into_iter().flatten() {
+                for a in &audit {
+                    let at = a.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
                     println!(
                         "{:<20} {:<16} {:<10} {} {}",
-                        s(&a["at"]).chars().take(19).collect::<String>(),
-                        s(&a["user"]),
-                        s(&a["outcome"]),
-                        s(&a["operation"]),
-                        s(&a["detail"])
+                        at.chars().take(19).collect::<String>(),
+                        a.user,
+                        format!("{:?}", a.outcome),
+                        a.operation,
+                        a.detail
                     );
                 }
             }
@@ -218,11 +230,10 @@ pub fn run(config: &Config, command: &UpgradeCommand) -> anyhow::Result<ExitCode
                 Some(c) => format!("/api/v1/upgrade/log?cluster={c}"),
                 None => "/api/v1/upgrade/log".to_string(),
             };
-            let log: Value = client(config, target)?.get(&path).map_err(ApiError::into_anyhow)?;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&log)?);
-            } else {
-                print!("{}", log_table(&log));
+            let log: Vec<LogEntry> = client(config, target)?.get(&path)?;
+            match json {
+                true => print_json(&log)?,
+                false => print!("{}", log_table(&log)),
             }
         }
     }
@@ -230,74 +241,80 @@ pub fn run(config: &Config, command: &UpgradeCommand) -> anyhow::Result<ExitCode
 }
 
 /// The upgrade log as the seed's table.
-pub fn log_table(log: &Value) -> String {
+pub fn log_table(log: &[LogEntry]) -> String {
     let mut out = format!(
         "{:>4} {:>6} {:<44} {:<20} {:<20} {:>8} {:<8} {:<14} {:<12} {:<10} {}\n",
         "ID", "Parent", "Action Name", "Start", "End", "Duration", "Scope", "Hostname", "Result", "Mode", "Description"
     );
-    let time = |v: &Value| v.as_str().map(|t| t.chars().take(19).collect::<String>()).unwrap_or_default();
-    for e in log.as_array().into_iter().flatten() {
+    let time = |t: &chrono::DateTime<chrono::Utc>| {
+        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).chars().take(19).collect::<String>()
+    };
+    for LogEntry { entry: e, duration } in log {
         out.push_str(&format!(
             "{:>4} {:>6} {:<44} {:<20} {:<20} {:>8} {:<8} {:<14} {:<12} {:<10} {}\n",
-            s(&e["id"]),
-            s(&e["parent_id"]),
-            s(&e["action_name"]),
-            time(&e["start"]),
-            time(&e["end"]),
-            s(&e["duration"]),
-            s(&e["scope"]),
-            s(&e["hostname"]),
-            s(&e["result"]),
-            s(&e["mode"]),
-            s(&e["description"])
+            e.id,
+            e.parent_id,
+            e.action_name,
+            time(&e.start),
+            e.end.as_ref().map(time).unwrap_or_default(),
+            duration,
+            e.scope.to_string(),
+            e.hostname,
+            e.result.to_string(),
+            e.mode.to_string(),
+            e.description
         ));
     }
     out
 }
 
+/// Whether `cluster` is done in `direction`, from the status.
+fn cluster_done(status: &SystemStatus, cluster: &str, direction: DirectionWord) -> bool {
+    status.clusters.iter().find(|c| c.name == cluster).is_some_and(|c| match direction {
+        DirectionWord::Upgrade => c.upgrade.done,
+        DirectionWord::Backout | DirectionWord::Rollback => c.backout.done,
+    })
+}
+
 /// Starts the next action(s) and follows them; with `--all`, until done.
-fn step(config: &Config, args: &StepArgs, direction: &str) -> anyhow::Result<()> {
+fn step(config: &Config, args: &StepArgs, direction: DirectionWord) -> anyhow::Result<()> {
     let bars = MultiProgress::new();
     let mut waiting_since: Option<Instant> = None;
     // Failures from before this command (being retried now) do not stop it; new ones do.
     let managers = Managers::new(config, &args.target);
-    let failures_before = managers.get("/api/v1/upgrade/status")?["failures"].clone();
+    let failures_before = managers.status()?.failures;
     loop {
         let api = managers.active()?;
         let (started, done, waiting): (Vec<String>, bool, Option<String>) = match &args.cluster {
             Some(cluster) => {
-                match api.post_json::<Value>(
-                    "/api/v1/upgrade/action",
-                    Some(json!({ "cluster": cluster, "direction": direction })),
-                ) {
-                    Ok(r) => (vec![s(&r["action"])], false, None),
-                    Err(ApiError::Other(e)) if e.to_string().contains("is done in that direction") => {
-                        (vec![], true, None)
+                let request = ActionRequest { cluster: cluster.clone(), direction: Some(direction), action: None };
+                match api.post::<_, StartedAction>("/api/v1/upgrade/action", &request) {
+                    Ok(r) => (vec![r.action], false, None),
+                    // Refused: done in that direction, or waiting (the status says which).
+                    Err(e) if e.code() == Some(ErrorCode::Conflict) => {
+                        match cluster_done(&managers.status()?, cluster, direction) {
+                            true => (vec![], true, None),
+                            false => (vec![], false, Some(e.body().map(|b| b.message.clone()).unwrap_or_default())),
+                        }
                     }
-                    Err(ApiError::Other(e)) => (vec![], false, Some(e.to_string())),
-                    Err(e) => return Err(e.into_anyhow()),
+                    Err(e) => return Err(e.into()),
                 }
             }
             None => {
-                let r: Value = api
-                    .post_json("/api/v1/upgrade/next", Some(json!({ "direction": direction })))
-                    .map_err(ApiError::into_anyhow)?;
-                let started = r["started"].as_array().into_iter().flatten().map(|a| s(&a["action"])).collect();
-                let refused: Vec<String> = r["refused"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|a| format!("{}: {}", s(&a["action"]), s(&a["reason"])))
+                let r: NextAnswer = api.post("/api/v1/upgrade/next", &NextRequest { direction })?;
+                let started = r.started.into_iter().map(|a| a.action).collect();
+                let refused: Vec<String> = r
+                    .refused
+                    .iter()
+                    .map(|a| format!("{}: {}", a.action, a.reason.as_deref().unwrap_or_default()))
                     .collect();
                 let waiting = (!refused.is_empty()).then(|| refused.join("; "));
-                (started, r["done"].as_bool().unwrap_or(false), waiting)
+                (started, r.done, waiting)
             }
         };
         if done {
-            say(
-                &bars,
-                &format!("done: every cluster is {}", if direction == "upgrade" { "upgraded" } else { "backed out" }),
-            );
+            let what = if direction == DirectionWord::Upgrade { "upgraded" } else { "backed out" };
+            say(&bars, &format!("done: every cluster is {what}"));
             return Ok(());
         }
         for a in &started {
@@ -317,13 +334,12 @@ fn step(config: &Config, args: &StepArgs, direction: &str) -> anyhow::Result<()>
         follow(&managers, &bars)?;
         // A failed action stops here: the operator looks, then retries (the seed's
         // UPGRADE_OPERATION_FAILED is raised meanwhile).
-        let status = managers.get("/api/v1/upgrade/status")?;
-        let new_failures: Vec<String> = status["failures"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter(|(scope, why)| failures_before[scope.as_str()] != **why)
-            .map(|(scope, why)| format!("{scope}: {}", s(why)))
+        let status = managers.status()?;
+        let new_failures: Vec<String> = status
+            .failures
+            .iter()
+            .filter(|(scope, why)| failures_before.get(*scope) != Some(*why))
+            .map(|(scope, why)| format!("{scope}: {why}"))
             .collect();
         if !new_failures.is_empty() {
             bail!("failed: {}", new_failures.join("; "));
@@ -347,37 +363,29 @@ fn follow(managers: &Managers<'_>, bars: &MultiProgress) -> anyhow::Result<()> {
     let style = ProgressStyle::with_template("{prefix:<20} [{bar:30}] {pos:>3}% {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
-    let mut shown: std::collections::BTreeMap<String, ProgressBar> = Default::default();
+    let mut shown: BTreeMap<String, ProgressBar> = Default::default();
     loop {
         // The manager cluster's own failover moves the active manager mid-way.
-        let status = managers.get("/api/v1/upgrade/status")?;
-        let mut running = std::collections::BTreeSet::new();
-        for c in status["clusters"].as_array().into_iter().flatten() {
-            let name = s(&c["name"]);
-            if let Some(r) = c["running"].as_object() {
-                running.insert(name.clone());
-                let bar = shown.entry(name.clone()).or_insert_with(|| {
+        let status = managers.status()?;
+        let mut running = BTreeSet::new();
+        for c in &status.clusters {
+            if let Some(r) = &c.running {
+                running.insert(c.name.clone());
+                let bar = shown.entry(c.name.clone()).or_insert_with(|| {
                     let b = bars.add(ProgressBar::new(100));
                     b.set_style(style.clone());
-                    b.set_prefix(name.clone());
+                    b.set_prefix(c.name.clone());
                     b
                 });
-                bar.set_position(r["percent"].as_u64().unwrap_or(0));
-                bar.set_message(format!(
-                    "{} — {} ({}/{}) {}s",
-                    s(&r["label"]),
-                    s(&r["step"]),
-                    s(&r["step_index"]),
-                    s(&r["steps"]),
-                    s(&r["elapsed_secs"])
-                ));
+                bar.set_position(r.percent);
+                bar.set_message(format!("{} — {} ({}/{}) {}s", r.label, r.step, r.step_index, r.steps, r.elapsed_secs));
             }
-            for sv in c["servers"].as_array().into_iter().flatten() {
-                if sv["operation"]["failed"] == true && shown.contains_key(&name) && !running.contains(&name) {
+            for sv in &c.servers {
+                if sv.operation.failed() && shown.contains_key(&c.name) && !running.contains(&c.name) {
                     for b in shown.values() {
                         b.abandon();
                     }
-                    bail!("{}: {}", s(&sv["hostname"]), s(&sv["operation"]["text"]));
+                    bail!("{}: {}", sv.hostname, sv.operation.text());
                 }
             }
         }
@@ -395,79 +403,12 @@ fn follow(managers: &Managers<'_>, bars: &MultiProgress) -> anyhow::Result<()> {
     }
 }
 
-/// `tollgate health`: every server's syscheck through the manager, or this server's through
-/// its agent (`--local`). Exit status 1 when a class failed.
-pub fn health(config: &Config, args: &HealthArgs) -> anyhow::Result<ExitCode> {
-    let answer: Value = if args.local {
-        let agent = config.agent.as_ref().ok_or_else(|| anyhow!("--local needs an [agent] section"))?;
-        let base = format!("http://{}", agent.listen);
-        ApiClient::new(&base, Some(agent.token.clone()), None)?
-            .get("/agent/v1/health")
-            .map_err(ApiError::into_anyhow)?
-    } else {
-        client(config, &args.target)?.get("/api/v1/health").map_err(ApiError::into_anyhow)?
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
-    } else if args.local {
-        print!("{}", s(&answer["text"]));
-    } else {
-        for server in answer["servers"].as_array().into_iter().flatten() {
-            println!("== {} ({})", s(&server["hostname"]), s(&server["cluster"]));
-            print!("{}", s(&server["text"]));
-        }
-        println!("system: {}", if answer["ok"] == true { "OK" } else { "FAILED" });
-    }
-    Ok(if answer["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-/// `tollgate backup system | list | restore`.
-pub fn backup(config: &Config, command: &BackupCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        BackupCommand::System { why, target } => {
-            let pb = ProgressBar::new_spinner();
-            pb.set_message("backing up every server");
-            pb.enable_steady_tick(Duration::from_millis(120));
-            let r: Result<Value, _> = active(config, target)?.post_json("/api/v1/backup", Some(json!({ "why": why })));
-            pb.finish_and_clear();
-            let r = r.map_err(ApiError::into_anyhow)?;
-            for server in r["servers"].as_array().into_iter().flatten() {
-                match server.get("error") {
-                    Some(e) => println!("{:<14} FAILED {}", s(&server["hostname"]), s(e)),
-                    None => println!(
-                        "{:<14} {} ({} bytes)",
-                        s(&server["hostname"]),
-                        s(&server["backup"]["name"]),
-                        s(&server["backup"]["bytes"])
-                    ),
-                }
-            }
-            println!("manager state: {}", s(&r["manager_state"]));
-            return Ok(if r["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE });
-        }
-        BackupCommand::List { target } => {
-            let list: Value = active(config, target)?.get("/api/v1/backups").map_err(ApiError::into_anyhow)?;
-            for server in list.as_array().into_iter().flatten() {
-                for b in server["backups"].as_array().into_iter().flatten() {
-                    println!("{:<14} {:<60} {:>12}", s(&server["hostname"]), s(&b["name"]), s(&b["bytes"]));
-                }
-            }
-        }
-        BackupCommand::Restore { server, name, target } => {
-            let r: Value = active(config, target)?
-                .post_json("/api/v1/restore", Some(json!({ "hostname": server, "name": name })))
-                .map_err(ApiError::into_anyhow)?;
-            println!("{server}: restored {}", s(&r["restored"]));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
 
     use axum::routing::get;
+    use serde_json::json;
 
     use super::*;
 
@@ -497,7 +438,7 @@ mod tests {
                             get(move || {
                                 let ha = *shared.lock().unwrap();
                                 let mate = mate.clone();
-                                async move { axum::Json(json!({ "ha": ha, "mate": mate })) }
+                                async move { axum::Json(json!({ "hostname": name, "ha": ha, "mate": mate })) }
                             }),
                         )
                         .route(
@@ -541,10 +482,10 @@ mod tests {
         let target = Target { api: Some(a.url.clone()), token: Some("t".into()) };
         let managers = Managers::new(&config, &target);
         // Given the standby, the CLI asks its mate, the active one.
-        assert_eq!(managers.get("/api/v1/upgrade/status").unwrap()["from"], "mgr-b");
+        assert_eq!(managers.get::<serde_json::Value>("/api/v1/upgrade/status").unwrap()["from"], "mgr-b");
         // The one named is stopped (backed out): the CLI goes on with the pair it knows.
         a.stop();
-        assert_eq!(managers.get("/api/v1/upgrade/status").unwrap()["from"], "mgr-b");
+        assert_eq!(managers.get::<serde_json::Value>("/api/v1/upgrade/status").unwrap()["from"], "mgr-b");
         // The active one goes away too, and the other comes back as active a moment later: the
         // CLI waits for it instead of failing.
         *b.ha.lock().unwrap() = "Standby";
@@ -553,7 +494,7 @@ mod tests {
             std::thread::sleep(Duration::from_secs(2));
             Stub::start(relisten, "mgr-a", ub, "Active")
         });
-        assert_eq!(managers.get("/api/v1/upgrade/status").unwrap()["from"], "mgr-a");
+        assert_eq!(managers.get::<serde_json::Value>("/api/v1/upgrade/status").unwrap()["from"], "mgr-a");
         drop(back.join().unwrap());
     }
 }

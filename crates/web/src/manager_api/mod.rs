@@ -1,0 +1,263 @@
+//! The manager's HTTP API and the Upgrade Manager page (the runtime is `tollgate-manager`; the
+//! wire types are `tollgate_api::manager`).
+//!
+//! Callers: operators authenticate with a bearer token of the manager's user database
+//! (`cli-token` in its state directory, or `tollgate token create`) and are checked by the
+//! [`Viewer`], [`Operator`] and [`Admin`] extractors; the mate manager presents the agents'
+//! token, checked in constant time by the [`Peer`] extractor.
+//!
+//! | method | path | caller |
+//! |---|---|---|
+//! | GET | `/healthz`, `/`, `/upgrade`, `/api/v1/version`, `/api/v1/manager/ha` | anyone |
+//! | GET | `/api/v1/manager/state` | peer |
+//! | POST | `/api/v1/manager/take-over`, `/api/v1/manager/sync` | peer |
+//! | GET | `/api/v1/upgrade/{status,bundles,log,audit}`, `/api/v1/alarms`, `/api/v1/health`, `/api/v1/backups` | viewer |
+//! | POST | `/api/v1/upgrade/{procedure,action,next,zombie-repaired}`, `/api/v1/backup`, `/api/v1/policy/push` | operator |
+//! | POST | `/api/v1/restore` | admin |
+
+mod page;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use tollgate_api::ErrorBody;
+use tollgate_api::manager::{
+    ActionRequest, AuditEntry, BackupRequest, BundleInfo, HaStatus, LogEntry, LogQuery, ManagerAlarms, NextAnswer,
+    NextRequest, ProcedureAnswer, ProcedureRequest, PushAnswer, PushQuery, RestoreAnswer, ServerBackups, StartedAction,
+    SyncAnswer, SystemHealth, SystemRestoreRequest, SystemStatus, TakeOver, VersionInfo, ZombieAnswer, ZombieRequest,
+};
+use tollgate_manager::{Manager, Snapshot, ops};
+
+use crate::auth::{Auth, Principal, Role};
+use crate::http::{ApiError, ApiResult, SecretToken, api_version, bearer};
+
+/// The largest request body (a policy pushed to the engines).
+const BODY_LIMIT: usize = 16 << 20;
+
+/// The API's state.
+pub struct ManagerApi {
+    /// The manager.
+    pub manager: Arc<Manager>,
+    /// Users and tokens.
+    pub auth: Auth,
+    /// The agents' token, which the mate manager presents.
+    pub peer: SecretToken,
+}
+
+impl ManagerApi {
+    /// The state of the router of `manager`: operators from `auth`, the mate with the
+    /// configured agents' token.
+    pub fn new(manager: Arc<Manager>, auth: Auth) -> ManagerApi {
+        let peer = SecretToken::new(&manager.cfg.agent_token);
+        ManagerApi { manager, auth, peer }
+    }
+}
+
+type ApiState = Arc<ManagerApi>;
+
+fn refused(e: ErrorBody) -> ApiError {
+    ApiError::new(e.code, e.message)
+}
+
+/// The operator behind a request, if its token's role allows `needed`.
+fn operator(s: &ManagerApi, parts: &Parts, needed: Role) -> ApiResult<Principal> {
+    let token = bearer(&parts.headers)
+        .ok_or_else(|| ApiError::unauthenticated("a token is needed (Authorization: Bearer ...)"))?;
+    match s.auth.token(token) {
+        Some(p) if p.role.allows(needed) => Ok(p),
+        Some(p) => Err(ApiError::forbidden(format!("{} may not do this (needs {})", p.name, needed.as_str()))),
+        None => Err(ApiError::unauthenticated("unknown token")),
+    }
+}
+
+/// A caller whose token allows reading.
+pub struct Viewer(pub Principal);
+/// A caller whose token allows acting on upgrades, backups and policy.
+pub struct Operator(pub Principal);
+/// A caller whose token allows restoring backups.
+pub struct Admin(pub Principal);
+/// The mate manager (the agents' token).
+pub struct Peer;
+
+impl FromRequestParts<ApiState> for Viewer {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, s: &ApiState) -> ApiResult<Self> {
+        operator(s, parts, Role::Viewer).map(Viewer)
+    }
+}
+
+impl FromRequestParts<ApiState> for Operator {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, s: &ApiState) -> ApiResult<Self> {
+        operator(s, parts, Role::Operator).map(Operator)
+    }
+}
+
+impl FromRequestParts<ApiState> for Admin {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, s: &ApiState) -> ApiResult<Self> {
+        operator(s, parts, Role::Admin).map(Admin)
+    }
+}
+
+impl FromRequestParts<ApiState> for Peer {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, s: &ApiState) -> ApiResult<Self> {
+        match s.peer.admits(&parts.headers) {
+            true => Ok(Peer),
+            false => Err(ApiError::unauthenticated("the pair's token is needed")),
+        }
+    }
+}
+
+/// The manager's routes.
+pub fn router(state: Arc<ManagerApi>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/", get(|| async { Redirect::to("/upgrade") }))
+        .route("/upgrade", get(|| async { page::upgrade_page() }))
+        .route("/api/v1/version", get(version))
+        .route("/api/v1/manager/ha", get(ha))
+        .route("/api/v1/manager/state", get(state_for_mate))
+        .route("/api/v1/manager/take-over", post(take_over))
+        .route("/api/v1/manager/sync", post(sync_from_mate))
+        .route("/api/v1/upgrade/status", get(status))
+        .route("/api/v1/upgrade/bundles", get(bundles))
+        .route("/api/v1/upgrade/procedure", post(select_procedure))
+        .route("/api/v1/upgrade/action", post(start_action))
+        .route("/api/v1/upgrade/next", post(start_next))
+        .route("/api/v1/upgrade/log", get(log))
+        .route("/api/v1/upgrade/audit", get(audit))
+        .route("/api/v1/upgrade/zombie-repaired", post(zombie_repaired))
+        .route("/api/v1/alarms", get(alarms))
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/backup", post(system_backup))
+        .route("/api/v1/backups", get(system_backups))
+        .route("/api/v1/restore", post(restore))
+        .route("/api/v1/policy/push", post(push_policy))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(api_version))
+        .with_state(state)
+}
+
+async fn version(State(s): State<ApiState>) -> Json<VersionInfo> {
+    Json(ops::version(&s.manager))
+}
+
+async fn ha(State(s): State<ApiState>) -> Json<HaStatus> {
+    Json(ops::ha(&s.manager))
+}
+
+async fn state_for_mate(State(s): State<ApiState>, _: Peer) -> ApiResult<Json<Snapshot>> {
+    Ok(Json(ops::state_for_mate(&s.manager).map_err(refused)?))
+}
+
+/// The active mate pushes its state after a change.
+async fn sync_from_mate(State(s): State<ApiState>, _: Peer, Json(snapshot): Json<Snapshot>) -> Json<SyncAnswer> {
+    Json(ops::sync_from_mate(&s.manager, snapshot))
+}
+
+/// The active mate hands over (the manager cluster's failover step).
+async fn take_over(State(s): State<ApiState>, _: Peer, Json(t): Json<TakeOver>) -> Json<HaStatus> {
+    Json(ops::take_over(&s.manager, t))
+}
+
+async fn status(State(s): State<ApiState>, _: Viewer) -> Json<SystemStatus> {
+    Json(ops::status(&s.manager))
+}
+
+async fn bundles(State(s): State<ApiState>, _: Viewer) -> Json<Vec<BundleInfo>> {
+    Json(ops::list_bundles(&s.manager.cfg.bundles))
+}
+
+/// Selects the upgrade procedure (the seed's "Current ISO").
+async fn select_procedure(
+    State(s): State<ApiState>,
+    Operator(who): Operator,
+    Json(b): Json<ProcedureRequest>,
+) -> ApiResult<Json<ProcedureAnswer>> {
+    Ok(Json(ops::select_procedure(&s.manager, who.name, b).await.map_err(refused)?))
+}
+
+/// Starts an action on a cluster: the preferred one in a direction, or a named legal one.
+async fn start_action(
+    State(s): State<ApiState>,
+    Operator(who): Operator,
+    Json(b): Json<ActionRequest>,
+) -> ApiResult<Json<StartedAction>> {
+    Ok(Json(ops::start_action(&s.manager, who.name, b).map_err(refused)?))
+}
+
+/// Starts the next action of every cluster that may move now.
+async fn start_next(
+    State(s): State<ApiState>,
+    Operator(who): Operator,
+    Json(b): Json<NextRequest>,
+) -> Json<NextAnswer> {
+    Json(ops::start_next(&s.manager, who.name, b))
+}
+
+async fn log(State(s): State<ApiState>, _: Viewer, Query(q): Query<LogQuery>) -> Json<Vec<LogEntry>> {
+    Json(ops::log(&s.manager, &q))
+}
+
+async fn audit(State(s): State<ApiState>, _: Viewer) -> Json<Vec<AuditEntry>> {
+    Json(ops::audit(&s.manager))
+}
+
+async fn zombie_repaired(
+    State(s): State<ApiState>,
+    Operator(who): Operator,
+    Json(b): Json<ZombieRequest>,
+) -> ApiResult<Json<ZombieAnswer>> {
+    Ok(Json(ops::zombie_repaired(&s.manager, who.name, b).map_err(refused)?))
+}
+
+async fn alarms(State(s): State<ApiState>, _: Viewer) -> Json<ManagerAlarms> {
+    Json(ops::alarms(&s.manager))
+}
+
+/// Every server's syscheck (`tollgate health` system-wide).
+async fn health(State(s): State<ApiState>, _: Viewer) -> Json<SystemHealth> {
+    Json(ops::health(&s.manager).await)
+}
+
+/// System backup: every server's backup and a copy of the manager's own state; 502 when a part
+/// is missing (the answer says which).
+async fn system_backup(State(s): State<ApiState>, _: Operator, body: Bytes) -> Response {
+    // The body is optional (no `why`: "manual").
+    let why = serde_json::from_slice::<BackupRequest>(&body).unwrap_or_default().why;
+    let result = ops::take_system_backup(&s.manager, why.as_deref().unwrap_or("manual")).await;
+    let status = if result.ok { StatusCode::OK } else { StatusCode::BAD_GATEWAY };
+    (status, Json(result)).into_response()
+}
+
+/// Restores one server's backup.
+async fn restore(
+    State(s): State<ApiState>,
+    _: Admin,
+    Json(b): Json<SystemRestoreRequest>,
+) -> ApiResult<Json<RestoreAnswer>> {
+    Ok(Json(ops::restore(&s.manager, b).await.map_err(refused)?))
+}
+
+async fn system_backups(State(s): State<ApiState>, _: Viewer) -> Json<Vec<ServerBackups>> {
+    Json(ops::system_backups(&s.manager).await)
+}
+
+/// Installs a policy (the request body, TOML) on the engine clusters.
+async fn push_policy(
+    State(s): State<ApiState>,
+    _: Operator,
+    Query(q): Query<PushQuery>,
+    body: Bytes,
+) -> ApiResult<Json<PushAnswer>> {
+    Ok(Json(ops::push_policy(&s.manager, q, &body).await.map_err(refused)?))
+}
