@@ -108,7 +108,7 @@ impl Agent {
                 "warn".into(),
                 "--config".into(),
                 self.config.role_config.display().to_string(),
-                self.config.role.clone(),
+                self.config.role.to_string(),
             ],
             env,
             log: self.config.dir.join("role.log"),

@@ -37,8 +37,7 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
         let releases = releases::Releases::open(&cfg.dir)?;
         let trusted = tollgate_upgrade::bundle::TrustedKeys::from_hex(&cfg.trusted_keys)
             .map_err(|e| anyhow::anyhow!("agent.trusted_keys: {e}"))?;
-        let app: tollgate_upgrade::topology::AppType =
-            cfg.app_type.parse().map_err(|e| anyhow::anyhow!("agent.app_type: {e}"))?;
+        let app = cfg.app_type;
         let agent = std::sync::Arc::new(api::Agent {
             role,
             releases,

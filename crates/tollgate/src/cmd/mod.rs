@@ -1,1 +1,2 @@
 //! One module per subcommand: parses nothing (clap did), calls the crates, prints.
+pub mod config;
