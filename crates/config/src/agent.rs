@@ -102,6 +102,23 @@ fn default_max_role_request_mb() -> u64 {
 const MAX_LIMIT_MB: u64 = 4096;
 
 impl AgentConfig {
+    /// An agent with the defaults of every optional field, for building one in code; the
+    /// required fields are empty (fill them with struct update syntax).
+    pub fn defaults() -> AgentConfig {
+        AgentConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 7000)),
+            server: String::new(),
+            app_type: AppType::Engine,
+            role: RoleProcess::Engine,
+            role_config: PathBuf::new(),
+            dir: PathBuf::new(),
+            trusted_keys: Vec::new(),
+            token: String::new(),
+            max_bundle_mb: default_max_bundle_mb(),
+            max_role_request_mb: default_max_role_request_mb(),
+        }
+    }
+
     /// Checks the fields; the error names every field at fault.
     pub fn validate(&self) -> anyhow::Result<()> {
         let mut out = Vec::new();
