@@ -510,6 +510,59 @@ mod tests {
         }
     }
 
+    /// Every combination of the keys the current step renames (2^8 files): each ports to a file
+    /// that means the same configuration, the report names exactly the keys present, and a
+    /// second migration changes nothing.
+    #[test]
+    fn every_combination_of_old_keys_ports_to_the_same_configuration() {
+        let rules: Vec<(&str, &str)> = STEPS
+            .iter()
+            .flat_map(|s| s.rules)
+            .filter_map(|r| match r {
+                Rule::Rename { from, to, .. } => Some((*from, *to)),
+                _ => None,
+            })
+            .collect();
+        let value = |key: &str| match key {
+            "manager.poll_ms" => 499,
+            "manager.takeover_ms" => 3001,
+            _ => 61,
+        };
+        for mask in 0u32..(1 << rules.len()) {
+            let chosen: Vec<&str> =
+                rules.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, (from, _))| *from).collect();
+            let mut text = String::from("# ported\n");
+            for table in ["api", "probe", "collector", "manager"] {
+                text.push_str(&format!("\n[{table}]\n"));
+                if table == "manager" {
+                    text.push_str(MANAGER);
+                }
+                for from in chosen.iter().filter(|f| f.starts_with(&format!("{table}."))) {
+                    let key = from.rsplit_once('.').unwrap().1;
+                    text.push_str(&format!("{key} = {} # was {key}\n", value(from)));
+                }
+            }
+            let (out, report) = migrate(&text).unwrap();
+            let renamed: Vec<&str> =
+                report.changes.iter().filter(|c| c.kind == ChangeKind::Renamed).map(|c| c.field.as_str()).collect();
+            let mut want = chosen.clone();
+            want.sort();
+            let mut got = renamed.clone();
+            got.sort();
+            assert_eq!(got, want, "{text}");
+            assert_eq!(out.lines().count(), text.lines().count() + 2, "one line and a blank added: {out}");
+            let old = crate::Config::parse("old", &text).unwrap();
+            let mut new = crate::Config::parse("new", &out).unwrap();
+            assert_eq!(new.config_version, CURRENT_VERSION);
+            new.config_version = old.config_version;
+            assert_eq!(old, new, "{text}\n{out}");
+            assert_eq!(
+                migrate(&out).unwrap(),
+                (out.clone(), Report { from_version: 2, to_version: 2, changes: vec![] })
+            );
+        }
+    }
+
     /// The required keys of a `[manager]` (and a topology with this manager in it).
     const MANAGER: &str = "hostname = \"m1\"\nagent_token = \"0123456789abcdef\"\nbundles = \"b\"\ntrusted_keys = [\"k\"]\nsites = [{ name = \"s\", primary = true }]\nclusters = [{ name = \"c\", application = \"manager\", designation = \"Primary\", site = \"s\", servers = [{ hostname = \"m1\", role = \"Active\", agent = \"http://127.0.0.1:7000\" }] }]\n";
 

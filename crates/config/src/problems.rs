@@ -56,6 +56,12 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// The 1-based line of `field` (a dotted path) in configuration `text`, or of the nearest table
+/// of it the text has; `None` when the text has none of it (or is not TOML).
+pub fn field_line(text: &str, field: &str) -> Option<usize> {
+    Locator::new(text).line(field)
+}
+
 /// One step of a field path: a key or an index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Step {

@@ -18,8 +18,18 @@ pub fn run(global: Option<&Path>, command: &ConfigCommand) -> anyhow::Result<Exi
         ConfigCommand::Check { file } => {
             // Every problem of the file at once (Config's error lists them all, each with its
             // line and field); then what the spool asks of this machine.
-            let config = Config::load(file.as_deref().or(global))?;
-            let plan = spool_plan::plan(&config, spool_plan::Lanes::of(&config, true, true))?;
+            let path = file.as_deref().or(global);
+            let config = Config::load(path)?;
+            // What the spool asks of this machine, placed at the line of the spool's limit.
+            let plan = spool_plan::plan(&config, spool_plan::Lanes::of(&config, true, true)).map_err(|e| {
+                let line = path
+                    .and_then(|p| std::fs::read_to_string(p).ok())
+                    .and_then(|text| tollgate_config::problems::field_line(&text, "spool.max_disk_mb"));
+                match (path, line) {
+                    (Some(p), Some(line)) => anyhow::anyhow!("{}:{line}: {e}", p.display()),
+                    _ => e,
+                }
+            })?;
             println!("configuration is valid");
             if config.config_version < tollgate_config::migrate::CURRENT_VERSION {
                 println!(
