@@ -355,8 +355,13 @@ impl Config {
                     let at = e.span().map(|s| s.start);
                     let field = at.and_then(|at| locator.path_at(at)).unwrap_or_default();
                     let missing = missing_field(&message);
-                    let because_blanked = missing
-                        .is_some_and(|m| blanked.iter().any(|b| b.rsplit('.').next() == Some(m) && parent(b) == field));
+                    // Missing only because an entry in it was blanked: already reported.
+                    let because_blanked = missing.is_some_and(|m| {
+                        let gone = if field.is_empty() { m.to_string() } else { format!("{field}.{m}") };
+                        blanked.iter().any(|b| {
+                            b.strip_prefix(&gone).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+                        })
+                    });
                     if !because_blanked {
                         diagnostics.push(diagnostic(at.map(|at| problems::line_of(text, at)), &field, &message));
                     }
@@ -548,11 +553,6 @@ impl Config {
     }
 }
 
-/// `a.b[1].c` -> `a.b[1]`.
-fn parent(path: &str) -> &str {
-    path.rsplit_once('.').map_or("", |(p, _)| p)
-}
-
 /// `missing field `x`` -> `x`.
 fn missing_field(message: &str) -> Option<&str> {
     message.strip_prefix("missing field `")?.split('`').next()
@@ -652,6 +652,18 @@ clusters = []
         let e = error("[node]\nname = \"*\"\n[agent]\nrole = \"router\"\n");
         assert!(
             e.contains("\n  t.toml:2: node.name: ") && e.contains("\n  t.toml:4: agent.role: unknown variant `router`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unreadable_values_deep_in_the_manager_topology_are_each_reported_once() {
+        let text = "[manager]\nhostname = \"m1\"\nagent_token = \"0123456789abcdef\"\nbundles = \"b\"\ntrusted_keys = [\"k\"]\nsites = [{ name = \"s\", primary = true }]\n\n[[manager.clusters]]\nname = \"c\"\napplication = \"manager\"\nsite = \"s\"\nservers = [{ hostname = \"m1\", role = \"Boss\", agent = \"http://127.0.0.1:7000\" }]\n\n[[manager.clusters]]\nname = \"e\"\napplication = \"router\"\nsite = \"s\"\nservers = []\n";
+        let e = Config::parse("t.toml", text).unwrap_err();
+        let got: Vec<(Option<usize>, &str)> = e.diagnostics.iter().map(|d| (d.line, d.field.as_str())).collect();
+        assert_eq!(
+            got,
+            [(Some(12), "manager.clusters[0].servers[0].role"), (Some(16), "manager.clusters[1].application")],
             "{e}"
         );
     }

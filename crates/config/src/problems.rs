@@ -142,7 +142,7 @@ impl<'t> Locator<'t> {
         let mut table: Option<&toml_edit::Table> = Some(doc.as_table());
         let mut node: Option<Node<'_>> = None;
         let all = steps(path);
-        for (n, step) in all.iter().enumerate() {
+        for step in &all {
             // Inside a table of an array of tables, keys are looked up in that table.
             if let (Some(t), Step::Key(k)) = (table, step) {
                 let Some((key, child)) = t.get_key_value(k) else { return (best, false) };
@@ -170,7 +170,7 @@ impl<'t> Locator<'t> {
                     table = None;
                     node = Some(child);
                 }
-                (None, _) => return (best, n == all.len()),
+                (None, _) => return (best, false),
             }
         }
         (best, true)
@@ -194,54 +194,41 @@ impl<'t> Locator<'t> {
     }
 
     /// The byte range of the whole `key = value` at `path`, or of a whole table with
-    /// everything in it, to blank it out.
+    /// everything in it, to blank it out. A value inside an array takes the whole array with
+    /// it (blanking one element could leave two commas in a row).
     pub(crate) fn entry_span(&self, path: &str) -> Option<std::ops::Range<usize>> {
         let doc = self.doc.as_ref()?;
-        let mut item: &Item = doc.as_item();
-        let mut key_start = None;
-        for step in steps(path) {
-            let (key, child) = match (item, step) {
-                (Item::ArrayOfTables(a), Step::Index(i)) => {
-                    let t = a.get(i)?;
-                    key_start = t.span().map(|s| s.start);
-                    // A table of an array of tables: continue inside it.
-                    return table_entry(t, path, key_start);
-                }
-                (_, Step::Key(k)) => item.as_table_like()?.get_key_value(&k)?,
-                _ => return None,
-            };
-            key_start = key.span().map(|s| s.start).or(key_start);
-            item = child;
-        }
-        let start = match item {
-            Item::Table(t) => t.span().map(|s| s.start).or(key_start),
-            _ => key_start,
-        }?;
-        Some(start..end_of(item)?.max(start))
+        entry_in_table(doc.as_table(), &steps(path))
     }
 }
 
-/// The rest of `path` inside `t` (the table of an array of tables it leads to).
-fn table_entry(t: &toml_edit::Table, path: &str, start: Option<usize>) -> Option<std::ops::Range<usize>> {
-    // The remaining steps after the first index.
-    let rest = path.split_once(']').map(|(_, r)| r.trim_start_matches('.')).unwrap_or("");
-    if rest.is_empty() {
-        let start = start?;
-        return Some(start..end_of_table(t)?.max(start));
+/// The span of `key = value` (or of a table, from its header) for `steps` inside table `t`.
+fn entry_in_table(t: &dyn toml_edit::TableLike, steps: &[Step]) -> Option<std::ops::Range<usize>> {
+    let (Step::Key(k), rest) = steps.split_first()? else { return None };
+    let (key, item) = t.get_key_value(k)?;
+    match (item, rest) {
+        (Item::ArrayOfTables(a), [Step::Index(i), rest @ ..]) => {
+            let table = a.get(*i)?;
+            if rest.is_empty() {
+                let start = table.span()?.start;
+                Some(start..end_of_table(table)?.max(start))
+            } else {
+                entry_in_table(table, rest)
+            }
+        }
+        (Item::Table(table), []) => {
+            let start = table.span().or_else(|| key.span())?.start;
+            Some(start..end_of(item)?.max(start))
+        }
+        (Item::Table(table), rest) => entry_in_table(table, rest),
+        (Item::Value(Value::InlineTable(inline)), [Step::Key(_), ..]) => entry_in_table(inline, rest),
+        // A value, or one inside an array of values: the whole `key = ...`.
+        (Item::Value(v), _) => {
+            let start = key.span()?.start;
+            Some(start..v.span()?.end.max(start))
+        }
+        _ => None,
     }
-    let mut item: Option<&Item> = None;
-    let mut key_start = None;
-    for step in steps(rest) {
-        let Step::Key(k) = step else { return None };
-        let (key, child) = match item {
-            None => t.get_key_value(&k)?,
-            Some(i) => i.as_table_like()?.get_key_value(&k)?,
-        };
-        key_start = key.span().map(|s| s.start);
-        item = Some(child);
-    }
-    let start = key_start?;
-    Some(start..end_of(item?)?.max(start))
 }
 
 /// The end of everything an item holds.
@@ -357,6 +344,22 @@ mod tests {
         assert_eq!(at("\"a\"").as_deref(), Some("node.name"));
         assert_eq!(at("\"x\"").as_deref(), Some("manager.clusters[0].servers[0].role"));
         assert_eq!(at("\"d\"").as_deref(), Some("manager.clusters[1].name"));
+    }
+
+    #[test]
+    fn entries_are_blanked_whole() {
+        let l = Locator::new(TEXT);
+        let span = |p: &str| l.entry_span(p).map(|s| &TEXT[s]);
+        assert_eq!(span("node.name"), Some("name = \"a\""));
+        assert_eq!(span("node"), Some("[node]\nname = \"a\""));
+        assert_eq!(span("manager.clusters[1]"), Some("[[manager.clusters]]\nname = \"d\""));
+        assert_eq!(span("manager.clusters[1].name"), Some("name = \"d\""));
+        assert_eq!(
+            span("manager.clusters[0].servers[0].role"),
+            Some("servers = [{ hostname = \"h\", role = \"x\" }]"),
+            "the whole array"
+        );
+        assert_eq!(span("spool.segment_mb"), None);
     }
 
     #[test]
