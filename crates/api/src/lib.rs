@@ -24,9 +24,11 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod error;
+pub mod srp;
 pub mod version;
 
 #[cfg(feature = "client")]

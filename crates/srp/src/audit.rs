@@ -175,7 +175,7 @@ pub fn compare_stores(
 }
 
 /// `show srp audit-statistics`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditStatistics {
     /// Audits run.
     pub audits: u64,

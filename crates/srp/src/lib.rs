@@ -14,13 +14,23 @@
 //!   Standby by micro and full (macro) checkpoints with sequence numbers, checksums and NACKs;
 //! * [`audit`]: comparing two copies of the session state;
 //! * [`timer`]: tokio timers that carry out the machine's timer actions without stale expiries;
-//! * [`status`]: `show srp info` and `show srp statistics`.
+//! * [`status`]: `show srp info` and `show srp statistics`;
+//! * [`probe`]: the monitors' probe clients (TCP connect for BGP, RADIUS Access-Request,
+//!   Diameter CER/DWR), reporting each target's up/down changes;
+//! * [`runtime`]: the chassis owner loop below, over a [`runtime::ReplicatedState`] (what is
+//!   checkpointed), a [`runtime::ServiceAddress`] (how the service is claimed) and a
+//!   [`runtime::ForcedStandbySource`], all injected; operators reach it by
+//!   [`runtime::SrpHandle`] with the typed requests of `tollgate_api::srp`.
 //!
-//! What it must not do: decide call policy, take or release service addresses itself, probe AAA or
-//! BGP peers, read clocks inside the state machine, or block a call: failures of SRP are reported
-//! (events, statistics, alarms) to the owner, which decides.
+//! What it must not do: decide call policy, know what the service is (the owner claims and
+//! releases it through [`runtime::ServiceAddress`]), read clocks inside the state machine, or
+//! block a call: failures of SRP are reported (events, statistics, alarms) to the owner, which
+//! decides.
 //!
 //! # Wiring (what the owner's loop does)
+//!
+//! [`runtime`] is this loop; an owner (the engine) only supplies its state, its service and
+//! its forced-standby flag. The steps, for reading it:
 //!
 //! 1. Validate the [`SrpConfig`]; build a [`Machine`] ([`election::Params::from_config`]), a
 //!    [`Link`] ([`LinkConfig::from_config`]), a [`Checkpointer`], a [`SessionStore`], a
@@ -58,6 +68,8 @@ pub mod handshake;
 pub mod link;
 pub mod message;
 pub mod monitor;
+pub mod probe;
+pub mod runtime;
 pub mod session;
 pub mod status;
 pub mod timer;

@@ -32,7 +32,7 @@ impl fmt::Display for MonitorGroupId {
 }
 
 /// The state of one target, for `show srp monitor`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetStatus {
     /// The group the target is in.
     pub group: MonitorGroupId,

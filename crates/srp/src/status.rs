@@ -3,14 +3,14 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::ChassisMode;
 use crate::election::{Action, Alarm, Machine, Refusal, State};
 use crate::link::{ConnectionInfo, LinkStatistics};
 
 /// `show srp info`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SrpInfo {
     /// This chassis' node id.
     pub node_id: String,
@@ -115,7 +115,7 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 /// Switchover counters of `show srp statistics`, counted from the actions the machine returned.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwitchoverStatistics {
     /// Times this chassis became Active.
     pub became_active: u64,
@@ -152,7 +152,7 @@ impl SwitchoverStatistics {
 }
 
 /// `show srp statistics`: the link counters and the switchover counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SrpStatistics {
     /// Link counters (hello messages, frames, bytes, authentication failures, reconnects).
     pub link: LinkStatistics,

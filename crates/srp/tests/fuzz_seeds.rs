@@ -35,3 +35,28 @@ fn the_seeds_on_disk_are_the_current_encodings() {
         assert_eq!(on_disk, bytes, "{name}: TOLLGATE_WRITE_SEEDS=1 rewrites the seeds");
     }
 }
+
+fn monitor_seed_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/srp_monitor")
+}
+
+#[test]
+fn every_monitor_seed_passes_the_fuzz_checks_and_is_current() {
+    use tollgate_srp::probe::fuzzing;
+    let write = std::env::var_os("TOLLGATE_WRITE_SEEDS").is_some();
+    for (name, bytes) in fuzzing::seeds() {
+        let path = monitor_seed_dir().join(&name);
+        if write {
+            std::fs::create_dir_all(monitor_seed_dir()).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let on_disk = std::fs::read(&path).unwrap_or_default();
+        assert_eq!(on_disk, bytes, "{name}: TOLLGATE_WRITE_SEEDS=1 rewrites the seeds");
+    }
+    let mut seen = 0;
+    for entry in std::fs::read_dir(monitor_seed_dir()).expect("fuzz/seeds/srp_monitor") {
+        fuzzing::check(&std::fs::read(entry.unwrap().path()).unwrap());
+        seen += 1;
+    }
+    assert!(seen >= fuzzing::seeds().len());
+}

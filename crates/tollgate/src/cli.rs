@@ -189,10 +189,12 @@ pub enum AgentCommand {
 /// `tollgate srp ...`: seed 003's commands, against a running engine's API.
 #[derive(Debug, Subcommand)]
 pub enum SrpCommand {
-    /// show srp info | statistics | checkpoint statistics | checkpoint info | monitor | call-loss
-    /// statistics | audit-statistics | velocity
+    /// show srp info | statistics | checkpoint-statistics | checkpoint-info | monitor |
+    /// call-loss-statistics | audit-statistics | velocity | concurrent
     Show {
-        /// What to show (words, as in the seed: `checkpoint statistics`).
+        /// What to show: info, statistics, checkpoint-statistics, checkpoint-info, monitor,
+        /// call-loss-statistics, audit-statistics, velocity, concurrent (words may be
+        /// separated by spaces: `checkpoint statistics`).
         #[arg(required = true)]
         what: Vec<String>,
         /// Print JSON.

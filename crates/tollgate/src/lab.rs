@@ -19,6 +19,8 @@ use anyhow::{Context, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
+use tollgate_api::agent as agent_api;
+
 use crate::cli::LabCommand;
 use crate::config::Config;
 use crate::config::agent::{AgentConfig, RoleProcess};
@@ -251,12 +253,15 @@ fn up(dir: &Path, net: u8, enum_port: u16) -> anyhow::Result<ExitCode> {
     }
 
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?;
-    let agent = |s: &LabServer| format!("http://{}:7000", ip(net, s.host));
+    // Each server's agent, with the lab's agent token (an install may take minutes).
+    let agent_url = |s: &LabServer| format!("http://{}:7000", ip(net, s.host));
+    let agent = |s: &LabServer| {
+        tollgate_api::BlockingClient::new(&agent_url(s), Some(agent_token.clone()), Duration::from_secs(600))
+    };
     let pb = bar(SERVERS.len() as u64, "agents up");
     for s in &SERVERS {
-        wait(Duration::from_secs(30), &format!("the agent of {}", s.hostname), || {
-            http.get(format!("{}/healthz", agent(s))).send().is_ok_and(|r| r.status().is_success())
-        })?;
+        let client = agent(s)?;
+        wait(Duration::from_secs(30), &format!("the agent of {}", s.hostname), || client.get_text("/healthz").is_ok())?;
         pb.inc(1);
     }
     pb.finish();
@@ -267,22 +272,15 @@ fn up(dir: &Path, net: u8, enum_port: u16) -> anyhow::Result<ExitCode> {
     for app in order {
         for s in SERVERS.iter().filter(|s| s.app == app) {
             pb.set_message(format!("installing 1.0.0 on {}", s.hostname));
-            let file = bundles.join(format!("tollgate-{}-1.0.0.tgb", s.app));
-            let r = http
-                .post(format!("{}/agent/v1/stage?name=tollgate-{}-1.0.0.tgb", agent(s), s.app))
-                .bearer_auth(&agent_token)
-                .body(std::fs::read(&file)?)
-                .send()?;
-            if !r.status().is_success() {
-                bail!("{}: staging 1.0.0 failed: {}", s.hostname, r.text().unwrap_or_default());
+            let name = format!("tollgate-{}-1.0.0.tgb", s.app);
+            let file = bundles.join(&name);
+            let client = agent(s)?;
+            if let Err(e) = agent_api::stage_blocking(&client, &name, std::fs::read(&file)?) {
+                bail!("{}: staging 1.0.0 failed: {e}", s.hostname);
             }
-            let r = http
-                .post(format!("{}/agent/v1/install", agent(s)))
-                .bearer_auth(&agent_token)
-                .json(&json!({ "version": "1.0.0" }))
-                .send()?;
-            if !r.status().is_success() {
-                bail!("{}: installing 1.0.0 failed: {}", s.hostname, r.text().unwrap_or_default());
+            let install = agent_api::VersionRequest { version: "1.0.0".into() };
+            if let Err(e) = client.post::<_, agent_api::AgentStatus>(agent_api::INSTALL, &install) {
+                bail!("{}: installing 1.0.0 failed: {e}", s.hostname);
             }
             pb.inc(1);
         }
@@ -338,7 +336,7 @@ fn up(dir: &Path, net: u8, enum_port: u16) -> anyhow::Result<ExitCode> {
         "normal_callee": format!("{}:5080", ip(net, 61)),
         "servers": SERVERS.iter().map(|s| json!({
             "hostname": s.hostname, "cluster": s.cluster, "application": s.app,
-            "agent": agent(s), "api": format!("http://{}:8080", ip(net, s.host)),
+            "agent": agent_url(s), "api": format!("http://{}:8080", ip(net, s.host)),
         })).collect::<Vec<_>>(),
     });
     crate::private_files::write_private(&dir.join("lab.json"), &serde_json::to_vec_pretty(&lab)?)?;

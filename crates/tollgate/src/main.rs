@@ -13,7 +13,6 @@ macro_rules! say {
 }
 
 mod admin_cmd;
-mod agent;
 mod analytics_cmd;
 mod api_client;
 mod cli;
@@ -40,9 +39,6 @@ mod roles;
 mod serve;
 mod service_address;
 mod spool_plan;
-mod srp_cmd;
-mod srp_monitor;
-mod srp_role;
 mod upgrade_cmd;
 mod uplink;
 
@@ -103,9 +99,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token { command } => admin_cmd::token(&config()?, command),
         Command::Policy { command } => policy_cmd::run(&config()?, command),
         Command::Lookup(args) => lookup_cmd::run(&config()?, args),
-        Command::Srp { command } => srp_cmd::run(&config()?, command),
-        Command::Agent { command: None } => agent::run(&config()?),
-        Command::Agent { command: Some(command) } => agent::command::run(&config()?, command),
+        Command::Srp { command } => cmd::srp::run(&config()?, command),
+        Command::Agent { command: None } => roles::agent::run(&config()?),
+        Command::Agent { command: Some(command) } => cmd::agent::run(&config()?, command),
         Command::Manager => manager::run(&config()?),
         Command::Upgrade { command } => upgrade_cmd::run(&config()?, command),
         Command::Health(args) => upgrade_cmd::health(&config()?, args),

@@ -21,16 +21,16 @@ use tollgate_records::spool::{Spool, SpoolOptions};
 use tollgate_store::Store;
 use tollgate_web::auth::Auth;
 use tollgate_web::server::HttpServer;
-use tollgate_web::srp::SrpService;
 use tollgate_web::{AppState, IngestMetrics, ReleaseInfo, StatusFn};
 
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::demo;
 use crate::probe_role::ProbeRole;
+use crate::roles::srp::{self as srp_role, EnumService};
 use crate::service_address::ServiceAddress;
-use crate::srp_role::{self, SrpHandle};
 use crate::uplink::HttpUplink;
+use tollgate_srp::runtime::SrpHandle;
 
 /// Which roles a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,19 +178,20 @@ async fn start_engine(
             service.installed().clone(),
             config.node.name.clone(),
         )
-        .with_velocity(velocity),
+        .with_velocity(velocity.clone()),
     );
     if let Some(srp) = &config.srp {
         let ips = config.enum_.listen_udp.iter().chain(&config.enum_.listen_tcp).map(|a| a.ip());
-        let enum_service = srp_role::EnumService {
-            responder: responder.clone(),
-            spool: spool.clone(),
-            metrics: enum_metrics.clone(),
-            udp: config.enum_.listen_udp.clone(),
-            tcp: config.enum_.listen_tcp.clone(),
-            address: ServiceAddress::new(config.service_address.clone(), ips),
-        };
-        let started = srp_role::start(srp.clone(), enum_service, alarms.clone(), config.node.name.clone()).await?;
+        let enum_service = EnumService::new(
+            responder.clone(),
+            spool.clone(),
+            enum_metrics.clone(),
+            config.enum_.listen_udp.clone(),
+            config.enum_.listen_tcp.clone(),
+            ServiceAddress::new(config.service_address.clone(), ips),
+        );
+        let started =
+            srp_role::start(srp.clone(), velocity, enum_service, alarms.clone(), config.node.name.clone()).await?;
         return Ok(Engine { service, responder, server: None, srp: Some(started), metrics: enum_metrics });
     }
     let server = EnumServer::start(
@@ -433,7 +434,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         )),
         ingest,
         status: status_fn(spool.clone(), shipper.as_ref().map(|s| s.stats().clone())),
-        srp: engine.as_ref().and_then(|e| e.srp.as_ref()).map(|(h, _)| Arc::new(h.clone()) as Arc<dyn SrpService>),
+        srp: engine.as_ref().and_then(|e| e.srp.as_ref()).map(|(h, _)| h.clone()),
         release: {
             let r = crate::release::current();
             let mut role_names = Vec::new();

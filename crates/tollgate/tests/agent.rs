@@ -14,11 +14,15 @@ use std::time::Duration;
 
 use common::{free_port, text, tollgate_bin, wait_until};
 use serde_json::Value;
+use tollgate_api::agent::{
+    self, AgentStatus, Backup, HealthAnswer, PreflightAnswer, RestoreAnswer, RestoreRequest, StagedBundle,
+    VersionRequest,
+};
+use tollgate_api::{BlockingClient, ClientError, ErrorCode};
 
 struct AgentProcess {
     child: Child,
-    api: String,
-    token: String,
+    client: BlockingClient,
 }
 
 impl Drop for AgentProcess {
@@ -35,31 +39,33 @@ impl Drop for AgentProcess {
 }
 
 impl AgentProcess {
-    fn client(&self) -> reqwest::blocking::Client {
-        reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap()
+    fn status(&self) -> AgentStatus {
+        self.client.get(agent::STATUS).unwrap()
     }
 
-    fn get(&self, path: &str) -> Value {
-        let r = self.client().get(format!("{}{path}", self.api)).bearer_auth(&self.token).send().unwrap();
-        assert!(r.status().is_success(), "GET {path}: {}", r.status());
-        r.json().unwrap()
+    fn preflight(&self, version: &str) -> Result<PreflightAnswer, ClientError> {
+        self.client.post(agent::PREFLIGHT, &VersionRequest { version: version.into() })
     }
 
-    fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self.client().post(format!("{}{path}", self.api)).bearer_auth(&self.token).json(&body).send().unwrap();
-        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+    fn install(&self, version: &str) -> Result<AgentStatus, ClientError> {
+        self.client.post(agent::INSTALL, &VersionRequest { version: version.into() })
     }
 
-    fn stage(&self, file: &Path) -> (u16, Value) {
+    fn backups(&self) -> Vec<Backup> {
+        self.client.get(agent::BACKUPS).unwrap()
+    }
+
+    fn stage(&self, file: &Path) -> Result<agent::StageAnswer, ClientError> {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
-        let r = self
-            .client()
-            .post(format!("{}/agent/v1/stage?name={name}", self.api))
-            .bearer_auth(&self.token)
-            .body(std::fs::read(file).unwrap())
-            .send()
-            .unwrap();
-        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+        agent::stage_blocking(&self.client, &name, std::fs::read(file).unwrap())
+    }
+}
+
+/// The refusal's code and message (the call must have failed with an answer of the agent).
+fn refusal<T: std::fmt::Debug>(result: Result<T, ClientError>) -> (ErrorCode, String) {
+    match result {
+        Err(ClientError::Api { body, .. }) => (body.code, body.message),
+        other => panic!("expected a refusal, got {other:?}"),
     }
 }
 
@@ -160,8 +166,9 @@ fn bundles_are_verified_staged_installed_and_backed_out() {
         .find(|l| l.starts_with("tollgate agent ready:"))
         .unwrap();
     let api = line.split_whitespace().find_map(|w| w.strip_prefix("api=")).unwrap().to_string();
-    let agent = AgentProcess { child, api, token: token.into() };
-    assert_eq!(agent.get("/agent/v1/status")["release"], Value::Null);
+    let client = BlockingClient::new(&api, Some(token.into()), Duration::from_secs(120)).unwrap();
+    let agent = AgentProcess { child, client };
+    assert_eq!(agent.status().release, None);
 
     // Refused, each with its reason, and nothing staged.
     for (file, reason) in [
@@ -170,19 +177,18 @@ fn bundles_are_verified_staged_installed_and_backed_out() {
         (rogue.clone(), "unknown key"),
         (wrong_type.clone(), "probe bundle cannot be staged on a engine server"),
     ] {
-        let (status, body) = agent.stage(&file);
-        assert_eq!(status, 422, "{body}");
-        let msg = body["error"].as_str().unwrap().to_lowercase();
+        let (code, msg) = refusal(agent.stage(&file));
+        assert_eq!(code, ErrorCode::Invalid, "{msg}");
+        let msg = msg.to_lowercase();
         assert!(msg.contains(reason), "{file:?}: {msg}");
-        assert_eq!(agent.get("/agent/v1/status")["staged"], serde_json::json!([]), "nothing staged after {file:?}");
+        assert_eq!(agent.status().staged, Vec::<StagedBundle>::new(), "nothing staged after {file:?}");
     }
 
     // v1: staged, preflighted, installed; the engine reports it and its schema limit.
-    assert_eq!(agent.stage(&v1).0, 200);
-    assert_eq!(agent.post("/agent/v1/preflight", serde_json::json!({"version": "1.0.0"})).0, 200);
-    let (status, body) = agent.post("/agent/v1/install", serde_json::json!({"version": "1.0.0"}));
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["release"], "1.0.0");
+    assert_eq!(agent.stage(&v1).unwrap().staged, "1.0.0");
+    assert_eq!(agent.preflight("1.0.0").unwrap().version, "1.0.0");
+    let body = agent.install("1.0.0").unwrap();
+    assert_eq!(body.release.as_deref(), Some("1.0.0"));
     let version: Value =
         reqwest::blocking::get(format!("http://127.0.0.1:{api_port}/api/v1/version")).unwrap().json().unwrap();
     assert_eq!((version["release"].as_str(), version["max_policy_schema"].as_i64()), (Some("1.0.0"), Some(1)));
@@ -202,28 +208,23 @@ fn bundles_are_verified_staged_installed_and_backed_out() {
     assert!(!out.status.success() && text(&out).1.contains("needs a newer release"), "{:?}", text(&out));
 
     // Two bundles staged: preflight refuses (exactly one), then v2 alone installs.
-    assert_eq!(agent.stage(&v2).0, 200);
-    assert_eq!(agent.stage(&bundle(d, &key, "engine", "2.0.1", None)).0, 200);
-    let (status, body) = agent.post("/agent/v1/preflight", serde_json::json!({"version": "2.0.0"}));
-    assert!(status == 422 && body["error"].as_str().unwrap().contains("2.0.1"), "{body}");
+    agent.stage(&v2).unwrap();
+    agent.stage(&bundle(d, &key, "engine", "2.0.1", None)).unwrap();
+    let (code, msg) = refusal(agent.preflight("2.0.0"));
+    assert!(code == ErrorCode::Invalid && msg.contains("2.0.1"), "{code:?}: {msg}");
     std::fs::remove_file(d.join("agent/staging/tollgate-engine-2.0.1.tgb")).unwrap();
-    let (status, body) = agent.post("/agent/v1/install", serde_json::json!({"version": "2.0.0"}));
-    assert_eq!(status, 200, "{body}");
-    assert_eq!((body["release"].as_str(), body["previous_release"].as_str()), (Some("2.0.0"), Some("1.0.0")));
+    let body = agent.install("2.0.0").unwrap();
+    assert_eq!((body.release.as_deref(), body.previous_release.as_deref()), (Some("2.0.0"), Some("1.0.0")));
     let out = install_policy();
     assert!(out.status.success(), "release 2.0.0 reads schema 2: {:?}", text(&out));
-    let backups = agent.get("/agent/v1/backups");
-    assert!(
-        backups.as_array().unwrap().iter().any(|b| b["name"].as_str().unwrap().contains("pre-upgrade-2.0.0")),
-        "{backups}"
-    );
+    let backups = agent.backups();
+    assert!(backups.iter().any(|b| b.name.contains("pre-upgrade-2.0.0")), "{backups:?}");
 
     // Health, then a backout to 1.0.0.
-    let health = agent.get("/agent/v1/health");
-    let classes: Vec<&str> =
-        health["health"]["classes"].as_array().unwrap().iter().map(|c| c["class"].as_str().unwrap()).collect();
+    let health: HealthAnswer = agent.client.get(agent::HEALTH).unwrap();
+    let classes: Vec<&str> = health.health.classes.iter().map(|c| c.class.as_str()).collect();
     assert_eq!(classes, vec!["disk", "hardware", "proc", "net", "replication", "alarms", "system", "upgrade"]);
-    assert!(health["text"].as_str().unwrap().contains("Running modules in class disk..."));
+    assert!(health.text.contains("Running modules in class disk..."));
 
     // `tollgate agent ...` asks this server's running agent directly (no manager needed).
     let cli = |args: &[&str]| {
@@ -233,15 +234,14 @@ fn bundles_are_verified_staged_installed_and_backed_out() {
         text(&out).0
     };
     assert!(cli(&["forced-standby", "on"]).contains("engine-x: forced standby on"));
-    assert_eq!(agent.get("/agent/v1/status")["forced_standby"], true);
+    assert!(agent.status().forced_standby);
     assert!(d.join("agent").join("forced-standby").exists(), "kept where the role process watches it");
     assert!(cli(&["forced-standby", "off"]).contains("engine-x: forced standby off"));
-    assert_eq!(agent.get("/agent/v1/status")["forced_standby"], false);
-    let status: Value = serde_json::from_str(&cli(&["status"])).unwrap();
-    assert_eq!(status["release"], "2.0.0", "{status}");
-    let (status, body) = agent.post("/agent/v1/backout", Value::Null);
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["release"], "1.0.0");
+    assert!(!agent.status().forced_standby);
+    let status: AgentStatus = serde_json::from_str(&cli(&["status"])).unwrap();
+    assert_eq!(status.release.as_deref(), Some("2.0.0"), "{status:?}");
+    let body: AgentStatus = agent.client.post_empty(agent::BACKOUT).unwrap();
+    assert_eq!(body.release.as_deref(), Some("1.0.0"));
     wait_until(10, "the engine on 1.0.0 again", || {
         reqwest::blocking::get(format!("http://127.0.0.1:{api_port}/api/v1/version"))
             .ok()
@@ -262,16 +262,9 @@ fn bundles_are_verified_staged_installed_and_backed_out() {
     };
     // The schema-2 policy was the only install: before the upgrade the history was empty.
     assert!(history().contains("\"event\":\"install\""), "{}", history());
-    let name = agent
-        .get("/agent/v1/backups")
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["name"].as_str().unwrap().to_string())
-        .find(|n| n.ends_with("pre-upgrade-2.0.0.tar.gz"))
-        .unwrap();
-    let (status, body) = agent.post("/agent/v1/restore", serde_json::json!({ "name": name }));
-    assert_eq!(status, 200, "{body}");
+    let name = agent.backups().into_iter().map(|b| b.name).find(|n| n.ends_with("pre-upgrade-2.0.0.tar.gz")).unwrap();
+    let body: RestoreAnswer = agent.client.post(agent::RESTORE, &RestoreRequest { name: name.clone() }).unwrap();
+    assert_eq!(body.restored, name);
     wait_until(10, "the restored engine answering", || {
         reqwest::blocking::get(format!("http://127.0.0.1:{api_port}/api/v1/version"))
             .is_ok_and(|r| r.status().is_success())

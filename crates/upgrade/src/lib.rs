@@ -23,5 +23,6 @@
 
 pub mod bundle;
 pub mod director;
+pub mod names;
 pub mod release;
 pub mod topology;

@@ -13,6 +13,7 @@
 // boxing it would only add an allocation on the error path.
 #![allow(clippy::result_large_err)]
 
+pub mod agent_api;
 pub mod api;
 pub mod auth;
 pub mod http;
@@ -21,7 +22,6 @@ pub mod quarantine;
 pub mod security;
 pub mod server;
 pub mod session;
-pub mod srp;
 pub mod ui;
 
 use std::sync::Arc;
@@ -106,7 +106,7 @@ pub struct AppState {
     /// Extra status lines for the dashboard.
     pub status: Option<StatusFn>,
     /// The SRP chassis (engine role with `[srp]`).
-    pub srp: Option<Arc<dyn srp::SrpService>>,
+    pub srp: Option<tollgate_srp::runtime::SrpHandle>,
     /// The release this server runs.
     pub release: ReleaseInfo,
 }

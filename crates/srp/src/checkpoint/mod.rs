@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use codec::{
     Checkpoint, CheckpointDecodeError, CheckpointFault, CheckpointKind, EncodedCheckpoint, HEADER_LEN, MAX_BODY_LEN,
@@ -35,7 +35,7 @@ use crate::session::{Change, CmdId, SessionStore};
 pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
 
 /// `show srp checkpoint statistics`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointStatistics {
     /// Full checkpoints sent (all parts of one count once).
     pub full_checkpoints_sent: u64,
@@ -99,7 +99,7 @@ impl fmt::Display for CheckpointStatistics {
 }
 
 /// One line of `show srp checkpoint info`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointCmdInfo {
     /// CMD ID.
     pub cmd_id: CmdId,

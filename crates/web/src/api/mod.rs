@@ -21,8 +21,8 @@
 //! | GET, POST | `/api/v1/users`, `/api/v1/tokens` | admin | users (a role change keeps the password when none is given) and API tokens (optional `expires`) |
 //! | DELETE | `/api/v1/users/{name}`, `/api/v1/tokens/{name}` | admin | remove a user (their sessions end), revoke a token |
 //! | POST | `/api/v1/auth/password` | none (the current password) | `{"name","current","new"}`: change one's own password; throttled like a login |
-//! | GET | `/api/v1/srp/show/{what}` | viewer | `show srp info`, `statistics`, `checkpoint-statistics`, ... |
-//! | POST | `/api/v1/srp/{command}` | operator | `initiate-switchover[?force=true]`, `initiate-audit`, `nack`, `forced-standby` `{"on"}`; viewer: `validate-switchover`, `validate-configuration` |
+//! | GET | `/api/v1/srp/show/{view}` | viewer | `show srp info`, `statistics`, `checkpoint-statistics`, ... (every `tollgate_api::srp::SrpView`); 404 `not_configured` without `[srp]` |
+//! | POST | `/api/v1/srp/{command}` (`tollgate_api::srp::SrpCommand`) | operator | `initiate-switchover[?force=true]`, `initiate-audit`, `nack`, `forced-standby` `{"on"}`; viewer: `validate-switchover`, `validate-configuration` |
 //!
 //! A change (POST, DELETE) made with a login session instead of a bearer token needs the
 //! session's CSRF token in `X-CSRF-Token`; cross-site changes are refused (see

@@ -6,8 +6,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::Utc;
 use tokio::process::{Child, Command};
 
 /// What to run.
@@ -23,20 +22,7 @@ pub struct Launch {
     pub log: PathBuf,
 }
 
-/// The role process, as `status` shows it.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ProcessStatus {
-    /// Running now.
-    pub running: bool,
-    /// Its pid.
-    pub pid: Option<u32>,
-    /// When it was started.
-    pub since: Option<DateTime<Utc>>,
-    /// Restarts after it died.
-    pub restarts: u64,
-    /// How it last exited.
-    pub last_exit: Option<String>,
-}
+pub use tollgate_api::agent::ProcessStatus;
 
 struct State {
     launch: Option<Launch>,
@@ -169,5 +155,63 @@ impl Supervisor {
                 delay = Duration::from_millis(200);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launch(dir: &std::path::Path, script: &str) -> Launch {
+        let binary = dir.join("role.sh");
+        std::fs::write(&binary, format!("#!/bin/sh\n{script}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Launch { binary, args: Vec::new(), env: Vec::new(), log: dir.join("role.log") }
+    }
+
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        for _ in 0..100_000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("never: {what}");
+    }
+
+    /// A role that keeps dying is restarted with a growing delay (200 ms, 400 ms, ...): on the
+    /// paused clock, the time between restarts is the supervisor's decision alone.
+    #[tokio::test(start_paused = true)]
+    async fn a_dying_role_is_restarted_with_a_growing_delay_until_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Supervisor::new();
+        s.start(launch(dir.path(), "exit 3")).await.unwrap();
+        let t0 = tokio::time::Instant::now();
+        until("two restarts", || s.status().restarts >= 2).await;
+        assert!(t0.elapsed() >= Duration::from_millis(600), "200 ms then 400 ms: {:?}", t0.elapsed());
+        until("three restarts", || s.status().restarts >= 3).await;
+        assert!(t0.elapsed() >= Duration::from_millis(1400), "then 800 ms: {:?}", t0.elapsed());
+        assert!(s.status().last_exit.is_some_and(|e| e.contains('3')), "{:?}", s.status());
+        // Held: no restart after a stop.
+        s.stop().await;
+        let restarts = s.status().restarts;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(s.status().restarts, restarts);
+        assert!(!s.status().running);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_running_role_is_reported_and_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Supervisor::new();
+        s.start(launch(dir.path(), "exec sleep 600")).await.unwrap();
+        let st = s.status();
+        assert!(st.running && st.pid.is_some() && st.since.is_some(), "{st:?}");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(s.status().restarts, 0);
+        s.stop().await;
+        let st = s.status();
+        assert!(!st.running && st.pid.is_none(), "{st:?}");
     }
 }

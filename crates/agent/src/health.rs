@@ -7,63 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::process::Command;
 
-/// The outcome of one class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Verdict {
-    /// Nothing wrong.
-    #[serde(rename = "OK")]
-    Ok,
-    /// Worth a look, not a failure (e.g. no time-sync information).
-    #[serde(rename = "INFO")]
-    Info,
-    /// A failure.
-    #[serde(rename = "FAILURE")]
-    Failure,
-}
-
-/// One class's result.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClassResult {
-    /// Class name (disk, hardware, proc, net, replication, alarms, system, upgrade).
-    pub class: &'static str,
-    /// Outcome.
-    pub verdict: Verdict,
-    /// What was checked, what was found.
-    pub detail: String,
-}
-
-/// A server's health.
-#[derive(Debug, Clone, Serialize)]
-pub struct Health {
-    /// The server.
-    pub server: String,
-    /// Each class.
-    pub classes: Vec<ClassResult>,
-}
-
-impl Health {
-    /// True when no class failed.
-    pub fn ok(&self) -> bool {
-        self.classes.iter().all(|c| c.verdict != Verdict::Failure)
-    }
-
-    /// syscheck-style text.
-    pub fn text(&self) -> String {
-        let mut out = format!("{}:\n", self.server);
-        for c in &self.classes {
-            let v = match c.verdict {
-                Verdict::Ok => "OK",
-                Verdict::Info => "INFO",
-                Verdict::Failure => "FAILURE",
-            };
-            out.push_str(&format!("Running modules in class {}... {v}  ({})\n", c.class, c.detail));
-        }
-        out
-    }
-}
+pub use tollgate_api::agent::{ClassResult, Health, Verdict};
 
 /// What the checks look at.
 pub struct Inputs<'a> {
@@ -81,8 +27,8 @@ pub struct Inputs<'a> {
     pub release: (&'a str, Option<&'a str>),
 }
 
-fn result(class: &'static str, verdict: Verdict, detail: impl Into<String>) -> ClassResult {
-    ClassResult { class, verdict, detail: detail.into() }
+fn result(class: &str, verdict: Verdict, detail: impl Into<String>) -> ClassResult {
+    ClassResult { class: class.to_string(), verdict, detail: detail.into() }
 }
 
 async fn disk(dir: &Path) -> ClassResult {
@@ -152,17 +98,26 @@ async fn system() -> ClassResult {
     }
 }
 
-async fn get_json(url: &str, token: Option<&str>) -> anyhow::Result<serde_json::Value> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build()?;
-    let mut req = client.get(url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await?;
-    if !resp.status().is_success() {
-        anyhow::bail!("{url}: {}", resp.status());
-    }
-    Ok(resp.json().await?)
+/// What the checks read of the role's `show srp info` answer (the rest is ignored).
+#[derive(serde::Deserialize)]
+struct SrpInfo {
+    #[serde(default)]
+    data: SrpInfoData,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct SrpInfoData {
+    #[serde(default)]
+    chassis_state: Option<String>,
+    #[serde(default)]
+    ready: bool,
+}
+
+/// What the checks read of the role's alarm list: how many are active.
+#[derive(serde::Deserialize)]
+struct Alarms {
+    #[serde(default)]
+    active: Vec<serde::de::IgnoredAny>,
 }
 
 /// Runs every class.
@@ -175,24 +130,25 @@ pub async fn check(i: Inputs<'_>) -> Health {
     });
     match i.role_api {
         Some(api) => {
-            let healthy = reqwest::Client::builder()
-                .timeout(Duration::from_secs(3))
-                .build()
-                .ok()
-                .map(|c| c.get(format!("{api}/healthz")).send());
-            let net = match healthy {
-                Some(f) => matches!(f.await, Ok(r) if r.status().is_success()),
-                None => false,
+            let client = tollgate_api::Client::new(api, i.role_token.map(str::to_string), Duration::from_secs(3));
+            let net = match &client {
+                Ok(c) => c.get_text("/healthz").await.is_ok(),
+                Err(_) => false,
             };
             classes.push(if net {
                 result("net", Verdict::Ok, format!("{api} answers"))
             } else {
                 result("net", Verdict::Failure, format!("{api} does not answer"))
             });
-            classes.push(match get_json(&format!("{api}/api/v1/srp/show/info"), i.role_token).await {
+            let client = client.map_err(|e| e.to_string());
+            let srp = match &client {
+                Ok(c) => c.get::<SrpInfo>("/api/v1/srp/show/info").await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.clone()),
+            };
+            classes.push(match srp {
                 Ok(v) => {
-                    let state = v["data"]["chassis_state"].as_str().unwrap_or("?").to_string();
-                    let ready = v["data"]["ready"].as_bool().unwrap_or(false);
+                    let state = v.data.chassis_state.unwrap_or_else(|| "?".to_string());
+                    let ready = v.data.ready;
                     if state == "Active" || ready {
                         result("replication", Verdict::Ok, format!("SRP {state}, copy synchronised: {ready}"))
                     } else {
@@ -201,9 +157,13 @@ pub async fn check(i: Inputs<'_>) -> Health {
                 }
                 Err(_) => result("replication", Verdict::Ok, "no SRP pair on this server"),
             });
-            classes.push(match get_json(&format!("{api}/api/v1/alarms"), i.role_token).await {
+            let alarms = match &client {
+                Ok(c) => c.get::<Alarms>("/api/v1/alarms").await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.clone()),
+            };
+            classes.push(match alarms {
                 Ok(v) => {
-                    let active = v["active"].as_array().map_or(0, Vec::len);
+                    let active = v.active.len();
                     if active == 0 {
                         result("alarms", Verdict::Ok, "no active alarms")
                     } else {

@@ -35,18 +35,10 @@ use std::path::{Path, PathBuf};
 use chrono::Utc;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use serde::Serialize;
 
-use crate::private_files;
+use tollgate_files::private_files;
 
-/// A backup file.
-#[derive(Debug, Clone, Serialize)]
-pub struct Backup {
-    /// File name.
-    pub name: String,
-    /// Size in bytes.
-    pub bytes: u64,
-}
+pub use tollgate_api::agent::Backup;
 
 /// How often the state directory is listed again after files vanished while it was read.
 const MAX_PASSES: usize = 8;
@@ -57,7 +49,7 @@ const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 /// Takes a backup into `dir`; `why` goes into the name (e.g. `pre-upgrade-v2`).
 pub fn take(dir: &Path, role_config: &Path, state_dir: &Path, why: &str) -> anyhow::Result<Backup> {
     private_files::create_private_dir(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-    let tag: String = crate::names::file_word(why);
+    let tag: String = tollgate_upgrade::names::file_word(why);
     let name = format!("{}-{tag}.tar.gz", Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
     let path = dir.join(&name);
     let tmp = path.with_extension("partial");

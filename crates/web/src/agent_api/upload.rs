@@ -7,25 +7,22 @@
 use std::path::Path;
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
+use axum::http::{HeaderMap, header};
 use tokio::io::AsyncWriteExt;
 use tokio_stream::StreamExt;
 
-use super::auth::closing;
-
-/// The largest JSON body of the agent's own routes (`{"version": ...}`, `{"why": ...}`).
-pub const MAX_JSON_BYTES: usize = 64 << 10;
+use crate::http::ApiError;
 
 /// The length the client announced, if any.
-fn announced(headers: &HeaderMap) -> Option<u64> {
+pub fn announced(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
 }
 
-fn too_large(what: &str, limit: u64, setting: Option<&str>) -> Response {
+/// `413`, closing the connection: the rest of the body is not read.
+pub fn too_large(what: &str, limit: u64, setting: Option<&str>) -> ApiError {
     let mib = limit as f64 / f64::from(1u32 << 20);
     let hint = setting.map(|s| format!(" ({s})")).unwrap_or_default();
-    closing(StatusCode::PAYLOAD_TOO_LARGE, format!("{what} is larger than {mib:.2} MiB{hint}; nothing was kept"))
+    ApiError::too_large(format!("{what} is larger than {mib:.2} MiB{hint}; nothing was kept")).closing()
 }
 
 /// Reads a body of at most `limit` bytes into memory; `what` names it in errors, `setting` the
@@ -36,14 +33,14 @@ pub async fn read_limited(
     limit: u64,
     what: &str,
     setting: Option<&str>,
-) -> Result<Bytes, Response> {
+) -> Result<Bytes, ApiError> {
     if announced(headers).is_some_and(|n| n > limit) {
         return Err(too_large(what, limit, setting));
     }
     let mut stream = body.into_data_stream();
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| closing(StatusCode::BAD_REQUEST, format!("{what}: the body broke off: {e}")))?;
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("{what}: the body broke off: {e}")).closing())?;
         if (out.len() + chunk.len()) as u64 > limit {
             return Err(too_large(what, limit, setting));
         }
@@ -62,11 +59,11 @@ pub async fn stream_to_file(
     limit: u64,
     what: &str,
     setting: &str,
-) -> Result<tempfile::TempPath, Response> {
+) -> Result<tempfile::TempPath, ApiError> {
     if announced(headers).is_some_and(|n| n > limit) {
         return Err(too_large(what, limit, Some(setting)));
     }
-    let internal = |e: std::io::Error| closing(StatusCode::INTERNAL_SERVER_ERROR, format!("{}: {e}", dir.display()));
+    let internal = |e: std::io::Error| ApiError::internal(format!("{}: {e}", dir.display())).closing();
     let (file, path) = tempfile::Builder::new()
         .prefix(".incoming-")
         .suffix(".partial")
@@ -77,7 +74,7 @@ pub async fn stream_to_file(
     let mut stream = body.into_data_stream();
     let mut written = 0u64;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| closing(StatusCode::BAD_REQUEST, format!("{what}: the body broke off: {e}")))?;
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("{what}: the body broke off: {e}")).closing())?;
         written += chunk.len() as u64;
         if written > limit {
             return Err(too_large(what, limit, Some(setting)));

@@ -1,4 +1,4 @@
-//! SRP monitors (seed 003): probing the targets of each monitor group while this chassis is
+//! The monitors' probe clients: probing the targets of each monitor group while this chassis is
 //! Active, and reporting each target's up/down changes to the SRP task, which turns a group
 //! with every target down into a switchover.
 //!
@@ -18,7 +18,27 @@ use md5::{Digest, Md5};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket, lookup_host};
 use tokio::sync::{mpsc, watch};
-use tollgate_srp::config::{MonitorGroupConfig, MonitorKind};
+
+use crate::config::{MonitorGroupConfig, MonitorKind};
+
+/// Why a probe failed, in words (logged at debug level; the target goes down after
+/// `max_retries` of them in a row).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProbeError(pub String);
+
+impl From<std::io::Error> for ProbeError {
+    fn from(e: std::io::Error) -> Self {
+        ProbeError(e.to_string())
+    }
+}
+
+/// A probe's result.
+pub type ProbeResult<T> = Result<T, ProbeError>;
+
+macro_rules! fail {
+    ($($arg:tt)*) => { return Err(ProbeError(format!($($arg)*))) };
+}
 
 /// A target changed state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +102,7 @@ async fn probe_loop(
     }
 }
 
-async fn resolve(target: &str, default_port: u16) -> anyhow::Result<SocketAddr> {
+async fn resolve(target: &str, default_port: u16) -> ProbeResult<SocketAddr> {
     let with_port = if target.parse::<SocketAddr>().is_ok()
         || target.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
     {
@@ -90,11 +110,11 @@ async fn resolve(target: &str, default_port: u16) -> anyhow::Result<SocketAddr> 
     } else {
         format!("{target}:{default_port}")
     };
-    lookup_host(&with_port).await?.next().ok_or_else(|| anyhow::anyhow!("{target}: no address"))
+    lookup_host(&with_port).await?.next().ok_or_else(|| ProbeError(format!("{target}: no address")))
 }
 
 /// One probe of one target.
-pub async fn probe(group: &MonitorGroupConfig, target: &str) -> anyhow::Result<()> {
+pub async fn probe(group: &MonitorGroupConfig, target: &str) -> ProbeResult<()> {
     let timeout = Duration::from_millis(u64::from(group.timeout_ms));
     let work = async {
         match group.kind {
@@ -109,7 +129,7 @@ pub async fn probe(group: &MonitorGroupConfig, target: &str) -> anyhow::Result<(
             }
         }
     };
-    tokio::time::timeout(timeout, work).await.map_err(|_| anyhow::anyhow!("no answer within {timeout:?}"))?
+    tokio::time::timeout(timeout, work).await.map_err(|_| ProbeError(format!("no answer within {timeout:?}")))?
 }
 
 // ---------------------------------------------------------------- RADIUS (RFC 2865)
@@ -156,13 +176,13 @@ pub fn radius_request(id: u8, user: &str, secret: &str) -> (Vec<u8>, [u8; 16]) {
 
 /// Checks a RADIUS answer to request `id`: an Accept, Reject or Challenge whose Response
 /// Authenticator proves the server knows the secret.
-pub fn radius_answer_ok(answer: &[u8], id: u8, request_authenticator: &[u8; 16], secret: &str) -> anyhow::Result<u8> {
+pub fn radius_answer_ok(answer: &[u8], id: u8, request_authenticator: &[u8; 16], secret: &str) -> ProbeResult<u8> {
     if answer.len() < 20 {
-        anyhow::bail!("RADIUS answer too short ({} bytes)", answer.len());
+        fail!("RADIUS answer too short ({} bytes)", answer.len());
     }
     let len = usize::from(u16::from_be_bytes([answer[2], answer[3]]));
     if answer[1] != id || len < 20 || len > answer.len() {
-        anyhow::bail!("RADIUS answer for another request or with a bad length");
+        fail!("RADIUS answer for another request or with a bad length");
     }
     let mut h = Md5::new();
     h.update(&answer[..4]);
@@ -170,16 +190,20 @@ pub fn radius_answer_ok(answer: &[u8], id: u8, request_authenticator: &[u8; 16],
     h.update(&answer[20..len]);
     h.update(secret.as_bytes());
     if h.finalize().as_slice() != &answer[4..20] {
-        anyhow::bail!("RADIUS Response Authenticator does not match (wrong shared secret?)");
+        fail!("RADIUS Response Authenticator does not match (wrong shared secret?)");
     }
     match answer[0] {
         2 | 3 | 11 => Ok(answer[0]),
-        code => anyhow::bail!("unexpected RADIUS code {code}"),
+        code => fail!("unexpected RADIUS code {code}"),
     }
 }
 
-async fn radius_probe(server: SocketAddr, secret: &str, user: &str) -> anyhow::Result<()> {
-    let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0".parse()? } else { "[::]:0".parse()? };
+async fn radius_probe(server: SocketAddr, secret: &str, user: &str) -> ProbeResult<()> {
+    let bind: SocketAddr = if server.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
     let sock = UdpSocket::bind(bind).await?;
     sock.connect(server).await?;
     let id: u8 = rand::random();
@@ -247,20 +271,27 @@ pub fn diameter_result(answer: &[u8], code: u32) -> Option<u32> {
     None
 }
 
-async fn read_diameter(stream: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
-    let mut head = [0u8; 4];
-    stream.read_exact(&mut head).await?;
+/// The length of a Diameter message from its first four bytes (version, length), if it is
+/// one this probe reads (20 bytes to 1 MiB).
+pub fn diameter_length(head: [u8; 4]) -> ProbeResult<usize> {
     let len = u32::from_be_bytes([0, head[1], head[2], head[3]]) as usize;
     if !(20..=1 << 20).contains(&len) {
-        anyhow::bail!("Diameter message length {len}");
+        fail!("Diameter message length {len}");
     }
+    Ok(len)
+}
+
+async fn read_diameter(stream: &mut TcpStream) -> ProbeResult<Vec<u8>> {
+    let mut head = [0u8; 4];
+    stream.read_exact(&mut head).await?;
+    let len = diameter_length(head)?;
     let mut msg = head.to_vec();
     msg.resize(len, 0);
     stream.read_exact(&mut msg[4..]).await?;
     Ok(msg)
 }
 
-async fn diameter_probe(peer: SocketAddr, origin_host: &str) -> anyhow::Result<()> {
+async fn diameter_probe(peer: SocketAddr, origin_host: &str) -> ProbeResult<()> {
     let mut stream = TcpStream::connect(peer).await?;
     let local = stream.local_addr()?;
     let realm = origin_host.split_once('.').map_or(origin_host, |(_, r)| r);
@@ -280,13 +311,94 @@ async fn diameter_probe(peer: SocketAddr, origin_host: &str) -> anyhow::Result<(
     let cea = read_diameter(&mut stream).await?;
     match diameter_result(&cea, 257) {
         Some(2001) => {}
-        other => anyhow::bail!("CEA result {other:?}"),
+        other => fail!("CEA result {other:?}"),
     }
     stream.write_all(&diameter_request(280, 2, &base)).await?;
     let dwa = read_diameter(&mut stream).await?;
     match diameter_result(&dwa, 280) {
         Some(2001) => Ok(()),
-        other => anyhow::bail!("DWA result {other:?}"),
+        other => fail!("DWA result {other:?}"),
+    }
+}
+
+/// The checks of the `srp_monitor` fuzz target, shared with the seed replay in `cargo test`:
+/// what a RADIUS server or a Diameter peer answers is parsed by the probe and must never make
+/// it panic.
+#[doc(hidden)]
+pub mod fuzzing {
+    use md5::{Digest, Md5};
+
+    use super::{avp, diameter_length, diameter_request, diameter_result, radius_answer_ok};
+
+    /// The Request Authenticator fuzz inputs are checked against.
+    pub const AUTHENTICATOR: [u8; 16] = [7; 16];
+    /// The shared secret fuzz inputs are checked against.
+    pub const SECRET: &str = "testing123";
+
+    /// Feeds `data` to the RADIUS answer check (the request id taken from its second byte) and
+    /// to the Diameter answer reader; nothing panics, and what is accepted is what the probe
+    /// accepts.
+    pub fn check(data: &[u8]) {
+        let id = data.get(1).copied().unwrap_or(0);
+        if let Ok(code) = radius_answer_ok(data, id, &AUTHENTICATOR, SECRET) {
+            assert!(matches!(code, 2 | 3 | 11), "accepted RADIUS code {code}");
+            assert_eq!(data[0], code);
+        }
+        if let Some(head) = data.first_chunk::<4>()
+            && let Ok(len) = diameter_length(*head)
+        {
+            assert!((20..=1 << 20).contains(&len));
+        }
+        for code in [257, 280] {
+            if diameter_result(data, code).is_some() {
+                assert!(data.len() >= 20 && data[4] & 0x80 == 0, "only answers carry a result");
+            }
+        }
+    }
+
+    /// A RADIUS answer as a server with [`SECRET`] sends it to a request with [`AUTHENTICATOR`].
+    pub fn radius_answer(code: u8, id: u8, attrs: &[u8]) -> Vec<u8> {
+        let len = (20 + attrs.len()) as u16;
+        let mut answer = vec![code, id];
+        answer.extend_from_slice(&len.to_be_bytes());
+        let mut h = Md5::new();
+        h.update(&answer[..4]);
+        h.update(AUTHENTICATOR);
+        h.update(attrs);
+        h.update(SECRET.as_bytes());
+        answer.extend_from_slice(&h.finalize());
+        answer.extend_from_slice(attrs);
+        answer
+    }
+
+    /// A Diameter answer (R bit clear) to `code` with this Result-Code.
+    pub fn diameter_answer(code: u32, result: u32) -> Vec<u8> {
+        let mut avps = Vec::new();
+        avp(&mut avps, 264, b"peer.example.net");
+        avp(&mut avps, 268, &result.to_be_bytes());
+        let mut answer = diameter_request(code, 1, &avps);
+        answer[4] = 0;
+        answer
+    }
+
+    /// The seeds of the `srp_monitor` target: answers of each kind, good and bad.
+    pub fn seeds() -> Vec<(String, Vec<u8>)> {
+        let mut bad_auth = radius_answer(3, 9, &[]);
+        bad_auth[10] ^= 1;
+        let mut vendor_avp = diameter_answer(280, 2001);
+        vendor_avp[24] |= 0x80; // V bit on the first AVP: a 12-byte header
+        vec![
+            ("radius-accept".into(), radius_answer(2, 9, &[18, 6, b'o', b'k', b'!', b'!'])),
+            ("radius-reject".into(), radius_answer(3, 9, &[])),
+            ("radius-challenge".into(), radius_answer(11, 9, &[])),
+            ("radius-bad-authenticator".into(), bad_auth),
+            ("radius-truncated".into(), radius_answer(2, 9, &[])[..12].to_vec()),
+            ("diameter-cea-success".into(), diameter_answer(257, 2001)),
+            ("diameter-dwa-success".into(), diameter_answer(280, 2001)),
+            ("diameter-dwa-busy".into(), diameter_answer(280, 3004)),
+            ("diameter-vendor-avp".into(), vendor_avp),
+            ("diameter-truncated".into(), diameter_answer(257, 2001)[..30].to_vec()),
+        ]
     }
 }
 
@@ -309,6 +421,22 @@ mod tests {
         assert!(radius_answer_ok(&answer, 7, &auth, "wrong").is_err());
         assert!(radius_answer_ok(&answer, 8, &auth, "s3cret").is_err());
         assert!(radius_answer_ok(&answer[..10], 7, &auth, "s3cret").is_err());
+    }
+
+    #[test]
+    fn the_fuzz_seeds_are_what_the_probe_accepts_and_refuses() {
+        use fuzzing::*;
+        let seeds: std::collections::BTreeMap<String, Vec<u8>> = fuzzing::seeds().into_iter().collect();
+        for (name, code) in [("radius-accept", 2), ("radius-reject", 3), ("radius-challenge", 11)] {
+            assert_eq!(radius_answer_ok(&seeds[name], 9, &AUTHENTICATOR, SECRET).unwrap(), code, "{name}");
+        }
+        assert!(radius_answer_ok(&seeds["radius-bad-authenticator"], 9, &AUTHENTICATOR, SECRET).is_err());
+        assert!(radius_answer_ok(&seeds["radius-truncated"], 9, &AUTHENTICATOR, SECRET).is_err());
+        assert_eq!(diameter_result(&seeds["diameter-cea-success"], 257), Some(2001));
+        assert_eq!(diameter_result(&seeds["diameter-dwa-busy"], 280), Some(3004));
+        assert_eq!(diameter_result(&seeds["diameter-truncated"], 257), None);
+        assert_eq!(diameter_length([1, 0, 0, 19]).ok(), None);
+        assert_eq!(diameter_length([1, 0, 0, 20]).ok(), Some(20));
     }
 
     #[test]

@@ -100,7 +100,7 @@ impl Releases {
                 app.as_str()
             ));
         }
-        let safe: String = crate::names::file_word(file_name);
+        let safe: String = tollgate_upgrade::names::file_word(file_name);
         let path = self.staging().join(if safe.ends_with(".tgb") { safe } else { format!("{safe}.tgb") });
         incoming.persist(&path).map_err(|e| format!("{}: {}", path.display(), e.error))?;
         Ok(verified.manifest)

@@ -1,0 +1,56 @@
+//! `tollgate agent`: wiring only. Builds the agent's runtime ([`tollgate_agent::Agent`]) from
+//! the `[agent]` section and the role's configuration, starts the release in force, serves the
+//! agent's router ([`tollgate_web::agent_api`]) until SIGINT or SIGTERM, then stops the role.
+
+use std::sync::Arc;
+
+use tollgate_agent::Agent;
+
+/// Runs the agent until SIGINT or SIGTERM: starts the release in force, serves the API.
+pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitCode> {
+    use anyhow::Context;
+    let cfg = config.agent.clone().context("`tollgate agent` needs an [agent] section in the configuration")?;
+    cfg.validate()?;
+    let role = crate::config::Config::load(Some(&cfg.role_config))
+        .with_context(|| format!("the role configuration {}", cfg.role_config.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tollgate-agent").build()?;
+    // Releases, backups (the role's tokens and records) and the role's log: owner only, also
+    // when an older release left them open.
+    crate::private_files::create_private_dir(&cfg.dir)
+        .with_context(|| format!("agent.dir: cannot create {}", cfg.dir.display()))?;
+    crate::private_files::tighten_state(&cfg.dir, "agent directory")?;
+    // One agent per directory: two would stage, install and back out over each other. (Its own
+    // lock file: the agent's directory may also be its role's state directory.)
+    let _lock = tollgate_records::dirlock::DirLock::acquire(&cfg.dir, "agent.lock", "tollgate agent")
+        .map_err(|e| anyhow::anyhow!("agent directory {e}"))?;
+    runtime.block_on(async move {
+        let agent = Arc::new(Agent::new(cfg.clone(), role)?);
+        if let Err(e) = agent.start_current().await {
+            tracing::error!(error = %e, "the release in force did not start");
+        }
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("cannot bind the agent API {}", cfg.listen))?;
+        // The agent's API has the HTTP limits of [api], like every HTTP listener.
+        crate::fd_limit::check(&[("api.max_connections", config.api.max_connections as u64)]);
+        let server = tollgate_web::server::HttpServer::new(
+            listener,
+            "agent",
+            config.api.http_limits(),
+            tollgate_listener::ListenerStats::default(),
+        )
+        .limit_setting("api.max_connections");
+        say!(
+            "tollgate agent ready: server={} application={} release={} api=http://{}",
+            cfg.server,
+            cfg.app_type,
+            agent.releases.current().map_or("none".to_string(), |r| r.version),
+            server.local_addr()?
+        );
+        let token = tollgate_web::http::SecretToken::new(&cfg.token);
+        server.serve(tollgate_web::agent_api::router(agent.clone(), token), crate::serve::shutdown_signal()).await;
+        agent.stop().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -1,0 +1,270 @@
+//! The engine as one chassis of an SRP pair: wiring of `tollgate_srp::runtime` with the
+//! engine's parts. The velocity table is the replicated state ([`VelocityState`]), the ENUM
+//! listener on the service address is the service ([`EnumService`]), the agent's flag file is
+//! the forced standby ([`ForcedStandbyWatch`]).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::watch;
+use tollgate_alarms::Alarms;
+use tollgate_api::srp::{ConcurrentCalls, SrpView, VelocityCounter};
+use tollgate_enum::Responder;
+use tollgate_enum::metrics::EnumMetrics;
+use tollgate_enum::server::{EnumServer, RecordSink};
+use tollgate_number::E164;
+use tollgate_policy::VelocityTable;
+use tollgate_policy::velocity::VelocityEntry;
+use tollgate_records::spool::Spool;
+use tollgate_srp::runtime::{self, Chassis, ForcedStandbySource, ReplicatedState, SrpData, SrpHandle};
+use tollgate_srp::session::{CmdId, SessionStore};
+use tollgate_srp::{SrpConfig, State};
+
+use crate::forced_standby::ForcedStandbyWatch;
+use crate::service_address::ServiceAddress;
+
+/// The micro-checkpoint command id of velocity counters.
+pub const CMD_VELOCITY: CmdId = 1;
+/// The micro-checkpoint command id of calls in progress per caller.
+pub const CMD_CONCURRENT: CmdId = 2;
+
+/// The environment variable of the fault injection of the NACK path's tests: corrupt every
+/// Nth micro-checkpoint sent.
+const FAULT_CORRUPT_EVERY: &str = "TOLLGATE_SRP_FAULT_CORRUPT_EVERY";
+
+/// What the SRP chassis needs to serve the ENUM service address.
+pub struct EnumService {
+    /// The responder (with the replicated velocity table).
+    pub responder: Arc<Responder>,
+    /// Where records go.
+    pub spool: Spool,
+    /// ENUM metrics.
+    pub metrics: Arc<EnumMetrics>,
+    /// Service addresses (UDP).
+    pub udp: Vec<SocketAddr>,
+    /// Service addresses (TCP).
+    pub tcp: Vec<SocketAddr>,
+    /// How the service IP is claimed.
+    pub address: ServiceAddress,
+    /// The listener while serving.
+    server: Option<EnumServer>,
+}
+
+impl EnumService {
+    /// The service of these parts (not serving yet).
+    pub fn new(
+        responder: Arc<Responder>,
+        spool: Spool,
+        metrics: Arc<EnumMetrics>,
+        udp: Vec<SocketAddr>,
+        tcp: Vec<SocketAddr>,
+        address: ServiceAddress,
+    ) -> Self {
+        EnumService { responder, spool, metrics, udp, tcp, address, server: None }
+    }
+}
+
+impl runtime::ServiceAddress for EnumService {
+    async fn claim(&mut self) -> Result<(), String> {
+        if let Err(e) = self.address.claim().await {
+            tracing::error!(error = %e, "cannot claim the service address");
+        }
+        // The mate may still hold the sockets for a moment (a switchover on one host): retry.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match EnumServer::start(
+                self.responder.clone(),
+                RecordSink::Spool(self.spool.clone()),
+                self.metrics.clone(),
+                &self.udp,
+                &self.tcp,
+            )
+            .await
+            {
+                Ok(server) => {
+                    self.server = Some(server);
+                    return Ok(());
+                }
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "service address busy; retrying");
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    async fn release(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        if let Err(e) = self.address.release().await {
+            tracing::error!(error = %e, "cannot release the service address");
+        }
+    }
+}
+
+/// The agent's forced-standby flag file as the runtime's source of the flag.
+struct ForcedStandbyFile(ForcedStandbyWatch);
+
+impl ForcedStandbySource for ForcedStandbyFile {
+    fn changed(&mut self) -> Option<bool> {
+        self.0.changed()
+    }
+}
+
+/// The velocity table as the state an SRP pair replicates: one session per counter
+/// (`velocity/<rule>/<caller>`, [`CMD_VELOCITY`]) and one per caller with calls in progress
+/// (`concurrent/<caller>`, [`CMD_CONCURRENT`]).
+pub struct VelocityState(pub Arc<VelocityTable>);
+
+fn session_key(e: &VelocityEntry) -> String {
+    format!("velocity/{}/{}", e.rule, e.source)
+}
+
+/// The velocity counters held in the session store (the mate's copy on a Standby).
+fn velocity_from_store(store: &SessionStore) -> Vec<VelocityEntry> {
+    store
+        .iter()
+        .filter(|(k, _)| k.starts_with("velocity/"))
+        .filter_map(|(_, e)| serde_json::from_slice::<VelocityEntry>(&e.value).ok())
+        .collect()
+}
+
+/// Calls in progress per caller held in the session store.
+fn concurrent_from_store(store: &SessionStore) -> Vec<(E164, u32)> {
+    store
+        .iter()
+        .filter_map(|(k, e)| {
+            let source = k.strip_prefix("concurrent/")?.parse().ok()?;
+            Some((source, serde_json::from_slice::<u32>(&e.value).ok()?))
+        })
+        .collect()
+}
+
+impl ReplicatedState for VelocityState {
+    fn commands(&self) -> Vec<(CmdId, &'static str)> {
+        vec![(CMD_VELOCITY, "velocity"), (CMD_CONCURRENT, "concurrent")]
+    }
+
+    fn snapshot_micro(&mut self, store: &mut SessionStore, now: Instant) {
+        for (source, n) in self.0.drain_concurrent_changes() {
+            let key = format!("concurrent/{source}");
+            if n == 0 {
+                store.remove(&key);
+            } else if let Err(err) = store.upsert_json(CMD_CONCURRENT, &key, &n, now) {
+                tracing::error!(error = %err, "cannot checkpoint calls in progress");
+            }
+        }
+        for e in self.0.drain_changes() {
+            let key = session_key(&e);
+            if e.times.is_empty() {
+                store.remove(&key);
+            } else if let Err(err) = store.upsert_json(CMD_VELOCITY, &key, &e, now) {
+                tracing::error!(error = %err, "cannot checkpoint a velocity counter");
+            }
+        }
+    }
+
+    fn snapshot_full(&mut self, store: &mut SessionStore, now: Instant) {
+        self.0.drain_changes();
+        self.0.drain_concurrent_changes();
+        let snapshot = self.0.snapshot();
+        let concurrent = self.0.concurrent_snapshot();
+        let mut keep: HashSet<String> = snapshot.iter().map(session_key).collect();
+        keep.extend(concurrent.iter().map(|(s, _)| format!("concurrent/{s}")));
+        let stale: Vec<String> = store
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .filter(|k| (k.starts_with("velocity/") || k.starts_with("concurrent/")) && !keep.contains(k))
+            .collect();
+        for k in stale {
+            store.remove(&k);
+        }
+        for e in &snapshot {
+            let key = session_key(e);
+            let same = store
+                .get(&key)
+                .and_then(|s| serde_json::from_slice::<VelocityEntry>(&s.value).ok())
+                .is_some_and(|old| old == *e);
+            if !same && let Err(err) = store.upsert_json(CMD_VELOCITY, &key, e, now) {
+                tracing::error!(error = %err, "cannot checkpoint a velocity counter");
+            }
+        }
+        for (source, n) in concurrent {
+            let key = format!("concurrent/{source}");
+            if store.get_json::<u32>(&key).ok().flatten() != Some(n)
+                && let Err(err) = store.upsert_json(CMD_CONCURRENT, &key, &n, now)
+            {
+                tracing::error!(error = %err, "cannot checkpoint calls in progress");
+            }
+        }
+    }
+
+    fn apply_full(&mut self, store: &SessionStore) -> usize {
+        let recovered = velocity_from_store(store);
+        self.0.replace_all(&recovered);
+        self.0.apply_concurrent(&concurrent_from_store(store), true);
+        recovered.len()
+    }
+
+    fn purge(&mut self) {
+        self.0.purge(Utc::now().timestamp_micros());
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn view(&self, view: SrpView, copy: Option<&SessionStore>) -> Option<(String, SrpData)> {
+        match view {
+            SrpView::Velocity => {
+                let mut snapshot = copy.map_or_else(|| self.0.snapshot(), velocity_from_store);
+                snapshot.sort_by(|a, b| (&a.rule, a.source).cmp(&(&b.rule, b.source)));
+                let text =
+                    snapshot.iter().map(|e| format!("{} {} {} calls\n", e.rule, e.source, e.times.len())).collect();
+                let data = snapshot
+                    .into_iter()
+                    .map(|e| VelocityCounter {
+                        rule: e.rule,
+                        source: e.source.to_string(),
+                        window_us: e.window_us,
+                        times: e.times,
+                    })
+                    .collect();
+                Some((text, SrpData::Velocity(data)))
+            }
+            SrpView::Concurrent => {
+                let mut list = copy.map_or_else(|| self.0.concurrent_snapshot(), concurrent_from_store);
+                list.sort();
+                let text = list.iter().map(|(s, n)| format!("{s} {n} calls in progress\n")).collect();
+                let data = list.into_iter().map(|(s, n)| ConcurrentCalls { source: s.to_string(), calls: n }).collect();
+                Some((text, SrpData::Concurrent(data)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Starts the SRP chassis of an engine; returns its handle and a receiver of state changes.
+pub async fn start(
+    config: SrpConfig,
+    velocity: Arc<VelocityTable>,
+    service: EnumService,
+    alarms: Arc<Alarms>,
+    node: String,
+) -> anyhow::Result<(SrpHandle, watch::Receiver<State>)> {
+    let chassis = Chassis {
+        config,
+        state: VelocityState(velocity),
+        service,
+        forced_standby: ForcedStandbyFile(ForcedStandbyWatch::from_env()),
+        alarms,
+        node,
+        corrupt_every: std::env::var(FAULT_CORRUPT_EVERY).ok().and_then(|v| v.parse().ok()),
+    };
+    Ok(runtime::start(chassis).await?)
+}
