@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fs;
 
 use chrono::{DateTime, TimeZone, Utc};
+use proptest::prelude::*;
 use tollgate_number::{DialingPlan, E164};
 use tollgate_policy::store::{HistoryEvent, PolicyStore};
 use tollgate_policy::{
@@ -346,46 +347,77 @@ fn missing_list_file_and_bad_list_lines_are_reported() {
     assert!(!joined.contains("unknown list"), "{joined}");
 }
 
-/// A small deterministic generator, so the property test needs no extra crate.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[(self.next() % items.len() as u64) as usize]
-    }
+/// Numbers the generated policies are asked about.
+const NUMBERS: &[&str] =
+    &["+12125550100", "+12125550111", "+13125550666", "+14155550000", "+19005550000", "+12125559999"];
+/// Sources and destinations of generated rules: exact numbers of [`NUMBERS`], nested
+/// prefixes of them, prefixes nothing matches, and `any`.
+const PATTERNS: &[&str] =
+    &["any", "+12125550100", "+12125550111", "+13125550666", "+1212*", "+1212555*", "+1*", "+1900*", "+4*"];
+const DIRECTIONS: &[&str] = &["any", "inbound", "outbound", "internal", "transit"];
+
+/// One generated rule.
+#[derive(Debug, Clone)]
+struct RuleSpec {
+    sources: (&'static str, &'static str),
+    destination: &'static str,
+    direction: &'static str,
+    enabled: bool,
+    /// Only between 16:00 and 18:00 UTC (the queries are at noon: such a rule never matches).
+    timed: bool,
 }
 
-#[test]
-fn indexed_evaluation_agrees_with_linear_scan_on_random_policies() {
-    let numbers = ["+12125550100", "+12125550111", "+13125550666", "+14155550000", "+19005550000", "+12125559999"];
-    let patterns =
-        ["any", "+12125550100", "+12125550111", "+13125550666", "+1212*", "+1212555*", "+1*", "+1900*", "+4*"];
-    let directions = ["any", "inbound", "outbound", "internal", "transit"];
-    let mut rng = Rng(0x9e3779b97f4a7c15);
-    for round in 0..300 {
-        let mut text = String::from("schema = 1\n[[internal]]\nprefix = \"+1212555\"\n");
-        for r in 0..(rng.next() % 12) {
-            text.push_str(&format!(
-                "[[rule]]\nname = \"r{r}\"\nsource = [\"{}\", \"{}\"]\ndestination = \"{}\"\ndirection = \"{}\"\nenabled = {}\naction = \"terminate\"\ncause = {}\n",
-                rng.pick(&patterns),
-                rng.pick(&patterns),
-                rng.pick(&patterns),
-                rng.pick(&directions),
-                !rng.next().is_multiple_of(5),
-                480 + r,
-            ));
-            if rng.next().is_multiple_of(4) {
-                text.push_str("time = { hours = \"16:00-18:00\", zone = \"UTC\" }\n");
-            }
+fn rule_spec() -> impl Strategy<Value = RuleSpec> {
+    use proptest::sample::select;
+    (
+        select(PATTERNS),
+        select(PATTERNS),
+        select(PATTERNS),
+        select(DIRECTIONS),
+        prop::bool::weighted(0.8),
+        prop::bool::weighted(0.25),
+    )
+        .prop_map(|(s1, s2, destination, direction, enabled, timed)| RuleSpec {
+            sources: (s1, s2),
+            destination,
+            direction,
+            enabled,
+            timed,
+        })
+}
+
+/// The policy file of `rules`, in order, after an internal prefix.
+fn policy_text(rules: &[RuleSpec]) -> String {
+    let mut text = String::from("schema = 1\n[[internal]]\nprefix = \"+1212555\"\n");
+    for (r, rule) in rules.iter().enumerate() {
+        text.push_str(&format!(
+            "[[rule]]\nname = \"r{r}\"\nsource = [\"{}\", \"{}\"]\ndestination = \"{}\"\ndirection = \"{}\"\nenabled = {}\naction = \"terminate\"\ncause = {}\n",
+            rule.sources.0,
+            rule.sources.1,
+            rule.destination,
+            rule.direction,
+            rule.enabled,
+            480 + r,
+        ));
+        if rule.timed {
+            text.push_str("time = { hours = \"16:00-18:00\", zone = \"UTC\" }\n");
         }
-        let p = compile_text(&text).unwrap_or_else(|e| panic!("round {round}: {e}\n{text}"));
-        for from in numbers.iter().map(|s| Some(*s)).chain([None]) {
-            for to in numbers {
+    }
+    text
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The indexed evaluation (hash maps, digit trie) decides every call as the linear scan of
+    /// the rules does, for any policy built from overlapping exact numbers, prefixes, `any`,
+    /// directions, disabled and timed rules (`decide` compares the two).
+    #[test]
+    fn indexed_evaluation_agrees_with_linear_scan_on_random_policies(rules in prop::collection::vec(rule_spec(), 0..12)) {
+        let text = policy_text(&rules);
+        let p = compile_text(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        for from in NUMBERS.iter().map(|s| Some(*s)).chain([None]) {
+            for to in NUMBERS {
                 decide(&p, from, to);
             }
         }

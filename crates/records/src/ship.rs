@@ -224,7 +224,7 @@ impl Shipper {
                     }
                     Err(PassError::Delivery(e)) => {
                         if let Some(left_out) = UNREACHABLE_LOG.allow() {
-                            tracing::warn!(error = %e, retry_in = ?backoff, left_out, "collector unreachable; records stay in the spool");
+                            tracing::warn!(error = %e, retry_in = ?backoff, left_out, "delivery to the collector failed; records stay in the spool");
                         }
                         let pause = backoff;
                         backoff = (backoff * 2).min(opts.max_backoff);

@@ -252,6 +252,8 @@ impl Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::any;
+    use proptest::sample::Index;
 
     fn key() -> FrameKey {
         FrameKey::new(b"0123456789abcdef")
@@ -322,40 +324,39 @@ mod tests {
         assert_eq!(Frame::decode(&bytes, &key()), Err(FrameError::UnknownType(200)));
     }
 
-    #[test]
-    fn garbage_never_panics() {
-        let mut state = 0x9e37_79b9u32;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state
-        };
-        let good = Frame { frame_type: FrameType::Hello, seq: 3, payload: b"hello".to_vec() }.encode(&key()).unwrap();
-        let mut ok = 0;
-        for i in 0..50_000 {
-            let buf: Vec<u8> = if i % 3 == 0 {
-                let mut b = good.clone();
-                let p = next() as usize % b.len();
-                b[p] = next() as u8;
-                b.truncate(next() as usize % (b.len() + 1));
-                b
-            } else {
-                let len = (next() % 128) as usize;
-                let mut b: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-                if i % 3 == 1 && b.len() >= 8 {
-                    // A valid-looking header start reaches the length and MAC checks.
-                    b[..5].copy_from_slice(b"TGSR\x01");
-                    b[6] = 0;
-                    b[7] = 0;
-                }
-                b
-            };
-            if Frame::decode(&buf, &key()).is_ok() {
-                ok += 1;
+    fn good_frame() -> Vec<u8> {
+        Frame { frame_type: FrameType::Hello, seq: 3, payload: b"hello".to_vec() }.encode(&key()).unwrap()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(4096))]
+
+        /// Whatever a peer (or anyone who reaches the port) sends, decoding answers.
+        #[test]
+        fn garbage_never_panics(buf in proptest::collection::vec(any::<u8>(), 0..128)) {
+            let _ = Frame::decode(&buf, &key());
+        }
+
+        /// A valid-looking header start reaches the length and MAC checks.
+        #[test]
+        fn a_valid_looking_header_with_garbage_never_panics(mut buf in proptest::collection::vec(any::<u8>(), 8..128)) {
+            buf[..5].copy_from_slice(b"TGSR\x01");
+            buf[6] = 0;
+            buf[7] = 0;
+            let _ = Frame::decode(&buf, &key());
+        }
+
+        /// The MAC covers every byte: a valid frame with a byte changed, or cut short, is
+        /// refused; only the frame as sent decodes.
+        #[test]
+        fn only_the_frame_as_sent_decodes(at in any::<Index>(), value in any::<u8>(), keep in any::<Index>()) {
+            let good = good_frame();
+            let mut b = good.clone();
+            b[at.index(good.len())] = value;
+            b.truncate(keep.index(good.len() + 1));
+            if Frame::decode(&b, &key()).is_ok() {
+                proptest::prop_assert_eq!(b, good);
             }
         }
-        // Only unmodified (or truncated-to-whole) copies of the good frame can pass.
-        assert!(ok < 50_000 / 3, "{ok}");
     }
 }

@@ -28,9 +28,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run the engine role (ENUM server and its API); records are shipped to `[shipper]
     /// collector`.
-    Engine(ServeArgs),
+    Engine(EngineArgs),
     /// Run the collector role (record store, analytics) with the web UI and API.
-    Collector(ServeArgs),
+    Collector(RoleArgs),
     /// Run the SIP probe: with --pcap, report the calls in a capture file; otherwise run the
     /// probe role on the live sources of `[probe]` and ship call records to the collector.
     Probe(ProbeArgs),
@@ -80,7 +80,8 @@ pub enum Command {
         #[command(subcommand)]
         command: UpgradeCommand,
     },
-    /// The seed's syscheck: every server through the manager, or this server through its agent.
+    /// Health checks (disk, hardware, processes, network, replication, alarms, upgrade): every
+    /// server through the manager, or this server through its agent.
     Health(HealthArgs),
     /// Server and system backups through the manager: take, list, restore.
     Backup {
@@ -101,7 +102,7 @@ pub enum Command {
         #[command(subcommand)]
         command: ReleaseCommand,
     },
-    /// SRP (seed 003): show the pair's state, switch over, audit, NACK control.
+    /// SRP active/standby pairs: show the pair's state, switch over, audit, NACK control.
     Srp {
         /// SRP command.
         #[command(subcommand)]
@@ -115,21 +116,37 @@ pub enum Command {
     },
 }
 
-/// Options of `serve` and `engine`.
+/// Options of every long-running role (`serve`, `engine`, `collector`, `probe`).
 #[derive(Debug, Args, Clone, Default)]
-pub struct ServeArgs {
+pub struct RoleArgs {
     /// State directory (overrides node.state_dir).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
     /// Node name (overrides node.name).
     #[arg(long)]
     pub node: Option<String>,
-    /// ENUM listen address for both UDP and TCP; repeat for several (overrides enum.listen_*).
-    #[arg(long = "enum-listen")]
-    pub enum_listen: Vec<SocketAddr>,
     /// HTTP API listen address (overrides api.listen).
     #[arg(long)]
     pub api_listen: Option<SocketAddr>,
+}
+
+/// Options of `engine`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct EngineArgs {
+    /// Options of every role.
+    #[command(flatten)]
+    pub role: RoleArgs,
+    /// ENUM listen address for both UDP and TCP; repeat for several (overrides enum.listen_*).
+    #[arg(long = "enum-listen")]
+    pub enum_listen: Vec<SocketAddr>,
+}
+
+/// Options of `serve`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServeArgs {
+    /// Options of every role and the engine's.
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Do not install the demo policy on first start.
     #[arg(long)]
     pub no_demo: bool,
@@ -168,7 +185,7 @@ pub struct ProbeArgs {
     pub summary_secs: u64,
     /// Role options for live running.
     #[command(flatten)]
-    pub serve: ServeArgs,
+    pub role: RoleArgs,
 }
 
 /// `tollgate agent ...`: the running agent of this server (its `[agent]` listen and token),
@@ -186,7 +203,7 @@ pub enum AgentCommand {
     },
 }
 
-/// `tollgate srp ...`: seed 003's commands, against a running engine's API.
+/// `tollgate srp ...`: commands of an SRP pair, against a running engine's API.
 #[derive(Debug, Subcommand)]
 pub enum SrpCommand {
     /// show srp info | statistics | checkpoint-statistics | checkpoint-info | monitor |
@@ -264,7 +281,7 @@ pub enum SrpCommand {
 /// `tollgate upgrade ...`.
 #[derive(Debug, Subcommand)]
 pub enum UpgradeCommand {
-    /// The seed's grid: clusters and servers, releases, roles, the operation in progress.
+    /// Every cluster and server: releases, roles, the operation in progress.
     Status {
         /// Print the manager's JSON.
         #[arg(long)]
@@ -273,7 +290,7 @@ pub enum UpgradeCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// Select the release to roll out (the seed's "Current ISO"); it is staged on the servers.
+    /// Select the release to roll out (the Current bundle); it is staged on the servers.
     Select {
         /// The release (a bundle of it must be in the manager's bundle directory).
         release: String,
@@ -440,21 +457,29 @@ pub enum ReleaseCommand {
     },
 }
 
-/// Where policy commands act.
+/// Which running tollgate a command asks.
 #[derive(Debug, Args, Clone, Default)]
 pub struct Target {
+    /// API of a running tollgate (default: from the configuration, http://127.0.0.1:8080).
+    #[arg(long)]
+    pub api: Option<String>,
+    /// Bearer token (default: this server's CLI token, <state_dir>/cli-token).
+    #[arg(long, env = "TOLLGATE_TOKEN")]
+    pub token: Option<String>,
+}
+
+/// Where policy commands act: a running tollgate, or a state directory.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PolicyTarget {
     /// API of a running tollgate (default: from the configuration, http://127.0.0.1:8080).
     #[arg(long, conflicts_with = "state_dir")]
     pub api: Option<String>,
     /// Act on a state directory directly, for when no tollgate is running there.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    /// Bearer token for API changes.
+    /// Bearer token (default: this server's CLI token, <state_dir>/cli-token).
     #[arg(long, env = "TOLLGATE_TOKEN")]
     pub token: Option<String>,
-    /// The person making the change, recorded in the history next to the token's name.
-    #[arg(long)]
-    pub actor: Option<String>,
 }
 
 /// Policy commands.
@@ -464,7 +489,8 @@ pub enum PolicyCommand {
     Check {
         /// Policy file.
         file: PathBuf,
-        /// Check against a running tollgate instead (its intercepts and dialing plan).
+        /// Check against a running tollgate instead (its intercepts and dialing plan; only with
+        /// --api).
         #[command(flatten)]
         target: Target,
         /// Check locally only (default).
@@ -477,19 +503,25 @@ pub enum PolicyCommand {
         file: PathBuf,
         /// Where to install.
         #[command(flatten)]
-        target: Target,
+        target: PolicyTarget,
+        /// The person making the change, recorded in the history next to the token's name.
+        #[arg(long)]
+        actor: Option<String>,
     },
     /// Remove the installed policy; every call is then allowed.
     Uninstall {
         /// Where.
         #[command(flatten)]
-        target: Target,
+        target: PolicyTarget,
+        /// The person making the change, recorded in the history next to the token's name.
+        #[arg(long)]
+        actor: Option<String>,
     },
     /// Show the installed policy.
     Show {
         /// Where.
         #[command(flatten)]
-        target: Target,
+        target: PolicyTarget,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -510,7 +542,7 @@ pub enum PolicyCommand {
     History {
         /// Where.
         #[command(flatten)]
-        target: Target,
+        target: PolicyTarget,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -526,8 +558,8 @@ pub struct LookupArgs {
     /// Called number.
     #[arg(long)]
     pub to: String,
-    /// Evaluate at this time (RFC 3339), default now.
-    #[arg(long)]
+    /// Evaluate at this time (RFC 3339), default now (not with --api: a server decides now).
+    #[arg(long, conflicts_with = "api")]
     pub at: Option<String>,
     /// Evaluate this policy file instead of the installed one.
     #[arg(long, conflicts_with = "api")]
@@ -595,7 +627,8 @@ pub enum UserCommand {
         /// viewer, operator or admin.
         #[arg(long)]
         role: String,
-        /// The password (default: read one line from standard input).
+        /// The password (default: asked for without echo on a terminal, else one line of
+        /// standard input). Avoid it: a command line is seen by every user of the machine.
         #[arg(long, conflicts_with = "keep_password")]
         password: Option<String>,
         /// Change only the role of an existing user; the password and open sessions stay (they

@@ -12,8 +12,24 @@ macro_rules! say {
     }};
 }
 
-mod admin_cmd;
-mod analytics_cmd;
+/// Writes a command's output to standard output, returning the `io::Result` where `print!`
+/// would panic: a reader that went away (`tollgate policy show --json | head`) ends the command
+/// quietly through `?` (see [`is_broken_pipe`]).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($arg)*)
+    }};
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)
+    }};
+}
+
 mod api_client;
 mod cli;
 mod cmd;
@@ -24,11 +40,9 @@ mod demo;
 mod fd_limit;
 mod forced_standby;
 mod lab;
-mod lookup_cmd;
 mod manager;
 mod metrics;
 mod names;
-mod policy_cmd;
 mod private_files;
 mod probe_cmd;
 mod probe_role;
@@ -46,18 +60,21 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, SpoolCommand};
+use crate::cli::{Cli, Command, EngineArgs, ServeArgs, SpoolCommand};
 use crate::config::Config;
 
 fn main() -> ExitCode {
     // Everything tollgate creates (state, records, tokens, backups, lab files) is for its owner
     // only, unless a mode is given explicitly (release bundles).
     private_files::owner_only_umask();
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     match run(cli) {
         Ok(code) => code,
+        // The reader of our output went away (`| head`): what it wanted, it has.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -65,17 +82,48 @@ fn main() -> ExitCode {
     }
 }
 
+/// The safety net under [`out!`]: a command still printing with `println!` into a pipe whose
+/// reader went away (`tollgate probe --pcap F | head`) panics in the standard library; that
+/// panic ends the process quietly with success, as `head`'s user expects, not with a panic
+/// message and exit code 101. Any other panic is reported as usual.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
+/// Whether an error is a write to a closed pipe (standard output read by `head`).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     fd_limit::raise_for(&cli.command);
     let config = || Config::load(cli.config.as_deref());
     match &cli.command {
         Command::Serve(args) => serve::run(config()?, args.clone(), serve::Roles::Serve),
-        Command::Engine(args) => serve::run(config()?, args.clone(), serve::Roles::Engine),
-        Command::Collector(args) => serve::run(config()?, args.clone(), serve::Roles::Collector),
+        Command::Engine(args) => {
+            let args = ServeArgs { engine: args.clone(), no_demo: false };
+            serve::run(config()?, args, serve::Roles::Engine)
+        }
+        Command::Collector(args) => {
+            let args = ServeArgs { engine: EngineArgs { role: args.clone(), ..Default::default() }, no_demo: false };
+            serve::run(config()?, args, serve::Roles::Collector)
+        }
         Command::Probe(args) => match &args.pcap {
             Some(_) => {
                 let mut config = config()?;
-                if let Some(dir) = &args.serve.state_dir {
+                if let Some(dir) = &args.role.state_dir {
                     config.node.state_dir = dir.clone();
                 }
                 probe_cmd::run_pcap(&config, args)
@@ -91,14 +139,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     config.probe.hep_tcp = args.hep.clone();
                 }
                 let summary = (args.summary_secs > 0).then(|| std::time::Duration::from_secs(args.summary_secs));
-                serve::run(config, args.serve.clone(), serve::Roles::Probe { summary })
+                let args =
+                    ServeArgs { engine: EngineArgs { role: args.role.clone(), ..Default::default() }, no_demo: false };
+                serve::run(config, args, serve::Roles::Probe { summary })
             }
         },
-        Command::Analytics(args) => analytics_cmd::run(&config()?, args),
-        Command::User { command } => admin_cmd::user(&config()?, command),
-        Command::Token { command } => admin_cmd::token(&config()?, command),
-        Command::Policy { command } => policy_cmd::run(&config()?, command),
-        Command::Lookup(args) => lookup_cmd::run(&config()?, args),
+        Command::Analytics(args) => cmd::analytics::run(&config()?, args),
+        Command::User { command } => cmd::user::run(&config()?, command),
+        Command::Token { command } => cmd::token::run(&config()?, command),
+        Command::Policy { command } => cmd::policy::run(&config()?, command),
+        Command::Lookup(args) => cmd::lookup::run(&config()?, args),
         Command::Srp { command } => cmd::srp::run(&config()?, command),
         Command::Agent { command: None } => roles::agent::run(&config()?),
         Command::Agent { command: Some(command) } => cmd::agent::run(&config()?, command),
@@ -114,22 +164,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(d) => d.clone(),
                 None => config()?.spool_dir(),
             };
-            let mut damaged = false;
-            let mut segments = tollgate_records::spool::segments(&dir)?;
-            for side in tollgate_records::spool::side::side_dirs(&dir)? {
-                segments.extend(tollgate_records::spool::segments(&side)?);
-            }
-            for seg in segments {
-                let contents = tollgate_records::spool::read_segment(&seg)?;
-                for r in &contents.records {
-                    println!("{}", serde_json::to_string(r)?);
-                }
-                if let Some(d) = contents.damage {
-                    eprintln!("{}: {d}", seg.display());
-                    damaged = true;
-                }
-            }
-            Ok(if damaged { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            cmd::spool::dump(&dir)
         }
     }
 }

@@ -86,17 +86,18 @@ fn lock_state_dir(config: &Config, roles: Roles) -> anyhow::Result<DirLock> {
 
 /// Applies command-line overrides to the configuration.
 fn apply(mut config: Config, args: &ServeArgs) -> Config {
-    if let Some(dir) = &args.state_dir {
+    let role = &args.engine.role;
+    if let Some(dir) = &role.state_dir {
         config.node.state_dir = dir.clone();
     }
-    if let Some(node) = &args.node {
+    if let Some(node) = &role.node {
         config.node.name = node.clone();
     }
-    if !args.enum_listen.is_empty() {
-        config.enum_.listen_udp = args.enum_listen.clone();
-        config.enum_.listen_tcp = args.enum_listen.clone();
+    if !args.engine.enum_listen.is_empty() {
+        config.enum_.listen_udp = args.engine.enum_listen.clone();
+        config.enum_.listen_tcp = args.engine.enum_listen.clone();
     }
-    if let Some(api) = args.api_listen {
+    if let Some(api) = role.api_listen {
         config.api.listen = api;
     }
     config
@@ -302,7 +303,9 @@ fn status_fn(spool: Option<Spool>, shipper: Option<Arc<ShipperStats>>) -> Option
                 if s.connected.load(Ordering::Relaxed) || s.failures.load(Ordering::Relaxed) == 0 {
                     format!("{} records sent", s.shipped.load(Ordering::Relaxed))
                 } else {
-                    "collector unreachable".to_string()
+                    // What the last delivery said: unreachable, or a refused token.
+                    let last = s.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    format!("failing: {}", last.unwrap_or_else(|| "no answer".into()))
                 },
             ));
         }
@@ -310,7 +313,38 @@ fn status_fn(spool: Option<Spool>, shipper: Option<Arc<ShipperStats>>) -> Option
     }))
 }
 
+/// Fails, naming the address, when one of the fixed addresses this process will listen on is
+/// taken by another process. Checked before the state directory is created, so a start that
+/// cannot work leaves nothing behind and shows no first-start password. (A check, not a
+/// reservation: the listeners are bound when their role starts.)
+fn check_addresses_free(config: &Config, roles: Roles) -> anyhow::Result<()> {
+    let mut udp: Vec<(&str, std::net::SocketAddr)> = Vec::new();
+    let mut tcp: Vec<(&str, std::net::SocketAddr)> = Vec::new();
+    // An SRP chassis binds the ENUM addresses only while Active (its mate may hold them).
+    if roles.engine() && config.srp.is_none() {
+        udp.extend(config.enum_.listen_udp.iter().map(|a| ("ENUM UDP", *a)));
+        tcp.extend(config.enum_.listen_tcp.iter().map(|a| ("ENUM TCP", *a)));
+    }
+    if roles.probe() {
+        udp.extend(config.probe.mirror.iter().map(|a| ("probe mirror", *a)));
+        udp.extend(config.probe.hep_udp.iter().map(|a| ("HEP UDP", *a)));
+        tcp.extend(config.probe.hep_tcp.iter().map(|a| ("HEP TCP", *a)));
+    }
+    for (what, addr) in udp.into_iter().filter(|(_, a)| a.port() != 0) {
+        std::net::UdpSocket::bind(addr).with_context(|| format!("cannot bind the {what} listener {addr}"))?;
+    }
+    for (what, addr) in tcp.into_iter().filter(|(_, a)| a.port() != 0) {
+        std::net::TcpListener::bind(addr).with_context(|| format!("cannot bind the {what} listener {addr}"))?;
+    }
+    Ok(())
+}
+
 async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Result<()> {
+    // Listen first: a port in use ends the start before anything is created or printed.
+    let listener = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .with_context(|| format!("cannot bind the API listener {}", config.api.listen))?;
+    check_addresses_free(&config, roles)?;
     let state_dir = &config.node.state_dir;
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
@@ -370,9 +404,6 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     };
     let ingest = IngestMetrics::register(&mut registry);
 
-    let listener = tokio::net::TcpListener::bind(config.api.listen)
-        .await
-        .with_context(|| format!("cannot bind the API listener {}", config.api.listen))?;
     let api_stats = connections.listener("api");
     let server = HttpServer::new(listener, "api", config.api.http_limits(), api_stats.clone())
         .limit_setting("api.max_connections");

@@ -538,7 +538,7 @@ mod tests {
         let mut a = Stub::start(la, "mgr-a", ub.clone(), "Standby");
         let b = Stub::start(lb, "mgr-b", ua.clone(), "Active");
         let config = Config::default();
-        let target = Target { api: Some(a.url.clone()), token: Some("t".into()), ..Default::default() };
+        let target = Target { api: Some(a.url.clone()), token: Some("t".into()) };
         let managers = Managers::new(&config, &target);
         // Given the standby, the CLI asks its mate, the active one.
         assert_eq!(managers.get("/api/v1/upgrade/status").unwrap()["from"], "mgr-b");

@@ -193,6 +193,9 @@ fn api_requires_authentication_and_the_right_role() {
     let out = e.cli(&["policy", "install", p, "--api", &e.api, "--token", "wrong"]);
     assert!(!out.status.success());
     assert!(text(&out).1.contains("401 Unauthorized"), "{:?}", text(&out));
+    // It says what to do, and does not call a server that answered unreachable.
+    assert!(text(&out).1.contains("give one with --token"), "{:?}", text(&out));
+    assert!(!text(&out).1.contains("unreachable") && !text(&out).1.contains("cannot reach"), "{:?}", text(&out));
     assert_everything_allowed(&e);
 
     // A viewer may look but not install.

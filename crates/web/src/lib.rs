@@ -9,7 +9,7 @@
 //! the responder and the store.
 
 #![warn(missing_docs)]
-// Handlers use axum's `Response` as the error of `Result`, as axum does; it is large, but
+// UI handlers use axum's `Response` as the error of `Result`, as axum does; it is large, but
 // boxing it would only add an allocation on the error path.
 #![allow(clippy::result_large_err)]
 
@@ -17,6 +17,7 @@ pub mod agent_api;
 pub mod api;
 pub mod auth;
 pub mod http;
+pub mod limits;
 mod multipart;
 pub mod quarantine;
 pub mod security;
@@ -126,7 +127,12 @@ pub struct ReleaseInfo {
 
 /// Builds the router: API under `/api/v1`, UI pages at the root, `/metrics`, `/healthz`;
 /// every route refuses cross-site changes and answers with the security headers
-/// ([`security::guard`]).
+/// ([`security::guard`]) and the API version ([`http::api_version`]); each route's body limit
+/// is in [`limits::BODY_LIMITS`].
 pub fn router(state: Arc<AppState>) -> Router {
-    api::routes().merge(ui::routes()).with_state(state).layer(axum::middleware::from_fn(security::guard))
+    api::routes()
+        .merge(ui::routes())
+        .with_state(state)
+        .layer(axum::middleware::from_fn(security::guard))
+        .layer(axum::middleware::from_fn(http::api_version))
 }

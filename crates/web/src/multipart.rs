@@ -4,8 +4,8 @@
 //! memory. Other text parts (form buttons) are returned by name.
 //!
 //! Limits, checked while the body streams in (an oversized part is refused as soon as it
-//! passes its limit, before the rest is read): the whole body [`MAX_UPLOAD`] (the router's
-//! body limit), the policy text [`MAX_POLICY`], every other text part [`MAX_FIELD`], at most
+//! passes its limit, before the rest is read): the whole body [`crate::limits::MAX_UPLOAD`] (the
+//! route's body limit), the policy text [`MAX_POLICY`], every other text part [`MAX_FIELD`], at most
 //! [`MAX_LISTS`] lists and [`MAX_FIELDS`] other parts. A web form's CSRF token must come
 //! before anything is read or stored.
 
@@ -21,8 +21,6 @@ use tollgate_policy::PolicySource;
 use crate::security::tokens_match;
 use crate::session::CSRF_FIELD;
 
-/// Largest policy upload (a policy with its lists), API and web form alike.
-pub(crate) const MAX_UPLOAD: usize = 2 << 30;
 /// Largest policy text: rules are short; numbers belong in lists.
 pub(crate) const MAX_POLICY: usize = 16 << 20;
 /// Largest other text part (a button value, a CSRF token).

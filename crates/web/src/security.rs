@@ -15,7 +15,6 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
-use serde_json::json;
 use subtle::ConstantTimeEq;
 use url::Url;
 
@@ -91,8 +90,7 @@ fn cross_site_refused(path: &str, stated: &str, headers: &HeaderMap) -> Response
          reverse proxy rewrites the Host header, have it pass the original one in X-Forwarded-Host."
     );
     if path.starts_with("/api/") {
-        (StatusCode::FORBIDDEN, axum::Json(json!({ "error": format!("cross-site request refused: {detail}") })))
-            .into_response()
+        crate::http::ApiError::forbidden(format!("cross-site request refused: {detail}")).into_response()
     } else {
         refusal("Cross-site request refused", &detail)
     }

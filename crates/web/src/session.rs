@@ -8,7 +8,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -16,10 +15,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use crate::AppState;
 use crate::auth::{Principal, Role};
+use crate::http::{ApiError, ApiResult};
 use crate::security;
 
 /// Name of the session cookie.
@@ -61,9 +60,7 @@ pub enum Credential {
 }
 
 fn caller(parts: &Parts, state: &AppState) -> Option<(Principal, Credential)> {
-    let bearer =
-        parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    if let Some(token) = bearer {
+    if let Some(token) = crate::http::bearer(&parts.headers) {
         return state.auth.token(token.trim()).map(|p| (p, Credential::Token));
     }
     let id = session_id(parts)?;
@@ -88,34 +85,101 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-/// An authenticated API caller. Changes (any method but GET, HEAD, OPTIONS) made with a
-/// session cookie need the session's CSRF token in `X-CSRF-Token`.
+/// An authenticated API caller, of any role (`401 unauthenticated` otherwise). Changes (any
+/// method but GET, HEAD, OPTIONS) made with a session cookie need the session's CSRF token in
+/// `X-CSRF-Token` (`403 forbidden` otherwise). Routes that need a role take [`Viewer`],
+/// [`Operator`], [`Admin`] or [`Ingester`] instead.
 pub struct ApiUser(pub Principal);
 
 impl FromRequestParts<Arc<AppState>> for ApiUser {
-    type Rejection = Response;
+    type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let Some((principal, credential)) = caller(parts, state) else {
-            return Err((
-                StatusCode::UNAUTHORIZED,
-                Json(json!({ "error": "authentication required: `Authorization: Bearer <token>` or a login session" })),
-            )
-                .into_response());
+            return Err(ApiError::unauthenticated(
+                "authentication required: `Authorization: Bearer <token>` or a login session",
+            ));
         };
         if let Credential::Session { csrf, .. } = &credential
             && !parts.method.is_safe()
         {
             let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
             if !security::tokens_match(sent, csrf) {
-                return Err((
-                    StatusCode::FORBIDDEN,
-                    Json(json!({ "error": "a change made with a login session needs the session's CSRF token in the X-CSRF-Token header; scripts and tools should use `Authorization: Bearer <token>`" })),
-                )
-                    .into_response());
+                return Err(ApiError::forbidden(
+                    "a change made with a login session needs the session's CSRF token in the X-CSRF-Token header; \
+                     scripts and tools should use `Authorization: Bearer <token>`",
+                ));
             }
         }
         Ok(ApiUser(principal))
+    }
+}
+
+/// `Ok` if `who` may act as `needed`, else `403 forbidden` saying which role it takes.
+pub fn authorize(who: &Principal, needed: Role) -> ApiResult<()> {
+    if who.role.allows(needed) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "{} ({}) may not do this; it needs the {} role",
+            who.name,
+            who.role.as_str(),
+            needed.as_str()
+        )))
+    }
+}
+
+/// The API caller, if their role allows `needed` (see [`Role::allows`]): `401` without a
+/// credential, `403` with a role below it, before the handler runs.
+async fn caller_with(parts: &mut Parts, state: &Arc<AppState>, needed: Role) -> ApiResult<Principal> {
+    let ApiUser(who) = ApiUser::from_request_parts(parts, state).await?;
+    authorize(&who, needed)?;
+    Ok(who)
+}
+
+/// An API caller with the viewer role or above (sees policies, analytics, alarms).
+pub struct Viewer(pub Principal);
+
+impl FromRequestParts<Arc<AppState>> for Viewer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> ApiResult<Self> {
+        caller_with(parts, state, Role::Viewer).await.map(Viewer)
+    }
+}
+
+/// An API caller with the operator role or above (installs and uninstalls policies, SRP
+/// commands).
+pub struct Operator(pub Principal);
+
+impl FromRequestParts<Arc<AppState>> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> ApiResult<Self> {
+        caller_with(parts, state, Role::Operator).await.map(Operator)
+    }
+}
+
+/// An API caller with the admin role (users and tokens).
+pub struct Admin(pub Principal);
+
+impl FromRequestParts<Arc<AppState>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> ApiResult<Self> {
+        caller_with(parts, state, Role::Admin).await.map(Admin)
+    }
+}
+
+/// An API caller that may send records (an ingest token, an operator or an admin; not a
+/// viewer).
+pub struct Ingester(pub Principal);
+
+impl FromRequestParts<Arc<AppState>> for Ingester {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> ApiResult<Self> {
+        caller_with(parts, state, Role::Ingest).await.map(Ingester)
     }
 }
 
@@ -204,17 +268,4 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for UiForm<T> {
 
 fn bad_form(why: &str) -> Response {
     (StatusCode::BAD_REQUEST, format!("bad form: {why}\n")).into_response()
-}
-
-/// Refuses with 403 unless `who` may act as `needed`.
-pub fn require(who: &Principal, needed: Role) -> Result<(), Response> {
-    if who.role.allows(needed) {
-        Ok(())
-    } else {
-        Err((
-            StatusCode::FORBIDDEN,
-            Json(json!({ "error": format!("{} ({}) may not do this; it needs the {} role", who.name, who.role.as_str(), needed.as_str()) })),
-        )
-            .into_response())
-    }
 }

@@ -304,6 +304,8 @@ impl Checkpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::any;
+    use proptest::sample::Index;
 
     fn sample() -> Checkpoint {
         Checkpoint::new(
@@ -347,26 +349,24 @@ mod tests {
         assert!(Checkpoint::decode(&enc.bytes[..10], Compression::Zlib).unwrap_err().seq.is_none());
     }
 
-    #[test]
-    fn garbage_never_panics() {
-        let mut state = 0x1234_5678u32;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state
-        };
-        let good = sample().encode(Compression::Zlib).bytes;
-        for i in 0..20_000 {
-            let len = (next() % 200) as usize;
-            let mut buf: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-            if i % 2 == 0 {
-                // Mutations of a valid message reach deeper.
-                buf = good.clone();
-                for _ in 0..(1 + next() % 4) {
-                    let p = next() as usize % buf.len();
-                    buf[p] = next() as u8;
-                }
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(4096))]
+
+        /// Whatever arrives, decoding answers (with either compression).
+        #[test]
+        fn garbage_never_panics(buf in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = Checkpoint::decode(&buf, Compression::Zlib);
+            let _ = Checkpoint::decode(&buf, Compression::Lz4);
+        }
+
+        /// Mutations of a valid checkpoint reach deeper than garbage: past the header, into
+        /// decompression and the changes.
+        #[test]
+        fn a_valid_checkpoint_with_bytes_changed_never_panics(changes in proptest::collection::vec((any::<Index>(), any::<u8>()), 1..=4)) {
+            let mut buf = sample().encode(Compression::Zlib).bytes;
+            let len = buf.len();
+            for (at, value) in changes {
+                buf[at.index(len)] = value;
             }
             let _ = Checkpoint::decode(&buf, Compression::Zlib);
             let _ = Checkpoint::decode(&buf, Compression::Lz4);

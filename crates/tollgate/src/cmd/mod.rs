@@ -1,5 +1,11 @@
 //! One module per subcommand: parses nothing (clap did), calls the crates, prints.
 
 pub mod agent;
+pub mod analytics;
 pub mod config;
+pub mod lookup;
+pub mod policy;
+pub mod spool;
 pub mod srp;
+pub mod token;
+pub mod user;

@@ -16,12 +16,9 @@ use crate::config::Config;
 const TIMEOUT: Duration = Duration::from_secs(600);
 
 fn client(config: &Config, target: &Target) -> anyhow::Result<BlockingClient> {
-    if target.state_dir.is_some() {
-        bail!("SRP commands talk to a running engine: use --api, not --state-dir");
-    }
     let base = target.api.clone().unwrap_or_else(|| config.api_url());
     let token = target.token.clone().or_else(|| config.cli_token());
-    Ok(BlockingClient::new(&base, token, TIMEOUT)?.with_actor(target.actor.as_deref()))
+    Ok(BlockingClient::new(&base, token, TIMEOUT)?)
 }
 
 /// `nack micro-chkpt-cmd N` -> N.

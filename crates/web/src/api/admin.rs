@@ -4,55 +4,58 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use tollgate_alarms::{ActiveAlarm, AlarmEvent};
 
-use super::{blocking, error};
+use super::blocking;
 use crate::AppState;
-use crate::auth::{Auth, AuthError, Principal, Role, parse_expiry, retry_after_secs};
-use crate::session::{ApiUser, ClientIp, require, session_id_in};
+use crate::auth::{Auth, AuthError, Principal, Role, TokenInfo, UserInfo, parse_expiry, retry_after_secs};
+use crate::http::{ApiError, ApiResult, JsonBody};
+use crate::session::{Admin, ApiUser, ClientIp, Viewer, session_id_in};
 
-pub(super) async fn whoami(ApiUser(who): ApiUser) -> Response {
-    Json(json!({ "name": who.name, "role": who.role, "authorized": true })).into_response()
+/// `GET /api/v1/auth`.
+#[derive(Serialize)]
+pub(super) struct WhoAmI {
+    name: String,
+    role: Role,
+    authorized: bool,
 }
 
-pub(super) async fn alarms(State(state): State<Arc<AppState>>, ApiUser(who): ApiUser) -> Response {
-    if let Err(r) = require(&who, Role::Viewer) {
-        return r;
-    }
-    Json(json!({ "active": state.alarms.active(), "history": state.alarms.history() })).into_response()
+pub(super) async fn whoami(ApiUser(who): ApiUser) -> Json<WhoAmI> {
+    Json(WhoAmI { name: who.name, role: who.role, authorized: true })
 }
 
-pub(super) async fn users(State(state): State<Arc<AppState>>, ApiUser(who): ApiUser) -> Response {
-    if let Err(r) = require(&who, Role::Admin) {
-        return r;
-    }
-    Json(state.auth.users()).into_response()
+/// `GET /api/v1/alarms`.
+#[derive(Serialize)]
+pub(super) struct AlarmsView {
+    active: Vec<ActiveAlarm>,
+    history: Vec<AlarmEvent>,
 }
 
-/// The status of a refused user or token change.
-fn refused(e: AuthError) -> Response {
-    let status = match e {
-        AuthError::NoSuchUser(_) | AuthError::NoSuchToken(_) => StatusCode::NOT_FOUND,
-        AuthError::TokenExists(_) | AuthError::LastAdmin => StatusCode::CONFLICT,
-        AuthError::WrongPassword => StatusCode::UNAUTHORIZED,
-        AuthError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-        AuthError::Busy => StatusCode::SERVICE_UNAVAILABLE,
-        AuthError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    let mut resp = error(status, e.to_string());
-    let retry = match e {
-        AuthError::Throttled { retry_after } => Some(retry_after_secs(retry_after)),
-        AuthError::Busy => Some(5),
-        _ => None,
-    };
-    if let Some(secs) = retry {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+pub(super) async fn alarms(State(state): State<Arc<AppState>>, _: Viewer) -> Json<AlarmsView> {
+    Json(AlarmsView { active: state.alarms.active(), history: state.alarms.history() })
+}
+
+pub(super) async fn users(State(state): State<Arc<AppState>>, _: Admin) -> Json<Vec<UserInfo>> {
+    Json(state.auth.users())
+}
+
+/// A refused user, token or password change as an API error.
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            AuthError::NoSuchUser(_) | AuthError::NoSuchToken(_) => ApiError::not_found(message),
+            AuthError::TokenExists(_) | AuthError::LastAdmin => ApiError::conflict(message),
+            AuthError::WrongPassword => ApiError::unauthenticated(message),
+            AuthError::Throttled { retry_after } => ApiError::new(tollgate_api::ErrorCode::TooManyRequests, message)
+                .retry_after(retry_after_secs(retry_after)),
+            AuthError::Busy => ApiError::unavailable(message).retry_after(5),
+            AuthError::Storage(_) => ApiError::internal(message),
+            _ => ApiError::bad_request(message),
+        }
     }
-    resp
 }
 
 #[derive(Deserialize)]
@@ -63,71 +66,75 @@ pub(super) struct SetUser {
     password: Option<String>,
 }
 
+/// A user as saved.
+#[derive(Serialize)]
+pub(super) struct SavedUser {
+    name: String,
+    role: Role,
+}
+
 pub(super) async fn set_user(
     State(state): State<Arc<AppState>>,
-    ApiUser(who): ApiUser,
-    Json(u): Json<SetUser>,
-) -> Response {
-    if let Err(r) = require(&who, Role::Admin) {
-        return r;
-    }
-    let role = match Role::from_name(&u.role) {
-        Ok(r) => r,
-        Err(e) => return refused(e),
-    };
+    Admin(who): Admin,
+    JsonBody(u): JsonBody<SetUser>,
+) -> ApiResult<(StatusCode, Json<SavedUser>)> {
+    let role = Role::from_name(&u.role)?;
     let name = u.name.clone();
-    let result = state
+    state
         .auth
         .hashing(move |auth| match u.password.as_deref() {
             Some(p) => auth.set_user(&u.name, role, p),
             None => auth.set_role(&u.name, role),
         })
-        .await;
-    match result.and_then(|r| r) {
-        Ok(()) => {
-            tracing::info!(user = %name, role = role.as_str(), by = %who.name, "user saved");
-            (StatusCode::CREATED, Json(json!({ "name": name, "role": role }))).into_response()
-        }
-        Err(e) => refused(e),
-    }
+        .await??;
+    tracing::info!(user = %name, role = role.as_str(), by = %who.name, "user saved");
+    Ok((StatusCode::CREATED, Json(SavedUser { name, role })))
+}
+
+/// `{"removed": name}` or `{"revoked": name}`.
+#[derive(Serialize)]
+pub(super) struct Removed {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removed: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked: Option<String>,
 }
 
 pub(super) async fn remove_user(
     State(state): State<Arc<AppState>>,
-    ApiUser(who): ApiUser,
+    Admin(who): Admin,
     Path(name): Path<String>,
-) -> Response {
-    admin_removes(&state, &who, name, "removed", Auth::remove_user).await
+) -> ApiResult<Json<Removed>> {
+    admin_removes(&state, &who, name.clone(), "removed", Auth::remove_user).await?;
+    Ok(Json(Removed { removed: Some(name), revoked: None }))
 }
 
-/// An admin's removal of the user or token `name` by `remove`; answers `{"<done>": name}`.
+pub(super) async fn revoke_token(
+    State(state): State<Arc<AppState>>,
+    Admin(who): Admin,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Removed>> {
+    admin_removes(&state, &who, name.clone(), "revoked", Auth::revoke_token).await?;
+    Ok(Json(Removed { removed: None, revoked: Some(name) }))
+}
+
+/// An admin's removal of the user or token `name` by `remove`.
 async fn admin_removes(
     state: &AppState,
     who: &Principal,
     name: String,
     done: &'static str,
     remove: fn(&Auth, &str) -> Result<(), AuthError>,
-) -> Response {
-    if let Err(r) = require(who, Role::Admin) {
-        return r;
-    }
+) -> ApiResult<()> {
     let auth = state.auth.clone();
     let n = name.clone();
-    match blocking(move || remove(&auth, &n)).await {
-        Ok(Ok(())) => {
-            tracing::info!(name = %name, by = %who.name, "{done}");
-            Json(serde_json::Map::from_iter([(done.to_string(), serde_json::Value::from(name))])).into_response()
-        }
-        Ok(Err(e)) => refused(e),
-        Err(r) => r,
-    }
+    blocking(move || remove(&auth, &n)).await??;
+    tracing::info!(name = %name, by = %who.name, "{done}");
+    Ok(())
 }
 
-pub(super) async fn tokens(State(state): State<Arc<AppState>>, ApiUser(who): ApiUser) -> Response {
-    if let Err(r) = require(&who, Role::Admin) {
-        return r;
-    }
-    Json(state.auth.tokens()).into_response()
+pub(super) async fn tokens(State(state): State<Arc<AppState>>, _: Admin) -> Json<Vec<TokenInfo>> {
+    Json(state.auth.tokens())
 }
 
 #[derive(Deserialize)]
@@ -138,47 +145,30 @@ pub(super) struct NewToken {
     expires: Option<String>,
 }
 
+/// A token as created: its secret is shown this once.
+#[derive(Serialize)]
+pub(super) struct CreatedToken {
+    name: String,
+    role: Role,
+    token: String,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 pub(super) async fn create_token(
     State(state): State<Arc<AppState>>,
-    ApiUser(who): ApiUser,
-    Json(t): Json<NewToken>,
-) -> Response {
-    if let Err(r) = require(&who, Role::Admin) {
-        return r;
-    }
-    let role = match Role::from_name(&t.role) {
-        Ok(r) => r,
-        Err(e) => return refused(e),
-    };
+    Admin(who): Admin,
+    JsonBody(t): JsonBody<NewToken>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    let role = Role::from_name(&t.role)?;
     let expires_at = match t.expires.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
         None => None,
-        Some(e) => match parse_expiry(e, chrono::Utc::now()) {
-            Ok(at) => Some(at),
-            Err(e) => return refused(e),
-        },
+        Some(e) => Some(parse_expiry(e, chrono::Utc::now())?),
     };
     let auth = state.auth.clone();
     let name = t.name.clone();
-    match blocking(move || auth.create_token(&name, role, expires_at)).await {
-        Ok(Ok(secret)) => {
-            tracing::info!(token = %t.name, role = role.as_str(), by = %who.name, "token created");
-            (
-                StatusCode::CREATED,
-                Json(json!({ "name": t.name, "role": role, "token": secret, "expires_at": expires_at })),
-            )
-                .into_response()
-        }
-        Ok(Err(e)) => refused(e),
-        Err(r) => r,
-    }
-}
-
-pub(super) async fn revoke_token(
-    State(state): State<Arc<AppState>>,
-    ApiUser(who): ApiUser,
-    Path(name): Path<String>,
-) -> Response {
-    admin_removes(&state, &who, name, "revoked", Auth::revoke_token).await
+    let secret = blocking(move || auth.create_token(&name, role, expires_at)).await??;
+    tracing::info!(token = %t.name, role = role.as_str(), by = %who.name, "token created");
+    Ok((StatusCode::CREATED, Json(CreatedToken { name: t.name, role, token: secret, expires_at })))
 }
 
 #[derive(Deserialize)]
@@ -188,20 +178,58 @@ pub(super) struct NewPassword {
     new: String,
 }
 
+/// `{"name", "changed": true}`.
+#[derive(Serialize)]
+pub(super) struct PasswordChanged {
+    name: String,
+    changed: bool,
+}
+
 /// A user changes their own password; the current password is the credential (throttled and
 /// gated like a login). Their sessions end, except the one making the request.
 pub(super) async fn change_password(
     State(state): State<Arc<AppState>>,
     ClientIp(client): ClientIp,
     headers: HeaderMap,
-    Json(p): Json<NewPassword>,
-) -> Response {
+    JsonBody(p): JsonBody<NewPassword>,
+) -> ApiResult<Json<PasswordChanged>> {
     let keep = session_id_in(&headers);
-    match state.auth.change_password(&p.name, &p.current, &p.new, client, keep.as_deref()).await {
-        Ok(()) => {
-            tracing::info!(user = %p.name, "password changed by its user");
-            Json(json!({ "name": p.name, "changed": true })).into_response()
+    state.auth.change_password(&p.name, &p.current, &p.new, client, keep.as_deref()).await?;
+    tracing::info!(user = %p.name, "password changed by its user");
+    Ok(Json(PasswordChanged { name: p.name, changed: true }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    use tollgate_api::ErrorCode;
+
+    use super::*;
+
+    #[test]
+    fn auth_errors_answer_with_their_codes_and_say_when_to_retry() {
+        let throttled = ApiError::from(AuthError::Throttled { retry_after: Duration::from_secs(42) });
+        assert_eq!(throttled.code(), ErrorCode::TooManyRequests);
+        let response = throttled.into_response();
+        assert_eq!(
+            (response.status().as_u16(), &response.headers()[header::RETRY_AFTER]),
+            (429, &"42".parse().unwrap())
+        );
+        let busy = ApiError::from(AuthError::Busy).into_response();
+        assert_eq!((busy.status().as_u16(), &busy.headers()[header::RETRY_AFTER]), (503, &"5".parse().unwrap()));
+        for (e, code) in [
+            (AuthError::WrongPassword, ErrorCode::Unauthenticated),
+            (AuthError::NoSuchUser("x".into()), ErrorCode::NotFound),
+            (AuthError::NoSuchToken("x".into()), ErrorCode::NotFound),
+            (AuthError::TokenExists("x".into()), ErrorCode::Conflict),
+            (AuthError::LastAdmin, ErrorCode::Conflict),
+            (AuthError::ShortPassword, ErrorCode::BadRequest),
+            (AuthError::BadRole("root".into()), ErrorCode::BadRequest),
+        ] {
+            assert_eq!(ApiError::from(e).code(), code);
         }
-        Err(e) => refused(e),
     }
 }

@@ -5,17 +5,17 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::extract::State;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tollgate_store::{AnalyticsQuery, Dataset, Grouping, StoreError, View};
+use tollgate_store::{AnalyticsQuery, Dataset, Grouping, Store, StoreError, View};
 
-use super::{blocking, error};
+use super::{blocking, not_running};
 use crate::AppState;
-use crate::auth::Role;
-use crate::session::{ApiUser, require};
+use crate::http::{ApiError, ApiResult, QueryParams};
+use crate::session::Viewer;
 
 /// The Analytics selectors as query parameters. Missing ones take defaults: ENUM, Average CPS,
 /// Hour, All devices, the last 24 hours.
@@ -83,40 +83,36 @@ impl AnalyticsParams {
 
 use chrono::TimeZone;
 
-fn store_error(e: StoreError) -> Response {
-    match e {
-        StoreError::BadQuery(m) => error(StatusCode::BAD_REQUEST, m),
-        other => error(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+/// A store error as an API error: a query the store refuses is the caller's (`400`), anything
+/// else the server's (`500`).
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::BadQuery(m) => ApiError::bad_request(m),
+            other => ApiError::internal(other.to_string()),
+        }
     }
+}
+
+/// The record store, or `404 not_configured` on a server without the collector role.
+fn store_of(state: &AppState) -> ApiResult<Arc<dyn Store>> {
+    state.store.clone().ok_or_else(|| not_running("collector"))
 }
 
 pub(super) async fn analytics(
     State(state): State<Arc<AppState>>,
-    ApiUser(who): ApiUser,
-    Query(p): Query<AnalyticsParams>,
-) -> Response {
-    if let Err(r) = require(&who, Role::Viewer) {
-        return r;
-    }
-    let Some(store) = state.store.clone() else {
-        return error(StatusCode::NOT_FOUND, "this server runs no collector");
-    };
-    let query = match p.to_query(Utc::now()) {
-        Ok(q) => q,
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
-    };
-    let csv = p.format.as_deref() == Some("csv");
-    match blocking(move || store.analytics(&query)).await {
-        Ok(Ok(result)) if csv => {
-            let mut out = Vec::new();
-            match tollgate_store::export::analytics(&result, &mut out) {
-                Ok(()) => csv_response(out, "analytics.csv"),
-                Err(e) => store_error(e),
-            }
-        }
-        Ok(Ok(result)) => Json(result).into_response(),
-        Ok(Err(e)) => store_error(e),
-        Err(r) => r,
+    _: Viewer,
+    QueryParams(p): QueryParams<AnalyticsParams>,
+) -> ApiResult<Response> {
+    let store = store_of(&state)?;
+    let query = p.to_query(Utc::now()).map_err(ApiError::bad_request)?;
+    let result = blocking(move || store.analytics(&query)).await??;
+    if p.format.as_deref() == Some("csv") {
+        let mut out = Vec::new();
+        tollgate_store::export::analytics(&result, &mut out)?;
+        Ok(csv_response(out, "analytics.csv"))
+    } else {
+        Ok(Json(result).into_response())
     }
 }
 
@@ -170,17 +166,12 @@ pub struct ExportParams {
 }
 
 /// Streams raw records as CSV; shared by the API and the UI.
-pub(crate) async fn export_response(state: &AppState, p: ExportParams) -> Response {
-    let Some(store) = state.store.clone() else {
-        return error(StatusCode::NOT_FOUND, "this server runs no collector");
-    };
+pub(crate) async fn export_response(state: &AppState, p: ExportParams) -> ApiResult<Response> {
+    let store = store_of(state)?;
     let parsed = (|| -> Result<(Dataset, DateTime<Utc>, DateTime<Utc>), String> {
         Ok((p.dataset.as_deref().unwrap_or("ENUM").parse()?, parse_time(&p.from, "from")?, parse_time(&p.to, "to")?))
     })();
-    let (dataset, from, to) = match parsed {
-        Ok(x) => x,
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
-    };
+    let (dataset, from, to) = parsed.map_err(ApiError::bad_request)?;
     let device = p.device.filter(|d| !d.is_empty() && !d.eq_ignore_ascii_case("all"));
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     tokio::task::spawn_blocking(move || {
@@ -191,17 +182,14 @@ pub(crate) async fn export_response(state: &AppState, p: ExportParams) -> Respon
         }
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-    csv_response(Body::from_stream(stream), &format!("{}-records.csv", dataset.as_str().to_lowercase()))
+    Ok(csv_response(Body::from_stream(stream), &format!("{}-records.csv", dataset.as_str().to_lowercase())))
 }
 
 pub(super) async fn export(
     State(state): State<Arc<AppState>>,
-    ApiUser(who): ApiUser,
-    Query(p): Query<ExportParams>,
-) -> Response {
-    if let Err(r) = require(&who, Role::Viewer) {
-        return r;
-    }
+    _: Viewer,
+    QueryParams(p): QueryParams<ExportParams>,
+) -> ApiResult<Response> {
     export_response(&state, p).await
 }
 
@@ -212,22 +200,10 @@ pub(super) struct DevicesParams {
 
 pub(super) async fn devices(
     State(state): State<Arc<AppState>>,
-    ApiUser(who): ApiUser,
-    Query(p): Query<DevicesParams>,
-) -> Response {
-    if let Err(r) = require(&who, Role::Viewer) {
-        return r;
-    }
-    let Some(store) = state.store.clone() else {
-        return error(StatusCode::NOT_FOUND, "this server runs no collector");
-    };
-    let dataset: Dataset = match p.dataset.as_deref().unwrap_or("ENUM").parse() {
-        Ok(d) => d,
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
-    };
-    match blocking(move || store.devices(dataset)).await {
-        Ok(Ok(d)) => Json(d).into_response(),
-        Ok(Err(e)) => store_error(e),
-        Err(r) => r,
-    }
+    _: Viewer,
+    QueryParams(p): QueryParams<DevicesParams>,
+) -> ApiResult<Json<Vec<String>>> {
+    let store = store_of(&state)?;
+    let dataset: Dataset = p.dataset.as_deref().unwrap_or("ENUM").parse().map_err(ApiError::bad_request)?;
+    Ok(Json(blocking(move || store.devices(dataset)).await??))
 }

@@ -22,21 +22,20 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::extract::rejection::BytesRejection;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tollgate_alarms as alarms;
+use tollgate_api::ErrorCode;
 use tollgate_logthrottle::LogThrottle;
 use tollgate_records::{RECORD_VERSION, Record};
 use tollgate_store::Store;
 
-use super::{blocking, error};
+use super::{blocking, not_running};
 use crate::AppState;
-use crate::auth::Role;
+use crate::http::{ApiError, ApiResult};
 use crate::quarantine::{BadLine, Entries, QuarantineError};
-use crate::session::{ApiUser, require};
+use crate::session::Ingester;
 
 static QUARANTINED_LOG: LogThrottle = LogThrottle::new(10_000);
 static REFUSED_LOG: LogThrottle = LogThrottle::new(10_000);
@@ -120,20 +119,25 @@ fn take_batch(state: &AppState, store: &dyn Store, from: &str, body: &[u8]) -> O
     }
 }
 
-pub(super) async fn ingest(State(state): State<Arc<AppState>>, ApiUser(who): ApiUser, body: Bytes) -> Response {
-    if let Err(r) = require(&who, Role::Ingest) {
-        return r;
-    }
-    let Some(store) = state.store.clone() else {
-        return error(StatusCode::NOT_FOUND, "this server runs no collector");
-    };
+/// `POST /api/v1/ingest`: how many lines were received, stored, already stored, quarantined.
+#[derive(Serialize)]
+pub(super) struct Ingested {
+    received: usize,
+    inserted: u64,
+    duplicates: u64,
+    quarantined: usize,
+}
+
+pub(super) async fn ingest(
+    State(state): State<Arc<AppState>>,
+    Ingester(who): Ingester,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Ingested>> {
+    let store = state.store.clone().ok_or_else(|| not_running("collector"))?;
+    let body = body?;
     let for_task = state.clone();
     let from = who.name.clone();
-    let outcome = match blocking(move || take_batch(&for_task, store.as_ref(), &from, &body)).await {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
-    match outcome {
+    match blocking(move || take_batch(&for_task, store.as_ref(), &from, &body)).await? {
         Outcome::Stored { received, inserted, duplicates, quarantined } => {
             state.ingest.batches.inc();
             state.ingest.inserted.inc_by(inserted);
@@ -145,31 +149,27 @@ pub(super) async fn ingest(State(state): State<Arc<AppState>>, ApiUser(who): Api
                     tracing::warn!(lines = quarantined, from = %who.name, dir = %state.quarantine.dir().display(), left_out, "ingest: lines that are not valid records were quarantined");
                 }
             }
-            Json(json!({ "received": received, "inserted": inserted, "duplicates": duplicates, "quarantined": quarantined }))
-                .into_response()
+            Ok(Json(Ingested { received, inserted, duplicates, quarantined }))
         }
         // Records of a newer release than this collector's are refused as a batch: they stay in
         // the sender's spool and arrive once the collector is upgraded (nothing is lost).
-        Outcome::Newer(newest) => error(
-            StatusCode::CONFLICT,
-            format!(
-                "records of format version {newest} come from a newer release; this collector reads versions 1 to \
-                 {RECORD_VERSION}: they stay in the sender's spool until the collector is upgraded"
-            ),
-        ),
+        Outcome::Newer(newest) => Err(ApiError::conflict(format!(
+            "records of format version {newest} come from a newer release; this collector reads versions 1 to \
+             {RECORD_VERSION}: they stay in the sender's spool until the collector is upgraded"
+        ))),
         Outcome::QuarantineFull(e) => {
             state.ingest.refused_quarantine_full.inc();
             state.alarms.raise(alarms::QUARANTINE_FULL, &state.node, e.to_string());
             if let Some(left_out) = REFUSED_LOG.allow() {
                 tracing::error!(error = %e, from = %who.name, left_out, "ingest: batch refused, it stays in the sender's spool");
             }
-            error(StatusCode::INSUFFICIENT_STORAGE, format!("{e}; the batch stays in the sender's spool"))
+            Err(ApiError::new(ErrorCode::InsufficientStorage, format!("{e}; the batch stays in the sender's spool")))
         }
         Outcome::Failed(e) => {
             if let Some(left_out) = REFUSED_LOG.allow() {
                 tracing::error!(error = %e, left_out, "ingest failed; the shipper will retry");
             }
-            error(StatusCode::SERVICE_UNAVAILABLE, e)
+            Err(ApiError::unavailable(e))
         }
     }
 }
@@ -177,6 +177,7 @@ pub(super) async fn ingest(State(state): State<Arc<AppState>>, ApiUser(who): Api
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn line(v: u16, device: &str) -> String {
         json!({

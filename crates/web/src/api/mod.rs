@@ -27,6 +27,14 @@
 //! A change (POST, DELETE) made with a login session instead of a bearer token needs the
 //! session's CSRF token in `X-CSRF-Token`; cross-site changes are refused (see
 //! [`crate::security`]).
+//!
+//! The role column is enforced by each handler's extractor ([`crate::session::Viewer`],
+//! [`crate::session::Operator`], [`crate::session::Admin`], [`crate::session::Ingester`]):
+//! `401 unauthenticated` without a valid credential, `403 forbidden` below the role, before the
+//! handler runs. Every error is the one error body ([`crate::http::ApiError`]:
+//! `{code, message, details}`); a rejected policy lists its problems in `details`. Each route's
+//! body limit is in [`crate::limits::BODY_LIMITS`]. `tests/routes.rs` checks all of it, route by
+//! route.
 
 mod admin;
 mod analytics;
@@ -38,64 +46,65 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::extract::State;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use serde_json::json;
 
 use crate::AppState;
+use crate::http::{ApiError, ApiResult};
+use crate::limits::route;
 
 pub use analytics::{AnalyticsParams, ExportParams};
 pub(crate) use analytics::{csv_response as csv_download, export_response as export_csv};
 pub(crate) use policy::version_diff as policy_diff;
 
-use crate::multipart::MAX_UPLOAD;
-/// Largest ingest batch.
-const MAX_BATCH: usize = 64 << 20;
-
-/// A JSON error response.
-pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
-}
-
+/// The routes of the JSON API; who may call each is said by its handler's extractor
+/// ([`crate::session::Viewer`] and the like), its body limit by [`crate::limits::BODY_LIMITS`].
 pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/auth", get(admin::whoami))
-        .route("/api/v1/version", get(|State(state): State<Arc<AppState>>| async move { Json(state.release.clone()) }))
-        .route("/api/v1/policy", get(policy::show).post(policy::install).delete(policy::uninstall))
-        .route("/api/v1/policy/check", post(policy::check))
-        .route("/api/v1/policy/history", get(policy::history))
-        .route("/api/v1/policy/versions", get(policy::versions))
-        .route("/api/v1/policy/diff", get(policy::diff))
-        .route("/api/v1/lookup", get(policy::lookup))
-        .layer(DefaultBodyLimit::max(MAX_UPLOAD))
-        .route("/api/v1/ingest", post(ingest::ingest).layer(DefaultBodyLimit::max(MAX_BATCH)))
-        .route("/api/v1/analytics", get(analytics::analytics))
-        .route("/api/v1/export", get(analytics::export))
-        .route("/api/v1/devices", get(analytics::devices))
-        .route("/api/v1/alarms", get(admin::alarms))
-        .route("/api/v1/users", get(admin::users).post(admin::set_user))
-        .route("/api/v1/users/{name}", delete(admin::remove_user))
-        .route("/api/v1/tokens", get(admin::tokens).post(admin::create_token))
-        .route("/api/v1/tokens/{name}", delete(admin::revoke_token))
-        .route("/api/v1/auth/password", post(admin::change_password).layer(DefaultBodyLimit::max(64 << 10)))
-        .route("/api/v1/srp/show/{what}", get(srp::show))
-        .route("/api/v1/srp/{command}", post(srp::command))
+    let mut r = Router::new();
+    r = route(r, "/healthz", get(|| async { "ok\n" }));
+    r = route(r, "/metrics", get(metrics));
+    r = route(r, "/api/v1/auth", get(admin::whoami));
+    r = route(
+        r,
+        "/api/v1/version",
+        get(|State(state): State<Arc<AppState>>| async move { Json(state.release.clone()) }),
+    );
+    r = route(r, "/api/v1/policy", get(policy::show).post(policy::install).delete(policy::uninstall));
+    r = route(r, "/api/v1/policy/check", post(policy::check));
+    r = route(r, "/api/v1/policy/history", get(policy::history));
+    r = route(r, "/api/v1/policy/versions", get(policy::versions));
+    r = route(r, "/api/v1/policy/diff", get(policy::diff));
+    r = route(r, "/api/v1/lookup", get(policy::lookup));
+    r = route(r, "/api/v1/ingest", post(ingest::ingest));
+    r = route(r, "/api/v1/analytics", get(analytics::analytics));
+    r = route(r, "/api/v1/export", get(analytics::export));
+    r = route(r, "/api/v1/devices", get(analytics::devices));
+    r = route(r, "/api/v1/alarms", get(admin::alarms));
+    r = route(r, "/api/v1/users", get(admin::users).post(admin::set_user));
+    r = route(r, "/api/v1/users/{name}", delete(admin::remove_user));
+    r = route(r, "/api/v1/tokens", get(admin::tokens).post(admin::create_token));
+    r = route(r, "/api/v1/tokens/{name}", delete(admin::revoke_token));
+    r = route(r, "/api/v1/auth/password", post(admin::change_password));
+    r = route(r, "/api/v1/srp/show/{what}", get(srp::show));
+    r = route(r, "/api/v1/srp/{command}", post(srp::command));
+    r
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
     let mut text = String::new();
-    match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
-        Ok(()) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
-            .into_response(),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics"),
-    }
+    prometheus_client::encoding::text::encode(&mut text, &state.registry)
+        .map_err(|_| ApiError::internal("cannot encode metrics"))?;
+    Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
 }
 
 /// Runs blocking work (store, policy compile) off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Response> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// The error of a service this server does not run: `404 not_configured`.
+pub(crate) fn not_running(what: &str) -> ApiError {
+    ApiError::not_configured(format!("this server runs no {what}"))
 }

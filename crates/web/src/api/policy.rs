@@ -3,67 +3,53 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Multipart, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
-use tollgate_policy::service::{InstallError, PolicyService};
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use tollgate_api::{Detail, ErrorCode};
+use tollgate_enum::lookup::Lookup;
+use tollgate_policy::PolicyMeta;
+use tollgate_policy::service::{CurrentPolicy, InstallError, PolicyService};
+use tollgate_policy::store::{HistoryEntry, VersionInfo};
 
-use super::{blocking, error};
+use super::{blocking, not_running};
 use crate::AppState;
-use crate::auth::Role;
-use crate::multipart::read_upload;
-use crate::session::{ApiUser, require};
+use crate::http::{ApiError, ApiResult, QueryParams};
+use crate::multipart::{UploadError, read_upload};
+use crate::session::{Operator, Viewer};
 
-fn service(state: &AppState) -> Result<Arc<PolicyService>, Response> {
-    state.policy.clone().ok_or_else(|| error(StatusCode::NOT_FOUND, "this server runs no engine, so it has no policy"))
+fn service(state: &AppState) -> ApiResult<Arc<PolicyService>> {
+    state.policy.clone().ok_or_else(|| ApiError::not_configured("this server runs no engine, so it has no policy"))
 }
 
-/// The response for an invalid policy: 422 with every diagnostic.
-pub(crate) fn invalid(e: &tollgate_policy::PolicyError) -> Response {
-    (
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Json(json!({ "error": "policy is invalid; nothing was changed", "diagnostics": e.diagnostics })),
-    )
-        .into_response()
+/// The answer to an invalid policy: `422 invalid` with every diagnostic as a detail (and as
+/// `diagnostics`, which CLIs of earlier releases read).
+pub(crate) fn invalid(e: &tollgate_policy::PolicyError) -> ApiError {
+    let details = e
+        .diagnostics
+        .iter()
+        .map(|d| Detail { file: d.file.clone(), line: d.line, field: d.field.clone(), message: d.message.clone() })
+        .collect();
+    ApiError::invalid("policy is invalid; nothing was changed", details).with_legacy_diagnostics()
 }
 
-pub(super) async fn show(State(state): State<Arc<AppState>>, ApiUser(who): ApiUser) -> Response {
-    if let Err(r) = require(&who, Role::Viewer) {
-        return r;
-    }
-    let svc = match service(&state) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    match blocking(move || svc.current()).await {
-        Ok(Ok(current)) => Json(current).into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(r) => r,
-    }
+/// An I/O error of the policy store: the server's fault.
+fn io(e: std::io::Error) -> ApiError {
+    ApiError::internal(e.to_string())
 }
 
-pub(super) async fn history(State(state): State<Arc<AppState>>, ApiUser(who): ApiUser) -> Response {
-    if let Err(r) = require(&who, Role::Viewer) {
-        return r;
-    }
-    match service(&state).map(|s| s.history()) {
-        Ok(Ok(h)) => Json(h).into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(r) => r,
-    }
+pub(super) async fn show(State(state): State<Arc<AppState>>, _: Viewer) -> ApiResult<Json<CurrentPolicy>> {
+    let svc = service(&state)?;
+    Ok(Json(blocking(move || svc.current()).await?.map_err(io)?))
 }
 
-pub(super) async fn versions(State(state): State<Arc<AppState>>, ApiUser(who): ApiUser) -> Response {
-    if let Err(r) = require(&who, Role::Viewer) {
-        return r;
-    }
-    match service(&state).map(|s| s.store().versions()) {
-        Ok(Ok(v)) => Json(v).into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(r) => r,
-    }
+pub(super) async fn history(State(state): State<Arc<AppState>>, _: Viewer) -> ApiResult<Json<Vec<HistoryEntry>>> {
+    Ok(Json(service(&state)?.history().map_err(io)?))
+}
+
+pub(super) async fn versions(State(state): State<Arc<AppState>>, _: Viewer) -> ApiResult<Json<Vec<VersionInfo>>> {
+    Ok(Json(service(&state)?.store().versions().map_err(io)?))
 }
 
 /// Query of `/api/v1/policy/diff`.
@@ -94,22 +80,15 @@ pub(crate) fn version_diff(svc: &PolicyService, from: u64, to: u64) -> Result<St
 
 pub(super) async fn diff(
     State(state): State<Arc<AppState>>,
-    ApiUser(who): ApiUser,
-    Query(p): Query<DiffParams>,
-) -> Response {
-    if let Err(r) = require(&who, Role::Viewer) {
-        return r;
-    }
-    match service(&state).map(|s| version_diff(&s, p.from, p.to)) {
-        Ok(Ok(d)) => d.into_response(),
-        Ok(Err(e)) => error(StatusCode::NOT_FOUND, e),
-        Err(r) => r,
-    }
+    _: Viewer,
+    QueryParams(p): QueryParams<DiffParams>,
+) -> ApiResult<String> {
+    version_diff(service(&state)?.as_ref(), p.from, p.to).map_err(ApiError::not_found)
 }
 
 /// Who a change is recorded as: the authenticated principal, and the person named in
 /// `X-Actor` when a shared token (such as the CLI's) is used on their behalf.
-fn actor(who: &crate::auth::Principal, headers: &axum::http::HeaderMap) -> String {
+fn actor(who: &crate::auth::Principal, headers: &HeaderMap) -> String {
     match headers
         .get("x-actor")
         .and_then(|v| v.to_str().ok())
@@ -121,71 +100,67 @@ fn actor(who: &crate::auth::Principal, headers: &axum::http::HeaderMap) -> Strin
     }
 }
 
-pub(super) async fn install(
-    State(state): State<Arc<AppState>>,
-    ApiUser(who): ApiUser,
-    headers: axum::http::HeaderMap,
-    multipart: Multipart,
-) -> Response {
-    if let Err(r) = require(&who, Role::Operator) {
-        return r;
-    }
-    let svc = match service(&state) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let upload = match read_upload(multipart, None).await {
-        Ok(u) => u,
-        Err(e) => return error(e.status(), e.to_string()),
-    };
-    let actor = actor(&who, &headers);
-    match blocking(move || svc.install(&upload.source, &actor)).await {
-        Ok(Ok(info)) => {
-            tracing::info!(version = info.version, name = %info.name, actor = %info.actor, "policy installed");
-            (StatusCode::CREATED, Json(info)).into_response()
-        }
-        Ok(Err(InstallError::Invalid(e))) => invalid(&e),
-        Ok(Err(InstallError::Io(e))) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(r) => r,
+/// A policy upload that could not be read.
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> ApiError {
+        let status = e.status();
+        let e = ApiError::new(ErrorCode::from_status(status.as_u16()), e.to_string());
+        if status == StatusCode::PAYLOAD_TOO_LARGE { e.closing() } else { e }
     }
 }
 
-pub(super) async fn check(State(state): State<Arc<AppState>>, ApiUser(who): ApiUser, multipart: Multipart) -> Response {
-    if let Err(r) = require(&who, Role::Viewer) {
-        return r;
+pub(super) async fn install(
+    State(state): State<Arc<AppState>>,
+    Operator(who): Operator,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult<(StatusCode, Json<VersionInfo>)> {
+    let svc = service(&state)?;
+    let upload = read_upload(multipart?, None).await?;
+    let actor = actor(&who, &headers);
+    match blocking(move || svc.install(&upload.source, &actor)).await? {
+        Ok(info) => {
+            tracing::info!(version = info.version, name = %info.name, actor = %info.actor, "policy installed");
+            Ok((StatusCode::CREATED, Json(info)))
+        }
+        Err(InstallError::Invalid(e)) => Err(invalid(&e)),
+        Err(InstallError::Io(e)) => Err(io(e)),
     }
-    let svc = match service(&state) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let upload = match read_upload(multipart, None).await {
-        Ok(u) => u,
-        Err(e) => return error(e.status(), e.to_string()),
-    };
-    match blocking(move || svc.check(&upload.source).map(|p| p.meta().clone())).await {
-        Ok(Ok(meta)) => Json(json!({ "valid": true, "meta": meta })).into_response(),
-        Ok(Err(e)) => invalid(&e),
-        Err(r) => r,
-    }
+}
+
+/// `POST /api/v1/policy/check` of a valid policy.
+#[derive(Serialize)]
+pub(super) struct Checked {
+    valid: bool,
+    meta: PolicyMeta,
+}
+
+pub(super) async fn check(
+    State(state): State<Arc<AppState>>,
+    _: Viewer,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult<Json<Checked>> {
+    let svc = service(&state)?;
+    let upload = read_upload(multipart?, None).await?;
+    let meta = blocking(move || svc.check(&upload.source).map(|p| p.meta().clone())).await?.map_err(|e| invalid(&e))?;
+    Ok(Json(Checked { valid: true, meta }))
+}
+
+/// `DELETE /api/v1/policy`: the version that was in force, if any.
+#[derive(Serialize)]
+pub(super) struct Uninstalled {
+    uninstalled: Option<u64>,
 }
 
 pub(super) async fn uninstall(
     State(state): State<Arc<AppState>>,
-    ApiUser(who): ApiUser,
-    headers: axum::http::HeaderMap,
-) -> Response {
-    if let Err(r) = require(&who, Role::Operator) {
-        return r;
-    }
+    Operator(who): Operator,
+    headers: HeaderMap,
+) -> ApiResult<Json<Uninstalled>> {
     let actor = actor(&who, &headers);
-    match service(&state).map(|s| s.uninstall(&actor)) {
-        Ok(Ok(previous)) => {
-            tracing::info!(?previous, actor = %who.name, "policy uninstalled");
-            Json(json!({ "uninstalled": previous })).into_response()
-        }
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(r) => r,
-    }
+    let previous = service(&state)?.uninstall(&actor).map_err(io)?;
+    tracing::info!(?previous, actor = %who.name, "policy uninstalled");
+    Ok(Json(Uninstalled { uninstalled: previous }))
 }
 
 #[derive(Deserialize)]
@@ -196,24 +171,17 @@ pub(super) struct LookupParams {
 
 pub(super) async fn lookup(
     State(state): State<Arc<AppState>>,
-    ApiUser(who): ApiUser,
-    Query(p): Query<LookupParams>,
-) -> Response {
-    if let Err(r) = require(&who, Role::Viewer) {
-        return r;
-    }
+    _: Viewer,
+    QueryParams(p): QueryParams<LookupParams>,
+) -> ApiResult<Json<Lookup>> {
     let (Some(svc), Some(responder)) = (state.policy.clone(), state.responder.clone()) else {
-        return error(StatusCode::NOT_FOUND, "this server runs no engine");
+        return Err(not_running("engine"));
     };
     let plan = svc.plan();
-    let to = match plan.normalize(&p.to) {
-        Ok(n) => n,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("to: {e}")),
-    };
-    let from = match p.from.as_deref().filter(|s| !s.is_empty()).map(|f| plan.normalize(f)) {
+    let to = plan.normalize(&p.to).map_err(|e| ApiError::bad_request(format!("to: {e}")))?;
+    let from = match p.from.as_deref().filter(|s| !s.is_empty()) {
         None => None,
-        Some(Ok(n)) => Some(n),
-        Some(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("from: {e}")),
+        Some(f) => Some(plan.normalize(f).map_err(|e| ApiError::bad_request(format!("from: {e}")))?),
     };
-    Json(responder.lookup(from, to, chrono::Utc::now())).into_response()
+    Ok(Json(responder.lookup(from, to, chrono::Utc::now())))
 }

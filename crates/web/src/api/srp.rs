@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
+
 use serde::de::DeserializeOwned;
 use tollgate_api::srp::{ForcedStandbyBody, NackBody, SrpCommand, SrpReply, SrpRequest, SrpView, SwitchoverQuery};
 use tollgate_srp::runtime::{SrpData, SrpError};
@@ -15,7 +15,7 @@ use tollgate_srp::runtime::{SrpData, SrpError};
 use crate::AppState;
 use crate::auth::Role;
 use crate::http::{ApiError, ApiResult};
-use crate::session::{ApiUser, require};
+use crate::session::{ApiUser, Viewer, authorize};
 
 async fn run(state: &AppState, req: SrpRequest) -> ApiResult<Json<SrpReply<SrpData>>> {
     let Some(srp) = &state.srp else {
@@ -31,18 +31,11 @@ async fn run(state: &AppState, req: SrpRequest) -> ApiResult<Json<SrpReply<SrpDa
 /// `GET /api/v1/srp/show/{view}`.
 pub(super) async fn show(
     State(state): State<Arc<AppState>>,
-    ApiUser(who): ApiUser,
+    _viewer: Viewer,
     Path(view): Path<String>,
-) -> Response {
-    if let Err(r) = require(&who, Role::Viewer) {
-        return r;
-    }
-    let answer = async {
-        let view: SrpView =
-            view.parse().map_err(|e: tollgate_api::srp::UnknownName| ApiError::not_found(e.to_string()))?;
-        run(&state, SrpRequest::Show(view)).await
-    };
-    answer.await.into_response()
+) -> ApiResult<Json<SrpReply<SrpData>>> {
+    let view: SrpView = view.parse().map_err(|e: tollgate_api::srp::UnknownName| ApiError::not_found(e.to_string()))?;
+    run(&state, SrpRequest::Show(view)).await
 }
 
 /// Reads the JSON body a command needs, or says what it should look like.
@@ -61,22 +54,18 @@ pub(super) async fn command(
     Path(command): Path<String>,
     Query(query): Query<SwitchoverQuery>,
     body: Bytes,
-) -> Response {
+) -> ApiResult<Json<SrpReply<SrpData>>> {
     let command: SrpCommand = match command.parse() {
         Ok(c) => c,
         Err(e) => {
             // Refuse the role first, as before: a viewer learns nothing about names.
-            if let Err(r) = require(&who, Role::Operator) {
-                return r;
-            }
-            return ApiError::not_found(e.to_string()).into_response();
+            authorize(&who, Role::Operator)?;
+            return Err(ApiError::not_found(e.to_string()));
         }
     };
     let needed = if command.read_only() { Role::Viewer } else { Role::Operator };
-    if let Err(r) = require(&who, needed) {
-        return r;
-    }
-    let answer = async {
+    authorize(&who, needed)?;
+    {
         let req = match command {
             SrpCommand::ValidateSwitchover => SrpRequest::ValidateSwitchover,
             SrpCommand::InitiateSwitchover => SrpRequest::InitiateSwitchover { force: query.force },
@@ -93,8 +82,7 @@ pub(super) async fn command(
         };
         tracing::info!(who = %who.name, %command, "SRP command");
         run(&state, req).await
-    };
-    answer.await.into_response()
+    }
 }
 
 #[cfg(test)]

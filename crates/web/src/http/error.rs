@@ -2,6 +2,8 @@
 //! of tollgate's APIs ([`tollgate_api::ErrorBody`]).
 
 use axum::Json;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tollgate_api::{Detail, ErrorBody, ErrorCode};
@@ -17,12 +19,18 @@ pub struct ApiError {
     body: ErrorBody,
     retry_after_secs: Option<u64>,
     close: bool,
+    legacy_diagnostics: bool,
 }
 
 impl ApiError {
     /// An error with `code` and `message`.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError { body: ErrorBody::new(code, message), retry_after_secs: None, close: false }
+        ApiError {
+            body: ErrorBody::new(code, message),
+            retry_after_secs: None,
+            close: false,
+            legacy_diagnostics: false,
+        }
     }
 
     /// `400 bad_request`.
@@ -91,6 +99,14 @@ impl ApiError {
         self
     }
 
+    /// This error, also writing its details as `diagnostics`: the field CLIs of releases
+    /// before [`ErrorBody`] read a rejected policy's problems from (a detail has the shape of a
+    /// policy diagnostic). Readers of this release read `details`.
+    pub fn with_legacy_diagnostics(mut self) -> ApiError {
+        self.legacy_diagnostics = true;
+        self
+    }
+
     /// The error body.
     pub fn body(&self) -> &ErrorBody {
         &self.body
@@ -117,10 +133,62 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+/// A request axum could not read into what the handler asked for (a body that is not the
+/// JSON expected, a bad query, a body past the route's limit): `400 bad_request`, or
+/// `413 too_large`, with axum's explanation.
+fn rejected(status: StatusCode, text: String) -> ApiError {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(text).closing(),
+        s if s.is_server_error() => ApiError::internal(text),
+        _ => ApiError::bad_request(text),
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> ApiError {
+        rejected(e.status(), e.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> ApiError {
+        rejected(e.status(), e.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> ApiError {
+        rejected(e.status(), e.body_text())
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(e: BytesRejection) -> ApiError {
+        rejected(e.status(), e.body_text())
+    }
+}
+
+impl From<MultipartRejection> for ApiError {
+    fn from(e: MultipartRejection) -> ApiError {
+        rejected(e.status(), e.body_text())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.body.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, Json(self.body)).into_response();
+        /// The body with the details again as `diagnostics`, for older CLIs.
+        #[derive(serde::Serialize)]
+        struct WithDiagnostics<'a> {
+            #[serde(flatten)]
+            body: &'a ErrorBody,
+            diagnostics: &'a [tollgate_api::Detail],
+        }
+        let mut response = if self.legacy_diagnostics {
+            (status, Json(WithDiagnostics { body: &self.body, diagnostics: &self.body.details })).into_response()
+        } else {
+            (status, Json(self.body)).into_response()
+        };
         if let Some(secs) = self.retry_after_secs {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
@@ -144,5 +212,24 @@ mod tests {
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
         let body = ErrorBody::from_response(409, &bytes);
         assert_eq!((body.code, body.message.as_str()), (ErrorCode::Conflict, "a lock is held"));
+    }
+
+    #[tokio::test]
+    async fn legacy_diagnostics_repeat_the_details_for_older_clis() {
+        let detail =
+            Detail { file: "p.toml".into(), line: Some(4), field: "rule[0].action".into(), message: "x".into() };
+        let response = ApiError::invalid("policy is invalid", vec![detail.clone()]).with_legacy_diagnostics();
+        let response = response.into_response();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        #[derive(serde::Deserialize)]
+        struct Old {
+            error: String,
+            diagnostics: Vec<Detail>,
+        }
+        let old: Old = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!((old.error.as_str(), old.diagnostics), ("policy is invalid", vec![detail.clone()]));
+        let body = ErrorBody::from_response(422, &bytes);
+        assert_eq!((body.code, body.details), (ErrorCode::Invalid, vec![detail]));
     }
 }

@@ -7,9 +7,11 @@
 
 mod bearer;
 mod error;
+mod extract;
 
 pub use bearer::{SecretToken, bearer};
 pub use error::{ApiError, ApiResult};
+pub use extract::{JsonBody, QueryParams};
 
 use axum::extract::Request;
 use axum::http::HeaderValue;

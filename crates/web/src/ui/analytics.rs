@@ -193,5 +193,5 @@ pub(super) async fn export(
     _user: UiUser,
     Query(p): Query<crate::api::ExportParams>,
 ) -> Response {
-    crate::api::export_csv(&state, p).await
+    crate::api::export_csv(&state, p).await.into_response()
 }

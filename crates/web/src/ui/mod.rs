@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use axum::Form;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -29,34 +29,30 @@ use tollgate_logthrottle::LogThrottle;
 
 use crate::AppState;
 use crate::auth::{AuthError, Role, retry_after_secs};
+use crate::limits::route;
 use crate::session::{CSRF_FIELD, ClientIp, SESSION_COOKIE, UiForm, UiUser};
 
 /// Where the stylesheet of every page is served.
 pub const STYLESHEET: &str = "/static/tollgate.css";
-/// Largest body of a UI form other than a policy upload (login, users, password).
-const MAX_FORM: usize = 64 << 10;
-
+/// The pages; each route's body limit is in [`crate::limits::BODY_LIMITS`] (forms are small,
+/// the policy upload form takes what the API takes: the policy part is bounded on its own,
+/// lists are streamed to disk).
 pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/", get(dashboard::page))
-        .route(STYLESHEET, get(stylesheet))
-        .route("/login", get(login_page).post(login))
-        .route("/logout", post(logout))
-        .route("/account", get(account::page).post(account::submit))
-        .route("/analytics", get(analytics::page))
-        .route("/analytics.csv", get(analytics::csv))
-        .route("/export.csv", get(analytics::export))
-        .route("/policies/uninstall", post(policies::uninstall))
-        .route("/policies/diff", get(policies::diff))
-        .route("/alarms", get(admin::alarms))
-        .route("/users", get(admin::users).post(admin::submit))
-        .layer(DefaultBodyLimit::max(MAX_FORM))
-        // Policy uploads get the API's limits: the policy part is bounded on its own, lists
-        // are streamed to disk.
-        .route(
-            "/policies",
-            get(policies::page).post(policies::submit).layer(DefaultBodyLimit::max(crate::multipart::MAX_UPLOAD)),
-        )
+    let mut r = Router::new();
+    r = route(r, "/", get(dashboard::page));
+    r = route(r, STYLESHEET, get(stylesheet));
+    r = route(r, "/login", get(login_page).post(login));
+    r = route(r, "/logout", post(logout));
+    r = route(r, "/account", get(account::page).post(account::submit));
+    r = route(r, "/analytics", get(analytics::page));
+    r = route(r, "/analytics.csv", get(analytics::csv));
+    r = route(r, "/export.csv", get(analytics::export));
+    r = route(r, "/policies", get(policies::page).post(policies::submit));
+    r = route(r, "/policies/uninstall", post(policies::uninstall));
+    r = route(r, "/policies/diff", get(policies::diff));
+    r = route(r, "/alarms", get(admin::alarms));
+    r = route(r, "/users", get(admin::users).post(admin::submit));
+    r
 }
 
 async fn stylesheet() -> Response {

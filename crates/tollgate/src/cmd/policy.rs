@@ -1,16 +1,18 @@
 //! `tollgate policy ...`: against a running tollgate (API) or a state directory (offline).
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use indicatif::ProgressBar;
+use serde::Deserialize;
 use tollgate_policy::service::{CurrentPolicy, InstallError, PolicyService};
 use tollgate_policy::store::{HistoryEntry, HistoryEvent, PolicyStore, VersionInfo};
 use tollgate_policy::{CompileOptions, Diagnostic, PolicyMeta, PolicySource, compile};
 
 use crate::api_client::{ApiClient, ApiError};
-use crate::cli::{PolicyCommand, Target};
+use crate::cli::{PolicyCommand, PolicyTarget};
 use crate::config::Config;
 
 /// Where a command acts.
@@ -19,19 +21,37 @@ enum Place {
     Offline(PolicyService),
 }
 
-fn place(config: &Config, target: &Target) -> anyhow::Result<Place> {
+/// Whether a command only reads: it never creates a policy store where there is none.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    Read,
+    Change,
+}
+
+fn place(config: &Config, target: &PolicyTarget, actor: Option<&str>, access: Access) -> anyhow::Result<Place> {
     match &target.state_dir {
-        Some(dir) => {
-            let store = PolicyStore::open(dir.join("policy"))?;
-            let service = PolicyService::open(store, config.dialing_plan.clone(), config.enum_.intercept_names())?;
-            Ok(Place::Offline(service))
-        }
+        Some(dir) => Ok(Place::Offline(offline_service(config, dir, access)?)),
         None => {
             let base = target.api.clone().unwrap_or_else(|| config.api_url());
             let token = target.token.clone().or_else(|| config.cli_token());
-            Ok(Place::Api(ApiClient::new(&base, token, target.actor.as_deref())?))
+            Ok(Place::Api(ApiClient::new(&base, token, actor)?))
         }
     }
+}
+
+/// The policy service of a state directory. A read finds the store there or fails: a typo in
+/// `--state-dir` must not create a new, empty store.
+pub(crate) fn offline_service(config: &Config, state_dir: &Path, access: Access) -> anyhow::Result<PolicyService> {
+    let dir = state_dir.join("policy");
+    if access == Access::Read && !dir.is_dir() {
+        bail!(
+            "no policy store in {}: is {} the state directory of a tollgate (node.state_dir)?",
+            dir.display(),
+            state_dir.display()
+        );
+    }
+    let store = PolicyStore::open(dir)?;
+    Ok(PolicyService::open(store, config.dialing_plan.clone(), config.enum_.intercept_names())?)
 }
 
 fn spinner(message: &str) -> ProgressBar {
@@ -56,61 +76,63 @@ fn api_result<T>(r: Result<T, ApiError>) -> anyhow::Result<Result<T, ExitCode>> 
     match r {
         Ok(v) => Ok(Ok(v)),
         Err(ApiError::Invalid(diags)) => Ok(Err(print_diagnostics(&diags))),
-        Err(ApiError::Other(e)) => Err(e),
+        Err(e) if e.is_unreachable() => {
+            Err(anyhow::anyhow!("{:#}; or act on a state directory with --state-dir DIR", e.into_anyhow()))
+        }
+        Err(e) => Err(e.into_anyhow()),
     }
 }
 
-fn print_meta(meta: &PolicyMeta) {
-    println!("name      {}", meta.name);
+fn print_meta(meta: &PolicyMeta) -> std::io::Result<()> {
+    outln!("name      {}", meta.name)?;
     if !meta.description.is_empty() {
-        println!("about     {}", meta.description);
+        outln!("about     {}", meta.description)?;
     }
-    println!("sha256    {}", meta.sha256);
-    println!("rules     {} ({} enabled)", meta.rules, meta.enabled_rules);
+    outln!("sha256    {}", meta.sha256)?;
+    outln!("rules     {} ({} enabled)", meta.rules, meta.enabled_rules)?;
     for (name, size) in &meta.lists {
-        println!("list      {name}: {size} numbers");
+        outln!("list      {name}: {size} numbers")?;
     }
+    Ok(())
 }
 
-fn print_installed(info: &VersionInfo) {
-    println!(
+fn print_installed(info: &VersionInfo) -> std::io::Result<()> {
+    outln!(
         "installed version {} ({}, {} rules) at {} by {}",
         info.version,
         info.name,
         info.rules,
         info.installed_at.format("%Y-%m-%d %H:%M:%S UTC"),
         info.actor
-    );
+    )
 }
 
-fn print_current(current: &CurrentPolicy, text: bool) {
+fn print_current(current: &CurrentPolicy, text: bool) -> std::io::Result<()> {
     match (&current.version, &current.info) {
-        (Some(v), Some(info)) => println!(
+        (Some(v), Some(info)) => outln!(
             "version   {v} (installed {} by {}, from {})",
             info.installed_at.format("%Y-%m-%d %H:%M:%S UTC"),
             info.actor,
             info.source_file
-        ),
-        _ => {
-            println!("no policy installed: every call is allowed");
-            return;
-        }
+        )?,
+        _ => return outln!("no policy installed: every call is allowed"),
     }
-    print_meta(&current.meta);
-    println!();
-    println!("{:>3}  {:>5}  {:<36} action", "#", "line", "rule");
+    print_meta(&current.meta)?;
+    outln!()?;
+    outln!("{:>3}  {:>5}  {:<36} action", "#", "line", "rule")?;
     for r in &current.rules {
         let name = if r.enabled { r.name.clone() } else { format!("{} (disabled)", r.name) };
-        println!("{:>3}  {:>5}  {:<36} {}", r.index, r.line, name, r.action);
+        outln!("{:>3}  {:>5}  {:<36} {}", r.index, r.line, name, r.action)?;
     }
     if text {
-        println!("\n{}", current.text);
+        outln!("\n{}", current.text)?;
     }
+    Ok(())
 }
 
-fn print_history(history: &[HistoryEntry]) {
+fn print_history(history: &[HistoryEntry]) -> std::io::Result<()> {
     if history.is_empty() {
-        println!("no policy was ever installed");
+        outln!("no policy was ever installed")?;
     }
     let v = |v: Option<u64>| v.map_or("none".to_string(), |v| format!("v{v}"));
     for h in history {
@@ -118,8 +140,23 @@ fn print_history(history: &[HistoryEntry]) {
             HistoryEvent::Install => format!("install    {:<6} (was {})", v(h.version), v(h.previous)),
             HistoryEvent::Uninstall => format!("uninstall  {:<6} (was {})", "", v(h.previous)),
         };
-        println!("{}  {what}  by {}", h.at.format("%Y-%m-%d %H:%M:%S UTC"), h.actor);
+        outln!("{}  {what}  by {}", h.at.format("%Y-%m-%d %H:%M:%S UTC"), h.actor)?;
     }
+    Ok(())
+}
+
+/// What `POST /api/v1/policy/check` answers for a valid policy.
+#[derive(Deserialize)]
+struct Checked {
+    #[serde(default)]
+    meta: Option<PolicyMeta>,
+}
+
+/// What `DELETE /api/v1/policy` answers.
+#[derive(Deserialize)]
+struct Uninstalled {
+    #[serde(default)]
+    uninstalled: Option<u64>,
 }
 
 /// Runs a policy command.
@@ -148,7 +185,7 @@ pub fn run(config: &Config, command: &PolicyCommand) -> anyhow::Result<ExitCode>
                     );
                 }
             } else {
-                print!("{}", m.text);
+                out!("{}", m.text)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -157,16 +194,16 @@ pub fn run(config: &Config, command: &PolicyCommand) -> anyhow::Result<ExitCode>
                 let client = ApiClient::new(
                     target.api.as_deref().unwrap_or_default(),
                     target.token.clone().or_else(|| config.cli_token()),
-                    target.actor.as_deref(),
+                    None,
                 )?;
                 let bar = spinner("checking policy on the server");
-                let result = api_result(client.upload::<serde_json::Value>("/api/v1/policy/check", file))?;
+                let result = api_result(client.upload::<Checked>("/api/v1/policy/check", file))?;
                 bar.finish_and_clear();
                 return Ok(match result {
-                    Ok(v) => {
-                        println!("{} is valid", file.display());
-                        if let Ok(meta) = serde_json::from_value::<PolicyMeta>(v["meta"].clone()) {
-                            print_meta(&meta);
+                    Ok(checked) => {
+                        outln!("{} is valid", file.display())?;
+                        if let Some(meta) = &checked.meta {
+                            print_meta(meta)?;
                         }
                         ExitCode::SUCCESS
                     }
@@ -180,20 +217,20 @@ pub fn run(config: &Config, command: &PolicyCommand) -> anyhow::Result<ExitCode>
             bar.finish_and_clear();
             Ok(match result {
                 Ok(p) => {
-                    println!("{} is valid", file.display());
-                    print_meta(p.meta());
+                    outln!("{} is valid", file.display())?;
+                    print_meta(p.meta())?;
                     ExitCode::SUCCESS
                 }
                 Err(e) => print_diagnostics(&e.diagnostics),
             })
         }
-        PolicyCommand::Install { file, target } => {
+        PolicyCommand::Install { file, target, actor } => {
             let bar = spinner("installing policy");
-            let outcome = match place(config, target)? {
+            let outcome = match place(config, target, actor.as_deref(), Access::Change)? {
                 Place::Api(client) => api_result(client.upload::<VersionInfo>("/api/v1/policy", file))?,
                 Place::Offline(service) => {
                     let source = PolicySource::from_path(file)?;
-                    match service.install(&source, target.actor.as_deref().unwrap_or("cli")) {
+                    match service.install(&source, actor.as_deref().unwrap_or("cli")) {
                         Ok(info) => Ok(info),
                         Err(InstallError::Invalid(e)) => Err(print_diagnostics(&e.diagnostics)),
                         Err(InstallError::Io(e)) => return Err(e).context("policy store"),
@@ -203,52 +240,52 @@ pub fn run(config: &Config, command: &PolicyCommand) -> anyhow::Result<ExitCode>
             bar.finish_and_clear();
             Ok(match outcome {
                 Ok(info) => {
-                    print_installed(&info);
+                    print_installed(&info)?;
                     ExitCode::SUCCESS
                 }
                 Err(code) => code,
             })
         }
-        PolicyCommand::Uninstall { target } => {
-            let previous = match place(config, target)? {
+        PolicyCommand::Uninstall { target, actor } => {
+            let previous = match place(config, target, actor.as_deref(), Access::Change)? {
                 Place::Api(client) => {
-                    let v: serde_json::Value = api_result(client.delete("/api/v1/policy"))?
+                    let answer: Uninstalled = api_result(client.delete("/api/v1/policy"))?
                         .map_err(|_| anyhow::anyhow!("uninstall refused"))?;
-                    v["uninstalled"].as_u64()
+                    answer.uninstalled
                 }
-                Place::Offline(service) => service.uninstall(target.actor.as_deref().unwrap_or("cli"))?,
+                Place::Offline(service) => service.uninstall(actor.as_deref().unwrap_or("cli"))?,
             };
             match previous {
-                Some(v) => println!("uninstalled version {v}: every call is now allowed"),
-                None => println!("no policy was installed: every call is allowed"),
+                Some(v) => outln!("uninstalled version {v}: every call is now allowed")?,
+                None => outln!("no policy was installed: every call is allowed")?,
             }
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Show { target, json, text } => {
-            let current: CurrentPolicy = match place(config, target)? {
+            let current: CurrentPolicy = match place(config, target, None, Access::Read)? {
                 Place::Api(client) => {
                     api_result(client.get("/api/v1/policy"))?.map_err(|_| anyhow::anyhow!("show refused"))?
                 }
                 Place::Offline(service) => service.current()?,
             };
             if *json {
-                println!("{}", serde_json::to_string_pretty(&current)?);
+                outln!("{}", serde_json::to_string_pretty(&current)?)?;
             } else {
-                print_current(&current, *text);
+                print_current(&current, *text)?;
             }
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::History { target, json } => {
-            let history: Vec<HistoryEntry> = match place(config, target)? {
+            let history: Vec<HistoryEntry> = match place(config, target, None, Access::Read)? {
                 Place::Api(client) => {
                     api_result(client.get("/api/v1/policy/history"))?.map_err(|_| anyhow::anyhow!("history refused"))?
                 }
                 Place::Offline(service) => service.history()?,
             };
             if *json {
-                println!("{}", serde_json::to_string_pretty(&history)?);
+                outln!("{}", serde_json::to_string_pretty(&history)?)?;
             } else {
-                print_history(&history);
+                print_history(&history)?;
             }
             Ok(ExitCode::SUCCESS)
         }

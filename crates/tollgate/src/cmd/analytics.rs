@@ -2,13 +2,12 @@
 
 use std::process::ExitCode;
 
-use anyhow::anyhow;
 use tollgate_store::{AnalyticsResult, View};
 
+use super::lookup::urlencode;
 use crate::api_client::{ApiClient, ApiError};
 use crate::cli::AnalyticsArgs;
 use crate::config::Config;
-use crate::lookup_cmd::urlencode;
 
 /// Runs `analytics`.
 pub fn run(config: &Config, args: &AnalyticsArgs) -> anyhow::Result<ExitCode> {
@@ -27,17 +26,17 @@ pub fn run(config: &Config, args: &AnalyticsArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if args.csv {
-        let text = client.get_text(&format!("{path}&format=csv")).map_err(api_error)?;
-        print!("{text}");
+        let text = client.get_text(&format!("{path}&format=csv")).map_err(ApiError::into_anyhow)?;
+        out!("{text}")?;
         return Ok(ExitCode::SUCCESS);
     }
-    let r: AnalyticsResult = client.get(&path).map_err(api_error)?;
+    let r: AnalyticsResult = client.get(&path).map_err(ApiError::into_anyhow)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let q = &r.query;
-    println!(
+    outln!(
         "{} / {} / {} / {}  {} to {} UTC  ({} records)",
         q.dataset,
         q.view,
@@ -46,25 +45,18 @@ pub fn run(config: &Config, args: &AnalyticsArgs) -> anyhow::Result<ExitCode> {
         q.from.format("%Y-%m-%d %H:%M"),
         q.to.format("%Y-%m-%d %H:%M"),
         r.total
-    );
+    )?;
     match q.view {
         View::AverageCps => {
             for p in r.series.iter().filter(|p| p.count > 0) {
-                println!("{}  {:>10}  {:>10.4}/s", p.bucket.format("%Y-%m-%d %H:%M"), p.count, p.value);
+                outln!("{}  {:>10}  {:>10.4}/s", p.bucket.format("%Y-%m-%d %H:%M"), p.count, p.value)?;
             }
         }
         _ => {
             for (i, row) in r.summary.iter().enumerate() {
-                println!("{:>3}  {:<24} {:<12} {:>10}", i + 1, row.key, row.detail, row.count);
+                outln!("{:>3}  {:<24} {:<12} {:>10}", i + 1, row.key, row.detail, row.count)?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn api_error(e: ApiError) -> anyhow::Error {
-    match e {
-        ApiError::Invalid(d) => anyhow!("refused: {d:?}"),
-        ApiError::Other(e) => e,
-    }
 }

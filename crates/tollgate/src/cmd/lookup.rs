@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
+use tollgate_api::ErrorCode;
 use tollgate_enum::Responder;
 use tollgate_enum::lookup::Lookup;
-use tollgate_policy::service::PolicyService;
-use tollgate_policy::store::PolicyStore;
 use tollgate_policy::{CompileOptions, InstalledPolicy, PolicySource, compile};
 
-use crate::api_client::{ApiClient, ApiError};
+use crate::api_client::ApiClient;
 use crate::cli::LookupArgs;
 use crate::config::Config;
 
@@ -28,8 +27,7 @@ fn local_responder(config: &Config, args: &LookupArgs) -> anyhow::Result<Respond
         }
         None => {
             let dir = args.state_dir.clone().unwrap_or_else(|| config.node.state_dir.clone());
-            let store = PolicyStore::open(dir.join("policy"))?;
-            let service = PolicyService::open(store, config.dialing_plan.clone(), config.enum_.intercept_names())?;
+            let service = super::policy::offline_service(config, &dir, super::policy::Access::Read)?;
             if let Some(e) = service.load_error() {
                 eprintln!("warning: {e}");
             }
@@ -39,34 +37,35 @@ fn local_responder(config: &Config, args: &LookupArgs) -> anyhow::Result<Respond
     Ok(Responder::new(config.enum_.clone(), config.dialing_plan.clone(), installed, config.node.name.clone()))
 }
 
-fn print(l: &Lookup) {
+fn print(l: &Lookup) -> std::io::Result<()> {
     let d = &l.decision;
-    println!("direction {}", d.direction);
+    outln!("direction {}", d.direction)?;
     match &d.rule {
-        Some(r) => println!("rule      {} (line {})", r.name, r.line),
-        None => println!("rule      none matched: default allow"),
+        Some(r) => outln!("rule      {} (line {})", r.name, r.line)?,
+        None => outln!("rule      none matched: default allow")?,
     }
-    println!("action    {}", d.action);
-    println!(
+    outln!("action    {}", d.action)?;
+    outln!(
         "policy    {}",
         l.policy_version
             .map_or("none installed (or a file given with --policy)".to_string(), |v| format!("version {v}"))
-    );
-    println!("query     {} NAPTR (calling number sent as: {})", l.query_name, l.source_sent_as);
-    println!("answer    {}", l.rcode);
+    )?;
+    outln!("query     {} NAPTR (calling number sent as: {})", l.query_name, l.source_sent_as)?;
+    outln!("answer    {}", l.rcode)?;
     for a in &l.answers {
-        println!("          {a}");
+        outln!("          {a}")?;
     }
     if !l.verdicts.is_empty() {
-        println!("rules checked in order:");
+        outln!("rules checked in order:")?;
         for v in &l.verdicts {
             let verdict = match &v.failed {
                 None => "MATCH".to_string(),
                 Some(why) => format!("no ({why})"),
             };
-            println!("  line {:>4}  {:<36} {verdict}", v.line, v.rule);
+            outln!("  line {:>4}  {:<36} {verdict}", v.line, v.rule)?;
         }
     }
+    Ok(())
 }
 
 /// Runs `lookup`.
@@ -84,8 +83,14 @@ pub fn run(config: &Config, args: &LookupArgs) -> anyhow::Result<ExitCode> {
             }
             match client.get::<Lookup>(&path) {
                 Ok(l) => l,
-                Err(ApiError::Invalid(_)) => return Err(anyhow!("lookup refused")),
-                Err(ApiError::Other(e)) => return Err(e),
+                // A collector (or a manager) has no policy to ask.
+                Err(e) if e.code() == Some(ErrorCode::NotFound) => {
+                    return Err(anyhow!(
+                        "{base} runs no engine: ask a `tollgate serve` or `tollgate engine` ({:#})",
+                        e.into_anyhow()
+                    ));
+                }
+                Err(e) => return Err(e.into_anyhow()),
             }
         }
         None => {
@@ -97,9 +102,9 @@ pub fn run(config: &Config, args: &LookupArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&lookup)?);
+        outln!("{}", serde_json::to_string_pretty(&lookup)?)?;
     } else {
-        print(&lookup);
+        print(&lookup)?;
     }
     Ok(ExitCode::SUCCESS)
 }
