@@ -719,7 +719,13 @@ mod tests {
 
         // Each start ran the release in force with its version, schema limit, the flag file it
         // watches, and the role's configuration.
-        let started = std::fs::read_to_string(&seen).unwrap();
+        // (The fake role API answers before the process has written its line: wait for it.)
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut started = std::fs::read_to_string(&seen).unwrap();
+        while started.lines().count() < 3 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            started = std::fs::read_to_string(&seen).unwrap();
+        }
         let lines: Vec<&str> = started.lines().collect();
         assert_eq!(lines.len(), 3, "{started}");
         let flag = a.forced_standby_file();
