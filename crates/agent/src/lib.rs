@@ -108,7 +108,8 @@ impl Agent {
         let releases = Releases::open(&config.dir)?;
         let trusted =
             TrustedKeys::from_hex(&config.trusted_keys).map_err(|e| anyhow::anyhow!("agent.trusted_keys: {e}"))?;
-        let app: AppType = config.app_type.to_string().parse().map_err(|e| anyhow::anyhow!("agent.app_type: {e}"))?;
+        // Read once, as a type, with the configuration.
+        let app: AppType = config.app_type;
         Ok(Agent { config, role, releases, trusted, app, supervisor: Supervisor::new(), busy: Mutex::new(()) })
     }
 
@@ -718,7 +719,13 @@ mod tests {
 
         // Each start ran the release in force with its version, schema limit, the flag file it
         // watches, and the role's configuration.
-        let started = std::fs::read_to_string(&seen).unwrap();
+        // (The fake role API answers before the process has written its line: wait for it.)
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut started = std::fs::read_to_string(&seen).unwrap();
+        while started.lines().count() < 3 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            started = std::fs::read_to_string(&seen).unwrap();
+        }
         let lines: Vec<&str> = started.lines().collect();
         assert_eq!(lines.len(), 3, "{started}");
         let flag = a.forced_standby_file();

@@ -4,13 +4,18 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod duration;
 pub mod manager;
+pub mod migrate;
+pub mod problems;
 pub mod service_address;
+
+pub use problems::{ConfigError, Problem};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tollgate_enum::EnumConfig;
 use tollgate_number::DialingPlan;
@@ -46,7 +51,9 @@ pub struct ApiConfig {
     /// manager, agent); more are refused with 503.
     pub max_connections: usize,
     /// Seconds after which an HTTP connection that makes no progress is closed (keep-alive
-    /// idle, unfinished request headers, a stalled body).
+    /// idle, unfinished request headers, a stalled body). `idle_timeout = "1m"` (before
+    /// config_version 2: `idle_timeout_secs = 60`).
+    #[serde(rename = "idle_timeout", alias = "idle_timeout_secs", with = "duration::secs")]
     pub idle_timeout_secs: u64,
 }
 
@@ -92,21 +99,26 @@ impl SpoolConfig {
     /// Largest `segment_mb`: the shipper reads the unsent part of a segment into memory.
     pub const MAX_SEGMENT_MB: u64 = 1024;
 
-    /// Checks each field on its own; errors name the field and the value.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    /// Checks each field on its own; problems name the field and the value.
+    pub fn problems(&self, out: &mut Vec<Problem>) {
         if !(1..=Self::MAX_SEGMENT_MB).contains(&self.segment_mb) {
-            bail!("spool.segment_mb must be between 1 and {} (is {})", Self::MAX_SEGMENT_MB, self.segment_mb);
+            out.push(Problem::new(
+                "spool.segment_mb",
+                format!("must be between 1 and {} (is {})", Self::MAX_SEGMENT_MB, self.segment_mb),
+            ));
         }
         if self.fsync_ms == 0 {
-            bail!("spool.fsync_ms must be above 0");
+            out.push(Problem::new("spool.fsync_ms", "must be above 0"));
         }
         if self.max_disk_mb.checked_mul(1 << 20).is_none() {
-            bail!("spool.max_disk_mb is too large ({} MiB)", self.max_disk_mb);
+            out.push(Problem::new("spool.max_disk_mb", format!("is too large ({} MiB)", self.max_disk_mb)));
         }
         if !(1..=100).contains(&self.near_full_percent) {
-            bail!("spool.near_full_percent must be between 1 and 100 (is {})", self.near_full_percent);
+            out.push(Problem::new(
+                "spool.near_full_percent",
+                format!("must be between 1 and 100 (is {})", self.near_full_percent),
+            ));
         }
-        Ok(())
     }
 }
 
@@ -143,7 +155,9 @@ pub struct CollectorConfig {
     pub store: String,
     /// How long data is kept.
     pub retention: tollgate_store::Retention,
-    /// Minutes between retention runs (and statistics refreshes).
+    /// Minutes between retention runs (and statistics refreshes): `maintenance_interval = "1h"`
+    /// (before config_version 2: `maintenance_minutes = 60`).
+    #[serde(rename = "maintenance_interval", alias = "maintenance_minutes", with = "duration::minutes")]
     pub maintenance_minutes: u64,
     /// Most disk the quarantine of invalid received lines may use, MiB (0: no limit).
     pub quarantine_max_mb: u64,
@@ -182,7 +196,9 @@ pub struct ProbeConfig {
     pub hep_tcp: Vec<SocketAddr>,
     /// Most HEP/TCP senders connected at once, per listener.
     pub hep_tcp_max_connections: usize,
-    /// Seconds after which a HEP/TCP sender that sends nothing is disconnected.
+    /// Seconds after which a HEP/TCP sender that sends nothing is disconnected
+    /// (`hep_tcp_idle_timeout`; before config_version 2 `hep_tcp_idle_timeout_secs`).
+    #[serde(rename = "hep_tcp_idle_timeout", alias = "hep_tcp_idle_timeout_secs", with = "duration::secs")]
     pub hep_tcp_idle_timeout_secs: u64,
     /// A network interface to capture from (needs the `live-capture` build feature and root).
     pub interface: String,
@@ -190,9 +206,13 @@ pub struct ProbeConfig {
     pub filter: String,
     /// Most calls tracked at once.
     pub max_open_calls: usize,
-    /// Seconds before an unanswered call is closed as no answer.
+    /// Seconds before an unanswered call is closed as no answer (`setup_timeout`; before
+    /// config_version 2 `setup_timeout_secs`).
+    #[serde(rename = "setup_timeout", alias = "setup_timeout_secs", with = "duration::secs")]
     pub setup_timeout_secs: u64,
-    /// Seconds without a message before an answered call is closed.
+    /// Seconds without a message before an answered call is closed (`idle_timeout`; before
+    /// config_version 2 `idle_timeout_secs`).
+    #[serde(rename = "idle_timeout", alias = "idle_timeout_secs", with = "duration::secs")]
     pub idle_timeout_secs: u64,
 }
 
@@ -223,18 +243,27 @@ const MAX_CONNECTIONS: u64 = 1_000_000;
 /// Longest accepted idle timeout of a connection, seconds (a day).
 const MAX_IDLE_SECS: u64 = 86_400;
 
-/// Fails naming `field` unless `min <= value <= max`.
-fn check_range(label: &str, field: &str, value: u64, min: u64, max: u64) -> anyhow::Result<()> {
+/// A problem naming `field` unless `min <= value <= max`.
+fn check_range(out: &mut Vec<Problem>, field: &str, value: u64, min: u64, max: u64) {
     if value < min || value > max {
-        bail!("{label}: {field} is {value}; it must be between {min} and {max}");
+        out.push(Problem::new(field, format!("is {value}; it must be between {min} and {max}")));
     }
-    Ok(())
+}
+
+/// The version of a configuration without `config_version`.
+fn first_version() -> u32 {
+    migrate::FIRST_VERSION
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// `config_version`: the format the file is written in (absent: the format of the release
+    /// before versions were written, [`migrate::FIRST_VERSION`]). `tollgate config migrate`
+    /// ports a file to [`migrate::CURRENT_VERSION`].
+    #[serde(default = "first_version")]
+    pub config_version: u32,
     /// `[node]`.
     pub node: NodeConfig,
     /// `[dialing_plan]`.
@@ -262,6 +291,26 @@ pub struct Config {
     pub probe: ProbeConfig,
 }
 
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            config_version: migrate::CURRENT_VERSION,
+            node: NodeConfig::default(),
+            dialing_plan: DialingPlan::default(),
+            enum_: EnumConfig::default(),
+            api: ApiConfig::default(),
+            spool: SpoolConfig::default(),
+            shipper: ShipperConfig::default(),
+            collector: CollectorConfig::default(),
+            srp: None,
+            service_address: service_address::ServiceAddressConfig::default(),
+            agent: None,
+            manager: None,
+            probe: ProbeConfig::default(),
+        }
+    }
+}
+
 impl Config {
     /// Loads a configuration file, or the embedded default when `path` is `None`. Relative
     /// paths in a file are made relative to the file's directory.
@@ -279,57 +328,156 @@ impl Config {
         Ok(config)
     }
 
-    /// Parses and validates configuration text; errors name `label`, the line and the field.
-    pub fn parse(label: &str, text: &str) -> anyhow::Result<Config> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start].bytes().filter(|b| *b == b'\n').count() + 1);
-            match line {
-                Some(line) => anyhow::anyhow!("{label}:{line}: {}", e.message().trim()),
-                None => anyhow::anyhow!("{label}: {}", e.message().trim()),
+    /// Parses and validates configuration text. Every problem is reported, each with `label`,
+    /// the line and the field.
+    pub fn parse(label: &str, text: &str) -> Result<Config, ConfigError> {
+        let diagnostic = |line: Option<usize>, field: &str, message: &str| tollgate_policy::Diagnostic {
+            file: label.to_string(),
+            line,
+            field: field.to_string(),
+            message: message.to_string(),
+        };
+        if let Err(e) = toml_edit::Document::parse(text) {
+            let line = e.span().map(|s| problems::line_of(text, s.start));
+            return Err(ConfigError { diagnostics: vec![diagnostic(line, "", e.message().trim())] });
+        }
+        let locator = problems::Locator::new(text);
+        // Values of the wrong type or unknown keys: each is reported, then blanked out (spaces,
+        // so offsets and lines stay) and the rest read again, so every one is found at once.
+        let mut diagnostics = Vec::new();
+        let mut blanked: Vec<String> = Vec::new();
+        let mut work = text.to_string();
+        let config = loop {
+            match toml::from_str::<Config>(&work) {
+                Ok(config) => break Some(config),
+                Err(e) => {
+                    let message = e.message().trim().to_string();
+                    let at = e.span().map(|s| s.start);
+                    let field = at.and_then(|at| locator.path_at(at)).unwrap_or_default();
+                    let missing = missing_field(&message);
+                    // Missing only because an entry in it was blanked: already reported.
+                    let because_blanked = missing.is_some_and(|m| {
+                        let gone = if field.is_empty() { m.to_string() } else { format!("{field}.{m}") };
+                        blanked.iter().any(|b| {
+                            b.strip_prefix(&gone).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+                        })
+                    });
+                    if !because_blanked {
+                        diagnostics.push(diagnostic(at.map(|at| problems::line_of(text, at)), &field, &message));
+                    }
+                    // A missing field: the table it is missing from goes; otherwise the entry.
+                    let span = (!field.is_empty()).then(|| locator.entry_span(&field)).flatten();
+                    match span {
+                        Some(span) if diagnostics.len() < 100 && !blanked.contains(&field) => {
+                            problems::blank(&mut work, span);
+                            blanked.push(field);
+                        }
+                        _ => break None,
+                    }
+                }
             }
-        })?;
-        config.dialing_plan.validate().map_err(|e| anyhow::anyhow!("{label}: dialing_plan: {e}"))?;
-        config.enum_.validate().map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
-        tollgate_records::check_device_name(&config.node.name)
-            .map_err(|e| anyhow::anyhow!("{label}: node.name: {:?} {e}", config.node.name))?;
-        if !config.probe.device.is_empty() {
-            tollgate_records::check_device_name(&config.probe.device)
-                .map_err(|e| anyhow::anyhow!("{label}: probe.device: {:?} {e}", config.probe.device))?;
+        };
+        let mut problems = Vec::new();
+        if let Some(config) = &config
+            && let Err(p) = config.validate()
+        {
+            problems = p;
         }
-        config.spool.validate().map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
-        tollgate_policy::InternalNumbers::parse(&config.probe.internal, &config.dialing_plan)
-            .map_err(|e| anyhow::anyhow!("{label}: probe.internal: {e}"))?;
-        if config.probe.max_open_calls == 0 {
-            bail!("{label}: probe.max_open_calls must be above 0");
+        for p in problems {
+            if blanked.iter().any(|b| p.field == *b || p.field.starts_with(&format!("{b}."))) {
+                continue;
+            }
+            // A field the file sets under the name of an earlier release is named so.
+            let field = if locator.has(&p.field) {
+                p.field.clone()
+            } else {
+                migrate::old_names(&p.field).find(|old| locator.has(old)).map_or(p.field.clone(), str::to_string)
+            };
+            diagnostics.push(diagnostic(locator.line(&field), &field, &p.message));
         }
-        check_range(label, "api.max_connections", config.api.max_connections as u64, 1, MAX_CONNECTIONS)?;
-        check_range(label, "api.idle_timeout_secs", config.api.idle_timeout_secs, 1, MAX_IDLE_SECS)?;
+        if !diagnostics.is_empty() {
+            diagnostics.sort_by_key(|d| d.line.unwrap_or(usize::MAX));
+            return Err(ConfigError { diagnostics });
+        }
+        Ok(config.expect("no problems means the configuration was read"))
+    }
+
+    /// Checks every section, `[agent]` and `[manager]` included, and how they fit together.
+    /// Every problem is returned, each naming its field.
+    pub fn validate(&self) -> Result<(), Vec<Problem>> {
+        let mut out = Vec::new();
+        if self.config_version > migrate::CURRENT_VERSION || self.config_version < migrate::FIRST_VERSION {
+            out.push(Problem::new(
+                "config_version",
+                format!(
+                    "{} is not a version this release reads ({} to {}); a later release wrote this file",
+                    self.config_version,
+                    migrate::FIRST_VERSION,
+                    migrate::CURRENT_VERSION
+                ),
+            ));
+        }
+        if let Err(e) = tollgate_records::check_device_name(&self.node.name) {
+            out.push(Problem::new("node.name", e.to_string()));
+        }
+        if let Err(e) = self.dialing_plan.validate() {
+            let message = e.to_string();
+            let message = message.strip_prefix("invalid dialing plan: ").unwrap_or(&message).to_string();
+            let known = ["country_code", "national_prefix", "international_prefix", "national_number_lengths"];
+            let field = known
+                .iter()
+                .find(|f| message.starts_with(*f))
+                .map_or("dialing_plan".to_string(), |f| format!("dialing_plan.{f}"));
+            out.push(Problem::new(field, message));
+        }
+        if let Err(e) = self.enum_.validate() {
+            out.push(Problem::new(format!("enum.{}", e.field), e.message));
+        }
+        check_range(&mut out, "api.max_connections", self.api.max_connections as u64, 1, MAX_CONNECTIONS);
+        check_range(&mut out, "api.idle_timeout", self.api.idle_timeout_secs, 1, MAX_IDLE_SECS);
+        self.spool.problems(&mut out);
+        if !self.probe.device.is_empty()
+            && let Err(e) = tollgate_records::check_device_name(&self.probe.device)
+        {
+            out.push(Problem::new("probe.device", e.to_string()));
+        }
+        if let Err(e) = tollgate_policy::InternalNumbers::parse(&self.probe.internal, &self.dialing_plan) {
+            out.push(Problem::new("probe.internal", e.to_string()));
+        }
+        if self.probe.max_open_calls == 0 {
+            out.push(Problem::new("probe.max_open_calls", "must be above 0"));
+        }
         check_range(
-            label,
+            &mut out,
             "probe.hep_tcp_max_connections",
-            config.probe.hep_tcp_max_connections as u64,
+            self.probe.hep_tcp_max_connections as u64,
             1,
             MAX_CONNECTIONS,
-        )?;
-        check_range(
-            label,
-            "probe.hep_tcp_idle_timeout_secs",
-            config.probe.hep_tcp_idle_timeout_secs,
-            1,
-            MAX_IDLE_SECS,
-        )?;
-        if let Some(srp) = &config.srp {
-            srp.validate().map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
-            if config.enum_.listen_udp.iter().chain(&config.enum_.listen_tcp).any(|a| a.port() == 0) {
-                bail!("{label}: with [srp], enum.listen_* are the service addresses and need fixed ports");
+        );
+        check_range(&mut out, "probe.hep_tcp_idle_timeout", self.probe.hep_tcp_idle_timeout_secs, 1, MAX_IDLE_SECS);
+        if let Some(srp) = &self.srp {
+            if let Err(errors) = srp.validate() {
+                out.extend(errors.0.into_iter().map(|e| Problem::new(format!("srp.{}", e.field), e.message)));
+            }
+            if self.enum_.listen_udp.iter().chain(&self.enum_.listen_tcp).any(|a| a.port() == 0) {
+                out.push(Problem::new(
+                    "enum.listen_udp",
+                    "with [srp], enum.listen_* are the service addresses and need fixed ports",
+                ));
             }
         }
-        if config.service_address.mode == crate::service_address::ServiceAddressMode::Ip
-            && config.service_address.interface.is_empty()
+        if self.service_address.mode == crate::service_address::ServiceAddressMode::Ip
+            && self.service_address.interface.is_empty()
         {
-            bail!("{label}: service_address.interface is needed with mode = \"ip\"");
+            out.push(Problem::new("service_address.interface", "is needed with mode = \"ip\""));
         }
-        Ok(config)
+        if let Some(agent) = &self.agent {
+            agent.problems(&mut out);
+        }
+        if let Some(manager) = &self.manager {
+            manager.problems(&mut out);
+        }
+        if out.is_empty() { Ok(()) } else { Err(out) }
     }
 
     fn resolve_paths(&mut self, base: &Path) {
@@ -372,6 +520,14 @@ impl Config {
         self.node.state_dir.join("policy")
     }
 
+    /// The configuration as TOML, in the current format (what `config show` prints and the lab
+    /// writes).
+    pub fn to_toml(&self) -> String {
+        let mut current = self.clone();
+        current.config_version = migrate::CURRENT_VERSION;
+        toml::to_string_pretty(&current).expect("a configuration is always TOML")
+    }
+
     /// The record store URL.
     pub fn store_url(&self) -> String {
         if self.collector.store.is_empty() {
@@ -397,6 +553,11 @@ impl Config {
     }
 }
 
+/// `missing field `x`` -> `x`.
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,61 +568,183 @@ mod tests {
         assert_eq!(parsed, Config::default());
     }
 
+    fn error(text: &str) -> String {
+        Config::parse("t.toml", text).unwrap_err().to_string()
+    }
+
     #[test]
     fn errors_name_file_line_and_field() {
-        let e = Config::parse("t.toml", "[node]\nname = \"a\"\n[enum]\nttl = \"zero\"\n").unwrap_err().to_string();
-        assert!(e.starts_with("t.toml:4: "), "{e}");
-        let e = Config::parse("t.toml", "[enum]\nsuffixes = []\n").unwrap_err().to_string();
-        assert_eq!(e, "t.toml: enum.suffixes: at least one ENUM suffix is needed");
-        let e = Config::parse(
-            "t.toml",
+        let e = error("[node]\nname = \"a\"\n[enum]\nttl = \"zero\"\n");
+        assert!(e.starts_with("t.toml:4: enum.ttl: invalid type"), "{e}");
+        assert_eq!(error("[enum]\nsuffixes = []\n"), "t.toml:2: enum.suffixes: at least one ENUM suffix is needed");
+        let e = error(
             "[dialing_plan]\ncountry_code = \"0\"\ninternational_prefix = \"00\"\nnational_number_lengths = [9]\n",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("dialing_plan: invalid dialing plan: country_code"), "{e}");
-        let e = Config::parse("t.toml", "[nod]\n").unwrap_err().to_string();
-        assert!(e.contains("t.toml:1: unknown field `nod`"), "{e}");
+        );
+        assert!(e.starts_with("t.toml:2: dialing_plan.country_code: country_code \"0\" must be"), "{e}");
+        assert_eq!(
+            error("[nod]\n"),
+            "t.toml:1: nod: unknown field `nod`, expected one of `config_version`, `node`, `dialing_plan`, `enum`, `api`, `spool`, `shipper`, `collector`, `srp`, `service_address`, `agent`, `manager`, `probe`"
+        );
+        assert!(error("[node\n").starts_with("t.toml:1: "), "syntax errors have a line too");
+    }
+
+    /// Problems of every kind in every section, [agent] and [manager] included: all of them at
+    /// once, in file order, each with its line and field.
+    #[test]
+    fn every_problem_is_reported_at_once_with_line_and_field() {
+        let text = "\
+[node]
+name = \"*\"
+[enum]
+ttl = \"zero\"
+bogus = 1
+[api]
+max_connections = 0
+idle_timeout = \"2 days\"
+[spool]
+segment_mb = 0
+near_full_percent = 101
+[agent]
+listen = \"127.0.0.1:7000\"
+server = \"\"
+app_type = \"engine\"
+role = \"serve\"
+role_config = \"r.toml\"
+dir = \"a\"
+trusted_keys = []
+token = \"short\"
+[manager]
+hostname = \"nowhere\"
+agent_token = \"0123456789abcdef\"
+bundles = \"b\"
+trusted_keys = [\"k\"]
+poll_ms = 500
+takeover_ms = 100
+sites = [{ name = \"s\", primary = true }]
+clusters = []
+";
+        let e = Config::parse("t.toml", text).unwrap_err();
+        let got: Vec<(Option<usize>, &str)> = e.diagnostics.iter().map(|d| (d.line, d.field.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (Some(2), "node.name"),
+                (Some(4), "enum.ttl"),
+                (Some(5), "enum.bogus"),
+                (Some(7), "api.max_connections"),
+                (Some(8), "api.idle_timeout"),
+                (Some(10), "spool.segment_mb"),
+                (Some(11), "spool.near_full_percent"),
+                (Some(14), "agent.server"),
+                (Some(19), "agent.trusted_keys"),
+                (Some(20), "agent.token"),
+                (Some(22), "manager.hostname"),
+                (Some(27), "manager.takeover_ms"),
+            ],
+            "{e}"
+        );
+        assert!(e.diagnostics.iter().all(|d| d.file == "t.toml" && !d.message.is_empty()));
+        let text = e.to_string();
+        assert!(text.starts_with("configuration is invalid (12 problems):\n  t.toml:2: node.name: \"*\" "), "{text}");
+        assert!(text.contains("\n  t.toml:14: agent.server: must not be empty"), "{text}");
+        // A value that cannot be read at all is reported with the other sections' problems
+        // (the rest of its own section is checked once it reads).
+        let e = error("[node]\nname = \"*\"\n[agent]\nrole = \"router\"\n");
+        assert!(
+            e.contains("\n  t.toml:2: node.name: ") && e.contains("\n  t.toml:4: agent.role: unknown variant `router`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unreadable_values_deep_in_the_manager_topology_are_each_reported_once() {
+        let text = "[manager]\nhostname = \"m1\"\nagent_token = \"0123456789abcdef\"\nbundles = \"b\"\ntrusted_keys = [\"k\"]\nsites = [{ name = \"s\", primary = true }]\n\n[[manager.clusters]]\nname = \"c\"\napplication = \"manager\"\nsite = \"s\"\nservers = [{ hostname = \"m1\", role = \"Boss\", agent = \"http://127.0.0.1:7000\" }]\n\n[[manager.clusters]]\nname = \"e\"\napplication = \"router\"\nsite = \"s\"\nservers = []\n";
+        let e = Config::parse("t.toml", text).unwrap_err();
+        let got: Vec<(Option<usize>, &str)> = e.diagnostics.iter().map(|d| (d.line, d.field.as_str())).collect();
+        assert_eq!(
+            got,
+            [(Some(12), "manager.clusters[0].servers[0].role"), (Some(16), "manager.clusters[1].application")],
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn agent_and_manager_sections_are_typed_and_checked() {
+        let agent = "[agent]\nlisten = \"127.0.0.1:7000\"\nserver = \"east-a\"\napp_type = \"probe\"\nrole = \"serve\"\nrole_config = \"r.toml\"\ndir = \"a\"\ntrusted_keys = [\"k\"]\ntoken = \"0123456789abcdef\"\n";
+        let c = Config::parse("t.toml", agent).unwrap();
+        let a = c.agent.unwrap();
+        assert_eq!((a.app_type, a.role), (tollgate_upgrade::topology::AppType::Probe, agent::RoleProcess::Serve));
+        assert_eq!(a.role.to_string(), "serve");
+        assert_eq!("engine".parse::<agent::RoleProcess>(), Ok(agent::RoleProcess::Engine));
+        let e = error(&agent.replace("\"probe\"", "\"router\""));
+        assert!(e.starts_with("t.toml:4: agent.app_type: unknown variant `router`"), "{e}");
+    }
+
+    #[test]
+    fn durations_read_in_the_old_unit_or_with_their_unit() {
+        let old =
+            Config::parse("t.toml", "[api]\nidle_timeout_secs = 90\n[collector]\nmaintenance_minutes = 5\n").unwrap();
+        let new =
+            Config::parse("t.toml", "[api]\nidle_timeout = \"1m 30s\"\n[collector]\nmaintenance_interval = \"5m\"\n")
+                .unwrap();
+        assert_eq!((old.api.idle_timeout_secs, old.collector.maintenance_minutes), (90, 5));
+        assert_eq!(old.config_version, migrate::FIRST_VERSION);
+        assert_eq!((new.api.idle_timeout_secs, new.collector.maintenance_minutes), (90, 5));
+        let e = error("[api]\nidle_timeout = \"1500ms\"\n");
+        assert!(e.starts_with("t.toml:2: api.idle_timeout: \"1500ms\" is not a whole number of seconds"), "{e}");
+        let e = error("config_version = 3\n");
+        assert!(e.starts_with("t.toml:1: config_version: 3 is not a version this release reads (1 to 2)"), "{e}");
+    }
+
+    #[test]
+    fn serialised_configurations_read_back_the_same() {
+        let mut c = Config::default();
+        c.api.idle_timeout_secs = 7;
+        c.probe.setup_timeout_secs = 3600;
+        let text = c.to_toml();
+        assert!(text.starts_with("config_version = 2\n"), "{text}");
+        assert!(text.contains("idle_timeout = \"7s\""), "{text}");
+        assert_eq!(Config::parse("t.toml", &text).unwrap(), c);
     }
 
     #[test]
     fn reserved_device_names_are_refused() {
-        for (text, field) in [
-            ("[node]\nname = \"*\"\n", "node.name"),
-            ("[node]\nname = \"All\"\n", "node.name"),
-            ("[node]\nname = \"\"\n", "node.name"),
-            ("[probe]\ndevice = \"*\"\n", "probe.device"),
+        for (text, field, line) in [
+            ("[node]\nname = \"*\"\n", "node.name", 2),
+            ("[node]\nname = \"All\"\n", "node.name", 2),
+            ("[node]\nname = \"\"\n", "node.name", 2),
+            ("[probe]\ndevice = \"*\"\n", "probe.device", 2),
         ] {
-            let e = Config::parse("t.toml", text).unwrap_err().to_string();
-            assert!(e.starts_with(&format!("t.toml: {field}: ")), "{e}");
+            let e = error(text);
+            assert!(e.starts_with(&format!("t.toml:{line}: {field}: ")), "{e}");
         }
     }
 
     #[test]
     fn spool_settings_out_of_range_are_refused_naming_the_field() {
         for (line, want) in [
-            ("segment_mb = 0", "t.toml: spool.segment_mb must be between 1 and 1024 (is 0)"),
-            ("segment_mb = 4096", "t.toml: spool.segment_mb must be between 1 and 1024 (is 4096)"),
-            ("fsync_ms = 0", "t.toml: spool.fsync_ms must be above 0"),
-            ("max_disk_mb = 17592186044416", "t.toml: spool.max_disk_mb is too large (17592186044416 MiB)"),
-            ("near_full_percent = 0", "t.toml: spool.near_full_percent must be between 1 and 100 (is 0)"),
-            ("near_full_percent = 101", "t.toml: spool.near_full_percent must be between 1 and 100 (is 101)"),
+            ("segment_mb = 0", "t.toml:2: spool.segment_mb: must be between 1 and 1024 (is 0)"),
+            ("segment_mb = 4096", "t.toml:2: spool.segment_mb: must be between 1 and 1024 (is 4096)"),
+            ("fsync_ms = 0", "t.toml:2: spool.fsync_ms: must be above 0"),
+            ("max_disk_mb = 17592186044416", "t.toml:2: spool.max_disk_mb: is too large (17592186044416 MiB)"),
+            ("near_full_percent = 0", "t.toml:2: spool.near_full_percent: must be between 1 and 100 (is 0)"),
+            ("near_full_percent = 101", "t.toml:2: spool.near_full_percent: must be between 1 and 100 (is 101)"),
         ] {
-            let e = Config::parse("t.toml", &format!("[spool]\n{line}\n")).unwrap_err().to_string();
-            assert_eq!(e, want);
+            assert_eq!(error(&format!("[spool]\n{line}\n")), want);
         }
     }
 
     #[test]
     fn connection_limits_out_of_range_are_refused_naming_the_field() {
         for (text, field) in [
-            ("[api]\nmax_connections = 0\n", "api.max_connections is 0"),
-            ("[api]\nidle_timeout_secs = 0\n", "api.idle_timeout_secs is 0"),
-            ("[probe]\nhep_tcp_max_connections = 0\n", "probe.hep_tcp_max_connections is 0"),
-            ("[probe]\nhep_tcp_idle_timeout_secs = 100000\n", "probe.hep_tcp_idle_timeout_secs is 100000"),
+            ("[api]\nmax_connections = 0\n", "api.max_connections: is 0"),
+            ("[api]\nidle_timeout_secs = 0\n", "api.idle_timeout_secs: is 0"),
+            ("[api]\nidle_timeout = \"0s\"\n", "api.idle_timeout: is 0"),
+            ("[probe]\nhep_tcp_max_connections = 0\n", "probe.hep_tcp_max_connections: is 0"),
+            ("[probe]\nhep_tcp_idle_timeout_secs = 100000\n", "probe.hep_tcp_idle_timeout_secs: is 100000"),
         ] {
-            let e = Config::parse("t.toml", text).unwrap_err().to_string();
-            assert!(e.starts_with(&format!("t.toml: {field}; it must be between ")), "{e}");
+            let e = error(text);
+            assert!(e.starts_with(&format!("t.toml:2: {field}; it must be between ")), "{e}");
         }
     }
 

@@ -41,14 +41,32 @@ pub struct ManagerConfig {
     /// The policy file the manager holds; "Reapply configuration" installs it on a cluster.
     #[serde(default)]
     pub policy: Option<PathBuf>,
-    /// How often every agent is polled.
-    #[serde(default = "default_poll_ms")]
+    /// How often every agent is polled, ms (`poll_interval = "500ms"`; before config_version 2
+    /// `poll_ms = 500`).
+    #[serde(
+        rename = "poll_interval",
+        alias = "poll_ms",
+        with = "crate::duration::millis",
+        default = "default_poll_ms"
+    )]
     pub poll_ms: u64,
-    /// How long the standby waits without hearing from the active manager before it takes over.
-    #[serde(default = "default_takeover_ms")]
+    /// How long the standby waits without hearing from the active manager before it takes
+    /// over, ms (`takeover_after = "3s"`; before config_version 2 `takeover_ms = 3000`).
+    #[serde(
+        rename = "takeover_after",
+        alias = "takeover_ms",
+        with = "crate::duration::millis",
+        default = "default_takeover_ms"
+    )]
     pub takeover_ms: u64,
-    /// Longest wait for a restarted server's replication to synchronise.
-    #[serde(default = "default_replication_timeout_s")]
+    /// Longest wait for a restarted server's replication to synchronise, seconds
+    /// (`replication_timeout = "2m"`; before config_version 2 `replication_timeout_s = 120`).
+    #[serde(
+        rename = "replication_timeout",
+        alias = "replication_timeout_s",
+        with = "crate::duration::secs",
+        default = "default_replication_timeout_s"
+    )]
     pub replication_timeout_s: u64,
     /// Most clusters upgrading at once (seed: 16).
     #[serde(default)]
@@ -98,25 +116,40 @@ pub struct ServerConfig {
 }
 
 impl ManagerConfig {
-    /// Checks the fields; errors name the field.
+    /// Checks the fields; the error names every field at fault.
     pub fn validate(&self) -> anyhow::Result<()> {
+        let mut out = Vec::new();
+        self.problems(&mut out);
+        match out.is_empty() {
+            true => Ok(()),
+            false => Err(anyhow::anyhow!(out.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))),
+        }
+    }
+
+    /// The problems of the fields and of the topology (`manager.agent_token`, ...).
+    pub fn problems(&self, out: &mut Vec<crate::Problem>) {
+        use crate::Problem;
         if self.agent_token.len() < 16 {
-            anyhow::bail!("manager.agent_token: at least 16 characters");
+            out.push(Problem::new("manager.agent_token", "at least 16 characters"));
         }
         if self.trusted_keys.is_empty() {
-            anyhow::bail!("manager.trusted_keys: at least one release signing key");
+            out.push(Problem::new("manager.trusted_keys", "at least one release signing key"));
         }
         if self.poll_ms == 0 || self.takeover_ms <= self.poll_ms {
-            anyhow::bail!("manager.takeover_ms must be larger than manager.poll_ms (> 0)");
+            out.push(Problem::new(
+                "manager.takeover_after",
+                format!(
+                    "must be longer than manager.poll_interval, which must be above 0 (are {} ms and {} ms)",
+                    self.takeover_ms, self.poll_ms
+                ),
+            ));
         }
         if self.server(&self.hostname).is_none() {
-            anyhow::bail!("manager.hostname: {:?} is not a server of any cluster", self.hostname);
+            out.push(Problem::new("manager.hostname", format!("{:?} is not a server of any cluster", self.hostname)));
         }
         if let Err(errors) = self.topology().validate() {
-            let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-            anyhow::bail!("manager topology: {}", list.join("; "));
+            out.extend(errors.iter().map(|e| Problem::new("manager.clusters", format!("topology: {e}"))));
         }
-        Ok(())
     }
 
     /// The configured server `hostname`, with its cluster.

@@ -481,21 +481,22 @@ fn compile_concurrent(
     }
 }
 
-/// Parses a window length: whole seconds as an integer, or a string `90s`, `5m`, `1h`.
+/// Parses a window length: whole seconds as an integer, or a duration string (`90s`, `5m`,
+/// `1h`, `1h 30m`; humantime, as durations in the configuration).
 fn window_secs(value: &toml::Value) -> Result<u32, String> {
     let secs = match value {
         toml::Value::Integer(n) => *n,
+        // Digits alone are seconds, as before durations were parsed by humantime.
+        toml::Value::String(s) if !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit()) => {
+            s.trim().parse().unwrap_or(i64::MAX)
+        }
         toml::Value::String(s) => {
-            let s = s.trim();
-            let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-            let n: i64 =
-                digits.parse().map_err(|_| format!("{s:?} is not a duration like \"60s\", \"5m\" or \"1h\""))?;
-            match unit {
-                "" | "s" => n,
-                "m" => n * 60,
-                "h" => n * 3600,
-                _ => return Err(format!("{s:?}: the unit must be s, m or h")),
+            let d = humantime::parse_duration(s.trim())
+                .map_err(|e| format!("{s:?} is not a duration like \"60s\", \"5m\" or \"1h\": {e}"))?;
+            if d.subsec_nanos() != 0 {
+                return Err(format!("{s:?}: the window is whole seconds"));
             }
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
         }
         other => return Err(format!("expected seconds or a string like \"60s\", found {}", other.type_str())),
     };
@@ -811,5 +812,23 @@ fn compile_action(raw: &RawRule, rule_at: usize, ctx: &RuleContext<'_>, diags: &
             );
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::window_secs;
+
+    #[test]
+    fn windows_read_as_before_and_as_humantime_durations() {
+        let s = |t: &str| window_secs(&toml::Value::String(t.into()));
+        for (text, secs) in [("60s", 60), ("5m", 300), ("1h", 3600), ("90", 90), ("1h 30m", 5400), ("24h", 86_400)] {
+            assert_eq!(s(text), Ok(secs), "{text}");
+        }
+        assert_eq!(window_secs(&toml::Value::Integer(60)), Ok(60));
+        assert!(s("2d").unwrap_err().contains("the window must be 1 s to 24 h"));
+        assert!(s("1500ms").unwrap_err().contains("whole seconds"));
+        assert!(s("soon").unwrap_err().contains("is not a duration like"));
+        assert!(s("").unwrap_err().contains("is not a duration like"));
     }
 }

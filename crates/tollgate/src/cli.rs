@@ -687,11 +687,27 @@ pub enum TokenCommand {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the effective configuration as TOML.
-    Show,
-    /// Check the configuration and say what is wrong.
-    Check,
+    Show {
+        /// Configuration file (default: --config, else the embedded default).
+        file: Option<PathBuf>,
+    },
+    /// Check a configuration file and list every problem, each with its line and field.
+    Check {
+        /// Configuration file (default: --config, else the embedded default).
+        file: Option<PathBuf>,
+    },
     /// Print the embedded default configuration with its comments.
     Default,
+    /// Port a configuration file of an earlier release to this release's format, keeping its
+    /// comments and layout, and report every change (renamed, moved, new default, removed).
+    Migrate {
+        /// The configuration file to port.
+        file: PathBuf,
+        /// Write the ported file here and print the report (default: the ported file on
+        /// standard output, the report on standard error).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Spool commands.

@@ -22,6 +22,12 @@ use serde_json::{Value, json};
 use tollgate_api::agent as agent_api;
 
 use crate::cli::LabCommand;
+use crate::config::Config;
+use crate::config::agent::{AgentConfig, RoleProcess};
+use crate::config::manager::{ClusterConfig, ManagerConfig, ServerConfig};
+use tollgate_enum::{AnswerTemplate, Template};
+use tollgate_srp::config::{ChassisMode, SrpConfig};
+use tollgate_upgrade::topology::{AppType, HaRole, ManagerDesignation, Segment, Site};
 
 /// One lab server.
 struct LabServer {
@@ -359,17 +365,34 @@ fn write_server_configs(
         crate::private_files::write_private(&path, text.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))
     };
-    private("role.toml", role_config(dir, s, net, enum_port, token, agent_token))?;
-    private(
-        "agent.toml",
-        format!(
-            "[node]\nname = \"{h}\"\nstate_dir = \"{d}/agent-state\"\n\n[agent]\nlisten = \"{ip}:7000\"\nserver = \"{h}\"\napp_type = \"{app}\"\nrole = \"{app}\"\nrole_config = \"{d}/role.toml\"\ndir = \"{d}/agent\"\ntrusted_keys = [\"{public}\"]\ntoken = \"{agent_token}\"\n",
-            h = s.hostname,
-            d = sdir.display(),
-            ip = ip(net, s.host),
-            app = s.app,
-        ),
-    )
+    private("role.toml", role_config(dir, s, net, enum_port, token, agent_token).to_toml())?;
+    private("agent.toml", agent_config(&sdir, s, net, agent_token, public).to_toml())
+}
+
+/// `host:port` of a lab address.
+fn sock(host: &str, port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(host.parse().expect("lab addresses are IPv4"), port)
+}
+
+/// The configuration of a lab server's agent.
+fn agent_config(sdir: &Path, s: &LabServer, net: u8, agent_token: &str, public: &str) -> Config {
+    let app: AppType = s.app.parse().expect("lab applications are known");
+    let role: RoleProcess = s.app.parse().expect("lab roles are known");
+    let mut c = Config::default();
+    c.node.name = s.hostname.into();
+    c.node.state_dir = sdir.join("agent-state");
+    c.agent = Some(AgentConfig {
+        listen: sock(&ip(net, s.host), 7000),
+        server: s.hostname.into(),
+        app_type: app,
+        role,
+        role_config: sdir.join("role.toml"),
+        dir: sdir.join("agent"),
+        trusted_keys: vec![public.into()],
+        token: agent_token.into(),
+        ..AgentConfig::defaults()
+    });
+    c
 }
 
 fn wait(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) -> anyhow::Result<()> {
@@ -384,82 +407,125 @@ fn wait(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) -> anyhow::Re
 }
 
 /// The role configuration of a lab server.
-fn role_config(dir: &Path, s: &LabServer, net: u8, enum_port: u16, token: &str, agent_token: &str) -> String {
+fn role_config(dir: &Path, s: &LabServer, net: u8, enum_port: u16, token: &str, agent_token: &str) -> Config {
     let sdir = dir.join("servers").join(s.hostname);
     let me = ip(net, s.host);
-    let mut c = format!(
-        "[node]\nname = \"{}\"\nstate_dir = \"{}/state\"\n\n[api]\nlisten = \"{me}:8080\"\ntoken = \"{token}\"\n\n",
-        s.hostname,
-        sdir.display()
-    );
+    let mut c = Config::default();
+    c.node.name = s.hostname.into();
+    c.node.state_dir = sdir.join("state");
+    c.api.listen = sock(&me, 8080);
+    c.api.token = Some(token.into());
     let collector = format!("http://{}:8080", ip(net, 41));
+    let naptr = |uri: &str| AnswerTemplate::Naptr { uri: Template::parse(uri).expect("lab templates parse") };
     match s.app {
         "engine" => {
             let service = match s.srp {
                 Some((_, _, _, service)) => ip(net, service),
                 None => me.clone(),
             };
-            c.push_str(&format!(
-                "[enum]\nlisten_udp = [\"{service}:{enum_port}\"]\nlisten_tcp = [\"{service}:{enum_port}\"]\n\n[enum.answers]\nallow = {{ kind = \"no-record\" }}\nterminate = {{ kind = \"naptr\", uri = \"{{intercept}}\" }}\nreject = {{ kind = \"naptr\", uri = \"sip:{{cause}}@reject.tollgate.invalid\" }}\nredirect = {{ kind = \"naptr\", uri = \"sip:{{target}}@{policy}:5080\" }}\nredirect_uri = {{ kind = \"naptr\", uri = \"{{target}}\" }}\n\n[enum.intercepts]\ndefault = \"sip:intercept@{policy}:5080\"\n\n[[enum.devices]]\nname = \"lab-sbc\"\naddresses = [\"127.0.0.0/8\"]\n\n[shipper]\ncollector = \"{collector}\"\ntoken = \"{token}\"\n\n[probe]\nhep_udp = []\nhep_tcp = []\n\n",
-                policy = ip(net, 60),
-            ));
+            let policy = ip(net, 60);
+            c.enum_.listen_udp = vec![sock(&service, enum_port)];
+            c.enum_.listen_tcp = vec![sock(&service, enum_port)];
+            c.enum_.answers.redirect = naptr(&format!("sip:{{target}}@{policy}:5080"));
+            c.enum_.intercepts = [("default".to_string(), format!("sip:intercept@{policy}:5080"))].into();
+            c.enum_.devices = vec![tollgate_enum::config::DeviceConfig {
+                name: "lab-sbc".into(),
+                addresses: vec!["127.0.0.0/8".parse().expect("a network")],
+            }];
+            c.shipper.collector = collector;
+            c.shipper.token = token.into();
+            c.probe.hep_udp = Vec::new();
+            c.probe.hep_tcp = Vec::new();
             if let Some((peer, mode, priority, _)) = s.srp {
-                c.push_str(&format!(
-                    "[srp]\nnode_id = \"{}\"\nbind_address = \"{me}:7501\"\npeer_address = \"{}:7501\"\nshared_key = \"{agent_token}\"\nchassis_mode = \"{mode}\"\npriority = {priority}\nhello_interval_ms = 100\ndead_interval_ms = 300\n\n",
+                let mode = match mode {
+                    "primary" => ChassisMode::Primary,
+                    _ => ChassisMode::Backup,
+                };
+                let mut srp = SrpConfig::new(
                     s.hostname,
-                    ip(net, peer)
-                ));
+                    sock(&me, 7501),
+                    sock(&ip(net, peer), 7501),
+                    agent_token,
+                    mode,
+                    priority,
+                );
+                srp.hello_interval_ms = 100;
+                srp.dead_interval_ms = 300;
+                c.srp = Some(srp);
             }
         }
-        "probe" => c.push_str(&format!(
-            "[probe]\nhep_udp = [\"{me}:9060\"]\nhep_tcp = []\n\n[shipper]\ncollector = \"{collector}\"\ntoken = \"{token}\"\n\n"
-        )),
+        "probe" => {
+            c.probe.hep_udp = vec![sock(&me, 9060)];
+            c.probe.hep_tcp = Vec::new();
+            c.shipper.collector = collector;
+            c.shipper.token = token.into();
+        }
         // The collector role runs no ENUM server; the section only has to be valid.
         "collector" => {
-            c.push_str(&format!("[enum]\nlisten_udp = [\"{me}:5353\"]\n\n[probe]\nhep_udp = []\nhep_tcp = []\n\n"))
+            c.enum_.listen_udp = vec![sock(&me, 5353)];
+            c.probe.hep_udp = Vec::new();
+            c.probe.hep_tcp = Vec::new();
         }
-        _ => c.push_str(&manager_section(dir, s, net, agent_token)),
+        _ => c.manager = Some(manager_section(dir, s, net, agent_token)),
     }
     c
 }
 
-fn manager_section(dir: &Path, s: &LabServer, net: u8, agent_token: &str) -> String {
+fn manager_section(dir: &Path, s: &LabServer, net: u8, agent_token: &str) -> ManagerConfig {
     let mate = SERVERS.iter().find(|m| m.app == "manager" && m.hostname != s.hostname).map(|m| ip(net, m.host));
     let public = std::fs::read_to_string(dir.join("release.key"))
         .ok()
         .and_then(|k| tollgate_upgrade::bundle::parse_signing_key(k.trim()).ok())
         .map(|k| tollgate_upgrade::bundle::public_key_hex(&k.verifying_key()))
         .unwrap_or_default();
-    let mut c = format!(
-        "[manager]\nhostname = \"{}\"\nmate = \"http://{}:8080\"\nstarts_active = {}\nagent_token = \"{agent_token}\"\nbundles = \"{}\"\ntrusted_keys = [\"{public}\"]\npolicy = \"{}\"\npoll_ms = 500\ntakeover_ms = 3000\n\n[[manager.sites]]\nname = \"site1\"\nprimary = true\n\n[[manager.sites]]\nname = \"site2\"\n\n[[manager.segments]]\nname = \"segment1\"\n\n",
-        s.hostname,
-        mate.unwrap_or_default(),
-        s.role == "Active",
-        dir.join("bundles").display(),
-        dir.join("policy.toml").display(),
-    );
-    for cluster in ["mgr", "engine-east", "engine-west", "probe", "collector"] {
-        let members: Vec<&LabServer> = SERVERS.iter().filter(|m| m.cluster == cluster).collect();
-        let app = members[0].app;
-        c.push_str(&format!(
-            "[[manager.clusters]]\nname = \"{cluster}\"\napplication = \"{app}\"\nsite = \"site1\"\n{}\n",
-            if app == "manager" {
-                "designation = \"Primary\"".to_string()
-            } else {
-                "segment = \"segment1\"".to_string()
+    let clusters = ["mgr", "engine-east", "engine-west", "probe", "collector"]
+        .into_iter()
+        .map(|cluster| {
+            let members: Vec<&LabServer> = SERVERS.iter().filter(|m| m.cluster == cluster).collect();
+            let application: AppType = members[0].app.parse().expect("lab applications are known");
+            let manager = application == AppType::Manager;
+            ClusterConfig {
+                name: cluster.into(),
+                application,
+                designation: manager.then_some(ManagerDesignation::Primary),
+                site: "site1".into(),
+                segment: (!manager).then(|| "segment1".into()),
+                servers: members
+                    .iter()
+                    .map(|m| ServerConfig {
+                        hostname: m.hostname.into(),
+                        site: Some(m.site.into()),
+                        role: ha_role(m.role),
+                        agent: format!("http://{}:7000", ip(net, m.host)),
+                    })
+                    .collect(),
             }
-        ));
-        for m in members {
-            c.push_str(&format!(
-                "[[manager.clusters.servers]]\nhostname = \"{}\"\nsite = \"{}\"\nrole = \"{}\"\nagent = \"http://{}:7000\"\n\n",
-                m.hostname,
-                m.site,
-                m.role,
-                ip(net, m.host)
-            ));
-        }
+        })
+        .collect();
+    ManagerConfig {
+        hostname: s.hostname.into(),
+        mate: Some(format!("http://{}:8080", mate.unwrap_or_default())),
+        starts_active: s.role == "Active",
+        agent_token: agent_token.into(),
+        bundles: dir.join("bundles"),
+        trusted_keys: vec![public],
+        policy: Some(dir.join("policy.toml")),
+        poll_ms: 500,
+        takeover_ms: 3000,
+        replication_timeout_s: 120,
+        max_parallel_clusters: None,
+        sites: vec![Site { name: "site1".into(), primary: true }, Site { name: "site2".into(), primary: false }],
+        segments: vec![Segment { name: "segment1".into() }],
+        clusters,
     }
-    c
+}
+
+fn ha_role(role: &str) -> HaRole {
+    match role {
+        "Active" => HaRole::Active,
+        "Standby" => HaRole::Standby,
+        _ => HaRole::Spare,
+    }
 }
 
 fn down(dir: &Path) -> anyhow::Result<ExitCode> {
@@ -511,13 +577,17 @@ mod tests {
         let public = crate::release_cmd::keygen(&dir.path().join("release.key")).unwrap();
         assert_eq!(mode(&dir.path().join("release.key")), 0o600);
         for s in &SERVERS {
-            write_server_configs(dir.path(), s, 77, 53, ("operators-token", "agents-token"), &public).unwrap();
+            write_server_configs(dir.path(), s, 77, 53, ("operators-token-0123", "agents-token-0123456789"), &public)
+                .unwrap();
             let sdir = dir.path().join("servers").join(s.hostname);
             assert_eq!(mode(&sdir), 0o700, "{}", sdir.display());
-            for (name, secret) in [("role.toml", "operators-token"), ("agent.toml", "agents-token")] {
+            for (name, secret) in [("role.toml", "operators-token-0123"), ("agent.toml", "agents-token-0123456789")] {
                 let file = sdir.join(name);
-                assert!(std::fs::read_to_string(&file).unwrap().contains(secret), "{}", file.display());
+                let text = std::fs::read_to_string(&file).unwrap();
+                assert!(text.contains(secret), "{}", file.display());
                 assert_eq!(mode(&file), 0o600, "{}", file.display());
+                // What the lab writes is a valid configuration of this release.
+                Config::parse(&file.display().to_string(), &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
             }
         }
     }

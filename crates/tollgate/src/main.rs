@@ -57,8 +57,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, ConfigCommand, EngineArgs, ServeArgs, SpoolCommand};
-use crate::config::{Config, DEFAULT_CONFIG};
+use crate::cli::{Cli, Command, EngineArgs, ServeArgs, SpoolCommand};
+use crate::config::Config;
 
 fn main() -> ExitCode {
     // Everything tollgate creates (state, records, tokens, backups, lab files) is for its owner
@@ -155,22 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup { command } => cmd::backup::run(&config()?, command),
         Command::Lab { command } => lab::run(command),
         Command::Release { command } => release_cmd::run(command),
-        Command::Config { command } => {
-            match command {
-                ConfigCommand::Show => print!("{}", toml::to_string_pretty(&config()?)?),
-                ConfigCommand::Check => {
-                    let config = config()?;
-                    let plan = spool_plan::plan(&config, spool_plan::Lanes::of(&config, true, true))?;
-                    println!("configuration is valid");
-                    println!("{}", plan.summary());
-                    if let Some(w) = plan.warning(spool_plan::spool_bytes_now(&plan.dir)) {
-                        println!("warning: {w}");
-                    }
-                }
-                ConfigCommand::Default => print!("{DEFAULT_CONFIG}"),
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Config { command } => cmd::config::run(cli.config.as_deref(), command),
         Command::Spool { command: SpoolCommand::Dump { dir } } => {
             let dir = match dir {
                 Some(d) => d.clone(),

@@ -260,3 +260,64 @@ fn migrate_ports_a_schema_1_file_and_reports_the_change() {
         .unwrap();
     assert!(common::text(&again).1.contains("nothing to change"));
 }
+
+/// `config check FILE` lists every problem at once, each with its line and field (`--config`
+/// still works); `config migrate` ports a previous release's file and reports each change.
+#[test]
+fn config_check_lists_every_problem_and_migrate_ports_an_old_file() {
+    let run = |args: &[&str]| std::process::Command::new(common::tollgate_bin()).args(args).output().unwrap();
+    let (dir, bad) = common::temp_file(
+        "bad.toml",
+        "[node]\nname = \"*\"\n[api]\nidle_timeout = \"soon\"\n[spool]\nsegment_mb = 0\n[agent]\nrole = \"router\"\n",
+    );
+    for out in
+        [run(&["config", "check", bad.to_str().unwrap()]), run(&["--config", bad.to_str().unwrap(), "config", "check"])]
+    {
+        let (_, stderr) = common::text(&out);
+        assert!(!out.status.success());
+        for want in [
+            "configuration is invalid (5 problems):",
+            "bad.toml:2: node.name: ",
+            "bad.toml:4: api.idle_timeout: \"soon\" is not a duration",
+            "bad.toml:6: spool.segment_mb: must be between 1 and 1024 (is 0)",
+            "bad.toml:7: agent: missing field `listen`",
+            "bad.toml:8: agent.role: unknown variant `router`",
+        ] {
+            assert!(stderr.contains(want), "{want:?} in {stderr}");
+        }
+    }
+
+    let old = dir.path().join("old.toml");
+    let state = dir.path().join("state");
+    std::fs::write(
+        &old,
+        format!("# engine\n[node]\nstate_dir = \"{}\"\n[api]\nidle_timeout_secs = 90 # LB\n", state.display()),
+    )
+    .unwrap();
+    let new = dir.path().join("new.toml");
+    let out = run(&["config", "migrate", old.to_str().unwrap(), "--out", new.to_str().unwrap()]);
+    let (stdout, stderr) = common::text(&out);
+    assert!(out.status.success(), "{stdout} {stderr}");
+    assert!(stdout.contains("config_version 1 -> 2: 2 changes"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "line 5: renamed: api.idle_timeout_secs: api.idle_timeout_secs = 90 is now api.idle_timeout = \"1m 30s\""
+        ),
+        "{stdout}"
+    );
+    let text = std::fs::read_to_string(&new).unwrap();
+    assert!(
+        text.starts_with("# engine\nconfig_version = 2\n\n[node]\n")
+            && text.ends_with("idle_timeout = \"1m 30s\" # LB\n"),
+        "{text}"
+    );
+    let check = run(&["config", "check", new.to_str().unwrap()]);
+    assert!(check.status.success(), "{:?}", common::text(&check));
+    // The old file still reads, and check says it can be ported.
+    let check = run(&["config", "check", old.to_str().unwrap()]);
+    assert!(common::text(&check).0.contains("`tollgate config migrate FILE` ports it"), "{:?}", common::text(&check));
+    // Without --out: the file on standard output, the report on standard error.
+    let out = run(&["config", "migrate", old.to_str().unwrap()]);
+    assert_eq!(common::text(&out).0, text);
+    assert!(common::text(&out).1.contains("renamed: api.idle_timeout_secs"));
+}

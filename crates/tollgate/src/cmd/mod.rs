@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod analytics;
 pub mod backup;
+pub mod config;
 pub mod health;
 pub mod lookup;
 pub mod policy;

@@ -257,6 +257,6 @@ fn config_check_refuses_reserved_device_names() {
             .unwrap();
         let (_, err) = text(&out);
         assert!(!out.status.success());
-        assert!(err.contains(&format!("t.toml: {field}: ")) && err.contains("reserved"), "{err}");
+        assert!(err.contains(&format!("t.toml:2: {field}: ")) && err.contains("reserved"), "{err}");
     }
 }

@@ -324,10 +324,10 @@ fn config_check_refuses_spool_settings_that_cannot_work_naming_the_fields() {
             "spool.max_disk_mb (900000000 MiB) plus one spool.segment_mb (64 MiB) segment for each of the 4 lanes",
         ),
         // The shipper reads a segment's unsent part into memory.
-        ("segment_mb = 1000000", "spool.segment_mb must be between 1 and 1024 (is 1000000)"),
+        ("segment_mb = 1000000", "spool.segment_mb: must be between 1 and 1024 (is 1000000)"),
         // MiB to bytes would overflow, and the limit would silently wrap.
-        ("max_disk_mb = 17592186044416", "spool.max_disk_mb is too large (17592186044416 MiB)"),
-        ("near_full_percent = 0", "spool.near_full_percent must be between 1 and 100 (is 0)"),
+        ("max_disk_mb = 17592186044416", "spool.max_disk_mb: is too large (17592186044416 MiB)"),
+        ("near_full_percent = 0", "spool.near_full_percent: must be between 1 and 100 (is 0)"),
     ] {
         std::fs::write(
             &config,
