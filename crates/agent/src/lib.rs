@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod backup;
+pub mod config_port;
 pub mod health;
 pub mod releases;
 pub mod supervisor;
@@ -298,10 +299,38 @@ impl Agent {
                 AgentError::internal(format!("backup before the upgrade failed, nothing changed: {}", e.message))
             })?;
         }
+        let from = self.releases.current().map(|c| c.version);
         self.supervisor.stop().await;
-        if let Err(e) = self.releases.install(&bundle) {
-            let _ = self.start_current().await;
-            return Err(AgentError::internal(format!("install failed; the previous release runs again: {e}")));
+        let installed = match self.releases.install(&bundle) {
+            Ok(installed) => installed,
+            Err(e) => {
+                let _ = self.start_current().await;
+                return Err(AgentError::internal(format!("install failed; the previous release runs again: {e}")));
+            }
+        };
+        // The new release reads the role's configuration in its own format.
+        match config_port::port(
+            &installed.dir.join("tollgate"),
+            &self.config.role_config,
+            &self.config.dir,
+            from.as_deref(),
+            &installed.version,
+        )
+        .await
+        {
+            Ok(ported) => tracing::info!(
+                from = from.as_deref().unwrap_or("none"),
+                to = %installed.version,
+                report = %ported.report,
+                kept = %ported.report_file.display(),
+                "role configuration ported"
+            ),
+            Err(e) => {
+                // Nothing was changed; the previous release comes back with its own file.
+                let _ = self.releases.backout();
+                let _ = self.start_current().await;
+                return Err(AgentError::internal(format!("{e:#}; the previous release runs again")));
+            }
         }
         self.start_current()
             .await
@@ -325,9 +354,18 @@ impl Agent {
             AgentError::internal(format!("backup before the backout failed, nothing changed: {}", e.message))
         })?;
         self.supervisor.stop().await;
-        if let Err(e) = self.releases.backout() {
-            let _ = self.start_current().await;
-            return Err(AgentError::internal(e));
+        let previous = match self.releases.backout() {
+            Ok(previous) => previous,
+            Err(e) => {
+                let _ = self.start_current().await;
+                return Err(AgentError::internal(e));
+            }
+        };
+        // The previous release gets back the configuration it read before the upgrade.
+        match config_port::restore_for(&self.config.role_config, &self.config.dir, &previous.version) {
+            Ok(true) => tracing::info!(release = %previous.version, "role configuration of the release put back"),
+            Ok(false) => {}
+            Err(e) => return Err(AgentError::internal(format!("backed out, but {e:#}"))),
         }
         self.start_current()
             .await
@@ -512,7 +550,8 @@ mod tests {
         bundle_running(app, version, signer, "exit 0")
     }
 
-    /// A bundle whose `tollgate` is the shell script `script`.
+    /// A bundle whose `tollgate` is the shell script `script`; its `config migrate FILE --out
+    /// OUT` copies FILE with a line `# ported for VERSION` added and prints that line.
     fn bundle_running(app: AppType, version: &str, signer: u8, script: &str) -> Vec<u8> {
         let spec = BundleSpec {
             application: app,
@@ -521,7 +560,11 @@ mod tests {
             description: format!("tollgate {version}"),
             max_policy_schema: Some(2),
         };
-        let data = format!("#!/bin/sh\n{script}\n").into_bytes();
+        let migrate = format!(
+            "if [ \"$1 $2\" = 'config migrate' ]; then {{ cat \"$3\"; echo '# ported for {version}'; }} > \"$5\"; \
+             echo 'ported for {version}'; exit 0; fi"
+        );
+        let data = format!("#!/bin/sh\n{migrate}\n{script}\n").into_bytes();
         let payload = vec![BundleFile { path: "tollgate".into(), data, executable: true }];
         build(&spec, &payload, &signing_key_from_seed([signer; 32])).unwrap()
     }
@@ -708,12 +751,22 @@ mod tests {
         assert_eq!((s.release.as_deref(), s.previous_release.as_deref()), (Some("2.0.0"), Some("1.0.0")));
         let backups: Vec<String> = a.backups().into_iter().map(|b| b.name).collect();
         assert!(backups.len() == 1 && backups[0].contains("pre-upgrade-2.0.0"), "{backups:?}");
+        // The role's configuration was ported by 2.0.0's own migrate; 1.0.0's file and the
+        // report are kept.
+        let role_toml = dir.path().join("role.toml");
+        let history = config_port::history_dir(&a.config.dir);
+        let as_1 = std::fs::read_to_string(history.join("1.0.0.toml")).unwrap();
+        assert!(as_1.ends_with("# ported for 1.0.0\n"), "{as_1}");
+        assert_eq!(std::fs::read_to_string(&role_toml).unwrap(), format!("{as_1}# ported for 2.0.0\n"));
+        let report = std::fs::read_to_string(history.join("1.0.0-to-2.0.0.report")).unwrap();
+        assert_eq!(report, "ported for 2.0.0\n");
         // The release in force again: nothing to do, no backup.
         assert_eq!(a.install("2.0.0").await.unwrap().release.as_deref(), Some("2.0.0"));
         assert_eq!(a.backups().len(), 1);
 
         let s = a.backout().await.unwrap();
         assert_eq!((s.release.as_deref(), s.previous_release.as_deref()), (Some("1.0.0"), Some("2.0.0")));
+        assert_eq!(std::fs::read_to_string(&role_toml).unwrap(), as_1, "1.0.0 gets back the file it read");
         assert!(s.process.running);
         assert!(a.backups().iter().any(|b| b.name.contains("pre-backout")));
 
