@@ -30,28 +30,13 @@ macro_rules! outln {
     }};
 }
 
-mod api_client;
 mod cli;
 mod cmd;
 use tollgate_config as config;
-mod connection_alarm;
-mod counter_alarm;
-mod demo;
 mod fd_limit;
-mod forced_standby;
-mod lab;
-mod metrics;
-mod private_files;
-mod probe_cmd;
-mod probe_role;
-mod record_alarms;
 mod release;
-mod release_cmd;
 mod roles;
-mod serve;
-mod service_address;
 mod spool_plan;
-mod uplink;
 
 use std::process::ExitCode;
 
@@ -63,7 +48,7 @@ use crate::config::Config;
 fn main() -> ExitCode {
     // Everything tollgate creates (state, records, tokens, backups, lab files) is for its owner
     // only, unless a mode is given explicitly (release bundles).
-    private_files::owner_only_umask();
+    tollgate_files::private_files::owner_only_umask();
     quiet_on_closed_stdout();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into());
@@ -108,14 +93,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     fd_limit::raise_for(&cli.command);
     let config = || Config::load(cli.config.as_deref());
     match &cli.command {
-        Command::Serve(args) => serve::run(config()?, args.clone(), serve::Roles::Serve),
+        Command::Serve(args) => roles::serve::run(config()?, args.clone(), roles::serve::Roles::Serve),
         Command::Engine(args) => {
             let args = ServeArgs { engine: args.clone(), no_demo: false };
-            serve::run(config()?, args, serve::Roles::Engine)
+            roles::serve::run(config()?, args, roles::serve::Roles::Engine)
         }
         Command::Collector(args) => {
             let args = ServeArgs { engine: EngineArgs { role: args.clone(), ..Default::default() }, no_demo: false };
-            serve::run(config()?, args, serve::Roles::Collector)
+            roles::serve::run(config()?, args, roles::serve::Roles::Collector)
         }
         Command::Probe(args) => match &args.pcap {
             Some(_) => {
@@ -123,7 +108,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if let Some(dir) = &args.role.state_dir {
                     config.node.state_dir = dir.clone();
                 }
-                probe_cmd::run_pcap(&config, args)
+                cmd::probe::run_pcap(&config, args)
             }
             None => {
                 let mut config = config()?;
@@ -138,7 +123,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let summary = (args.summary_secs > 0).then(|| std::time::Duration::from_secs(args.summary_secs));
                 let args =
                     ServeArgs { engine: EngineArgs { role: args.role.clone(), ..Default::default() }, no_demo: false };
-                serve::run(config, args, serve::Roles::Probe { summary })
+                roles::serve::run(config, args, roles::serve::Roles::Probe { summary })
             }
         },
         Command::Analytics(args) => cmd::analytics::run(&config()?, args),
@@ -153,8 +138,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Upgrade { command } => cmd::upgrade::run(&config()?, command),
         Command::Health(args) => cmd::health::run(&config()?, args),
         Command::Backup { command } => cmd::backup::run(&config()?, command),
-        Command::Lab { command } => lab::run(command),
-        Command::Release { command } => release_cmd::run(command),
+        Command::Lab { command } => cmd::lab::run(command),
+        Command::Release { command } => cmd::release::run(command),
         Command::Config { command } => cmd::config::run(cli.config.as_deref(), command),
         Command::Spool { command: SpoolCommand::Dump { dir } } => {
             let dir = match dir {

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use tollgate_store::{AnalyticsResult, View};
 
 use super::lookup::urlencode;
-use crate::api_client::{ApiClient, ApiError};
 use crate::cli::AnalyticsArgs;
+use crate::cmd::api_client::{ApiClient, ApiError};
 use crate::config::Config;
 
 /// Runs `analytics`.

@@ -10,8 +10,8 @@ use tollgate_enum::Responder;
 use tollgate_enum::lookup::Lookup;
 use tollgate_policy::{CompileOptions, InstalledPolicy, PolicySource, compile};
 
-use crate::api_client::ApiClient;
 use crate::cli::LookupArgs;
+use crate::cmd::api_client::ApiClient;
 use crate::config::Config;
 
 fn local_responder(config: &Config, args: &LookupArgs) -> anyhow::Result<Responder> {

@@ -2,11 +2,15 @@
 
 pub mod agent;
 pub mod analytics;
+pub mod api_client;
 pub mod backup;
 pub mod config;
 pub mod health;
+pub mod lab;
 pub mod lookup;
 pub mod policy;
+pub mod probe;
+pub mod release;
 pub mod spool;
 pub mod srp;
 pub mod token;

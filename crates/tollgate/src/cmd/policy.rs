@@ -11,8 +11,8 @@ use tollgate_policy::service::{CurrentPolicy, InstallError, PolicyService};
 use tollgate_policy::store::{HistoryEntry, HistoryEvent, PolicyStore, VersionInfo};
 use tollgate_policy::{CompileOptions, Diagnostic, PolicyMeta, PolicySource, compile};
 
-use crate::api_client::{ApiClient, ApiError};
 use crate::cli::{PolicyCommand, PolicyTarget};
+use crate::cmd::api_client::{ApiClient, ApiError};
 use crate::config::Config;
 
 /// Where a command acts.

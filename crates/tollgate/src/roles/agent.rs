@@ -16,9 +16,9 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tollgate-agent").build()?;
     // Releases, backups (the role's tokens and records) and the role's log: owner only, also
     // when an older release left them open.
-    crate::private_files::create_private_dir(&cfg.dir)
+    tollgate_files::private_files::create_private_dir(&cfg.dir)
         .with_context(|| format!("agent.dir: cannot create {}", cfg.dir.display()))?;
-    crate::private_files::tighten_state(&cfg.dir, "agent directory")?;
+    tollgate_files::private_files::tighten_state(&cfg.dir, "agent directory")?;
     // One agent per directory: two would stage, install and back out over each other. (Its own
     // lock file: the agent's directory may also be its role's state directory.)
     let _lock = tollgate_records::dirlock::DirLock::acquire(&cfg.dir, "agent.lock", "tollgate agent")
@@ -48,7 +48,9 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
             server.local_addr()?
         );
         let token = tollgate_web::http::SecretToken::new(&cfg.token);
-        server.serve(tollgate_web::agent_api::router(agent.clone(), token), crate::serve::shutdown_signal()).await;
+        server
+            .serve(tollgate_web::agent_api::router(agent.clone(), token), crate::roles::serve::shutdown_signal())
+            .await;
         agent.stop().await;
         Ok::<_, anyhow::Error>(())
     })?;

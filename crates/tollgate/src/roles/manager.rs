@@ -26,15 +26,15 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
     // One manager per state directory (a second would write the same manager-state.json).
     let _lock = tollgate_records::dirlock::DirLock::acquire(
         &config.node.state_dir,
-        crate::serve::STATE_LOCK_FILE,
+        crate::roles::serve::STATE_LOCK_FILE,
         "tollgate manager",
     )
     .map_err(|e| anyhow::anyhow!("state directory {e}"))?;
-    crate::private_files::tighten_state(&config.node.state_dir, "state directory")?;
+    tollgate_files::private_files::tighten_state(&config.node.state_dir, "state directory")?;
     let release = crate::release::current().version;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tollgate-manager").build()?;
     let topology = runtime.block_on(first_look(&cfg))?;
-    let held: tollgate_manager::HeldFn = Arc::new(crate::forced_standby::held);
+    let held: tollgate_manager::HeldFn = Arc::new(tollgate_files::forced_standby::held);
     let manager = Manager::new(cfg, topology, &config.node.state_dir, release, held)?;
     let (auth, bootstrap) = tollgate_web::auth::Auth::open(&config.node.state_dir, config.api.token.clone())
         .with_context(|| format!("the user database in {}", config.node.state_dir.display()))?;
@@ -52,7 +52,7 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
         let server = tollgate_web::server::HttpServer::new(listener, "manager", api_limits, stats.clone())
             .limit_setting("api.max_connections");
         let local = server.local_addr()?;
-        crate::connection_alarm::watch(
+        crate::roles::connection_alarm::watch(
             ManagerAlarms(manager.clone()),
             manager.cfg.hostname.clone(),
             vec![("manager".to_string(), stats)],
@@ -66,7 +66,7 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
             manager.cfg.hostname,
             manager.release
         );
-        server.serve(manager_api::router(api), crate::serve::shutdown_signal()).await;
+        server.serve(manager_api::router(api), crate::roles::serve::shutdown_signal()).await;
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(std::process::ExitCode::SUCCESS)

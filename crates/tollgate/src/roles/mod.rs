@@ -2,5 +2,14 @@
 //! and runs it until a signal. No decisions here.
 
 pub mod agent;
+pub mod connection_alarm;
+pub mod counter_alarm;
+pub mod demo;
 pub mod manager;
+pub mod metrics;
+pub mod probe;
+pub mod record_alarms;
+pub mod serve;
+pub mod service_address;
 pub mod srp;
+pub mod uplink;

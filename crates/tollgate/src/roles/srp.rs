@@ -23,8 +23,8 @@ use tollgate_srp::runtime::{self, Chassis, ForcedStandbySource, ReplicatedState,
 use tollgate_srp::session::{CmdId, SessionStore};
 use tollgate_srp::{SrpConfig, State};
 
-use crate::forced_standby::ForcedStandbyWatch;
-use crate::service_address::ServiceAddress;
+use crate::roles::service_address::ServiceAddress;
+use tollgate_files::forced_standby::ForcedStandbyWatch;
 
 /// The micro-checkpoint command id of velocity counters.
 pub const CMD_VELOCITY: CmdId = 1;

@@ -19,7 +19,7 @@ use tollgate_records::spool::{OpenError, Spool};
 
 use crate::cli::ProbeArgs;
 use crate::config::Config;
-use crate::uplink::HttpUplink;
+use crate::roles::uplink::HttpUplink;
 
 fn cell<T: ToString>(v: Option<T>) -> String {
     v.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
@@ -141,7 +141,7 @@ struct ShipSpool {
 impl ShipSpool {
     fn open(config: &Config) -> anyhow::Result<ShipSpool> {
         let main = config.spool_dir();
-        let options = crate::serve::spool_options(config, "tollgate probe --pcap --ship");
+        let options = crate::roles::serve::spool_options(config, "tollgate probe --pcap --ship");
         match Spool::open(&main, options.clone()) {
             Ok(spool) => Ok(ShipSpool { spool, held_by_other: None }),
             Err(OpenError::InUse(held)) => {
@@ -203,7 +203,7 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
     let path = args.pcap.as_ref().context("--pcap FILE is needed")?;
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut settings = crate::probe_role::settings(config)?;
+    let mut settings = crate::roles::probe::settings(config)?;
     if let Some(d) = &args.device {
         settings.device = d.clone();
     }

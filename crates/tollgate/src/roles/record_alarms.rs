@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tollgate_alarms::{self as alarms, Alarms};
 use tollgate_enum::metrics::{EnumMetrics, RecordsNotWritten};
 
-use crate::counter_alarm::CounterAlarm;
+use crate::roles::counter_alarm::CounterAlarm;
 
 /// How long an alarm stays raised after its counter last grew.
 pub const HOLD: Duration = Duration::from_secs(60);

@@ -19,7 +19,7 @@ pub fn keygen(path: &Path) -> anyhow::Result<String> {
     let seed: [u8; 32] = rand::random();
     let key = signing_key_from_seed(seed);
     let text = format!("{}\n", hex_encode(&seed));
-    crate::private_files::write_private(path, text.as_bytes())
+    tollgate_files::private_files::write_private(path, text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(public_key_hex(&key.verifying_key()))
 }

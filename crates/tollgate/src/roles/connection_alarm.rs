@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tollgate_alarms::{self as alarms, Alarms};
 use tollgate_listener::ListenerStats;
 
-use crate::counter_alarm::CounterAlarm;
+use crate::roles::counter_alarm::CounterAlarm;
 
 /// Seconds without a connection turned away before the alarm clears.
 pub const QUIET_SECS: u64 = 10;

@@ -7,9 +7,9 @@ use tollgate_policy::PolicySource;
 use tollgate_policy::service::PolicyService;
 
 /// The demo policy text.
-pub const DEMO_POLICY: &str = include_str!("../assets/demo-policy.toml");
+pub const DEMO_POLICY: &str = include_str!("../../assets/demo-policy.toml");
 /// The demo robocaller list.
-pub const DEMO_ROBOCALLERS: &str = include_str!("../assets/demo-lists/robocallers.txt");
+pub const DEMO_ROBOCALLERS: &str = include_str!("../../assets/demo-lists/robocallers.txt");
 
 /// Writes the demo policy and its list into `dir` and returns the policy file path.
 pub fn write_demo(dir: &Path) -> anyhow::Result<std::path::PathBuf> {

@@ -25,11 +25,11 @@ use tollgate_web::{AppState, IngestMetrics, ReleaseInfo, StatusFn};
 
 use crate::cli::ServeArgs;
 use crate::config::Config;
-use crate::demo;
-use crate::probe_role::ProbeRole;
+use crate::roles::demo;
+use crate::roles::probe::ProbeRole;
+use crate::roles::service_address::ServiceAddress;
 use crate::roles::srp::{self as srp_role, EnumService};
-use crate::service_address::ServiceAddress;
-use crate::uplink::HttpUplink;
+use crate::roles::uplink::HttpUplink;
 use tollgate_srp::runtime::SrpHandle;
 
 /// Which roles a process runs.
@@ -168,7 +168,7 @@ async fn start_engine(
         tracing::info!(version, "installed the demo policy (first start)");
     }
     let enum_metrics = EnumMetrics::register(registry, not_written.clone());
-    crate::metrics::register_policy(registry, service.clone());
+    crate::roles::metrics::register_policy(registry, service.clone());
     // Velocity counters: tracked for checkpointing when this engine is one of an SRP pair.
     let velocity = Arc::new(VelocityTable::new(1_000_000, config.srp.is_some()));
     purge_velocity(velocity.clone());
@@ -349,7 +349,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
     let _state_lock = lock_state_dir(&config, roles)?;
-    crate::private_files::tighten_role_state(&config)?;
+    tighten_role_state(&config)?;
     // Before anything is written (a first start's admin password is shown only once): a spool
     // that cannot work here, or that another process writes, stops the start.
     let spool = if roles.engine() || roles.probe() { Some(open_spool(&config, roles)?) } else { None };
@@ -368,7 +368,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     check_descriptor_budget(&config, roles);
 
     if let Some(spool) = &spool {
-        crate::metrics::register_spool(&mut registry, spool.clone());
+        crate::roles::metrics::register_spool(&mut registry, spool.clone());
     }
     let not_written = RecordsNotWritten::register(&mut registry);
     let engine = match &spool {
@@ -412,7 +412,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     if probe.as_ref().is_some_and(|p| !p.live.hep_tcp_addrs.is_empty()) {
         watched.push(("hep_tcp".to_string(), connections.listener("hep_tcp")));
     }
-    crate::connection_alarm::watch(alarms.clone(), config.node.name.clone(), watched);
+    crate::roles::connection_alarm::watch(alarms.clone(), config.node.name.clone(), watched);
 
     let mut shipper = None;
     if let Some(spool) = &spool {
@@ -434,10 +434,10 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
                 Arc::new(uplink),
                 ShipperOptions { batch_records: config.shipper.batch_records.max(1), ..Default::default() },
             )?;
-            crate::metrics::register_shipper(&mut registry, s.stats().clone());
+            crate::roles::metrics::register_shipper(&mut registry, s.stats().clone());
             shipper = Some(s);
         }
-        crate::record_alarms::watch(
+        crate::roles::record_alarms::watch(
             alarms.clone(),
             config.node.name.clone(),
             not_written.clone(),
@@ -606,6 +606,30 @@ pub async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// A role's private data outside its state directory: a spool directory and an SQLite record
+/// store configured elsewhere. The state directory itself, then these, are tightened.
+fn tighten_role_state(config: &Config) -> anyhow::Result<()> {
+    use tollgate_files::private_files::tighten_state;
+    let state = &config.node.state_dir;
+    tighten_state(state, "state directory")?;
+    let spool = config.spool_dir();
+    if !spool.starts_with(state) {
+        tighten_state(&spool, "spool directory")?;
+    }
+    if let Some(db) = config.store_url().strip_prefix("sqlite:").map(std::path::Path::new)
+        && !db.starts_with(state)
+    {
+        // The database and its sidecars only: its directory may be shared.
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+            if file.is_file() {
+                tighten_state(&file, "record store")?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

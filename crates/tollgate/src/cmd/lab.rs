@@ -198,7 +198,8 @@ fn up(dir: &Path, net: u8, enum_port: u16) -> anyhow::Result<ExitCode> {
         bail!("a lab is already up in {} (run `tollgate lab down --dir {}` first)", dir.display(), dir.display());
     }
     // The lab's directory holds its tokens, signing key and every server's state: owner only.
-    crate::private_files::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    tollgate_files::private_files::create_private_dir(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = dir.canonicalize()?;
     let me = std::env::current_exe().context("cannot find this tollgate binary")?;
     let token = secret();
@@ -207,7 +208,7 @@ fn up(dir: &Path, net: u8, enum_port: u16) -> anyhow::Result<ExitCode> {
     // Releases: this binary (stripped when `strip` is there: a fifth of the size), signed.
     let pb = spinner("building releases 1.0.0 and 2.0.0");
     let key = dir.join("release.key");
-    let public = crate::release_cmd::keygen(&key)?;
+    let public = crate::cmd::release::keygen(&key)?;
     let payload = dir.join("tollgate.payload");
     let stripped = Command::new("strip").arg("-o").arg(&payload).arg(&me).status().is_ok_and(|s| s.success());
     if !stripped {
@@ -218,7 +219,7 @@ fn up(dir: &Path, net: u8, enum_port: u16) -> anyhow::Result<ExitCode> {
     for (version, schema) in RELEASES {
         for app in ["manager", "engine", "probe", "collector"] {
             let out = bundles.join(format!("tollgate-{app}-{version}.tgb"));
-            crate::release_cmd::build(&key, app, version, &["*".to_string()], schema, Some(&payload), &out)?;
+            crate::cmd::release::build(&key, app, version, &["*".to_string()], schema, Some(&payload), &out)?;
         }
     }
     std::fs::write(dir.join("policy.toml"), LAB_POLICY)?;
@@ -339,7 +340,7 @@ fn up(dir: &Path, net: u8, enum_port: u16) -> anyhow::Result<ExitCode> {
             "agent": agent_url(s), "api": format!("http://{}:8080", ip(net, s.host)),
         })).collect::<Vec<_>>(),
     });
-    crate::private_files::write_private(&dir.join("lab.json"), &serde_json::to_vec_pretty(&lab)?)?;
+    tollgate_files::private_files::write_private(&dir.join("lab.json"), &serde_json::to_vec_pretty(&lab)?)?;
     println!("tollgate lab up: {}", dir.display());
     println!("  Upgrade Manager: {active}/upgrade?token={token}");
     println!("  CLI:             tollgate upgrade status --api {active} --token {token}");
@@ -359,10 +360,10 @@ fn write_server_configs(
     public: &str,
 ) -> anyhow::Result<()> {
     let sdir = dir.join("servers").join(s.hostname);
-    crate::private_files::create_private_dir(&sdir)?;
+    tollgate_files::private_files::create_private_dir(&sdir)?;
     let private = |name: &str, text: String| {
         let path = sdir.join(name);
-        crate::private_files::write_private(&path, text.as_bytes())
+        tollgate_files::private_files::write_private(&path, text.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))
     };
     private("role.toml", role_config(dir, s, net, enum_port, token, agent_token).to_toml())?;
@@ -574,7 +575,7 @@ mod tests {
     #[test]
     fn lab_configurations_holding_tokens_are_private() {
         let dir = tempfile::tempdir().unwrap();
-        let public = crate::release_cmd::keygen(&dir.path().join("release.key")).unwrap();
+        let public = crate::cmd::release::keygen(&dir.path().join("release.key")).unwrap();
         assert_eq!(mode(&dir.path().join("release.key")), 0o600);
         for s in &SERVERS {
             write_server_configs(dir.path(), s, 77, 53, ("operators-token-0123", "agents-token-0123456789"), &public)
