@@ -249,10 +249,16 @@ pub struct BlockingClient {
 impl BlockingClient {
     /// A blocking client of `base` (see [`Client::new`]).
     pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Result<BlockingClient, ClientError> {
+        BlockingClient::from_client(Client::new(base, token, timeout)?)
+    }
+
+    /// `client` (e.g. built with [`Client::with_http`] for its own timeouts) for synchronous
+    /// callers.
+    pub fn from_client(client: Client) -> Result<BlockingClient, ClientError> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
-            ClientError::Request { url: base.to_string(), reason: format!("cannot start the client runtime: {e}") }
+            ClientError::Request { url: client.base.clone(), reason: format!("cannot start the client runtime: {e}") }
         })?;
-        Ok(BlockingClient { client: Client::new(base, token, timeout)?, runtime })
+        Ok(BlockingClient { client, runtime })
     }
 
     /// This client, naming `actor` in `x-actor`.

@@ -1,7 +1,10 @@
-//! Request body limits, route by route: [`BODY_LIMITS`] is the one table every route of the
-//! API ([`crate::api`]) and the UI ([`crate::ui`]) takes its limit from; a route is added with
-//! [`route`], which looks its limit up there (a route missing from the table is a bug, caught
-//! when the router is built, so by every test that builds it).
+//! Request body limits, route by route, for every router tollgate serves, in this one file:
+//! [`BODY_LIMITS`] for the API ([`crate::api`]) and the UI ([`crate::ui`]),
+//! [`MANAGER_BODY_LIMITS`] for the manager ([`crate::manager_api`]) and [`AGENT_BODY_LIMITS`]
+//! for the agent ([`crate::agent_api`], whose two large limits are settings of `[agent]`). A
+//! route is added with [`route`] / [`route_in`], which look its limit up in its table (a route
+//! missing from the table is a bug, caught when the router is built, so by every test that
+//! builds it).
 //!
 //! A request whose `Content-Length` is past its route's limit is refused with
 //! `413 too_large` before anything reads it (and before its credential is checked: refusing
@@ -69,6 +72,58 @@ pub const BODY_LIMITS: &[(&str, usize)] = &[
     ("/users", SMALL),
 ];
 
+/// Largest body the manager takes: its mate's state (`/api/v1/manager/sync`) and a policy
+/// pushed to the engines (`/api/v1/policy/push`).
+pub const MANAGER_STATE: usize = 16 << 20;
+
+/// Every route of the manager's router with its body limit.
+pub const MANAGER_BODY_LIMITS: &[(&str, usize)] = &[
+    ("/healthz", SMALL),
+    ("/", SMALL),
+    ("/upgrade", SMALL),
+    ("/api/v1/version", SMALL),
+    ("/api/v1/manager/ha", SMALL),
+    ("/api/v1/manager/state", SMALL),
+    ("/api/v1/manager/take-over", SMALL),
+    ("/api/v1/manager/sync", MANAGER_STATE),
+    ("/api/v1/upgrade/status", SMALL),
+    ("/api/v1/upgrade/bundles", SMALL),
+    ("/api/v1/upgrade/procedure", SMALL),
+    ("/api/v1/upgrade/action", SMALL),
+    ("/api/v1/upgrade/next", SMALL),
+    ("/api/v1/upgrade/log", SMALL),
+    ("/api/v1/upgrade/audit", SMALL),
+    ("/api/v1/upgrade/zombie-repaired", SMALL),
+    ("/api/v1/alarms", SMALL),
+    ("/api/v1/health", SMALL),
+    ("/api/v1/backup", SMALL),
+    ("/api/v1/backups", SMALL),
+    ("/api/v1/restore", SMALL),
+    ("/api/v1/policy/push", MANAGER_STATE),
+];
+
+/// Every `/agent/v1` route (as the router matches it) with its body limit; the agent checks
+/// them itself from its headers and while it streams (see [`crate::agent_api`]).
+pub const AGENT_BODY_LIMITS: &[(&str, crate::agent_api::BodyLimit)] = {
+    use crate::agent_api::BodyLimit::{Bundle, Json, RoleRequest};
+    &[
+        ("/agent/v1/status", Json),
+        ("/agent/v1/stage", Bundle),
+        ("/agent/v1/preflight", Json),
+        ("/agent/v1/install", Json),
+        ("/agent/v1/backout", Json),
+        ("/agent/v1/restart", Json),
+        ("/agent/v1/backup", Json),
+        ("/agent/v1/backups", Json),
+        ("/agent/v1/restore", Json),
+        ("/agent/v1/health", Json),
+        ("/agent/v1/unstage", Json),
+        ("/agent/v1/forced-standby", Json),
+        ("/agent/v1/ha-role", Json),
+        ("/agent/v1/role/{*path}", RoleRequest),
+    ]
+};
+
 /// The body limit of `path` (a route as declared, e.g. `/api/v1/users/{name}`), if the table
 /// has it.
 pub fn body_limit(path: &str) -> Option<usize> {
@@ -84,8 +139,21 @@ pub(crate) fn route<S: Clone + Send + Sync + 'static>(
     path: &'static str,
     methods: MethodRouter<S>,
 ) -> Router<S> {
-    let Some(limit) = body_limit(path) else {
-        panic!("route {path} has no body limit in tollgate_web::limits::BODY_LIMITS");
+    route_in(BODY_LIMITS, router, path, methods)
+}
+
+/// Adds `path` to `router`, served by `methods`, with its body limit from `table`.
+///
+/// # Panics
+/// If `table` has no limit for `path`: every route declares one.
+pub(crate) fn route_in<S: Clone + Send + Sync + 'static>(
+    table: &[(&str, usize)],
+    router: Router<S>,
+    path: &'static str,
+    methods: MethodRouter<S>,
+) -> Router<S> {
+    let Some(limit) = table.iter().find(|(p, _)| *p == path).map(|(_, limit)| *limit) else {
+        panic!("route {path} has no body limit in its table in tollgate_web::limits");
     };
     router.route(path, methods.layer(DefaultBodyLimit::max(limit)).layer(from_fn_with_state(limit, refuse_declared)))
 }
@@ -114,8 +182,15 @@ mod tests {
 
     #[test]
     fn every_route_is_listed_once() {
-        for (i, (path, _)) in BODY_LIMITS.iter().enumerate() {
-            assert!(!BODY_LIMITS[..i].iter().any(|(p, _)| p == path), "{path} is listed twice");
+        let tables: [Vec<&str>; 3] = [
+            BODY_LIMITS.iter().map(|(p, _)| *p).collect(),
+            MANAGER_BODY_LIMITS.iter().map(|(p, _)| *p).collect(),
+            AGENT_BODY_LIMITS.iter().map(|(p, _)| *p).collect(),
+        ];
+        for table in tables {
+            for (i, path) in table.iter().enumerate() {
+                assert!(!table[..i].contains(path), "{path} is listed twice");
+            }
         }
     }
 }

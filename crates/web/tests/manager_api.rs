@@ -208,3 +208,25 @@ async fn the_upgrade_manager_page_is_served_with_its_script() {
     let resp = f.app.clone().oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(resp.headers()[header::LOCATION], "/upgrade");
 }
+
+/// Every manager route takes its body limit from `tollgate_web::limits::MANAGER_BODY_LIMITS`:
+/// a body declared past it is refused with `413 too_large` before it is read (and before the
+/// credential is looked at), and the two large routes take a mate's state or a pushed policy.
+#[tokio::test]
+async fn a_body_past_its_manager_routes_limit_is_refused_before_it_is_read() {
+    use tollgate_web::limits::{MANAGER_BODY_LIMITS, MANAGER_STATE, SMALL};
+    let f = fixture();
+    let limit_of = |path: &str| MANAGER_BODY_LIMITS.iter().find(|(p, _)| *p == path).unwrap().1;
+    assert_eq!(limit_of("/api/v1/upgrade/action"), SMALL);
+    assert_eq!(limit_of("/api/v1/manager/sync"), MANAGER_STATE);
+    assert_eq!(limit_of("/api/v1/policy/push"), MANAGER_STATE);
+    for (path, limit) in MANAGER_BODY_LIMITS {
+        let req =
+            Request::post(*path).header(header::CONTENT_LENGTH, (limit + 1).to_string()).body(Body::empty()).unwrap();
+        let resp = f.app.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        assert_eq!(resp.headers()[header::CONNECTION], "close", "{path}");
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        assert_eq!(ErrorBody::from_response(413, &bytes).code, ErrorCode::TooLarge, "{path}");
+    }
+}

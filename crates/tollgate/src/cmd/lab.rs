@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use tollgate_api::agent as agent_api;
+use tollgate_api::manager as manager_api;
 
 use crate::cli::LabCommand;
 use crate::config::Config;
@@ -253,7 +254,6 @@ fn up(dir: &Path, net: u8, enum_port: u16) -> anyhow::Result<ExitCode> {
         std::fs::write(dir.join("pids"), &pids)?;
     }
 
-    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?;
     // Each server's agent, with the lab's agent token (an install may take minutes).
     let agent_url = |s: &LabServer| format!("http://{}:7000", ip(net, s.host));
     let agent = |s: &LabServer| {
@@ -295,34 +295,33 @@ fn up(dir: &Path, net: u8, enum_port: u16) -> anyhow::Result<ExitCode> {
     let mut active = String::new();
     wait(Duration::from_secs(60), "an active manager that has heard from every server", || {
         for m in &managers {
-            let ha: Option<Value> = http.get(format!("{m}/api/v1/manager/ha")).send().ok().and_then(|r| r.json().ok());
-            if ha.is_some_and(|h| h["ha"] == "Active") {
-                let status: Option<Value> = http
-                    .get(format!("{m}/api/v1/upgrade/status"))
-                    .bearer_auth(&token)
-                    .send()
-                    .ok()
-                    .and_then(|r| r.json().ok());
-                let all = status.is_some_and(|s| {
-                    s["clusters"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .flat_map(|c| c["servers"].as_array().into_iter().flatten())
-                        .all(|sv| sv["reachable"] == true && sv["running_release"] == "1.0.0")
-                });
-                if all {
-                    active = m.clone();
-                    return true;
-                }
+            let Ok(client) = tollgate_api::BlockingClient::new(m, Some(token.clone()), Duration::from_secs(10)) else {
+                continue;
+            };
+            let ha = client.get::<manager_api::HaStatus>("/api/v1/manager/ha");
+            if !ha.is_ok_and(|h| h.ha == HaRole::Active) {
+                continue;
+            }
+            let status = client.get::<manager_api::SystemStatus>("/api/v1/upgrade/status");
+            let all = status.is_ok_and(|s| {
+                s.clusters.iter().flat_map(|c| &c.servers).all(|sv| sv.reachable && sv.running_release == "1.0.0")
+            });
+            if all {
+                active = m.clone();
+                return true;
             }
         }
         false
     })?;
-    let r =
-        http.post(format!("{active}/api/v1/policy/push?name=lab.toml")).bearer_auth(&token).body(LAB_POLICY).send()?;
-    if !r.status().is_success() {
-        bail!("installing the lab policy failed: {}", r.text().unwrap_or_default());
+    let manager = tollgate_api::BlockingClient::new(&active, Some(token.clone()), Duration::from_secs(600))?;
+    let push = manager.block_on(async {
+        let c = manager.inner();
+        let resp =
+            c.send(c.request(reqwest::Method::POST, "/api/v1/policy/push?name=lab.toml").body(LAB_POLICY)).await?;
+        tollgate_api::Client::json::<manager_api::PushAnswer>(resp).await
+    });
+    if let Err(e) = push {
+        bail!("installing the lab policy failed: {e}");
     }
     pb.finish_with_message(format!("active manager {active}; lab policy installed on both engine clusters"));
 

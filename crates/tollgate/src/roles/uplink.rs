@@ -2,46 +2,46 @@
 
 use std::time::Duration;
 
-use tollgate_api::{ErrorBody, ErrorCode};
+use tollgate_api::{BlockingClient, Client, ClientError, ErrorBody, ErrorCode};
 use tollgate_records::ship::Uplink;
 
-/// Sends NDJSON batches to a collector's API.
+/// The collector's ingest route.
+const INGEST: &str = "/api/v1/ingest";
+
+/// Sends NDJSON batches to a collector's API, with tollgate's one client.
 pub struct HttpUplink {
-    url: String,
-    token: String,
-    http: reqwest::blocking::Client,
+    client: BlockingClient,
 }
 
 impl HttpUplink {
     /// An uplink to the collector at `base` (e.g. `http://10.0.0.5:8080`).
     pub fn new(base: &str, token: String) -> anyhow::Result<Self> {
-        let http = reqwest::blocking::Client::builder()
+        let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(3))
-            // Below the collector's default idle timeout (api.idle_timeout_secs = 60 s),
-            // so a kept connection is never reused just as the collector closes it.
+            // Below the collector's default idle timeout (api.idle_timeout = 60 s), so a kept
+            // connection is never reused just as the collector closes it.
             .pool_idle_timeout(Duration::from_secs(30))
             .build()?;
-        Ok(HttpUplink { url: format!("{}/api/v1/ingest", base.trim_end_matches('/')), token, http })
+        Ok(HttpUplink { client: BlockingClient::from_client(Client::with_http(base, Some(token), http))? })
     }
 }
 
 impl Uplink for HttpUplink {
     fn deliver(&self, ndjson: Vec<u8>, _records: usize) -> Result<(), String> {
-        let resp = self
-            .http
-            .post(&self.url)
-            .bearer_auth(&self.token)
+        let c = self.client.inner();
+        let request = c
+            .request(reqwest::Method::POST, INGEST)
             .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
-            .body(ndjson)
-            .send()
-            .map_err(|e| format!("cannot reach the collector at {}: {}", self.url, transport_reason(&e)))?;
-        if resp.status().is_success() {
-            return Ok(());
+            .body(ndjson);
+        match self.client.block_on(c.send(request)) {
+            Ok(_) => Ok(()),
+            Err(ClientError::Unreachable { url, reason }) => {
+                Err(format!("cannot reach the collector at {url}: {reason}"))
+            }
+            Err(ClientError::Api { url, status, body }) => Err(refusal(&url, status, &body)),
+            Err(e) => Err(format!("the collector refused the batch: {e}")),
         }
-        let status = resp.status().as_u16();
-        let body = ErrorBody::from_response(status, &resp.bytes().unwrap_or_default());
-        Err(refusal(&self.url, status, &body))
     }
 }
 
@@ -61,19 +61,6 @@ fn refusal(url: &str, status: u16, body: &ErrorBody) -> String {
         _ => "the collector refused the batch",
     };
     format!("{what}: {url} answered {status} {}: {}", body.code, body.message)
-}
-
-/// The innermost cause of a transport error (`connection refused`), not "error sending request".
-fn transport_reason(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        return "timed out".into();
-    }
-    let mut cause: &dyn std::error::Error = e;
-    while let Some(inner) = cause.source() {
-        cause = inner;
-    }
-    let text = cause.to_string();
-    if text.to_lowercase().contains("connection refused") { "connection refused".into() } else { text }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //!
 //! Every `/agent/v1` route is behind the agent's token (`[agent] token`, a [`SecretToken`]
 //! checked from the headers before any body is read), then behind the body limit of its route,
-//! declared once in [`ROUTES`] (a body announced larger is refused from its headers; a body
+//! declared once in [`crate::limits::AGENT_BODY_LIMITS`] (a body announced larger is refused from its headers; a body
 //! that turns out larger while read is refused too, see [`upload`]). Errors are the one
 //! [`ApiError`] body; every answer carries the API version.
 //!
@@ -70,26 +70,8 @@ impl BodyLimit {
     }
 }
 
-/// Every `/agent/v1` route (as the router matches it) with its body limit: the one table.
-pub const ROUTES: &[(&str, BodyLimit)] = &[
-    ("/agent/v1/status", BodyLimit::Json),
-    ("/agent/v1/stage", BodyLimit::Bundle),
-    ("/agent/v1/preflight", BodyLimit::Json),
-    ("/agent/v1/install", BodyLimit::Json),
-    ("/agent/v1/backout", BodyLimit::Json),
-    ("/agent/v1/restart", BodyLimit::Json),
-    ("/agent/v1/backup", BodyLimit::Json),
-    ("/agent/v1/backups", BodyLimit::Json),
-    ("/agent/v1/restore", BodyLimit::Json),
-    ("/agent/v1/health", BodyLimit::Json),
-    ("/agent/v1/unstage", BodyLimit::Json),
-    ("/agent/v1/forced-standby", BodyLimit::Json),
-    ("/agent/v1/ha-role", BodyLimit::Json),
-    ("/agent/v1/role/{*path}", BodyLimit::RoleRequest),
-];
-
 fn limit_of(route: &str) -> BodyLimit {
-    ROUTES.iter().find(|(r, _)| *r == route).map_or(BodyLimit::Json, |(_, l)| *l)
+    crate::limits::AGENT_BODY_LIMITS.iter().find(|(r, _)| *r == route).map_or(BodyLimit::Json, |(_, l)| *l)
 }
 
 /// The agent router's state: the runtime and the token callers must present.
@@ -139,7 +121,7 @@ async fn require_token(State(s): State<AgentApi>, request: Request, next: Next) 
     }
 }
 
-/// `413` for a body announced (`Content-Length`) larger than its route's limit in [`ROUTES`].
+/// `413` for a body announced (`Content-Length`) larger than its route's limit in [`crate::limits::AGENT_BODY_LIMITS`].
 async fn announced_limit(State(s): State<AgentApi>, request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
     let (limit, setting) = limit_of(&route).bytes(&s.agent);

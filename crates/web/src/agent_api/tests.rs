@@ -1,4 +1,4 @@
-//! The agent router in-process: every route of [`ROUTES`] against no token, wrong tokens, the
+//! The agent router in-process: every route of [`AGENT_BODY_LIMITS`] against no token, wrong tokens, the
 //! right token, and bodies over its limit (announced, and found while read).
 
 use std::collections::BTreeSet;
@@ -9,6 +9,7 @@ use tollgate_api::{ErrorBody, ErrorCode, VERSION_HEADER};
 use tower::ServiceExt;
 
 use super::*;
+use crate::limits::AGENT_BODY_LIMITS;
 
 const TOKEN: &str = "agent-token-0123456789";
 
@@ -33,7 +34,7 @@ fn app(dir: &std::path::Path) -> Router {
     router(agent, SecretToken::new(TOKEN))
 }
 
-/// Each route: method, a URI, its pattern in [`ROUTES`], a body, and the status the right token
+/// Each route: method, a URI, its pattern in [`AGENT_BODY_LIMITS`], a body, and the status the right token
 /// gets on this agent (nothing installed, the role down).
 fn cases() -> Vec<(Method, &'static str, &'static str, &'static str, StatusCode)> {
     use StatusCode as S;
@@ -91,7 +92,7 @@ async fn send(app: &Router, req: Request<Body>) -> (StatusCode, bool, Option<Err
 #[test]
 fn the_matrix_covers_every_route_of_the_table() {
     let tested: BTreeSet<&str> = cases().iter().map(|c| c.2).collect();
-    let declared: BTreeSet<&str> = ROUTES.iter().map(|r| r.0).collect();
+    let declared: BTreeSet<&str> = AGENT_BODY_LIMITS.iter().map(|r| r.0).collect();
     assert_eq!(tested, declared);
 }
 
@@ -144,7 +145,7 @@ async fn a_body_over_its_routes_limit_is_refused() {
     let app = app(dir.path());
     let bearer = format!("Bearer {TOKEN}");
     for (method, uri, route, _, _) in cases() {
-        let limit = match ROUTES.iter().find(|r| r.0 == route).unwrap().1 {
+        let limit = match AGENT_BODY_LIMITS.iter().find(|r| r.0 == route).unwrap().1 {
             BodyLimit::Json => MAX_JSON_BYTES,
             BodyLimit::Bundle | BodyLimit::RoleRequest => 1 << 20,
         };

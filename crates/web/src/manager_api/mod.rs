@@ -22,7 +22,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -37,9 +37,6 @@ use tollgate_manager::{Manager, Snapshot, ops};
 
 use crate::auth::{Auth, Principal, Role};
 use crate::http::{ApiError, ApiResult, SecretToken, api_version, bearer};
-
-/// The largest request body (a policy pushed to the engines).
-const BODY_LIMIT: usize = 16 << 20;
 
 /// The API's state.
 pub struct ManagerApi {
@@ -117,34 +114,35 @@ impl FromRequestParts<ApiState> for Peer {
     }
 }
 
-/// The manager's routes.
+/// The manager's routes, each with its body limit from
+/// [`crate::limits::MANAGER_BODY_LIMITS`].
 pub fn router(state: Arc<ManagerApi>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/", get(|| async { Redirect::to("/upgrade") }))
-        .route("/upgrade", get(|| async { page::upgrade_page() }))
-        .route("/api/v1/version", get(version))
-        .route("/api/v1/manager/ha", get(ha))
-        .route("/api/v1/manager/state", get(state_for_mate))
-        .route("/api/v1/manager/take-over", post(take_over))
-        .route("/api/v1/manager/sync", post(sync_from_mate))
-        .route("/api/v1/upgrade/status", get(status))
-        .route("/api/v1/upgrade/bundles", get(bundles))
-        .route("/api/v1/upgrade/procedure", post(select_procedure))
-        .route("/api/v1/upgrade/action", post(start_action))
-        .route("/api/v1/upgrade/next", post(start_next))
-        .route("/api/v1/upgrade/log", get(log))
-        .route("/api/v1/upgrade/audit", get(audit))
-        .route("/api/v1/upgrade/zombie-repaired", post(zombie_repaired))
-        .route("/api/v1/alarms", get(alarms))
-        .route("/api/v1/health", get(health))
-        .route("/api/v1/backup", post(system_backup))
-        .route("/api/v1/backups", get(system_backups))
-        .route("/api/v1/restore", post(restore))
-        .route("/api/v1/policy/push", post(push_policy))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn(api_version))
-        .with_state(state)
+    let route =
+        |router, path, methods| crate::limits::route_in(crate::limits::MANAGER_BODY_LIMITS, router, path, methods);
+    let router = Router::new();
+    let router = route(router, "/healthz", get(|| async { "ok\n" }));
+    let router = route(router, "/", get(|| async { Redirect::to("/upgrade") }));
+    let router = route(router, "/upgrade", get(|| async { page::upgrade_page() }));
+    let router = route(router, "/api/v1/version", get(version));
+    let router = route(router, "/api/v1/manager/ha", get(ha));
+    let router = route(router, "/api/v1/manager/state", get(state_for_mate));
+    let router = route(router, "/api/v1/manager/take-over", post(take_over));
+    let router = route(router, "/api/v1/manager/sync", post(sync_from_mate));
+    let router = route(router, "/api/v1/upgrade/status", get(status));
+    let router = route(router, "/api/v1/upgrade/bundles", get(bundles));
+    let router = route(router, "/api/v1/upgrade/procedure", post(select_procedure));
+    let router = route(router, "/api/v1/upgrade/action", post(start_action));
+    let router = route(router, "/api/v1/upgrade/next", post(start_next));
+    let router = route(router, "/api/v1/upgrade/log", get(log));
+    let router = route(router, "/api/v1/upgrade/audit", get(audit));
+    let router = route(router, "/api/v1/upgrade/zombie-repaired", post(zombie_repaired));
+    let router = route(router, "/api/v1/alarms", get(alarms));
+    let router = route(router, "/api/v1/health", get(health));
+    let router = route(router, "/api/v1/backup", post(system_backup));
+    let router = route(router, "/api/v1/backups", get(system_backups));
+    let router = route(router, "/api/v1/restore", post(restore));
+    let router = route(router, "/api/v1/policy/push", post(push_policy));
+    router.layer(axum::middleware::from_fn(api_version)).with_state(state)
 }
 
 async fn version(State(s): State<ApiState>) -> Json<VersionInfo> {

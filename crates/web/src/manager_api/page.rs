@@ -15,21 +15,6 @@ const SCRIPT: &str = include_str!("upgrade.js");
 const GRID_COLUMNS: [&str; 7] =
     ["Name", "Alarm Severity", "Up to Date", "Server Role", "Prev Release", "Running Release", "Upgrade Operation"];
 
-/// The upgrade log's column headings.
-const LOG_COLUMNS: [&str; 11] = [
-    "ID",
-    "Parent ID",
-    "Action Name",
-    "Start Time",
-    "End Time",
-    "Duration",
-    "Scope",
-    "Hostname",
-    "Result",
-    "Mode",
-    "Description",
-];
-
 /// `GET /upgrade`.
 pub fn upgrade_page() -> Markup {
     html! {
@@ -79,7 +64,7 @@ pub fn upgrade_page() -> Markup {
                         section {
                             h2 { "Upgrade log " span .muted #log-scope {} }
                             table #log {
-                                thead { tr { @for c in LOG_COLUMNS { th { (c) } } } }
+                                thead { tr { @for c in tollgate_upgrade::director::UPGRADE_LOG_COLUMNS { th { (c) } } } }
                                 tbody {}
                             }
                         }
