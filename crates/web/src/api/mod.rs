@@ -55,7 +55,7 @@ use crate::AppState;
 use crate::http::{ApiError, ApiResult};
 use crate::limits::route;
 
-pub use analytics::{AnalyticsParams, ExportParams};
+pub use analytics::{AnalyticsParams, ExportParams, query_of as analytics_query};
 pub(crate) use analytics::{csv_response as csv_download, export_response as export_csv};
 pub(crate) use policy::version_diff as policy_diff;
 
