@@ -1,7 +1,9 @@
-//! The shipper's HTTP uplink: `POST <collector>/api/v1/ingest` with an ingest token.
+//! The shipper's HTTP uplink: `POST <collector>/api/v1/ingest` with an ingest token; the
+//! answer is `tollgate_api::web::Ingested`.
 
 use std::time::Duration;
 
+use tollgate_api::web::Ingested;
 use tollgate_api::{ErrorBody, ErrorCode};
 use tollgate_records::ship::Uplink;
 
@@ -27,7 +29,7 @@ impl HttpUplink {
 }
 
 impl Uplink for HttpUplink {
-    fn deliver(&self, ndjson: Vec<u8>, _records: usize) -> Result<(), String> {
+    fn deliver(&self, ndjson: Vec<u8>, records: usize) -> Result<(), String> {
         let resp = self
             .http
             .post(&self.url)
@@ -37,6 +39,18 @@ impl Uplink for HttpUplink {
             .send()
             .map_err(|e| format!("cannot reach the collector at {}: {}", self.url, transport_reason(&e)))?;
         if resp.status().is_success() {
+            // A 2xx is the acknowledgement; the answer says what became of the batch.
+            match resp.json::<Ingested>() {
+                Ok(i) => tracing::debug!(
+                    records,
+                    received = i.received,
+                    inserted = i.inserted,
+                    duplicates = i.duplicates,
+                    quarantined = i.quarantined,
+                    "batch stored"
+                ),
+                Err(e) => tracing::debug!(records, error = %e, "batch stored; its answer was not read"),
+            }
             return Ok(());
         }
         let status = resp.status().as_u16();
