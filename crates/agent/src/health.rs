@@ -113,13 +113,6 @@ struct SrpInfoData {
     ready: bool,
 }
 
-/// What the checks read of the role's alarm list: how many are active.
-#[derive(serde::Deserialize)]
-struct Alarms {
-    #[serde(default)]
-    active: Vec<serde::de::IgnoredAny>,
-}
-
 /// Runs every class.
 pub async fn check(i: Inputs<'_>) -> Health {
     let mut classes = vec![disk(i.dir).await, hardware_now()];
@@ -158,7 +151,7 @@ pub async fn check(i: Inputs<'_>) -> Health {
                 Err(_) => result("replication", Verdict::Ok, "no SRP pair on this server"),
             });
             let alarms = match &client {
-                Ok(c) => c.get::<Alarms>("/api/v1/alarms").await.map_err(|e| e.to_string()),
+                Ok(c) => c.get::<tollgate_api::web::RoleAlarms>("/api/v1/alarms").await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.clone()),
             };
             classes.push(match alarms {

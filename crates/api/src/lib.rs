@@ -1,7 +1,7 @@
 //! tollgate's control-plane wire contract.
 //!
 //! What this crate owns: the types that cross tollgate's own HTTP APIs (agent, manager, SRP
-//! commands, web API), shared by the servers that answer and the clients that ask, so that
+//! commands, web API: [`web`]), shared by the servers that answer and the clients that ask, so that
 //! both sides are checked by the compiler and a change of the contract is a change of a type;
 //! the one error body ([`ErrorBody`]) with its stable machine-readable [`ErrorCode`]; the API
 //! version ([`API_VERSION`]) every response carries in the [`VERSION_HEADER`] header and the
@@ -31,6 +31,7 @@ pub mod error;
 pub mod manager;
 pub mod srp;
 pub mod version;
+pub mod web;
 
 #[cfg(feature = "client")]
 pub use client::{BlockingClient, Client, ClientError};

@@ -224,11 +224,7 @@ fn collector_stopped_under_load_gets_the_backlog_exactly_once() {
     c.kill();
     // While the collector is down the engine keeps answering, keeps its records and says so.
     wait_until(20, "COLLECTOR_UNREACHABLE raised on the engine", || {
-        e.get_json("/api/v1/alarms")["active"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["def"]["name"] == "COLLECTOR_UNREACHABLE")
+        e.alarms().active.iter().any(|a| a.def.name == "COLLECTOR_UNREACHABLE")
     });
     let backlog = Instant::now();
     std::thread::sleep(Duration::from_millis(2500));
@@ -250,19 +246,14 @@ fn collector_stopped_under_load_gets_the_backlog_exactly_once() {
     assert!(stored.values().all(|&k| k == 1), "no record is stored twice");
     assert_eq!(stored.len(), written, "every record the engine wrote is stored, and nothing else");
     wait_until(20, "COLLECTOR_UNREACHABLE cleared", || {
-        e.get_json("/api/v1/alarms")["active"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|a| a["def"]["name"] != "COLLECTOR_UNREACHABLE")
+        e.alarms().active.iter().all(|a| a.def.name != "COLLECTOR_UNREACHABLE")
     });
-    let history = e.get_json("/api/v1/alarms")["history"].clone();
-    let events: Vec<(bool, String)> = history
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h["name"] == "COLLECTOR_UNREACHABLE")
-        .map(|h| (h["raised"].as_bool().unwrap(), h["name"].as_str().unwrap().to_string()))
+    let events: Vec<(bool, String)> = e
+        .alarms()
+        .history
+        .into_iter()
+        .filter(|h| h.name == "COLLECTOR_UNREACHABLE")
+        .map(|h| (h.raised, h.name))
         .collect();
     assert_eq!(events.first().map(|e| e.0), Some(true));
     assert_eq!(events.last().map(|e| e.0), Some(false));
@@ -301,7 +292,8 @@ fn records_of_both_releases_are_stored_and_a_newer_format_waits_in_the_spool() {
     let enum_v2 = enum_line(2, "01ARZ3NDEKTSV4RRFFQ69G5FB0", "+12125550101");
     let (code, body) = post(format!("{sip_v1}\n{enum_v2}\n"));
     assert_eq!(code, 200, "{body}");
-    assert_eq!((body["inserted"].as_u64(), body["quarantined"].as_u64()), (Some(2), Some(0)), "{body}");
+    let stored: tollgate_api::web::Ingested = serde_json::from_value(body.clone()).unwrap();
+    assert_eq!((stored.inserted, stored.quarantined), (2, 0), "{body}");
     // A batch holding a record of a newer format (a collector not yet upgraded): refused whole,
     // so the shipper keeps it in its spool; nothing of it is stored.
     let newer = format!(

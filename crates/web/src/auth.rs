@@ -41,63 +41,11 @@ use self::gate::PasswordGate;
 use self::sessions::{Sessions, fingerprint};
 use self::throttle::Throttle;
 
-/// What a user or token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Only sends records to the collector (engines' and probes' shippers).
-    Ingest,
-    /// Sees dashboards, analytics, policies and alarms.
-    Viewer,
-    /// A viewer who also installs and uninstalls policies.
-    Operator,
-    /// An operator who also manages users and tokens.
-    Admin,
-}
+pub use tollgate_api::web::{Role, TokenInfo, UserInfo};
 
-impl Role {
-    fn rank(self) -> u8 {
-        match self {
-            Role::Ingest => 0,
-            Role::Viewer => 1,
-            Role::Operator => 2,
-            Role::Admin => 3,
-        }
-    }
-
-    /// True if this role may do what `needed` may.
-    pub fn allows(self, needed: Role) -> bool {
-        match needed {
-            Role::Ingest => matches!(self, Role::Ingest | Role::Operator | Role::Admin),
-            _ => self != Role::Ingest && self.rank() >= needed.rank(),
-        }
-    }
-
-    /// Parses `ingest`, `viewer`, `operator` or `admin`.
-    pub fn parse(s: &str) -> Option<Role> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "ingest" => Some(Role::Ingest),
-            "viewer" => Some(Role::Viewer),
-            "operator" => Some(Role::Operator),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-
-    /// Parses a role name, or says which names there are.
-    pub fn from_name(s: &str) -> Result<Role, AuthError> {
-        Role::parse(s).ok_or_else(|| AuthError::BadRole(s.chars().take(32).collect()))
-    }
-
-    /// The lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Ingest => "ingest",
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
+/// Parses a role name, or says which names there are.
+pub fn role_named(s: &str) -> Result<Role, AuthError> {
+    Role::parse(s).ok_or_else(|| AuthError::BadRole(s.chars().take(32).collect()))
 }
 
 /// Who is asking.
@@ -117,44 +65,10 @@ struct User {
     created_at: DateTime<Utc>,
 }
 
-/// A stored API token (without its secret).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TokenInfo {
-    /// Name (shown in histories as who made a change).
-    pub name: String,
-    /// Role.
-    pub role: Role,
-    /// SHA-256 of the token, hex.
-    sha256: String,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it stops working (never when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-impl TokenInfo {
-    /// True once the token has expired at `now`.
-    pub fn expired(&self, now: DateTime<Utc>) -> bool {
-        self.expires_at.is_some_and(|t| t <= now)
-    }
-}
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct UserDb {
     users: Vec<User>,
     tokens: Vec<TokenInfo>,
-}
-
-/// A user as listed (no password).
-#[derive(Debug, Clone, Serialize)]
-pub struct UserInfo {
-    /// Login name.
-    pub name: String,
-    /// Role.
-    pub role: Role,
-    /// When created.
-    pub created_at: DateTime<Utc>,
 }
 
 /// Secrets created on first start, to show once.

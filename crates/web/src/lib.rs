@@ -114,17 +114,7 @@ pub struct AppState {
 }
 
 /// The release a server runs (`GET /api/v1/version`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ReleaseInfo {
-    /// The release version (from the release bundle the agent installed, else the build's).
-    pub release: String,
-    /// The version of this build.
-    pub build: String,
-    /// The newest policy schema this release reads.
-    pub max_policy_schema: i64,
-    /// The roles this process runs.
-    pub roles: Vec<String>,
-}
+pub use tollgate_api::web::ReleaseInfo;
 
 /// Builds the router: API under `/api/v1`, UI pages at the root, `/metrics`, `/healthz`;
 /// every route refuses cross-site changes and answers with the security headers

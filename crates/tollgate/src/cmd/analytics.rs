@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
-use tollgate_store::{AnalyticsResult, View};
+use tollgate_api::web::{self, AnalyticsParams, AnalyticsResult};
+use tollgate_store::View;
 
-use super::lookup::urlencode;
 use crate::cli::AnalyticsArgs;
 use crate::cmd::api_client::{ApiClient, ApiError};
 use crate::config::Config;
@@ -13,20 +13,19 @@ use crate::config::Config;
 pub fn run(config: &Config, args: &AnalyticsArgs) -> anyhow::Result<ExitCode> {
     let base = args.api.clone().unwrap_or_else(|| config.api_url());
     let client = ApiClient::new(&base, args.token.clone().or_else(|| config.cli_token()), None)?;
-    let mut path = format!(
-        "/api/v1/analytics?dataset={}&view={}&grouping={}&device={}",
-        urlencode(&args.dataset),
-        urlencode(&args.view),
-        urlencode(&args.grouping),
-        urlencode(&args.device)
-    );
-    for (k, v) in [("from", &args.from), ("to", &args.to)] {
-        if let Some(v) = v {
-            path.push_str(&format!("&{k}={}", urlencode(v)));
-        }
-    }
+    let params = AnalyticsParams {
+        dataset: Some(args.dataset.clone()),
+        view: Some(args.view.clone()),
+        grouping: Some(args.grouping.clone()),
+        device: Some(args.device.clone()),
+        from: args.from.clone(),
+        to: args.to.clone(),
+        range: None,
+        format: args.csv.then(|| "csv".to_string()),
+    };
+    let path = format!("/api/v1/analytics?{}", web::query(&params));
     if args.csv {
-        let text = client.get_text(&format!("{path}&format=csv")).map_err(ApiError::into_anyhow)?;
+        let text = client.get_text(&path).map_err(ApiError::into_anyhow)?;
         out!("{text}")?;
         return Ok(ExitCode::SUCCESS);
     }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
 use tollgate_api::ErrorCode;
+use tollgate_api::web::{self, Lookup, LookupParams};
 use tollgate_enum::Responder;
-use tollgate_enum::lookup::Lookup;
 use tollgate_policy::{CompileOptions, InstalledPolicy, PolicySource, compile};
 
 use crate::cli::LookupArgs;
@@ -77,10 +77,8 @@ pub fn run(config: &Config, args: &LookupArgs) -> anyhow::Result<ExitCode> {
     let lookup = match &args.api {
         Some(base) => {
             let client = ApiClient::new(base, config.cli_token(), None)?;
-            let mut path = format!("/api/v1/lookup?to={}", urlencode(&args.to));
-            if let Some(from) = &args.from {
-                path.push_str(&format!("&from={}", urlencode(from)));
-            }
+            let params = LookupParams { from: args.from.clone(), to: args.to.clone() };
+            let path = format!("/api/v1/lookup?{}", web::query(&params));
             match client.get::<Lookup>(&path) {
                 Ok(l) => l,
                 // A collector (or a manager) has no policy to ask.
@@ -107,14 +105,4 @@ pub fn run(config: &Config, args: &LookupArgs) -> anyhow::Result<ExitCode> {
         print(&lookup)?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Percent-encodes a query value (numbers may hold '+', spaces and parentheses).
-pub fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'-' | b'.' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use indicatif::ProgressBar;
-use serde::Deserialize;
+use tollgate_api::web::{Checked, Uninstalled};
 use tollgate_policy::service::{CurrentPolicy, InstallError, PolicyService};
 use tollgate_policy::store::{HistoryEntry, HistoryEvent, PolicyStore, VersionInfo};
 use tollgate_policy::{CompileOptions, Diagnostic, PolicyMeta, PolicySource, compile};
@@ -143,20 +143,6 @@ fn print_history(history: &[HistoryEntry]) -> std::io::Result<()> {
         outln!("{}  {what}  by {}", h.at.format("%Y-%m-%d %H:%M:%S UTC"), h.actor)?;
     }
     Ok(())
-}
-
-/// What `POST /api/v1/policy/check` answers for a valid policy.
-#[derive(Deserialize)]
-struct Checked {
-    #[serde(default)]
-    meta: Option<PolicyMeta>,
-}
-
-/// What `DELETE /api/v1/policy` answers.
-#[derive(Deserialize)]
-struct Uninstalled {
-    #[serde(default)]
-    uninstalled: Option<u64>,
 }
 
 /// Runs a policy command.

@@ -1,7 +1,9 @@
-//! The shipper's HTTP uplink: `POST <collector>/api/v1/ingest` with an ingest token.
+//! The shipper's HTTP uplink: `POST <collector>/api/v1/ingest` with an ingest token; the
+//! answer is `tollgate_api::web::Ingested`.
 
 use std::time::Duration;
 
+use tollgate_api::web::Ingested;
 use tollgate_api::{BlockingClient, Client, ClientError, ErrorBody, ErrorCode};
 use tollgate_records::ship::Uplink;
 
@@ -28,14 +30,33 @@ impl HttpUplink {
 }
 
 impl Uplink for HttpUplink {
-    fn deliver(&self, ndjson: Vec<u8>, _records: usize) -> Result<(), String> {
+    fn deliver(&self, ndjson: Vec<u8>, records: usize) -> Result<(), String> {
         let c = self.client.inner();
         let request = c
             .request(reqwest::Method::POST, INGEST)
             .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
             .body(ndjson);
-        match self.client.block_on(c.send(request)) {
-            Ok(_) => Ok(()),
+        let answer = self.client.block_on(async {
+            let resp = c.send(request).await?;
+            // A 2xx is the acknowledgement; the answer says what became of the batch.
+            Ok::<_, ClientError>(Client::json::<Ingested>(resp).await)
+        });
+        match answer {
+            Ok(Ok(i)) => {
+                tracing::debug!(
+                    records,
+                    received = i.received,
+                    inserted = i.inserted,
+                    duplicates = i.duplicates,
+                    quarantined = i.quarantined,
+                    "batch stored"
+                );
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(records, error = %e, "batch stored; its answer was not read");
+                Ok(())
+            }
             Err(ClientError::Unreachable { url, reason }) => {
                 Err(format!("cannot reach the collector at {url}: {reason}"))
             }

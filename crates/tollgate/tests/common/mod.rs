@@ -289,6 +289,11 @@ impl Engine {
         std::fs::read_to_string(self.state.join("cli-token")).expect("cli-token").trim().to_string()
     }
 
+    /// `GET /api/v1/alarms`, typed as the web API answers it.
+    pub fn alarms(&self) -> tollgate_api::web::RoleAlarms {
+        serde_json::from_value(self.get_json("/api/v1/alarms")).expect("an alarms answer")
+    }
+
     /// GETs an API path with the admin token and decodes JSON.
     pub fn get_json(&self, path: &str) -> serde_json::Value {
         let resp = reqwest::blocking::Client::new()

@@ -285,9 +285,7 @@ fn a_frozen_engines_late_answers_are_recorded_as_stale_with_their_real_latency()
     let view = common::analytics::view(&e, "ENUM", "Actions by Rule", "All");
     let stale_in_view: u64 = view["summary"].as_array().unwrap().iter().map(|r| r["stale"].as_u64().unwrap()).sum();
     assert_eq!(stale_in_view, stale_records, "{view}");
-    wait_until(10, "alarm 72009 STALE_ANSWERS", || {
-        e.get_json("/api/v1/alarms")["active"].as_array().unwrap().iter().any(|a| a["def"]["name"] == "STALE_ANSWERS")
-    });
+    wait_until(10, "alarm 72009 STALE_ANSWERS", || e.alarms().active.iter().any(|a| a.def.name == "STALE_ANSWERS"));
 }
 
 // ---------------------------------------------------------------------------------------------

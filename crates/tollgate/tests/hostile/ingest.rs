@@ -71,7 +71,7 @@ fn stored(e: &Engine) -> std::collections::HashMap<String, u64> {
 }
 
 fn active_alarm(e: &Engine, name: &str) -> bool {
-    e.get_json("/api/v1/alarms")["active"].as_array().unwrap().iter().any(|a| a["def"]["name"] == name)
+    e.alarms().active.iter().any(|a| a.def.name == name)
 }
 
 /// Write system calls the process has made so far (`syscw` of /proc/PID/io).

@@ -1,40 +1,30 @@
-//! Who am I, alarms, users and tokens.
+//! Who am I, alarms, users and tokens (request and answer types: `tollgate_api::web`).
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde::{Deserialize, Serialize};
-use tollgate_alarms::{ActiveAlarm, AlarmEvent};
+use tollgate_api::web::{
+    AlarmEventView, AlarmView, CreatedToken, NewPassword, NewToken, PasswordChanged, Removed, RoleAlarms, SavedUser,
+    SetUser, WhoAmI,
+};
 
 use super::blocking;
 use crate::AppState;
-use crate::auth::{Auth, AuthError, Principal, Role, TokenInfo, UserInfo, parse_expiry, retry_after_secs};
+use crate::auth::{Auth, AuthError, Principal, TokenInfo, UserInfo, parse_expiry, retry_after_secs, role_named};
 use crate::http::{ApiError, ApiResult, JsonBody};
 use crate::session::{Admin, ApiUser, ClientIp, Viewer, session_id_in};
-
-/// `GET /api/v1/auth`.
-#[derive(Serialize)]
-pub(super) struct WhoAmI {
-    name: String,
-    role: Role,
-    authorized: bool,
-}
 
 pub(super) async fn whoami(ApiUser(who): ApiUser) -> Json<WhoAmI> {
     Json(WhoAmI { name: who.name, role: who.role, authorized: true })
 }
 
-/// `GET /api/v1/alarms`.
-#[derive(Serialize)]
-pub(super) struct AlarmsView {
-    active: Vec<ActiveAlarm>,
-    history: Vec<AlarmEvent>,
-}
-
-pub(super) async fn alarms(State(state): State<Arc<AppState>>, _: Viewer) -> Json<AlarmsView> {
-    Json(AlarmsView { active: state.alarms.active(), history: state.alarms.history() })
+pub(super) async fn alarms(State(state): State<Arc<AppState>>, _: Viewer) -> Json<RoleAlarms> {
+    Json(RoleAlarms {
+        active: state.alarms.active().iter().map(AlarmView::from).collect(),
+        history: state.alarms.history().iter().map(AlarmEventView::from).collect(),
+    })
 }
 
 pub(super) async fn users(State(state): State<Arc<AppState>>, _: Admin) -> Json<Vec<UserInfo>> {
@@ -58,27 +48,12 @@ impl From<AuthError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
-pub(super) struct SetUser {
-    name: String,
-    role: String,
-    /// The new password; without one, an existing user's role changes and the password stays.
-    password: Option<String>,
-}
-
-/// A user as saved.
-#[derive(Serialize)]
-pub(super) struct SavedUser {
-    name: String,
-    role: Role,
-}
-
 pub(super) async fn set_user(
     State(state): State<Arc<AppState>>,
     Admin(who): Admin,
     JsonBody(u): JsonBody<SetUser>,
 ) -> ApiResult<(StatusCode, Json<SavedUser>)> {
-    let role = Role::from_name(&u.role)?;
+    let role = role_named(&u.role)?;
     let name = u.name.clone();
     state
         .auth
@@ -89,15 +64,6 @@ pub(super) async fn set_user(
         .await??;
     tracing::info!(user = %name, role = role.as_str(), by = %who.name, "user saved");
     Ok((StatusCode::CREATED, Json(SavedUser { name, role })))
-}
-
-/// `{"removed": name}` or `{"revoked": name}`.
-#[derive(Serialize)]
-pub(super) struct Removed {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    removed: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    revoked: Option<String>,
 }
 
 pub(super) async fn remove_user(
@@ -137,29 +103,12 @@ pub(super) async fn tokens(State(state): State<Arc<AppState>>, _: Admin) -> Json
     Json(state.auth.tokens())
 }
 
-#[derive(Deserialize)]
-pub(super) struct NewToken {
-    name: String,
-    role: String,
-    /// A lifetime (`90d`, `12h`) or an RFC 3339 time; never expires when absent.
-    expires: Option<String>,
-}
-
-/// A token as created: its secret is shown this once.
-#[derive(Serialize)]
-pub(super) struct CreatedToken {
-    name: String,
-    role: Role,
-    token: String,
-    expires_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
 pub(super) async fn create_token(
     State(state): State<Arc<AppState>>,
     Admin(who): Admin,
     JsonBody(t): JsonBody<NewToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
-    let role = Role::from_name(&t.role)?;
+    let role = role_named(&t.role)?;
     let expires_at = match t.expires.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
         None => None,
         Some(e) => Some(parse_expiry(e, chrono::Utc::now())?),
@@ -169,20 +118,6 @@ pub(super) async fn create_token(
     let secret = blocking(move || auth.create_token(&name, role, expires_at)).await??;
     tracing::info!(token = %t.name, role = role.as_str(), by = %who.name, "token created");
     Ok((StatusCode::CREATED, Json(CreatedToken { name: t.name, role, token: secret, expires_at })))
-}
-
-#[derive(Deserialize)]
-pub(super) struct NewPassword {
-    name: String,
-    current: String,
-    new: String,
-}
-
-/// `{"name", "changed": true}`.
-#[derive(Serialize)]
-pub(super) struct PasswordChanged {
-    name: String,
-    changed: bool,
 }
 
 /// A user changes their own password; the current password is the credential (throttled and

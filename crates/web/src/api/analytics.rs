@@ -9,35 +9,13 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
-use serde::{Deserialize, Serialize};
+pub use tollgate_api::web::{AnalyticsParams, DevicesParams, ExportParams};
 use tollgate_store::{AnalyticsQuery, Dataset, Grouping, Store, StoreError, View};
 
 use super::{blocking, not_running};
 use crate::AppState;
 use crate::http::{ApiError, ApiResult, QueryParams};
 use crate::session::Viewer;
-
-/// The Analytics selectors as query parameters. Missing ones take defaults: ENUM, Average CPS,
-/// Hour, All devices, the last 24 hours.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct AnalyticsParams {
-    /// `ENUM` or `SIP`.
-    pub dataset: Option<String>,
-    /// A view name, e.g. `Top 10 Source`.
-    pub view: Option<String>,
-    /// `Minute`, `Hour` or `Day`.
-    pub grouping: Option<String>,
-    /// A device name, or `All`.
-    pub device: Option<String>,
-    /// Start: RFC 3339 or `YYYY-MM-DDTHH:MM` (UTC).
-    pub from: Option<String>,
-    /// End: RFC 3339 or `YYYY-MM-DDTHH:MM` (UTC).
-    pub to: Option<String>,
-    /// A preset range ending now: `1h`, `24h`, `7d`, `30d` (used when `from` is absent).
-    pub range: Option<String>,
-    /// `csv` for CSV.
-    pub format: Option<String>,
-}
 
 fn parse_time(s: &str, what: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
@@ -51,34 +29,31 @@ fn parse_time(s: &str, what: &str) -> Result<DateTime<Utc>, String> {
     Err(format!("{what} {s:?} is not a time (use RFC 3339 or YYYY-MM-DDTHH:MM, UTC)"))
 }
 
-impl AnalyticsParams {
-    /// The store query these parameters mean at `now`.
-    pub fn to_query(&self, now: DateTime<Utc>) -> Result<AnalyticsQuery, String> {
-        let dataset: Dataset = self.dataset.as_deref().filter(|s| !s.is_empty()).unwrap_or("ENUM").parse()?;
-        let view: View = self.view.as_deref().filter(|s| !s.is_empty()).unwrap_or("Average CPS").parse()?;
-        let grouping: Grouping = self.grouping.as_deref().filter(|s| !s.is_empty()).unwrap_or("Hour").parse()?;
-        let device = self.device.clone().filter(|d| !d.is_empty() && !d.eq_ignore_ascii_case("all"));
-        let end_default =
-            Utc.timestamp_opt(Grouping::Hour.bucket_of(now.timestamp()) + 3600, 0).single().unwrap_or(now);
-        let to = match self.to.as_deref().filter(|s| !s.is_empty()) {
-            Some(t) => parse_time(t, "to")?,
-            None => end_default,
-        };
-        let from = match self.from.as_deref().filter(|s| !s.is_empty()) {
-            Some(f) => parse_time(f, "from")?,
-            None => {
-                let span = match self.range.as_deref().unwrap_or("24h") {
-                    "1h" => Duration::hours(1),
-                    "24h" | "" => Duration::hours(24),
-                    "7d" => Duration::days(7),
-                    "30d" => Duration::days(30),
-                    other => return Err(format!("unknown range {other:?} (1h, 24h, 7d or 30d)")),
-                };
-                to - span
-            }
-        };
-        Ok(AnalyticsQuery { dataset, view, grouping, device, from, to })
-    }
+/// The store query the Analytics selectors `p` mean at `now`.
+pub fn query_of(p: &AnalyticsParams, now: DateTime<Utc>) -> Result<AnalyticsQuery, String> {
+    let dataset: Dataset = p.dataset.as_deref().filter(|s| !s.is_empty()).unwrap_or("ENUM").parse()?;
+    let view: View = p.view.as_deref().filter(|s| !s.is_empty()).unwrap_or("Average CPS").parse()?;
+    let grouping: Grouping = p.grouping.as_deref().filter(|s| !s.is_empty()).unwrap_or("Hour").parse()?;
+    let device = p.device.clone().filter(|d| !d.is_empty() && !d.eq_ignore_ascii_case("all"));
+    let end_default = Utc.timestamp_opt(Grouping::Hour.bucket_of(now.timestamp()) + 3600, 0).single().unwrap_or(now);
+    let to = match p.to.as_deref().filter(|s| !s.is_empty()) {
+        Some(t) => parse_time(t, "to")?,
+        None => end_default,
+    };
+    let from = match p.from.as_deref().filter(|s| !s.is_empty()) {
+        Some(f) => parse_time(f, "from")?,
+        None => {
+            let span = match p.range.as_deref().unwrap_or("24h") {
+                "1h" => Duration::hours(1),
+                "24h" | "" => Duration::hours(24),
+                "7d" => Duration::days(7),
+                "30d" => Duration::days(30),
+                other => return Err(format!("unknown range {other:?} (1h, 24h, 7d or 30d)")),
+            };
+            to - span
+        }
+    };
+    Ok(AnalyticsQuery { dataset, view, grouping, device, from, to })
 }
 
 use chrono::TimeZone;
@@ -105,7 +80,7 @@ pub(super) async fn analytics(
     QueryParams(p): QueryParams<AnalyticsParams>,
 ) -> ApiResult<Response> {
     let store = store_of(&state)?;
-    let query = p.to_query(Utc::now()).map_err(ApiError::bad_request)?;
+    let query = query_of(&p, Utc::now()).map_err(ApiError::bad_request)?;
     let result = blocking(move || store.analytics(&query)).await??;
     if p.format.as_deref() == Some("csv") {
         let mut out = Vec::new();
@@ -152,19 +127,6 @@ impl Write for ChunkWriter {
     }
 }
 
-/// Query of `/api/v1/export`.
-#[derive(Debug, Deserialize)]
-pub struct ExportParams {
-    /// `ENUM` or `SIP`.
-    pub dataset: Option<String>,
-    /// Start (RFC 3339 or `YYYY-MM-DDTHH:MM`, UTC).
-    pub from: String,
-    /// End.
-    pub to: String,
-    /// One device (default all).
-    pub device: Option<String>,
-}
-
 /// Streams raw records as CSV; shared by the API and the UI.
 pub(crate) async fn export_response(state: &AppState, p: ExportParams) -> ApiResult<Response> {
     let store = store_of(state)?;
@@ -191,11 +153,6 @@ pub(super) async fn export(
     QueryParams(p): QueryParams<ExportParams>,
 ) -> ApiResult<Response> {
     export_response(&state, p).await
-}
-
-#[derive(Deserialize)]
-pub(super) struct DevicesParams {
-    dataset: Option<String>,
 }
 
 pub(super) async fn devices(

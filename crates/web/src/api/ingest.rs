@@ -24,9 +24,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tollgate_alarms as alarms;
 use tollgate_api::ErrorCode;
+use tollgate_api::web::Ingested;
 use tollgate_logthrottle::LogThrottle;
 use tollgate_records::{RECORD_VERSION, Record};
 use tollgate_store::Store;
@@ -117,15 +118,6 @@ fn take_batch(state: &AppState, store: &dyn Store, from: &str, body: &[u8]) -> O
         duplicates: stored.duplicates,
         quarantined: entries.lines(),
     }
-}
-
-/// `POST /api/v1/ingest`: how many lines were received, stored, already stored, quarantined.
-#[derive(Serialize)]
-pub(super) struct Ingested {
-    received: usize,
-    inserted: u64,
-    duplicates: u64,
-    quarantined: usize,
 }
 
 pub(super) async fn ingest(

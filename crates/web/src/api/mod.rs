@@ -24,6 +24,9 @@
 //! | GET | `/api/v1/srp/show/{view}` | viewer | `show srp info`, `statistics`, `checkpoint-statistics`, ... (every `tollgate_api::srp::SrpView`); 404 `not_configured` without `[srp]` |
 //! | POST | `/api/v1/srp/{command}` (`tollgate_api::srp::SrpCommand`) | operator | `initiate-switchover[?force=true]`, `initiate-audit`, `nack`, `forced-standby` `{"on"}`; viewer: `validate-switchover`, `validate-configuration` |
 //!
+//! Every request and answer type is in `tollgate_api::web` (shared with the CLI, the shippers
+//! and the tests); the SRP routes' are in `tollgate_api::srp`.
+//!
 //! A change (POST, DELETE) made with a login session instead of a bearer token needs the
 //! session's CSRF token in `X-CSRF-Token`; cross-site changes are refused (see
 //! [`crate::security`]).
@@ -55,7 +58,7 @@ use crate::AppState;
 use crate::http::{ApiError, ApiResult};
 use crate::limits::route;
 
-pub use analytics::{AnalyticsParams, ExportParams};
+pub use analytics::{AnalyticsParams, ExportParams, query_of as analytics_query};
 pub(crate) use analytics::{csv_response as csv_download, export_response as export_csv};
 pub(crate) use policy::version_diff as policy_diff;
 

@@ -6,10 +6,9 @@ use axum::Json;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde::{Deserialize, Serialize};
+use tollgate_api::web::{Checked, DiffParams, LookupParams, Uninstalled};
 use tollgate_api::{Detail, ErrorCode};
 use tollgate_enum::lookup::Lookup;
-use tollgate_policy::PolicyMeta;
 use tollgate_policy::service::{CurrentPolicy, InstallError, PolicyService};
 use tollgate_policy::store::{HistoryEntry, VersionInfo};
 
@@ -50,15 +49,6 @@ pub(super) async fn history(State(state): State<Arc<AppState>>, _: Viewer) -> Ap
 
 pub(super) async fn versions(State(state): State<Arc<AppState>>, _: Viewer) -> ApiResult<Json<Vec<VersionInfo>>> {
     Ok(Json(service(&state)?.store().versions().map_err(io)?))
-}
-
-/// Query of `/api/v1/policy/diff`.
-#[derive(Deserialize)]
-pub(crate) struct DiffParams {
-    /// Older version (0: the empty policy).
-    pub from: u64,
-    /// Newer version.
-    pub to: u64,
 }
 
 /// The unified diff between two stored versions' texts.
@@ -128,13 +118,6 @@ pub(super) async fn install(
     }
 }
 
-/// `POST /api/v1/policy/check` of a valid policy.
-#[derive(Serialize)]
-pub(super) struct Checked {
-    valid: bool,
-    meta: PolicyMeta,
-}
-
 pub(super) async fn check(
     State(state): State<Arc<AppState>>,
     _: Viewer,
@@ -143,13 +126,7 @@ pub(super) async fn check(
     let svc = service(&state)?;
     let upload = read_upload(multipart?, None).await?;
     let meta = blocking(move || svc.check(&upload.source).map(|p| p.meta().clone())).await?.map_err(|e| invalid(&e))?;
-    Ok(Json(Checked { valid: true, meta }))
-}
-
-/// `DELETE /api/v1/policy`: the version that was in force, if any.
-#[derive(Serialize)]
-pub(super) struct Uninstalled {
-    uninstalled: Option<u64>,
+    Ok(Json(Checked { valid: true, meta: Some(meta) }))
 }
 
 pub(super) async fn uninstall(
@@ -161,12 +138,6 @@ pub(super) async fn uninstall(
     let previous = service(&state)?.uninstall(&actor).map_err(io)?;
     tracing::info!(?previous, actor = %who.name, "policy uninstalled");
     Ok(Json(Uninstalled { uninstalled: previous }))
-}
-
-#[derive(Deserialize)]
-pub(super) struct LookupParams {
-    from: Option<String>,
-    to: String,
 }
 
 pub(super) async fn lookup(

@@ -125,7 +125,7 @@ pub(super) struct UserForm {
 
 /// What one Users form asks for.
 fn act(auth: &crate::auth::Auth, f: &UserForm) -> Result<String, AuthError> {
-    let role = || Role::from_name(f.role.as_deref().unwrap_or_default());
+    let role = || crate::auth::role_named(f.role.as_deref().unwrap_or_default());
     match f.kind.as_str() {
         "remove-user" => {
             auth.remove_user(&f.name).map(|()| format!("User {} removed; their sessions have ended.", f.name))

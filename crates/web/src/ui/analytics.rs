@@ -141,7 +141,7 @@ pub(super) async fn page(
         )
         .into_response();
     };
-    let query = p.to_query(Utc::now());
+    let query = crate::api::analytics_query(&p, Utc::now());
     let q2 = query.clone();
     let (devices, result) = tokio::task::spawn_blocking(move || {
         let devices = q2.as_ref().map(|q| store.devices(q.dataset).unwrap_or_default()).unwrap_or_default();
@@ -171,7 +171,7 @@ pub(super) async fn csv(
 ) -> Response {
     let Some(store) = state.store.clone() else { return (StatusCode::NOT_FOUND, "no collector").into_response() };
     p.format = Some("csv".into());
-    let q = match p.to_query(Utc::now()) {
+    let q = match crate::api::analytics_query(&p, Utc::now()) {
         Ok(q) => q,
         Err(m) => return (StatusCode::BAD_REQUEST, m).into_response(),
     };
