@@ -14,7 +14,6 @@
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::header;
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
@@ -160,12 +159,7 @@ pub(crate) fn route_in<S: Clone + Send + Sync + 'static>(
 
 /// Refuses a request whose `Content-Length` is past `limit`, before anything reads it.
 async fn refuse_declared(State(limit): State<usize>, request: Request, next: Next) -> Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match declared {
+    match crate::http::announced_length(request.headers()) {
         Some(length) if length > limit as u64 => ApiError::too_large(format!(
             "the request body has {length} bytes; {} takes at most {limit}",
             request.uri().path()

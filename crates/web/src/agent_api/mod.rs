@@ -125,7 +125,7 @@ async fn require_token(State(s): State<AgentApi>, request: Request, next: Next) 
 async fn announced_limit(State(s): State<AgentApi>, request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
     let (limit, setting) = limit_of(&route).bytes(&s.agent);
-    if upload::announced(request.headers()).is_some_and(|n| n > limit) {
+    if crate::http::announced_length(request.headers()).is_some_and(|n| n > limit) {
         return upload::too_large("the request's body", limit, setting).into_response();
     }
     next.run(request).await

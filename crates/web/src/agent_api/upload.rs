@@ -7,16 +7,11 @@
 use std::path::Path;
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use tokio::io::AsyncWriteExt;
 use tokio_stream::StreamExt;
 
-use crate::http::ApiError;
-
-/// The length the client announced, if any.
-pub fn announced(headers: &HeaderMap) -> Option<u64> {
-    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
-}
+use crate::http::{ApiError, announced_length as announced};
 
 /// `413`, closing the connection: the rest of the body is not read.
 pub fn too_large(what: &str, limit: u64, setting: Option<&str>) -> ApiError {

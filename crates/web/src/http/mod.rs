@@ -19,6 +19,12 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tollgate_api::{API_VERSION, VERSION_HEADER};
 
+/// The body length a request announces (`Content-Length`), if it says one: what every router
+/// checks against its route's limit before reading a byte of the body.
+pub fn announced_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers.get(axum::http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
 /// Middleware (`axum::middleware::from_fn(api_version)`) that adds the
 /// [`VERSION_HEADER`] with this build's [`API_VERSION`] to every answer, so a client knows
 /// which contract the server speaks before it reads the body.
