@@ -86,7 +86,7 @@ impl ClientError {
 /// The reason of a transport failure in an operator's words: the innermost cause
 /// (`Connection refused (os error 111)` becomes `connection refused`), not reqwest's
 /// "error sending request".
-fn transport_reason(e: &reqwest::Error) -> String {
+pub fn transport_reason(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         return "timed out".into();
     }

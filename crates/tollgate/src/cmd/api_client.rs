@@ -134,7 +134,10 @@ impl ApiClient {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().map_err(|e| ClientError::Unreachable { url: url.clone(), reason: innermost(&e) })?;
+        let resp = req.send().map_err(|e| ClientError::Unreachable {
+            url: url.clone(),
+            reason: tollgate_api::client::transport_reason(&e),
+        })?;
         if let Some(theirs) =
             resp.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
             && !compatible(API_VERSION, theirs)
@@ -142,7 +145,10 @@ impl ApiClient {
             return Err(ClientError::IncompatibleVersion { url, theirs, ours: API_VERSION }.into());
         }
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().map_err(|e| ClientError::Unreachable { url: url.clone(), reason: innermost(&e) })?;
+        let bytes = resp.bytes().map_err(|e| ClientError::Unreachable {
+            url: url.clone(),
+            reason: tollgate_api::client::transport_reason(&e),
+        })?;
         if resp_ok(status) {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| ClientError::Decode { url, reason: e.to_string() }.into());
@@ -181,15 +187,6 @@ fn invalid_policy(status: u16, body: &[u8]) -> Option<Vec<Diagnostic>> {
             .map(|d| Diagnostic { file: d.file, line: d.line, field: d.field, message: d.message })
             .collect()
     })
-}
-
-/// The innermost cause of a transport error (`connection refused`), not "error sending request".
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(inner) = cause.source() {
-        cause = inner;
-    }
-    cause.to_string()
 }
 
 /// The multipart form of a policy file and its lists (resolved next to the file).
