@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod duration;
+pub mod log;
 pub mod manager;
 pub mod migrate;
 pub mod problems;
@@ -289,6 +290,8 @@ pub struct Config {
     pub manager: Option<manager::ManagerConfig>,
     /// `[probe]`.
     pub probe: ProbeConfig,
+    /// `[log]`: the format and filter of the log on standard error.
+    pub log: log::LogConfig,
 }
 
 impl Default for Config {
@@ -307,6 +310,7 @@ impl Default for Config {
             agent: None,
             manager: None,
             probe: ProbeConfig::default(),
+            log: log::LogConfig::default(),
         }
     }
 }
@@ -477,6 +481,7 @@ impl Config {
         if let Some(manager) = &self.manager {
             manager.problems(&mut out);
         }
+        self.log.problems(&mut out);
         if out.is_empty() { Ok(()) } else { Err(out) }
     }
 
@@ -583,7 +588,7 @@ mod tests {
         assert!(e.starts_with("t.toml:2: dialing_plan.country_code: country_code \"0\" must be"), "{e}");
         assert_eq!(
             error("[nod]\n"),
-            "t.toml:1: nod: unknown field `nod`, expected one of `config_version`, `node`, `dialing_plan`, `enum`, `api`, `spool`, `shipper`, `collector`, `srp`, `service_address`, `agent`, `manager`, `probe`"
+            "t.toml:1: nod: unknown field `nod`, expected one of `config_version`, `node`, `dialing_plan`, `enum`, `api`, `spool`, `shipper`, `collector`, `srp`, `service_address`, `agent`, `manager`, `probe`, `log`"
         );
         assert!(error("[node\n").starts_with("t.toml:1: "), "syntax errors have a line too");
     }
