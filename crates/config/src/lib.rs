@@ -9,6 +9,7 @@ pub mod log;
 pub mod manager;
 pub mod migrate;
 pub mod problems;
+pub mod reference;
 pub mod service_address;
 
 pub use problems::{ConfigError, Problem};

@@ -709,6 +709,16 @@ pub enum ConfigCommand {
     },
     /// Print the embedded default configuration with its comments.
     Default,
+    /// Print the reference of every option of every table (type, default, unit, description):
+    /// Markdown (docs/CONFIG.md) or the man page tollgate.toml(5).
+    Reference {
+        /// markdown or man (roff).
+        #[arg(long, default_value = "markdown", value_parser = ["markdown", "man"])]
+        format: String,
+        /// Write it to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Port a configuration file of an earlier release to this release's format, keeping its
     /// comments and layout, and report every change (renamed, moved, new default, removed).
     Migrate {
