@@ -1,10 +1,11 @@
 //! The log on standard error as journald or Loki read it: no colour codes when standard error
 //! is not a terminal, and with `--log-format json` (or `[log] format = "json"`) every line one
 //! JSON object with the stable keys. The binary runs with standard error a pipe; the commands
-//! are short-lived and bind nothing, so these tests need no lock and no root.
+//! bind nothing or only ports the kernel picks, so these tests need no lock and no root.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// `tollgate` without the caller's log or configuration settings.
 fn tollgate() -> Command {
@@ -121,4 +122,58 @@ fn the_configuration_file_sets_the_log_format_and_the_command_line_wins() {
     assert!(!out.status.success());
     let log = stderr(&out);
     assert!(log.contains("tollgate.toml:4: log.format: unknown variant `xml`"), "{log}");
+}
+
+/// A whole server's life in JSON: `serve` from its first start (the demo policy installed, an
+/// event with a field of its own) to its shutdown on SIGTERM, every line of its standard error
+/// one object. Only ports the kernel picks are bound.
+#[test]
+fn a_servers_whole_log_is_json_from_start_to_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tollgate.toml");
+    let text = "[node]\nstate_dir = \"state\"\n[log]\nformat = \"json\"\n\
+                [enum]\nlisten_udp = [\"127.0.0.1:0\"]\nlisten_tcp = [\"127.0.0.1:0\"]\n\
+                [api]\nlisten = \"127.0.0.1:0\"\n[probe]\nhep_udp = []\nhep_tcp = []\n";
+    std::fs::write(&config, text).unwrap();
+    let mut child = tollgate()
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut text = String::new();
+        err.read_to_string(&mut text).unwrap();
+        text
+    });
+    // A server that never becomes ready is stopped, so the reads below end.
+    let pid = child.id();
+    let (done, stopped) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if stopped.recv_timeout(std::time::Duration::from_secs(120)).is_err() {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    });
+    let ready = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("tollgate ready:"));
+    let term = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    done.send(()).unwrap();
+    watchdog.join().unwrap();
+    let log = log.join().unwrap();
+    assert!(ready && term.success(), "the server became ready: {log}");
+    assert!(status.success(), "a clean shutdown on SIGTERM ({status}): {log}");
+    let events = json_events(&log);
+    let demo = events
+        .iter()
+        .find(|e| e["message"].as_str().unwrap().starts_with("installed the demo policy"))
+        .unwrap_or_else(|| panic!("the first start is logged: {log}"));
+    assert!(demo["version"].is_u64(), "the event's own field is beside the stable keys: {demo:?}");
+    assert_eq!(demo["target"].as_str(), Some("tollgate::roles::serve"));
+    assert!(events.iter().any(|e| e["message"] == "shutting down"), "{log}");
 }
