@@ -54,7 +54,7 @@ pub enum Reloaded {
     /// The files are unchanged; nothing was swapped.
     Unchanged,
     /// New material is in force; the certificate it now presents.
-    Changed(Option<CertInfo>),
+    Changed(Option<Box<CertInfo>>),
 }
 
 /// A process's TLS material, shared by every listener and client of the process.
@@ -106,7 +106,7 @@ impl TlsMaterial {
         }
         match load(&self.files, &self.provider) {
             Ok(loaded) => {
-                let leaf = loaded.leaf.clone();
+                let leaf = loaded.leaf.clone().map(Box::new);
                 self.current.store(Arc::new(loaded));
                 self.reloads.fetch_add(1, Ordering::Relaxed);
                 Ok(Reloaded::Changed(leaf))
@@ -134,7 +134,7 @@ impl TlsMaterial {
                 match outcome {
                     Ok(Ok(Reloaded::Changed(leaf))) => {
                         last_error.clear();
-                        material.log_changed(leaf.as_ref());
+                        material.log_changed(leaf.as_deref());
                     }
                     Ok(Ok(Reloaded::Unchanged)) => last_error.clear(),
                     Ok(Err(e)) => {
