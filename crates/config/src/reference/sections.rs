@@ -261,6 +261,49 @@ pub const SECTIONS: &[Section] = &[
         ],
     },
     Section {
+        path: "tls",
+        about: "TLS on every link. With `cert`, `key` and `ca`: the web UI and API, ingest, `tollgate manager` and \
+                `tollgate agent` speak HTTPS, and the links between servers (manager to agents and to its mate, \
+                shipper to collector, the SRP link) use mutual TLS: each side's certificate must be of `ca` and name \
+                a role the link accepts. Make them with `tollgate pki init` and `tollgate pki issue`. Certificates \
+                are reloaded without a restart, on SIGHUP and when the files change. Without `[tls]`, plain HTTP is \
+                served on loopback addresses only.",
+        optional: false,
+        entries: &[
+            opt("ca", "path", "", "The CA certificate (PEM) peers' certificates must chain to; required with `cert`."),
+            opt("cert", "path", "", "This server's certificate (PEM); unset: no TLS."),
+            opt("key", "path", "", "The private key of `cert` (PEM, mode 0600); required with `cert`."),
+            opt(
+                "allow_plaintext",
+                "boolean",
+                "",
+                "Serve plain HTTP on non-loopback addresses when TLS is not configured (warned at start); off: \
+                 such a listener refuses to start.",
+            ),
+            opt(
+                "require_client_certificates",
+                "boolean",
+                "",
+                "Also require a client certificate of `ca` on the web UI and API (people then need an `operator` \
+                 certificate); machine links always require one.",
+            ),
+            opt(
+                "reload_interval",
+                "duration",
+                "",
+                "How often the certificate files are checked for a rotation (SIGHUP reloads at once), 1 s to 1 \
+                 day. Also read as `reload_interval_secs`, seconds.",
+            ),
+            opt(
+                "expiry_warning",
+                "duration",
+                "",
+                "Alarm TLS_CERT_EXPIRING is raised when the certificate expires within this time, 1 to 365 days. \
+                 Also read as `expiry_warning_secs`, seconds.",
+            ),
+        ],
+    },
+    Section {
         path: "spool",
         about: "The local record spool: every answered query and probed call is written here first, then shipped \
                 to the collector; only what the collector acknowledged is deleted.",
