@@ -61,13 +61,15 @@ pub enum StoreError {
     #[error("store url: {0}")]
     Tls(String),
     /// Connecting to PostgreSQL failed.
-    #[error("cannot connect to the PostgreSQL store {url} (sslmode {mode}): {source}{}", hint.as_deref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    #[error("cannot connect to the PostgreSQL store {url} (sslmode {mode}): {reason}{}", hint.as_deref().map(|h| format!(" ({h})")).unwrap_or_default())]
     Connect {
         /// The URL without its password.
         url: String,
         /// The `sslmode` in force.
         mode: tls::SslMode,
-        /// What the server or the TLS handshake said.
+        /// What the server or the TLS handshake said: the error and its causes, joined by `: `.
+        reason: String,
+        /// The error.
         source: ::postgres::Error,
         /// What it likely means, when known.
         hint: Option<String>,

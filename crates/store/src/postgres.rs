@@ -90,6 +90,18 @@ impl<C: GenericClient> Sql for Pg<'_, C> {
     }
 }
 
+/// `err` and its causes, joined by `: ` (`postgres::Error` shows only its kind, "db error").
+fn error_chain(err: &postgres::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
 fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
@@ -128,6 +140,7 @@ impl PgStore {
                 url: target.shown.clone(),
                 mode: target.tls.mode,
                 hint: hint(&source, target.tls.mode, &target.host()),
+                reason: error_chain(&source),
                 source,
             })
         };

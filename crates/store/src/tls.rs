@@ -274,13 +274,20 @@ impl ServerCertVerifier for NoVerification {
 
 /// A hint for a connection error caused by TLS, to append to the error (empty if none applies).
 pub(crate) fn hint(err: &postgres::Error, mode: SslMode, host: &str) -> Option<String> {
-    if let Some(db) = err.as_db_error()
-        && db.message().contains("no encryption")
-    {
-        return Some(format!(
-            "the server accepts only TLS connections from here (hostssl in pg_hba.conf) and sslmode is {mode}: \
-             use sslmode=verify-full with sslrootcert"
-        ));
+    if let Some(db) = err.as_db_error() {
+        let message = db.message();
+        return if message.contains("no encryption") {
+            Some(format!(
+                "the server accepts only TLS connections from here (hostssl in pg_hba.conf) and sslmode is {mode}: \
+                 use sslmode=verify-full with sslrootcert"
+            ))
+        } else if message.contains("requires a valid client certificate") {
+            Some("pg_hba.conf asks for a client certificate: give sslcert=<file>&sslkey=<file>".into())
+        } else if message.contains("certificate authentication failed") {
+            Some("the client certificate's common name (CN) must be the user name in the URL".into())
+        } else {
+            None
+        };
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
     while let Some(e) = source {
@@ -302,7 +309,7 @@ pub(crate) fn hint(err: &postgres::Error, mode: SslMode, host: &str) -> Option<S
                     CertificateError::Expired | CertificateError::ExpiredContext { .. },
                 ) => Some("the server's certificate has expired".into()),
                 rustls::Error::AlertReceived(_) => Some(
-                    "the server refused the TLS handshake (a client certificate it does not accept, or none)".into(),
+                    "the server refused the TLS handshake: a client certificate it does not accept, or none".into(),
                 ),
                 _ => None,
             };
