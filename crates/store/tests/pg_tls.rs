@@ -31,7 +31,8 @@ impl Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let pem = params.self_signed(&key).unwrap().pem();
         Ca { pem, issuer: Issuer::new(params, key) }
     }
@@ -310,10 +311,8 @@ fn verify_full_refuses_a_host_the_certificate_does_not_name_and_verify_ca_does_n
     let c = Cluster::start(Server::TlsOnly);
     let ca = c.file("ca.pem");
     // TCP to 127.0.0.1, TLS checks the name db.example.test (libpq's hostaddr).
-    let e = open_error(
-        &c,
-        &c.url("db.example.test", &format!("hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={ca}")),
-    );
+    let e =
+        open_error(&c, &c.url("db.example.test", &format!("hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={ca}")));
     assert!(e.contains("does not name 'db.example.test'"), "{e}");
     let store =
         PgStore::open(&c.url("db.example.test", &format!("hostaddr=127.0.0.1&sslmode=verify-ca&sslrootcert={ca}")))
