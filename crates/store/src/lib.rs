@@ -189,3 +189,18 @@ pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
         Err(StoreError::BadUrl(redact_url(url)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_that_are_not_understood_are_refused_without_their_password() {
+        let e = open("host=db dbname=records password=s3cret").err().unwrap().to_string();
+        assert!(e.contains("password=***") && !e.contains("s3cret"), "{e}");
+        let e = open("mysql://u:s3cret@db/records").err().unwrap().to_string();
+        assert!(e.contains("mysql://u:***@db/records") && e.contains("use sqlite:PATH or postgres://"), "{e}");
+        let e = open("postgres://u:s3cret@db/records?sslmode=verify-ful").err().unwrap().to_string();
+        assert!(e.contains("sslmode 'verify-ful' is not one of") && !e.contains("s3cret"), "{e}");
+    }
+}

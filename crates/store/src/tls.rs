@@ -135,6 +135,7 @@ impl TlsOptions {
         let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
         let mut config = match (&self.cert, &self.key) {
             (Some(cert), Some(key)) => {
+                warn_if_readable_by_others(key);
                 let chain = load_certs(cert, "sslcert")?;
                 let key_der = PrivateKeyDer::from_pem_file(key)
                     .map_err(|e| StoreError::Tls(format!("sslkey {}: {}", key.display(), pem_error(&e))))?;
@@ -162,6 +163,22 @@ fn pem_error(e: &rustls::pki_types::pem::Error) -> String {
         rustls::pki_types::pem::Error::Io(io) => io.to_string(),
         rustls::pki_types::pem::Error::NoItemsFound => "no PEM item of the expected kind in the file".into(),
         other => format!("{other:?}"),
+    }
+}
+
+/// libpq refuses a key readable by group or others (unless owned by root, 0640); tollgate warns.
+fn warn_if_readable_by_others(key: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(meta) = std::fs::metadata(key) {
+        let mode = meta.mode() & 0o777;
+        let allowed = if meta.uid() == 0 { 0o640 } else { 0o600 };
+        if mode & !allowed != 0 {
+            tracing::warn!(
+                sslkey = %key.display(),
+                mode = format!("{mode:o}"),
+                "the store's client key is readable by others: make it 0600"
+            );
+        }
     }
 }
 
