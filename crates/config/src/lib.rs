@@ -480,7 +480,14 @@ impl Config {
                     out.push(Problem::new("collector.store", message))
                 }
                 Err(e) => out.push(Problem::new("collector.store", e.to_string())),
-                Ok(_) => {}
+                Ok(target) => {
+                    for (name, path) in target.relative_files() {
+                        out.push(Problem::new(
+                            "collector.store",
+                            format!("{name} {} is a relative path: give an absolute one", path.display()),
+                        ));
+                    }
+                }
             }
         }
         if let Some(agent) = &self.agent {
@@ -605,6 +612,10 @@ mod tests {
         assert_eq!(
             error("[collector]\nstore = \"postgres://u:s3cret@db/x?sslmode=verify-full\"\n"),
             "t.toml:2: collector.store: sslmode verify-full needs sslrootcert=<PEM file of the CA that issued the server's certificate>"
+        );
+        assert_eq!(
+            error("[collector]\nstore = \"postgres://u@db/x?sslmode=verify-full&sslrootcert=pg-ca.pem\"\n"),
+            "t.toml:2: collector.store: sslrootcert pg-ca.pem is a relative path: give an absolute one"
         );
     }
 

@@ -81,6 +81,21 @@ impl PgTarget {
         }
     }
 
+    /// Whether the store is on another machine and its server is not authenticated by
+    /// certificate and name (anything but `verify-full`): warned about at start.
+    pub fn unauthenticated_remote(&self) -> bool {
+        self.tls.mode != SslMode::VerifyFull && !self.is_local()
+    }
+
+    /// The TLS files given by a relative path (they would depend on the working directory,
+    /// `/` under systemd): `(parameter, path)`.
+    pub fn relative_files(&self) -> Vec<(&'static str, &std::path::Path)> {
+        [("sslrootcert", &self.tls.root_cert), ("sslcert", &self.tls.cert), ("sslkey", &self.tls.key)]
+            .into_iter()
+            .filter_map(|(name, p)| p.as_deref().filter(|p| p.is_relative()).map(|p| (name, p)))
+            .collect()
+    }
+
     /// Whether every host is on this machine (loopback address, `localhost` or a Unix socket).
     pub fn is_local(&self) -> bool {
         let local = |h: &Host| match h {
@@ -152,9 +167,16 @@ mod tests {
         assert_eq!(t.config.get_dbname(), Some("records"));
         assert_eq!(t.host(), "db.example.net");
         assert!(!t.is_local());
+        assert!(!t.unauthenticated_remote());
+        assert!(t.relative_files().is_empty());
         assert!(!t.shown.contains("pw"));
+        let t = PgTarget::parse("postgres://u@db.example.net/x?sslmode=require&sslrootcert=ca.pem").unwrap();
+        assert!(t.unauthenticated_remote(), "require authenticates no host name");
+        assert_eq!(t.relative_files(), [("sslrootcert", std::path::Path::new("ca.pem"))]);
+        assert!(PgTarget::parse("postgres://u@db.example.net/x").unwrap().unauthenticated_remote());
 
         let t = PgTarget::parse("postgres://u:pw@127.0.0.1/x").unwrap();
+        assert!(!t.unauthenticated_remote(), "loopback needs no warning");
         assert_eq!(t.tls.mode, SslMode::Prefer);
         assert_eq!(t.config.get_ssl_mode(), PgSslMode::Prefer);
         assert!(t.is_local());

@@ -19,7 +19,7 @@ use crate::rollup::{Deltas, flatten};
 use crate::schema::{Dialect, MIGRATIONS, MIGRATIONS_TABLE, latest, statements};
 use crate::sql::{Sql, Value};
 use crate::sqlite::retention_plan;
-use crate::tls::{SslMode, hint};
+use crate::tls::hint;
 use crate::{IngestOutcome, Retention, RetentionOutcome, Store, StoreError, analytics, export};
 
 /// Advisory lock key held while migrating ("tollgate" in ASCII, as a number).
@@ -150,7 +150,7 @@ impl PgStore {
         let store = PgStore { writer: Mutex::new(writer), reader: Mutex::new(reader) };
         let encrypted = store.connection_is_encrypted()?;
         tracing::info!(store = %target.shown, sslmode = %target.tls.mode, encrypted, "postgres store connected");
-        if target.tls.mode != SslMode::VerifyFull && !target.is_local() {
+        if target.unauthenticated_remote() {
             tracing::warn!(
                 store = %target.shown,
                 sslmode = %target.tls.mode,
