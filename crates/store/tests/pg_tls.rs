@@ -112,7 +112,9 @@ struct Cluster {
 impl Cluster {
     fn start(server: Server) -> Cluster {
         let bin = pg_bin();
-        let dir = tempfile::tempdir().unwrap();
+        // Under /tmp when root, so the postgres user can reach it whatever TMPDIR says.
+        let parent = if is_root() { PathBuf::from("/tmp") } else { std::env::temp_dir() };
+        let dir = tempfile::Builder::new().prefix("tollgate-pg-").tempdir_in(parent).unwrap();
         let d = dir.path();
         let password = format!("pw{}", ulid::Ulid::new().to_string().to_lowercase());
 
