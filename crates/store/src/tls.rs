@@ -11,7 +11,8 @@
 //! `sslcert` and `sslkey` give a client certificate (for `hostssl ... cert` in `pg_hba.conf`).
 //! Unlike libpq, nothing is read from `~/.postgresql/`: every file is named in the URL.
 //!
-//! This module only builds the [`ClientConfig`]; [`crate::pgurl`] reads the URL.
+//! This module builds the [`ClientConfig`] and explains refused connections; [`crate::pgurl`]
+//! reads the URL.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -289,7 +290,8 @@ impl ServerCertVerifier for NoVerification {
     }
 }
 
-/// A hint for a connection error caused by TLS, to append to the error (empty if none applies).
+/// What a refused connection likely means (TLS, `pg_hba.conf`), to append to the error; `None`
+/// when nothing specific is known.
 pub(crate) fn hint(err: &postgres::Error, mode: SslMode, host: &str) -> Option<String> {
     if let Some(db) = err.as_db_error() {
         let message = db.message();
