@@ -436,7 +436,11 @@ pub const SECTIONS: &[Section] = &[
                 "store",
                 "string (URL)",
                 "",
-                "`sqlite:PATH` or `postgres://user:password@host/db`; empty: `sqlite:<state_dir>/records.db`.",
+                "`sqlite:PATH` or `postgres://user:password@host/db`; empty: `sqlite:<state_dir>/records.db`. \
+                 PostgreSQL over TLS with libpq's `sslmode` (`disable`, `prefer` (default), `require`, `verify-ca`, \
+                 `verify-full`): `?sslmode=verify-full&sslrootcert=/etc/tollgate/pg-ca.pem`, a client certificate \
+                 with `&sslcert=...&sslkey=...` (absolute paths). A store on another machine without \
+                 `verify-full` is warned about at start.",
             ),
             opt(
                 "maintenance_interval",
