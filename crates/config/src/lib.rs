@@ -9,6 +9,7 @@ pub mod manager;
 pub mod migrate;
 pub mod problems;
 pub mod service_address;
+pub mod tls;
 
 pub use problems::{ConfigError, Problem};
 
@@ -289,6 +290,8 @@ pub struct Config {
     pub manager: Option<manager::ManagerConfig>,
     /// `[probe]`.
     pub probe: ProbeConfig,
+    /// `[tls]`: certificates for every link (absent: plain HTTP, loopback only).
+    pub tls: tls::TlsConfig,
 }
 
 impl Default for Config {
@@ -307,6 +310,7 @@ impl Default for Config {
             agent: None,
             manager: None,
             probe: ProbeConfig::default(),
+            tls: tls::TlsConfig::default(),
         }
     }
 }
@@ -436,6 +440,7 @@ impl Config {
         check_range(&mut out, "api.max_connections", self.api.max_connections as u64, 1, MAX_CONNECTIONS);
         check_range(&mut out, "api.idle_timeout", self.api.idle_timeout_secs, 1, MAX_IDLE_SECS);
         self.spool.problems(&mut out);
+        self.tls.problems(&mut out);
         if !self.probe.device.is_empty()
             && let Err(e) = tollgate_records::check_device_name(&self.probe.device)
         {
@@ -506,6 +511,13 @@ impl Config {
                 && p.is_relative()
             {
                 m.policy = Some(base.join(p));
+            }
+        }
+        if !base.as_os_str().is_empty() {
+            for path in [&mut self.tls.ca, &mut self.tls.cert, &mut self.tls.key].into_iter().flatten() {
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
             }
         }
     }
@@ -583,7 +595,7 @@ mod tests {
         assert!(e.starts_with("t.toml:2: dialing_plan.country_code: country_code \"0\" must be"), "{e}");
         assert_eq!(
             error("[nod]\n"),
-            "t.toml:1: nod: unknown field `nod`, expected one of `config_version`, `node`, `dialing_plan`, `enum`, `api`, `spool`, `shipper`, `collector`, `srp`, `service_address`, `agent`, `manager`, `probe`"
+            "t.toml:1: nod: unknown field `nod`, expected one of `config_version`, `node`, `dialing_plan`, `enum`, `api`, `spool`, `shipper`, `collector`, `srp`, `service_address`, `agent`, `manager`, `probe`, `tls`"
         );
         assert!(error("[node\n").starts_with("t.toml:1: "), "syntax errors have a line too");
     }

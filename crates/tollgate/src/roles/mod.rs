@@ -12,4 +12,5 @@ pub mod record_alarms;
 pub mod serve;
 pub mod service_address;
 pub mod srp;
+pub mod tls;
 pub mod uplink;
