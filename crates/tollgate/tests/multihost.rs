@@ -183,14 +183,17 @@ fn var(rel: &str) -> PathBuf {
 }
 
 /// The `[tls]` section of a host's configuration.
-fn tls_section(host: &str, role: &str) -> String {
+fn set_tls(c: &mut Config, host: &str, role: &str) {
     match TRANSPORT {
-        // Once `[tls]` exists, a non-loopback plain bind needs it allowed: return
-        // "[tls]\nallow_plaintext = true\n" here.
-        Transport::Plain => String::new(),
-        Transport::Tls => format!(
-            "[tls]\nca = \"/etc/tollgate/tls/ca.pem\"\ncert = \"/etc/tollgate/tls/{role}-{host}.pem\"\nkey = \"/etc/tollgate/tls/{role}-{host}.key\"\nrequire_client_certificates = true\n"
-        ),
+        // Non-loopback plain listeners must be allowed explicitly.
+        Transport::Plain => c.tls.allow_plaintext = true,
+        Transport::Tls => {
+            let tls = Path::new(netns::ETC).join("tls");
+            c.tls.ca = Some(tls.join("ca.pem"));
+            c.tls.cert = Some(tls.join(format!("{role}-{host}.pem")));
+            c.tls.key = Some(tls.join(format!("{role}-{host}.key")));
+            c.tls.require_client_certificates = true;
+        }
     }
 }
 
@@ -250,9 +253,8 @@ fn server_config(s: &Server, secrets: &Secrets, public_key: &str) -> String {
         token: secrets.agent_token.clone(),
         ..AgentConfig::defaults()
     });
-    let mut text = c.to_toml();
-    text.push_str(&tls_section(s.hostname, s.app));
-    text
+    set_tls(&mut c, s.hostname, s.app);
+    c.to_toml()
 }
 
 fn manager_section(s: &Server, secrets: &Secrets, public_key: &str) -> ManagerConfig {

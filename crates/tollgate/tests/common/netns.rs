@@ -11,7 +11,10 @@
 //!
 //! A host runs programs as a packaged server would: in its namespace, with its own
 //! directories bind-mounted over `/etc/tollgate` and `/var/lib/tollgate` in a private mount
-//! namespace ([`Host::command`]). Needs root.
+//! namespace ([`Host::command`]). The mount points come from overlays of `/etc` and `/var/lib`
+//! private to that namespace, so nothing is created on the machine, and a package installed
+//! or purged on it meanwhile (its postrm removing the real directories) does not pull the
+//! hosts' directories away. Needs root.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -96,8 +99,6 @@ pub struct Network {
     /// The root-namespace veth of the operator workstation.
     ops_link: String,
     hosts: Vec<String>,
-    /// Mount points this run created (removed again when empty).
-    made_mount_points: Vec<PathBuf>,
 }
 
 /// One host: a namespace, an address on the bridge, its own /etc/tollgate and
@@ -114,6 +115,9 @@ pub struct Host {
     pub etc: PathBuf,
     /// The directory bind-mounted over /var/lib/tollgate.
     pub var: PathBuf,
+    /// Where its private overlays of /etc and /var/lib live (a tmpfs mounted in its mount
+    /// namespace only).
+    overlay: PathBuf,
 }
 
 impl Network {
@@ -122,13 +126,12 @@ impl Network {
         let suffix = format!("{:04x}", std::process::id() & 0xffff);
         let switch = format!("{PREFIX}-{suffix}-switch");
         let ops_link = format!("{PREFIX}{suffix}o");
-        let mut net = Network {
+        let net = Network {
             suffix,
             subnet: subnet.to_string(),
             switch: switch.clone(),
             ops_link: ops_link.clone(),
             hosts: Vec::new(),
-            made_mount_points: Vec::new(),
         };
         let routed = ip_text(&["-4", "route", "show", "to", "match", &format!("{subnet}.0/24")]);
         assert!(
@@ -144,13 +147,6 @@ impl Network {
         ip(&["-n", &switch, "link", "set", "ops", "up"]);
         ip(&["addr", "add", &format!("{subnet}.200/24"), "dev", &ops_link]);
         ip(&["link", "set", &ops_link, "up"]);
-        for dir in [ETC, VAR] {
-            let p = PathBuf::from(dir);
-            if !p.exists() {
-                std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("cannot create the mount point {dir}: {e}"));
-                net.made_mount_points.push(p);
-            }
-        }
         net
     }
 
@@ -175,9 +171,11 @@ impl Network {
         ip(&["-n", &ns, "link", "set", "eth0", "up"]);
         let etc = root.join(name).join("etc");
         let var = root.join(name).join("var");
-        std::fs::create_dir_all(&etc).unwrap();
-        std::fs::create_dir_all(&var).unwrap();
-        Host { name: name.into(), ns, ip: ip_addr, etc, var }
+        let overlay = root.join(name).join("overlay");
+        for d in [&etc, &var, &overlay] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        Host { name: name.into(), ns, ip: ip_addr, etc, var, overlay }
     }
 
     /// Every host namespace's name.
@@ -195,9 +193,6 @@ impl Drop for Network {
         // Deleting the switch deleted the operator's veth peer, and with it this end; in case
         // it did not:
         let _ = Command::new("ip").args(["link", "del", &self.ops_link]).stderr(Stdio::null()).output();
-        for p in &self.made_mount_points {
-            let _ = std::fs::remove_dir(p);
-        }
     }
 }
 
@@ -206,8 +201,13 @@ impl Host {
     /// /etc/tollgate and /var/lib/tollgate (a private mount namespace: nothing of the machine
     /// changes). Add arguments to the returned command.
     pub fn command(&self, program: &Path) -> Command {
+        let o = self.overlay.display();
         let script = format!(
-            "mount --bind '{}' {ETC} && mount --bind '{}' {VAR} && exec \"$0\" \"$@\"",
+            "set -e; mount -t tmpfs tollgate-overlay '{o}'; \
+             mkdir -p '{o}/etc/up/tollgate' '{o}/etc/work' '{o}/var/up/tollgate' '{o}/var/work'; \
+             mount -t overlay tollgate-etc -o 'lowerdir=/etc,upperdir={o}/etc/up,workdir={o}/etc/work' /etc; \
+             mount -t overlay tollgate-var -o 'lowerdir=/var/lib,upperdir={o}/var/up,workdir={o}/var/work' /var/lib; \
+             mount --bind '{}' {ETC}; mount --bind '{}' {VAR}; exec \"$0\" \"$@\"",
             self.etc.display(),
             self.var.display()
         );
