@@ -183,15 +183,15 @@ fn var(rel: &str) -> PathBuf {
 }
 
 /// The `[tls]` section of a host's configuration.
-fn set_tls(c: &mut Config, host: &str, role: &str) {
+fn set_tls(c: &mut Config, host: &str) {
     match TRANSPORT {
         // Non-loopback plain listeners must be allowed explicitly.
         Transport::Plain => c.tls.allow_plaintext = true,
         Transport::Tls => {
             let tls = Path::new(netns::ETC).join("tls");
-            c.tls.ca = Some(tls.join("ca.pem"));
-            c.tls.cert = Some(tls.join(format!("{role}-{host}.pem")));
-            c.tls.key = Some(tls.join(format!("{role}-{host}.key")));
+            c.tls.ca = Some(tls.join("ca.crt"));
+            c.tls.cert = Some(tls.join(format!("{host}.crt")));
+            c.tls.key = Some(tls.join(format!("{host}.key")));
             c.tls.require_client_certificates = true;
         }
     }
@@ -253,7 +253,7 @@ fn server_config(s: &Server, secrets: &Secrets, public_key: &str) -> String {
         token: secrets.agent_token.clone(),
         ..AgentConfig::defaults()
     });
-    set_tls(&mut c, s.hostname, s.app);
+    set_tls(&mut c, s.hostname);
     c.to_toml()
 }
 
@@ -582,30 +582,32 @@ fn host_logs(h: &Host) -> String {
 mod tls_checks {
     use super::*;
 
-    /// `tollgate pki init` in `dir` (the CA of the run, or a foreign one).
+    /// A CA in `dir` (`ca.crt`, `ca.key`), as `tollgate pki init` makes it. (Through the
+    /// library until the `tollgate pki` command is on main; then run it here.)
     pub fn pki_init(dir: &Path) {
-        tollgate(&["pki", "init", "--dir", dir.to_str().unwrap()]);
+        tollgate_tls::pki::Ca::init(dir, "tollgate multihost test CA", tollgate_tls::pki::DEFAULT_CA_VALIDITY)
+            .unwrap_or_else(|e| panic!("CA in {}: {e}", dir.display()));
     }
 
-    /// Issues a certificate for `role` on `host` at `ip` into `host_etc/tls`, with the CA.
+    /// Issues a certificate for `role` on `host` at `ip` with the CA of `ca_dir` into
+    /// `host_etc/tls` (`<host>.crt`, `<host>.key`, and the CA's `ca.crt`), as `tollgate pki
+    /// issue --role ROLE --host HOST --ip IP` does.
     pub fn issue(ca_dir: &Path, role: &str, host: &str, ip: &str, host_etc: &Path) {
         let tls = host_etc.join("tls");
         std::fs::create_dir_all(&tls).unwrap();
-        tollgate(&[
-            "pki",
-            "issue",
-            "--dir",
-            ca_dir.to_str().unwrap(),
-            "--role",
-            role,
-            "--host",
-            host,
-            "--ip",
-            ip,
-            "--out",
-            tls.to_str().unwrap(),
-        ]);
-        std::fs::copy(ca_dir.join("ca.pem"), tls.join("ca.pem")).unwrap();
+        let ca = tollgate_tls::pki::Ca::load(ca_dir).unwrap_or_else(|e| panic!("CA in {}: {e}", ca_dir.display()));
+        let issued = ca
+            .issue(&tollgate_tls::pki::IssueRequest {
+                role: role.parse().expect("a tollgate role"),
+                host: host.into(),
+                ips: vec![ip.parse().expect("an IP address")],
+                dns_names: Vec::new(),
+                validity: Duration::from_secs(86_400),
+            })
+            .unwrap_or_else(|e| panic!("issuing for {host}: {e}"));
+        let (cert, key) = tollgate_tls::pki::issued_paths(&tls, host);
+        issued.write(&cert, &key).unwrap_or_else(|e| panic!("writing {}: {e}", cert.display()));
+        std::fs::copy(ca_dir.join(tollgate_tls::pki::CA_CERT_FILE), tls.join("ca.crt")).unwrap();
     }
 
     /// True if a TLS handshake with `target` (from the operator's address) succeeds with the
@@ -647,9 +649,9 @@ mod tls_checks {
                 p
             })
             .collect();
-        let ca = run_ca.join("ca.pem");
-        let ops = (ops_tls.join("operator-ops.pem"), ops_tls.join("operator-ops.key"));
-        let foreign = (foreign_tls.join("operator-ops.pem"), foreign_tls.join("operator-ops.key"));
+        let ca = run_ca.join("ca.crt");
+        let ops = (ops_tls.join("ops.crt"), ops_tls.join("ops.key"));
+        let foreign = (foreign_tls.join("ops.crt"), foreign_tls.join("ops.key"));
         for target in &ports {
             assert!(!handshake(target, &ca, None), "{target} served a client without a certificate");
             assert!(
@@ -933,11 +935,11 @@ fn servers_on_separate_hosts_answer_record_upgrade_and_back_out_under_100_calls_
         );
         // A certificate re-issued on the collector is served without a restart.
         let target = format!("{}:{API_PORT}", addr(41));
-        let before = tls_checks::served_serial(&target, &ca.join("ca.pem"));
+        let before = tls_checks::served_serial(&target, &ca.join("ca.crt"));
         let pid_before = ops.get_at(&format!("{}/agent/v1/status", url(41, AGENT_PORT)));
         tls_checks::issue(&ca, "collector", "collector-a", &addr(41), &collector.etc);
         wait_until(60, "the collector serving its new certificate", || {
-            tls_checks::served_serial(&target, &ca.join("ca.pem")) != before
+            tls_checks::served_serial(&target, &ca.join("ca.crt")) != before
         });
         let pid_after = ops.get_at(&format!("{}/agent/v1/status", url(41, AGENT_PORT)));
         assert_eq!(
