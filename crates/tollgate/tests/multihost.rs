@@ -479,6 +479,15 @@ impl Traffic {
         sipp_call_counts(&self.dir.join("stats.csv"))
     }
 
+    /// A cumulative column of SIPp's last statistics line (e.g. `OutgoingCall(C)`).
+    fn stat(&self, column: &str) -> String {
+        let stats = std::fs::read_to_string(self.dir.join("stats.csv")).unwrap_or_default();
+        let mut lines = stats.lines();
+        let header: Vec<&str> = lines.next().unwrap_or("").split(';').collect();
+        let last: Vec<&str> = lines.last().unwrap_or("").split(';').collect();
+        header.iter().position(|h| *h == column).and_then(|i| last.get(i)).map_or(String::new(), |v| v.to_string())
+    }
+
     /// Stops placing calls (SIGUSR1), lets the calls in progress end; (successful, failed)
     /// calls and SIPp's error log.
     fn stop(mut self) -> (u64, u64, String) {
@@ -487,6 +496,14 @@ impl Traffic {
             self.sipp.stop();
         }
         let (ok, failed) = self.counts();
+        // Every call SIPp started ended one way or the other.
+        let outgoing: u64 = self.stat("OutgoingCall(C)").parse().unwrap_or(0);
+        assert_eq!(outgoing, ok + failed, "SIPp started {outgoing} calls; {ok} succeeded, {failed} failed");
+        eprintln!(
+            "SIPp: {outgoing} calls at {} calls/s (its own average over {})",
+            self.stat("CallRate(C)"),
+            self.stat("ElapsedTime(C)")
+        );
         (ok, failed, self.errors())
     }
 }
@@ -961,12 +978,18 @@ fn servers_on_separate_hosts_answer_record_upgrade_and_back_out_under_100_calls_
         Needle::new("checkpointed caller", ROBOCALLER.trim_start_matches('+')),
     ];
     let analysis = capture::analyse(&pcap, &[AGENT_PORT, API_PORT, SRP_PORT], &needles);
+    // What was seen in clear, by needle: the tollgate ports it crossed (`zlib` if compressed).
+    let mut seen: std::collections::BTreeMap<&str, std::collections::BTreeSet<String>> = Default::default();
+    for sg in &analysis.sightings {
+        let port = [AGENT_PORT, API_PORT, SRP_PORT].into_iter().find(|p| *p == sg.flow.1 || *p == sg.flow.3);
+        let port = port.map_or("?".to_string(), |p| p.to_string());
+        seen.entry(&sg.what).or_default().insert(if sg.compressed { format!("{port} (zlib)") } else { port });
+    }
     eprintln!(
-        "capture: {} packets, {} flows on tollgate's ports ({} MB); sightings {:#?}",
+        "capture: {} packets, {} flows on tollgate's ports ({} MB of payload); in clear: {seen:?}",
         analysis.packets,
         analysis.flows,
         analysis.tcp_bytes / 1_000_000,
-        analysis.sightings.iter().map(|s| (&s.what, s.flow, s.compressed)).collect::<Vec<_>>()
     );
     match TRANSPORT {
         Transport::Plain => {
