@@ -54,12 +54,20 @@ pub fn kill_namespace_processes(ns: &str) {
     }
 }
 
-/// Removes what earlier runs left behind: every namespace named `tgmh-...` (its processes
-/// killed first) and every root-namespace link named `tgmh...`.
+/// True if the run whose names carry `suffix` (its process id) is still going.
+fn run_alive(suffix: &str) -> bool {
+    suffix.parse::<u32>().is_ok_and(|pid| pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// Removes what earlier runs left behind (runs whose process is gone): every namespace named
+/// `tgmh-<pid>-...` (its processes killed first) and every root-namespace link named
+/// `tgmh<pid>o`.
 pub fn cleanup_leftovers() {
     for line in ip_text(&["netns", "list"]).lines() {
         let Some(name) = line.split_whitespace().next() else { continue };
-        if name.starts_with(&format!("{PREFIX}-")) {
+        if let Some(rest) = name.strip_prefix(&format!("{PREFIX}-"))
+            && !run_alive(rest.split('-').next().unwrap_or(""))
+        {
             eprintln!("removing network namespace {name} left by an earlier run");
             kill_namespace_processes(name);
             let _ = Command::new("ip").args(["netns", "del", name]).output();
@@ -68,7 +76,9 @@ pub fn cleanup_leftovers() {
     for line in ip_text(&["-o", "link", "show"]).lines() {
         // "12: tgmh1a2bo@if3: <...>"
         let Some(name) = line.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n)) else { continue };
-        if name.starts_with(PREFIX) {
+        if let Some(rest) = name.strip_prefix(PREFIX)
+            && !run_alive(rest.trim_end_matches('o'))
+        {
             eprintln!("removing link {name} left by an earlier run");
             let _ = Command::new("ip").args(["link", "del", name]).output();
         }
@@ -77,7 +87,7 @@ pub fn cleanup_leftovers() {
 
 /// Fails clearly unless network namespaces, bridges and veth pairs can be made here.
 pub fn require_netns() {
-    let probe = format!("{PREFIX}-probe-{}", std::process::id());
+    let probe = format!("{PREFIX}-{}-probe", std::process::id());
     let ok = Command::new("ip").args(["netns", "add", &probe]).status().is_ok_and(|s| s.success());
     assert!(ok, "cannot create a network namespace (`ip netns add`): run as root with iproute2 installed");
     let bridge = Command::new("ip").args(["-n", &probe, "link", "add", "br0", "type", "bridge"]).status();
@@ -90,7 +100,7 @@ pub fn require_netns() {
 
 /// A bridge (in its own namespace) and the hosts on it, removed on drop.
 pub struct Network {
-    /// The per-run suffix of every name.
+    /// The per-run suffix of every name (this process's id).
     pub suffix: String,
     /// The first three octets of the /24 (e.g. `10.213.13`).
     pub subnet: String,
@@ -123,7 +133,8 @@ pub struct Host {
 impl Network {
     /// Makes the switch namespace with its bridge and the operator's veth (`subnet.200`).
     pub fn create(subnet: &str) -> Network {
-        let suffix = format!("{:04x}", std::process::id() & 0xffff);
+        // The process id: a later run can tell a crashed run's leftovers from a live run's.
+        let suffix = std::process::id().to_string();
         let switch = format!("{PREFIX}-{suffix}-switch");
         let ops_link = format!("{PREFIX}{suffix}o");
         let net = Network {
