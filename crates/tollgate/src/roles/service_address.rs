@@ -60,21 +60,24 @@ impl ServiceAddress {
                 return Err(e);
             }
             if ip.is_ipv4() {
-                run(
-                    "arping",
-                    &[
-                        "-U".into(),
-                        "-c".into(),
-                        "2".into(),
-                        "-w".into(),
-                        "1".into(),
-                        "-I".into(),
-                        dev.clone(),
-                        ip.to_string(),
-                    ],
-                )
-                .await
-                .unwrap_or_else(|e| tracing::warn!(error = %e, "gratuitous ARP not sent"));
+                // In the background: arping takes a second (two announcements), and the SRP
+                // runtime waiting for it would send no hello meanwhile, so the mate would take
+                // the chassis for dead in the middle of a switchover.
+                let args: Vec<String> = vec![
+                    "-U".into(),
+                    "-c".into(),
+                    "2".into(),
+                    "-w".into(),
+                    "1".into(),
+                    "-I".into(),
+                    dev.clone(),
+                    ip.to_string(),
+                ];
+                tokio::spawn(async move {
+                    run("arping", &args)
+                        .await
+                        .unwrap_or_else(|e| tracing::warn!(error = %e, "gratuitous ARP not sent"));
+                });
             }
         }
         Ok(())
@@ -89,6 +92,7 @@ impl ServiceAddress {
             let args = ["addr".into(), "del".into(), self.with_prefix(ip), "dev".into(), self.config.interface.clone()];
             if let Err(e) = run("ip", &args).await
                 && !e.to_string().contains("Cannot assign")
+                && !e.to_string().contains("Address not found")
             {
                 return Err(e);
             }

@@ -98,11 +98,15 @@ impl runtime::ServiceAddress for EnumService {
     }
 
     async fn release(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.shutdown().await;
-        }
+        // The address first, then the sockets: once the address is gone, an SBC's query to it
+        // is dropped unanswered and its resolver asks again (reaching the new Active); a query
+        // reaching the address after the sockets closed would get an ICMP port unreachable,
+        // which a resolver takes as a final failure (the call then goes unpoliced).
         if let Err(e) = self.address.release().await {
             tracing::error!(error = %e, "cannot release the service address");
+        }
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
         }
     }
 }

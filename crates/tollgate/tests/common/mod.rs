@@ -2,8 +2,10 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod analytics;
+pub mod capture;
 pub mod chromium;
 pub mod lab;
+pub mod netns;
 pub mod sip;
 pub mod srp;
 pub mod tcpdump;

@@ -56,11 +56,19 @@ impl Kamailio {
     /// Starts Kamailio on `ip:5060`, sending calls with no ENUM record to `normal_ip:5080`,
     /// resolving ENUM through `nameservers` (round-robin when `rotate`).
     pub fn start(ip: &str, normal_ip: &str, nameservers: &[&str], rotate: bool) -> Kamailio {
+        Kamailio::start_sbc(SbcOptions { ip, normal_ip, nameservers, rotate, children: 1, dns_retries: 1, netns: None })
+    }
+
+    /// Starts the SBC as `options` say (see [`Kamailio::start`]).
+    pub fn start_sbc(o: SbcOptions<'_>) -> Kamailio {
+        let SbcOptions { ip, normal_ip, nameservers, rotate, children, dns_retries, netns } = o;
         let dir = tempfile::tempdir().unwrap();
         let cfg = std::fs::read_to_string(e2e_dir().join("kamailio-sbc.cfg"))
             .unwrap()
             .replace("@SBC_IP@", ip)
             .replace("@NORMAL_IP@", normal_ip)
+            .replace("@CHILDREN@", &children.to_string())
+            .replace("@DNS_RETRIES@", &dns_retries.to_string())
             .replace("@MODULES@", &kamailio_modules());
         std::fs::write(dir.path().join("kamailio.cfg"), cfg).unwrap();
         let mut resolv: String = nameservers.iter().map(|n| format!("nameserver {n}\n")).collect();
@@ -74,9 +82,16 @@ impl Kamailio {
             "mount --bind {d}/resolv.conf /etc/resolv.conf && exec kamailio -f {d}/kamailio.cfg -DD -E -m 64 -M 8 -w {d}",
             d = dir.path().display()
         );
-        let mut command = Command::new("unshare");
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "unshare"]);
+                c
+            }
+            None => Command::new("unshare"),
+        };
         command.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
-        Kamailio::launch(dir, ip, command)
+        Kamailio::launch(dir, ip, command, netns)
     }
 
     /// Starts Kamailio on `ip:5060` with a configuration from the e2e directory, after
@@ -95,14 +110,27 @@ impl Kamailio {
             .arg(dir.path().join("kamailio.cfg"))
             .args(["-DD", "-E", "-m", "64", "-M", "8", "-w"])
             .arg(dir.path());
-        Kamailio::launch(dir, ip, command)
+        Kamailio::launch(dir, ip, command, None)
     }
 
-    fn launch(dir: tempfile::TempDir, ip: &str, mut command: Command) -> Kamailio {
+    fn launch(dir: tempfile::TempDir, ip: &str, mut command: Command, netns: Option<&str>) -> Kamailio {
         let log = std::fs::File::create(dir.path().join("kamailio.log")).unwrap();
         let child = command.stdout(log.try_clone().unwrap()).stderr(log).spawn().expect("start kamailio");
         let mut k = Kamailio { child: Some(child), dir, ip: ip.to_string() };
-        k.wait_ready();
+        match netns {
+            // The test process is not in the namespace: wait for the listening socket there.
+            Some(ns) => {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while !udp_bound_in(Some(ns), ip, 5060) {
+                    if let Some(Ok(Some(status))) = k.child.as_mut().map(|c| c.try_wait()) {
+                        panic!("kamailio exited ({status}):\n{}", k.log());
+                    }
+                    assert!(Instant::now() < deadline, "kamailio did not bind {ip}:5060 within 20 s:\n{}", k.log());
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            None => k.wait_ready(),
+        }
         k
     }
 
@@ -152,8 +180,44 @@ impl Drop for Kamailio {
 
 /// True if some process has a UDP socket bound to `ip:port` (read from `ss`).
 pub fn udp_bound(ip: &str, port: u16) -> bool {
-    let out = Command::new("ss").args(["-Hlun", "src", &format!("{ip}:{port}")]).output();
+    udp_bound_in(None, ip, port)
+}
+
+/// [`udp_bound`] in network namespace `netns` (the root namespace if `None`).
+pub fn udp_bound_in(netns: Option<&str>, ip: &str, port: u16) -> bool {
+    let mut command = in_netns(netns, "ss");
+    let out = command.args(["-Hlun", "src", &format!("{ip}:{port}")]).output();
     out.map(|o| !String::from_utf8_lossy(&o.stdout).trim().is_empty()).unwrap_or(false)
+}
+
+/// `program`, run in network namespace `netns` (`ip netns exec`) when given.
+pub fn in_netns(netns: Option<&str>, program: &str) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, program]);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// How to start the SBC ([`Kamailio::start_sbc`]).
+pub struct SbcOptions<'a> {
+    /// Its SIP address (UDP, port 5060).
+    pub ip: &'a str,
+    /// Where calls with no ENUM record go (port 5080).
+    pub normal_ip: &'a str,
+    /// The ENUM servers (its private resolv.conf).
+    pub nameservers: &'a [&'a str],
+    /// Round-robin over the servers.
+    pub rotate: bool,
+    /// Kamailio's UDP worker processes (each blocks while its ENUM query is outstanding).
+    pub children: u32,
+    /// How many times an unanswered ENUM query is sent again (1 s apart).
+    pub dns_retries: u32,
+    /// Run in this network namespace.
+    pub netns: Option<&'a str>,
 }
 
 /// A SIPp callee that answers every call and logs what it received.
@@ -172,9 +236,14 @@ impl Callee {
 
     /// Starts a SIPp callee with `scenario` on `ip:port`, its media on `media_port`.
     pub fn start_scenario(ip: &str, port: u16, scenario: &Path, media_port: u16) -> Callee {
+        Callee::start_in(None, ip, port, scenario, media_port)
+    }
+
+    /// [`Callee::start_scenario`] in network namespace `netns`.
+    pub fn start_in(netns: Option<&str>, ip: &str, port: u16, scenario: &Path, media_port: u16) -> Callee {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("messages.log");
-        let child = Command::new("sipp")
+        let child = in_netns(netns, "sipp")
             .arg("-sf")
             .arg(scenario)
             .args(["-i", ip, "-p", &port.to_string(), "-mp", &media_port.to_string(), "-nostdin", "-trace_msg"])
@@ -187,7 +256,7 @@ impl Callee {
             .expect("start sipp callee");
         // Wait until SIPp has bound its port.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !udp_bound(ip, port) {
+        while !udp_bound_in(netns, ip, port) {
             assert!(Instant::now() < deadline, "sipp callee did not bind {ip}:{port}");
             std::thread::sleep(Duration::from_millis(20));
         }

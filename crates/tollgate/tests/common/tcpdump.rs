@@ -1,4 +1,5 @@
-//! tcpdump as a test's capturing peer: loopback traffic written to a pcap file.
+//! tcpdump as a test's capturing peer: loopback (or a namespace's bridge) traffic written to a
+//! pcap file.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -15,15 +16,29 @@ impl Tcpdump {
     /// Starts capturing loopback packets matching `filter` (a pcap filter) into `file`, and
     /// returns once tcpdump says it is listening (within 30 s).
     pub fn start(file: &Path, filter: &str) -> Tcpdump {
-        let mut child = Command::new("tcpdump")
-            .args(["-i", "lo", "-n", "-U", "--immediate-mode", "-s", "0", "-w"])
+        Tcpdump::start_on(None, "lo", file, filter)
+    }
+
+    /// Starts capturing packets of `interface` (in network namespace `netns`, if given)
+    /// matching `filter` into `file`, and returns once tcpdump says it is listening.
+    pub fn start_on(netns: Option<&str>, interface: &str, file: &Path, filter: &str) -> Tcpdump {
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "tcpdump"]);
+                c
+            }
+            None => Command::new("tcpdump"),
+        };
+        let mut child = command
+            .args(["-i", interface, "-n", "-U", "--immediate-mode", "-s", "0", "-B", "16384", "-Z", "root", "-w"])
             .arg(file)
             .arg(filter)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("run tcpdump (Debian package tcpdump)");
-        // tcpdump says "listening on lo" once it captures.
+        // tcpdump says "listening on <interface>" once it captures.
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
