@@ -23,6 +23,8 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# groff-base: the man page test renders tollgate.toml(5) as man(1) does, warnings as errors.
+dpkg-query -W -f='${Status}' groff-base 2>/dev/null | grep -q "install ok installed" || missing+=(groff-base)
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null || { echo "need root or sudo for the test peers" >&2; exit 1; }

@@ -173,18 +173,18 @@ impl Agent {
         if let Some(s) = release.max_policy_schema {
             env.push(("TOLLGATE_MAX_POLICY_SCHEMA".to_string(), s.to_string()));
         }
-        Launch {
-            binary: release.dir.join("tollgate"),
-            args: vec![
-                "--log".into(),
-                "warn".into(),
-                "--config".into(),
-                self.config.role_config.display().to_string(),
-                self.config.role.to_string(),
-            ],
-            env,
-            log: self.config.dir.join("role.log"),
+        // The role logs warnings and errors into role.log, unless its configuration's `[log]
+        // level` says otherwise (`--log` would win over it).
+        let mut args = Vec::new();
+        if !role_config_sets_log_level(&self.config.role_config) {
+            args.extend(["--log".to_string(), "warn".to_string()]);
         }
+        args.extend([
+            "--config".to_string(),
+            self.config.role_config.display().to_string(),
+            self.config.role.to_string(),
+        ]);
+        Launch { binary: release.dir.join("tollgate"), args, env, log: self.config.dir.join("role.log") }
     }
 
     /// Starts the release in force and waits until the role's API answers.
@@ -516,6 +516,15 @@ async fn detached<T: Send + 'static>(
     tokio::spawn(work).await.map_err(|e| AgentError::internal(e.to_string()))?
 }
 
+/// Whether the role's configuration file has `[log] level` (an unreadable file: no; the role
+/// reports it when it starts).
+fn role_config_sets_log_level(path: &std::path::Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.get("log").and_then(|l| l.get("level")).is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,6 +583,19 @@ mod tests {
         let file = tempfile::Builder::new().prefix(".incoming-").tempfile_in(a.staging_dir()).unwrap();
         std::fs::write(file.path(), bytes).unwrap();
         file.into_temp_path()
+    }
+
+    #[tokio::test]
+    async fn the_role_logs_warnings_unless_its_configuration_sets_a_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = agent(dir.path());
+        let release = Installed { version: "1.0.0".into(), dir: dir.path().join("r"), max_policy_schema: None };
+        let config = a.config.role_config.display().to_string();
+        assert_eq!(a.launch(&release).args, ["--log", "warn", "--config", config.as_str(), "engine"]);
+        let mut text = std::fs::read_to_string(&a.config.role_config).unwrap();
+        text.push_str("[log]\nformat = \"json\"\nlevel = \"debug\"\n");
+        std::fs::write(&a.config.role_config, text).unwrap();
+        assert_eq!(a.launch(&release).args, ["--config", config.as_str(), "engine"], "[log] level applies");
     }
 
     #[tokio::test]

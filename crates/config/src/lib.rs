@@ -5,9 +5,11 @@
 
 pub mod agent;
 pub mod duration;
+pub mod log;
 pub mod manager;
 pub mod migrate;
 pub mod problems;
+pub mod reference;
 pub mod service_address;
 pub mod tls;
 
@@ -295,6 +297,8 @@ pub struct Config {
     pub probe: ProbeConfig,
     /// `[tls]`: certificates for every link (absent: plain HTTP, loopback only).
     pub tls: tls::TlsConfig,
+    /// `[log]`: the format and filter of the log on standard error.
+    pub log: log::LogConfig,
 }
 
 impl Default for Config {
@@ -314,6 +318,7 @@ impl Default for Config {
             manager: None,
             probe: ProbeConfig::default(),
             tls: tls::TlsConfig::default(),
+            log: log::LogConfig::default(),
         }
     }
 }
@@ -501,6 +506,7 @@ impl Config {
         if let Some(manager) = &self.manager {
             manager.problems(&mut out);
         }
+        self.log.problems(&mut out);
         if out.is_empty() { Ok(()) } else { Err(out) }
     }
 
@@ -614,7 +620,7 @@ mod tests {
         assert!(e.starts_with("t.toml:2: dialing_plan.country_code: country_code \"0\" must be"), "{e}");
         assert_eq!(
             error("[nod]\n"),
-            "t.toml:1: nod: unknown field `nod`, expected one of `config_version`, `node`, `dialing_plan`, `enum`, `api`, `spool`, `shipper`, `collector`, `srp`, `service_address`, `agent`, `manager`, `probe`, `tls`"
+            "t.toml:1: nod: unknown field `nod`, expected one of `config_version`, `node`, `dialing_plan`, `enum`, `api`, `spool`, `shipper`, `collector`, `srp`, `service_address`, `agent`, `manager`, `probe`, `tls`, `log`"
         );
         assert!(error("[node\n").starts_with("t.toml:1: "), "syntax errors have a line too");
         assert_eq!(

@@ -12,12 +12,23 @@ pub struct Cli {
     /// Configuration file (default: the embedded default configuration).
     #[arg(long, short, global = true, env = "TOLLGATE_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Log filter (error, warn, info, debug, trace, or a tracing directive).
-    #[arg(long, global = true, default_value = "info", env = "TOLLGATE_LOG")]
-    pub log: String,
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive); default: `[log]
+    /// level` of the configuration, else info.
+    #[arg(long, global = true, env = "TOLLGATE_LOG")]
+    pub log: Option<String>,
+    /// Log format on standard error: text (coloured only on a terminal, never with NO_COLOR)
+    /// or json (one object per line: timestamp, level, target, message, the event's fields);
+    /// default: `[log] format` of the configuration, else text.
+    #[arg(long, global = true, env = "TOLLGATE_LOG_FORMAT", value_parser = parse_log_format)]
+    pub log_format: Option<tollgate_config::log::LogFormat>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`: text or json.
+fn parse_log_format(s: &str) -> Result<tollgate_config::log::LogFormat, String> {
+    s.parse()
 }
 
 /// Top-level commands.
@@ -698,6 +709,16 @@ pub enum ConfigCommand {
     },
     /// Print the embedded default configuration with its comments.
     Default,
+    /// Print the reference of every option of every table (type, default, unit, description):
+    /// Markdown (docs/CONFIG.md) or the man page tollgate.toml(5).
+    Reference {
+        /// markdown or man (roff).
+        #[arg(long, default_value = "markdown", value_parser = ["markdown", "man"])]
+        format: String,
+        /// Write it to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Port a configuration file of an earlier release to this release's format, keeping its
     /// comments and layout, and report every change (renamed, moved, new default, removed).
     Migrate {

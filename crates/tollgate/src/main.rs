@@ -34,6 +34,7 @@ mod cli;
 mod cmd;
 use tollgate_config as config;
 mod fd_limit;
+mod logging;
 mod release;
 mod roles;
 mod spool_plan;
@@ -51,12 +52,17 @@ fn main() -> ExitCode {
     tollgate_files::private_files::owner_only_umask();
     quiet_on_closed_stdout();
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let log = logging::settings(&cli);
+    logging::init(&log);
     match run(cli) {
         Ok(code) => code,
         // The reader of our output went away (`| head`): what it wanted, it has.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // A JSON log stays one JSON object per line to the end: the error is its last event.
+        Err(e) if log.format == config::log::LogFormat::Json => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -43,9 +43,23 @@ pub fn run(global: Option<&Path>, command: &ConfigCommand) -> anyhow::Result<Exi
             }
         }
         ConfigCommand::Default => print!("{DEFAULT_CONFIG}"),
+        ConfigCommand::Reference { format, out } => reference(format, out.as_deref())?,
         ConfigCommand::Migrate { file, out } => return migrate(file, out.as_deref()),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The configuration reference in `format` (`markdown` or `man`), into `out` or to standard
+/// output.
+fn reference(format: &str, out: Option<&Path>) -> anyhow::Result<()> {
+    use tollgate_config::reference::{Format, render};
+    let format: Format = format.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let text = render(format, env!("CARGO_PKG_VERSION"));
+    match out {
+        Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?,
+        None => outln!("{}", text.trim_end())?,
+    }
+    Ok(())
 }
 
 /// Ports `file` to the current format: the report on standard error (standard output when the

@@ -39,7 +39,8 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
     let (auth, bootstrap) = tollgate_web::auth::Auth::open(&config.node.state_dir, config.api.token.clone())
         .with_context(|| format!("the user database in {}", config.node.state_dir.display()))?;
     if let Some(b) = bootstrap {
-        eprintln!("manager API token written to {}", b.cli_token_file.display());
+        // Logged, not printed: under `--log-format json` every line of standard error is an event.
+        tracing::info!(file = %b.cli_token_file.display(), "manager API token written to {}", b.cli_token_file.display());
     }
     let listen = config.api.listen;
     let api_limits = config.api.http_limits();
