@@ -194,4 +194,9 @@ fn bad_arguments_are_refused_with_what_to_do() {
     assert_eq!(names, ["ca.crt", "ca.key"]);
     let missing = refused(&["show", tmp.path().join("nothing.crt").to_str().unwrap()]);
     assert!(missing.contains("nothing.crt"), "{missing}");
+    let no_default = refused(&["show", "--dir", tmp.path().join("elsewhere").to_str().unwrap()]);
+    assert!(no_default.contains("no CA certificate at") && no_default.contains("--dir"), "{no_default}");
+    // Without files: the CA of --dir (and [tls] cert, not set here).
+    let default = ok(&["show", "--dir", d]);
+    assert!(default.contains("ca.crt (CA)"), "{default}");
 }

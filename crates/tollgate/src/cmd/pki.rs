@@ -104,7 +104,14 @@ fn issue(dir: &Path, out_dir: &Path, request: &IssueRequest, force: bool) -> any
 /// `show` without files: the CA (`[tls] ca`, else `<dir>/ca.crt`) and `[tls] cert` if set.
 fn default_show_files(config: Option<&Path>, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let config = Config::load(config)?;
-    let mut files = vec![config.tls.ca.clone().unwrap_or_else(|| dir.join(CA_CERT_FILE))];
+    let ca = config.tls.ca.clone().unwrap_or_else(|| dir.join(CA_CERT_FILE));
+    if !ca.exists() {
+        bail!(
+            "no CA certificate at {}: name certificate files, give the CA's directory with --dir, or set [tls] in the configuration",
+            ca.display()
+        );
+    }
+    let mut files = vec![ca];
     files.extend(config.tls.cert.clone());
     Ok(files)
 }
