@@ -153,6 +153,9 @@ impl Default for ShipperConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct CollectorConfig {
     /// `sqlite:PATH` or `postgres://user:password@host/db`; empty: `<state_dir>/records.db`.
+    /// PostgreSQL over TLS: `?sslmode=verify-full&sslrootcert=/etc/tollgate/pg-ca.pem` (libpq's
+    /// `sslmode`: disable, prefer (default), require, verify-ca, verify-full; client certificate:
+    /// `sslcert=`, `sslkey=`).
     pub store: String,
     /// How long data is kept.
     pub retention: tollgate_store::Retention,
@@ -476,6 +479,22 @@ impl Config {
         {
             out.push(Problem::new("service_address.interface", "is needed with mode = \"ip\""));
         }
+        if self.collector.store.starts_with("postgres://") || self.collector.store.starts_with("postgresql://") {
+            match tollgate_store::pgurl::PgTarget::parse(&self.collector.store) {
+                Err(tollgate_store::StoreError::BadParameter { message, .. }) => {
+                    out.push(Problem::new("collector.store", message))
+                }
+                Err(e) => out.push(Problem::new("collector.store", e.to_string())),
+                Ok(target) => {
+                    for (name, path) in target.relative_files() {
+                        out.push(Problem::new(
+                            "collector.store",
+                            format!("{name} {} is a relative path: give an absolute one", path.display()),
+                        ));
+                    }
+                }
+            }
+        }
         if let Some(agent) = &self.agent {
             agent.problems(&mut out);
         }
@@ -598,6 +617,18 @@ mod tests {
             "t.toml:1: nod: unknown field `nod`, expected one of `config_version`, `node`, `dialing_plan`, `enum`, `api`, `spool`, `shipper`, `collector`, `srp`, `service_address`, `agent`, `manager`, `probe`, `tls`"
         );
         assert!(error("[node\n").starts_with("t.toml:1: "), "syntax errors have a line too");
+        assert_eq!(
+            error("[collector]\nstore = \"postgres://u:s3cret@db/x?sslmode=verify-ful\"\n"),
+            "t.toml:2: collector.store: sslmode 'verify-ful' is not one of disable, prefer, require, verify-ca, verify-full"
+        );
+        assert_eq!(
+            error("[collector]\nstore = \"postgres://u:s3cret@db/x?sslmode=verify-full\"\n"),
+            "t.toml:2: collector.store: sslmode verify-full needs sslrootcert=<PEM file of the CA that issued the server's certificate>"
+        );
+        assert_eq!(
+            error("[collector]\nstore = \"postgres://u@db/x?sslmode=verify-full&sslrootcert=pg-ca.pem\"\n"),
+            "t.toml:2: collector.store: sslrootcert pg-ca.pem is a relative path: give an absolute one"
+        );
     }
 
     /// Problems of every kind in every section, [agent] and [manager] included: all of them at
