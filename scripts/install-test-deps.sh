@@ -9,7 +9,7 @@
 #   handshakes), libpcap-dev (the probe's live-capture feature),
 #   freeradius (the AAA server the SRP monitor probes), iputils-arping (gratuitous ARP when
 #   an SRP pair moves its service address), binutils (strip: `tollgate lab` ships a stripped
-#   binary in its release bundles).
+#   binary in its release bundles); openssl also reads and verifies what `tollgate pki` makes.
 # Makes sure PostgreSQL runs and has the role the tests use:
 #   postgres://tollgate:tollgate@127.0.0.1:5432/postgres (override with TOLLGATE_TEST_POSTGRES).
 # The store's TLS tests (crates/store/tests/pg_tls.rs) start throwaway clusters of their own with

@@ -113,9 +113,54 @@ struct SrpInfoData {
     ready: bool,
 }
 
+/// The tls class from the role's TLS facts: the certificate presented, its role and expiry;
+/// INFO within `tls.expiry_warning`, FAILURE within a week of expiry (or past it).
+fn tls_class(
+    status: Result<tollgate_api::tls::TlsStatus, String>,
+) -> (ClassResult, Option<tollgate_api::tls::TlsStatus>) {
+    use tollgate_api::tls::Expiry;
+    let status = match status {
+        Ok(s) => s,
+        Err(e) => return (result("tls", Verdict::Info, format!("cannot read the role's TLS facts: {e}")), None),
+    };
+    if !status.enabled {
+        return (result("tls", Verdict::Ok, "no [tls]: plain HTTP, loopback only unless allowed"), Some(status));
+    }
+    let mut detail = match &status.certificate {
+        Some(c) => format!(
+            "{} (role {}), expires {} ({} days left)",
+            c.subject,
+            c.role.as_deref().unwrap_or("none"),
+            c.not_after,
+            c.days_left()
+        ),
+        None => "no certificate presented".to_string(),
+    };
+    if let Some(e) = &status.last_reload_error {
+        detail.push_str(&format!("; last reload failed: {e}"));
+    }
+    let nearest = status.nearest_expiry();
+    if let Some((c, level)) = nearest
+        && level != Expiry::Ok
+        && !status.certificate.as_ref().is_some_and(|leaf| std::ptr::eq(c, leaf))
+    {
+        detail.push_str(&format!("; the CA {} expires {}", c.subject, c.not_after));
+    }
+    let verdict = match nearest.map(|(_, level)| level) {
+        Some(Expiry::Critical) => Verdict::Failure,
+        Some(Expiry::Warning) => {
+            detail.push_str("; rotate it (tollgate pki issue --force)");
+            Verdict::Info
+        }
+        _ => Verdict::Ok,
+    };
+    (result("tls", verdict, detail), Some(status))
+}
+
 /// Runs every class.
 pub async fn check(i: Inputs<'_>) -> Health {
     let mut classes = vec![disk(i.dir).await, hardware_now()];
+    let mut tls = None;
     classes.push(if i.process_running {
         result("proc", Verdict::Ok, "the role process runs")
     } else {
@@ -165,6 +210,13 @@ pub async fn check(i: Inputs<'_>) -> Health {
                 }
                 Err(e) => result("alarms", Verdict::Info, format!("cannot read alarms: {e}")),
             });
+            let status = match &client {
+                Ok(c) => c.get::<tollgate_api::tls::TlsStatus>(tollgate_api::tls::TLS).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.clone()),
+            };
+            let (class, status) = tls_class(status);
+            classes.push(class);
+            tls = status;
         }
         None => classes.push(result("net", Verdict::Info, "no role API to check")),
     }
@@ -176,12 +228,39 @@ pub async fn check(i: Inputs<'_>) -> Health {
         }
         _ => result("upgrade", Verdict::Ok, format!("runs {running}")),
     });
-    Health { server: i.server.to_string(), classes }
+    Health { server: i.server.to_string(), classes, tls }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tollgate_api::tls::{TlsCertificate, TlsStatus};
+
+    #[test]
+    fn tls_warns_within_the_window_and_fails_within_a_week() {
+        let status = |days: i64| TlsStatus {
+            enabled: true,
+            certificate: Some(TlsCertificate {
+                subject: "O=tollgate, OU=engine, CN=east-a".into(),
+                role: Some("engine".into()),
+                not_after: "2027-01-01 00:00:00 UTC".into(),
+                seconds_left: days * 86_400 + 60,
+                ..TlsCertificate::default()
+            }),
+            expiry_warning_secs: 30 * 86_400,
+            ..TlsStatus::default()
+        };
+        let (ok, facts) = tls_class(Ok(status(200)));
+        assert_eq!(ok.verdict, Verdict::Ok, "{}", ok.detail);
+        assert!(ok.detail.contains("CN=east-a (role engine), expires 2027-01-01 00:00:00 UTC (200 days left)"));
+        assert_eq!(facts, Some(status(200)));
+        let (warn, _) = tls_class(Ok(status(20)));
+        assert_eq!(warn.verdict, Verdict::Info, "{}", warn.detail);
+        assert!(warn.detail.contains("rotate"), "{}", warn.detail);
+        assert_eq!(tls_class(Ok(status(3))).0.verdict, Verdict::Failure);
+        assert_eq!(tls_class(Ok(TlsStatus::default())).0.verdict, Verdict::Ok);
+        assert_eq!(tls_class(Err("404".into())).0.verdict, Verdict::Info);
+    }
 
     const MEMINFO: &str = "MemTotal:       24576000 kB\nMemFree:         1000000 kB\nMemAvailable:   12288000 kB\n";
 

@@ -162,6 +162,20 @@ pub const SRP_DUPLICATE_NODE_ID: AlarmDef = AlarmDef {
     severity: Severity::Major,
     text: "The SRP mate uses this server's node id; its Hellos are ignored until the configuration is fixed.",
 };
+/// The TLS certificate this process presents (or its CA) expires within `tls.expiry_warning`.
+pub const TLS_CERT_EXPIRING: AlarmDef = AlarmDef {
+    id: 72013,
+    name: "TLS_CERT_EXPIRING",
+    severity: Severity::Major,
+    text: "The TLS certificate this server presents, or its CA, expires within tls.expiry_warning; issue a new one (tollgate pki issue --force) and copy it here: it is picked up without a restart.",
+};
+/// The TLS certificate this process presents (or its CA) expires within 7 days, or has.
+pub const TLS_CERT_EXPIRY_CRITICAL: AlarmDef = AlarmDef {
+    id: 72014,
+    name: "TLS_CERT_EXPIRY_CRITICAL",
+    severity: Severity::Critical,
+    text: "The TLS certificate this server presents, or its CA, expires within 7 days or has expired: peers will refuse this server's links. Rotate it now (tollgate pki issue --force, copy, SIGHUP).",
+};
 
 /// Servers of the system run different releases. Seed 000 Table 5: 70500 SYSTEM_MIXED_VERSION.
 pub const SYSTEM_MIXED_VERSION: AlarmDef = AlarmDef {

@@ -323,6 +323,9 @@ pub struct Health {
     /// Each class.
     #[serde(default)]
     pub classes: Vec<ClassResult>,
+    /// The role's TLS material (certificate, expiry), when the role reports it.
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsStatus>,
 }
 
 impl Health {

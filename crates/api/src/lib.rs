@@ -30,6 +30,7 @@ pub mod client;
 pub mod error;
 pub mod manager;
 pub mod srp;
+pub mod tls;
 pub mod version;
 pub mod web;
 

@@ -19,6 +19,7 @@
 //! | GET | `/api/v1/export?`[`ExportParams`] | | CSV |
 //! | GET | `/api/v1/devices?`[`DevicesParams`] | | `Vec<String>` |
 //! | GET | `/api/v1/alarms` | | [`RoleAlarms`] |
+//! | GET | `/api/v1/tls` | | [`TlsStatus`] |
 //! | GET | `/api/v1/users` | | `Vec<`[`UserInfo`]`>` |
 //! | POST | `/api/v1/users` | [`SetUser`] | [`SavedUser`] |
 //! | DELETE | `/api/v1/users/{name}` | | [`Removed`] (`removed`) |
@@ -36,6 +37,8 @@ use serde::{Deserialize, Serialize};
 
 /// The answer to `GET /api/v1/alarms` (the manager's adds `servers`), with its parts.
 pub use crate::manager::{AlarmDefView, AlarmEventView, AlarmView, RoleAlarms};
+/// The answer to `GET /api/v1/tls`: the TLS material in force.
+pub use crate::tls::{TlsCertificate, TlsStatus};
 /// The answer to `GET /api/v1/lookup`: the decision, the rules checked, the NAPTR answer.
 pub use tollgate_enum::lookup::Lookup;
 /// The summary of a policy (name, rules, lists).

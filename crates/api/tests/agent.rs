@@ -56,6 +56,18 @@ fn every_type_round_trips() {
             ClassResult { class: "disk".into(), verdict: Verdict::Ok, detail: "fine".into() },
             ClassResult { class: "system".into(), verdict: Verdict::Info, detail: "no ntp".into() },
         ],
+        tls: Some(tollgate_api::tls::TlsStatus {
+            enabled: true,
+            certificate: Some(tollgate_api::tls::TlsCertificate {
+                subject: "O=tollgate, OU=engine, CN=east-a".into(),
+                role: Some("engine".into()),
+                not_after_unix: 1_800_000_000,
+                seconds_left: 86_400 * 300,
+                ..Default::default()
+            }),
+            expiry_warning_secs: 30 * 86_400,
+            ..Default::default()
+        }),
     };
     round_trip(&HealthAnswer { ok: health.ok(), text: health.text(), health });
 }

@@ -22,6 +22,9 @@ use crate::error::TlsError;
 use crate::inspect::CertInfo;
 use crate::role::Role;
 
+/// Where the Debian package's layout keeps the CA and a server's certificate and key
+/// (`tollgate pki`'s default directory, and the paths of the documented `[tls]` section).
+pub const DEFAULT_PKI_DIR: &str = "/etc/tollgate/pki";
 /// The CA certificate's file name in the CA directory.
 pub const CA_CERT_FILE: &str = "ca.crt";
 /// The CA key's file name in the CA directory.

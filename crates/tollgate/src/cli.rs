@@ -125,6 +125,85 @@ pub enum Command {
         #[command(subcommand)]
         command: SpoolCommand,
     },
+    /// The built-in CA: make it (`init`), issue a certificate per server (`issue`), read
+    /// certificates (`show`).
+    Pki {
+        /// PKI command.
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+}
+
+/// `tollgate pki ...`: the built-in CA (keys 0600; a CA is never overwritten).
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Make the CA: `ca.key` (0600) and `ca.crt` in --dir. Refuses if a CA is there.
+    Init {
+        /// The CA directory.
+        #[arg(long, default_value = tollgate_tls::pki::DEFAULT_PKI_DIR)]
+        dir: PathBuf,
+        /// The CA's name (its certificate's common name).
+        #[arg(long, default_value = "tollgate CA")]
+        name: String,
+        /// How long the CA is valid (`10years`, `5y`, `3650days`).
+        #[arg(long, default_value = "10years", value_parser = parse_validity)]
+        validity: std::time::Duration,
+    },
+    /// Issue a server (or operator) certificate signed by the CA of --dir, written as
+    /// `<host>.crt` and `<host>.key` (0600) in --out-dir.
+    Issue {
+        /// The role the certificate names: engine, collector, probe, manager or operator.
+        #[arg(long, value_parser = parse_role)]
+        role: tollgate_tls::Role,
+        /// The server's host name (the certificate's common name and a DNS name).
+        #[arg(long)]
+        host: String,
+        /// An IP address the server is reached at; repeat for several.
+        #[arg(long)]
+        ip: Vec<std::net::IpAddr>,
+        /// Another DNS name the server is reached at; repeat for several.
+        #[arg(long)]
+        dns: Vec<String>,
+        /// How long the certificate is valid (`1year`, `90days`).
+        #[arg(long, default_value = "1year", value_parser = parse_validity)]
+        validity: std::time::Duration,
+        /// The CA directory.
+        #[arg(long, default_value = tollgate_tls::pki::DEFAULT_PKI_DIR)]
+        dir: PathBuf,
+        /// Where to write the certificate and key (default: --dir).
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+        /// Replace an existing certificate and key of this host (rotation).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Describe certificates: subject, role, host, names, addresses, issuer, validity, days
+    /// left, fingerprint. Default: the CA of --dir (or `[tls] ca`) and `[tls] cert`.
+    Show {
+        /// PEM certificate files.
+        files: Vec<PathBuf>,
+        /// The CA directory, when no file is given and `[tls] ca` is not set.
+        #[arg(long, default_value = tollgate_tls::pki::DEFAULT_PKI_DIR)]
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A validity on the command line: a humantime duration (`10years`, `90days`, `1y 6months`).
+fn parse_validity(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration ({e}); write e.g. 1year, 90days, 10years"))?;
+    if d.as_secs() < 3600 {
+        return Err(format!("'{s}' is too short: a certificate is valid for an hour at least"));
+    }
+    Ok(d)
+}
+
+/// A role on the command line, the error listing the roles.
+fn parse_role(s: &str) -> Result<tollgate_tls::Role, String> {
+    s.parse().map_err(|e: tollgate_tls::UnknownRole| e.to_string())
 }
 
 /// Options of every long-running role (`serve`, `engine`, `collector`, `probe`).

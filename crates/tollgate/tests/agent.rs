@@ -223,8 +223,11 @@ fn bundles_are_verified_staged_installed_and_backed_out() {
     // Health, then a backout to 1.0.0.
     let health: HealthAnswer = agent.client.get(agent::HEALTH).unwrap();
     let classes: Vec<&str> = health.health.classes.iter().map(|c| c.class.as_str()).collect();
-    assert_eq!(classes, vec!["disk", "hardware", "proc", "net", "replication", "alarms", "system", "upgrade"]);
+    assert_eq!(classes, vec!["disk", "hardware", "proc", "net", "replication", "alarms", "tls", "system", "upgrade"]);
     assert!(health.text.contains("Running modules in class disk..."));
+    // The role has no [tls]: the class says so, and the facts come along.
+    assert!(health.text.contains("Running modules in class tls... OK  (no [tls]"), "{}", health.text);
+    assert_eq!(health.health.tls.as_ref().map(|t| t.enabled), Some(false));
 
     // `tollgate agent ...` asks this server's running agent directly (no manager needed).
     let cli = |args: &[&str]| {

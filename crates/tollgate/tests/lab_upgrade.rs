@@ -259,7 +259,11 @@ fn rolling_upgrade_and_backout_under_calls_with_a_manager_failover() {
             .iter()
             .map(|c| c["class"].as_str().unwrap())
             .collect();
-        assert_eq!(classes, ["disk", "hardware", "proc", "net", "replication", "alarms", "system", "upgrade"], "{sv}");
+        assert_eq!(
+            classes,
+            ["disk", "hardware", "proc", "net", "replication", "alarms", "tls", "system", "upgrade"],
+            "{sv}"
+        );
     }
 
     // Backout, in reverse, to 1.0.0.

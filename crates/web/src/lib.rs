@@ -85,6 +85,9 @@ impl IngestMetrics {
 /// A status line for the dashboard (e.g. the spool's backlog).
 pub type StatusFn = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
 
+/// The TLS material in force, as `GET /api/v1/tls` reports it (taken at each request).
+pub type TlsStatusFn = Arc<dyn Fn() -> tollgate_api::tls::TlsStatus + Send + Sync>;
+
 /// Everything the API and UI serve from. Roles this process does not run are `None`.
 pub struct AppState {
     /// This server's node name.
@@ -111,6 +114,8 @@ pub struct AppState {
     pub srp: Option<tollgate_srp::runtime::SrpHandle>,
     /// The release this server runs.
     pub release: ReleaseInfo,
+    /// The TLS material in force (`None`: no `[tls]`).
+    pub tls: Option<TlsStatusFn>,
 }
 
 /// The release a server runs (`GET /api/v1/version`).

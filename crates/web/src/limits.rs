@@ -47,6 +47,7 @@ pub const BODY_LIMITS: &[(&str, usize)] = &[
     ("/api/v1/export", SMALL),
     ("/api/v1/devices", SMALL),
     ("/api/v1/alarms", SMALL),
+    ("/api/v1/tls", SMALL),
     ("/api/v1/users", SMALL),
     ("/api/v1/users/{name}", SMALL),
     ("/api/v1/tokens", SMALL),

@@ -90,6 +90,7 @@ fn api_routes() -> Vec<ApiRoute> {
         r(Method::GET, "/api/v1/export?from=2026-01-01T00:00&to=2026-01-02T00:00", "/api/v1/export", Min(Role::Viewer)),
         r(Method::GET, "/api/v1/devices", "/api/v1/devices", Min(Role::Viewer)),
         r(Method::GET, "/api/v1/alarms", "/api/v1/alarms", Min(Role::Viewer)),
+        r(Method::GET, "/api/v1/tls", "/api/v1/tls", Min(Role::Viewer)),
         r(Method::GET, "/api/v1/users", "/api/v1/users", Min(Role::Admin)),
         // A role change of a user that does not exist: refused after the role check.
         with(
@@ -205,6 +206,7 @@ fn app() -> App {
             max_policy_schema: tollgate_policy::SCHEMA_VERSION,
             roles: vec!["engine".into(), "collector".into()],
         },
+        tls: None,
     });
     App { router: tollgate_web::router(state.clone()), state, tokens, _dir: dir }
 }

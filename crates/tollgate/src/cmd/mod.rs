@@ -8,6 +8,7 @@ pub mod config;
 pub mod health;
 pub mod lab;
 pub mod lookup;
+pub mod pki;
 pub mod policy;
 pub mod probe;
 pub mod release;

@@ -24,7 +24,13 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
     let _lock = tollgate_records::dirlock::DirLock::acquire(&cfg.dir, "agent.lock", "tollgate agent")
         .map_err(|e| anyhow::anyhow!("agent directory {e}"))?;
     runtime.block_on(async move {
+        crate::roles::reload::spawn_handler("agent");
         let agent = Arc::new(Agent::new(cfg.clone(), role)?);
+        // The agent has no alarms of its own (its role reports them): its TLS material is
+        // reloaded on SIGHUP and watched for rotation.
+        if let Some(material) = crate::roles::tls::material(config)? {
+            crate::roles::tls::supervise(&material, config, Arc::new(tollgate_alarms::Alarms::default()), &cfg.server);
+        }
         if let Err(e) = agent.start_current().await {
             tracing::error!(error = %e, "the release in force did not start");
         }

@@ -44,7 +44,14 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
     }
     let listen = config.api.listen;
     let api_limits = config.api.http_limits();
+    let node = config.node.name.clone();
     runtime.block_on(async move {
+        crate::roles::reload::spawn_handler("manager");
+        // The manager's API has no /metrics or /api/v1/tls yet: its TLS facts are its
+        // alarms and its log.
+        if let Some(material) = crate::roles::tls::material(config)? {
+            crate::roles::tls::supervise(&material, config, ManagerAlarms(manager.clone()), &node);
+        }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot bind the manager API {listen}"))?;

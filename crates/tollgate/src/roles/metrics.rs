@@ -1,4 +1,5 @@
-//! Metrics read at scrape time: the spool, the shipper and the installed policy.
+//! Metrics read at scrape time: the spool, the shipper, the installed policy and the TLS
+//! material.
 
 use std::fmt;
 use std::sync::Arc;
@@ -133,6 +134,46 @@ impl Collector for PolicyCollector {
             u64::from(self.0.load_error().is_some()),
         )
     }
+}
+
+/// The TLS material in force: time to expiry and reloads.
+#[derive(Debug)]
+struct TlsCollector(tollgate_tls::TlsMaterial);
+
+impl Collector for TlsCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        if let Some(leaf) = self.0.leaf() {
+            let now = std::time::SystemTime::now();
+            let left = match leaf.not_after.duration_since(now) {
+                Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                Err(past) => -i64::try_from(past.duration().as_secs()).unwrap_or(i64::MAX),
+            };
+            let g = ConstGauge::new(left);
+            g.encode(e.encode_descriptor(
+                "tollgate_tls_certificate_expiry_seconds",
+                "Seconds until the TLS certificate this process presents expires (negative once it has)",
+                None,
+                g.metric_type(),
+            )?)?;
+        }
+        counter(
+            &mut e,
+            "tollgate_tls_reloads",
+            "TLS material reloads that put new material in force",
+            self.0.reloads(),
+        )?;
+        counter(
+            &mut e,
+            "tollgate_tls_reload_failures",
+            "TLS material reloads that failed (the material in force stayed)",
+            self.0.reload_failures(),
+        )
+    }
+}
+
+/// Registers the TLS material's scrape-time metrics.
+pub fn register_tls(registry: &mut Registry, material: tollgate_tls::TlsMaterial) {
+    registry.register_collector(Box::new(TlsCollector(material)));
 }
 
 /// Registers the spool's scrape-time metrics.

@@ -9,6 +9,7 @@ pub mod manager;
 pub mod metrics;
 pub mod probe;
 pub mod record_alarms;
+pub mod reload;
 pub mod serve;
 pub mod service_address;
 pub mod srp;

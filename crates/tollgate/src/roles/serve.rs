@@ -340,6 +340,8 @@ fn check_addresses_free(config: &Config, roles: Roles) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Result<()> {
+    // First: a SIGHUP (`systemctl reload`) during the start must not end the process.
+    crate::roles::reload::spawn_handler(roles.command());
     // Listen first: a port in use ends the start before anything is created or printed.
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
@@ -364,6 +366,11 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     }
     let mut registry = Registry::default();
     auth.register_metrics(&mut registry);
+    let tls = crate::roles::tls::material(&config)?;
+    let tls_status = tls.as_ref().map(|material| {
+        crate::roles::metrics::register_tls(&mut registry, material.clone());
+        crate::roles::tls::supervise(material, &config, alarms.clone(), &config.node.name)
+    });
     let connections = ConnectionMetrics::register(&mut registry);
     check_descriptor_budget(&config, roles);
 
@@ -486,6 +493,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
                 roles: role_names,
             }
         },
+        tls: tls_status,
     });
     let app = tollgate_web::router(state);
 

@@ -1,13 +1,18 @@
-//! A role's TLS material from `[tls]`, and the rule for its listeners without TLS.
+//! A role's TLS material from `[tls]`, and the rule for its listeners without TLS; what a
+//! role does with its material besides presenting it ([`supervise`]): reload on SIGHUP, the
+//! expiry alarms, the facts `GET /api/v1/tls` and `tollgate health` report.
 
 // Wired into the listeners and clients by the HTTPS work (issue 13); until then unused.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use tollgate_tls::{Plaintext, TlsFiles, TlsMaterial};
+use tollgate_alarms::{self as alarms, Alarms};
+use tollgate_api::tls::{Expiry, TlsCertificate, TlsStatus};
+use tollgate_tls::{CertInfo, Plaintext, Reloaded, TlsFiles, TlsMaterial};
 
 use crate::config::Config;
 
@@ -45,4 +50,207 @@ pub fn check_plaintext(config: &Config, setting: &str, addr: SocketAddr) -> anyh
         ),
     }
     Ok(())
+}
+
+/// The longest time between two expiry checks (also run at start and after each reload).
+const EXPIRY_CHECK_EVERY: Duration = Duration::from_secs(3600);
+
+/// What [`supervise`] keeps for a role's material: the alarms it raises, the last SIGHUP
+/// reload's failure.
+struct Supervisor {
+    material: TlsMaterial,
+    alarms: Box<dyn AsRef<Alarms> + Send + Sync>,
+    node: String,
+    warning_secs: i64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// Supervises the process's TLS material: a SIGHUP reloads it at once (logged; a bad file
+/// keeps the material in force and counts a failure), its expiry is checked at start, after
+/// each SIGHUP reload and at least hourly (alarms TLS_CERT_EXPIRING and
+/// TLS_CERT_EXPIRY_CRITICAL, raised for `node` and cleared once a rotated certificate is in
+/// force). Returns what `GET /api/v1/tls` reports. Call once per process, inside the runtime,
+/// after [`crate::roles::reload::spawn_handler`].
+pub fn supervise<A>(material: &TlsMaterial, config: &Config, alarms: A, node: &str) -> tollgate_web::TlsStatusFn
+where
+    A: AsRef<Alarms> + Send + Sync + 'static,
+{
+    let sup = Arc::new(Supervisor {
+        material: material.clone(),
+        alarms: Box::new(alarms),
+        node: node.to_string(),
+        warning_secs: i64::try_from(config.tls.expiry_warning_secs).unwrap_or(i64::MAX),
+        last_error: Mutex::new(None),
+    });
+    sup.check_expiry();
+    let hook = sup.clone();
+    crate::roles::reload::on_reload("TLS certificates", move || hook.reload_now());
+    // The file watch (tls.reload_interval) may put a rotated certificate in force between
+    // SIGHUPs: checking as often keeps the alarms in step with it (the check reads memory).
+    let every = Duration::from_secs(config.tls.reload_interval_secs).clamp(Duration::from_secs(1), EXPIRY_CHECK_EVERY);
+    let periodic = sup.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            periodic.check_expiry();
+        }
+    });
+    Arc::new(move || sup.status())
+}
+
+impl Supervisor {
+    /// Reloads the material now (SIGHUP).
+    fn reload_now(&self) -> anyhow::Result<()> {
+        let outcome = self.material.reload();
+        let result = match outcome {
+            Ok(Reloaded::Changed(leaf)) => {
+                self.material.log_changed(leaf.as_deref());
+                Ok(())
+            }
+            Ok(Reloaded::Unchanged) => {
+                tracing::info!("TLS material unchanged");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = result.as_ref().err().map(ToString::to_string);
+        self.check_expiry();
+        result.context("TLS material not reloaded; the material in force stays")
+    }
+
+    /// Raises or clears the expiry alarms for the certificate and the CA in force.
+    fn check_expiry(&self) {
+        let status = self.status();
+        let alarms = (*self.alarms).as_ref();
+        let certificate = format!("{} certificate", self.node);
+        let ca = format!("{} CA", self.node);
+        let mut cas = status.ca.iter().collect::<Vec<_>>();
+        cas.sort_by_key(|c| c.seconds_left);
+        for (scope, cert) in [(certificate, status.certificate.as_ref()), (ca, cas.first().copied())] {
+            let level = cert.map_or(Expiry::Ok, |c| c.expiry(self.warning_secs));
+            let detail = || {
+                cert.map_or_else(String::new, |c| {
+                    format!("{} expires {} ({} days left)", c.subject, c.not_after, c.days_left())
+                })
+            };
+            alarms.set(alarms::TLS_CERT_EXPIRING, &scope, level == Expiry::Warning, detail);
+            alarms.set(alarms::TLS_CERT_EXPIRY_CRITICAL, &scope, level == Expiry::Critical, detail);
+        }
+    }
+
+    /// The facts of the material in force.
+    fn status(&self) -> TlsStatus {
+        let now = SystemTime::now();
+        TlsStatus {
+            enabled: true,
+            certificate: self.material.leaf().map(|c| certificate(&c, now)),
+            ca: self.material.ca().iter().map(|c| certificate(c, now)).collect(),
+            expiry_warning_secs: self.warning_secs,
+            reloads: self.material.reloads(),
+            reload_failures: self.material.reload_failures(),
+            last_reload_error: self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        }
+    }
+}
+
+/// A certificate's facts as the API reports them, `now` being when they are taken.
+fn certificate(info: &CertInfo, now: SystemTime) -> TlsCertificate {
+    let unix = |t: SystemTime| match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    };
+    TlsCertificate {
+        subject: info.subject.clone(),
+        role: info.role.map(|r| r.to_string()),
+        host: if info.is_ca { None } else { info.host() },
+        issuer: info.issuer.clone(),
+        serial: info.serial.clone(),
+        sha256_fingerprint: info.sha256_fingerprint.clone(),
+        not_after_unix: unix(info.not_after),
+        not_after: tollgate_tls::format_time(info.not_after),
+        seconds_left: unix(info.not_after) - unix(now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use tollgate_tls::Role;
+    use tollgate_tls::pki::{Ca, DEFAULT_CA_VALIDITY, IssueRequest, issued_paths};
+
+    use super::*;
+
+    fn issue(ca: &Ca, dir: &Path, days: u64) -> TlsFiles {
+        let request = IssueRequest {
+            role: Role::Engine,
+            host: "east-a".into(),
+            ips: vec![],
+            dns_names: vec![],
+            validity: Duration::from_secs(days * 86_400),
+        };
+        let (cert, key) = issued_paths(dir, "east-a");
+        ca.issue(&request).unwrap().write(&cert, &key).unwrap();
+        TlsFiles { ca: dir.join("ca.crt"), cert: Some(cert), key: Some(key) }
+    }
+
+    fn raised(alarms: &Alarms) -> Vec<(&'static str, String)> {
+        alarms.active().iter().map(|a| (a.def.name, a.scope.clone())).collect()
+    }
+
+    #[test]
+    fn expiry_alarms_follow_the_certificate_in_force_and_clear_after_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::init(dir.path(), "test CA", DEFAULT_CA_VALIDITY).unwrap();
+        let files = issue(&ca, dir.path(), 20);
+        let alarms = Arc::new(Alarms::default());
+        let sup = Supervisor {
+            material: TlsMaterial::load(files).unwrap(),
+            alarms: Box::new(alarms.clone()),
+            node: "east-a".into(),
+            warning_secs: 30 * 86_400,
+            last_error: Mutex::new(None),
+        };
+        sup.check_expiry();
+        assert_eq!(raised(&alarms), [("TLS_CERT_EXPIRING", "east-a certificate".to_string())]);
+        let status = sup.status();
+        let leaf = status.certificate.clone().unwrap();
+        assert_eq!((leaf.role.as_deref(), leaf.host.as_deref()), (Some("engine"), Some("east-a")));
+        assert!((19..=20).contains(&leaf.days_left()), "{leaf:?}");
+
+        // Within a week: critical instead of major.
+        issue(&ca, dir.path(), 3);
+        sup.reload_now().unwrap();
+        assert_eq!(raised(&alarms), [("TLS_CERT_EXPIRY_CRITICAL", "east-a certificate".to_string())]);
+
+        // A rotated certificate of a year clears them; the reload is counted.
+        issue(&ca, dir.path(), 365);
+        sup.reload_now().unwrap();
+        assert!(raised(&alarms).is_empty(), "{:?}", raised(&alarms));
+        let names: Vec<(bool, &str)> = alarms.history().iter().map(|e| (e.raised, e.name)).collect();
+        assert_eq!(
+            names,
+            [
+                (true, "TLS_CERT_EXPIRING"),
+                (false, "TLS_CERT_EXPIRING"),
+                (true, "TLS_CERT_EXPIRY_CRITICAL"),
+                (false, "TLS_CERT_EXPIRY_CRITICAL")
+            ]
+        );
+        let status = sup.status();
+        assert_eq!((status.reloads, status.reload_failures, status.last_reload_error), (2, 0, None));
+        let serial = status.certificate.unwrap().serial;
+
+        // A broken file: the certificate in force stays, the failure is counted and reported.
+        std::fs::write(dir.path().join("east-a.crt"), "not a certificate").unwrap();
+        let e = sup.reload_now().unwrap_err();
+        assert!(format!("{e:#}").contains("east-a.crt"), "{e:#}");
+        let status = sup.status();
+        assert_eq!(status.certificate.unwrap().serial, serial);
+        assert_eq!(status.reload_failures, 1);
+        assert!(status.last_reload_error.is_some_and(|e| e.contains("east-a.crt")));
+        assert!(raised(&alarms).is_empty());
+    }
 }

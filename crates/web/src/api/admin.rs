@@ -27,6 +27,10 @@ pub(super) async fn alarms(State(state): State<Arc<AppState>>, _: Viewer) -> Jso
     })
 }
 
+pub(super) async fn tls(State(state): State<Arc<AppState>>, _: Viewer) -> Json<tollgate_api::tls::TlsStatus> {
+    Json(state.tls.as_ref().map(|f| f()).unwrap_or_default())
+}
+
 pub(super) async fn users(State(state): State<Arc<AppState>>, _: Admin) -> Json<Vec<UserInfo>> {
     Json(state.auth.users())
 }

@@ -18,6 +18,7 @@
 //! | GET | `/api/v1/export?dataset&from&to[&device]` | viewer | raw records as CSV |
 //! | GET | `/api/v1/devices?dataset=` | viewer | devices with records |
 //! | GET | `/api/v1/alarms` | viewer | active alarms and history |
+//! | GET | `/api/v1/tls` | viewer | the TLS certificate in force, its expiry, reload counts |
 //! | GET, POST | `/api/v1/users`, `/api/v1/tokens` | admin | users (a role change keeps the password when none is given) and API tokens (optional `expires`) |
 //! | DELETE | `/api/v1/users/{name}`, `/api/v1/tokens/{name}` | admin | remove a user (their sessions end), revoke a token |
 //! | POST | `/api/v1/auth/password` | none (the current password) | `{"name","current","new"}`: change one's own password; throttled like a login |
@@ -85,6 +86,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
     r = route(r, "/api/v1/export", get(analytics::export));
     r = route(r, "/api/v1/devices", get(analytics::devices));
     r = route(r, "/api/v1/alarms", get(admin::alarms));
+    r = route(r, "/api/v1/tls", get(admin::tls));
     r = route(r, "/api/v1/users", get(admin::users).post(admin::set_user));
     r = route(r, "/api/v1/users/{name}", delete(admin::remove_user));
     r = route(r, "/api/v1/tokens", get(admin::tokens).post(admin::create_token));

@@ -113,6 +113,7 @@ mod tests {
             status: None,
             srp: None,
             release: ReleaseInfo { release: "0".into(), build: "0".into(), max_policy_schema: 1, roles: Vec::new() },
+            tls: None,
         };
         crate::router(Arc::new(state))
     }
