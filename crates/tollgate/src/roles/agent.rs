@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use tollgate_agent::Agent;
+use tollgate_tls::{ClientPolicy, Role, RoleSet, Versions};
 
 /// Runs the agent until SIGINT or SIGTERM: starts the release in force, serves the API.
 pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitCode> {
@@ -24,7 +25,13 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
     let _lock = tollgate_records::dirlock::DirLock::acquire(&cfg.dir, "agent.lock", "tollgate agent")
         .map_err(|e| anyhow::anyhow!("agent directory {e}"))?;
     runtime.block_on(async move {
-        let agent = Arc::new(Agent::new(cfg.clone(), role)?);
+        // An agent can stage and install software: over TLS it accepts only the manager
+        // cluster's certificates (TLS 1.3); without [tls], only on loopback or when allowed.
+        let tls = crate::roles::tls::material(config)?;
+        crate::roles::tls::before_bind(config, tls.as_ref(), "agent.listen", cfg.listen)?;
+        let mut agent = Agent::new(cfg.clone(), role)?;
+        agent.role_tls = crate::roles::tls::client(tls.as_ref(), RoleSet::SERVERS)?;
+        let agent = Arc::new(agent);
         if let Err(e) = agent.start_current().await {
             tracing::error!(error = %e, "the release in force did not start");
         }
@@ -40,11 +47,19 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
             tollgate_listener::ListenerStats::default(),
         )
         .limit_setting("api.max_connections");
+        let server = crate::roles::tls::secure(
+            server,
+            tls.as_ref(),
+            "agent.listen",
+            ClientPolicy::only(RoleSet::of(&[Role::Manager])),
+            Versions::Tls13,
+        )?;
         say!(
-            "tollgate agent ready: server={} application={} release={} api=http://{}",
+            "tollgate agent ready: server={} application={} release={} api={}://{}",
             cfg.server,
             cfg.app_type,
             agent.releases.current().map_or("none".to_string(), |r| r.version),
+            server.scheme(),
             server.local_addr()?
         );
         let token = tollgate_web::http::SecretToken::new(&cfg.token);
