@@ -196,8 +196,7 @@ impl Connection {
                         listener = %self.name,
                         peer = %self.peer,
                         error = %e,
-                        left_out,
-                        "TLS handshake failed (similar failures since the last line: left_out)"
+                        "TLS handshake failed ({left_out} similar lines left out since the last)"
                     );
                 }
             }
