@@ -23,6 +23,8 @@ pub struct Inputs<'a> {
     pub role_api: Option<&'a str>,
     /// A token for the role's API.
     pub role_token: Option<&'a str>,
+    /// TLS for the role's API (`https://`), when the role serves it.
+    pub role_tls: Option<&'a tollgate_api::TlsConfig>,
     /// The release in force and the expected one (`None`: no expectation).
     pub release: (&'a str, Option<&'a str>),
 }
@@ -168,7 +170,12 @@ pub async fn check(i: Inputs<'_>) -> Health {
     });
     match i.role_api {
         Some(api) => {
-            let client = tollgate_api::Client::new(api, i.role_token.map(str::to_string), Duration::from_secs(3));
+            let client = tollgate_api::Client::with_tls(
+                api,
+                i.role_token.map(str::to_string),
+                Duration::from_secs(3),
+                i.role_tls,
+            );
             let net = match &client {
                 Ok(c) => c.get_text("/healthz").await.is_ok(),
                 Err(_) => false,

@@ -99,6 +99,9 @@ pub struct Agent {
     pub app: AppType,
     /// The role process.
     pub supervisor: Supervisor,
+    /// TLS for the role's API when the role serves HTTPS (set by the agent's wiring from
+    /// `[tls]`; the role's certificate must be of the same CA).
+    pub role_tls: Option<tollgate_api::TlsConfig>,
     /// One operation (install, backout, restore) at a time.
     busy: Mutex<()>,
 }
@@ -111,7 +114,16 @@ impl Agent {
             TrustedKeys::from_hex(&config.trusted_keys).map_err(|e| anyhow::anyhow!("agent.trusted_keys: {e}"))?;
         // Read once, as a type, with the configuration.
         let app: AppType = config.app_type;
-        Ok(Agent { config, role, releases, trusted, app, supervisor: Supervisor::new(), busy: Mutex::new(()) })
+        Ok(Agent {
+            config,
+            role,
+            releases,
+            trusted,
+            app,
+            supervisor: Supervisor::new(),
+            role_tls: None,
+            busy: Mutex::new(()),
+        })
     }
 
     /// The role's API base URL.
@@ -126,7 +138,7 @@ impl Agent {
 
     /// A client of the role's API with its admin token.
     fn role_client(&self, timeout: Duration) -> AgentResult<tollgate_api::Client> {
-        tollgate_api::Client::new(&self.role_api(), self.role_token(), timeout)
+        tollgate_api::Client::with_tls(&self.role_api(), self.role_token(), timeout, self.role_tls.as_ref())
             .map_err(|e| AgentError::internal(e.to_string()))
     }
 
@@ -195,7 +207,8 @@ impl Agent {
     }
 
     async fn wait_role_up(&self, within: Duration) -> anyhow::Result<()> {
-        let client = tollgate_api::Client::new(&self.role_api(), None, Duration::from_secs(2))?;
+        let client =
+            tollgate_api::Client::with_tls(&self.role_api(), None, Duration::from_secs(2), self.role_tls.as_ref())?;
         let deadline = Instant::now() + within;
         let restarts_before = self.supervisor.status().restarts;
         while Instant::now() < deadline {
@@ -463,6 +476,7 @@ impl Agent {
             process_running: self.supervisor.status().running,
             role_api: Some(&api),
             role_token: token.as_deref(),
+            role_tls: self.role_tls.as_ref(),
             release: (&release, None),
         })
         .await;

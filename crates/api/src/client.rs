@@ -5,8 +5,16 @@
 //! bearer token and the optional `x-actor`, check the answering server's API version, decode
 //! typed answers, and turn every failure into a [`ClientError`] that says what happened in an
 //! operator's words ("connection refused", "the server answered 401: ...").
+//!
+//! TLS: [`Client::with_tls`] (and [`http_builder`] for callers with their own timeouts) hand
+//! reqwest a rustls configuration made by `tollgate_tls::client_config`, which verifies the
+//! server against the deployment's CA and its role and presents this process's certificate;
+//! `https://` base URLs then work. Without one, reqwest's own rustls (the same aws-lc-rs
+//! provider) verifies public servers against the system's roots; tollgate's servers, whose
+//! certificates come from the built-in CA, need the configuration.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, Response};
@@ -121,10 +129,35 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// The rustls configuration a client speaks TLS with (`tollgate_tls::client_config`).
+pub type TlsConfig = Arc<tollgate_tls::rustls::ClientConfig>;
+
+/// A reqwest client builder speaking TLS with `tls` when given (reqwest's preconfigured-TLS
+/// hook: the configuration decides the CA, the server roles accepted and the certificate
+/// presented; reqwest adds nothing to it).
+pub fn http_builder(tls: Option<&TlsConfig>) -> reqwest::ClientBuilder {
+    let builder = reqwest::Client::builder();
+    match tls {
+        Some(config) => builder.tls_backend_preconfigured(tollgate_tls::rustls::ClientConfig::clone(config)),
+        None => builder,
+    }
+}
+
 impl Client {
     /// A client of `base` with a bearer `token`, waiting at most `timeout` for each answer.
     pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Result<Client, ClientError> {
-        let http = reqwest::Client::builder()
+        Client::with_tls(base, token, timeout, None)
+    }
+
+    /// A client of `base` (`https://` with `tls`) with a bearer `token`, waiting at most
+    /// `timeout` for each answer, speaking TLS with `tls` (see [`http_builder`]).
+    pub fn with_tls(
+        base: &str,
+        token: Option<String>,
+        timeout: Duration,
+        tls: Option<&TlsConfig>,
+    ) -> Result<Client, ClientError> {
+        let http = http_builder(tls)
             .timeout(timeout)
             .build()
             .map_err(|e| ClientError::Request { url: base.to_string(), reason: e.to_string() })?;
@@ -250,6 +283,16 @@ impl BlockingClient {
     /// A blocking client of `base` (see [`Client::new`]).
     pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Result<BlockingClient, ClientError> {
         BlockingClient::from_client(Client::new(base, token, timeout)?)
+    }
+
+    /// A blocking client of `base` speaking TLS with `tls` (see [`Client::with_tls`]).
+    pub fn with_tls(
+        base: &str,
+        token: Option<String>,
+        timeout: Duration,
+        tls: Option<&TlsConfig>,
+    ) -> Result<BlockingClient, ClientError> {
+        BlockingClient::from_client(Client::with_tls(base, token, timeout, tls)?)
     }
 
     /// `client` (e.g. built with [`Client::with_http`] for its own timeouts) for synchronous

@@ -35,6 +35,6 @@ pub mod version;
 pub mod web;
 
 #[cfg(feature = "client")]
-pub use client::{BlockingClient, Client, ClientError};
+pub use client::{BlockingClient, Client, ClientError, TlsConfig, http_builder};
 pub use error::{Detail, ErrorBody, ErrorCode};
 pub use version::{API_VERSION, VERSION_HEADER, compatible};

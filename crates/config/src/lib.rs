@@ -583,9 +583,10 @@ impl Config {
     pub fn api_url(&self) -> String {
         let addr = self.api.listen;
         let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+        let scheme = if self.tls.enabled() { "https" } else { "http" };
         match addr {
-            SocketAddr::V6(_) if !addr.ip().is_unspecified() => format!("http://[{host}]:{}", addr.port()),
-            _ => format!("http://{host}:{}", addr.port()),
+            SocketAddr::V6(_) if !addr.ip().is_unspecified() => format!("{scheme}://[{host}]:{}", addr.port()),
+            _ => format!("{scheme}://{host}:{}", addr.port()),
         }
     }
 }

@@ -80,6 +80,7 @@ pub struct ConnectionMetrics {
     refused: Family<ListenerLabel, Counter>,
     idle_closed: Family<ListenerLabel, Counter>,
     accept_errors: Family<ListenerLabel, Counter>,
+    tls_failed: Family<ListenerLabel, Counter>,
 }
 
 impl ConnectionMetrics {
@@ -107,6 +108,11 @@ impl ConnectionMetrics {
             "Failed accepts (e.g. no file descriptors left); the listener backs off after each",
             m.accept_errors.clone(),
         );
+        registry.register(
+            "tollgate_connections_tls_failed",
+            "TLS handshakes that failed (no TLS spoken, a certificate refused), per listener",
+            m.tls_failed.clone(),
+        );
         m
     }
 
@@ -119,6 +125,7 @@ impl ConnectionMetrics {
             refused: self.refused.get_or_create(&label).clone(),
             idle_closed: self.idle_closed.get_or_create(&label).clone(),
             accept_errors: self.accept_errors.get_or_create(&label).clone(),
+            tls_failed: self.tls_failed.get_or_create(&label).clone(),
         }
     }
 }
@@ -136,6 +143,9 @@ pub struct ListenerStats {
     pub idle_closed: Counter,
     /// Failed accepts (no descriptors, no buffers): each one made the listener pause.
     pub accept_errors: Counter,
+    /// TLS handshakes that failed: a client that does not speak TLS, or whose certificate the
+    /// listener refused (another CA, a role not accepted, none where one is required).
+    pub tls_failed: Counter,
 }
 
 impl ListenerStats {

@@ -68,13 +68,27 @@ struct Pair {
     slow: Client,
 }
 
-/// Talks to agents (and the mate manager) with the agents' token.
+/// Talks to agents (and the mate manager) with the agents' token. Over TLS, an agent's
+/// certificate must name a server role (the role of its host: engine, collector, probe or
+/// manager) and the mate's the manager role; the manager presents its own certificate, the
+/// only kind an agent accepts.
 #[derive(Clone)]
 pub struct AgentClient {
     quick: reqwest::Client,
     slow: reqwest::Client,
+    /// The mate's URL and its clients (TLS: a manager's certificate required).
+    mate: Option<(String, reqwest::Client, reqwest::Client)>,
     token: String,
     clients: Arc<Mutex<BTreeMap<String, Pair>>>,
+}
+
+/// The TLS of a manager's clients: of its agents, of its mate.
+#[derive(Debug, Clone, Default)]
+pub struct ManagerTls {
+    /// For agents (servers of any server role).
+    pub agents: Option<tollgate_api::TlsConfig>,
+    /// For the mate (a manager), and its URL.
+    pub mate: Option<(String, tollgate_api::TlsConfig)>,
 }
 
 /// What the role process's HA machinery says.
@@ -149,18 +163,34 @@ pub struct PolicyInstallAnswer {
 }
 
 impl AgentClient {
-    /// A client presenting `token`.
+    /// A client presenting `token`, over plain HTTP.
     pub fn new(token: &str) -> anyhow::Result<Self> {
-        Ok(AgentClient {
-            // Idle kept connections are dropped before an agent's idle timeout closes them.
-            quick: reqwest::Client::builder()
+        AgentClient::with_tls(token, &ManagerTls::default())
+    }
+
+    /// A client presenting `token`, speaking TLS with `tls` where given.
+    pub fn with_tls(token: &str, tls: &ManagerTls) -> anyhow::Result<Self> {
+        // Idle kept connections are dropped before an agent's idle timeout closes them.
+        let quick = |tls: Option<&tollgate_api::TlsConfig>| {
+            tollgate_api::http_builder(tls)
                 .timeout(Duration::from_millis(1500))
                 .pool_idle_timeout(Duration::from_secs(30))
-                .build()?,
-            slow: reqwest::Client::builder()
+                .build()
+        };
+        let slow = |tls: Option<&tollgate_api::TlsConfig>| {
+            tollgate_api::http_builder(tls)
                 .timeout(Duration::from_secs(600))
                 .pool_idle_timeout(Duration::from_secs(30))
-                .build()?,
+                .build()
+        };
+        let mate = match &tls.mate {
+            Some((url, config)) => Some((url.clone(), quick(Some(config))?, slow(Some(config))?)),
+            None => None,
+        };
+        Ok(AgentClient {
+            quick: quick(tls.agents.as_ref())?,
+            slow: slow(tls.agents.as_ref())?,
+            mate,
             token: token.to_string(),
             clients: Arc::new(Mutex::new(BTreeMap::new())),
         })
@@ -168,11 +198,15 @@ impl AgentClient {
 
     fn pair(&self, agent: &str) -> Pair {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let (quick, slow) = match &self.mate {
+            Some((mate, quick, slow)) if mate == agent => (quick, slow),
+            _ => (&self.quick, &self.slow),
+        };
         clients
             .entry(agent.to_string())
             .or_insert_with(|| Pair {
-                quick: Client::with_http(agent, Some(self.token.clone()), self.quick.clone()),
-                slow: Client::with_http(agent, Some(self.token.clone()), self.slow.clone()),
+                quick: Client::with_http(agent, Some(self.token.clone()), quick.clone()),
+                slow: Client::with_http(agent, Some(self.token.clone()), slow.clone()),
             })
             .clone()
     }

@@ -101,6 +101,20 @@ impl Manager {
         release: String,
         held: HeldFn,
     ) -> anyhow::Result<Arc<Manager>> {
+        let agents = agents::AgentClient::new(&cfg.agent_token)?;
+        Manager::with_agents(cfg, topology, state_dir, release, held, agents)
+    }
+
+    /// [`Manager::new`] talking to its agents and mate through `agents` (a client speaking
+    /// TLS: [`agents::AgentClient::with_tls`]).
+    pub fn with_agents(
+        cfg: ManagerConfig,
+        topology: Topology,
+        state_dir: &std::path::Path,
+        release: String,
+        held: HeldFn,
+        agents: agents::AgentClient,
+    ) -> anyhow::Result<Arc<Manager>> {
         cfg.validate()?;
         std::fs::create_dir_all(state_dir).with_context(|| format!("cannot create {}", state_dir.display()))?;
         let state_file = state_dir.join("manager-state.json");
@@ -136,7 +150,7 @@ impl Manager {
         // The configured limit holds, also for a kept state.
         shared.director.set_config(director_config);
         Ok(Arc::new(Manager {
-            agents: agents::AgentClient::new(&cfg.agent_token)?,
+            agents,
             cfg,
             core: Mutex::new(Core {
                 shared,
@@ -355,7 +369,11 @@ fn same_servers(director: &Director, cfg: &ManagerConfig) -> bool {
 /// The configured topology with what every agent reports now (its release, previous release,
 /// HA role), so that a new Director starts from the servers' real releases.
 pub async fn first_look(cfg: &ManagerConfig) -> anyhow::Result<Topology> {
-    let agents = agents::AgentClient::new(&cfg.agent_token)?;
+    first_look_with(cfg, &agents::AgentClient::new(&cfg.agent_token)?).await
+}
+
+/// [`first_look`] through `agents` (a client speaking TLS).
+pub async fn first_look_with(cfg: &ManagerConfig, agents: &agents::AgentClient) -> anyhow::Result<Topology> {
     let mut topology = cfg.topology();
     for (cluster, server) in cfg.servers() {
         let report = agents.report(cluster, server).await;

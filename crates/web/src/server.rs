@@ -13,11 +13,20 @@
 //!   closed, requests in progress finish; [`HttpServer::serve`] returns when every connection
 //!   has ended.
 //!
-//! Each request carries [`axum::extract::ConnectInfo`]`<SocketAddr>` (the client address), so
-//! handlers can extract it from a plain [`Router`].
+//! - TLS ([`HttpServer::with_tls`]): the handshake runs in the connection's task, bounded by
+//!   the idle timeout (a client that opens TCP and never says hello is closed and counted like
+//!   an idle one). A failed handshake (plain HTTP to the TLS port, a certificate of another CA
+//!   or of a role the listener does not accept) is counted in
+//!   `tollgate_connections_tls_failed` and logged at most once per 10 s with how many were
+//!   left out. The connection limit counts a connection from its accept, handshake included.
 //!
-//! HTTP/1.1 only: every tollgate client (browsers over `http://`, the CLI, shippers, the
-//! manager) speaks it.
+//! Each request carries [`axum::extract::ConnectInfo`]`<SocketAddr>` (the client address) and
+//! `Option<`[`PeerIdentity`]`>` (the client certificate's role and host, verified by the
+//! handshake; `None` on plain connections and for TLS clients without a certificate), and on
+//! TLS connections the [`TlsConnection`] marker, so handlers can extract them from a plain
+//! [`Router`] (see [`crate::http::MachinePeer`]).
+//!
+//! HTTP/1.1 only: every tollgate client (browsers, the CLI, shippers, the manager) speaks it.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -41,7 +50,18 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tollgate_listener::{ConnectionSlot, LimitedListener, ListenerStats};
+use tollgate_logthrottle::LogThrottle;
+use tollgate_tls::PeerIdentity;
+use tollgate_tls::tokio_rustls::TlsAcceptor;
 use tower::Service;
+
+/// One log line per 10 s about failed TLS handshakes, process-wide (each one is counted).
+static HANDSHAKE_FAILED: LogThrottle = LogThrottle::new(10_000);
+
+/// The mark of a request that arrived over TLS (a request extension): the session cookie is
+/// then `Secure`, and routes for machine peers demand a client certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsConnection;
 
 /// What a client refused at the connection limit reads before the connection closes.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
@@ -55,10 +75,20 @@ too many connections to this server; retry shortly\n";
 pub use tollgate_listener::HttpLimits;
 
 /// An HTTP listener with its limits; [`HttpServer::serve`] runs it.
-#[derive(Debug)]
 pub struct HttpServer {
     listener: LimitedListener,
     idle_timeout: Duration,
+    tls: Option<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for HttpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpServer")
+            .field("listener", &self.listener)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl HttpServer {
@@ -68,7 +98,25 @@ impl HttpServer {
         HttpServer {
             listener: LimitedListener::new(listener, name, limits.max_connections, stats).refuse_with(REFUSED),
             idle_timeout: limits.idle_timeout.max(Duration::from_millis(1)),
+            tls: None,
         }
+    }
+
+    /// Serves HTTPS: every connection starts with a TLS handshake through `acceptor` (built
+    /// with `tollgate_tls::server_config`, whose client policy decides who may connect).
+    pub fn with_tls(mut self, acceptor: TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
+        self
+    }
+
+    /// Whether the server speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The URL scheme of the server: `https` or `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.is_tls() { "https" } else { "http" }
     }
 
     /// Names the configuration field of the connection limit in log lines.
@@ -86,7 +134,7 @@ impl HttpServer {
     /// closes idle connections, lets requests in progress finish, and returns when every
     /// connection has ended.
     pub async fn serve(self, router: Router, shutdown: impl Future<Output = ()>) {
-        let HttpServer { mut listener, idle_timeout } = self;
+        let HttpServer { mut listener, idle_timeout, tls } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -100,6 +148,8 @@ impl HttpServer {
                 idle_timeout,
                 stats: listener.stats().clone(),
                 stop: stop_rx.clone(),
+                tls: tls.clone(),
+                name: listener.name().to_string(),
             };
             tokio::spawn(connection.run(stream, slot));
         }
@@ -115,18 +165,61 @@ struct Connection {
     idle_timeout: Duration,
     stats: ListenerStats,
     stop: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
+    name: String,
 }
 
 impl Connection {
     async fn run(self, stream: TcpStream, slot: ConnectionSlot) {
-        let Connection { router, peer, idle_timeout, stats, mut stop } = self;
         let _slot = slot;
         let activity = Arc::new(Activity::new());
-        let io = TokioIo::new(WatchedIo { inner: stream, activity: activity.clone() });
+        let io = WatchedIo { inner: stream, activity: activity.clone() };
+        let Some(acceptor) = self.tls.clone() else {
+            return self.serve_http(io, activity, None).await;
+        };
+        let mut stop = self.stop.clone();
+        let handshake = tokio::time::timeout(self.idle_timeout, acceptor.accept(io));
+        let tls = tokio::select! {
+            outcome = handshake => outcome,
+            // Shutting down: a connection still in its handshake has no request to finish.
+            _ = stop.wait_for(|stop| *stop) => return,
+        };
+        match tls {
+            Ok(Ok(tls)) => {
+                let peer = PeerIdentity::from_chain(tls.get_ref().1.peer_certificates());
+                self.serve_http(tls, activity, Some(peer)).await;
+            }
+            Ok(Err(e)) => {
+                self.stats.tls_failed.inc();
+                if let Some(left_out) = HANDSHAKE_FAILED.allow() {
+                    tracing::warn!(
+                        listener = %self.name,
+                        peer = %self.peer,
+                        error = %e,
+                        "TLS handshake failed ({left_out} similar lines left out since the last)"
+                    );
+                }
+            }
+            Err(_) => {
+                // Opened TCP and never finished saying hello: an idle connection.
+                self.stats.idle_closed.inc();
+                tracing::debug!(peer = %self.peer, "TLS handshake not finished within the idle timeout");
+            }
+        }
+    }
+
+    /// Serves HTTP/1.1 on `io` (plain, or TLS after the handshake; `tls` holds the client's
+    /// certificate identity then).
+    async fn serve_http<I>(self, io: I, activity: Arc<Activity>, tls: Option<Option<PeerIdentity>>)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection { router, peer, idle_timeout, stats, mut stop, .. } = self;
+        let io = TokioIo::new(io);
         let service = {
             let activity = activity.clone();
             hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                handle(router.clone(), activity.clone(), peer, request)
+                handle(router.clone(), activity.clone(), peer, tls.clone(), request)
             })
         };
         let mut builder = http1::Builder::new();
@@ -166,12 +259,22 @@ async fn handle(
     router: Router,
     activity: Arc<Activity>,
     peer: SocketAddr,
+    tls: Option<Option<PeerIdentity>>,
     request: hyper::Request<Incoming>,
 ) -> Result<axum::response::Response<ResponseBody>, Infallible> {
     let work = ServerWork::begin(activity.clone());
     let mut request =
         request.map(|body| Body::new(RequestBody { inner: body, activity: activity.clone(), waiting: false }));
     request.extensions_mut().insert(ConnectInfo(peer));
+    match tls {
+        Some(identity) => {
+            request.extensions_mut().insert(TlsConnection);
+            request.extensions_mut().insert(identity);
+        }
+        None => {
+            request.extensions_mut().insert(None::<PeerIdentity>);
+        }
+    }
     let mut router = router;
     let response = match router.call(request).await {
         Ok(response) => response,
@@ -254,7 +357,8 @@ impl Drop for ServerWork {
     }
 }
 
-/// The connection's stream, noting every read and write that moves bytes.
+/// The connection's TCP stream, noting every read and write that moves bytes (below TLS, so
+/// handshake and record bytes count as progress).
 struct WatchedIo {
     inner: TcpStream,
     activity: Arc<Activity>,
@@ -566,5 +670,182 @@ mod tests {
         assert!(read_until_closed(&mut idle).await.is_some(), "the idle connection was closed");
         tokio::time::timeout(Duration::from_secs(10), s.done).await.expect("serve returned").unwrap();
         assert!(TcpStream::connect(s.addr).await.is_err(), "no longer listening");
+    }
+
+    mod tls {
+        use super::*;
+        use std::path::Path;
+        use tollgate_tls::pki::{Ca, DEFAULT_CA_VALIDITY, DEFAULT_CERT_VALIDITY, IssueRequest, issued_paths};
+        use tollgate_tls::rustls::pki_types::ServerName;
+        use tollgate_tls::tokio_rustls::TlsConnector;
+        use tollgate_tls::tokio_rustls::client::TlsStream;
+        use tollgate_tls::{
+            ClientPolicy, Role, RoleSet, TlsFiles, TlsMaterial, Versions, client_config, server_config,
+        };
+
+        fn issue(ca: &Ca, dir: &Path, role: Role, host: &str) -> TlsMaterial {
+            let issued = ca
+                .issue(&IssueRequest {
+                    role,
+                    host: host.into(),
+                    ips: vec!["127.0.0.1".parse().unwrap()],
+                    dns_names: vec![],
+                    validity: DEFAULT_CERT_VALIDITY,
+                })
+                .unwrap();
+            let (cert, key) = issued_paths(dir, host);
+            issued.write(&cert, &key).unwrap();
+            TlsMaterial::load(TlsFiles { ca: dir.join("ca.crt"), cert: Some(cert), key: Some(key) }).unwrap()
+        }
+
+        struct Pki {
+            _dir: tempfile::TempDir,
+            server: TlsMaterial,
+            engine: TlsMaterial,
+            stranger: TlsMaterial,
+        }
+
+        fn pki() -> Pki {
+            let dir = tempfile::tempdir().unwrap();
+            let ours = dir.path().join("ours");
+            let ca = Ca::init(&ours, "test CA", DEFAULT_CA_VALIDITY).unwrap();
+            let theirs = dir.path().join("theirs");
+            let other = Ca::init(&theirs, "another CA", DEFAULT_CA_VALIDITY).unwrap();
+            Pki {
+                server: issue(&ca, &ours, Role::Collector, "collector-a"),
+                engine: issue(&ca, &ours, Role::Engine, "east-a"),
+                stranger: issue(&other, &theirs, Role::Engine, "east-x"),
+                _dir: dir,
+            }
+        }
+
+        async fn start_tls(pki: &Pki, max_connections: usize, idle_ms: u64) -> Running {
+            let router = Router::new().route("/healthz", get(|| async { "ok\n" })).route(
+                "/whoami",
+                get(
+                    |axum::Extension(peer): axum::Extension<Option<PeerIdentity>>,
+                     tls: Option<axum::Extension<TlsConnection>>| async move {
+                        let role = peer.and_then(|p| p.role).map_or("anonymous", |r| r.as_str());
+                        format!("{role} tls={}", tls.is_some())
+                    },
+                ),
+            );
+            let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let stats = ListenerStats::default();
+            let limits = HttpLimits { max_connections, idle_timeout: Duration::from_millis(idle_ms) };
+            let config =
+                server_config(&pki.server, ClientPolicy::OPTIONAL, Versions::Tls12And13, &[b"http/1.1"]).unwrap();
+            let server = HttpServer::new(tcp, "test", limits, stats.clone()).with_tls(TlsAcceptor::from(config));
+            assert_eq!(server.scheme(), "https");
+            let addr = server.local_addr().unwrap();
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let done = tokio::spawn(server.serve(router, async move {
+                let _ = rx.await;
+            }));
+            Running { addr, stats, stop: Some(tx), done }
+        }
+
+        async fn connect(client: &TlsMaterial, addr: SocketAddr) -> io::Result<TlsStream<TcpStream>> {
+            let config = client_config(client, RoleSet::of(&[Role::Collector]), Versions::Tls13, &[b"http/1.1"])
+                .map_err(io::Error::other)?;
+            let tcp = TcpStream::connect(addr).await?;
+            TlsConnector::from(config).connect(ServerName::try_from("127.0.0.1").unwrap(), tcp).await
+        }
+
+        async fn get_text(client: &TlsMaterial, addr: SocketAddr, path: &str) -> io::Result<String> {
+            let mut tls = connect(client, addr).await?;
+            tls.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+            let mut all = Vec::new();
+            // TLS 1.3: a refused client certificate shows on the first read.
+            tls.read_to_end(&mut all).await?;
+            Ok(String::from_utf8_lossy(&all).into_owned())
+        }
+
+        #[tokio::test]
+        async fn handlers_see_the_verified_client_certificate() {
+            let pki = pki();
+            let s = start_tls(&pki, 8, 10_000).await;
+            let text = get_text(&pki.engine, s.addr, "/whoami").await.unwrap();
+            assert!(text.starts_with("HTTP/1.1 200") && text.ends_with("engine tls=true"), "{text}");
+            assert_eq!(s.stats.tls_failed.get(), 0);
+        }
+
+        #[tokio::test]
+        async fn a_certificate_of_another_ca_and_plain_http_fail_the_handshake_and_are_counted() {
+            let pki = pki();
+            let s = start_tls(&pki, 8, 10_000).await;
+            assert!(get_text(&pki.stranger, s.addr, "/whoami").await.is_err(), "another CA's certificate");
+            let mut plain = TcpStream::connect(s.addr).await.unwrap();
+            plain.write_all(GET).await.unwrap();
+            let text = read_until_closed(&mut plain).await.expect("the server closed the plain connection");
+            assert!(!text.contains("200 OK"), "plain HTTP got an answer: {text}");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while s.stats.tls_failed.get() < 2 {
+                assert!(Instant::now() < deadline, "failed handshakes counted: {}", s.stats.tls_failed.get());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(s.stats.tls_failed.get(), 2);
+            assert_eq!(s.stats.idle_closed.get(), 0);
+        }
+
+        #[tokio::test]
+        async fn a_client_that_never_says_hello_is_closed_as_idle() {
+            let pki = pki();
+            let s = start_tls(&pki, 8, 300).await;
+            let mut c = TcpStream::connect(s.addr).await.unwrap();
+            assert!(read_until_closed(&mut c).await.is_some(), "closed without a hello");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while s.stats.open.get() != 0 {
+                assert!(Instant::now() < deadline, "the connection still counts as open");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(s.stats.idle_closed.get(), 1);
+            assert_eq!(s.stats.tls_failed.get(), 0);
+        }
+
+        #[tokio::test]
+        async fn headers_trickling_over_tls_do_not_keep_a_connection() {
+            let pki = pki();
+            let s = start_tls(&pki, 8, 500).await;
+            let mut c = connect(&pki.engine, s.addr).await.unwrap();
+            c.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n").await.unwrap();
+            let trickle = async {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if c.write_all(b"X").await.is_err() || c.flush().await.is_err() {
+                        return;
+                    }
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(10), trickle).await.expect("the server closed the connection");
+            assert_eq!(s.stats.idle_closed.get(), 1);
+        }
+
+        #[tokio::test]
+        async fn beyond_the_limit_tls_clients_are_refused_and_counted() {
+            let pki = pki();
+            let s = start_tls(&pki, 2, 10_000).await;
+            let _a = connect(&pki.engine, s.addr).await.unwrap();
+            let _b = connect(&pki.engine, s.addr).await.unwrap();
+            assert!(get_text(&pki.engine, s.addr, "/healthz").await.is_err(), "the third connection is refused");
+            assert_eq!(s.stats.refused.get(), 1);
+            assert_eq!(s.stats.open.get(), 2);
+        }
+
+        #[tokio::test]
+        async fn shutdown_closes_idle_tls_connections_and_returns() {
+            let pki = pki();
+            let mut s = start_tls(&pki, 8, 60_000).await;
+            let mut idle = connect(&pki.engine, s.addr).await.unwrap();
+            idle.write_all(GET).await.unwrap();
+            let mut hello_only = TcpStream::connect(s.addr).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            s.stop.take().unwrap().send(()).unwrap();
+            let mut all = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(10), idle.read_to_end(&mut all)).await.expect("closed");
+            assert!(String::from_utf8_lossy(&all).starts_with("HTTP/1.1 200"), "served first");
+            assert!(read_until_closed(&mut hello_only).await.is_some(), "the connection in its handshake was closed");
+            tokio::time::timeout(Duration::from_secs(10), s.done).await.expect("serve returned").unwrap();
+        }
     }
 }

@@ -28,6 +28,18 @@ pub const CSRF_FIELD: &str = "csrf";
 /// Header carrying the session's CSRF token on API changes made with a session cookie.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
+/// The `Set-Cookie` value that gives a browser session `id` (`None`: clears the cookie).
+/// `HttpOnly` and `SameSite=Strict` always; `Secure` when the request came over TLS, so the
+/// browser never sends the cookie in clear. (Over plain HTTP on loopback, `serve`'s demo,
+/// `Secure` would make browsers drop the cookie, so it is left out there.)
+pub fn session_cookie(id: Option<&str>, tls: bool) -> String {
+    let secure = if tls { "; Secure" } else { "" };
+    match id {
+        Some(id) => format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{secure}"),
+        None => format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{secure}"),
+    }
+}
+
 /// The session id in a request's cookies.
 pub fn session_id(parts: &Parts) -> Option<String> {
     session_id_in(&parts.headers)

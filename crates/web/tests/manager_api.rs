@@ -230,3 +230,80 @@ async fn a_body_past_its_manager_routes_limit_is_refused_before_it_is_read() {
         assert_eq!(ErrorBody::from_response(413, &bytes).code, ErrorCode::TooLarge, "{path}");
     }
 }
+
+/// The mate's routes over real TLS (the manager's listener accepts browsers without a
+/// certificate): the pair's token is not enough, the caller's certificate must name the
+/// manager role.
+#[tokio::test]
+async fn over_tls_the_mates_routes_need_a_managers_certificate() {
+    use tollgate_tls::pki::{Ca, DEFAULT_CA_VALIDITY, DEFAULT_CERT_VALIDITY, IssueRequest, issued_paths};
+    use tollgate_tls::{ClientPolicy, RoleSet, TlsFiles, TlsMaterial, Versions};
+
+    let f = fixture();
+    let pki = tempfile::tempdir().unwrap();
+    let ca = Ca::init(pki.path(), "test CA", DEFAULT_CA_VALIDITY).unwrap();
+    let issue = |role, host: &str| {
+        let issued = ca
+            .issue(&IssueRequest {
+                role,
+                host: host.into(),
+                ips: vec!["127.0.0.1".parse().unwrap()],
+                dns_names: vec![],
+                validity: DEFAULT_CERT_VALIDITY,
+            })
+            .unwrap();
+        let (cert, key) = issued_paths(pki.path(), host);
+        issued.write(&cert, &key).unwrap();
+        TlsMaterial::load(TlsFiles { ca: pki.path().join("ca.crt"), cert: Some(cert), key: Some(key) }).unwrap()
+    };
+    let server_material = issue(tollgate_tls::Role::Manager, "manager-a");
+    let config =
+        tollgate_tls::server_config(&server_material, ClientPolicy::OPTIONAL, Versions::Tls12And13, &[b"http/1.1"])
+            .unwrap();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let limits =
+        tollgate_web::server::HttpLimits { max_connections: 16, idle_timeout: std::time::Duration::from_secs(10) };
+    let server = tollgate_web::server::HttpServer::new(tcp, "manager", limits, Default::default())
+        .with_tls(tollgate_tls::tokio_rustls::TlsAcceptor::from(config));
+    let base = format!("https://{}", server.local_addr().unwrap());
+    tokio::spawn(server.serve(f.app.clone(), std::future::pending()));
+
+    let state_as = |material: TlsMaterial| {
+        let base = base.clone();
+        async move {
+            let tls = tollgate_tls::client_config(
+                &material,
+                RoleSet::of(&[tollgate_tls::Role::Manager]),
+                Versions::Tls13,
+                &[b"http/1.1"],
+            )
+            .unwrap();
+            let client = tollgate_api::Client::with_tls(
+                &base,
+                Some(testing::AGENT_TOKEN.to_string()),
+                std::time::Duration::from_secs(10),
+                Some(&tls),
+            )
+            .unwrap();
+            client.get_text("/api/v1/manager/state").await
+        }
+    };
+    // The mate passes (this manager, the standby, then answers what a standby answers).
+    match state_as(issue(tollgate_tls::Role::Manager, "manager-b")).await {
+        Ok(_) => {}
+        Err(tollgate_api::ClientError::Api { status, .. }) => assert!(![401, 403].contains(&status), "{status}"),
+        Err(e) => panic!("the mate: {e:?}"),
+    }
+    for (who, material) in [
+        ("an engine's certificate", issue(tollgate_tls::Role::Engine, "engine-a")),
+        (
+            "no certificate",
+            TlsMaterial::load(TlsFiles { ca: pki.path().join("ca.crt"), cert: None, key: None }).unwrap(),
+        ),
+    ] {
+        match state_as(material).await {
+            Err(tollgate_api::ClientError::Api { status, .. }) => assert_eq!(status, 403, "{who}"),
+            other => panic!("{who}: {other:?}"),
+        }
+    }
+}

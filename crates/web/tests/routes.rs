@@ -423,3 +423,65 @@ async fn every_ui_page_is_shown_to_a_signed_in_viewer_and_users_only_to_admins()
     let as_admin = text(send(&app, users(Role::Admin)).await).await;
     assert!(!as_admin.contains("needs the admin role") && as_admin.contains("t-viewer"), "{as_admin}");
 }
+
+/// A request as the server hands it to the router after a TLS handshake: the TLS mark and
+/// the client certificate's identity.
+fn over_tls(mut request: Request<Body>, peer: Option<tollgate_tls::PeerIdentity>) -> Request<Body> {
+    request.extensions_mut().insert(tollgate_web::server::TlsConnection);
+    request.extensions_mut().insert(peer);
+    request
+}
+
+fn peer_of(role: tollgate_tls::Role) -> tollgate_tls::PeerIdentity {
+    tollgate_tls::PeerIdentity {
+        role: Some(role),
+        host: Some("east-a".into()),
+        subject: format!("CN=east-a, OU={role}, O=tollgate"),
+    }
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_over_tls_and_not_on_plain_loopback() {
+    let app = app();
+    let auth = app.state.auth.clone();
+    auth.hashing(|a| a.set_user("olga", Role::Operator, "olga's password 1")).await.unwrap().unwrap();
+    let login = || {
+        request(
+            &Method::POST,
+            "/login",
+            None,
+            Some("application/x-www-form-urlencoded"),
+            Body::from("name=olga&password=olga%27s+password+1"),
+        )
+    };
+    let cookie_of = |response: Response| {
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "logged in");
+        response.headers()[header::SET_COOKIE].to_str().unwrap().to_string()
+    };
+    let secure = cookie_of(send(&app, over_tls(login(), None)).await);
+    assert!(secure.starts_with("tollgate_session=") && secure.contains("; HttpOnly"), "{secure}");
+    assert!(secure.split("; ").any(|attr| attr == "Secure"), "over TLS the cookie is Secure: {secure}");
+    let plain = cookie_of(send(&app, login()).await);
+    assert!(!plain.contains("Secure"), "plain loopback (the demo) keeps a cookie browsers send over http: {plain}");
+}
+
+#[tokio::test]
+async fn over_tls_ingest_needs_a_shipper_certificate_besides_its_token() {
+    let app = app();
+    let token = app.token(Role::Ingest).to_string();
+    let ingest = || request(&Method::POST, "/api/v1/ingest", Some(&token), Some("application/x-ndjson"), Body::empty());
+    for refused in [None, Some(peer_of(tollgate_tls::Role::Operator)), Some(peer_of(tollgate_tls::Role::Manager))] {
+        let what = format!("{refused:?}");
+        let response = send(&app, over_tls(ingest(), refused)).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{what}");
+        assert_eq!(code_of(response).await, ErrorCode::Forbidden);
+    }
+    for role in [tollgate_tls::Role::Engine, tollgate_tls::Role::Probe, tollgate_tls::Role::Collector] {
+        let response = send(&app, over_tls(ingest(), Some(peer_of(role)))).await;
+        assert_eq!(response.status(), StatusCode::OK, "{role}");
+    }
+    // The certificate does not replace the token.
+    let no_token = request(&Method::POST, "/api/v1/ingest", None, Some("application/x-ndjson"), Body::empty());
+    let response = send(&app, over_tls(no_token, Some(peer_of(tollgate_tls::Role::Engine)))).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}

@@ -12,21 +12,25 @@ use tollgate_api::{BlockingClient, ClientError};
 use crate::cli::AgentCommand;
 use crate::config::Config;
 
-/// The agent's base URL: its listen address (the loopback address when it listens on all).
-fn base_url(listen: std::net::SocketAddr) -> String {
-    let mut addr = listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    format!("http://{addr}")
+/// The agent's base URL: its listen address (the loopback address when it listens on all),
+/// `https://` when `[tls]` is configured.
+pub fn base_url(config: &Config, listen: std::net::SocketAddr) -> String {
+    crate::roles::tls::base_url(crate::roles::tls::scheme(config), listen)
+}
+
+/// A client of the agent at `base` with its token. Over TLS the agent accepts only a
+/// manager's certificate: the configuration's `[tls]` must be one (a manager's host).
+pub fn agent_client(config: &Config, base: &str, token: &str, timeout: Duration) -> anyhow::Result<BlockingClient> {
+    let tls = crate::roles::tls::cli_tls(config, base)?;
+    Ok(BlockingClient::with_tls(base, Some(token.to_string()), timeout, tls.as_ref())?)
 }
 
 /// A client of this server's running agent (its `[agent]` listen address and token), and the
 /// agent's base URL (for messages).
 pub fn local_client(config: &Config) -> anyhow::Result<(BlockingClient, String)> {
     let agent = config.agent.as_ref().context("`tollgate agent ...` needs the agent's [agent] section (--config)")?;
-    let base = base_url(agent.listen);
-    Ok((BlockingClient::new(&base, Some(agent.token.clone()), Duration::from_secs(10))?, base))
+    let base = base_url(config, agent.listen);
+    Ok((agent_client(config, &base, &agent.token, Duration::from_secs(10))?, base))
 }
 
 /// Runs one command against the running agent.
@@ -63,8 +67,12 @@ mod tests {
 
     #[test]
     fn an_agent_listening_on_every_address_is_asked_on_loopback() {
-        assert_eq!(base_url("0.0.0.0:7000".parse().unwrap()), "http://127.0.0.1:7000");
-        assert_eq!(base_url("127.0.9.3:7001".parse().unwrap()), "http://127.0.9.3:7001");
-        assert_eq!(base_url("[::1]:7002".parse().unwrap()), "http://[::1]:7002");
+        let plain = Config::default();
+        assert_eq!(base_url(&plain, "0.0.0.0:7000".parse().unwrap()), "http://127.0.0.1:7000");
+        assert_eq!(base_url(&plain, "127.0.9.3:7001".parse().unwrap()), "http://127.0.9.3:7001");
+        assert_eq!(base_url(&plain, "[::1]:7002".parse().unwrap()), "http://[::1]:7002");
+        let mut tls = Config::default();
+        tls.tls.cert = Some("/etc/tollgate/pki/east-a.crt".into());
+        assert_eq!(base_url(&tls, "0.0.0.0:7000".parse().unwrap()), "https://127.0.0.1:7000");
     }
 }

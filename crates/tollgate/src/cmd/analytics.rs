@@ -12,7 +12,7 @@ use crate::config::Config;
 /// Runs `analytics`.
 pub fn run(config: &Config, args: &AnalyticsArgs) -> anyhow::Result<ExitCode> {
     let base = args.api.clone().unwrap_or_else(|| config.api_url());
-    let client = ApiClient::new(&base, args.token.clone().or_else(|| config.cli_token()), None)?;
+    let client = ApiClient::for_config(config, &base, args.token.clone().or_else(|| config.cli_token()), None)?;
     let params = AnalyticsParams {
         dataset: Some(args.dataset.clone()),
         view: Some(args.view.clone()),

@@ -27,6 +27,7 @@ pub struct ApiClient {
     client: BlockingClient,
     token: Option<String>,
     actor: Option<String>,
+    tls: Option<tollgate_api::TlsConfig>,
 }
 
 /// Why an API call failed.
@@ -96,9 +97,30 @@ impl From<ClientError> for ApiError {
 
 impl ApiClient {
     /// A client of `base` (e.g. `http://127.0.0.1:8080`), naming `actor` in `x-actor`.
+    #[cfg(test)]
     pub fn new(base: &str, token: Option<String>, actor: Option<&str>) -> anyhow::Result<Self> {
-        let client = BlockingClient::new(base, token.clone(), TIMEOUT)?.with_actor(actor);
-        Ok(ApiClient { client, token, actor: actor.map(String::from) })
+        ApiClient::with_tls(base, token, actor, None)
+    }
+
+    /// A client of `base` for a CLI run with `config`: an `https://` server is verified
+    /// against `[tls] ca` (see [`crate::roles::tls::cli_tls`]).
+    pub fn for_config(
+        config: &crate::config::Config,
+        base: &str,
+        token: Option<String>,
+        actor: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        ApiClient::with_tls(base, token, actor, crate::roles::tls::cli_tls(config, base)?)
+    }
+
+    fn with_tls(
+        base: &str,
+        token: Option<String>,
+        actor: Option<&str>,
+        tls: Option<tollgate_api::TlsConfig>,
+    ) -> anyhow::Result<Self> {
+        let client = BlockingClient::with_tls(base, token.clone(), TIMEOUT, tls.as_ref())?.with_actor(actor);
+        Ok(ApiClient { client, token, actor: actor.map(String::from), tls })
     }
 
     /// GETs `path` and decodes JSON.
@@ -126,7 +148,11 @@ impl ApiClient {
         // async client cannot do without a streaming body: this one request is sent blocking,
         // with the same credentials, version check and error body.
         let url = self.client.inner().url(path);
-        let http = reqwest::blocking::Client::builder().timeout(TIMEOUT).build().context("HTTP client")?;
+        let mut http = reqwest::blocking::Client::builder().timeout(TIMEOUT);
+        if let Some(tls) = &self.tls {
+            http = http.tls_backend_preconfigured(tollgate_tls::rustls::ClientConfig::clone(tls));
+        }
+        let http = http.build().context("HTTP client")?;
         let mut req = http.post(&url).multipart(form);
         if let Some(actor) = &self.actor {
             req = req.header("x-actor", actor);

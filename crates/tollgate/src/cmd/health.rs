@@ -4,9 +4,9 @@
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
+use tollgate_api::ErrorCode;
 use tollgate_api::agent::{self, HealthAnswer};
 use tollgate_api::manager::SystemHealth;
-use tollgate_api::{BlockingClient, ErrorCode};
 
 use crate::cli::HealthArgs;
 use crate::cmd::upgrade::{CLI_TIMEOUT, client};
@@ -16,9 +16,9 @@ use crate::config::Config;
 pub fn run(config: &Config, args: &HealthArgs) -> anyhow::Result<ExitCode> {
     if args.local {
         let agent = config.agent.as_ref().ok_or_else(|| anyhow!("--local needs an [agent] section"))?;
-        let base = format!("http://{}", agent.listen);
+        let base = crate::cmd::agent::base_url(config, agent.listen);
         let answer: HealthAnswer =
-            BlockingClient::new(&base, Some(agent.token.clone()), CLI_TIMEOUT)?.get(agent::HEALTH)?;
+            crate::cmd::agent::agent_client(config, &base, &agent.token, CLI_TIMEOUT)?.get(agent::HEALTH)?;
         match args.json {
             true => println!("{}", serde_json::to_string_pretty(&answer)?),
             false => print!("{}", answer.text),

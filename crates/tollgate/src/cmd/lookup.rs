@@ -76,7 +76,7 @@ pub fn run(config: &Config, args: &LookupArgs) -> anyhow::Result<ExitCode> {
     };
     let lookup = match &args.api {
         Some(base) => {
-            let client = ApiClient::new(base, config.cli_token(), None)?;
+            let client = ApiClient::for_config(config, base, config.cli_token(), None)?;
             let params = LookupParams { from: args.from.clone(), to: args.to.clone() };
             let path = format!("/api/v1/lookup?{}", web::query(&params));
             match client.get::<Lookup>(&path) {

@@ -34,7 +34,7 @@ fn place(config: &Config, target: &PolicyTarget, actor: Option<&str>, access: Ac
         None => {
             let base = target.api.clone().unwrap_or_else(|| config.api_url());
             let token = target.token.clone().or_else(|| config.cli_token());
-            Ok(Place::Api(ApiClient::new(&base, token, actor)?))
+            Ok(Place::Api(ApiClient::for_config(config, &base, token, actor)?))
         }
     }
 }
@@ -177,7 +177,8 @@ pub fn run(config: &Config, command: &PolicyCommand) -> anyhow::Result<ExitCode>
         }
         PolicyCommand::Check { file, target, local } => {
             if target.api.is_some() && !local {
-                let client = ApiClient::new(
+                let client = ApiClient::for_config(
+                    config,
                     target.api.as_deref().unwrap_or_default(),
                     target.token.clone().or_else(|| config.cli_token()),
                     None,

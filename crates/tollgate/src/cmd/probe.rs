@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use tollgate_tls::RoleSet;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -218,7 +219,11 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
     // stored yet, not the whole file.
     let (url, token) = collector(config);
     let uplink = match &spool {
-        Some(_) => Some(Arc::new(HttpUplink::new(&url, token)?)),
+        Some(_) => {
+            let material = crate::roles::tls::client_material(config)?;
+            let tls = crate::roles::tls::client(material.as_ref(), RoleSet::of(&[tollgate_tls::Role::Collector]))?;
+            Some(Arc::new(HttpUplink::new(&url, token, tls.as_ref(), None)?))
+        }
         None => None,
     };
     let shipper = match (&spool, &uplink) {

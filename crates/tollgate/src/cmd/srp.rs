@@ -18,7 +18,8 @@ const TIMEOUT: Duration = Duration::from_secs(600);
 fn client(config: &Config, target: &Target) -> anyhow::Result<BlockingClient> {
     let base = target.api.clone().unwrap_or_else(|| config.api_url());
     let token = target.token.clone().or_else(|| config.cli_token());
-    Ok(BlockingClient::new(&base, token, TIMEOUT)?)
+    let tls = crate::roles::tls::cli_tls(config, &base)?;
+    Ok(BlockingClient::with_tls(&base, token, TIMEOUT, tls.as_ref())?)
 }
 
 /// `nack micro-chkpt-cmd N` -> N.

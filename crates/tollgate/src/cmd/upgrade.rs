@@ -30,7 +30,8 @@ pub const CLI_TIMEOUT: Duration = Duration::from_secs(600);
 pub fn client(config: &Config, target: &Target) -> anyhow::Result<BlockingClient> {
     let base = target.api.clone().unwrap_or_else(|| config.api_url());
     let token = target.token.clone().or_else(|| config.cli_token());
-    Ok(BlockingClient::new(&base, token, CLI_TIMEOUT)?)
+    let tls = crate::roles::tls::cli_tls(config, &base)?;
+    Ok(BlockingClient::with_tls(&base, token, CLI_TIMEOUT, tls.as_ref())?)
 }
 
 /// The manager pair a command drives: the manager `--api` names and its mate, learnt from its

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use tollgate_agent::Agent;
+use tollgate_tls::{ClientPolicy, Role, RoleSet, Versions};
 
 /// Runs the agent until SIGINT or SIGTERM: starts the release in force, serves the API.
 pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitCode> {
@@ -25,12 +26,18 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
         .map_err(|e| anyhow::anyhow!("agent directory {e}"))?;
     runtime.block_on(async move {
         crate::roles::reload::spawn_handler("agent");
-        let agent = Arc::new(Agent::new(cfg.clone(), role)?);
+        // An agent can stage and install software: over TLS it accepts only the manager
+        // cluster's certificates (TLS 1.3); without [tls], only on loopback or when allowed.
+        let tls = crate::roles::tls::material(config)?;
+        crate::roles::tls::before_bind(config, tls.as_ref(), "agent.listen", cfg.listen)?;
         // The agent has no alarms of its own (its role reports them): its TLS material is
         // reloaded on SIGHUP and watched for rotation.
-        if let Some(material) = crate::roles::tls::material(config)? {
-            crate::roles::tls::supervise(&material, config, Arc::new(tollgate_alarms::Alarms::default()), &cfg.server);
+        if let Some(material) = &tls {
+            crate::roles::tls::supervise(material, config, Arc::new(tollgate_alarms::Alarms::default()), &cfg.server);
         }
+        let mut agent = Agent::new(cfg.clone(), role)?;
+        agent.role_tls = crate::roles::tls::client(tls.as_ref(), RoleSet::SERVERS)?;
+        let agent = Arc::new(agent);
         if let Err(e) = agent.start_current().await {
             tracing::error!(error = %e, "the release in force did not start");
         }
@@ -46,11 +53,19 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
             tollgate_listener::ListenerStats::default(),
         )
         .limit_setting("api.max_connections");
+        let server = crate::roles::tls::secure(
+            server,
+            tls.as_ref(),
+            "agent.listen",
+            ClientPolicy::only(RoleSet::of(&[Role::Manager])),
+            Versions::Tls13,
+        )?;
         say!(
-            "tollgate agent ready: server={} application={} release={} api=http://{}",
+            "tollgate agent ready: server={} application={} release={} api={}://{}",
             cfg.server,
             cfg.app_type,
             agent.releases.current().map_or("none".to_string(), |r| r.version),
+            server.scheme(),
             server.local_addr()?
         );
         let token = tollgate_web::http::SecretToken::new(&cfg.token);

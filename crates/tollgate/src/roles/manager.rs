@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tollgate_alarms::Alarms;
-use tollgate_manager::{Manager, first_look, pair};
+use tollgate_config::manager::ManagerConfig;
+use tollgate_manager::agents::{AgentClient, ManagerTls};
+use tollgate_manager::{Manager, first_look_with, pair};
+use tollgate_tls::{Role, RoleSet, TlsMaterial, Versions};
 use tollgate_web::manager_api::{self, ManagerApi};
 
 /// The manager's alarms, for watchers that outlive a borrow of the manager.
@@ -33,9 +36,13 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
     tollgate_files::private_files::tighten_state(&config.node.state_dir, "state directory")?;
     let release = crate::release::current().version;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tollgate-manager").build()?;
-    let topology = runtime.block_on(first_look(&cfg))?;
+    let _guard = runtime.enter();
+    let tls = crate::roles::tls::material(config)?;
+    crate::roles::tls::before_bind(config, tls.as_ref(), "api.listen", config.api.listen)?;
+    let agents = AgentClient::with_tls(&cfg.agent_token, &manager_tls(&cfg, tls.as_ref())?)?;
+    let topology = runtime.block_on(first_look_with(&cfg, &agents))?;
     let held: tollgate_manager::HeldFn = Arc::new(tollgate_files::forced_standby::held);
-    let manager = Manager::new(cfg, topology, &config.node.state_dir, release, held)?;
+    let manager = Manager::with_agents(cfg, topology, &config.node.state_dir, release, held, agents)?;
     let (auth, bootstrap) = tollgate_web::auth::Auth::open(&config.node.state_dir, config.api.token.clone())
         .with_context(|| format!("the user database in {}", config.node.state_dir.display()))?;
     if let Some(b) = bootstrap {
@@ -49,8 +56,8 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
         crate::roles::reload::spawn_handler("manager");
         // The manager's API has no /metrics or /api/v1/tls yet: its TLS facts are its
         // alarms and its log.
-        if let Some(material) = crate::roles::tls::material(config)? {
-            crate::roles::tls::supervise(&material, config, ManagerAlarms(manager.clone()), &node);
+        if let Some(material) = &tls {
+            crate::roles::tls::supervise(material, config, ManagerAlarms(manager.clone()), &node);
         }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -59,6 +66,15 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
         let stats = tollgate_listener::ListenerStats::default();
         let server = tollgate_web::server::HttpServer::new(listener, "manager", api_limits, stats.clone())
             .limit_setting("api.max_connections");
+        // Browsers and the CLI reach it; the mate's routes check its certificate themselves.
+        let server = crate::roles::tls::secure(
+            server,
+            tls.as_ref(),
+            "api.listen",
+            crate::roles::tls::web_policy(config),
+            Versions::Tls12And13,
+        )?;
+        let scheme = server.scheme();
         let local = server.local_addr()?;
         crate::roles::connection_alarm::watch(
             ManagerAlarms(manager.clone()),
@@ -70,7 +86,7 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
         tokio::spawn(pair::poll_agents(manager.clone()));
         tokio::spawn(pair::push_to_mate(manager.clone()));
         say!(
-            "tollgate manager ready: hostname={} release={} api=http://{local} ui=http://{local}/upgrade",
+            "tollgate manager ready: hostname={} release={} api={scheme}://{local} ui={scheme}://{local}/upgrade",
             manager.cfg.hostname,
             manager.release
         );
@@ -78,4 +94,30 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The TLS of the manager's clients: agents must present a server role's certificate (their
+/// host's), the mate a manager's. With [tls], every agent and the mate must be `https://`
+/// URLs: a token that can install software is not sent in clear.
+fn manager_tls(cfg: &ManagerConfig, tls: Option<&TlsMaterial>) -> anyhow::Result<ManagerTls> {
+    let Some(material) = tls else { return Ok(ManagerTls::default()) };
+    let mut plain = Vec::new();
+    if let Some(mate) = cfg.mate.as_deref().filter(|m| !m.starts_with("https://")) {
+        plain.push(format!("manager.mate = {mate}"));
+    }
+    for (cluster, server) in cfg.servers().filter(|(_, s)| !s.agent.starts_with("https://")) {
+        plain.push(format!("manager cluster {} server {}: agent = {}", cluster.name, server.hostname, server.agent));
+    }
+    if !plain.is_empty() {
+        anyhow::bail!("[tls] is configured, so these URLs must be https://: {}", plain.join("; "));
+    }
+    Ok(ManagerTls {
+        agents: crate::roles::tls::client(Some(material), RoleSet::SERVERS)?,
+        mate: match &cfg.mate {
+            Some(url) => {
+                crate::roles::tls::client(Some(material), RoleSet::of(&[Role::Manager]))?.map(|c| (url.clone(), c))
+            }
+            None => None,
+        },
+    })
 }

@@ -19,6 +19,7 @@ use tollgate_records::dirlock::DirLock;
 use tollgate_records::ship::{Shipper, ShipperOptions, ShipperStats};
 use tollgate_records::spool::{Spool, SpoolOptions};
 use tollgate_store::Store;
+use tollgate_tls::{Role as TlsRole, RoleSet, Versions};
 use tollgate_web::auth::Auth;
 use tollgate_web::server::HttpServer;
 use tollgate_web::{AppState, IngestMetrics, ReleaseInfo, StatusFn};
@@ -342,6 +343,10 @@ fn check_addresses_free(config: &Config, roles: Roles) -> anyhow::Result<()> {
 async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Result<()> {
     // First: a SIGHUP (`systemctl reload`) during the start must not end the process.
     crate::roles::reload::spawn_handler(roles.command());
+    // TLS material first (a bad certificate ends the start naming the file), and without it
+    // the rule for plain HTTP, before anything is bound.
+    let tls = crate::roles::tls::material(&config)?;
+    crate::roles::tls::before_bind(&config, tls.as_ref(), "api.listen", config.api.listen)?;
     // Listen first: a port in use ends the start before anything is created or printed.
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
@@ -366,7 +371,6 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     }
     let mut registry = Registry::default();
     auth.register_metrics(&mut registry);
-    let tls = crate::roles::tls::material(&config)?;
     let tls_status = tls.as_ref().map(|material| {
         crate::roles::metrics::register_tls(&mut registry, material.clone());
         crate::roles::tls::supervise(material, &config, alarms.clone(), &config.node.name)
@@ -415,6 +419,14 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     let api_stats = connections.listener("api");
     let server = HttpServer::new(listener, "api", config.api.http_limits(), api_stats.clone())
         .limit_setting("api.max_connections");
+    let server = crate::roles::tls::secure(
+        server,
+        tls.as_ref(),
+        "api.listen",
+        crate::roles::tls::web_policy(&config),
+        Versions::Tls12And13,
+    )?;
+    let scheme = server.scheme();
     let api_addr = server.local_addr()?;
     let mut watched = vec![("api".to_string(), api_stats)];
     if probe.as_ref().is_some_and(|p| !p.live.hep_tcp_addrs.is_empty()) {
@@ -424,10 +436,26 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
 
     let mut shipper = None;
     if let Some(spool) = &spool {
+        // The collector's certificate must name the collector role; shipping to this process's
+        // own API, its own certificate's role (an engine and collector in one process).
+        let mut servers = vec![TlsRole::Collector];
+        let mut resolve = None;
         let collector = if !config.shipper.collector.is_empty() {
             Some(config.shipper.collector.clone())
         } else if roles.collector() {
-            Some(format!("http://{api_addr}"))
+            let leaf = tls.as_ref().and_then(|m| m.leaf());
+            servers.extend(leaf.as_ref().and_then(|l| l.role));
+            match leaf.and_then(|l| l.host()) {
+                // The certificate names a host, not necessarily this address: call it by its
+                // name, connecting to the address.
+                Some(host) if host.parse::<std::net::IpAddr>().is_err() => {
+                    let to = crate::roles::tls::base_url("http", api_addr);
+                    let addr: std::net::SocketAddr = to.trim_start_matches("http://").parse()?;
+                    resolve = Some((host.clone(), addr));
+                    Some(format!("https://{host}:{}", api_addr.port()))
+                }
+                _ => Some(crate::roles::tls::base_url(scheme, api_addr)),
+            }
         } else {
             tracing::warn!("no [shipper] collector configured: records stay in the spool");
             None
@@ -436,7 +464,10 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
             let token = ingest_token(&config)
                 .context("no ingest token: set [shipper] token or keep <state_dir>/ingest-token")?;
             // reqwest's blocking client must be built (and dropped) off the async threads.
-            let uplink = tokio::task::spawn_blocking(move || HttpUplink::new(&url, token)).await??;
+            let client_tls = crate::roles::tls::client(tls.as_ref(), RoleSet::of(&servers))?;
+            let uplink =
+                tokio::task::spawn_blocking(move || HttpUplink::new(&url, token, client_tls.as_ref(), resolve))
+                    .await??;
             let s = Shipper::start(
                 spool.clone(),
                 Arc::new(uplink),
@@ -529,9 +560,9 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
             list(&l.mirror_addrs)
         ));
     }
-    ready.push_str(&format!(" api=http://{api_addr}"));
+    ready.push_str(&format!(" api={scheme}://{api_addr}"));
     if roles.collector() {
-        ready.push_str(&format!(" ui=http://{api_addr}/"));
+        ready.push_str(&format!(" ui={scheme}://{api_addr}/"));
     }
     say!("{ready}");
     if let Some(udp) = engine.as_ref().and_then(|e| e.server.as_ref()).and_then(|s| s.udp_addrs.first()) {

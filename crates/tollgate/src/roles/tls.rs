@@ -1,9 +1,14 @@
-//! A role's TLS material from `[tls]`, and the rule for its listeners without TLS; what a
-//! role does with its material besides presenting it ([`supervise`]): reload on SIGHUP, the
-//! expiry alarms, the facts `GET /api/v1/tls` and `tollgate health` report.
-
-// Wired into the listeners and clients by the HTTPS work (issue 13); until then unused.
-#![allow(dead_code)]
+//! A role's TLS material from `[tls]`, the TLS of its HTTP listeners and clients, the rule
+//! for its listeners without TLS, and what a role does with its material besides presenting
+//! it ([`supervise`]): reload on SIGHUP, the expiry alarms, the facts `GET /api/v1/tls` and
+//! `tollgate health` report.
+//!
+//! Per listener: the web UI and API (`serve`, engine, collector) and the manager's API accept
+//! any client (browsers, the CLI; a certificate, if presented, must be of the CA), or only
+//! clients with a certificate when `tls.require_client_certificates`; they speak TLS 1.2 and
+//! 1.3 (browsers reach them). The agent's API accepts only managers, TLS 1.3. Routes for
+//! other servers (ingest, the manager pair's) check the client certificate's role themselves
+//! (`tollgate_web::http::MachinePeer`).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -11,8 +16,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use tollgate_alarms::{self as alarms, Alarms};
+use tollgate_api::TlsConfig;
 use tollgate_api::tls::{Expiry, TlsCertificate, TlsStatus};
-use tollgate_tls::{CertInfo, Plaintext, Reloaded, TlsFiles, TlsMaterial};
+use tollgate_tls::tokio_rustls::TlsAcceptor;
+use tollgate_tls::{CertInfo, ClientPolicy, Plaintext, Reloaded, RoleSet, TlsFiles, TlsMaterial, Versions};
+use tollgate_web::server::HttpServer;
+
+/// The ALPN protocol of every tollgate HTTP link.
+const HTTP11: &[u8] = b"http/1.1";
 
 use crate::config::Config;
 
@@ -36,6 +47,95 @@ pub fn material(config: &Config) -> anyhow::Result<Option<TlsMaterial>> {
     }
     material.spawn_watch(Duration::from_secs(tls.reload_interval_secs));
     Ok(Some(material))
+}
+
+/// The TLS material of a client process (the CLI, `tollgate lab`) from `[tls]`: the CA to
+/// verify servers with, and the certificate to present when its key is readable. A person
+/// running the CLI may not be allowed to read the server's key: then the client verifies the
+/// server and presents no certificate. `None` without `[tls] ca`.
+pub fn client_material(config: &Config) -> anyhow::Result<Option<TlsMaterial>> {
+    let tls = &config.tls;
+    let Some(ca) = &tls.ca else { return Ok(None) };
+    let readable = |p: &std::path::Path| std::fs::File::open(p).is_ok();
+    let (cert, key) = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) if readable(key) && readable(cert) => (Some(cert.clone()), Some(key.clone())),
+        _ => (None, None),
+    };
+    let material = TlsMaterial::load(TlsFiles { ca: ca.clone(), cert, key }).context("[tls]")?;
+    Ok(Some(material))
+}
+
+/// Before binding the listener `setting` on `addr`: without `material` (no `[tls]`), checks
+/// that it may serve plain HTTP ([`check_plaintext`]).
+pub fn before_bind(
+    config: &Config,
+    material: Option<&TlsMaterial>,
+    setting: &str,
+    addr: SocketAddr,
+) -> anyhow::Result<()> {
+    match material {
+        Some(_) => Ok(()),
+        None => check_plaintext(config, setting, addr),
+    }
+}
+
+/// Puts `server` (the listener `setting`) on TLS with `material` when there is some,
+/// accepting clients by `policy`.
+pub fn secure(
+    server: HttpServer,
+    material: Option<&TlsMaterial>,
+    setting: &str,
+    policy: ClientPolicy,
+    versions: Versions,
+) -> anyhow::Result<HttpServer> {
+    let Some(material) = material else { return Ok(server) };
+    let tls = tollgate_tls::server_config(material, policy, versions, &[HTTP11])
+        .with_context(|| format!("the TLS configuration of {setting}"))?;
+    Ok(server.with_tls(TlsAcceptor::from(tls)))
+}
+
+/// The client policy of a web UI and API listener (`serve`, engine, collector, manager).
+pub fn web_policy(config: &Config) -> ClientPolicy {
+    if config.tls.require_client_certificates { ClientPolicy::only(RoleSet::ANY) } else { ClientPolicy::OPTIONAL }
+}
+
+/// The TLS configuration of a client of servers of `servers`, presenting `material`'s
+/// certificate; `None` without material (plain HTTP).
+pub fn client(material: Option<&TlsMaterial>, servers: RoleSet) -> anyhow::Result<Option<TlsConfig>> {
+    let Some(material) = material else { return Ok(None) };
+    let config = tollgate_tls::client_config(material, servers, Versions::Tls12And13, &[HTTP11])
+        .context("the TLS client configuration")?;
+    Ok(Some(config))
+}
+
+/// The TLS a CLI command speaks to the server at `base`: for an `https://` URL, a
+/// configuration verifying the server against `[tls] ca` (any server role), presenting
+/// `[tls]`'s certificate when its key is readable ([`client_material`]); `None` for `http://`.
+pub fn cli_tls(config: &Config, base: &str) -> anyhow::Result<Option<TlsConfig>> {
+    if !base.starts_with("https://") {
+        return Ok(None);
+    }
+    let material = client_material(config)?.with_context(|| {
+        format!("{base} is HTTPS: set [tls] ca in the configuration to the CA that issued its certificate")
+    })?;
+    client(Some(&material), RoleSet::SERVERS)
+}
+
+/// The URL scheme of this process's listeners: `https` with `[tls]`, else `http`.
+pub fn scheme(config: &Config) -> &'static str {
+    if config.tls.enabled() { "https" } else { "http" }
+}
+
+/// `addr` as a base URL of `scheme`, with `host` instead of an unspecified address
+/// (`0.0.0.0` is not a name a certificate carries).
+pub fn base_url(scheme: &str, addr: SocketAddr) -> String {
+    let ip = addr.ip();
+    let ip = if ip.is_unspecified() {
+        if ip.is_ipv4() { std::net::IpAddr::from([127, 0, 0, 1]) } else { std::net::Ipv6Addr::LOCALHOST.into() }
+    } else {
+        ip
+    };
+    format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
 }
 
 /// Checks that the listener `setting` on `addr` may serve plain text (no `[tls]`): loopback,

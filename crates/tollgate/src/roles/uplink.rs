@@ -16,9 +16,20 @@ pub struct HttpUplink {
 }
 
 impl HttpUplink {
-    /// An uplink to the collector at `base` (e.g. `http://10.0.0.5:8080`).
-    pub fn new(base: &str, token: String) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+    /// An uplink to the collector at `base` (e.g. `https://10.0.0.5:8080`), speaking TLS with
+    /// `tls` (which checks that the server's certificate names the collector role), the name
+    /// `resolve.0` connecting to `resolve.1` when given.
+    pub fn new(
+        base: &str,
+        token: String,
+        tls: Option<&tollgate_api::TlsConfig>,
+        resolve: Option<(String, std::net::SocketAddr)>,
+    ) -> anyhow::Result<Self> {
+        let mut builder = tollgate_api::http_builder(tls);
+        if let Some((name, addr)) = resolve {
+            builder = builder.resolve(&name, addr);
+        }
+        let http = builder
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(3))
             // Below the collector's default idle timeout (api.idle_timeout = 60 s), so a kept
@@ -100,7 +111,7 @@ mod tests {
     #[test]
     fn a_collector_that_is_not_there_says_connection_refused() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let uplink = HttpUplink::new(&format!("http://127.0.0.1:{port}"), "t".into()).unwrap();
+        let uplink = HttpUplink::new(&format!("http://127.0.0.1:{port}"), "t".into(), None, None).unwrap();
         let err = uplink.deliver(b"{}\n".to_vec(), 1).unwrap_err();
         assert!(err.starts_with("cannot reach the collector") && err.ends_with("connection refused"), "{err}");
     }

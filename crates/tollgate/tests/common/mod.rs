@@ -264,7 +264,8 @@ impl Engine {
             "restart needs fixed ENUM ports"
         );
         if self.options.api_listen.port() == 0 {
-            self.options.api_listen = self.api.trim_start_matches("http://").parse().unwrap();
+            let addr = self.api.trim_start_matches("http://").trim_start_matches("https://");
+            self.options.api_listen = addr.parse().unwrap();
         }
         write_config(&self.config, &self.state, &self.options);
         self.launch();

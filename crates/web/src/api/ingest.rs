@@ -1,5 +1,11 @@
 //! `POST /api/v1/ingest`: NDJSON records from a shipper, stored idempotently.
 //!
+//! Who may ship: a token of role `ingest`, and, when the collector serves TLS, a client
+//! certificate of the CA naming role engine, probe or collector (a shipper is one of those
+//! servers; a person's `operator` certificate or none is refused with `403`). Both: the token
+//! says which shipper it is (it names the records' sender), the certificate that the batch
+//! comes from a server of the deployment.
+//!
 //! A 200 answer means every record of the batch is durably stored (or was already). A line that
 //! is not a record, or a record with a field out of range ([`Record::validate`]), is never
 //! dropped and never stored: it is kept in the quarantine with the reason, counted, and the
@@ -122,6 +128,7 @@ fn take_batch(state: &AppState, store: &dyn Store, from: &str, body: &[u8]) -> O
 
 pub(super) async fn ingest(
     State(state): State<Arc<AppState>>,
+    _shipper: crate::http::MachinePeer<crate::http::Shippers>,
     Ingester(who): Ingester,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Ingested>> {

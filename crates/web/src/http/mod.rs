@@ -1,6 +1,7 @@
 //! The one HTTP layer every tollgate server uses: the error type handlers return
 //! ([`ApiError`], so they use `?`), the bearer-token check ([`SecretToken`], constant time),
-//! and the layer that stamps every answer with the API version ([`api_version`]).
+//! the layer that stamps every answer with the API version ([`api_version`]), and the
+//! extractor of routes only other tollgate servers call ([`MachinePeer`]).
 //!
 //! Routers (web UI and API, agent, manager) build on these; none writes its own error
 //! helper, token comparison or version header.
@@ -8,10 +9,12 @@
 mod bearer;
 mod error;
 mod extract;
+mod peer;
 
 pub use bearer::{SecretToken, bearer};
 pub use error::{ApiError, ApiResult};
 pub use extract::{JsonBody, QueryParams};
+pub use peer::{MachinePeer, Managers, PeerRoles, Shippers};
 
 use axum::extract::Request;
 use axum::http::HeaderValue;

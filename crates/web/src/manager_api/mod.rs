@@ -4,7 +4,10 @@
 //! Callers: operators authenticate with a bearer token of the manager's user database
 //! (`cli-token` in its state directory, or `tollgate token create`) and are checked by the
 //! [`Viewer`], [`Operator`] and [`Admin`] extractors; the mate manager presents the agents'
-//! token, checked in constant time by the [`Peer`] extractor.
+//! token, checked in constant time by the [`Peer`] extractor; over TLS the [`Peer`] extractor
+//! also demands the mate's client certificate of role `manager` (`GET /api/v1/manager/ha`
+//! stays open to anyone: it is the pair's public status, read by the page, the CLI and the
+//! agents, and changes nothing).
 //!
 //! | method | path | caller |
 //! |---|---|---|
@@ -107,6 +110,8 @@ impl FromRequestParts<ApiState> for Admin {
 impl FromRequestParts<ApiState> for Peer {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, s: &ApiState) -> ApiResult<Self> {
+        // Over TLS, the mate's certificate must name the manager role, then its token is checked.
+        crate::http::MachinePeer::<crate::http::Managers>::from_request_parts(parts, s).await?;
         match s.peer.admits(&parts.headers) {
             true => Ok(Peer),
             false => Err(ApiError::unauthenticated("the pair's token is needed")),

@@ -30,7 +30,7 @@ use tollgate_logthrottle::LogThrottle;
 use crate::AppState;
 use crate::auth::{AuthError, Role, retry_after_secs};
 use crate::limits::route;
-use crate::session::{CSRF_FIELD, ClientIp, SESSION_COOKIE, UiForm, UiUser};
+use crate::session::{CSRF_FIELD, ClientIp, UiForm, UiUser};
 
 /// Where the stylesheet of every page is served.
 pub const STYLESHEET: &str = "/static/tollgate.css";
@@ -171,12 +171,17 @@ pub(crate) fn password_refusal(e: &AuthError, page: Markup) -> Response {
     resp
 }
 
-async fn login(State(state): State<Arc<AppState>>, ClientIp(client): ClientIp, Form(f): Form<LoginForm>) -> Response {
+async fn login(
+    State(state): State<Arc<AppState>>,
+    ClientIp(client): ClientIp,
+    tls: Option<axum::Extension<crate::server::TlsConnection>>,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let next = next::safe_next(f.next.as_deref());
     match state.auth.login(&f.name, &f.password, client).await {
         Ok(id) => {
             tracing::info!(user = %f.name, "logged in");
-            let cookie = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict");
+            let cookie = crate::session::session_cookie(Some(&id), tls.is_some());
             let mut resp = Redirect::to(next).into_response();
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 resp.headers_mut().insert(header::SET_COOKIE, v);
@@ -198,15 +203,18 @@ async fn login(State(state): State<Arc<AppState>>, ClientIp(client): ClientIp, F
     }
 }
 
-async fn logout(State(state): State<Arc<AppState>>, UiForm(user, _): UiForm<serde::de::IgnoredAny>) -> Response {
+async fn logout(
+    State(state): State<Arc<AppState>>,
+    tls: Option<axum::Extension<crate::server::TlsConnection>>,
+    UiForm(user, _): UiForm<serde::de::IgnoredAny>,
+) -> Response {
     if let Some(id) = user.session_id() {
         state.auth.logout(id);
     }
     let mut resp = Redirect::to("/login").into_response();
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("tollgate_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"),
-    );
+    if let Ok(v) = HeaderValue::from_str(&crate::session::session_cookie(None, tls.is_some())) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
     resp
 }
 
