@@ -49,14 +49,23 @@ use tollgate_upgrade::topology::{AppType, HaRole, ManagerDesignation, Segment, S
 enum Transport {
     /// Plain HTTP and a plain SRP link (today): the capture shows the secrets in clear.
     Plain,
-    /// Every link TLS with certificates from `tollgate pki` (switch on once tollgate-tls and
-    /// `tollgate pki` are on main).
-    #[allow(dead_code)]
+    /// Every link TLS with certificates from `tollgate pki`: the capture shows none of them.
     Tls,
 }
 
+thread_local! {
+    /// The transport of the run on this thread (each test is one run on its own thread).
+    static TRANSPORT_OF_RUN: std::cell::Cell<Transport> = const { std::cell::Cell::new(Transport::Tls) };
+}
+
 /// The transport of this run.
-const TRANSPORT: Transport = Transport::Plain;
+#[allow(non_snake_case)]
+fn TRANSPORT() -> Transport {
+    TRANSPORT_OF_RUN.with(|t| t.get())
+}
+
+/// One multi-host run at a time: each places 100 calls/s through Kamailio on a 2-core machine.
+static ONE_RUN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The hosts' subnet (first three octets).
 const SUBNET: &str = "10.213.13";
@@ -151,7 +160,7 @@ fn sock(octet: u8, port: u16) -> SocketAddr {
 }
 
 fn scheme() -> &'static str {
-    match TRANSPORT {
+    match TRANSPORT() {
         Transport::Plain => "http",
         Transport::Tls => "https",
     }
@@ -184,7 +193,7 @@ fn var(rel: &str) -> PathBuf {
 
 /// The `[tls]` section of a host's configuration.
 fn set_tls(c: &mut Config, host: &str) {
-    match TRANSPORT {
+    match TRANSPORT() {
         // Non-loopback plain listeners must be allowed explicitly.
         Transport::Plain => c.tls.allow_plaintext = true,
         Transport::Tls => {
@@ -352,18 +361,32 @@ struct Ops {
 }
 
 impl Ops {
-    fn new(token: &str) -> Ops {
-        let http = match TRANSPORT {
-            Transport::Plain => reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            // With TLS on main: reqwest's rustls feature, the CA as the only root and an
-            // operator certificate (`tollgate pki issue --role operator --host ops`) as the
-            // client identity.
-            Transport::Tls => panic!("the operator's TLS client is to be built once reqwest has rustls"),
+    /// The operator's client; over TLS it trusts only the run's CA and presents the
+    /// operator certificate in `ops_tls` (`ops.crt`, `ops.key`).
+    fn new(token: &str, ops_tls: &Path) -> Ops {
+        let builder = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none());
+        let builder = match TRANSPORT() {
+            Transport::Plain => builder,
+            Transport::Tls => {
+                let material = tollgate_tls::TlsMaterial::load(tollgate_tls::TlsFiles {
+                    ca: ops_tls.join("ca.crt"),
+                    cert: Some(ops_tls.join("ops.crt")),
+                    key: Some(ops_tls.join("ops.key")),
+                })
+                .expect("the operator's certificate");
+                let config = tollgate_tls::client_config(
+                    &material,
+                    tollgate_tls::RoleSet::SERVERS,
+                    tollgate_tls::Versions::Tls12And13,
+                    &[b"http/1.1"],
+                )
+                .unwrap();
+                builder.tls_backend_preconfigured(tollgate_tls::rustls::ClientConfig::clone(&config))
+            }
         };
+        let http = builder.build().unwrap();
         let managers = SERVERS.iter().filter(|s| s.app == "manager").map(|s| url(s.octet, API_PORT)).collect();
         Ops { http, token: token.into(), managers }
     }
@@ -599,31 +622,22 @@ fn host_logs(h: &Host) -> String {
 mod tls_checks {
     use super::*;
 
-    /// A CA in `dir` (`ca.crt`, `ca.key`), as `tollgate pki init` makes it. (Through the
-    /// library until the `tollgate pki` command is on main; then run it here.)
+    /// A CA in `dir` (`ca.crt`, `ca.key`): `tollgate pki init`.
     pub fn pki_init(dir: &Path) {
-        tollgate_tls::pki::Ca::init(dir, "tollgate multihost test CA", tollgate_tls::pki::DEFAULT_CA_VALIDITY)
-            .unwrap_or_else(|e| panic!("CA in {}: {e}", dir.display()));
+        tollgate(&["pki", "init", "--dir", &dir.display().to_string(), "--name", "tollgate multihost test CA"]);
     }
 
     /// Issues a certificate for `role` on `host` at `ip` with the CA of `ca_dir` into
-    /// `host_etc/tls` (`<host>.crt`, `<host>.key`, and the CA's `ca.crt`), as `tollgate pki
-    /// issue --role ROLE --host HOST --ip IP` does.
+    /// `host_etc/tls` (`<host>.crt`, `<host>.key`, and the CA's `ca.crt` copied beside them):
+    /// `tollgate pki issue --role ROLE --host HOST --ip IP --out-dir DIR --force`.
     pub fn issue(ca_dir: &Path, role: &str, host: &str, ip: &str, host_etc: &Path) {
         let tls = host_etc.join("tls");
         std::fs::create_dir_all(&tls).unwrap();
-        let ca = tollgate_tls::pki::Ca::load(ca_dir).unwrap_or_else(|e| panic!("CA in {}: {e}", ca_dir.display()));
-        let issued = ca
-            .issue(&tollgate_tls::pki::IssueRequest {
-                role: role.parse().expect("a tollgate role"),
-                host: host.into(),
-                ips: vec![ip.parse().expect("an IP address")],
-                dns_names: Vec::new(),
-                validity: Duration::from_secs(86_400),
-            })
-            .unwrap_or_else(|e| panic!("issuing for {host}: {e}"));
-        let (cert, key) = tollgate_tls::pki::issued_paths(&tls, host);
-        issued.write(&cert, &key).unwrap_or_else(|e| panic!("writing {}: {e}", cert.display()));
+        let (ca, out) = (ca_dir.display().to_string(), tls.display().to_string());
+        tollgate(&[
+            "pki", "issue", "--dir", &ca, "--role", role, "--host", host, "--ip", ip, "--validity", "1day", "--out-dir",
+            &out, "--force",
+        ]);
         std::fs::copy(ca_dir.join(tollgate_tls::pki::CA_CERT_FILE), tls.join("ca.crt")).unwrap();
     }
 
@@ -703,8 +717,24 @@ mod tls_checks {
     }
 }
 
+/// Every link TLS: the servers work as on a plain network, the capture of the bridge shows
+/// no token, password, number or checkpoint, foreign and anonymous clients are refused on
+/// every port, and a rotated certificate is served without a restart.
 #[test]
-fn servers_on_separate_hosts_answer_record_upgrade_and_back_out_under_100_calls_per_second() {
+fn over_tls_servers_on_separate_hosts_answer_record_upgrade_and_back_out_under_100_calls_per_second() {
+    run_hosts(Transport::Tls);
+}
+
+/// The same run in plain text (`allow_plaintext`): the capture shows every secret in clear,
+/// which proves the capture analysis of the TLS run would see them.
+#[test]
+fn in_plain_text_the_same_run_shows_every_secret_on_the_bridge() {
+    run_hosts(Transport::Plain);
+}
+
+fn run_hosts(transport: Transport) {
+    let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
+    TRANSPORT_OF_RUN.with(|t| t.set(transport));
     require_root_and_peers();
     netns::require_netns();
     for (program, package) in [("tcpdump", "tcpdump"), ("dig", "dnsutils"), ("arping", "iputils-arping")] {
@@ -729,7 +759,7 @@ fn servers_on_separate_hosts_answer_record_upgrade_and_back_out_under_100_calls_
 
     let secrets = Secrets { api_token: secret(), agent_token: secret(), srp_key: secret(), ui_password: secret() };
     let public_key = build_releases(run.path());
-    if TRANSPORT == Transport::Tls {
+    if TRANSPORT() == Transport::Tls {
         let ca = run.path().join("ca");
         tls_checks::pki_init(&ca);
         for (s, h) in SERVERS.iter().zip(&hosts) {
@@ -783,7 +813,7 @@ fn servers_on_separate_hosts_answer_record_upgrade_and_back_out_under_100_calls_
             )
         })
         .collect();
-    let ops = Ops::new(&secrets.api_token);
+    let ops = Ops::new(&secrets.api_token, &run.path().join("ops").join("tls"));
     let agent_client = |s: &Server| {
         tollgate_api::BlockingClient::new(
             &url(s.octet, AGENT_PORT),
@@ -940,7 +970,7 @@ fn servers_on_separate_hosts_answer_record_upgrade_and_back_out_under_100_calls_
         assert!(has("Backing out server upgrade"), "{} backed out in the log", s.hostname);
     }
 
-    if TRANSPORT == Transport::Tls {
+    if TRANSPORT() == Transport::Tls {
         let ca = run.path().join("ca");
         let foreign = run.path().join("foreign-ca");
         tls_checks::pki_init(&foreign);
@@ -991,7 +1021,7 @@ fn servers_on_separate_hosts_answer_record_upgrade_and_back_out_under_100_calls_
         analysis.flows,
         analysis.tcp_bytes / 1_000_000,
     );
-    match TRANSPORT {
+    match TRANSPORT() {
         Transport::Plain => {
             assert!(!analysis.seen_on_port("agent token", AGENT_PORT).is_empty(), "the agent token in clear");
             assert!(!analysis.seen_on_port("API token", API_PORT).is_empty(), "the API token in clear");
