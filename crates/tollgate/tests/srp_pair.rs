@@ -475,7 +475,7 @@ fn a_partition_makes_two_actives_and_healing_leaves_exactly_one_resynchronised()
     let enum_port = 5400 + (std::process::id() % 500) as u16;
     let start = |node: &'static str, mode: &str, priority: u8, me: u8, peer: u8, netns: &str| {
         let srp = format!(
-            "[srp]\nnode_id = \"{node}\"\nbind_address = \"10.213.1.{me}:7501\"\npeer_address = \"10.213.1.{peer}:7501\"\nshared_key = \"{KEY}\"\nchassis_mode = \"{mode}\"\npriority = {priority}\nhello_interval_ms = 100\ndead_interval_ms = 300\n"
+            "[srp]\nnode_id = \"{node}\"\nbind_address = \"10.213.1.{me}:7501\"\npeer_address = \"10.213.1.{peer}:7501\"\nshared_key = \"{KEY}\"\nchassis_mode = \"{mode}\"\npriority = {priority}\nhello_interval_ms = 100\ndead_interval_ms = 300\n\n# Between namespaces, not loopback: plain text must be allowed (TLS: srp_tls.rs).\n[tls]\nallow_plaintext = true\n"
         );
         let e = Engine::start(EngineOptions {
             node: node.into(),
@@ -686,7 +686,7 @@ fn in_ip_mode_the_service_address_moves_to_the_new_active() {
     let service = "10.213.2.100:5300";
     let start = |node: &'static str, mode: &str, priority: u8, me: u8, peer: u8, netns: &str, dev: String| {
         let cfg = format!(
-            "[srp]\nnode_id = \"{node}\"\nbind_address = \"10.213.2.{me}:7501\"\npeer_address = \"10.213.2.{peer}:7501\"\nshared_key = \"{KEY}\"\nchassis_mode = \"{mode}\"\npriority = {priority}\nhello_interval_ms = 100\ndead_interval_ms = 300\n[service_address]\nmode = \"ip\"\ninterface = \"{dev}\"\n"
+            "[srp]\nnode_id = \"{node}\"\nbind_address = \"10.213.2.{me}:7501\"\npeer_address = \"10.213.2.{peer}:7501\"\nshared_key = \"{KEY}\"\nchassis_mode = \"{mode}\"\npriority = {priority}\nhello_interval_ms = 100\ndead_interval_ms = 300\n[service_address]\nmode = \"ip\"\ninterface = \"{dev}\"\n[tls]\nallow_plaintext = true\n"
         );
         Engine::start(EngineOptions {
             node: node.into(),

@@ -162,6 +162,7 @@ async fn run(config: SrpConfig, held: bool) -> Running {
         alarms: Arc::new(Alarms::default()),
         node,
         corrupt_every: None,
+        link_security: LinkSecurity::Plain { allow_plaintext: false },
     })
     .await
     .unwrap();
