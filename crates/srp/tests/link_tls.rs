@@ -223,8 +223,8 @@ async fn replicate_through_proxy(tls: Option<(&TlsMaterial, &TlsMaterial)>) -> V
     assert_eq!((stats.handshake_failures, stats.tls_failures, stats.auth_failures), (0, 0, 0), "{stats:?}");
     standby_link.shutdown().await;
     active_link.shutdown().await;
-    let bytes = seen.lock().unwrap().clone();
-    bytes
+    let bytes = seen.lock().unwrap();
+    bytes.clone()
 }
 
 #[tokio::test]
