@@ -43,6 +43,8 @@ pub const MAX_LEGACY_PROOF_LEN: usize = 1024 * 1024;
 /// Which step of the handshake failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// The TLS handshake under the SRP one ([`crate::link_tls`]), when the link has TLS.
+    Tls,
     /// Sending or receiving the dialer's handshake.
     Handshake,
     /// Sending or receiving the acceptor's answer.
@@ -56,6 +58,7 @@ pub enum Stage {
 impl std::fmt::Display for Stage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Stage::Tls => "TLS handshake",
             Stage::Handshake => "handshake",
             Stage::Answer => "handshake answer",
             Stage::Confirmation => "handshake confirmation",
@@ -143,6 +146,16 @@ pub enum HandshakeError {
 }
 
 impl HandshakeError {
+    /// Whether TLS failed: its own handshake, or an alert from the mate (which refuses this
+    /// chassis' certificate after its handshake has seemed to succeed, at the first read).
+    pub fn is_tls(&self) -> bool {
+        match self {
+            HandshakeError::Io { stage, source } => *stage == Stage::Tls || crate::link_tls::is_tls_error(source),
+            HandshakeError::Closed { stage } | HandshakeError::TimedOut { stage } => *stage == Stage::Tls,
+            _ => false,
+        }
+    }
+
     fn read(stage: Stage) -> impl Fn(ReadError) -> HandshakeError {
         move |e| match e {
             ReadError::Closed => HandshakeError::Closed { stage },

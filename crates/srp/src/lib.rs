@@ -6,10 +6,11 @@
 //! * [`election`]: the pure Active/Standby state machine (Init, Active, Standby, Pending-Active,
 //!   Pending-Standby), split-brain resolution, switchover, guard and damping rules;
 //! * [`monitor`]: monitor groups (AAA, BGP, Diameter targets) turned into group up/down events;
-//! * [`frame`], [`message`], [`handshake`], [`admission`], [`link`]: the one authenticated TCP
+//! * [`frame`], [`message`], [`handshake`], [`admission`], [`link`], [`link_tls`]: the one authenticated TCP
 //!   connection between the two chassis (versioned frames, HMAC-SHA256, a challenge-response
 //!   handshake that a replay cannot complete, bounded unauthenticated work, compression agreed per
-//!   connection, hellos, retry);
+//!   connection, hellos, retry), encrypted with mutual TLS 1.3 when `[tls]` is configured
+//!   ([`link_tls`]; plain text only on loopback unless allowed);
 //! * [`session`], [`checkpoint`]: the session store roles write to, and its replication to the
 //!   Standby by micro and full (macro) checkpoints with sequence numbers, checksums and NACKs;
 //! * [`audit`]: comparing two copies of the session state;
@@ -66,6 +67,7 @@ pub mod frame;
 pub mod fuzzing;
 pub mod handshake;
 pub mod link;
+pub mod link_tls;
 pub mod message;
 pub mod monitor;
 pub mod probe;

@@ -29,7 +29,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -44,6 +43,7 @@ use crate::config::SrpConfig;
 use crate::election::{PeerStatus, Refusal, SwitchoverReason};
 use crate::frame::{Frame, FrameError, FrameKey, FrameType, HEADER_LEN, MAX_PAYLOAD_LEN};
 use crate::handshake::{self, HandshakeError, Stage};
+use crate::link_tls::{self, LinkReader, LinkTls, LinkWriter};
 use crate::message::{Message, MessageError};
 
 /// Messages the owner may queue before `send` waits.
@@ -60,6 +60,8 @@ static HANDSHAKE_REJECTED: LogThrottle = LogThrottle::new(10_000);
 static ACCEPT_FAILED: LogThrottle = LogThrottle::new(10_000);
 /// Handshakes refused because too many are in progress: one log line per 10 s.
 static HANDSHAKE_REFUSED: LogThrottle = LogThrottle::new(10_000);
+/// Failed TLS handshakes of the dialer (it retries every hello interval): one log line per 10 s.
+static DIAL_TLS_FAILED: LogThrottle = LogThrottle::new(10_000);
 
 /// Which side opens the TCP connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -99,6 +101,8 @@ pub struct LinkConfig {
     pub dead_interval: Duration,
     /// Dial or accept.
     pub role: LinkRole,
+    /// TLS of every connection ([`crate::link_tls`]); `None`: plain TCP.
+    pub tls: Option<LinkTls>,
 }
 
 impl std::fmt::Debug for LinkConfig {
@@ -113,12 +117,13 @@ impl std::fmt::Debug for LinkConfig {
             .field("hello_interval", &self.hello_interval)
             .field("dead_interval", &self.dead_interval)
             .field("role", &self.role)
+            .field("tls", &self.tls)
             .finish()
     }
 }
 
 impl LinkConfig {
-    /// The link settings of an SRP configuration.
+    /// The link settings of an SRP configuration, in plain TCP (set [`LinkConfig::tls`] for TLS).
     pub fn from_config(c: &SrpConfig) -> LinkConfig {
         LinkConfig {
             node_id: c.node_id.clone(),
@@ -130,6 +135,7 @@ impl LinkConfig {
             hello_interval: c.hello_interval(),
             dead_interval: c.dead_interval(),
             role: LinkRole::for_addresses(c.bind_address, c.peer_address),
+            tls: None,
         }
     }
 }
@@ -195,8 +201,13 @@ pub struct LinkStatistics {
     /// Handshakes that failed: on the dialer, an answer missing, wrong or not for this
     /// connection; on the acceptor, a handshake rejected (bad MAC, version, node id), not
     /// confirmed with the session key within the dead interval (a replay), or refused because
-    /// too many were in progress.
+    /// too many were in progress. TLS handshakes that failed count here too.
     pub handshake_failures: u64,
+    /// TLS handshakes that failed (also in `handshake_failures`): a peer certificate of
+    /// another CA, of another role than engine, not valid for the mate's address, or none; or
+    /// this chassis' certificate refused by the mate.
+    #[serde(default)]
+    pub tls_failures: u64,
     /// Frames rejected because their HMAC did not match.
     pub auth_failures: u64,
     /// Frames sent.
@@ -229,6 +240,7 @@ struct Counters {
     reconnects: AtomicU64,
     disconnects: AtomicU64,
     handshake_failures: AtomicU64,
+    tls_failures: AtomicU64,
     auth_failures: AtomicU64,
     frames_sent: AtomicU64,
     frames_received: AtomicU64,
@@ -255,6 +267,7 @@ impl Counters {
             reconnects: g(&self.reconnects),
             disconnects: g(&self.disconnects),
             handshake_failures: g(&self.handshake_failures),
+            tls_failures: g(&self.tls_failures),
             auth_failures: g(&self.auth_failures),
             frames_sent: g(&self.frames_sent),
             frames_received: g(&self.frames_received),
@@ -403,8 +416,8 @@ impl<T> Drop for AbortOnDrop<T> {
 
 /// An authenticated connection.
 struct Conn {
-    reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
+    reader: LinkReader,
+    writer: LinkWriter,
     key: FrameKey,
     info: ConnectionInfo,
     /// The first frame, already read and authenticated (a dialer without key confirmation).
@@ -592,7 +605,7 @@ impl Runner {
 }
 
 struct FrameWriter<'a> {
-    writer: &'a mut OwnedWriteHalf,
+    writer: &'a mut LinkWriter,
     key: FrameKey,
     seq: u64,
     shared: &'a Shared,
@@ -612,6 +625,8 @@ impl FrameWriter<'_> {
             }
         };
         self.writer.write_all(&bytes).await?;
+        // TLS holds what the socket did not take until the next write or flush.
+        self.writer.flush().await?;
         self.seq += 1;
         let c = &self.shared.counters;
         inc(&c.frames_sent, 1);
@@ -691,12 +706,13 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
 /// Writes one frame (handshake frames: not counted in the statistics).
 pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, key: &FrameKey, frame: Frame) -> std::io::Result<()> {
     let bytes = frame.encode(key).map_err(std::io::Error::other)?;
-    w.write_all(&bytes).await
+    w.write_all(&bytes).await?;
+    w.flush().await
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn read_loop(
-    mut reader: OwnedReadHalf,
+    mut reader: LinkReader,
     mut first: Option<Frame>,
     key: FrameKey,
     compression: Compression,
@@ -749,6 +765,9 @@ async fn read_loop(
 
 fn handshake_failed(shared: &Shared, e: HandshakeError) -> HandshakeError {
     inc(&shared.counters.handshake_failures, 1);
+    if e.is_tls() {
+        inc(&shared.counters.tls_failures, 1);
+    }
     e
 }
 
@@ -773,14 +792,28 @@ async fn dial(config: Arc<LinkConfig>, shared: Arc<Shared>) -> Result<Conn, Stri
     };
     let peer_address = stream.peer_addr().unwrap_or(config.peer_address);
     let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
-    let mut stage = Stage::Handshake;
-    let exchange = handshake::dial(&mut reader, &mut writer, &config, peer_address, &shared, &mut stage);
-    let established = match timeout(t, exchange).await {
+    let mut stage = Stage::Tls;
+    // The TLS handshake (when configured) and SRP's own, within one dead interval.
+    let exchange = async {
+        let (mut reader, mut writer) = link_tls::secure_dialed(config.tls.as_ref(), stream)
+            .await
+            .map_err(|source| HandshakeError::Io { stage: Stage::Tls, source })?;
+        let established = handshake::dial(&mut reader, &mut writer, &config, peer_address, &shared, &mut stage).await?;
+        Ok::<_, HandshakeError>((reader, writer, established))
+    };
+    let (reader, writer, established) = match timeout(t, exchange).await {
         Ok(r) => r,
         Err(_) => Err(HandshakeError::TimedOut { stage }),
     }
-    .map_err(|e| handshake_failed(&shared, e).to_string())
+    .map_err(|e| {
+        let e = handshake_failed(&shared, e);
+        if e.is_tls()
+            && let Some(left_out) = DIAL_TLS_FAILED.allow()
+        {
+            tracing::warn!(peer = %peer_address, error = %e, left_out, "SRP TLS handshake with the mate failed");
+        }
+        e.to_string()
+    })
     .map_err(|e| format!("handshake with {peer_address}: {e}"))?;
     Ok(Conn { reader, writer, key: established.key, info: established.info, first: established.first })
 }
@@ -837,10 +870,16 @@ async fn accept_handshake(
     shared: &Shared,
 ) -> Result<Conn, HandshakeError> {
     let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
-    let mut stage = Stage::Handshake;
-    let exchange = handshake::accept(&mut reader, &mut writer, config, addr, shared, &mut stage);
-    let established = match timeout(handshake_deadline(config.dead_interval), exchange).await {
+    let mut stage = Stage::Tls;
+    // The TLS handshake (when configured) and SRP's own, within one deadline.
+    let exchange = async {
+        let (mut reader, mut writer) = link_tls::secure_accepted(config.tls.as_ref(), stream)
+            .await
+            .map_err(|source| HandshakeError::Io { stage: Stage::Tls, source })?;
+        let established = handshake::accept(&mut reader, &mut writer, config, addr, shared, &mut stage).await?;
+        Ok::<_, HandshakeError>((reader, writer, established))
+    };
+    let (reader, writer, established) = match timeout(handshake_deadline(config.dead_interval), exchange).await {
         Ok(r) => r,
         Err(_) => Err(HandshakeError::TimedOut { stage }),
     }
@@ -879,6 +918,7 @@ mod tests {
             hello_interval: Duration::from_secs(1),
             dead_interval: Duration::from_secs(3),
             role: LinkRole::Dial,
+            tls: None,
         };
         assert!(!format!("{c:?}").contains("super-secret"));
     }

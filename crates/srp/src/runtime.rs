@@ -29,6 +29,7 @@ use crate::audit::{self, AuditStatistics, StoreDigest};
 use crate::checkpoint::{CheckpointCmdInfo, CheckpointStatistics, Checkpointer, ReceiveOutcome};
 use crate::election::{self, Action, Event, Machine, Params, State};
 use crate::link::{Link, LinkConfig, LinkEvent};
+pub use crate::link_tls::LinkSecurity;
 use crate::message::Message;
 use crate::monitor::{MonitorSet, TargetStatus};
 use crate::probe::{self, TargetChange};
@@ -266,6 +267,10 @@ pub enum StartError {
     /// The `[srp]` section is not valid.
     #[error("[srp]: {0}")]
     Config(String),
+    /// The link's security: plain text between non-loopback addresses not allowed, or TLS
+    /// material rustls refuses.
+    #[error("[srp]: {0}")]
+    Security(#[from] crate::link_tls::LinkSecurityError),
     /// The link could not bind.
     #[error("SRP link on {address}: {reason}")]
     Link {
@@ -292,6 +297,8 @@ pub struct Chassis<S, A, F> {
     pub node: String,
     /// Fault injection (tests of the NACK path): corrupt every Nth micro-checkpoint sent.
     pub corrupt_every: Option<u64>,
+    /// TLS of the link (`[tls]`), or plain text where allowed ([`LinkSecurity::check`]).
+    pub link_security: LinkSecurity,
 }
 
 /// Starts the runtime; returns its handle and a receiver of state changes (for the ready line
@@ -302,12 +309,15 @@ where
     A: ServiceAddress,
     F: ForcedStandbySource,
 {
-    let Chassis { config, state, mut service, mut forced_standby, alarms, node, corrupt_every } = chassis;
+    let Chassis { config, state, mut service, mut forced_standby, alarms, node, corrupt_every, link_security } =
+        chassis;
     config.validate().map_err(|e| StartError::Config(e.to_string()))?;
+    let mut link_config = LinkConfig::from_config(&config);
+    link_config.tls = link_security.check(config.bind_address, config.peer_address)?;
     // A restart after a crash may find the service address still held: this chassis is not
     // serving until the election says so.
     service.release().await;
-    let (link, link_events) = Link::start(LinkConfig::from_config(&config))
+    let (link, link_events) = Link::start(link_config)
         .await
         .map_err(|e| StartError::Link { address: config.bind_address.to_string(), reason: e.to_string() })?;
     let (machine, mut actions) = Machine::new(Params::from_config(&config));

@@ -164,7 +164,7 @@ impl fmt::Display for SrpStatistics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let l = &self.link;
         let s = &self.switchovers;
-        let rows: [(&str, u64); 22] = [
+        let rows: [(&str, u64); 23] = [
             ("Hello messages sent", l.hello_messages_sent),
             ("Hello messages received", l.hello_messages_received),
             ("Frames sent", l.frames_sent),
@@ -175,6 +175,7 @@ impl fmt::Display for SrpStatistics {
             ("Bytes after compression", l.bytes_after_compression),
             ("Authentication failures", l.auth_failures),
             ("Handshake failures", l.handshake_failures),
+            ("TLS handshake failures", l.tls_failures),
             ("Connects", l.connects),
             ("Reconnects", l.reconnects),
             ("Disconnects", l.disconnects),

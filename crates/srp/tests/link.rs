@@ -33,6 +33,7 @@ fn link_config(node: &str, role: LinkRole, peer: SocketAddr, key: &[u8], compres
         hello_interval: Duration::from_millis(100),
         dead_interval: Duration::from_secs(2),
         role,
+        tls: None,
     }
 }
 

@@ -5,7 +5,9 @@
 //! switchover validated, refused when the standby is not synchronised unless forced; the NACK
 //! path through a corrupted checkpoint; a wrong key refused and counted; a partition between
 //! two network namespaces (both Active) healed into exactly one Active, resynchronised; a
-//! Standby held in forced standby that does not take over from a killed Active until released.
+//! Standby held in forced standby that does not take over from a killed Active until released;
+//! the same pair with its link in TLS (`[tls]`, certificates of a CA made by the test), and a
+//! mate presenting a certificate of another role refused and counted.
 
 mod common;
 
@@ -475,7 +477,7 @@ fn a_partition_makes_two_actives_and_healing_leaves_exactly_one_resynchronised()
     let enum_port = 5400 + (std::process::id() % 500) as u16;
     let start = |node: &'static str, mode: &str, priority: u8, me: u8, peer: u8, netns: &str| {
         let srp = format!(
-            "[srp]\nnode_id = \"{node}\"\nbind_address = \"10.213.1.{me}:7501\"\npeer_address = \"10.213.1.{peer}:7501\"\nshared_key = \"{KEY}\"\nchassis_mode = \"{mode}\"\npriority = {priority}\nhello_interval_ms = 100\ndead_interval_ms = 300\n"
+            "[srp]\nnode_id = \"{node}\"\nbind_address = \"10.213.1.{me}:7501\"\npeer_address = \"10.213.1.{peer}:7501\"\nshared_key = \"{KEY}\"\nchassis_mode = \"{mode}\"\npriority = {priority}\nhello_interval_ms = 100\ndead_interval_ms = 300\n\n# Between namespaces, not loopback: plain text must be allowed (TLS: the tests below).\n[tls]\nallow_plaintext = true\n"
         );
         let e = Engine::start(EngineOptions {
             node: node.into(),
@@ -686,7 +688,7 @@ fn in_ip_mode_the_service_address_moves_to_the_new_active() {
     let service = "10.213.2.100:5300";
     let start = |node: &'static str, mode: &str, priority: u8, me: u8, peer: u8, netns: &str, dev: String| {
         let cfg = format!(
-            "[srp]\nnode_id = \"{node}\"\nbind_address = \"10.213.2.{me}:7501\"\npeer_address = \"10.213.2.{peer}:7501\"\nshared_key = \"{KEY}\"\nchassis_mode = \"{mode}\"\npriority = {priority}\nhello_interval_ms = 100\ndead_interval_ms = 300\n[service_address]\nmode = \"ip\"\ninterface = \"{dev}\"\n"
+            "[srp]\nnode_id = \"{node}\"\nbind_address = \"10.213.2.{me}:7501\"\npeer_address = \"10.213.2.{peer}:7501\"\nshared_key = \"{KEY}\"\nchassis_mode = \"{mode}\"\npriority = {priority}\nhello_interval_ms = 100\ndead_interval_ms = 300\n[service_address]\nmode = \"ip\"\ninterface = \"{dev}\"\n[tls]\nallow_plaintext = true\n"
         );
         Engine::start(EngineOptions {
             node: node.into(),
@@ -718,4 +720,122 @@ fn in_ip_mode_the_service_address_moves_to_the_new_active() {
     wait_until(10, "engine-b Active", || ns_state(&b) == "Active");
     wait_until(5, "the address on engine-b's veth", || ns.addresses(&ns.b, &ns.veth_b()).contains("10.213.2.100/32"));
     wait_until(5, "served by engine-b", dig_from_b);
+}
+
+/// A CA for one test and the `[tls]` section of an engine certificate of `role` for `host` at
+/// `ip`, issued by it.
+struct TestPki {
+    dir: tempfile::TempDir,
+    ca: tollgate_tls::pki::Ca,
+}
+
+impl TestPki {
+    fn new() -> TestPki {
+        let dir = tempfile::tempdir().unwrap();
+        let ca =
+            tollgate_tls::pki::Ca::init(&dir.path().join("ca"), "srp pair CA", tollgate_tls::pki::DEFAULT_CA_VALIDITY)
+                .unwrap();
+        TestPki { dir, ca }
+    }
+
+    fn tls_section(&self, role: tollgate_tls::Role, host: &str, ip: std::net::IpAddr) -> String {
+        let issued = self
+            .ca
+            .issue(&tollgate_tls::pki::IssueRequest {
+                role,
+                host: host.into(),
+                ips: vec![ip],
+                dns_names: vec![],
+                validity: tollgate_tls::pki::DEFAULT_CERT_VALIDITY,
+            })
+            .unwrap();
+        let (cert, key) = tollgate_tls::pki::issued_paths(self.dir.path(), host);
+        issued.write(&cert, &key).unwrap();
+        format!(
+            "\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            self.dir.path().join("ca").join("ca.crt").display(),
+            cert.display(),
+            key.display()
+        )
+    }
+}
+
+/// An engine of an SRP pair whose link is TLS (`tls`: its `[tls]` section).
+fn tls_chassis(
+    net: &PairNet,
+    node: &str,
+    mode: &str,
+    priority: u8,
+    bind: SocketAddr,
+    peer: SocketAddr,
+    tls: &str,
+) -> Engine {
+    let config = format!(
+        "[srp]\nnode_id = \"{node}\"\nbind_address = \"{bind}\"\npeer_address = \"{peer}\"\nshared_key = \"{KEY}\"\nchassis_mode = \"{mode}\"\npriority = {priority}\nhello_interval_ms = 100\ndead_interval_ms = 300\n{tls}"
+    );
+    let e = Engine::start(EngineOptions {
+        node: node.into(),
+        role: "engine",
+        enum_listen: vec![net.service],
+        api_listen: format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap(),
+        extra_config: config,
+        ..Default::default()
+    });
+    let (_d, p) = temp_file("velocity.toml", VELOCITY_POLICY);
+    let out = e.cli(&["policy", "install", p.to_str().unwrap(), "--api", &e.api]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    e
+}
+
+#[test]
+fn over_a_tls_link_the_pair_replicates_and_the_standby_takes_over_from_a_killed_active() {
+    let net = PairNet::new("127.0.67");
+    let pki = TestPki::new();
+    let tls_a = pki.tls_section(tollgate_tls::Role::Engine, "engine-a", net.a.ip());
+    let tls_b = pki.tls_section(tollgate_tls::Role::Engine, "engine-b", net.b.ip());
+    let mut a = tls_chassis(&net, "engine-a", "primary", 1, net.a, net.b, &tls_a);
+    let b = tls_chassis(&net, "engine-b", "backup", 2, net.b, net.a, &tls_b);
+    wait_for_pair(&a, &b);
+    for e in [&a, &b] {
+        let link = &show(e, "statistics")["link"];
+        assert_eq!((link["tls_failures"].as_u64(), link["handshake_failures"].as_u64()), (Some(0), Some(0)), "{link}");
+    }
+
+    let robo = "+13125550777";
+    for i in 0..3 {
+        assert_eq!(ask(net.service, robo, "+12125550100", Duration::from_secs(2)), Some(false), "call {i}");
+    }
+    assert_eq!(ask(net.service, robo, "+12125550100", Duration::from_secs(2)), Some(true), "the fourth call");
+    wait_until(5, "the counter checkpointed to engine-b over TLS", || {
+        e_velocity(&b).iter().any(|e| e["source"] == robo && e["times"].as_array().map_or(0, |t| t.len()) == 4)
+    });
+
+    a.kill();
+    wait_until(10, "engine-b Active", || state(&b) == "Active");
+    assert_eq!(ask(net.service, robo, "+12125550100", Duration::from_secs(2)), Some(true), "still blocked");
+    let history = show(&b, "call-loss-statistics");
+    let last = history.as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["sessions_lost"].as_u64(), last["synchronised"].as_bool()), (Some(0), Some(true)), "{history}");
+
+    // engine-a back: a new TLS connection and a full checkpoint make it a synchronised Standby.
+    a.start_again();
+    wait_until(20, "engine-a a synchronised Standby", || state(&a) == "Standby" && show(&a, "info")["ready"] == true);
+}
+
+#[test]
+fn a_mate_presenting_a_manager_certificate_is_refused_and_counted() {
+    let net = PairNet::new("127.0.68");
+    let pki = TestPki::new();
+    let tls_a = pki.tls_section(tollgate_tls::Role::Engine, "engine-a", net.a.ip());
+    let tls_b = pki.tls_section(tollgate_tls::Role::Manager, "mgr-b", net.b.ip());
+    let a = tls_chassis(&net, "engine-a", "primary", 1, net.a, net.b, &tls_a);
+    let b = tls_chassis(&net, "engine-b", "backup", 2, net.b, net.a, &tls_b);
+    wait_until(10, "the refusals counted on both sides", || {
+        let failures = |e: &Engine| show(e, "statistics")["link"]["tls_failures"].as_u64().unwrap_or(0);
+        failures(&a) > 0 && failures(&b) > 0
+    });
+    assert_eq!(show(&a, "info")["connection"], serde_json::Value::Null, "never connected");
+    assert_eq!(show(&b, "info")["connection"], serde_json::Value::Null, "never connected");
+    let text = text(&a.cli(&["srp", "show", "statistics", "--api", &a.api])).0;
+    assert!(text.contains("TLS handshake failures"), "{text}");
 }

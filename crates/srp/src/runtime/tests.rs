@@ -8,6 +8,8 @@ use std::sync::Mutex;
 use super::*;
 use crate::config::ChassisMode;
 
+mod tls;
+
 const KEY: &str = "tollgate-srp-runtime-test-key-0123";
 const CMD: CmdId = 1;
 
@@ -147,6 +149,10 @@ fn config(node: &str, mode: ChassisMode, priority: u8, bind: SocketAddrV4, peer:
 }
 
 async fn run(config: SrpConfig, held: bool) -> Running {
+    run_with(config, held, LinkSecurity::Plain { allow_plaintext: false }).await
+}
+
+async fn run_with(config: SrpConfig, held: bool, link_security: LinkSecurity) -> Running {
     let (serving_tx, serving) = watch::channel(false);
     let (forced, forced_rx) = watch::channel(false);
     if held {
@@ -162,6 +168,7 @@ async fn run(config: SrpConfig, held: bool) -> Running {
         alarms: Arc::new(Alarms::default()),
         node,
         corrupt_every: None,
+        link_security,
     })
     .await
     .unwrap();

@@ -192,8 +192,10 @@ async fn start_engine(
             config.enum_.listen_tcp.clone(),
             ServiceAddress::new(config.service_address.clone(), ips),
         );
+        let security = srp_role::link_security(config)?;
         let started =
-            srp_role::start(srp.clone(), velocity, enum_service, alarms.clone(), config.node.name.clone()).await?;
+            srp_role::start(srp.clone(), velocity, enum_service, alarms.clone(), config.node.name.clone(), security)
+                .await?;
         return Ok(Engine { service, responder, server: None, srp: Some(started), metrics: enum_metrics });
     }
     let server = EnumServer::start(

@@ -19,10 +19,11 @@ use tollgate_number::E164;
 use tollgate_policy::VelocityTable;
 use tollgate_policy::velocity::VelocityEntry;
 use tollgate_records::spool::Spool;
-use tollgate_srp::runtime::{self, Chassis, ForcedStandbySource, ReplicatedState, SrpData, SrpHandle};
+use tollgate_srp::runtime::{self, Chassis, ForcedStandbySource, LinkSecurity, ReplicatedState, SrpData, SrpHandle};
 use tollgate_srp::session::{CmdId, SessionStore};
 use tollgate_srp::{SrpConfig, State};
 
+use crate::config::Config;
 use crate::roles::service_address::ServiceAddress;
 use tollgate_files::forced_standby::ForcedStandbyWatch;
 
@@ -253,6 +254,15 @@ impl ReplicatedState for VelocityState {
     }
 }
 
+/// The SRP link's security from `[tls]`: TLS 1.3 with the process's certificate when `[tls]`
+/// names one, otherwise plain text where `tls.allow_plaintext` or loopback allows it.
+pub fn link_security(config: &Config) -> anyhow::Result<LinkSecurity> {
+    Ok(match crate::roles::tls::material(config)? {
+        Some(material) => LinkSecurity::Tls(material),
+        None => LinkSecurity::Plain { allow_plaintext: config.tls.allow_plaintext },
+    })
+}
+
 /// Starts the SRP chassis of an engine; returns its handle and a receiver of state changes.
 pub async fn start(
     config: SrpConfig,
@@ -260,6 +270,7 @@ pub async fn start(
     service: EnumService,
     alarms: Arc<Alarms>,
     node: String,
+    link_security: LinkSecurity,
 ) -> anyhow::Result<(SrpHandle, watch::Receiver<State>)> {
     let chassis = Chassis {
         config,
@@ -269,6 +280,7 @@ pub async fn start(
         alarms,
         node,
         corrupt_every: std::env::var(FAULT_CORRUPT_EVERY).ok().and_then(|v| v.parse().ok()),
+        link_security,
     };
     Ok(runtime::start(chassis).await?)
 }
