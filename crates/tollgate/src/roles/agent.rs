@@ -24,6 +24,7 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
     let _lock = tollgate_records::dirlock::DirLock::acquire(&cfg.dir, "agent.lock", "tollgate agent")
         .map_err(|e| anyhow::anyhow!("agent directory {e}"))?;
     runtime.block_on(async move {
+        crate::roles::reload::spawn_handler("tollgate agent");
         let agent = Arc::new(Agent::new(cfg.clone(), role)?);
         if let Err(e) = agent.start_current().await {
             tracing::error!(error = %e, "the release in force did not start");
@@ -40,13 +41,16 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
             tollgate_listener::ListenerStats::default(),
         )
         .limit_setting("api.max_connections");
-        say!(
+        let ready = format!(
             "tollgate agent ready: server={} application={} release={} api=http://{}",
             cfg.server,
             cfg.app_type,
             agent.releases.current().map_or("none".to_string(), |r| r.version),
             server.local_addr()?
         );
+        say!("{ready}");
+        // The role process was started (and waited for) above; the agent's API is bound.
+        crate::roles::notify::ready(&ready);
         let token = tollgate_web::http::SecretToken::new(&cfg.token);
         server
             .serve(tollgate_web::agent_api::router(agent.clone(), token), crate::roles::serve::shutdown_signal())

@@ -44,6 +44,7 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
     let listen = config.api.listen;
     let api_limits = config.api.http_limits();
     runtime.block_on(async move {
+        crate::roles::reload::spawn_handler("tollgate manager");
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot bind the manager API {listen}"))?;
@@ -61,11 +62,12 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
         tokio::spawn(pair::run(manager.clone()));
         tokio::spawn(pair::poll_agents(manager.clone()));
         tokio::spawn(pair::push_to_mate(manager.clone()));
-        say!(
+        let ready = format!(
             "tollgate manager ready: hostname={} release={} api=http://{local} ui=http://{local}/upgrade",
-            manager.cfg.hostname,
-            manager.release
+            manager.cfg.hostname, manager.release
         );
+        say!("{ready}");
+        crate::roles::notify::ready(&ready);
         server.serve(manager_api::router(api), crate::roles::serve::shutdown_signal()).await;
         Ok::<_, anyhow::Error>(())
     })?;

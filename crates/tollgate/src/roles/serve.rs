@@ -340,6 +340,8 @@ fn check_addresses_free(config: &Config, roles: Roles) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Result<()> {
+    // First: a SIGHUP (`systemctl reload`) during the start must not end the process.
+    crate::roles::reload::spawn_handler(roles.command());
     // Listen first: a port in use ends the start before anything is created or printed.
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
@@ -525,6 +527,9 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         ready.push_str(&format!(" ui=http://{api_addr}/"));
     }
     say!("{ready}");
+    // Every listener is bound (the API's accepts queue until `serve` below): systemd may start
+    // what depends on this role.
+    crate::roles::notify::ready(&ready);
     if let Some(udp) = engine.as_ref().and_then(|e| e.server.as_ref()).and_then(|s| s.udp_addrs.first()) {
         say!(
             "try: dig @{} -p {} +short NAPTR 1.1.1.0.5.5.5.2.1.2.1.e164.arpa.   |   tollgate lookup --to +12125550111",
@@ -585,8 +590,13 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Waits for SIGINT or SIGTERM.
+/// Waits for SIGINT or SIGTERM, then tells systemd the role is stopping.
 pub async fn shutdown_signal() {
+    wait_for_shutdown_signal().await;
+    crate::roles::notify::stopping();
+}
+
+async fn wait_for_shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
