@@ -12,6 +12,9 @@
 #   the man pages), adduser.
 # Makes sure PostgreSQL runs and has the role the tests use:
 #   postgres://tollgate:tollgate@127.0.0.1:5432/postgres (override with TOLLGATE_TEST_POSTGRES).
+# The store's TLS tests (crates/store/tests/pg_tls.rs) start throwaway clusters of their own with
+# the same package's initdb and pg_ctl (/usr/lib/postgresql/<version>/bin, or
+# TOLLGATE_TEST_PG_BIN), as the postgres user through runuser (util-linux) when run as root.
 # Does nothing for what is already there. Needs root (or sudo).
 set -euo pipefail
 

@@ -9,6 +9,7 @@ pub mod manager;
 pub mod migrate;
 pub mod problems;
 pub mod service_address;
+pub mod tls;
 
 pub use problems::{ConfigError, Problem};
 
@@ -152,6 +153,9 @@ impl Default for ShipperConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct CollectorConfig {
     /// `sqlite:PATH` or `postgres://user:password@host/db`; empty: `<state_dir>/records.db`.
+    /// PostgreSQL over TLS: `?sslmode=verify-full&sslrootcert=/etc/tollgate/pg-ca.pem` (libpq's
+    /// `sslmode`: disable, prefer (default), require, verify-ca, verify-full; client certificate:
+    /// `sslcert=`, `sslkey=`).
     pub store: String,
     /// How long data is kept.
     pub retention: tollgate_store::Retention,
@@ -289,6 +293,8 @@ pub struct Config {
     pub manager: Option<manager::ManagerConfig>,
     /// `[probe]`.
     pub probe: ProbeConfig,
+    /// `[tls]`: certificates for every link (absent: plain HTTP, loopback only).
+    pub tls: tls::TlsConfig,
 }
 
 impl Default for Config {
@@ -307,6 +313,7 @@ impl Default for Config {
             agent: None,
             manager: None,
             probe: ProbeConfig::default(),
+            tls: tls::TlsConfig::default(),
         }
     }
 }
@@ -436,6 +443,7 @@ impl Config {
         check_range(&mut out, "api.max_connections", self.api.max_connections as u64, 1, MAX_CONNECTIONS);
         check_range(&mut out, "api.idle_timeout", self.api.idle_timeout_secs, 1, MAX_IDLE_SECS);
         self.spool.problems(&mut out);
+        self.tls.problems(&mut out);
         if !self.probe.device.is_empty()
             && let Err(e) = tollgate_records::check_device_name(&self.probe.device)
         {
@@ -470,6 +478,22 @@ impl Config {
             && self.service_address.interface.is_empty()
         {
             out.push(Problem::new("service_address.interface", "is needed with mode = \"ip\""));
+        }
+        if self.collector.store.starts_with("postgres://") || self.collector.store.starts_with("postgresql://") {
+            match tollgate_store::pgurl::PgTarget::parse(&self.collector.store) {
+                Err(tollgate_store::StoreError::BadParameter { message, .. }) => {
+                    out.push(Problem::new("collector.store", message))
+                }
+                Err(e) => out.push(Problem::new("collector.store", e.to_string())),
+                Ok(target) => {
+                    for (name, path) in target.relative_files() {
+                        out.push(Problem::new(
+                            "collector.store",
+                            format!("{name} {} is a relative path: give an absolute one", path.display()),
+                        ));
+                    }
+                }
+            }
         }
         if let Some(agent) = &self.agent {
             agent.problems(&mut out);
@@ -506,6 +530,13 @@ impl Config {
                 && p.is_relative()
             {
                 m.policy = Some(base.join(p));
+            }
+        }
+        if !base.as_os_str().is_empty() {
+            for path in [&mut self.tls.ca, &mut self.tls.cert, &mut self.tls.key].into_iter().flatten() {
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
             }
         }
     }
@@ -583,9 +614,21 @@ mod tests {
         assert!(e.starts_with("t.toml:2: dialing_plan.country_code: country_code \"0\" must be"), "{e}");
         assert_eq!(
             error("[nod]\n"),
-            "t.toml:1: nod: unknown field `nod`, expected one of `config_version`, `node`, `dialing_plan`, `enum`, `api`, `spool`, `shipper`, `collector`, `srp`, `service_address`, `agent`, `manager`, `probe`"
+            "t.toml:1: nod: unknown field `nod`, expected one of `config_version`, `node`, `dialing_plan`, `enum`, `api`, `spool`, `shipper`, `collector`, `srp`, `service_address`, `agent`, `manager`, `probe`, `tls`"
         );
         assert!(error("[node\n").starts_with("t.toml:1: "), "syntax errors have a line too");
+        assert_eq!(
+            error("[collector]\nstore = \"postgres://u:s3cret@db/x?sslmode=verify-ful\"\n"),
+            "t.toml:2: collector.store: sslmode 'verify-ful' is not one of disable, prefer, require, verify-ca, verify-full"
+        );
+        assert_eq!(
+            error("[collector]\nstore = \"postgres://u:s3cret@db/x?sslmode=verify-full\"\n"),
+            "t.toml:2: collector.store: sslmode verify-full needs sslrootcert=<PEM file of the CA that issued the server's certificate>"
+        );
+        assert_eq!(
+            error("[collector]\nstore = \"postgres://u@db/x?sslmode=verify-full&sslrootcert=pg-ca.pem\"\n"),
+            "t.toml:2: collector.store: sslrootcert pg-ca.pem is a relative path: give an absolute one"
+        );
     }
 
     /// Problems of every kind in every section, [agent] and [manager] included: all of them at

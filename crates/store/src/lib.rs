@@ -2,7 +2,8 @@
 //!
 //! What this crate owns:
 //! * two backends behind one [`Store`] trait: SQLite ([`sqlite`], embedded, the default, no
-//!   setup) and PostgreSQL ([`postgres`], scale-out), chosen by URL ([`open`]);
+//!   setup) and PostgreSQL ([`postgres`], scale-out), chosen by URL ([`open`]); PostgreSQL over
+//!   TLS with libpq's `sslmode` semantics ([`tls`], the URL's parameters in [`pgurl`]);
 //! * the schema and its migrations ([`schema`]), applied on open and versioned;
 //! * idempotent ingest: a record's ULID is its primary key, so a batch sent twice after a crash
 //!   or retry is stored once, and rollups count only records stored for the first time;
@@ -17,11 +18,13 @@
 pub mod analytics;
 pub mod export;
 pub mod model;
+pub mod pgurl;
 pub mod postgres;
 pub mod rollup;
 pub mod schema;
 mod sql;
 pub mod sqlite;
+pub mod tls;
 
 use std::io::Write;
 
@@ -30,7 +33,9 @@ use serde::{Deserialize, Serialize};
 use tollgate_records::Record;
 
 pub use model::{AnalyticsQuery, AnalyticsResult, Dataset, Grouping, Point, Row, View};
+pub use pgurl::redact_url;
 pub use sql::Value;
+pub use tls::SslMode;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +46,34 @@ pub enum StoreError {
     /// PostgreSQL failed.
     #[error("postgres: {0}")]
     Postgres(#[from] ::postgres::Error),
-    /// The store URL is not understood.
+    /// The store URL is not understood (the URL shown without its password).
     #[error("store URL {0:?}: use sqlite:PATH or postgres://user:password@host/db")]
     BadUrl(String),
+    /// A parameter of a PostgreSQL store URL is wrong.
+    #[error("store url {url}: {message}")]
+    BadParameter {
+        /// The URL without its password.
+        url: String,
+        /// What is wrong, naming the parameter.
+        message: String,
+    },
+    /// TLS material for PostgreSQL cannot be used (the message names the parameter and file).
+    #[error("store url: {0}")]
+    Tls(String),
+    /// Connecting to PostgreSQL failed.
+    #[error("cannot connect to the PostgreSQL store {url} (sslmode {mode}): {reason}{}", hint.as_deref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    Connect {
+        /// The URL without its password.
+        url: String,
+        /// The `sslmode` in force.
+        mode: tls::SslMode,
+        /// What the server or the TLS handshake said: the error and its causes, joined by `: `.
+        reason: String,
+        /// The error.
+        source: ::postgres::Error,
+        /// What it likely means, when known.
+        hint: Option<String>,
+    },
     /// The database holds a newer schema than this tollgate knows.
     #[error("the database schema is version {found}; this tollgate knows up to {known}: upgrade tollgate")]
     SchemaTooNew {
@@ -140,15 +170,37 @@ pub trait Store: Send + Sync {
     fn backend(&self) -> &'static str;
 }
 
-/// Opens a store by URL: `sqlite:PATH` (or a bare path) or `postgres://...`.
+/// A libpq `key=value` connection string (`host=db dbname=x`), not a path: refused, so it is not
+/// taken for a SQLite file name.
+fn looks_like_conninfo(url: &str) -> bool {
+    ["host=", "hostaddr=", "dbname=", "user=", "port=", "sslmode="].iter().any(|k| url.trim_start().starts_with(k))
+}
+
+/// Opens a store by URL: `sqlite:PATH` (or a bare path) or
+/// `postgres://user:password@host:port/db?sslmode=verify-full&sslrootcert=ca.pem` (see [`tls`]).
 pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Box::new(postgres::PgStore::open(url)?))
     } else if let Some(path) = url.strip_prefix("sqlite:") {
         Ok(Box::new(sqlite::SqliteStore::open(std::path::Path::new(path.trim_start_matches("//")))?))
-    } else if !url.contains("://") && !url.is_empty() {
+    } else if !url.contains("://") && !url.is_empty() && !looks_like_conninfo(url) {
         Ok(Box::new(sqlite::SqliteStore::open(std::path::Path::new(url))?))
     } else {
-        Err(StoreError::BadUrl(url.to_string()))
+        Err(StoreError::BadUrl(redact_url(url)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_that_are_not_understood_are_refused_without_their_password() {
+        let e = open("host=db dbname=records password=s3cret").err().unwrap().to_string();
+        assert!(e.contains("password=***") && !e.contains("s3cret"), "{e}");
+        let e = open("mysql://u:s3cret@db/records").err().unwrap().to_string();
+        assert!(e.contains("mysql://u:***@db/records") && e.contains("use sqlite:PATH or postgres://"), "{e}");
+        let e = open("postgres://u:s3cret@db/records?sslmode=verify-ful").err().unwrap().to_string();
+        assert!(e.contains("sslmode 'verify-ful' is not one of") && !e.contains("s3cret"), "{e}");
     }
 }

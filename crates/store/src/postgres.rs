@@ -10,13 +10,16 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use postgres::types::{ToSql, Type};
 use postgres::{Client, GenericClient, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 use tollgate_records::{Record, Transport};
 
 use crate::model::{AnalyticsQuery, AnalyticsResult, Dataset};
+use crate::pgurl::PgTarget;
 use crate::rollup::{Deltas, flatten};
 use crate::schema::{Dialect, MIGRATIONS, MIGRATIONS_TABLE, latest, statements};
 use crate::sql::{Sql, Value};
 use crate::sqlite::retention_plan;
+use crate::tls::hint;
 use crate::{IngestOutcome, Retention, RetentionOutcome, Store, StoreError, analytics, export};
 
 /// Advisory lock key held while migrating ("tollgate" in ASCII, as a number).
@@ -87,6 +90,18 @@ impl<C: GenericClient> Sql for Pg<'_, C> {
     }
 }
 
+/// `err` and its causes, joined by `: ` (`postgres::Error` shows only its kind, "db error").
+fn error_chain(err: &postgres::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
 fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
@@ -110,12 +125,53 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
 }
 
 impl PgStore {
-    /// Connects to `url` (`postgres://user:password@host:port/db`) and migrates the schema.
+    /// Connects to `url` (`postgres://user:password@host:port/db`, with optional `sslmode`,
+    /// `sslrootcert`, `sslcert`, `sslkey`: see [`crate::tls`]) and migrates the schema. Warns
+    /// when a store on another machine is reached without `sslmode=verify-full`.
     pub fn open(url: &str) -> Result<Self, StoreError> {
-        let mut writer = Client::connect(url, NoTls)?;
+        let target = PgTarget::parse(url)?;
+        let tls = target.tls.client_config()?.map(MakeRustlsConnect::new);
+        let connect = || -> Result<Client, StoreError> {
+            let connected = match &tls {
+                Some(tls) => target.config.connect(tls.clone()),
+                None => target.config.connect(NoTls),
+            };
+            connected.map_err(|source| StoreError::Connect {
+                url: target.shown.clone(),
+                mode: target.tls.mode,
+                hint: hint(&source, target.tls.mode, &target.host()),
+                reason: error_chain(&source),
+                source,
+            })
+        };
+        let mut writer = connect()?;
         migrate(&mut writer)?;
-        let reader = Client::connect(url, NoTls)?;
-        Ok(PgStore { writer: Mutex::new(writer), reader: Mutex::new(reader) })
+        let reader = connect()?;
+        let store = PgStore { writer: Mutex::new(writer), reader: Mutex::new(reader) };
+        let encrypted = store.connection_is_encrypted()?;
+        tracing::info!(store = %target.shown, sslmode = %target.tls.mode, encrypted, "postgres store connected");
+        if target.unauthenticated_remote() {
+            tracing::warn!(
+                store = %target.shown,
+                sslmode = %target.tls.mode,
+                encrypted,
+                "the PostgreSQL store is on another machine and its server is not authenticated: \
+                 add sslmode=verify-full&sslrootcert=<CA file> to the store URL"
+            );
+        }
+        Ok(store)
+    }
+
+    /// Whether both connections of this store are encrypted, as the server sees them
+    /// (`pg_stat_ssl` of this session).
+    pub fn connection_is_encrypted(&self) -> Result<bool, StoreError> {
+        const SQL: &str = "SELECT COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)";
+        let mut encrypted = true;
+        for client in [&self.writer, &self.reader] {
+            let mut client = client.lock().unwrap_or_else(|e| e.into_inner());
+            encrypted &= client.query_one(SQL, &[])?.get::<_, bool>(0);
+        }
+        Ok(encrypted)
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {

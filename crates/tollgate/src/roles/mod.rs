@@ -14,4 +14,5 @@ pub mod reload;
 pub mod serve;
 pub mod service_address;
 pub mod srp;
+pub mod tls;
 pub mod uplink;

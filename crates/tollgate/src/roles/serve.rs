@@ -397,8 +397,9 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     let store: Option<Arc<dyn Store>> = if roles.collector() {
         let url = config.store_url();
         let opened = tokio::task::spawn_blocking(move || tollgate_store::open(&url)).await?;
-        let store: Arc<dyn Store> =
-            Arc::from(opened.with_context(|| format!("cannot open the record store {}", redact(&config.store_url())))?);
+        let store: Arc<dyn Store> = Arc::from(opened.with_context(|| {
+            format!("cannot open the record store {}", tollgate_store::redact_url(&config.store_url()))
+        })?);
         maintain_store(store.clone(), &config);
         Some(store)
     } else {
@@ -576,20 +577,6 @@ fn check_descriptor_budget(config: &Config, roles: Roles) {
     crate::fd_limit::check(&caps);
 }
 
-/// A store URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
 /// Waits for SIGINT or SIGTERM, then tells systemd the role is stopping.
 pub async fn shutdown_signal() {
     wait_for_shutdown_signal().await;
@@ -644,11 +631,15 @@ fn tighten_role_state(config: &Config) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use tollgate_store::redact_url as redact;
 
     #[test]
     fn store_passwords_are_not_printed() {
         assert_eq!(redact("postgres://tollgate:s3cret@db:5432/records"), "postgres://tollgate:***@db:5432/records");
         assert_eq!(redact("sqlite:/var/lib/tollgate/records.db"), "sqlite:/var/lib/tollgate/records.db");
+        assert_eq!(
+            redact("postgres://tollgate@db/records?password=s3cret&sslmode=verify-full"),
+            "postgres://tollgate@db/records?password=***&sslmode=verify-full"
+        );
     }
 }
