@@ -22,7 +22,7 @@ static HOOKS: Mutex<Vec<(&'static str, Hook)>> = Mutex::new(Vec::new());
 
 /// Registers `hook` under `name` (named in the log): it runs on every SIGHUP of this process,
 /// on a blocking thread (it may read files).
-#[allow(dead_code, reason = "the hook point for what reloads on SIGHUP (certificates, by the TLS work)")]
+#[allow(dead_code, reason = "called by roles::tls::material, which the HTTPS work wires into the roles")]
 pub fn on_reload(name: &'static str, hook: impl Fn() -> anyhow::Result<()> + Send + Sync + 'static) {
     HOOKS.lock().unwrap_or_else(|p| p.into_inner()).push((name, Arc::new(hook)));
 }

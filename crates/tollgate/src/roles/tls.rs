@@ -30,6 +30,11 @@ pub fn material(config: &Config) -> anyhow::Result<Option<TlsMaterial>> {
         );
     }
     material.spawn_watch(Duration::from_secs(tls.reload_interval_secs));
+    // `systemctl reload` (SIGHUP) reloads the certificates at once, without waiting for the watch.
+    let on_sighup = material.clone();
+    crate::roles::reload::on_reload("tls certificates", move || {
+        on_sighup.reload().map(|_| ()).map_err(|e| anyhow::anyhow!("[tls]: {e}"))
+    });
     Ok(Some(material))
 }
 
