@@ -54,7 +54,8 @@ else
   echo "configuration reference: this binary has no \`config reference\`; not included" >&2
 fi
 
-# The binary is already built with the package's features: cargo deb only packages it.
-cargo deb -p tollgate --no-build --locked "${deb_args[@]}" --output "$target_dir/debian/" >&2
+# The binary is already built with the package's features: cargo deb only packages it,
+# stripped (the release profile keeps line tables for backtraces; lintian refuses them here).
+cargo deb -p tollgate --no-build --strip --locked "${deb_args[@]}" --output "$target_dir/debian/" >&2
 deb=$(ls -t "$target_dir"/debian/tollgate_*.deb | head -n 1)
 echo "$deb"
