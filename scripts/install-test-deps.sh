@@ -9,7 +9,9 @@
 #   handshakes), libpcap-dev (the probe's live-capture feature),
 #   freeradius (the AAA server the SRP monitor probes), iputils-arping (gratuitous ARP when
 #   an SRP pair moves its service address), binutils (strip: `tollgate lab` ships a stripped
-#   binary in its release bundles); openssl also reads and verifies what `tollgate pki` makes.
+#   binary in its release bundles), systemd (systemd-analyze verify, systemd-sysusers and
+#   systemd-tmpfiles for the package), lintian (the package's lint), groff-base (rendering
+#   the man pages), adduser; openssl also reads and verifies what `tollgate pki` makes.
 # Makes sure PostgreSQL runs and has the role the tests use:
 #   postgres://tollgate:tollgate@127.0.0.1:5432/postgres (override with TOLLGATE_TEST_POSTGRES).
 # The store's TLS tests (crates/store/tests/pg_tls.rs) start throwaway clusters of their own with
@@ -18,7 +20,7 @@
 # Does nothing for what is already there. Needs root (or sudo).
 set -euo pipefail
 
-packages=(kamailio sip-tester dnsutils knot-dnsutils dnsperf postgresql postgresql-client chromium chromium-driver iproute2 util-linux procps tcpdump openssl tshark wireshark-common libpcap-dev freeradius iputils-arping binutils)
+packages=(kamailio sip-tester dnsutils knot-dnsutils dnsperf postgresql postgresql-client chromium chromium-driver iproute2 util-linux procps tcpdump openssl tshark wireshark-common libpcap-dev freeradius iputils-arping binutils systemd lintian groff-base adduser)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -73,6 +73,9 @@ impl Supervisor {
         Command::new(&launch.binary)
             .args(&launch.args)
             .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            // Under systemd the agent is the unit's main process and tells it when it is ready;
+            // the role process must not (systemd refuses, and logs, notifications from others).
+            .env_remove("NOTIFY_SOCKET")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -199,6 +202,26 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(30)).await;
         assert_eq!(s.status().restarts, restarts);
         assert!(!s.status().running);
+    }
+
+    /// Under systemd the agent's NOTIFY_SOCKET is for the agent alone: the role process does
+    /// not get it (systemd would log every READY=1 of the role as refused).
+    #[tokio::test]
+    async fn the_role_process_does_not_get_the_agents_notify_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let seen = dir.path().join("seen");
+        let mut l = launch(
+            dir.path(),
+            &format!("echo \"[$NOTIFY_SOCKET]\" > {}.tmp && mv {0}.tmp {0}\nexec sleep 600", seen.display()),
+        );
+        // As if the agent's own environment had it (setting the test's environment is unsound
+        // with threads running): the role must not see it either way.
+        l.env.push(("NOTIFY_SOCKET".to_string(), "/run/systemd/notify".to_string()));
+        let s = Supervisor::new();
+        s.start(l).await.unwrap();
+        until("the role wrote what it saw", || seen.exists()).await;
+        assert_eq!(std::fs::read_to_string(&seen).unwrap(), "[]\n");
+        s.stop().await;
     }
 
     #[tokio::test(start_paused = true)]

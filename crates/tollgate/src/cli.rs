@@ -132,6 +132,36 @@ pub enum Command {
         #[command(subcommand)]
         command: PkiCommand,
     },
+    /// Files made from this binary for packages: man pages, shell completions, the packaged
+    /// configuration (packaging/build-deb.sh runs it; hidden from help).
+    #[command(hide = true)]
+    Generate {
+        /// What to generate.
+        #[command(subcommand)]
+        command: GenerateCommand,
+    },
+}
+
+/// `tollgate generate ...`: what a package is built from.
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Write the man pages (tollgate.1 and one per subcommand, tollgate-serve.1 ...) into DIR.
+    Man {
+        /// Directory (created if missing).
+        dir: PathBuf,
+    },
+    /// Write the shell completions into DIR: tollgate.bash, _tollgate (zsh), tollgate.fish.
+    Completions {
+        /// Directory (created if missing).
+        dir: PathBuf,
+    },
+    /// Print the commented default configuration as a package installs it: the same text as
+    /// `tollgate config default`, with node.state_dir set to --state-dir.
+    Config {
+        /// The state directory of the installed server.
+        #[arg(long, default_value = "/var/lib/tollgate")]
+        state_dir: PathBuf,
+    },
 }
 
 /// `tollgate pki ...`: the built-in CA (keys 0600; a CA is never overwritten).

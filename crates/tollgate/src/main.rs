@@ -148,6 +148,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Release { command } => cmd::release::run(command),
         Command::Config { command } => cmd::config::run(cli.config.as_deref(), command),
         Command::Pki { command } => cmd::pki::run(cli.config.as_deref(), command),
+        Command::Generate { command } => cmd::generate::run(command),
         Command::Spool { command: SpoolCommand::Dump { dir } } => {
             let dir = match dir {
                 Some(d) => d.clone(),

@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod api_client;
 pub mod backup;
 pub mod config;
+pub mod generate;
 pub mod health;
 pub mod lab;
 pub mod lookup;

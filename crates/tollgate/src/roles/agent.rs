@@ -25,7 +25,7 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
     let _lock = tollgate_records::dirlock::DirLock::acquire(&cfg.dir, "agent.lock", "tollgate agent")
         .map_err(|e| anyhow::anyhow!("agent directory {e}"))?;
     runtime.block_on(async move {
-        crate::roles::reload::spawn_handler("agent");
+        crate::roles::reload::spawn_handler("tollgate agent");
         // An agent can stage and install software: over TLS it accepts only the manager
         // cluster's certificates (TLS 1.3); without [tls], only on loopback or when allowed.
         let tls = crate::roles::tls::material(config)?;
@@ -60,7 +60,7 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
             ClientPolicy::only(RoleSet::of(&[Role::Manager])),
             Versions::Tls13,
         )?;
-        say!(
+        let ready = format!(
             "tollgate agent ready: server={} application={} release={} api={}://{}",
             cfg.server,
             cfg.app_type,
@@ -68,6 +68,9 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
             server.scheme(),
             server.local_addr()?
         );
+        say!("{ready}");
+        // The role process was started (and waited for) above; the agent's API is bound.
+        crate::roles::notify::ready(&ready);
         let token = tollgate_web::http::SecretToken::new(&cfg.token);
         server
             .serve(tollgate_web::agent_api::router(agent.clone(), token), crate::roles::serve::shutdown_signal())

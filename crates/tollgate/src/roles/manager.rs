@@ -53,7 +53,7 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
     let api_limits = config.api.http_limits();
     let node = config.node.name.clone();
     runtime.block_on(async move {
-        crate::roles::reload::spawn_handler("manager");
+        crate::roles::reload::spawn_handler("tollgate manager");
         // The manager's API has no /metrics or /api/v1/tls yet: its TLS facts are its
         // alarms and its log.
         if let Some(material) = &tls {
@@ -85,11 +85,13 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
         tokio::spawn(pair::run(manager.clone()));
         tokio::spawn(pair::poll_agents(manager.clone()));
         tokio::spawn(pair::push_to_mate(manager.clone()));
-        say!(
+        let ready = format!(
             "tollgate manager ready: hostname={} release={} api={scheme}://{local} ui={scheme}://{local}/upgrade",
             manager.cfg.hostname,
             manager.release
         );
+        say!("{ready}");
+        crate::roles::notify::ready(&ready);
         server.serve(manager_api::router(api), crate::roles::serve::shutdown_signal()).await;
         Ok::<_, anyhow::Error>(())
     })?;

@@ -7,6 +7,7 @@ pub mod counter_alarm;
 pub mod demo;
 pub mod manager;
 pub mod metrics;
+pub mod notify;
 pub mod probe;
 pub mod record_alarms;
 pub mod reload;

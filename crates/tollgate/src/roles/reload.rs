@@ -1,17 +1,18 @@
-//! Reload on SIGHUP (`systemctl reload`, `kill -HUP <pid>`).
+//! Reload on SIGHUP (`systemctl reload`, the units' `ExecReload=/bin/kill -HUP $MAINPID`).
 //!
 //! The default action of SIGHUP is to end the process: every long-running role calls
 //! [`spawn_handler`] first thing in its runtime, so a SIGHUP is caught and turned into a reload
-//! instead. A reload runs every hook registered with [`on_reload`] (certificates, and what else
-//! can change while running) in registration order and logs each hook's outcome. A hook that
-//! fails is logged and the role keeps running with what it had: a bad new file must not take a
-//! serving role down.
+//! instead. A reload tells systemd `RELOADING=1`, runs every hook registered with [`on_reload`]
+//! (certificates, configuration parts that can change while running) in registration order,
+//! logs each hook's outcome, and tells systemd `READY=1` again. A hook that fails is logged and
+//! the role keeps running with what it had: a bad new file must not take a serving role down.
 //!
 //! This module is the one place for SIGHUP: work that wants to reload something registers a
-//! hook here rather than installing its own signal handler. (Same interface as the packaging
-//! work's module of this name, which adds the systemd notifications around a reload.)
+//! hook here rather than installing its own signal handler.
 
 use std::sync::{Arc, Mutex};
+
+use crate::roles::notify;
 
 /// What a hook does on reload; an error is logged with the hook's name.
 pub type Hook = Arc<dyn Fn() -> anyhow::Result<()> + Send + Sync>;
@@ -55,7 +56,7 @@ pub fn run_hooks() -> Outcome {
 
 /// Catches SIGHUP for the rest of the process's life and reloads on each one. Must be called
 /// inside the role's Tokio runtime; `role` names the process in the log. When the signal
-/// cannot be caught, logs why and returns: SIGHUP then keeps its default.
+/// cannot be caught (no signal support), logs why and returns: SIGHUP then keeps its default.
 pub fn spawn_handler(role: &'static str) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => s,
@@ -67,12 +68,21 @@ pub fn spawn_handler(role: &'static str) {
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             tracing::info!(role, "reload requested (SIGHUP)");
+            notify::reloading();
             let outcome = tokio::task::spawn_blocking(run_hooks).await.unwrap_or_default();
-            if outcome.reloaded.is_empty() && outcome.failed.is_empty() {
-                tracing::info!(role, "nothing to reload");
-            }
+            let status = if outcome.failed.is_empty() {
+                format!("{role} serving (reloaded: {})", names(&outcome.reloaded))
+            } else {
+                let failed: Vec<&str> = outcome.failed.iter().map(|(n, _)| *n).collect();
+                format!("{role} serving (reload failed: {}; see the journal)", failed.join(", "))
+            };
+            notify::ready(&status);
         }
     });
+}
+
+fn names(list: &[&str]) -> String {
+    if list.is_empty() { "nothing to reload".to_string() } else { list.join(", ") }
 }
 
 #[cfg(test)]

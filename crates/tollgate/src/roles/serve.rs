@@ -154,6 +154,7 @@ async fn start_engine(
     spool: &Spool,
     install_demo: bool,
     not_written: &RecordsNotWritten,
+    tls: Option<&tollgate_tls::TlsMaterial>,
 ) -> anyhow::Result<Engine> {
     let store = PolicyStore::open(config.policy_dir())?;
     let service = Arc::new(
@@ -192,7 +193,7 @@ async fn start_engine(
             config.enum_.listen_tcp.clone(),
             ServiceAddress::new(config.service_address.clone(), ips),
         );
-        let security = srp_role::link_security(config)?;
+        let security = srp_role::link_security(config, tls);
         let started =
             srp_role::start(srp.clone(), velocity, enum_service, alarms.clone(), config.node.name.clone(), security)
                 .await?;
@@ -386,7 +387,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     let not_written = RecordsNotWritten::register(&mut registry);
     let engine = match &spool {
         Some(spool) if roles.engine() => {
-            Some(start_engine(&config, &mut registry, &alarms, spool, install_demo, &not_written).await?)
+            Some(start_engine(&config, &mut registry, &alarms, spool, install_demo, &not_written, tls.as_ref()).await?)
         }
         _ => None,
     };
@@ -567,6 +568,9 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         ready.push_str(&format!(" ui={scheme}://{api_addr}/"));
     }
     say!("{ready}");
+    // Every listener is bound (the API's accepts queue until `serve` below): systemd may start
+    // what depends on this role.
+    crate::roles::notify::ready(&ready);
     if let Some(udp) = engine.as_ref().and_then(|e| e.server.as_ref()).and_then(|s| s.udp_addrs.first()) {
         say!(
             "try: dig @{} -p {} +short NAPTR 1.1.1.0.5.5.5.2.1.2.1.e164.arpa.   |   tollgate lookup --to +12125550111",
@@ -613,8 +617,13 @@ fn check_descriptor_budget(config: &Config, roles: Roles) {
     crate::fd_limit::check(&caps);
 }
 
-/// Waits for SIGINT or SIGTERM.
+/// Waits for SIGINT or SIGTERM, then tells systemd the role is stopping.
 pub async fn shutdown_signal() {
+    wait_for_shutdown_signal().await;
+    crate::roles::notify::stopping();
+}
+
+async fn wait_for_shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

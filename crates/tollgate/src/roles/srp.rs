@@ -254,13 +254,14 @@ impl ReplicatedState for VelocityState {
     }
 }
 
-/// The SRP link's security from `[tls]`: TLS 1.3 with the process's certificate when `[tls]`
-/// names one, otherwise plain text where `tls.allow_plaintext` or loopback allows it.
-pub fn link_security(config: &Config) -> anyhow::Result<LinkSecurity> {
-    Ok(match crate::roles::tls::material(config)? {
-        Some(material) => LinkSecurity::Tls(material),
+/// The SRP link's security from `[tls]`: TLS 1.3 with the process's certificate (`tls`, the
+/// material loaded once for the process) when `[tls]` names one, otherwise plain text where
+/// `tls.allow_plaintext` or loopback allows it.
+pub fn link_security(config: &Config, tls: Option<&tollgate_tls::TlsMaterial>) -> LinkSecurity {
+    match tls {
+        Some(material) => LinkSecurity::Tls(material.clone()),
         None => LinkSecurity::Plain { allow_plaintext: config.tls.allow_plaintext },
-    })
+    }
 }
 
 /// Starts the SRP chassis of an engine; returns its handle and a receiver of state changes.

@@ -46,6 +46,7 @@ pub fn material(config: &Config) -> anyhow::Result<Option<TlsMaterial>> {
         );
     }
     material.spawn_watch(Duration::from_secs(tls.reload_interval_secs));
+    // `systemctl reload` (SIGHUP) reloads it at once: [`supervise`] registers that reload.
     Ok(Some(material))
 }
 
