@@ -356,39 +356,55 @@ fn build_releases(dir: &Path) -> String {
 /// The operator's HTTP client (the test process, on the bridge at .200).
 struct Ops {
     http: reqwest::blocking::Client,
+    installer: reqwest::blocking::Client,
     token: String,
+    agent_token: String,
     managers: Vec<String>,
 }
 
 impl Ops {
-    /// The operator's client; over TLS it trusts only the run's CA and presents the
-    /// operator certificate in `ops_tls` (`ops.crt`, `ops.key`).
-    fn new(token: &str, ops_tls: &Path) -> Ops {
+    /// The operator's clients; over TLS they trust only the run's CA. `ops_tls` holds the
+    /// operator's certificate (`ops.crt`, `ops.key`) for the APIs, and the installer's
+    /// (`installer.crt`, `installer.key`, role manager) for the agents, which accept only
+    /// managers: the release first put on each server is installed as a manager would.
+    fn new(token: &str, agent_token: &str, ops_tls: &Path) -> Ops {
+        let http = Ops::client(ops_tls, "ops");
+        let installer = Ops::client(ops_tls, "installer");
+        let managers = SERVERS.iter().filter(|s| s.app == "manager").map(|s| url(s.octet, API_PORT)).collect();
+        Ops { http, installer, token: token.into(), agent_token: agent_token.into(), managers }
+    }
+
+    /// The rustls configuration presenting `<name>.crt` of `ops_tls` (None in plain text).
+    fn tls(ops_tls: &Path, name: &str) -> Option<tollgate_api::TlsConfig> {
+        if TRANSPORT() == Transport::Plain {
+            return None;
+        }
+        let material = tollgate_tls::TlsMaterial::load(tollgate_tls::TlsFiles {
+            ca: ops_tls.join("ca.crt"),
+            cert: Some(ops_tls.join(format!("{name}.crt"))),
+            key: Some(ops_tls.join(format!("{name}.key"))),
+        })
+        .expect("the operator's certificates");
+        let versions = tollgate_tls::Versions::Tls12And13;
+        Some(tollgate_tls::client_config(&material, tollgate_tls::RoleSet::SERVERS, versions, &[b"http/1.1"]).unwrap())
+    }
+
+    fn client(ops_tls: &Path, name: &str) -> reqwest::blocking::Client {
         let builder = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none());
-        let builder = match TRANSPORT() {
-            Transport::Plain => builder,
-            Transport::Tls => {
-                let material = tollgate_tls::TlsMaterial::load(tollgate_tls::TlsFiles {
-                    ca: ops_tls.join("ca.crt"),
-                    cert: Some(ops_tls.join("ops.crt")),
-                    key: Some(ops_tls.join("ops.key")),
-                })
-                .expect("the operator's certificate");
-                let config = tollgate_tls::client_config(
-                    &material,
-                    tollgate_tls::RoleSet::SERVERS,
-                    tollgate_tls::Versions::Tls12And13,
-                    &[b"http/1.1"],
-                )
-                .unwrap();
-                builder.tls_backend_preconfigured(tollgate_tls::rustls::ClientConfig::clone(&config))
-            }
+        let builder = match Ops::tls(ops_tls, name) {
+            Some(config) => builder.tls_backend_preconfigured(tollgate_tls::rustls::ClientConfig::clone(&config)),
+            None => builder,
         };
-        let http = builder.build().unwrap();
-        let managers = SERVERS.iter().filter(|s| s.app == "manager").map(|s| url(s.octet, API_PORT)).collect();
-        Ops { http, token: token.into(), managers }
+        builder.build().unwrap()
+    }
+
+    /// The status of the agent at `octet` (None while it does not answer).
+    fn agent_status(&self, octet: u8) -> Option<Value> {
+        let r = self.installer.get(format!("{}/agent/v1/status", url(octet, AGENT_PORT)));
+        let r = r.bearer_auth(&self.agent_token).send().ok()?;
+        r.status().is_success().then(|| r.json().ok()).flatten()
     }
 
     /// The active manager's URL (waits through a failover).
@@ -635,8 +651,21 @@ mod tls_checks {
         std::fs::create_dir_all(&tls).unwrap();
         let (ca, out) = (ca_dir.display().to_string(), tls.display().to_string());
         tollgate(&[
-            "pki", "issue", "--dir", &ca, "--role", role, "--host", host, "--ip", ip, "--validity", "1day", "--out-dir",
-            &out, "--force",
+            "pki",
+            "issue",
+            "--dir",
+            &ca,
+            "--role",
+            role,
+            "--host",
+            host,
+            "--ip",
+            ip,
+            "--validity",
+            "1day",
+            "--out-dir",
+            &out,
+            "--force",
         ]);
         std::fs::copy(ca_dir.join(tollgate_tls::pki::CA_CERT_FILE), tls.join("ca.crt")).unwrap();
     }
@@ -645,7 +674,7 @@ mod tls_checks {
     /// given client material (`openssl s_client`).
     pub fn handshake(target: &str, ca: &Path, client: Option<(&Path, &Path)>) -> bool {
         let mut c = Command::new("openssl");
-        c.args(["s_client", "-connect", target, "-verify_return_error", "-brief", "-CAfile"]).arg(ca);
+        c.args(["s_client", "-connect", target, "-verify_return_error", "-brief", "-ign_eof", "-CAfile"]).arg(ca);
         if let Some((cert, key)) = client {
             c.arg("-cert").arg(cert).arg("-key").arg(key);
         }
@@ -682,6 +711,7 @@ mod tls_checks {
             .collect();
         let ca = run_ca.join("ca.crt");
         let ops = (ops_tls.join("ops.crt"), ops_tls.join("ops.key"));
+        let installer = (ops_tls.join("installer.crt"), ops_tls.join("installer.key"));
         let foreign = (foreign_tls.join("ops.crt"), foreign_tls.join("ops.key"));
         for target in &ports {
             assert!(!handshake(target, &ca, None), "{target} served a client without a certificate");
@@ -689,7 +719,14 @@ mod tls_checks {
                 !handshake(target, &ca, Some((&foreign.0, &foreign.1))),
                 "{target} served a client whose certificate is from another CA"
             );
-            if !target.ends_with(&format!(":{SRP_PORT}")) {
+            if target.ends_with(&format!(":{AGENT_PORT}")) {
+                // An agent accepts only managers: the operator's own certificate is refused too.
+                assert!(!handshake(target, &ca, Some((&ops.0, &ops.1))), "{target} served an operator certificate");
+                assert!(
+                    handshake(target, &ca, Some((&installer.0, &installer.1))),
+                    "{target} refused a manager's certificate"
+                );
+            } else if !target.ends_with(&format!(":{SRP_PORT}")) {
                 assert!(handshake(target, &ca, Some((&ops.0, &ops.1))), "{target} refused the operator's certificate");
             }
         }
@@ -766,6 +803,7 @@ fn run_hosts(transport: Transport) {
             tls_checks::issue(&ca, s.app, s.hostname, &h.ip, &h.etc);
         }
         tls_checks::issue(&ca, "operator", "ops", &net.ops_ip(), &run.path().join("ops"));
+        tls_checks::issue(&ca, "manager", "installer", &net.ops_ip(), &run.path().join("ops"));
     }
     for (s, h) in SERVERS.iter().zip(&hosts) {
         std::fs::write(h.etc_path("tollgate.toml"), server_config(s, &secrets, &public_key)).unwrap();
@@ -813,12 +851,15 @@ fn run_hosts(transport: Transport) {
             )
         })
         .collect();
-    let ops = Ops::new(&secrets.api_token, &run.path().join("ops").join("tls"));
+    let ops_tls = run.path().join("ops").join("tls");
+    let ops = Ops::new(&secrets.api_token, &secrets.agent_token, &ops_tls);
+    let installer_tls = Ops::tls(&ops_tls, "installer");
     let agent_client = |s: &Server| {
-        tollgate_api::BlockingClient::new(
+        tollgate_api::BlockingClient::with_tls(
             &url(s.octet, AGENT_PORT),
             Some(secrets.agent_token.clone()),
             Duration::from_secs(600),
+            installer_tls.as_ref(),
         )
         .unwrap()
     };
@@ -983,17 +1024,14 @@ fn run_hosts(transport: Transport) {
         // A certificate re-issued on the collector is served without a restart.
         let target = format!("{}:{API_PORT}", addr(41));
         let before = tls_checks::served_serial(&target, &ca.join("ca.crt"));
-        let pid_before = ops.get_at(&format!("{}/agent/v1/status", url(41, AGENT_PORT)));
+        let pid_before = ops.agent_status(41).expect("the collector's agent answers")["process"]["pid"].clone();
+        assert!(pid_before.is_u64(), "the collector's role process runs");
         tls_checks::issue(&ca, "collector", "collector-a", &addr(41), &collector.etc);
         wait_until(60, "the collector serving its new certificate", || {
             tls_checks::served_serial(&target, &ca.join("ca.crt")) != before
         });
-        let pid_after = ops.get_at(&format!("{}/agent/v1/status", url(41, AGENT_PORT)));
-        assert_eq!(
-            pid_before.map(|s| s["process"]["pid"].clone()),
-            pid_after.map(|s| s["process"]["pid"].clone()),
-            "the collector was not restarted"
-        );
+        let pid_after = ops.agent_status(41).expect("the collector's agent answers")["process"]["pid"].clone();
+        assert_eq!(pid_before, pid_after, "the collector was not restarted");
     }
 
     // The capture: what crossed the bridge on tollgate's links.

@@ -87,8 +87,7 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
         tokio::spawn(pair::push_to_mate(manager.clone()));
         let ready = format!(
             "tollgate manager ready: hostname={} release={} api={scheme}://{local} ui={scheme}://{local}/upgrade",
-            manager.cfg.hostname,
-            manager.release
+            manager.cfg.hostname, manager.release
         );
         say!("{ready}");
         crate::roles::notify::ready(&ready);
