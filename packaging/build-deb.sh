@@ -5,6 +5,10 @@
 #                                     --features live-capture), then the package
 #   packaging/build-deb.sh --no-build package the release binary already built
 #   packaging/build-deb.sh --fast     quicker, larger compression (trying the packaging out)
+#   TOLLGATE_DEB_PROFILE=package-ci packaging/build-deb.sh
+#                                     CI: the same package from a quicker optimised build
+#                                     (profile package-ci, opt-level 1); what the package holds
+#                                     and how it installs are the same
 #
 # Steps: build the binary; make from it (`tollgate generate ...`) the man pages, the shell
 # completions and /etc/tollgate/tollgate.toml (the commented default with the package's state
@@ -26,10 +30,11 @@ done
 command -v cargo-deb >/dev/null || { echo "cargo-deb is missing: cargo install cargo-deb --locked" >&2; exit 1; }
 
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-bin="$target_dir/release/tollgate"
+profile=${TOLLGATE_DEB_PROFILE:-release}
+bin="$target_dir/$profile/tollgate"
 if [ "$build" = 1 ]; then
   echo "building $bin" >&2
-  cargo build --release --locked -p tollgate --features live-capture >&2
+  cargo build --profile "$profile" --locked -p tollgate --features live-capture >&2
 fi
 [ -x "$bin" ] || { echo "no release binary at $bin (run without --no-build)" >&2; exit 1; }
 
@@ -43,19 +48,14 @@ mkdir -p "$gen/doc"
 "$bin" config check "$gen/tollgate.toml" >/dev/null
 cp README.md "$gen/doc/README.md"
 cp packaging/README.md "$gen/doc/PACKAGING.md"
-# Hook for the configuration reference (issue 13 item 7): when the binary has
-# `tollgate config reference`, its Markdown goes into the package beside the README, and a
-# tollgate.toml(5) man page when the binary makes one (`tollgate generate man` writes any
-# section-5 page into the same directory: add it to the assets in crates/tollgate/Cargo.toml).
-if "$bin" config reference >"$gen/doc/CONFIG.md" 2>/dev/null; then
-  echo "configuration reference: included as /usr/share/doc/tollgate/CONFIG.md" >&2
-else
-  rm -f "$gen/doc/CONFIG.md"
-  echo "configuration reference: this binary has no \`config reference\`; not included" >&2
-fi
+# The configuration reference (every option of every table), rendered from the binary: as
+# Markdown beside the README and as the man page tollgate.toml(5).
+"$bin" config reference --out "$gen/doc/CONFIG.md" >/dev/null
+mkdir -p "$gen/man5"
+"$bin" config reference --format man --out "$gen/man5/tollgate.toml.5" >/dev/null
 
 # The binary is already built with the package's features: cargo deb only packages it,
 # stripped (the release profile keeps line tables for backtraces; lintian refuses them here).
-cargo deb -p tollgate --no-build --strip --locked "${deb_args[@]}" --output "$target_dir/debian/" >&2
+cargo deb -p tollgate --no-build --profile "$profile" --strip --locked "${deb_args[@]}" --output "$target_dir/debian/" >&2
 deb=$(ls -t "$target_dir"/debian/tollgate_*.deb | head -n 1)
 echo "$deb"
