@@ -210,7 +210,16 @@ fn rolling_upgrade_and_backout_under_calls_with_a_manager_failover() {
             .unwrap()
             .iter()
             .any(|c| c["application"] == "engine" && c["running"]["action"]["kind"] == "InitiateUpgrade");
-        let mgr_done = ["mgr-a", "mgr-b"].iter().all(|h| server(status, h)["running_release"] == "2.0.0");
+        // The manager cluster is done when both run 2.0.0 and its last action (which clears
+        // the upgraded manager's forced standby) has finished: killing the active one before
+        // that leaves the other held, by design (a failover must not change the version).
+        let mgr_done = ["mgr-a", "mgr-b"].iter().all(|h| server(status, h)["running_release"] == "2.0.0")
+            && status["clusters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["application"] == "manager")
+                .all(|c| c["running"].is_null());
         if killed.is_none() && mgr_done && running_engine {
             let active = status["manager"]["hostname"].as_str().unwrap().to_string();
             lab.signal(&active, "KILL");

@@ -744,7 +744,8 @@ impl TestPki {
             .issue(&tollgate_tls::pki::IssueRequest {
                 role,
                 host: host.into(),
-                ips: vec![ip],
+                // The SRP address, and the API's (the test and the CLI reach it on 127.0.0.1).
+                ips: vec![ip, std::net::Ipv4Addr::LOCALHOST.into()],
                 dns_names: vec![],
                 validity: tollgate_tls::pki::DEFAULT_CERT_VALIDITY,
             })

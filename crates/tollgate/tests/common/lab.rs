@@ -28,7 +28,9 @@ pub struct Lab {
 impl Lab {
     /// `tollgate lab up` on 127.0.`net`.x with the engines' ENUM service on `enum_port`.
     pub fn up(net: u8, enum_port: u16) -> Lab {
-        let dir = tempfile::tempdir().unwrap();
+        let mut dir = tempfile::tempdir().unwrap();
+        // TOLLGATE_KEEP_LAB=1 keeps the lab's directory (configurations, logs) for a post-mortem.
+        dir.disable_cleanup(std::env::var_os("TOLLGATE_KEEP_LAB").is_some());
         let path = dir.path().join("lab");
         let started = Instant::now();
         let out = Command::new(tollgate_bin())

@@ -297,9 +297,29 @@ impl Engine {
         serde_json::from_value(self.get_json("/api/v1/alarms")).expect("an alarms answer")
     }
 
+    /// An HTTP client of this engine's API: with `[tls]` in its configuration, one that
+    /// trusts that CA and presents that certificate (the API is then HTTPS).
+    pub fn http(&self) -> reqwest::blocking::Client {
+        let text = std::fs::read_to_string(&self.config).unwrap_or_default();
+        let config: toml::Table = toml::from_str(&text).unwrap_or_default();
+        let path = |key: &str| config.get("tls")?.get(key)?.as_str().map(PathBuf::from);
+        let (Some(ca), Some(cert), Some(key)) = (path("ca"), path("cert"), path("key")) else {
+            return reqwest::blocking::Client::new();
+        };
+        let material = tollgate_tls::TlsMaterial::load(tollgate_tls::TlsFiles { ca, cert: Some(cert), key: Some(key) })
+            .expect("the engine's [tls] material");
+        let versions = tollgate_tls::Versions::Tls12And13;
+        let tls = tollgate_tls::client_config(&material, tollgate_tls::RoleSet::ANY, versions, &[b"http/1.1"]).unwrap();
+        reqwest::blocking::Client::builder()
+            .tls_backend_preconfigured(tollgate_tls::rustls::ClientConfig::clone(&tls))
+            .build()
+            .unwrap()
+    }
+
     /// GETs an API path with the admin token and decodes JSON.
     pub fn get_json(&self, path: &str) -> serde_json::Value {
-        let resp = reqwest::blocking::Client::new()
+        let resp = self
+            .http()
             .get(format!("{}{path}", self.api))
             .bearer_auth(self.cli_token())
             .send()
@@ -311,7 +331,10 @@ impl Engine {
     /// The sum of every sample of a metric at `/metrics` (all label sets), e.g.
     /// `tollgate_spool_records_total`; 0 when absent.
     pub fn metric(&self, name: &str) -> f64 {
-        let text = reqwest::blocking::get(format!("{}/metrics", self.api))
+        let text = self
+            .http()
+            .get(format!("{}/metrics", self.api))
+            .send()
             .and_then(|r| r.text())
             .unwrap_or_else(|e| panic!("GET /metrics: {e}"));
         text.lines()
