@@ -26,6 +26,7 @@
 //! segments). A process that finds the directory locked can write a *side spool* instead
 //! ([`Spool::open_side`]) and hand its closed segments over ([`Spool::hand_over`]); see [`side`].
 
+pub mod backlog;
 pub mod format;
 pub mod side;
 
@@ -37,11 +38,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use backlog::{MARK_EVERY, Marks};
+
+pub use backlog::Backlog;
 pub use format::{
-    FrameScan, MAGIC, MAX_FRAME, SegmentContents, decode_segment, read_all, read_from, read_segment, scan_frames,
-    segments,
+    FrameScan, MAGIC, MAX_FRAME, SegmentContents, count_frames, decode_segment, read_all, read_from, read_segment,
+    scan_frames, segments,
 };
 
 use crate::Record;
@@ -162,6 +166,10 @@ struct SegmentFile {
     created: Instant,
     /// Found deleted from the directory: the lane must move on.
     unlinked: AtomicBool,
+    /// Frames written (or being written) to it.
+    records: AtomicU64,
+    /// Append times of its frames (shared with its [`Tracked`] entry).
+    marks: Arc<Mutex<Marks>>,
 }
 
 /// What the spool knows about one segment on disk.
@@ -172,6 +180,12 @@ struct Tracked {
     file: Weak<SegmentFile>,
     /// Its length once no lane writes it any more; `None` while a lane does.
     closed_len: Option<u64>,
+    /// Frames acknowledged (counted from when the spool started tracking it).
+    acked_records: u64,
+    /// Frames in it once no lane writes it any more (counted on the same basis).
+    closed_records: Option<u64>,
+    /// Append times of its frames.
+    marks: Arc<Mutex<Marks>>,
 }
 
 struct Segments {
@@ -190,12 +204,46 @@ struct Shared {
     stop: AtomicBool,
     disk_bytes: AtomicU64,
     unacked_bytes: AtomicU64,
+    unacked_records: AtomicU64,
     _lock: DirLock,
 }
 
 impl Tracked {
+    /// A segment found on disk (at open, or handed over), with `unacked` whole frames after its
+    /// acknowledged offset.
+    fn found(seg: &Path, acked: u64, len: u64, unacked: u64) -> Tracked {
+        let created =
+            fs::metadata(seg).and_then(|m| m.created().or_else(|_| m.modified())).unwrap_or_else(|_| SystemTime::now());
+        Tracked {
+            acked,
+            file: Weak::new(),
+            closed_len: Some(len),
+            acked_records: 0,
+            closed_records: Some(unacked),
+            marks: Arc::new(Mutex::new(Marks::found(HEADER_LEN, created))),
+        }
+    }
+
     fn is_open(&self) -> bool {
         self.closed_len.is_none()
+    }
+
+    /// Frames written to it so far.
+    fn records(&self) -> u64 {
+        match (self.closed_records, self.file.upgrade()) {
+            (Some(n), _) => n,
+            (None, Some(f)) => f.records.load(Ordering::Relaxed),
+            (None, None) => self.acked_records,
+        }
+    }
+
+    /// Frames not acknowledged.
+    fn unacked_records(&self) -> u64 {
+        self.records().saturating_sub(self.acked_records)
+    }
+
+    fn marks(&self) -> MutexGuard<'_, Marks> {
+        self.marks.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -286,7 +334,7 @@ impl Spool {
     /// Builds the spool over a locked directory.
     fn start(dir: PathBuf, options: SpoolOptions, lock: DirLock, side_id: Option<String>) -> io::Result<Self> {
         let mut map = BTreeMap::new();
-        let (mut disk, mut unacked) = (0, 0);
+        let (mut disk, mut unacked, mut records) = (0, 0, 0);
         for seg in segments(&dir)? {
             let len = match fs::metadata(&seg) {
                 Ok(m) => m.len(),
@@ -294,9 +342,11 @@ impl Spool {
                 Err(e) => return Err(e),
             };
             let acked = read_ack(&seg);
+            let frames = count_unacked(&seg, acked, len)?;
             disk += len;
             unacked += len.saturating_sub(acked);
-            map.insert(seg, Tracked { acked, file: Weak::new(), closed_len: Some(len) });
+            records += frames;
+            map.insert(seg.clone(), Tracked::found(&seg, acked, len, frames));
         }
         let shared = Arc::new(Shared {
             dir,
@@ -307,6 +357,7 @@ impl Spool {
             stop: AtomicBool::new(false),
             disk_bytes: AtomicU64::new(disk),
             unacked_bytes: AtomicU64::new(unacked),
+            unacked_records: AtomicU64::new(records),
             _lock: lock,
         });
         let for_thread = shared.clone();
@@ -351,6 +402,7 @@ impl Spool {
             seq: next,
             current: None,
             written: 0,
+            last_mark: None,
             broken: false,
             buf: Vec::with_capacity(1024),
         };
@@ -385,6 +437,18 @@ impl Spool {
         }
     }
 
+    /// The records not yet acknowledged by the collector: how many, their bytes, and when the
+    /// oldest was appended (see [`backlog`]). Exact at any moment, shipping pass or not.
+    pub fn backlog(&self) -> Backlog {
+        let segs = self.shared.segments();
+        let oldest = segs.map.values().filter(|t| t.unacked_records() > 0).filter_map(|t| t.marks().oldest()).min();
+        Backlog {
+            records: self.shared.unacked_records.load(Ordering::Relaxed),
+            bytes: self.shared.unacked_bytes.load(Ordering::Relaxed),
+            oldest,
+        }
+    }
+
     /// What the shipper needs to know about a listed segment: its acknowledged offset and
     /// whether a lane still writes it. A segment this spool has not seen before (handed over
     /// from a side spool by rename) is counted from now on. `None`: it is gone.
@@ -399,22 +463,39 @@ impl Spool {
             Err(e) => return Err(e),
         };
         let acked = read_ack(seg);
+        let frames = count_unacked(seg, acked, len)?;
         self.shared.disk_bytes.fetch_add(len, Ordering::Relaxed);
         self.shared.unacked_bytes.fetch_add(len.saturating_sub(acked), Ordering::Relaxed);
-        segs.map.insert(seg.to_path_buf(), Tracked { acked, file: Weak::new(), closed_len: Some(len) });
+        self.shared.unacked_records.fetch_add(frames, Ordering::Relaxed);
+        segs.map.insert(seg.to_path_buf(), Tracked::found(seg, acked, len, frames));
         Ok(Some(SegmentState { acked, open: false }))
     }
 
     /// Records that the collector stored everything of `seg` up to `offset` (written to the
-    /// segment's `.ack` file, then counted).
+    /// segment's `.ack` file, then counted). Counts the frames acknowledged by reading their
+    /// headers; a caller that knows how many there are says so with
+    /// [`Spool::acknowledge_records`].
     pub fn acknowledge(&self, seg: &Path, offset: u64) -> io::Result<()> {
+        let from = self.shared.segments().map.get(seg).map_or(offset, |t| t.acked);
+        let records = if offset > from { count_frames(seg, from, Some(offset))? } else { 0 };
+        self.acknowledge_records(seg, offset, records)
+    }
+
+    /// Records that the collector stored everything of `seg` up to `offset`, the `records`
+    /// frames after the offset acknowledged before (written to the segment's `.ack` file, then
+    /// counted).
+    pub fn acknowledge_records(&self, seg: &Path, offset: u64, records: u64) -> io::Result<()> {
         write_ack(seg, offset)?;
         let mut segs = self.shared.segments();
         if let Some(t) = segs.map.get_mut(seg)
             && offset > t.acked
         {
             Shared::sub(&self.shared.unacked_bytes, offset - t.acked);
+            let records = records.min(t.unacked_records());
+            Shared::sub(&self.shared.unacked_records, records);
+            t.acked_records += records;
             t.acked = offset;
+            t.marks().acknowledge(offset);
             if let Some(f) = t.file.upgrade() {
                 f.acked.store(offset, Ordering::Relaxed);
             }
@@ -440,7 +521,9 @@ impl Spool {
         }
         fs::remove_file(seg)?;
         let _ = fs::remove_file(ack_path(seg));
-        segs.map.remove(seg);
+        if let Some(t) = segs.map.remove(seg) {
+            Shared::sub(&self.shared.unacked_records, t.unacked_records());
+        }
         Shared::sub(&self.shared.disk_bytes, len);
         Ok(len)
     }
@@ -459,7 +542,9 @@ impl Spool {
         let damaged = seg.with_extension("damaged");
         fs::rename(seg, &damaged)?;
         let _ = fs::remove_file(ack_path(seg));
-        segs.map.remove(seg);
+        if let Some(t) = segs.map.remove(seg) {
+            Shared::sub(&self.shared.unacked_records, t.unacked_records());
+        }
         Shared::sub(&self.shared.disk_bytes, len);
         Shared::sub(&self.shared.unacked_bytes, len.saturating_sub(acked));
         Ok((damaged, len.saturating_sub(acked)))
@@ -473,7 +558,19 @@ impl Spool {
         {
             Shared::sub(&self.shared.disk_bytes, len);
             Shared::sub(&self.shared.unacked_bytes, len.saturating_sub(t.acked));
+            Shared::sub(&self.shared.unacked_records, t.unacked_records());
         }
+    }
+}
+
+/// Whole frames after a found segment's acknowledged offset.
+fn count_unacked(seg: &Path, acked: u64, len: u64) -> io::Result<u64> {
+    if acked >= len {
+        return Ok(0);
+    }
+    match count_frames(seg, acked, None) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        other => other,
     }
 }
 
@@ -497,6 +594,8 @@ pub struct SpoolLane {
     seq: u64,
     current: Option<Arc<SegmentFile>>,
     written: u64,
+    /// When this lane last marked an append time (`None`: not in its current segment).
+    last_mark: Option<Instant>,
     /// The last write failed part-way: the segment's tail is torn, so nothing more goes there.
     broken: bool,
     buf: Vec<u8>,
@@ -515,6 +614,7 @@ impl SpoolLane {
             }
             let mut file = OpenOptions::new().create_new(true).append(true).open(&path)?;
             file.write_all(MAGIC)?;
+            let marks = Arc::new(Mutex::new(Marks::default()));
             let seg = Arc::new(SegmentFile {
                 path: path.clone(),
                 file,
@@ -522,13 +622,26 @@ impl SpoolLane {
                 acked: AtomicU64::new(HEADER_LEN),
                 created: Instant::now(),
                 unlinked: AtomicBool::new(false),
+                records: AtomicU64::new(0),
+                marks: marks.clone(),
             });
-            segs.map.insert(path, Tracked { acked: HEADER_LEN, file: Arc::downgrade(&seg), closed_len: None });
+            segs.map.insert(
+                path,
+                Tracked {
+                    acked: HEADER_LEN,
+                    file: Arc::downgrade(&seg),
+                    closed_len: None,
+                    acked_records: 0,
+                    closed_records: None,
+                    marks,
+                },
+            );
             seg
         };
         shared.disk_bytes.fetch_add(HEADER_LEN, Ordering::Relaxed);
         self.close_current(Some(seg))?;
         self.written = HEADER_LEN;
+        self.last_mark = None;
         self.broken = false;
         self.seq += 1;
         Ok(())
@@ -541,6 +654,7 @@ impl SpoolLane {
         let mut segs = self.spool.shared.segments();
         if let Some(t) = segs.map.get_mut(&old.path) {
             t.closed_len = Some(self.written);
+            t.closed_records = Some(old.records.load(Ordering::Relaxed));
         }
         drop(old);
         synced
@@ -595,8 +709,21 @@ impl SpoolLane {
         let crc = crc32fast::hash(&self.buf[8..]);
         self.buf[..4].copy_from_slice(&(payload_len as u32).to_le_bytes());
         self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
-        let seg = self.current.clone().ok_or_else(|| io::Error::other("spool lane has no segment"))?;
+        let Some(seg) = self.current.clone() else {
+            Shared::sub(&shared.unacked_bytes, n);
+            return Err(io::Error::other("spool lane has no segment"));
+        };
+        // Counted before the write, like the bytes, so a shipper that reads the frame at once
+        // never acknowledges a record not counted yet.
+        seg.records.fetch_add(1, Ordering::Relaxed);
+        shared.unacked_records.fetch_add(1, Ordering::Relaxed);
+        if self.last_mark.is_none_or(|t| t.elapsed() >= MARK_EVERY) {
+            seg.marks.lock().unwrap_or_else(|e| e.into_inner()).push(self.written, SystemTime::now());
+            self.last_mark = Some(Instant::now());
+        }
         if let Err(e) = (&seg.file).write_all(&self.buf) {
+            Shared::sub(&seg.records, 1);
+            Shared::sub(&shared.unacked_records, 1);
             // Count what reached the file (a torn frame the shipper will set aside) and never
             // write after it.
             let on_disk = seg.file.metadata().map_or(self.written, |m| m.len()).max(self.written);

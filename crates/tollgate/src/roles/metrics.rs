@@ -67,6 +67,28 @@ impl Collector for SpoolCollector {
             usage.disk_bytes,
         )?;
         gauge(&mut e, "tollgate_spool_segments", "Spool segment files on disk", usage.segments)?;
+        // What waits for the collector, exact at scrape time (open segments and a shipping
+        // pass in progress included).
+        let backlog = self.0.backlog();
+        gauge(
+            &mut e,
+            "tollgate_shipper_backlog_records",
+            "Records in the spool not yet acknowledged by the collector",
+            backlog.records,
+        )?;
+        gauge(
+            &mut e,
+            "tollgate_shipper_backlog_bytes",
+            "Spool bytes of records not yet acknowledged by the collector",
+            backlog.bytes,
+        )?;
+        let age = ConstGauge::new(backlog.oldest_age(std::time::SystemTime::now()).as_secs_f64());
+        age.encode(e.encode_descriptor(
+            "tollgate_shipper_backlog_oldest_seconds",
+            "Age of the oldest record not yet acknowledged by the collector (0: none waits; at most 1 s too old)",
+            None,
+            age.metric_type(),
+        )?)?;
         gauge(
             &mut e,
             "tollgate_spool_disk_limit_bytes",
@@ -93,7 +115,6 @@ impl Collector for ShipperCollector {
             "Spool bytes set aside as unreadable",
             load(&s.damaged_bytes),
         )?;
-        gauge(&mut e, "tollgate_shipper_backlog_bytes", "Spool bytes not yet acknowledged", load(&s.backlog_bytes))?;
         gauge(
             &mut e,
             "tollgate_shipper_connected",
