@@ -3,8 +3,11 @@
 //! Bytes and records are counted exactly: a lane reserves both before it writes a frame (and
 //! gives them back if the write fails), the shipper releases them when the collector
 //! acknowledges a batch, and [`Spool::open`](super::Spool::open) recounts them from the
-//! segments and their `.ack` files. So the backlog includes records in open segments that the
-//! shipper has not read yet, and it moves batch by batch while a shipping pass runs.
+//! segments and their `.ack` files: bytes at once, records by their frame headers on a thread
+//! of its own (about a second per GiB of backlog, so a restart during an outage does not wait
+//! for it; [`Spool::wait_recounted`](super::Spool::wait_recounted)). So the backlog includes
+//! records in open segments that the shipper has not read yet, and it moves batch by batch
+//! while a shipping pass runs.
 //!
 //! **Age.** Frames carry no time, so each segment keeps [`Marks`]: the wall-clock time at which
 //! the frame starting at a given offset was appended, taken at most once per [`MARK_EVERY`]

@@ -7,7 +7,8 @@
 //! power loss within that interval. The on-disk format is described in [`mod@format`].
 //!
 //! **Accounting.** The spool knows, exactly, how many bytes its segments take on disk and how
-//! many of those the collector has not acknowledged yet (what a collector outage could lose).
+//! many of those the collector has not acknowledged yet (what a collector outage could lose),
+//! in records too, with the age of the oldest ([`backlog`], [`Spool::backlog`]).
 //! The shipper reports every acknowledged batch through [`Spool::acknowledge`] and removes
 //! finished segments through [`Spool::remove_acknowledged`]; [`Spool::open`] recomputes both
 //! totals from the segments and their `.ack` files. The limit ([`SpoolOptions::max_unacked_bytes`])
@@ -186,6 +187,10 @@ struct Tracked {
     closed_records: Option<u64>,
     /// Append times of its frames.
     marks: Arc<Mutex<Marks>>,
+    /// Found at open and its frames not counted yet: the acknowledged offset then, from which
+    /// the recount thread counts. Until it has, its records are not in the backlog, and
+    /// acknowledgements only add up in `acked_records`.
+    recount_from: Option<u64>,
 }
 
 struct Segments {
@@ -210,8 +215,8 @@ struct Shared {
 
 impl Tracked {
     /// A segment found on disk (at open, or handed over), with `unacked` whole frames after its
-    /// acknowledged offset.
-    fn found(seg: &Path, acked: u64, len: u64, unacked: u64) -> Tracked {
+    /// acknowledged offset (`None`: to be counted by the recount thread).
+    fn found(seg: &Path, acked: u64, len: u64, unacked: Option<u64>) -> Tracked {
         let created =
             fs::metadata(seg).and_then(|m| m.created().or_else(|_| m.modified())).unwrap_or_else(|_| SystemTime::now());
         Tracked {
@@ -219,8 +224,17 @@ impl Tracked {
             file: Weak::new(),
             closed_len: Some(len),
             acked_records: 0,
-            closed_records: Some(unacked),
+            closed_records: Some(unacked.unwrap_or(0)),
             marks: Arc::new(Mutex::new(Marks::found(HEADER_LEN, created))),
+            recount_from: if unacked.is_none() { Some(acked) } else { None },
+        }
+    }
+
+    /// Holds frames not acknowledged (a segment still being recounted: bytes not acknowledged).
+    fn has_unacked(&self) -> bool {
+        match self.recount_from {
+            Some(_) => self.closed_len.is_some_and(|len| len > self.acked),
+            None => self.unacked_records() > 0,
         }
     }
 
@@ -279,11 +293,16 @@ pub struct Spool {
 struct SyncerGuard {
     shared: Arc<Shared>,
     handle: Mutex<Option<JoinHandle<()>>>,
+    /// The thread counting the frames of segments found at open, while it runs.
+    recount: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for SyncerGuard {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
+        if let Some(h) = self.recount.lock().ok().and_then(|mut h| h.take()) {
+            let _ = h.join();
+        }
         if let Some(h) = self.handle.lock().ok().and_then(|mut h| h.take()) {
             h.thread().unpark();
             let _ = h.join();
@@ -334,7 +353,7 @@ impl Spool {
     /// Builds the spool over a locked directory.
     fn start(dir: PathBuf, options: SpoolOptions, lock: DirLock, side_id: Option<String>) -> io::Result<Self> {
         let mut map = BTreeMap::new();
-        let (mut disk, mut unacked, mut records) = (0, 0, 0);
+        let (mut disk, mut unacked) = (0, 0);
         for seg in segments(&dir)? {
             let len = match fs::metadata(&seg) {
                 Ok(m) => m.len(),
@@ -342,12 +361,15 @@ impl Spool {
                 Err(e) => return Err(e),
             };
             let acked = read_ack(&seg);
-            let frames = count_unacked(&seg, acked, len)?;
             disk += len;
             unacked += len.saturating_sub(acked);
-            records += frames;
+            // Frames are counted off the start path (reading the backlog takes about a second
+            // per GiB); a segment with nothing unacknowledged has none to count.
+            let frames = (acked >= len).then_some(0);
             map.insert(seg.clone(), Tracked::found(&seg, acked, len, frames));
         }
+        let to_recount: Vec<(PathBuf, u64)> =
+            map.iter().filter_map(|(p, t): (&PathBuf, &Tracked)| Some((p.clone(), t.recount_from?))).collect();
         let shared = Arc::new(Shared {
             dir,
             options,
@@ -357,7 +379,7 @@ impl Spool {
             stop: AtomicBool::new(false),
             disk_bytes: AtomicU64::new(disk),
             unacked_bytes: AtomicU64::new(unacked),
-            unacked_records: AtomicU64::new(records),
+            unacked_records: AtomicU64::new(0),
             _lock: lock,
         });
         let for_thread = shared.clone();
@@ -367,10 +389,33 @@ impl Spool {
                 sync_all(&for_thread);
             }
         })?;
+        let recount = if to_recount.is_empty() {
+            None
+        } else {
+            let for_thread = shared.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("spool-recount".into())
+                    .spawn(move || recount(&for_thread, to_recount))?,
+            )
+        };
         Ok(Spool {
-            _syncer: Arc::new(SyncerGuard { shared: shared.clone(), handle: Mutex::new(Some(handle)) }),
+            _syncer: Arc::new(SyncerGuard {
+                shared: shared.clone(),
+                handle: Mutex::new(Some(handle)),
+                recount: Mutex::new(recount),
+            }),
             shared,
         })
+    }
+
+    /// Waits until the records of the segments found at open are counted; from then on
+    /// [`Spool::backlog`] counts them too.
+    pub fn wait_recounted(&self) {
+        let handle = self._syncer.recount.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
     }
 
     /// The spool directory.
@@ -441,7 +486,7 @@ impl Spool {
     /// oldest was appended (see [`backlog`]). Exact at any moment, shipping pass or not.
     pub fn backlog(&self) -> Backlog {
         let segs = self.shared.segments();
-        let oldest = segs.map.values().filter(|t| t.unacked_records() > 0).filter_map(|t| t.marks().oldest()).min();
+        let oldest = segs.map.values().filter(|t| t.has_unacked()).filter_map(|t| t.marks().oldest()).min();
         Backlog {
             records: self.shared.unacked_records.load(Ordering::Relaxed),
             bytes: self.shared.unacked_bytes.load(Ordering::Relaxed),
@@ -467,7 +512,7 @@ impl Spool {
         self.shared.disk_bytes.fetch_add(len, Ordering::Relaxed);
         self.shared.unacked_bytes.fetch_add(len.saturating_sub(acked), Ordering::Relaxed);
         self.shared.unacked_records.fetch_add(frames, Ordering::Relaxed);
-        segs.map.insert(seg.to_path_buf(), Tracked::found(seg, acked, len, frames));
+        segs.map.insert(seg.to_path_buf(), Tracked::found(seg, acked, len, Some(frames)));
         Ok(Some(SegmentState { acked, open: false }))
     }
 
@@ -491,9 +536,14 @@ impl Spool {
             && offset > t.acked
         {
             Shared::sub(&self.shared.unacked_bytes, offset - t.acked);
-            let records = records.min(t.unacked_records());
-            Shared::sub(&self.shared.unacked_records, records);
-            t.acked_records += records;
+            if t.recount_from.is_some() {
+                // Not in the backlog yet: the recount deducts it.
+                t.acked_records += records;
+            } else {
+                let records = records.min(t.unacked_records());
+                Shared::sub(&self.shared.unacked_records, records);
+                t.acked_records += records;
+            }
             t.acked = offset;
             t.marks().acknowledge(offset);
             if let Some(f) = t.file.upgrade() {
@@ -559,6 +609,31 @@ impl Spool {
             Shared::sub(&self.shared.disk_bytes, len);
             Shared::sub(&self.shared.unacked_bytes, len.saturating_sub(t.acked));
             Shared::sub(&self.shared.unacked_records, t.unacked_records());
+        }
+    }
+}
+
+/// Counts the frames of the segments found at open (after their acknowledged offset then) and
+/// adds those not acknowledged since to the backlog.
+fn recount(shared: &Shared, segments: Vec<(PathBuf, u64)>) {
+    for (seg, from) in segments {
+        if shared.stop.load(Ordering::Acquire) {
+            return;
+        }
+        let n = match count_frames(&seg, from, None) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => {
+                tracing::error!(segment = %seg.display(), error = %e, "cannot count the records of a spool segment; the backlog leaves them out");
+                0
+            }
+        };
+        let mut segs = shared.segments();
+        if let Some(t) = segs.map.get_mut(&seg)
+            && t.recount_from.take().is_some()
+        {
+            t.closed_records = Some(n);
+            shared.unacked_records.fetch_add(t.unacked_records(), Ordering::Relaxed);
         }
     }
 }
@@ -634,6 +709,7 @@ impl SpoolLane {
                     acked_records: 0,
                     closed_records: None,
                     marks,
+                    recount_from: None,
                 },
             );
             seg

@@ -273,6 +273,7 @@ fn the_backlog_counts_records_exactly_and_is_recounted_on_reopening() {
         spool.backlog()
     };
     let again = Spool::open(dir.path(), options).unwrap();
+    again.wait_recounted();
     let after = again.backlog();
     assert_eq!((after.records, after.bytes), (before.records, before.bytes));
     assert!(after.oldest.is_some_and(|t| t <= SystemTime::now()));
@@ -301,4 +302,29 @@ fn a_set_aside_segment_leaves_the_backlog() {
     let b = spool.backlog();
     assert_eq!(b.records, 1, "the other lane's record still waits");
     assert_eq!(b.bytes, spool.usage().unacked_bytes);
+}
+
+#[test]
+fn records_acknowledged_while_the_backlog_is_recounted_are_not_counted_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SpoolOptions { segment_bytes: 4096, ..Default::default() };
+    {
+        let spool = Spool::open(dir.path(), options.clone()).unwrap();
+        let mut lane = spool.lane("w0").unwrap();
+        for i in 0..60 {
+            lane.append(&record(i)).unwrap();
+        }
+    }
+    let segs = segments(dir.path()).unwrap();
+    let first = read_segment(&segs[0]).unwrap().records.len() as u64;
+    let again = Spool::open(dir.path(), options).unwrap();
+    // Whether or not the recount has counted it yet, the first segment leaves the backlog once.
+    again.acknowledge_records(&segs[0], fs::metadata(&segs[0]).unwrap().len(), first).unwrap();
+    again.wait_recounted();
+    assert_eq!(again.backlog().records, 60 - first);
+    assert!(again.backlog().oldest.is_some());
+    for seg in &segs[1..] {
+        again.acknowledge(seg, fs::metadata(seg).unwrap().len()).unwrap();
+    }
+    assert_eq!(again.backlog(), Backlog::default());
 }
