@@ -1,8 +1,8 @@
 //! What waits for the collector, as an operator sees it, with real processes: an engine whose
 //! collector is down counts every answered query in `tollgate_shipper_backlog_records` (and its
 //! bytes and the age of the oldest), raises RECORDS_LATE once the oldest is older than
-//! `spool.late_after_secs`, and when the collector is back everything drains to zero, the
-//! alarm clears and each record is stored once. And a collector's `/metrics` after an ingest:
+//! `spool.late_after_secs`, keeps both across a kill and restart, and when the collector is
+//! back everything drains to zero, the alarm clears and each record is stored once. And a collector's `/metrics` after an ingest:
 //! the ingest-time and batch-size histograms and its store's rollup statistics, on SQLite and
 //! on PostgreSQL.
 
@@ -74,6 +74,19 @@ fn the_backlog_counts_every_answer_while_the_collector_is_down_and_drains_to_zer
     wait_until(30, "RECORDS_LATE raised on the engine", || alarm_active(&e, "RECORDS_LATE"));
     assert_eq!(e.metric("tollgate_shipper_backlog_records"), written, "nothing left while the collector is down");
 
+    // Killed and started again, the engine recounts its backlog from the spool; the age of the
+    // oldest is counted from its segment's creation, so it does not start again from zero.
+    let age = e.metric("tollgate_shipper_backlog_oldest_seconds");
+    let mut e = e;
+    e.kill();
+    e.start_again();
+    wait_until(30, "the backlog recounted after the restart", || {
+        e.metric("tollgate_shipper_backlog_records") == written
+    });
+    assert_eq!(e.metric("tollgate_shipper_backlog_bytes"), bytes);
+    assert!(e.metric("tollgate_shipper_backlog_oldest_seconds") >= age, "the oldest is no younger after the restart");
+    wait_until(30, "RECORDS_LATE raised by the restarted engine", || alarm_active(&e, "RECORDS_LATE"));
+
     // The collector is back: the backlog drains to zero and each record is stored once.
     c.start_again();
     wait_until(90, "the backlog to drain", || {
@@ -87,6 +100,7 @@ fn the_backlog_counts_every_answer_while_the_collector_is_down_and_drains_to_zer
     assert!(stored.values().all(|&k| k == 1), "no record is stored twice");
     assert!(client.answered.iter().all(|n| stored.get(n) == Some(&1)), "every answered query is stored");
     wait_until(30, "RECORDS_LATE cleared", || !alarm_active(&e, "RECORDS_LATE"));
+    // (The restarted process's alarm history.)
     let events: Vec<bool> =
         e.alarms().history.into_iter().filter(|h| h.name == "RECORDS_LATE").map(|h| h.raised).collect();
     assert_eq!(events, vec![true, false], "raised once, cleared once");
