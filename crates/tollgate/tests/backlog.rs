@@ -72,6 +72,9 @@ fn the_backlog_counts_every_answer_while_the_collector_is_down_and_drains_to_zer
         e.metric("tollgate_shipper_backlog_oldest_seconds") > age + 1.0
     });
     wait_until(30, "RECORDS_LATE raised on the engine", || alarm_active(&e, "RECORDS_LATE"));
+    let unreachable = e.alarms().active.into_iter().find(|a| a.def.name == "COLLECTOR_UNREACHABLE");
+    let detail = unreachable.expect("COLLECTOR_UNREACHABLE raised").detail;
+    assert!(detail.contains("connection refused") && detail.contains("records wait in the spool"), "{detail}");
     assert_eq!(e.metric("tollgate_shipper_backlog_records"), written, "nothing left while the collector is down");
 
     // Killed and started again, the engine recounts its backlog from the spool; the age of the

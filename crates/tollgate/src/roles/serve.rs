@@ -259,7 +259,8 @@ fn watch_alarms(
             let mib = |b: u64| format!("{:.1} MiB", b as f64 / 1048576.0);
             let detail = || {
                 format!(
-                    "{} not yet acknowledged by the collector, of {} ({} on disk)",
+                    "{} records, {} not yet acknowledged by the collector, of {} ({} on disk)",
+                    backlog.records,
                     mib(u.unacked_bytes),
                     mib(u.max_bytes),
                     mib(u.disk_bytes)
@@ -270,7 +271,12 @@ fn watch_alarms(
             if let Some(s) = &shipper {
                 let down = !s.connected.load(Ordering::Relaxed) && s.failures.load(Ordering::Relaxed) > 0;
                 alarms.set(alarms::COLLECTOR_UNREACHABLE, &node, down, || {
-                    s.last_error.lock().map(|e| e.clone().unwrap_or_default()).unwrap_or_default()
+                    let error = s.last_error.lock().map(|e| e.clone().unwrap_or_default()).unwrap_or_default();
+                    format!(
+                        "{error}; {} records wait in the spool, the oldest {} s old",
+                        backlog.records,
+                        age.as_secs()
+                    )
                 });
                 let damaged = s.damaged_bytes.load(Ordering::Relaxed);
                 alarms.set(alarms::SPOOL_DAMAGED, &node, damaged > 0, || format!("{damaged} bytes moved aside"));
