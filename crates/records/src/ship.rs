@@ -354,9 +354,14 @@ mod tests {
         assert_eq!(ship_pass(&spool, &up, &opts(), &stats).unwrap(), 50);
         let seen = up.seen.lock().unwrap().clone();
         let records: Vec<u64> = seen.iter().map(|b| b.records).collect();
-        assert_eq!(records, vec![50, 43, 36, 29, 22, 15, 8, 1], "every record waiting, batch by batch (of 7)");
+        assert_eq!(records.len(), 8, "batches of 7");
+        // While batch i is sent, at most the i batches before it are acknowledged (one at a
+        // time: exactly those); every other record still waits.
+        for (i, r) in records.iter().enumerate() {
+            assert!(*r > 0 && *r >= 50 - 7 * i as u64, "batch {i}: {records:?}");
+        }
         assert!(seen.iter().all(|b| b.bytes > 0 && b.oldest.is_some()), "{seen:?}");
-        assert!(seen.windows(2).all(|w| w[0].bytes > w[1].bytes), "the bytes shrink batch by batch: {seen:?}");
+        assert!(seen.windows(2).all(|w| w[0].bytes >= w[1].bytes), "the backlog only shrinks: {seen:?}");
         assert_eq!(spool.backlog(), crate::spool::Backlog::default(), "nothing waits after the pass");
         drop(lane);
     }
