@@ -86,7 +86,15 @@ fn run(label: &str, store: &dyn Store, total: u64) {
     }
     // Deferred rollups count: the rate is taken once every increment is written.
     store.flush().expect("flush");
-    let overall = total as f64 / started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed().as_secs_f64();
+    let overall = total as f64 / elapsed;
+    let stats = store.stats();
+    if stats.flushes > 0 {
+        eprintln!(
+            "{label}: {elapsed:.1} s in all, of which {:.1} s writing deferred rollups ({} flushes, {} rows in the last)",
+            stats.flush_seconds_total, stats.flushes, stats.last_flush_keys
+        );
+    }
     // What the collector's periodic maintenance does (autovacuum would, on PostgreSQL).
     store.refresh_statistics().expect("statistics");
     let day = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();

@@ -41,6 +41,9 @@ pub struct SqliteStore {
 /// What the ingest path and the background thread share.
 struct Shared {
     writer: Mutex<Writer>,
+    /// The deferred rollups' counters as of the last ingest or flush, readable without waiting
+    /// for the writer (a metrics scrape must not wait for a flush).
+    stats: Mutex<StoreStats>,
     stop: Mutex<bool>,
     wake: Condvar,
 }
@@ -49,6 +52,12 @@ struct Shared {
 struct Writer {
     conn: Connection,
     pending: Pending,
+}
+
+impl Shared {
+    fn publish(&self, pending: &Pending) {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = pending.stats();
+    }
 }
 
 /// How often the background thread looks for due rollups and checkpoints the WAL.
@@ -146,6 +155,7 @@ fn background(shared: Arc<Shared>, checkpointer: Connection) {
                 if let Err(e) = deferred::flush(conn, pending) {
                     tracing::warn!(error = %e, "sqlite store: writing rollups failed; retrying");
                 }
+                shared.publish(pending);
             }
         }
         // PASSIVE: copies what no reader needs, never blocks the writer.
@@ -202,6 +212,7 @@ impl SqliteStore {
         let checkpointer = Connection::open(path)?;
         checkpointer.busy_timeout(std::time::Duration::from_secs(10))?;
         let shared = Arc::new(Shared {
+            stats: Mutex::new(pending.stats()),
             writer: Mutex::new(Writer { conn: writer, pending }),
             stop: Mutex::new(false),
             wake: Condvar::new(),
@@ -238,7 +249,9 @@ impl SqliteStore {
     fn flushed(&self) -> Result<MutexGuard<'_, Writer>, StoreError> {
         let mut w = self.writer();
         let Writer { conn, pending } = &mut *w;
-        deferred::flush(conn, pending)?;
+        let flushed = deferred::flush(conn, pending);
+        self.shared.publish(pending);
+        flushed?;
         Ok(w)
     }
 
@@ -274,53 +287,96 @@ pub(crate) fn jitter_us(ms: f64) -> i64 {
     (ms * 1000.0).round() as i64
 }
 
-/// Inserts a record's raw row; its rowid when it was stored now, `None` when it was already.
-fn insert_raw(tx: &rusqlite::Transaction<'_>, record: &Record) -> Result<Option<i64>, StoreError> {
-    let n = match record {
-        Record::EnumQuery { v, record: r } => tx.prepare_cached(INSERT_ENUM)?.execute(params![
-            r.id.to_string(),
-            r.time.timestamp_micros(),
-            r.device,
-            r.client,
-            r.client_addr.to_string(),
-            match r.transport {
-                tollgate_records::Transport::Udp => "udp",
-                tollgate_records::Transport::Tcp => "tcp",
-            },
-            r.source.map(|s| s.to_string()),
-            r.destination.to_string(),
-            r.direction,
-            r.rule,
-            r.action,
-            r.detail,
-            r.rcode,
-            i64::from(r.fail_open),
-            i64::from(r.latency_us),
-            r.policy_version.map(|v| v as i64),
-            i64::from(*v),
-            i64::from(r.stale),
-        ])?,
-        Record::SipCall { v, record: r } => tx.prepare_cached(INSERT_SIP)?.execute(params![
-            r.id.to_string(),
-            r.time.timestamp_micros(),
-            r.device,
-            r.call_id,
-            r.source.map(|s| s.to_string()),
-            r.destination.map(|s| s.to_string()),
-            r.direction,
-            r.disposition.as_str(),
-            r.final_code.map(i64::from),
-            r.pdd_ms.map(i64::from),
-            r.duration_ms.map(|d| d as i64),
-            r.answered_at.map(|t| t.timestamp_micros()),
-            r.ended_at.map(|t| t.timestamp_micros()),
-            i64::from(*v),
-            r.rtp_packets.map(|n| n as i64),
-            r.rtp_lost.map(|n| n as i64),
-            r.rtp_jitter_ms.map(jitter_us),
-        ])?,
-    };
-    Ok((n == 1).then(|| tx.last_insert_rowid()))
+/// Text columns of one raw row, formatted into buffers reused from row to row.
+#[derive(Default)]
+struct Scratch {
+    id: [u8; ulid::ULID_LEN],
+    addr: String,
+    source: String,
+    destination: String,
+}
+
+/// `+` and the digits of `n`, in `buf`.
+fn number_text(buf: &mut String, n: Option<tollgate_number::E164>) -> Option<&str> {
+    use std::fmt::Write as _;
+    let n = n?;
+    buf.clear();
+    let _ = write!(buf, "{n}");
+    Some(buf.as_str())
+}
+
+/// The raw-row inserts of one ingest transaction, prepared once for the batch.
+struct RawInserts<'t> {
+    tx: &'t rusqlite::Transaction<'t>,
+    enums: rusqlite::CachedStatement<'t>,
+    sips: rusqlite::CachedStatement<'t>,
+    scratch: Scratch,
+}
+
+impl<'t> RawInserts<'t> {
+    fn new(tx: &'t rusqlite::Transaction<'t>) -> Result<Self, StoreError> {
+        Ok(RawInserts {
+            tx,
+            enums: tx.prepare_cached(INSERT_ENUM)?,
+            sips: tx.prepare_cached(INSERT_SIP)?,
+            scratch: Scratch::default(),
+        })
+    }
+
+    /// Inserts a record's raw row; its rowid when it was stored now, `None` when it was already.
+    fn insert(&mut self, record: &Record) -> Result<Option<i64>, StoreError> {
+        use std::fmt::Write as _;
+        let Scratch { id, addr, source, destination } = &mut self.scratch;
+        let n = match record {
+            Record::EnumQuery { v, record: r } => {
+                addr.clear();
+                let _ = write!(addr, "{}", r.client_addr);
+                self.enums.execute(params![
+                    &*r.id.array_to_str(id),
+                    r.time.timestamp_micros(),
+                    r.device,
+                    r.client,
+                    addr.as_str(),
+                    match r.transport {
+                        tollgate_records::Transport::Udp => "udp",
+                        tollgate_records::Transport::Tcp => "tcp",
+                    },
+                    number_text(source, r.source),
+                    number_text(destination, Some(r.destination)),
+                    r.direction,
+                    r.rule,
+                    r.action,
+                    r.detail,
+                    r.rcode,
+                    i64::from(r.fail_open),
+                    i64::from(r.latency_us),
+                    r.policy_version.map(|v| v as i64),
+                    i64::from(*v),
+                    i64::from(r.stale),
+                ])?
+            }
+            Record::SipCall { v, record: r } => self.sips.execute(params![
+                &*r.id.array_to_str(id),
+                r.time.timestamp_micros(),
+                r.device,
+                r.call_id,
+                number_text(source, r.source),
+                number_text(destination, r.destination),
+                r.direction,
+                r.disposition.as_str(),
+                r.final_code.map(i64::from),
+                r.pdd_ms.map(i64::from),
+                r.duration_ms.map(|d| d as i64),
+                r.answered_at.map(|t| t.timestamp_micros()),
+                r.ended_at.map(|t| t.timestamp_micros()),
+                i64::from(*v),
+                r.rtp_packets.map(|n| n as i64),
+                r.rtp_lost.map(|n| n as i64),
+                r.rtp_jitter_ms.map(jitter_us),
+            ])?,
+        };
+        Ok((n == 1).then(|| self.tx.last_insert_rowid()))
+    }
 }
 
 /// Retention statements shared by both backends, with the cut-off parameter of each.
@@ -354,12 +410,15 @@ impl Store for SqliteStore {
         let result = (|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut outcome = IngestOutcome::default();
-            for record in records {
-                if let Some(rowid) = insert_raw(&tx, record)? {
-                    outcome.inserted += 1;
-                    pending.add(record, rowid);
-                } else {
-                    outcome.duplicates += 1;
+            {
+                let mut raw = RawInserts::new(&tx)?;
+                for record in records {
+                    if let Some(rowid) = raw.insert(record)? {
+                        outcome.inserted += 1;
+                        pending.add(record, rowid);
+                    } else {
+                        outcome.duplicates += 1;
+                    }
                 }
             }
             tx.commit()?;
@@ -374,6 +433,7 @@ impl Store for SqliteStore {
             // The batch is stored; its rollups are written by a later flush.
             tracing::warn!(error = %e, "sqlite store: writing rollups failed; retrying");
         }
+        self.shared.publish(pending);
         result
     }
 
@@ -382,7 +442,7 @@ impl Store for SqliteStore {
     }
 
     fn stats(&self) -> StoreStats {
-        self.writer().pending.stats()
+        *self.shared.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn analytics(&self, query: &AnalyticsQuery) -> Result<AnalyticsResult, StoreError> {
