@@ -2,7 +2,8 @@
 //! (when TOLLGATE_BENCH_POSTGRES is set to a URL) PostgreSQL, printed as a Markdown table.
 //!
 //! `cargo bench -p tollgate-store --bench store -- [RECORDS]` (default 10,000,000); batches of
-//! 1,000 records, or TOLLGATE_BENCH_BATCH.
+//! 1,000 records, or TOLLGATE_BENCH_BATCH; SQLite holds rollup increments 1 s, or
+//! TOLLGATE_BENCH_ROLLUP_DELAY_MS.
 //!
 //! The data: RECORDS ENUM queries spread over 24 hours from 4 engines; calling numbers drawn
 //! log-uniformly from 100,000 (a few heavy callers, a long tail), called numbers from 50,000.
@@ -145,8 +146,13 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|");
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = tollgate_store::open(&format!("sqlite:{}", dir.path().join("bench.db").display())).unwrap();
-    run("SQLite", sqlite.as_ref(), total);
+    // TOLLGATE_BENCH_ROLLUP_DELAY_MS: how long the SQLite store holds rollup increments.
+    let mut options = tollgate_store::sqlite::SqliteOptions::default();
+    if let Some(ms) = std::env::var("TOLLGATE_BENCH_ROLLUP_DELAY_MS").ok().and_then(|v| v.parse().ok()) {
+        options.rollup_delay = Duration::from_millis(ms);
+    }
+    let sqlite = tollgate_store::sqlite::SqliteStore::open_with(&dir.path().join("bench.db"), options).unwrap();
+    run("SQLite", &sqlite, total);
     drop(sqlite);
     if let Ok(url) = std::env::var("TOLLGATE_BENCH_POSTGRES") {
         let pg = tollgate_store::open(&url).unwrap();

@@ -126,6 +126,46 @@ impl Interner {
     fn name(&self, id: u32) -> &str {
         &self.names[id as usize]
     }
+
+    /// Each id's position in the names' sorted order.
+    fn ranks(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = (0..self.names.len() as u32).collect();
+        ids.sort_unstable_by(|a, b| self.name(*a).cmp(self.name(*b)));
+        let mut rank = vec![0; ids.len()];
+        for (r, id) in ids.into_iter().enumerate() {
+            rank[id as usize] = r as u32;
+        }
+        rank
+    }
+}
+
+/// A number row's place in the primary-key order of `rollup_numbers`, in integers: dataset,
+/// grain and side as their names sort, the device's rank, the bucket, the number (below), the
+/// direction's rank.
+type NumberOrder = (u8, u8, u8, u32, i64, (u8, u64, u64), u32);
+
+/// The order of stored numbers: `(unknown)` first (`(` sorts before `+`), then E.164 numbers as
+/// their digit strings sort (digits padded to 15 places, then the shorter first), then other
+/// texts (only read back from unusual raw rows) by rank.
+fn number_order(k: &NumberKey, rank: &[u32]) -> NumberOrder {
+    let number = match k.number {
+        0 => (0, 0, 0),
+        c if c & TEXT_NUMBER != 0 => (2, u64::from(rank[(c & !TEXT_NUMBER) as usize]), 0),
+        c => {
+            let digits = c.ilog10() + 1;
+            (1, c.saturating_mul(10u64.saturating_pow(15u32.saturating_sub(digits))), u64::from(digits))
+        }
+    };
+    let dataset = match k.dataset {
+        Dataset::Enum => 0,
+        Dataset::Sip => 1,
+    };
+    let grain = match k.grain {
+        Grouping::Day => 0,
+        Grouping::Hour => 1,
+        Grouping::Minute => 2,
+    };
+    (dataset, grain, u8::from(k.source), rank[k.device as usize], k.bucket, number, rank[k.direction as usize])
 }
 
 /// Number code: 0 for unknown, an E.164 value, or (top bit set) an interned text.
@@ -218,7 +258,7 @@ pub(crate) enum Row<'a> {
         /// Bucket start.
         bucket: i64,
         /// The number as stored.
-        number: String,
+        number: &'a str,
         /// Call direction.
         direction: &'a str,
         /// Records.
@@ -236,11 +276,16 @@ impl Accumulator {
         }
     }
 
-    fn number_text(&self, code: u64) -> String {
+    /// The number as stored, written into `out`.
+    fn number_text(&self, code: u64, out: &mut String) {
+        use std::fmt::Write as _;
+        out.clear();
         match code {
-            0 => UNKNOWN_NUMBER.to_string(),
-            c if c & TEXT_NUMBER != 0 => self.strings.name((c & !TEXT_NUMBER) as u32).to_string(),
-            c => format!("+{c}"),
+            0 => out.push_str(UNKNOWN_NUMBER),
+            c if c & TEXT_NUMBER != 0 => out.push_str(self.strings.name((c & !TEXT_NUMBER) as u32)),
+            c => {
+                let _ = write!(out, "+{c}");
+            }
         }
     }
 
@@ -322,24 +367,24 @@ impl Accumulator {
                 stale: *stale,
             })?;
         }
+        // Numbers are many (several per record): sorted on integer keys, texts ranked once.
         let side = |source: bool| if source { "source" } else { "destination" };
-        let mut numbers: Vec<(String, &NumberKey, &i64)> =
-            self.numbers.iter().map(|(k, n)| (self.number_text(k.number), k, n)).collect();
-        numbers.sort_unstable_by(|(an, a, _), (bn, b, _)| {
-            let prefix =
-                |k: &NumberKey| (k.dataset.as_str(), k.grain.as_str(), side(k.source), name(k.device), k.bucket);
-            prefix(a).cmp(&prefix(b)).then_with(|| an.cmp(bn)).then_with(|| name(a.direction).cmp(name(b.direction)))
-        });
-        for (number, k, n) in numbers {
+        let rank = self.strings.ranks();
+        let mut numbers: Vec<(NumberOrder, &NumberKey, i64)> =
+            self.numbers.iter().map(|(k, n)| (number_order(k, &rank), k, *n)).collect();
+        numbers.sort_unstable_by_key(|(order, _, _)| *order);
+        let mut text = String::new();
+        for (_, k, n) in numbers {
+            self.number_text(k.number, &mut text);
             apply(Row::Number {
                 dataset: k.dataset.as_str(),
                 grain: k.grain.as_str(),
                 side: side(k.source),
                 device: name(k.device),
                 bucket: k.bucket,
-                number,
+                number: &text,
                 direction: name(k.direction),
-                n: *n,
+                n,
             })?;
         }
         Ok(())
@@ -434,7 +479,7 @@ mod tests {
                         side.into(),
                         device.into(),
                         format!("{bucket:012}"),
-                        number,
+                        number.into(),
                         direction.into(),
                     ],
                     (n, 0),
@@ -503,6 +548,10 @@ mod tests {
         }
         for i in 0..30i64 {
             recs.push(sip_rec("p1", t + i * 600, (i % 4 != 0).then_some("+12125550199")));
+        }
+        // Numbers of other lengths, one a prefix of another: ordered as their text is.
+        for (i, src) in ["+3531234567", "+35312345678", "+353123456", "+4420", "+35312345670"].into_iter().enumerate() {
+            recs.push(enum_rec("e3", t + i as i64, Some(src), None, false));
         }
         recs
     }
