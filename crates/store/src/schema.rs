@@ -131,19 +131,25 @@ pub enum Dialect {
     Postgres,
 }
 
-/// A statement starting with this marker runs on SQLite only.
+/// A statement starting with this marker (in any case) runs on SQLite only.
 const SQLITE_ONLY: &str = "/*SQLITE*/";
-/// A statement starting with this marker runs on PostgreSQL only.
+/// A statement starting with this marker (in any case) runs on PostgreSQL only.
 const POSTGRES_ONLY: &str = "/*POSTGRES*/";
+
+/// The statement without `marker`, if it starts with it (in any case).
+fn marked<'a>(statement: &'a str, marker: &str) -> Option<&'a str> {
+    let head = statement.get(..marker.len())?;
+    head.eq_ignore_ascii_case(marker).then(|| statement[marker.len()..].trim())
+}
 
 /// Statements of a migration, in the given dialect (statements marked for the other dialect
 /// left out).
 pub fn statements(m: &Migration, dialect: Dialect) -> impl Iterator<Item = String> {
     m.sql.split(';').map(str::trim).filter(|s| !s.is_empty()).filter_map(move |s| match dialect {
-        Dialect::Sqlite if s.starts_with(POSTGRES_ONLY) => None,
-        Dialect::Postgres if s.starts_with(SQLITE_ONLY) => None,
-        Dialect::Sqlite => Some(s.trim_start_matches(SQLITE_ONLY).trim().replace("/*WITHOUT ROWID*/", "WITHOUT ROWID")),
-        Dialect::Postgres => Some(s.trim_start_matches(POSTGRES_ONLY).trim().to_string()),
+        Dialect::Sqlite if marked(s, POSTGRES_ONLY).is_some() => None,
+        Dialect::Postgres if marked(s, SQLITE_ONLY).is_some() => None,
+        Dialect::Sqlite => Some(marked(s, SQLITE_ONLY).unwrap_or(s).replace("/*WITHOUT ROWID*/", "WITHOUT ROWID")),
+        Dialect::Postgres => Some(marked(s, POSTGRES_ONLY).unwrap_or(s).to_string()),
     })
 }
 
@@ -156,11 +162,11 @@ mod tests {
         let m = Migration {
             version: 9,
             description: "t",
-            sql: "CREATE TABLE t (a BIGINT) /*WITHOUT ROWID*/; /*SQLITE*/ SELECT 1; /*POSTGRES*/ SELECT 2",
+            sql: "CREATE TABLE t (a BIGINT) /*WITHOUT ROWID*/; /*SQLITE*/ SELECT 1; /*POSTGRES*/ SELECT 2; /*postgres*/ SELECT 3",
         };
         let sqlite: Vec<String> = statements(&m, Dialect::Sqlite).collect();
         assert_eq!(sqlite, vec!["CREATE TABLE t (a BIGINT) WITHOUT ROWID", "SELECT 1"]);
         let pg: Vec<String> = statements(&m, Dialect::Postgres).collect();
-        assert_eq!(pg, vec!["CREATE TABLE t (a BIGINT) /*WITHOUT ROWID*/", "SELECT 2"]);
+        assert_eq!(pg, vec!["CREATE TABLE t (a BIGINT) /*WITHOUT ROWID*/", "SELECT 2", "SELECT 3"]);
     }
 }
