@@ -158,11 +158,28 @@ fn background(shared: Arc<Shared>, checkpointer: Connection) {
                 shared.publish(pending);
             }
         }
-        // PASSIVE: copies what no reader needs, never blocks the writer.
-        if let Err(e) = checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        if let Err(e) = checkpoint(&shared, &checkpointer) {
             tracing::warn!(error = %e, "sqlite store: WAL checkpoint failed");
         }
     }
+}
+
+/// WAL frames (pages) past which the WAL is restarted from its beginning: 64 MiB of 4 KiB pages.
+const WAL_RESTART_FRAMES: i64 = 16_384;
+
+/// Copies the WAL into the database file without blocking the writer (PASSIVE), and, once the
+/// WAL is long, restarts it: under continuous ingest a passive checkpoint never reaches the
+/// end of the WAL, which would then only grow. The restart runs between two batches (the writer
+/// held): it copies the few frames appended since the passive pass, then the next commit writes
+/// from the start of the file again (cut back to `journal_size_limit`). If a reader is still on
+/// the old frames it gives up after the checkpointer's busy timeout and is tried again next tick.
+fn checkpoint(shared: &Shared, checkpointer: &Connection) -> Result<(), StoreError> {
+    let frames: i64 = checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
+    if frames >= WAL_RESTART_FRAMES {
+        let _writer = shared.writer.lock().unwrap_or_else(|e| e.into_inner());
+        checkpointer.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+    }
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -210,7 +227,8 @@ impl SqliteStore {
         reader.pragma_update(None, "cache_size", -65_536)?;
         reader.set_prepared_statement_cache_capacity(64);
         let checkpointer = Connection::open(path)?;
-        checkpointer.busy_timeout(std::time::Duration::from_secs(10))?;
+        // Short: a restart that waits for a reader holds the writer meanwhile.
+        checkpointer.busy_timeout(std::time::Duration::from_millis(200))?;
         let shared = Arc::new(Shared {
             stats: Mutex::new(pending.stats()),
             writer: Mutex::new(Writer { conn: writer, pending }),
