@@ -55,6 +55,20 @@ struct Writer {
 }
 
 impl Shared {
+    /// The writer. If a thread panicked holding it (between an increment and its commit, say),
+    /// what is pending is rebuilt from the database before it is written.
+    fn writer(&self) -> MutexGuard<'_, Writer> {
+        match self.writer.lock() {
+            Ok(w) => w,
+            Err(poisoned) => {
+                let mut w = poisoned.into_inner();
+                w.pending.broken();
+                self.writer.clear_poison();
+                w
+            }
+        }
+    }
+
     fn publish(&self, pending: &Pending) {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = pending.stats();
     }
@@ -149,7 +163,7 @@ fn background(shared: Arc<Shared>, checkpointer: Connection) {
             }
         }
         {
-            let mut w = shared.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let mut w = shared.writer();
             if w.pending.due() {
                 let Writer { conn, pending } = &mut *w;
                 if let Err(e) = deferred::flush(conn, pending) {
@@ -176,7 +190,7 @@ const WAL_RESTART_FRAMES: i64 = 16_384;
 fn checkpoint(shared: &Shared, checkpointer: &Connection) -> Result<(), StoreError> {
     let frames: i64 = checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
     if frames >= WAL_RESTART_FRAMES {
-        let _writer = shared.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let _writer = shared.writer();
         checkpointer.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
     }
     Ok(())
@@ -260,7 +274,7 @@ impl SqliteStore {
     }
 
     fn writer(&self) -> MutexGuard<'_, Writer> {
-        self.shared.writer.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.writer()
     }
 
     /// The writer with every pending rollup written, for a read that must see them.
