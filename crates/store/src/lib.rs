@@ -7,7 +7,14 @@
 //! * the schema and its migrations ([`schema`]), applied on open and versioned;
 //! * idempotent ingest: a record's ULID is its primary key, so a batch sent twice after a crash
 //!   or retry is stored once, and rollups count only records stored for the first time;
-//! * per-minute, per-hour and per-day rollups maintained on ingest ([`rollup`]);
+//! * durable ingest: when [`Store::ingest`] returns `Ok`, the batch's raw records are committed
+//!   (fsync'd); a batch is all or nothing;
+//! * per-minute, per-hour and per-day rollups ([`rollup`]), applied with the batch or deferred:
+//!   the SQLite store sums many batches' increments in memory and writes them about once a
+//!   second in one transaction, with a durable watermark (`rollup_watermark`) of the raw rows
+//!   already rolled up, so after a crash opening the store rolls up the rest and every increment
+//!   is applied exactly once ([`sqlite`]); reads apply pending rollups first, [`Store::flush`]
+//!   applies them now and [`Store::stats`] counts them;
 //! * the Analytics views of seed 002 and more ([`analytics`]), CSV export ([`export`]) and
 //!   retention.
 //!
@@ -145,11 +152,41 @@ pub struct RetentionOutcome {
     pub rollups: u64,
 }
 
+/// What a store's deferred rollups are doing (see [`Store::stats`]); all zeros for a store that
+/// applies rollups with each batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StoreStats {
+    /// Stored raw records whose rollup increments are not yet written.
+    pub pending_records: u64,
+    /// Rollup flushes since the store was opened (each one transaction).
+    pub flushes: u64,
+    /// Seconds spent in those flushes, summed.
+    pub flush_seconds_total: f64,
+    /// Distinct rollup rows the last flush wrote.
+    pub last_flush_keys: u64,
+}
+
 /// A record store.
 pub trait Store: Send + Sync {
-    /// Stores records not stored before (by id) and updates the rollups for them, atomically:
-    /// either the whole batch is committed or nothing is.
+    /// Stores records not stored before (by id), atomically: either the whole batch's raw records
+    /// are durably committed when this returns `Ok`, or none is. Each record is stored once.
+    /// The rollups of the new records are applied with the batch or later (deferred, at most
+    /// about a second), exactly once, and survive a crash: a store that defers them keeps a
+    /// durable watermark of what is rolled up and applies the rest when opened. Reads
+    /// ([`Store::analytics`], [`Store::count`], [`Store::export_raw`], [`Store::devices`]) and
+    /// [`Store::apply_retention`] apply pending rollups first.
     fn ingest(&self, records: &[Record]) -> Result<IngestOutcome, StoreError>;
+
+    /// Applies pending (deferred) rollups now. A store that applies them with each batch has
+    /// nothing to do.
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Counters of the deferred rollups (zeros for a store without them).
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
 
     /// Answers an Analytics request.
     fn analytics(&self, query: &AnalyticsQuery) -> Result<AnalyticsResult, StoreError>;

@@ -100,6 +100,17 @@ ALTER TABLE sip_calls ADD COLUMN rtp_jitter_us BIGINT",
 ALTER TABLE enum_queries ADD COLUMN stale BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE rollup_outcomes ADD COLUMN stale BIGINT NOT NULL DEFAULT 0",
     },
+    Migration {
+        version: 4,
+        description: "deferred rollups: per raw table, the highest rowid already rolled up (SQLite); rows above it are rolled up on open",
+        sql: "
+CREATE TABLE rollup_watermark (
+    tbl TEXT PRIMARY KEY,
+    last_rowid BIGINT NOT NULL
+);
+/*SQLITE*/ INSERT INTO rollup_watermark (tbl, last_rowid) SELECT 'enum_queries', COALESCE(MAX(rowid), 0) FROM enum_queries;
+/*SQLITE*/ INSERT INTO rollup_watermark (tbl, last_rowid) SELECT 'sip_calls', COALESCE(MAX(rowid), 0) FROM sip_calls",
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -120,10 +131,42 @@ pub enum Dialect {
     Postgres,
 }
 
-/// Statements of a migration, in the given dialect.
+/// A statement starting with this marker (in any case) runs on SQLite only.
+const SQLITE_ONLY: &str = "/*SQLITE*/";
+/// A statement starting with this marker (in any case) runs on PostgreSQL only.
+const POSTGRES_ONLY: &str = "/*POSTGRES*/";
+
+/// The statement without `marker`, if it starts with it (in any case).
+fn marked<'a>(statement: &'a str, marker: &str) -> Option<&'a str> {
+    let head = statement.get(..marker.len())?;
+    head.eq_ignore_ascii_case(marker).then(|| statement[marker.len()..].trim())
+}
+
+/// Statements of a migration, in the given dialect (statements marked for the other dialect
+/// left out).
 pub fn statements(m: &Migration, dialect: Dialect) -> impl Iterator<Item = String> {
-    m.sql.split(';').map(str::trim).filter(|s| !s.is_empty()).map(move |s| match dialect {
-        Dialect::Sqlite => s.replace("/*WITHOUT ROWID*/", "WITHOUT ROWID"),
-        Dialect::Postgres => s.to_string(),
+    m.sql.split(';').map(str::trim).filter(|s| !s.is_empty()).filter_map(move |s| match dialect {
+        Dialect::Sqlite if marked(s, POSTGRES_ONLY).is_some() => None,
+        Dialect::Postgres if marked(s, SQLITE_ONLY).is_some() => None,
+        Dialect::Sqlite => Some(marked(s, SQLITE_ONLY).unwrap_or(s).replace("/*WITHOUT ROWID*/", "WITHOUT ROWID")),
+        Dialect::Postgres => Some(marked(s, POSTGRES_ONLY).unwrap_or(s).to_string()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_marked_for_one_dialect_are_left_out_of_the_other() {
+        let m = Migration {
+            version: 9,
+            description: "t",
+            sql: "CREATE TABLE t (a BIGINT) /*WITHOUT ROWID*/; /*SQLITE*/ SELECT 1; /*POSTGRES*/ SELECT 2; /*postgres*/ SELECT 3",
+        };
+        let sqlite: Vec<String> = statements(&m, Dialect::Sqlite).collect();
+        assert_eq!(sqlite, vec!["CREATE TABLE t (a BIGINT) WITHOUT ROWID", "SELECT 1"]);
+        let pg: Vec<String> = statements(&m, Dialect::Postgres).collect();
+        assert_eq!(pg, vec!["CREATE TABLE t (a BIGINT) /*WITHOUT ROWID*/", "SELECT 2", "SELECT 3"]);
+    }
 }

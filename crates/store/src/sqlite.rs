@@ -1,10 +1,23 @@
 //! The SQLite backend: one file, WAL mode, `synchronous = FULL` so an acknowledged batch
 //! survives a power loss. One connection writes, another reads, so analytics do not wait for
 //! ingest.
+//!
+//! Ingest commits a batch's raw rows (prepared statements, one transaction, its commit the
+//! fsync) and leaves their rollup increments in memory ([`accumulator`]); a background thread
+//! writes what accumulated, about once a second, in one transaction with keys in primary-key
+//! order, together with the durable watermark of the raw rows rolled up ([`deferred`]). Opening
+//! the store rolls up the rows a crash left above the watermark, so every increment is applied
+//! exactly once. Reads and retention write what is pending first. The same thread checkpoints
+//! the WAL (automatic checkpoints are off, so a commit never waits for one).
+
+mod accumulator;
+mod deferred;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -12,16 +25,73 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use tollgate_records::Record;
 
 use crate::model::{AnalyticsQuery, AnalyticsResult, Dataset};
-use crate::rollup::{Deltas, flatten};
 use crate::schema::{Dialect, MIGRATIONS, MIGRATIONS_TABLE, latest, statements};
 use crate::sql::{Sql, Value};
-use crate::{IngestOutcome, Retention, RetentionOutcome, Store, StoreError, analytics, export};
+use crate::{IngestOutcome, Retention, RetentionOutcome, Store, StoreError, StoreStats, analytics, export};
+use deferred::Pending;
 
 /// A store in one SQLite file.
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    shared: Arc<Shared>,
     reader: Mutex<Connection>,
+    background: Option<JoinHandle<()>>,
+}
+
+/// What the ingest path and the background thread share.
+struct Shared {
+    writer: Mutex<Writer>,
+    /// The deferred rollups' counters as of the last ingest or flush, readable without waiting
+    /// for the writer (a metrics scrape must not wait for a flush).
+    stats: Mutex<StoreStats>,
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+/// The writing connection and the increments it has not yet written.
+struct Writer {
+    conn: Connection,
+    pending: Pending,
+}
+
+impl Shared {
+    /// The writer. If a thread panicked holding it (between an increment and its commit, say),
+    /// what is pending is rebuilt from the database before it is written.
+    fn writer(&self) -> MutexGuard<'_, Writer> {
+        match self.writer.lock() {
+            Ok(w) => w,
+            Err(poisoned) => {
+                let mut w = poisoned.into_inner();
+                w.pending.broken();
+                self.writer.clear_poison();
+                w
+            }
+        }
+    }
+
+    fn publish(&self, pending: &Pending) {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = pending.stats();
+    }
+}
+
+/// How often the background thread looks for due rollups and checkpoints the WAL.
+const TICK: Duration = Duration::from_millis(250);
+
+/// How the SQLite store defers rollups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Rollup increments are written at most this long after their batch was stored (and
+    /// before any read).
+    pub rollup_delay: Duration,
+    /// ... or as soon as this many distinct rollup rows are held (each about 100 bytes of
+    /// memory).
+    pub rollup_key_budget: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions { rollup_delay: Duration::from_secs(1), rollup_key_budget: 500_000 }
+    }
 }
 
 impl rusqlite::ToSql for Value {
@@ -71,7 +141,58 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     // 128 MiB of page cache: rollup upserts touch pages all over the number tables.
     conn.pragma_update(None, "cache_size", -131_072)?;
+    // Checkpoints run in the background thread, not in the committing one.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // Once checkpointed and restarted, the WAL file is cut back to 64 MiB.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// The background thread: writes due rollups, checkpoints the WAL, until told to stop.
+fn background(shared: Arc<Shared>, checkpointer: Connection) {
+    loop {
+        {
+            let stop = shared.stop.lock().unwrap_or_else(|e| e.into_inner());
+            if *stop {
+                return;
+            }
+            let (stop, _) = shared.wake.wait_timeout(stop, TICK).unwrap_or_else(|e| e.into_inner());
+            if *stop {
+                return;
+            }
+        }
+        {
+            let mut w = shared.writer();
+            if w.pending.due() {
+                let Writer { conn, pending } = &mut *w;
+                if let Err(e) = deferred::flush(conn, pending) {
+                    tracing::warn!(error = %e, "sqlite store: writing rollups failed; retrying");
+                }
+                shared.publish(pending);
+            }
+        }
+        if let Err(e) = checkpoint(&shared, &checkpointer) {
+            tracing::warn!(error = %e, "sqlite store: WAL checkpoint failed");
+        }
+    }
+}
+
+/// WAL frames (pages) past which the WAL is restarted from its beginning: 64 MiB of 4 KiB pages.
+const WAL_RESTART_FRAMES: i64 = 16_384;
+
+/// Copies the WAL into the database file without blocking the writer (PASSIVE), and, once the
+/// WAL is long, restarts it: under continuous ingest a passive checkpoint never reaches the
+/// end of the WAL, which would then only grow. The restart runs between two batches (the writer
+/// held): it copies the few frames appended since the passive pass, then the next commit writes
+/// from the start of the file again (cut back to `journal_size_limit`). If a reader is still on
+/// the old frames it gives up after the checkpointer's busy timeout and is tried again next tick.
+fn checkpoint(shared: &Shared, checkpointer: &Connection) -> Result<(), StoreError> {
+    let frames: i64 = checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
+    if frames >= WAL_RESTART_FRAMES {
+        let _writer = shared.writer();
+        checkpointer.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+    }
     Ok(())
 }
 
@@ -97,20 +218,42 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 impl SqliteStore {
-    /// Opens (creating and migrating) the store at `path`.
+    /// Opens (creating and migrating) the store at `path`, rolling up what a crash left
+    /// pending.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// [`SqliteStore::open`] with other rollup deferral settings.
+    pub fn open_with(path: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
         let mut writer = Connection::open(path)?;
         configure(&writer)?;
         migrate(&mut writer)?;
+        // Rows a crash left above the watermark are rolled up before anything is read.
+        let mut pending = Pending::new(options.rollup_delay, options.rollup_key_budget);
+        deferred::flush(&mut writer, &mut pending)?;
         let reader =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         reader.busy_timeout(std::time::Duration::from_secs(10))?;
         reader.pragma_update(None, "cache_size", -65_536)?;
         reader.set_prepared_statement_cache_capacity(64);
-        Ok(SqliteStore { path: path.to_path_buf(), writer: Mutex::new(writer), reader: Mutex::new(reader) })
+        let checkpointer = Connection::open(path)?;
+        // Short: a restart that waits for a reader holds the writer meanwhile.
+        checkpointer.busy_timeout(std::time::Duration::from_millis(200))?;
+        let shared = Arc::new(Shared {
+            stats: Mutex::new(pending.stats()),
+            writer: Mutex::new(Writer { conn: writer, pending }),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+        });
+        let background = {
+            let shared = shared.clone();
+            std::thread::Builder::new().name("sqlite-rollups".into()).spawn(move || background(shared, checkpointer))?
+        };
+        Ok(SqliteStore { path: path.to_path_buf(), shared, reader: Mutex::new(reader), background: Some(background) })
     }
 
     /// The database file.
@@ -126,8 +269,41 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+    fn reader(&self) -> MutexGuard<'_, Connection> {
         self.reader.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Writer> {
+        self.shared.writer()
+    }
+
+    /// The writer with every pending rollup written, for a read that must see them.
+    fn flushed(&self) -> Result<MutexGuard<'_, Writer>, StoreError> {
+        let mut w = self.writer();
+        let Writer { conn, pending } = &mut *w;
+        let flushed = deferred::flush(conn, pending);
+        self.shared.publish(pending);
+        flushed?;
+        Ok(w)
+    }
+
+    /// Writes pending rollups, then hands out the reader.
+    fn fresh_reader(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        drop(self.flushed()?);
+        Ok(self.reader())
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        *self.shared.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.shared.wake.notify_all();
+        if let Some(handle) = self.background.take() {
+            let _ = handle.join();
+        }
+        if let Err(e) = self.flushed() {
+            tracing::warn!(error = %e, "sqlite store: writing rollups on close failed; they are written when it is opened");
+        }
     }
 }
 
@@ -143,93 +319,96 @@ pub(crate) fn jitter_us(ms: f64) -> i64 {
     (ms * 1000.0).round() as i64
 }
 
-fn insert_raw(tx: &rusqlite::Transaction<'_>, record: &Record) -> Result<bool, StoreError> {
-    let n = match record {
-        Record::EnumQuery { v, record: r } => tx.prepare_cached(INSERT_ENUM)?.execute(params![
-            r.id.to_string(),
-            r.time.timestamp_micros(),
-            r.device,
-            r.client,
-            r.client_addr.to_string(),
-            match r.transport {
-                tollgate_records::Transport::Udp => "udp",
-                tollgate_records::Transport::Tcp => "tcp",
-            },
-            r.source.map(|s| s.to_string()),
-            r.destination.to_string(),
-            r.direction,
-            r.rule,
-            r.action,
-            r.detail,
-            r.rcode,
-            i64::from(r.fail_open),
-            i64::from(r.latency_us),
-            r.policy_version.map(|v| v as i64),
-            i64::from(*v),
-            i64::from(r.stale),
-        ])?,
-        Record::SipCall { v, record: r } => tx.prepare_cached(INSERT_SIP)?.execute(params![
-            r.id.to_string(),
-            r.time.timestamp_micros(),
-            r.device,
-            r.call_id,
-            r.source.map(|s| s.to_string()),
-            r.destination.map(|s| s.to_string()),
-            r.direction,
-            r.disposition.as_str(),
-            r.final_code.map(i64::from),
-            r.pdd_ms.map(i64::from),
-            r.duration_ms.map(|d| d as i64),
-            r.answered_at.map(|t| t.timestamp_micros()),
-            r.ended_at.map(|t| t.timestamp_micros()),
-            i64::from(*v),
-            r.rtp_packets.map(|n| n as i64),
-            r.rtp_lost.map(|n| n as i64),
-            r.rtp_jitter_ms.map(jitter_us),
-        ])?,
-    };
-    Ok(n == 1)
+/// Text columns of one raw row, formatted into buffers reused from row to row.
+#[derive(Default)]
+struct Scratch {
+    id: [u8; ulid::ULID_LEN],
+    addr: String,
+    source: String,
+    destination: String,
 }
 
-/// Applies summed rollup increments with the shared upserts.
-pub(crate) fn apply_deltas(db: &dyn Sql, deltas: &Deltas) -> Result<(), StoreError> {
-    for (k, n) in &deltas.counts {
-        db.execute(
-            UPSERT_COUNT,
-            &[k.dataset.into(), k.grain.into(), k.device.as_str().into(), k.bucket.into(), (*n).into()],
-        )?;
+/// `+` and the digits of `n`, in `buf`.
+fn number_text(buf: &mut String, n: Option<tollgate_number::E164>) -> Option<&str> {
+    use std::fmt::Write as _;
+    let n = n?;
+    buf.clear();
+    let _ = write!(buf, "{n}");
+    Some(buf.as_str())
+}
+
+/// The raw-row inserts of one ingest transaction, prepared once for the batch.
+struct RawInserts<'t> {
+    tx: &'t rusqlite::Transaction<'t>,
+    enums: rusqlite::CachedStatement<'t>,
+    sips: rusqlite::CachedStatement<'t>,
+    scratch: Scratch,
+}
+
+impl<'t> RawInserts<'t> {
+    fn new(tx: &'t rusqlite::Transaction<'t>) -> Result<Self, StoreError> {
+        Ok(RawInserts {
+            tx,
+            enums: tx.prepare_cached(INSERT_ENUM)?,
+            sips: tx.prepare_cached(INSERT_SIP)?,
+            scratch: Scratch::default(),
+        })
     }
-    for (k, n) in &deltas.numbers {
-        db.execute(
-            UPSERT_NUMBER,
-            &[
-                k.dataset.into(),
-                k.grain.into(),
-                k.side.into(),
-                k.device.as_str().into(),
-                k.bucket.into(),
-                k.number.as_str().into(),
-                k.direction.as_str().into(),
-                (*n).into(),
-            ],
-        )?;
+
+    /// Inserts a record's raw row; its rowid when it was stored now, `None` when it was already.
+    fn insert(&mut self, record: &Record) -> Result<Option<i64>, StoreError> {
+        use std::fmt::Write as _;
+        let Scratch { id, addr, source, destination } = &mut self.scratch;
+        let n = match record {
+            Record::EnumQuery { v, record: r } => {
+                addr.clear();
+                let _ = write!(addr, "{}", r.client_addr);
+                self.enums.execute(params![
+                    &*r.id.array_to_str(id),
+                    r.time.timestamp_micros(),
+                    r.device,
+                    r.client,
+                    addr.as_str(),
+                    match r.transport {
+                        tollgate_records::Transport::Udp => "udp",
+                        tollgate_records::Transport::Tcp => "tcp",
+                    },
+                    number_text(source, r.source),
+                    number_text(destination, Some(r.destination)),
+                    r.direction,
+                    r.rule,
+                    r.action,
+                    r.detail,
+                    r.rcode,
+                    i64::from(r.fail_open),
+                    i64::from(r.latency_us),
+                    r.policy_version.map(|v| v as i64),
+                    i64::from(*v),
+                    i64::from(r.stale),
+                ])?
+            }
+            Record::SipCall { v, record: r } => self.sips.execute(params![
+                &*r.id.array_to_str(id),
+                r.time.timestamp_micros(),
+                r.device,
+                r.call_id,
+                number_text(source, r.source),
+                number_text(destination, r.destination),
+                r.direction,
+                r.disposition.as_str(),
+                r.final_code.map(i64::from),
+                r.pdd_ms.map(i64::from),
+                r.duration_ms.map(|d| d as i64),
+                r.answered_at.map(|t| t.timestamp_micros()),
+                r.ended_at.map(|t| t.timestamp_micros()),
+                i64::from(*v),
+                r.rtp_packets.map(|n| n as i64),
+                r.rtp_lost.map(|n| n as i64),
+                r.rtp_jitter_ms.map(jitter_us),
+            ])?,
+        };
+        Ok((n == 1).then(|| self.tx.last_insert_rowid()))
     }
-    for (k, n) in &deltas.outcomes {
-        db.execute(
-            UPSERT_OUTCOME,
-            &[
-                k.dataset.into(),
-                k.grain.into(),
-                k.device.as_str().into(),
-                k.bucket.into(),
-                k.okey.as_str().into(),
-                k.odetail.as_str().into(),
-                n.n.into(),
-                n.stale.into(),
-            ],
-        )?;
-    }
-    Ok(())
 }
 
 /// Retention statements shared by both backends, with the cut-off parameter of each.
@@ -258,29 +437,52 @@ pub(crate) fn retention_plan(now: DateTime<Utc>, r: &Retention) -> Vec<(&'static
 
 impl Store for SqliteStore {
     fn ingest(&self, records: &[Record]) -> Result<IngestOutcome, StoreError> {
-        let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut outcome = IngestOutcome::default();
-        let mut deltas = Deltas::default();
-        for record in records {
-            if insert_raw(&tx, record)? {
-                outcome.inserted += 1;
-                deltas.add(&flatten(record));
-            } else {
-                outcome.duplicates += 1;
+        let mut w = self.writer();
+        let Writer { conn, pending } = &mut *w;
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut outcome = IngestOutcome::default();
+            {
+                let mut raw = RawInserts::new(&tx)?;
+                for record in records {
+                    if let Some(rowid) = raw.insert(record)? {
+                        outcome.inserted += 1;
+                        pending.add(record, rowid);
+                    } else {
+                        outcome.duplicates += 1;
+                    }
+                }
             }
+            tx.commit()?;
+            Ok(outcome)
+        })();
+        if result.is_err() {
+            // Increments of rows rolled back may be held: rebuild from the database.
+            pending.broken();
+        } else if pending.due()
+            && let Err(e) = deferred::flush(conn, pending)
+        {
+            // The batch is stored; its rollups are written by a later flush.
+            tracing::warn!(error = %e, "sqlite store: writing rollups failed; retrying");
         }
-        apply_deltas(&*tx, &deltas)?;
-        tx.commit()?;
-        Ok(outcome)
+        self.shared.publish(pending);
+        result
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.flushed().map(drop)
+    }
+
+    fn stats(&self) -> StoreStats {
+        *self.shared.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn analytics(&self, query: &AnalyticsQuery) -> Result<AnalyticsResult, StoreError> {
-        analytics::run(&*self.reader(), query, Utc::now())
+        analytics::run(&*self.fresh_reader()?, query, Utc::now())
     }
 
     fn devices(&self, dataset: Dataset) -> Result<Vec<String>, StoreError> {
-        let rows = self.reader().query(
+        let rows = self.fresh_reader()?.query(
             "SELECT DISTINCT device FROM rollup_counts WHERE dataset = $1 AND grain = 'day' AND device <> '*' ORDER BY device",
             &[dataset.as_str().into()],
         )?;
@@ -289,7 +491,7 @@ impl Store for SqliteStore {
 
     fn count(&self, dataset: Dataset, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<u64, StoreError> {
         let sql = format!("SELECT COUNT(*) FROM {} WHERE ts >= $1 AND ts < $2", analytics::raw_table(dataset));
-        let rows = self.reader().query(&sql, &[from.timestamp_micros().into(), to.timestamp_micros().into()])?;
+        let rows = self.fresh_reader()?.query(&sql, &[from.timestamp_micros().into(), to.timestamp_micros().into()])?;
         Ok(rows.first().map_or(0, |r| r[0].i64()) as u64)
     }
 
@@ -301,12 +503,12 @@ impl Store for SqliteStore {
         device: Option<&str>,
         out: &mut dyn Write,
     ) -> Result<u64, StoreError> {
-        export::raw(&*self.reader(), dataset, from, to, device, out)
+        export::raw(&*self.fresh_reader()?, dataset, from, to, device, out)
     }
 
     fn apply_retention(&self, now: DateTime<Utc>, retention: &Retention) -> Result<RetentionOutcome, StoreError> {
-        let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut w = self.flushed()?;
+        let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut outcome = RetentionOutcome::default();
         for (sql, params, raw) in retention_plan(now, retention) {
             let n = Sql::execute(&*tx, sql, &params)?;
@@ -316,13 +518,13 @@ impl Store for SqliteStore {
                 outcome.rollups += n;
             }
         }
+        deferred::reset_after_delete(&tx)?;
         tx.commit()?;
         Ok(outcome)
     }
 
     fn refresh_statistics(&self) -> Result<(), StoreError> {
-        let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        conn.execute_batch("PRAGMA analysis_limit = 1000; ANALYZE;")?;
+        self.writer().conn.execute_batch("PRAGMA analysis_limit = 1000; ANALYZE;")?;
         Ok(())
     }
 
