@@ -82,6 +82,9 @@ pub enum StoreError {
         /// Newest version known here.
         known: i64,
     },
+    /// Another live collector uses this collector name on the same PostgreSQL store.
+    #[error("another collector named {0:?} is connected to this PostgreSQL store: give each collector its own name")]
+    CollectorInUse(String),
     /// A query asked for something impossible.
     #[error("{0}")]
     BadQuery(String),
@@ -131,11 +134,37 @@ pub struct RetentionOutcome {
     pub rollups: u64,
 }
 
+/// What a store's deferred rollups are doing (for metrics): rollups may be applied up to about a
+/// second after their raw records are committed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StoreStats {
+    /// Records committed whose rollup increments are not yet applied.
+    pub pending_records: u64,
+    /// Rollup flushes done since the store was opened.
+    pub flushes: u64,
+    /// Time spent flushing rollups since the store was opened, in seconds.
+    pub flush_seconds_total: f64,
+    /// Rollup rows written by the last flush.
+    pub last_flush_keys: u64,
+}
+
 /// A record store.
 pub trait Store: Send + Sync {
-    /// Stores records not stored before (by id) and updates the rollups for them, atomically:
-    /// either the whole batch is committed or nothing is.
+    /// Stores records not stored before (by id), atomically and durably: when it returns Ok the
+    /// whole batch's raw records are committed, else none of them. Rollup increments of the
+    /// records stored for the first time are applied exactly once, possibly up to about a second
+    /// later (a durable marker says which are pending, so a crash loses none of them).
     fn ingest(&self, records: &[Record]) -> Result<IngestOutcome, StoreError>;
+
+    /// Applies pending rollup increments now.
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Deferred-rollup counters.
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
 
     /// Answers an Analytics request.
     fn analytics(&self, query: &AnalyticsQuery) -> Result<AnalyticsResult, StoreError>;

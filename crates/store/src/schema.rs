@@ -100,6 +100,18 @@ ALTER TABLE sip_calls ADD COLUMN rtp_jitter_us BIGINT",
 ALTER TABLE enum_queries ADD COLUMN stale BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE rollup_outcomes ADD COLUMN stale BIGINT NOT NULL DEFAULT 0",
     },
+    Migration {
+        version: 5,
+        description: "PostgreSQL: ingest batches numbered by a sequence and marked in raw records (BRIN); batches whose rollups are not yet applied, per collector (SQLite: nothing)",
+        sql: "
+/*postgres*/ CREATE SEQUENCE ingest_batches;
+/*postgres*/ ALTER TABLE enum_queries ADD COLUMN batch BIGINT;
+/*postgres*/ ALTER TABLE sip_calls ADD COLUMN batch BIGINT;
+/*postgres*/ CREATE INDEX enum_queries_batch ON enum_queries USING brin (batch);
+/*postgres*/ CREATE INDEX sip_calls_batch ON sip_calls USING brin (batch);
+/*postgres*/ CREATE TABLE rollup_pending_batches (batch BIGINT PRIMARY KEY, collector TEXT NOT NULL, created_at BIGINT NOT NULL);
+/*postgres*/ CREATE INDEX rollup_pending_batches_collector ON rollup_pending_batches (collector)",
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -120,10 +132,34 @@ pub enum Dialect {
     Postgres,
 }
 
+/// Marks a statement that runs on PostgreSQL only (sequences, BRIN indexes, the multi-collector
+/// bookkeeping); SQLite skips it.
+pub const POSTGRES_ONLY: &str = "/*postgres*/";
+
 /// Statements of a migration, in the given dialect.
 pub fn statements(m: &Migration, dialect: Dialect) -> impl Iterator<Item = String> {
-    m.sql.split(';').map(str::trim).filter(|s| !s.is_empty()).map(move |s| match dialect {
-        Dialect::Sqlite => s.replace("/*WITHOUT ROWID*/", "WITHOUT ROWID"),
-        Dialect::Postgres => s.to_string(),
+    m.sql.split(';').map(str::trim).filter(|s| !s.is_empty()).filter_map(move |s| match dialect {
+        Dialect::Sqlite if s.starts_with(POSTGRES_ONLY) => None,
+        Dialect::Sqlite => Some(s.replace("/*WITHOUT ROWID*/", "WITHOUT ROWID")),
+        Dialect::Postgres => Some(s.trim_start_matches(POSTGRES_ONLY).trim_start().to_string()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_only_statements_are_skipped_on_sqlite() {
+        let v5 = MIGRATIONS.iter().find(|m| m.version == 5).unwrap();
+        assert_eq!(statements(v5, Dialect::Sqlite).count(), 0);
+        let pg: Vec<String> = statements(v5, Dialect::Postgres).collect();
+        assert!(pg.iter().all(|s| !s.contains(POSTGRES_ONLY)), "{pg:?}");
+        assert!(pg.iter().any(|s| s.starts_with("CREATE SEQUENCE ingest_batches")), "{pg:?}");
+    }
+
+    #[test]
+    fn versions_increase() {
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
+    }
 }
