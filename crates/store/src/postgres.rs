@@ -54,6 +54,9 @@ pub struct PgOptions {
     pub recover_every: Duration,
     /// Most reader connections (analytics, export) open at once.
     pub readers: usize,
+    /// Most writer connections open at once: concurrent `ingest` calls (several shippers)
+    /// stream their batches in parallel, each committing on its own.
+    pub writers: usize,
     /// Rollup rows held in memory above which `ingest` writes them before returning.
     pub max_pending_keys: u64,
 }
@@ -71,7 +74,8 @@ impl Default for PgOptions {
             flush_after: Duration::from_secs(1),
             recover_every: Duration::from_secs(30),
             readers: 4,
-            max_pending_keys: 1_000_000,
+            writers: 2,
+            max_pending_keys: 500_000,
         }
     }
 }
@@ -86,9 +90,9 @@ pub struct PgStore {
 struct Inner {
     options: PgOptions,
     connect: Connect,
-    /// Raw ingest; holds the session advisory lock on the collector name.
-    writer: Mutex<Client>,
-    /// Rollup flushes and recovery.
+    /// Raw ingest: concurrent batches each take one (their staging tables are per session).
+    writers: Pool,
+    /// Rollup flushes and recovery; holds the session advisory lock on the collector name.
     flusher: Mutex<Client>,
     readers: Pool,
     pending: Mutex<Pending>,
@@ -196,9 +200,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Readies a writer connection: takes the collector's advisory lock (waiting up to 10 s, as a
-/// collector of the same name may be going away) and creates the staging tables.
-fn prepare_writer(client: &mut Client, collector: &str) -> Result<(), StoreError> {
+/// Readies the flusher connection: takes the collector's advisory lock (waiting up to 10 s, as
+/// a collector of the same name may be going away).
+fn prepare_flusher(client: &mut Client, collector: &str) -> Result<(), StoreError> {
     client.batch_execute("SET lock_timeout = '10s'")?;
     match client.execute("SELECT pg_advisory_lock($1)", &[&pending::lock_key(collector)]) {
         Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
@@ -207,26 +211,16 @@ fn prepare_writer(client: &mut Client, collector: &str) -> Result<(), StoreError
         other => other?,
     };
     client.batch_execute("RESET lock_timeout")?;
-    client.batch_execute(raw::STAGING_DDL)?;
     Ok(())
 }
 
 impl Inner {
-    /// Replaces the writer connection if the server closed it (re-taking the lock).
-    fn live_writer(&self, client: &mut Client) -> Result<(), StoreError> {
-        if client.is_closed() {
-            let mut fresh = (self.connect)()?;
-            prepare_writer(&mut fresh, &self.options.collector)?;
-            *client = fresh;
-            tracing::warn!(collector = %self.options.collector, "postgres store: writer connection reopened");
-        }
-        Ok(())
-    }
-
-    /// Replaces the flusher connection if the server closed it.
+    /// Replaces the flusher connection if the server closed it (re-taking the lock).
     fn live_flusher(&self, client: &mut Client) -> Result<(), StoreError> {
         if client.is_closed() {
-            *client = (self.connect)()?;
+            let mut fresh = (self.connect)()?;
+            prepare_flusher(&mut fresh, &self.options.collector)?;
+            *client = fresh;
             tracing::warn!(collector = %self.options.collector, "postgres store: flusher connection reopened");
         }
         Ok(())
@@ -236,8 +230,7 @@ impl Inner {
     /// pending ones.
     fn ingest_once(&self, records: &[Record]) -> Result<IngestOutcome, StoreError> {
         let flats: Vec<_> = records.iter().map(flatten).collect();
-        let mut writer = lock(&self.writer);
-        self.live_writer(&mut writer)?;
+        let mut writer = self.writers.get()?;
         let mut tx = writer.transaction()?;
         let batch: i64 = tx.query_one("SELECT nextval('ingest_batches')", &[])?.get(0);
         let new = raw::store(&mut tx, records, batch)?;
@@ -397,15 +390,23 @@ impl PgStore {
                 })
             })
         };
-        let mut writer = connect()?;
-        migrate(&mut writer)?;
-        prepare_writer(&mut writer, &options.collector)?;
-        let flusher = connect()?;
+        let mut flusher = connect()?;
+        migrate(&mut flusher)?;
+        prepare_flusher(&mut flusher, &options.collector)?;
+        let connect_writer: Connect = {
+            let connect = connect.clone();
+            Arc::new(move || {
+                let mut client = connect()?;
+                client.batch_execute(raw::STAGING_DDL)?;
+                Ok(client)
+            })
+        };
+        let writers = Pool::new(connect_writer.clone(), options.writers, connect_writer()?);
         let readers = Pool::new(connect.clone(), options.readers, connect()?);
         let inner = Arc::new(Inner {
             options,
             connect,
-            writer: Mutex::new(writer),
+            writers,
             flusher: Mutex::new(flusher),
             readers,
             pending: Mutex::new(Pending::default()),
@@ -451,9 +452,8 @@ impl PgStore {
     pub fn connection_is_encrypted(&self) -> Result<bool, StoreError> {
         const SQL: &str = "SELECT COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)";
         let mut encrypted = true;
-        for client in [&self.inner.writer, &self.inner.flusher] {
-            encrypted &= lock(client).query_one(SQL, &[])?.get::<_, bool>(0);
-        }
+        encrypted &= lock(&self.inner.flusher).query_one(SQL, &[])?.get::<_, bool>(0);
+        encrypted &= self.inner.writers.get()?.query_one(SQL, &[])?.get::<_, bool>(0);
         encrypted &= self.inner.readers.get()?.query_one(SQL, &[])?.get::<_, bool>(0);
         Ok(encrypted)
     }

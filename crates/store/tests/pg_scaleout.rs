@@ -226,16 +226,16 @@ fn several_collectors_at_once_store_exactly_what_one_collector_stores() {
         .map(|(i, ms)| PgStore::open_with(&shared.url, options(&format!("c{i}"), Duration::from_millis(*ms))).unwrap())
         .collect();
     let inserted: u64 = std::thread::scope(|s| {
-        let workers: Vec<_> = stores
-            .iter()
-            .enumerate()
-            .map(|(i, store)| {
+        // Two threads per collector: its writer connections stream batches in parallel.
+        let workers: Vec<_> = (0..stores.len() * 2)
+            .map(|w| {
+                let (i, half) = ((w / 2) as u64, (w % 2) as u64);
+                let store = &stores[i as usize];
                 s.spawn(move || {
                     let mut inserted = 0;
-                    for b in 0..BATCHES {
+                    for b in (0..BATCHES).filter(|b| b % 2 == half) {
                         // Each batch goes to one collector, every fourth to a second one too.
-                        let mine = b % 3 == i as u64 || (b % 4 == 0 && (b + 1) % 3 == i as u64);
-                        if mine {
+                        if b % 3 == i || (b % 4 == 0 && (b + 1) % 3 == i) {
                             inserted += store.ingest(&batch(b)).unwrap().inserted;
                         }
                     }

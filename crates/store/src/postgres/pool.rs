@@ -1,4 +1,5 @@
-//! A small pool of reader connections, so analytics requests do not queue behind each other:
+//! A small pool of connections (readers, so analytics requests do not queue behind each other;
+//! writers, so concurrent batches stream in parallel):
 //! connections are opened on demand up to a bound, kept while healthy, and replaced when the
 //! server closed them.
 
@@ -18,7 +19,7 @@ struct Slots {
     open: usize,
 }
 
-/// Reader connections, at most `max` at once.
+/// Connections, at most `max` at once.
 pub(super) struct Pool {
     connect: Connect,
     max: usize,
