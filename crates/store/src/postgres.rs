@@ -210,7 +210,8 @@ fn prepare_flusher(client: &mut Client, collector: &str) -> Result<(), StoreErro
         }
         other => other?,
     };
-    client.batch_execute("RESET lock_timeout")?;
+    // A flush's unnest() rows are materialised before the upsert: keep them in memory.
+    client.batch_execute("RESET lock_timeout; SET work_mem = '64MB'")?;
     Ok(())
 }
 
