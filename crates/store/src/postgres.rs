@@ -274,8 +274,8 @@ impl Inner {
         }
         let started = Instant::now();
         let mut result = self.live_flusher(&mut client).and_then(|()| pending::flush(&mut client, &taken));
-        if result.as_ref().is_err_and(is_retryable) {
-            result = pending::flush(&mut client, &taken);
+        if result.as_ref().is_err_and(|e| is_retryable(e) || connection_lost(e)) {
+            result = self.live_flusher(&mut client).and_then(|()| pending::flush(&mut client, &taken));
         }
         match result {
             Ok(applied) => {
@@ -302,7 +302,13 @@ impl Inner {
         self.lost_track.store(false, Ordering::Relaxed);
         let held: HashSet<i64> = lock(&self.pending).batches.iter().copied().collect();
         let started = Instant::now();
-        match pending::recover(&mut client, &self.options.collector, &held) {
+        let mut result = pending::recover(&mut client, &self.options.collector, &held);
+        if result.as_ref().is_err_and(|e| is_retryable(e) || connection_lost(e)) {
+            result = self
+                .live_flusher(&mut client)
+                .and_then(|()| pending::recover(&mut client, &self.options.collector, &held));
+        }
+        match result {
             Ok(applied) => {
                 if applied.batches > 0 {
                     let mut s = lock(&self.stats);
@@ -319,9 +325,18 @@ impl Inner {
         }
     }
 
-    fn with_reader<T>(&self, f: impl FnOnce(&dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    /// Runs `f` on a reader; once more on a new connection if the server had closed the one
+    /// taken (reads are idempotent, and a closed connection fails before any row is read).
+    fn with_reader<T>(&self, mut f: impl FnMut(&dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut client = self.readers.get()?;
-        f(&Pg(RefCell::new(&mut *client)))
+        match f(&Pg(RefCell::new(&mut *client))) {
+            Err(e) if connection_lost(&e) => {
+                drop(client);
+                let mut client = self.readers.get()?;
+                f(&Pg(RefCell::new(&mut *client)))
+            }
+            other => other,
+        }
     }
 }
 
@@ -481,6 +496,21 @@ impl Drop for PgStore {
         }
     }
 }
+/// Whether the connection is gone (the server ended the session, the network failed): the
+/// operation may be tried again on a new one.
+fn connection_lost(e: &StoreError) -> bool {
+    match e {
+        StoreError::Postgres(pg) => {
+            // 57P01..57P03: the server ended the session (administrator, crash, restart).
+            pg.is_closed()
+                || pg.code().is_some_and(|c| c.code().starts_with("57P"))
+                || std::error::Error::source(pg).is_some_and(|s| s.is::<std::io::Error>())
+        }
+        _ => false,
+    }
+}
+
+/// A deadlock or serialization failure: the transaction may be tried again.
 fn is_retryable(e: &StoreError) -> bool {
     match e {
         StoreError::Postgres(pg) => pg.code().is_some_and(|c| {
@@ -496,7 +526,10 @@ impl Store for PgStore {
         let mut attempt = 0;
         loop {
             match self.inner.ingest_once(records) {
-                Err(e) if is_retryable(&e) && attempt < 5 => {
+                // A batch is idempotent: after a lost connection it is sent again on a new one (if
+                // the lost answer was the commit's, its records count as duplicates and its
+                // rollups are recovered from the pending marker).
+                Err(e) if (is_retryable(&e) || connection_lost(&e)) && attempt < 5 => {
                     attempt += 1;
                     std::thread::sleep(std::time::Duration::from_millis(20 * attempt));
                 }

@@ -446,3 +446,34 @@ fn a_live_collectors_pending_rollups_are_left_to_it() {
     drop(slow);
     assert_rollups_match_raw(&mut c);
 }
+
+#[test]
+fn a_collector_whose_sessions_were_cut_applies_only_what_is_still_its_own() {
+    let db = PgDb::create();
+    let a = PgStore::open_with(&db.url, options("cut", Duration::from_secs(3600))).unwrap();
+    for b in 0..4 {
+        a.ingest(&batch(b)).unwrap();
+    }
+    // The server ends every session of `cut` (a network blip, an administrator): its lock is
+    // free, so another collector takes its four pending batches over while `cut` still holds
+    // their increments in memory.
+    let mut c = db.client();
+    c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'cut'", &[]).unwrap();
+    wait_for_sessions_to_end(&db, "cut");
+    let b = PgStore::open_with(&db.url, options("taker", Duration::from_secs(1))).unwrap();
+    assert_eq!(b.recover_pending().unwrap(), 0, "opening took them over already");
+    assert_rollups_match_raw(&mut c);
+    // `cut` reconnects, stores one more batch, and flushes: of the five batches it holds only
+    // the last is still its own; that one is applied (recomputed from raw records), the four
+    // others not a second time.
+    // Its connections were closed under it: each operation notices and uses a new one.
+    assert_eq!(a.ingest(&batch(4)).unwrap().inserted, BATCH);
+    a.flush().unwrap();
+    assert_eq!(a.stats().pending_records, 0);
+    assert_rollups_match_raw(&mut c);
+    let total: u64 = [Dataset::Enum, Dataset::Sip]
+        .iter()
+        .map(|d| a.count(*d, t0(), t0() + chrono::Duration::hours(10)).unwrap())
+        .sum();
+    assert_eq!(total, 5 * BATCH);
+}
