@@ -258,8 +258,10 @@ impl Inner {
             }
             let full = p.keys() > self.options.max_pending_keys;
             drop(p);
-            if full {
-                self.flush()?;
+            // The batch is committed whatever happens here: a failed flush leaves its rollups
+            // pending (in memory and in the marker) for the flusher to retry.
+            if full && let Err(e) = self.flush() {
+                tracing::warn!(error = %e, "postgres store: rollup flush failed; retrying");
             }
         }
         Ok(IngestOutcome { inserted, duplicates: records.len() as u64 - inserted })
