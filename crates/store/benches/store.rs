@@ -3,7 +3,8 @@
 //!
 //! `cargo bench -p tollgate-store --bench store -- [RECORDS]` (default 10,000,000); with
 //! `TOLLGATE_BENCH_SQLITE=0` PostgreSQL only (TOLLGATE_BENCH_POSTGRES must name an empty database:
-//! the records' ids are the same every run).
+//! the records' ids are the same every run); with `TOLLGATE_BENCH_COLLECTORS=2`, two PostgreSQL
+//! stores (collectors) ingest into that database at once.
 //!
 //! The data: RECORDS ENUM queries spread over 24 hours from 4 engines; calling numbers drawn
 //! log-uniformly from 100,000 (a few heavy callers, a long tail), called numbers from 50,000.
@@ -128,6 +129,38 @@ fn run(label: &str, store: &dyn Store, total: u64) {
     );
 }
 
+/// `collectors` stores on the same database ingesting at once (batch k by collector k mod n);
+/// prints the rate over all of them, rollups included.
+fn run_collectors(url: &str, collectors: usize, total: u64) {
+    let stores: Vec<_> = (0..collectors).map(|_| tollgate_store::open(url).unwrap()).collect();
+    let batch_len = 1000u64;
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for (c, store) in stores.iter().enumerate() {
+            s.spawn(move || {
+                let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ (c as u64 + 1));
+                let mut start = c as u64 * batch_len;
+                while start < total {
+                    let n = batch_len.min(total - start) as usize;
+                    store.ingest(&batch(&mut rng, start, n, total)).expect("ingest");
+                    start += batch_len * collectors as u64;
+                }
+                store.flush().expect("flush");
+            });
+        }
+    });
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    let counted = stores[0]
+        .count(
+            tollgate_store::Dataset::Enum,
+            Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(),
+        )
+        .expect("count");
+    assert_eq!(counted, total);
+    println!("| PostgreSQL, {collectors} collectors at once | {total} | | {rate:.0} | | | | |");
+}
+
 fn main() {
     let total: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10_000_000);
     println!(
@@ -145,7 +178,14 @@ fn main() {
         run("SQLite", sqlite.as_ref(), total);
     }
     if let Ok(url) = std::env::var("TOLLGATE_BENCH_POSTGRES") {
-        let pg = tollgate_store::open(&url).unwrap();
-        run("PostgreSQL", pg.as_ref(), total);
+        // TOLLGATE_BENCH_COLLECTORS=2: two collectors writing the database at once.
+        let collectors: usize =
+            std::env::var("TOLLGATE_BENCH_COLLECTORS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+        if collectors > 1 {
+            run_collectors(&url, collectors, total);
+        } else {
+            let pg = tollgate_store::open(&url).unwrap();
+            run("PostgreSQL", pg.as_ref(), total);
+        }
     }
 }
