@@ -4,6 +4,9 @@
 //! `cargo bench -p tollgate-store --bench store -- [RECORDS]` (default 10,000,000); batches of
 //! 1,000 records, or TOLLGATE_BENCH_BATCH; SQLite holds rollup increments 1 s, or
 //! TOLLGATE_BENCH_ROLLUP_DELAY_MS.
+//! With `TOLLGATE_BENCH_SQLITE=0` PostgreSQL only (TOLLGATE_BENCH_POSTGRES must name an empty database:
+//! the records' ids are the same every run); with `TOLLGATE_BENCH_COLLECTORS=2`, two PostgreSQL
+//! stores (collectors) ingest into that database at once.
 //!
 //! The data: RECORDS ENUM queries spread over 24 hours from 4 engines; calling numbers drawn
 //! log-uniformly from 100,000 (a few heavy callers, a long tail), called numbers from 50,000.
@@ -82,7 +85,7 @@ fn run(label: &str, store: &dyn Store, total: u64) {
             first_rate = Some(done as f64 / started.elapsed().as_secs_f64());
         }
         if done.is_multiple_of(1_000_000) {
-            eprintln!("{label}: {done} records in {:.0} s", started.elapsed().as_secs_f64());
+            eprintln!("{label}: {done} records in {:.0} s ({:?})", started.elapsed().as_secs_f64(), store.stats());
         }
     }
     // Deferred rollups count: the rate is taken once every increment is written.
@@ -135,6 +138,38 @@ fn run(label: &str, store: &dyn Store, total: u64) {
     );
 }
 
+/// `collectors` stores on the same database ingesting at once (batch k by collector k mod n);
+/// prints the rate over all of them, rollups included.
+fn run_collectors(url: &str, collectors: usize, total: u64) {
+    let stores: Vec<_> = (0..collectors).map(|_| tollgate_store::open(url).unwrap()).collect();
+    let batch_len = 1000u64;
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for (c, store) in stores.iter().enumerate() {
+            s.spawn(move || {
+                let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ (c as u64 + 1));
+                let mut start = c as u64 * batch_len;
+                while start < total {
+                    let n = batch_len.min(total - start) as usize;
+                    store.ingest(&batch(&mut rng, start, n, total)).expect("ingest");
+                    start += batch_len * collectors as u64;
+                }
+                store.flush().expect("flush");
+            });
+        }
+    });
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    let counted = stores[0]
+        .count(
+            tollgate_store::Dataset::Enum,
+            Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(),
+        )
+        .expect("count");
+    assert_eq!(counted, total);
+    println!("| PostgreSQL, {collectors} collectors at once | {total} | | {rate:.0} | | | | |");
+}
+
 fn main() {
     let total: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10_000_000);
     println!(
@@ -146,16 +181,26 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|");
     let dir = tempfile::tempdir().unwrap();
-    // TOLLGATE_BENCH_ROLLUP_DELAY_MS: how long the SQLite store holds rollup increments.
-    let mut options = tollgate_store::sqlite::SqliteOptions::default();
-    if let Some(ms) = std::env::var("TOLLGATE_BENCH_ROLLUP_DELAY_MS").ok().and_then(|v| v.parse().ok()) {
-        options.rollup_delay = Duration::from_millis(ms);
+    // TOLLGATE_BENCH_SQLITE=0 measures PostgreSQL only.
+    if std::env::var("TOLLGATE_BENCH_SQLITE").as_deref() != Ok("0") {
+        // TOLLGATE_BENCH_ROLLUP_DELAY_MS: how long the SQLite store holds rollup increments.
+        let mut options = tollgate_store::sqlite::SqliteOptions::default();
+        if let Some(ms) = std::env::var("TOLLGATE_BENCH_ROLLUP_DELAY_MS").ok().and_then(|v| v.parse().ok()) {
+            options.rollup_delay = Duration::from_millis(ms);
+        }
+        let sqlite = tollgate_store::sqlite::SqliteStore::open_with(&dir.path().join("bench.db"), options).unwrap();
+        run("SQLite", &sqlite, total);
+        drop(sqlite);
     }
-    let sqlite = tollgate_store::sqlite::SqliteStore::open_with(&dir.path().join("bench.db"), options).unwrap();
-    run("SQLite", &sqlite, total);
-    drop(sqlite);
     if let Ok(url) = std::env::var("TOLLGATE_BENCH_POSTGRES") {
-        let pg = tollgate_store::open(&url).unwrap();
-        run("PostgreSQL", pg.as_ref(), total);
+        // TOLLGATE_BENCH_COLLECTORS=2: two collectors writing the database at once.
+        let collectors: usize =
+            std::env::var("TOLLGATE_BENCH_COLLECTORS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+        if collectors > 1 {
+            run_collectors(&url, collectors, total);
+        } else {
+            let pg = tollgate_store::open(&url).unwrap();
+            run("PostgreSQL", pg.as_ref(), total);
+        }
     }
 }

@@ -89,6 +89,9 @@ pub enum StoreError {
         /// Newest version known here.
         known: i64,
     },
+    /// Another live collector uses this collector name on the same PostgreSQL store.
+    #[error("another collector named {0:?} is connected to this PostgreSQL store: give each collector its own name")]
+    CollectorInUse(String),
     /// A query asked for something impossible.
     #[error("{0}")]
     BadQuery(String),

@@ -1,34 +1,106 @@
-//! The PostgreSQL backend: the scale-out store. Batches are inserted with one `UNNEST`
-//! statement per table; rollup rows are upserted in a fixed key order so concurrent collectors
-//! never deadlock; migrations take an advisory lock so collectors starting together migrate once.
+//! The PostgreSQL backend: the scale-out store, which several collectors may write at once.
+//!
+//! A batch's raw records are streamed with binary `COPY` into a staging table and moved into the
+//! raw table in one statement ([`raw`]); the batch is committed (durable) before `ingest`
+//! returns. Rollup increments are summed in memory across batches for about a second and then
+//! upserted with one statement per rollup table, rows in key order so concurrent collectors never
+//! deadlock ([`rollups`]); a durable per-batch marker makes that safe against crashes and shared
+//! by collectors ([`pending`]). Analytics read through a small pool of connections ([`pool`]).
+//! Migrations take an advisory lock so collectors starting together migrate once.
+
+mod pending;
+mod pool;
+mod raw;
+mod rollups;
 
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use postgres::types::{ToSql, Type};
 use postgres::{Client, GenericClient, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
-use tollgate_records::{Record, Transport};
+use tollgate_records::Record;
 
 use crate::model::{AnalyticsQuery, AnalyticsResult, Dataset};
 use crate::pgurl::PgTarget;
-use crate::rollup::{Deltas, flatten};
+use crate::rollup::flatten;
 use crate::schema::{Dialect, MIGRATIONS, MIGRATIONS_TABLE, latest, statements};
 use crate::sql::{Sql, Value};
 use crate::sqlite::retention_plan;
 use crate::tls::hint;
-use crate::{IngestOutcome, Retention, RetentionOutcome, Store, StoreError, analytics, export};
+use crate::{IngestOutcome, Retention, RetentionOutcome, Store, StoreError, StoreStats, analytics, export};
+use pending::Pending;
+use pool::{Connect, Pool};
 
 /// Advisory lock key held while migrating ("tollgate" in ASCII, as a number).
 const MIGRATION_LOCK: i64 = 0x746f_6c6c_6761_7465;
 
+/// How a PostgreSQL store behaves beyond its URL.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// This collector's name, unique among the collectors writing the database (its pending
+    /// rollups are marked with it, and it holds an advisory lock on it while connected). By
+    /// default the host name, process id and a random suffix.
+    pub collector: String,
+    /// How long rollup increments are summed in memory before they are written.
+    pub flush_after: Duration,
+    /// How often pending rollups of collectors that are gone are looked for.
+    pub recover_every: Duration,
+    /// Most reader connections (analytics, export) open at once.
+    pub readers: usize,
+    /// Most writer connections open at once: concurrent `ingest` calls (several shippers)
+    /// stream their batches in parallel, each committing on its own.
+    pub writers: usize,
+    /// Rollup rows held in memory above which `ingest` writes them before returning.
+    pub max_pending_keys: u64,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "collector".into());
+        let suffix = ulid::Ulid::new().to_string();
+        PgOptions {
+            collector: format!("{host}-{}-{}", std::process::id(), &suffix[suffix.len() - 6..]),
+            flush_after: Duration::from_secs(1),
+            recover_every: Duration::from_secs(30),
+            readers: 4,
+            writers: 2,
+            max_pending_keys: 500_000,
+        }
+    }
+}
+
 /// A store in a PostgreSQL database.
 pub struct PgStore {
-    writer: Mutex<Client>,
-    reader: Mutex<Client>,
+    inner: Arc<Inner>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+/// What the store and its flusher thread share.
+struct Inner {
+    options: PgOptions,
+    connect: Connect,
+    /// Raw ingest: concurrent batches each take one (their staging tables are per session).
+    writers: Pool,
+    /// Rollup flushes and recovery; holds the session advisory lock on the collector name.
+    flusher: Mutex<Client>,
+    readers: Pool,
+    pending: Mutex<Pending>,
+    stats: Mutex<StoreStats>,
+    stop: Mutex<bool>,
+    wake: Condvar,
+    /// Set when a flush failed: this collector's batches may be pending without being in memory.
+    lost_track: AtomicBool,
 }
 
 /// Runs shared SQL on a client or a transaction.
@@ -124,32 +196,258 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
     Ok(())
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Readies the flusher connection: takes the collector's advisory lock (waiting up to 10 s, as
+/// a collector of the same name may be going away).
+fn prepare_flusher(client: &mut Client, collector: &str) -> Result<(), StoreError> {
+    client.batch_execute("SET lock_timeout = '10s'")?;
+    match client.execute("SELECT pg_advisory_lock($1)", &[&pending::lock_key(collector)]) {
+        Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+            return Err(StoreError::CollectorInUse(collector.to_string()));
+        }
+        other => other?,
+    };
+    // A flush's unnest() rows are materialised before the upsert: keep them in memory.
+    client.batch_execute("RESET lock_timeout; SET work_mem = '64MB'")?;
+    Ok(())
+}
+
+impl Inner {
+    /// Replaces the flusher connection if the server closed it (re-taking the lock).
+    fn live_flusher(&self, client: &mut Client) -> Result<(), StoreError> {
+        if client.is_closed() {
+            let mut fresh = (self.connect)()?;
+            prepare_flusher(&mut fresh, &self.options.collector)?;
+            *client = fresh;
+            tracing::warn!(collector = %self.options.collector, "postgres store: flusher connection reopened");
+        }
+        Ok(())
+    }
+
+    /// Commits `records` (new ones only) as one batch and adds their rollup increments to the
+    /// pending ones.
+    fn ingest_once(&self, records: &[Record]) -> Result<IngestOutcome, StoreError> {
+        let flats: Vec<_> = records.iter().map(flatten).collect();
+        let mut writer = self.writers.get()?;
+        let mut tx = writer.transaction()?;
+        let batch: i64 = tx.query_one("SELECT nextval('ingest_batches')", &[])?.get(0);
+        let new = raw::store(&mut tx, records, batch)?;
+        let fresh: Vec<_> = match new {
+            None => flats,
+            Some(mut ids) => flats.into_iter().filter(|f| ids.remove(&f.id)).collect(),
+        };
+        if !fresh.is_empty() {
+            tx.execute(
+                "INSERT INTO rollup_pending_batches (batch, collector, created_at) VALUES ($1, $2, $3)",
+                &[&batch, &self.options.collector, &Utc::now().timestamp()],
+            )?;
+        }
+        tx.commit()?;
+        drop(writer);
+        let inserted = fresh.len() as u64;
+        if inserted > 0 {
+            let mut p = lock(&self.pending);
+            p.batches.push(batch);
+            p.records += inserted;
+            p.since.get_or_insert_with(Instant::now);
+            for f in &fresh {
+                p.deltas.add(f);
+            }
+            let full = p.keys() > self.options.max_pending_keys;
+            drop(p);
+            // The batch is committed whatever happens here: a failed flush leaves its rollups
+            // pending (in memory and in the marker) for the flusher to retry.
+            if full && let Err(e) = self.flush() {
+                tracing::warn!(error = %e, "postgres store: rollup flush failed; retrying");
+            }
+        }
+        Ok(IngestOutcome { inserted, duplicates: records.len() as u64 - inserted })
+    }
+
+    /// Applies the pending rollup increments now.
+    fn flush(&self) -> Result<(), StoreError> {
+        let mut client = lock(&self.flusher);
+        let taken = std::mem::take(&mut *lock(&self.pending));
+        if taken.batches.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut result = self.live_flusher(&mut client).and_then(|()| pending::flush(&mut client, &taken));
+        if result.as_ref().is_err_and(|e| is_retryable(e) || connection_lost(e)) {
+            result = self.live_flusher(&mut client).and_then(|()| pending::flush(&mut client, &taken));
+        }
+        match result {
+            Ok(applied) => {
+                let mut s = lock(&self.stats);
+                s.flushes += 1;
+                s.flush_seconds_total += started.elapsed().as_secs_f64();
+                s.last_flush_keys = applied.keys;
+                Ok(())
+            }
+            Err(e) => {
+                // Nothing was applied (or, if the commit's answer was lost, the pending rows are
+                // gone and the next flush finds fewer of them): try again with the next flush.
+                lock(&self.pending).absorb(taken);
+                Err(e)
+            }
+        }
+    }
+
+    /// Applies pending rollups of collectors that are gone, and this collector's own that it no
+    /// longer holds in memory.
+    fn recover(&self) -> Result<u64, StoreError> {
+        let mut client = lock(&self.flusher);
+        self.live_flusher(&mut client)?;
+        self.lost_track.store(false, Ordering::Relaxed);
+        let held: HashSet<i64> = lock(&self.pending).batches.iter().copied().collect();
+        let started = Instant::now();
+        let mut result = pending::recover(&mut client, &self.options.collector, &held);
+        if result.as_ref().is_err_and(|e| is_retryable(e) || connection_lost(e)) {
+            result = self
+                .live_flusher(&mut client)
+                .and_then(|()| pending::recover(&mut client, &self.options.collector, &held));
+        }
+        match result {
+            Ok(applied) => {
+                if applied.batches > 0 {
+                    let mut s = lock(&self.stats);
+                    s.flushes += 1;
+                    s.flush_seconds_total += started.elapsed().as_secs_f64();
+                    s.last_flush_keys = applied.keys;
+                }
+                Ok(applied.batches)
+            }
+            Err(e) => {
+                self.lost_track.store(true, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `f` on a reader; once more on a new connection if the server had closed the one
+    /// taken (reads are idempotent, and a closed connection fails before any row is read).
+    fn with_reader<T>(&self, mut f: impl FnMut(&dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut client = self.readers.get()?;
+        match f(&Pg(RefCell::new(&mut *client))) {
+            Err(e) if connection_lost(&e) => {
+                drop(client);
+                let mut client = self.readers.get()?;
+                f(&Pg(RefCell::new(&mut *client)))
+            }
+            other => other,
+        }
+    }
+}
+
+/// The flusher thread: writes pending rollups once the oldest is `flush_after` old, recovers
+/// abandoned ones every `recover_every` (or soon after this collector lost track of some), and
+/// flushes once more when the store is dropped.
+fn run_flusher(inner: Arc<Inner>) {
+    let tick = (inner.options.flush_after / 4).clamp(Duration::from_millis(5), Duration::from_millis(250));
+    let mut last_recovery = Instant::now();
+    loop {
+        let stop = {
+            let mut stop = lock(&inner.stop);
+            if !*stop {
+                stop = inner.wake.wait_timeout(stop, tick).unwrap_or_else(|e| e.into_inner()).0;
+            }
+            *stop
+        };
+        if stop {
+            if let Err(e) = inner.flush() {
+                tracing::warn!(error = %e, "postgres store: last rollup flush failed; the next start recovers them");
+            }
+            return;
+        }
+        let due = lock(&inner.pending).since.is_some_and(|t| t.elapsed() >= inner.options.flush_after);
+        if due && let Err(e) = inner.flush() {
+            tracing::warn!(error = %e, "postgres store: rollup flush failed; retrying");
+        }
+        if inner.lost_track.load(Ordering::Relaxed) || last_recovery.elapsed() >= inner.options.recover_every {
+            last_recovery = Instant::now();
+            if let Err(e) = inner.recover() {
+                tracing::warn!(error = %e, "postgres store: recovering pending rollups failed; retrying");
+            }
+        }
+    }
+}
+
 impl PgStore {
     /// Connects to `url` (`postgres://user:password@host:port/db`, with optional `sslmode`,
-    /// `sslrootcert`, `sslcert`, `sslkey`: see [`crate::tls`]) and migrates the schema. Warns
+    /// `sslrootcert`, `sslcert`, `sslkey`: see [`crate::tls`]) with default [`PgOptions`],
+    /// migrates the schema and recovers rollups left pending by collectors that are gone. Warns
     /// when a store on another machine is reached without `sslmode=verify-full`.
     pub fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, PgOptions::default())
+    }
+
+    /// [`PgStore::open`] with `options`.
+    pub fn open_with(url: &str, options: PgOptions) -> Result<Self, StoreError> {
         let target = PgTarget::parse(url)?;
         let tls = target.tls.client_config()?.map(MakeRustlsConnect::new);
-        let connect = || -> Result<Client, StoreError> {
-            let connected = match &tls {
-                Some(tls) => target.config.connect(tls.clone()),
-                None => target.config.connect(NoTls),
-            };
-            connected.map_err(|source| StoreError::Connect {
-                url: target.shown.clone(),
-                mode: target.tls.mode,
-                hint: hint(&source, target.tls.mode, &target.host()),
-                reason: error_chain(&source),
-                source,
+        let mut config = target.config.clone();
+        if config.get_application_name().is_none() {
+            config.application_name(&options.collector);
+        }
+        let connect: Connect = {
+            let target = target.clone();
+            Arc::new(move || {
+                let connected = match &tls {
+                    Some(tls) => config.connect(tls.clone()),
+                    None => config.connect(NoTls),
+                };
+                connected.map_err(|source| StoreError::Connect {
+                    url: target.shown.clone(),
+                    mode: target.tls.mode,
+                    hint: hint(&source, target.tls.mode, &target.host()),
+                    reason: error_chain(&source),
+                    source,
+                })
             })
         };
-        let mut writer = connect()?;
-        migrate(&mut writer)?;
-        let reader = connect()?;
-        let store = PgStore { writer: Mutex::new(writer), reader: Mutex::new(reader) };
+        let mut flusher = connect()?;
+        migrate(&mut flusher)?;
+        prepare_flusher(&mut flusher, &options.collector)?;
+        let connect_writer: Connect = {
+            let connect = connect.clone();
+            Arc::new(move || {
+                let mut client = connect()?;
+                client.batch_execute(raw::STAGING_DDL)?;
+                Ok(client)
+            })
+        };
+        let writers = Pool::new(connect_writer.clone(), options.writers, connect_writer()?);
+        let readers = Pool::new(connect.clone(), options.readers, connect()?);
+        let inner = Arc::new(Inner {
+            options,
+            connect,
+            writers,
+            flusher: Mutex::new(flusher),
+            readers,
+            pending: Mutex::new(Pending::default()),
+            stats: Mutex::new(StoreStats::default()),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+            lost_track: AtomicBool::new(false),
+        });
+        let recovered = inner.recover()?;
+        let flusher = {
+            let inner = inner.clone();
+            std::thread::Builder::new().name("pg-rollups".into()).spawn(move || run_flusher(inner))?
+        };
+        let store = PgStore { inner, flusher: Some(flusher) };
         let encrypted = store.connection_is_encrypted()?;
-        tracing::info!(store = %target.shown, sslmode = %target.tls.mode, encrypted, "postgres store connected");
+        tracing::info!(
+            store = %target.shown,
+            sslmode = %target.tls.mode,
+            encrypted,
+            collector = %store.inner.options.collector,
+            recovered_batches = recovered,
+            "postgres store connected"
+        );
         if target.unauthenticated_remote() {
             tracing::warn!(
                 store = %target.shown,
@@ -162,185 +460,59 @@ impl PgStore {
         Ok(store)
     }
 
-    /// Whether both connections of this store are encrypted, as the server sees them
-    /// (`pg_stat_ssl` of this session).
+    /// This collector's name (see [`PgOptions::collector`]).
+    pub fn collector(&self) -> &str {
+        &self.inner.options.collector
+    }
+
+    /// Whether the connections of this store (writer, flusher, a reader) are encrypted, as the
+    /// server sees them (`pg_stat_ssl` of each session).
     pub fn connection_is_encrypted(&self) -> Result<bool, StoreError> {
         const SQL: &str = "SELECT COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)";
         let mut encrypted = true;
-        for client in [&self.writer, &self.reader] {
-            let mut client = client.lock().unwrap_or_else(|e| e.into_inner());
-            encrypted &= client.query_one(SQL, &[])?.get::<_, bool>(0);
-        }
+        encrypted &= lock(&self.inner.flusher).query_one(SQL, &[])?.get::<_, bool>(0);
+        encrypted &= self.inner.writers.get()?.query_one(SQL, &[])?.get::<_, bool>(0);
+        encrypted &= self.inner.readers.get()?.query_one(SQL, &[])?.get::<_, bool>(0);
         Ok(encrypted)
     }
 
-    fn with_reader<T>(&self, f: impl FnOnce(&dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut client = self.reader.lock().unwrap_or_else(|e| e.into_inner());
-        f(&Pg(RefCell::new(&mut *client)))
+    /// Reader connections open now.
+    pub fn readers_open(&self) -> usize {
+        self.inner.readers.open()
     }
 
-    fn ingest_once(&self, records: &[Record]) -> Result<IngestOutcome, StoreError> {
-        let mut client = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let mut tx = client.transaction()?;
-        let mut inserted: HashSet<String> = HashSet::new();
-
-        let enums: Vec<_> = records
-            .iter()
-            .filter_map(|r| if let Record::EnumQuery { v, record } = r { Some((v, record)) } else { None })
-            .collect();
-        if !enums.is_empty() {
-            let col = |f: &dyn Fn(&tollgate_records::EnumQueryRecord) -> String| {
-                enums.iter().map(|(_, r)| f(r)).collect::<Vec<String>>()
-            };
-            let opt = |f: &dyn Fn(&tollgate_records::EnumQueryRecord) -> Option<String>| {
-                enums.iter().map(|(_, r)| f(r)).collect::<Vec<Option<String>>>()
-            };
-            let ids = col(&|r| r.id.to_string());
-            let ts: Vec<i64> = enums.iter().map(|(_, r)| r.time.timestamp_micros()).collect();
-            let device = col(&|r| r.device.clone());
-            let client_name = col(&|r| r.client.clone());
-            let client_addr = col(&|r| r.client_addr.to_string());
-            let transport = col(&|r| match r.transport {
-                Transport::Udp => "udp".into(),
-                Transport::Tcp => "tcp".into(),
-            });
-            let source = opt(&|r| r.source.map(|s| s.to_string()));
-            let destination = col(&|r| r.destination.to_string());
-            let direction = col(&|r| r.direction.clone());
-            let rule = opt(&|r| r.rule.clone());
-            let action = col(&|r| r.action.clone());
-            let detail = opt(&|r| r.detail.clone());
-            let rcode = col(&|r| r.rcode.clone());
-            let fail_open: Vec<i64> = enums.iter().map(|(_, r)| i64::from(r.fail_open)).collect();
-            let latency: Vec<i64> = enums.iter().map(|(_, r)| i64::from(r.latency_us)).collect();
-            let policy: Vec<Option<i64>> = enums.iter().map(|(_, r)| r.policy_version.map(|v| v as i64)).collect();
-            let v: Vec<i64> = enums.iter().map(|(v, _)| i64::from(**v)).collect();
-            let stale: Vec<i64> = enums.iter().map(|(_, r)| i64::from(r.stale)).collect();
-            for row in tx.query(
-                "INSERT INTO enum_queries (id, ts, device, client, client_addr, transport, source, destination, direction, rule, action, detail, rcode, fail_open, latency_us, policy_version, v, stale) \
-                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[]) \
-                 ON CONFLICT (id) DO NOTHING RETURNING id",
-                &[&ids, &ts, &device, &client_name, &client_addr, &transport, &source, &destination, &direction, &rule, &action, &detail, &rcode, &fail_open, &latency, &policy, &v, &stale],
-            )? {
-                inserted.insert(row.get(0));
-            }
-        }
-
-        let sips: Vec<_> = records
-            .iter()
-            .filter_map(|r| if let Record::SipCall { v, record } = r { Some((v, record)) } else { None })
-            .collect();
-        if !sips.is_empty() {
-            let ids: Vec<String> = sips.iter().map(|(_, r)| r.id.to_string()).collect();
-            let ts: Vec<i64> = sips.iter().map(|(_, r)| r.time.timestamp_micros()).collect();
-            let device: Vec<String> = sips.iter().map(|(_, r)| r.device.clone()).collect();
-            let call_id: Vec<String> = sips.iter().map(|(_, r)| r.call_id.clone()).collect();
-            let source: Vec<Option<String>> = sips.iter().map(|(_, r)| r.source.map(|s| s.to_string())).collect();
-            let destination: Vec<Option<String>> =
-                sips.iter().map(|(_, r)| r.destination.map(|s| s.to_string())).collect();
-            let direction: Vec<String> = sips.iter().map(|(_, r)| r.direction.clone()).collect();
-            let disposition: Vec<String> = sips.iter().map(|(_, r)| r.disposition.as_str().to_string()).collect();
-            let final_code: Vec<Option<i64>> = sips.iter().map(|(_, r)| r.final_code.map(i64::from)).collect();
-            let pdd: Vec<Option<i64>> = sips.iter().map(|(_, r)| r.pdd_ms.map(i64::from)).collect();
-            let duration: Vec<Option<i64>> = sips.iter().map(|(_, r)| r.duration_ms.map(|d| d as i64)).collect();
-            let answered: Vec<Option<i64>> =
-                sips.iter().map(|(_, r)| r.answered_at.map(|t| t.timestamp_micros())).collect();
-            let ended: Vec<Option<i64>> = sips.iter().map(|(_, r)| r.ended_at.map(|t| t.timestamp_micros())).collect();
-            let v: Vec<i64> = sips.iter().map(|(v, _)| i64::from(**v)).collect();
-            let rtp_packets: Vec<Option<i64>> = sips.iter().map(|(_, r)| r.rtp_packets.map(|n| n as i64)).collect();
-            let rtp_lost: Vec<Option<i64>> = sips.iter().map(|(_, r)| r.rtp_lost.map(|n| n as i64)).collect();
-            let rtp_jitter: Vec<Option<i64>> =
-                sips.iter().map(|(_, r)| r.rtp_jitter_ms.map(crate::sqlite::jitter_us)).collect();
-            for row in tx.query(
-                "INSERT INTO sip_calls (id, ts, device, call_id, source, destination, direction, disposition, final_code, pdd_ms, duration_ms, answered_at, ended_at, v, rtp_packets, rtp_lost, rtp_jitter_us) \
-                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[]) \
-                 ON CONFLICT (id) DO NOTHING RETURNING id",
-                &[&ids, &ts, &device, &call_id, &source, &destination, &direction, &disposition, &final_code, &pdd, &duration, &answered, &ended, &v, &rtp_packets, &rtp_lost, &rtp_jitter],
-            )? {
-                inserted.insert(row.get(0));
-            }
-        }
-
-        let mut deltas = Deltas::default();
-        for r in records {
-            let flat = flatten(r);
-            if inserted.contains(&flat.id) {
-                deltas.add(&flat);
-            }
-        }
-        upsert_deltas(&mut tx, &deltas)?;
-        tx.commit()?;
-        let inserted = inserted.len() as u64;
-        Ok(IngestOutcome { inserted, duplicates: records.len() as u64 - inserted })
+    /// Applies, now, pending rollups of collectors that are gone (their advisory lock is free)
+    /// and this collector's own that it no longer holds in memory (the flusher does it every
+    /// [`PgOptions::recover_every`]); returns how many batches it applied.
+    pub fn recover_pending(&self) -> Result<u64, StoreError> {
+        self.inner.recover()
     }
 }
 
-/// Upserts the rollups, one statement per table, rows in key order (so concurrent writers take
-/// row locks in the same order and cannot deadlock).
-fn upsert_deltas(tx: &mut postgres::Transaction<'_>, deltas: &Deltas) -> Result<(), StoreError> {
-    let mut counts: Vec<_> = deltas.counts.iter().collect();
-    counts.sort_by(|a, b| {
-        (a.0.dataset, a.0.grain, &a.0.device, a.0.bucket).cmp(&(b.0.dataset, b.0.grain, &b.0.device, b.0.bucket))
-    });
-    if !counts.is_empty() {
-        let ds: Vec<&str> = counts.iter().map(|(k, _)| k.dataset).collect();
-        let grain: Vec<&str> = counts.iter().map(|(k, _)| k.grain).collect();
-        let device: Vec<&str> = counts.iter().map(|(k, _)| k.device.as_str()).collect();
-        let bucket: Vec<i64> = counts.iter().map(|(k, _)| k.bucket).collect();
-        let n: Vec<i64> = counts.iter().map(|(_, n)| **n).collect();
-        tx.execute(
-            "INSERT INTO rollup_counts (dataset, grain, device, bucket, n) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) \
-             ON CONFLICT (dataset, grain, device, bucket) DO UPDATE SET n = rollup_counts.n + EXCLUDED.n",
-            &[&ds, &grain, &device, &bucket, &n],
-        )?;
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        *lock(&self.inner.stop) = true;
+        self.inner.wake.notify_all();
+        if let Some(t) = self.flusher.take() {
+            let _ = t.join();
+        }
     }
-    let mut numbers: Vec<_> = deltas.numbers.iter().collect();
-    numbers.sort_by(|a, b| {
-        let ka = (a.0.dataset, a.0.grain, a.0.side, &a.0.device, a.0.bucket, &a.0.number, &a.0.direction);
-        let kb = (b.0.dataset, b.0.grain, b.0.side, &b.0.device, b.0.bucket, &b.0.number, &b.0.direction);
-        ka.cmp(&kb)
-    });
-    if !numbers.is_empty() {
-        let ds: Vec<&str> = numbers.iter().map(|(k, _)| k.dataset).collect();
-        let grain: Vec<&str> = numbers.iter().map(|(k, _)| k.grain).collect();
-        let side: Vec<&str> = numbers.iter().map(|(k, _)| k.side).collect();
-        let device: Vec<&str> = numbers.iter().map(|(k, _)| k.device.as_str()).collect();
-        let bucket: Vec<i64> = numbers.iter().map(|(k, _)| k.bucket).collect();
-        let number: Vec<&str> = numbers.iter().map(|(k, _)| k.number.as_str()).collect();
-        let direction: Vec<&str> = numbers.iter().map(|(k, _)| k.direction.as_str()).collect();
-        let n: Vec<i64> = numbers.iter().map(|(_, n)| **n).collect();
-        tx.execute(
-            "INSERT INTO rollup_numbers (dataset, grain, side, device, bucket, number, direction, n) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::bigint[]) \
-             ON CONFLICT (dataset, grain, side, device, bucket, number, direction) DO UPDATE SET n = rollup_numbers.n + EXCLUDED.n",
-            &[&ds, &grain, &side, &device, &bucket, &number, &direction, &n],
-        )?;
+}
+/// Whether the connection is gone (the server ended the session, the network failed): the
+/// operation may be tried again on a new one.
+fn connection_lost(e: &StoreError) -> bool {
+    match e {
+        StoreError::Postgres(pg) => {
+            // 57P01..57P03: the server ended the session (administrator, crash, restart).
+            pg.is_closed()
+                || pg.code().is_some_and(|c| c.code().starts_with("57P"))
+                || std::error::Error::source(pg).is_some_and(|s| s.is::<std::io::Error>())
+        }
+        _ => false,
     }
-    let mut outcomes: Vec<_> = deltas.outcomes.iter().collect();
-    outcomes.sort_by(|a, b| {
-        let ka = (a.0.dataset, a.0.grain, &a.0.device, a.0.bucket, &a.0.okey, &a.0.odetail);
-        let kb = (b.0.dataset, b.0.grain, &b.0.device, b.0.bucket, &b.0.okey, &b.0.odetail);
-        ka.cmp(&kb)
-    });
-    if !outcomes.is_empty() {
-        let ds: Vec<&str> = outcomes.iter().map(|(k, _)| k.dataset).collect();
-        let grain: Vec<&str> = outcomes.iter().map(|(k, _)| k.grain).collect();
-        let device: Vec<&str> = outcomes.iter().map(|(k, _)| k.device.as_str()).collect();
-        let bucket: Vec<i64> = outcomes.iter().map(|(k, _)| k.bucket).collect();
-        let okey: Vec<&str> = outcomes.iter().map(|(k, _)| k.okey.as_str()).collect();
-        let odetail: Vec<&str> = outcomes.iter().map(|(k, _)| k.odetail.as_str()).collect();
-        let n: Vec<i64> = outcomes.iter().map(|(_, d)| d.n).collect();
-        let stale: Vec<i64> = outcomes.iter().map(|(_, d)| d.stale).collect();
-        tx.execute(
-            "INSERT INTO rollup_outcomes (dataset, grain, device, bucket, okey, odetail, n, stale) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::bigint[]) \
-             ON CONFLICT (dataset, grain, device, bucket, okey, odetail) DO UPDATE SET n = rollup_outcomes.n + EXCLUDED.n, stale = rollup_outcomes.stale + EXCLUDED.stale",
-            &[&ds, &grain, &device, &bucket, &okey, &odetail, &n, &stale],
-        )?;
-    }
-    Ok(())
 }
 
+/// A deadlock or serialization failure: the transaction may be tried again.
 fn is_retryable(e: &StoreError) -> bool {
     match e {
         StoreError::Postgres(pg) => pg.code().is_some_and(|c| {
@@ -355,22 +527,43 @@ impl Store for PgStore {
     fn ingest(&self, records: &[Record]) -> Result<IngestOutcome, StoreError> {
         let mut attempt = 0;
         loop {
-            match self.ingest_once(records) {
-                Err(e) if is_retryable(&e) && attempt < 5 => {
+            match self.inner.ingest_once(records) {
+                // A batch is idempotent: after a lost connection it is sent again on a new one (if
+                // the lost answer was the commit's, its records count as duplicates and its
+                // rollups are recovered from the pending marker).
+                Err(e) if (is_retryable(&e) || connection_lost(&e)) && attempt < 5 => {
                     attempt += 1;
                     std::thread::sleep(std::time::Duration::from_millis(20 * attempt));
                 }
-                other => return other,
+                Err(e) => {
+                    // If the commit's answer was what got lost, the batch is stored and pending:
+                    // the flusher recovers such batches soon.
+                    self.inner.lost_track.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+                ok => return ok,
             }
         }
     }
 
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush()
+    }
+
+    fn stats(&self) -> StoreStats {
+        let mut s = *lock(&self.inner.stats);
+        s.pending_records = lock(&self.inner.pending).records;
+        s
+    }
+
     fn analytics(&self, query: &AnalyticsQuery) -> Result<AnalyticsResult, StoreError> {
-        self.with_reader(|db| analytics::run(db, query, Utc::now()))
+        self.inner.flush()?;
+        self.inner.with_reader(|db| analytics::run(db, query, Utc::now()))
     }
 
     fn devices(&self, dataset: Dataset) -> Result<Vec<String>, StoreError> {
-        self.with_reader(|db| {
+        self.inner.flush()?;
+        self.inner.with_reader(|db| {
             let rows = db.query(
                 "SELECT DISTINCT device FROM rollup_counts WHERE dataset = $1 AND grain = 'day' AND device <> '*' ORDER BY device",
                 &[dataset.as_str().into()],
@@ -380,8 +573,9 @@ impl Store for PgStore {
     }
 
     fn count(&self, dataset: Dataset, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.inner.flush()?;
         let sql = format!("SELECT COUNT(*) FROM {} WHERE ts >= $1 AND ts < $2", analytics::raw_table(dataset));
-        self.with_reader(|db| {
+        self.inner.with_reader(|db| {
             let rows = db.query(&sql, &[from.timestamp_micros().into(), to.timestamp_micros().into()])?;
             Ok(rows.first().map_or(0, |r| r[0].i64()) as u64)
         })
@@ -395,11 +589,14 @@ impl Store for PgStore {
         device: Option<&str>,
         out: &mut dyn Write,
     ) -> Result<u64, StoreError> {
-        self.with_reader(|db| export::raw(db, dataset, from, to, device, out))
+        self.inner.flush()?;
+        self.inner.with_reader(|db| export::raw(db, dataset, from, to, device, out))
     }
 
     fn apply_retention(&self, now: DateTime<Utc>, retention: &Retention) -> Result<RetentionOutcome, StoreError> {
-        let mut client = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        self.inner.flush()?;
+        let mut client = lock(&self.inner.flusher);
+        self.inner.live_flusher(&mut client)?;
         let mut tx = client.transaction()?;
         let mut outcome = RetentionOutcome::default();
         {
@@ -418,13 +615,16 @@ impl Store for PgStore {
     }
 
     fn refresh_statistics(&self) -> Result<(), StoreError> {
-        let mut client = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        client.batch_execute("ANALYZE enum_queries, sip_calls, rollup_counts, rollup_numbers, rollup_outcomes")?;
+        let mut client = lock(&self.inner.flusher);
+        self.inner.live_flusher(&mut client)?;
+        client.batch_execute(
+            "ANALYZE enum_queries, sip_calls, rollup_counts, rollup_numbers, rollup_outcomes, rollup_pending_batches",
+        )?;
         Ok(())
     }
 
     fn schema_version(&self) -> Result<i64, StoreError> {
-        let mut client = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        let mut client = self.inner.readers.get()?;
         Ok(client.query_one("SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations", &[])?.get(0))
     }
 

@@ -111,6 +111,18 @@ CREATE TABLE rollup_watermark (
 /*SQLITE*/ INSERT INTO rollup_watermark (tbl, last_rowid) SELECT 'enum_queries', COALESCE(MAX(rowid), 0) FROM enum_queries;
 /*SQLITE*/ INSERT INTO rollup_watermark (tbl, last_rowid) SELECT 'sip_calls', COALESCE(MAX(rowid), 0) FROM sip_calls",
     },
+    Migration {
+        version: 5,
+        description: "PostgreSQL: ingest batches numbered by a sequence and marked in raw records (BRIN); batches whose rollups are not yet applied, per collector (SQLite: nothing)",
+        sql: "
+/*postgres*/ CREATE SEQUENCE ingest_batches;
+/*postgres*/ ALTER TABLE enum_queries ADD COLUMN batch BIGINT;
+/*postgres*/ ALTER TABLE sip_calls ADD COLUMN batch BIGINT;
+/*postgres*/ CREATE INDEX enum_queries_batch ON enum_queries USING brin (batch);
+/*postgres*/ CREATE INDEX sip_calls_batch ON sip_calls USING brin (batch);
+/*postgres*/ CREATE TABLE rollup_pending_batches (batch BIGINT PRIMARY KEY, collector TEXT NOT NULL, created_at BIGINT NOT NULL);
+/*postgres*/ CREATE INDEX rollup_pending_batches_collector ON rollup_pending_batches (collector)",
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -132,9 +144,9 @@ pub enum Dialect {
 }
 
 /// A statement starting with this marker (in any case) runs on SQLite only.
-const SQLITE_ONLY: &str = "/*SQLITE*/";
+pub const SQLITE_ONLY: &str = "/*SQLITE*/";
 /// A statement starting with this marker (in any case) runs on PostgreSQL only.
-const POSTGRES_ONLY: &str = "/*POSTGRES*/";
+pub const POSTGRES_ONLY: &str = "/*POSTGRES*/";
 
 /// The statement without `marker`, if it starts with it (in any case).
 fn marked<'a>(statement: &'a str, marker: &str) -> Option<&'a str> {
@@ -168,5 +180,19 @@ mod tests {
         assert_eq!(sqlite, vec!["CREATE TABLE t (a BIGINT) WITHOUT ROWID", "SELECT 1"]);
         let pg: Vec<String> = statements(&m, Dialect::Postgres).collect();
         assert_eq!(pg, vec!["CREATE TABLE t (a BIGINT) /*WITHOUT ROWID*/", "SELECT 2", "SELECT 3"]);
+    }
+
+    #[test]
+    fn postgres_only_statements_are_skipped_on_sqlite() {
+        let v5 = MIGRATIONS.iter().find(|m| m.version == 5).unwrap();
+        assert_eq!(statements(v5, Dialect::Sqlite).count(), 0);
+        let pg: Vec<String> = statements(v5, Dialect::Postgres).collect();
+        assert!(pg.iter().all(|s| !s.to_ascii_uppercase().contains(POSTGRES_ONLY)), "{pg:?}");
+        assert!(pg.iter().any(|s| s.starts_with("CREATE SEQUENCE ingest_batches")), "{pg:?}");
+    }
+
+    #[test]
+    fn versions_increase() {
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
     }
 }

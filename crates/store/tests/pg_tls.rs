@@ -284,9 +284,11 @@ fn verify_full_to_127_0_0_1_and_localhost_stores_records_over_tls_1_3() {
     let again = PgStore::open(&c.url("localhost", &format!("sslmode=verify-full&sslrootcert={ca}"))).unwrap();
     assert!(again.connection_is_encrypted().unwrap());
     assert_eq!(round_trip(&again, 20, 5), 25);
-    // The server's own view: four sessions (a writer and a reader per store), all TLS 1.3.
+    // The server's own view: six sessions (a writer, a rollup flusher and a reader per store:
+    // one request at a time opens no second reader), all TLS 1.3.
+    assert_eq!((store.readers_open(), again.readers_open()), (1, 1));
     let sessions = c.sessions("postgres");
-    assert_eq!(sessions.len(), 4, "{sessions:?}");
+    assert_eq!(sessions.len(), 6, "{sessions:?}");
     assert!(sessions.iter().all(|(v, _)| v.as_deref() == Some("TLSv1.3")), "{sessions:?}");
 }
 
@@ -336,7 +338,8 @@ fn require_and_verify_full_refuse_a_server_without_tls_and_prefer_falls_back_to_
     assert!(!store.connection_is_encrypted().unwrap());
     let store = PgStore::open(&c.url("127.0.0.1", "")).unwrap();
     assert!(!store.connection_is_encrypted().unwrap());
-    assert_eq!(c.sessions("postgres"), vec![(None, None); 4]);
+    // Two stores, each with a writer, a rollup flusher and a reader.
+    assert_eq!(c.sessions("postgres"), vec![(None, None); 6]);
 }
 
 #[test]
@@ -359,7 +362,7 @@ fn a_client_certificate_logs_in_where_pg_hba_says_cert() {
     assert!(store.connection_is_encrypted().unwrap());
     assert_eq!(round_trip(&store, 0, 7), 7);
     let sessions = c.sessions("certuser");
-    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    assert_eq!(sessions.len(), 3, "a writer, a rollup flusher and a reader: {sessions:?}");
     assert!(sessions.iter().all(|(v, dn)| v.is_some() && dn.as_deref() == Some("/CN=certuser")), "{sessions:?}");
     drop(store);
 
