@@ -381,7 +381,7 @@ fn a_version_3_database_upgrades_without_rolling_up_its_records_again() {
     drop(store);
     // What tollgate wrote before migration 4: raw rows with their rollups, no watermark.
     let conn = Connection::open(&db).unwrap();
-    conn.execute_batch("DROP TABLE rollup_watermark; DELETE FROM schema_migrations WHERE version = 4").unwrap();
+    conn.execute_batch("DROP TABLE rollup_watermark; DELETE FROM schema_migrations WHERE version >= 4").unwrap();
     drop(conn);
     let store = SqliteStore::open(&db).unwrap();
     assert_eq!(store.schema_version().unwrap(), tollgate_store::schema::latest());
