@@ -1,6 +1,9 @@
 //! `tollgate generate`: the files a package is built from, made from this binary so they
 //! cannot drift from it: man pages (clap_mangen), shell completions (clap_complete) and the
-//! packaged configuration (the embedded default with the package's state directory).
+//! packaged configuration (the embedded default with the package's state directory); and, for
+//! benchmarks, a spool of realistic records ([`records`]).
+
+pub mod records;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,6 +28,24 @@ pub fn run(command: &GenerateCommand) -> anyhow::Result<ExitCode> {
             }
         }
         GenerateCommand::Config { state_dir } => out!("{}", packaged_config(state_dir)?)?,
+        GenerateCommand::Records { count, spool, part, seed, end } => {
+            let end = match end {
+                Some(end) => *end,
+                None => chrono::DurationRound::duration_trunc(chrono::Utc::now(), chrono::TimeDelta::minutes(1))?,
+            };
+            let plan = records::Plan { count: *count, part: part.0, parts: part.1, seed: *seed, end };
+            let started = std::time::Instant::now();
+            let written = records::fill_spool(spool, &plan)?;
+            let range = plan.range();
+            eprintln!(
+                "{written} records ({} to {} of {count}) appended to {} in {:.1} s",
+                range.start,
+                range.end,
+                spool.display(),
+                started.elapsed().as_secs_f64()
+            );
+            outln!("{written}")?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
