@@ -22,7 +22,8 @@
 #                 from TOLLGATE_BENCH_PG, default postgres://tollgate:tollgate@127.0.0.1:5432)
 #   --drain S     longest wait for the backlog to drain after dnsperf ends (default 900)
 #   --no-build    use target/release/tollgate as it is
-# Environment: BENCH_LOG, the processes' log level (default warn).
+# Environment: TOLLGATE_BIN, the binary to run (default: the release build, built here);
+# BENCH_LOG, the processes' log level (default warn).
 # Needs: dnsperf, curl, sqlite3 (psql for postgres), awk; a release build (built here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,8 +59,12 @@ case $store in
   *) die "--store is sqlite or postgres (is $store)" ;;
 esac
 
-if [ "$build" = 1 ]; then cargo build --release -q -p tollgate; fi
-bin=$PWD/target/release/tollgate
+if [ -n "${TOLLGATE_BIN:-}" ]; then
+  bin=$TOLLGATE_BIN
+else
+  if [ "$build" = 1 ]; then cargo build --release -q -p tollgate; fi
+  bin=$PWD/target/release/tollgate
+fi
 [ -x "$bin" ] || die "no $bin (run without --no-build)"
 work=$(mktemp -d)
 pg_server=${TOLLGATE_BENCH_PG:-postgres://tollgate:tollgate@127.0.0.1:5432}
@@ -185,12 +190,13 @@ stored=$(case $url in
   sqlite:*) sqlite3 -readonly "${url#sqlite:}" "SELECT count(*) FROM enum_queries" ;;
   postgres*) psql -qtA "$url" -c "SELECT count(*) FROM enum_queries" ;;
 esac)
-t_end=$(date -u -d "+1 hour" +%Y-%m-%dT%H:00Z)
-t_from=$(date -u -d "$t_start - 1 hour" +%Y-%m-%dT%H:00Z)
+t_end=$(date -u -d "+1 hour" +%Y-%m-%dT%H:00:00Z)
+t_from=$(date -u -d "$t_start - 1 hour" +%Y-%m-%dT%H:00:00Z)
 total=$(curl -sf --max-time 60 -G -H "Authorization: Bearer $cli" "$collector_api/api/v1/analytics" \
   --data-urlencode dataset=ENUM --data-urlencode "view=Average CPS" --data-urlencode grouping=Minute \
   --data-urlencode device=All --data-urlencode "from=$t_from" --data-urlencode "to=$t_end" |
-  sed -n 's/.*"total":\([0-9]*\).*/\1/p')
+  sed -n 's/.*"total":\([0-9]*\).*/\1/p' || true)
+[ -n "$total" ] || total="(no answer)"
 
 read -r max_bytes max_records max_unacked < <(awk '
   { if ($2 > b) b = $2; if ($3 != "-") { r_seen = 1; if ($3 > r) r = $3 }; u = $4 - $5; if (u > m) m = u }
