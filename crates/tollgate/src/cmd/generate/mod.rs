@@ -120,6 +120,37 @@ mod tests {
     }
 
     #[test]
+    fn generate_records_takes_its_arguments_and_refuses_a_bad_part() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "tollgate",
+            "generate",
+            "records",
+            "--count",
+            "1000",
+            "--spool",
+            "/tmp/s",
+            "--part",
+            "2/3",
+            "--end",
+            "2026-11-26T00:00:00Z",
+        ])
+        .unwrap();
+        let crate::cli::Command::Generate { command: GenerateCommand::Records { count, spool, part, seed, end } } =
+            cli.command
+        else {
+            panic!("not generate records: {:?}", cli.command)
+        };
+        assert_eq!((count, spool.as_path(), part, seed), (1000, Path::new("/tmp/s"), (2, 3), 1));
+        assert_eq!(end.unwrap().to_rfc3339(), "2026-11-26T00:00:00+00:00");
+        let err =
+            Cli::try_parse_from(["tollgate", "generate", "records", "--count", "9", "--spool", "s", "--part", "3/2"])
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("part 3 of 2"), "{err}");
+    }
+
+    #[test]
     fn man_pages_and_completions_name_the_subcommands() {
         let dir = tempfile::tempdir().unwrap();
         let pages = man_pages(&dir.path().join("man")).unwrap();
