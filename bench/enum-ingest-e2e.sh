@@ -11,7 +11,9 @@
 # the collector stored (rows of the raw table, and the Analytics total through the API) and
 # compares it with what the engine answered (tollgate_enum_queries) and what dnsperf saw
 # answered ("Queries completed"). Stored must equal answered exactly: the script prints both
-# and exits 1 if they differ (or if records were refused or not written). Prints Markdown.
+# and exits 1 if they differ (or if records were refused or not written). Also: the collector's
+# rate, the records answered over the time from the first query until the spool drained.
+# Prints Markdown.
 #
 # Usage: bench/enum-ingest-e2e.sh [--seconds S] [--qps Q] [--numbers N] [--store KIND] [--no-build]
 #   --seconds S   how long dnsperf sends (default 300)
@@ -70,6 +72,7 @@ work=$(mktemp -d)
 pg_server=${TOLLGATE_BENCH_PG:-postgres://tollgate:tollgate@127.0.0.1:5432}
 pg_db=tollgate_bench_e2e_$$
 pg_made=0
+export PGOPTIONS="-c client_min_messages=warning"
 sampler=""
 cleanup() {
   if [ -n "$sampler" ]; then kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true; fi
@@ -155,6 +158,7 @@ sampler=$!
 
 echo "dnsperf -Q $qps -l $secs against $udp ..." >&2
 t_start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+t_begin=$(now)
 dnsperf -s "${udp%:*}" -p "${udp##*:}" -d "$work/queries.txt" -l "$secs" -Q "$qps" -c 8 -T 1 -q 2000 >"$work/dnsperf.out" 2>&1 ||
   { cat "$work/dnsperf.out" >&2; die "dnsperf failed"; }
 t_sent=$(now)
@@ -206,11 +210,12 @@ samples=$(wc -l <"$work/samples")
 echo
 echo "bench/enum-ingest-e2e.sh --seconds $secs --qps $qps --numbers $numbers --store $store: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%d)"
 echo
-echo "| dnsperf sent | dnsperf completed | dnsperf lost | achieved queries/s | engine answered | records written | records stored (rows) | Analytics total | stored = answered |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| dnsperf sent | dnsperf completed | dnsperf lost | achieved queries/s | engine answered | records written | records stored (rows) | Analytics total | stored = answered | collector records/s (first query to drained) |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 ok=yes
 if [ "$stored" != "$answered" ] || [ "$total" != "$answered" ] || [ "${refused:-0}" != 0 ] || [ "${not_written:-0}" != 0 ]; then ok="**NO**"; fi
-printf '| %s | %s | %s | %.0f | %s | %s | %s | %s | %s |\n' "$sent" "$completed" "$lost" "$achieved" "$answered" "$written" "$stored" "$total" "$ok"
+printf '| %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %.0f |\n' "$sent" "$completed" "$lost" "$achieved" "$answered" "$written" "$stored" "$total" "$ok" \
+  "$(echo "$answered / ($t_drained - $t_begin)" | bc -l)"
 echo
 echo "| max backlog, records (counters: written - acknowledged) | max tollgate_shipper_backlog_bytes | max tollgate_shipper_backlog_records | drain after dnsperf ended (s) | spool refused | records not written | packets dropped | engine peak RSS (MiB) | samples |"
 echo "|---|---|---|---|---|---|---|---|---|"

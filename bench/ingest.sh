@@ -26,6 +26,8 @@
 #   --batch-records B   [shipper] batch_records (default: the configuration's default)
 #   --work DIR          where spools and the SQLite store go (default: a new directory in $TMPDIR,
 #                       removed on exit)
+#   --perf DIR          also profile the (first) collector while it ingests: `perf record -g`
+#                       into DIR/perf-CASE.data, and print its 15 hottest functions (self time)
 #   --no-build          use target/release/tollgate as it is
 # Environment: TOLLGATE_BENCH_PG, a PostgreSQL server URL without the database (default
 # postgres://tollgate:tollgate@127.0.0.1:5432, the role scripts/install-test-deps.sh makes; it
@@ -42,12 +44,14 @@ cases=sqlite,postgres,postgres-2
 batch=""
 work=""
 build=1
+perf_dir=""
 while [ $# -gt 0 ]; do
   case $1 in
     --records) records=$2; shift 2 ;;
     --cases) cases=$2; shift 2 ;;
     --batch-records) batch=$2; shift 2 ;;
     --work) work=$2; shift 2 ;;
+    --perf) perf_dir=$2; shift 2 ;;
     --no-build) build=0; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
@@ -56,6 +60,7 @@ done
 [[ $records =~ ^[1-9][0-9]*$ ]] || die "--records must be a positive number (is $records)"
 need curl awk sqlite3 -- "apt-get install curl sqlite3"
 case ",$cases," in *,postgres*) need psql pg_ctlcluster -- "apt-get install postgresql postgresql-client" ;; esac
+if [ -n "$perf_dir" ]; then need perf -- "apt-get install linux-perf"; mkdir -p "$perf_dir"; perf_dir=$(cd "$perf_dir" && pwd); fi
 for c in ${cases//,/ }; do
   case $c in sqlite | postgres | postgres-2) ;; *) die "unknown case $c (sqlite, postgres, postgres-2)" ;; esac
 done
@@ -73,7 +78,11 @@ mkdir -p "$work"
 pg_server=${TOLLGATE_BENCH_PG:-postgres://tollgate:tollgate@127.0.0.1:5432}
 pg_db=tollgate_bench_ingest_$$
 pg_made=0
+# psql: no NOTICEs (DROP DATABASE IF EXISTS of a database that is not there).
+export PGOPTIONS="-c client_min_messages=warning"
+perf_pid=""
 cleanup() {
+  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; fi
   bench_cleanup
   if [ "$pg_made" = 1 ]; then psql -q "$pg_server/postgres" -c "DROP DATABASE IF EXISTS $pg_db" >/dev/null 2>&1 || true; fi
   if [ "$keep_work" = 0 ]; then rm -rf "$work"; fi
@@ -212,7 +221,7 @@ run_case() { # CASE
     shipper_config "$dir/s1" shipper-1 "$token" "${apis[@]}"
   else
     shippers=(s1 s2)
-    how="two shippers, half the spool each (no [shipper] collectors yet)"
+    how="two shippers, half the spool each: no [shipper] collectors yet"
     for i in 1 2; do
       "$bin" --log warn generate records --count "$records" --part "$i/2" --end "$end" \
         --spool "$dir/s$i/state/spool" >/dev/null
@@ -220,6 +229,10 @@ run_case() { # CASE
     done
   fi
 
+  if [ -n "$perf_dir" ]; then
+    perf record -q -g -F 499 -p "${cpids[0]}" -o "$perf_dir/perf-$case.data" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   local t0 t1 s spis=() spids=()
   t0=$(now)
   for s in "${shippers[@]}"; do
@@ -247,6 +260,12 @@ run_case() { # CASE
   done
   t1=$(now)
   for p in "${spids[@]}"; do stop_pid "$p"; done
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; perf_pid=""
+    echo "$case: the collector's hottest functions (self time; perf report -i $perf_dir/perf-$case.data):" >&2
+    perf report -q -i "$perf_dir/perf-$case.data" --no-children --sort symbol --stdio 2>/dev/null |
+      grep -E '^ +[0-9.]+%' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//' | head -n 15 >&2 || true
+  fi
 
   local rss=() stored total bytes
   for p in "${cpids[@]}"; do rss+=("$(peak_rss_mib "$p")"); done
