@@ -24,6 +24,8 @@
 #                       the SQLite store about as much again)
 #   --cases LIST        comma-separated, of sqlite, postgres, postgres-2 (default: all three)
 #   --batch-records B   [shipper] batch_records (default: the configuration's default)
+#   --shipper LINE      one more line of the shippers' [shipper] table, e.g. 'compression = "none"'
+#                       (repeatable; shown in the table's heading)
 #   --work DIR          where spools and the SQLite store go (default: a new directory in $TMPDIR,
 #                       removed on exit)
 #   --perf DIR          also profile the (first) collector while it ingests: `perf record -g`
@@ -42,6 +44,7 @@ cd "$(dirname "$0")/.."
 records=10000000
 cases=sqlite,postgres,postgres-2
 batch=""
+shipper_lines=()
 work=""
 build=1
 perf_dir=""
@@ -50,6 +53,7 @@ while [ $# -gt 0 ]; do
     --records) records=$2; shift 2 ;;
     --cases) cases=$2; shift 2 ;;
     --batch-records) batch=$2; shift 2 ;;
+    --shipper) shipper_lines+=("$2"); shift 2 ;;
     --work) work=$2; shift 2 ;;
     --perf) perf_dir=$2; shift 2 ;;
     --no-build) build=0; shift ;;
@@ -145,6 +149,7 @@ shipper_config() { # DIR NAME TOKEN COLLECTOR_URL...
       printf 'collectors = [%s]\n' "$(printf '"%s", ' "$@" | sed 's/, $//')"
     fi
     if [ -n "$batch" ]; then printf 'batch_records = %s\n' "$batch"; fi
+    if [ ${#shipper_lines[@]} -gt 0 ]; then printf '%s\n' "${shipper_lines[@]}"; fi
   } >"$dir/tollgate.toml"
 }
 
@@ -294,7 +299,7 @@ run_case() { # CASE
 for c in ${cases//,/ }; do run_case "$c"; done
 
 echo
-echo "bench/ingest.sh --records $records${batch:+ --batch-records $batch}: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%d)"
+echo "bench/ingest.sh --records $records${batch:+ --batch-records $batch}$(printf " --shipper '%s'" "${shipper_lines[@]}" | sed "s/ --shipper ''$//"): $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%d)"
 echo
 echo "| store | collectors | records | seconds | records/s | store growth per 1M records (MiB) | collector peak RSS (MiB) | rows stored | Analytics total | all stored once |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
