@@ -26,7 +26,7 @@
 #   --no-build    use target/release/tollgate as it is
 # Environment: TOLLGATE_BIN, the binary to run (default: the release build, built here);
 # BENCH_LOG, the processes' log level (default warn).
-# Needs: dnsperf, curl, sqlite3 (psql for postgres), awk; a release build (built here).
+# Needs: dnsperf, curl, bc, sqlite3 (psql for postgres), awk; a release build (built here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -54,7 +54,7 @@ for v in secs qps numbers drain; do
 done
 [ "$numbers" -le 10000000 ] || die "--numbers is at most 10000000"
 need dnsperf -- "apt-get install dnsperf"
-need curl awk sqlite3 -- "apt-get install curl sqlite3"
+need curl awk bc sqlite3 -- "apt-get install curl bc sqlite3"
 case $store in
   sqlite) ;;
   postgres) need psql -- "apt-get install postgresql-client" ;;
@@ -97,6 +97,7 @@ awk -v n="$numbers" 'BEGIN {
 case $store in
   sqlite) url="sqlite:$work/collector/records.db" ;;
   postgres)
+    pg_up "$pg_server"
     psql -q "$pg_server/postgres" -c "CREATE DATABASE $pg_db" >/dev/null || die "cannot create a database at $pg_server"
     pg_made=1
     url="$pg_server/$pg_db"

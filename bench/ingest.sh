@@ -100,14 +100,7 @@ from=$(date -u -d "$end - 24 hours" +%Y-%m-%dT%H:%M:00Z)
 
 # PostgreSQL: the cluster runs, and each case starts on an empty database.
 pg_fresh() {
-  if ! psql -q "$pg_server/postgres" -c "SELECT 1" >/dev/null 2>&1; then
-    local cluster
-    cluster=$(pg_lsclusters --no-header | awk 'NR == 1 { print $1 " " $2 }')
-    [ -n "$cluster" ] || die "no PostgreSQL cluster (scripts/install-test-deps.sh makes one)"
-    # shellcheck disable=SC2086
-    pg_ctlcluster $cluster start
-    psql -q "$pg_server/postgres" -c "SELECT 1" >/dev/null || die "cannot connect to $pg_server/postgres"
-  fi
+  pg_up "$pg_server"
   psql -q "$pg_server/postgres" -c "DROP DATABASE IF EXISTS $pg_db" >/dev/null
   psql -q "$pg_server/postgres" -c "CREATE DATABASE $pg_db" >/dev/null
   pg_made=1

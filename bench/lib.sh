@@ -70,6 +70,19 @@ median() {
   sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
 }
 
+# pg_up SERVER_URL: makes sure PostgreSQL answers at SERVER_URL/postgres, starting the first
+# cluster (pg_ctlcluster) if it does not.
+pg_up() {
+  psql -q "$1/postgres" -c "SELECT 1" >/dev/null 2>&1 && return 0
+  need pg_ctlcluster pg_lsclusters -- "apt-get install postgresql"
+  local cluster
+  cluster=$(pg_lsclusters --no-header | awk 'NR == 1 { print $1 " " $2 }')
+  [ -n "$cluster" ] || die "no PostgreSQL cluster (scripts/install-test-deps.sh makes one)"
+  # shellcheck disable=SC2086
+  pg_ctlcluster $cluster start
+  psql -q "$1/postgres" -c "SELECT 1" >/dev/null || die "cannot connect to $1/postgres"
+}
+
 # bench_cleanup: kills every process start_role started (by pid), then waits for them.
 bench_cleanup() {
   local p
