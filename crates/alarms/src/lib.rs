@@ -118,6 +118,13 @@ pub const STALE_ANSWERS: AlarmDef = AlarmDef {
     severity: Severity::Minor,
     text: "Queries were answered later than enum.stale_after_ms after the kernel received them (the engine was stalled); the SBC had most likely given up on them.",
 };
+/// The oldest record not yet acknowledged by the collector is older than the bound.
+pub const RECORDS_LATE: AlarmDef = AlarmDef {
+    id: 72015,
+    name: "RECORDS_LATE",
+    severity: Severity::Minor,
+    text: "The oldest record in the local spool not yet acknowledged by the collector is older than spool.late_after_secs: analytics lag behind the calls (the collector is down or slower than the records arrive; see tollgate_shipper_backlog_*).",
+};
 
 /// The SRP mate is not heard (no Hello for the dead interval). Seed 000: 31233 HA Path Down.
 pub const HA_PATH_DOWN: AlarmDef = AlarmDef {

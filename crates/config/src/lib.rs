@@ -96,6 +96,9 @@ pub struct SpoolConfig {
     pub max_disk_mb: u64,
     /// Unacknowledged records above which SPOOL_NEAR_FULL is raised, percent of `max_disk_mb`.
     pub near_full_percent: u8,
+    /// RECORDS_LATE is raised while the oldest record not yet acknowledged by the collector is
+    /// older than this, seconds (0: never).
+    pub late_after_secs: u64,
 }
 
 impl SpoolConfig {
@@ -127,7 +130,14 @@ impl SpoolConfig {
 
 impl Default for SpoolConfig {
     fn default() -> Self {
-        SpoolConfig { dir: None, segment_mb: 64, fsync_ms: 200, max_disk_mb: 1024, near_full_percent: 80 }
+        SpoolConfig {
+            dir: None,
+            segment_mb: 64,
+            fsync_ms: 200,
+            max_disk_mb: 1024,
+            near_full_percent: 80,
+            late_after_secs: 300,
+        }
     }
 }
 

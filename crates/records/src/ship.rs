@@ -62,7 +62,8 @@ impl Default for ShipperOptions {
     }
 }
 
-/// Shipper counters and state, for metrics and alarms.
+/// Shipper counters and state, for metrics and alarms. What waits to be shipped is the spool's
+/// to say, exactly and at any moment: [`Spool::backlog`].
 #[derive(Debug, Default)]
 pub struct ShipperStats {
     /// Records acknowledged by the collector.
@@ -75,8 +76,6 @@ pub struct ShipperStats {
     pub segments_deleted: AtomicU64,
     /// Bytes set aside in `.damaged` files (corrupt frames that could not be read).
     pub damaged_bytes: AtomicU64,
-    /// Bytes of spool not yet acknowledged, as of the end of the last pass.
-    pub backlog_bytes: AtomicU64,
     /// False after a failed delivery, true after a successful one.
     pub connected: AtomicBool,
     /// The last delivery error.
@@ -113,9 +112,7 @@ pub fn ship_pass(
     opts: &ShipperOptions,
     stats: &ShipperStats,
 ) -> Result<u64, PassError> {
-    let result = ship_segments(spool, uplink, opts, stats);
-    stats.backlog_bytes.store(spool.usage().unacked_bytes, Ordering::Relaxed);
-    result
+    ship_segments(spool, uplink, opts, stats)
 }
 
 fn ship_segments(
@@ -174,7 +171,7 @@ fn ship_segments(
                 *stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
                 return Err(PassError::Delivery(e));
             }
-            spool.acknowledge(&seg, at)?;
+            spool.acknowledge_records(&seg, at, n as u64)?;
             stats.connected.store(true, Ordering::Relaxed);
             stats.batches.fetch_add(1, Ordering::Relaxed);
             stats.shipped.fetch_add(n as u64, Ordering::Relaxed);
@@ -329,6 +326,46 @@ mod tests {
         ShipperOptions { batch_records: 7, ..Default::default() }
     }
 
+    /// An uplink that notes the spool's backlog while a batch is in flight.
+    struct Watching {
+        spool: Spool,
+        seen: Mutex<Vec<crate::spool::Backlog>>,
+    }
+
+    impl Uplink for Watching {
+        fn deliver(&self, _ndjson: Vec<u8>, _records: usize) -> Result<(), String> {
+            self.seen.lock().unwrap().push(self.spool.backlog());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_backlog_gauge_counts_records_waiting_while_a_pass_runs() {
+        // The reported bug: under load a pass lasts as long as the backlog takes to drain, and
+        // the gauge was written only at its end, so it read 0 while records waited.
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), SpoolOptions::default()).unwrap();
+        let stats = ShipperStats::default();
+        let mut lane = spool.lane("w0").unwrap();
+        for i in 0..50 {
+            lane.append(&record(i)).unwrap();
+        }
+        let up = Watching { spool: spool.clone(), seen: Mutex::default() };
+        assert_eq!(ship_pass(&spool, &up, &opts(), &stats).unwrap(), 50);
+        let seen = up.seen.lock().unwrap().clone();
+        let records: Vec<u64> = seen.iter().map(|b| b.records).collect();
+        assert_eq!(records.len(), 8, "batches of 7");
+        // While batch i is sent, at most the i batches before it are acknowledged (one at a
+        // time: exactly those); every other record still waits.
+        for (i, r) in records.iter().enumerate() {
+            assert!(*r > 0 && *r >= 50 - 7 * i as u64, "batch {i}: {records:?}");
+        }
+        assert!(seen.iter().all(|b| b.bytes > 0 && b.oldest.is_some()), "{seen:?}");
+        assert!(seen.windows(2).all(|w| w[0].bytes >= w[1].bytes), "the backlog only shrinks: {seen:?}");
+        assert_eq!(spool.backlog(), crate::spool::Backlog::default(), "nothing waits after the pass");
+        drop(lane);
+    }
+
     #[test]
     fn ships_everything_and_deletes_finished_segments() {
         let dir = tempfile::tempdir().unwrap();
@@ -367,7 +404,9 @@ mod tests {
         }
         assert!(matches!(ship_pass(&spool, &c, &opts(), &stats), Err(PassError::Delivery(_))));
         assert!(!stats.connected.load(Ordering::Relaxed));
-        assert!(stats.backlog_bytes.load(Ordering::Relaxed) > 0);
+        let b = spool.backlog();
+        assert_eq!(b.records, 40, "every record written waits");
+        assert!(b.bytes > 0 && b.bytes == spool.usage().unacked_bytes && b.oldest.is_some(), "{b:?}");
         assert!(segments(dir.path()).unwrap().len() > 1, "nothing deleted while the collector is down");
         c.down.store(false, Ordering::Relaxed);
         while ship_pass(&spool, &c, &opts(), &stats).unwrap() > 0 {}
@@ -477,7 +516,7 @@ mod tests {
         assert_eq!(c.stored.lock().unwrap().len(), written);
         let u = spool.usage();
         assert_eq!(u.unacked_bytes, 0);
-        assert_eq!(stats.backlog_bytes.load(Ordering::Relaxed), 0);
+        assert_eq!(spool.backlog(), crate::spool::Backlog::default());
         // On disk: at most one segment per lane (under 10 kB plus one record each).
         assert!(u.disk_bytes < 20 * 11_000, "{u:?}");
         let on_disk: u64 = segments(dir.path()).unwrap().iter().map(|s| fs::metadata(s).unwrap().len()).sum();
@@ -523,6 +562,11 @@ mod tests {
         assert_eq!(stored.len(), 31, "each sent once: the 7 acknowledged by the side spool were not sent again");
         assert!(before > 0);
         assert_eq!(server.usage().unacked_bytes, 0);
+        assert_eq!(
+            server.backlog(),
+            crate::spool::Backlog::default(),
+            "the handed-over records were counted, then shipped"
+        );
         drop(server_lane);
     }
 

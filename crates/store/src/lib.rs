@@ -102,6 +102,20 @@ pub struct IngestOutcome {
     pub duplicates: u64,
 }
 
+/// What a store's deferred rollups are doing, for metrics (zeros for a store that applies
+/// rollups with each batch).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StoreStats {
+    /// Raw records stored whose rollups are not applied yet.
+    pub pending_records: u64,
+    /// Times pending rollups were applied.
+    pub flushes: u64,
+    /// Seconds spent applying pending rollups, in total.
+    pub flush_seconds_total: f64,
+    /// Rollup keys written by the last flush.
+    pub last_flush_keys: u64,
+}
+
 /// How long data is kept, in days (0: forever).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -168,6 +182,11 @@ pub trait Store: Send + Sync {
 
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+
+    /// Deferred-rollup statistics, for metrics.
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
 }
 
 /// A libpq `key=value` connection string (`host=db dbname=x`), not a path: refused, so it is not

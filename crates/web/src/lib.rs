@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tollgate_alarms::Alarms;
 use tollgate_enum::Responder;
@@ -39,7 +40,7 @@ use tollgate_store::Store;
 use crate::auth::Auth;
 
 /// Counters of record ingest (the collector role).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct IngestMetrics {
     /// Batches received.
     pub batches: Counter,
@@ -51,9 +52,36 @@ pub struct IngestMetrics {
     pub quarantined: Counter,
     /// Batches refused because the quarantine had no room for their bad lines.
     pub refused_quarantine_full: Counter,
+    /// Seconds from a batch's arrival (its body read) to its acknowledgement (records durably
+    /// stored), for stored batches.
+    pub ingest_seconds: Histogram,
+    /// Lines per stored batch.
+    pub batch_records: Histogram,
+}
+
+impl Default for IngestMetrics {
+    fn default() -> Self {
+        IngestMetrics {
+            batches: Counter::default(),
+            inserted: Counter::default(),
+            duplicates: Counter::default(),
+            quarantined: Counter::default(),
+            refused_quarantine_full: Counter::default(),
+            // 0.25 ms to about 8 s.
+            ingest_seconds: Histogram::new(exponential_buckets(0.000_25, 2.0, 16)),
+            // 1 to 131,072 lines.
+            batch_records: Histogram::new(exponential_buckets(1.0, 2.0, 18)),
+        }
+    }
 }
 
 impl IngestMetrics {
+    /// A stored batch of `lines` lines that arrived at `arrived`.
+    pub fn observe_batch(&self, arrived: std::time::Instant, lines: usize) {
+        self.ingest_seconds.observe(arrived.elapsed().as_secs_f64());
+        self.batch_records.observe(lines as f64);
+    }
+
     /// Creates the counters and registers them.
     pub fn register(registry: &mut Registry) -> Arc<Self> {
         let m = IngestMetrics::default();
@@ -78,6 +106,12 @@ impl IngestMetrics {
             "Batches refused (left in the sender's spool) because the quarantine had no room for their bad lines",
             m.refused_quarantine_full.clone(),
         );
+        registry.register(
+            "tollgate_collector_ingest_seconds",
+            "Seconds from a batch's arrival to its acknowledgement (records durably stored)",
+            m.ingest_seconds.clone(),
+        );
+        registry.register("tollgate_collector_batch_records", "Lines per stored batch", m.batch_records.clone());
         Arc::new(m)
     }
 }

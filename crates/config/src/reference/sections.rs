@@ -331,6 +331,13 @@ pub const SECTIONS: &[Section] = &[
                 "%",
                 "SPOOL_NEAR_FULL is raised above this share of `max_disk_mb`, 1 to 100.",
             ),
+            opt(
+                "late_after_secs",
+                "integer",
+                "s",
+                "Alarm 72015 RECORDS_LATE is raised while the oldest record not yet acknowledged by the collector \
+                 is older than this (analytics lag behind the calls), and cleared once none is; 0: never.",
+            ),
         ],
     },
     Section {

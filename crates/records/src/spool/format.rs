@@ -158,6 +158,37 @@ pub fn read_from(path: &Path, offset: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Counts the whole frames between segment offsets `from` (a frame boundary) and `to` (`None`:
+/// the end of the file) by their headers, without reading or checking payloads. A frame cut
+/// short by `to` or by the end of the file is not counted.
+pub fn count_frames(path: &Path, from: u64, to: Option<u64>) -> io::Result<u64> {
+    let mut f = File::open(path)?;
+    let end = match to {
+        Some(to) => to,
+        None => f.metadata()?.len(),
+    };
+    let from = from.max(HEADER_LEN);
+    f.seek(SeekFrom::Start(from))?;
+    let mut r = io::BufReader::with_capacity(64 << 10, f);
+    let (mut at, mut n) = (from, 0u64);
+    let mut header = [0u8; 8];
+    while at + 8 <= end {
+        match r.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        }
+        let len = u64::from(u32::from_le_bytes([header[0], header[1], header[2], header[3]]));
+        if len > MAX_FRAME as u64 || at + 8 + len > end {
+            break;
+        }
+        r.seek_relative(len as i64)?;
+        at += 8 + len;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// Reads every record of every segment in `dir`, in lane and sequence order.
 pub fn read_all(dir: &Path) -> io::Result<Vec<Record>> {
     let mut out = Vec::new();

@@ -7,7 +7,8 @@
 //! power loss within that interval. The on-disk format is described in [`mod@format`].
 //!
 //! **Accounting.** The spool knows, exactly, how many bytes its segments take on disk and how
-//! many of those the collector has not acknowledged yet (what a collector outage could lose).
+//! many of those the collector has not acknowledged yet (what a collector outage could lose),
+//! in records too, with the age of the oldest ([`backlog`], [`Spool::backlog`]).
 //! The shipper reports every acknowledged batch through [`Spool::acknowledge`] and removes
 //! finished segments through [`Spool::remove_acknowledged`]; [`Spool::open`] recomputes both
 //! totals from the segments and their `.ack` files. The limit ([`SpoolOptions::max_unacked_bytes`])
@@ -26,6 +27,7 @@
 //! segments). A process that finds the directory locked can write a *side spool* instead
 //! ([`Spool::open_side`]) and hand its closed segments over ([`Spool::hand_over`]); see [`side`].
 
+pub mod backlog;
 pub mod format;
 pub mod side;
 
@@ -37,11 +39,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use backlog::{MARK_EVERY, Marks};
+
+pub use backlog::Backlog;
 pub use format::{
-    FrameScan, MAGIC, MAX_FRAME, SegmentContents, decode_segment, read_all, read_from, read_segment, scan_frames,
-    segments,
+    FrameScan, MAGIC, MAX_FRAME, SegmentContents, count_frames, decode_segment, read_all, read_from, read_segment,
+    scan_frames, segments,
 };
 
 use crate::Record;
@@ -162,6 +167,10 @@ struct SegmentFile {
     created: Instant,
     /// Found deleted from the directory: the lane must move on.
     unlinked: AtomicBool,
+    /// Frames written (or being written) to it.
+    records: AtomicU64,
+    /// Append times of its frames (shared with its [`Tracked`] entry).
+    marks: Arc<Mutex<Marks>>,
 }
 
 /// What the spool knows about one segment on disk.
@@ -172,6 +181,16 @@ struct Tracked {
     file: Weak<SegmentFile>,
     /// Its length once no lane writes it any more; `None` while a lane does.
     closed_len: Option<u64>,
+    /// Frames acknowledged (counted from when the spool started tracking it).
+    acked_records: u64,
+    /// Frames in it once no lane writes it any more (counted on the same basis).
+    closed_records: Option<u64>,
+    /// Append times of its frames.
+    marks: Arc<Mutex<Marks>>,
+    /// Found at open and its frames not counted yet: the acknowledged offset then, from which
+    /// the recount thread counts. Until it has, its records are not in the backlog, and
+    /// acknowledgements only add up in `acked_records`.
+    recount_from: Option<u64>,
 }
 
 struct Segments {
@@ -190,12 +209,55 @@ struct Shared {
     stop: AtomicBool,
     disk_bytes: AtomicU64,
     unacked_bytes: AtomicU64,
+    unacked_records: AtomicU64,
     _lock: DirLock,
 }
 
 impl Tracked {
+    /// A segment found on disk (at open, or handed over), with `unacked` whole frames after its
+    /// acknowledged offset (`None`: to be counted by the recount thread).
+    fn found(seg: &Path, acked: u64, len: u64, unacked: Option<u64>) -> Tracked {
+        let created =
+            fs::metadata(seg).and_then(|m| m.created().or_else(|_| m.modified())).unwrap_or_else(|_| SystemTime::now());
+        Tracked {
+            acked,
+            file: Weak::new(),
+            closed_len: Some(len),
+            acked_records: 0,
+            closed_records: Some(unacked.unwrap_or(0)),
+            marks: Arc::new(Mutex::new(Marks::found(HEADER_LEN, created))),
+            recount_from: if unacked.is_none() { Some(acked) } else { None },
+        }
+    }
+
+    /// Holds frames not acknowledged (a segment still being recounted: bytes not acknowledged).
+    fn has_unacked(&self) -> bool {
+        match self.recount_from {
+            Some(_) => self.closed_len.is_some_and(|len| len > self.acked),
+            None => self.unacked_records() > 0,
+        }
+    }
+
     fn is_open(&self) -> bool {
         self.closed_len.is_none()
+    }
+
+    /// Frames written to it so far.
+    fn records(&self) -> u64 {
+        match (self.closed_records, self.file.upgrade()) {
+            (Some(n), _) => n,
+            (None, Some(f)) => f.records.load(Ordering::Relaxed),
+            (None, None) => self.acked_records,
+        }
+    }
+
+    /// Frames not acknowledged.
+    fn unacked_records(&self) -> u64 {
+        self.records().saturating_sub(self.acked_records)
+    }
+
+    fn marks(&self) -> MutexGuard<'_, Marks> {
+        self.marks.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -231,11 +293,16 @@ pub struct Spool {
 struct SyncerGuard {
     shared: Arc<Shared>,
     handle: Mutex<Option<JoinHandle<()>>>,
+    /// The thread counting the frames of segments found at open, while it runs.
+    recount: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for SyncerGuard {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
+        if let Some(h) = self.recount.lock().ok().and_then(|mut h| h.take()) {
+            let _ = h.join();
+        }
         if let Some(h) = self.handle.lock().ok().and_then(|mut h| h.take()) {
             h.thread().unpark();
             let _ = h.join();
@@ -296,8 +363,13 @@ impl Spool {
             let acked = read_ack(&seg);
             disk += len;
             unacked += len.saturating_sub(acked);
-            map.insert(seg, Tracked { acked, file: Weak::new(), closed_len: Some(len) });
+            // Frames are counted off the start path (reading the backlog takes about a second
+            // per GiB); a segment with nothing unacknowledged has none to count.
+            let frames = (acked >= len).then_some(0);
+            map.insert(seg.clone(), Tracked::found(&seg, acked, len, frames));
         }
+        let to_recount: Vec<(PathBuf, u64)> =
+            map.iter().filter_map(|(p, t): (&PathBuf, &Tracked)| Some((p.clone(), t.recount_from?))).collect();
         let shared = Arc::new(Shared {
             dir,
             options,
@@ -307,6 +379,7 @@ impl Spool {
             stop: AtomicBool::new(false),
             disk_bytes: AtomicU64::new(disk),
             unacked_bytes: AtomicU64::new(unacked),
+            unacked_records: AtomicU64::new(0),
             _lock: lock,
         });
         let for_thread = shared.clone();
@@ -316,10 +389,33 @@ impl Spool {
                 sync_all(&for_thread);
             }
         })?;
+        let recount = if to_recount.is_empty() {
+            None
+        } else {
+            let for_thread = shared.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("spool-recount".into())
+                    .spawn(move || recount(&for_thread, to_recount))?,
+            )
+        };
         Ok(Spool {
-            _syncer: Arc::new(SyncerGuard { shared: shared.clone(), handle: Mutex::new(Some(handle)) }),
+            _syncer: Arc::new(SyncerGuard {
+                shared: shared.clone(),
+                handle: Mutex::new(Some(handle)),
+                recount: Mutex::new(recount),
+            }),
             shared,
         })
+    }
+
+    /// Waits until the records of the segments found at open are counted; from then on
+    /// [`Spool::backlog`] counts them too.
+    pub fn wait_recounted(&self) {
+        let handle = self._syncer.recount.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
     }
 
     /// The spool directory.
@@ -351,6 +447,7 @@ impl Spool {
             seq: next,
             current: None,
             written: 0,
+            last_mark: None,
             broken: false,
             buf: Vec::with_capacity(1024),
         };
@@ -385,6 +482,18 @@ impl Spool {
         }
     }
 
+    /// The records not yet acknowledged by the collector: how many, their bytes, and when the
+    /// oldest was appended (see [`backlog`]). Exact at any moment, shipping pass or not.
+    pub fn backlog(&self) -> Backlog {
+        let segs = self.shared.segments();
+        let oldest = segs.map.values().filter(|t| t.has_unacked()).filter_map(|t| t.marks().oldest()).min();
+        Backlog {
+            records: self.shared.unacked_records.load(Ordering::Relaxed),
+            bytes: self.shared.unacked_bytes.load(Ordering::Relaxed),
+            oldest,
+        }
+    }
+
     /// What the shipper needs to know about a listed segment: its acknowledged offset and
     /// whether a lane still writes it. A segment this spool has not seen before (handed over
     /// from a side spool by rename) is counted from now on. `None`: it is gone.
@@ -399,22 +508,44 @@ impl Spool {
             Err(e) => return Err(e),
         };
         let acked = read_ack(seg);
+        let frames = count_unacked(seg, acked, len)?;
         self.shared.disk_bytes.fetch_add(len, Ordering::Relaxed);
         self.shared.unacked_bytes.fetch_add(len.saturating_sub(acked), Ordering::Relaxed);
-        segs.map.insert(seg.to_path_buf(), Tracked { acked, file: Weak::new(), closed_len: Some(len) });
+        self.shared.unacked_records.fetch_add(frames, Ordering::Relaxed);
+        segs.map.insert(seg.to_path_buf(), Tracked::found(seg, acked, len, Some(frames)));
         Ok(Some(SegmentState { acked, open: false }))
     }
 
     /// Records that the collector stored everything of `seg` up to `offset` (written to the
-    /// segment's `.ack` file, then counted).
+    /// segment's `.ack` file, then counted). Counts the frames acknowledged by reading their
+    /// headers; a caller that knows how many there are says so with
+    /// [`Spool::acknowledge_records`].
     pub fn acknowledge(&self, seg: &Path, offset: u64) -> io::Result<()> {
+        let from = self.shared.segments().map.get(seg).map_or(offset, |t| t.acked);
+        let records = if offset > from { count_frames(seg, from, Some(offset))? } else { 0 };
+        self.acknowledge_records(seg, offset, records)
+    }
+
+    /// Records that the collector stored everything of `seg` up to `offset`, the `records`
+    /// frames after the offset acknowledged before (written to the segment's `.ack` file, then
+    /// counted).
+    pub fn acknowledge_records(&self, seg: &Path, offset: u64, records: u64) -> io::Result<()> {
         write_ack(seg, offset)?;
         let mut segs = self.shared.segments();
         if let Some(t) = segs.map.get_mut(seg)
             && offset > t.acked
         {
             Shared::sub(&self.shared.unacked_bytes, offset - t.acked);
+            if t.recount_from.is_some() {
+                // Not in the backlog yet: the recount deducts it.
+                t.acked_records += records;
+            } else {
+                let records = records.min(t.unacked_records());
+                Shared::sub(&self.shared.unacked_records, records);
+                t.acked_records += records;
+            }
             t.acked = offset;
+            t.marks().acknowledge(offset);
             if let Some(f) = t.file.upgrade() {
                 f.acked.store(offset, Ordering::Relaxed);
             }
@@ -440,7 +571,9 @@ impl Spool {
         }
         fs::remove_file(seg)?;
         let _ = fs::remove_file(ack_path(seg));
-        segs.map.remove(seg);
+        if let Some(t) = segs.map.remove(seg) {
+            Shared::sub(&self.shared.unacked_records, t.unacked_records());
+        }
         Shared::sub(&self.shared.disk_bytes, len);
         Ok(len)
     }
@@ -459,7 +592,9 @@ impl Spool {
         let damaged = seg.with_extension("damaged");
         fs::rename(seg, &damaged)?;
         let _ = fs::remove_file(ack_path(seg));
-        segs.map.remove(seg);
+        if let Some(t) = segs.map.remove(seg) {
+            Shared::sub(&self.shared.unacked_records, t.unacked_records());
+        }
         Shared::sub(&self.shared.disk_bytes, len);
         Shared::sub(&self.shared.unacked_bytes, len.saturating_sub(acked));
         Ok((damaged, len.saturating_sub(acked)))
@@ -473,7 +608,44 @@ impl Spool {
         {
             Shared::sub(&self.shared.disk_bytes, len);
             Shared::sub(&self.shared.unacked_bytes, len.saturating_sub(t.acked));
+            Shared::sub(&self.shared.unacked_records, t.unacked_records());
         }
+    }
+}
+
+/// Counts the frames of the segments found at open (after their acknowledged offset then) and
+/// adds those not acknowledged since to the backlog.
+fn recount(shared: &Shared, segments: Vec<(PathBuf, u64)>) {
+    for (seg, from) in segments {
+        if shared.stop.load(Ordering::Acquire) {
+            return;
+        }
+        let n = match count_frames(&seg, from, None) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => {
+                tracing::error!(segment = %seg.display(), error = %e, "cannot count the records of a spool segment; the backlog leaves them out");
+                0
+            }
+        };
+        let mut segs = shared.segments();
+        if let Some(t) = segs.map.get_mut(&seg)
+            && t.recount_from.take().is_some()
+        {
+            t.closed_records = Some(n);
+            shared.unacked_records.fetch_add(t.unacked_records(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Whole frames after a found segment's acknowledged offset.
+fn count_unacked(seg: &Path, acked: u64, len: u64) -> io::Result<u64> {
+    if acked >= len {
+        return Ok(0);
+    }
+    match count_frames(seg, acked, None) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        other => other,
     }
 }
 
@@ -497,6 +669,8 @@ pub struct SpoolLane {
     seq: u64,
     current: Option<Arc<SegmentFile>>,
     written: u64,
+    /// When this lane last marked an append time (`None`: not in its current segment).
+    last_mark: Option<Instant>,
     /// The last write failed part-way: the segment's tail is torn, so nothing more goes there.
     broken: bool,
     buf: Vec<u8>,
@@ -515,6 +689,7 @@ impl SpoolLane {
             }
             let mut file = OpenOptions::new().create_new(true).append(true).open(&path)?;
             file.write_all(MAGIC)?;
+            let marks = Arc::new(Mutex::new(Marks::default()));
             let seg = Arc::new(SegmentFile {
                 path: path.clone(),
                 file,
@@ -522,13 +697,27 @@ impl SpoolLane {
                 acked: AtomicU64::new(HEADER_LEN),
                 created: Instant::now(),
                 unlinked: AtomicBool::new(false),
+                records: AtomicU64::new(0),
+                marks: marks.clone(),
             });
-            segs.map.insert(path, Tracked { acked: HEADER_LEN, file: Arc::downgrade(&seg), closed_len: None });
+            segs.map.insert(
+                path,
+                Tracked {
+                    acked: HEADER_LEN,
+                    file: Arc::downgrade(&seg),
+                    closed_len: None,
+                    acked_records: 0,
+                    closed_records: None,
+                    marks,
+                    recount_from: None,
+                },
+            );
             seg
         };
         shared.disk_bytes.fetch_add(HEADER_LEN, Ordering::Relaxed);
         self.close_current(Some(seg))?;
         self.written = HEADER_LEN;
+        self.last_mark = None;
         self.broken = false;
         self.seq += 1;
         Ok(())
@@ -541,6 +730,7 @@ impl SpoolLane {
         let mut segs = self.spool.shared.segments();
         if let Some(t) = segs.map.get_mut(&old.path) {
             t.closed_len = Some(self.written);
+            t.closed_records = Some(old.records.load(Ordering::Relaxed));
         }
         drop(old);
         synced
@@ -595,8 +785,21 @@ impl SpoolLane {
         let crc = crc32fast::hash(&self.buf[8..]);
         self.buf[..4].copy_from_slice(&(payload_len as u32).to_le_bytes());
         self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
-        let seg = self.current.clone().ok_or_else(|| io::Error::other("spool lane has no segment"))?;
+        let Some(seg) = self.current.clone() else {
+            Shared::sub(&shared.unacked_bytes, n);
+            return Err(io::Error::other("spool lane has no segment"));
+        };
+        // Counted before the write, like the bytes, so a shipper that reads the frame at once
+        // never acknowledges a record not counted yet.
+        seg.records.fetch_add(1, Ordering::Relaxed);
+        shared.unacked_records.fetch_add(1, Ordering::Relaxed);
+        if self.last_mark.is_none_or(|t| t.elapsed() >= MARK_EVERY) {
+            seg.marks.lock().unwrap_or_else(|e| e.into_inner()).push(self.written, SystemTime::now());
+            self.last_mark = Some(Instant::now());
+        }
         if let Err(e) = (&seg.file).write_all(&self.buf) {
+            Shared::sub(&seg.records, 1);
+            Shared::sub(&shared.unacked_records, 1);
             // Count what reached the file (a torn frame the shipper will set aside) and never
             // write after it.
             let on_disk = seg.file.metadata().map_or(self.written, |m| m.len()).max(self.written);

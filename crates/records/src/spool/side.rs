@@ -74,6 +74,7 @@ impl Spool {
             segs.map.clear();
             shared.disk_bytes.store(0, Ordering::Relaxed);
             shared.unacked_bytes.store(0, Ordering::Relaxed);
+            shared.unacked_records.store(0, Ordering::Relaxed);
         }
         remove_side_dir(&shared.dir)?;
         Ok(moved)

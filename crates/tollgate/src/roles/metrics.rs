@@ -1,5 +1,5 @@
-//! Metrics read at scrape time: the spool, the shipper, the installed policy and the TLS
-//! material.
+//! Metrics read at scrape time: the spool (and what waits for the collector), the shipper,
+//! the record store, the installed policy and the TLS material.
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use prometheus_client::registry::Registry;
 use tollgate_policy::service::PolicyService;
 use tollgate_records::ship::ShipperStats;
 use tollgate_records::spool::Spool;
+use tollgate_store::Store;
 
 fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
     let c = ConstCounter::new(value);
@@ -67,6 +68,28 @@ impl Collector for SpoolCollector {
             usage.disk_bytes,
         )?;
         gauge(&mut e, "tollgate_spool_segments", "Spool segment files on disk", usage.segments)?;
+        // What waits for the collector, exact at scrape time (open segments and a shipping
+        // pass in progress included).
+        let backlog = self.0.backlog();
+        gauge(
+            &mut e,
+            "tollgate_shipper_backlog_records",
+            "Records in the spool not yet acknowledged by the collector",
+            backlog.records,
+        )?;
+        gauge(
+            &mut e,
+            "tollgate_shipper_backlog_bytes",
+            "Spool bytes of records not yet acknowledged by the collector",
+            backlog.bytes,
+        )?;
+        let age = ConstGauge::new(backlog.oldest_age(std::time::SystemTime::now()).as_secs_f64());
+        age.encode(e.encode_descriptor(
+            "tollgate_shipper_backlog_oldest_seconds",
+            "Age of the oldest record not yet acknowledged by the collector (0: none waits; at most 1 s too old)",
+            None,
+            age.metric_type(),
+        )?)?;
         gauge(
             &mut e,
             "tollgate_spool_disk_limit_bytes",
@@ -93,12 +116,67 @@ impl Collector for ShipperCollector {
             "Spool bytes set aside as unreadable",
             load(&s.damaged_bytes),
         )?;
-        gauge(&mut e, "tollgate_shipper_backlog_bytes", "Spool bytes not yet acknowledged", load(&s.backlog_bytes))?;
         gauge(
             &mut e,
             "tollgate_shipper_connected",
             "1 if the last delivery succeeded",
             u64::from(s.connected.load(Ordering::Relaxed)),
+        )
+    }
+}
+
+/// The record store's deferred rollups ([`Store::stats`]), labelled with its backend.
+struct StoreCollector(Arc<dyn Store>);
+
+impl fmt::Debug for StoreCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreCollector({})", self.0.backend())
+    }
+}
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        let s = self.0.stats();
+        let labels = [("backend", self.0.backend())];
+        let g = ConstGauge::new(i64::try_from(s.pending_records).unwrap_or(i64::MAX));
+        g.encode(
+            e.encode_descriptor(
+                "tollgate_store_pending_rollup_records",
+                "Raw records stored whose rollups are not applied yet",
+                None,
+                g.metric_type(),
+            )?
+            .encode_family(&labels)?,
+        )?;
+        let c = ConstCounter::new(s.flushes);
+        c.encode(
+            e.encode_descriptor(
+                "tollgate_store_rollup_flushes",
+                "Times pending rollups were applied",
+                None,
+                c.metric_type(),
+            )?
+            .encode_family(&labels)?,
+        )?;
+        let c = ConstCounter::new(s.flush_seconds_total);
+        c.encode(
+            e.encode_descriptor(
+                "tollgate_store_rollup_flush_seconds",
+                "Seconds spent applying pending rollups",
+                None,
+                c.metric_type(),
+            )?
+            .encode_family(&labels)?,
+        )?;
+        let g = ConstGauge::new(i64::try_from(s.last_flush_keys).unwrap_or(i64::MAX));
+        g.encode(
+            e.encode_descriptor(
+                "tollgate_store_last_flush_keys",
+                "Rollup keys written by the last flush",
+                None,
+                g.metric_type(),
+            )?
+            .encode_family(&labels)?,
         )
     }
 }
@@ -179,6 +257,11 @@ pub fn register_tls(registry: &mut Registry, material: tollgate_tls::TlsMaterial
 /// Registers the spool's scrape-time metrics.
 pub fn register_spool(registry: &mut Registry, spool: Spool) {
     registry.register_collector(Box::new(SpoolCollector(spool)));
+}
+
+/// Registers the record store's scrape-time metrics (the collector role).
+pub fn register_store(registry: &mut Registry, store: Arc<dyn Store>) {
+    registry.register_collector(Box::new(StoreCollector(store)));
 }
 
 /// Registers the installed policy's scrape-time metrics.

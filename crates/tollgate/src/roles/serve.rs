@@ -229,17 +229,38 @@ fn ingest_token(config: &Config) -> Option<String> {
     std::fs::read_to_string(config.node.state_dir.join("ingest-token")).ok().map(|t| t.trim().to_string())
 }
 
-/// Raises and clears the spool and shipping alarms as conditions change.
-fn watch_alarms(alarms: Arc<Alarms>, node: String, spool: Spool, shipper: Option<Arc<ShipperStats>>) {
+/// Raises and clears the spool and shipping alarms as conditions change, from what the spool
+/// holds unacknowledged at each tick (open segments and a shipping pass in progress included):
+/// RECORDS_LATE while its oldest record is older than `late_after` (zero: never).
+fn watch_alarms(
+    alarms: Arc<Alarms>,
+    node: String,
+    spool: Spool,
+    shipper: Option<Arc<ShipperStats>>,
+    late_after: Duration,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
+            let backlog = spool.backlog();
+            let age = backlog.oldest_age(std::time::SystemTime::now());
+            alarms.set(alarms::RECORDS_LATE, &node, !late_after.is_zero() && age >= late_after, || {
+                format!(
+                    "{} records ({:.1} MiB) not yet acknowledged by the collector; the oldest is {} s old \
+                     (spool.late_after_secs = {})",
+                    backlog.records,
+                    backlog.bytes as f64 / 1048576.0,
+                    age.as_secs(),
+                    late_after.as_secs()
+                )
+            });
             let u = spool.usage();
             let mib = |b: u64| format!("{:.1} MiB", b as f64 / 1048576.0);
             let detail = || {
                 format!(
-                    "{} not yet acknowledged by the collector, of {} ({} on disk)",
+                    "{} records, {} not yet acknowledged by the collector, of {} ({} on disk)",
+                    backlog.records,
                     mib(u.unacked_bytes),
                     mib(u.max_bytes),
                     mib(u.disk_bytes)
@@ -250,7 +271,12 @@ fn watch_alarms(alarms: Arc<Alarms>, node: String, spool: Spool, shipper: Option
             if let Some(s) = &shipper {
                 let down = !s.connected.load(Ordering::Relaxed) && s.failures.load(Ordering::Relaxed) > 0;
                 alarms.set(alarms::COLLECTOR_UNREACHABLE, &node, down, || {
-                    s.last_error.lock().map(|e| e.clone().unwrap_or_default()).unwrap_or_default()
+                    let error = s.last_error.lock().map(|e| e.clone().unwrap_or_default()).unwrap_or_default();
+                    format!(
+                        "{error}; {} records wait in the spool, the oldest {} s old",
+                        backlog.records,
+                        age.as_secs()
+                    )
                 });
                 let damaged = s.damaged_bytes.load(Ordering::Relaxed);
                 alarms.set(alarms::SPOOL_DAMAGED, &node, damaged > 0, || format!("{damaged} bytes moved aside"));
@@ -287,6 +313,7 @@ fn status_fn(spool: Option<Spool>, shipper: Option<Arc<ShipperStats>>) -> Option
     let spool = spool?;
     Some(Arc::new(move || {
         let u = spool.usage();
+        let backlog = spool.backlog();
         let mib = |b: u64| b as f64 / 1048576.0;
         let mut v = vec![(
             "Spool".to_string(),
@@ -301,6 +328,16 @@ fn status_fn(spool: Option<Spool>, shipper: Option<Arc<ShipperStats>>) -> Option
                 format!("{:.1} MiB not yet shipped ({:.1} MiB on disk)", mib(u.unacked_bytes), mib(u.disk_bytes))
             },
         )];
+        if backlog.records > 0 {
+            v.push((
+                "Backlog".to_string(),
+                format!(
+                    "{} records not yet acknowledged by the collector, the oldest {} s old",
+                    backlog.records,
+                    backlog.oldest_age(std::time::SystemTime::now()).as_secs()
+                ),
+            ));
+        }
         if let Some(s) = &shipper {
             v.push((
                 "Shipping".to_string(),
@@ -413,6 +450,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
             format!("cannot open the record store {}", tollgate_store::redact_url(&config.store_url()))
         })?);
         maintain_store(store.clone(), &config);
+        crate::roles::metrics::register_store(&mut registry, store.clone());
         Some(store)
     } else {
         None
@@ -490,6 +528,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
             config.node.name.clone(),
             spool.clone(),
             shipper.as_ref().map(|s| s.stats().clone()),
+            Duration::from_secs(config.spool.late_after_secs),
         );
     }
 

@@ -134,10 +134,12 @@ pub(super) async fn ingest(
 ) -> ApiResult<Json<Ingested>> {
     let store = state.store.clone().ok_or_else(|| not_running("collector"))?;
     let body = body?;
+    let arrived = std::time::Instant::now();
     let for_task = state.clone();
     let from = who.name.clone();
     match blocking(move || take_batch(&for_task, store.as_ref(), &from, &body)).await? {
         Outcome::Stored { received, inserted, duplicates, quarantined } => {
+            state.ingest.observe_batch(arrived, received);
             state.ingest.batches.inc();
             state.ingest.inserted.inc_by(inserted);
             state.ingest.duplicates.inc_by(duplicates);
