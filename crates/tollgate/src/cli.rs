@@ -162,6 +162,27 @@ pub enum GenerateCommand {
         #[arg(long, default_value = "/var/lib/tollgate")]
         state_dir: PathBuf,
     },
+    /// Append realistic ENUM records to a spool directory, for benchmarks (bench/ingest.sh):
+    /// COUNT queries over the 24 hours before --end from 4 engines, callers log-uniform over
+    /// 100,000 numbers, called numbers over 50,000. The same seed, count and end make the same
+    /// records; --part I/P writes only the I-th of P contiguous slices of them.
+    Records {
+        /// Records of the whole set.
+        #[arg(long)]
+        count: u64,
+        /// The spool directory (created if missing; no process may have it open).
+        #[arg(long)]
+        spool: PathBuf,
+        /// Write only this slice of the whole set: I/P, the I-th of P (e.g. 1/2).
+        #[arg(long, default_value = "1/1", value_parser = crate::cmd::generate::records::parse_part)]
+        part: (u64, u64),
+        /// Seed of the numbers and of the ids.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// End of the 24 hours the records cover (RFC 3339); default: now, to the minute.
+        #[arg(long)]
+        end: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 /// `tollgate pki ...`: the built-in CA (keys 0600; a CA is never overwritten).

@@ -1,6 +1,9 @@
 //! `tollgate generate`: the files a package is built from, made from this binary so they
 //! cannot drift from it: man pages (clap_mangen), shell completions (clap_complete) and the
-//! packaged configuration (the embedded default with the package's state directory).
+//! packaged configuration (the embedded default with the package's state directory); and, for
+//! benchmarks, a spool of realistic records ([`records`]).
+
+pub mod records;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,6 +28,24 @@ pub fn run(command: &GenerateCommand) -> anyhow::Result<ExitCode> {
             }
         }
         GenerateCommand::Config { state_dir } => out!("{}", packaged_config(state_dir)?)?,
+        GenerateCommand::Records { count, spool, part, seed, end } => {
+            let end = match end {
+                Some(end) => *end,
+                None => chrono::DurationRound::duration_trunc(chrono::Utc::now(), chrono::TimeDelta::minutes(1))?,
+            };
+            let plan = records::Plan { count: *count, part: part.0, parts: part.1, seed: *seed, end };
+            let started = std::time::Instant::now();
+            let written = records::fill_spool(spool, &plan)?;
+            let range = plan.range();
+            eprintln!(
+                "{written} records ({} to {} of {count}) appended to {} in {:.1} s",
+                range.start,
+                range.end,
+                spool.display(),
+                started.elapsed().as_secs_f64()
+            );
+            outln!("{written}")?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -96,6 +117,37 @@ mod tests {
         assert_eq!(body.replace("\"/var/lib/tollgate\"", "\"tollgate-data\""), DEFAULT_CONFIG);
         let config = Config::parse("packaged", &text).unwrap();
         assert_eq!(config.node.state_dir, Path::new("/var/lib/tollgate"));
+    }
+
+    #[test]
+    fn generate_records_takes_its_arguments_and_refuses_a_bad_part() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "tollgate",
+            "generate",
+            "records",
+            "--count",
+            "1000",
+            "--spool",
+            "/tmp/s",
+            "--part",
+            "2/3",
+            "--end",
+            "2026-11-26T00:00:00Z",
+        ])
+        .unwrap();
+        let crate::cli::Command::Generate { command: GenerateCommand::Records { count, spool, part, seed, end } } =
+            cli.command
+        else {
+            panic!("not generate records: {:?}", cli.command)
+        };
+        assert_eq!((count, spool.as_path(), part, seed), (1000, Path::new("/tmp/s"), (2, 3), 1));
+        assert_eq!(end.unwrap().to_rfc3339(), "2026-11-26T00:00:00+00:00");
+        let err =
+            Cli::try_parse_from(["tollgate", "generate", "records", "--count", "9", "--spool", "s", "--part", "3/2"])
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("part 3 of 2"), "{err}");
     }
 
     #[test]
