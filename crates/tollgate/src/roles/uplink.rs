@@ -211,4 +211,105 @@ mod tests {
         let err = uplink.deliver(b"{}\n", 1).unwrap_err();
         assert!(err.starts_with("cannot reach the collector") && err.ends_with("connection refused"), "{err}");
     }
+
+    /// A collector stand-in on a real socket: it records each batch's `Content-Encoding` and
+    /// decoded body, advertises zstd or not, and can refuse zstd bodies with 415.
+    struct FakeCollector {
+        url: String,
+        seen: Arc<std::sync::Mutex<Vec<(Option<String>, Vec<u8>)>>>,
+        advertise: Arc<AtomicBool>,
+        refuse_zstd: Arc<AtomicBool>,
+        _runtime: tokio::runtime::Runtime,
+    }
+
+    impl FakeCollector {
+        fn start() -> FakeCollector {
+            use axum::http::{HeaderMap, StatusCode};
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let advertise = Arc::new(AtomicBool::new(true));
+            let refuse_zstd = Arc::new(AtomicBool::new(false));
+            let (s, a, r) = (seen.clone(), advertise.clone(), refuse_zstd.clone());
+            let handler = move |headers: HeaderMap, body: axum::body::Bytes| {
+                let (seen, advertise, refuse) = (s.clone(), a.clone(), r.clone());
+                async move {
+                    let encoding = headers.get("content-encoding").map(|v| v.to_str().unwrap().to_string());
+                    let accept = if advertise.load(Ordering::Relaxed) { "zstd" } else { "identity" };
+                    if encoding.is_some() && refuse.load(Ordering::Relaxed) {
+                        seen.lock().unwrap().push((encoding, Vec::new()));
+                        let body = r#"{"code":"unsupported_media_type","message":"no zstd here"}"#;
+                        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, [("accept-encoding", accept)], body.to_string());
+                    }
+                    let plain = match encoding.as_deref() {
+                        Some("zstd") => wire::decompress(&body, 1 << 20).unwrap(),
+                        _ => body.to_vec(),
+                    };
+                    let lines = plain.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+                    seen.lock().unwrap().push((encoding, plain));
+                    let answer = format!(r#"{{"received":{lines},"inserted":{lines},"duplicates":0,"quarantined":0}}"#);
+                    (StatusCode::OK, [("accept-encoding", accept)], answer)
+                }
+            };
+            let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let app = axum::Router::new().route(INGEST, axum::routing::post(handler));
+            runtime.spawn(async move { axum::serve(listener, app).await });
+            FakeCollector { url, seen, advertise, refuse_zstd, _runtime: runtime }
+        }
+
+        fn encodings(&self) -> Vec<Option<String>> {
+            self.seen.lock().unwrap().iter().map(|(e, _)| e.clone()).collect()
+        }
+    }
+
+    #[test]
+    fn batches_are_compressed_only_after_the_collector_said_it_reads_zstd() {
+        let c = FakeCollector::start();
+        let uplink = HttpUplink::new(&c.url, "t".into(), None, None).unwrap();
+        let batch = b"{\"a\":1}\n{\"a\":2}\n";
+        for _ in 0..3 {
+            uplink.deliver(batch, 2).unwrap();
+        }
+        let zstd = Some("zstd".to_string());
+        assert_eq!(c.encodings(), vec![None, zstd.clone(), zstd.clone()], "the first batch is plain, then zstd");
+        assert!(c.seen.lock().unwrap().iter().all(|(_, body)| body == batch), "every batch arrives as sent");
+
+        // A collector that stops reading zstd (415): the batch is sent again at once, plain, and
+        // so is the next one until it says it reads zstd again.
+        c.refuse_zstd.store(true, Ordering::Relaxed);
+        c.advertise.store(false, Ordering::Relaxed);
+        uplink.deliver(batch, 2).unwrap();
+        uplink.deliver(batch, 2).unwrap();
+        assert_eq!(c.encodings()[3..], [zstd.clone(), None, None]);
+
+        // An older collector never says it: never compressed.
+        let old = FakeCollector::start();
+        old.advertise.store(false, Ordering::Relaxed);
+        let uplink = HttpUplink::new(&old.url, "t".into(), None, None).unwrap();
+        for _ in 0..3 {
+            uplink.deliver(batch, 2).unwrap();
+        }
+        assert_eq!(old.encodings(), vec![None, None, None]);
+
+        // `compression = "none"`: never compressed either.
+        let c = FakeCollector::start();
+        let uplink = HttpUplink::new(&c.url, "t".into(), None, None).unwrap().compressing(false);
+        uplink.deliver(batch, 2).unwrap();
+        uplink.deliver(batch, 2).unwrap();
+        assert_eq!(c.encodings(), vec![None, None]);
+    }
+
+    #[test]
+    fn after_a_failed_delivery_the_next_batch_goes_uncompressed() {
+        let c = FakeCollector::start();
+        let uplink = HttpUplink::new(&c.url, "t".into(), None, None).unwrap();
+        uplink.deliver(b"{}\n", 1).unwrap();
+        assert!(uplink.zstd_heard.load(Ordering::Relaxed));
+        // The same uplink pointed at nothing: the failure forgets what the collector said.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dead = HttpUplink::new(&format!("http://127.0.0.1:{port}"), "t".into(), None, None).unwrap();
+        dead.zstd_heard.store(true, Ordering::Relaxed);
+        assert!(dead.deliver(b"{}\n", 1).is_err());
+        assert!(!dead.zstd_heard.load(Ordering::Relaxed), "a reconnect must hear Accept-Encoding: zstd again");
+    }
 }
