@@ -4,8 +4,11 @@
 # each [shipper] setting below; the table shows the rate (records/s from the engine's start to
 # the last record stored) and the CPU seconds each process spent per 100,000 records.
 #
+# With TOLLGATE_BENCH_POSTGRES (an admin URL, e.g. postgres://tollgate:tollgate@127.0.0.1:5432/postgres)
+# a second table compares one and two collectors writing into one PostgreSQL database.
+#
 # Usage: bench/ship.sh [queries, default 200000]
-# Needs: dnsperf (Debian package), a release build (built here).
+# Needs: dnsperf (Debian package), a release build (built here); psql for the PostgreSQL table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200000}
@@ -105,3 +108,51 @@ run "in_flight 1, compression zstd, batch 2000" 1 zstd 2000
 run "in_flight 2, compression zstd, batch 2000 (default)" 2 zstd 2000
 run "in_flight 2, compression zstd, batch 5000" 2 zstd 5000
 run "in_flight 4, compression zstd, batch 2000" 4 zstd 2000
+
+[ -n "${TOLLGATE_BENCH_POSTGRES:-}" ] || exit 0
+
+# One and two collectors on one PostgreSQL database (a fresh database per run).
+pg_run() { # label collectors
+  local dir="$work/pg"; rm -rf "$dir"; mkdir -p "$dir"
+  local db="tollgate_ship_$$_$RANDOM"
+  psql "$TOLLGATE_BENCH_POSTGRES" -q -c "CREATE DATABASE $db" >/dev/null
+  local url="${TOLLGATE_BENCH_POSTGRES%/*}/$db"
+  local urls="" cpids=() k
+  for k in $(seq 1 "$2"); do
+    cp -a "$work/c0/state" "$dir/c$k"
+    cat > "$dir/c$k.toml" <<CFG
+[node]
+name = "collector-$k"
+state_dir = "$dir/c$k"
+[api]
+listen = "127.0.0.1:$((cport + k))"
+[collector]
+store = "$url"
+CFG
+    "$bin" --config "$dir/c$k.toml" --log error collector > "$dir/c$k.out" 2>&1 &
+    cpids+=($!); pids+=($!)
+    wait_ready "$dir/c$k.out"
+    urls="$urls\"http://127.0.0.1:$((cport + k))\", "
+  done
+  cp -a "$work/e0/state" "$dir/estate"
+  engine_config "$dir/estate" 2 zstd 2000 | sed "s|^collector = .*|collectors = [${urls%, }]|" > "$dir/e.toml"
+  local start; start=$(date +%s.%N)
+  "$bin" --config "$dir/e.toml" --log error engine > "$dir/eout" 2>&1 &
+  local epid=$!; pids+=("$epid")
+  local sum=0
+  while [ "$sum" != "$written" ]; do
+    sleep 0.05; sum=0
+    for k in $(seq 1 "$2"); do sum=$((sum + $(metric $((cport + k)) tollgate_collector_records_inserted_total))); done
+  done
+  local end; end=$(date +%s.%N)
+  local each=""
+  for k in $(seq 1 "$2"); do each="$each $(metric $((cport + k)) tollgate_collector_batches_total | cut -d. -f1)"; done
+  printf '| %s | %.0f | %s |\n' "$1" "$(echo "$written / ($end - $start)" | bc -l)" "${each# }"
+  kill "$epid" "${cpids[@]}"; wait "$epid" "${cpids[@]}" 2>/dev/null || true
+  psql "$TOLLGATE_BENCH_POSTGRES" -q -c "DROP DATABASE $db" >/dev/null
+}
+echo
+echo "| PostgreSQL, in_flight 2, zstd | records/s | batches per collector |"
+echo "|---|---|---|"
+pg_run "one collector" 1
+pg_run "two collectors" 2

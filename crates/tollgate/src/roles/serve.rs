@@ -468,7 +468,12 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
                 .context("no ingest token: set [shipper] token or keep <state_dir>/ingest-token")?;
             // reqwest's blocking client must be built (and dropped) off the async threads.
             let client_tls = crate::roles::tls::client(tls.as_ref(), RoleSet::of(&servers))?;
-            let shipper_config = config.shipper.clone();
+            let mut shipper_config = config.shipper.clone();
+            if config.shipper.collector_urls().is_empty() {
+                // Shipping to this process's own API over loopback: compression would only
+                // cost CPU on both ends.
+                shipper_config.compression = tollgate_config::Compression::None;
+            }
             let (uplink, options) = tokio::task::spawn_blocking(move || {
                 crate::roles::uplink::uplinks(&urls, token, client_tls.as_ref(), resolve, &shipper_config)
             })
