@@ -212,11 +212,14 @@ mod tests {
         assert!(err.starts_with("cannot reach the collector") && err.ends_with("connection refused"), "{err}");
     }
 
+    /// Batches a fake collector received: `Content-Encoding` and the decoded body.
+    type Seen = Arc<std::sync::Mutex<Vec<(Option<String>, Vec<u8>)>>>;
+
     /// A collector stand-in on a real socket: it records each batch's `Content-Encoding` and
     /// decoded body, advertises zstd or not, and can refuse zstd bodies with 415.
     struct FakeCollector {
         url: String,
-        seen: Arc<std::sync::Mutex<Vec<(Option<String>, Vec<u8>)>>>,
+        seen: Seen,
         advertise: Arc<AtomicBool>,
         refuse_zstd: Arc<AtomicBool>,
         _runtime: tokio::runtime::Runtime,
@@ -226,7 +229,7 @@ mod tests {
         fn start() -> FakeCollector {
             use axum::http::{HeaderMap, StatusCode};
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-            let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let seen: Seen = Arc::default();
             let advertise = Arc::new(AtomicBool::new(true));
             let refuse_zstd = Arc::new(AtomicBool::new(false));
             let (s, a, r) = (seen.clone(), advertise.clone(), refuse_zstd.clone());
