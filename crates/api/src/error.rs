@@ -26,6 +26,9 @@ pub enum ErrorCode {
     TooLarge,
     /// The content is well-formed but invalid; `details` says where (HTTP 422).
     Invalid,
+    /// The body's `Content-Encoding` is not one the route reads (HTTP 415; the answer's
+    /// `Accept-Encoding` says which it reads).
+    UnsupportedMediaType,
     /// Too many attempts; try again later (HTTP 429).
     TooManyRequests,
     /// The peer speaks an API version too far from ours (HTTP 409).
@@ -54,6 +57,7 @@ impl ErrorCode {
             ErrorCode::NotFound | ErrorCode::NotConfigured => 404,
             ErrorCode::Conflict | ErrorCode::IncompatibleVersion => 409,
             ErrorCode::TooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::Invalid => 422,
             ErrorCode::TooManyRequests => 429,
             ErrorCode::InsufficientStorage => 507,
@@ -73,6 +77,7 @@ impl ErrorCode {
             404 => ErrorCode::NotFound,
             409 => ErrorCode::Conflict,
             413 => ErrorCode::TooLarge,
+            415 => ErrorCode::UnsupportedMediaType,
             422 => ErrorCode::Invalid,
             429 => ErrorCode::TooManyRequests,
             502 => ErrorCode::Upstream,

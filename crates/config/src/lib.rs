@@ -148,15 +148,77 @@ pub struct ShipperConfig {
     /// The collector's API URL. Empty: this process's own API when it runs the collector
     /// (`serve`), otherwise records stay in the spool.
     pub collector: String,
+    /// Several collectors' API URLs (instead of `collector`): batches are spread over the
+    /// healthy ones, and a failing one is skipped and retried with backoff.
+    pub collectors: Vec<String>,
     /// Ingest token; empty: read `<state_dir>/ingest-token`.
     pub token: String,
     /// Most records per batch.
     pub batch_records: usize,
+    /// Batches in flight to each collector at once (pipelining), 1 to 16.
+    pub in_flight: usize,
+    /// Batch compression for collectors that read it: `zstd` or `none`.
+    pub compression: Compression,
 }
+
+/// `[shipper] compression`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// zstd, to collectors that say they read it (`Accept-Encoding: zstd`).
+    Zstd,
+    /// Never compress.
+    None,
+}
+
+/// Most batches in flight to one collector.
+pub const MAX_IN_FLIGHT: usize = 16;
 
 impl Default for ShipperConfig {
     fn default() -> Self {
-        ShipperConfig { collector: String::new(), token: String::new(), batch_records: 2000 }
+        ShipperConfig {
+            collector: String::new(),
+            collectors: Vec::new(),
+            token: String::new(),
+            batch_records: 2000,
+            in_flight: 2,
+            compression: Compression::Zstd,
+        }
+    }
+}
+
+impl ShipperConfig {
+    /// The collectors' URLs: `collectors`, or `collector` alone; empty when neither is set.
+    pub fn collector_urls(&self) -> Vec<String> {
+        match (self.collector.is_empty(), self.collectors.is_empty()) {
+            (_, false) => self.collectors.clone(),
+            (false, true) => vec![self.collector.clone()],
+            (true, true) => Vec::new(),
+        }
+    }
+
+    /// Appends what is wrong in `[shipper]` to `out`.
+    pub fn problems(&self, out: &mut Vec<Problem>) {
+        if !self.collector.is_empty() && !self.collectors.is_empty() {
+            out.push(Problem::new(
+                "shipper.collectors",
+                "set either shipper.collector (one collector) or shipper.collectors (several), not both",
+            ));
+        }
+        for (i, url) in self.collectors.iter().enumerate() {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                out.push(Problem::new(
+                    "shipper.collectors",
+                    format!("entry {} ({url:?}) is not an http:// or https:// URL", i + 1),
+                ));
+            } else if self.collectors[..i].contains(url) {
+                out.push(Problem::new("shipper.collectors", format!("{url} is listed twice")));
+            }
+        }
+        if self.batch_records == 0 {
+            out.push(Problem::new("shipper.batch_records", "must be above 0"));
+        }
+        check_range(out, "shipper.in_flight", self.in_flight as u64, 1, MAX_IN_FLIGHT as u64);
     }
 }
 
@@ -458,6 +520,7 @@ impl Config {
         check_range(&mut out, "api.max_connections", self.api.max_connections as u64, 1, MAX_CONNECTIONS);
         check_range(&mut out, "api.idle_timeout", self.api.idle_timeout_secs, 1, MAX_IDLE_SECS);
         self.spool.problems(&mut out);
+        self.shipper.problems(&mut out);
         self.tls.problems(&mut out);
         if !self.probe.device.is_empty()
             && let Err(e) = tollgate_records::check_device_name(&self.probe.device)
@@ -618,6 +681,31 @@ mod tests {
 
     fn error(text: &str) -> String {
         Config::parse("t.toml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn one_collector_or_several_not_both() {
+        let one = Config::parse("t.toml", "[shipper]\ncollector = \"https://c1:8080\"\n").unwrap();
+        assert_eq!(one.shipper.collector_urls(), vec!["https://c1:8080"]);
+        let two =
+            Config::parse("t.toml", "[shipper]\ncollectors = [\"https://c1:8080\", \"https://c2:8080\"]\n").unwrap();
+        assert_eq!(two.shipper.collector_urls(), vec!["https://c1:8080", "https://c2:8080"]);
+        assert!(Config::default().shipper.collector_urls().is_empty());
+        assert_eq!(
+            error("[shipper]\ncollector = \"https://c1:8080\"\ncollectors = [\"https://c2:8080\"]\n"),
+            "t.toml:3: shipper.collectors: set either shipper.collector (one collector) or shipper.collectors \
+             (several), not both"
+        );
+        let e = error(
+            "[shipper]\ncollectors = [\"c1:8080\", \"https://c2\", \"https://c2\"]\nin_flight = 0\ncompression = \"lz4\"\n",
+        );
+        assert!(e.contains("t.toml:4: shipper.compression: unknown variant `lz4`, expected `zstd` or `none`"), "{e}");
+        assert!(
+            e.contains("t.toml:2: shipper.collectors: entry 1 (\"c1:8080\") is not an http:// or https:// URL"),
+            "{e}"
+        );
+        assert!(e.contains("t.toml:2: shipper.collectors: https://c2 is listed twice"), "{e}");
+        assert!(e.contains("t.toml:3: shipper.in_flight: is 0; it must be between 1 and 16"), "{e}");
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //!   written before a record counts as accepted and fsync'd in batches; its accounting of what
 //!   the collector has not acknowledged yet, and its one-writer lock;
 //! * shipping ([`ship`]): batches of spooled records sent through an [`ship::Uplink`] (the
-//!   binary provides HTTP), deleted only once the collector acknowledged them;
+//!   binary provides HTTP), deleted only once the collector acknowledged them, several batches
+//!   in flight and spread over several collectors ([`spread`]);
+//! * the batch body on the wire ([`wire`]): NDJSON, or NDJSON compressed with zstd;
 //! * directory locks ([`dirlock`]): one writing process per directory, naming the holder to
 //!   anyone else (the spool uses it, and the binary uses it for its state directory).
 //!
@@ -19,10 +21,13 @@
 pub mod dirlock;
 #[cfg(test)]
 mod fixtures;
+mod pipeline;
 mod record;
 pub mod ship;
 pub mod spool;
+pub mod spread;
 mod validate;
+pub mod wire;
 
 pub use record::{Disposition, EnumQueryRecord, RECORD_VERSION, Record, SipCallRecord, Transport};
 pub use validate::{InvalidRecord, MAX_DEVICE_NAME, MAX_TEXT, RESERVED_DEVICE_NAMES, check_device_name, record_text};

@@ -8,7 +8,10 @@
 //! open, and no other process writes the directory (the spool holds its lock). If the process
 //! dies between the collector storing a batch and the offset being written, the batch is sent
 //! again and the collector ignores the records it already has (record ids are primary keys):
-//! each record is stored exactly once.
+//! each record is stored exactly once. Several batches are in flight at once
+//! ([`ShipperOptions::in_flight`]); a segment's offset moves only past a contiguous run of
+//! acknowledged batches ([`crate::pipeline`]), so what a crash re-sends is exactly what was not
+//! acknowledged in order.
 //!
 //! While the collector is unreachable nothing is removed and the unacknowledged backlog grows
 //! (up to the spool's limit); when it comes back the backlog is sent, segment by segment.
@@ -20,7 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::spool::{MAGIC, Spool, read_from, scan_frames, segments};
+use crate::spool::Spool;
+#[cfg(test)]
+use crate::spool::segments;
 
 /// A collector outage retries every few seconds for as long as it lasts: one line a minute,
 /// saying how many retries were not logged (the metrics count every failure).
@@ -28,14 +33,12 @@ static UNREACHABLE_LOG: tollgate_logthrottle::LogThrottle = tollgate_logthrottle
 /// Spool read or update failures (out of descriptors, disk errors): one line every 10 s.
 static IO_ERROR_LOG: tollgate_logthrottle::LogThrottle = tollgate_logthrottle::LogThrottle::new(10_000);
 
-/// The segment header's length: the acknowledged offset of a segment nothing of which was sent.
-const HEADER_LEN: u64 = MAGIC.len() as u64;
-
 /// Where batches go.
 pub trait Uplink: Send + Sync + 'static {
     /// Delivers `records` records as NDJSON (one record's JSON per line). `Ok` means the
-    /// collector has stored them durably; anything else is retried later.
-    fn deliver(&self, ndjson: Vec<u8>, records: usize) -> Result<(), String>;
+    /// collector has stored them durably; anything else is retried later. Called from several
+    /// threads at once when [`ShipperOptions::in_flight`] is above 1.
+    fn deliver(&self, ndjson: &[u8], records: usize) -> Result<(), String>;
 }
 
 /// Shipper settings.
@@ -49,6 +52,9 @@ pub struct ShipperOptions {
     pub idle: Duration,
     /// Longest pause between retries while the collector is unreachable.
     pub max_backoff: Duration,
+    /// Most batches delivered at once (pipelining; see [`crate::pipeline`]): with 2, a collector
+    /// stores one batch while the next one travels. 1: one batch at a time.
+    pub in_flight: usize,
 }
 
 impl Default for ShipperOptions {
@@ -58,6 +64,7 @@ impl Default for ShipperOptions {
             batch_bytes: 1 << 20,
             idle: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
+            in_flight: 1,
         }
     }
 }
@@ -112,93 +119,7 @@ pub fn ship_pass(
     opts: &ShipperOptions,
     stats: &ShipperStats,
 ) -> Result<u64, PassError> {
-    ship_segments(spool, uplink, opts, stats)
-}
-
-fn ship_segments(
-    spool: &Spool,
-    uplink: &dyn Uplink,
-    opts: &ShipperOptions,
-    stats: &ShipperStats,
-) -> Result<u64, PassError> {
-    // Segments left by side spools whose writer is gone join this spool first. A failure
-    // there must not hold up shipping what is already here.
-    if let Err(e) = spool.adopt_side_spools() {
-        tracing::warn!(error = %e, "cannot take over an abandoned side spool; will retry");
-    }
-    let mut shipped = 0u64;
-    for seg in segments(spool.dir())? {
-        // Asked per segment, after listing: a segment seen closed here is closed for good.
-        let Some(state) = spool.segment_state(&seg)? else { continue };
-        let acked = state.acked;
-        // Read from the start while nothing is acknowledged, to check the header.
-        let read_start = if acked <= HEADER_LEN { 0 } else { acked };
-        let bytes = match read_from(&seg, read_start) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                spool.forget(&seg);
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let file_len = read_start + bytes.len() as u64;
-        let (body, body_start, header_ok) = if read_start == 0 {
-            match bytes.split_at_checked(MAGIC.len()) {
-                Some((header, rest)) => (rest, HEADER_LEN, header == MAGIC),
-                None => (&[][..], HEADER_LEN, false),
-            }
-        } else {
-            (&bytes[..], read_start, true)
-        };
-        let scan = scan_frames(body, body_start);
-        let mut frames = if header_ok { scan.frames.as_slice() } else { &[] };
-        let mut at = acked;
-        while !frames.is_empty() {
-            let mut batch = Vec::with_capacity(opts.batch_bytes.min(body.len()) + 64);
-            let mut n = 0;
-            for (payload, end) in frames {
-                if n > 0 && (n >= opts.batch_records || batch.len() + payload.len() + 1 > opts.batch_bytes) {
-                    break;
-                }
-                batch.extend_from_slice(payload);
-                batch.push(b'\n');
-                n += 1;
-                at = *end;
-            }
-            if let Err(e) = uplink.deliver(batch, n) {
-                stats.failures.fetch_add(1, Ordering::Relaxed);
-                stats.connected.store(false, Ordering::Relaxed);
-                *stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
-                return Err(PassError::Delivery(e));
-            }
-            spool.acknowledge_records(&seg, at, n as u64)?;
-            stats.connected.store(true, Ordering::Relaxed);
-            stats.batches.fetch_add(1, Ordering::Relaxed);
-            stats.shipped.fetch_add(n as u64, Ordering::Relaxed);
-            shipped += n as u64;
-            frames = &frames[n..];
-        }
-        if state.open {
-            continue;
-        }
-        // Finished segment.
-        if at >= file_len {
-            spool.remove_acknowledged(&seg)?;
-            stats.segments_deleted.fetch_add(1, Ordering::Relaxed);
-        } else {
-            // Unreadable bytes in a finished segment: keep them aside for inspection, never
-            // delete them silently.
-            let why = if header_ok {
-                scan.damage.clone().unwrap_or_else(|| "unreadable frames".into())
-            } else {
-                "not a spool segment (bad header)".to_string()
-            };
-            let (damaged, lost) = spool.set_aside(&seg)?;
-            tracing::error!(segment = %seg.display(), moved_to = %damaged.display(), %why, bytes = lost, "spool segment damaged; moved aside");
-            stats.damaged_bytes.fetch_add(lost, Ordering::Relaxed);
-        }
-    }
-    Ok(shipped)
+    crate::pipeline::ship_segments(spool, uplink, opts, stats)
 }
 
 impl Shipper {
@@ -300,7 +221,7 @@ mod tests {
     }
 
     impl Uplink for Collector {
-        fn deliver(&self, ndjson: Vec<u8>, records: usize) -> Result<(), String> {
+        fn deliver(&self, ndjson: &[u8], records: usize) -> Result<(), String> {
             if self.down.load(Ordering::Relaxed) {
                 return Err("connection refused".into());
             }
@@ -333,7 +254,7 @@ mod tests {
     }
 
     impl Uplink for Watching {
-        fn deliver(&self, _ndjson: Vec<u8>, _records: usize) -> Result<(), String> {
+        fn deliver(&self, _ndjson: &[u8], _records: usize) -> Result<(), String> {
             self.seen.lock().unwrap().push(self.spool.backlog());
             Ok(())
         }
@@ -597,5 +518,138 @@ mod tests {
         assert_eq!(crate::spool::side::side_dirs(main.path()).unwrap(), sides);
         assert_eq!(crate::spool::read_all(live.dir()).unwrap().len(), 1);
         drop(live_lane);
+    }
+
+    /// A collector whose answers come back out of order: the first batch of a pass is held
+    /// until a later one has been stored; batches holding a record of `fail_ids` are refused.
+    #[derive(Default)]
+    struct Reordering {
+        stored: Mutex<Vec<String>>,
+        fail_ids: Mutex<HashSet<String>>,
+        later_stored: std::sync::Condvar,
+    }
+
+    impl Uplink for Reordering {
+        fn deliver(&self, ndjson: &[u8], records: usize) -> Result<(), String> {
+            let ids: Vec<String> = ndjson
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_slice::<Record>(l).unwrap().id().to_string())
+                .collect();
+            assert_eq!(ids.len(), records);
+            let mut stored = self.stored.lock().unwrap();
+            if stored.is_empty() {
+                // Held (at most 2 s) until another batch has answered first.
+                let (s, _) = self.later_stored.wait_timeout(stored, Duration::from_secs(2)).unwrap();
+                stored = s;
+            }
+            if ids.iter().any(|id| self.fail_ids.lock().unwrap().contains(id)) {
+                self.later_stored.notify_all();
+                return Err("503 cannot store the batch".into());
+            }
+            stored.extend(ids);
+            self.later_stored.notify_all();
+            Ok(())
+        }
+    }
+
+    fn pipelined() -> ShipperOptions {
+        ShipperOptions { batch_records: 7, in_flight: 4, ..Default::default() }
+    }
+
+    #[test]
+    fn pipelined_answers_out_of_order_store_everything_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), SpoolOptions { segment_bytes: 4096, ..Default::default() }).unwrap();
+        let written: Vec<Record> = (0..200).map(record).collect();
+        {
+            let mut lane = spool.lane("w0").unwrap();
+            written.iter().for_each(|r| lane.append(r).unwrap());
+        }
+        let c = Reordering::default();
+        let stats = ShipperStats::default();
+        assert_eq!(ship_pass(&spool, &c, &pipelined(), &stats).unwrap(), 200);
+        let stored = c.stored.lock().unwrap().clone();
+        let want: Vec<String> = written.iter().map(|r| r.id().to_string()).collect();
+        assert_ne!(stored, want, "answers came back out of order");
+        let unique: HashSet<&String> = stored.iter().collect();
+        assert_eq!((stored.len(), unique.len()), (200, 200), "each record once");
+        assert_eq!(stats.shipped.load(Ordering::Relaxed), 200);
+        assert_eq!(
+            (spool.usage().unacked_bytes, spool.usage().disk_bytes),
+            (0, 0),
+            "every segment acknowledged and removed"
+        );
+    }
+
+    #[test]
+    fn a_crash_after_an_out_of_order_ack_resends_only_what_was_not_acknowledged_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let written: Vec<Record> = (0..50).map(record).collect();
+        let c = Reordering::default();
+        {
+            let spool = Spool::open(dir.path(), SpoolOptions::default()).unwrap();
+            let mut lane = spool.lane("w0").unwrap();
+            written.iter().for_each(|r| lane.append(r).unwrap());
+            drop(lane);
+            // Batches of 7: the third (records 14..21) is refused; the first is answered after
+            // later ones.
+            c.fail_ids.lock().unwrap().insert(written[14].id().to_string());
+            let stats = ShipperStats::default();
+            assert!(matches!(ship_pass(&spool, &c, &pipelined(), &stats), Err(PassError::Delivery(_))));
+            assert_eq!(stats.shipped.load(Ordering::Relaxed), 14, "only the run before the refused batch counts");
+            // The process dies here: only SEGMENT.ack survives.
+        }
+        let sent_before = c.stored.lock().unwrap().len();
+        assert!(sent_before >= 14 + 7, "batches after the refused one were stored too ({sent_before})");
+        c.fail_ids.lock().unwrap().clear();
+        let spool = Spool::open(dir.path(), SpoolOptions::default()).unwrap();
+        let stats = ShipperStats::default();
+        assert_eq!(
+            ship_pass(&spool, &c, &pipelined(), &stats).unwrap(),
+            36,
+            "everything past the acknowledged run, once"
+        );
+        let stored = c.stored.lock().unwrap().clone();
+        assert_eq!(stored.len(), sent_before + 36);
+        let resent: HashSet<&String> = stored[sent_before..].iter().collect();
+        let want: HashSet<String> = written[14..].iter().map(|r| r.id().to_string()).collect();
+        assert_eq!(resent, want.iter().collect(), "records 14..50 and nothing before");
+        let unique: HashSet<&String> = stored.iter().collect();
+        assert_eq!(unique.len(), 50, "the collector holds each record once (ids are primary keys)");
+        assert!(segments(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn two_collectors_one_down_everything_arrives_once() {
+        use crate::spread::{Spread, SpreadOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), SpoolOptions { segment_bytes: 8192, ..Default::default() }).unwrap();
+        let (c1, c2) = (Arc::new(Collector::default()), Arc::new(Collector::default()));
+        c2.down.store(true, Ordering::Relaxed);
+        let spread = Spread::new(
+            vec![("c1".into(), c1.clone() as Arc<dyn Uplink>), ("c2".into(), c2.clone() as Arc<dyn Uplink>)],
+            SpreadOptions { first_retry: Duration::ZERO, max_retry: Duration::ZERO },
+        );
+        let stats = ShipperStats::default();
+        let mut lane = spool.lane("w0").unwrap();
+        let written: Vec<Record> = (0..300).map(record).collect();
+        written[..150].iter().for_each(|r| lane.append(r).unwrap());
+        assert_eq!(ship_pass(&spool, &spread, &pipelined(), &stats).unwrap(), 150, "c2 down: c1 takes everything");
+        assert_eq!((c1.stored.lock().unwrap().len(), c2.stored.lock().unwrap().len()), (150, 0));
+        assert_eq!(stats.failures.load(Ordering::Relaxed), 0, "a fail-over is not a failed delivery");
+        assert!(!spread.health()[1].up);
+        // c2 is back: batches go to both.
+        c2.down.store(false, Ordering::Relaxed);
+        written[150..].iter().for_each(|r| lane.append(r).unwrap());
+        drop(lane);
+        assert_eq!(ship_pass(&spool, &spread, &pipelined(), &stats).unwrap(), 150);
+        let (s1, s2) = (c1.stored.lock().unwrap().clone(), c2.stored.lock().unwrap().clone());
+        assert!(s1.len() > 150 && !s2.is_empty(), "both take batches: {} and {}", s1.len(), s2.len());
+        let all: Vec<&String> = s1.iter().chain(&s2).collect();
+        let unique: HashSet<&&String> = all.iter().collect();
+        assert_eq!((all.len(), unique.len()), (300, 300), "every record once, over both collectors");
+        assert!(spread.health().iter().all(|h| h.up));
+        assert!(segments(dir.path()).unwrap().is_empty());
     }
 }

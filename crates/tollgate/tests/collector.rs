@@ -1,7 +1,9 @@
 //! Records from engines to the collector, with real traffic (dnsperf), on SQLite and on
 //! PostgreSQL: the Analytics views of seed 002's FST B1 match what was sent; an engine killed
 //! with SIGKILL under load and a collector stopped under load lose nothing and duplicate
-//! nothing; records of both releases are stored, and a batch of a newer format is refused whole.
+//! nothing; records of both releases are stored, and a batch of a newer format is refused whole;
+//! two collectors on one PostgreSQL share an engine's batches and one of them killed loses and
+//! duplicates nothing.
 
 mod common;
 
@@ -258,6 +260,66 @@ fn collector_stopped_under_load_gets_the_backlog_exactly_once() {
     assert_eq!(events.first().map(|e| e.0), Some(true));
     assert_eq!(events.last().map(|e| e.0), Some(false));
     assert!(backlog.elapsed() > Duration::from_secs(2));
+}
+
+/// An engine shipping to several collectors (`[shipper] collectors`).
+fn engine_to_many(node: &str, collectors: &[&Engine], token: &str) -> Engine {
+    let urls: Vec<String> = collectors.iter().map(|c| format!("\"{}\"", c.api)).collect();
+    let e = Engine::start(EngineOptions {
+        node: node.into(),
+        role: "engine",
+        extra_config: format!(
+            "[shipper]\ncollectors = [{}]\ntoken = \"{token}\"\nbatch_records = 200\nin_flight = 2\n",
+            urls.join(", ")
+        ),
+        ..Default::default()
+    });
+    let (_d, p) = temp_file("fst-b1.toml", POLICY);
+    let out = e.cli(&["policy", "install", p.to_str().unwrap(), "--api", &e.api]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    e
+}
+
+/// Scale-out (issue 14): two collector processes on one PostgreSQL, one engine listing both.
+/// Both take batches; one is killed with SIGKILL under load and its batches go to the other;
+/// afterwards every record the engine wrote is stored exactly once.
+#[test]
+fn two_collectors_on_one_postgres_share_batches_and_one_killed_loses_and_duplicates_nothing() {
+    let db = PgDb::create();
+    let c1 = collector("collector-1", Some(&db.url));
+    let mut c2 = collector("collector-2", Some(&db.url));
+    // The collectors of a deployment accept the same ingest tokens: c2 takes c1's user database.
+    let token = c1.ingest_token("engines");
+    for file in ["users.json", "cli-token"] {
+        std::fs::copy(c1.state.join(file), c2.state.join(file)).unwrap();
+    }
+    let e = engine_to_many("enum-spread", &[&c1, &c2], &token);
+    let batches = |c: &Engine| c.metric("tollgate_collector_batches_total");
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = load(&e, 2, stop.clone());
+    wait_until(60, "both collectors took batches", || batches(&c1) > 0.0 && batches(&c2) > 0.0);
+    let c2_batches = batches(&c2);
+    c2.kill(); // SIGKILL in the middle of the load: its batches in flight are re-sent to c1
+    let c1_at_kill = batches(&c1);
+    std::thread::sleep(Duration::from_millis(2000));
+    stop.store(true, Ordering::Relaxed);
+    let answered = client.join().unwrap();
+    assert!(answered.len() > 1000, "only {} answered", answered.len());
+    let written = e.metric("tollgate_spool_records_total") as usize;
+    assert!(written >= answered.len(), "the engine wrote {written} records for {} answers seen", answered.len());
+    wait_until(60, "every record in the store", || {
+        let stored = stored_destinations(&c1);
+        stored.len() >= written && answered.iter().all(|n| stored.contains_key(n))
+    });
+    let stored = stored_destinations(&c1);
+    assert!(stored.values().all(|&k| k == 1), "no record is stored twice");
+    assert_eq!(stored.len(), written, "every record the engine wrote is stored, and nothing else");
+    assert!(batches(&c1) > c1_at_kill, "c1 took the batches after c2 was killed");
+    assert!(c2_batches > 0.0);
+    assert!(
+        e.alarms().active.iter().all(|a| a.def.name != "COLLECTOR_UNREACHABLE"),
+        "one collector down of two is not an unreachable collector"
+    );
 }
 
 /// A record line as a release writes it: an ENUM query (format version `v`) to `destination`.

@@ -353,12 +353,36 @@ pub const SECTIONS: &[Section] = &[
                  engine without a collector keeps its records in the spool.",
             ),
             opt(
+                "collectors",
+                "list of strings (URLs)",
+                "",
+                "Several collectors' APIs, instead of `collector` (setting both is an error): batches are spread \
+                 over the healthy ones, several in flight; a collector that fails is skipped and retried with \
+                 backoff (1 s, doubling to 30 s). All down: records stay in the spool (COLLECTOR_UNREACHABLE).",
+            ),
+            opt(
                 "token",
                 "string",
                 "",
                 "Ingest token (`tollgate token create NAME --role ingest`); empty: read `<state_dir>/ingest-token`.",
             ),
             opt("batch_records", "integer", "records", "Most records per batch sent to the collector."),
+            opt(
+                "in_flight",
+                "integer",
+                "batches",
+                "Batches in flight to each collector at once (pipelining), 1 to 16. A segment's acknowledged \
+                 offset moves only past a contiguous run of acknowledged batches, so a crash re-sends only what \
+                 was not acknowledged in order.",
+            ),
+            opt(
+                "compression",
+                "string",
+                "",
+                "`zstd`: compress batches (`Content-Encoding: zstd`) for collectors that answer \
+                 `Accept-Encoding: zstd`; the first batch after a connection failure goes uncompressed. `none`: \
+                 never compress.",
+            ),
         ],
     },
     Section {

@@ -5,7 +5,6 @@ use std::fs::File;
 use std::io::{BufReader, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tollgate_tls::RoleSet;
 
@@ -15,12 +14,11 @@ use serde_json::json;
 use tollgate_probe::analyze::analyze;
 use tollgate_probe::{CallReport, Probe};
 use tollgate_records::Record;
-use tollgate_records::ship::{Shipper, ShipperOptions, ShipperStats, ship_pass};
+use tollgate_records::ship::{Shipper, ShipperOptions, ShipperStats, Uplink, ship_pass};
 use tollgate_records::spool::{OpenError, Spool};
 
 use crate::cli::ProbeArgs;
 use crate::config::Config;
-use crate::roles::uplink::HttpUplink;
 
 fn cell<T: ToString>(v: Option<T>) -> String {
     v.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
@@ -156,11 +154,11 @@ impl ShipSpool {
 
     /// Ships what is left (every lane closed). What cannot be shipped stays in the spool, or,
     /// for a side spool, is handed over to the configured one, whose holder ships it later.
-    fn finish(self, uplink: &HttpUplink, url: &str) -> anyhow::Result<u64> {
+    fn finish(self, uplink: &dyn Uplink, options: &ShipperOptions, url: &str) -> anyhow::Result<u64> {
         let stats = ShipperStats::default();
         let mut shipped = 0;
         let failure = loop {
-            match ship_pass(&self.spool, uplink, &ShipperOptions::default(), &stats) {
+            match ship_pass(&self.spool, uplink, options, &stats) {
                 Ok(0) => break None,
                 Ok(n) => shipped += n,
                 Err(e) => break Some(e),
@@ -186,9 +184,12 @@ impl ShipSpool {
     }
 }
 
-/// The collector `probe --pcap --ship` sends to, and its ingest token.
-fn collector(config: &Config) -> (String, String) {
-    let url = if config.shipper.collector.is_empty() { config.api_url() } else { config.shipper.collector.clone() };
+/// The collectors `probe --pcap --ship` sends to, and the ingest token.
+fn collector(config: &Config) -> (Vec<String>, String) {
+    let mut urls = config.shipper.collector_urls();
+    if urls.is_empty() {
+        urls.push(config.api_url());
+    }
     let token = if config.shipper.token.is_empty() {
         std::fs::read_to_string(config.node.state_dir.join("ingest-token"))
             .map(|t| t.trim().to_string())
@@ -196,7 +197,7 @@ fn collector(config: &Config) -> (String, String) {
     } else {
         config.shipper.token.clone()
     };
-    (url, token)
+    (urls, token)
 }
 
 /// Runs `probe --pcap`.
@@ -217,17 +218,18 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
     let spool = if args.ship { Some(ShipSpool::open(config)?) } else { None };
     // Shipping runs while the file is read, so the spool holds only what the collector has not
     // stored yet, not the whole file.
-    let (url, token) = collector(config);
+    let (urls, token) = collector(config);
+    let url = urls.join(", ");
     let uplink = match &spool {
         Some(_) => {
             let material = crate::roles::tls::client_material(config)?;
             let tls = crate::roles::tls::client(material.as_ref(), RoleSet::of(&[tollgate_tls::Role::Collector]))?;
-            Some(Arc::new(HttpUplink::new(&url, token, tls.as_ref(), None)?))
+            Some(crate::roles::uplink::uplinks(&urls, token, tls.as_ref(), None, &config.shipper)?)
         }
         None => None,
     };
     let shipper = match (&spool, &uplink) {
-        (Some(s), Some(u)) => Some(Shipper::start(s.spool.clone(), u.clone(), ShipperOptions::default())?),
+        (Some(s), Some((u, options))) => Some(Shipper::start(s.spool.clone(), u.clone(), options.clone())?),
         _ => None,
     };
     let mut lane = spool.as_ref().map(|s| s.spool.lane("pcap")).transpose()?;
@@ -324,7 +326,7 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
             s.stop();
             shipped += stats.shipped.load(Ordering::Relaxed);
         }
-        shipped += spool.finish(&uplink, &url)?;
+        shipped += spool.finish(uplink.0.as_ref(), &uplink.1, &url)?;
         eprintln!("shipped {shipped} call records to {url}");
     }
     if not_spooled > 0 {

@@ -16,7 +16,7 @@ use tollgate_policy::VelocityTable;
 use tollgate_policy::service::PolicyService;
 use tollgate_policy::store::PolicyStore;
 use tollgate_records::dirlock::DirLock;
-use tollgate_records::ship::{Shipper, ShipperOptions, ShipperStats};
+use tollgate_records::ship::{Shipper, ShipperStats};
 use tollgate_records::spool::{Spool, SpoolOptions};
 use tollgate_store::Store;
 use tollgate_tls::{Role as TlsRole, RoleSet, Versions};
@@ -30,7 +30,6 @@ use crate::roles::demo;
 use crate::roles::probe::ProbeRole;
 use crate::roles::service_address::ServiceAddress;
 use crate::roles::srp::{self as srp_role, EnumService};
-use crate::roles::uplink::HttpUplink;
 use tollgate_srp::runtime::SrpHandle;
 
 /// Which roles a process runs.
@@ -481,8 +480,9 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         // own API, its own certificate's role (an engine and collector in one process).
         let mut servers = vec![TlsRole::Collector];
         let mut resolve = None;
-        let collector = if !config.shipper.collector.is_empty() {
-            Some(config.shipper.collector.clone())
+        let configured = config.shipper.collector_urls();
+        let collectors = if !configured.is_empty() {
+            Some(configured)
         } else if roles.collector() {
             let leaf = tls.as_ref().and_then(|m| m.leaf());
             servers.extend(leaf.as_ref().and_then(|l| l.role));
@@ -493,27 +493,30 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
                     let to = crate::roles::tls::base_url("http", api_addr);
                     let addr: std::net::SocketAddr = to.trim_start_matches("http://").parse()?;
                     resolve = Some((host.clone(), addr));
-                    Some(format!("https://{host}:{}", api_addr.port()))
+                    Some(vec![format!("https://{host}:{}", api_addr.port())])
                 }
-                _ => Some(crate::roles::tls::base_url(scheme, api_addr)),
+                _ => Some(vec![crate::roles::tls::base_url(scheme, api_addr)]),
             }
         } else {
             tracing::warn!("no [shipper] collector configured: records stay in the spool");
             None
         };
-        if let Some(url) = collector {
+        if let Some(urls) = collectors {
             let token = ingest_token(&config)
                 .context("no ingest token: set [shipper] token or keep <state_dir>/ingest-token")?;
             // reqwest's blocking client must be built (and dropped) off the async threads.
             let client_tls = crate::roles::tls::client(tls.as_ref(), RoleSet::of(&servers))?;
-            let uplink =
-                tokio::task::spawn_blocking(move || HttpUplink::new(&url, token, client_tls.as_ref(), resolve))
-                    .await??;
-            let s = Shipper::start(
-                spool.clone(),
-                Arc::new(uplink),
-                ShipperOptions { batch_records: config.shipper.batch_records.max(1), ..Default::default() },
-            )?;
+            let mut shipper_config = config.shipper.clone();
+            if config.shipper.collector_urls().is_empty() {
+                // Shipping to this process's own API over loopback: compression would only
+                // cost CPU on both ends.
+                shipper_config.compression = tollgate_config::Compression::None;
+            }
+            let (uplink, options) = tokio::task::spawn_blocking(move || {
+                crate::roles::uplink::uplinks(&urls, token, client_tls.as_ref(), resolve, &shipper_config)
+            })
+            .await??;
+            let s = Shipper::start(spool.clone(), uplink, options)?;
             crate::roles::metrics::register_shipper(&mut registry, s.stats().clone());
             shipper = Some(s);
         }

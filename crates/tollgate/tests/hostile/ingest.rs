@@ -260,3 +260,77 @@ fn config_check_refuses_reserved_device_names() {
         assert!(err.contains(&format!("t.toml:2: {field}: ")) && err.contains("reserved"), "{err}");
     }
 }
+
+/// POSTs `body` to `/api/v1/ingest` with `Content-Encoding: encoding` (none when empty):
+/// status, the answer's `Accept-Encoding` and its JSON body.
+fn post_encoded(e: &Engine, token: &str, encoding: &str, body: Vec<u8>) -> (u16, String, serde_json::Value) {
+    let mut request = reqwest::blocking::Client::new().post(format!("{}/api/v1/ingest", e.api)).bearer_auth(token);
+    if !encoding.is_empty() {
+        request = request.header("content-encoding", encoding);
+    }
+    let r = request.body(body).send().unwrap();
+    let accepts = r.headers().get("accept-encoding").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    (r.status().as_u16(), accepts, r.json().unwrap_or_default())
+}
+
+/// Compressed batches (issue 14): a zstd bomb, an encoding the collector does not read and a
+/// truncated zstd stream are refused with an error saying why, and nothing of them is stored or
+/// quarantined; a compressed batch reaching a collector that reads bodies as NDJSON (a release
+/// before compression) is refused whole by its guard line, not quarantined as garbage.
+#[test]
+fn zstd_bombs_wrong_encodings_and_truncated_streams_are_refused_before_anything_is_stored() {
+    use tollgate_records::wire;
+    let e = serve("ingest-zstd", "");
+    let token = e.ingest_token("zstd");
+    let ndjson = |dest: &str| format!("{}\n{}\n", enum_line(2, "engine-z", dest), enum_line(2, "engine-z", dest));
+
+    // Every answer says the collector reads zstd, and a zstd batch is stored.
+    let (code, accepts, body) = post_encoded(&e, &token, "", ndjson("+12125550601").into_bytes());
+    assert_eq!((code, accepts.as_str()), (200, "zstd"), "{body}");
+    let packed = wire::compress(ndjson("+12125550602").as_bytes(), wire::LEVEL).unwrap();
+    let (code, accepts, body) = post_encoded(&e, &token, "zstd", packed.clone());
+    assert_eq!((code, accepts.as_str(), body["inserted"].as_u64()), (200, "zstd", Some(2)), "{body}");
+
+    // 100 MiB of one line in a few kB: refused past the 64 MiB a batch may hold.
+    let bomb = wire::compress(&vec![b'{'; 100 << 20], 3).unwrap();
+    assert!(bomb.len() < 64 << 10);
+    let (code, _, body) = post_encoded(&e, &token, "zstd", bomb);
+    assert_eq!(code, 413, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("decompresses to more than 67108864 bytes"), "the error names the limit: {message}");
+
+    // An encoding it does not read: 415, saying which it reads.
+    let gzip = {
+        let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut g, ndjson("+12125550603").as_bytes()).unwrap();
+        g.finish().unwrap()
+    };
+    let (code, accepts, body) = post_encoded(&e, &token, "gzip", gzip);
+    assert_eq!(
+        (code, accepts.as_str(), body["code"].as_str()),
+        (415, "zstd", Some("unsupported_media_type")),
+        "{body}"
+    );
+    assert!(body["message"].as_str().unwrap().contains("reads uncompressed (identity) or zstd bodies"), "{body}");
+    let (code, _, body) = post_encoded(&e, &token, "zstd, gzip", packed.clone());
+    assert_eq!(code, 415, "{body}");
+
+    // A truncated stream: 400.
+    let cut = wire::compress(ndjson("+12125550604").as_bytes(), wire::LEVEL).unwrap();
+    let (code, _, body) = post_encoded(&e, &token, "zstd", cut[..cut.len() - 8].to_vec());
+    assert_eq!((code, body["code"].as_str()), (400, Some("bad_request")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("truncated"), "{body}");
+
+    // A zstd body read as NDJSON (what a collector before compression does): its guard line is
+    // of a format version no release reads, so the whole batch is refused, nothing quarantined.
+    let guarded = wire::compress(ndjson("+12125550605").as_bytes(), wire::LEVEL).unwrap();
+    let (code, _, body) = post_encoded(&e, &token, "", guarded);
+    assert_eq!(code, 409, "{body}");
+
+    assert!(quarantined(&e.state).is_empty(), "nothing refused was quarantined");
+    let stored = stored(&e);
+    assert_eq!((stored.get("+12125550601"), stored.get("+12125550602")), (Some(&2), Some(&2)));
+    for refused in ["+12125550603", "+12125550604", "+12125550605"] {
+        assert!(!stored.contains_key(refused), "{refused} was stored");
+    }
+}

@@ -22,6 +22,12 @@
 //!
 //! Decoding, validation, the store and the quarantine's file I/O all run on the blocking pool,
 //! never on the async workers that also answer ENUM and `/healthz`.
+//!
+//! Bodies may be compressed with zstd (`Content-Encoding: zstd`, see
+//! [`tollgate_records::wire`]); every answer says `Accept-Encoding: zstd` (RFC 7694) so a
+//! shipper knows it may compress the next batch. A body decompressing to more than
+//! [`MAX_BATCH`] bytes is refused with `413`, a truncated or damaged one with `400`, another
+//! encoding with `415`: in each case before anything is stored or quarantined.
 
 use std::sync::Arc;
 
@@ -29,18 +35,23 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use tollgate_alarms as alarms;
 use tollgate_api::ErrorCode;
 use tollgate_api::web::Ingested;
 use tollgate_logthrottle::LogThrottle;
+use tollgate_records::wire::{self, DecodeError};
 use tollgate_records::{RECORD_VERSION, Record};
 use tollgate_store::Store;
 
 use super::{blocking, not_running};
 use crate::AppState;
 use crate::http::{ApiError, ApiResult};
+use crate::limits::MAX_BATCH;
 use crate::quarantine::{BadLine, Entries, QuarantineError};
 use crate::session::Ingester;
 
@@ -97,11 +108,50 @@ enum Outcome {
     Newer(u16),
     QuarantineFull(QuarantineError),
     Failed(String),
+    Undecodable(DecodeError),
+}
+
+/// How a body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Zstd,
+}
+
+/// The body's `Content-Encoding`: none, `identity` or `zstd`; anything else (another coding,
+/// several) is refused with `415` naming what is read.
+fn encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+    let mut values = headers.get_all(CONTENT_ENCODING).iter();
+    let Some(value) = values.next() else { return Ok(Encoding::Identity) };
+    let text = value.to_str().unwrap_or("(not text)").trim();
+    match text {
+        _ if values.next().is_some() => {}
+        t if t.eq_ignore_ascii_case("identity") || t.is_empty() => return Ok(Encoding::Identity),
+        t if t.eq_ignore_ascii_case(wire::ZSTD) => return Ok(Encoding::Zstd),
+        _ => {}
+    }
+    Err(ApiError::new(
+        ErrorCode::UnsupportedMediaType,
+        format!(
+            "Content-Encoding {text:?} is not read here: /api/v1/ingest reads uncompressed (identity) or zstd bodies"
+        ),
+    ))
 }
 
 /// Decides the batch's fate, then stores and quarantines (blocking).
-fn take_batch(state: &AppState, store: &dyn Store, from: &str, body: &[u8]) -> Outcome {
+fn take_batch(state: &AppState, store: &dyn Store, from: &str, body: &[u8], encoding: Encoding) -> Outcome {
     let now = Utc::now();
+    let decoded;
+    let body = match encoding {
+        Encoding::Identity => body,
+        Encoding::Zstd => match wire::decompress(body, MAX_BATCH) {
+            Ok(plain) => {
+                decoded = plain;
+                &decoded[..]
+            }
+            Err(e) => return Outcome::Undecodable(e),
+        },
+    };
     let batch = read_batch(body, now);
     if batch.newest > RECORD_VERSION {
         return Outcome::Newer(batch.newest);
@@ -128,16 +178,29 @@ fn take_batch(state: &AppState, store: &dyn Store, from: &str, body: &[u8]) -> O
 
 pub(super) async fn ingest(
     State(state): State<Arc<AppState>>,
+    shipper: crate::http::MachinePeer<crate::http::Shippers>,
+    who: Ingester,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    // Every answer says the collector reads zstd bodies (RFC 7694), errors included.
+    ([(ACCEPT_ENCODING, wire::ZSTD)], take(state, shipper, who, &headers, body).await).into_response()
+}
+
+async fn take(
+    state: Arc<AppState>,
     _shipper: crate::http::MachinePeer<crate::http::Shippers>,
     Ingester(who): Ingester,
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Ingested>> {
     let store = state.store.clone().ok_or_else(|| not_running("collector"))?;
+    let encoding = encoding(headers)?;
     let body = body?;
     let arrived = std::time::Instant::now();
     let for_task = state.clone();
     let from = who.name.clone();
-    match blocking(move || take_batch(&for_task, store.as_ref(), &from, &body)).await? {
+    match blocking(move || take_batch(&for_task, store.as_ref(), &from, &body, encoding)).await? {
         Outcome::Stored { received, inserted, duplicates, quarantined } => {
             state.ingest.observe_batch(arrived, received);
             state.ingest.batches.inc();
@@ -166,6 +229,10 @@ pub(super) async fn ingest(
             }
             Err(ApiError::new(ErrorCode::InsufficientStorage, format!("{e}; the batch stays in the sender's spool")))
         }
+        Outcome::Undecodable(e @ DecodeError::TooLarge { .. }) => {
+            Err(ApiError::too_large(format!("{e} ({MAX_BATCH} bytes); nothing of it was stored")))
+        }
+        Outcome::Undecodable(e) => Err(ApiError::bad_request(format!("{e}; nothing of it was stored"))),
         Outcome::Failed(e) => {
             if let Some(left_out) = REFUSED_LOG.allow() {
                 tracing::error!(error = %e, left_out, "ingest failed; the shipper will retry");
