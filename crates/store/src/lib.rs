@@ -92,6 +92,9 @@ pub enum StoreError {
     /// Another live collector uses this collector name on the same PostgreSQL store.
     #[error("another collector named {0:?} is connected to this PostgreSQL store: give each collector its own name")]
     CollectorInUse(String),
+    /// Another process writes this SQLite store (the message names the file and the holder).
+    #[error("the SQLite store {0}: one collector per database file")]
+    StoreInUse(String),
     /// A query asked for something impossible.
     #[error("{0}")]
     BadQuery(String),

@@ -36,6 +36,9 @@ pub struct SqliteStore {
     shared: Arc<Shared>,
     reader: Mutex<Connection>,
     background: Option<JoinHandle<()>>,
+    /// Held for the store's life: one writer per database file, across processes (see
+    /// [`SqliteStore::open_with`]).
+    _writer_lock: tollgate_records::dirlock::DirLock,
 }
 
 /// What the ingest path and the background thread share.
@@ -226,9 +229,23 @@ impl SqliteStore {
 
     /// [`SqliteStore::open`] with other rollup deferral settings.
     pub fn open_with(path: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        // Rollups held in memory are one writer's: a second process writing the same file would
+        // roll up, on open, rows the first still holds, and count them twice. So one writer per
+        // file, named in `<file>.lock` beside it (reads of a copy, `snapshot`, need no lock).
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let writer_lock = tollgate_records::dirlock::DirLock::acquire(
+            dir,
+            &format!("{file_name}.lock"),
+            "tollgate collector (SQLite store writer)",
+        )
+        .map_err(|e| match e {
+            tollgate_records::dirlock::LockError::InUse { .. } => {
+                StoreError::StoreInUse(format!("{}: {e}", path.display()))
+            }
+            tollgate_records::dirlock::LockError::Io { source, .. } => StoreError::Io(source),
+        })?;
         let mut writer = Connection::open(path)?;
         configure(&writer)?;
         migrate(&mut writer)?;
@@ -253,7 +270,13 @@ impl SqliteStore {
             let shared = shared.clone();
             std::thread::Builder::new().name("sqlite-rollups".into()).spawn(move || background(shared, checkpointer))?
         };
-        Ok(SqliteStore { path: path.to_path_buf(), shared, reader: Mutex::new(reader), background: Some(background) })
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            shared,
+            reader: Mutex::new(reader),
+            background: Some(background),
+            _writer_lock: writer_lock,
+        })
     }
 
     /// The database file.

@@ -390,3 +390,22 @@ fn a_version_3_database_upgrades_without_rolling_up_its_records_again() {
     let (stored, expected) = rollups_and_recomputed(&db);
     assert_eq!(stored, expected, "the records stored before the upgrade are counted once");
 }
+
+#[test]
+fn a_second_writer_of_the_same_file_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("records.db");
+    let first = SqliteStore::open(&db).unwrap();
+    first.ingest(&(0..30).map(record).collect::<Vec<_>>()).unwrap();
+    // A careless second collector on the same file would roll up, on open, rows the first
+    // still holds in memory: refused, and the first one's records stay counted once.
+    let err = SqliteStore::open(&db).err().expect("a second writer is refused").to_string();
+    assert!(err.contains("records.db") && err.contains("one collector per database file"), "{err}");
+    assert!(err.contains(&std::process::id().to_string()), "the holder is named: {err}");
+    drop(first);
+    let again = SqliteStore::open(&db).unwrap();
+    again.ingest(&(30..40).map(record).collect::<Vec<_>>()).unwrap();
+    drop(again);
+    let (stored, expected) = rollups_and_recomputed(&db);
+    assert_eq!(stored, expected);
+}
