@@ -91,6 +91,30 @@ pub fn decompress(body: &[u8], max: usize) -> Result<Vec<u8>, DecodeError> {
     }
 }
 
+/// The fuzz target `ingest_body` and its seed replay: what a collector does with an untrusted
+/// zstd body. Nothing panics; a decoded body never exceeds the cap; each line either reads as a
+/// record (then validated) or is refused; and any input, taken as NDJSON, compresses and
+/// decompresses back to itself.
+pub mod fuzzing {
+    /// The cap the fuzz target decodes under (the collector's is larger; the logic is the same).
+    pub const MAX: usize = 1 << 20;
+
+    /// Checks one fuzz input (see the module doc).
+    pub fn check(data: &[u8]) {
+        if let Ok(plain) = super::decompress(data, MAX) {
+            assert!(plain.len() <= MAX, "decoded {} bytes past the cap", plain.len());
+            let now = chrono::Utc::now();
+            for line in plain.split(|b| *b == b'\n') {
+                if let Ok(record) = serde_json::from_slice::<crate::Record>(line) {
+                    let _ = record.validate(now);
+                }
+            }
+        }
+        let body = super::compress(data, super::LEVEL).expect("compressing to memory cannot fail");
+        assert_eq!(super::decompress(&body, data.len()).as_deref(), Ok(data), "a body round-trips");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +158,16 @@ mod tests {
         let cut = &body[..body.len() - 10];
         assert!(matches!(decompress(cut, 1 << 20), Err(DecodeError::Truncated(_))), "{:?}", decompress(cut, 1 << 20));
         assert!(matches!(decompress(b"{\"kind\":\"enum_query\"}\n", 1 << 20), Err(DecodeError::Corrupt(_))));
+    }
+
+    #[test]
+    fn the_fuzz_seeds_pass_the_fuzz_check() {
+        let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/ingest_body");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&seeds).unwrap() {
+            fuzzing::check(&std::fs::read(entry.unwrap().path()).unwrap());
+            n += 1;
+        }
+        assert!(n >= 3, "seeds in {}", seeds.display());
     }
 }
