@@ -26,6 +26,7 @@ mod record;
 pub mod ship;
 pub mod spool;
 pub mod spread;
+pub mod synth;
 mod validate;
 pub mod wire;
 

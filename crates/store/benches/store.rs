@@ -9,60 +9,23 @@
 //! stores (collectors) ingest into that database at once.
 //!
 //! The data: RECORDS ENUM queries spread over 24 hours from 4 engines; calling numbers drawn
-//! log-uniformly from 100,000 (a few heavy callers, a long tail), called numbers from 50,000.
+//! log-uniformly from 100,000 (a few heavy callers, a long tail), called numbers from 50,000
+//! (`tollgate_records::synth`, the records `tollgate generate records` makes).
 
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use tollgate_records::{EnumQueryRecord, Record, Transport};
+use tollgate_records::Record;
 use tollgate_store::{AnalyticsQuery, Dataset, Grouping, Store, View};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Log-uniform index in 0..n: index i has weight ~ 1/(i+1).
-    fn log_uniform(&mut self, n: u64) -> u64 {
-        ((n as f64).powf(self.unit()) as u64).saturating_sub(1).min(n - 1)
-    }
-}
+/// The bench's records: `tollgate_records::synth`, the mix `tollgate generate records` ships
+/// in the end-to-end benchmark, over 2026-11-25.
+const SEED: u64 = 0x2545_f491_4f6c_dd1d;
 
-fn batch(rng: &mut Rng, start: u64, len: usize, total: u64) -> Vec<Record> {
-    let day = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
-    (0..len as u64)
-        .map(|i| {
-            let k = start + i;
-            let at = day + chrono::Duration::microseconds((k as i64) * (86_400_000_000 / total as i64));
-            let src = 14_150_000_000_u64 + rng.log_uniform(100_000);
-            let dst = 12_120_000_000_u64 + rng.log_uniform(50_000);
-            Record::enum_query(EnumQueryRecord {
-                id: ulid::Ulid::from_parts(at.timestamp_millis() as u64, u128::from(k)),
-                time: at,
-                device: format!("enum-{}", k % 4 + 1),
-                client: "sbc-1".into(),
-                client_addr: "10.0.0.1:5060".parse().unwrap(),
-                transport: Transport::Udp,
-                source: tollgate_number::E164::from_u64(src),
-                destination: tollgate_number::E164::from_u64(dst).unwrap(),
-                direction: "inbound".into(),
-                rule: k.is_multiple_of(20).then(|| "block".to_string()),
-                action: if k.is_multiple_of(20) { "terminate".into() } else { "allow".into() },
-                detail: None,
-                rcode: "NXDOMAIN".into(),
-                fail_open: false,
-                latency_us: 150,
-                stale: false,
-                policy_version: Some(1),
-            })
-        })
-        .collect()
+/// Records `start..start + len` of `total`.
+fn batch(start: u64, len: usize, total: u64) -> Vec<Record> {
+    let end = Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap();
+    (start..start + len as u64).map(|k| tollgate_records::synth::enum_query(SEED, k, total, end)).collect()
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -71,14 +34,13 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn run(label: &str, store: &dyn Store, total: u64) {
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let batch_len: usize = std::env::var("TOLLGATE_BENCH_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let started = Instant::now();
     let mut first_rate = None;
     let mut done = 0u64;
     while done < total {
         let n = batch_len.min((total - done) as usize);
-        let records = batch(&mut rng, done, n, total);
+        let records = batch(done, n, total);
         store.ingest(&records).expect("ingest");
         done += n as u64;
         if first_rate.is_none() && done >= 200_000.min(total) {
@@ -147,11 +109,10 @@ fn run_collectors(url: &str, collectors: usize, total: u64) {
     std::thread::scope(|s| {
         for (c, store) in stores.iter().enumerate() {
             s.spawn(move || {
-                let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ (c as u64 + 1));
                 let mut start = c as u64 * batch_len;
                 while start < total {
                     let n = batch_len.min(total - start) as usize;
-                    store.ingest(&batch(&mut rng, start, n, total)).expect("ingest");
+                    store.ingest(&batch(start, n, total)).expect("ingest");
                     start += batch_len * collectors as u64;
                 }
                 store.flush().expect("flush");

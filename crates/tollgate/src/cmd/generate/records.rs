@@ -1,36 +1,19 @@
 //! `tollgate generate records`: a spool filled with realistic ENUM records, for the end-to-end
 //! ingest benchmark (bench/ingest.sh) to ship with the real shipper.
 //!
-//! The records are those of the store benchmark (crates/store/benches/store.rs): COUNT ENUM
-//! queries spread evenly over the 24 hours before `end`, answered by 4 engines (`enum-1` to
-//! `enum-4`), calling numbers drawn log-uniformly from 100,000 (a few heavy callers, a long
-//! tail), called numbers log-uniformly from 50,000, one query in 20 terminated by rule `block`.
-//!
-//! Record `k` (0 <= k < COUNT) is a pure function of (seed, k, COUNT, end): its numbers come
-//! from a generator seeded with the seed and `k`, its time is `end - 24 h + k * 24 h / COUNT`
-//! and its id is a ULID of that time whose random part holds the seed and `k`. So a part of the
-//! records (`--part I/P`, the I-th of P contiguous slices) holds exactly the records the whole
-//! would hold there, parts never share an id, and the P parts together are the whole.
+//! The records are those of the store benchmark, made by [`tollgate_records::synth`]: record
+//! `k` is a pure function of (seed, k, COUNT, end). So a part of the records (`--part I/P`, the
+//! I-th of P contiguous slices) holds exactly the records the whole would hold there, parts
+//! never share an id, and the P parts together are the whole.
 
 use std::path::Path;
 
 use anyhow::Context;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
+use tollgate_records::Record;
 use tollgate_records::spool::{Spool, SpoolOptions};
-use tollgate_records::{EnumQueryRecord, Record, Transport};
 
-/// The engines the records name (`enum-1` ... `enum-4`).
-pub const ENGINES: u64 = 4;
-/// Distinct calling numbers (log-uniform).
-pub const CALLERS: u64 = 100_000;
-/// Distinct called numbers (log-uniform).
-pub const CALLED: u64 = 50_000;
-/// First calling number (`+14150000000`).
-const FIRST_CALLER: u64 = 14_150_000_000;
-/// First called number (`+12120000000`).
-const FIRST_CALLED: u64 = 12_120_000_000;
-/// The span the records cover, before `end`.
-const SPAN_US: i64 = 86_400_000_000;
+use tollgate_records::synth::SPAN_US;
 
 /// Which records to make: record `k` for `k` in `range()` of `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,60 +39,7 @@ impl Plan {
 
     /// Record `k` of the whole set.
     pub fn record(&self, k: u64) -> Record {
-        let mut rng = Rng::new(self.seed, k);
-        let start = self.end - Duration::microseconds(SPAN_US);
-        let step = SPAN_US / self.count.max(1) as i64;
-        let time = start + Duration::microseconds(step * k as i64);
-        let src = FIRST_CALLER + rng.log_uniform(CALLERS);
-        let dst = FIRST_CALLED + rng.log_uniform(CALLED);
-        let blocked = k.is_multiple_of(20);
-        // 80 random bits: 16 of the seed, 64 of the index; unique within and across parts.
-        let random = (u128::from(self.seed & 0xffff) << 64) | u128::from(k);
-        Record::enum_query(EnumQueryRecord {
-            id: ulid::Ulid::from_parts(time.timestamp_millis() as u64, random),
-            time,
-            device: format!("enum-{}", k % ENGINES + 1),
-            client: "sbc-1".into(),
-            client_addr: std::net::SocketAddr::from(([10, 0, 0, 1], 5060)),
-            transport: Transport::Udp,
-            source: tollgate_number::E164::from_u64(src),
-            destination: tollgate_number::E164::from_u64(dst).expect("an 11-digit number is an E.164 number"),
-            direction: "inbound".into(),
-            rule: blocked.then(|| "block".to_string()),
-            action: if blocked { "terminate".into() } else { "allow".into() },
-            detail: None,
-            rcode: if blocked { "NOERROR".into() } else { "NXDOMAIN".into() },
-            fail_open: false,
-            latency_us: 150,
-            stale: false,
-            policy_version: Some(1),
-        })
-    }
-}
-
-/// xorshift64, seeded per record through splitmix64 (so record `k` does not depend on the
-/// records before it).
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64, k: u64) -> Rng {
-        let mut z = seed ^ k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Rng((z ^ (z >> 31)) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Log-uniform index in 0..n: index i has weight ~ 1/(i+1).
-    fn log_uniform(&mut self, n: u64) -> u64 {
-        ((n as f64).powf(self.unit()) as u64).saturating_sub(1).min(n - 1)
+        tollgate_records::synth::enum_query(self.seed, k, self.count, self.end)
     }
 }
 
@@ -184,7 +114,7 @@ mod tests {
         assert_eq!(ids.len(), 10_000, "ids repeat");
         for r in &records {
             r.validate(p.end).unwrap_or_else(|e| panic!("record {} refused: {e}", r.id()));
-            assert!(r.time() < p.end && r.time() >= p.end - Duration::hours(24), "{}", r.time());
+            assert!(r.time() < p.end && r.time() >= p.end - chrono::Duration::hours(24), "{}", r.time());
         }
         // The shape the benchmark promises: 4 engines, many callers, one in 20 terminated.
         let mut devices = HashSet::new();
@@ -196,7 +126,7 @@ mod tests {
             called.insert(record.destination);
             terminated += usize::from(record.action == "terminate");
         }
-        assert_eq!(devices.len(), ENGINES as usize, "{devices:?}");
+        assert_eq!(devices.len(), tollgate_records::synth::ENGINES as usize, "{devices:?}");
         assert_eq!(terminated, 500);
         assert!(callers.len() > 1_000 && called.len() > 1_000, "{} callers, {} called", callers.len(), called.len());
     }
