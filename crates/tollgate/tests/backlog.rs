@@ -8,9 +8,7 @@
 
 mod common;
 
-use std::collections::HashMap;
-
-use common::analytics::{export, view};
+use common::analytics::{stored_destinations, view};
 use common::{Engine, EngineOptions, PgDb, TrackedClient, free_port, metric_sample, scrape, wait_until};
 
 fn collector(node: &str, store: Option<&str>) -> Engine {
@@ -22,19 +20,6 @@ fn collector(node: &str, store: Option<&str>) -> Engine {
         extra_config: extra,
         ..Default::default()
     })
-}
-
-/// Records per called number in the collector's store.
-fn stored_destinations(c: &Engine) -> HashMap<String, u64> {
-    let csv = export(c, "ENUM");
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = header.iter().position(|h| *h == "destination").unwrap();
-    let mut counts = HashMap::new();
-    for l in lines {
-        *counts.entry(l.split(',').nth(col).unwrap().to_string()).or_default() += 1;
-    }
-    counts
 }
 
 fn alarm_active(e: &Engine, name: &str) -> bool {

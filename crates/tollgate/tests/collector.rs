@@ -7,13 +7,13 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::analytics::{check_average_cps, export, rows, top10, view};
+use common::analytics::{check_average_cps, export, rows, stored_destinations, top10, view};
 use common::{Engine, EngineOptions, PgDb, TrackedClient, free_port, temp_file, text, wait_until};
 
 const POLICY: &str = r#"
@@ -152,19 +152,6 @@ fn fst_b1_analytics_match_dnsperf_traffic_on_sqlite() {
 fn fst_b1_analytics_match_dnsperf_traffic_on_postgres() {
     let db = PgDb::create();
     fst_b1(Some(&db.url));
-}
-
-/// Called numbers in the store, with how many records each has.
-fn stored_destinations(c: &Engine) -> HashMap<String, u64> {
-    let csv = export(c, "ENUM");
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = header.iter().position(|h| *h == "destination").unwrap();
-    let mut counts = HashMap::new();
-    for l in lines {
-        *counts.entry(l.split(',').nth(col).unwrap().to_string()).or_default() += 1;
-    }
-    counts
 }
 
 /// Sends distinct queries from `threads` clients until `stop`; returns the answered numbers.

@@ -71,6 +71,20 @@ pub fn export(c: &Engine, dataset: &str) -> String {
     resp.text().unwrap()
 }
 
+/// How many records of each called number the collector stored (ENUM dataset, the last two
+/// hours: [`export`]).
+pub fn stored_destinations(c: &Engine) -> std::collections::HashMap<String, u64> {
+    let csv = export(c, "ENUM");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "destination").unwrap();
+    let mut counts = std::collections::HashMap::new();
+    for l in lines {
+        *counts.entry(l.split(',').nth(col).unwrap().to_string()).or_default() += 1;
+    }
+    counts
+}
+
 fn urlencode(s: &str) -> String {
     s.replace(':', "%3A").replace('+', "%2B")
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::analytics::{export, view};
+use crate::common::analytics::{stored_destinations, view};
 use crate::common::{
     Engine, EngineOptions, TrackedClient, free_port, metric_sample, scrape, text, tollgate_bin, wait_until,
 };
@@ -22,19 +22,6 @@ fn metric(e: &Engine, name: &str) -> u64 {
         .iter()
         .find_map(|n| metric_sample(&text, n))
         .unwrap_or_else(|| panic!("no metric {name} in\n{text}")) as u64
-}
-
-/// How many records of each called number the collector stored (ENUM dataset).
-fn stored_destinations(e: &Engine) -> HashMap<String, u64> {
-    let csv = export(e, "ENUM");
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = header.iter().position(|h| *h == "destination").unwrap();
-    let mut counts = HashMap::new();
-    for l in lines {
-        *counts.entry(l.split(',').nth(col).unwrap().to_string()).or_default() += 1;
-    }
-    counts
 }
 
 /// How many records of each Call-ID the collector stored (SIP dataset, any time: captures
