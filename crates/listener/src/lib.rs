@@ -5,8 +5,13 @@
 //!
 //! - A cap on the connections one listener holds at once. Beyond it a connection is accepted and
 //!   closed at once (after a short refusal message when the protocol has one, e.g. an HTTP 503),
-//!   so refusing costs one `accept`, one `write` and one `close`, holds no descriptor and leaves
-//!   nothing waiting in the kernel's queue. Every refusal is counted.
+//!   so refusing leaves nothing waiting in the kernel's queue. Every refusal is counted.
+//!   A refusal with a message closes gracefully: the message and a FIN are sent, then what the
+//!   client still sends (its request) is read and dropped until it closes, for at most
+//!   [`LINGER_FOR`] and [`LINGER_BYTES`]. Closing with the request unread would send a TCP reset
+//!   instead, which can reach the client before it reads the refusal: it would see a broken
+//!   connection, not a 503 with `Retry-After`. At most [`LINGER_MAX`] refused connections
+//!   linger at once per listener; beyond that a refusal is a plain close.
 //! - Accept errors that are not about one connection (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`)
 //!   make the listener back off, 10 ms doubling to 1 s, instead of retrying in a hot loop;
 //!   each is counted and logged through [`LogThrottle`] (one line per 10 s saying how many were
@@ -32,6 +37,15 @@ use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tollgate_logthrottle::LogThrottle;
+
+/// Longest a refused connection lingers, reading and dropping what the client sends, before
+/// it is closed.
+pub const LINGER_FOR: Duration = Duration::from_secs(2);
+/// Most bytes read and dropped from one refused connection before it is closed.
+pub const LINGER_BYTES: usize = 64 * 1024;
+/// Most refused connections lingering at once on one listener (each holds a descriptor for at
+/// most [`LINGER_FOR`]; they count against `PROCESS_RESERVE`'s spare descriptors).
+pub const LINGER_MAX: usize = 32;
 
 /// The pause between accept attempts while they fail: 10 ms after the first error, doubling
 /// with each further one up to 1 s, back to 10 ms after an accept succeeds. Shared by every
@@ -180,6 +194,7 @@ pub struct LimitedListener {
     permits: Arc<Semaphore>,
     stats: ListenerStats,
     refusal: Option<&'static [u8]>,
+    lingering: Arc<Semaphore>,
     refused_log: LogThrottle,
     error_log: LogThrottle,
 }
@@ -197,6 +212,7 @@ impl LimitedListener {
             permits: Arc::new(Semaphore::new(max_connections)),
             stats,
             refusal: None,
+            lingering: Arc::new(Semaphore::new(LINGER_MAX)),
             refused_log: LogThrottle::new(LOG_INTERVAL_MS),
             error_log: LogThrottle::new(LOG_INTERVAL_MS),
         }
@@ -276,10 +292,16 @@ impl LimitedListener {
     fn refuse(&self, stream: TcpStream, peer: SocketAddr) {
         self.stats.refused.inc();
         if let Some(message) = self.refusal {
-            // Never waits: a client that does not read gets the close alone.
-            let _ = stream.try_write(message);
+            match self.lingering.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    tokio::spawn(refuse_gracefully(stream, message, permit));
+                }
+                Err(_) => {
+                    // Never waits: a client that does not read gets the close alone.
+                    let _ = stream.try_write(message);
+                }
+            }
         }
-        drop(stream);
         if let Some(left_out) = self.refused_log.allow() {
             let setting = if self.setting.is_empty() { String::new() } else { format!(" ({})", self.setting) };
             tracing::warn!(
@@ -323,6 +345,29 @@ impl Drained {
 /// The tail of a throttled log line: how many occurrences the previous lines left out.
 fn since_last_line(left_out: u64, what: &str) -> String {
     if left_out == 0 { String::new() } else { format!(" ({left_out} {what} since the last line)") }
+}
+
+/// Sends `message` and a FIN, then reads and drops what the client sends until it closes (at
+/// most [`LINGER_BYTES`] for at most [`LINGER_FOR`]), so that its unread request does not turn
+/// the close into a reset that could destroy the message before the client reads it.
+async fn refuse_gracefully(mut stream: TcpStream, message: &'static [u8], _permit: OwnedSemaphorePermit) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tokio::time::timeout(LINGER_FOR, async {
+        // The message fits the send buffer of a fresh connection: this does not wait for the
+        // client to read.
+        stream.write_all(message).await?;
+        stream.shutdown().await?;
+        let mut buf = [0u8; 4096];
+        let mut dropped = 0;
+        while dropped < LINGER_BYTES {
+            match stream.read(&mut buf).await? {
+                0 => break,
+                n => dropped += n,
+            }
+        }
+        io::Result::Ok(())
+    })
+    .await;
 }
 
 /// Errors `accept` reports about one connection that failed before it was accepted: skip it and
@@ -392,6 +437,37 @@ mod tests {
         let _again = server.await.unwrap();
         assert_eq!(stats.accepted.get(), 3);
         assert_eq!(stats.turned_away(), 1);
+    }
+
+    /// A client that sends its request in pieces, as browsers and HTTP libraries may, still
+    /// reads the whole refusal: the server's close is a FIN after the message, never a reset
+    /// provoked by the request it did not read.
+    #[tokio::test]
+    async fn a_refused_client_still_sending_its_request_reads_the_message_not_a_reset() {
+        use tokio::io::AsyncWriteExt;
+        let mut listener = bound(1).await.refuse_with(b"HTTP/1.1 503 busy\r\n\r\n");
+        let addr = listener.local_addr().unwrap();
+        let _held = TcpStream::connect(addr).await.unwrap();
+        // Holds the first connection; refuses the others inside `accept`, which never returns.
+        let server = tokio::spawn(async move {
+            let _held = listener.accept().await;
+            listener.accept().await
+        });
+        for _ in 0..8 {
+            let mut refused = TcpStream::connect(addr).await.unwrap();
+            let mut text = String::new();
+            // The refusal arrives whole, then the server's end of the stream.
+            refused.read_to_string(&mut text).await.unwrap();
+            assert_eq!(text, "HTTP/1.1 503 busy\r\n\r\n");
+            // The request goes on arriving after the server closed its side: with a plain
+            // close, the first piece draws a reset and a later write fails.
+            for piece in 0..4 {
+                refused.write_all(b"POST /login HTTP/1.1\r\n").await.unwrap_or_else(|e| panic!("piece {piece}: {e}"));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            drop(refused);
+        }
+        server.abort();
     }
 
     #[tokio::test]

@@ -12,7 +12,8 @@ use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 use crate::cli::Command;
 
 /// Descriptors a role needs beyond its client connections: stdio, the runtime, the listening
-/// sockets, open spool segments, the record store, outgoing connections (see the descriptor
+/// sockets, refused connections lingering (`tollgate_listener::LINGER_MAX` per listener), open
+/// spool segments, the record store, outgoing connections (see the descriptor
 /// budget in default-config.toml).
 pub const PROCESS_RESERVE: u64 = 128;
 

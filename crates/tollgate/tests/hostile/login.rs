@@ -58,12 +58,13 @@ fn api_addr(e: &Engine) -> SocketAddr {
 fn raw_post_form(addr: SocketAddr, path: &str, body: &str) -> std::io::Result<RawResponse> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(120)))?;
-    write!(
-        s,
+    // One write, as HTTP clients send a small request.
+    let request = format!(
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )?;
+    );
+    s.write_all(request.as_bytes())?;
     read_response(s)
 }
 
