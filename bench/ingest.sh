@@ -30,7 +30,9 @@
 #   --work DIR          where spools and the SQLite store go (default: a new directory in $TMPDIR,
 #                       removed on exit)
 #   --perf DIR          also profile the (first) collector while it ingests: `perf record -g`
-#                       into DIR/perf-CASE.data, and print its 15 hottest functions (self time)
+#                       into DIR/perf-CASE.data, and print its 15 hottest functions (self time);
+#                       on PostgreSQL cases the whole machine, with CPU per process and
+#                       PostgreSQL's 15 hottest functions
 #   --no-build          use target/release/tollgate as it is
 # Environment: TOLLGATE_BENCH_PG, a PostgreSQL server URL without the database (default
 # postgres://tollgate:tollgate@127.0.0.1:5432, the role scripts/install-test-deps.sh makes; it
@@ -229,7 +231,10 @@ run_case() { # CASE
   fi
 
   if [ -n "$perf_dir" ]; then
-    perf record -q -g -F 499 -p "${cpids[0]}" -o "$perf_dir/perf-$case.data" >/dev/null 2>&1 &
+    # On PostgreSQL the server's backends do most of the work: profile the whole machine.
+    local perf_on=(-p "${cpids[0]}")
+    case $case in postgres*) perf_on=(-a) ;; esac
+    perf record -q -g -F 499 "${perf_on[@]}" -o "$perf_dir/perf-$case.data" >/dev/null 2>&1 &
     perf_pid=$!
   fi
   local t0 t1 t2 s spis=() spids=()
@@ -274,8 +279,18 @@ run_case() { # CASE
   for p in "${spids[@]}"; do stop_pid "$p"; done
   if [ -n "$perf_pid" ]; then
     kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; perf_pid=""
+    case $case in
+      postgres*)
+        echo "$case: CPU by process (perf report -i $perf_dir/perf-$case.data --sort comm):" >&2
+        perf report -q -i "$perf_dir/perf-$case.data" --no-children --sort comm --stdio 2>/dev/null |
+          grep -E '^ +[0-9.]+%' | head -n 8 >&2 || true
+        echo "$case: PostgreSQL's hottest functions (self time):" >&2
+        perf report -q -i "$perf_dir/perf-$case.data" --comm postgres --no-children --sort symbol --stdio 2>/dev/null |
+          grep -E '^ +[0-9.]+%' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//' | head -n 15 >&2 || true
+        ;;
+    esac
     echo "$case: the collector's hottest functions (self time; perf report -i $perf_dir/perf-$case.data):" >&2
-    perf report -q -i "$perf_dir/perf-$case.data" --no-children --sort symbol --stdio 2>/dev/null |
+    perf report -q -i "$perf_dir/perf-$case.data" --pid "${cpids[0]}" --no-children --sort symbol --stdio 2>/dev/null |
       grep -E '^ +[0-9.]+%' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//' | head -n 15 >&2 || true
   fi
 
