@@ -179,7 +179,8 @@ impl Pair {
         match self.fast.respond_fast(packet, ctx, Vec::with_capacity(512)) {
             Ok(fast) => {
                 self.accepted += 1;
-                let slow = self.reference.respond_hickory(packet, ctx).expect("hickory answers what the fast path answers");
+                let slow =
+                    self.reference.respond_hickory(packet, ctx).expect("hickory answers what the fast path answers");
                 assert_eq!(
                     fast.bytes,
                     slow.bytes,
@@ -416,8 +417,11 @@ fn mutated() -> impl Strategy<Value = (usize, Vec<(usize, u8)>, usize, Vec<u8>, 
     )
 }
 
+/// A generated query: labels, type, class, the two flag bytes, and an EDNS option.
+type Generated = (Vec<String>, u16, u16, u8, u8, Option<(u16, Vec<u8>)>);
+
 /// Structured queries: random labels, types, classes and flags.
-fn structured() -> impl Strategy<Value = (Vec<String>, u16, u16, u8, u8, Option<(u16, Vec<u8>)>)> {
+fn structured() -> impl Strategy<Value = Generated> {
     (
         (
             prop::collection::vec("[0-9]|[0-9]{2}|src-[0-9]{0,14}|[a-zA-Z_-]{1,5}|E164|e164|arpa|ARPA", 0..20),
@@ -433,7 +437,10 @@ fn structured() -> impl Strategy<Value = (Vec<String>, u16, u16, u8, u8, Option<
         prop::sample::select(vec![1u16, 3, 255, 254]),
         any::<u8>(),
         any::<u8>(),
-        prop::option::of((prop::sample::select(vec![4u16, 3, 8, 10, 65001]), prop::collection::vec(any::<u8>(), 0..40))),
+        prop::option::of((
+            prop::sample::select(vec![4u16, 3, 8, 10, 65001]),
+            prop::collection::vec(any::<u8>(), 0..40),
+        )),
     )
 }
 
@@ -442,9 +449,7 @@ proptest! {
 
     #[test]
     fn near_misses_are_answered_alike((shape, changes, cut, extra, tcp) in mutated()) {
-        let lists = tempfile::tempdir().unwrap();
         let config = EnumConfig::default();
-        let mut pair = Pair::new(config.clone(), &lists);
         let mut packet = build(shapes()[shape], &config, "e164.arpa.", 77);
         for (at, byte) in changes {
             let at = at % packet.len();
@@ -455,14 +460,11 @@ proptest! {
         }
         packet.extend_from_slice(&extra);
         let transport = if tcp { Transport::Tcp } else { Transport::Udp };
-        pair.check(&packet, &context(transport, times()[0]));
+        with_pair(|pair| pair.check(&packet, &context(transport, times()[0])));
     }
 
     #[test]
     fn generated_queries_are_answered_alike((labels, qtype, qclass, flags2, flags3, option) in structured()) {
-        let lists = tempfile::tempdir().unwrap();
-        let config = EnumConfig::default();
-        let mut pair = Pair::new(config, &lists);
         let mut packet = vec![0x12, 0x34, flags2 & 0x7f, flags3, 0, 1, 0, 0, 0, 0, 0, u8::from(option.is_some())];
         for label in &labels {
             packet.push(label.len() as u8);
@@ -478,6 +480,48 @@ proptest! {
             packet.extend_from_slice(&(data.len() as u16).to_be_bytes());
             packet.extend_from_slice(&data);
         }
-        pair.check(&packet, &context(Transport::Udp, times()[0]));
+        with_pair(|pair| pair.check(&packet, &context(Transport::Udp, times()[0])));
     }
+}
+
+thread_local! {
+    /// One pair (default configuration) per test thread for the generated cases: both
+    /// responders see every case in the same order.
+    static PAIR: std::cell::RefCell<Option<(tempfile::TempDir, Pair)>> = const { std::cell::RefCell::new(None) };
+}
+
+fn with_pair(f: impl FnOnce(&mut Pair) -> bool) -> bool {
+    PAIR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let (_, pair) = slot.get_or_insert_with(|| {
+            let lists = tempfile::tempdir().unwrap();
+            let pair = Pair::new(EnumConfig::default(), &lists);
+            (lists, pair)
+        });
+        f(pair)
+    })
+}
+
+/// The `enum_fastpath` fuzz seeds (and any crash inputs saved next to them) replayed through
+/// the same comparison as the fuzz target; the `fast_` seeds are common queries and must be
+/// taken by the fast path (but the one that carries a cookie option).
+#[test]
+fn the_fuzz_seeds_are_answered_alike() {
+    let lists = tempfile::tempdir().unwrap();
+    let mut pair = Pair::new(EnumConfig::default(), &lists);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/enum_fastpath");
+    let mut fast = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let Some((t, packet)) = data.split_first() else { continue };
+        let transport = if t & 1 == 0 { Transport::Udp } else { Transport::Tcp };
+        let accepted = pair.check(packet, &context(transport, times()[0]));
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        if file.starts_with("fast_") {
+            assert_eq!(accepted, !file.contains("declined"), "{file}");
+            fast += usize::from(accepted);
+        }
+    }
+    assert!(fast >= 18, "{fast} fast-path seeds");
 }

@@ -363,7 +363,13 @@ impl Responder {
 
     /// Writes the answer of `evaluated` into `out`; `None` (and `out` unusable) if it cannot
     /// be written here: over `limit` octets, or data hickory-proto must refuse.
-    fn write(&self, query: &Common<'_>, evaluated: &Evaluated, out: &mut Vec<u8>, limit: usize) -> Option<ResponseCode> {
+    fn write(
+        &self,
+        query: &Common<'_>,
+        evaluated: &Evaluated,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Option<ResponseCode> {
         let t = &self.templates;
         let (rcode, naptr) = match &evaluated.rendered {
             Rendered::Naptr(regexp) => (ResponseCode::NoError, Some((t.naptr_head.as_deref()?, regexp.as_bytes()))),
@@ -417,4 +423,3 @@ impl Responder {
         (out.len() <= limit).then_some(rcode)
     }
 }
-
