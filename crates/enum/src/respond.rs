@@ -18,6 +18,11 @@
 //! "dialing-plan"`. A caller that cannot be read is not guessed: the call is decided without
 //! one and [`Answered::unreadable_source`] says what was sent.
 //!
+//! Two paths give these answers: the fast path (module `fast`) parses the common query in
+//! place and writes its answer into a reused buffer; hickory-proto decodes and encodes every
+//! other query, and is the reference the fast path must equal byte for byte. Both ask the
+//! policy and render the answer through the same code (`Responder::evaluate`).
+//!
 //! Latency is measured from [`QueryContext::received`], which the listeners set to the moment
 //! the kernel received the packet; an answer ready later than `stale_after_ms` after it is
 //! [`Answered::stale`], and so is its record.
