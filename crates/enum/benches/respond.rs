@@ -1,7 +1,11 @@
 //! Cost of answering one ENUM query in the responder (decode, evaluate, render, encode, record),
-//! without sockets. Run: `cargo bench -p tollgate-enum --bench respond`
+//! without sockets: the fast path (what listeners use for the common query) against the
+//! hickory-proto path (the reference, and everything uncommon), under the small demo-style
+//! policy and under the 100,000-rule + 1,000,000-number-list policy of bench/enum-dnsperf.sh.
+//! Run: `cargo bench -p tollgate-enum --bench respond`
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,36 +44,97 @@ fn query(name: &str) -> Vec<u8> {
     m.to_vec().unwrap()
 }
 
-fn respond(c: &mut Criterion) {
+fn responder(policy: &str, lists: BTreeMap<String, std::path::PathBuf>) -> Responder {
     let plan = DialingPlan::nanp();
     let policy = compile(
-        &PolicySource::from_text("bench.toml", POLICY, BTreeMap::new()),
+        &PolicySource::from_text("bench.toml", policy, lists),
         CompileOptions { plan: &plan, intercepts: None },
     )
     .unwrap();
-    let r = Responder::new(EnumConfig::default(), plan, Arc::new(InstalledPolicy::new(Some(1), policy)), "bench");
-    let mut group = c.benchmark_group("respond");
+    Responder::new(EnumConfig::default(), plan, Arc::new(InstalledPolicy::new(Some(1), policy)), "bench")
+}
+
+/// The policy of bench/enum-dnsperf.sh's large case: 100,000 exact-destination rules
+/// (+1718xxxxxxx), a 1,000,000-number list (+1646xxxxxxx) and the demo rules.
+fn big(dir: &std::path::Path) -> Responder {
+    let list = dir.join("million.txt");
+    let mut text = String::with_capacity(14_000_000);
+    for i in 0..1_000_000 {
+        let _ = writeln!(text, "+1646{i:07}");
+    }
+    std::fs::write(&list, text).unwrap();
+    let mut policy = String::from(
+        "schema = 1\nname = \"big\"\n[[internal]]\nprefix = \"+1212555\"\n[lists]\nmillion = \"million.txt\"\n",
+    );
+    for i in 0..100_000 {
+        let _ = write!(
+            policy,
+            "[[rule]]\nname = \"r{i}\"\ndestination = \"+1718{i:07}\"\naction = \"redirect\"\ntarget = \"+12125550199\"\n"
+        );
+    }
+    policy.push_str("[[rule]]\nname = \"list\"\nsource = \"list:million\"\naction = \"terminate\"\ncause = 486\n");
+    policy.push_str(POLICY.trim_start_matches("\nschema = 1\n[[internal]]\nprefix = \"+1212555\"\n"));
+    responder(&policy, BTreeMap::from([("million".to_string(), list)]))
+}
+
+fn ctx() -> QueryContext {
+    QueryContext {
+        peer: "127.0.0.1:5000".parse().unwrap(),
+        transport: Transport::Udp,
+        received: Instant::now(),
+        now: chrono::Utc::now(),
+    }
+}
+
+/// Benchmarks each query both ways.
+fn paths(c: &mut Criterion, group: &str, r: &Responder, queries: &[(&str, &str)]) {
+    let mut group = c.benchmark_group(group);
     group.throughput(Throughput::Elements(1));
-    for (label, name) in [
-        ("allow (NXDOMAIN)", "0.0.1.0.5.5.5.2.1.2.1.e164.arpa."),
-        ("terminate (NAPTR)", "1.1.1.0.5.5.5.2.1.2.1.e164.arpa."),
-        ("redirect (NAPTR)", "2.2.1.0.5.5.5.2.1.2.1.e164.arpa."),
-        ("reject by source label", "0.0.1.0.5.5.5.2.1.2.1.src-13125550666.e164.arpa."),
-    ] {
+    for (label, name) in queries {
         let packet = query(name);
-        group.bench_function(label, |b| {
+        let answer = r.respond(&packet, &ctx()).unwrap();
+        assert!(answer.fast_path, "{label}: the fast path answers this query");
+        group
+            .bench_function(format!("{label} / hickory"), |b| b.iter(|| r.respond_hickory(black_box(&packet), &ctx())));
+        let mut buf = Vec::with_capacity(512);
+        group.bench_function(format!("{label} / fast"), |b| {
             b.iter(|| {
-                let ctx = QueryContext {
-                    peer: "127.0.0.1:5000".parse().unwrap(),
-                    transport: Transport::Udp,
-                    received: Instant::now(),
-                    now: chrono::Utc::now(),
-                };
-                r.respond(black_box(&packet), &ctx)
+                let a = r.respond_reusing(black_box(&packet), &ctx(), std::mem::take(&mut buf)).unwrap();
+                buf = a.bytes;
             })
         });
     }
     group.finish();
+}
+
+fn respond(c: &mut Criterion) {
+    let small = responder(POLICY, BTreeMap::new());
+    paths(
+        c,
+        "respond (demo policy)",
+        &small,
+        &[
+            ("allow (NXDOMAIN)", "0.0.1.0.5.5.5.2.1.2.1.e164.arpa."),
+            ("terminate (NAPTR)", "1.1.1.0.5.5.5.2.1.2.1.e164.arpa."),
+            ("redirect (NAPTR)", "2.2.1.0.5.5.5.2.1.2.1.e164.arpa."),
+            ("reject by source label", "0.0.1.0.5.5.5.2.1.2.1.src-13125550666.e164.arpa."),
+        ],
+    );
+    let dir = std::env::temp_dir().join(format!("tollgate-bench-respond-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let big = big(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    paths(
+        c,
+        "respond (100k rules + 1M list)",
+        &big,
+        &[
+            ("allow", "0.0.1.0.5.5.5.2.1.2.1.src-13125550100.e164.arpa."),
+            ("exact rule redirect", "4.3.2.1.5.0.0.8.1.7.1.src-13125550100.e164.arpa."),
+            ("caller in list", "0.0.1.0.5.5.5.2.1.2.1.src-16460012345.e164.arpa."),
+            ("reject by source", "0.0.1.0.5.5.5.2.1.2.1.src-13125550666.e164.arpa."),
+        ],
+    );
 }
 
 criterion_group!(benches, respond);

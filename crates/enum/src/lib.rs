@@ -12,8 +12,11 @@
 //!   are limited per source and in time;
 //! * [`metrics`]: Prometheus counters and latency histograms.
 //!
-//! DNS wire encoding is hickory-proto's; nothing here hand-rolls DNS encoding. Policy evaluation
-//! is the policy crate's; this crate only asks it.
+//! DNS wire encoding is hickory-proto's, but for the common query (one NAPTR or ANY question,
+//! class IN, optional EDNS0 with the Source-URI option), which the fast path (`respond/fast.rs`)
+//! parses in place and answers byte for byte as hickory-proto would (a differential test and
+//! the `enum_fastpath` fuzz target hold it to that). Policy evaluation is the policy crate's;
+//! this crate only asks it.
 
 #![warn(missing_docs)]
 

@@ -43,6 +43,14 @@ pub struct DropLabels {
     pub reason: &'static str,
 }
 
+/// Labels of the answer-path counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabels {
+    /// `fast` (the borrowed fast path) or `hickory` (everything else, and the fast path's
+    /// fallbacks).
+    pub path: &'static str,
+}
+
 /// Labels of the records-not-written counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NotWrittenLabels {
@@ -126,6 +134,8 @@ pub struct EnumMetrics {
     pub tcp_lifetime_closed: Counter,
     /// Failed TCP accepts (out of descriptors, ...), each followed by a pause.
     pub tcp_accept_errors: Counter,
+    /// Answers by the path that wrote them (fast path or hickory-proto).
+    pub answer_path: Family<PathLabels, Counter>,
 }
 
 impl EnumMetrics {
@@ -145,6 +155,7 @@ impl EnumMetrics {
             tcp_refused: Family::default(),
             tcp_lifetime_closed: Counter::default(),
             tcp_accept_errors: Counter::default(),
+            answer_path: Family::default(),
         };
         registry.register(
             "tollgate_enum_queries",
@@ -193,6 +204,11 @@ impl EnumMetrics {
             "Failed ENUM TCP accepts (e.g. out of file descriptors), each followed by a pause",
             m.tcp_accept_errors.clone(),
         );
+        registry.register(
+            "tollgate_enum_answer_path",
+            "ENUM answers by the path that wrote them: fast (the common query) or hickory (everything else)",
+            m.answer_path.clone(),
+        );
         std::sync::Arc::new(m)
     }
 
@@ -204,6 +220,8 @@ impl EnumMetrics {
     /// Counts one answer.
     pub fn answered(&self, transport: &'static str, answer: &Answered, seconds: f64) {
         self.queries.get_or_create(&QueryLabels { transport, outcome: answer.outcome.as_str() }).inc();
+        let path = if answer.fast_path { "fast" } else { "hickory" };
+        self.answer_path.get_or_create(&PathLabels { path }).inc();
         if let Some(d) = &answer.decision {
             self.decisions
                 .get_or_create(&DecisionLabels { action: d.action.name(), direction: d.direction.as_str() })

@@ -18,6 +18,11 @@
 //! "dialing-plan"`. A caller that cannot be read is not guessed: the call is decided without
 //! one and [`Answered::unreadable_source`] says what was sent.
 //!
+//! Two paths give these answers: the fast path (module `fast`) parses the common query in
+//! place and writes its answer into a reused buffer; hickory-proto decodes and encodes every
+//! other query, and is the reference the fast path must equal byte for byte. Both ask the
+//! policy and render the answer through the same code (`Responder::evaluate`).
+//!
 //! Latency is measured from [`QueryContext::received`], which the listeners set to the moment
 //! the kernel received the packet; an answer ready later than `stale_after_ms` after it is
 //! [`Answered::stale`], and so is its record.
@@ -43,6 +48,8 @@ use tollgate_records::{EnumQueryRecord, Record as SpoolRecord, Transport};
 
 use crate::config::{AnswerTemplate, EnumConfig, NoRecord, SourceLabelNumbers};
 use crate::template::Values;
+
+mod fast;
 
 /// The EDNS payload size tollgate advertises (the DNS flag day 2020 value).
 pub const EDNS_PAYLOAD: u16 = 1232;
@@ -118,6 +125,8 @@ pub struct Answered {
     /// A calling number the query carried that is not a number (the `src-` label's text or
     /// the Source-URI): the call was decided without a caller.
     pub unreadable_source: Option<String>,
+    /// Answered by the fast path (not hickory-proto), for the path metric.
+    pub fast_path: bool,
 }
 
 /// Turns queries into answers using the installed policy.
@@ -130,6 +139,8 @@ pub struct Responder {
     node: String,
     soa: Record,
     velocity: Arc<VelocityTable>,
+    /// What the fast path writes verbatim (built from the same configuration and SOA).
+    templates: fast::Templates,
 }
 
 /// The header fields read before decoding, so even undecodable queries get an answer.
@@ -158,6 +169,16 @@ enum Caller {
 }
 
 impl Caller {
+    /// The caller of a query that carried `option` (EDNS0) and `label` (query name): the
+    /// option wins over the label; an unreadable one does not hide a readable one.
+    fn pick(option: Caller, label: Caller) -> Caller {
+        match (option, label) {
+            (Caller::Number(n), _) | (_, Caller::Number(n)) => Caller::Number(n),
+            (Caller::Absent, label) => label,
+            (unreadable, _) => unreadable,
+        }
+    }
+
     fn number(&self) -> Option<E164> {
         match self {
             Caller::Number(n) => Some(*n),
@@ -189,7 +210,9 @@ impl Responder {
                 config.soa.negative_ttl,
             )),
         );
+        let templates = fast::Templates::new(&config, &soa);
         Responder {
+            templates,
             config,
             suffixes,
             health_name,
@@ -224,17 +247,46 @@ impl Responder {
     }
 
     /// Answers one query. Returns `None` when nothing should be sent back.
+    ///
+    /// The common query is answered by the fast path ([`Responder::respond_fast`]), everything
+    /// else by hickory-proto ([`Responder::respond_hickory`]); both give the same bytes.
     pub fn respond(&self, packet: &[u8], ctx: &QueryContext) -> Option<Answered> {
-        self.respond_counting(packet, ctx, &*self.velocity)
+        self.respond_reusing(packet, ctx, Vec::new())
+    }
+
+    /// Answers one query as [`Responder::respond`] does, writing a fast-path answer into `buf`
+    /// (cleared first; its capacity is reused): a listener passes the previous answer's
+    /// [`Answered::bytes`] back in, so the common query allocates no answer buffer.
+    pub fn respond_reusing(&self, packet: &[u8], ctx: &QueryContext, buf: Vec<u8>) -> Option<Answered> {
+        self.respond_counting(packet, ctx, &*self.velocity, buf)
     }
 
     /// Answers one query as [`Responder::respond`] would, without counting it in the velocity
     /// counters (for `lookup`: asking must not change the answer of the next real call).
     pub fn respond_without_counting(&self, packet: &[u8], ctx: &QueryContext) -> Option<Answered> {
-        self.respond_counting(packet, ctx, &PeekOnly(&*self.velocity))
+        self.respond_counting(packet, ctx, &PeekOnly(&*self.velocity), Vec::new())
     }
 
-    fn respond_counting(&self, packet: &[u8], ctx: &QueryContext, counters: &dyn VelocityCounters) -> Option<Answered> {
+    /// Answers one query with hickory-proto only, never the fast path: the reference the fast
+    /// path is tested and fuzzed against. Listeners use [`Responder::respond`].
+    pub fn respond_hickory(&self, packet: &[u8], ctx: &QueryContext) -> Option<Answered> {
+        self.hickory_counting(packet, ctx, &*self.velocity)
+    }
+
+    fn respond_counting(
+        &self,
+        packet: &[u8],
+        ctx: &QueryContext,
+        counters: &dyn VelocityCounters,
+        buf: Vec<u8>,
+    ) -> Option<Answered> {
+        match self.fast_counting(packet, ctx, counters, buf) {
+            Ok(answer) => Some(answer),
+            Err(_) => self.hickory_counting(packet, ctx, counters),
+        }
+    }
+
+    fn hickory_counting(&self, packet: &[u8], ctx: &QueryContext, counters: &dyn VelocityCounters) -> Option<Answered> {
         if packet.len() < 12 || packet[2] & 0x80 != 0 {
             return None;
         }
@@ -280,12 +332,7 @@ impl Responder {
             resp.add_authority(self.soa.clone());
             return Some(self.finish(resp, edns, ctx, None, Outcome::NoData, None));
         }
-        // The option wins over the label; an unreadable one does not hide a readable one.
-        let caller = match (self.edns_source(edns), label_source) {
-            (Caller::Number(n), _) | (_, Caller::Number(n)) => Caller::Number(n),
-            (Caller::Absent, label) => label,
-            (unreadable, _) => unreadable,
-        };
+        let caller = Caller::pick(self.edns_source(edns), label_source);
         let mut answer = self.decide(&req, query, destination, caller.number(), ctx, counters);
         if let Caller::Unreadable(text) = caller {
             answer.unreadable_source = Some(text);
@@ -293,53 +340,36 @@ impl Responder {
         Some(answer)
     }
 
-    fn decide(
+    /// Evaluates the call and renders its answer: the decision-to-answer step both the hickory
+    /// path and the fast path (`fast`) encode. Counts the call in `counters` once.
+    fn evaluate(
         &self,
-        req: &Message,
-        query: &Query,
         destination: E164,
         source: Option<E164>,
         ctx: &QueryContext,
         counters: &dyn VelocityCounters,
-    ) -> Answered {
+    ) -> Evaluated {
         let call = CallQuery { source, destination, at: ctx.now };
         let active = self.policy.guard();
         let version = active.version;
         let attempt = catch_unwind(AssertUnwindSafe(|| {
             let decision = active.policy.evaluate_with(&call, counters);
-            let answer = self.render(&decision, query, &call);
+            let answer = self.render(&decision, &call);
             (decision, answer)
         }));
-        let (decision, answer, fail_open) = match attempt {
+        let (decision, rendered, fail_open) = match attempt {
             Ok((decision, Some(answer))) => (decision, answer, false),
             Ok((decision, None)) => {
                 let allow = Decision::default_allow(decision.direction);
-                let answer = self.render(&allow, query, &call).unwrap_or(Rendered::NoRecord);
+                let answer = self.render(&allow, &call).unwrap_or(Rendered::NoRecord);
                 (allow, answer, true)
             }
             Err(_) => {
                 let allow = Decision::default_allow(tollgate_policy::Direction::Transit);
-                let answer = self.render(&allow, query, &call).unwrap_or(Rendered::NoRecord);
+                let answer = self.render(&allow, &call).unwrap_or(Rendered::NoRecord);
                 (allow, answer, true)
             }
         };
-        let resp = match answer {
-            Rendered::Naptr(record) => {
-                let mut resp = self.response(req, ResponseCode::NoError);
-                resp.add_answer(*record);
-                resp
-            }
-            Rendered::NoRecord => {
-                let rcode = match self.config.no_record {
-                    NoRecord::Nxdomain => ResponseCode::NXDomain,
-                    NoRecord::Nodata => ResponseCode::NoError,
-                };
-                let mut resp = self.response(req, rcode);
-                resp.add_authority(self.soa.clone());
-                resp
-            }
-        };
-        let outcome = if fail_open { Outcome::FailOpen } else { Outcome::Decision };
         let record = EnumQueryRecord {
             id: ulid::Ulid::new(),
             time: ctx.now,
@@ -363,11 +393,60 @@ impl Responder {
             stale: false,
             policy_version: version,
         };
+        Evaluated { decision, rendered, fail_open, record }
+    }
+
+    /// The response code of a "no record" answer.
+    fn no_record_rcode(&self) -> ResponseCode {
+        match self.config.no_record {
+            NoRecord::Nxdomain => ResponseCode::NXDomain,
+            NoRecord::Nodata => ResponseCode::NoError,
+        }
+    }
+
+    /// Encodes an evaluated call with hickory-proto.
+    fn answer_evaluated(&self, req: &Message, query: &Query, evaluated: Evaluated, ctx: &QueryContext) -> Answered {
+        let Evaluated { decision, rendered, fail_open, record } = evaluated;
+        let resp = match rendered {
+            Rendered::Naptr(regexp) => {
+                let mut resp = self.response(req, ResponseCode::NoError);
+                let naptr = &self.config.naptr;
+                let rdata = NAPTR::new(
+                    naptr.order,
+                    naptr.preference,
+                    naptr.flags.as_bytes().into(),
+                    naptr.service.as_bytes().into(),
+                    regexp.into_bytes().into_boxed_slice(),
+                    Name::root(),
+                );
+                resp.add_answer(Record::from_rdata(query.name().clone(), self.config.ttl, RData::NAPTR(rdata)));
+                resp
+            }
+            Rendered::NoRecord => {
+                let mut resp = self.response(req, self.no_record_rcode());
+                resp.add_authority(self.soa.clone());
+                resp
+            }
+        };
+        let outcome = if fail_open { Outcome::FailOpen } else { Outcome::Decision };
         self.finish(resp, req.edns.as_ref(), ctx, Some(record), outcome, Some(decision))
     }
 
+    fn decide(
+        &self,
+        req: &Message,
+        query: &Query,
+        destination: E164,
+        source: Option<E164>,
+        ctx: &QueryContext,
+        counters: &dyn VelocityCounters,
+    ) -> Answered {
+        let evaluated = self.evaluate(destination, source, ctx, counters);
+        self.answer_evaluated(req, query, evaluated, ctx)
+    }
+
     /// Renders a decision; `None` if the action's template cannot be filled (a fail-open case).
-    fn render(&self, decision: &Decision, query: &Query, call: &CallQuery) -> Option<Rendered> {
+    fn render(&self, decision: &Decision, call: &CallQuery) -> Option<Rendered> {
         let answers = &self.config.answers;
         let dest = call.destination.to_string();
         let source = call.source.map(|s| s.to_string()).unwrap_or_default();
@@ -401,20 +480,7 @@ impl Responder {
                 if text.is_empty() || text.contains('!') || text.contains('\\') || text.len() > 240 {
                     return None;
                 }
-                let naptr = &self.config.naptr;
-                let rdata = NAPTR::new(
-                    naptr.order,
-                    naptr.preference,
-                    naptr.flags.as_bytes().into(),
-                    naptr.service.as_bytes().into(),
-                    format!("!^.*$!{text}!").into_bytes().into_boxed_slice(),
-                    Name::root(),
-                );
-                Some(Rendered::Naptr(Box::new(Record::from_rdata(
-                    query.name().clone(),
-                    self.config.ttl,
-                    RData::NAPTR(rdata),
-                ))))
+                Some(Rendered::Naptr(format!("!^.*$!{text}!")))
             }
         }
     }
@@ -455,6 +521,11 @@ impl Responder {
         let Some(code) = self.config.source_edns_option else { return Caller::Absent };
         let Some(option) = edns.and_then(|e| e.options().get(EdnsCode::from(code))) else { return Caller::Absent };
         let EdnsOption::Unknown(_, data) = option else { return Caller::Absent };
+        self.uri_caller(data)
+    }
+
+    /// The calling number of a Source-URI option's data.
+    fn uri_caller(&self, data: &[u8]) -> Caller {
         let uri = String::from_utf8_lossy(data);
         match number_from_uri(&uri, &self.plan) {
             Ok(n) => Caller::Number(n),
@@ -536,7 +607,18 @@ impl Responder {
             resp.metadata.truncation = true;
             bytes = resp.to_vec().unwrap_or_default();
         }
-        let rcode = resp.metadata.response_code;
+        let (record, stale) = self.complete(record, resp.metadata.response_code, ctx);
+        Answered { bytes, record, outcome, decision, stale, unreadable_source: None, fast_path: false }
+    }
+
+    /// Completes a record with what is known once its answer is encoded: the response code,
+    /// the latency and whether the answer is stale (also returned).
+    fn complete(
+        &self,
+        record: Option<EnumQueryRecord>,
+        rcode: ResponseCode,
+        ctx: &QueryContext,
+    ) -> (Option<SpoolRecord>, bool) {
         let latency = ctx.received.elapsed();
         let stale = latency.as_millis() >= u128::from(self.config.stale_after_ms);
         let record = record.map(|mut r| {
@@ -545,13 +627,25 @@ impl Responder {
             r.stale = stale;
             SpoolRecord::enum_query(r)
         });
-        Answered { bytes, record, outcome, decision, stale, unreadable_source: None }
+        (record, stale)
     }
 }
 
+/// A decision's answer before encoding.
 enum Rendered {
-    Naptr(Box<Record>),
+    /// One NAPTR record whose regexp field is this text (`!^.*$!URI!`).
+    Naptr(String),
+    /// No record: NXDOMAIN or NODATA (`no_record`) with the SOA.
     NoRecord,
+}
+
+/// A call evaluated: the decision, its answer and its record (rcode, latency and staleness are
+/// filled in when the answer is encoded).
+struct Evaluated {
+    decision: Decision,
+    rendered: Rendered,
+    fail_open: bool,
+    record: EnumQueryRecord,
 }
 
 /// The conventional mnemonic of a response code (as dig prints it).

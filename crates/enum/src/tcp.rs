@@ -185,6 +185,8 @@ async fn serve(
     }
     let end = Instant::now() + limits.lifetime;
     let mut buf = vec![0u8; 65_535];
+    // The previous answer's buffer, reused for the next (the fast path writes into it).
+    let mut reused = Vec::new();
     loop {
         let idle_end = Instant::now() + limits.idle;
         let (deadline, why) = if idle_end < end { (idle_end, Closed::Idle) } else { (end, Closed::Lifetime) };
@@ -201,7 +203,7 @@ async fn serve(
         // Over TCP the receive time is when the whole message was read.
         let ctx =
             QueryContext { peer, transport: Transport::Tcp, received: std::time::Instant::now(), now: Utc::now() };
-        let Some(answer) = responder.respond(&buf[..len], &ctx) else {
+        let Some(mut answer) = responder.respond_reusing(&buf[..len], &ctx, std::mem::take(&mut reused)) else {
             metrics.unanswered("not_a_query");
             return Closed::Peer;
         };
@@ -222,6 +224,7 @@ async fn serve(
             Err(_) => return Closed::Idle,
         }
         metrics.answered("tcp", &answer, ctx.received.elapsed().as_secs_f64());
+        reused = std::mem::take(&mut answer.bytes);
         if Instant::now() >= end {
             return Closed::Lifetime;
         }

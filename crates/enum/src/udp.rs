@@ -96,6 +96,7 @@ pub(crate) async fn worker(
     metrics: Arc<EnumMetrics>,
 ) {
     let mut buf = vec![0u8; 65_535];
+    let mut out = Vec::with_capacity(usize::from(crate::respond::EDNS_PAYLOAD));
     let mut control = nix::cmsg_space!(TimeSpec);
     loop {
         let got = socket.async_io(Interest::READABLE, || receive_now(&socket, &mut buf, &mut control)).await;
@@ -112,8 +113,8 @@ pub(crate) async fn worker(
         };
         let (received, now) = arrival(kernel_time);
         let ctx = QueryContext { peer, transport: Transport::Udp, received, now };
-        match responder.respond(&buf[..len], &ctx) {
-            Some(answer) => {
+        match responder.respond_reusing(&buf[..len], &ctx, std::mem::take(&mut out)) {
+            Some(mut answer) => {
                 record(&mut lane, &answer, &metrics);
                 if let Err(e) = socket.send_to(&answer.bytes, peer).await {
                     metrics.unanswered("send_error");
@@ -122,6 +123,8 @@ pub(crate) async fn worker(
                     }
                 }
                 metrics.answered("udp", &answer, ctx.received.elapsed().as_secs_f64());
+                // The answer's buffer is the next answer's.
+                out = std::mem::take(&mut answer.bytes);
             }
             None => metrics.unanswered("not_a_query"),
         }
