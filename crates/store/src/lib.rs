@@ -24,6 +24,7 @@
 
 pub mod analytics;
 pub mod export;
+pub mod fold;
 pub mod model;
 pub mod pgurl;
 pub mod postgres;
@@ -156,6 +157,18 @@ pub struct StoreStats {
     pub flush_seconds_total: f64,
     /// Distinct rollup rows the last flush wrote.
     pub last_flush_keys: u64,
+    /// Hours of number rollups folded into day rows ([`fold`]) since the store was opened.
+    pub folded_hours: u64,
+    /// Seconds spent folding them, summed.
+    pub fold_seconds_total: f64,
+}
+
+impl StoreStats {
+    /// Counts a fold pass.
+    pub fn count_fold(&mut self, f: &fold::FoldOutcome) {
+        self.folded_hours += f.hours;
+        self.fold_seconds_total += f.seconds;
+    }
 }
 
 /// A record store.
