@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::{StoreError, fold};
 use crate::model::{AnalyticsQuery, AnalyticsResult, Dataset, Grouping, Point, Row, View};
 use crate::rollup::{ALL_DEVICES, UNKNOWN_NUMBER};
 use crate::sql::{Sql, Value};
+use crate::{StoreError, fold};
 
 /// Most buckets one request may span.
 pub const MAX_BUCKETS: i64 = 20_000;
@@ -161,7 +161,12 @@ fn top_from_rollups(
         let mut ranked = buckets_top(db, key, &single, TOP)?;
         for (d, sources) in &day_sources {
             let rows: Vec<Row> = if sources.len() == 1 {
-                ranked.remove(&sources[0]).unwrap_or_default().into_iter().map(|(k, dt, n)| row(Some(*d), k, dt, n)).collect()
+                ranked
+                    .remove(&sources[0])
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, dt, n)| row(Some(*d), k, dt, n))
+                    .collect()
             } else {
                 top_over_buckets(db, key, sources)?.into_iter().map(|r| Row { bucket: Some(ts(*d)), ..r }).collect()
             };
@@ -190,7 +195,12 @@ type Source = (Grouping, i64);
 
 /// The sources of each day's number counts: its day row, and the hour rows of its hours above
 /// the fold watermark that have records (of `device`).
-fn day_sources(db: &dyn Sql, dataset: &str, device: &str, days: &[i64]) -> Result<BTreeMap<i64, Vec<Source>>, StoreError> {
+fn day_sources(
+    db: &dyn Sql,
+    dataset: &str,
+    device: &str,
+    days: &[i64],
+) -> Result<BTreeMap<i64, Vec<Source>>, StoreError> {
     let day = Grouping::Day.seconds();
     let folded = db
         .query("SELECT folded_through FROM rollup_number_folds WHERE dataset = $1", &[dataset.into()])?

@@ -93,7 +93,9 @@ pub struct FoldOutcome {
 /// `" FOR UPDATE"`; SQLite has no row locks: its writer is single).
 pub(crate) fn read(db: &dyn Sql, lock: &str) -> Result<Folds, StoreError> {
     let mut folds = Folds::default();
-    for r in db.query(&format!("SELECT dataset, folded_through FROM rollup_number_folds ORDER BY dataset{lock}"), &[])? {
+    for r in
+        db.query(&format!("SELECT dataset, folded_through FROM rollup_number_folds ORDER BY dataset{lock}"), &[])?
+    {
         let name = r[0].text();
         match Dataset::ALL.into_iter().find(|d| d.as_str() == name) {
             Some(d) => folds.set(d, r[1].i64()),
@@ -147,7 +149,13 @@ pub(crate) fn run(db: &dyn Sql, lock: &str, now_secs: i64, at_least: Option<i64>
         )?;
         let seconds = started.elapsed().as_secs_f64();
         let hours = if w == NOTHING_FOLDED { 0 } else { ((limit - w) / 3600) as u64 };
-        tracing::info!(dataset = dataset.as_str(), through = limit, day_rows = rows, seconds, "number rollups folded into days");
+        tracing::info!(
+            dataset = dataset.as_str(),
+            through = limit,
+            day_rows = rows,
+            seconds,
+            "number rollups folded into days"
+        );
         outcome.hours += hours;
         outcome.rows += rows;
         outcome.seconds += seconds;

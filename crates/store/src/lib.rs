@@ -182,8 +182,8 @@ pub trait Store: Send + Sync {
     /// [`Store::apply_retention`] apply pending rollups first.
     fn ingest(&self, records: &[Record]) -> Result<IngestOutcome, StoreError>;
 
-    /// Applies pending (deferred) rollups now. A store that applies them with each batch has
-    /// nothing to do.
+    /// Applies pending (deferred) rollups now, and folds the hours of number rollups now due
+    /// into day rows ([`fold`]). A store that applies them with each batch has nothing to do.
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }

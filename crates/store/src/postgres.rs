@@ -591,7 +591,8 @@ impl Store for PgStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.inner.flush()
+        self.inner.flush()?;
+        self.inner.fold()
     }
 
     fn stats(&self) -> StoreStats {

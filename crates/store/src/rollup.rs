@@ -204,7 +204,8 @@ impl Deltas {
         let mut day = Deltas::default();
         for (k, n) in &self.numbers {
             if k.grain == Grouping::Hour.as_str() && day_numbers_too(k.bucket, folds.get_named(k.dataset)) {
-                let key = NumberKey { grain: Grouping::Day.as_str(), bucket: Grouping::Day.bucket_of(k.bucket), ..k.clone() };
+                let key =
+                    NumberKey { grain: Grouping::Day.as_str(), bucket: Grouping::Day.bucket_of(k.bucket), ..k.clone() };
                 *day.numbers.entry(key).or_default() += n;
             }
         }

@@ -7,9 +7,9 @@ use std::cell::RefCell;
 use postgres::Transaction;
 
 use super::Pg;
-use crate::{StoreError, fold};
 use crate::model::Dataset;
 use crate::rollup::{DEFAULT_RULE, Deltas, Flat};
+use crate::{StoreError, fold};
 
 /// Rollup rows that `deltas` touches.
 pub(super) fn keys(deltas: &Deltas) -> u64 {
