@@ -115,6 +115,38 @@ WHERE dataset = $1 AND grain = 'hour' AND bucket > $2 AND bucket <= $3 \
 GROUP BY dataset, side, device, bucket - bucket % 86400, number, direction \
 ON CONFLICT (dataset, grain, side, device, bucket, number, direction) DO UPDATE SET n = rollup_numbers.n + excluded.n";
 
+/// Whether [`run`] would fold anything now, read without locks (a store with several writers
+/// checks this before taking the watermarks `FOR UPDATE`; W only grows, so a stale answer only
+/// delays a fold to the next check).
+pub(crate) fn due(db: &dyn Sql, now_secs: i64) -> Result<bool, StoreError> {
+    let folds = read(db, "")?;
+    for dataset in Dataset::ALL {
+        if limit(db, dataset, now_secs, None)?.is_some_and(|l| l > folds.get(dataset)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The last hour bucket a fold of `dataset` would include now (see [`fold_limit`]), at least
+/// `at_least`.
+fn limit(db: &dyn Sql, dataset: Dataset, now_secs: i64, at_least: Option<i64>) -> Result<Option<i64>, StoreError> {
+    let newest = db
+        .query(
+            "SELECT MAX(bucket) FROM rollup_counts WHERE dataset = $1 AND grain = 'hour' AND device = '*'",
+            &[dataset.as_str().into()],
+        )?
+        .first()
+        .and_then(|r| match r[0] {
+            Value::Null => None,
+            ref v => Some(v.i64()),
+        });
+    Ok(match (fold_limit(newest, now_secs), at_least) {
+        (Some(l), Some(a)) => Some(l.max(a)),
+        (l, a) => l.or(a),
+    })
+}
+
 /// Folds every hour that is due (see [`fold_limit`]), and, with `at_least`, every hour up to that
 /// bucket (retention folds the hours it is about to delete). Runs in the caller's transaction:
 /// the day rows and the new W commit together. `lock` is appended to the read of W
@@ -124,21 +156,7 @@ pub(crate) fn run(db: &dyn Sql, lock: &str, now_secs: i64, at_least: Option<i64>
     let mut outcome = FoldOutcome::default();
     for dataset in Dataset::ALL {
         let w = folds.get(dataset);
-        let newest = db
-            .query(
-                "SELECT MAX(bucket) FROM rollup_counts WHERE dataset = $1 AND grain = 'hour' AND device = '*'",
-                &[dataset.as_str().into()],
-            )?
-            .first()
-            .and_then(|r| match r[0] {
-                Value::Null => None,
-                ref v => Some(v.i64()),
-            });
-        let limit = match (fold_limit(newest, now_secs), at_least) {
-            (Some(l), Some(a)) => Some(l.max(a)),
-            (l, a) => l.or(a),
-        };
-        let Some(limit) = limit.filter(|l| *l > w) else {
+        let Some(limit) = limit(db, dataset, now_secs, at_least)?.filter(|l| *l > w) else {
             continue;
         };
         let started = Instant::now();

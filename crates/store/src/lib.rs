@@ -15,6 +15,8 @@
 //!   already rolled up, so after a crash opening the store rolls up the rest and every increment
 //!   is applied exactly once ([`sqlite`]); reads apply pending rollups first, [`Store::flush`]
 //!   applies them now and [`Store::stats`] counts them;
+//! * number rollups of grain hour written by ingest and folded into day rows once an hour is
+//!   done, with a durable per-dataset watermark ([`fold`]);
 //! * the Analytics views of seed 002 and more ([`analytics`]), CSV export ([`export`]) and
 //!   retention.
 //!

@@ -302,8 +302,12 @@ impl Inner {
     fn fold(&self) -> Result<(), StoreError> {
         let mut client = lock(&self.flusher);
         self.live_flusher(&mut client)?;
+        let now = Utc::now().timestamp();
+        if !fold::due(&Pg(RefCell::new(&mut *client)), now)? {
+            return Ok(());
+        }
         let mut tx = client.transaction()?;
-        let folded = fold::run(&Pg(RefCell::new(&mut tx)), " FOR UPDATE", Utc::now().timestamp(), None)?;
+        let folded = fold::run(&Pg(RefCell::new(&mut tx)), " FOR UPDATE", now, None)?;
         tx.commit()?;
         lock(&self.stats).count_fold(&folded);
         Ok(())
