@@ -109,10 +109,13 @@ pub(crate) fn read(db: &dyn Sql, lock: &str) -> Result<Folds, StoreError> {
     Ok(folds)
 }
 
+/// The fold of one dataset's hours `($2, $3]`: rows in primary-key order (the B-tree is walked
+/// from left to right, and row locks are taken in the order every upsert takes them).
 const FOLD: &str = "INSERT INTO rollup_numbers (dataset, grain, side, device, bucket, number, direction, n) \
 SELECT dataset, 'day', side, device, bucket - bucket % 86400, number, direction, SUM(n) FROM rollup_numbers \
 WHERE dataset = $1 AND grain = 'hour' AND bucket > $2 AND bucket <= $3 \
 GROUP BY dataset, side, device, bucket - bucket % 86400, number, direction \
+ORDER BY dataset, side, device, bucket - bucket % 86400, number, direction \
 ON CONFLICT (dataset, grain, side, device, bucket, number, direction) DO UPDATE SET n = rollup_numbers.n + excluded.n";
 
 /// Whether [`run`] would fold anything now, read without locks (a store with several writers
