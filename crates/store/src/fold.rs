@@ -109,14 +109,19 @@ pub(crate) fn read(db: &dyn Sql, lock: &str) -> Result<Folds, StoreError> {
     Ok(folds)
 }
 
-/// The fold of one dataset's hours `($2, $3]`: rows in primary-key order (the B-tree is walked
-/// from left to right, and row locks are taken in the order every upsert takes them).
+/// The fold of one dataset's, side's and device's hours `($4, $5]`: a range of the primary key
+/// (dataset, grain, side, device, bucket, ...), so it reads only the hours folded, however many
+/// hours the table keeps; rows in primary-key order (the B-tree is walked from left to right,
+/// and row locks are taken in the order every upsert takes them).
 const FOLD: &str = "INSERT INTO rollup_numbers (dataset, grain, side, device, bucket, number, direction, n) \
 SELECT dataset, 'day', side, device, bucket - bucket % 86400, number, direction, SUM(n) FROM rollup_numbers \
-WHERE dataset = $1 AND grain = 'hour' AND bucket > $2 AND bucket <= $3 \
+WHERE dataset = $1 AND grain = 'hour' AND side = $2 AND device = $3 AND bucket > $4 AND bucket <= $5 \
 GROUP BY dataset, side, device, bucket - bucket % 86400, number, direction \
 ORDER BY dataset, side, device, bucket - bucket % 86400, number, direction \
 ON CONFLICT (dataset, grain, side, device, bucket, number, direction) DO UPDATE SET n = rollup_numbers.n + excluded.n";
+
+/// Sides of number rollups, in primary-key order.
+const SIDES: [&str; 2] = ["destination", "source"];
 
 /// Whether [`run`] would fold anything now, read without locks (a store with several writers
 /// checks this before taking the watermarks `FOR UPDATE`; W only grows, so a stale answer only
@@ -163,7 +168,20 @@ pub(crate) fn run(db: &dyn Sql, lock: &str, now_secs: i64, at_least: Option<i64>
             continue;
         };
         let started = Instant::now();
-        let rows = db.execute(FOLD, &[dataset.as_str().into(), w.into(), limit.into()])?;
+        // The devices with records in those hours (and `*`), from the small count rollups.
+        let devices = db.query(
+            "SELECT DISTINCT device FROM rollup_counts WHERE dataset = $1 AND grain = 'hour' AND bucket > $2 AND bucket <= $3 ORDER BY device",
+            &[dataset.as_str().into(), w.into(), limit.into()],
+        )?;
+        let mut rows = 0;
+        for side in SIDES {
+            for device in &devices {
+                rows += db.execute(
+                    FOLD,
+                    &[dataset.as_str().into(), side.into(), device[0].clone(), w.into(), limit.into()],
+                )?;
+            }
+        }
         db.execute(
             "UPDATE rollup_number_folds SET folded_through = $1 WHERE dataset = $2",
             &[limit.into(), dataset.as_str().into()],
