@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::StoreError;
 use crate::model::{AnalyticsQuery, AnalyticsResult, Dataset, Grouping, Point, Row, View};
 use crate::rollup::{ALL_DEVICES, UNKNOWN_NUMBER};
 use crate::sql::{Sql, Value};
+use crate::{StoreError, fold};
 
 /// Most buckets one request may span.
 pub const MAX_BUCKETS: i64 = 20_000;
@@ -139,22 +139,88 @@ fn top_from_rollups(
     counts: &BTreeMap<i64, u64>,
     (from, to): (i64, i64),
 ) -> Result<(Vec<Row>, Vec<Row>), StoreError> {
-    // Per bucket: the ranking of one bucket (an index scan for all devices).
-    let mut per_bucket = Vec::new();
+    let key = (dataset, side, device);
     let buckets: Vec<i64> = counts.keys().copied().collect();
-    for (bucket, rows) in buckets_top(db, (dataset, grain.as_str(), side, device), &buckets, TOP)? {
-        per_bucket.extend(rows.into_iter().map(|(number, direction, n)| row(Some(bucket), number, direction, n)));
+    let day = Grouping::Day.seconds();
+    let whole_days = grain != Grouping::Day && from % day == 0 && to % day == 0;
+    // Day rows hold the hours up to the fold watermark; a day's later hours are read from their
+    // hour rows (read in this snapshot with the rows, so a fold cannot count an hour twice).
+    let days = if grain == Grouping::Day {
+        buckets.clone()
+    } else if whole_days {
+        (from..to).step_by(day as usize).collect()
+    } else {
+        Vec::new()
+    };
+    let day_sources = if days.is_empty() { BTreeMap::new() } else { day_sources(db, dataset, device, &days)? };
+    // Per bucket: the ranking of one bucket (an index scan for all devices), or for a day with
+    // hours not yet folded, the exact top over its day row and those hours.
+    let mut per_bucket = Vec::new();
+    if grain == Grouping::Day {
+        let single: Vec<Source> = day_sources.values().filter(|s| s.len() == 1).map(|s| s[0]).collect();
+        let mut ranked = buckets_top(db, key, &single, TOP)?;
+        for (d, sources) in &day_sources {
+            let rows: Vec<Row> = if sources.len() == 1 {
+                ranked
+                    .remove(&sources[0])
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, dt, n)| row(Some(*d), k, dt, n))
+                    .collect()
+            } else {
+                top_over_buckets(db, key, sources)?.into_iter().map(|r| Row { bucket: Some(ts(*d)), ..r }).collect()
+            };
+            per_bucket.extend(rows);
+        }
+    } else {
+        let sources: Vec<Source> = buckets.iter().map(|b| (grain, *b)).collect();
+        for ((_, bucket), rows) in buckets_top(db, key, &sources, TOP)? {
+            per_bucket.extend(rows.into_iter().map(|(number, direction, n)| row(Some(bucket), number, direction, n)));
+        }
     }
     // Whole range: the exact top 10 over the buckets, without summing every number. Whole days
     // are read from the day rollups (one bucket per day, not 24).
-    let day = Grouping::Day.seconds();
-    let summary = if grain != Grouping::Day && from % day == 0 && to % day == 0 {
-        let days: Vec<i64> = (from..to).step_by(day as usize).collect();
-        top_over_buckets(db, dataset, Grouping::Day, side, device, &days)?
+    let summary = if grain == Grouping::Day || whole_days {
+        let sources: Vec<Source> = day_sources.into_values().flatten().collect();
+        top_over_buckets(db, key, &sources)?
     } else {
-        top_over_buckets(db, dataset, grain, side, device, &buckets)?
+        let sources: Vec<Source> = buckets.iter().map(|b| (grain, *b)).collect();
+        top_over_buckets(db, key, &sources)?
     };
     Ok((summary, per_bucket))
+}
+
+/// Where a ranking is read from: a grain and a bucket of `rollup_numbers`.
+type Source = (Grouping, i64);
+
+/// The sources of each day's number counts: its day row, and the hour rows of its hours above
+/// the fold watermark that have records (of `device`).
+fn day_sources(
+    db: &dyn Sql,
+    dataset: &str,
+    device: &str,
+    days: &[i64],
+) -> Result<BTreeMap<i64, Vec<Source>>, StoreError> {
+    let day = Grouping::Day.seconds();
+    let folded = db
+        .query("SELECT folded_through FROM rollup_number_folds WHERE dataset = $1", &[dataset.into()])?
+        .first()
+        .map_or(fold::NOTHING_FOLDED, |r| r[0].i64());
+    let mut out: BTreeMap<i64, Vec<Source>> = days.iter().map(|d| (*d, vec![(Grouping::Day, *d)])).collect();
+    let (Some(first), Some(last)) = (days.iter().min(), days.iter().max()) else {
+        return Ok(out);
+    };
+    let hours = db.query(
+        "SELECT bucket FROM rollup_counts WHERE dataset = $1 AND grain = 'hour' AND device = $2 AND bucket >= $3 AND bucket < $4 AND bucket > $5 ORDER BY bucket",
+        &[dataset.into(), device.into(), (*first).into(), (last + day).into(), folded.into()],
+    )?;
+    for r in hours {
+        let h = r[0].i64();
+        if let Some(sources) = out.get_mut(&Grouping::Day.bucket_of(h)) {
+            sources.push((Grouping::Hour, h));
+        }
+    }
+    Ok(out)
 }
 
 /// One row of a bucket's ranking: number, direction, count.
@@ -164,50 +230,51 @@ type Ranked = (String, String, i64);
 /// compound SELECT).
 const BUCKETS_PER_STATEMENT: usize = 200;
 
-/// The filter on `rollup_numbers` for one key, with its parameters ($1.. in order).
-fn number_filter(dataset: &str, grain: &str, side: &str, device: &str) -> (&'static str, Vec<Value>) {
+/// The filter on `rollup_numbers` for one key, with its parameters ($1.. in order); each source
+/// adds its grain and bucket.
+fn number_filter(dataset: &str, side: &str, device: &str) -> (&'static str, Vec<Value>) {
     if device == ALL_DEVICES {
-        ("dataset = $1 AND grain = $2 AND side = $3 AND device = '*'", vec![dataset.into(), grain.into(), side.into()])
+        ("dataset = $1 AND side = $2 AND device = '*'", vec![dataset.into(), side.into()])
     } else {
-        (
-            "dataset = $1 AND grain = $2 AND side = $3 AND device = $4",
-            vec![dataset.into(), grain.into(), side.into(), device.into()],
-        )
+        ("dataset = $1 AND side = $2 AND device = $3", vec![dataset.into(), side.into(), device.into()])
     }
 }
 
-/// Each bucket's ranking, best first, `depth` rows each, read in one statement per
-/// [`BUCKETS_PER_STATEMENT`] buckets. For all devices the partial index `rollup_numbers_top`
+/// Each source's ranking, best first, `depth` rows each, read in one statement per
+/// [`BUCKETS_PER_STATEMENT`] sources. For all devices the partial index `rollup_numbers_top`
 /// (device `*`) delivers each bucket's rows in order; a single device's rows come from its part
-/// of the primary key.
+/// of the primary key. The grain is one of a fixed set of names, written into the statement.
 fn buckets_top(
     db: &dyn Sql,
-    key: (&str, &str, &str, &str),
-    buckets: &[i64],
+    key: (&str, &str, &str),
+    sources: &[Source],
     depth: usize,
-) -> Result<BTreeMap<i64, Vec<Ranked>>, StoreError> {
-    let (dataset, grain, side, device) = key;
-    let mut out: BTreeMap<i64, Vec<Ranked>> = BTreeMap::new();
-    for chunk in buckets.chunks(BUCKETS_PER_STATEMENT) {
+) -> Result<BTreeMap<Source, Vec<Ranked>>, StoreError> {
+    let (dataset, side, device) = key;
+    let mut out: BTreeMap<Source, Vec<Ranked>> = BTreeMap::new();
+    for chunk in sources.chunks(BUCKETS_PER_STATEMENT) {
         // Placeholders must first appear in increasing order (see `sql`): the filter's, then the
         // first bucket's, then the depth (reused by every part), then the other buckets'.
-        let (filter, mut params) = number_filter(dataset, grain, side, device);
-        params.push(chunk[0].into());
+        let (filter, mut params) = number_filter(dataset, side, device);
+        params.push(chunk[0].1.into());
         let first_bucket = params.len();
         params.push((depth as i64).into());
         let limit = params.len();
+        let grain0 = chunk[0].0.as_str();
         let mut parts = vec![format!(
-            "SELECT * FROM (SELECT bucket, number, direction, n FROM rollup_numbers WHERE {filter} AND bucket = ${first_bucket} ORDER BY n DESC, number, direction LIMIT ${limit}) t0"
+            "SELECT * FROM (SELECT grain, bucket, number, direction, n FROM rollup_numbers WHERE {filter} AND grain = '{grain0}' AND bucket = ${first_bucket} ORDER BY n DESC, number, direction LIMIT ${limit}) t0"
         )];
-        for (i, b) in chunk.iter().enumerate().skip(1) {
+        for (i, (g, b)) in chunk.iter().enumerate().skip(1) {
             params.push((*b).into());
             parts.push(format!(
-                "SELECT * FROM (SELECT bucket, number, direction, n FROM rollup_numbers WHERE {filter} AND bucket = ${} ORDER BY n DESC, number, direction LIMIT ${limit}) t{i}",
+                "SELECT * FROM (SELECT grain, bucket, number, direction, n FROM rollup_numbers WHERE {filter} AND grain = '{}' AND bucket = ${} ORDER BY n DESC, number, direction LIMIT ${limit}) t{i}",
+                g.as_str(),
                 params.len()
             ));
         }
         for r in db.query(&parts.join(" UNION ALL "), &params)? {
-            out.entry(r[0].i64()).or_default().push((r[1].text(), r[2].text(), r[3].i64()));
+            let grain = if r[0].text() == Grouping::Day.as_str() { Grouping::Day } else { Grouping::Hour };
+            out.entry((grain, r[1].i64())).or_default().push((r[2].text(), r[3].text(), r[4].i64()));
         }
     }
     for list in out.values_mut() {
@@ -216,33 +283,35 @@ fn buckets_top(
     Ok(out)
 }
 
-/// Each candidate number's counts in each bucket, summed: per bucket a primary-key seek per
-/// number, all buckets of a chunk in one statement (the numbers' parameters are shared).
+/// Each candidate number's counts in each source, summed: per source a primary-key seek per
+/// number, all sources of a chunk in one statement (the numbers' parameters are shared).
 fn candidate_totals(
     db: &dyn Sql,
-    key: (&str, &str, &str, &str),
-    buckets: &[i64],
+    key: (&str, &str, &str),
+    sources: &[Source],
     candidates: &mut BTreeMap<(String, String), i64>,
 ) -> Result<(), StoreError> {
-    let (dataset, grain, side, device) = key;
+    let (dataset, side, device) = key;
     let mut numbers: Vec<String> = candidates.keys().map(|(n, _)| n.clone()).collect();
     numbers.dedup();
     for numbers in numbers.chunks(2000) {
-        for chunk in buckets.chunks(BUCKETS_PER_STATEMENT) {
-            let (filter, mut params) = number_filter(dataset, grain, side, device);
+        for chunk in sources.chunks(BUCKETS_PER_STATEMENT) {
+            let (filter, mut params) = number_filter(dataset, side, device);
             let first_bucket = params.len() + 1;
-            params.push(chunk[0].into());
+            params.push(chunk[0].1.into());
             let first_number = params.len() + 1;
             params.extend(numbers.iter().map(|n| Value::from(n.as_str())));
             let list: Vec<String> = (0..numbers.len()).map(|i| format!("${}", first_number + i)).collect();
             let list = list.join(", ");
             let mut parts = vec![format!(
-                "SELECT number, direction, n FROM rollup_numbers WHERE {filter} AND bucket = ${first_bucket} AND number IN ({list})"
+                "SELECT number, direction, n FROM rollup_numbers WHERE {filter} AND grain = '{}' AND bucket = ${first_bucket} AND number IN ({list})",
+                chunk[0].0.as_str()
             )];
-            for b in &chunk[1..] {
+            for (g, b) in &chunk[1..] {
                 params.push((*b).into());
                 parts.push(format!(
-                    "SELECT number, direction, n FROM rollup_numbers WHERE {filter} AND bucket = ${} AND number IN ({list})",
+                    "SELECT number, direction, n FROM rollup_numbers WHERE {filter} AND grain = '{}' AND bucket = ${} AND number IN ({list})",
+                    g.as_str(),
                     params.len()
                 ));
             }
@@ -256,29 +325,21 @@ fn candidate_totals(
     Ok(())
 }
 
-/// The exact top 10 numbers summed over several buckets, by Fagin's threshold algorithm: read
-/// each bucket's ranking (an index scan) to depth D; a number not seen in a bucket's first D
-/// rows has at most the D-th count there, so no unseen number can total more than the sum of
-/// the D-th counts. Once the tenth best candidate beats that bound, the answer is exact;
-/// otherwise D grows. Skewed traffic (a few heavy callers) stops after a few dozen rows per
-/// bucket instead of summing every number.
-fn top_over_buckets(
-    db: &dyn Sql,
-    dataset: &str,
-    grain: Grouping,
-    side: &str,
-    device: &str,
-    buckets: &[i64],
-) -> Result<Vec<Row>, StoreError> {
-    let key = (dataset, grain.as_str(), side, device);
-    if let [bucket] = buckets {
-        // One bucket: its ranking is the answer.
-        let list = buckets_top(db, key, &[*bucket], TOP)?.remove(bucket).unwrap_or_default();
+/// The exact top 10 numbers summed over several sources (buckets of a grain), by Fagin's
+/// threshold algorithm: read each source's ranking (an index scan) to depth D; a number not seen
+/// in a source's first D rows has at most the D-th count there, so no unseen number can total
+/// more than the sum of the D-th counts. Once the tenth best candidate beats that bound, the
+/// answer is exact; otherwise D grows. Skewed traffic (a few heavy callers) stops after a few
+/// dozen rows per source instead of summing every number.
+fn top_over_buckets(db: &dyn Sql, key: (&str, &str, &str), sources: &[Source]) -> Result<Vec<Row>, StoreError> {
+    if let [source] = sources {
+        // One source: its ranking is the answer.
+        let list = buckets_top(db, key, &[*source], TOP)?.remove(source).unwrap_or_default();
         return Ok(list.into_iter().map(|(k, d, n)| row(None, k, d, n)).collect());
     }
     let mut depth = 4 * TOP;
     loop {
-        let lists = buckets_top(db, key, buckets, depth)?;
+        let lists = buckets_top(db, key, sources, depth)?;
         let mut threshold = 0i64;
         let mut exhausted = true;
         let mut candidates: BTreeMap<(String, String), i64> = BTreeMap::new();
@@ -291,7 +352,7 @@ fn top_over_buckets(
                 candidates.entry((number.clone(), direction.clone())).or_insert(0);
             }
         }
-        candidate_totals(db, key, buckets, &mut candidates)?;
+        candidate_totals(db, key, sources, &mut candidates)?;
         let best = top(candidates.into_iter().map(|((k, d), n)| row(None, k, d, n)).collect(), TOP);
         let tenth = best.get(TOP - 1).map(|r| r.count as i64);
         if exhausted || tenth.is_some_and(|t| t > threshold) {

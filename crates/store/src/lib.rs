@@ -15,6 +15,8 @@
 //!   already rolled up, so after a crash opening the store rolls up the rest and every increment
 //!   is applied exactly once ([`sqlite`]); reads apply pending rollups first, [`Store::flush`]
 //!   applies them now and [`Store::stats`] counts them;
+//! * number rollups of grain hour written by ingest and folded into day rows once an hour is
+//!   done, with a durable per-dataset watermark ([`fold`]);
 //! * the Analytics views of seed 002 and more ([`analytics`]), CSV export ([`export`]) and
 //!   retention.
 //!
@@ -24,6 +26,7 @@
 
 pub mod analytics;
 pub mod export;
+pub mod fold;
 pub mod model;
 pub mod pgurl;
 pub mod postgres;
@@ -156,6 +159,18 @@ pub struct StoreStats {
     pub flush_seconds_total: f64,
     /// Distinct rollup rows the last flush wrote.
     pub last_flush_keys: u64,
+    /// Hours of number rollups folded into day rows ([`fold`]) since the store was opened.
+    pub folded_hours: u64,
+    /// Seconds spent folding them, summed.
+    pub fold_seconds_total: f64,
+}
+
+impl StoreStats {
+    /// Counts a fold pass.
+    pub fn count_fold(&mut self, f: &fold::FoldOutcome) {
+        self.folded_hours += f.hours;
+        self.fold_seconds_total += f.seconds;
+    }
 }
 
 /// A record store.
@@ -169,8 +184,8 @@ pub trait Store: Send + Sync {
     /// [`Store::apply_retention`] apply pending rollups first.
     fn ingest(&self, records: &[Record]) -> Result<IngestOutcome, StoreError>;
 
-    /// Applies pending (deferred) rollups now. A store that applies them with each batch has
-    /// nothing to do.
+    /// Applies pending (deferred) rollups now, and folds the hours of number rollups now due
+    /// into day rows ([`fold`]). A store that applies them with each batch has nothing to do.
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }

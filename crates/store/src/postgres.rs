@@ -32,9 +32,9 @@ use crate::pgurl::PgTarget;
 use crate::rollup::flatten;
 use crate::schema::{Dialect, MIGRATIONS, MIGRATIONS_TABLE, latest, statements};
 use crate::sql::{Sql, Value};
-use crate::sqlite::retention_plan;
+use crate::sqlite::{fold_before_retention, retention_plan};
 use crate::tls::hint;
-use crate::{IngestOutcome, Retention, RetentionOutcome, Store, StoreError, StoreStats, analytics, export};
+use crate::{IngestOutcome, Retention, RetentionOutcome, Store, StoreError, StoreStats, analytics, export, fold};
 use pending::Pending;
 use pool::{Connect, Pool};
 
@@ -296,6 +296,23 @@ impl Inner {
         }
     }
 
+    /// Folds the number rollups of hours now due into day rows ([`crate::fold`]), in one
+    /// transaction holding the watermarks `FOR UPDATE` (collectors' rollup applies wait, and it
+    /// sees every committed hour row). Cheap when nothing is due.
+    fn fold(&self) -> Result<(), StoreError> {
+        let mut client = lock(&self.flusher);
+        self.live_flusher(&mut client)?;
+        let now = Utc::now().timestamp();
+        if !fold::due(&Pg(RefCell::new(&mut *client)), now)? {
+            return Ok(());
+        }
+        let mut tx = client.transaction()?;
+        let folded = fold::run(&Pg(RefCell::new(&mut tx)), " FOR UPDATE", now, None)?;
+        tx.commit()?;
+        lock(&self.stats).count_fold(&folded);
+        Ok(())
+    }
+
     /// Applies pending rollups of collectors that are gone, and this collector's own that it no
     /// longer holds in memory.
     fn recover(&self) -> Result<u64, StoreError> {
@@ -324,6 +341,30 @@ impl Inner {
                 self.lost_track.store(true, Ordering::Relaxed);
                 Err(e)
             }
+        }
+    }
+
+    /// Runs `f` in a read-only REPEATABLE READ transaction on a reader: every statement sees one
+    /// snapshot (the fold watermarks and the rollup rows agree).
+    fn with_snapshot<T>(&self, mut f: impl FnMut(&dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut client = self.readers.get()?;
+        let mut once = |client: &mut Client| -> Result<T, StoreError> {
+            let mut tx = client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let out = f(&Pg(RefCell::new(&mut tx)))?;
+            tx.commit()?;
+            Ok(out)
+        };
+        match once(&mut client) {
+            Err(e) if connection_lost(&e) => {
+                drop(client);
+                let mut client = self.readers.get()?;
+                once(&mut client)
+            }
+            other => other,
         }
     }
 
@@ -363,8 +404,15 @@ fn run_flusher(inner: Arc<Inner>) {
             return;
         }
         let due = lock(&inner.pending).since.is_some_and(|t| t.elapsed() >= inner.options.flush_after);
-        if due && let Err(e) = inner.flush() {
-            tracing::warn!(error = %e, "postgres store: rollup flush failed; retrying");
+        if due {
+            match inner.flush() {
+                Err(e) => tracing::warn!(error = %e, "postgres store: rollup flush failed; retrying"),
+                Ok(()) => {
+                    if let Err(e) = inner.fold() {
+                        tracing::warn!(error = %e, "postgres store: folding number rollups into days failed; retrying");
+                    }
+                }
+            }
         }
         if inner.lost_track.load(Ordering::Relaxed) || last_recovery.elapsed() >= inner.options.recover_every {
             last_recovery = Instant::now();
@@ -547,7 +595,8 @@ impl Store for PgStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.inner.flush()
+        self.inner.flush()?;
+        self.inner.fold()
     }
 
     fn stats(&self) -> StoreStats {
@@ -558,7 +607,7 @@ impl Store for PgStore {
 
     fn analytics(&self, query: &AnalyticsQuery) -> Result<AnalyticsResult, StoreError> {
         self.inner.flush()?;
-        self.inner.with_reader(|db| analytics::run(db, query, Utc::now()))
+        self.inner.with_snapshot(|db| analytics::run(db, query, Utc::now()))
     }
 
     fn devices(&self, dataset: Dataset) -> Result<Vec<String>, StoreError> {
@@ -601,6 +650,9 @@ impl Store for PgStore {
         let mut outcome = RetentionOutcome::default();
         {
             let db = Pg(RefCell::new(&mut tx));
+            // Hour rows about to be deleted are folded into their days first.
+            let folded = fold::run(&db, " FOR UPDATE", now.timestamp(), fold_before_retention(now, retention))?;
+            lock(&self.inner.stats).count_fold(&folded);
             for (sql, params, raw) in retention_plan(now, retention) {
                 let n = db.execute(sql, &params)?;
                 if raw {

@@ -13,6 +13,7 @@
 use rustc_hash::FxHashMap;
 use tollgate_records::Record;
 
+use crate::fold::{Folds, day_numbers_too};
 use crate::model::{Dataset, Grouping};
 
 /// Device name of the all-devices aggregate.
@@ -24,7 +25,8 @@ pub const DEFAULT_RULE: &str = "(default)";
 
 /// Grains of count and outcome rollups.
 pub const COUNT_GRAINS: [Grouping; 3] = [Grouping::Minute, Grouping::Hour, Grouping::Day];
-/// Grains of number rollups (per-minute top lists are computed from raw records).
+/// Grains of number rollups (per-minute top lists are computed from raw records). Ingest
+/// writes the hour grain; day rows are folded from hours ([`crate::fold`]).
 pub const NUMBER_GRAINS: [Grouping; 2] = [Grouping::Hour, Grouping::Day];
 
 /// The columns every dataset shares, read off one record.
@@ -177,22 +179,37 @@ impl Deltas {
                 outcome.n += 1;
                 outcome.stale += i64::from(f.stale);
             }
-            for grain in NUMBER_GRAINS {
-                let bucket = grain.bucket_of(secs);
-                for (side, number) in [("source", &f.source), ("destination", &f.destination)] {
-                    let key = NumberKey {
-                        dataset,
-                        grain: grain.as_str(),
-                        side,
-                        device: device.to_string(),
-                        bucket,
-                        number: number.clone().unwrap_or_else(|| UNKNOWN_NUMBER.to_string()),
-                        direction: f.direction.clone(),
-                    };
-                    *self.numbers.entry(key).or_default() += 1;
-                }
+            // Numbers: the hour grain only; day rows come from the fold, or from
+            // [`Deltas::day_numbers`] for hours already folded.
+            let bucket = Grouping::Hour.bucket_of(secs);
+            for (side, number) in [("source", &f.source), ("destination", &f.destination)] {
+                let key = NumberKey {
+                    dataset,
+                    grain: Grouping::Hour.as_str(),
+                    side,
+                    device: device.to_string(),
+                    bucket,
+                    number: number.clone().unwrap_or_else(|| UNKNOWN_NUMBER.to_string()),
+                    direction: f.direction.clone(),
+                };
+                *self.numbers.entry(key).or_default() += 1;
             }
         }
+    }
+
+    /// The day-grain number increments that go with these (hour-grain) ones, given what is
+    /// folded: the hour increments of folded hours, summed per day (see
+    /// [`crate::fold::day_numbers_too`]). Only number rows; empty when nothing is folded.
+    pub fn day_numbers(&self, folds: &Folds) -> Deltas {
+        let mut day = Deltas::default();
+        for (k, n) in &self.numbers {
+            if k.grain == Grouping::Hour.as_str() && day_numbers_too(k.bucket, folds.get_named(k.dataset)) {
+                let key =
+                    NumberKey { grain: Grouping::Day.as_str(), bucket: Grouping::Day.bucket_of(k.bucket), ..k.clone() };
+                *day.numbers.entry(key).or_default() += n;
+            }
+        }
+        day
     }
 
     /// True when nothing was added.

@@ -123,6 +123,17 @@ CREATE TABLE rollup_watermark (
 /*postgres*/ CREATE TABLE rollup_pending_batches (batch BIGINT PRIMARY KEY, collector TEXT NOT NULL, created_at BIGINT NOT NULL);
 /*postgres*/ CREATE INDEX rollup_pending_batches_collector ON rollup_pending_batches (collector)",
     },
+    Migration {
+        version: 6,
+        description: "day fold of number rollups: per dataset, the last hour bucket whose number rows are summed into day rows (existing data: every hour present)",
+        sql: "
+CREATE TABLE rollup_number_folds (
+    dataset TEXT PRIMARY KEY,
+    folded_through BIGINT NOT NULL
+);
+INSERT INTO rollup_number_folds (dataset, folded_through) SELECT 'ENUM', COALESCE(MAX(bucket), -9223372036854775807 - 1) FROM rollup_counts WHERE dataset = 'ENUM' AND grain = 'hour';
+INSERT INTO rollup_number_folds (dataset, folded_through) SELECT 'SIP', COALESCE(MAX(bucket), -9223372036854775807 - 1) FROM rollup_counts WHERE dataset = 'SIP' AND grain = 'hour'",
+    },
 ];
 
 /// The newest schema version this build knows.

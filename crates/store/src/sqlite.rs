@@ -458,6 +458,16 @@ pub(crate) fn retention_plan(now: DateTime<Utc>, r: &Retention) -> Vec<(&'static
     plan
 }
 
+/// The hour bucket through which number rollups must be folded before `retention` deletes hour
+/// rows at `now` (the last hour it deletes), so day views keep them; `None` if it keeps every
+/// hour row.
+pub(crate) fn fold_before_retention(now: DateTime<Utc>, r: &Retention) -> Option<i64> {
+    (r.hour_days > 0).then(|| {
+        let cut = now.timestamp() - i64::from(r.hour_days) * 86_400;
+        crate::model::Grouping::Hour.bucket_of(cut - 1)
+    })
+}
+
 impl Store for SqliteStore {
     fn ingest(&self, records: &[Record]) -> Result<IngestOutcome, StoreError> {
         let mut w = self.writer();
@@ -501,7 +511,10 @@ impl Store for SqliteStore {
     }
 
     fn analytics(&self, query: &AnalyticsQuery) -> Result<AnalyticsResult, StoreError> {
-        analytics::run(&*self.fresh_reader()?, query, Utc::now())
+        let mut reader = self.fresh_reader()?;
+        // One read transaction: one snapshot of the fold watermarks and the rollup rows.
+        let tx = reader.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        analytics::run(&*tx, query, Utc::now())
     }
 
     fn devices(&self, dataset: Dataset) -> Result<Vec<String>, StoreError> {
@@ -531,8 +544,11 @@ impl Store for SqliteStore {
 
     fn apply_retention(&self, now: DateTime<Utc>, retention: &Retention) -> Result<RetentionOutcome, StoreError> {
         let mut w = self.flushed()?;
-        let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Writer { conn, pending } = &mut *w;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut outcome = RetentionOutcome::default();
+        // Hour rows about to be deleted are folded into their days first.
+        let folded = crate::fold::run(&*tx, "", now.timestamp(), fold_before_retention(now, retention))?;
         for (sql, params, raw) in retention_plan(now, retention) {
             let n = Sql::execute(&*tx, sql, &params)?;
             if raw {
@@ -543,6 +559,8 @@ impl Store for SqliteStore {
         }
         deferred::reset_after_delete(&tx)?;
         tx.commit()?;
+        pending.count_fold(&folded);
+        self.shared.publish(pending);
         Ok(outcome)
     }
 

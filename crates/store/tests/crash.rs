@@ -199,9 +199,19 @@ fn rollups_and_recomputed(db: &Path) -> (Rows, Rows) {
         &conn,
         "SELECT 'outcome|' || dataset || '|' || grain || '|' || device || '|' || bucket || '|' || okey || '|' || odetail, n, stale FROM rollup_outcomes",
     ));
+    // Number rollups as reads see them: hour rows, and per day its day rows plus its hour rows
+    // not yet folded into them (above the dataset's watermark in `rollup_number_folds`).
     stored.extend(collect(
         &conn,
-        "SELECT 'number|' || dataset || '|' || grain || '|' || side || '|' || device || '|' || bucket || '|' || number || '|' || direction, n, 0 FROM rollup_numbers",
+        "SELECT 'number|' || dataset || '|' || grain || '|' || side || '|' || device || '|' || bucket || '|' || number || '|' || direction, n, 0 FROM rollup_numbers WHERE grain <> 'day'",
+    ));
+    stored.extend(collect(
+        &conn,
+        "SELECT 'number|' || dataset || '|day|' || side || '|' || device || '|' || day || '|' || number || '|' || direction, SUM(n), 0 FROM (
+            SELECT dataset, side, device, bucket AS day, number, direction, n FROM rollup_numbers WHERE grain = 'day'
+            UNION ALL SELECT r.dataset, side, device, bucket - bucket % 86400, number, direction, n
+            FROM rollup_numbers r JOIN rollup_number_folds f ON f.dataset = r.dataset WHERE grain = 'hour' AND bucket > f.folded_through
+        ) GROUP BY 1",
     ));
     (stored, expected)
 }
@@ -379,9 +389,18 @@ fn a_version_3_database_upgrades_without_rolling_up_its_records_again() {
     let store = SqliteStore::open(&db).unwrap();
     store.ingest(&(0..200).map(record).collect::<Vec<_>>()).unwrap();
     drop(store);
-    // What tollgate wrote before migration 4: raw rows with their rollups, no watermark.
+    // What tollgate wrote before migration 4: raw rows with their rollups, no watermark, and
+    // (before migration 6) day number rows holding every hour.
     let conn = Connection::open(&db).unwrap();
-    conn.execute_batch("DROP TABLE rollup_watermark; DELETE FROM schema_migrations WHERE version >= 4").unwrap();
+    conn.execute_batch(
+        "INSERT INTO rollup_numbers (dataset, grain, side, device, bucket, number, direction, n)
+         SELECT dataset, 'day', side, device, bucket - bucket % 86400, number, direction, SUM(n) FROM rollup_numbers r
+         WHERE grain = 'hour' AND bucket > (SELECT folded_through FROM rollup_number_folds f WHERE f.dataset = r.dataset)
+         GROUP BY dataset, side, device, bucket - bucket % 86400, number, direction
+         ON CONFLICT (dataset, grain, side, device, bucket, number, direction) DO UPDATE SET n = rollup_numbers.n + excluded.n;
+         DROP TABLE rollup_number_folds; DROP TABLE rollup_watermark; DELETE FROM schema_migrations WHERE version >= 4",
+    )
+    .unwrap();
     drop(conn);
     let store = SqliteStore::open(&db).unwrap();
     assert_eq!(store.schema_version().unwrap(), tollgate_store::schema::latest());

@@ -133,8 +133,20 @@ fn options(collector: &str, flush_after: Duration) -> PgOptions {
     PgOptions { collector: collector.into(), flush_after, ..PgOptions::default() }
 }
 
-/// Every row of `table` as text (sorted), without the per-collector batch column.
+/// The number rollups as reads see them: hour rows, and per day its day rows plus its hour rows
+/// not yet folded into them (above the dataset's `rollup_number_folds` watermark). When hours
+/// are folded depends on when flushes ran; what reads see does not.
+const NUMBERS_AS_READ: &str = "(SELECT dataset, grain, side, device, bucket, number, direction, n FROM rollup_numbers WHERE grain <> 'day' \
+    UNION ALL SELECT dataset, 'day', side, device, day, number, direction, SUM(n)::bigint FROM ( \
+        SELECT dataset, side, device, bucket AS day, number, direction, n FROM rollup_numbers WHERE grain = 'day' \
+        UNION ALL SELECT r.dataset, side, device, bucket - bucket % 86400, number, direction, n \
+        FROM rollup_numbers r JOIN rollup_number_folds f ON f.dataset = r.dataset WHERE grain = 'hour' AND bucket > f.folded_through \
+    ) u GROUP BY dataset, side, device, day, number, direction)";
+
+/// Every row of `table` as text (sorted), without the per-collector batch column (number
+/// rollups as reads see them: [`NUMBERS_AS_READ`]).
 fn dump(c: &mut postgres::Client, table: &str) -> Vec<String> {
+    let table = if table == "rollup_numbers" { NUMBERS_AS_READ } else { table };
     c.query(&format!("SELECT (to_jsonb(t) - 'batch')::text FROM {table} t ORDER BY 1"), &[])
         .unwrap()
         .iter()
@@ -153,7 +165,12 @@ const RECOMPUTE: [(&str, &str, &str); 3] = [
     ),
     (
         "rollup_numbers",
-        "SELECT concat_ws('|', dataset, grain, side, device, bucket, number, direction, n) FROM rollup_numbers ORDER BY 1",
+        "SELECT concat_ws('|', dataset, grain, side, device, bucket, number, direction, n) FROM (SELECT dataset, grain, side, device, bucket, number, direction, n FROM rollup_numbers WHERE grain <> 'day' \
+         UNION ALL SELECT dataset, 'day', side, device, day, number, direction, SUM(n)::bigint FROM ( \
+             SELECT dataset, side, device, bucket AS day, number, direction, n FROM rollup_numbers WHERE grain = 'day' \
+             UNION ALL SELECT r.dataset, side, device, bucket - bucket % 86400, number, direction, n \
+             FROM rollup_numbers r JOIN rollup_number_folds f ON f.dataset = r.dataset WHERE grain = 'hour' AND bucket > f.folded_through \
+         ) u GROUP BY dataset, side, device, day, number, direction) t ORDER BY 1",
         "SELECT concat_ws('|', ds, grain, side, device, s - s % len, number, direction, count(*)) \
          FROM d, g, LATERAL (VALUES ('source', src), ('destination', dst)) x(side, number) \
          WHERE grain <> 'minute' GROUP BY ds, grain, side, device, s - s % len, number, direction ORDER BY 1",

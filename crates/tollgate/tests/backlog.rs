@@ -133,6 +133,8 @@ fn collector_metrics(store: Option<&str>, backend: &str) {
     sample(&store("tollgate_store_rollup_flushes_total"));
     sample(&store("tollgate_store_rollup_flush_seconds_total"));
     sample(&store("tollgate_store_last_flush_keys"));
+    sample(&store("tollgate_store_number_folded_hours_total"));
+    sample(&store("tollgate_store_number_fold_seconds_total"));
     // Reading analytics applies pending rollups first: nothing is pending afterwards, and the
     // view counts every record.
     assert_eq!(view(&c, "ENUM", "Average CPS", "All")["total"].as_u64(), Some(8));

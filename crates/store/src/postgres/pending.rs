@@ -83,8 +83,7 @@ pub(super) fn flush(client: &mut Client, pending: &Pending) -> Result<Applied, S
         .map(|r| r.get(0))
         .collect();
     let keys = if deleted.len() == pending.batches.len() {
-        rollups::upsert(&mut tx, &pending.deltas)?;
-        pending.keys()
+        rollups::apply(&mut tx, &pending.deltas)?
     } else {
         tracing::warn!(
             held = pending.batches.len(),
@@ -92,8 +91,7 @@ pub(super) fn flush(client: &mut Client, pending: &Pending) -> Result<Applied, S
             "some pending rollup batches were recovered by another collector; recomputing the rest from raw records"
         );
         let deltas = rollups::recompute(&mut tx, &deleted)?;
-        rollups::upsert(&mut tx, &deltas)?;
-        rollups::keys(&deltas)
+        rollups::apply(&mut tx, &deltas)?
     };
     tx.commit()?;
     Ok(Applied { batches: deleted.len() as u64, keys })
@@ -138,7 +136,7 @@ pub(super) fn recover(client: &mut Client, me: &str, held: &HashSet<i64>) -> Res
     }
     taken.sort_unstable();
     let deltas = rollups::recompute(&mut tx, &taken)?;
-    rollups::upsert(&mut tx, &deltas)?;
+    let keys = rollups::apply(&mut tx, &deltas)?;
     tx.commit()?;
-    Ok(Applied { batches: taken.len() as u64, keys: rollups::keys(&deltas) })
+    Ok(Applied { batches: taken.len() as u64, keys })
 }

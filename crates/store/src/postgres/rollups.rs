@@ -2,11 +2,14 @@
 //! in key order (so concurrent collectors take row locks in the same order and never deadlock),
 //! and increments recomputed from the raw records of given batches (recovery after a crash).
 
+use std::cell::RefCell;
+
 use postgres::Transaction;
 
-use crate::StoreError;
+use super::Pg;
 use crate::model::Dataset;
 use crate::rollup::{DEFAULT_RULE, Deltas, Flat};
+use crate::{StoreError, fold};
 
 /// Rollup rows that `deltas` touches.
 pub(super) fn keys(deltas: &Deltas) -> u64 {
@@ -71,6 +74,19 @@ pub(super) fn recompute(tx: &mut Transaction<'_>, batches: &[i64]) -> Result<Del
         });
     }
     Ok(deltas)
+}
+
+/// Applies `deltas` (hour-grain number increments, as [`Deltas::add`] makes them) in `tx`: reads
+/// the fold watermarks `FOR SHARE` first (a fold waits for this transaction, and this one for a
+/// fold under way), then upserts the increments and the day increments of hours already folded.
+/// Returns the rollup rows touched.
+pub(super) fn apply(tx: &mut Transaction<'_>, deltas: &Deltas) -> Result<u64, StoreError> {
+    let folds = fold::read(&Pg(RefCell::new(&mut *tx)), " FOR SHARE")?;
+    upsert(tx, deltas)?;
+    // Day rows last, in the same order in every collector's transactions (no deadlock).
+    let day = deltas.day_numbers(&folds);
+    upsert(tx, &day)?;
+    Ok(keys(deltas) + keys(&day))
 }
 
 /// Upserts the rollups, one statement per table, rows in key order (so concurrent writers take

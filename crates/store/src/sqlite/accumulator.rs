@@ -9,8 +9,9 @@
 use rustc_hash::FxHashMap;
 use tollgate_records::Record;
 
+use crate::fold::{Folds, day_numbers_too};
 use crate::model::{Dataset, Grouping};
-use crate::rollup::{ALL_DEVICES, COUNT_GRAINS, DEFAULT_RULE, NUMBER_GRAINS, UNKNOWN_NUMBER};
+use crate::rollup::{ALL_DEVICES, COUNT_GRAINS, DEFAULT_RULE, UNKNOWN_NUMBER};
 
 /// What one stored record contributes to the rollups, borrowed from a record or a raw row.
 #[derive(Debug, Clone, Copy)]
@@ -306,13 +307,28 @@ impl Accumulator {
                 o.0 += 1;
                 o.1 += i64::from(f.stale);
             }
-            for grain in NUMBER_GRAINS {
-                let bucket = grain.bucket_of(f.secs);
-                for (is_source, number) in [(true, source), (false, destination)] {
-                    let key = NumberKey { dataset, grain, source: is_source, device, bucket, number, direction };
-                    *self.numbers.entry(key).or_default() += 1;
-                }
+            // Numbers: the hour grain only (day rows: the fold, or [`Self::add_day_numbers`]).
+            let (grain, bucket) = (Grouping::Hour, Grouping::Hour.bucket_of(f.secs));
+            for (is_source, number) in [(true, source), (false, destination)] {
+                let key = NumberKey { dataset, grain, source: is_source, device, bucket, number, direction };
+                *self.numbers.entry(key).or_default() += 1;
             }
+        }
+    }
+
+    /// Adds the day-grain number increments of the hours already folded (the hour increments of
+    /// each hour `h` with [`day_numbers_too`]`(h, W)`, summed per day), so a late record still
+    /// counts in its day. Call once, right before writing, with W read in the writing
+    /// transaction.
+    pub fn add_day_numbers(&mut self, folds: &Folds) {
+        let day: Vec<(NumberKey, i64)> = self
+            .numbers
+            .iter()
+            .filter(|(k, _)| k.grain == Grouping::Hour && day_numbers_too(k.bucket, folds.get(k.dataset)))
+            .map(|(k, n)| (NumberKey { grain: Grouping::Day, bucket: Grouping::Day.bucket_of(k.bucket), ..*k }, *n))
+            .collect();
+        for (k, n) in day {
+            *self.numbers.entry(k).or_default() += n;
         }
     }
 
@@ -568,6 +584,52 @@ mod tests {
         let (table, _) = rows_of(&acc);
         assert_eq!(table, deltas_table(&deltas));
         assert_eq!(acc.keys(), table.len());
+    }
+
+    #[test]
+    fn day_increments_of_folded_hours_equal_the_per_batch_deltas_and_the_per_record_rule() {
+        let recs = mix();
+        let t = 1_800_000_000;
+        let hour = |i: i64| Grouping::Hour.bucket_of(t) + i * 3600;
+        for (enum_w, sip_w) in [
+            (crate::fold::NOTHING_FOLDED, crate::fold::NOTHING_FOLDED),
+            (hour(0), hour(2)),
+            (hour(3), crate::fold::NOTHING_FOLDED),
+            (hour(100), hour(100)),
+        ] {
+            let mut folds = Folds::default();
+            folds.set(Dataset::Enum, enum_w);
+            folds.set(Dataset::Sip, sip_w);
+            let (mut acc, mut deltas) = (Accumulator::default(), Deltas::default());
+            for r in &recs {
+                acc.add(&Facts::of(r));
+                deltas.add(&flatten(r));
+            }
+            acc.add_day_numbers(&folds);
+            let mut expected = deltas_table(&deltas);
+            let day = deltas_table(&deltas.day_numbers(&folds));
+            for (k, v) in day {
+                assert!(expected.insert(k, v).is_none(), "day rows are new keys");
+            }
+            assert_eq!(rows_of(&acc).0, expected, "folded through {enum_w}/{sip_w}");
+            // Record by record: a day row counts exactly the records of folded hours.
+            let mut per_record: BTreeMap<(String, i64), i64> = BTreeMap::new();
+            for r in &recs {
+                let f = flatten(r);
+                let h = Grouping::Hour.bucket_of(f.ts_us.div_euclid(1_000_000));
+                if day_numbers_too(h, folds.get(f.dataset)) {
+                    *per_record.entry((f.dataset.as_str().into(), Grouping::Day.bucket_of(h))).or_default() += 1;
+                }
+            }
+            let mut from_rows: BTreeMap<(String, i64), i64> = BTreeMap::new();
+            for (k, (n, _)) in rows_of(&acc).0 {
+                // Per record: device `*`, source side, one row per record.
+                if k[0] == "p" && k[2] == "day" && k[3] == "source" && k[4] == ALL_DEVICES {
+                    *from_rows.entry((k[1].clone(), k[5].parse().unwrap())).or_default() += n;
+                }
+            }
+            assert_eq!(from_rows, per_record);
+        }
     }
 
     #[test]

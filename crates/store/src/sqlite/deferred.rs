@@ -22,7 +22,7 @@ use tollgate_records::Record;
 use super::accumulator::{Accumulator, Facts, Num, Row};
 use crate::model::Dataset;
 use crate::sqlite::{UPSERT_COUNT, UPSERT_NUMBER, UPSERT_OUTCOME};
-use crate::{StoreError, StoreStats};
+use crate::{StoreError, StoreStats, fold};
 
 /// The raw tables whose rows are rolled up, in the order of [`Pending`]'s watermarks.
 pub(crate) const RAW_TABLES: [(&str, Dataset); 2] = [("enum_queries", Dataset::Enum), ("sip_calls", Dataset::Sip)];
@@ -98,6 +98,11 @@ impl Pending {
         StoreStats { pending_records: self.records, ..self.stats }
     }
 
+    /// Counts a fold pass done outside a flush (retention).
+    pub fn count_fold(&mut self, f: &fold::FoldOutcome) {
+        self.stats.count_fold(f);
+    }
+
     fn reset(&mut self) {
         self.acc.clear();
         self.records = 0;
@@ -113,12 +118,15 @@ pub(crate) fn flush(conn: &mut Connection, p: &mut Pending) -> Result<(), StoreE
         return Ok(());
     }
     let started = Instant::now();
-    let result = (|| -> Result<usize, StoreError> {
+    let result = (|| -> Result<(usize, fold::FoldOutcome), StoreError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if p.rebuild {
             p.reset();
             recover(&tx, p)?;
         }
+        // Hours already folded get their day increments now (W cannot move before this
+        // transaction commits: only this writer folds, below).
+        p.acc.add_day_numbers(&fold::read(&*tx, "")?);
         let keys = p.acc.keys();
         write(&tx, &p.acc)?;
         for (i, (table, _)) in RAW_TABLES.iter().enumerate() {
@@ -127,16 +135,19 @@ pub(crate) fn flush(conn: &mut Connection, p: &mut Pending) -> Result<(), StoreE
                     .execute(params![p.high[i], table])?;
             }
         }
+        // With the increments written, fold the hours now due, in the same transaction.
+        let folded = fold::run(&*tx, "", chrono::Utc::now().timestamp(), None)?;
         tx.commit()?;
-        Ok(keys)
+        Ok((keys, folded))
     })();
     match result {
-        Ok(keys) => {
+        Ok((keys, folded)) => {
             if keys > 0 {
                 p.stats.flushes += 1;
                 p.stats.flush_seconds_total += started.elapsed().as_secs_f64();
                 p.stats.last_flush_keys = keys as u64;
             }
+            p.stats.count_fold(&folded);
             p.reset();
             p.rebuild = false;
             Ok(())

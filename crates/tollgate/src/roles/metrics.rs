@@ -177,6 +177,26 @@ impl Collector for StoreCollector {
                 g.metric_type(),
             )?
             .encode_family(&labels)?,
+        )?;
+        let c = ConstCounter::new(s.folded_hours);
+        c.encode(
+            e.encode_descriptor(
+                "tollgate_store_number_folded_hours",
+                "Hours of number rollups folded into day rollups by this process",
+                None,
+                c.metric_type(),
+            )?
+            .encode_family(&labels)?,
+        )?;
+        let c = ConstCounter::new(s.fold_seconds_total);
+        c.encode(
+            e.encode_descriptor(
+                "tollgate_store_number_fold_seconds",
+                "Seconds spent folding hours of number rollups into day rollups",
+                None,
+                c.metric_type(),
+            )?
+            .encode_family(&labels)?,
         )
     }
 }
