@@ -423,6 +423,13 @@ fn run_flusher(inner: Arc<Inner>) {
     }
 }
 
+/// The session setting that marks a connection of a build that knows the day fold
+/// ([`crate::fold`]): without it PostgreSQL refuses day rows of number rollups, so a collector
+/// of an older version, still running during a rolling upgrade, cannot add its records to day
+/// rows that the fold also fills (its rollups stay pending, and a current collector applies
+/// them once it is stopped).
+pub const DAY_FOLD_OPTION: &str = "-c tollgate.day_fold=on";
+
 impl PgStore {
     /// Connects to `url` (`postgres://user:password@host:port/db`, with optional `sslmode`,
     /// `sslrootcert`, `sslcert`, `sslkey`: see [`crate::tls`]) with default [`PgOptions`],
@@ -440,6 +447,13 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name(&options.collector);
         }
+        // This build knows the day fold: the check `rollup_numbers_day_rows_by_fold_only`
+        // (migration 6) lets its sessions write day rows of number rollups.
+        let startup = match config.get_options() {
+            Some(given) if !given.trim().is_empty() => format!("{given} {DAY_FOLD_OPTION}"),
+            _ => DAY_FOLD_OPTION.to_string(),
+        };
+        config.options(&startup);
         let connect: Connect = {
             let target = target.clone();
             Arc::new(move || {

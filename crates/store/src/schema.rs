@@ -125,14 +125,15 @@ CREATE TABLE rollup_watermark (
     },
     Migration {
         version: 6,
-        description: "day fold of number rollups: per dataset, the last hour bucket whose number rows are summed into day rows (existing data: every hour present)",
+        description: "day fold of number rollups: per dataset, the last hour bucket whose number rows are summed into day rows (existing data: every hour present); PostgreSQL: day rows written only by sessions that know the fold (a collector of an older version still running during a rolling upgrade would count its records twice in day views: its rollup writes fail and stay pending until a current collector applies them)",
         sql: "
 CREATE TABLE rollup_number_folds (
     dataset TEXT PRIMARY KEY,
     folded_through BIGINT NOT NULL
 );
 INSERT INTO rollup_number_folds (dataset, folded_through) SELECT 'ENUM', COALESCE(MAX(bucket), -9223372036854775807 - 1) FROM rollup_counts WHERE dataset = 'ENUM' AND grain = 'hour';
-INSERT INTO rollup_number_folds (dataset, folded_through) SELECT 'SIP', COALESCE(MAX(bucket), -9223372036854775807 - 1) FROM rollup_counts WHERE dataset = 'SIP' AND grain = 'hour'",
+INSERT INTO rollup_number_folds (dataset, folded_through) SELECT 'SIP', COALESCE(MAX(bucket), -9223372036854775807 - 1) FROM rollup_counts WHERE dataset = 'SIP' AND grain = 'hour';
+/*postgres*/ ALTER TABLE rollup_numbers ADD CONSTRAINT rollup_numbers_day_rows_by_fold_only CHECK (grain <> 'day' OR COALESCE(current_setting('tollgate.day_fold', true), '') = 'on') NOT VALID",
     },
 ];
 

@@ -378,3 +378,33 @@ fn postgres_two_collectors_ingesting_while_folds_run_count_every_record_once() {
         .get(0);
     assert_eq!(total, sent.len() as i64);
 }
+
+/// A collector of an older version, still running during a rolling upgrade, writes day rows of
+/// number rollups for every record; next to the fold those would be counted twice. PostgreSQL
+/// refuses them from any session that does not say it knows the fold, naming the check; this
+/// build's sessions (and the fold) write day rows as before.
+#[test]
+fn postgres_refuses_day_number_rows_from_a_session_that_does_not_know_the_fold() {
+    let db = PgDb::create();
+    let store = tollgate_store::open(&db.url).unwrap();
+    let upsert = "INSERT INTO rollup_numbers (dataset, grain, side, device, bucket, number, direction, n) \
+                  VALUES ('ENUM', $1, 'source', '*', 0, '+12125550100', 'inbound', 1) \
+                  ON CONFLICT (dataset, grain, side, device, bucket, number, direction) DO UPDATE SET n = rollup_numbers.n + excluded.n";
+    // An older collector's session: no day-fold option.
+    let mut old = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+    let refused = old.execute(upsert, &[&"day"]).expect_err("an older collector's day row");
+    let text = format!("{refused:?}");
+    assert!(text.contains("rollup_numbers_day_rows_by_fold_only"), "{text}");
+    old.execute(upsert, &[&"hour"]).expect("hour rows are what older and newer collectors share");
+    // A session of this build.
+    let mut config: postgres::Config = db.url.parse().unwrap();
+    config.options(tollgate_store::postgres::DAY_FOLD_OPTION);
+    let mut current = config.connect(postgres::NoTls).unwrap();
+    current.execute(upsert, &[&"day"]).expect("this build writes day rows");
+    // The store itself folds and reads as before.
+    let records = stream(0, 600, 0, 6);
+    store.ingest(&records).unwrap();
+    store.flush().unwrap();
+    assert_eq!(pg_folded(&db.url), hour(3).timestamp(), "the store's own fold wrote day rows");
+    assert_views_exact(&*store, &records, 1, "after the store's fold");
+}
