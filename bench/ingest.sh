@@ -289,8 +289,11 @@ run_case() { # CASE
           grep -E '^ +[0-9.]+%' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//' | head -n 15 >&2 || true
         ;;
     esac
+    # A whole-machine profile: the collector's threads among those of the shipper's process.
+    local only=()
+    case $case in postgres*) only=(--comm tollgate,pg-rollups) ;; esac
     echo "$case: the collector's hottest functions (self time; perf report -i $perf_dir/perf-$case.data):" >&2
-    perf report -q -i "$perf_dir/perf-$case.data" --pid "${cpids[0]}" --no-children --sort symbol --stdio 2>/dev/null |
+    perf report -q -i "$perf_dir/perf-$case.data" "${only[@]}" --no-children --sort symbol --stdio 2>/dev/null |
       grep -E '^ +[0-9.]+%' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//' | head -n 15 >&2 || true
   fi
 
