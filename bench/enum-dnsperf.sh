@@ -12,7 +12,8 @@
 #    the same list; `tollgate engine` and `tollgate serve` (all roles in one process) evaluate
 #    the policy. Before measuring, one name of each kind is asked of every server with kdig and
 #    the answers (rcode and answer records) must be identical, else the script exits 1.
-#    Prints queries/s and the tollgate/NSD and tollgate/Knot ratios.
+#    Prints queries/s and the tollgate/NSD and tollgate/Knot ratios, and the same for a UDP echo
+#    server (crates/enum/examples/udp_echo.rs) as the floor of this machine's loopback.
 #
 # Usage: bench/enum-dnsperf.sh [seconds per run, default 15]
 # Needs: dnsperf, knot, nsd, knot-dnsutils (kdig) (Debian packages), a release build (built here).
@@ -24,7 +25,9 @@ for tool in dnsperf knotd nsd kdig; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install dnsperf knot nsd knot-dnsutils" >&2; exit 1; }
 done
 cargo build --release -q -p tollgate
+cargo build --release -q -p tollgate-enum --example udp_echo
 bin=$PWD/target/release/tollgate
+echo_bin=$PWD/target/release/examples/udp_echo
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -81,10 +84,14 @@ listen = "127.0.0.1:0"
 [enum]
 listen_udp = ["127.0.0.1:$2"]
 listen_tcp = ["127.0.0.1:$2"]
+[probe]
+hep_udp = []
+hep_tcp = []
 CFG
   "$bin" --config "$dir/tollgate.toml" --log error "${4:-serve}" > "$dir/out" 2>&1 &
   pids+=($!)
-  for _ in $(seq 1 100); do grep -q "tollgate ready" "$dir/out" && break; sleep 0.1; done
+  for _ in $(seq 1 600); do grep -q "tollgate ready" "$dir/out" && break; sleep 0.1; done
+  grep -q "tollgate ready" "$dir/out" || { echo "tollgate $1 not ready after 60 s:" >&2; cat "$dir/out" >&2; exit 1; }
   if [ -n "${3:-}" ]; then
     "$bin" --config "$dir/tollgate.toml" --log error policy install "$3" --api "$(sed -n 's/.*api=\(http[^ ]*\).*/\1/p' "$dir/out")" > /dev/null
   fi
@@ -188,6 +195,10 @@ pids+=($!)
 start_tollgate engine200k 5397 "$big/policy.toml" engine
 start_tollgate serve200k 5398 "$big/policy.toml" serve
 
+# The loopback floor: a UDP echo server with the engine's socket handling (QR bit set, nothing else).
+"$echo_bin" 127.0.0.1:5399 > "$work/echo.out" 2>&1 &
+pids+=($!)
+
 # Wait until the static-zone servers answer (their zones load in a few seconds; tollgate waited
 # for its ready line).
 for port in 5392 5395 5396; do
@@ -220,6 +231,7 @@ while read -r kind qname; do
   done
 done < "$big/spot.txt"
 [ "$mismatch" = 0 ] || exit 1
+spot=$(while read -r kind qname; do echo "- $kind: \`$qname\` -> $(answer 5395 "$qname")"; done < "$big/spot.txt")
 
 measure() { # port query-file -> "qps latency-ms lost"
   local out qps lat lost
@@ -252,10 +264,15 @@ read -r nsd_qps nsd_lat nsd_lost <<< "$(measure 5395 "$big/queries200k.txt")"
 read -r knot_qps knot_lat knot_lost <<< "$(measure 5396 "$big/queries200k.txt")"
 read -r eng_qps eng_lat eng_lost <<< "$(measure 5397 "$big/queries200k.txt")"
 read -r srv_qps srv_lat srv_lost <<< "$(measure 5398 "$big/queries200k.txt")"
+read -r echo_qps echo_lat echo_lost <<< "$(measure 5399 "$big/queries200k.txt")"
 row() { printf '| %s | %.0f | %.3f | %s | %.2f | %.2f |\n' "$1" "$2" "$3" "$4" "$(echo "$2 / $nsd_qps" | bc -l)" "$(echo "$2 / $knot_qps" | bc -l)"; }
 row "nsd $(nsd -v 2>&1 | awk 'NR==1{print $NF}') (static zone, rrl-ratelimit: 0, server-count: $(nproc))" "$nsd_qps" "$nsd_lat" "$nsd_lost"
 row "knotd $(knotd --version | awk '{print $NF}') (same zone)" "$knot_qps" "$knot_lat" "$knot_lost"
 row "tollgate engine, 100,000 rules + 1,000,000-number list + prefix rule" "$eng_qps" "$eng_lat" "$eng_lost"
 row "tollgate serve (all roles), same policy" "$srv_qps" "$srv_lat" "$srv_lost"
+row "UDP echo, the engine's socket handling (loopback floor, crates/enum/examples/udp_echo.rs)" "$echo_qps" "$echo_lat" "$echo_lost"
+echo
+echo "Spot check (rcode and answer, identical from NSD, Knot, tollgate engine and serve):"
+echo "$spot"
 echo
 echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
