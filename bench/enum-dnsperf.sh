@@ -97,6 +97,7 @@ CFG
   fi
 }
 start_tollgate demo 5393
+demo_pid=${pids[-1]}
 
 # A large policy: 100,000 exact-destination rules, a million-number list, then the demo rules.
 big="$work/big"; mkdir -p "$big"
@@ -117,6 +118,7 @@ with open(f"{d}/policy.toml", "w") as f:
     f.write('[[rule]]\nname = "redirect"\ndestination = "+12125550122"\naction = "redirect"\ntarget = "+12125550199"\n')
 PY
 start_tollgate big 5394 "$big/policy.toml"
+big_pid=${pids[-1]}
 sleep 1
 
 
@@ -247,6 +249,7 @@ run() { # label port
   set -- "$1" $m
   printf '| %s | %.0f | %.3f | %s |\n' "$1" "$2" "$3" "$4"
 }
+echo "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "dnsperf -c 8 -T 1 -q 500 -l $secs, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(date -u +%Y-%m-%d)"
 echo
 echo "| server | queries/s | avg latency (ms) | lost |"
@@ -255,6 +258,8 @@ run "knotd $(knotd --version | awk '{print $NF}') (static zone, same answers)" 5
 run "tollgate serve, demo policy (4 rules)" 5393
 run "tollgate, 100,000 rules + 1,000,000-number list" 5394
 
+# The small-mix instances are done: they take no CPU from the servers measured next.
+kill "$demo_pid" "$big_pid" 2>/dev/null || true
 echo
 echo "200,000 distinct names (a quarter each: allowed, redirected by one of 100,000 exact rules, caller in the 1,000,000-number list, +1900 prefix); answers checked identical for one name of each kind"
 echo
