@@ -32,3 +32,6 @@ mod udp;
 pub use config::{AnswerTemplate, ConfigError, EnumConfig, SourceLabelNumbers};
 pub use respond::{Answered, QueryContext, Responder};
 pub use template::Template;
+/// The UDP listener's receive path, shared with the loopback floor of the DNS benchmark
+/// (`examples/udp_echo.rs`), so the floor reads exactly as the engine does.
+pub use udp::{Datagram, enable_receive_timestamps, receive_now};

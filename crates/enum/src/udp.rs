@@ -32,20 +32,25 @@ static SEND_ERROR_LOG: LogThrottle = LogThrottle::new(10_000);
 
 /// Asks the kernel to stamp every datagram received on `socket` with its receive time. Returns
 /// false (and the worker falls back to the time it reads the datagram) if it cannot.
-pub(crate) fn enable_receive_timestamps(socket: &UdpSocket) -> bool {
+pub fn enable_receive_timestamps(socket: &UdpSocket) -> bool {
     setsockopt(socket, sockopt::ReceiveTimestampns, &true).is_ok()
 }
 
 /// One datagram read from the socket.
-struct Datagram {
-    len: usize,
-    peer: SocketAddr,
+#[derive(Debug, Clone, Copy)]
+pub struct Datagram {
+    /// Its length (its bytes are the start of the caller's buffer).
+    pub len: usize,
+    /// Its sender.
+    pub peer: SocketAddr,
     /// When the kernel received it, when it said so.
-    kernel_time: Option<SystemTime>,
+    pub kernel_time: Option<SystemTime>,
 }
 
-/// Reads one datagram into `buf` without blocking (the caller waits for readiness).
-fn receive_now(socket: &UdpSocket, buf: &mut [u8], control: &mut [u8]) -> io::Result<Datagram> {
+/// Reads one datagram into `buf` without blocking (the caller waits for readiness, e.g.
+/// `socket.async_io(Interest::READABLE, ..)`), with its kernel receive time from `control`
+/// (`nix::cmsg_space!(TimeSpec)` bytes).
+pub fn receive_now(socket: &UdpSocket, buf: &mut [u8], control: &mut [u8]) -> io::Result<Datagram> {
     let mut iov = [IoSliceMut::new(buf)];
     let msg = recvmsg::<SockaddrStorage>(socket.as_raw_fd(), &mut iov, Some(control), MsgFlags::MSG_DONTWAIT)
         .map_err(io::Error::from)?;
