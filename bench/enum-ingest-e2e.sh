@@ -61,13 +61,7 @@ case $store in
   *) die "--store is sqlite or postgres (is $store)" ;;
 esac
 
-if [ -n "${TOLLGATE_BIN:-}" ]; then
-  bin=$TOLLGATE_BIN
-else
-  if [ "$build" = 1 ]; then cargo build --release -q -p tollgate; fi
-  bin=$PWD/target/release/tollgate
-fi
-[ -x "$bin" ] || die "no $bin (run without --no-build)"
+bin=$(tollgate_bin "$build")
 work=$(mktemp -d)
 pg_server=${TOLLGATE_BENCH_PG:-postgres://tollgate:tollgate@127.0.0.1:5432}
 pg_db=tollgate_bench_e2e_$$

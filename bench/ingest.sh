@@ -72,13 +72,7 @@ for c in ${cases//,/ }; do
   case $c in sqlite | postgres | postgres-2) ;; *) die "unknown case $c (sqlite, postgres, postgres-2)" ;; esac
 done
 
-if [ -n "${TOLLGATE_BIN:-}" ]; then
-  bin=$TOLLGATE_BIN
-else
-  if [ "$build" = 1 ]; then cargo build --release -q -p tollgate; fi
-  bin=$PWD/target/release/tollgate
-fi
-[ -x "$bin" ] || die "no $bin (run without --no-build)"
+bin=$(tollgate_bin "$build")
 keep_work=1
 if [ -z "$work" ]; then work=$(mktemp -d); keep_work=0; fi
 mkdir -p "$work"

@@ -23,6 +23,20 @@ need() {
 # now: seconds since the epoch, with nanoseconds.
 now() { date +%s.%N; }
 
+# tollgate_bin BUILD: prints the tollgate binary to run: $TOLLGATE_BIN when set, else the release
+# build (built first when BUILD is 1). Exits when it is not there.
+tollgate_bin() {
+  local bin
+  if [ -n "${TOLLGATE_BIN:-}" ]; then
+    bin=$TOLLGATE_BIN
+  else
+    if [ "$1" = 1 ]; then cargo build --release -q -p tollgate >&2; fi
+    bin=$PWD/target/release/tollgate
+  fi
+  [ -x "$bin" ] || die "no $bin (run without --no-build)"
+  echo "$bin"
+}
+
 # start_role DIR ROLE [ARGS...]: runs `tollgate --config DIR/tollgate.toml ROLE ARGS` in the
 # background (output in DIR/out), waits for its ready line (60 s at most; a process that dies
 # or never gets ready fails the benchmark with its log), and sets `role_pid` and `role_api`
