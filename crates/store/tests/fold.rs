@@ -13,38 +13,9 @@ use tollgate_store::fold::NOTHING_FOLDED;
 use tollgate_store::postgres::{PgOptions, PgStore};
 use tollgate_store::{AnalyticsQuery, Dataset, Grouping, Store, View};
 
-fn pg_admin_url() -> String {
-    std::env::var("TOLLGATE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://tollgate:tollgate@127.0.0.1:5432/postgres".into())
-}
+mod common;
 
-/// A throwaway PostgreSQL database, dropped with the value.
-struct PgDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    fn create() -> PgDb {
-        let admin = pg_admin_url();
-        let name = format!("tollgate_test_{}", ulid::Ulid::new().to_string().to_lowercase());
-        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap_or_else(|e| {
-            panic!("cannot reach PostgreSQL at {admin} ({e}); .ci/run installs and starts it, or set TOLLGATE_TEST_POSTGRES")
-        });
-        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        let url = format!("{}/{name}", &admin[..admin.rfind('/').expect("a database in the URL")]);
-        PgDb { admin, name, url }
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        }
-    }
-}
+use common::PgDb;
 
 /// A store and a way to read its ENUM fold watermark from the database.
 struct Harness {
@@ -366,7 +337,7 @@ fn postgres_two_collectors_ingesting_while_folds_run_count_every_record_once() {
     assert_views_exact(&stores[0], &sent, 2, "two collectors");
     assert_views_exact(&stores[1], &sent, 2, "two collectors, read by the other");
     // Day totals of the day rows plus unfolded hours equal the records, per number.
-    let mut c = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+    let mut c = db.client();
     let total: i64 = c
         .query_one(
             "SELECT SUM(n)::bigint FROM (SELECT n FROM rollup_numbers WHERE grain = 'day' AND side = 'source' AND device = '*' \
@@ -391,7 +362,7 @@ fn postgres_refuses_day_number_rows_from_a_session_that_does_not_know_the_fold()
                   VALUES ('ENUM', $1, 'source', '*', 0, '+12125550100', 'inbound', 1) \
                   ON CONFLICT (dataset, grain, side, device, bucket, number, direction) DO UPDATE SET n = rollup_numbers.n + excluded.n";
     // An older collector's session: no day-fold option.
-    let mut old = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+    let mut old = db.client();
     let refused = old.execute(upsert, &[&"day"]).expect_err("an older collector's day row");
     let text = format!("{refused:?}");
     assert!(text.contains("rollup_numbers_day_rows_by_fold_only"), "{text}");

@@ -23,43 +23,9 @@ use tollgate_records::{Disposition, EnumQueryRecord, Record, SipCallRecord, Tran
 use tollgate_store::postgres::{PgOptions, PgStore};
 use tollgate_store::{AnalyticsQuery, Dataset, Grouping, Store, View};
 
-fn pg_admin_url() -> String {
-    std::env::var("TOLLGATE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://tollgate:tollgate@127.0.0.1:5432/postgres".into())
-}
+mod common;
 
-fn admin() -> postgres::Client {
-    let url = pg_admin_url();
-    postgres::Client::connect(&url, postgres::NoTls).unwrap_or_else(|e| {
-        panic!("cannot reach PostgreSQL at {url} ({e}); .ci/run installs and starts it, or set TOLLGATE_TEST_POSTGRES")
-    })
-}
-
-/// A throwaway PostgreSQL database, dropped with the value.
-struct PgDb {
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    fn create() -> PgDb {
-        let name = format!("tollgate_test_{}", ulid::Ulid::new().to_string().to_lowercase());
-        admin().batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        let admin_url = pg_admin_url();
-        let url = format!("{}/{name}", &admin_url[..admin_url.rfind('/').expect("a database in the URL")]);
-        PgDb { name, url }
-    }
-
-    fn client(&self) -> postgres::Client {
-        postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let _ = admin().batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-    }
-}
+use common::PgDb;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 6, 0, 0).unwrap()

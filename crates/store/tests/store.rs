@@ -8,39 +8,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use tollgate_records::{Disposition, EnumQueryRecord, Record, SipCallRecord, Transport};
 use tollgate_store::{AnalyticsQuery, Dataset, Grouping, Retention, Store, StoreError, View};
 
-fn pg_admin_url() -> String {
-    std::env::var("TOLLGATE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://tollgate:tollgate@127.0.0.1:5432/postgres".into())
-}
+mod common;
 
-/// A throwaway PostgreSQL database.
-struct PgDb {
-    admin: String,
-    name: String,
-}
-
-impl PgDb {
-    fn create() -> (PgDb, String) {
-        let admin = pg_admin_url();
-        let name = format!("tollgate_test_{}", ulid::Ulid::new().to_string().to_lowercase());
-        let mut c = postgres::Client::connect(&admin, postgres::NoTls)
-            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin} ({e}); .ci/run installs and starts it, or set TOLLGATE_TEST_POSTGRES"));
-        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        let url = match admin.rfind('/') {
-            Some(i) => format!("{}/{name}", &admin[..i]),
-            None => panic!("bad URL {admin}"),
-        };
-        (PgDb { admin, name }, url)
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        }
-    }
-}
+use common::PgDb;
 
 /// Runs `test` against each backend.
 macro_rules! both {
@@ -57,7 +27,8 @@ macro_rules! both {
             }
             #[test]
             fn postgres() {
-                let (_db, url) = PgDb::create();
+                let db = PgDb::create();
+                let url = db.url.clone();
                 let store = tollgate_store::open(&url).unwrap();
                 assert_eq!(store.backend(), "postgres");
                 ($test)(store.as_ref());
