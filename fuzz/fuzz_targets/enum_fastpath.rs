@@ -10,10 +10,11 @@ use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
 use libfuzzer_sys::fuzz_target;
+use tollgate_enum::respond::fuzzing::compare_paths;
 use tollgate_enum::{EnumConfig, QueryContext, Responder};
 use tollgate_number::DialingPlan;
 use tollgate_policy::{CompileOptions, InstalledPolicy, PolicySource, compile};
-use tollgate_records::{Record, Transport};
+use tollgate_records::Transport;
 
 const POLICY: &str = r#"
 schema = 1
@@ -59,18 +60,6 @@ fn responder() -> &'static Responder {
     })
 }
 
-/// The record with the fields that differ by construction taken from `like`.
-fn comparable(record: Option<Record>, like: &Option<Record>) -> Option<Record> {
-    match (record, like) {
-        (Some(Record::EnumQuery { v, mut record }), Some(Record::EnumQuery { record: other, .. })) => {
-            record.id = other.id;
-            record.latency_us = other.latency_us;
-            Some(Record::EnumQuery { v, record })
-        }
-        (record, _) => record,
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
     let (transport, packet) = match data.split_first() {
         Some((t, rest)) => (if t & 1 == 0 { Transport::Udp } else { Transport::Tcp }, rest),
@@ -83,19 +72,7 @@ fuzz_target!(|data: &[u8]| {
         // A Wednesday, 15:00 UTC: inside the New York office hours.
         now: Utc.with_ymd_and_hms(2026, 12, 2, 15, 0, 0).unwrap(),
     };
+    // No velocity rule: one responder serves as both the fast and the reference one.
     let r = responder();
-    match r.respond_fast(packet, &ctx, Vec::new()) {
-        Ok(fast) => {
-            let slow = r.respond_hickory(packet, &ctx).expect("hickory answers what the fast path answers");
-            assert_eq!(fast.bytes, slow.bytes, "answers differ");
-            assert_eq!(comparable(fast.record, &slow.record), slow.record, "records differ");
-            assert_eq!(fast.decision, slow.decision);
-            assert_eq!(fast.outcome, slow.outcome);
-            assert_eq!(fast.unreadable_source, slow.unreadable_source);
-        }
-        Err(_) => {
-            // Declined: the hickory path answers (and must not panic).
-            let _ = r.respond_hickory(packet, &ctx);
-        }
-    }
+    compare_paths(r, r, packet, &ctx);
 });

@@ -671,3 +671,58 @@ fn action_detail(action: &Action) -> Option<String> {
         Action::Redirect(target) => Some(target.to_string()),
     }
 }
+
+/// The differential check of the fast path against the hickory path, shared by the
+/// `enum_fastpath` fuzz target and the differential test (`tests/fastpath.rs`): for every query
+/// the fast path accepts, the hickory path must give the very same answer bytes, record
+/// (but for its random id and measured latency), decision and outcome.
+pub mod fuzzing {
+    use hickory_proto::op::Message;
+    use tollgate_records::Record;
+
+    use super::{QueryContext, Responder};
+
+    /// The record without what differs by construction: its random id and the measured latency.
+    pub fn comparable(record: Option<Record>) -> Option<Record> {
+        record.map(|r| match r {
+            Record::EnumQuery { v, mut record } => {
+                record.id = ulid::Ulid::nil();
+                record.latency_us = 0;
+                Record::EnumQuery { v, record }
+            }
+            other => other,
+        })
+    }
+
+    /// Answers `packet` through the fast path of `fast` and, if it accepts, through the hickory
+    /// path of `reference` (a responder with the same configuration and policy; the same one
+    /// where no velocity rule counts calls), and panics, naming the query, where they differ.
+    /// A query the fast path declines is answered by both responders' hickory paths, which must
+    /// agree. Returns whether the fast path took the query.
+    pub fn compare_paths(fast: &Responder, reference: &Responder, packet: &[u8], ctx: &QueryContext) -> bool {
+        match fast.respond_fast(packet, ctx, Vec::with_capacity(512)) {
+            Ok(fast) => {
+                let slow = reference.respond_hickory(packet, ctx).expect("hickory answers what the fast path answers");
+                assert_eq!(
+                    fast.bytes,
+                    slow.bytes,
+                    "answers differ for query {packet:02x?}\nfast:    {:?}\nhickory: {:?}",
+                    Message::from_vec(&fast.bytes),
+                    Message::from_vec(&slow.bytes)
+                );
+                assert_eq!(comparable(fast.record), comparable(slow.record), "records differ for {packet:02x?}");
+                assert_eq!(fast.decision, slow.decision);
+                assert_eq!((fast.outcome, fast.stale), (slow.outcome, slow.stale));
+                assert_eq!(fast.unreadable_source, slow.unreadable_source);
+                assert!(!slow.fast_path);
+                true
+            }
+            Err(_) => {
+                let a = fast.respond_hickory(packet, ctx).map(|a| a.bytes);
+                let b = reference.respond_hickory(packet, ctx).map(|a| a.bytes);
+                assert_eq!(a, b, "the hickory path differs between the two responders");
+                false
+            }
+        }
+    }
+}
