@@ -1,10 +1,11 @@
 //! The loopback floor for `bench/enum-dnsperf.sh`: a UDP server that answers every datagram with
 //! itself, the DNS QR bit set, and does nothing else.
 //!
-//! It reads and writes exactly the way the ENUM engine's UDP listener does today (its receive
-//! function, [`tollgate_enum::receive_now`], is the engine's own):
-//! one socket shared by one receive task per core on a multi-threaded tokio runtime, one
-//! `recvmsg` per datagram with kernel receive timestamps on, one `send_to` per answer. What it
+//! It reads and writes exactly the way the ENUM engine's UDP listener does (its batched receive
+//! and send, [`tollgate_enum::RecvBatch`] and [`tollgate_enum::send_all`], are the engine's
+//! own): one socket shared by one receive task per core on a multi-threaded tokio runtime, up
+//! to [`tollgate_enum::BATCH`] datagrams per `recvmmsg` with kernel receive timestamps on, the
+//! answers sent with `sendmmsg`. What it
 //! reaches is what this machine's loopback and this socket handling allow, before any DNS
 //! parsing, policy or record spooling.
 //!
@@ -15,27 +16,32 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use nix::sys::time::TimeSpec;
-use tokio::io::Interest;
 use tokio::net::UdpSocket;
-use tollgate_enum::{Datagram, enable_receive_timestamps, receive_now};
+use tollgate_enum::{Outgoing, RecvBatch, enable_receive_timestamps, send_all};
 
 /// One receive task: every datagram of at least a DNS header goes back with QR set.
 async fn worker(socket: Arc<UdpSocket>) {
-    let mut buf = vec![0u8; 65_535];
-    let mut control = nix::cmsg_space!(TimeSpec);
+    let mut batch = RecvBatch::new();
+    let mut answers: Vec<Vec<u8>> = Vec::new();
     loop {
-        let Ok(Datagram { len, peer, .. }) =
-            socket.async_io(Interest::READABLE, || receive_now(&socket, &mut buf, &mut control)).await
-        else {
-            continue;
-        };
-        if len < 12 {
+        if batch.receive(&socket).await.is_err() {
             continue;
         }
-        buf[2] |= 0x80;
+        answers.clear();
+        let mut peers = Vec::new();
+        for (bytes, d) in batch.datagrams() {
+            if bytes.len() < 12 {
+                continue;
+            }
+            let mut answer = bytes.to_vec();
+            answer[2] |= 0x80;
+            answers.push(answer);
+            peers.push(d.peer);
+        }
+        let outgoing: Vec<Outgoing<'_>> =
+            answers.iter().zip(&peers).map(|(bytes, &peer)| Outgoing { bytes, peer }).collect();
         // A failed send (full buffer, ICMP error) is a lost answer, as in the engine.
-        let _ = socket.send_to(&buf[..len], peer).await;
+        send_all(&socket, &outgoing, |_, _| {}).await;
     }
 }
 

@@ -8,7 +8,7 @@
 //!   it is tested and fuzzed directly; malformed input gets FORMERR, names outside the suffixes
 //!   REFUSED or NXDOMAIN, and any internal failure an allow answer (fail-open);
 //! * [`server`]: UDP and TCP listeners (tokio) that write each record to the spool before the
-//!   answer is sent; UDP latency counts from the kernel's receive timestamp, TCP connections
+//!   answer is sent (UDP in batches: `recvmmsg`, one spool write, `sendmmsg`); UDP latency counts from the kernel's receive timestamp, TCP connections
 //!   are limited per source and in time;
 //! * [`metrics`]: Prometheus counters and latency histograms.
 //!
@@ -23,6 +23,7 @@
 pub mod config;
 pub mod lookup;
 pub mod metrics;
+mod mmsg;
 pub mod respond;
 pub mod server;
 mod tcp;
@@ -30,8 +31,8 @@ mod template;
 mod udp;
 
 pub use config::{AnswerTemplate, ConfigError, EnumConfig, SourceLabelNumbers};
+/// The UDP listener's batched receive and send, shared with the loopback floor of the DNS
+/// benchmark (`examples/udp_echo.rs`), so the floor reads and writes exactly as the engine does.
+pub use mmsg::{BATCH, Datagram, Outgoing, RecvBatch, enable_receive_timestamps, send_all};
 pub use respond::{Answered, QueryContext, Responder};
 pub use template::Template;
-/// The UDP listener's receive path, shared with the loopback floor of the DNS benchmark
-/// (`examples/udp_echo.rs`), so the floor reads exactly as the engine does.
-pub use udp::{Datagram, enable_receive_timestamps, receive_now};

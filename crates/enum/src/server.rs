@@ -69,7 +69,7 @@ impl EnumServer {
         let mut udp_sockets = Vec::new();
         for addr in udp {
             let s = UdpSocket::bind(addr).await.map_err(|e| bind_err("UDP", addr, e))?;
-            if !udp::enable_receive_timestamps(&s) {
+            if !crate::mmsg::enable_receive_timestamps(&s) {
                 tracing::warn!(%addr, "no kernel receive timestamps on this socket: latency is measured from when a query is read");
             }
             udp_sockets.push(Arc::new(s));
@@ -108,9 +108,19 @@ impl EnumServer {
 /// Appends the answer's record (if it has one) to `lane`; a record the spool does not take is
 /// counted and logged (throttled), and the answer is still sent by the caller.
 pub(crate) fn record(lane: &mut Option<SpoolLane>, answer: &Answered, metrics: &EnumMetrics) {
-    if let (Some(lane), Some(rec)) = (lane.as_mut(), answer.record.as_ref())
-        && let Err(e) = lane.append(rec)
-    {
+    record_all(lane, std::iter::once(answer), metrics);
+}
+
+/// Appends the records of several answers to `lane` with one write ([`SpoolLane::append_batch`]);
+/// each record the spool does not take is counted and logged (throttled), and the answers are
+/// still sent by the caller.
+pub(crate) fn record_all<'a>(
+    lane: &mut Option<SpoolLane>,
+    answers: impl IntoIterator<Item = &'a Answered>,
+    metrics: &EnumMetrics,
+) {
+    let Some(lane) = lane.as_mut() else { return };
+    lane.append_batch(answers.into_iter().filter_map(|a| a.record.as_ref()), |e| {
         metrics.spool_errors.inc();
         let reason = metrics.records_not_written.count("ENUM", &e);
         if let Some(left_out) = NOT_WRITTEN_LOG.allow() {
@@ -121,5 +131,5 @@ pub(crate) fn record(lane: &mut Option<SpoolLane>, answer: &Answered, metrics: &
                 "cannot write ENUM record to the spool; the query was answered without a record (counted in tollgate_records_not_written_total)"
             );
         }
-    }
+    });
 }

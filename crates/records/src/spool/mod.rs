@@ -748,73 +748,162 @@ impl SpoolLane {
 
     /// Appends one record. When this returns `Ok`, the record is in the kernel's hands.
     pub fn append(&mut self, record: &Record) -> io::Result<()> {
-        let result = self.append_inner(record);
-        let stats = &self.spool.shared.stats;
-        match &result {
-            Ok(n) => {
-                stats.records.fetch_add(1, Ordering::Relaxed);
-                stats.bytes.fetch_add(*n as u64, Ordering::Relaxed);
-            }
-            Err(_) => {
-                stats.errors.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        result.map(|_| ())
+        let mut failed = None;
+        self.append_batch(std::iter::once(record), |e| failed = Some(e));
+        failed.map_or(Ok(()), Err)
     }
 
-    fn append_inner(&mut self, record: &Record) -> io::Result<usize> {
+    /// Appends several records with a single `write`: the frames are built in the lane's
+    /// buffer, then handed to the kernel together, so a listener that answers a batch of
+    /// queries pays one system call for their records, not one each. When this returns, every
+    /// record it counts is in the kernel's hands, exactly as after [`SpoolLane::append`].
+    ///
+    /// Returns how many records were written. Each record that was not (refused at the limit,
+    /// too large for a frame, or lost to a failed write) is reported to `not_written` with its
+    /// error, once; a write that fails part-way keeps the whole frames that reached the file
+    /// (the shipper reads them) and reports only the others.
+    pub fn append_batch<'r>(
+        &mut self,
+        records: impl IntoIterator<Item = &'r Record>,
+        mut not_written: impl FnMut(io::Error),
+    ) -> usize {
         self.buf.clear();
+        let mut frames = 0u64;
+        let mut failed = 0u64;
+        for record in records {
+            match self.stage(record) {
+                Ok(()) => frames += 1,
+                Err(e) => {
+                    failed += 1;
+                    not_written(e);
+                }
+            }
+        }
+        let written = if frames == 0 {
+            0
+        } else {
+            match self.write_staged(frames) {
+                Ok(()) => frames,
+                Err((e, whole)) => {
+                    for _ in whole..frames {
+                        not_written(io::Error::new(e.kind(), e.to_string()));
+                    }
+                    failed += frames - whole;
+                    whole
+                }
+            }
+        };
+        let stats = &self.spool.shared.stats;
+        if written > 0 {
+            stats.records.fetch_add(written, Ordering::Relaxed);
+            stats.bytes.fetch_add(self.frames_len(written), Ordering::Relaxed);
+        }
+        if failed > 0 {
+            stats.errors.fetch_add(failed, Ordering::Relaxed);
+        }
+        usize::try_from(written).unwrap_or(usize::MAX)
+    }
+
+    /// Adds one record's frame to the buffer and reserves its bytes below the limit; on an
+    /// error the buffer is as before.
+    fn stage(&mut self, record: &Record) -> io::Result<()> {
+        let start = self.buf.len();
         self.buf.extend_from_slice(&[0u8; 8]);
-        serde_json::to_writer(&mut self.buf, record)?;
-        let payload_len = self.buf.len() - 8;
+        if let Err(e) = serde_json::to_writer(&mut self.buf, record) {
+            self.buf.truncate(start);
+            return Err(e.into());
+        }
+        let payload_len = self.buf.len() - start - 8;
         if payload_len > MAX_FRAME {
+            self.buf.truncate(start);
             return Err(io::Error::new(io::ErrorKind::InvalidData, "record larger than the spool frame limit"));
         }
-        if self.needs_new_segment() {
-            self.start_segment()?;
-        }
-        let shared = self.spool.shared.clone();
-        let n = self.buf.len() as u64;
-        if !shared.reserve(n) {
+        let shared = &self.spool.shared;
+        if !shared.reserve((self.buf.len() - start) as u64) {
+            self.buf.truncate(start);
             shared.stats.refused.fetch_add(1, Ordering::Relaxed);
             return Err(io::Error::new(
                 io::ErrorKind::StorageFull,
                 "spool holds its limit of records not yet acknowledged by the collector; record refused",
             ));
         }
-        let crc = crc32fast::hash(&self.buf[8..]);
-        self.buf[..4].copy_from_slice(&(payload_len as u32).to_le_bytes());
-        self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
+        let crc = crc32fast::hash(&self.buf[start + 8..]);
+        self.buf[start..start + 4].copy_from_slice(&(payload_len as u32).to_le_bytes());
+        self.buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        Ok(())
+    }
+
+    /// The bytes of the first `frames` frames in the buffer.
+    fn frames_len(&self, frames: u64) -> u64 {
+        let mut offset = 0usize;
+        for _ in 0..frames {
+            let Some(header) = self.buf.get(offset..offset + 4) else { break };
+            let len = u32::from_le_bytes(header.try_into().unwrap_or_default()) as usize;
+            offset += 8 + len;
+        }
+        offset.min(self.buf.len()) as u64
+    }
+
+    /// The whole frames within the first `bytes` bytes of the buffer.
+    fn whole_frames_in(&self, bytes: u64) -> u64 {
+        let mut offset = 0u64;
+        let mut whole = 0;
+        while let Some(header) = self.buf.get(offset as usize..offset as usize + 4) {
+            let end = offset + 8 + u64::from(u32::from_le_bytes(header.try_into().unwrap_or_default()));
+            if end > bytes {
+                break;
+            }
+            whole += 1;
+            offset = end;
+        }
+        whole
+    }
+
+    /// Writes the `frames` staged frames (their bytes already reserved) with one `write`. On an
+    /// error, returns it with the number of whole frames that reached the file anyway.
+    fn write_staged(&mut self, frames: u64) -> Result<(), (io::Error, u64)> {
+        let shared = self.spool.shared.clone();
+        let n = self.buf.len() as u64;
+        if self.needs_new_segment()
+            && let Err(e) = self.start_segment()
+        {
+            Shared::sub(&shared.unacked_bytes, n);
+            return Err((e, 0));
+        }
         let Some(seg) = self.current.clone() else {
             Shared::sub(&shared.unacked_bytes, n);
-            return Err(io::Error::other("spool lane has no segment"));
+            return Err((io::Error::other("spool lane has no segment"), 0));
         };
-        // Counted before the write, like the bytes, so a shipper that reads the frame at once
+        // Counted before the write, like the bytes, so a shipper that reads the frames at once
         // never acknowledges a record not counted yet.
-        seg.records.fetch_add(1, Ordering::Relaxed);
-        shared.unacked_records.fetch_add(1, Ordering::Relaxed);
+        seg.records.fetch_add(frames, Ordering::Relaxed);
+        shared.unacked_records.fetch_add(frames, Ordering::Relaxed);
         if self.last_mark.is_none_or(|t| t.elapsed() >= MARK_EVERY) {
             seg.marks.lock().unwrap_or_else(|e| e.into_inner()).push(self.written, SystemTime::now());
             self.last_mark = Some(Instant::now());
         }
         if let Err(e) = (&seg.file).write_all(&self.buf) {
-            Shared::sub(&seg.records, 1);
-            Shared::sub(&shared.unacked_records, 1);
-            // Count what reached the file (a torn frame the shipper will set aside) and never
-            // write after it.
+            // Count what reached the file: whole frames stay (the shipper reads them), a torn
+            // one is set aside by the shipper, and nothing is ever written after it.
             let on_disk = seg.file.metadata().map_or(self.written, |m| m.len()).max(self.written);
-            let torn = on_disk - self.written;
-            shared.disk_bytes.fetch_add(torn, Ordering::Relaxed);
+            let reached = on_disk - self.written;
+            let whole = self.whole_frames_in(reached);
+            Shared::sub(&seg.records, frames - whole);
+            Shared::sub(&shared.unacked_records, frames - whole);
+            shared.disk_bytes.fetch_add(reached, Ordering::Relaxed);
             Shared::sub(&shared.unacked_bytes, n);
-            shared.unacked_bytes.fetch_add(torn, Ordering::Relaxed);
+            shared.unacked_bytes.fetch_add(reached, Ordering::Relaxed);
             self.written = on_disk;
             self.broken = true;
-            return Err(e);
+            if whole > 0 {
+                seg.dirty.store(true, Ordering::Release);
+            }
+            return Err((e, whole));
         }
         seg.dirty.store(true, Ordering::Release);
         shared.disk_bytes.fetch_add(n, Ordering::Relaxed);
         self.written += n;
-        Ok(self.buf.len())
+        Ok(())
     }
 
     /// The lane's name.

@@ -328,3 +328,59 @@ fn records_acknowledged_while_the_backlog_is_recounted_are_not_counted_twice() {
     }
     assert_eq!(again.backlog(), Backlog::default());
 }
+
+#[test]
+fn a_batch_is_written_whole_and_reads_back_in_order_with_single_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), SpoolOptions::default()).unwrap();
+    let mut lane = spool.lane("w0").unwrap();
+    let written: Vec<Record> = (0..80).map(record).collect();
+    lane.append(&written[0]).unwrap();
+    let mut failed = 0;
+    assert_eq!(lane.append_batch(&written[1..33], |_| failed += 1), 32);
+    assert_eq!(lane.append_batch(std::iter::empty(), |_| failed += 1), 0);
+    assert_eq!(lane.append_batch(&written[33..], |_| failed += 1), 47);
+    assert_eq!(failed, 0);
+    assert_eq!(read_all(dir.path()).unwrap(), written);
+    let stats = spool.stats();
+    assert_eq!(stats.records.load(Ordering::Relaxed), 80);
+    let u = spool.usage();
+    assert_eq!(stats.bytes.load(Ordering::Relaxed) + HEADER_LEN, u.disk_bytes, "every frame's bytes counted");
+    assert_eq!(u.unacked_bytes + HEADER_LEN, u.disk_bytes);
+    assert_eq!(spool.backlog().records, 80);
+}
+
+#[test]
+fn a_batch_at_the_limit_writes_what_fits_and_reports_each_refused_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), SpoolOptions { max_unacked_bytes: 20_000, ..Default::default() }).unwrap();
+    let mut lane = spool.lane("w0").unwrap();
+    let batch: Vec<Record> = (0..400).map(record).collect();
+    let mut refused = Vec::new();
+    let written = lane.append_batch(&batch, |e| refused.push(e.kind()));
+    assert!(written > 10 && written < 400, "{written} written");
+    assert_eq!(refused.len(), 400 - written, "each record not written is reported once");
+    assert!(refused.iter().all(|k| *k == io::ErrorKind::StorageFull));
+    assert_eq!(read_all(dir.path()).unwrap(), batch[..written].to_vec(), "the records that fit, in order");
+    assert_eq!(spool.stats().refused.load(Ordering::Relaxed), refused.len() as u64);
+    assert_eq!(spool.stats().records.load(Ordering::Relaxed), written as u64);
+    assert!(spool.usage().unacked_bytes <= 20_000);
+}
+
+#[test]
+fn whole_frames_are_counted_up_to_a_torn_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), SpoolOptions::default()).unwrap();
+    let mut lane = spool.lane("w0").unwrap();
+    for i in 0..3 {
+        lane.stage(&record(i)).unwrap();
+    }
+    let first = lane.frames_len(1);
+    let all = lane.frames_len(3);
+    assert_eq!(all, lane.buf.len() as u64);
+    assert_eq!(lane.whole_frames_in(0), 0);
+    assert_eq!(lane.whole_frames_in(first - 1), 0);
+    assert_eq!(lane.whole_frames_in(first), 1);
+    assert_eq!(lane.whole_frames_in(all - 1), 2);
+    assert_eq!(lane.whole_frames_in(all), 3);
+}
