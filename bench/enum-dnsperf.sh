@@ -23,8 +23,8 @@
 #    percentiles over every answered query), the rate dnsperf achieved and the queries lost.
 #    Lost queries are not in the percentiles. A line says whether the goal holds for the engine
 #    and for serve: p50 and p99 no worse than NSD's, p99 < 1 ms; another line names every
-#    server for which dnsperf reached less than 98 % of the offered rate (the -v output costs
-#    dnsperf time too).
+#    server for which dnsperf reached less than 98 % of the offered rate, and whether that is
+#    dnsperf's own limit with -v (it fell short against NSD too) or the server's.
 # 4. Memory and install time (issue 15, goal 4): the engine's and serve's resident set (VmRSS,
 #    and the peak VmHWM) right after the big policy was installed and again after all runs, the
 #    wall-clock time of `tollgate policy install` (the CLI reads, uploads; the server compiles
@@ -451,18 +451,24 @@ echo "Latency at half of NSD's maximum rate: every server offered $rate queries/
 echo
 echo "| server | offered q/s | achieved q/s | p50 (ms) | p90 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | lost |"
 echo "|---|---|---|---|---|---|---|---|---|"
-declare -A p50 p99
+declare -A p50 p99 achieved
 short=""
 for s in nsd knot engine serve; do
   read -r q lo a b c d e <<< "$(measure_latency "${port[$s]}" "$rate")"
   p50[$s]=$a
   p99[$s]=$c
+  achieved[$s]=$q
   printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "${label[$s]}" "$rate" "$q" "$a" "$b" "$c" "$d" "$e" "$lo"
   if awk -v q="$q" -v r="$rate" 'BEGIN { exit !(q < 0.98 * r) }'; then short+=" $s ($(printf '%.0f' "$q")/s)"; fi
 done
 echo
 if [ -n "$short" ]; then
-  echo "dnsperf reached less than 98 % of the offered $rate/s for:$short (dnsperf -v writes a line per query; the achieved rate is in the table)"
+  if awk -v q="${achieved[nsd]}" -v r="$rate" 'BEGIN { exit !(q >= 0.98 * r) }'; then
+    why="dnsperf with -v kept the rate against NSD, so these servers answered slower than offered (the backlog's waiting is in their percentiles)"
+  else
+    why="dnsperf with -v fell short against NSD too: writing a line per query slows dnsperf on these cores, so the offered rate was not really offered"
+  fi
+  echo "dnsperf reached less than 98 % of the offered $rate/s for:$short; $why"
 fi
 # goal NAME: the issue-15 latency goal for one tollgate server against NSD.
 goal() {
@@ -485,7 +491,7 @@ echo "- $(mem_line engine200k "$engine_pid")"
 echo "- $(mem_line serve200k "$serve_pid")"
 echo "- the engine's metrics matching \"install\": ${install_metric:-none (it exports no install-duration metric)}"
 awk -v r="${rss_after_install[engine200k]}" -v h="${hwm_after_install[engine200k]}" -v t="${install_secs[engine200k]}" 'BEGIN {
-  printf "memory goal (engine under 200 MB RSS, policy install under 2 s): %s (RSS %.1f MB, peak %.1f MB, install %.2f s)\n",
-    (r < 200 && t < 2) ? "PASS" : "FAIL", r, h, t }'
+  printf "memory goal (engine with this policy under 200 MB RSS, policy install under 2 s): %s (RSS %.1f MB, install %.2f s; peak since the engine started (VmHWM: the install) %.1f MB, %s 200 MB)\n",
+    (r < 200 && t < 2) ? "PASS" : "FAIL", r, t, h, h < 200 ? "under" : "over" }'
 echo
 echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
