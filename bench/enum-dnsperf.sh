@@ -49,7 +49,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
-usage() { sed -n 's/^# Usage: //p' "$0" >&2; exit 2; }
+usage() { echo "usage: $0 [--runs N] [--perf DIR] [seconds per run, default 15]" >&2; exit 2; }
 secs=15
 runs=1
 perf_dir=""
