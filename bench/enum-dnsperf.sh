@@ -387,7 +387,7 @@ done
 # spread "N N ...": "min max median" (the median of an even count: the mean of the middle two).
 spread() {
   tr ' ' '\n' <<< "$1" | awk 'NF' | sort -g |
-    awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print v[1], v[NR], m }'
+    awk 'BEGIN { OFMT = "%.6f" } { v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print v[1], v[NR], m }'
 }
 # ratio A B: A / B with two decimals, "-" when B is 0.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f\n", a / b }'; }
