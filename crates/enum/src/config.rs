@@ -214,8 +214,16 @@ pub struct EnumConfig {
     pub devices: Vec<DeviceConfig>,
     /// SOA of negative answers.
     pub soa: SoaConfig,
-    /// UDP receive tasks per socket (0: one per CPU).
+    /// UDP receive tasks per listen address (0: one per CPU).
     pub udp_workers: usize,
+    /// Each UDP receive task gets its own socket on the listen address (`SO_REUSEPORT`), and
+    /// the kernel spreads clients (by address and port) over them; false (the default): the
+    /// tasks share one socket, and whichever is free reads the next batch. On 2 cores shared
+    /// with the load generator, one shared socket answered about 12 % more (docs/PERFORMANCE.md);
+    /// many cores may gain from their own. The address is first bound without `SO_REUSEPORT`,
+    /// so an address another process already holds (another engine's sockets included) is
+    /// refused as before.
+    pub udp_reuseport: bool,
     /// Seconds an idle TCP connection is kept.
     pub tcp_idle_timeout_secs: u64,
     /// An answer sent more than this many milliseconds after the kernel received its query is
@@ -249,6 +257,7 @@ impl Default for EnumConfig {
             devices: Vec::new(),
             soa: SoaConfig::default(),
             udp_workers: 0,
+            udp_reuseport: false,
             tcp_idle_timeout_secs: 10,
             stale_after_ms: 1000,
             tcp_max_connections: 256,

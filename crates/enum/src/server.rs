@@ -13,6 +13,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 use tollgate_logthrottle::LogThrottle;
@@ -66,28 +67,37 @@ impl EnumServer {
         let bind_err = |proto: &str, addr: &SocketAddr, e: io::Error| {
             io::Error::new(e.kind(), format!("cannot bind ENUM {proto} listener {addr}: {e}"))
         };
-        let mut udp_sockets = Vec::new();
+        let workers = responder.config().udp_worker_count();
+        let reuseport = responder.config().udp_reuseport;
+        // Per address: one socket per worker (SO_REUSEPORT), or one shared by all.
+        let mut udp_groups: Vec<Vec<Arc<UdpSocket>>> = Vec::new();
         for addr in udp {
-            let s = UdpSocket::bind(addr).await.map_err(|e| bind_err("UDP", addr, e))?;
-            if !crate::mmsg::enable_receive_timestamps(&s) {
-                tracing::warn!(%addr, "no kernel receive timestamps on this socket: latency is measured from when a query is read");
+            let group = if reuseport && workers > 1 {
+                bind_reuseport_group(*addr, workers).map_err(|e| bind_err("UDP", addr, e))?
+            } else {
+                vec![UdpSocket::bind(addr).await.map_err(|e| bind_err("UDP", addr, e))?]
+            };
+            for s in &group {
+                if !crate::mmsg::enable_receive_timestamps(s) {
+                    tracing::warn!(%addr, "no kernel receive timestamps on this socket: latency is measured from when a query is read");
+                }
             }
-            udp_sockets.push(Arc::new(s));
+            udp_groups.push(group.into_iter().map(Arc::new).collect());
         }
         let mut tcp_listeners = Vec::new();
         for addr in tcp {
             tcp_listeners.push(TcpListener::bind(addr).await.map_err(|e| bind_err("TCP", addr, e))?);
         }
-        let workers = responder.config().udp_worker_count();
         let mut server = EnumServer {
-            udp_addrs: udp_sockets.iter().map(|s| s.local_addr()).collect::<io::Result<_>>()?,
+            udp_addrs: udp_groups.iter().map(|g| g[0].local_addr()).collect::<io::Result<_>>()?,
             tcp_addrs: tcp_listeners.iter().map(|l| l.local_addr()).collect::<io::Result<_>>()?,
             tasks: JoinSet::new(),
         };
-        for (i, socket) in udp_sockets.into_iter().enumerate() {
+        for (i, group) in udp_groups.into_iter().enumerate() {
             for w in 0..workers {
                 let lane = sink.lane(&format!("udp{i}_{w}"))?;
-                server.tasks.spawn(udp::worker(socket.clone(), responder.clone(), lane, metrics.clone()));
+                let socket = group[w % group.len()].clone();
+                server.tasks.spawn(udp::worker(socket, responder.clone(), lane, metrics.clone()));
             }
         }
         let limits = TcpLimits::of(responder.config());
@@ -103,6 +113,24 @@ impl EnumServer {
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// Binds `count` UDP sockets to `addr` with `SO_REUSEPORT`, one per receive task. The address
+/// is first bound alone, without the option: if another process holds it (another engine's
+/// group included, or anything bound without the option) that fails with "address in use", as
+/// a plain bind would, instead of the kernel silently sharing the traffic with a stranger. Port
+/// 0 is resolved by that first bind, and the group binds the port it got.
+fn bind_reuseport_group(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
+    let addr = std::net::UdpSocket::bind(addr)?.local_addr()?;
+    (0..count)
+        .map(|_| {
+            let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+            socket.set_reuse_port(true)?;
+            socket.set_nonblocking(true)?;
+            socket.bind(&addr.into())?;
+            UdpSocket::from_std(socket.into())
+        })
+        .collect()
 }
 
 /// Appends the answer's record (if it has one) to `lane`; a record the spool does not take is

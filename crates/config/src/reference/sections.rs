@@ -146,7 +146,15 @@ pub const SECTIONS: &[Section] = &[
                 "udp_workers",
                 "integer",
                 "",
-                "UDP receive tasks per socket; 0: one per CPU. Each writes its own spool lane.",
+                "UDP receive tasks per listen address; 0: one per CPU. Each writes its own spool lane.",
+            ),
+            opt(
+                "udp_reuseport",
+                "boolean",
+                "",
+                "Each UDP receive task reads its own socket (`SO_REUSEPORT`; the kernel spreads clients by address \
+                 and port); false: the tasks share one socket and whichever is free reads the next batch (faster on \
+                 few cores). An address already in use by another process is refused either way.",
             ),
             opt("tcp_idle_timeout_secs", "integer", "s", "An idle ENUM TCP connection is closed after this."),
             opt(
