@@ -62,6 +62,47 @@ fn spool(c: &mut Criterion) {
     group.finish();
 }
 
+/// Encoding one ENUM query record as the spool stores it: serde's derived JSON against the
+/// direct writer the spool uses (`tollgate_records::json`, the same bytes), and a batch of 32
+/// appended with one write against 32 single appends.
+fn encode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("spool-encode");
+    group.throughput(Throughput::Elements(1));
+    let r = record();
+    let mut out = Vec::with_capacity(1024);
+    group.bench_function("serde_json", |b| {
+        b.iter(|| {
+            out.clear();
+            serde_json::to_writer(&mut out, black_box(&r)).unwrap();
+        })
+    });
+    group.bench_function("direct (json::write_record)", |b| {
+        b.iter(|| {
+            out.clear();
+            tollgate_records::json::write_record(black_box(&r), &mut out).unwrap();
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("spool-append-32");
+    group.throughput(Throughput::Elements(32));
+    let batch: Vec<Record> = (0..32).map(|_| record()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), SpoolOptions::default()).unwrap();
+    let mut lane = spool.lane("bench").unwrap();
+    group.bench_function("one append_batch (one write)", |b| {
+        b.iter(|| assert_eq!(lane.append_batch(black_box(&batch), |e| panic!("{e}")), 32))
+    });
+    group.bench_function("32 appends (32 writes)", |b| {
+        b.iter(|| {
+            for r in black_box(&batch) {
+                lane.append(r).unwrap();
+            }
+        })
+    });
+    group.finish();
+}
+
 /// Opening a spool holding 200,000 unacknowledged records (about 70 MB in 4 lanes): what a
 /// restart after an outage costs before the engine answers.
 fn reopen(c: &mut Criterion) {
@@ -82,5 +123,5 @@ fn reopen(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, spool, reopen);
+criterion_group!(benches, spool, encode, reopen);
 criterion_main!(benches);

@@ -21,6 +21,7 @@
 pub mod dirlock;
 #[cfg(test)]
 mod fixtures;
+pub mod json;
 mod pipeline;
 mod record;
 pub mod ship;

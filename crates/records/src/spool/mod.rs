@@ -809,7 +809,7 @@ impl SpoolLane {
     fn stage(&mut self, record: &Record) -> io::Result<()> {
         let start = self.buf.len();
         self.buf.extend_from_slice(&[0u8; 8]);
-        if let Err(e) = serde_json::to_writer(&mut self.buf, record) {
+        if let Err(e) = crate::json::write_record(record, &mut self.buf) {
             self.buf.truncate(start);
             return Err(e.into());
         }
