@@ -23,6 +23,7 @@ pub mod dirlock;
 mod fixtures;
 pub mod json;
 mod pipeline;
+pub mod priority;
 mod record;
 pub mod ship;
 pub mod spool;

@@ -144,6 +144,7 @@ pub(crate) fn ship_segments(
                 pass.segments[index].sent.push_back((end, n, false));
                 let tx = done_tx.clone();
                 let spawned = std::thread::Builder::new().name("spool-send".into()).spawn_scoped(scope, move || {
+                    crate::priority::lower_current_thread();
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| uplink.deliver(&batch, n)))
                         .unwrap_or_else(|_| Err("the uplink failed (panicked) delivering the batch".into()));
                     // The pass waits for every answer before it ends: the receiver is there.

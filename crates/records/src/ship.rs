@@ -129,6 +129,8 @@ impl Shipper {
         let stats = Arc::new(ShipperStats::default());
         let (t_stop, t_stats) = (stop.clone(), stats.clone());
         let handle = std::thread::Builder::new().name("spool-shipper".into()).spawn(move || {
+            // Shipping waits when the machine is saturated; answering does not.
+            crate::priority::lower_current_thread();
             let mut backoff = opts.idle;
             while !t_stop.load(Ordering::Acquire) {
                 let pause = match ship_pass(&spool, uplink.as_ref(), &opts, &t_stats) {

@@ -498,7 +498,10 @@ impl PgStore {
         let recovered = inner.recover()?;
         let flusher = {
             let inner = inner.clone();
-            std::thread::Builder::new().name("pg-rollups".into()).spawn(move || run_flusher(inner))?
+            std::thread::Builder::new().name("pg-rollups".into()).spawn(move || {
+                tollgate_records::priority::lower_current_thread();
+                run_flusher(inner)
+            })?
         };
         let store = PgStore { inner, flusher: Some(flusher) };
         let encrypted = store.connection_is_encrypted()?;

@@ -268,7 +268,10 @@ impl SqliteStore {
         });
         let background = {
             let shared = shared.clone();
-            std::thread::Builder::new().name("sqlite-rollups".into()).spawn(move || background(shared, checkpointer))?
+            std::thread::Builder::new().name("sqlite-rollups".into()).spawn(move || {
+                tollgate_records::priority::lower_current_thread();
+                background(shared, checkpointer)
+            })?
         };
         Ok(SqliteStore {
             path: path.to_path_buf(),

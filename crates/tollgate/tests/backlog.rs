@@ -152,3 +152,43 @@ fn collector_metrics_show_ingest_time_batch_sizes_and_the_store_on_postgres() {
     let db = PgDb::create();
     collector_metrics(Some(&db.url), "postgres");
 }
+
+/// Each thread of `pid` as (name, nice value), from /proc.
+fn threads_nice(pid: u32) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let (Ok(comm), Ok(stat)) =
+            (std::fs::read_to_string(task.path().join("comm")), std::fs::read_to_string(task.path().join("stat")))
+        else {
+            continue; // the thread ended
+        };
+        // The fields after the name (in parentheses, which may hold spaces): nice is field 19.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let nice: i32 = after.split(' ').nth(16).unwrap().parse().unwrap();
+        out.push((comm.trim().to_string(), nice));
+    }
+    out
+}
+
+#[test]
+fn in_serve_the_record_path_runs_at_background_priority_and_the_answer_path_does_not() {
+    let e = Engine::start(EngineOptions { node: "serve-priority".into(), ..Default::default() });
+    let mut client = TrackedClient::new(e.udp);
+    for n in 0..200 {
+        client.ask(n);
+    }
+    // The records were shipped to the collector of the same process and stored.
+    wait_until(60, "every answered query stored", || stored_destinations(&e).len() >= client.answered.len());
+    let pid = e.pid().unwrap();
+    let threads = threads_nice(pid);
+    let nice_of = |name: &str| threads.iter().filter(|(n, _)| n == name).map(|(_, v)| *v).collect::<Vec<_>>();
+    assert_eq!(nice_of("spool-shipper"), vec![10], "{threads:?}");
+    assert_eq!(nice_of("sqlite-rollups"), vec![10], "{threads:?}");
+    // The runtime's threads: the workers answering queries keep the process's priority; the
+    // blocking thread that stored the batches was lowered.
+    let runtime = nice_of("tollgate");
+    assert!(runtime.contains(&0), "answering threads at nice 0: {threads:?}");
+    assert!(runtime.contains(&10), "the ingesting thread at nice 10: {threads:?}");
+    // The spool's fsync thread keeps its priority: durability does not wait for idle CPU.
+    assert_eq!(nice_of("spool-fsync"), vec![0], "{threads:?}");
+}

@@ -139,7 +139,12 @@ fn encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
 }
 
 /// Decides the batch's fate, then stores and quarantines (blocking).
+///
+/// The blocking thread it runs on is lowered to background priority
+/// ([`tollgate_records::priority`]), so storing records never starves the answer path of a
+/// process that also answers ENUM queries; the batch is only slower when the machine is full.
 fn take_batch(state: &AppState, store: &dyn Store, from: &str, body: &[u8], encoding: Encoding) -> Outcome {
+    tollgate_records::priority::lower_current_thread();
     let now = Utc::now();
     let decoded;
     let body = match encoding {
