@@ -186,6 +186,8 @@ mod tests {
     async fn stamped_socket() -> UdpSocket {
         let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         assert!(enable_receive_timestamps(&server));
+        // Room for everything a test queues before reading, whatever the host's default.
+        socket2::SockRef::from(&server).set_recv_buffer_size(4 << 20).unwrap();
         server
     }
 
