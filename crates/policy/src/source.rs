@@ -152,3 +152,45 @@ pub(crate) struct RawRule {
     #[serde(default)]
     pub(crate) target: Option<Spanned<String>>,
 }
+
+/// A batch of `[[rule]]` sections parsed on its own (see [`crate::sections`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRuleBatch {
+    #[serde(default, rename = "rule")]
+    pub(crate) rules: Vec<Spanned<RawRule>>,
+}
+
+/// `spanned` with its span moved `by` bytes further into the file.
+fn shift<T>(spanned: Spanned<T>, by: usize) -> Spanned<T> {
+    let span = spanned.span();
+    Spanned::new(span.start + by..span.end + by, spanned.into_inner())
+}
+
+impl RawRule {
+    /// The rule of a batch that starts `by` bytes into the file, with its spans made relative
+    /// to the start of the file (every spanned field, so every diagnostic names the right line).
+    pub(crate) fn shifted(spanned: Spanned<RawRule>, by: usize) -> Spanned<RawRule> {
+        let opt = |s: Option<Spanned<String>>| s.map(|s| shift(s, by));
+        let val = |s: Option<Spanned<toml::Value>>| s.map(|s| shift(s, by));
+        let spanned = shift(spanned, by);
+        let span = spanned.span();
+        let r = spanned.into_inner();
+        let rule = RawRule {
+            name: opt(r.name),
+            description: r.description,
+            enabled: r.enabled,
+            source: val(r.source),
+            destination: val(r.destination),
+            direction: val(r.direction),
+            time: val(r.time),
+            velocity: val(r.velocity),
+            concurrent: r.concurrent.map(|s| shift(s, by)),
+            action: opt(r.action),
+            intercept: opt(r.intercept),
+            cause: r.cause.map(|s| shift(s, by)),
+            target: opt(r.target),
+        };
+        Spanned::new(span, rule)
+    }
+}
