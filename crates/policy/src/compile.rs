@@ -15,7 +15,7 @@ use toml::Spanned;
 use crate::decision::{Action, Direction, RedirectTarget, Termination};
 use crate::direction::{DirectionClassifier, InternalRange};
 use crate::error::{Diagnostics, PolicyError};
-use crate::lists::{NumberList, load_list};
+use crate::lists::{NumberList, count_lines, load_list_sized};
 use crate::pattern::NumberPattern;
 use crate::sections;
 use crate::source::{PolicySource, RawInternal, RawPolicy, RawRule, RawRuleBatch};
@@ -318,16 +318,22 @@ fn compile_raw(
             }
         };
         let label = file.display().to_string();
+        // The set is sized from the line count; a file that cannot be counted is read all the
+        // same, and the read reports why.
+        let expected = File::open(&file).and_then(count_lines).unwrap_or(0);
         match File::open(&file) {
             Err(e) => diags.push(at, field, format!("cannot open list file {label}: {e}")),
-            Ok(f) => match load_list(name.get_ref(), BufReader::with_capacity(1 << 16, f), &label, opts.plan) {
-                Ok(list) => {
-                    list_ids.insert(name.get_ref().clone(), lists.len());
-                    list_files.insert(name.get_ref().clone(), file.clone());
-                    lists.push(list);
+            Ok(f) => {
+                match load_list_sized(name.get_ref(), BufReader::with_capacity(1 << 16, f), &label, opts.plan, expected)
+                {
+                    Ok(list) => {
+                        list_ids.insert(name.get_ref().clone(), lists.len());
+                        list_files.insert(name.get_ref().clone(), file.clone());
+                        lists.push(list);
+                    }
+                    Err(problems) => diags.extend(problems),
                 }
-                Err(problems) => diags.extend(problems),
-            },
+            }
         }
         // A list that failed to load still counts as declared, so rules naming it do not also
         // report "unknown list".
