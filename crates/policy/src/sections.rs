@@ -186,6 +186,14 @@ mod tests {
     }
 
     #[test]
+    fn the_preamble_is_what_comes_before_the_first_rule() {
+        let first = POLICY.find("[[rule]]").unwrap();
+        assert_eq!(crate::source::preamble(POLICY), &POLICY[..first]);
+        let unusual = "schema = 2\n[[rule]]\nname = \"a\"\n[lists]\nx = \"x.txt\"\n";
+        assert_eq!(crate::source::preamble(unusual), unusual);
+    }
+
+    #[test]
     fn headers_inside_strings_and_arrays_are_not_headers() {
         let text = "schema = 2\nx = \"\"\"\n[[rule]]\n\"\"\"\ny = [\n[1],\n]\n[[rule]]\nname = \"a\"\n\
             description = '''\n[[rule]]\n'''\naction = \"allow\"\n";

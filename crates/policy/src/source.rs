@@ -87,6 +87,18 @@ impl PolicySource {
     }
 }
 
+/// The part of a policy file before its first `[[rule]]` section, where its `schema`, `name`,
+/// `[lists]` and `[[internal]]` ranges are, when the file has the usual layout (a preamble
+/// followed by rule sections only); otherwise the whole text. Reading `[lists]` from this
+/// instead of the whole file spares parsing every rule (a client uploading a policy of
+/// 100,000 rules needs only its list files).
+pub fn preamble(text: &str) -> &str {
+    match crate::sections::split(text, usize::MAX) {
+        Some(split) => &text[..split.preamble_end],
+        None => text,
+    }
+}
+
 /// The top level of a policy file, before validation.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
