@@ -159,3 +159,52 @@ fn a_preamble_with_inline_rules_is_compiled_whole() {
     assert!(!was_batched());
     assert_eq!(whole, batched);
 }
+
+/// Lines policies are made of, valid and not: headers of every kind, keys of rules and of the
+/// preamble, multi-line strings and arrays that hide headers, stray brackets.
+const LINES: &[&str] = &[
+    "schema = 2",
+    "[lists]",
+    "robo = \"robo.txt\"",
+    "[[rule]]",
+    "[[ rule ]] # comment",
+    "[rule.time]",
+    "[[\"rule\"]]",
+    "[rule]",
+    "[other]",
+    "name = \"a\"",
+    "name = \"b\"",
+    "action = \"allow\"",
+    "action = \"terminate\"",
+    "cause = 603",
+    "destination = \"+12125550111\"",
+    "source = \"list:robo\"",
+    "days = [\"mon-fri\"]",
+    "target = \"+12125550199\"",
+    "x = [",
+    "[1],",
+    "]",
+    "description = '''",
+    "'''",
+    "s = \"\"\"",
+    "\"\"\"",
+    "rule = 1",
+    "v = { calls = 5, window = \"60s\" }",
+    "# comment",
+    "",
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Whatever the file, batches give what the whole file gives.
+    #[test]
+    fn any_file_compiles_the_same_in_batches(
+        lines in proptest::collection::vec(proptest::sample::select(LINES), 0..40),
+        crlf in proptest::bool::ANY,
+    ) {
+        let text = lines.join(if crlf { "\r\n" } else { "\n" });
+        let (whole, batched) = both(&text);
+        proptest::prop_assert_eq!(whole, batched);
+    }
+}
