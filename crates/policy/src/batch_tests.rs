@@ -208,3 +208,60 @@ proptest::proptest! {
         proptest::prop_assert_eq!(whole, batched);
     }
 }
+
+/// Lines of a preamble.
+const PREAMBLE_LINES: &[&str] =
+    &["schema = 2", "name = \"p\"", "timezone = \"UTC\"", "# comment", "", "[lists]\nrobo = \"robo.txt\""];
+
+/// Lines of a rule section, most of them valid, some not (for diagnostics and TOML errors).
+const RULE_LINES: &[&str] = &[
+    "name = \"a\"",
+    "name = \"b\"",
+    "name = \"c\"",
+    "action = \"allow\"",
+    "action = \"terminate\"",
+    "action = \"redirect\"",
+    "cause = 603",
+    "cause = 999",
+    "target = \"+12125550199\"",
+    "destination = \"+12125550111\"",
+    "destination = \"bad\"",
+    "source = \"list:robo\"",
+    "source = \"list:nope\"",
+    "direction = [\n  \"inbound\",\n  \"transit\",\n]",
+    "description = '''\n[[rule]]\n'''",
+    "velocity = { calls = 5, window = \"60s\" }",
+    "[rule.time]\ndays = [\"mon-fri\"]",
+    "colour = \"red\"",
+    "# comment",
+    "",
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Policies of the usual layout (most of them compiled batch by batch), valid or not:
+    /// batches give what the whole file gives.
+    #[test]
+    fn any_policy_of_rule_sections_compiles_the_same_in_batches(
+        preamble in proptest::collection::vec(proptest::sample::select(PREAMBLE_LINES), 0..5),
+        rules in proptest::collection::vec(
+            (proptest::sample::select(&["[[rule]]", "[[ rule ]] # next"][..]),
+             proptest::collection::vec(proptest::sample::select(RULE_LINES), 0..6)),
+            1..8,
+        ),
+    ) {
+        let mut text = preamble.join("\n");
+        for (header, body) in &rules {
+            text.push('\n');
+            text.push_str(header);
+            for line in body {
+                text.push('\n');
+                text.push_str(line);
+            }
+        }
+        text.push('\n');
+        let (whole, batched) = both(&text);
+        proptest::prop_assert_eq!(whole, batched);
+    }
+}
