@@ -10,13 +10,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use smallvec::SmallVec;
 use tollgate_number::DialingPlan;
+use toml::Spanned;
 
 use crate::decision::{Action, Direction, RedirectTarget, Termination};
 use crate::direction::{DirectionClassifier, InternalRange};
 use crate::error::{Diagnostics, PolicyError};
-use crate::lists::{NumberList, load_list};
+use crate::lists::{NumberList, count_lines, load_list_sized};
 use crate::pattern::NumberPattern;
-use crate::source::{PolicySource, RawInternal, RawPolicy, RawRule};
+use crate::sections;
+use crate::source::{PolicySource, RawInternal, RawPolicy, RawRule, RawRuleBatch};
 use crate::time_window::TimeWindow;
 use crate::trie::DigitTrie;
 use crate::velocity::{MAX_VELOCITY_CALLS, Velocity};
@@ -198,16 +200,79 @@ impl CompiledPolicy {
 
 /// Validates and compiles a policy. Every problem found is reported, each with file, line and
 /// field; nothing is installed by this function.
+///
+/// A policy laid out as a preamble followed by `[[rule]]` sections (every policy tollgate
+/// writes, and the usual hand-written one) is parsed a batch of rules at a time, each batch
+/// compiled and dropped before the next is parsed ([`crate::sections`]): a policy of 100,000
+/// rules then needs a few MB for parsing instead of 30 times its size. Any other layout, and
+/// any policy the TOML parser refuses, is parsed whole, so every diagnostic is the one the
+/// whole file gives.
 pub fn compile(source: &PolicySource, opts: CompileOptions<'_>) -> Result<CompiledPolicy, PolicyError> {
+    compile_in_batches(source, opts, sections::BATCH_BYTES)
+}
+
+/// [`compile`] with rule sections batched by at least `batch_bytes` (tests use tiny batches).
+pub(crate) fn compile_in_batches(
+    source: &PolicySource,
+    opts: CompileOptions<'_>,
+    batch_bytes: usize,
+) -> Result<CompiledPolicy, PolicyError> {
+    if let Some(split) = sections::split(&source.text, batch_bytes)
+        && let Some(result) = compile_split(source, opts, &split)
+    {
+        return result;
+    }
+    compile_whole(source, opts)
+}
+
+/// Compiles a policy parsed as one TOML document.
+pub(crate) fn compile_whole(source: &PolicySource, opts: CompileOptions<'_>) -> Result<CompiledPolicy, PolicyError> {
     let mut diags = Diagnostics::new(&source.file, &source.text);
-    let raw: RawPolicy = match toml::from_str(&source.text) {
+    let mut raw: RawPolicy = match toml::from_str(&source.text) {
         Ok(raw) => raw,
         Err(e) => {
             diags.push(e.span().map(|s| s.start), "", format!("TOML syntax: {}", e.message().trim()));
             return diags.into_result(CompiledPolicy::allow_all());
         }
     };
+    let rules = std::mem::take(&mut raw.rules);
+    let count = rules.len();
+    compile_raw(source, opts, diags, raw, count, std::iter::once(Some(rules))).unwrap_or_else(|| {
+        Err(PolicyError::single(&source.file, None, "", "internal error: a parsed policy lost its rules"))
+    })
+}
 
+/// Compiles a policy from its preamble and its batches of rule sections, each parsed on its
+/// own. `None` when the preamble holds rules or any part does not parse: the caller then
+/// parses the file whole, which gives the diagnostics of the whole file.
+pub(crate) fn compile_split(
+    source: &PolicySource,
+    opts: CompileOptions<'_>,
+    split: &sections::Split,
+) -> Option<Result<CompiledPolicy, PolicyError>> {
+    let text = &source.text;
+    let raw: RawPolicy = toml::from_str(&text[..split.preamble_end]).ok()?;
+    if !raw.rules.is_empty() {
+        return None;
+    }
+    let batches = split.batches.iter().map(|range| {
+        let batch: RawRuleBatch = toml::from_str(&text[range.clone()]).ok()?;
+        Some(batch.rules.into_iter().map(|rule| RawRule::shifted(rule, range.start)).collect::<Vec<_>>())
+    });
+    compile_raw(source, opts, Diagnostics::new(&source.file, text), raw, split.sections, batches)
+}
+
+/// Validates and compiles a parsed preamble (`raw`, its rules taken out) and its rules, given
+/// as batches in file order (`None`: a batch that did not parse, which ends compilation with
+/// `None`). `rule_count` is how many rules the batches hold, for reserving memory.
+fn compile_raw(
+    source: &PolicySource,
+    opts: CompileOptions<'_>,
+    mut diags: Diagnostics<'_>,
+    raw: RawPolicy,
+    rule_count: usize,
+    batches: impl Iterator<Item = Option<Vec<Spanned<RawRule>>>>,
+) -> Option<Result<CompiledPolicy, PolicyError>> {
     let schema = match &raw.schema {
         None => {
             diags.push(Some(0), "schema", format!("missing `schema = {SCHEMA_VERSION}` at the top of the file"));
@@ -253,42 +318,53 @@ pub fn compile(source: &PolicySource, opts: CompileOptions<'_>) -> Result<Compil
             }
         };
         let label = file.display().to_string();
+        // The set is sized from the line count; a file that cannot be counted is read all the
+        // same, and the read reports why.
+        let expected = File::open(&file).and_then(count_lines).unwrap_or(0);
         match File::open(&file) {
             Err(e) => diags.push(at, field, format!("cannot open list file {label}: {e}")),
-            Ok(f) => match load_list(name.get_ref(), BufReader::with_capacity(1 << 16, f), &label, opts.plan) {
-                Ok(list) => {
-                    list_ids.insert(name.get_ref().clone(), lists.len());
-                    list_files.insert(name.get_ref().clone(), file.clone());
-                    lists.push(list);
+            Ok(f) => {
+                match load_list_sized(name.get_ref(), BufReader::with_capacity(1 << 16, f), &label, opts.plan, expected)
+                {
+                    Ok(list) => {
+                        list_ids.insert(name.get_ref().clone(), lists.len());
+                        list_files.insert(name.get_ref().clone(), file.clone());
+                        lists.push(list);
+                    }
+                    Err(problems) => diags.extend(problems),
                 }
-                Err(problems) => diags.extend(problems),
-            },
+            }
         }
         // A list that failed to load still counts as declared, so rules naming it do not also
         // report "unknown list".
         list_ids.entry(name.get_ref().clone()).or_insert(usize::MAX);
     }
 
-    let mut rules = Vec::with_capacity(raw.rules.len());
-    let mut names = HashSet::new();
-    for (i, raw_rule) in raw.rules.iter().enumerate() {
-        let ctx = RuleContext { index: i, opts, list_ids: &list_ids, default_zone: &default_zone, schema };
-        if let Some(name) = &raw_rule.get_ref().name
-            && !names.insert(name.get_ref().trim().to_string())
-        {
-            diags.push(
-                Some(name.span().start),
-                format!("rule[{i}].name"),
-                format!("duplicate rule name {:?}; rule names must be unique", name.get_ref().trim()),
-            );
-        }
-        if let Some(rule) = compile_rule(raw_rule, &ctx, &mut diags) {
-            rules.push(rule);
+    let mut rules = Vec::with_capacity(rule_count);
+    let mut names = HashSet::with_capacity(rule_count);
+    let mut i = 0usize;
+    for batch in batches {
+        for raw_rule in &batch? {
+            let ctx = RuleContext { index: i, opts, list_ids: &list_ids, default_zone: &default_zone, schema };
+            if let Some(name) = &raw_rule.get_ref().name
+                && !names.insert(name.get_ref().trim().to_string())
+            {
+                diags.push(
+                    Some(name.span().start),
+                    format!("rule[{i}].name"),
+                    format!("duplicate rule name {:?}; rule names must be unique", name.get_ref().trim()),
+                );
+            }
+            if let Some(rule) = compile_rule(raw_rule, &ctx, &mut diags) {
+                rules.push(rule);
+            }
+            i += 1;
         }
     }
+    drop(names);
 
     if !diags.list.is_empty() {
-        return diags.into_result(CompiledPolicy::allow_all());
+        return Some(diags.into_result(CompiledPolicy::allow_all()));
     }
 
     let mut source_index = SideIndex::default();
@@ -318,7 +394,7 @@ pub fn compile(source: &PolicySource, opts: CompileOptions<'_>) -> Result<Compil
         enabled_rules: rules.iter().filter(|r| r.enabled).count(),
         lists: lists.iter().map(|l| (l.name().to_string(), l.len())).collect(),
     };
-    Ok(CompiledPolicy {
+    Some(Ok(CompiledPolicy {
         meta,
         rules,
         source_index,
@@ -327,7 +403,7 @@ pub fn compile(source: &PolicySource, opts: CompileOptions<'_>) -> Result<Compil
         classifier: DirectionClassifier::new(&ranges),
         lists,
         list_files,
-    })
+    }))
 }
 
 fn compile_internal(

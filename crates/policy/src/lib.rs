@@ -15,6 +15,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(test)]
+mod batch_tests;
 mod compile;
 mod decision;
 mod direction;
@@ -24,6 +26,7 @@ mod installed;
 pub mod lists;
 pub mod migrate;
 mod pattern;
+mod sections;
 pub mod service;
 pub mod source;
 pub mod store;

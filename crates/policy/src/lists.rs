@@ -4,7 +4,7 @@
 //! plan. Numbers are kept as a hash set of `u64` (8 bytes each plus table overhead), so
 //! membership is one hash lookup whatever the list size.
 
-use std::io::BufRead;
+use std::io::{self, BufRead, Read};
 
 use rustc_hash::FxHashSet;
 use tollgate_number::{DialingPlan, E164};
@@ -51,7 +51,38 @@ pub fn load_list(
     file: &str,
     plan: &DialingPlan,
 ) -> Result<NumberList, Vec<Diagnostic>> {
-    let mut numbers = FxHashSet::default();
+    load_list_sized(name, reader, file, plan, 0)
+}
+
+/// Counts the lines of a list (its `\n` bytes, plus a last line without one): how many
+/// numbers it holds at most, so its set is sized once instead of growing (each growth holds
+/// the old table and the new one, twice its size, at the same time).
+pub fn count_lines(mut reader: impl Read) -> io::Result<usize> {
+    let mut buf = vec![0u8; 1 << 16];
+    let (mut lines, mut last) = (0usize, b'\n');
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count();
+        last = buf[n - 1];
+    }
+    Ok(lines + usize::from(last != b'\n'))
+}
+
+/// [`load_list`] into a set with room for `expected` numbers from the start (e.g. the
+/// [`count_lines`] of the file); the set is shrunk to what was loaded at the end.
+pub fn load_list_sized(
+    name: &str,
+    reader: impl BufRead,
+    file: &str,
+    plan: &DialingPlan,
+    expected: usize,
+) -> Result<NumberList, Vec<Diagnostic>> {
+    let mut numbers = FxHashSet::with_capacity_and_hasher(expected, Default::default());
     let mut problems = Vec::new();
     let mut bad_lines = 0usize;
     let mut reader = reader;
@@ -133,6 +164,26 @@ mod tests {
         assert_eq!(errs[0].file, "robo.txt");
         assert_eq!(errs[0].field, "lists.robo");
         assert_eq!(errs[1].line, Some(3));
+    }
+
+    #[test]
+    fn lines_are_counted_with_or_without_a_last_newline() {
+        assert_eq!(count_lines(&b""[..]).unwrap(), 0);
+        assert_eq!(count_lines(&b"+13125550666\n"[..]).unwrap(), 1);
+        assert_eq!(count_lines(&b"+13125550666\n\n# x\n+13125550667"[..]).unwrap(), 4);
+        let big = "+13125550666\n".repeat(100_000);
+        assert_eq!(count_lines(big.as_bytes()).unwrap(), 100_000);
+    }
+
+    #[test]
+    fn a_sized_list_holds_the_same_numbers() {
+        let text = "+13125550666\n+13125550667\n+13125550666\n";
+        let plan = DialingPlan::nanp();
+        let sized = load_list_sized("robo", text.as_bytes(), "robo.txt", &plan, count_lines(text.as_bytes()).unwrap());
+        let plain = load_list("robo", text.as_bytes(), "robo.txt", &plan).unwrap();
+        let sized = sized.unwrap();
+        assert_eq!((sized.len(), plain.len()), (2, 2));
+        assert!(sized.contains("+13125550667".parse().unwrap()));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! force untouched.
 
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tollgate_number::DialingPlan;
@@ -42,6 +43,9 @@ pub struct CurrentPolicy {
     pub text: String,
 }
 
+/// Called with the time each successful install took (see [`PolicyService::on_install`]).
+pub type InstallObserver = Box<dyn Fn(Duration) + Send + Sync>;
+
 /// Policy management of one engine.
 pub struct PolicyService {
     store: PolicyStore,
@@ -54,6 +58,8 @@ pub struct PolicyService {
     /// [`crate::SCHEMA_VERSION`] when it emulates an older release, as in a mixed-version
     /// cluster during an upgrade).
     max_schema: i64,
+    /// Told how long each successful install took (e.g. a metric's histogram).
+    install_observer: OnceLock<InstallObserver>,
 }
 
 impl PolicyService {
@@ -69,6 +75,7 @@ impl PolicyService {
             changes: Mutex::new(()),
             load_error: None,
             max_schema: crate::SCHEMA_VERSION,
+            install_observer: OnceLock::new(),
         };
         match service.store.load_current(service.options()) {
             Ok(Some((version, policy))) => {
@@ -135,12 +142,26 @@ impl PolicyService {
         Ok(compiled)
     }
 
+    /// Sets what is told how long each successful install took, from the start of
+    /// compilation to the new policy being in force (the policy it replaced freed). Only the
+    /// first observer set is kept; `false` when one was set already.
+    pub fn on_install(&self, observer: InstallObserver) -> bool {
+        self.install_observer.set(observer).is_ok()
+    }
+
     /// Validates, stores and puts `source` in force.
+    ///
+    /// The policy in force answers every query until the new one replaces it in one atomic
+    /// swap; it is freed after the swap (once the last query evaluating it is done).
     pub fn install(&self, source: &PolicySource, actor: &str) -> Result<VersionInfo, InstallError> {
+        let started = Instant::now();
         let compiled = self.check(source).map_err(InstallError::Invalid)?;
         let _guard = self.changes.lock().unwrap_or_else(|e| e.into_inner());
         let info = self.store.install(source, &compiled, actor)?;
-        self.installed.replace(Some(info.version), compiled);
+        drop(self.installed.replace(Some(info.version), compiled));
+        if let Some(observe) = self.install_observer.get() {
+            observe(started.elapsed());
+        }
         Ok(info)
     }
 
@@ -171,5 +192,33 @@ impl PolicyService {
     /// The install/uninstall history, oldest first.
     pub fn history(&self) -> io::Result<Vec<HistoryEntry>> {
         self.store.history()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn the_install_observer_hears_of_each_successful_install() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PolicyStore::open(dir.path()).unwrap();
+        let service = PolicyService::open(store, DialingPlan::nanp(), vec!["default".into()]).unwrap();
+        let installs = Arc::new(AtomicUsize::new(0));
+        let counted = installs.clone();
+        assert!(service.on_install(Box::new(move |_| {
+            counted.fetch_add(1, Ordering::Relaxed);
+        })));
+        assert!(!service.on_install(Box::new(|_| {})), "only the first observer is kept");
+        let policy = |text: &str| PolicySource::from_text("p.toml", text, BTreeMap::new());
+        let good =
+            "schema = 2\n[[rule]]\nname = \"a\"\nsource = \"+13125550666\"\naction = \"terminate\"\ncause = 603\n";
+        service.install(&policy(good), "test").unwrap();
+        assert!(matches!(service.install(&policy("schema = 2\n[[rule]]\n"), "test"), Err(InstallError::Invalid(_))));
+        assert_eq!(installs.load(Ordering::Relaxed), 1);
+        assert_eq!(service.installed().snapshot().version, Some(1));
     }
 }

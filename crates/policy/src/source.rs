@@ -87,6 +87,18 @@ impl PolicySource {
     }
 }
 
+/// The part of a policy file before its first `[[rule]]` section, where its `schema`, `name`,
+/// `[lists]` and `[[internal]]` ranges are, when the file has the usual layout (a preamble
+/// followed by rule sections only); otherwise the whole text. Reading `[lists]` from this
+/// instead of the whole file spares parsing every rule (a client uploading a policy of
+/// 100,000 rules needs only its list files).
+pub fn preamble(text: &str) -> &str {
+    match crate::sections::split(text, usize::MAX) {
+        Some(split) => &text[..split.preamble_end],
+        None => text,
+    }
+}
+
 /// The top level of a policy file, before validation.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,4 +163,46 @@ pub(crate) struct RawRule {
     pub(crate) cause: Option<Spanned<i64>>,
     #[serde(default)]
     pub(crate) target: Option<Spanned<String>>,
+}
+
+/// A batch of `[[rule]]` sections parsed on its own (see [`crate::sections`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRuleBatch {
+    #[serde(default, rename = "rule")]
+    pub(crate) rules: Vec<Spanned<RawRule>>,
+}
+
+/// `spanned` with its span moved `by` bytes further into the file.
+fn shift<T>(spanned: Spanned<T>, by: usize) -> Spanned<T> {
+    let span = spanned.span();
+    Spanned::new(span.start + by..span.end + by, spanned.into_inner())
+}
+
+impl RawRule {
+    /// The rule of a batch that starts `by` bytes into the file, with its spans made relative
+    /// to the start of the file (every spanned field, so every diagnostic names the right line).
+    pub(crate) fn shifted(spanned: Spanned<RawRule>, by: usize) -> Spanned<RawRule> {
+        let opt = |s: Option<Spanned<String>>| s.map(|s| shift(s, by));
+        let val = |s: Option<Spanned<toml::Value>>| s.map(|s| shift(s, by));
+        let spanned = shift(spanned, by);
+        let span = spanned.span();
+        let r = spanned.into_inner();
+        let rule = RawRule {
+            name: opt(r.name),
+            description: r.description,
+            enabled: r.enabled,
+            source: val(r.source),
+            destination: val(r.destination),
+            direction: val(r.direction),
+            time: val(r.time),
+            velocity: val(r.velocity),
+            concurrent: r.concurrent.map(|s| shift(s, by)),
+            action: opt(r.action),
+            intercept: opt(r.intercept),
+            cause: r.cause.map(|s| shift(s, by)),
+            target: opt(r.target),
+        };
+        Spanned::new(span, rule)
+    }
 }

@@ -143,6 +143,10 @@ fn install_reject_bad_policies_uninstall_and_survive_restart() {
     assert_everything_allowed(&e);
     let out = e.cli(&["policy", "install", path_s, "--api", &e.api]);
     assert!(text(&out).0.contains("installed version 2"), "{:?}", text(&out));
+    // The install time histogram counts the one install since the restart.
+    let metrics = reqwest_get(&format!("{}/metrics", e.api));
+    assert!(metrics.contains("# TYPE tollgate_policy_install_seconds histogram"), "{metrics}");
+    assert!(metrics.contains("tollgate_policy_install_seconds_count 1\n"), "{metrics}");
     e.restart();
     assert_policy_in_force(&e);
 

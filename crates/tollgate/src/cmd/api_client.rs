@@ -219,12 +219,13 @@ fn invalid_policy(status: u16, body: &[u8]) -> Option<Vec<Diagnostic>> {
 pub(crate) fn policy_form(policy: &Path) -> anyhow::Result<Form> {
     let text = std::fs::read_to_string(policy).with_context(|| format!("cannot read {}", policy.display()))?;
     let file_name = policy.file_name().and_then(|n| n.to_str()).unwrap_or("policy.toml").to_string();
-    let mut form = Form::new().part("policy", Part::text(text.clone()).file_name(file_name));
-    // Only the [lists] table is needed here; the server validates everything else.
-    let lists = match toml::from_str::<toml::Table>(&text) {
+    // Only the [lists] table is needed here (it is in the preamble, before the rules); the
+    // server validates everything else.
+    let lists = match toml::from_str::<toml::Table>(tollgate_policy::source::preamble(&text)) {
         Ok(t) => t.get("lists").and_then(|l| l.as_table()).cloned().unwrap_or_default(),
         Err(_) => Default::default(),
     };
+    let mut form = Form::new().part("policy", Part::text(text).file_name(file_name));
     let dir = policy.parent().unwrap_or(Path::new("."));
     for (name, value) in lists {
         let Some(declared) = value.as_str() else { bail!("{}: lists.{name} must be a file path", policy.display()) };

@@ -9,6 +9,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tollgate_policy::service::PolicyService;
 use tollgate_records::ship::ShipperStats;
@@ -284,8 +285,17 @@ pub fn register_store(registry: &mut Registry, store: Arc<dyn Store>) {
     registry.register_collector(Box::new(StoreCollector(store)));
 }
 
-/// Registers the installed policy's scrape-time metrics.
+/// Registers the installed policy's scrape-time metrics, and the histogram
+/// `tollgate_policy_install_seconds` of how long each successful install took (compile, store,
+/// swap; 10 ms to 20 s buckets).
 pub fn register_policy(registry: &mut Registry, policy: Arc<PolicyService>) {
+    let install_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 12));
+    registry.register(
+        "tollgate_policy_install_seconds",
+        "Seconds each successful policy install took, from compiling it to its being in force",
+        install_seconds.clone(),
+    );
+    policy.on_install(Box::new(move |took| install_seconds.observe(took.as_secs_f64())));
     registry.register_collector(Box::new(PolicyCollector(policy)));
 }
 

@@ -164,12 +164,13 @@ async fn start_engine(
         tracing::error!("{e}; serving with no policy (every call allowed) until a valid policy is installed");
         alarms.raise(alarms::POLICY_LOAD_FAILED, &config.node.name, e.to_string());
     }
+    // Registered before the demo install, so the install histogram counts it too.
+    crate::roles::metrics::register_policy(registry, service.clone());
     if install_demo && service.history()?.is_empty() {
         let version = demo::install(&service)?;
         tracing::info!(version, "installed the demo policy (first start)");
     }
     let enum_metrics = EnumMetrics::register(registry, not_written.clone());
-    crate::roles::metrics::register_policy(registry, service.clone());
     // Velocity counters: tracked for checkpointing when this engine is one of an SRP pair.
     let velocity = Arc::new(VelocityTable::new(1_000_000, config.srp.is_some()));
     purge_velocity(velocity.clone());
