@@ -239,6 +239,20 @@ pub struct CollectorConfig {
     pub maintenance_minutes: u64,
     /// Most disk the quarantine of invalid received lines may use, MiB (0: no limit).
     pub quarantine_max_mb: u64,
+    /// A SQLite store's page cache, MiB: the writing connection's; the reading connection
+    /// keeps half as much. Most of the memory a busy SQLite store holds (1 to
+    /// [`MAX_SQLITE_CACHE_MB`]; unused with PostgreSQL).
+    pub sqlite_cache_mb: u32,
+}
+
+/// The largest `collector.sqlite_cache_mb`, MiB (64 GiB).
+pub const MAX_SQLITE_CACHE_MB: u32 = 65_536;
+
+impl CollectorConfig {
+    /// The SQLite store's options from this section.
+    pub fn sqlite_options(&self) -> tollgate_store::sqlite::SqliteOptions {
+        tollgate_store::sqlite::SqliteOptions { cache_mb: self.sqlite_cache_mb, ..Default::default() }
+    }
 }
 
 impl Default for CollectorConfig {
@@ -248,6 +262,7 @@ impl Default for CollectorConfig {
             retention: tollgate_store::Retention::default(),
             maintenance_minutes: 60,
             quarantine_max_mb: 1024,
+            sqlite_cache_mb: tollgate_store::sqlite::DEFAULT_CACHE_MB,
         }
     }
 }
@@ -519,6 +534,13 @@ impl Config {
         }
         check_range(&mut out, "api.max_connections", self.api.max_connections as u64, 1, MAX_CONNECTIONS);
         check_range(&mut out, "api.idle_timeout", self.api.idle_timeout_secs, 1, MAX_IDLE_SECS);
+        check_range(
+            &mut out,
+            "collector.sqlite_cache_mb",
+            u64::from(self.collector.sqlite_cache_mb),
+            1,
+            u64::from(MAX_SQLITE_CACHE_MB),
+        );
         self.spool.problems(&mut out);
         self.shipper.problems(&mut out);
         self.tls.problems(&mut out);
@@ -733,6 +755,18 @@ mod tests {
         assert_eq!(
             error("[collector]\nstore = \"postgres://u@db/x?sslmode=verify-full&sslrootcert=pg-ca.pem\"\n"),
             "t.toml:2: collector.store: sslrootcert pg-ca.pem is a relative path: give an absolute one"
+        );
+    }
+
+    #[test]
+    fn the_sqlite_page_cache_is_configured_within_its_range() {
+        let c = Config::parse("t.toml", "[collector]\nsqlite_cache_mb = 16\n").unwrap();
+        assert_eq!(c.collector.sqlite_options().cache_mb, 16);
+        let default = Config::parse("t.toml", "").unwrap();
+        assert_eq!(default.collector.sqlite_options(), tollgate_store::sqlite::SqliteOptions::default());
+        assert_eq!(
+            error("[node]\nname = \"a\"\n[collector]\nsqlite_cache_mb = 0\n"),
+            "t.toml:4: collector.sqlite_cache_mb: is 0; it must be between 1 and 65536"
         );
     }
 

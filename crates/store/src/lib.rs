@@ -237,12 +237,18 @@ fn looks_like_conninfo(url: &str) -> bool {
 /// Opens a store by URL: `sqlite:PATH` (or a bare path) or
 /// `postgres://user:password@host:port/db?sslmode=verify-full&sslrootcert=ca.pem` (see [`tls`]).
 pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
+    open_with(url, sqlite::SqliteOptions::default())
+}
+
+/// [`open`], a SQLite store with `sqlite` (its page cache, its rollup deferral); a PostgreSQL
+/// store does not use them.
+pub fn open_with(url: &str, sqlite: sqlite::SqliteOptions) -> Result<Box<dyn Store>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Box::new(postgres::PgStore::open(url)?))
     } else if let Some(path) = url.strip_prefix("sqlite:") {
-        Ok(Box::new(sqlite::SqliteStore::open(std::path::Path::new(path.trim_start_matches("//")))?))
+        Ok(Box::new(sqlite::SqliteStore::open_with(std::path::Path::new(path.trim_start_matches("//")), sqlite)?))
     } else if !url.contains("://") && !url.is_empty() && !looks_like_conninfo(url) {
-        Ok(Box::new(sqlite::SqliteStore::open(std::path::Path::new(url))?))
+        Ok(Box::new(sqlite::SqliteStore::open_with(std::path::Path::new(url), sqlite)?))
     } else {
         Err(StoreError::BadUrl(redact_url(url)))
     }

@@ -80,7 +80,7 @@ impl Shared {
 /// How often the background thread looks for due rollups and checkpoints the WAL.
 const TICK: Duration = Duration::from_millis(250);
 
-/// How the SQLite store defers rollups.
+/// How the SQLite store defers rollups and how much page cache it keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SqliteOptions {
     /// Rollup increments are written at most this long after their batch was stored (and
@@ -89,11 +89,31 @@ pub struct SqliteOptions {
     /// ... or as soon as this many distinct rollup rows are held (each about 100 bytes of
     /// memory).
     pub rollup_key_budget: usize,
+    /// Page cache of the writing connection, MiB (at least 1); the reading connection keeps
+    /// half as much (at least 1 MiB). SQLite fills a cache up to its size and keeps it, so
+    /// this (times 1.5) is most of the memory a busy store holds.
+    pub cache_mb: u32,
 }
+
+/// The writer's page cache by default, MiB: rollup upserts touch pages all over the number
+/// tables.
+pub const DEFAULT_CACHE_MB: u32 = 128;
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions { rollup_delay: Duration::from_secs(1), rollup_key_budget: 500_000 }
+        SqliteOptions { rollup_delay: Duration::from_secs(1), rollup_key_budget: 500_000, cache_mb: DEFAULT_CACHE_MB }
+    }
+}
+
+impl SqliteOptions {
+    /// The writer's `cache_size` pragma (negative: KiB).
+    fn writer_cache_size(&self) -> i64 {
+        -(i64::from(self.cache_mb.max(1)) * 1024)
+    }
+
+    /// The reader's `cache_size` pragma: half the writer's, at least 1 MiB.
+    fn reader_cache_size(&self) -> i64 {
+        -(i64::from((self.cache_mb / 2).max(1)) * 1024)
     }
 }
 
@@ -138,12 +158,11 @@ impl Sql for Connection {
     }
 }
 
-fn configure(conn: &Connection) -> Result<(), StoreError> {
+fn configure(conn: &Connection, options: &SqliteOptions) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
-    // 128 MiB of page cache: rollup upserts touch pages all over the number tables.
-    conn.pragma_update(None, "cache_size", -131_072)?;
+    conn.pragma_update(None, "cache_size", options.writer_cache_size())?;
     // Checkpoints run in the background thread, not in the committing one.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     // Once checkpointed and restarted, the WAL file is cut back to 64 MiB.
@@ -247,7 +266,7 @@ impl SqliteStore {
             tollgate_records::dirlock::LockError::Io { source, .. } => StoreError::Io(source),
         })?;
         let mut writer = Connection::open(path)?;
-        configure(&writer)?;
+        configure(&writer, &options)?;
         migrate(&mut writer)?;
         // Rows a crash left above the watermark are rolled up before anything is read.
         let mut pending = Pending::new(options.rollup_delay, options.rollup_key_budget);
@@ -255,7 +274,7 @@ impl SqliteStore {
         let reader =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         reader.busy_timeout(std::time::Duration::from_secs(10))?;
-        reader.pragma_update(None, "cache_size", -65_536)?;
+        reader.pragma_update(None, "cache_size", options.reader_cache_size())?;
         reader.set_prepared_statement_cache_capacity(64);
         let checkpointer = Connection::open(path)?;
         // Short: a restart that waits for a reader holds the writer meanwhile.

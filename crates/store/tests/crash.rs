@@ -87,9 +87,15 @@ fn crash_child_process() {
     let mut ack = std::fs::OpenOptions::new().create(true).append(true).open(&acks).unwrap();
     let options = match mode.as_str() {
         // Rollups written often (a small key budget), so kills also land in flushes.
-        "loop" => SqliteOptions { rollup_delay: Duration::from_millis(50), rollup_key_budget: 3_000 },
+        "loop" => {
+            SqliteOptions { rollup_delay: Duration::from_millis(50), rollup_key_budget: 3_000, ..Default::default() }
+        }
         // Rollups never written before the abort.
-        _ => SqliteOptions { rollup_delay: Duration::from_secs(3600), rollup_key_budget: usize::MAX },
+        _ => SqliteOptions {
+            rollup_delay: Duration::from_secs(3600),
+            rollup_key_budget: usize::MAX,
+            ..Default::default()
+        },
     };
     let store = SqliteStore::open_with(Path::new(&db), options).unwrap();
     let mut k: u64 = std::process::id() as u64 * 1_000_000;
@@ -318,7 +324,8 @@ fn rollups_pending_at_a_crash_are_applied_on_reopen() {
 fn analytics_right_after_ingest_see_the_batch() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("records.db");
-    let never = SqliteOptions { rollup_delay: Duration::from_secs(3600), rollup_key_budget: usize::MAX };
+    let never =
+        SqliteOptions { rollup_delay: Duration::from_secs(3600), rollup_key_budget: usize::MAX, ..Default::default() };
     let store = SqliteStore::open_with(&db, never).unwrap();
     let batch: Vec<Record> = (0..90).map(record).collect();
     let enum_n = batch.iter().filter(|r| matches!(r, Record::EnumQuery { .. })).count() as u64;

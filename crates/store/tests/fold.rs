@@ -250,6 +250,7 @@ fn sqlite_reopened_after_a_crash_before_its_fold_is_exact() {
             tollgate_store::sqlite::SqliteOptions {
                 rollup_delay: Duration::from_secs(3600),
                 rollup_key_budget: usize::MAX,
+                ..Default::default()
             },
         )
         .unwrap();

@@ -445,7 +445,8 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
 
     let store: Option<Arc<dyn Store>> = if roles.collector() {
         let url = config.store_url();
-        let opened = tokio::task::spawn_blocking(move || tollgate_store::open(&url)).await?;
+        let sqlite = config.collector.sqlite_options();
+        let opened = tokio::task::spawn_blocking(move || tollgate_store::open_with(&url, sqlite)).await?;
         let store: Arc<dyn Store> = Arc::from(opened.with_context(|| {
             format!("cannot open the record store {}", tollgate_store::redact_url(&config.store_url()))
         })?);
