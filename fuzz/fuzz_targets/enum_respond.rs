@@ -3,14 +3,13 @@
 #![no_main]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use hickory_proto::op::{Message, MessageType};
 use libfuzzer_sys::fuzz_target;
+use tollgate_enum::respond::fuzzing;
 use tollgate_enum::{EnumConfig, QueryContext, Responder};
-use tollgate_number::DialingPlan;
-use tollgate_policy::{CompileOptions, InstalledPolicy, PolicySource, compile};
 use tollgate_records::Transport;
 
 const POLICY: &str = r#"
@@ -36,15 +35,7 @@ target = "+12125550199"
 
 fn responder() -> &'static Responder {
     static R: OnceLock<Responder> = OnceLock::new();
-    R.get_or_init(|| {
-        let plan = DialingPlan::nanp();
-        let policy = compile(
-            &PolicySource::from_text("fuzz.toml", POLICY, BTreeMap::new()),
-            CompileOptions { plan: &plan, intercepts: None },
-        )
-        .expect("fuzz policy compiles");
-        Responder::new(EnumConfig::default(), plan, Arc::new(InstalledPolicy::new(Some(1), policy)), "fuzz")
-    })
+    R.get_or_init(|| fuzzing::responder(EnumConfig::default(), POLICY, BTreeMap::new(), 1, "fuzz"))
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -7,15 +7,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
+use tollgate_enum::respond::fuzzing;
 use tollgate_enum::{EnumConfig, QueryContext, Responder};
-use tollgate_number::DialingPlan;
-use tollgate_policy::{CompileOptions, InstalledPolicy, PolicySource, compile};
 use tollgate_records::Transport;
 
 const POLICY: &str = r#"
@@ -45,13 +43,7 @@ fn query(name: &str) -> Vec<u8> {
 }
 
 fn responder(policy: &str, lists: BTreeMap<String, std::path::PathBuf>) -> Responder {
-    let plan = DialingPlan::nanp();
-    let policy = compile(
-        &PolicySource::from_text("bench.toml", policy, lists),
-        CompileOptions { plan: &plan, intercepts: None },
-    )
-    .unwrap();
-    Responder::new(EnumConfig::default(), plan, Arc::new(InstalledPolicy::new(Some(1), policy)), "bench")
+    fuzzing::responder(EnumConfig::default(), policy, lists, 1, "bench")
 }
 
 /// The policy of bench/enum-dnsperf.sh's large case: 100,000 exact-destination rules

@@ -677,10 +677,38 @@ fn action_detail(action: &Action) -> Option<String> {
 /// the fast path accepts, the hickory path must give the very same answer bytes, record
 /// (but for its random id and measured latency), decision and outcome.
 pub mod fuzzing {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
     use hickory_proto::op::Message;
+    use tollgate_number::DialingPlan;
+    use tollgate_policy::{CompileOptions, InstalledPolicy, PolicySource, compile};
     use tollgate_records::Record;
 
     use super::{QueryContext, Responder};
+    use crate::EnumConfig;
+
+    /// A responder for tests, fuzz targets and benches: `policy` (a policy file's text, with
+    /// its lists by name -> file) compiled with the NANP dialing plan and installed as version
+    /// `version`, answering as node `node`. Intercept names are not checked, so a rule naming
+    /// an unknown intercept exercises fail-open. Panics, with the diagnostics, if the policy
+    /// does not compile.
+    pub fn responder(
+        config: EnumConfig,
+        policy: &str,
+        lists: BTreeMap<String, PathBuf>,
+        version: u64,
+        node: &str,
+    ) -> Responder {
+        let plan = DialingPlan::nanp();
+        let compiled = compile(
+            &PolicySource::from_text("policy.toml", policy, lists),
+            CompileOptions { plan: &plan, intercepts: None },
+        )
+        .unwrap_or_else(|diagnostics| panic!("the test policy does not compile: {diagnostics:?}"));
+        Responder::new(config, plan, Arc::new(InstalledPolicy::new(Some(version), compiled)), node)
+    }
 
     /// The record without what differs by construction: its random id and the measured latency.
     pub fn comparable(record: Option<Record>) -> Option<Record> {

@@ -8,7 +8,6 @@
 //! by hickory only, so their velocity counters stay equal and velocity decisions compare too.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -16,10 +15,8 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use proptest::prelude::*;
-use tollgate_enum::respond::fuzzing::compare_paths;
+use tollgate_enum::respond::fuzzing::{self, compare_paths};
 use tollgate_enum::{EnumConfig, QueryContext, Responder};
-use tollgate_number::DialingPlan;
-use tollgate_policy::{CompileOptions, InstalledPolicy, PolicySource, compile};
 use tollgate_records::Transport;
 
 /// Every action kind: allow (default), intercept, reject by source, redirect to a number and
@@ -129,15 +126,9 @@ addresses = ["127.0.0.0/8"]
 }
 
 fn responder(config: EnumConfig, lists: &tempfile::TempDir) -> Responder {
-    let plan = DialingPlan::nanp();
     let robo = lists.path().join("robo.txt");
     std::fs::write(&robo, "# robocallers\n+13125550888\n+13125550889\n").unwrap();
-    let compiled = compile(
-        &PolicySource::from_text("p.toml", POLICY, BTreeMap::from([("robo".to_string(), robo)])),
-        CompileOptions { plan: &plan, intercepts: None },
-    )
-    .unwrap();
-    Responder::new(config, plan, Arc::new(InstalledPolicy::new(Some(7), compiled)), "engine-diff")
+    fuzzing::responder(config, POLICY, BTreeMap::from([("robo".to_string(), robo)]), 7, "engine-diff")
 }
 
 /// A Wednesday at 10:00 UTC (inside the office hours) and a Sunday.

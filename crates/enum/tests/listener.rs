@@ -11,10 +11,9 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use prometheus_client::registry::Registry;
 use tollgate_enum::metrics::{EnumMetrics, RecordsNotWritten};
+use tollgate_enum::respond::fuzzing;
 use tollgate_enum::server::{EnumServer, RecordSink};
 use tollgate_enum::{EnumConfig, Responder};
-use tollgate_number::DialingPlan;
-use tollgate_policy::{CompileOptions, InstalledPolicy, PolicySource, compile};
 use tollgate_records::Record;
 use tollgate_records::spool::{Spool, SpoolOptions, read_all};
 
@@ -29,14 +28,8 @@ target = "+12125550199"
 "#;
 
 fn responder(udp_workers: usize, udp_reuseport: bool) -> Arc<Responder> {
-    let plan = DialingPlan::nanp();
-    let compiled = compile(
-        &PolicySource::from_text("p.toml", POLICY, BTreeMap::new()),
-        CompileOptions { plan: &plan, intercepts: None },
-    )
-    .unwrap();
     let config = EnumConfig { udp_workers, udp_reuseport, ..EnumConfig::default() };
-    Arc::new(Responder::new(config, plan, Arc::new(InstalledPolicy::new(Some(1), compiled)), "engine-test"))
+    Arc::new(fuzzing::responder(config, POLICY, BTreeMap::new(), 1, "engine-test"))
 }
 
 fn metrics() -> Arc<EnumMetrics> {

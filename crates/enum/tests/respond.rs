@@ -10,9 +10,10 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use tollgate_enum::respond::Outcome;
+use tollgate_enum::respond::fuzzing;
 use tollgate_enum::{EnumConfig, QueryContext, Responder};
 use tollgate_number::DialingPlan;
-use tollgate_policy::{CompileOptions, InstalledPolicy, PolicySource, compile};
+use tollgate_policy::{CompileOptions, PolicySource, compile};
 use tollgate_records::{Record, Transport};
 
 const POLICY: &str = r#"
@@ -47,14 +48,8 @@ intercept = "missing"
 "#;
 
 fn responder_with(config: EnumConfig, policy_text: &str) -> Responder {
-    let plan = DialingPlan::nanp();
     // Compiled without the intercept check so "unknown-intercept" exercises fail-open.
-    let compiled = compile(
-        &PolicySource::from_text("p.toml", policy_text, BTreeMap::new()),
-        CompileOptions { plan: &plan, intercepts: None },
-    )
-    .unwrap();
-    Responder::new(config, plan, Arc::new(InstalledPolicy::new(Some(1), compiled)), "engine-test")
+    fuzzing::responder(config, policy_text, BTreeMap::new(), 1, "engine-test")
 }
 
 fn responder() -> Responder {
