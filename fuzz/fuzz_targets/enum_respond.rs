@@ -12,26 +12,8 @@ use tollgate_enum::respond::fuzzing;
 use tollgate_enum::{EnumConfig, QueryContext, Responder};
 use tollgate_records::Transport;
 
-const POLICY: &str = r#"
-schema = 1
-[[internal]]
-prefix = "+1212555"
-[[rule]]
-name = "intercept"
-destination = "+12125550111"
-action = "terminate"
-[[rule]]
-name = "reject"
-source = "+1312*"
-action = "terminate"
-cause = 603
-[[rule]]
-name = "redirect"
-destination = "+1212555012*"
-time = { days = ["mon-fri"], hours = "09:00-17:00", zone = "America/New_York" }
-action = "redirect"
-target = "+12125550199"
-"#;
+/// The policy both ENUM fuzz targets answer with.
+const POLICY: &str = include_str!("../policies/enum.toml");
 
 fn responder() -> &'static Responder {
     static R: OnceLock<Responder> = OnceLock::new();

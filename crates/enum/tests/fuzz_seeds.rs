@@ -3,28 +3,23 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_proto::op::{Message, MessageType};
-use tollgate_enum::{EnumConfig, QueryContext, Responder};
-use tollgate_number::DialingPlan;
-use tollgate_policy::{CompileOptions, InstalledPolicy, PolicySource, compile};
+use tollgate_enum::respond::fuzzing;
+use tollgate_enum::{EnumConfig, QueryContext};
 use tollgate_records::Transport;
 
 #[test]
 fn every_seed_gets_a_well_formed_answer_or_none() {
-    let plan = DialingPlan::nanp();
-    let policy = compile(
-        &PolicySource::from_text(
-            "seed.toml",
-            "schema = 1\n[[rule]]\nname = \"t\"\ndestination = \"+12125550111\"\naction = \"terminate\"\n",
-            BTreeMap::new(),
-        ),
-        CompileOptions { plan: &plan, intercepts: None },
-    )
-    .unwrap();
-    let r = Responder::new(EnumConfig::default(), plan, Arc::new(InstalledPolicy::new(Some(1), policy)), "seeds");
+    // The fuzz targets' own policy, so the seeds take the paths they take under the fuzzer.
+    let r = fuzzing::responder(
+        EnumConfig::default(),
+        include_str!("../../../fuzz/policies/enum.toml"),
+        BTreeMap::new(),
+        1,
+        "seeds",
+    );
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/enum_respond");
     let mut seen = 0;
     let mut answered = 0;
