@@ -779,24 +779,24 @@ impl SpoolLane {
                 }
             }
         }
-        let written = if frames == 0 {
-            0
+        let (written, bytes) = if frames == 0 {
+            (0, 0)
         } else {
             match self.write_staged(frames) {
-                Ok(()) => frames,
-                Err((e, whole)) => {
+                Ok(()) => (frames, self.buf.len() as u64),
+                Err((e, whole, whole_bytes)) => {
                     for _ in whole..frames {
                         not_written(io::Error::new(e.kind(), e.to_string()));
                     }
                     failed += frames - whole;
-                    whole
+                    (whole, whole_bytes)
                 }
             }
         };
         let stats = &self.spool.shared.stats;
         if written > 0 {
             stats.records.fetch_add(written, Ordering::Relaxed);
-            stats.bytes.fetch_add(self.frames_len(written), Ordering::Relaxed);
+            stats.bytes.fetch_add(bytes, Ordering::Relaxed);
         }
         if failed > 0 {
             stats.errors.fetch_add(failed, Ordering::Relaxed);
@@ -833,19 +833,8 @@ impl SpoolLane {
         Ok(())
     }
 
-    /// The bytes of the first `frames` frames in the buffer.
-    fn frames_len(&self, frames: u64) -> u64 {
-        let mut offset = 0usize;
-        for _ in 0..frames {
-            let Some(header) = self.buf.get(offset..offset + 4) else { break };
-            let len = u32::from_le_bytes(header.try_into().unwrap_or_default()) as usize;
-            offset += 8 + len;
-        }
-        offset.min(self.buf.len()) as u64
-    }
-
-    /// The whole frames within the first `bytes` bytes of the buffer.
-    fn whole_frames_in(&self, bytes: u64) -> u64 {
+    /// The whole frames within the first `bytes` bytes of the buffer: how many, and their bytes.
+    fn whole_frames_in(&self, bytes: u64) -> (u64, u64) {
         let mut offset = 0u64;
         let mut whole = 0;
         while let Some(header) = self.buf.get(offset as usize..offset as usize + 4) {
@@ -856,23 +845,24 @@ impl SpoolLane {
             whole += 1;
             offset = end;
         }
-        whole
+        (whole, offset)
     }
 
     /// Writes the `frames` staged frames (their bytes already reserved) with one `write`. On an
-    /// error, returns it with the number of whole frames that reached the file anyway.
-    fn write_staged(&mut self, frames: u64) -> Result<(), (io::Error, u64)> {
+    /// error, returns it with the whole frames that reached the file anyway: how many, and
+    /// their bytes.
+    fn write_staged(&mut self, frames: u64) -> Result<(), (io::Error, u64, u64)> {
         let shared = self.spool.shared.clone();
         let n = self.buf.len() as u64;
         if self.needs_new_segment()
             && let Err(e) = self.start_segment()
         {
             Shared::sub(&shared.unacked_bytes, n);
-            return Err((e, 0));
+            return Err((e, 0, 0));
         }
         let Some(seg) = self.current.clone() else {
             Shared::sub(&shared.unacked_bytes, n);
-            return Err((io::Error::other("spool lane has no segment"), 0));
+            return Err((io::Error::other("spool lane has no segment"), 0, 0));
         };
         // Counted before the write, like the bytes, so a shipper that reads the frames at once
         // never acknowledges a record not counted yet.
@@ -887,7 +877,7 @@ impl SpoolLane {
             // one is set aside by the shipper, and nothing is ever written after it.
             let on_disk = seg.file.metadata().map_or(self.written, |m| m.len()).max(self.written);
             let reached = on_disk - self.written;
-            let whole = self.whole_frames_in(reached);
+            let (whole, whole_bytes) = self.whole_frames_in(reached);
             Shared::sub(&seg.records, frames - whole);
             Shared::sub(&shared.unacked_records, frames - whole);
             shared.disk_bytes.fetch_add(reached, Ordering::Relaxed);
@@ -898,7 +888,7 @@ impl SpoolLane {
             if whole > 0 {
                 seg.dirty.store(true, Ordering::Release);
             }
-            return Err((e, whole));
+            return Err((e, whole, whole_bytes));
         }
         seg.dirty.store(true, Ordering::Release);
         shared.disk_bytes.fetch_add(n, Ordering::Relaxed);

@@ -372,15 +372,16 @@ fn whole_frames_are_counted_up_to_a_torn_write() {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(dir.path(), SpoolOptions::default()).unwrap();
     let mut lane = spool.lane("w0").unwrap();
-    for i in 0..3 {
+    lane.stage(&record(0)).unwrap();
+    let first = lane.buf.len() as u64;
+    for i in 1..3 {
         lane.stage(&record(i)).unwrap();
     }
-    let first = lane.frames_len(1);
-    let all = lane.frames_len(3);
-    assert_eq!(all, lane.buf.len() as u64);
-    assert_eq!(lane.whole_frames_in(0), 0);
-    assert_eq!(lane.whole_frames_in(first - 1), 0);
-    assert_eq!(lane.whole_frames_in(first), 1);
-    assert_eq!(lane.whole_frames_in(all - 1), 2);
-    assert_eq!(lane.whole_frames_in(all), 3);
+    let all = lane.buf.len() as u64;
+    let two = first + serde_json::to_vec(&record(1)).unwrap().len() as u64 + 8;
+    assert_eq!(lane.whole_frames_in(0), (0, 0));
+    assert_eq!(lane.whole_frames_in(first - 1), (0, 0));
+    assert_eq!(lane.whole_frames_in(first), (1, first));
+    assert_eq!(lane.whole_frames_in(all - 1), (2, two));
+    assert_eq!(lane.whole_frames_in(all), (3, all));
 }
