@@ -95,6 +95,7 @@ pub const MANAGER_BODY_LIMITS: &[(&str, usize)] = &[
     ("/api/v1/upgrade/audit", SMALL),
     ("/api/v1/upgrade/zombie-repaired", SMALL),
     ("/api/v1/alarms", SMALL),
+    ("/api/v1/analytics", SMALL),
     ("/api/v1/health", SMALL),
     ("/api/v1/backup", SMALL),
     ("/api/v1/backups", SMALL),

@@ -41,7 +41,7 @@
 //! route.
 
 mod admin;
-mod analytics;
+pub(crate) mod analytics;
 mod ingest;
 mod policy;
 mod srp;

@@ -14,10 +14,11 @@
 //! | GET | `/healthz`, `/`, `/upgrade`, `/api/v1/version`, `/api/v1/manager/ha` | anyone |
 //! | GET | `/api/v1/manager/state` | peer |
 //! | POST | `/api/v1/manager/take-over`, `/api/v1/manager/sync` | peer |
-//! | GET | `/api/v1/upgrade/{status,bundles,log,audit}`, `/api/v1/alarms`, `/api/v1/health`, `/api/v1/backups` | viewer |
+//! | GET | `/api/v1/upgrade/{status,bundles,log,audit}`, `/api/v1/alarms`, `/api/v1/analytics`, `/api/v1/health`, `/api/v1/backups` | viewer |
 //! | POST | `/api/v1/upgrade/{procedure,action,next,zombie-repaired}`, `/api/v1/backup`, `/api/v1/policy/push` | operator |
 //! | POST | `/api/v1/restore` | admin |
 
+pub mod analytics;
 mod page;
 
 use std::sync::Arc;
@@ -142,6 +143,7 @@ pub fn router(state: Arc<ManagerApi>) -> Router {
     let router = route(router, "/api/v1/upgrade/audit", get(audit));
     let router = route(router, "/api/v1/upgrade/zombie-repaired", post(zombie_repaired));
     let router = route(router, "/api/v1/alarms", get(alarms));
+    let router = route(router, "/api/v1/analytics", get(analytics::analytics));
     let router = route(router, "/api/v1/health", get(health));
     let router = route(router, "/api/v1/backup", post(system_backup));
     let router = route(router, "/api/v1/backups", get(system_backups));
