@@ -79,7 +79,13 @@ pub const MANAGER_STATE: usize = 16 << 20;
 /// Every route of the manager's router with its body limit.
 pub const MANAGER_BODY_LIMITS: &[(&str, usize)] = &[
     ("/healthz", SMALL),
+    // The console (`crate::console`).
     ("/", SMALL),
+    (crate::ui::STYLESHEET, SMALL),
+    (crate::console::CONSOLE_CSS, SMALL),
+    ("/static/{script}", SMALL),
+    ("/login", SMALL),
+    ("/logout", SMALL),
     ("/upgrade", SMALL),
     ("/api/v1/version", SMALL),
     ("/api/v1/manager/ha", SMALL),
