@@ -239,6 +239,12 @@ impl Client {
         Self::decode(self.send(self.request(Method::GET, path)).await?).await
     }
 
+    /// GET `path`, decoding the JSON answer, giving up after `timeout` (for reads that may take
+    /// longer than this client's own timeout, such as Analytics over a large store).
+    pub async fn get_within<T: DeserializeOwned>(&self, path: &str, timeout: Duration) -> Result<T, ClientError> {
+        Self::decode(self.send(self.request(Method::GET, path).timeout(timeout)).await?).await
+    }
+
     /// GET `path` as text.
     pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
         let resp = self.send(self.request(Method::GET, path)).await?;

@@ -222,6 +222,11 @@ impl AgentClient {
         self.pair(agent).quick.get(path).await.map_err(|e| AgentError::from_client(agent, e))
     }
 
+    /// GET `path` on the agent, waiting up to `timeout` (longer than the quick calls' 1.5 s).
+    pub async fn get_within<T: DeserializeOwned>(&self, agent: &str, path: &str, timeout: Duration) -> AgentResult<T> {
+        self.pair(agent).slow.get_within(path, timeout).await.map_err(|e| AgentError::from_client(agent, e))
+    }
+
     /// POST a JSON body; waits as long as an install may take.
     pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,

@@ -17,8 +17,8 @@
 //!   applies them now and [`Store::stats`] counts them;
 //! * number rollups of grain hour written by ingest and folded into day rows once an hour is
 //!   done, with a durable per-dataset watermark ([`fold`]);
-//! * the Analytics views of seed 002 and more ([`analytics`]), CSV export ([`export`]) and
-//!   retention.
+//! * the Analytics views of seed 002 and more ([`analytics`]), the sum of several collectors'
+//!   answers ([`merge`], for the manager), CSV export ([`export`]) and retention.
 //!
 //! What it must not do: speak HTTP, know about spools or shipping, or render anything.
 
@@ -27,6 +27,7 @@
 pub mod analytics;
 pub mod export;
 pub mod fold;
+pub mod merge;
 pub mod model;
 pub mod pgurl;
 pub mod postgres;

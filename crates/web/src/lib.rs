@@ -3,7 +3,8 @@
 //! What this crate owns: HTTP. Login, roles and API tokens ([`auth`]); the JSON API
 //! ([`api`]): policies, lookup, record ingest, analytics, CSV export, alarms, users; the web
 //! UI ([`ui`]): Dashboard, Analytics, Policies, Alarms, Users, with charts drawn on the server
-//! as SVG (no script, no external resource).
+//! as SVG (no script, no external resource); the manager's console ([`console`]) in the same
+//! design.
 //!
 //! What it must not do: decide policy, speak DNS, or know SQL; it calls the policy service,
 //! the responder and the store.
@@ -16,6 +17,7 @@
 pub mod agent_api;
 pub mod api;
 pub mod auth;
+pub mod console;
 pub mod http;
 pub mod limits;
 pub mod manager_api;

@@ -80,7 +80,13 @@ pub const MANAGER_STATE: usize = 16 << 20;
 /// Every route of the manager's router with its body limit.
 pub const MANAGER_BODY_LIMITS: &[(&str, usize)] = &[
     ("/healthz", SMALL),
+    // The console (`crate::console`).
     ("/", SMALL),
+    (crate::ui::STYLESHEET, SMALL),
+    (crate::console::CONSOLE_CSS, SMALL),
+    ("/static/{script}", SMALL),
+    ("/login", SMALL),
+    ("/logout", SMALL),
     ("/upgrade", SMALL),
     ("/api/v1/version", SMALL),
     ("/api/v1/manager/ha", SMALL),
@@ -97,6 +103,7 @@ pub const MANAGER_BODY_LIMITS: &[(&str, usize)] = &[
     ("/api/v1/upgrade/audit", SMALL),
     ("/api/v1/upgrade/zombie-repaired", SMALL),
     ("/api/v1/alarms", SMALL),
+    ("/api/v1/analytics", SMALL),
     ("/api/v1/health", SMALL),
     ("/api/v1/backup", SMALL),
     ("/api/v1/backups", SMALL),

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
-use crate::auth::{Principal, Role};
+use crate::auth::{Auth, Principal, Role};
 use crate::http::{ApiError, ApiResult};
 use crate::security;
 
@@ -71,12 +71,26 @@ pub enum Credential {
     },
 }
 
-fn caller(parts: &Parts, state: &AppState) -> Option<(Principal, Credential)> {
+/// A router state that holds a user database: the collector's [`AppState`] and the manager's
+/// [`crate::manager_api::ManagerApi`]. Every extractor of this module, and the login and logout
+/// handlers, work for any of them.
+pub trait AuthState: Send + Sync + 'static {
+    /// Users, sessions and tokens.
+    fn auth(&self) -> &Arc<Auth>;
+}
+
+impl AuthState for AppState {
+    fn auth(&self) -> &Arc<Auth> {
+        &self.auth
+    }
+}
+
+fn caller<S: AuthState>(parts: &Parts, state: &S) -> Option<(Principal, Credential)> {
     if let Some(token) = crate::http::bearer(&parts.headers) {
-        return state.auth.token(token.trim()).map(|p| (p, Credential::Token));
+        return state.auth().token(token.trim()).map(|p| (p, Credential::Token));
     }
     let id = session_id(parts)?;
-    let live = state.auth.session(&id)?;
+    let live = state.auth().session(&id)?;
     Some((live.principal, Credential::Session { id, csrf: live.csrf }))
 }
 
@@ -103,11 +117,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 /// [`Operator`], [`Admin`] or [`Ingester`] instead.
 pub struct ApiUser(pub Principal);
 
-impl FromRequestParts<Arc<AppState>> for ApiUser {
+impl<S: AuthState> FromRequestParts<Arc<S>> for ApiUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let Some((principal, credential)) = caller(parts, state) else {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, Self::Rejection> {
+        let Some((principal, credential)) = caller(parts, state.as_ref()) else {
             return Err(ApiError::unauthenticated(
                 "authentication required: `Authorization: Bearer <token>` or a login session",
             ));
@@ -143,7 +157,7 @@ pub fn authorize(who: &Principal, needed: Role) -> ApiResult<()> {
 
 /// The API caller, if their role allows `needed` (see [`Role::allows`]): `401` without a
 /// credential, `403` with a role below it, before the handler runs.
-async fn caller_with(parts: &mut Parts, state: &Arc<AppState>, needed: Role) -> ApiResult<Principal> {
+async fn caller_with<S: AuthState>(parts: &mut Parts, state: &Arc<S>, needed: Role) -> ApiResult<Principal> {
     let ApiUser(who) = ApiUser::from_request_parts(parts, state).await?;
     authorize(&who, needed)?;
     Ok(who)
@@ -152,10 +166,10 @@ async fn caller_with(parts: &mut Parts, state: &Arc<AppState>, needed: Role) -> 
 /// An API caller with the viewer role or above (sees policies, analytics, alarms).
 pub struct Viewer(pub Principal);
 
-impl FromRequestParts<Arc<AppState>> for Viewer {
+impl<S: AuthState> FromRequestParts<Arc<S>> for Viewer {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> ApiResult<Self> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> ApiResult<Self> {
         caller_with(parts, state, Role::Viewer).await.map(Viewer)
     }
 }
@@ -164,10 +178,10 @@ impl FromRequestParts<Arc<AppState>> for Viewer {
 /// commands).
 pub struct Operator(pub Principal);
 
-impl FromRequestParts<Arc<AppState>> for Operator {
+impl<S: AuthState> FromRequestParts<Arc<S>> for Operator {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> ApiResult<Self> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> ApiResult<Self> {
         caller_with(parts, state, Role::Operator).await.map(Operator)
     }
 }
@@ -175,10 +189,10 @@ impl FromRequestParts<Arc<AppState>> for Operator {
 /// An API caller with the admin role (users and tokens).
 pub struct Admin(pub Principal);
 
-impl FromRequestParts<Arc<AppState>> for Admin {
+impl<S: AuthState> FromRequestParts<Arc<S>> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> ApiResult<Self> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> ApiResult<Self> {
         caller_with(parts, state, Role::Admin).await.map(Admin)
     }
 }
@@ -187,10 +201,10 @@ impl FromRequestParts<Arc<AppState>> for Admin {
 /// viewer).
 pub struct Ingester(pub Principal);
 
-impl FromRequestParts<Arc<AppState>> for Ingester {
+impl<S: AuthState> FromRequestParts<Arc<S>> for Ingester {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> ApiResult<Self> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> ApiResult<Self> {
         caller_with(parts, state, Role::Ingest).await.map(Ingester)
     }
 }
@@ -235,11 +249,11 @@ impl UiUser {
     }
 }
 
-impl FromRequestParts<Arc<AppState>> for UiUser {
+impl<S: AuthState> FromRequestParts<Arc<S>> for UiUser {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        caller(parts, state).map(|(who, credential)| UiUser { who, credential }).ok_or_else(|| {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, Self::Rejection> {
+        caller(parts, state.as_ref()).map(|(who, credential)| UiUser { who, credential }).ok_or_else(|| {
             let back = if parts.method.is_safe() {
                 parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
             } else {
@@ -261,10 +275,10 @@ struct CsrfOnly {
     csrf: String,
 }
 
-impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for UiForm<T> {
+impl<T: DeserializeOwned, S: AuthState> FromRequest<Arc<S>> for UiForm<T> {
     type Rejection = Response;
 
-    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &Arc<S>) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
         let user = UiUser::from_request_parts(&mut parts, state).await?;
         let bytes =

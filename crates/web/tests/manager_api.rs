@@ -204,9 +204,14 @@ async fn the_upgrade_manager_page_is_served_with_its_script() {
     assert!(resp.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
     let page = String::from_utf8(axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>"));
-    assert!(page.contains(r#"<table id="grid">"#) && page.contains("fetch(path"));
+    // The script is served by the manager (the Content-Security-Policy allows no inline one).
+    assert!(page.contains(r#"<table id="grid">"#) && page.contains(r#"<script src="/static/upgrade.js""#));
+    let resp = f.app.clone().oneshot(Request::get("/static/upgrade.js").body(Body::empty()).unwrap()).await.unwrap();
+    let script = String::from_utf8(axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    assert!(script.contains("fetch(path"));
+    // The console's home is the topology.
     let resp = f.app.clone().oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
-    assert_eq!(resp.headers()[header::LOCATION], "/upgrade");
+    assert_eq!(resp.headers()[header::LOCATION], "/topology");
 }
 
 /// Every manager route takes its body limit from `tollgate_web::limits::MANAGER_BODY_LIMITS`:

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod analytics;
+pub mod axe;
 pub mod capture;
 pub mod chromium;
 pub mod lab;

@@ -41,7 +41,7 @@
 //! route.
 
 mod admin;
-mod analytics;
+pub(crate) mod analytics;
 mod ingest;
 mod policy;
 mod srp;
@@ -61,7 +61,6 @@ use crate::limits::route;
 
 pub use analytics::{AnalyticsParams, ExportParams, query_of as analytics_query};
 pub(crate) use analytics::{csv_response as csv_download, export_response as export_csv};
-pub(crate) use policy::actor as request_actor;
 pub(crate) use policy::version_diff as policy_diff;
 
 /// The routes of the JSON API; who may call each is said by its handler's extractor

@@ -78,7 +78,7 @@ pub(super) async fn diff(
 
 /// Who a change is recorded as: the authenticated principal, and the person named in
 /// `X-Actor` when a shared token (such as the CLI's) is used on their behalf.
-pub(crate) fn actor(who: &crate::auth::Principal, headers: &HeaderMap) -> String {
+fn actor(who: &crate::auth::Principal, headers: &HeaderMap) -> String {
     match headers
         .get("x-actor")
         .and_then(|v| v.to_str().ok())

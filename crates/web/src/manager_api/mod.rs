@@ -1,8 +1,10 @@
-//! The manager's HTTP API and the Upgrade Manager page (the runtime is `tollgate-manager`; the
-//! wire types are `tollgate_api::manager`).
+//! The manager's HTTP API; its pages are the console ([`crate::console`]), merged into the same
+//! router (the runtime is `tollgate-manager`; the wire types are `tollgate_api::manager`).
 //!
 //! Callers: operators authenticate with a bearer token of the manager's user database
-//! (`cli-token` in its state directory, or `tollgate token create`) and are checked by the
+//! (`cli-token` in its state directory, or `tollgate token create`; `X-Actor` names the person
+//! using a shared token) or with the console's login session (changes with `X-CSRF-Token`),
+//! and are checked by the
 //! [`Viewer`], [`Operator`] and [`Admin`] extractors; the mate manager presents the agents'
 //! token, checked in constant time by the [`Peer`] extractor; over TLS the [`Peer`] extractor
 //! also demands the mate's client certificate of role `manager` (`GET /api/v1/manager/ha`
@@ -11,19 +13,17 @@
 //!
 //! | method | path | caller |
 //! |---|---|---|
-//! | GET | `/healthz`, `/`, `/upgrade`, `/api/v1/version`, `/api/v1/manager/ha` | anyone |
+//! | GET | `/healthz`, `/api/v1/version`, `/api/v1/manager/ha` | anyone |
+//! | GET, POST | the console's pages, `/login`, `/logout`, `/static/*` | see [`crate::console`] |
 //! | GET | `/api/v1/manager/state` | peer |
 //! | POST | `/api/v1/manager/take-over`, `/api/v1/manager/sync` | peer |
-//! | GET | `/api/v1/upgrade/{status,bundles,log,audit}`, `/api/v1/alarms`, `/api/v1/health`, `/api/v1/backups` | viewer |
+//! | GET | `/api/v1/upgrade/{status,bundles,log,audit}`, `/api/v1/alarms`, `/api/v1/analytics`, `/api/v1/health`, `/api/v1/backups` | viewer |
 //! | GET | `/api/v1/policy/versions`, `/api/v1/policy/versions/{version}` | viewer |
 //! | POST | `/api/v1/policy/preview` | viewer |
 //! | POST | `/api/v1/upgrade/{procedure,action,next,zombie-repaired}`, `/api/v1/backup`, `/api/v1/policy/{push,rollback,uninstall}` | operator |
-//!
-//! Policy changes are recorded as made by the token's user, or by the person named in
-//! `X-Actor` when a shared token (such as the CLI's) is used on their behalf.
 //! | POST | `/api/v1/restore` | admin |
 
-mod page;
+pub mod analytics;
 mod policy;
 
 use std::sync::Arc;
@@ -34,7 +34,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tollgate_api::ErrorBody;
 use tollgate_api::manager::{
@@ -47,12 +47,15 @@ use tollgate_manager::{Manager, Snapshot, ops};
 use crate::auth::{Auth, Principal, Role};
 use crate::http::{ApiError, ApiResult, SecretToken, api_version, bearer};
 
+#[cfg(test)]
+mod tests;
+
 /// The API's state.
 pub struct ManagerApi {
     /// The manager.
     pub manager: Arc<Manager>,
-    /// Users and tokens.
-    pub auth: Auth,
+    /// Users, sessions and tokens.
+    pub auth: Arc<Auth>,
     /// The agents' token, which the mate manager presents.
     pub peer: SecretToken,
 }
@@ -62,7 +65,7 @@ impl ManagerApi {
     /// configured agents' token.
     pub fn new(manager: Arc<Manager>, auth: Auth) -> ManagerApi {
         let peer = SecretToken::new(&manager.cfg.agent_token);
-        ManagerApi { manager, auth, peer }
+        ManagerApi { manager, auth: Arc::new(auth), peer }
     }
 }
 
@@ -72,14 +75,35 @@ fn refused(e: ErrorBody) -> ApiError {
     ApiError::new(e.code, e.message).with_details(e.details)
 }
 
-/// The operator behind a request, if its token's role allows `needed`.
-fn operator(s: &ManagerApi, parts: &Parts, needed: Role) -> ApiResult<Principal> {
-    let token = bearer(&parts.headers)
-        .ok_or_else(|| ApiError::unauthenticated("a token is needed (Authorization: Bearer ...)"))?;
-    match s.auth.token(token) {
-        Some(p) if p.role.allows(needed) => Ok(p),
-        Some(p) => Err(ApiError::forbidden(format!("{} may not do this (needs {})", p.name, needed.as_str()))),
-        None => Err(ApiError::unauthenticated("unknown token")),
+/// The operator behind a request, if their role allows `needed`: a bearer token of the
+/// manager's user database, or a console login session (whose changes must carry the
+/// session's `X-CSRF-Token`, see [`crate::session::ApiUser`]). With a token, the person named
+/// in `X-Actor` is recorded as acting through it ("alice via cli-token"), so the audit names a
+/// person even when a shared token is used.
+async fn operator(s: &ApiState, parts: &mut Parts, needed: Role) -> ApiResult<Principal> {
+    let crate::session::ApiUser(mut who) = crate::session::ApiUser::from_request_parts(parts, s).await?;
+    if !who.role.allows(needed) {
+        return Err(ApiError::forbidden(format!("{} may not do this (needs {})", who.name, needed.as_str())));
+    }
+    if bearer(&parts.headers).is_some() {
+        who.name = actor_name(&who.name, parts.headers.get(ACTOR_HEADER).and_then(|v| v.to_str().ok()));
+    }
+    Ok(who)
+}
+
+/// The header naming the person who acts through a shared token.
+pub const ACTOR_HEADER: &str = "x-actor";
+
+/// Who a token's call is recorded as: `token` alone, or "`person` via `token`" when `X-Actor`
+/// names someone (trimmed; at most 64 characters; control characters dropped).
+pub fn actor_name(token: &str, actor: Option<&str>) -> String {
+    let person: String = actor.unwrap_or("").trim().chars().filter(|c| !c.is_control()).take(64).collect();
+    if person.is_empty() || person == token { token.to_string() } else { format!("{person} via {token}") }
+}
+
+impl crate::session::AuthState for ManagerApi {
+    fn auth(&self) -> &Arc<Auth> {
+        &self.auth
     }
 }
 
@@ -95,21 +119,21 @@ pub struct Peer;
 impl FromRequestParts<ApiState> for Viewer {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, s: &ApiState) -> ApiResult<Self> {
-        operator(s, parts, Role::Viewer).map(Viewer)
+        operator(s, parts, Role::Viewer).await.map(Viewer)
     }
 }
 
 impl FromRequestParts<ApiState> for Operator {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, s: &ApiState) -> ApiResult<Self> {
-        operator(s, parts, Role::Operator).map(Operator)
+        operator(s, parts, Role::Operator).await.map(Operator)
     }
 }
 
 impl FromRequestParts<ApiState> for Admin {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, s: &ApiState) -> ApiResult<Self> {
-        operator(s, parts, Role::Admin).map(Admin)
+        operator(s, parts, Role::Admin).await.map(Admin)
     }
 }
 
@@ -132,8 +156,8 @@ pub fn router(state: Arc<ManagerApi>) -> Router {
         |router, path, methods| crate::limits::route_in(crate::limits::MANAGER_BODY_LIMITS, router, path, methods);
     let router = Router::new();
     let router = route(router, "/healthz", get(|| async { "ok\n" }));
-    let router = route(router, "/", get(|| async { Redirect::to("/upgrade") }));
-    let router = route(router, "/upgrade", get(|| async { page::upgrade_page() }));
+    // The console's pages, stylesheets, scripts, login and logout.
+    let router = crate::console::routes(router);
     let router = route(router, "/api/v1/version", get(version));
     let router = route(router, "/api/v1/manager/ha", get(ha));
     let router = route(router, "/api/v1/manager/state", get(state_for_mate));
@@ -148,6 +172,7 @@ pub fn router(state: Arc<ManagerApi>) -> Router {
     let router = route(router, "/api/v1/upgrade/audit", get(audit));
     let router = route(router, "/api/v1/upgrade/zombie-repaired", post(zombie_repaired));
     let router = route(router, "/api/v1/alarms", get(alarms));
+    let router = route(router, "/api/v1/analytics", get(analytics::analytics));
     let router = route(router, "/api/v1/health", get(health));
     let router = route(router, "/api/v1/backup", post(system_backup));
     let router = route(router, "/api/v1/backups", get(system_backups));
@@ -158,7 +183,11 @@ pub fn router(state: Arc<ManagerApi>) -> Router {
     let router = route(router, "/api/v1/policy/uninstall", post(policy::uninstall));
     let router = route(router, "/api/v1/policy/versions", get(policy::versions));
     let router = route(router, "/api/v1/policy/versions/{version}", get(policy::version));
-    router.layer(axum::middleware::from_fn(api_version)).with_state(state)
+    router
+        .fallback(crate::console::not_found)
+        .layer(axum::middleware::from_fn(crate::security::guard))
+        .layer(axum::middleware::from_fn(api_version))
+        .with_state(state)
 }
 
 async fn version(State(s): State<ApiState>) -> Json<VersionInfo> {

@@ -50,7 +50,7 @@ pub(super) async fn push(
     QueryParams(q): QueryParams<PushQuery>,
     body: Bytes,
 ) -> ApiResult<Json<PushAnswer>> {
-    let actor = crate::api::request_actor(&who, &headers);
+    let actor = who.name;
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -69,10 +69,9 @@ pub(super) async fn push(
 pub(super) async fn rollback(
     State(s): State<ApiState>,
     Operator(who): Operator,
-    headers: HeaderMap,
     JsonBody(r): JsonBody<RollbackRequest>,
 ) -> ApiResult<Json<PushAnswer>> {
-    let actor = crate::api::request_actor(&who, &headers);
+    let actor = who.name;
     Ok(Json(policies::rollback(&s.manager, &actor, r).await.map_err(refused)?))
 }
 
@@ -80,9 +79,8 @@ pub(super) async fn rollback(
 pub(super) async fn uninstall(
     State(s): State<ApiState>,
     Operator(who): Operator,
-    headers: HeaderMap,
     JsonBody(r): JsonBody<UninstallRequest>,
 ) -> ApiResult<Json<UninstallAnswer>> {
-    let actor = crate::api::request_actor(&who, &headers);
+    let actor = who.name;
     Ok(Json(policies::uninstall(&s.manager, &actor, r).await.map_err(refused)?))
 }

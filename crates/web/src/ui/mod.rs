@@ -30,7 +30,7 @@ use tollgate_logthrottle::LogThrottle;
 use crate::AppState;
 use crate::auth::{AuthError, Role, retry_after_secs};
 use crate::limits::route;
-use crate::session::{CSRF_FIELD, ClientIp, UiForm, UiUser};
+use crate::session::{AuthState, CSRF_FIELD, ClientIp, UiForm, UiUser};
 
 /// Where the stylesheet of every page is served.
 pub const STYLESHEET: &str = "/static/tollgate.css";
@@ -141,7 +141,8 @@ fn login_form(next: &str, error: Option<&str>) -> Markup {
     }
 }
 
-async fn login_page(Query(p): Query<NextParam>) -> Markup {
+/// `GET /login` (the collector's and the manager's).
+pub(crate) async fn login_page(Query(p): Query<NextParam>) -> Markup {
     login_form(next::safe_next(p.next.as_deref()), None)
 }
 
@@ -171,14 +172,15 @@ pub(crate) fn password_refusal(e: &AuthError, page: Markup) -> Response {
     resp
 }
 
-async fn login(
-    State(state): State<Arc<AppState>>,
+/// `POST /login`: opens a session of `S`'s user database (the collector's or the manager's).
+pub(crate) async fn login<S: AuthState>(
+    State(state): State<Arc<S>>,
     ClientIp(client): ClientIp,
     tls: Option<axum::Extension<crate::server::TlsConnection>>,
     Form(f): Form<LoginForm>,
 ) -> Response {
     let next = next::safe_next(f.next.as_deref());
-    match state.auth.login(&f.name, &f.password, client).await {
+    match state.auth().login(&f.name, &f.password, client).await {
         Ok(id) => {
             tracing::info!(user = %f.name, "logged in");
             let cookie = crate::session::session_cookie(Some(&id), tls.is_some());
@@ -203,13 +205,14 @@ async fn login(
     }
 }
 
-async fn logout(
-    State(state): State<Arc<AppState>>,
+/// `POST /logout`: ends the session (the collector's or the manager's).
+pub(crate) async fn logout<S: AuthState>(
+    State(state): State<Arc<S>>,
     tls: Option<axum::Extension<crate::server::TlsConnection>>,
     UiForm(user, _): UiForm<serde::de::IgnoredAny>,
 ) -> Response {
     if let Some(id) = user.session_id() {
-        state.auth.logout(id);
+        state.auth().logout(id);
     }
     let mut resp = Redirect::to("/login").into_response();
     if let Ok(v) = HeaderValue::from_str(&crate::session::session_cookie(None, tls.is_some())) {

@@ -1,6 +1,10 @@
 "use strict";
-// The token and the selected cluster may come in the URL: sessionStorage is per origin, so that
-// is how they follow the operator to the mate manager after a manager failover.
+// Logged in to the console, the page acts with the login session: the browser sends its cookie
+// and each change carries the session's CSRF token (the page's csrf-token meta tag). Without a
+// login it takes an API token. The token and the selected cluster may come in the URL:
+// sessionStorage is per origin, so that is how they follow the operator to the mate manager
+// after a manager failover.
+const csrf = (document.querySelector('meta[name="csrf-token"]') || { content: "" }).content;
 const params = new URLSearchParams(location.search);
 let token = params.get("token") || sessionStorage.getItem("tollgate-token") || "";
 let selected = params.get("cluster") || sessionStorage.getItem("tollgate-cluster") || "";
@@ -36,7 +40,8 @@ async function api(method, path, body) {
   try {
     r = await fetch(path, {
       method, cache: "no-store",
-      headers: { "Authorization": "Bearer " + token, "Content-Type": "application/json" },
+      headers: token ? { "Authorization": "Bearer " + token, "Content-Type": "application/json" }
+                     : { "X-CSRF-Token": csrf, "Content-Type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
@@ -285,7 +290,7 @@ async function followActive(s) {
     return;
   }
   leaving = true;
-  to.searchParams.set("token", token);
+  if (token) to.searchParams.set("token", token);
   if (selected) to.searchParams.set("cluster", selected);
   to.searchParams.set("from", m.hostname);
   notice(`${m.hostname} is the standby manager: going to the active one, ${to.origin} …`);
@@ -305,7 +310,7 @@ async function refresh() {
     render();
     await followActive(s);
   } catch (e) {
-    if (!(e instanceof Unauthorised) && token) connection(false, e.message);
+    if (!(e instanceof Unauthorised) && (token || csrf)) connection(false, e.message);
   } finally {
     refreshing = false;
     if (again) { again = false; refresh(); }
@@ -349,6 +354,6 @@ document.getElementById("save-token").addEventListener("click", () => {
   refresh();
 });
 if (arrivedFrom) notice(`Followed the active manager: ${arrivedFrom} is the standby of the pair; this is ${location.host}.`);
-if (!token) showLogin();
+if (!token && !csrf) showLogin();
 refresh();
 setInterval(refresh, 1000);

@@ -1,0 +1,209 @@
+//! The manager's console in-process (tower `oneshot`): password login on the manager, the
+//! session accepted by the JSON API (with `X-CSRF-Token` on changes), the common frame and
+//! stylesheet, the designed 404 and 403 pages, and the served script.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use tollgate_api::{ErrorBody, ErrorCode};
+use tollgate_manager::testing;
+use tollgate_web::auth::{Auth, Role};
+use tollgate_web::manager_api::{ManagerApi, router};
+use tower::ServiceExt;
+
+const PASSWORD: &str = "correct-horse-battery";
+
+struct Console {
+    _dir: tempfile::TempDir,
+    app: axum::Router,
+    /// A token of the ingest role (a shipper's).
+    ingest: String,
+}
+
+/// A manager (the standby of its pair, agents unreachable) with users of every role.
+fn console() -> Console {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = testing::config(dir.path(), None, |_| "http://127.0.0.1:9".to_string());
+    let manager = testing::manager(dir.path(), cfg, "0.1.0");
+    let (auth, _) = Auth::open(&dir.path().join("users"), None).unwrap();
+    for (name, role) in [("vera", Role::Viewer), ("olga", Role::Operator), ("ada", Role::Admin)] {
+        auth.set_user(name, role, PASSWORD).unwrap();
+    }
+    let ingest = auth.create_token("shipper", Role::Ingest, None).unwrap();
+    Console { ingest, app: router(Arc::new(ManagerApi::new(manager, auth))), _dir: dir }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Console {
+    async fn send(&self, req: Request<Body>) -> Answer {
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22).await.unwrap();
+        Answer { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Answer {
+        let mut req = Request::get(path);
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        self.send(req.body(Body::empty()).unwrap()).await
+    }
+
+    /// Logs `name` in; returns the cookie to send and the session's CSRF token (read from a
+    /// page's `csrf-token` meta tag, as the scripts do).
+    async fn login(&self, name: &str) -> (String, String) {
+        let req = Request::post("/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("name={name}&password={PASSWORD}&next=%2Fupgrade")))
+            .unwrap();
+        let a = self.send(req).await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{name}'s login: {}", a.body);
+        assert_eq!(a.headers[header::LOCATION], "/upgrade");
+        let set = a.headers[header::SET_COOKIE].to_str().unwrap();
+        assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+        let cookie = set.split(';').next().unwrap().to_string();
+        let page = self.get("/upgrade", Some(&cookie)).await;
+        let csrf = page
+            .body
+            .split(r#"<meta name="csrf-token" content=""#)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no csrf-token meta tag: {}", page.body))
+            .to_string();
+        (cookie, csrf)
+    }
+}
+
+#[tokio::test]
+async fn a_password_login_opens_the_console_and_its_session_works_on_the_api() {
+    let c = console();
+    let (cookie, csrf) = c.login("olga").await;
+    assert!(!csrf.is_empty());
+
+    // The Upgrade page in the common frame: the console's navigation, the visitor, no token box
+    // text asking for a token, the script served from this server.
+    let page = c.get("/upgrade", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    for entry in ["Topology", "Policies", "Analytics", "Alarms", "Upgrade", "Audit"] {
+        assert!(page.body.contains(&format!(">{entry}</a>")), "nav entry {entry} missing");
+    }
+    assert!(!page.body.contains(">Users</a>"), "Users is for admins");
+    assert!(page.body.contains(r#"<span id="user">olga</span>"#));
+    assert!(
+        page.body.contains(r#"href="/static/tollgate.css""#) && page.body.contains(r#"href="/static/console.css""#)
+    );
+    assert!(page.body.contains(r#"<script src="/static/upgrade.js" defer>"#));
+    let csp = page.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+
+    // The session reads the API ...
+    let a = c.get("/api/v1/upgrade/status", Some(&cookie)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let status: tollgate_api::manager::SystemStatus = serde_json::from_str(&a.body).unwrap();
+    assert_eq!(status.clusters.len(), 2);
+    // ... and acts with the session's CSRF token only.
+    let post = |csrf: Option<&str>| {
+        let mut req = Request::post("/api/v1/upgrade/procedure")
+            .header(header::COOKIE, cookie.clone())
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(t) = csrf {
+            req = req.header("x-csrf-token", t);
+        }
+        req.body(Body::from(r#"{"release":null}"#)).unwrap()
+    };
+    let a = c.send(post(None)).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    assert!(serde_json::from_str::<ErrorBody>(&a.body).unwrap().message.contains("X-CSRF-Token"));
+    let a = c.send(post(Some("not-the-token"))).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = c.send(post(Some(&csrf))).await;
+    // Authorised; this manager is the standby, so the procedure is refused as a conflict.
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
+
+    // A viewer's session reads but may not act.
+    let (vc, vcsrf) = c.login("vera").await;
+    let req = Request::post("/api/v1/upgrade/next")
+        .header(header::COOKIE, vc)
+        .header("x-csrf-token", vcsrf)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"direction":"upgrade"}"#))
+        .unwrap();
+    let a = c.send(req).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(serde_json::from_str::<ErrorBody>(&a.body).unwrap().message, "vera may not do this (needs operator)");
+
+    // Logging out ends the session everywhere.
+    let req = Request::post("/logout")
+        .header(header::COOKIE, cookie.clone())
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("csrf={csrf}")))
+        .unwrap();
+    let a = c.send(req).await;
+    assert_eq!((a.status, a.headers[header::LOCATION].to_str().unwrap()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(c.get("/api/v1/upgrade/status", Some(&cookie)).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_a_wrong_role_are_refused_on_designed_pages() {
+    let c = console();
+    let req = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("name=olga&password=wrong-password-1"))
+        .unwrap();
+    let a = c.send(req).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(a.body.contains("Wrong user or password."));
+
+    // An ingest token (a shipper's) may not read the console or its API.
+    let with_token = |path: &str| {
+        Request::get(path).header(header::AUTHORIZATION, format!("Bearer {}", c.ingest)).body(Body::empty()).unwrap()
+    };
+    let a = c.send(with_token("/api/v1/upgrade/status")).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    // The Upgrade page, which also serves visitors without a login, offers it the login choices.
+    let a = c.send(with_token("/upgrade")).await;
+    assert!(a.body.contains(r#"id="password-login""#) && !a.body.contains("csrf-token"), "{}", a.body);
+}
+
+#[tokio::test]
+async fn unknown_paths_get_the_designed_404_page_and_the_api_its_json_error() {
+    let c = console();
+    let a = c.get("/no/such/page?x=1", None).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(a.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    assert!(a.body.starts_with("<!DOCTYPE html>"), "{}", a.body);
+    assert!(a.body.contains(r#"id="error" data-status="404""#) && a.body.contains("There is no such page"));
+    assert!(a.body.contains(r#"<code id="path">/no/such/page</code>"#));
+    assert!(a.body.contains(r#"href="/static/tollgate.css""#), "in the common design");
+    assert!(a.headers.contains_key(header::CONTENT_SECURITY_POLICY));
+    let a = c.get("/api/v1/nothing", None).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(serde_json::from_str::<ErrorBody>(&a.body).unwrap().code, ErrorCode::NotFound);
+    let a = c.get("/static/nothing.js", None).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_stylesheets_and_the_script_are_served_by_the_manager() {
+    let c = console();
+    for (path, kind, needle) in [
+        ("/static/tollgate.css", "text/css", "header"),
+        ("/static/console.css", "text/css", ".upgrade"),
+        ("/static/upgrade.js", "text/javascript", "fetch(path"),
+    ] {
+        let a = c.get(path, None).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}");
+        assert!(a.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with(kind), "{path}");
+        assert!(a.body.contains(needle), "{path}");
+    }
+    let a = c.get("/", None).await;
+    assert_eq!(a.headers[header::LOCATION], "/topology");
+}
