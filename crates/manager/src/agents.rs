@@ -285,6 +285,30 @@ impl AgentClient {
         call.await.map_err(|e| AgentError::from_client(agent, e))
     }
 
+    /// Has the server's role check a policy and its lists without installing it (the engine's
+    /// `POST /api/v1/policy/check`): `Err` with code `invalid` and the diagnostics as details
+    /// when it is invalid.
+    pub async fn check_policy(
+        &self,
+        agent: &str,
+        file_name: &str,
+        text: &str,
+        lists: &BTreeMap<String, String>,
+    ) -> AgentResult<serde_json::Value> {
+        let client = self.pair(agent).slow;
+        let part = reqwest::multipart::Part::text(text.to_string()).file_name(file_name.to_string());
+        let mut form = reqwest::multipart::Form::new().part("policy", part);
+        for (name, list) in lists {
+            let part = reqwest::multipart::Part::text(list.clone()).file_name(format!("{name}.txt"));
+            form = form.part(format!("list:{name}"), part);
+        }
+        let call = async {
+            let req = client.request(Method::POST, &agent::role_path("api/v1/policy/check")).multipart(form);
+            Client::json(client.send(req).await?).await
+        };
+        call.await.map_err(|e| AgentError::from_client(agent, e))
+    }
+
     /// Uninstalls the policy of the server's role through the agent (every call is allowed
     /// afterwards), recorded by the engine as `actor`.
     pub async fn uninstall_policy(&self, agent: &str, actor: &str) -> AgentResult<serde_json::Value> {

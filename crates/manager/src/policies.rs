@@ -182,13 +182,41 @@ pub async fn preview(m: &Manager, candidate: PolicyCandidate) -> OpResult<Policy
             changes: policy_diff::changes(old_side.as_ref(), &new_side),
         });
     }
+    let check = check(m, &clusters, &name, &candidate).await;
     Ok(PolicyPreview {
         schema: new.schema,
         rules: new.rules.len(),
         clusters: out,
         refusal: (!blockers.is_empty()).then(|| refusal_text(new.schema, &blockers)),
         blockers,
+        valid: check.as_ref().map(|(_, d)| d.is_empty()),
+        checked_by: check.as_ref().map(|(h, _)| h.clone()),
+        diagnostics: check.map(|(_, d)| d).unwrap_or_default(),
     })
+}
+
+/// Has the first engine that answers (of the target clusters, in order) check the candidate:
+/// the server and the diagnostics (none: valid); `None` when no engine could check it.
+async fn check(
+    m: &Manager,
+    clusters: &[ClusterConfig],
+    name: &str,
+    c: &PolicyCandidate,
+) -> Option<(String, Vec<Detail>)> {
+    for server in clusters.iter().flat_map(|c| &c.servers) {
+        match m.agents.check_policy(&server.agent, name, &c.policy, &c.lists).await {
+            Ok(_) => return Some((server.hostname.clone(), Vec::new())),
+            Err(e) if e.code == Some(ErrorCode::Invalid) => {
+                let details = match e.details.is_empty() {
+                    true => vec![Detail { file: name.into(), line: None, field: String::new(), message: e.message }],
+                    false => e.details,
+                };
+                return Some((server.hostname.clone(), details));
+            }
+            Err(e) => tracing::debug!(server = server.hostname, error = %e, "the policy check did not answer"),
+        }
+    }
+    None
 }
 
 /// What a policy operation records.

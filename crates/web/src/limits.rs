@@ -114,6 +114,7 @@ pub const MANAGER_BODY_LIMITS: &[(&str, usize)] = &[
     ("/api/v1/policy/uninstall", SMALL),
     ("/api/v1/policy/versions", SMALL),
     ("/api/v1/policy/versions/{version}", SMALL),
+    ("/policies", SMALL),
 ];
 
 /// Every `/agent/v1` route (as the router matches it) with its body limit; the agent checks

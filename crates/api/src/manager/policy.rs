@@ -284,6 +284,16 @@ pub struct PolicyPreview {
     /// The servers behind the refusal.
     #[serde(default)]
     pub blockers: Vec<SchemaBlocker>,
+    /// An engine of the first target cluster that answered checked the candidate: whether it
+    /// is valid (none: no engine could check it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid: Option<bool>,
+    /// Who checked it (the server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_by: Option<String>,
+    /// What that engine found wrong, each with file, line and field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<crate::Detail>,
 }
 
 /// `POST /api/v1/policy/rollback`: push an earlier version's policy again.

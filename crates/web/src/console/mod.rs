@@ -19,6 +19,7 @@
 //!    directory served by [`script`] (the Content-Security-Policy allows only this server's
 //!    own scripts, never inline ones).
 
+pub mod policies;
 pub mod upgrade;
 
 use std::sync::Arc;
@@ -54,7 +55,8 @@ pub const NAV: [(&str, &str); 7] = [
 ];
 
 /// The console's scripts: (name under `/static/`, source).
-const SCRIPTS: [(&str, &str); 1] = [("upgrade.js", include_str!("upgrade.js"))];
+const SCRIPTS: [(&str, &str); 2] =
+    [("upgrade.js", include_str!("upgrade.js")), ("policies.js", include_str!("policies.js"))];
 
 type ApiState = Arc<ManagerApi>;
 
@@ -69,6 +71,7 @@ pub(crate) fn routes(router: Router<ApiState>) -> Router<ApiState> {
     let r = route(r, "/static/{script}", get(script));
     let r = route(r, "/login", get(crate::ui::login_page).post(crate::ui::login::<ManagerApi>));
     let r = route(r, "/logout", post(crate::ui::logout::<ManagerApi>));
+    let r = route(r, "/policies", get(policies::page));
     route(r, "/upgrade", get(upgrade::page))
 }
 
