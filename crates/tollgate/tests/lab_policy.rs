@@ -287,6 +287,37 @@ fn policies_are_versioned_previewed_pushed_rolled_back_and_uninstalled_cluster_w
     let all = ops.versions(&active).unwrap();
     assert_eq!(&all[..4], &[v4, v3, v2n, v1]);
     wait_until(30, "the standby manager has every policy version", || ops.versions(&standby).as_ref() == Some(&all));
+    let listed = lab.cli_json(&["cluster-policy", "versions"]);
+    let listed: Vec<u64> = listed.as_array().unwrap().iter().map(|v| v["version"].as_u64().unwrap()).collect();
+    assert_eq!(listed, all, "`tollgate cluster-policy versions` lists what the API does");
+
+    // The CLI: its uninstall without the confirmation is refused; a push reads the lists the
+    // policy declares, relative to its file.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("lists")).unwrap();
+    std::fs::write(dir.path().join("v1.toml"), V1).unwrap();
+    std::fs::write(dir.path().join("lists/blocked.txt"), list_text(&V1_BLOCKED)).unwrap();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(common::tollgate_bin())
+            .args(args)
+            .args(["--api", &lab.active(), "--token", &lab.token])
+            .output()
+            .unwrap();
+        (out.status.success(), common::text(&out))
+    };
+    let (ok, out) = cli(&["cluster-policy", "uninstall", "--cluster", "engine-east"]);
+    assert!(!ok && out.1.contains("every call is allowed"), "{out:?}");
+    ops.expect("engine-east", None, "+12125550111", Some("gone"), "a refused uninstall changes nothing");
+    let v1_file = dir.path().join("v1.toml");
+    let (ok, out) =
+        cli(&["cluster-policy", "push", v1_file.to_str().unwrap(), "--cluster", "engine-west", "--actor", "erin"]);
+    assert!(ok, "{out:?}");
+    assert!(out.0.contains("engine-west") && out.0.contains("done"), "{out:?}");
+    ops.expect("engine-west", None, "+12125550111", Some("gone"), "v1 again on engine-west, from the CLI");
+    ops.expect("engine-west", Some("+13125550601"), "+12125550100", Some("block-listed"), "with its list");
+    let newest = &lab.get("/api/v1/policy/versions")[0];
+    assert!(newest["actor"].as_str().unwrap().starts_with("erin via "), "{newest}");
+
     let audit = lab.get("/api/v1/upgrade/audit");
     let ops_seen: Vec<&str> = audit.as_array().unwrap().iter().filter_map(|a| a["operation"].as_str()).collect();
     assert!(ops_seen.iter().any(|o| o.contains(&format!("rollback to v{v1}"))), "{ops_seen:?}");
