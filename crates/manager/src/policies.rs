@@ -495,3 +495,110 @@ pub async fn uninstall(m: &Manager, actor: &str, req: UninstallRequest) -> OpRes
     }
     Ok(UninstallAnswer { version, clusters: results })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    fn manager(dir: &std::path::Path) -> std::sync::Arc<Manager> {
+        let cfg = testing::config(dir, None, |_| "http://127.0.0.1:9".into());
+        testing::manager(dir, cfg, "1.0.0")
+    }
+
+    fn result(cluster: &str, ok: bool) -> ClusterResult {
+        let server = ServerResult {
+            hostname: format!("{cluster}-a"),
+            ok,
+            engine_version: ok.then_some(1),
+            error: (!ok).then(|| "refused".to_string()),
+        };
+        ClusterResult { cluster: cluster.into(), ok, servers: vec![server] }
+    }
+
+    fn push_record<'a>(shape: &'a PolicyShape, clusters: Vec<ClusterResult>) -> Record<'a> {
+        Record {
+            kind: PolicyChangeKind::Push,
+            label: "push".into(),
+            rollback_of: None,
+            actor: "alice via cli",
+            name: "p.toml".into(),
+            shape: Some(shape),
+            text: "schema = 1\n".into(),
+            lists: BTreeMap::new(),
+            clusters,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_uninstall_without_the_confirmation_is_refused_before_any_server_is_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manager(dir.path());
+        for confirm in ["", "yes", "every call"] {
+            let req = UninstallRequest { clusters: vec!["engines".into()], confirm: confirm.into() };
+            let e = uninstall(&m, "alice", req).await.unwrap_err();
+            assert_eq!(e.code, ErrorCode::ConfirmationRequired, "{confirm:?}: {}", e.message);
+            assert!(e.message.contains(UNINSTALL_CONFIRMATION) && e.message.contains("engines"), "{}", e.message);
+        }
+        assert!(m.core().shared.policies.versions.is_empty(), "nothing recorded");
+        // Confirmed but with no cluster named: refused too (never "all").
+        let req = UninstallRequest { clusters: vec![], confirm: UNINSTALL_CONFIRMATION.into() };
+        assert_eq!(uninstall(&m, "alice", req).await.unwrap_err().code, ErrorCode::BadRequest);
+    }
+
+    #[tokio::test]
+    async fn a_standby_manager_refuses_to_push_and_unknown_clusters_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manager(dir.path());
+        let c = PolicyCandidate { policy: "schema = 1\n".into(), ..Default::default() };
+        assert_eq!(push(&m, "alice", c).await.unwrap_err().code, ErrorCode::Conflict, "a new manager is standby");
+        let e = targets(&m, &["engines".into(), "nowhere".into(), "mgr".into()]).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotFound);
+        assert!(
+            e.message.contains(r#"["nowhere", "mgr"]"#),
+            "both unknown names, not the engine cluster: {}",
+            e.message
+        );
+        let e = preview(&m, PolicyCandidate { policy: "schema = \n".into(), ..Default::default() }).await.unwrap_err();
+        assert_eq!((e.code, e.details[0].line), (ErrorCode::Invalid, Some(1)), "{e:?}");
+    }
+
+    #[test]
+    fn versions_are_numbered_shared_and_kept_with_what_is_in_force_per_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manager(dir.path());
+        let shape = policy_diff::shape("schema = 1\n[[rule]]\nname = \"r\"\naction = \"allow\"\n").unwrap();
+        let generation = m.core().shared.generation;
+        let v1 = record(&m, push_record(&shape, vec![result("engines", true)]));
+        let v2 = record(&m, push_record(&shape, vec![result("engines", false)]));
+        assert_eq!((v1, v2), (1, 2));
+        assert!(m.core().shared.generation > generation, "the standby takes a newer generation only");
+        let core = m.core();
+        let h = &core.shared.policies;
+        assert_eq!(h.installed.get("engines"), Some(&Some(1)), "a failed push leaves the version in force");
+        assert!(!h.get(2).unwrap().summary.ok);
+        assert_eq!(h.get(1).unwrap().summary.rules, 1);
+        assert!(core.shared.audit.iter().any(|a| a.outcome == AuditOutcome::Refused && a.detail.contains("engines-a")));
+        drop(core);
+        // Kept on disk: a restarted manager has them.
+        let again = manager(dir.path());
+        assert_eq!(again.core().shared.policies.versions.len(), 2);
+        // The oldest go past the limit.
+        for _ in 0..MAX_VERSIONS {
+            record(&m, push_record(&shape, vec![result("engines", true)]));
+        }
+        let core = m.core();
+        assert_eq!(core.shared.policies.versions.len(), MAX_VERSIONS);
+        assert_eq!(core.shared.policies.versions[0].summary.version, 3);
+    }
+
+    #[test]
+    fn a_state_of_an_earlier_release_without_policy_versions_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manager(dir.path());
+        let mut json = serde_json::to_value(&m.core().shared).unwrap();
+        json.as_object_mut().unwrap().remove("policies");
+        let snapshot: crate::Snapshot = serde_json::from_value(json).unwrap();
+        assert!(snapshot.policies.versions.is_empty());
+    }
+}

@@ -106,7 +106,7 @@ pub fn body(engines: &[(String, Vec<String>)], operator: bool) -> Markup {
                 table #versions {
                     thead { tr {
                         th.n { "Version" } th { "What" } th { "Who" } th { "When (UTC)" } th { "Rules" } th { "Clusters" }
-                        @if operator { th { "" } }
+                        @if operator { th { "Action" } }
                     } }
                     tbody {}
                 }
