@@ -3,7 +3,7 @@
 //! What this crate owns: HTTP. Login, roles and API tokens ([`auth`]); the JSON API
 //! ([`api`]): policies, lookup, record ingest, analytics, CSV export, alarms, users; the web
 //! UI ([`ui`]): Dashboard, Analytics, Policies, Alarms, Users, with charts drawn on the server
-//! as SVG (no script, no external resource).
+//! as SVG (one small script served from here, no external resource).
 //!
 //! What it must not do: decide policy, speak DNS, or know SQL; it calls the policy service,
 //! the responder and the store.
@@ -162,6 +162,7 @@ pub use tollgate_api::web::ReleaseInfo;
 pub fn router(state: Arc<AppState>) -> Router {
     api::routes()
         .merge(ui::routes())
+        .fallback(ui::errors::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn(security::guard))
         .layer(axum::middleware::from_fn(http::api_version))

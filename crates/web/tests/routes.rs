@@ -155,7 +155,7 @@ fn ui_pages() -> Vec<Page> {
 }
 
 /// UI routes anyone may fetch.
-const PUBLIC_PAGES: &[&str] = &["/login", tollgate_web::ui::STYLESHEET];
+const PUBLIC_PAGES: &[&str] = &["/login", tollgate_web::ui::STYLESHEET, tollgate_web::ui::SCRIPT];
 
 /// The roles a credential can have, lowest first.
 const ROLES: [Role; 4] = [Role::Ingest, Role::Viewer, Role::Operator, Role::Admin];
