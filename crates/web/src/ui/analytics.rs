@@ -24,6 +24,8 @@ const PRESETS: [(&str, &str, &str); 4] =
     [("15 min", "15m", "Minute"), ("1 h", "1h", "Minute"), ("24 h", "24h", "Hour"), ("7 d", "7d", "Hour")];
 /// Buckets listed in a per-bucket table at most (the latest); the CSV download has them all.
 pub const MAX_TABLE_BUCKETS: usize = 60;
+/// What the custom range fields take: ISO date and 24-hour time (or full RFC 3339).
+const TIME_PATTERN: &str = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?(Z|z|(\+|-)\d{2}:\d{2})?";
 /// Devices drawn as their own line when the view is All devices.
 const MAX_DEVICE_SERIES: usize = 8;
 
@@ -32,7 +34,7 @@ fn selectors(p: &AnalyticsParams, devices: &[String], q: Option<&AnalyticsQuery>
     let view = q.map_or("Average CPS", |q| q.view.as_str());
     let grouping = q.map_or("Hour", |q| q.grouping.as_str());
     let device = p.device.clone().unwrap_or_else(|| "All".into());
-    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%dT%H:%M").to_string();
+    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
     let keep =
         format!("dataset={dataset}&view={}&device={}&tz={}", urlencode(view), urlencode(&device), urlencode(tz.name()));
     html! {
@@ -53,8 +55,9 @@ fn selectors(p: &AnalyticsParams, devices: &[String], q: Option<&AnalyticsQuery>
                 option selected[device.eq_ignore_ascii_case("all")] { "All" }
                 @for d in devices { option selected[*d == device] { (d) } }
             } }
-            label { "From" input type="datetime-local" name="from" id="from" value=(q.map(|q| local(q.from)).unwrap_or_default()); }
-            label { "To" input type="datetime-local" name="to" id="to" value=(q.map(|q| local(q.to)).unwrap_or_default()); }
+            // Text, not datetime-local: browsers show that in their locale's form (US AM/PM).
+            label { "From" input type="text" name="from" id="from" size="16" pattern=(TIME_PATTERN) placeholder="YYYY-MM-DD HH:MM" title="YYYY-MM-DD HH:MM, 24-hour, in the time zone chosen" value=(q.map(|q| local(q.from)).unwrap_or_default()); }
+            label { "To" input type="text" name="to" id="to" size="16" pattern=(TIME_PATTERN) placeholder="YYYY-MM-DD HH:MM" title="YYYY-MM-DD HH:MM, 24-hour, in the time zone chosen" value=(q.map(|q| local(q.to)).unwrap_or_default()); }
             (super::zone_select(tz))
             button.primary type="submit" id="show" { "Show" }
         }
@@ -63,7 +66,7 @@ fn selectors(p: &AnalyticsParams, devices: &[String], q: Option<&AnalyticsQuery>
 
 /// `from`/`to` as typed into the form (local time of `tz`) in UTC; RFC 3339 passes unchanged.
 fn local_to_utc(s: &str, tz: Tz) -> String {
-    for fmt in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
+    for fmt in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"] {
         if let Ok(n) = NaiveDateTime::parse_from_str(s, fmt)
             && let Some(t) = tz.from_local_datetime(&n).earliest()
         {
@@ -99,7 +102,7 @@ fn latest_buckets<T>(rows: &[T], bucket: impl Fn(&T) -> Option<DateTime<Utc>>) -
 fn collapsed(title: &str, shown: usize, all: usize, table: Markup) -> Markup {
     html! {
         details.buckets {
-            summary { (title) ": " (thousands(all as u64)) " buckets"
+            summary { (title) ": " (thousands(all as u64)) (if all == 1 { " bucket" } else { " buckets" })
                 @if all > shown { " (the latest " (shown) " shown; the CSV download has all)" } }
             (table)
         }
@@ -213,7 +216,7 @@ fn rate_view(r: &AnalyticsResult, extra: &Extra, tz: Tz, now: DateTime<Utc>) -> 
     let (shown, all) = latest_buckets(&rows, |p| Some(p.bucket));
     html! {
         (rate_figures(r, extra, tz, now, unit))
-        (time_chart(&series, &axis, &format!("average {unit} per {per}")))
+        (time_chart(&series, &axis, unit))
         (collapsed(&format!("Per {per}"), shown.len(), all, html! {
             table.results {
                 thead { tr { th { "Bucket (" (tz.name()) ")" } th.n { "Records" } th.n { "Average per second" } } }

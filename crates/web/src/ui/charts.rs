@@ -125,8 +125,11 @@ pub fn time_chart(series: &[Series], axis: &TimeAxis, unit: &str) -> Markup {
                 text x=(left - 6.0) y=(y(*t) + 4.0) text-anchor="end" class="tick" { (number(*t)) }
             }
             @for t in &xticks {
+                @let label = time::label(*t, step, t1 - t0, axis.tz);
+                // Centred under its tick, moved in where it would run off either side.
+                @let half = text::width(&label, TICK_PX) / 2.0;
                 line x1=(x(*t)) x2=(x(*t)) y1=(TOP) y2=(plot_bottom) class="grid" {}
-                text x=(x(*t)) y=(H - 14.0) text-anchor="middle" class="tick" { (time::label(*t, step, t1 - t0, axis.tz)) }
+                text x=(format!("{:.1}", x(*t).clamp(half + 2.0, W - half - 2.0))) y=(H - 14.0) text-anchor="middle" class="tick" { (label) }
             }
             text x="12" y="16" class="axis" { (unit) " · " (axis.tz.name()) }
             @if (t0..t1).contains(&now) {
