@@ -183,6 +183,24 @@ async fn charts_show_long_labels_whole_hover_values_and_pages_refresh_in_place()
     assert_eq!(texts_outside_their_chart(&c).await, Vec::<String>::new());
     std::fs::write(shots.join("analytics-cps.png"), c.screenshot().await.unwrap()).unwrap();
 
+    // Another time zone: the same bucket's time in that zone's 24-hour clock.
+    let utc_time = want.lines().next().unwrap().trim_end_matches(" UTC").to_string();
+    let t = chrono::NaiveDateTime::parse_from_str(&utc_time, "%Y-%m-%d %H:%M").unwrap().and_utc();
+    let tokyo = (t + chrono::Duration::hours(9)).format("%Y-%m-%d %H:%M JST").to_string();
+    c.goto(&format!("{}/analytics?dataset=ENUM&view=Average+CPS&grouping=Minute&range=15m&tz=Asia%2FTokyo", e.api))
+        .await
+        .unwrap();
+    let zone = c.find(Locator::Css("select#tz option:checked")).await.unwrap().text().await.unwrap();
+    assert_eq!(zone, "Asia/Tokyo");
+    let tips = c
+        .execute(
+            "return [...document.querySelectorAll('svg.chart.time rect.hit')].map(r => r.getAttribute('data-tip'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(tips.as_array().unwrap().iter().any(|t| t.as_str().unwrap().starts_with(&tokyo)), "{tokyo} in {tips}");
+
     // The Dashboard refreshes its live part in place: the page is not reloaded (a mark set on
     // the page survives) and the live part is replaced.
     c.goto(&format!("{}/", e.api)).await.unwrap();
