@@ -273,7 +273,8 @@ pub fn bar_chart<B: Clone + Into<Bar>>(bars: &[B], unit: &str) -> Markup {
     }
 }
 
-/// A time chart of buckets from an analytics series, `None` for buckets starting after `now`.
+/// The points of a series for [`Series::points`]: each value kept, `None` (a gap) for buckets
+/// starting after `now`.
 pub fn known_until<T: Copy>(points: &[(DateTime<Utc>, T)], now: DateTime<Utc>) -> Vec<(DateTime<Utc>, Option<T>)> {
     points.iter().map(|(t, v)| (*t, (*t <= now).then_some(*v))).collect()
 }
