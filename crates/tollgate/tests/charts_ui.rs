@@ -154,6 +154,15 @@ async fn charts_show_long_labels_whole_hover_values_and_pages_refresh_in_place()
     // Hovering the bar shows its value.
     let tip = hover(&c, &format!("svg.chart rect.bar[data-tip^='{RULE}']")).await;
     assert_eq!(tip, format!("{RULE} → terminate: 25"));
+    // The keyboard reaches the same value: focusing the bar shows it too.
+    c.execute(
+        "document.getElementById('tip').hidden = true; document.querySelector('svg.chart rect.bar').focus();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    wait_js(&c, "the tooltip shows on focus", r#"return !document.getElementById("tip").hidden;"#).await;
+    assert_eq!(c.find(Locator::Id("tip")).await.unwrap().text().await.unwrap(), format!("{RULE} → terminate: 25"));
     std::fs::write(shots.join("analytics-rules.png"), c.screenshot().await.unwrap()).unwrap();
 
     // Top 10 Destination: the number once, its direction as a breakdown.

@@ -265,8 +265,9 @@ pub fn bar_chart<B: Clone + Into<Bar>>(bars: &[B], unit: &str) -> Markup {
                 text x=(label_w - 8.0) y=(yy + 14.0) text-anchor="end" class="bar-label" data-tip=(tip) data-full=[cut.then_some(&b.label)] {
                     (shown) @if cut { title { (b.label) } }
                 }
+                // Focusable, so the keyboard reaches the same hover text as the pointer.
                 rect x=(label_w) y=(yy) width=(format!("{:.1}", (x(b.value) - label_w).max(1.0))) height=(row_h - 6.0) class="bar"
-                    data-tip=(tip) data-v=(raw(b.value)) { title { (tip) } }
+                    tabindex="0" aria-label=(tip) data-tip=(tip) data-v=(raw(b.value)) { title { (tip) } }
                 text x=(format!("{:.1}", x(b.value) + 6.0)) y=(yy + 14.0) class="tick" { (number(b.value)) }
             }
         }
