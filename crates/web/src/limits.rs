@@ -58,6 +58,7 @@ pub const BODY_LIMITS: &[(&str, usize)] = &[
     // The web UI.
     ("/", SMALL),
     (crate::ui::STYLESHEET, SMALL),
+    (crate::ui::SCRIPT, SMALL),
     ("/login", SMALL),
     ("/logout", SMALL),
     ("/account", SMALL),
