@@ -88,6 +88,7 @@ pub const MANAGER_BODY_LIMITS: &[(&str, usize)] = &[
     ("/login", SMALL),
     ("/logout", SMALL),
     ("/upgrade", SMALL),
+    ("/analytics", SMALL),
     ("/api/v1/version", SMALL),
     ("/api/v1/manager/ha", SMALL),
     ("/api/v1/manager/state", SMALL),

@@ -29,7 +29,7 @@ const TIME_PATTERN: &str = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?(Z|z|(\+|-
 /// Devices drawn as their own line when the view is All devices.
 const MAX_DEVICE_SERIES: usize = 8;
 
-fn selectors(p: &AnalyticsParams, devices: &[String], q: Option<&AnalyticsQuery>, tz: Tz) -> Markup {
+pub(crate) fn selectors(p: &AnalyticsParams, devices: &[String], q: Option<&AnalyticsQuery>, tz: Tz) -> Markup {
     let dataset = q.map_or("ENUM", |q| q.dataset.as_str());
     let view = q.map_or("Average CPS", |q| q.view.as_str());
     let grouping = q.map_or("Hour", |q| q.grouping.as_str());
@@ -65,7 +65,7 @@ fn selectors(p: &AnalyticsParams, devices: &[String], q: Option<&AnalyticsQuery>
 }
 
 /// `from`/`to` as typed into the form (local time of `tz`) in UTC; RFC 3339 passes unchanged.
-fn local_to_utc(s: &str, tz: Tz) -> String {
+pub(crate) fn local_to_utc(s: &str, tz: Tz) -> String {
     for fmt in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"] {
         if let Ok(n) = NaiveDateTime::parse_from_str(s, fmt)
             && let Some(t) = tz.from_local_datetime(&n).earliest()
@@ -172,9 +172,17 @@ fn outcomes_table(view: View, rows: &[Row], with_bucket: bool, tz: Tz) -> Markup
 /// What the page shows beside the main result: one line per device, and the hours when the
 /// main grouping is too coarse for a busy hour.
 #[derive(Default)]
-struct Extra {
+pub(crate) struct Extra {
     devices: Vec<(String, AnalyticsResult)>,
     hours: Option<AnalyticsResult>,
+}
+
+impl Extra {
+    /// No per-device lines; `hours`: the same query grouped by hour, for the busy hour of a
+    /// view grouped by day.
+    pub(crate) fn with_hours(hours: Option<AnalyticsResult>) -> Extra {
+        Extra { devices: Vec::new(), hours }
+    }
 }
 
 fn rate_figures(r: &AnalyticsResult, extra: &Extra, tz: Tz, now: DateTime<Utc>, unit: &str) -> Markup {
@@ -228,7 +236,7 @@ fn rate_view(r: &AnalyticsResult, extra: &Extra, tz: Tz, now: DateTime<Utc>) -> 
     }
 }
 
-fn result_view(r: &AnalyticsResult, extra: &Extra, tz: Tz, now: DateTime<Utc>) -> Markup {
+pub(crate) fn result_view(r: &AnalyticsResult, extra: &Extra, tz: Tz, now: DateTime<Utc>) -> Markup {
     let q = &r.query;
     let per = q.grouping.as_str();
     html! {

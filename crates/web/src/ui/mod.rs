@@ -13,7 +13,7 @@
 
 mod account;
 mod admin;
-mod analytics;
+pub(crate) mod analytics;
 pub mod charts;
 mod dashboard;
 pub mod errors;
