@@ -3,7 +3,8 @@
 # that are servers:
 #   kamailio (the SBC), sip-tester (SIPp callers and callees), dnsutils (dig),
 #   knot-dnsutils (kdig), dnsperf, postgresql (the scale-out store), chromium and
-#   chromium-driver (the web UI test), iproute2 (ss; ip netns, bridge and veth for the multi-host
+#   chromium-driver (the web UI test), fonts-dejavu-core (the charts' font, which their label
+#   widths are estimated for), iproute2 (ss; ip netns, bridge and veth for the multi-host
 #   test), util-linux (unshare), tcpdump (the probe test, and the multi-host test's capture of
 #   its bridge) and tshark (the probe test and benchmark), openssl (the multi-host test's TLS
 #   handshakes), libpcap-dev (the probe's live-capture feature),
@@ -20,7 +21,7 @@
 # Does nothing for what is already there. Needs root (or sudo).
 set -euo pipefail
 
-packages=(kamailio sip-tester dnsutils knot-dnsutils dnsperf postgresql postgresql-client chromium chromium-driver iproute2 util-linux procps tcpdump openssl tshark wireshark-common libpcap-dev freeradius iputils-arping binutils systemd lintian groff-base adduser)
+packages=(kamailio sip-tester dnsutils knot-dnsutils dnsperf postgresql postgresql-client chromium chromium-driver fonts-dejavu-core iproute2 util-linux procps tcpdump openssl tshark wireshark-common libpcap-dev freeradius iputils-arping binutils systemd lintian groff-base adduser)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

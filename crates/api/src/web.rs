@@ -311,7 +311,7 @@ pub struct AnalyticsParams {
     pub from: Option<String>,
     /// End: RFC 3339 or `YYYY-MM-DDTHH:MM` (UTC).
     pub to: Option<String>,
-    /// A preset range ending now: `1h`, `24h`, `7d`, `30d` (used when `from` is absent).
+    /// A preset range ending now: `15m`, `1h`, `24h`, `7d`, `30d` (used when `from` is absent).
     pub range: Option<String>,
     /// `csv` for CSV.
     pub format: Option<String>,

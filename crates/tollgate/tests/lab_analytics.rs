@@ -57,6 +57,20 @@ fn the_manager_shows_every_collector_clusters_calls_and_names_one_that_does_not_
     );
     assert!(v["result"]["total"].as_u64().unwrap() >= sent, "{v}");
 
+    // The console's Analytics page draws the same merged view (server-rendered: the table
+    // ranks the number with the test's count, the sources line names the collector).
+    let m = lab.active();
+    let page = reqwest::blocking::Client::new()
+        .get(format!("{m}/analytics?dataset=ENUM&view=Top+10+Destination&grouping=Minute&range=1h"))
+        .bearer_auth(&lab.token)
+        .send()
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().unwrap();
+    assert!(html.contains("answered by collector-a"), "{html}");
+    let table = html.split("<table").nth(1).unwrap_or_default();
+    assert!(table.contains(number) && table.contains(&format!(">{sent}<")), "{table}");
+
     // Without an answer from the collector (its server frozen), the manager says which cluster
     // is missing and why, and still answers.
     lab.signal("collector-a", "STOP");

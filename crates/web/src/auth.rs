@@ -489,6 +489,17 @@ impl Auth {
     /// session is unknown, idle too long, or its user was removed or given a new password.
     pub fn session(&self, id: &str) -> Option<LiveSession> {
         let holder = self.sessions.touch(id, Instant::now())?;
+        self.live(id, holder)
+    }
+
+    /// As [`Auth::session`], without extending the session: for requests a page makes on its
+    /// own (the Dashboard's refresh), so an unattended page does not keep a session alive.
+    pub fn session_quiet(&self, id: &str) -> Option<LiveSession> {
+        let holder = self.sessions.peek(id, Instant::now())?;
+        self.live(id, holder)
+    }
+
+    fn live(&self, id: &str, holder: sessions::Holder) -> Option<LiveSession> {
         let role = self.with_db(|db| {
             db.users
                 .iter()

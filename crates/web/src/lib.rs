@@ -3,8 +3,8 @@
 //! What this crate owns: HTTP. Login, roles and API tokens ([`auth`]); the JSON API
 //! ([`api`]): policies, lookup, record ingest, analytics, CSV export, alarms, users; the web
 //! UI ([`ui`]): Dashboard, Analytics, Policies, Alarms, Users, with charts drawn on the server
-//! as SVG (no script, no external resource); the manager's console ([`console`]) in the same
-//! design.
+//! as SVG (one small script served from here, no external resource); the manager's console
+//! ([`console`]) in the same design.
 //!
 //! What it must not do: decide policy, speak DNS, or know SQL; it calls the policy service,
 //! the responder and the store.
@@ -164,6 +164,7 @@ pub use tollgate_api::web::ReleaseInfo;
 pub fn router(state: Arc<AppState>) -> Router {
     api::routes()
         .merge(ui::routes())
+        .fallback(ui::errors::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn(security::guard))
         .layer(axum::middleware::from_fn(http::api_version))

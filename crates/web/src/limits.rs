@@ -58,6 +58,7 @@ pub const BODY_LIMITS: &[(&str, usize)] = &[
     // The web UI.
     ("/", SMALL),
     (crate::ui::STYLESHEET, SMALL),
+    (crate::ui::SCRIPT, SMALL),
     ("/login", SMALL),
     ("/logout", SMALL),
     ("/account", SMALL),
@@ -88,6 +89,7 @@ pub const MANAGER_BODY_LIMITS: &[(&str, usize)] = &[
     ("/login", SMALL),
     ("/logout", SMALL),
     ("/upgrade", SMALL),
+    ("/analytics", SMALL),
     ("/api/v1/version", SMALL),
     ("/api/v1/manager/ha", SMALL),
     ("/api/v1/manager/state", SMALL),

@@ -7,7 +7,8 @@
 //!   forge it; tools (curl, the CLI, shippers) send neither and are judged by their bearer
 //!   token. UI forms also carry a per-session CSRF token (see [`crate::session::UiForm`]).
 //! - **Headers**: every response says `Content-Security-Policy` (nothing but this server's own
-//!   stylesheet and images, no script at all, forms only to this server, never framed),
+//!   stylesheet, script and images, no inline script or style, forms only to this server,
+//!   never framed),
 //!   `X-Frame-Options: DENY`, `X-Content-Type-Options: nosniff` and
 //!   `Referrer-Policy: same-origin`.
 
@@ -18,10 +19,11 @@ use axum::response::{Html, IntoResponse, Response};
 use subtle::ConstantTimeEq;
 use url::Url;
 
-/// The Content-Security-Policy of every page: no script, no inline style, nothing from
-/// elsewhere, forms post only here, never framed, no `<base>`.
-pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
-                       frame-ancestors 'none'; base-uri 'none'";
+/// The Content-Security-Policy of every page: scripts and styles only from this server's own
+/// files (no inline script or style), requests only to this server, nothing from elsewhere,
+/// forms post only here, never framed, no `<base>`.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; \
+                       img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// True if two CSRF tokens are equal (compared in constant time; an empty token never matches).
 pub fn tokens_match(sent: &str, expected: &str) -> bool {

@@ -90,7 +90,12 @@ fn caller<S: AuthState>(parts: &Parts, state: &S) -> Option<(Principal, Credenti
         return state.auth().token(token.trim()).map(|p| (p, Credential::Token));
     }
     let id = session_id(parts)?;
-    let live = state.auth().session(&id)?;
+    // A page's own refresh (the served script marks it) does not extend the session.
+    let live = if parts.headers.contains_key(crate::ui::REFRESH_HEADER) {
+        state.auth().session_quiet(&id)?
+    } else {
+        state.auth().session(&id)?
+    };
     Some((live.principal, Credential::Session { id, csrf: live.csrf }))
 }
 

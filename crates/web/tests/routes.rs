@@ -155,7 +155,7 @@ fn ui_pages() -> Vec<Page> {
 }
 
 /// UI routes anyone may fetch.
-const PUBLIC_PAGES: &[&str] = &["/login", tollgate_web::ui::STYLESHEET];
+const PUBLIC_PAGES: &[&str] = &["/login", tollgate_web::ui::STYLESHEET, tollgate_web::ui::SCRIPT];
 
 /// The roles a credential can have, lowest first.
 const ROLES: [Role; 4] = [Role::Ingest, Role::Viewer, Role::Operator, Role::Admin];
@@ -484,4 +484,51 @@ async fn over_tls_ingest_needs_a_shipper_certificate_besides_its_token() {
     let no_token = request(&Method::POST, "/api/v1/ingest", None, Some("application/x-ndjson"), Body::empty());
     let response = send(&app, over_tls(no_token, Some(peer_of(tollgate_tls::Role::Engine)))).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_dashboard_s_live_part_is_served_alone_to_its_refresh() {
+    let app = app();
+    let auth = app.state.auth.clone();
+    auth.hashing(|a| a.set_user("vera", Role::Viewer, "vera's password 1")).await.unwrap().unwrap();
+    let session = auth.login("vera", "vera's password 1", None).await.unwrap();
+    let cookie = format!("{}={session}", tollgate_web::session::SESSION_COOKIE);
+    let get = |uri: &str, refresh: bool| {
+        let mut r = request(&Method::GET, uri, None, None, Body::empty());
+        r.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
+        if refresh {
+            r.headers_mut().insert(tollgate_web::ui::REFRESH_HEADER, "1".parse().unwrap());
+        }
+        r
+    };
+    let text = |response: Response| async move {
+        String::from_utf8(axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap()
+    };
+    let page = text(send(&app, get("/", false)).await).await;
+    assert!(page.starts_with("<!DOCTYPE html>") && page.contains("id=\"live\""), "{page}");
+    assert!(page.contains("<script src=\"/static/tollgate.js\" defer></script>"), "{page}");
+    assert!(!page.contains("http-equiv=\"refresh\""), "no full-page reload: {page}");
+    // The refresh (marked as such: it does not extend the session) gets the live part only.
+    let response = send(&app, get("/?part=live&tz=Europe/Berlin", true)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let live = text(response).await;
+    assert!(!live.contains("<!DOCTYPE") && !live.contains("<header") && live.contains("engine-test"), "{live}");
+    assert!(live.contains("Europe/Berlin"), "times in the chosen zone: {live}");
+    // A refresh after the session ended is sent to the login page like any request.
+    auth.logout(&session);
+    let response = send(&app, get("/?part=live", true)).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn unknown_paths_get_the_designed_page_and_unknown_api_paths_json() {
+    let app = app();
+    let response = send(&app, request(&Method::GET, "/no-such-page", None, None, Body::empty())).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(response.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("script-src 'self'"));
+    let body = String::from_utf8(axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    assert!(body.contains("id=\"error-page\"") && body.contains("Page not found"), "{body}");
+    let response = send(&app, request(&Method::GET, "/api/v1/no-such-thing", None, None, Body::empty())).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(code_of(response).await, ErrorCode::NotFound);
 }

@@ -430,13 +430,21 @@ fn every_response_carries_the_security_headers_and_pages_have_no_inline_script_o
         for directive in ["default-src 'none'", "frame-ancestors 'none'", "form-action 'self'", "base-uri 'none'"] {
             assert!(csp.contains(directive), "{url}: CSP {csp:?} lacks {directive}");
         }
-        assert!(!csp.contains("unsafe-inline") && !csp.contains("script-src"), "{url}: {csp}");
+        // Scripts only from this server's own files: never inline, never from elsewhere.
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{url}: {csp}");
+        assert!(csp.contains("script-src 'self';"), "{url}: {csp}");
         assert_eq!(get("x-frame-options"), "DENY", "{url}");
         assert_eq!(get("x-content-type-options"), "nosniff", "{url}");
         assert_eq!(get("referrer-policy"), "same-origin", "{url}");
         let body = resp.text().unwrap();
         if body.starts_with("<!DOCTYPE") {
-            assert!(!body.contains("<script") && !body.contains("<style") && !body.contains("style="), "{url}");
+            assert!(!body.contains("<style") && !body.contains("style="), "{url}");
+            // The one script is the served file; no inline script.
+            assert_eq!(
+                body.matches("<script").count(),
+                body.matches("<script src=\"/static/tollgate.js\" defer></script>").count(),
+                "{url}"
+            );
             assert!(body.contains("href=\"/static/tollgate.css\""), "{url}: the stylesheet is linked");
         }
     }

@@ -35,23 +35,27 @@ pub fn query_of(p: &AnalyticsParams, now: DateTime<Utc>) -> Result<AnalyticsQuer
     let view: View = p.view.as_deref().filter(|s| !s.is_empty()).unwrap_or("Average CPS").parse()?;
     let grouping: Grouping = p.grouping.as_deref().filter(|s| !s.is_empty()).unwrap_or("Hour").parse()?;
     let device = p.device.clone().filter(|d| !d.is_empty() && !d.eq_ignore_ascii_case("all"));
-    let end_default = Utc.timestamp_opt(Grouping::Hour.bucket_of(now.timestamp()) + 3600, 0).single().unwrap_or(now);
+    let span = match p.range.as_deref().unwrap_or("24h") {
+        "15m" => Ok(Duration::minutes(15)),
+        "1h" => Ok(Duration::hours(1)),
+        "24h" | "" => Ok(Duration::hours(24)),
+        "7d" => Ok(Duration::days(7)),
+        "30d" => Ok(Duration::days(30)),
+        other => Err(format!("unknown range {other:?} (15m, 1h, 24h, 7d or 30d)")),
+    };
+    // A range of an hour or less ends with the current minute, a longer one with the current
+    // hour.
+    let end_grain =
+        if span.as_ref().is_ok_and(|s| *s <= Duration::hours(1)) { Grouping::Minute } else { Grouping::Hour };
+    let end_default =
+        Utc.timestamp_opt(end_grain.bucket_of(now.timestamp()) + end_grain.seconds(), 0).single().unwrap_or(now);
     let to = match p.to.as_deref().filter(|s| !s.is_empty()) {
         Some(t) => parse_time(t, "to")?,
         None => end_default,
     };
     let from = match p.from.as_deref().filter(|s| !s.is_empty()) {
         Some(f) => parse_time(f, "from")?,
-        None => {
-            let span = match p.range.as_deref().unwrap_or("24h") {
-                "1h" => Duration::hours(1),
-                "24h" | "" => Duration::hours(24),
-                "7d" => Duration::days(7),
-                "30d" => Duration::days(30),
-                other => return Err(format!("unknown range {other:?} (1h, 24h, 7d or 30d)")),
-            };
-            to - span
-        }
+        None => to - span?,
     };
     Ok(AnalyticsQuery { dataset, view, grouping, device, from, to })
 }

@@ -77,13 +77,25 @@ impl Sessions {
 
     /// The holder of a live session, extending it.
     pub fn touch(&self, id: &str, now: Instant) -> Option<Holder> {
+        self.holder(id, now, true)
+    }
+
+    /// The holder of a live session without extending it: for requests a page makes on its
+    /// own (the Dashboard's refresh), which must not keep an unattended session alive.
+    pub fn peek(&self, id: &str, now: Instant) -> Option<Holder> {
+        self.holder(id, now, false)
+    }
+
+    fn holder(&self, id: &str, now: Instant, extend: bool) -> Option<Holder> {
         let mut map = self.lock();
         let s = map.get_mut(id)?;
         if now.saturating_duration_since(s.last_used) >= IDLE {
             map.remove(id);
             return None;
         }
-        s.last_used = now;
+        if extend {
+            s.last_used = s.last_used.max(now);
+        }
         Some(Holder { user: s.user.clone(), fingerprint: s.fingerprint, csrf: s.csrf.clone() })
     }
 
@@ -126,6 +138,29 @@ mod tests {
         assert!(s.touch(&ids[PER_USER + 2], now + Duration::from_secs(100)).is_some());
         assert!(s.touch(&ids[PER_USER + 1], now + Duration::from_secs(100)).is_none());
         assert!(s.touch(&other, now).is_some());
+    }
+
+    #[test]
+    fn automatic_refreshes_do_not_extend_a_session() {
+        let s = Sessions::default();
+        let now = Instant::now();
+        let id = s.open("erin", fingerprint("h"), now);
+        // A page refreshing itself every 5 s for the whole idle time: the session still ends
+        // when the idle time since the operator's last own request has passed.
+        let mut t = now;
+        while t < now + IDLE {
+            assert_eq!(s.peek(&id, t).unwrap().user, "erin");
+            t += Duration::from_secs(5 * 60);
+        }
+        assert!(s.peek(&id, now + IDLE).is_none(), "ended after the idle time");
+        assert!(s.touch(&id, now + IDLE / 2).is_none(), "and stays ended");
+        // The operator's own requests extend it; refreshes in between do not shorten it.
+        let id = s.open("erin", fingerprint("h"), now);
+        assert!(s.touch(&id, now + IDLE / 2).is_some());
+        assert!(s.peek(&id, now + IDLE / 2 + IDLE / 4).is_some());
+        assert!(s.peek(&id, now + IDLE + IDLE / 4).is_some(), "extended by the own request at IDLE/2");
+        assert!(s.peek(&id, now + IDLE / 2 + IDLE).is_none());
+        assert!(s.peek("no-such-session", now).is_none());
     }
 
     #[test]

@@ -2,19 +2,41 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use maud::html;
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::{AuthError, Role, parse_expiry};
 use crate::session::{UiForm, UiUser};
 
-pub(super) async fn alarms(State(state): State<Arc<AppState>>, user: UiUser) -> Response {
+/// `?part=live`: only the alarm tables, for the page script's refresh.
+#[derive(Deserialize)]
+pub(super) struct Part {
+    part: Option<String>,
+}
+
+/// Alarms, active and history. The served script refreshes the tables in place every 10 s
+/// (`GET /alarms?part=live`, which does not extend the login session).
+pub(super) async fn alarms(State(state): State<Arc<AppState>>, user: UiUser, Query(part): Query<Part>) -> Response {
+    let tables = alarm_tables(&state);
+    if part.part.as_deref() == Some("live") {
+        return ([(header::CACHE_CONTROL, "no-store")], tables).into_response();
+    }
+    let body = html! {
+        p.muted.live-note #live-note { "Live: refreshed every 10 seconds while this page is open." }
+        div #live data-refresh="/alarms?part=live" data-every="10" { (tables) }
+    };
+    super::page("Alarms", "Alarms", &user, None, body).into_response()
+}
+
+/// The active alarms and the history, newest first.
+fn alarm_tables(state: &AppState) -> Markup {
     let active = state.alarms.active();
     let history = state.alarms.history();
-    let body = html! {
+    html! {
         div.card {
             h2 { "Active" }
             table {
@@ -37,8 +59,7 @@ pub(super) async fn alarms(State(state): State<Arc<AppState>>, user: UiUser) -> 
                 } } }
             }
         }
-    };
-    super::page("Alarms", "Alarms", &user, Some(10), body).into_response()
+    }
 }
 
 fn users_page(state: &AppState, user: &UiUser, message: Option<(bool, String)>) -> Response {

@@ -1,17 +1,22 @@
 //! Dashboard: traffic per device over the last hour (queries/s for engines, calls/s for
-//! probes), decisions by action, the policy in force, the spool, and active alarms. Refreshes
-//! itself every 5 seconds.
+//! probes; one line per device with a legend), decisions by action, the policy in force, the
+//! spool, and active alarms. The served script refreshes the live part in place every 5
+//! seconds (`GET /?part=live`, which does not extend the login session); without the script
+//! the page is simply static.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{Duration, Utc};
+use chrono_tz::Tz;
 use maud::{Markup, html};
+use serde::Deserialize;
 use tollgate_store::{AnalyticsQuery, AnalyticsResult, Dataset, Grouping, View};
 
-use super::charts::{bar_chart, line_chart};
-use super::thousands;
+use super::charts::{Series, TimeAxis, bar_chart, known_until, time_chart};
+use super::{ZoneParam, thousands, urlencode};
 use crate::AppState;
 use crate::session::UiUser;
 
@@ -61,21 +66,30 @@ fn last_minute_rate(r: &AnalyticsResult) -> f64 {
     r.series.iter().rev().find(|p| p.bucket.timestamp() + 60 <= now).map_or(0.0, |p| p.count as f64 / 60.0)
 }
 
-fn traffic_card(t: &Traffic) -> Markup {
+/// The last hour's points of `r`, complete minutes only: the minute in progress would show a
+/// rate over a few seconds, and later minutes have no data yet (both are gaps, not zeros).
+fn complete_minutes(r: &AnalyticsResult, now: chrono::DateTime<Utc>) -> Vec<(chrono::DateTime<Utc>, Option<f64>)> {
+    let points: Vec<_> = r.series.iter().map(|p| (p.bucket, p.value)).collect();
+    known_until(&points, now - Duration::minutes(1))
+}
+
+fn traffic_card(t: &Traffic, tz: Tz) -> Markup {
     let unit = if t.dataset == Dataset::Enum { "queries/s" } else { "calls/s" };
-    // Complete minutes only: the minute in progress would show a rate over a few seconds.
-    let now = Utc::now().timestamp();
-    let points: Vec<_> =
-        t.all.series.iter().filter(|p| p.bucket.timestamp() + 60 <= now).map(|p| (p.bucket, p.value)).collect();
+    let now = Utc::now();
+    let mut series = vec![Series { name: "all devices".into(), points: complete_minutes(&t.all, now) }];
+    if t.devices.len() > 1 {
+        series.extend(t.devices.iter().map(|(d, r)| Series { name: d.clone(), points: complete_minutes(r, now) }));
+    }
+    let axis = TimeAxis { from: t.all.query.from, to: t.all.query.to, bucket: 60, tz, now };
     html! {
         div.card {
-            h2 { (t.dataset.as_str()) ": " (unit) ", last hour, all devices" }
-            (line_chart(&points, unit))
+            h2 { (t.dataset.as_str()) ": " (unit) ", last hour" }
+            (time_chart(&series, &axis, unit))
             table {
                 thead { tr { th { "Device" } th.n { (unit) " (last minute)" } th.n { "last hour" } } }
                 tbody {
                     @for (device, r) in &t.devices {
-                        tr { td { a href=(format!("/analytics?dataset={}&view=Average+CPS&grouping=Minute&range=1h&device={}", t.dataset.as_str(), super::urlencode(device))) { (device) } }
+                        tr { td { a href=(format!("/analytics?dataset={}&view=Average+CPS&grouping=Minute&range=1h&device={}&tz={}", t.dataset.as_str(), urlencode(device), urlencode(tz.name()))) { (device) } }
                              td.n { (format!("{:.2}", last_minute_rate(r))) } td.n { (thousands(r.total)) } }
                     }
                     @if t.devices.is_empty() { tr { td colspan="3" .muted { "no records yet" } } }
@@ -90,13 +104,20 @@ fn traffic_card(t: &Traffic) -> Markup {
     }
 }
 
-pub(super) async fn page(State(state): State<Arc<AppState>>, user: UiUser) -> Response {
+/// `?part=live`: only the live part, for the script's refresh.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct Part {
+    part: Option<String>,
+}
+
+/// The part of the Dashboard that the script refreshes.
+async fn live(state: &Arc<AppState>, tz: Tz) -> Markup {
     let st = state.clone();
     let traffic = tokio::task::spawn_blocking(move || traffic(&st)).await.unwrap_or_default();
     let alarms = state.alarms.active();
     let policy = state.policy.as_ref().map(|p| p.installed().snapshot());
     let status = state.status.as_ref().map(|f| f()).unwrap_or_default();
-    let body = html! {
+    html! {
         div.cards {
             div.card.stat { div.k { "Node" } div.v { (state.node) } }
             @if let Some(active) = &policy {
@@ -114,13 +135,31 @@ pub(super) async fn page(State(state): State<Arc<AppState>>, user: UiUser) -> Re
                     thead { tr { th { "Severity" } th { "ID" } th { "Name" } th { "Scope" } th { "Raised" } th { "Detail" } } }
                     tbody { @for a in &alarms { tr {
                         td { span class=(format!("sev sev-{}", a.def.severity)) { (a.def.severity) } }
-                        td { (a.def.id) } td { (a.def.name) } td { (a.scope) } td { (a.raised_at.format("%Y-%m-%d %H:%M:%S UTC")) } td { (a.detail) }
+                        td { (a.def.id) } td { (a.def.name) } td { (a.scope) } td { (super::charts::time::stamp(a.raised_at, tz)) } td { (a.detail) }
                     } } }
                 }
             }
         }
         @if state.store.is_none() { div.card.muted { "This server runs no collector: traffic is shown by the collector's UI." } }
-        @for t in &traffic { (traffic_card(t)) }
+        @for t in &traffic { (traffic_card(t, tz)) }
+    }
+}
+
+pub(super) async fn page(
+    State(state): State<Arc<AppState>>,
+    user: UiUser,
+    Query(part): Query<Part>,
+    Query(zone): Query<ZoneParam>,
+) -> Response {
+    let tz = zone.tz();
+    let live = live(&state, tz).await;
+    if part.part.as_deref() == Some("live") {
+        return ([(header::CACHE_CONTROL, "no-store")], live).into_response();
+    }
+    let body = html! {
+        form.selectors method="get" action="/" { (super::zone_select(tz)) noscript { button type="submit" { "Show" } } }
+        p.muted.live-note #live-note { "Live: refreshed every 5 seconds while this page is open." }
+        div #live data-refresh=(format!("/?part=live&tz={}", urlencode(tz.name()))) data-every="5" { (live) }
     };
-    super::page("Dashboard", "Dashboard", &user, Some(5), body).into_response()
+    super::page("Dashboard", "Dashboard", &user, None, body).into_response()
 }

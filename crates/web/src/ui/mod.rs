@@ -1,6 +1,10 @@
-//! The web UI: server-rendered pages (maud), inline SVG charts, no script and no external
-//! resource. Pages: Dashboard, Analytics, Policies, Alarms, Users (admin), Account (own
-//! password); login and logout.
+//! The web UI: server-rendered pages (maud), inline SVG charts, no external resource.
+//! Pages: Dashboard, Analytics, Policies, Alarms, Users (admin), Account (own password); login
+//! and logout; a designed page for unknown paths and other errors ([`errors`]).
+//!
+//! One small script, served by this server ([`SCRIPT`]), adds what HTML cannot: the value
+//! under the pointer on charts, the Dashboard's live data refreshed in place, and the
+//! browser's time zone in the zone selector. Every page works without it.
 //!
 //! Session cookies are `HttpOnly` and `SameSite=Strict`; beyond that, every form that changes
 //! something carries the session's CSRF token ([`crate::session::UiForm`]) and cross-site
@@ -9,11 +13,13 @@
 
 mod account;
 mod admin;
-mod analytics;
+pub(crate) mod analytics;
 pub mod charts;
 mod dashboard;
+pub mod errors;
 pub mod next;
 mod policies;
+pub mod stats;
 
 use std::sync::Arc;
 
@@ -34,6 +40,14 @@ use crate::session::{AuthState, CSRF_FIELD, ClientIp, UiForm, UiUser};
 
 /// Where the stylesheet of every page is served.
 pub const STYLESHEET: &str = "/static/tollgate.css";
+/// Where the script of every page is served (`script-src 'self'`: no inline script).
+pub const SCRIPT: &str = "/static/tollgate.js";
+/// The script: chart hover values, the Dashboard's live refresh, the browser's time zone.
+const SCRIPT_SOURCE: &str = include_str!("tollgate.js");
+/// Header the script sends on its automatic refreshes: such a request does not extend the
+/// login session (see [`crate::auth::Auth::session_quiet`]), so a Dashboard left open does
+/// not keep a session alive forever.
+pub const REFRESH_HEADER: &str = "x-tollgate-refresh";
 /// The pages; each route's body limit is in [`crate::limits::BODY_LIMITS`] (forms are small,
 /// the policy upload form takes what the API takes: the policy part is bounded on its own,
 /// lists are streamed to disk).
@@ -41,6 +55,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
     let mut r = Router::new();
     r = route(r, "/", get(dashboard::page));
     r = route(r, STYLESHEET, get(stylesheet));
+    r = route(r, SCRIPT, get(script));
     r = route(r, "/login", get(login_page).post(login));
     r = route(r, "/logout", post(logout));
     r = route(r, "/account", get(account::page).post(account::submit));
@@ -61,6 +76,40 @@ async fn stylesheet() -> Response {
         charts::CSS.0,
     )
         .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        SCRIPT_SOURCE,
+    )
+        .into_response()
+}
+
+/// The `tz` query parameter of pages that show times: an IANA zone name, UTC when absent or
+/// unknown.
+#[derive(Debug, Default, Deserialize)]
+pub struct ZoneParam {
+    /// The zone's name, e.g. `Europe/Berlin`.
+    pub tz: Option<String>,
+}
+
+impl ZoneParam {
+    /// The zone (UTC when absent or unknown).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.tz.as_deref().and_then(charts::time::zone).unwrap_or(chrono_tz::Tz::UTC)
+    }
+}
+
+/// The time-zone selector of a form: UTC, the zone in use, and (added by the script) the
+/// browser's own zone.
+pub fn zone_select(tz: chrono_tz::Tz) -> Markup {
+    html! {
+        label { "Time zone" select name="tz" id="tz" data-zone=(tz.name()) {
+            option value="UTC" selected[tz == chrono_tz::Tz::UTC] { "UTC" }
+            @if tz != chrono_tz::Tz::UTC { option value=(tz.name()) selected { (tz.name()) } }
+        } }
+    }
 }
 
 /// Percent-encodes a query component.
@@ -92,8 +141,10 @@ pub(crate) fn page(title: &str, active: &str, user: &UiUser, refresh: Option<u32
                 @if let Some(s) = refresh { meta http-equiv="refresh" content=(s); }
                 title { (title) " · tollgate" }
                 link rel="stylesheet" href=(STYLESHEET);
+                script src=(SCRIPT) defer {}
             }
             body {
+                a.skip href="#main" { "Skip to content" }
                 header {
                     span.brand { "tollgate" }
                     nav {
@@ -109,7 +160,7 @@ pub(crate) fn page(title: &str, active: &str, user: &UiUser, refresh: Option<u32
                         form method="post" action="/logout" { (csrf_field(user)) button type="submit" id="logout" { "Log out" } }
                     }
                 }
-                main { h1 { (title) } (body) }
+                main #main { h1 { (title) } (body) }
             }
         }
     }
@@ -222,14 +273,4 @@ pub(crate) async fn logout<S: AuthState>(
 }
 
 /// A number with thousands separators.
-pub(crate) fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub(crate) use charts::thousands;
