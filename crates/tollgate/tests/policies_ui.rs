@@ -5,7 +5,8 @@
 //! the first in one step from the versions table, sees the mixed-version refusal of a schema
 //! the engines cannot read (Push stays disabled), and uninstalls from one cluster only after
 //! ticking the confirmation that names the consequence. Each step is checked on the engines
-//! themselves (a lookup on every engine server). Screenshots: docs/screenshots/policies*.png.
+//! themselves (a lookup on every engine server); the page passes the accessibility audit
+//! (axe-core, WCAG 2.1 A/AA). Screenshots: docs/screenshots/policies*.png.
 
 mod common;
 
@@ -244,6 +245,8 @@ async fn drive(c: Client, lab: std::sync::Arc<Lab>) {
     assert!(row.contains(&format!("v{v1}")) && row.contains("east-a, east-b, east-c"), "{row}");
     let details = c.find(Locator::Id("preview-details")).await.unwrap().text().await.unwrap();
     assert!(details.contains("Rules removed: gone") && details.contains("+13125550701"), "{details}");
+    // The page with a preview passes the accessibility audit (WCAG 2.1 A/AA, serious or critical).
+    common::axe::assert_none(&common::axe::serious_violations(&c, "the Policies page with a preview").await);
     let shot = repo_path("docs/screenshots/policies-preview.png");
     std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
     std::fs::write(&shot, c.screenshot().await.unwrap()).unwrap();
@@ -293,6 +296,7 @@ async fn drive(c: Client, lab: std::sync::Arc<Lab>) {
     wait_text(&c, "#versions tbody tr:first-child", "uninstall", 10).await;
     let first = c.find(Locator::Css("#versions tbody tr:first-child")).await.unwrap().text().await.unwrap();
     assert!(first.contains(USER), "the version names who did it: {first}");
+    common::axe::assert_none(&common::axe::serious_violations(&c, "the Policies page after an uninstall").await);
     c.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
     std::fs::write(repo_path("docs/screenshots/policies.png"), c.screenshot().await.unwrap()).unwrap();
 }
