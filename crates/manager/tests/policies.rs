@@ -113,7 +113,7 @@ async fn a_server_that_does_not_take_a_push_is_recorded_with_its_reason() {
         v.clusters[0].servers.iter().map(|s| (s.hostname.as_str(), s.ok, s.error.as_deref())).collect();
     assert_eq!(servers, [("eng-a", true, None), ("eng-b", false, Some("the policy store is full"))]);
     assert_eq!(v.clusters[0].servers[0].engine_version, Some(7));
-    assert!(m.core().shared.policies.installed.get("engines").is_none(), "no version is in force on the whole cluster");
+    assert!(!m.core().shared.policies.installed.contains_key("engines"), "no version is in force on the whole cluster");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
