@@ -74,6 +74,8 @@ pub enum RoleMethod {
     Get,
     /// POST.
     Post,
+    /// DELETE.
+    Delete,
 }
 
 /// The role's answer to a passed-through call, status and body as the role sent them.
@@ -494,13 +496,31 @@ impl Agent {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> AgentResult<RoleAnswer> {
+        self.role_call_as(method, path, query, content_type, body, None).await
+    }
+
+    /// [`Agent::role_call`] on behalf of `actor` (the caller's `X-Actor`, passed on so that
+    /// the role records the person, e.g. a policy install the manager made for an operator).
+    pub async fn role_call_as(
+        &self,
+        method: RoleMethod,
+        path: &str,
+        query: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        actor: Option<&str>,
+    ) -> AgentResult<RoleAnswer> {
         let client = self.role_client(Duration::from_secs(30))?;
         let query = query.map(|q| format!("?{q}")).unwrap_or_default();
         let method = match method {
             RoleMethod::Get => reqwest::Method::GET,
             RoleMethod::Post => reqwest::Method::POST,
+            RoleMethod::Delete => reqwest::Method::DELETE,
         };
         let mut req = client.request(method, &format!("/{}{query}", path.trim_start_matches('/')));
+        if let Some(actor) = actor {
+            req = req.header("x-actor", actor);
+        }
         if !body.is_empty() {
             req = req.header("content-type", content_type.unwrap_or("application/json")).body(body);
         }

@@ -16,7 +16,7 @@
 //! | POST | [`UNSTAGE`] | [`UnstageRequest`] | [`AgentStatus`] |
 //! | POST | [`FORCED_STANDBY`] | [`ForcedStandbyRequest`] | [`AgentStatus`] |
 //! | POST | [`HA_ROLE`] | [`HaRoleRequest`] | [`AgentStatus`] |
-//! | GET, POST | [`ROLE`]`/{path}` ([`role_path`]) | passed to the role's API | the role's answer |
+//! | GET, POST, DELETE | [`ROLE`]`/{path}` ([`role_path`]) | passed to the role's API | the role's answer |
 //!
 //! Errors are an [`crate::ErrorBody`]. Release names, application types and roles travel as
 //! the strings the upgrade crate writes (`system-2.0.0`, `engine`); the reader parses them, so

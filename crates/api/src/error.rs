@@ -31,6 +31,9 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// Too many attempts; try again later (HTTP 429).
     TooManyRequests,
+    /// A destructive request without the explicit confirmation it needs (HTTP 428), such as a
+    /// policy uninstall without `confirm: "every call is allowed"`.
+    ConfirmationRequired,
     /// The peer speaks an API version too far from ours (HTTP 409).
     IncompatibleVersion,
     /// No room left to keep it (HTTP 507).
@@ -60,6 +63,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::Invalid => 422,
             ErrorCode::TooManyRequests => 429,
+            ErrorCode::ConfirmationRequired => 428,
             ErrorCode::InsufficientStorage => 507,
             ErrorCode::Unavailable => 503,
             ErrorCode::Upstream => 502,
@@ -79,6 +83,7 @@ impl ErrorCode {
             413 => ErrorCode::TooLarge,
             415 => ErrorCode::UnsupportedMediaType,
             422 => ErrorCode::Invalid,
+            428 => ErrorCode::ConfirmationRequired,
             429 => ErrorCode::TooManyRequests,
             502 => ErrorCode::Upstream,
             503 => ErrorCode::Unavailable,
@@ -238,6 +243,7 @@ mod tests {
             TooLarge,
             Invalid,
             TooManyRequests,
+            ConfirmationRequired,
             IncompatibleVersion,
             InsufficientStorage,
             Unavailable,

@@ -21,11 +21,17 @@
 //! | POST | `/api/v1/backup` | [`BackupRequest`] | [`SystemBackup`] |
 //! | GET | `/api/v1/backups` | | `Vec<`[`ServerBackups`]`>` |
 //! | POST | `/api/v1/restore` | [`SystemRestoreRequest`] | [`RestoreAnswer`] |
-//! | POST | `/api/v1/policy/push[?cluster=&name=]` | policy TOML | [`PushAnswer`] |
+//! | POST | `/api/v1/policy/push[?cluster=&name=]` | policy TOML or [`PolicyCandidate`] | [`PushAnswer`] |
+//!
+//! The other policy routes (versions, preview, roll-back, uninstall) are in [`policy`].
 //!
 //! The domain types of the Upgrade Director (`tollgate_upgrade`) are the contract where they
 //! already serialise both ways (actions, procedures, log and audit entries, roles, statuses);
 //! the types here add what the views compute.
+
+pub mod policy;
+
+pub use policy::*;
 
 use std::collections::BTreeMap;
 
@@ -104,6 +110,9 @@ pub struct Snapshot {
     pub audit: Vec<AuditEntry>,
     /// Bumped at every change.
     pub generation: u64,
+    /// The policy versions the manager pushed (a state of an earlier release has none).
+    #[serde(default)]
+    pub policies: PolicyHistory,
 }
 
 /// `POST /api/v1/manager/sync`'s answer.
@@ -772,4 +781,10 @@ pub struct PushAnswer {
     /// Where it was installed.
     #[serde(default)]
     pub installed: Vec<PolicyInstalled>,
+    /// The manager's version recording this push (none from a manager of an earlier release).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// Per target cluster, what happened.
+    #[serde(default)]
+    pub clusters: Vec<ClusterResult>,
 }

@@ -27,6 +27,8 @@ pub struct AgentError {
     pub code: Option<ErrorCode>,
     /// What happened, in words.
     pub message: String,
+    /// Where, when the server refused submitted content (a policy's diagnostics).
+    pub details: Vec<tollgate_api::Detail>,
 }
 
 impl AgentError {
@@ -37,9 +39,13 @@ impl AgentError {
 
     fn from_client(agent: &str, e: ClientError) -> AgentError {
         match e {
-            ClientError::Api { body, .. } => AgentError { code: Some(body.code), message: body.message },
-            ClientError::Unreachable { reason, .. } => AgentError { code: None, message: format!("{agent}: {reason}") },
-            other => AgentError { code: other.code(), message: format!("{agent}: {other}") },
+            ClientError::Api { body, .. } => {
+                AgentError { code: Some(body.code), message: body.message, details: body.details }
+            }
+            ClientError::Unreachable { reason, .. } => {
+                AgentError { code: None, message: format!("{agent}: {reason}"), details: Vec::new() }
+            }
+            other => AgentError { code: other.code(), message: format!("{agent}: {other}"), details: Vec::new() },
         }
     }
 }
@@ -252,17 +258,65 @@ impl AgentClient {
         call.await.map_err(|e| AgentError::from_client(agent, e))
     }
 
-    /// Installs a policy on the server's role through the agent (multipart, as `tollgate
-    /// policy install` sends it).
-    pub async fn install_policy(&self, agent: &str, file_name: &str, text: &str) -> AgentResult<PolicyInstallAnswer> {
+    /// Installs a policy and its lists (name to text) on the server's role through the agent
+    /// (multipart, as `tollgate policy install` sends it), recorded by the engine as `actor`.
+    pub async fn install_policy(
+        &self,
+        agent: &str,
+        file_name: &str,
+        text: &str,
+        lists: &BTreeMap<String, String>,
+        actor: &str,
+    ) -> AgentResult<PolicyInstallAnswer> {
         let client = self.pair(agent).slow;
         let part = reqwest::multipart::Part::text(text.to_string()).file_name(file_name.to_string());
-        let form = reqwest::multipart::Form::new().part("policy", part);
+        let mut form = reqwest::multipart::Form::new().part("policy", part);
+        for (name, list) in lists {
+            let part = reqwest::multipart::Part::text(list.clone()).file_name(format!("{name}.txt"));
+            form = form.part(format!("list:{name}"), part);
+        }
         let call = async {
             let req = client
                 .request(Method::POST, &agent::role_path("api/v1/policy"))
-                .header("x-tollgate-actor", "manager")
+                .header("x-actor", actor_header(actor))
                 .multipart(form);
+            Client::json(client.send(req).await?).await
+        };
+        call.await.map_err(|e| AgentError::from_client(agent, e))
+    }
+
+    /// Has the server's role check a policy and its lists without installing it (the engine's
+    /// `POST /api/v1/policy/check`): `Err` with code `invalid` and the diagnostics as details
+    /// when it is invalid.
+    pub async fn check_policy(
+        &self,
+        agent: &str,
+        file_name: &str,
+        text: &str,
+        lists: &BTreeMap<String, String>,
+    ) -> AgentResult<serde_json::Value> {
+        let client = self.pair(agent).slow;
+        let part = reqwest::multipart::Part::text(text.to_string()).file_name(file_name.to_string());
+        let mut form = reqwest::multipart::Form::new().part("policy", part);
+        for (name, list) in lists {
+            let part = reqwest::multipart::Part::text(list.clone()).file_name(format!("{name}.txt"));
+            form = form.part(format!("list:{name}"), part);
+        }
+        let call = async {
+            let req = client.request(Method::POST, &agent::role_path("api/v1/policy/check")).multipart(form);
+            Client::json(client.send(req).await?).await
+        };
+        call.await.map_err(|e| AgentError::from_client(agent, e))
+    }
+
+    /// Uninstalls the policy of the server's role through the agent (every call is allowed
+    /// afterwards), recorded by the engine as `actor`.
+    pub async fn uninstall_policy(&self, agent: &str, actor: &str) -> AgentResult<serde_json::Value> {
+        let client = self.pair(agent).slow;
+        let call = async {
+            let req = client
+                .request(Method::DELETE, &agent::role_path("api/v1/policy"))
+                .header("x-actor", actor_header(actor));
             Client::json(client.send(req).await?).await
         };
         call.await.map_err(|e| AgentError::from_client(agent, e))
@@ -337,6 +391,12 @@ impl AgentClient {
     }
 }
 
+/// `actor` as a header value (characters a header cannot carry become `?`).
+fn actor_header(actor: &str) -> String {
+    let text: String = actor.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+    format!("manager for {text}")
+}
+
 /// Whether an SRP call's error says the role runs no SRP (a role of a release whose SRP routes
 /// answered a plain 404 reads the same).
 pub fn runs_no_srp(e: &AgentError) -> bool {
@@ -370,7 +430,7 @@ mod tests {
 
     #[test]
     fn no_srp_is_recognised_by_code_not_text() {
-        let e = |code, message: &str| AgentError { code, message: message.into() };
+        let e = |code, message: &str| AgentError { code, message: message.into(), details: Vec::new() };
         assert!(runs_no_srp(&e(Some(ErrorCode::NotConfigured), "whatever the text")));
         assert!(runs_no_srp(&e(Some(ErrorCode::NotFound), "HTTP 404 without details")));
         assert!(!runs_no_srp(&e(Some(ErrorCode::Conflict), "SRP is not configured")));

@@ -306,7 +306,7 @@ async fn reapply(m: &Arc<Manager>, action: &Action) -> Result<Done, Failure> {
     let name = policy.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "policy.toml".into());
     for s in &cluster.servers {
         m.agents
-            .install_policy(&s.agent, &name, &text)
+            .install_policy(&s.agent, &name, &text, &Default::default(), "reapply after upgrade")
             .await
             .map_err(|e| Failure::from(format!("{}: policy not installed: {e}", s.hostname)))?;
     }

@@ -1,7 +1,8 @@
 //! `tollgate manager`: holds the topology, polls every server's agent, and runs the Upgrade
 //! Director (crate `tollgate_upgrade::director`): it carries out the Director's actions through
 //! the agents, keeps the upgrade log, the audit log and the alarms, pushes policy (refusing
-//! features an engine of the cluster cannot read), and serves the Upgrade Manager page and API.
+//! features an engine of the cluster cannot read) and keeps its versions ([`policies`]), and
+//! serves the Upgrade Manager page and API.
 //!
 //! What this crate owns: the manager role's runtime, HTTP-free: the [`Manager`] state, the
 //! agents' client ([`agents`]), the executor of the Director's actions ([`executor`]), the pair
@@ -24,6 +25,8 @@ pub mod executor;
 pub mod ops;
 pub mod pair;
 pub mod pair_rules;
+pub mod policies;
+pub mod policy_diff;
 pub mod staging;
 pub mod testing;
 pub mod view;
@@ -89,6 +92,8 @@ pub struct Manager {
     server_contact: Mutex<Option<std::time::Instant>>,
     /// Whether the agent holds this server in forced standby.
     held: HeldFn,
+    /// Held while a policy push, roll-back or uninstall runs: one at a time.
+    pub(crate) policy_op: tokio::sync::Mutex<()>,
 }
 
 impl Manager {
@@ -126,7 +131,13 @@ impl Manager {
         let fresh = || -> anyhow::Result<Snapshot> {
             let director = Director::new(topology.clone(), None, director_config)
                 .map_err(|e| anyhow::anyhow!("manager topology: {e:?}"))?;
-            Ok(Snapshot { director, log: BTreeMap::new(), audit: Vec::new(), generation: 0 })
+            Ok(Snapshot {
+                director,
+                log: BTreeMap::new(),
+                audit: Vec::new(),
+                generation: 0,
+                policies: Default::default(),
+            })
         };
         let shared = match std::fs::read(&state_file) {
             Ok(bytes) => match serde_json::from_slice::<Snapshot>(&bytes) {
@@ -169,6 +180,7 @@ impl Manager {
             launched: Mutex::new(Default::default()),
             server_contact: Mutex::new(None),
             held,
+            policy_op: tokio::sync::Mutex::new(()),
         }))
     }
 

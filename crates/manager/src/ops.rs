@@ -9,7 +9,7 @@ use chrono::Utc;
 use tollgate_api::agent::{self, HealthAnswer};
 use tollgate_api::manager::{
     ActionRequest, Backup, BundleInfo, HaStatus, LogEntry, LogQuery, ManagerAlarms, NextAnswer, NextRequest,
-    PolicyInstalled, ProcedureAnswer, ProcedureRequest, PushAnswer, PushQuery, RefusedAction, RestoreAnswer,
+    PolicyCandidate, ProcedureAnswer, ProcedureRequest, PushAnswer, PushQuery, RefusedAction, RestoreAnswer,
     ServerBackup, ServerBackups, ServerHealth, StartedAction, SyncAnswer, SystemBackup, SystemHealth,
     SystemRestoreRequest, SystemStatus, TakeOver, VersionInfo, ZombieAnswer, ZombieRequest,
 };
@@ -17,7 +17,6 @@ use tollgate_api::{ErrorBody, ErrorCode};
 use tollgate_upgrade::bundle::{self, TrustedKeys};
 use tollgate_upgrade::director::{Action, ActionId, AuditEntry, Direction, Effect, Event, Mode, Procedure};
 use tollgate_upgrade::release::Release;
-use tollgate_upgrade::topology::AppType;
 
 use crate::{Manager, Snapshot, pair, view};
 
@@ -312,74 +311,16 @@ pub async fn system_backups(m: &Manager) -> Vec<ServerBackups> {
     out
 }
 
-/// The schema a policy file declares (1 when it says nothing).
-fn declared_schema(text: &str) -> Result<i64, String> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| format!("the policy is not valid TOML: {e}"))?;
-    match table.get("schema") {
-        None => Ok(1),
-        Some(v) => v.as_integer().ok_or_else(|| "schema: must be an integer".to_string()),
-    }
-}
-
-/// Installs a policy (TOML) on every server of the engine clusters (or of one). A policy of a
-/// schema that some engine's release cannot read is refused before any server is touched,
-/// naming the servers (mixed-version operation).
-pub async fn push_policy(m: &Manager, q: PushQuery, body: &[u8]) -> OpResult<PushAnswer> {
+/// Installs a policy (TOML) on every server of the engine clusters (or of one), recorded as a
+/// version (see [`crate::policies`]): refused before any server is touched when some engine's
+/// release cannot read its schema (mixed-version operation), naming the servers.
+pub async fn push_policy(m: &Manager, actor: &str, q: PushQuery, body: &[u8]) -> OpResult<PushAnswer> {
     let text = std::str::from_utf8(body).map_err(|_| refused(ErrorCode::BadRequest, "the policy is not UTF-8"))?;
-    let schema = declared_schema(text).map_err(|e| refused(ErrorCode::BadRequest, e))?;
-    let clusters: Vec<_> = m
-        .cfg
-        .clusters
-        .iter()
-        .filter(|c| c.application == AppType::Engine && q.cluster.as_ref().is_none_or(|n| *n == c.name))
-        .cloned()
-        .collect();
-    if clusters.is_empty() {
-        return Err(refused(ErrorCode::NotFound, "no such engine cluster"));
-    }
-    let mut behind = Vec::new();
-    for c in &clusters {
-        for server in &c.servers {
-            match m.agents.status(&server.agent).await {
-                Ok(st) => {
-                    let max = st.max_policy_schema.unwrap_or(i64::MAX);
-                    if max < schema {
-                        behind.push(format!(
-                            "{} ({}) runs {} which reads policy schema {max} at most",
-                            server.hostname,
-                            c.name,
-                            st.release.as_deref().unwrap_or("?")
-                        ));
-                    }
-                }
-                Err(e) => behind.push(format!("{} ({}) cannot be reached: {e}", server.hostname, c.name)),
-            }
-        }
-    }
-    if !behind.is_empty() {
-        return Err(refused(
-            ErrorCode::Conflict,
-            format!(
-                "policy refused, nothing installed: it uses schema {schema}, but {}; finish the upgrade first",
-                behind.join("; ")
-            ),
-        ));
-    }
-    let name = q.name.unwrap_or_else(|| "policy.toml".into());
-    let mut installed = Vec::new();
-    for c in &clusters {
-        for server in &c.servers {
-            match m.agents.install_policy(&server.agent, &name, text).await {
-                Ok(v) => installed.push(PolicyInstalled { hostname: server.hostname.clone(), version: v.version }),
-                Err(e) => {
-                    let done: Vec<&str> = installed.iter().map(|i: &PolicyInstalled| i.hostname.as_str()).collect();
-                    return Err(refused(
-                        ErrorCode::Upstream,
-                        format!("{}: policy not installed: {e} (installed on: {done:?})", server.hostname),
-                    ));
-                }
-            }
-        }
-    }
-    Ok(PushAnswer { schema, installed })
+    let candidate = PolicyCandidate {
+        policy: text.to_string(),
+        name: q.name,
+        lists: Default::default(),
+        clusters: q.cluster.into_iter().collect(),
+    };
+    crate::policies::push(m, actor, candidate).await
 }

@@ -100,6 +100,13 @@ pub enum Command {
         #[command(subcommand)]
         command: BackupCommand,
     },
+    /// Policy on the engine clusters through the manager: versions, preview, push, roll back,
+    /// uninstall.
+    ClusterPolicy {
+        /// Cluster policy command.
+        #[command(subcommand)]
+        command: ClusterPolicyCommand,
+    },
     /// A whole topology on 127.0.0.x for demos and tests: a manager pair, two engine clusters
     /// of 2+1, a probe pair and a collector, with two signed releases.
     Lab {
@@ -512,6 +519,95 @@ pub enum BackupCommand {
         server: String,
         /// The backup's file name (from `backup list`).
         name: String,
+        /// Which manager.
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// A policy file for the manager, with its lists and target clusters.
+#[derive(Debug, Args, Clone)]
+pub struct ClusterPolicyFile {
+    /// Policy file; the lists its `[lists]` declares are read relative to it.
+    pub file: PathBuf,
+    /// A list's file instead of the one the policy declares: NAME=FILE (repeatable).
+    #[arg(long = "list", value_name = "NAME=FILE")]
+    pub lists: Vec<String>,
+    /// Only this engine cluster (repeatable; default: every engine cluster).
+    #[arg(long = "cluster")]
+    pub clusters: Vec<String>,
+}
+
+/// `cluster-policy` commands.
+#[derive(Debug, Subcommand)]
+pub enum ClusterPolicyCommand {
+    /// Every version the manager pushed, newest first, with each cluster's result.
+    Versions {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Which manager.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// One version's policy text.
+    Show {
+        /// The version number.
+        version: u64,
+        /// Which manager.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// What a policy would change on each engine cluster (rules and list entries), whether an
+    /// engine finds it valid, and whether a push would be refused (mixed versions).
+    Preview {
+        /// The policy.
+        #[command(flatten)]
+        policy: ClusterPolicyFile,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Which manager.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Install a policy on the engine clusters (recorded as a version).
+    Push {
+        /// The policy.
+        #[command(flatten)]
+        policy: ClusterPolicyFile,
+        /// The person making the change, recorded next to the token's name.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Which manager.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Install an earlier version again, in one step.
+    Rollback {
+        /// The version to go back to.
+        version: u64,
+        /// Only this engine cluster (repeatable; default: the ones that version went to).
+        #[arg(long = "cluster")]
+        clusters: Vec<String>,
+        /// The person making the change.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Which manager.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Remove the policy from the engine clusters named: every call is allowed there.
+    Uninstall {
+        /// An engine cluster (repeatable, at least one).
+        #[arg(long = "cluster", required = true)]
+        clusters: Vec<String>,
+        /// The confirmation the manager asks for: "every call is allowed".
+        #[arg(long)]
+        confirm: Option<String>,
+        /// The person making the change.
+        #[arg(long)]
+        actor: Option<String>,
         /// Which manager.
         #[command(flatten)]
         target: Target,

@@ -144,6 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Upgrade { command } => cmd::upgrade::run(&config()?, command),
         Command::Health(args) => cmd::health::run(&config()?, args),
         Command::Backup { command } => cmd::backup::run(&config()?, command),
+        Command::ClusterPolicy { command } => cmd::cluster_policy::run(&config()?, command),
         Command::Lab { command } => cmd::lab::run(command),
         Command::Release { command } => cmd::release::run(command),
         Command::Config { command } => cmd::config::run(cli.config.as_deref(), command),

@@ -73,8 +73,9 @@ pub const BODY_LIMITS: &[(&str, usize)] = &[
     ("/users", SMALL),
 ];
 
-/// Largest body the manager takes: its mate's state (`/api/v1/manager/sync`) and a policy
-/// pushed to the engines (`/api/v1/policy/push`).
+/// Largest body the manager takes: its mate's state (`/api/v1/manager/sync`,
+/// `/api/v1/manager/take-over`) and a policy pushed to the engines or previewed
+/// (`/api/v1/policy/push`, `/api/v1/policy/preview`).
 pub const MANAGER_STATE: usize = 16 << 20;
 
 /// Every route of the manager's router with its body limit.
@@ -92,7 +93,8 @@ pub const MANAGER_BODY_LIMITS: &[(&str, usize)] = &[
     ("/api/v1/version", SMALL),
     ("/api/v1/manager/ha", SMALL),
     ("/api/v1/manager/state", SMALL),
-    ("/api/v1/manager/take-over", SMALL),
+    // The hand-over carries the whole state, as a sync does.
+    ("/api/v1/manager/take-over", MANAGER_STATE),
     ("/api/v1/manager/sync", MANAGER_STATE),
     ("/api/v1/upgrade/status", SMALL),
     ("/api/v1/upgrade/bundles", SMALL),
@@ -109,6 +111,12 @@ pub const MANAGER_BODY_LIMITS: &[(&str, usize)] = &[
     ("/api/v1/backups", SMALL),
     ("/api/v1/restore", SMALL),
     ("/api/v1/policy/push", MANAGER_STATE),
+    ("/api/v1/policy/preview", MANAGER_STATE),
+    ("/api/v1/policy/rollback", SMALL),
+    ("/api/v1/policy/uninstall", SMALL),
+    ("/api/v1/policy/versions", SMALL),
+    ("/api/v1/policy/versions/{version}", SMALL),
+    ("/policies", SMALL),
 ];
 
 /// Every `/agent/v1` route (as the router matches it) with its body limit; the agent checks

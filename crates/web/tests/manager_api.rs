@@ -100,6 +100,11 @@ async fn every_route_admits_exactly_its_callers() {
         ("POST", "/api/v1/upgrade/zombie-repaired", Needs::Operator, r#"{"hostname":"eng-a"}"#.into()),
         ("POST", "/api/v1/backup", Needs::Operator, r#"{"why":"test"}"#.into()),
         ("POST", "/api/v1/policy/push", Needs::Operator, "schema = 1\n".into()),
+        ("GET", "/api/v1/policy/versions", Needs::Viewer, String::new()),
+        ("GET", "/api/v1/policy/versions/1", Needs::Viewer, String::new()),
+        ("POST", "/api/v1/policy/preview", Needs::Viewer, r#"{"policy":"schema = 1\n"}"#.into()),
+        ("POST", "/api/v1/policy/rollback", Needs::Operator, r#"{"version":1}"#.into()),
+        ("POST", "/api/v1/policy/uninstall", Needs::Operator, r#"{"clusters":["engines"]}"#.into()),
         ("POST", "/api/v1/restore", Needs::Admin, r#"{"hostname":"nowhere","name":"x"}"#.into()),
         // Last: it makes this manager the active one.
         ("POST", "/api/v1/manager/take-over", Needs::Peer, format!(r#"{{"snapshot":{},"action":1}}"#, f.snapshot)),
@@ -225,6 +230,8 @@ async fn a_body_past_its_manager_routes_limit_is_refused_before_it_is_read() {
     assert_eq!(limit_of("/api/v1/upgrade/action"), SMALL);
     assert_eq!(limit_of("/api/v1/manager/sync"), MANAGER_STATE);
     assert_eq!(limit_of("/api/v1/policy/push"), MANAGER_STATE);
+    assert_eq!(limit_of("/api/v1/policy/preview"), MANAGER_STATE);
+    assert_eq!(limit_of("/api/v1/manager/take-over"), MANAGER_STATE, "the hand-over carries the whole state");
     for (path, limit) in MANAGER_BODY_LIMITS {
         let req =
             Request::post(*path).header(header::CONTENT_LENGTH, (limit + 1).to_string()).body(Body::empty()).unwrap();

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod analytics;
 pub mod api_client;
 pub mod backup;
+pub mod cluster_policy;
 pub mod config;
 pub mod generate;
 pub mod health;

@@ -22,6 +22,7 @@
 //! | POST | `/agent/v1/ha-role` `{"role"}` | record the Active of a role without SRP (a probe pair) |
 //! | GET | `/agent/v1/role/{path}` | a GET on the role's API (e.g. `api/v1/srp/show/info`) |
 //! | POST | `/agent/v1/role/{path}` | a POST on the role's API (e.g. `api/v1/srp/initiate-switchover`) |
+//! | DELETE | `/agent/v1/role/{path}` | a DELETE on the role's API (`api/v1/policy`: uninstall) |
 
 #[cfg(test)]
 mod tests;
@@ -100,7 +101,7 @@ pub fn router(agent: Arc<Agent>, token: SecretToken) -> Router {
         .route("/agent/v1/unstage", post(unstage))
         .route("/agent/v1/forced-standby", post(set_forced_standby))
         .route("/agent/v1/ha-role", post(set_ha_role))
-        .route("/agent/v1/role/{*path}", get(role_get).post(role_post))
+        .route("/agent/v1/role/{*path}", get(role_get).post(role_post).delete(role_delete))
         // The outer layer runs first: the token, then the route's body limit.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), announced_limit))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
@@ -256,6 +257,20 @@ async fn role_post(
         upload::read_limited(&headers, body, limit, "the request for the role", Some("agent.max_role_request_mb"))
             .await?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let answer = s.agent.role_call(RoleMethod::Post, &path, query.as_deref(), content_type, body.to_vec()).await;
+    let actor = headers.get("x-actor").and_then(|v| v.to_str().ok());
+    let answer =
+        s.agent.role_call_as(RoleMethod::Post, &path, query.as_deref(), content_type, body.to_vec(), actor).await;
+    Ok(role_answer(answer.map_err(agent_error)?))
+}
+
+/// A DELETE for the role (a policy uninstall the manager makes), with the caller's `X-Actor`.
+async fn role_delete(
+    State(s): State<AgentApi>,
+    headers: HeaderMap,
+    Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let actor = headers.get("x-actor").and_then(|v| v.to_str().ok());
+    let answer = s.agent.role_call_as(RoleMethod::Delete, &path, query.as_deref(), None, Vec::new(), actor).await;
     Ok(role_answer(answer.map_err(agent_error)?))
 }

@@ -20,6 +20,7 @@
 //!    own scripts, never inline ones).
 
 mod analytics;
+pub mod policies;
 pub mod upgrade;
 
 use std::sync::Arc;
@@ -55,8 +56,11 @@ pub const NAV: [(&str, &str); 7] = [
 ];
 
 /// The console's scripts: (name under `/static/`, source).
-const SCRIPTS: [(&str, &str); 2] =
-    [("upgrade.js", include_str!("upgrade.js")), ("tollgate.js", include_str!("../ui/tollgate.js"))];
+const SCRIPTS: [(&str, &str); 3] = [
+    ("upgrade.js", include_str!("upgrade.js")),
+    ("tollgate.js", include_str!("../ui/tollgate.js")),
+    ("policies.js", include_str!("policies.js")),
+];
 
 type ApiState = Arc<ManagerApi>;
 
@@ -72,6 +76,7 @@ pub(crate) fn routes(router: Router<ApiState>) -> Router<ApiState> {
     let r = route(r, "/login", get(crate::ui::login_page).post(crate::ui::login::<ManagerApi>));
     let r = route(r, "/logout", post(crate::ui::logout::<ManagerApi>));
     let r = route(r, "/analytics", get(analytics::page));
+    let r = route(r, "/policies", get(policies::page));
     route(r, "/upgrade", get(upgrade::page))
 }
 

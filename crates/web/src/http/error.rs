@@ -75,6 +75,12 @@ impl ApiError {
         e
     }
 
+    /// This error with `details` (where the problems are).
+    pub fn with_details(mut self, details: Vec<Detail>) -> ApiError {
+        self.body = self.body.with_details(details);
+        self
+    }
+
     /// `503 unavailable`.
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         ApiError::new(ErrorCode::Unavailable, message)

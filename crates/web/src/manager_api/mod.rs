@@ -18,10 +18,13 @@
 //! | GET | `/api/v1/manager/state` | peer |
 //! | POST | `/api/v1/manager/take-over`, `/api/v1/manager/sync` | peer |
 //! | GET | `/api/v1/upgrade/{status,bundles,log,audit}`, `/api/v1/alarms`, `/api/v1/analytics`, `/api/v1/health`, `/api/v1/backups` | viewer |
-//! | POST | `/api/v1/upgrade/{procedure,action,next,zombie-repaired}`, `/api/v1/backup`, `/api/v1/policy/push` | operator |
+//! | GET | `/api/v1/policy/versions`, `/api/v1/policy/versions/{version}` | viewer |
+//! | POST | `/api/v1/policy/preview` | viewer |
+//! | POST | `/api/v1/upgrade/{procedure,action,next,zombie-repaired}`, `/api/v1/backup`, `/api/v1/policy/{push,rollback,uninstall}` | operator |
 //! | POST | `/api/v1/restore` | admin |
 
 pub mod analytics;
+mod policy;
 
 use std::sync::Arc;
 
@@ -36,8 +39,8 @@ use axum::routing::{get, post};
 use tollgate_api::ErrorBody;
 use tollgate_api::manager::{
     ActionRequest, AuditEntry, BackupRequest, BundleInfo, HaStatus, LogEntry, LogQuery, ManagerAlarms, NextAnswer,
-    NextRequest, ProcedureAnswer, ProcedureRequest, PushAnswer, PushQuery, RestoreAnswer, ServerBackups, StartedAction,
-    SyncAnswer, SystemHealth, SystemRestoreRequest, SystemStatus, TakeOver, VersionInfo, ZombieAnswer, ZombieRequest,
+    NextRequest, ProcedureAnswer, ProcedureRequest, RestoreAnswer, ServerBackups, StartedAction, SyncAnswer,
+    SystemHealth, SystemRestoreRequest, SystemStatus, TakeOver, VersionInfo, ZombieAnswer, ZombieRequest,
 };
 use tollgate_manager::{Manager, Snapshot, ops};
 
@@ -69,7 +72,7 @@ impl ManagerApi {
 type ApiState = Arc<ManagerApi>;
 
 fn refused(e: ErrorBody) -> ApiError {
-    ApiError::new(e.code, e.message)
+    ApiError::new(e.code, e.message).with_details(e.details)
 }
 
 /// The operator behind a request, if their role allows `needed`: a bearer token of the
@@ -174,7 +177,12 @@ pub fn router(state: Arc<ManagerApi>) -> Router {
     let router = route(router, "/api/v1/backup", post(system_backup));
     let router = route(router, "/api/v1/backups", get(system_backups));
     let router = route(router, "/api/v1/restore", post(restore));
-    let router = route(router, "/api/v1/policy/push", post(push_policy));
+    let router = route(router, "/api/v1/policy/push", post(policy::push));
+    let router = route(router, "/api/v1/policy/preview", post(policy::preview));
+    let router = route(router, "/api/v1/policy/rollback", post(policy::rollback));
+    let router = route(router, "/api/v1/policy/uninstall", post(policy::uninstall));
+    let router = route(router, "/api/v1/policy/versions", get(policy::versions));
+    let router = route(router, "/api/v1/policy/versions/{version}", get(policy::version));
     router
         .fallback(crate::console::not_found)
         .layer(axum::middleware::from_fn(crate::security::guard))
@@ -285,14 +293,4 @@ async fn restore(
 
 async fn system_backups(State(s): State<ApiState>, _: Viewer) -> Json<Vec<ServerBackups>> {
     Json(ops::system_backups(&s.manager).await)
-}
-
-/// Installs a policy (the request body, TOML) on the engine clusters.
-async fn push_policy(
-    State(s): State<ApiState>,
-    _: Operator,
-    Query(q): Query<PushQuery>,
-    body: Bytes,
-) -> ApiResult<Json<PushAnswer>> {
-    Ok(Json(ops::push_policy(&s.manager, q, &body).await.map_err(refused)?))
 }
