@@ -87,6 +87,8 @@ pub const MANAGER_BODY_LIMITS: &[(&str, usize)] = &[
     ("/login", SMALL),
     ("/logout", SMALL),
     ("/upgrade", SMALL),
+    ("/topology", SMALL),
+    ("/topology/{server}", SMALL),
     ("/api/v1/version", SMALL),
     ("/api/v1/manager/ha", SMALL),
     ("/api/v1/manager/state", SMALL),

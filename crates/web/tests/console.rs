@@ -207,3 +207,62 @@ async fn the_stylesheets_and_the_script_are_served_by_the_manager() {
     let a = c.get("/", None).await;
     assert_eq!(a.headers[header::LOCATION], "/topology");
 }
+
+/// The `data-*` attributes of every drawn server: (hostname, cluster, HA state).
+fn drawn_servers(page: &str) -> Vec<(String, String, String)> {
+    let attr = |tag: &str, name: &str| {
+        tag.split(&format!(" {name}=\"")).nth(1).and_then(|r| r.split('"').next()).unwrap_or("").to_string()
+    };
+    page.split("<g class=\"server ")
+        .skip(1)
+        .map(|rest| {
+            let tag = rest.split('>').next().unwrap();
+            (attr(tag, "data-server"), attr(tag, "data-cluster"), attr(tag, "data-ha"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_topology_draws_every_server_with_its_ha_state_and_drills_down_to_one() {
+    let c = console();
+    // Without a login: to the login page, and back after it.
+    let a = c.get("/topology", None).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(a.headers[header::LOCATION], "/login?next=%2Ftopology");
+
+    let (cookie, _) = c.login("vera").await;
+    let a = c.get("/topology", Some(&cookie)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(a.body.contains(r#"<svg id="topology""#));
+    assert!(a.body.contains(r#"class="on" aria-current="page">Topology</a>"#), "the navigation marks the page");
+    assert!(a.body.contains(r#"<g class="site" data-site="site1">"#));
+    assert!(a.body.contains(r#"<g class="segment" data-segment="segment1">"#));
+    let servers = drawn_servers(&a.body);
+    let hosts: Vec<(&str, &str)> = servers.iter().map(|(h, c, _)| (h.as_str(), c.as_str())).collect();
+    assert_eq!(hosts, [("mgr-a", "mgr"), ("mgr-b", "mgr"), ("eng-a", "engines"), ("eng-b", "engines")]);
+    // Nothing has reached the agents of this manager: every server is drawn with its state
+    // as the manager knows it, and unreachable.
+    for (host, _, ha) in &servers {
+        assert!(!ha.is_empty(), "{host} has an HA state");
+    }
+    assert_eq!(a.body.matches(r#"data-reachable="false""#).count(), 4);
+    assert!(a.body.contains(r#"href="/topology/eng-a""#), "a server links to its page");
+
+    let a = c.get("/topology/eng-a", Some(&cookie)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(a.body.contains(r#"<div class="topology" id="server" data-server="eng-a">"#));
+    assert!(a.body.contains(r#"<dd id="cluster">engines (engine)</dd>"#), "{}", a.body);
+    assert!(a.body.contains(r#"<dd id="running">0.1.0</dd>"#));
+    assert!(a.body.contains("the agent does not answer"), "its health: {}", a.body);
+
+    let a = c.get("/topology/nowhere", Some(&cookie)).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(a.body.contains("There is no such server") && a.body.contains(r#"<span id="user">vera</span>"#));
+
+    // An ingest token gets the designed 403 page.
+    let req =
+        Request::get("/topology").header(header::AUTHORIZATION, format!("Bearer {}", c.ingest)).body(Body::empty());
+    let a = c.send(req.unwrap()).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.body.contains(r#"data-status="403""#) && a.body.contains("it needs the viewer role"), "{}", a.body);
+}
