@@ -28,6 +28,7 @@ pub mod agent;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod error;
+pub mod log_groups;
 pub mod manager;
 pub mod srp;
 pub mod tls;

@@ -14,6 +14,7 @@
 //! | POST | `/api/v1/upgrade/action` | [`ActionRequest`] | [`StartedAction`] |
 //! | POST | `/api/v1/upgrade/next` | [`NextRequest`] | [`NextAnswer`] |
 //! | GET | `/api/v1/upgrade/log[?cluster=]` | | `Vec<`[`LogEntry`]`>` |
+//! | GET | `/api/v1/upgrade/log/groups[?cluster=]` | | `Vec<`[`crate::log_groups::LogGroup`]`>` |
 //! | GET | `/api/v1/upgrade/audit` | | `Vec<`[`AuditEntry`]`>` |
 //! | POST | `/api/v1/upgrade/zombie-repaired` | [`ZombieRequest`] | [`ZombieAnswer`] |
 //! | GET | `/api/v1/alarms` | | [`ManagerAlarms`] |
@@ -247,11 +248,16 @@ pub struct LogEntry {
     /// `H:MM:SS`, empty while in progress.
     #[serde(default)]
     pub duration: String,
+    /// The duration in milliseconds (none while in progress): steps often take less than the
+    /// second `duration` counts in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
 }
 
 impl From<&UpgradeLogEntry> for LogEntry {
     fn from(e: &UpgradeLogEntry) -> Self {
-        LogEntry { duration: e.duration_text(), entry: e.clone() }
+        let duration_ms = e.end.map(|end| (end - e.start).num_milliseconds().max(0));
+        LogEntry { duration: e.duration_text(), duration_ms, entry: e.clone() }
     }
 }
 

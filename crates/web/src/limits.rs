@@ -100,6 +100,7 @@ pub const MANAGER_BODY_LIMITS: &[(&str, usize)] = &[
     ("/api/v1/upgrade/action", SMALL),
     ("/api/v1/upgrade/next", SMALL),
     ("/api/v1/upgrade/log", SMALL),
+    ("/api/v1/upgrade/log/groups", SMALL),
     ("/api/v1/upgrade/audit", SMALL),
     ("/api/v1/upgrade/zombie-repaired", SMALL),
     ("/api/v1/alarms", SMALL),

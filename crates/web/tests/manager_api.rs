@@ -83,6 +83,8 @@ async fn every_route_admits_exactly_its_callers() {
     let routes: Vec<(&str, &str, Needs, String)> = vec![
         ("GET", "/healthz", Needs::Anyone, String::new()),
         ("GET", "/upgrade", Needs::Anyone, String::new()),
+        ("GET", "/static/upgrade.js", Needs::Anyone, String::new()),
+        ("GET", "/login", Needs::Anyone, String::new()),
         ("GET", "/api/v1/version", Needs::Anyone, String::new()),
         ("GET", "/api/v1/manager/ha", Needs::Anyone, String::new()),
         ("GET", "/api/v1/manager/state", Needs::Peer, String::new()),
@@ -90,6 +92,7 @@ async fn every_route_admits_exactly_its_callers() {
         ("GET", "/api/v1/upgrade/status", Needs::Viewer, String::new()),
         ("GET", "/api/v1/upgrade/bundles", Needs::Viewer, String::new()),
         ("GET", "/api/v1/upgrade/log?cluster=engines", Needs::Viewer, String::new()),
+        ("GET", "/api/v1/upgrade/log/groups?cluster=engines", Needs::Viewer, String::new()),
         ("GET", "/api/v1/upgrade/audit", Needs::Viewer, String::new()),
         ("GET", "/api/v1/alarms", Needs::Viewer, String::new()),
         ("GET", "/api/v1/health", Needs::Viewer, String::new()),

@@ -17,7 +17,7 @@
 //! | GET, POST | the console's pages, `/login`, `/logout`, `/static/*` | see [`crate::console`] |
 //! | GET | `/api/v1/manager/state` | peer |
 //! | POST | `/api/v1/manager/take-over`, `/api/v1/manager/sync` | peer |
-//! | GET | `/api/v1/upgrade/{status,bundles,log,audit}`, `/api/v1/alarms`, `/api/v1/health`, `/api/v1/backups` | viewer |
+//! | GET | `/api/v1/upgrade/{status,bundles,log,log/groups,audit}`, `/api/v1/alarms`, `/api/v1/health`, `/api/v1/backups` | viewer |
 //! | POST | `/api/v1/upgrade/{procedure,action,next,zombie-repaired}`, `/api/v1/backup`, `/api/v1/policy/push` | operator |
 //! | POST | `/api/v1/restore` | admin |
 
@@ -164,6 +164,7 @@ pub fn router(state: Arc<ManagerApi>) -> Router {
     let router = route(router, "/api/v1/upgrade/action", post(start_action));
     let router = route(router, "/api/v1/upgrade/next", post(start_next));
     let router = route(router, "/api/v1/upgrade/log", get(log));
+    let router = route(router, "/api/v1/upgrade/log/groups", get(log_groups));
     let router = route(router, "/api/v1/upgrade/audit", get(audit));
     let router = route(router, "/api/v1/upgrade/zombie-repaired", post(zombie_repaired));
     let router = route(router, "/api/v1/alarms", get(alarms));
@@ -238,6 +239,15 @@ async fn start_next(
 
 async fn log(State(s): State<ApiState>, _: Viewer, Query(q): Query<LogQuery>) -> Json<Vec<LogEntry>> {
     Json(ops::log(&s.manager, &q))
+}
+
+/// The upgrade log grouped per cluster and action, with real durations (the page's log).
+async fn log_groups(
+    State(s): State<ApiState>,
+    _: Viewer,
+    Query(q): Query<LogQuery>,
+) -> Json<Vec<tollgate_api::log_groups::LogGroup>> {
+    Json(tollgate_api::log_groups::group_log(ops::log(&s.manager, &q)))
 }
 
 async fn audit(State(s): State<ApiState>, _: Viewer) -> Json<Vec<AuditEntry>> {
