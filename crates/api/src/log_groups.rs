@@ -38,11 +38,13 @@ pub fn group_log(mut entries: Vec<LogEntry>) -> Vec<LogGroup> {
     let mut index: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
     for e in entries {
         let parent = e.entry.parent_id;
-        if parent != 0 && ids.contains(&parent) && parent != e.entry.id {
-            if let Some(&g) = index.get(&parent) {
-                groups[g].steps.push(e);
-                continue;
-            }
+        if parent != 0
+            && ids.contains(&parent)
+            && parent != e.entry.id
+            && let Some(&g) = index.get(&parent)
+        {
+            groups[g].steps.push(e);
+            continue;
         }
         index.insert(e.entry.id, groups.len());
         let cluster = e.entry.cluster.clone();
