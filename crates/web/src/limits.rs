@@ -88,6 +88,7 @@ pub const MANAGER_BODY_LIMITS: &[(&str, usize)] = &[
     ("/logout", SMALL),
     ("/upgrade", SMALL),
     ("/topology", SMALL),
+    ("/audit", SMALL),
     ("/topology/{server}", SMALL),
     ("/api/v1/version", SMALL),
     ("/api/v1/manager/ha", SMALL),

@@ -19,19 +19,30 @@ struct Console {
     app: axum::Router,
     /// A token of the ingest role (a shipper's).
     ingest: String,
+    /// An operators' shared token.
+    shared: String,
 }
 
 /// A manager (the standby of its pair, agents unreachable) with users of every role.
 fn console() -> Console {
+    console_of(false)
+}
+
+/// The same, made the active manager when `active`.
+fn console_of(active: bool) -> Console {
     let dir = tempfile::tempdir().unwrap();
     let cfg = testing::config(dir.path(), None, |_| "http://127.0.0.1:9".to_string());
     let manager = testing::manager(dir.path(), cfg, "0.1.0");
+    if active {
+        manager.become_active(false);
+    }
     let (auth, _) = Auth::open(&dir.path().join("users"), None).unwrap();
     for (name, role) in [("vera", Role::Viewer), ("olga", Role::Operator), ("ada", Role::Admin)] {
         auth.set_user(name, role, PASSWORD).unwrap();
     }
     let ingest = auth.create_token("shipper", Role::Ingest, None).unwrap();
-    Console { ingest, app: router(Arc::new(ManagerApi::new(manager, auth))), _dir: dir }
+    let shared = auth.create_token("cli-token", Role::Operator, None).unwrap();
+    Console { ingest, shared, app: router(Arc::new(ManagerApi::new(manager, auth))), _dir: dir }
 }
 
 struct Answer {
@@ -265,4 +276,51 @@ async fn the_topology_draws_every_server_with_its_ha_state_and_drills_down_to_on
     let a = c.send(req.unwrap()).await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert!(a.body.contains(r#"data-status="403""#) && a.body.contains("it needs the viewer role"), "{}", a.body);
+}
+
+#[tokio::test]
+async fn the_audit_names_the_person_behind_a_shared_token_and_the_logged_in_user() {
+    let c = console_of(true);
+    let action = |server: &str| {
+        format!(
+            r#"{{"cluster":"engines","action":{{"kind":"InitiateUpgrade","cluster":"engines","server":"{server}"}}}}"#
+        )
+    };
+    // With the shared token and X-Actor ...
+    let req = Request::post("/api/v1/upgrade/action")
+        .header(header::AUTHORIZATION, format!("Bearer {}", c.shared))
+        .header("x-actor", "Carol Jones")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(action("eng-b")))
+        .unwrap();
+    let a = c.send(req).await;
+    assert!(![401, 403].contains(&a.status.as_u16()), "{}: {}", a.status, a.body);
+    // ... and with a login session.
+    let (cookie, csrf) = c.login("olga").await;
+    let req = Request::post("/api/v1/upgrade/action")
+        .header(header::COOKIE, cookie.clone())
+        .header("x-csrf-token", csrf)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(action("eng-a")))
+        .unwrap();
+    let a = c.send(req).await;
+    assert!(![401, 403].contains(&a.status.as_u16()), "{}: {}", a.status, a.body);
+
+    // The API's audit and the Audit page name both people.
+    let req = Request::get("/api/v1/upgrade/audit").header(header::COOKIE, cookie.clone()).body(Body::empty());
+    let a = c.send(req.unwrap()).await;
+    let audit: Vec<tollgate_api::manager::AuditEntry> = serde_json::from_str(&a.body).unwrap();
+    let who: Vec<(&str, &str)> = audit.iter().map(|e| (e.user.as_str(), e.operation.as_str())).collect();
+    assert_eq!(
+        who,
+        [("Carol Jones via cli-token", "Initiate upgrade eng-b"), ("olga", "Initiate upgrade eng-a")],
+        "{audit:#?}"
+    );
+    let page = c.get("/audit", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let first = page.body.find(r#"data-user="olga""#).expect("olga's entry");
+    let second = page.body.find(r#"data-user="Carol Jones via cli-token""#).expect("Carol's entry");
+    assert!(first < second, "newest first");
+    let page = c.get("/audit?user=carol", Some(&cookie)).await;
+    assert!(page.body.contains("Carol Jones via cli-token") && !page.body.contains(r#"data-user="olga""#));
 }
