@@ -27,6 +27,7 @@
 pub mod agent;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod console;
 pub mod error;
 pub mod log_groups;
 pub mod manager;

@@ -103,6 +103,9 @@ pub struct Snapshot {
     pub log: BTreeMap<u64, UpgradeLogEntry>,
     /// The audit log of operator actions, oldest first.
     pub audit: Vec<AuditEntry>,
+    /// Alarms acknowledged in the console, by [`crate::console::alarm_key`].
+    #[serde(default)]
+    pub alarm_acks: BTreeMap<String, crate::console::AlarmAck>,
     /// Bumped at every change.
     pub generation: u64,
 }

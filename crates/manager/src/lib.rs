@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod agents;
+pub mod alarm_acks;
 pub mod executor;
 pub mod ops;
 pub mod pair;
@@ -126,7 +127,13 @@ impl Manager {
         let fresh = || -> anyhow::Result<Snapshot> {
             let director = Director::new(topology.clone(), None, director_config)
                 .map_err(|e| anyhow::anyhow!("manager topology: {e:?}"))?;
-            Ok(Snapshot { director, log: BTreeMap::new(), audit: Vec::new(), generation: 0 })
+            Ok(Snapshot {
+                director,
+                log: BTreeMap::new(),
+                audit: Vec::new(),
+                alarm_acks: BTreeMap::new(),
+                generation: 0,
+            })
         };
         let shared = match std::fs::read(&state_file) {
             Ok(bytes) => match serde_json::from_slice::<Snapshot>(&bytes) {

@@ -21,6 +21,8 @@ struct Console {
     ingest: String,
     /// An operators' shared token.
     shared: String,
+    /// The manager.
+    manager: Arc<tollgate_manager::Manager>,
 }
 
 /// A manager (the standby of its pair, agents unreachable) with users of every role.
@@ -42,7 +44,7 @@ fn console_of(active: bool) -> Console {
     }
     let ingest = auth.create_token("shipper", Role::Ingest, None).unwrap();
     let shared = auth.create_token("cli-token", Role::Operator, None).unwrap();
-    Console { ingest, shared, app: router(Arc::new(ManagerApi::new(manager, auth))), _dir: dir }
+    Console { ingest, shared, app: router(Arc::new(ManagerApi::new(manager.clone(), auth))), manager, _dir: dir }
 }
 
 struct Answer {
@@ -323,4 +325,79 @@ async fn the_audit_names_the_person_behind_a_shared_token_and_the_logged_in_user
     assert!(first < second, "newest first");
     let page = c.get("/audit?user=carol", Some(&cookie)).await;
     assert!(page.body.contains("Carol Jones via cli-token") && !page.body.contains(r#"data-user="olga""#));
+}
+
+#[tokio::test]
+async fn alarms_from_every_server_are_filtered_and_acknowledged_by_an_operator() {
+    use tollgate_api::manager::RemoteAlarm;
+    let c = console_of(true);
+    let alarm = |id, name: &str, severity, scope: &str| RemoteAlarm {
+        id,
+        name: name.into(),
+        severity,
+        scope: scope.into(),
+        detail: "from the agent".into(),
+    };
+    {
+        let mut reported = c.manager.server_alarms.lock().unwrap();
+        reported.insert("eng-a".into(), vec![alarm(31001, "SPOOL_BACKLOG", tollgate_alarms::Severity::Major, "spool")]);
+        reported.insert(
+            "eng-b".into(),
+            vec![alarm(31002, "COLLECTOR_DOWN", tollgate_alarms::Severity::Minor, "collector")],
+        );
+    }
+    let (viewer, _) = c.login("vera").await;
+    let page = c.get("/alarms", Some(&viewer)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains(r#"data-key="eng-a/31001/spool""#)
+            && page.body.contains(r#"data-key="eng-b/31002/collector""#)
+    );
+    assert!(!page.body.contains(">Acknowledge</button>"), "a viewer gets no Acknowledge button");
+    // Filters: by severity, by server.
+    let page = c.get("/alarms?severity=Minor&server=", Some(&viewer)).await;
+    assert!(!page.body.contains("eng-a/31001") && page.body.contains("eng-b/31002"));
+    let page = c.get("/alarms?severity=&server=eng-a", Some(&viewer)).await;
+    assert!(page.body.contains("eng-a/31001") && !page.body.contains("eng-b/31002"));
+
+    // A viewer may not acknowledge (the designed 403 page); an operator may.
+    let (viewer_cookie, viewer_csrf) = c.login("vera").await;
+    let ack = |cookie: &str, csrf: &str, key: &str| {
+        Request::post("/alarms")
+            .header(header::COOKIE, cookie)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("csrf={csrf}&key={}", key.replace('/', "%2F"))))
+            .unwrap()
+    };
+    let a = c.send(ack(&viewer_cookie, &viewer_csrf, "eng-a/31001/spool")).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.body.contains("it needs the operator role"));
+    let (cookie, csrf) = c.login("olga").await;
+    let a = c.send(ack(&cookie, "wrong", "eng-a/31001/spool")).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "the form's CSRF token is checked");
+    let a = c.send(ack(&cookie, &csrf, "eng-a/31001/spool")).await;
+    assert_eq!((a.status, a.headers[header::LOCATION].to_str().unwrap()), (StatusCode::SEE_OTHER, "/alarms"));
+    let a = c.send(ack(&cookie, &csrf, "eng-a/99999/nothing")).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(a.body.contains("no active alarm"));
+
+    // Recorded in the shared state (what the standby copies), listed, and audited.
+    let shared = c.manager.core().shared.alarm_acks.clone();
+    assert_eq!(shared.get("eng-a/31001/spool").map(|a| a.by.as_str()), Some("olga"));
+    let page = c.get("/alarms", Some(&cookie)).await;
+    assert!(page.body.contains(r#"data-key="eng-a/31001/spool" data-server="eng-a" data-id="31001" data-severity="Major" data-acked="true""#), "{}", page.body);
+    assert!(page.body.contains(r#"data-key="eng-b/31002/collector" data-server="eng-b" data-id="31002" data-severity="Minor" data-acked="false""#));
+    let audit = c.get("/audit", Some(&cookie)).await;
+    assert!(audit.body.contains("Acknowledge alarm 31001 SPOOL_BACKLOG on eng-a"), "{}", audit.body);
+    // The API lists the same.
+    let a = c.get("/api/v1/alarms/all", Some(&cookie)).await;
+    let all: Vec<tollgate_api::console::ConsoleAlarm> = serde_json::from_str(&a.body).unwrap();
+    let acked: Vec<(&str, bool)> =
+        all.iter().filter(|a| a.id > 31000 && a.id < 31100).map(|a| (a.key.as_str(), a.ack.is_some())).collect();
+    assert_eq!(acked, [("eng-a/31001/spool", true), ("eng-b/31002/collector", false)]);
+    // The manager's own alarms are listed under the server they are about.
+    assert!(
+        all.iter().filter(|a| a.raised_at.is_some()).all(|a| a.key.starts_with(&format!("{}/", a.scope))),
+        "{all:#?}"
+    );
 }

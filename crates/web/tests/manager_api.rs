@@ -95,6 +95,8 @@ async fn every_route_admits_exactly_its_callers() {
         ("GET", "/api/v1/upgrade/log/groups?cluster=engines", Needs::Viewer, String::new()),
         ("GET", "/api/v1/upgrade/audit", Needs::Viewer, String::new()),
         ("GET", "/api/v1/alarms", Needs::Viewer, String::new()),
+        ("GET", "/api/v1/alarms/all", Needs::Viewer, String::new()),
+        ("POST", "/api/v1/alarms/acknowledge", Needs::Operator, r#"{"key":"x/1/y"}"#.into()),
         ("GET", "/api/v1/health", Needs::Viewer, String::new()),
         ("GET", "/api/v1/backups", Needs::Viewer, String::new()),
         ("POST", "/api/v1/upgrade/procedure", Needs::Operator, r#"{"release":null}"#.into()),

@@ -2,8 +2,8 @@
 //! (the same stylesheet, [`crate::ui::STYLESHEET`], and the same header), behind a login with
 //! user and password of the manager's user database ([`crate::manager_api::ManagerApi::auth`]).
 //!
-//! Pages, one file each: Topology ([`topology`]), Upgrade ([`upgrade`]), Audit ([`audit`]); a
-//! designed page for unknown paths ([`not_found`]) and for refusals
+//! Pages, one file each: Topology ([`topology`]), Alarms ([`alarms`]), Upgrade ([`upgrade`]),
+//! Audit ([`audit`]); a designed page for unknown paths ([`not_found`]) and for refusals
 //! ([`forbidden`]). The JSON API under `/api/v1` accepts the same login session (with
 //! `X-CSRF-Token` on changes) as well as bearer tokens, so a page's script reads and acts with
 //! the visitor's session and no token is ever put in a page.
@@ -20,6 +20,7 @@
 //!    directory served by [`script`] (the Content-Security-Policy allows only this server's
 //!    own scripts, never inline ones).
 
+pub mod alarms;
 pub mod audit;
 pub mod topology;
 pub mod upgrade;
@@ -73,6 +74,7 @@ pub(crate) fn routes(router: Router<ApiState>) -> Router<ApiState> {
     let r = route(r, "/login", get(crate::ui::login_page).post(crate::ui::login::<ManagerApi>));
     let r = route(r, "/logout", post(crate::ui::logout::<ManagerApi>));
     let r = route(r, "/audit", get(audit::page));
+    let r = route(r, "/alarms", get(alarms::page).post(alarms::acknowledge));
     let r = route(r, "/topology", get(topology::page));
     let r = route(r, "/topology/{server}", get(topology::server_page));
     route(r, "/upgrade", get(upgrade::page))

@@ -17,8 +17,8 @@
 //! | GET, POST | the console's pages, `/login`, `/logout`, `/static/*` | see [`crate::console`] |
 //! | GET | `/api/v1/manager/state` | peer |
 //! | POST | `/api/v1/manager/take-over`, `/api/v1/manager/sync` | peer |
-//! | GET | `/api/v1/upgrade/{status,bundles,log,log/groups,audit}`, `/api/v1/alarms`, `/api/v1/health`, `/api/v1/backups` | viewer |
-//! | POST | `/api/v1/upgrade/{procedure,action,next,zombie-repaired}`, `/api/v1/backup`, `/api/v1/policy/push` | operator |
+//! | GET | `/api/v1/upgrade/{status,bundles,log,log/groups,audit}`, `/api/v1/alarms`, `/api/v1/alarms/all`, `/api/v1/health`, `/api/v1/backups` | viewer |
+//! | POST | `/api/v1/upgrade/{procedure,action,next,zombie-repaired}`, `/api/v1/alarms/acknowledge`, `/api/v1/backup`, `/api/v1/policy/push` | operator |
 //! | POST | `/api/v1/restore` | admin |
 
 use std::sync::Arc;
@@ -168,6 +168,8 @@ pub fn router(state: Arc<ManagerApi>) -> Router {
     let router = route(router, "/api/v1/upgrade/audit", get(audit));
     let router = route(router, "/api/v1/upgrade/zombie-repaired", post(zombie_repaired));
     let router = route(router, "/api/v1/alarms", get(alarms));
+    let router = route(router, "/api/v1/alarms/all", get(all_alarms));
+    let router = route(router, "/api/v1/alarms/acknowledge", post(acknowledge_alarm));
     let router = route(router, "/api/v1/health", get(health));
     let router = route(router, "/api/v1/backup", post(system_backup));
     let router = route(router, "/api/v1/backups", get(system_backups));
@@ -264,6 +266,20 @@ async fn zombie_repaired(
 
 async fn alarms(State(s): State<ApiState>, _: Viewer) -> Json<ManagerAlarms> {
     Json(ops::alarms(&s.manager))
+}
+
+/// Every server's active alarms with their acknowledgement.
+async fn all_alarms(State(s): State<ApiState>, _: Viewer) -> Json<Vec<tollgate_api::console::ConsoleAlarm>> {
+    Json(tollgate_manager::alarm_acks::active(&s.manager))
+}
+
+/// Acknowledges an active alarm (recorded with who and when, audited).
+async fn acknowledge_alarm(
+    State(s): State<ApiState>,
+    Operator(who): Operator,
+    Json(b): Json<tollgate_api::console::AckRequest>,
+) -> ApiResult<Json<tollgate_api::console::ConsoleAlarm>> {
+    Ok(Json(tollgate_manager::alarm_acks::acknowledge(&s.manager, &who.name, &b.key).map_err(refused)?))
 }
 
 /// Every server's syscheck (`tollgate health` system-wide).
