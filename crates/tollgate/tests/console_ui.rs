@@ -4,7 +4,8 @@
 //! a server, runs an upgrade step (Initiate upgrade of the standby manager) from the Upgrade page with the login session (no token in the
 //! page), acknowledges an alarm, and finds both in the audit with their name, beside a change
 //! made with the shared token on behalf of a person named in `X-Actor`. Unknown paths get the
-//! designed 404 page; a viewer is refused what needs an operator. Screenshots of each page go
+//! designed 404 page; a viewer is refused what needs an operator; the users, made on the active
+//! manager only, log in to the standby (the active copies its user database to its mate). Screenshots of each page go
 //! to docs/screenshots/console-*.png.
 //!
 //! Fails when chromium or chromedriver is not installed (they are prerequisites, not options).
@@ -44,9 +45,10 @@ async fn shoot(c: &Client, name: &str) {
     std::fs::write(screenshot_path(name), c.screenshot().await.unwrap()).unwrap();
 }
 
-/// Adds `name` with `role` to both managers' user databases (`tollgate user set`).
+/// Adds `name` with `role` to the active manager's user database (`tollgate user set`); the
+/// active manager copies it to its mate.
 fn add_user(lab: &Lab, name: &str, role: &str) {
-    for manager in ["mgr-a", "mgr-b"] {
+    for manager in ["mgr-a"] {
         let state = lab.path().join("servers").join(manager).join("state");
         let out = Command::new(tollgate_bin())
             .args(["user", "set", name, "--role", role, "--password", PASSWORD, "--state-dir"])
@@ -96,7 +98,8 @@ async fn an_operator_logs_in_reads_the_topology_upgrades_acknowledges_and_is_aud
     let driver = Driver::start();
     let profile = tempfile::tempdir().unwrap();
     let c = browser(&driver, &binary, profile.path(), (1400, 1100)).await;
-    let outcome = tokio::spawn(drive(c.clone(), lab.managers[0].clone(), lab.token.clone())).await;
+    let outcome =
+        tokio::spawn(drive(c.clone(), lab.managers[0].clone(), lab.managers[1].clone(), lab.token.clone())).await;
     let _ = c.close().await;
     drop(driver);
     drop(lab);
@@ -105,7 +108,7 @@ async fn an_operator_logs_in_reads_the_topology_upgrades_acknowledges_and_is_aud
     }
 }
 
-async fn drive(c: Client, manager: String, token: String) {
+async fn drive(c: Client, manager: String, standby: String, token: String) {
     // The active manager (mgr-a in a fresh lab) sends a visitor without a session to log in.
     c.goto(&format!("{manager}/topology")).await.unwrap();
     assert!(c.current_url().await.unwrap().path().starts_with("/login"));
@@ -308,4 +311,23 @@ async fn drive(c: Client, manager: String, token: String) {
     )
     .await;
     assert_eq!(refusal, "vera may not do this (needs operator)");
+
+    // The users, made on the active manager only, log in to the standby too: it has their
+    // password hashes from its mate.
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = http
+            .post(format!("{standby}/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("name=olga&password={PASSWORD}"))
+            .send()
+            .await
+            .unwrap();
+        if resp.status().as_u16() == 303 && resp.headers().contains_key("set-cookie") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "olga cannot log in to the standby manager: {}", resp.status());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

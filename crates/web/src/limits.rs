@@ -96,6 +96,7 @@ pub const MANAGER_BODY_LIMITS: &[(&str, usize)] = &[
     ("/api/v1/manager/state", SMALL),
     ("/api/v1/manager/take-over", SMALL),
     ("/api/v1/manager/sync", MANAGER_STATE),
+    ("/api/v1/manager/users", MANAGER_STATE),
     ("/api/v1/upgrade/status", SMALL),
     ("/api/v1/upgrade/bundles", SMALL),
     ("/api/v1/upgrade/procedure", SMALL),

@@ -401,3 +401,38 @@ async fn alarms_from_every_server_are_filtered_and_acknowledged_by_an_operator()
         "{all:#?}"
     );
 }
+
+#[tokio::test]
+async fn the_standby_takes_the_active_managers_user_database_from_its_mate_only() {
+    let c = console();
+    // The active mate's database: a user the standby does not have yet.
+    let dir = tempfile::tempdir().unwrap();
+    let (theirs, _) = Auth::open(dir.path(), None).unwrap();
+    theirs.set_user("zoe", Role::Operator, PASSWORD).unwrap();
+    let db = serde_json::to_string(&theirs.export().unwrap()).unwrap();
+    let push = |secret: &str| {
+        Request::post("/api/v1/manager/users")
+            .header(header::AUTHORIZATION, format!("Bearer {secret}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(db.clone()))
+            .unwrap()
+    };
+    // An operator's token is not the mate's.
+    assert_eq!(c.send(push(&c.shared)).await.status, StatusCode::UNAUTHORIZED);
+    let a = c.send(push(testing::AGENT_TOKEN)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body, r#"{"changed":true}"#);
+    assert_eq!(c.send(push(testing::AGENT_TOKEN)).await.body, r#"{"changed":false}"#, "unchanged: not rewritten");
+    // zoe logs in with the password set on the mate; olga, only on this one, no longer exists.
+    c.login("zoe").await;
+    let req = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("name=olga&password={PASSWORD}")))
+        .unwrap();
+    assert_eq!(c.send(req).await.status, StatusCode::UNAUTHORIZED);
+
+    // The active manager keeps its own.
+    let active = console_of(true);
+    let a = active.send(push(testing::AGENT_TOKEN)).await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
+}

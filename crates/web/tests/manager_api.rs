@@ -106,6 +106,8 @@ async fn every_route_admits_exactly_its_callers() {
         ("POST", "/api/v1/backup", Needs::Operator, r#"{"why":"test"}"#.into()),
         ("POST", "/api/v1/policy/push", Needs::Operator, "schema = 1\n".into()),
         ("POST", "/api/v1/restore", Needs::Admin, r#"{"hostname":"nowhere","name":"x"}"#.into()),
+        // Next to last: it replaces the user database (the tokens above are gone after it).
+        ("POST", "/api/v1/manager/users", Needs::Peer, r#"{"users":[],"tokens":[]}"#.into()),
         // Last: it makes this manager the active one.
         ("POST", "/api/v1/manager/take-over", Needs::Peer, format!(r#"{{"snapshot":{},"action":1}}"#, f.snapshot)),
     ];

@@ -16,7 +16,7 @@
 //! | GET | `/healthz`, `/api/v1/version`, `/api/v1/manager/ha` | anyone |
 //! | GET, POST | the console's pages, `/login`, `/logout`, `/static/*` | see [`crate::console`] |
 //! | GET | `/api/v1/manager/state` | peer |
-//! | POST | `/api/v1/manager/take-over`, `/api/v1/manager/sync` | peer |
+//! | POST | `/api/v1/manager/take-over`, `/api/v1/manager/sync`, `/api/v1/manager/users` | peer |
 //! | GET | `/api/v1/upgrade/{status,bundles,log,log/groups,audit}`, `/api/v1/alarms`, `/api/v1/alarms/all`, `/api/v1/health`, `/api/v1/backups` | viewer |
 //! | POST | `/api/v1/upgrade/{procedure,action,next,zombie-repaired}`, `/api/v1/alarms/acknowledge`, `/api/v1/backup`, `/api/v1/policy/push` | operator |
 //! | POST | `/api/v1/restore` | admin |
@@ -44,6 +44,9 @@ use crate::http::{ApiError, ApiResult, SecretToken, api_version, bearer};
 
 #[cfg(test)]
 mod tests;
+mod users_sync;
+
+pub use users_sync::{UsersAnswer, replicate_users};
 
 /// The API's state.
 pub struct ManagerApi {
@@ -158,6 +161,7 @@ pub fn router(state: Arc<ManagerApi>) -> Router {
     let router = route(router, "/api/v1/manager/state", get(state_for_mate));
     let router = route(router, "/api/v1/manager/take-over", post(take_over));
     let router = route(router, "/api/v1/manager/sync", post(sync_from_mate));
+    let router = route(router, "/api/v1/manager/users", post(users_sync::accept));
     let router = route(router, "/api/v1/upgrade/status", get(status));
     let router = route(router, "/api/v1/upgrade/bundles", get(bundles));
     let router = route(router, "/api/v1/upgrade/procedure", post(select_procedure));
