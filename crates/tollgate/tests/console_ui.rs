@@ -48,15 +48,13 @@ async fn shoot(c: &Client, name: &str) {
 /// Adds `name` with `role` to the active manager's user database (`tollgate user set`); the
 /// active manager copies it to its mate.
 fn add_user(lab: &Lab, name: &str, role: &str) {
-    for manager in ["mgr-a"] {
-        let state = lab.path().join("servers").join(manager).join("state");
-        let out = Command::new(tollgate_bin())
-            .args(["user", "set", name, "--role", role, "--password", PASSWORD, "--state-dir"])
-            .arg(&state)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "tollgate user set {name} on {manager}: {:?}", text(&out));
-    }
+    let state = lab.path().join("servers").join("mgr-a").join("state");
+    let out = Command::new(tollgate_bin())
+        .args(["user", "set", name, "--role", role, "--password", PASSWORD, "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tollgate user set {name} on mgr-a: {:?}", text(&out));
 }
 
 /// Runs `script` in the page until it returns something other than null (up to `limit`).
