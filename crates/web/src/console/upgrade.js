@@ -331,8 +331,11 @@ async function followActive(s) {
   if (token) to.searchParams.set("token", token);
   if (selected) to.searchParams.set("cluster", selected);
   to.searchParams.set("from", m.hostname);
+  // With a login session (which is this manager's own), through the mate's login page: the
+  // same user and password work there (the active manager copies its users to its mate).
+  const go = token ? to : new URL("/login?next=" + encodeURIComponent(to.pathname + to.search), m.mate);
   notice(`${m.hostname} is the standby manager: going to the active one, ${to.origin} …`);
-  setTimeout(() => location.replace(to.href), 1000);
+  setTimeout(() => location.replace(go.href), 1000);
 }
 
 let refreshing = false, again = false;
