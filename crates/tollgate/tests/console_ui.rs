@@ -118,7 +118,7 @@ async fn drive(c: Client, manager: String, standby: String, token: String) {
     let drawn = c
         .execute(
             r##"return [...document.querySelectorAll("#topology g.server")].map(g => ({
-                 server: g.dataset.server, cluster: g.dataset.cluster, ha: g.dataset.ha,
+                 server: g.dataset.server, cluster: g.dataset.cluster, ha: g.dataset.ha, health: g.dataset.health,
                  site: g.closest("g.site").dataset.site, w: g.getBBox().width }));"##,
             vec![],
         )
@@ -141,6 +141,10 @@ async fn drive(c: Client, manager: String, standby: String, token: String) {
         assert_eq!(states, ["Active", "Spare", "Standby"], "{cluster} is a 2+1 cluster: {drawn:#?}");
     }
     assert!(drawn.iter().all(|d| d["w"].as_f64().unwrap() > 100.0), "each server is a drawn box");
+    assert!(
+        drawn.iter().all(|d| d["health"] == "true" || d["health"] == "false"),
+        "every agent's health report is drawn: {drawn:#?}"
+    );
     shoot(&c, "topology").await;
 
     // Drill down to a server.

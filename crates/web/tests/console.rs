@@ -258,7 +258,8 @@ async fn the_topology_draws_every_server_with_its_ha_state_and_drills_down_to_on
     for (host, _, ha) in &servers {
         assert!(!ha.is_empty(), "{host} has an HA state");
     }
-    assert_eq!(a.body.matches(r#"data-reachable="false""#).count(), 4);
+    assert_eq!(a.body.matches(r#"data-reachable="false" data-health="""#).count(), 4);
+    assert_eq!(a.body.matches(r#"<td class="health"><span class="err">agent does not answer</span>"#).count(), 4);
     assert!(a.body.contains(r#"href="/topology/eng-a""#), "a server links to its page");
 
     let a = c.get("/topology/eng-a", Some(&cookie)).await;

@@ -7,7 +7,7 @@
 //! The data is the manager's status ([`tollgate_manager::ops::status`]); the server page adds
 //! the system's health ([`tollgate_manager::ops::health`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -20,6 +20,9 @@ use tollgate_upgrade::topology::ServerState;
 
 use super::{ConsoleUser, error_page, frame, respond};
 use crate::manager_api::ManagerApi;
+
+/// How long the Topology page waits for the agents' health reports.
+const HEALTH_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A server's box.
 const SERVER_W: u32 = 200;
@@ -145,21 +148,34 @@ pub fn ha_state(s: &ServerView) -> String {
     }
 }
 
-fn server_box(s: &ServerView, cluster: &str, r: Rect) -> Markup {
+/// A server's health as drawn: its agent does not answer, every check passes, a check fails,
+/// or not known (the health report did not come in time).
+fn health_text(s: &ServerView, health: Option<bool>) -> &'static str {
+    match (s.reachable, health) {
+        (false, _) => "agent does not answer",
+        (true, Some(true)) => "health OK",
+        (true, Some(false)) => "a health check fails",
+        (true, None) => "health not known",
+    }
+}
+
+fn server_box(s: &ServerView, cluster: &str, r: Rect, health: Option<bool>) -> Markup {
     let ha = ha_state(s);
     let severity = s.alarm_severity.map(|v| v.to_string());
     let class = format!(
-        "server ha-{}{}{}",
+        "server ha-{}{}{}{}",
         ha.replace(' ', ""),
         if s.forced_standby { " forced" } else { "" },
-        if s.reachable { "" } else { " unreachable" }
+        if s.reachable { "" } else { " unreachable" },
+        if health == Some(false) { " unhealthy" } else { "" }
     );
     let alarm = severity.clone().unwrap_or_else(|| "no alarm".into());
-    let health = if s.reachable { "agent answers" } else { "agent does not answer" };
+    let health_ok = health.map(|h| h.to_string()).unwrap_or_default();
+    let health = health_text(s, health);
     html! {
         a href=(format!("/topology/{}", crate::ui::urlencode(&s.hostname))) {
             g class=(class) data-server=(s.hostname) data-cluster=(cluster) data-ha=(ha) data-release=(s.running_release)
-              data-alarm=(severity.clone().unwrap_or_default()) data-reachable=(s.reachable) {
+              data-alarm=(severity.clone().unwrap_or_default()) data-reachable=(s.reachable) data-health=(health_ok) {
                 title { (s.hostname) ": " (ha) ", release " (s.running_release) ", " (alarm) ", " (health) }
                 rect x=(r.x) y=(r.y) width=(r.w) height=(r.h) rx="4" {}
                 text.label x=(r.x + 8) y=(r.y + 18) { (s.hostname) }
@@ -171,8 +187,9 @@ fn server_box(s: &ServerView, cluster: &str, r: Rect) -> Markup {
     }
 }
 
-/// The drawing of `status`.
-pub fn drawing(status: &SystemStatus) -> Markup {
+/// The drawing of `status`, with each server's `health` (hostname → every check passes) where
+/// known.
+pub fn drawing(status: &SystemStatus, health: &HashMap<String, bool>) -> Markup {
     let l = layout(&status.clusters);
     html! {
         svg #topology viewBox=(format!("0 0 {} {}", l.width, l.height)) width=(l.width) role="img"
@@ -195,7 +212,9 @@ pub fn drawing(status: &SystemStatus) -> Markup {
                                         (c.name) " "
                                         tspan.small { (c.application.to_string()) " · " (c.status.to_string()) }
                                     }
-                                    @for (s, r) in c.servers.iter().zip(&cb.servers) { (server_box(s, &c.name, *r)) }
+                                    @for (s, r) in c.servers.iter().zip(&cb.servers) {
+                                        (server_box(s, &c.name, *r, health.get(&s.hostname).copied()))
+                                    }
                                 }
                             }
                         }
@@ -209,6 +228,11 @@ pub fn drawing(status: &SystemStatus) -> Markup {
 /// `GET /topology`.
 pub(super) async fn page(State(s): State<Arc<ManagerApi>>, user: ConsoleUser) -> Response {
     let status = ops::status(&s.manager);
+    // Every agent's syscheck, asked at once; the page does not wait longer than HEALTH_WAIT.
+    let health: HashMap<String, bool> = tokio::time::timeout(HEALTH_WAIT, ops::health(&s.manager))
+        .await
+        .map(|h| h.servers.into_iter().filter(|s| s.health.is_some()).map(|s| (s.hostname, s.ok)).collect())
+        .unwrap_or_default();
     let servers: usize = status.clusters.iter().map(|c| c.servers.len()).sum();
     let body = html! {
         div.topology {
@@ -218,14 +242,14 @@ pub(super) async fn page(State(s): State<Arc<ManagerApi>>, user: ConsoleUser) ->
                 @if status.mixed_version { " · " strong.err { "the system runs more than one release" } }
             }
             div.legend {
-                span { "Box border: HA state (green Active, blue Standby, grey Spare, amber Forced Standby, red dashed: agent does not answer)" }
+                span { "Box: HA state (green Active, blue Standby, grey Spare, amber Forced Standby; red: a health check fails; red dashed: agent does not answer)" }
                 span { "Dot: most severe alarm (green: none)" }
                 span { "Select a server for its alarms, releases and health." }
             }
-            (drawing(&status))
+            (drawing(&status, &health))
             h2 { "Servers" }
             table #servers {
-                thead { tr { th { "Server" } th { "Cluster" } th { "Site" } th { "HA state" } th { "Release" } th { "Alarm" } th { "Agent" } } }
+                thead { tr { th { "Server" } th { "Cluster" } th { "Site" } th { "HA state" } th { "Release" } th { "Alarm" } th { "Health" } } }
                 tbody {
                     @for c in &status.clusters {
                         @for sv in &c.servers {
@@ -236,7 +260,10 @@ pub(super) async fn page(State(s): State<Arc<ManagerApi>>, user: ConsoleUser) ->
                                 td.ha { (ha_state(sv)) }
                                 td { (sv.running_release) }
                                 td { @if let Some(sev) = sv.alarm_severity { span class=(format!("sev sev-{sev}")) { (sev.to_string()) } } @else { "—" } }
-                                td { @if sv.reachable { "answers" } @else { span.err { "does not answer" } } }
+                                td.health { @match (sv.reachable, health.get(&sv.hostname)) {
+                                    (true, Some(true)) => span.ok { (health_text(sv, Some(true))) },
+                                    (r, h) => span class=[(!r || h == Some(&false)).then_some("err")] { (health_text(sv, h.copied())) },
+                                } }
                             }
                         }
                     }
