@@ -21,6 +21,7 @@
 
 pub mod agents;
 pub mod alarm_acks;
+pub mod audit;
 pub mod executor;
 pub mod ops;
 pub mod pair;

@@ -309,14 +309,27 @@ async fn the_audit_names_the_person_behind_a_shared_token_and_the_logged_in_user
     let a = c.send(req).await;
     assert!(![401, 403].contains(&a.status.as_u16()), "{}: {}", a.status, a.body);
 
-    // The API's audit and the Audit page name both people.
+    // A policy push through the shared token (the engines do not answer: refused), audited too.
+    let req = Request::post("/api/v1/policy/push?name=night.toml")
+        .header(header::AUTHORIZATION, format!("Bearer {}", c.shared))
+        .header("x-actor", "Dan")
+        .body(Body::from("schema = 1\n"))
+        .unwrap();
+    let a = c.send(req).await;
+    assert!(![401, 403].contains(&a.status.as_u16()), "{}: {}", a.status, a.body);
+
+    // The API's audit and the Audit page name the people.
     let req = Request::get("/api/v1/upgrade/audit").header(header::COOKIE, cookie.clone()).body(Body::empty());
     let a = c.send(req.unwrap()).await;
     let audit: Vec<tollgate_api::manager::AuditEntry> = serde_json::from_str(&a.body).unwrap();
     let who: Vec<(&str, &str)> = audit.iter().map(|e| (e.user.as_str(), e.operation.as_str())).collect();
     assert_eq!(
         who,
-        [("Carol Jones via cli-token", "Initiate upgrade eng-b"), ("olga", "Initiate upgrade eng-a")],
+        [
+            ("Carol Jones via cli-token", "Initiate upgrade eng-b"),
+            ("olga", "Initiate upgrade eng-a"),
+            ("Dan via cli-token", "Push policy night.toml to every engine cluster")
+        ],
         "{audit:#?}"
     );
     let page = c.get("/audit", Some(&cookie)).await;

@@ -315,11 +315,23 @@ async fn system_backups(State(s): State<ApiState>, _: Viewer) -> Json<Vec<Server
 }
 
 /// Installs a policy (the request body, TOML) on the engine clusters.
+/// Audited with the operator's name (the person behind a shared token with `X-Actor`).
 async fn push_policy(
     State(s): State<ApiState>,
-    _: Operator,
+    Operator(who): Operator,
     Query(q): Query<PushQuery>,
     body: Bytes,
 ) -> ApiResult<Json<PushAnswer>> {
-    Ok(Json(ops::push_policy(&s.manager, q, &body).await.map_err(refused)?))
+    let what = format!(
+        "Push policy {} to {}",
+        q.name.as_deref().unwrap_or("policy.toml"),
+        q.cluster.as_deref().unwrap_or("every engine cluster")
+    );
+    let result = ops::push_policy(&s.manager, q, &body).await;
+    let outcome = match &result {
+        Ok(a) => Ok(format!("schema {}, installed on {} servers", a.schema, a.installed.len())),
+        Err(e) => Err(e.message.clone()),
+    };
+    tollgate_manager::audit::record(&s.manager, &who.name, what, outcome);
+    Ok(Json(result.map_err(refused)?))
 }
