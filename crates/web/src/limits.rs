@@ -91,6 +91,7 @@ pub const MANAGER_BODY_LIMITS: &[(&str, usize)] = &[
     ("/audit", SMALL),
     ("/alarms", SMALL),
     ("/topology/{server}", SMALL),
+    ("/users", SMALL),
     ("/api/v1/version", SMALL),
     ("/api/v1/manager/ha", SMALL),
     ("/api/v1/manager/state", SMALL),

@@ -450,3 +450,37 @@ async fn the_standby_takes_the_active_managers_user_database_from_its_mate_only(
     let a = active.send(push(testing::AGENT_TOKEN)).await;
     assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
 }
+
+#[tokio::test]
+async fn an_admin_manages_users_on_the_manager_and_every_change_is_audited() {
+    let c = console_of(true);
+    // Not for an operator: the designed 403 page.
+    let (olga, _) = c.login("olga").await;
+    let a = c.get("/users", Some(&olga)).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.body.contains("it needs the admin role"));
+
+    let (cookie, csrf) = c.login("ada").await;
+    let page = c.get("/users", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains(r#"<tr data-user="olga">"#) && page.body.contains(">Users</a>"));
+    let post = |form: String| {
+        Request::post("/users")
+            .header(header::COOKIE, cookie.clone())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("csrf={csrf}&{form}")))
+            .unwrap()
+    };
+    let a = c.send(post(format!("kind=user&name=nina&role=operator&password={PASSWORD}"))).await;
+    assert!(a.body.contains("User nina saved (operator)."), "{}", a.body);
+    let a = c.send(post("kind=user&name=x&role=operator&password=short".into())).await;
+    assert!(a.body.contains(r#"class="err" id="message""#), "{}", a.body);
+    let a = c.send(post("kind=remove-user&name=vera".into())).await;
+    assert!(a.body.contains("User vera removed"), "{}", a.body);
+    c.login("nina").await;
+
+    let audit = c.get("/audit", Some(&cookie)).await;
+    for op in ["User change: user nina", "User change: user x", "User change: remove-user vera"] {
+        assert!(audit.body.contains(&format!(r#"data-user="ada" data-operation="{op}""#)), "{op}: {}", audit.body);
+    }
+}

@@ -3,7 +3,7 @@
 //! user and password of the manager's user database ([`crate::manager_api::ManagerApi::auth`]).
 //!
 //! Pages, one file each: Topology ([`topology`]), Alarms ([`alarms`]), Upgrade ([`upgrade`]),
-//! Audit ([`audit`]); a designed page for unknown paths ([`not_found`]) and for refusals
+//! Audit ([`audit`]), Users ([`users`], admins); a designed page for unknown paths ([`not_found`]) and for refusals
 //! ([`forbidden`]). The JSON API under `/api/v1` accepts the same login session (with
 //! `X-CSRF-Token` on changes) as well as bearer tokens, so a page's script reads and acts with
 //! the visitor's session and no token is ever put in a page.
@@ -24,6 +24,7 @@ pub mod alarms;
 pub mod audit;
 pub mod topology;
 pub mod upgrade;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -75,6 +76,7 @@ pub(crate) fn routes(router: Router<ApiState>) -> Router<ApiState> {
     let r = route(r, "/logout", post(crate::ui::logout::<ManagerApi>));
     let r = route(r, "/audit", get(audit::page));
     let r = route(r, "/alarms", get(alarms::page).post(alarms::acknowledge));
+    let r = route(r, "/users", get(users::page).post(users::submit));
     let r = route(r, "/topology", get(topology::page));
     let r = route(r, "/topology/{server}", get(topology::server_page));
     route(r, "/upgrade", get(upgrade::page))
