@@ -93,6 +93,7 @@ async fn an_operator_logs_in_reads_the_topology_upgrades_acknowledges_and_is_aud
     let lab = tokio::task::block_in_place(|| Lab::up(NET, ENUM_PORT));
     add_user(&lab, "olga", "operator");
     add_user(&lab, "vera", "viewer");
+    add_user(&lab, "ada", "admin");
     let driver = Driver::start();
     let profile = tempfile::tempdir().unwrap();
     let c = browser(&driver, &binary, profile.path(), (1400, 1100)).await;
@@ -313,6 +314,27 @@ async fn drive(c: Client, manager: String, standby: String, token: String) {
     )
     .await;
     assert_eq!(refusal, "vera may not do this (needs operator)");
+
+    // An admin's Users page lists the manager's users.
+    c.goto(&format!("{manager}/topology")).await.unwrap();
+    c.find(Locator::Id("logout")).await.unwrap().click().await.unwrap();
+    wait_for(
+        &c,
+        Duration::from_secs(10),
+        "the login page",
+        "return document.querySelector('input[name=password]') ? true : null;",
+    )
+    .await;
+    c.goto(&format!("{manager}/users")).await.unwrap();
+    log_in(&c, "ada").await;
+    let users = c
+        .execute(r##"return [...document.querySelectorAll("#users tr[data-user]")].map(r => r.dataset.user);"##, vec![])
+        .await
+        .unwrap();
+    for name in ["ada", "olga", "vera"] {
+        assert!(users.as_array().unwrap().iter().any(|u| u == name), "{name} listed: {users}");
+    }
+    shoot(&c, "users").await;
 
     // The users, made on the active manager only, log in to the standby too: it has their
     // password hashes from its mate.
