@@ -92,6 +92,7 @@ pub const MANAGER_BODY_LIMITS: &[(&str, usize)] = &[
     ("/alarms", SMALL),
     ("/topology/{server}", SMALL),
     ("/users", SMALL),
+    ("/analytics", SMALL),
     ("/api/v1/version", SMALL),
     ("/api/v1/manager/ha", SMALL),
     ("/api/v1/manager/state", SMALL),

@@ -262,6 +262,11 @@ async fn the_topology_draws_every_server_with_its_ha_state_and_drills_down_to_on
     assert_eq!(a.body.matches(r#"<td class="health"><span class="err">agent does not answer</span>"#).count(), 4);
     assert!(a.body.contains(r#"href="/topology/eng-a""#), "a server links to its page");
 
+    // Analytics: where the collectors serve them (this topology has none).
+    let a = c.get("/analytics", Some(&cookie)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("no collector cluster"), "{}", a.body);
+
     let a = c.get("/topology/eng-a", Some(&cookie)).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert!(a.body.contains(r#"<div class="topology" id="server" data-server="eng-a">"#));

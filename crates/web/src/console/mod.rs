@@ -2,7 +2,8 @@
 //! (the same stylesheet, [`crate::ui::STYLESHEET`], and the same header), behind a login with
 //! user and password of the manager's user database ([`crate::manager_api::ManagerApi::auth`]).
 //!
-//! Pages, one file each: Topology ([`topology`]), Alarms ([`alarms`]), Upgrade ([`upgrade`]),
+//! Pages, one file each: Topology ([`topology`]), Analytics ([`analytics`]: where the collectors
+//! serve them), Alarms ([`alarms`]), Upgrade ([`upgrade`]),
 //! Audit ([`audit`]), Users ([`users`], admins); a designed page for unknown paths ([`not_found`]) and for refusals
 //! ([`forbidden`]). The JSON API under `/api/v1` accepts the same login session (with
 //! `X-CSRF-Token` on changes) as well as bearer tokens, so a page's script reads and acts with
@@ -21,6 +22,7 @@
 //!    own scripts, never inline ones).
 
 pub mod alarms;
+pub mod analytics;
 pub mod audit;
 pub mod topology;
 pub mod upgrade;
@@ -77,6 +79,7 @@ pub(crate) fn routes(router: Router<ApiState>) -> Router<ApiState> {
     let r = route(r, "/audit", get(audit::page));
     let r = route(r, "/alarms", get(alarms::page).post(alarms::acknowledge));
     let r = route(r, "/users", get(users::page).post(users::submit));
+    let r = route(r, "/analytics", get(analytics::page));
     let r = route(r, "/topology", get(topology::page));
     let r = route(r, "/topology/{server}", get(topology::server_page));
     route(r, "/upgrade", get(upgrade::page))
