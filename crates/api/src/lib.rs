@@ -27,7 +27,9 @@
 pub mod agent;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod console;
 pub mod error;
+pub mod log_groups;
 pub mod manager;
 pub mod srp;
 pub mod tls;

@@ -14,6 +14,7 @@
 //! | POST | `/api/v1/upgrade/action` | [`ActionRequest`] | [`StartedAction`] |
 //! | POST | `/api/v1/upgrade/next` | [`NextRequest`] | [`NextAnswer`] |
 //! | GET | `/api/v1/upgrade/log[?cluster=]` | | `Vec<`[`LogEntry`]`>` |
+//! | GET | `/api/v1/upgrade/log/groups[?cluster=]` | | `Vec<`[`crate::log_groups::LogGroup`]`>` |
 //! | GET | `/api/v1/upgrade/audit` | | `Vec<`[`AuditEntry`]`>` |
 //! | POST | `/api/v1/upgrade/zombie-repaired` | [`ZombieRequest`] | [`ZombieAnswer`] |
 //! | GET | `/api/v1/alarms` | | [`ManagerAlarms`] |
@@ -108,6 +109,9 @@ pub struct Snapshot {
     pub log: BTreeMap<u64, UpgradeLogEntry>,
     /// The audit log of operator actions, oldest first.
     pub audit: Vec<AuditEntry>,
+    /// Alarms acknowledged in the console, by [`crate::console::alarm_key`].
+    #[serde(default)]
+    pub alarm_acks: BTreeMap<String, crate::console::AlarmAck>,
     /// Bumped at every change.
     pub generation: u64,
     /// The policy versions the manager pushed (a state of an earlier release has none).
@@ -256,11 +260,16 @@ pub struct LogEntry {
     /// `H:MM:SS`, empty while in progress.
     #[serde(default)]
     pub duration: String,
+    /// The duration in milliseconds (none while in progress): steps often take less than the
+    /// second `duration` counts in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
 }
 
 impl From<&UpgradeLogEntry> for LogEntry {
     fn from(e: &UpgradeLogEntry) -> Self {
-        LogEntry { duration: e.duration_text(), entry: e.clone() }
+        let duration_ms = e.end.map(|end| (end - e.start).num_milliseconds().max(0));
+        LogEntry { duration: e.duration_text(), duration_ms, entry: e.clone() }
     }
 }
 

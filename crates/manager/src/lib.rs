@@ -21,6 +21,8 @@
 #![warn(missing_docs)]
 
 pub mod agents;
+pub mod alarm_acks;
+pub mod audit;
 pub mod executor;
 pub mod ops;
 pub mod pair;
@@ -135,6 +137,7 @@ impl Manager {
                 director,
                 log: BTreeMap::new(),
                 audit: Vec::new(),
+                alarm_acks: BTreeMap::new(),
                 generation: 0,
                 policies: Default::default(),
             })

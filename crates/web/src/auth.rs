@@ -515,6 +515,30 @@ impl Auth {
         }
     }
 
+    /// The user database (users with their password hashes, tokens with their digests; no
+    /// secret in clear) as JSON: what the active manager sends its mate, so that the same
+    /// people log in to either manager.
+    pub fn export(&self) -> Result<serde_json::Value, AuthError> {
+        self.with_db(|db| serde_json::to_value(db)).map_err(|e| AuthError::Storage(e.to_string()))
+    }
+
+    /// Replaces the user database with `db` (an [`Auth::export`] of the mate's) if it differs;
+    /// true if it changed. Sessions of users who are gone or whose password changed end at their
+    /// next request.
+    pub fn import(&self, db: serde_json::Value) -> Result<bool, AuthError> {
+        let new: UserDb =
+            serde_json::from_value(db).map_err(|e| AuthError::Storage(format!("not a user database: {e}")))?;
+        let new_json = serde_json::to_value(&new).map_err(|e| AuthError::Storage(e.to_string()))?;
+        if self.export()? == new_json {
+            return Ok(false);
+        }
+        self.update(|current| {
+            *current = new;
+            Ok(())
+        })?;
+        Ok(true)
+    }
+
     /// Ends a session.
     pub fn logout(&self, id: &str) {
         self.sessions.end(id);

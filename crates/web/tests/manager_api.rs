@@ -83,6 +83,8 @@ async fn every_route_admits_exactly_its_callers() {
     let routes: Vec<(&str, &str, Needs, String)> = vec![
         ("GET", "/healthz", Needs::Anyone, String::new()),
         ("GET", "/upgrade", Needs::Anyone, String::new()),
+        ("GET", "/static/upgrade.js", Needs::Anyone, String::new()),
+        ("GET", "/login", Needs::Anyone, String::new()),
         ("GET", "/api/v1/version", Needs::Anyone, String::new()),
         ("GET", "/api/v1/manager/ha", Needs::Anyone, String::new()),
         ("GET", "/api/v1/manager/state", Needs::Peer, String::new()),
@@ -90,8 +92,11 @@ async fn every_route_admits_exactly_its_callers() {
         ("GET", "/api/v1/upgrade/status", Needs::Viewer, String::new()),
         ("GET", "/api/v1/upgrade/bundles", Needs::Viewer, String::new()),
         ("GET", "/api/v1/upgrade/log?cluster=engines", Needs::Viewer, String::new()),
+        ("GET", "/api/v1/upgrade/log/groups?cluster=engines", Needs::Viewer, String::new()),
         ("GET", "/api/v1/upgrade/audit", Needs::Viewer, String::new()),
         ("GET", "/api/v1/alarms", Needs::Viewer, String::new()),
+        ("GET", "/api/v1/alarms/all", Needs::Viewer, String::new()),
+        ("POST", "/api/v1/alarms/acknowledge", Needs::Operator, r#"{"key":"x/1/y"}"#.into()),
         ("GET", "/api/v1/health", Needs::Viewer, String::new()),
         ("GET", "/api/v1/backups", Needs::Viewer, String::new()),
         ("POST", "/api/v1/upgrade/procedure", Needs::Operator, r#"{"release":null}"#.into()),
@@ -106,6 +111,8 @@ async fn every_route_admits_exactly_its_callers() {
         ("POST", "/api/v1/policy/rollback", Needs::Operator, r#"{"version":1}"#.into()),
         ("POST", "/api/v1/policy/uninstall", Needs::Operator, r#"{"clusters":["engines"]}"#.into()),
         ("POST", "/api/v1/restore", Needs::Admin, r#"{"hostname":"nowhere","name":"x"}"#.into()),
+        // Next to last: it replaces the user database (the tokens above are gone after it).
+        ("POST", "/api/v1/manager/users", Needs::Peer, r#"{"users":[],"tokens":[]}"#.into()),
         // Last: it makes this manager the active one.
         ("POST", "/api/v1/manager/take-over", Needs::Peer, format!(r#"{{"snapshot":{},"action":1}}"#, f.snapshot)),
     ];

@@ -250,7 +250,7 @@ pub fn log_table(log: &[LogEntry]) -> String {
     let time = |t: &chrono::DateTime<chrono::Utc>| {
         t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).chars().take(19).collect::<String>()
     };
-    for LogEntry { entry: e, duration } in log {
+    for LogEntry { entry: e, duration, .. } in log {
         out.push_str(&format!(
             "{:>4} {:>6} {:<44} {:<20} {:<20} {:>8} {:<8} {:<14} {:<12} {:<10} {}\n",
             e.id,

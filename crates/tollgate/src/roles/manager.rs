@@ -85,6 +85,7 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
         tokio::spawn(pair::run(manager.clone()));
         tokio::spawn(pair::poll_agents(manager.clone()));
         tokio::spawn(pair::push_to_mate(manager.clone()));
+        tokio::spawn(manager_api::replicate_users(api.clone()));
         let ready = format!(
             "tollgate manager ready: hostname={} release={} api={scheme}://{local} ui={scheme}://{local}/upgrade",
             manager.cfg.hostname, manager.release

@@ -2,7 +2,9 @@
 //! (the same stylesheet, [`crate::ui::STYLESHEET`], and the same header), behind a login with
 //! user and password of the manager's user database ([`crate::manager_api::ManagerApi::auth`]).
 //!
-//! Pages, one file each: Analytics over every collector cluster (`analytics`), Upgrade ([`upgrade`]); a designed page for unknown paths ([`not_found`]) and for refusals
+//! Pages, one file each: Topology ([`topology`]), Policies ([`policies`]), Analytics over every
+//! collector cluster ([`analytics`]), Alarms ([`alarms`]), Upgrade ([`upgrade`]),
+//! Audit ([`audit`]), Users ([`users`], admins); a designed page for unknown paths ([`not_found`]) and for refusals
 //! ([`forbidden`]). The JSON API under `/api/v1` accepts the same login session (with
 //! `X-CSRF-Token` on changes) as well as bearer tokens, so a page's script reads and acts with
 //! the visitor's session and no token is ever put in a page.
@@ -19,9 +21,13 @@
 //!    directory served by [`script`] (the Content-Security-Policy allows only this server's
 //!    own scripts, never inline ones).
 
+pub mod alarms;
 mod analytics;
+pub mod audit;
 pub mod policies;
+pub mod topology;
 pub mod upgrade;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -75,8 +81,13 @@ pub(crate) fn routes(router: Router<ApiState>) -> Router<ApiState> {
     let r = route(r, "/static/{script}", get(script));
     let r = route(r, "/login", get(crate::ui::login_page).post(crate::ui::login::<ManagerApi>));
     let r = route(r, "/logout", post(crate::ui::logout::<ManagerApi>));
+    let r = route(r, "/audit", get(audit::page));
+    let r = route(r, "/alarms", get(alarms::page).post(alarms::acknowledge));
+    let r = route(r, "/users", get(users::page).post(users::submit));
     let r = route(r, "/analytics", get(analytics::page));
     let r = route(r, "/policies", get(policies::page));
+    let r = route(r, "/topology", get(topology::page));
+    let r = route(r, "/topology/{server}", get(topology::server_page));
     route(r, "/upgrade", get(upgrade::page))
 }
 

@@ -18,6 +18,8 @@ if (selected) sessionStorage.setItem("tollgate-cluster", selected);
 
 let last = null;           // the last status
 let logEntries = [];       // the whole upgrade log
+let logGroups = [];        // the same, grouped per cluster and action (newest first)
+const openGroups = new Set(); // groups the operator opened or closed ("id" / "-id")
 let pendingBundle = null;  // a bundle chosen in the selector but not applied yet
 let acting = false;        // an action request is on its way
 let leaving = false;       // going to the mate manager
@@ -27,7 +29,8 @@ function h(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === null || v === false) continue;
-    if (k === "class") e.className = v; else if (k.startsWith("on")) e.addEventListener(k.slice(2), v); else e.setAttribute(k, v);
+    // Styles through the CSSOM: the Content-Security-Policy refuses style attributes.
+    if (k === "class") e.className = v; else if (k === "style") e.style.cssText = v; else if (k.startsWith("on")) e.addEventListener(k.slice(2), v); else e.setAttribute(k, v);
   }
   for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
   return e;
@@ -214,18 +217,53 @@ function renderBundles(s) {
   document.getElementById("select-bundle").disabled = s.manager.ha !== "Active";
 }
 
+// One row of the log (the seed's 11 columns); `group` marks an action's own row.
+function logRow(e, group) {
+  return h("tr", { "data-id": e.id, "data-cluster": e.cluster, "data-result": e.result, class: group ? "action-row" : "step-row" },
+    h("td", {}, e.id), h("td", {}, e.parent_id || ""), h("td", { class: "action" }, e.action_name),
+    h("td", { title: e.start }, time(e.start)), h("td", { title: e.end }, time(e.end)),
+    h("td", { class: "duration", title: e.duration ? e.duration + " (H:MM:SS)" : "" }, e.duration_ms == null ? "" : shortDuration(e.duration_ms)),
+    h("td", {}, e.scope), h("td", {}, e.hostname), h("td", { class: "result result-" + e.result.replace(/ /g, "") }, e.result),
+    h("td", {}, e.mode), h("td", { class: "description" }, e.description));
+}
+
+// As tollgate_api::log_groups::short_duration.
+function shortDuration(ms) {
+  if (ms < 10000) return (ms / 1000).toFixed(2) + " s";
+  if (ms < 60000) return (ms / 1000).toFixed(1) + " s";
+  const s = Math.floor(ms / 1000);
+  if (ms < 3600000) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s`;
+  return `${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+}
+
+// The log of the selected cluster (or all): one table body per action, its own row first with
+// the action's whole duration and a button that shows or hides its steps. The newest action
+// and any running or failed one are open unless the operator closed them.
 function renderLog() {
   document.getElementById("log-scope").textContent = selected ? "(" + selected + ")" : "(all clusters)";
-  const entries = logEntries.filter(e => !selected || e.cluster === selected).slice().reverse();
-  const key = JSON.stringify([selected, entries]);
-  const body = document.querySelector("#log tbody");
-  if (body.dataset.key === key) return;
-  body.dataset.key = key;
-  body.replaceChildren(...entries.map(e => h("tr", { "data-id": e.id, "data-cluster": e.cluster, "data-result": e.result },
-    h("td", {}, e.id), h("td", {}, e.parent_id || ""), h("td", { class: "action" }, e.action_name),
-    h("td", { title: e.start }, time(e.start)), h("td", { title: e.end }, time(e.end)), h("td", {}, e.duration),
-    h("td", {}, e.scope), h("td", {}, e.hostname), h("td", { class: "result result-" + e.result.replace(/ /g, "") }, e.result),
-    h("td", {}, e.mode), h("td", { class: "description" }, e.description))));
+  const groups = logGroups.filter(g => !selected || g.cluster === selected);
+  const key = JSON.stringify([selected, groups, [...openGroups]]);
+  const table = document.getElementById("log");
+  if (table.dataset.key === key) return;
+  table.dataset.key = key;
+  const bodies = groups.map((g, i) => {
+    const id = String(g.action.id);
+    const open = openGroups.has(id) || (!openGroups.has("-" + id) && (i === 0 || g.result !== "Success"));
+    const head = logRow(g.action, true);
+    const toggle = h("button", { type: "button", class: "toggle secondary", "aria-expanded": String(open),
+      title: (open ? "Hide" : "Show") + ` the ${g.steps.length} steps`, onclick: () => {
+        openGroups.delete(open ? id : "-" + id); openGroups.add(open ? "-" + id : id); renderLog();
+      } }, open ? "−" : "+");
+    head.cells[0].prepend(toggle, " ");
+    head.cells[5].textContent = g.duration;
+    head.cells[5].title = "the action and its " + g.steps.length + " steps";
+    head.cells[8].textContent = g.result; head.cells[8].className = "result result-" + g.result.replace(/ /g, "");
+    const steps = g.steps.map(e => { const r = logRow(e, false); r.hidden = !open; return r; });
+    return h("tbody", { "data-group": id, "data-cluster": g.cluster, "data-steps": g.steps.length }, head, ...steps);
+  });
+  table.querySelectorAll("tbody").forEach(b => b.remove());
+  table.append(...bodies);
+  document.getElementById("log-empty").hidden = bodies.length > 0;
 }
 
 function renderAlarms(s) {
@@ -293,8 +331,11 @@ async function followActive(s) {
   if (token) to.searchParams.set("token", token);
   if (selected) to.searchParams.set("cluster", selected);
   to.searchParams.set("from", m.hostname);
+  // With a login session (which is this manager's own), through the mate's login page: the
+  // same user and password work there (the active manager copies its users to its mate).
+  const go = token ? to : new URL("/login?next=" + encodeURIComponent(to.pathname + to.search), m.mate);
   notice(`${m.hostname} is the standby manager: going to the active one, ${to.origin} …`);
-  setTimeout(() => location.replace(to.href), 1000);
+  setTimeout(() => location.replace(go.href), 1000);
 }
 
 let refreshing = false, again = false;
@@ -303,8 +344,9 @@ async function refresh() {
   if (refreshing) { again = true; return; }
   refreshing = true;
   try {
-    const [s, log] = await Promise.all([api("GET", "/api/v1/upgrade/status"), api("GET", "/api/v1/upgrade/log")]);
-    last = s; logEntries = log;
+    const [s, groups] = await Promise.all([api("GET", "/api/v1/upgrade/status"), api("GET", "/api/v1/upgrade/log/groups")]);
+    last = s; logGroups = groups;
+    logEntries = groups.flatMap(g => [g.action, ...g.steps]);
     connection(true);
     document.getElementById("login").hidden = true; document.getElementById("app").hidden = false;
     render();

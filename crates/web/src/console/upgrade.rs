@@ -73,8 +73,8 @@ pub fn body(logged_in: bool) -> Markup {
                     h2 { "Upgrade log " span .muted #log-scope {} }
                     table #log {
                         thead { tr { @for c in tollgate_upgrade::director::UPGRADE_LOG_COLUMNS { th { (c) } } } }
-                        tbody {}
                     }
+                    p.muted #log-empty { "No upgrade activity yet." }
                 }
                 section { h2 { "Active alarms" } ul #alarms {} }
             }
@@ -108,6 +108,7 @@ mod tests {
             "grid",
             "log",
             "log-scope",
+            "log-empty",
             "alarms",
         ] {
             assert!(page.contains(&format!("id=\"{id}\"")), "#{id} missing");

@@ -16,11 +16,11 @@
 //! | GET | `/healthz`, `/api/v1/version`, `/api/v1/manager/ha` | anyone |
 //! | GET, POST | the console's pages, `/login`, `/logout`, `/static/*` | see [`crate::console`] |
 //! | GET | `/api/v1/manager/state` | peer |
-//! | POST | `/api/v1/manager/take-over`, `/api/v1/manager/sync` | peer |
-//! | GET | `/api/v1/upgrade/{status,bundles,log,audit}`, `/api/v1/alarms`, `/api/v1/analytics`, `/api/v1/health`, `/api/v1/backups` | viewer |
+//! | POST | `/api/v1/manager/take-over`, `/api/v1/manager/sync`, `/api/v1/manager/users` | peer |
+//! | GET | `/api/v1/upgrade/{status,bundles,log,log/groups,audit}`, `/api/v1/alarms`, `/api/v1/alarms/all`, `/api/v1/analytics`, `/api/v1/health`, `/api/v1/backups` | viewer |
 //! | GET | `/api/v1/policy/versions`, `/api/v1/policy/versions/{version}` | viewer |
 //! | POST | `/api/v1/policy/preview` | viewer |
-//! | POST | `/api/v1/upgrade/{procedure,action,next,zombie-repaired}`, `/api/v1/backup`, `/api/v1/policy/{push,rollback,uninstall}` | operator |
+//! | POST | `/api/v1/upgrade/{procedure,action,next,zombie-repaired}`, `/api/v1/alarms/acknowledge`, `/api/v1/backup`, `/api/v1/policy/{push,rollback,uninstall}` | operator |
 //! | POST | `/api/v1/restore` | admin |
 
 pub mod analytics;
@@ -49,6 +49,9 @@ use crate::http::{ApiError, ApiResult, SecretToken, api_version, bearer};
 
 #[cfg(test)]
 mod tests;
+mod users_sync;
+
+pub use users_sync::{UsersAnswer, replicate_users};
 
 /// The API's state.
 pub struct ManagerApi {
@@ -163,16 +166,20 @@ pub fn router(state: Arc<ManagerApi>) -> Router {
     let router = route(router, "/api/v1/manager/state", get(state_for_mate));
     let router = route(router, "/api/v1/manager/take-over", post(take_over));
     let router = route(router, "/api/v1/manager/sync", post(sync_from_mate));
+    let router = route(router, "/api/v1/manager/users", post(users_sync::accept));
     let router = route(router, "/api/v1/upgrade/status", get(status));
     let router = route(router, "/api/v1/upgrade/bundles", get(bundles));
     let router = route(router, "/api/v1/upgrade/procedure", post(select_procedure));
     let router = route(router, "/api/v1/upgrade/action", post(start_action));
     let router = route(router, "/api/v1/upgrade/next", post(start_next));
     let router = route(router, "/api/v1/upgrade/log", get(log));
+    let router = route(router, "/api/v1/upgrade/log/groups", get(log_groups));
     let router = route(router, "/api/v1/upgrade/audit", get(audit));
     let router = route(router, "/api/v1/upgrade/zombie-repaired", post(zombie_repaired));
     let router = route(router, "/api/v1/alarms", get(alarms));
     let router = route(router, "/api/v1/analytics", get(analytics::analytics));
+    let router = route(router, "/api/v1/alarms/all", get(all_alarms));
+    let router = route(router, "/api/v1/alarms/acknowledge", post(acknowledge_alarm));
     let router = route(router, "/api/v1/health", get(health));
     let router = route(router, "/api/v1/backup", post(system_backup));
     let router = route(router, "/api/v1/backups", get(system_backups));
@@ -251,6 +258,15 @@ async fn log(State(s): State<ApiState>, _: Viewer, Query(q): Query<LogQuery>) ->
     Json(ops::log(&s.manager, &q))
 }
 
+/// The upgrade log grouped per cluster and action, with real durations (the page's log).
+async fn log_groups(
+    State(s): State<ApiState>,
+    _: Viewer,
+    Query(q): Query<LogQuery>,
+) -> Json<Vec<tollgate_api::log_groups::LogGroup>> {
+    Json(tollgate_api::log_groups::group_log(ops::log(&s.manager, &q)))
+}
+
 async fn audit(State(s): State<ApiState>, _: Viewer) -> Json<Vec<AuditEntry>> {
     Json(ops::audit(&s.manager))
 }
@@ -265,6 +281,20 @@ async fn zombie_repaired(
 
 async fn alarms(State(s): State<ApiState>, _: Viewer) -> Json<ManagerAlarms> {
     Json(ops::alarms(&s.manager))
+}
+
+/// Every server's active alarms with their acknowledgement.
+async fn all_alarms(State(s): State<ApiState>, _: Viewer) -> Json<Vec<tollgate_api::console::ConsoleAlarm>> {
+    Json(tollgate_manager::alarm_acks::active(&s.manager))
+}
+
+/// Acknowledges an active alarm (recorded with who and when, audited).
+async fn acknowledge_alarm(
+    State(s): State<ApiState>,
+    Operator(who): Operator,
+    Json(b): Json<tollgate_api::console::AckRequest>,
+) -> ApiResult<Json<tollgate_api::console::ConsoleAlarm>> {
+    Ok(Json(tollgate_manager::alarm_acks::acknowledge(&s.manager, &who.name, &b.key).map_err(refused)?))
 }
 
 /// Every server's syscheck (`tollgate health` system-wide).

@@ -135,17 +135,19 @@ pub(super) async fn users(State(state): State<Arc<AppState>>, user: UiUser) -> R
     users_page(&state, &user, None)
 }
 
+/// One Users form: `kind` is `user` (add, or change role / password), `remove-user`, `token`
+/// (create) or `revoke-token` (also used by the manager console's Users page).
 #[derive(Deserialize)]
-pub(super) struct UserForm {
-    kind: String,
-    name: String,
+pub(crate) struct UserForm {
+    pub(crate) kind: String,
+    pub(crate) name: String,
     role: Option<String>,
     password: Option<String>,
     expires: Option<String>,
 }
 
 /// What one Users form asks for.
-fn act(auth: &crate::auth::Auth, f: &UserForm) -> Result<String, AuthError> {
+pub(crate) fn act(auth: &crate::auth::Auth, f: &UserForm) -> Result<String, AuthError> {
     let role = || crate::auth::role_named(f.role.as_deref().unwrap_or_default());
     match f.kind.as_str() {
         "remove-user" => {

@@ -12,7 +12,7 @@
 //! stylesheet ([`STYLESHEET`]), so the Content-Security-Policy allows no inline style or script.
 
 mod account;
-mod admin;
+pub(crate) mod admin;
 pub(crate) mod analytics;
 pub mod charts;
 mod dashboard;
