@@ -41,8 +41,11 @@ fn screenshot_path(name: &str) -> PathBuf {
     dir.join(format!("console-{name}.png"))
 }
 
-async fn shoot(c: &Client, name: &str) {
+/// Saves the page as docs/screenshots/console-`name`.png and adds its serious accessibility
+/// violations (axe-core) to `found`, checked at the end of the test.
+async fn shoot(c: &Client, name: &str, found: &mut Vec<String>) {
     std::fs::write(screenshot_path(name), c.screenshot().await.unwrap()).unwrap();
+    found.extend(common::axe::serious_violations(c, name).await);
 }
 
 /// Adds `name` with `role` to the active manager's user database (`tollgate user set`); the
@@ -108,10 +111,11 @@ async fn an_operator_logs_in_reads_the_topology_upgrades_acknowledges_and_is_aud
 }
 
 async fn drive(c: Client, manager: String, standby: String, token: String) {
+    let mut a11y = Vec::new();
     // The active manager (mgr-a in a fresh lab) sends a visitor without a session to log in.
     c.goto(&format!("{manager}/topology")).await.unwrap();
     assert!(c.current_url().await.unwrap().path().starts_with("/login"));
-    shoot(&c, "login").await;
+    shoot(&c, "login", &mut a11y).await;
     log_in(&c, "olga").await;
     assert_eq!(c.current_url().await.unwrap().path(), "/topology", "back where the visitor was going");
 
@@ -146,7 +150,7 @@ async fn drive(c: Client, manager: String, standby: String, token: String) {
         drawn.iter().all(|d| d["health"] == "true" || d["health"] == "false"),
         "every agent's health report is drawn: {drawn:#?}"
     );
-    shoot(&c, "topology").await;
+    shoot(&c, "topology", &mut a11y).await;
 
     // Drill down to a server.
     c.find(Locator::Css("#topology a[href='/topology/east-a']")).await.unwrap().click().await.unwrap();
@@ -163,7 +167,7 @@ async fn drive(c: Client, manager: String, standby: String, token: String) {
     assert_eq!(server["ha"], ha_of("east-a"));
     assert_eq!(server["release"], "1.0.0");
     assert!(!server["health"].as_str().unwrap().is_empty(), "its health: {server}");
-    shoot(&c, "server").await;
+    shoot(&c, "server", &mut a11y).await;
 
     // Upgrade: the page acts with the login session (no token box).
     c.goto(&format!("{manager}/upgrade")).await.unwrap();
@@ -218,7 +222,7 @@ async fn drive(c: Client, manager: String, standby: String, token: String) {
     assert!(group["steps"].as_u64().unwrap() >= 2, "the action's steps are grouped under it: {group}");
     let duration = group["duration"].as_str().unwrap();
     assert!(duration.ends_with(" s") && duration != "0.00 s", "a real duration: {group}");
-    shoot(&c, "upgrade").await;
+    shoot(&c, "upgrade", &mut a11y).await;
 
     // Alarms: the mixed version the step left is listed; acknowledge the first one.
     c.goto(&format!("{manager}/alarms")).await.unwrap();
@@ -244,7 +248,7 @@ async fn drive(c: Client, manager: String, standby: String, token: String) {
     )
     .await;
     assert!(acked.as_str().unwrap().starts_with("olga at "), "{acked}");
-    shoot(&c, "alarms").await;
+    shoot(&c, "alarms", &mut a11y).await;
 
     // A request made with the shared token on behalf of a person (X-Actor): refused (east-b
     // does not run 2.0.0 yet) and audited with the person's name.
@@ -274,13 +278,13 @@ async fn drive(c: Client, manager: String, standby: String, token: String) {
     assert!(has("olga", &action), "{audit:#?}");
     assert!(has("olga", "Acknowledge alarm"), "{audit:#?}");
     assert!(audit.iter().any(|(u, _)| u == "Carol Jones via config-token"), "{audit:#?}");
-    shoot(&c, "audit").await;
+    shoot(&c, "audit", &mut a11y).await;
 
     // Unknown paths: the designed 404 page.
     c.goto(&format!("{manager}/no/such/page")).await.unwrap();
     let status = c.find(Locator::Id("error")).await.unwrap().attr("data-status").await.unwrap();
     assert_eq!(status.as_deref(), Some("404"));
-    shoot(&c, "404").await;
+    shoot(&c, "404", &mut a11y).await;
 
     // A viewer sees the alarms but may not acknowledge, and may not act on upgrades.
     c.goto(&format!("{manager}/topology")).await.unwrap();
@@ -334,7 +338,13 @@ async fn drive(c: Client, manager: String, standby: String, token: String) {
     for name in ["ada", "olga", "vera"] {
         assert!(users.as_array().unwrap().iter().any(|u| u == name), "{name} listed: {users}");
     }
-    shoot(&c, "users").await;
+    shoot(&c, "users", &mut a11y).await;
+
+    // Analytics over the lab's collector cluster, in the same design.
+    c.goto(&format!("{manager}/analytics?dataset=ENUM&view=Average+CPS&grouping=Minute&range=1h")).await.unwrap();
+    let sources = c.find(Locator::Id("sources")).await.unwrap().text().await.unwrap();
+    assert!(sources.contains("collector") && sources.contains("answered by collector-a"), "{sources}");
+    shoot(&c, "analytics", &mut a11y).await;
 
     // The users, made on the active manager only, log in to the standby too: it has their
     // password hashes from its mate.
@@ -354,4 +364,6 @@ async fn drive(c: Client, manager: String, standby: String, token: String) {
         assert!(Instant::now() < deadline, "olga cannot log in to the standby manager: {}", resp.status());
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // Every page shot above passes the accessibility audit.
+    common::axe::assert_none(&a11y);
 }

@@ -192,7 +192,7 @@ fn server_box(s: &ServerView, cluster: &str, r: Rect, health: Option<bool>) -> M
 pub fn drawing(status: &SystemStatus, health: &HashMap<String, bool>) -> Markup {
     let l = layout(&status.clusters);
     html! {
-        svg #topology viewBox=(format!("0 0 {} {}", l.width, l.height)) width=(l.width) role="img"
+        svg #topology viewBox=(format!("0 0 {} {}", l.width, l.height)) width=(l.width) role="group"
             aria-label="Topology: sites, segments, clusters and servers" {
             @for site in &l.sites {
                 g.site data-site=(site.name) {

@@ -249,7 +249,7 @@ pub fn bar_chart<B: Clone + Into<Bar>>(bars: &[B], unit: &str) -> Markup {
     let x = |v: f64| label_w + v / top * (W - label_w - RIGHT - value_room);
     let total: f64 = bars.iter().map(|b| b.value).sum();
     html! {
-        svg class="chart bars" viewBox=(format!("0 0 {W} {height}")) role="img" aria-label=(unit) data-points=(bars.len()) data-total=(raw(total)) {
+        svg class="chart bars" viewBox=(format!("0 0 {W} {height}")) role="group" aria-label=(unit) data-points=(bars.len()) data-total=(raw(total)) {
             text x="12" y="16" class="axis" { (unit) }
             @for t in &ticks {
                 line x1=(x(*t)) x2=(x(*t)) y1=(TOP) y2=(height - BOTTOM) class="grid" {}
