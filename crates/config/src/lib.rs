@@ -58,6 +58,11 @@ pub struct ApiConfig {
     /// config_version 2: `idle_timeout_secs = 60`).
     #[serde(rename = "idle_timeout", alias = "idle_timeout_secs", with = "duration::secs")]
     pub idle_timeout_secs: u64,
+    /// The URL of the manager console that manages this server (`https://manager:8080`). When
+    /// set, this server's web UI is read-only (Dashboard, Analytics, Alarms, the policy in force
+    /// and its history) and links there: policies change on the console, for every engine
+    /// cluster at once. The API is unchanged (the manager installs through it).
+    pub console: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -67,6 +72,7 @@ impl Default for ApiConfig {
             token: None,
             max_connections: 256,
             idle_timeout_secs: 60,
+            console: None,
         }
     }
 }
@@ -534,6 +540,14 @@ impl Config {
         }
         check_range(&mut out, "api.max_connections", self.api.max_connections as u64, 1, MAX_CONNECTIONS);
         check_range(&mut out, "api.idle_timeout", self.api.idle_timeout_secs, 1, MAX_IDLE_SECS);
+        if let Some(url) = &self.api.console
+            && !console_url_ok(url)
+        {
+            out.push(Problem::new(
+                "api.console",
+                format!("{url:?} is not an http:// or https:// URL of the manager console (https://host:port)"),
+            ));
+        }
         check_range(
             &mut out,
             "collector.sqlite_cache_mb",
@@ -689,6 +703,16 @@ impl Config {
 /// `missing field `x`` -> `x`.
 fn missing_field(message: &str) -> Option<&str> {
     message.strip_prefix("missing field `")?.split('`').next()
+}
+
+/// True for `http://host[:port][/path]` or `https://...` with a host and no spaces or quotes
+/// (the console's URL is put into links of the local UI).
+fn console_url_ok(url: &str) -> bool {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        let host = r.split(['/', '?', '#']).next().unwrap_or("");
+        !host.is_empty() && !r.chars().any(|c| c.is_whitespace() || c.is_control() || "\"'<>`".contains(c))
+    })
 }
 
 #[cfg(test)]
@@ -931,6 +955,18 @@ clusters = []
     }
 
     #[test]
+    fn the_console_url_must_be_an_http_url_fit_for_a_link() {
+        for bad in ["manager:8080", "https://", "ftp://m", "https://m\\\"><script>", "https://m x"] {
+            let e = error(&format!("[api]\nconsole = \"{bad}\"\n"));
+            assert!(e.contains("api.console:") && e.contains("is not an http:// or https:// URL"), "{bad}: {e}");
+        }
+        for good in ["https://mgr.example.net:8080", "http://127.0.0.1:8080/"] {
+            let c = Config::parse("t.toml", &format!("[api]\nconsole = \"{good}\"\n")).unwrap();
+            assert_eq!(c.api.console.as_deref(), Some(good));
+        }
+    }
+
+    #[test]
     fn relative_paths_follow_the_config_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tollgate.toml");
@@ -940,3 +976,4 @@ clusters = []
         assert_eq!(c.spool_dir(), dir.path().join("data/spool"));
     }
 }
+

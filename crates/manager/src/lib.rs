@@ -80,6 +80,9 @@ pub struct Manager {
     state_file: PathBuf,
     /// Per server: the alarms its role reports (ID, name, severity), from the last poll.
     pub server_alarms: Mutex<BTreeMap<String, Vec<RemoteAlarm>>>,
+    /// Per server: its role's alarm raises and clears (oldest first, as the role keeps them),
+    /// from the last poll.
+    pub server_alarm_history: Mutex<BTreeMap<String, Vec<tollgate_api::manager::AlarmEventView>>>,
     /// Woken when the log, the audit or an action changed: the active pushes its state to the
     /// standby at once rather than at its next poll.
     pub changed: tokio::sync::Notify,
@@ -177,6 +180,7 @@ impl Manager {
             release,
             state_file,
             server_alarms: Mutex::new(BTreeMap::new()),
+            server_alarm_history: Mutex::new(BTreeMap::new()),
             changed: tokio::sync::Notify::new(),
             staging: Mutex::new(Default::default()),
             staging_failed: Mutex::new(BTreeMap::new()),
@@ -366,6 +370,7 @@ impl Manager {
             self.alarms.clear(a.def, &a.scope);
         }
         self.server_alarms.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.server_alarm_history.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 

@@ -152,6 +152,9 @@ pub struct AppState {
     pub release: ReleaseInfo,
     /// The TLS material in force (`None`: no `[tls]`).
     pub tls: Option<TlsStatusFn>,
+    /// The manager console that manages this server (`[api] console`): the local pages are
+    /// then read-only and link there (`None`: a server on its own, the full local UI).
+    pub console: Option<String>,
 }
 
 /// The release a server runs (`GET /api/v1/version`).

@@ -379,6 +379,35 @@ async fn alarms_from_every_server_are_filtered_and_acknowledged_by_an_operator()
     let page = c.get("/alarms?severity=&server=eng-a", Some(&viewer)).await;
     assert!(page.body.contains("eng-a/31001") && !page.body.contains("eng-b/31002"));
 
+    // The servers' raises and clears (as their roles report them), newest first, filtered by
+    // server too.
+    {
+        use tollgate_api::manager::AlarmEventView;
+        let at = |s: i64| chrono::DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
+        let event = |s, raised, id, name: &str| AlarmEventView {
+            at: at(s),
+            raised,
+            id,
+            name: name.into(),
+            scope: "spool".into(),
+            detail: String::new(),
+        };
+        let mut history = c.manager.server_alarm_history.lock().unwrap();
+        history.insert(
+            "eng-a".into(),
+            vec![event(0, true, 31001, "SPOOL_BACKLOG"), event(60, false, 31001, "SPOOL_BACKLOG")],
+        );
+        history.insert("eng-b".into(), vec![event(30, true, 31002, "COLLECTOR_DOWN")]);
+    }
+    let page = c.get("/alarms", Some(&viewer)).await;
+    let table = page.body.split(r#"id="server-history""#).nth(1).expect("the servers' history").to_string();
+    let rows: Vec<&str> = table.split("<tr data-server=").skip(1).map(|r| &r[..r.find('>').unwrap()]).collect();
+    assert_eq!(rows, [r#""eng-a""#, r#""eng-b""#, r#""eng-a""#], "newest first: {table}");
+    assert!(table.contains("cleared") && table.contains("COLLECTOR_DOWN"), "{table}");
+    let page = c.get("/alarms?server=eng-b", Some(&viewer)).await;
+    let table = page.body.split(r#"id="server-history""#).nth(1).unwrap().to_string();
+    assert!(table.contains("COLLECTOR_DOWN") && !table.contains("SPOOL_BACKLOG"), "{table}");
+
     // A viewer may not acknowledge (the designed 403 page); an operator may.
     let (viewer_cookie, viewer_csrf) = c.login("vera").await;
     let ack = |cookie: &str, csrf: &str, key: &str| {

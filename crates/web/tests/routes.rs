@@ -175,6 +175,11 @@ impl App {
 }
 
 fn app() -> App {
+    app_managed_by(None)
+}
+
+/// The app of a server whose `[api] console` is `console`.
+fn app_managed_by(console: Option<&str>) -> App {
     let dir = tempfile::tempdir().unwrap();
     let (auth, _bootstrap) = Auth::open(&dir.path().join("auth"), None).unwrap();
     let tokens = ROLES
@@ -207,6 +212,7 @@ fn app() -> App {
             roles: vec!["engine".into(), "collector".into()],
         },
         tls: None,
+        console: console.map(String::from),
     });
     App { router: tollgate_web::router(state.clone()), state, tokens, _dir: dir }
 }
@@ -531,4 +537,61 @@ async fn unknown_paths_get_the_designed_page_and_unknown_api_paths_json() {
     let response = send(&app, request(&Method::GET, "/api/v1/no-such-thing", None, None, Body::empty())).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(code_of(response).await, ErrorCode::NotFound);
+}
+
+/// A logged-in operator's session cookie and CSRF token on `app`.
+async fn operator_session(app: &App) -> (String, String) {
+    let auth = &app.state.auth;
+    auth.hashing(|a| a.set_user("olga", Role::Operator, "olga's password 1")).await.unwrap().unwrap();
+    let session = auth.login("olga", "olga's password 1", None).await.unwrap();
+    let csrf = auth.session(&session).expect("a live session").csrf;
+    (format!("{}={session}", tollgate_web::session::SESSION_COOKIE), csrf)
+}
+
+/// A UI form post with the session.
+fn ui_form(path: &str, cookie: &str, body: String) -> Request<Body> {
+    let mut r = request(&Method::POST, path, None, None, Body::from(body));
+    r.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
+    r.headers_mut().insert(header::CONTENT_TYPE, "application/x-www-form-urlencoded".parse().unwrap());
+    r
+}
+
+#[tokio::test]
+async fn the_policies_page_uninstalls_only_with_the_box_naming_the_consequence_ticked() {
+    let app = app();
+    let (cookie, csrf) = operator_session(&app).await;
+    let installed = |app: &App| app.state.policy.as_ref().unwrap().current().unwrap().version;
+    assert_eq!(installed(&app), Some(1));
+    let refused = send(&app, ui_form("/policies/uninstall", &cookie, format!("csrf={csrf}"))).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let page = String::from_utf8(axum::body::to_bytes(refused.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    assert!(page.contains("Nothing uninstalled") && page.contains("every call is allowed"), "{page}");
+    assert_eq!(installed(&app), Some(1), "nothing uninstalled without the confirmation");
+    let form = format!("csrf={csrf}&confirm=every+call+is+allowed");
+    let done = send(&app, ui_form("/policies/uninstall", &cookie, form)).await;
+    assert_eq!(done.status(), StatusCode::OK);
+    assert_eq!(installed(&app), None);
+}
+
+#[tokio::test]
+async fn a_server_managed_by_the_console_shows_its_policy_read_only_and_refuses_changes_on_its_pages() {
+    let app = app_managed_by(Some("https://manager.example.net:8080"));
+    let (cookie, csrf) = operator_session(&app).await;
+    let mut get = request(&Method::GET, "/policies", None, None, Body::empty());
+    get.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
+    let page = send(&app, get).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = String::from_utf8(axum::body::to_bytes(page.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    assert!(page.contains(r#"id="managed""#) && page.contains(r#"href="https://manager.example.net:8080""#), "{page}");
+    assert!(page.contains(r#"id="version""#), "the policy in force is shown: {page}");
+    assert!(!page.contains(r#"action="/policies/uninstall""#) && !page.contains(r#"id="install""#), "{page}");
+    let form = format!("csrf={csrf}&confirm=every+call+is+allowed");
+    let refused = send(&app, ui_form("/policies/uninstall", &cookie, form)).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.state.policy.as_ref().unwrap().current().unwrap().version, Some(1), "still installed");
+    // The API stays writable: the manager installs and uninstalls through it.
+    let mut api = request(&Method::DELETE, "/api/v1/policy", None, None, Body::empty());
+    api.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
+    api.headers_mut().insert(tollgate_web::session::CSRF_HEADER, csrf.parse().unwrap());
+    assert_eq!(send(&app, api).await.status(), StatusCode::OK);
 }

@@ -266,6 +266,15 @@ pub const SECTIONS: &[Section] = &[
                 "A connection making no progress this long is closed (idle between requests, unfinished headers, \
                  a stalled body), 1 s to 1 day. Before config_version 2: `idle_timeout_secs`, seconds.",
             ),
+            opt(
+                "console",
+                "URL",
+                "",
+                "The manager console that manages this server (`https://manager.example.net:8080`). When set, this \
+                 server's web UI is read-only (Dashboard, Analytics, Alarms, the policy in force and its history) \
+                 and links to the console, where policies change for every engine cluster at once; the API is \
+                 unchanged (the manager installs through it). Unset: the full local UI (a server on its own).",
+            ),
         ],
     },
     Section {

@@ -416,6 +416,11 @@ fn role_config(dir: &Path, s: &LabServer, net: u8, enum_port: u16, token: &str, 
     c.api.listen = sock(&me, 8080);
     c.api.token = Some(token.into());
     let collector = format!("http://{}:8080", ip(net, 41));
+    // Every server but the managers is managed: its own pages are read-only and link to the
+    // console of the first manager.
+    if s.app != "manager" {
+        c.api.console = Some(format!("http://{}:8080", ip(net, 1)));
+    }
     let naptr = |uri: &str| AnswerTemplate::Naptr { uri: Template::parse(uri).expect("lab templates parse") };
     match s.app {
         "engine" => {

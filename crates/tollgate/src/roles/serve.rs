@@ -572,6 +572,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
             }
         },
         tls: tls_status,
+        console: config.api.console.clone(),
     });
     let app = tollgate_web::router(state);
 

@@ -114,6 +114,7 @@ mod tests {
             srp: None,
             release: ReleaseInfo { release: "0".into(), build: "0".into(), max_policy_schema: 1, roles: Vec::new() },
             tls: None,
+            console: None,
         };
         crate::router(Arc::new(state))
     }

@@ -1,7 +1,8 @@
 //! Alarms from every server: the active ones (the manager's own and what every server's agent
 //! reports), filtered by severity and server, each acknowledged with one button (operator
 //! role; recorded with who and when, replicated to the standby manager and audited); then the
-//! history: the manager's raises and clears and the acknowledgements.
+//! history: the acknowledgements, every server's raises and clears (as its role reported them
+//! at the last poll) and the manager's own.
 
 use std::sync::Arc;
 
@@ -51,6 +52,17 @@ pub(super) async fn page(
     let shown: Vec<&ConsoleAlarm> = all.iter().filter(|a| wanted(a, &f)).collect();
     let may_ack = user.who().role.allows(Role::Operator);
     let history = ops::alarms(&s.manager).history;
+    // Every server's raises and clears, newest first, for the server filter.
+    let mut server_history: Vec<(String, tollgate_api::manager::AlarmEventView)> = s
+        .manager
+        .server_alarm_history
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|(host, _)| f.server.as_deref().filter(|s| !s.is_empty()).is_none_or(|s| s == host.as_str()))
+        .flat_map(|(host, events)| events.iter().map(move |e| (host.clone(), e.clone())))
+        .collect();
+    server_history.sort_by(|a, b| b.1.at.cmp(&a.1.at));
     let acks: Vec<_> =
         ops::audit(&s.manager).into_iter().rev().filter(|e| e.operation.starts_with("Acknowledge alarm")).collect();
     let sel_sev = f.severity.as_deref().unwrap_or("");
@@ -103,6 +115,18 @@ pub(super) async fn page(
             tbody {
                 @for e in &acks { tr { td { (e.at.format("%Y-%m-%d %H:%M:%S")) } td { (e.user) } td { (e.operation.trim_start_matches("Acknowledge alarm ")) } td { (e.detail) } } }
                 @if acks.is_empty() { tr { td colspan="4" .muted { "None yet." } } }
+            }
+        }
+        h2 { "History of the servers' alarms" }
+        table #server-history {
+            thead { tr { th { "When (UTC)" } th { "Server" } th { "Event" } th { "ID" } th { "Name" } th { "Scope" } th { "Detail" } } }
+            tbody {
+                @for (host, e) in server_history.iter().take(200) {
+                    tr data-server=(host) { td { (e.at.format("%Y-%m-%d %H:%M:%S")) } td { (host) }
+                         td { @if e.raised { span.err { "raised" } } @else { span.ok { "cleared" } } }
+                         td { (e.id) } td { (e.name) } td { (e.scope) } td { (e.detail) } }
+                }
+                @if server_history.is_empty() { tr { td colspan="7" .muted { "No server reported a raise or a clear." } } }
             }
         }
         h2 { "History of the manager's alarms" }

@@ -12,7 +12,7 @@ use tollgate_store::{Grouping, View};
 
 use super::{ApiState, ConsoleUser, frame, respond};
 use crate::api::AnalyticsParams;
-use crate::manager_api::analytics::gather;
+use crate::manager_api::analytics::{devices, gather};
 use crate::ui::ZoneParam;
 use crate::ui::analytics::{Extra, local_to_utc, result_view, selectors};
 
@@ -41,8 +41,10 @@ pub(super) async fn page(
         _ => None,
     };
     let extra = Extra::with_hours(hours);
+    let dataset = query.as_ref().map(|q| q.dataset.as_str()).unwrap_or("ENUM");
+    let devices = devices(&s.manager, dataset).await;
     let body = html! {
-        (selectors(&p, &[], query.as_ref().ok(), tz))
+        (selectors(&p, &devices, query.as_ref().ok(), tz))
         @match &answer {
             Ok(a) => {
                 div.card #sources {

@@ -121,6 +121,27 @@ pub async fn gather(m: &Arc<Manager>, p: &AnalyticsParams) -> Result<CollectorAn
     Ok(CollectorAnalytics { result: tollgate_store::merge::merge(parts.into_iter().flatten().collect()), sources })
 }
 
+/// The devices (engines, probes) any collector cluster has records of for `dataset`, sorted,
+/// for the Device selector; a cluster that does not answer adds none.
+pub async fn devices(m: &Arc<Manager>, dataset: &str) -> Vec<String> {
+    let query = serde_urlencoded::to_string([("dataset", dataset)]).unwrap_or_default();
+    let path = tollgate_api::agent::role_path(&format!("api/v1/devices?{query}"));
+    let mut asks = tokio::task::JoinSet::new();
+    for (_, servers) in collector_servers(m) {
+        let (m, path) = (m.clone(), path.clone());
+        asks.spawn(async move {
+            for (_, agent) in servers {
+                if let Ok(list) = m.agents.get::<Vec<String>>(&agent, &path).await {
+                    return list;
+                }
+            }
+            Vec::new()
+        });
+    }
+    let all: std::collections::BTreeSet<String> = asks.join_all().await.into_iter().flatten().collect();
+    all.into_iter().collect()
+}
+
 /// `GET /api/v1/analytics` (viewer): the collector's selectors (`dataset`, `view`, `grouping`,
 /// `device`, `range` or `from`/`to`), answered for every collector cluster at once.
 pub(super) async fn analytics(

@@ -47,12 +47,32 @@ fn outcome_box(o: &Outcome) -> Markup {
     }
 }
 
-fn render(svc: &PolicyService, user: &UiUser, outcome: Option<Outcome>) -> Markup {
+/// The words an operator ticks to uninstall: what an uninstall does.
+pub const UNINSTALL_CONFIRMATION: &str = "every call is allowed";
+
+/// The notice of a server managed by the console at `url`.
+fn managed_notice(url: &str) -> Markup {
+    html! {
+        div.card #managed {
+            p { "This server is managed by the console at " a href=(url) { (url) } ": policies are changed there, "
+                "for every engine cluster at once. This page shows the policy in force and its history." }
+        }
+    }
+}
+
+/// The refusal of a change on the local page of a managed server.
+fn managed_refusal(url: &str) -> Response {
+    let detail = html! { p.err #why { "Policies of this server are changed on the console at " a href=(url) { (url) } "." } };
+    (StatusCode::FORBIDDEN, super::errors::page(StatusCode::FORBIDDEN, "Managed by the console", detail)).into_response()
+}
+
+fn render(svc: &PolicyService, user: &UiUser, outcome: Option<Outcome>, console: Option<&str>) -> Markup {
     let who = &user.who;
     let current = svc.current();
     let history = svc.history().unwrap_or_default();
-    let operator = who.role.allows(Role::Operator);
+    let operator = who.role.allows(Role::Operator) && console.is_none();
     let body = html! {
+        @if let Some(url) = console { (managed_notice(url)) }
         @if let Some(o) = &outcome { (outcome_box(o)) }
         div.card {
             h2 { "In force" }
@@ -68,14 +88,19 @@ fn render(svc: &PolicyService, user: &UiUser, outcome: Option<Outcome>) -> Marku
                         } } }
                     }
                     @if operator {
-                        form method="post" action="/policies/uninstall" { (super::csrf_field(user)) p { button.danger type="submit" id="uninstall" { "Uninstall (allow every call)" } } }
+                        form.confirm method="post" action="/policies/uninstall" {
+                            (super::csrf_field(user))
+                            p { label { input type="checkbox" name="confirm" value=(UNINSTALL_CONFIRMATION) id="uninstall-confirm" required;
+                                " Uninstall: no rule applies any more, " strong { (UNINSTALL_CONFIRMATION) } "." } }
+                            p { button.danger type="submit" id="uninstall" { "Uninstall" } }
+                        }
                     }
                 }
                 Ok(_) => { p id="version" { "No policy installed: every call is allowed." } }
                 Err(e) => { p.err { (e) } }
             }
         }
-        div.card {
+        @if console.is_none() { div.card {
             h2 { "Upload a policy" }
             form method="post" action="/policies" enctype="multipart/form-data" {
                 (super::csrf_field(user))
@@ -87,7 +112,7 @@ fn render(svc: &PolicyService, user: &UiUser, outcome: Option<Outcome>) -> Marku
                     @else { span.muted { " Installing needs the operator role." } }
                 }
             }
-        }
+        } }
         div.card {
             h2 { "History" }
             table {
@@ -119,13 +144,17 @@ fn no_engine(user: &UiUser) -> Response {
 
 pub(super) async fn page(State(state): State<Arc<AppState>>, user: UiUser) -> Response {
     let Some(svc) = state.policy.clone() else { return no_engine(&user) };
-    tokio::task::spawn_blocking(move || render(&svc, &user, None).into_response())
+    let console = state.console.clone();
+    tokio::task::spawn_blocking(move || render(&svc, &user, None, console.as_deref()).into_response())
         .await
         .unwrap_or_else(|e| e.to_string().into_response())
 }
 
 pub(super) async fn submit(State(state): State<Arc<AppState>>, user: UiUser, multipart: Multipart) -> Response {
     let Some(svc) = state.policy.clone() else { return no_engine(&user) };
+    if let Some(url) = &state.console {
+        return managed_refusal(url);
+    }
     let upload = read_upload(multipart, user.expected_csrf()).await;
     let status = match &upload {
         Err(UploadError::Csrf) => return crate::security::csrf_refused(),
@@ -151,27 +180,44 @@ pub(super) async fn submit(State(state): State<Arc<AppState>>, user: UiUser, mul
                 },
             },
         };
-        (status, render(&svc, &user, Some(outcome))).into_response()
+        (status, render(&svc, &user, Some(outcome), None)).into_response()
     })
     .await
     .unwrap_or_else(|e| e.to_string().into_response())
 }
 
+/// The uninstall form: `confirm` must hold [`UNINSTALL_CONFIRMATION`].
+#[derive(serde::Deserialize)]
+pub(super) struct UninstallForm {
+    #[serde(default)]
+    confirm: String,
+}
+
 pub(super) async fn uninstall(
     State(state): State<Arc<AppState>>,
-    UiForm(user, _): UiForm<serde::de::IgnoredAny>,
+    UiForm(user, form): UiForm<UninstallForm>,
 ) -> Response {
     let Some(svc) = state.policy.clone() else { return no_engine(&user) };
+    if let Some(url) = &state.console {
+        return managed_refusal(url);
+    }
     let who = &user.who;
-    let outcome = if who.role.allows(Role::Operator) {
-        match svc.uninstall(&who.name) {
-            Ok(v) => Outcome::Uninstalled(v),
-            Err(e) => Outcome::Failed(e.to_string()),
-        }
+    let (status, outcome) = if !who.role.allows(Role::Operator) {
+        (StatusCode::FORBIDDEN, Outcome::Failed("Uninstalling needs the operator role.".into()))
+    } else if form.confirm != UNINSTALL_CONFIRMATION {
+        (
+            StatusCode::BAD_REQUEST,
+            Outcome::Failed(format!(
+                "Nothing uninstalled: tick the box that says {UNINSTALL_CONFIRMATION:?} (without a policy, no rule applies)."
+            )),
+        )
     } else {
-        Outcome::Failed("Uninstalling needs the operator role.".into())
+        match svc.uninstall(&who.name) {
+            Ok(v) => (StatusCode::OK, Outcome::Uninstalled(v)),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Outcome::Failed(e.to_string())),
+        }
     };
-    render(&svc, &user, Some(outcome)).into_response()
+    (status, render(&svc, &user, Some(outcome), None)).into_response()
 }
 
 #[derive(serde::Deserialize)]
