@@ -976,4 +976,3 @@ clusters = []
         assert_eq!(c.spool_dir(), dir.path().join("data/spool"));
     }
 }
-

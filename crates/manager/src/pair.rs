@@ -171,7 +171,10 @@ pub async fn poll_agents(m: Arc<Manager>) {
                 if let Some(a) = alarms {
                     let list: Vec<RemoteAlarm> = a.active.iter().map(Into::into).collect();
                     m.server_alarms.lock().unwrap_or_else(|e| e.into_inner()).insert(hostname.clone(), list);
-                    m.server_alarm_history.lock().unwrap_or_else(|e| e.into_inner()).insert(hostname.clone(), a.history);
+                    m.server_alarm_history
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(hostname.clone(), a.history);
                 }
                 m.feed(Event::ServerReported { hostname, report, at: asked });
             }

@@ -539,8 +539,15 @@ async fn unknown_paths_get_the_designed_page_and_unknown_api_paths_json() {
     assert_eq!(code_of(response).await, ErrorCode::NotFound);
 }
 
-/// A logged-in operator's session cookie and CSRF token on `app`.
+/// A logged-in operator's session cookie and CSRF token on `app`, whose engine has a policy
+/// (version 1) installed.
 async fn operator_session(app: &App) -> (String, String) {
+    let source = tollgate_policy::source::PolicySource::from_text(
+        "p.toml",
+        "schema = 1\nname = \"p\"\n[[rule]]\nname = \"r\"\ndestination = \"+12125550100\"\naction = \"terminate\"\ncause = 603\n",
+        Default::default(),
+    );
+    app.state.policy.as_ref().unwrap().install(&source, "test").unwrap();
     let auth = &app.state.auth;
     auth.hashing(|a| a.set_user("olga", Role::Operator, "olga's password 1")).await.unwrap().unwrap();
     let session = auth.login("olga", "olga's password 1", None).await.unwrap();

@@ -62,8 +62,10 @@ fn managed_notice(url: &str) -> Markup {
 
 /// The refusal of a change on the local page of a managed server.
 fn managed_refusal(url: &str) -> Response {
-    let detail = html! { p.err #why { "Policies of this server are changed on the console at " a href=(url) { (url) } "." } };
-    (StatusCode::FORBIDDEN, super::errors::page(StatusCode::FORBIDDEN, "Managed by the console", detail)).into_response()
+    let detail =
+        html! { p.err #why { "Policies of this server are changed on the console at " a href=(url) { (url) } "." } };
+    (StatusCode::FORBIDDEN, super::errors::page(StatusCode::FORBIDDEN, "Managed by the console", detail))
+        .into_response()
 }
 
 fn render(svc: &PolicyService, user: &UiUser, outcome: Option<Outcome>, console: Option<&str>) -> Markup {
