@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 use tollgate_api::manager::{
-    Baseline, ClusterPreview, ClusterResult, PolicyCandidate, PolicyChangeKind, PolicyInstalled, PolicyPreview,
-    PolicyVersion, PolicyVersionSummary, PushAnswer, RollbackRequest, SchemaBlocker, ServerResult,
+    Baseline, ClusterPreview, ClusterResult, PolicyCandidate, PolicyChangeKind, PolicyHistory, PolicyInstalled,
+    PolicyPreview, PolicyVersion, PolicyVersionSummary, PushAnswer, RollbackRequest, SchemaBlocker, ServerResult,
     UNINSTALL_CONFIRMATION, UninstallAnswer, UninstallRequest,
 };
 use tollgate_api::{Detail, ErrorBody, ErrorCode};
@@ -29,6 +29,32 @@ use crate::policy_diff::{self, PolicyShape, Side};
 /// Most versions kept (the oldest are dropped): the history travels to the standby mate with
 /// the rest of the state.
 pub const MAX_VERSIONS: usize = 200;
+
+/// Most bytes of policy text and lists the history keeps: it travels to the standby inside the
+/// shared state, whose sync accepts 16 MiB, beside the audit and the upgrade log.
+pub const MAX_HISTORY_BYTES: usize = 8 << 20;
+
+/// Drops the oldest versions past [`MAX_VERSIONS`], then the oldest versions not in force on any
+/// cluster while the texts and lists together exceed `max_bytes` (the newest version always
+/// stays, and so does every version in force, which a preview compares against).
+pub fn trim(history: &mut PolicyHistory, max_versions: usize, max_bytes: usize) {
+    let excess = history.versions.len().saturating_sub(max_versions);
+    history.versions.drain(..excess);
+    let size = |v: &PolicyVersion| v.text.len() + v.lists.iter().map(|(k, t)| k.len() + t.len()).sum::<usize>();
+    let mut total: usize = history.versions.iter().map(size).sum();
+    let in_force: std::collections::BTreeSet<u64> = history.installed.values().flatten().copied().collect();
+    let newest = history.versions.last().map(|v| v.summary.version);
+    let mut keep = Vec::with_capacity(history.versions.len());
+    for v in std::mem::take(&mut history.versions) {
+        let droppable = Some(v.summary.version) != newest && !in_force.contains(&v.summary.version);
+        if total > max_bytes && droppable {
+            total -= size(&v);
+        } else {
+            keep.push(v);
+        }
+    }
+    history.versions = keep;
+}
 
 /// The file name a policy gets when the candidate names none.
 pub const DEFAULT_NAME: &str = "policy.toml";
@@ -274,8 +300,7 @@ fn record(m: &Manager, r: Record<'_>) -> u64 {
         text: r.text,
         lists: r.lists,
     });
-    let excess = history.versions.len().saturating_sub(MAX_VERSIONS);
-    history.versions.drain(..excess);
+    trim(history, MAX_VERSIONS, MAX_HISTORY_BYTES);
     core.shared.audit.push(audit);
     core.shared.generation += 1;
     m.persist(&core.shared);
@@ -498,6 +523,47 @@ pub async fn uninstall(m: &Manager, actor: &str, req: UninstallRequest) -> OpRes
 
 #[cfg(test)]
 mod tests {
+
+    fn version(n: u64, bytes: usize) -> PolicyVersion {
+        PolicyVersion {
+            summary: PolicyVersionSummary {
+                version: n,
+                kind: PolicyChangeKind::Push,
+                label: format!("v{n}"),
+                rollback_of: None,
+                actor: "t".into(),
+                at: chrono::Utc::now(),
+                name: "p.toml".into(),
+                schema: Some(1),
+                rules: 1,
+                list_names: Vec::new(),
+                clusters: Vec::new(),
+                ok: true,
+            },
+            text: "x".repeat(bytes),
+            lists: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn the_history_keeps_under_its_byte_cap_but_never_drops_the_newest_or_a_version_in_force() {
+        let mut h = PolicyHistory { versions: (1..=6).map(|n| version(n, 100)).collect(), ..Default::default() };
+        h.installed.insert("east".into(), Some(2));
+        h.installed.insert("west".into(), None);
+        trim(&mut h, 200, 350);
+        let left: Vec<u64> = h.versions.iter().map(|v| v.summary.version).collect();
+        // 600 bytes: 1, 3 and 4 go (oldest first, 2 is in force on east); 5 and 6 stay.
+        assert_eq!(left, [2, 5, 6]);
+        assert_eq!(h.next_version(), 7, "numbers are never reused");
+        // Past the count, the oldest go whatever their size.
+        trim(&mut h, 2, usize::MAX);
+        assert_eq!(h.versions.iter().map(|v| v.summary.version).collect::<Vec<_>>(), [5, 6]);
+        // A single version larger than the cap stays: it is the newest.
+        let mut h = PolicyHistory { versions: vec![version(9, 1000)], ..Default::default() };
+        trim(&mut h, 200, 10);
+        assert_eq!(h.versions.len(), 1);
+    }
+
     use super::*;
     use crate::testing;
 

@@ -35,7 +35,8 @@ pub struct ShapeError {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+    // Bytes, not a str slice: an offset inside a multi-byte character must not panic.
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
 }
 
 /// Reads the rules, the declared lists and the schema of a policy text.

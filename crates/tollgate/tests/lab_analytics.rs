@@ -68,9 +68,10 @@ fn the_manager_shows_every_collector_clusters_calls_and_names_one_that_does_not_
     assert_eq!(page.status().as_u16(), 200);
     let html = page.text().unwrap();
     assert!(html.contains("answered by collector-a"), "{html}");
-    // The Device selector lists the lab's SBC, which the collector has records of.
+    // The Device selector lists the engines that answered, which the collector has records of.
     let device = html.split(r#"id="device""#).nth(1).unwrap_or_default();
-    assert!(device[..device.find("</select>").unwrap()].contains("<option>lab-sbc</option>"), "{device}");
+    let device = &device[..device.find("</select>").unwrap()];
+    assert!(device.contains("<option>east-a</option>") && device.contains("<option>west-a</option>"), "{device}");
     let table = html.split("<table").nth(1).unwrap_or_default();
     assert!(table.contains(number) && table.contains(&format!(">{sent}<")), "{table}");
 

@@ -522,12 +522,19 @@ impl Auth {
         self.with_db(|db| serde_json::to_value(db)).map_err(|e| AuthError::Storage(e.to_string()))
     }
 
-    /// Replaces the user database with `db` (an [`Auth::export`] of the mate's) if it differs;
-    /// true if it changed. Sessions of users who are gone or whose password changed end at their
-    /// next request.
+    /// The tokens each host makes for itself on first start (its `cli-token` file, its local
+    /// shipper's): an import keeps this host's and never takes the mate's.
+    pub const HOST_LOCAL_TOKENS: [&'static str; 2] = ["cli", "local-shipper"];
+
+    /// Replaces the user database with `db` (an [`Auth::export`] of the mate's) if it differs,
+    /// keeping this host's own tokens ([`Auth::HOST_LOCAL_TOKENS`]); true if it changed.
+    /// Sessions of users who are gone or whose password changed end at their next request.
     pub fn import(&self, db: serde_json::Value) -> Result<bool, AuthError> {
-        let new: UserDb =
+        let mut new: UserDb =
             serde_json::from_value(db).map_err(|e| AuthError::Storage(format!("not a user database: {e}")))?;
+        let host_local = |t: &TokenInfo| Self::HOST_LOCAL_TOKENS.contains(&t.name.as_str());
+        new.tokens.retain(|t| !host_local(t));
+        new.tokens.extend(self.with_db(|db| db.tokens.iter().filter(|t| host_local(t)).cloned().collect::<Vec<_>>()));
         let new_json = serde_json::to_value(&new).map_err(|e| AuthError::Storage(e.to_string()))?;
         if self.export()? == new_json {
             return Ok(false);
@@ -893,5 +900,21 @@ mod tests {
         for bad in ["", "d", "0d", "-5d", "90", "90y", "2024-12-31", "99999999999999999999d", "1000000w"] {
             assert!(matches!(parse_expiry(bad, now), Err(AuthError::BadExpiry(_))), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn an_import_of_the_mates_users_keeps_this_hosts_own_tokens() {
+        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, a_boot) = Auth::open(a_dir.path(), None).unwrap();
+        let (b, b_boot) = Auth::open(b_dir.path(), None).unwrap();
+        let (a_boot, b_boot) = (a_boot.unwrap(), b_boot.unwrap());
+        a.set_user("nina", Role::Operator, "nina's password 1").unwrap();
+        assert!(b.import(a.export().unwrap()).unwrap(), "the mate's users arrive");
+        assert!(b.users().iter().any(|u| u.name == "nina"));
+        let b_cli = std::fs::read_to_string(&b_boot.cli_token_file).unwrap();
+        let a_cli = std::fs::read_to_string(&a_boot.cli_token_file).unwrap();
+        assert_eq!(b.token(&b_cli).map(|p| p.role), Some(Role::Admin), "this host's cli-token still works");
+        assert!(b.token(&a_cli).is_none(), "the mate's cli-token is not taken");
+        assert!(!b.import(a.export().unwrap()).unwrap(), "the same copy again changes nothing");
     }
 }

@@ -517,4 +517,18 @@ async fn an_admin_manages_users_on_the_manager_and_every_change_is_audited() {
     for op in ["User change: user nina", "User change: user x", "User change: remove-user vera"] {
         assert!(audit.body.contains(&format!(r#"data-user="ada" data-operation="{op}""#)), "{op}: {}", audit.body);
     }
+
+    // On the standby, users are not changed: it copies them from the active manager.
+    let standby = console_of(false);
+    let (cookie, csrf) = standby.login("ada").await;
+    let req = Request::post("/users")
+        .header(header::COOKIE, cookie.clone())
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("csrf={csrf}&kind=user&name=sam&role=admin&password={PASSWORD}")))
+        .unwrap();
+    let a = standby.send(req).await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
+    assert!(a.body.contains("Change users there"), "{}", a.body);
+    let page = standby.get("/users", Some(&cookie)).await;
+    assert!(page.body.contains(r#"data-user="ada""#) && !page.body.contains(r#"data-user="sam""#), "{}", page.body);
 }

@@ -399,6 +399,10 @@ fn a_cross_site_post_with_a_valid_cookie_changes_nothing() {
     assert!(!admin.csrf.is_empty(), "the pages carry a CSRF token");
     let origin = e.api.clone();
     let (status, body) = post("/policies/uninstall", Some(&origin), &[("csrf", &admin.csrf)]);
+    assert_eq!(status, 400, "without the box naming the consequence ticked, nothing: {body}");
+    assert_eq!(policy_version(&e), Some(1));
+    let confirm = ("confirm", "every call is allowed");
+    let (status, body) = post("/policies/uninstall", Some(&origin), &[("csrf", &admin.csrf), confirm]);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Uninstalled version 1"), "{body}");
     assert_eq!(policy_version(&e), None);

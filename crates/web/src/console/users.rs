@@ -84,6 +84,16 @@ pub(super) async fn submit(State(s): State<Arc<ManagerApi>>, UiForm(user, f): Ui
     if let Err(refused) = user.require(Role::Admin) {
         return refused;
     }
+    // The standby takes its users from the active one: a change made here would be overwritten
+    // at the next copy, unaudited.
+    if !s.manager.is_active() {
+        return super::error_page(
+            axum::http::StatusCode::CONFLICT,
+            Some(&user),
+            "Users change on the active manager",
+            maud::html! { p.err #why { "This manager is the standby of its pair: it copies its users from the active one. Change users there." } },
+        );
+    }
     let actor = user.who().name.clone();
     let what = format!("User change: {} {}", f.kind, f.name);
     let result = s.auth.hashing(move |auth| act(auth, &f)).await.and_then(|r| r);
