@@ -62,7 +62,7 @@ pub(super) async fn page(
         .filter(|(host, _)| f.server.as_deref().filter(|s| !s.is_empty()).is_none_or(|s| s == host.as_str()))
         .flat_map(|(host, events)| events.iter().map(move |e| (host.clone(), e.clone())))
         .collect();
-    server_history.sort_by(|a, b| b.1.at.cmp(&a.1.at));
+    server_history.sort_by_key(|e| std::cmp::Reverse(e.1.at));
     let acks: Vec<_> =
         ops::audit(&s.manager).into_iter().rev().filter(|e| e.operation.starts_with("Acknowledge alarm")).collect();
     let sel_sev = f.severity.as_deref().unwrap_or("");
