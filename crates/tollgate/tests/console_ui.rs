@@ -27,14 +27,6 @@ const NET: u8 = 81;
 const ENUM_PORT: u16 = 5391;
 const PASSWORD: &str = "console-test-password";
 
-fn chromium() -> Option<PathBuf> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"].iter().map(PathBuf::from).find(|p| p.exists())
-}
-
-fn have_chromedriver() -> bool {
-    Command::new("chromedriver").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
 fn screenshot_path(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
@@ -87,12 +79,7 @@ async fn log_in(c: &Client, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_logs_in_reads_the_topology_upgrades_acknowledges_and_is_audited() {
-    let binary =
-        chromium().expect("chromium is needed (Debian package chromium; scripts/install-test-deps.sh installs it)");
-    assert!(
-        have_chromedriver(),
-        "chromedriver is needed (Debian package chromium-driver; scripts/install-test-deps.sh installs it)"
-    );
+    let binary = common::chromium::require_binary();
     let lab = tokio::task::block_in_place(|| Lab::up(NET, ENUM_PORT));
     add_user(&lab, "olga", "operator");
     add_user(&lab, "vera", "viewer");

@@ -11,7 +11,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -66,18 +65,6 @@ cause = 410
 
 const V1_BLOCKED: [&str; 2] = ["+13125550701", "+13125550702"];
 const V2_BLOCKED: [&str; 4] = ["+13125550702", "+13125550703", "+13125550704", "+13125550705"];
-
-fn chromium() -> Option<PathBuf> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"].iter().map(PathBuf::from).find(|p| p.exists())
-}
-
-fn have_chromedriver() -> bool {
-    Command::new("chromedriver").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-fn repo_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
-}
 
 fn list_text(numbers: &[&str]) -> String {
     numbers.iter().map(|n| format!("{n}\n")).collect()
@@ -173,12 +160,7 @@ fn expect(lab: &Lab, cluster: &str, from: Option<&str>, to: &str, rule: Option<&
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_a_policy_to_two_engine_clusters_and_roll_it_back_from_the_policies_page() {
-    let binary =
-        chromium().expect("chromium is needed (Debian package chromium; scripts/install-test-deps.sh installs it)");
-    assert!(
-        have_chromedriver(),
-        "chromedriver is needed (Debian package chromium-driver; scripts/install-test-deps.sh installs it)"
-    );
+    let binary = common::chromium::require_binary();
     let lab = tokio::task::block_in_place(|| Lab::up(NET, ENUM_PORT));
     // An operator with a password, on both managers.
     for m in ["mgr-a", "mgr-b"] {
@@ -247,7 +229,7 @@ async fn drive(c: Client, lab: std::sync::Arc<Lab>) {
     assert!(details.contains("Rules removed: gone") && details.contains("+13125550701"), "{details}");
     // The page with a preview passes the accessibility audit (WCAG 2.1 A/AA, serious or critical).
     common::axe::assert_none(&common::axe::serious_violations(&c, "the Policies page with a preview").await);
-    let shot = repo_path("docs/screenshots/policies-preview.png");
+    let shot = common::repo_path("docs/screenshots/policies-preview.png");
     std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
     std::fs::write(&shot, c.screenshot().await.unwrap()).unwrap();
     let v2 = confirm_and_push(&c).await;
@@ -281,7 +263,7 @@ async fn drive(c: Client, lab: std::sync::Arc<Lab>) {
     assert!(refusal.contains("Mixed versions") && refusal.contains("1.0.0"), "{refusal}");
     click(&c, "#push-confirm").await;
     assert!(disabled(&c, "#push-button").await, "a refused policy cannot be pushed");
-    std::fs::write(repo_path("docs/screenshots/policies-refusal.png"), c.screenshot().await.unwrap()).unwrap();
+    std::fs::write(common::repo_path("docs/screenshots/policies-refusal.png"), c.screenshot().await.unwrap()).unwrap();
 
     // Uninstall on engine-west: disabled until the consequence is confirmed.
     click(&c, "input[name=uninstall][value=engine-west]").await;
@@ -298,5 +280,5 @@ async fn drive(c: Client, lab: std::sync::Arc<Lab>) {
     assert!(first.contains(USER), "the version names who did it: {first}");
     common::axe::assert_none(&common::axe::serious_violations(&c, "the Policies page after an uninstall").await);
     c.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
-    std::fs::write(repo_path("docs/screenshots/policies.png"), c.screenshot().await.unwrap()).unwrap();
+    std::fs::write(common::repo_path("docs/screenshots/policies.png"), c.screenshot().await.unwrap()).unwrap();
 }

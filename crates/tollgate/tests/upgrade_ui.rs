@@ -11,8 +11,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::chromium::{Driver, browser};
@@ -26,19 +25,6 @@ const ENUM_PORT: u16 = 5390;
 
 /// How long one action may take on the page.
 const ACTION_LIMIT: Duration = Duration::from_secs(180);
-
-/// The Chromium binary, if installed.
-fn chromium() -> Option<PathBuf> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"].iter().map(PathBuf::from).find(|p| p.exists())
-}
-
-fn have_chromedriver() -> bool {
-    Command::new("chromedriver").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-fn repo_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
-}
 
 /// What the page shows, read from its DOM in one script.
 #[derive(Debug, Default, Deserialize)]
@@ -287,12 +273,7 @@ fn assert_logged(p: &Page, cluster: &str, action: &str, hostname: &str) {
 async fn upgrade_a_manager_and_an_engine_cluster_from_the_upgrade_manager_page() {
     // A prerequisite, asserted as the other browser test does: a machine without Chromium
     // fails this test rather than passing it unseen.
-    let binary =
-        chromium().expect("chromium is needed (Debian package chromium; scripts/install-test-deps.sh installs it)");
-    assert!(
-        have_chromedriver(),
-        "chromedriver is needed (Debian package chromium-driver; scripts/install-test-deps.sh installs it)"
-    );
+    let binary = common::chromium::require_binary();
     let started = Instant::now();
     let lab = tokio::task::block_in_place(|| Lab::up(NET, ENUM_PORT));
     let info = lab.info.clone();
@@ -368,7 +349,7 @@ async fn drive(c: Client, token: String, managers: Vec<String>) {
     // remaining server. The screenshot is taken mid-way, while a server upgrade runs after the
     // failover.
     select_cluster(&c, &mut seen, "engine-east").await;
-    let shot = repo_path("docs/screenshots/upgrade-manager.png");
+    let shot = common::repo_path("docs/screenshots/upgrade-manager.png");
     std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
     let (clicked, shot_taken) = upgrade_cluster(&c, &mut seen, "engine-east", Some(&shot)).await;
     assert_eq!(

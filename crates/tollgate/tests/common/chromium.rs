@@ -9,6 +9,22 @@ use fantoccini::{Client, ClientBuilder};
 
 use super::free_port;
 
+/// The Chromium binary; panics naming the Debian packages when Chromium or chromedriver is
+/// missing (scripts/install-test-deps.sh installs both).
+pub fn require_binary() -> std::path::PathBuf {
+    let binary = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .expect("chromium is needed (Debian package chromium; scripts/install-test-deps.sh installs it)");
+    let driver = Command::new("chromedriver").arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(
+        driver,
+        "chromedriver is needed (Debian package chromium-driver; scripts/install-test-deps.sh installs it)"
+    );
+    binary
+}
+
 /// chromedriver, stopped when dropped.
 pub struct Driver(Child, u16);
 

@@ -23,6 +23,11 @@ pub fn tollgate_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tollgate"))
 }
 
+/// A path in the repository (`docs/screenshots/...`).
+pub fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+}
+
 /// Runs a peer program; panics with an install hint if it is missing.
 pub fn run_peer(program: &str, args: &[&str], package: &str) -> Output {
     Command::new(program)
