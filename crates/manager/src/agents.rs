@@ -269,12 +269,7 @@ impl AgentClient {
         actor: &str,
     ) -> AgentResult<PolicyInstallAnswer> {
         let client = self.pair(agent).slow;
-        let part = reqwest::multipart::Part::text(text.to_string()).file_name(file_name.to_string());
-        let mut form = reqwest::multipart::Form::new().part("policy", part);
-        for (name, list) in lists {
-            let part = reqwest::multipart::Part::text(list.clone()).file_name(format!("{name}.txt"));
-            form = form.part(format!("list:{name}"), part);
-        }
+        let form = policy_form(file_name, text, lists);
         let call = async {
             let req = client
                 .request(Method::POST, &agent::role_path("api/v1/policy"))
@@ -296,12 +291,7 @@ impl AgentClient {
         lists: &BTreeMap<String, String>,
     ) -> AgentResult<serde_json::Value> {
         let client = self.pair(agent).slow;
-        let part = reqwest::multipart::Part::text(text.to_string()).file_name(file_name.to_string());
-        let mut form = reqwest::multipart::Form::new().part("policy", part);
-        for (name, list) in lists {
-            let part = reqwest::multipart::Part::text(list.clone()).file_name(format!("{name}.txt"));
-            form = form.part(format!("list:{name}"), part);
-        }
+        let form = policy_form(file_name, text, lists);
         let call = async {
             let req = client.request(Method::POST, &agent::role_path("api/v1/policy/check")).multipart(form);
             Client::json(client.send(req).await?).await
@@ -401,6 +391,19 @@ fn actor_header(actor: &str) -> String {
 /// answered a plain 404 reads the same).
 pub fn runs_no_srp(e: &AgentError) -> bool {
     matches!(e.code(), Some(ErrorCode::NotConfigured | ErrorCode::NotFound))
+}
+
+/// A policy and its lists as the engine's policy routes take them (multipart, as `tollgate
+/// policy install` sends them): the part `policy` named `file_name`, and a part `list:NAME`
+/// named `NAME.txt` per list.
+fn policy_form(file_name: &str, text: &str, lists: &BTreeMap<String, String>) -> reqwest::multipart::Form {
+    let part = reqwest::multipart::Part::text(text.to_string()).file_name(file_name.to_string());
+    let mut form = reqwest::multipart::Form::new().part("policy", part);
+    for (name, list) in lists {
+        let part = reqwest::multipart::Part::text(list.clone()).file_name(format!("{name}.txt"));
+        form = form.part(format!("list:{name}"), part);
+    }
+    form
 }
 
 #[cfg(test)]

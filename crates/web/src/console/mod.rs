@@ -41,7 +41,7 @@ use maud::{DOCTYPE, Markup, html};
 
 use crate::auth::{Principal, Role};
 use crate::manager_api::ManagerApi;
-use crate::session::{CSRF_FIELD, UiUser};
+use crate::session::UiUser;
 
 /// Where the console's own styles (topology drawing, upgrade grid) are served, after the
 /// common stylesheet.
@@ -165,7 +165,7 @@ impl FromRequestParts<ApiState> for ConsoleUser {
 /// The hidden field carrying `user`'s CSRF token; the first field of every form that changes
 /// something.
 pub fn csrf_field(user: &ConsoleUser) -> Markup {
-    html! { input type="hidden" name=(CSRF_FIELD) value=(user.csrf()); }
+    crate::ui::csrf_field(&user.0)
 }
 
 /// The Content-Security-Policy of console pages: this server's own stylesheets, images and
