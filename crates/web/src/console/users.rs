@@ -7,66 +7,16 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use maud::html;
 
-use super::{ConsoleUser, csrf_field, frame, respond};
+use super::{ConsoleUser, frame, respond};
 use crate::auth::Role;
 use crate::manager_api::ManagerApi;
 use crate::session::UiForm;
-use crate::ui::admin::{UserForm, act};
+use crate::ui::admin::{UserForm, act, users_cards};
 
 fn render(s: &ManagerApi, user: &ConsoleUser, message: Option<(bool, String)>) -> Response {
-    let users = s.auth.users();
-    let tokens = s.auth.tokens();
-    let body = html! {
-        @if let Some((ok, m)) = &message { div.card { p class=(if *ok { "ok" } else { "err" }) id="message" { (m) } } }
-        div.card {
-            h2 { "Users" }
-            table #users { thead { tr { th { "Name" } th { "Role" } th { "Created (UTC)" } th {} } }
-                tbody { @for u in &users { tr data-user=(u.name) {
-                    td { (u.name) } td { (u.role.as_str()) } td { (u.created_at.format("%Y-%m-%d %H:%M")) }
-                    td { form method="post" action="/users" {
-                        (csrf_field(user))
-                        input type="hidden" name="kind" value="remove-user";
-                        input type="hidden" name="name" value=(u.name);
-                        button.danger type="submit" id=(format!("remove-user-{}", u.name)) { "Remove" }
-                    } }
-                } } } }
-            h2 { "Add a user, change a role or set a password" }
-            form.selectors method="post" action="/users" {
-                (csrf_field(user))
-                input type="hidden" name="kind" value="user";
-                label { "Name" input name="name" required; }
-                label { "Role" select name="role" { option { "viewer" } option { "operator" } option { "admin" } } }
-                label { "Password (10+ characters; empty keeps an existing user's)" input name="password" type="password" autocomplete="new-password"; }
-                button.primary type="submit" id="save-user" { "Save user" }
-            }
-            p.muted { "Users are managed on the active manager, which copies them to its mate." }
-        }
-        div.card {
-            h2 { "API tokens" }
-            table #tokens { thead { tr { th { "Name" } th { "Role" } th { "Created (UTC)" } th { "Expires (UTC)" } th {} } }
-                tbody { @for t in &tokens { tr {
-                    td { (t.name) } td { (t.role.as_str()) } td { (t.created_at.format("%Y-%m-%d %H:%M")) }
-                    td { @match t.expires_at { Some(at) => (at.format("%Y-%m-%d %H:%M")), None => span.muted { "never" } } }
-                    td { form method="post" action="/users" {
-                        (csrf_field(user))
-                        input type="hidden" name="kind" value="revoke-token";
-                        input type="hidden" name="name" value=(t.name);
-                        button.danger type="submit" id=(format!("revoke-token-{}", t.name)) { "Revoke" }
-                    } }
-                } } } }
-            h2 { "Create a token" }
-            form.selectors method="post" action="/users" {
-                (csrf_field(user))
-                input type="hidden" name="kind" value="token";
-                label { "Name" input name="name" required; }
-                label { "Role" select name="role" { option { "viewer" } option { "operator" } option { "admin" } } }
-                label { "Expires (e.g. 90d, 12h, 2026-12-31; empty: never)" input name="expires"; }
-                button.primary type="submit" { "Create token" }
-            }
-        }
-    };
+    let note = "Users are managed on the active manager, which copies them to its mate.";
+    let body = users_cards(&s.auth, &user.0, &["viewer", "operator", "admin"], Some(note), message.as_ref());
     respond(StatusCode::OK, None, frame("Users", "Users", Some(user), body, None))
 }
 

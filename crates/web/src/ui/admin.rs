@@ -9,7 +9,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::auth::{AuthError, Role, parse_expiry};
+use crate::auth::{Auth, AuthError, Role, parse_expiry};
 use crate::session::{UiForm, UiUser};
 
 /// `?part=live`: only the alarm tables, for the page script's refresh.
@@ -62,26 +62,25 @@ fn alarm_tables(state: &AppState) -> Markup {
     }
 }
 
-fn users_page(state: &AppState, user: &UiUser, message: Option<(bool, String)>) -> Response {
-    if !user.who.role.allows(Role::Admin) {
-        return super::page(
-            "Users",
-            "Users",
-            user,
-            None,
-            html! { div.card { p.err { "Managing users needs the admin role." } } },
-        )
-        .into_response();
-    }
-    let users = state.auth.users();
-    let tokens = state.auth.tokens();
+/// The Users page's cards, on the collector and on the manager console: the outcome of the
+/// last change (`message`: ok, text), the users and tokens of `auth` with their forms (posting
+/// to `/users`, read by [`act`]), the roles a new token may have, and an optional note.
+pub(crate) fn users_cards(
+    auth: &Auth,
+    user: &UiUser,
+    token_roles: &[&str],
+    note: Option<&str>,
+    message: Option<&(bool, String)>,
+) -> Markup {
+    let users = auth.users();
+    let tokens = auth.tokens();
     let now = chrono::Utc::now();
-    let body = html! {
-        @if let Some((ok, m)) = &message { div.card { p class=(if *ok { "ok" } else { "err" }) id="message" { (m) } } }
+    html! {
+        @if let Some((ok, m)) = message { div.card { p class=(if *ok { "ok" } else { "err" }) id="message" { (m) } } }
         div.card {
             h2 { "Users" }
             table id="users" { thead { tr { th { "Name" } th { "Role" } th { "Created (UTC)" } th {} } }
-                tbody { @for u in &users { tr {
+                tbody { @for u in &users { tr data-user=(u.name) {
                     td { (u.name) } td { (u.role.as_str()) } td { (u.created_at.format("%Y-%m-%d %H:%M")) }
                     td { form method="post" action="/users" {
                         (super::csrf_field(user))
@@ -97,8 +96,9 @@ fn users_page(state: &AppState, user: &UiUser, message: Option<(bool, String)>) 
                 label { "Name" input name="name" required; }
                 label { "Role" select name="role" { option { "viewer" } option { "operator" } option { "admin" } } }
                 label { "Password (10+ characters; empty keeps an existing user's)" input name="password" type="password" autocomplete="new-password"; }
-                button.primary type="submit" { "Save user" }
+                button.primary type="submit" id="save-user" { "Save user" }
             }
+            @if let Some(n) = note { p.muted { (n) } }
         }
         div.card {
             h2 { "API tokens" }
@@ -122,12 +122,26 @@ fn users_page(state: &AppState, user: &UiUser, message: Option<(bool, String)>) 
                 (super::csrf_field(user))
                 input type="hidden" name="kind" value="token";
                 label { "Name" input name="name" required; }
-                label { "Role" select name="role" { option { "ingest" } option { "viewer" } option { "operator" } option { "admin" } } }
+                label { "Role" select name="role" { @for r in token_roles { option { (r) } } } }
                 label { "Expires (e.g. 90d, 12h, 2026-12-31; empty: never)" input name="expires"; }
                 button.primary type="submit" { "Create token" }
             }
         }
-    };
+    }
+}
+
+fn users_page(state: &AppState, user: &UiUser, message: Option<(bool, String)>) -> Response {
+    if !user.who.role.allows(Role::Admin) {
+        return super::page(
+            "Users",
+            "Users",
+            user,
+            None,
+            html! { div.card { p.err { "Managing users needs the admin role." } } },
+        )
+        .into_response();
+    }
+    let body = users_cards(&state.auth, user, &["ingest", "viewer", "operator", "admin"], None, message.as_ref());
     super::page("Users", "Users", user, None, body).into_response()
 }
 
