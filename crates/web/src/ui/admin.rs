@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -12,18 +11,16 @@ use crate::AppState;
 use crate::auth::{Auth, AuthError, Role, parse_expiry};
 use crate::session::{UiForm, UiUser};
 
-/// `?part=live`: only the alarm tables, for the page script's refresh.
-#[derive(Deserialize)]
-pub(super) struct Part {
-    part: Option<String>,
-}
-
 /// Alarms, active and history. The served script refreshes the tables in place every 10 s
 /// (`GET /alarms?part=live`, which does not extend the login session).
-pub(super) async fn alarms(State(state): State<Arc<AppState>>, user: UiUser, Query(part): Query<Part>) -> Response {
+pub(super) async fn alarms(
+    State(state): State<Arc<AppState>>,
+    user: UiUser,
+    Query(part): Query<super::Part>,
+) -> Response {
     let tables = alarm_tables(&state);
-    if part.part.as_deref() == Some("live") {
-        return ([(header::CACHE_CONTROL, "no-store")], tables).into_response();
+    if let Some(only) = part.live_only(&tables) {
+        return only;
     }
     let body = html! {
         p.muted.live-note #live-note { "Live: refreshed every 10 seconds while this page is open." }

@@ -7,12 +7,10 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{Duration, Utc};
 use chrono_tz::Tz;
 use maud::{Markup, html};
-use serde::Deserialize;
 use tollgate_store::{AnalyticsQuery, AnalyticsResult, Dataset, Grouping, View};
 
 use super::charts::{Series, TimeAxis, bar_chart, known_until, time_chart};
@@ -104,12 +102,6 @@ fn traffic_card(t: &Traffic, tz: Tz) -> Markup {
     }
 }
 
-/// `?part=live`: only the live part, for the script's refresh.
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct Part {
-    part: Option<String>,
-}
-
 /// The part of the Dashboard that the script refreshes.
 async fn live(state: &Arc<AppState>, tz: Tz) -> Markup {
     let st = state.clone();
@@ -148,13 +140,13 @@ async fn live(state: &Arc<AppState>, tz: Tz) -> Markup {
 pub(super) async fn page(
     State(state): State<Arc<AppState>>,
     user: UiUser,
-    Query(part): Query<Part>,
+    Query(part): Query<super::Part>,
     Query(zone): Query<ZoneParam>,
 ) -> Response {
     let tz = zone.tz();
     let live = live(&state, tz).await;
-    if part.part.as_deref() == Some("live") {
-        return ([(header::CACHE_CONTROL, "no-store")], live).into_response();
+    if let Some(only) = part.live_only(&live) {
+        return only;
     }
     let body = html! {
         form.selectors method="get" action="/" { (super::zone_select(tz)) noscript { button type="submit" { "Show" } } }

@@ -122,6 +122,21 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// `?part=live` on a page with a live part (Dashboard, Alarms): only that part, for the served
+/// script's refresh.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Part {
+    part: Option<String>,
+}
+
+impl Part {
+    /// The live part alone (`no-store`) when it was asked for, else `None`: render the page.
+    pub(crate) fn live_only(&self, live: &Markup) -> Option<Response> {
+        (self.part.as_deref() == Some("live"))
+            .then(|| ([(header::CACHE_CONTROL, "no-store")], live.clone()).into_response())
+    }
+}
+
 /// The hidden field carrying `user`'s CSRF token; the first field of every form that changes
 /// something.
 pub(crate) fn csrf_field(user: &UiUser) -> Markup {
