@@ -79,15 +79,7 @@ pub(super) async fn diff(
 /// Who a change is recorded as: the authenticated principal, and the person named in
 /// `X-Actor` when a shared token (such as the CLI's) is used on their behalf.
 fn actor(who: &crate::auth::Principal, headers: &HeaderMap) -> String {
-    match headers
-        .get("x-actor")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|a| !a.is_empty() && *a != who.name)
-    {
-        Some(person) => format!("{person} via {}", who.name),
-        None => who.name.clone(),
-    }
+    crate::http::actor_name(&who.name, headers.get(crate::http::ACTOR_HEADER).and_then(|v| v.to_str().ok()))
 }
 
 /// A policy upload that could not be read.

@@ -22,6 +22,17 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tollgate_api::{API_VERSION, VERSION_HEADER};
 
+/// The header naming the person who acts through a shared token (the CLI's, the manager's).
+pub const ACTOR_HEADER: &str = "x-actor";
+
+/// Who a token's call is recorded as: `token` alone, or "`person` via `token`" when `X-Actor`
+/// names someone (trimmed; at most 64 characters; control characters dropped). The engine's
+/// policy routes and the manager's API both record callers this way.
+pub fn actor_name(token: &str, actor: Option<&str>) -> String {
+    let person: String = actor.unwrap_or("").trim().chars().filter(|c| !c.is_control()).take(64).collect();
+    if person.is_empty() || person == token { token.to_string() } else { format!("{person} via {token}") }
+}
+
 /// The body length a request announces (`Content-Length`), if it says one: what every router
 /// checks against its route's limit before reading a byte of the body.
 pub fn announced_length(headers: &axum::http::HeaderMap) -> Option<u64> {

@@ -94,15 +94,7 @@ async fn operator(s: &ApiState, parts: &mut Parts, needed: Role) -> ApiResult<Pr
     Ok(who)
 }
 
-/// The header naming the person who acts through a shared token.
-pub const ACTOR_HEADER: &str = "x-actor";
-
-/// Who a token's call is recorded as: `token` alone, or "`person` via `token`" when `X-Actor`
-/// names someone (trimmed; at most 64 characters; control characters dropped).
-pub fn actor_name(token: &str, actor: Option<&str>) -> String {
-    let person: String = actor.unwrap_or("").trim().chars().filter(|c| !c.is_control()).take(64).collect();
-    if person.is_empty() || person == token { token.to_string() } else { format!("{person} via {token}") }
-}
+pub use crate::http::{ACTOR_HEADER, actor_name};
 
 impl crate::session::AuthState for ManagerApi {
     fn auth(&self) -> &Arc<Auth> {
