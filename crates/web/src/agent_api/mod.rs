@@ -257,7 +257,7 @@ async fn role_post(
         upload::read_limited(&headers, body, limit, "the request for the role", Some("agent.max_role_request_mb"))
             .await?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let actor = headers.get("x-actor").and_then(|v| v.to_str().ok());
+    let actor = headers.get(crate::http::ACTOR_HEADER).and_then(|v| v.to_str().ok());
     let answer =
         s.agent.role_call_as(RoleMethod::Post, &path, query.as_deref(), content_type, body.to_vec(), actor).await;
     Ok(role_answer(answer.map_err(agent_error)?))
@@ -270,7 +270,7 @@ async fn role_delete(
     Path(path): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
-    let actor = headers.get("x-actor").and_then(|v| v.to_str().ok());
+    let actor = headers.get(crate::http::ACTOR_HEADER).and_then(|v| v.to_str().ok());
     let answer = s.agent.role_call_as(RoleMethod::Delete, &path, query.as_deref(), None, Vec::new(), actor).await;
     Ok(role_answer(answer.map_err(agent_error)?))
 }
