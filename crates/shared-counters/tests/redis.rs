@@ -18,20 +18,36 @@ const V: Velocity = Velocity { calls: 10, window_secs: 600 };
 
 struct Redis {
     port: u16,
+    args: Vec<String>,
     child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Redis {
     fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut r = Redis { port, child: None };
+        Redis::start_with(Vec::new())
+    }
+
+    /// A redis-server with `args` after its port and persistence options (`--replicaof`,
+    /// or a sentinel configuration file and `--sentinel`).
+    fn start_with(args: Vec<String>) -> Redis {
+        let mut r = Redis { port: free_port(), args, child: None };
         r.restart();
         r
     }
 
     fn restart(&mut self) {
+        let mut args: Vec<String> = self.args.clone();
+        let sentinel = args.iter().any(|a| a == "--sentinel");
+        args.extend(["--port".into(), self.port.to_string(), "--bind".into(), "127.0.0.1".into()]);
+        if !sentinel {
+            args.extend(["--save".into(), String::new(), "--appendonly".into(), "no".into()]);
+        }
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(&args)
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server (apt install redis-server; scripts/install-test-deps.sh)");
@@ -60,6 +76,8 @@ impl Drop for Redis {
 fn settings(port: u16, node: &str, read: bool, publish_in_progress: bool) -> SyncSettings {
     SyncSettings {
         url: format!("redis://127.0.0.1:{port}/0"),
+        sentinels: Vec::new(),
+        sentinel_master: String::new(),
         shown_url: format!("redis://127.0.0.1:{port}/0"),
         tls: RedisTls::default(),
         namespace: "test".into(),
@@ -89,9 +107,13 @@ struct Engine {
 }
 
 fn engine(port: u16, node: &str) -> Engine {
+    engine_with(settings(port, node, true, false))
+}
+
+fn engine_with(settings: SyncSettings) -> Engine {
     let table = Arc::new(VelocityTable::new(10_000, false).with_sharing());
     let alarms = Arc::new(Alarms::default());
-    let shared = SharedCounters::start(settings(port, node, true, false), table.clone(), alarms.clone()).unwrap();
+    let shared = SharedCounters::start(settings, table.clone(), alarms.clone()).unwrap();
     Engine { table, alarms, shared }
 }
 
@@ -159,4 +181,50 @@ async fn engines_count_together_probes_add_calls_in_progress_and_a_dead_redis_lo
     .await;
     // The restarted Redis holds only what was sent since: nothing is counted twice.
     assert_eq!(a.table.window_count("robo", robo, now(), V), 6);
+}
+
+/// Redis Sentinel: a master, its replica and a sentinel. The engines follow the master the
+/// sentinel names; when the master is killed with kill -9 and the sentinel promotes the
+/// replica, they connect to it, and the calls counted meanwhile reach the other engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engines_follow_a_sentinel_failover() {
+    let mut master = Redis::start();
+    let _replica = Redis::start_with(vec!["--replicaof".into(), "127.0.0.1".into(), master.port.to_string()]);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "sentinel monitor tg 127.0.0.1 {} 1\nsentinel down-after-milliseconds tg 500\nsentinel failover-timeout tg 3000\n",
+            master.port
+        ),
+    )
+    .unwrap();
+    let sentinel = Redis::start_with(vec![conf.display().to_string(), "--sentinel".into()]);
+    let with_sentinel = |node: &str| SyncSettings {
+        url: "redis://sentinel-named-master/0".into(),
+        sentinels: vec![format!("127.0.0.1:{}", sentinel.port)],
+        sentinel_master: "tg".into(),
+        ..settings(0, node, true, false)
+    };
+    let a = engine_with(with_sentinel("enum-a"));
+    let b = engine_with(with_sentinel("enum-b"));
+    let robo: E164 = "+13125550666".parse().unwrap();
+    a.table.count("robo", robo, now(), V);
+    wait_until(20, "B sees A's call through the master", || b.table.window_count("robo", robo, now(), V) == 1).await;
+
+    master.kill9();
+    a.table.count("robo", robo, now(), V);
+    a.table.count("robo", robo, now(), V);
+    wait_until(60, "B sees the calls A counted across the failover", || {
+        b.table.window_count("robo", robo, now(), V) == 3
+    })
+    .await;
+    wait_until(30, "both in step with the new master", || {
+        a.shared.status().is_up() && b.shared.status().is_up() && !alarm_active(&a.alarms)
+    })
+    .await;
+    b.table.count("robo", robo, now(), V);
+    wait_until(20, "A sees B's call through the new master", || a.table.window_count("robo", robo, now(), V) == 4)
+        .await;
 }
