@@ -12,6 +12,7 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::StreamReadReply;
 use tokio::task::JoinHandle;
 use tollgate_alarms::{Alarms, SHARED_COUNTERS_UNREACHABLE};
+use tollgate_logthrottle::LogThrottle;
 use tollgate_policy::VelocityTable;
 use tollgate_policy::velocity::CountedCall;
 
@@ -65,6 +66,8 @@ pub struct SyncSettings {
 const READ_COUNT: usize = 2_000;
 /// Most counted calls in one stream entry (a longer batch goes in several entries).
 const MAX_ENTRY_CALLS: usize = 20_000;
+/// One line per 10 s about entries that are not batches; the others are counted.
+static REFUSED_LOG: LogThrottle = LogThrottle::new(10_000);
 /// Longest wait between connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -416,14 +419,15 @@ impl Exchange {
         let bytes: Option<Vec<u8>> = entry.get("d");
         let batch = match bytes.as_deref().map(Batch::decode) {
             Some(Ok(b)) => b,
-            Some(Err(e)) => {
+            refused => {
                 self.status.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(entry = %entry.id, error = %e, "shared counters: an entry in Redis is not a batch; ignored");
-                return;
-            }
-            None => {
-                self.status.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(entry = %entry.id, "shared counters: an entry in Redis has no field d; ignored");
+                if let Some(left_out) = REFUSED_LOG.allow() {
+                    let why = match refused {
+                        Some(Err(e)) => e.to_string(),
+                        _ => "no field d".to_string(),
+                    };
+                    tracing::warn!(entry = %entry.id, error = %why, left_out, "shared counters: an entry in Redis is not a batch; ignored (counted in tollgate_shared_counters_refused_batches_total)");
+                }
                 return;
             }
         };
