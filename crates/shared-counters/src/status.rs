@@ -61,6 +61,11 @@ impl SyncStatus {
         self.received.load(Ordering::Relaxed)
     }
 
+    /// Counted calls dropped unsent.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
     /// Entries read from Redis that were not batches.
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)

@@ -66,6 +66,9 @@ pub struct SyncSettings {
 const READ_COUNT: usize = 2_000;
 /// Most counted calls in one stream entry (a longer batch goes in several entries).
 const MAX_ENTRY_CALLS: usize = 20_000;
+/// Most entries appended per round trip: after an outage the calls kept meanwhile go out over
+/// several round trips, each well within the timeout, instead of one that might never be.
+const MAX_ENTRIES_PER_ROUND: usize = 4;
 /// One line per 10 s about entries that are not batches; the others are counted.
 static REFUSED_LOG: LogThrottle = LogThrottle::new(10_000);
 /// Longest wait between connection attempts.
@@ -315,7 +318,8 @@ impl Exchange {
     fn batches(&mut self) -> (Vec<Batch>, usize) {
         let sent_us = now_us();
         let mut out = Vec::new();
-        let calls: Vec<CountedCall> = self.pending.iter().cloned().collect();
+        let calls: Vec<CountedCall> =
+            self.pending.iter().take(MAX_ENTRY_CALLS * MAX_ENTRIES_PER_ROUND).cloned().collect();
         for chunk in calls.chunks(MAX_ENTRY_CALLS) {
             let mut b = Batch { origin: self.origin.clone(), sent_us, ..Default::default() };
             b.add_counted(chunk);
@@ -338,7 +342,7 @@ impl Exchange {
         (out, calls.len())
     }
 
-    /// One round trip. Returns true when more entries are waiting to be read.
+    /// One round trip. Returns true when more is waiting: entries to read, or calls to send.
     async fn exchange(&mut self) -> bool {
         let (batches, sent) = self.batches();
         let now_ms = now_us() / 1000;
@@ -383,8 +387,9 @@ impl Exchange {
         self.status.published.fetch_add(sent as u64, Ordering::Relaxed);
         self.status.batch_events.store(sent as u64, Ordering::Relaxed);
         self.up();
+        let more_to_send = !self.pending.is_empty();
         if !self.settings.read {
-            return false;
+            return more_to_send;
         }
         let reply = match values.into_iter().last().map(redis::from_redis_value::<Option<StreamReadReply>>) {
             Some(Ok(r)) => r,
@@ -395,7 +400,7 @@ impl Exchange {
             None => None,
         };
         self.read_from = Some(from);
-        let Some(reply) = reply else { return false };
+        let Some(reply) = reply else { return more_to_send };
         let mut read = 0;
         for key in reply.keys {
             for entry in key.ids {
@@ -404,7 +409,7 @@ impl Exchange {
                 self.read_from = Some(entry.id);
             }
         }
-        read >= READ_COUNT
+        read >= READ_COUNT || more_to_send
     }
 
     /// Calls in progress not sent are sent in full next time.

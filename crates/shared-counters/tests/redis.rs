@@ -86,7 +86,7 @@ fn settings(port: u16, node: &str, read: bool, publish_in_progress: bool) -> Syn
         history: Duration::from_secs(600),
         probe_ttl: Duration::from_secs(2),
         timeout: Duration::from_millis(500),
-        max_pending: 10_000,
+        max_pending: 100_000,
         publish_in_progress,
         read,
     }
@@ -111,7 +111,7 @@ fn engine(port: u16, node: &str) -> Engine {
 }
 
 fn engine_with(settings: SyncSettings) -> Engine {
-    let table = Arc::new(VelocityTable::new(10_000, false).with_sharing());
+    let table = Arc::new(VelocityTable::new(200_000, false).with_sharing());
     let alarms = Arc::new(Alarms::default());
     let shared = SharedCounters::start(settings, table.clone(), alarms.clone()).unwrap();
     Engine { table, alarms, shared }
@@ -190,6 +190,12 @@ async fn engines_count_together_probes_add_calls_in_progress_and_a_dead_redis_lo
     assert_eq!(a.shared.status().view(now()).state, SharedState::Unreachable);
     a.table.count("robo", robo, now(), V);
     a.table.count("robo", robo, now(), V);
+    // And 50,000 more callers: more than one stream entry holds, sent over several round trips.
+    let many: Vec<E164> = (0..50_000u64).map(|i| E164::from_u64(14_155_500_000 + i).unwrap()).collect();
+    for caller in &many {
+        a.table.count("burst", *caller, now(), V);
+    }
+    let received_before = b.shared.status().received();
     assert_eq!(a.table.window_count("robo", robo, now(), V), 7, "A counts on its own");
     assert_eq!(b.table.window_count("robo", robo, now(), V), 5, "B has not heard yet");
     assert!(a.shared.status().errors() > 0);
@@ -201,6 +207,12 @@ async fn engines_count_together_probes_add_calls_in_progress_and_a_dead_redis_lo
     .await;
     // The restarted Redis holds only what was sent since: nothing is counted twice.
     assert_eq!(a.table.window_count("robo", robo, now(), V), 7);
+    wait_until(60, "B received every call A kept while Redis was down", || {
+        b.shared.status().received() >= received_before + 50_002
+    })
+    .await;
+    assert!(many.iter().all(|c| b.table.window_count("burst", *c, now(), V) == 1), "each caller once on B");
+    assert_eq!(a.shared.status().dropped(), 0, "nothing kept was dropped");
 }
 
 /// Redis Sentinel: a master, its replica and a sentinel. The engines follow the master the
