@@ -161,6 +161,16 @@ struct Concurrent {
     shared_dirty: FxHashSet<u64>,
 }
 
+impl Concurrent {
+    /// The calls in progress now of `callers` (0: none).
+    fn counts_of(&self, callers: FxHashSet<u64>) -> Vec<(E164, u32)> {
+        callers
+            .into_iter()
+            .filter_map(|k| E164::from_u64(k).map(|e| (e, self.calls.get(&k).copied().unwrap_or(0))))
+            .collect()
+    }
+}
+
 /// The engine's velocity counters and calls in progress per caller: bounded, sharded,
 /// replicable.
 #[derive(Debug)]
@@ -294,10 +304,7 @@ impl VelocityTable {
     pub fn drain_shared_calls(&self) -> Vec<(E164, u32)> {
         let mut c = self.concurrent_lock();
         let dirty = std::mem::take(&mut c.shared_dirty);
-        dirty
-            .into_iter()
-            .filter_map(|k| E164::from_u64(k).map(|e| (e, c.calls.get(&k).copied().unwrap_or(0))))
-            .collect()
+        c.counts_of(dirty)
     }
 
     /// Calls in progress seen here (by this process's probe or a checkpointed copy), without
@@ -368,10 +375,7 @@ impl VelocityTable {
     pub fn drain_concurrent_changes(&self) -> Vec<(E164, u32)> {
         let mut c = self.concurrent_lock();
         let dirty = std::mem::take(&mut c.dirty);
-        dirty
-            .into_iter()
-            .filter_map(|k| E164::from_u64(k).map(|e| (e, c.calls.get(&k).copied().unwrap_or(0))))
-            .collect()
+        c.counts_of(dirty)
     }
 
     /// Sets callers' calls in progress from replicated values (0 removes).

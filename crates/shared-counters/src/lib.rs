@@ -8,7 +8,7 @@
 //! * the sync task ([`SharedCounters`]): every `interval`, one pipelined round trip that appends
 //!   the calls this engine counted (and, from a probe, its calls in progress) to the stream
 //!   `<namespace>:events` (trimmed to `history`) and reads what the others appended since;
-//! * its state for `lookup`, the metrics ([`status::SyncCollector`]) and alarm 72016
+//! * its state for `lookup` and the metrics ([`SyncStatus`]), and alarm 72016
 //!   SHARED_COUNTERS_UNREACHABLE.
 //!
 //! The bound: an engine decides from its own calls at once and from the others' once they are
@@ -22,9 +22,8 @@
 //!
 //! How to wire it: make the engine's table with
 //! [`tollgate_policy::VelocityTable::with_sharing`], then [`SharedCounters::start`] with the
-//! settings of `[shared_counters]` on the tokio runtime; register
-//! [`status::SyncCollector`] with the metrics registry and hand [`SharedCounters::status`] to
-//! `lookup`. A probe in its own process uses a table of its own (its calls in progress) with
+//! settings of `[shared_counters]` on the tokio runtime; read [`SharedCounters::status`] for
+//! the metrics (`lookup` reads it through the table). A probe in its own process uses a table of its own (its calls in progress) with
 //! `publish_in_progress` on and `read` off.
 
 #![warn(missing_docs)]
@@ -34,6 +33,6 @@ pub mod status;
 pub mod sync;
 pub mod wire;
 
-pub use status::{SyncCollector, SyncStatus};
+pub use status::SyncStatus;
 pub use sync::{RedisTls, SharedCounters, SyncSettings};
 pub use tollgate_policy::velocity::{SharedState, SharedView};

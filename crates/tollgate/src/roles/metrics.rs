@@ -1,5 +1,5 @@
 //! Metrics read at scrape time: the spool (and what waits for the collector), the shipper,
-//! the record store, the installed policy and the TLS material.
+//! the record store, the installed policy, the TLS material and the shared counters.
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,6 +23,11 @@ fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) 
 
 fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
     let g = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+    g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+fn gauge_f64(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: f64) -> fmt::Result {
+    let g = ConstGauge::new(value);
     g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)
 }
 
@@ -273,6 +278,73 @@ impl Collector for TlsCollector {
 /// Registers the TLS material's scrape-time metrics.
 pub fn register_tls(registry: &mut Registry, material: tollgate_tls::TlsMaterial) {
     registry.register_collector(Box::new(TlsCollector(material)));
+}
+
+/// The exchange of shared counters through Redis.
+#[derive(Debug)]
+struct SharedCountersCollector(Arc<tollgate_shared_counters::SyncStatus>);
+
+impl Collector for SharedCountersCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        let s = &self.0;
+        let last = s.last_ok_us();
+        let age = if last > 0 { (chrono::Utc::now().timestamp_micros() - last) as f64 / 1e6 } else { -1.0 };
+        gauge(&mut e, "tollgate_shared_counters_up", "1 while Redis answers, 0 when not", u64::from(s.is_up()))?;
+        gauge_f64(
+            &mut e,
+            "tollgate_shared_counters_sync_age_seconds",
+            "Seconds since the last successful exchange with Redis (-1: none yet)",
+            age,
+        )?;
+        gauge_f64(
+            &mut e,
+            "tollgate_shared_counters_lag_seconds",
+            "Age of the newest call read from another engine when it was applied here",
+            s.lag_us() as f64 / 1e6,
+        )?;
+        gauge(
+            &mut e,
+            "tollgate_shared_counters_batch_events",
+            "Counted calls in the last batch sent",
+            s.batch_events(),
+        )?;
+        gauge(
+            &mut e,
+            "tollgate_shared_counters_pending_events",
+            "Counted calls waiting to be sent (Redis unreachable)",
+            s.pending(),
+        )?;
+        counter(&mut e, "tollgate_shared_counters_published_events", "Counted calls sent to Redis", s.published())?;
+        counter(
+            &mut e,
+            "tollgate_shared_counters_received_events",
+            "Counted calls read from the other engines",
+            s.received(),
+        )?;
+        counter(
+            &mut e,
+            "tollgate_shared_counters_errors",
+            "Exchanges with Redis that failed or timed out",
+            s.errors(),
+        )?;
+        counter(
+            &mut e,
+            "tollgate_shared_counters_dropped_events",
+            "Counted calls dropped unsent (more than shared_counters.max_pending waiting, or older than their window)",
+            s.dropped(),
+        )?;
+        counter(
+            &mut e,
+            "tollgate_shared_counters_refused_batches",
+            "Entries read from Redis that were not batches (named in the log)",
+            s.refused(),
+        )
+    }
+}
+
+/// Registers the scrape-time metrics of the shared counters' exchange.
+pub fn register_shared_counters(registry: &mut Registry, status: Arc<tollgate_shared_counters::SyncStatus>) {
+    registry.register_collector(Box::new(SharedCountersCollector(status)));
 }
 
 /// Registers the spool's scrape-time metrics.

@@ -8,7 +8,7 @@ use anyhow::Context;
 use prometheus_client::registry::Registry;
 use tollgate_alarms::Alarms;
 use tollgate_policy::VelocityTable;
-use tollgate_shared_counters::{RedisTls, SharedCounters, SyncCollector, SyncSettings};
+use tollgate_shared_counters::{RedisTls, SharedCounters, SyncSettings};
 
 use crate::config::Config;
 
@@ -51,7 +51,7 @@ pub fn start(
     };
     let shared = SharedCounters::start(settings, table, alarms.clone())
         .with_context(|| format!("shared_counters: {}", c.shown_target()))?;
-    registry.register_collector(Box::new(SyncCollector(shared.status().clone())));
+    crate::roles::metrics::register_shared_counters(registry, shared.status().clone());
     tracing::info!(redis = %c.shown_target(), namespace = %c.namespace, "sharing velocity counters and calls in progress");
     Ok(Some(shared))
 }
