@@ -355,6 +355,8 @@ impl Exchange {
                 .arg("~")
                 .arg(format!("{}-0", now_ms - history_ms))
                 .arg("*")
+                .arg("o")
+                .arg(&self.origin)
                 .arg("d")
                 .arg(b.encode())
                 .ignore();
@@ -421,6 +423,10 @@ impl Exchange {
 
     /// Applies one entry another engine or probe appended.
     fn apply(&self, entry: &redis::streams::StreamId) {
+        // This process's own batches come back too: skipped by the origin field, unread.
+        if entry.get::<String>("o").is_some_and(|o| o == self.origin) {
+            return;
+        }
         let bytes: Option<Vec<u8>> = entry.get("d");
         let batch = match bytes.as_deref().map(Batch::decode) {
             Some(Ok(b)) => b,

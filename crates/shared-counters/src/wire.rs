@@ -1,5 +1,6 @@
 //! One batch as it travels through Redis: the calls one engine counted in one interval, and
-//! the calls in progress one probe sees. JSON (one stream entry field), so an operator can read
+//! the calls in progress one probe sees. A stream entry has two fields: `o`, the origin (so a
+//! process skips its own batches without reading them), and `d`, the batch as JSON, so an operator can read
 //! it with `redis-cli XRANGE`; bytes in, typed batch or a typed error out, never a panic
 //! (fuzzed: `fuzz/fuzz_targets/shared_batch.rs`).
 
