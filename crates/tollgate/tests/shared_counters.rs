@@ -30,6 +30,14 @@ use common::{Engine, EngineOptions, free_port, temp_file, text, wait_until};
 /// The batch interval of every engine and probe here (the default).
 const INTERVAL_MS: u64 = 20;
 
+/// The tests of this file run one at a time: the burst's bound is about the engines' sync,
+/// not about another test's dnsperf stream on the same two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The `[shared_counters]` section naming `redis`, with `extra` lines.
 fn shared_section(redis: &Redis, extra: &str) -> String {
     format!(
@@ -117,6 +125,7 @@ const LIMIT: u64 = 5;
 
 #[test]
 fn velocity_is_counted_across_three_engines_behind_kamailio() {
+    let _serial = one_at_a_time();
     require_root_and_peers();
     let redis = Redis::start();
     let net = "127.0.171";
@@ -199,6 +208,7 @@ const CONCURRENT_RULE: &str = "too-many-at-once";
 
 #[test]
 fn calls_in_progress_from_a_probe_process_decide_at_an_engine_process() {
+    let _serial = one_at_a_time();
     require_root_and_peers();
     let redis = Redis::start();
     let net = "127.0.172";
@@ -305,6 +315,7 @@ fn enum_name(destination: &str, source: &str) -> String {
 
 #[test]
 fn redis_killed_mid_stream_answers_keep_flowing_and_counts_merge_back() {
+    let _serial = one_at_a_time();
     for (program, package) in [("dnsperf", "dnsperf"), ("dig", "dnsutils")] {
         let found = Command::new("sh").arg("-c").arg(format!("command -v {program}")).output();
         assert!(found.map(|o| o.status.success()).unwrap_or(false), "{program} is missing: apt install {package}");
