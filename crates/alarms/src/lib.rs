@@ -125,6 +125,13 @@ pub const RECORDS_LATE: AlarmDef = AlarmDef {
     severity: Severity::Minor,
     text: "The oldest record in the local spool not yet acknowledged by the collector is older than spool.late_after_secs: analytics lag behind the calls (the collector is down or slower than the records arrive; see tollgate_shipper_backlog_*).",
 };
+/// The engine cannot exchange shared counters with Redis.
+pub const SHARED_COUNTERS_UNREACHABLE: AlarmDef = AlarmDef {
+    id: 72016,
+    name: "SHARED_COUNTERS_UNREACHABLE",
+    severity: Severity::Major,
+    text: "The Redis of [shared_counters] does not answer (or answers later than shared_counters.timeout): velocity and concurrent rules count only this server's calls until it returns; the calls counted meanwhile are sent then (see tollgate_shared_counters_*).",
+};
 
 /// The SRP mate is not heard (no Hello for the dead interval). Seed 000: 31233 HA Path Down.
 pub const HA_PATH_DOWN: AlarmDef = AlarmDef {

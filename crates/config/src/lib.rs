@@ -11,6 +11,7 @@ pub mod migrate;
 pub mod problems;
 pub mod reference;
 pub mod service_address;
+pub mod shared_counters;
 pub mod tls;
 
 pub use problems::{ConfigError, Problem};
@@ -388,6 +389,8 @@ pub struct Config {
     pub manager: Option<manager::ManagerConfig>,
     /// `[probe]`.
     pub probe: ProbeConfig,
+    /// `[shared_counters]`: velocity counts and calls in progress shared through Redis.
+    pub shared_counters: shared_counters::SharedCountersConfig,
     /// `[tls]`: certificates for every link (absent: plain HTTP, loopback only).
     pub tls: tls::TlsConfig,
     /// `[log]`: the format and filter of the log on standard error.
@@ -410,6 +413,7 @@ impl Default for Config {
             agent: None,
             manager: None,
             probe: ProbeConfig::default(),
+            shared_counters: shared_counters::SharedCountersConfig::default(),
             tls: tls::TlsConfig::default(),
             log: log::LogConfig::default(),
         }
@@ -558,6 +562,7 @@ impl Config {
         self.spool.problems(&mut out);
         self.shipper.problems(&mut out);
         self.tls.problems(&mut out);
+        self.shared_counters.problems(&mut out, self.tls.allow_plaintext);
         if !self.probe.device.is_empty()
             && let Err(e) = tollgate_records::check_device_name(&self.probe.device)
         {
@@ -765,7 +770,7 @@ mod tests {
         assert!(e.starts_with("t.toml:2: dialing_plan.country_code: country_code \"0\" must be"), "{e}");
         assert_eq!(
             error("[nod]\n"),
-            "t.toml:1: nod: unknown field `nod`, expected one of `config_version`, `node`, `dialing_plan`, `enum`, `api`, `spool`, `shipper`, `collector`, `srp`, `service_address`, `agent`, `manager`, `probe`, `tls`, `log`"
+            "t.toml:1: nod: unknown field `nod`, expected one of `config_version`, `node`, `dialing_plan`, `enum`, `api`, `spool`, `shipper`, `collector`, `srp`, `service_address`, `agent`, `manager`, `probe`, `shared_counters`, `tls`, `log`"
         );
         assert!(error("[node\n").starts_with("t.toml:1: "), "syntax errors have a line too");
         assert_eq!(

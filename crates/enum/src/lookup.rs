@@ -12,7 +12,8 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use serde::{Deserialize, Serialize};
 use tollgate_number::E164;
 use tollgate_number::enum_name::{Suffix, to_enum_name};
-use tollgate_policy::{CallQuery, Decision, RuleVerdict};
+use tollgate_policy::velocity::SharedView;
+use tollgate_policy::{CallQuery, CounterView, Decision, RuleVerdict};
 use tollgate_records::Transport;
 
 use crate::respond::{QueryContext, Responder, rcode_mnemonic};
@@ -34,6 +35,13 @@ pub struct Lookup {
     pub rcode: String,
     /// The answer records, in zone-file form.
     pub answers: Vec<String>,
+    /// The velocity and concurrent counters of the policy's rules for this caller (none without
+    /// a calling number): network-wide when counters are shared.
+    #[serde(default)]
+    pub counters: Vec<CounterView>,
+    /// Whether the counters are shared through Redis, and how fresh the shared view is.
+    #[serde(default = "SharedView::off")]
+    pub shared: SharedView,
 }
 
 impl Responder {
@@ -80,7 +88,11 @@ impl Responder {
             }
             None => ("no answer".into(), Vec::new(), Decision::default_allow(tollgate_policy::Direction::Transit)),
         };
+        let counters =
+            source.map(|s| active.policy.counters_for(s, at.timestamp_micros(), self.velocity())).unwrap_or_default();
         Lookup {
+            counters,
+            shared: self.velocity().shared_view(Utc::now().timestamp_micros()),
             query_name: name,
             source_sent_as: source_sent_as.to_string(),
             policy_version: active.version,

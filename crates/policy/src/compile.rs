@@ -549,9 +549,9 @@ fn compile_concurrent(
         return None;
     }
     match *value.get_ref() {
-        n @ 0..=MAX_CONCURRENT => Some(n as u32),
+        n @ 1..=MAX_CONCURRENT => Some(n as u32),
         n => {
-            diags.push(at, field, format!("{n} is out of range 0..={MAX_CONCURRENT} (calls in progress)"));
+            diags.push(at, field, format!("{n} is out of range 1..={MAX_CONCURRENT} (calls in progress)"));
             None
         }
     }

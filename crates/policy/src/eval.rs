@@ -63,12 +63,15 @@ impl CompiledRule {
         }
     }
 
-    /// The concurrent-calls condition (rules without one pass).
+    /// The concurrent-calls condition (rules without one pass): the caller already has `n`
+    /// calls in progress (ringing or answered, as probes see them), so this call would be one
+    /// more than `n`. The call being decided is never among them: a probe counts a call once it
+    /// rings, which is after its query.
     fn concurrent_ok(&self, q: &CallQuery, counters: &dyn VelocityCounters) -> bool {
         match (self.concurrent, q.source) {
             (None, _) => true,
             (Some(_), None) => false,
-            (Some(n), Some(s)) => counters.concurrent(s) > n,
+            (Some(n), Some(s)) => counters.concurrent(s) >= n,
         }
     }
 

@@ -18,6 +18,7 @@
 #[cfg(test)]
 mod batch_tests;
 mod compile;
+mod counter_view;
 mod decision;
 mod direction;
 mod error;
@@ -35,6 +36,7 @@ mod trie;
 pub mod velocity;
 
 pub use compile::{CompileOptions, CompiledPolicy, PolicyMeta, RuleSummary, compile};
+pub use counter_view::{CounterKind, CounterView};
 pub use decision::{Action, CallQuery, Decision, Direction, MatchedRule, RedirectTarget, Termination};
 pub use direction::InternalNumbers;
 pub use error::{Diagnostic, PolicyError};

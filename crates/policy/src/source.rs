@@ -21,7 +21,7 @@
 //! direction = "inbound"             # inbound | outbound | internal | transit | any | an array
 //! time = { days = ["mon-fri"], hours = "09:00-17:00", zone = "America/New_York" }
 //! velocity = { calls = 5, window = "60s" }   # schema 2: more than 5 calls from this caller in 60 s
-//! concurrent = 10                   # schema 2: more than 10 calls from this caller in progress
+//! concurrent = 10                   # schema 2: this caller already has 10 calls in progress
 //! action = "terminate"              # allow | terminate | redirect
 //! cause = 603                       # terminate: a SIP reject cause, or intercept = "NAME"
 //! # target = "+12125550199"         # redirect: a number or a sip: URI

@@ -9,9 +9,23 @@
 //! be kept in step with micro-checkpoints, gives a full snapshot for full checkpoints, and
 //! applies what it receives. Counters are keyed by rule *name*, so they survive installing a
 //! new policy version that keeps the rule.
+//!
+//! Shared across engines ([`VelocityTable::with_sharing`]): the table also keeps the calls it
+//! counted itself ([`VelocityTable::drain_counted`]) for publishing to the other engines, and
+//! merges theirs ([`VelocityTable::merge_counted`]); calls in progress published by probes
+//! elsewhere are kept per probe ([`VelocityTable::apply_remote_calls`]) and forgotten when a
+//! probe falls silent. Merging is a union of call times, so a batch applied twice, late or out
+//! of order changes nothing.
+
+mod remote_calls;
+mod shared_view;
 
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+pub use remote_calls::RemoteCalls;
+pub use shared_view::{SharedState, SharedView, SyncReport};
 
 use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use serde::{Deserialize, Serialize};
@@ -112,11 +126,29 @@ struct Slot {
 
 type Key = (Arc<str>, u64);
 
+/// A call this engine counted, to be told to the other engines sharing its counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountedCall {
+    /// Rule name.
+    pub rule: Arc<str>,
+    /// Calling number.
+    pub source: E164,
+    /// When, µs since the epoch.
+    pub at_us: i64,
+    /// The rule's condition (its window, and how many call times a counter keeps).
+    pub velocity: Velocity,
+}
+
 #[derive(Debug, Default)]
 struct Shard {
     slots: FxHashMap<Key, Slot>,
     dirty: FxHashSet<Key>,
+    /// Calls counted here not yet drained for the other engines (sharing only).
+    counted: Vec<CountedCall>,
 }
+
+/// Most counted calls a shard keeps for publishing when nobody drains them.
+const MAX_COUNTED_PER_SHARD: usize = 65_536;
 
 const SHARDS: usize = 32;
 
@@ -125,6 +157,8 @@ const SHARDS: usize = 32;
 struct Concurrent {
     calls: FxHashMap<u64, u32>,
     dirty: FxHashSet<u64>,
+    /// Callers changed since the last [`VelocityTable::drain_shared_calls`] (sharing only).
+    shared_dirty: FxHashSet<u64>,
 }
 
 /// The engine's velocity counters and calls in progress per caller: bounded, sharded,
@@ -132,10 +166,18 @@ struct Concurrent {
 #[derive(Debug)]
 pub struct VelocityTable {
     concurrent: Mutex<Concurrent>,
+    /// Calls in progress published by probes in other processes.
+    remote_calls: Mutex<RemoteCalls>,
     shards: Vec<Mutex<Shard>>,
     /// Most entries kept; beyond it the oldest entries of a shard are dropped.
     max_entries_per_shard: usize,
     track_changes: bool,
+    /// Keep counted calls and changed calls in progress for the other engines.
+    sharing: bool,
+    /// Counted calls not kept for publishing because nobody drained them.
+    counted_dropped: AtomicU64,
+    /// How the sharing goes (set once by the sync task).
+    sync: std::sync::OnceLock<Arc<dyn SyncReport>>,
 }
 
 /// The cap on `calls` in a velocity condition (so an entry stays small).
@@ -157,10 +199,119 @@ impl VelocityTable {
     pub fn new(max_entries: usize, track_changes: bool) -> Self {
         VelocityTable {
             concurrent: Mutex::new(Concurrent::default()),
+            remote_calls: Mutex::new(RemoteCalls::default()),
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             max_entries_per_shard: (max_entries / SHARDS).max(16),
             track_changes,
+            sharing: false,
+            counted_dropped: AtomicU64::new(0),
+            sync: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Keeps the calls this table counts, and the callers whose calls in progress change, for
+    /// publishing to the other engines ([`VelocityTable::drain_counted`],
+    /// [`VelocityTable::drain_shared_calls`]).
+    pub fn with_sharing(mut self) -> Self {
+        self.sharing = true;
+        self
+    }
+
+    /// Attaches the sync task's report (once; later calls are ignored).
+    pub fn attach_sync(&self, report: Arc<dyn SyncReport>) {
+        let _ = self.sync.set(report);
+    }
+
+    /// How the sharing of these counters goes at `now_us` (off when not shared).
+    pub fn shared_view(&self, now_us: i64) -> SharedView {
+        self.sync.get().map_or_else(SharedView::off, |r| r.view(now_us))
+    }
+
+    /// True when counted calls are kept for the other engines.
+    pub fn is_sharing(&self) -> bool {
+        self.sharing
+    }
+
+    /// The calls counted here since the last drain, for the other engines.
+    pub fn drain_counted(&self) -> Vec<CountedCall> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            out.append(&mut shard.lock().unwrap_or_else(|e| e.into_inner()).counted);
+        }
+        out
+    }
+
+    /// Counted calls dropped because they were not drained in time (each shard keeps at most
+    /// 65,536).
+    pub fn counted_dropped(&self) -> u64 {
+        self.counted_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Adds calls other engines counted. A call already known (same rule, caller and time) is
+    /// not added twice; a counter keeps its newest `calls + 1` times, as for calls counted here.
+    pub fn merge_counted(&self, calls: &[CountedCall]) {
+        for c in calls {
+            let keep = (c.velocity.calls.min(MAX_VELOCITY_CALLS) + 1) as usize;
+            let window_us = c.velocity.window_us();
+            let mut s = self.shard(&c.rule, c.source.as_u64());
+            let key: Key = (c.rule.clone(), c.source.as_u64());
+            make_room(&mut s, &key, self.max_entries_per_shard);
+            let slot = s.slots.entry(key).or_insert_with(|| Slot { window_us, times: SmallVec::new() });
+            slot.window_us = window_us;
+            if let Err(at) = slot.times.binary_search(&c.at_us) {
+                slot.times.insert(at, c.at_us);
+            }
+            while slot.times.len() > keep {
+                slot.times.remove(0);
+            }
+        }
+    }
+
+    /// Sets the calls in progress a probe elsewhere (`origin`) published at `heard_us`: its
+    /// changed callers, or all of them when `full` (callers not listed then have none).
+    pub fn apply_remote_calls(&self, origin: &str, heard_us: i64, calls: &[(E164, u32)], full: bool) {
+        self.remote_calls.lock().unwrap_or_else(|e| e.into_inner()).apply(origin, heard_us, calls, full);
+    }
+
+    /// Forgets the calls in progress of probes not heard from since `silent_since_us`. Returns
+    /// the probes forgotten.
+    pub fn expire_remote_calls(&self, silent_since_us: i64) -> Vec<String> {
+        self.remote_calls.lock().unwrap_or_else(|e| e.into_inner()).expire(silent_since_us)
+    }
+
+    /// Forgets every probe elsewhere (sharing was turned off, or the view is rebuilt).
+    pub fn clear_remote_calls(&self) {
+        *self.remote_calls.lock().unwrap_or_else(|e| e.into_inner()) = RemoteCalls::default();
+    }
+
+    /// Calls in progress per caller as probes elsewhere published them (summed over probes).
+    pub fn remote_calls_snapshot(&self) -> Vec<(E164, u32)> {
+        self.remote_calls.lock().unwrap_or_else(|e| e.into_inner()).totals()
+    }
+
+    /// Callers whose calls in progress, as seen here, changed since the last drain, with their
+    /// count now (0: none), for the other engines.
+    pub fn drain_shared_calls(&self) -> Vec<(E164, u32)> {
+        let mut c = self.concurrent_lock();
+        let dirty = std::mem::take(&mut c.shared_dirty);
+        dirty
+            .into_iter()
+            .filter_map(|k| E164::from_u64(k).map(|e| (e, c.calls.get(&k).copied().unwrap_or(0))))
+            .collect()
+    }
+
+    /// Calls in progress seen here (by this process's probe or a checkpointed copy), without
+    /// those of probes elsewhere.
+    pub fn local_concurrent(&self, source: E164) -> u32 {
+        self.concurrent_lock().calls.get(&source.as_u64()).copied().unwrap_or(0)
+    }
+
+    /// How many of the calls kept for `rule` and `source` fall in the window ending at `at_us`
+    /// (at most the rule's `calls + 1`): the count the next call adds to.
+    pub fn window_count(&self, rule: &str, source: E164, at_us: i64, v: Velocity) -> u32 {
+        let s = self.shard(rule, source.as_u64());
+        let key: Key = (Arc::from(rule), source.as_u64());
+        s.slots.get(&key).map_or(0, |slot| count_in(&slot.times, at_us, v.window_us())) as u32
     }
 
     fn shard(&self, rule: &str, source: u64) -> std::sync::MutexGuard<'_, Shard> {
@@ -182,6 +333,9 @@ impl VelocityTable {
         if self.track_changes {
             c.dirty.insert(source.as_u64());
         }
+        if self.sharing {
+            c.shared_dirty.insert(source.as_u64());
+        }
     }
 
     /// A call from `source` ended.
@@ -196,6 +350,9 @@ impl VelocityTable {
         }
         if self.track_changes {
             c.dirty.insert(key);
+        }
+        if self.sharing {
+            c.shared_dirty.insert(key);
         }
     }
 
@@ -328,21 +485,32 @@ impl VelocityTable {
     }
 }
 
+/// Makes room in a full shard for `key` by dropping the counter whose newest call is oldest.
+fn make_room(s: &mut Shard, key: &Key, max_entries: usize) {
+    if !s.slots.contains_key(key)
+        && s.slots.len() >= max_entries
+        && let Some(oldest) = s
+            .slots
+            .iter()
+            .min_by_key(|(_, slot)| slot.times.last().copied().unwrap_or(i64::MIN))
+            .map(|(k, _)| k.clone())
+    {
+        s.slots.remove(&oldest);
+    }
+}
+
 impl VelocityCounters for VelocityTable {
     fn count(&self, rule: &str, source: E164, at_us: i64, v: Velocity) -> u32 {
         let keep = (v.calls.min(MAX_VELOCITY_CALLS) + 1) as usize;
         let window_us = v.window_us();
         let mut s = self.shard(rule, source.as_u64());
         let key: Key = (Arc::from(rule), source.as_u64());
-        if !s.slots.contains_key(&key) && s.slots.len() >= self.max_entries_per_shard {
-            // Full: drop the entry whose newest call is oldest.
-            if let Some(oldest) = s
-                .slots
-                .iter()
-                .min_by_key(|(_, slot)| slot.times.last().copied().unwrap_or(i64::MIN))
-                .map(|(k, _)| k.clone())
-            {
-                s.slots.remove(&oldest);
+        make_room(&mut s, &key, self.max_entries_per_shard);
+        if self.sharing {
+            if s.counted.len() < MAX_COUNTED_PER_SHARD {
+                s.counted.push(CountedCall { rule: key.0.clone(), source, at_us, velocity: v });
+            } else {
+                self.counted_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
         let slot = s.slots.entry(key.clone()).or_insert_with(|| Slot { window_us, times: SmallVec::new() });
@@ -361,7 +529,8 @@ impl VelocityCounters for VelocityTable {
     }
 
     fn concurrent(&self, source: E164) -> u32 {
-        self.concurrent_lock().calls.get(&source.as_u64()).copied().unwrap_or(0)
+        let remote = self.remote_calls.lock().unwrap_or_else(|e| e.into_inner()).total(source);
+        self.local_concurrent(source).saturating_add(remote)
     }
 
     fn peek(&self, rule: &str, source: E164, at_us: i64, v: Velocity) -> u32 {
@@ -443,6 +612,48 @@ mod tests {
         standby.apply_concurrent(&changes, false);
         assert_eq!(standby.concurrent(s), 0);
         assert!(standby.concurrent_snapshot().is_empty());
+    }
+
+    #[test]
+    fn engines_sharing_counters_see_each_others_calls_once() {
+        let a = VelocityTable::new(1000, false).with_sharing();
+        let b = VelocityTable::new(1000, false).with_sharing();
+        let s = n("+13125550666");
+        // Two calls on a, one on b; each tells the other.
+        a.count("robo", s, 1_000_000, V);
+        a.count("robo", s, 2_000_000, V);
+        b.count("robo", s, 2_500_000, V);
+        let from_a = a.drain_counted();
+        let from_b = b.drain_counted();
+        assert_eq!(from_a.len(), 2);
+        assert!(a.drain_counted().is_empty(), "drained once");
+        a.merge_counted(&from_b);
+        b.merge_counted(&from_a);
+        // Applied twice, or in another order: the same counts.
+        b.merge_counted(&from_a.iter().rev().cloned().collect::<Vec<_>>());
+        assert_eq!(a.window_count("robo", s, 3_000_000, V), 3);
+        assert_eq!(b.window_count("robo", s, 3_000_000, V), 3);
+        // The next call on either is the fourth: above `calls = 3`.
+        assert_eq!(b.count("robo", s, 3_000_000, V), 4);
+        // Merged calls are not told again: only b's own call goes out.
+        assert_eq!(b.drain_counted().len(), 1);
+        // A table that does not share keeps nothing for others.
+        let local = VelocityTable::default();
+        local.count("robo", s, 1, V);
+        assert!(local.drain_counted().is_empty());
+    }
+
+    #[test]
+    fn calls_in_progress_add_up_from_probes_elsewhere() {
+        let t = VelocityTable::new(1000, false).with_sharing();
+        let s = n("+13125550666");
+        t.call_started(s);
+        assert_eq!(t.drain_shared_calls(), vec![(s, 1)]);
+        t.apply_remote_calls("probe-2", 100, &[(s, 2)], false);
+        assert_eq!(t.concurrent(s), 3);
+        assert_eq!(t.local_concurrent(s), 1);
+        assert_eq!(t.expire_remote_calls(200), vec!["probe-2".to_string()]);
+        assert_eq!(t.concurrent(s), 1);
     }
 
     #[test]

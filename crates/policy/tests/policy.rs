@@ -564,15 +564,16 @@ fn concurrent_calls_above_the_limit_are_terminated() {
     let q = CallQuery { source: Some(robo), destination: n("+12125550100"), at: wednesday_noon() };
     let rule = |t: &VelocityTable| p.evaluate_with(&q, t).rule.map(|r| r.name.to_string());
     table.call_started(robo);
-    table.call_started(robo);
-    assert_eq!(rule(&table), None, "two in progress: not more than 2");
+    assert_eq!(rule(&table), None, "one in progress: this call would be the second");
     assert_eq!(p.explain_with(&q, &table).1.last().unwrap().failed.as_deref(), Some("concurrent"));
     table.call_started(robo);
-    assert_eq!(rule(&table).as_deref(), Some("too-many-at-once"));
+    assert_eq!(rule(&table).as_deref(), Some("too-many-at-once"), "two in progress: this call would be the third");
     table.call_ended(robo);
     assert_eq!(rule(&table), None);
     let errs = errors_of("schema = 1\n[[rule]]\nname = \"x\"\nconcurrent = 2\naction = \"allow\"\n");
     assert!(errs.iter().any(|e| e.contains("rule[0].concurrent") && e.contains("schema = 2")), "{errs:?}");
-    let errs = errors_of("schema = 2\n[[rule]]\nname = \"x\"\nconcurrent = -1\naction = \"allow\"\n");
-    assert!(errs.iter().any(|e| e.contains("rule[0].concurrent") && e.contains("out of range")), "{errs:?}");
+    for bad in ["-1", "0"] {
+        let errs = errors_of(&format!("schema = 2\n[[rule]]\nname = \"x\"\nconcurrent = {bad}\naction = \"allow\"\n"));
+        assert!(errs.iter().any(|e| e.contains("rule[0].concurrent") && e.contains("out of range")), "{bad}: {errs:?}");
+    }
 }

@@ -107,9 +107,12 @@ pub struct CallReport {
 }
 
 /// Told when a call from a caller starts and ends (calls in progress per caller, for the
-/// engine's `concurrent` policy condition).
+/// engine's `concurrent` policy condition). A call starts when it first rings or is answered
+/// (a response 101-299 to its INVITE), not at its INVITE: the SBC forwards the INVITE only after
+/// asking the engine, so the call being decided is never among the calls in progress, whether
+/// the probe runs in the engine's process or on another server.
 pub trait CallsInProgress: Send + Sync {
-    /// A call from `source` started.
+    /// A call from `source` started (rings or was answered).
     fn started(&self, source: E164);
     /// A call from `source` ended.
     fn ended(&self, source: E164);
@@ -122,6 +125,8 @@ pub struct Probe {
     counters: ProbeCounters,
     last_expire_us: i64,
     in_progress: Option<std::sync::Arc<dyn CallsInProgress>>,
+    /// Call-ID -> caller of each open call that has not rung yet.
+    setup_sources: std::collections::HashMap<String, E164>,
     /// Call-ID -> caller of each open call that was reported as started.
     open_sources: std::collections::HashMap<String, E164>,
 }
@@ -150,6 +155,7 @@ impl Probe {
             counters: ProbeCounters::default(),
             last_expire_us: 0,
             in_progress: None,
+            setup_sources: Default::default(),
             open_sources: Default::default(),
         }
     }
@@ -160,18 +166,33 @@ impl Probe {
         self
     }
 
-    /// Tells the hook about calls the tracker just opened.
+    /// Notes the callers of calls the tracker just opened (they start once they ring).
     fn note_opened(&mut self) {
-        let Some(hook) = self.in_progress.clone() else { return };
+        if self.in_progress.is_none() {
+            return;
+        }
         for o in self.tracker.drain_opened() {
             let source = match self.settings.source {
                 SourceHeader::PaiThenFrom => self.number(&o.pai_user).or_else(|| self.number(&o.from_user)),
                 SourceHeader::From => self.number(&o.from_user),
             };
             if let Some(s) = source {
-                hook.started(s);
-                self.open_sources.insert(o.call_id, s);
+                self.setup_sources.insert(o.call_id, s);
             }
+        }
+    }
+
+    /// Tells the hook a call started when `m` is its first ringing or answer (101-299 to INVITE).
+    fn note_progress(&mut self, m: &tollgate_sip::SipMessage<'_>) {
+        let Some(hook) = &self.in_progress else { return };
+        let StartLine::Response { code: 101..=299, .. } = m.start else { return };
+        let (Some(call_id), Some((_, method))) = (m.call_id(), m.cseq()) else { return };
+        if method.as_str() != "INVITE" {
+            return;
+        }
+        if let Some((call_id, s)) = self.setup_sources.remove_entry(call_id) {
+            hook.started(s);
+            self.open_sources.insert(call_id, s);
         }
     }
 
@@ -202,6 +223,7 @@ impl Probe {
                         }
                         let closed = self.tracker.on_message(&m, &pkt);
                         self.note_opened();
+                        self.note_progress(&m);
                         for call in closed {
                             out.push(self.report(call));
                         }
@@ -248,6 +270,7 @@ impl Probe {
     }
 
     fn report(&mut self, call: Call) -> CallReport {
+        self.setup_sources.remove(&call.call_id);
         if let Some(hook) = &self.in_progress
             && let Some(s) = self.open_sources.remove(&call.call_id)
         {
@@ -368,12 +391,23 @@ mod tests {
         let invite = "INVITE sip:2125550100@10.0.0.2 SIP/2.0\r\nFrom: <sip:3125550666@192.0.2.9>;tag=1\r\nTo: <sip:2125550100@10.0.0.2>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
         p.on_datagram(&d(0, "192.0.2.9:5060", invite));
         p.on_datagram(&d(1, "192.0.2.9:5060", invite)); // a retransmission: no second start
+        assert!(hook.0.lock().unwrap().is_empty(), "an INVITE alone is a call being decided, not in progress");
+        let trying = "SIP/2.0 100 Trying\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        p.on_datagram(&d(2, "10.0.0.2:5060", trying));
+        assert!(hook.0.lock().unwrap().is_empty(), "100 Trying is not ringing");
+        let ringing =
+            "SIP/2.0 180 Ringing\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nTo: <sip:x@y>;tag=2\r\nContent-Length: 0\r\n\r\n";
+        p.on_datagram(&d(3, "10.0.0.2:5060", ringing));
+        p.on_datagram(&d(4, "10.0.0.2:5060", ringing)); // again: no second start
         assert_eq!(*hook.0.lock().unwrap(), vec![("+13125550666".to_string(), true)]);
         let busy = "SIP/2.0 486 Busy Here\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nTo: <sip:x@y>;tag=2\r\nContent-Length: 0\r\n\r\n";
         p.on_datagram(&d(5, "10.0.0.2:5060", busy));
         assert_eq!(hook.0.lock().unwrap().last(), Some(&("+13125550666".to_string(), false)));
-        // Every start has its end, also for calls still open at the end of the input.
+        // Every start has its end, also for calls still open at the end of the input; a call
+        // that never rang neither starts nor ends.
         p.on_datagram(&d(6, "192.0.2.9:5060", &invite.replace("c1", "c2")));
+        p.on_datagram(&d(7, "10.0.0.2:5060", &ringing.replace("c1", "c2")));
+        p.on_datagram(&d(8, "192.0.2.9:5060", &invite.replace("c1", "c3")));
         p.finish();
         let events = hook.0.lock().unwrap().clone();
         assert_eq!(events.iter().filter(|e| e.1).count(), events.iter().filter(|e| !e.1).count());

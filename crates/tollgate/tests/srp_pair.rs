@@ -624,7 +624,7 @@ fn sip(start: &str, call: &str, from: &str, cseq: &str, to_tag: &str) -> String 
 #[test]
 fn calls_in_progress_seen_by_the_probe_decide_and_survive_a_switchover() {
     let net = PairNet::new("127.0.65");
-    let policy = "schema = 2\n[[rule]]\nname = \"too-many-at-once\"\nsource = \"+1312*\"\nconcurrent = 1\naction = \"terminate\"\ncause = 486\n";
+    let policy = "schema = 2\n[[rule]]\nname = \"too-many-at-once\"\nsource = \"+1312*\"\nconcurrent = 2\naction = \"terminate\"\ncause = 486\n";
     let start = |node: &str, mode: &str, priority: u8, bind: SocketAddr, peer: SocketAddr| {
         let srp = format!(
             "[srp]\nnode_id = \"{node}\"\nbind_address = \"{bind}\"\npeer_address = \"{peer}\"\nshared_key = \"{KEY}\"\nchassis_mode = \"{mode}\"\npriority = {priority}\nhello_interval_ms = 100\ndead_interval_ms = 300\n"
@@ -651,24 +651,28 @@ fn calls_in_progress_seen_by_the_probe_decide_and_survive_a_switchover() {
     let hep_a: SocketAddr = a.ready_field("hep_udp").unwrap().parse().unwrap();
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let robo = "+13125550666";
-    // Two calls from the robocaller in progress (INVITE, ringing, no answer yet).
-    for call in ["c1", "c2"] {
+    // A call is in progress once it rings (the SBC forwarded its INVITE after asking).
+    let ring = |call: &str| {
         udp.send_to(
             &hep(&sip("INVITE sip:2125550100@10.0.0.2 SIP/2.0", call, "3125550666", "1 INVITE", ""), true),
             hep_a,
         )
         .unwrap();
+        udp.send_to(&hep(&sip("SIP/2.0 180 Ringing", call, "3125550666", "1 INVITE", ";tag=b"), false), hep_a).unwrap();
+    };
+    // Two calls from the robocaller in progress (INVITE, ringing, no answer yet).
+    for call in ["c1", "c2"] {
+        ring(call);
     }
     wait_until(5, "two calls in progress on engine-a", || show(&a, "concurrent").to_string().contains("\"calls\":2"));
-    assert_eq!(ask(net.service, robo, "+12125550100", Duration::from_secs(2)), Some(true), "more than 1 in progress");
+    assert_eq!(ask(net.service, robo, "+12125550100", Duration::from_secs(2)), Some(true), "a third call");
     // One ends: allowed again.
     udp.send_to(&hep(&sip("SIP/2.0 486 Busy Here", "c1", "3125550666", "1 INVITE", ";tag=b"), false), hep_a).unwrap();
     wait_until(5, "one call in progress", || show(&a, "concurrent").to_string().contains("\"calls\":1"));
     assert_eq!(ask(net.service, robo, "+12125550100", Duration::from_secs(2)), Some(false));
     // A third call starts; the standby's copy follows; after a kill -9 the Standby decides
     // with it.
-    udp.send_to(&hep(&sip("INVITE sip:2125550100@10.0.0.2 SIP/2.0", "c3", "3125550666", "1 INVITE", ""), true), hep_a)
-        .unwrap();
+    ring("c3");
     wait_until(5, "two in progress on engine-b's copy", || show(&b, "concurrent").to_string().contains("\"calls\":2"));
     a.kill();
     wait_until(10, "engine-b Active", || state(&b) == "Active");

@@ -527,6 +527,68 @@ pub const SECTIONS: &[Section] = &[
         ],
     },
     Section {
+        path: "shared_counters",
+        about: "Velocity counts and calls in progress shared by every engine and probe naming the same Redis (or \
+                Valkey) and namespace, so `velocity` and `concurrent` rules count a caller's calls network-wide. \
+                Engines count locally and exchange batches every `interval`: a decision misses at most the calls \
+                other engines counted in about the last two intervals. Redis unreachable: each engine counts its \
+                own calls, alarm 72016 SHARED_COUNTERS_UNREACHABLE is raised, and the calls counted meanwhile are \
+                sent when it returns.",
+        optional: false,
+        entries: &[
+            opt(
+                "url",
+                "string",
+                "",
+                "`redis://[:password@]host:port[/db]`, or `rediss://` for TLS (Redis's certificate checked against \
+                 `[tls] ca`; `[tls] cert` and `key` presented for `tls-auth-clients`). Plain `redis://` only to a \
+                 loopback address unless `[tls] allow_plaintext`. Empty: counters are per engine process.",
+            ),
+            opt(
+                "namespace",
+                "string",
+                "",
+                "Prefix of the Redis keys (the stream `<namespace>:events`): engines and probes with the same Redis \
+                 and namespace count together. One per engine cluster, or one for several clusters.",
+            ),
+            opt(
+                "interval",
+                "duration",
+                "ms",
+                "How often the calls counted here are sent and the others' read (5 ms to 1 s). Shorter: a tighter \
+                 bound, more Redis round trips.",
+            ),
+            opt(
+                "history",
+                "duration",
+                "s",
+                "How long batches stay in Redis, and how far back an engine that starts or reconnects reads (at \
+                 least the longest velocity window in the policy).",
+            ),
+            opt(
+                "probe_ttl",
+                "duration",
+                "s",
+                "A probe not heard from for this long is forgotten with its calls in progress (a probe sends its \
+                 calls in progress in full every half of it).",
+            ),
+            opt(
+                "timeout",
+                "duration",
+                "ms",
+                "The longest one exchange (or a connection attempt) with Redis may take before it counts as \
+                 unreachable. It never delays an answer: exchanges run beside the answer path.",
+            ),
+            opt(
+                "max_pending",
+                "integer",
+                "calls",
+                "Calls counted while Redis is unreachable, kept to be sent when it returns; beyond it the oldest are \
+                 dropped (tollgate_shared_counters_dropped_events_total).",
+            ),
+        ],
+    },
+    Section {
         path: "service_address",
         about: "How an SRP pair of engines moves the ENUM service address (`enum.listen_*`) between them.",
         optional: false,

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use tollgate_api::ErrorCode;
 use tollgate_api::web::{self, Lookup, LookupParams};
 use tollgate_enum::Responder;
+use tollgate_policy::velocity::SharedState;
 use tollgate_policy::{CompileOptions, InstalledPolicy, PolicySource, compile};
 
 use crate::cli::LookupArgs;
@@ -54,6 +55,18 @@ fn print(l: &Lookup) -> std::io::Result<()> {
     outln!("answer    {}", l.rcode)?;
     for a in &l.answers {
         outln!("          {a}")?;
+    }
+    for c in &l.counters {
+        let what = match c.window_secs {
+            Some(w) => format!("velocity {}: {} calls in {w} s (limit {})", c.rule, c.count, c.limit),
+            None => format!("concurrent {}: {} calls in progress (limit {})", c.rule, c.count, c.limit),
+        };
+        outln!("counter   {what}")?;
+    }
+    match (l.shared.state, l.shared.age_ms) {
+        (SharedState::Off, _) => {}
+        (state, Some(age)) => outln!("shared    {state} through {}, last exchange {age} ms ago", l.shared.url)?,
+        (state, None) => outln!("shared    {state} through {}, no exchange yet", l.shared.url)?,
     }
     if !l.verdicts.is_empty() {
         outln!("rules checked in order:")?;

@@ -13,6 +13,7 @@ pub mod record_alarms;
 pub mod reload;
 pub mod serve;
 pub mod service_address;
+pub mod shared_counters;
 pub mod srp;
 pub mod tls;
 pub mod uplink;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use prometheus_client::registry::Registry;
+use tollgate_alarms::Alarms;
 use tollgate_enum::metrics::RecordsNotWritten;
 use tollgate_listener::ConnectionMetrics;
 use tollgate_logthrottle::LogThrottle;
@@ -60,6 +61,9 @@ static NOT_SPOOLED_LOG: LogThrottle = LogThrottle::new(10_000);
 pub struct ProbeRole {
     /// Live sources.
     pub live: LiveProbe,
+    /// A probe without an engine in its process: its calls in progress published through
+    /// Redis, with `[shared_counters]`.
+    _shared: Option<tollgate_shared_counters::SharedCounters>,
     #[cfg(feature = "live-capture")]
     capture: Option<(Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>)>,
 }
@@ -67,7 +71,9 @@ pub struct ProbeRole {
 impl ProbeRole {
     /// Starts the configured sources; calls go to `spool` as records (those it does not take
     /// are counted in `not_written`). HEP/TCP connections are counted in `connections`
-    /// (listener `hep_tcp`).
+    /// (listener `hep_tcp`). Without an engine in this process (`in_progress` none) and with
+    /// `[shared_counters]`, the calls in progress are published for engines elsewhere.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         config: &Config,
         spool: &Spool,
@@ -76,8 +82,21 @@ impl ProbeRole {
         summary: Option<Duration>,
         in_progress: Option<Arc<VelocityTable>>,
         not_written: RecordsNotWritten,
+        alarms: &Arc<Alarms>,
     ) -> anyhow::Result<ProbeRole> {
         let mut probe = Probe::new(settings(config)?);
+        let mut shared_counters = None;
+        let in_progress = match in_progress {
+            Some(table) => Some(table),
+            None if config.shared_counters.enabled() => {
+                // Only calls in progress: no velocity counter is ever held here.
+                let table = Arc::new(crate::roles::shared_counters::table(config, 16, false));
+                shared_counters =
+                    crate::roles::shared_counters::start(config, table.clone(), alarms, registry, false, true)?;
+                Some(table)
+            }
+            None => None,
+        };
         if let Some(table) = in_progress {
             probe = probe.with_calls_in_progress(Arc::new(TableHook(table)));
         }
@@ -120,6 +139,7 @@ impl ProbeRole {
         }
         Ok(ProbeRole {
             live,
+            _shared: shared_counters,
             #[cfg(feature = "live-capture")]
             capture,
         })

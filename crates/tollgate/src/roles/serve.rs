@@ -121,6 +121,8 @@ struct Engine {
     srp: Option<(SrpHandle, tokio::sync::watch::Receiver<tollgate_srp::State>)>,
     /// The ENUM metrics (standalone or SRP), for the alarms they raise.
     metrics: Arc<EnumMetrics>,
+    /// The exchange of velocity counts through Redis, with `[shared_counters]`.
+    _shared: Option<tollgate_shared_counters::SharedCounters>,
 }
 
 /// The spool settings of a configuration, for a process that is `holder`.
@@ -146,6 +148,7 @@ fn open_spool(config: &Config, roles: Roles) -> anyhow::Result<Spool> {
     Ok(Spool::open(config.spool_dir(), spool_options(config, roles.command()))?)
 }
 
+#[allow(clippy::too_many_arguments)] // the parts of a start, each used once
 async fn start_engine(
     config: &Config,
     registry: &mut Registry,
@@ -154,6 +157,7 @@ async fn start_engine(
     install_demo: bool,
     not_written: &RecordsNotWritten,
     tls: Option<&tollgate_tls::TlsMaterial>,
+    with_probe: bool,
 ) -> anyhow::Result<Engine> {
     let store = PolicyStore::open(config.policy_dir())?;
     let service = Arc::new(
@@ -171,9 +175,11 @@ async fn start_engine(
         tracing::info!(version, "installed the demo policy (first start)");
     }
     let enum_metrics = EnumMetrics::register(registry, not_written.clone());
-    // Velocity counters: tracked for checkpointing when this engine is one of an SRP pair.
-    let velocity = Arc::new(VelocityTable::new(1_000_000, config.srp.is_some()));
+    // Velocity counters: tracked for checkpointing when this engine is one of an SRP pair,
+    // shared with the other engines through Redis with [shared_counters].
+    let velocity = Arc::new(crate::roles::shared_counters::table(config, 1_000_000, config.srp.is_some()));
     purge_velocity(velocity.clone());
+    let shared = crate::roles::shared_counters::start(config, velocity.clone(), alarms, registry, true, with_probe)?;
     let responder = Arc::new(
         Responder::new(
             config.enum_.clone(),
@@ -197,7 +203,14 @@ async fn start_engine(
         let started =
             srp_role::start(srp.clone(), velocity, enum_service, alarms.clone(), config.node.name.clone(), security)
                 .await?;
-        return Ok(Engine { service, responder, server: None, srp: Some(started), metrics: enum_metrics });
+        return Ok(Engine {
+            service,
+            responder,
+            server: None,
+            srp: Some(started),
+            metrics: enum_metrics,
+            _shared: shared,
+        });
     }
     let server = EnumServer::start(
         responder.clone(),
@@ -207,7 +220,7 @@ async fn start_engine(
         &config.enum_.listen_tcp,
     )
     .await?;
-    Ok(Engine { service, responder, server: Some(server), srp: None, metrics: enum_metrics })
+    Ok(Engine { service, responder, server: Some(server), srp: None, metrics: enum_metrics, _shared: shared })
 }
 
 /// Drops velocity counters whose calls left their window, every 30 s (an SRP Active does it
@@ -423,9 +436,19 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     }
     let not_written = RecordsNotWritten::register(&mut registry);
     let engine = match &spool {
-        Some(spool) if roles.engine() => {
-            Some(start_engine(&config, &mut registry, &alarms, spool, install_demo, &not_written, tls.as_ref()).await?)
-        }
+        Some(spool) if roles.engine() => Some(
+            start_engine(
+                &config,
+                &mut registry,
+                &alarms,
+                spool,
+                install_demo,
+                &not_written,
+                tls.as_ref(),
+                roles.probe(),
+            )
+            .await?,
+        ),
         _ => None,
     };
     let probe = match &spool {
@@ -436,8 +459,17 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
             };
             let table = engine.as_ref().map(|e| e.responder.velocity().clone());
             Some(
-                ProbeRole::start(&config, spool, &mut registry, &connections, summary, table, not_written.clone())
-                    .await?,
+                ProbeRole::start(
+                    &config,
+                    spool,
+                    &mut registry,
+                    &connections,
+                    summary,
+                    table,
+                    not_written.clone(),
+                    &alarms,
+                )
+                .await?,
             )
         }
         _ => None,

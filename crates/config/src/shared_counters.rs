@@ -1,0 +1,162 @@
+//! `[shared_counters]`: velocity counters and calls in progress shared by every engine and probe
+//! that names the same Redis (or Valkey) and namespace.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Problem, check_range, duration};
+
+/// `[shared_counters]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SharedCountersConfig {
+    /// `redis://[:password@]host:port[/db]`, or `rediss://` for TLS (verified against
+    /// `[tls] ca` when set). Empty: counters are per engine process.
+    pub url: String,
+    /// The prefix of the Redis keys: engines and probes with the same Redis and namespace share
+    /// their counters (one namespace per engine cluster, or one for several clusters).
+    pub namespace: String,
+    /// How often the counted calls are sent and the others' read, ms.
+    #[serde(rename = "interval", with = "duration::millis")]
+    pub interval_ms: u64,
+    /// How long batches stay in Redis for an engine that starts or comes back, seconds.
+    #[serde(rename = "history", with = "duration::secs")]
+    pub history_secs: u64,
+    /// A probe not heard from for this long is forgotten with its calls in progress, seconds.
+    #[serde(rename = "probe_ttl", with = "duration::secs")]
+    pub probe_ttl_secs: u64,
+    /// The longest one exchange with Redis may take before Redis counts as unreachable, ms.
+    #[serde(rename = "timeout", with = "duration::millis")]
+    pub timeout_ms: u64,
+    /// Calls counted while Redis is unreachable, kept to be sent when it returns (the oldest are
+    /// dropped beyond it, and counted).
+    pub max_pending: u64,
+}
+
+impl Default for SharedCountersConfig {
+    fn default() -> Self {
+        SharedCountersConfig {
+            url: String::new(),
+            namespace: "tollgate".into(),
+            interval_ms: 20,
+            history_secs: 300,
+            probe_ttl_secs: 10,
+            timeout_ms: 500,
+            max_pending: 1_000_000,
+        }
+    }
+}
+
+impl SharedCountersConfig {
+    /// True when counters are shared (a URL is set).
+    pub fn enabled(&self) -> bool {
+        !self.url.is_empty()
+    }
+
+    /// The URL without its password, for logs and pages.
+    pub fn redacted_url(&self) -> String {
+        match url::Url::parse(&self.url) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("***"));
+                u.to_string()
+            }
+            Ok(u) => u.to_string(),
+            Err(_) => "(not a URL)".into(),
+        }
+    }
+
+    /// The problems of the fields (`shared_counters.*`). Plain `redis://` to a host that is not
+    /// loopback is one unless `allow_plaintext` (`[tls] allow_plaintext`), as for every link.
+    pub fn problems(&self, out: &mut Vec<Problem>, allow_plaintext: bool) {
+        if self.enabled() {
+            match url::Url::parse(&self.url) {
+                Ok(u) if !matches!(u.scheme(), "redis" | "rediss") => out.push(Problem::new(
+                    "shared_counters.url",
+                    format!("scheme {:?} is not redis:// or rediss:// (TLS)", u.scheme()),
+                )),
+                Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+                    out.push(Problem::new("shared_counters.url", "names no host (redis://HOST:PORT/DB)"))
+                }
+                Ok(u) if u.scheme() == "redis" && !allow_plaintext && !is_loopback(&u) => out.push(Problem::new(
+                    "shared_counters.url",
+                    format!(
+                        "plain redis:// to {} crosses the network: use rediss:// (TLS), or set [tls] allow_plaintext = true",
+                        u.host_str().unwrap_or("?")
+                    ),
+                )),
+                Ok(_) => {}
+                Err(e) => out.push(Problem::new(
+                    "shared_counters.url",
+                    format!("is not a URL like redis://127.0.0.1:6379/0: {e}"),
+                )),
+            }
+        }
+        let ns = &self.namespace;
+        if ns.is_empty()
+            || ns.len() > 64
+            || !ns.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        {
+            out.push(Problem::new(
+                "shared_counters.namespace",
+                format!("{ns:?} must be 1 to 64 letters, digits, '-', '_', '.' or ':'"),
+            ));
+        }
+        check_range(out, "shared_counters.interval", self.interval_ms, 5, 1_000);
+        check_range(out, "shared_counters.history", self.history_secs, 10, 86_400);
+        check_range(out, "shared_counters.probe_ttl", self.probe_ttl_secs, 2, 3_600);
+        check_range(out, "shared_counters.timeout", self.timeout_ms, 50, 10_000);
+        check_range(out, "shared_counters.max_pending", self.max_pending, 1_000, 100_000_000);
+    }
+}
+
+/// True when the URL's host is a loopback address or `localhost`.
+fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        // Not a special scheme: the url crate leaves an IPv4 address as a domain.
+        Some(url::Host::Domain(d)) => {
+            d == "localhost" || d.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems_of(text: &str) -> Vec<String> {
+        #[derive(Deserialize)]
+        struct Only {
+            shared_counters: SharedCountersConfig,
+        }
+        let c: Only = toml::from_str(text).unwrap();
+        let mut out = Vec::new();
+        c.shared_counters.problems(&mut out, false);
+        out.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn a_redis_url_and_sane_bounds_are_required() {
+        let p = problems_of("[shared_counters]\nurl = \"redis://127.0.0.1:6379/0\"\ninterval = \"10ms\"\n");
+        assert!(p.is_empty(), "{p:?}");
+        assert!(problems_of("[shared_counters]\n").is_empty(), "off by default");
+        let p = problems_of("[shared_counters]\nurl = \"http://x\"\n");
+        assert!(p.iter().any(|p| p.contains("shared_counters.url") && p.contains("redis://")), "{p:?}");
+        let p = problems_of("[shared_counters]\nurl = \"redis:///0\"\n");
+        assert!(p.iter().any(|p| p.contains("names no host")), "{p:?}");
+        let p = problems_of("[shared_counters]\nurl = \"redis://10.0.0.5:6379\"\n");
+        assert!(p.iter().any(|p| p.contains("crosses the network") && p.contains("rediss://")), "{p:?}");
+        assert!(problems_of("[shared_counters]\nurl = \"rediss://10.0.0.5:6379\"\n").is_empty());
+        assert!(problems_of("[shared_counters]\nurl = \"redis://localhost:6379\"\n").is_empty());
+        let p = problems_of("[shared_counters]\nurl = \"rediss://r:6379\"\ninterval = \"2s\"\nnamespace = \"a b\"\n");
+        assert!(p.iter().any(|p| p.contains("shared_counters.interval")), "{p:?}");
+        assert!(p.iter().any(|p| p.contains("shared_counters.namespace")), "{p:?}");
+    }
+
+    #[test]
+    fn the_password_is_not_shown() {
+        let c = SharedCountersConfig { url: "redis://:s3cret@r:6379/0".into(), ..Default::default() };
+        assert_eq!(c.redacted_url(), "redis://:***@r:6379/0");
+    }
+}
