@@ -217,6 +217,20 @@ fn velocity_is_counted_across_three_engines_behind_kamailio() {
     );
     wait_for_count(&refs, "+13125550202", VELOCITY_RULE, shown(BURST), 30);
     for e in &engines {
+        let metrics = common::scrape(&e.api);
+        for name in [
+            "tollgate_shared_counters_up",
+            "tollgate_shared_counters_sync_age_seconds",
+            "tollgate_shared_counters_lag_seconds",
+            "tollgate_shared_counters_batch_events",
+            "tollgate_shared_counters_published_events_total",
+            "tollgate_shared_counters_received_events_total",
+            "tollgate_shared_counters_errors_total",
+            "tollgate_shared_counters_pending_events",
+            "tollgate_shared_counters_dropped_events_total",
+        ] {
+            assert!(metrics.lines().any(|l| l.starts_with(name)), "{name} on {}:\n{metrics}", e.options.node);
+        }
         assert!(e.metric("tollgate_shared_counters_published_events_total") >= 1.0, "{} published", e.options.node);
         assert!(e.metric("tollgate_shared_counters_received_events_total") >= 1.0, "{} received", e.options.node);
         assert_eq!(e.metric("tollgate_shared_counters_up"), 1.0, "{} up", e.options.node);
@@ -232,8 +246,9 @@ fn calls_in_progress_from_a_probe_process_decide_at_an_engine_process() {
     let redis = Redis::start();
     let net = "127.0.172";
     let enum_ip = "127.0.53.174";
-    // A small probe TTL: a probe not heard from for 3 s is forgotten.
-    let shared = shared_section(&redis, "probe_ttl = \"3s\"\n");
+    // A small probe TTL: a probe not heard from for 5 s is forgotten (it sends a heartbeat
+    // every half TTL, so only a probe stalled for 5 s loses its calls while it lives).
+    let shared = shared_section(&redis, "probe_ttl = \"5s\"\n");
     let mut probe = Engine::start(EngineOptions {
         node: "probe-c".into(),
         role: "probe",
