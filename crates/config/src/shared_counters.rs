@@ -10,8 +10,15 @@ use crate::{Problem, check_range, duration};
 #[serde(deny_unknown_fields, default)]
 pub struct SharedCountersConfig {
     /// `redis://[:password@]host:port[/db]`, or `rediss://` for TLS (verified against
-    /// `[tls] ca` when set). Empty: counters are per engine process.
+    /// `[tls] ca` when set). Empty: counters are per engine process. With `sentinels`, its
+    /// scheme, password and database apply to the master the sentinels name; its host is not
+    /// used.
     pub url: String,
+    /// Redis Sentinel addresses (`host:port`): the Redis used is the master they name
+    /// `sentinel_master`, asked again on every reconnection (so a failover is followed).
+    pub sentinels: Vec<String>,
+    /// The master's name in the sentinels' configuration.
+    pub sentinel_master: String,
     /// The prefix of the Redis keys: engines and probes with the same Redis and namespace share
     /// their counters (one namespace per engine cluster, or one for several clusters).
     pub namespace: String,
@@ -36,6 +43,8 @@ impl Default for SharedCountersConfig {
     fn default() -> Self {
         SharedCountersConfig {
             url: String::new(),
+            sentinels: Vec::new(),
+            sentinel_master: String::new(),
             namespace: "tollgate".into(),
             interval_ms: 20,
             history_secs: 300,
@@ -64,6 +73,16 @@ impl SharedCountersConfig {
         }
     }
 
+    /// Where the counters are, for logs, alarms and `lookup`: the URL without its password, or
+    /// the sentinels and the master's name.
+    pub fn shown_target(&self) -> String {
+        if self.sentinels.is_empty() {
+            self.redacted_url()
+        } else {
+            format!("master {} of sentinels {}", self.sentinel_master, self.sentinels.join(", "))
+        }
+    }
+
     /// The problems of the fields (`shared_counters.*`). Plain `redis://` to a host that is not
     /// loopback is one unless `allow_plaintext` (`[tls] allow_plaintext`), as for every link.
     pub fn problems(&self, out: &mut Vec<Problem>, allow_plaintext: bool) {
@@ -75,6 +94,19 @@ impl SharedCountersConfig {
                 )),
                 Ok(u) if u.host_str().is_none_or(str::is_empty) => {
                     out.push(Problem::new("shared_counters.url", "names no host (redis://HOST:PORT/DB)"))
+                }
+                Ok(u) if u.scheme() == "redis" && !allow_plaintext && !self.sentinels.is_empty() => {
+                    for s in &self.sentinels {
+                        let host = s.rsplit_once(':').map_or(s.as_str(), |(h, _)| h);
+                        if !is_loopback_host(host.trim_start_matches('[').trim_end_matches(']')) {
+                            out.push(Problem::new(
+                                "shared_counters.sentinels",
+                                format!(
+                                    "plain redis:// to {host} crosses the network: use rediss:// in url (TLS to the sentinels and the master), or set [tls] allow_plaintext = true"
+                                ),
+                            ));
+                        }
+                    }
                 }
                 Ok(u) if u.scheme() == "redis" && !allow_plaintext && !is_loopback(&u) => out.push(Problem::new(
                     "shared_counters.url",
@@ -89,6 +121,23 @@ impl SharedCountersConfig {
                     format!("is not a URL like redis://127.0.0.1:6379/0: {e}"),
                 )),
             }
+        }
+        for s in &self.sentinels {
+            if s.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
+                out.push(Problem::new("shared_counters.sentinels", format!("{s:?} is not host:port")));
+            }
+        }
+        if self.sentinels.is_empty() != self.sentinel_master.is_empty() {
+            out.push(Problem::new(
+                "shared_counters.sentinel_master",
+                "sentinels and sentinel_master go together (the sentinels' addresses, and the master's name there)",
+            ));
+        }
+        if !self.sentinels.is_empty() && !self.enabled() {
+            out.push(Problem::new(
+                "shared_counters.url",
+                "is needed with sentinels: its scheme (rediss: TLS), password and database apply to the master",
+            ));
         }
         let ns = &self.namespace;
         if ns.is_empty()
@@ -114,11 +163,14 @@ fn is_loopback(u: &url::Url) -> bool {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         // Not a special scheme: the url crate leaves an IPv4 address as a domain.
-        Some(url::Host::Domain(d)) => {
-            d == "localhost" || d.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        }
+        Some(url::Host::Domain(d)) => is_loopback_host(d),
         None => false,
     }
+}
+
+/// True for `localhost` and loopback addresses.
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -149,6 +201,13 @@ mod tests {
         assert!(p.iter().any(|p| p.contains("crosses the network") && p.contains("rediss://")), "{p:?}");
         assert!(problems_of("[shared_counters]\nurl = \"rediss://10.0.0.5:6379\"\n").is_empty());
         assert!(problems_of("[shared_counters]\nurl = \"redis://localhost:6379\"\n").is_empty());
+        let sentinel = "[shared_counters]\nurl = \"redis://:pw@master/0\"\nsentinel_master = \"tg\"\n";
+        assert!(problems_of(&format!("{sentinel}sentinels = [\"127.0.0.1:26379\", \"[::1]:26380\"]\n")).is_empty());
+        let p = problems_of(&format!("{sentinel}sentinels = [\"10.0.0.1:26379\", \"nohost\"]\n"));
+        assert!(p.iter().any(|p| p.contains("10.0.0.1 crosses the network")), "{p:?}");
+        assert!(p.iter().any(|p| p.contains("\"nohost\" is not host:port")), "{p:?}");
+        let p = problems_of("[shared_counters]\nurl = \"redis://127.0.0.1\"\nsentinels = [\"127.0.0.1:26379\"]\n");
+        assert!(p.iter().any(|p| p.contains("sentinel_master")), "{p:?}");
         let p = problems_of("[shared_counters]\nurl = \"rediss://r:6379\"\ninterval = \"2s\"\nnamespace = \"a b\"\n");
         assert!(p.iter().any(|p| p.contains("shared_counters.interval")), "{p:?}");
         assert!(p.iter().any(|p| p.contains("shared_counters.namespace")), "{p:?}");

@@ -29,6 +29,7 @@
 
 #![warn(missing_docs)]
 
+pub mod fuzzing;
 pub mod status;
 pub mod sync;
 pub mod wire;

@@ -61,6 +61,11 @@ impl SyncStatus {
         self.received.load(Ordering::Relaxed)
     }
 
+    /// Entries read from Redis that were not batches.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
     /// The last error, if any.
     pub fn last_error(&self) -> String {
         self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()

@@ -12,6 +12,7 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::StreamReadReply;
 use tokio::task::JoinHandle;
 use tollgate_alarms::{Alarms, SHARED_COUNTERS_UNREACHABLE};
+use tollgate_logthrottle::LogThrottle;
 use tollgate_policy::VelocityTable;
 use tollgate_policy::velocity::CountedCall;
 
@@ -30,8 +31,13 @@ pub struct RedisTls {
 /// What the sync task needs to know.
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
-    /// `redis://` or `rediss://` URL.
+    /// `redis://` or `rediss://` URL (with `sentinels`: its scheme, password and database apply
+    /// to the master, its host is not used).
     pub url: String,
+    /// Redis Sentinel addresses (`host:port`); empty: `url` is the Redis.
+    pub sentinels: Vec<String>,
+    /// The master's name at the sentinels.
+    pub sentinel_master: String,
     /// The URL without its password (for the log, alarms and `lookup`).
     pub shown_url: String,
     /// Certificates for `rediss://`.
@@ -60,6 +66,8 @@ pub struct SyncSettings {
 const READ_COUNT: usize = 2_000;
 /// Most counted calls in one stream entry (a longer batch goes in several entries).
 const MAX_ENTRY_CALLS: usize = 20_000;
+/// One line per 10 s about entries that are not batches; the others are counted.
+static REFUSED_LOG: LogThrottle = LogThrottle::new(10_000);
 /// Longest wait between connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -78,14 +86,14 @@ impl SharedCounters {
         table: Arc<VelocityTable>,
         alarms: Arc<Alarms>,
     ) -> Result<SharedCounters, redis::RedisError> {
-        let client = client(&settings)?;
+        let connector = Connector::new(&settings)?;
         let status = Arc::new(SyncStatus::new(settings.shown_url.clone()));
         table.attach_sync(status.clone());
         let origin = format!("{}/{:08x}", settings.node, rand::random::<u32>());
         let exchange = Exchange {
             key: format!("{}:events", settings.namespace),
             origin,
-            client,
+            connector,
             conn: None,
             next_connect: Instant::now(),
             backoff: settings.interval,
@@ -115,9 +123,16 @@ impl Drop for SharedCounters {
     }
 }
 
-fn client(s: &SyncSettings) -> Result<redis::Client, redis::RedisError> {
-    if s.url.starts_with("rediss://") {
-        let certs = redis::TlsCertificates {
+/// Opens connections to the Redis in use: the one of the URL, or the master the sentinels
+/// name now (asked again on every connection, so a failover is followed).
+enum Connector {
+    Direct(redis::Client),
+    Sentinel(redis::sentinel::SentinelClient),
+}
+
+impl Connector {
+    fn new(s: &SyncSettings) -> Result<Connector, redis::RedisError> {
+        let certs = || redis::TlsCertificates {
             client_tls: s
                 .tls
                 .client
@@ -125,9 +140,59 @@ fn client(s: &SyncSettings) -> Result<redis::Client, redis::RedisError> {
                 .map(|(client_cert, client_key)| redis::ClientTlsConfig { client_cert, client_key }),
             root_cert: s.tls.root_pem.clone(),
         };
-        redis::Client::build_with_tls(s.url.as_str(), certs)
-    } else {
-        redis::Client::open(s.url.as_str())
+        let tls = s.url.starts_with("rediss://");
+        if s.sentinels.is_empty() {
+            return Ok(Connector::Direct(if tls {
+                redis::Client::build_with_tls(s.url.as_str(), certs())?
+            } else {
+                redis::Client::open(s.url.as_str())?
+            }));
+        }
+        use redis::IntoConnectionInfo;
+        use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+        let master = s.url.as_str().into_connection_info()?;
+        let master = master.redis_settings();
+        let mut addrs = Vec::new();
+        for a in &s.sentinels {
+            let (host, port) = a.rsplit_once(':').unwrap_or((a.as_str(), ""));
+            let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+            let port: u16 = port.parse().map_err(|_| {
+                redis::RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "a sentinel is not host:port",
+                    a.clone(),
+                ))
+            })?;
+            addrs.push(if tls {
+                redis::ConnectionAddr::TcpTls { host, port, insecure: false, tls_params: None }
+            } else {
+                redis::ConnectionAddr::Tcp(host, port)
+            });
+        }
+        let mut b = SentinelClientBuilder::new(addrs, &s.sentinel_master, SentinelServerType::Master)?
+            .set_client_to_redis_db(master.db());
+        if let Some(user) = master.username() {
+            b = b.set_client_to_redis_username(user).set_client_to_sentinel_username(user);
+        }
+        if let Some(password) = master.password() {
+            b = b.set_client_to_redis_password(password).set_client_to_sentinel_password(password);
+        }
+        if tls {
+            b = b
+                .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
+                .set_client_to_redis_certificates(certs())
+                .set_client_to_sentinel_tls_mode(redis::TlsMode::Secure)
+                .set_client_to_sentinel_certificates(certs());
+        }
+        let client = b.build()?;
+        Ok(Connector::Sentinel(client))
+    }
+
+    async fn connect(&mut self) -> Result<MultiplexedConnection, redis::RedisError> {
+        match self {
+            Connector::Direct(c) => c.get_multiplexed_async_connection().await,
+            Connector::Sentinel(c) => c.get_async_connection().await,
+        }
     }
 }
 
@@ -135,7 +200,7 @@ struct Exchange {
     settings: SyncSettings,
     key: String,
     origin: String,
-    client: redis::Client,
+    connector: Connector,
     conn: Option<MultiplexedConnection>,
     next_connect: Instant,
     backoff: Duration,
@@ -206,8 +271,9 @@ impl Exchange {
     }
 
     async fn connect(&mut self) {
-        let attempt = self.client.get_multiplexed_async_connection();
-        match tokio::time::timeout(self.settings.timeout, attempt).await {
+        let timeout = self.settings.timeout;
+        let attempt = tokio::time::timeout(timeout, self.connector.connect()).await;
+        match attempt {
             Ok(Ok(conn)) => {
                 self.conn = Some(conn);
                 // After a gap, read the last `history` again (merging is idempotent), and tell
@@ -353,14 +419,15 @@ impl Exchange {
         let bytes: Option<Vec<u8>> = entry.get("d");
         let batch = match bytes.as_deref().map(Batch::decode) {
             Some(Ok(b)) => b,
-            Some(Err(e)) => {
+            refused => {
                 self.status.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(entry = %entry.id, error = %e, "shared counters: an entry in Redis is not a batch; ignored");
-                return;
-            }
-            None => {
-                self.status.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(entry = %entry.id, "shared counters: an entry in Redis has no field d; ignored");
+                if let Some(left_out) = REFUSED_LOG.allow() {
+                    let why = match refused {
+                        Some(Err(e)) => e.to_string(),
+                        _ => "no field d".to_string(),
+                    };
+                    tracing::warn!(entry = %entry.id, error = %why, left_out, "shared counters: an entry in Redis is not a batch; ignored (counted in tollgate_shared_counters_refused_batches_total)");
+                }
                 return;
             }
         };

@@ -545,6 +545,20 @@ pub const SECTIONS: &[Section] = &[
                  loopback address unless `[tls] allow_plaintext`. Empty: counters are per engine process.",
             ),
             opt(
+                "sentinels",
+                "list of addresses (`host:port`)",
+                "",
+                "Redis Sentinel addresses (`host:port`, TLS when `url` is `rediss://`): the Redis used is the \
+                 master they name `sentinel_master`, asked again on every reconnection, so a failover is followed. \
+                 `url`'s password (also sent to the sentinels) and database apply; its host is not used.",
+            ),
+            opt(
+                "sentinel_master",
+                "string",
+                "",
+                "The master's name in the sentinels' configuration (`sentinel monitor NAME ...`).",
+            ),
+            opt(
                 "namespace",
                 "string",
                 "",

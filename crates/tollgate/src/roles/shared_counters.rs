@@ -35,7 +35,9 @@ pub fn start(
     }
     let settings = SyncSettings {
         url: c.url.clone(),
-        shown_url: c.redacted_url(),
+        sentinels: c.sentinels.clone(),
+        sentinel_master: c.sentinel_master.clone(),
+        shown_url: c.shown_target(),
         tls: redis_tls(config)?,
         namespace: c.namespace.clone(),
         node: config.node.name.clone(),
@@ -48,9 +50,9 @@ pub fn start(
         read,
     };
     let shared = SharedCounters::start(settings, table, alarms.clone())
-        .with_context(|| format!("shared_counters.url {}", c.redacted_url()))?;
+        .with_context(|| format!("shared_counters: {}", c.shown_target()))?;
     registry.register_collector(Box::new(SyncCollector(shared.status().clone())));
-    tracing::info!(redis = %c.redacted_url(), namespace = %c.namespace, "sharing velocity counters and calls in progress");
+    tracing::info!(redis = %c.shown_target(), namespace = %c.namespace, "sharing velocity counters and calls in progress");
     Ok(Some(shared))
 }
 
