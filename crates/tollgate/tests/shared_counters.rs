@@ -188,9 +188,9 @@ fn velocity_is_counted_across_three_engines_behind_kamailio() {
     assert!(shown_text.lines().any(|l| l.starts_with("shared    in step")), "{shown_text}");
 
     // A burst, nobody waiting for the engines to be in step: SIPp places the calls back to
-    // back (one at a time, at most BURST_RATE a second). The stated bound (docs/CONFIG.md,
-    // [shared_counters]; crates/shared-counters): a decision misses at most the calls the other
-    // engines counted in about the last two intervals. Calls offered in two 20 ms intervals at
+    // back (one at a time, at most BURST_RATE a second). The bound the README states ("Shared
+    // counters"): a decision misses at most the calls the other engines counted in about the
+    // last two intervals (plus one Redis round trip). Calls offered in two 20 ms intervals at
     // BURST_RATE: ceil(0.04 s x 20/s) = 1; and one at a time, each call lasting more than the
     // 50 ms pause of uac.xml, no two calls fall in one 40 ms window anyway: SLACK = 1.
     const BURST: u64 = 30;
