@@ -8,7 +8,8 @@
 #   test), util-linux (unshare), tcpdump (the probe test, and the multi-host test's capture of
 #   its bridge) and tshark (the probe test and benchmark), openssl (the multi-host test's TLS
 #   handshakes), libpcap-dev (the probe's live-capture feature),
-#   freeradius (the AAA server the SRP monitor probes), iputils-arping (gratuitous ARP when
+#   freeradius (the AAA server the SRP monitor probes), redis-server (the shared counters'
+#   store: the tests start private ones on free ports), iputils-arping (gratuitous ARP when
 #   an SRP pair moves its service address), binutils (strip: `tollgate lab` ships a stripped
 #   binary in its release bundles), systemd (systemd-analyze verify, systemd-sysusers and
 #   systemd-tmpfiles for the package), lintian (the package's lint), groff-base (rendering
@@ -21,7 +22,7 @@
 # Does nothing for what is already there. Needs root (or sudo).
 set -euo pipefail
 
-packages=(kamailio sip-tester dnsutils knot-dnsutils dnsperf postgresql postgresql-client chromium chromium-driver fonts-dejavu-core iproute2 util-linux procps tcpdump openssl tshark wireshark-common libpcap-dev freeradius iputils-arping binutils systemd lintian groff-base adduser)
+packages=(kamailio sip-tester dnsutils knot-dnsutils dnsperf postgresql postgresql-client chromium chromium-driver fonts-dejavu-core iproute2 util-linux procps tcpdump openssl tshark wireshark-common libpcap-dev freeradius iputils-arping redis-server binutils systemd lintian groff-base adduser)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -44,6 +45,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   # Likewise freeradius on :1812: the SRP test starts and kills its own.
   $sudo systemctl disable --now freeradius >/dev/null 2>&1 || true
   $sudo pkill -x freeradius >/dev/null 2>&1 || true
+  # Likewise redis-server on :6379: the shared-counters tests start private ones.
+  $sudo systemctl disable --now redis-server >/dev/null 2>&1 || true
+  $sudo pkill -x redis-server >/dev/null 2>&1 || true
 else
   echo "test peers: all installed"
 fi

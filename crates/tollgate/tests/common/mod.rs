@@ -7,6 +7,7 @@ pub mod capture;
 pub mod chromium;
 pub mod lab;
 pub mod netns;
+pub mod redis;
 pub mod sip;
 pub mod srp;
 pub mod tcpdump;

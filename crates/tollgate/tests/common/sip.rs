@@ -61,6 +61,12 @@ impl Kamailio {
 
     /// Starts the SBC as `options` say (see [`Kamailio::start`]).
     pub fn start_sbc(o: SbcOptions<'_>) -> Kamailio {
+        Kamailio::start_sbc_hep(o, None)
+    }
+
+    /// Starts the SBC as `options` say, mirroring every SIP message it receives or sends as
+    /// HEP3 to `hep` (a probe's `hep_udp` address) when given.
+    pub fn start_sbc_hep(o: SbcOptions<'_>, hep: Option<&str>) -> Kamailio {
         let SbcOptions { ip, normal_ip, nameservers, rotate, children, dns_retries, netns } = o;
         let dir = tempfile::tempdir().unwrap();
         let cfg = std::fs::read_to_string(e2e_dir().join("kamailio-sbc.cfg"))
@@ -78,8 +84,10 @@ impl Kamailio {
             "options timeout:1 attempts:1\n"
         });
         std::fs::write(dir.path().join("resolv.conf"), resolv).unwrap();
+        // The configuration's HEP part is a preprocessor block (`#!ifdef HEP_URI`).
+        let define = hep.map(|a| format!(" -A 'HEP_URI=\"sip:{a}\"'")).unwrap_or_default();
         let script = format!(
-            "mount --bind {d}/resolv.conf /etc/resolv.conf && exec kamailio -f {d}/kamailio.cfg -DD -E -m 64 -M 8 -w {d}",
+            "mount --bind {d}/resolv.conf /etc/resolv.conf && exec kamailio -f {d}/kamailio.cfg -DD -E -m 64 -M 8 -w {d}{define}",
             d = dir.path().display()
         );
         let mut command = match netns {
@@ -335,13 +343,40 @@ pub fn place_calls(
     media_port: u16,
     proxy: &str,
 ) -> CallerRun {
+    place_calls_at(scenario, numbers, calls, concurrent, 5, ip, port, media_port, proxy)
+}
+
+/// [`place_calls`] at `rate` new calls a second (5 there).
+#[allow(clippy::too_many_arguments)]
+pub fn place_calls_at(
+    scenario: &Path,
+    numbers: &Path,
+    calls: u64,
+    concurrent: u64,
+    rate: u64,
+    ip: &str,
+    port: u16,
+    media_port: u16,
+    proxy: &str,
+) -> CallerRun {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new("sipp")
         .arg("-sf")
         .arg(scenario)
         .arg("-inf")
         .arg(numbers)
-        .args(["-m", &calls.to_string(), "-r", "5", "-l", &concurrent.to_string(), "-i", ip, "-p", &port.to_string()])
+        .args([
+            "-m",
+            &calls.to_string(),
+            "-r",
+            &rate.to_string(),
+            "-l",
+            &concurrent.to_string(),
+            "-i",
+            ip,
+            "-p",
+            &port.to_string(),
+        ])
         .args(["-mp", &media_port.to_string(), "-timeout", "30", "-timeout_error", "-nostdin"])
         .args(["-trace_msg", "-message_file"])
         .arg(dir.path().join("messages.log"))
@@ -390,4 +425,216 @@ pub fn sipp_call_counts(stats_file: &Path) -> (u64, u64) {
         header.iter().position(|h| *h == name).and_then(|i| last.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0)
     };
     (column("SuccessfulCall(C)"), column("FailedCall(C)"))
+}
+
+/// A call that stays up until the test hangs it up: a minimal SIP caller over UDP (INVITE,
+/// ACK, BYE through the SBC, following its Record-Route), so a test can hold several calls of
+/// one caller at once and end them when it chooses. The callee is a SIPp [`Callee`] (`uas.xml`
+/// answers and waits for the BYE).
+pub struct HeldCall {
+    socket: UdpSocket,
+    sbc: std::net::SocketAddr,
+    /// The caller's address (`ip:port`).
+    local: std::net::SocketAddr,
+    /// Calling user part as sent in From.
+    from: String,
+    /// Called user part as sent in the request URI.
+    to: String,
+    /// Its Call-ID.
+    pub call_id: String,
+    tag: String,
+    /// The To header of the final response (with the callee's tag).
+    to_header: String,
+    /// The callee's Contact URI (the target of ACK and BYE).
+    contact: String,
+    /// The SBC's Record-Route entries (the route set).
+    routes: Vec<String>,
+    /// The final status code (200 if answered).
+    pub status: u16,
+    ended: bool,
+}
+
+/// The value of the first header `name` (case-insensitive) of a SIP message.
+fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Every value of header `name` (comma-separated values split), in order.
+fn headers(msg: &str, name: &str) -> Vec<String> {
+    msg.lines()
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_string()).collect::<Vec<_>>())
+        .collect()
+}
+
+fn status_code(msg: &str) -> Option<u16> {
+    msg.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
+}
+
+fn uniq() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{:x}{n}{}", t & 0xffff_ffff, std::process::id())
+}
+
+impl HeldCall {
+    /// Calls `to` from `from` (user parts as dialled) from `caller_ip` through the SBC at
+    /// `sbc_ip:5060` and waits (up to 20 s) for the final response; the call stays up when
+    /// answered (see [`HeldCall::status`]).
+    pub fn place(caller_ip: &str, sbc_ip: &str, from: &str, to: &str) -> HeldCall {
+        let socket = UdpSocket::bind((caller_ip, 0)).unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(250))).unwrap();
+        let local = socket.local_addr().unwrap();
+        let sbc: std::net::SocketAddr = format!("{sbc_ip}:5060").parse().unwrap();
+        let id = uniq();
+        let mut c = HeldCall {
+            socket,
+            sbc,
+            local,
+            from: from.to_string(),
+            to: to.to_string(),
+            call_id: format!("held-{id}@{caller_ip}"),
+            tag: format!("t{id}"),
+            to_header: String::new(),
+            contact: String::new(),
+            routes: Vec::new(),
+            status: 0,
+            ended: false,
+        };
+        let sdp = format!(
+            "v=0\r\no=held 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+            ip = local.ip(),
+            port = local.port() + 2
+        );
+        let branch = format!("z9hG4bK-{}", uniq());
+        let invite = format!(
+            "INVITE sip:{to}@{sbc} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch}\r\nFrom: <sip:{from}@{local}>;tag={tag}\r\nTo: <sip:{to}@{sbc}>\r\nCall-ID: {cid}\r\nCSeq: 1 INVITE\r\nContact: <sip:{from}@{local}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
+            tag = c.tag,
+            cid = c.call_id,
+            len = sdp.len()
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut provisional = false;
+        let mut last_sent = Instant::now() - Duration::from_secs(1);
+        let final_response = loop {
+            assert!(Instant::now() < deadline, "no final response to INVITE {} within 20 s", c.call_id);
+            // Retransmit until the SBC says it has the request (100 Trying or later).
+            if !provisional && last_sent.elapsed() >= Duration::from_millis(500) {
+                c.socket.send_to(invite.as_bytes(), sbc).unwrap();
+                last_sent = Instant::now();
+            }
+            let Some(msg) = c.recv() else { continue };
+            if header(&msg, "Call-ID") != Some(c.call_id.as_str()) || !msg.contains("INVITE") {
+                continue;
+            }
+            match status_code(&msg) {
+                Some(code) if code < 200 => provisional = true,
+                Some(_) => break msg,
+                None => {}
+            }
+        };
+        c.status = status_code(&final_response).unwrap();
+        c.to_header = header(&final_response, "To").unwrap_or_default().to_string();
+        if c.status < 300 {
+            c.contact = header(&final_response, "Contact")
+                .and_then(|v| Some(v.split_once('<')?.1.split_once('>')?.0.to_string()))
+                .expect("a Contact in the 200 OK");
+            // The UAC's route set is the Record-Route list in reverse order.
+            c.routes = headers(&final_response, "Record-Route");
+            c.routes.reverse();
+            c.ack(&branch_for_ack());
+        } else {
+            // A non-2xx final response: the ACK is part of the INVITE transaction.
+            let ack = format!(
+                "ACK sip:{to}@{sbc} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch}\r\nFrom: <sip:{from}@{local}>;tag={tag}\r\nTo: {toh}\r\nCall-ID: {cid}\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+                tag = c.tag,
+                toh = c.to_header,
+                cid = c.call_id
+            );
+            c.socket.send_to(ack.as_bytes(), sbc).unwrap();
+            c.ended = true;
+        }
+        c
+    }
+
+    fn recv(&self) -> Option<String> {
+        let mut buf = [0u8; 8192];
+        let (n, _) = self.socket.recv_from(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).replace("\r\n", "\n"))
+    }
+
+    fn in_dialog(&self, method: &str, cseq: u32, branch: &str) -> String {
+        let route: String = self.routes.iter().map(|r| format!("Route: {r}\r\n")).collect();
+        format!(
+            "{method} {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch}\r\n{route}From: <sip:{from}@{local}>;tag={tag}\r\nTo: {toh}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            contact = self.contact,
+            local = self.local,
+            from = self.from,
+            tag = self.tag,
+            toh = self.to_header,
+            cid = self.call_id
+        )
+    }
+
+    fn ack(&self, branch: &str) {
+        self.socket.send_to(self.in_dialog("ACK", 1, branch).as_bytes(), self.sbc).unwrap();
+    }
+
+    /// True while the call is answered and not hung up.
+    pub fn is_up(&self) -> bool {
+        self.status == 200 && !self.ended
+    }
+
+    /// Hangs up (BYE through the SBC) and waits (up to 20 s) for the callee's 200 OK.
+    pub fn hang_up(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        let bye = self.in_dialog("BYE", 2, &format!("z9hG4bK-{}", uniq()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut last_sent = Instant::now() - Duration::from_secs(1);
+        loop {
+            assert!(Instant::now() < deadline, "no 200 OK to the BYE of {} within 20 s", self.call_id);
+            if last_sent.elapsed() >= Duration::from_millis(500) {
+                self.socket.send_to(bye.as_bytes(), self.sbc).unwrap();
+                last_sent = Instant::now();
+            }
+            let Some(msg) = self.recv() else { continue };
+            if header(&msg, "Call-ID") != Some(self.call_id.as_str()) {
+                continue;
+            }
+            match (status_code(&msg), header(&msg, "CSeq")) {
+                // A retransmitted 200 OK to the INVITE: our ACK was lost.
+                (Some(200), Some(cseq)) if cseq.ends_with("INVITE") => self.ack(&branch_for_ack()),
+                (Some(code), Some(cseq)) if code >= 200 && cseq.ends_with("BYE") => return,
+                _ => {}
+            }
+        }
+    }
+
+    /// The caller's `user@ip:port` and the called user, for messages.
+    pub fn describe(&self) -> String {
+        format!("{} -> {} ({})", self.from, self.to, self.call_id)
+    }
+}
+
+fn branch_for_ack() -> String {
+    format!("z9hG4bK-{}", uniq())
+}
+
+impl Drop for HeldCall {
+    fn drop(&mut self) {
+        if self.is_up() && !std::thread::panicking() {
+            self.hang_up();
+        }
+    }
 }
