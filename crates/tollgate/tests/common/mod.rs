@@ -211,7 +211,16 @@ impl Engine {
         });
         let mut line = String::new();
         while !line.starts_with("tollgate ready:") {
-            line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+            line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|e| {
+                if e == mpsc::RecvTimeoutError::Disconnected {
+                    // Its standard output closed: it exited (a refused configuration, a port
+                    // in use); what it said is on standard error, above.
+                    let status = child.wait().map_or_else(|e| e.to_string(), |s| s.to_string());
+                    panic!(
+                        "tollgate ({}) exited before it was ready ({status}): see its error above",
+                        self.options.node
+                    )
+                }
                 let _ = child.kill();
                 panic!("tollgate ({}) did not become ready within 60 s", self.options.node)
             });
