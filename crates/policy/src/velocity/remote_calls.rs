@@ -16,11 +16,19 @@ struct Probe {
     calls: FxHashMap<u64, u32>,
 }
 
+/// Most probes remembered (a new one beyond it is ignored until a silent one is forgotten).
+pub const MAX_PROBES: usize = 4_096;
+/// Most (probe, caller) entries remembered in all: memory stays bounded whatever is written to
+/// the shared store; entries beyond it are ignored and counted.
+pub const MAX_ENTRIES: usize = 2_000_000;
+
 /// Calls in progress of probes elsewhere: per probe, and their sum per caller.
 #[derive(Debug, Default)]
 pub struct RemoteCalls {
     probes: FxHashMap<String, Probe>,
     totals: FxHashMap<u64, u32>,
+    entries: usize,
+    ignored: u64,
 }
 
 impl RemoteCalls {
@@ -28,26 +36,50 @@ impl RemoteCalls {
     /// when `full`, as published at `heard_us`. A message older than one already applied for
     /// the same probe is ignored.
     pub fn apply(&mut self, origin: &str, heard_us: i64, calls: &[(E164, u32)], full: bool) {
+        if !self.probes.contains_key(origin) && self.probes.len() >= MAX_PROBES {
+            self.ignored += calls.len().max(1) as u64;
+            return;
+        }
         let probe = self.probes.entry(origin.to_string()).or_default();
         if heard_us < probe.heard_us {
             return;
         }
         probe.heard_us = heard_us;
         if full {
+            self.entries -= probe.calls.len();
             for (caller, n) in probe.calls.drain() {
                 subtract(&mut self.totals, caller, n);
             }
         }
         for (caller, n) in calls {
             let key = caller.as_u64();
-            let before = if *n == 0 { probe.calls.remove(&key) } else { probe.calls.insert(key, *n) };
+            let before = if *n == 0 {
+                probe.calls.remove(&key)
+            } else if probe.calls.contains_key(&key) || self.entries < MAX_ENTRIES {
+                probe.calls.insert(key, *n)
+            } else {
+                self.ignored += 1;
+                continue;
+            };
+            match (before, *n) {
+                (None, 0) => {}
+                (None, _) => self.entries += 1,
+                (Some(_), 0) => self.entries -= 1,
+                (Some(_), _) => {}
+            }
             if let Some(before) = before {
                 subtract(&mut self.totals, key, before);
             }
             if *n > 0 {
-                *self.totals.entry(key).or_default() += n;
+                let total = self.totals.entry(key).or_default();
+                *total = total.saturating_add(*n);
             }
         }
+    }
+
+    /// Entries ignored because [`MAX_PROBES`] or [`MAX_ENTRIES`] was reached.
+    pub fn ignored(&self) -> u64 {
+        self.ignored
     }
 
     /// Forgets probes not heard from since `silent_since_us`; returns their names.
@@ -56,6 +88,7 @@ impl RemoteCalls {
             self.probes.iter().filter(|(_, p)| p.heard_us < silent_since_us).map(|(k, _)| k.clone()).collect();
         for origin in &silent {
             if let Some(p) = self.probes.remove(origin) {
+                self.entries -= p.calls.len();
                 for (caller, n) in p.calls {
                     subtract(&mut self.totals, caller, n);
                 }
@@ -127,5 +160,27 @@ mod tests {
         r.apply("probe-a", 50, &[(robo, 0)], false);
         assert!(r.totals().is_empty());
         assert_eq!(r.probes(), vec![("probe-a".to_string(), 50)]);
+        assert_eq!(r.entries, 0);
+    }
+
+    #[test]
+    fn memory_is_bounded_whatever_is_published() {
+        let mut r = RemoteCalls::default();
+        for i in 0..MAX_PROBES + 10 {
+            r.apply(&format!("probe-{i}"), 1, &[], false);
+        }
+        assert_eq!(r.probes.len(), MAX_PROBES);
+        assert_eq!(r.ignored(), 10);
+        let many: Vec<(E164, u32)> =
+            (0..(MAX_ENTRIES as u64 + 5)).map(|i| (E164::from_u64(14_155_000_000 + i).unwrap(), 1)).collect();
+        r.apply("probe-0", 2, &many, false);
+        assert_eq!(r.entries, MAX_ENTRIES);
+        assert_eq!(r.ignored(), 15);
+        // A full snapshot replaces, an expiry frees.
+        r.apply("probe-0", 3, &many[..10], true);
+        assert_eq!(r.entries, 10);
+        r.expire(10);
+        assert_eq!(r.entries, 0);
+        assert!(r.totals().is_empty());
     }
 }
