@@ -486,12 +486,9 @@ impl VelocityTable {
 }
 
 /// Makes room in a full shard for `key` by dropping the counter whose newest call is oldest.
-/// The shard's size is looked at first: a shard that is not full (the usual case) costs no
-/// hash lookup here, which matters on the answer path and for every call merged from the
-/// other engines (issue 17's bench: half of the table's lookups were this check).
 fn make_room(s: &mut Shard, key: &Key, max_entries: usize) {
-    if s.slots.len() >= max_entries
-        && !s.slots.contains_key(key)
+    if !s.slots.contains_key(key)
+        && s.slots.len() >= max_entries
         && let Some(oldest) = s
             .slots
             .iter()
