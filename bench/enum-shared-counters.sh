@@ -48,9 +48,10 @@
 #      more than two of them. The same six calls spread over three engines that do not share
 #      would all be allowed (each engine sees two).
 #
-# With --perf DIR, `perf record -F 999 -g -p <pid>` runs during the first run of (a) and of (b),
-# and DIR/{local,shared}-top.txt (perf report --no-children --sort dso,sym, first 40 entries)
-# and DIR/{local,shared}-children.txt (--children, first 60) are written beside the data.
+# With --perf DIR, `perf record -F 999 -g -p <pid>` runs during the first run of (a), of (b) and,
+# with --three, of (c) (its engine shared2), and DIR/{local,shared,three}-top.txt (perf report
+# --no-children --sort dso,sym, first 40 entries) and DIR/{local,shared,three}-children.txt
+# (--children, first 60) are written beside the data.
 #
 # Usage: bench/enum-shared-counters.sh [--runs N] [--three] [--window SECS] [--perf DIR] [seconds per run, default 15]
 #   e.g. bench/enum-shared-counters.sh --runs 5 15
@@ -376,12 +377,15 @@ for r in $(seq 1 "$runs"); do
         rcpu0=$(cpu_ticks "$redis_pid")
         mid_sample "${api[shared2]}" "$out.batch" &
         sampler=$!
+        profile=0
+        if [ -n "$perf_dir" ] && [ "$r" = 1 ]; then profile=1; perf_start "${pid[shared2]}" three; fi
         dnsperf_run "$p_shared" 3 167 "$out.1" &
         d1=$!
         dnsperf_run "$p_shared2" 3 167 "$out.2" &
         d2=$!
         dnsperf_run "$p_shared3" 2 166 "$out.3"
         wait "$d1" "$d2" "$sampler" || true
+        if [ "$profile" = 1 ]; then perf_stop; fi
         answers=$(($(done_of "$out.1") + $(done_of "$out.2") + $(done_of "$out.3")))
         cpu_runs[$s]+="$(us_per $(($(cpu_ticks "${pid[shared]}" "${pid[shared2]}" "${pid[shared3]}") - cpu0)) "$answers") "
         redis_runs[$s]+="$(us_per $(($(cpu_ticks "$redis_pid") - rcpu0)) "$answers") "
@@ -440,9 +444,11 @@ echo
 echo "Spot checks (kdig, before measuring):"
 printf '%s' "$spot"
 if [ -n "$perf_dir" ]; then
-  for s in local shared; do perf_reports "$s"; done
+  profiled=(local shared)
+  if [ "$three" = 1 ]; then profiled+=(three); fi
+  for s in "${profiled[@]}"; do perf_reports "$s"; done
   echo
-  echo "Profiles of the first run of (a) and (b) (perf record -F 999 -g): $perf_dir/{local,shared}.perf.data, -top.txt, -children.txt"
+  echo "Profiles of the first run of (a), (b) and (c: engine shared2) (perf record -F 999 -g): $perf_dir/{$(IFS=,; echo "${profiled[*]}")}.perf.data, -top.txt, -children.txt"
 fi
 echo
 echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
