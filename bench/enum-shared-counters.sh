@@ -27,8 +27,9 @@
 #       by its own dnsperf with a third of the clients (-c 3/3/2, -q 167/167/166), the rates
 #       summed. OFF by default: on a 2-core machine three engines, three dnsperf and Redis take
 #       turns on the same two CPUs, and every engine decodes the other two's batches, so the sum
-#       says more about the machine than about sharing. The two extra engines are stopped
-#       (SIGSTOP) while (a) and (b) are measured, so they take no CPU from them.
+#       says more about the machine than about sharing. The two extra engines run in any case
+#       (spot check 2 below needs them) and are stopped (SIGSTOP) while (a) and (b) are
+#       measured, so they take no CPU from them.
 # With --runs N the servers are measured N times, interleaved ((a), (b)[, (c)], then again); the
 # table gives each server's median queries/s, its min - max, the ratio of medians to (a), and
 # the CPU time (user + system, from /proc/PID/stat) the engine(s) and redis-server used during a
