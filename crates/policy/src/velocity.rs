@@ -667,6 +667,31 @@ mod tests {
     }
 
     #[test]
+    fn a_full_table_updates_the_counters_it_holds_and_evicts_the_oldest_for_new_ones() {
+        // One shard's worth of room: 16 counters per shard.
+        let t = VelocityTable::new(SHARDS * 16, false).with_sharing();
+        let numbers: Vec<E164> = (0..5_000u64).map(|i| E164::from_u64(13_125_550_000 + i).unwrap()).collect();
+        for (i, s) in numbers.iter().enumerate() {
+            t.count("robo", *s, i as i64, V);
+        }
+        assert!(t.len() <= SHARDS * 16, "{}", t.len());
+        let full = t.len();
+        // The newest caller is held; counting it again (here or merged from another engine)
+        // keeps every counter: nothing is evicted for a counter already held.
+        let last = *numbers.last().unwrap();
+        assert_eq!(t.count("robo", last, 5_000, V), 2);
+        t.merge_counted(&[CountedCall { rule: Arc::from("robo"), source: last, at_us: 5_001, velocity: V }]);
+        assert_eq!(t.len(), full);
+        assert_eq!(t.window_count("robo", last, 5_001, V), 3);
+        // A new caller takes the place of the shard's oldest counter: the size stays bounded.
+        let new = E164::from_u64(13_125_560_000).unwrap();
+        t.merge_counted(&[CountedCall { rule: Arc::from("robo"), source: new, at_us: 5_002, velocity: V }]);
+        assert_eq!(t.window_count("robo", new, 5_002, V), 1);
+        assert!(t.len() <= SHARDS * 16, "{}", t.len());
+        assert_eq!(t.count("robo", last, 5_003, V), 4, "the newest caller's counter survived");
+    }
+
+    #[test]
     fn memory_is_bounded() {
         let t = VelocityTable::new(SHARDS * 16, false);
         for i in 0..10_000u64 {
