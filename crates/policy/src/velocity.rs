@@ -683,7 +683,8 @@ mod tests {
         t.merge_counted(&[CountedCall { rule: Arc::from("robo"), source: last, at_us: 5_001, velocity: V }]);
         assert_eq!(t.len(), full);
         assert_eq!(t.window_count("robo", last, 5_001, V), 3);
-        // A new caller takes the place of the shard's oldest counter: the size stays bounded.
+        // A new caller takes the place of an old counter (the oldest of a sample of 16, here the
+        // whole shard): the size stays bounded.
         let new = E164::from_u64(13_125_560_000).unwrap();
         t.merge_counted(&[CountedCall { rule: Arc::from("robo"), source: new, at_us: 5_002, velocity: V }]);
         assert_eq!(t.window_count("robo", new, 5_002, V), 1);
