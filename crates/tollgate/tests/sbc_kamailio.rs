@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::sip::{Callee, Kamailio, call, require_root_and_peers};
+use common::sip::{Callee, Kamailio, call, require_root_and_peers, sbc_engine_answers};
 use common::{Engine, EngineOptions, free_port, temp_file, text};
 
 const POLICY: &str = r#"
@@ -67,9 +67,7 @@ fn engine(node: &str, enum_ip: &str, net: &str) -> Engine {
         role: "engine",
         enum_listen: vec![format!("{enum_ip}:53").parse().unwrap()],
         api_listen: format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap(),
-        extra_config: format!(
-            "[enum.answers]\nallow = {{ kind = \"no-record\" }}\nterminate = {{ kind = \"naptr\", uri = \"{{intercept}}\" }}\nreject = {{ kind = \"naptr\", uri = \"sip:{{cause}}@reject.tollgate.invalid\" }}\nredirect = {{ kind = \"naptr\", uri = \"sip:{{target}}@{net}.22:5080\" }}\nredirect_uri = {{ kind = \"naptr\", uri = \"{{target}}\" }}\n[enum.intercepts]\ndefault = \"sip:intercept@{net}.21:5080\"\n[[enum.devices]]\nname = \"kamailio-sbc\"\naddresses = [\"127.0.0.0/8\"]\n"
-        ),
+        extra_config: sbc_engine_answers(net),
         ..Default::default()
     })
 }

@@ -54,9 +54,7 @@ fn sbc_engine(node: &str, enum_ip: &str, net: &str, shared: &str) -> Engine {
         role: "engine",
         enum_listen: vec![format!("{enum_ip}:53").parse().unwrap()],
         api_listen: format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap(),
-        extra_config: format!(
-            "[enum.answers]\nallow = {{ kind = \"no-record\" }}\nterminate = {{ kind = \"naptr\", uri = \"{{intercept}}\" }}\nreject = {{ kind = \"naptr\", uri = \"sip:{{cause}}@reject.tollgate.invalid\" }}\nredirect = {{ kind = \"naptr\", uri = \"sip:{{target}}@{net}.22:5080\" }}\nredirect_uri = {{ kind = \"naptr\", uri = \"{{target}}\" }}\n[enum.intercepts]\ndefault = \"sip:intercept@{net}.21:5080\"\n[[enum.devices]]\nname = \"kamailio-sbc\"\naddresses = [\"127.0.0.0/8\"]\n{shared}"
-        ),
+        extra_config: format!("{}{shared}", common::sip::sbc_engine_answers(net)),
         ..Default::default()
     })
 }
@@ -332,15 +330,6 @@ struct DnsperfRun {
     report: String,
 }
 
-fn dnsperf_field(report: &str, name: &str) -> u64 {
-    report
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(name))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no {name:?} in dnsperf's report:\n{report}"))
-}
-
 /// The ENUM name of a call `destination` (digits) from `source` (digits; none if empty).
 fn enum_name(destination: &str, source: &str) -> String {
     let reversed: String = destination.chars().rev().flat_map(|c| [c, '.']).collect();
@@ -402,9 +391,9 @@ fn redis_killed_mid_stream_answers_keep_flowing_and_counts_merge_back() {
                 let report = String::from_utf8_lossy(&out.stdout).into_owned();
                 assert!(out.status.success(), "dnsperf: {report}{}", String::from_utf8_lossy(&out.stderr));
                 runs.lock().unwrap().push(DnsperfRun {
-                    sent: dnsperf_field(&report, "Queries sent:"),
-                    completed: dnsperf_field(&report, "Queries completed:"),
-                    lost: dnsperf_field(&report, "Queries lost:"),
+                    sent: common::dnsperf_field(&report, "Queries sent:"),
+                    completed: common::dnsperf_field(&report, "Queries completed:"),
+                    lost: common::dnsperf_field(&report, "Queries lost:"),
                     during_outage: down_before || outage.load(Ordering::SeqCst),
                     report,
                 });

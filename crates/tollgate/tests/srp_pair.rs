@@ -134,15 +134,6 @@ fn dnsperf(service: SocketAddr, secs: u32, qps: u32) -> std::thread::JoinHandle<
     })
 }
 
-fn field(report: &str, name: &str) -> u64 {
-    report
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(name))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no {name:?} in dnsperf's report:\n{report}"))
-}
-
 #[test]
 fn kill_9_of_the_active_under_load_the_standby_serves_and_keeps_the_velocity_counters() {
     let net = PairNet::new("127.0.61");
@@ -199,8 +190,8 @@ fn kill_9_of_the_active_under_load_the_standby_serves_and_keeps_the_velocity_cou
     let gap = back.1.duration_since(killed);
     eprintln!("service answered again {gap:?} after kill -9 (dead interval 300 ms)");
     assert!(gap < Duration::from_secs(3), "the standby took over: {gap:?}");
-    let sent = field(&report, "Queries sent:");
-    let lost = field(&report, "Queries lost:");
+    let sent = common::dnsperf_field(&report, "Queries sent:");
+    let lost = common::dnsperf_field(&report, "Queries lost:");
     eprintln!("dnsperf: {sent} sent, {lost} lost during the switchover");
     assert!(sent > 10_000, "{report}");
 

@@ -541,3 +541,13 @@ pub fn wait_until(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A number from dnsperf's report: the first word after `name` (e.g. `"Queries lost:"`).
+pub fn dnsperf_field(report: &str, name: &str) -> u64 {
+    report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {name:?} in dnsperf's report:\n{report}"))
+}

@@ -638,3 +638,12 @@ impl Drop for HeldCall {
         }
     }
 }
+
+/// The `[enum]` additions of an engine behind the test SBC (the net's callees: `{net}.21` the
+/// intercept, `{net}.22:5080` the redirect target; a cause is a reject Kamailio sends back), and
+/// the SBC's addresses as device `kamailio-sbc`.
+pub fn sbc_engine_answers(net: &str) -> String {
+    format!(
+        "[enum.answers]\nallow = {{ kind = \"no-record\" }}\nterminate = {{ kind = \"naptr\", uri = \"{{intercept}}\" }}\nreject = {{ kind = \"naptr\", uri = \"sip:{{cause}}@reject.tollgate.invalid\" }}\nredirect = {{ kind = \"naptr\", uri = \"sip:{{target}}@{net}.22:5080\" }}\nredirect_uri = {{ kind = \"naptr\", uri = \"{{target}}\" }}\n[enum.intercepts]\ndefault = \"sip:intercept@{net}.21:5080\"\n[[enum.devices]]\nname = \"kamailio-sbc\"\naddresses = [\"127.0.0.0/8\"]\n"
+    )
+}
