@@ -289,6 +289,12 @@ impl VelocityTable {
         self.remote_calls.lock().unwrap_or_else(|e| e.into_inner()).expire(silent_since_us)
     }
 
+    /// Calls in progress from probes elsewhere ignored at the bounds of [`RemoteCalls`]
+    /// (too many probes, or entries).
+    pub fn remote_calls_ignored(&self) -> u64 {
+        self.remote_calls.lock().unwrap_or_else(|e| e.into_inner()).ignored()
+    }
+
     /// Forgets every probe elsewhere (sharing was turned off, or the view is rebuilt).
     pub fn clear_remote_calls(&self) {
         *self.remote_calls.lock().unwrap_or_else(|e| e.into_inner()) = RemoteCalls::default();

@@ -282,7 +282,7 @@ pub fn register_tls(registry: &mut Registry, material: tollgate_tls::TlsMaterial
 
 /// The exchange of shared counters through Redis.
 #[derive(Debug)]
-struct SharedCountersCollector(Arc<tollgate_shared_counters::SyncStatus>);
+struct SharedCountersCollector(Arc<tollgate_shared_counters::SyncStatus>, Arc<tollgate_policy::VelocityTable>);
 
 impl Collector for SharedCountersCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
@@ -338,13 +338,23 @@ impl Collector for SharedCountersCollector {
             "tollgate_shared_counters_refused_batches",
             "Entries read from Redis that were not batches (named in the log)",
             s.refused(),
+        )?;
+        counter(
+            &mut e,
+            "tollgate_shared_counters_calls_in_progress_ignored",
+            "Calls in progress published by probes elsewhere and ignored: more than 4,096 probes or 2,000,000 entries",
+            self.1.remote_calls_ignored(),
         )
     }
 }
 
-/// Registers the scrape-time metrics of the shared counters' exchange.
-pub fn register_shared_counters(registry: &mut Registry, status: Arc<tollgate_shared_counters::SyncStatus>) {
-    registry.register_collector(Box::new(SharedCountersCollector(status)));
+/// Registers the scrape-time metrics of the shared counters' exchange (of `table`).
+pub fn register_shared_counters(
+    registry: &mut Registry,
+    status: Arc<tollgate_shared_counters::SyncStatus>,
+    table: Arc<tollgate_policy::VelocityTable>,
+) {
+    registry.register_collector(Box::new(SharedCountersCollector(status, table)));
 }
 
 /// Registers the spool's scrape-time metrics.

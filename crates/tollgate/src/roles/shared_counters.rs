@@ -49,9 +49,9 @@ pub fn start(
         publish_in_progress,
         read,
     };
-    let shared = SharedCounters::start(settings, table, alarms.clone())
+    let shared = SharedCounters::start(settings, table.clone(), alarms.clone())
         .with_context(|| format!("shared_counters: {}", c.shown_target()))?;
-    crate::roles::metrics::register_shared_counters(registry, shared.status().clone());
+    crate::roles::metrics::register_shared_counters(registry, shared.status().clone(), table);
     tracing::info!(redis = %c.shown_target(), namespace = %c.namespace, "sharing velocity counters and calls in progress");
     Ok(Some(shared))
 }
