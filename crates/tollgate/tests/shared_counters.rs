@@ -406,6 +406,12 @@ fn redis_killed_mid_stream_answers_keep_flowing_and_counts_merge_back() {
     outage.store(true, Ordering::SeqCst);
     redis.kill9();
     wait_until(30, "SHARED_COUNTERS_UNREACHABLE on engine A", || alarm_active(&a, unreachable));
+    // The Dashboard says so too, in words.
+    let dashboard = |e: &Engine| {
+        e.http().get(format!("{}/?part=live", e.api)).bearer_auth(e.cli_token()).send().unwrap().text().unwrap()
+    };
+    let page = dashboard(&a);
+    assert!(page.contains("Shared counters") && page.contains("unreachable: redis://"), "{page}");
     let from = "+13125550404";
     const DOWN_CALLS: u64 = 7;
     for n in 0..DOWN_CALLS {
@@ -431,6 +437,7 @@ fn redis_killed_mid_stream_answers_keep_flowing_and_counts_merge_back() {
     // Redis back on the same port (empty): the alarm clears, engine A's calls reach engine B.
     redis.restart();
     wait_until(30, "SHARED_COUNTERS_UNREACHABLE cleared on engine A", || !alarm_active(&a, unreachable));
+    wait_until(30, "the Dashboard shows engine A in step", || dashboard(&a).contains("in step through redis://"));
     outage.store(false, Ordering::SeqCst);
     wait_for_count(&[&a, &b], from, VELOCITY_RULE, DOWN_CALLS, 30);
     let seen = runs.lock().unwrap().len();

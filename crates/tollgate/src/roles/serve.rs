@@ -322,7 +322,11 @@ fn maintain_store(store: Arc<dyn Store>, config: &Config) {
     });
 }
 
-fn status_fn(spool: Option<Spool>, shipper: Option<Arc<ShipperStats>>) -> Option<StatusFn> {
+fn status_fn(
+    spool: Option<Spool>,
+    shipper: Option<Arc<ShipperStats>>,
+    velocity: Option<Arc<VelocityTable>>,
+) -> Option<StatusFn> {
     let spool = spool?;
     Some(Arc::new(move || {
         let u = spool.usage();
@@ -363,8 +367,26 @@ fn status_fn(spool: Option<Spool>, shipper: Option<Arc<ShipperStats>>) -> Option
                 },
             ));
         }
+        if let Some(line) =
+            velocity.as_ref().and_then(|t| shared_counters_line(&t.shared_view(chrono::Utc::now().timestamp_micros())))
+        {
+            v.push(("Shared counters".to_string(), line));
+        }
         v
     }))
+}
+
+/// The Dashboard's line about counters shared through Redis (none when they are not).
+fn shared_counters_line(view: &tollgate_policy::velocity::SharedView) -> Option<String> {
+    use tollgate_policy::velocity::SharedState;
+    let age = view.age_ms.map_or("no exchange yet".to_string(), |ms| format!("last exchange {ms} ms ago"));
+    match view.state {
+        SharedState::Off => None,
+        SharedState::InStep => Some(format!("in step through {}, {age}", view.url)),
+        SharedState::Unreachable => {
+            Some(format!("unreachable: {} ({age}); counting this server's calls only (alarm 72016)", view.url))
+        }
+    }
 }
 
 /// Fails, naming the address, when one of the fixed addresses this process will listen on is
@@ -582,7 +604,11 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
             config.collector.quarantine_max_mb << 20,
         )),
         ingest,
-        status: status_fn(spool.clone(), shipper.as_ref().map(|s| s.stats().clone())),
+        status: status_fn(
+            spool.clone(),
+            shipper.as_ref().map(|s| s.stats().clone()),
+            engine.as_ref().map(|e| e.responder.velocity().clone()),
+        ),
         srp: engine.as_ref().and_then(|e| e.srp.as_ref()).map(|(h, _)| h.clone()),
         release: {
             let r = crate::release::current();
