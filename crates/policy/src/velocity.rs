@@ -124,6 +124,14 @@ struct Slot {
     times: SmallVec<[i64; 8]>,
 }
 
+impl Slot {
+    /// Keeps the newest `keep` call times (`times` is sorted, oldest first).
+    fn keep_newest(&mut self, keep: usize) {
+        let excess = self.times.len().saturating_sub(keep);
+        self.times.drain(..excess);
+    }
+}
+
 type Key = (Arc<str>, u64);
 
 /// A call this engine counted, to be told to the other engines sharing its counters.
@@ -237,11 +245,6 @@ impl VelocityTable {
         self.sync.get().map_or_else(SharedView::off, |r| r.view(now_us))
     }
 
-    /// True when counted calls are kept for the other engines.
-    pub fn is_sharing(&self) -> bool {
-        self.sharing
-    }
-
     /// The calls counted here since the last drain, for the other engines.
     pub fn drain_counted(&self) -> Vec<CountedCall> {
         let mut out = Vec::new();
@@ -271,9 +274,7 @@ impl VelocityTable {
             if let Err(at) = slot.times.binary_search(&c.at_us) {
                 slot.times.insert(at, c.at_us);
             }
-            while slot.times.len() > keep {
-                slot.times.remove(0);
-            }
+            slot.keep_newest(keep);
         }
     }
 
@@ -293,16 +294,6 @@ impl VelocityTable {
     /// (too many probes, or entries).
     pub fn remote_calls_ignored(&self) -> u64 {
         self.remote_calls.lock().unwrap_or_else(|e| e.into_inner()).ignored()
-    }
-
-    /// Forgets every probe elsewhere (sharing was turned off, or the view is rebuilt).
-    pub fn clear_remote_calls(&self) {
-        *self.remote_calls.lock().unwrap_or_else(|e| e.into_inner()) = RemoteCalls::default();
-    }
-
-    /// Calls in progress per caller as probes elsewhere published them (summed over probes).
-    pub fn remote_calls_snapshot(&self) -> Vec<(E164, u32)> {
-        self.remote_calls.lock().unwrap_or_else(|e| e.into_inner()).totals()
     }
 
     /// Callers whose calls in progress, as seen here, changed since the last drain, with their
@@ -534,9 +525,7 @@ impl VelocityCounters for VelocityTable {
         slot.times.retain(|t| *t > at_us - window_us);
         slot.times.push(at_us);
         slot.times.sort_unstable();
-        while slot.times.len() > keep {
-            slot.times.remove(0);
-        }
+        slot.keep_newest(keep);
         let n = count_in(&slot.times, at_us, window_us) as u32;
         if self.track_changes {
             s.dirty.insert(key);
@@ -550,10 +539,7 @@ impl VelocityCounters for VelocityTable {
     }
 
     fn peek(&self, rule: &str, source: E164, at_us: i64, v: Velocity) -> u32 {
-        let s = self.shard(rule, source.as_u64());
-        let key: Key = (Arc::from(rule), source.as_u64());
-        let before = s.slots.get(&key).map_or(0, |slot| count_in(&slot.times, at_us, v.window_us()));
-        (before as u32 + 1).min(v.calls.min(MAX_VELOCITY_CALLS) + 1)
+        (self.window_count(rule, source, at_us, v) + 1).min(v.calls.min(MAX_VELOCITY_CALLS) + 1)
     }
 }
 

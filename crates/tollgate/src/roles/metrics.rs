@@ -330,8 +330,8 @@ impl Collector for SharedCountersCollector {
         counter(
             &mut e,
             "tollgate_shared_counters_dropped_events",
-            "Counted calls dropped unsent (more than shared_counters.max_pending waiting, or older than their window)",
-            s.dropped(),
+            "Counted calls dropped unsent (more than shared_counters.max_pending waiting, older than their window, or not drained from the table in time)",
+            s.dropped() + self.1.counted_dropped(),
         )?;
         counter(
             &mut e,
