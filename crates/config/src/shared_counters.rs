@@ -97,8 +97,8 @@ impl SharedCountersConfig {
                 }
                 Ok(u) if u.scheme() == "redis" && !allow_plaintext && !self.sentinels.is_empty() => {
                     for s in &self.sentinels {
-                        let host = s.rsplit_once(':').map_or(s.as_str(), |(h, _)| h);
-                        if !is_loopback_host(host.trim_start_matches('[').trim_end_matches(']')) {
+                        let host = sentinel_address(s).map_or(s.clone(), |(h, _)| h);
+                        if !is_loopback_host(&host) {
                             out.push(Problem::new(
                                 "shared_counters.sentinels",
                                 format!(
@@ -123,7 +123,7 @@ impl SharedCountersConfig {
             }
         }
         for s in &self.sentinels {
-            if s.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
+            if sentinel_address(s).is_none() {
                 out.push(Problem::new("shared_counters.sentinels", format!("{s:?} is not host:port")));
             }
         }
@@ -168,6 +168,15 @@ fn is_loopback(u: &url::Url) -> bool {
     }
 }
 
+/// A sentinel's `host:port` (`[v6]:port` too) as host (without brackets) and port; none when
+/// it is not one.
+pub fn sentinel_address(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then_some(())?;
+    Some((host.to_string(), port.parse().ok()?))
+}
+
 /// True for `localhost` and loopback addresses.
 fn is_loopback_host(host: &str) -> bool {
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
@@ -201,6 +210,11 @@ mod tests {
         assert!(p.iter().any(|p| p.contains("crosses the network") && p.contains("rediss://")), "{p:?}");
         assert!(problems_of("[shared_counters]\nurl = \"rediss://10.0.0.5:6379\"\n").is_empty());
         assert!(problems_of("[shared_counters]\nurl = \"redis://localhost:6379\"\n").is_empty());
+        assert_eq!(sentinel_address("[::1]:26380"), Some(("::1".to_string(), 26380)));
+        assert_eq!(sentinel_address("10.0.0.1:26379"), Some(("10.0.0.1".to_string(), 26379)));
+        for bad in ["nohost", ":26379", "h:port", "h:70000"] {
+            assert_eq!(sentinel_address(bad), None, "{bad}");
+        }
         let sentinel = "[shared_counters]\nurl = \"redis://:pw@master/0\"\nsentinel_master = \"tg\"\n";
         assert!(problems_of(&format!("{sentinel}sentinels = [\"127.0.0.1:26379\", \"[::1]:26380\"]\n")).is_empty());
         let p = problems_of(&format!("{sentinel}sentinels = [\"10.0.0.1:26379\", \"nohost\"]\n"));

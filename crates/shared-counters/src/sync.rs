@@ -34,8 +34,8 @@ pub struct SyncSettings {
     /// `redis://` or `rediss://` URL (with `sentinels`: its scheme, password and database apply
     /// to the master, its host is not used).
     pub url: String,
-    /// Redis Sentinel addresses (`host:port`); empty: `url` is the Redis.
-    pub sentinels: Vec<String>,
+    /// Redis Sentinel addresses (host, port); empty: `url` is the Redis.
+    pub sentinels: Vec<(String, u16)>,
     /// The master's name at the sentinels.
     pub sentinel_master: String,
     /// The URL without its password (for the log, alarms and `lookup`).
@@ -155,23 +155,13 @@ impl Connector {
         use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
         let master = s.url.as_str().into_connection_info()?;
         let master = master.redis_settings();
-        let mut addrs = Vec::new();
-        for a in &s.sentinels {
-            let (host, port) = a.rsplit_once(':').unwrap_or((a.as_str(), ""));
-            let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-            let port: u16 = port.parse().map_err(|_| {
-                redis::RedisError::from((
-                    redis::ErrorKind::InvalidClientConfig,
-                    "a sentinel is not host:port",
-                    a.clone(),
-                ))
-            })?;
-            addrs.push(if tls {
+        let addrs = s.sentinels.iter().cloned().map(|(host, port)| {
+            if tls {
                 redis::ConnectionAddr::TcpTls { host, port, insecure: false, tls_params: None }
             } else {
                 redis::ConnectionAddr::Tcp(host, port)
-            });
-        }
+            }
+        });
         let mut b = SentinelClientBuilder::new(addrs, &s.sentinel_master, SentinelServerType::Master)?
             .set_client_to_redis_db(master.db());
         if let Some(user) = master.username() {
@@ -318,13 +308,14 @@ impl Exchange {
     fn batches(&mut self) -> (Vec<Batch>, usize) {
         let sent_us = now_us();
         let mut out = Vec::new();
-        let calls: Vec<CountedCall> =
-            self.pending.iter().take(MAX_ENTRY_CALLS * MAX_ENTRIES_PER_ROUND).cloned().collect();
+        let pending = self.pending.make_contiguous();
+        let calls = &pending[..pending.len().min(MAX_ENTRY_CALLS * MAX_ENTRIES_PER_ROUND)];
         for chunk in calls.chunks(MAX_ENTRY_CALLS) {
             let mut b = Batch { origin: self.origin.clone(), sent_us, ..Default::default() };
             b.add_counted(chunk);
             out.push(b);
         }
+        let sent = calls.len();
         if self.settings.publish_in_progress {
             let heartbeat_due = self.last_calls_sent.elapsed() >= self.settings.probe_ttl / 2;
             if self.full_calls_due || heartbeat_due {
@@ -339,7 +330,7 @@ impl Exchange {
                 push_calls(&mut out, &self.origin, sent_us, changed, false);
             }
         }
-        (out, calls.len())
+        (out, sent)
     }
 
     /// One round trip. Returns true when more is waiting: entries to read, or calls to send.

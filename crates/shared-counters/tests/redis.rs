@@ -235,7 +235,7 @@ async fn engines_follow_a_sentinel_failover() {
     let sentinel = Redis::start_with(vec![conf.display().to_string(), "--sentinel".into()]);
     let with_sentinel = |node: &str| SyncSettings {
         url: "redis://sentinel-named-master/0".into(),
-        sentinels: vec![format!("127.0.0.1:{}", sentinel.port)],
+        sentinels: vec![("127.0.0.1".to_string(), sentinel.port)],
         sentinel_master: "tg".into(),
         ..settings(0, node, true, false)
     };

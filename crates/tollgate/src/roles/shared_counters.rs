@@ -35,7 +35,8 @@ pub fn start(
     }
     let settings = SyncSettings {
         url: c.url.clone(),
-        sentinels: c.sentinels.clone(),
+        // Checked when the configuration was loaded: every entry reads.
+        sentinels: c.sentinels.iter().filter_map(|a| tollgate_config::shared_counters::sentinel_address(a)).collect(),
         sentinel_master: c.sentinel_master.clone(),
         shown_url: c.shown_target(),
         tls: redis_tls(config)?,
