@@ -4,7 +4,6 @@
 //! counted meanwhile reach the other engine when it is back.
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,61 +15,14 @@ use tollgate_shared_counters::{RedisTls, SharedCounters, SharedState, SyncSettin
 
 const V: Velocity = Velocity { calls: 10, window_secs: 600 };
 
-struct Redis {
-    port: u16,
-    args: Vec<String>,
-    child: Option<Child>,
-}
+// The tollgate suites' Redis harness, one way of running Redis for both.
+#[path = "../../tollgate/tests/common/redis.rs"]
+#[allow(dead_code)] // this suite uses part of it
+mod redis_server;
+use redis_server::Redis;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-impl Redis {
-    fn start() -> Redis {
-        Redis::start_with(Vec::new())
-    }
-
-    /// A redis-server with `args` after its port and persistence options (`--replicaof`,
-    /// or a sentinel configuration file and `--sentinel`).
-    fn start_with(args: Vec<String>) -> Redis {
-        let mut r = Redis { port: free_port(), args, child: None };
-        r.restart();
-        r
-    }
-
-    fn restart(&mut self) {
-        let mut args: Vec<String> = self.args.clone();
-        let sentinel = args.iter().any(|a| a == "--sentinel");
-        args.extend(["--port".into(), self.port.to_string(), "--bind".into(), "127.0.0.1".into()]);
-        if !sentinel {
-            args.extend(["--save".into(), String::new(), "--appendonly".into(), "no".into()]);
-        }
-        let child = Command::new("redis-server")
-            .args(&args)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (apt install redis-server; scripts/install-test-deps.sh)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen on {}", self.port);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill(); // SIGKILL
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill9();
-    }
 }
 
 fn settings(port: u16, node: &str, read: bool, publish_in_progress: bool) -> SyncSettings {

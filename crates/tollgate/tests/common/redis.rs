@@ -1,6 +1,10 @@
 //! A private Redis for one test: Debian's `redis-server` on `127.0.0.1:<free port>`, nothing
 //! saved to disk (`--save "" --appendonly no`), killed with SIGKILL and started again on the
 //! same port to test what the engines do when their shared store goes away and comes back.
+//! Also a replica, a sentinel, or a TLS server ([`Redis::start_with`]).
+//!
+//! Self-contained (std and tempfile only): `crates/shared-counters/tests/redis.rs` includes this
+//! same file, so both suites run Redis one way.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -11,6 +15,8 @@ use std::time::{Duration, Instant};
 /// A `redis-server` process the test owns; dropping it kills it.
 pub struct Redis {
     child: Option<Child>,
+    /// Given before the port and the other options (a sentinel's configuration file first).
+    args: Vec<String>,
     dir: tempfile::TempDir,
     /// Its TCP port on 127.0.0.1.
     pub port: u16,
@@ -19,12 +25,20 @@ pub struct Redis {
 impl Redis {
     /// Starts a Redis on a free port of 127.0.0.1 and waits until it answers PING.
     pub fn start() -> Redis {
+        Redis::start_with(Vec::new())
+    }
+
+    /// A Redis started with `args` before its own options: `--replicaof HOST PORT`, TLS
+    /// options, or a sentinel's configuration file and `--sentinel` (a sentinel keeps its state
+    /// in that file, so it gets no persistence options).
+    pub fn start_with(args: Vec<String>) -> Redis {
         let found = Command::new("sh").arg("-c").arg("command -v redis-server").output();
         assert!(
             found.map(|o| o.status.success()).unwrap_or(false),
             "redis-server is missing: install the Debian package redis-server (scripts/install-test-deps.sh)"
         );
-        let mut r = Redis { child: None, dir: tempfile::tempdir().unwrap(), port: super::free_port("127.0.0.1") };
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut r = Redis { child: None, args, dir: tempfile::tempdir().unwrap(), port };
         r.launch();
         r
     }
@@ -45,9 +59,13 @@ impl Redis {
 
     fn launch(&mut self) {
         assert!(self.child.is_none(), "redis-server already runs");
+        let sentinel = self.args.iter().any(|a| a == "--sentinel");
+        let persistence: &[&str] = if sentinel { &[] } else { &["--save", "", "--appendonly", "no"] };
         let child = Command::new("redis-server")
+            .args(&self.args)
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes"])
+            .args(persistence)
+            .args(["--daemonize", "no", "--protected-mode", "yes"])
             .arg("--dir")
             .arg(self.dir.path())
             .arg("--logfile")
