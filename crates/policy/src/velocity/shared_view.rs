@@ -45,10 +45,41 @@ impl SharedView {
     pub fn off() -> SharedView {
         SharedView { state: SharedState::Off, age_ms: None, url: String::new() }
     }
+
+    /// One line for people (`lookup`, the Dashboard); none when counters are not shared.
+    pub fn describe(&self) -> Option<String> {
+        let age = self.age_ms.map_or("no exchange yet".to_string(), |ms| format!("last exchange {ms} ms ago"));
+        match self.state {
+            SharedState::Off => None,
+            SharedState::InStep => Some(format!("in step through {}, {age}", self.url)),
+            SharedState::Unreachable => {
+                Some(format!("unreachable: {} ({age}); counting this server's calls only (alarm 72016)", self.url))
+            }
+        }
+    }
 }
 
 /// Reports how the sharing of a table's counters is going (the sync task's status).
 pub trait SyncReport: Send + Sync + fmt::Debug {
     /// The view at `now_us` (µs since the epoch).
     fn view(&self, now_us: i64) -> SharedView;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_for_each_state() {
+        assert_eq!(SharedView::off().describe(), None);
+        let v = |state, age_ms| SharedView { state, age_ms, url: "redis://r:6379/0".into() };
+        assert_eq!(
+            v(SharedState::InStep, Some(12)).describe().as_deref(),
+            Some("in step through redis://r:6379/0, last exchange 12 ms ago")
+        );
+        assert_eq!(
+            v(SharedState::Unreachable, None).describe().as_deref(),
+            Some("unreachable: redis://r:6379/0 (no exchange yet); counting this server's calls only (alarm 72016)")
+        );
+    }
 }

@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use tollgate_api::ErrorCode;
 use tollgate_api::web::{self, Lookup, LookupParams};
 use tollgate_enum::Responder;
-use tollgate_policy::velocity::SharedState;
 use tollgate_policy::{CompileOptions, InstalledPolicy, PolicySource, compile};
 
 use crate::cli::LookupArgs;
@@ -63,10 +62,8 @@ fn print(l: &Lookup) -> std::io::Result<()> {
         };
         outln!("counter   {what}")?;
     }
-    match (l.shared.state, l.shared.age_ms) {
-        (SharedState::Off, _) => {}
-        (state, Some(age)) => outln!("shared    {state} through {}, last exchange {age} ms ago", l.shared.url)?,
-        (state, None) => outln!("shared    {state} through {}, no exchange yet", l.shared.url)?,
+    if let Some(shared) = l.shared.describe() {
+        outln!("shared    {shared}")?;
     }
     if !l.verdicts.is_empty() {
         outln!("rules checked in order:")?;

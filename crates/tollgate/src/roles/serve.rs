@@ -368,25 +368,12 @@ fn status_fn(
             ));
         }
         if let Some(line) =
-            velocity.as_ref().and_then(|t| shared_counters_line(&t.shared_view(chrono::Utc::now().timestamp_micros())))
+            velocity.as_ref().and_then(|t| t.shared_view(chrono::Utc::now().timestamp_micros()).describe())
         {
             v.push(("Shared counters".to_string(), line));
         }
         v
     }))
-}
-
-/// The Dashboard's line about counters shared through Redis (none when they are not).
-fn shared_counters_line(view: &tollgate_policy::velocity::SharedView) -> Option<String> {
-    use tollgate_policy::velocity::SharedState;
-    let age = view.age_ms.map_or("no exchange yet".to_string(), |ms| format!("last exchange {ms} ms ago"));
-    match view.state {
-        SharedState::Off => None,
-        SharedState::InStep => Some(format!("in step through {}, {age}", view.url)),
-        SharedState::Unreachable => {
-            Some(format!("unreachable: {} ({age}); counting this server's calls only (alarm 72016)", view.url))
-        }
-    }
 }
 
 /// Fails, naming the address, when one of the fixed addresses this process will listen on is
