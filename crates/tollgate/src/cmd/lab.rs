@@ -354,7 +354,10 @@ fn up(dir: &Path, net: u8, enum_port: u16) -> anyhow::Result<ExitCode> {
     println!("  Upgrade Manager: {active}/upgrade?token={token}");
     println!("  CLI:             tollgate upgrade status --api {active} --token {token}");
     println!("  ENUM service:    {} and {} (port {enum_port})", ip(net, 10), ip(net, 20));
-    println!("  HEP to probes:   {}:{HEP_PORT} (HEP3 over UDP, the probe pair's service address)", ip(net, PROBE_SERVICE));
+    println!(
+        "  HEP to probes:   {}:{HEP_PORT} (HEP3 over UDP, the probe pair's service address)",
+        ip(net, PROBE_SERVICE)
+    );
     println!("  stop it:         tollgate lab down --dir {}", dir.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -482,8 +485,7 @@ fn srp_config(s: &LabServer, net: u8, agent_token: &str) -> Option<SrpConfig> {
         _ => ChassisMode::Backup,
     };
     let me = ip(net, s.host);
-    let mut srp =
-        SrpConfig::new(s.hostname, sock(&me, 7501), sock(&ip(net, peer), 7501), agent_token, mode, priority);
+    let mut srp = SrpConfig::new(s.hostname, sock(&me, 7501), sock(&ip(net, peer), 7501), agent_token, mode, priority);
     srp.hello_interval_ms = 100;
     srp.dead_interval_ms = 300;
     Some(srp)

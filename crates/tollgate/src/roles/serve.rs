@@ -520,7 +520,10 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     let scheme = server.scheme();
     let api_addr = server.local_addr()?;
     let mut watched = vec![("api".to_string(), api_stats)];
-    if probe.as_ref().is_some_and(|p| p.live.as_ref().map_or(!config.probe.hep_tcp.is_empty(), |l| !l.hep_tcp_addrs.is_empty())) {
+    if probe
+        .as_ref()
+        .is_some_and(|p| p.live.as_ref().map_or(!config.probe.hep_tcp.is_empty(), |l| !l.hep_tcp_addrs.is_empty()))
+    {
         watched.push(("hep_tcp".to_string(), connections.listener("hep_tcp")));
     }
     crate::roles::connection_alarm::watch(alarms.clone(), config.node.name.clone(), watched);
