@@ -379,9 +379,13 @@ pub struct Config {
     pub shipper: ShipperConfig,
     /// `[collector]`.
     pub collector: CollectorConfig,
-    /// `[srp]`: this engine is one chassis of an SRP pair (absent: a standalone engine).
+    /// `[srp]`: this engine is one chassis of an SRP pair (absent: a standalone engine). For
+    /// `tollgate probe`, this probe is one chassis of a probe pair: `probe.hep_udp`,
+    /// `probe.hep_tcp` and `probe.mirror` are the pair's service addresses, bound only by the
+    /// Active (in `tollgate serve`, `[srp]` is the engine's).
     pub srp: Option<tollgate_srp::SrpConfig>,
-    /// `[service_address]`: how an SRP pair moves the ENUM service address.
+    /// `[service_address]`: how an SRP pair moves its service address (an engine pair's ENUM
+    /// address, a probe pair's HEP and mirror addresses).
     pub service_address: service_address::ServiceAddressConfig,
     /// `[agent]`: `tollgate agent` on this server.
     pub agent: Option<agent::AgentConfig>,

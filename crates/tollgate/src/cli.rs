@@ -631,7 +631,9 @@ pub struct HealthArgs {
 /// `tollgate lab ...`.
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
-    /// Build the two releases and start the topology; prints the manager's URL and token.
+    /// Build the two releases and start the topology; prints the manager's URL and token, the
+    /// engines' ENUM addresses and the probe pair's HEP address (127.0.<net>.30:9060, taken
+    /// by the Standby probe when the Active dies).
     Up {
         /// Lab directory (configurations, releases, state, logs).
         #[arg(long, default_value = "/tmp/tollgate-lab")]

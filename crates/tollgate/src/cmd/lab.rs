@@ -3,12 +3,15 @@
 //! * a manager pair (cluster `mgr`, Primary): mgr-a .1 and mgr-b .2;
 //! * two engine clusters of 2+1: `engine-east` (SRP pair .11/.12 serving ENUM on .10, spare
 //!   .13 at site2) and `engine-west` (.21/.22 serving on .20, spare .23);
-//! * a probe pair (`probe`, .31/.32) and a collector (`collector`, .41).
+//! * a probe pair (`probe`, SRP pair .31/.32 receiving HEP on the service address .30:9060)
+//!   and a collector (`collector`, .41).
 //!
 //! Every server runs `tollgate agent` (port 7000) which runs its role from an installed release;
 //! role APIs listen on port 8080. Two signed releases are built from this binary: 1.0.0 (reads
 //! policy schema 1 only) and 2.0.0; every server starts on 1.0.0. The engines redirect every
-//! call to 127.0.<net>.60:5080 (the lab policy), so an SBC sees whether ENUM answered.
+//! call to 127.0.<net>.60:5080 (the lab policy), so an SBC sees whether ENUM answered. An SBC
+//! or proxy of the lab sends its HEP3 to the probe pair's service address (`hep` in
+//! `lab.json`): only the Active probe binds it; when the Active dies, the Standby takes it.
 //! Everything the lab made is in its directory; `lab.json` there says where things are.
 
 use std::path::{Path, PathBuf};
@@ -107,7 +110,7 @@ const SERVERS: [LabServer; 11] = [
         host: 31,
         site: "site1",
         role: "Active",
-        srp: None,
+        srp: Some((32, "primary", 1, PROBE_SERVICE)),
     },
     LabServer {
         hostname: "probe-b",
@@ -116,7 +119,7 @@ const SERVERS: [LabServer; 11] = [
         host: 32,
         site: "site1",
         role: "Standby",
-        srp: None,
+        srp: Some((31, "backup", 2, PROBE_SERVICE)),
     },
     LabServer {
         hostname: "collector-a",
@@ -128,6 +131,12 @@ const SERVERS: [LabServer; 11] = [
         srp: None,
     },
 ];
+
+/// The last octet of the probe pair's service address (HEP/UDP on port [`HEP_PORT`]).
+const PROBE_SERVICE: u8 = 30;
+
+/// The port the probe pair receives HEP on.
+const HEP_PORT: u16 = 9060;
 
 /// The releases the lab builds: (version, newest policy schema it reads).
 const RELEASES: [(&str, Option<i64>); 2] = [("1.0.0", Some(1)), ("2.0.0", None)];
@@ -332,6 +341,7 @@ fn up(dir: &Path, net: u8, enum_port: u16) -> anyhow::Result<ExitCode> {
         "agent_token": agent_token,
         "managers": managers,
         "enum": [format!("{}:{enum_port}", ip(net, 10)), format!("{}:{enum_port}", ip(net, 20))],
+        "hep": format!("{}:{HEP_PORT}", ip(net, PROBE_SERVICE)),
         "policy_callee": format!("{}:5080", ip(net, 60)),
         "normal_callee": format!("{}:5080", ip(net, 61)),
         "servers": SERVERS.iter().map(|s| json!({
@@ -344,6 +354,10 @@ fn up(dir: &Path, net: u8, enum_port: u16) -> anyhow::Result<ExitCode> {
     println!("  Upgrade Manager: {active}/upgrade?token={token}");
     println!("  CLI:             tollgate upgrade status --api {active} --token {token}");
     println!("  ENUM service:    {} and {} (port {enum_port})", ip(net, 10), ip(net, 20));
+    println!(
+        "  HEP to probes:   {}:{HEP_PORT} (HEP3 over UDP, the probe pair's service address)",
+        ip(net, PROBE_SERVICE)
+    );
     println!("  stop it:         tollgate lab down --dir {}", dir.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -441,29 +455,16 @@ fn role_config(dir: &Path, s: &LabServer, net: u8, enum_port: u16, token: &str, 
             c.shipper.token = token.into();
             c.probe.hep_udp = Vec::new();
             c.probe.hep_tcp = Vec::new();
-            if let Some((peer, mode, priority, _)) = s.srp {
-                let mode = match mode {
-                    "primary" => ChassisMode::Primary,
-                    _ => ChassisMode::Backup,
-                };
-                let mut srp = SrpConfig::new(
-                    s.hostname,
-                    sock(&me, 7501),
-                    sock(&ip(net, peer), 7501),
-                    agent_token,
-                    mode,
-                    priority,
-                );
-                srp.hello_interval_ms = 100;
-                srp.dead_interval_ms = 300;
-                c.srp = Some(srp);
-            }
+            c.srp = srp_config(s, net, agent_token);
         }
+        // A probe pair: HEP on the pair's service address, received by the Active only.
         "probe" => {
-            c.probe.hep_udp = vec![sock(&me, 9060)];
+            let service = s.srp.map_or(s.host, |(_, _, _, service)| service);
+            c.probe.hep_udp = vec![sock(&ip(net, service), HEP_PORT)];
             c.probe.hep_tcp = Vec::new();
             c.shipper.collector = collector;
             c.shipper.token = token.into();
+            c.srp = srp_config(s, net, agent_token);
         }
         // The collector role runs no ENUM server; the section only has to be valid.
         "collector" => {
@@ -474,6 +475,20 @@ fn role_config(dir: &Path, s: &LabServer, net: u8, enum_port: u16, token: &str, 
         _ => c.manager = Some(manager_section(dir, s, net, agent_token)),
     }
     c
+}
+
+/// The `[srp]` section of a lab server of an SRP pair (fast hellos: the lab is one host).
+fn srp_config(s: &LabServer, net: u8, agent_token: &str) -> Option<SrpConfig> {
+    let (peer, mode, priority, _) = s.srp?;
+    let mode = match mode {
+        "primary" => ChassisMode::Primary,
+        _ => ChassisMode::Backup,
+    };
+    let me = ip(net, s.host);
+    let mut srp = SrpConfig::new(s.hostname, sock(&me, 7501), sock(&ip(net, peer), 7501), agent_token, mode, priority);
+    srp.hello_interval_ms = 100;
+    srp.dead_interval_ms = 300;
+    Some(srp)
 }
 
 fn manager_section(dir: &Path, s: &LabServer, net: u8, agent_token: &str) -> ManagerConfig {

@@ -9,6 +9,7 @@ pub mod manager;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
+pub mod probe_srp;
 pub mod record_alarms;
 pub mod reload;
 pub mod serve;

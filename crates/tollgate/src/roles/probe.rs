@@ -1,4 +1,5 @@
-//! The probe role: live sources feeding the probe, call records to the spool.
+//! The probe role: live sources feeding the probe, call records to the spool; with `[srp]`,
+//! one chassis of a probe pair ([`crate::roles::probe_srp`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,9 @@ use tollgate_records::spool::Spool;
 use tollgate_sip::dialog::TrackerConfig;
 
 use crate::config::Config;
+use crate::roles::probe_srp::{self, HepService};
+use crate::roles::service_address::ServiceAddress;
+use tollgate_srp::runtime::{LinkSecurity, SrpHandle};
 
 /// The probe settings of a configuration.
 pub fn settings(config: &Config) -> anyhow::Result<ProbeSettings> {
@@ -59,8 +63,12 @@ static NOT_SPOOLED_LOG: LogThrottle = LogThrottle::new(10_000);
 
 /// The running probe.
 pub struct ProbeRole {
-    /// Live sources.
-    pub live: LiveProbe,
+    /// Live sources (a standalone probe; with `[srp]` the SRP chassis runs them while Active).
+    pub live: Option<LiveProbe>,
+    /// The SRP chassis of a probe pair (with `[srp]`).
+    pub srp: Option<(SrpHandle, tokio::sync::watch::Receiver<tollgate_srp::State>)>,
+    /// The rolling summary of a probe pair's chassis (a standalone probe's runs with `live`).
+    summary: Option<tokio::task::JoinHandle<()>>,
     /// A probe without an engine in its process: its calls in progress published through
     /// Redis, with `[shared_counters]`.
     _shared: Option<tollgate_shared_counters::SharedCounters>,
@@ -72,7 +80,10 @@ impl ProbeRole {
     /// Starts the configured sources; calls go to `spool` as records (those it does not take
     /// are counted in `not_written`). HEP/TCP connections are counted in `connections`
     /// (listener `hep_tcp`). Without an engine in this process (`in_progress` none) and with
-    /// `[shared_counters]`, the calls in progress are published for engines elsewhere.
+    /// `[shared_counters]`, the calls in progress are published for engines elsewhere. With
+    /// `chassis` (the link's security), this probe is one chassis of the `[srp]` pair: its
+    /// mirror and HEP addresses are the pair's service addresses, bound only while Active
+    /// ([`crate::roles::probe_srp`]).
     #[allow(clippy::too_many_arguments)]
     pub async fn start(
         config: &Config,
@@ -83,6 +94,7 @@ impl ProbeRole {
         in_progress: Option<Arc<VelocityTable>>,
         not_written: RecordsNotWritten,
         alarms: &Arc<Alarms>,
+        chassis: Option<LinkSecurity>,
     ) -> anyhow::Result<ProbeRole> {
         let mut probe = Probe::new(settings(config)?);
         let mut shared_counters = None;
@@ -123,10 +135,41 @@ impl ProbeRole {
             idle_timeout: Duration::from_secs(p.hep_tcp_idle_timeout_secs),
             stats: connections.listener("hep_tcp"),
         };
-        let mut live = LiveProbe::start(shared.clone(), &p.mirror, &p.hep_udp, &p.hep_tcp, hep_tcp_limits).await?;
-        if let Some(every) = summary {
-            live.spawn(print_summary(probe, stats, every));
-        }
+        let (live, srp, summary) = match (&config.srp, chassis) {
+            (Some(srp), Some(security)) => {
+                if !p.interface.is_empty() {
+                    anyhow::bail!(
+                        "probe.interface with [srp]: a probe pair receives on its service addresses (probe.hep_udp, probe.hep_tcp, probe.mirror); capture an interface with a standalone probe"
+                    );
+                }
+                if let Some(a) = p.mirror.iter().chain(&p.hep_udp).chain(&p.hep_tcp).find(|a| a.port() == 0) {
+                    anyhow::bail!(
+                        "probe.hep_udp/hep_tcp/mirror {a}: with [srp] these are the probe pair's service addresses and need fixed ports"
+                    );
+                }
+                let ips = p.mirror.iter().chain(&p.hep_udp).chain(&p.hep_tcp).map(|a| a.ip());
+                let service = HepService::new(
+                    shared.clone(),
+                    p.mirror.clone(),
+                    p.hep_udp.clone(),
+                    p.hep_tcp.clone(),
+                    hep_tcp_limits,
+                    ServiceAddress::new(config.service_address.clone(), ips),
+                );
+                let started =
+                    probe_srp::start(srp.clone(), service, alarms.clone(), config.node.name.clone(), security).await?;
+                let summary = summary.map(|every| tokio::spawn(print_summary(probe, stats, every)));
+                (None, Some(started), summary)
+            }
+            _ => {
+                let mut live =
+                    LiveProbe::start(shared.clone(), &p.mirror, &p.hep_udp, &p.hep_tcp, hep_tcp_limits).await?;
+                if let Some(every) = summary {
+                    live.spawn(print_summary(probe, stats, every));
+                }
+                (Some(live), None, None)
+            }
+        };
         #[cfg(feature = "live-capture")]
         let capture = if p.interface.is_empty() {
             None
@@ -139,6 +182,8 @@ impl ProbeRole {
         }
         Ok(ProbeRole {
             live,
+            srp,
+            summary,
             _shared: shared_counters,
             #[cfg(feature = "live-capture")]
             capture,
@@ -152,7 +197,16 @@ impl ProbeRole {
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
-        self.live.shutdown().await;
+        if let Some(summary) = self.summary {
+            summary.abort();
+        }
+        if let Some((srp, _)) = self.srp {
+            // Stopping the chassis releases the service addresses (the mate takes them).
+            srp.stop().await;
+        }
+        if let Some(live) = self.live {
+            live.shutdown().await;
+        }
     }
 }
 

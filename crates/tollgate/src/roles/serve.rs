@@ -388,7 +388,8 @@ fn check_addresses_free(config: &Config, roles: Roles) -> anyhow::Result<()> {
         udp.extend(config.enum_.listen_udp.iter().map(|a| ("ENUM UDP", *a)));
         tcp.extend(config.enum_.listen_tcp.iter().map(|a| ("ENUM TCP", *a)));
     }
-    if roles.probe() {
+    // A probe chassis of an SRP pair binds its mirror and HEP addresses only while Active.
+    if roles.probe() && !probe_pair(config, roles) {
         udp.extend(config.probe.mirror.iter().map(|a| ("probe mirror", *a)));
         udp.extend(config.probe.hep_udp.iter().map(|a| ("HEP UDP", *a)));
         tcp.extend(config.probe.hep_tcp.iter().map(|a| ("HEP TCP", *a)));
@@ -400,6 +401,12 @@ fn check_addresses_free(config: &Config, roles: Roles) -> anyhow::Result<()> {
         std::net::TcpListener::bind(addr).with_context(|| format!("cannot bind the {what} listener {addr}"))?;
     }
     Ok(())
+}
+
+/// Whether this process is a probe chassis of an SRP pair: `tollgate probe` with `[srp]` (in
+/// `serve`, `[srp]` is the engine's).
+fn probe_pair(config: &Config, roles: Roles) -> bool {
+    matches!(roles, Roles::Probe { .. }) && config.srp.is_some()
 }
 
 async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Result<()> {
@@ -477,6 +484,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
                     table,
                     not_written.clone(),
                     &alarms,
+                    probe_pair(&config, roles).then(|| srp_role::link_security(&config, tls.as_ref())),
                 )
                 .await?,
             )
@@ -512,7 +520,10 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     let scheme = server.scheme();
     let api_addr = server.local_addr()?;
     let mut watched = vec![("api".to_string(), api_stats)];
-    if probe.as_ref().is_some_and(|p| !p.live.hep_tcp_addrs.is_empty()) {
+    if probe
+        .as_ref()
+        .is_some_and(|p| p.live.as_ref().map_or(!config.probe.hep_tcp.is_empty(), |l| !l.hep_tcp_addrs.is_empty()))
+    {
         watched.push(("hep_tcp".to_string(), connections.listener("hep_tcp")));
     }
     crate::roles::connection_alarm::watch(alarms.clone(), config.node.name.clone(), watched);
@@ -596,7 +607,11 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
             shipper.as_ref().map(|s| s.stats().clone()),
             engine.as_ref().map(|e| e.responder.velocity().clone()),
         ),
-        srp: engine.as_ref().and_then(|e| e.srp.as_ref()).map(|(h, _)| h.clone()),
+        srp: engine
+            .as_ref()
+            .and_then(|e| e.srp.as_ref())
+            .or_else(|| probe.as_ref().and_then(|p| p.srp.as_ref()))
+            .map(|(h, _)| h.clone()),
         release: {
             let r = crate::release::current();
             let mut role_names = Vec::new();
@@ -645,13 +660,22 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         ));
     }
     if let Some(p) = &probe {
-        let l = &p.live;
-        ready.push_str(&format!(
-            " hep_udp={} hep_tcp={} mirror={}",
-            list(&l.hep_udp_addrs),
-            list(&l.hep_tcp_addrs),
-            list(&l.mirror_addrs)
-        ));
+        match (&p.live, &p.srp) {
+            (Some(l), _) => ready.push_str(&format!(
+                " hep_udp={} hep_tcp={} mirror={}",
+                list(&l.hep_udp_addrs),
+                list(&l.hep_tcp_addrs),
+                list(&l.mirror_addrs)
+            )),
+            (None, Some((_, state))) => ready.push_str(&format!(
+                " hep_udp={} hep_tcp={} mirror={} srp={}",
+                list(&config.probe.hep_udp),
+                list(&config.probe.hep_tcp),
+                list(&config.probe.mirror),
+                state.borrow().to_string().replace(' ', "_")
+            )),
+            (None, None) => {}
+        }
     }
     ready.push_str(&format!(" api={scheme}://{api_addr}"));
     if roles.collector() {

@@ -1,0 +1,154 @@
+//! The probe as one chassis of an SRP pair: the pair's HEP (and mirror) addresses are a
+//! service address, as an engine pair's ENUM address is. The SBC or proxy sends its HEP to that
+//! one address; only the Active binds it and receives, the Standby binds nothing; when the
+//! Active dies the Standby takes the address after the dead interval and receives from then on.
+//!
+//! Why one receiver and not a feed to both: every call is seen, tracked and recorded by exactly
+//! one probe, so no record is ever counted twice and the SBC sends each message once (HEP
+//! senders such as Kamailio's siptrace have one destination; a carrier puts a floating address
+//! in front of its HEP collectors for the same reason).
+//!
+//! What is replicated: nothing. A call's dialog state lives only in the probe that saw its
+//! INVITE. A call in flight when the Active dies is therefore not recorded by either probe: the
+//! old Active's open calls die with it, and the new Active sees only the call's later messages,
+//! which it counts as messages of unknown calls (`tollgate_probe_unknown_call_messages`), never
+//! as a partial record. Records the old Active had closed are in its spool and are shipped when
+//! it starts again.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tollgate_alarms::Alarms;
+use tollgate_api::srp::SrpView;
+use tollgate_probe::live::{HepTcpLimits, LiveProbe, Shared};
+use tollgate_srp::runtime::{self, Chassis, ForcedStandbySource, LinkSecurity, ReplicatedState, SrpData, SrpHandle};
+use tollgate_srp::session::{CmdId, SessionStore};
+use tollgate_srp::{SrpConfig, State};
+
+use crate::roles::service_address::ServiceAddress;
+use tollgate_files::forced_standby::ForcedStandbyWatch;
+
+/// The probe's live sources as the service of an SRP chassis: bound while Active.
+pub struct HepService {
+    shared: Shared,
+    mirror: Vec<SocketAddr>,
+    hep_udp: Vec<SocketAddr>,
+    hep_tcp: Vec<SocketAddr>,
+    limits: HepTcpLimits,
+    address: ServiceAddress,
+    /// The sources while serving.
+    live: Option<LiveProbe>,
+}
+
+impl HepService {
+    /// The service of these sources (not serving yet): `mirror`, `hep_udp` and `hep_tcp` are
+    /// the service addresses, claimed as `address` says.
+    pub fn new(
+        shared: Shared,
+        mirror: Vec<SocketAddr>,
+        hep_udp: Vec<SocketAddr>,
+        hep_tcp: Vec<SocketAddr>,
+        limits: HepTcpLimits,
+        address: ServiceAddress,
+    ) -> Self {
+        HepService { shared, mirror, hep_udp, hep_tcp, limits, address, live: None }
+    }
+}
+
+impl runtime::ServiceAddress for HepService {
+    async fn claim(&mut self) -> Result<(), String> {
+        if let Err(e) = self.address.claim().await {
+            tracing::error!(error = %e, "cannot claim the probe's service address");
+        }
+        // The mate may still hold the sockets for a moment (a switchover on one host): retry.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match LiveProbe::start(self.shared.clone(), &self.mirror, &self.hep_udp, &self.hep_tcp, self.limits.clone())
+                .await
+            {
+                Ok(live) => {
+                    tracing::info!(hep_udp = ?live.hep_udp_addrs, hep_tcp = ?live.hep_tcp_addrs, mirror = ?live.mirror_addrs, "probe serving: receiving on the service addresses");
+                    self.live = Some(live);
+                    return Ok(());
+                }
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "probe service address busy; retrying");
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    async fn release(&mut self) {
+        // The address first, then the sockets (as the engine pair does): once the address is
+        // gone, a sender's packets go nowhere rather than to a closed port.
+        if let Err(e) = self.address.release().await {
+            tracing::error!(error = %e, "cannot release the probe's service address");
+        }
+        if let Some(live) = self.live.take() {
+            live.shutdown().await;
+            tracing::info!("probe not serving: service addresses released");
+        }
+    }
+}
+
+/// What a probe pair replicates: nothing (see the module's documentation). The runtime still
+/// needs a state to report on.
+pub struct NoSessions;
+
+impl ReplicatedState for NoSessions {
+    fn commands(&self) -> Vec<(CmdId, &'static str)> {
+        Vec::new()
+    }
+
+    fn snapshot_micro(&mut self, _store: &mut SessionStore, _now: Instant) {}
+
+    fn snapshot_full(&mut self, _store: &mut SessionStore, _now: Instant) {}
+
+    fn apply_full(&mut self, _store: &SessionStore) -> usize {
+        0
+    }
+
+    fn purge(&mut self) {}
+
+    fn len(&self) -> usize {
+        0
+    }
+
+    fn view(&self, _view: SrpView, _copy: Option<&SessionStore>) -> Option<(String, SrpData)> {
+        None
+    }
+}
+
+/// The agent's forced-standby flag file as the runtime's source of the flag.
+struct ForcedStandbyFile(ForcedStandbyWatch);
+
+impl ForcedStandbySource for ForcedStandbyFile {
+    fn changed(&mut self) -> Option<bool> {
+        self.0.changed()
+    }
+}
+
+/// Starts the SRP chassis of a probe; returns its handle and a receiver of state changes.
+pub async fn start(
+    config: SrpConfig,
+    service: HepService,
+    alarms: Arc<Alarms>,
+    node: String,
+    link_security: LinkSecurity,
+) -> anyhow::Result<(SrpHandle, watch::Receiver<State>)> {
+    let chassis = Chassis {
+        config,
+        state: NoSessions,
+        service,
+        forced_standby: ForcedStandbyFile(ForcedStandbyWatch::from_env()),
+        alarms,
+        node,
+        corrupt_every: None,
+        link_security,
+    };
+    Ok(runtime::start(chassis).await?)
+}
