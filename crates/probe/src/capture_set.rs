@@ -51,20 +51,20 @@ pub enum CaptureSetError {
     #[error("{0}: no pcap or pcapng file in this directory")]
     EmptyDirectory(PathBuf),
     /// A file or directory that cannot be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file that is not a capture, or a capture that cannot be parsed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Capture {
         /// The file.
         path: PathBuf,
         /// The error.
-        source: CaptureError,
+        error: CaptureError,
     },
     /// More files overlap in time than can be merged.
     #[error(
@@ -78,7 +78,7 @@ pub enum CaptureSetError {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaptureSetError + '_ {
-    move |source| CaptureSetError::Io { path: path.to_path_buf(), source }
+    move |error| CaptureSetError::Io { path: path.to_path_buf(), error }
 }
 
 /// True if `path` starts as a pcap or pcapng file (its magic number).
@@ -88,7 +88,10 @@ fn is_capture(path: &Path) -> bool {
     read.is_ok()
         && matches!(
             magic,
-            [0xd4, 0xc3, 0xb2, 0xa1] | [0xa1, 0xb2, 0xc3, 0xd4] | [0x4d, 0x3c, 0xb2, 0xa1] | [0xa1, 0xb2, 0x3c, 0x4d]
+            [0xd4, 0xc3, 0xb2, 0xa1]
+                | [0xa1, 0xb2, 0xc3, 0xd4]
+                | [0x4d, 0x3c, 0xb2, 0xa1]
+                | [0xa1, 0xb2, 0x3c, 0x4d]
                 | [0x0a, 0x0d, 0x0d, 0x0a]
         )
 }
@@ -131,7 +134,7 @@ pub fn resolve_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, CaptureSetErro
             for path in paths {
                 let path = path.map_err(|e| CaptureSetError::Io {
                     path: e.path().to_path_buf(),
-                    source: std::io::Error::new(e.error().kind(), e.error().to_string()),
+                    error: std::io::Error::new(e.error().kind(), e.error().to_string()),
                 })?;
                 if path.is_file() {
                     found.push(path);
@@ -213,7 +216,7 @@ struct Reading {
 
 fn open_reader(path: &Path) -> Result<Option<FrameReader<'static>>, CaptureSetError> {
     let file = File::open(path).map_err(io_error(path))?;
-    FrameReader::new(file).map_err(|source| CaptureSetError::Capture { path: path.to_path_buf(), source })
+    FrameReader::new(file).map_err(|error| CaptureSetError::Capture { path: path.to_path_buf(), error })
 }
 
 impl CaptureSet {
@@ -229,7 +232,7 @@ impl CaptureSet {
             let size = std::fs::metadata(path).map_err(io_error(path))?.len();
             let first_us = match open_reader(path)? {
                 Some(mut r) => {
-                    let capture = |source| CaptureSetError::Capture { path: path.clone(), source };
+                    let capture = |error| CaptureSetError::Capture { path: path.clone(), error };
                     if r.advance().map_err(capture)? { r.frame().map(|f| f.ts_us) } else { None }
                 }
                 None => None,
@@ -281,7 +284,7 @@ impl CaptureSet {
                 let summary =
                     FileSummary { path: file.path.clone(), frames: 0, span_us: None, truncated: false, merged };
                 let path = &file.path;
-                let capture = |source| CaptureSetError::Capture { path: path.clone(), source };
+                let capture = |error| CaptureSetError::Capture { path: path.clone(), error };
                 match open_reader(path)? {
                     Some(mut reader) => {
                         if reader.advance().map_err(capture)? {
@@ -321,7 +324,7 @@ impl CaptureSet {
                 frame(f);
             }
             let path = &self.files[r.index].path;
-            let more = r.reader.advance().map_err(|source| CaptureSetError::Capture { path: path.clone(), source })?;
+            let more = r.reader.advance().map_err(|error| CaptureSetError::Capture { path: path.clone(), error })?;
             if !more {
                 let r = reading.swap_remove(i);
                 bytes_done += self.files[r.index].size;

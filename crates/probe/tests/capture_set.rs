@@ -48,9 +48,7 @@ fn sip(id: &str, what: &str) -> (Vec<u8>, bool) {
 /// Writes a classic pcap (µs, Ethernet) of SIP messages `(ms after T0, call id, what)`.
 fn write_pcap(path: &Path, messages: &[(i64, &str, &str)]) {
     let mut out = Vec::new();
-    for v in [0xa1b2_c3d4u32] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());
     out.extend_from_slice(&4u16.to_le_bytes());
     out.extend_from_slice(&[0; 8]);
@@ -98,7 +96,10 @@ fn a_call_spanning_two_rotated_files_is_one_call_and_open_at_the_end_of_the_firs
     let first = dir.path().join("cap.pcap");
     let second = dir.path().join("cap.pcap1");
     write_pcap(&first, &[(0, "span", "INVITE"), (1000, "span", "180")]);
-    write_pcap(&second, &[(2000, "span", "200"), (2500, "busy", "INVITE"), (2600, "busy", "486"), (5000, "span", "BYE")]);
+    write_pcap(
+        &second,
+        &[(2000, "span", "200"), (2500, "busy", "INVITE"), (2600, "busy", "486"), (5000, "span", "BYE")],
+    );
 
     let (a, calls, p) = read(&[dir.path().to_path_buf()], AtEnd::ReportOpen);
     assert_eq!(outcomes(&calls), [("busy".into(), "busy", false), ("span".into(), "answered", false)]);
@@ -192,7 +193,7 @@ fn bad_inputs_are_named() {
     let e = resolve_inputs(std::slice::from_ref(&missing)).unwrap_err();
     assert_eq!(e.to_string(), format!("{}: no such file or directory", missing.display()));
     let pattern = dir.path().join("rotated*.pcap");
-    let e = resolve_inputs(&[pattern.clone()]).unwrap_err();
+    let e = resolve_inputs(std::slice::from_ref(&pattern)).unwrap_err();
     assert_eq!(e.to_string(), format!("{}: no file matches this pattern", pattern.display()));
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
