@@ -233,10 +233,14 @@ fn capture_set(args: &ProbeArgs) -> anyhow::Result<CaptureSet> {
     if let [only] = files.as_slice() {
         let siblings = rotation_siblings(only);
         if let Some(next) = siblings.first() {
+            let more = match siblings.len() {
+                1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            };
             eprintln!(
-                "note: {} looks like the next file of a rotated capture ({} such files); calls that go on in them                  are reported open here. Read them together with --pcap '{}*' or the directory.",
+                "note: {}{more} look like the rest of this capture (tcpdump -C names); calls that go on in them are \
+                 reported open here. Read them all with --pcap '{}*' or the directory.",
                 next.display(),
-                siblings.len(),
                 only.display()
             );
         }
