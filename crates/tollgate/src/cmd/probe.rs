@@ -234,11 +234,11 @@ fn capture_set(args: &ProbeArgs) -> anyhow::Result<CaptureSet> {
         let siblings = rotation_siblings(only);
         if let Some(next) = siblings.first() {
             let more = match siblings.len() {
-                1 => String::new(),
-                n => format!(" and {} more", n - 1),
+                1 => " looks".to_string(),
+                n => format!(" and {} more look", n - 1),
             };
             eprintln!(
-                "note: {}{more} look like the rest of this capture (tcpdump -C names); calls that go on in them are \
+                "note: {}{more} like the rest of this capture (tcpdump -C names); calls that go on in them are \
                  reported open here. Read them all with --pcap '{}*' or the directory.",
                 next.display(),
                 only.display()
