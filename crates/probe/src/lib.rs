@@ -1,7 +1,8 @@
 //! The tollgate SIP meta-data probe: captures in, call records out.
 //!
 //! What this crate owns:
-//! * capture sources: pcap and pcapng files ([`capture`]), a UDP port receiving mirrored SIP
+//! * capture sources: pcap and pcapng files ([`capture`]), several read as one stream in
+//!   time order ([`capture_set`]), a UDP port receiving mirrored SIP
 //!   and HEP v2/v3 over UDP and TCP ([`live`], [`hep`]), and (feature `live-capture`) an
 //!   interface through libpcap;
 //! * decoding of frames into UDP/TCP payloads: Ethernet with VLAN tags, Linux cooked
@@ -18,10 +19,11 @@
 
 pub mod analyze;
 pub mod capture;
+pub mod capture_set;
 pub mod decode;
 pub mod hep;
 pub mod live;
 pub mod metrics;
 pub mod pipeline;
 
-pub use pipeline::{CallReport, CallsInProgress, Probe, ProbeCounters, ProbeSettings};
+pub use pipeline::{AtEnd, CallReport, CallsInProgress, Probe, ProbeCounters, ProbeSettings};

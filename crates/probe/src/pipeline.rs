@@ -69,8 +69,15 @@ pub struct ProbeCounters {
     pub malformed: u64,
     /// RTP packets tied to calls.
     pub rtp_packets: u64,
-    /// Calls finished, by disposition.
+    /// Calls finished, by disposition (calls still open at the end of an input are not here
+    /// unless finalized: see [`ProbeCounters::open`]).
     pub calls: BTreeMap<String, u64>,
+    /// Calls still open when the input ended, reported as open ([`AtEnd::ReportOpen`]): a
+    /// state, not a disposition; not in `calls`, nor in ASR or NER.
+    pub open: u64,
+    /// Calls still open when the input ended that were closed there with their disposition so
+    /// far ([`AtEnd::Finalize`]); they are also counted in `calls`.
+    pub finalized: u64,
 }
 
 impl ProbeCounters {
@@ -97,13 +104,33 @@ impl ProbeCounters {
     }
 }
 
-/// A finished call: the record to store, and what the tracker saw.
+/// A finished call (or one still open at the end of the input): the record to store, and
+/// what the tracker saw.
 #[derive(Debug, Clone)]
 pub struct CallReport {
-    /// The record.
+    /// The record. For an open call ([`CallReport::open`]) it holds what was seen so far and
+    /// its disposition is not final.
     pub record: SipCallRecord,
     /// The tracker's view (addresses, raw user parts, close reason).
     pub call: Call,
+    /// The call was still open when the input ended and is reported as such
+    /// ([`AtEnd::ReportOpen`]): it has no disposition yet and its record must not be stored
+    /// as final.
+    pub open: bool,
+}
+
+/// What becomes of the calls still open when an input (a capture, or a set of captures read
+/// as one) ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AtEnd {
+    /// Reported as open (a state, not a disposition): counted in
+    /// [`ProbeCounters::open`], not in the calls by disposition, and not to be stored. A call
+    /// that goes on past the end of a capture is not a failed one.
+    #[default]
+    ReportOpen,
+    /// Closed at the end of the input with their disposition so far (an unanswered call is
+    /// `no_answer`, an answered one has no end time), counted and stored as finished calls.
+    Finalize,
 }
 
 /// Told when a call from a caller starts and ends (calls in progress per caller, for the
@@ -249,9 +276,20 @@ impl Probe {
         self.tracker.expire(now_us).into_iter().map(|c| self.report(c)).collect()
     }
 
-    /// Closes every open call (end of input).
-    pub fn finish(&mut self) -> Vec<CallReport> {
-        self.tracker.finish().into_iter().map(|c| self.report(c)).collect()
+    /// The end of the input: every call still open is returned, reported as open or
+    /// finalized as `at_end` says (see [`AtEnd`]).
+    pub fn finish(&mut self, at_end: AtEnd) -> Vec<CallReport> {
+        let calls = self.tracker.finish();
+        match at_end {
+            AtEnd::Finalize => {
+                self.counters.finalized += calls.len() as u64;
+                calls.into_iter().map(|c| self.report(c)).collect()
+            }
+            AtEnd::ReportOpen => {
+                self.counters.open += calls.len() as u64;
+                calls.into_iter().map(|c| self.open_report(c)).collect()
+            }
+        }
     }
 
     fn number(&self, user: &Option<String>) -> Option<E164> {
@@ -269,7 +307,21 @@ impl Probe {
         self.settings.internal.classify(source, destination).as_str()
     }
 
+    /// The report of a finished call, counted by its disposition.
     fn report(&mut self, call: Call) -> CallReport {
+        let report = self.describe(call, false);
+        *self.counters.calls.entry(report.record.disposition.as_str().to_string()).or_default() += 1;
+        report
+    }
+
+    /// The report of a call still open at the end of the input (counted as open by the
+    /// caller).
+    fn open_report(&mut self, call: Call) -> CallReport {
+        self.describe(call, true)
+    }
+
+    /// A call's record (its calls-in-progress hook told that it ended).
+    fn describe(&mut self, call: Call, open: bool) -> CallReport {
         self.setup_sources.remove(&call.call_id);
         if let Some(hook) = &self.in_progress
             && let Some(s) = self.open_sources.remove(&call.call_id)
@@ -292,7 +344,6 @@ impl Probe {
             Outcome::Redirected => Disposition::Redirected,
             Outcome::Failed => Disposition::Failed,
         };
-        *self.counters.calls.entry(disposition.as_str().to_string()).or_default() += 1;
         let record = SipCallRecord {
             id: ulid::Ulid::new(),
             time: time(call.invite_us),
@@ -322,7 +373,7 @@ impl Probe {
             rtp_lost: call.rtp.map(|r| r.lost),
             rtp_jitter_ms: call.rtp.map(|r| (r.max_jitter_ms * 100.0).round() / 100.0),
         };
-        CallReport { record, call }
+        CallReport { record, call, open }
     }
 }
 
@@ -330,6 +381,7 @@ impl Probe {
 mod tests {
     use super::*;
     use crate::decode::Transport;
+    use tollgate_sip::dialog::Closed;
 
     fn settings() -> ProbeSettings {
         ProbeSettings {
@@ -408,9 +460,65 @@ mod tests {
         p.on_datagram(&d(6, "192.0.2.9:5060", &invite.replace("c1", "c2")));
         p.on_datagram(&d(7, "10.0.0.2:5060", &ringing.replace("c1", "c2")));
         p.on_datagram(&d(8, "192.0.2.9:5060", &invite.replace("c1", "c3")));
-        p.finish();
+        p.finish(AtEnd::ReportOpen);
         let events = hook.0.lock().unwrap().clone();
         assert_eq!(events.iter().filter(|e| e.1).count(), events.iter().filter(|e| !e.1).count());
+    }
+
+    /// Three calls: `done` busy, `up` answered and not hung up, `ringing` not answered yet.
+    fn three_calls(p: &mut Probe) -> Vec<CallReport> {
+        let invite = |id: &str| {
+            format!(
+                "INVITE sip:2125550100@10.0.0.2 SIP/2.0\r\nFrom: <sip:3125550666@192.0.2.9>;tag=1\r\nTo: <sip:2125550100@10.0.0.2>\r\nCall-ID: {id}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+            )
+        };
+        let response = |id: &str, code: u16| {
+            format!(
+                "SIP/2.0 {code} X\r\nCall-ID: {id}\r\nCSeq: 1 INVITE\r\nTo: <sip:x@y>;tag=2\r\nContent-Length: 0\r\n\r\n"
+            )
+        };
+        let mut out = Vec::new();
+        for id in ["done", "up", "ringing"] {
+            out.extend(p.on_datagram(&d(0, "192.0.2.9:5060", &invite(id))));
+        }
+        out.extend(p.on_datagram(&d(10, "10.0.0.2:5060", &response("done", 486))));
+        out.extend(p.on_datagram(&d(20, "10.0.0.2:5060", &response("up", 180))));
+        out.extend(p.on_datagram(&d(30, "10.0.0.2:5060", &response("up", 200))));
+        out.extend(p.on_datagram(&d(40, "10.0.0.2:5060", &response("ringing", 180))));
+        out
+    }
+
+    #[test]
+    fn calls_still_open_at_the_end_are_open_not_no_answer() {
+        let mut p = Probe::new(settings());
+        let finished = three_calls(&mut p);
+        assert_eq!(finished.len(), 1);
+        assert!(!finished[0].open);
+        let mut open = p.finish(AtEnd::ReportOpen);
+        open.sort_by(|a, b| a.record.call_id.cmp(&b.record.call_id));
+        let ids: Vec<&str> = open.iter().map(|r| r.record.call_id.as_str()).collect();
+        assert_eq!(ids, ["ringing", "up"]);
+        assert!(open.iter().all(|r| r.open && r.call.closed == Closed::EndOfInput));
+        // What was seen so far is kept (the answer), but the call has no end.
+        assert_eq!((open[1].record.final_code, open[1].record.ended_at), (Some(200), None));
+        let c = p.counters();
+        assert_eq!(c.calls, BTreeMap::from([("busy".to_string(), 1)]), "open calls have no disposition");
+        assert_eq!((c.open, c.finalized, c.total_calls()), (2, 0, 1));
+        assert_eq!((c.asr(), c.ner()), (0.0, 1.0), "ASR and NER over finished calls only");
+    }
+
+    #[test]
+    fn finalize_closes_open_calls_with_their_disposition_so_far() {
+        let mut p = Probe::new(settings());
+        three_calls(&mut p);
+        let closed = p.finish(AtEnd::Finalize);
+        assert_eq!(closed.len(), 2);
+        assert!(closed.iter().all(|r| !r.open && r.call.closed == Closed::EndOfInput));
+        let c = p.counters();
+        let expected = [("answered", 1), ("busy", 1), ("no_answer", 1)].map(|(k, v)| (k.to_string(), v));
+        assert_eq!(c.calls, BTreeMap::from(expected));
+        assert_eq!((c.open, c.finalized, c.total_calls()), (0, 2, 3));
+        assert!((c.asr() - 1.0 / 3.0).abs() < 1e-9);
     }
 
     #[test]

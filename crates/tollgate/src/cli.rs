@@ -303,9 +303,13 @@ pub struct ServeArgs {
 /// Options of `probe`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ProbeArgs {
-    /// Read this pcap or pcapng file instead of live sources, print its calls and exit.
-    #[arg(long)]
-    pub pcap: Option<PathBuf>,
+    /// Read these pcap or pcapng files instead of live sources, print their calls and exit.
+    /// Each is a file, a directory (its capture files) or a glob (quoted: 'cap.pcap*'); all
+    /// are read as one capture in time order (by each file's first packet; files that overlap
+    /// in time are merged packet by packet), so calls span rotated files (tcpdump -C/-G,
+    /// dumpcap -b).
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub pcap: Vec<PathBuf>,
     /// With --pcap: print CSV (one row per call, in the order calls end).
     #[arg(long, requires = "pcap", conflicts_with = "json")]
     pub csv: bool,
@@ -315,9 +319,15 @@ pub struct ProbeArgs {
     /// With --pcap: print only the totals, no row per call (with --json: the totals as JSON).
     #[arg(long, requires = "pcap", conflicts_with = "csv")]
     pub totals: bool,
-    /// With --pcap: also store the calls as records and ship them to the collector.
+    /// With --pcap: also store the calls as records and ship them to the collector. Calls
+    /// still open at the end of the capture are not stored (see --finalize).
     #[arg(long, requires = "pcap")]
     pub ship: bool,
+    /// With --pcap: close the calls still open at the end of the capture there, with their
+    /// disposition so far (an unanswered call is no_answer), and count and store them as
+    /// finished. Without it they are reported as `open` and not stored.
+    #[arg(long, requires = "pcap")]
+    pub finalize: bool,
     /// Device name the calls are counted under (overrides probe.device).
     #[arg(long)]
     pub device: Option<String>,

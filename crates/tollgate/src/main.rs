@@ -108,15 +108,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let args = ServeArgs { engine: EngineArgs { role: args.clone(), ..Default::default() }, no_demo: false };
             roles::serve::run(config()?, args, roles::serve::Roles::Collector)
         }
-        Command::Probe(args) => match &args.pcap {
-            Some(_) => {
+        Command::Probe(args) => match args.pcap.is_empty() {
+            false => {
                 let mut config = config()?;
                 if let Some(dir) = &args.role.state_dir {
                     config.node.state_dir = dir.clone();
                 }
                 cmd::probe::run_pcap(&config, args)
             }
-            None => {
+            true => {
                 let mut config = config()?;
                 if let Some(d) = &args.device {
                     config.probe.device = d.clone();

@@ -1,18 +1,19 @@
-//! `tollgate probe --pcap FILE`: the calls in a capture file, streamed as they end (a table, CSV
-//! or JSON), with totals; optionally stored as records and shipped to the collector.
+//! `tollgate probe --pcap FILE...`: the calls in a capture (one file, or several read as one in
+//! time order), streamed as they end (a table, CSV or JSON), with totals; optionally stored as
+//! records and shipped to the collector. Calls still open at the end are reported as `open` and
+//! not stored, unless `--finalize`.
 
-use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use tollgate_tls::RoleSet;
 
-use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use tollgate_probe::analyze::analyze;
-use tollgate_probe::{CallReport, Probe};
+use tollgate_probe::analyze::analyze_set;
+use tollgate_probe::capture_set::{CaptureSet, resolve_inputs, rotation_siblings};
+use tollgate_probe::{AtEnd, CallReport, Probe};
 use tollgate_records::Record;
 use tollgate_records::ship::{Shipper, ShipperOptions, ShipperStats, Uplink, ship_pass};
 use tollgate_records::spool::{OpenError, Spool};
@@ -24,6 +25,30 @@ fn cell<T: ToString>(v: Option<T>) -> String {
     v.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
 }
 
+/// What a call is in the rows: its disposition, or `open` for a call still open at the end.
+fn disposition(r: &CallReport) -> &'static str {
+    if r.open { "open" } else { r.record.disposition.as_str() }
+}
+
+/// How the call's record was closed: signalled, timeout, evicted, endofinput (--finalize), or
+/// `open`.
+fn closed(r: &CallReport) -> String {
+    if r.open { "open".into() } else { format!("{:?}", r.call.closed).to_lowercase() }
+}
+
+/// A call as a JSON row: its record, with `state` (`finished` or `open`); an open call's
+/// `disposition` is `open` (what it would have been is not known yet).
+fn json_row(r: &CallReport) -> anyhow::Result<serde_json::Value> {
+    let mut row = serde_json::to_value(&r.record)?;
+    if let Some(fields) = row.as_object_mut() {
+        fields.insert("state".into(), json!(if r.open { "open" } else { "finished" }));
+        if r.open {
+            fields.insert("disposition".into(), json!("open"));
+        }
+    }
+    Ok(row)
+}
+
 fn csv_row(r: &CallReport) -> Vec<String> {
     let c = &r.record;
     vec![
@@ -32,14 +57,14 @@ fn csv_row(r: &CallReport) -> Vec<String> {
         cell(c.source),
         cell(c.destination),
         c.direction.clone(),
-        c.disposition.as_str().to_string(),
+        disposition(r).to_string(),
         cell(c.final_code),
         cell(c.pdd_ms),
         cell(c.duration_ms),
         cell(c.rtp_packets),
         cell(c.rtp_lost),
         cell(c.rtp_jitter_ms),
-        format!("{:?}", r.call.closed).to_lowercase(),
+        closed(r),
     ]
 }
 
@@ -120,7 +145,7 @@ impl Rows {
                     out.write_all(b",")?;
                 }
                 *first = false;
-                serde_json::to_writer(&mut *out, &c.record)?;
+                serde_json::to_writer(&mut *out, &json_row(c)?)?;
             }
             Rows::None => {}
         }
@@ -200,17 +225,42 @@ fn collector(config: &Config) -> (Vec<String>, String) {
     (urls, token)
 }
 
+/// The capture files of `--pcap` (files, directories, globs), ordered by time; says so on
+/// stderr when a single file looks like the first of a tcpdump `-C` rotation whose other files
+/// were not given.
+fn capture_set(args: &ProbeArgs) -> anyhow::Result<CaptureSet> {
+    let files = resolve_inputs(&args.pcap)?;
+    if let [only] = files.as_slice() {
+        let siblings = rotation_siblings(only);
+        if let Some(next) = siblings.first() {
+            let more = match siblings.len() {
+                1 => " looks".to_string(),
+                n => format!(" and {} more look", n - 1),
+            };
+            eprintln!(
+                "note: {}{more} like the rest of this capture (tcpdump -C names); calls that go on in them are \
+                 reported open here. Read them all with --pcap '{}*' or the directory.",
+                next.display(),
+                only.display()
+            );
+        }
+    }
+    Ok(CaptureSet::open(&files)?)
+}
+
 /// Runs `probe --pcap`.
 pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
-    let path = args.pcap.as_ref().context("--pcap FILE is needed")?;
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let set = capture_set(args)?;
     let mut settings = crate::roles::probe::settings(config)?;
     if let Some(d) = &args.device {
         settings.device = d.clone();
     }
     let mut probe = Probe::new(settings);
-    let bar = ProgressBar::new(size).with_message(format!("reading {}", path.display()));
+    let reading = match set.files() {
+        [one] => format!("reading {}", one.path.display()),
+        files => format!("reading {} files", files.len()),
+    };
+    let bar = ProgressBar::new(set.total_bytes()).with_message(reading);
     bar.set_style(
         ProgressStyle::with_template("{msg} {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -236,11 +286,15 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
     let mut not_spooled = 0u64;
     let mut rows = Rows::open(args)?;
     let mut failure: Option<anyhow::Error> = None;
-    let analysis = analyze(
-        BufReader::with_capacity(1 << 20, file),
+    let at_end = if args.finalize { AtEnd::Finalize } else { AtEnd::ReportOpen };
+    let analysis = analyze_set(
+        &set,
         &mut probe,
+        at_end,
         |report| {
-            if let Some(lane) = lane.as_mut()
+            // A call still open at the end is not final: it is not stored.
+            if !report.open
+                && let Some(lane) = lane.as_mut()
                 && let Err(e) = lane.append(&Record::sip_call(report.record.clone()))
             {
                 if not_spooled == 0 {
@@ -255,26 +309,28 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
             }
         },
         |bytes| bar.set_position(bytes),
-    )
-    .with_context(|| format!("{}", path.display()))?;
+    )?;
     bar.finish_and_clear();
     if let Some(e) = failure {
         return Err(e.context("writing the calls"));
     }
-    if analysis.truncated {
+    for f in analysis.files.iter().filter(|f| f.truncated) {
         eprintln!(
             "warning: {} ends inside a record (a capture cut short); the {} frames before it were read",
-            path.display(),
-            analysis.frames
+            f.path.display(),
+            f.frames
         );
     }
     drop(lane);
     let counters = probe.counters().clone();
     let decode = analysis.decode;
     let totals = json!({
+        "files": analysis.files.len(),
         "frames": analysis.frames,
         "truncated": analysis.truncated,
         "calls": counters.calls,
+        "open": counters.open,
+        "finalized": counters.finalized,
         "asr": counters.asr(),
         "ner": counters.ner(),
         "messages": counters.messages,
@@ -299,10 +355,32 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
             writeln!(out)?;
             let by = counters.calls.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
             writeln!(out, "calls     {} ({by})", counters.total_calls())?;
+            if counters.open > 0 {
+                writeln!(
+                    out,
+                    "open      {} (still open at the end of the capture: no disposition, not in ASR/NER, not stored; \
+                     --finalize closes them there and stores them)",
+                    counters.open
+                )?;
+            }
+            if counters.finalized > 0 {
+                writeln!(
+                    out,
+                    "finalized {} of these calls were still open at the end and closed there with their disposition so \
+                     far (--finalize)",
+                    counters.finalized
+                )?;
+            }
             writeln!(out, "ASR       {:.1}%   NER {:.1}%", counters.asr() * 100.0, counters.ner() * 100.0)?;
             let reqs = counters.requests.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
             let resps = counters.responses.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
             writeln!(out, "messages  {} (requests: {reqs}; responses: {resps})", counters.messages)?;
+            if analysis.files.len() > 1 {
+                let merged = analysis.files.iter().filter(|f| f.merged).count();
+                let merged =
+                    if merged > 0 { format!("; {merged} overlapped in time and were merged") } else { "".into() };
+                writeln!(out, "files     {} read as one capture in time order{merged}", analysis.files.len())?;
+            }
             writeln!(
                 out,
                 "frames    {} (not IP {}, malformed {}, fragments {} reassembled into {}); SIP malformed {}; RTP {} \
@@ -328,6 +406,12 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
         }
         shipped += spool.finish(uplink.0.as_ref(), &uplink.1, &url)?;
         eprintln!("shipped {shipped} call records to {url}");
+        if counters.open > 0 {
+            eprintln!(
+                "{} calls still open at the end of the capture were not stored (--finalize stores them)",
+                counters.open
+            );
+        }
     }
     if not_spooled > 0 {
         anyhow::bail!("{not_spooled} call records could not be written to the spool (see the first error above)");
