@@ -1,5 +1,6 @@
 //! The probe's Prometheus metrics, read at scrape time: messages, calls by disposition, ASR,
-//! NER, RTP and calls of poor quality (MOS), and every drop counter (parse errors, evictions, decode errors, kernel drops).
+//! NER, RTP and calls of poor quality (MOS), and every drop counter (parse errors, evictions,
+//! decode errors, kernel drops).
 
 use std::fmt;
 use std::sync::atomic::Ordering;

@@ -505,7 +505,7 @@ impl Tracker {
             return false;
         }
         let Some(h) = crate::rtp::parse(payload) else { return false };
-        let Some(call_id) = self.media.attribute(pkt.dst, pkt.src, h.ssrc, pkt.ts_us) else {
+        let Some(call_id) = self.media.attribute(pkt.dst, pkt.src, h.ssrc, h.seq, pkt.ts_us) else {
             return false;
         };
         let Some(o) = self.open.get_mut(&call_id) else {
@@ -795,6 +795,30 @@ mod tests {
         let new = rtp_summary(&feed(&mut t, &request("new", "BYE", 2), 2000));
         assert_eq!((new.streams, new.packets, new.lost), (1, 20, 0));
         assert_eq!((t.stats().rtp_packets, t.stats().rtp_after_end, t.stats().rtp_unattributed), (30, 2, 0));
+    }
+
+    #[test]
+    fn back_to_back_calls_replaying_one_recording_each_get_their_own_packets() {
+        // SIPp's play_pcap_audio: every call sends the same SSRC and sequence numbers from and
+        // to the same ports; the next call starts as soon as the last one ended.
+        let mut t = Tracker::new(TrackerConfig::default());
+        let mut records = Vec::new();
+        for (n, id) in ["r1", "r2", "r3"].iter().enumerate() {
+            let t0 = n as i64 * 1500;
+            feed(&mut t, &invite(id, 1, None), t0);
+            feed(&mut t, &response(id, 200, "INVITE", 1), t0 + 10);
+            for i in 0..50u16 {
+                assert!(t.on_udp(&rtp_of(0x5eed, 100 + i), &to_caller(t0 + 20 + i64::from(i) * 20)), "{id} {i}");
+            }
+            records.extend(feed(&mut t, &request(id, "BYE", 2), t0 + 1020));
+            // One packet in flight at the BYE.
+            assert!(!t.on_udp(&rtp_of(0x5eed, 150), &to_caller(t0 + 1030)));
+        }
+        for r in &records {
+            let rtp = r.rtp.unwrap();
+            assert_eq!((rtp.streams, rtp.packets, rtp.lost), (1, 50, 0), "{}", r.call_id);
+        }
+        assert_eq!((t.stats().rtp_packets, t.stats().rtp_after_end), (150, 3));
     }
 
     #[test]

@@ -8,7 +8,11 @@
 //! source endpoint:
 //!
 //! 1. a stream (SSRC) already tied to a call at that endpoint stays with that call while the
-//!    call's window contains the packet's time;
+//!    call's window contains the packet's time; but once that call has ended, a packet whose
+//!    sequence number does not continue the stream (a jump back, or ahead by more than 3000)
+//!    while a newer call's window contains it is the newer call's: a sender that reuses its
+//!    SSRC for the next call (a replayed recording, SIPp's `play_pcap_audio`) restarts its
+//!    sequence;
 //! 2. otherwise (a new SSRC, or one whose call's window has passed: a sender reusing its SSRC
 //!    for the next call) to the newest call whose window contains the time, and the SSRC is
 //!    tied to it;
@@ -55,8 +59,27 @@ impl Claim {
 struct Endpoint {
     /// In the order they were announced (oldest first).
     claims: SmallVec<[Claim; 2]>,
-    /// SSRC and the Call-ID it is tied to, oldest tie first.
-    ssrcs: SmallVec<[(u32, Box<str>); 2]>,
+    /// Streams tied to calls, oldest tie first.
+    ssrcs: SmallVec<[Tie; 2]>,
+}
+
+/// A stream (SSRC) tied to a call at an endpoint.
+#[derive(Debug, Clone)]
+struct Tie {
+    ssrc: u32,
+    call_id: Box<str>,
+    /// Highest sequence number seen (modulo 2^16).
+    last_seq: u16,
+}
+
+/// Most a sequence number may jump ahead and still continue its stream (RFC 3550 A.1's
+/// MAX_DROPOUT).
+const MAX_DROPOUT: u16 = 3000;
+
+/// True if `seq` continues a stream whose highest sequence number is `last` (a duplicate, or
+/// ahead by at most [`MAX_DROPOUT`]).
+fn continues(last: u16, seq: u16) -> bool {
+    seq.wrapping_sub(last) <= MAX_DROPOUT
 }
 
 impl Endpoint {
@@ -65,23 +88,38 @@ impl Endpoint {
         self.claims.iter().rev().find(|c| &*c.call_id == call_id)
     }
 
-    fn tie(&mut self, ssrc: u32, call_id: &str) {
-        self.ssrcs.retain(|(s, _)| *s != ssrc);
+    fn tie(&mut self, ssrc: u32, call_id: &str, seq: u16) {
+        self.ssrcs.retain(|t| t.ssrc != ssrc);
         if self.ssrcs.len() >= MAX_SSRCS_PER_ENDPOINT {
             self.ssrcs.remove(0);
         }
-        self.ssrcs.push((ssrc, call_id.into()));
+        self.ssrcs.push(Tie { ssrc, call_id: call_id.into(), last_seq: seq });
     }
 
-    fn attribute(&mut self, ssrc: u32, ts_us: i64) -> Option<Box<str>> {
-        if let Some((_, call_id)) = self.ssrcs.iter().find(|(s, _)| *s == ssrc)
-            && self.claim(call_id).is_some_and(|c| c.contains(ts_us))
-        {
-            return Some(call_id.clone());
+    /// The call of the stream tied to `ssrc`, if the packet is still that stream's (rule 1).
+    fn tied(&mut self, ssrc: u32, seq: u16, ts_us: i64) -> Option<Box<str>> {
+        let tie = self.ssrcs.iter().find(|t| t.ssrc == ssrc)?;
+        let claim = self.claim(&tie.call_id).filter(|c| c.contains(ts_us))?;
+        let taken_over = claim.until_us.is_some()
+            && !continues(tie.last_seq, seq)
+            && self.claims.iter().any(|k| k.from_us > claim.from_us && k.contains(ts_us));
+        if taken_over {
+            return None;
+        }
+        let tie = self.ssrcs.iter_mut().find(|t| t.ssrc == ssrc)?;
+        if continues(tie.last_seq, seq) {
+            tie.last_seq = seq;
+        }
+        Some(tie.call_id.clone())
+    }
+
+    fn attribute(&mut self, ssrc: u32, seq: u16, ts_us: i64) -> Option<Box<str>> {
+        if let Some(call_id) = self.tied(ssrc, seq, ts_us) {
+            return Some(call_id);
         }
         if let Some(c) = self.claims.iter().rev().find(|c| c.contains(ts_us)) {
             let call_id = c.call_id.clone();
-            self.tie(ssrc, &call_id);
+            self.tie(ssrc, &call_id, seq);
             return Some(call_id);
         }
         self.claims.iter().rev().find(|c| c.until_us.is_some() && c.from_us <= ts_us).map(|c| c.call_id.clone())
@@ -147,7 +185,7 @@ impl MediaMap {
         }
         if e.claims.len() >= MAX_CLAIMS_PER_ENDPOINT {
             let gone = e.claims.remove(0);
-            e.ssrcs.retain(|(_, c)| *c != gone.call_id || e.claims.iter().any(|k| k.call_id == gone.call_id));
+            e.ssrcs.retain(|t| t.call_id != gone.call_id || e.claims.iter().any(|k| k.call_id == gone.call_id));
             self.stats.claims_dropped += 1;
         }
         e.claims.push(Claim { call_id: call_id.into(), from_us: ts_us, until_us: None });
@@ -171,22 +209,22 @@ impl MediaMap {
         for a in addrs {
             let Some(e) = self.endpoints.get_mut(a) else { continue };
             e.claims.retain(|c| &*c.call_id != call_id);
-            e.ssrcs.retain(|(_, c)| &**c != call_id);
+            e.ssrcs.retain(|t| &*t.call_id != call_id);
             if e.claims.is_empty() {
                 self.endpoints.remove(a);
             }
         }
     }
 
-    /// The call an RTP packet of `ssrc` from `src` to `dst` at `ts_us` belongs to (see the
-    /// module docs); `None` if neither endpoint is mapped, or if no claim covers it (counted
-    /// as unattributed).
-    pub fn attribute(&mut self, dst: SocketAddr, src: SocketAddr, ssrc: u32, ts_us: i64) -> Option<Box<str>> {
+    /// The call an RTP packet (`ssrc`, sequence number `seq`) from `src` to `dst` at `ts_us`
+    /// belongs to (see the module docs); `None` if neither endpoint is mapped, or if no claim
+    /// covers it (counted as unattributed).
+    pub fn attribute(&mut self, dst: SocketAddr, src: SocketAddr, ssrc: u32, seq: u16, ts_us: i64) -> Option<Box<str>> {
         let mut known = false;
         for addr in [dst, src] {
             if let Some(e) = self.endpoints.get_mut(&addr) {
                 known = true;
-                if let Some(call) = e.attribute(ssrc, ts_us) {
+                if let Some(call) = e.attribute(ssrc, seq, ts_us) {
                     return Some(call);
                 }
             }
@@ -210,21 +248,26 @@ mod tests {
     const PEER: &str = "10.0.0.2:7000";
     const S: i64 = 1_000_000;
 
+    /// The sequence number of a 20 ms stream at `ts_us`.
+    fn seq(ts_us: i64) -> u16 {
+        (ts_us / 20_000) as u16
+    }
+
     #[test]
     fn late_rtp_of_an_ended_call_does_not_go_to_the_next_call_on_the_same_port() {
         let mut m = MediaMap::new(100);
         m.announce(a(RELAY), "old", 0);
-        assert_eq!(m.attribute(a(RELAY), a(PEER), 111, S).as_deref(), Some("old"));
+        assert_eq!(m.attribute(a(RELAY), a(PEER), 111, seq(S), S).as_deref(), Some("old"));
         // The old call ends at 10 s; the next call takes the relay port at 10.1 s while the
         // old stream still flows for a moment.
         m.end("old", &[a(RELAY)], 10 * S);
         m.announce(a(RELAY), "new", 10 * S + 100_000);
-        assert_eq!(m.attribute(a(RELAY), a(PEER), 111, 10 * S + 200_000).as_deref(), Some("old"));
-        assert_eq!(m.attribute(a(RELAY), a(PEER), 222, 10 * S + 200_000).as_deref(), Some("new"));
-        assert_eq!(m.attribute(a(RELAY), a(PEER), 222, 20 * S).as_deref(), Some("new"));
+        assert_eq!(m.attribute(a(RELAY), a(PEER), 111, seq(10 * S + 200_000), 10 * S + 200_000).as_deref(), Some("old"));
+        assert_eq!(m.attribute(a(RELAY), a(PEER), 222, seq(10 * S + 200_000), 10 * S + 200_000).as_deref(), Some("new"));
+        assert_eq!(m.attribute(a(RELAY), a(PEER), 222, seq(20 * S), 20 * S).as_deref(), Some("new"));
         // Past the linger a stream of the old call is taken as the sender's reuse of its SSRC
         // for the new call (the newest call whose window covers the time).
-        assert_eq!(m.attribute(a(RELAY), a(PEER), 111, 13 * S).as_deref(), Some("new"));
+        assert_eq!(m.attribute(a(RELAY), a(PEER), 111, seq(13 * S), 13 * S).as_deref(), Some("new"));
         assert_eq!(m.stats().unattributed, 0);
     }
 
@@ -233,46 +276,70 @@ mod tests {
         let mut m = MediaMap::new(100);
         let server = a("10.0.0.9:20000");
         m.announce(server, "a", 0);
-        assert_eq!(m.attribute(server, a("10.0.0.3:4000"), 1, S).as_deref(), Some("a"));
+        assert_eq!(m.attribute(server, a("10.0.0.3:4000"), 1, seq(S), S).as_deref(), Some("a"));
         m.announce(server, "b", 2 * S);
         // a's stream stays with a; b's new stream goes to the newest call, b.
         for t in [3 * S, 4 * S] {
-            assert_eq!(m.attribute(server, a("10.0.0.3:4000"), 1, t).as_deref(), Some("a"));
-            assert_eq!(m.attribute(server, a("10.0.0.4:4000"), 2, t).as_deref(), Some("b"));
+            assert_eq!(m.attribute(server, a("10.0.0.3:4000"), 1, seq(t), t).as_deref(), Some("a"));
+            assert_eq!(m.attribute(server, a("10.0.0.4:4000"), 2, seq(t), t).as_deref(), Some("b"));
         }
         // Packets from the server (source endpoint) are tied the same way.
-        assert_eq!(m.attribute(a("10.0.0.3:4000"), server, 1, 5 * S).as_deref(), Some("a"));
+        assert_eq!(m.attribute(a("10.0.0.3:4000"), server, 1, seq(5 * S), 5 * S).as_deref(), Some("a"));
         m.end("b", &[server], 6 * S);
-        assert_eq!(m.attribute(server, a("10.0.0.4:4000"), 2, 7 * S).as_deref(), Some("b"), "in flight after the BYE");
+        assert_eq!(m.attribute(server, a("10.0.0.4:4000"), 2, seq(7 * S), 7 * S).as_deref(), Some("b"), "in flight after the BYE");
         m.forget("b", &[server]);
-        assert_eq!(m.attribute(server, a("10.0.0.4:4000"), 2, 7 * S).as_deref(), Some("a"), "b forgotten");
+        assert_eq!(m.attribute(server, a("10.0.0.4:4000"), 2, seq(7 * S), 7 * S).as_deref(), Some("a"), "b forgotten");
     }
 
     #[test]
     fn an_ssrc_change_mid_call_stays_with_the_call() {
         let mut m = MediaMap::new(100);
         m.announce(a(RELAY), "c", 0);
-        assert_eq!(m.attribute(a(RELAY), a(PEER), 5, S).as_deref(), Some("c"));
+        assert_eq!(m.attribute(a(RELAY), a(PEER), 5, seq(S), S).as_deref(), Some("c"));
         // The far end re-INVITEs through a new media server: a new SSRC, same endpoint.
-        assert_eq!(m.attribute(a(RELAY), a(PEER), 6, 2 * S).as_deref(), Some("c"));
+        assert_eq!(m.attribute(a(RELAY), a(PEER), 6, seq(2 * S), 2 * S).as_deref(), Some("c"));
         m.announce(a(RELAY), "c", 3 * S); // the same open call announcing again: no new claim
         assert_eq!(m.claims(), 1);
-        assert_eq!(m.attribute(a(RELAY), a(PEER), 5, 4 * S).as_deref(), Some("c"));
+        assert_eq!(m.attribute(a(RELAY), a(PEER), 5, seq(4 * S), 4 * S).as_deref(), Some("c"));
     }
 
     #[test]
     fn very_late_rtp_goes_to_the_last_ended_call_and_rtp_before_any_sdp_is_unattributed() {
         let mut m = MediaMap::new(100);
         m.announce(a(RELAY), "x", 5 * S);
-        assert_eq!(m.attribute(a(RELAY), a(PEER), 9, S), None, "before the SDP that announced it");
+        assert_eq!(m.attribute(a(RELAY), a(PEER), 9, seq(S), S), None, "before the SDP that announced it");
         assert_eq!(m.stats().unattributed, 1);
-        assert_eq!(m.attribute(a("10.9.9.9:1"), a("10.9.9.8:1"), 9, S), None, "unknown endpoints");
+        assert_eq!(m.attribute(a("10.9.9.9:1"), a("10.9.9.8:1"), 9, seq(S), S), None, "unknown endpoints");
         assert_eq!(m.stats().unattributed, 1, "traffic to unknown endpoints is not RTP of any call");
         m.end("x", &[a(RELAY)], 6 * S);
-        assert_eq!(m.attribute(a(RELAY), a(PEER), 9, 30 * S).as_deref(), Some("x"));
+        assert_eq!(m.attribute(a(RELAY), a(PEER), 9, seq(30 * S), 30 * S).as_deref(), Some("x"));
         m.forget("x", &[a(RELAY)]);
         assert!(m.is_empty());
-        assert_eq!(m.attribute(a(RELAY), a(PEER), 9, 31 * S), None);
+        assert_eq!(m.attribute(a(RELAY), a(PEER), 9, seq(31 * S), 31 * S), None);
+    }
+
+    #[test]
+    fn a_sender_reusing_its_ssrc_for_the_next_call_restarts_its_sequence_and_is_the_new_calls() {
+        let mut m = MediaMap::new(100);
+        // SIPp's play_pcap_audio replays one recording: the same SSRC and sequence numbers in
+        // every call, from the same ports.
+        m.announce(a(RELAY), "first", 0);
+        for i in 0..50u16 {
+            let t = 100_000 + i64::from(i) * 20_000;
+            assert_eq!(m.attribute(a(RELAY), a(PEER), 77, 1000 + i, t).as_deref(), Some("first"));
+        }
+        m.end("first", &[a(RELAY)], 1_100_000);
+        // In flight at the BYE: continues the sequence, still the first call's.
+        m.announce(a(RELAY), "second", 1_150_000);
+        assert_eq!(m.attribute(a(RELAY), a(PEER), 77, 1050, 1_160_000).as_deref(), Some("first"));
+        // The replay starts again at 1000: the second call's, and from then on its stream.
+        for i in 0..50u16 {
+            let t = 1_200_000 + i64::from(i) * 20_000;
+            assert_eq!(m.attribute(a(RELAY), a(PEER), 77, 1000 + i, t).as_deref(), Some("second"), "{i}");
+        }
+        // Without a newer call, a jump in an ended call's stream is still that call's (late).
+        m.end("second", &[a(RELAY)], 2_300_000);
+        assert_eq!(m.attribute(a(RELAY), a(PEER), 77, 5, 2_400_000).as_deref(), Some("second"));
     }
 
     #[test]
@@ -285,7 +352,7 @@ mod tests {
         assert_eq!(m.claims(), MAX_CLAIMS_PER_ENDPOINT);
         assert_eq!(m.stats().claims_dropped, 40 - MAX_CLAIMS_PER_ENDPOINT as u64);
         for ssrc in 0..100 {
-            m.attribute(a(RELAY), a(PEER), ssrc, 39 * S);
+            m.attribute(a(RELAY), a(PEER), ssrc, seq(39 * S), 39 * S);
         }
         assert!(m.endpoints[&a(RELAY)].ssrcs.len() <= MAX_SSRCS_PER_ENDPOINT);
         assert!(m.announce(a("10.0.0.1:6002"), "y", 0));
