@@ -604,7 +604,9 @@ impl Config {
         if !(mos_poor.is_finite() && (1.0..=4.5).contains(&mos_poor)) {
             out.push(Problem::new(
                 "probe.mos_poor",
-                format!("is {mos_poor}; it must be a MOS between 1.0 and 4.5 (3.6: below it many users are dissatisfied)"),
+                format!(
+                    "is {mos_poor}; it must be a MOS between 1.0 and 4.5 (3.6: below it many users are dissatisfied)"
+                ),
             ));
         }
         if let Some(srp) = &self.srp {

@@ -437,7 +437,9 @@ mod tests {
             sdp.len()
         );
         p.on_datagram(&d(0, "10.0.0.1:5060", &invite));
-        let ok = format!("SIP/2.0 200 OK\r\nCall-ID: {id}\r\nCSeq: 1 INVITE\r\nTo: <sip:x@y>;tag=2\r\nContent-Length: 0\r\n\r\n");
+        let ok = format!(
+            "SIP/2.0 200 OK\r\nCall-ID: {id}\r\nCSeq: 1 INVITE\r\nTo: <sip:x@y>;tag=2\r\nContent-Length: 0\r\n\r\n"
+        );
         p.on_datagram(&d(100, "10.0.0.2:5060", &ok));
         for seq in 0..200u16 {
             if (1..=lose).contains(&(seq % 10)) {
@@ -457,7 +459,9 @@ mod tests {
             };
             p.on_datagram(&dgram);
         }
-        let bye = format!("BYE sip:x@y SIP/2.0\r\nCall-ID: {id}\r\nCSeq: 2 BYE\r\nTo: <sip:x@y>;tag=2\r\nContent-Length: 0\r\n\r\n");
+        let bye = format!(
+            "BYE sip:x@y SIP/2.0\r\nCall-ID: {id}\r\nCSeq: 2 BYE\r\nTo: <sip:x@y>;tag=2\r\nContent-Length: 0\r\n\r\n"
+        );
         let done = p.on_datagram(&d(5000, "10.0.0.1:5060", &bye));
         done.into_iter().next().expect("the BYE ends the call").record
     }

@@ -262,8 +262,14 @@ mod tests {
         // old stream still flows for a moment.
         m.end("old", &[a(RELAY)], 10 * S);
         m.announce(a(RELAY), "new", 10 * S + 100_000);
-        assert_eq!(m.attribute(a(RELAY), a(PEER), 111, seq(10 * S + 200_000), 10 * S + 200_000).as_deref(), Some("old"));
-        assert_eq!(m.attribute(a(RELAY), a(PEER), 222, seq(10 * S + 200_000), 10 * S + 200_000).as_deref(), Some("new"));
+        assert_eq!(
+            m.attribute(a(RELAY), a(PEER), 111, seq(10 * S + 200_000), 10 * S + 200_000).as_deref(),
+            Some("old")
+        );
+        assert_eq!(
+            m.attribute(a(RELAY), a(PEER), 222, seq(10 * S + 200_000), 10 * S + 200_000).as_deref(),
+            Some("new")
+        );
         assert_eq!(m.attribute(a(RELAY), a(PEER), 222, seq(20 * S), 20 * S).as_deref(), Some("new"));
         // Past the linger a stream of the old call is taken as the sender's reuse of its SSRC
         // for the new call (the newest call whose window covers the time).
@@ -286,7 +292,11 @@ mod tests {
         // Packets from the server (source endpoint) are tied the same way.
         assert_eq!(m.attribute(a("10.0.0.3:4000"), server, 1, seq(5 * S), 5 * S).as_deref(), Some("a"));
         m.end("b", &[server], 6 * S);
-        assert_eq!(m.attribute(server, a("10.0.0.4:4000"), 2, seq(7 * S), 7 * S).as_deref(), Some("b"), "in flight after the BYE");
+        assert_eq!(
+            m.attribute(server, a("10.0.0.4:4000"), 2, seq(7 * S), 7 * S).as_deref(),
+            Some("b"),
+            "in flight after the BYE"
+        );
         m.forget("b", &[server]);
         assert_eq!(m.attribute(server, a("10.0.0.4:4000"), 2, seq(7 * S), 7 * S).as_deref(), Some("a"), "b forgotten");
     }

@@ -360,7 +360,10 @@ fn a_version_1_database_upgrades_and_keeps_its_calls() {
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("01JOLD,") && text.contains(",old@x,"), "the v1 call is still there: {text}");
     assert!(text.lines().any(|l| l.ends_with(",1500,3,1250,437")), "{text}");
-    assert!(text.lines().any(|l| l.contains("01JOLD,") && l.ends_with(",,,,")), "the old call has no RTP nor MOS: {text}");
+    assert!(
+        text.lines().any(|l| l.contains("01JOLD,") && l.ends_with(",,,,")),
+        "the old call has no RTP nor MOS: {text}"
+    );
 }
 
 // Traffic where each hour has different heavy callers, so the threshold algorithm must read
