@@ -33,7 +33,8 @@ use smallvec::SmallVec;
 /// when the BYE passed): 2 s.
 pub const RTP_LINGER_US: i64 = 2_000_000;
 
-/// Most calls with a claim on one endpoint at once; the oldest claim goes first.
+/// Most calls with a claim on one endpoint at once; the oldest ended call's claim goes first
+/// (else the oldest).
 pub const MAX_CLAIMS_PER_ENDPOINT: usize = 16;
 
 /// Most streams (SSRCs) tied to calls at one endpoint; the least recently tied goes first.
@@ -184,7 +185,9 @@ impl MediaMap {
             return true;
         }
         if e.claims.len() >= MAX_CLAIMS_PER_ENDPOINT {
-            let gone = e.claims.remove(0);
+            // The oldest ended call's claim, else the oldest claim.
+            let i = e.claims.iter().position(|c| c.until_us.is_some()).unwrap_or(0);
+            let gone = e.claims.remove(i);
             e.ssrcs.retain(|t| t.call_id != gone.call_id || e.claims.iter().any(|k| k.call_id == gone.call_id));
             self.stats.claims_dropped += 1;
         }
@@ -360,6 +363,14 @@ mod tests {
             m.end(&format!("call-{i}"), &[a(RELAY)], i * S + 1);
         }
         assert_eq!(m.claims(), MAX_CLAIMS_PER_ENDPOINT);
+        // An open call's claim outlives ended ones announced after it.
+        let mut m2 = MediaMap::new(3);
+        m2.announce(a(RELAY), "long", 0);
+        for i in 1..40 {
+            m2.announce(a(RELAY), &format!("short-{i}"), i * S);
+            m2.end(&format!("short-{i}"), &[a(RELAY)], i * S + 1);
+        }
+        assert_eq!(m2.attribute(a(RELAY), a(PEER), 4242, 0, 45 * S).as_deref(), Some("long"));
         assert_eq!(m.stats().claims_dropped, 40 - MAX_CLAIMS_PER_ENDPOINT as u64);
         for ssrc in 0..100 {
             m.attribute(a(RELAY), a(PEER), ssrc, seq(39 * S), 39 * S);
