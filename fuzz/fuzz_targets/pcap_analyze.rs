@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
         source: Default::default(),
         destination: Default::default(),
         tracker: Default::default(),
+        mos_poor: tollgate_probe::pipeline::DEFAULT_MOS_POOR,
     };
     let mut probe = Probe::new(settings);
     let mut calls = 0u64;

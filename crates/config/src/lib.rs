@@ -314,7 +314,24 @@ pub struct ProbeConfig {
     /// config_version 2 `idle_timeout_secs`).
     #[serde(rename = "idle_timeout", alias = "idle_timeout_secs", with = "duration::secs")]
     pub idle_timeout_secs: u64,
+    /// A call with an RTP stream whose estimated MOS (1 to 4.5) is below this is counted as
+    /// of poor quality, 1.0 to 4.5.
+    pub mos_poor: Score,
 }
+
+/// A score written as a decimal number (a MOS threshold), compared bit for bit so that the
+/// configuration can be compared for equality.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Score(pub f64);
+
+impl PartialEq for Score {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Score {}
 
 impl Default for ProbeConfig {
     fn default() -> Self {
@@ -334,6 +351,7 @@ impl Default for ProbeConfig {
             max_open_calls: 200_000,
             setup_timeout_secs: 180,
             idle_timeout_secs: 4 * 3600,
+            mos_poor: Score(tollgate_probe::pipeline::DEFAULT_MOS_POOR),
         }
     }
 }
@@ -586,6 +604,15 @@ impl Config {
             MAX_CONNECTIONS,
         );
         check_range(&mut out, "probe.hep_tcp_idle_timeout", self.probe.hep_tcp_idle_timeout_secs, 1, MAX_IDLE_SECS);
+        let mos_poor = self.probe.mos_poor.0;
+        if !(mos_poor.is_finite() && (1.0..=4.5).contains(&mos_poor)) {
+            out.push(Problem::new(
+                "probe.mos_poor",
+                format!(
+                    "is {mos_poor}; it must be a MOS between 1.0 and 4.5 (3.6: below it many users are dissatisfied)"
+                ),
+            ));
+        }
         if let Some(srp) = &self.srp {
             if let Err(errors) = srp.validate() {
                 out.extend(errors.0.into_iter().map(|e| Problem::new(format!("srp.{}", e.field), e.message)));
@@ -946,6 +973,23 @@ clusters = []
             ("near_full_percent = 101", "t.toml:2: spool.near_full_percent: must be between 1 and 100 (is 101)"),
         ] {
             assert_eq!(error(&format!("[spool]\n{line}\n")), want);
+        }
+    }
+
+    #[test]
+    fn the_mos_threshold_is_a_mos_and_out_of_range_values_name_the_field() {
+        for (text, field) in [
+            ("[probe]\nmos_poor = 4.8\n", "probe.mos_poor: is 4.8"),
+            ("[probe]\nmos_poor = 0.5\n", "probe.mos_poor: is 0.5"),
+            ("[probe]\nmos_poor = nan\n", "probe.mos_poor: is NaN"),
+        ] {
+            let e = error(text);
+            assert!(e.contains(field), "{e}");
+        }
+        assert_eq!(Config::default().probe.mos_poor, Score(3.6));
+        for (text, want) in [("[probe]\nmos_poor = 4\n", 4.0), ("[probe]\nmos_poor = 3.1\n", 3.1)] {
+            let c = Config::parse("t.toml", text).unwrap();
+            assert_eq!(c.probe.mos_poor, Score(want));
         }
     }
 

@@ -1,5 +1,6 @@
 //! The probe's Prometheus metrics, read at scrape time: messages, calls by disposition, ASR,
-//! NER, RTP, and every drop counter (parse errors, evictions, decode errors, kernel drops).
+//! NER, RTP and calls of poor quality (MOS), and every drop counter (parse errors, evictions,
+//! decode errors, kernel drops).
 
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -81,6 +82,24 @@ impl Collector for ProbeCollector {
             "tollgate_probe_rtp_after_end_packets",
             "RTP packets to the media endpoints of a call that had just ended (in flight at the BYE)",
             tracker.rtp_after_end,
+        )?;
+        counter(
+            &mut e,
+            "tollgate_probe_rtp_unattributed_packets",
+            "RTP packets to or from a known media endpoint that no call's claim covered (sent before its SDP)",
+            tracker.rtp_unattributed,
+        )?;
+        counter(
+            &mut e,
+            "tollgate_probe_media_endpoints_refused",
+            "Media endpoints from SDP not tracked because the endpoint bound was reached",
+            tracker.media_refused,
+        )?;
+        counter(
+            &mut e,
+            "tollgate_probe_poor_quality_calls",
+            "Calls with an RTP stream whose estimated MOS was below probe.mos_poor",
+            counters.poor_quality_calls,
         )?;
         counter(
             &mut e,

@@ -54,7 +54,14 @@ pub struct ProbeSettings {
     pub destination: DestinationPart,
     /// Tracker limits.
     pub tracker: TrackerConfig,
+    /// A call whose worst RTP stream has an estimated MOS below this is of poor quality
+    /// (counted in [`ProbeCounters::poor_quality_calls`]).
+    pub mos_poor: f64,
 }
+
+/// The default [`ProbeSettings::mos_poor`]: 3.6, below which G.107 Annex B expects many
+/// users to be dissatisfied (R below 70).
+pub const DEFAULT_MOS_POOR: f64 = 3.6;
 
 /// Message and call counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -78,6 +85,9 @@ pub struct ProbeCounters {
     /// Calls still open when the input ended that were closed there with their disposition so
     /// far ([`AtEnd::Finalize`]); they are also counted in `calls`.
     pub finalized: u64,
+    /// Calls finished with an RTP stream whose estimated MOS was below the `mos_poor`
+    /// threshold.
+    pub poor_quality_calls: u64,
 }
 
 impl ProbeCounters {
@@ -311,6 +321,9 @@ impl Probe {
     fn report(&mut self, call: Call) -> CallReport {
         let report = self.describe(call, false);
         *self.counters.calls.entry(report.record.disposition.as_str().to_string()).or_default() += 1;
+        if report.call.rtp.is_some_and(|r| r.min_mos < self.settings.mos_poor) {
+            self.counters.poor_quality_calls += 1;
+        }
         report
     }
 
@@ -372,6 +385,7 @@ impl Probe {
             rtp_packets: call.rtp.map(|r| r.packets),
             rtp_lost: call.rtp.map(|r| r.lost),
             rtp_jitter_ms: call.rtp.map(|r| (r.max_jitter_ms * 100.0).round() / 100.0),
+            mos: call.rtp.map(|r| (r.min_mos * 100.0).round() / 100.0),
         };
         CallReport { record, call, open }
     }
@@ -392,6 +406,7 @@ mod tests {
             source: SourceHeader::PaiThenFrom,
             destination: DestinationPart::RequestUri,
             tracker: TrackerConfig::default(),
+            mos_poor: DEFAULT_MOS_POOR,
         }
     }
 
@@ -519,6 +534,68 @@ mod tests {
         assert_eq!(c.calls, BTreeMap::from(expected));
         assert_eq!((c.open, c.finalized, c.total_calls()), (0, 2, 3));
         assert!((c.asr() - 1.0 / 3.0).abs() < 1e-9);
+    }
+
+    /// An answered call from 10.0.0.1 (media 10.0.0.1:`port`) with RTP to its media endpoint,
+    /// `lose` of every 10 packets lost; returns its record.
+    fn call_with_rtp(p: &mut Probe, id: &str, port: u16, lose: u16) -> SipCallRecord {
+        let sdp = format!("v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio {port} RTP/AVP 0\r\n");
+        let invite = format!(
+            "INVITE sip:2125550100@10.0.0.2 SIP/2.0\r\nFrom: <sip:2125550111@10.0.0.1>;tag=1\r\nTo: <sip:2125550100@10.0.0.2>\r\nCall-ID: {id}\r\nCSeq: 1 INVITE\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        p.on_datagram(&d(0, "10.0.0.1:5060", &invite));
+        let ok = format!(
+            "SIP/2.0 200 OK\r\nCall-ID: {id}\r\nCSeq: 1 INVITE\r\nTo: <sip:x@y>;tag=2\r\nContent-Length: 0\r\n\r\n"
+        );
+        p.on_datagram(&d(100, "10.0.0.2:5060", &ok));
+        for seq in 0..200u16 {
+            if (1..=lose).contains(&(seq % 10)) {
+                continue;
+            }
+            let mut rtp = vec![0x80u8, 0];
+            rtp.extend_from_slice(&seq.to_be_bytes());
+            rtp.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+            rtp.extend_from_slice(&[0, 0, 0, 42]);
+            rtp.extend_from_slice(&[0xff; 160]);
+            let dgram = Datagram {
+                ts_us: 200_000 + i64::from(seq) * 20_000,
+                src: "10.0.0.2:7000".parse().unwrap(),
+                dst: format!("10.0.0.1:{port}").parse().unwrap(),
+                transport: Transport::Udp,
+                payload: &rtp,
+            };
+            p.on_datagram(&dgram);
+        }
+        let bye = format!(
+            "BYE sip:x@y SIP/2.0\r\nCall-ID: {id}\r\nCSeq: 2 BYE\r\nTo: <sip:x@y>;tag=2\r\nContent-Length: 0\r\n\r\n"
+        );
+        let done = p.on_datagram(&d(5000, "10.0.0.1:5060", &bye));
+        done.into_iter().next().expect("the BYE ends the call").record
+    }
+
+    #[test]
+    fn records_carry_the_mos_of_their_worst_stream_and_poor_calls_are_counted() {
+        let mut p = Probe::new(settings());
+        let clean = call_with_rtp(&mut p, "clean", 6000, 0);
+        assert_eq!((clean.rtp_packets, clean.rtp_lost, clean.mos), (Some(200), Some(0), Some(4.41)));
+        assert_eq!(p.counters().poor_quality_calls, 0);
+        // 10 % lost (G.711): Ie_eff = 95 * 10 / 35.1 = 27.07, R 66.1, MOS 3.41 < 3.6.
+        let lossy = call_with_rtp(&mut p, "lossy", 6002, 1);
+        assert_eq!(lossy.rtp_lost, Some(20));
+        assert_eq!(lossy.mos, Some(3.41));
+        assert_eq!(p.counters().poor_quality_calls, 1);
+        // The threshold is the operator's: at 3.0 the same call is not poor.
+        let mut lenient = Probe::new(ProbeSettings { mos_poor: 3.0, ..settings() });
+        call_with_rtp(&mut lenient, "lossy", 6002, 1);
+        assert_eq!(lenient.counters().poor_quality_calls, 0);
+        // A call without RTP has no MOS and is not counted.
+        let invite = "INVITE sip:2125550100@10.0.0.2 SIP/2.0\r\nFrom: <sip:3125550666@192.0.2.9>;tag=1\r\nTo: <sip:2125550100@10.0.0.2>\r\nCall-ID: quiet\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        p.on_datagram(&d(0, "192.0.2.9:5060", invite));
+        let busy = "SIP/2.0 486 Busy Here\r\nCall-ID: quiet\r\nCSeq: 1 INVITE\r\nTo: <sip:x@y>;tag=2\r\nContent-Length: 0\r\n\r\n";
+        let done = p.on_datagram(&d(10, "10.0.0.2:5060", busy));
+        assert_eq!(done[0].record.mos, None);
+        assert_eq!(p.counters().poor_quality_calls, 1);
     }
 
     #[test]

@@ -12,7 +12,8 @@ use ulid::Ulid;
 /// its own, so engines and probes of the previous release keep shipping to an upgraded one.
 ///
 /// * 1: ENUM query and SIP call records.
-/// * 2: SIP call records may carry RTP statistics (`rtp_packets`, `rtp_lost`, `rtp_jitter_ms`);
+/// * 2: SIP call records may carry RTP statistics (`rtp_packets`, `rtp_lost`, `rtp_jitter_ms`,
+///   and since issue 18 `mos`, an optional field older collectors ignore);
 ///   a version-1 record has none and reads as "not measured". ENUM query records may carry
 ///   `stale: true`; a record without it is not stale. (An optional field that older readers
 ///   may ignore does not need a new version: bumping it would make every collector of the
@@ -144,6 +145,11 @@ pub struct SipCallRecord {
     /// Highest RTP interarrival jitter of the call's streams, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtp_jitter_ms: Option<f64>,
+    /// Estimated listening quality (MOS, 1 to 4.5, 2 decimals) of the call's worst RTP stream,
+    /// from its loss and jitter (simplified ITU-T G.107 E-model); `None` without RTP. Records
+    /// of probes before it have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mos: Option<f64>,
 }
 
 /// Any record, tagged with its kind and format version.
@@ -213,7 +219,7 @@ mod tests {
         let r: Record = serde_json::from_str(v1).expect("a release-1 record");
         assert_eq!(r.version(), 1);
         let Record::SipCall { record, .. } = &r else { panic!("a SIP call record") };
-        assert_eq!((record.rtp_packets, record.rtp_lost, record.rtp_jitter_ms), (None, None, None));
+        assert_eq!((record.rtp_packets, record.rtp_lost, record.rtp_jitter_ms, record.mos), (None, None, None, None));
         let now = Record::sip_call(record.clone());
         assert_eq!(now.version(), RECORD_VERSION);
     }

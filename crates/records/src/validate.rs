@@ -163,6 +163,11 @@ fn check_sip_call(r: &SipCallRecord, now: DateTime<Utc>) -> Result<(), InvalidRe
     {
         return Err(invalid("rtp_jitter_ms", format!("{j} is not a jitter in ms (0 to {MAX_JITTER_MS})")));
     }
+    if let Some(m) = r.mos
+        && !(m.is_finite() && (1.0..=5.0).contains(&m))
+    {
+        return Err(invalid("mos", format!("{m} is not a mean opinion score (1 to 5)")));
+    }
     Ok(())
 }
 
@@ -227,6 +232,7 @@ mod tests {
             rtp_packets: Some(10),
             rtp_lost: Some(0),
             rtp_jitter_ms: Some(1.5),
+            mos: Some(4.41),
         }
     }
 
@@ -280,6 +286,9 @@ mod tests {
             ("duration_ms", Box::new(|c| c.duration_ms = Some(u64::MAX))),
             ("rtp_jitter_ms", Box::new(|c| c.rtp_jitter_ms = Some(-1.0))),
             ("rtp_jitter_ms", Box::new(|c| c.rtp_jitter_ms = Some(f64::INFINITY))),
+            ("mos", Box::new(|c| c.mos = Some(0.0))),
+            ("mos", Box::new(|c| c.mos = Some(f64::NAN))),
+            ("mos", Box::new(|c| c.mos = Some(7.5))),
         ];
         for (field, change) in calls {
             let mut c = call();

@@ -5,7 +5,8 @@
 //! 3xx-6xx final response ends an unanswered one (401/407 wait for the re-sent INVITE). Calls
 //! that never end are closed by timeouts; when more calls are open than the cap allows, the
 //! least recently active one is closed and counted as evicted. Media endpoints from SDP
-//! offers and answers tie RTP packets to their call.
+//! offers and answers tie RTP packets to their call by (address, port, SSRC, time): see
+//! [`crate::media`].
 //!
 //! The tracker is a pure state machine: time comes from the packets, so a capture file replays
 //! the same way every time.
@@ -16,6 +17,7 @@ use std::net::SocketAddr;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
+use crate::media::MediaMap;
 use crate::message::{HeaderName, Method, SipMessage, StartLine};
 use crate::rtp::{RtpHeader, StreamStats};
 use crate::sdp::media_endpoints;
@@ -79,6 +81,8 @@ pub struct RtpSummary {
     pub lost: u64,
     /// Highest interarrival jitter of the streams, ms.
     pub max_jitter_ms: f64,
+    /// The lowest estimated MOS of the streams ([`crate::mos`]), 1 to 4.5.
+    pub min_mos: f64,
 }
 
 /// A finished call.
@@ -164,6 +168,11 @@ pub struct TrackerStats {
     /// the BYE passed): not in any call's record, counted here so that every packet is
     /// accounted for.
     pub rtp_after_end: u64,
+    /// RTP packets to or from a known media endpoint that no call's claim on it covered
+    /// (sent before any SDP announced it).
+    pub rtp_unattributed: u64,
+    /// Media endpoints not tracked because the endpoint bound was reached.
+    pub media_refused: u64,
 }
 
 #[derive(Debug)]
@@ -183,8 +192,8 @@ struct Open {
 struct Ended {
     /// Its INVITE's CSeq.
     invite_cseq: u32,
-    /// Its media endpoints, still mapped in `media` (unless a newer call took them) so that
-    /// RTP in flight at the BYE is recognised as late, not as unknown traffic.
+    /// Its media endpoints, whose claims stay in `media` while the Call-ID is remembered, so
+    /// that RTP in flight at the BYE is recognised as late, not as unknown traffic.
     media: SmallVec<[SocketAddr; 4]>,
 }
 
@@ -195,7 +204,7 @@ pub struct Tracker {
     open: FxHashMap<Box<str>, Open>,
     /// (last activity, key) -> Call-ID: the least recently active call first.
     by_activity: BTreeMap<(i64, u64), Box<str>>,
-    media: FxHashMap<SocketAddr, Box<str>>,
+    media: MediaMap,
     /// Calls ended in the last [`LINGER_US`], by Call-ID, with the order they ended in. A copy
     /// of their INVITE (a retransmission, or the other leg of a proxy seen late through HEP)
     /// must not start a new call.
@@ -222,6 +231,9 @@ pub struct OpenedCall {
 /// past which no retransmission of its transaction can arrive.
 pub const LINGER_US: i64 = 32_000_000;
 
+/// Most media endpoints tracked per call (SDP `m=` lines beyond it are ignored).
+pub const MAX_MEDIA_PER_CALL: usize = 8;
+
 fn user(value: Option<&str>) -> Option<String> {
     value.map(name_addr).and_then(|na| user_part(na.uri)).map(str::to_string)
 }
@@ -233,7 +245,9 @@ impl Tracker {
             config,
             open: FxHashMap::default(),
             by_activity: BTreeMap::new(),
-            media: FxHashMap::default(),
+            // Each open or remembered call has at most MAX_MEDIA_PER_CALL endpoints, most of
+            // them one or two.
+            media: MediaMap::new(config.max_open.saturating_mul(4).max(1024)),
             recent: FxHashMap::default(),
             recent_order: std::collections::VecDeque::new(),
             next_key: 0,
@@ -244,7 +258,8 @@ impl Tracker {
 
     /// Counters.
     pub fn stats(&self) -> TrackerStats {
-        self.stats
+        let media = self.media.stats();
+        TrackerStats { rtp_unattributed: media.unattributed, media_refused: media.refused, ..self.stats }
     }
 
     /// Calls opened since the last call (each exactly once; every one of them is later
@@ -278,11 +293,7 @@ impl Tracker {
             if let Some((_, id)) = self.recent_order.pop_front()
                 && let Some(ended) = self.recent.remove(&id)
             {
-                for m in ended.media {
-                    if self.media.get(&m).is_some_and(|c| *c == id) {
-                        self.media.remove(&m);
-                    }
-                }
+                self.media.forget(&id, &ended.media);
             }
         }
     }
@@ -299,6 +310,7 @@ impl Tracker {
     fn close(&mut self, call_id: &str, closed: Closed) -> Option<Call> {
         let o = self.open.remove(call_id)?;
         self.by_activity.remove(&(o.last_us, o.key));
+        self.media.end(call_id, &o.media, o.call.ended_us.unwrap_or(o.last_us));
         // The endpoints stay mapped while the Call-ID is remembered.
         match self.recent.get_mut(call_id) {
             Some(ended) => {
@@ -325,6 +337,7 @@ impl Tracker {
                 packets: o.streams.iter().map(|s| s.received).sum(),
                 lost: o.streams.iter().map(|s| s.lost()).sum(),
                 max_jitter_ms: o.streams.iter().map(|s| s.jitter_ms()).fold(0.0, f64::max),
+                min_mos: o.streams.iter().map(|s| s.mos()).fold(4.5, f64::min),
             });
         }
         match closed {
@@ -335,7 +348,7 @@ impl Tracker {
         Some(call)
     }
 
-    fn add_media(&mut self, call_id: &str, body: &[u8]) {
+    fn add_media(&mut self, call_id: &str, body: &[u8], ts_us: i64) {
         let endpoints = media_endpoints(body);
         if endpoints.is_empty() {
             return;
@@ -343,9 +356,12 @@ impl Tracker {
         let Some(o) = self.open.get_mut(call_id) else { return };
         for e in endpoints {
             if !o.media.contains(&e.addr) {
+                if o.media.len() >= MAX_MEDIA_PER_CALL {
+                    continue;
+                }
                 o.media.push(e.addr);
             }
-            self.media.insert(e.addr, call_id.into());
+            self.media.announce(e.addr, call_id, ts_us);
         }
     }
 
@@ -423,7 +439,7 @@ impl Tracker {
                         }
                     }
                 }
-                self.add_media(call_id, msg.body);
+                self.add_media(call_id, msg.body, pkt.ts_us);
             }
             StartLine::Request { method: Method::Cancel, .. } => {
                 if let Some(o) = self.open.get_mut(call_id) {
@@ -472,7 +488,7 @@ impl Tracker {
                     }
                 }
                 if (180..=299).contains(&code) {
-                    self.add_media(call_id, msg.body);
+                    self.add_media(call_id, msg.body, pkt.ts_us);
                 }
             }
             StartLine::Response { .. } => {}
@@ -481,16 +497,17 @@ impl Tracker {
         done
     }
 
-    /// Feeds a UDP payload that was not SIP: if it is RTP to a known media endpoint, counts it
-    /// for that call. Returns true if it was.
+    /// Feeds a UDP payload that was not SIP: if it is RTP to or from a known media endpoint,
+    /// counts it for the call it belongs to by (address, port, SSRC, time). Returns true if it
+    /// was counted for an open call.
     pub fn on_udp(&mut self, payload: &[u8], pkt: &PacketInfo) -> bool {
         if self.media.is_empty() {
             return false;
         }
-        let Some(call_id) = self.media.get(&pkt.dst).or_else(|| self.media.get(&pkt.src)).cloned() else {
+        let Some(h) = crate::rtp::parse(payload) else { return false };
+        let Some(call_id) = self.media.attribute(pkt.dst, pkt.src, h.ssrc, h.seq, pkt.ts_us) else {
             return false;
         };
-        let Some(h) = crate::rtp::parse(payload) else { return false };
         let Some(o) = self.open.get_mut(&call_id) else {
             if self.recent.contains_key(&call_id) {
                 self.stats.rtp_after_end += 1;
@@ -712,6 +729,123 @@ mod tests {
         let mut rtp = vec![0x80u8, 0, 0, seq, 0, 0, 0, 0, 0, 0, 0, 9];
         rtp.extend_from_slice(&[0; 160]);
         rtp
+    }
+
+    fn rtp_of(ssrc: u32, seq: u16) -> Vec<u8> {
+        let mut rtp = vec![0x80u8, 0];
+        rtp.extend_from_slice(&seq.to_be_bytes());
+        rtp.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        rtp.extend_from_slice(&ssrc.to_be_bytes());
+        rtp.extend_from_slice(&[0; 160]);
+        rtp
+    }
+
+    /// RTP from the callee's endpoint to the caller's one (10.0.0.1:6000 in every INVITE
+    /// here: all these calls reuse one media endpoint) at `ms`.
+    fn to_caller(ms: i64) -> PacketInfo {
+        PacketInfo { ts_us: ms * 1000, src: "10.0.0.2:7000".parse().unwrap(), dst: "10.0.0.1:6000".parse().unwrap() }
+    }
+
+    fn rtp_summary(done: &[Call]) -> RtpSummary {
+        done[0].rtp.expect("RTP in the record")
+    }
+
+    #[test]
+    fn overlapping_calls_on_one_media_endpoint_keep_their_own_streams() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        feed(&mut t, &invite("a", 1, None), 0);
+        feed(&mut t, &response("a", 200, "INVITE", 1), 100);
+        for i in 0..50u16 {
+            assert!(t.on_udp(&rtp_of(0xa, i), &to_caller(200 + i64::from(i) * 20)));
+        }
+        // A second call announces the same endpoint while the first still runs.
+        feed(&mut t, &invite("b", 1, None), 1000);
+        feed(&mut t, &response("b", 200, "INVITE", 1), 1100);
+        for i in 50..100u16 {
+            let at = 200 + i64::from(i) * 20;
+            assert!(t.on_udp(&rtp_of(0xa, i), &to_caller(at)));
+            assert!(t.on_udp(&rtp_of(0xb, i - 50), &to_caller(at)));
+        }
+        let a = rtp_summary(&feed(&mut t, &request("a", "BYE", 2), 3000));
+        let b = rtp_summary(&feed(&mut t, &request("b", "BYE", 2), 3000));
+        assert_eq!((a.streams, a.packets, a.lost), (1, 100, 0), "a keeps its whole stream");
+        assert_eq!((b.streams, b.packets, b.lost), (1, 50, 0), "b gets only its own");
+        assert_eq!(t.stats().rtp_packets, 150);
+        assert!((a.min_mos - 4.41).abs() < 0.01, "clean G.711: {}", a.min_mos);
+    }
+
+    #[test]
+    fn late_rtp_of_an_ended_call_is_not_counted_for_the_next_call_on_its_endpoint() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        feed(&mut t, &invite("old", 1, None), 0);
+        feed(&mut t, &response("old", 200, "INVITE", 1), 100);
+        for i in 0..10u16 {
+            t.on_udp(&rtp_of(1, i), &to_caller(200 + i64::from(i) * 20));
+        }
+        feed(&mut t, &request("old", "BYE", 2), 500);
+        // The next call takes the relay port at once; the old stream's last packets are still
+        // in flight.
+        feed(&mut t, &invite("new", 1, None), 510);
+        feed(&mut t, &response("new", 200, "INVITE", 1), 520);
+        assert!(!t.on_udp(&rtp_of(1, 10), &to_caller(530)));
+        assert!(!t.on_udp(&rtp_of(1, 11), &to_caller(550)));
+        for i in 0..20u16 {
+            assert!(t.on_udp(&rtp_of(2, 100 + i), &to_caller(540 + i64::from(i) * 20)));
+        }
+        let new = rtp_summary(&feed(&mut t, &request("new", "BYE", 2), 2000));
+        assert_eq!((new.streams, new.packets, new.lost), (1, 20, 0));
+        assert_eq!((t.stats().rtp_packets, t.stats().rtp_after_end, t.stats().rtp_unattributed), (30, 2, 0));
+    }
+
+    #[test]
+    fn back_to_back_calls_replaying_one_recording_each_get_their_own_packets() {
+        // SIPp's play_pcap_audio: every call sends the same SSRC and sequence numbers from and
+        // to the same ports; the next call starts as soon as the last one ended.
+        let mut t = Tracker::new(TrackerConfig::default());
+        let mut records = Vec::new();
+        for (n, id) in ["r1", "r2", "r3"].iter().enumerate() {
+            let t0 = n as i64 * 1500;
+            feed(&mut t, &invite(id, 1, None), t0);
+            feed(&mut t, &response(id, 200, "INVITE", 1), t0 + 10);
+            for i in 0..50u16 {
+                assert!(t.on_udp(&rtp_of(0x5eed, 100 + i), &to_caller(t0 + 20 + i64::from(i) * 20)), "{id} {i}");
+            }
+            records.extend(feed(&mut t, &request(id, "BYE", 2), t0 + 1020));
+            // One packet in flight at the BYE.
+            assert!(!t.on_udp(&rtp_of(0x5eed, 150), &to_caller(t0 + 1030)));
+        }
+        for r in &records {
+            let rtp = r.rtp.unwrap();
+            assert_eq!((rtp.streams, rtp.packets, rtp.lost), (1, 50, 0), "{}", r.call_id);
+        }
+        assert_eq!((t.stats().rtp_packets, t.stats().rtp_after_end), (150, 3));
+    }
+
+    #[test]
+    fn an_ssrc_change_mid_call_is_a_second_stream_of_the_same_call() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        feed(&mut t, &invite("c", 1, None), 0);
+        feed(&mut t, &response("c", 200, "INVITE", 1), 100);
+        for i in 0..10u16 {
+            assert!(t.on_udp(&rtp_of(7, i), &to_caller(200 + i64::from(i) * 20)));
+        }
+        // Every other packet of the second stream lost: its MOS is the call's.
+        for i in 0..10u16 {
+            assert!(t.on_udp(&rtp_of(8, i * 2), &to_caller(400 + i64::from(i) * 40)));
+        }
+        let c = rtp_summary(&feed(&mut t, &request("c", "BYE", 2), 2000));
+        assert_eq!((c.streams, c.packets, c.lost), (2, 20, 9));
+        // Stream 8: 9 of 19 expected lost (47 %): Ie_eff = 95 * 47.4 / 72.5 = 62.1, MOS 1.6.
+        assert!(c.min_mos < 2.0, "{}", c.min_mos);
+    }
+
+    #[test]
+    fn rtp_before_any_sdp_for_a_known_endpoint_is_counted_as_unattributed() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        feed(&mut t, &invite("d", 1, None), 1000);
+        assert!(!t.on_udp(&rtp_of(5, 1), &to_caller(500)));
+        assert_eq!(t.stats().rtp_unattributed, 1);
+        assert!(t.on_udp(&rtp_of(5, 2), &to_caller(1500)));
     }
 
     #[test]

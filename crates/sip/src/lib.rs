@@ -8,6 +8,8 @@
 //! * [`uri`]: the parts of name-addrs and URIs a probe needs (user part, tag);
 //! * [`sdp`]: media endpoints (`c=` and `m=` lines) of an offer or answer;
 //! * [`rtp`]: RTP headers and per-stream loss and jitter (RFC 3550);
+//! * [`mos`]: a per-stream MOS estimate from loss and jitter (ITU-T G.107 E-model, simplified);
+//! * [`media`]: which call an RTP packet belongs to, by (address, port, SSRC, time);
 //! * [`dialog`]: the call tracker, a pure function of (state, message, time) -> finished calls.
 //!
 //! What it must not do: capture packets, normalise numbers, or write records (the probe crate
@@ -16,7 +18,9 @@
 #![warn(missing_docs)]
 
 pub mod dialog;
+pub mod media;
 pub mod message;
+pub mod mos;
 pub mod rtp;
 pub mod sdp;
 pub mod uri;

@@ -57,6 +57,8 @@ pub struct StreamStats {
     cycles: u64,
     /// Packets received (duplicates included, as RFC 3550 counts them).
     pub received: u64,
+    /// Payload type of the first packet (the codec, for the MOS estimate).
+    pub payload_type: u8,
     clock_rate: u32,
     /// Arrival of the first packet, µs: later arrivals are converted to clock units relative
     /// to it, so the product never overflows.
@@ -76,6 +78,7 @@ impl StreamStats {
             max_seq: first.seq,
             cycles: 0,
             received: 1,
+            payload_type: first.payload_type,
             clock_rate,
             first_arrival_us: arrival_us,
             previous: (0, first.timestamp),
@@ -124,6 +127,11 @@ impl StreamStats {
     pub fn jitter_ms(&self) -> f64 {
         self.jitter * 1000.0 / f64::from(self.clock_rate)
     }
+
+    /// Estimated MOS of the stream from its codec, loss and jitter ([`crate::mos`]).
+    pub fn mos(&self) -> f64 {
+        crate::mos::estimate(self.payload_type, self.expected(), self.lost(), self.jitter_ms())
+    }
 }
 
 #[cfg(test)]
@@ -155,6 +163,8 @@ mod tests {
         assert_eq!(s.expected(), 20);
         assert_eq!(s.lost(), 2);
         assert!(s.jitter_ms() < 0.01, "{}", s.jitter_ms());
+        // 2 of 20 lost, PCMU: Ie_eff = 95 * 10 / 35.1 = 27.07, R 66.13, MOS 3.41.
+        assert!((s.mos() - 3.4109).abs() < 1e-3, "{}", s.mos());
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub fn raw_columns(d: Dataset) -> &'static [&'static str] {
             "rtp_packets",
             "rtp_lost",
             "rtp_jitter_us",
+            "mos_x100",
         ],
     }
 }

@@ -135,6 +135,12 @@ INSERT INTO rollup_number_folds (dataset, folded_through) SELECT 'ENUM', COALESC
 INSERT INTO rollup_number_folds (dataset, folded_through) SELECT 'SIP', COALESCE(MAX(bucket), -9223372036854775807 - 1) FROM rollup_counts WHERE dataset = 'SIP' AND grain = 'hour';
 /*postgres*/ ALTER TABLE rollup_numbers ADD CONSTRAINT rollup_numbers_day_rows_by_fold_only CHECK (grain <> 'day' OR COALESCE(current_setting('tollgate.day_fold', true), '') = 'on') NOT VALID",
     },
+    Migration {
+        version: 7,
+        description: "estimated listening quality (MOS x 100) of the worst RTP stream of SIP calls, from the probe (older rows: NULL, not measured)",
+        sql: "
+ALTER TABLE sip_calls ADD COLUMN mos_x100 BIGINT",
+    },
 ];
 
 /// The newest schema version this build knows.

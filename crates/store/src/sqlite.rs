@@ -353,7 +353,7 @@ impl Drop for SqliteStore {
 }
 
 const INSERT_ENUM: &str = "INSERT INTO enum_queries (id, ts, device, client, client_addr, transport, source, destination, direction, rule, action, detail, rcode, fail_open, latency_us, policy_version, v, stale) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) ON CONFLICT (id) DO NOTHING";
-const INSERT_SIP: &str = "INSERT INTO sip_calls (id, ts, device, call_id, source, destination, direction, disposition, final_code, pdd_ms, duration_ms, answered_at, ended_at, v, rtp_packets, rtp_lost, rtp_jitter_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) ON CONFLICT (id) DO NOTHING";
+const INSERT_SIP: &str = "INSERT INTO sip_calls (id, ts, device, call_id, source, destination, direction, disposition, final_code, pdd_ms, duration_ms, answered_at, ended_at, v, rtp_packets, rtp_lost, rtp_jitter_us, mos_x100) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) ON CONFLICT (id) DO NOTHING";
 /// Upserts shared with PostgreSQL through per-row execution.
 pub(crate) const UPSERT_COUNT: &str = "INSERT INTO rollup_counts (dataset, grain, device, bucket, n) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (dataset, grain, device, bucket) DO UPDATE SET n = rollup_counts.n + excluded.n";
 pub(crate) const UPSERT_NUMBER: &str = "INSERT INTO rollup_numbers (dataset, grain, side, device, bucket, number, direction, n) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dataset, grain, side, device, bucket, number, direction) DO UPDATE SET n = rollup_numbers.n + excluded.n";
@@ -362,6 +362,11 @@ pub(crate) const UPSERT_OUTCOME: &str = "INSERT INTO rollup_outcomes (dataset, g
 /// Jitter in whole microseconds, as stored.
 pub(crate) fn jitter_us(ms: f64) -> i64 {
     (ms * 1000.0).round() as i64
+}
+
+/// A MOS in hundredths, as stored (4.41 -> 441).
+pub(crate) fn mos_x100(mos: f64) -> i64 {
+    (mos * 100.0).round() as i64
 }
 
 /// Text columns of one raw row, formatted into buffers reused from row to row.
@@ -450,6 +455,7 @@ impl<'t> RawInserts<'t> {
                 r.rtp_packets.map(|n| n as i64),
                 r.rtp_lost.map(|n| n as i64),
                 r.rtp_jitter_ms.map(jitter_us),
+                r.mos.map(mos_x100),
             ])?,
         };
         Ok((n == 1).then(|| self.tx.last_insert_rowid()))

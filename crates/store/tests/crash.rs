@@ -47,6 +47,7 @@ fn record(k: u64) -> Record {
             rtp_packets: None,
             rtp_lost: None,
             rtp_jitter_ms: None,
+            mos: None,
         });
     }
     Record::enum_query(EnumQueryRecord {

@@ -59,6 +59,7 @@ fn record(k: u64) -> Record {
             rtp_packets: Some(500),
             rtp_lost: Some(1),
             rtp_jitter_ms: Some(0.5),
+            mos: Some(4.2),
         });
     }
     Record::enum_query(EnumQueryRecord {

@@ -81,6 +81,7 @@ fn sip_rec(device: &str, at: DateTime<Utc>, src: &str, dst: &str, disposition: D
         rtp_packets: Some(1500),
         rtp_lost: Some(3),
         rtp_jitter_ms: Some(1.25),
+        mos: Some(4.37),
     })
 }
 
@@ -285,9 +286,9 @@ both!(csv_exports, |store: &dyn Store| {
     let n = store.export_raw(Dataset::Sip, t0(), t0() + Duration::hours(3), None, &mut out).unwrap();
     assert_eq!(n, 1);
     let text = String::from_utf8(out).unwrap();
-    assert!(text.lines().next().unwrap().ends_with(",v,rtp_packets,rtp_lost,rtp_jitter_us"), "{text}");
+    assert!(text.lines().next().unwrap().ends_with(",v,rtp_packets,rtp_lost,rtp_jitter_us,mos_x100"), "{text}");
     let row = text.lines().nth(1).unwrap();
-    assert!(row.ends_with(",1500,3,1250"), "RTP quality is stored with the call: {row}");
+    assert!(row.ends_with(",1500,3,1250,437"), "RTP quality and MOS are stored with the call: {row}");
 });
 
 both!(retention_removes_old_data, |store: &dyn Store| {
@@ -358,7 +359,11 @@ fn a_version_1_database_upgrades_and_keeps_its_calls() {
     assert_eq!(store.export_raw(Dataset::Sip, t0(), t0() + Duration::hours(1), None, &mut out).unwrap(), 2);
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("01JOLD,") && text.contains(",old@x,"), "the v1 call is still there: {text}");
-    assert!(text.lines().any(|l| l.ends_with(",1500,3,1250")), "{text}");
+    assert!(text.lines().any(|l| l.ends_with(",1500,3,1250,437")), "{text}");
+    assert!(
+        text.lines().any(|l| l.contains("01JOLD,") && l.ends_with(",,,,")),
+        "the old call has no RTP nor MOS: {text}"
+    );
 }
 
 // Traffic where each hour has different heavy callers, so the threshold algorithm must read

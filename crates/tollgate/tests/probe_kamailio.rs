@@ -291,16 +291,32 @@ fn run(net: Net, hep_version: u8) {
     }
     assert!((totals["asr"].as_f64().unwrap() - 6.0 / 15.0).abs() < 1e-9, "{totals}");
     // Answered calls carried RTP (SIPp's G.711 sample, 50 packets/s, for one second), nothing
-    // lost; unanswered calls had none.
+    // lost, so a MOS near the E-model's 4.41 for G.711; unanswered calls had none.
     for r in records {
         if r["disposition"] == "answered" {
             assert!(r["rtp_packets"].as_u64().unwrap_or(0) >= 25, "RTP of {r}");
             assert_eq!(r["rtp_lost"].as_u64(), Some(0), "{r}");
             assert!(r["pdd_ms"].as_u64().is_some() && r["duration_ms"].as_u64().unwrap_or(0) >= 900, "{r}");
+            let mos = r["mos"].as_f64().unwrap_or(0.0);
+            assert!(mos > 4.0 && mos <= 4.5, "clean RTP, a high MOS: {r}");
         } else {
-            assert!(r["rtp_packets"].is_null() && r["duration_ms"].is_null(), "{r}");
+            assert!(r["rtp_packets"].is_null() && r["duration_ms"].is_null() && r["mos"].is_null(), "{r}");
         }
     }
+    assert_eq!(totals["poor_quality_calls"].as_u64(), Some(0), "{totals}");
+    assert_eq!(totals["rtp_unattributed"].as_u64(), Some(0), "{totals}");
+    // The answered calls follow one another on the same media ports, and SIPp replays one
+    // recording in each: the same SSRC and sequence numbers every call. Each call still gets
+    // its own packets (counted above: at least 25 each, the sum below equal to tshark's).
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args(["-d", "udp.port==6100,rtp", "-Y", "udp.dstport == 6100", "-T", "fields", "-e", "rtp.ssrc"])
+        .output()
+        .unwrap();
+    let ssrcs: std::collections::BTreeSet<String> =
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    assert_eq!(ssrcs.len(), 1, "one SSRC reused by every answered call: {ssrcs:?}");
     // Every packet tshark sees towards the callee's media port is counted: in some call, or as
     // in flight when its call's BYE passed.
     let rtp_sum: u64 = records.iter().filter_map(|r| r["rtp_packets"].as_u64()).sum();
@@ -329,6 +345,7 @@ fn run(net: Net, hep_version: u8) {
     }
     let live = calls_from_csv(&export(&e, "SIP"), "hep-probe");
     assert_eq!(live, expected, "live HEP: the same calls with the same outcomes");
+
     let metrics = reqwest::blocking::Client::new()
         .get(format!("{}/metrics", e.api))
         .bearer_auth(e.cli_token())
@@ -343,6 +360,10 @@ fn run(net: Net, hep_version: u8) {
         .unwrap_or(0);
     let caller_side: u64 = requests.values().sum::<u64>() + responses.values().sum::<u64>();
     assert!(hep_packets > caller_side, "HEP carries both legs: {hep_packets} packets\n{metrics}");
+    assert!(
+        metrics.lines().any(|l| l == "tollgate_probe_poor_quality_calls_total 0"),
+        "the poor-quality counter is exported (HEP carries no RTP: none)\n{metrics}"
+    );
 
     // The capture file shipped as a second device, `tap-1`.
     let token = e.ingest_token("tap");
@@ -364,6 +385,25 @@ fn run(net: Net, hep_version: u8) {
         .unwrap();
     assert!(out.status.success(), "{:?}", text(&out));
     assert!(text(&out).1.contains(&format!("shipped {total} call records")), "{:?}", text(&out));
+    // The shipped records keep their MOS in the store (hundredths), only for answered calls.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut shipped = export(&e, "SIP");
+    while shipped.lines().filter(|l| l.contains(",tap-1,")).count() < total as usize && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        shipped = export(&e, "SIP");
+    }
+    let header: Vec<&str> = shipped.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("{name} in {header:?}"));
+    let (dev, disp, mos) = (col("device"), col("disposition"), col("mos_x100"));
+    let tap: Vec<Vec<&str>> =
+        shipped.lines().skip(1).map(|l| l.split(',').collect::<Vec<_>>()).filter(|f| f[dev] == "tap-1").collect();
+    assert_eq!(tap.len() as u64, total, "{shipped}");
+    for f in &tap {
+        match f[disp] {
+            "answered" => assert!(f[mos].parse::<u32>().is_ok_and(|m| m > 400 && m <= 450), "{f:?}"),
+            _ => assert_eq!(f[mos], "", "{f:?}"),
+        }
+    }
 
     // FST C2. SIP / Average CPS / Hour / each device.
     check_average_cps(&e, "SIP", "hep-probe", total);

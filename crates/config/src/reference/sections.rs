@@ -473,6 +473,14 @@ pub const SECTIONS: &[Section] = &[
                 "An answered call without a message this long is closed. Before config_version 2: \
                  `idle_timeout_secs`, seconds.",
             ),
+            opt(
+                "mos_poor",
+                "number",
+                "MOS",
+                "A call with an RTP stream whose estimated MOS (1 to 4.5, from loss and jitter: README, The SIP \
+                 probe) is below this counts as of poor quality (`tollgate_probe_poor_quality_calls_total`), 1.0 to \
+                 4.5.",
+            ),
         ],
     },
     Section {

@@ -148,6 +148,7 @@ fn types_match_the_values() {
             let Some(value) = table.get(entry.key) else { continue };
             let ok = match value {
                 toml::Value::Integer(_) => entry.ty == "integer",
+                toml::Value::Float(_) => entry.ty == "number",
                 toml::Value::Boolean(_) => entry.ty == "boolean",
                 toml::Value::Array(_) => entry.ty.starts_with("list of"),
                 toml::Value::Table(_) => entry.ty == "answer",

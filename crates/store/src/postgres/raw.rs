@@ -23,7 +23,7 @@ CREATE TEMP TABLE IF NOT EXISTS enum_stage (
 CREATE TEMP TABLE IF NOT EXISTS sip_stage (
     id TEXT, ts BIGINT, device TEXT, call_id TEXT, source TEXT, destination TEXT, direction TEXT,
     disposition TEXT, final_code BIGINT, pdd_ms BIGINT, duration_ms BIGINT, answered_at BIGINT,
-    ended_at BIGINT, v BIGINT, rtp_packets BIGINT, rtp_lost BIGINT, rtp_jitter_us BIGINT
+    ended_at BIGINT, v BIGINT, rtp_packets BIGINT, rtp_lost BIGINT, rtp_jitter_us BIGINT, mos_x100 BIGINT
 ) ON COMMIT DELETE ROWS";
 
 const ENUM_COLUMNS: &str = "id, ts, device, client, client_addr, transport, source, destination, direction, rule, action, detail, rcode, fail_open, latency_us, policy_version, v, stale";
@@ -47,8 +47,8 @@ const ENUM_TYPES: [Type; 18] = [
     Type::INT8,
     Type::INT8,
 ];
-const SIP_COLUMNS: &str = "id, ts, device, call_id, source, destination, direction, disposition, final_code, pdd_ms, duration_ms, answered_at, ended_at, v, rtp_packets, rtp_lost, rtp_jitter_us";
-const SIP_TYPES: [Type; 17] = [
+const SIP_COLUMNS: &str = "id, ts, device, call_id, source, destination, direction, disposition, final_code, pdd_ms, duration_ms, answered_at, ended_at, v, rtp_packets, rtp_lost, rtp_jitter_us, mos_x100";
+const SIP_TYPES: [Type; 18] = [
     Type::TEXT,
     Type::INT8,
     Type::TEXT,
@@ -57,6 +57,7 @@ const SIP_TYPES: [Type; 17] = [
     Type::TEXT,
     Type::TEXT,
     Type::TEXT,
+    Type::INT8,
     Type::INT8,
     Type::INT8,
     Type::INT8,
@@ -105,7 +106,7 @@ fn copy_sip(tx: &mut Transaction<'_>, records: &[(u16, &SipCallRecord)]) -> Resu
     let sink = tx.copy_in(&format!("COPY sip_stage ({SIP_COLUMNS}) FROM STDIN (FORMAT binary)"))?;
     let mut w = BinaryCopyInWriter::new(sink, &SIP_TYPES);
     for (v, r) in records {
-        let row: [&(dyn ToSql + Sync); 17] = [
+        let row: [&(dyn ToSql + Sync); 18] = [
             &r.id.to_string(),
             &r.time.timestamp_micros(),
             &r.device,
@@ -123,6 +124,7 @@ fn copy_sip(tx: &mut Transaction<'_>, records: &[(u16, &SipCallRecord)]) -> Resu
             &r.rtp_packets.map(|n| n as i64),
             &r.rtp_lost.map(|n| n as i64),
             &r.rtp_jitter_ms.map(crate::sqlite::jitter_us),
+            &r.mos.map(crate::sqlite::mos_x100),
         ];
         w.write(&row)?;
     }

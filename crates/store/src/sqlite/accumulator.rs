@@ -462,6 +462,7 @@ mod tests {
             rtp_packets: None,
             rtp_lost: None,
             rtp_jitter_ms: None,
+            mos: None,
         })
     }
 

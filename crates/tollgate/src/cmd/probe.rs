@@ -65,10 +65,11 @@ fn csv_row(r: &CallReport) -> Vec<String> {
         cell(c.rtp_lost),
         cell(c.rtp_jitter_ms),
         closed(r),
+        cell(c.mos),
     ]
 }
 
-const COLUMNS: [&str; 13] = [
+const COLUMNS: [&str; 14] = [
     "call_id",
     "start",
     "source",
@@ -82,6 +83,7 @@ const COLUMNS: [&str; 13] = [
     "rtp_lost",
     "rtp_jitter_ms",
     "closed",
+    "mos",
 ];
 
 /// Where call rows go as calls end: streamed, so memory stays flat however large the file.
@@ -92,7 +94,7 @@ enum Rows {
     None,
 }
 
-const TABLE_HEADER: [&str; 12] = [
+const TABLE_HEADER: [&str; 14] = [
     "call-id",
     "start (UTC)",
     "source",
@@ -105,14 +107,16 @@ const TABLE_HEADER: [&str; 12] = [
     "rtp",
     "lost",
     "jitter",
+    "closed",
+    "mos",
 ];
 
 fn table_line(out: &mut impl Write, r: &[String]) -> std::io::Result<()> {
     let id: String = r[0].chars().take(36).collect();
     writeln!(
         out,
-        "{id:<36} {:<24} {:<13} {:<13} {:<8} {:<11} {:>4} {:>6} {:>8} {:>6} {:>4} {:>6}",
-        r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11]
+        "{id:<36} {:<24} {:<13} {:<13} {:<8} {:<11} {:>4} {:>6} {:>8} {:>6} {:>4} {:>6} {:>4}",
+        r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[13]
     )
 }
 
@@ -339,6 +343,8 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
         "malformed": counters.malformed,
         "rtp_packets": counters.rtp_packets,
         "rtp_after_end": probe.tracker().stats().rtp_after_end,
+        "rtp_unattributed": probe.tracker().stats().rtp_unattributed,
+        "poor_quality_calls": counters.poor_quality_calls,
         "fragments_reassembled": decode.reassembled,
         "evicted": probe.tracker().stats().evicted,
     });
@@ -371,7 +377,14 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
                     counters.finalized
                 )?;
             }
-            writeln!(out, "ASR       {:.1}%   NER {:.1}%", counters.asr() * 100.0, counters.ner() * 100.0)?;
+            writeln!(
+                out,
+                "ASR       {:.1}%   NER {:.1}%   poor quality (MOS < {}) {}",
+                counters.asr() * 100.0,
+                counters.ner() * 100.0,
+                config.probe.mos_poor.0,
+                counters.poor_quality_calls
+            )?;
             let reqs = counters.requests.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
             let resps = counters.responses.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
             writeln!(out, "messages  {} (requests: {reqs}; responses: {resps})", counters.messages)?;
@@ -384,7 +397,7 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
             writeln!(
                 out,
                 "frames    {} (not IP {}, malformed {}, fragments {} reassembled into {}); SIP malformed {}; RTP {} \
-                 (+{} after their call ended)",
+                 (+{} after their call ended, {} before any SDP announced their endpoint)",
                 analysis.frames,
                 decode.not_ip,
                 decode.malformed,
@@ -392,7 +405,8 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
                 decode.reassembled,
                 counters.malformed,
                 counters.rtp_packets,
-                probe.tracker().stats().rtp_after_end
+                probe.tracker().stats().rtp_after_end,
+                probe.tracker().stats().rtp_unattributed
             )?;
         }
     }

@@ -41,6 +41,7 @@ pub fn settings(config: &Config) -> anyhow::Result<ProbeSettings> {
             setup_timeout_us: p.setup_timeout_secs as i64 * 1_000_000,
             idle_timeout_us: p.idle_timeout_secs as i64 * 1_000_000,
         },
+        mos_poor: p.mos_poor.0,
     })
 }
 
