@@ -314,6 +314,14 @@ pub struct ProbeConfig {
     /// config_version 2 `idle_timeout_secs`).
     #[serde(rename = "idle_timeout", alias = "idle_timeout_secs", with = "duration::secs")]
     pub idle_timeout_secs: u64,
+    /// Finished calls whose SIP messages are kept for their ladder (`GET
+    /// /api/v1/probe/calls/{call_id}/messages`), the most recent ones, besides the calls open
+    /// now; 0 keeps none (open calls neither). Up to 1,000,000.
+    pub ladder_calls: usize,
+    /// Memory for the kept messages, MiB (texts cut at 4 KiB per message, 200 messages per
+    /// call); past it the oldest calls' messages are dropped first (counted in
+    /// `tollgate_probe_ladder_calls_dropped_total`). 1 to 65,536.
+    pub ladder_max_mb: u64,
 }
 
 impl Default for ProbeConfig {
@@ -334,6 +342,8 @@ impl Default for ProbeConfig {
             max_open_calls: 200_000,
             setup_timeout_secs: 180,
             idle_timeout_secs: 4 * 3600,
+            ladder_calls: 1000,
+            ladder_max_mb: 64,
         }
     }
 }
@@ -582,6 +592,8 @@ impl Config {
             MAX_CONNECTIONS,
         );
         check_range(&mut out, "probe.hep_tcp_idle_timeout", self.probe.hep_tcp_idle_timeout_secs, 1, MAX_IDLE_SECS);
+        check_range(&mut out, "probe.ladder_calls", self.probe.ladder_calls as u64, 0, 1_000_000);
+        check_range(&mut out, "probe.ladder_max_mb", self.probe.ladder_max_mb, 1, 65_536);
         if let Some(srp) = &self.srp {
             if let Err(errors) = srp.validate() {
                 out.extend(errors.0.into_iter().map(|e| Problem::new(format!("srp.{}", e.field), e.message)));
@@ -952,6 +964,8 @@ clusters = []
             ("[api]\nidle_timeout_secs = 0\n", "api.idle_timeout_secs: is 0"),
             ("[api]\nidle_timeout = \"0s\"\n", "api.idle_timeout: is 0"),
             ("[probe]\nhep_tcp_max_connections = 0\n", "probe.hep_tcp_max_connections: is 0"),
+            ("[probe]\nladder_calls = 1000001\n", "probe.ladder_calls: is 1000001"),
+            ("[probe]\nladder_max_mb = 0\n", "probe.ladder_max_mb: is 0"),
             ("[probe]\nhep_tcp_idle_timeout_secs = 100000\n", "probe.hep_tcp_idle_timeout_secs: is 100000"),
         ] {
             let e = error(text);

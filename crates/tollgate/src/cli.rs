@@ -318,6 +318,10 @@ pub struct ProbeArgs {
     /// With --pcap: also store the calls as records and ship them to the collector.
     #[arg(long, requires = "pcap")]
     pub ship: bool,
+    /// With --pcap: print only this call's SIP messages, as a ladder (with --json: the
+    /// messages), and its record.
+    #[arg(long, value_name = "CALL-ID", requires = "pcap", conflicts_with_all = ["csv", "totals", "ship"])]
+    pub call: Option<String>,
     /// Device name the calls are counted under (overrides probe.device).
     #[arg(long)]
     pub device: Option<String>,

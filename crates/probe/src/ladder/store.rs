@@ -128,6 +128,19 @@ impl LadderMessage {
         }
     }
 
+    /// The method of a request (from the request line).
+    pub fn method(&self) -> Option<&str> {
+        if self.first_line.starts_with("SIP/") {
+            return None;
+        }
+        self.first_line.split_whitespace().next()
+    }
+
+    /// The status code of a response (from the status line).
+    pub fn status(&self) -> Option<u16> {
+        self.first_line.strip_prefix("SIP/")?.split_whitespace().nth(1)?.parse().ok()
+    }
+
     /// Bytes this message counts for.
     fn cost(&self) -> usize {
         MESSAGE_OVERHEAD + self.text.len() + self.first_line.len()
@@ -158,7 +171,7 @@ pub struct CallMessages {
     pub call_id: String,
     /// True while the call has not ended.
     pub open: bool,
-    /// The messages kept, in the order they were captured.
+    /// The messages kept, in time order (those of the same time in the order they came).
     pub messages: Vec<LadderMessage>,
     /// Messages dropped to keep the call under its cap.
     pub dropped: u64,
@@ -276,7 +289,10 @@ impl LadderStore {
             .take(RETRANSMISSION_WINDOW)
             .any(|m| m.digest == msg.digest && m.src == msg.src && m.dst == msg.dst);
         let cost = msg.cost();
-        entry.messages.push_back(msg);
+        // In time order: copies that arrive late (HEP from several senders, each stamping
+        // with its own clock) go where their time puts them, after those of the same time.
+        let at = entry.messages.iter().rposition(|m| m.ts_us <= msg.ts_us).map_or(0, |i| i + 1);
+        entry.messages.insert(at, msg);
         entry.bytes += cost;
         self.bytes += cost;
         if entry.messages.len() > self.limits.messages_per_call
@@ -395,6 +411,16 @@ mod tests {
     }
 
     #[test]
+    fn messages_are_kept_in_time_order_whatever_order_they_come_in() {
+        let mut s = LadderStore::new(limits(10, 1 << 20));
+        for (ms, cseq) in [(10, 1), (30, 3), (20, 2), (30, 4), (5, 0)] {
+            s.record("c1", true, &datagram(ms, A, B), invite("c1", cseq).as_bytes());
+        }
+        let order: Vec<String> = s.call("c1").unwrap().messages.iter().map(|m| m.text[39..46].to_string()).collect();
+        assert_eq!(order, ["CSeq: 0", "CSeq: 1", "CSeq: 2", "CSeq: 3", "CSeq: 4"]);
+    }
+
+    #[test]
     fn a_retransmission_is_marked() {
         let mut s = LadderStore::new(limits(10, 1 << 20));
         s.record("c1", true, &datagram(0, A, B), invite("c1", 1).as_bytes());
@@ -508,6 +534,16 @@ mod tests {
             4096,
         );
         assert_eq!(m.first_line, "BYE x SIP/2.0");
+        assert_eq!((m.method(), m.status()), (Some("BYE"), None));
+        let r = LadderMessage::new(
+            0,
+            A.parse().unwrap(),
+            B.parse().unwrap(),
+            Transport::Udp,
+            b"SIP/2.0 180 Ringing\r\n\r\n",
+            9,
+        );
+        assert_eq!((r.method(), r.status(), r.text.as_str(), r.truncated), (None, Some(180), "SIP/2.0 1", true));
         assert!(m.text.starts_with("BYE") && m.text.ends_with("\u{fffd}\0"));
         assert_eq!(m.transport, "tcp");
         let m = LadderMessage::new(0, A.parse().unwrap(), B.parse().unwrap(), Transport::Udp, b"", 4096);

@@ -200,9 +200,21 @@ fn collector(config: &Config) -> (Vec<String>, String) {
     (urls, token)
 }
 
+/// Writes calls as the table `probe --pcap` prints (a header, a line per call).
+pub fn write_table(out: &mut impl Write, calls: &[CallReport]) -> std::io::Result<()> {
+    table_line(out, &TABLE_HEADER.map(String::from))?;
+    for c in calls {
+        table_line(out, &csv_row(c))?;
+    }
+    Ok(())
+}
+
 /// Runs `probe --pcap`.
 pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
     let path = args.pcap.as_ref().context("--pcap FILE is needed")?;
+    if let Some(call_id) = &args.call {
+        return crate::cmd::probe_call::run(config, args, path, call_id);
+    }
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut settings = crate::roles::probe::settings(config)?;
