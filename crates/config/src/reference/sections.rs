@@ -473,6 +473,22 @@ pub const SECTIONS: &[Section] = &[
                 "An answered call without a message this long is closed. Before config_version 2: \
                  `idle_timeout_secs`, seconds.",
             ),
+            opt(
+                "ladder_calls",
+                "integer",
+                "calls",
+                "Finished calls whose SIP messages are kept for their ladder (`GET \
+                 /api/v1/probe/calls/{call_id}/messages`), the most recent, besides the open calls; 0 keeps \
+                 none. Up to 1,000,000.",
+            ),
+            opt(
+                "ladder_max_mb",
+                "integer",
+                "MiB",
+                "Memory for the kept messages (4 KiB of text per message, 200 messages per call); past it the \
+                 oldest calls go first, finished before open (`tollgate_probe_ladder_calls_dropped_total`). 1 to \
+                 65,536.",
+            ),
         ],
     },
     Section {
