@@ -31,6 +31,7 @@ pub mod console;
 pub mod error;
 pub mod log_groups;
 pub mod manager;
+pub mod probe;
 pub mod srp;
 pub mod tls;
 pub mod version;

@@ -317,6 +317,14 @@ pub struct ProbeConfig {
     /// A call with an RTP stream whose estimated MOS (1 to 4.5) is below this is counted as
     /// of poor quality, 1.0 to 4.5.
     pub mos_poor: Score,
+    /// Finished calls whose SIP messages are kept for their ladder (`GET
+    /// /api/v1/probe/calls/{call_id}/messages`), the most recent ones, besides the calls open
+    /// now; 0 keeps none (open calls neither). Up to 1,000,000.
+    pub ladder_calls: usize,
+    /// Memory for the kept messages, MiB (texts cut at 4 KiB per message, 200 messages per
+    /// call); past it the oldest calls' messages are dropped first (counted in
+    /// `tollgate_probe_ladder_calls_dropped_total`). 1 to 65,536.
+    pub ladder_max_mb: u64,
 }
 
 /// A score written as a decimal number (a MOS threshold), compared bit for bit so that the
@@ -352,6 +360,8 @@ impl Default for ProbeConfig {
             setup_timeout_secs: 180,
             idle_timeout_secs: 4 * 3600,
             mos_poor: Score(tollgate_probe::pipeline::DEFAULT_MOS_POOR),
+            ladder_calls: 1000,
+            ladder_max_mb: 64,
         }
     }
 }
@@ -613,6 +623,8 @@ impl Config {
                 ),
             ));
         }
+        check_range(&mut out, "probe.ladder_calls", self.probe.ladder_calls as u64, 0, 1_000_000);
+        check_range(&mut out, "probe.ladder_max_mb", self.probe.ladder_max_mb, 1, 65_536);
         if let Some(srp) = &self.srp {
             if let Err(errors) = srp.validate() {
                 out.extend(errors.0.into_iter().map(|e| Problem::new(format!("srp.{}", e.field), e.message)));
@@ -1000,6 +1012,8 @@ clusters = []
             ("[api]\nidle_timeout_secs = 0\n", "api.idle_timeout_secs: is 0"),
             ("[api]\nidle_timeout = \"0s\"\n", "api.idle_timeout: is 0"),
             ("[probe]\nhep_tcp_max_connections = 0\n", "probe.hep_tcp_max_connections: is 0"),
+            ("[probe]\nladder_calls = 1000001\n", "probe.ladder_calls: is 1000001"),
+            ("[probe]\nladder_max_mb = 0\n", "probe.ladder_max_mb: is 0"),
             ("[probe]\nhep_tcp_idle_timeout_secs = 100000\n", "probe.hep_tcp_idle_timeout_secs: is 100000"),
         ] {
             let e = error(text);

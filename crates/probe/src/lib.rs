@@ -10,6 +10,8 @@
 //! * the pipeline from payloads to call records: SIP parsing and dialog tracking (the sip
 //!   crate), numbers normalised by the dialing plan, call direction, RTP summaries
 //!   ([`pipeline`]); offline analysis of a file ([`analyze`]);
+//! * call ladders: recent calls' messages in bounded memory, drawn as sngrep does
+//!   ([`ladder`]);
 //! * the probe's Prometheus metrics ([`metrics`]).
 //!
 //! What it must not do: store or ship records itself (records go to the spool through a
@@ -22,6 +24,7 @@ pub mod capture;
 pub mod capture_set;
 pub mod decode;
 pub mod hep;
+pub mod ladder;
 pub mod live;
 pub mod metrics;
 pub mod pipeline;

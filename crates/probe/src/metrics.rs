@@ -38,12 +38,34 @@ fn gauge_f(e: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> fmt::Re
     g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
 }
 
+/// The call ladders' store: what it holds and what it had to drop.
+fn ladder_metrics(e: &mut DescriptorEncoder, l: &crate::ladder::LadderStats) -> fmt::Result {
+    gauge_f(e, "tollgate_probe_ladder_calls", "Calls whose SIP messages are held for their ladder", l.calls as f64)?;
+    gauge_f(e, "tollgate_probe_ladder_bytes", "Bytes held for call ladders (probe.ladder_max_mb)", l.bytes as f64)?;
+    counter(
+        e,
+        "tollgate_probe_ladder_calls_dropped",
+        "Calls whose messages were dropped to stay under probe.ladder_max_mb (oldest first)",
+        l.calls_dropped,
+    )?;
+    counter(
+        e,
+        "tollgate_probe_ladder_messages_dropped",
+        "Messages not kept for ladders: past 200 per call, or of calls dropped whole",
+        l.messages_dropped,
+    )?;
+    counter(e, "tollgate_probe_ladder_messages_truncated", "Messages kept cut at 4 KiB", l.messages_truncated)
+}
+
 impl Collector for ProbeCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
-        let (counters, tracker, open) = {
+        let (counters, tracker, open, ladder) = {
             let p = self.probe.lock().unwrap_or_else(|x| x.into_inner());
-            (p.counters().clone(), p.tracker().stats(), p.tracker().open_calls())
+            (p.counters().clone(), p.tracker().stats(), p.tracker().open_calls(), p.ladder().map(|l| l.stats()))
         };
+        if let Some(l) = ladder {
+            ladder_metrics(&mut e, &l)?;
+        }
         counter(&mut e, "tollgate_probe_sip_messages", "SIP messages parsed", counters.messages)?;
         counter(
             &mut e,

@@ -14,6 +14,7 @@ use tollgate_sip::dialog::{Call, Outcome, PacketInfo, Tracker, TrackerConfig};
 use tollgate_sip::{StartLine, parse_datagram};
 
 use crate::decode::Datagram;
+use crate::ladder::LadderStore;
 
 /// Which header names the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -166,6 +167,8 @@ pub struct Probe {
     setup_sources: std::collections::HashMap<String, E164>,
     /// Call-ID -> caller of each open call that was reported as started.
     open_sources: std::collections::HashMap<String, E164>,
+    /// Recent calls' messages, for their ladders (none: not kept).
+    ladder: Option<LadderStore>,
 }
 
 fn time(us: i64) -> DateTime<Utc> {
@@ -194,7 +197,19 @@ impl Probe {
             in_progress: None,
             setup_sources: Default::default(),
             open_sources: Default::default(),
+            ladder: None,
         }
+    }
+
+    /// Keeps calls' messages in `store` (bounded by its limits), for their ladders.
+    pub fn with_ladder(mut self, store: LadderStore) -> Self {
+        self.ladder = Some(store);
+        self
+    }
+
+    /// The calls' messages kept, if any are.
+    pub fn ladder(&self) -> Option<&LadderStore> {
+        self.ladder.as_ref()
     }
 
     /// Reports calls starting and ending, per caller, to `hook`.
@@ -248,9 +263,15 @@ impl Probe {
         let pkt = PacketInfo { ts_us: d.ts_us, src: d.src, dst: d.dst };
         let mut out = Vec::new();
         if looks_like_sip(d.payload) {
+            // Where the message being read starts in the payload (messages follow one another).
+            let mut from = 0;
             for msg in parse_datagram(d.payload) {
                 match msg {
                     Ok(m) => {
+                        // It ends where its body ends (the body borrows from the payload).
+                        let end = (m.body.as_ptr() as usize + m.body.len()).saturating_sub(d.payload.as_ptr() as usize);
+                        let raw = d.payload.get(from..end).unwrap_or_default();
+                        from = end;
                         self.counters.messages += 1;
                         match m.start {
                             StartLine::Request { method, .. } => {
@@ -263,6 +284,9 @@ impl Probe {
                         self.note_progress(&m);
                         for call in closed {
                             out.push(self.report(call));
+                        }
+                        if let (Some(ladder), Some(call_id)) = (self.ladder.as_mut(), m.call_id()) {
+                            ladder.record(call_id, self.tracker.is_open(call_id), d, raw);
                         }
                     }
                     Err(_) => {
@@ -336,6 +360,9 @@ impl Probe {
     /// A call's record (its calls-in-progress hook told that it ended).
     fn describe(&mut self, call: Call, open: bool) -> CallReport {
         self.setup_sources.remove(&call.call_id);
+        if let Some(ladder) = self.ladder.as_mut() {
+            ladder.finish(&call.call_id);
+        }
         if let Some(hook) = &self.in_progress
             && let Some(s) = self.open_sources.remove(&call.call_id)
         {
@@ -596,6 +623,25 @@ mod tests {
         let done = p.on_datagram(&d(10, "10.0.0.2:5060", busy));
         assert_eq!(done[0].record.mos, None);
         assert_eq!(p.counters().poor_quality_calls, 1);
+    }
+
+    #[test]
+    fn the_ladder_keeps_each_message_of_a_tracked_call_with_its_bytes() {
+        let mut p =
+            Probe::new(settings()).with_ladder(LadderStore::new(crate::ladder::LadderLimits::recent(10, 1 << 20)));
+        let invite = "INVITE sip:2125550100@10.0.0.2 SIP/2.0\r\nFrom: <sip:3125550666@192.0.2.9>;tag=1\r\nTo: <sip:2125550100@10.0.0.2>\r\nCall-ID: b1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let options = "OPTIONS sip:x SIP/2.0\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        p.on_datagram(&d(0, "192.0.2.9:5060", &format!("{options}\r\n{invite}")));
+        let busy = "SIP/2.0 486 Busy Here\r\nCall-ID: b1\r\nCSeq: 1 INVITE\r\nTo: <sip:x@y>;tag=2\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(p.on_datagram(&d(1500, "10.0.0.2:5060", busy)).len(), 1);
+        let ack = "ACK sip:2125550100@10.0.0.2 SIP/2.0\r\nCall-ID: b1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n";
+        p.on_datagram(&d(1501, "192.0.2.9:5060", ack));
+        let ladder = p.ladder().unwrap();
+        assert!(ladder.call("o1").is_none(), "not a call");
+        let call = ladder.call("b1").unwrap();
+        assert!(!call.open);
+        let texts: Vec<&str> = call.messages.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, [invite, busy, ack], "each message's own bytes, also the ACK after the end");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use tollgate_probe::analyze::{Analysis, analyze};
 use tollgate_probe::capture::CaptureError;
 use tollgate_probe::decode::{Datagram, Transport};
 use tollgate_probe::hep::{HepError, decode};
+use tollgate_probe::ladder::{LadderLimits, LadderStore};
 use tollgate_probe::{CallReport, Probe, ProbeSettings};
 use tollgate_sip::message::{ParseError, parse_datagram, parse_one};
 
@@ -25,12 +26,19 @@ fn probe() -> Probe {
         tracker: Default::default(),
         mos_poor: tollgate_probe::pipeline::DEFAULT_MOS_POOR,
     })
+    // Call ladders with small limits, so that every case also goes through their bounds.
+    .with_ladder(LadderStore::new(LADDER))
 }
+
+/// The ladders' limits of these cases.
+const LADDER: LadderLimits = LadderLimits { calls: 4, message_bytes: 256, messages_per_call: 8, total_bytes: 4096 };
 
 fn run(bytes: &[u8]) -> (Result<Analysis, CaptureError>, Vec<CallReport>, Probe) {
     let mut p = probe();
     let mut calls = Vec::new();
     let r = analyze(bytes, &mut p, |c| calls.push(c), |_| {});
+    let held = p.ladder().map(|l| l.stats()).unwrap_or_default();
+    assert!(held.bytes <= LADDER.total_bytes as u64 && held.calls <= LADDER.total_bytes as u64 / 256, "{held:?}");
     (r, calls, p)
 }
 

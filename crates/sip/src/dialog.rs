@@ -273,6 +273,11 @@ impl Tracker {
         self.open.len()
     }
 
+    /// True if the call with this Call-ID is open.
+    pub fn is_open(&self, call_id: &str) -> bool {
+        self.open.contains_key(call_id)
+    }
+
     fn touch(&mut self, call_id: &str, ts: i64) {
         if let Some(o) = self.open.get_mut(call_id)
             && ts > o.last_us

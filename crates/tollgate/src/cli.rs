@@ -328,6 +328,10 @@ pub struct ProbeArgs {
     /// finished. Without it they are reported as `open` and not stored.
     #[arg(long, requires = "pcap")]
     pub finalize: bool,
+    /// With --pcap: print only this call's SIP messages, as a ladder (with --json: the
+    /// messages), and its record.
+    #[arg(long, value_name = "CALL-ID", requires = "pcap", conflicts_with_all = ["csv", "totals", "ship"])]
+    pub call: Option<String>,
     /// Device name the calls are counted under (overrides probe.device).
     #[arg(long)]
     pub device: Option<String>,

@@ -124,6 +124,10 @@ pub type StatusFn = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
 /// The TLS material in force, as `GET /api/v1/tls` reports it (taken at each request).
 pub type TlsStatusFn = Arc<dyn Fn() -> tollgate_api::tls::TlsStatus + Send + Sync>;
 
+/// A running probe's messages of the call with this Call-ID, if it holds the call
+/// (`GET /api/v1/probe/calls/{call_id}/messages`; called off the async threads).
+pub type CallMessagesFn = Arc<dyn Fn(&str) -> Option<tollgate_api::probe::CallMessages> + Send + Sync>;
+
 /// Everything the API and UI serve from. Roles this process does not run are `None`.
 pub struct AppState {
     /// This server's node name.
@@ -148,6 +152,8 @@ pub struct AppState {
     pub status: Option<StatusFn>,
     /// The SRP chassis (engine role with `[srp]`).
     pub srp: Option<tollgate_srp::runtime::SrpHandle>,
+    /// Recent calls' SIP messages (probe role with `probe.ladder_calls` above 0).
+    pub probe_calls: Option<CallMessagesFn>,
     /// The release this server runs.
     pub release: ReleaseInfo,
     /// The TLS material in force (`None`: no `[tls]`).

@@ -55,6 +55,7 @@ pub const BODY_LIMITS: &[(&str, usize)] = &[
     ("/api/v1/auth/password", SMALL),
     ("/api/v1/srp/show/{what}", SMALL),
     ("/api/v1/srp/{command}", SMALL),
+    ("/api/v1/probe/calls/{call_id}/messages", SMALL),
     // The web UI.
     ("/", SMALL),
     (crate::ui::STYLESHEET, SMALL),

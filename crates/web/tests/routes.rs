@@ -121,6 +121,12 @@ fn api_routes() -> Vec<ApiRoute> {
             JSON,
             r#"{"on":false}"#,
         ),
+        r(
+            Method::GET,
+            "/api/v1/probe/calls/no-such-call%40127.0.0.1/messages",
+            "/api/v1/probe/calls/{call_id}/messages",
+            Min(Role::Viewer),
+        ),
     ]
 }
 
@@ -205,6 +211,7 @@ fn app_managed_by(console: Option<&str>) -> App {
         ingest,
         status: None,
         srp: None,
+        probe_calls: None,
         release: ReleaseInfo {
             release: "test".into(),
             build: "test".into(),

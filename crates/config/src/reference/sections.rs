@@ -481,6 +481,22 @@ pub const SECTIONS: &[Section] = &[
                  probe) is below this counts as of poor quality (`tollgate_probe_poor_quality_calls_total`), 1.0 to \
                  4.5.",
             ),
+            opt(
+                "ladder_calls",
+                "integer",
+                "calls",
+                "Finished calls whose SIP messages are kept for their ladder (`GET \
+                 /api/v1/probe/calls/{call_id}/messages`), the most recent, besides the open calls; 0 keeps \
+                 none. Up to 1,000,000.",
+            ),
+            opt(
+                "ladder_max_mb",
+                "integer",
+                "MiB",
+                "Memory for the kept messages (4 KiB of text per message, 200 messages per call); past it the \
+                 oldest calls go first, finished before open (`tollgate_probe_ladder_calls_dropped_total`). 1 to \
+                 65,536.",
+            ),
         ],
     },
     Section {

@@ -13,6 +13,7 @@ pub mod lookup;
 pub mod pki;
 pub mod policy;
 pub mod probe;
+pub mod probe_call;
 pub mod release;
 pub mod spool;
 pub mod srp;

@@ -252,9 +252,21 @@ fn capture_set(args: &ProbeArgs) -> anyhow::Result<CaptureSet> {
     Ok(CaptureSet::open(&files)?)
 }
 
+/// Writes calls as the table `probe --pcap` prints (a header, a line per call).
+pub fn write_table(out: &mut impl Write, calls: &[CallReport]) -> std::io::Result<()> {
+    table_line(out, &TABLE_HEADER.map(String::from))?;
+    for c in calls {
+        table_line(out, &csv_row(c))?;
+    }
+    Ok(())
+}
+
 /// Runs `probe --pcap`.
 pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
     let set = capture_set(args)?;
+    if let Some(call_id) = &args.call {
+        return crate::cmd::probe_call::run(config, args, &set, call_id);
+    }
     let mut settings = crate::roles::probe::settings(config)?;
     if let Some(d) = &args.device {
         settings.device = d.clone();

@@ -13,6 +13,7 @@ use tollgate_listener::ConnectionMetrics;
 use tollgate_logthrottle::LogThrottle;
 use tollgate_policy::InternalNumbers;
 use tollgate_policy::VelocityTable;
+use tollgate_probe::ladder::{CallMessages, LadderLimits, LadderStore};
 use tollgate_probe::live::{HepTcpLimits, LiveProbe, LiveStats, Shared};
 use tollgate_probe::metrics::ProbeCollector;
 use tollgate_probe::{CallsInProgress, Probe, ProbeSettings};
@@ -45,6 +46,39 @@ pub fn settings(config: &Config) -> anyhow::Result<ProbeSettings> {
     })
 }
 
+/// The store of recent calls' messages a configuration asks for (none: `ladder_calls = 0`).
+pub fn ladder(config: &Config) -> Option<LadderStore> {
+    let p = &config.probe;
+    let total = usize::try_from(p.ladder_max_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    (p.ladder_calls > 0).then(|| LadderStore::new(LadderLimits::recent(p.ladder_calls, total)))
+}
+
+/// A call's messages as the API answers them.
+pub fn call_messages(c: CallMessages) -> tollgate_api::probe::CallMessages {
+    tollgate_api::probe::CallMessages {
+        call_id: c.call_id,
+        open: c.open,
+        messages: c
+            .messages
+            .into_iter()
+            .map(|m| tollgate_api::probe::CallMessage {
+                time: chrono::DateTime::from_timestamp_micros(m.ts_us).unwrap_or_default(),
+                src: m.src.to_string(),
+                dst: m.dst.to_string(),
+                transport: m.transport.to_string(),
+                method: m.method().map(str::to_string),
+                status: m.status(),
+                first_line: m.first_line,
+                text: m.text,
+                truncated: m.truncated,
+                retransmission: m.retransmission,
+            })
+            .collect(),
+        dropped: c.dropped,
+        dropped_at: c.dropped_at,
+    }
+}
+
 /// Calls in progress go to the engine's session table (same process: `serve`), for the
 /// `concurrent` policy condition.
 struct TableHook(Arc<VelocityTable>);
@@ -70,6 +104,9 @@ pub struct ProbeRole {
     pub srp: Option<(SrpHandle, tokio::sync::watch::Receiver<tollgate_srp::State>)>,
     /// The rolling summary of a probe pair's chassis (a standalone probe's runs with `live`).
     summary: Option<tokio::task::JoinHandle<()>>,
+    /// Recent calls' messages, for `GET /api/v1/probe/calls/{call_id}/messages` (none:
+    /// `probe.ladder_calls = 0`).
+    pub calls: Option<tollgate_web::CallMessagesFn>,
     /// A probe without an engine in its process: its calls in progress published through
     /// Redis, with `[shared_counters]`.
     _shared: Option<tollgate_shared_counters::SharedCounters>,
@@ -113,7 +150,22 @@ impl ProbeRole {
         if let Some(table) = in_progress {
             probe = probe.with_calls_in_progress(Arc::new(TableHook(table)));
         }
+        let keeps_calls = match ladder(config) {
+            Some(store) => {
+                probe = probe.with_ladder(store);
+                true
+            }
+            None => false,
+        };
         let probe = Arc::new(Mutex::new(probe));
+        let calls: Option<tollgate_web::CallMessagesFn> = keeps_calls.then(|| {
+            let probe = probe.clone();
+            Arc::new(move |call_id: &str| {
+                // Copied out under the lock; converted after it is released.
+                let held = probe.lock().unwrap_or_else(|e| e.into_inner()).ladder().and_then(|l| l.call(call_id));
+                held.map(call_messages)
+            }) as tollgate_web::CallMessagesFn
+        });
         let lane = Mutex::new(spool.lane("probe")?);
         let stats = Arc::new(LiveStats::default());
         let shared = Shared {
@@ -185,6 +237,7 @@ impl ProbeRole {
             live,
             srp,
             summary,
+            calls,
             _shared: shared_counters,
             #[cfg(feature = "live-capture")]
             capture,

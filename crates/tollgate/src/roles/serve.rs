@@ -612,6 +612,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
             .and_then(|e| e.srp.as_ref())
             .or_else(|| probe.as_ref().and_then(|p| p.srp.as_ref()))
             .map(|(h, _)| h.clone()),
+        probe_calls: probe.as_ref().and_then(|p| p.calls.clone()),
         release: {
             let r = crate::release::current();
             let mut role_names = Vec::new();

@@ -24,9 +24,11 @@
 //! | POST | `/api/v1/auth/password` | none (the current password) | `{"name","current","new"}`: change one's own password; throttled like a login |
 //! | GET | `/api/v1/srp/show/{view}` | viewer | `show srp info`, `statistics`, `checkpoint-statistics`, ... (every `tollgate_api::srp::SrpView`); 404 `not_configured` without `[srp]` |
 //! | POST | `/api/v1/srp/{command}` (`tollgate_api::srp::SrpCommand`) | operator | `initiate-switchover[?force=true]`, `initiate-audit`, `nack`, `forced-standby` `{"on"}`; viewer: `validate-switchover`, `validate-configuration` |
+//! | GET | `/api/v1/probe/calls/{call_id}/messages` | viewer | a running probe's SIP messages of one call, open or recently finished (`tollgate_api::probe::CallMessages`); 404 `not_found` for a call it does not hold, `not_configured` without a probe or with `probe.ladder_calls = 0` |
 //!
 //! Every request and answer type is in `tollgate_api::web` (shared with the CLI, the shippers
-//! and the tests); the SRP routes' are in `tollgate_api::srp`.
+//! and the tests); the SRP routes' are in `tollgate_api::srp`, the probe's in
+//! `tollgate_api::probe`.
 //!
 //! A change (POST, DELETE) made with a login session instead of a bearer token needs the
 //! session's CSRF token in `X-CSRF-Token`; cross-site changes are refused (see
@@ -44,6 +46,7 @@ mod admin;
 pub(crate) mod analytics;
 mod ingest;
 mod policy;
+mod probe;
 mod srp;
 
 use std::sync::Arc;
@@ -94,6 +97,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
     r = route(r, "/api/v1/auth/password", post(admin::change_password));
     r = route(r, "/api/v1/srp/show/{what}", get(srp::show));
     r = route(r, "/api/v1/srp/{command}", post(srp::command));
+    r = route(r, "/api/v1/probe/calls/{call_id}/messages", get(probe::call_messages));
     r
 }
 

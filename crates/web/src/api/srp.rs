@@ -112,6 +112,7 @@ mod tests {
             ingest: Arc::new(IngestMetrics::default()),
             status: None,
             srp: None,
+            probe_calls: None,
             release: ReleaseInfo { release: "0".into(), build: "0".into(), max_policy_schema: 1, roles: Vec::new() },
             tls: None,
             console: None,
