@@ -9,6 +9,7 @@
 //! * the pipeline from payloads to call records: SIP parsing and dialog tracking (the sip
 //!   crate), numbers normalised by the dialing plan, call direction, RTP summaries
 //!   ([`pipeline`]); offline analysis of a file ([`analyze`]);
+//! * batched UDP receive with a large socket buffer for the mirror and HEP ports ([`udp_batch`]);
 //! * the probe's Prometheus metrics ([`metrics`]).
 //!
 //! What it must not do: store or ship records itself (records go to the spool through a
@@ -23,5 +24,6 @@ pub mod hep;
 pub mod live;
 pub mod metrics;
 pub mod pipeline;
+pub mod udp_batch;
 
 pub use pipeline::{CallReport, CallsInProgress, Probe, ProbeCounters, ProbeSettings};
