@@ -300,6 +300,10 @@ pub struct ProbeConfig {
     /// (`hep_tcp_idle_timeout`; before config_version 2 `hep_tcp_idle_timeout_secs`).
     #[serde(rename = "hep_tcp_idle_timeout", alias = "hep_tcp_idle_timeout_secs", with = "duration::secs")]
     pub hep_tcp_idle_timeout_secs: u64,
+    /// Receive buffer asked for on each UDP socket (mirror and HEP), MiB, 1 to 1024: room for
+    /// a burst while the probe works. Set with SO_RCVBUFFORCE as root, else SO_RCVBUF, which
+    /// the kernel caps at `net.core.rmem_max`; what was granted is logged and exported.
+    pub udp_receive_buffer_mb: u64,
     /// A network interface to capture from (needs the `live-capture` build feature and root).
     pub interface: String,
     /// BPF filter for the interface.
@@ -329,6 +333,7 @@ impl Default for ProbeConfig {
             hep_tcp: vec![SocketAddr::from(([127, 0, 0, 1], 9060))],
             hep_tcp_max_connections: 64,
             hep_tcp_idle_timeout_secs: 300,
+            udp_receive_buffer_mb: 32,
             interface: String::new(),
             filter: "udp or tcp".into(),
             max_open_calls: 200_000,
@@ -336,6 +341,11 @@ impl Default for ProbeConfig {
             idle_timeout_secs: 4 * 3600,
         }
     }
+}
+
+impl ProbeConfig {
+    /// Largest `udp_receive_buffer_mb`: Linux takes at most `INT_MAX / 2` bytes.
+    pub const MAX_UDP_RECEIVE_BUFFER_MB: u64 = 1024;
 }
 
 /// Largest accepted connection limit of a listener.
@@ -582,6 +592,13 @@ impl Config {
             MAX_CONNECTIONS,
         );
         check_range(&mut out, "probe.hep_tcp_idle_timeout", self.probe.hep_tcp_idle_timeout_secs, 1, MAX_IDLE_SECS);
+        check_range(
+            &mut out,
+            "probe.udp_receive_buffer_mb",
+            self.probe.udp_receive_buffer_mb,
+            1,
+            ProbeConfig::MAX_UDP_RECEIVE_BUFFER_MB,
+        );
         if let Some(srp) = &self.srp {
             if let Err(errors) = srp.validate() {
                 out.extend(errors.0.into_iter().map(|e| Problem::new(format!("srp.{}", e.field), e.message)));
@@ -953,6 +970,8 @@ clusters = []
             ("[api]\nidle_timeout = \"0s\"\n", "api.idle_timeout: is 0"),
             ("[probe]\nhep_tcp_max_connections = 0\n", "probe.hep_tcp_max_connections: is 0"),
             ("[probe]\nhep_tcp_idle_timeout_secs = 100000\n", "probe.hep_tcp_idle_timeout_secs: is 100000"),
+            ("[probe]\nudp_receive_buffer_mb = 0\n", "probe.udp_receive_buffer_mb: is 0"),
+            ("[probe]\nudp_receive_buffer_mb = 1025\n", "probe.udp_receive_buffer_mb: is 1025"),
         ] {
             let e = error(text);
             assert!(e.starts_with(&format!("t.toml:2: {field}; it must be between ")), "{e}");

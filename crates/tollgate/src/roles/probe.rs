@@ -123,7 +123,10 @@ impl ProbeRole {
             idle_timeout: Duration::from_secs(p.hep_tcp_idle_timeout_secs),
             stats: connections.listener("hep_tcp"),
         };
-        let mut live = LiveProbe::start(shared.clone(), &p.mirror, &p.hep_udp, &p.hep_tcp, hep_tcp_limits).await?;
+        let udp_receive_buffer = (p.udp_receive_buffer_mb << 20) as usize;
+        let mut live =
+            LiveProbe::start(shared.clone(), &p.mirror, &p.hep_udp, &p.hep_tcp, hep_tcp_limits, udp_receive_buffer)
+                .await?;
         if let Some(every) = summary {
             live.spawn(print_summary(probe, stats, every));
         }
