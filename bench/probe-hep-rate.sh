@@ -13,7 +13,9 @@
 # highest rate the sender reached with zero drops, zero errors and every call recorded (a
 # sender starved of CPU sends less than it was asked to: the table shows both), the kernel's
 # net.core.rmem_max and the receive buffer the socket got (tollgate_probe_udp_receive_buffer_bytes).
-# It stops after two steps in a row that lose packets.
+# It stops after two steps in a row that lose packets. Per step also the probe's CPU time
+# (user + system, from /proc) and that time per packet counted: the cost of a packet, which
+# says what rate one core of its own would take, whatever share of a core the probe got.
 #
 # Sender and probe run on the same machine (say how many cores in the write-up): the sender's
 # CPU is taken from the probe's. The whole measurement holds /tmp/tollgate-e2e.lock.
@@ -103,6 +105,8 @@ counters() {
     $1 == "tollgate_probe_calls_total" { c = $2 }
     END { printf "%d %d %d %d %d\n", h, d, e, m, c }' <<<"$m"
 }
+# cpu_ticks PID: user + system CPU time of a process, clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # settle: waits until the probe's counters are the same twice 1.5 s apart (the socket-drop
 # count is refreshed every second), then prints them.
 settle() {
@@ -123,7 +127,9 @@ first_call=0
 bad_in_row=0
 profiled=0
 read -r h0 d0 e0 m0 c0 < <(settle)
+hz=$(getconf CLK_TCK)
 for rate in $rates; do
+  t0=$(cpu_ticks "$probe_pid")
   perf_pid=""
   if [ -n "$perf_dir" ] && [ "$profiled" = 0 ] && [ "$rate" -ge 200000 ]; then
     perf record -F 999 -g -p "$probe_pid" -o "$perf_dir/probe.perf.data" -- sleep "$secs" >/dev/null 2>&1 &
@@ -138,6 +144,11 @@ for rate in $rates; do
   send_errors=$(sed -n 's/.*send_errors=\([0-9]*\).*/\1/p' <<<"$out")
   first_call=$((first_call + calls))
   read -r h1 d1 e1 m1 c1 < <(settle)
+  t1=$(cpu_ticks "$probe_pid")
+  # The probe's CPU time for the step, and per packet it counted (µs): what one core would
+  # take at full speed, whatever share of a core the probe got.
+  cpu=$(awk -v t=$((t1 - t0)) -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }')
+  per_packet=$(awk -v c="$cpu" -v n=$((h1 - h0)) 'BEGIN { if (n) printf "%.2f", c * 1e6 / n; else print "-" }')
   hep=$((h1 - h0)) drops=$((d1 - d0)) errors=$((e1 - e0)) malformed=$((m1 - m0)) recorded=$((c1 - c0))
   h0=$h1 d0=$d1 e0=$e1 m0=$m1 c0=$c1
   ok=no
@@ -149,7 +160,7 @@ for rate in $rates; do
   else
     bad_in_row=$((bad_in_row + 1))
   fi
-  row="| $rate | $achieved | $sent | $hep | $drops | $errors | $malformed | $calls | $recorded | $ok |"
+  row="| $rate | $achieved | $sent | $hep | $drops | $errors | $malformed | $calls | $recorded | $cpu | $per_packet | $ok |"
   echo "$row" >&2
   rows+=("$row")
   [ "$bad_in_row" -ge 2 ] && break
@@ -163,8 +174,8 @@ stop_pid "$probe_pid"
 echo
 echo "HEP3/UDP to tollgate probe, $secs s per step, sender and probe on the same machine ($cores cores, $(uname -r)); $(date -u +%Y-%m-%d)"
 echo
-echo "| offered packets/s | sent packets/s | packets sent | HEP counted | socket drops | HEP errors | SIP malformed | calls sent | calls recorded | all counted |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| offered packets/s | sent packets/s | packets sent | HEP counted | socket drops | HEP errors | SIP malformed | calls sent | calls recorded | probe CPU s | probe CPU µs/packet | all counted |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 echo
 echo "highest rate sent with zero drops, zero parse errors and every call recorded: $best packets/s"
