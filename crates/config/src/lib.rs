@@ -300,6 +300,10 @@ pub struct ProbeConfig {
     /// (`hep_tcp_idle_timeout`; before config_version 2 `hep_tcp_idle_timeout_secs`).
     #[serde(rename = "hep_tcp_idle_timeout", alias = "hep_tcp_idle_timeout_secs", with = "duration::secs")]
     pub hep_tcp_idle_timeout_secs: u64,
+    /// Receive buffer asked for on each UDP socket (mirror and HEP), MiB, 1 to 1024: room for
+    /// a burst while the probe works. Set with SO_RCVBUFFORCE as root, else SO_RCVBUF, which
+    /// the kernel caps at `net.core.rmem_max`; what was granted is logged and exported.
+    pub udp_receive_buffer_mb: u64,
     /// A network interface to capture from (needs the `live-capture` build feature and root).
     pub interface: String,
     /// BPF filter for the interface.
@@ -354,6 +358,7 @@ impl Default for ProbeConfig {
             hep_tcp: vec![SocketAddr::from(([127, 0, 0, 1], 9060))],
             hep_tcp_max_connections: 64,
             hep_tcp_idle_timeout_secs: 300,
+            udp_receive_buffer_mb: 32,
             interface: String::new(),
             filter: "udp or tcp".into(),
             max_open_calls: 200_000,
@@ -364,6 +369,11 @@ impl Default for ProbeConfig {
             ladder_max_mb: 64,
         }
     }
+}
+
+impl ProbeConfig {
+    /// Largest `udp_receive_buffer_mb`: Linux takes at most `INT_MAX / 2` bytes.
+    pub const MAX_UDP_RECEIVE_BUFFER_MB: u64 = 1024;
 }
 
 /// Largest accepted connection limit of a listener.
@@ -625,6 +635,13 @@ impl Config {
         }
         check_range(&mut out, "probe.ladder_calls", self.probe.ladder_calls as u64, 0, 1_000_000);
         check_range(&mut out, "probe.ladder_max_mb", self.probe.ladder_max_mb, 1, 65_536);
+        check_range(
+            &mut out,
+            "probe.udp_receive_buffer_mb",
+            self.probe.udp_receive_buffer_mb,
+            1,
+            ProbeConfig::MAX_UDP_RECEIVE_BUFFER_MB,
+        );
         if let Some(srp) = &self.srp {
             if let Err(errors) = srp.validate() {
                 out.extend(errors.0.into_iter().map(|e| Problem::new(format!("srp.{}", e.field), e.message)));
@@ -1015,6 +1032,8 @@ clusters = []
             ("[probe]\nladder_calls = 1000001\n", "probe.ladder_calls: is 1000001"),
             ("[probe]\nladder_max_mb = 0\n", "probe.ladder_max_mb: is 0"),
             ("[probe]\nhep_tcp_idle_timeout_secs = 100000\n", "probe.hep_tcp_idle_timeout_secs: is 100000"),
+            ("[probe]\nudp_receive_buffer_mb = 0\n", "probe.udp_receive_buffer_mb: is 0"),
+            ("[probe]\nudp_receive_buffer_mb = 1025\n", "probe.udp_receive_buffer_mb: is 1025"),
         ] {
             let e = error(text);
             assert!(e.starts_with(&format!("t.toml:2: {field}; it must be between ")), "{e}");

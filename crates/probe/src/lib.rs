@@ -12,6 +12,7 @@
 //!   ([`pipeline`]); offline analysis of a file ([`analyze`]);
 //! * call ladders: recent calls' messages in bounded memory, drawn as sngrep does
 //!   ([`ladder`]);
+//! * batched UDP receive with a large socket buffer for the mirror and HEP ports ([`udp_batch`]);
 //! * the probe's Prometheus metrics ([`metrics`]).
 //!
 //! What it must not do: store or ship records itself (records go to the spool through a
@@ -28,5 +29,6 @@ pub mod ladder;
 pub mod live;
 pub mod metrics;
 pub mod pipeline;
+pub mod udp_batch;
 
 pub use pipeline::{AtEnd, CallReport, CallsInProgress, Probe, ProbeCounters, ProbeSettings};

@@ -1,7 +1,9 @@
 //! Live sources: a UDP port receiving mirrored SIP datagrams, HEP v2/v3 over UDP and over TCP,
 //! and (feature `live-capture`) a network interface through libpcap. All feed one [`Probe`];
 //! a timer closes calls whose timeouts pass. HEP/TCP listeners hold a bounded number of senders
-//! and disconnect idle ones ([`HepTcpLimits`]).
+//! and disconnect idle ones ([`HepTcpLimits`]). The UDP ports (mirror and HEP) are read in
+//! batches with `recvmmsg`, each batch fed to the probe under one lock, from sockets with a
+//! large receive buffer ([`crate::udp_batch`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,6 +19,7 @@ use tollgate_listener::{LimitedListener, ListenerStats};
 use crate::decode::{Datagram, Transport};
 use crate::hep;
 use crate::pipeline::{CallReport, Probe};
+use crate::udp_batch::{self, RecvBatch};
 
 /// Where finished calls go.
 pub type CallSink = Arc<dyn Fn(CallReport) + Send + Sync>;
@@ -36,6 +39,12 @@ pub struct LiveStats {
     pub kernel_drops: AtomicU64,
     /// Datagrams the kernel dropped because a mirror or HEP socket's receive buffer was full.
     pub socket_drops: AtomicU64,
+    /// The smallest receive buffer the kernel granted a mirror or HEP/UDP socket, bytes as
+    /// `getsockopt(SO_RCVBUF)` reports it (twice what was asked for when fully granted); 0
+    /// without UDP sockets.
+    pub udp_receive_buffer: AtomicU64,
+    /// `net.core.rmem_max` when the UDP sockets were bound (0 when unknown).
+    pub rmem_max: AtomicU64,
 }
 
 /// Receive-buffer drops of the UDP sockets bound to `ports`, as the kernel counts them
@@ -80,6 +89,21 @@ impl Shared {
             (self.sink)(r);
         }
     }
+
+    /// Feeds every datagram under one lock of the probe; the calls they finish go to the sink
+    /// after the lock is released.
+    fn feed_all<'a>(&self, datagrams: impl Iterator<Item = Datagram<'a>>) {
+        let mut reports = Vec::new();
+        {
+            let mut probe = self.probe.lock().unwrap_or_else(|e| e.into_inner());
+            for d in datagrams {
+                reports.extend(probe.on_datagram(&d));
+            }
+        }
+        for r in reports {
+            (self.sink)(r);
+        }
+    }
 }
 
 fn now_us() -> i64 {
@@ -117,13 +141,16 @@ pub struct LiveProbe {
 
 impl LiveProbe {
     /// Binds every address, then starts the sources and the expiry timer. Each HEP/TCP
-    /// listener holds at most `hep_tcp_limits.max_connections` senders at once.
+    /// listener holds at most `hep_tcp_limits.max_connections` senders at once. Each UDP
+    /// socket (mirror, HEP) asks for a receive buffer of `udp_receive_buffer` bytes; what the
+    /// kernel granted is logged and kept in [`LiveStats::udp_receive_buffer`].
     pub async fn start(
         shared: Shared,
         mirror: &[SocketAddr],
         hep_udp: &[SocketAddr],
         hep_tcp: &[SocketAddr],
         hep_tcp_limits: HepTcpLimits,
+        udp_receive_buffer: usize,
     ) -> io::Result<Self> {
         let bind_err =
             |what: &str, a: &SocketAddr, e: io::Error| io::Error::new(e.kind(), format!("cannot bind {what} {a}: {e}"));
@@ -135,6 +162,15 @@ impl LiveProbe {
         for a in hep_udp {
             hep_sockets.push(UdpSocket::bind(a).await.map_err(|e| bind_err("HEP/UDP port", a, e))?);
         }
+        let mut smallest = None::<usize>;
+        for (what, s) in
+            mirror_sockets.iter().map(|s| ("SIP mirror port", s)).chain(hep_sockets.iter().map(|s| ("HEP/UDP port", s)))
+        {
+            let granted = receive_buffer(what, s, udp_receive_buffer)?;
+            smallest = Some(smallest.map_or(granted, |g| g.min(granted)));
+        }
+        shared.stats.udp_receive_buffer.store(smallest.unwrap_or(0) as u64, Ordering::Relaxed);
+        shared.stats.rmem_max.store(udp_batch::rmem_max().unwrap_or(0), Ordering::Relaxed);
         let mut hep_listeners = Vec::new();
         for a in hep_tcp {
             hep_listeners.push(TcpListener::bind(a).await.map_err(|e| bind_err("HEP/TCP port", a, e))?);
@@ -173,6 +209,26 @@ impl LiveProbe {
     }
 }
 
+/// Asks for a receive buffer of `bytes` on a UDP socket and logs what the kernel granted (a
+/// warning when it gave less); returns the granted size.
+fn receive_buffer(what: &str, socket: &UdpSocket, bytes: usize) -> io::Result<usize> {
+    let local = socket.local_addr()?;
+    let b = udp_batch::set_receive_buffer(socket, bytes)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot set the receive buffer of {what} {local}: {e}")))?;
+    let rmem_max = b.rmem_max.map_or_else(|| "unknown".to_string(), |m| m.to_string());
+    let how = if b.forced { "SO_RCVBUFFORCE" } else { "SO_RCVBUF" };
+    if b.capped() {
+        tracing::warn!(
+            address = %local, requested = b.requested, granted = b.granted, rmem_max,
+            "{what}: the kernel granted a smaller receive buffer than probe.udp_receive_buffer_mb asks for \
+             ({how}, capped by net.core.rmem_max; run as root or raise the sysctl): bursts may be dropped"
+        );
+    } else {
+        tracing::info!(address = %local, requested = b.requested, granted = b.granted, rmem_max, "{what}: receive buffer set with {how}");
+    }
+    Ok(b.granted)
+}
+
 async fn expiry(shared: Shared, udp_ports: Vec<u16>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -187,44 +243,61 @@ async fn expiry(shared: Shared, udp_ports: Vec<u16>) {
     }
 }
 
+/// Reads mirrored SIP datagrams a batch at a time; each batch is fed under one lock.
 async fn mirror_loop(socket: UdpSocket, shared: Shared) {
     let local = socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let mut buf = vec![0u8; 65_535];
+    let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut batch = RecvBatch::new();
     loop {
-        let Ok((n, peer)) = socket.recv_from(&mut buf).await else { continue };
-        shared.stats.mirrored.fetch_add(1, Ordering::Relaxed);
-        shared.feed(&Datagram {
-            ts_us: now_us(),
-            src: peer,
+        let Ok(n) = batch.receive(&socket).await else { continue };
+        shared.stats.mirrored.fetch_add(n as u64, Ordering::Relaxed);
+        let ts_us = now_us();
+        shared.feed_all(batch.datagrams().map(|(payload, peer)| Datagram {
+            ts_us,
+            src: peer.unwrap_or(unknown),
             dst: local,
             transport: Transport::Udp,
-            payload: &buf[..n],
-        });
+            payload,
+        }));
     }
 }
 
-fn feed_hep(shared: &Shared, bytes: &[u8]) {
-    shared.stats.hep.fetch_add(1, Ordering::Relaxed);
+/// Counts one HEP packet and decodes it: the SIP datagram it carries, or none (counted as an
+/// error or as another protocol).
+fn hep_datagram<'a>(stats: &LiveStats, bytes: &'a [u8]) -> Option<Datagram<'a>> {
+    stats.hep.fetch_add(1, Ordering::Relaxed);
     match hep::decode(bytes) {
         Ok(p) if p.protocol_type == 1 => {
             let transport = if p.ip_protocol == 6 { Transport::Tcp } else { Transport::Udp };
             let ts_us = if p.ts_us > 0 { p.ts_us } else { now_us() };
-            shared.feed(&Datagram { ts_us, src: p.src, dst: p.dst, transport, payload: p.payload });
+            Some(Datagram { ts_us, src: p.src, dst: p.dst, transport, payload: p.payload })
         }
         Ok(_) => {
-            shared.stats.hep_not_sip.fetch_add(1, Ordering::Relaxed);
+            stats.hep_not_sip.fetch_add(1, Ordering::Relaxed);
+            None
         }
         Err(_) => {
-            shared.stats.hep_errors.fetch_add(1, Ordering::Relaxed);
+            stats.hep_errors.fetch_add(1, Ordering::Relaxed);
+            None
         }
     }
 }
 
+fn feed_hep(shared: &Shared, bytes: &[u8]) {
+    if let Some(d) = hep_datagram(&shared.stats, bytes) {
+        shared.feed(&d);
+    }
+}
+
+/// Reads HEP packets a batch at a time; each batch is fed under one lock.
 async fn hep_udp_loop(socket: UdpSocket, shared: Shared) {
-    let mut buf = vec![0u8; 65_535];
+    let mut batch = RecvBatch::new();
     loop {
-        let Ok((n, _)) = socket.recv_from(&mut buf).await else { continue };
-        feed_hep(&shared, &buf[..n]);
+        if batch.receive(&socket).await.is_err() {
+            continue;
+        }
+        let stats = &shared.stats;
+        shared.feed_all(batch.datagrams().filter_map(|(bytes, _)| hep_datagram(stats, bytes)));
     }
 }
 

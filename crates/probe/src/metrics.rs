@@ -154,6 +154,18 @@ impl Collector for ProbeCollector {
             "tollgate_probe_socket_drops",
             "Datagrams dropped by the kernel at a full mirror or HEP socket buffer",
             l.socket_drops.load(Ordering::Relaxed),
+        )?;
+        gauge_f(
+            &mut e,
+            "tollgate_probe_udp_receive_buffer_bytes",
+            "Smallest receive buffer the kernel granted a mirror or HEP/UDP socket (SO_RCVBUF as read back)",
+            l.udp_receive_buffer.load(Ordering::Relaxed) as f64,
+        )?;
+        gauge_f(
+            &mut e,
+            "tollgate_probe_rmem_max_bytes",
+            "net.core.rmem_max when the UDP sockets were bound (caps SO_RCVBUF without root)",
+            l.rmem_max.load(Ordering::Relaxed) as f64,
         )
     }
 }

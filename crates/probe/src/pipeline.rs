@@ -218,12 +218,14 @@ impl Probe {
         self
     }
 
-    /// Notes the callers of calls the tracker just opened (they start once they ring).
+    /// Notes the callers of calls the tracker just opened (they start once they ring). The
+    /// tracker's list is drained also without a hook, else it would grow by one entry per call.
     fn note_opened(&mut self) {
+        let opened = self.tracker.drain_opened();
         if self.in_progress.is_none() {
             return;
         }
-        for o in self.tracker.drain_opened() {
+        for o in opened {
             let source = match self.settings.source {
                 SourceHeader::PaiThenFrom => self.number(&o.pai_user).or_else(|| self.number(&o.from_user)),
                 SourceHeader::From => self.number(&o.from_user),
@@ -275,7 +277,13 @@ impl Probe {
                         self.counters.messages += 1;
                         match m.start {
                             StartLine::Request { method, .. } => {
-                                *self.counters.requests.entry(method.as_str().to_string()).or_default() += 1;
+                                match self.counters.requests.get_mut(method.as_str()) {
+                                    // Counted without a new String per request.
+                                    Some(n) => *n += 1,
+                                    None => {
+                                        self.counters.requests.insert(method.as_str().to_string(), 1);
+                                    }
+                                }
                             }
                             StartLine::Response { code, .. } => *self.counters.responses.entry(code).or_default() += 1,
                         }
@@ -642,6 +650,20 @@ mod tests {
         assert!(!call.open);
         let texts: Vec<&str> = call.messages.iter().map(|m| m.text.as_str()).collect();
         assert_eq!(texts, [invite, busy, ack], "each message's own bytes, also the ACK after the end");
+    }
+
+    #[test]
+    fn opened_calls_are_not_kept_without_a_calls_in_progress_hook() {
+        let mut p = Probe::new(settings());
+        for i in 0..50 {
+            let invite = format!(
+                "INVITE sip:2125550100@10.0.0.2 SIP/2.0\r\nFrom: <sip:3125550666@192.0.2.9>;tag=1\r\nTo: <sip:2125550100@10.0.0.2>\r\nCall-ID: o{i}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+            );
+            p.on_datagram(&d(i, "192.0.2.9:5060", &invite));
+        }
+        assert_eq!(p.tracker().open_calls(), 50);
+        assert_eq!(p.counters().requests.get("INVITE"), Some(&50));
+        assert!(p.tracker.drain_opened().is_empty(), "the opened-call list is drained as calls open");
     }
 
     #[test]

@@ -446,6 +446,15 @@ pub const SECTIONS: &[Section] = &[
                  `hep_tcp_idle_timeout_secs`, seconds.",
             ),
             opt(
+                "udp_receive_buffer_mb",
+                "integer",
+                "MiB",
+                "Receive buffer of each UDP socket (mirror, HEP), 1 to 1024: room for a burst while the probe \
+                 works. Set with SO_RCVBUFFORCE as root, else SO_RCVBUF, which the kernel caps at \
+                 `net.core.rmem_max`; the grant is logged and exported as \
+                 `tollgate_probe_udp_receive_buffer_bytes`.",
+            ),
+            opt(
                 "interface",
                 "string",
                 "",

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use indicatif::{ProgressBar, ProgressStyle};
 use tollgate_probe::analyze::analyze_set;
 use tollgate_probe::capture_set::CaptureSet;
-use tollgate_probe::pipeline::AtEnd;
 use tollgate_probe::ladder::{LadderStore, render};
+use tollgate_probe::pipeline::AtEnd;
 use tollgate_probe::{CallReport, Probe};
 
 use crate::cli::ProbeArgs;

@@ -188,6 +188,7 @@ impl ProbeRole {
             idle_timeout: Duration::from_secs(p.hep_tcp_idle_timeout_secs),
             stats: connections.listener("hep_tcp"),
         };
+        let udp_receive_buffer = (p.udp_receive_buffer_mb << 20) as usize;
         let (live, srp, summary) = match (&config.srp, chassis) {
             (Some(srp), Some(security)) => {
                 if !p.interface.is_empty() {
@@ -203,10 +204,9 @@ impl ProbeRole {
                 let ips = p.mirror.iter().chain(&p.hep_udp).chain(&p.hep_tcp).map(|a| a.ip());
                 let service = HepService::new(
                     shared.clone(),
-                    p.mirror.clone(),
-                    p.hep_udp.clone(),
-                    p.hep_tcp.clone(),
+                    (p.mirror.clone(), p.hep_udp.clone(), p.hep_tcp.clone()),
                     hep_tcp_limits,
+                    udp_receive_buffer,
                     ServiceAddress::new(config.service_address.clone(), ips),
                 );
                 let started =
@@ -215,8 +215,15 @@ impl ProbeRole {
                 (None, Some(started), summary)
             }
             _ => {
-                let mut live =
-                    LiveProbe::start(shared.clone(), &p.mirror, &p.hep_udp, &p.hep_tcp, hep_tcp_limits).await?;
+                let mut live = LiveProbe::start(
+                    shared.clone(),
+                    &p.mirror,
+                    &p.hep_udp,
+                    &p.hep_tcp,
+                    hep_tcp_limits,
+                    udp_receive_buffer,
+                )
+                .await?;
                 if let Some(every) = summary {
                     live.spawn(print_summary(probe, stats, every));
                 }

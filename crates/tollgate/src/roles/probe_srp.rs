@@ -37,6 +37,8 @@ pub struct HepService {
     hep_udp: Vec<SocketAddr>,
     hep_tcp: Vec<SocketAddr>,
     limits: HepTcpLimits,
+    /// Receive buffer of the UDP sockets, bytes (`probe.udp_receive_buffer_mb`).
+    udp_receive_buffer: usize,
     address: ServiceAddress,
     /// The sources while serving.
     live: Option<LiveProbe>,
@@ -44,16 +46,16 @@ pub struct HepService {
 
 impl HepService {
     /// The service of these sources (not serving yet): `mirror`, `hep_udp` and `hep_tcp` are
-    /// the service addresses, claimed as `address` says.
+    /// the service addresses, claimed as `address` says; UDP sockets get a receive buffer of
+    /// `udp_receive_buffer` bytes.
     pub fn new(
         shared: Shared,
-        mirror: Vec<SocketAddr>,
-        hep_udp: Vec<SocketAddr>,
-        hep_tcp: Vec<SocketAddr>,
+        (mirror, hep_udp, hep_tcp): (Vec<SocketAddr>, Vec<SocketAddr>, Vec<SocketAddr>),
         limits: HepTcpLimits,
+        udp_receive_buffer: usize,
         address: ServiceAddress,
     ) -> Self {
-        HepService { shared, mirror, hep_udp, hep_tcp, limits, address, live: None }
+        HepService { shared, mirror, hep_udp, hep_tcp, limits, udp_receive_buffer, address, live: None }
     }
 }
 
@@ -65,8 +67,15 @@ impl runtime::ServiceAddress for HepService {
         // The mate may still hold the sockets for a moment (a switchover on one host): retry.
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            match LiveProbe::start(self.shared.clone(), &self.mirror, &self.hep_udp, &self.hep_tcp, self.limits.clone())
-                .await
+            match LiveProbe::start(
+                self.shared.clone(),
+                &self.mirror,
+                &self.hep_udp,
+                &self.hep_tcp,
+                self.limits.clone(),
+                self.udp_receive_buffer,
+            )
+            .await
             {
                 Ok(live) => {
                     tracing::info!(hep_udp = ?live.hep_udp_addrs, hep_tcp = ?live.hep_tcp_addrs, mirror = ?live.mirror_addrs, "probe serving: receiving on the service addresses");
