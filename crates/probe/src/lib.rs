@@ -3,7 +3,8 @@
 //! What this crate owns:
 //! * capture sources: pcap and pcapng files ([`capture`]), a UDP port receiving mirrored SIP
 //!   and HEP v2/v3 over UDP and TCP ([`live`], [`hep`]), and (feature `live-capture`) an
-//!   interface through libpcap;
+//!   interface through libpcap, with a BPF filter and the kernel's drop counters
+//!   (`interface`);
 //! * decoding of frames into UDP/TCP payloads: Ethernet with VLAN tags, Linux cooked
 //!   captures, IPv4 and IPv6, IP fragment reassembly ([`decode`]);
 //! * the pipeline from payloads to call records: SIP parsing and dialog tracking (the sip
@@ -20,6 +21,8 @@ pub mod analyze;
 pub mod capture;
 pub mod decode;
 pub mod hep;
+#[cfg(feature = "live-capture")]
+pub mod interface;
 pub mod live;
 pub mod metrics;
 pub mod pipeline;
