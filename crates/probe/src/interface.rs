@@ -93,34 +93,8 @@ impl InterfaceCapture {
     /// Opens `options.interface`, compiles and applies the filter, and starts reading on a
     /// thread of its own. Every error is found here, before anything is read.
     pub fn start(shared: Shared, options: &InterfaceOptions) -> Result<InterfaceCapture, InterfaceError> {
+        let cap = open(options)?;
         let interface = options.interface.clone();
-        check_exists(&interface)?;
-        let buffer =
-            i32::try_from(options.buffer_bytes).map_err(|_| InterfaceError::BufferTooLarge(options.buffer_bytes))?;
-        let open_error = |e: pcap::Error| {
-            let message = e.to_string();
-            let lower = message.to_lowercase();
-            let hint = if lower.contains("permission") || lower.contains("not permitted") {
-                " (capturing needs root or CAP_NET_RAW and CAP_NET_ADMIN)"
-            } else {
-                ""
-            };
-            InterfaceError::Open { interface: interface.clone(), message, hint }
-        };
-        let mut cap = pcap::Capture::from_device(interface.as_str())
-            .map_err(open_error)?
-            .promisc(true)
-            .snaplen(65_535)
-            .timeout(READ_TIMEOUT_MS)
-            .immediate_mode(true)
-            .buffer_size(buffer)
-            .open()
-            .map_err(open_error)?;
-        cap.filter(&options.filter, true).map_err(|e| InterfaceError::Filter {
-            filter: options.filter.clone(),
-            interface: interface.clone(),
-            message: e.to_string(),
-        })?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let name = interface.clone();
@@ -151,6 +125,45 @@ impl InterfaceCapture {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
     }
+}
+
+/// Opens the capture as [`InterfaceCapture::start`] would, and closes it: whether it can start,
+/// before anything else is done (a start that cannot work leaves nothing behind).
+pub fn check(options: &InterfaceOptions) -> Result<(), InterfaceError> {
+    open(options).map(drop)
+}
+
+/// Opens `options.interface` with its buffer and filter.
+fn open(options: &InterfaceOptions) -> Result<pcap::Capture<pcap::Active>, InterfaceError> {
+    let interface = options.interface.as_str();
+    check_exists(interface)?;
+    let buffer =
+        i32::try_from(options.buffer_bytes).map_err(|_| InterfaceError::BufferTooLarge(options.buffer_bytes))?;
+    let open_error = |e: pcap::Error| {
+        let message = e.to_string();
+        let lower = message.to_lowercase();
+        let hint = if lower.contains("permission") || lower.contains("not permitted") {
+            " (capturing needs root or CAP_NET_RAW and CAP_NET_ADMIN)"
+        } else {
+            ""
+        };
+        InterfaceError::Open { interface: interface.to_string(), message, hint }
+    };
+    let mut cap = pcap::Capture::from_device(interface)
+        .map_err(open_error)?
+        .promisc(true)
+        .snaplen(65_535)
+        .timeout(READ_TIMEOUT_MS)
+        .immediate_mode(true)
+        .buffer_size(buffer)
+        .open()
+        .map_err(open_error)?;
+    cap.filter(&options.filter, true).map_err(|e| InterfaceError::Filter {
+        filter: options.filter.clone(),
+        interface: interface.to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(cap)
 }
 
 /// Fails naming the interfaces there are unless `interface` is one of them.

@@ -131,23 +131,14 @@ impl ProbeRole {
         let capture = if p.interface.is_empty() {
             None
         } else {
-            let options = tollgate_probe::interface::InterfaceOptions {
-                interface: p.interface.clone(),
-                filter: p.filter.clone(),
-                buffer_bytes: (p.capture_buffer_mb as usize) << 20,
-            };
-            let capture = tollgate_probe::interface::InterfaceCapture::start(shared.clone(), &options)
-                .map_err(|e| anyhow!("probe.interface: {e}"))?;
+            let capture =
+                tollgate_probe::interface::InterfaceCapture::start(shared.clone(), &interface_options(config))
+                    .map_err(|e| anyhow!("probe.interface: {e}"))?;
             tracing::info!(interface = %p.interface, filter = %p.filter, buffer_mb = p.capture_buffer_mb, "capturing");
             Some(capture)
         };
         #[cfg(not(feature = "live-capture"))]
-        if !p.interface.is_empty() {
-            anyhow::bail!(
-                "probe.interface ({}) needs a tollgate built with --features live-capture (libpcap)",
-                p.interface
-            );
-        }
+        check_interface(config)?;
         let mut live = LiveProbe::start(shared.clone(), &p.mirror, &p.hep_udp, &p.hep_tcp, hep_tcp_limits).await?;
         if let Some(every) = summary {
             live.spawn(print_summary(probe, stats.clone(), every));
@@ -175,6 +166,34 @@ impl ProbeRole {
         }
         self.live.shutdown().await;
     }
+}
+
+/// The interface capture of a configuration.
+#[cfg(feature = "live-capture")]
+fn interface_options(config: &Config) -> tollgate_probe::interface::InterfaceOptions {
+    let p = &config.probe;
+    tollgate_probe::interface::InterfaceOptions {
+        interface: p.interface.clone(),
+        filter: p.filter.clone(),
+        buffer_bytes: (p.capture_buffer_mb as usize) << 20,
+    }
+}
+
+/// Whether the configured interface capture can start (the interface exists, the filter
+/// compiles, capturing is permitted), checked before a start creates or prints anything.
+pub fn check_interface(config: &Config) -> anyhow::Result<()> {
+    if config.probe.interface.is_empty() {
+        return Ok(());
+    }
+    #[cfg(feature = "live-capture")]
+    {
+        tollgate_probe::interface::check(&interface_options(config)).map_err(|e| anyhow!("probe.interface: {e}"))
+    }
+    #[cfg(not(feature = "live-capture"))]
+    anyhow::bail!(
+        "probe.interface ({}) needs a tollgate built with --features live-capture (libpcap)",
+        config.probe.interface
+    )
 }
 
 /// What the interface capture did, for people: `capture on eth1: 120 frames, 0 dropped by the
