@@ -76,7 +76,15 @@ pub enum InterfaceError {
     },
 }
 
-/// How long a read waits for a frame before the stop flag and the counters are looked at.
+/// How long a read waits for a frame before the stop flag and the counters are looked at, and
+/// the longest a frame waits in the kernel's buffer before it is handed over.
+///
+/// Not libpcap's immediate mode: on Linux that means TPACKET_V2, one slot of the snapshot
+/// length (64 KiB on an interface with segmentation offloads) per frame, so a 32 MiB buffer
+/// would hold 512 frames. Without it (TPACKET_V3) frames are packed by their size, and
+/// libpcap hands them over a block at a time, at the latest after this timeout. The capture
+/// is non-blocking, waited for with poll(2) for at most this long, because an idle TPACKET_V3
+/// capture would otherwise block until the next frame.
 const READ_TIMEOUT_MS: i32 = 200;
 /// How often the kernel's drop counters are read.
 const STATS_EVERY: Duration = Duration::from_secs(1);
@@ -154,9 +162,10 @@ fn open(options: &InterfaceOptions) -> Result<pcap::Capture<pcap::Active>, Inter
         .promisc(true)
         .snaplen(65_535)
         .timeout(READ_TIMEOUT_MS)
-        .immediate_mode(true)
         .buffer_size(buffer)
         .open()
+        .map_err(open_error)?
+        .setnonblock()
         .map_err(open_error)?;
     cap.filter(&options.filter, true).map_err(|e| InterfaceError::Filter {
         filter: options.filter.clone(),
@@ -196,7 +205,7 @@ fn read_until_stopped(mut cap: pcap::Capture<pcap::Active>, shared: &Shared, sto
                 let ts = p.header.ts.tv_sec as i64 * 1_000_000 + p.header.ts.tv_usec as i64;
                 decoder.decode(ts, linktype, p.data, |d| shared.feed(&d));
             }
-            Err(pcap::Error::TimeoutExpired) => {}
+            Err(pcap::Error::TimeoutExpired) => wait_readable(&cap),
             Err(e) => break Err(e.to_string()),
         }
         if stats_at.elapsed() >= STATS_EVERY {
@@ -206,6 +215,15 @@ fn read_until_stopped(mut cap: pcap::Capture<pcap::Active>, shared: &Shared, sto
     };
     read_drops(&mut cap, &mut drops, &shared.stats);
     result
+}
+
+/// Waits until the capture has frames (or an error) to read, at most [`READ_TIMEOUT_MS`].
+fn wait_readable(cap: &pcap::Capture<pcap::Active>) {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let timeout = Timespec { tv_sec: 0, tv_nsec: i64::from(READ_TIMEOUT_MS) * 1_000_000 };
+    let mut fds = [PollFd::new(cap, PollFlags::IN)];
+    // An interrupted wait (a signal: SIGSTOP and SIGCONT) is a short one.
+    let _ = poll(&mut fds, Some(&timeout));
 }
 
 fn read_drops(cap: &mut pcap::Capture<pcap::Active>, drops: &mut DropCounter, stats: &LiveStats) {
