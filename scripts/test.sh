@@ -5,4 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
-cargo test --workspace --locked "$@"
+# The probe's libpcap interface capture (feature live-capture; libpcap-dev is installed above)
+# is built and tested too: crates/tollgate/tests/probe_interface.rs captures on a real veth.
+cargo test --workspace --locked --features tollgate/live-capture "$@"

@@ -132,6 +132,13 @@ pub const SHARED_COUNTERS_UNREACHABLE: AlarmDef = AlarmDef {
     severity: Severity::Major,
     text: "The Redis of [shared_counters] does not answer (or answers later than shared_counters.timeout): velocity and concurrent rules count only this server's calls until it returns; the calls counted meanwhile are sent then (see tollgate_shared_counters_*).",
 };
+/// The probe's interface capture stopped by itself.
+pub const PROBE_CAPTURE_STOPPED: AlarmDef = AlarmDef {
+    id: 72017,
+    name: "PROBE_CAPTURE_STOPPED",
+    severity: Severity::Critical,
+    text: "The probe's capture on [probe] interface stopped by itself (the interface was removed or failed): no call on it is seen any more. Restore the interface and restart the probe.",
+};
 
 /// The SRP mate is not heard (no Hello for the dead interval). Seed 000: 31233 HA Path Down.
 pub const HA_PATH_DOWN: AlarmDef = AlarmDef {

@@ -306,8 +306,12 @@ pub struct ProbeConfig {
     pub udp_receive_buffer_mb: u64,
     /// A network interface to capture from (needs the `live-capture` build feature and root).
     pub interface: String,
-    /// BPF filter for the interface.
+    /// BPF filter for the interface (libpcap syntax, applied in the kernel); empty: every frame.
     pub filter: String,
+    /// libpcap's kernel buffer for the interface, MiB (1 to 2047): what a burst may fill while
+    /// the probe is busy before the kernel drops packets (counted in
+    /// `tollgate_probe_kernel_drops_total`).
+    pub capture_buffer_mb: u32,
     /// Most calls tracked at once.
     pub max_open_calls: usize,
     /// Seconds before an unanswered call is closed as no answer (`setup_timeout`; before
@@ -361,6 +365,7 @@ impl Default for ProbeConfig {
             udp_receive_buffer_mb: 32,
             interface: String::new(),
             filter: "udp or tcp".into(),
+            capture_buffer_mb: 32,
             max_open_calls: 200_000,
             setup_timeout_secs: 180,
             idle_timeout_secs: 4 * 3600,
@@ -375,6 +380,9 @@ impl ProbeConfig {
     /// Largest `udp_receive_buffer_mb`: Linux takes at most `INT_MAX / 2` bytes.
     pub const MAX_UDP_RECEIVE_BUFFER_MB: u64 = 1024;
 }
+
+/// The largest `probe.capture_buffer_mb`, MiB: libpcap takes the size in bytes as a C int.
+pub const MAX_CAPTURE_BUFFER_MB: u32 = 2047;
 
 /// Largest accepted connection limit of a listener.
 const MAX_CONNECTIONS: u64 = 1_000_000;
@@ -641,6 +649,13 @@ impl Config {
             self.probe.udp_receive_buffer_mb,
             1,
             ProbeConfig::MAX_UDP_RECEIVE_BUFFER_MB,
+        );
+        check_range(
+            &mut out,
+            "probe.capture_buffer_mb",
+            u64::from(self.probe.capture_buffer_mb),
+            1,
+            u64::from(MAX_CAPTURE_BUFFER_MB),
         );
         if let Some(srp) = &self.srp {
             if let Err(errors) = srp.validate() {
@@ -1034,6 +1049,8 @@ clusters = []
             ("[probe]\nhep_tcp_idle_timeout_secs = 100000\n", "probe.hep_tcp_idle_timeout_secs: is 100000"),
             ("[probe]\nudp_receive_buffer_mb = 0\n", "probe.udp_receive_buffer_mb: is 0"),
             ("[probe]\nudp_receive_buffer_mb = 1025\n", "probe.udp_receive_buffer_mb: is 1025"),
+            ("[probe]\ncapture_buffer_mb = 0\n", "probe.capture_buffer_mb: is 0"),
+            ("[probe]\ncapture_buffer_mb = 4096\n", "probe.capture_buffer_mb: is 4096"),
         ] {
             let e = error(text);
             assert!(e.starts_with(&format!("t.toml:2: {field}; it must be between ")), "{e}");

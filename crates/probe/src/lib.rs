@@ -4,7 +4,8 @@
 //! * capture sources: pcap and pcapng files ([`capture`]), several read as one stream in
 //!   time order ([`capture_set`]), a UDP port receiving mirrored SIP
 //!   and HEP v2/v3 over UDP and TCP ([`live`], [`hep`]), and (feature `live-capture`) an
-//!   interface through libpcap;
+//!   interface through libpcap, with a BPF filter and the kernel's drop counters
+//!   (`interface`);
 //! * decoding of frames into UDP/TCP payloads: Ethernet with VLAN tags, Linux cooked
 //!   captures, IPv4 and IPv6, IP fragment reassembly ([`decode`]);
 //! * the pipeline from payloads to call records: SIP parsing and dialog tracking (the sip
@@ -25,6 +26,8 @@ pub mod capture;
 pub mod capture_set;
 pub mod decode;
 pub mod hep;
+#[cfg(feature = "live-capture")]
+pub mod interface;
 pub mod ladder;
 pub mod live;
 pub mod metrics;

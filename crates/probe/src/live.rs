@@ -1,9 +1,9 @@
 //! Live sources: a UDP port receiving mirrored SIP datagrams, HEP v2/v3 over UDP and over TCP,
-//! and (feature `live-capture`) a network interface through libpcap. All feed one [`Probe`];
-//! a timer closes calls whose timeouts pass. HEP/TCP listeners hold a bounded number of senders
-//! and disconnect idle ones ([`HepTcpLimits`]). The UDP ports (mirror and HEP) are read in
-//! batches with `recvmmsg`, each batch fed to the probe under one lock, from sockets with a
-//! large receive buffer ([`crate::udp_batch`]).
+//! and (feature `live-capture`, in [`crate::interface`]) a network interface through libpcap.
+//! All feed one [`Probe`]; a timer closes calls whose timeouts pass. HEP/TCP listeners hold a
+//! bounded number of senders and disconnect idle ones ([`HepTcpLimits`]). The UDP ports (mirror
+//! and HEP) are read in batches with `recvmmsg`, each batch fed to the probe under one lock,
+//! from sockets with a large receive buffer ([`crate::udp_batch`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -35,8 +35,13 @@ pub struct LiveStats {
     pub hep_errors: AtomicU64,
     /// HEP packets of other protocols than SIP (ignored).
     pub hep_not_sip: AtomicU64,
-    /// Packets the kernel dropped before libpcap read them.
+    /// Frames read from the capture interface (those its filter let through).
+    pub captured: AtomicU64,
+    /// Packets the kernel dropped before the interface capture read them: libpcap's
+    /// `ps_drop` (its buffer was full) plus `ps_ifdrop` (the interface dropped them).
     pub kernel_drops: AtomicU64,
+    /// The interface capture: none, running, or stopped by itself and why.
+    pub capture: Mutex<CaptureState>,
     /// Datagrams the kernel dropped because a mirror or HEP socket's receive buffer was full.
     pub socket_drops: AtomicU64,
     /// The smallest receive buffer the kernel granted a mirror or HEP/UDP socket, bytes as
@@ -45,6 +50,39 @@ pub struct LiveStats {
     pub udp_receive_buffer: AtomicU64,
     /// `net.core.rmem_max` when the UDP sockets were bound (0 when unknown).
     pub rmem_max: AtomicU64,
+}
+
+/// The state of the interface capture (feature `live-capture`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CaptureState {
+    /// No interface is captured.
+    #[default]
+    None,
+    /// Capturing on this interface.
+    Running {
+        /// The interface.
+        interface: String,
+    },
+    /// The capture ended by itself (the interface went away or failed): nothing is seen
+    /// from it any more.
+    Stopped {
+        /// The interface.
+        interface: String,
+        /// Why, as libpcap said.
+        error: String,
+    },
+}
+
+impl LiveStats {
+    /// The interface capture's state now.
+    pub fn capture_state(&self) -> CaptureState {
+        self.capture.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sets the interface capture's state.
+    pub fn set_capture_state(&self, state: CaptureState) {
+        *self.capture.lock().unwrap_or_else(|e| e.into_inner()) = state;
+    }
 }
 
 /// Receive-buffer drops of the UDP sockets bound to `ports`, as the kernel counts them
@@ -83,7 +121,8 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn feed(&self, d: &Datagram<'_>) {
+    /// Feeds one payload to the probe; finished calls go to the sink.
+    pub(crate) fn feed(&self, d: &Datagram<'_>) {
         let reports = self.probe.lock().unwrap_or_else(|e| e.into_inner()).on_datagram(d);
         for r in reports {
             (self.sink)(r);
@@ -357,56 +396,6 @@ async fn hep_tcp_stream(mut stream: TcpStream, idle: Duration, shared: &Shared) 
             return HepStreamEnd::Ended;
         }
     }
-}
-
-/// Captures from a network interface through libpcap on a thread of its own, until the
-/// returned flag is set. `filter` is a BPF expression (e.g. `udp or tcp`).
-#[cfg(feature = "live-capture")]
-pub fn capture_interface(
-    shared: Shared,
-    interface: &str,
-    filter: &str,
-) -> Result<(Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>), String> {
-    use crate::decode::Decoder;
-    let mut cap = pcap::Capture::from_device(interface)
-        .map_err(|e| format!("interface {interface}: {e}"))?
-        .promisc(true)
-        .snaplen(65_535)
-        .timeout(200)
-        .immediate_mode(true)
-        .open()
-        .map_err(|e| format!("cannot capture on {interface}: {e} (capturing needs root or CAP_NET_RAW)"))?;
-    cap.filter(filter, true).map_err(|e| format!("filter {filter:?}: {e}"))?;
-    let linktype = cap.get_datalink().0;
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = stop.clone();
-    let handle = std::thread::Builder::new()
-        .name(format!("capture-{interface}"))
-        .spawn(move || {
-            let mut decoder = Decoder::default();
-            let mut stats_at = std::time::Instant::now();
-            while !flag.load(Ordering::Relaxed) {
-                match cap.next_packet() {
-                    Ok(p) => {
-                        // time_t and suseconds_t are i64 here but i32 on 32-bit targets.
-                        #[allow(clippy::unnecessary_cast)]
-                        let ts = p.header.ts.tv_sec as i64 * 1_000_000 + p.header.ts.tv_usec as i64;
-                        decoder.decode(ts, linktype, p.data, |d| shared.feed(&d));
-                    }
-                    Err(pcap::Error::TimeoutExpired) => {}
-                    Err(_) => break,
-                }
-                if stats_at.elapsed() >= Duration::from_secs(1) {
-                    stats_at = std::time::Instant::now();
-                    if let Ok(s) = cap.stats() {
-                        let dropped = u64::from(s.dropped) + u64::from(s.if_dropped);
-                        shared.stats.kernel_drops.store(dropped, Ordering::Relaxed);
-                    }
-                }
-            }
-        })
-        .map_err(|e| e.to_string())?;
-    Ok((stop, handle))
 }
 
 #[cfg(test)]

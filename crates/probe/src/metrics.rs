@@ -11,7 +11,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use crate::live::LiveStats;
+use crate::live::{CaptureState, LiveStats};
 use crate::pipeline::Probe;
 
 /// Registers with [`prometheus_client::registry::Registry::register_collector`].
@@ -143,10 +143,27 @@ impl Collector for ProbeCollector {
             "HEP packets that did not decode",
             l.hep_errors.load(Ordering::Relaxed),
         )?;
+        let capture = l.capture_state();
+        if capture != CaptureState::None {
+            gauge_f(
+                &mut e,
+                "tollgate_probe_capture_running",
+                "1 while the interface capture ([probe] interface) runs; 0 once it stopped by itself \
+                 (the interface went away or failed: alarm PROBE_CAPTURE_STOPPED)",
+                if matches!(capture, CaptureState::Running { .. }) { 1.0 } else { 0.0 },
+            )?;
+        }
+        counter(
+            &mut e,
+            "tollgate_probe_captured_frames",
+            "Frames read from the capture interface (those its BPF filter let through)",
+            l.captured.load(Ordering::Relaxed),
+        )?;
         counter(
             &mut e,
             "tollgate_probe_kernel_drops",
-            "Packets dropped by the kernel before capture",
+            "Packets the kernel dropped before the interface capture read them: libpcap's ps_drop (its buffer, \
+             [probe] capture_buffer_mb, was full) plus ps_ifdrop (the interface dropped them)",
             l.kernel_drops.load(Ordering::Relaxed),
         )?;
         counter(

@@ -336,12 +336,20 @@ pub struct ProbeArgs {
     #[arg(long)]
     pub device: Option<String>,
     /// Live: receive mirrored SIP datagrams on this UDP address; repeat for several. Any
-    /// --listen or --hep replaces the sources of `[probe]`.
+    /// --listen, --hep or --interface replaces the sources of `[probe]`.
     #[arg(long, conflicts_with = "pcap")]
     pub listen: Vec<SocketAddr>,
     /// Live: receive HEP v2/v3 on this address, UDP and TCP; repeat for several.
     #[arg(long, conflicts_with = "pcap")]
     pub hep: Vec<SocketAddr>,
+    /// Live: capture SIP from this network interface through libpcap (a tollgate built with
+    /// the `live-capture` feature; root or CAP_NET_RAW). Overrides probe.interface.
+    #[arg(long, conflicts_with = "pcap")]
+    pub interface: Option<String>,
+    /// Live: BPF filter of the interface capture, in tcpdump's syntax, e.g. 'udp port 5060'
+    /// (overrides probe.filter).
+    #[arg(long, conflicts_with = "pcap")]
+    pub filter: Option<String>,
     /// Live: seconds between rolling summary lines on stdout (0: none).
     #[arg(long, default_value_t = 10, conflicts_with = "pcap")]
     pub summary_secs: u64,

@@ -121,10 +121,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if let Some(d) = &args.device {
                     config.probe.device = d.clone();
                 }
-                if !args.listen.is_empty() || !args.hep.is_empty() {
+                if !args.listen.is_empty() || !args.hep.is_empty() || args.interface.is_some() {
                     config.probe.mirror = args.listen.clone();
                     config.probe.hep_udp = args.hep.clone();
                     config.probe.hep_tcp = args.hep.clone();
+                    config.probe.interface = args.interface.clone().unwrap_or_default();
+                }
+                if let Some(filter) = &args.filter {
+                    config.probe.filter = filter.clone();
                 }
                 let summary = (args.summary_secs > 0).then(|| std::time::Duration::from_secs(args.summary_secs));
                 let args =

@@ -461,7 +461,20 @@ pub const SECTIONS: &[Section] = &[
                 "A network interface to capture from through libpcap (build feature `live-capture`, needs root); \
                  empty: none.",
             ),
-            opt("filter", "string (BPF)", "", "Capture filter for `interface`."),
+            opt(
+                "filter",
+                "string (BPF)",
+                "",
+                "Capture filter for `interface`, in tcpdump's syntax, applied in the kernel (what it excludes costs \
+                 nothing); empty: every frame. A filter that does not compile stops the start, naming it.",
+            ),
+            opt(
+                "capture_buffer_mb",
+                "integer",
+                "MiB",
+                "libpcap's kernel buffer for `interface` (1 to 2047): what a burst may fill while the probe is busy; \
+                 packets beyond it are dropped by the kernel and counted in `tollgate_probe_kernel_drops_total`.",
+            ),
             opt(
                 "max_open_calls",
                 "integer",

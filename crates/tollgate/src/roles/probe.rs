@@ -14,7 +14,7 @@ use tollgate_logthrottle::LogThrottle;
 use tollgate_policy::InternalNumbers;
 use tollgate_policy::VelocityTable;
 use tollgate_probe::ladder::{CallMessages, LadderLimits, LadderStore};
-use tollgate_probe::live::{HepTcpLimits, LiveProbe, LiveStats, Shared};
+use tollgate_probe::live::{CaptureState, HepTcpLimits, LiveProbe, LiveStats, Shared};
 use tollgate_probe::metrics::ProbeCollector;
 use tollgate_probe::{CallsInProgress, Probe, ProbeSettings};
 use tollgate_records::Record;
@@ -111,7 +111,9 @@ pub struct ProbeRole {
     /// Redis, with `[shared_counters]`.
     _shared: Option<tollgate_shared_counters::SharedCounters>,
     #[cfg(feature = "live-capture")]
-    capture: Option<(Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>)>,
+    capture: Option<tollgate_probe::interface::InterfaceCapture>,
+    /// The live sources' counters (the interface capture's drops, said at shutdown).
+    stats: Arc<LiveStats>,
 }
 
 impl ProbeRole {
@@ -188,8 +190,22 @@ impl ProbeRole {
             idle_timeout: Duration::from_secs(p.hep_tcp_idle_timeout_secs),
             stats: connections.listener("hep_tcp"),
         };
+        // The interface first: a missing interface or a filter that does not compile ends the
+        // start, naming it, before any socket is bound.
+        #[cfg(feature = "live-capture")]
+        let capture = if p.interface.is_empty() {
+            None
+        } else {
+            let capture =
+                tollgate_probe::interface::InterfaceCapture::start(shared.clone(), &interface_options(config))
+                    .map_err(|e| anyhow!("probe.interface: {e}"))?;
+            tracing::info!(interface = %p.interface, filter = %p.filter, buffer_mb = p.capture_buffer_mb, "capturing");
+            Some(capture)
+        };
+        #[cfg(not(feature = "live-capture"))]
+        check_interface(config)?;
         let udp_receive_buffer = (p.udp_receive_buffer_mb << 20) as usize;
-        let (live, srp, summary) = match (&config.srp, chassis) {
+        let (mut live, srp, summary) = match (&config.srp, chassis) {
             (Some(srp), Some(security)) => {
                 if !p.interface.is_empty() {
                     anyhow::bail!(
@@ -211,7 +227,7 @@ impl ProbeRole {
                 );
                 let started =
                     probe_srp::start(srp.clone(), service, alarms.clone(), config.node.name.clone(), security).await?;
-                let summary = summary.map(|every| tokio::spawn(print_summary(probe, stats, every)));
+                let summary = summary.map(|every| tokio::spawn(print_summary(probe, stats.clone(), every)));
                 (None, Some(started), summary)
             }
             _ => {
@@ -225,20 +241,15 @@ impl ProbeRole {
                 )
                 .await?;
                 if let Some(every) = summary {
-                    live.spawn(print_summary(probe, stats, every));
+                    live.spawn(print_summary(probe, stats.clone(), every));
                 }
                 (Some(live), None, None)
             }
         };
-        #[cfg(feature = "live-capture")]
-        let capture = if p.interface.is_empty() {
-            None
-        } else {
-            Some(tollgate_probe::live::capture_interface(shared, &p.interface, &p.filter).map_err(|e| anyhow!(e))?)
-        };
-        #[cfg(not(feature = "live-capture"))]
-        if !p.interface.is_empty() {
-            anyhow::bail!("probe.interface needs a tollgate built with --features live-capture");
+        if !p.interface.is_empty()
+            && let Some(live) = live.as_mut()
+        {
+            live.spawn(watch_capture(stats.clone(), alarms.clone(), config.node.name.clone()));
         }
         Ok(ProbeRole {
             live,
@@ -248,15 +259,18 @@ impl ProbeRole {
             _shared: shared_counters,
             #[cfg(feature = "live-capture")]
             capture,
+            stats,
         })
     }
 
-    /// Stops the sources.
+    /// Stops the sources; says what the interface capture read and what the kernel dropped.
     pub async fn shutdown(self) {
         #[cfg(feature = "live-capture")]
-        if let Some((stop, handle)) = self.capture {
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        if let Some(capture) = self.capture {
+            let _ = tokio::task::spawn_blocking(move || capture.stop()).await;
+        }
+        if let Some(line) = capture_line(&self.stats) {
+            say!("{line}");
         }
         if let Some(summary) = self.summary {
             summary.abort();
@@ -271,8 +285,73 @@ impl ProbeRole {
     }
 }
 
+/// The interface capture of a configuration.
+#[cfg(feature = "live-capture")]
+fn interface_options(config: &Config) -> tollgate_probe::interface::InterfaceOptions {
+    let p = &config.probe;
+    tollgate_probe::interface::InterfaceOptions {
+        interface: p.interface.clone(),
+        filter: p.filter.clone(),
+        buffer_bytes: (p.capture_buffer_mb as usize) << 20,
+    }
+}
+
+/// Whether the configured interface capture can start (the interface exists, the filter
+/// compiles, capturing is permitted), checked before a start creates or prints anything.
+pub fn check_interface(config: &Config) -> anyhow::Result<()> {
+    if config.probe.interface.is_empty() {
+        return Ok(());
+    }
+    #[cfg(feature = "live-capture")]
+    {
+        tollgate_probe::interface::check(&interface_options(config)).map_err(|e| anyhow!("probe.interface: {e}"))
+    }
+    #[cfg(not(feature = "live-capture"))]
+    anyhow::bail!(
+        "probe.interface ({}) needs a tollgate built with --features live-capture (libpcap)",
+        config.probe.interface
+    )
+}
+
+/// What the interface capture did, for people: `capture on eth1: 120 frames, 0 dropped by the
+/// kernel`, and why it stopped if it did; none without an interface.
+fn capture_line(stats: &LiveStats) -> Option<String> {
+    let (interface, stopped) = match stats.capture_state() {
+        CaptureState::None => return None,
+        CaptureState::Running { interface } => (interface, None),
+        CaptureState::Stopped { interface, error } => (interface, Some(error)),
+    };
+    let mut line = format!(
+        "capture on {interface}: {} frames, {} dropped by the kernel",
+        stats.captured.load(Ordering::Relaxed),
+        stats.kernel_drops.load(Ordering::Relaxed)
+    );
+    if let Some(error) = stopped {
+        line.push_str(&format!("; STOPPED: {error}"));
+    }
+    Some(line)
+}
+
+/// Raises PROBE_CAPTURE_STOPPED (scope `<node>/<interface>`) once the interface capture has
+/// stopped by itself. It stays raised: the capture does not come back without a restart.
+async fn watch_capture(stats: Arc<LiveStats>, alarms: Arc<Alarms>, node: String) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let CaptureState::Stopped { interface, error } = stats.capture_state() {
+            alarms.raise(
+                tollgate_alarms::PROBE_CAPTURE_STOPPED,
+                &format!("{node}/{interface}"),
+                format!("the capture on interface {interface} stopped: {error}"),
+            );
+            return;
+        }
+    }
+}
+
 /// Prints a rolling summary line every `every`: message rate, calls by disposition, ASR, NER,
-/// open calls and drops.
+/// open calls, drops at the mirror and HEP sockets, and the interface capture's frames and
+/// kernel drops.
 async fn print_summary(probe: Arc<Mutex<Probe>>, stats: Arc<LiveStats>, every: Duration) {
     let started = Instant::now();
     let mut tick = tokio::time::interval(every);
@@ -287,9 +366,13 @@ async fn print_summary(probe: Arc<Mutex<Probe>>, stats: Arc<LiveStats>, every: D
         let rate = (counters.messages - last_messages) as f64 / every.as_secs_f64();
         last_messages = counters.messages;
         let by = counters.calls.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
-        let drops = stats.socket_drops.load(Ordering::Relaxed) + stats.kernel_drops.load(Ordering::Relaxed);
+        let socket_drops = stats.socket_drops.load(Ordering::Relaxed);
+        let capture = match capture_line(&stats) {
+            Some(line) => format!("  {line}"),
+            None => String::new(),
+        };
         say!(
-            "probe {:>6}s  {rate:>8.1} msg/s  calls {} ({by})  ASR {:.1}%  NER {:.1}%  open {open}  evicted {evicted}  malformed {}  drops {drops}",
+            "probe {:>6}s  {rate:>8.1} msg/s  calls {} ({by})  ASR {:.1}%  NER {:.1}%  open {open}  evicted {evicted}  malformed {}  socket drops {socket_drops}{capture}",
             started.elapsed().as_secs(),
             counters.total_calls(),
             counters.asr() * 100.0,

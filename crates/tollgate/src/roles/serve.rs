@@ -421,6 +421,9 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         .await
         .with_context(|| format!("cannot bind the API listener {}", config.api.listen))?;
     check_addresses_free(&config, roles)?;
+    if roles.probe() {
+        crate::roles::probe::check_interface(&config)?;
+    }
     let state_dir = &config.node.state_dir;
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
