@@ -30,8 +30,8 @@ pub fn analyze(
     let summary = read_capture(
         input,
         |frame| {
-            decoder.decode(frame.ts_us, frame.linktype, frame.data, |d| {
-                for report in probe.on_datagram(&d) {
+            decoder.decode(frame.ts_us, frame.linktype, frame.data, |packet| {
+                for report in probe.on_packet(&packet) {
                     call(report);
                 }
             })

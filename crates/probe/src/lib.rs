@@ -6,6 +6,8 @@
 //!   interface through libpcap;
 //! * decoding of frames into UDP/TCP payloads: Ethernet with VLAN tags, Linux cooked
 //!   captures, IPv4 and IPv6, IP fragment reassembly ([`decode`]);
+//! * SIP over TCP: segments put back in order per flow and cut into whole messages by
+//!   Content-Length, within bounds per flow and in total ([`tcp`]);
 //! * the pipeline from payloads to call records: SIP parsing and dialog tracking (the sip
 //!   crate), numbers normalised by the dialing plan, call direction, RTP summaries
 //!   ([`pipeline`]); offline analysis of a file ([`analyze`]);
@@ -23,5 +25,6 @@ pub mod hep;
 pub mod live;
 pub mod metrics;
 pub mod pipeline;
+pub mod tcp;
 
 pub use pipeline::{CallReport, CallsInProgress, Probe, ProbeCounters, ProbeSettings};

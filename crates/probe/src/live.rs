@@ -80,6 +80,15 @@ impl Shared {
             (self.sink)(r);
         }
     }
+
+    /// A captured packet: UDP as it is, TCP through the probe's stream reassembly.
+    #[cfg(feature = "live-capture")]
+    fn feed_packet(&self, p: &crate::decode::Packet<'_>) {
+        let reports = self.probe.lock().unwrap_or_else(|e| e.into_inner()).on_packet(p);
+        for r in reports {
+            (self.sink)(r);
+        }
+    }
 }
 
 fn now_us() -> i64 {
@@ -318,7 +327,7 @@ pub fn capture_interface(
                         // time_t and suseconds_t are i64 here but i32 on 32-bit targets.
                         #[allow(clippy::unnecessary_cast)]
                         let ts = p.header.ts.tv_sec as i64 * 1_000_000 + p.header.ts.tv_usec as i64;
-                        decoder.decode(ts, linktype, p.data, |d| shared.feed(&d));
+                        decoder.decode(ts, linktype, p.data, |packet| shared.feed_packet(&packet));
                     }
                     Err(pcap::Error::TimeoutExpired) => {}
                     Err(_) => break,

@@ -1,5 +1,5 @@
 //! Datagrams in, call records out: SIP parsing, the dialog tracker, number normalisation and
-//! call direction.
+//! call direction. TCP segments go through the stream reassembly ([`crate::tcp`]) first.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,7 +13,8 @@ use tollgate_records::{Disposition, SipCallRecord};
 use tollgate_sip::dialog::{Call, Outcome, PacketInfo, Tracker, TrackerConfig};
 use tollgate_sip::{StartLine, parse_datagram};
 
-use crate::decode::Datagram;
+use crate::decode::{Datagram, Packet};
+use crate::tcp::{TcpLimits, TcpReassembler, TcpSegment};
 
 /// Which header names the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -129,6 +130,9 @@ pub struct Probe {
     setup_sources: std::collections::HashMap<String, E164>,
     /// Call-ID -> caller of each open call that was reported as started.
     open_sources: std::collections::HashMap<String, E164>,
+    /// SIP over TCP: segments to whole messages.
+    tcp: TcpReassembler,
+    last_tcp_expire_us: i64,
 }
 
 fn time(us: i64) -> DateTime<Utc> {
@@ -157,7 +161,20 @@ impl Probe {
             in_progress: None,
             setup_sources: Default::default(),
             open_sources: Default::default(),
+            tcp: TcpReassembler::new(TcpLimits::default()),
+            last_tcp_expire_us: 0,
         }
+    }
+
+    /// Reassembles SIP over TCP within `limits` (the defaults otherwise).
+    pub fn with_tcp_limits(mut self, limits: TcpLimits) -> Self {
+        self.tcp = TcpReassembler::new(limits);
+        self
+    }
+
+    /// The TCP reassembler (its counters, flows and bytes held).
+    pub fn tcp(&self) -> &TcpReassembler {
+        &self.tcp
     }
 
     /// Reports calls starting and ending, per caller, to `hook`.
@@ -206,7 +223,36 @@ impl Probe {
         &self.tracker
     }
 
-    /// Processes one datagram (UDP or TCP payload); returns the calls it finished.
+    /// Processes one decoded packet: a UDP datagram as it is, a TCP segment through the
+    /// stream reassembly; returns the calls it finished.
+    pub fn on_packet(&mut self, p: &Packet<'_>) -> Vec<CallReport> {
+        match p {
+            Packet::Udp(d) => self.on_datagram(d),
+            Packet::Tcp(s) => self.on_segment(s),
+        }
+    }
+
+    /// Processes one TCP segment: every SIP message it completes goes through
+    /// [`Probe::on_datagram`]; returns the calls they finished.
+    pub fn on_segment(&mut self, seg: &TcpSegment<'_>) -> Vec<CallReport> {
+        let mut out = Vec::new();
+        let expire = seg.ts_us - self.last_tcp_expire_us >= 1_000_000;
+        if expire {
+            self.last_tcp_expire_us = seg.ts_us;
+        }
+        // The reassembler lends its buffer to the messages while the rest of the probe takes
+        // them: it is taken out of `self` for the call.
+        let mut tcp = std::mem::take(&mut self.tcp);
+        tcp.on_segment(seg, |d| out.extend(self.on_datagram(&d)));
+        if expire {
+            tcp.expire(seg.ts_us, |d| out.extend(self.on_datagram(&d)));
+        }
+        self.tcp = tcp;
+        out
+    }
+
+    /// Processes one datagram: a UDP payload, or a whole SIP message (from the TCP
+    /// reassembly, or HEP); returns the calls it finished.
     pub fn on_datagram(&mut self, d: &Datagram<'_>) -> Vec<CallReport> {
         let pkt = PacketInfo { ts_us: d.ts_us, src: d.src, dst: d.dst };
         let mut out = Vec::new();
@@ -244,14 +290,26 @@ impl Probe {
         out
     }
 
-    /// Closes calls whose timeouts passed at `now_us`.
+    /// Closes calls whose timeouts passed at `now_us` (and skips TCP gaps that waited past
+    /// their timeout, forgets idle TCP flows).
     pub fn expire(&mut self, now_us: i64) -> Vec<CallReport> {
-        self.tracker.expire(now_us).into_iter().map(|c| self.report(c)).collect()
+        let mut out = Vec::new();
+        let mut tcp = std::mem::take(&mut self.tcp);
+        tcp.expire(now_us, |d| out.extend(self.on_datagram(&d)));
+        self.tcp = tcp;
+        out.extend(self.tracker.expire(now_us).into_iter().map(|c| self.report(c)).collect::<Vec<_>>());
+        out
     }
 
-    /// Closes every open call (end of input).
+    /// Closes every open call (end of input), after the TCP reassembly has delivered what it
+    /// still could.
     pub fn finish(&mut self) -> Vec<CallReport> {
-        self.tracker.finish().into_iter().map(|c| self.report(c)).collect()
+        let mut out = Vec::new();
+        let mut tcp = std::mem::take(&mut self.tcp);
+        tcp.finish(|d| out.extend(self.on_datagram(&d)));
+        self.tcp = tcp;
+        out.extend(self.tracker.finish().into_iter().map(|c| self.report(c)).collect::<Vec<_>>());
+        out
     }
 
     fn number(&self, user: &Option<String>) -> Option<E164> {
