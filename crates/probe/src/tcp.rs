@@ -106,6 +106,8 @@ pub struct TcpStats {
     pub out_of_order: u64,
     /// Bytes seen twice (retransmissions, overlaps), the first copy kept.
     pub retransmitted_bytes: u64,
+    /// CRLF keep-alive bytes between messages, skipped.
+    pub keepalive_bytes: u64,
     /// Gaps in a flow skipped: bytes that never arrived.
     pub gaps: u64,
     /// Times a flow found a SIP start line again after losing the message boundaries (at a
@@ -291,6 +293,7 @@ impl Flow {
             }
             let keepalive = rest.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
             if keepalive > 0 {
+                stats.keepalive_bytes += keepalive as u64;
                 at += keepalive;
                 self.framing = Framing::default();
                 continue;
@@ -356,7 +359,7 @@ fn find_start_line(buf: &[u8], line_start: bool) -> Search {
 }
 
 /// True for `METHOD URI SIP/2.0` and `SIP/2.0 CODE reason` (a line end's CR allowed).
-fn is_start_line(line: &[u8]) -> bool {
+pub(crate) fn is_start_line(line: &[u8]) -> bool {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if let Some(rest) = line.strip_prefix(b"SIP/2.0 ") {
         return rest.len() >= 3 && rest[..3].iter().all(u8::is_ascii_digit) && (rest.len() == 3 || rest[3] == b' ');
