@@ -21,6 +21,7 @@
 pub mod analyze;
 pub mod capture;
 pub mod decode;
+pub mod fuzzing;
 pub mod hep;
 pub mod live;
 pub mod metrics;
