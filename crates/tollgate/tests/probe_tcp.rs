@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 #[cfg(feature = "live-capture")]
 use common::analytics::{export, view};
-use common::sip::{Callee, CallerRun, Kamailio, e2e_dir, place_calls_over, require_root_and_peers};
 use common::netns::{ip, kill_namespace_processes};
+use common::sip::{Callee, CallerRun, Kamailio, e2e_dir, place_calls_over, require_root_and_peers};
 use common::tcpdump::Tcpdump;
 use common::{Engine, EngineOptions, free_port, text};
 
@@ -210,7 +210,8 @@ fn calls_from_csv(csv: &str, device: &str) -> Calls {
 
 /// Runs tshark on `pcap` with `args`; its standard output.
 fn tshark(pcap: &Path, args: &[&str]) -> String {
-    let out = Command::new("tshark").arg("-r").arg(pcap).args(args).output().expect("run tshark (Debian package tshark)");
+    let out =
+        Command::new("tshark").arg("-r").arg(pcap).args(args).output().expect("run tshark (Debian package tshark)");
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "tshark {args:?}: {report} {}", String::from_utf8_lossy(&out.stderr));
     report
@@ -268,8 +269,7 @@ fn sipp_calls_over_tcp_through_kamailio_match_in_pcap_and_live() {
         ..Default::default()
     });
 
-    let _proxy =
-        Kamailio::start_config(PROXY, "probe/proxy-tcp.cfg", &[("@PROXY_IP@", PROXY), ("@UAS_IP@", CALLEES)]);
+    let _proxy = Kamailio::start_config(PROXY, "probe/proxy-tcp.cfg", &[("@PROXY_IP@", PROXY), ("@UAS_IP@", CALLEES)]);
     let dir = work.path();
     let _answer = Callee::start_tcp(CALLEES, 5081, &scenario(dir, "uas.xml", None, &[]), 6100);
     // Every header line filled: an empty line would end the head before Content-Length, which
@@ -277,13 +277,9 @@ fn sipp_calls_over_tcp_through_kamailio_match_in_pcap_and_live() {
     let busy = [("@CODE@", "486"), ("@REASON@", "Busy Here"), ("@EXTRA@", "Subject: busy")];
     let _busy = Callee::start_tcp(CALLEES, 5082, &scenario(dir, "probe/uas-final.xml", Some(486), &busy), 6200);
     let _ring = Callee::start_tcp(CALLEES, 5083, &scenario(dir, "probe/uas-ring.xml", None, &[]), 6300);
-    let moved = [
-        ("@CODE@", "302"),
-        ("@REASON@", "Moved Temporarily"),
-        ("@EXTRA@", "Contact: <sip:4155559999@198.51.100.9>"),
-    ];
-    let _redirect =
-        Callee::start_tcp(CALLEES, 5084, &scenario(dir, "probe/uas-final.xml", Some(302), &moved), 6400);
+    let moved =
+        [("@CODE@", "302"), ("@REASON@", "Moved Temporarily"), ("@EXTRA@", "Contact: <sip:4155559999@198.51.100.9>")];
+    let _redirect = Callee::start_tcp(CALLEES, 5084, &scenario(dir, "probe/uas-final.xml", Some(302), &moved), 6400);
 
     // The calls, all groups at once, captured on the callers' side.
     let pcap = dir.join("calls.pcap");
@@ -307,7 +303,19 @@ fn sipp_calls_over_tcp_through_kamailio_match_in_pcap_and_live() {
                 let ns = wire.ns.as_str();
                 s.spawn(move || {
                     let n = g.calls.len() as u64;
-                    place_calls_over(Some(ns), g.transport, &sc, &numbers, n, concurrent, rate, CALLERS, port, media, PROXY)
+                    place_calls_over(
+                        Some(ns),
+                        g.transport,
+                        &sc,
+                        &numbers,
+                        n,
+                        concurrent,
+                        rate,
+                        CALLERS,
+                        port,
+                        media,
+                        PROXY,
+                    )
                 })
             })
             .collect();
@@ -327,7 +335,10 @@ fn sipp_calls_over_tcp_through_kamailio_match_in_pcap_and_live() {
         assert_eq!(run.failed_calls, 0);
         assert_eq!(run.call_ids.len(), g.calls.len(), "{run:?}");
         for (id, (from, to)) in run.call_ids.iter().zip(g.calls) {
-            expected.insert(id.clone(), (g.disposition.into(), g.final_code.into(), format!("+1{from}"), format!("+1{to}")));
+            expected.insert(
+                id.clone(),
+                (g.disposition.into(), g.final_code.into(), format!("+1{from}"), format!("+1{to}")),
+            );
         }
     }
     let total = expected.len() as u64;
