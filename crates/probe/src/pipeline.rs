@@ -236,7 +236,7 @@ impl Probe {
     /// [`Probe::on_datagram`]; returns the calls they finished.
     pub fn on_segment(&mut self, seg: &TcpSegment<'_>) -> Vec<CallReport> {
         let mut out = Vec::new();
-        let expire = seg.ts_us - self.last_tcp_expire_us >= 1_000_000;
+        let expire = seg.ts_us.saturating_sub(self.last_tcp_expire_us) >= 1_000_000;
         if expire {
             self.last_tcp_expire_us = seg.ts_us;
         }
@@ -283,7 +283,7 @@ impl Probe {
         } else if self.tracker.on_udp(d.payload, &pkt) {
             self.counters.rtp_packets += 1;
         }
-        if d.ts_us - self.last_expire_us >= 1_000_000 {
+        if d.ts_us.saturating_sub(self.last_expire_us) >= 1_000_000 {
             self.last_expire_us = d.ts_us;
             out.extend(self.expire(d.ts_us));
         }

@@ -517,7 +517,8 @@ impl TcpReassembler {
         let (before, waited) = (flow.held(), !flow.ahead.is_empty());
         flow.last_us = seg.ts_us;
         flow.accept(data_seq, seg.payload, seg.ts_us, &limits, stats);
-        if !flow.ahead.is_empty() && seg.ts_us - flow.ahead_since_us >= limits.gap_timeout_us {
+        // Capture times come off the wire (a pcapng offset can make them anything): saturating.
+        if !flow.ahead.is_empty() && seg.ts_us.saturating_sub(flow.ahead_since_us) >= limits.gap_timeout_us {
             flow.skip_gap(stats);
         }
         flow.closing |= seg.flags.fin;
@@ -542,10 +543,10 @@ impl TcpReassembler {
     pub fn expire(&mut self, now_us: i64, mut out: impl FnMut(Datagram<'_>)) {
         if self.waiting > 0 {
             let gap = self.limits.gap_timeout_us;
-            self.flush(|f| now_us - f.ahead_since_us >= gap, &mut out);
+            self.flush(|f| now_us.saturating_sub(f.ahead_since_us) >= gap, &mut out);
         }
         let idle = self.limits.idle_timeout_us;
-        while self.flows.front().is_some_and(|(_, f)| now_us - f.last_us >= idle) {
+        while self.flows.front().is_some_and(|(_, f)| now_us.saturating_sub(f.last_us) >= idle) {
             if let Some((_, f)) = self.flows.pop_front() {
                 self.stats.expired += 1;
                 self.forget(f);
