@@ -308,6 +308,10 @@ pub fn capture_interface(
         .map_err(|e| format!("interface {interface}: {e}"))?
         .promisc(true)
         .snaplen(65_535)
+        // In immediate mode libpcap gives every packet a slot of the snap length (64 KiB): the
+        // default 2 MiB ring held 32 packets, and a capture thread kept off the CPU for a
+        // moment (a loaded server) dropped packets at once. 32 MiB holds about 500.
+        .buffer_size(32 << 20)
         .timeout(200)
         .immediate_mode(true)
         .open()

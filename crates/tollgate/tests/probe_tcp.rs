@@ -389,6 +389,13 @@ fn sipp_calls_over_tcp_through_kamailio_match_in_pcap_and_live() {
             std::thread::sleep(Duration::from_millis(200));
         }
         let live = calls_from_csv(&export(&e, "SIP"), "tcp-live");
+        let drops = e.metric("tollgate_probe_kernel_drops_total");
+        if live != expected || drops > 0.0 {
+            let metrics = common::scrape(&e.api);
+            let probe: Vec<&str> = metrics.lines().filter(|l| l.starts_with("tollgate_probe_")).collect();
+            eprintln!("the live probe's metrics:\n{}", probe.join("\n"));
+        }
+        assert_eq!(drops, 0.0, "libpcap dropped packets (the live probe cannot see what it was not given)");
         assert_eq!(live, expected, "live capture: the same calls with the same outcomes");
         let metric = |name: &str| e.metric(name);
         assert_eq!(metric("tollgate_probe_tcp_messages_total"), messages as f64, "live: every message reassembled");
