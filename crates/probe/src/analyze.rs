@@ -35,7 +35,7 @@ impl<C: FnMut(CallReport)> Analyzer<'_, C> {
     fn frame(&mut self, frame: Frame<'_>) {
         let (probe, call) = (&mut *self.probe, &mut self.call);
         self.decoder.decode(frame.ts_us, frame.linktype, frame.data, |d| {
-            for report in probe.on_datagram(&d) {
+            for report in probe.on_packet(&d) {
                 call(report);
             }
         })

@@ -1,13 +1,15 @@
 //! From link-layer frames to UDP and TCP payloads: Ethernet (with VLAN tags), Linux cooked
 //! captures (SLL, SLL2), BSD loopback, raw IP; IPv4 and IPv6; IP fragments reassembled
 //! (etherparse's defragmentation pool, with old fragments dropped so memory stays bounded).
-//! TCP segments are passed on as they are (SIP over TCP mostly fits one segment; no stream
-//! reassembly).
+//! TCP segments are passed on with their sequence number and flags, for the stream
+//! reassembly of [`crate::tcp`].
 
 use std::net::{IpAddr, SocketAddr};
 
 use etherparse::defrag::IpDefragPool;
-use etherparse::{NetSlice, SlicedPacket, TransportSlice, UdpSlice};
+use etherparse::{NetSlice, SlicedPacket, TcpSlice, TransportSlice, UdpSlice};
+
+use crate::tcp::{TcpFlags, TcpSegment};
 
 /// Transport of a payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +33,26 @@ pub struct Datagram<'a> {
     pub transport: Transport,
     /// The payload.
     pub payload: &'a [u8],
+}
+
+/// A decoded transport payload: a UDP datagram, or a TCP segment to reassemble.
+#[derive(Debug, Clone, Copy)]
+pub enum Packet<'a> {
+    /// A UDP datagram (whole).
+    Udp(Datagram<'a>),
+    /// A TCP segment (part of a stream).
+    Tcp(TcpSegment<'a>),
+}
+
+fn segment<'a>(ts_us: i64, src: IpAddr, dst: IpAddr, tcp: &TcpSlice<'a>) -> Packet<'a> {
+    Packet::Tcp(TcpSegment {
+        ts_us,
+        src: SocketAddr::new(src, tcp.source_port()),
+        dst: SocketAddr::new(dst, tcp.destination_port()),
+        seq: tcp.sequence_number(),
+        flags: TcpFlags { syn: tcp.syn(), fin: tcp.fin(), rst: tcp.rst() },
+        payload: tcp.payload(),
+    })
 }
 
 /// What the decoder saw.
@@ -84,8 +106,8 @@ impl Decoder {
         self.stats
     }
 
-    /// Decodes one frame and calls `out` with its UDP or TCP payload, if it has one.
-    pub fn decode(&mut self, ts_us: i64, linktype: i32, data: &[u8], out: impl FnOnce(Datagram<'_>)) {
+    /// Decodes one frame and calls `out` with its UDP datagram or TCP segment, if it has one.
+    pub fn decode(&mut self, ts_us: i64, linktype: i32, data: &[u8], out: impl FnOnce(Packet<'_>)) {
         self.stats.frames += 1;
         let sliced = match linktype {
             1 => SlicedPacket::from_ethernet(data),
@@ -110,20 +132,14 @@ impl Decoder {
             return;
         };
         match &packet.transport {
-            Some(TransportSlice::Udp(udp)) => out(Datagram {
+            Some(TransportSlice::Udp(udp)) => out(Packet::Udp(Datagram {
                 ts_us,
                 src: SocketAddr::new(src_ip, udp.source_port()),
                 dst: SocketAddr::new(dst_ip, udp.destination_port()),
                 transport: Transport::Udp,
                 payload: udp.payload(),
-            }),
-            Some(TransportSlice::Tcp(tcp)) => out(Datagram {
-                ts_us,
-                src: SocketAddr::new(src_ip, tcp.source_port()),
-                dst: SocketAddr::new(dst_ip, tcp.destination_port()),
-                transport: Transport::Tcp,
-                payload: tcp.payload(),
-            }),
+            })),
+            Some(TransportSlice::Tcp(tcp)) => out(segment(ts_us, src_ip, dst_ip, tcp)),
             Some(_) => self.stats.other_protocol += 1,
             None => self.fragment(ts_us, &packet, (src_ip, dst_ip), out),
         }
@@ -134,7 +150,7 @@ impl Decoder {
         ts_us: i64,
         packet: &SlicedPacket<'_>,
         (src, dst): (IpAddr, IpAddr),
-        out: impl FnOnce(Datagram<'_>),
+        out: impl FnOnce(Packet<'_>),
     ) {
         self.stats.fragments += 1;
         self.since_sweep += 1;
@@ -148,13 +164,17 @@ impl Decoder {
                 if whole.ip_number == etherparse::IpNumber::UDP
                     && let Ok(udp) = UdpSlice::from_slice(&whole.payload)
                 {
-                    out(Datagram {
+                    out(Packet::Udp(Datagram {
                         ts_us,
                         src: SocketAddr::new(src, udp.source_port()),
                         dst: SocketAddr::new(dst, udp.destination_port()),
                         transport: Transport::Udp,
                         payload: udp.payload(),
-                    });
+                    }));
+                } else if whole.ip_number == etherparse::IpNumber::TCP
+                    && let Ok(tcp) = TcpSlice::from_slice(&whole.payload)
+                {
+                    out(segment(ts_us, src, dst, &tcp));
                 } else {
                     self.stats.other_protocol += 1;
                 }

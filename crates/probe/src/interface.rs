@@ -203,7 +203,7 @@ fn read_until_stopped(mut cap: pcap::Capture<pcap::Active>, shared: &Shared, sto
                 // time_t and suseconds_t are i64 here but i32 on 32-bit targets.
                 #[allow(clippy::unnecessary_cast)]
                 let ts = p.header.ts.tv_sec as i64 * 1_000_000 + p.header.ts.tv_usec as i64;
-                decoder.decode(ts, linktype, p.data, |d| shared.feed(&d));
+                decoder.decode(ts, linktype, p.data, |packet| shared.feed_packet(&packet));
             }
             Err(pcap::Error::TimeoutExpired) => wait_readable(&cap),
             Err(e) => break Err(e.to_string()),

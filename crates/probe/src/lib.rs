@@ -8,6 +8,8 @@
 //!   (`interface`);
 //! * decoding of frames into UDP/TCP payloads: Ethernet with VLAN tags, Linux cooked
 //!   captures, IPv4 and IPv6, IP fragment reassembly ([`decode`]);
+//! * SIP over TCP: segments put back in order per flow and cut into whole messages by
+//!   Content-Length, within bounds per flow and in total ([`tcp`]);
 //! * the pipeline from payloads to call records: SIP parsing and dialog tracking (the sip
 //!   crate), numbers normalised by the dialing plan, call direction, RTP summaries
 //!   ([`pipeline`]); offline analysis of a file ([`analyze`]);
@@ -25,6 +27,7 @@ pub mod analyze;
 pub mod capture;
 pub mod capture_set;
 pub mod decode;
+pub mod fuzzing;
 pub mod hep;
 #[cfg(feature = "live-capture")]
 pub mod interface;
@@ -32,6 +35,7 @@ pub mod ladder;
 pub mod live;
 pub mod metrics;
 pub mod pipeline;
+pub mod tcp;
 pub mod udp_batch;
 
 pub use pipeline::{AtEnd, CallReport, CallsInProgress, Probe, ProbeCounters, ProbeSettings};

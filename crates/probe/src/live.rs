@@ -143,6 +143,15 @@ impl Shared {
             (self.sink)(r);
         }
     }
+
+    /// A captured packet: UDP as it is, TCP through the probe's stream reassembly.
+    #[cfg(feature = "live-capture")]
+    pub(crate) fn feed_packet(&self, p: &crate::decode::Packet<'_>) {
+        let reports = self.probe.lock().unwrap_or_else(|e| e.into_inner()).on_packet(p);
+        for r in reports {
+            (self.sink)(r);
+        }
+    }
 }
 
 fn now_us() -> i64 {

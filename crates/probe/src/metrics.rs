@@ -59,9 +59,17 @@ fn ladder_metrics(e: &mut DescriptorEncoder, l: &crate::ladder::LadderStats) -> 
 
 impl Collector for ProbeCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
-        let (counters, tracker, open, ladder) = {
+        let (counters, tracker, open, ladder, tcp, tcp_flows, tcp_held) = {
             let p = self.probe.lock().unwrap_or_else(|x| x.into_inner());
-            (p.counters().clone(), p.tracker().stats(), p.tracker().open_calls(), p.ladder().map(|l| l.stats()))
+            (
+                p.counters().clone(),
+                p.tracker().stats(),
+                p.tracker().open_calls(),
+                p.ladder().map(|l| l.stats()),
+                p.tcp().stats(),
+                p.tcp().flows(),
+                p.tcp().held_bytes(),
+            )
         };
         if let Some(l) = ladder {
             ladder_metrics(&mut e, &l)?;
@@ -129,6 +137,28 @@ impl Collector for ProbeCollector {
             "Messages of calls whose INVITE was not seen",
             tracker.unknown_call,
         )?;
+        for (name, help, v) in [
+            ("tcp_flows", "TCP flows seen (each direction of a connection is one)", tcp.flows),
+            ("tcp_midstream_flows", "TCP flows picked up after their SYN", tcp.midstream),
+            ("tcp_messages", "SIP messages reassembled from TCP", tcp.messages),
+            ("tcp_out_of_order_segments", "TCP segments held until the bytes before them came", tcp.out_of_order),
+            ("tcp_retransmitted_bytes", "TCP bytes seen twice (the first copy kept)", tcp.retransmitted_bytes),
+            ("tcp_gaps", "TCP sequence gaps skipped (bytes never captured)", tcp.gaps),
+            ("tcp_resyncs", "Times a TCP flow found a SIP start line again after losing its framing", tcp.resyncs),
+            (
+                "tcp_bytes_dropped",
+                "TCP bytes not delivered in a SIP message (partial at a gap, close or eviction; oversized; not SIP)",
+                tcp.bytes_dropped,
+            ),
+            ("tcp_no_content_length", "SIP messages on TCP without Content-Length", tcp.no_content_length),
+            ("tcp_oversized", "SIP messages on TCP dropped as too large or with a bad Content-Length", tcp.oversized),
+            ("tcp_flows_evicted", "TCP flows evicted to stay under the flow and byte bounds", tcp.evicted),
+            ("tcp_flows_expired", "TCP flows forgotten after being idle", tcp.expired),
+        ] {
+            counter(&mut e, &format!("tollgate_probe_{name}"), help, v)?;
+        }
+        gauge_f(&mut e, "tollgate_probe_tcp_open_flows", "TCP flows tracked now", tcp_flows as f64)?;
+        gauge_f(&mut e, "tollgate_probe_tcp_bytes_held", "TCP bytes held now for reassembly", tcp_held as f64)?;
         let l = &self.live;
         counter(
             &mut e,

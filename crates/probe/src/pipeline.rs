@@ -1,5 +1,5 @@
 //! Datagrams in, call records out: SIP parsing, the dialog tracker, number normalisation and
-//! call direction.
+//! call direction. TCP segments go through the stream reassembly ([`crate::tcp`]) first.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,8 +13,9 @@ use tollgate_records::{Disposition, SipCallRecord};
 use tollgate_sip::dialog::{Call, Outcome, PacketInfo, Tracker, TrackerConfig};
 use tollgate_sip::{StartLine, parse_datagram};
 
-use crate::decode::Datagram;
+use crate::decode::{Datagram, Packet};
 use crate::ladder::LadderStore;
+use crate::tcp::{TcpLimits, TcpReassembler, TcpSegment};
 
 /// Which header names the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -169,6 +170,9 @@ pub struct Probe {
     open_sources: std::collections::HashMap<String, E164>,
     /// Recent calls' messages, for their ladders (none: not kept).
     ladder: Option<LadderStore>,
+    /// SIP over TCP: segments to whole messages.
+    tcp: TcpReassembler,
+    last_tcp_expire_us: i64,
 }
 
 fn time(us: i64) -> DateTime<Utc> {
@@ -198,6 +202,8 @@ impl Probe {
             setup_sources: Default::default(),
             open_sources: Default::default(),
             ladder: None,
+            tcp: TcpReassembler::new(TcpLimits::default()),
+            last_tcp_expire_us: 0,
         }
     }
 
@@ -210,6 +216,17 @@ impl Probe {
     /// The calls' messages kept, if any are.
     pub fn ladder(&self) -> Option<&LadderStore> {
         self.ladder.as_ref()
+    }
+
+    /// Reassembles SIP over TCP within `limits` (the defaults otherwise).
+    pub fn with_tcp_limits(mut self, limits: TcpLimits) -> Self {
+        self.tcp = TcpReassembler::new(limits);
+        self
+    }
+
+    /// The TCP reassembler (its counters, flows and bytes held).
+    pub fn tcp(&self) -> &TcpReassembler {
+        &self.tcp
     }
 
     /// Reports calls starting and ending, per caller, to `hook`.
@@ -260,7 +277,36 @@ impl Probe {
         &self.tracker
     }
 
-    /// Processes one datagram (UDP or TCP payload); returns the calls it finished.
+    /// Processes one decoded packet: a UDP datagram as it is, a TCP segment through the
+    /// stream reassembly; returns the calls it finished.
+    pub fn on_packet(&mut self, p: &Packet<'_>) -> Vec<CallReport> {
+        match p {
+            Packet::Udp(d) => self.on_datagram(d),
+            Packet::Tcp(s) => self.on_segment(s),
+        }
+    }
+
+    /// Processes one TCP segment: every SIP message it completes goes through
+    /// [`Probe::on_datagram`]; returns the calls they finished.
+    pub fn on_segment(&mut self, seg: &TcpSegment<'_>) -> Vec<CallReport> {
+        let mut out = Vec::new();
+        let expire = seg.ts_us.saturating_sub(self.last_tcp_expire_us) >= 1_000_000;
+        if expire {
+            self.last_tcp_expire_us = seg.ts_us;
+        }
+        // The reassembler lends its buffer to the messages while the rest of the probe takes
+        // them: it is taken out of `self` for the call.
+        let mut tcp = std::mem::take(&mut self.tcp);
+        tcp.on_segment(seg, |d| out.extend(self.on_datagram(&d)));
+        if expire {
+            tcp.expire(seg.ts_us, |d| out.extend(self.on_datagram(&d)));
+        }
+        self.tcp = tcp;
+        out
+    }
+
+    /// Processes one datagram: a UDP payload, or a whole SIP message (from the TCP
+    /// reassembly, or HEP); returns the calls it finished.
     pub fn on_datagram(&mut self, d: &Datagram<'_>) -> Vec<CallReport> {
         let pkt = PacketInfo { ts_us: d.ts_us, src: d.src, dst: d.dst };
         let mut out = Vec::new();
@@ -306,32 +352,43 @@ impl Probe {
         } else if self.tracker.on_udp(d.payload, &pkt) {
             self.counters.rtp_packets += 1;
         }
-        if d.ts_us - self.last_expire_us >= 1_000_000 {
+        if d.ts_us.saturating_sub(self.last_expire_us) >= 1_000_000 {
             self.last_expire_us = d.ts_us;
             out.extend(self.expire(d.ts_us));
         }
         out
     }
 
-    /// Closes calls whose timeouts passed at `now_us`.
+    /// Closes calls whose timeouts passed at `now_us` (and skips TCP gaps that waited past
+    /// their timeout, forgets idle TCP flows).
     pub fn expire(&mut self, now_us: i64) -> Vec<CallReport> {
-        self.tracker.expire(now_us).into_iter().map(|c| self.report(c)).collect()
+        let mut out = Vec::new();
+        let mut tcp = std::mem::take(&mut self.tcp);
+        tcp.expire(now_us, |d| out.extend(self.on_datagram(&d)));
+        self.tcp = tcp;
+        out.extend(self.tracker.expire(now_us).into_iter().map(|c| self.report(c)).collect::<Vec<_>>());
+        out
     }
 
-    /// The end of the input: every call still open is returned, reported as open or
-    /// finalized as `at_end` says (see [`AtEnd`]).
+    /// The end of the input: the TCP reassembly delivers what it still can, then every call
+    /// still open is returned, reported as open or finalized as `at_end` says (see [`AtEnd`]).
     pub fn finish(&mut self, at_end: AtEnd) -> Vec<CallReport> {
+        let mut out = Vec::new();
+        let mut tcp = std::mem::take(&mut self.tcp);
+        tcp.finish(|d| out.extend(self.on_datagram(&d)));
+        self.tcp = tcp;
         let calls = self.tracker.finish();
         match at_end {
             AtEnd::Finalize => {
                 self.counters.finalized += calls.len() as u64;
-                calls.into_iter().map(|c| self.report(c)).collect()
+                out.extend(calls.into_iter().map(|c| self.report(c)).collect::<Vec<_>>());
             }
             AtEnd::ReportOpen => {
                 self.counters.open += calls.len() as u64;
-                calls.into_iter().map(|c| self.open_report(c)).collect()
+                out.extend(calls.into_iter().map(|c| self.open_report(c)).collect::<Vec<_>>());
             }
         }
+        out
     }
 
     fn number(&self, user: &Option<String>) -> Option<E164> {

@@ -29,6 +29,7 @@ fn probe() -> Probe {
         source: Default::default(),
         destination: Default::default(),
         tracker: Default::default(),
+        mos_poor: tollgate_probe::pipeline::DEFAULT_MOS_POOR,
     })
 }
 

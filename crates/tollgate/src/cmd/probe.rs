@@ -359,6 +359,7 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
         "poor_quality_calls": counters.poor_quality_calls,
         "fragments_reassembled": decode.reassembled,
         "evicted": probe.tracker().stats().evicted,
+        "tcp": probe.tcp().stats(),
     });
     match rows {
         Rows::Json { mut out, .. } => {
@@ -420,6 +421,22 @@ pub fn run_pcap(config: &Config, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
                 probe.tracker().stats().rtp_after_end,
                 probe.tracker().stats().rtp_unattributed
             )?;
+            let tcp = probe.tcp().stats();
+            if tcp.flows > 0 {
+                writeln!(
+                    out,
+                    "tcp       {} flows ({} picked up mid-stream), {} messages; {} gaps, {} resyncs, {} bytes dropped, \
+                     {} out of order, {} retransmitted bytes",
+                    tcp.flows,
+                    tcp.midstream,
+                    tcp.messages,
+                    tcp.gaps,
+                    tcp.resyncs,
+                    tcp.bytes_dropped,
+                    tcp.out_of_order,
+                    tcp.retransmitted_bytes
+                )?;
+            }
         }
     }
 

@@ -191,6 +191,12 @@ pub fn udp_bound(ip: &str, port: u16) -> bool {
     udp_bound_in(None, ip, port)
 }
 
+/// True if some process listens on TCP `ip:port` (read from `ss`).
+pub fn tcp_listening(ip: &str, port: u16) -> bool {
+    let out = Command::new("ss").args(["-Hltn", "src", &format!("{ip}:{port}")]).output();
+    out.map(|o| !String::from_utf8_lossy(&o.stdout).trim().is_empty()).unwrap_or(false)
+}
+
 /// [`udp_bound`] in network namespace `netns` (the root namespace if `None`).
 pub fn udp_bound_in(netns: Option<&str>, ip: &str, port: u16) -> bool {
     let mut command = in_netns(netns, "ss");
@@ -249,12 +255,30 @@ impl Callee {
 
     /// [`Callee::start_scenario`] in network namespace `netns`.
     pub fn start_in(netns: Option<&str>, ip: &str, port: u16, scenario: &Path, media_port: u16) -> Callee {
+        Callee::start_over(netns, "u1", ip, port, scenario, media_port)
+    }
+
+    /// [`Callee::start_scenario`] over TCP (SIPp `-t t1`): it listens on TCP `ip:port`.
+    pub fn start_tcp(ip: &str, port: u16, scenario: &Path, media_port: u16) -> Callee {
+        Callee::start_over(None, "t1", ip, port, scenario, media_port)
+    }
+
+    /// A SIPp callee with SIPp transport mode `transport` (`u1` UDP, `t1` TCP).
+    fn start_over(
+        netns: Option<&str>,
+        transport: &str,
+        ip: &str,
+        port: u16,
+        scenario: &Path,
+        media_port: u16,
+    ) -> Callee {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("messages.log");
         let child = in_netns(netns, "sipp")
             .arg("-sf")
             .arg(scenario)
-            .args(["-i", ip, "-p", &port.to_string(), "-mp", &media_port.to_string(), "-nostdin", "-trace_msg"])
+            .args(["-t", transport, "-i", ip, "-p", &port.to_string(), "-mp", &media_port.to_string()])
+            .args(["-nostdin", "-trace_msg"])
             .arg("-message_file")
             .arg(&log)
             .current_dir(dir.path())
@@ -264,7 +288,8 @@ impl Callee {
             .expect("start sipp callee");
         // Wait until SIPp has bound its port.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !udp_bound_in(netns, ip, port) {
+        let bound = || if transport == "t1" { tcp_listening(ip, port) } else { udp_bound_in(netns, ip, port) };
+        while !bound() {
             assert!(Instant::now() < deadline, "sipp callee did not bind {ip}:{port}");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -359,8 +384,35 @@ pub fn place_calls_at(
     media_port: u16,
     proxy: &str,
 ) -> CallerRun {
+    place_calls_over(None, "u1", scenario, numbers, calls, concurrent, rate, ip, port, media_port, proxy)
+}
+
+/// [`place_calls_at`] from network namespace `netns` (the root namespace if `None`) with SIPp
+/// transport mode `transport`: `u1` UDP, `t1` TCP on one connection for all calls, `tn` TCP
+/// with a connection per call.
+#[allow(clippy::too_many_arguments)]
+pub fn place_calls_over(
+    netns: Option<&str>,
+    transport: &str,
+    scenario: &Path,
+    numbers: &Path,
+    calls: u64,
+    concurrent: u64,
+    rate: u64,
+    ip: &str,
+    port: u16,
+    media_port: u16,
+    proxy: &str,
+) -> CallerRun {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new("sipp")
+    let mut sipp = in_netns(netns, "sipp");
+    if transport == "tn" {
+        // A socket per call: SIPp refuses to start when its default socket limit (50,000)
+        // exceeds the open-file limit.
+        sipp.args(["-max_socket", "1000"]);
+    }
+    let out = sipp
+        .args(["-t", transport])
         .arg("-sf")
         .arg(scenario)
         .arg("-inf")
@@ -390,18 +442,18 @@ pub fn place_calls_at(
         .expect("run sipp caller (Debian package sip-tester)");
     let (successful_calls, failed_calls) = sipp_call_counts(&dir.path().join("stats.csv"));
     let messages = std::fs::read_to_string(dir.path().join("messages.log")).unwrap_or_default();
+    // Every Call-ID in the log (over TCP, SIPp does not log an INVITE it had to buffer while
+    // its connection was opening, only the responses), in call order: SIPp's Call-IDs start
+    // with the call number.
     let mut call_ids: Vec<String> = Vec::new();
-    let mut in_invite = false;
     for line in messages.lines() {
-        if line.starts_with("INVITE ") {
-            in_invite = true;
-        } else if in_invite && let Some(id) = line.strip_prefix("Call-ID: ") {
-            if !call_ids.iter().any(|c| c == id.trim()) {
-                call_ids.push(id.trim().to_string());
-            }
-            in_invite = false;
+        if let Some(id) = line.strip_prefix("Call-ID: ")
+            && !call_ids.iter().any(|c| c == id.trim())
+        {
+            call_ids.push(id.trim().to_string());
         }
     }
+    call_ids.sort_by_key(|id| id.split('-').next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(u64::MAX));
     let run = CallerRun { success: out.status.success(), successful_calls, failed_calls, call_ids };
     if !run.success {
         eprintln!(
