@@ -20,8 +20,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::analytics::{check_average_cps, export, rows, top10, view};
-use common::sip::{Callee, CallerRun, Kamailio, e2e_dir, place_calls, require_root_and_peers};
+use common::sip::{
+    Callee, CallerRun, Kamailio, e2e_dir, place_calls, probe_callee, probe_scenario, require_root_and_peers,
+};
 use common::tcpdump::Tcpdump;
+use common::tshark;
 use common::{Engine, EngineOptions, free_port, text};
 
 /// The addresses of one run: proxy `.1`, callees `.2`, callers `.3` of a 127.0.x network.
@@ -90,29 +93,6 @@ const GROUPS: &[Group] = &[
     },
 ];
 
-/// SIPp scenarios with their `@...@` markers filled, in `dir`.
-fn scenario(dir: &Path, name: &str, code: Option<u16>) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(e2e_dir().join("probe").join(name)).unwrap();
-    let text = match code {
-        Some(c) => text.replace("@CODE@", &c.to_string()),
-        None => text,
-    };
-    let path = dir.join(format!("{}-{name}", code.unwrap_or(0)));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn callee(net: Net, dir: &Path, port: u16, code: u16, reason: &str, extra: &str, media: u16) -> Callee {
-    let text = std::fs::read_to_string(e2e_dir().join("probe/uas-final.xml"))
-        .unwrap()
-        .replace("@CODE@", &code.to_string())
-        .replace("@REASON@", reason)
-        .replace("@EXTRA@", extra);
-    let path = dir.join(format!("uas-{code}.xml"));
-    std::fs::write(&path, text).unwrap();
-    Callee::start_scenario(net.callees, port, &path, media)
-}
-
 /// A call as the probe reported it: (call-id) -> (disposition, final code, source, destination,
 /// direction).
 type Calls = BTreeMap<String, (String, u64, String, String, String)>;
@@ -156,41 +136,6 @@ fn calls_from_csv(csv: &str, device: &str) -> Calls {
     calls
 }
 
-/// `tshark -z sip,stat`: messages per request method and per response code.
-fn tshark_sip_stat(pcap: &Path) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(pcap)
-        .args(["-q", "-z", "sip,stat"])
-        .output()
-        .expect("run tshark (Debian package tshark)");
-    let report = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "tshark: {report} {}", String::from_utf8_lossy(&out.stderr));
-    let (mut requests, mut responses) = (BTreeMap::new(), BTreeMap::new());
-    let mut in_requests = false;
-    for line in report.lines() {
-        if line.contains("List of SIP Request methods") {
-            in_requests = true;
-        }
-        let Some((name, count)) = line.split_once(':') else { continue };
-        let Some(n) = count.trim().strip_suffix(" Packets").and_then(|n| n.trim().parse::<u64>().ok()) else {
-            continue;
-        };
-        let name = name.trim();
-        if in_requests {
-            requests.insert(name.to_string(), n);
-        } else if let Some(code) = name.strip_prefix("SIP ").and_then(|r| r.split_whitespace().next()) {
-            responses.insert(code.to_string(), n);
-        }
-    }
-    assert!(!requests.is_empty(), "no SIP in tshark's report:\n{report}");
-    (requests, responses)
-}
-
-fn counts(v: &serde_json::Value) -> BTreeMap<String, u64> {
-    v.as_object().unwrap().iter().map(|(k, n)| (k.clone(), n.as_u64().unwrap())).collect()
-}
-
 #[test]
 fn sipp_calls_through_kamailio_match_in_pcap_live_hep3_and_analytics() {
     run(HEP3_NET, 3);
@@ -224,10 +169,15 @@ fn run(net: Net, hep_version: u8) {
         &[("@PROXY_IP@", net.proxy), ("@UAS_IP@", net.callees), ("@HEP_ADDR@", &hep), ("@HEP_VERSION@", &version)],
     );
     let _answer = Callee::start_scenario(net.callees, 5081, &e2e_dir().join("uas.xml"), 6100);
-    let _busy = callee(net, work.path(), 5082, 486, "Busy Here", "", 6200);
+    let _busy = probe_callee(net.callees, work.path(), 5082, (486, "Busy Here", ""), 6200);
     let _ring = Callee::start_scenario(net.callees, 5083, &e2e_dir().join("probe/uas-ring.xml"), 6300);
-    let _redirect =
-        callee(net, work.path(), 5084, 302, "Moved Temporarily", "Contact: <sip:4155559999@198.51.100.9>", 6400);
+    let _redirect = probe_callee(
+        net.callees,
+        work.path(),
+        5084,
+        (302, "Moved Temporarily", "Contact: <sip:4155559999@198.51.100.9>"),
+        6400,
+    );
 
     // The calls, all groups at once, captured on the callers' side.
     let pcap = work.path().join("calls.pcap");
@@ -243,7 +193,7 @@ fn run(net: Net, hep_version: u8) {
                     csv.push_str(&format!("{from};{to};\n"));
                 }
                 std::fs::write(&numbers, csv).unwrap();
-                let sc = scenario(work.path(), g.scenario, g.code);
+                let sc = probe_scenario(work.path(), g.scenario, g.code);
                 let port = 5071 + i as u16;
                 let media = 7000 + 100 * i as u16;
                 // Answered calls one at a time: SIPp's callee uses one media port for all calls,
@@ -285,7 +235,7 @@ fn run(net: Net, hep_version: u8) {
     let records = report["calls"].as_array().unwrap();
     assert_eq!(calls_from_json(records), expected, "pcap: every call SIPp placed, as SIPp saw it");
     let totals = &report["totals"];
-    let by_disposition = counts(&totals["calls"]);
+    let by_disposition = tshark::counts(&totals["calls"]);
     for g in GROUPS {
         assert_eq!(by_disposition.get(g.disposition), Some(&(g.calls.len() as u64)), "{totals}");
     }
@@ -326,9 +276,9 @@ fn run(net: Net, hep_version: u8) {
     assert_eq!(rtp_sum + late, seen, "RTP packets, tollgate ({rtp_sum} in calls + {late} late) vs tshark");
     assert!(late * 20 <= seen, "only packets in flight at a BYE are late: {late} of {seen}");
     // The same file through tshark: the same messages per method and per code.
-    let (requests, responses) = tshark_sip_stat(&pcap);
-    assert_eq!(counts(&totals["requests"]), requests, "requests, tollgate vs tshark");
-    assert_eq!(counts(&totals["responses"]), responses, "responses, tollgate vs tshark");
+    let (requests, responses) = tshark::sip_stat(&pcap);
+    assert_eq!(tshark::counts(&totals["requests"]), requests, "requests, tollgate vs tshark");
+    assert_eq!(tshark::counts(&totals["responses"]), responses, "responses, tollgate vs tshark");
     assert_eq!(requests.get("INVITE"), Some(&total), "one INVITE per call on the caller's side");
 
     // The table and CSV outputs show the same calls.

@@ -17,7 +17,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::analytics::export;
-use common::sip::{Callee, CallerRun, HeldCall, Kamailio, e2e_dir, place_calls_at, require_root_and_peers};
+use common::sip::{
+    Callee, CallerRun, HeldCall, Kamailio, e2e_dir, place_calls_at, probe_callee, probe_scenario,
+    require_root_and_peers,
+};
 use common::tcpdump::Tcpdump;
 use common::{Engine, EngineOptions, free_port, text};
 
@@ -130,14 +133,8 @@ impl Dumpcap {
     }
 
     fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-INT").arg(c.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            common::tcpdump::interrupt(c);
         }
     }
 }
@@ -146,29 +143,6 @@ impl Drop for Dumpcap {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// SIPp scenario `name` with its `@CODE@` filled, in `dir`.
-fn scenario(dir: &Path, name: &str, code: Option<u16>) -> PathBuf {
-    let text = std::fs::read_to_string(e2e_dir().join("probe").join(name)).unwrap();
-    let text = match code {
-        Some(c) => text.replace("@CODE@", &c.to_string()),
-        None => text,
-    };
-    let path = dir.join(format!("{}-{name}", code.unwrap_or(0)));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn callee(dir: &Path, port: u16, code: u16, reason: &str, extra: &str, media: u16) -> Callee {
-    let text = std::fs::read_to_string(e2e_dir().join("probe/uas-final.xml"))
-        .unwrap()
-        .replace("@CODE@", &code.to_string())
-        .replace("@REASON@", reason)
-        .replace("@EXTRA@", extra);
-    let path = dir.join(format!("uas-{code}.xml"));
-    std::fs::write(&path, text).unwrap();
-    Callee::start_scenario(CALLEES, port, &path, media)
 }
 
 /// `tollgate probe --pcap INPUTS --json` (with `extra` arguments): (call rows, totals).
@@ -275,9 +249,15 @@ fn rotated_captures_give_the_same_calls_as_one_file_and_open_calls_are_not_shipp
         &[("@PROXY_IP@", PROXY), ("@UAS_IP@", CALLEES), ("@HEP_ADDR@", NO_HEP), ("@HEP_VERSION@", "3")],
     );
     let _answer = Callee::start_scenario(CALLEES, 5081, &e2e_dir().join("uas.xml"), 6100);
-    let _busy = callee(work.path(), 5082, 486, "Busy Here", "", 6200);
+    let _busy = probe_callee(CALLEES, work.path(), 5082, (486, "Busy Here", ""), 6200);
     let _ring = Callee::start_scenario(CALLEES, 5083, &e2e_dir().join("probe/uas-ring.xml"), 6300);
-    let _redirect = callee(work.path(), 5084, 302, "Moved Temporarily", "Contact: <sip:4155559999@198.51.100.9>", 6400);
+    let _redirect = probe_callee(
+        CALLEES,
+        work.path(),
+        5084,
+        (302, "Moved Temporarily", "Contact: <sip:4155559999@198.51.100.9>"),
+        6400,
+    );
 
     // The same traffic, captured at once into one file and into rotated files.
     let single = work.path().join("single.pcap");
@@ -307,7 +287,7 @@ fn rotated_captures_give_the_same_calls_as_one_file_and_open_calls_are_not_shipp
                     csv.push_str(&format!("21255500{:02};{}{:02};\n", i * 10 + n as usize % 10, g.called, n));
                 }
                 std::fs::write(&numbers, csv).unwrap();
-                let sc = scenario(work.path(), g.scenario, g.code);
+                let sc = probe_scenario(work.path(), g.scenario, g.code);
                 let (port, media) = (5071 + i as u16, 7000 + 100 * i as u16);
                 s.spawn(move || place_calls_at(&sc, &numbers, g.calls, 5, 10, CALLERS, port, media, PROXY))
             })

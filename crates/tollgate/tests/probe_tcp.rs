@@ -24,11 +24,12 @@ use std::process::Command;
 #[cfg(feature = "live-capture")]
 use std::time::{Duration, Instant};
 
-#[cfg(feature = "live-capture")]
 use common::analytics::{export, view};
 use common::netns::{ip, kill_namespace_processes};
 use common::sip::{Callee, CallerRun, Kamailio, e2e_dir, place_calls_over, require_root_and_peers};
 use common::tcpdump::Tcpdump;
+#[cfg(feature = "live-capture")]
+use common::tshark;
 use common::{Engine, EngineOptions, free_port, text};
 
 /// Proxy `.1` and callees `.2` on the root side of the veth, callers `.3` in the namespace.
@@ -208,43 +209,6 @@ fn calls_from_csv(csv: &str, device: &str) -> Calls {
     calls
 }
 
-/// Runs tshark on `pcap` with `args`; its standard output.
-fn tshark(pcap: &Path, args: &[&str]) -> String {
-    let out =
-        Command::new("tshark").arg("-r").arg(pcap).args(args).output().expect("run tshark (Debian package tshark)");
-    let report = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "tshark {args:?}: {report} {}", String::from_utf8_lossy(&out.stderr));
-    report
-}
-
-/// `tshark -z sip,stat`: messages per request method and per response code.
-fn tshark_sip_stat(pcap: &Path) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
-    let report = tshark(pcap, &["-q", "-z", "sip,stat"]);
-    let (mut requests, mut responses) = (BTreeMap::new(), BTreeMap::new());
-    let mut in_requests = false;
-    for line in report.lines() {
-        if line.contains("List of SIP Request methods") {
-            in_requests = true;
-        }
-        let Some((name, count)) = line.split_once(':') else { continue };
-        let Some(n) = count.trim().strip_suffix(" Packets").and_then(|n| n.trim().parse::<u64>().ok()) else {
-            continue;
-        };
-        let name = name.trim();
-        if in_requests {
-            requests.insert(name.to_string(), n);
-        } else if let Some(code) = name.strip_prefix("SIP ").and_then(|r| r.split_whitespace().next()) {
-            responses.insert(code.to_string(), n);
-        }
-    }
-    assert!(!requests.is_empty(), "no SIP in tshark's report:\n{report}");
-    (requests, responses)
-}
-
-fn counts(v: &serde_json::Value) -> BTreeMap<String, u64> {
-    v.as_object().unwrap().iter().map(|(k, n)| (k.clone(), n.as_u64().unwrap())).collect()
-}
-
 #[test]
 fn sipp_calls_over_tcp_through_kamailio_match_in_pcap_and_live() {
     require_root_and_peers();
@@ -344,10 +308,10 @@ fn sipp_calls_over_tcp_through_kamailio_match_in_pcap_and_live() {
     let total = expected.len() as u64;
 
     // The traffic is what this test is about: SIP on TCP, messages cut across segments.
-    assert_eq!(tshark(&pcap, &["-Y", "udp && sip"]).lines().count(), 0, "no SIP over UDP on the callers' side");
-    let spanning = tshark(&pcap, &["-Y", "sip && tcp.segment.count > 1"]).lines().count();
+    assert_eq!(tshark::output(&pcap, &["-Y", "udp && sip"]).lines().count(), 0, "no SIP over UDP on the callers' side");
+    let spanning = tshark::output(&pcap, &["-Y", "sip && tcp.segment.count > 1"]).lines().count();
     assert!(spanning >= GROUPS.len(), "SIP messages reassembled from several TCP segments: {spanning}");
-    let shared = tshark(&pcap, &["-Y", "count(sip.Call-ID) > 1"]).lines().count();
+    let shared = tshark::output(&pcap, &["-Y", "count(sip.Call-ID) > 1"]).lines().count();
     eprintln!("{spanning} SIP messages span TCP segments; {shared} frames hold more than one message");
 
     // The capture file through `tollgate probe --pcap --json`.
@@ -357,7 +321,7 @@ fn sipp_calls_over_tcp_through_kamailio_match_in_pcap_and_live() {
     let records = report["calls"].as_array().unwrap();
     assert_eq!(calls_from_json(records), expected, "pcap: every call SIPp placed, as SIPp saw it");
     let totals = &report["totals"];
-    let by_disposition = counts(&totals["calls"]);
+    let by_disposition = tshark::counts(&totals["calls"]);
     for g in GROUPS {
         assert_eq!(by_disposition.get(g.disposition), Some(&(g.calls.len() as u64)), "{totals}");
     }
@@ -365,9 +329,9 @@ fn sipp_calls_over_tcp_through_kamailio_match_in_pcap_and_live() {
         assert!(r["rtp_packets"].as_u64().unwrap_or(0) >= 25, "RTP of {r}");
     }
     // The same messages as tshark, per method and per code.
-    let (requests, responses) = tshark_sip_stat(&pcap);
-    assert_eq!(counts(&totals["requests"]), requests, "requests, tollgate vs tshark");
-    assert_eq!(counts(&totals["responses"]), responses, "responses, tollgate vs tshark");
+    let (requests, responses) = tshark::sip_stat(&pcap);
+    assert_eq!(tshark::counts(&totals["requests"]), requests, "requests, tollgate vs tshark");
+    assert_eq!(tshark::counts(&totals["responses"]), responses, "responses, tollgate vs tshark");
     assert_eq!(requests.get("INVITE"), Some(&total), "one INVITE per call on the callers' side");
     // Every message came whole out of the reassembly; nothing was dropped or skipped.
     let tcp = &totals["tcp"];

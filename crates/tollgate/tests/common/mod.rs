@@ -11,6 +11,7 @@ pub mod redis;
 pub mod sip;
 pub mod srp;
 pub mod tcpdump;
+pub mod tshark;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

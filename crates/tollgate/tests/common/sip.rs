@@ -699,3 +699,29 @@ pub fn sbc_engine_answers(net: &str) -> String {
         "[enum.answers]\nallow = {{ kind = \"no-record\" }}\nterminate = {{ kind = \"naptr\", uri = \"{{intercept}}\" }}\nreject = {{ kind = \"naptr\", uri = \"sip:{{cause}}@reject.tollgate.invalid\" }}\nredirect = {{ kind = \"naptr\", uri = \"sip:{{target}}@{net}.22:5080\" }}\nredirect_uri = {{ kind = \"naptr\", uri = \"{{target}}\" }}\n[enum.intercepts]\ndefault = \"sip:intercept@{net}.21:5080\"\n[[enum.devices]]\nname = \"kamailio-sbc\"\naddresses = [\"127.0.0.0/8\"]\n"
     )
 }
+
+/// The probe's SIPp scenario `name` (under tests/e2e/probe/) with its `@CODE@` filled, written
+/// into `dir`.
+pub fn probe_scenario(dir: &Path, name: &str, code: Option<u16>) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(e2e_dir().join("probe").join(name)).unwrap();
+    let text = match code {
+        Some(c) => text.replace("@CODE@", &c.to_string()),
+        None => text,
+    };
+    let path = dir.join(format!("{}-{name}", code.unwrap_or(0)));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A SIPp callee on `ip`:`port` answering every INVITE with `code` `reason` (after `extra`
+/// messages, e.g. a 180), with media on `media` (tests/e2e/probe/uas-final.xml).
+pub fn probe_callee(ip: &str, dir: &Path, port: u16, (code, reason, extra): (u16, &str, &str), media: u16) -> Callee {
+    let text = std::fs::read_to_string(e2e_dir().join("probe/uas-final.xml"))
+        .unwrap()
+        .replace("@CODE@", &code.to_string())
+        .replace("@REASON@", reason)
+        .replace("@EXTRA@", extra);
+    let path = dir.join(format!("uas-{code}.xml"));
+    std::fs::write(&path, text).unwrap();
+    Callee::start_scenario(ip, port, &path, media)
+}

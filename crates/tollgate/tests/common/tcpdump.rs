@@ -62,14 +62,8 @@ impl Tcpdump {
 
     /// Stops the capture (SIGINT; killed if it has not exited within 10 s).
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-INT").arg(c.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            interrupt(c);
         }
     }
 }
@@ -78,4 +72,16 @@ impl Drop for Tcpdump {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Stops a capturing process as a person would (SIGINT, so it writes out what it buffered),
+/// and kills it if it has not exited within 10 s.
+pub fn interrupt(mut c: std::process::Child) {
+    let _ = Command::new("kill").arg("-INT").arg(c.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
 }
