@@ -125,7 +125,7 @@ pub fn sip_tcp(data: &[u8]) -> Outcome {
     let s = tcp.stats();
     assert_eq!(
         taken,
-        delivered + s.keepalive_bytes + s.retransmitted_bytes + s.bytes_dropped,
+        delivered + s.keepalive_bytes + s.retransmitted_bytes + s.bytes_dropped + s.not_sip_bytes,
         "every byte taken is accounted for: {s:?}"
     );
     assert_eq!(s.messages, outcome.messages);

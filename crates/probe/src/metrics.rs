@@ -103,6 +103,12 @@ impl Collector for ProbeCollector {
         counter(&mut e, "tollgate_probe_calls_timed_out", "Calls closed by a timeout", tracker.timed_out)?;
         counter(
             &mut e,
+            "tollgate_probe_calls_abandoned",
+            "Calls open when this probe pair chassis stopped serving, forgotten without a record (the mate records)",
+            counters.abandoned,
+        )?;
+        counter(
+            &mut e,
             "tollgate_probe_after_end_messages",
             "Messages of calls that had already ended (retransmissions, late copies)",
             tracker.after_end,
@@ -154,6 +160,11 @@ impl Collector for ProbeCollector {
             ("tcp_oversized", "SIP messages on TCP dropped as too large or with a bad Content-Length", tcp.oversized),
             ("tcp_flows_evicted", "TCP flows evicted to stay under the flow and byte bounds", tcp.evicted),
             ("tcp_flows_expired", "TCP flows forgotten after being idle", tcp.expired),
+            (
+                "tcp_not_sip_bytes",
+                "TCP bytes of flows picked up mid-stream before any SIP start line (other traffic on the tap)",
+                tcp.not_sip_bytes,
+            ),
         ] {
             counter(&mut e, &format!("tollgate_probe_{name}"), help, v)?;
         }

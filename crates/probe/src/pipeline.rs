@@ -87,6 +87,9 @@ pub struct ProbeCounters {
     /// Calls still open when the input ended that were closed there with their disposition so
     /// far ([`AtEnd::Finalize`]); they are also counted in `calls`.
     pub finalized: u64,
+    /// Calls open when a probe pair's chassis stopped serving, forgotten without a record
+    /// ([`Probe::abandon_open`]): the mate records what follows.
+    pub abandoned: u64,
     /// Calls finished with an RTP stream whose estimated MOS was below the `mos_poor`
     /// threshold.
     pub poor_quality_calls: u64,
@@ -370,6 +373,28 @@ impl Probe {
         out
     }
 
+    /// Forgets every open call without a record, and what the TCP reassembly holds: a probe
+    /// pair's chassis that stops serving (a switchover), whose mate records from then on. The
+    /// calls-in-progress hook is told they ended; they are counted in
+    /// [`ProbeCounters::abandoned`]. Returns how many calls were forgotten.
+    pub fn abandon_open(&mut self) -> u64 {
+        self.tcp.clear();
+        let calls = self.tracker.finish();
+        for call in &calls {
+            self.setup_sources.remove(&call.call_id);
+            if let Some(hook) = &self.in_progress
+                && let Some(s) = self.open_sources.remove(&call.call_id)
+            {
+                hook.ended(s);
+            }
+            if let Some(ladder) = self.ladder.as_mut() {
+                ladder.finish(&call.call_id);
+            }
+        }
+        self.counters.abandoned += calls.len() as u64;
+        calls.len() as u64
+    }
+
     /// The end of the input: the TCP reassembly delivers what it still can, then every call
     /// still open is returned, reported as open or finalized as `at_end` says (see [`AtEnd`]).
     pub fn finish(&mut self, at_end: AtEnd) -> Vec<CallReport> {
@@ -408,6 +433,9 @@ impl Probe {
 
     /// The report of a finished call, counted by its disposition.
     fn report(&mut self, call: Call) -> CallReport {
+        if let Some(ladder) = self.ladder.as_mut() {
+            ladder.finish(&call.call_id);
+        }
         let report = self.describe(call, false);
         *self.counters.calls.entry(report.record.disposition.as_str().to_string()).or_default() += 1;
         if report.call.rtp.is_some_and(|r| r.min_mos < self.settings.mos_poor) {
@@ -425,9 +453,6 @@ impl Probe {
     /// A call's record (its calls-in-progress hook told that it ended).
     fn describe(&mut self, call: Call, open: bool) -> CallReport {
         self.setup_sources.remove(&call.call_id);
-        if let Some(ladder) = self.ladder.as_mut() {
-            ladder.finish(&call.call_id);
-        }
         if let Some(hook) = &self.in_progress
             && let Some(s) = self.open_sources.remove(&call.call_id)
         {
@@ -593,6 +618,32 @@ mod tests {
         out.extend(p.on_datagram(&d(30, "10.0.0.2:5060", &response("up", 200))));
         out.extend(p.on_datagram(&d(40, "10.0.0.2:5060", &response("ringing", 180))));
         out
+    }
+
+    #[test]
+    fn a_chassis_that_stops_serving_forgets_its_open_calls_without_records() {
+        #[derive(Default)]
+        struct Up(std::sync::Mutex<i64>);
+        impl CallsInProgress for Up {
+            fn started(&self, _: E164) {
+                *self.0.lock().unwrap() += 1;
+            }
+            fn ended(&self, _: E164) {
+                *self.0.lock().unwrap() -= 1;
+            }
+        }
+        let up = std::sync::Arc::new(Up::default());
+        let mut p = Probe::new(settings()).with_calls_in_progress(up.clone());
+        let finished = three_calls(&mut p);
+        assert_eq!(finished.len(), 1);
+        assert_eq!(*up.0.lock().unwrap(), 2, "two calls rang: in progress");
+        assert_eq!(p.abandon_open(), 2);
+        assert_eq!(*up.0.lock().unwrap(), 0, "no call stays in progress");
+        assert_eq!(p.counters().abandoned, 2);
+        // Nothing is left to report, now or at the end; the calls' later messages are late.
+        assert!(p.expire(10_000_000_000).is_empty());
+        assert!(p.finish(AtEnd::Finalize).is_empty());
+        assert_eq!(p.counters().total_calls(), 1);
     }
 
     #[test]

@@ -126,6 +126,11 @@ pub struct TcpStats {
     pub evicted: u64,
     /// Flows forgotten after being idle.
     pub expired: u64,
+    /// Bytes of segments of unknown flows (no SYN seen) without `SIP/2.0` in them: other TCP
+    /// traffic on the tap (TLS, HTTP ...) is not given a flow, so it cannot crowd SIP flows out
+    /// of the table. A flow picked up mid-stream starts at its first segment holding a start
+    /// line's `SIP/2.0`.
+    pub not_sip_bytes: u64,
 }
 
 /// The longest start line looked for while resynchronising.
@@ -508,6 +513,10 @@ impl TcpReassembler {
             if seg.payload.is_empty() {
                 return;
             }
+            if memchr::memmem::find(seg.payload, b"SIP/2.0").is_none() {
+                self.stats.not_sip_bytes += seg.payload.len() as u64;
+                return;
+            }
             self.create(key, data_seq, false, seg.ts_us);
             self.stats.midstream += 1;
         }
@@ -558,6 +567,14 @@ impl TcpReassembler {
     /// (partial messages) counted as dropped.
     pub fn finish(&mut self, mut out: impl FnMut(Datagram<'_>)) {
         self.flush(|_| true, &mut out);
+        while let Some((_, f)) = self.flows.pop_front() {
+            self.forget(f);
+        }
+    }
+
+    /// Forgets every flow; what they held is counted as dropped (the probe stopped receiving:
+    /// a probe pair's chassis that is no longer serving).
+    pub fn clear(&mut self) {
         while let Some((_, f)) = self.flows.pop_front() {
             self.forget(f);
         }
@@ -718,6 +735,20 @@ mod tests {
         // A retransmitted SYN does not reset the flow.
         run.syn(ISN);
         assert_eq!(run.r.stats().flows, 1);
+    }
+
+    #[test]
+    fn other_tcp_traffic_picked_up_mid_stream_gets_no_flow() {
+        let mut run = Run::new(TcpLimits::default());
+        // TLS or HTTP on the tap, its SYN not seen: no flow, its bytes counted.
+        let tls: &[u8] = b"\x17\x03\x03\x00\x20 encrypted application data .....";
+        let http: &[u8] = b"GET / HTTP/1.1\r\nHost: example\r\n\r\n";
+        run.data(1_000, tls);
+        run.data(1_100, http);
+        let s = run.r.stats();
+        assert_eq!((run.r.flows(), s.flows, s.midstream), (0, 0, 0));
+        assert_eq!(s.not_sip_bytes, (tls.len() + http.len()) as u64);
+        assert!(run.got.is_empty());
     }
 
     #[test]

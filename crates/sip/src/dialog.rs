@@ -292,7 +292,7 @@ impl Tracker {
     /// open-call cap (memory stays bounded).
     fn forget_ended(&mut self, now_us: i64) {
         while let Some((at, _)) = self.recent_order.front() {
-            if now_us - *at < LINGER_US && self.recent_order.len() <= self.config.max_open {
+            if now_us.saturating_sub(*at) < LINGER_US && self.recent_order.len() <= self.config.max_open {
                 break;
             }
             if let Some((_, id)) = self.recent_order.pop_front()
@@ -528,12 +528,12 @@ impl Tracker {
     pub fn expire(&mut self, now_us: i64) -> Vec<Call> {
         self.forget_ended(now_us);
         let mut out = Vec::new();
-        let oldest_allowed = now_us - self.config.setup_timeout_us.min(self.config.idle_timeout_us);
+        let oldest_allowed = now_us.saturating_sub(self.config.setup_timeout_us.min(self.config.idle_timeout_us));
         let stale: Vec<Box<str>> =
             self.by_activity.range(..(oldest_allowed, u64::MAX)).map(|(_, v)| v.clone()).collect();
         for call_id in stale {
             let Some(o) = self.open.get(&*call_id) else { continue };
-            let idle = now_us - o.last_us;
+            let idle = now_us.saturating_sub(o.last_us);
             let answered = o.call.answered_us.is_some();
             let limit = if answered { self.config.idle_timeout_us } else { self.config.setup_timeout_us };
             if idle >= limit {

@@ -330,7 +330,7 @@ pub struct ProbeArgs {
     pub finalize: bool,
     /// With --pcap: print only this call's SIP messages, as a ladder (with --json: the
     /// messages), and its record.
-    #[arg(long, value_name = "CALL-ID", requires = "pcap", conflicts_with_all = ["csv", "totals", "ship"])]
+    #[arg(long, value_name = "CALL-ID", requires = "pcap", conflicts_with_all = ["csv", "totals", "ship", "finalize"])]
     pub call: Option<String>,
     /// Device name the calls are counted under (overrides probe.device).
     #[arg(long)]

@@ -190,6 +190,18 @@ impl ProbeRole {
             idle_timeout: Duration::from_secs(p.hep_tcp_idle_timeout_secs),
             stats: connections.listener("hep_tcp"),
         };
+        if config.srp.is_some() && chassis.is_some() {
+            if !p.interface.is_empty() {
+                anyhow::bail!(
+                    "probe.interface with [srp]: a probe pair receives on its service addresses (probe.hep_udp, probe.hep_tcp, probe.mirror); capture an interface with a standalone probe"
+                );
+            }
+            if let Some(a) = p.mirror.iter().chain(&p.hep_udp).chain(&p.hep_tcp).find(|a| a.port() == 0) {
+                anyhow::bail!(
+                    "probe.hep_udp/hep_tcp/mirror {a}: with [srp] these are the probe pair's service addresses and need fixed ports"
+                );
+            }
+        }
         // The interface first: a missing interface or a filter that does not compile ends the
         // start, naming it, before any socket is bound.
         #[cfg(feature = "live-capture")]
@@ -205,45 +217,50 @@ impl ProbeRole {
         #[cfg(not(feature = "live-capture"))]
         check_interface(config)?;
         let udp_receive_buffer = (p.udp_receive_buffer_mb << 20) as usize;
-        let (mut live, srp, summary) = match (&config.srp, chassis) {
-            (Some(srp), Some(security)) => {
-                if !p.interface.is_empty() {
-                    anyhow::bail!(
-                        "probe.interface with [srp]: a probe pair receives on its service addresses (probe.hep_udp, probe.hep_tcp, probe.mirror); capture an interface with a standalone probe"
+        let sources = async {
+            anyhow::Ok(match (&config.srp, chassis) {
+                (Some(srp), Some(security)) => {
+                    let ips = p.mirror.iter().chain(&p.hep_udp).chain(&p.hep_tcp).map(|a| a.ip());
+                    let service = HepService::new(
+                        shared.clone(),
+                        (p.mirror.clone(), p.hep_udp.clone(), p.hep_tcp.clone()),
+                        hep_tcp_limits,
+                        udp_receive_buffer,
+                        ServiceAddress::new(config.service_address.clone(), ips),
                     );
+                    let started =
+                        probe_srp::start(srp.clone(), service, alarms.clone(), config.node.name.clone(), security)
+                            .await?;
+                    let summary = summary.map(|every| tokio::spawn(print_summary(probe, stats.clone(), every)));
+                    (None, Some(started), summary)
                 }
-                if let Some(a) = p.mirror.iter().chain(&p.hep_udp).chain(&p.hep_tcp).find(|a| a.port() == 0) {
-                    anyhow::bail!(
-                        "probe.hep_udp/hep_tcp/mirror {a}: with [srp] these are the probe pair's service addresses and need fixed ports"
-                    );
+                _ => {
+                    let mut live = LiveProbe::start(
+                        shared.clone(),
+                        &p.mirror,
+                        &p.hep_udp,
+                        &p.hep_tcp,
+                        hep_tcp_limits,
+                        udp_receive_buffer,
+                    )
+                    .await?;
+                    if let Some(every) = summary {
+                        live.spawn(print_summary(probe, stats.clone(), every));
+                    }
+                    (Some(live), None, None)
                 }
-                let ips = p.mirror.iter().chain(&p.hep_udp).chain(&p.hep_tcp).map(|a| a.ip());
-                let service = HepService::new(
-                    shared.clone(),
-                    (p.mirror.clone(), p.hep_udp.clone(), p.hep_tcp.clone()),
-                    hep_tcp_limits,
-                    udp_receive_buffer,
-                    ServiceAddress::new(config.service_address.clone(), ips),
-                );
-                let started =
-                    probe_srp::start(srp.clone(), service, alarms.clone(), config.node.name.clone(), security).await?;
-                let summary = summary.map(|every| tokio::spawn(print_summary(probe, stats.clone(), every)));
-                (None, Some(started), summary)
-            }
-            _ => {
-                let mut live = LiveProbe::start(
-                    shared.clone(),
-                    &p.mirror,
-                    &p.hep_udp,
-                    &p.hep_tcp,
-                    hep_tcp_limits,
-                    udp_receive_buffer,
-                )
-                .await?;
-                if let Some(every) = summary {
-                    live.spawn(print_summary(probe, stats.clone(), every));
+            })
+        }
+        .await;
+        let (mut live, srp, summary) = match sources {
+            Ok(sources) => sources,
+            Err(e) => {
+                // The capture thread must not go on feeding a probe that did not start.
+                #[cfg(feature = "live-capture")]
+                if let Some(capture) = capture {
+                    capture.stop();
                 }
-                (Some(live), None, None)
+                return Err(e);
             }
         };
         if !p.interface.is_empty()

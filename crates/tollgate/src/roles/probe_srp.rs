@@ -13,7 +13,9 @@
 //! old Active's open calls die with it, and the new Active sees only the call's later messages,
 //! which it counts as messages of unknown calls (`tollgate_probe_unknown_call_messages`), never
 //! as a partial record. Records the old Active had closed are in its spool and are shipped when
-//! it starts again.
+//! it starts again. A chassis that stops serving without dying (a switchover, forced standby)
+//! forgets its open calls the same way (`Probe::abandon_open`, counted in
+//! `tollgate_probe_calls_abandoned_total`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -99,7 +101,14 @@ impl runtime::ServiceAddress for HepService {
         }
         if let Some(live) = self.live.take() {
             live.shutdown().await;
-            tracing::info!("probe not serving: service addresses released");
+            // The mate records from now on: the calls open here would otherwise stay "in
+            // progress" (for `concurrent`) and be closed as timeouts, with partial records,
+            // whenever this chassis serves again.
+            let abandoned = self.shared.probe.lock().unwrap_or_else(|e| e.into_inner()).abandon_open();
+            tracing::info!(
+                abandoned,
+                "probe not serving: service addresses released; its open calls forgotten without a record"
+            );
         }
     }
 }
