@@ -24,11 +24,11 @@ use std::process::Command;
 #[cfg(feature = "live-capture")]
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "live-capture")]
 use common::analytics::{export, view};
 use common::netns::{ip, kill_namespace_processes};
 use common::sip::{Callee, CallerRun, Kamailio, e2e_dir, place_calls_over, require_root_and_peers};
 use common::tcpdump::Tcpdump;
-#[cfg(feature = "live-capture")]
 use common::tshark;
 use common::{Engine, EngineOptions, free_port, text};
 
