@@ -80,15 +80,13 @@ pub fn encode(segments: &[(u8, TcpFlags, u32, &[u8])]) -> Vec<u8> {
     out
 }
 
-/// Runs the segments of `data` through a reassembler within [`LIMITS`] and a probe, and
-/// checks: the bounds hold after every segment; every message delivered starts with a SIP
-/// start line and fits the per-flow bound; every payload byte taken is accounted for exactly
-/// once (delivered, keep-alive, retransmitted, dropped, or still held); no more calls than
-/// INVITEs. Panics when a check fails.
-pub fn sip_tcp(data: &[u8]) -> Outcome {
+/// Settings of a probe for the fuzz targets, the crate's tests and examples: the North American
+/// dialing plan, `+1212555*` internal, no trunks, the defaults otherwise; calls counted under
+/// `device`.
+pub fn example_settings(device: &str) -> ProbeSettings {
     let plan = DialingPlan::nanp();
-    let settings = ProbeSettings {
-        device: "fuzz".into(),
+    ProbeSettings {
+        device: device.into(),
         internal: InternalNumbers::parse(&["+1212555*".into()], &plan).expect("a valid range"),
         plan,
         trunks: Vec::new(),
@@ -96,8 +94,16 @@ pub fn sip_tcp(data: &[u8]) -> Outcome {
         destination: Default::default(),
         tracker: Default::default(),
         mos_poor: crate::pipeline::DEFAULT_MOS_POOR,
-    };
-    let mut probe = Probe::new(settings);
+    }
+}
+
+/// Runs the segments of `data` through a reassembler within [`LIMITS`] and a probe, and
+/// checks: the bounds hold after every segment; every message delivered starts with a SIP
+/// start line and fits the per-flow bound; every payload byte taken is accounted for exactly
+/// once (delivered, keep-alive, retransmitted, dropped, or still held); no more calls than
+/// INVITEs. Panics when a check fails.
+pub fn sip_tcp(data: &[u8]) -> Outcome {
+    let mut probe = Probe::new(example_settings("fuzz"));
     let mut tcp = TcpReassembler::new(LIMITS);
     let mut outcome = Outcome::default();
     let (mut taken, mut delivered) = (0u64, 0u64);

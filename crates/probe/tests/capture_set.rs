@@ -4,11 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use tollgate_number::DialingPlan;
-use tollgate_policy::InternalNumbers;
 use tollgate_probe::analyze::{Analysis, analyze_set};
 use tollgate_probe::capture_set::{CaptureSet, CaptureSetError, resolve_inputs, rotation_siblings};
-use tollgate_probe::{AtEnd, CallReport, Probe, ProbeSettings};
+use tollgate_probe::{AtEnd, CallReport, Probe};
 
 const CALLER: [u8; 4] = [10, 0, 0, 1];
 const PROXY: [u8; 4] = [10, 0, 0, 2];
@@ -16,17 +14,7 @@ const PROXY: [u8; 4] = [10, 0, 0, 2];
 const T0: i64 = 1_790_000_000_000_000;
 
 fn probe() -> Probe {
-    let plan = DialingPlan::nanp();
-    Probe::new(ProbeSettings {
-        device: "set".into(),
-        internal: InternalNumbers::parse(&["+1212555*".into()], &plan).unwrap(),
-        plan,
-        trunks: Vec::new(),
-        source: Default::default(),
-        destination: Default::default(),
-        tracker: Default::default(),
-        mos_poor: tollgate_probe::pipeline::DEFAULT_MOS_POOR,
-    })
+    Probe::new(tollgate_probe::fuzzing::example_settings("set"))
 }
 
 /// A SIP message of call `id`: "INVITE", "BYE", or a status code for the INVITE.

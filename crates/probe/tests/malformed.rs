@@ -4,30 +4,18 @@
 
 use std::path::Path;
 
-use tollgate_number::DialingPlan;
-use tollgate_policy::InternalNumbers;
 use tollgate_probe::analyze::{Analysis, analyze};
 use tollgate_probe::capture::CaptureError;
 use tollgate_probe::decode::{Datagram, Transport};
 use tollgate_probe::hep::{HepError, decode};
 use tollgate_probe::ladder::{LadderLimits, LadderStore};
-use tollgate_probe::{CallReport, Probe, ProbeSettings};
+use tollgate_probe::{CallReport, Probe};
 use tollgate_sip::message::{ParseError, parse_datagram, parse_one};
 
 fn probe() -> Probe {
-    let plan = DialingPlan::nanp();
-    Probe::new(ProbeSettings {
-        device: "malformed".into(),
-        internal: InternalNumbers::parse(&["+1212555*".into()], &plan).unwrap(),
-        plan,
-        trunks: Vec::new(),
-        source: Default::default(),
-        destination: Default::default(),
-        tracker: Default::default(),
-        mos_poor: tollgate_probe::pipeline::DEFAULT_MOS_POOR,
-    })
-    // Call ladders with small limits, so that every case also goes through their bounds.
-    .with_ladder(LadderStore::new(LADDER))
+    Probe::new(tollgate_probe::fuzzing::example_settings("malformed"))
+        // Call ladders with small limits, so that every case also goes through their bounds.
+        .with_ladder(LadderStore::new(LADDER))
 }
 
 /// The ladders' limits of these cases.

@@ -12,25 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hep_calls::{CallPackets, MESSAGES_PER_CALL};
-use tollgate_number::DialingPlan;
-use tollgate_policy::InternalNumbers;
 use tollgate_probe::hep::{HepPacket, decode, encode_v3};
 use tollgate_probe::live::{HepTcpLimits, LiveProbe, LiveStats, Shared, udp_socket_drops};
-use tollgate_probe::{CallReport, Probe, ProbeSettings};
+use tollgate_probe::{CallReport, Probe};
 use tollgate_records::Disposition;
 
 fn probe() -> Probe {
-    let plan = DialingPlan::nanp();
-    Probe::new(ProbeSettings {
-        device: "batch".into(),
-        internal: InternalNumbers::parse(&["+1212555*".into()], &plan).unwrap(),
-        plan,
-        trunks: Vec::new(),
-        source: Default::default(),
-        destination: Default::default(),
-        tracker: Default::default(),
-        mos_poor: tollgate_probe::pipeline::DEFAULT_MOS_POOR,
-    })
+    Probe::new(tollgate_probe::fuzzing::example_settings("batch"))
 }
 
 /// Polls `done` every 20 ms for up to a minute (a loaded machine is slow, never wrong).
