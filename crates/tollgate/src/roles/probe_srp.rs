@@ -19,7 +19,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::watch;
 use tollgate_alarms::Alarms;
@@ -29,7 +29,7 @@ use tollgate_srp::runtime::{self, Chassis, ForcedStandbySource, LinkSecurity, Re
 use tollgate_srp::session::{CmdId, SessionStore};
 use tollgate_srp::{SrpConfig, State};
 
-use crate::roles::service_address::ServiceAddress;
+use crate::roles::service_address::{ServiceAddress, bind_retrying};
 use tollgate_files::forced_standby::ForcedStandbyWatch;
 
 /// The probe's live sources as the service of an SRP chassis: bound while Active.
@@ -66,10 +66,9 @@ impl runtime::ServiceAddress for HepService {
         if let Err(e) = self.address.claim().await {
             tracing::error!(error = %e, "cannot claim the probe's service address");
         }
-        // The mate may still hold the sockets for a moment (a switchover on one host): retry.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match LiveProbe::start(
+        // The mate may still hold the sockets for a moment (a switchover on one host).
+        let live = bind_retrying("probe service address", || {
+            LiveProbe::start(
                 self.shared.clone(),
                 &self.mirror,
                 &self.hep_udp,
@@ -77,20 +76,11 @@ impl runtime::ServiceAddress for HepService {
                 self.limits.clone(),
                 self.udp_receive_buffer,
             )
-            .await
-            {
-                Ok(live) => {
-                    tracing::info!(hep_udp = ?live.hep_udp_addrs, hep_tcp = ?live.hep_tcp_addrs, mirror = ?live.mirror_addrs, "probe serving: receiving on the service addresses");
-                    self.live = Some(live);
-                    return Ok(());
-                }
-                Err(e) if Instant::now() < deadline => {
-                    tracing::debug!(error = %e, "probe service address busy; retrying");
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
+        })
+        .await?;
+        tracing::info!(hep_udp = ?live.hep_udp_addrs, hep_tcp = ?live.hep_tcp_addrs, mirror = ?live.mirror_addrs, "probe serving: receiving on the service addresses");
+        self.live = Some(live);
+        Ok(())
     }
 
     async fn release(&mut self) {

@@ -100,3 +100,23 @@ impl ServiceAddress {
         Ok(())
     }
 }
+
+/// Binds a pair's service sockets with `bind`, retrying every 5 ms for up to 5 s while it fails:
+/// at a switchover on one host the mate may still hold them for a moment. The last error after
+/// that, for the SRP runtime.
+pub async fn bind_retrying<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    what: &str,
+    mut bind: impl FnMut() -> F,
+) -> Result<T, String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match bind().await {
+            Ok(bound) => return Ok(bound),
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::debug!(error = %e, "{what} busy; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}

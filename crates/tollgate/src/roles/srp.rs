@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::Utc;
 use tokio::sync::watch;
@@ -24,7 +24,7 @@ use tollgate_srp::session::{CmdId, SessionStore};
 use tollgate_srp::{SrpConfig, State};
 
 use crate::config::Config;
-use crate::roles::service_address::ServiceAddress;
+use crate::roles::service_address::{ServiceAddress, bind_retrying};
 use tollgate_files::forced_standby::ForcedStandbyWatch;
 
 /// The micro-checkpoint command id of velocity counters.
@@ -73,29 +73,19 @@ impl runtime::ServiceAddress for EnumService {
         if let Err(e) = self.address.claim().await {
             tracing::error!(error = %e, "cannot claim the service address");
         }
-        // The mate may still hold the sockets for a moment (a switchover on one host): retry.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match EnumServer::start(
+        // The mate may still hold the sockets for a moment (a switchover on one host).
+        let server = bind_retrying("service address", || {
+            EnumServer::start(
                 self.responder.clone(),
                 RecordSink::Spool(self.spool.clone()),
                 self.metrics.clone(),
                 &self.udp,
                 &self.tcp,
             )
-            .await
-            {
-                Ok(server) => {
-                    self.server = Some(server);
-                    return Ok(());
-                }
-                Err(e) if Instant::now() < deadline => {
-                    tracing::debug!(error = %e, "service address busy; retrying");
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
+        })
+        .await?;
+        self.server = Some(server);
+        Ok(())
     }
 
     async fn release(&mut self) {
