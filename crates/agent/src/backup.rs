@@ -414,6 +414,7 @@ mod tests {
             latency_us: 1,
             stale: false,
             policy_version: None,
+            protocol: Default::default(),
         })
     }
 

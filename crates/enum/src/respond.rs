@@ -392,6 +392,7 @@ impl Responder {
             latency_us: 0,
             stale: false,
             policy_version: version,
+            protocol: Default::default(),
         };
         Evaluated { decision, rendered, fail_open, record }
     }

@@ -32,6 +32,7 @@ fn record() -> Record {
         latency_us: 85,
         stale: false,
         policy_version: Some(7),
+        protocol: Default::default(),
     })
 }
 

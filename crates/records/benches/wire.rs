@@ -33,6 +33,7 @@ fn batch() -> Vec<u8> {
             latency_us: 40 + (i % 200) as u32,
             stale: false,
             policy_version: Some(7),
+            protocol: Default::default(),
         });
         out.extend_from_slice(&serde_json::to_vec(&r).unwrap());
         out.push(b'\n');

@@ -22,5 +22,6 @@ pub(crate) fn enum_record(i: u64) -> Record {
         latency_us: 1,
         stale: false,
         policy_version: None,
+        protocol: Default::default(),
     })
 }

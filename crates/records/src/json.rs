@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
-use crate::record::{EnumQueryRecord, Record, Transport};
+use crate::record::{EnumQueryRecord, Protocol, Record, Transport};
 
 /// Appends `record`'s JSON (exactly what `serde_json::to_writer` writes) to `out`.
 pub fn write_record(record: &Record, out: &mut Vec<u8>) -> serde_json::Result<()> {
@@ -82,6 +82,9 @@ fn write_enum_query(v: u16, r: &EnumQueryRecord, out: &mut Vec<u8>) {
     match r.policy_version {
         Some(version) => out.extend_from_slice(ints.format(version).as_bytes()),
         None => out.extend_from_slice(b"null"),
+    }
+    if r.protocol == Protocol::Sip {
+        out.extend_from_slice(b",\"protocol\":\"sip\"");
     }
     out.push(b'}');
 }
@@ -235,13 +238,14 @@ mod tests {
             latency_us in any::<u32>(),
             stale in any::<bool>(),
             policy_version in proptest::option::of(any::<u64>()),
+            sip in any::<bool>(),
             v in any::<u16>(),
         ) -> Record {
             let record = EnumQueryRecord {
                 id: ulid::Ulid(id), time, device, client, client_addr,
                 transport: if tcp { Transport::Tcp } else { Transport::Udp },
                 source, destination, direction, rule, action, detail, rcode, fail_open, latency_us, stale,
-                policy_version,
+                policy_version, protocol: if sip { Protocol::Sip } else { Protocol::Enum },
             };
             Record::EnumQuery { v, record }
         }

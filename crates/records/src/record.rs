@@ -30,7 +30,35 @@ pub enum Transport {
     Tcp,
 }
 
-/// One ENUM query an engine answered.
+/// The protocol a decision was asked over: the ENUM dataset holds both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// An ENUM (DNS NAPTR) query.
+    #[default]
+    Enum,
+    /// A SIP INVITE to the engine's redirect server, answered with a 3xx or a final error.
+    Sip,
+}
+
+impl Protocol {
+    /// The lowercase name used in records, the store and the export.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Enum => "enum",
+            Protocol::Sip => "sip",
+        }
+    }
+
+    /// True for ENUM, the protocol of records written before the field existed (serde skips it
+    /// then, so records of ENUM queries are written exactly as before).
+    pub fn is_enum(&self) -> bool {
+        *self == Protocol::Enum
+    }
+}
+
+/// One ENUM query an engine answered, or one SIP INVITE its redirect server answered
+/// ([`EnumQueryRecord::protocol`]): the decision record of the ENUM dataset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnumQueryRecord {
     /// Unique id of this record.
@@ -57,7 +85,8 @@ pub struct EnumQueryRecord {
     pub action: String,
     /// The action's details, e.g. `reject 603`, `intercept default`, `+12125550199`.
     pub detail: Option<String>,
-    /// DNS response code sent (`NOERROR`, `NXDOMAIN`, ...).
+    /// DNS response code sent (`NOERROR`, `NXDOMAIN`, ...); for SIP, the status code sent
+    /// (`302`, `603`, ...).
     pub rcode: String,
     /// True when the engine failed internally and answered allow (fail-open).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -73,6 +102,9 @@ pub struct EnumQueryRecord {
     pub stale: bool,
     /// Installed policy version that decided (`None`: no policy installed).
     pub policy_version: Option<u64>,
+    /// ENUM (absent in the JSON, as in every record before the field existed) or SIP.
+    #[serde(default, skip_serializing_if = "Protocol::is_enum")]
+    pub protocol: Protocol,
 }
 
 /// How a SIP call ended.
@@ -244,6 +276,7 @@ mod tests {
             latency_us: 42,
             stale: false,
             policy_version: Some(3),
+            protocol: Default::default(),
         });
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["kind"], "enum_query");

@@ -58,6 +58,7 @@ pub fn enum_query(seed: u64, k: u64, count: u64, end: DateTime<Utc>) -> Record {
         latency_us: 150,
         stale: false,
         policy_version: Some(1),
+        protocol: Default::default(),
     })
 }
 

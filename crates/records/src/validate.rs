@@ -211,6 +211,7 @@ mod tests {
             latency_us: 42,
             stale: false,
             policy_version: Some(3),
+            protocol: Default::default(),
         }
     }
 

@@ -243,6 +243,7 @@ mod tests {
             latency_us: 10,
             stale: false,
             policy_version: None,
+            protocol: Default::default(),
         })
     }
 

@@ -68,6 +68,7 @@ fn record(k: u64) -> Record {
         latency_us: 100,
         stale: k.is_multiple_of(8),
         policy_version: Some(1),
+        protocol: Default::default(),
     })
 }
 

@@ -78,6 +78,7 @@ fn rec(k: u64, at: DateTime<Utc>) -> Record {
         latency_us: 100,
         stale: false,
         policy_version: None,
+        protocol: Default::default(),
     })
 }
 

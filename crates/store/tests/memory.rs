@@ -40,6 +40,7 @@ fn rec(k: u64) -> Record {
         latency_us: 100,
         stale: false,
         policy_version: None,
+        protocol: Default::default(),
     })
 }
 

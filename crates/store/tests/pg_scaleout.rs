@@ -80,6 +80,7 @@ fn record(k: u64) -> Record {
         latency_us: 100,
         stale: k.is_multiple_of(11),
         policy_version: Some(2),
+        protocol: Default::default(),
     })
 }
 

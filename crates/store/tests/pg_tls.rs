@@ -252,6 +252,7 @@ fn record(n: u32) -> Record {
         latency_us: 100,
         stale: false,
         policy_version: Some(1),
+        protocol: Default::default(),
     })
 }
 

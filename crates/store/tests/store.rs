@@ -60,6 +60,7 @@ fn enum_rec(device: &str, at: DateTime<Utc>, src: Option<&str>, dst: &str, rule:
         latency_us: 120,
         stale: false,
         policy_version: Some(3),
+        protocol: Default::default(),
     })
 }
 

@@ -441,6 +441,7 @@ mod tests {
             latency_us: 10,
             stale,
             policy_version: None,
+            protocol: Default::default(),
         })
     }
 
