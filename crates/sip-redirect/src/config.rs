@@ -45,11 +45,33 @@ pub struct RedirectConfig {
     pub listen_udp: Vec<SocketAddr>,
     /// TCP listen addresses (none: no SIP over TCP).
     pub listen_tcp: Vec<SocketAddr>,
+    // --- listener limits (the listeners' helper owns these fields) ---
+    /// Largest SIP message accepted, bytes (a UDP datagram or one message on a TCP stream);
+    /// a TCP stream sending a larger one is closed.
+    pub max_message_bytes: usize,
+    /// Seconds an idle TCP connection is kept.
+    pub tcp_idle_timeout_secs: u64,
+    /// TCP connections served at once per listener, from all sources; more are refused.
+    pub tcp_max_connections: usize,
+    /// TCP connections served at once per listener from one source address; more are refused.
+    pub tcp_max_connections_per_source: usize,
+    /// Seconds after which a TCP connection is closed (after the answer in progress), however
+    /// busy it is.
+    pub tcp_max_connection_secs: u64,
+    // --- answers and clients (the responder's helper owns these fields) ---
 }
 
 impl Default for RedirectConfig {
     fn default() -> Self {
-        RedirectConfig { listen_udp: Vec::new(), listen_tcp: Vec::new() }
+        RedirectConfig {
+            listen_udp: Vec::new(),
+            listen_tcp: Vec::new(),
+            max_message_bytes: 16 * 1024,
+            tcp_idle_timeout_secs: 60,
+            tcp_max_connections: 256,
+            tcp_max_connections_per_source: 16,
+            tcp_max_connection_secs: 3600,
+        }
     }
 }
 
