@@ -31,6 +31,8 @@ pub fn raw_columns(d: Dataset) -> &'static [&'static str] {
             "policy_version",
             "v",
             "stale",
+            // Added last (migration 8), so scripts reading columns by position keep working.
+            "protocol",
         ],
         Dataset::Sip => &[
             "id",
