@@ -339,10 +339,23 @@ fn records_of_both_releases_are_stored_and_a_newer_format_waits_in_the_spool() {
         chrono::Utc::now().to_rfc3339()
     );
     let enum_v2 = enum_line(2, "01ARZ3NDEKTSV4RRFFQ69G5FB0", "+12125550101");
-    let (code, body) = post(format!("{sip_v1}\n{enum_v2}\n"));
+    // And a decision of an engine's SIP redirect server (issue 19): an ENUM-dataset record of
+    // protocol sip, its answer a SIP status.
+    let mut over_sip: serde_json::Value =
+        serde_json::from_str(&enum_line(2, "01ARZ3NDEKTSV4RRFFQ69G5FBS", "+12125550109")).unwrap();
+    over_sip["protocol"] = "sip".into();
+    over_sip["rcode"] = "302".into();
+    over_sip["transport"] = "tcp".into();
+    let (code, body) = post(format!("{sip_v1}\n{enum_v2}\n{over_sip}\n"));
     assert_eq!(code, 200, "{body}");
     let stored: tollgate_api::web::Ingested = serde_json::from_value(body.clone()).unwrap();
-    assert_eq!((stored.inserted, stored.quarantined), (2, 0), "{body}");
+    assert_eq!((stored.inserted, stored.quarantined), (3, 0), "{body}");
+    let csv = export(&c, "ENUM");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert_eq!(header.last(), Some(&"protocol"), "the protocol is the export's last column: {csv}");
+    let protocol_of = |id: &str| csv.lines().find(|l| l.starts_with(id)).and_then(|l| l.rsplit(',').next());
+    assert_eq!(protocol_of("01ARZ3NDEKTSV4RRFFQ69G5FBS"), Some("sip"), "{csv}");
+    assert_eq!(protocol_of("01ARZ3NDEKTSV4RRFFQ69G5FB0"), Some("enum"), "{csv}");
     // A batch holding a record of a newer format (a collector not yet upgraded): refused whole,
     // so the shipper keeps it in its spool; nothing of it is stored.
     let newer = format!(
