@@ -27,7 +27,7 @@ use tollgate_records::Record;
 use crate::model::{AnalyticsQuery, AnalyticsResult, Dataset};
 use crate::schema::{Dialect, MIGRATIONS, MIGRATIONS_TABLE, latest, statements};
 use crate::sql::{Sql, Value};
-use crate::{IngestOutcome, Retention, RetentionOutcome, Store, StoreError, StoreStats, analytics, export};
+use crate::{IngestOutcome, RawFilter, Retention, RetentionOutcome, Store, StoreError, StoreStats, analytics, export};
 use deferred::Pending;
 
 /// A store in one SQLite file.
@@ -560,15 +560,15 @@ impl Store for SqliteStore {
         Ok(rows.first().map_or(0, |r| r[0].i64()) as u64)
     }
 
-    fn export_raw(
+    fn export_filtered(
         &self,
         dataset: Dataset,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        device: Option<&str>,
+        filter: &RawFilter,
         out: &mut dyn Write,
     ) -> Result<u64, StoreError> {
-        export::raw(&*self.fresh_reader()?, dataset, from, to, device, out)
+        export::raw(&*self.fresh_reader()?, dataset, from, to, filter, out)
     }
 
     fn apply_retention(&self, now: DateTime<Utc>, retention: &Retention) -> Result<RetentionOutcome, StoreError> {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use tollgate_records::{Disposition, EnumQueryRecord, Protocol, Record, SipCallRecord, Transport};
-use tollgate_store::{AnalyticsQuery, Dataset, Grouping, Retention, Store, StoreError, View};
+use tollgate_store::{AnalyticsQuery, Dataset, Grouping, RawFilter, Retention, Store, StoreError, View};
 
 mod common;
 
@@ -338,8 +338,25 @@ both!(decisions_keep_the_protocol_they_were_asked_over, |store: &dyn Store| {
     assert_eq!(sip_row["action"], "redirect");
     assert_eq!(by_id[id(&over_enum).as_str()]["protocol"], "enum");
     // A resend of the SIP decision is stored once.
-    assert_eq!(store.ingest(&[over_sip]).unwrap().duplicates, 1);
+    assert_eq!(store.ingest(std::slice::from_ref(&over_sip)).unwrap().duplicates, 1);
     assert_eq!(enum_export(store).1.len(), 2);
+    // The export selects one protocol's decisions, with or without a device.
+    let ids_of = |protocol: Option<Protocol>, device: Option<&str>| {
+        let filter = RawFilter { device: device.map(String::from), protocol };
+        let mut out = Vec::new();
+        let n = store.export_filtered(Dataset::Enum, t0(), t0() + Duration::hours(3), &filter, &mut out).unwrap();
+        let ids: Vec<String> =
+            csv::Reader::from_reader(out.as_slice()).records().map(|r| r.unwrap()[0].to_string()).collect();
+        assert_eq!(n, ids.len() as u64);
+        ids
+    };
+    assert_eq!(ids_of(Some(Protocol::Sip), None), vec![id(&over_sip)]);
+    assert_eq!(ids_of(Some(Protocol::Enum), Some("enum-1")), vec![id(&over_enum)]);
+    assert_eq!(ids_of(Some(Protocol::Sip), Some("enum-2")), Vec::<String>::new());
+    assert_eq!(ids_of(None, Some("enum-1")).len(), 2);
+    let sip_calls = RawFilter { device: None, protocol: Some(Protocol::Sip) };
+    let refused = store.export_filtered(Dataset::Sip, t0(), t0() + Duration::hours(3), &sip_calls, &mut Vec::new());
+    assert!(matches!(refused, Err(StoreError::BadQuery(m)) if m.contains("ENUM dataset")));
     // One engine's decisions, whatever the SBC asked over: counted together.
     let r = store.analytics(&query(Dataset::Enum, View::AverageCps, Grouping::Hour, Some("enum-1"))).unwrap();
     assert_eq!(r.total, 2);

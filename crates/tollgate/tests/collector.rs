@@ -356,6 +356,31 @@ fn records_of_both_releases_are_stored_and_a_newer_format_waits_in_the_spool() {
     let protocol_of = |id: &str| csv.lines().find(|l| l.starts_with(id)).and_then(|l| l.rsplit(',').next());
     assert_eq!(protocol_of("01ARZ3NDEKTSV4RRFFQ69G5FBS"), Some("sip"), "{csv}");
     assert_eq!(protocol_of("01ARZ3NDEKTSV4RRFFQ69G5FB0"), Some("enum"), "{csv}");
+    // The export selects one protocol's decisions; a protocol it does not know, or one asked of
+    // the SIP dataset, is refused naming it.
+    let export_of = |query: &str| {
+        let from = (chrono::Utc::now() - chrono::Duration::hours(2)).format("%Y-%m-%dT%H:%M");
+        let to = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M");
+        let r = reqwest::blocking::Client::new()
+            .get(format!("{}/api/v1/export?from={from}&to={to}&{query}", c.api))
+            .bearer_auth(c.cli_token())
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let (code, sip_only) = export_of("dataset=ENUM&protocol=sip");
+    assert_eq!(code, 200, "{sip_only}");
+    let ids: Vec<&str> = sip_only.lines().skip(1).filter_map(|l| l.split(',').next()).collect();
+    assert_eq!(ids, vec!["01ARZ3NDEKTSV4RRFFQ69G5FBS"], "{sip_only}");
+    let (code, enum_only) = export_of("protocol=ENUM");
+    assert_eq!(code, 200, "{enum_only}");
+    assert!(
+        enum_only.lines().skip(1).all(|l| l.ends_with(",enum")) && enum_only.contains("01ARZ3NDEKTSV4RRFFQ69G5FB0")
+    );
+    let (code, refused) = export_of("protocol=h323");
+    assert!(code == 400 && refused.contains("unknown protocol") && refused.contains("h323"), "{code} {refused}");
+    let (code, refused) = export_of("dataset=SIP&protocol=sip");
+    assert!(code == 400 && refused.contains("dataset ENUM"), "{code} {refused}");
     // A batch holding a record of a newer format (a collector not yet upgraded): refused whole,
     // so the shipper keeps it in its spool; nothing of it is stored.
     let newer = format!(
