@@ -148,15 +148,16 @@ fn protocol_of(p: Option<&str>) -> Result<Option<Protocol>, String> {
 /// Streams raw records as CSV; shared by the API and the UI.
 pub(crate) async fn export_response(state: &AppState, p: ExportParams) -> ApiResult<Response> {
     let store = store_of(state)?;
-    let parsed = (|| -> Result<(Dataset, DateTime<Utc>, DateTime<Utc>, Option<Protocol>), String> {
-        let dataset: Dataset = p.dataset.as_deref().filter(|s| !s.is_empty()).unwrap_or("ENUM").parse()?;
-        let protocol = protocol_of(p.protocol.as_deref())?;
-        if protocol.is_some() && dataset != Dataset::Enum {
-            return Err(format!("protocol selects records of dataset ENUM, not {}", dataset.as_str()));
-        }
-        Ok((dataset, parse_time(&p.from, "from")?, parse_time(&p.to, "to")?, protocol))
+    let parsed = (|| -> Result<(Dataset, DateTime<Utc>, DateTime<Utc>), String> {
+        let dataset = p.dataset.as_deref().filter(|s| !s.is_empty()).unwrap_or("ENUM").parse()?;
+        Ok((dataset, parse_time(&p.from, "from")?, parse_time(&p.to, "to")?))
     })();
-    let (dataset, from, to, protocol) = parsed.map_err(ApiError::bad_request)?;
+    let (dataset, from, to) = parsed.map_err(ApiError::bad_request)?;
+    let protocol = protocol_of(p.protocol.as_deref()).map_err(ApiError::bad_request)?;
+    if protocol.is_some() && dataset != Dataset::Enum {
+        let e = format!("protocol selects records of dataset ENUM, not {}", dataset.as_str());
+        return Err(ApiError::bad_request(e));
+    }
     let device = p.device.filter(|d| !d.is_empty() && !d.eq_ignore_ascii_case("all"));
     let filter = RawFilter { device, protocol };
     let (tx, rx) = tokio::sync::mpsc::channel(8);
