@@ -381,6 +381,25 @@ fn records_of_both_releases_are_stored_and_a_newer_format_waits_in_the_spool() {
     assert!(code == 400 && refused.contains("unknown protocol") && refused.contains("h323"), "{code} {refused}");
     let (code, refused) = export_of("dataset=SIP&protocol=sip");
     assert!(code == 400 && refused.contains("dataset ENUM"), "{code} {refused}");
+    // The Analytics page links the raw records of each protocol; the SIP link downloads the
+    // SIP decision alone.
+    let get = |path: &str| {
+        let r =
+            reqwest::blocking::Client::new().get(format!("{}{path}", c.api)).bearer_auth(c.cli_token()).send().unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        r.text().unwrap()
+    };
+    let html = get("/analytics?dataset=ENUM&view=Average+CPS&grouping=Hour&range=24h");
+    let raw_links: Vec<String> = html
+        .split("href=\"")
+        .filter(|h| h.starts_with("/export.csv?"))
+        .map(|h| h[..h.find('"').unwrap()].replace("&amp;", "&"))
+        .collect();
+    assert_eq!(raw_links.len(), 3, "all, ENUM only, SIP only: {raw_links:?}");
+    let sip_link = raw_links.iter().find(|l| l.ends_with("&protocol=sip")).expect("a SIP-only link");
+    let sip_only = get(sip_link);
+    let ids: Vec<&str> = sip_only.lines().skip(1).filter_map(|l| l.split(',').next()).collect();
+    assert_eq!(ids, vec!["01ARZ3NDEKTSV4RRFFQ69G5FBS"], "{sip_link}: {sip_only}");
     // A batch holding a record of a newer format (a collector not yet upgraded): refused whole,
     // so the shipper keeps it in its spool; nothing of it is stored.
     let newer = format!(
