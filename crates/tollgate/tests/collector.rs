@@ -342,7 +342,7 @@ fn records_of_both_releases_are_stored_and_a_newer_format_waits_in_the_spool() {
     // And a decision of an engine's SIP redirect server (issue 19): an ENUM-dataset record of
     // protocol sip, its answer a SIP status.
     let mut over_sip: serde_json::Value =
-        serde_json::from_str(&enum_line(2, "01ARZ3NDEKTSV4RRFFQ69G5FBS", "+12125550109")).unwrap();
+        serde_json::from_str(&enum_line(3, "01ARZ3NDEKTSV4RRFFQ69G5FBS", "+12125550109")).unwrap();
     over_sip["protocol"] = "sip".into();
     over_sip["rcode"] = "302".into();
     over_sip["transport"] = "tcp".into();
@@ -405,11 +405,11 @@ fn records_of_both_releases_are_stored_and_a_newer_format_waits_in_the_spool() {
     let newer = format!(
         "{}\n{}\n",
         enum_line(2, "01ARZ3NDEKTSV4RRFFQ69G5FB1", "+12125550102"),
-        enum_line(3, "01ARZ3NDEKTSV4RRFFQ69G5FB2", "+12125550103")
+        enum_line(4, "01ARZ3NDEKTSV4RRFFQ69G5FB2", "+12125550103")
     );
     let (code, body) = post(newer);
     assert_eq!(code, 409, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("format version 3 come from a newer release"), "{body}");
+    assert!(body["error"].as_str().unwrap().contains("format version 4 come from a newer release"), "{body}");
     let stored = stored_destinations(&c);
     assert_eq!(stored.get("+12125550101"), Some(&1), "{stored:?}");
     assert!(!stored.contains_key("+12125550102") && !stored.contains_key("+12125550103"), "{stored:?}");
