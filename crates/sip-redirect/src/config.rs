@@ -377,30 +377,15 @@ impl ClientConfig {
 mod tests {
     use super::*;
 
-    /// The example of the README's "SIP redirect server" section (and this module's doc).
-    pub(crate) const README_EXAMPLE: &str = r#"
-[sip_redirect]
-listen_udp = ["127.0.0.1:5070"]
-listen_tcp = ["127.0.0.1:5070"]
-retransmission_window_secs = 32
-retransmission_entries = 65536
-
-[sip_redirect.answers]
-allow = { kind = "redirect", code = 302, contact = "{ruri}" }
-terminate = { kind = "redirect", code = 302, contact = "{intercept}" }
-reject = { kind = "final" }
-redirect = { kind = "redirect", code = 302, contact = "sip:{target}@{ruri_host};user=phone" }
-redirect_uri = { kind = "redirect", code = 302, contact = "{target}" }
-
-[[sip_redirect.clients]]
-name = "sbc-1"
-addresses = ["10.1.0.0/16", "2001:db8::/32"]
-allow = { kind = "final", code = 404 }
-
-[[sip_redirect.clients]]
-name = "softswitch"
-addresses = ["192.0.2.10/32"]
-"#;
+    /// The TOML example of the README's "SIP redirect server" section.
+    fn readme_example() -> String {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        let section =
+            readme.split("\n## SIP redirect server\n").nth(1).expect("the README's SIP redirect server section");
+        let block = section.split("```toml\n").nth(1).expect("a toml block in that section");
+        block.split("```").next().unwrap().to_string()
+    }
 
     #[derive(Deserialize)]
     struct File {
@@ -409,7 +394,7 @@ addresses = ["192.0.2.10/32"]
 
     #[test]
     fn the_readme_example_parses_and_is_valid() {
-        let config = toml::from_str::<File>(README_EXAMPLE).unwrap().sip_redirect;
+        let config = toml::from_str::<File>(&readme_example()).unwrap().sip_redirect;
         config.validate().unwrap();
         assert_eq!(config.answers, Answers::default(), "the example spells out the defaults");
         assert_eq!(config.clients.len(), 2);
