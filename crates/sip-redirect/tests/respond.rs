@@ -446,11 +446,9 @@ fn callees_that_are_not_numbers_and_malformed_requests() {
     assert_eq!(status(&inv("sip:alice@example.com", "z9hG4bK-1")), (Outcome::NotDecided, Some(404)));
     assert_eq!(status(&inv("sip:5550@example.com", "z9hG4bK-2")), (Outcome::NotDecided, Some(484)));
     assert_eq!(status(&inv("mailto:a@b", "z9hG4bK-3")), (Outcome::NotDecided, Some(416)));
-    let hops = request("INVITE", "sip:+12125550100@h", "+13125550100", "z9hG4bK-4", "n", "")
-        .iter()
-        .copied()
-        .collect::<Vec<u8>>();
-    let hops = String::from_utf8(hops).unwrap().replace("Max-Forwards: 70", "Max-Forwards: 0");
+    let hops = String::from_utf8(request("INVITE", "sip:+12125550100@h", "+13125550100", "z9hG4bK-4", "n", ""))
+        .unwrap()
+        .replace("Max-Forwards: 70", "Max-Forwards: 0");
     assert_eq!(status(hops.as_bytes()), (Outcome::NotDecided, Some(483)));
     // A Request-URI without a user part: the callee is the To URI's.
     let mut to_only = String::from_utf8(inv("sip:10.0.0.1", "z9hG4bK-5")).unwrap();

@@ -78,8 +78,8 @@ impl Renderer<'_> {
                 }
             }
         };
-        match answer {
-            &Answer::Redirect { code, ref contact } => {
+        match *answer {
+            Answer::Redirect { code, ref contact } => {
                 let empty =
                     [(Var::RuriHost, self.ruri_host), (Var::Intercept, values.intercept), (Var::Target, values.target)];
                 if empty.iter().any(|(var, value)| contact.uses(*var) && value.is_empty()) {
@@ -90,7 +90,7 @@ impl Renderer<'_> {
                 check_request_uri(&uri).ok()?;
                 Some(SipAnswer { code, contact: Some(uri), reason: None })
             }
-            &Answer::Final { code, reason } => {
+            Answer::Final { code, reason } => {
                 let code = code.or(cause)?;
                 if !(400..=699).contains(&code) {
                     return None;

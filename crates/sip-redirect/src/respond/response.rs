@@ -114,7 +114,17 @@ fn push_value(out: &mut String, value: &str) {
 
 /// The RFC 3261 (and later RFCs') reason phrase of a status code.
 pub(crate) fn reason_phrase(code: u16) -> &'static str {
-    match code {
+    known_phrase(code).unwrap_or(match code {
+        300..=399 => "Redirection",
+        400..=499 => "Request Failure",
+        500..=599 => "Server Failure",
+        600..=699 => "Global Failure",
+        _ => "Unknown",
+    })
+}
+
+fn known_phrase(code: u16) -> Option<&'static str> {
+    Some(match code {
         200 => "OK",
         300 => "Multiple Choices",
         301 => "Moved Permanently",
@@ -163,12 +173,8 @@ pub(crate) fn reason_phrase(code: u16) -> &'static str {
         606 => "Not Acceptable",
         607 => "Unwanted",
         608 => "Rejected",
-        300..=399 => "Redirection",
-        400..=499 => "Request Failure",
-        500..=599 => "Server Failure",
-        600..=699 => "Global Failure",
-        _ => "Unknown",
-    }
+        _ => return None,
+    })
 }
 
 /// A Reason header's value (RFC 3326): `SIP ;cause=603 ;text="rule"` (the text only when a
