@@ -138,7 +138,8 @@ fn content_length(head: &[u8]) -> Result<Option<usize>, ()> {
 mod tests {
     use super::*;
 
-    const OPTIONS: &[u8] = b"OPTIONS sip:tollgate SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.1;branch=z9hG4bK1\r\nContent-Length: 0\r\n\r\n";
+    const OPTIONS: &[u8] =
+        b"OPTIONS sip:tollgate SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.1;branch=z9hG4bK1\r\nContent-Length: 0\r\n\r\n";
 
     fn with_body(body: &str) -> Vec<u8> {
         format!("INVITE sip:1@x SIP/2.0\r\nl: {}\r\nContent-Type: application/sdp\r\n\r\n{body}", body.len())
@@ -192,10 +193,7 @@ mod tests {
         assert_eq!(f.next(b"OPTIONS sip:x SIP/2.0\r\nVia: x\r\n\r\n"), Frame::NoContentLength);
         assert_eq!(f.next(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: ten\r\n\r\n"), Frame::BadContentLength);
         assert_eq!(f.next(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: -1\r\n\r\n"), Frame::BadContentLength);
-        assert_eq!(
-            f.next(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 0\r\nl: 5\r\n\r\n12345"),
-            Frame::BadContentLength
-        );
+        assert_eq!(f.next(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 0\r\nl: 5\r\n\r\n12345"), Frame::BadContentLength);
         let twice = b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 0\r\ncontent-length:0\r\n\r\n";
         assert_eq!(f.next(twice), Frame::Whole(twice.len()), "the same value twice is one length");
         // A colon in the start line is not a header.
