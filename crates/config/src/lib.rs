@@ -417,6 +417,8 @@ pub struct Config {
     /// `[enum]`.
     #[serde(rename = "enum")]
     pub enum_: EnumConfig,
+    /// `[sip_redirect]`: the engine's SIP redirect server (no listen address: none).
+    pub sip_redirect: tollgate_sip_redirect::RedirectConfig,
     /// `[api]`.
     pub api: ApiConfig,
     /// `[spool]`.
@@ -454,6 +456,7 @@ impl Default for Config {
             node: NodeConfig::default(),
             dialing_plan: DialingPlan::default(),
             enum_: EnumConfig::default(),
+            sip_redirect: tollgate_sip_redirect::RedirectConfig::default(),
             api: ApiConfig::default(),
             spool: SpoolConfig::default(),
             shipper: ShipperConfig::default(),
@@ -471,6 +474,23 @@ impl Default for Config {
 }
 
 impl Config {
+    /// A SIP redirect listen address that is also an ENUM one (same protocol, a fixed port):
+    /// the second bind would fail at start; said here, naming both fields.
+    fn sip_redirect_address_problems(&self, out: &mut Vec<Problem>) {
+        let pairs = [
+            ("listen_udp", &self.sip_redirect.listen_udp, &self.enum_.listen_udp),
+            ("listen_tcp", &self.sip_redirect.listen_tcp, &self.enum_.listen_tcp),
+        ];
+        for (field, sip, enum_) in pairs {
+            for a in sip.iter().filter(|a| a.port() != 0 && enum_.contains(a)) {
+                out.push(Problem::new(
+                    format!("sip_redirect.{field}"),
+                    format!("{a} is also in enum.{field}: one address serves one protocol"),
+                ));
+            }
+        }
+    }
+
     /// Loads a configuration file, or the embedded default when `path` is `None`. Relative
     /// paths in a file are made relative to the file's directory.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
@@ -592,6 +612,12 @@ impl Config {
         if let Err(e) = self.enum_.validate() {
             out.push(Problem::new(format!("enum.{}", e.field), e.message));
         }
+        for check in [self.sip_redirect.validate(), self.sip_redirect.validate_listeners()] {
+            if let Err(e) = check {
+                out.push(Problem::new(format!("sip_redirect.{}", e.field), e.message));
+            }
+        }
+        self.sip_redirect_address_problems(&mut out);
         check_range(&mut out, "api.max_connections", self.api.max_connections as u64, 1, MAX_CONNECTIONS);
         check_range(&mut out, "api.idle_timeout", self.api.idle_timeout_secs, 1, MAX_IDLE_SECS);
         if let Some(url) = &self.api.console
@@ -665,6 +691,12 @@ impl Config {
                 out.push(Problem::new(
                     "enum.listen_udp",
                     "with [srp], enum.listen_* are the service addresses and need fixed ports",
+                ));
+            }
+            if self.sip_redirect.listen_udp.iter().chain(&self.sip_redirect.listen_tcp).any(|a| a.port() == 0) {
+                out.push(Problem::new(
+                    "sip_redirect.listen_udp",
+                    "with [srp], sip_redirect.listen_* are service addresses too and need fixed ports",
                 ));
             }
         }
@@ -845,7 +877,7 @@ mod tests {
         assert!(e.starts_with("t.toml:2: dialing_plan.country_code: country_code \"0\" must be"), "{e}");
         assert_eq!(
             error("[nod]\n"),
-            "t.toml:1: nod: unknown field `nod`, expected one of `config_version`, `node`, `dialing_plan`, `enum`, `api`, `spool`, `shipper`, `collector`, `srp`, `service_address`, `agent`, `manager`, `probe`, `shared_counters`, `tls`, `log`"
+            "t.toml:1: nod: unknown field `nod`, expected one of `config_version`, `node`, `dialing_plan`, `enum`, `sip_redirect`, `api`, `spool`, `shipper`, `collector`, `srp`, `service_address`, `agent`, `manager`, `probe`, `shared_counters`, `tls`, `log`"
         );
         assert!(error("[node\n").starts_with("t.toml:1: "), "syntax errors have a line too");
         assert_eq!(
