@@ -228,3 +228,47 @@ mod tests {
         }
     }
 }
+
+/// The check of the `sip_stream` fuzz target, also replayed on its seeds by `cargo test`.
+pub mod fuzzing {
+    use super::{Frame, StreamFramer, leading_line_ends};
+
+    /// What framing a whole stream gives: the messages, and how it ended.
+    fn frame_all(stream: &[u8], max: usize, chunks: impl Iterator<Item = usize>) -> (Vec<Vec<u8>>, Frame) {
+        let mut framer = StreamFramer::new(max);
+        let (mut buf, mut out, mut fed) = (Vec::new(), Vec::new(), 0);
+        for chunk in chunks.chain(std::iter::once(usize::MAX)) {
+            let end = fed + chunk.min(stream.len() - fed);
+            buf.extend_from_slice(&stream[fed..end]);
+            fed = end;
+            loop {
+                let skip = leading_line_ends(&buf);
+                buf.drain(..skip);
+                match framer.next(&buf) {
+                    Frame::Whole(n) => {
+                        assert!(n > 0 && n <= max && n <= buf.len(), "a frame of {n} bytes (max {max})");
+                        out.push(buf.drain(..n).collect());
+                    }
+                    Frame::Incomplete => break,
+                    ended => return (out, ended),
+                }
+            }
+            if fed == stream.len() {
+                break;
+            }
+        }
+        (out, Frame::Incomplete)
+    }
+
+    /// The first byte sets the limit, the second how the rest is cut into reads; the rest is
+    /// the stream. Framing it read by read must give exactly what framing it at once gives,
+    /// every frame within the limit, without panicking.
+    pub fn check(data: &[u8]) {
+        let (Some(&limit), Some(&cut)) = (data.first(), data.get(1)) else { return };
+        let stream = &data[2..];
+        let max = 16 + usize::from(limit) * 4;
+        let at_once = frame_all(stream, max, std::iter::once(stream.len()));
+        let cuts = (0..).map(|i: usize| 1 + (i * 7 + usize::from(cut)) % (usize::from(cut % 16) + 1));
+        assert_eq!(frame_all(stream, max, cuts), at_once, "read by read differs from at once");
+    }
+}
