@@ -842,6 +842,25 @@ mod tests {
     }
 
     #[test]
+    fn sip_redirect_listeners_are_checked_naming_the_field() {
+        let e = error("[sip_redirect]\nlisten_udp = [\"127.0.0.1:5070\"]\nmax_message_bytes = 10\n");
+        assert!(e.contains("sip_redirect.max_message_bytes: is 10; it must be 1024 to 65535"), "{e}");
+        let e = error("[enum]\nlisten_udp = [\"127.0.0.1:5353\"]\n[sip_redirect]\nlisten_udp = [\"127.0.0.1:5353\"]\n");
+        assert!(e.contains("sip_redirect.listen_udp: 127.0.0.1:5353 is also in enum.listen_udp"), "{e}");
+        let srp = "[srp]\nnode_id = \"a\"\nbind_address = \"10.0.0.11:7501\"\npeer_address = \"10.0.0.12:7501\"\n\
+                   shared_key = \"at least 16 bytes, the same on both\"\nchassis_mode = \"primary\"\npriority = 1\n\
+                   [enum]\nlisten_udp = [\"127.0.0.1:5353\"]\nlisten_tcp = []\n";
+        let e = error(&format!("{srp}[sip_redirect]\nlisten_tcp = [\"127.0.0.1:0\"]\n"));
+        assert!(e.contains("sip_redirect.listen_udp: with [srp], sip_redirect.listen_* are service addresses"), "{e}");
+        // The same address on another protocol, or port 0 without [srp], is fine.
+        Config::parse(
+            "t.toml",
+            "[enum]\nlisten_udp = [\"127.0.0.1:5353\"]\nlisten_tcp = []\n[sip_redirect]\nlisten_tcp = [\"127.0.0.1:5353\"]\nlisten_udp = [\"127.0.0.1:0\"]\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn one_collector_or_several_not_both() {
         let one = Config::parse("t.toml", "[shipper]\ncollector = \"https://c1:8080\"\n").unwrap();
         assert_eq!(one.shipper.collector_urls(), vec!["https://c1:8080"]);
