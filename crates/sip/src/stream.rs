@@ -72,6 +72,11 @@ impl StreamFramer {
         let Some(head_end) = self.head_end(buf) else {
             return if buf.len() > self.max { Frame::TooLarge } else { Frame::Incomplete };
         };
+        // A head beyond the limit is too large whatever it says, however it arrived (read in
+        // pieces, it would have been refused before its end was seen).
+        if head_end > self.max {
+            return Frame::TooLarge;
+        }
         let body = match content_length(&buf[..head_end]) {
             Ok(Some(n)) => n,
             Ok(None) => return Frame::NoContentLength,
@@ -178,6 +183,8 @@ mod tests {
 
     #[test]
     fn a_head_or_message_beyond_the_limit_is_too_large_before_its_body_is_read() {
+        let long_head = [&b"OPTIONS sip:x SIP/2.0\r\n"[..], &[b'a'; 100], b"\r\n\r\n"].concat();
+        assert_eq!(StreamFramer::new(100).next(&long_head), Frame::TooLarge, "whole, but its head too long");
         let endless = vec![b'a'; 101];
         assert_eq!(StreamFramer::new(100).next(&endless[..100]), Frame::Incomplete);
         assert_eq!(StreamFramer::new(100).next(&endless), Frame::TooLarge);
