@@ -36,3 +36,6 @@ pub use config::{AnswerTemplate, ConfigError, EnumConfig, SourceLabelNumbers};
 pub use mmsg::{BATCH, Datagram, Outgoing, RecvBatch, enable_receive_timestamps, send_all};
 pub use respond::{Answered, Decided, QueryContext, Responder};
 pub use template::Template;
+/// When a datagram arrived, from its kernel receive timestamp (shared with the SIP redirect
+/// server's UDP listener).
+pub use udp::arrival;

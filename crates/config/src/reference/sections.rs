@@ -239,6 +239,61 @@ pub const SECTIONS: &[Section] = &[
         ],
     },
     Section {
+        path: "sip_redirect",
+        about: "The SIP redirect server of the engine role (`serve`, `engine`): SBCs and softswitches that do not \
+                speak ENUM send the call's INVITE and follow the answer (a 3xx or a final error), decided by the same \
+                policy as ENUM queries and recorded in the ENUM dataset. No listen address (the default): no server.",
+        optional: false,
+        entries: &[
+            opt(
+                "listen_udp",
+                "list of addresses (`host:port`)",
+                "",
+                "UDP listen addresses. With `[srp]` these are service addresses (bound only by the Active) and need \
+                 fixed ports. `enum.udp_workers` and `enum.udp_reuseport` apply to them too.",
+            ),
+            opt(
+                "listen_tcp",
+                "list of addresses (`host:port`)",
+                "",
+                "TCP listen addresses (service addresses with `[srp]`).",
+            ),
+            opt(
+                "max_message_bytes",
+                "integer",
+                "bytes",
+                "Largest SIP message accepted (1024 to 65535): a larger datagram is dropped unanswered and counted; a \
+                 TCP connection sending a larger message, or a head this long without its empty line, is closed.",
+            ),
+            opt(
+                "tcp_idle_timeout_secs",
+                "integer",
+                "s",
+                "A TCP connection without a whole message for this long (silent, or sending too slowly) is closed.",
+            ),
+            opt(
+                "tcp_max_connections",
+                "integer",
+                "",
+                "SIP TCP connections served at once per listener, from all sources; more are closed at once and \
+                 counted.",
+            ),
+            opt(
+                "tcp_max_connections_per_source",
+                "integer",
+                "",
+                "SIP TCP connections served at once per listener from one source address (at most \
+                 `tcp_max_connections`).",
+            ),
+            opt(
+                "tcp_max_connection_secs",
+                "integer",
+                "s",
+                "A TCP connection is closed after this (after the answer in progress), however busy.",
+            ),
+        ],
+    },
+    Section {
         path: "api",
         about: "The HTTP API and web UI.",
         optional: false,
