@@ -48,7 +48,7 @@ pub struct ResponseLabels {
 /// Labels of the outcome counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
-    /// See [`outcome_name`].
+    /// See [`Outcome::as_str`].
     pub outcome: &'static str,
 }
 
@@ -175,7 +175,7 @@ impl RedirectMetrics {
     /// sent `seconds` after the message was received.
     pub fn handled(&self, transport: &'static str, method: &'static str, handled: &Handled, seconds: Option<f64>) {
         self.requests.get_or_create(&RequestLabels { method, transport }).inc();
-        self.outcomes.get_or_create(&OutcomeLabels { outcome: outcome_name(handled.outcome) }).inc();
+        self.outcomes.get_or_create(&OutcomeLabels { outcome: handled.outcome.as_str() }).inc();
         match handled.outcome {
             Outcome::Retransmission => {
                 self.retransmissions.inc();
@@ -216,22 +216,6 @@ impl RedirectMetrics {
     /// Counts a TCP connection the server closed.
     pub fn tcp_closed(&self, reason: &'static str) {
         self.tcp_closed.get_or_create(&ReasonLabels { reason }).inc();
-    }
-}
-
-/// The metric name of an outcome.
-pub fn outcome_name(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Decision => "decision",
-        Outcome::FailOpen => "fail_open",
-        Outcome::Retransmission => "retransmission",
-        Outcome::Ack => "ack",
-        Outcome::Options => "options",
-        Outcome::Cancel => "cancel",
-        Outcome::MethodNotAllowed => "method_not_allowed",
-        Outcome::Forbidden => "forbidden",
-        Outcome::BadRequest => "bad_request",
-        Outcome::Dropped => "dropped",
     }
 }
 

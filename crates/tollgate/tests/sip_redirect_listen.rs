@@ -207,9 +207,7 @@ fn an_engine_whose_sip_address_is_taken_fails_at_start_naming_it() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The answers: these need the redirector's `handle` (issue 19's responder part, branch
-// wp-respond). Ignored until it is merged; then the `#[ignore]` line goes. (Passed on a trial
-// merge of wp-listen and wp-respond.)
+// The answers, through the redirector's `handle`.
 
 /// Reads one SIP response from a UDP socket.
 fn udp_answer(socket: &UdpSocket) -> Option<Vec<u8>> {
@@ -254,7 +252,6 @@ fn invite(call_id: &str, from: &str, to: &str, via_host: &str) -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "needs Redirector::handle (issue 19 respond part)"]
 fn options_are_answered_200_and_an_invite_decided_once_however_often_retransmitted() {
     let clients = "[[sip_redirect.clients]]\nname = \"sbc-test\"\naddresses = [\"127.0.194.1/32\", \"127.0.0.1/32\"]\n";
     let (e, udp, tcp) = engine("127.0.194.1", clients);

@@ -291,6 +291,94 @@ pub const SECTIONS: &[Section] = &[
                 "s",
                 "A TCP connection is closed after this (after the answer in progress), however busy.",
             ),
+            opt(
+                "retransmission_window_secs",
+                "integer",
+                "s",
+                "How long an INVITE's answer is kept to be sent again, byte for byte, to a retransmission of that \
+                 INVITE (same top Via branch, Call-ID, CSeq and sender), which is neither decided, counted by velocity \
+                 rules nor recorded again; also how long a CANCEL of it gets 200. 1 to 300; 32 is 64*T1 (RFC 3261 \
+                 timer B).",
+            ),
+            opt(
+                "retransmission_entries",
+                "integer",
+                "",
+                "Most INVITE answers kept for retransmissions (and at most this many KiB); the oldest is forgotten \
+                 first, and counted. 1 to 10,000,000.",
+            ),
+        ],
+    },
+    Section {
+        path: "sip_redirect.answers",
+        about: "The answer to each kind of decision: `{ kind = \"redirect\", code = 300-399 (default 302), contact = \
+                TEMPLATE }` or `{ kind = \"final\", code = 400-699, reason = true }` (for `reject` the code may be \
+                left out: the policy's cause is sent; `reason` adds `Reason: SIP ;cause=CODE ;text=\"RULE\"`). \
+                Placeholders: those of `[enum.answers]` plus `{ruri}` (the Request-URI as sent) and `{ruri_host}` \
+                (its host and port). An answer left out keeps its default.",
+        optional: false,
+        entries: &[
+            opt("allow", "answer", "", "Calls the policy allows (default: 302 to `{ruri}`)."),
+            opt(
+                "terminate",
+                "answer",
+                "",
+                "Calls terminated to an intercept destination (default: 302 to `{intercept}`).",
+            ),
+            opt(
+                "reject",
+                "answer",
+                "",
+                "Calls rejected with a cause (default: that final response, with a Reason header).",
+            ),
+            opt(
+                "redirect",
+                "answer",
+                "",
+                "Calls redirected to a number (default: 302 to `sip:{target}@{ruri_host};user=phone`).",
+            ),
+            opt("redirect_uri", "answer", "", "Calls redirected to a SIP URI (default: 302 to `{target}`)."),
+        ],
+    },
+    Section {
+        path: "sip_redirect.clients[]",
+        about: "The SBCs, softswitches and PBXs allowed to ask, by source address; any other address is answered \
+                403 Forbidden, with no decision and no record. Default: one client, `loopback` (127.0.0.0/8 and \
+                ::1/128); writing the table replaces it.",
+        optional: true,
+        entries: &[
+            req("name", "string", "", "The client's name in records (`client`) and logs."),
+            req("addresses", "list of networks (`10.0.0.5/32`)", "", "Addresses or networks it sends from."),
+            opt(
+                "allow",
+                "answer",
+                "",
+                "This client's own answer to allowed calls (e.g. `{ kind = \"final\", code = 404 }` for an SBC that continues routing on 404); without it, `[sip_redirect.answers]`'.",
+            ),
+            opt(
+                "terminate",
+                "answer",
+                "",
+                "This client's own answer to calls terminated to an intercept; without it, `[sip_redirect.answers]`'.",
+            ),
+            opt(
+                "reject",
+                "answer",
+                "",
+                "This client's own answer to rejected calls; without it, `[sip_redirect.answers]`'.",
+            ),
+            opt(
+                "redirect",
+                "answer",
+                "",
+                "This client's own answer to calls redirected to a number; without it, `[sip_redirect.answers]`'.",
+            ),
+            opt(
+                "redirect_uri",
+                "answer",
+                "",
+                "This client's own answer to calls redirected to a URI; without it, `[sip_redirect.answers]`'.",
+            ),
         ],
     },
     Section {
