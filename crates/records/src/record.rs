@@ -329,7 +329,7 @@ mod tests {
         record.rcode = "302".into();
         let sip = Record::enum_query(record);
         assert_eq!(sip.version(), RECORD_VERSION);
-        assert!(RECORD_VERSION > BASE_RECORD_VERSION, "a collector of the previous release reads up to 2 only");
+        const { assert!(RECORD_VERSION > BASE_RECORD_VERSION, "a collector of the previous release reads up to 2 only") };
         let json = serde_json::to_value(&sip).unwrap();
         assert_eq!((json["v"].as_u64(), json["protocol"].as_str()), (Some(3), Some("sip")));
         assert_eq!(serde_json::from_value::<Record>(json).unwrap(), sip);
