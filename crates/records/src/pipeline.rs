@@ -7,9 +7,10 @@
 //! several collectors (see [`crate::spread`]) store at once. Answers may come back in any order;
 //! a segment's offset in `SEGMENT.ack` moves past batch *k* only once batches 1..=k of the pass
 //! are all acknowledged, and only once every earlier segment of its lane in the pass is wholly
-//! acknowledged (so a lane's records are acknowledged in the order written). After a crash, or a failed batch, what is re-sent is exactly what lies
-//! past that offset: batches acknowledged out of order are sent again and the collector, whose
-//! record ids are primary keys, stores them once.
+//! acknowledged (so a lane's records are acknowledged in the order written). After a crash, or
+//! a failed batch, what is re-sent is exactly what lies past that offset: batches acknowledged
+//! out of order are sent again and the collector, whose record ids are primary keys, stores
+//! them once.
 //!
 //! A batch the collector refuses as holding records of a newer format than it reads
 //! ([`DeliveryError::RefusedNewer`]) holds back only its lane: no further batch of that lane is
