@@ -6,19 +6,33 @@
 //! of its own (scoped to the pass), so a collector stores one batch while the next travels, and
 //! several collectors (see [`crate::spread`]) store at once. Answers may come back in any order;
 //! a segment's offset in `SEGMENT.ack` moves past batch *k* only once batches 1..=k of the pass
-//! are all acknowledged. After a crash, or a failed batch, what is re-sent is exactly what lies
-//! past that offset: batches acknowledged out of order are sent again and the collector, whose
-//! record ids are primary keys, stores them once.
+//! are all acknowledged, and only once every earlier segment of its lane in the pass is wholly
+//! acknowledged (so a lane's records are acknowledged in the order written). After a crash, or
+//! a failed batch, what is re-sent is exactly what lies past that offset: batches acknowledged
+//! out of order are sent again and the collector, whose record ids are primary keys, stores
+//! them once.
+//!
+//! A batch the collector refuses as holding records of a newer format than it reads
+//! ([`DeliveryError::RefusedNewer`]) holds back only its lane: no further batch of that lane is
+//! cut in this pass (later segments of the lane are skipped), nothing past the refused batch is
+//! acknowledged, and the lane is left out of passes until [`ShipperOptions::refused_retry`] has
+//! passed; the other lanes are shipped, and the pass then reports the refusal
+//! ([`PassError::RefusedNewer`]). Batches of that lane already in flight when the refusal comes
+//! back may be stored; like any batch acknowledged out of order they are sent again later and
+//! the collector stores them once. A failed delivery ([`DeliveryError::Failed`]) still ends the
+//! pass.
 //!
 //! Memory: one segment's unacknowledged bytes (as before) plus the batches in flight.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
+use std::time::Instant;
 
-use crate::ship::{PassError, ShipperOptions, ShipperStats, Uplink};
+use crate::ship::{DeliveryError, PassError, ShipperOptions, ShipperStats, Uplink};
+use crate::spool::format::parse_segment_name;
 use crate::spool::{MAGIC, Spool, read_from, scan_frames, segments};
 
 /// The segment header's length: the acknowledged offset of a segment nothing of which was sent.
@@ -27,6 +41,8 @@ const HEADER_LEN: u64 = MAGIC.len() as u64;
 /// A segment this pass sends from.
 struct Segment {
     path: PathBuf,
+    /// The lane that wrote it.
+    lane: String,
     /// A lane still writes it (it is never removed then).
     open: bool,
     /// Its length when read.
@@ -42,10 +58,22 @@ struct Segment {
     sent: VecDeque<(u64, usize, bool)>,
     /// Every batch of the segment has been sent.
     all_sent: bool,
+    /// Every earlier segment of its lane in this pass is wholly acknowledged: its own offset
+    /// may move (a lane's records are acknowledged in order, across segments too).
+    ready: bool,
+    /// Removed or set aside.
+    finished: bool,
+}
+
+impl Segment {
+    /// Every batch sent and acknowledged.
+    fn done(&self) -> bool {
+        self.all_sent && self.sent.is_empty()
+    }
 }
 
 /// A delivery's answer: (segment index in the pass, batch sequence number, result).
-type Done = (usize, usize, Result<(), String>);
+type Done = (usize, usize, Result<(), DeliveryError>);
 
 /// One pass's state, owned by the thread that cuts batches and records answers.
 struct Pass<'a> {
@@ -54,6 +82,15 @@ struct Pass<'a> {
     segments: Vec<Segment>,
     shipped: u64,
     failure: Option<PassError>,
+    /// Lanes a batch of which the collector refused as of a newer format, in this pass.
+    refused_lanes: HashSet<String>,
+    /// The first such refusal.
+    refused: Option<String>,
+}
+
+/// The lane of a segment file (its whole name when the name is not `LANE-SEQUENCE.seg`).
+fn lane_of(seg: &Path) -> String {
+    parse_segment_name(seg).map_or_else(|| seg.display().to_string(), |(lane, _)| lane)
 }
 
 /// Sends everything not yet acknowledged, several batches in flight; deletes finished segments.
@@ -70,14 +107,33 @@ pub(crate) fn ship_segments(
         tracing::warn!(error = %e, "cannot take over an abandoned side spool; will retry");
     }
     let window = opts.in_flight.max(1);
-    let mut pass = Pass { spool, stats, segments: Vec::new(), shipped: 0, failure: None };
+    let mut pass = Pass {
+        spool,
+        stats,
+        segments: Vec::new(),
+        shipped: 0,
+        failure: None,
+        refused_lanes: HashSet::new(),
+        refused: None,
+    };
     let listed = segments(spool.dir())?;
+    // Lanes refused earlier wait out their pause; those whose pause is over are tried again.
+    let held: HashSet<String> = {
+        let mut held = stats.held_lanes.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        held.retain(|_, retry_at| *retry_at > now);
+        held.keys().cloned().collect()
+    };
     std::thread::scope(|scope| {
         let (done_tx, done_rx) = mpsc::channel::<Done>();
         let mut outstanding = 0usize;
         'segments: for seg in listed {
             if pass.failure.is_some() {
                 break;
+            }
+            let lane = lane_of(&seg);
+            if held.contains(&lane) || pass.refused_lanes.contains(&lane) {
+                continue;
             }
             // Asked per segment, after listing: a segment seen closed here is closed for good.
             let state = match spool.segment_state(&seg) {
@@ -117,8 +173,13 @@ pub(crate) fn ship_segments(
                 "not a spool segment (bad header)".to_string()
             };
             let index = pass.segments.len();
+            let ready = match pass.segments.last() {
+                Some(before) if before.lane == lane => before.done(),
+                _ => true,
+            };
             pass.segments.push(Segment {
                 path: seg.clone(),
+                lane,
                 open: state.open,
                 file_len,
                 unreadable,
@@ -126,9 +187,12 @@ pub(crate) fn ship_segments(
                 first: 0,
                 sent: VecDeque::new(),
                 all_sent: false,
+                ready,
+                finished: false,
             });
             let mut frames = if header_ok { scan.frames.as_slice() } else { &[] };
             let mut seq = 0usize;
+            let mut held_back = false;
             while !frames.is_empty() {
                 let (batch, n, end) = cut_batch(frames, opts, body.len());
                 frames = &frames[n..];
@@ -141,12 +205,19 @@ pub(crate) fn ship_segments(
                 if pass.failure.is_some() {
                     break 'segments;
                 }
+                if pass.refused_lanes.contains(&pass.segments[index].lane) {
+                    // Not all sent: the segment is neither removed nor set aside.
+                    held_back = true;
+                    break;
+                }
                 pass.segments[index].sent.push_back((end, n, false));
                 let tx = done_tx.clone();
                 let spawned = std::thread::Builder::new().name("spool-send".into()).spawn_scoped(scope, move || {
                     crate::priority::lower_current_thread();
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| uplink.deliver(&batch, n)))
-                        .unwrap_or_else(|_| Err("the uplink failed (panicked) delivering the batch".into()));
+                        .unwrap_or_else(|_| {
+                            Err(DeliveryError::Failed("the uplink failed (panicked) delivering the batch".into()))
+                        });
                     // The pass waits for every answer before it ends: the receiver is there.
                     let _ = tx.send((index, seq, result));
                 });
@@ -158,8 +229,10 @@ pub(crate) fn ship_segments(
                 outstanding += 1;
                 seq += 1;
             }
-            pass.segments[index].all_sent = true;
-            pass.finish_if_done(index);
+            if !held_back {
+                pass.segments[index].all_sent = true;
+                pass.advance(index);
+            }
         }
         while outstanding > 0 {
             outstanding -= 1;
@@ -168,9 +241,17 @@ pub(crate) fn ship_segments(
             }
         }
     });
-    match pass.failure {
-        Some(e) => Err(e),
-        None => Ok(pass.shipped),
+    if !pass.refused_lanes.is_empty() {
+        let retry_at = Instant::now() + opts.refused_retry;
+        let mut held = stats.held_lanes.lock().unwrap_or_else(|p| p.into_inner());
+        held.extend(pass.refused_lanes.iter().map(|lane| (lane.clone(), retry_at)));
+    }
+    let holding = !stats.held_lanes.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+    stats.holding_newer.store(holding, Ordering::Relaxed);
+    match (pass.failure, pass.refused) {
+        (Some(e), _) => Err(e),
+        (None, Some(error)) => Err(PassError::RefusedNewer { shipped: pass.shipped, error }),
+        (None, None) => Ok(pass.shipped),
     }
 }
 
@@ -203,45 +284,79 @@ impl Pass<'_> {
     /// Records a delivery's answer; moves the segment's offset past the acknowledged run.
     fn answer(&mut self, (index, seq, result): Done) {
         let stats = self.stats;
-        if let Err(e) = result {
-            stats.failures.fetch_add(1, Ordering::Relaxed);
-            stats.connected.store(false, Ordering::Relaxed);
-            *stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
-            self.fail(PassError::Delivery(e));
-            return;
+        match result {
+            Ok(()) => {}
+            Err(DeliveryError::Failed(e)) => {
+                stats.failures.fetch_add(1, Ordering::Relaxed);
+                stats.connected.store(false, Ordering::Relaxed);
+                *stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+                self.fail(PassError::Delivery(e));
+                return;
+            }
+            Err(DeliveryError::RefusedNewer(e)) => {
+                // The collector answered: reachable. The batch stays unacknowledged, and so does
+                // everything after it in its segment; its lane waits.
+                stats.refused_newer.fetch_add(1, Ordering::Relaxed);
+                stats.connected.store(true, Ordering::Relaxed);
+                *stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+                self.refused_lanes.insert(self.segments[index].lane.clone());
+                self.refused.get_or_insert(e);
+                return;
+            }
         }
         stats.connected.store(true, Ordering::Relaxed);
         let seg = &mut self.segments[index];
         if let Some(entry) = seg.sent.get_mut(seq - seg.first) {
             entry.2 = true;
         }
-        let (mut moved, mut records, mut batches) = (false, 0u64, 0u64);
-        while let Some(&(end, n, true)) = seg.sent.front() {
-            seg.sent.pop_front();
-            seg.first += 1;
-            seg.acked = end;
-            records += n as u64;
-            batches += 1;
-            moved = true;
+        self.advance(index);
+    }
+
+    /// Moves the segment's offset past its acknowledged run, once every earlier segment of its
+    /// lane is acknowledged; a segment wholly acknowledged lets the next one of its lane move.
+    fn advance(&mut self, mut index: usize) {
+        loop {
+            let seg = &mut self.segments[index];
+            if !seg.ready {
+                return;
+            }
+            let (mut records, mut batches) = (0u64, 0u64);
+            while let Some(&(end, n, true)) = seg.sent.front() {
+                seg.sent.pop_front();
+                seg.first += 1;
+                seg.acked = end;
+                records += n as u64;
+                batches += 1;
+            }
+            if batches > 0 {
+                if let Err(e) = self.spool.acknowledge_records(&seg.path, seg.acked, records) {
+                    self.fail(PassError::Io(e));
+                    return;
+                }
+                self.stats.batches.fetch_add(batches, Ordering::Relaxed);
+                self.stats.shipped.fetch_add(records, Ordering::Relaxed);
+                self.shipped += records;
+            }
+            self.finish_if_done(index);
+            if !self.segments[index].done() {
+                return;
+            }
+            let (done, rest) = self.segments.split_at_mut(index + 1);
+            match rest.first_mut() {
+                Some(next) if next.lane == done[index].lane && !next.ready => {
+                    next.ready = true;
+                    index += 1;
+                }
+                _ => return,
+            }
         }
-        if !moved {
-            return;
-        }
-        if let Err(e) = self.spool.acknowledge_records(&seg.path, seg.acked, records) {
-            self.fail(PassError::Io(e));
-            return;
-        }
-        stats.batches.fetch_add(batches, Ordering::Relaxed);
-        stats.shipped.fetch_add(records, Ordering::Relaxed);
-        self.shipped += records;
-        self.finish_if_done(index);
     }
 
     /// Removes a finished (closed, wholly sent and acknowledged) segment, or sets it aside when
     /// bytes of it could not be read.
     fn finish_if_done(&mut self, index: usize) {
         let seg = &self.segments[index];
-        if seg.open || !seg.all_sent || !seg.sent.is_empty() {
+        if seg.open || seg.finished || !seg.done() {
             return;
         }
         let result = if seg.acked >= seg.file_len {
@@ -256,6 +371,7 @@ impl Pass<'_> {
                 self.stats.damaged_bytes.fetch_add(lost, Ordering::Relaxed);
             })
         };
+        self.segments[index].finished = true;
         if let Err(e) = result {
             self.fail(PassError::Io(e));
         }

@@ -16,7 +16,16 @@
 //! While the collector is unreachable nothing is removed and the unacknowledged backlog grows
 //! (up to the spool's limit); when it comes back the backlog is sent, segment by segment.
 //! Segments handed over by side spools (see [`crate::spool::side`]) are shipped like the others.
+//!
+//! A collector of an older release refuses a batch holding records of a newer format than it
+//! reads ([`DeliveryError::RefusedNewer`]): that is not an outage. Only the refused batch's lane
+//! is held back (nothing of it past the refused batch is acknowledged, so its order holds, and
+//! it is tried again after [`ShipperOptions::refused_retry`]); every other lane keeps shipping,
+//! and [`ShipperStats::connected`] stays true. An engine's SIP redirect decisions (record
+//! format 3, in lanes of their own) wait this way in the spool, while its ENUM records flow,
+//! until the collector is upgraded.
 
+use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,13 +41,30 @@ use crate::spool::segments;
 static UNREACHABLE_LOG: tollgate_logthrottle::LogThrottle = tollgate_logthrottle::LogThrottle::new(60_000);
 /// Spool read or update failures (out of descriptors, disk errors): one line every 10 s.
 static IO_ERROR_LOG: tollgate_logthrottle::LogThrottle = tollgate_logthrottle::LogThrottle::new(10_000);
+/// Refusals of newer records last until the collector is upgraded: one line every 10 minutes.
+static REFUSED_NEWER_LOG: tollgate_logthrottle::LogThrottle = tollgate_logthrottle::LogThrottle::new(600_000);
+
+/// Why a batch was not stored. Either way it stays in the spool and is sent again later.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// The batch did not reach a collector that would store it: unreachable, no answer, or a
+    /// refusal that applies to every batch (a wrong token, a full quarantine). The pass ends
+    /// and the shipper retries with a growing pause.
+    #[error("{0}")]
+    Failed(String),
+    /// The collector answered and refused the batch because it holds records of a newer format
+    /// than it reads (an older release). Only this batch's lane waits, for an upgraded
+    /// collector; other lanes keep shipping.
+    #[error("{0}")]
+    RefusedNewer(String),
+}
 
 /// Where batches go.
 pub trait Uplink: Send + Sync + 'static {
     /// Delivers `records` records as NDJSON (one record's JSON per line). `Ok` means the
     /// collector has stored them durably; anything else is retried later. Called from several
     /// threads at once when [`ShipperOptions::in_flight`] is above 1.
-    fn deliver(&self, ndjson: &[u8], records: usize) -> Result<(), String>;
+    fn deliver(&self, ndjson: &[u8], records: usize) -> Result<(), DeliveryError>;
 }
 
 /// Shipper settings.
@@ -55,6 +81,9 @@ pub struct ShipperOptions {
     /// Most batches delivered at once (pipelining; see [`crate::pipeline`]): with 2, a collector
     /// stores one batch while the next one travels. 1: one batch at a time.
     pub in_flight: usize,
+    /// Pause before a lane whose batch the collector refused as of a newer format is tried
+    /// again (its other lanes ship meanwhile).
+    pub refused_retry: Duration,
 }
 
 impl Default for ShipperOptions {
@@ -65,6 +94,7 @@ impl Default for ShipperOptions {
             idle: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
             in_flight: 1,
+            refused_retry: Duration::from_secs(30),
         }
     }
 }
@@ -83,10 +113,19 @@ pub struct ShipperStats {
     pub segments_deleted: AtomicU64,
     /// Bytes set aside in `.damaged` files (corrupt frames that could not be read).
     pub damaged_bytes: AtomicU64,
-    /// False after a failed delivery, true after a successful one.
+    /// Batches the collector refused as holding records of a newer format than it reads
+    /// (they wait in the spool; not counted in `failures`).
+    pub refused_newer: AtomicU64,
+    /// Lanes wait because the collector refused their records as of a newer format: set by a
+    /// pass that met such a refusal, cleared once no lane is held back.
+    pub holding_newer: AtomicBool,
+    /// False after a failed delivery, true after one the collector answered (stored, or
+    /// refused as of a newer format).
     pub connected: AtomicBool,
-    /// The last delivery error.
+    /// The last delivery error (a refusal of newer records included).
     pub last_error: Mutex<Option<String>>,
+    /// Lanes held back after a refusal of newer records, and when each is tried again.
+    pub(crate) held_lanes: Mutex<HashMap<String, Instant>>,
 }
 
 /// A running shipper thread.
@@ -96,11 +135,19 @@ pub struct Shipper {
     handle: Option<JoinHandle<()>>,
 }
 
-/// Why a pass stopped.
+/// Why a pass stopped, or what it could not send.
 #[derive(Debug)]
 pub enum PassError {
-    /// The uplink refused or failed; retry later.
+    /// The uplink failed ([`DeliveryError::Failed`]); the pass ended there; retry later.
     Delivery(String),
+    /// The collector refused batches of newer records ([`DeliveryError::RefusedNewer`]): their
+    /// lanes are held back, every other lane was shipped (`shipped` records acknowledged).
+    RefusedNewer {
+        /// Records acknowledged in this pass nonetheless.
+        shipped: u64,
+        /// The collector's refusal.
+        error: String,
+    },
     /// The spool could not be read or updated.
     Io(io::Error),
 }
@@ -149,6 +196,13 @@ impl Shipper {
                         let pause = backoff;
                         backoff = (backoff * 2).min(opts.max_backoff);
                         pause
+                    }
+                    Err(PassError::RefusedNewer { shipped, error }) => {
+                        if let Some(left_out) = REFUSED_NEWER_LOG.allow() {
+                            tracing::warn!(error = %error, retry_in = ?opts.refused_retry, left_out, "the collector refused records of a newer format (upgrade it); they stay in the spool, other records ship");
+                        }
+                        backoff = opts.idle;
+                        if shipped > 0 { Duration::ZERO } else { opts.idle }
                     }
                     Err(PassError::Io(e)) => {
                         if let Some(left_out) = IO_ERROR_LOG.allow() {
@@ -223,13 +277,13 @@ mod tests {
     }
 
     impl Uplink for Collector {
-        fn deliver(&self, ndjson: &[u8], records: usize) -> Result<(), String> {
+        fn deliver(&self, ndjson: &[u8], records: usize) -> Result<(), DeliveryError> {
             if self.down.load(Ordering::Relaxed) {
-                return Err("connection refused".into());
+                return Err(DeliveryError::Failed("connection refused".into()));
             }
             if self.batches_left.fetch_sub(1, Ordering::Relaxed) == 0 {
                 self.batches_left.store(0, Ordering::Relaxed);
-                return Err("connection refused".into());
+                return Err(DeliveryError::Failed("connection refused".into()));
             }
             let lines: Vec<&[u8]> = ndjson.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
             assert_eq!(lines.len(), records);
@@ -239,7 +293,7 @@ mod tests {
                 stored.push(r.id().to_string());
             }
             if self.lose_next_ack.swap(false, Ordering::Relaxed) {
-                return Err("stored, but the answer was lost".into());
+                return Err(DeliveryError::Failed("stored, but the answer was lost".into()));
             }
             Ok(())
         }
@@ -256,7 +310,7 @@ mod tests {
     }
 
     impl Uplink for Watching {
-        fn deliver(&self, _ndjson: &[u8], _records: usize) -> Result<(), String> {
+        fn deliver(&self, _ndjson: &[u8], _records: usize) -> Result<(), DeliveryError> {
             self.seen.lock().unwrap().push(self.spool.backlog());
             Ok(())
         }
@@ -532,7 +586,7 @@ mod tests {
     }
 
     impl Uplink for Reordering {
-        fn deliver(&self, ndjson: &[u8], records: usize) -> Result<(), String> {
+        fn deliver(&self, ndjson: &[u8], records: usize) -> Result<(), DeliveryError> {
             let ids: Vec<String> = ndjson
                 .split(|b| *b == b'\n')
                 .filter(|l| !l.is_empty())
@@ -547,7 +601,7 @@ mod tests {
             }
             if ids.iter().any(|id| self.fail_ids.lock().unwrap().contains(id)) {
                 self.later_stored.notify_all();
-                return Err("503 cannot store the batch".into());
+                return Err(DeliveryError::Failed("503 cannot store the batch".into()));
             }
             stored.extend(ids);
             self.later_stored.notify_all();

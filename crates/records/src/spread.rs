@@ -10,6 +10,15 @@
 //! comes first is tried anyway (so one collector behaves as it would alone), and when it fails
 //! too the delivery fails: the records stay in the spool and the shipper retries.
 //!
+//! A collector that refuses a batch as holding records of a newer format than it reads
+//! ([`DeliveryError::RefusedNewer`], a collector of an older release) answered: it is not down,
+//! and it keeps taking other batches. The refused batch is offered to the other healthy
+//! collectors in turn (during a rolling upgrade one of them may read it already); when none
+//! stores it, and at least one refused it so, the delivery is [`DeliveryError::RefusedNewer`]
+//! (only that batch's lane waits, see [`crate::pipeline`]), even if others were down: the
+//! batch could not be stored by the ones that answer. Only when every collector tried failed
+//! is it [`DeliveryError::Failed`].
+//!
 //! A batch delivered to one collector and re-sent to another after a lost answer is stored
 //! once: collectors of one deployment share the store, whose record ids are primary keys.
 
@@ -17,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::ship::Uplink;
+use crate::ship::{DeliveryError, Uplink};
 
 /// Retry pacing of down collectors.
 #[derive(Debug, Clone)]
@@ -136,18 +145,21 @@ impl Spread {
         }
     }
 
-    fn record(&self, i: usize, result: &Result<(), String>) {
+    fn record(&self, i: usize, result: &Result<(), DeliveryError>) {
         let mut s = self.members[i].state.lock().unwrap_or_else(|p| p.into_inner());
         match result {
-            Ok(()) => {
+            Ok(()) | Err(DeliveryError::RefusedNewer(_)) => {
+                // A refusal of newer records is an answer: the collector is up.
                 if s.failing > 0 {
                     tracing::info!(collector = %self.members[i].name, "collector answers again");
                 }
                 s.failing = 0;
                 s.retry_at = None;
-                s.batches += 1;
+                if result.is_ok() {
+                    s.batches += 1;
+                }
             }
-            Err(e) => {
+            Err(DeliveryError::Failed(e)) => {
                 let pause = self.opts.first_retry.saturating_mul(1 << s.failing.min(16)).min(self.opts.max_retry);
                 if s.failing == 0 && self.members.len() > 1 {
                     tracing::warn!(collector = %self.members[i].name, error = %e, retry_in = ?pause, "collector failed; its batches go to the others");
@@ -162,9 +174,10 @@ impl Spread {
 }
 
 impl Uplink for Spread {
-    fn deliver(&self, ndjson: &[u8], records: usize) -> Result<(), String> {
+    fn deliver(&self, ndjson: &[u8], records: usize) -> Result<(), DeliveryError> {
         let mut tried = Vec::new();
         let mut errors = Vec::new();
+        let mut refusals = Vec::new();
         while let Some(i) = self.pick(&tried, Instant::now()) {
             tried.push(i);
             let m = &self.members[i];
@@ -174,17 +187,21 @@ impl Uplink for Spread {
             self.record(i, &result);
             match result {
                 Ok(()) => return Ok(()),
-                Err(e) => errors.push(e),
+                Err(DeliveryError::Failed(e)) => errors.push(e),
+                Err(DeliveryError::RefusedNewer(e)) => refusals.push(e),
             }
         }
-        Err(match errors.len() {
+        if !refusals.is_empty() {
+            return Err(DeliveryError::RefusedNewer(refusals.into_iter().chain(errors).collect::<Vec<_>>().join("; ")));
+        }
+        Err(DeliveryError::Failed(match errors.len() {
             0 => "no collector configured".to_string(),
             1 if self.members.len() == 1 => errors.remove(0),
             _ if tried.len() < self.members.len() => {
                 format!("{}; the other collectors are down, waiting for their retry", errors.join("; "))
             }
             _ => errors.join("; "),
-        })
+        }))
     }
 }
 
@@ -196,13 +213,20 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         down: AtomicBool,
+        /// An older release: refuses every batch as of a newer format.
+        old: AtomicBool,
         batches: AtomicUsize,
     }
 
     impl Uplink for Fake {
-        fn deliver(&self, _: &[u8], _: usize) -> Result<(), String> {
+        fn deliver(&self, _: &[u8], _: usize) -> Result<(), DeliveryError> {
             if self.down.load(Ordering::Relaxed) {
-                return Err("connection refused".into());
+                return Err(DeliveryError::Failed("connection refused".into()));
+            }
+            if self.old.load(Ordering::Relaxed) {
+                return Err(DeliveryError::RefusedNewer(
+                    "records of format version 3 come from a newer release".into(),
+                ));
             }
             self.batches.fetch_add(1, Ordering::Relaxed);
             Ok(())
@@ -252,9 +276,9 @@ mod tests {
         let (s, fakes) = spread(2, SpreadOptions::default());
         fakes.iter().for_each(|f| f.down.store(true, Ordering::Relaxed));
         let e = s.deliver(b"x\n", 1).unwrap_err();
-        assert_eq!(e, "connection refused; connection refused");
+        assert_eq!(e, DeliveryError::Failed("connection refused; connection refused".into()));
         // Both wait for their retry: the next delivery tries the one due first, and only it.
-        let e = s.deliver(b"x\n", 1).unwrap_err();
+        let e = s.deliver(b"x\n", 1).unwrap_err().to_string();
         assert!(e.ends_with("the other collectors are down, waiting for their retry"), "{e}");
         assert_eq!(s.health().iter().map(|h| h.failures).sum::<u64>(), 3);
     }
@@ -263,9 +287,37 @@ mod tests {
     fn one_collector_is_always_tried() {
         let (s, fakes) = spread(1, SpreadOptions { first_retry: Duration::from_secs(3600), ..Default::default() });
         fakes[0].down.store(true, Ordering::Relaxed);
-        assert_eq!(s.deliver(b"x\n", 1).unwrap_err(), "connection refused");
+        assert_eq!(s.deliver(b"x\n", 1).unwrap_err(), DeliveryError::Failed("connection refused".into()));
         fakes[0].down.store(false, Ordering::Relaxed);
         s.deliver(b"x\n", 1).unwrap();
         assert!(s.health()[0].up);
+    }
+
+    #[test]
+    fn a_collector_refusing_newer_records_is_not_down_and_another_one_may_take_them() {
+        let (s, fakes) = spread(2, SpreadOptions { first_retry: Duration::from_secs(3600), ..Default::default() });
+        // Mid-upgrade: c0 is of the older release, c1 reads the newer format.
+        fakes[0].old.store(true, Ordering::Relaxed);
+        for _ in 0..10 {
+            s.deliver(b"x\n", 1).unwrap();
+        }
+        assert_eq!(fakes[1].batches.load(Ordering::Relaxed), 10, "every batch stored by the upgraded one");
+        let h = s.health();
+        assert!(h[0].up && h[1].up, "a refusal is an answer, not an outage: {h:?}");
+        assert_eq!((h[0].failures, h[0].batches), (0, 0));
+
+        // Both old (and then one of them down too): refused, not failed.
+        fakes[1].old.store(true, Ordering::Relaxed);
+        let e = s.deliver(b"x\n", 1).unwrap_err();
+        assert!(matches!(&e, DeliveryError::RefusedNewer(m) if m.contains("format version 3")), "{e:?}");
+        fakes[1].down.store(true, Ordering::Relaxed);
+        for _ in 0..3 {
+            assert!(matches!(s.deliver(b"x\n", 1), Err(DeliveryError::RefusedNewer(_))));
+        }
+        assert!(s.health()[0].up && !s.health()[1].up);
+        // Every collector down: failed.
+        fakes[0].down.store(true, Ordering::Relaxed);
+        s.members[1].state.lock().unwrap().retry_at = Some(Instant::now());
+        assert!(matches!(s.deliver(b"x\n", 1), Err(DeliveryError::Failed(_))));
     }
 }

@@ -3,7 +3,8 @@
 //! with SIGKILL under load and a collector stopped under load lose nothing and duplicate
 //! nothing; records of both releases are stored, and a batch of a newer format is refused whole;
 //! two collectors on one PostgreSQL share an engine's batches and one of them killed loses and
-//! duplicates nothing.
+//! duplicates nothing; records a collector refuses as of a newer format wait in the engine's
+//! spool while its other records ship.
 
 mod common;
 
@@ -414,4 +415,69 @@ fn records_of_both_releases_are_stored_and_a_newer_format_waits_in_the_spool() {
     assert_eq!(stored.get("+12125550101"), Some(&1), "{stored:?}");
     assert!(!stored.contains_key("+12125550102") && !stored.contains_key("+12125550103"), "{stored:?}");
     assert!(export(&c, "SIP").contains("probe-old"), "the release-1 SIP record is stored");
+}
+
+#[test]
+fn records_refused_as_newer_wait_in_their_lane_while_the_engine_ships_the_others() {
+    use tollgate_records::spool::{Spool, SpoolOptions};
+    use tollgate_records::{EnumQueryRecord, Protocol, Record, Transport};
+    let c = collector("collector-older", None);
+    let token = c.ingest_token("engine-newer");
+    // The spool an engine left: its SIP redirect server's lane holds decisions of a format this
+    // collector does not read (4 here, since this release reads 3: the situation of format-3
+    // decisions and a collector of the previous release), and it sorts before the ENUM lane.
+    let spool_dir = tempfile::tempdir().unwrap();
+    let decision = |i: u16, v: u16| Record::EnumQuery {
+        v,
+        record: EnumQueryRecord {
+            id: ulid::Ulid::new(),
+            time: chrono::Utc::now(),
+            device: "engine-newer".into(),
+            client: "sbc-1".into(),
+            client_addr: "127.0.0.1:5060".parse().unwrap(),
+            transport: Transport::Udp,
+            source: None,
+            destination: format!("+1212555{:04}", 7000 + i).parse().unwrap(),
+            direction: "inbound".into(),
+            rule: None,
+            action: "allow".into(),
+            detail: None,
+            rcode: if v > 2 { "302" } else { "NXDOMAIN" }.into(),
+            fail_open: false,
+            latency_us: 40,
+            stale: false,
+            policy_version: None,
+            protocol: if v > 2 { Protocol::Sip } else { Protocol::Enum },
+        },
+    };
+    {
+        let spool = Spool::open(spool_dir.path(), SpoolOptions::default()).unwrap();
+        let mut sip = spool.lane("sip_udp0_0").unwrap();
+        (0..5).for_each(|i| sip.append(&decision(i, 4)).unwrap());
+        let mut enum_lane = spool.lane("udp0_0").unwrap();
+        (5..25).for_each(|i| enum_lane.append(&decision(i, 2)).unwrap());
+    }
+    let e = Engine::start(EngineOptions {
+        node: "engine-newer".into(),
+        role: "engine",
+        spool: format!("fsync_ms = 50\ndir = \"{}\"\n", spool_dir.path().display()),
+        extra_config: format!("[shipper]\ncollector = \"{}\"\ntoken = \"{token}\"\nbatch_records = 4\n", c.api),
+        ..Default::default()
+    });
+    let enum_destinations: Vec<String> = (5..25).map(|i| format!("+1212555{:04}", 7000 + i)).collect();
+    wait_until(120, "the ENUM records behind the refused lane stored", || {
+        let stored = stored_destinations(&c);
+        enum_destinations.iter().all(|d| stored.get(d) == Some(&1))
+    });
+    wait_until(60, "the refusal counted", || e.metric("tollgate_shipper_refused_newer_total") >= 1.0);
+    let stored = stored_destinations(&c);
+    assert!((0..5).all(|i| !stored.contains_key(&format!("+1212555{:04}", 7000 + i))), "{stored:?}");
+    assert_eq!(e.metric("tollgate_shipper_connected"), 1.0, "the collector answered");
+    assert_eq!(e.metric("tollgate_shipper_holding_newer"), 1.0);
+    assert_eq!(e.metric("tollgate_shipper_failures_total"), 0.0, "a refusal is not a failed delivery");
+    assert!(
+        e.alarms().active.iter().all(|a| a.def.name != "COLLECTOR_UNREACHABLE"),
+        "a collector refusing newer records is not unreachable: {:?}",
+        e.alarms().active
+    );
 }

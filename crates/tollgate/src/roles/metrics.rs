@@ -118,6 +118,18 @@ impl Collector for ShipperCollector {
         counter(&mut e, "tollgate_shipper_failures", "Failed deliveries (retried)", load(&s.failures))?;
         counter(
             &mut e,
+            "tollgate_shipper_refused_newer",
+            "Batches the collector refused as holding records of a newer format than it reads (they wait in the spool for its upgrade)",
+            load(&s.refused_newer),
+        )?;
+        gauge(
+            &mut e,
+            "tollgate_shipper_holding_newer",
+            "1 while records the collector refused as of a newer format wait in the spool",
+            u64::from(s.holding_newer.load(Ordering::Relaxed)),
+        )?;
+        counter(
+            &mut e,
             "tollgate_shipper_damaged_bytes",
             "Spool bytes set aside as unreadable",
             load(&s.damaged_bytes),

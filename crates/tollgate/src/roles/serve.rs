@@ -335,6 +335,8 @@ fn watch_alarms(
             alarms.set(alarms::SPOOL_NEAR_FULL, &node, u.near_full && !u.full, detail);
             alarms.set(alarms::SPOOL_FULL, &node, u.full, detail);
             if let Some(s) = &shipper {
+                // A collector refusing records of a newer format answered: not unreachable (those
+                // records wait in the spool, and RECORDS_LATE says so once they are late).
                 let down = !s.connected.load(Ordering::Relaxed) && s.failures.load(Ordering::Relaxed) > 0;
                 alarms.set(alarms::COLLECTOR_UNREACHABLE, &node, down, || {
                     let error = s.last_error.lock().map(|e| e.clone().unwrap_or_default()).unwrap_or_default();
@@ -412,7 +414,17 @@ fn status_fn(
             v.push((
                 "Shipping".to_string(),
                 if s.connected.load(Ordering::Relaxed) || s.failures.load(Ordering::Relaxed) == 0 {
-                    format!("{} records sent", s.shipped.load(Ordering::Relaxed))
+                    let sent = format!("{} records sent", s.shipped.load(Ordering::Relaxed));
+                    if s.holding_newer.load(Ordering::Relaxed) {
+                        // Refused by a collector of an older release: they wait for its upgrade.
+                        let last = s.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                        format!(
+                            "{sent}; records of a newer format wait for the collector's upgrade: {}",
+                            last.unwrap_or_default()
+                        )
+                    } else {
+                        sent
+                    }
                 } else {
                     // What the last delivery said: unreachable, or a refused token.
                     let last = s.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();

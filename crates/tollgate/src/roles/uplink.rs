@@ -7,6 +7,14 @@
 //! go uncompressed. A compressed batch refused with `415` (the collector does not read zstd
 //! any more) or `409` (a collector of a release before compression reading the guard line) is
 //! sent again at once, uncompressed.
+//!
+//! A `409` to an uncompressed batch is the collector's refusal of records of a newer format
+//! than it reads (SIP redirect decisions, format 3, sent to a collector of the release before
+//! them): [`DeliveryError::RefusedNewer`], so only that batch's lane waits in the spool for the
+//! upgrade and the collector is not taken for unreachable. (A compressed batch answered `409`
+//! is sent again uncompressed first, so a collector before compression reading the guard line
+//! is not mistaken for it, and a batch of newer records is refused again, uncompressed.) Every
+//! other failure is [`DeliveryError::Failed`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -16,7 +24,7 @@ use tollgate_api::web::Ingested;
 use tollgate_api::{BlockingClient, Client, ClientError, ErrorBody, ErrorCode};
 
 use tollgate_config::{Compression, ShipperConfig};
-use tollgate_records::ship::{ShipperOptions, Uplink};
+use tollgate_records::ship::{DeliveryError, ShipperOptions, Uplink};
 use tollgate_records::spread::{Spread, SpreadOptions};
 use tollgate_records::wire;
 
@@ -104,7 +112,7 @@ impl HttpUplink {
 }
 
 impl Uplink for HttpUplink {
-    fn deliver(&self, ndjson: &[u8], records: usize) -> Result<(), String> {
+    fn deliver(&self, ndjson: &[u8], records: usize) -> Result<(), DeliveryError> {
         let compressed = match self.compress && self.zstd_heard.load(Ordering::Relaxed) {
             true => wire::compress(ndjson, wire::LEVEL)
                 .map_err(|e| tracing::warn!(error = %e, "cannot compress a batch; it goes uncompressed"))
@@ -138,10 +146,14 @@ impl Uplink for HttpUplink {
                 Ok(())
             }
             Err(ClientError::Unreachable { url, reason }) => {
-                Err(format!("cannot reach the collector at {url}: {reason}"))
+                Err(DeliveryError::Failed(format!("cannot reach the collector at {url}: {reason}")))
             }
-            Err(ClientError::Api { url, status, body }) => Err(refusal(&url, status, &body)),
-            Err(e) => Err(format!("the collector refused the batch: {e}")),
+            // Only an uncompressed body gets here with a 409 (a compressed one was sent again).
+            Err(ClientError::Api { url, status: 409, body }) if body.code == ErrorCode::Conflict => {
+                Err(DeliveryError::RefusedNewer(refusal(&url, 409, &body)))
+            }
+            Err(ClientError::Api { url, status, body }) => Err(DeliveryError::Failed(refusal(&url, status, &body))),
+            Err(e) => Err(DeliveryError::Failed(format!("the collector refused the batch: {e}"))),
         }
     }
 }
@@ -209,6 +221,8 @@ mod tests {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let uplink = HttpUplink::new(&format!("http://127.0.0.1:{port}"), "t".into(), None, None).unwrap();
         let err = uplink.deliver(b"{}\n", 1).unwrap_err();
+        assert!(matches!(err, DeliveryError::Failed(_)), "{err:?}");
+        let err = err.to_string();
         assert!(err.starts_with("cannot reach the collector") && err.ends_with("connection refused"), "{err}");
     }
 
@@ -222,6 +236,10 @@ mod tests {
         seen: Seen,
         advertise: Arc<AtomicBool>,
         refuse_zstd: Arc<AtomicBool>,
+        /// Of the release before compression and SIP decisions: reads a zstd body as NDJSON
+        /// (its guard line is a record of format 65535) and refuses records above format 2,
+        /// with 409 as that collector does.
+        old_release: Arc<AtomicBool>,
         _runtime: tokio::runtime::Runtime,
     }
 
@@ -232,12 +250,19 @@ mod tests {
             let seen: Seen = Arc::default();
             let advertise = Arc::new(AtomicBool::new(true));
             let refuse_zstd = Arc::new(AtomicBool::new(false));
-            let (s, a, r) = (seen.clone(), advertise.clone(), refuse_zstd.clone());
+            let old_release = Arc::new(AtomicBool::new(false));
+            let (s, a, r, o) = (seen.clone(), advertise.clone(), refuse_zstd.clone(), old_release.clone());
             let handler = move |headers: HeaderMap, body: axum::body::Bytes| {
-                let (seen, advertise, refuse) = (s.clone(), a.clone(), r.clone());
+                let (seen, advertise, refuse, old) = (s.clone(), a.clone(), r.clone(), o.clone());
                 async move {
                     let encoding = headers.get("content-encoding").map(|v| v.to_str().unwrap().to_string());
                     let accept = if advertise.load(Ordering::Relaxed) { "zstd" } else { "identity" };
+                    let newer = encoding.is_some() || body.windows(5).any(|w| w == br#""v":3"#);
+                    if old.load(Ordering::Relaxed) && newer {
+                        seen.lock().unwrap().push((encoding, Vec::new()));
+                        let body = r#"{"code":"conflict","message":"records of format version 3 come from a newer release; this collector reads versions 1 to 2"}"#;
+                        return (StatusCode::CONFLICT, [("accept-encoding", accept)], body.to_string());
+                    }
                     if encoding.is_some() && refuse.load(Ordering::Relaxed) {
                         seen.lock().unwrap().push((encoding, Vec::new()));
                         let body = r#"{"code":"unsupported_media_type","message":"no zstd here"}"#;
@@ -257,7 +282,7 @@ mod tests {
             let url = format!("http://{}", listener.local_addr().unwrap());
             let app = axum::Router::new().route(INGEST, axum::routing::post(handler));
             runtime.spawn(async move { axum::serve(listener, app).await });
-            FakeCollector { url, seen, advertise, refuse_zstd, _runtime: runtime }
+            FakeCollector { url, seen, advertise, refuse_zstd, old_release, _runtime: runtime }
         }
 
         fn encodings(&self) -> Vec<Option<String>> {
@@ -314,5 +339,32 @@ mod tests {
         dead.zstd_heard.store(true, Ordering::Relaxed);
         assert!(dead.deliver(b"{}\n", 1).is_err());
         assert!(!dead.zstd_heard.load(Ordering::Relaxed), "a reconnect must hear Accept-Encoding: zstd again");
+    }
+
+    #[test]
+    fn an_old_collector_refusing_newer_records_is_a_refusal_not_an_outage() {
+        let c = FakeCollector::start();
+        let uplink = HttpUplink::new(&c.url, "t".into(), None, None).unwrap();
+        uplink.deliver(b"{\"v\":2}\n", 1).unwrap();
+        assert!(uplink.zstd_heard.load(Ordering::Relaxed));
+        // The collector is replaced by one of the release before compression and SIP decisions
+        // (still advertising zstd, so the guard line's 409 is what sends the batch plain).
+        c.old_release.store(true, Ordering::Relaxed);
+        uplink.deliver(b"{\"v\":2}\n", 1).unwrap();
+        let zstd = Some("zstd".to_string());
+        assert_eq!(c.encodings()[1..], [zstd.clone(), None], "the guard line's 409: sent again plain, stored");
+        // Records of format 3: refused uncompressed too, and said so.
+        uplink.zstd_heard.store(true, Ordering::Relaxed);
+        let err = uplink.deliver(b"{\"v\":2}\n{\"v\":3}\n", 2).unwrap_err();
+        assert_eq!(c.encodings()[3..], [zstd, None]);
+        let DeliveryError::RefusedNewer(text) = err else { panic!("{err:?}") };
+        assert!(text.contains("records of a newer release") && text.contains("409 conflict"), "{text}");
+        assert!(
+            c.seen.lock().unwrap().iter().all(|(_, body)| body != b"{\"v\":2}\n{\"v\":3}\n"),
+            "nothing of it stored"
+        );
+        // Upgraded: stored.
+        c.old_release.store(false, Ordering::Relaxed);
+        uplink.deliver(b"{\"v\":2}\n{\"v\":3}\n", 2).unwrap();
     }
 }
