@@ -11,11 +11,13 @@
 //!   481; any other method but INVITE: 405 with Allow;
 //! * INVITE retransmitted within the window: the first answer's bytes again (no decision, no
 //!   record, no velocity count);
-//! * INVITE with Max-Forwards 0: 483; a Request-URI scheme other than sip/sips/tel: 416; a
-//!   Request-URI with characters a Contact cannot carry: 400;
-//! * INVITE whose callee (the Request-URI's user part, else the To URI's) is not a number:
-//!   404 Not Found, or 484 Address Incomplete when it is digits the dialing plan cannot make
-//!   a number of (too short, not a national length); no decision;
+//! * INVITE with Max-Forwards 0: 483; a Request-URI scheme other than sip/sips/tel/urn: 416;
+//!   a Request-URI with characters a Contact cannot carry: 400;
+//! * INVITE whose callee (the Request-URI's user part, else the To URI's) is not a number
+//!   (`urn:service:sos`, 911, 112, N11 and other short codes, a name): the client's allow
+//!   answer, continuing the call as dialled (the number placeholders empty; an answer that
+//!   needs the number is replaced by a 302 to the Request-URI); no decision, no record, no
+//!   velocity count: refusing emergency calls would be the opposite of fail-open;
 //! * INVITE: decided by the engine's policy ([`Responder::decide`]: the same rules, velocity
 //!   counters and record as ENUM) with the caller from P-Asserted-Identity, else From (an
 //!   unreadable caller: decided without one), and answered with the action's answer; if
@@ -38,7 +40,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tollgate_enum::{QueryContext, Responder};
-use tollgate_number::NumberError;
 use tollgate_number::uri::number_from_uri;
 use tollgate_policy::Decision;
 use tollgate_records::{Protocol, Record, Transport};
@@ -46,7 +47,7 @@ use tollgate_sip::message::{HeaderName, Method, parse_one};
 use tollgate_sip::uri::{name_addr, user_part};
 
 use self::answer::{Renderer, SipAnswer};
-use self::request::{MAX_COPIED, Request, check_request_uri, uri_host};
+use self::request::{MAX_COPIED, Request, check_contact_uri, is_urn, uri_host};
 use self::response::{ALLOW, Status, build};
 use self::window::{Key, Seen, Window};
 use crate::config::{ClientConfig, RedirectConfig};
@@ -87,8 +88,9 @@ pub enum Outcome {
     Forbidden,
     /// A request missing what a response needs, or otherwise malformed, answered 400.
     BadRequest,
-    /// An INVITE answered without a decision: 483 (Max-Forwards 0), 416 (not a sip, sips or
-    /// tel Request-URI), 404 or 484 (the callee is not a number).
+    /// An INVITE answered without a decision: 483 (Max-Forwards 0), 416 (not a sip, sips, tel
+    /// or urn Request-URI), or the allow answer, continuing as dialled (the callee is not a
+    /// number: an emergency or short code, a service URN, a name).
     NotDecided,
     /// Not answerable (not SIP, a response, no Via, headers too long to copy): dropped.
     Dropped,
@@ -227,24 +229,10 @@ impl Redirector {
         if req.max_forwards() == Some(0) {
             return self.answer(req, ctx, Outcome::NotDecided, Status { code: 483, headers: &[] });
         }
-        if let Err(code) = check_request_uri(req.uri) {
+        if let Err(code) = check_contact_uri(req.uri) {
             return self.answer(req, ctx, Outcome::NotDecided, Status { code, headers: &[] });
         }
         let plan = self.responder.plan();
-        let callee_uri = match user_part(req.uri) {
-            Some(_) => req.uri,
-            None => name_addr(req.header(HeaderName::To).unwrap_or("")).uri,
-        };
-        let destination = match number_from_uri(callee_uri, plan) {
-            Ok(number) => number,
-            Err(e) => {
-                let code = match e {
-                    NumberError::TooShort { .. } | NumberError::NotInPlan { .. } => 484,
-                    _ => 404,
-                };
-                return self.answer(req, ctx, Outcome::NotDecided, Status { code, headers: &[] });
-            }
-        };
         let caller = req.header(HeaderName::PAssertedIdentity).or_else(|| req.header(HeaderName::From)).unwrap_or("");
         let source = number_from_uri(name_addr(caller).uri, plan).ok();
         let renderer = Renderer {
@@ -254,21 +242,24 @@ impl Redirector {
             ruri: req.uri,
             ruri_host: uri_host(req.uri),
         };
+        let callee_uri = match user_part(req.uri) {
+            Some(_) => req.uri,
+            None => name_addr(req.header(HeaderName::To).unwrap_or("")).uri,
+        };
+        let number = if is_urn(req.uri) { None } else { number_from_uri(callee_uri, plan).ok() };
+        let Some(destination) = number else {
+            // Emergency (urn:service:sos, 911, 112), N11 and short codes, names: not the
+            // policy's to decide; refusing them would be the opposite of fail-open.
+            let source = source.map(|s| s.to_string()).unwrap_or_default();
+            let answer = renderer.render_continue(&source).unwrap_or_else(|| SipAnswer::builtin_allow(req.uri));
+            return self.send_answer(req, ctx, Outcome::NotDecided, &answer);
+        };
         let query = QueryContext { peer: ctx.peer, transport: ctx.transport, received: ctx.received, now: ctx.now };
         let decided = self.responder.decide(destination, source, &query, |d, call| renderer.render(d, call));
         let fail_open = decided.fail_open || decided.rendered.is_none();
         let answer = decided.rendered.unwrap_or_else(|| SipAnswer::builtin_allow(req.uri));
-        let contact;
-        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(1);
-        if let Some(uri) = &answer.contact {
-            contact = format!("<{uri}>");
-            headers.push(("Contact", &contact));
-        }
-        if let Some(reason) = &answer.reason {
-            headers.push(("Reason", reason));
-        }
         let outcome = if fail_open { Outcome::FailOpen } else { Outcome::Decision };
-        let mut handled = self.answer(req, ctx, outcome, Status { code: answer.code, headers: &headers });
+        let mut handled = self.send_answer(req, ctx, outcome, &answer);
         let mut record = decided.record;
         record.protocol = Protocol::Sip;
         record.client = client.name.clone();
@@ -280,6 +271,20 @@ impl Redirector {
         handled.record = Some(Record::enum_query(record));
         handled.decision = Some(decided.decision);
         handled
+    }
+
+    /// A rendered answer (its Contact and Reason) as the response to `req`.
+    fn send_answer(&self, req: &Request<'_>, ctx: &RequestContext, outcome: Outcome, answer: &SipAnswer) -> Handled {
+        let contact;
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(2);
+        if let Some(uri) = &answer.contact {
+            contact = format!("<{uri}>");
+            headers.push(("Contact", &contact));
+        }
+        if let Some(reason) = &answer.reason {
+            headers.push(("Reason", reason));
+        }
+        self.answer(req, ctx, outcome, Status { code: answer.code, headers: &headers })
     }
 
     /// A response to `req`, sent where RFC 3261 18.2.2 and RFC 3581 say.

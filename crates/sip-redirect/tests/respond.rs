@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use tollgate_enum::EnumConfig;
+use tollgate_enum::{EnumConfig, Template};
 use tollgate_enum::respond::fuzzing;
 use tollgate_records::{Protocol, Record, Transport};
 use tollgate_sip::message::{HeaderName, SipMessage, parse_one};
@@ -315,6 +315,64 @@ fn a_retransmission_gets_the_same_bytes_without_a_second_record_or_velocity_coun
     assert_eq!(other.outcome, Outcome::Decision);
 }
 
+/// Emergency calls, N11 and short codes, service URNs and names are not numbers the policy
+/// decides: they continue as dialled with the client's allow answer, undecided, unrecorded and
+/// not counted by velocity rules (a +1415 caller's third call in 10 minutes would be 486).
+#[test]
+fn callees_that_are_not_numbers_continue_as_dialled() {
+    const CALLEES: [&str; 7] = [
+        "sip:911@10.0.0.1:5060;user=phone",
+        "sip:112@10.0.0.1",
+        "urn:service:sos",
+        "URN:service:sos.police",
+        "sip:alice@x",
+        "sip:611@10.0.0.1",
+        "tel:5550",
+    ];
+    let mut sbc = ClientConfig::new("sbc-404", vec!["127.0.0.1/32".parse().unwrap()]);
+    sbc.allow = Some(Answer::Final { code: Some(404), reason: true });
+    let mut gw = ClientConfig::new("gw", vec!["127.0.0.2/32".parse().unwrap()]);
+    gw.allow = Some(Answer::Redirect { code: 302, contact: Template::parse("sip:{dest}@gw.example.net").unwrap() });
+    let mut src = ClientConfig::new("src", vec!["127.0.0.3/32".parse().unwrap()]);
+    src.allow = Some(Answer::Redirect { code: 305, contact: Template::parse("{ruri};src={source_digits}").unwrap() });
+    let config = RedirectConfig { clients: vec![sbc, gw, src, ClientConfig::loopback()], ..Default::default() };
+    let r = redirector(config);
+    for (n, callee) in CALLEES.into_iter().enumerate() {
+        // peer, expected status and Contact (None: none).
+        let cases = [
+            // The default allow answer: 302 to the Request-URI.
+            ("127.0.0.4:5062", 302, Some(format!("<{callee}>"))),
+            // An SBC that continues on 404: 404, with a Reason naming no rule.
+            (CLIENT, 404, None),
+            // An answer that needs the number: the built-in 302 to the Request-URI.
+            ("127.0.0.2:5062", 302, Some(format!("<{callee}>"))),
+            // Placeholders that have a value without a callee number are filled in.
+            ("127.0.0.3:5062", 305, Some(format!("<{callee};src=14155550100>"))),
+        ];
+        for (peer, code, contact) in cases {
+            let msg = request("INVITE", callee, "+14155550100", &format!("z9hG4bK-{n}"), &format!("c{n}"), "");
+            let handled = r.handle(&msg, &ctx(peer, Transport::Udp));
+            let case = format!("{callee} from {peer}");
+            assert_eq!(handled.outcome, Outcome::NotDecided, "{case}");
+            assert!(handled.record.is_none() && handled.decision.is_none(), "{case}");
+            let (status, m) = response(&handled, &msg);
+            assert_eq!(status, code, "{case}");
+            assert_eq!(m.header(HeaderName::Contact).map(str::to_string), contact, "{case}");
+            let reason = if code == 404 { Some("SIP ;cause=404") } else { None };
+            assert_eq!(m.header_named("Reason"), reason, "{case}");
+            // Answered like any INVITE: a retransmission gets the same bytes.
+            let again = r.handle(&msg, &ctx(peer, Transport::Udp));
+            assert_eq!((again.outcome, &again.response), (Outcome::Retransmission, &handled.response), "{case}");
+        }
+    }
+    // None of those was counted: the +1415 caller's first two numbered calls are allowed.
+    for n in 0..2 {
+        let msg = request("INVITE", "sip:+12125550100@h", "+14155550100", &format!("z9hG4bK-n{n}"), "numbered", "");
+        let handled = r.handle(&msg, &ctx("127.0.0.4:5062", Transport::Udp));
+        assert_eq!((handled.outcome, response(&handled, &msg).0), (Outcome::Decision, 302), "numbered call {n}");
+    }
+}
+
 #[test]
 fn the_window_expires_and_is_bounded() {
     let config = RedirectConfig { retransmission_window_secs: 32, retransmission_entries: 2, ..Default::default() };
@@ -443,8 +501,8 @@ fn callees_that_are_not_numbers_and_malformed_requests() {
         (handled.outcome, handled.response.as_ref().map(|_| response(&handled, msg).0))
     };
     let inv = |ruri: &str, branch: &str| request("INVITE", ruri, "+13125550100", branch, "n", "");
-    assert_eq!(status(&inv("sip:alice@example.com", "z9hG4bK-1")), (Outcome::NotDecided, Some(404)));
-    assert_eq!(status(&inv("sip:5550@example.com", "z9hG4bK-2")), (Outcome::NotDecided, Some(484)));
+    assert_eq!(status(&inv("sip:alice@example.com", "z9hG4bK-1")), (Outcome::NotDecided, Some(302)));
+    assert_eq!(status(&inv("sip:5550@example.com", "z9hG4bK-2")), (Outcome::NotDecided, Some(302)));
     assert_eq!(status(&inv("mailto:a@b", "z9hG4bK-3")), (Outcome::NotDecided, Some(416)));
     let hops = String::from_utf8(request("INVITE", "sip:+12125550100@h", "+13125550100", "z9hG4bK-4", "n", ""))
         .unwrap()

@@ -214,6 +214,21 @@ pub(crate) fn check_request_uri(uri: &str) -> Result<(), u16> {
     if lower.starts_with("sip:") || lower.starts_with("sips:") || lower.starts_with("tel:") { Ok(()) } else { Err(416) }
 }
 
+/// Whether a Request-URI can be copied into a Contact to continue a call as dialled: as
+/// [`check_request_uri`], and also a `urn:` (RFC 5031 service URNs such as `urn:service:sos`,
+/// which emergency calls carry).
+pub(crate) fn check_contact_uri(uri: &str) -> Result<(), u16> {
+    match check_request_uri(uri) {
+        Err(416) if is_urn(uri) => Ok(()),
+        other => other,
+    }
+}
+
+/// True for a `urn:` URI (RFC 5031 service URNs: `urn:service:sos`, `urn:service:sos.police`).
+pub(crate) fn is_urn(uri: &str) -> bool {
+    uri.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("urn:"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +258,9 @@ mod tests {
         assert_eq!(check_request_uri("mailto:a@b"), Err(416));
         assert_eq!(check_request_uri("sip:a>@b"), Err(400));
         assert_eq!(check_request_uri(&format!("sip:{}@b", "1".repeat(600))), Err(400));
+        assert_eq!(check_request_uri("urn:service:sos"), Err(416));
+        assert_eq!(check_contact_uri("URN:service:sos.police"), Ok(()));
+        assert_eq!(check_contact_uri("mailto:a@b"), Err(416));
+        assert_eq!(check_contact_uri("urn:service:<sos>"), Err(400));
     }
 }
