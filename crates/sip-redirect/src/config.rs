@@ -77,9 +77,16 @@ pub struct RedirectConfig {
     pub tcp_max_connection_secs: u64,
     // --- answers and clients (the responder's helper owns these fields) ---
     /// The SBCs, softswitches and PBXs allowed to ask, by source address; a request from any
-    /// other address is answered 403 Forbidden, with no decision and no record. The default
-    /// is one client, `loopback` (127.0.0.0/8 and ::1/128).
+    /// other address gets no decision and no record (dropped, or 403 Forbidden: see
+    /// `answer_strangers`). The default is one client, `loopback` (127.0.0.0/8 and ::1/128).
     pub clients: Vec<ClientConfig>,
+    /// Whether requests from addresses in no client are answered `403 Forbidden` (the
+    /// ClearIP convention) over UDP too. Off (the default): over UDP they are dropped
+    /// unanswered and counted (`tollgate_sip_redirect_forbidden_total`), because a UDP source
+    /// can be forged and a 403 is larger than the request (a reflection amplifier); over TCP a
+    /// stranger's connection is closed at accept (`tcp_refused_total{reason="not_client"}`).
+    /// On: a 403 over UDP, and over TCP a 403 to its first request, then the connection closed.
+    pub answer_strangers: bool,
     /// The answer sent for each kind of decision (each client may override them).
     pub answers: Answers,
     /// Seconds an INVITE's answer is kept to be sent again, byte for byte, to a retransmission
@@ -103,6 +110,7 @@ impl Default for RedirectConfig {
             tcp_max_connections_per_source: 16,
             tcp_max_connection_secs: 3600,
             clients: vec![ClientConfig::loopback()],
+            answer_strangers: false,
             answers: Answers::default(),
             retransmission_window_secs: 32,
             retransmission_entries: 65_536,

@@ -3,7 +3,9 @@
 //! Answer rules (RFC 3261 8.2, 8.1.3.4, 21.3; RFC 3581), in order:
 //! * not a SIP message, a response, or a request without a Via: dropped (nothing to answer);
 //! * ACK: absorbed, nothing sent (it acknowledges a 3xx-6xx sent here);
-//! * a source address in no configured client: 403 Forbidden (no decision, no record);
+//! * a source address in no configured client: no decision, no record; over UDP dropped
+//!   unanswered (a forgeable source must not get a larger answer reflected onto it) unless
+//!   `answer_strangers` is on, else 403 Forbidden;
 //! * no From, To, Call-ID or CSeq, a CSeq method other than the request's, a branch or Call-ID
 //!   over 256 bytes: 400 Bad Request; copied headers over 3 KiB: dropped;
 //! * OPTIONS: 200 with Allow and Accept (SBC health checks); CANCEL: 200 if this server
@@ -84,7 +86,8 @@ pub enum Outcome {
     Cancel,
     /// A method other than INVITE, ACK, CANCEL, OPTIONS: 405.
     MethodNotAllowed,
-    /// A request from an address outside every configured client: 403.
+    /// A request from an address outside every configured client: dropped (UDP, unless
+    /// `answer_strangers`) or 403.
     Forbidden,
     /// A request missing what a response needs, or otherwise malformed, answered 400.
     BadRequest,
@@ -176,6 +179,10 @@ impl Redirector {
             return Handled::nothing(Outcome::Dropped);
         }
         let Some(client) = self.config.client(ctx.peer.ip()) else {
+            if ctx.transport == Transport::Udp && !self.config.answer_strangers {
+                // A forgeable source: no answer to reflect onto it.
+                return Handled::nothing(Outcome::Forbidden);
+            }
             return self.answer(&req, ctx, Outcome::Forbidden, Status { code: 403, headers: &[] });
         };
         if let Some(problem) = req.malformed() {

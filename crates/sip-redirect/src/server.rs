@@ -26,7 +26,10 @@
 //! * when no whole message arrived within `tcp_idle_timeout_secs` of the previous one (or of
 //!   the connection's start), however many bytes trickled in (`idle`): a slow or silent client
 //!   does not keep its slot;
-//! * after `tcp_max_connection_secs`, once the answer in progress is written (`lifetime`).
+//! * after `tcp_max_connection_secs`, once the answer in progress is written (`lifetime`);
+//! * after the 403 to a request from an address in no client (`not_client`, only with
+//!   `answer_strangers`: without it such a connection is closed at accept and counted in
+//!   `tollgate_sip_redirect_tcp_refused_total{reason="not_client"}`).
 //!
 //! CRLF keepalives between messages are skipped; a double-CRLF ping (RFC 5626 section 3.5.1) is
 //! answered with a CRLF pong. Keepalives do not postpone the idle timeout.
@@ -51,7 +54,7 @@ use tollgate_sip::stream::{Frame, StreamFramer, leading_line_ends};
 
 use crate::config::RedirectConfig;
 use crate::metrics::{ReasonLabels, RedirectMetrics, TCP_LISTENER, method_label};
-use crate::respond::{Handled, Redirector, RequestContext};
+use crate::respond::{Handled, Outcome, Redirector, RequestContext};
 
 static RECEIVE_ERROR_LOG: LogThrottle = LogThrottle::new(10_000);
 static SEND_ERROR_LOG: LogThrottle = LogThrottle::new(10_000);
@@ -231,9 +234,19 @@ async fn tcp_acceptor(
     limits: TcpLimits,
 ) {
     let per_source = PerSourceLimit::new(limits.per_source);
+    let answer_strangers = redirector.config().answer_strangers;
     let mut connections = JoinSet::new();
     loop {
         let (stream, peer, slot) = listener.accept().await;
+        if !answer_strangers && redirector.config().client(peer.ip()).is_none() {
+            // Not a client: it gets no slot to hold (sip_redirect.answer_strangers answers 403).
+            metrics.tcp_refused.get_or_create(&ReasonLabels { reason: "not_client" }).inc();
+            if let Some(left_out) = REFUSED_LOG.allow() {
+                tracing::warn!(%peer, left_out, "SIP redirect: TCP connection refused: its address is in no [[sip_redirect.clients]]");
+            }
+            drop((stream, slot));
+            continue;
+        }
         let Some(source_slot) = per_source.take(peer.ip()) else {
             metrics.tcp_refused.get_or_create(&ReasonLabels { reason: "per_source" }).inc();
             if let Some(left_out) = REFUSED_LOG.allow() {
@@ -284,6 +297,8 @@ enum Closed {
     BadContentLength,
     /// Bytes that are not SIP.
     NotSip,
+    /// A request from an address in no client answered 403 (`answer_strangers`).
+    NotClient,
 }
 
 impl Closed {
@@ -297,6 +312,7 @@ impl Closed {
             Closed::NoContentLength => "no_content_length",
             Closed::BadContentLength => "bad_content_length",
             Closed::NotSip => "not_sip",
+            Closed::NotClient => "not_client",
         })
     }
 
@@ -386,6 +402,9 @@ async fn serve(
                 }
             }
             metrics.handled("tcp", method, &handled, seconds);
+            if handled.outcome == Outcome::Forbidden {
+                return Closed::NotClient;
+            }
             if tokio::time::Instant::now() >= end {
                 return Closed::Lifetime;
             }

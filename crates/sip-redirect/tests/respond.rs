@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use tollgate_enum::{EnumConfig, Template};
 use tollgate_enum::respond::fuzzing;
+use tollgate_enum::{EnumConfig, Template};
 use tollgate_records::{Protocol, Record, Transport};
 use tollgate_sip::message::{HeaderName, SipMessage, parse_one};
 use tollgate_sip::uri::name_addr;
@@ -135,7 +135,8 @@ const METHODS: [&str; 7] = ["INVITE", "OPTIONS", "CANCEL", "ACK", "BYE", "REGIST
 fn expected(method: &str, client: bool, decision: Decision) -> (Option<u16>, Outcome) {
     match (method, client, decision) {
         ("ACK", _, _) => (None, Outcome::Ack),
-        (_, false, _) => (Some(403), Outcome::Forbidden),
+        // Over UDP (these cases), a stranger's forgeable source gets nothing back.
+        (_, false, _) => (None, Outcome::Forbidden),
         ("OPTIONS", true, _) => (Some(200), Outcome::Options),
         ("CANCEL", true, _) => (Some(481), Outcome::Cancel),
         ("INVITE", true, Decision::Reject) => (Some(603), Outcome::Decision),
@@ -164,6 +165,24 @@ fn every_method_client_and_decision_gets_its_status() {
                 assert_eq!(handled.record.is_some(), decided, "a record only for a decided INVITE: {case}");
                 assert_eq!(handled.decision.is_some(), decided, "{case}");
             }
+        }
+    }
+}
+
+/// A stranger over UDP is dropped unless `answer_strangers`; over TCP (a handshake proved
+/// the address) it gets 403. Never a decision or a record.
+#[test]
+fn strangers_are_dropped_over_udp_unless_answer_strangers_and_get_403_over_tcp() {
+    let msg = invite("+12125550100", "+13125550100");
+    for answer_strangers in [false, true] {
+        let r = redirector(RedirectConfig { answer_strangers, ..Default::default() });
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let handled = r.handle(&msg, &ctx(STRANGER, transport));
+            let case = format!("answer_strangers = {answer_strangers}, {transport:?}");
+            assert_eq!(handled.outcome, Outcome::Forbidden, "{case}");
+            assert!(handled.record.is_none() && handled.decision.is_none(), "{case}");
+            let expected = if transport == Transport::Udp && !answer_strangers { None } else { Some(403) };
+            assert_eq!(handled.response.as_ref().map(|_| response(&handled, &msg).0), expected, "{case}");
         }
     }
 }

@@ -292,6 +292,17 @@ pub const SECTIONS: &[Section] = &[
                 "A TCP connection is closed after this (after the answer in progress), however busy.",
             ),
             opt(
+                "answer_strangers",
+                "boolean",
+                "",
+                "Whether a request from an address in no `[[sip_redirect.clients]]` is answered 403 Forbidden over UDP \
+                 too (the ClearIP convention). Off (the default): over UDP it is dropped unanswered and counted \
+                 (`tollgate_sip_redirect_forbidden_total`), since a UDP source can be forged and a 403 is larger than \
+                 the request; over TCP a stranger's connection is closed at accept \
+                 (`tollgate_sip_redirect_tcp_refused_total{reason=\"not_client\"}`). On: 403 over UDP, and over TCP \
+                 403 to its first request, then the connection is closed.",
+            ),
+            opt(
                 "retransmission_window_secs",
                 "integer",
                 "s",

@@ -111,12 +111,12 @@ impl Renderer<'_> {
         match *pick(&self.client.allow, &self.answers.allow) {
             Answer::Redirect { code, ref contact } => {
                 let needs_number = [Var::Dest, Var::DestDigits];
-                if needs_number.iter().any(|v| contact.uses(*v)) || (contact.uses(Var::RuriHost) && self.ruri_host.is_empty())
+                if needs_number.iter().any(|v| contact.uses(*v))
+                    || (contact.uses(Var::RuriHost) && self.ruri_host.is_empty())
                 {
                     return None;
                 }
-                let values =
-                    Values { source, ruri: self.ruri, ruri_host: self.ruri_host, ..Default::default() };
+                let values = Values { source, ruri: self.ruri, ruri_host: self.ruri_host, ..Default::default() };
                 let mut uri = String::with_capacity(96);
                 contact.render_into(&values, &mut uri);
                 check_contact_uri(&uri).ok()?;
