@@ -6,7 +6,8 @@
 //! listen_tcp = ["127.0.0.1:5070"]
 //!
 //! retransmission_window_secs = 32   # 64*T1: a repeated INVITE gets the first answer again
-//! retransmission_entries = 65536
+//! retransmission_entries = 320000  # >= window x peak INVITE/s
+//! retransmission_max_mb = 256
 //!
 //! [sip_redirect.answers]
 //! allow = { kind = "redirect", code = 302, contact = "{ruri}" }
@@ -95,8 +96,14 @@ pub struct RedirectConfig {
     /// 64*T1, the time a UDP client retransmits an INVITE (RFC 3261 timer B).
     pub retransmission_window_secs: u64,
     /// Most INVITE answers kept for retransmissions; the oldest is forgotten first (and
-    /// counted). The answers kept also take at most this many KiB in total. 1 to 10,000,000.
+    /// counted), and its retransmission would be decided and recorded again. Keep it at least
+    /// `retransmission_window_secs` x the peak INVITE rate: the default 320,000 covers 10,000
+    /// INVITE/s for 32 s. 1 to 10,000,000.
     pub retransmission_entries: usize,
+    /// Most memory, in MiB, the answers kept for retransmissions take with their keys (an
+    /// answer is typically 0.5 to 0.7 KiB); the oldest is forgotten first when over. 1 to
+    /// 4096; the default 256 holds the default 320,000 entries of typical answers.
+    pub retransmission_max_mb: u64,
 }
 
 impl Default for RedirectConfig {
@@ -113,7 +120,8 @@ impl Default for RedirectConfig {
             answer_strangers: false,
             answers: Answers::default(),
             retransmission_window_secs: 32,
-            retransmission_entries: 65_536,
+            retransmission_entries: 320_000,
+            retransmission_max_mb: 256,
         }
     }
 }
@@ -179,6 +187,12 @@ impl RedirectConfig {
             return Err(err(
                 "retransmission_entries",
                 format!("must be 1 to 10,000,000, not {}", self.retransmission_entries),
+            ));
+        }
+        if !(1..=4096).contains(&self.retransmission_max_mb) {
+            return Err(err(
+                "retransmission_max_mb",
+                format!("must be 1 to 4096 (MiB), not {}", self.retransmission_max_mb),
             ));
         }
         Ok(())
@@ -481,6 +495,8 @@ mod tests {
             ("retransmission_window_secs = 301", "retransmission_window_secs"),
             ("retransmission_entries = 0", "retransmission_entries"),
             ("retransmission_entries = 10000001", "retransmission_entries"),
+            ("retransmission_max_mb = 0", "retransmission_max_mb"),
+            ("retransmission_max_mb = 4097", "retransmission_max_mb"),
         ];
         for (text, expected) in cases {
             assert_eq!(field(text), expected, "{text}");

@@ -143,7 +143,11 @@ impl Redirector {
     /// A redirector for a validated configuration, deciding through the engine's responder
     /// (its policy, dialing plan, intercepts, devices and velocity counters).
     pub fn new(config: RedirectConfig, responder: Arc<Responder>) -> Self {
-        let window = Window::new(Duration::from_secs(config.retransmission_window_secs), config.retransmission_entries);
+        let window = Window::new(
+            Duration::from_secs(config.retransmission_window_secs),
+            config.retransmission_entries,
+            usize::try_from(config.retransmission_max_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+        );
         Redirector { config, responder, window }
     }
 
@@ -158,9 +162,16 @@ impl Redirector {
     }
 
     /// INVITE answers forgotten before their window ended, to keep the window's bounds
-    /// (`retransmission_entries`): a retransmission of one would be decided again.
+    /// (`retransmission_entries`, `retransmission_max_mb`): a retransmission of one would be
+    /// decided again.
     pub fn retransmissions_evicted(&self) -> u64 {
         self.window.evicted()
+    }
+
+    /// Bytes of the INVITE answers (and their keys) kept in the retransmission window now, as
+    /// bounded by `retransmission_max_mb`.
+    pub fn retransmissions_bytes(&self) -> usize {
+        self.window.bytes()
     }
 
     /// INVITE answers kept in the retransmission window now.

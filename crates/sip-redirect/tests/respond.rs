@@ -414,6 +414,26 @@ fn the_window_expires_and_is_bounded() {
     assert_eq!(r.handle(&first, &c).outcome, Outcome::Decision, "forgotten to keep the bound");
 }
 
+/// `retransmission_max_mb` bounds the window's memory apart from its entries: 3,000 answers
+/// (about 0.6 KiB each with their keys) do not fit in 1 MiB, however many entries are allowed;
+/// with the defaults (320,000 entries, 256 MiB) all are kept.
+#[test]
+fn the_window_is_bounded_in_bytes_by_retransmission_max_mb() {
+    let c = ctx(CLIENT, Transport::Udp);
+    let small = redirector(RedirectConfig { retransmission_max_mb: 1, ..Default::default() });
+    let default = redirector(RedirectConfig::default());
+    for n in 0..3000 {
+        let msg = request("INVITE", "sip:+12125550100@h", "+13125550100", &format!("z9hG4bK-m{n}"), "m", "");
+        assert_eq!(small.handle(&msg, &c).outcome, Outcome::Decision);
+        assert_eq!(default.handle(&msg, &c).outcome, Outcome::Decision);
+    }
+    assert!(small.retransmissions_bytes() <= 1 << 20, "{}", small.retransmissions_bytes());
+    assert!(small.retransmissions_evicted() > 0);
+    assert_eq!(small.retransmissions_kept() as u64 + small.retransmissions_evicted(), 3000);
+    assert_eq!((default.retransmissions_kept(), default.retransmissions_evicted()), (3000, 0));
+    assert!(default.retransmissions_bytes() > 1 << 20, "the bound was needed: {}", default.retransmissions_bytes());
+}
+
 #[test]
 fn cancel_is_200_for_an_invite_answered_here_and_481_otherwise_and_ack_is_silent() {
     let r = redirector(RedirectConfig::default());

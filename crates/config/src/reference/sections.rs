@@ -315,8 +315,17 @@ pub const SECTIONS: &[Section] = &[
                 "retransmission_entries",
                 "integer",
                 "",
-                "Most INVITE answers kept for retransmissions (and at most this many KiB); the oldest is forgotten \
-                 first, and counted. 1 to 10,000,000.",
+                "Most INVITE answers kept for retransmissions; the oldest is forgotten first, and counted (its \
+                 retransmission would be decided and recorded again). Keep it at least retransmission_window_secs x the \
+                 peak INVITE rate: the default 320,000 covers 10,000 INVITE/s for 32 s. 1 to 10,000,000.",
+            ),
+            opt(
+                "retransmission_max_mb",
+                "integer",
+                "MiB",
+                "Most memory the answers kept for retransmissions take with their keys (an answer is typically 0.5 to \
+                 0.7 KiB); the oldest is forgotten first when over. 1 to 4096; the default 256 holds the default \
+                 320,000 entries of typical answers.",
             ),
         ],
     },
