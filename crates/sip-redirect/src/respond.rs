@@ -6,11 +6,17 @@
 //! * a source address in no configured client: no decision, no record; over UDP dropped
 //!   unanswered (a forgeable source must not get a larger answer reflected onto it) unless
 //!   `answer_strangers` is on, else 403 Forbidden;
+//! * copied headers (Vias, From, To, Call-ID, CSeq) over 3 KiB: 513 Message Too Large with only
+//!   the top Via and the short dialog headers (not kept for retransmissions; dropped when the
+//!   top Via itself is over 512 bytes);
 //! * no From, To, Call-ID or CSeq, a CSeq method other than the request's, a branch or Call-ID
-//!   over 256 bytes: 400 Bad Request; copied headers over 3 KiB: dropped;
+//!   over 256 bytes, a UDP datagram shorter than its Content-Length (RFC 3261 18.3): 400 Bad
+//!   Request;
 //! * OPTIONS: 200 with Allow and Accept (SBC health checks); CANCEL: 200 if this server
 //!   answered the INVITE (same branch, Call-ID, CSeq number, sender) within the window, else
 //!   481; any other method but INVITE: 405 with Allow;
+//! * INVITE whose To has a tag (a re-INVITE within a dialog this stateless server is not part
+//!   of): 481 (RFC 3261 12.2.2), no decision, no count;
 //! * INVITE retransmitted within the window: the first answer's bytes again (no decision, no
 //!   record, no velocity count);
 //! * INVITE with Max-Forwards 0: 483; a Request-URI scheme other than sip/sips/tel/urn: 416;
@@ -50,7 +56,7 @@ use tollgate_sip::uri::{name_addr, user_part};
 
 use self::answer::{Renderer, SipAnswer};
 use self::request::{MAX_COPIED, Request, check_contact_uri, is_urn, uri_host};
-use self::response::{ALLOW, Status, build};
+use self::response::{ALLOW, Status, build, build_minimal};
 use self::window::{Key, Seen, Window};
 use crate::config::{ClientConfig, RedirectConfig};
 
@@ -89,13 +95,15 @@ pub enum Outcome {
     /// A request from an address outside every configured client: dropped (UDP, unless
     /// `answer_strangers`) or 403.
     Forbidden,
-    /// A request missing what a response needs, or otherwise malformed, answered 400.
+    /// A request missing what a response needs, or otherwise malformed, answered 400; or one
+    /// whose headers are too long to copy, answered 513.
     BadRequest,
-    /// An INVITE answered without a decision: 483 (Max-Forwards 0), 416 (not a sip, sips, tel
+    /// An INVITE answered without a decision: 481 (a re-INVITE), 483 (Max-Forwards 0), 416 (not a sip, sips, tel
     /// or urn Request-URI), or the allow answer, continuing as dialled (the callee is not a
     /// number: an emergency or short code, a service URN, a name).
     NotDecided,
-    /// Not answerable (not SIP, a response, no Via, headers too long to copy): dropped.
+    /// Not answerable (not SIP, a response, no Via, a stranger's or a top Via too long to
+    /// copy): dropped.
     Dropped,
 }
 
@@ -186,16 +194,29 @@ impl Redirector {
         if req.method == Method::Ack {
             return Handled::nothing(Outcome::Ack);
         }
-        if req.copied_len() > MAX_COPIED {
-            return Handled::nothing(Outcome::Dropped);
-        }
         let Some(client) = self.config.client(ctx.peer.ip()) else {
             if ctx.transport == Transport::Udp && !self.config.answer_strangers {
                 // A forgeable source: no answer to reflect onto it.
                 return Handled::nothing(Outcome::Forbidden);
             }
+            if req.copied_len() > MAX_COPIED {
+                return Handled::nothing(Outcome::Dropped);
+            }
             return self.answer(&req, ctx, Outcome::Forbidden, Status { code: 403, headers: &[] });
         };
+        if req.copied_len() > MAX_COPIED {
+            // Too long to copy into an answer (or to keep for retransmissions): 513 with only
+            // the top Via and the short dialog headers, never kept in the window.
+            let Some(bytes) = build_minimal(&req, ctx.peer, Status { code: 513, headers: &[] }) else {
+                return Handled::nothing(Outcome::Dropped);
+            };
+            return Handled {
+                outcome: Outcome::BadRequest,
+                response: Some((bytes, self.send_to(&req, ctx))),
+                record: None,
+                decision: None,
+            };
+        }
         if let Some(problem) = req.malformed() {
             return self.answer(
                 &req,
@@ -205,6 +226,11 @@ impl Redirector {
             );
         }
         match req.method {
+            // A re-INVITE (its To has a tag) belongs to a dialog this stateless server is not
+            // part of (RFC 3261 12.2.2): 481, no decision, no count.
+            Method::Invite if req.header(HeaderName::To).and_then(|to| name_addr(to).tag).is_some() => {
+                self.answer(&req, ctx, Outcome::NotDecided, Status { code: 481, headers: &[] })
+            }
             Method::Invite => self.invite(&req, client, ctx),
             Method::Options => self.answer(
                 &req,
@@ -308,12 +334,16 @@ impl Redirector {
     /// A response to `req`, sent where RFC 3261 18.2.2 and RFC 3581 say.
     fn answer(&self, req: &Request<'_>, ctx: &RequestContext, outcome: Outcome, status: Status<'_>) -> Handled {
         let bytes = build(req, ctx.peer, status);
-        let to = match ctx.transport {
+        Handled { outcome, response: Some((bytes, self.send_to(req, ctx))), record: None, decision: None }
+    }
+
+    /// Where a response to `req` goes (RFC 3261 18.2.2, RFC 3581).
+    fn send_to(&self, req: &Request<'_>, ctx: &RequestContext) -> SocketAddr {
+        match ctx.transport {
             Transport::Tcp => ctx.peer,
             Transport::Udp if req.top.rport => ctx.peer,
             Transport::Udp => SocketAddr::new(ctx.peer.ip(), req.top.port.filter(|p| *p != 0).unwrap_or(5060)),
-        };
-        Handled { outcome, response: Some((bytes, to)), record: None, decision: None }
+        }
     }
 }
 

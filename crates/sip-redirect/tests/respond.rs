@@ -580,5 +580,74 @@ fn callees_that_are_not_numbers_and_malformed_requests() {
     let long = full.replace("Call-ID: n", &format!("Call-ID: {}", "x".repeat(300)));
     assert_eq!(status(long.as_bytes()), (Outcome::BadRequest, Some(400)));
     let huge = full.replace("Max-Forwards: 70", &format!("Via: SIP/2.0/UDP {}", "h".repeat(4000)));
-    assert_eq!(status(huge.as_bytes()), (Outcome::Dropped, None));
+    assert_eq!(status(huge.as_bytes()), (Outcome::BadRequest, Some(513)));
+}
+
+/// A client's request whose copied headers exceed 3 KiB gets 513 Message Too Large with only
+/// the top Via and the short dialog headers, is not decided, and is not kept for
+/// retransmissions (its repeat is answered 513 again, not from the window).
+#[test]
+fn headers_too_long_to_copy_get_513_without_them() {
+    let r = redirector(RedirectConfig::default());
+    let c = ctx(CLIENT, Transport::Udp);
+    let vias: String =
+        (0..60).map(|n| format!("Via: SIP/2.0/UDP proxy-{n}.example.net:5060;branch=z9hG4bK-p{n}\r\n")).collect();
+    let msg = String::from_utf8(invite("+12125550100", "+13125550100")).unwrap().replace("Max-Forwards: 70\r\n", &vias);
+    for _ in 0..2 {
+        let handled = r.handle(msg.as_bytes(), &c);
+        assert_eq!(handled.outcome, Outcome::BadRequest);
+        assert!(handled.record.is_none() && handled.decision.is_none());
+        let (bytes, to) = handled.response.as_ref().unwrap();
+        assert_eq!(*to, c.peer, "rport: to the source");
+        assert!(bytes.len() < 1024, "{} bytes", bytes.len());
+        let (status, m) = response(&handled, msg.as_bytes());
+        assert_eq!(status, 513);
+        let via = headers(&m, HeaderName::Via);
+        assert_eq!(via, ["SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-1;rport=5062;received=127.0.0.1"]);
+        assert_eq!(m.header(HeaderName::From), Some("\"Caller\" <sip:+13125550100@127.0.0.1:5062>;tag=from-1"));
+        assert!(name_addr(m.header(HeaderName::To).unwrap()).tag.is_some());
+        assert_eq!(r.retransmissions_kept(), 0);
+    }
+}
+
+/// A datagram shorter than its Content-Length (RFC 3261 18.3) gets 400, not a decision.
+#[test]
+fn a_truncated_datagram_gets_400_and_no_decision() {
+    let r = redirector(RedirectConfig::default());
+    let whole = String::from_utf8(invite("+12125550100", "+13125550100")).unwrap();
+    let cut = whole
+        .replace("Content-Length: 0\r\n\r\n", "Content-Type: application/sdp\r\nContent-Length: 200\r\n\r\nv=0\r\n");
+    let handled = r.handle(cut.as_bytes(), &ctx(CLIENT, Transport::Udp));
+    assert_eq!(handled.outcome, Outcome::BadRequest);
+    assert!(handled.record.is_none() && handled.decision.is_none());
+    let (status, m) = response(&handled, cut.as_bytes());
+    assert_eq!(status, 400);
+    assert_eq!(m.header_named("Warning"), Some("399 tollgate \"Truncated Body\""));
+    // The same INVITE whole is decided.
+    assert_eq!(r.handle(whole.as_bytes(), &ctx(CLIENT, Transport::Udp)).outcome, Outcome::Decision);
+}
+
+/// A re-INVITE (To with a tag, however the parameter is spelled) is not this stateless
+/// server's: 481, no decision, no record, no velocity count.
+#[test]
+fn a_reinvite_gets_481_without_a_decision_or_count() {
+    let r = redirector(RedirectConfig::default());
+    let c = ctx(CLIENT, Transport::Udp);
+    for (n, tag) in [";tag=callee-1", ";Tag=x", " ; TAG = y"].into_iter().enumerate() {
+        let msg = request("INVITE", "sip:+12125550100@h", "+14155550100", &format!("z9hG4bK-re{n}"), "re", "");
+        let msg = String::from_utf8(msg)
+            .unwrap()
+            .replace("To: <sip:+12125550100@h>", &format!("To: <sip:+12125550100@h>{tag}"));
+        let handled = r.handle(msg.as_bytes(), &c);
+        assert_eq!(handled.outcome, Outcome::NotDecided, "{tag}");
+        assert!(handled.record.is_none() && handled.decision.is_none(), "{tag}");
+        let (status, m) = response(&handled, msg.as_bytes());
+        assert_eq!(status, 481, "{tag}");
+        assert_eq!(headers(&m, HeaderName::To).len(), 1, "the To copied, no second tag added: {tag}");
+    }
+    for n in 0..2 {
+        let msg = request("INVITE", "sip:+12125550100@h", "+14155550100", &format!("z9hG4bK-i{n}"), "init", "");
+        let handled = r.handle(&msg, &c);
+        assert_eq!((handled.outcome, response(&handled, &msg).0), (Outcome::Decision, 302), "initial INVITE {n}");
+    }
 }

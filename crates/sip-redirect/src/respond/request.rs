@@ -62,8 +62,13 @@ impl<'a> Request<'a> {
     }
 
     /// What is missing or inconsistent for a response to be built (RFC 3261 8.1.1: To, From,
-    /// Call-ID, CSeq; the CSeq method must be the request's), or `None` when it is complete.
+    /// Call-ID, CSeq; the CSeq method must be the request's; a body shorter than its
+    /// Content-Length, RFC 3261 18.3), or `None` when it is complete.
     pub fn malformed(&self) -> Option<&'static str> {
+        if self.message.truncated {
+            // RFC 3261 18.3: a datagram shorter than its Content-Length is answered 400.
+            return Some("Truncated Body");
+        }
         if self.header(HeaderName::From).is_none() {
             return Some("Missing From");
         }

@@ -25,6 +25,9 @@ pub(crate) struct Status<'h> {
     pub headers: &'h [(&'h str, &'h str)],
 }
 
+/// Longest top Via, From, To, Call-ID or CSeq copied into a minimal response ([`build_minimal`]).
+const MAX_MINIMAL_HEADER: usize = 512;
+
 /// Writes the response to `req`, received from `peer`.
 pub(crate) fn build(req: &Request<'_>, peer: SocketAddr, status: Status<'_>) -> Vec<u8> {
     let mut out = String::with_capacity(512 + req.copied_len());
@@ -39,23 +42,49 @@ pub(crate) fn build(req: &Request<'_>, peer: SocketAddr, status: Status<'_>) -> 
     for via in vias {
         header(&mut out, "Via", via);
     }
-    if let Some(from) = req.header(HeaderName::From) {
-        header(&mut out, "From", from);
+    copy_dialog_headers(&mut out, req, |_| true);
+    finish(out, status)
+}
+
+/// Writes a response to `req` copying only the top Via's first value and the From, To,
+/// Call-ID and CSeq no longer than 512 bytes (for a request whose headers are too long to
+/// copy: 513 Message Too Large); `None` when the top Via itself is that long.
+pub(crate) fn build_minimal(req: &Request<'_>, peer: SocketAddr, status: Status<'_>) -> Option<Vec<u8>> {
+    if req.top.value.len() > MAX_MINIMAL_HEADER {
+        return None;
     }
-    if let Some(to) = req.header(HeaderName::To) {
+    let mut out = String::with_capacity(1024 + 4 * MAX_MINIMAL_HEADER);
+    let _ = write!(out, "SIP/2.0 {} {}\r\n", status.code, reason_phrase(status.code));
+    out.push_str("Via: ");
+    top_via(&mut out, req, peer);
+    out.push_str("\r\n");
+    copy_dialog_headers(&mut out, req, |value| value.len() <= MAX_MINIMAL_HEADER);
+    Some(finish(out, status))
+}
+
+/// Copies From, To (with a tag), Call-ID and CSeq, those for which `copy` holds.
+fn copy_dialog_headers(out: &mut String, req: &Request<'_>, copy: impl Fn(&str) -> bool) {
+    if let Some(from) = req.header(HeaderName::From).filter(|v| copy(v)) {
+        header(out, "From", from);
+    }
+    if let Some(to) = req.header(HeaderName::To).filter(|v| copy(v)) {
         out.push_str("To: ");
-        push_value(&mut out, to);
+        push_value(out, to);
         if name_addr(to).tag.is_none() {
             let _ = write!(out, ";tag={}", to_tag(req));
         }
         out.push_str("\r\n");
     }
-    if let Some(call_id) = req.header(HeaderName::CallId) {
-        header(&mut out, "Call-ID", call_id);
+    if let Some(call_id) = req.header(HeaderName::CallId).filter(|v| copy(v)) {
+        header(out, "Call-ID", call_id);
     }
-    if let Some(cseq) = req.header(HeaderName::CSeq) {
-        header(&mut out, "CSeq", cseq);
+    if let Some(cseq) = req.header(HeaderName::CSeq).filter(|v| copy(v)) {
+        header(out, "CSeq", cseq);
     }
+}
+
+/// Adds the response's own headers, Server and `Content-Length: 0`.
+fn finish(mut out: String, status: Status<'_>) -> Vec<u8> {
     for (name, value) in status.headers {
         header(&mut out, name, value);
     }
