@@ -256,6 +256,18 @@ fn responses_copy_the_vias_from_to_call_id_cseq_and_add_their_own_headers() {
     assert_eq!(response(&handled, &msg).1.header_named("Allow"), Some("INVITE, ACK, CANCEL, OPTIONS"));
 }
 
+/// The To tag added to a response is a fixed function of the top Via branch and the Call-ID
+/// (FNV-1a 64 of branch, NUL, Call-ID, computed independently): the same answer to the same
+/// request whatever the build or restart.
+#[test]
+fn the_to_tag_is_stable_across_builds() {
+    let r = redirector(RedirectConfig::default());
+    let msg = invite("+12125550100", "+13125550100");
+    let handled = r.handle(&msg, &ctx(CLIENT, Transport::Udp));
+    let (_, m) = response(&handled, &msg);
+    assert_eq!(name_addr(m.header(HeaderName::To).unwrap()).tag, Some("tg5c38d2f3ca62c6c8"));
+}
+
 #[test]
 fn responses_go_to_the_source_port_with_rport_else_to_the_via_port() {
     let r = redirector(RedirectConfig::default());

@@ -3,7 +3,6 @@
 //! the response's own headers and `Content-Length: 0`.
 
 use std::fmt::Write;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 
 use tollgate_sip::message::HeaderName;
@@ -121,12 +120,20 @@ fn top_via(out: &mut String, req: &Request<'_>, peer: SocketAddr) {
 }
 
 /// The To tag of a response to a request whose To has none: the same for every
-/// retransmission of the request and for a CANCEL of it (same branch and Call-ID).
+/// retransmission of the request and for a CANCEL of it (same branch and Call-ID), and the
+/// same across restarts and versions (a fixed hash, FNV-1a 64, of the branch, a zero byte and
+/// the Call-ID: std's hasher may change between toolchains).
 pub(crate) fn to_tag(req: &Request<'_>) -> String {
-    let mut hasher = DefaultHasher::new();
-    req.top.branch.unwrap_or("").hash(&mut hasher);
-    req.header(HeaderName::CallId).unwrap_or("").hash(&mut hasher);
-    format!("tg{:016x}", hasher.finish())
+    let branch = req.top.branch.unwrap_or("").as_bytes();
+    let call_id = req.header(HeaderName::CallId).unwrap_or("").as_bytes();
+    format!("tg{:016x}", fnv1a64([branch, &[0], call_id]))
+}
+
+/// FNV-1a, 64 bits, of the parts in order (a stable, well-known hash; not for security).
+fn fnv1a64<const N: usize>(parts: [&[u8]; N]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    parts.iter().flat_map(|p| p.iter()).fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME))
 }
 
 fn header(out: &mut String, name: &str, value: &str) {
