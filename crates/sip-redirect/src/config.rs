@@ -6,7 +6,8 @@
 //! listen_tcp = ["127.0.0.1:5070"]
 //!
 //! retransmission_window_secs = 32   # 64*T1: a repeated INVITE gets the first answer again
-//! retransmission_entries = 65536
+//! retransmission_entries = 320000  # >= window x peak INVITE/s
+//! retransmission_max_mb = 256
 //!
 //! [sip_redirect.answers]
 //! allow = { kind = "redirect", code = 302, contact = "{ruri}" }
@@ -77,9 +78,16 @@ pub struct RedirectConfig {
     pub tcp_max_connection_secs: u64,
     // --- answers and clients (the responder's helper owns these fields) ---
     /// The SBCs, softswitches and PBXs allowed to ask, by source address; a request from any
-    /// other address is answered 403 Forbidden, with no decision and no record. The default
-    /// is one client, `loopback` (127.0.0.0/8 and ::1/128).
+    /// other address gets no decision and no record (dropped, or 403 Forbidden: see
+    /// `answer_strangers`). The default is one client, `loopback` (127.0.0.0/8 and ::1/128).
     pub clients: Vec<ClientConfig>,
+    /// Whether requests from addresses in no client are answered `403 Forbidden` (the
+    /// ClearIP convention) over UDP too. Off (the default): over UDP they are dropped
+    /// unanswered and counted (`tollgate_sip_redirect_forbidden_total`), because a UDP source
+    /// can be forged and a 403 is larger than the request (a reflection amplifier); over TCP a
+    /// stranger's connection is closed at accept (`tcp_refused_total{reason="not_client"}`).
+    /// On: a 403 over UDP, and over TCP a 403 to its first request, then the connection closed.
+    pub answer_strangers: bool,
     /// The answer sent for each kind of decision (each client may override them).
     pub answers: Answers,
     /// Seconds an INVITE's answer is kept to be sent again, byte for byte, to a retransmission
@@ -88,8 +96,14 @@ pub struct RedirectConfig {
     /// 64*T1, the time a UDP client retransmits an INVITE (RFC 3261 timer B).
     pub retransmission_window_secs: u64,
     /// Most INVITE answers kept for retransmissions; the oldest is forgotten first (and
-    /// counted). The answers kept also take at most this many KiB in total. 1 to 10,000,000.
+    /// counted), and its retransmission would be decided and recorded again. Keep it at least
+    /// `retransmission_window_secs` x the peak INVITE rate: the default 320,000 covers 10,000
+    /// INVITE/s for 32 s. 1 to 10,000,000.
     pub retransmission_entries: usize,
+    /// Most memory, in MiB, the answers kept for retransmissions take with their keys (an
+    /// answer is typically 0.5 to 0.7 KiB); the oldest is forgotten first when over. 1 to
+    /// 4096; the default 256 holds the default 320,000 entries of typical answers.
+    pub retransmission_max_mb: u64,
 }
 
 impl Default for RedirectConfig {
@@ -103,9 +117,11 @@ impl Default for RedirectConfig {
             tcp_max_connections_per_source: 16,
             tcp_max_connection_secs: 3600,
             clients: vec![ClientConfig::loopback()],
+            answer_strangers: false,
             answers: Answers::default(),
             retransmission_window_secs: 32,
-            retransmission_entries: 65_536,
+            retransmission_entries: 320_000,
+            retransmission_max_mb: 256,
         }
     }
 }
@@ -171,6 +187,12 @@ impl RedirectConfig {
             return Err(err(
                 "retransmission_entries",
                 format!("must be 1 to 10,000,000, not {}", self.retransmission_entries),
+            ));
+        }
+        if !(1..=4096).contains(&self.retransmission_max_mb) {
+            return Err(err(
+                "retransmission_max_mb",
+                format!("must be 1 to 4096 (MiB), not {}", self.retransmission_max_mb),
             ));
         }
         Ok(())
@@ -473,6 +495,8 @@ mod tests {
             ("retransmission_window_secs = 301", "retransmission_window_secs"),
             ("retransmission_entries = 0", "retransmission_entries"),
             ("retransmission_entries = 10000001", "retransmission_entries"),
+            ("retransmission_max_mb = 0", "retransmission_max_mb"),
+            ("retransmission_max_mb = 4097", "retransmission_max_mb"),
         ];
         for (text, expected) in cases {
             assert_eq!(field(text), expected, "{text}");

@@ -79,7 +79,8 @@ pub struct RedirectMetrics {
     pub dropped: Family<ReasonLabels, Counter>,
     /// Time from receiving a request to handing its answer to the kernel.
     pub latency: Histogram,
-    /// TCP connections refused beyond `tcp_max_connections_per_source` (`per_source`); those
+    /// TCP connections refused at accept: beyond `tcp_max_connections_per_source`
+    /// (`per_source`), or from an address in no client (`not_client`); those
     /// beyond `tcp_max_connections` are in `tollgate_connections_refused_total`.
     pub tcp_refused: Family<ReasonLabels, Counter>,
     /// TCP connections closed by the server, by reason (`idle`, `lifetime`, `oversized`,
@@ -155,7 +156,7 @@ impl RedirectMetrics {
         );
         registry.register(
             "tollgate_sip_redirect_tcp_refused",
-            "SIP TCP connections refused at sip_redirect.tcp_max_connections_per_source (reason per_source)",
+            "SIP TCP connections refused at accept: per_source (sip_redirect.tcp_max_connections_per_source), not_client (an address in no sip_redirect client)",
             m.tcp_refused.clone(),
         );
         registry.register(

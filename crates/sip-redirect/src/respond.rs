@@ -3,19 +3,29 @@
 //! Answer rules (RFC 3261 8.2, 8.1.3.4, 21.3; RFC 3581), in order:
 //! * not a SIP message, a response, or a request without a Via: dropped (nothing to answer);
 //! * ACK: absorbed, nothing sent (it acknowledges a 3xx-6xx sent here);
-//! * a source address in no configured client: 403 Forbidden (no decision, no record);
+//! * a source address in no configured client: no decision, no record; over UDP dropped
+//!   unanswered (a forgeable source must not get a larger answer reflected onto it) unless
+//!   `answer_strangers` is on, else 403 Forbidden;
+//! * copied headers (Vias, From, To, Call-ID, CSeq) over 3 KiB: 513 Message Too Large with only
+//!   the top Via and the short dialog headers (not kept for retransmissions; dropped when the
+//!   top Via itself is over 512 bytes);
 //! * no From, To, Call-ID or CSeq, a CSeq method other than the request's, a branch or Call-ID
-//!   over 256 bytes: 400 Bad Request; copied headers over 3 KiB: dropped;
+//!   over 256 bytes, a UDP datagram shorter than its Content-Length (RFC 3261 18.3): 400 Bad
+//!   Request;
 //! * OPTIONS: 200 with Allow and Accept (SBC health checks); CANCEL: 200 if this server
 //!   answered the INVITE (same branch, Call-ID, CSeq number, sender) within the window, else
 //!   481; any other method but INVITE: 405 with Allow;
+//! * INVITE whose To has a tag (a re-INVITE within a dialog this stateless server is not part
+//!   of): 481 (RFC 3261 12.2.2), no decision, no count;
 //! * INVITE retransmitted within the window: the first answer's bytes again (no decision, no
 //!   record, no velocity count);
-//! * INVITE with Max-Forwards 0: 483; a Request-URI scheme other than sip/sips/tel: 416; a
-//!   Request-URI with characters a Contact cannot carry: 400;
-//! * INVITE whose callee (the Request-URI's user part, else the To URI's) is not a number:
-//!   404 Not Found, or 484 Address Incomplete when it is digits the dialing plan cannot make
-//!   a number of (too short, not a national length); no decision;
+//! * INVITE with Max-Forwards 0: 483; a Request-URI scheme other than sip/sips/tel/urn: 416;
+//!   a Request-URI with characters a Contact cannot carry: 400;
+//! * INVITE whose callee (the Request-URI's user part, else the To URI's) is not a number
+//!   (`urn:service:sos`, 911, 112, N11 and other short codes, a name): the client's allow
+//!   answer, continuing the call as dialled (the number placeholders empty; an answer that
+//!   needs the number is replaced by a 302 to the Request-URI); no decision, no record, no
+//!   velocity count: refusing emergency calls would be the opposite of fail-open;
 //! * INVITE: decided by the engine's policy ([`Responder::decide`]: the same rules, velocity
 //!   counters and record as ENUM) with the caller from P-Asserted-Identity, else From (an
 //!   unreadable caller: decided without one), and answered with the action's answer; if
@@ -38,7 +48,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tollgate_enum::{QueryContext, Responder};
-use tollgate_number::NumberError;
 use tollgate_number::uri::number_from_uri;
 use tollgate_policy::Decision;
 use tollgate_records::{Protocol, Record, Transport};
@@ -46,8 +55,8 @@ use tollgate_sip::message::{HeaderName, Method, parse_one};
 use tollgate_sip::uri::{name_addr, user_part};
 
 use self::answer::{Renderer, SipAnswer};
-use self::request::{MAX_COPIED, Request, check_request_uri, uri_host};
-use self::response::{ALLOW, Status, build};
+use self::request::{MAX_COPIED, Request, check_contact_uri, is_urn, uri_host};
+use self::response::{ALLOW, Status, build, build_minimal};
 use self::window::{Key, Seen, Window};
 use crate::config::{ClientConfig, RedirectConfig};
 
@@ -83,14 +92,18 @@ pub enum Outcome {
     Cancel,
     /// A method other than INVITE, ACK, CANCEL, OPTIONS: 405.
     MethodNotAllowed,
-    /// A request from an address outside every configured client: 403.
+    /// A request from an address outside every configured client: dropped (UDP, unless
+    /// `answer_strangers`) or 403.
     Forbidden,
-    /// A request missing what a response needs, or otherwise malformed, answered 400.
+    /// A request missing what a response needs, or otherwise malformed, answered 400; or one
+    /// whose headers are too long to copy, answered 513.
     BadRequest,
-    /// An INVITE answered without a decision: 483 (Max-Forwards 0), 416 (not a sip, sips or
-    /// tel Request-URI), 404 or 484 (the callee is not a number).
+    /// An INVITE answered without a decision: 481 (a re-INVITE), 483 (Max-Forwards 0), 416 (not a sip, sips, tel
+    /// or urn Request-URI), or the allow answer, continuing as dialled (the callee is not a
+    /// number: an emergency or short code, a service URN, a name).
     NotDecided,
-    /// Not answerable (not SIP, a response, no Via, headers too long to copy): dropped.
+    /// Not answerable (not SIP, a response, no Via, a stranger's or a top Via too long to
+    /// copy): dropped.
     Dropped,
 }
 
@@ -138,7 +151,11 @@ impl Redirector {
     /// A redirector for a validated configuration, deciding through the engine's responder
     /// (its policy, dialing plan, intercepts, devices and velocity counters).
     pub fn new(config: RedirectConfig, responder: Arc<Responder>) -> Self {
-        let window = Window::new(Duration::from_secs(config.retransmission_window_secs), config.retransmission_entries);
+        let window = Window::new(
+            Duration::from_secs(config.retransmission_window_secs),
+            config.retransmission_entries,
+            usize::try_from(config.retransmission_max_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+        );
         Redirector { config, responder, window }
     }
 
@@ -153,9 +170,16 @@ impl Redirector {
     }
 
     /// INVITE answers forgotten before their window ended, to keep the window's bounds
-    /// (`retransmission_entries`): a retransmission of one would be decided again.
+    /// (`retransmission_entries`, `retransmission_max_mb`): a retransmission of one would be
+    /// decided again.
     pub fn retransmissions_evicted(&self) -> u64 {
         self.window.evicted()
+    }
+
+    /// Bytes of the INVITE answers (and their keys) kept in the retransmission window now, as
+    /// bounded by `retransmission_max_mb`.
+    pub fn retransmissions_bytes(&self) -> usize {
+        self.window.bytes()
     }
 
     /// INVITE answers kept in the retransmission window now.
@@ -170,12 +194,29 @@ impl Redirector {
         if req.method == Method::Ack {
             return Handled::nothing(Outcome::Ack);
         }
-        if req.copied_len() > MAX_COPIED {
-            return Handled::nothing(Outcome::Dropped);
-        }
         let Some(client) = self.config.client(ctx.peer.ip()) else {
+            if ctx.transport == Transport::Udp && !self.config.answer_strangers {
+                // A forgeable source: no answer to reflect onto it.
+                return Handled::nothing(Outcome::Forbidden);
+            }
+            if req.copied_len() > MAX_COPIED {
+                return Handled::nothing(Outcome::Dropped);
+            }
             return self.answer(&req, ctx, Outcome::Forbidden, Status { code: 403, headers: &[] });
         };
+        if req.copied_len() > MAX_COPIED {
+            // Too long to copy into an answer (or to keep for retransmissions): 513 with only
+            // the top Via and the short dialog headers, never kept in the window.
+            let Some(bytes) = build_minimal(&req, ctx.peer, Status { code: 513, headers: &[] }) else {
+                return Handled::nothing(Outcome::Dropped);
+            };
+            return Handled {
+                outcome: Outcome::BadRequest,
+                response: Some((bytes, self.send_to(&req, ctx))),
+                record: None,
+                decision: None,
+            };
+        }
         if let Some(problem) = req.malformed() {
             return self.answer(
                 &req,
@@ -185,6 +226,11 @@ impl Redirector {
             );
         }
         match req.method {
+            // A re-INVITE (its To has a tag) belongs to a dialog this stateless server is not
+            // part of (RFC 3261 12.2.2): 481, no decision, no count.
+            Method::Invite if req.header(HeaderName::To).and_then(|to| name_addr(to).tag).is_some() => {
+                self.answer(&req, ctx, Outcome::NotDecided, Status { code: 481, headers: &[] })
+            }
             Method::Invite => self.invite(&req, client, ctx),
             Method::Options => self.answer(
                 &req,
@@ -227,24 +273,10 @@ impl Redirector {
         if req.max_forwards() == Some(0) {
             return self.answer(req, ctx, Outcome::NotDecided, Status { code: 483, headers: &[] });
         }
-        if let Err(code) = check_request_uri(req.uri) {
+        if let Err(code) = check_contact_uri(req.uri) {
             return self.answer(req, ctx, Outcome::NotDecided, Status { code, headers: &[] });
         }
         let plan = self.responder.plan();
-        let callee_uri = match user_part(req.uri) {
-            Some(_) => req.uri,
-            None => name_addr(req.header(HeaderName::To).unwrap_or("")).uri,
-        };
-        let destination = match number_from_uri(callee_uri, plan) {
-            Ok(number) => number,
-            Err(e) => {
-                let code = match e {
-                    NumberError::TooShort { .. } | NumberError::NotInPlan { .. } => 484,
-                    _ => 404,
-                };
-                return self.answer(req, ctx, Outcome::NotDecided, Status { code, headers: &[] });
-            }
-        };
         let caller = req.header(HeaderName::PAssertedIdentity).or_else(|| req.header(HeaderName::From)).unwrap_or("");
         let source = number_from_uri(name_addr(caller).uri, plan).ok();
         let renderer = Renderer {
@@ -254,21 +286,24 @@ impl Redirector {
             ruri: req.uri,
             ruri_host: uri_host(req.uri),
         };
+        let callee_uri = match user_part(req.uri) {
+            Some(_) => req.uri,
+            None => name_addr(req.header(HeaderName::To).unwrap_or("")).uri,
+        };
+        let number = if is_urn(req.uri) { None } else { number_from_uri(callee_uri, plan).ok() };
+        let Some(destination) = number else {
+            // Emergency (urn:service:sos, 911, 112), N11 and short codes, names: not the
+            // policy's to decide; refusing them would be the opposite of fail-open.
+            let source = source.map(|s| s.to_string()).unwrap_or_default();
+            let answer = renderer.render_continue(&source).unwrap_or_else(|| SipAnswer::builtin_allow(req.uri));
+            return self.send_answer(req, ctx, Outcome::NotDecided, &answer);
+        };
         let query = QueryContext { peer: ctx.peer, transport: ctx.transport, received: ctx.received, now: ctx.now };
         let decided = self.responder.decide(destination, source, &query, |d, call| renderer.render(d, call));
         let fail_open = decided.fail_open || decided.rendered.is_none();
         let answer = decided.rendered.unwrap_or_else(|| SipAnswer::builtin_allow(req.uri));
-        let contact;
-        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(1);
-        if let Some(uri) = &answer.contact {
-            contact = format!("<{uri}>");
-            headers.push(("Contact", &contact));
-        }
-        if let Some(reason) = &answer.reason {
-            headers.push(("Reason", reason));
-        }
         let outcome = if fail_open { Outcome::FailOpen } else { Outcome::Decision };
-        let mut handled = self.answer(req, ctx, outcome, Status { code: answer.code, headers: &headers });
+        let mut handled = self.send_answer(req, ctx, outcome, &answer);
         let mut record = decided.record;
         record.protocol = Protocol::Sip;
         record.client = client.name.clone();
@@ -282,15 +317,33 @@ impl Redirector {
         handled
     }
 
+    /// A rendered answer (its Contact and Reason) as the response to `req`.
+    fn send_answer(&self, req: &Request<'_>, ctx: &RequestContext, outcome: Outcome, answer: &SipAnswer) -> Handled {
+        let contact;
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(2);
+        if let Some(uri) = &answer.contact {
+            contact = format!("<{uri}>");
+            headers.push(("Contact", &contact));
+        }
+        if let Some(reason) = &answer.reason {
+            headers.push(("Reason", reason));
+        }
+        self.answer(req, ctx, outcome, Status { code: answer.code, headers: &headers })
+    }
+
     /// A response to `req`, sent where RFC 3261 18.2.2 and RFC 3581 say.
     fn answer(&self, req: &Request<'_>, ctx: &RequestContext, outcome: Outcome, status: Status<'_>) -> Handled {
         let bytes = build(req, ctx.peer, status);
-        let to = match ctx.transport {
+        Handled { outcome, response: Some((bytes, self.send_to(req, ctx))), record: None, decision: None }
+    }
+
+    /// Where a response to `req` goes (RFC 3261 18.2.2, RFC 3581).
+    fn send_to(&self, req: &Request<'_>, ctx: &RequestContext) -> SocketAddr {
+        match ctx.transport {
             Transport::Tcp => ctx.peer,
             Transport::Udp if req.top.rport => ctx.peer,
             Transport::Udp => SocketAddr::new(ctx.peer.ip(), req.top.port.filter(|p| *p != 0).unwrap_or(5060)),
-        };
-        Handled { outcome, response: Some((bytes, to)), record: None, decision: None }
+        }
     }
 }
 

@@ -26,13 +26,21 @@
 //! * when no whole message arrived within `tcp_idle_timeout_secs` of the previous one (or of
 //!   the connection's start), however many bytes trickled in (`idle`): a slow or silent client
 //!   does not keep its slot;
-//! * after `tcp_max_connection_secs`, once the answer in progress is written (`lifetime`).
+//! * after `tcp_max_connection_secs`, once the answer in progress is written (`lifetime`);
+//! * after the 403 to a request from an address in no client (`not_client`, only with
+//!   `answer_strangers`: without it such a connection is closed at accept and counted in
+//!   `tollgate_sip_redirect_tcp_refused_total{reason="not_client"}`).
+//!
+//! A panic while handling a message (a bug) is caught, counted
+//! (`tollgate_sip_redirect_dropped_total{reason="internal_error"}`) and logged; the message gets
+//! no answer and the UDP worker or TCP connection keeps serving.
 //!
 //! CRLF keepalives between messages are skipped; a double-CRLF ping (RFC 5626 section 3.5.1) is
 //! answered with a CRLF pong. Keepalives do not postpone the idle timeout.
 
 use std::io;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -51,12 +59,13 @@ use tollgate_sip::stream::{Frame, StreamFramer, leading_line_ends};
 
 use crate::config::RedirectConfig;
 use crate::metrics::{ReasonLabels, RedirectMetrics, TCP_LISTENER, method_label};
-use crate::respond::{Handled, Redirector, RequestContext};
+use crate::respond::{Handled, Outcome, Redirector, RequestContext};
 
 static RECEIVE_ERROR_LOG: LogThrottle = LogThrottle::new(10_000);
 static SEND_ERROR_LOG: LogThrottle = LogThrottle::new(10_000);
 static REFUSED_LOG: LogThrottle = LogThrottle::new(10_000);
 static CLOSED_LOG: LogThrottle = LogThrottle::new(10_000);
+static PANIC_LOG: LogThrottle = LogThrottle::new(10_000);
 
 /// A running SIP redirect server. Dropping it stops every listener.
 pub struct RedirectServer {
@@ -171,7 +180,7 @@ async fn udp_worker(
             }
             let (received, now) = arrival(d.kernel_time, read_at, wall);
             let ctx = RequestContext { peer: d.peer, local, transport: Transport::Udp, received, now };
-            let handled = redirector.handle(packet, &ctx);
+            let Some(handled) = guarded(|| redirector.handle(packet, &ctx), d.peer, &metrics) else { continue };
             pending.push(Pending { handled, method: method_label(packet), received });
         }
         append_records(
@@ -195,6 +204,27 @@ async fn udp_worker(
         for p in pending.drain(..) {
             let seconds = sent_at.saturating_duration_since(p.received).as_secs_f64();
             metrics.handled("udp", p.method, &p.handled, Some(seconds));
+        }
+    }
+}
+
+/// Runs `handle`; a panic in it (a bug: nothing a client sends should cause one) is counted
+/// (`dropped{reason="internal_error"}`) and logged, throttled, and `None` is returned, so the
+/// UDP worker or TCP connection keeps serving instead of ending for good.
+fn guarded(handle: impl FnOnce() -> Handled, peer: SocketAddr, metrics: &RedirectMetrics) -> Option<Handled> {
+    match std::panic::catch_unwind(AssertUnwindSafe(handle)) {
+        Ok(handled) => Some(handled),
+        Err(panic) => {
+            metrics.dropped("internal_error");
+            if let Some(left_out) = PANIC_LOG.allow() {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(%peer, panic = %what, left_out, "SIP redirect: a message's handling panicked (a bug); dropped, still serving");
+            }
+            None
         }
     }
 }
@@ -231,9 +261,19 @@ async fn tcp_acceptor(
     limits: TcpLimits,
 ) {
     let per_source = PerSourceLimit::new(limits.per_source);
+    let answer_strangers = redirector.config().answer_strangers;
     let mut connections = JoinSet::new();
     loop {
         let (stream, peer, slot) = listener.accept().await;
+        if !answer_strangers && redirector.config().client(peer.ip()).is_none() {
+            // Not a client: it gets no slot to hold (sip_redirect.answer_strangers answers 403).
+            metrics.tcp_refused.get_or_create(&ReasonLabels { reason: "not_client" }).inc();
+            if let Some(left_out) = REFUSED_LOG.allow() {
+                tracing::warn!(%peer, left_out, "SIP redirect: TCP connection refused: its address is in no [[sip_redirect.clients]]");
+            }
+            drop((stream, slot));
+            continue;
+        }
         let Some(source_slot) = per_source.take(peer.ip()) else {
             metrics.tcp_refused.get_or_create(&ReasonLabels { reason: "per_source" }).inc();
             if let Some(left_out) = REFUSED_LOG.allow() {
@@ -284,6 +324,8 @@ enum Closed {
     BadContentLength,
     /// Bytes that are not SIP.
     NotSip,
+    /// A request from an address in no client answered 403 (`answer_strangers`).
+    NotClient,
 }
 
 impl Closed {
@@ -297,6 +339,7 @@ impl Closed {
             Closed::NoContentLength => "no_content_length",
             Closed::BadContentLength => "bad_content_length",
             Closed::NotSip => "not_sip",
+            Closed::NotClient => "not_client",
         })
     }
 
@@ -362,8 +405,12 @@ async fn serve(
             // Over TCP the receive time is when the whole message was read.
             let ctx =
                 RequestContext { peer, local, transport: Transport::Tcp, received: Instant::now(), now: Utc::now() };
-            let handled = redirector.handle(message, &ctx);
+            let handled = guarded(|| redirector.handle(message, &ctx), peer, metrics);
             buf.drain(..length);
+            let Some(handled) = handled else {
+                idle_end = tokio::time::Instant::now() + limits.idle;
+                continue;
+            };
             if let Some(record) = &handled.record {
                 let mut guard = lane.lock().unwrap_or_else(|e| e.into_inner());
                 append_records(&mut guard, std::iter::once(record), &metrics.records_not_written);
@@ -386,6 +433,9 @@ async fn serve(
                 }
             }
             metrics.handled("tcp", method, &handled, seconds);
+            if handled.outcome == Outcome::Forbidden {
+                return Closed::NotClient;
+            }
             if tokio::time::Instant::now() >= end {
                 return Closed::Lifetime;
             }
@@ -412,5 +462,22 @@ async fn write(stream: &mut TcpStream, bytes: &[u8], patience: Duration) -> Resu
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(WriteFailed::Error),
         Err(_) => Err(WriteFailed::Timeout),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_while_handling_is_counted_and_survived() {
+        let metrics = RedirectMetrics::unregistered();
+        let peer: SocketAddr = "127.0.0.1:5062".parse().unwrap();
+        assert!(guarded(|| panic!("a bug"), peer, &metrics).is_none());
+        assert!(guarded(|| panic!("{}", String::from("another")), peer, &metrics).is_none());
+        assert_eq!(metrics.dropped.get_or_create(&ReasonLabels { reason: "internal_error" }).get(), 2);
+        let fine =
+            guarded(|| Handled { outcome: Outcome::Ack, response: None, record: None, decision: None }, peer, &metrics);
+        assert!(fine.is_some(), "what does not panic is handled");
     }
 }

@@ -12,6 +12,7 @@ use tollgate_enum::server::RecordSink;
 use tollgate_enum::{EnumConfig, Responder};
 use tollgate_number::DialingPlan;
 use tollgate_policy::{CompiledPolicy, InstalledPolicy};
+use tollgate_sip_redirect::config::ClientConfig;
 use tollgate_sip_redirect::metrics::{ReasonLabels, RedirectMetrics, RequestLabels};
 use tollgate_sip_redirect::server::RedirectServer;
 use tollgate_sip_redirect::{RedirectConfig, Redirector};
@@ -188,6 +189,49 @@ async fn connections_beyond_the_per_source_limit_are_refused_and_counted() {
     fourth.write_all(OPTIONS).await.unwrap();
     until("the fourth served", || requests(&m, "OPTIONS", "tcp") == 1).await;
     assert_eq!(refused(), 1);
+    run.server.shutdown().await;
+}
+
+/// A configuration whose only client is not this host: every test connection is a stranger's.
+fn strangers_only(answer_strangers: bool) -> RedirectConfig {
+    let client = ClientConfig::new("elsewhere", vec!["192.0.2.0/24".parse().unwrap()]);
+    RedirectConfig { clients: vec![client], answer_strangers, ..Default::default() }
+}
+
+#[tokio::test]
+async fn a_strangers_tcp_connection_is_closed_at_accept_and_counted() {
+    let run = start(strangers_only(false)).await;
+    let m = run.metrics.clone();
+    let mut stream = TcpStream::connect(run.server.tcp_addrs[0]).await.unwrap();
+    // The server may close before it has read anything: a failed write is fine.
+    let _ = stream.write_all(OPTIONS).await;
+    assert!(closed_by_server(&mut stream, Duration::from_secs(30)).await, "closed");
+    until("the refusal counted", || reason(&m.tcp_refused, "not_client") == 1).await;
+    assert_eq!(requests(&m, "OPTIONS", "tcp"), 0, "nothing read, nothing handled");
+    until("no connection left open", || m.tcp.open.get() == 0).await;
+    // Over UDP the stranger's request is dropped and counted, with no answer.
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    client.send_to(OPTIONS, run.server.udp_addrs[0]).await.unwrap();
+    until("the datagram handled", || requests(&m, "OPTIONS", "udp") == 1).await;
+    assert_eq!(m.forbidden.get(), 1);
+    let mut buf = [0u8; 2048];
+    let answer = tokio::time::timeout(Duration::from_millis(500), client.recv_from(&mut buf)).await;
+    assert!(answer.is_err(), "no answer to a stranger over UDP");
+    run.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_answer_strangers_a_tcp_stranger_gets_403_then_the_connection_is_closed() {
+    let run = start(strangers_only(true)).await;
+    let m = run.metrics.clone();
+    let mut stream = TcpStream::connect(run.server.tcp_addrs[0]).await.unwrap();
+    stream.write_all(OPTIONS).await.unwrap();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "closed by the server");
+    assert!(got.starts_with(b"SIP/2.0 403 Forbidden\r\n"), "{}", String::from_utf8_lossy(&got));
+    until("the close counted", || reason(&m.tcp_closed, "not_client") == 1).await;
+    assert_eq!(reason(&m.tcp_refused, "not_client"), 0);
     run.server.shutdown().await;
 }
 

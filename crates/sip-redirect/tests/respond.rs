@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use tollgate_enum::EnumConfig;
 use tollgate_enum::respond::fuzzing;
+use tollgate_enum::{EnumConfig, Template};
 use tollgate_records::{Protocol, Record, Transport};
 use tollgate_sip::message::{HeaderName, SipMessage, parse_one};
 use tollgate_sip::uri::name_addr;
@@ -135,7 +135,8 @@ const METHODS: [&str; 7] = ["INVITE", "OPTIONS", "CANCEL", "ACK", "BYE", "REGIST
 fn expected(method: &str, client: bool, decision: Decision) -> (Option<u16>, Outcome) {
     match (method, client, decision) {
         ("ACK", _, _) => (None, Outcome::Ack),
-        (_, false, _) => (Some(403), Outcome::Forbidden),
+        // Over UDP (these cases), a stranger's forgeable source gets nothing back.
+        (_, false, _) => (None, Outcome::Forbidden),
         ("OPTIONS", true, _) => (Some(200), Outcome::Options),
         ("CANCEL", true, _) => (Some(481), Outcome::Cancel),
         ("INVITE", true, Decision::Reject) => (Some(603), Outcome::Decision),
@@ -164,6 +165,24 @@ fn every_method_client_and_decision_gets_its_status() {
                 assert_eq!(handled.record.is_some(), decided, "a record only for a decided INVITE: {case}");
                 assert_eq!(handled.decision.is_some(), decided, "{case}");
             }
+        }
+    }
+}
+
+/// A stranger over UDP is dropped unless `answer_strangers`; over TCP (a handshake proved
+/// the address) it gets 403. Never a decision or a record.
+#[test]
+fn strangers_are_dropped_over_udp_unless_answer_strangers_and_get_403_over_tcp() {
+    let msg = invite("+12125550100", "+13125550100");
+    for answer_strangers in [false, true] {
+        let r = redirector(RedirectConfig { answer_strangers, ..Default::default() });
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let handled = r.handle(&msg, &ctx(STRANGER, transport));
+            let case = format!("answer_strangers = {answer_strangers}, {transport:?}");
+            assert_eq!(handled.outcome, Outcome::Forbidden, "{case}");
+            assert!(handled.record.is_none() && handled.decision.is_none(), "{case}");
+            let expected = if transport == Transport::Udp && !answer_strangers { None } else { Some(403) };
+            assert_eq!(handled.response.as_ref().map(|_| response(&handled, &msg).0), expected, "{case}");
         }
     }
 }
@@ -235,6 +254,18 @@ fn responses_copy_the_vias_from_to_call_id_cseq_and_add_their_own_headers() {
     let msg = request("BYE", "sip:tollgate@127.0.0.1", "+13125550100", "z9hG4bK-b", "b", "");
     let handled = r.handle(&msg, &ctx(CLIENT, Transport::Udp));
     assert_eq!(response(&handled, &msg).1.header_named("Allow"), Some("INVITE, ACK, CANCEL, OPTIONS"));
+}
+
+/// The To tag added to a response is a fixed function of the top Via branch and the Call-ID
+/// (FNV-1a 64 of branch, NUL, Call-ID, computed independently): the same answer to the same
+/// request whatever the build or restart.
+#[test]
+fn the_to_tag_is_stable_across_builds() {
+    let r = redirector(RedirectConfig::default());
+    let msg = invite("+12125550100", "+13125550100");
+    let handled = r.handle(&msg, &ctx(CLIENT, Transport::Udp));
+    let (_, m) = response(&handled, &msg);
+    assert_eq!(name_addr(m.header(HeaderName::To).unwrap()).tag, Some("tg5c38d2f3ca62c6c8"));
 }
 
 #[test]
@@ -315,6 +346,64 @@ fn a_retransmission_gets_the_same_bytes_without_a_second_record_or_velocity_coun
     assert_eq!(other.outcome, Outcome::Decision);
 }
 
+/// Emergency calls, N11 and short codes, service URNs and names are not numbers the policy
+/// decides: they continue as dialled with the client's allow answer, undecided, unrecorded and
+/// not counted by velocity rules (a +1415 caller's third call in 10 minutes would be 486).
+#[test]
+fn callees_that_are_not_numbers_continue_as_dialled() {
+    const CALLEES: [&str; 7] = [
+        "sip:911@10.0.0.1:5060;user=phone",
+        "sip:112@10.0.0.1",
+        "urn:service:sos",
+        "URN:service:sos.police",
+        "sip:alice@x",
+        "sip:611@10.0.0.1",
+        "tel:5550",
+    ];
+    let mut sbc = ClientConfig::new("sbc-404", vec!["127.0.0.1/32".parse().unwrap()]);
+    sbc.allow = Some(Answer::Final { code: Some(404), reason: true });
+    let mut gw = ClientConfig::new("gw", vec!["127.0.0.2/32".parse().unwrap()]);
+    gw.allow = Some(Answer::Redirect { code: 302, contact: Template::parse("sip:{dest}@gw.example.net").unwrap() });
+    let mut src = ClientConfig::new("src", vec!["127.0.0.3/32".parse().unwrap()]);
+    src.allow = Some(Answer::Redirect { code: 305, contact: Template::parse("{ruri};src={source_digits}").unwrap() });
+    let config = RedirectConfig { clients: vec![sbc, gw, src, ClientConfig::loopback()], ..Default::default() };
+    let r = redirector(config);
+    for (n, callee) in CALLEES.into_iter().enumerate() {
+        // peer, expected status and Contact (None: none).
+        let cases = [
+            // The default allow answer: 302 to the Request-URI.
+            ("127.0.0.4:5062", 302, Some(format!("<{callee}>"))),
+            // An SBC that continues on 404: 404, with a Reason naming no rule.
+            (CLIENT, 404, None),
+            // An answer that needs the number: the built-in 302 to the Request-URI.
+            ("127.0.0.2:5062", 302, Some(format!("<{callee}>"))),
+            // Placeholders that have a value without a callee number are filled in.
+            ("127.0.0.3:5062", 305, Some(format!("<{callee};src=14155550100>"))),
+        ];
+        for (peer, code, contact) in cases {
+            let msg = request("INVITE", callee, "+14155550100", &format!("z9hG4bK-{n}"), &format!("c{n}"), "");
+            let handled = r.handle(&msg, &ctx(peer, Transport::Udp));
+            let case = format!("{callee} from {peer}");
+            assert_eq!(handled.outcome, Outcome::NotDecided, "{case}");
+            assert!(handled.record.is_none() && handled.decision.is_none(), "{case}");
+            let (status, m) = response(&handled, &msg);
+            assert_eq!(status, code, "{case}");
+            assert_eq!(m.header(HeaderName::Contact).map(str::to_string), contact, "{case}");
+            let reason = if code == 404 { Some("SIP ;cause=404") } else { None };
+            assert_eq!(m.header_named("Reason"), reason, "{case}");
+            // Answered like any INVITE: a retransmission gets the same bytes.
+            let again = r.handle(&msg, &ctx(peer, Transport::Udp));
+            assert_eq!((again.outcome, &again.response), (Outcome::Retransmission, &handled.response), "{case}");
+        }
+    }
+    // None of those was counted: the +1415 caller's first two numbered calls are allowed.
+    for n in 0..2 {
+        let msg = request("INVITE", "sip:+12125550100@h", "+14155550100", &format!("z9hG4bK-n{n}"), "numbered", "");
+        let handled = r.handle(&msg, &ctx("127.0.0.4:5062", Transport::Udp));
+        assert_eq!((handled.outcome, response(&handled, &msg).0), (Outcome::Decision, 302), "numbered call {n}");
+    }
+}
+
 #[test]
 fn the_window_expires_and_is_bounded() {
     let config = RedirectConfig { retransmission_window_secs: 32, retransmission_entries: 2, ..Default::default() };
@@ -335,6 +424,26 @@ fn the_window_expires_and_is_bounded() {
     assert_eq!(r.retransmissions_kept(), 2);
     assert_eq!(r.retransmissions_evicted(), 1);
     assert_eq!(r.handle(&first, &c).outcome, Outcome::Decision, "forgotten to keep the bound");
+}
+
+/// `retransmission_max_mb` bounds the window's memory apart from its entries: 3,000 answers
+/// (about 0.6 KiB each with their keys) do not fit in 1 MiB, however many entries are allowed;
+/// with the defaults (320,000 entries, 256 MiB) all are kept.
+#[test]
+fn the_window_is_bounded_in_bytes_by_retransmission_max_mb() {
+    let c = ctx(CLIENT, Transport::Udp);
+    let small = redirector(RedirectConfig { retransmission_max_mb: 1, ..Default::default() });
+    let default = redirector(RedirectConfig::default());
+    for n in 0..3000 {
+        let msg = request("INVITE", "sip:+12125550100@h", "+13125550100", &format!("z9hG4bK-m{n}"), "m", "");
+        assert_eq!(small.handle(&msg, &c).outcome, Outcome::Decision);
+        assert_eq!(default.handle(&msg, &c).outcome, Outcome::Decision);
+    }
+    assert!(small.retransmissions_bytes() <= 1 << 20, "{}", small.retransmissions_bytes());
+    assert!(small.retransmissions_evicted() > 0);
+    assert_eq!(small.retransmissions_kept() as u64 + small.retransmissions_evicted(), 3000);
+    assert_eq!((default.retransmissions_kept(), default.retransmissions_evicted()), (3000, 0));
+    assert!(default.retransmissions_bytes() > 1 << 20, "the bound was needed: {}", default.retransmissions_bytes());
 }
 
 #[test]
@@ -443,8 +552,8 @@ fn callees_that_are_not_numbers_and_malformed_requests() {
         (handled.outcome, handled.response.as_ref().map(|_| response(&handled, msg).0))
     };
     let inv = |ruri: &str, branch: &str| request("INVITE", ruri, "+13125550100", branch, "n", "");
-    assert_eq!(status(&inv("sip:alice@example.com", "z9hG4bK-1")), (Outcome::NotDecided, Some(404)));
-    assert_eq!(status(&inv("sip:5550@example.com", "z9hG4bK-2")), (Outcome::NotDecided, Some(484)));
+    assert_eq!(status(&inv("sip:alice@example.com", "z9hG4bK-1")), (Outcome::NotDecided, Some(302)));
+    assert_eq!(status(&inv("sip:5550@example.com", "z9hG4bK-2")), (Outcome::NotDecided, Some(302)));
     assert_eq!(status(&inv("mailto:a@b", "z9hG4bK-3")), (Outcome::NotDecided, Some(416)));
     let hops = String::from_utf8(request("INVITE", "sip:+12125550100@h", "+13125550100", "z9hG4bK-4", "n", ""))
         .unwrap()
@@ -483,5 +592,74 @@ fn callees_that_are_not_numbers_and_malformed_requests() {
     let long = full.replace("Call-ID: n", &format!("Call-ID: {}", "x".repeat(300)));
     assert_eq!(status(long.as_bytes()), (Outcome::BadRequest, Some(400)));
     let huge = full.replace("Max-Forwards: 70", &format!("Via: SIP/2.0/UDP {}", "h".repeat(4000)));
-    assert_eq!(status(huge.as_bytes()), (Outcome::Dropped, None));
+    assert_eq!(status(huge.as_bytes()), (Outcome::BadRequest, Some(513)));
+}
+
+/// A client's request whose copied headers exceed 3 KiB gets 513 Message Too Large with only
+/// the top Via and the short dialog headers, is not decided, and is not kept for
+/// retransmissions (its repeat is answered 513 again, not from the window).
+#[test]
+fn headers_too_long_to_copy_get_513_without_them() {
+    let r = redirector(RedirectConfig::default());
+    let c = ctx(CLIENT, Transport::Udp);
+    let vias: String =
+        (0..60).map(|n| format!("Via: SIP/2.0/UDP proxy-{n}.example.net:5060;branch=z9hG4bK-p{n}\r\n")).collect();
+    let msg = String::from_utf8(invite("+12125550100", "+13125550100")).unwrap().replace("Max-Forwards: 70\r\n", &vias);
+    for _ in 0..2 {
+        let handled = r.handle(msg.as_bytes(), &c);
+        assert_eq!(handled.outcome, Outcome::BadRequest);
+        assert!(handled.record.is_none() && handled.decision.is_none());
+        let (bytes, to) = handled.response.as_ref().unwrap();
+        assert_eq!(*to, c.peer, "rport: to the source");
+        assert!(bytes.len() < 1024, "{} bytes", bytes.len());
+        let (status, m) = response(&handled, msg.as_bytes());
+        assert_eq!(status, 513);
+        let via = headers(&m, HeaderName::Via);
+        assert_eq!(via, ["SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-1;rport=5062;received=127.0.0.1"]);
+        assert_eq!(m.header(HeaderName::From), Some("\"Caller\" <sip:+13125550100@127.0.0.1:5062>;tag=from-1"));
+        assert!(name_addr(m.header(HeaderName::To).unwrap()).tag.is_some());
+        assert_eq!(r.retransmissions_kept(), 0);
+    }
+}
+
+/// A datagram shorter than its Content-Length (RFC 3261 18.3) gets 400, not a decision.
+#[test]
+fn a_truncated_datagram_gets_400_and_no_decision() {
+    let r = redirector(RedirectConfig::default());
+    let whole = String::from_utf8(invite("+12125550100", "+13125550100")).unwrap();
+    let cut = whole
+        .replace("Content-Length: 0\r\n\r\n", "Content-Type: application/sdp\r\nContent-Length: 200\r\n\r\nv=0\r\n");
+    let handled = r.handle(cut.as_bytes(), &ctx(CLIENT, Transport::Udp));
+    assert_eq!(handled.outcome, Outcome::BadRequest);
+    assert!(handled.record.is_none() && handled.decision.is_none());
+    let (status, m) = response(&handled, cut.as_bytes());
+    assert_eq!(status, 400);
+    assert_eq!(m.header_named("Warning"), Some("399 tollgate \"Truncated Body\""));
+    // The same INVITE whole is decided.
+    assert_eq!(r.handle(whole.as_bytes(), &ctx(CLIENT, Transport::Udp)).outcome, Outcome::Decision);
+}
+
+/// A re-INVITE (To with a tag, however the parameter is spelled) is not this stateless
+/// server's: 481, no decision, no record, no velocity count.
+#[test]
+fn a_reinvite_gets_481_without_a_decision_or_count() {
+    let r = redirector(RedirectConfig::default());
+    let c = ctx(CLIENT, Transport::Udp);
+    for (n, tag) in [";tag=callee-1", ";Tag=x", " ; TAG = y"].into_iter().enumerate() {
+        let msg = request("INVITE", "sip:+12125550100@h", "+14155550100", &format!("z9hG4bK-re{n}"), "re", "");
+        let msg = String::from_utf8(msg)
+            .unwrap()
+            .replace("To: <sip:+12125550100@h>", &format!("To: <sip:+12125550100@h>{tag}"));
+        let handled = r.handle(msg.as_bytes(), &c);
+        assert_eq!(handled.outcome, Outcome::NotDecided, "{tag}");
+        assert!(handled.record.is_none() && handled.decision.is_none(), "{tag}");
+        let (status, m) = response(&handled, msg.as_bytes());
+        assert_eq!(status, 481, "{tag}");
+        assert_eq!(headers(&m, HeaderName::To).len(), 1, "the To copied, no second tag added: {tag}");
+    }
+    for n in 0..2 {
+        let msg = request("INVITE", "sip:+12125550100@h", "+14155550100", &format!("z9hG4bK-i{n}"), "init", "");
+        let handled = r.handle(&msg, &c);
+        assert_eq!((handled.outcome, response(&handled, &msg).0), (Outcome::Decision, 302), "initial INVITE {n}");
+    }
 }

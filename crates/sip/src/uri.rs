@@ -33,7 +33,12 @@ pub fn name_addr(value: &str) -> NameAddr<'_> {
     let tag = params
         .split(';')
         .map(|p| p.trim_matches(is_ws))
-        .find_map(|p| p.strip_prefix("tag=").or_else(|| p.strip_prefix("TAG=")))
+        .find_map(|p| {
+            // Parameter names are case-insensitive, and `=` may have whitespace around it
+            // (RFC 3261 7.3.1, 25.1 EQUAL).
+            let (name, value) = p.split_once('=')?;
+            name.trim_matches(is_ws).eq_ignore_ascii_case("tag").then(|| value.trim_matches(is_ws))
+        })
         .filter(|t| !t.is_empty());
     NameAddr { display, uri: uri.trim_matches(is_ws), tag }
 }
@@ -70,6 +75,23 @@ mod tests {
         assert_eq!(c.tag, Some("2"));
         assert_eq!(name_addr("<tel:+12125550100>").uri, "tel:+12125550100");
         assert_eq!(name_addr("").uri, "");
+    }
+
+    #[test]
+    fn the_tag_parameter_name_is_case_insensitive() {
+        for (value, tag) in [
+            ("<sip:a@b>;Tag=x1", Some("x1")),
+            ("<sip:a@b>;TAG=x2", Some("x2")),
+            ("<sip:a@b>;tAg=x3;other=1", Some("x3")),
+            ("<sip:a@b> ; tag = x4", Some("x4")),
+            ("sip:a@b;Tag=x5", Some("x5")),
+            ("<sip:a@b>;tagx=no", None),
+            ("<sip:a@b>;xtag=no", None),
+            ("<sip:a@b;tag=in-uri>", None),
+            ("<sip:a@b>;tag=", None),
+        ] {
+            assert_eq!(name_addr(value).tag, tag, "{value}");
+        }
     }
 
     #[test]

@@ -292,6 +292,17 @@ pub const SECTIONS: &[Section] = &[
                 "A TCP connection is closed after this (after the answer in progress), however busy.",
             ),
             opt(
+                "answer_strangers",
+                "boolean",
+                "",
+                "Whether a request from an address in no `[[sip_redirect.clients]]` is answered 403 Forbidden over UDP \
+                 too (the ClearIP convention). Off (the default): over UDP it is dropped unanswered and counted \
+                 (`tollgate_sip_redirect_forbidden_total`), since a UDP source can be forged and a 403 is larger than \
+                 the request; over TCP a stranger's connection is closed at accept \
+                 (`tollgate_sip_redirect_tcp_refused_total{reason=\"not_client\"}`). On: 403 over UDP, and over TCP \
+                 403 to its first request, then the connection is closed.",
+            ),
+            opt(
                 "retransmission_window_secs",
                 "integer",
                 "s",
@@ -304,8 +315,17 @@ pub const SECTIONS: &[Section] = &[
                 "retransmission_entries",
                 "integer",
                 "",
-                "Most INVITE answers kept for retransmissions (and at most this many KiB); the oldest is forgotten \
-                 first, and counted. 1 to 10,000,000.",
+                "Most INVITE answers kept for retransmissions; the oldest is forgotten first, and counted (its \
+                 retransmission would be decided and recorded again). Keep it at least retransmission_window_secs x the \
+                 peak INVITE rate: the default 320,000 covers 10,000 INVITE/s for 32 s. 1 to 10,000,000.",
+            ),
+            opt(
+                "retransmission_max_mb",
+                "integer",
+                "MiB",
+                "Most memory the answers kept for retransmissions take with their keys (an answer is typically 0.5 to \
+                 0.7 KiB); the oldest is forgotten first when over. 1 to 4096; the default 256 holds the default \
+                 320,000 entries of typical answers.",
             ),
         ],
     },

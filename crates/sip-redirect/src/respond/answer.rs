@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use tollgate_enum::template::{Values, Var};
 use tollgate_policy::{Action, CallQuery, Decision, RedirectTarget, Termination};
 
-use super::request::check_request_uri;
+use super::request::{check_contact_uri, check_request_uri};
 use super::response::reason_header;
 use crate::config::{Answer, Answers, ClientConfig};
 
@@ -96,6 +96,35 @@ impl Renderer<'_> {
                     return None;
                 }
                 Some(SipAnswer { code, contact: None, reason: reason.then(|| reason_header(code, rule)) })
+            }
+        }
+    }
+}
+
+impl Renderer<'_> {
+    /// The client's allow answer for a callee that is not a number (an emergency or service
+    /// URN, 911, 112, N11 and other short codes, a name): the call continues as dialled. The
+    /// number placeholders (`{dest}`, `{dest_digits}`) have no value; `None` when the answer
+    /// uses them or its Contact is not a usable URI (the caller then sends the built-in 302 to
+    /// the Request-URI). `source` is the caller's number when known.
+    pub fn render_continue(&self, source: &str) -> Option<SipAnswer> {
+        match *pick(&self.client.allow, &self.answers.allow) {
+            Answer::Redirect { code, ref contact } => {
+                let needs_number = [Var::Dest, Var::DestDigits];
+                if needs_number.iter().any(|v| contact.uses(*v))
+                    || (contact.uses(Var::RuriHost) && self.ruri_host.is_empty())
+                {
+                    return None;
+                }
+                let values = Values { source, ruri: self.ruri, ruri_host: self.ruri_host, ..Default::default() };
+                let mut uri = String::with_capacity(96);
+                contact.render_into(&values, &mut uri);
+                check_contact_uri(&uri).ok()?;
+                Some(SipAnswer { code, contact: Some(uri), reason: None })
+            }
+            Answer::Final { code, reason } => {
+                let code = code.filter(|c| (400..=699).contains(c))?;
+                Some(SipAnswer { code, contact: None, reason: reason.then(|| reason_header(code, None)) })
             }
         }
     }

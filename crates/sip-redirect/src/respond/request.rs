@@ -62,8 +62,13 @@ impl<'a> Request<'a> {
     }
 
     /// What is missing or inconsistent for a response to be built (RFC 3261 8.1.1: To, From,
-    /// Call-ID, CSeq; the CSeq method must be the request's), or `None` when it is complete.
+    /// Call-ID, CSeq; the CSeq method must be the request's; a body shorter than its
+    /// Content-Length, RFC 3261 18.3), or `None` when it is complete.
     pub fn malformed(&self) -> Option<&'static str> {
+        if self.message.truncated {
+            // RFC 3261 18.3: a datagram shorter than its Content-Length is answered 400.
+            return Some("Truncated Body");
+        }
         if self.header(HeaderName::From).is_none() {
             return Some("Missing From");
         }
@@ -214,6 +219,21 @@ pub(crate) fn check_request_uri(uri: &str) -> Result<(), u16> {
     if lower.starts_with("sip:") || lower.starts_with("sips:") || lower.starts_with("tel:") { Ok(()) } else { Err(416) }
 }
 
+/// Whether a Request-URI can be copied into a Contact to continue a call as dialled: as
+/// [`check_request_uri`], and also a `urn:` (RFC 5031 service URNs such as `urn:service:sos`,
+/// which emergency calls carry).
+pub(crate) fn check_contact_uri(uri: &str) -> Result<(), u16> {
+    match check_request_uri(uri) {
+        Err(416) if is_urn(uri) => Ok(()),
+        other => other,
+    }
+}
+
+/// True for a `urn:` URI (RFC 5031 service URNs: `urn:service:sos`, `urn:service:sos.police`).
+pub(crate) fn is_urn(uri: &str) -> bool {
+    uri.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("urn:"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +263,9 @@ mod tests {
         assert_eq!(check_request_uri("mailto:a@b"), Err(416));
         assert_eq!(check_request_uri("sip:a>@b"), Err(400));
         assert_eq!(check_request_uri(&format!("sip:{}@b", "1".repeat(600))), Err(400));
+        assert_eq!(check_request_uri("urn:service:sos"), Err(416));
+        assert_eq!(check_contact_uri("URN:service:sos.police"), Ok(()));
+        assert_eq!(check_contact_uri("mailto:a@b"), Err(416));
+        assert_eq!(check_contact_uri("urn:service:<sos>"), Err(400));
     }
 }

@@ -3,7 +3,6 @@
 //! the response's own headers and `Content-Length: 0`.
 
 use std::fmt::Write;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 
 use tollgate_sip::message::HeaderName;
@@ -25,6 +24,9 @@ pub(crate) struct Status<'h> {
     pub headers: &'h [(&'h str, &'h str)],
 }
 
+/// Longest top Via, From, To, Call-ID or CSeq copied into a minimal response ([`build_minimal`]).
+const MAX_MINIMAL_HEADER: usize = 512;
+
 /// Writes the response to `req`, received from `peer`.
 pub(crate) fn build(req: &Request<'_>, peer: SocketAddr, status: Status<'_>) -> Vec<u8> {
     let mut out = String::with_capacity(512 + req.copied_len());
@@ -39,23 +41,49 @@ pub(crate) fn build(req: &Request<'_>, peer: SocketAddr, status: Status<'_>) -> 
     for via in vias {
         header(&mut out, "Via", via);
     }
-    if let Some(from) = req.header(HeaderName::From) {
-        header(&mut out, "From", from);
+    copy_dialog_headers(&mut out, req, |_| true);
+    finish(out, status)
+}
+
+/// Writes a response to `req` copying only the top Via's first value and the From, To,
+/// Call-ID and CSeq no longer than 512 bytes (for a request whose headers are too long to
+/// copy: 513 Message Too Large); `None` when the top Via itself is that long.
+pub(crate) fn build_minimal(req: &Request<'_>, peer: SocketAddr, status: Status<'_>) -> Option<Vec<u8>> {
+    if req.top.value.len() > MAX_MINIMAL_HEADER {
+        return None;
     }
-    if let Some(to) = req.header(HeaderName::To) {
+    let mut out = String::with_capacity(1024 + 4 * MAX_MINIMAL_HEADER);
+    let _ = write!(out, "SIP/2.0 {} {}\r\n", status.code, reason_phrase(status.code));
+    out.push_str("Via: ");
+    top_via(&mut out, req, peer);
+    out.push_str("\r\n");
+    copy_dialog_headers(&mut out, req, |value| value.len() <= MAX_MINIMAL_HEADER);
+    Some(finish(out, status))
+}
+
+/// Copies From, To (with a tag), Call-ID and CSeq, those for which `copy` holds.
+fn copy_dialog_headers(out: &mut String, req: &Request<'_>, copy: impl Fn(&str) -> bool) {
+    if let Some(from) = req.header(HeaderName::From).filter(|v| copy(v)) {
+        header(out, "From", from);
+    }
+    if let Some(to) = req.header(HeaderName::To).filter(|v| copy(v)) {
         out.push_str("To: ");
-        push_value(&mut out, to);
+        push_value(out, to);
         if name_addr(to).tag.is_none() {
             let _ = write!(out, ";tag={}", to_tag(req));
         }
         out.push_str("\r\n");
     }
-    if let Some(call_id) = req.header(HeaderName::CallId) {
-        header(&mut out, "Call-ID", call_id);
+    if let Some(call_id) = req.header(HeaderName::CallId).filter(|v| copy(v)) {
+        header(out, "Call-ID", call_id);
     }
-    if let Some(cseq) = req.header(HeaderName::CSeq) {
-        header(&mut out, "CSeq", cseq);
+    if let Some(cseq) = req.header(HeaderName::CSeq).filter(|v| copy(v)) {
+        header(out, "CSeq", cseq);
     }
+}
+
+/// Adds the response's own headers, Server and `Content-Length: 0`.
+fn finish(mut out: String, status: Status<'_>) -> Vec<u8> {
     for (name, value) in status.headers {
         header(&mut out, name, value);
     }
@@ -92,12 +120,20 @@ fn top_via(out: &mut String, req: &Request<'_>, peer: SocketAddr) {
 }
 
 /// The To tag of a response to a request whose To has none: the same for every
-/// retransmission of the request and for a CANCEL of it (same branch and Call-ID).
+/// retransmission of the request and for a CANCEL of it (same branch and Call-ID), and the
+/// same across restarts and versions (a fixed hash, FNV-1a 64, of the branch, a zero byte and
+/// the Call-ID: std's hasher may change between toolchains).
 pub(crate) fn to_tag(req: &Request<'_>) -> String {
-    let mut hasher = DefaultHasher::new();
-    req.top.branch.unwrap_or("").hash(&mut hasher);
-    req.header(HeaderName::CallId).unwrap_or("").hash(&mut hasher);
-    format!("tg{:016x}", hasher.finish())
+    let branch = req.top.branch.unwrap_or("").as_bytes();
+    let call_id = req.header(HeaderName::CallId).unwrap_or("").as_bytes();
+    format!("tg{:016x}", fnv1a64([branch, &[0], call_id]))
+}
+
+/// FNV-1a, 64 bits, of the parts in order (a stable, well-known hash; not for security).
+fn fnv1a64<const N: usize>(parts: [&[u8]; N]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    parts.iter().flat_map(|p| p.iter()).fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME))
 }
 
 fn header(out: &mut String, name: &str, value: &str) {

@@ -3,12 +3,16 @@
 //! decided, counted or recorded again (RFC 3261 17.2.1 and 8.2.6: a stateless server answers
 //! a retransmission as it answered the request), and a CANCEL knows the INVITE was answered.
 //!
-//! Bounded: at most `entries` answers, and at most `entries` KiB of keys and answers together;
-//! the oldest is forgotten first (and counted). An answer is kept for `window`.
+//! Bounded: at most `entries` answers, and at most `max_bytes` of keys and answers together;
+//! the oldest is forgotten first (and counted). An answer is kept for `window`. A large window
+//! is split by key hash into up to 16 shards, each with its own lock and its share of both
+//! bounds, so concurrent INVITEs rarely wait for each other; the answer's bytes are shared
+//! (`Arc`), so a retransmission's copy is made outside the lock.
 
+use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hashlink::LinkedHashMap;
@@ -35,7 +39,7 @@ impl Key {
 /// An answer kept: `None` while its INVITE is still being decided.
 struct Entry {
     at: Instant,
-    answer: Option<(Vec<u8>, SocketAddr)>,
+    answer: Option<(Arc<[u8]>, SocketAddr)>,
 }
 
 impl Entry {
@@ -61,23 +65,36 @@ struct Inner {
     bytes: usize,
 }
 
-/// The window.
+/// Entries per shard below which the window is not split (small windows stay exact).
+const MIN_SHARD_ENTRIES: usize = 4096;
+/// Bytes per shard below which the window is not split.
+const MIN_SHARD_BYTES: usize = 64 * 1024;
+/// Most shards: enough that UDP workers (one per core) rarely wait for each other.
+const MAX_SHARDS: usize = 16;
+
+/// The window, split by key hash into shards with their share of the bounds, each behind its
+/// own lock, so the workers deciding INVITEs do not serialise on one.
 pub(crate) struct Window {
-    inner: Mutex<Inner>,
+    shards: Box<[Mutex<Inner>]>,
+    hasher: RandomState,
     window: Duration,
-    max_entries: usize,
-    max_bytes: usize,
+    shard_entries: usize,
+    shard_bytes: usize,
     evicted: AtomicU64,
 }
 
 impl Window {
-    /// A window keeping answers for `window`, at most `max_entries` of them.
-    pub fn new(window: Duration, max_entries: usize) -> Self {
+    /// A window keeping answers for `window`, at most `max_entries` of them and `max_bytes`
+    /// of keys and answers together (each shard holding its share of both).
+    pub fn new(window: Duration, max_entries: usize, max_bytes: usize) -> Self {
+        let (max_entries, max_bytes) = (max_entries.max(1), max_bytes.max(1));
+        let shards = (max_entries / MIN_SHARD_ENTRIES).min(max_bytes / MIN_SHARD_BYTES).clamp(1, MAX_SHARDS);
         Window {
-            inner: Mutex::new(Inner { map: LinkedHashMap::new(), bytes: 0 }),
+            shards: (0..shards).map(|_| Mutex::new(Inner { map: LinkedHashMap::new(), bytes: 0 })).collect(),
+            hasher: RandomState::new(),
             window,
-            max_entries: max_entries.max(1),
-            max_bytes: max_entries.max(1).saturating_mul(1024),
+            shard_entries: (max_entries / shards).max(1),
+            shard_bytes: (max_bytes / shards).max(1),
             evicted: AtomicU64::new(0),
         }
     }
@@ -89,23 +106,33 @@ impl Window {
 
     /// Answers kept (and INVITEs in progress).
     pub fn len(&self) -> usize {
-        self.lock().map.len()
+        self.shards.iter().map(|s| lock(s).map.len()).sum()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding the lock leaves the map consistent (no method panics midway).
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Bytes of the keys and answers kept (as the bound counts them).
+    pub fn bytes(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).bytes).sum()
+    }
+
+    fn shard(&self, key: &Key) -> std::sync::MutexGuard<'_, Inner> {
+        // The shard count is at most 16: the conversions cannot truncate what matters.
+        let i = (self.hasher.hash_one(key) % self.shards.len() as u64) as usize;
+        lock(&self.shards[i])
     }
 
     /// Looks `key` up at `now`; a new (or expired) key is reserved.
     pub fn check(&self, key: &Key, now: Instant) -> Seen {
-        let mut inner = self.lock();
+        let mut inner = self.shard(key);
         self.expire(&mut inner, now);
         if let Some(entry) = inner.map.get(key)
             && !self.expired(entry, now)
         {
             return match &entry.answer {
-                Some((bytes, to)) => Seen::Answered(bytes.clone(), *to),
+                Some((bytes, to)) => {
+                    let (bytes, to) = (bytes.clone(), *to);
+                    drop(inner);
+                    Seen::Answered(bytes.to_vec(), to)
+                }
                 None => Seen::InProgress,
             };
         }
@@ -121,15 +148,16 @@ impl Window {
 
     /// True if `key` was answered (or is being decided) within the window.
     pub fn contains(&self, key: &Key, now: Instant) -> bool {
-        self.lock().map.get(key).is_some_and(|e| !self.expired(e, now))
+        self.shard(key).map.get(key).is_some_and(|e| !self.expired(e, now))
     }
 
     /// Keeps the answer to a reserved key (if it is still there).
     pub fn answered(&self, key: &Key, bytes: &[u8], to: SocketAddr) {
-        let mut inner = self.lock();
+        let answer: Arc<[u8]> = Arc::from(bytes);
+        let mut inner = self.shard(key);
         let Some(entry) = inner.map.get_mut(key) else { return };
         let before = entry.bytes();
-        entry.answer = Some((bytes.to_vec(), to));
+        entry.answer = Some((answer, to));
         let after = entry.bytes();
         inner.bytes = inner.bytes + after - before;
         self.bound(&mut inner);
@@ -137,7 +165,7 @@ impl Window {
 
     /// Forgets a reserved key that will not be answered.
     pub fn forget(&self, key: &Key) {
-        let mut inner = self.lock();
+        let mut inner = self.shard(key);
         if let Some(old) = inner.map.remove(key) {
             inner.bytes -= key.bytes() + old.bytes();
         }
@@ -161,13 +189,18 @@ impl Window {
 
     /// Drops the oldest answers while over a bound (never the newest one).
     fn bound(&self, inner: &mut Inner) {
-        while inner.map.len() > 1 && (inner.map.len() > self.max_entries || inner.bytes > self.max_bytes) {
+        while inner.map.len() > 1 && (inner.map.len() > self.shard_entries || inner.bytes > self.shard_bytes) {
             if let Some((key, entry)) = inner.map.pop_front() {
                 inner.bytes -= key.bytes() + entry.bytes();
                 self.evicted.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
+}
+
+fn lock(shard: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
+    // A panic while holding the lock leaves the map consistent (no method panics midway).
+    shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -185,7 +218,7 @@ mod tests {
 
     #[test]
     fn keeps_answers_for_the_window_and_within_bounds() {
-        let w = Window::new(Duration::from_secs(32), 2);
+        let w = Window::new(Duration::from_secs(32), 2, 1 << 20);
         let t0 = Instant::now();
         assert_eq!(w.check(&key(1), t0), Seen::New);
         assert_eq!(w.check(&key(1), t0), Seen::InProgress);
@@ -206,14 +239,47 @@ mod tests {
 
     #[test]
     fn bytes_are_bounded_too() {
-        let w = Window::new(Duration::from_secs(32), 4);
+        let w = Window::new(Duration::from_secs(32), 4, 4 * 1024);
         let t0 = Instant::now();
         for n in 0..4 {
             assert_eq!(w.check(&key(n), t0), Seen::New);
             w.answered(&key(n), &[b'x'; 2000], key(n).sender);
         }
-        // 4 KiB in all: at most one 2000-byte answer and its key fit beside the newest.
-        assert!(w.len() <= 2, "{}", w.len());
-        assert!(w.lock().bytes <= 4 * 1024 || w.len() == 1);
+        // Each answer takes 2000 + 48 bytes and its key 9 + 1 + 64: two would be over 4 KiB,
+        // so only the newest is kept.
+        assert_eq!(w.len(), 1);
+        assert_eq!(w.bytes(), 2000 + 48 + 9 + 1 + 64);
+        assert!(w.contains(&key(3), t0));
+        assert_eq!(w.evicted(), 3);
+    }
+
+    #[test]
+    fn the_byte_bound_holds_apart_from_the_entry_bound() {
+        // Room for 100 entries but 8 KiB: 1122-byte entries, seven fit.
+        let w = Window::new(Duration::from_secs(32), 100, 8 * 1024);
+        let t0 = Instant::now();
+        for n in 0..20 {
+            assert_eq!(w.check(&key(n), t0), Seen::New);
+            w.answered(&key(n), &[b'x'; 1000], key(n).sender);
+        }
+        assert_eq!(w.len(), 7);
+        assert_eq!(w.bytes(), 7 * 1122);
+        assert_eq!(w.evicted(), 13);
+        assert!((13..20).all(|n| w.contains(&key(n), t0)), "the newest kept");
+    }
+
+    #[test]
+    fn a_large_window_is_sharded_and_keeps_its_bounds_in_total() {
+        let w = Window::new(Duration::from_secs(32), 320_000, 4 << 20);
+        assert_eq!(w.shards.len(), 16);
+        let t0 = Instant::now();
+        for n in 0..20_000 {
+            assert_eq!(w.check(&key(n), t0), Seen::New);
+            w.answered(&key(n), &[b'x'; 300], key(n).sender);
+        }
+        assert!(w.bytes() <= 4 << 20, "{}", w.bytes());
+        assert!(w.evicted() > 0);
+        assert_eq!(w.len() as u64 + w.evicted(), 20_000);
+        assert_eq!(w.check(&key(19_999), t0), Seen::Answered(vec![b'x'; 300], key(0).sender));
     }
 }
