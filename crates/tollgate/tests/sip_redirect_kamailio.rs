@@ -342,9 +342,8 @@ fn policy_answers_followed_by_kamailio() {
     let ack = sip_request("ACK", local, &n.normal(), "+12125550133", "z9hG4bK-retrans-1", "UDP", &to_header);
     socket.send_to(ack.as_bytes(), server).unwrap();
     wait_until(20, "the record of the raw INVITE", || !records_for(e1, "+12125550133").is_empty());
-    // The record is written before the answer is sent: both answers are out, so any second
-    // record would be in the spool by now; the spool is flushed every 50 ms, wait ten times
-    // that before counting.
+    // A record is in the spool before its answer is sent: both answers are here, so a second
+    // record would be too; half a second more lets a wrongly late one show up as well.
     std::thread::sleep(Duration::from_millis(500));
     let raw = records_for(e1, "+12125550133");
     assert_eq!(raw.len(), 1, "one record for an INVITE and its retransmission: {raw:#?}");
