@@ -584,7 +584,13 @@ mod tests {
         std::fs::write(state.join("cli-token"), "secret").unwrap();
         {
             let store = tollgate_store::open(&format!("sqlite:{}", state.join("records.db").display())).unwrap();
-            store.ingest(&(0..BATCH).map(record).collect::<Vec<_>>()).unwrap();
+            let mut records: Vec<Record> = (0..BATCH).map(record).collect();
+            // One of them a decision of the SIP redirect server: its protocol is kept.
+            if let Record::EnumQuery { record, .. } = &mut records[0] {
+                record.protocol = tollgate_records::Protocol::Sip;
+                record.rcode = "302".into();
+            }
+            store.ingest(&records).unwrap();
         }
         let b = take(&backups, &config, &state, "manual").unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -598,5 +604,11 @@ mod tests {
             tollgate_store::open(&format!("sqlite:{}", unpacked.path().join("state/records.db").display())).unwrap();
         let (from, to) = all_time();
         assert_eq!(db.count(tollgate_store::Dataset::Enum, from, to).unwrap(), BATCH);
+        let mut csv = Vec::new();
+        db.export_raw(tollgate_store::Dataset::Enum, from, to, None, &mut csv).unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        let protocols: Vec<&str> = csv.lines().skip(1).filter_map(|l| l.rsplit(',').next()).collect();
+        assert_eq!(protocols.iter().filter(|p| **p == "sip").count(), 1, "{csv}");
+        assert_eq!(protocols.iter().filter(|p| **p == "enum").count(), BATCH as usize - 1, "{csv}");
     }
 }

@@ -328,6 +328,10 @@ pub struct ExportParams {
     pub to: String,
     /// One device (default all).
     pub device: Option<String>,
+    /// Dataset ENUM only: the decisions asked over one protocol, `enum` (ENUM queries) or `sip`
+    /// (the SIP redirect server's INVITEs); default both. Every row says its protocol in the
+    /// last column.
+    pub protocol: Option<String>,
 }
 
 /// Query of `GET /api/v1/devices`.

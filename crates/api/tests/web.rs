@@ -117,8 +117,11 @@ fn query_types_give_the_urls_the_server_reads() {
         from: "2026-12-01T00:00".into(),
         to: "2026-12-02T00:00".into(),
         device: Some("engine-1".into()),
+        protocol: Some("sip".into()),
     };
     assert_eq!(serde_urlencoded::from_str::<ExportParams>(&web::query(&export)).unwrap(), export);
+    let older: ExportParams = serde_urlencoded::from_str("from=2026-12-01T00:00&to=2026-12-02T00:00").unwrap();
+    assert_eq!((older.device, older.protocol), (None, None), "an older client's query: every device and protocol");
     assert_eq!(serde_urlencoded::from_str::<DevicesParams>("dataset=SIP").unwrap().dataset.as_deref(), Some("SIP"));
     assert_eq!(serde_urlencoded::from_str::<DiffParams>("from=0&to=3").unwrap(), DiffParams { from: 0, to: 3 });
 }

@@ -417,6 +417,8 @@ pub struct Config {
     /// `[enum]`.
     #[serde(rename = "enum")]
     pub enum_: EnumConfig,
+    /// `[sip_redirect]`: the engine's SIP redirect server (no listen address: none).
+    pub sip_redirect: tollgate_sip_redirect::RedirectConfig,
     /// `[api]`.
     pub api: ApiConfig,
     /// `[spool]`.
@@ -454,6 +456,7 @@ impl Default for Config {
             node: NodeConfig::default(),
             dialing_plan: DialingPlan::default(),
             enum_: EnumConfig::default(),
+            sip_redirect: tollgate_sip_redirect::RedirectConfig::default(),
             api: ApiConfig::default(),
             spool: SpoolConfig::default(),
             shipper: ShipperConfig::default(),
@@ -471,6 +474,23 @@ impl Default for Config {
 }
 
 impl Config {
+    /// A SIP redirect listen address that is also an ENUM one (same protocol, a fixed port):
+    /// the second bind would fail at start; said here, naming both fields.
+    fn sip_redirect_address_problems(&self, out: &mut Vec<Problem>) {
+        let pairs = [
+            ("listen_udp", &self.sip_redirect.listen_udp, &self.enum_.listen_udp),
+            ("listen_tcp", &self.sip_redirect.listen_tcp, &self.enum_.listen_tcp),
+        ];
+        for (field, sip, enum_) in pairs {
+            for a in sip.iter().filter(|a| a.port() != 0 && enum_.contains(a)) {
+                out.push(Problem::new(
+                    format!("sip_redirect.{field}"),
+                    format!("{a} is also in enum.{field}: one address serves one protocol"),
+                ));
+            }
+        }
+    }
+
     /// Loads a configuration file, or the embedded default when `path` is `None`. Relative
     /// paths in a file are made relative to the file's directory.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
@@ -592,6 +612,12 @@ impl Config {
         if let Err(e) = self.enum_.validate() {
             out.push(Problem::new(format!("enum.{}", e.field), e.message));
         }
+        for check in [self.sip_redirect.validate(), self.sip_redirect.validate_listeners()] {
+            if let Err(e) = check {
+                out.push(Problem::new(format!("sip_redirect.{}", e.field), e.message));
+            }
+        }
+        self.sip_redirect_address_problems(&mut out);
         check_range(&mut out, "api.max_connections", self.api.max_connections as u64, 1, MAX_CONNECTIONS);
         check_range(&mut out, "api.idle_timeout", self.api.idle_timeout_secs, 1, MAX_IDLE_SECS);
         if let Some(url) = &self.api.console
@@ -665,6 +691,12 @@ impl Config {
                 out.push(Problem::new(
                     "enum.listen_udp",
                     "with [srp], enum.listen_* are the service addresses and need fixed ports",
+                ));
+            }
+            if self.sip_redirect.listen_udp.iter().chain(&self.sip_redirect.listen_tcp).any(|a| a.port() == 0) {
+                out.push(Problem::new(
+                    "sip_redirect.listen_udp",
+                    "with [srp], sip_redirect.listen_* are service addresses too and need fixed ports",
                 ));
             }
         }
@@ -810,6 +842,25 @@ mod tests {
     }
 
     #[test]
+    fn sip_redirect_listeners_are_checked_naming_the_field() {
+        let e = error("[sip_redirect]\nlisten_udp = [\"127.0.0.1:5070\"]\nmax_message_bytes = 10\n");
+        assert!(e.contains("sip_redirect.max_message_bytes: is 10; it must be 1024 to 65535"), "{e}");
+        let e = error("[enum]\nlisten_udp = [\"127.0.0.1:5353\"]\n[sip_redirect]\nlisten_udp = [\"127.0.0.1:5353\"]\n");
+        assert!(e.contains("sip_redirect.listen_udp: 127.0.0.1:5353 is also in enum.listen_udp"), "{e}");
+        let srp = "[srp]\nnode_id = \"a\"\nbind_address = \"10.0.0.11:7501\"\npeer_address = \"10.0.0.12:7501\"\n\
+                   shared_key = \"at least 16 bytes, the same on both\"\nchassis_mode = \"primary\"\npriority = 1\n\
+                   [enum]\nlisten_udp = [\"127.0.0.1:5353\"]\nlisten_tcp = []\n";
+        let e = error(&format!("{srp}[sip_redirect]\nlisten_tcp = [\"127.0.0.1:0\"]\n"));
+        assert!(e.contains("sip_redirect.listen_udp: with [srp], sip_redirect.listen_* are service addresses"), "{e}");
+        // The same address on another protocol, or port 0 without [srp], is fine.
+        Config::parse(
+            "t.toml",
+            "[enum]\nlisten_udp = [\"127.0.0.1:5353\"]\nlisten_tcp = []\n[sip_redirect]\nlisten_tcp = [\"127.0.0.1:5353\"]\nlisten_udp = [\"127.0.0.1:0\"]\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn one_collector_or_several_not_both() {
         let one = Config::parse("t.toml", "[shipper]\ncollector = \"https://c1:8080\"\n").unwrap();
         assert_eq!(one.shipper.collector_urls(), vec!["https://c1:8080"]);
@@ -845,7 +896,7 @@ mod tests {
         assert!(e.starts_with("t.toml:2: dialing_plan.country_code: country_code \"0\" must be"), "{e}");
         assert_eq!(
             error("[nod]\n"),
-            "t.toml:1: nod: unknown field `nod`, expected one of `config_version`, `node`, `dialing_plan`, `enum`, `api`, `spool`, `shipper`, `collector`, `srp`, `service_address`, `agent`, `manager`, `probe`, `shared_counters`, `tls`, `log`"
+            "t.toml:1: nod: unknown field `nod`, expected one of `config_version`, `node`, `dialing_plan`, `enum`, `sip_redirect`, `api`, `spool`, `shipper`, `collector`, `srp`, `service_address`, `agent`, `manager`, `probe`, `shared_counters`, `tls`, `log`"
         );
         assert!(error("[node\n").starts_with("t.toml:1: "), "syntax errors have a line too");
         assert_eq!(

@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tollgate_number::enum_name::Suffix;
 
-use crate::template::{Template, Var};
+use crate::template::{SIP_ONLY_VARS, Template, Var};
 
 /// A configuration value that cannot be used, naming the field.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -306,6 +306,19 @@ impl EnumConfig {
             ("answers.redirect", &self.answers.redirect, &[Var::Intercept, Var::Cause]),
             ("answers.redirect_uri", &self.answers.redirect_uri, &[Var::Intercept, Var::Cause, Var::TargetDigits]),
         ];
+        for (field, answer, _) in checks {
+            if let AnswerTemplate::Naptr { uri } = answer
+                && let Some(v) = SIP_ONLY_VARS.iter().find(|v| uri.uses(**v))
+            {
+                return Err(err(
+                    field,
+                    format!(
+                        "template {:?} uses {v:?}, which only the SIP redirect server has (an ENUM query has no Request-URI)",
+                        uri.as_str()
+                    ),
+                ));
+            }
+        }
         for (field, answer, meaningless) in checks {
             if let AnswerTemplate::Naptr { uri } = answer
                 && let Some(v) = meaningless.iter().find(|v| uri.uses(**v))
@@ -417,6 +430,13 @@ redirect_uri = { kind = "naptr", uri = "{target}" }
         let mut cfg = EnumConfig::default();
         cfg.intercepts.clear();
         assert_eq!(cfg.validate().unwrap_err().field, "intercepts");
+        for sip_only in ["sip:{dest}@{ruri_host}", "{ruri}"] {
+            let mut cfg = EnumConfig::default();
+            cfg.answers.redirect = naptr(sip_only);
+            let e = cfg.validate().unwrap_err();
+            assert_eq!(e.field, "answers.redirect");
+            assert!(e.message.contains("only the SIP redirect server"), "{e}");
+        }
         let cfg = EnumConfig { suffixes: vec!["".into()], ..Default::default() };
         assert_eq!(cfg.validate().unwrap_err().field, "suffixes[0]");
     }

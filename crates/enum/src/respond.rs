@@ -246,6 +246,16 @@ impl Responder {
         &self.config
     }
 
+    /// The dialing plan calling and called numbers are normalised with.
+    pub fn plan(&self) -> &DialingPlan {
+        &self.plan
+    }
+
+    /// This engine's node name (the records' `device`).
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// Answers one query. Returns `None` when nothing should be sent back.
     ///
     /// The common query is answered by the fast path ([`Responder::respond_fast`]), everything
@@ -333,7 +343,7 @@ impl Responder {
             return Some(self.finish(resp, edns, ctx, None, Outcome::NoData, None));
         }
         let caller = Caller::pick(self.edns_source(edns), label_source);
-        let mut answer = self.decide(&req, query, destination, caller.number(), ctx, counters);
+        let mut answer = self.decide_query(&req, query, destination, caller.number(), ctx, counters);
         if let Caller::Unreadable(text) = caller {
             answer.unreadable_source = Some(text);
         }
@@ -349,24 +359,54 @@ impl Responder {
         ctx: &QueryContext,
         counters: &dyn VelocityCounters,
     ) -> Evaluated {
+        let Decided { decision, rendered, fail_open, record } =
+            self.decide_counting(destination, source, ctx, counters, |d, c| self.render(d, c));
+        Evaluated { decision, rendered: rendered.unwrap_or(Rendered::NoRecord), fail_open, record }
+    }
+
+    /// Decides one call with the installed policy, counting it once in the engine's velocity
+    /// counters, and renders the decision with `render` (the protocol's own answer: a NAPTR
+    /// for ENUM, a SIP response for the redirect server). Evaluation and rendering run under
+    /// `catch_unwind`; if either fails (a panic, or `render` returning `None`), the call is
+    /// answered with the allow decision rendered by `render` (fail-open) and
+    /// [`Decided::fail_open`] says so. The record is complete but for what only the answer
+    /// knows (`rcode`, `latency_us`, `stale`) and its protocol (ENUM).
+    pub fn decide<R>(
+        &self,
+        destination: E164,
+        source: Option<E164>,
+        ctx: &QueryContext,
+        render: impl Fn(&Decision, &CallQuery) -> Option<R>,
+    ) -> Decided<R> {
+        self.decide_counting(destination, source, ctx, &*self.velocity, render)
+    }
+
+    fn decide_counting<R>(
+        &self,
+        destination: E164,
+        source: Option<E164>,
+        ctx: &QueryContext,
+        counters: &dyn VelocityCounters,
+        render: impl Fn(&Decision, &CallQuery) -> Option<R>,
+    ) -> Decided<R> {
         let call = CallQuery { source, destination, at: ctx.now };
         let active = self.policy.guard();
         let version = active.version;
         let attempt = catch_unwind(AssertUnwindSafe(|| {
             let decision = active.policy.evaluate_with(&call, counters);
-            let answer = self.render(&decision, &call);
+            let answer = render(&decision, &call);
             (decision, answer)
         }));
         let (decision, rendered, fail_open) = match attempt {
-            Ok((decision, Some(answer))) => (decision, answer, false),
+            Ok((decision, Some(answer))) => (decision, Some(answer), false),
             Ok((decision, None)) => {
                 let allow = Decision::default_allow(decision.direction);
-                let answer = self.render(&allow, &call).unwrap_or(Rendered::NoRecord);
+                let answer = catch_unwind(AssertUnwindSafe(|| render(&allow, &call))).ok().flatten();
                 (allow, answer, true)
             }
             Err(_) => {
                 let allow = Decision::default_allow(tollgate_policy::Direction::Transit);
-                let answer = self.render(&allow, &call).unwrap_or(Rendered::NoRecord);
+                let answer = catch_unwind(AssertUnwindSafe(|| render(&allow, &call))).ok().flatten();
                 (allow, answer, true)
             }
         };
@@ -394,7 +434,7 @@ impl Responder {
             policy_version: version,
             protocol: Default::default(),
         };
-        Evaluated { decision, rendered, fail_open, record }
+        Decided { decision, rendered, fail_open, record }
     }
 
     /// The response code of a "no record" answer.
@@ -433,7 +473,7 @@ impl Responder {
         self.finish(resp, req.edns.as_ref(), ctx, Some(record), outcome, Some(decision))
     }
 
-    fn decide(
+    fn decide_query(
         &self,
         req: &Message,
         query: &Query,
@@ -638,6 +678,21 @@ enum Rendered {
     Naptr(String),
     /// No record: NXDOMAIN or NODATA (`no_record`) with the SOA.
     NoRecord,
+}
+
+/// A call decided through [`Responder::decide`]: the decision, its answer rendered by the
+/// caller's `render`, and its record (`rcode`, `latency_us` and `stale` are the caller's to
+/// fill in once its answer is encoded).
+#[derive(Debug)]
+pub struct Decided<R> {
+    /// The decision answered: the policy's, or the default allow after a failure.
+    pub decision: Decision,
+    /// The rendered answer; `None` only when even the allow answer could not be rendered.
+    pub rendered: Option<R>,
+    /// True when evaluation or rendering failed and the allow decision was answered.
+    pub fail_open: bool,
+    /// The decision's record (protocol ENUM).
+    pub record: EnumQueryRecord,
 }
 
 /// A call evaluated: the decision, its answer and its record (rcode, latency and staleness are

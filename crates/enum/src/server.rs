@@ -17,9 +17,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 use tollgate_logthrottle::LogThrottle;
+use tollgate_records::Record;
 use tollgate_records::spool::{Spool, SpoolLane};
 
-use crate::metrics::EnumMetrics;
+use crate::metrics::{EnumMetrics, RecordsNotWritten};
 use crate::respond::{Answered, Responder};
 use crate::tcp::{self, TcpLimits};
 use crate::udp;
@@ -37,7 +38,8 @@ pub enum RecordSink {
 }
 
 impl RecordSink {
-    fn lane(&self, name: &str) -> io::Result<Option<SpoolLane>> {
+    /// The spool lane named `name` (each writer has its own), or none when records are discarded.
+    pub fn lane(&self, name: &str) -> io::Result<Option<SpoolLane>> {
         match self {
             RecordSink::Spool(s) => s.lane(name).map(Some),
             RecordSink::Discard => Ok(None),
@@ -120,7 +122,7 @@ impl EnumServer {
 /// group included, or anything bound without the option) that fails with "address in use", as
 /// a plain bind would, instead of the kernel silently sharing the traffic with a stranger. Port
 /// 0 is resolved by that first bind, and the group binds the port it got.
-fn bind_reuseport_group(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
+pub fn bind_reuseport_group(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
     let addr = std::net::UdpSocket::bind(addr)?.local_addr()?;
     (0..count)
         .map(|_| {
@@ -147,10 +149,25 @@ pub(crate) fn record_all<'a>(
     answers: impl IntoIterator<Item = &'a Answered>,
     metrics: &EnumMetrics,
 ) {
-    let Some(lane) = lane.as_mut() else { return };
-    lane.append_batch(answers.into_iter().filter_map(|a| a.record.as_ref()), |e| {
-        metrics.spool_errors.inc();
-        let reason = metrics.records_not_written.count("ENUM", &e);
+    let failed =
+        append_records(lane, answers.into_iter().filter_map(|a| a.record.as_ref()), &metrics.records_not_written);
+    metrics.spool_errors.inc_by(failed);
+}
+
+/// Appends `records` (the decisions of answered queries, ENUM or SIP) to `lane` with one write
+/// ([`SpoolLane::append_batch`]); each record the spool does not take is counted in
+/// `tollgate_records_not_written_total{dataset="ENUM"}` and logged (at most one line per 10 s).
+/// Returns how many were not written. The caller sends the answers either way.
+pub fn append_records<'a>(
+    lane: &mut Option<SpoolLane>,
+    records: impl IntoIterator<Item = &'a Record>,
+    not_written: &RecordsNotWritten,
+) -> u64 {
+    let Some(lane) = lane.as_mut() else { return 0 };
+    let mut failed = 0;
+    lane.append_batch(records, |e| {
+        failed += 1;
+        let reason = not_written.count("ENUM", &e);
         if let Some(left_out) = NOT_WRITTEN_LOG.allow() {
             tracing::error!(
                 error = %e,
@@ -160,4 +177,5 @@ pub(crate) fn record_all<'a>(
             );
         }
     });
+    failed
 }

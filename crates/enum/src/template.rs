@@ -1,4 +1,5 @@
-//! URI templates for NAPTR answers: literal text with `{placeholders}`.
+//! URI templates for NAPTR answers (and the SIP redirect server's Contact URIs): literal text
+//! with `{placeholders}`.
 
 use std::fmt::Write;
 
@@ -25,9 +26,18 @@ pub enum Var {
     Cause,
     /// Name of the deciding rule (empty for the default).
     Rule,
+    /// The SIP request's Request-URI, as sent (SIP redirect server only; an ENUM
+    /// configuration refuses it).
+    Ruri,
+    /// The host (and `:port`, when given) of the SIP request's Request-URI (SIP redirect
+    /// server only; an ENUM configuration refuses it).
+    RuriHost,
 }
 
-const VARS: [(&str, Var); 9] = [
+/// Placeholders with a value only in a SIP request's answer, never in an ENUM (NAPTR) one.
+pub const SIP_ONLY_VARS: [Var; 2] = [Var::Ruri, Var::RuriHost];
+
+const VARS: [(&str, Var); 11] = [
     ("dest", Var::Dest),
     ("dest_digits", Var::DestDigits),
     ("source", Var::Source),
@@ -37,6 +47,8 @@ const VARS: [(&str, Var); 9] = [
     ("intercept", Var::Intercept),
     ("cause", Var::Cause),
     ("rule", Var::Rule),
+    ("ruri", Var::Ruri),
+    ("ruri_host", Var::RuriHost),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +79,10 @@ pub struct Values<'a> {
     pub cause: Option<u16>,
     /// See [`Var::Rule`].
     pub rule: &'a str,
+    /// See [`Var::Ruri`].
+    pub ruri: &'a str,
+    /// See [`Var::RuriHost`].
+    pub ruri_host: &'a str,
 }
 
 impl Template {
@@ -116,20 +132,20 @@ impl Template {
     }
 
     /// Renders into `out` (cleared first).
-    pub fn render_into(&self, v: &Values<'_>, out: &mut String) {
+    pub fn render_into<'a>(&self, v: &Values<'a>, out: &mut String) {
         out.clear();
-        let digits = |s: &str| s.trim_start_matches('+').to_string();
+        let digits = |s: &'a str| s.trim_start_matches('+');
         for piece in &self.pieces {
             match piece {
                 Piece::Text(t) => out.push_str(t),
                 Piece::Var(Var::Dest) => out.push_str(v.dest),
-                Piece::Var(Var::DestDigits) => out.push_str(&digits(v.dest)),
+                Piece::Var(Var::DestDigits) => out.push_str(digits(v.dest)),
                 Piece::Var(Var::Source) => out.push_str(v.source),
-                Piece::Var(Var::SourceDigits) => out.push_str(&digits(v.source)),
+                Piece::Var(Var::SourceDigits) => out.push_str(digits(v.source)),
                 Piece::Var(Var::Target) => out.push_str(v.target),
                 Piece::Var(Var::TargetDigits) => {
                     if v.target.starts_with('+') {
-                        out.push_str(&digits(v.target));
+                        out.push_str(digits(v.target));
                     }
                 }
                 Piece::Var(Var::Intercept) => out.push_str(v.intercept),
@@ -139,6 +155,8 @@ impl Template {
                     }
                 }
                 Piece::Var(Var::Rule) => out.push_str(v.rule),
+                Piece::Var(Var::Ruri) => out.push_str(v.ruri),
+                Piece::Var(Var::RuriHost) => out.push_str(v.ruri_host),
             }
         }
     }

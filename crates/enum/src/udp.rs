@@ -30,7 +30,7 @@ static SEND_ERROR_LOG: LogThrottle = LogThrottle::new(10_000);
 /// latency) and the wall-clock time (the record's time, time windows), from the kernel's
 /// timestamp and the moment the batch was read (`read_at` on both clocks). Without a kernel
 /// timestamp, the moment it was read.
-pub(crate) fn arrival(kernel_time: Option<SystemTime>, read_at: Instant, wall: SystemTime) -> (Instant, DateTime<Utc>) {
+pub fn arrival(kernel_time: Option<SystemTime>, read_at: Instant, wall: SystemTime) -> (Instant, DateTime<Utc>) {
     // A clock stepped backwards makes the age 0; an absurd age is capped (an hour).
     let age =
         kernel_time.and_then(|k| wall.duration_since(k).ok()).unwrap_or(Duration::ZERO).min(Duration::from_secs(3600));

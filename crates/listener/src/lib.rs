@@ -12,6 +12,8 @@
 //!   instead, which can reach the client before it reads the refusal: it would see a broken
 //!   connection, not a 503 with `Retry-After`. At most [`LINGER_MAX`] refused connections
 //!   linger at once per listener; beyond that a refusal is a plain close.
+//! - A cap per source address ([`PerSourceLimit`]), for listeners whose clients are few and
+//!   known (the SIP redirect server's SBCs), so one of them cannot hold every slot.
 //! - Accept errors that are not about one connection (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`)
 //!   make the listener back off, 10 ms doubling to 1 s, instead of retrying in a hot loop;
 //!   each is counted and logged through [`LogThrottle`] (one line per 10 s saying how many were
@@ -503,4 +505,80 @@ pub struct HttpLimits {
     /// A connection making no progress for this long (keep-alive idle, unfinished headers, a
     /// stalled body) is closed.
     pub idle_timeout: std::time::Duration,
+}
+
+/// Connections held at once per source address, on top of a [`LimitedListener`]'s total: so
+/// one client (or one attacker) cannot take every slot of a listener. Entries exist only for
+/// sources with open connections, so the table holds at most as many entries as connections.
+#[derive(Debug)]
+pub struct PerSourceLimit {
+    max: usize,
+    table: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// A connection's hold on its source's share; dropping it gives the share back.
+#[derive(Debug)]
+pub struct SourceSlot {
+    limit: Arc<PerSourceLimit>,
+    ip: std::net::IpAddr,
+}
+
+impl PerSourceLimit {
+    /// At most `max` connections (at least 1) from one source address.
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(PerSourceLimit { max: max.max(1), table: Default::default() })
+    }
+
+    /// The most connections one source holds at once.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// A slot for one more connection from `ip`, or none when it holds `max` already.
+    pub fn take(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<SourceSlot> {
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let held = table.entry(ip).or_insert(0);
+        if *held >= self.max {
+            return None;
+        }
+        *held += 1;
+        Some(SourceSlot { limit: self.clone(), ip })
+    }
+
+    /// Sources holding connections now.
+    pub fn sources(&self) -> usize {
+        self.table.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut table = self.limit.table.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = table.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                table.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod per_source_tests {
+    use super::*;
+
+    #[test]
+    fn each_source_holds_at_most_its_share_and_gives_it_back() {
+        let limit = PerSourceLimit::new(2);
+        let a: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let b: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+        let a1 = limit.take(a).unwrap();
+        let a2 = limit.take(a).unwrap();
+        assert!(limit.take(a).is_none(), "a third from one source");
+        let b1 = limit.take(b).unwrap();
+        drop(a1);
+        let a3 = limit.take(a).unwrap();
+        drop((a2, a3, b1));
+        assert_eq!(limit.sources(), 0, "nothing kept for sources without connections");
+    }
 }

@@ -32,5 +32,7 @@ pub mod synth;
 mod validate;
 pub mod wire;
 
-pub use record::{Disposition, EnumQueryRecord, Protocol, RECORD_VERSION, Record, SipCallRecord, Transport};
+pub use record::{
+    BASE_RECORD_VERSION, Disposition, EnumQueryRecord, Protocol, RECORD_VERSION, Record, SipCallRecord, Transport,
+};
 pub use validate::{InvalidRecord, MAX_DEVICE_NAME, MAX_TEXT, RESERVED_DEVICE_NAMES, check_device_name, record_text};

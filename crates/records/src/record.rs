@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use tollgate_number::E164;
 use ulid::Ulid;
 
-/// The record format version written by this build. A collector reads every version up to
-/// its own, so engines and probes of the previous release keep shipping to an upgraded one.
+/// The newest record format version this build writes, and so the newest a collector of this
+/// build reads. A collector reads every version up to its own, so engines and probes of the
+/// previous release keep shipping to an upgraded one; a record newer than a collector's waits
+/// in the sender's spool (the collector answers 409) until the collector is upgraded.
 ///
 /// * 1: ENUM query and SIP call records.
 /// * 2: SIP call records may carry RTP statistics (`rtp_packets`, `rtp_lost`, `rtp_jitter_ms`,
@@ -18,7 +20,15 @@ use ulid::Ulid;
 ///   `stale: true`; a record without it is not stale. (An optional field that older readers
 ///   may ignore does not need a new version: bumping it would make every collector of the
 ///   previous release refuse every record of an upgraded engine.)
-pub const RECORD_VERSION: u16 = 2;
+/// * 3: decisions of the SIP redirect server (`protocol: "sip"` in an `enum_query` record).
+///   Only they are written at 3 ([`Record::enum_query`]): a collector of the previous release
+///   would ignore the field it does not know and store the decision as an ENUM query, so it
+///   must refuse them instead, and they wait in the spool. Every other record is still written
+///   at 2, so an upgraded engine's ENUM queries and probe's calls keep flowing to it.
+pub const RECORD_VERSION: u16 = 3;
+
+/// The version every record but a SIP redirect decision is written at (see [`RECORD_VERSION`]).
+pub const BASE_RECORD_VERSION: u16 = 2;
 
 /// Transport a query arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -207,14 +217,21 @@ pub enum Record {
 }
 
 impl Record {
-    /// Wraps an ENUM query record at the current format version.
+    /// Wraps a decision record at the oldest format version that holds it: an ENUM query at
+    /// [`BASE_RECORD_VERSION`], a SIP redirect decision at [`RECORD_VERSION`] (3), so a
+    /// collector that cannot tell it from an ENUM query refuses it rather than mislabel it.
     pub fn enum_query(record: EnumQueryRecord) -> Self {
-        Record::EnumQuery { v: RECORD_VERSION, record }
+        let v = match record.protocol {
+            Protocol::Enum => BASE_RECORD_VERSION,
+            Protocol::Sip => RECORD_VERSION,
+        };
+        Record::EnumQuery { v, record }
     }
 
-    /// Wraps a SIP call record at the current format version.
+    /// Wraps a SIP call record at the current format version for SIP calls
+    /// ([`BASE_RECORD_VERSION`]).
     pub fn sip_call(record: SipCallRecord) -> Self {
-        Record::SipCall { v: RECORD_VERSION, record }
+        Record::SipCall { v: BASE_RECORD_VERSION, record }
     }
 
     /// The record's unique id.
@@ -253,7 +270,7 @@ mod tests {
         let Record::SipCall { record, .. } = &r else { panic!("a SIP call record") };
         assert_eq!((record.rtp_packets, record.rtp_lost, record.rtp_jitter_ms, record.mos), (None, None, None, None));
         let now = Record::sip_call(record.clone());
-        assert_eq!(now.version(), RECORD_VERSION);
+        assert_eq!(now.version(), BASE_RECORD_VERSION);
     }
 
     #[test]
@@ -280,7 +297,8 @@ mod tests {
         });
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["kind"], "enum_query");
-        assert_eq!(json["v"], RECORD_VERSION);
+        assert_eq!(json["v"], BASE_RECORD_VERSION);
+        assert!(json.get("protocol").is_none(), "an ENUM query is written as before the field existed");
         assert_eq!(json["destination"], "+12125550111");
         assert!(json.get("fail_open").is_none());
         assert!(json.get("stale").is_none());
@@ -298,5 +316,22 @@ mod tests {
         record.stale = true;
         let json = serde_json::to_value(Record::enum_query(record)).unwrap();
         assert_eq!(json["stale"], true);
+    }
+
+    #[test]
+    fn sip_redirect_decisions_are_written_at_version_3_so_older_collectors_refuse_them() {
+        let line = r#"{"kind":"enum_query","v":2,"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV","time":"2026-01-01T00:00:00Z","device":"engine-1","client":"sbc-1","client_addr":"127.0.0.1:5060","transport":"udp","source":null,"destination":"+12125550111","direction":"inbound","rule":null,"action":"allow","detail":null,"rcode":"NXDOMAIN","latency_us":42,"policy_version":null}"#;
+        let Record::EnumQuery { mut record, .. } = serde_json::from_str(line).unwrap() else {
+            panic!("an ENUM record")
+        };
+        assert_eq!(Record::enum_query(record.clone()).version(), BASE_RECORD_VERSION);
+        record.protocol = Protocol::Sip;
+        record.rcode = "302".into();
+        let sip = Record::enum_query(record);
+        assert_eq!(sip.version(), RECORD_VERSION);
+        assert!(RECORD_VERSION > BASE_RECORD_VERSION, "a collector of the previous release reads up to 2 only");
+        let json = serde_json::to_value(&sip).unwrap();
+        assert_eq!((json["v"].as_u64(), json["protocol"].as_str()), (Some(3), Some("sip")));
+        assert_eq!(serde_json::from_value::<Record>(json).unwrap(), sip);
     }
 }

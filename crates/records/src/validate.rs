@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use crate::{EnumQueryRecord, Record, SipCallRecord};
+use crate::{EnumQueryRecord, Protocol, Record, SipCallRecord};
 
 /// Longest device name (an engine's or probe's node name), bytes.
 pub const MAX_DEVICE_NAME: usize = 64;
@@ -130,10 +130,34 @@ fn check_enum_query(r: &EnumQueryRecord, now: DateTime<Utc>) -> Result<(), Inval
     if let Some(detail) = &r.detail {
         check_text("detail", detail)?;
     }
-    if r.rcode.is_empty() || r.rcode.len() > 16 || !r.rcode.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(invalid("rcode", "is not a DNS response code name"));
-    }
+    check_answer_code(r)?;
     check_i64("policy_version", r.policy_version)
+}
+
+/// The answer sent: a DNS response code name for an ENUM query, a SIP final response's status
+/// code (200 to 699: the redirect server answers every INVITE it decides with a final
+/// response) for a SIP decision.
+fn check_answer_code(r: &EnumQueryRecord) -> Result<(), InvalidRecord> {
+    let shown: String = r.rcode.chars().take(40).collect();
+    match r.protocol {
+        Protocol::Enum => {
+            if r.rcode.is_empty() || r.rcode.len() > 16 || !r.rcode.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(invalid("rcode", format!("{shown:?} is not a DNS response code name")));
+            }
+        }
+        Protocol::Sip => {
+            let code = (r.rcode.len() == 3 && r.rcode.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| r.rcode.parse::<u16>().ok())
+                .flatten();
+            if !code.is_some_and(|c| (200..=699).contains(&c)) {
+                return Err(invalid(
+                    "rcode",
+                    format!("{shown:?} is not a SIP final response code (200-699), as a record of protocol sip needs"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_sip_call(r: &SipCallRecord, now: DateTime<Utc>) -> Result<(), InvalidRecord> {
@@ -254,6 +278,30 @@ mod tests {
         q.detail = None;
         q.policy_version = Some(i64::MAX as u64);
         assert_eq!(Record::enum_query(q).validate(now()), Ok(()), "an hour of clock skew and the largest version");
+    }
+
+    #[test]
+    fn decisions_over_sip_carry_a_sip_final_response_code() {
+        for code in ["302", "380", "404", "603", "200", "699"] {
+            let mut q = query();
+            q.protocol = Protocol::Sip;
+            q.rcode = code.into();
+            assert_eq!(Record::enum_query(q).validate(now()), Ok(()), "{code}");
+        }
+        for code in ["NOERROR", "180", "700", "42", "3020", "", "+30", "٣٠٢"] {
+            let mut q = query();
+            q.protocol = Protocol::Sip;
+            q.rcode = code.into();
+            let e = Record::enum_query(q).validate(now()).expect_err(code);
+            assert_eq!(e.field, "rcode", "{code}");
+            assert!(e.message.contains("SIP final response code"), "{e}");
+        }
+        // An ENUM query's answer is a DNS response code's name, not a SIP status.
+        let mut q = query();
+        q.rcode = "NXDOMAIN".into();
+        assert_eq!(Record::enum_query(q.clone()).validate(now()), Ok(()));
+        q.rcode = "<script>".into();
+        assert!(Record::enum_query(q).validate(now()).unwrap_err().message.contains("DNS response code"));
     }
 
     #[test]

@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod fuzzing;
 pub mod metrics;
 pub mod respond;
 pub mod server;

@@ -10,6 +10,7 @@
 //! * [`rtp`]: RTP headers and per-stream loss and jitter (RFC 3550);
 //! * [`mos`]: a per-stream MOS estimate from loss and jitter (ITU-T G.107 E-model, simplified);
 //! * [`media`]: which call an RTP packet belongs to, by (address, port, SSRC, time);
+//! * [`stream`]: where each message ends on a stream transport (TCP): head, Content-Length;
 //! * [`dialog`]: the call tracker, a pure function of (state, message, time) -> finished calls.
 //!
 //! What it must not do: capture packets, normalise numbers, or write records (the probe crate
@@ -23,6 +24,7 @@ pub mod message;
 pub mod mos;
 pub mod rtp;
 pub mod sdp;
+pub mod stream;
 pub mod uri;
 
 pub use message::{Header, HeaderName, Method, ParseError, SipMessage, StartLine, parse_datagram};

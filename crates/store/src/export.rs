@@ -4,10 +4,10 @@ use std::io::Write;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::StoreError;
 use crate::analytics::raw_table;
 use crate::model::{AnalyticsResult, Dataset, View};
 use crate::sql::{Sql, Value};
+use crate::{RawFilter, StoreError};
 
 /// Columns of the raw tables, in export order.
 pub fn raw_columns(d: Dataset) -> &'static [&'static str] {
@@ -31,6 +31,8 @@ pub fn raw_columns(d: Dataset) -> &'static [&'static str] {
             "policy_version",
             "v",
             "stale",
+            // Added last (migration 8), so scripts reading columns by position keep working.
+            "protocol",
         ],
         Dataset::Sip => &[
             "id",
@@ -68,20 +70,29 @@ pub(crate) fn raw(
     dataset: Dataset,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    device: Option<&str>,
+    filter: &RawFilter,
     out: &mut dyn Write,
 ) -> Result<u64, StoreError> {
+    if filter.protocol.is_some() && dataset != Dataset::Enum {
+        return Err(StoreError::BadQuery(format!(
+            "protocol selects records of the ENUM dataset (ENUM queries and SIP redirect decisions), not {}",
+            dataset.as_str()
+        )));
+    }
     let cols = raw_columns(dataset);
     let mut w = csv::Writer::from_writer(out);
     w.write_record(cols)?;
     let mut params: Vec<Value> = vec![from.timestamp_micros().into(), to.timestamp_micros().into()];
-    let filter = match device {
-        Some(d) => {
-            params.push(d.into());
-            " AND device = $3"
-        }
-        None => "",
-    };
+    let mut conditions = String::new();
+    if let Some(d) = &filter.device {
+        params.push(d.as_str().into());
+        conditions.push_str(&format!(" AND device = ${}", params.len()));
+    }
+    if let Some(p) = filter.protocol {
+        params.push(p.as_str().into());
+        conditions.push_str(&format!(" AND protocol = ${}", params.len()));
+    }
+    let filter = conditions;
     let sql = format!(
         "SELECT {} FROM {} WHERE ts >= $1 AND ts < $2{filter} ORDER BY ts, id",
         cols.join(", "),

@@ -41,7 +41,7 @@ use std::io::Write;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tollgate_records::Record;
+use tollgate_records::{Protocol, Record};
 
 pub use model::{AnalyticsQuery, AnalyticsResult, Dataset, Grouping, Point, Row, View};
 pub use pgurl::redact_url;
@@ -174,6 +174,15 @@ impl StoreStats {
     }
 }
 
+/// Which raw records an export holds, besides its time range.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawFilter {
+    /// One device's records (`None`: every device's).
+    pub device: Option<String>,
+    /// ENUM-dataset records asked over one protocol, ENUM or SIP (`None`: both).
+    pub protocol: Option<Protocol>,
+}
+
 /// A record store.
 pub trait Store: Send + Sync {
     /// Stores records not stored before (by id), atomically: either the whole batch's raw records
@@ -212,6 +221,20 @@ pub trait Store: Send + Sync {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         device: Option<&str>,
+        out: &mut dyn Write,
+    ) -> Result<u64, StoreError> {
+        let filter = RawFilter { device: device.map(String::from), protocol: None };
+        self.export_filtered(dataset, from, to, &filter, out)
+    }
+
+    /// Writes raw records of `dataset` in `[from, to)` that `filter` selects as CSV; returns
+    /// rows. A protocol selects ENUM-dataset records only ([`StoreError::BadQuery`] for SIP).
+    fn export_filtered(
+        &self,
+        dataset: Dataset,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        filter: &RawFilter,
         out: &mut dyn Write,
     ) -> Result<u64, StoreError>;
 

@@ -34,7 +34,9 @@ use crate::schema::{Dialect, MIGRATIONS, MIGRATIONS_TABLE, latest, statements};
 use crate::sql::{Sql, Value};
 use crate::sqlite::{fold_before_retention, retention_plan};
 use crate::tls::hint;
-use crate::{IngestOutcome, Retention, RetentionOutcome, Store, StoreError, StoreStats, analytics, export, fold};
+use crate::{
+    IngestOutcome, RawFilter, Retention, RetentionOutcome, Store, StoreError, StoreStats, analytics, export, fold,
+};
 use pending::Pending;
 use pool::{Connect, Pool};
 
@@ -647,16 +649,16 @@ impl Store for PgStore {
         })
     }
 
-    fn export_raw(
+    fn export_filtered(
         &self,
         dataset: Dataset,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        device: Option<&str>,
+        filter: &RawFilter,
         out: &mut dyn Write,
     ) -> Result<u64, StoreError> {
         self.inner.flush()?;
-        self.inner.with_reader(|db| export::raw(db, dataset, from, to, device, out))
+        self.inner.with_reader(|db| export::raw(db, dataset, from, to, filter, out))
     }
 
     fn apply_retention(&self, now: DateTime<Utc>, retention: &Retention) -> Result<RetentionOutcome, StoreError> {

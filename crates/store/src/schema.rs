@@ -141,6 +141,12 @@ INSERT INTO rollup_number_folds (dataset, folded_through) SELECT 'SIP', COALESCE
         sql: "
 ALTER TABLE sip_calls ADD COLUMN mos_x100 BIGINT",
     },
+    Migration {
+        version: 8,
+        description: "the protocol each ENUM-dataset decision was asked over: 'enum' (DNS NAPTR; every older row) or 'sip' (the engine's SIP redirect server)",
+        sql: "
+ALTER TABLE enum_queries ADD COLUMN protocol TEXT NOT NULL DEFAULT 'enum'",
+    },
 ];
 
 /// The newest schema version this build knows.

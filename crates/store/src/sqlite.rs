@@ -27,7 +27,7 @@ use tollgate_records::Record;
 use crate::model::{AnalyticsQuery, AnalyticsResult, Dataset};
 use crate::schema::{Dialect, MIGRATIONS, MIGRATIONS_TABLE, latest, statements};
 use crate::sql::{Sql, Value};
-use crate::{IngestOutcome, Retention, RetentionOutcome, Store, StoreError, StoreStats, analytics, export};
+use crate::{IngestOutcome, RawFilter, Retention, RetentionOutcome, Store, StoreError, StoreStats, analytics, export};
 use deferred::Pending;
 
 /// A store in one SQLite file.
@@ -352,7 +352,7 @@ impl Drop for SqliteStore {
     }
 }
 
-const INSERT_ENUM: &str = "INSERT INTO enum_queries (id, ts, device, client, client_addr, transport, source, destination, direction, rule, action, detail, rcode, fail_open, latency_us, policy_version, v, stale) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) ON CONFLICT (id) DO NOTHING";
+const INSERT_ENUM: &str = "INSERT INTO enum_queries (id, ts, device, client, client_addr, transport, source, destination, direction, rule, action, detail, rcode, fail_open, latency_us, policy_version, v, stale, protocol) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) ON CONFLICT (id) DO NOTHING";
 const INSERT_SIP: &str = "INSERT INTO sip_calls (id, ts, device, call_id, source, destination, direction, disposition, final_code, pdd_ms, duration_ms, answered_at, ended_at, v, rtp_packets, rtp_lost, rtp_jitter_us, mos_x100) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) ON CONFLICT (id) DO NOTHING";
 /// Upserts shared with PostgreSQL through per-row execution.
 pub(crate) const UPSERT_COUNT: &str = "INSERT INTO rollup_counts (dataset, grain, device, bucket, n) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (dataset, grain, device, bucket) DO UPDATE SET n = rollup_counts.n + excluded.n";
@@ -435,6 +435,7 @@ impl<'t> RawInserts<'t> {
                     r.policy_version.map(|v| v as i64),
                     i64::from(*v),
                     i64::from(r.stale),
+                    r.protocol.as_str(),
                 ])?
             }
             Record::SipCall { v, record: r } => self.sips.execute(params![
@@ -559,15 +560,15 @@ impl Store for SqliteStore {
         Ok(rows.first().map_or(0, |r| r[0].i64()) as u64)
     }
 
-    fn export_raw(
+    fn export_filtered(
         &self,
         dataset: Dataset,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        device: Option<&str>,
+        filter: &RawFilter,
         out: &mut dyn Write,
     ) -> Result<u64, StoreError> {
-        export::raw(&*self.fresh_reader()?, dataset, from, to, device, out)
+        export::raw(&*self.fresh_reader()?, dataset, from, to, filter, out)
     }
 
     fn apply_retention(&self, now: DateTime<Utc>, retention: &Retention) -> Result<RetentionOutcome, StoreError> {

@@ -399,8 +399,8 @@ fn a_version_3_database_upgrades_without_rolling_up_its_records_again() {
     store.ingest(&(0..200).map(record).collect::<Vec<_>>()).unwrap();
     drop(store);
     // What tollgate wrote before migration 4: raw rows with their rollups, no watermark,
-    // (before migration 6) day number rows holding every hour, and (before migration 7) no MOS
-    // column.
+    // (before migration 6) day number rows holding every hour, (before migration 7) no MOS
+    // column and (before migration 8) no protocol column.
     let conn = Connection::open(&db).unwrap();
     conn.execute_batch(
         "INSERT INTO rollup_numbers (dataset, grain, side, device, bucket, number, direction, n)
@@ -409,6 +409,7 @@ fn a_version_3_database_upgrades_without_rolling_up_its_records_again() {
          GROUP BY dataset, side, device, bucket - bucket % 86400, number, direction
          ON CONFLICT (dataset, grain, side, device, bucket, number, direction) DO UPDATE SET n = rollup_numbers.n + excluded.n;
          DROP TABLE rollup_number_folds; DROP TABLE rollup_watermark; ALTER TABLE sip_calls DROP COLUMN mos_x100;
+         ALTER TABLE enum_queries DROP COLUMN protocol;
          DELETE FROM schema_migrations WHERE version >= 4",
     )
     .unwrap();

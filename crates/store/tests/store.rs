@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use tollgate_records::{Disposition, EnumQueryRecord, Record, SipCallRecord, Transport};
-use tollgate_store::{AnalyticsQuery, Dataset, Grouping, Retention, Store, StoreError, View};
+use tollgate_records::{Disposition, EnumQueryRecord, Protocol, Record, SipCallRecord, Transport};
+use tollgate_store::{AnalyticsQuery, Dataset, Grouping, RawFilter, Retention, Store, StoreError, View};
 
 mod common;
 
@@ -62,6 +62,30 @@ fn enum_rec(device: &str, at: DateTime<Utc>, src: Option<&str>, dst: &str, rule:
         policy_version: Some(3),
         protocol: Default::default(),
     })
+}
+
+/// A decision of the engine's SIP redirect server: an INVITE to `dst` redirected with a 302.
+fn sip_decision(device: &str, at: DateTime<Utc>, dst: &str) -> Record {
+    let mut r = enum_rec(device, at, Some("+14155550001"), dst, Some("to-voicemail"), "redirect");
+    if let Record::EnumQuery { record, .. } = &mut r {
+        record.protocol = Protocol::Sip;
+        record.transport = Transport::Tcp;
+        record.rcode = "302".into();
+        record.detail = Some("+12125550199".into());
+    }
+    r
+}
+
+/// The raw ENUM-dataset export of the three hours from [`t0`]: the header's columns and the
+/// rows, each as a map from column to value.
+fn enum_export(store: &dyn Store) -> (Vec<String>, Vec<BTreeMap<String, String>>) {
+    let mut out = Vec::new();
+    store.export_raw(Dataset::Enum, t0(), t0() + Duration::hours(3), None, &mut out).unwrap();
+    let mut csv = csv::Reader::from_reader(out.as_slice());
+    let header: Vec<String> = csv.headers().unwrap().iter().map(String::from).collect();
+    let rows =
+        csv.records().map(|r| header.iter().cloned().zip(r.unwrap().iter().map(String::from)).collect()).collect();
+    (header, rows)
 }
 
 fn sip_rec(device: &str, at: DateTime<Utc>, src: &str, dst: &str, disposition: Disposition) -> Record {
@@ -292,6 +316,108 @@ both!(csv_exports, |store: &dyn Store| {
     assert!(row.ends_with(",1500,3,1250,437"), "RTP quality and MOS are stored with the call: {row}");
 });
 
+// The SIP redirect server's decisions are ENUM-dataset records with protocol `sip`: stored
+// and exported with it (the last column, so scripts reading columns by position keep
+// working), counted in the same views as the ENUM queries.
+both!(decisions_keep_the_protocol_they_were_asked_over, |store: &dyn Store| {
+    let over_enum = enum_rec("enum-1", t0(), Some("+14155550001"), "+12125550100", None, "allow");
+    let over_sip = sip_decision("enum-1", t0() + Duration::seconds(1), "+12125550100");
+    let outcome = store.ingest(&[over_enum.clone(), over_sip.clone()]).unwrap();
+    assert_eq!(outcome.inserted, 2);
+    let (header, rows) = enum_export(store);
+    assert_eq!(header.last().map(String::as_str), Some("protocol"), "{header:?}");
+    assert_eq!(header.len(), tollgate_store::export::raw_columns(Dataset::Enum).len());
+    let by_id: BTreeMap<&str, &BTreeMap<String, String>> = rows.iter().map(|r| (r["id"].as_str(), r)).collect();
+    let id = |r: &Record| match r {
+        Record::EnumQuery { record, .. } => record.id.to_string(),
+        Record::SipCall { .. } => unreachable!(),
+    };
+    let sip_row = by_id[id(&over_sip).as_str()];
+    assert_eq!(sip_row["protocol"], "sip", "{sip_row:?}");
+    assert_eq!((sip_row["rcode"].as_str(), sip_row["transport"].as_str()), ("302", "tcp"), "{sip_row:?}");
+    assert_eq!(sip_row["action"], "redirect");
+    assert_eq!(by_id[id(&over_enum).as_str()]["protocol"], "enum");
+    // A resend of the SIP decision is stored once.
+    assert_eq!(store.ingest(std::slice::from_ref(&over_sip)).unwrap().duplicates, 1);
+    assert_eq!(enum_export(store).1.len(), 2);
+    // The export selects one protocol's decisions, with or without a device.
+    let ids_of = |protocol: Option<Protocol>, device: Option<&str>| {
+        let filter = RawFilter { device: device.map(String::from), protocol };
+        let mut out = Vec::new();
+        let n = store.export_filtered(Dataset::Enum, t0(), t0() + Duration::hours(3), &filter, &mut out).unwrap();
+        let ids: Vec<String> =
+            csv::Reader::from_reader(out.as_slice()).records().map(|r| r.unwrap()[0].to_string()).collect();
+        assert_eq!(n, ids.len() as u64);
+        ids
+    };
+    assert_eq!(ids_of(Some(Protocol::Sip), None), vec![id(&over_sip)]);
+    assert_eq!(ids_of(Some(Protocol::Enum), Some("enum-1")), vec![id(&over_enum)]);
+    assert_eq!(ids_of(Some(Protocol::Sip), Some("enum-2")), Vec::<String>::new());
+    assert_eq!(ids_of(None, Some("enum-1")).len(), 2);
+    let sip_calls = RawFilter { device: None, protocol: Some(Protocol::Sip) };
+    let refused = store.export_filtered(Dataset::Sip, t0(), t0() + Duration::hours(3), &sip_calls, &mut Vec::new());
+    assert!(matches!(refused, Err(StoreError::BadQuery(m)) if m.contains("ENUM dataset")));
+    // One engine's decisions, whatever the SBC asked over: counted together.
+    let r = store.analytics(&query(Dataset::Enum, View::AverageCps, Grouping::Hour, Some("enum-1"))).unwrap();
+    assert_eq!(r.total, 2);
+    let r = store.analytics(&query(Dataset::Enum, View::ActionsByRule, Grouping::Hour, None)).unwrap();
+    let rows: Vec<(String, String, u64)> =
+        r.summary.iter().map(|x| (x.key.clone(), x.detail.clone(), x.count)).collect();
+    assert_eq!(rows, vec![("(default)".into(), "allow".into(), 1), ("to-voicemail".into(), "redirect".into(), 1)]);
+});
+
+/// Writes, through `exec`, what tollgate wrote before migration 8: the schema of versions 1 to
+/// 7 in `dialect`, and one ENUM query without a protocol column.
+fn version_7_database(dialect: tollgate_store::schema::Dialect, exec: &mut dyn FnMut(&str)) {
+    use tollgate_store::schema::{MIGRATIONS, MIGRATIONS_TABLE, statements};
+    exec(MIGRATIONS_TABLE);
+    for m in MIGRATIONS.iter().filter(|m| m.version <= 7) {
+        for s in statements(m, dialect) {
+            exec(&s);
+        }
+        exec(&format!(
+            "INSERT INTO schema_migrations (version, applied_at, description) VALUES ({}, 0, 'v{}')",
+            m.version, m.version
+        ));
+    }
+    exec(&format!(
+        "INSERT INTO enum_queries (id, ts, device, client, client_addr, transport, destination, direction, action, rcode, fail_open, latency_us, v, stale) \
+         VALUES ('01JOLDENUM', {}, 'enum-0', 'sbc-0', '127.0.0.1:5060', 'udp', '+12125550100', 'inbound', 'allow', 'NOERROR', 0, 90, 2, 0)",
+        t0().timestamp_micros()
+    ));
+}
+
+/// A version-7 database opened by this tollgate: upgraded, its decisions are ENUM queries,
+/// and new SIP decisions are stored beside them.
+fn check_version_7_upgrade(store: &dyn Store) {
+    assert_eq!(store.schema_version().unwrap(), tollgate_store::schema::latest());
+    store.ingest(&[sip_decision("enum-1", t0(), "+12125550101")]).unwrap();
+    let (_, rows) = enum_export(store);
+    let protocols: BTreeMap<&str, &str> = rows.iter().map(|r| (r["device"].as_str(), r["protocol"].as_str())).collect();
+    assert_eq!(protocols, BTreeMap::from([("enum-0", "enum"), ("enum-1", "sip")]), "{rows:?}");
+}
+
+#[test]
+fn a_version_7_sqlite_database_upgrades_and_its_decisions_are_enum_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v7.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    version_7_database(tollgate_store::schema::Dialect::Sqlite, &mut |s| conn.execute_batch(s).unwrap());
+    drop(conn);
+    let store = tollgate_store::sqlite::SqliteStore::open(&path).unwrap();
+    check_version_7_upgrade(&store);
+}
+
+#[test]
+fn a_version_7_postgres_database_upgrades_and_its_decisions_are_enum_queries() {
+    let db = PgDb::create();
+    let mut client = db.client();
+    version_7_database(tollgate_store::schema::Dialect::Postgres, &mut |s| client.batch_execute(s).unwrap());
+    drop(client);
+    let store = tollgate_store::open(&db.url).unwrap();
+    check_version_7_upgrade(store.as_ref());
+}
+
 both!(retention_removes_old_data, |store: &dyn Store| {
     let old = enum_rec("enum-1", t0() - Duration::days(40), None, "+12125550100", None, "allow");
     let new = enum_rec("enum-1", t0(), None, "+12125550100", None, "allow");
@@ -448,8 +574,8 @@ both!(stale_answers_are_counted_apart, |store: &dyn Store| {
     let mut out = Vec::new();
     store.export_raw(Dataset::Enum, t0(), t0() + Duration::hours(1), None, &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
-    assert!(text.lines().next().unwrap().ends_with(",v,stale"), "{text}");
-    assert_eq!(text.lines().skip(1).filter(|l| l.ends_with(",1")).count(), 14, "{text}");
+    assert!(text.lines().next().unwrap().ends_with(",v,stale,protocol"), "{text}");
+    assert_eq!(text.lines().skip(1).filter(|l| l.ends_with(",1,enum")).count(), 14, "{text}");
 
     // SIP rows have no stale count.
     store.ingest(&[sip_rec("probe-1", t0(), "+14155550001", "+12125550100", Disposition::Answered)]).unwrap();

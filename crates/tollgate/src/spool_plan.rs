@@ -6,7 +6,8 @@
 //! open segment holds up to `spool.segment_mb` of records it has written (acknowledged or
 //! not), so the spool's disk use stays below `max_disk_mb + lanes x segment_mb`. Lanes: one per
 //! UDP socket and worker (`enum.udp_workers`, 0: one per CPU of this machine), one per TCP
-//! listener, and one for the probe.
+//! listener, the same for the SIP redirect server's listeners (`sip_redirect.listen_*`), and
+//! one for the probe.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,10 @@ pub struct Lanes {
     pub udp_workers: u64,
     /// `enum.listen_tcp` listeners.
     pub tcp: u64,
+    /// `sip_redirect.listen_udp` sockets (each with `udp_workers` lanes).
+    pub sip_udp_sockets: u64,
+    /// `sip_redirect.listen_tcp` listeners.
+    pub sip_tcp: u64,
     /// The probe's lane.
     pub probe: u64,
 }
@@ -39,13 +44,20 @@ impl Lanes {
             udp_sockets: engine * config.enum_.listen_udp.len() as u64,
             udp_workers: workers as u64,
             tcp: engine * config.enum_.listen_tcp.len() as u64,
+            sip_udp_sockets: engine * config.sip_redirect.listen_udp.len() as u64,
+            sip_tcp: engine * config.sip_redirect.listen_tcp.len() as u64,
             probe: u64::from(probe),
         }
     }
 
     /// All of them.
     pub fn total(&self) -> u64 {
-        self.udp_sockets.saturating_mul(self.udp_workers).saturating_add(self.tcp).saturating_add(self.probe)
+        self.udp_sockets
+            .saturating_add(self.sip_udp_sockets)
+            .saturating_mul(self.udp_workers)
+            .saturating_add(self.tcp)
+            .saturating_add(self.sip_tcp)
+            .saturating_add(self.probe)
     }
 }
 
@@ -53,13 +65,20 @@ impl std::fmt::Display for Lanes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} lanes: {} enum.listen_udp socket(s) x {} workers, {} enum.listen_tcp listener(s), {} probe",
+            "{} lanes: {} enum.listen_udp socket(s) x {} workers, {} enum.listen_tcp listener(s), ",
             self.total(),
             self.udp_sockets,
             self.udp_workers,
             self.tcp,
-            self.probe
-        )
+        )?;
+        if self.sip_udp_sockets + self.sip_tcp > 0 {
+            write!(
+                f,
+                "{} sip_redirect.listen_udp socket(s) x {} workers, {} sip_redirect.listen_tcp listener(s), ",
+                self.sip_udp_sockets, self.udp_workers, self.sip_tcp
+            )?;
+        }
+        write!(f, "{} probe", self.probe)
     }
 }
 
@@ -196,6 +215,17 @@ mod tests {
         assert_eq!(Lanes::of(&c, true, true).total(), 2 * 3 + 1 + 1);
         assert_eq!(Lanes::of(&c, false, true).total(), 1, "a probe alone");
         assert_eq!(Lanes::of(&c, true, false).total(), 2 * 3 + 1, "an engine alone");
+        let c = config(
+            "[enum]\nlisten_udp = [\"127.0.0.1:1\"]\nlisten_tcp = []\nudp_workers = 2\n\
+             [sip_redirect]\nlisten_udp = [\"127.0.0.1:3\", \"127.0.0.1:4\"]\nlisten_tcp = [\"127.0.0.1:3\"]\n",
+        );
+        assert_eq!(Lanes::of(&c, true, false).total(), (1 + 2) * 2 + 1, "the SIP redirect server's lanes count");
+        assert_eq!(Lanes::of(&c, false, true).total(), 1, "not in a probe");
+        assert!(
+            Lanes::of(&c, true, false)
+                .to_string()
+                .contains("2 sip_redirect.listen_udp socket(s) x 2 workers, 1 sip_redirect.listen_tcp")
+        );
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
         let c = config("[enum]\nudp_workers = 0\n");
         assert_eq!(Lanes::of(&c, true, true).total(), cpus + 2, "0: one per CPU");

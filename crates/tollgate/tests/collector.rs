@@ -339,20 +339,77 @@ fn records_of_both_releases_are_stored_and_a_newer_format_waits_in_the_spool() {
         chrono::Utc::now().to_rfc3339()
     );
     let enum_v2 = enum_line(2, "01ARZ3NDEKTSV4RRFFQ69G5FB0", "+12125550101");
-    let (code, body) = post(format!("{sip_v1}\n{enum_v2}\n"));
+    // And a decision of an engine's SIP redirect server (issue 19): an ENUM-dataset record of
+    // protocol sip, its answer a SIP status.
+    let mut over_sip: serde_json::Value =
+        serde_json::from_str(&enum_line(3, "01ARZ3NDEKTSV4RRFFQ69G5FBS", "+12125550109")).unwrap();
+    over_sip["protocol"] = "sip".into();
+    over_sip["rcode"] = "302".into();
+    over_sip["transport"] = "tcp".into();
+    let (code, body) = post(format!("{sip_v1}\n{enum_v2}\n{over_sip}\n"));
     assert_eq!(code, 200, "{body}");
     let stored: tollgate_api::web::Ingested = serde_json::from_value(body.clone()).unwrap();
-    assert_eq!((stored.inserted, stored.quarantined), (2, 0), "{body}");
+    assert_eq!((stored.inserted, stored.quarantined), (3, 0), "{body}");
+    let csv = export(&c, "ENUM");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert_eq!(header.last(), Some(&"protocol"), "the protocol is the export's last column: {csv}");
+    let protocol_of = |id: &str| csv.lines().find(|l| l.starts_with(id)).and_then(|l| l.rsplit(',').next());
+    assert_eq!(protocol_of("01ARZ3NDEKTSV4RRFFQ69G5FBS"), Some("sip"), "{csv}");
+    assert_eq!(protocol_of("01ARZ3NDEKTSV4RRFFQ69G5FB0"), Some("enum"), "{csv}");
+    // The export selects one protocol's decisions; a protocol it does not know, or one asked of
+    // the SIP dataset, is refused naming it.
+    let export_of = |query: &str| {
+        let from = (chrono::Utc::now() - chrono::Duration::hours(2)).format("%Y-%m-%dT%H:%M");
+        let to = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M");
+        let r = reqwest::blocking::Client::new()
+            .get(format!("{}/api/v1/export?from={from}&to={to}&{query}", c.api))
+            .bearer_auth(c.cli_token())
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let (code, sip_only) = export_of("dataset=ENUM&protocol=sip");
+    assert_eq!(code, 200, "{sip_only}");
+    let ids: Vec<&str> = sip_only.lines().skip(1).filter_map(|l| l.split(',').next()).collect();
+    assert_eq!(ids, vec!["01ARZ3NDEKTSV4RRFFQ69G5FBS"], "{sip_only}");
+    let (code, enum_only) = export_of("protocol=ENUM");
+    assert_eq!(code, 200, "{enum_only}");
+    assert!(
+        enum_only.lines().skip(1).all(|l| l.ends_with(",enum")) && enum_only.contains("01ARZ3NDEKTSV4RRFFQ69G5FB0")
+    );
+    let (code, refused) = export_of("protocol=h323");
+    assert!(code == 400 && refused.contains("unknown protocol") && refused.contains("h323"), "{code} {refused}");
+    let (code, refused) = export_of("dataset=SIP&protocol=sip");
+    assert!(code == 400 && refused.contains("dataset ENUM"), "{code} {refused}");
+    // The Analytics page links the raw records of each protocol; the SIP link downloads the
+    // SIP decision alone.
+    let get = |path: &str| {
+        let r =
+            reqwest::blocking::Client::new().get(format!("{}{path}", c.api)).bearer_auth(c.cli_token()).send().unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        r.text().unwrap()
+    };
+    let html = get("/analytics?dataset=ENUM&view=Average+CPS&grouping=Hour&range=24h");
+    let raw_links: Vec<String> = html
+        .split("href=\"")
+        .filter(|h| h.starts_with("/export.csv?"))
+        .map(|h| h[..h.find('"').unwrap()].replace("&amp;", "&"))
+        .collect();
+    assert_eq!(raw_links.len(), 3, "all, ENUM only, SIP only: {raw_links:?}");
+    let sip_link = raw_links.iter().find(|l| l.ends_with("&protocol=sip")).expect("a SIP-only link");
+    let sip_only = get(sip_link);
+    let ids: Vec<&str> = sip_only.lines().skip(1).filter_map(|l| l.split(',').next()).collect();
+    assert_eq!(ids, vec!["01ARZ3NDEKTSV4RRFFQ69G5FBS"], "{sip_link}: {sip_only}");
     // A batch holding a record of a newer format (a collector not yet upgraded): refused whole,
     // so the shipper keeps it in its spool; nothing of it is stored.
     let newer = format!(
         "{}\n{}\n",
         enum_line(2, "01ARZ3NDEKTSV4RRFFQ69G5FB1", "+12125550102"),
-        enum_line(3, "01ARZ3NDEKTSV4RRFFQ69G5FB2", "+12125550103")
+        enum_line(4, "01ARZ3NDEKTSV4RRFFQ69G5FB2", "+12125550103")
     );
     let (code, body) = post(newer);
     assert_eq!(code, 409, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("format version 3 come from a newer release"), "{body}");
+    assert!(body["error"].as_str().unwrap().contains("format version 4 come from a newer release"), "{body}");
     let stored = stored_destinations(&c);
     assert_eq!(stored.get("+12125550101"), Some(&1), "{stored:?}");
     assert!(!stored.contains_key("+12125550102") && !stored.contains_key("+12125550103"), "{stored:?}");

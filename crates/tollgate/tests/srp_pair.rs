@@ -44,6 +44,11 @@ struct Chassis<'a> {
 }
 
 fn chassis(net: &PairNet, c: Chassis<'_>) -> Engine {
+    chassis_with(net, c, "")
+}
+
+/// A chassis with `extra` configuration after its `[srp]` section (further sections).
+fn chassis_with(net: &PairNet, c: Chassis<'_>, extra: &str) -> Engine {
     let srp = format!(
         "[srp]\nnode_id = \"{}\"\nbind_address = \"{}\"\npeer_address = \"{}\"\nshared_key = \"{}\"\nchassis_mode = \"{}\"\npriority = {}\nhello_interval_ms = 100\ndead_interval_ms = 300\n",
         c.node, c.bind, c.peer, c.key, c.mode, c.priority
@@ -53,7 +58,7 @@ fn chassis(net: &PairNet, c: Chassis<'_>) -> Engine {
         role: "engine",
         enum_listen: vec![net.service],
         api_listen: format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap(),
-        extra_config: srp,
+        extra_config: srp + extra,
         env: c.env,
         ..Default::default()
     });
@@ -834,4 +839,63 @@ fn a_mate_presenting_a_manager_certificate_is_refused_and_counted() {
     assert_eq!(show(&b, "info")["connection"], serde_json::Value::Null, "never connected");
     let text = text(&a.cli(&["srp", "show", "statistics", "--api", &a.api])).0;
     assert!(text.contains("TLS handshake failures"), "{text}");
+}
+
+/// A SIP OPTIONS request to the service address.
+fn sip_options(call_id: &str, transport: &str) -> Vec<u8> {
+    format!(
+        "OPTIONS sip:tollgate@127.0.69.10 SIP/2.0\r\nVia: SIP/2.0/{transport} 127.0.69.10:5999;branch=z9hG4bK-{call_id}\r\n\
+         From: <sip:sbc@127.0.69.10>;tag=1\r\nTo: <sip:tollgate@127.0.69.10>\r\nCall-ID: {call_id}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn sip_requests(e: &Engine, transport: &str) -> f64 {
+    common::metric_at(
+        &e.api,
+        &format!("tollgate_sip_redirect_requests_total{{method=\"OPTIONS\",transport=\"{transport}\"}}"),
+    )
+}
+
+/// The SIP redirect server's addresses are service addresses too (issue 19): only the Active
+/// binds them, and after kill -9 of the Active the new Active does. Seen in which engine counts
+/// the SIP requests sent to the service address, over UDP and TCP.
+#[test]
+fn the_sip_redirect_service_address_is_served_by_the_active_only_and_moves_on_kill_9() {
+    let net = PairNet::new("127.0.69");
+    let sip: SocketAddr = format!("127.0.69.10:{}", free_port("127.0.69.10")).parse().unwrap();
+    let extra = format!("\n[sip_redirect]\nlisten_udp = [\"{sip}\"]\nlisten_tcp = [\"{sip}\"]\n");
+    let mut a = chassis_with(
+        &net,
+        Chassis { node: "engine-a", mode: "primary", priority: 1, bind: net.a, peer: net.b, key: KEY, env: Vec::new() },
+        &extra,
+    );
+    let b = chassis_with(
+        &net,
+        Chassis { node: "engine-b", mode: "backup", priority: 2, bind: net.b, peer: net.a, key: KEY, env: Vec::new() },
+        &extra,
+    );
+    wait_for_pair(&a, &b);
+    assert!(a.ready.contains(&format!("sip_udp={sip}")), "{}", a.ready);
+
+    let client = UdpSocket::bind("127.0.69.10:0").unwrap();
+    client.send_to(&sip_options("srp-1", "UDP"), sip).unwrap();
+    wait_until(30, "the Active read the SIP request", || sip_requests(&a, "udp") == 1.0);
+    let mut stream = std::net::TcpStream::connect(sip).expect("the Active accepts SIP over TCP");
+    std::io::Write::write_all(&mut stream, &sip_options("srp-2", "TCP")).unwrap();
+    wait_until(30, "the Active read the SIP request over TCP", || sip_requests(&a, "tcp") == 1.0);
+    assert_eq!((sip_requests(&b, "udp"), sip_requests(&b, "tcp")), (0.0, 0.0), "the Standby serves nothing");
+    drop(stream);
+
+    a.kill();
+    wait_until(10, "engine-b Active", || state(&b) == "Active");
+    // The new Active binds the SIP service address (retrying while the old sockets go).
+    wait_until(30, "the new Active reads SIP over UDP", || {
+        client.send_to(&sip_options("srp-3", "UDP"), sip).unwrap();
+        sip_requests(&b, "udp") >= 1.0
+    });
+    let mut stream = std::net::TcpStream::connect(sip).expect("the new Active accepts SIP over TCP");
+    std::io::Write::write_all(&mut stream, &sip_options("srp-4", "TCP")).unwrap();
+    wait_until(30, "the new Active read the SIP request over TCP", || sip_requests(&b, "tcp") == 1.0);
 }

@@ -239,6 +239,149 @@ pub const SECTIONS: &[Section] = &[
         ],
     },
     Section {
+        path: "sip_redirect",
+        about: "The SIP redirect server of the engine role (`serve`, `engine`): SBCs and softswitches that do not \
+                speak ENUM send the call's INVITE and follow the answer (a 3xx or a final error), decided by the same \
+                policy as ENUM queries and recorded in the ENUM dataset. No listen address (the default): no server.",
+        optional: false,
+        entries: &[
+            opt(
+                "listen_udp",
+                "list of addresses (`host:port`)",
+                "",
+                "UDP listen addresses. With `[srp]` these are service addresses (bound only by the Active) and need \
+                 fixed ports. `enum.udp_workers` and `enum.udp_reuseport` apply to them too.",
+            ),
+            opt(
+                "listen_tcp",
+                "list of addresses (`host:port`)",
+                "",
+                "TCP listen addresses (service addresses with `[srp]`).",
+            ),
+            opt(
+                "max_message_bytes",
+                "integer",
+                "bytes",
+                "Largest SIP message accepted (1024 to 65535): a larger datagram is dropped unanswered and counted; a \
+                 TCP connection sending a larger message, or a head this long without its empty line, is closed.",
+            ),
+            opt(
+                "tcp_idle_timeout_secs",
+                "integer",
+                "s",
+                "A TCP connection without a whole message for this long (silent, or sending too slowly) is closed.",
+            ),
+            opt(
+                "tcp_max_connections",
+                "integer",
+                "",
+                "SIP TCP connections served at once per listener, from all sources; more are closed at once and \
+                 counted.",
+            ),
+            opt(
+                "tcp_max_connections_per_source",
+                "integer",
+                "",
+                "SIP TCP connections served at once per listener from one source address (at most \
+                 `tcp_max_connections`).",
+            ),
+            opt(
+                "tcp_max_connection_secs",
+                "integer",
+                "s",
+                "A TCP connection is closed after this (after the answer in progress), however busy.",
+            ),
+            opt(
+                "retransmission_window_secs",
+                "integer",
+                "s",
+                "How long an INVITE's answer is kept to be sent again, byte for byte, to a retransmission of that \
+                 INVITE (same top Via branch, Call-ID, CSeq and sender), which is neither decided, counted by velocity \
+                 rules nor recorded again; also how long a CANCEL of it gets 200. 1 to 300; 32 is 64*T1 (RFC 3261 \
+                 timer B).",
+            ),
+            opt(
+                "retransmission_entries",
+                "integer",
+                "",
+                "Most INVITE answers kept for retransmissions (and at most this many KiB); the oldest is forgotten \
+                 first, and counted. 1 to 10,000,000.",
+            ),
+        ],
+    },
+    Section {
+        path: "sip_redirect.answers",
+        about: "The answer to each kind of decision: `{ kind = \"redirect\", code = 300-399 (default 302), contact = \
+                TEMPLATE }` or `{ kind = \"final\", code = 400-699, reason = true }` (for `reject` the code may be \
+                left out: the policy's cause is sent; `reason` adds `Reason: SIP ;cause=CODE ;text=\"RULE\"`). \
+                Placeholders: those of `[enum.answers]` plus `{ruri}` (the Request-URI as sent) and `{ruri_host}` \
+                (its host and port). An answer left out keeps its default.",
+        optional: false,
+        entries: &[
+            opt("allow", "answer", "", "Calls the policy allows (default: 302 to `{ruri}`)."),
+            opt(
+                "terminate",
+                "answer",
+                "",
+                "Calls terminated to an intercept destination (default: 302 to `{intercept}`).",
+            ),
+            opt(
+                "reject",
+                "answer",
+                "",
+                "Calls rejected with a cause (default: that final response, with a Reason header).",
+            ),
+            opt(
+                "redirect",
+                "answer",
+                "",
+                "Calls redirected to a number (default: 302 to `sip:{target}@{ruri_host};user=phone`).",
+            ),
+            opt("redirect_uri", "answer", "", "Calls redirected to a SIP URI (default: 302 to `{target}`)."),
+        ],
+    },
+    Section {
+        path: "sip_redirect.clients[]",
+        about: "The SBCs, softswitches and PBXs allowed to ask, by source address; any other address is answered \
+                403 Forbidden, with no decision and no record. Default: one client, `loopback` (127.0.0.0/8 and \
+                ::1/128); writing the table replaces it.",
+        optional: true,
+        entries: &[
+            req("name", "string", "", "The client's name in records (`client`) and logs."),
+            req("addresses", "list of networks (`10.0.0.5/32`)", "", "Addresses or networks it sends from."),
+            opt(
+                "allow",
+                "answer",
+                "",
+                "This client's own answer to allowed calls (e.g. `{ kind = \"final\", code = 404 }` for an SBC that continues routing on 404); without it, `[sip_redirect.answers]`'.",
+            ),
+            opt(
+                "terminate",
+                "answer",
+                "",
+                "This client's own answer to calls terminated to an intercept; without it, `[sip_redirect.answers]`'.",
+            ),
+            opt(
+                "reject",
+                "answer",
+                "",
+                "This client's own answer to rejected calls; without it, `[sip_redirect.answers]`'.",
+            ),
+            opt(
+                "redirect",
+                "answer",
+                "",
+                "This client's own answer to calls redirected to a number; without it, `[sip_redirect.answers]`'.",
+            ),
+            opt(
+                "redirect_uri",
+                "answer",
+                "",
+                "This client's own answer to calls redirected to a URI; without it, `[sip_redirect.answers]`'.",
+            ),
+        ],
+    },
+    Section {
         path: "api",
         about: "The HTTP API and web UI.",
         optional: false,

@@ -18,7 +18,7 @@ pub(super) const STAGING_DDL: &str = "
 CREATE TEMP TABLE IF NOT EXISTS enum_stage (
     id TEXT, ts BIGINT, device TEXT, client TEXT, client_addr TEXT, transport TEXT, source TEXT,
     destination TEXT, direction TEXT, rule TEXT, action TEXT, detail TEXT, rcode TEXT,
-    fail_open BIGINT, latency_us BIGINT, policy_version BIGINT, v BIGINT, stale BIGINT
+    fail_open BIGINT, latency_us BIGINT, policy_version BIGINT, v BIGINT, stale BIGINT, protocol TEXT
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS sip_stage (
     id TEXT, ts BIGINT, device TEXT, call_id TEXT, source TEXT, destination TEXT, direction TEXT,
@@ -26,8 +26,8 @@ CREATE TEMP TABLE IF NOT EXISTS sip_stage (
     ended_at BIGINT, v BIGINT, rtp_packets BIGINT, rtp_lost BIGINT, rtp_jitter_us BIGINT, mos_x100 BIGINT
 ) ON COMMIT DELETE ROWS";
 
-const ENUM_COLUMNS: &str = "id, ts, device, client, client_addr, transport, source, destination, direction, rule, action, detail, rcode, fail_open, latency_us, policy_version, v, stale";
-const ENUM_TYPES: [Type; 18] = [
+const ENUM_COLUMNS: &str = "id, ts, device, client, client_addr, transport, source, destination, direction, rule, action, detail, rcode, fail_open, latency_us, policy_version, v, stale, protocol";
+const ENUM_TYPES: [Type; 19] = [
     Type::TEXT,
     Type::INT8,
     Type::TEXT,
@@ -46,6 +46,7 @@ const ENUM_TYPES: [Type; 18] = [
     Type::INT8,
     Type::INT8,
     Type::INT8,
+    Type::TEXT,
 ];
 const SIP_COLUMNS: &str = "id, ts, device, call_id, source, destination, direction, disposition, final_code, pdd_ms, duration_ms, answered_at, ended_at, v, rtp_packets, rtp_lost, rtp_jitter_us, mos_x100";
 const SIP_TYPES: [Type; 18] = [
@@ -77,7 +78,7 @@ fn copy_enum(tx: &mut Transaction<'_>, records: &[(u16, &EnumQueryRecord)]) -> R
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
         };
-        let row: [&(dyn ToSql + Sync); 18] = [
+        let row: [&(dyn ToSql + Sync); 19] = [
             &r.id.to_string(),
             &r.time.timestamp_micros(),
             &r.device,
@@ -96,6 +97,7 @@ fn copy_enum(tx: &mut Transaction<'_>, records: &[(u16, &EnumQueryRecord)]) -> R
             &r.policy_version.map(|p| p as i64),
             &i64::from(*v),
             &i64::from(r.stale),
+            &r.protocol.as_str(),
         ];
         w.write(&row)?;
     }

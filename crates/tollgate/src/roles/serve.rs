@@ -18,6 +18,9 @@ use tollgate_policy::store::PolicyStore;
 use tollgate_records::dirlock::DirLock;
 use tollgate_records::ship::{Shipper, ShipperStats};
 use tollgate_records::spool::{Spool, SpoolOptions};
+use tollgate_sip_redirect::Redirector;
+use tollgate_sip_redirect::metrics::RedirectMetrics;
+use tollgate_sip_redirect::server::RedirectServer;
 use tollgate_store::Store;
 use tollgate_tls::{Role as TlsRole, RoleSet, Versions};
 use tollgate_web::auth::Auth;
@@ -29,7 +32,7 @@ use crate::config::Config;
 use crate::roles::demo;
 use crate::roles::probe::ProbeRole;
 use crate::roles::service_address::ServiceAddress;
-use crate::roles::srp::{self as srp_role, EnumService};
+use crate::roles::srp::{self as srp_role, EnumService, SipService};
 use tollgate_srp::runtime::SrpHandle;
 
 /// Which roles a process runs.
@@ -117,6 +120,9 @@ struct Engine {
     responder: Arc<Responder>,
     /// The ENUM listeners (a standalone engine; with SRP the SRP task runs them while Active).
     server: Option<EnumServer>,
+    /// The SIP redirect server (a standalone engine with `[sip_redirect]` listen addresses;
+    /// with SRP the SRP task runs it beside the ENUM listeners while Active).
+    sip_server: Option<RedirectServer>,
     /// The SRP chassis, with `[srp]`.
     srp: Option<(SrpHandle, tokio::sync::watch::Receiver<tollgate_srp::State>)>,
     /// The ENUM metrics (standalone or SRP), for the alarms they raise.
@@ -158,6 +164,7 @@ async fn start_engine(
     not_written: &RecordsNotWritten,
     tls: Option<&tollgate_tls::TlsMaterial>,
     with_probe: bool,
+    connections: &ConnectionMetrics,
 ) -> anyhow::Result<Engine> {
     let store = PolicyStore::open(config.policy_dir())?;
     let service = Arc::new(
@@ -189,9 +196,25 @@ async fn start_engine(
         )
         .with_velocity(velocity.clone()),
     );
+    // The SIP redirect server decides through the same responder: the same policy, velocity
+    // table (checkpointed, shared) and records.
+    let sip = &config.sip_redirect;
+    let redirect = sip.enabled().then(|| {
+        (
+            Arc::new(Redirector::new(sip.clone(), responder.clone())),
+            RedirectMetrics::register(registry, not_written.clone(), connections),
+        )
+    });
     if let Some(srp) = &config.srp {
-        let ips = config.enum_.listen_udp.iter().chain(&config.enum_.listen_tcp).map(|a| a.ip());
-        let enum_service = EnumService::new(
+        let ips = config
+            .enum_
+            .listen_udp
+            .iter()
+            .chain(&config.enum_.listen_tcp)
+            .chain(&sip.listen_udp)
+            .chain(&sip.listen_tcp)
+            .map(|a| a.ip());
+        let mut enum_service = EnumService::new(
             responder.clone(),
             spool.clone(),
             enum_metrics.clone(),
@@ -199,6 +222,14 @@ async fn start_engine(
             config.enum_.listen_tcp.clone(),
             ServiceAddress::new(config.service_address.clone(), ips),
         );
+        if let Some((redirector, metrics)) = redirect {
+            enum_service = enum_service.with_sip(SipService::new(
+                redirector,
+                metrics,
+                sip.listen_udp.clone(),
+                sip.listen_tcp.clone(),
+            ));
+        }
         let security = srp_role::link_security(config, tls);
         let started =
             srp_role::start(srp.clone(), velocity, enum_service, alarms.clone(), config.node.name.clone(), security)
@@ -207,6 +238,7 @@ async fn start_engine(
             service,
             responder,
             server: None,
+            sip_server: None,
             srp: Some(started),
             metrics: enum_metrics,
             _shared: shared,
@@ -220,7 +252,28 @@ async fn start_engine(
         &config.enum_.listen_tcp,
     )
     .await?;
-    Ok(Engine { service, responder, server: Some(server), srp: None, metrics: enum_metrics, _shared: shared })
+    let sip_server = match redirect {
+        Some((redirector, metrics)) => Some(
+            RedirectServer::start(
+                redirector,
+                RecordSink::Spool(spool.clone()),
+                metrics,
+                &sip.listen_udp,
+                &sip.listen_tcp,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    Ok(Engine {
+        service,
+        responder,
+        server: Some(server),
+        sip_server,
+        srp: None,
+        metrics: enum_metrics,
+        _shared: shared,
+    })
 }
 
 /// Drops velocity counters whose calls left their window, every 30 s (an SRP Active does it
@@ -465,6 +518,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
                 &not_written,
                 tls.as_ref(),
                 roles.probe(),
+                &connections,
             )
             .await?,
         ),
@@ -528,6 +582,10 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         .is_some_and(|p| p.live.as_ref().map_or(!config.probe.hep_tcp.is_empty(), |l| !l.hep_tcp_addrs.is_empty()))
     {
         watched.push(("hep_tcp".to_string(), connections.listener("hep_tcp")));
+    }
+    if engine.is_some() && !config.sip_redirect.listen_tcp.is_empty() {
+        let name = tollgate_sip_redirect::metrics::TCP_LISTENER;
+        watched.push((name.to_string(), connections.listener(name)));
     }
     crate::roles::connection_alarm::watch(alarms.clone(), config.node.name.clone(), watched);
 
@@ -656,6 +714,17 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
             )),
             (None, None) => {}
         }
+        match (&e.sip_server, &e.srp) {
+            (Some(server), _) => {
+                ready.push_str(&format!(" sip_udp={} sip_tcp={}", list(&server.udp_addrs), list(&server.tcp_addrs)))
+            }
+            (None, Some(_)) if config.sip_redirect.enabled() => ready.push_str(&format!(
+                " sip_udp={} sip_tcp={}",
+                list(&config.sip_redirect.listen_udp),
+                list(&config.sip_redirect.listen_tcp)
+            )),
+            _ => {}
+        }
         ready.push_str(&format!(
             " policy={}",
             active
@@ -699,10 +768,13 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
 
     server.serve(app, shutdown_signal()).await;
     tracing::info!("shutting down");
-    if let Some(e) = engine
-        && let Some(server) = e.server
-    {
-        server.shutdown().await;
+    if let Some(e) = engine {
+        if let Some(server) = e.server {
+            server.shutdown().await;
+        }
+        if let Some(server) = e.sip_server {
+            server.shutdown().await;
+        }
     }
     if let Some(p) = probe {
         p.shutdown().await;
@@ -724,6 +796,12 @@ fn check_descriptor_budget(config: &Config, roles: Roles) {
         caps.push((
             "enum.tcp_max_connections",
             config.enum_.tcp_max_connections as u64 * config.enum_.listen_tcp.len() as u64,
+        ));
+    }
+    if roles.engine() && !config.sip_redirect.listen_tcp.is_empty() {
+        caps.push((
+            "sip_redirect.tcp_max_connections",
+            config.sip_redirect.tcp_max_connections as u64 * config.sip_redirect.listen_tcp.len() as u64,
         ));
     }
     if roles.probe() && !config.probe.hep_tcp.is_empty() {

@@ -1,7 +1,8 @@
 //! The engine as one chassis of an SRP pair: wiring of `tollgate_srp::runtime` with the
 //! engine's parts. The velocity table is the replicated state ([`VelocityState`]), the ENUM
-//! listener on the service address is the service ([`EnumService`]), the agent's flag file is
-//! the forced standby ([`ForcedStandbyWatch`]).
+//! listener (and the SIP redirect server, with `[sip_redirect]` listen addresses) on the
+//! service address is the service ([`EnumService`]), the agent's flag file is the forced
+//! standby ([`ForcedStandbyWatch`]).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -19,6 +20,9 @@ use tollgate_number::E164;
 use tollgate_policy::VelocityTable;
 use tollgate_policy::velocity::VelocityEntry;
 use tollgate_records::spool::Spool;
+use tollgate_sip_redirect::Redirector;
+use tollgate_sip_redirect::metrics::RedirectMetrics;
+use tollgate_sip_redirect::server::RedirectServer;
 use tollgate_srp::runtime::{self, Chassis, ForcedStandbySource, LinkSecurity, ReplicatedState, SrpData, SrpHandle};
 use tollgate_srp::session::{CmdId, SessionStore};
 use tollgate_srp::{SrpConfig, State};
@@ -52,6 +56,34 @@ pub struct EnumService {
     pub address: ServiceAddress,
     /// The listener while serving.
     server: Option<EnumServer>,
+    /// The SIP redirect server on the service address, with `[sip_redirect]` listen addresses.
+    sip: Option<SipService>,
+}
+
+/// What the SRP chassis needs to serve the SIP redirect server on the service address.
+pub struct SipService {
+    /// The redirector (deciding through the same responder).
+    pub redirector: Arc<Redirector>,
+    /// SIP redirect metrics.
+    pub metrics: Arc<RedirectMetrics>,
+    /// Service addresses (UDP).
+    pub udp: Vec<SocketAddr>,
+    /// Service addresses (TCP).
+    pub tcp: Vec<SocketAddr>,
+    /// The listeners while serving.
+    server: Option<RedirectServer>,
+}
+
+impl SipService {
+    /// The SIP service of these parts (not serving yet).
+    pub fn new(
+        redirector: Arc<Redirector>,
+        metrics: Arc<RedirectMetrics>,
+        udp: Vec<SocketAddr>,
+        tcp: Vec<SocketAddr>,
+    ) -> Self {
+        SipService { redirector, metrics, udp, tcp, server: None }
+    }
 }
 
 impl EnumService {
@@ -64,7 +96,14 @@ impl EnumService {
         tcp: Vec<SocketAddr>,
         address: ServiceAddress,
     ) -> Self {
-        EnumService { responder, spool, metrics, udp, tcp, address, server: None }
+        EnumService { responder, spool, metrics, udp, tcp, address, server: None, sip: None }
+    }
+
+    /// Serves the SIP redirect server on the service address too (its addresses must be in
+    /// `address`).
+    pub fn with_sip(mut self, sip: SipService) -> Self {
+        self.sip = Some(sip);
+        self
     }
 }
 
@@ -85,6 +124,29 @@ impl runtime::ServiceAddress for EnumService {
         })
         .await?;
         self.server = Some(server);
+        if let Some(sip) = &mut self.sip {
+            let started = bind_retrying("SIP service address", || {
+                RedirectServer::start(
+                    sip.redirector.clone(),
+                    RecordSink::Spool(self.spool.clone()),
+                    sip.metrics.clone(),
+                    &sip.udp,
+                    &sip.tcp,
+                )
+            })
+            .await;
+            match started {
+                Ok(server) => sip.server = Some(server),
+                Err(e) => {
+                    // All or nothing: an Active answering ENUM but not SIP would look healthy
+                    // to the pair while the SIP clients fail.
+                    if let Some(server) = self.server.take() {
+                        server.shutdown().await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -97,6 +159,9 @@ impl runtime::ServiceAddress for EnumService {
             tracing::error!(error = %e, "cannot release the service address");
         }
         if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        if let Some(server) = self.sip.as_mut().and_then(|s| s.server.take()) {
             server.shutdown().await;
         }
     }

@@ -167,7 +167,7 @@ fn a_batch_of_a_newer_release_is_refused_before_anything_is_quarantined() {
     assert!(quarantined(&e.state).is_empty(), "nothing of a refused batch is quarantined");
     assert!(!stored(&e).contains_key("+12125550301"), "nothing of a refused batch is stored");
     // A new record kind this collector cannot even read is recognised by its version too.
-    let unknown_kind = r#"{"kind":"sip_redirect","v":3,"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV"}"#;
+    let unknown_kind = r#"{"kind":"h323_call","v":4,"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV"}"#;
     let (code, body) = post(&e, &token, format!("{unknown_kind}\n"));
     assert_eq!(code, 409, "{body}");
     assert!(quarantined(&e.state).is_empty());

@@ -10,7 +10,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 pub use tollgate_api::web::{AnalyticsParams, DevicesParams, ExportParams};
-use tollgate_store::{AnalyticsQuery, Dataset, Grouping, Store, StoreError, View};
+use tollgate_records::Protocol;
+use tollgate_store::{AnalyticsQuery, Dataset, Grouping, RawFilter, Store, StoreError, View};
 
 use super::{blocking, not_running};
 use crate::AppState;
@@ -131,18 +132,38 @@ impl Write for ChunkWriter {
     }
 }
 
+/// The export's `protocol` selector: `enum` or `sip` (any case); absent, empty or `all`: both.
+fn protocol_of(p: Option<&str>) -> Result<Option<Protocol>, String> {
+    match p.map(str::trim).filter(|p| !p.is_empty() && !p.eq_ignore_ascii_case("all")) {
+        None => Ok(None),
+        Some(p) if p.eq_ignore_ascii_case("enum") => Ok(Some(Protocol::Enum)),
+        Some(p) if p.eq_ignore_ascii_case("sip") => Ok(Some(Protocol::Sip)),
+        Some(other) => {
+            let shown: String = other.chars().take(40).collect();
+            Err(format!("unknown protocol {shown:?} (enum, sip or all)"))
+        }
+    }
+}
+
 /// Streams raw records as CSV; shared by the API and the UI.
 pub(crate) async fn export_response(state: &AppState, p: ExportParams) -> ApiResult<Response> {
     let store = store_of(state)?;
     let parsed = (|| -> Result<(Dataset, DateTime<Utc>, DateTime<Utc>), String> {
-        Ok((p.dataset.as_deref().unwrap_or("ENUM").parse()?, parse_time(&p.from, "from")?, parse_time(&p.to, "to")?))
+        let dataset = p.dataset.as_deref().filter(|s| !s.is_empty()).unwrap_or("ENUM").parse()?;
+        Ok((dataset, parse_time(&p.from, "from")?, parse_time(&p.to, "to")?))
     })();
     let (dataset, from, to) = parsed.map_err(ApiError::bad_request)?;
+    let protocol = protocol_of(p.protocol.as_deref()).map_err(ApiError::bad_request)?;
+    if protocol.is_some() && dataset != Dataset::Enum {
+        let e = format!("protocol selects records of dataset ENUM, not {}", dataset.as_str());
+        return Err(ApiError::bad_request(e));
+    }
     let device = p.device.filter(|d| !d.is_empty() && !d.eq_ignore_ascii_case("all"));
+    let filter = RawFilter { device, protocol };
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     tokio::task::spawn_blocking(move || {
         let mut w = ChunkWriter { tx: tx.clone(), buf: Vec::new() };
-        let result = store.export_raw(dataset, from, to, device.as_deref(), &mut w).and_then(|_| Ok(w.flush()?));
+        let result = store.export_filtered(dataset, from, to, &filter, &mut w).and_then(|_| Ok(w.flush()?));
         if let Err(e) = result {
             let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
         }

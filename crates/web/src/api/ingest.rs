@@ -273,10 +273,42 @@ mod tests {
         assert_eq!(b.newest, 2);
     }
 
+    /// `line` with `field` set to `value`.
+    fn with(line: &str, field: &str, value: serde_json::Value) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v[field] = value;
+        v.to_string()
+    }
+
+    #[test]
+    fn a_decision_of_the_sip_redirect_server_is_read_with_its_protocol() {
+        let sip = with(&with(&line(2, "engine-1"), "protocol", json!("sip")), "rcode", json!("302"));
+        let sip_with_a_dns_code = with(&line(2, "engine-1"), "protocol", json!("sip"));
+        let unknown = with(&line(2, "engine-1"), "protocol", json!("h323"));
+        let body = format!("{sip}\n{}\n{sip_with_a_dns_code}\n{unknown}\n", line(2, "engine-1"));
+        let b = read_batch(body.as_bytes(), Utc::now());
+        let protocols: Vec<_> = b
+            .records
+            .iter()
+            .map(|r| match r {
+                Record::EnumQuery { record, .. } => record.protocol,
+                Record::SipCall { .. } => panic!("{r:?}"),
+            })
+            .collect();
+        assert_eq!(protocols, vec![tollgate_records::Protocol::Sip, tollgate_records::Protocol::Enum]);
+        assert_eq!(b.bad.iter().map(|l| l.line).collect::<Vec<_>>(), vec![3, 4]);
+        assert!(
+            b.bad[0].reason.starts_with("invalid record: rcode: \"NXDOMAIN\" is not a SIP final"),
+            "{}",
+            b.bad[0].reason
+        );
+        assert!(b.bad[1].reason.starts_with("not a record") && b.bad[1].reason.contains("h323"), "{}", b.bad[1].reason);
+    }
+
     #[test]
     fn the_version_of_an_unreadable_line_still_counts() {
-        let newer_kind = r#"{"kind":"sip_redirect","v":3,"id":"x"}"#;
+        let newer_kind = r#"{"kind":"h323_call","v":4,"id":"x"}"#;
         let b = read_batch(newer_kind.as_bytes(), Utc::now());
-        assert_eq!((b.records.len(), b.bad.len(), b.newest), (0, 1, 3));
+        assert_eq!((b.records.len(), b.bad.len(), b.newest), (0, 1, 4));
     }
 }

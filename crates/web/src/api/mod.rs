@@ -15,7 +15,7 @@
 //! | GET | `/api/v1/lookup?from=A&to=B` | viewer | decision, rules checked, NAPTR answer |
 //! | POST | `/api/v1/ingest` | ingest | NDJSON records from a shipper |
 //! | GET | `/api/v1/analytics?dataset&view&grouping&device&from&to[&format=csv]` | viewer | a view |
-//! | GET | `/api/v1/export?dataset&from&to[&device]` | viewer | raw records as CSV |
+//! | GET | `/api/v1/export?dataset&from&to[&device][&protocol]` | viewer | raw records as CSV |
 //! | GET | `/api/v1/devices?dataset=` | viewer | devices with records |
 //! | GET | `/api/v1/alarms` | viewer | active alarms and history |
 //! | GET | `/api/v1/tls` | viewer | the TLS certificate in force, its expiry, reload counts |

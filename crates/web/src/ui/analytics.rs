@@ -367,7 +367,13 @@ pub(super) async fn page(
         @match &result {
             Ok(r) => {
                 p { a href=(format!("/analytics.csv?{}", query_string(&p, &r.query))) id="csv" { "Download this view (CSV)" } " · "
-                    a href=(format!("/export.csv?dataset={}&from={}&to={}&device={}", r.query.dataset.as_str(), urlencode(&r.query.from.to_rfc3339()), urlencode(&r.query.to.to_rfc3339()), urlencode(p.device.as_deref().unwrap_or("All")))) { "Download raw records (CSV)" } }
+                    @let raw = format!("/export.csv?dataset={}&from={}&to={}&device={}", r.query.dataset.as_str(), urlencode(&r.query.from.to_rfc3339()), urlencode(&r.query.to.to_rfc3339()), urlencode(p.device.as_deref().unwrap_or("All")));
+                    a href=(raw) { "Download raw records (CSV)" }
+                    // The ENUM dataset holds the decisions asked over ENUM and over SIP.
+                    @if r.query.dataset == Dataset::Enum {
+                        " (" a href=(format!("{raw}&protocol=enum")) id="raw-enum" { "ENUM queries" } ", "
+                        a href=(format!("{raw}&protocol=sip")) id="raw-sip" { "SIP redirects" } " only)"
+                    } }
                 (result_view(r, &extra, tz, now))
             }
             Err(e) => { div.card { p.err #analytics-error { (e) } } }

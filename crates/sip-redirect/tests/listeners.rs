@@ -1,0 +1,206 @@
+//! The SIP redirect server's listeners on real sockets (loopback): what they accept, frame,
+//! drop, refuse and close, seen in their counters and on the client's socket. What is answered
+//! is the redirector's (tested with it); these tests hold for any answer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tollgate_enum::server::RecordSink;
+use tollgate_enum::{EnumConfig, Responder};
+use tollgate_number::DialingPlan;
+use tollgate_policy::{CompiledPolicy, InstalledPolicy};
+use tollgate_sip_redirect::metrics::{ReasonLabels, RedirectMetrics, RequestLabels};
+use tollgate_sip_redirect::server::RedirectServer;
+use tollgate_sip_redirect::{RedirectConfig, Redirector};
+
+const OPTIONS: &[u8] = b"OPTIONS sip:tollgate@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK-listen-1\r\n\
+From: <sip:sbc@127.0.0.1>;tag=1\r\nTo: <sip:tollgate@127.0.0.1>\r\n\
+Call-ID: listen-1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+
+struct Running {
+    server: RedirectServer,
+    metrics: Arc<RedirectMetrics>,
+}
+
+async fn start(config: RedirectConfig) -> Running {
+    let policy = Arc::new(InstalledPolicy::new(None, CompiledPolicy::allow_all()));
+    let responder = Arc::new(Responder::new(EnumConfig::default(), DialingPlan::nanp(), policy, "listen-test"));
+    let metrics = RedirectMetrics::unregistered();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let redirector = Arc::new(Redirector::new(config, responder));
+    let server = RedirectServer::start(redirector, RecordSink::Discard, metrics.clone(), &[any], &[any]).await.unwrap();
+    Running { server, metrics }
+}
+
+fn reason(
+    family: &prometheus_client::metrics::family::Family<ReasonLabels, prometheus_client::metrics::counter::Counter>,
+    reason: &'static str,
+) -> u64 {
+    family.get_or_create(&ReasonLabels { reason }).get()
+}
+
+fn requests(m: &RedirectMetrics, method: &'static str, transport: &'static str) -> u64 {
+    m.requests.get_or_create(&RequestLabels { method, transport }).get()
+}
+
+/// Waits (generously) until `done` holds.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// True once the server closed the connection (EOF or reset), reading what it sends meanwhile.
+async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let read = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(within, read).await.is_ok()
+}
+
+#[tokio::test]
+async fn an_oversized_datagram_is_dropped_and_counted_and_the_next_one_is_read() {
+    let run = start(RedirectConfig { max_message_bytes: 2048, ..Default::default() }).await;
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let to = run.server.udp_addrs[0];
+    let mut big = OPTIONS.to_vec();
+    big.extend(std::iter::repeat_n(b'x', 3000));
+    client.send_to(&big, to).await.unwrap();
+    client.send_to(OPTIONS, to).await.unwrap();
+    let m = &run.metrics;
+    until("the small datagram handled", || requests(m, "OPTIONS", "udp") == 1).await;
+    assert_eq!(reason(&m.dropped, "oversized"), 1, "the large one dropped, counted, never handled");
+    run.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn tcp_messages_are_framed_by_content_length_whatever_the_segments() {
+    let run = start(RedirectConfig::default()).await;
+    let mut stream = TcpStream::connect(run.server.tcp_addrs[0]).await.unwrap();
+    // Two messages and a keepalive in one write, then a third in two pieces.
+    stream.write_all(&[OPTIONS, &b"\r\n"[..], OPTIONS].concat()).await.unwrap();
+    stream.write_all(&OPTIONS[..30]).await.unwrap();
+    let m = run.metrics.clone();
+    until("two messages framed", || requests(&m, "OPTIONS", "tcp") == 2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(requests(&m, "OPTIONS", "tcp"), 2, "half a message is not a message");
+    stream.write_all(&OPTIONS[30..]).await.unwrap();
+    until("the third message framed", || requests(&m, "OPTIONS", "tcp") == 3).await;
+    assert_eq!(m.tcp.open.get(), 1, "the connection stays open");
+    run.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_head_without_its_end_is_closed_at_max_message_bytes_and_counted() {
+    let run = start(RedirectConfig { max_message_bytes: 2048, ..Default::default() }).await;
+    let mut stream = TcpStream::connect(run.server.tcp_addrs[0]).await.unwrap();
+    let mut head = b"INVITE sip:1@x SIP/2.0\r\n".to_vec();
+    while head.len() <= 2048 + 100 {
+        head.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+    }
+    // The server may close before it has read everything: a failed write is fine.
+    let _ = stream.write_all(&head).await;
+    assert!(closed_by_server(&mut stream, Duration::from_secs(30)).await, "closed");
+    let m = &run.metrics;
+    until("the close counted", || reason(&m.tcp_closed, "oversized") == 1).await;
+    assert_eq!(requests(m, "INVITE", "tcp"), 0, "nothing handled");
+    run.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_message_without_content_length_closes_the_connection() {
+    let run = start(RedirectConfig::default()).await;
+    let mut stream = TcpStream::connect(run.server.tcp_addrs[0]).await.unwrap();
+    stream.write_all(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1\r\n\r\n").await.unwrap();
+    assert!(closed_by_server(&mut stream, Duration::from_secs(30)).await, "closed");
+    let m = &run.metrics;
+    until("the close counted", || reason(&m.tcp_closed, "no_content_length") == 1).await;
+    let mut stream = TcpStream::connect(run.server.tcp_addrs[0]).await.unwrap();
+    stream.write_all(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n\n").await.unwrap();
+    assert!(closed_by_server(&mut stream, Duration::from_secs(30)).await, "not SIP: closed");
+    until("the close counted", || {
+        reason(&m.tcp_closed, "bad_content_length")
+            + reason(&m.tcp_closed, "no_content_length")
+            + reason(&m.tcp_closed, "not_sip")
+            == 2
+    })
+    .await;
+    run.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn silent_and_slow_clients_are_closed_after_the_idle_timeout() {
+    let run = start(RedirectConfig { tcp_idle_timeout_secs: 1, ..Default::default() }).await;
+    let addr = run.server.tcp_addrs[0];
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    // One byte every 200 ms: bytes keep arriving, a whole message never does within 1 s.
+    let trickle = tokio::spawn(async move {
+        for b in OPTIONS.iter() {
+            if slow.write_all(&[*b]).await.is_err() {
+                return slow;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        slow
+    });
+    assert!(closed_by_server(&mut silent, Duration::from_secs(30)).await, "the silent one closed");
+    let mut slow = trickle.await.unwrap();
+    assert!(closed_by_server(&mut slow, Duration::from_secs(30)).await, "the slow one closed");
+    let m = &run.metrics;
+    until("both closes counted", || reason(&m.tcp_closed, "idle") == 2).await;
+    assert_eq!(m.tcp.idle_closed.get(), 2);
+    assert_eq!(requests(m, "OPTIONS", "tcp"), 0, "the slow message never completed in time");
+    until("no connection left open", || m.tcp.open.get() == 0).await;
+    run.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_per_source_limit_are_refused_and_counted() {
+    let run = start(RedirectConfig { tcp_max_connections_per_source: 2, ..Default::default() }).await;
+    let addr = run.server.tcp_addrs[0];
+    let m = run.metrics.clone();
+    let first = TcpStream::connect(addr).await.unwrap();
+    let _second = TcpStream::connect(addr).await.unwrap();
+    until("two served", || m.tcp.open.get() == 2).await;
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    assert!(closed_by_server(&mut third, Duration::from_secs(30)).await, "the third refused");
+    let refused = || m.tcp_refused.get_or_create(&ReasonLabels { reason: "per_source" }).get();
+    assert_eq!(refused(), 1);
+    // A slot given back is a slot to take again.
+    drop(first);
+    until("the first one's slot given back", || m.tcp.open.get() == 1).await;
+    let mut fourth = TcpStream::connect(addr).await.unwrap();
+    fourth.write_all(OPTIONS).await.unwrap();
+    until("the fourth served", || requests(&m, "OPTIONS", "tcp") == 1).await;
+    assert_eq!(refused(), 1);
+    run.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_address_in_use_fails_the_start_naming_it() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let policy = Arc::new(InstalledPolicy::new(None, CompiledPolicy::allow_all()));
+    let responder = Arc::new(Responder::new(EnumConfig::default(), DialingPlan::nanp(), policy, "t"));
+    let redirector = Arc::new(Redirector::new(RedirectConfig::default(), responder));
+    let e = RedirectServer::start(redirector, RecordSink::Discard, RedirectMetrics::unregistered(), &[addr], &[])
+        .await
+        .err()
+        .expect("address in use");
+    assert!(e.to_string().starts_with(&format!("cannot bind SIP redirect UDP listener {addr}")), "{e}");
+}
