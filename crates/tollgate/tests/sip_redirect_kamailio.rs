@@ -296,9 +296,7 @@ fn policy_answers_followed_by_kamailio() {
     let recs = all_records(&engines);
     let summary: Vec<[String; 6]> = recs
         .iter()
-        .map(|r| {
-            ["protocol", "source", "destination", "rule", "action", "rcode"].map(|name| field(r, name))
-        })
+        .map(|r| ["protocol", "source", "destination", "rule", "action", "rcode"].map(|name| field(r, name)))
         .collect();
     let expected: Vec<[String; 6]> = [
         ["+14155550000", "+12125550100", "allow-test-call", "allow", "302"],
@@ -357,7 +355,8 @@ fn policy_answers_followed_by_kamailio() {
 
     // An INVITE from outside the configured clients: 403, and no decision recorded.
     let stranger = UdpSocket::bind((n.stranger().as_str(), 0)).unwrap();
-    let from_stranger = request("INVITE", stranger.local_addr().unwrap(), &n.normal(), "+12125550144", "z9hG4bK-x-1", "UDP");
+    let from_stranger =
+        request("INVITE", stranger.local_addr().unwrap(), &n.normal(), "+12125550144", "z9hG4bK-x-1", "UDP");
     let forbidden = exchange(&stranger, server, &from_stranger);
     assert_eq!(status(&forbidden), 403, "{forbidden}");
 
