@@ -10,8 +10,13 @@
 # callers, read in sequence. SIPp offers each rate (`-r`, default 1000 2000 5000 10000 20000
 # calls/s) for the given seconds; the table shows, per rate: the rate SIPp achieved in sending
 # (its own CallRate), the INVITEs answered per second (SIPp's successful calls over its elapsed
-# time), SIPp's failed calls and retransmissions, the records the engine spooled in that step,
-# and the engine's CPU (utime + stime over wall time; 100 % = one core). Then the highest
+# time), SIPp's failed calls and retransmissions, the repeated INVITEs the engine answered from
+# its retransmission window (tollgate_sip_redirect_retransmissions), the records it spooled in
+# that step beside the calls placed (more records than calls: retransmissions that came after
+# their answer had left the window, `retransmission_entries`, and were decided again), and the
+# engine's CPU and SIPp's (utime + stime over wall time; 100 % = one core), and the datagrams the
+# kernel dropped for a full receive buffer meanwhile (RcvbufErrors of /proc/net/snmp, any socket:
+# SIPp's or the engine's). Then the highest
 # offered rate with zero failed calls and zero retransmissions, and the ENUM rate of the same
 # engine: dnsperf (-c 8 -T 1 -q 500, unthrottled) asking NAPTR for the same 30,000 callees with
 # the caller in the query-name label (`...src-<digits>.e164.arpa.`).
@@ -23,7 +28,7 @@
 #   e.g. bench/sip-redirect-rate.sh 10;  bench/sip-redirect-rate.sh --rates "500 1000" 5
 # Ports: three UDP ports from $BENCH_PORT_BASE (default 5492): ENUM, SIP (engine), SIPp.
 # Binary: $TOLLGATE_BIN, else target/release/tollgate (built here unless --no-build).
-# Needs: sipp (sip-tester), dnsperf, bc, curl, python3 (Debian packages).
+# Needs: sipp (sip-tester), dnsperf, bc, curl, python3, time (Debian packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -49,7 +54,7 @@ base=${BENCH_PORT_BASE:-5492}
 [[ $base =~ ^[1-9][0-9]*$ ]] && [ "$base" -le 65533 ] || die "BENCH_PORT_BASE must be a port number up to 65533, not '$base'"
 p_enum=$base p_sip=$((base + 1)) p_sipp=$((base + 2))
 need sipp -- "apt-get install sip-tester"
-need dnsperf bc curl python3 -- "apt-get install dnsperf bc curl python3"
+need dnsperf bc curl python3 /usr/bin/time -- "apt-get install dnsperf bc curl python3 time"
 bin=$(tollgate_bin "$build")
 work=$(mktemp -d)
 cleanup() { bench_cleanup; rm -rf "$work"; }
@@ -179,20 +184,26 @@ column() {
 # epoch FIELD: the epoch seconds at the end of a SIPp time field ("date time epoch").
 epoch() { awk '{ print $NF }' <<< "$1"; }
 records() { metric "$engine_api" tollgate_spool_records || echo 0; }
+# udp_drops: datagrams the kernel dropped for a full socket receive buffer (every UDP socket).
+udp_drops() { awk '$1 == "Udp:" && !h { for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next } $1 == "Udp:" { print $c["RcvbufErrors"] }' /proc/net/snmp; }
+repeats() { metric "$engine_api" tollgate_sip_redirect_retransmissions || echo 0; }
 
 echo "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "SIPp $(sipp -v 2>/dev/null | awk '/SIPp v/ { sub(/[.]$/, "", $2); print $2; exit }'), UDP, INVITE -> 302 -> ACK, $secs s per rate; $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(date -u +%Y-%m-%d)"
 echo
-echo "| offered calls/s | SIPp sent calls/s | answered/s | failed calls | retransmissions | records spooled | engine CPU |"
-echo "|---|---|---|---|---|---|---|"
+echo "| offered calls/s | SIPp sent calls/s | answered/s | failed calls | SIPp retransmissions | engine: repeats answered from the window | records spooled (calls) | engine CPU | SIPp CPU | UDP buffer drops |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 best=""
 for rate in $rates; do
   calls=$((rate * secs))
   stats="$work/stats-$rate.csv"
   rec0=$(records)
+  rep0=$(repeats)
+  drop0=$(udp_drops)
   t0=$(cpu_ticks "$engine_pid")
   w0=$(now)
-  sipp -sf "$work/uac-302.xml" -inf "$work/calls.csv" -m "$calls" -r "$rate" -l "$((rate * 2))" \
+  /usr/bin/time -f "%U %S" -o "$work/sipp-cpu-$rate" \
+    sipp -sf "$work/uac-302.xml" -inf "$work/calls.csv" -m "$calls" -r "$rate" -l "$((rate * 2))" \
     -i 127.0.0.1 -p "$p_sipp" -timeout "$((secs * 3 + 30))" -nostdin \
     -trace_stat -stf "$stats" -fd 1 -trace_err -error_file "$work/errors-$rate.log" \
     "127.0.0.1:$p_sip" > "$work/sipp-$rate.out" 2>&1 || true
@@ -201,6 +212,8 @@ for rate in $rates; do
   # The last records may still be on their way to the spool: wait for them (at most 10 s).
   for _ in $(seq 1 50); do [ "$(records)" -ge "$((rec0 + calls))" ] && break; sleep 0.2; done
   rec1=$(records)
+  rep1=$(repeats)
+  drop1=$(udp_drops)
   ok=$(column "$stats" "SuccessfulCall(C)")
   failed=$(column "$stats" "FailedCall(C)")
   retrans=$(column "$stats" "Retransmissions(C)")
@@ -208,7 +221,9 @@ for rate in $rates; do
   elapsed=$(echo "$(epoch "$(column "$stats" "CurrentTime")") - $(epoch "$(column "$stats" "StartTime")")" | bc -l)
   answered=$(awk -v n="${ok:-0}" -v e="$elapsed" 'BEGIN { if (e > 0) printf "%.0f", n / e; else print 0 }')
   cpu=$(awk -v t="$((t1 - t0))" -v c="$clk" -v w="$(echo "$w1 - $w0" | bc -l)" 'BEGIN { printf "%.0f %%", 100 * t / c / w }')
-  printf '| %s | %.0f | %s | %s | %s | %s | %s |\n' "$rate" "${sent_rate:-0}" "$answered" "${failed:-?}" "${retrans:-?}" "$((rec1 - rec0))" "$cpu"
+  sipp_cpu=$(awk -v w="$(echo "$w1 - $w0" | bc -l)" 'NF == 2 && $1 ~ /^[0-9.]+$/ { printf "%.0f %%", 100 * ($1 + $2) / w; found = 1 } END { if (!found) print "?" }' "$work/sipp-cpu-$rate")
+  printf '| %s | %.0f | %s | %s | %s | %s | %s (%s) | %s | %s | %s |\n' "$rate" "${sent_rate:-0}" "$answered" "${failed:-?}" "${retrans:-?}" \
+    "$((rep1 - rep0))" "$((rec1 - rec0))" "$calls" "$cpu" "$sipp_cpu" "$((drop1 - drop0))"
   if [ "${failed:-1}" = 0 ] && [ "${retrans:-1}" = 0 ] && [ "${ok:-0}" = "$calls" ]; then best=$rate; fi
 done
 echo
