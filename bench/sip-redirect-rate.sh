@@ -16,7 +16,7 @@
 # their answer had left the window, `retransmission_entries`, and were decided again), and the
 # engine's CPU and SIPp's (utime + stime over wall time; 100 % = one core), and the datagrams the
 # kernel dropped for a full receive buffer meanwhile (RcvbufErrors of /proc/net/snmp, any socket:
-# SIPp's or the engine's). Then the highest
+# SIPp's or the engine's; in brackets those at the engine's SIP sockets, from `ss -m`). Then the highest
 # offered rate with zero failed calls and zero retransmissions, and the ENUM rate of the same
 # engine: dnsperf (-c 8 -T 1 -q 500, unthrottled) asking NAPTR for the same 30,000 callees with
 # the caller in the query-name label (`...src-<digits>.e164.arpa.`).
@@ -186,12 +186,16 @@ epoch() { awk '{ print $NF }' <<< "$1"; }
 records() { metric "$engine_api" tollgate_spool_records || echo 0; }
 # udp_drops: datagrams the kernel dropped for a full socket receive buffer (every UDP socket).
 udp_drops() { awk '$1 == "Udp:" && !h { for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next } $1 == "Udp:" { print $c["RcvbufErrors"] }' /proc/net/snmp; }
+# engine_drops: of those, the drops at the engine's SIP sockets (ss's skmem "d" counter, summed).
+engine_drops() {
+  ss -Huam src "127.0.0.1:$p_sip" | { grep -o 'skmem:([^)]*)' || true; } | sed -n 's/.*,d\([0-9]*\))$/\1/p' | awk '{ s += $1 } END { print s + 0 }'
+}
 repeats() { metric "$engine_api" tollgate_sip_redirect_retransmissions || echo 0; }
 
 echo "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "SIPp $(sipp -v 2>/dev/null | awk '/SIPp v/ { sub(/[.]$/, "", $2); print $2; exit }'), UDP, INVITE -> 302 -> ACK, $secs s per rate; $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(date -u +%Y-%m-%d)"
 echo
-echo "| offered calls/s | SIPp sent calls/s | answered/s | failed calls | SIPp retransmissions | engine: repeats answered from the window | records spooled (calls) | engine CPU | SIPp CPU | UDP buffer drops |"
+echo "| offered calls/s | SIPp sent calls/s | answered/s | failed calls | SIPp retransmissions | engine: repeats answered from the window | records spooled (calls) | engine CPU | SIPp CPU | UDP buffer drops (at the engine) |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 best=""
 for rate in $rates; do
@@ -200,6 +204,7 @@ for rate in $rates; do
   rec0=$(records)
   rep0=$(repeats)
   drop0=$(udp_drops)
+  edrop0=$(engine_drops)
   t0=$(cpu_ticks "$engine_pid")
   w0=$(now)
   /usr/bin/time -f "%U %S" -o "$work/sipp-cpu-$rate" \
@@ -214,6 +219,7 @@ for rate in $rates; do
   rec1=$(records)
   rep1=$(repeats)
   drop1=$(udp_drops)
+  edrop1=$(engine_drops)
   ok=$(column "$stats" "SuccessfulCall(C)")
   failed=$(column "$stats" "FailedCall(C)")
   retrans=$(column "$stats" "Retransmissions(C)")
@@ -223,7 +229,7 @@ for rate in $rates; do
   cpu=$(awk -v t="$((t1 - t0))" -v c="$clk" -v w="$(echo "$w1 - $w0" | bc -l)" 'BEGIN { printf "%.0f %%", 100 * t / c / w }')
   sipp_cpu=$(awk -v w="$(echo "$w1 - $w0" | bc -l)" 'NF == 2 && $1 ~ /^[0-9.]+$/ { printf "%.0f %%", 100 * ($1 + $2) / w; found = 1 } END { if (!found) print "?" }' "$work/sipp-cpu-$rate")
   printf '| %s | %.0f | %s | %s | %s | %s | %s (%s) | %s | %s | %s |\n' "$rate" "${sent_rate:-0}" "$answered" "${failed:-?}" "${retrans:-?}" \
-    "$((rep1 - rep0))" "$((rec1 - rec0))" "$calls" "$cpu" "$sipp_cpu" "$((drop1 - drop0))"
+    "$((rep1 - rep0))" "$((rec1 - rec0))" "$calls" "$cpu" "$sipp_cpu" "$((drop1 - drop0)) ($((edrop1 - edrop0)))"
   if [ "${failed:-1}" = 0 ] && [ "${retrans:-1}" = 0 ] && [ "${ok:-0}" = "$calls" ]; then best=$rate; fi
 done
 echo
