@@ -10,6 +10,7 @@
 //! accepted, refused at `tcp_max_connections`, closed idle).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -90,6 +91,12 @@ pub struct RedirectMetrics {
     pub tcp: ListenerStats,
     /// Records the spool did not take (shared with the ENUM server: `dataset="ENUM"`).
     pub records_not_written: RecordsNotWritten,
+    /// INVITE answers forgotten before their retransmission window ended (the window's
+    /// bounds): a retransmission of one is decided and recorded again. Non-zero: raise
+    /// `retransmission_entries` / `retransmission_max_mb`.
+    pub retransmissions_evicted: Counter,
+    /// The redirector's eviction total last added to `retransmissions_evicted`.
+    evicted_seen: AtomicU64,
 }
 
 impl RedirectMetrics {
@@ -113,6 +120,8 @@ impl RedirectMetrics {
             tcp_closed: Family::default(),
             tcp: connections.listener(TCP_LISTENER),
             records_not_written: not_written,
+            retransmissions_evicted: Counter::default(),
+            evicted_seen: AtomicU64::new(0),
         };
         registry.register(
             "tollgate_sip_redirect_requests",
@@ -138,6 +147,12 @@ impl RedirectMetrics {
             "tollgate_sip_redirect_retransmissions",
             "Retransmitted SIP requests answered again with the first answer, without a second record",
             m.retransmissions.clone(),
+        );
+        registry.register(
+            "tollgate_sip_redirect_retransmissions_evicted",
+            "INVITE answers forgotten before their retransmission window ended (retransmission_entries or \
+             retransmission_max_mb reached): a retransmission of one is decided and recorded again",
+            m.retransmissions_evicted.clone(),
         );
         registry.register(
             "tollgate_sip_redirect_forbidden",
@@ -170,6 +185,16 @@ impl RedirectMetrics {
     /// Metrics registered nowhere (tests, tools).
     pub fn unregistered() -> Arc<Self> {
         Self::register(&mut Registry::default(), RecordsNotWritten::default(), &ConnectionMetrics::default())
+    }
+
+    /// Brings `retransmissions_evicted` up to the redirector's eviction total `total`
+    /// ([`crate::Redirector::retransmissions_evicted`]); called by every worker, each adding
+    /// only what no other has added.
+    pub fn sync_evicted(&self, total: u64) {
+        let seen = self.evicted_seen.fetch_max(total, Ordering::Relaxed);
+        if total > seen {
+            self.retransmissions_evicted.inc_by(total - seen);
+        }
     }
 
     /// Counts one message handled (`method` its [`method_label`]), and its answer if one was

@@ -205,6 +205,7 @@ async fn udp_worker(
             let seconds = sent_at.saturating_duration_since(p.received).as_secs_f64();
             metrics.handled("udp", p.method, &p.handled, Some(seconds));
         }
+        metrics.sync_evicted(redirector.retransmissions_evicted());
     }
 }
 
@@ -433,6 +434,7 @@ async fn serve(
                 }
             }
             metrics.handled("tcp", method, &handled, seconds);
+            metrics.sync_evicted(redirector.retransmissions_evicted());
             if handled.outcome == Outcome::Forbidden {
                 return Closed::NotClient;
             }

@@ -248,3 +248,33 @@ async fn an_address_in_use_fails_the_start_naming_it() {
         .expect("address in use");
     assert!(e.to_string().starts_with(&format!("cannot bind SIP redirect UDP listener {addr}")), "{e}");
 }
+
+/// An INVITE from the loopback client, its own Call-ID and branch per `n`.
+fn invite(n: u32) -> Vec<u8> {
+    format!(
+        "INVITE sip:+1212555{n:04}@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:5999;rport;branch=z9hG4bK-evict-{n}\r\n\
+         From: <sip:+13125550100@127.0.0.1>;tag=1\r\nTo: <sip:+1212555{n:04}@127.0.0.1>\r\n\
+         Call-ID: evict-{n}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn answers_forgotten_before_their_window_ended_are_counted() {
+    // A window of 2 answers: the third INVITE pushes the first out, and so on.
+    let run = start(RedirectConfig { retransmission_entries: 2, ..Default::default() }).await;
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let to = run.server.udp_addrs[0];
+    let mut buf = [0u8; 4096];
+    for n in 0..5 {
+        client.send_to(&invite(n), to).await.unwrap();
+        let (len, _) =
+            tokio::time::timeout(Duration::from_secs(30), client.recv_from(&mut buf)).await.unwrap().unwrap();
+        assert!(buf[..len].starts_with(b"SIP/2.0 302"), "{}", String::from_utf8_lossy(&buf[..len]));
+    }
+    let m = &run.metrics;
+    until("5 INVITEs counted", || requests(m, "INVITE", "udp") == 5).await;
+    assert_eq!(m.retransmissions_evicted.get(), 3, "5 answers through a window of 2: 3 forgotten");
+    run.server.shutdown().await;
+}

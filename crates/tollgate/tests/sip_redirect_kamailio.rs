@@ -10,7 +10,8 @@
 //!   (`protocol` sip, the status sent, the rule) on the engine that answered, and the three
 //!   engines shared the calls. A raw client then checks what Kamailio does not exercise: a
 //!   retransmitted INVITE is answered with the same bytes and recorded once, OPTIONS 200, other
-//!   methods 405, an INVITE from outside the configured clients 403 (no record), and TCP.
+//!   methods 405, an INVITE over UDP from outside the configured clients dropped and counted (no
+//!   answer, no record), and TCP.
 //! * `engine_killed_mid_run_loses_no_call`: kill -9 of one engine during a steady SIPp run;
 //!   Kamailio fails over to the next engine, SIPp counts every call successful, every call
 //!   reached the callee and has a record on some engine.
@@ -353,12 +354,18 @@ fn policy_answers_followed_by_kamailio() {
     let register = exchange(&socket, server, &request("REGISTER", local, &n.normal(), "u", "z9hG4bK-reg-1", "UDP"));
     assert_eq!(status(&register), 405, "{register}");
 
-    // An INVITE from outside the configured clients: 403, and no decision recorded.
+    // An INVITE over UDP from outside the configured clients: dropped unanswered (a 403 to a
+    // spoofable source would reflect traffic at it), counted, and no decision recorded.
+    let forbidden_before = e1.metric("tollgate_sip_redirect_forbidden_total");
     let stranger = UdpSocket::bind((n.stranger().as_str(), 0)).unwrap();
     let from_stranger =
         request("INVITE", stranger.local_addr().unwrap(), &n.normal(), "+12125550144", "z9hG4bK-x-1", "UDP");
-    let forbidden = exchange(&stranger, server, &from_stranger);
-    assert_eq!(status(&forbidden), 403, "{forbidden}");
+    stranger.send_to(from_stranger.as_bytes(), server).unwrap();
+    wait_until(20, "the stranger's INVITE counted as forbidden", || {
+        e1.metric("tollgate_sip_redirect_forbidden_total") > forbidden_before
+    });
+    stranger.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    assert!(stranger.recv_from(&mut [0u8; 2048]).is_err(), "no answer to a stranger over UDP");
 
     // The same over TCP, from the client address.
     let tcp = {
