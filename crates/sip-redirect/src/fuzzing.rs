@@ -26,7 +26,7 @@ name = "intercept"
 destination = "+12125550111"
 action = "terminate"
 [[rule]]
-name = "reject"
+name = "reject-robocaller"
 source = "+13125550666"
 action = "terminate"
 cause = 603

@@ -16,41 +16,8 @@ use tollgate_sip::uri::name_addr;
 use tollgate_sip_redirect::config::{Answer, ClientConfig};
 use tollgate_sip_redirect::{Handled, Outcome, RedirectConfig, Redirector, RequestContext};
 
-const POLICY: &str = r#"
-schema = 2
-[[internal]]
-prefix = "+1212555"
-[[rule]]
-name = "intercept"
-destination = "+12125550111"
-action = "terminate"
-[[rule]]
-name = "reject-robocaller"
-source = "+13125550666"
-action = "terminate"
-cause = 603
-[[rule]]
-name = "velocity"
-source = "+1415*"
-velocity = { calls = 2, window = "10m" }
-action = "terminate"
-cause = 486
-[[rule]]
-name = "redirect"
-destination = "+12125550122"
-action = "redirect"
-target = "+12125550199"
-[[rule]]
-name = "redirect-uri"
-destination = "+12125550133"
-action = "redirect"
-target = "sip:ivr@10.0.0.5"
-[[rule]]
-name = "unknown-intercept"
-destination = "+12125550144"
-action = "terminate"
-intercept = "missing"
-"#;
+// The test policy (one rule per kind of decision) is the fuzz target's.
+use tollgate_sip_redirect::fuzzing::POLICY;
 
 const CLIENT: &str = "127.0.0.1:5062";
 const STRANGER: &str = "192.0.2.7:5060";
