@@ -228,17 +228,17 @@ mod tests {
         );
         assert_eq!(Lanes::of(&c, true, false).total(), (1 + 2) * 2 + 1, "the SIP redirect server's lanes count");
         assert_eq!(Lanes::of(&c, false, true).total(), 1, "not in a probe");
-        let c = config(
-            "[enum]\nlisten_udp = []\nlisten_tcp = []\n[sip_redirect]\nlisten_tls = [\"127.0.0.1:5\", \"127.0.0.1:6\"]\n\
-             [tls]\nca = \"/pki/ca.crt\"\ncert = \"/pki/e.crt\"\nkey = \"/pki/e.key\"\n",
-        );
-        assert_eq!(Lanes::of(&c, true, false).total(), 2, "a lane per SIP TLS listener");
-        assert!(Lanes::of(&c, true, false).to_string().contains("2 sip_redirect.listen_tls listener(s)"));
         assert!(
             Lanes::of(&c, true, false)
                 .to_string()
                 .contains("2 sip_redirect.listen_udp socket(s) x 2 workers, 1 sip_redirect.listen_tcp")
         );
+        let c = config(
+            "[enum]\nlisten_udp = [\"127.0.0.1:1\"]\nlisten_tcp = []\nudp_workers = 1\n[sip_redirect]\nlisten_tls = [\"127.0.0.1:5\", \"127.0.0.1:6\"]\n\
+             [tls]\nca = \"/pki/ca.crt\"\ncert = \"/pki/e.crt\"\nkey = \"/pki/e.key\"\n",
+        );
+        assert_eq!(Lanes::of(&c, true, false).total(), 1 + 2, "a lane per SIP TLS listener");
+        assert!(Lanes::of(&c, true, false).to_string().contains("2 sip_redirect.listen_tls listener(s)"));
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
         let c = config("[enum]\nudp_workers = 0\n");
         assert_eq!(Lanes::of(&c, true, true).total(), cpus + 2, "0: one per CPU");
