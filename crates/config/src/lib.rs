@@ -491,7 +491,9 @@ impl Config {
         }
         // A TLS address is a TCP socket too.
         let tls = &self.sip_redirect.listen_tls;
-        for (other, addrs) in [("sip_redirect.listen_tcp", &self.sip_redirect.listen_tcp), ("enum.listen_tcp", &self.enum_.listen_tcp)] {
+        for (other, addrs) in
+            [("sip_redirect.listen_tcp", &self.sip_redirect.listen_tcp), ("enum.listen_tcp", &self.enum_.listen_tcp)]
+        {
             for a in tls.iter().filter(|a| a.port() != 0 && addrs.contains(a)) {
                 out.push(Problem::new(
                     "sip_redirect.listen_tls",
