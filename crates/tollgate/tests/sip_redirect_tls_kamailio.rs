@@ -85,6 +85,7 @@ fn kamailio_asks_over_tls_and_follows_the_redirect() {
     let policy = work.path().join("policy.toml");
     std::fs::write(&policy, POLICY).unwrap();
 
+    let other_sbc_ip = format!("{NET}.51");
     let extra = format!(
         r#"
 [sip_redirect]
@@ -107,7 +108,6 @@ ca = "{ca}"
 cert = "{engine_cert}"
 key = "{engine_key}"
 "#,
-        other_sbc_ip = format!("{NET}.51"),
         ca = ca.display(),
         engine_cert = engine_cert.display(),
         engine_key = engine_key.display(),
@@ -187,7 +187,6 @@ key = "{engine_key}"
     // recorded (Kamailio's verification is in force, not skipped).
     drop(sbc);
     let other = tempfile::tempdir().unwrap();
-    let other_sbc_ip = format!("{NET}.51");
     let [other_ca, ..] = pki(other.path(), &engine_ip, &other_sbc_ip);
     let other_cfg = other.path().join("tls.cfg");
     write_tls_cfg(&other_cfg, &other_ca);
