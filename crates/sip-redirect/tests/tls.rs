@@ -43,7 +43,9 @@ struct Running {
     /// The CA's certificate, PEM: what clients trust.
     ca_pem: String,
     spool_dir: tempfile::TempDir,
-    _pki: tempfile::TempDir,
+    /// The server's material (to reload) and where its CA and files are.
+    material: TlsMaterial,
+    pki: tempfile::TempDir,
 }
 
 /// The TLS material of an engine certificate for 127.0.0.1 from a fresh CA in `dir`.
@@ -80,7 +82,7 @@ async fn start(config: RedirectConfig) -> Running {
             .await
             .unwrap();
     assert!(server.tcp_addrs.is_empty() && server.udp_addrs.is_empty(), "only the TLS listener");
-    Running { server, metrics, ca_pem, spool_dir, _pki: pki }
+    Running { server, metrics, ca_pem, spool_dir, material, pki }
 }
 
 /// A client trusting only the CA (no client certificate, as an SBC with its own PKI).
@@ -245,5 +247,36 @@ async fn a_client_not_trusting_the_certificate_fails_the_handshake_and_is_counte
     assert!(refused.is_err(), "a certificate of another CA is refused by the client");
     let m = &run.metrics;
     until("the failed handshake counted", || reason(m, "handshake_failed") == 1).await;
+    run.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rotated_certificate_is_presented_to_the_next_handshake() {
+    let run = start(RedirectConfig::default()).await;
+    let addr = run.server.tls_addrs[0];
+    let connect = |name: &'static str| {
+        let connector = connector(&run.ca_pem, rustls::DEFAULT_VERSIONS);
+        async move {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            connector.connect(ServerName::try_from(name).unwrap(), tcp).await
+        }
+    };
+    assert!(connect("rotated.test").await.is_err(), "the first certificate does not name rotated.test");
+    // A new certificate of the same CA naming rotated.test, written where [tls] points.
+    let ca = Ca::load(&run.pki.path().join("ca")).unwrap();
+    let issued = ca
+        .issue(&IssueRequest {
+            role: Role::Engine,
+            host: "127.0.0.1".into(),
+            ips: vec![],
+            dns_names: vec!["rotated.test".into()],
+            validity: DEFAULT_CERT_VALIDITY,
+        })
+        .unwrap();
+    issued.write(&run.pki.path().join("engine.crt"), &run.pki.path().join("engine.key")).unwrap();
+    assert!(matches!(run.material.reload().unwrap(), tollgate_tls::Reloaded::Changed(_)));
+    let mut tls = connect("rotated.test").await.expect("the rotated certificate, no restart");
+    tls.write_all(OPTIONS).await.unwrap();
+    assert!(response(&mut tls).await.starts_with("SIP/2.0 200"));
     run.server.shutdown().await;
 }
