@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers tollgate's tests talk to, from Debian packages, and starts the ones
 # that are servers:
-#   kamailio (the SBC), sip-tester (SIPp callers and callees), dnsutils (dig),
+#   kamailio (the SBC) and kamailio-tls-modules (its tls module: SIP over TLS to the engine), sip-tester (SIPp callers and callees), dnsutils (dig),
 #   knot-dnsutils (kdig), dnsperf, postgresql (the scale-out store), chromium and
 #   chromium-driver (the web UI test), fonts-dejavu-core (the charts' font, which their label
 #   widths are estimated for), iproute2 (ss; ip netns, bridge and veth for the multi-host
@@ -22,7 +22,7 @@
 # Does nothing for what is already there. Needs root (or sudo).
 set -euo pipefail
 
-packages=(kamailio sip-tester dnsutils knot-dnsutils dnsperf postgresql postgresql-client chromium chromium-driver fonts-dejavu-core iproute2 util-linux procps tcpdump openssl tshark wireshark-common libpcap-dev freeradius iputils-arping redis-server binutils systemd lintian groff-base adduser)
+packages=(kamailio kamailio-tls-modules sip-tester dnsutils knot-dnsutils dnsperf postgresql postgresql-client chromium chromium-driver fonts-dejavu-core iproute2 util-linux procps tcpdump openssl tshark wireshark-common libpcap-dev freeradius iputils-arping redis-server binutils systemd lintian groff-base adduser)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -489,6 +489,24 @@ impl Config {
                 ));
             }
         }
+        // A TLS address is a TCP socket too.
+        let tls = &self.sip_redirect.listen_tls;
+        for (other, addrs) in
+            [("sip_redirect.listen_tcp", &self.sip_redirect.listen_tcp), ("enum.listen_tcp", &self.enum_.listen_tcp)]
+        {
+            for a in tls.iter().filter(|a| a.port() != 0 && addrs.contains(a)) {
+                out.push(Problem::new(
+                    "sip_redirect.listen_tls",
+                    format!("{a} is also in {other}: one TCP address serves one protocol"),
+                ));
+            }
+        }
+        if !tls.is_empty() && !self.tls.enabled() {
+            out.push(Problem::new(
+                "sip_redirect.listen_tls",
+                "needs [tls] cert, key and ca: the certificate SIP over TLS presents",
+            ));
+        }
     }
 
     /// Loads a configuration file, or the embedded default when `path` is `None`. Relative
@@ -693,7 +711,14 @@ impl Config {
                     "with [srp], enum.listen_* are the service addresses and need fixed ports",
                 ));
             }
-            if self.sip_redirect.listen_udp.iter().chain(&self.sip_redirect.listen_tcp).any(|a| a.port() == 0) {
+            if self
+                .sip_redirect
+                .listen_udp
+                .iter()
+                .chain(&self.sip_redirect.listen_tcp)
+                .chain(&self.sip_redirect.listen_tls)
+                .any(|a| a.port() == 0)
+            {
                 out.push(Problem::new(
                     "sip_redirect.listen_udp",
                     "with [srp], sip_redirect.listen_* are service addresses too and need fixed ports",
@@ -839,6 +864,14 @@ mod tests {
 
     fn error(text: &str) -> String {
         Config::parse("t.toml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn sip_redirect_tls_needs_the_tls_section_and_its_own_address() {
+        let e = error("[sip_redirect]\nlisten_tls = [\"127.0.0.1:5071\"]\n");
+        assert!(e.contains("sip_redirect.listen_tls: needs [tls] cert, key and ca"), "{e}");
+        let e = error("[sip_redirect]\nlisten_tcp = [\"127.0.0.1:5071\"]\nlisten_tls = [\"127.0.0.1:5071\"]\n");
+        assert!(e.contains("sip_redirect.listen_tls: 127.0.0.1:5071 is also in sip_redirect.listen_tcp"), "{e}");
     }
 
     #[test]

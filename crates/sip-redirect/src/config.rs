@@ -4,6 +4,7 @@
 //! [sip_redirect]
 //! listen_udp = ["127.0.0.1:5070"]     # empty (the default): no SIP listener
 //! listen_tcp = ["127.0.0.1:5070"]
+//! listen_tls = ["127.0.0.1:5071"]     # SIP over TLS, with [tls]'s certificate
 //!
 //! retransmission_window_secs = 32   # 64*T1: a repeated INVITE gets the first answer again
 //! retransmission_entries = 320000  # >= window x peak INVITE/s
@@ -59,6 +60,12 @@ pub struct RedirectConfig {
     pub listen_udp: Vec<SocketAddr>,
     /// TCP listen addresses (none: no SIP over TCP). With `[srp]`, service addresses too.
     pub listen_tcp: Vec<SocketAddr>,
+    /// TLS listen addresses (none: no SIP over TLS): the TCP server over TLS 1.2 or 1.3,
+    /// presenting `[tls]`'s certificate (reloaded with it), asking no client certificate (the
+    /// clients are told apart by address). Needs `[tls] cert` and `key`. The `tcp_*` limits
+    /// apply to each TLS listener too, and a handshake not finished within
+    /// `tcp_idle_timeout_secs` closes the connection. With `[srp]`, service addresses too.
+    pub listen_tls: Vec<SocketAddr>,
     // --- listener limits (the listeners' helper owns these fields) ---
     /// Largest SIP message accepted, bytes (1024 to 65535): a larger UDP datagram is dropped
     /// unanswered and counted; a TCP connection sending a larger message, or a head this long
@@ -111,6 +118,7 @@ impl Default for RedirectConfig {
         RedirectConfig {
             listen_udp: Vec::new(),
             listen_tcp: Vec::new(),
+            listen_tls: Vec::new(),
             max_message_bytes: 16 * 1024,
             tcp_idle_timeout_secs: 60,
             tcp_max_connections: 256,
@@ -152,7 +160,7 @@ impl RedirectConfig {
 
     /// True when at least one listen address is configured.
     pub fn enabled(&self) -> bool {
-        !self.listen_udp.is_empty() || !self.listen_tcp.is_empty()
+        !self.listen_udp.is_empty() || !self.listen_tcp.is_empty() || !self.listen_tls.is_empty()
     }
 
     /// Checks everything that parsing alone cannot, naming the field of the first problem

@@ -35,7 +35,7 @@ pub struct RequestLabels {
     /// The request's method (`INVITE`, `ACK`, `CANCEL`, `OPTIONS`, `BYE`, `REGISTER`, ...),
     /// `other` for any other token, `response` for a response, `unknown` for what is not SIP.
     pub method: &'static str,
-    /// `udp` or `tcp`.
+    /// `udp`, `tcp` or `tls`.
     pub transport: &'static str,
 }
 

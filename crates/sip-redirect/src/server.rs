@@ -31,6 +31,15 @@
 //!   `answer_strangers`: without it such a connection is closed at accept and counted in
 //!   `tollgate_sip_redirect_tcp_refused_total{reason="not_client"}`).
 //!
+//! TLS (`listen_tls`): the same TCP server, one code path generic over the stream, with a
+//! TLS 1.2 or 1.3 handshake first ([`TlsListeners`]: `[tls]`'s certificate, no client
+//! certificate asked). A handshake not finished within `tcp_idle_timeout_secs` closes the
+//! connection (`tcp_closed{reason="handshake_timeout"}`), a failed one too
+//! (`tcp_closed{reason="handshake_failed"}`: a client speaking plain SIP or TCP to the TLS
+//! port, or refusing the certificate). The client list, limits and framing are TCP's; requests
+//! are counted with `transport="tls"`; records say `transport = "tcp"` (the records' transport
+//! is the IP protocol), and each response is written on the connection.
+//!
 //! A panic while handling a message (a bug) is caught, counted
 //! (`tollgate_sip_redirect_dropped_total{reason="internal_error"}`) and logged; the message gets
 //! no answer and the UDP worker or TCP connection keeps serving.
@@ -45,7 +54,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::Utc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinSet;
 use tokio::time::timeout_at;
@@ -56,6 +65,7 @@ use tollgate_logthrottle::LogThrottle;
 use tollgate_records::Transport;
 use tollgate_records::spool::SpoolLane;
 use tollgate_sip::stream::{Frame, StreamFramer, leading_line_ends};
+use tollgate_tls::tokio_rustls::TlsAcceptor;
 
 use crate::config::RedirectConfig;
 use crate::metrics::{ReasonLabels, RedirectMetrics, TCP_LISTENER, method_label};
@@ -66,6 +76,7 @@ static SEND_ERROR_LOG: LogThrottle = LogThrottle::new(10_000);
 static REFUSED_LOG: LogThrottle = LogThrottle::new(10_000);
 static CLOSED_LOG: LogThrottle = LogThrottle::new(10_000);
 static PANIC_LOG: LogThrottle = LogThrottle::new(10_000);
+static HANDSHAKE_LOG: LogThrottle = LogThrottle::new(10_000);
 
 /// A running SIP redirect server. Dropping it stops every listener.
 pub struct RedirectServer {
@@ -73,7 +84,19 @@ pub struct RedirectServer {
     pub udp_addrs: Vec<SocketAddr>,
     /// Bound TCP addresses.
     pub tcp_addrs: Vec<SocketAddr>,
+    /// Bound TLS addresses.
+    pub tls_addrs: Vec<SocketAddr>,
     tasks: JoinSet<()>,
+}
+
+/// The TLS listen addresses and the acceptor (a rustls server configuration, e.g.
+/// [`tollgate_tls::server_config_without_client_auth`] over `[tls]`'s material) they use.
+#[derive(Clone)]
+pub struct TlsListeners {
+    /// Where to listen.
+    pub addrs: Vec<SocketAddr>,
+    /// The handshake's configuration.
+    pub acceptor: TlsAcceptor,
 }
 
 impl RedirectServer {
@@ -86,6 +109,18 @@ impl RedirectServer {
         metrics: Arc<RedirectMetrics>,
         udp: &[SocketAddr],
         tcp: &[SocketAddr],
+    ) -> io::Result<Self> {
+        Self::start_with_tls(redirector, sink, metrics, udp, tcp, None).await
+    }
+
+    /// [`RedirectServer::start`], with TLS listeners too (spool lane `sip_tls<i>` each).
+    pub async fn start_with_tls(
+        redirector: Arc<Redirector>,
+        sink: RecordSink,
+        metrics: Arc<RedirectMetrics>,
+        udp: &[SocketAddr],
+        tcp: &[SocketAddr],
+        tls: Option<&TlsListeners>,
     ) -> io::Result<Self> {
         let bind_err = |proto: &str, addr: &SocketAddr, e: io::Error| {
             io::Error::new(e.kind(), format!("cannot bind SIP redirect {proto} listener {addr}: {e}"))
@@ -110,9 +145,14 @@ impl RedirectServer {
         for addr in tcp {
             tcp_listeners.push(TcpListener::bind(addr).await.map_err(|e| bind_err("TCP", addr, e))?);
         }
+        let mut tls_listeners = Vec::new();
+        for addr in tls.map_or(&[][..], |t| &t.addrs) {
+            tls_listeners.push(TcpListener::bind(addr).await.map_err(|e| bind_err("TLS", addr, e))?);
+        }
         let mut server = RedirectServer {
             udp_addrs: udp_groups.iter().map(|g| g[0].local_addr()).collect::<io::Result<_>>()?,
             tcp_addrs: tcp_listeners.iter().map(|l| l.local_addr()).collect::<io::Result<_>>()?,
+            tls_addrs: tls_listeners.iter().map(|l| l.local_addr()).collect::<io::Result<_>>()?,
             tasks: JoinSet::new(),
         };
         let max_message = redirector.config().max_message_bytes;
@@ -128,7 +168,16 @@ impl RedirectServer {
             let lane = Arc::new(Mutex::new(sink.lane(&format!("sip_tcp{i}"))?));
             let listener = LimitedListener::new(listener, TCP_LISTENER, limits.max, metrics.tcp.clone())
                 .limit_setting("sip_redirect.tcp_max_connections");
-            server.tasks.spawn(tcp_acceptor(listener, redirector.clone(), lane, metrics.clone(), limits));
+            server.tasks.spawn(tcp_acceptor(listener, None, redirector.clone(), lane, metrics.clone(), limits));
+        }
+        if let Some(tls) = tls {
+            for (i, listener) in tls_listeners.into_iter().enumerate() {
+                let lane = Arc::new(Mutex::new(sink.lane(&format!("sip_tls{i}"))?));
+                let listener = LimitedListener::new(listener, TCP_LISTENER, limits.max, metrics.tcp.clone())
+                    .limit_setting("sip_redirect.tcp_max_connections");
+                let acceptor = Some(tls.acceptor.clone());
+                server.tasks.spawn(tcp_acceptor(listener, acceptor, redirector.clone(), lane, metrics.clone(), limits));
+            }
         }
         Ok(server)
     }
@@ -253,9 +302,10 @@ impl TcpLimits {
 }
 
 /// Accepts connections within the listener's total and the per-source limit, and serves each
-/// in its own task.
+/// in its own task (after a TLS handshake with `tls`).
 async fn tcp_acceptor(
     mut listener: LimitedListener,
+    tls: Option<TlsAcceptor>,
     redirector: Arc<Redirector>,
     lane: Arc<Mutex<Option<SpoolLane>>>,
     metrics: Arc<RedirectMetrics>,
@@ -288,9 +338,9 @@ async fn tcp_acceptor(
             drop((stream, slot));
             continue;
         };
-        let (redirector, lane, metrics) = (redirector.clone(), lane.clone(), metrics.clone());
+        let (redirector, lane, metrics, tls) = (redirector.clone(), lane.clone(), metrics.clone(), tls.clone());
         connections.spawn(async move {
-            let closed = serve(stream, peer, &redirector, &lane, &metrics, limits).await;
+            let closed = serve_connection(stream, tls, peer, &redirector, &lane, &metrics, limits).await;
             if let Some(reason) = closed.reason() {
                 metrics.tcp_closed(reason);
                 if closed == Closed::Idle {
@@ -327,6 +377,10 @@ enum Closed {
     NotSip,
     /// A request from an address in no client answered 403 (`answer_strangers`).
     NotClient,
+    /// No TLS handshake finished within the idle timeout.
+    HandshakeTimeout,
+    /// The TLS handshake failed (not TLS, or the client refused the certificate).
+    HandshakeFailed,
 }
 
 impl Closed {
@@ -341,6 +395,8 @@ impl Closed {
             Closed::BadContentLength => "bad_content_length",
             Closed::NotSip => "not_sip",
             Closed::NotClient => "not_client",
+            Closed::HandshakeTimeout => "handshake_timeout",
+            Closed::HandshakeFailed => "handshake_failed",
         })
     }
 
@@ -352,10 +408,12 @@ impl Closed {
 /// Bytes read from a connection at a time.
 const READ_CHUNK: usize = 8192;
 
-/// Serves one connection: frames its messages, handles each, spools its record, writes its
-/// answer; returns why it ended. Holds at most `max_message + READ_CHUNK` bytes.
-async fn serve(
-    mut stream: TcpStream,
+/// Serves one accepted connection, over TLS when `tls` is given (the handshake must finish
+/// within the idle timeout, which counts toward the connection's lifetime); returns why it
+/// ended.
+async fn serve_connection(
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
     peer: SocketAddr,
     redirector: &Redirector,
     lane: &Mutex<Option<SpoolLane>>,
@@ -365,7 +423,38 @@ async fn serve(
     let (Ok(local), Ok(())) = (stream.local_addr(), stream.set_nodelay(true)) else {
         return Closed::Peer;
     };
-    let end = tokio::time::Instant::now() + limits.lifetime;
+    let started = tokio::time::Instant::now();
+    let Some(acceptor) = tls else {
+        return serve(stream, "tcp", peer, local, started, redirector, lane, metrics, limits).await;
+    };
+    match timeout_at(started + limits.idle, acceptor.accept(stream)).await {
+        Err(_) => Closed::HandshakeTimeout,
+        Ok(Err(e)) => {
+            if let Some(left_out) = HANDSHAKE_LOG.allow() {
+                tracing::debug!(%peer, error = %e, left_out, "SIP redirect: TLS handshake failed");
+            }
+            Closed::HandshakeFailed
+        }
+        Ok(Ok(stream)) => serve(stream, "tls", peer, local, started, redirector, lane, metrics, limits).await,
+    }
+}
+
+/// Serves one connection (TCP or TLS: `transport` is the requests' metric label): frames its
+/// messages, handles each, spools its record, writes its answer; returns why it ended. Holds
+/// at most `max_message + READ_CHUNK` bytes.
+#[allow(clippy::too_many_arguments)] // the parts of a connection, each used
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    transport: &'static str,
+    peer: SocketAddr,
+    local: SocketAddr,
+    started: tokio::time::Instant,
+    redirector: &Redirector,
+    lane: &Mutex<Option<SpoolLane>>,
+    metrics: &RedirectMetrics,
+    limits: TcpLimits,
+) -> Closed {
+    let end = started + limits.lifetime;
     let mut idle_end = tokio::time::Instant::now() + limits.idle;
     let mut framer = StreamFramer::new(limits.max_message);
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
@@ -423,17 +512,17 @@ async fn serve(
                     Ok(()) => seconds = Some(ctx.received.elapsed().as_secs_f64()),
                     Err(WriteFailed::Error) => {
                         metrics.dropped("send_error");
-                        metrics.handled("tcp", method, &handled, None);
+                        metrics.handled(transport, method, &handled, None);
                         return Closed::Peer;
                     }
                     Err(WriteFailed::Timeout) => {
                         metrics.dropped("send_error");
-                        metrics.handled("tcp", method, &handled, None);
+                        metrics.handled(transport, method, &handled, None);
                         return Closed::Idle;
                     }
                 }
             }
-            metrics.handled("tcp", method, &handled, seconds);
+            metrics.handled(transport, method, &handled, seconds);
             metrics.sync_evicted(redirector.retransmissions_evicted());
             if handled.outcome == Outcome::Forbidden {
                 return Closed::NotClient;
@@ -459,7 +548,7 @@ enum WriteFailed {
 }
 
 /// Writes `bytes`, waiting at most `patience` for the client to take them.
-async fn write(stream: &mut TcpStream, bytes: &[u8], patience: Duration) -> Result<(), WriteFailed> {
+async fn write<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8], patience: Duration) -> Result<(), WriteFailed> {
     match tokio::time::timeout(patience, stream.write_all(bytes)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(WriteFailed::Error),

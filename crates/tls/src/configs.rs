@@ -77,6 +77,23 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// A server configuration presenting the material's certificate to clients that present none:
+/// no client certificate is asked for, so a client with a certificate of its own PKI (an SBC)
+/// is not refused for it. For listeners whose clients are told apart otherwise (the SIP
+/// redirect server's clients by address).
+pub fn server_config_without_client_auth(
+    material: &TlsMaterial,
+    versions: Versions,
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let mut config = ServerConfig::builder_with_provider(material.provider.clone())
+        .with_protocol_versions(versions.list())?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(CurrentCert(material.clone())));
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
 /// A client configuration that verifies the server against the CA and its name, accepts only
 /// servers whose certificate names one of `servers`, and presents the material's certificate
 /// when it has one.

@@ -35,7 +35,9 @@ mod role;
 
 use std::time::SystemTime;
 
-pub use configs::{ClientPolicy, RoleRefused, Versions, client_config, server_config};
+pub use configs::{
+    ClientPolicy, RoleRefused, Versions, client_config, server_config, server_config_without_client_auth,
+};
 pub use error::TlsError;
 pub use inspect::CertInfo;
 pub use material::{Reloaded, TlsFiles, TlsMaterial, read_certs};

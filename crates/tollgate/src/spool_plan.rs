@@ -30,6 +30,8 @@ pub struct Lanes {
     pub sip_udp_sockets: u64,
     /// `sip_redirect.listen_tcp` listeners.
     pub sip_tcp: u64,
+    /// `sip_redirect.listen_tls` listeners.
+    pub sip_tls: u64,
     /// The probe's lane.
     pub probe: u64,
 }
@@ -46,6 +48,7 @@ impl Lanes {
             tcp: engine * config.enum_.listen_tcp.len() as u64,
             sip_udp_sockets: engine * config.sip_redirect.listen_udp.len() as u64,
             sip_tcp: engine * config.sip_redirect.listen_tcp.len() as u64,
+            sip_tls: engine * config.sip_redirect.listen_tls.len() as u64,
             probe: u64::from(probe),
         }
     }
@@ -57,6 +60,7 @@ impl Lanes {
             .saturating_mul(self.udp_workers)
             .saturating_add(self.tcp)
             .saturating_add(self.sip_tcp)
+            .saturating_add(self.sip_tls)
             .saturating_add(self.probe)
     }
 }
@@ -71,12 +75,15 @@ impl std::fmt::Display for Lanes {
             self.udp_workers,
             self.tcp,
         )?;
-        if self.sip_udp_sockets + self.sip_tcp > 0 {
+        if self.sip_udp_sockets + self.sip_tcp + self.sip_tls > 0 {
             write!(
                 f,
                 "{} sip_redirect.listen_udp socket(s) x {} workers, {} sip_redirect.listen_tcp listener(s), ",
                 self.sip_udp_sockets, self.udp_workers, self.sip_tcp
             )?;
+        }
+        if self.sip_tls > 0 {
+            write!(f, "{} sip_redirect.listen_tls listener(s), ", self.sip_tls)?;
         }
         write!(f, "{} probe", self.probe)
     }
@@ -226,6 +233,12 @@ mod tests {
                 .to_string()
                 .contains("2 sip_redirect.listen_udp socket(s) x 2 workers, 1 sip_redirect.listen_tcp")
         );
+        let c = config(
+            "[enum]\nlisten_udp = [\"127.0.0.1:1\"]\nlisten_tcp = []\nudp_workers = 1\n[sip_redirect]\nlisten_tls = [\"127.0.0.1:5\", \"127.0.0.1:6\"]\n\
+             [tls]\nca = \"/pki/ca.crt\"\ncert = \"/pki/e.crt\"\nkey = \"/pki/e.key\"\n",
+        );
+        assert_eq!(Lanes::of(&c, true, false).total(), 1 + 2, "a lane per SIP TLS listener");
+        assert!(Lanes::of(&c, true, false).to_string().contains("2 sip_redirect.listen_tls listener(s)"));
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
         let c = config("[enum]\nudp_workers = 0\n");
         assert_eq!(Lanes::of(&c, true, true).total(), cpus + 2, "0: one per CPU");

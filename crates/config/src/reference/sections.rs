@@ -259,6 +259,15 @@ pub const SECTIONS: &[Section] = &[
                 "TCP listen addresses (service addresses with `[srp]`).",
             ),
             opt(
+                "listen_tls",
+                "list of addresses (`host:port`)",
+                "",
+                "SIP over TLS listen addresses (service addresses with `[srp]`): the TCP server over TLS 1.2 or 1.3, \
+                 presenting `[tls] cert` (reloaded with it; needs `[tls]`), asking no client certificate (clients are \
+                 told apart by address, as over TCP). SBCs must trust `[tls] ca`. The `tcp_*` limits apply to each; a \
+                 handshake not finished within `tcp_idle_timeout_secs` closes the connection.",
+            ),
+            opt(
                 "max_message_bytes",
                 "integer",
                 "bytes",

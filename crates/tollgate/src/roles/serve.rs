@@ -199,6 +199,7 @@ async fn start_engine(
     // The SIP redirect server decides through the same responder: the same policy, velocity
     // table (checkpointed, shared) and records.
     let sip = &config.sip_redirect;
+    let sip_tls = sip_tls_listeners(config, tls)?;
     let redirect = sip.enabled().then(|| {
         (
             Arc::new(Redirector::new(sip.clone(), responder.clone())),
@@ -213,6 +214,7 @@ async fn start_engine(
             .chain(&config.enum_.listen_tcp)
             .chain(&sip.listen_udp)
             .chain(&sip.listen_tcp)
+            .chain(&sip.listen_tls)
             .map(|a| a.ip());
         let mut enum_service = EnumService::new(
             responder.clone(),
@@ -228,6 +230,7 @@ async fn start_engine(
                 metrics,
                 sip.listen_udp.clone(),
                 sip.listen_tcp.clone(),
+                sip_tls,
             ));
         }
         let security = srp_role::link_security(config, tls);
@@ -254,12 +257,13 @@ async fn start_engine(
     .await?;
     let sip_server = match redirect {
         Some((redirector, metrics)) => Some(
-            RedirectServer::start(
+            RedirectServer::start_with_tls(
                 redirector,
                 RecordSink::Spool(spool.clone()),
                 metrics,
                 &sip.listen_udp,
                 &sip.listen_tcp,
+                sip_tls.as_ref(),
             )
             .await?,
         ),
@@ -274,6 +278,29 @@ async fn start_engine(
         metrics: enum_metrics,
         _shared: shared,
     })
+}
+
+/// The SIP redirect server's TLS listeners (`sip_redirect.listen_tls`): `[tls]`'s certificate
+/// (reloaded with the material), TLS 1.2 and 1.3 (SBCs still speak 1.2), no client certificate
+/// asked (SBCs have their own PKI; clients are told apart by address).
+fn sip_tls_listeners(
+    config: &Config,
+    tls: Option<&tollgate_tls::TlsMaterial>,
+) -> anyhow::Result<Option<tollgate_sip_redirect::server::TlsListeners>> {
+    let addrs = &config.sip_redirect.listen_tls;
+    if addrs.is_empty() {
+        return Ok(None);
+    }
+    let Some(material) = tls else {
+        anyhow::bail!("sip_redirect.listen_tls needs [tls] cert, key and ca: the certificate SIP over TLS presents");
+    };
+    let server_config =
+        tollgate_tls::server_config_without_client_auth(material, tollgate_tls::Versions::Tls12And13, &[])
+            .context("sip_redirect.listen_tls: cannot build the TLS configuration")?;
+    Ok(Some(tollgate_sip_redirect::server::TlsListeners {
+        addrs: addrs.clone(),
+        acceptor: tollgate_tls::tokio_rustls::TlsAcceptor::from(server_config),
+    }))
 }
 
 /// Drops velocity counters whose calls left their window, every 30 s (an SRP Active does it
@@ -595,7 +622,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     {
         watched.push(("hep_tcp".to_string(), connections.listener("hep_tcp")));
     }
-    if engine.is_some() && !config.sip_redirect.listen_tcp.is_empty() {
+    if engine.is_some() && !(config.sip_redirect.listen_tcp.is_empty() && config.sip_redirect.listen_tls.is_empty()) {
         let name = tollgate_sip_redirect::metrics::TCP_LISTENER;
         watched.push((name.to_string(), connections.listener(name)));
     }
@@ -728,13 +755,21 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         }
         match (&e.sip_server, &e.srp) {
             (Some(server), _) => {
-                ready.push_str(&format!(" sip_udp={} sip_tcp={}", list(&server.udp_addrs), list(&server.tcp_addrs)))
+                ready.push_str(&format!(" sip_udp={} sip_tcp={}", list(&server.udp_addrs), list(&server.tcp_addrs)));
+                if !server.tls_addrs.is_empty() {
+                    ready.push_str(&format!(" sip_tls={}", list(&server.tls_addrs)));
+                }
             }
-            (None, Some(_)) if config.sip_redirect.enabled() => ready.push_str(&format!(
-                " sip_udp={} sip_tcp={}",
-                list(&config.sip_redirect.listen_udp),
-                list(&config.sip_redirect.listen_tcp)
-            )),
+            (None, Some(_)) if config.sip_redirect.enabled() => {
+                ready.push_str(&format!(
+                    " sip_udp={} sip_tcp={}",
+                    list(&config.sip_redirect.listen_udp),
+                    list(&config.sip_redirect.listen_tcp)
+                ));
+                if !config.sip_redirect.listen_tls.is_empty() {
+                    ready.push_str(&format!(" sip_tls={}", list(&config.sip_redirect.listen_tls)));
+                }
+            }
             _ => {}
         }
         ready.push_str(&format!(
@@ -810,10 +845,11 @@ fn check_descriptor_budget(config: &Config, roles: Roles) {
             config.enum_.tcp_max_connections as u64 * config.enum_.listen_tcp.len() as u64,
         ));
     }
-    if roles.engine() && !config.sip_redirect.listen_tcp.is_empty() {
+    let sip_stream_listeners = config.sip_redirect.listen_tcp.len() + config.sip_redirect.listen_tls.len();
+    if roles.engine() && sip_stream_listeners > 0 {
         caps.push((
             "sip_redirect.tcp_max_connections",
-            config.sip_redirect.tcp_max_connections as u64 * config.sip_redirect.listen_tcp.len() as u64,
+            config.sip_redirect.tcp_max_connections as u64 * sip_stream_listeners as u64,
         ));
     }
     if roles.probe() && !config.probe.hep_tcp.is_empty() {

@@ -22,7 +22,7 @@ use tollgate_policy::velocity::VelocityEntry;
 use tollgate_records::spool::Spool;
 use tollgate_sip_redirect::Redirector;
 use tollgate_sip_redirect::metrics::RedirectMetrics;
-use tollgate_sip_redirect::server::RedirectServer;
+use tollgate_sip_redirect::server::{RedirectServer, TlsListeners};
 use tollgate_srp::runtime::{self, Chassis, ForcedStandbySource, LinkSecurity, ReplicatedState, SrpData, SrpHandle};
 use tollgate_srp::session::{CmdId, SessionStore};
 use tollgate_srp::{SrpConfig, State};
@@ -70,6 +70,8 @@ pub struct SipService {
     pub udp: Vec<SocketAddr>,
     /// Service addresses (TCP).
     pub tcp: Vec<SocketAddr>,
+    /// Service addresses (TLS), with their acceptor.
+    pub tls: Option<TlsListeners>,
     /// The listeners while serving.
     server: Option<RedirectServer>,
 }
@@ -81,8 +83,9 @@ impl SipService {
         metrics: Arc<RedirectMetrics>,
         udp: Vec<SocketAddr>,
         tcp: Vec<SocketAddr>,
+        tls: Option<TlsListeners>,
     ) -> Self {
-        SipService { redirector, metrics, udp, tcp, server: None }
+        SipService { redirector, metrics, udp, tcp, tls, server: None }
     }
 }
 
@@ -126,12 +129,13 @@ impl runtime::ServiceAddress for EnumService {
         self.server = Some(server);
         if let Some(sip) = &mut self.sip {
             let started = bind_retrying("SIP service address", || {
-                RedirectServer::start(
+                RedirectServer::start_with_tls(
                     sip.redirector.clone(),
                     RecordSink::Spool(self.spool.clone()),
                     sip.metrics.clone(),
                     &sip.udp,
                     &sip.tcp,
+                    sip.tls.as_ref(),
                 )
             })
             .await;
