@@ -13,9 +13,12 @@ use tollgate_enum::{EnumConfig, Responder};
 use tollgate_number::DialingPlan;
 use tollgate_policy::{CompiledPolicy, InstalledPolicy};
 use tollgate_sip_redirect::config::ClientConfig;
-use tollgate_sip_redirect::metrics::{ReasonLabels, RedirectMetrics, RequestLabels};
+use tollgate_sip_redirect::metrics::{ReasonLabels, RedirectMetrics};
 use tollgate_sip_redirect::server::RedirectServer;
 use tollgate_sip_redirect::{RedirectConfig, Redirector};
+
+mod common;
+use common::{closed_by_server, requests, until};
 
 const OPTIONS: &[u8] = b"OPTIONS sip:tollgate@127.0.0.1 SIP/2.0\r\n\
 Via: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK-listen-1\r\n\
@@ -42,35 +45,6 @@ fn reason(
     reason: &'static str,
 ) -> u64 {
     family.get_or_create(&ReasonLabels { reason }).get()
-}
-
-fn requests(m: &RedirectMetrics, method: &'static str, transport: &'static str) -> u64 {
-    m.requests.get_or_create(&RequestLabels { method, transport }).get()
-}
-
-/// Waits (generously) until `done` holds.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..600 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-/// True once the server closed the connection (EOF or reset), reading what it sends meanwhile.
-async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
-    let mut buf = [0u8; 1024];
-    let read = async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    };
-    tokio::time::timeout(within, read).await.is_ok()
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use tollgate_number::DialingPlan;
 use tollgate_policy::{CompiledPolicy, InstalledPolicy};
 use tollgate_records::spool::{Spool, SpoolOptions, read_all, segments};
 use tollgate_records::{Protocol, Record, Transport};
-use tollgate_sip_redirect::metrics::{ReasonLabels, RedirectMetrics, RequestLabels};
+use tollgate_sip_redirect::metrics::{ReasonLabels, RedirectMetrics};
 use tollgate_sip_redirect::server::{RedirectServer, TlsListeners};
 use tollgate_sip_redirect::{RedirectConfig, Redirector};
 use tollgate_tls::pki::{Ca, DEFAULT_CA_VALIDITY, DEFAULT_CERT_VALIDITY, IssueRequest};
@@ -25,6 +25,9 @@ use tollgate_tls::rustls::pki_types::pem::PemObject;
 use tollgate_tls::rustls::{self, ClientConfig, RootCertStore};
 use tollgate_tls::tokio_rustls::{TlsAcceptor, TlsConnector};
 use tollgate_tls::{Role, TlsFiles, TlsMaterial, Versions, server_config_without_client_auth};
+
+mod common;
+use common::{closed_by_server, requests, until};
 
 const OPTIONS: &[u8] = b"OPTIONS sip:tollgate@127.0.0.1 SIP/2.0\r\n\
 Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK-tls-1\r\n\
@@ -126,35 +129,6 @@ async fn response<S: AsyncRead + Unpin>(stream: &mut S) -> String {
 
 fn reason(m: &RedirectMetrics, reason: &'static str) -> u64 {
     m.tcp_closed.get_or_create(&ReasonLabels { reason }).get()
-}
-
-fn requests(m: &RedirectMetrics, method: &'static str, transport: &'static str) -> u64 {
-    m.requests.get_or_create(&RequestLabels { method, transport }).get()
-}
-
-/// Waits (generously) until `done` holds.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..1200 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-/// True once the server closed the connection (EOF or reset).
-async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
-    let mut buf = [0u8; 1024];
-    let read = async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    };
-    tokio::time::timeout(within, read).await.is_ok()
 }
 
 #[tokio::test]
