@@ -753,24 +753,18 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
             )),
             (None, None) => {}
         }
-        match (&e.sip_server, &e.srp) {
-            (Some(server), _) => {
-                ready.push_str(&format!(" sip_udp={} sip_tcp={}", list(&server.udp_addrs), list(&server.tcp_addrs)));
-                if !server.tls_addrs.is_empty() {
-                    ready.push_str(&format!(" sip_tls={}", list(&server.tls_addrs)));
-                }
+        // The SIP redirect server's addresses: bound (standalone), or those the SRP Active binds.
+        let sip = &config.sip_redirect;
+        let sip_addrs = match (&e.sip_server, &e.srp) {
+            (Some(server), _) => Some((&server.udp_addrs, &server.tcp_addrs, &server.tls_addrs)),
+            (None, Some(_)) if sip.enabled() => Some((&sip.listen_udp, &sip.listen_tcp, &sip.listen_tls)),
+            _ => None,
+        };
+        if let Some((udp, tcp, tls)) = sip_addrs {
+            ready.push_str(&format!(" sip_udp={} sip_tcp={}", list(udp), list(tcp)));
+            if !tls.is_empty() {
+                ready.push_str(&format!(" sip_tls={}", list(tls)));
             }
-            (None, Some(_)) if config.sip_redirect.enabled() => {
-                ready.push_str(&format!(
-                    " sip_udp={} sip_tcp={}",
-                    list(&config.sip_redirect.listen_udp),
-                    list(&config.sip_redirect.listen_tcp)
-                ));
-                if !config.sip_redirect.listen_tls.is_empty() {
-                    ready.push_str(&format!(" sip_tls={}", list(&config.sip_redirect.listen_tls)));
-                }
-            }
-            _ => {}
         }
         ready.push_str(&format!(
             " policy={}",
