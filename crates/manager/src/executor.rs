@@ -273,7 +273,10 @@ async fn switch_over(m: &Manager, from: &ServerConfig, active: &str, to: &str) -
 /// which becomes active and reports this action's success; this one becomes the standby.
 async fn hand_over(m: &Arc<Manager>, id: ActionId, to: &str) -> Result<Done, Failure> {
     if to == m.cfg.hostname {
-        return Err(Failure::from(format!("{to} is already the active manager")));
+        // Planned from a view in which this manager was still the standby: the failover's end
+        // (this manager active) already holds.
+        tracing::info!(to, "already the active manager: nothing to hand over");
+        return Ok(Done::Succeeded);
     }
     let mate = m.cfg.mate.clone().ok_or_else(|| Failure::from("this manager has no mate".to_string()))?;
     let snapshot = {
