@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
 # The probe's libpcap interface capture (feature live-capture; libpcap-dev is installed above)
 # is built and tested too: crates/tollgate/tests/probe_interface.rs captures on a real veth.
-cargo test --workspace --locked --features tollgate/live-capture "$@"
+# --no-fail-fast: every failing test binary is reported in one run, not only the first.
+cargo test --workspace --locked --no-fail-fast --features tollgate/live-capture "$@"

@@ -188,7 +188,7 @@ async fn charts_show_long_labels_whole_hover_values_and_pages_refresh_in_place()
     let want = c.find(Locator::Css(hit)).await.unwrap().attr("data-tip").await.unwrap().unwrap();
     let tip = hover(&c, hit).await;
     assert_eq!(tip, want);
-    assert!(tip.contains(" UTC\n") && tip.contains(" queries/s"), "{tip}");
+    assert!(tip.contains(" UTC\n") && tip.contains(" decisions/s"), "{tip}");
     assert_eq!(texts_outside_their_chart(&c).await, Vec::<String>::new());
     std::fs::write(shots.join("analytics-cps.png"), c.screenshot().await.unwrap()).unwrap();
 

@@ -212,7 +212,7 @@ fn rate_figures(r: &AnalyticsResult, extra: &Extra, tz: Tz, now: DateTime<Utc>, 
 fn rate_view(r: &AnalyticsResult, extra: &Extra, tz: Tz, now: DateTime<Utc>) -> Markup {
     let q = &r.query;
     let per = q.grouping.as_str();
-    let unit = if q.dataset == Dataset::Enum { "queries/s" } else { "calls/s" };
+    let unit = if q.dataset == Dataset::Enum { "decisions/s" } else { "calls/s" };
     let line = |name: &str, r: &AnalyticsResult| Series {
         name: name.to_string(),
         points: known_until(&r.series.iter().map(|p| (p.bucket, p.value)).collect::<Vec<_>>(), now),

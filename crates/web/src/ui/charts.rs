@@ -97,7 +97,7 @@ pub struct TimeAxis {
 
 /// A time chart: one line per series, a legend when there is more than one, ticks on round
 /// local times; every bucket's values (all series) under the pointer. `unit` names the values
-/// (e.g. "queries/s").
+/// (e.g. "decisions/s").
 pub fn time_chart(series: &[Series], axis: &TimeAxis, unit: &str) -> Markup {
     let known = || series.iter().flat_map(|s| s.points.iter().filter_map(|p| p.1));
     let max = known().fold(0.0, f64::max);
@@ -334,10 +334,10 @@ mod tests {
             Series { name: "engine-b".into(), points: known_until(&pts, now) },
         ];
         let axis = TimeAxis { from: t0, to: t0 + chrono::Duration::hours(1), bucket: 60, tz: Tz::UTC, now };
-        let svg = time_chart(&series, &axis, "queries/s").into_string();
+        let svg = time_chart(&series, &axis, "decisions/s").into_string();
         assert!(svg.contains("data-points=\"31\""), "31 known minutes: {svg}");
         assert!(svg.contains(">engine-a<") && svg.contains(">engine-b<"), "legend: {svg}");
-        assert!(svg.contains("engine-a: 2 queries/s\nengine-b: 2 queries/s"), "hover: {svg}");
+        assert!(svg.contains("engine-a: 2 decisions/s\nengine-b: 2 decisions/s"), "hover: {svg}");
         assert!(svg.contains("2026-12-07 00:45 UTC\nengine-a: no data"), "the future has no data: {svg}");
         assert!(svg.contains("class=\"now\""));
         assert!(svg.contains(">00:10<") && svg.contains(">00:50<"), "ticks every ten minutes: {svg}");

@@ -1,8 +1,8 @@
-//! Dashboard: traffic per device over the last hour (queries/s for engines, calls/s for
-//! probes; one line per device with a legend), decisions by action, the policy in force, the
-//! spool, and active alarms. The served script refreshes the live part in place every 5
-//! seconds (`GET /?part=live`, which does not extend the login session); without the script
-//! the page is simply static.
+//! Dashboard: traffic per device over the last hour (decisions/s for engines, ENUM queries and
+//! SIP INVITEs together; calls/s for probes; one line per device with a legend), decisions by
+//! action, the policy in force, the spool, and active alarms. The served script refreshes the
+//! live part in place every 5 seconds (`GET /?part=live`, which does not extend the login
+//! session); without the script the page is simply static.
 
 use std::sync::Arc;
 
@@ -72,7 +72,7 @@ fn complete_minutes(r: &AnalyticsResult, now: chrono::DateTime<Utc>) -> Vec<(chr
 }
 
 fn traffic_card(t: &Traffic, tz: Tz) -> Markup {
-    let unit = if t.dataset == Dataset::Enum { "queries/s" } else { "calls/s" };
+    let unit = if t.dataset == Dataset::Enum { "decisions/s" } else { "calls/s" };
     let now = Utc::now();
     let mut series = vec![Series { name: "all devices".into(), points: complete_minutes(&t.all, now) }];
     if t.devices.len() > 1 {
