@@ -68,13 +68,13 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
             server.scheme(),
             server.local_addr()?
         );
+        // The signal handlers are in place before the agent says it is ready.
+        let shutdown = crate::roles::serve::shutdown_signal();
         say!("{ready}");
         // The role process was started (and waited for) above; the agent's API is bound.
         crate::roles::notify::ready(&ready);
         let token = tollgate_web::http::SecretToken::new(&cfg.token);
-        server
-            .serve(tollgate_web::agent_api::router(agent.clone(), token), crate::roles::serve::shutdown_signal())
-            .await;
+        server.serve(tollgate_web::agent_api::router(agent.clone(), token), shutdown).await;
         agent.stop().await;
         Ok::<_, anyhow::Error>(())
     })?;

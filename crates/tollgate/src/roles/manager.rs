@@ -90,9 +90,11 @@ pub fn run(config: &crate::config::Config) -> anyhow::Result<std::process::ExitC
             "tollgate manager ready: hostname={} release={} api={scheme}://{local} ui={scheme}://{local}/upgrade",
             manager.cfg.hostname, manager.release
         );
+        // The signal handlers are in place before the manager says it is ready.
+        let shutdown = crate::roles::serve::shutdown_signal();
         say!("{ready}");
         crate::roles::notify::ready(&ready);
-        server.serve(manager_api::router(api), crate::roles::serve::shutdown_signal()).await;
+        server.serve(manager_api::router(api), shutdown).await;
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(std::process::ExitCode::SUCCESS)

@@ -795,6 +795,8 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     if roles.collector() {
         ready.push_str(&format!(" ui={scheme}://{api_addr}/"));
     }
+    // The signal handlers are in place before the role says it is ready.
+    let shutdown = shutdown_signal();
     say!("{ready}");
     // Every listener is bound (the API's accepts queue until `serve` below): systemd may start
     // what depends on this role.
@@ -807,7 +809,7 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
         );
     }
 
-    server.serve(app, shutdown_signal()).await;
+    server.serve(app, shutdown).await;
     tracing::info!("shutting down");
     if let Some(e) = engine {
         if let Some(server) = e.server {
@@ -855,31 +857,66 @@ fn check_descriptor_budget(config: &Config, roles: Roles) {
     crate::fd_limit::check(&caps);
 }
 
-/// Waits for SIGINT or SIGTERM, then tells systemd the role is stopping.
-pub async fn shutdown_signal() {
-    wait_for_shutdown_signal().await;
-    crate::roles::notify::stopping();
+/// SIGINT and SIGTERM caught from this call on; the future ends on the first of them and then
+/// tells systemd the role is stopping.
+///
+/// Call it before the role says it is ready: a signal sent right after the ready line (by an
+/// operator, a test, or systemd stopping a unit it just started) then shuts the role down
+/// cleanly instead of killing it with the default action. The handlers are installed here, not
+/// when the future is first polled.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    let signals = ShutdownSignals::install();
+    async move {
+        signals.wait().await;
+        crate::roles::notify::stopping();
+    }
 }
 
-async fn wait_for_shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// The installed SIGINT and SIGTERM handlers (None where one could not be installed).
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn install() -> ShutdownSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let install = |kind: SignalKind, name: &str| {
+                signal(kind).map_err(|e| tracing::warn!(signal = name, error = %e, "signal handler not installed")).ok()
+            };
+            ShutdownSignals {
+                interrupt: install(SignalKind::interrupt(), "SIGINT"),
+                terminate: install(SignalKind::terminate(), "SIGTERM"),
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
         }
+        #[cfg(not(unix))]
+        ShutdownSignals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            async fn next(signal: Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = next(self.interrupt) => {}
+                _ = next(self.terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
