@@ -95,7 +95,15 @@ pub struct HaStatus {
 impl HaStatus {
     /// Whether this manager acts (active and not handing over).
     pub fn is_active(&self) -> bool {
-        self.ha == HaRole::Active
+        self.role() == HaRole::Active
+    }
+
+    /// Its role as its mate and the Director read it: a manager handing over to its mate is no
+    /// longer the active one, though `ha` says Active until the mate has taken over. (Read as
+    /// Active, the new active manager would take itself for the standby again and plan the
+    /// failover a second time.)
+    pub fn role(&self) -> HaRole {
+        if self.handing_over { HaRole::Standby } else { self.ha }
     }
 }
 

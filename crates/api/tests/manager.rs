@@ -159,6 +159,16 @@ fn the_previous_releases_ha_answer_decodes_and_a_minimal_one_too() {
 }
 
 #[test]
+fn a_manager_handing_over_is_read_as_the_standby() {
+    let ha = |ha: &str, handing_over: bool| -> HaStatus {
+        serde_json::from_value(json!({ "hostname": "mgr-a", "ha": ha, "handing_over": handing_over })).unwrap()
+    };
+    assert_eq!((ha("Active", false).role(), ha("Active", false).is_active()), (HaRole::Active, true));
+    assert_eq!((ha("Active", true).role(), ha("Active", true).is_active()), (HaRole::Standby, false));
+    assert_eq!((ha("Standby", false).role(), ha("Standby", false).is_active()), (HaRole::Standby, false));
+}
+
+#[test]
 fn the_previous_releases_action_answers_decode() {
     let next: NextAnswer = serde_json::from_value(json!({
         "started": [{ "id": 3, "action": "Initiate upgrade eng-a" }],

@@ -43,7 +43,7 @@ pub fn mate_view(a: &HaStatus) -> pair_rules::Side {
     pair_rules::Side {
         hostname: a.hostname.clone(),
         // A mate handing over to this one is no longer the active one.
-        active: a.ha == HaRole::Active && !a.handing_over,
+        active: a.is_active(),
         active_since: a.active_since,
         generation: a.generation,
         starts_active: a.starts_active,

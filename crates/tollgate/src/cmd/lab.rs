@@ -308,7 +308,7 @@ fn up(dir: &Path, net: u8, enum_port: u16) -> anyhow::Result<ExitCode> {
                 continue;
             };
             let ha = client.get::<manager_api::HaStatus>("/api/v1/manager/ha");
-            if !ha.is_ok_and(|h| h.ha == HaRole::Active) {
+            if !ha.is_ok_and(|h| h.is_active()) {
                 continue;
             }
             let status = client.get::<manager_api::SystemStatus>("/api/v1/upgrade/status");
