@@ -865,58 +865,26 @@ fn check_descriptor_budget(config: &Config, roles: Roles) {
 /// cleanly instead of killing it with the default action. The handlers are installed here, not
 /// when the future is first polled.
 pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
-    let signals = ShutdownSignals::install();
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let catch = |kind: SignalKind, name: &str| {
+        signal(kind).map_err(|e| tracing::warn!(signal = name, error = %e, "signal handler not installed")).ok()
+    };
+    let (interrupt, terminate) = (catch(SignalKind::interrupt(), "SIGINT"), catch(SignalKind::terminate(), "SIGTERM"));
+    /// The next delivery of `signal`; never, where it could not be caught.
+    async fn received(signal: Option<Signal>) {
+        match signal {
+            Some(mut s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
     async move {
-        signals.wait().await;
+        tokio::select! {
+            _ = received(interrupt) => {}
+            _ = received(terminate) => {}
+        }
         crate::roles::notify::stopping();
-    }
-}
-
-/// The installed SIGINT and SIGTERM handlers (None where one could not be installed).
-struct ShutdownSignals {
-    #[cfg(unix)]
-    interrupt: Option<tokio::signal::unix::Signal>,
-    #[cfg(unix)]
-    terminate: Option<tokio::signal::unix::Signal>,
-}
-
-impl ShutdownSignals {
-    fn install() -> ShutdownSignals {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let install = |kind: SignalKind, name: &str| {
-                signal(kind).map_err(|e| tracing::warn!(signal = name, error = %e, "signal handler not installed")).ok()
-            };
-            ShutdownSignals {
-                interrupt: install(SignalKind::interrupt(), "SIGINT"),
-                terminate: install(SignalKind::terminate(), "SIGTERM"),
-            }
-        }
-        #[cfg(not(unix))]
-        ShutdownSignals {}
-    }
-
-    async fn wait(self) {
-        #[cfg(unix)]
-        {
-            async fn next(signal: Option<tokio::signal::unix::Signal>) {
-                match signal {
-                    Some(mut s) => {
-                        s.recv().await;
-                    }
-                    None => std::future::pending().await,
-                }
-            }
-            tokio::select! {
-                _ = next(self.interrupt) => {}
-                _ = next(self.terminate) => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }
 
