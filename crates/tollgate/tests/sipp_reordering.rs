@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::sip::{e2e_dir, place_calls_at, probe_scenario, require_root_and_peers, sipp_call_counts};
+use common::sip::{e2e_dir, header, place_calls_at, probe_scenario, require_root_and_peers, sipp_call_counts};
 
 const CALLER: &str = "127.0.211.1";
 
@@ -49,7 +49,7 @@ impl ReorderingPeer {
                 let Ok((n, from)) = socket.recv_from(&mut buf) else { continue };
                 let request = String::from_utf8_lossy(&buf[..n]).to_string();
                 let Some(method) = request.split(' ').next().map(str::to_string) else { continue };
-                let call_id = header(&request, "Call-ID").unwrap_or_default();
+                let call_id = header(&request, "Call-ID").unwrap_or_default().to_string();
                 seen_in.lock().unwrap().entry(call_id.clone()).or_default().push(method.clone());
                 let send = |text: &str| {
                     socket.send_to(text.as_bytes(), from).unwrap();
@@ -102,14 +102,6 @@ fn reason(code: u16) -> &'static str {
     }
 }
 
-/// A header's value (first occurrence, by its full name).
-fn header(message: &str, name: &str) -> Option<String> {
-    message.lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-    })
-}
-
 /// A response to `request`: its Via, From, Call-ID and CSeq, To with the peer's tag, and for a
 /// 200 to an INVITE a Contact and an SDP answer.
 fn response(request: &str, code: u16, reason: &str, peer: &str) -> String {
@@ -118,7 +110,7 @@ fn response(request: &str, code: u16, reason: &str, peer: &str) -> String {
         out.push_str(&format!("{name}: {}\r\n", header(request, name).unwrap_or_default()));
     }
     let to = header(request, "To").unwrap_or_default();
-    let to = if to.contains(";tag=") || code == 100 { to } else { format!("{to};tag=reorder") };
+    let to = if to.contains(";tag=") || code == 100 { to.to_string() } else { format!("{to};tag=reorder") };
     out.push_str(&format!("To: {to}\r\n"));
     let invite_answer = code == 200 && header(request, "CSeq").is_some_and(|c| c.ends_with("INVITE"));
     if invite_answer {

@@ -507,7 +507,7 @@ pub struct HeldCall {
 }
 
 /// The value of the first header `name` (case-insensitive) of a SIP message.
-fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
     msg.lines().take_while(|l| !l.is_empty()).find_map(|l| {
         let (n, v) = l.split_once(':')?;
         n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
