@@ -371,9 +371,10 @@ pub const SECTIONS: &[Section] = &[
     },
     Section {
         path: "sip_redirect.clients[]",
-        about: "The SBCs, softswitches and PBXs allowed to ask, by source address; any other address is answered \
-                403 Forbidden, with no decision and no record. Default: one client, `loopback` (127.0.0.0/8 and \
-                ::1/128); writing the table replaces it.",
+        about: "The SBCs, softswitches and PBXs allowed to ask, by source address. Any other address gets no \
+                decision and no record: over UDP its request is dropped, over TCP its connection is closed at \
+                accept (or it is answered 403 Forbidden, with `answer_strangers`). Default: one client, `loopback` \
+                (127.0.0.0/8 and ::1/128); writing the table replaces it.",
         optional: true,
         entries: &[
             req("name", "string", "", "The client's name in records (`client`) and logs."),
@@ -382,31 +383,31 @@ pub const SECTIONS: &[Section] = &[
                 "allow",
                 "answer",
                 "",
-                "This client's own answer to allowed calls (e.g. `{ kind = \"final\", code = 404 }` for an SBC that continues routing on 404); without it, `[sip_redirect.answers]`'.",
+                "This client's own answer to allowed calls (e.g. `{ kind = \"final\", code = 404 }` for an SBC that continues routing on 404); without it, `[sip_redirect.answers]`'s.",
             ),
             opt(
                 "terminate",
                 "answer",
                 "",
-                "This client's own answer to calls terminated to an intercept; without it, `[sip_redirect.answers]`'.",
+                "This client's own answer to calls terminated to an intercept; without it, `[sip_redirect.answers]`'s.",
             ),
             opt(
                 "reject",
                 "answer",
                 "",
-                "This client's own answer to rejected calls; without it, `[sip_redirect.answers]`'.",
+                "This client's own answer to rejected calls; without it, `[sip_redirect.answers]`'s.",
             ),
             opt(
                 "redirect",
                 "answer",
                 "",
-                "This client's own answer to calls redirected to a number; without it, `[sip_redirect.answers]`'.",
+                "This client's own answer to calls redirected to a number; without it, `[sip_redirect.answers]`'s.",
             ),
             opt(
                 "redirect_uri",
                 "answer",
                 "",
-                "This client's own answer to calls redirected to a URI; without it, `[sip_redirect.answers]`'.",
+                "This client's own answer to calls redirected to a URI; without it, `[sip_redirect.answers]`'s.",
             ),
         ],
     },
