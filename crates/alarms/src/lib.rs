@@ -174,7 +174,7 @@ pub const SRP_SERVICE_ADDRESS_FAILED: AlarmDef = AlarmDef {
     id: 72011,
     name: "SRP_SERVICE_ADDRESS_FAILED",
     severity: Severity::Critical,
-    text: "The Active chassis cannot serve the ENUM service address (bind or address claim failed).",
+    text: "The Active chassis cannot serve all of its service address (a bind or the address claim failed: the detail names the listener); it serves what it could start and retries every 10 s.",
 };
 /// The mate uses this chassis' node id.
 pub const SRP_DUPLICATE_NODE_ID: AlarmDef = AlarmDef {

@@ -43,7 +43,9 @@
 //!    -> `ManualSwitchover`, ...), and `SyncStatus` whenever [`Checkpointer::is_synchronised`]
 //!    changes.
 //! 3. Carry out the actions in order: `SendHello` -> [`Link::set_hello`] with
-//!    [`Machine::status`]; `Take`/`ReleaseServiceAddress` -> the service IP; timers ->
+//!    [`Machine::status`]; `Take`/`ReleaseServiceAddress` -> the service IP (a failed take
+//!    raises `SRP_SERVICE_ADDRESS_FAILED` and is retried every [`runtime::CLAIM_RETRY`] while
+//!    Active, through [`runtime::ServiceAddress::retry_claim`]); timers ->
 //!    [`timer::Timers::apply`]; `RequestFullCheckpoint` -> [`Message::FullCheckpointRequest`];
 //!    `FlushCheckpoints` -> send [`Checkpointer::micro_checkpoints`]; switchover messages ->
 //!    [`Link::send`].

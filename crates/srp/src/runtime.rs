@@ -43,6 +43,8 @@ mod tests;
 
 /// How often checkpoints are polled and state changes moved into the session store.
 const TICK: Duration = Duration::from_millis(10);
+/// How long the Active waits between tries to serve its service address after a claim failed.
+pub const CLAIM_RETRY: Duration = Duration::from_secs(10);
 
 /// The state an SRP pair replicates: the Active snapshots it into the session store (whose
 /// changes the checkpointer sends), the Standby's store holds the copy it applies when it takes
@@ -75,8 +77,16 @@ pub trait ReplicatedState: Send + Sync + 'static {
 /// address).
 pub trait ServiceAddress: Send + Sync + 'static {
     /// Takes the service: claims the address and starts serving. An error raises the
-    /// service-address alarm.
+    /// service-address alarm, and the runtime calls [`ServiceAddress::retry_claim`] every
+    /// [`CLAIM_RETRY`] while it holds the service. A service of several parts should serve
+    /// the parts it could start, and say in the error which part it could not.
     fn claim(&mut self) -> impl Future<Output = Result<(), String>> + Send;
+    /// Tries again, after a failed claim, to start what is not serving yet (the parts that
+    /// already serve stay as they are). It must not wait long: the runtime's loop waits for it.
+    /// By default, [`ServiceAddress::claim`] again.
+    fn retry_claim(&mut self) -> impl Future<Output = Result<(), String>> + Send {
+        self.claim()
+    }
     /// Gives the service up (also at start: a restart after a crash may find the address still
     /// held). Errors are the implementation's to log.
     fn release(&mut self) -> impl Future<Output = ()> + Send;
@@ -359,6 +369,7 @@ where
         pending_switchover: Vec::new(),
         last_sync: false,
         took_over_reason: "initial election".into(),
+        claim_retry_at: None,
         serving: serving_tx,
         corrupt_every: corrupt_every.filter(|n| *n > 0),
         micro_sent: 0,
@@ -392,6 +403,8 @@ struct Task<S, A, F> {
     pending_switchover: Vec<oneshot::Sender<SrpAnswer>>,
     last_sync: bool,
     took_over_reason: String,
+    /// When to try again to serve the service address, while a claim failed (Active only).
+    claim_retry_at: Option<tokio::time::Instant>,
     /// True while serving: monitors probe only then.
     serving: watch::Sender<bool>,
     /// Fault injection: corrupt every Nth micro-checkpoint sent.
@@ -607,14 +620,31 @@ impl<S: ReplicatedState, A: ServiceAddress, F: ForcedStandbySource> Task<S, A, F
         tracing::warn!(node = %self.node, recovered, lost, "serving the service address");
         let _ = self.serving.send(true);
         self.call_loss.push(record);
-        if let Err(e) = self.service.claim().await {
-            tracing::error!(error = %e, "cannot serve the service address");
-            self.alarms.raise(alarms::SRP_SERVICE_ADDRESS_FAILED, &self.node, e);
+        let claimed = self.service.claim().await;
+        self.after_claim(claimed);
+    }
+
+    /// Raises or clears the service-address alarm after a try to serve, and schedules the next
+    /// try while the service is not whole.
+    fn after_claim(&mut self, claimed: Result<(), String>) {
+        match claimed {
+            Ok(()) => {
+                if self.claim_retry_at.take().is_some() {
+                    tracing::warn!(node = %self.node, "serving the whole service address after a retry");
+                }
+                self.alarms.clear(alarms::SRP_SERVICE_ADDRESS_FAILED, &self.node);
+            }
+            Err(e) => {
+                tracing::error!(node = %self.node, error = %e, retry_in_s = CLAIM_RETRY.as_secs(), "cannot serve the service address");
+                self.alarms.raise(alarms::SRP_SERVICE_ADDRESS_FAILED, &self.node, e);
+                self.claim_retry_at = Some(tokio::time::Instant::now() + CLAIM_RETRY);
+            }
         }
     }
 
     async fn release_service(&mut self) {
         let _ = self.serving.send(false);
+        self.claim_retry_at = None;
         self.service.release().await;
         self.alarms.clear(alarms::SRP_SERVICE_ADDRESS_FAILED, &self.node);
         self.monitors.reset_all();
@@ -715,6 +745,12 @@ impl<S: ReplicatedState, A: ServiceAddress, F: ForcedStandbySource> Task<S, A, F
         if let Some(on) = self.forced_standby.changed() {
             tracing::info!(node = %self.node, on, "forced standby set by the manager");
             self.feed(Event::ForcedStandby(on)).await;
+        }
+        if self.machine.holds_service_address()
+            && self.claim_retry_at.is_some_and(|at| at <= tokio::time::Instant::now())
+        {
+            let claimed = self.service.retry_claim().await;
+            self.after_claim(claimed);
         }
         let now = Instant::now();
         if self.machine.holds_service_address() {

@@ -899,3 +899,44 @@ fn the_sip_redirect_service_address_is_served_by_the_active_only_and_moves_on_ki
     std::io::Write::write_all(&mut stream, &sip_options("srp-4", "TCP")).unwrap();
     wait_until(30, "the new Active read the SIP request over TCP", || sip_requests(&b, "tcp") == 1.0);
 }
+
+/// The `SRP_SERVICE_ADDRESS_FAILED` alarm of this engine, if raised: its detail.
+fn service_address_alarm(e: &Engine) -> Option<String> {
+    e.alarms().active.into_iter().find(|a| a.def.name == "SRP_SERVICE_ADDRESS_FAILED").map(|a| a.detail)
+}
+
+/// A SIP service address another process holds (a careless operator's port clash) must not
+/// take ENUM down with it: the Active serves ENUM, raises SRP_SERVICE_ADDRESS_FAILED naming
+/// the SIP listener, and retries; once the port is free it serves SIP and clears the alarm.
+#[test]
+fn an_active_whose_sip_address_is_taken_serves_enum_alarms_and_serves_sip_once_free() {
+    let net = PairNet::new("127.0.70");
+    let sip: SocketAddr = format!("127.0.70.10:{}", free_port("127.0.70.10")).parse().unwrap();
+    let squatter = UdpSocket::bind(sip).expect("the test holds the SIP address");
+    let extra = format!("\n[sip_redirect]\nlisten_udp = [\"{sip}\"]\n");
+    // A lone chassis: its mate never answers, so it takes the service at the election.
+    let lone = chassis_with(
+        &net,
+        Chassis { node: "engine-a", mode: "primary", priority: 1, bind: net.a, peer: net.b, key: KEY, env: Vec::new() },
+        &extra,
+    );
+    wait_until(30, "engine-a Active", || state(&lone) == "Active");
+    wait_until(30, "the alarm of the SIP address", || service_address_alarm(&lone).is_some());
+    let detail = service_address_alarm(&lone).unwrap();
+    assert!(detail.contains("SIP redirect service address"), "the alarm names the SIP listener: {detail}");
+    assert_eq!(
+        ask(net.service, "+13125550100", "+12125550100", Duration::from_secs(5)),
+        Some(false),
+        "ENUM is served although SIP cannot be"
+    );
+
+    drop(squatter);
+    let client = UdpSocket::bind("127.0.70.10:0").unwrap();
+    wait_until(60, "the retry serves SIP once the address is free", || {
+        client.send_to(&sip_options("taken-1", "UDP"), sip).unwrap();
+        sip_requests(&lone, "udp") >= 1.0
+    });
+    wait_until(30, "the alarm clears", || service_address_alarm(&lone).is_none());
+    assert_eq!(ask(net.service, "+13125550100", "+12125550100", Duration::from_secs(5)), Some(false));
+    assert_eq!(state(&lone), "Active");
+}

@@ -232,6 +232,68 @@ async fn a_chassis_held_in_forced_standby_takes_no_service_until_released() {
     held.handle.stop().await;
 }
 
+/// A service of which the first `fails` claims fail (a socket another process holds), counting
+/// every try.
+struct Flaky {
+    fails: usize,
+    tries: Arc<Mutex<usize>>,
+}
+
+impl ServiceAddress for Flaky {
+    async fn claim(&mut self) -> Result<(), String> {
+        let mut tries = self.tries.lock().unwrap();
+        *tries += 1;
+        if *tries <= self.fails { Err(format!("SIP redirect server: address in use (try {tries})")) } else { Ok(()) }
+    }
+
+    async fn release(&mut self) {}
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_active_that_cannot_serve_its_address_alarms_and_retries_until_it_serves() {
+    let (a, b) = (free_port(), free_port());
+    let tries = Arc::new(Mutex::new(0));
+    let alarms = Arc::new(Alarms::default());
+    let (_forced, forced_rx) = watch::channel(false);
+    let (handle, _) = start(Chassis {
+        config: config("flaky", ChassisMode::Backup, 2, a, b),
+        state: Counters::default(),
+        service: Flaky { fails: 2, tries: tries.clone() },
+        forced_standby: forced_rx,
+        alarms: alarms.clone(),
+        node: "flaky".into(),
+        corrupt_every: None,
+        link_security: LinkSecurity::Plain { allow_plaintext: false },
+    })
+    .await
+    .unwrap();
+    let raised = || alarms.active().into_iter().find(|a| a.def.id == alarms::SRP_SERVICE_ADDRESS_FAILED.id);
+    until(60, "the first claim fails", || async { *tries.lock().unwrap() == 1 }).await;
+    let alarm = raised().expect("a failed claim raises SRP_SERVICE_ADDRESS_FAILED");
+    assert!(alarm.detail.contains("SIP redirect server"), "the alarm names the part: {}", alarm.detail);
+
+    // Not retried at once: every CLAIM_RETRY.
+    tokio::time::sleep(CLAIM_RETRY / 2).await;
+    assert_eq!(*tries.lock().unwrap(), 1, "no retry before CLAIM_RETRY");
+    until(60, "the second try", || async { *tries.lock().unwrap() == 2 }).await;
+    assert!(raised().is_some(), "still raised while the second try fails");
+
+    // The third try serves: the alarm clears and no more tries follow.
+    until(60, "the third try", || async { *tries.lock().unwrap() == 3 }).await;
+    until(5, "the alarm clears", || async { raised().is_none() }).await;
+    tokio::time::sleep(CLAIM_RETRY * 3).await;
+    assert_eq!(*tries.lock().unwrap(), 3, "no retry once the service is whole");
+    assert_eq!(handle_state(&handle).await, State::Active);
+    handle.stop().await;
+}
+
+async fn handle_state(handle: &SrpHandle) -> State {
+    match handle.request(SrpRequest::Show(SrpView::Info)).await.unwrap().data {
+        SrpData::Info(i) => i.chassis_state,
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A primary (Active) and a backup (Standby) over a loopback link, synchronised.
 async fn pair() -> (Running, Running) {
     let (pa, pb) = (free_port(), free_port());

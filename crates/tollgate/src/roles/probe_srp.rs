@@ -29,7 +29,7 @@ use tollgate_srp::runtime::{self, Chassis, ForcedStandbySource, LinkSecurity, Re
 use tollgate_srp::session::{CmdId, SessionStore};
 use tollgate_srp::{SrpConfig, State};
 
-use crate::roles::service_address::{ServiceAddress, bind_retrying};
+use crate::roles::service_address::{Patience, ServiceAddress, bind_retrying};
 use tollgate_files::forced_standby::ForcedStandbyWatch;
 
 /// The probe's live sources as the service of an SRP chassis: bound while Active.
@@ -61,13 +61,16 @@ impl HepService {
     }
 }
 
-impl runtime::ServiceAddress for HepService {
-    async fn claim(&mut self) -> Result<(), String> {
+impl HepService {
+    /// Claims the address and starts receiving, trying to bind as patiently as `patience` says.
+    async fn start(&mut self, patience: Patience) -> Result<(), String> {
+        if self.live.is_some() {
+            return Ok(());
+        }
         if let Err(e) = self.address.claim().await {
             tracing::error!(error = %e, "cannot claim the probe's service address");
         }
-        // The mate may still hold the sockets for a moment (a switchover on one host).
-        let live = bind_retrying("probe service address", || {
+        let live = bind_retrying("probe service address", patience, || {
             LiveProbe::start(
                 self.shared.clone(),
                 &self.mirror,
@@ -81,6 +84,17 @@ impl runtime::ServiceAddress for HepService {
         tracing::info!(hep_udp = ?live.hep_udp_addrs, hep_tcp = ?live.hep_tcp_addrs, mirror = ?live.mirror_addrs, "probe serving: receiving on the service addresses");
         self.live = Some(live);
         Ok(())
+    }
+}
+
+impl runtime::ServiceAddress for HepService {
+    async fn claim(&mut self) -> Result<(), String> {
+        // The mate may still hold the sockets for a moment (a switchover on one host).
+        self.start(Patience::WaitForMate).await
+    }
+
+    async fn retry_claim(&mut self) -> Result<(), String> {
+        self.start(Patience::Once).await
     }
 
     async fn release(&mut self) {

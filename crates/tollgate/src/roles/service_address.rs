@@ -101,14 +101,27 @@ impl ServiceAddress {
     }
 }
 
-/// Binds a pair's service sockets with `bind`, retrying every 5 ms for up to 5 s while it fails:
-/// at a switchover on one host the mate may still hold them for a moment. The last error after
-/// that, for the SRP runtime.
+/// How long [`bind_retrying`] keeps trying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Patience {
+    /// Every 5 ms for up to 5 s: at a switchover on one host the mate may still hold the
+    /// sockets for a moment (a chassis taking the service).
+    WaitForMate,
+    /// One try (the SRP runtime's retries after a failed claim, which its loop waits for).
+    Once,
+}
+
+/// Binds a pair's service sockets with `bind`, as patiently as `patience` says. The last error,
+/// for the SRP runtime.
 pub async fn bind_retrying<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
     what: &str,
+    patience: Patience,
     mut bind: impl FnMut() -> F,
 ) -> Result<T, String> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = match patience {
+        Patience::WaitForMate => std::time::Instant::now() + std::time::Duration::from_secs(5),
+        Patience::Once => std::time::Instant::now(),
+    };
     loop {
         match bind().await {
             Ok(bound) => return Ok(bound),
@@ -116,7 +129,7 @@ pub async fn bind_retrying<T, E: std::fmt::Display, F: std::future::Future<Outpu
                 tracing::debug!(error = %e, "{what} busy; retrying");
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(format!("{what}: {e}")),
         }
     }
 }

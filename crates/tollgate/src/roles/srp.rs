@@ -28,7 +28,7 @@ use tollgate_srp::session::{CmdId, SessionStore};
 use tollgate_srp::{SrpConfig, State};
 
 use crate::config::Config;
-use crate::roles::service_address::{ServiceAddress, bind_retrying};
+use crate::roles::service_address::{Patience, ServiceAddress, bind_retrying};
 use tollgate_files::forced_standby::ForcedStandbyWatch;
 
 /// The micro-checkpoint command id of velocity counters.
@@ -110,25 +110,30 @@ impl EnumService {
     }
 }
 
-impl runtime::ServiceAddress for EnumService {
-    async fn claim(&mut self) -> Result<(), String> {
-        if let Err(e) = self.address.claim().await {
-            tracing::error!(error = %e, "cannot claim the service address");
+impl EnumService {
+    /// Starts what does not serve yet: the address and the ENUM listener, then the SIP
+    /// redirect server. Each part that starts keeps serving when a later one cannot: a SIP
+    /// address another process holds must not take ENUM down with it. The error names the part
+    /// that does not serve; the runtime raises its alarm and retries.
+    async fn start_missing(&mut self, patience: Patience) -> Result<(), String> {
+        if self.server.is_none() {
+            if let Err(e) = self.address.claim().await {
+                tracing::error!(error = %e, "cannot claim the service address");
+            }
+            let server = bind_retrying("ENUM service address", patience, || {
+                EnumServer::start(
+                    self.responder.clone(),
+                    RecordSink::Spool(self.spool.clone()),
+                    self.metrics.clone(),
+                    &self.udp,
+                    &self.tcp,
+                )
+            })
+            .await?;
+            self.server = Some(server);
         }
-        // The mate may still hold the sockets for a moment (a switchover on one host).
-        let server = bind_retrying("service address", || {
-            EnumServer::start(
-                self.responder.clone(),
-                RecordSink::Spool(self.spool.clone()),
-                self.metrics.clone(),
-                &self.udp,
-                &self.tcp,
-            )
-        })
-        .await?;
-        self.server = Some(server);
-        if let Some(sip) = &mut self.sip {
-            let started = bind_retrying("SIP service address", || {
+        if let Some(sip) = self.sip.as_mut().filter(|sip| sip.server.is_none()) {
+            let server = bind_retrying("SIP redirect service address", patience, || {
                 RedirectServer::start_with_tls(
                     sip.redirector.clone(),
                     RecordSink::Spool(self.spool.clone()),
@@ -138,20 +143,21 @@ impl runtime::ServiceAddress for EnumService {
                     sip.tls.as_ref(),
                 )
             })
-            .await;
-            match started {
-                Ok(server) => sip.server = Some(server),
-                Err(e) => {
-                    // All or nothing: an Active answering ENUM but not SIP would look healthy
-                    // to the pair while the SIP clients fail.
-                    if let Some(server) = self.server.take() {
-                        server.shutdown().await;
-                    }
-                    return Err(e);
-                }
-            }
+            .await?;
+            sip.server = Some(server);
         }
         Ok(())
+    }
+}
+
+impl runtime::ServiceAddress for EnumService {
+    async fn claim(&mut self) -> Result<(), String> {
+        // The mate may still hold the sockets for a moment (a switchover on one host).
+        self.start_missing(Patience::WaitForMate).await
+    }
+
+    async fn retry_claim(&mut self) -> Result<(), String> {
+        self.start_missing(Patience::Once).await
     }
 
     async fn release(&mut self) {
