@@ -4,8 +4,12 @@
 //! `prefix_00001_YYYYMMDDhhmmss.pcap`), a directory of them, or a glob.
 //!
 //! * **Inputs** ([`resolve_inputs`]): each is a file, a directory (its files that start as a
-//!   pcap or pcapng file; others are skipped), or a glob pattern (`*`, `?`, `[...]`) matching
-//!   files. A path given twice (say, by a directory and a glob) is read once.
+//!   pcap or pcapng file, gzip-compressed or not; others are skipped), or a glob pattern (`*`,
+//!   `?`, `[...]`) matching files. A path given twice (say, by a directory and a glob) is read
+//!   once.
+//! * **Compressed files** (tcpdump `-z gzip`, logrotate) are read decompressed, found by their
+//!   content ([`crate::gzip_file`]); a cut gzip stream is read up to the cut and listed as
+//!   truncated.
 //! * **Order** ([`CaptureSet::open`]): files are ordered by the time of their first packet, not
 //!   by name (tcpdump `-C` names sort `cap.pcap10` before `cap.pcap2`, and a `-W` ring reuses
 //!   names). Files whose times overlap (captures of two taps, say) are merged packet by packet
@@ -19,10 +23,11 @@
 //!   [`FileSummary::truncated`].
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use crate::capture::{CaptureError, Frame, FrameReader};
+use crate::gzip_file::{GzipFile, GzipProgress, is_gzip};
 
 /// Most files read at once when their times overlap.
 pub const MAX_OVERLAPPING: usize = 64;
@@ -81,10 +86,17 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaptureSetError + '_ 
     move |error| CaptureSetError::Io { path: path.to_path_buf(), error }
 }
 
-/// True if `path` starts as a pcap or pcapng file (its magic number).
+/// True if `path` starts as a pcap or pcapng file (its magic number), gzip-compressed or not.
 fn is_capture(path: &Path) -> bool {
     let mut magic = [0u8; 4];
-    let read = File::open(path).and_then(|mut f| f.read_exact(&mut magic));
+    let read = File::open(path).and_then(|mut f| {
+        f.read_exact(&mut magic)?;
+        if is_gzip(&magic) {
+            f.rewind()?;
+            GzipFile::new(f).read_exact(&mut magic)?;
+        }
+        Ok(())
+    });
     read.is_ok()
         && matches!(
             magic,
@@ -152,12 +164,14 @@ pub fn resolve_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, CaptureSetErro
 }
 
 /// Files beside `path` named as tcpdump `-C` names the files after it (`cap.pcap1`,
-/// `cap.pcap2` ... for `cap.pcap`): when only `cap.pcap` is given, the rest of its capture
-/// is probably there too. Sorted by name.
+/// `cap.pcap2` ... for `cap.pcap`, also compressed by `-z gzip`: `cap.pcap1.gz` ..., for
+/// `cap.pcap` or `cap.pcap.gz`): when only `cap.pcap` is given, the rest of its capture is
+/// probably there too. Sorted by name.
 pub fn rotation_siblings(path: &Path) -> Vec<PathBuf> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return Vec::new();
     };
+    let name = name.strip_suffix(".gz").unwrap_or(name);
     let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     let mut out: Vec<PathBuf> = entries
@@ -166,6 +180,7 @@ pub fn rotation_siblings(path: &Path) -> Vec<PathBuf> {
             e.file_name()
                 .to_str()
                 .and_then(|n| n.strip_prefix(name))
+                .map(|rest| rest.strip_suffix(".gz").unwrap_or(rest))
                 .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
         })
         .map(|e| e.path())
@@ -194,7 +209,8 @@ pub struct FileSummary {
     pub frames: u64,
     /// The time of its first and last packet (µs since the epoch), if it had any.
     pub span_us: Option<(i64, i64)>,
-    /// It ended inside a record (cut short); the frames before were read.
+    /// It ended inside a record, or inside its gzip stream (cut short); the frames before were
+    /// read.
     pub truncated: bool,
     /// It was read merged with another file whose times overlap its own.
     pub merged: bool,
@@ -210,13 +226,41 @@ pub struct CaptureSet {
 struct Reading {
     /// Index in the set.
     index: usize,
-    reader: FrameReader<'static>,
+    reader: Opened,
     summary: FileSummary,
 }
 
-fn open_reader(path: &Path) -> Result<Option<FrameReader<'static>>, CaptureSetError> {
-    let file = File::open(path).map_err(io_error(path))?;
-    FrameReader::new(file).map_err(|error| CaptureSetError::Capture { path: path.to_path_buf(), error })
+/// A file's frame reader, and its gzip stream's progress when it is compressed.
+struct Opened {
+    frames: FrameReader<'static>,
+    gzip: Option<GzipProgress>,
+}
+
+impl Opened {
+    /// The file ended inside a record, or inside its gzip stream.
+    fn truncated(&self) -> bool {
+        self.frames.summary().truncated || self.gzip.as_ref().is_some_and(GzipProgress::cut)
+    }
+
+    /// Bytes of the file (as stored: compressed for gzip) read so far.
+    fn position(&self) -> u64 {
+        self.gzip.as_ref().map_or_else(|| self.frames.consumed(), GzipProgress::position)
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Option<Opened>, CaptureSetError> {
+    let mut file = File::open(path).map_err(io_error(path))?;
+    let mut head = [0u8; 2];
+    let gzip = file.read_exact(&mut head).is_ok() && is_gzip(&head);
+    file.rewind().map_err(io_error(path))?;
+    let capture = |error| CaptureSetError::Capture { path: path.to_path_buf(), error };
+    if gzip {
+        let file = GzipFile::new(file);
+        let progress = file.progress();
+        Ok(FrameReader::new(file).map_err(capture)?.map(|frames| Opened { frames, gzip: Some(progress) }))
+    } else {
+        Ok(FrameReader::new(file).map_err(capture)?.map(|frames| Opened { frames, gzip: None }))
+    }
 }
 
 impl CaptureSet {
@@ -233,7 +277,7 @@ impl CaptureSet {
             let first_us = match open_reader(path)? {
                 Some(mut r) => {
                     let capture = |error| CaptureSetError::Capture { path: path.clone(), error };
-                    if r.advance().map_err(capture)? { r.frame().map(|f| f.ts_us) } else { None }
+                    if r.frames.advance().map_err(capture)? { r.frames.frame().map(|f| f.ts_us) } else { None }
                 }
                 None => None,
             };
@@ -268,7 +312,7 @@ impl CaptureSet {
         loop {
             // Open every file that starts before the earliest packet not yet read.
             while let Some(file) = self.files.get(next) {
-                let head = reading.iter().filter_map(|r| r.reader.frame().map(|f| f.ts_us)).min();
+                let head = reading.iter().filter_map(|r| r.reader.frames.frame().map(|f| f.ts_us)).min();
                 if let (Some(head), Some(first)) = (head, file.first_us)
                     && first > head
                 {
@@ -287,11 +331,11 @@ impl CaptureSet {
                 let capture = |error| CaptureSetError::Capture { path: path.clone(), error };
                 match open_reader(path)? {
                     Some(mut reader) => {
-                        if reader.advance().map_err(capture)? {
+                        if reader.frames.advance().map_err(capture)? {
                             reading.push(Reading { index: next, reader, summary });
                         } else {
                             bytes_done += file.size;
-                            done.push((next, FileSummary { truncated: reader.summary().truncated, ..summary }));
+                            done.push((next, FileSummary { truncated: reader.truncated(), ..summary }));
                         }
                     }
                     None => {
@@ -305,7 +349,7 @@ impl CaptureSet {
             let Some(i) = reading
                 .iter()
                 .enumerate()
-                .filter_map(|(i, r)| r.reader.frame().map(|f| ((f.ts_us, r.index), i)))
+                .filter_map(|(i, r)| r.reader.frames.frame().map(|f| ((f.ts_us, r.index), i)))
                 .min()
                 .map(|(_, i)| i)
             else {
@@ -315,7 +359,7 @@ impl CaptureSet {
                 continue;
             };
             let r = &mut reading[i];
-            if let Some(f) = r.reader.frame() {
+            if let Some(f) = r.reader.frames.frame() {
                 r.summary.frames += 1;
                 r.summary.span_us = Some(match r.summary.span_us {
                     Some((first, _)) => (first, f.ts_us),
@@ -324,16 +368,17 @@ impl CaptureSet {
                 frame(f);
             }
             let path = &self.files[r.index].path;
-            let more = r.reader.advance().map_err(|error| CaptureSetError::Capture { path: path.clone(), error })?;
+            let more =
+                r.reader.frames.advance().map_err(|error| CaptureSetError::Capture { path: path.clone(), error })?;
             if !more {
                 let r = reading.swap_remove(i);
                 bytes_done += self.files[r.index].size;
-                let truncated = r.reader.summary().truncated;
+                let truncated = r.reader.truncated();
                 done.push((r.index, FileSummary { truncated, ..r.summary }));
             }
             frames += 1;
             if frames.is_multiple_of(4096) {
-                progress(bytes_done + reading.iter().map(|r| r.reader.consumed()).sum::<u64>());
+                progress(bytes_done + reading.iter().map(|r| r.reader.position()).sum::<u64>());
             }
         }
         progress(bytes_done);

@@ -28,6 +28,7 @@ pub mod capture;
 pub mod capture_set;
 pub mod decode;
 pub mod fuzzing;
+pub mod gzip_file;
 pub mod hep;
 #[cfg(feature = "live-capture")]
 pub mod interface;

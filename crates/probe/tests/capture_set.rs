@@ -204,3 +204,86 @@ fn bad_inputs_are_named() {
     let truncated: Vec<&Path> = a.files.iter().filter(|f| f.truncated).map(|f| f.path.as_path()).collect();
     assert_eq!(truncated, [cut.as_path()]);
 }
+
+/// Compresses `path` as tcpdump `-z gzip` does after each rotation (it runs `gzip FILE`):
+/// `cap.pcap1` becomes `cap.pcap1.gz`. Returns the new path.
+fn gzip(path: &Path) -> PathBuf {
+    let out = std::process::Command::new("gzip").arg(path).output().expect("run gzip");
+    assert!(out.status.success(), "gzip: {}", String::from_utf8_lossy(&out.stderr));
+    let mut name = path.as_os_str().to_owned();
+    name.push(".gz");
+    PathBuf::from(name)
+}
+
+#[test]
+fn rotated_files_compressed_by_gzip_read_as_the_same_calls() {
+    // tcpdump -C ... -z gzip: every closed file is compressed, the newest one is still plain.
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("whole.pcap");
+    let messages = [
+        (0, "span", "INVITE"),
+        (1000, "span", "180"),
+        (1500, "busy", "INVITE"),
+        (2000, "span", "200"),
+        (2600, "busy", "486"),
+        (3000, "late", "INVITE"),
+        (5000, "span", "BYE"),
+        (5500, "late", "603"),
+    ];
+    write_pcap(&plain, &messages);
+    let (_, whole, _) = read(std::slice::from_ref(&plain), AtEnd::ReportOpen);
+    assert_eq!(whole.len(), 3);
+
+    let rotated = dir.path().join("rotated");
+    std::fs::create_dir(&rotated).unwrap();
+    write_pcap(&rotated.join("cap.pcap"), &messages[..3]);
+    write_pcap(&rotated.join("cap.pcap1"), &messages[3..6]);
+    write_pcap(&rotated.join("cap.pcap2"), &messages[6..]);
+    let first = gzip(&rotated.join("cap.pcap"));
+    gzip(&rotated.join("cap.pcap1"));
+    // Something else compressed in the directory (a log) is skipped, as plain non-captures are.
+    std::fs::write(rotated.join("probe.log"), "rotated every 1000 packets").unwrap();
+    gzip(&rotated.join("probe.log"));
+
+    for input in [rotated.clone(), rotated.join("cap.pcap*")] {
+        let set = CaptureSet::open(&resolve_inputs(std::slice::from_ref(&input)).unwrap()).unwrap();
+        let names: Vec<String> =
+            set.files().iter().map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["cap.pcap.gz", "cap.pcap1.gz", "cap.pcap2"], "{}", input.display());
+        let mut last_progress = 0;
+        let mut frames = 0;
+        set.read(|_| frames += 1, |p| last_progress = p).unwrap();
+        assert_eq!(frames, messages.len());
+        assert_eq!(last_progress, set.total_bytes(), "progress counts the files as stored");
+
+        let (a, calls, p) = read(std::slice::from_ref(&input), AtEnd::ReportOpen);
+        assert_eq!(outcomes(&calls), outcomes(&whole), "{}", input.display());
+        let times = |c: &[CallReport]| {
+            let mut t: Vec<_> =
+                c.iter().map(|c| (c.record.call_id.clone(), c.record.pdd_ms, c.record.duration_ms)).collect();
+            t.sort();
+            t
+        };
+        assert_eq!(times(&calls), times(&whole));
+        assert_eq!((p.counters().open, a.files.len()), (0, 3));
+        assert!(a.files.iter().all(|f| !f.truncated && !f.merged), "{:?}", a.files);
+    }
+
+    // tcpdump -C's next files beside the first are pointed out, compressed or not.
+    assert_eq!(rotation_siblings(&first), [rotated.join("cap.pcap1.gz"), rotated.join("cap.pcap2")]);
+
+    // A compressed file cut short (copied while gzip wrote it) is read up to the cut, and said
+    // to be cut; the other files are still read.
+    let bytes = std::fs::read(&first).unwrap();
+    std::fs::write(&first, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let (a, _, _) = read(std::slice::from_ref(&rotated), AtEnd::ReportOpen);
+    let truncated: Vec<&Path> = a.files.iter().filter(|f| f.truncated).map(|f| f.path.as_path()).collect();
+    assert_eq!(truncated, [first.as_path()]);
+    assert!(a.truncated);
+    assert!(a.files[0].frames < 3 && a.files[1].frames == 3 && a.files[2].frames == 2, "{:?}", a.files);
+
+    // A compressed file that is not a capture, given by name, is refused naming it.
+    let log = rotated.join("probe.log.gz");
+    let e = CaptureSet::open(std::slice::from_ref(&log)).unwrap_err();
+    assert!(e.to_string().starts_with(&format!("{}: not a pcap or pcapng file", log.display())), "{e}");
+}

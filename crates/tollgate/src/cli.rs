@@ -307,7 +307,7 @@ pub struct ProbeArgs {
     /// Each is a file, a directory (its capture files) or a glob (quoted: 'cap.pcap*'); all
     /// are read as one capture in time order (by each file's first packet; files that overlap
     /// in time are merged packet by packet), so calls span rotated files (tcpdump -C/-G,
-    /// dumpcap -b).
+    /// dumpcap -b). Files compressed with gzip (tcpdump -z gzip) are read decompressed.
     #[arg(long, num_args = 1.., value_name = "FILE")]
     pub pcap: Vec<PathBuf>,
     /// With --pcap: print CSV (one row per call, in the order calls end).

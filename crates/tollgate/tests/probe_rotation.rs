@@ -6,6 +6,8 @@
 //! - the rotated files, read as one capture (`--pcap DIR`, in time order), give exactly the
 //!   calls of the single file (every field but the record's id), which are the calls SIPp
 //!   placed with the outcome SIPp saw; at least one call spans a file boundary;
+//! - the single file split into parts (editcap), and those parts compressed by gzip as tcpdump
+//!   `-z gzip` leaves them, give every field of the single file;
 //! - the calls still up at the end are reported `open` (not no_answer), outside ASR, and are
 //!   not shipped to the collector unless `--finalize`, which ships them as answered.
 
@@ -406,9 +408,20 @@ fn rotated_captures_give_the_same_calls_as_one_file_and_open_calls_are_not_shipp
     assert_eq!(split_totals["files"].as_u64(), Some(parts as u64));
     let split_calls = by_call_id(&rows);
     assert_eq!(split_calls, single_calls, "the single file split by editcap: every field");
+    // The same parts compressed as tcpdump -z gzip leaves them (every closed file through
+    // gzip, the newest still plain): every field again.
+    let mut closed: Vec<PathBuf> = std::fs::read_dir(&split).unwrap().map(|e| e.unwrap().path()).collect();
+    closed.sort();
+    closed.pop();
+    let out = Command::new("gzip").args(&closed).output().expect("run gzip");
+    assert!(out.status.success(), "gzip: {:?}", text(&out));
+    let (rows, gzip_totals) = probe_json(&e, &[&split], &[]);
+    assert_eq!(gzip_totals["files"].as_u64(), Some(parts as u64));
+    assert_eq!(by_call_id(&rows), single_calls, "the split files, all but the newest gzip-compressed: every field");
     for key in ["calls", "open", "asr", "ner", "messages", "requests", "responses", "rtp_packets"] {
         assert_eq!(rotated_totals[key], totals[key], "totals {key}");
         assert_eq!(split_totals[key], totals[key], "totals {key} of the split file");
+        assert_eq!(gzip_totals[key], totals[key], "totals {key} of the compressed split file");
     }
     // A glob gives the same.
     let glob = rotated.join("rot_*.pcapng");
