@@ -224,6 +224,7 @@ async fn charts_show_long_labels_whole_hover_values_and_pages_refresh_in_place()
     assert_eq!(c.execute("return window.pageMark || null;", vec![]).await.unwrap(), "still here");
     let live = c.find(Locator::Id("live")).await.unwrap().text().await.unwrap();
     assert!(live.contains("charts-test") && live.contains("Decisions by rule"), "{live}");
+    assert!(live.contains("Engine decisions (ENUM and SIP): decisions/s, last hour"), "{live}");
     assert_eq!(texts_outside_their_chart(&c).await, Vec::<String>::new());
     std::fs::write(shots.join("dashboard.png"), c.screenshot().await.unwrap()).unwrap();
     c.close().await.unwrap();

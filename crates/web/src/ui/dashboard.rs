@@ -71,6 +71,15 @@ fn complete_minutes(r: &AnalyticsResult, now: chrono::DateTime<Utc>) -> Vec<(chr
     known_until(&points, now - Duration::minutes(1))
 }
 
+/// What a dataset's traffic card shows: the engines' records hold ENUM and SIP redirect
+/// decisions alike, the probes' the calls they saw.
+fn traffic_title(dataset: Dataset) -> &'static str {
+    match dataset {
+        Dataset::Enum => "Engine decisions (ENUM and SIP)",
+        Dataset::Sip => "Probe calls",
+    }
+}
+
 fn traffic_card(t: &Traffic, tz: Tz) -> Markup {
     let unit = if t.dataset == Dataset::Enum { "decisions/s" } else { "calls/s" };
     let now = Utc::now();
@@ -81,7 +90,7 @@ fn traffic_card(t: &Traffic, tz: Tz) -> Markup {
     let axis = TimeAxis { from: t.all.query.from, to: t.all.query.to, bucket: 60, tz, now };
     html! {
         div.card {
-            h2 { (t.dataset.as_str()) ": " (unit) ", last hour" }
+            h2 { (traffic_title(t.dataset)) ": " (unit) ", last hour" }
             (time_chart(&series, &axis, unit))
             table {
                 thead { tr { th { "Device" } th.n { (unit) " (last minute)" } th.n { "last hour" } } }
