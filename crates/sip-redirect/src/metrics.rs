@@ -5,9 +5,10 @@
 //! label to ENUM's family would change a series dashboards and alarms already read. The sum of
 //! both is the engine's decisions. Records the spool does not take are counted in the metric
 //! the ENUM server shares, `tollgate_records_not_written_total{dataset="ENUM"}` (SIP decisions
-//! are ENUM-dataset records with `protocol = "sip"`). TCP connections are counted per listener
-//! by `tollgate-listener` (`tollgate_connections_*{listener="sip_redirect_tcp"}`: open,
-//! accepted, refused at `tcp_max_connections`, closed idle).
+//! are ENUM-dataset records with `protocol = "sip"`). TCP and TLS connections are counted per
+//! listener by `tollgate-listener` (`tollgate_connections_*{listener="sip_redirect_tcp"}` and
+//! `{listener="sip_redirect_tls"}`: open, accepted, refused at `tcp_max_connections`, closed
+//! idle).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +26,8 @@ use crate::respond::{Handled, Outcome};
 
 /// The listener name of the TCP connection metrics (`tollgate_connections_*{listener}`).
 pub const TCP_LISTENER: &str = "sip_redirect_tcp";
+/// The listener name of the TLS connection metrics (`tollgate_connections_*{listener}`).
+pub const TLS_LISTENER: &str = "sip_redirect_tls";
 
 /// One line per 10 s about answers sent after an internal failure (the rest are counted).
 static FAIL_OPEN_LOG: LogThrottle = LogThrottle::new(10_000);
@@ -89,6 +92,8 @@ pub struct RedirectMetrics {
     pub tcp_closed: Family<ReasonLabels, Counter>,
     /// The TCP listeners' connection counters (`listener="sip_redirect_tcp"`).
     pub tcp: ListenerStats,
+    /// The TLS listeners' connection counters (`listener="sip_redirect_tls"`).
+    pub tls: ListenerStats,
     /// Records the spool did not take (shared with the ENUM server: `dataset="ENUM"`).
     pub records_not_written: RecordsNotWritten,
     /// INVITE answers forgotten before their retransmission window ended (the window's
@@ -119,6 +124,7 @@ impl RedirectMetrics {
             tcp_refused: Family::default(),
             tcp_closed: Family::default(),
             tcp: connections.listener(TCP_LISTENER),
+            tls: connections.listener(TLS_LISTENER),
             records_not_written: not_written,
             retransmissions_evicted: Counter::default(),
             evicted_seen: AtomicU64::new(0),

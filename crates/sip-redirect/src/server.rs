@@ -68,7 +68,7 @@ use tollgate_sip::stream::{Frame, StreamFramer, leading_line_ends};
 use tollgate_tls::tokio_rustls::TlsAcceptor;
 
 use crate::config::RedirectConfig;
-use crate::metrics::{ReasonLabels, RedirectMetrics, TCP_LISTENER, method_label};
+use crate::metrics::{ReasonLabels, RedirectMetrics, TCP_LISTENER, TLS_LISTENER, method_label};
 use crate::respond::{Handled, Outcome, Redirector, RequestContext};
 
 static RECEIVE_ERROR_LOG: LogThrottle = LogThrottle::new(10_000);
@@ -173,7 +173,7 @@ impl RedirectServer {
         if let Some(tls) = tls {
             for (i, listener) in tls_listeners.into_iter().enumerate() {
                 let lane = Arc::new(Mutex::new(sink.lane(&format!("sip_tls{i}"))?));
-                let listener = LimitedListener::new(listener, TCP_LISTENER, limits.max, metrics.tcp.clone())
+                let listener = LimitedListener::new(listener, TLS_LISTENER, limits.max, metrics.tls.clone())
                     .limit_setting("sip_redirect.tcp_max_connections");
                 let acceptor = Some(tls.acceptor.clone());
                 server.tasks.spawn(tcp_acceptor(listener, acceptor, redirector.clone(), lane, metrics.clone(), limits));
@@ -313,6 +313,8 @@ async fn tcp_acceptor(
 ) {
     let per_source = PerSourceLimit::new(limits.per_source);
     let answer_strangers = redirector.config().answer_strangers;
+    // This listener's own counters (TCP or TLS).
+    let stats = listener.stats().clone();
     let mut connections = JoinSet::new();
     loop {
         let (stream, peer, slot) = listener.accept().await;
@@ -338,14 +340,17 @@ async fn tcp_acceptor(
             drop((stream, slot));
             continue;
         };
-        let (redirector, lane, metrics, tls) = (redirector.clone(), lane.clone(), metrics.clone(), tls.clone());
+        let (redirector, lane, metrics, tls, stats) =
+            (redirector.clone(), lane.clone(), metrics.clone(), tls.clone(), stats.clone());
         connections.spawn(async move {
             let closed = serve_connection(stream, tls, peer, &redirector, &lane, &metrics, limits).await;
             if let Some(reason) = closed.reason() {
                 metrics.tcp_closed(reason);
-                if closed == Closed::Idle {
-                    metrics.tcp.idle_closed.inc();
-                }
+                match closed {
+                    Closed::Idle | Closed::HandshakeTimeout => stats.idle_closed.inc(),
+                    Closed::HandshakeFailed => stats.tls_failed.inc(),
+                    _ => 0,
+                };
                 if closed.is_protocol_error()
                     && let Some(left_out) = CLOSED_LOG.allow()
                 {

@@ -160,6 +160,8 @@ async fn options_and_invite_are_answered_over_tls_1_3_and_1_2_and_the_decision_i
     assert_eq!(requests(m, "OPTIONS", "tls"), 2);
     assert_eq!(requests(m, "INVITE", "tls"), 2);
     assert_eq!(requests(m, "INVITE", "tcp"), 0, "counted as TLS, not TCP");
+    assert_eq!(m.tls.accepted.get(), 2, "connections counted under the TLS listener");
+    assert_eq!(m.tcp.accepted.get(), 0, "not under the TCP listener");
     run.server.shutdown().await;
     let records = read_all(run.spool_dir.path()).unwrap();
     assert_eq!(records.len(), 2, "one record per INVITE: {records:?}");
@@ -188,7 +190,9 @@ async fn a_client_that_never_finishes_the_handshake_is_closed_at_the_idle_timeou
     let m = &run.metrics;
     until("the close counted", || reason(m, "handshake_timeout") == 1).await;
     assert_eq!(reason(m, "handshake_failed"), 0);
-    until("the connection's slot freed", || m.tcp.open.get() == 0).await;
+    assert_eq!(m.tls.accepted.get(), 1);
+    until("the connection's slot freed", || m.tls.open.get() == 0).await;
+    assert_eq!((m.tls.idle_closed.get(), m.tcp.idle_closed.get()), (1, 0), "closed idle, counted as TLS");
     run.server.shutdown().await;
 }
 
@@ -221,6 +225,7 @@ async fn a_client_not_trusting_the_certificate_fails_the_handshake_and_is_counte
     assert!(refused.is_err(), "a certificate of another CA is refused by the client");
     let m = &run.metrics;
     until("the failed handshake counted", || reason(m, "handshake_failed") == 1).await;
+    assert_eq!(m.tls.tls_failed.get(), 1, "tollgate_connections_tls_failed_total{{listener=\"sip_redirect_tls\"}}");
     run.server.shutdown().await;
 }
 

@@ -622,9 +622,15 @@ async fn serve(config: Config, roles: Roles, install_demo: bool) -> anyhow::Resu
     {
         watched.push(("hep_tcp".to_string(), connections.listener("hep_tcp")));
     }
-    if engine.is_some() && !(config.sip_redirect.listen_tcp.is_empty() && config.sip_redirect.listen_tls.is_empty()) {
-        let name = tollgate_sip_redirect::metrics::TCP_LISTENER;
-        watched.push((name.to_string(), connections.listener(name)));
+    if engine.is_some() {
+        use tollgate_sip_redirect::metrics::{TCP_LISTENER, TLS_LISTENER};
+        for (addrs, name) in
+            [(&config.sip_redirect.listen_tcp, TCP_LISTENER), (&config.sip_redirect.listen_tls, TLS_LISTENER)]
+        {
+            if !addrs.is_empty() {
+                watched.push((name.to_string(), connections.listener(name)));
+            }
+        }
     }
     crate::roles::connection_alarm::watch(alarms.clone(), config.node.name.clone(), watched);
 
