@@ -1,6 +1,6 @@
 //! Fuzzes the whole offline path: capture file parsing (pcap, pcapng), link/IP/UDP decoding
-//! with fragment reassembly, SIP, RTP, the call tracker and the call ladders' store (small
-//! limits, so its bounds are hit). Any bytes give calls or an error, never a panic, never more
+//! with fragment reassembly, SIP over UDP and TCP, RTP, the call tracker and the call ladders'
+//! store (the TCP reassembly and the ladders with small limits, so their bounds are hit). Any bytes give calls or an error, never a panic, never more
 //! calls than INVITEs, and never more ladder bytes than its limit.
 #![no_main]
 
@@ -22,6 +22,8 @@ fuzz_target!(|data: &[u8]| {
         destination: Default::default(),
         tracker: Default::default(),
         mos_poor: tollgate_probe::pipeline::DEFAULT_MOS_POOR,
+        // The TCP fuzz target's small bounds, so they are hit here too.
+        tcp: tollgate_probe::fuzzing::LIMITS,
     };
     let ladder = LadderLimits { calls: 4, message_bytes: 256, messages_per_call: 8, total_bytes: 4096 };
     let mut probe = Probe::new(settings).with_ladder(LadderStore::new(ladder));

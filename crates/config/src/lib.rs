@@ -333,6 +333,17 @@ pub struct ProbeConfig {
     /// call); past it the oldest calls' messages are dropped first (counted in
     /// `tollgate_probe_ladder_calls_dropped_total`). 1 to 65,536.
     pub ladder_max_mb: u64,
+    /// SIP over TCP: most flows (one per direction of a connection) reassembled at once; past
+    /// it the least recently active is evicted (`tollgate_probe_tcp_flows_evicted_total`). 16 to
+    /// 16,777,216.
+    pub tcp_max_flows: usize,
+    /// SIP over TCP: most bytes held per flow (a partial message and out-of-order segments),
+    /// KiB; also the largest message reassembled (larger ones are dropped and counted in
+    /// `tollgate_probe_tcp_oversized_total`). 1 to 65,536, at most `tcp_max_total_mb`.
+    pub tcp_max_flow_kb: u64,
+    /// SIP over TCP: most bytes held by all flows together, MiB; past it the least recently
+    /// active flows are evicted. 1 to 65,536.
+    pub tcp_max_total_mb: u64,
 }
 
 /// A score written as a decimal number (a MOS threshold), compared bit for bit so that the
@@ -372,6 +383,9 @@ impl Default for ProbeConfig {
             mos_poor: Score(tollgate_probe::pipeline::DEFAULT_MOS_POOR),
             ladder_calls: 1000,
             ladder_max_mb: 64,
+            tcp_max_flows: 65_536,
+            tcp_max_flow_kb: 256,
+            tcp_max_total_mb: 64,
         }
     }
 }
@@ -687,6 +701,20 @@ impl Config {
         }
         check_range(&mut out, "probe.ladder_calls", self.probe.ladder_calls as u64, 0, 1_000_000);
         check_range(&mut out, "probe.ladder_max_mb", self.probe.ladder_max_mb, 1, 65_536);
+        check_range(&mut out, "probe.tcp_max_flows", self.probe.tcp_max_flows as u64, 16, 16_777_216);
+        check_range(&mut out, "probe.tcp_max_flow_kb", self.probe.tcp_max_flow_kb, 1, 65_536);
+        check_range(&mut out, "probe.tcp_max_total_mb", self.probe.tcp_max_total_mb, 1, 65_536);
+        if self.probe.tcp_max_total_mb > 0
+            && self.probe.tcp_max_flow_kb > self.probe.tcp_max_total_mb.saturating_mul(1024)
+        {
+            out.push(Problem::new(
+                "probe.tcp_max_flow_kb",
+                format!(
+                    "is {} KiB, more than probe.tcp_max_total_mb ({} MiB): one flow could not hold it",
+                    self.probe.tcp_max_flow_kb, self.probe.tcp_max_total_mb
+                ),
+            ));
+        }
         check_range(
             &mut out,
             "probe.udp_receive_buffer_mb",
@@ -1130,6 +1158,9 @@ clusters = []
             ("[probe]\nhep_tcp_max_connections = 0\n", "probe.hep_tcp_max_connections: is 0"),
             ("[probe]\nladder_calls = 1000001\n", "probe.ladder_calls: is 1000001"),
             ("[probe]\nladder_max_mb = 0\n", "probe.ladder_max_mb: is 0"),
+            ("[probe]\ntcp_max_flows = 1\n", "probe.tcp_max_flows: is 1"),
+            ("[probe]\ntcp_max_flow_kb = 0\n", "probe.tcp_max_flow_kb: is 0"),
+            ("[probe]\ntcp_max_total_mb = 0\n", "probe.tcp_max_total_mb: is 0"),
             ("[probe]\nhep_tcp_idle_timeout_secs = 100000\n", "probe.hep_tcp_idle_timeout_secs: is 100000"),
             ("[probe]\nudp_receive_buffer_mb = 0\n", "probe.udp_receive_buffer_mb: is 0"),
             ("[probe]\nudp_receive_buffer_mb = 1025\n", "probe.udp_receive_buffer_mb: is 1025"),
@@ -1139,6 +1170,12 @@ clusters = []
             let e = error(text);
             assert!(e.starts_with(&format!("t.toml:2: {field}; it must be between ")), "{e}");
         }
+        // One flow's bound above all flows' bound could never be reached.
+        let e = error("[probe]\ntcp_max_flow_kb = 4096\ntcp_max_total_mb = 2\n");
+        assert!(
+            e.starts_with("t.toml:2: probe.tcp_max_flow_kb: is 4096 KiB, more than probe.tcp_max_total_mb (2 MiB)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -94,6 +94,7 @@ pub fn example_settings(device: &str) -> ProbeSettings {
         destination: Default::default(),
         tracker: Default::default(),
         mos_poor: crate::pipeline::DEFAULT_MOS_POOR,
+        tcp: TcpLimits::default(),
     }
 }
 

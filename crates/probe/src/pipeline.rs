@@ -59,6 +59,8 @@ pub struct ProbeSettings {
     /// A call whose worst RTP stream has an estimated MOS below this is of poor quality
     /// (counted in [`ProbeCounters::poor_quality_calls`]).
     pub mos_poor: f64,
+    /// Bounds of SIP over TCP reassembly.
+    pub tcp: TcpLimits,
 }
 
 /// The default [`ProbeSettings::mos_poor`]: 3.6, below which G.107 Annex B expects many
@@ -196,6 +198,7 @@ impl Probe {
     /// A probe with these settings.
     pub fn new(settings: ProbeSettings) -> Self {
         let tracker = Tracker::new(settings.tracker);
+        let tcp = TcpReassembler::new(settings.tcp);
         Probe {
             settings,
             tracker,
@@ -205,7 +208,7 @@ impl Probe {
             setup_sources: Default::default(),
             open_sources: Default::default(),
             ladder: None,
-            tcp: TcpReassembler::new(TcpLimits::default()),
+            tcp,
             last_tcp_expire_us: 0,
         }
     }
@@ -219,12 +222,6 @@ impl Probe {
     /// The calls' messages kept, if any are.
     pub fn ladder(&self) -> Option<&LadderStore> {
         self.ladder.as_ref()
-    }
-
-    /// Reassembles SIP over TCP within `limits` (the defaults otherwise).
-    pub fn with_tcp_limits(mut self, limits: TcpLimits) -> Self {
-        self.tcp = TcpReassembler::new(limits);
-        self
     }
 
     /// The TCP reassembler (its counters, flows and bytes held).
@@ -524,6 +521,7 @@ mod tests {
             destination: DestinationPart::RequestUri,
             tracker: TrackerConfig::default(),
             mos_poor: DEFAULT_MOS_POOR,
+            tcp: TcpLimits::default(),
         }
     }
 

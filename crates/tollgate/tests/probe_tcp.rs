@@ -345,6 +345,22 @@ fn sipp_calls_over_tcp_through_kamailio_match_in_pcap_and_live() {
     let connections: u64 = GROUPS.iter().map(|g| if g.transport == "tn" { g.calls.len() as u64 } else { 1 }).sum();
     assert_eq!(tcp["flows"].as_u64(), Some(2 * connections), "{tcp}");
 
+    // The reassembly bounds are the operator's: with `probe.tcp_max_flow_kb = 1` the padded
+    // INVITEs (over 3 KiB) are too large for a flow, dropped and counted, not delivered cut.
+    let (_dir, small) = common::temp_file("small-flows.toml", "[probe]\ntcp_max_flow_kb = 1\n");
+    let out = Command::new(common::tollgate_bin())
+        .arg("--config")
+        .arg(&small)
+        .args(["probe", "--pcap", pcap.to_str().unwrap(), "--json", "--totals"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    let bounded: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+    let tcp = &bounded["tcp"];
+    assert!(tcp["oversized"].as_u64().unwrap_or(0) >= total, "every padded INVITE is oversized: {tcp}");
+    assert!(tcp["bytes_dropped"].as_u64().unwrap_or(0) > 0, "{tcp}");
+    assert!(tcp["messages"].as_u64().unwrap_or(u64::MAX) < messages, "{tcp}");
+
     // Live: the running probe captured the same traffic from `lo` and recorded the same calls.
     #[cfg(feature = "live-capture")]
     {

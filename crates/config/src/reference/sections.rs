@@ -692,6 +692,28 @@ pub const SECTIONS: &[Section] = &[
                  oldest calls go first, finished before open (`tollgate_probe_ladder_calls_dropped_total`). 1 to \
                  65,536.",
             ),
+            opt(
+                "tcp_max_flows",
+                "integer",
+                "flows",
+                "SIP over TCP: most flows (one per direction of a connection) reassembled at once; past it the least \
+                 recently active is evicted (`tollgate_probe_tcp_flows_evicted_total`). 16 to 16,777,216.",
+            ),
+            opt(
+                "tcp_max_flow_kb",
+                "integer",
+                "KiB",
+                "SIP over TCP: most bytes held per flow (a partial message and out-of-order segments), which is also \
+                 the largest message reassembled; a larger one is dropped and counted \
+                 (`tollgate_probe_tcp_oversized_total`). 1 to 65,536, and at most `tcp_max_total_mb`.",
+            ),
+            opt(
+                "tcp_max_total_mb",
+                "integer",
+                "MiB",
+                "SIP over TCP: most bytes held by all flows together; past it the least recently active flows are \
+                 evicted. 1 to 65,536.",
+            ),
         ],
     },
     Section {

@@ -16,6 +16,7 @@ use tollgate_policy::VelocityTable;
 use tollgate_probe::ladder::{CallMessages, LadderLimits, LadderStore};
 use tollgate_probe::live::{CaptureState, HepTcpLimits, LiveProbe, LiveStats, Shared};
 use tollgate_probe::metrics::ProbeCollector;
+use tollgate_probe::tcp::TcpLimits;
 use tollgate_probe::{CallsInProgress, Probe, ProbeSettings};
 use tollgate_records::Record;
 use tollgate_records::spool::Spool;
@@ -43,6 +44,12 @@ pub fn settings(config: &Config) -> anyhow::Result<ProbeSettings> {
             idle_timeout_us: p.idle_timeout_secs as i64 * 1_000_000,
         },
         mos_poor: p.mos_poor.0,
+        tcp: TcpLimits {
+            max_flows: p.tcp_max_flows,
+            max_flow_bytes: usize::try_from(p.tcp_max_flow_kb.saturating_mul(1 << 10)).unwrap_or(usize::MAX),
+            max_total_bytes: usize::try_from(p.tcp_max_total_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+            ..TcpLimits::default()
+        },
     })
 }
 
