@@ -2,9 +2,9 @@
 //! itself, the DNS QR bit set, and does nothing else.
 //!
 //! It reads and writes exactly the way the ENUM engine's UDP listener does (its batched receive
-//! and send, [`tollgate_enum::RecvBatch`] and [`tollgate_enum::send_all`], are the engine's
+//! and send, [`tollgate_udp::RecvBatch`] and [`tollgate_udp::send_all`], are the engine's
 //! own): one socket shared by one receive task per core on a multi-threaded tokio runtime, up
-//! to [`tollgate_enum::BATCH`] datagrams per `recvmmsg` with kernel receive timestamps on, the
+//! to [`tollgate_udp::BATCH`] datagrams per `recvmmsg` with kernel receive timestamps on, the
 //! answers sent with `sendmmsg`. What it
 //! reaches is what this machine's loopback and this socket handling allow, before any DNS
 //! parsing, policy or record spooling.
@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::UdpSocket;
-use tollgate_enum::{Outgoing, RecvBatch, enable_receive_timestamps, send_all};
+use tollgate_udp::{Outgoing, RecvBatch, enable_receive_timestamps, send_all};
 
 /// One receive task: every datagram of at least a DNS header goes back with QR set.
 async fn worker(socket: Arc<UdpSocket>) {
@@ -30,13 +30,13 @@ async fn worker(socket: Arc<UdpSocket>) {
         answers.clear();
         let mut peers = Vec::new();
         for (bytes, d) in batch.datagrams() {
-            if bytes.len() < 12 {
+            let Some(peer) = d.peer.filter(|_| bytes.len() >= 12) else {
                 continue;
-            }
+            };
             let mut answer = bytes.to_vec();
             answer[2] |= 0x80;
             answers.push(answer);
-            peers.push(d.peer);
+            peers.push(peer);
         }
         let outgoing: Vec<Outgoing<'_>> =
             answers.iter().zip(&peers).map(|(bytes, &peer)| Outgoing { bytes, peer }).collect();

@@ -23,7 +23,6 @@
 pub mod config;
 pub mod lookup;
 pub mod metrics;
-mod mmsg;
 pub mod respond;
 pub mod server;
 mod tcp;
@@ -31,9 +30,6 @@ pub mod template;
 mod udp;
 
 pub use config::{AnswerTemplate, ConfigError, EnumConfig, SourceLabelNumbers};
-/// The UDP listener's batched receive and send, shared with the loopback floor of the DNS
-/// benchmark (`examples/udp_echo.rs`), so the floor reads and writes exactly as the engine does.
-pub use mmsg::{BATCH, Datagram, Outgoing, RecvBatch, enable_receive_timestamps, send_all};
 pub use respond::{Answered, Decided, QueryContext, Responder};
 pub use template::Template;
 /// When a datagram arrived, from its kernel receive timestamp (shared with the SIP redirect

@@ -80,7 +80,7 @@ impl EnumServer {
                 vec![UdpSocket::bind(addr).await.map_err(|e| bind_err("UDP", addr, e))?]
             };
             for s in &group {
-                if !crate::mmsg::enable_receive_timestamps(s) {
+                if !tollgate_udp::enable_receive_timestamps(s) {
                     tracing::warn!(%addr, "no kernel receive timestamps on this socket: latency is measured from when a query is read");
                 }
             }

@@ -15,9 +15,9 @@ use tokio::net::UdpSocket;
 use tollgate_logthrottle::LogThrottle;
 use tollgate_records::Transport;
 use tollgate_records::spool::SpoolLane;
+use tollgate_udp::{BATCH, Datagram, Outgoing, RecvBatch, send_all};
 
 use crate::metrics::EnumMetrics;
-use crate::mmsg::{BATCH, Datagram, Outgoing, RecvBatch, send_all};
 use crate::respond::{Answered, QueryContext, Responder};
 use crate::server::record_all;
 
@@ -70,6 +70,11 @@ pub(crate) async fn worker(
         }
         let (read_at, wall) = (Instant::now(), SystemTime::now());
         for (packet, Datagram { peer, kernel_time, .. }) in batch.datagrams() {
+            let Some(peer) = peer else {
+                // No IP sender (not on an IP socket): it cannot be answered.
+                metrics.unanswered("not_a_query");
+                continue;
+            };
             let (received, now) = arrival(kernel_time, read_at, wall);
             let ctx = QueryContext { peer, transport: Transport::Udp, received, now };
             let buf = spare.pop().unwrap_or_else(|| Vec::with_capacity(usize::from(crate::respond::EDNS_PAYLOAD)));

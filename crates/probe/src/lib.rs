@@ -37,6 +37,5 @@ pub mod live;
 pub mod metrics;
 pub mod pipeline;
 pub mod tcp;
-pub mod udp_batch;
 
 pub use pipeline::{AtEnd, CallReport, CallsInProgress, Probe, ProbeCounters, ProbeSettings};

@@ -19,7 +19,11 @@ use tollgate_listener::{LimitedListener, ListenerStats};
 use crate::decode::{Datagram, Transport};
 use crate::hep;
 use crate::pipeline::{CallReport, Probe};
-use crate::udp_batch::{self, RecvBatch};
+use tollgate_udp::RecvBatch;
+
+/// Most datagrams one `recvmmsg` reads from a HEP or mirror port: twice the ENUM server's
+/// batch, since a probe's datagrams come in bursts from few senders and need no answer.
+const UDP_BATCH: usize = 64;
 
 /// Where finished calls go.
 pub type CallSink = Arc<dyn Fn(CallReport) + Send + Sync>;
@@ -218,7 +222,7 @@ impl LiveProbe {
             smallest = Some(smallest.map_or(granted, |g| g.min(granted)));
         }
         shared.stats.udp_receive_buffer.store(smallest.unwrap_or(0) as u64, Ordering::Relaxed);
-        shared.stats.rmem_max.store(udp_batch::rmem_max().unwrap_or(0), Ordering::Relaxed);
+        shared.stats.rmem_max.store(tollgate_udp::rmem_max().unwrap_or(0), Ordering::Relaxed);
         let mut hep_listeners = Vec::new();
         for a in hep_tcp {
             hep_listeners.push(TcpListener::bind(a).await.map_err(|e| bind_err("HEP/TCP port", a, e))?);
@@ -261,7 +265,7 @@ impl LiveProbe {
 /// warning when it gave less); returns the granted size.
 fn receive_buffer(what: &str, socket: &UdpSocket, bytes: usize) -> io::Result<usize> {
     let local = socket.local_addr()?;
-    let b = udp_batch::set_receive_buffer(socket, bytes)
+    let b = tollgate_udp::set_receive_buffer(socket, bytes)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot set the receive buffer of {what} {local}: {e}")))?;
     let rmem_max = b.rmem_max.map_or_else(|| "unknown".to_string(), |m| m.to_string());
     let how = if b.forced { "SO_RCVBUFFORCE" } else { "SO_RCVBUF" };
@@ -295,14 +299,14 @@ async fn expiry(shared: Shared, udp_ports: Vec<u16>) {
 async fn mirror_loop(socket: UdpSocket, shared: Shared) {
     let local = socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
-    let mut batch = RecvBatch::new();
+    let mut batch = RecvBatch::with_batch(UDP_BATCH);
     loop {
         let Ok(n) = batch.receive(&socket).await else { continue };
         shared.stats.mirrored.fetch_add(n as u64, Ordering::Relaxed);
         let ts_us = now_us();
-        shared.feed_all(batch.datagrams().map(|(payload, peer)| Datagram {
+        shared.feed_all(batch.datagrams().map(|(payload, d)| Datagram {
             ts_us,
-            src: peer.unwrap_or(unknown),
+            src: d.peer.unwrap_or(unknown),
             dst: local,
             transport: Transport::Udp,
             payload,
@@ -339,7 +343,7 @@ fn feed_hep(shared: &Shared, bytes: &[u8]) {
 
 /// Reads HEP packets a batch at a time; each batch is fed under one lock.
 async fn hep_udp_loop(socket: UdpSocket, shared: Shared) {
-    let mut batch = RecvBatch::new();
+    let mut batch = RecvBatch::with_batch(UDP_BATCH);
     loop {
         if batch.receive(&socket).await.is_err() {
             continue;

@@ -58,14 +58,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinSet;
 use tokio::time::timeout_at;
+use tollgate_enum::arrival;
 use tollgate_enum::server::{RecordSink, append_records, bind_reuseport_group};
-use tollgate_enum::{Outgoing, RecvBatch, arrival, enable_receive_timestamps, send_all};
 use tollgate_listener::{LimitedListener, PerSourceLimit};
 use tollgate_logthrottle::LogThrottle;
 use tollgate_records::Transport;
 use tollgate_records::spool::SpoolLane;
 use tollgate_sip::stream::{Frame, StreamFramer, leading_line_ends};
 use tollgate_tls::tokio_rustls::TlsAcceptor;
+use tollgate_udp::{Outgoing, RecvBatch, enable_receive_timestamps, send_all};
 
 use crate::config::RedirectConfig;
 use crate::metrics::{ReasonLabels, RedirectMetrics, TCP_LISTENER, TLS_LISTENER, method_label};
@@ -220,16 +221,17 @@ async fn udp_worker(
         }
         let (read_at, wall) = (Instant::now(), SystemTime::now());
         for (packet, d) in batch.datagrams() {
-            if d.len == 0 {
+            let Some(peer) = d.peer else {
+                // No IP sender (not on an IP socket): it cannot be answered.
                 continue;
-            }
+            };
             if packet.len() > max_message {
                 metrics.dropped("oversized");
                 continue;
             }
             let (received, now) = arrival(d.kernel_time, read_at, wall);
-            let ctx = RequestContext { peer: d.peer, local, transport: Transport::Udp, received, now };
-            let Some(handled) = guarded(|| redirector.handle(packet, &ctx), d.peer, &metrics) else { continue };
+            let ctx = RequestContext { peer, local, transport: Transport::Udp, received, now };
+            let Some(handled) = guarded(|| redirector.handle(packet, &ctx), peer, &metrics) else { continue };
             pending.push(Pending { handled, method: method_label(packet), received });
         }
         append_records(

@@ -1,14 +1,15 @@
-//! Batched UDP receive and send: up to [`BATCH`] datagrams read with one `recvmmsg` and up to
-//! as many answers sent with one `sendmmsg`, so a busy listener pays two system calls per batch
-//! instead of two per query.
+//! Batched UDP receive and send: up to a batch of datagrams (by default [`BATCH`]) read with
+//! one `recvmmsg` and up to [`BATCH`] answers sent with one `sendmmsg`, so a busy listener pays
+//! two system calls per batch instead of two per datagram.
 //!
-//! Every datagram keeps its kernel receive timestamp (`SO_TIMESTAMPNS`, see
-//! [`crate::enable_receive_timestamps`]). The message headers are built afresh for each call
+//! Every datagram keeps its kernel receive timestamp when [`enable_receive_timestamps`] was
+//! called on the socket (`SO_TIMESTAMPNS`). The message headers are built afresh for each call
 //! (nix's `MultiHeaders`): the kernel shortens a header's address and control lengths to what
-//! it filled in, so headers reused across calls would lose the timestamp or cut an address.
+//! it filled in, so headers reused across calls would lose the timestamp or cut an IPv6
+//! sender's address after an IPv4 one.
 //!
 //! Under light load a batch holds one datagram and costs what `recvmsg` did; under load each
-//! call drains what the socket has queued, up to [`BATCH`].
+//! call drains what the socket has queued, up to the batch.
 
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
@@ -31,17 +32,17 @@ pub fn enable_receive_timestamps(socket: &UdpSocket) -> bool {
 }
 
 /// One datagram read from the socket.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Datagram {
-    /// Its length (its bytes are the start of the caller's buffer).
+    /// Its length.
     pub len: usize,
-    /// Its sender.
-    pub peer: SocketAddr,
+    /// Its sender; none when the kernel gave no IP address (it cannot be answered).
+    pub peer: Option<SocketAddr>,
     /// When the kernel received it, when it said so.
     pub kernel_time: Option<SystemTime>,
 }
 
-/// Most datagrams one call reads or sends.
+/// Most datagrams one call sends, and one [`RecvBatch::new`] reads.
 pub const BATCH: usize = 32;
 
 /// The largest UDP payload: a datagram is never cut short, whatever its size.
@@ -49,10 +50,19 @@ const SLOT: usize = 65_535;
 
 /// Receive buffers for one batch, reused from call to call.
 pub struct RecvBatch {
-    /// `BATCH` slots of `SLOT` bytes (pages are only touched as far as datagrams fill them).
+    /// `batch` slots of `SLOT` bytes (the kernel touches pages only as far as datagrams fill
+    /// them, so a batch of small datagrams costs a page or two per slot).
     bufs: Vec<u8>,
+    /// Most datagrams one call reads.
+    batch: usize,
     /// What the last call read, in order: datagram `i` is in slot `i`.
     got: Vec<Datagram>,
+}
+
+impl std::fmt::Debug for RecvBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvBatch").field("batch", &self.batch).field("received", &self.got.len()).finish()
+    }
 }
 
 impl Default for RecvBatch {
@@ -64,10 +74,16 @@ impl Default for RecvBatch {
 impl RecvBatch {
     /// Empty buffers for [`BATCH`] datagrams.
     pub fn new() -> Self {
-        RecvBatch { bufs: vec![0u8; BATCH * SLOT], got: Vec::with_capacity(BATCH) }
+        Self::with_batch(BATCH)
     }
 
-    /// Reads what the socket has queued (at least one datagram, at most [`BATCH`]), waiting
+    /// Empty buffers for `batch` datagrams (at least one) per call.
+    pub fn with_batch(batch: usize) -> Self {
+        let batch = batch.max(1);
+        RecvBatch { bufs: vec![0u8; batch * SLOT], batch, got: Vec::with_capacity(batch) }
+    }
+
+    /// Reads what the socket has queued (at least one datagram, at most the batch), waiting
     /// until something arrives. An error (an ICMP error of an earlier send, surfacing on
     /// Linux) is returned only when nothing was read.
     pub async fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
@@ -77,17 +93,13 @@ impl RecvBatch {
     /// Reads without blocking (`WouldBlock` when nothing is queued).
     pub fn receive_now(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         self.got.clear();
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, Some(nix::cmsg_space!(TimeSpec)));
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(self.batch, Some(nix::cmsg_space!(TimeSpec)));
         let mut slices: Vec<[IoSliceMut<'_>; 1]> =
             self.bufs.chunks_exact_mut(SLOT).map(|slot| [IoSliceMut::new(slot)]).collect();
         let results = recvmmsg(socket.as_raw_fd(), &mut headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)
             .map_err(io::Error::from)?;
         for msg in results {
-            let Some(peer) = msg.address.as_ref().and_then(socket_addr) else {
-                // Cannot be answered; its slot stays unused (`len` 0 is dropped by the caller).
-                self.got.push(Datagram { len: 0, peer: SocketAddr::from(([0, 0, 0, 0], 0)), kernel_time: None });
-                continue;
-            };
+            let peer = msg.address.as_ref().and_then(socket_addr);
             let mut kernel_time = None;
             if let Ok(cmsgs) = msg.cmsgs() {
                 for c in cmsgs {
@@ -96,14 +108,14 @@ impl RecvBatch {
                     }
                 }
             }
-            self.got.push(Datagram { len: msg.bytes, peer, kernel_time });
+            self.got.push(Datagram { len: msg.bytes.min(SLOT), peer, kernel_time });
         }
         Ok(self.got.len())
     }
 
-    /// The datagrams the last call read: each with its bytes.
+    /// The datagrams the last call read, in order: each with its bytes.
     pub fn datagrams(&self) -> impl Iterator<Item = (&[u8], Datagram)> {
-        self.got.iter().enumerate().map(|(i, d)| (&self.bufs[i * SLOT..i * SLOT + d.len.min(SLOT)], *d))
+        self.got.iter().enumerate().map(|(i, d)| (&self.bufs[i * SLOT..i * SLOT + d.len], *d))
     }
 }
 
@@ -208,7 +220,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(batch.receive(&server).await.unwrap(), 1);
         let (bytes, d) = batch.datagrams().next().unwrap();
-        assert_eq!((bytes, d.peer), (&b"hello"[..], client.local_addr().unwrap()));
+        assert_eq!((bytes, d.peer), (&b"hello"[..], Some(client.local_addr().unwrap())));
         let stamped = d.kernel_time.expect("a kernel receive timestamp");
         assert!(stamped >= before - Duration::from_millis(5));
         let age = SystemTime::now().duration_since(stamped).unwrap();
@@ -245,9 +257,30 @@ mod tests {
         let n = batch.receive(server).await.unwrap();
         for (bytes, d) in batch.datagrams() {
             assert!(d.kernel_time.is_some(), "stamped");
-            got.push((bytes.to_vec(), d.peer));
+            got.push((bytes.to_vec(), d.peer.expect("an IP sender")));
         }
         n
+    }
+
+    #[tokio::test]
+    async fn a_larger_batch_reads_up_to_its_size_in_one_call() {
+        let server = stamped_socket().await;
+        let to = server.local_addr().unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..150usize {
+            client.send_to(format!("datagram {i}").as_bytes(), to).unwrap();
+        }
+        let mut batch = RecvBatch::with_batch(64);
+        let mut got = Vec::new();
+        let mut largest = 0;
+        while got.len() < 150 {
+            let n = batch.receive(&server).await.unwrap();
+            assert!((1..=64).contains(&n), "{n} datagrams in one call");
+            largest = largest.max(n);
+            got.extend(batch.datagrams().map(|(b, _)| String::from_utf8(b.to_vec()).unwrap()));
+        }
+        assert_eq!(got, (0..150).map(|i| format!("datagram {i}")).collect::<Vec<_>>());
+        assert!(largest > BATCH, "{largest}: a call read more than the default batch");
     }
 
     #[tokio::test]
