@@ -214,6 +214,12 @@ impl LiveProbe {
         for a in hep_udp {
             hep_sockets.push(UdpSocket::bind(a).await.map_err(|e| bind_err("HEP/UDP port", a, e))?);
         }
+        // Every socket is bound before any is tuned and logged: a pair's chassis retries the
+        // whole start while its mate still holds a port, and logs once, when all are bound.
+        let mut hep_listeners = Vec::new();
+        for a in hep_tcp {
+            hep_listeners.push(TcpListener::bind(a).await.map_err(|e| bind_err("HEP/TCP port", a, e))?);
+        }
         let mut smallest = None::<usize>;
         for (what, s) in
             mirror_sockets.iter().map(|s| ("SIP mirror port", s)).chain(hep_sockets.iter().map(|s| ("HEP/UDP port", s)))
@@ -223,10 +229,6 @@ impl LiveProbe {
         }
         shared.stats.udp_receive_buffer.store(smallest.unwrap_or(0) as u64, Ordering::Relaxed);
         shared.stats.rmem_max.store(tollgate_udp::rmem_max().unwrap_or(0), Ordering::Relaxed);
-        let mut hep_listeners = Vec::new();
-        for a in hep_tcp {
-            hep_listeners.push(TcpListener::bind(a).await.map_err(|e| bind_err("HEP/TCP port", a, e))?);
-        }
         let mut live = LiveProbe {
             mirror_addrs: mirror_sockets.iter().map(|s| s.local_addr()).collect::<io::Result<_>>()?,
             hep_udp_addrs: hep_sockets.iter().map(|s| s.local_addr()).collect::<io::Result<_>>()?,
@@ -423,6 +425,24 @@ mod tests {
         assert_eq!(drops_in_table(table, &[9092]), 17);
         assert_eq!(drops_in_table(table, &[9092, 53]), 22);
         assert_eq!(drops_in_table(table, &[5060]), 0);
+    }
+
+    #[tokio::test]
+    async fn a_port_held_elsewhere_fails_the_start_before_any_socket_is_tuned() {
+        // A pair's chassis retries the whole start every 5 ms while its mate holds a port:
+        // nothing may be tuned (and logged) until every socket is bound.
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stats = Arc::new(LiveStats::default());
+        let shared = Shared {
+            probe: Arc::new(Mutex::new(Probe::new(crate::fuzzing::example_settings("held")))),
+            sink: Arc::new(|_| {}),
+            stats: stats.clone(),
+        };
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let tcp = [held.local_addr().unwrap()];
+        let e = LiveProbe::start(shared, &[any], &[any], &tcp, HepTcpLimits::default(), 1 << 20).await.err().unwrap();
+        assert!(e.to_string().starts_with(&format!("cannot bind HEP/TCP port {}", tcp[0])), "{e}");
+        assert_eq!(stats.udp_receive_buffer.load(Ordering::Relaxed), 0, "no UDP socket tuned");
     }
 
     #[tokio::test]
