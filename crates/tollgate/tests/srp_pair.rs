@@ -940,3 +940,33 @@ fn an_active_whose_sip_address_is_taken_serves_enum_alarms_and_serves_sip_once_f
     assert_eq!(ask(net.service, "+13125550100", "+12125550100", Duration::from_secs(5)), Some(false));
     assert_eq!(state(&lone), "Active");
 }
+
+/// The reverse: an ENUM service address another process holds leaves the SIP redirect server
+/// serving, with the alarm naming ENUM, until the address is free.
+#[test]
+fn an_active_whose_enum_address_is_taken_serves_sip_alarms_and_serves_enum_once_free() {
+    let net = PairNet::new("127.0.71");
+    let sip: SocketAddr = format!("127.0.71.10:{}", free_port("127.0.71.10")).parse().unwrap();
+    let squatter = UdpSocket::bind(net.service).expect("the test holds the ENUM address");
+    let extra = format!("\n[sip_redirect]\nlisten_udp = [\"{sip}\"]\n");
+    let lone = chassis_with(
+        &net,
+        Chassis { node: "engine-a", mode: "primary", priority: 1, bind: net.a, peer: net.b, key: KEY, env: Vec::new() },
+        &extra,
+    );
+    wait_until(30, "engine-a Active", || state(&lone) == "Active");
+    wait_until(30, "the alarm of the ENUM address", || service_address_alarm(&lone).is_some());
+    let detail = service_address_alarm(&lone).unwrap();
+    assert!(detail.contains("ENUM service address") && !detail.contains("SIP"), "names ENUM only: {detail}");
+    let client = UdpSocket::bind("127.0.71.10:0").unwrap();
+    wait_until(30, "SIP is served although ENUM cannot be", || {
+        client.send_to(&sip_options("enum-taken-1", "UDP"), sip).unwrap();
+        sip_requests(&lone, "udp") >= 1.0
+    });
+
+    drop(squatter);
+    wait_until(60, "the retry serves ENUM once the address is free", || {
+        ask(net.service, "+13125550100", "+12125550100", Duration::from_secs(2)) == Some(false)
+    });
+    wait_until(30, "the alarm clears", || service_address_alarm(&lone).is_none());
+}

@@ -111,16 +111,17 @@ impl EnumService {
 }
 
 impl EnumService {
-    /// Starts what does not serve yet: the address and the ENUM listener, then the SIP
-    /// redirect server. Each part that starts keeps serving when a later one cannot: a SIP
-    /// address another process holds must not take ENUM down with it. The error names the part
-    /// that does not serve; the runtime raises its alarm and retries.
+    /// Starts what does not serve yet: the address and the ENUM listener, and the SIP
+    /// redirect server. Each part that starts serves whether or not the other could: a SIP
+    /// address another process holds must not take ENUM down with it, nor the reverse. The
+    /// error names each part that does not serve; the runtime raises its alarm and retries.
     async fn start_missing(&mut self, patience: Patience) -> Result<(), String> {
+        let mut failed = Vec::new();
         if self.server.is_none() {
             if let Err(e) = self.address.claim().await {
                 tracing::error!(error = %e, "cannot claim the service address");
             }
-            let server = bind_retrying("ENUM service address", patience, || {
+            let started = bind_retrying("ENUM service address", patience, || {
                 EnumServer::start(
                     self.responder.clone(),
                     RecordSink::Spool(self.spool.clone()),
@@ -129,11 +130,14 @@ impl EnumService {
                     &self.tcp,
                 )
             })
-            .await?;
-            self.server = Some(server);
+            .await;
+            match started {
+                Ok(server) => self.server = Some(server),
+                Err(e) => failed.push(e),
+            }
         }
         if let Some(sip) = self.sip.as_mut().filter(|sip| sip.server.is_none()) {
-            let server = bind_retrying("SIP redirect service address", patience, || {
+            let started = bind_retrying("SIP redirect service address", patience, || {
                 RedirectServer::start_with_tls(
                     sip.redirector.clone(),
                     RecordSink::Spool(self.spool.clone()),
@@ -143,10 +147,13 @@ impl EnumService {
                     sip.tls.as_ref(),
                 )
             })
-            .await?;
-            sip.server = Some(server);
+            .await;
+            match started {
+                Ok(server) => sip.server = Some(server),
+                Err(e) => failed.push(e),
+            }
         }
-        Ok(())
+        if failed.is_empty() { Ok(()) } else { Err(failed.join("; ")) }
     }
 }
 
