@@ -328,6 +328,19 @@ impl Alarms {
         true
     }
 
+    /// Replaces the detail of `def` for `scope` if raised (what it is about changed, the alarm
+    /// did not: its raise time and history stay). Returns true if it was raised.
+    pub fn update_detail(&self, def: AlarmDef, scope: &str, detail: impl Into<String>) -> bool {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        match active.get_mut(&(def.id, scope.to_string())) {
+            Some(alarm) => {
+                alarm.detail = detail.into();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Clears `def` for `scope` if raised. Returns true if it was raised.
     pub fn clear(&self, def: AlarmDef, scope: &str) -> bool {
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
@@ -402,5 +415,18 @@ mod tests {
                 (false, "SPOOL_FULL")
             ]
         );
+    }
+
+    #[test]
+    fn an_active_alarms_detail_is_updated_in_place_and_a_cleared_one_is_not_raised_by_it() {
+        let a = Alarms::default();
+        assert!(!a.update_detail(SRP_SERVICE_ADDRESS_FAILED, "engine-1", "SIP"), "not raised: nothing to update");
+        assert!(a.active().is_empty());
+        assert!(a.raise(SRP_SERVICE_ADDRESS_FAILED, "engine-1", "ENUM; SIP"));
+        let raised_at = a.active()[0].raised_at;
+        assert!(a.update_detail(SRP_SERVICE_ADDRESS_FAILED, "engine-1", "ENUM"));
+        let active = a.active();
+        assert_eq!((active.len(), active[0].detail.as_str(), active[0].raised_at), (1, "ENUM", raised_at));
+        assert_eq!(a.history().len(), 1, "no history event: the alarm did not change state");
     }
 }

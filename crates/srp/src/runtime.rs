@@ -370,6 +370,7 @@ where
         last_sync: false,
         took_over_reason: "initial election".into(),
         claim_retry_at: None,
+        last_claim_error: None,
         serving: serving_tx,
         corrupt_every: corrupt_every.filter(|n| *n > 0),
         micro_sent: 0,
@@ -405,6 +406,8 @@ struct Task<S, A, F> {
     took_over_reason: String,
     /// When to try again to serve the service address, while a claim failed (Active only).
     claim_retry_at: Option<tokio::time::Instant>,
+    /// What the last failed claim said (the alarm's detail).
+    last_claim_error: Option<String>,
     /// True while serving: monitors probe only then.
     serving: watch::Sender<bool>,
     /// Fault injection: corrupt every Nth micro-checkpoint sent.
@@ -629,14 +632,25 @@ impl<S: ReplicatedState, A: ServiceAddress, F: ForcedStandbySource> Task<S, A, F
     fn after_claim(&mut self, claimed: Result<(), String>) {
         match claimed {
             Ok(()) => {
+                self.last_claim_error = None;
                 if self.claim_retry_at.take().is_some() {
                     tracing::warn!(node = %self.node, "serving the whole service address after a retry");
                 }
                 self.alarms.clear(alarms::SRP_SERVICE_ADDRESS_FAILED, &self.node);
             }
             Err(e) => {
-                tracing::error!(node = %self.node, error = %e, retry_in_s = CLAIM_RETRY.as_secs(), "cannot serve the service address");
-                self.alarms.raise(alarms::SRP_SERVICE_ADDRESS_FAILED, &self.node, e);
+                // Logged when what fails changes; the same failure again only at debug (a port
+                // held for a day would otherwise log 8,640 errors).
+                if self.last_claim_error.as_deref() == Some(e.as_str()) {
+                    tracing::debug!(node = %self.node, error = %e, "still cannot serve the service address");
+                } else {
+                    tracing::error!(node = %self.node, error = %e, retry_every_s = CLAIM_RETRY.as_secs(), "cannot serve the service address");
+                }
+                // The detail says what does not serve now (a part may have come back).
+                if !self.alarms.update_detail(alarms::SRP_SERVICE_ADDRESS_FAILED, &self.node, e.clone()) {
+                    self.alarms.raise(alarms::SRP_SERVICE_ADDRESS_FAILED, &self.node, e.clone());
+                }
+                self.last_claim_error = Some(e);
                 self.claim_retry_at = Some(tokio::time::Instant::now() + CLAIM_RETRY);
             }
         }
@@ -645,6 +659,7 @@ impl<S: ReplicatedState, A: ServiceAddress, F: ForcedStandbySource> Task<S, A, F
     async fn release_service(&mut self) {
         let _ = self.serving.send(false);
         self.claim_retry_at = None;
+        self.last_claim_error = None;
         self.service.release().await;
         self.alarms.clear(alarms::SRP_SERVICE_ADDRESS_FAILED, &self.node);
         self.monitors.reset_all();

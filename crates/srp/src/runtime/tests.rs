@@ -232,10 +232,10 @@ async fn a_chassis_held_in_forced_standby_takes_no_service_until_released() {
     held.handle.stop().await;
 }
 
-/// A service of which the first `fails` claims fail (a socket another process holds), counting
-/// every try.
+/// A service whose claims answer as `script` says, one entry per try (an error naming what
+/// does not serve, or none: it serves); past the script every try serves. Every try is counted.
 struct Flaky {
-    fails: usize,
+    script: Vec<Option<&'static str>>,
     tries: Arc<Mutex<usize>>,
 }
 
@@ -243,7 +243,10 @@ impl ServiceAddress for Flaky {
     async fn claim(&mut self) -> Result<(), String> {
         let mut tries = self.tries.lock().unwrap();
         *tries += 1;
-        if *tries <= self.fails { Err(format!("SIP redirect server: address in use (try {tries})")) } else { Ok(()) }
+        match self.script.get(*tries - 1).copied().flatten() {
+            Some(error) => Err(error.to_string()),
+            None => Ok(()),
+        }
     }
 
     async fn release(&mut self) {}
@@ -255,10 +258,12 @@ async fn an_active_that_cannot_serve_its_address_alarms_and_retries_until_it_ser
     let tries = Arc::new(Mutex::new(0));
     let alarms = Arc::new(Alarms::default());
     let (_forced, forced_rx) = watch::channel(false);
+    // Both parts fail, then only ENUM, then everything serves.
+    let script = vec![Some("ENUM: address in use; SIP: address in use"), Some("ENUM: address in use")];
     let (handle, _) = start(Chassis {
         config: config("flaky", ChassisMode::Backup, 2, a, b),
         state: Counters::default(),
-        service: Flaky { fails: 2, tries: tries.clone() },
+        service: Flaky { script, tries: tries.clone() },
         forced_standby: forced_rx,
         alarms: alarms.clone(),
         node: "flaky".into(),
@@ -267,23 +272,25 @@ async fn an_active_that_cannot_serve_its_address_alarms_and_retries_until_it_ser
     })
     .await
     .unwrap();
-    let raised = || alarms.active().into_iter().find(|a| a.def.id == alarms::SRP_SERVICE_ADDRESS_FAILED.id);
+    let detail =
+        || alarms.active().into_iter().find(|a| a.def.id == alarms::SRP_SERVICE_ADDRESS_FAILED.id).map(|a| a.detail);
     until(60, "the first claim fails", || async { *tries.lock().unwrap() == 1 }).await;
-    let alarm = raised().expect("a failed claim raises SRP_SERVICE_ADDRESS_FAILED");
-    assert!(alarm.detail.contains("SIP redirect server"), "the alarm names the part: {}", alarm.detail);
+    assert_eq!(detail().as_deref(), Some("ENUM: address in use; SIP: address in use"), "raised, naming both parts");
 
     // Not retried at once: every CLAIM_RETRY.
     tokio::time::sleep(CLAIM_RETRY / 2).await;
     assert_eq!(*tries.lock().unwrap(), 1, "no retry before CLAIM_RETRY");
     until(60, "the second try", || async { *tries.lock().unwrap() == 2 }).await;
-    assert!(raised().is_some(), "still raised while the second try fails");
+    assert_eq!(detail().as_deref(), Some("ENUM: address in use"), "still raised, naming what still fails");
 
     // The third try serves: the alarm clears and no more tries follow.
     until(60, "the third try", || async { *tries.lock().unwrap() == 3 }).await;
-    until(5, "the alarm clears", || async { raised().is_none() }).await;
+    until(5, "the alarm clears", || async { detail().is_none() }).await;
     tokio::time::sleep(CLAIM_RETRY * 3).await;
     assert_eq!(*tries.lock().unwrap(), 3, "no retry once the service is whole");
     assert_eq!(handle_state(&handle).await, State::Active);
+    let raises = alarms.history().iter().filter(|e| e.raised && e.id == alarms::SRP_SERVICE_ADDRESS_FAILED.id).count();
+    assert_eq!(raises, 1, "one raise, its detail updated, then one clear");
     handle.stop().await;
 }
 

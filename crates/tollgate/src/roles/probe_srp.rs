@@ -42,6 +42,8 @@ pub struct HepService {
     /// Receive buffer of the UDP sockets, bytes (`probe.udp_receive_buffer_mb`).
     udp_receive_buffer: usize,
     address: ServiceAddress,
+    /// The service IP claimed (`ip` mode) since the service was taken.
+    address_claimed: bool,
     /// The sources while serving.
     live: Option<LiveProbe>,
 }
@@ -57,19 +59,43 @@ impl HepService {
         udp_receive_buffer: usize,
         address: ServiceAddress,
     ) -> Self {
-        HepService { shared, mirror, hep_udp, hep_tcp, limits, udp_receive_buffer, address, live: None }
+        HepService {
+            shared,
+            mirror,
+            hep_udp,
+            hep_tcp,
+            limits,
+            udp_receive_buffer,
+            address,
+            address_claimed: false,
+            live: None,
+        }
     }
 }
 
 impl HepService {
-    /// Claims the address and starts receiving, trying to bind as patiently as `patience` says.
+    /// Claims the address and starts receiving (what is not done yet), trying to bind as
+    /// patiently as `patience` says. The error names what failed.
     async fn start(&mut self, patience: Patience) -> Result<(), String> {
-        if self.live.is_some() {
-            return Ok(());
+        let mut failed = Vec::new();
+        if !self.address_claimed {
+            // Repeatable: an address already present is fine.
+            match self.address.claim().await {
+                Ok(()) => self.address_claimed = true,
+                Err(e) => failed.push(format!("service IP: {e:#}")),
+            }
         }
-        if let Err(e) = self.address.claim().await {
-            tracing::error!(error = %e, "cannot claim the probe's service address");
+        if self.live.is_none() {
+            match self.bind(patience).await {
+                Ok(live) => self.live = Some(live),
+                Err(e) => failed.push(e),
+            }
         }
+        if failed.is_empty() { Ok(()) } else { Err(failed.join("; ")) }
+    }
+
+    /// Binds the sources.
+    async fn bind(&self, patience: Patience) -> Result<LiveProbe, String> {
         let live = bind_retrying("probe service address", patience, || {
             LiveProbe::start(
                 self.shared.clone(),
@@ -82,8 +108,7 @@ impl HepService {
         })
         .await?;
         tracing::info!(hep_udp = ?live.hep_udp_addrs, hep_tcp = ?live.hep_tcp_addrs, mirror = ?live.mirror_addrs, "probe serving: receiving on the service addresses");
-        self.live = Some(live);
-        Ok(())
+        Ok(live)
     }
 }
 
@@ -103,6 +128,7 @@ impl runtime::ServiceAddress for HepService {
         if let Err(e) = self.address.release().await {
             tracing::error!(error = %e, "cannot release the probe's service address");
         }
+        self.address_claimed = false;
         if let Some(live) = self.live.take() {
             live.shutdown().await;
             // The mate records from now on: the calls open here would otherwise stay "in

@@ -56,6 +56,8 @@ pub struct EnumService {
     pub address: ServiceAddress,
     /// The listener while serving.
     server: Option<EnumServer>,
+    /// The service IP claimed (`ip` mode) since the service was taken.
+    address_claimed: bool,
     /// The SIP redirect server on the service address, with `[sip_redirect]` listen addresses.
     sip: Option<SipService>,
 }
@@ -99,7 +101,7 @@ impl EnumService {
         tcp: Vec<SocketAddr>,
         address: ServiceAddress,
     ) -> Self {
-        EnumService { responder, spool, metrics, udp, tcp, address, server: None, sip: None }
+        EnumService { responder, spool, metrics, udp, tcp, address, server: None, address_claimed: false, sip: None }
     }
 
     /// Serves the SIP redirect server on the service address too (its addresses must be in
@@ -111,16 +113,22 @@ impl EnumService {
 }
 
 impl EnumService {
-    /// Starts what does not serve yet: the address and the ENUM listener, and the SIP
-    /// redirect server. Each part that starts serves whether or not the other could: a SIP
-    /// address another process holds must not take ENUM down with it, nor the reverse. The
-    /// error names each part that does not serve; the runtime raises its alarm and retries.
-    async fn start_missing(&mut self, patience: Patience) -> Result<(), String> {
+    /// Starts what does not serve yet: the service IP, the ENUM listener and the SIP redirect
+    /// server. Each part that starts serves whether or not another could: a SIP address another
+    /// process holds must not take ENUM down with it, nor the reverse. The error names each
+    /// part that does not serve; the runtime raises its alarm and retries. `patience` is for
+    /// the first bind that fails (the mate may still hold the sockets); once one part has
+    /// waited it out, the others are tried once, so a take never waits twice.
+    async fn start_missing(&mut self, mut patience: Patience) -> Result<(), String> {
         let mut failed = Vec::new();
-        if self.server.is_none() {
-            if let Err(e) = self.address.claim().await {
-                tracing::error!(error = %e, "cannot claim the service address");
+        if !self.address_claimed {
+            // Repeatable: an address already present is fine.
+            match self.address.claim().await {
+                Ok(()) => self.address_claimed = true,
+                Err(e) => failed.push(format!("service IP: {e:#}")),
             }
+        }
+        if self.server.is_none() {
             let started = bind_retrying("ENUM service address", patience, || {
                 EnumServer::start(
                     self.responder.clone(),
@@ -133,7 +141,10 @@ impl EnumService {
             .await;
             match started {
                 Ok(server) => self.server = Some(server),
-                Err(e) => failed.push(e),
+                Err(e) => {
+                    failed.push(e);
+                    patience = Patience::Once;
+                }
             }
         }
         if let Some(sip) = self.sip.as_mut().filter(|sip| sip.server.is_none()) {
@@ -175,6 +186,7 @@ impl runtime::ServiceAddress for EnumService {
         if let Err(e) = self.address.release().await {
             tracing::error!(error = %e, "cannot release the service address");
         }
+        self.address_claimed = false;
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
