@@ -74,9 +74,9 @@ for page in /usr/share/man/man1/tollgate.1.gz /usr/share/man/man1/tollgate-engin
 done
 # Read each page whole before searching it: with pipefail, `zcat | grep -q` fails at random once a
 # page outgrows one write of zcat's (grep -q quits at the first match, zcat dies of SIGPIPE).
-rendered=$(zcat /usr/share/man/man1/tollgate.1.gz | groff -man -Tutf8 2>/dev/null)
+rendered=$(zcat /usr/share/man/man1/tollgate.1.gz | groff -man -Tutf8 2>/dev/null) || fail "cannot render tollgate(1)"
 grep -q "tollgate" <<<"$rendered" || fail "tollgate(1) renders empty"
-config_page=$(zcat /usr/share/man/man5/tollgate.toml.5.gz)
+config_page=$(zcat /usr/share/man/man5/tollgate.toml.5.gz) || fail "cannot read tollgate.toml(5)"
 grep -q "require_client_certificates" <<<"$config_page" || fail "tollgate.toml(5) lacks the [tls] options"
 ok "man pages render ($(ls /usr/share/man/man1/tollgate*.1.gz | wc -l) pages, and tollgate.toml(5))"
 for f in /usr/share/bash-completion/completions/tollgate /usr/share/zsh/vendor-completions/_tollgate /usr/share/fish/vendor_completions.d/tollgate.fish; do

@@ -1,7 +1,7 @@
 //! The UDP listener's workers, and when a datagram really arrived.
 //!
 //! Latency is measured from the moment the kernel received the datagram (`SO_TIMESTAMPNS`, read
-//! with `recvmmsg`, see [`crate::mmsg`]), not from the moment a worker got round to reading it: an engine that was
+//! with `recvmmsg`, see [`tollgate_udp::batch`]), not from the moment a worker got round to reading it: an engine that was
 //! stalled (frozen, swapped out, starved of CPU) finds its queued queries seconds old, and
 //! their answers are stale, not "answered in 10 us". Both ends of the measurement are the wall
 //! clock (CLOCK_REALTIME), the clock the kernel stamps with.

@@ -248,7 +248,10 @@ impl Opened {
     }
 }
 
-fn open_reader(path: &Path) -> Result<Option<Opened>, CaptureSetError> {
+/// A file opened: its frame reader (none when it holds no bytes at all), and its gzip stream's
+/// progress when it is compressed (a stream cut before its first byte is an empty file that
+/// was cut).
+fn open_reader(path: &Path) -> Result<(Option<Opened>, Option<GzipProgress>), CaptureSetError> {
     let mut file = File::open(path).map_err(io_error(path))?;
     let mut head = [0u8; 2];
     let gzip = file.read_exact(&mut head).is_ok() && is_gzip(&head);
@@ -257,9 +260,11 @@ fn open_reader(path: &Path) -> Result<Option<Opened>, CaptureSetError> {
     if gzip {
         let file = GzipFile::new(file);
         let progress = file.progress();
-        Ok(FrameReader::new(file).map_err(capture)?.map(|frames| Opened { frames, gzip: Some(progress) }))
+        let opened =
+            FrameReader::new(file).map_err(capture)?.map(|frames| Opened { frames, gzip: Some(progress.clone()) });
+        Ok((opened, Some(progress)))
     } else {
-        Ok(FrameReader::new(file).map_err(capture)?.map(|frames| Opened { frames, gzip: None }))
+        Ok((FrameReader::new(file).map_err(capture)?.map(|frames| Opened { frames, gzip: None }), None))
     }
 }
 
@@ -274,7 +279,7 @@ impl CaptureSet {
         let mut files = Vec::with_capacity(paths.len());
         for path in paths {
             let size = std::fs::metadata(path).map_err(io_error(path))?.len();
-            let first_us = match open_reader(path)? {
+            let first_us = match open_reader(path)?.0 {
                 Some(mut r) => {
                     let capture = |error| CaptureSetError::Capture { path: path.clone(), error };
                     if r.frames.advance().map_err(capture)? { r.frames.frame().map(|f| f.ts_us) } else { None }
@@ -329,7 +334,8 @@ impl CaptureSet {
                     FileSummary { path: file.path.clone(), frames: 0, span_us: None, truncated: false, merged };
                 let path = &file.path;
                 let capture = |error| CaptureSetError::Capture { path: path.clone(), error };
-                match open_reader(path)? {
+                let (opened, gzip) = open_reader(path)?;
+                match opened {
                     Some(mut reader) => {
                         if reader.frames.advance().map_err(capture)? {
                             reading.push(Reading { index: next, reader, summary });
@@ -340,7 +346,8 @@ impl CaptureSet {
                     }
                     None => {
                         bytes_done += file.size;
-                        done.push((next, summary));
+                        let truncated = gzip.as_ref().is_some_and(GzipProgress::cut);
+                        done.push((next, FileSummary { truncated, ..summary }));
                     }
                 }
                 next += 1;

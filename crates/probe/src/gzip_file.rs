@@ -4,9 +4,12 @@
 //!
 //! * **Detection** is by content (gzip's magic number), not by name.
 //! * **A cut gzip stream** (a file copied while gzip still wrote it) reads as its data up to
-//!   the cut, then ends; [`GzipFile::cut`] says it was cut, so the set reports the file as
+//!   the cut, then ends; [`GzipProgress::cut`] says it was cut, so the set reports the file as
 //!   truncated rather than failing.
-//! * **Progress** counts compressed bytes read from the disk ([`GzipFile::position`]), so it
+//! * **Members**: every gzip member of the file is read, one after the other (as `zcat`
+//!   does); bytes after the last member that do not start another (zero padding) are ignored,
+//!   as `zcat` ignores "trailing garbage". Damaged compressed data is an error naming gzip.
+//! * **Progress** counts compressed bytes read from the disk ([`GzipProgress::position`]), so it
 //!   adds up to the files' sizes.
 
 use std::fs::File;
@@ -14,7 +17,9 @@ use std::io::{self, BufReader, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use flate2::read::MultiGzDecoder;
+use std::io::BufRead;
+
+use flate2::bufread::GzDecoder;
 
 /// The first two bytes of a gzip file.
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -40,7 +45,8 @@ impl Read for Counted {
 
 /// A gzip file's decompressed bytes (every member of it, as `zcat` reads them).
 pub struct GzipFile {
-    decoder: MultiGzDecoder<BufReader<Counted>>,
+    /// The member being read; none once the file ended.
+    member: Option<GzDecoder<BufReader<Counted>>>,
     cut: Arc<AtomicBool>,
     position: Arc<AtomicU64>,
 }
@@ -71,7 +77,7 @@ impl GzipFile {
         let position = Arc::new(AtomicU64::new(0));
         let counted = Counted { file, read: position.clone() };
         GzipFile {
-            decoder: MultiGzDecoder::new(BufReader::with_capacity(1 << 16, counted)),
+            member: Some(GzDecoder::new(BufReader::with_capacity(1 << 16, counted))),
             cut: Arc::new(AtomicBool::new(false)),
             position,
         }
@@ -85,13 +91,31 @@ impl GzipFile {
 
 impl Read for GzipFile {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.decoder.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                self.cut.store(true, Ordering::Relaxed);
-                Ok(0)
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let Some(member) = self.member.as_mut() else { return Ok(0) };
+            match member.read(buf) {
+                Ok(0) => {
+                    // The member ended: another one follows, or the file ends (bytes that do
+                    // not start a member are ignored, as zcat does).
+                    let mut rest = self.member.take().map(GzDecoder::into_inner).expect("a member being read");
+                    let next = rest.fill_buf().map_err(|e| io::Error::new(e.kind(), format!("gzip: {e}")))?;
+                    if next.starts_with(&GZIP_MAGIC) {
+                        self.member = Some(GzDecoder::new(rest));
+                    } else {
+                        return Ok(0);
+                    }
+                }
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    self.cut.store(true, Ordering::Relaxed);
+                    self.member = None;
+                    return Ok(0);
+                }
+                Err(e) => return Err(io::Error::new(e.kind(), format!("gzip: {e}"))),
             }
-            Err(e) => Err(io::Error::new(e.kind(), format!("gzip: {e}"))),
-            other => other,
         }
     }
 }
@@ -135,6 +159,23 @@ mod tests {
         let mut z = gzip(b"first ");
         z.extend(gzip(b"second"));
         assert_eq!(read_all(&z).0.unwrap(), b"first second");
+    }
+
+    #[test]
+    fn zero_padding_after_the_last_member_is_ignored_as_zcat_does() {
+        let mut z = gzip(b"whole");
+        z.extend([0u8; 512]);
+        let (out, progress) = read_all(&z);
+        assert_eq!(out.unwrap(), b"whole");
+        assert!(!progress.cut());
+    }
+
+    #[test]
+    fn a_stream_cut_inside_its_header_reads_nothing_and_says_so() {
+        let z = gzip(b"some capture bytes");
+        let (out, progress) = read_all(&z[..6]);
+        assert_eq!(out.unwrap(), b"");
+        assert!(progress.cut());
     }
 
     #[test]

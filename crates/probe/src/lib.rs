@@ -2,7 +2,8 @@
 //!
 //! What this crate owns:
 //! * capture sources: pcap and pcapng files ([`capture`]), several read as one stream in
-//!   time order ([`capture_set`]), a UDP port receiving mirrored SIP
+//!   time order ([`capture_set`]), gzip-compressed or not ([`gzip_file`]), a UDP port
+//!   receiving mirrored SIP
 //!   and HEP v2/v3 over UDP and TCP ([`live`], [`hep`]), and (feature `live-capture`) an
 //!   interface through libpcap, with a BPF filter and the kernel's drop counters
 //!   (`interface`);
@@ -15,7 +16,8 @@
 //!   ([`pipeline`]); offline analysis of a file ([`analyze`]);
 //! * call ladders: recent calls' messages in bounded memory, drawn as sngrep does
 //!   ([`ladder`]);
-//! * batched UDP receive with a large socket buffer for the mirror and HEP ports ([`udp_batch`]);
+//! * batched UDP receive with a large socket buffer for the mirror and HEP ports
+//!   ([`tollgate_udp`], in [`live`]);
 //! * the probe's Prometheus metrics ([`metrics`]).
 //!
 //! What it must not do: store or ship records itself (records go to the spool through a

@@ -3,7 +3,7 @@
 //! All feed one [`Probe`]; a timer closes calls whose timeouts pass. HEP/TCP listeners hold a
 //! bounded number of senders and disconnect idle ones ([`HepTcpLimits`]). The UDP ports (mirror
 //! and HEP) are read in batches with `recvmmsg`, each batch fed to the probe under one lock,
-//! from sockets with a large receive buffer ([`crate::udp_batch`]).
+//! from sockets with a large receive buffer ([`tollgate_udp::buffer`]).
 
 use std::io;
 use std::net::SocketAddr;

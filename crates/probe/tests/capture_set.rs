@@ -282,6 +282,14 @@ fn rotated_files_compressed_by_gzip_read_as_the_same_calls() {
     assert!(a.truncated);
     assert!(a.files[0].frames < 3 && a.files[1].frames == 3 && a.files[2].frames == 2, "{:?}", a.files);
 
+    // One cut inside its gzip header (nothing decompressed yet) is an empty file that was cut.
+    let stub = rotated.join("stub.pcap.gz");
+    std::fs::write(&stub, &bytes[..6]).unwrap();
+    let (a, calls, _) = read(std::slice::from_ref(&stub), AtEnd::ReportOpen);
+    assert!(calls.is_empty());
+    assert!(a.truncated && a.files[0].truncated && a.files[0].frames == 0, "{:?}", a.files);
+    std::fs::remove_file(&stub).unwrap();
+
     // A compressed file that is not a capture, given by name, is refused naming it.
     let log = rotated.join("probe.log.gz");
     let e = CaptureSet::open(std::slice::from_ref(&log)).unwrap_err();

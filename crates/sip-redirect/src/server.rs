@@ -221,8 +221,8 @@ async fn udp_worker(
         }
         let (read_at, wall) = (Instant::now(), SystemTime::now());
         for (packet, d) in batch.datagrams() {
-            let Some(peer) = d.peer else {
-                // No IP sender (not on an IP socket): it cannot be answered.
+            let Some(peer) = d.peer.filter(|_| !packet.is_empty()) else {
+                // Empty (a keep-alive of no bytes), or no IP sender: nothing to answer.
                 continue;
             };
             if packet.len() > max_message {
