@@ -905,25 +905,40 @@ fn service_address_alarm(e: &Engine) -> Option<String> {
     e.alarms().active.into_iter().find(|a| a.def.name == "SRP_SERVICE_ADDRESS_FAILED").map(|a| a.detail)
 }
 
-/// A SIP service address another process holds (a careless operator's port clash) must not
-/// take ENUM down with it: the Active serves ENUM, raises SRP_SERVICE_ADDRESS_FAILED naming
-/// the SIP listener, and retries; once the port is free it serves SIP and clears the alarm.
-#[test]
-fn an_active_whose_sip_address_is_taken_serves_enum_alarms_and_serves_sip_once_free() {
-    let net = PairNet::new("127.0.70");
-    let sip: SocketAddr = format!("127.0.70.10:{}", free_port("127.0.70.10")).parse().unwrap();
-    let squatter = UdpSocket::bind(sip).expect("the test holds the SIP address");
+/// What a lone chassis test holds: the pair's addresses, the SIP address, the socket the test
+/// holds, the engine, and the detail of its SRP_SERVICE_ADDRESS_FAILED.
+type HeldPort = (PairNet, SocketAddr, UdpSocket, Engine, String);
+
+/// A lone chassis (its mate never answers, so it takes the service at the election) serving
+/// ENUM and the SIP redirect server over UDP on `net`, Active, while the test holds one of its
+/// ports (`hold_sip`: the SIP one, else ENUM's), once its service-address alarm is raised.
+fn lone_chassis_with_a_port_held(net: &str, hold_sip: bool) -> HeldPort {
+    let net = PairNet::new(net);
+    let sip_ip = net.service.ip().to_string();
+    let sip: SocketAddr = format!("{sip_ip}:{}", free_port(&sip_ip)).parse().unwrap();
+    let squatter = UdpSocket::bind(if hold_sip { sip } else { net.service }).expect("the test holds the address");
     let extra = format!("\n[sip_redirect]\nlisten_udp = [\"{sip}\"]\n");
-    // A lone chassis: its mate never answers, so it takes the service at the election.
     let lone = chassis_with(
         &net,
         Chassis { node: "engine-a", mode: "primary", priority: 1, bind: net.a, peer: net.b, key: KEY, env: Vec::new() },
         &extra,
     );
     wait_until(30, "engine-a Active", || state(&lone) == "Active");
-    wait_until(30, "the alarm of the SIP address", || service_address_alarm(&lone).is_some());
+    wait_until(30, "the service-address alarm", || service_address_alarm(&lone).is_some());
     let detail = service_address_alarm(&lone).unwrap();
-    assert!(detail.contains("SIP redirect service address"), "the alarm names the SIP listener: {detail}");
+    (net, sip, squatter, lone, detail)
+}
+
+/// A SIP service address another process holds (a careless operator's port clash) must not
+/// take ENUM down with it: the Active serves ENUM, raises SRP_SERVICE_ADDRESS_FAILED naming
+/// the SIP listener, and retries; once the port is free it serves SIP and clears the alarm.
+#[test]
+fn an_active_whose_sip_address_is_taken_serves_enum_alarms_and_serves_sip_once_free() {
+    let (net, sip, squatter, lone, detail) = lone_chassis_with_a_port_held("127.0.70", true);
+    assert!(
+        detail.contains("SIP redirect service address") && !detail.contains("ENUM"),
+        "names the SIP listener only: {detail}"
+    );
     assert_eq!(
         ask(net.service, "+13125550100", "+12125550100", Duration::from_secs(5)),
         Some(false),
@@ -945,18 +960,7 @@ fn an_active_whose_sip_address_is_taken_serves_enum_alarms_and_serves_sip_once_f
 /// serving, with the alarm naming ENUM, until the address is free.
 #[test]
 fn an_active_whose_enum_address_is_taken_serves_sip_alarms_and_serves_enum_once_free() {
-    let net = PairNet::new("127.0.71");
-    let sip: SocketAddr = format!("127.0.71.10:{}", free_port("127.0.71.10")).parse().unwrap();
-    let squatter = UdpSocket::bind(net.service).expect("the test holds the ENUM address");
-    let extra = format!("\n[sip_redirect]\nlisten_udp = [\"{sip}\"]\n");
-    let lone = chassis_with(
-        &net,
-        Chassis { node: "engine-a", mode: "primary", priority: 1, bind: net.a, peer: net.b, key: KEY, env: Vec::new() },
-        &extra,
-    );
-    wait_until(30, "engine-a Active", || state(&lone) == "Active");
-    wait_until(30, "the alarm of the ENUM address", || service_address_alarm(&lone).is_some());
-    let detail = service_address_alarm(&lone).unwrap();
+    let (net, sip, squatter, lone, detail) = lone_chassis_with_a_port_held("127.0.71", false);
     assert!(detail.contains("ENUM service address") && !detail.contains("SIP"), "names ENUM only: {detail}");
     let client = UdpSocket::bind("127.0.71.10:0").unwrap();
     wait_until(30, "SIP is served although ENUM cannot be", || {

@@ -78,12 +78,8 @@ impl HepService {
     /// patiently as `patience` says. The error names what failed.
     async fn start(&mut self, patience: Patience) -> Result<(), String> {
         let mut failed = Vec::new();
-        if !self.address_claimed {
-            // Repeatable: an address already present is fine.
-            match self.address.claim().await {
-                Ok(()) => self.address_claimed = true,
-                Err(e) => failed.push(format!("service IP: {e:#}")),
-            }
+        if let Err(e) = self.address.claim_unless_claimed(&mut self.address_claimed).await {
+            failed.push(e);
         }
         if self.live.is_none() {
             match self.bind(patience).await {

@@ -45,6 +45,17 @@ impl ServiceAddress {
         format!("{ip}/{len}")
     }
 
+    /// Claims the addresses unless `claimed` says they are (a service retrying what does not
+    /// serve yet), setting it once they are; the error, for the SRP alarm, names the service IP.
+    /// Repeatable: an address already present is fine.
+    pub async fn claim_unless_claimed(&self, claimed: &mut bool) -> Result<(), String> {
+        if !*claimed {
+            self.claim().await.map_err(|e| format!("service IP: {e:#}"))?;
+            *claimed = true;
+        }
+        Ok(())
+    }
+
     /// Makes the addresses this chassis'.
     pub async fn claim(&self) -> anyhow::Result<()> {
         if self.config.mode == ServiceAddressMode::Bind {

@@ -121,12 +121,8 @@ impl EnumService {
     /// waited it out, the others are tried once, so a take never waits twice.
     async fn start_missing(&mut self, mut patience: Patience) -> Result<(), String> {
         let mut failed = Vec::new();
-        if !self.address_claimed {
-            // Repeatable: an address already present is fine.
-            match self.address.claim().await {
-                Ok(()) => self.address_claimed = true,
-                Err(e) => failed.push(format!("service IP: {e:#}")),
-            }
+        if let Err(e) = self.address.claim_unless_claimed(&mut self.address_claimed).await {
+            failed.push(e);
         }
         if self.server.is_none() {
             let started = bind_retrying("ENUM service address", patience, || {
