@@ -369,8 +369,7 @@ where
         pending_switchover: Vec::new(),
         last_sync: false,
         took_over_reason: "initial election".into(),
-        claim_retry_at: None,
-        last_claim_error: None,
+        failed_claim: None,
         serving: serving_tx,
         corrupt_every: corrupt_every.filter(|n| *n > 0),
         micro_sent: 0,
@@ -404,10 +403,9 @@ struct Task<S, A, F> {
     pending_switchover: Vec<oneshot::Sender<SrpAnswer>>,
     last_sync: bool,
     took_over_reason: String,
-    /// When to try again to serve the service address, while a claim failed (Active only).
-    claim_retry_at: Option<tokio::time::Instant>,
-    /// What the last failed claim said (the alarm's detail).
-    last_claim_error: Option<String>,
+    /// While the last try to serve the service address failed (Active only): what it said
+    /// (the alarm's detail), and when to try again.
+    failed_claim: Option<(String, tokio::time::Instant)>,
     /// True while serving: monitors probe only then.
     serving: watch::Sender<bool>,
     /// Fault injection: corrupt every Nth micro-checkpoint sent.
@@ -632,8 +630,7 @@ impl<S: ReplicatedState, A: ServiceAddress, F: ForcedStandbySource> Task<S, A, F
     fn after_claim(&mut self, claimed: Result<(), String>) {
         match claimed {
             Ok(()) => {
-                self.last_claim_error = None;
-                if self.claim_retry_at.take().is_some() {
+                if self.failed_claim.take().is_some() {
                     tracing::warn!(node = %self.node, "serving the whole service address after a retry");
                 }
                 self.alarms.clear(alarms::SRP_SERVICE_ADDRESS_FAILED, &self.node);
@@ -641,7 +638,7 @@ impl<S: ReplicatedState, A: ServiceAddress, F: ForcedStandbySource> Task<S, A, F
             Err(e) => {
                 // Logged when what fails changes; the same failure again only at debug (a port
                 // held for a day would otherwise log 8,640 errors).
-                if self.last_claim_error.as_deref() == Some(e.as_str()) {
+                if self.failed_claim.as_ref().is_some_and(|(last, _)| *last == e) {
                     tracing::debug!(node = %self.node, error = %e, "still cannot serve the service address");
                 } else {
                     tracing::error!(node = %self.node, error = %e, retry_every_s = CLAIM_RETRY.as_secs(), "cannot serve the service address");
@@ -650,16 +647,14 @@ impl<S: ReplicatedState, A: ServiceAddress, F: ForcedStandbySource> Task<S, A, F
                 if !self.alarms.update_detail(alarms::SRP_SERVICE_ADDRESS_FAILED, &self.node, e.clone()) {
                     self.alarms.raise(alarms::SRP_SERVICE_ADDRESS_FAILED, &self.node, e.clone());
                 }
-                self.last_claim_error = Some(e);
-                self.claim_retry_at = Some(tokio::time::Instant::now() + CLAIM_RETRY);
+                self.failed_claim = Some((e, tokio::time::Instant::now() + CLAIM_RETRY));
             }
         }
     }
 
     async fn release_service(&mut self) {
         let _ = self.serving.send(false);
-        self.claim_retry_at = None;
-        self.last_claim_error = None;
+        self.failed_claim = None;
         self.service.release().await;
         self.alarms.clear(alarms::SRP_SERVICE_ADDRESS_FAILED, &self.node);
         self.monitors.reset_all();
@@ -762,7 +757,7 @@ impl<S: ReplicatedState, A: ServiceAddress, F: ForcedStandbySource> Task<S, A, F
             self.feed(Event::ForcedStandby(on)).await;
         }
         if self.machine.holds_service_address()
-            && self.claim_retry_at.is_some_and(|at| at <= tokio::time::Instant::now())
+            && self.failed_claim.as_ref().is_some_and(|(_, at)| *at <= tokio::time::Instant::now())
         {
             let claimed = self.service.retry_claim().await;
             self.after_claim(claimed);

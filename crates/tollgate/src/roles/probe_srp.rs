@@ -42,8 +42,6 @@ pub struct HepService {
     /// Receive buffer of the UDP sockets, bytes (`probe.udp_receive_buffer_mb`).
     udp_receive_buffer: usize,
     address: ServiceAddress,
-    /// The service IP claimed (`ip` mode) since the service was taken.
-    address_claimed: bool,
     /// The sources while serving.
     live: Option<LiveProbe>,
 }
@@ -59,17 +57,7 @@ impl HepService {
         udp_receive_buffer: usize,
         address: ServiceAddress,
     ) -> Self {
-        HepService {
-            shared,
-            mirror,
-            hep_udp,
-            hep_tcp,
-            limits,
-            udp_receive_buffer,
-            address,
-            address_claimed: false,
-            live: None,
-        }
+        HepService { shared, mirror, hep_udp, hep_tcp, limits, udp_receive_buffer, address, live: None }
     }
 }
 
@@ -78,7 +66,7 @@ impl HepService {
     /// patiently as `patience` says. The error names what failed.
     async fn start(&mut self, patience: Patience) -> Result<(), String> {
         let mut failed = Vec::new();
-        if let Err(e) = self.address.claim_unless_claimed(&mut self.address_claimed).await {
+        if let Err(e) = self.address.claim().await {
             failed.push(e);
         }
         if self.live.is_none() {
@@ -124,7 +112,6 @@ impl runtime::ServiceAddress for HepService {
         if let Err(e) = self.address.release().await {
             tracing::error!(error = %e, "cannot release the probe's service address");
         }
-        self.address_claimed = false;
         if let Some(live) = self.live.take() {
             live.shutdown().await;
             // The mate records from now on: the calls open here would otherwise stay "in

@@ -19,6 +19,9 @@ pub use tollgate_config::service_address::{ServiceAddressConfig, ServiceAddressM
 pub struct ServiceAddress {
     config: ServiceAddressConfig,
     ips: Vec<IpAddr>,
+    /// Claimed since the last release: a service retrying what does not serve yet does not
+    /// claim again what it holds.
+    claimed: bool,
 }
 
 async fn run(program: &str, args: &[String]) -> anyhow::Result<()> {
@@ -37,7 +40,7 @@ impl ServiceAddress {
         let mut ips: Vec<IpAddr> = ips.into_iter().filter(|ip| !ip.is_unspecified()).collect();
         ips.sort();
         ips.dedup();
-        ServiceAddress { config, ips }
+        ServiceAddress { config, ips, claimed: false }
     }
 
     fn with_prefix(&self, ip: &IpAddr) -> String {
@@ -45,19 +48,19 @@ impl ServiceAddress {
         format!("{ip}/{len}")
     }
 
-    /// Claims the addresses unless `claimed` says they are (a service retrying what does not
-    /// serve yet), setting it once they are; the error, for the SRP alarm, names the service IP.
-    /// Repeatable: an address already present is fine.
-    pub async fn claim_unless_claimed(&self, claimed: &mut bool) -> Result<(), String> {
-        if !*claimed {
-            self.claim().await.map_err(|e| format!("service IP: {e:#}"))?;
-            *claimed = true;
+    /// Makes the addresses this chassis', unless they are since the last claim (a service
+    /// retrying what does not serve yet). The error, for the SRP alarm, names the service IP.
+    pub async fn claim(&mut self) -> Result<(), String> {
+        if !self.claimed {
+            self.add().await.map_err(|e| format!("service IP: {e:#}"))?;
+            self.claimed = true;
         }
         Ok(())
     }
 
-    /// Makes the addresses this chassis'.
-    pub async fn claim(&self) -> anyhow::Result<()> {
+    /// Adds the addresses to the interface and announces them. Repeatable: an address already
+    /// present is fine.
+    async fn add(&self) -> anyhow::Result<()> {
         if self.config.mode == ServiceAddressMode::Bind {
             return Ok(());
         }
@@ -94,8 +97,10 @@ impl ServiceAddress {
         Ok(())
     }
 
-    /// Gives the addresses up.
-    pub async fn release(&self) -> anyhow::Result<()> {
+    /// Gives the addresses up (claimed again by the next [`ServiceAddress::claim`], whatever
+    /// the outcome).
+    pub async fn release(&mut self) -> anyhow::Result<()> {
+        self.claimed = false;
         if self.config.mode == ServiceAddressMode::Bind {
             return Ok(());
         }

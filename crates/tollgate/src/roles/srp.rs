@@ -56,8 +56,6 @@ pub struct EnumService {
     pub address: ServiceAddress,
     /// The listener while serving.
     server: Option<EnumServer>,
-    /// The service IP claimed (`ip` mode) since the service was taken.
-    address_claimed: bool,
     /// The SIP redirect server on the service address, with `[sip_redirect]` listen addresses.
     sip: Option<SipService>,
 }
@@ -101,7 +99,7 @@ impl EnumService {
         tcp: Vec<SocketAddr>,
         address: ServiceAddress,
     ) -> Self {
-        EnumService { responder, spool, metrics, udp, tcp, address, server: None, address_claimed: false, sip: None }
+        EnumService { responder, spool, metrics, udp, tcp, address, server: None, sip: None }
     }
 
     /// Serves the SIP redirect server on the service address too (its addresses must be in
@@ -121,7 +119,7 @@ impl EnumService {
     /// waited it out, the others are tried once, so a take never waits twice.
     async fn start_missing(&mut self, mut patience: Patience) -> Result<(), String> {
         let mut failed = Vec::new();
-        if let Err(e) = self.address.claim_unless_claimed(&mut self.address_claimed).await {
+        if let Err(e) = self.address.claim().await {
             failed.push(e);
         }
         if self.server.is_none() {
@@ -182,7 +180,6 @@ impl runtime::ServiceAddress for EnumService {
         if let Err(e) = self.address.release().await {
             tracing::error!(error = %e, "cannot release the service address");
         }
-        self.address_claimed = false;
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
