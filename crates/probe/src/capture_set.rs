@@ -86,17 +86,26 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaptureSetError + '_ 
     move |error| CaptureSetError::Io { path: path.to_path_buf(), error }
 }
 
+/// A capture file's bytes as the capture reader reads them: decompressed when the file is gzip
+/// (found by its first bytes), with the gzip stream's progress then.
+fn open_input(path: &Path) -> std::io::Result<(Box<dyn Read + Send>, Option<GzipProgress>)> {
+    let mut file = File::open(path)?;
+    let mut head = [0u8; 2];
+    let gzip = file.read_exact(&mut head).is_ok() && is_gzip(&head);
+    file.rewind()?;
+    if gzip {
+        let file = GzipFile::new(file);
+        let progress = file.progress();
+        Ok((Box::new(file), Some(progress)))
+    } else {
+        Ok((Box::new(file), None))
+    }
+}
+
 /// True if `path` starts as a pcap or pcapng file (its magic number), gzip-compressed or not.
 fn is_capture(path: &Path) -> bool {
     let mut magic = [0u8; 4];
-    let read = File::open(path).and_then(|mut f| {
-        f.read_exact(&mut magic)?;
-        if is_gzip(&magic) {
-            f.rewind()?;
-            GzipFile::new(f).read_exact(&mut magic)?;
-        }
-        Ok(())
-    });
+    let read = open_input(path).and_then(|(mut input, _)| input.read_exact(&mut magic));
     read.is_ok()
         && matches!(
             magic,
@@ -252,20 +261,10 @@ impl Opened {
 /// progress when it is compressed (a stream cut before its first byte is an empty file that
 /// was cut).
 fn open_reader(path: &Path) -> Result<(Option<Opened>, Option<GzipProgress>), CaptureSetError> {
-    let mut file = File::open(path).map_err(io_error(path))?;
-    let mut head = [0u8; 2];
-    let gzip = file.read_exact(&mut head).is_ok() && is_gzip(&head);
-    file.rewind().map_err(io_error(path))?;
-    let capture = |error| CaptureSetError::Capture { path: path.to_path_buf(), error };
-    if gzip {
-        let file = GzipFile::new(file);
-        let progress = file.progress();
-        let opened =
-            FrameReader::new(file).map_err(capture)?.map(|frames| Opened { frames, gzip: Some(progress.clone()) });
-        Ok((opened, Some(progress)))
-    } else {
-        Ok((FrameReader::new(file).map_err(capture)?.map(|frames| Opened { frames, gzip: None }), None))
-    }
+    let (input, gzip) = open_input(path).map_err(io_error(path))?;
+    let frames =
+        FrameReader::new(input).map_err(|error| CaptureSetError::Capture { path: path.to_path_buf(), error })?;
+    Ok((frames.map(|frames| Opened { frames, gzip: gzip.clone() }), gzip))
 }
 
 impl CaptureSet {

@@ -13,11 +13,9 @@
 //!   adds up to the files' sizes.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-use std::io::BufRead;
 
 use flate2::bufread::GzDecoder;
 
@@ -47,8 +45,7 @@ impl Read for Counted {
 pub struct GzipFile {
     /// The member being read; none once the file ended.
     member: Option<GzDecoder<BufReader<Counted>>>,
-    cut: Arc<AtomicBool>,
-    position: Arc<AtomicU64>,
+    progress: GzipProgress,
 }
 
 /// What a reader of a [`GzipFile`] can still see once the file was handed to the capture
@@ -74,18 +71,14 @@ impl GzipProgress {
 impl GzipFile {
     /// Reads `file` (from its start) as gzip.
     pub fn new(file: File) -> GzipFile {
-        let position = Arc::new(AtomicU64::new(0));
-        let counted = Counted { file, read: position.clone() };
-        GzipFile {
-            member: Some(GzDecoder::new(BufReader::with_capacity(1 << 16, counted))),
-            cut: Arc::new(AtomicBool::new(false)),
-            position,
-        }
+        let progress = GzipProgress { cut: Arc::default(), position: Arc::default() };
+        let counted = Counted { file, read: progress.position.clone() };
+        GzipFile { member: Some(GzDecoder::new(BufReader::with_capacity(1 << 16, counted))), progress }
     }
 
     /// Its cut flag and position, to read while the capture reader owns the file.
     pub fn progress(&self) -> GzipProgress {
-        GzipProgress { cut: self.cut.clone(), position: self.position.clone() }
+        self.progress.clone()
     }
 }
 
@@ -102,7 +95,7 @@ impl Read for GzipFile {
                     // not start a member are ignored, as zcat does).
                     let mut rest = self.member.take().map(GzDecoder::into_inner).expect("a member being read");
                     let next = rest.fill_buf().map_err(|e| io::Error::new(e.kind(), format!("gzip: {e}")))?;
-                    if next.starts_with(&GZIP_MAGIC) {
+                    if is_gzip(next) {
                         self.member = Some(GzDecoder::new(rest));
                     } else {
                         return Ok(0);
@@ -110,7 +103,7 @@ impl Read for GzipFile {
                 }
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    self.cut.store(true, Ordering::Relaxed);
+                    self.progress.cut.store(true, Ordering::Relaxed);
                     self.member = None;
                     return Ok(0);
                 }

@@ -348,11 +348,14 @@ async fn tcp_acceptor(
             let closed = serve_connection(stream, tls, peer, &redirector, &lane, &metrics, limits).await;
             if let Some(reason) = closed.reason() {
                 metrics.tcp_closed(reason);
-                match closed {
-                    Closed::Idle | Closed::HandshakeTimeout => stats.idle_closed.inc(),
-                    Closed::HandshakeFailed => stats.tls_failed.inc(),
-                    _ => 0,
+                let listener_counter = match closed {
+                    Closed::Idle | Closed::HandshakeTimeout => Some(&stats.idle_closed),
+                    Closed::HandshakeFailed => Some(&stats.tls_failed),
+                    _ => None,
                 };
+                if let Some(counter) = listener_counter {
+                    counter.inc();
+                }
                 if closed.is_protocol_error()
                     && let Some(left_out) = CLOSED_LOG.allow()
                 {

@@ -53,15 +53,13 @@ pub struct RecvBatch {
     /// `batch` slots of `SLOT` bytes (the kernel touches pages only as far as datagrams fill
     /// them, so a batch of small datagrams costs a page or two per slot).
     bufs: Vec<u8>,
-    /// Most datagrams one call reads.
-    batch: usize,
     /// What the last call read, in order: datagram `i` is in slot `i`.
     got: Vec<Datagram>,
 }
 
 impl std::fmt::Debug for RecvBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecvBatch").field("batch", &self.batch).field("received", &self.got.len()).finish()
+        f.debug_struct("RecvBatch").field("batch", &self.batch()).field("received", &self.got.len()).finish()
     }
 }
 
@@ -80,7 +78,12 @@ impl RecvBatch {
     /// Empty buffers for `batch` datagrams (at least one) per call.
     pub fn with_batch(batch: usize) -> Self {
         let batch = batch.max(1);
-        RecvBatch { bufs: vec![0u8; batch * SLOT], batch, got: Vec::with_capacity(batch) }
+        RecvBatch { bufs: vec![0u8; batch * SLOT], got: Vec::with_capacity(batch) }
+    }
+
+    /// Most datagrams one call reads: one per slot.
+    pub fn batch(&self) -> usize {
+        self.bufs.len() / SLOT
     }
 
     /// Reads what the socket has queued (at least one datagram, at most the batch), waiting
@@ -93,7 +96,7 @@ impl RecvBatch {
     /// Reads without blocking (`WouldBlock` when nothing is queued).
     pub fn receive_now(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         self.got.clear();
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(self.batch, Some(nix::cmsg_space!(TimeSpec)));
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(self.batch(), Some(nix::cmsg_space!(TimeSpec)));
         let mut slices: Vec<[IoSliceMut<'_>; 1]> =
             self.bufs.chunks_exact_mut(SLOT).map(|slot| [IoSliceMut::new(slot)]).collect();
         let results = recvmmsg(socket.as_raw_fd(), &mut headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)

@@ -209,10 +209,19 @@ fn rate_figures(r: &AnalyticsResult, extra: &Extra, tz: Tz, now: DateTime<Utc>, 
     }
 }
 
+/// The unit of a dataset's rate: the engines' records are decisions (ENUM queries and SIP
+/// INVITEs alike), the probes' calls.
+pub(crate) fn rate_unit(dataset: Dataset) -> &'static str {
+    match dataset {
+        Dataset::Enum => "decisions/s",
+        Dataset::Sip => "calls/s",
+    }
+}
+
 fn rate_view(r: &AnalyticsResult, extra: &Extra, tz: Tz, now: DateTime<Utc>) -> Markup {
     let q = &r.query;
     let per = q.grouping.as_str();
-    let unit = if q.dataset == Dataset::Enum { "decisions/s" } else { "calls/s" };
+    let unit = rate_unit(q.dataset);
     let line = |name: &str, r: &AnalyticsResult| Series {
         name: name.to_string(),
         points: known_until(&r.series.iter().map(|p| (p.bucket, p.value)).collect::<Vec<_>>(), now),

@@ -81,7 +81,7 @@ fn traffic_title(dataset: Dataset) -> &'static str {
 }
 
 fn traffic_card(t: &Traffic, tz: Tz) -> Markup {
-    let unit = if t.dataset == Dataset::Enum { "decisions/s" } else { "calls/s" };
+    let unit = crate::ui::analytics::rate_unit(t.dataset);
     let now = Utc::now();
     let mut series = vec![Series { name: "all devices".into(), points: complete_minutes(&t.all, now) }];
     if t.devices.len() > 1 {
