@@ -151,6 +151,9 @@ struct Pair {
 
 impl Pair {
     fn new(config: EnumConfig, lists: &tempfile::TempDir) -> Self {
+        // Staleness is measured from the context's receipt on each path: with the bound an
+        // hour off, a stalled machine cannot make one path's answer stale and not the other's.
+        let config = EnumConfig { stale_after_ms: 3_600_000, ..config };
         Pair { fast: responder(config.clone(), lists), reference: responder(config, lists), accepted: 0, declined: 0 }
     }
 

@@ -273,7 +273,8 @@ mod tests {
 
     #[test]
     fn all_down_fails_and_names_every_collector_error() {
-        let (s, fakes) = spread(2, SpreadOptions::default());
+        // Retries far off: a slow second delivery must not find both due again.
+        let (s, fakes) = spread(2, SpreadOptions { first_retry: Duration::from_secs(3600), ..Default::default() });
         fakes.iter().for_each(|f| f.down.store(true, Ordering::Relaxed));
         let e = s.deliver(b"x\n", 1).unwrap_err();
         assert_eq!(e, DeliveryError::Failed("connection refused; connection refused".into()));

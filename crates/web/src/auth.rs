@@ -879,12 +879,16 @@ mod tests {
     fn expired_tokens_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let (auth, _) = open(dir.path());
-        let soon = Utc::now() + chrono::Duration::milliseconds(300);
-        let t = auth.create_token("short-lived", Role::Viewer, Some(soon)).unwrap();
-        assert!(auth.token(&t).is_some());
-        std::thread::sleep(Duration::from_millis(400));
+        // Times far from now on both sides: a slow disk (the token file is synced) cannot move
+        // a token across its expiry while the test runs.
+        let later = Utc::now() + chrono::Duration::hours(1);
+        let valid = auth.create_token("valid", Role::Viewer, Some(later)).unwrap();
+        let past = Utc::now() - chrono::Duration::seconds(1);
+        let t = auth.create_token("short-lived", Role::Viewer, Some(past)).unwrap();
+        assert!(auth.token(&valid).is_some());
         assert!(auth.token(&t).is_none());
         assert!(auth.tokens().iter().any(|t| t.name == "short-lived" && t.expired(Utc::now())));
+        assert!(auth.tokens().iter().any(|t| t.name == "valid" && !t.expired(Utc::now())));
     }
 
     #[test]
