@@ -860,7 +860,8 @@ mod tests {
         a.stage("e.tgb", incoming(&a, &bytes)).await.unwrap();
         let dropped = tokio::time::timeout(Duration::from_millis(1), a.install("1.0.0")).await;
         assert!(dropped.is_err(), "the caller gave up before the install was done");
-        for _ in 0..500 {
+        // Up to 120 s: the install unpacks, starts a process and waits for its API.
+        for _ in 0..6000 {
             let s = a.status();
             if s.release.as_deref() == Some("1.0.0") && s.process.running && !s.busy {
                 a.stop().await;

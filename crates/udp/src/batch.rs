@@ -213,10 +213,21 @@ mod tests {
         let mut batch = RecvBatch::new();
         // The kernel turns receive stamping on for the whole host in deferred work after the
         // first socket asks for it; a datagram that arrives before that is stamped when read.
-        // One warm-up datagram, then the measured one.
-        client.send_to(b"warm-up", server.local_addr().unwrap()).unwrap();
-        batch.receive(&server).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Warm-up datagrams, read 50 ms after they were sent, until one is stamped on arrival
+        // (a loaded machine may run that deferred work late), then the measured one.
+        let mut warm = false;
+        for _ in 0..100 {
+            let sent = SystemTime::now();
+            client.send_to(b"warm-up", server.local_addr().unwrap()).unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(batch.receive(&server).await.unwrap(), 1);
+            let stamp = batch.datagrams().next().and_then(|(_, d)| d.kernel_time);
+            if stamp.is_some_and(|t| t <= sent + Duration::from_millis(25)) {
+                warm = true;
+                break;
+            }
+        }
+        assert!(warm, "no warm-up datagram was stamped on arrival");
         let before = SystemTime::now();
         client.send_to(b"hello", server.local_addr().unwrap()).unwrap();
         // Read it late: the stamp is still the time it arrived.
