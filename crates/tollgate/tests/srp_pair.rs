@@ -389,6 +389,10 @@ fn a_wrong_key_is_refused_and_counted() {
 struct Namespaces {
     a: String,
     b: String,
+    /// The veth ends in `a` and in `b`: named per test (its subnet) as well as per process,
+    /// since both are made in the root namespace first, where two tests running at once
+    /// would otherwise clash.
+    veth: (String, String),
 }
 
 fn ip(args: &[&str]) {
@@ -400,8 +404,8 @@ impl Namespaces {
     fn new(subnet: u8) -> Namespaces {
         let id = std::process::id() % 100_000;
         let (a, b) = (format!("tg-srp-a{subnet}-{id}"), format!("tg-srp-b{subnet}-{id}"));
-        let (va, vb) = (format!("tga{id}"), format!("tgb{id}"));
-        let ns = Namespaces { a: a.clone(), b: b.clone() };
+        let (va, vb) = (format!("tga{subnet}-{id}"), format!("tgb{subnet}-{id}"));
+        let ns = Namespaces { a: a.clone(), b: b.clone(), veth: (va.clone(), vb.clone()) };
         ip(&["netns", "add", &a]);
         ip(&["netns", "add", &b]);
         ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb]);
@@ -420,11 +424,11 @@ impl Namespaces {
     }
 
     fn veth_a(&self) -> String {
-        format!("tga{}", std::process::id() % 100_000)
+        self.veth.0.clone()
     }
 
     fn veth_b(&self) -> String {
-        format!("tgb{}", std::process::id() % 100_000)
+        self.veth.1.clone()
     }
 
     /// The addresses on a namespace's veth.
