@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::media::MediaMap;
@@ -23,8 +24,13 @@ use crate::rtp::{RtpHeader, StreamStats};
 use crate::sdp::media_endpoints;
 use crate::uri::{name_addr, user_part};
 
+mod checkpoint;
+
+pub use checkpoint::{CheckpointChanges, OpenCallCheckpoint};
+
 /// How a call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// 2xx.
     Answered,
@@ -173,6 +179,10 @@ pub struct TrackerStats {
     pub rtp_unattributed: u64,
     /// Media endpoints not tracked because the endpoint bound was reached.
     pub media_refused: u64,
+    /// Calls taken over from a probe pair's mate ([`Tracker::restore_open`]) that timed out
+    /// before any message of theirs arrived here: forgotten without a record, as the mate may
+    /// have recorded their end just before it failed.
+    pub recovered_unconfirmed: u64,
 }
 
 #[derive(Debug)]
@@ -185,6 +195,8 @@ struct Open {
     last_us: i64,
     media: SmallVec<[SocketAddr; 4]>,
     streams: SmallVec<[StreamStats; 2]>,
+    /// Taken over from a mate, and no message of it seen here since.
+    recovered: bool,
 }
 
 /// What is remembered of an ended call.
@@ -214,6 +226,12 @@ pub struct Tracker {
     stats: TrackerStats,
     /// Calls opened since the last [`Tracker::drain_opened`].
     opened: Vec<OpenedCall>,
+    /// Calls changed and closed since the last [`Tracker::drain_checkpoint`] (none: not noted).
+    changes: Option<checkpoint::Changes>,
+    /// Recovered calls forgotten unconfirmed since the last [`Tracker::drain_unconfirmed`].
+    unconfirmed: Vec<String>,
+    /// Calls were taken over from a mate at some time ([`Tracker::restore_open`]).
+    took_over: bool,
 }
 
 /// A call that just started (its first INVITE), for counting calls in progress.
@@ -234,6 +252,9 @@ pub const LINGER_US: i64 = 32_000_000;
 /// Most media endpoints tracked per call (SDP `m=` lines beyond it are ignored).
 pub const MAX_MEDIA_PER_CALL: usize = 8;
 
+/// Most RTP streams (SSRCs) measured per call.
+pub const MAX_STREAMS_PER_CALL: usize = 8;
+
 fn user(value: Option<&str>) -> Option<String> {
     value.map(name_addr).and_then(|na| user_part(na.uri)).map(str::to_string)
 }
@@ -253,6 +274,9 @@ impl Tracker {
             next_key: 0,
             stats: TrackerStats::default(),
             opened: Vec::new(),
+            changes: None,
+            unconfirmed: Vec::new(),
+            took_over: false,
         }
     }
 
@@ -312,8 +336,10 @@ impl Tracker {
         }
     }
 
-    fn close(&mut self, call_id: &str, closed: Closed) -> Option<Call> {
+    /// Takes an open call out: its endpoints' claims end, its Call-ID is remembered as ended.
+    fn remove_open(&mut self, call_id: &str) -> Option<Open> {
         let o = self.open.remove(call_id)?;
+        self.note_closed(call_id);
         self.by_activity.remove(&(o.last_us, o.key));
         self.media.end(call_id, &o.media, o.call.ended_us.unwrap_or(o.last_us));
         // The endpoints stay mapped while the Call-ID is remembered.
@@ -327,10 +353,15 @@ impl Tracker {
                 }
             }
             None => {
-                self.recent.insert(call_id.into(), Ended { invite_cseq: o.invite_cseq, media: o.media });
+                self.recent.insert(call_id.into(), Ended { invite_cseq: o.invite_cseq, media: o.media.clone() });
                 self.recent_order.push_back((o.last_us, call_id.into()));
             }
         }
+        Some(o)
+    }
+
+    fn close(&mut self, call_id: &str, closed: Closed) -> Option<Call> {
+        let o = self.remove_open(call_id)?;
         let mut call = o.call;
         call.closed = closed;
         if call.final_code.is_none() && call.answered_us.is_none() {
@@ -423,6 +454,7 @@ impl Tracker {
                                 last_us: pkt.ts_us,
                                 media: SmallVec::new(),
                                 streams: SmallVec::new(),
+                                recovered: false,
                             },
                         );
                         self.by_activity.insert((pkt.ts_us, key), call_id.into());
@@ -499,6 +531,13 @@ impl Tracker {
             StartLine::Response { .. } => {}
         }
         self.touch(call_id, pkt.ts_us);
+        // Only a probe pair's chassis notes changes, or has calls taken over from a mate.
+        if (self.changes.is_some() || self.took_over)
+            && let Some(o) = self.open.get_mut(call_id)
+        {
+            o.recovered = false;
+            self.note_changed(call_id);
+        }
         done
     }
 
@@ -521,6 +560,9 @@ impl Tracker {
         };
         update_streams(&mut o.streams, &h, pkt.ts_us);
         self.stats.rtp_packets += 1;
+        // Not a change to checkpoint: a stream's counts travel with the call's next SIP
+        // change (at most one checkpoint per message, not one per packet), and a mate that
+        // takes the stream over counts what it did not see as unseen, not lost.
         true
     }
 
@@ -536,7 +578,11 @@ impl Tracker {
             let idle = now_us.saturating_sub(o.last_us);
             let answered = o.call.answered_us.is_some();
             let limit = if answered { self.config.idle_timeout_us } else { self.config.setup_timeout_us };
-            if idle >= limit {
+            if idle >= limit && o.recovered {
+                self.remove_open(&call_id);
+                self.stats.recovered_unconfirmed += 1;
+                self.unconfirmed.push(call_id.into());
+            } else if idle >= limit {
                 let final_code = o.call.final_code;
                 if let Some(mut c) = self.close(&call_id, Closed::Timeout) {
                     if !answered && final_code.is_some() {
@@ -560,7 +606,7 @@ impl Tracker {
 fn update_streams(streams: &mut SmallVec<[StreamStats; 2]>, h: &RtpHeader, ts: i64) {
     if let Some(s) = streams.iter_mut().find(|s| s.ssrc == h.ssrc) {
         s.update(h, ts);
-    } else if streams.len() < 8 {
+    } else if streams.len() < MAX_STREAMS_PER_CALL {
         streams.push(StreamStats::new(h, ts));
     }
 }
@@ -865,5 +911,131 @@ mod tests {
         let to_caller =
             PacketInfo { ts_us: 500_000, src: "10.0.0.2:7000".parse().unwrap(), dst: "10.0.0.1:6000".parse().unwrap() };
         assert!(t.on_udp(&rtp_packet(1), &to_caller), "the endpoint belongs to the open call");
+    }
+
+    fn ids(changes: &CheckpointChanges) -> (Vec<&str>, Vec<&str>) {
+        let mut changed: Vec<&str> = changes.changed.iter().map(|c| c.call_id.as_str()).collect();
+        let mut closed: Vec<&str> = changes.closed.iter().map(String::as_str).collect();
+        changed.sort_unstable();
+        closed.sort_unstable();
+        (changed, closed)
+    }
+
+    #[test]
+    fn changes_are_noted_only_when_asked_and_name_each_call_once() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        feed(&mut t, &invite("quiet", 1, None), 0);
+        assert!(ids(&t.drain_checkpoint()).0.is_empty(), "nothing is noted unless asked");
+        t.note_changes(true);
+        feed(&mut t, &invite("a", 1, None), 0);
+        feed(&mut t, &response("a", 180, "INVITE", 1), 10);
+        feed(&mut t, &invite("b", 1, None), 20);
+        feed(&mut t, &response("b", 486, "INVITE", 1), 30);
+        let changes = t.drain_checkpoint();
+        assert_eq!(ids(&changes), (vec!["a"], vec!["b"]));
+        assert_eq!(changes.changed[0].ringing_us, Some(10_000), "the call as it is now");
+        assert!(ids(&t.drain_checkpoint()).0.is_empty(), "drained");
+        // Past the ended call's claim on the shared media endpoint: the stream is "a"'s.
+        assert!(t.on_udp(&rtp_of(7, 1), &to_caller(3000)));
+        assert_eq!(ids(&t.drain_checkpoint()), (vec![], vec![]), "RTP is not checkpointed packet by packet");
+        feed(&mut t, &response("a", 200, "INVITE", 1), 3010);
+        let changes = t.drain_checkpoint();
+        assert_eq!(changes.changed[0].streams.len(), 1, "the streams go with the next SIP change");
+        feed(&mut t, &request("a", "BYE", 2), 3020);
+        assert_eq!(ids(&t.drain_checkpoint()), (vec![], vec!["a"]));
+        t.finish();
+        assert_eq!(ids(&t.drain_checkpoint()), (vec![], vec!["quiet"]), "closed at the end too");
+        feed(&mut t, &invite("c", 1, None), 3030);
+        t.clear_changes();
+        assert_eq!(ids(&t.drain_checkpoint()), (vec![], vec![]));
+    }
+
+    #[test]
+    fn a_mates_open_calls_are_recorded_whole_when_their_later_messages_arrive() {
+        let mut active = Tracker::new(TrackerConfig::default());
+        active.note_changes(true);
+        feed(&mut active, &invite("up", 1, None), 0);
+        feed(&mut active, &response("up", 180, "INVITE", 1), 800);
+        feed(&mut active, &response("up", 200, "INVITE", 1), 3000);
+        for i in 0..5 {
+            assert!(active.on_udp(&rtp_of(9, i), &to_caller(3100 + i64::from(i) * 20)));
+        }
+        feed(&mut active, &invite("ringing", 1, None), 100);
+        feed(&mut active, &response("ringing", 183, "INVITE", 1), 200);
+        feed(&mut active, &invite("auth", 1, None), 300);
+        feed(&mut active, &response("auth", 407, "INVITE", 1), 310);
+
+        let mut standby = Tracker::new(TrackerConfig::default());
+        let restored = standby.restore_open(active.checkpoint_open());
+        assert_eq!(restored.len(), 3);
+        assert_eq!(standby.open_calls(), 3);
+        assert!(standby.restore_open(active.checkpoint_open()).is_empty(), "a call open here stays as it is");
+
+        // The answered call: its BYE reaches the new Active, with more RTP before it.
+        for i in 5..10 {
+            assert!(standby.on_udp(&rtp_of(9, i), &to_caller(3200 + i64::from(i) * 20)));
+        }
+        let done = feed(&mut standby, &request("up", "BYE", 2), 60_000);
+        assert_eq!(done.len(), 1);
+        let c = &done[0];
+        assert_eq!(
+            (c.outcome, c.final_code, c.invite_us, c.ringing_us, c.answered_us, c.ended_us),
+            (Outcome::Answered, Some(200), 0, Some(800_000), Some(3_000_000), Some(60_000_000))
+        );
+        assert_eq!(c.from_addr, pkt(0).src);
+        assert_eq!(c.pai_user.as_deref(), Some("+13125550000"));
+        let rtp = c.rtp.expect("the streams continue");
+        assert_eq!((rtp.streams, rtp.packets, rtp.lost), (1, 10, 0));
+        // The ringing call is answered and hung up there.
+        feed(&mut standby, &response("ringing", 200, "INVITE", 1), 5000);
+        let done = feed(&mut standby, &request("ringing", "BYE", 2), 9000);
+        assert_eq!((done[0].outcome, done[0].ringing_us), (Outcome::Answered, Some(200_000)));
+        // The challenged one is re-sent with CSeq 2 and refused.
+        feed(&mut standby, &invite("auth", 2, None), 400);
+        let done = feed(&mut standby, &response("auth", 486, "INVITE", 2), 500);
+        assert_eq!(done[0].outcome, Outcome::Busy);
+        assert_eq!(standby.stats().unknown_call, 0, "no message of theirs was unknown");
+    }
+
+    #[test]
+    fn a_recovered_call_that_hears_nothing_times_out_without_a_record() {
+        let config = TrackerConfig { max_open: 10, setup_timeout_us: 10_000_000, idle_timeout_us: 60_000_000 };
+        let mut active = Tracker::new(config);
+        for id in ["silent", "heard"] {
+            feed(&mut active, &invite(id, 1, None), 0);
+        }
+        let mut standby = Tracker::new(config);
+        standby.note_changes(true);
+        standby.restore_open(active.checkpoint_open());
+        feed(&mut standby, &response("heard", 100, "INVITE", 1), 10);
+        let expired = standby.expire(20_000_000);
+        let ids_expired: Vec<&str> = expired.iter().map(|c| c.call_id.as_str()).collect();
+        assert_eq!(ids_expired, vec!["heard"], "a call heard here is recorded at its timeout");
+        assert_eq!(standby.drain_unconfirmed(), vec!["silent".to_string()]);
+        assert_eq!((standby.stats().recovered_unconfirmed, standby.stats().timed_out), (1, 1));
+        assert_eq!(standby.open_calls(), 0);
+        let changes = standby.drain_checkpoint();
+        assert_eq!(ids(&changes).1, vec!["heard", "silent"], "both leave the mate's copy");
+    }
+
+    #[test]
+    fn restoring_respects_the_cap_and_takes_back_a_call_ended_here_before() {
+        let config = TrackerConfig { max_open: 2, ..TrackerConfig::default() };
+        let mut mate = Tracker::new(TrackerConfig::default());
+        for id in ["a", "b", "c"] {
+            feed(&mut mate, &invite(id, 1, None), 0);
+        }
+        let mut t = Tracker::new(config);
+        // "a" was served here until a switchover, which forgot it.
+        feed(&mut t, &invite("a", 1, None), 0);
+        t.finish();
+        let mut calls = mate.checkpoint_open();
+        calls.sort_by(|x, y| x.call_id.cmp(&y.call_id));
+        let restored: Vec<String> = t.restore_open(calls).into_iter().map(|c| c.call_id).collect();
+        assert_eq!(restored, vec!["a", "b"], "beyond the cap the rest are left out");
+        assert!(t.is_open("a"));
+        assert!(t.on_udp(&rtp_of(3, 1), &to_caller(10)), "its media endpoint is claimed again");
+        let done = feed(&mut t, &response("a", 486, "INVITE", 1), 20);
+        assert_eq!(done.len(), 1, "its answer is not taken for a late copy of an ended call");
     }
 }

@@ -206,6 +206,17 @@ impl MediaMap {
         }
     }
 
+    /// Ties stream `ssrc`, whose highest sequence number is `seq`, to `call_id` at those of
+    /// `addrs` that are mapped: a call taken over from a probe pair's mate, whose streams were
+    /// tied there.
+    pub fn tie(&mut self, addrs: &[SocketAddr], ssrc: u32, call_id: &str, seq: u16) {
+        for a in addrs {
+            if let Some(e) = self.endpoints.get_mut(a) {
+                e.tie(ssrc, call_id, seq);
+            }
+        }
+    }
+
     /// Forgets `call_id`'s claims on `addrs` and the streams tied to it there; an endpoint
     /// without claims goes.
     pub fn forget(&mut self, call_id: &str, addrs: &[SocketAddr]) {

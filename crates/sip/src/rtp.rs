@@ -47,8 +47,9 @@ pub fn clock_rate(payload_type: u8) -> u32 {
 const MAX_DROPOUT: u16 = 3000;
 const MAX_MISORDER: u16 = 100;
 
-/// Statistics of one RTP stream (one SSRC).
-#[derive(Debug, Clone, PartialEq)]
+/// Statistics of one RTP stream (one SSRC). Serialised whole (a probe pair checkpoints a
+/// call's streams to its mate).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StreamStats {
     /// SSRC.
     pub ssrc: u32,
@@ -66,6 +67,14 @@ pub struct StreamStats {
     /// The previous packet: arrival in clock units since the first, and its RTP timestamp.
     previous: (i64, u32),
     jitter: f64,
+    /// Packets this probe could not have seen: those the stream sent while it was tracked
+    /// by neither chassis of a probe pair (a failover), or after the checkpoint it was taken
+    /// over from. They are neither received nor lost.
+    #[serde(default)]
+    unseen: u64,
+    /// The next packet follows a gap in what this probe saw ([`StreamStats::resume`]).
+    #[serde(skip)]
+    resuming: bool,
 }
 
 impl StreamStats {
@@ -83,15 +92,28 @@ impl StreamStats {
             first_arrival_us: arrival_us,
             previous: (0, first.timestamp),
             jitter: 0.0,
+            unseen: 0,
+            resuming: false,
         }
+    }
+
+    /// The stream was taken over from a probe pair's mate: packets sent since the mate's
+    /// checkpoint of it were seen by no one here. The next packet's sequence number tells how
+    /// many; they are counted as unseen, not lost, and the gap adds nothing to the jitter.
+    pub fn resume(&mut self) {
+        self.resuming = true;
     }
 
     /// Adds a packet.
     pub fn update(&mut self, h: &RtpHeader, arrival_us: i64) {
+        let resuming = std::mem::take(&mut self.resuming);
         let delta = h.seq.wrapping_sub(self.max_seq);
         if delta < MAX_DROPOUT {
             if h.seq < self.max_seq {
                 self.cycles += 1 << 16;
+            }
+            if resuming && delta > 1 {
+                self.unseen += u64::from(delta - 1);
             }
             self.max_seq = h.seq;
         } else if delta <= u16::MAX - MAX_MISORDER {
@@ -100,6 +122,7 @@ impl StreamStats {
             self.max_seq = h.seq;
             self.cycles = 0;
             self.received = 0;
+            self.unseen = 0;
         }
         self.received += 1;
         // RFC 3550 A.8: D = (Rj - Ri) - (Sj - Si), with the timestamp difference taken modulo
@@ -109,13 +132,22 @@ impl StreamStats {
         let (prev_arrival, prev_ts) = self.previous;
         let sent = i64::from(h.timestamp.wrapping_sub(prev_ts) as i32);
         let d = (arrival - prev_arrival).saturating_sub(sent).unsigned_abs() as f64;
-        self.jitter += (d - self.jitter) / 16.0;
+        if !resuming {
+            self.jitter += (d - self.jitter) / 16.0;
+        }
         self.previous = (arrival, h.timestamp);
     }
 
-    /// Packets expected from the sequence numbers seen.
+    /// The highest sequence number seen (modulo 2^16).
+    pub fn max_seq(&self) -> u16 {
+        self.max_seq
+    }
+
+    /// Packets expected from the sequence numbers seen (those unseen across a failover
+    /// left out).
     pub fn expected(&self) -> u64 {
-        (self.cycles + u64::from(self.max_seq)).saturating_sub(u64::from(self.base_seq)) + 1
+        ((self.cycles + u64::from(self.max_seq)).saturating_sub(u64::from(self.base_seq)) + 1)
+            .saturating_sub(self.unseen)
     }
 
     /// Packets lost (never negative).
@@ -192,6 +224,29 @@ mod tests {
         }
         assert_eq!(s.lost(), 0);
         assert!(s.jitter_ms() < 0.05, "{}", s.jitter_ms());
+    }
+
+    #[test]
+    fn a_stream_resumed_after_a_failover_counts_the_gap_as_unseen_not_lost() {
+        let mut s = StreamStats::new(&parse(&pkt(10, 0)).unwrap(), 0);
+        for i in 1..5u32 {
+            s.update(&parse(&pkt(10 + i as u16, i * 160)).unwrap(), i64::from(i) * 20_000);
+        }
+        // Taken over: packets 15 to 39 went by unseen (half a second), a second later.
+        let mut s: StreamStats = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        s.resume();
+        for i in 30..40u32 {
+            if i == 35 {
+                continue; // lost after the failover
+            }
+            s.update(&parse(&pkt(10 + i as u16, i * 160)).unwrap(), 1_000_000 + i64::from(i) * 20_000);
+        }
+        assert_eq!((s.received, s.expected(), s.lost()), (14, 15, 1));
+        assert!(s.jitter_ms() < 0.01, "the gap adds no jitter: {}", s.jitter_ms());
+        // Without the resume the gap would be loss.
+        let mut plain = StreamStats::new(&parse(&pkt(10, 0)).unwrap(), 0);
+        plain.update(&parse(&pkt(40, 30 * 160)).unwrap(), 600_000);
+        assert_eq!(plain.lost(), 29);
     }
 
     #[test]
