@@ -109,6 +109,18 @@ impl Collector for ProbeCollector {
         )?;
         counter(
             &mut e,
+            "tollgate_probe_calls_recovered",
+            "Calls open on this probe pair chassis's mate when it failed or handed over, taken over here from its checkpoints",
+            counters.recovered,
+        )?;
+        counter(
+            &mut e,
+            "tollgate_probe_calls_recovered_unconfirmed",
+            "Calls taken over from the mate that timed out before any message of theirs arrived here, forgotten without a record (the mate may have recorded their end)",
+            tracker.recovered_unconfirmed,
+        )?;
+        counter(
+            &mut e,
             "tollgate_probe_after_end_messages",
             "Messages of calls that had already ended (retransmissions, late copies)",
             tracker.after_end,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tollgate_number::{DialingPlan, E164};
 use tollgate_policy::InternalNumbers;
 use tollgate_records::{Disposition, SipCallRecord};
-use tollgate_sip::dialog::{Call, Outcome, PacketInfo, Tracker, TrackerConfig};
+use tollgate_sip::dialog::{Call, CheckpointChanges, OpenCallCheckpoint, Outcome, PacketInfo, Tracker, TrackerConfig};
 use tollgate_sip::{StartLine, parse_datagram};
 
 use crate::decode::{Datagram, Packet};
@@ -92,6 +92,9 @@ pub struct ProbeCounters {
     /// Calls open when a probe pair's chassis stopped serving, forgotten without a record
     /// ([`Probe::abandon_open`]): the mate records what follows.
     pub abandoned: u64,
+    /// Calls taken over from a probe pair's mate when this chassis began to serve
+    /// ([`Probe::restore_open`]): recorded here when they end.
+    pub recovered: u64,
     /// Calls finished with an RTP stream whose estimated MOS was below the `mos_poor`
     /// threshold.
     pub poor_quality_calls: u64,
@@ -243,13 +246,28 @@ impl Probe {
             return;
         }
         for o in opened {
-            let source = match self.settings.source {
-                SourceHeader::PaiThenFrom => self.number(&o.pai_user).or_else(|| self.number(&o.from_user)),
-                SourceHeader::From => self.number(&o.from_user),
-            };
-            if let Some(s) = source {
+            if let Some(s) = self.caller(&o.pai_user, &o.from_user) {
                 self.setup_sources.insert(o.call_id, s);
             }
+        }
+    }
+
+    /// The caller's number, from P-Asserted-Identity or From as the settings say.
+    fn caller(&self, pai_user: &Option<String>, from_user: &Option<String>) -> Option<E164> {
+        match self.settings.source {
+            SourceHeader::PaiThenFrom => self.number(pai_user).or_else(|| self.number(from_user)),
+            SourceHeader::From => self.number(from_user),
+        }
+    }
+
+    /// A call left the tracker: the calls-in-progress hook is told it ended (if it had
+    /// started).
+    fn call_gone(&mut self, call_id: &str) {
+        self.setup_sources.remove(call_id);
+        if let Some(hook) = &self.in_progress
+            && let Some(s) = self.open_sources.remove(call_id)
+        {
+            hook.ended(s);
         }
     }
 
@@ -367,7 +385,52 @@ impl Probe {
         tcp.expire(now_us, |d| out.extend(self.on_datagram(&d)));
         self.tcp = tcp;
         out.extend(self.tracker.expire(now_us).into_iter().map(|c| self.report(c)).collect::<Vec<_>>());
+        for call_id in self.tracker.drain_unconfirmed() {
+            self.call_gone(&call_id);
+            if let Some(ladder) = self.ladder.as_mut() {
+                ladder.finish(&call_id);
+            }
+        }
         out
+    }
+
+    /// Notes which open calls change, for [`Probe::drain_checkpoint`]: a probe pair's chassis
+    /// checkpoints its open calls to its mate.
+    pub fn note_changes(&mut self, on: bool) {
+        self.tracker.note_changes(on);
+    }
+
+    /// The open calls that changed, and those that closed, since the last call.
+    pub fn drain_checkpoint(&mut self) -> CheckpointChanges {
+        self.tracker.drain_checkpoint()
+    }
+
+    /// Every open call, as it is now.
+    pub fn checkpoint_open(&self) -> Vec<OpenCallCheckpoint> {
+        self.tracker.checkpoint_open()
+    }
+
+    /// Takes over the calls a probe pair's mate had open (its checkpoints), as this chassis
+    /// begins to serve: their later messages complete them here, and they are recorded when
+    /// they end (see [`Tracker::restore_open`]). Those that had rung or been answered are
+    /// told to the calls-in-progress hook as started. Returns how many were taken over.
+    pub fn restore_open(&mut self, calls: Vec<OpenCallCheckpoint>) -> usize {
+        let restored = self.tracker.restore_open(calls);
+        for c in &restored {
+            let Some(s) = self.caller(&c.pai_user, &c.from_user) else { continue };
+            match &self.in_progress {
+                Some(hook) if c.ringing_us.is_some() || c.answered_us.is_some() => {
+                    hook.started(s);
+                    self.open_sources.insert(c.call_id.clone(), s);
+                }
+                Some(_) => {
+                    self.setup_sources.insert(c.call_id.clone(), s);
+                }
+                None => {}
+            }
+        }
+        self.counters.recovered += restored.len() as u64;
+        restored.len()
     }
 
     /// Forgets every open call without a record, and what the TCP reassembly holds: a probe
@@ -377,13 +440,10 @@ impl Probe {
     pub fn abandon_open(&mut self) -> u64 {
         self.tcp.clear();
         let calls = self.tracker.finish();
+        // The mate's checkpoints replace them; none of them is this chassis's to report.
+        self.tracker.clear_changes();
         for call in &calls {
-            self.setup_sources.remove(&call.call_id);
-            if let Some(hook) = &self.in_progress
-                && let Some(s) = self.open_sources.remove(&call.call_id)
-            {
-                hook.ended(s);
-            }
+            self.call_gone(&call.call_id);
             if let Some(ladder) = self.ladder.as_mut() {
                 ladder.finish(&call.call_id);
             }
@@ -449,16 +509,8 @@ impl Probe {
 
     /// A call's record (its calls-in-progress hook told that it ended).
     fn describe(&mut self, call: Call, open: bool) -> CallReport {
-        self.setup_sources.remove(&call.call_id);
-        if let Some(hook) = &self.in_progress
-            && let Some(s) = self.open_sources.remove(&call.call_id)
-        {
-            hook.ended(s);
-        }
-        let source = match self.settings.source {
-            SourceHeader::PaiThenFrom => self.number(&call.pai_user).or_else(|| self.number(&call.from_user)),
-            SourceHeader::From => self.number(&call.from_user),
-        };
+        self.call_gone(&call.call_id);
+        let source = self.caller(&call.pai_user, &call.from_user);
         let destination = match self.settings.destination {
             DestinationPart::RequestUri => self.number(&call.ruri_user).or_else(|| self.number(&call.to_user)),
             DestinationPart::To => self.number(&call.to_user),
@@ -641,6 +693,46 @@ mod tests {
         // Nothing is left to report, now or at the end; the calls' later messages are late.
         assert!(p.expire(10_000_000_000).is_empty());
         assert!(p.finish(AtEnd::Finalize).is_empty());
+        assert_eq!(p.counters().total_calls(), 1);
+    }
+
+    #[test]
+    fn a_mates_calls_taken_over_are_in_progress_as_they_were_and_unheard_ones_go_without_a_record() {
+        #[derive(Default)]
+        struct Up(std::sync::Mutex<i64>);
+        impl CallsInProgress for Up {
+            fn started(&self, _: E164) {
+                *self.0.lock().unwrap() += 1;
+            }
+            fn ended(&self, _: E164) {
+                *self.0.lock().unwrap() -= 1;
+            }
+        }
+        let mut mate = Probe::new(settings());
+        mate.note_changes(true);
+        three_calls(&mut mate);
+        let setup = "INVITE sip:2125550100@10.0.0.2 SIP/2.0\r\nFrom: <sip:3125550666@192.0.2.9>;tag=1\r\nTo: <sip:2125550100@10.0.0.2>\r\nCall-ID: setup\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        mate.on_datagram(&d(50, "192.0.2.9:5060", setup));
+        let calls = mate.checkpoint_open();
+        assert_eq!(calls.len(), 3, "up, ringing and setup are open");
+
+        let up = std::sync::Arc::new(Up::default());
+        let mut p = Probe::new(settings()).with_calls_in_progress(up.clone());
+        assert_eq!(p.restore_open(calls.clone()), 3);
+        assert_eq!(p.restore_open(calls), 0, "taken over once");
+        assert_eq!(*up.0.lock().unwrap(), 2, "the two calls that had rung are in progress here");
+        assert_eq!(p.counters().recovered, 3);
+        let bye = "BYE sip:3125550666@192.0.2.9 SIP/2.0\r\nCall-ID: up\r\nCSeq: 2 BYE\r\nTo: <sip:x@y>;tag=2\r\nContent-Length: 0\r\n\r\n";
+        let done = p.on_datagram(&d(60_000, "10.0.0.2:5060", bye));
+        assert_eq!(done.len(), 1);
+        assert_eq!((done[0].record.disposition, done[0].record.duration_ms), (Disposition::Answered, Some(59_970)));
+        assert_eq!(*up.0.lock().unwrap(), 1);
+        // Nothing more is heard of the other two: past their setup timeout they go, without a
+        // record (the mate may have recorded their end), and are no longer in progress.
+        assert!(p.expire(200_000_000).is_empty());
+        assert_eq!(*up.0.lock().unwrap(), 0);
+        assert_eq!(p.tracker().stats().recovered_unconfirmed, 2);
+        assert_eq!(p.tracker().open_calls(), 0);
         assert_eq!(p.counters().total_calls(), 1);
     }
 
