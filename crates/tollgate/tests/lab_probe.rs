@@ -7,11 +7,12 @@
 //! Shown: the Standby receives nothing while the Active lives (no call can be counted twice);
 //! calls before the failover are recorded once, with device probe-a; the Standby takes the
 //! service address and calls after the failover are recorded once, with device probe-b; calls
-//! up at the failover (their INVITE seen by probe-a, their BYE by probe-b) are recorded by
-//! neither, and probe-b counts their later messages as messages of unknown calls; every call of
-//! the steady traffic that began and ended wholly outside the failover window is recorded
-//! exactly once, by the probe that held the address then (probe-a's records once it is started
-//! again and ships its spool). Needs root (port 53, Kamailio's private resolv.conf).
+//! up at the failover (their INVITE seen by probe-a, their BYE by probe-b) are taken over by
+//! probe-b from probe-a's checkpoints and recorded once, whole, by probe-b, none of their
+//! messages unknown to it; every call of the steady traffic that began and ended wholly
+//! outside the failover window is recorded exactly once, by the probe that held the address
+//! then (probe-a's records once it is started again and ships its spool), and none in the
+//! window twice. Needs root (port 53, Kamailio's private resolv.conf).
 
 mod common;
 
@@ -156,7 +157,7 @@ fn probe_metric(host: u8, series: &str) -> u64 {
 }
 
 #[test]
-fn calls_are_recorded_once_across_a_probe_failover_and_calls_in_flight_are_counted() {
+fn calls_are_recorded_once_across_a_probe_failover_and_calls_in_flight_are_taken_over() {
     require_root_and_peers();
     let lab = Lab::up(NET, 53);
     let hep = lab.info["hep"].as_str().expect("lab.json names the probe pair's HEP address").to_string();
@@ -216,8 +217,13 @@ fn calls_are_recorded_once_across_a_probe_failover_and_calls_in_flight_are_count
     let (ok, failed, steady) = steady.wait();
     assert_eq!((ok, failed), (STEADY, 0), "SIPp's own count of the steady traffic");
 
-    // The held calls end after the failover: probe-b sees only their BYEs (counted once
-    // probe-b has read everything the steady traffic sent).
+    // The held calls end after the failover: probe-b took them over from probe-a's
+    // checkpoints, so their BYEs complete them there (counted once probe-b has read
+    // everything the steady traffic sent).
+    assert!(
+        probe_metric(PROBE_B, "tollgate_probe_calls_recovered_total") >= held.len() as u64,
+        "probe-b took over at least the held calls"
+    );
     let mut last = u64::MAX;
     wait_until(60, "probe-b has read every HEP packet sent so far", || {
         let now = probe_metric(PROBE_B, "tollgate_probe_hep_packets_total");
@@ -228,9 +234,15 @@ fn calls_are_recorded_once_across_a_probe_failover_and_calls_in_flight_are_count
     for c in &mut held {
         c.hang_up();
     }
-    wait_until(30, "probe-b counts the held calls' BYEs as messages of unknown calls", || {
-        probe_metric(PROBE_B, "tollgate_probe_unknown_call_messages_total") >= unknown_before + held.len() as u64
+    wait_until(60, "the held calls recorded by probe-b", || {
+        let all = records(&lab);
+        held.iter().all(|c| !recorded(&all, &c.call_id).is_empty())
     });
+    assert_eq!(
+        probe_metric(PROBE_B, "tollgate_probe_unknown_call_messages_total"),
+        unknown_before,
+        "no message of the held calls was unknown to probe-b"
+    );
 
     // After the failover: 10 calls, recorded once by probe-b.
     let (ok, failed, after) = Sipp::start(&ip(70), 5070, 6100, &kamailio.ip, 10, 5).wait();
@@ -270,9 +282,9 @@ fn calls_are_recorded_once_across_a_probe_failover_and_calls_in_flight_are_count
     for id in &wholly_after {
         assert_eq!(recorded(&all, id), ["probe-b"], "steady call {id} that began after the failover");
     }
-    // Calls in flight: never a partial record, never two.
+    // Calls in flight: recorded once, whole, by the probe that saw their end.
     for c in &held {
-        assert!(recorded(&all, &c.call_id).is_empty(), "held call {} was up at the failover", c.call_id);
+        assert_eq!(recorded(&all, &c.call_id), ["probe-b"], "held call {} was up at the failover", c.call_id);
     }
     let mut in_window = 0;
     for (id, _) in steady.iter().filter(|(id, _)| !wholly_before.contains(id) && !wholly_after.contains(id)) {

@@ -8,25 +8,37 @@
 //! senders such as Kamailio's siptrace have one destination; a carrier puts a floating address
 //! in front of its HEP collectors for the same reason).
 //!
-//! What is replicated: nothing. A call's dialog state lives only in the probe that saw its
-//! INVITE. A call in flight when the Active dies is therefore not recorded by either probe: the
-//! old Active's open calls die with it, and the new Active sees only the call's later messages,
-//! which it counts as messages of unknown calls (`tollgate_probe_unknown_call_messages`), never
-//! as a partial record. Records the old Active had closed are in its spool and are shipped when
-//! it starts again. A chassis that stops serving without dying (a switchover, forced standby)
-//! forgets its open calls the same way (`Probe::abandon_open`, counted in
-//! `tollgate_probe_calls_abandoned_total`).
+//! What is replicated: the open calls. The Active checkpoints each call it tracks to the
+//! Standby when a SIP message changes it (its dialog state, media endpoints, and its RTP
+//! streams as they are then; one session `call/<Call-ID>` under micro-checkpoint command
+//! [`CMD_PROBE_CALL`]), and deletes it when the call ends. RTP packets alone are not
+//! checkpointed: a new Active counts a stream's packets it did not see as unseen, not lost. A Standby that takes over tracks the calls it holds from then on: their later
+//! messages complete them, and it records them whole when they end. A call is therefore
+//! recorded once, by the chassis that sees its end. What a failover can still lose is what
+//! the Active saw in the moment before it died and had not checkpointed yet (the
+//! checkpointer's flush interval): a recovered call whose end the dead Active saw, and
+//! recorded, but whose deletion never reached the mate, hears nothing more here, and is
+//! forgotten at its timeout without a record (`tollgate_probe_calls_recovered_unconfirmed`),
+//! so no call is recorded twice. A call's messages kept for its ladder are not replicated:
+//! the new Active's ladder of a recovered call starts at the failover. Records the old
+//! Active had closed are in its spool and are shipped when it starts again. A chassis that
+//! stops serving without dying (a switchover, forced standby) forgets its open calls
+//! (`Probe::abandon_open`, counted in `tollgate_probe_calls_abandoned_total`): its mate took
+//! them over from its checkpoints.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::watch;
 use tollgate_alarms::Alarms;
 use tollgate_api::srp::SrpView;
 use tollgate_probe::live::{HepTcpLimits, LiveProbe, Shared};
+use tollgate_probe::pipeline::Probe;
+use tollgate_sip::dialog::OpenCallCheckpoint;
 use tollgate_srp::runtime::{self, Chassis, ForcedStandbySource, LinkSecurity, ReplicatedState, SrpData, SrpHandle};
-use tollgate_srp::session::{CmdId, SessionStore};
+use tollgate_srp::session::{CmdId, MAX_KEY_LEN, SessionStore};
 use tollgate_srp::{SrpConfig, State};
 
 use crate::roles::service_address::{Patience, ServiceAddress, bind_retrying};
@@ -126,27 +138,104 @@ impl runtime::ServiceAddress for HepService {
     }
 }
 
-/// What a probe pair replicates: nothing (see the module's documentation). The runtime still
-/// needs a state to report on.
-pub struct NoSessions;
+/// The micro-checkpoint command of a probe pair's open calls (`call/<Call-ID>` sessions).
+pub const CMD_PROBE_CALL: CmdId = 3;
 
-impl ReplicatedState for NoSessions {
+/// The session key of an open call; none for a Call-ID too long to be a key (such a call is
+/// not replicated).
+fn call_key(call_id: &str) -> Option<String> {
+    let key = format!("call/{call_id}");
+    (key.len() <= MAX_KEY_LEN).then_some(key)
+}
+
+/// What a probe pair replicates: the open calls of its probe (see the module's
+/// documentation).
+pub struct OpenCalls {
+    probe: Arc<Mutex<Probe>>,
+}
+
+impl OpenCalls {
+    /// The open calls of `probe`, which from now on notes which of them change.
+    pub fn new(probe: Arc<Mutex<Probe>>) -> Self {
+        lock(&probe).note_changes(true);
+        OpenCalls { probe }
+    }
+}
+
+fn lock(probe: &Mutex<Probe>) -> std::sync::MutexGuard<'_, Probe> {
+    probe.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn upsert(store: &mut SessionStore, call: &OpenCallCheckpoint, now: Instant) {
+    let Some(key) = call_key(&call.call_id) else { return };
+    if let Err(err) = store.upsert_json(CMD_PROBE_CALL, &key, call, now) {
+        tracing::error!(error = %err, call_id = %call.call_id, "cannot checkpoint an open call");
+    }
+}
+
+impl ReplicatedState for OpenCalls {
     fn commands(&self) -> Vec<(CmdId, &'static str)> {
-        Vec::new()
+        vec![(CMD_PROBE_CALL, "probe-call")]
     }
 
-    fn snapshot_micro(&mut self, _store: &mut SessionStore, _now: Instant) {}
-
-    fn snapshot_full(&mut self, _store: &mut SessionStore, _now: Instant) {}
-
-    fn apply_full(&mut self, _store: &SessionStore) -> usize {
-        0
+    fn snapshot_micro(&mut self, store: &mut SessionStore, now: Instant) {
+        let changes = lock(&self.probe).drain_checkpoint();
+        for call_id in &changes.closed {
+            if let Some(key) = call_key(call_id) {
+                store.remove(&key);
+            }
+        }
+        for call in &changes.changed {
+            upsert(store, call, now);
+        }
     }
 
-    fn purge(&mut self) {}
+    fn snapshot_full(&mut self, store: &mut SessionStore, now: Instant) {
+        let calls = {
+            let mut probe = lock(&self.probe);
+            probe.drain_checkpoint();
+            probe.checkpoint_open()
+        };
+        let keep: HashSet<String> = calls.iter().filter_map(|c| call_key(&c.call_id)).collect();
+        let stale: Vec<String> = store
+            .iter()
+            .filter(|(k, e)| e.cmd == CMD_PROBE_CALL && !keep.contains(*k))
+            .map(|(k, _)| k.to_string())
+            .collect();
+        for key in stale {
+            store.remove(&key);
+        }
+        for call in &calls {
+            let same = call_key(&call.call_id)
+                .and_then(|k| store.get_json::<OpenCallCheckpoint>(&k).ok().flatten())
+                .is_some_and(|held| held == *call);
+            if !same {
+                upsert(store, call, now);
+            }
+        }
+    }
+
+    fn apply_full(&mut self, store: &SessionStore) -> usize {
+        let calls: Vec<OpenCallCheckpoint> = store
+            .iter()
+            .filter(|(_, e)| e.cmd == CMD_PROBE_CALL)
+            .filter_map(|(key, e)| match serde_json::from_slice(&e.value) {
+                Ok(call) => Some(call),
+                Err(err) => {
+                    tracing::error!(%key, error = %err, "an open call checkpointed by the mate is unreadable; left out");
+                    None
+                }
+            })
+            .collect();
+        lock(&self.probe).restore_open(calls)
+    }
+
+    fn purge(&mut self) {
+        // The probe closes its calls itself (their timeouts, from the packets' times).
+    }
 
     fn len(&self) -> usize {
-        0
+        lock(&self.probe).tracker().open_calls()
     }
 
     fn view(&self, _view: SrpView, _copy: Option<&SessionStore>) -> Option<(String, SrpData)> {
@@ -173,7 +262,7 @@ pub async fn start(
 ) -> anyhow::Result<(SrpHandle, watch::Receiver<State>)> {
     let chassis = Chassis {
         config,
-        state: NoSessions,
+        state: OpenCalls::new(service.shared.probe.clone()),
         service,
         forced_standby: ForcedStandbyFile(ForcedStandbyWatch::from_env()),
         alarms,
@@ -182,4 +271,110 @@ pub async fn start(
         link_security,
     };
     Ok(runtime::start(chassis).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_probe::CallReport;
+    use tollgate_probe::decode::{Datagram, Transport};
+    use tollgate_probe::fuzzing::example_settings;
+    use tollgate_records::Disposition;
+
+    fn probe(device: &str) -> Arc<Mutex<Probe>> {
+        Arc::new(Mutex::new(Probe::new(example_settings(device))))
+    }
+
+    /// One SIP message of call `call` (INVITE's CSeq 1, BYE's 2) at `ms`, fed to `probe`.
+    fn feed(probe: &Mutex<Probe>, call: &str, what: &str, ms: i64) -> Vec<CallReport> {
+        let (start, cseq) = match what {
+            "INVITE" => ("INVITE sip:+12125550100@10.0.0.2 SIP/2.0".to_string(), "1 INVITE"),
+            "BYE" => ("BYE sip:+12125550100@10.0.0.2 SIP/2.0".to_string(), "2 BYE"),
+            code => (format!("SIP/2.0 {code} X"), "1 INVITE"),
+        };
+        let to_tag = if what == "INVITE" { "" } else { ";tag=b" };
+        let text = format!(
+            "{start}\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK{call}\r\nFrom: <sip:+13125550666@10.0.0.1>;tag=a\r\nTo: <sip:+12125550100@10.0.0.2>{to_tag}\r\nCall-ID: {call}\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n"
+        );
+        let d = Datagram {
+            ts_us: 1_800_000_000_000_000 + ms * 1000,
+            src: "10.0.0.1:5060".parse().unwrap(),
+            dst: "10.0.0.2:5060".parse().unwrap(),
+            transport: Transport::Udp,
+            payload: text.as_bytes(),
+        };
+        lock(probe).on_datagram(&d)
+    }
+
+    fn keys(store: &SessionStore) -> Vec<String> {
+        let mut keys: Vec<String> = store.iter().map(|(k, _)| k.to_string()).collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn an_open_call_checkpointed_by_the_active_is_recorded_whole_by_the_mate_that_takes_over() {
+        let (probe_a, probe_b) = (probe("probe-a"), probe("probe-b"));
+        let mut active = OpenCalls::new(probe_a.clone());
+        let mut store = SessionStore::new();
+        for (what, ms) in [("INVITE", 0), ("180", 800), ("200", 3000)] {
+            feed(&probe_a, "held", what, ms);
+        }
+        feed(&probe_a, "refused", "INVITE", 100);
+        active.snapshot_micro(&mut store, Instant::now());
+        assert_eq!(keys(&store), ["call/held", "call/refused"]);
+        assert_eq!(feed(&probe_a, "refused", "486", 200).len(), 1);
+        active.snapshot_micro(&mut store, Instant::now());
+        assert_eq!(keys(&store), ["call/held"], "an ended call leaves the checkpoint");
+        assert_eq!(active.len(), 1);
+
+        // probe-a dies; probe-b takes over with its copy of the store.
+        let mut mate = OpenCalls::new(probe_b.clone());
+        assert_eq!(mate.apply_full(&store), 1);
+        assert_eq!(mate.len(), 1);
+        let reports = feed(&probe_b, "held", "BYE", 63_000);
+        assert_eq!(reports.len(), 1, "recorded when its BYE reaches the new Active");
+        let r = &reports[0].record;
+        assert_eq!((r.device.as_str(), r.disposition), ("probe-b", Disposition::Answered));
+        assert_eq!((r.pdd_ms, r.duration_ms), (Some(800), Some(60_000)), "times from the INVITE probe-a saw");
+        assert_eq!(lock(&probe_b).counters().recovered, 1);
+        assert_eq!(lock(&probe_b).tracker().stats().unknown_call, 0);
+        mate.snapshot_micro(&mut store, Instant::now());
+        assert!(keys(&store).is_empty(), "the new Active's checkpoints follow its own calls");
+    }
+
+    #[test]
+    fn a_full_checkpoint_holds_exactly_the_open_calls_and_leaves_other_sessions() {
+        let probe_a = probe("probe-a");
+        let mut active = OpenCalls::new(probe_a.clone());
+        let mut store = SessionStore::new();
+        let now = Instant::now();
+        store.upsert_json(CMD_PROBE_CALL, "call/gone", &"stale", now).unwrap();
+        store.upsert_json(1, "velocity/other", &1u32, now).unwrap();
+        feed(&probe_a, "up", "INVITE", 0);
+        active.snapshot_full(&mut store, now);
+        assert_eq!(keys(&store), ["call/up", "velocity/other"]);
+        let held: OpenCallCheckpoint = store.get_json("call/up").unwrap().unwrap();
+        assert_eq!(held.call_id, "up");
+
+        // A copy that does not read is left out, not taken over half.
+        store.upsert(CMD_PROBE_CALL, "call/torn", b"{\"call_id\":".to_vec(), now).unwrap();
+        let probe_b = probe("probe-b");
+        assert_eq!(OpenCalls::new(probe_b.clone()).apply_full(&store), 1);
+        assert!(lock(&probe_b).tracker().is_open("up"));
+    }
+
+    #[test]
+    fn a_call_id_too_long_for_a_key_is_not_replicated() {
+        assert_eq!(call_key("a").as_deref(), Some("call/a"));
+        assert!(call_key(&"x".repeat(MAX_KEY_LEN)).is_none());
+        let probe_a = probe("probe-a");
+        let mut active = OpenCalls::new(probe_a.clone());
+        let mut store = SessionStore::new();
+        feed(&probe_a, &"x".repeat(MAX_KEY_LEN), "INVITE", 0);
+        active.snapshot_micro(&mut store, Instant::now());
+        active.snapshot_full(&mut store, Instant::now());
+        assert!(store.is_empty());
+        assert_eq!(active.len(), 1, "still tracked here");
+    }
 }
