@@ -321,9 +321,31 @@ impl Tracker {
             }
             if let Some((_, id)) = self.recent_order.pop_front()
                 && let Some(ended) = self.recent.remove(&id)
+                // A Call-ID open again (a new INVITE, or a call taken back from a mate) keeps
+                // its claims: they are forgotten when it ends and lingers in turn.
+                && !self.open.contains_key(&id)
             {
                 self.media.forget(&id, &ended.media);
             }
+        }
+    }
+
+    /// Closes the least recently active call to make room; one taken over from a mate and not
+    /// confirmed since goes without a record (see [`Tracker::restore_open`]).
+    fn evict_oldest(&mut self) -> Option<Call> {
+        let oldest = self.by_activity.values().next()?.clone();
+        if self.open.get(&oldest).is_some_and(|o| o.recovered) {
+            self.forget_unconfirmed(&oldest);
+            return None;
+        }
+        self.close(&oldest, Closed::Evicted)
+    }
+
+    /// Forgets, without a record, a call taken over from a mate that no message confirmed.
+    fn forget_unconfirmed(&mut self, call_id: &str) {
+        if self.remove_open(call_id).is_some() {
+            self.stats.recovered_unconfirmed += 1;
+            self.unconfirmed.push(call_id.into());
         }
     }
 
@@ -370,8 +392,8 @@ impl Tracker {
         if !o.streams.is_empty() {
             call.rtp = Some(RtpSummary {
                 streams: o.streams.len() as u32,
-                packets: o.streams.iter().map(|s| s.received).sum(),
-                lost: o.streams.iter().map(|s| s.lost()).sum(),
+                packets: o.streams.iter().fold(0u64, |n, s| n.saturating_add(s.received)),
+                lost: o.streams.iter().fold(0u64, |n, s| n.saturating_add(s.lost())),
                 max_jitter_ms: o.streams.iter().map(|s| s.jitter_ms()).fold(0.0, f64::max),
                 min_mos: o.streams.iter().map(|s| s.mos()).fold(4.5, f64::min),
             });
@@ -419,8 +441,7 @@ impl Tracker {
                     None if to_tag.is_none() => {
                         self.forget_ended(pkt.ts_us);
                         if self.open.len() >= self.config.max_open
-                            && let Some((_, oldest)) = self.by_activity.iter().next().map(|(k, v)| (*k, v.clone()))
-                            && let Some(c) = self.close(&oldest, Closed::Evicted)
+                            && let Some(c) = self.evict_oldest()
                         {
                             done.push(c);
                         }
@@ -535,7 +556,16 @@ impl Tracker {
         if (self.changes.is_some() || self.took_over)
             && let Some(o) = self.open.get_mut(call_id)
         {
-            o.recovered = false;
+            // What shows a call taken over went on past the mate's checkpoint: a request
+            // other than ACK, or a response to its INVITE. An ACK or a response to a BYE may
+            // be the tail of an end the mate saw.
+            let confirms = match msg.start {
+                StartLine::Request { method, .. } => method != Method::Ack,
+                StartLine::Response { .. } => cseq_method == Method::Invite,
+            };
+            if confirms {
+                o.recovered = false;
+            }
             self.note_changed(call_id);
         }
         done
@@ -579,9 +609,7 @@ impl Tracker {
             let answered = o.call.answered_us.is_some();
             let limit = if answered { self.config.idle_timeout_us } else { self.config.setup_timeout_us };
             if idle >= limit && o.recovered {
-                self.remove_open(&call_id);
-                self.stats.recovered_unconfirmed += 1;
-                self.unconfirmed.push(call_id.into());
+                self.forget_unconfirmed(&call_id);
             } else if idle >= limit {
                 let final_code = o.call.final_code;
                 if let Some(mut c) = self.close(&call_id, Closed::Timeout) {
@@ -1001,21 +1029,60 @@ mod tests {
     fn a_recovered_call_that_hears_nothing_times_out_without_a_record() {
         let config = TrackerConfig { max_open: 10, setup_timeout_us: 10_000_000, idle_timeout_us: 60_000_000 };
         let mut active = Tracker::new(config);
-        for id in ["silent", "heard"] {
+        for id in ["silent", "heard", "tail"] {
             feed(&mut active, &invite(id, 1, None), 0);
         }
         let mut standby = Tracker::new(config);
         standby.note_changes(true);
         standby.restore_open(active.checkpoint_open());
         feed(&mut standby, &response("heard", 100, "INVITE", 1), 10);
+        // What may be the tail of an end the mate saw confirms nothing: an ACK, a BYE's 200.
+        feed(&mut standby, &request("tail", "ACK", 1), 20);
+        feed(&mut standby, &response("tail", 200, "BYE", 2), 30);
         let expired = standby.expire(20_000_000);
         let ids_expired: Vec<&str> = expired.iter().map(|c| c.call_id.as_str()).collect();
         assert_eq!(ids_expired, vec!["heard"], "a call heard here is recorded at its timeout");
-        assert_eq!(standby.drain_unconfirmed(), vec!["silent".to_string()]);
-        assert_eq!((standby.stats().recovered_unconfirmed, standby.stats().timed_out), (1, 1));
+        let mut unconfirmed = standby.drain_unconfirmed();
+        unconfirmed.sort();
+        assert_eq!(unconfirmed, ["silent", "tail"]);
+        assert_eq!((standby.stats().recovered_unconfirmed, standby.stats().timed_out), (2, 1));
         assert_eq!(standby.open_calls(), 0);
         let changes = standby.drain_checkpoint();
-        assert_eq!(ids(&changes).1, vec!["heard", "silent"], "both leave the mate's copy");
+        assert_eq!(ids(&changes).1, vec!["heard", "silent", "tail"], "all leave the mate's copy");
+    }
+
+    #[test]
+    fn an_unconfirmed_recovered_call_makes_room_without_a_record() {
+        let config = TrackerConfig { max_open: 2, ..TrackerConfig::default() };
+        let mut mate = Tracker::new(config);
+        feed(&mut mate, &invite("old", 1, None), 0);
+        feed(&mut mate, &invite("heard", 1, None), 10);
+        let mut t = Tracker::new(config);
+        t.restore_open(mate.checkpoint_open());
+        feed(&mut t, &response("heard", 180, "INVITE", 1), 20);
+        assert!(feed(&mut t, &invite("new", 1, None), 30).is_empty(), "no record of the unconfirmed one");
+        assert_eq!((t.stats().recovered_unconfirmed, t.stats().evicted), (1, 0));
+        assert_eq!(t.drain_unconfirmed(), ["old"]);
+        let evicted = feed(&mut t, &invite("newer", 1, None), 40);
+        assert_eq!((evicted.len(), evicted[0].call_id.as_str()), (1, "heard"), "a confirmed one is recorded");
+    }
+
+    #[test]
+    fn a_call_taken_back_keeps_its_media_when_its_old_end_is_forgotten() {
+        // Served here until a switchover (which forgot it), then taken back from the mate a
+        // minute later: its earlier end here lingers out without taking its media along.
+        let mut t = Tracker::new(TrackerConfig::default());
+        feed(&mut t, &invite("long", 1, None), 0);
+        feed(&mut t, &response("long", 200, "INVITE", 1), 100);
+        let copy = t.checkpoint_open();
+        t.finish();
+        t.restore_open(copy);
+        t.expire(60_000_000);
+        assert!(t.on_udp(&rtp_of(4, 1), &to_caller(60_010)), "its media endpoint is still claimed");
+        let done = feed(&mut t, &request("long", "BYE", 2), 90_000);
+        assert_eq!(done[0].rtp.map(|r| r.packets), Some(1));
+        t.expire(90_000_000 + LINGER_US + 1);
+        assert!(t.media.is_empty(), "forgotten once it ended and lingered");
     }
 
     #[test]

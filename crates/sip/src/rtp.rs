@@ -100,20 +100,37 @@ impl StreamStats {
     /// The stream was taken over from a probe pair's mate: packets sent since the mate's
     /// checkpoint of it were seen by no one here. The next packet's sequence number tells how
     /// many; they are counted as unseen, not lost, and the gap adds nothing to the jitter.
+    ///
+    /// A checkpoint is another process's word: what could not come from a real stream is made
+    /// so (the clock rate is the payload type's, counts stay below 2^48, the jitter is finite),
+    /// so no later sum overflows.
     pub fn resume(&mut self) {
+        const MAX_COUNT: u64 = 1 << 48;
         self.resuming = true;
+        self.clock_rate = clock_rate(self.payload_type);
+        self.cycles = self.cycles.min(MAX_COUNT) & !0xffff;
+        self.received = self.received.min(MAX_COUNT);
+        self.unseen = self.unseen.min(MAX_COUNT);
+        if !self.jitter.is_finite() || self.jitter < 0.0 {
+            self.jitter = 0.0;
+        }
     }
 
     /// Adds a packet.
     pub fn update(&mut self, h: &RtpHeader, arrival_us: i64) {
         let resuming = std::mem::take(&mut self.resuming);
         let delta = h.seq.wrapping_sub(self.max_seq);
-        if delta < MAX_DROPOUT {
+        // After a gap in what this probe saw, any step forward continues the stream (minutes
+        // of a call may have passed since the checkpoint): the packets between are unseen.
+        // Whole wraps of the sequence number in the gap are missed in `cycles` and in
+        // `unseen` alike, so the loss stays right.
+        let continues = delta < MAX_DROPOUT || (resuming && delta <= u16::MAX - MAX_MISORDER);
+        if continues {
             if h.seq < self.max_seq {
-                self.cycles += 1 << 16;
+                self.cycles = self.cycles.saturating_add(1 << 16);
             }
             if resuming && delta > 1 {
-                self.unseen += u64::from(delta - 1);
+                self.unseen = self.unseen.saturating_add(u64::from(delta - 1));
             }
             self.max_seq = h.seq;
         } else if delta <= u16::MAX - MAX_MISORDER {
@@ -124,14 +141,14 @@ impl StreamStats {
             self.received = 0;
             self.unseen = 0;
         }
-        self.received += 1;
+        self.received = self.received.saturating_add(1);
         // RFC 3550 A.8: D = (Rj - Ri) - (Sj - Si), with the timestamp difference taken modulo
         // 2^32 so a wrapping RTP clock does not look like a jump.
         let since_first = i128::from(arrival_us.saturating_sub(self.first_arrival_us));
         let arrival = (since_first * i128::from(self.clock_rate) / 1_000_000) as i64;
         let (prev_arrival, prev_ts) = self.previous;
         let sent = i64::from(h.timestamp.wrapping_sub(prev_ts) as i32);
-        let d = (arrival - prev_arrival).saturating_sub(sent).unsigned_abs() as f64;
+        let d = arrival.saturating_sub(prev_arrival).saturating_sub(sent).unsigned_abs() as f64;
         if !resuming {
             self.jitter += (d - self.jitter) / 16.0;
         }
@@ -146,7 +163,10 @@ impl StreamStats {
     /// Packets expected from the sequence numbers seen (those unseen across a failover
     /// left out).
     pub fn expected(&self) -> u64 {
-        ((self.cycles + u64::from(self.max_seq)).saturating_sub(u64::from(self.base_seq)) + 1)
+        self.cycles
+            .saturating_add(u64::from(self.max_seq))
+            .saturating_sub(u64::from(self.base_seq))
+            .saturating_add(1)
             .saturating_sub(self.unseen)
     }
 
@@ -243,6 +263,14 @@ mod tests {
         }
         assert_eq!((s.received, s.expected(), s.lost()), (14, 15, 1));
         assert!(s.jitter_ms() < 0.01, "the gap adds no jitter: {}", s.jitter_ms());
+        // A gap of minutes (more than MAX_DROPOUT packets, across a wrap) is still unseen.
+        let mut long: StreamStats = StreamStats::new(&parse(&pkt(60_000, 0)).unwrap(), 0);
+        long.update(&parse(&pkt(60_001, 160)).unwrap(), 20_000);
+        long.resume();
+        for i in 0..3u16 {
+            long.update(&parse(&pkt(9_000 + i, 160 * 15_000)).unwrap(), 300_000_000);
+        }
+        assert_eq!((long.received, long.lost()), (5, 0), "{long:?}");
         // Without the resume the gap would be loss.
         let mut plain = StreamStats::new(&parse(&pkt(10, 0)).unwrap(), 0);
         plain.update(&parse(&pkt(40, 30 * 160)).unwrap(), 600_000);

@@ -152,6 +152,11 @@ impl Tracker {
         self.changes = on.then(Changes::default);
     }
 
+    /// Whether changes are noted ([`Tracker::note_changes`]).
+    pub fn notes_changes(&self) -> bool {
+        self.changes.is_some()
+    }
+
     /// Forgets the changes noted so far (the calls they name are gone or were replaced).
     pub fn clear_changes(&mut self) {
         if let Some(c) = self.changes.as_mut() {
