@@ -180,6 +180,9 @@ pub struct Probe {
     ladder: Option<LadderStore>,
     /// SIP over TCP: segments to whole messages.
     tcp: TcpReassembler,
+    /// The changes noted when the chassis last stopped serving, not drained yet
+    /// ([`Probe::abandon_open`]).
+    last_changes: Option<CheckpointChanges>,
     last_tcp_expire_us: i64,
 }
 
@@ -213,6 +216,7 @@ impl Probe {
             ladder: None,
             tcp,
             last_tcp_expire_us: 0,
+            last_changes: None,
         }
     }
 
@@ -400,13 +404,26 @@ impl Probe {
         self.tracker.note_changes(on);
     }
 
-    /// The open calls that changed, and those that closed, since the last call.
+    /// The open calls that changed, and those that closed, since the last call (first the
+    /// changes noted before the chassis stopped serving, if it just did: see
+    /// [`Probe::abandon_open`]).
     pub fn drain_checkpoint(&mut self) -> CheckpointChanges {
-        self.tracker.drain_checkpoint()
+        let now = self.tracker.drain_checkpoint();
+        match self.last_changes.take() {
+            Some(mut last) => {
+                last.changed.extend(now.changed);
+                last.closed.extend(now.closed);
+                last
+            }
+            None => now,
+        }
     }
 
-    /// Every open call, as it is now.
-    pub fn checkpoint_open(&self) -> Vec<OpenCallCheckpoint> {
+    /// Every open call, as it is now; the changes noted so far are dropped (a full
+    /// checkpoint holds them).
+    pub fn checkpoint_open(&mut self) -> Vec<OpenCallCheckpoint> {
+        self.tracker.clear_changes();
+        self.last_changes = None;
         self.tracker.checkpoint_open()
     }
 
@@ -415,6 +432,8 @@ impl Probe {
     /// they end (see [`Tracker::restore_open`]). Those that had rung or been answered are
     /// told to the calls-in-progress hook as started. Returns how many were taken over.
     pub fn restore_open(&mut self, calls: Vec<OpenCallCheckpoint>) -> usize {
+        // Changes from when this chassis last served are the mate's to have sent, or stale.
+        self.last_changes = None;
         let restored = self.tracker.restore_open(calls);
         for c in &restored {
             let Some(s) = self.caller(&c.pai_user, &c.from_user) else { continue };
@@ -437,11 +456,19 @@ impl Probe {
     /// pair's chassis that stops serving (a switchover), whose mate records from then on. The
     /// calls-in-progress hook is told they ended; they are counted in
     /// [`ProbeCounters::abandoned`]. Returns how many calls were forgotten.
+    ///
+    /// The changes noted until then are kept for the next [`Probe::drain_checkpoint`]: a
+    /// planned switchover releases the service before its last flush of checkpoints, which
+    /// must still carry them to the mate that takes the calls over.
     pub fn abandon_open(&mut self) -> u64 {
         self.tcp.clear();
+        let last = self.tracker.drain_checkpoint();
         let calls = self.tracker.finish();
-        // The mate's checkpoints replace them; none of them is this chassis's to report.
+        // Forgetting them here is not their end: the mate's copies must stay.
         self.tracker.clear_changes();
+        if self.tracker.notes_changes() {
+            self.last_changes = Some(last);
+        }
         for call in &calls {
             self.call_gone(&call.call_id);
             if let Some(ladder) = self.ladder.as_mut() {
@@ -541,9 +568,9 @@ impl Probe {
                 .ringing_us
                 .or(call.answered_us)
                 .or(call.final_code.and(call.ended_us))
-                .map(|r| ((r - call.invite_us).max(0) / 1000) as u32),
+                .map(|r| (r.saturating_sub(call.invite_us).max(0) / 1000) as u32),
             duration_ms: match (call.answered_us, call.ended_us) {
-                (Some(a), Some(e)) => Some(((e - a).max(0) / 1000) as u64),
+                (Some(a), Some(e)) => Some((e.saturating_sub(a).max(0) / 1000) as u64),
                 _ => None,
             },
             answered_at: call.answered_us.map(time),
