@@ -17,6 +17,8 @@ use tollgate_number::DialingPlan;
 use tollgate_policy::InternalNumbers;
 
 use crate::pipeline::{Probe, ProbeSettings};
+
+pub mod takeover;
 use crate::tcp::{TcpFlags, TcpLimits, TcpReassembler, TcpSegment, is_start_line};
 
 /// Small bounds, so the fuzzer reaches them.
