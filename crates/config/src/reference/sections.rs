@@ -940,7 +940,7 @@ pub const SECTIONS: &[Section] = &[
                 "integer",
                 "s",
                 "Only sessions at least this old are checkpointed; 0: every session at once (velocity counters \
-                 need it).",
+                 need it, and a probe pair's calls: one younger than this is lost at a failover).",
             ),
             opt(
                 "compression",

@@ -12,19 +12,23 @@
 //! Standby when a SIP message changes it (its dialog state, media endpoints, and its RTP
 //! streams as they are then; one session `call/<Call-ID>` under micro-checkpoint command
 //! [`CMD_PROBE_CALL`]), and deletes it when the call ends. RTP packets alone are not
-//! checkpointed: a new Active counts a stream's packets it did not see as unseen, not lost. A Standby that takes over tracks the calls it holds from then on: their later
-//! messages complete them, and it records them whole when they end. A call is therefore
-//! recorded once, by the chassis that sees its end. What a failover can still lose is what
-//! the Active saw in the moment before it died and had not checkpointed yet (the
-//! checkpointer's flush interval): a recovered call whose end the dead Active saw, and
-//! recorded, but whose deletion never reached the mate, hears nothing more here, and is
-//! forgotten at its timeout without a record (`tollgate_probe_calls_recovered_unconfirmed`),
-//! so no call is recorded twice. A call's messages kept for its ladder are not replicated:
-//! the new Active's ladder of a recovered call starts at the failover. Records the old
-//! Active had closed are in its spool and are shipped when it starts again. A chassis that
-//! stops serving without dying (a switchover, forced standby) forgets its open calls
-//! (`Probe::abandon_open`, counted in `tollgate_probe_calls_abandoned_total`): its mate took
-//! them over from its checkpoints.
+//! checkpointed: a new Active counts a stream's packets it did not see as unseen, not lost.
+//!
+//! A Standby that takes over tracks the calls it holds from then on: their later messages
+//! complete them, and it records them whole when they end, so a call is recorded by the
+//! chassis that sees its end. What a failover can still lose is what the Active saw in the
+//! moment before it died and had not checkpointed yet (one flush): a recovered call whose end
+//! the dead Active saw and recorded, but whose deletion never reached the mate, is confirmed
+//! by no later message (an ACK or a response to its BYE does not confirm) and is forgotten at
+//! its timeout, or to make room, without a record
+//! (`tollgate_probe_calls_recovered_unconfirmed`). A call's messages kept for its ladder are
+//! not replicated: the new Active's ladder of a recovered call starts at the failover.
+//! Records the old Active had closed are in its spool and are shipped when it starts again.
+//!
+//! A chassis that stops serving without dying (a switchover, forced standby) forgets its open
+//! calls (`Probe::abandon_open`, counted in `tollgate_probe_calls_abandoned_total`): its mate
+//! took them over from its checkpoints. The changes it noted until then still go out with the
+//! switchover's last flush, which comes after the release.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -126,15 +130,15 @@ impl runtime::ServiceAddress for HepService {
         }
         if let Some(live) = self.live.take() {
             live.shutdown().await;
-            // The mate records from now on: the calls open here would otherwise stay "in
-            // progress" (for `concurrent`) and be closed as timeouts, with partial records,
-            // whenever this chassis serves again.
-            let abandoned = self.shared.probe.lock().unwrap_or_else(|e| e.into_inner()).abandon_open();
-            tracing::info!(
-                abandoned,
-                "probe not serving: service addresses released; its open calls forgotten without a record"
-            );
         }
+        // The mate records from now on: the calls open here (also those taken over when the
+        // sockets could not be bound) would otherwise stay "in progress" (for `concurrent`)
+        // and be closed as timeouts, with partial records, whenever this chassis serves again.
+        let abandoned = lock(&self.shared.probe).abandon_open();
+        tracing::info!(
+            abandoned,
+            "probe not serving: service addresses released; its open calls forgotten without a record"
+        );
     }
 }
 
@@ -166,10 +170,19 @@ fn lock(probe: &Mutex<Probe>) -> std::sync::MutexGuard<'_, Probe> {
     probe.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Checkpoints `call` unless the store holds it as it is; a call that cannot be checkpointed
+/// (too large) leaves the store, so the mate never takes over an older copy of it.
 fn upsert(store: &mut SessionStore, call: &OpenCallCheckpoint, now: Instant) {
     let Some(key) = call_key(&call.call_id) else { return };
-    if let Err(err) = store.upsert_json(CMD_PROBE_CALL, &key, call, now) {
-        tracing::error!(error = %err, call_id = %call.call_id, "cannot checkpoint an open call");
+    let written = serde_json::to_vec(call).map_err(|e| e.to_string()).and_then(|value| {
+        if store.get(&key).is_some_and(|held| held.value == value) {
+            return Ok(());
+        }
+        store.upsert(CMD_PROBE_CALL, &key, value, now).map(drop).map_err(|e| e.to_string())
+    });
+    if let Err(err) = written {
+        store.remove(&key);
+        tracing::error!(error = %err, call_id = %call.call_id, "cannot checkpoint an open call; the mate will not take it over");
     }
 }
 
@@ -191,11 +204,7 @@ impl ReplicatedState for OpenCalls {
     }
 
     fn snapshot_full(&mut self, store: &mut SessionStore, now: Instant) {
-        let calls = {
-            let mut probe = lock(&self.probe);
-            probe.drain_checkpoint();
-            probe.checkpoint_open()
-        };
+        let calls = lock(&self.probe).checkpoint_open();
         let keep: HashSet<String> = calls.iter().filter_map(|c| call_key(&c.call_id)).collect();
         let stale: Vec<String> = store
             .iter()
@@ -206,17 +215,12 @@ impl ReplicatedState for OpenCalls {
             store.remove(&key);
         }
         for call in &calls {
-            let same = call_key(&call.call_id)
-                .and_then(|k| store.get_json::<OpenCallCheckpoint>(&k).ok().flatten())
-                .is_some_and(|held| held == *call);
-            if !same {
-                upsert(store, call, now);
-            }
+            upsert(store, call, now);
         }
     }
 
     fn apply_full(&mut self, store: &SessionStore) -> usize {
-        let calls: Vec<OpenCallCheckpoint> = store
+        let mut calls: Vec<OpenCallCheckpoint> = store
             .iter()
             .filter(|(_, e)| e.cmd == CMD_PROBE_CALL)
             .filter_map(|(key, e)| match serde_json::from_slice(&e.value) {
@@ -227,6 +231,9 @@ impl ReplicatedState for OpenCalls {
                 }
             })
             .collect();
+        // In the order the calls began: claims on a shared media endpoint are made in the
+        // order the mate made them, and a cap keeps the oldest.
+        calls.sort_by_key(|c| (c.invite_us, c.last_us));
         lock(&self.probe).restore_open(calls)
     }
 
@@ -341,6 +348,35 @@ mod tests {
         assert_eq!(lock(&probe_b).tracker().stats().unknown_call, 0);
         mate.snapshot_micro(&mut store, Instant::now());
         assert!(keys(&store).is_empty(), "the new Active's checkpoints follow its own calls");
+    }
+
+    #[test]
+    fn a_planned_switchover_carries_what_changed_since_the_last_flush() {
+        let (probe_a, probe_b) = (probe("probe-a"), probe("probe-b"));
+        let mut active = OpenCalls::new(probe_a.clone());
+        let mut store = SessionStore::new();
+        feed(&probe_a, "up", "INVITE", 0);
+        feed(&probe_a, "gone", "INVITE", 0);
+        active.snapshot_micro(&mut store, Instant::now());
+        // Between two flushes: one call answered, one refused; then the service is released
+        // (the switchover releases before its last flush).
+        feed(&probe_a, "up", "200", 2000);
+        assert_eq!(feed(&probe_a, "gone", "486", 2000).len(), 1);
+        assert_eq!(lock(&probe_a).abandon_open(), 1);
+        active.snapshot_micro(&mut store, Instant::now());
+        assert_eq!(keys(&store), ["call/up"], "the refused call left, the answered one stayed");
+        let held: OpenCallCheckpoint = store.get_json("call/up").unwrap().unwrap();
+        assert_eq!(held.final_code, Some(200), "as it was when the service was released");
+        active.snapshot_micro(&mut store, Instant::now());
+        assert_eq!(keys(&store), ["call/up"], "the abandoned call is not deleted by a later flush");
+
+        let mut mate = OpenCalls::new(probe_b.clone());
+        assert_eq!(mate.apply_full(&store), 1);
+        let reports = feed(&probe_b, "up", "BYE", 62_000);
+        assert_eq!(
+            (reports[0].record.disposition, reports[0].record.duration_ms),
+            (Disposition::Answered, Some(60_000))
+        );
     }
 
     #[test]
