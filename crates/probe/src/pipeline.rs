@@ -436,14 +436,14 @@ impl Probe {
         self.last_changes = None;
         let restored = self.tracker.restore_open(calls);
         for c in &restored {
-            let Some(s) = self.caller(&c.pai_user, &c.from_user) else { continue };
+            let Some(s) = self.caller(&c.call.pai_user, &c.call.from_user) else { continue };
             match &self.in_progress {
-                Some(hook) if c.ringing_us.is_some() || c.answered_us.is_some() => {
+                Some(hook) if c.call.ringing_us.is_some() || c.call.answered_us.is_some() => {
                     hook.started(s);
-                    self.open_sources.insert(c.call_id.clone(), s);
+                    self.open_sources.insert(c.call.call_id.clone(), s);
                 }
                 Some(_) => {
-                    self.setup_sources.insert(c.call_id.clone(), s);
+                    self.setup_sources.insert(c.call.call_id.clone(), s);
                 }
                 None => {}
             }
@@ -674,6 +674,19 @@ mod tests {
         assert_eq!(events.iter().filter(|e| e.1).count(), events.iter().filter(|e| !e.1).count());
     }
 
+    /// Counts calls in progress, whoever the callers.
+    #[derive(Default)]
+    struct Up(std::sync::Mutex<i64>);
+
+    impl CallsInProgress for Up {
+        fn started(&self, _: E164) {
+            *self.0.lock().unwrap() += 1;
+        }
+        fn ended(&self, _: E164) {
+            *self.0.lock().unwrap() -= 1;
+        }
+    }
+
     /// Three calls: `done` busy, `up` answered and not hung up, `ringing` not answered yet.
     fn three_calls(p: &mut Probe) -> Vec<CallReport> {
         let invite = |id: &str| {
@@ -699,16 +712,6 @@ mod tests {
 
     #[test]
     fn a_chassis_that_stops_serving_forgets_its_open_calls_without_records() {
-        #[derive(Default)]
-        struct Up(std::sync::Mutex<i64>);
-        impl CallsInProgress for Up {
-            fn started(&self, _: E164) {
-                *self.0.lock().unwrap() += 1;
-            }
-            fn ended(&self, _: E164) {
-                *self.0.lock().unwrap() -= 1;
-            }
-        }
         let up = std::sync::Arc::new(Up::default());
         let mut p = Probe::new(settings()).with_calls_in_progress(up.clone());
         let finished = three_calls(&mut p);
@@ -725,16 +728,6 @@ mod tests {
 
     #[test]
     fn a_mates_calls_taken_over_are_in_progress_as_they_were_and_unheard_ones_go_without_a_record() {
-        #[derive(Default)]
-        struct Up(std::sync::Mutex<i64>);
-        impl CallsInProgress for Up {
-            fn started(&self, _: E164) {
-                *self.0.lock().unwrap() += 1;
-            }
-            fn ended(&self, _: E164) {
-                *self.0.lock().unwrap() -= 1;
-            }
-        }
         let mut mate = Probe::new(settings());
         mate.note_changes(true);
         three_calls(&mut mate);

@@ -3,24 +3,20 @@
 //! catches what the fuzzer would on the known inputs; the seeds must be calls the probe takes
 //! over, so the fuzzer starts from real checkpoints.
 
-use std::path::Path;
+#[path = "support/fuzz_inputs.rs"]
+mod fuzz_inputs;
 
 use tollgate_probe::fuzzing::takeover::takeover;
 
 #[test]
 fn every_seed_passes_the_fuzz_checks_and_is_taken_over() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
     let (mut seeds, mut taken) = (0, 0);
-    for sub in ["seeds/probe_takeover", "artifacts/probe_takeover"] {
-        let Ok(entries) = std::fs::read_dir(root.join(sub)) else { continue };
-        for entry in entries.flatten() {
-            let data = std::fs::read(entry.path()).unwrap();
-            let outcome = takeover(&data);
-            if sub.starts_with("seeds") {
-                assert!(outcome.taken >= 1, "{}: {outcome:?}", entry.path().display());
-                seeds += 1;
-                taken += outcome.taken;
-            }
+    for input in fuzz_inputs::inputs("probe_takeover") {
+        let outcome = takeover(&input.data);
+        if input.seed {
+            assert!(outcome.taken >= 1, "{}: {outcome:?}", input.path.display());
+            seeds += 1;
+            taken += outcome.taken;
         }
     }
     assert!(seeds >= 4, "seeds missing in fuzz/seeds/probe_takeover");

@@ -64,7 +64,8 @@ impl Outcome {
 }
 
 /// Why a call record was closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Closed {
     /// By its signalling (final response, BYE).
     Signalled,
@@ -77,7 +78,7 @@ pub enum Closed {
 }
 
 /// RTP seen for a call.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct RtpSummary {
     /// Streams (SSRCs).
     pub streams: u32,
@@ -91,8 +92,8 @@ pub struct RtpSummary {
     pub min_mos: f64,
 }
 
-/// A finished call.
-#[derive(Debug, Clone, PartialEq)]
+/// A finished call (or, in an [`OpenCallCheckpoint`], one so far).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Call {
     /// Call-ID.
     pub call_id: String,
@@ -942,7 +943,7 @@ mod tests {
     }
 
     fn ids(changes: &CheckpointChanges) -> (Vec<&str>, Vec<&str>) {
-        let mut changed: Vec<&str> = changes.changed.iter().map(|c| c.call_id.as_str()).collect();
+        let mut changed: Vec<&str> = changes.changed.iter().map(|c| c.call.call_id.as_str()).collect();
         let mut closed: Vec<&str> = changes.closed.iter().map(String::as_str).collect();
         changed.sort_unstable();
         closed.sort_unstable();
@@ -961,7 +962,7 @@ mod tests {
         feed(&mut t, &response("b", 486, "INVITE", 1), 30);
         let changes = t.drain_checkpoint();
         assert_eq!(ids(&changes), (vec!["a"], vec!["b"]));
-        assert_eq!(changes.changed[0].ringing_us, Some(10_000), "the call as it is now");
+        assert_eq!(changes.changed[0].call.ringing_us, Some(10_000), "the call as it is now");
         assert!(ids(&t.drain_checkpoint()).0.is_empty(), "drained");
         // Past the ended call's claim on the shared media endpoint: the stream is "a"'s.
         assert!(t.on_udp(&rtp_of(7, 1), &to_caller(3000)));
@@ -1097,8 +1098,8 @@ mod tests {
         feed(&mut t, &invite("a", 1, None), 0);
         t.finish();
         let mut calls = mate.checkpoint_open();
-        calls.sort_by(|x, y| x.call_id.cmp(&y.call_id));
-        let restored: Vec<String> = t.restore_open(calls).into_iter().map(|c| c.call_id).collect();
+        calls.sort_by(|x, y| x.call.call_id.cmp(&y.call.call_id));
+        let restored: Vec<String> = t.restore_open(calls).into_iter().map(|c| c.call.call_id).collect();
         assert_eq!(restored, vec!["a", "b"], "beyond the cap the rest are left out");
         assert!(t.is_open("a"));
         assert!(t.on_udp(&rtp_of(3, 1), &to_caller(10)), "its media endpoint is claimed again");

@@ -26,11 +26,11 @@ pub struct Outcome {
 
 /// One more message of call `c`; which one is `i`'s turn.
 fn message(c: &OpenCallCheckpoint, i: usize) -> String {
-    let id = &c.call_id;
+    let id = &c.call.call_id;
     let start = match i % 4 {
         0 => "SIP/2.0 180 Ringing".to_string(),
         1 => "SIP/2.0 200 OK".to_string(),
-        2 => format!("BYE sip:{} SIP/2.0", c.ruri_user.as_deref().unwrap_or("x")),
+        2 => format!("BYE sip:{} SIP/2.0", c.call.ruri_user.as_deref().unwrap_or("x")),
         _ => "SIP/2.0 503 Service Unavailable".to_string(),
     };
     let cseq = if i % 4 == 2 {
@@ -64,7 +64,7 @@ pub fn takeover(data: &[u8]) -> Outcome {
     assert!(outcome.taken <= outcome.calls);
     for (i, c) in calls.iter().enumerate() {
         let ts_us = c.last_us.saturating_add(1_000);
-        let (src, dst) = (c.to_addr, c.from_addr);
+        let (src, dst) = (c.call.to_addr, c.call.from_addr);
         if let Some((packet, to)) = rtp(c) {
             let d = Datagram { ts_us, src, dst: to, transport: Transport::Udp, payload: &packet };
             outcome.reported += probe.on_datagram(&d).len();

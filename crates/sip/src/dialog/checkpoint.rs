@@ -18,37 +18,16 @@ use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use super::{Call, Closed, Open, Outcome, Tracker};
+use super::{Call, Closed, Open, Tracker};
 use crate::rtp::StreamStats;
 
 /// One open call as its mate needs it to go on tracking it: the call so far, where its
 /// dialog is, its media endpoints and its RTP streams.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpenCallCheckpoint {
-    /// Call-ID.
-    pub call_id: String,
-    /// Who sent the first INVITE.
-    pub from_addr: SocketAddr,
-    /// Destination of the first INVITE.
-    pub to_addr: SocketAddr,
-    /// User part of the From URI.
-    pub from_user: Option<String>,
-    /// User part of the P-Asserted-Identity URI.
-    pub pai_user: Option<String>,
-    /// User part of the Request-URI of the first INVITE.
-    pub ruri_user: Option<String>,
-    /// User part of the To URI.
-    pub to_user: Option<String>,
-    /// First INVITE, µs since the epoch.
-    pub invite_us: i64,
-    /// First 18x.
-    pub ringing_us: Option<i64>,
-    /// First 2xx.
-    pub answered_us: Option<i64>,
-    /// Final response code so far (a 401/407 challenge while the INVITE is re-sent).
-    pub final_code: Option<u16>,
-    /// The outcome so far.
-    pub outcome: Outcome,
+    /// The call so far (its end, close reason and RTP summary are not taken over: they are
+    /// made when it ends).
+    pub call: Call,
     /// CSeq of the INVITE the call's answer is awaited for.
     pub invite_cseq: u32,
     /// The caller sent CANCEL.
@@ -67,20 +46,8 @@ pub struct OpenCallCheckpoint {
 
 impl OpenCallCheckpoint {
     fn of(o: &Open) -> Self {
-        let c = &o.call;
         OpenCallCheckpoint {
-            call_id: c.call_id.clone(),
-            from_addr: c.from_addr,
-            to_addr: c.to_addr,
-            from_user: c.from_user.clone(),
-            pai_user: c.pai_user.clone(),
-            ruri_user: c.ruri_user.clone(),
-            to_user: c.to_user.clone(),
-            invite_us: c.invite_us,
-            ringing_us: c.ringing_us,
-            answered_us: c.answered_us,
-            final_code: c.final_code,
-            outcome: c.outcome,
+            call: o.call.clone(),
             invite_cseq: o.invite_cseq,
             cancelled: o.cancelled,
             challenged: o.challenged,
@@ -93,23 +60,7 @@ impl OpenCallCheckpoint {
     fn into_open(self, key: u64) -> Open {
         Open {
             key,
-            call: Call {
-                call_id: self.call_id,
-                from_addr: self.from_addr,
-                to_addr: self.to_addr,
-                from_user: self.from_user,
-                pai_user: self.pai_user,
-                ruri_user: self.ruri_user,
-                to_user: self.to_user,
-                invite_us: self.invite_us,
-                ringing_us: self.ringing_us,
-                answered_us: self.answered_us,
-                ended_us: None,
-                final_code: self.final_code,
-                outcome: self.outcome,
-                closed: Closed::Signalled,
-                rtp: None,
-            },
+            call: Call { ended_us: None, closed: Closed::Signalled, rtp: None, ..self.call },
             invite_cseq: self.invite_cseq,
             cancelled: self.cancelled,
             challenged: self.challenged,
@@ -204,12 +155,12 @@ impl Tracker {
         let mut restored = Vec::new();
         self.took_over = true;
         for c in calls {
-            if self.open.contains_key(c.call_id.as_str()) || self.open.len() >= self.config.max_open {
+            if self.open.contains_key(c.call.call_id.as_str()) || self.open.len() >= self.config.max_open {
                 continue;
             }
             let key = self.next_key;
             self.next_key += 1;
-            let id: Box<str> = c.call_id.as_str().into();
+            let id: Box<str> = c.call.call_id.as_str().into();
             let open = c.clone().into_open(key);
             // A Call-ID that also ended here before (this chassis served the call until a
             // switchover) stays remembered as ended, as for a call whose new INVITE opens it

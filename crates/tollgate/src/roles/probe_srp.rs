@@ -173,7 +173,7 @@ fn lock(probe: &Mutex<Probe>) -> std::sync::MutexGuard<'_, Probe> {
 /// Checkpoints `call` unless the store holds it as it is; a call that cannot be checkpointed
 /// (too large) leaves the store, so the mate never takes over an older copy of it.
 fn upsert(store: &mut SessionStore, call: &OpenCallCheckpoint, now: Instant) {
-    let Some(key) = call_key(&call.call_id) else { return };
+    let Some(key) = call_key(&call.call.call_id) else { return };
     let written = serde_json::to_vec(call).map_err(|e| e.to_string()).and_then(|value| {
         if store.get(&key).is_some_and(|held| held.value == value) {
             return Ok(());
@@ -182,7 +182,7 @@ fn upsert(store: &mut SessionStore, call: &OpenCallCheckpoint, now: Instant) {
     });
     if let Err(err) = written {
         store.remove(&key);
-        tracing::error!(error = %err, call_id = %call.call_id, "cannot checkpoint an open call; the mate will not take it over");
+        tracing::error!(error = %err, call_id = %call.call.call_id, "cannot checkpoint an open call; the mate will not take it over");
     }
 }
 
@@ -205,7 +205,7 @@ impl ReplicatedState for OpenCalls {
 
     fn snapshot_full(&mut self, store: &mut SessionStore, now: Instant) {
         let calls = lock(&self.probe).checkpoint_open();
-        let keep: HashSet<String> = calls.iter().filter_map(|c| call_key(&c.call_id)).collect();
+        let keep: HashSet<String> = calls.iter().filter_map(|c| call_key(&c.call.call_id)).collect();
         let stale: Vec<String> = store
             .iter()
             .filter(|(k, e)| e.cmd == CMD_PROBE_CALL && !keep.contains(*k))
@@ -233,7 +233,7 @@ impl ReplicatedState for OpenCalls {
             .collect();
         // In the order the calls began: claims on a shared media endpoint are made in the
         // order the mate made them, and a cap keeps the oldest.
-        calls.sort_by_key(|c| (c.invite_us, c.last_us));
+        calls.sort_by_key(|c| (c.call.invite_us, c.last_us));
         lock(&self.probe).restore_open(calls)
     }
 
@@ -366,7 +366,7 @@ mod tests {
         active.snapshot_micro(&mut store, Instant::now());
         assert_eq!(keys(&store), ["call/up"], "the refused call left, the answered one stayed");
         let held: OpenCallCheckpoint = store.get_json("call/up").unwrap().unwrap();
-        assert_eq!(held.final_code, Some(200), "as it was when the service was released");
+        assert_eq!(held.call.final_code, Some(200), "as it was when the service was released");
         active.snapshot_micro(&mut store, Instant::now());
         assert_eq!(keys(&store), ["call/up"], "the abandoned call is not deleted by a later flush");
 
@@ -391,7 +391,7 @@ mod tests {
         active.snapshot_full(&mut store, now);
         assert_eq!(keys(&store), ["call/up", "velocity/other"]);
         let held: OpenCallCheckpoint = store.get_json("call/up").unwrap().unwrap();
-        assert_eq!(held.call_id, "up");
+        assert_eq!(held.call.call_id, "up");
 
         // A copy that does not read is left out, not taken over half.
         store.upsert(CMD_PROBE_CALL, "call/torn", b"{\"call_id\":".to_vec(), now).unwrap();
