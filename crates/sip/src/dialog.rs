@@ -359,24 +359,26 @@ impl Tracker {
         }
     }
 
-    /// Takes an open call out: its endpoints' claims end, its Call-ID is remembered as ended.
+    /// Takes an open call out: its endpoints' claims end, its Call-ID is remembered as ended
+    /// (with its media endpoints, which the returned call no longer holds).
     fn remove_open(&mut self, call_id: &str) -> Option<Open> {
-        let o = self.open.remove(call_id)?;
+        let mut o = self.open.remove(call_id)?;
         self.note_closed(call_id);
         self.by_activity.remove(&(o.last_us, o.key));
-        self.media.end(call_id, &o.media, o.call.ended_us.unwrap_or(o.last_us));
+        let media = std::mem::take(&mut o.media);
+        self.media.end(call_id, &media, o.call.ended_us.unwrap_or(o.last_us));
         // The endpoints stay mapped while the Call-ID is remembered.
         match self.recent.get_mut(call_id) {
             Some(ended) => {
                 ended.invite_cseq = o.invite_cseq;
-                for m in &o.media {
-                    if !ended.media.contains(m) {
-                        ended.media.push(*m);
+                for m in media {
+                    if !ended.media.contains(&m) {
+                        ended.media.push(m);
                     }
                 }
             }
             None => {
-                self.recent.insert(call_id.into(), Ended { invite_cseq: o.invite_cseq, media: o.media.clone() });
+                self.recent.insert(call_id.into(), Ended { invite_cseq: o.invite_cseq, media });
                 self.recent_order.push_back((o.last_us, call_id.into()));
             }
         }

@@ -103,11 +103,6 @@ impl Tracker {
         self.changes = on.then(Changes::default);
     }
 
-    /// Whether changes are noted ([`Tracker::note_changes`]).
-    pub fn notes_changes(&self) -> bool {
-        self.changes.is_some()
-    }
-
     /// Forgets the changes noted so far (the calls they name are gone or were replaced).
     pub fn clear_changes(&mut self) {
         if let Some(c) = self.changes.as_mut() {
@@ -115,10 +110,10 @@ impl Tracker {
         }
     }
 
+    /// Notes that open call `call_id` changed.
     pub(super) fn note_changed(&mut self, call_id: &str) {
         if let Some(c) = self.changes.as_mut()
             && !c.changed.contains(call_id)
-            && self.open.contains_key(call_id)
         {
             c.changed.insert(call_id.into());
         }
