@@ -17,9 +17,9 @@ use tollgate_number::DialingPlan;
 use tollgate_policy::InternalNumbers;
 
 use crate::pipeline::{Probe, ProbeSettings};
+use crate::tcp::{TcpFlags, TcpLimits, TcpReassembler, TcpSegment, is_start_line};
 
 pub mod takeover;
-use crate::tcp::{TcpFlags, TcpLimits, TcpReassembler, TcpSegment, is_start_line};
 
 /// Small bounds, so the fuzzer reaches them.
 pub const LIMITS: TcpLimits = TcpLimits {

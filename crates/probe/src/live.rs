@@ -127,7 +127,7 @@ pub struct Shared {
 impl Shared {
     /// Feeds one payload to the probe; finished calls go to the sink.
     pub(crate) fn feed(&self, d: &Datagram<'_>) {
-        let reports = self.probe.lock().unwrap_or_else(|e| e.into_inner()).on_datagram(d);
+        let reports = crate::pipeline::lock(&self.probe).on_datagram(d);
         for r in reports {
             (self.sink)(r);
         }
@@ -138,7 +138,7 @@ impl Shared {
     fn feed_all<'a>(&self, datagrams: impl Iterator<Item = Datagram<'a>>) {
         let mut reports = Vec::new();
         {
-            let mut probe = self.probe.lock().unwrap_or_else(|e| e.into_inner());
+            let mut probe = crate::pipeline::lock(&self.probe);
             for d in datagrams {
                 reports.extend(probe.on_datagram(&d));
             }
@@ -151,7 +151,7 @@ impl Shared {
     /// A captured packet: UDP as it is, TCP through the probe's stream reassembly.
     #[cfg(feature = "live-capture")]
     pub(crate) fn feed_packet(&self, p: &crate::decode::Packet<'_>) {
-        let reports = self.probe.lock().unwrap_or_else(|e| e.into_inner()).on_packet(p);
+        let reports = crate::pipeline::lock(&self.probe).on_packet(p);
         for r in reports {
             (self.sink)(r);
         }
@@ -290,7 +290,7 @@ async fn expiry(shared: Shared, udp_ports: Vec<u16>) {
         if !udp_ports.is_empty() {
             shared.stats.socket_drops.store(udp_socket_drops(&udp_ports), Ordering::Relaxed);
         }
-        let reports = shared.probe.lock().unwrap_or_else(|e| e.into_inner()).expire(now_us());
+        let reports = crate::pipeline::lock(&shared.probe).expire(now_us());
         for r in reports {
             (shared.sink)(r);
         }

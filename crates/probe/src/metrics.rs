@@ -60,7 +60,7 @@ fn ladder_metrics(e: &mut DescriptorEncoder, l: &crate::ladder::LadderStats) -> 
 impl Collector for ProbeCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
         let (counters, tracker, open, ladder, tcp, tcp_flows, tcp_held) = {
-            let p = self.probe.lock().unwrap_or_else(|x| x.into_inner());
+            let p = crate::pipeline::lock(&self.probe);
             (
                 p.counters().clone(),
                 p.tracker().stats(),

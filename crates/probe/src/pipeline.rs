@@ -186,6 +186,13 @@ pub struct Probe {
     last_tcp_expire_us: i64,
 }
 
+/// Locks a probe shared between threads (live sources, timers, metrics, an SRP pair's
+/// checkpoints). A panic in another holder does not stop the others: the lock is taken
+/// anyway, as every packet after it must still be counted.
+pub fn lock(probe: &std::sync::Mutex<Probe>) -> std::sync::MutexGuard<'_, Probe> {
+    probe.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn time(us: i64) -> DateTime<Utc> {
     Utc.timestamp_micros(us).single().unwrap_or_default()
 }
@@ -272,6 +279,15 @@ impl Probe {
             && let Some(s) = self.open_sources.remove(call_id)
         {
             hook.ended(s);
+        }
+    }
+
+    /// A call left the tracker without a record: its calls-in-progress state and its ladder
+    /// go too.
+    fn forget_call(&mut self, call_id: &str) {
+        self.call_gone(call_id);
+        if let Some(ladder) = self.ladder.as_mut() {
+            ladder.finish(call_id);
         }
     }
 
@@ -390,10 +406,7 @@ impl Probe {
         self.tcp = tcp;
         out.extend(self.tracker.expire(now_us).into_iter().map(|c| self.report(c)).collect::<Vec<_>>());
         for call_id in self.tracker.drain_unconfirmed() {
-            self.call_gone(&call_id);
-            if let Some(ladder) = self.ladder.as_mut() {
-                ladder.finish(&call_id);
-            }
+            self.forget_call(&call_id);
         }
         out
     }
@@ -466,14 +479,9 @@ impl Probe {
         let calls = self.tracker.finish();
         // Forgetting them here is not their end: the mate's copies must stay.
         self.tracker.clear_changes();
-        if self.tracker.notes_changes() {
-            self.last_changes = Some(last);
-        }
+        self.last_changes = Some(last);
         for call in &calls {
-            self.call_gone(&call.call_id);
-            if let Some(ladder) = self.ladder.as_mut() {
-                ladder.finish(&call.call_id);
-            }
+            self.forget_call(&call.call_id);
         }
         self.counters.abandoned += calls.len() as u64;
         calls.len() as u64

@@ -171,7 +171,7 @@ impl ProbeRole {
             let probe = probe.clone();
             Arc::new(move |call_id: &str| {
                 // Copied out under the lock; converted after it is released.
-                let held = probe.lock().unwrap_or_else(|e| e.into_inner()).ladder().and_then(|l| l.call(call_id));
+                let held = tollgate_probe::pipeline::lock(&probe).ladder().and_then(|l| l.call(call_id));
                 held.map(call_messages)
             }) as tollgate_web::CallMessagesFn
         });
@@ -384,7 +384,7 @@ async fn print_summary(probe: Arc<Mutex<Probe>>, stats: Arc<LiveStats>, every: D
     loop {
         tick.tick().await;
         let (counters, open, evicted) = {
-            let p = probe.lock().unwrap_or_else(|e| e.into_inner());
+            let p = tollgate_probe::pipeline::lock(&probe);
             (p.counters().clone(), p.tracker().open_calls(), p.tracker().stats().evicted)
         };
         let rate = (counters.messages - last_messages) as f64 / every.as_secs_f64();

@@ -39,7 +39,7 @@ use tokio::sync::watch;
 use tollgate_alarms::Alarms;
 use tollgate_api::srp::SrpView;
 use tollgate_probe::live::{HepTcpLimits, LiveProbe, Shared};
-use tollgate_probe::pipeline::Probe;
+use tollgate_probe::pipeline::{Probe, lock};
 use tollgate_sip::dialog::OpenCallCheckpoint;
 use tollgate_srp::runtime::{self, Chassis, ForcedStandbySource, LinkSecurity, ReplicatedState, SrpData, SrpHandle};
 use tollgate_srp::session::{CmdId, MAX_KEY_LEN, SessionStore};
@@ -164,10 +164,6 @@ impl OpenCalls {
         lock(&probe).note_changes(true);
         OpenCalls { probe }
     }
-}
-
-fn lock(probe: &Mutex<Probe>) -> std::sync::MutexGuard<'_, Probe> {
-    probe.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Checkpoints `call` unless the store holds it as it is; a call that cannot be checkpointed
